@@ -1,0 +1,111 @@
+"""The Python API: compile a model, run it on the simulated NPU, profile it, save and load it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .arch import Arch, load_arch
+from .codegen.context import CompileOptions
+from .errors import BinaryError, InputError
+from .isa import container
+from .isa.encoding import disassemble
+from .isa.program import Program
+from .quant import kernels_vpu as kv
+from .report.profile import Profile, build_profile
+from .sim.functional import Simulator
+from .sim.timing import simulate
+from .isa import instructions as I
+
+
+def _arch(arch: str | Path | Arch) -> Arch:
+    return arch if isinstance(arch, Arch) else load_arch(arch)
+
+
+class CompiledModel:
+    """A compiled program bound to its architecture."""
+
+    def __init__(self, program: Program, arch: Arch, qgraph=None, sqnr=None):
+        self.program, self.arch = program, arch
+        self.qgraph, self.sqnr = qgraph, sqnr or []
+        self._sim = Simulator(program, {I.ABUF: arch.abuf_bytes, I.WBUF: arch.wbuf_bytes, I.ACC: arch.acc_bytes})
+        self._profile: Profile | None = None
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.program.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.program.outputs]
+
+    def run_int(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
+        """Run on the NPU's own integer tensors (no boundary conversion)."""
+        return self._sim.run(feeds, order)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference. Float models take and return float32; int models their own types."""
+        unknown = set(feeds) - set(self.input_names)
+        if unknown:
+            raise InputError(f"unknown input(s) {sorted(unknown)}; the model takes {self.input_names}")
+        ints = {}
+        for t in self.program.inputs:
+            if t.name not in feeds:
+                raise InputError(f"missing input {t.name!r}; the model takes {self.input_names}")
+            x = np.asarray(feeds[t.name])
+            if tuple(x.shape) != t.shape:
+                raise InputError(f"input {t.name!r} has shape {list(x.shape)}; the model was compiled for "
+                                 f"{list(t.shape)} (recompile with --input-shape {t.name}=...)")
+            ints[t.name] = kv.quantize(x.astype(np.float32), t.scale, t.zero_point, np.dtype(t.dtype)) \
+                if t.is_float else x.astype(t.dtype)
+        out = self._sim.run(ints)
+        return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float else out[t.name]
+                for t in self.program.outputs}
+
+    def profile(self) -> Profile:
+        if self._profile is None:
+            self._profile = build_profile(self.program, self.arch, simulate(self.program, self.arch))
+        return self._profile
+
+    def timeline(self):
+        return simulate(self.program, self.arch)
+
+    def to_bytes(self) -> bytes:
+        return self.program.to_bytes(self.arch.fingerprint)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    def disasm(self) -> str:
+        names = [r.name for r in self.arch.regions]
+        return disassemble(self.program.instructions, names, [layer.name for layer in self.program.layers])
+
+
+def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
+            input_shapes: dict[str, tuple[int, ...]] | None = None,
+            calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
+            options: CompileOptions | None = None) -> CompiledModel:
+    """Compile an ONNX model for an architecture (preset name, TOML path or Arch)."""
+    from .compiler import compile_graph, load_model
+    a = _arch(arch)
+    g = load_model(model, input_shapes)
+    program, qg, sqnr = compile_graph(g, a, calibration, method, options or CompileOptions(), str(model))
+    return CompiledModel(program, a, qg, sqnr)
+
+
+def loads(data: bytes) -> CompiledModel:
+    program = Program.from_bytes(data)
+    arch = Arch.from_toml_text(program.arch_toml)
+    if arch.fingerprint != program.meta.get("arch_fingerprint"):
+        raise BinaryError("architecture section does not match the binary's fingerprint")
+    return CompiledModel(program, arch)
+
+
+def load(path: str | Path) -> CompiledModel:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"no such binary: {p}")
+    return loads(p.read_bytes())
+
+
+_ = container

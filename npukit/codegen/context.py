@@ -1,0 +1,88 @@
+"""State shared by the lowering of one program: emitter, memory plan, SRAM slots, options."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ScheduleError
+from ..isa import instructions as I
+from .emitter import Emitter
+from .memory import ALIGN, ArenaPlan, ConstImage
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Named scheduler options (the explorer sweeps them)."""
+    dataflow: str = "arch"          # arch | ws | os: "arch" follows [mxu] dataflow
+    depthwise_engine: str = "auto"  # auto | mxu | vpu
+    double_buffer: bool = True
+    loop_order: str = "auto"        # auto | k_outer | rows_outer
+    max_tile_rows: int = 0          # 0 = no limit (a knob to force small tiles in tests)
+
+
+class SramSlots:
+    """Bump allocation of one SRAM for one layer; each request returns `count` slot addresses."""
+
+    def __init__(self, space: int, size: int, name: str):
+        self.space, self.size, self.name, self.top = space, size, name, 0
+
+    def take(self, nbytes: int, count: int) -> list[int]:
+        n = (max(nbytes, 1) + ALIGN - 1) // ALIGN * ALIGN
+        out = []
+        for _ in range(count):
+            if self.top + n > self.size:
+                raise ScheduleError(f"{self.name} too small: needs {self.top + n} bytes of {self.size}")
+            out.append(self.top)
+            self.top += n
+        return out
+
+
+class SlotPair:
+    """Ping-pong buffers with content keys: a tile already resident is not loaded again."""
+
+    def __init__(self, addrs: list[int]):
+        self.addrs, self.keys, self.cur = addrs, [None] * len(addrs), len(addrs) - 1
+
+    def lookup(self, key) -> tuple[int, bool]:
+        """(address, needs_load) for `key`, evicting the slot not in current use."""
+        if key in self.keys:
+            self.cur = self.keys.index(key)
+            return self.addrs[self.cur], False
+        self.cur = (self.cur + 1) % len(self.addrs)
+        self.keys[self.cur] = key
+        return self.addrs[self.cur], True
+
+    def next(self) -> int:
+        self.cur = (self.cur + 1) % len(self.addrs)
+        self.keys[self.cur] = None
+        return self.addrs[self.cur]
+
+
+@dataclass
+class Ctx:
+    arch: object
+    options: CompileOptions
+    arena: ArenaPlan
+    consts: ConstImage
+    emitter: Emitter = field(default_factory=Emitter)
+
+    @property
+    def act_space(self) -> int:
+        return self.arena.space
+
+    def addr(self, tensor: str) -> int:
+        return self.arena.where[tensor].addr
+
+    def const(self, array: np.ndarray) -> int:
+        return self.consts.add(array)
+
+    def slots(self):
+        """Fresh SRAM allocators for a layer (ABUF, WBUF, ACC)."""
+        a = self.arch
+        return (SramSlots(I.ABUF, a.abuf_bytes, "ABUF"), SramSlots(I.WBUF, a.wbuf_bytes, "WBUF"),
+                SramSlots(I.ACC, a.acc_bytes, "ACC"))
+
+    @property
+    def nbuf(self) -> int:
+        return 2 if self.options.double_buffer else 1

@@ -1,0 +1,152 @@
+"""Lowering of CONV2D (plain, grouped, transposed, depthwise) and FULLY_CONNECTED to tiles.
+
+Weights are laid out in the constant image in tile order, so each weight tile is one
+contiguous DMA; per-channel bias, multiplier and shift follow each output-channel block.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir.graph import ConvAttrs, Graph, Node, Op
+from ..isa import instructions as I
+from ..schedule.tiling import ConvShape, ConvTiling, rows_in, search_conv
+from ..sim import costs
+from .context import Ctx, SlotPair
+from .emitter import dma
+
+
+def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
+    x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    w = g.tensors[node.inputs[1]].data
+    k_all = out.shape[-1]
+    bias = (g.tensors[node.inputs[2]].data if len(node.inputs) > 2
+            else np.zeros(k_all, np.int32)).astype(np.int32)
+    p = node.params
+    if node.op is Op.FULLY_CONNECTED:   # a 1x1 conv over all leading positions
+        n_pos = int(np.prod(x.shape[:-1]))
+        x_shape, o_shape = (1, 1, n_pos, x.shape[-1]), (1, 1, n_pos, k_all)
+        w, attrs = w.reshape(w.shape[0], 1, 1, w.shape[1]), ConvAttrs()
+    else:
+        x_shape, o_shape, attrs = x.shape, out.shape, node.attrs
+    n, h, wd, c = x_shape
+    _, eh, ew, _ = o_shape
+    kh, kw = w.shape[1:3]
+    groups = 1 if attrs.depthwise else attrs.groups
+    mult = k_all // c if attrs.depthwise else 0
+    shape = ConvShape(h, wd, c // groups, eh, ew, k_all // groups, kh, kw, attrs.stride[0],
+                      attrs.dilation[0], attrs.input_dilation[0], mult)
+    o = ctx.options
+    pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
+    t = search_conv(shape, ctx.arch, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows)
+    params = np.stack([bias, np.asarray(p.multiplier, np.int32) * np.ones(k_all, np.int32),
+                       np.asarray(p.shift, np.int32) * np.ones(k_all, np.int32)])
+    for b in range(n):
+        for grp in range(groups):
+            _emit_nest(ctx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape)
+    return {"tiling": t}
+
+
+def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp, x_shape, o_shape):
+    e, act = ctx.emitter, ctx.act_space
+    _, h, wd, c_all = x_shape
+    k_all = o_shape[-1]
+    dw = s.depthwise_mult > 0
+    a_slots, w_slots, acc_slots = ctx.slots()
+    nb = ctx.nbuf
+    in_tile = rows_in(s, t.th) * wd * t.tc
+    ins = SlotPair(a_slots.take(in_tile, nb))
+    outs = SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
+    wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * (1 if dw else t.tc), nb))
+    prm = SlotPair(w_slots.take(12 * t.tk, nb))
+    accs = SlotPair(acc_slots.take(4 * t.th * s.ew * t.tk, nb))
+    x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all
+    o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all
+    pt, pl = attrs.pads[0], attrs.pads[1]
+    ih = attrs.input_dilation[0]
+    h_dil = (h - 1) * ih + 1
+    chunks = [(c0, min(t.tc, s.c - c0)) for c0 in range(0, s.c, t.tc)]
+    kblocks = ([(c0 * s.depthwise_mult, ln * s.depthwise_mult) for c0, ln in chunks] if dw
+               else [(k0, min(t.tk, s.k - k0)) for k0 in range(0, s.k, t.tk)])
+    rblocks = [(r0, min(t.th, s.eh - r0)) for r0 in range(0, s.eh, t.th)]
+    # weight and parameter blocks in tile order, in the constant image
+    w_addr, p_addr = {}, {}
+    for ki, (k0, kl) in enumerate(kblocks):
+        kg = grp * s.k + k0
+        p_addr[ki] = ctx.const(params[:, kg:kg + kl])
+        for ci, (c0, cl) in enumerate(chunks):
+            if dw:
+                if ci == ki:
+                    w_addr[ki, ci] = ctx.const(w[:, :, :, kg:kg + kl])
+            else:
+                w_addr[ki, ci] = ctx.const(w[kg:kg + kl, :, :, c0:c0 + cl])
+    wspace = ctx.consts.space
+    if t.order == "rows_outer":
+        nest = [(ki, ri) for ri in range(len(rblocks)) for ki in range(len(kblocks))]
+    else:
+        nest = [(ki, ri) for ki in range(len(kblocks)) for ri in range(len(rblocks))]
+    for ki, ri in nest:
+        (k0, kl), (r0, rl) = kblocks[ki], rblocks[ri]
+        y0 = r0 * s.sh - pt
+        y1 = (r0 + rl - 1) * s.sh - pt + s.dh * (s.kh - 1)
+        a = -(-max(y0, 0) // ih)
+        last = min(y1, h_dil - 1) // ih
+        acc = accs.next()
+        my_chunks = [(ki, chunks[ki])] if dw else list(enumerate(chunks))
+        if a > last:   # the whole tile reads padding only: its accumulators are zero
+            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, 4 * rl * s.ew * kl, 0),
+                   [], [(I.ACC, acc, acc + 4 * rl * s.ew * kl)])
+            my_chunks = []
+        for j, (ci, (c0, cl)) in enumerate(my_chunks):
+            n_rows = last - a + 1
+            src = x_base + a * wd * c_all + grp * s.c + c0
+            xa, load = ins.lookup(("x", ri, ci))
+            if load:
+                dma(e, act, src, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl), (1, 1, 1, n_rows * wd), cl)
+            wbytes = kl * s.kh * s.kw * (1 if dw else cl)
+            wa, load = wts.lookup(("w", ki, ci))
+            if load:
+                dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1, 1, 1, 1), wbytes)
+            reads = [(I.ABUF, xa, xa + n_rows * wd * cl), (I.WBUF, wa, wa + wbytes)]
+            writes = [(I.ACC, acc, acc + 4 * rl * s.ew * kl)]
+            geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
+                       dilation=attrs.dilation, pad_t=a * ih - y0, pad_l=pl)
+            if dw:
+                eng = I.Engine.MXU if t.engine == "mxu" else I.Engine.VPU
+                e.emit(lambda L, d, xa=xa, wa=wa, acc=acc, cl=cl, n_rows=n_rows: I.DwConv(
+                    L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=wa, dst=acc, mult=s.depthwise_mult,
+                    zp=node.params.input_zp, engine=int(eng), **geo), reads, writes)
+            else:
+                e.emit(lambda L, d, xa=xa, wa=wa, acc=acc, cl=cl, n_rows=n_rows, j=j: I.Conv(
+                    L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=cl, c_off=0, c_len=cl, wgt=wa, dst=acc,
+                    k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
+                    dataflow=t.dataflow, **geo), reads + ([writes[0]] if j else []), writes)
+        pa, load = prm.lookup(("p", ki))
+        if load:
+            dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), 12 * kl)
+        oa = outs.next()
+        npix = rl * s.ew
+        p = node.params
+        e.emit(lambda L, d, acc=acc, pa=pa, oa=oa: I.Requant(
+            L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=kl, dst_c_off=0,
+            out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max),
+            [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + 12 * kl)], [(I.ABUF, oa, oa + npix * kl)])
+        dst = o_base + r0 * s.ew * k_all + grp * s.k + k0
+        dma(e, I.ABUF, oa, (0, 0, 0, kl), act, dst, (0, 0, 0, k_all), (1, 1, 1, npix), kl)
+
+
+def conv_macs(g: Graph, node: Node) -> int:
+    out = g.tensors[node.outputs[0]]
+    w = g.tensors[node.inputs[1]]
+    if node.op is Op.FULLY_CONNECTED:
+        return int(np.prod(out.shape)) * w.shape[1]
+    per_out = w.shape[1] * w.shape[2] * (1 if node.attrs.depthwise else w.shape[3])
+    return int(np.prod(out.shape)) * per_out
+
+
+def conv_min_compute_cycles(g: Graph, node: Node, arch) -> int:
+    return math.ceil(conv_macs(g, node) / (arch.mxu.rows * arch.mxu.cols))
+
+
+_ = costs  # cost formulas are used by the tiling search

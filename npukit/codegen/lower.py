@@ -1,0 +1,147 @@
+"""Codegen driver: a quantised graph and an arch in, a Program out.
+
+Reads like the pipeline: partition (NPU or host, with a reason), plan off-chip memory,
+lower each layer in order to tiled instructions, then package regions and the I/O table.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ScheduleError
+from ..ir.graph import Graph, Node, Op
+from ..isa import instructions as I
+from ..isa.program import IoTensor, Layer, Program, Region
+from ..isa.serial import to_data
+from .context import CompileOptions, Ctx
+from .conv import conv_macs, lower_conv
+from .data import DATA_LOWERING
+from .memory import ConstImage, plan_arena
+from .vector import eltwise_plan, is_spatial_mean, lower_eltwise, lower_lut, lower_mean, lower_pool
+
+LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
+
+
+def npu_support(g: Graph, node: Node) -> str:
+    """'' if the NPU runs `node`, else the reason it runs on the host."""
+    op = node.op
+    rank = len(g.tensors[node.outputs[0]].shape)
+    if op in (Op.CONV2D, Op.FULLY_CONNECTED, Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE) or op in LUT_OPS:
+        return ""
+    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
+        return "" if eltwise_plan(g, node) else "broadcast pattern not supported by the VPU"
+    if op is Op.MEAN:
+        return "" if is_spatial_mean(g, node) else "mean over non-spatial axes"
+    if op in DATA_LOWERING:
+        return "" if rank <= 4 else f"{rank}-D tensor exceeds the 4-D DMA"
+    return f"no NPU lowering for {op.value}"
+
+
+def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Program:
+    names = [r.name for r in arch.regions]
+    act_space = I.REGION0 + names.index(arch.placement.activations)
+    w_space = I.REGION0 + names.index(arch.placement.weights)
+    arena = plan_arena(g, act_space)
+    consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
+    ctx = Ctx(arch, options, arena, consts)
+    ctx.emitter.readonly[w_space] = (consts.base, 1 << 62)
+    layers, host_segments, host_blobs = [], [], []
+    for i, node in enumerate(g.nodes):
+        ctx.emitter.layer = i
+        reason = npu_support(g, node)
+        detail = {}
+        if not reason:
+            detail = _lower(ctx, g, node) or {}
+        else:
+            _emit_host(ctx, g, node, host_segments, host_blobs)
+        layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
+                            _macs(g, node), _min_bytes(g, node), g.tensors[node.outputs[0]].size, reason,
+                            {k: str(v) for k, v in detail.items()}))
+    regions = _regions(arch, names, arena, consts)
+    return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, g.inputs, meta),
+                   _io(g, arena, g.outputs, meta), host_segments, host_blobs, layers, meta)
+
+
+def _lower(ctx: Ctx, g: Graph, node: Node):
+    op = node.op
+    if op in (Op.CONV2D, Op.FULLY_CONNECTED):
+        return lower_conv(ctx, g, node)
+    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
+        return lower_eltwise(ctx, g, node, eltwise_plan(g, node))
+    if op in LUT_OPS:
+        return lower_lut(ctx, g, node)
+    if op in (Op.MAX_POOL, Op.AVG_POOL):
+        return lower_pool(ctx, g, node)
+    if op is Op.MEAN:
+        return lower_mean(ctx, g, node)
+    if op is Op.RESHAPE:
+        return {}
+    if not DATA_LOWERING[op](ctx, g, node):
+        raise ScheduleError(f"{node.name}: {op.value} needs more than 4 strided dims")
+    return {}
+
+
+def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> None:
+    def ref(name):
+        t = g.tensors[name]
+        q = t.quant
+        rec = {"shape": list(t.shape), "dtype": t.dtype.value,
+               "quant": to_data(q, blobs) if q is not None else None}
+        if t.is_const:
+            rec["data"] = to_data(t.data, blobs)
+        else:
+            rec["space"], rec["addr"] = ctx.act_space, ctx.addr(name)
+        return rec
+
+    segments.append({"node": to_data(node.with_(source=()), blobs),
+                     "inputs": [ref(n) for n in node.inputs], "output": ref(node.outputs[0])})
+    seg = len(segments) - 1
+    reads = [(ctx.act_space, ctx.addr(n), ctx.addr(n) + g.tensors[n].nbytes)
+             for n in node.inputs if not g.tensors[n].is_const]
+    out = node.outputs[0]
+    writes = [(ctx.act_space, ctx.addr(out), ctx.addr(out) + g.tensors[out].nbytes)]
+    ctx.emitter.emit(lambda L, d: I.Host(L, d, seg), reads, writes)
+
+
+def _macs(g: Graph, node: Node) -> int:
+    return conv_macs(g, node) if node.op in (Op.CONV2D, Op.FULLY_CONNECTED) else 0
+
+
+def _min_bytes(g: Graph, node: Node) -> int:
+    """Weights plus graph inputs/outputs the layer touches: what must cross off-chip."""
+    total = sum(g.tensors[n].nbytes for n in node.inputs if g.tensors[n].is_const)
+    total += sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
+    total += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
+    return int(total)
+
+
+def _regions(arch, names, arena, consts) -> list[Region]:
+    out = []
+    for i, name in enumerate(names):
+        space = I.REGION0 + i
+        size = arena.size if space == arena.space else 0
+        if space == consts.space:
+            size = max(size, consts.end)
+        if size == 0:
+            continue
+        image = bytearray(size)
+        if space == consts.space:
+            image[consts.base:consts.end] = consts.data
+        limit = arch.region(name).size_mib * (1 << 20)
+        if size > limit:
+            raise ScheduleError(f"region {name!r} needs {size} bytes but has {int(limit)}")
+        out.append(Region(name, space, bytes(image)))
+    return out
+
+
+def _io(g: Graph, arena, names, meta) -> list[IoTensor]:
+    out = []
+    for name in names:
+        t = g.tensors[name]
+        q = t.quant
+        out.append(IoTensor(name, t.dtype.value, tuple(t.shape), arena.space, arena.where[name].addr,
+                            float(q.s) if q else 1.0, int(q.zp) if q else 0,
+                            bool(meta.get("float_io", {}).get(name, False))))
+    return out
+
+
+_ = np

@@ -1,0 +1,201 @@
+"""Lowering of VPU layers: element-wise arithmetic, tables, pooling and spatial mean."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import ScheduleError
+from ..ir.graph import Graph, Node, Op
+from ..isa import instructions as I
+from ..sim.semantics import params_to_ints
+from .context import Ctx, SlotPair
+from .emitter import contiguous, dma
+
+ELTWISE_KIND = {Op.ADD: I.Eltwise.ADD, Op.SUB: I.Eltwise.SUB, Op.MUL: I.Eltwise.MUL,
+                Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN}
+
+
+def _b_pattern(b_shape, out_shape) -> tuple[int, int] | None:
+    """Strides (per row, per column) of operand b over the [pixels, channels] view of the output."""
+    b_shape = (1,) * (len(out_shape) - len(b_shape)) + tuple(b_shape)
+    c = out_shape[-1]
+    if b_shape == tuple(out_shape):
+        return c, 1
+    lead_one = all(d == 1 for d in b_shape[:-1])
+    if lead_one and b_shape[-1] == c:
+        return 0, 1
+    if lead_one and b_shape[-1] == 1:
+        return 0, 0
+    if b_shape[-1] == 1 and b_shape[:-1] == tuple(out_shape[:-1]):
+        return 1, 0
+    return None
+
+
+def _swapped(params):
+    """The same arithmetic with the operands exchanged (commutative ops only)."""
+    fields = params.__dataclass_fields__
+    pairs = [("input1_offset", "input2_offset"), ("input1_multiplier", "input2_multiplier"),
+             ("input1_shift", "input2_shift")]
+    changes = {}
+    for f1, f2 in pairs:
+        if f1 in fields:
+            changes[f1], changes[f2] = getattr(params, f2), getattr(params, f1)
+    return replace(params, **changes)
+
+
+def eltwise_plan(g: Graph, node: Node):
+    """(a, b, params, b_strides) with the broadcast operand second, or None if unsupported."""
+    out = g.tensors[node.outputs[0]].shape
+    a, b = node.inputs
+    params = node.params
+    pat = _b_pattern(g.tensors[b].shape, out)
+    if g.tensors[a].shape != out or pat is None:
+        if node.op is Op.SUB or g.tensors[b].shape != out:
+            return None
+        a, b = b, a
+        params = _swapped(params) if params is not None else None
+        pat = _b_pattern(g.tensors[b].shape, out)
+        if pat is None or g.tensors[a].shape != out:
+            return None
+    return a, b, params, pat
+
+
+def _location(ctx: Ctx, g: Graph, name: str) -> tuple[int, int]:
+    t = g.tensors[name]
+    if t.is_const:
+        return ctx.consts.space, ctx.const(t.data)
+    return ctx.act_space, ctx.addr(name)
+
+
+def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
+    a, b, params, (bs_r, bs_c) = plan
+    e, out = ctx.emitter, g.tensors[node.outputs[0]]
+    c = out.shape[-1]
+    p_rows = out.size // c
+    b_rows = 1 if bs_r == 0 else p_rows
+    b_cols = 1 if bs_c == 0 else c
+    a_slots, _, _ = ctx.slots()
+    per_row = 2 * c + (b_cols if bs_r else 0)
+    fixed = 0 if bs_r else b_cols
+    tr = min(p_rows, (a_slots.size // ctx.nbuf - 64 - fixed) // max(per_row, 1))
+    if tr < 1:
+        raise ScheduleError(f"{node.name}: a row of {c} channels does not fit ABUF")
+    a_buf = SlotPair(a_slots.take(tr * c, ctx.nbuf))
+    o_buf = SlotPair(a_slots.take(tr * c, ctx.nbuf))
+    b_buf = SlotPair(a_slots.take(tr * b_cols if bs_r else b_cols, ctx.nbuf))
+    a_space, a_addr = _location(ctx, g, a)
+    b_space, b_addr = _location(ctx, g, b)
+    o_addr = ctx.addr(node.outputs[0])
+    qparams = params_to_ints(params) if params is not None else ()
+    kind = int(ELTWISE_KIND[node.op])
+    for r0 in range(0, p_rows, tr):
+        rl = min(tr, p_rows - r0)
+        aa, _ = a_buf.lookup(("a", r0))
+        contiguous(e, a_space, a_addr + r0 * c, I.ABUF, aa, rl * c)
+        b_key = ("b", r0) if bs_r else ("b",)
+        ba, load = b_buf.lookup(b_key)
+        b_len = rl * b_cols if bs_r else b_cols
+        if load:
+            contiguous(e, b_space, b_addr + (r0 * b_cols if bs_r else 0), I.ABUF, ba, b_len)
+        oa = o_buf.next()
+        strides = (b_cols if bs_r else 0, 1 if bs_c else 0)
+        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams),
+               [(I.ABUF, aa, aa + rl * c), (I.ABUF, ba, ba + b_len)], [(I.ABUF, oa, oa + rl * c)])
+        contiguous(e, I.ABUF, oa, ctx.act_space, o_addr + r0 * c, rl * c)
+    return {}
+
+
+def lower_lut(ctx: Ctx, g: Graph, node: Node) -> dict:
+    e, n = ctx.emitter, g.tensors[node.outputs[0]].size
+    a_slots, w_slots, _ = ctx.slots()
+    chunk = min(n, (a_slots.size // (2 * ctx.nbuf)) // 16 * 16 or n)
+    ins, outs = SlotPair(a_slots.take(chunk, ctx.nbuf)), SlotPair(a_slots.take(chunk, ctx.nbuf))
+    table = w_slots.take(256, 1)[0]
+    contiguous(e, ctx.consts.space, ctx.const(node.params.table), I.WBUF, table, 256)
+    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
+    for i in range(0, n, chunk):
+        ln = min(chunk, n - i)
+        xa = ins.next()
+        contiguous(e, ctx.act_space, src + i, I.ABUF, xa, ln)
+        oa = outs.next()
+        e.emit(lambda L, d: I.Lut(L, d, xa, ln, table, oa),
+               [(I.ABUF, xa, xa + ln), (I.WBUF, table, table + 256)], [(I.ABUF, oa, oa + ln)])
+        contiguous(e, I.ABUF, oa, ctx.act_space, dst + i, ln)
+    return {}
+
+
+def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
+    e, a = ctx.emitter, node.attrs
+    n, h, w, c = g.tensors[node.inputs[0]].shape
+    _, eh, ew, _ = g.tensors[node.outputs[0]].shape
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = a.kernel, a.stride, a.pads
+    a_slots, _, _ = ctx.slots()
+    budget = a_slots.size // ctx.nbuf - 64
+    th, cb = eh, c
+    while cb > 1 and min(h, (th - 1) * sh + kh) * w * cb + th * ew * cb > budget:
+        if th > 1:
+            th = math.ceil(th / 2)
+        else:
+            cb = math.ceil(cb / 2)
+    rows_max = min(h, (th - 1) * sh + kh)
+    if rows_max * w * cb + th * ew * cb > budget:
+        raise ScheduleError(f"{node.name}: no pooling tile fits ABUF ({a_slots.size} B)")
+    ins, outs = SlotPair(a_slots.take(rows_max * w * cb, ctx.nbuf)), SlotPair(a_slots.take(th * ew * cb, ctx.nbuf))
+    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
+    kind = 0 if node.op is Op.MAX_POOL else 1
+    p = node.params
+    for b in range(n):
+        for c0 in range(0, c, cb):
+            cl = min(cb, c - c0)
+            for r0 in range(0, eh, th):
+                rl = min(th, eh - r0)
+                y0, y1 = r0 * sh - pt, (r0 + rl - 1) * sh - pt + kh - 1
+                lo, hi = max(y0, 0), min(y1, h - 1)
+                rows = hi - lo + 1
+                xa = ins.next()
+                dma(e, ctx.act_space, src + ((b * h + lo) * w) * c + c0, (0, 0, 0, c), I.ABUF, xa,
+                    (0, 0, 0, cl), (1, 1, 1, rows * w), cl)
+                oa = outs.next()
+                tpb = max(0, (rl - 1) * sh + kh - (lo - y0) - rows)
+                tpr = max(0, (ew - 1) * sw + kw - pl - w)
+                e.emit(lambda L, d: I.Pool(L, d, kind, xa, rows, w, cl, oa, rl, ew, (kh, kw), (sh, sw),
+                                           lo - y0, pl, tpb, tpr, p.act_min, p.act_max),
+                       [(I.ABUF, xa, xa + rows * w * cl)], [(I.ABUF, oa, oa + rl * ew * cl)])
+                dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.act_space, dst + ((b * eh + r0) * ew) * c + c0,
+                    (0, 0, 0, c), (1, 1, 1, rl * ew), cl)
+    return {}
+
+
+def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
+    e = ctx.emitter
+    n, h, w, c = g.tensors[node.inputs[0]].shape
+    a_slots, _, _ = ctx.slots()
+    budget = a_slots.size // ctx.nbuf - 64
+    cb = max(1, min(c, budget // (h * w + 1)))
+    if h * w * cb + cb > budget:
+        raise ScheduleError(f"{node.name}: a {h}x{w} mean does not fit ABUF ({a_slots.size} B)")
+    ins, outs = SlotPair(a_slots.take(h * w * cb, ctx.nbuf)), SlotPair(a_slots.take(cb, ctx.nbuf))
+    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
+    qp = params_to_ints(node.params)
+    for b in range(n):
+        for c0 in range(0, c, cb):
+            cl = min(cb, c - c0)
+            qp_c = qp
+            xa = ins.next()
+            dma(e, ctx.act_space, src + b * h * w * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
+                (1, 1, 1, h * w), cl)
+            oa = outs.next()
+            e.emit(lambda L, d: I.Mean(L, d, xa, h * w, cl, oa, qp_c),
+                   [(I.ABUF, xa, xa + h * w * cl)], [(I.ABUF, oa, oa + cl)])
+            contiguous(e, I.ABUF, oa, ctx.act_space, dst + b * c + c0, cl)
+    return {}
+
+
+def is_spatial_mean(g: Graph, node: Node) -> bool:
+    x = g.tensors[node.inputs[0]]
+    return len(x.shape) == 4 and sorted(a % 4 for a in node.attrs.axes) == [1, 2] and node.attrs.keepdims
+
+
+_ = np

@@ -1,0 +1,97 @@
+"""The compiler driver: model file -> Program, one stage after another.
+
+    frontend -> optimise -> calibrate -> quantise -> (SQNR report) -> lower to instructions
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .codegen.context import CompileOptions
+from .codegen.lower import lower_program
+from .errors import InputError, ModelError
+from .frontend.onnx import load_onnx
+from .ir.graph import Graph
+from .isa.program import Program
+from .opt.pipeline import optimize
+from .quant import kernels_vpu as kv
+from .quant.calibrate import METHODS, calibration_feeds, observe
+from .quant.quantize import quantize_graph
+from .sim.reference import run_reference
+
+
+class RandomCalibrationWarning(UserWarning):
+    pass
+
+
+@dataclass(frozen=True)
+class LayerSqnr:
+    layer: str
+    op: str
+    sqnr_db: float
+
+
+def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None) -> Graph:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"model file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return load_onnx(path, input_shapes)
+    raise ModelError(f"unsupported model format {suffix!r} (expected .onnx)")
+
+
+def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
+                  method: str = "minmax", options: CompileOptions = CompileOptions(),
+                  source: str = "") -> tuple[Program, Graph, list[LayerSqnr]]:
+    if method not in METHODS:
+        raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
+    g = optimize(g)
+    if calibration is None:
+        warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
+                      "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=2)
+    feeds = calibration_feeds(g, calibration)
+    observers, values = observe(g, feeds)
+    ranges = {name: obs.range(method) for name, obs in observers.items()}
+    qg = quantize_graph(g, ranges)
+    sqnr = sqnr_report(g, qg, feeds[:len(values)], values)
+    meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
+            "calibration_samples": len(feeds), "random_calibration": calibration is None,
+            "options": options.__dict__, "float_io": {n: True for n in list(g.inputs) + list(g.outputs)},
+            "sqnr": [s.__dict__ for s in sqnr]}
+    program = lower_program(qg, arch, options, meta)
+    return program, qg, sqnr
+
+
+def quantize_inputs(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {n: kv.quantize(np.asarray(feed[n], np.float32), qg.tensors[n].quant.s, qg.tensors[n].quant.zp)
+            for n in qg.inputs}
+
+
+def sqnr_report(g: Graph, qg: Graph, feeds: list[dict], values: list[dict]) -> list[LayerSqnr]:
+    """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst first."""
+    signal: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    for feed, fvals in zip(feeds, values):
+        ivals = run_reference(qg, quantize_inputs(qg, feed), keep_all=True)
+        for node in qg.nodes:
+            name = node.outputs[0]
+            q = qg.tensors[name].quant
+            f = fvals[name].astype(np.float64)
+            dq = (ivals[name].astype(np.float64) - q.zp) * q.s
+            signal[node.name] = signal.get(node.name, 0.0) + float(np.sum(f * f))
+            noise[node.name] = noise.get(node.name, 0.0) + float(np.sum((f - dq) ** 2))
+    out = [LayerSqnr(n.name, n.op.value, _db(signal.get(n.name, 0.0), noise.get(n.name, 0.0))) for n in qg.nodes]
+    return sorted(out, key=lambda s: s.sqnr_db)
+
+
+def _db(signal: float, noise: float) -> float:
+    if noise <= 0:
+        return float("inf")
+    if signal <= 0:
+        return float("-inf")
+    return float(10 * np.log10(signal / noise))

@@ -1,0 +1,160 @@
+"""ONNX -> float32 NHWC IR graph.
+
+Constant subgraphs (shape arithmetic, `If` on a constant condition, ...) are evaluated once the
+input shapes are fixed; every other node becomes IR nodes through the converters in
+onnx_ops_*.py. Graph inputs and outputs keep their ONNX names, shapes and layout.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ModelError, UnsupportedOpError
+from ..ir.graph import Graph
+from ..ir.verify import verify
+from .onnx_builder import Act, Builder
+from .onnx_const import constant_value, evaluate
+from .onnx_ops_nn import NN_CONVERTERS
+from .onnx_ops_tensor import TENSOR_CONVERTERS
+from .onnx_ops_eltwise import ELTWISE_CONVERTERS
+
+CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **ELTWISE_CONVERTERS}
+_NEVER_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike",
+               "RandomUniformLike", "Multinomial", "Bernoulli"}
+
+
+def _read_model(path_or_bytes) -> onnx.ModelProto:
+    try:
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            model = onnx.load_model_from_string(bytes(path_or_bytes))
+        else:
+            path = os.fspath(path_or_bytes)
+            if not os.path.isfile(path):
+                raise ModelError(f"ONNX model file {path!r} does not exist")
+            model = onnx.load(path)
+    except ModelError:
+        raise
+    except Exception as e:  # noqa: BLE001 - protobuf raises many kinds on corrupt input
+        raise ModelError(f"cannot parse ONNX model: {type(e).__name__}: {e}".splitlines()[0]) from e
+    if not model.HasField("graph") or not model.graph.node:
+        raise ModelError("not an ONNX model: the file holds no graph nodes")
+    return model
+
+
+def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
+    if vi.name in given:
+        return tuple(int(d) for d in given[vi.name])
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        raise ModelError(f"input {vi.name!r} has no shape: give it with --input-shape {vi.name}=...")
+    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in tt.shape.dim)
+    if -1 in dims:
+        shown = ",".join("?" if d < 0 else str(d) for d in dims)
+        raise ModelError(f"input {vi.name!r} has dynamic shape [{shown}]: give it with "
+                         f"--input-shape {vi.name}=<d0,d1,...>")
+    return dims
+
+
+def _all_names(graph: onnx.GraphProto, acc: set[str]) -> set[str]:
+    acc.update(i.name for i in graph.input)
+    acc.update(i.name for i in graph.initializer)
+    for node in graph.node:
+        acc.update(node.input)
+        acc.update(node.output)
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _all_names(a.g, acc)
+    acc.discard("")
+    return acc
+
+
+class _Importer:
+    def __init__(self, model: onnx.ModelProto, builder: Builder):
+        self.model = model
+        self.b = builder
+        self.opsets = [o for o in model.opset_import]
+
+    def run_graph(self, graph: onnx.GraphProto) -> None:
+        for init in graph.initializer:
+            self.b.values[init.name] = numpy_helper.to_array(init)
+        for node in graph.node:
+            self.b.source = (node.name or f"{node.op_type}:{node.output[0]}",)
+            self.run_node(node)
+
+    def run_node(self, node: onnx.NodeProto) -> None:
+        b, op = self.b, node.op_type
+        if op == "Constant":
+            b.values[node.output[0]] = constant_value(node)
+            return
+        ins = [b.values.get(n) if n else None for n in node.input]
+        for n, v in zip(node.input, ins):
+            if n and v is None:
+                raise ModelError(f"ONNX node {b.source[0]!r} uses {n!r}, which is never defined")
+        if op in ("Shape", "Size") and isinstance(ins[0], Act):
+            b.values[node.output[0]] = self._shape_value(node, np.array(ins[0].shape, np.int64))
+            return
+        if op not in _NEVER_FOLD and all(v is None or isinstance(v, np.ndarray) for v in ins):
+            for name, value in zip(node.output, evaluate(node, ins, self.opsets)):
+                b.values[name] = value
+            return
+        if op == "If":
+            self._inline_if(node, ins[0])
+            return
+        if node.domain not in ("", "ai.onnx") or op not in CONVERTERS:
+            raise UnsupportedOpError(f"unsupported ONNX operator '{op}' (node '{b.source[0]}')")
+        CONVERTERS[op](b, node)
+
+    @staticmethod
+    def _shape_value(node: onnx.NodeProto, shape: np.ndarray) -> np.ndarray:
+        if node.op_type == "Size":
+            return np.array(int(np.prod(shape)), np.int64)
+        attrs = {a.name: a.i for a in node.attribute}
+        start, end = attrs.get("start", 0), attrs.get("end", len(shape))
+        return shape[start:end]
+
+    def _inline_if(self, node: onnx.NodeProto, cond) -> None:
+        if not isinstance(cond, np.ndarray):
+            raise UnsupportedOpError(f"'If' node {self.b.source[0]!r} has a condition that depends on "
+                                     "the input data")
+        branches = {a.name: a.g for a in node.attribute}
+        taken = branches["then_branch" if bool(np.asarray(cond).ravel()[0]) else "else_branch"]
+        outer = self.b.source
+        self.run_graph(taken)
+        self.b.source = outer
+        for dst, src in zip(node.output, taken.output):
+            self.b.alias(dst, src.name)
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return int(o.version)
+    return 1
+
+
+def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """Import an ONNX model as a verified float32 IR graph (NHWC inside, ONNX layout at the edges)."""
+    model = _read_model(path_or_bytes)
+    g = model.graph
+    given = dict(input_shapes or {})
+    init_names = {i.name for i in g.initializer}
+    inputs = [vi for vi in g.input if vi.name not in init_names]
+    unknown = set(given) - {vi.name for vi in inputs}
+    if unknown:
+        raise ModelError(f"--input-shape names {sorted(unknown)}, the model's inputs are "
+                         f"{[vi.name for vi in inputs]}")
+    outputs = tuple(o.name for o in g.output)
+    b = Builder(_all_names(g, set()), outputs, _opset(model))
+    for vi in inputs:
+        elem = vi.type.tensor_type.elem_type
+        if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED):
+            raise UnsupportedOpError(f"input {vi.name!r} has element type "
+                                     f"{onnx.TensorProto.DataType.Name(elem)}; only float inputs are supported")
+        b.add_input(vi.name, _input_shape(vi, given))
+    importer = _Importer(model, b)
+    importer.run_graph(g)
+    graph = b.graph(tuple(vi.name for vi in inputs), outputs, g.name or "model")
+    return verify(graph, stage="onnx import")

@@ -1,0 +1,123 @@
+"""ONNX converters for element-wise ops: activations and broadcasting arithmetic."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir.graph import Clamp, EltwiseAttrs, LeakyReluAttrs, NoAttrs, Op
+from .onnx_builder import Builder
+from .onnx_const import attributes
+
+
+def _rank(b: Builder, name: str) -> int:
+    v = b.values[name]
+    return v.ndim if isinstance(v, np.ndarray) else v.rank
+
+
+def _unary(b: Builder, node, op: Op, attrs) -> str:
+    a = b.act(node.input[0])
+    return b.emit_result(node.output[0], op, [a.ir], attrs, nhwc=a.nhwc)
+
+
+def _scalar_const(b: Builder, value: float, base: str, rank: int) -> str:
+    return b.add_const(np.full((1,) * rank, value, np.float32), base)
+
+
+def relu(b: Builder, node) -> None:
+    _unary(b, node, Op.CLAMP, Clamp(0.0, None))
+
+
+def clip(b: Builder, node) -> None:
+    at = attributes(node)
+    if b.opset < 11:
+        lo, hi = at.get("min"), at.get("max")
+    else:
+        lo_c, hi_c = b.opt_const(node, 1), b.opt_const(node, 2)
+        lo = None if lo_c is None else float(np.asarray(lo_c).ravel()[0])
+        hi = None if hi_c is None else float(np.asarray(hi_c).ravel()[0])
+    lo = None if lo is None or lo <= -3.0e38 else float(lo)
+    hi = None if hi is None or hi >= 3.0e38 else float(hi)
+    _unary(b, node, Op.CLAMP, Clamp(lo, hi))
+
+
+def leaky_relu(b: Builder, node) -> None:
+    _unary(b, node, Op.LEAKY_RELU, LeakyReluAttrs(float(attributes(node).get("alpha", 0.01))))
+
+
+def prelu(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    slope = b.const(node.input[1], "slope")
+    b.values[node.input[1] + "/slope"] = slope
+    s = b.operand(node.input[1] + "/slope", a.rank)
+    b.emit_result(node.output[0], Op.PRELU, [a.ir, s], NoAttrs(), nhwc=a.nhwc)
+
+
+def sigmoid(b: Builder, node) -> None:
+    _unary(b, node, Op.SIGMOID, NoAttrs())
+
+
+def tanh(b: Builder, node) -> None:
+    _unary(b, node, Op.TANH, NoAttrs())
+
+
+def hard_swish(b: Builder, node) -> None:
+    _unary(b, node, Op.HARD_SWISH, NoAttrs())
+
+
+def hard_sigmoid(b: Builder, node) -> None:
+    """max(0, min(1, alpha*x + beta)) as MUL, ADD, CLAMP (x*HardSigmoid(x) becomes HARD_SWISH)."""
+    at = attributes(node)
+    a = b.act(node.input[0])
+    out = node.output[0]
+    alpha = _scalar_const(b, float(at.get("alpha", 0.2)), out + "_alpha", a.rank)
+    beta = _scalar_const(b, float(at.get("beta", 0.5)), out + "_beta", a.rank)
+    m = b.emit(Op.MUL, [a.ir, alpha], EltwiseAttrs(), b.fresh(out + "_scaled"))
+    s = b.emit(Op.ADD, [m, beta], EltwiseAttrs(), b.fresh(out + "_shifted"))
+    b.emit_result(out, Op.CLAMP, [s], Clamp(0.0, 1.0), nhwc=a.nhwc)
+
+
+def _binary(b: Builder, node, op: Op, x: str, y: str, out: str) -> str:
+    rank = max(_rank(b, x), _rank(b, y))
+    if b.is_const(x) and op in (Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
+        x, y = y, x                                   # activation first for commutative ops
+    ins = [b.operand(x, rank), b.operand(y, rank)]
+    return b.emit_result(out, op, ins, EltwiseAttrs(), nhwc=rank == 4)
+
+
+def _binary_converter(op: Op):
+    def convert(b: Builder, node) -> None:
+        _binary(b, node, op, node.input[0], node.input[1], node.output[0])
+    return convert
+
+
+def div(b: Builder, node) -> None:
+    if not b.is_const(node.input[1]):
+        raise UnsupportedOpError(f"unsupported ONNX operator 'Div' by a non-constant "
+                                 f"(node '{b.source[-1]}')")
+    recip = node.input[1] + "/reciprocal"
+    b.values[recip] = np.asarray(1.0 / b.const(node.input[1]).astype(np.float64), np.float32)
+    _binary(b, node, Op.MUL, node.input[0], recip, node.output[0])
+
+
+def _variadic(op: Op):
+    def convert(b: Builder, node) -> None:
+        names = [n for n in node.input if n]
+        if len(names) == 1:
+            b.alias(node.output[0], names[0])
+            return
+        acc = names[0]
+        for i, name in enumerate(names[1:], start=1):
+            last = i == len(names) - 1
+            out = node.output[0] if last else f"{node.output[0]}/{i}"
+            _binary(b, node, op, acc, name, out)
+            acc = out
+    return convert
+
+
+ELTWISE_CONVERTERS = {
+    "Relu": relu, "Clip": clip, "LeakyRelu": leaky_relu, "PRelu": prelu, "Sigmoid": sigmoid,
+    "Tanh": tanh, "HardSwish": hard_swish, "HardSigmoid": hard_sigmoid,
+    "Add": _binary_converter(Op.ADD), "Sub": _binary_converter(Op.SUB),
+    "Mul": _binary_converter(Op.MUL), "Div": div,
+    "Max": _variadic(Op.MAXIMUM), "Min": _variadic(Op.MINIMUM), "Sum": _variadic(Op.ADD),
+}

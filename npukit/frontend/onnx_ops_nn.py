@@ -1,0 +1,262 @@
+"""ONNX converters for the weighted and pooling layers: Conv, ConvTranspose, Gemm, MatMul,
+BatchNormalization, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir.graph import (ConvAttrs, EltwiseAttrs, FcAttrs, MeanAttrs, Op, PadAttrs, PoolAttrs,
+                        ReshapeAttrs, TransposeAttrs)
+from .onnx_builder import Act, Builder, TO_NHWC
+from .onnx_const import attributes
+
+
+def _unsupported(b: Builder, what: str):
+    return UnsupportedOpError(f"ONNX node {b.source[-1]!r}: {what}")
+
+
+def _spatial_pads(b: Builder, at: dict, in_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) from ONNX pads / auto_pad."""
+    auto = at.get("auto_pad", "NOTSET")
+    if auto in ("NOTSET", "VALID"):
+        p = list(at.get("pads", [0] * 4)) if auto == "NOTSET" else [0] * 4
+        return (p[0], p[1], p[2], p[3])
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        raise _unsupported(b, f"auto_pad {auto!r}")
+    begin, end = [], []
+    for n, k, s, d in zip(in_hw, kernel, stride, dilation):
+        total = max(0, (math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n)
+        small = total // 2
+        begin.append(small if auto == "SAME_UPPER" else total - small)
+        end.append(total - begin[-1])
+    return (begin[0], begin[1], end[0], end[1])
+
+
+def _as_2d(b: Builder, node, name: str) -> tuple[str, bool]:
+    """NHWC IR tensor of a 4-D input, or of a 3-D [N, C, L] input viewed as [N, 1, L, C]."""
+    a = b.act(name)
+    if a.rank == 4:
+        return a.ir, False
+    if a.rank == 3:
+        src = b.onnx_layout(name)
+        n, c, length = a.shape
+        r = b.emit(Op.RESHAPE, [src], ReshapeAttrs((n, c, 1, length)), b.fresh(name + "_2d"))
+        return b.emit(Op.TRANSPOSE, [r], TransposeAttrs(TO_NHWC), b.fresh(name + "_2d_nhwc")), True
+    raise _unsupported(b, f"{node.op_type} on a {a.rank}-D input is not supported")
+
+
+def _finish_2d(b: Builder, onnx_name: str, op: Op, inputs, attrs, was_1d: bool) -> None:
+    if not was_1d:
+        b.emit_result(onnx_name, op, inputs, attrs, nhwc=True)
+        return
+    y = b.emit(op, inputs, attrs, b.fresh(onnx_name + "_2d"))
+    n, _, length, c = b.tensors[y].shape
+    t = b.emit(Op.TRANSPOSE, [y], TransposeAttrs((0, 3, 1, 2)), b.fresh(onnx_name + "_2d_nchw"))
+    b.reshape_to_onnx(onnx_name, t, (n, c, length))
+
+
+def _conv_geometry(at: dict, w: np.ndarray, was_1d: bool):
+    k = tuple(w.shape[2:])
+    strides = tuple(at.get("strides", [1] * len(k)))
+    dilations = tuple(at.get("dilations", [1] * len(k)))
+    if was_1d:
+        k, strides, dilations = (1,) + k, (1,) + strides, (1,) + dilations
+        if "pads" in at:
+            at = {**at, "pads": [0, at["pads"][0], 0, at["pads"][1]]}
+    return at, k, strides, dilations
+
+
+def conv(b: Builder, node) -> None:
+    at = attributes(node)
+    x, was_1d = _as_2d(b, node, node.input[0])
+    w = b.const(node.input[1], "weight").astype(np.float32)
+    if was_1d:
+        w = w[:, :, None, :]
+    bias = b.opt_const(node, 2)
+    at, k, strides, dilations = _conv_geometry(at, w, was_1d)
+    _, in_h, in_w, c_in = b.tensors[x].shape
+    groups, out_ch = int(at.get("group", 1)), w.shape[0]
+    pads = _spatial_pads(b, at, (in_h, in_w), k, strides, dilations)
+    depthwise = groups == c_in and groups > 1 and w.shape[1] == 1
+    w_ir = w.transpose(1, 2, 3, 0) if depthwise else w.transpose(0, 2, 3, 1)
+    bias = np.zeros(out_ch, np.float32) if bias is None else bias.astype(np.float32)
+    attrs = ConvAttrs(strides, dilations, pads, 1 if depthwise else groups, depthwise=depthwise)
+    wt = b.add_const(w_ir, node.input[1])
+    bt = b.add_const(bias, node.input[2] if len(node.input) > 2 and node.input[2] else node.output[0] + "_bias")
+    _finish_2d(b, node.output[0], Op.CONV2D, [x, wt, bt], attrs, was_1d)
+
+
+def conv_transpose(b: Builder, node) -> None:
+    at = attributes(node)
+    x, was_1d = _as_2d(b, node, node.input[0])
+    w = b.const(node.input[1], "weight").astype(np.float32)     # [C_in, C_out / g, kh, kw]
+    if was_1d:
+        w = w[:, :, None, :]
+    bias = b.opt_const(node, 2)
+    at, k, strides, dilations = _conv_geometry(at, w, was_1d)
+    _, in_h, in_w, c_in = b.tensors[x].shape
+    groups = int(at.get("group", 1))
+    cout_g = w.shape[1]
+    out_ch = cout_g * groups
+    out_pad = list(at.get("output_padding", [0] * 2))
+    if was_1d:
+        out_pad = [0] + out_pad[-1:]
+    full = [s * (n - 1) + op + (kk - 1) * d + 1 for s, n, op, kk, d in
+            zip(strides, (in_h, in_w), out_pad, k, dilations)]
+    if "output_shape" in at:
+        want = list(at["output_shape"])[-2:] if not was_1d else [1] + list(at["output_shape"])[-1:]
+        total = [f - o for f, o in zip(full, want)]
+        upper = at.get("auto_pad", "NOTSET") == "SAME_UPPER"
+        begin = [t // 2 if upper else t - t // 2 for t in total]
+        pads = (begin[0], begin[1], total[0] - begin[0], total[1] - begin[1])
+    elif at.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+        total = [f - n * s for f, n, s in zip(full, (in_h, in_w), strides)]
+        upper = at["auto_pad"] == "SAME_UPPER"
+        begin = [t // 2 if upper else t - t // 2 for t in total]
+        pads = (begin[0], begin[1], total[0] - begin[0], total[1] - begin[1])
+    else:
+        pads = tuple(at.get("pads", [0] * 4)) if at.get("auto_pad", "NOTSET") == "NOTSET" else (0,) * 4
+    t, l, bo, r = pads
+    (dh, dw), (kh, kw) = dilations, k
+    ir_pads = (dh * (kh - 1) - t, dw * (kw - 1) - l, dh * (kh - 1) - bo + out_pad[0],
+               dw * (kw - 1) - r + out_pad[1])
+    if min(ir_pads) < 0:
+        raise _unsupported(b, f"ConvTranspose padding {pads} exceeds the kernel extent")
+    flipped = w[:, :, ::-1, ::-1]
+    depthwise = groups == c_in and groups > 1 and cout_g == 1
+    if depthwise:
+        w_ir = flipped.transpose(1, 2, 3, 0)                    # [1, kh, kw, C]
+    else:
+        cin_g = c_in // groups
+        wg = flipped.reshape(groups, cin_g, cout_g, kh, kw)     # per group: [cin_g, cout_g, kh, kw]
+        w_ir = wg.transpose(0, 2, 3, 4, 1).reshape(out_ch, kh, kw, cin_g)
+    attrs = ConvAttrs((1, 1), dilations, ir_pads, 1 if depthwise else groups, strides, depthwise)
+    bias = np.zeros(out_ch, np.float32) if bias is None else bias.astype(np.float32)
+    wt = b.add_const(w_ir, node.input[1])
+    bt = b.add_const(bias, node.output[0] + "_bias")
+    _finish_2d(b, node.output[0], Op.CONV2D, [x, wt, bt], attrs, was_1d)
+
+
+def _fc(b: Builder, node, x_name: str, weight: np.ndarray, bias: np.ndarray) -> None:
+    src = b.onnx_layout(x_name)
+    wt = b.add_const(weight, node.input[1])
+    bt = b.add_const(bias, node.output[0] + "_bias")
+    b.emit_result(node.output[0], Op.FULLY_CONNECTED, [src, wt, bt], FcAttrs(), nhwc=False)
+
+
+def gemm(b: Builder, node) -> None:
+    at = attributes(node)
+    a = b.act(node.input[0])
+    if at.get("transA", 0):
+        t = b.emit(Op.TRANSPOSE, [b.onnx_layout(node.input[0])], TransposeAttrs((1, 0)),
+                   b.fresh(node.input[0] + "_t"))
+        b.values[t] = Act(t, b.tensors[t].shape, False)
+        x_name = t
+    else:
+        x_name = node.input[0]
+    w = b.const(node.input[1], "weight (B)").astype(np.float32)
+    w = w if at.get("transB", 0) else w.T                      # [O, K]
+    w = w * np.float32(at.get("alpha", 1.0))
+    out_ch = w.shape[0]
+    bias = np.zeros(out_ch, np.float32)
+    c_act = None
+    if len(node.input) > 2 and node.input[2]:
+        if b.is_const(node.input[2]):
+            c = b.const(node.input[2]).astype(np.float32) * np.float32(at.get("beta", 1.0))
+            if c.size not in (1, out_ch) or (c.ndim == 2 and c.shape[0] != 1):
+                raise _unsupported(b, f"Gemm bias of shape {c.shape} that varies across rows")
+            bias = np.broadcast_to(c.reshape(-1), (out_ch,)).astype(np.float32)
+        else:
+            c_act = node.input[2]
+    if c_act is None:
+        _fc(b, node, x_name, w, bias)
+        return
+    if at.get("beta", 1.0) != 1.0:
+        raise _unsupported(b, "Gemm with a non-constant C and beta != 1")
+    tmp = node.output[0] + "_fc"
+    b.reserved.add(tmp)
+    src = b.onnx_layout(x_name)
+    y = b.emit(Op.FULLY_CONNECTED, [src, b.add_const(w, node.input[1]),
+                                    b.add_const(bias, tmp + "_bias")], FcAttrs(), b.fresh(tmp))
+    b.emit_result(node.output[0], Op.ADD, [y, b.onnx_layout(c_act)], EltwiseAttrs(), nhwc=False)
+
+
+def matmul(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    w = b.const(node.input[1], "weight (B)").astype(np.float32)
+    if w.ndim != 2 or a.rank < 2:
+        raise _unsupported(b, f"MatMul of {a.shape} by a constant of shape {w.shape}")
+    _fc(b, node, node.input[0], np.ascontiguousarray(w.T), np.zeros(w.shape[1], np.float32))
+
+
+def batch_norm(b: Builder, node) -> None:
+    at = attributes(node)
+    a = b.act(node.input[0])
+    scale, beta, mean, var = (b.const(n).astype(np.float64) for n in node.input[1:5])
+    mul = scale / np.sqrt(var + at.get("epsilon", 1e-5))
+    add = beta - mean * mul
+    shape = (a.shape[1],) + (1,) * (a.rank - 2)
+    b.values[node.output[0] + "/scale"] = mul.astype(np.float32).reshape(shape)
+    b.values[node.output[0] + "/shift"] = add.astype(np.float32).reshape(shape)
+    x = b.operand(node.input[0], a.rank)
+    m = b.emit(Op.MUL, [x, b.operand(node.output[0] + "/scale", a.rank)], EltwiseAttrs(),
+               b.fresh(node.output[0] + "_scaled"))
+    b.emit_result(node.output[0], Op.ADD, [m, b.operand(node.output[0] + "/shift", a.rank)],
+                  EltwiseAttrs(), nhwc=a.rank == 4)
+
+
+def _pool(b: Builder, node, op: Op) -> None:
+    at = attributes(node)
+    x = b.nhwc(node.input[0])
+    if len(node.output) > 1 and node.output[1]:
+        raise _unsupported(b, "MaxPool with an Indices output")
+    if any(d != 1 for d in at.get("dilations", [1, 1])):
+        raise _unsupported(b, "dilated pooling")
+    _, h, w, _ = b.tensors[x].shape
+    kernel = tuple(at["kernel_shape"])
+    stride = tuple(at.get("strides", [1, 1]))
+    t, l, bo, r = _spatial_pads(b, at, (h, w), kernel, stride, (1, 1))
+    extra = [0, 0]
+    if at.get("ceil_mode", 0):
+        for i, (n, p0, p1, k, s) in enumerate(zip((h, w), (t, l), (bo, r), kernel, stride)):
+            out = -(-(n + p0 + p1 - k) // s) + 1
+            if (out - 1) * s >= n + p0:       # the last window must start inside the input
+                out -= 1
+            extra[i] = max(0, (out - 1) * s + k - (n + p0 + p1))
+    include = bool(at.get("count_include_pad", 0)) and op is Op.AVG_POOL
+    if include and any(extra) and any((t, l, bo, r)):
+        # explicit pads count, the ceil-mode overhang does not: pad with zeros first
+        x = b.emit(Op.PAD, [x], PadAttrs(((0, 0), (t, bo), (l, r), (0, 0))), b.fresh(node.output[0] + "_pad"))
+        t = l = bo = r = 0
+        include = False
+    elif include and any(extra):
+        include = False
+    attrs = PoolAttrs(kernel, stride, (t, l, bo + extra[0], r + extra[1]), include)
+    b.emit_result(node.output[0], op, [x], attrs, nhwc=True)
+
+
+def max_pool(b: Builder, node) -> None:
+    _pool(b, node, Op.MAX_POOL)
+
+
+def average_pool(b: Builder, node) -> None:
+    _pool(b, node, Op.AVG_POOL)
+
+
+def global_average_pool(b: Builder, node) -> None:
+    b.emit_result(node.output[0], Op.MEAN, [b.nhwc(node.input[0])], MeanAttrs((1, 2), True), nhwc=True)
+
+
+def global_max_pool(b: Builder, node) -> None:
+    x = b.nhwc(node.input[0])
+    _, h, w, _ = b.tensors[x].shape
+    b.emit_result(node.output[0], Op.MAX_POOL, [x], PoolAttrs((h, w), (1, 1)), nhwc=True)
+
+
+NN_CONVERTERS = {
+    "Conv": conv, "ConvTranspose": conv_transpose, "Gemm": gemm, "MatMul": matmul,
+    "BatchNormalization": batch_norm, "MaxPool": max_pool, "AveragePool": average_pool,
+    "GlobalAveragePool": global_average_pool, "GlobalMaxPool": global_max_pool,
+}

@@ -1,0 +1,223 @@
+"""ONNX converters for data movement: Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat,
+Split, Slice, Pad, Softmax, ReduceMean, Identity, Dropout, Cast (Resize lives in onnx_resize)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from ..errors import ModelError, UnsupportedOpError
+from ..ir.graph import (ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
+                        SoftmaxAttrs, TransposeAttrs)
+from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
+from .onnx_const import attributes
+from .onnx_resize import RESIZE_CONVERTERS
+
+
+def _axes_input(b: Builder, node, at: dict, index: int) -> list[int] | None:
+    if "axes" in at:
+        return list(at["axes"])
+    v = b.opt_const(node, index)
+    return None if v is None else [int(a) for a in v.ravel()]
+
+
+def flatten(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    axis = attributes(node).get("axis", 1) % max(a.rank, 1) if a.rank else 0
+    lead = int(np.prod(a.shape[:axis]))
+    b.reshape_to_onnx(node.output[0], b.onnx_layout(node.input[0]), (lead, int(np.prod(a.shape)) // lead))
+
+
+def reshape(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    shape = [int(d) for d in b.const(node.input[1], "shape").ravel()]
+    if not attributes(node).get("allowzero", 0):
+        shape = [a.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1]))
+        shape[shape.index(-1)] = int(np.prod(a.shape)) // max(known, 1)
+    if int(np.prod(shape)) != int(np.prod(a.shape)):
+        raise ModelError(f"Reshape node {b.source[-1]!r}: cannot reshape {a.shape} to {tuple(shape)}")
+    b.reshape_to_onnx(node.output[0], b.onnx_layout(node.input[0]), tuple(shape))
+
+
+def squeeze(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    axes = _axes_input(b, node, attributes(node), 1)
+    axes = {ax % a.rank for ax in axes} if axes is not None else {i for i, d in enumerate(a.shape) if d == 1}
+    shape = tuple(d for i, d in enumerate(a.shape) if i not in axes)
+    b.reshape_to_onnx(node.output[0], b.onnx_layout(node.input[0]), shape)
+
+
+def unsqueeze(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    axes = _axes_input(b, node, attributes(node), 1)
+    rank = a.rank + len(axes)
+    shape = list(a.shape)
+    for ax in sorted(x % rank for x in axes):
+        shape.insert(ax, 1)
+    b.reshape_to_onnx(node.output[0], b.onnx_layout(node.input[0]), tuple(shape))
+
+
+def transpose(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    perm = tuple(attributes(node).get("perm", list(range(a.rank))[::-1]))
+    b.emit_result(node.output[0], Op.TRANSPOSE, [b.onnx_layout(node.input[0])], TransposeAttrs(perm),
+                  nhwc=False)
+
+
+def concat(b: Builder, node) -> None:
+    names = [n for n in node.input if n]
+    rank = max(np.ndim(v) if isinstance(v, np.ndarray) else v.rank for v in (b.values[n] for n in names))
+    axis = onnx_axis_to_ir(attributes(node)["axis"], rank)
+    ins = [b.operand(n, rank) for n in names]
+    b.emit_result(node.output[0], Op.CONCAT, ins, ConcatAttrs(axis), nhwc=rank == 4)
+
+
+def _slice_one(b: Builder, onnx_out: str, x: str, rank: int, shape, axis: int, start: int, end: int,
+               step: int = 1) -> None:
+    """One ONNX-semantics slice along ONNX axis `axis` of value in IR tensor `x`."""
+    begin, stop, steps = [0] * rank, list(shape), [1] * rank
+    begin[axis], stop[axis], steps[axis] = start, end, step
+    attrs = SliceAttrs(to_ir_order(begin, rank), to_ir_order(stop, rank), to_ir_order(steps, rank))
+    b.emit_result(onnx_out, Op.SLICE, [x], attrs, nhwc=rank == 4)
+
+
+def split(b: Builder, node) -> None:
+    at = attributes(node)
+    a = b.act(node.input[0])
+    axis = at.get("axis", 0) % a.rank
+    sizes = at.get("split")
+    if sizes is None and len(node.input) > 1 and node.input[1]:
+        sizes = [int(s) for s in b.const(node.input[1]).ravel()]
+    n_out = len(node.output)
+    if sizes is None:
+        dim = a.shape[axis]
+        chunk = -(-dim // n_out)
+        sizes = [min(chunk, dim - i * chunk) for i in range(n_out)]
+    x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
+    start = 0
+    for out, size in zip(node.output, sizes):
+        if out:
+            _slice_one(b, out, x, a.rank, a.shape, axis, start, start + int(size))
+        start += int(size)
+
+
+def _onnx_slice_bounds(dim: int, start: int, end: int, step: int) -> tuple[int, int]:
+    """Clamp ONNX start/end to the python-slice equivalent (end -dim-1 means 'before index 0')."""
+    start = start + dim if start < 0 else start
+    end = end + dim if end < 0 else end
+    if step > 0:
+        return min(max(start, 0), dim), min(max(end, 0), dim)
+    start = min(max(start, -1), dim - 1)
+    end = min(max(end, -1), dim - 1)
+    return start, end if end >= 0 else -dim - 1
+
+
+def slice_(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    at = attributes(node)
+    if "starts" in at:                                   # opset < 10: attributes
+        starts, ends = at["starts"], at["ends"]
+        axes, steps = at.get("axes", list(range(len(starts)))), [1] * len(starts)
+    else:
+        starts = [int(v) for v in b.const(node.input[1]).ravel()]
+        ends = [int(v) for v in b.const(node.input[2]).ravel()]
+        axes = _axes_input(b, node, {}, 3) or list(range(len(starts)))
+        st = b.opt_const(node, 4)
+        steps = [1] * len(starts) if st is None else [int(v) for v in st.ravel()]
+    begin, stop, step = [0] * a.rank, list(a.shape), [1] * a.rank
+    for ax, s0, e0, sp in zip(axes, starts, ends, steps):
+        ax %= a.rank
+        if sp == 0:
+            raise ModelError(f"Slice node {b.source[-1]!r} has step 0")
+        begin[ax], stop[ax] = _onnx_slice_bounds(a.shape[ax], int(s0), int(e0), int(sp))
+        step[ax] = int(sp)
+    x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
+    attrs = SliceAttrs(to_ir_order(begin, a.rank), to_ir_order(stop, a.rank), to_ir_order(step, a.rank))
+    b.emit_result(node.output[0], Op.SLICE, [x], attrs, nhwc=a.rank == 4)
+
+
+def pad(b: Builder, node) -> None:
+    at = attributes(node)
+    a = b.act(node.input[0])
+    mode = at.get("mode", "constant")
+    if mode != "constant":
+        raise UnsupportedOpError(f"unsupported ONNX operator 'Pad' with mode '{mode}' (node '{b.source[-1]}')")
+    if "pads" in at:
+        pads, value = list(at["pads"]), float(at.get("value", 0.0))
+        axes = list(range(a.rank))
+    else:
+        pads = [int(p) for p in b.const(node.input[1]).ravel()]
+        v = b.opt_const(node, 2)
+        value = 0.0 if v is None else float(np.asarray(v).ravel()[0])
+        axes = _axes_input(b, node, {}, 3) or list(range(a.rank))
+    per_axis = [(0, 0)] * a.rank
+    n = len(axes)
+    for i, ax in enumerate(axes):
+        per_axis[ax % a.rank] = (int(pads[i]), int(pads[i + n]))
+    if any(p < 0 for pair in per_axis for p in pair):
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: negative Pad amounts are not supported")
+    x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
+    b.emit_result(node.output[0], Op.PAD, [x], PadAttrs(to_ir_order(per_axis, a.rank), value),
+                  nhwc=a.rank == 4)
+
+
+def softmax(b: Builder, node) -> None:
+    a = b.act(node.input[0])
+    default = -1 if b.opset >= 13 else 1
+    axis = attributes(node).get("axis", default) % a.rank
+    if b.opset >= 13 or axis == a.rank - 1:
+        x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
+        b.emit_result(node.output[0], Op.SOFTMAX, [x], SoftmaxAttrs(onnx_axis_to_ir(axis, a.rank)),
+                      nhwc=a.rank == 4)
+        return
+    # opset < 13: softmax over all axes from `axis` on, as a 2-D [outer, inner] problem
+    lead = int(np.prod(a.shape[:axis]))
+    flat = b.emit(Op.RESHAPE, [b.onnx_layout(node.input[0])],
+                  ReshapeAttrs((lead, int(np.prod(a.shape)) // lead)), b.fresh(node.output[0] + "_2d"))
+    y = b.emit(Op.SOFTMAX, [flat], SoftmaxAttrs(1), b.fresh(node.output[0] + "_2d_softmax"))
+    b.reshape_to_onnx(node.output[0], y, a.shape)
+
+
+def reduce_mean(b: Builder, node) -> None:
+    at = attributes(node)
+    a = b.act(node.input[0])
+    axes = _axes_input(b, node, at, 1)
+    if axes is None:
+        if at.get("noop_with_empty_axes", 0):
+            b.alias(node.output[0], node.input[0])
+            return
+        axes = list(range(a.rank))
+    axes = sorted({ax % a.rank for ax in axes})
+    keep = bool(at.get("keepdims", 1))
+    if a.rank != 4:
+        b.emit_result(node.output[0], Op.MEAN, [b.onnx_layout(node.input[0])], MeanAttrs(tuple(axes), keep),
+                      nhwc=False)
+        return
+    ir_axes = tuple(sorted(onnx_axis_to_ir(ax, 4) for ax in axes))
+    if keep:
+        b.emit_result(node.output[0], Op.MEAN, [a.ir], MeanAttrs(ir_axes, True), nhwc=True)
+        return
+    m = b.emit(Op.MEAN, [a.ir], MeanAttrs(ir_axes, True), b.fresh(node.output[0] + "_keep"))
+    nchw = b.emit(Op.TRANSPOSE, [m], TransposeAttrs((0, 3, 1, 2)), b.fresh(node.output[0] + "_keep_nchw"))
+    b.reshape_to_onnx(node.output[0], nchw, tuple(d for i, d in enumerate(a.shape) if i not in axes))
+
+
+def identity(b: Builder, node) -> None:
+    b.alias(node.output[0], node.input[0])
+
+
+def cast(b: Builder, node) -> None:
+    to = attributes(node).get("to")
+    if to != onnx.TensorProto.FLOAT:
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Cast of an activation to "
+                                 f"{onnx.TensorProto.DataType.Name(to)} is not supported")
+    b.alias(node.output[0], node.input[0])
+
+
+TENSOR_CONVERTERS = {
+    "Flatten": flatten, "Reshape": reshape, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
+    "Transpose": transpose, "Concat": concat, "Split": split, "Slice": slice_, "Pad": pad,
+    "Softmax": softmax, "ReduceMean": reduce_mean, "Identity": identity, "Dropout": identity,
+    "Cast": cast, **RESIZE_CONVERTERS,
+}

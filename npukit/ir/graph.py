@@ -1,0 +1,249 @@
+"""The one IR every stage speaks: a topologically ordered graph of nodes over named tensors.
+
+Layout: 4-D activations are NHWC (frontends convert), conv weights are OHWI
+([out_ch, kh, kw, in_ch / groups]), depthwise weights are [1, kh, kw, out_ch] like TFLite.
+A float graph has float32 tensors; a quantised graph has int8/int16/int32 tensors with
+`QParams`, and every compute node carries integer `params` computed by the quantiser.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+
+class DType(enum.Enum):
+    F32 = "float32"
+    I8 = "int8"
+    U8 = "uint8"
+    I16 = "int16"
+    I32 = "int32"
+    I64 = "int64"
+    BOOL = "bool"
+
+    @property
+    def np(self) -> np.dtype:
+        return np.dtype(self.value)
+
+    @property
+    def itemsize(self) -> int:
+        return self.np.itemsize
+
+    @staticmethod
+    def of(array: np.ndarray) -> "DType":
+        return DType(np.dtype(array.dtype).name)
+
+
+class Op(enum.Enum):
+    CONV2D = "conv2d"                  # also grouped, depthwise and transposed (input_dilation)
+    FULLY_CONNECTED = "fully_connected"
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    MAXIMUM = "maximum"
+    MINIMUM = "minimum"
+    MAX_POOL = "max_pool"
+    AVG_POOL = "avg_pool"
+    MEAN = "mean"                      # over spatial axes (global average pool)
+    CLAMP = "clamp"                    # relu, relu6, clip
+    LEAKY_RELU = "leaky_relu"
+    PRELU = "prelu"
+    SIGMOID = "sigmoid"
+    TANH = "tanh"
+    HARD_SWISH = "hard_swish"
+    SOFTMAX = "softmax"
+    CONCAT = "concat"
+    SLICE = "slice"                    # strided slice; Split becomes several slices
+    PAD = "pad"
+    RESHAPE = "reshape"
+    TRANSPOSE = "transpose"
+    RESIZE = "resize"
+    QUANTIZE = "quantize"              # float -> int (graph inputs) or int -> int (rescale)
+    DEQUANTIZE = "dequantize"
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Affine quantisation: real = scale * (q - zero_point); per-axis when scale has >1 entry."""
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int | None = None
+
+    @staticmethod
+    def per_tensor(scale: float, zero_point: int) -> "QParams":
+        return QParams((float(scale),), (int(zero_point),))
+
+    @property
+    def s(self) -> float:
+        assert len(self.scale) == 1, "per-axis quantisation has no single scale"
+        return self.scale[0]
+
+    @property
+    def zp(self) -> int:
+        assert len(set(self.zero_point)) == 1, "per-axis zero points differ"
+        return self.zero_point[0]
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    data: np.ndarray | None = field(default=None, compare=False, repr=False)  # constants only
+    quant: QParams | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+
+# ---- per-op attributes -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Clamp:
+    """A fused activation range in real (float) units; None bound = unbounded."""
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass(frozen=True)
+class ConvAttrs:
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)   # top, left, bottom, right
+    groups: int = 1
+    input_dilation: tuple[int, int] = (1, 1)        # >1: transposed convolution
+    depthwise: bool = False                         # weight is [1, kh, kw, out_ch]
+    act: Clamp | None = None
+
+
+@dataclass(frozen=True)
+class FcAttrs:
+    act: Clamp | None = None
+
+
+@dataclass(frozen=True)
+class EltwiseAttrs:
+    act: Clamp | None = None
+
+
+@dataclass(frozen=True)
+class PoolAttrs:
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    count_include_pad: bool = False
+    act: Clamp | None = None
+
+
+@dataclass(frozen=True)
+class MeanAttrs:
+    axes: tuple[int, ...]
+    keepdims: bool = True
+
+
+@dataclass(frozen=True)
+class LeakyReluAttrs:
+    alpha: float
+
+
+@dataclass(frozen=True)
+class SoftmaxAttrs:
+    axis: int = -1
+    beta: float = 1.0
+
+
+@dataclass(frozen=True)
+class ConcatAttrs:
+    axis: int
+
+
+@dataclass(frozen=True)
+class SliceAttrs:
+    begin: tuple[int, ...]
+    end: tuple[int, ...]
+    step: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PadAttrs:
+    pads: tuple[tuple[int, int], ...]   # (before, after) per axis
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReshapeAttrs:
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TransposeAttrs:
+    perm: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ResizeAttrs:
+    size: tuple[int, int]                 # output H, W
+    mode: str = "nearest"                 # nearest | bilinear
+    align_corners: bool = False
+    half_pixel_centers: bool = False
+
+
+@dataclass(frozen=True)
+class NoAttrs:
+    pass
+
+
+@dataclass(frozen=True)
+class Node:
+    op: Op
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Any = NoAttrs()
+    params: Any = None                       # integer parameters, set by the quantiser
+    source: tuple[str, ...] = ()             # source-model node names folded into this node
+
+    def with_(self, **changes) -> "Node":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: tuple[Node, ...]
+    tensors: dict[str, Tensor]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    name: str = "model"
+
+    def producer(self, tensor: str) -> Node | None:
+        for node in self.nodes:
+            if tensor in node.outputs:
+                return node
+        return None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [n for n in self.nodes if tensor in n.inputs]
+
+    def with_nodes(self, nodes, tensors: dict[str, Tensor] | None = None) -> "Graph":
+        """A new graph with `nodes`; tensors no longer referenced are dropped."""
+        tensors = dict(self.tensors if tensors is None else tensors)
+        used = set(self.inputs) | set(self.outputs)
+        for n in nodes:
+            used.update(n.inputs)
+            used.update(n.outputs)
+        return replace(self, nodes=tuple(nodes), tensors={k: v for k, v in tensors.items() if k in used})
+
+    @property
+    def is_quantised(self) -> bool:
+        return any(t.quant is not None for t in self.tensors.values())

@@ -1,0 +1,67 @@
+"""Output shapes of every IR op: used by frontends to build graphs and by the verifier."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError
+from .graph import (ConcatAttrs, ConvAttrs, MeanAttrs, Node, Op, PadAttrs, PoolAttrs,
+                    ReshapeAttrs, ResizeAttrs, SliceAttrs, TransposeAttrs)
+
+
+def conv_out_hw(h, w, kh, kw, a) -> tuple[int, int]:
+    """Spatial output size of a (possibly dilated / transposed) convolution."""
+    (sh, sw), (dh, dw), (ih, iw) = a.stride, a.dilation, a.input_dilation
+    t, l, b, r = a.pads
+    hin, win = (h - 1) * ih + 1, (w - 1) * iw + 1
+    oh = (hin + t + b - dh * (kh - 1) - 1) // sh + 1
+    ow = (win + l + r - dw * (kw - 1) - 1) // sw + 1
+    return oh, ow
+
+
+def broadcast(*shapes) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError as e:
+        raise ModelError(f"shapes {shapes} do not broadcast") from e
+
+
+def slice_len(dim: int, begin: int, end: int, step: int) -> int:
+    return len(range(*slice(begin, end, step).indices(dim)))
+
+
+def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    op, a = node.op, node.attrs
+    x = shapes[0]
+    if op is Op.CONV2D:
+        w = shapes[1]
+        oh, ow = conv_out_hw(x[1], x[2], w[1], w[2], a)
+        return [(x[0], oh, ow, w[3] if a.depthwise else w[0])]
+    if op is Op.FULLY_CONNECTED:
+        return [x[:-1] + (shapes[1][0],)]
+    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
+        return [broadcast(*shapes)]
+    if op in (Op.MAX_POOL, Op.AVG_POOL):
+        (kh, kw), (sh, sw), (t, l, b, r) = a.kernel, a.stride, a.pads
+        return [(x[0], (x[1] + t + b - kh) // sh + 1, (x[2] + l + r - kw) // sw + 1, x[3])]
+    if op is Op.MEAN:
+        axes = {ax % len(x) for ax in a.axes}
+        return [tuple(1 if i in axes else d for i, d in enumerate(x) if a.keepdims or i not in axes)]
+    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX,
+              Op.QUANTIZE, Op.DEQUANTIZE):
+        return [x]
+    if op is Op.CONCAT:
+        ax = a.axis % len(x)
+        return [x[:ax] + (sum(s[ax] for s in shapes),) + x[ax + 1:]]
+    if op is Op.SLICE:
+        return [tuple(slice_len(d, b, e, s) for d, b, e, s in zip(x, a.begin, a.end, a.step))]
+    if op is Op.PAD:
+        return [tuple(d + p0 + p1 for d, (p0, p1) in zip(x, a.pads))]
+    if op is Op.RESHAPE:
+        if int(np.prod(a.shape)) != int(np.prod(x)):
+            raise ModelError(f"{node.name}: cannot reshape {x} to {a.shape}")
+        return [a.shape]
+    if op is Op.TRANSPOSE:
+        return [tuple(x[p] for p in a.perm)]
+    if op is Op.RESIZE:
+        return [(x[0], a.size[0], a.size[1], x[3])]
+    raise ModelError(f"{node.name}: no shape rule for {op}")

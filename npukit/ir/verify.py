@@ -1,0 +1,46 @@
+"""The verifier run after every pass: structure, order, shapes and quantisation invariants."""
+from __future__ import annotations
+
+from ..errors import ModelError
+from .graph import DType, Graph, Op
+from .shapes import infer
+
+_WEIGHTED = (Op.CONV2D, Op.FULLY_CONNECTED)
+
+
+def verify(g: Graph, stage: str = "") -> Graph:
+    """Raise ModelError naming the first broken invariant; return the graph unchanged."""
+    where = f" after {stage}" if stage else ""
+    defined = set(g.inputs) | {n for n, t in g.tensors.items() if t.is_const}
+    for name in g.inputs:
+        if name not in g.tensors:
+            raise ModelError(f"graph input {name!r} has no tensor{where}")
+    names = set()
+    for node in g.nodes:
+        if node.name in names:
+            raise ModelError(f"duplicate node name {node.name!r}{where}")
+        names.add(node.name)
+        for t in node.inputs:
+            if t not in defined:
+                raise ModelError(f"{node.name}: input {t!r} is used before it is defined{where}")
+        for t in node.outputs:
+            if t in defined:
+                raise ModelError(f"{node.name}: output {t!r} is defined twice{where}")
+            if t not in g.tensors:
+                raise ModelError(f"{node.name}: output {t!r} has no tensor{where}")
+            defined.add(t)
+        want = infer(node, [g.tensors[t].shape for t in node.inputs])
+        got = [g.tensors[t].shape for t in node.outputs]
+        if [tuple(s) for s in want] != got:
+            raise ModelError(f"{node.name} ({node.op.value}): output shape {got} != inferred {want}{where}")
+        if g.is_quantised and node.op in _WEIGHTED and node.params is None:
+            raise ModelError(f"{node.name}: quantised graph node without integer params{where}")
+        if node.op in _WEIGHTED and not g.tensors[node.inputs[1]].is_const:
+            raise ModelError(f"{node.name}: weights must be constant{where}")
+    for t in g.outputs:
+        if t not in defined:
+            raise ModelError(f"graph output {t!r} is never produced{where}")
+    for t in g.tensors.values():
+        if t.quant is not None and t.dtype is DType.F32:
+            raise ModelError(f"tensor {t.name!r} is float but carries quantisation{where}")
+    return g

@@ -1,0 +1,213 @@
+"""The instruction set: coarse, tile-level commands for four engines.
+
+Each instruction is a frozen dataclass of integers (tuples of integers for shapes and
+strides). `deps` lists the indices of earlier instructions that must finish first: the
+dependency tokens the timing model waits on. Memory spaces are SRAMs (ABUF, WBUF, ACC) or
+off-chip regions (numbered from REGION0 in the order of the arch's `regions`).
+The semantics of every instruction live in npukit.sim.semantics, written once.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+
+ABUF, WBUF, ACC, REGION0 = 0, 1, 2, 3
+SPACE_NAMES = {ABUF: "abuf", WBUF: "wbuf", ACC: "acc"}
+
+
+class Engine(enum.IntEnum):
+    DMA_IN = 0
+    DMA_OUT = 1
+    MXU = 2
+    VPU = 3
+    HOST = 4
+
+
+class Eltwise(enum.IntEnum):
+    ADD = 0
+    SUB = 1
+    MUL = 2
+    MAX = 3
+    MIN = 4
+
+
+@dataclass(frozen=True)
+class Instr:
+    layer: int
+    deps: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Dma(Instr):
+    """Strided 4-D copy of `shape` elements of `elem` bytes between any two spaces."""
+    src_space: int
+    src: int
+    src_strides: tuple[int, int, int, int]
+    dst_space: int
+    dst: int
+    dst_strides: tuple[int, int, int, int]
+    shape: tuple[int, int, int, int]
+    elem: int
+
+
+@dataclass(frozen=True)
+class Fill(Instr):
+    """Set `n` bytes of a space to a byte value (padding borders)."""
+    space: int
+    addr: int
+    n: int
+    value: int
+
+
+@dataclass(frozen=True)
+class Conv(Instr):
+    """ACC[out_h*out_w, k] (+)= sum (X - zp) * W over the im2col window of an ABUF tile.
+
+    X is [in_h, in_w, c_stride] int8 at `src` using channels [c_off, c_off + c_len); W is
+    [k, kh, kw, c_len] int8 at `wgt`. The tile is dilated by `in_dil`, then padded by
+    pad_t/pad_l (and as far as needed below/right) with the zero point.
+    """
+    src: int
+    in_h: int
+    in_w: int
+    c_stride: int
+    c_off: int
+    c_len: int
+    wgt: int
+    dst: int
+    out_h: int
+    out_w: int
+    k: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    in_dil: tuple[int, int]
+    pad_t: int
+    pad_l: int
+    zp: int
+    accumulate: int
+    dataflow: int          # 0 weight stationary, 1 output stationary
+
+
+@dataclass(frozen=True)
+class DwConv(Instr):
+    """Depthwise: ACC[pix, k] (+)= sum (X[..., k // mult] - zp) * W[kh, kw, k]; runs on `engine`."""
+    src: int
+    in_h: int
+    in_w: int
+    c: int
+    wgt: int
+    dst: int
+    out_h: int
+    out_w: int
+    mult: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad_t: int
+    pad_l: int
+    zp: int
+    engine: int
+
+
+@dataclass(frozen=True)
+class Requant(Instr):
+    """ABUF[pix, c_off + k] = clamp(MBQM(ACC[pix, k] + bias[k], mult[k], shift[k]) + zp).
+
+    `params` (WBUF) holds int32 bias[k], mult[k], shift[k] back to back.
+    """
+    src: int
+    n_pix: int
+    k: int
+    params: int
+    dst: int
+    dst_pix_stride: int
+    dst_c_off: int
+    out_zp: int
+    act_min: int
+    act_max: int
+
+
+@dataclass(frozen=True)
+class Elementwise(Instr):
+    """out[i, j] = f(a[i, j], b[i*b_strides[0] + j*b_strides[1]]); a and out are [rows, cols]."""
+    kind: int
+    a_space: int
+    a: int
+    b_space: int
+    b: int
+    b_strides: tuple[int, int]
+    dst: int
+    rows: int
+    cols: int
+    qparams: tuple[int, ...]   # the kernel's integer params, in kernels_vpu field order
+
+
+@dataclass(frozen=True)
+class Lut(Instr):
+    """ABUF[dst + i] = table[ABUF[src + i] + 128] for i < n; the 256-byte table is in WBUF."""
+    src: int
+    n: int
+    table: int
+    dst: int
+
+
+@dataclass(frozen=True)
+class Pool(Instr):
+    """Max (kind 0) or average (kind 1) pooling of an ABUF tile [in_h, in_w, c]."""
+    kind: int
+    src: int
+    in_h: int
+    in_w: int
+    c: int
+    dst: int
+    out_h: int
+    out_w: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad_t: int
+    pad_l: int
+    pad_b: int
+    pad_r: int
+    act_min: int
+    act_max: int
+
+
+@dataclass(frozen=True)
+class Mean(Instr):
+    """Mean over `n` pixels of an ABUF tile [n, c] -> [c], TFLite MEAN integer rounding."""
+    src: int
+    n: int
+    c: int
+    dst: int
+    qparams: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Host(Instr):
+    """Run host segment `segment` on the CPU beside the NPU (tensors in off-chip memory)."""
+    segment: int
+
+
+OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host)
+ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
+             Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
+             Host: Engine.HOST}
+
+
+def engine_of(ins: Instr) -> Engine:
+    if isinstance(ins, Dma):
+        return Engine.DMA_OUT if ins.src_space < REGION0 <= ins.dst_space else Engine.DMA_IN
+    if isinstance(ins, DwConv):
+        return Engine(ins.engine)
+    return ENGINE_OF[type(ins)]
+
+
+def field_layout(cls: type[Instr]) -> list[tuple[str, int]]:
+    """(field name, arity) for the payload fields after layer and deps."""
+    out = []
+    for f in fields(cls)[2:]:
+        ann = str(f.type)
+        out.append((f.name, ann.count("int") if ann.startswith("tuple") and "..." not in ann else
+                    (-1 if "..." in ann else 1)))
+    return out

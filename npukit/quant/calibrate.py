@@ -1,0 +1,102 @@
+"""Calibration: run the float graph on samples and choose each activation's real range.
+
+Methods: "minmax" (the observed extremes), "percentile" (0.01 / 99.99 percentiles of the
+observed values) and "mse" (the clipping range that minimises the int8 quantisation error
+of the observed values). Observers keep extremes and a bounded random sample per tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..ir.graph import Graph
+from .float_exec import run_float
+
+METHODS = ("minmax", "percentile", "mse")
+_SAMPLE = 1 << 15
+
+
+@dataclass(frozen=True)
+class Range:
+    lo: float
+    hi: float
+
+
+class Observer:
+    def __init__(self, seed: int):
+        self.lo, self.hi = np.inf, -np.inf
+        self.samples: list[np.ndarray] = []
+        self.rng = np.random.default_rng(seed)
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float32).ravel()
+        if x.size == 0:
+            return
+        self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
+        self.samples.append(x if x.size <= _SAMPLE else self.rng.choice(x, _SAMPLE, replace=False))
+
+    def range(self, method: str) -> Range:
+        if method == "minmax" or not self.samples:
+            return Range(self.lo, self.hi)
+        values = np.concatenate(self.samples)
+        if method == "percentile":
+            lo, hi = np.percentile(values, [0.01, 99.99])
+            return Range(float(lo), float(hi))
+        return _mse_range(values, self.lo, self.hi)
+
+
+def _qdq_error(values: np.ndarray, lo: float, hi: float) -> float:
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max(hi - lo, 1e-12) / 255.0
+    zp = np.clip(np.round(-128 - lo / scale), -128, 127)
+    q = np.clip(np.round(values / scale) + zp, -128, 127)
+    return float(np.mean(((q - zp) * scale - values) ** 2))
+
+
+def _mse_range(values: np.ndarray, lo: float, hi: float) -> Range:
+    best, best_err = Range(lo, hi), _qdq_error(values, lo, hi)
+    for frac in np.linspace(0.3, 0.99, 24):
+        err = _qdq_error(values, lo * frac, hi * frac)
+        if err < best_err:
+            best, best_err = Range(lo * frac, hi * frac), err
+    return best
+
+
+def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
+                      n_random: int = 8, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Split `calibration` ({input: [N, *shape]}) into per-sample feeds; random data if None."""
+    if calibration is None:
+        rng = np.random.default_rng(seed)
+        return [{name: rng.standard_normal(g.tensors[name].shape).astype(np.float32) for name in g.inputs}
+                for _ in range(n_random)]
+    missing = [n for n in g.inputs if n not in calibration]
+    if missing:
+        raise InputError(f"calibration data has no array for input(s) {missing}; "
+                         f"it has {sorted(calibration)}")
+    counts = set()
+    for name in g.inputs:
+        shape, arr = g.tensors[name].shape, np.asarray(calibration[name])
+        if arr.shape[1:] != shape:
+            raise InputError(f"calibration array {name!r} has shape {arr.shape}; expected [N, "
+                             f"{', '.join(map(str, shape))}]")
+        counts.add(arr.shape[0])
+    if len(counts) != 1 or 0 in counts:
+        raise InputError(f"calibration arrays need the same, non-zero sample count; got {sorted(counts)}")
+    n = counts.pop()
+    return [{name: np.asarray(calibration[name][i], np.float32) for name in g.inputs} for i in range(n)]
+
+
+def observe(g: Graph, feeds: list[dict[str, np.ndarray]], keep: int = 4) -> tuple[dict[str, Observer], list[dict]]:
+    """Observers for every non-constant tensor, and the float values of the first `keep` samples."""
+    observers = {name: Observer(i) for i, (name, t) in enumerate(g.tensors.items()) if not t.is_const}
+    values = []
+    for feed in feeds:
+        out = run_float(g, feed, keep_all=True)
+        if len(values) < keep:
+            values.append(out)
+        for name, obs in observers.items():
+            if name in out:
+                obs.update(out[name])
+    return observers, values

@@ -1,0 +1,248 @@
+"""A vectorised numpy executor of float IR graphs: the float oracle and the calibration engine."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+from ..ir.graph import Clamp, Graph, Node, Op
+from ..ir.shapes import conv_out_hw
+
+Kernel = Callable[[Node, list[np.ndarray]], np.ndarray]
+
+
+def _act(y: np.ndarray, act: Clamp | None) -> np.ndarray:
+    if act is None or (act.lo is None and act.hi is None):
+        return y
+    return np.clip(y, act.lo, act.hi)
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, stride, dilation, out_hw) -> np.ndarray:
+    """View [N, OH, OW, kh, kw, C] of sliding windows over an already padded NHWC input."""
+    n, _, _, c = x.shape
+    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_hw
+    s = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, (n, oh, ow, kh, kw, c), (s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3]),
+        writeable=False)
+
+
+def _pad_spatial(x: np.ndarray, pads, value: float = 0.0) -> np.ndarray:
+    t, l, b, r = pads
+    if not any(pads):
+        return x
+    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
+
+
+def _dilate_input(x: np.ndarray, factors) -> np.ndarray:
+    ih, iw = factors
+    if ih == 1 and iw == 1:
+        return x
+    n, h, w, c = x.shape
+    out = np.zeros((n, (h - 1) * ih + 1, (w - 1) * iw + 1, c), x.dtype)
+    out[:, ::ih, ::iw, :] = x
+    return out
+
+
+def _conv2d(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    a = node.attrs
+    x, w = ins[0], ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+    kh, kw = w.shape[1], w.shape[2]
+    oh, ow = conv_out_hw(x.shape[1], x.shape[2], kh, kw, a)
+    xp = _pad_spatial(_dilate_input(x, a.input_dilation), a.pads)
+    win = _windows(xp, kh, kw, a.stride, a.dilation, (oh, ow))
+    n = x.shape[0]
+    if a.depthwise:
+        out_ch = w.shape[3]
+        mult = out_ch // x.shape[3]
+        y = np.zeros((n, oh, ow, out_ch), np.float32)
+        for i in range(kh):
+            for j in range(kw):
+                tap = win[:, :, :, i, j, :]
+                if mult > 1:
+                    tap = np.repeat(tap, mult, axis=-1)
+                y += tap * w[0, i, j, :]
+    else:
+        g = a.groups
+        cin_g, out_ch = w.shape[3], w.shape[0]
+        cout_g = out_ch // g
+        if g == 1:
+            cols = win.reshape(n * oh * ow, kh * kw * cin_g)
+            y = cols @ w.reshape(out_ch, -1).T
+        else:
+            y = np.empty((n * oh * ow, out_ch), np.float32)
+            for gi in range(g):
+                part = win[..., gi * cin_g:(gi + 1) * cin_g].reshape(n * oh * ow, -1)
+                wg = w[gi * cout_g:(gi + 1) * cout_g].reshape(cout_g, -1)
+                y[:, gi * cout_g:(gi + 1) * cout_g] = part @ wg.T
+        y = y.reshape(n, oh, ow, out_ch)
+    if bias is not None:
+        y = y + bias
+    return _act(y.astype(np.float32, copy=False), a.act)
+
+
+def _fully_connected(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    y = ins[0] @ ins[1].T
+    if len(ins) > 2:
+        y = y + ins[2]
+    return _act(y, node.attrs.act)
+
+
+def _pool(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    a, x = node.attrs, ins[0]
+    (kh, kw), (sh, sw), (t, l, b, r) = a.kernel, a.stride, a.pads
+    oh = (x.shape[1] + t + b - kh) // sh + 1
+    ow = (x.shape[2] + l + r - kw) // sw + 1
+    if node.op is Op.MAX_POOL:
+        xp = _pad_spatial(x, a.pads, -np.inf)
+        y = _windows(xp, kh, kw, (sh, sw), (1, 1), (oh, ow)).max(axis=(3, 4))
+    else:
+        xp = _pad_spatial(x, a.pads)
+        y = _windows(xp, kh, kw, (sh, sw), (1, 1), (oh, ow)).sum(axis=(3, 4))
+        if a.count_include_pad:
+            y = y / (kh * kw)
+        else:
+            ones = _pad_spatial(np.ones((1,) + x.shape[1:3] + (1,), np.float32), a.pads)
+            counts = _windows(ones, kh, kw, (sh, sw), (1, 1), (oh, ow)).sum(axis=(3, 4))
+            y = y / counts
+    return _act(y.astype(np.float32), a.act)
+
+
+def _resize_scale(out_len: int, in_len: int, align: bool) -> np.float32:
+    if align and out_len > 1:
+        return np.float32(in_len - 1) / np.float32(out_len - 1)
+    return np.float32(in_len) / np.float32(out_len)
+
+
+def _resize(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    """TFLite RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR semantics on NHWC."""
+    a, x = node.attrs, ins[0]
+    axes = []
+    for out_len, in_len in zip(a.size, x.shape[1:3]):
+        pos = np.arange(out_len, dtype=np.float32)
+        axes.append((pos, _resize_scale(out_len, in_len, a.align_corners), in_len))
+    if a.mode == "nearest":
+        idx = []
+        for pos, scale, in_len in axes:
+            src = (pos + np.float32(0.5 if a.half_pixel_centers else 0.0)) * scale
+            src = np.floor(src + np.float32(0.5)) if a.align_corners else np.floor(src)
+            idx.append(np.clip(src.astype(np.int64), 0, in_len - 1))
+        return x[:, idx[0]][:, :, idx[1]]
+    if a.mode != "bilinear":
+        raise ModelError(f"{node.name}: unknown resize mode {a.mode!r}")
+    y = x.astype(np.float32)
+    for axis, (pos, scale, in_len) in zip((1, 2), axes):
+        src = (pos + np.float32(0.5)) * scale - np.float32(0.5) if a.half_pixel_centers else pos * scale
+        lo = np.floor(src)
+        frac = (src - lo).astype(np.float32)
+        i0 = np.clip(lo.astype(np.int64), 0, in_len - 1)
+        i1 = np.clip(np.ceil(src).astype(np.int64), 0, in_len - 1)
+        shape = [1, 1, 1, 1]
+        shape[axis] = -1
+        f = frac.reshape(shape)
+        y = np.take(y, i0, axis=axis) * (1 - f) + np.take(y, i1, axis=axis) * f
+    return y
+
+
+def _softmax(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    a = node.attrs
+    z = ins[0] * a.beta
+    z = np.exp(z - z.max(axis=a.axis, keepdims=True))
+    return z / z.sum(axis=a.axis, keepdims=True)
+
+
+def _slice(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    a = node.attrs
+    return ins[0][tuple(slice(b, e, s) for b, e, s in zip(a.begin, a.end, a.step))]
+
+
+def _eltwise(fn) -> Kernel:
+    def run(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+        return _act(fn(ins[0], ins[1]), getattr(node.attrs, "act", None))
+    return run
+
+
+def _clamp(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    a = node.attrs
+    return _act(ins[0], a if isinstance(a, Clamp) else Clamp(0.0, None))
+
+
+def _hard_swish(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    x = ins[0]
+    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def _sigmoid(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    return (0.5 * (np.tanh(0.5 * ins[0]) + 1.0)).astype(np.float32)
+
+
+def _identity(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    return ins[0]
+
+
+KERNELS: dict[Op, Kernel] = {
+    Op.CONV2D: _conv2d,
+    Op.FULLY_CONNECTED: _fully_connected,
+    Op.ADD: _eltwise(np.add),
+    Op.SUB: _eltwise(np.subtract),
+    Op.MUL: _eltwise(np.multiply),
+    Op.MAXIMUM: _eltwise(np.maximum),
+    Op.MINIMUM: _eltwise(np.minimum),
+    Op.MAX_POOL: _pool,
+    Op.AVG_POOL: _pool,
+    Op.MEAN: lambda n, i: i[0].mean(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
+    Op.CLAMP: _clamp,
+    Op.LEAKY_RELU: lambda n, i: np.where(i[0] >= 0, i[0], i[0] * np.float32(n.attrs.alpha)),
+    Op.PRELU: lambda n, i: np.where(i[0] >= 0, i[0], i[0] * i[1]),
+    Op.SIGMOID: _sigmoid,
+    Op.TANH: lambda n, i: np.tanh(i[0]),
+    Op.HARD_SWISH: _hard_swish,
+    Op.SOFTMAX: _softmax,
+    Op.CONCAT: lambda n, i: np.concatenate(i, axis=n.attrs.axis),
+    Op.SLICE: _slice,
+    Op.PAD: lambda n, i: np.pad(i[0], n.attrs.pads, constant_values=n.attrs.value),
+    Op.RESHAPE: lambda n, i: i[0].reshape(n.attrs.shape),
+    Op.TRANSPOSE: lambda n, i: np.ascontiguousarray(i[0].transpose(n.attrs.perm)),
+    Op.RESIZE: _resize,
+    Op.QUANTIZE: _identity,
+    Op.DEQUANTIZE: _identity,
+}
+
+
+def run_node(node: Node, ins: list[np.ndarray]) -> np.ndarray:
+    kernel = KERNELS.get(node.op)
+    if kernel is None:
+        raise ModelError(f"{node.name}: the float executor has no kernel for {node.op.value}")
+    return np.asarray(kernel(node, ins), dtype=np.float32)
+
+
+def run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
+    """Run a float graph on `feeds`; return its outputs (or every activation when keep_all)."""
+    values: dict[str, np.ndarray] = {}
+    for name in g.inputs:
+        if name not in feeds:
+            raise InputError(f"missing input {name!r} (the model's inputs: {', '.join(g.inputs)})")
+        arr = np.asarray(feeds[name], dtype=np.float32)
+        want = g.tensors[name].shape
+        if arr.shape != want:
+            raise InputError(f"input {name!r} has shape {arr.shape}, the model expects {want}")
+        values[name] = arr
+    consts = {n: t.data.astype(np.float32, copy=False) for n, t in g.tensors.items() if t.is_const}
+    uses: dict[str, int] = {}
+    for node in g.nodes:
+        for t in node.inputs:
+            uses[t] = uses.get(t, 0) + 1
+    keep = set(g.outputs)
+    for node in g.nodes:
+        ins = [values[t] if t in values else consts[t] for t in node.inputs]
+        values[node.outputs[0]] = run_node(node, ins)
+        if not keep_all:
+            for t in node.inputs:
+                uses[t] -= 1
+                if uses[t] == 0 and t not in keep and t in values:
+                    del values[t]
+    if keep_all:
+        return values
+    return {name: values[name] if name in values else consts[name] for name in g.outputs}

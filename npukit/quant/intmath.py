@@ -1,0 +1,142 @@
+"""Integer arithmetic of the TFLite reference kernels, vectorised, shared by reference and simulator.
+
+Every function takes and returns integer numpy arrays (int64 internally, never floats), and
+reproduces gemmlowp / TFLite rounding exactly:
+- SaturatingRoundingDoublingHighMul: nudge, then C division truncating toward zero;
+- RoundingDivideByPOT: round half away from zero;
+- QuantizeMultiplier: frexp of the double scale, Q31 mantissa, with its edge cases.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def quantize_multiplier(scale: float) -> tuple[int, int]:
+    """(Q31 multiplier, shift) with scale ~= multiplier * 2^(shift - 31); shift > 0 is left."""
+    if scale == 0.0:
+        return 0, 0
+    q, shift = math.frexp(scale)
+    q_fixed = int(round_half_away(q * (1 << 31)))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    if shift > 30:  # TFLite clamps only under TFLITE_SINGLE_ROUNDING; kept to avoid shifts >= 31
+        shift, q_fixed = 30, (1 << 31) - 1
+    return q_fixed, shift
+
+
+def quantize_multiplier_smaller_than_one(scale: float) -> tuple[int, int]:
+    """As QuantizeMultiplierSmallerThanOneExp: returns (multiplier, left_shift <= 0)."""
+    assert 0.0 < scale < 1.0, scale
+    return quantize_multiplier(scale)
+
+
+def round_half_away(x):
+    """TfLiteRound / std::round: half away from zero (numpy's rint is half-to-even).
+
+    Exact for every double: floor(|x| + 0.5) would be wrong for 0.49999999999999994 and
+    for odd values above 2^52, where the addition itself rounds.
+    """
+    t = np.trunc(x)
+    return t + np.sign(x) * (np.abs(x - t) >= 0.5)
+
+
+def _i64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64)
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values."""
+    a, b = _i64(a), _i64(b)
+    overflow = (a == INT32_MIN) & (b == INT32_MIN)
+    ab = a * b                      # fits in int64: |a*b| <= 2^62
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    num = ab + nudge
+    # C++ integer division truncates toward zero; numpy's // floors.
+    q = np.where(num >= 0, num >> 31, -((-num) >> 31))
+    return np.where(overflow, INT32_MAX, q).astype(np.int64)
+
+
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT: arithmetic shift right rounding half away from zero."""
+    x, e = _i64(x), _i64(exponent)
+    mask = (np.int64(1) << e) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
+    """TFLite MultiplyByQuantizedMultiplier (the double-rounding reference variant).
+
+    The installed LiteRT is built without TFLITE_SINGLE_ROUNDING: its conv, depthwise and
+    transpose-conv reference kernels match this variant (tests/quant/test_intmath.py).
+    """
+    shift = _i64(shift)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    x = _i64(x) * (np.int64(1) << left)
+    x = wrap_int32(x)  # the reference shifts inside int32
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), right)
+
+
+def multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift) -> np.ndarray:
+    """The TFLITE_SINGLE_ROUNDING variant: (x * M + 2^(30 - shift)) >> (31 - shift), as int32.
+    Not what the installed LiteRT's kernels use; kept to document and test the difference."""
+    total_shift = 31 - _i64(shift)
+    return wrap_int32((_i64(x) * _i64(multiplier) + (np.int64(1) << (total_shift - 1))) >> total_shift)
+
+
+def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
+    """TFLite MultiplyByQuantizedMultiplier for int64 x (16x8 kernels): 16-bit reduced multiplier."""
+    m = _i64(multiplier)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    total_shift = 15 - _i64(shift)
+    return wrap_int32((_i64(x) * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift)
+
+
+def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, left_shift) -> np.ndarray:
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -_i64(left_shift))
+
+
+def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift) -> np.ndarray:
+    return saturating_rounding_doubling_high_mul(wrap_int32(_i64(x) * (np.int64(1) << _i64(left_shift))),
+                                                 multiplier)
+
+
+def wrap_int32(x) -> np.ndarray:
+    """Two's-complement wrap to int32 range, kept in int64."""
+    x = _i64(x)
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def saturate(x, dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(x, info.min, info.max).astype(dtype)
+
+
+def requantize(acc, bias, multiplier, shift, out_zp, act_min, act_max, dtype=np.int8) -> np.ndarray:
+    """Conv / FC output stage: (acc + bias) * M >> s + zp, clamped. Channels on the last axis."""
+    x = _i64(acc)
+    if bias is not None:
+        x = wrap_int32(x + _i64(bias))
+    x = multiply_by_quantized_multiplier(x, multiplier, shift) + int(out_zp)
+    return np.clip(x, act_min, act_max).astype(dtype)
+
+
+def count_leading_zeros(x) -> np.ndarray:
+    """CLZ of non-negative int32 values (32 for zero)."""
+    x = _i64(x)
+    out = np.full(x.shape, 32, dtype=np.int64)
+    nz = x > 0
+    out[nz] = 31 - np.floor(np.log2(x[nz].astype(np.float64))).astype(np.int64)
+    # guard float log2 at exact powers of two near 2^31
+    fix = nz & ((np.int64(1) << (31 - out)) > x)
+    out[fix] += 1
+    return out

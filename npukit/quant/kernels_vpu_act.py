@@ -1,0 +1,188 @@
+"""Activation int8 kernels of the TFLite reference: LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU
+(all element-wise, so expressed as 256-entry tables indexed by code + 128) and SOFTMAX.
+
+LOGISTIC and TANH: BUILTIN_REF fills a table in Prepare (LUTPopulate<int8_t>) by evaluating
+the float function in float32 on every code; the table builders do the same. HARD_SWISH and
+LEAKY_RELU run their integer reference algorithms on all 256 codes. SOFTMAX (int8 -> int8) in
+the reference kernel is the gemmlowp fixed-point algorithm (not a table).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from npukit.errors import InputError, UnsupportedOpError
+from npukit.quant import fixedpoint as fp
+from npukit.quant import intmath
+
+CODES = np.arange(-128, 128, dtype=np.int64)   # every int8 code, table order
+
+
+def _f32(x) -> np.float32:
+    return np.float32(x)
+
+
+def _check_scale(scale: float, what: str) -> None:
+    if not (np.isfinite(scale) and float(_f32(scale)) > 0.0):
+        raise InputError(f"{what} scale {scale} must be a positive finite float32")
+
+
+def lut(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Apply a 256-entry int8 table (indexed by code + 128)."""
+    table = np.asarray(table)
+    if table.shape != (256,):
+        raise InputError(f"lookup table must have 256 entries, got shape {table.shape}")
+    return table[np.asarray(x, dtype=np.int64) + 128]
+
+
+def _lut_populate(fn: Callable[[np.ndarray], np.ndarray], in_s: float, in_zp: int,
+                  out_s: float, out_zp: int) -> np.ndarray:
+    """TFLite LUTPopulateInt8<int8_t>: every step in float32, rounding with roundf."""
+    _check_scale(in_s, "input")
+    _check_scale(out_s, "output")
+    dequantized = _f32(in_s) * (CODES - int(in_zp)).astype(np.float32)
+    transformed = fn(dequantized).astype(np.float32)
+    inverse_scale = _f32(1.0) / _f32(out_s)
+    rescaled = intmath.round_half_away((transformed * inverse_scale).astype(np.float64))
+    quantized = (rescaled.astype(np.float32) + _f32(out_zp)).astype(np.float64)
+    return np.clip(quantized, -128, 127).astype(np.int8)
+
+
+def _expf(x: np.ndarray) -> np.ndarray:
+    """float32 exp, computed in double and rounded once (as a correctly rounded libm expf)."""
+    return np.exp(x.astype(np.float64)).astype(np.float32)
+
+
+def logistic_table(in_s: float, in_zp: int, out_s: float = 1 / 256, out_zp: int = -128) -> np.ndarray:
+    """LOGISTIC: table of 1.0f / (1.0f + expf(-x)); TFLite requires out_s == 1/256."""
+    if float(_f32(out_s)) != 1 / 256:
+        raise UnsupportedOpError(f"int8 LOGISTIC needs output scale 1/256, got {out_s}")
+    return _lut_populate(lambda v: _f32(1.0) / (_f32(1.0) + _expf(-v)), in_s, in_zp, out_s, out_zp)
+
+
+def tanh_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray:
+    """TANH: table of tanhf(x)."""
+    return _lut_populate(lambda v: np.tanh(v.astype(np.float64)).astype(np.float32),
+                         in_s, in_zp, out_s, out_zp)
+
+
+def float_function_table(fn: Callable[[np.ndarray], np.ndarray], in_s: float, in_zp: int,
+                         out_s: float, out_zp: int) -> np.ndarray:
+    """npukit's own table for functions TFLite has no int8 kernel for (e.g. hard sigmoid):
+    y = fn(in_s * (q - in_zp)) in float64, code = round_half_away(y / out_s) + out_zp, saturated."""
+    _check_scale(in_s, "input")
+    _check_scale(out_s, "output")
+    y = np.asarray(fn(float(in_s) * (CODES - int(in_zp)).astype(np.float64)), dtype=np.float64)
+    q = intmath.round_half_away(y / float(out_s)) + int(out_zp)
+    return np.clip(np.nan_to_num(q, nan=float(out_zp)), -128, 127).astype(np.int8)
+
+
+def _down_scale_to_int16(multiplier: int) -> int:
+    """DownScaleInt32ToInt16Multiplier."""
+    if multiplier >= (1 << 31) - 1 - (1 << 15):
+        return (1 << 15) - 1
+    return (multiplier + (1 << 15)) >> 16
+
+
+def hard_swish_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray:
+    """HARD_SWISH: HardSwishPrepare (float32 scale arithmetic) + reference_ops::HardSwish<int8>."""
+    _check_scale(in_s, "input")
+    _check_scale(out_s, "output")
+    hires_input_scale = _f32(1.0 / 128.0) * _f32(in_s)
+    reluish_scale = _f32(3.0) / _f32(32768.0)
+    out_m32, out_exp = intmath.quantize_multiplier(float(hires_input_scale / _f32(out_s)))
+    if out_exp > 0:
+        raise UnsupportedOpError(f"int8 HARD_SWISH: input scale {in_s} / output scale {out_s} "
+                                 "is too large for TFLite's kernel")
+    relu_m32, relu_exp = intmath.quantize_multiplier(float(hires_input_scale / reluish_scale))
+    out_m16, relu_m16 = _down_scale_to_int16(out_m32), _down_scale_to_int16(relu_m32)
+
+    value = fp.wrap16(CODES - int(in_zp))
+    hires = fp.wrap16(value * (1 << 7))
+    preshift_out = fp.srdhm16(hires, out_m16)
+    reluish = hires
+    if relu_exp > 0:
+        reluish = fp.saturating_left_shift16(reluish, relu_exp - 1)
+    reluish = fp.srdhm16(reluish, relu_m16)
+    if relu_exp > 0:
+        reluish = fp.saturating_left_shift16(reluish, 1)
+    if relu_exp < 0:
+        reluish = fp.rounding_divide_by_pot(reluish, -relu_exp)
+    reluish = (reluish + (1 << 15)) >> 1
+    preshift_result = fp.saturating_doubling_high_mul16(reluish, preshift_out)
+    out = fp.wrap16(fp.rounding_divide_by_pot(preshift_result, -out_exp) + int(out_zp))
+    return np.clip(out, -128, 127).astype(np.int8)
+
+
+def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: float) -> np.ndarray:
+    """LEAKY_RELU: LeakyReluPrepare + reference_ops::QuantizeLeakyRelu (negative alpha is
+    applied as the negated result of a positive multiplier, as the current kernel does)."""
+    _check_scale(in_s, "input")
+    _check_scale(out_s, "output")
+    m_alpha, sh_alpha = intmath.quantize_multiplier(float(_f32(in_s) * _f32(alpha) / _f32(out_s)))
+    m_id, sh_id = intmath.quantize_multiplier(float(_f32(in_s) / _f32(out_s)))
+    v = CODES - int(in_zp)
+    pos = intmath.multiply_by_quantized_multiplier(v, m_id, sh_id)
+    neg = intmath.multiply_by_quantized_multiplier(v, abs(m_alpha), sh_alpha)
+    neg = -neg if m_alpha < 0 else neg
+    return np.clip(np.where(v >= 0, pos, neg) + int(out_zp), -128, 127).astype(np.int8)
+
+
+SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
+SOFTMAX_ACCUMULATION_INTEGER_BITS = 12
+
+
+@dataclass(frozen=True)
+class SoftmaxParams:
+    input_multiplier: int
+    input_left_shift: int
+    diff_min: int
+    output_zp: int = -128
+
+
+def _quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier without intmath's single-rounding clamp of shifts above 30 (the
+    double-rounding reference keeps shift 31 for multipliers near 2^31)."""
+    q, shift = math.frexp(real)
+    q_fixed = int(intmath.round_half_away(q * (1 << 31)))
+    if q_fixed == 1 << 31:
+        q_fixed, shift = q_fixed // 2, shift + 1
+    return q_fixed, shift
+
+
+def prepare_softmax(in_s: float, beta: float = 1.0, out_s: float = 1 / 256,
+                    out_zp: int = -128) -> SoftmaxParams:
+    """SoftmaxPrepare for the reference kernel: PreprocessSoftmaxScaling + CalculateInputRadius."""
+    _check_scale(in_s, "input")
+    if out_zp != -128 or abs(float(_f32(out_s)) - 1 / 256) > 0.001 / 256:
+        raise UnsupportedOpError(f"int8 SOFTMAX needs output scale 1/256 and zero point -128, "
+                                 f"got {out_s}, {out_zp}")
+    bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
+    real = min(float(_f32(beta)) * float(_f32(in_s)) * float(1 << (31 - bits)), float((1 << 31) - 1))
+    if not real > 1.0:
+        raise UnsupportedOpError(f"int8 SOFTMAX: beta * input scale = {beta * in_s:.3g} is too "
+                                 "small for TFLite's kernel")
+    multiplier, left_shift = _quantize_multiplier_greater_than_one(real)
+    radius = ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift)
+    return SoftmaxParams(multiplier, left_shift, -int(np.floor(radius)), int(out_zp))
+
+
+def softmax(x: np.ndarray, p: SoftmaxParams) -> np.ndarray:
+    """reference_ops::Softmax<int8_t, int8_t> over the last axis."""
+    x = np.asarray(x, dtype=np.int64)
+    diff = x - x.max(axis=-1, keepdims=True)
+    used = diff >= p.diff_min
+    rescaled = fp.srdhm(fp.wrap32(diff * (1 << p.input_left_shift)), p.input_multiplier)
+    exp = fp.exp_on_negative_values(rescaled, SOFTMAX_SCALED_DIFF_INTEGER_BITS)
+    exp = np.where(used, exp, 0)
+    accum = fp.rescale(exp, 0, SOFTMAX_ACCUMULATION_INTEGER_BITS)
+    sum_of_exps = fp.wrap32(accum.sum(axis=-1, keepdims=True))
+    shifted_scale, num_bits_over_unit = fp.get_reciprocal(sum_of_exps,
+                                                          SOFTMAX_ACCUMULATION_INTEGER_BITS)
+    exponent = num_bits_over_unit + 31 - 8
+    out = fp.rounding_divide_by_pot(fp.srdhm(shifted_scale, exp), exponent) - 128
+    out = np.where(used, np.clip(out, -128, 127), -128)
+    return out.astype(np.int8)

@@ -1,0 +1,63 @@
+"""Integer execution of one quantised node: the graph-level reference and the host CPU use it."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir.graph import DType, Node, Op, QParams
+from . import kernels_mxu as kx
+from . import kernels_vpu as kv
+
+
+def pad_code(node: Node, q: QParams) -> int:
+    """The int8 code a PAD fills with: the pad value quantised at the tensor's scale."""
+    value = np.asarray([node.attrs.value], np.float32)
+    return int(kv.quantize(value, q.s, q.zp)[0])
+
+
+def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
+              out_dtype: DType = DType.I8) -> np.ndarray:
+    op, a, p = node.op, node.attrs, node.params
+    x = ins[0]
+    if op is Op.CONV2D:
+        acc = kx.conv2d_acc(x, ins[1], a, p.input_zp)
+        return kx.conv_output(acc, ins[2] if len(ins) > 2 else None, p)
+    if op is Op.FULLY_CONNECTED:
+        acc = kx.fully_connected_acc(x, ins[1], p.input_zp)
+        return kx.conv_output(acc, ins[2] if len(ins) > 2 else None, p)
+    if op in (Op.ADD, Op.SUB):
+        return kv.add(x, ins[1], p)
+    if op is Op.MUL:
+        return kv.mul(x, ins[1], p)
+    if op is Op.MAXIMUM:
+        return kv.maximum(x, ins[1])
+    if op is Op.MINIMUM:
+        return kv.minimum(x, ins[1])
+    if op is Op.MAX_POOL:
+        return kv.max_pool(x, a, p.act_min, p.act_max)
+    if op is Op.AVG_POOL:
+        return kv.avg_pool(x, a, p.act_min, p.act_max)
+    if op is Op.MEAN:
+        return kv.mean(x, a.axes, p, keepdims=a.keepdims)
+    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH):
+        return kv.lut(x, p.table)
+    if op is Op.PRELU:
+        return kv.prelu(x, ins[1], p)
+    if op is Op.SOFTMAX:
+        if a.axis not in (-1, x.ndim - 1):
+            raise UnsupportedOpError(f"{node.name}: softmax over axis {a.axis} (only the last axis)")
+        return kv.softmax(x, p)
+    if op is Op.CONCAT:
+        return np.concatenate(ins, axis=a.axis)
+    if op is Op.SLICE:
+        return x[tuple(slice(b, e, s) for b, e, s in zip(a.begin, a.end, a.step))]
+    if op is Op.PAD:
+        return np.pad(x, a.pads, constant_values=pad_code(node, in_q[0]))
+    if op is Op.RESHAPE:
+        return x.reshape(a.shape)
+    if op is Op.TRANSPOSE:
+        return np.ascontiguousarray(x.transpose(a.perm))
+    if op is Op.RESIZE:
+        fn = kv.resize_bilinear if a.mode == "bilinear" else kv.resize_nearest
+        return fn(x, a.size, a.align_corners, a.half_pixel_centers)
+    raise UnsupportedOpError(f"{node.name}: no integer kernel for {op.value}")

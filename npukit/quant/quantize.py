@@ -1,0 +1,195 @@
+"""Post-training int8 quantisation of a float graph (TFLite's int8 scheme).
+
+Activations: per-tensor asymmetric int8 from calibrated ranges; tensors that TFLite's
+kernels require to share quantisation (concat, pooling, reshape, ...) share one range.
+Weights: symmetric int8 per output channel; bias int32 at input scale x weight scale.
+Every compute node gets its integer parameters from the kernel library's prepare_*.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
+from ..ir.verify import verify
+from . import kernels_mxu as kx
+from . import kernels_vpu as kv
+from .calibrate import Range
+
+# ops whose output must carry its (first) input's quantisation, as TFLite's int8 kernels demand
+SAME_AS_INPUT = {Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT,
+                 Op.RESIZE, Op.MAXIMUM, Op.MINIMUM}
+FIXED_OUTPUT = {Op.SIGMOID: (1 / 256, -128), Op.SOFTMAX: (1 / 256, -128), Op.TANH: (1 / 128, 0)}
+LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
+
+
+@dataclass(frozen=True)
+class LutParams:
+    table: np.ndarray      # int8[256], indexed by input code + 128
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    act_min: int
+    act_max: int
+
+
+def act_qparams(r: Range) -> QParams:
+    lo, hi = min(r.lo, 0.0), max(r.hi, 0.0)
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        raise UnsupportedOpError(f"calibration produced a non-finite range [{r.lo}, {r.hi}]")
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = float(np.float32((hi - lo) / 255.0))
+    zp = int(np.clip(np.round(-128 - lo / scale), -128, 127))
+    return QParams.per_tensor(scale, zp)
+
+
+class _Groups:
+    """Union-find over tensor names that must share quantisation."""
+
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, a: str) -> str:
+        while self.parent.get(a, a) != a:
+            a = self.parent[a]
+        return a
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[ra] = rb
+
+
+def assign_qparams(g: Graph, ranges: dict[str, Range]) -> dict[str, QParams]:
+    groups = _Groups()
+    fixed: dict[str, QParams] = {}
+    for node in g.nodes:
+        if node.op in SAME_AS_INPUT:
+            for t in node.inputs[:1] + node.outputs if node.op is not Op.CONCAT else node.inputs + node.outputs:
+                if not g.tensors[t].is_const:
+                    groups.union(t, node.outputs[0])
+        if node.op in FIXED_OUTPUT:
+            fixed[node.outputs[0]] = QParams.per_tensor(*FIXED_OUTPUT[node.op])
+    merged: dict[str, Range] = {}
+    for name, r in ranges.items():
+        root = groups.find(name)
+        m = merged.get(root)
+        merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi))
+    fixed_roots = {groups.find(t): q for t, q in fixed.items()}
+    return {name: fixed_roots.get(groups.find(name)) or act_qparams(merged[groups.find(name)])
+            for name in ranges}
+
+
+def _weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    red = tuple(i for i in range(w.ndim) if i != axis)
+    amax = np.max(np.abs(w), axis=red)
+    scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.round(w / scales.reshape(shape)), -127, 127).astype(np.int8)
+    return q, scales
+
+
+def _const_per_tensor(data: np.ndarray) -> tuple[np.ndarray, QParams]:
+    q = act_qparams(Range(float(data.min()), float(data.max())))
+    return kv.quantize(data, q.s, q.zp), q
+
+
+def quantize_graph(g: Graph, ranges: dict[str, Range]) -> Graph:
+    """The int8 graph: same names and structure, integer tensors and integer node params."""
+    qp = assign_qparams(g, ranges)
+    tensors: dict[str, Tensor] = {}
+    for name, t in g.tensors.items():
+        if not t.is_const:
+            tensors[name] = replace(t, dtype=DType.I8, quant=qp[name])
+    nodes = [_quantize_node(g, node, tensors) for node in g.nodes]
+    return verify(g.with_nodes(nodes, tensors), "quantise")
+
+
+def _const_input(g, node, i, tensors, data=None) -> str:
+    """Quantise constant input i of `node` per tensor (if not done yet); returns its name."""
+    name = node.inputs[i]
+    if name not in tensors:
+        q, qparams = _const_per_tensor(g.tensors[name].data if data is None else data)
+        tensors[name] = Tensor(name, q.shape, DType.I8, q, qparams)
+    return name
+
+
+def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
+    op, a = node.op, node.attrs
+    out = tensors[node.outputs[0]].quant
+    if op in (Op.CONV2D, Op.FULLY_CONNECTED):
+        x = tensors[node.inputs[0]].quant
+        w = g.tensors[node.inputs[1]]
+        axis = 3 if (op is Op.CONV2D and a.depthwise) else 0
+        wq, ws = _weights_per_channel(w.data, axis)
+        wname = node.inputs[1]
+        tensors[wname] = Tensor(wname, w.shape, DType.I8, wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis))
+        k = ws.size
+        bias_f = g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k, np.float32)
+        bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
+        bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
+        if len(node.inputs) > 2:
+            bname = node.inputs[2]
+            tensors[bname] = Tensor(bname, (k,), DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
+        params = kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, a.act)
+        return node.with_(params=params)
+    if op in (Op.ADD, Op.SUB, Op.MUL):
+        names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors)
+                 for i, n in enumerate(node.inputs)]
+        q1, q2 = tensors[names[0]].quant, tensors[names[1]].quant
+        if op is Op.MUL:
+            params = kv.prepare_mul(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act)
+        else:
+            params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act, sub=op is Op.SUB)
+        return node.with_(params=params)
+    if op in (Op.MAXIMUM, Op.MINIMUM):
+        for i, n in enumerate(node.inputs):
+            if g.tensors[n].is_const:
+                data = g.tensors[n].data
+                tensors[n] = Tensor(n, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
+        return node
+    if op in (Op.MAX_POOL, Op.AVG_POOL):
+        return node.with_(params=PoolParams(*kx.activation_range(a.act, out.s, out.zp)))
+    if op is Op.MEAN:
+        x = tensors[node.inputs[0]]
+        n = int(np.prod([x.shape[i] for i in a.axes]))
+        return node.with_(params=kv.prepare_mean(x.quant.s, x.quant.zp, out.s, out.zp, n))
+    if op in LUT_OPS:
+        return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]].quant, out)))
+    if op is Op.PRELU:
+        x = tensors[node.inputs[0]].quant
+        alpha = _const_input(g, node, 1, tensors)
+        aq = tensors[alpha].quant
+        return node.with_(params=kv.prepare_prelu(x.s, x.zp, aq.s, aq.zp, out.s, out.zp))
+    if op is Op.SOFTMAX:
+        return node.with_(params=kv.prepare_softmax(tensors[node.inputs[0]].quant.s, a.beta, out.s, out.zp))
+    if op is Op.PAD:
+        return node
+    if op in SAME_AS_INPUT:
+        for i, n in enumerate(node.inputs):
+            if g.tensors[n].is_const:
+                raise UnsupportedOpError(f"{node.name}: constant operand of {op.value} is not supported")
+        return node
+    raise UnsupportedOpError(f"{node.name}: cannot quantise operator {op.value}")
+
+
+def _table(node: Node, x: QParams, out: QParams) -> np.ndarray:
+    op, a = node.op, node.attrs
+    if op is Op.SIGMOID:
+        return kv.logistic_table(x.s, x.zp, out.s, out.zp)
+    if op is Op.TANH:
+        return kv.tanh_table(x.s, x.zp, out.s, out.zp)
+    if op is Op.HARD_SWISH:
+        return kv.hard_swish_table(x.s, x.zp, out.s, out.zp)
+    if op is Op.LEAKY_RELU:
+        return kv.leaky_relu_table(x.s, x.zp, out.s, out.zp, a.alpha)
+    # CLAMP: TFLite's quantised ReluX: requantise into the output scale, then clamp
+    req = kv.prepare_requantize(x.s, x.zp, out.s, out.zp)
+    codes = np.arange(-128, 128, dtype=np.int8)
+    lo, hi = kx.activation_range(a, out.s, out.zp)
+    return np.clip(kv.requantize(codes, req).astype(np.int32), lo, hi).astype(np.int8)

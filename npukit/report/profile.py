@@ -1,0 +1,140 @@
+"""The profile: per-layer and network cycles, bounds, traffic, energy and area (schema'd JSON)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..arch import area_mm2, energy_table
+from ..isa import instructions as I
+from ..isa.program import Program
+from ..sim.timing import Timeline
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    name: str
+    op: str
+    nodes: list[str]
+    target: str
+    macs: int
+    cycles: int
+    mxu_cycles: int
+    vpu_cycles: int
+    dma_cycles: int
+    dram_bytes: int
+    roofline_cycles: int
+    bound: str
+    efficiency: float      # roofline / achieved (1.0 = at the bound)
+    energy_uj: float
+    detail: dict
+
+
+@dataclass(frozen=True)
+class Profile:
+    schema_version: int
+    arch: str
+    clock_mhz: float
+    total_cycles: int
+    latency_ms: float
+    macs: int
+    dram_bytes: int
+    region_bytes: dict
+    energy_uj: float
+    energy_breakdown_uj: dict
+    area_mm2: dict
+    roofline_cycles: int
+    roofline_ratio: float   # achieved / bound
+    utilisation: float      # MACs / (peak MACs per cycle x cycles)
+    sram_peak_bytes: int
+    image_bytes: dict
+    host_ops: list
+    instructions: int
+    layers: list[LayerProfile]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        from .tables import profile_table
+        return profile_table(self)
+
+
+def _roofline(layer, arch, bpc: float) -> int:
+    compute = layer.macs / arch.macs_per_cycle
+    vpu = layer.vpu_ops / arch.vpu.lanes
+    memory = layer.min_bytes / bpc
+    return int(math.ceil(max(compute, vpu, memory)))
+
+
+def build_profile(prog: Program, arch, t: Timeline) -> Profile:
+    et = energy_table(arch)
+    bpc = min(arch.region_bytes_per_cycle(r.name) for r in arch.regions)
+    n_layers = len(prog.layers)
+    last_end = np.zeros(n_layers, np.int64)
+    busy = np.zeros((n_layers, 5), np.int64)
+    layer_of = np.array([ins.layer for ins in prog.instructions], np.int64)
+    for i, layer in enumerate(layer_of):
+        last_end[layer] = max(last_end[layer], t.end[i])
+        busy[layer, t.engine[i]] += t.busy[i]
+    last_end = np.maximum.accumulate(last_end) if n_layers else last_end
+    layers, energy = [], {"mac": 0.0, "sram": 0.0, "offchip": 0.0, "vpu": 0.0}
+    for i, layer in enumerate(prog.layers):
+        c = t.counts[i]
+        cycles = int(last_end[i] - (last_end[i - 1] if i else 0))
+        e_mac = c.macs * et.pj_per_mac
+        e_sram = (c.sram_bytes.get(I.ABUF, 0) * et.pj_per_abuf_byte + c.sram_bytes.get(I.WBUF, 0) * et.pj_per_wbuf_byte
+                  + c.sram_bytes.get(I.ACC, 0) * et.pj_per_acc_byte)
+        e_off = sum(b * et.pj_per_region_byte[name] for name, b in c.region_bytes.items())
+        e_vpu = c.vpu_ops * et.pj_per_vpu_op
+        for k, v in zip(energy, (e_mac, e_sram, e_off, e_vpu)):
+            energy[k] += v
+        roof = _roofline(layer, arch, bpc)
+        mxu, dma, vpu = int(busy[i, I.Engine.MXU]), int(busy[i, 0] + busy[i, 1]), int(busy[i, I.Engine.VPU])
+        layers.append(LayerProfile(
+            layer.name, layer.op, list(layer.nodes), layer.target, layer.macs, cycles, mxu, vpu, dma,
+            int(sum(c.region_bytes.values())), roof, _bound(layer.target, cycles, mxu, vpu, dma),
+            round(roof / cycles, 4) if cycles else 1.0, (e_mac + e_sram + e_off + e_vpu) * 1e-6, layer.detail))
+    total = int(t.total_cycles)
+    macs = sum(layer.macs for layer in prog.layers)
+    roof_total = sum(layer.roofline_cycles for layer in layers)
+    region_bytes: dict[str, int] = {}
+    for c in t.counts:
+        for k, v in c.region_bytes.items():
+            region_bytes[k] = region_bytes.get(k, 0) + int(v)
+    static = et.static_mw * 1e-3 * total / (arch.clock_mhz * 1e6) * 1e6
+    energy_uj = {k: v * 1e-6 for k, v in energy.items()} | {"static": static}
+    return Profile(
+        SCHEMA_VERSION, arch.name, arch.clock_mhz, total, total / (arch.clock_mhz * 1e3), macs,
+        sum(region_bytes.values()), region_bytes, float(sum(energy_uj.values())), energy_uj, area_mm2(arch),
+        roof_total, round(total / roof_total, 4) if roof_total else 1.0,
+        round(macs / (arch.macs_per_cycle * total), 4) if total else 0.0, _sram_peak(prog, arch),
+        {r.name: len(r.image) for r in prog.regions},
+        [{"name": la.name, "op": la.op, "reason": la.reason} for la in prog.layers if la.target == "host"],
+        len(prog.instructions), layers)
+
+
+def _bound(target: str, cycles: int, mxu: int, vpu: int, dma: int) -> str:
+    if target == "host":
+        return "host"
+    top = max(mxu, vpu, dma)
+    if cycles == 0 or top < 0.5 * cycles:
+        return "overhead"
+    return {mxu: "compute", vpu: "vpu", dma: "memory"}[top]
+
+
+def _sram_peak(prog: Program, arch) -> int:
+    """Highest byte touched in each SRAM, summed: the on-chip arena actually used."""
+    top = {I.ABUF: 0, I.WBUF: 0, I.ACC: 0}
+    for ins in prog.instructions:
+        if isinstance(ins, I.Dma):
+            for space, addr in ((ins.src_space, ins.src), (ins.dst_space, ins.dst)):
+                if space in top:
+                    n = int(np.prod(ins.shape)) * ins.elem
+                    top[space] = max(top[space], addr + n)
+        elif isinstance(ins, I.Requant):
+            top[I.ACC] = max(top[I.ACC], ins.src + 4 * ins.n_pix * ins.k)
+    return int(sum(top.values()))

@@ -1,0 +1,138 @@
+"""Tile-size and loop-order search for convolution-like layers, against the cost formulas.
+
+A conv layer (per group) is an output of Eh x Ew x K from an input H x W x C. A tile is
+`th` output rows x `tk` output channels, reducing over input-channel chunks of `tc`.
+Candidates must fit the SRAMs with the buffer count (2 = double buffering); the cheapest
+estimate of max(MXU time, DMA time) + per-instruction overhead wins.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import ScheduleError
+from ..sim import costs
+
+ALIGN = 16
+
+
+def _a(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    h: int
+    w: int
+    c: int          # input channels per group
+    eh: int
+    ew: int
+    k: int          # output channels per group
+    kh: int
+    kw: int
+    sh: int
+    dh: int
+    ih: int         # input dilation (transposed conv)
+    depthwise_mult: int = 0   # >0: depthwise with this channel multiplier (c = channels)
+
+
+@dataclass(frozen=True)
+class ConvTiling:
+    th: int
+    tk: int
+    tc: int
+    order: str       # k_outer | rows_outer
+    dataflow: int
+    engine: str      # mxu | vpu (depthwise)
+    est_cycles: int
+
+
+def rows_in(s: ConvShape, th: int) -> int:
+    """Real input rows an output tile of `th` rows can touch (upper bound)."""
+    span = (th - 1) * s.sh + (s.kh - 1) * s.dh + 1
+    return min(s.h, span // s.ih + 1 if s.ih > 1 else span)
+
+
+def _candidates(n: int, unit: int) -> list[int]:
+    out = {n}
+    v = unit
+    while v < n:
+        out.add(v)
+        v *= 2
+    out.update(d for d in (1, 2, 4, 8) if d < n)
+    out.update(math.ceil(n / d) for d in (2, 3, 4, 8, 16) if n > d)
+    return sorted(out)
+
+
+def _row_candidates(eh: int, limit: int) -> list[int]:
+    top = min(eh, limit) if limit else eh
+    out = {top, 1}
+    out.update(math.ceil(eh / d) for d in range(1, eh + 1) if math.ceil(eh / d) <= top)
+    return sorted(v for v in out if v <= top)
+
+
+def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str = "auto",
+                loop_order: str = "auto", max_rows: int = 0) -> ConvTiling:
+    rows, cols = arch.mxu.rows, arch.mxu.cols
+    overlap = arch.mxu.fold_overlap
+    a_bytes, w_bytes, acc_bytes = arch.abuf_bytes, arch.wbuf_bytes, arch.acc_bytes
+    bpc = arch.region_bytes_per_cycle(arch.placement.weights)
+    dw = s.depthwise_mult > 0
+    best: ConvTiling | None = None
+    k_total = s.c * s.depthwise_mult if dw else s.k
+    for tc in _candidates(s.c, rows):
+        tks = [tc * s.depthwise_mult] if dw else _candidates(s.k, cols)
+        for tk in tks:
+            w_tile = tk * s.kh * s.kw * (1 if dw else tc)
+            if nbuf * (_a(w_tile) + _a(12 * tk)) > w_bytes:
+                continue
+            for th in _row_candidates(s.eh, max_rows):
+                in_tile = rows_in(s, th) * s.w * tc
+                out_tile = th * s.ew * tk
+                if nbuf * (_a(in_tile) + _a(out_tile)) > a_bytes or nbuf * _a(4 * out_tile) > acc_bytes:
+                    continue
+                for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bpc, dataflow_pref,
+                                      dw_engine, loop_order, arch):
+                    if best is None or cand.est_cycles < best.est_cycles:
+                        best = cand
+    if best is None:
+        raise ScheduleError(f"no tiling of a {s.h}x{s.w}x{s.c} -> {s.eh}x{s.ew}x{k_total} layer "
+                            f"(kernel {s.kh}x{s.kw}) fits ABUF {a_bytes} B, WBUF {w_bytes} B, ACC {acc_bytes} B")
+    return best
+
+
+def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bpc, pref, dw_engine, loop_order, arch):
+    n_rb, n_cc = math.ceil(s.eh / th), math.ceil(s.c / tc)
+    n_kb = 1 if s.depthwise_mult else math.ceil(s.k / tk)
+    dw = s.depthwise_mult > 0
+    in_bytes = rows_in(s, th) * s.w * s.c * n_rb
+    w_bytes = k_total * s.kh * s.kw * (1 if dw else s.c)
+    e = th * s.ew
+    engines = ["mxu"]
+    if dw:
+        engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
+    for engine in engines:
+        if dw and engine == "vpu":
+            per = costs.vpu_cycles(e * tk * s.kh * s.kw, arch.vpu.lanes, arch.vpu.pipeline_depth)
+            flows = [costs.WS]
+        elif dw:
+            per = costs.mxu_depthwise_cycles(e, tk, s.kh * s.kw, rows, cols, overlap)
+            flows = [costs.WS]
+        else:
+            flows = ([costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS])
+        for flow in flows:
+            if not dw:
+                per = costs.mxu_gemm_cycles(e, tk, s.kh * s.kw * tc, rows, cols, flow, overlap)
+            compute = per * n_rb * n_kb * n_cc
+            orders = ["k_outer", "rows_outer"] if loop_order == "auto" else [loop_order]
+            for order in orders:
+                if n_cc == 1 and order == "k_outer":        # weights stay, inputs re-read per k block
+                    traffic = w_bytes + in_bytes * n_kb
+                elif n_cc == 1:                              # inputs stay, weights re-read per row block
+                    traffic = in_bytes + w_bytes * (n_rb if n_kb > 1 else 1)
+                else:
+                    traffic = (in_bytes * n_kb + w_bytes * n_rb)
+                traffic += k_total * s.eh * s.ew
+                n_instr = n_rb * n_kb * (3 * n_cc + 3)
+                est = int(max(compute, traffic / bpc) + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
+                yield ConvTiling(th, tk, tc, order, flow, engine, est)

@@ -1,0 +1,73 @@
+"""The functional simulator: executes a Program's instructions alone, in program order.
+
+It reads only the Program (the decoded `.npub`) and the input tensors; host segments run
+through the same integer kernels a CPU beside the NPU would run.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import BinaryError, InputError
+from ..ir.graph import DType, Tensor
+from ..isa import instructions as I
+from ..isa.program import Program
+from ..isa.serial import from_data
+from ..quant.qexec import run_qnode
+from .semantics import Machine, execute
+
+
+class Simulator:
+    def __init__(self, prog: Program, sram: dict[int, int]):
+        self.prog = prog
+        self.sram = sram
+        self.state = [np.frombuffer(r.image, np.uint8).copy() for r in prog.regions]
+        self._spaces = {r.space: i for i, r in enumerate(prog.regions)}
+
+    def _machine(self) -> Machine:
+        n = max(self._spaces) - I.REGION0 + 1 if self._spaces else 0
+        regions = [np.zeros(0, np.uint8)] * n
+        for space, i in self._spaces.items():
+            regions[space - I.REGION0] = self.state[i]
+        return Machine(self.sram, regions)
+
+    def run(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
+        """Integer inputs in, integer outputs out. `order` runs instructions in another
+        (dependency-respecting) order, as the timing model schedules them."""
+        m = self._machine()
+        for t in self.prog.inputs:
+            if t.name not in feeds:
+                raise InputError(f"missing input {t.name!r}; the program takes {[i.name for i in self.prog.inputs]}")
+            x = np.asarray(feeds[t.name])
+            if tuple(x.shape) != t.shape:
+                raise InputError(f"input {t.name!r} has shape {list(x.shape)}; the program was compiled "
+                                 f"for {list(t.shape)}")
+            m.view(t.space, t.addr, t.shape, np.dtype(t.dtype))[...] = x.astype(t.dtype)
+        program = self.prog.instructions
+        host = lambda seg: self._host(m, seg)  # noqa: E731
+        for idx in (order if order is not None else range(len(program))):
+            execute(m, program[idx], host)
+        return {t.name: m.view(t.space, t.addr, t.shape, np.dtype(t.dtype)).copy() for t in self.prog.outputs}
+
+    def _host(self, m: Machine, seg: int) -> None:
+        if not 0 <= seg < len(self.prog.host_segments):
+            raise BinaryError(f"host instruction names missing segment {seg}")
+        rec = self.prog.host_segments[seg]
+        blobs = self.prog.host_blobs
+        node = from_data(rec["node"], blobs)
+        ins, qs = [], []
+        for r in rec["inputs"]:
+            ins.append(self._tensor(m, r, blobs))
+            qs.append(from_data(r["quant"], blobs))
+        out = rec["output"]
+        result = run_qnode(node, ins, qs)
+        dtype = np.dtype(out["dtype"])
+        m.view(out["space"], out["addr"], tuple(out["shape"]), dtype)[...] = result.astype(dtype)
+
+    @staticmethod
+    def _tensor(m: Machine, r: dict, blobs) -> np.ndarray:
+        if "data" in r:
+            return from_data(r["data"], blobs)
+        return m.view(r["space"], r["addr"], tuple(r["shape"]), np.dtype(r["dtype"])).copy()
+
+
+_ = (DType, Tensor)

@@ -1,0 +1,154 @@
+"""Event-driven timing of a Program: engines run concurrently, ordered only by dependency tokens.
+
+Each engine executes its instructions in program order; an instruction starts when its
+engine is free and every instruction it waits on has finished. Latencies are the closed
+forms of npukit.sim.costs. Action counts (MACs, SRAM and off-chip bytes, VPU ops) feed
+the energy estimate.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..isa import instructions as I
+from ..isa.program import Program
+from . import costs
+
+SRAM_BYTES_PER_CYCLE = 64
+HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
+              "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
+              "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
+              "mean": "reduce", "softmax": "softmax", "reshape": "copy", "transpose": "copy", "concat": "copy",
+              "pad": "copy", "slice": "copy", "resize": "copy"}
+
+
+@dataclass
+class Counts:
+    macs: int = 0
+    vpu_ops: int = 0
+    sram_bytes: dict = field(default_factory=lambda: defaultdict(int))    # space -> bytes
+    region_bytes: dict = field(default_factory=lambda: defaultdict(int))  # region name -> bytes
+    host_elements: int = 0
+
+
+@dataclass
+class Timeline:
+    start: np.ndarray
+    end: np.ndarray
+    engine: np.ndarray
+    busy: np.ndarray          # cycles each instruction occupies its engine
+    counts: list[Counts]      # per layer
+    total_cycles: int
+
+
+class _Model:
+    def __init__(self, prog: Program, arch):
+        self.arch = arch
+        self.region_names = {r.space: r.name for r in prog.regions}
+        for i, r in enumerate(arch.regions):
+            self.region_names.setdefault(I.REGION0 + i, r.name)
+        rows, cols = arch.mxu.rows, arch.mxu.cols
+        self.rows, self.cols, self.overlap = rows, cols, arch.mxu.fold_overlap
+        self.lanes, self.depth = arch.vpu.lanes, arch.vpu.pipeline_depth
+
+    def _region(self, space: int):
+        return self.arch.region(self.region_names[space]) if space >= I.REGION0 else None
+
+    def _transfer(self, space: int, nbytes: int, runs: int, run: int) -> int:
+        region = self._region(space)
+        if region is None:
+            return math.ceil(nbytes / SRAM_BYTES_PER_CYCLE)
+        return costs.dma_cycles(nbytes, runs, run, self.arch.region_bytes_per_cycle(region.name),
+                                self.arch.region_latency_cycles(region.name))
+
+    def latency(self, ins: I.Instr, c: Counts) -> int:
+        if isinstance(ins, I.Dma):
+            runs = int(np.prod(ins.shape))
+            nbytes = runs * ins.elem
+            for space in (ins.src_space, ins.dst_space):
+                if space >= I.REGION0:
+                    c.region_bytes[self.region_names[space]] += nbytes
+                else:
+                    c.sram_bytes[space] += nbytes
+            return max(self._transfer(ins.src_space, nbytes, runs, ins.elem),
+                       self._transfer(ins.dst_space, nbytes, runs, ins.elem))
+        if isinstance(ins, I.Fill):
+            if ins.space >= I.REGION0:
+                c.region_bytes[self.region_names[ins.space]] += ins.n
+            else:
+                c.sram_bytes[ins.space] += ins.n
+            return self._transfer(ins.space, ins.n, 1, ins.n)
+        if isinstance(ins, I.Conv):
+            e, taps = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1]
+            c.macs += e * ins.k * taps * ins.c_len
+            c.sram_bytes[I.ABUF] += ins.in_h * ins.in_w * ins.c_len
+            c.sram_bytes[I.WBUF] += ins.k * taps * ins.c_len
+            c.sram_bytes[I.ACC] += 4 * e * ins.k * (2 if ins.accumulate else 1)
+            return costs.mxu_gemm_cycles(e, ins.k, taps * ins.c_len, self.rows, self.cols, ins.dataflow,
+                                         self.overlap)
+        if isinstance(ins, I.DwConv):
+            e, taps, k = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.c * ins.mult
+            c.macs += e * k * taps
+            c.sram_bytes[I.ABUF] += ins.in_h * ins.in_w * ins.c
+            c.sram_bytes[I.ACC] += 4 * e * k
+            if ins.engine == I.Engine.VPU:
+                c.vpu_ops += e * k * taps
+                return costs.vpu_cycles(e * k * taps, self.lanes, self.depth)
+            return costs.mxu_depthwise_cycles(e, k, taps, self.rows, self.cols, self.overlap)
+        ops = _vpu_ops(ins)
+        if ops is not None:
+            c.vpu_ops += ops
+            c.sram_bytes[I.ABUF] += 2 * ops
+            return costs.vpu_cycles(ops, self.lanes, self.depth)
+        if isinstance(ins, I.Host):
+            return 0   # costed by the caller, which knows the segment's size
+        raise TypeError(type(ins).__name__)
+
+
+def _vpu_ops(ins: I.Instr) -> int | None:
+    if isinstance(ins, I.Requant):
+        return ins.n_pix * ins.k
+    if isinstance(ins, I.Elementwise):
+        return ins.rows * ins.cols
+    if isinstance(ins, I.Lut):
+        return ins.n
+    if isinstance(ins, I.Pool):
+        return ins.out_h * ins.out_w * ins.c * ins.kernel[0] * ins.kernel[1]
+    if isinstance(ins, I.Mean):
+        return ins.n * ins.c
+    return None
+
+
+def host_cycles(prog: Program, seg: int, arch) -> tuple[int, int]:
+    """(NPU-clock cycles, elements) of a host segment under the simple CPU model."""
+    rec = prog.host_segments[seg]
+    elements = int(np.prod(rec["output"]["shape"])) + sum(int(np.prod(r["shape"])) for r in rec["inputs"])
+    cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["node"]["op"]["value"], "other"), elements)
+    return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz)), elements
+
+
+def simulate(prog: Program, arch) -> Timeline:
+    model = _Model(prog, arch)
+    n = len(prog.instructions)
+    start, end = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    engine, busy = np.zeros(n, np.int8), np.zeros(n, np.int64)
+    free = defaultdict(int)
+    n_layers = max((ins.layer for ins in prog.instructions), default=-1) + 1
+    counts = [Counts() for _ in range(max(n_layers, len(prog.layers)))]
+    for i, ins in enumerate(prog.instructions):
+        c = counts[ins.layer]
+        eng = I.engine_of(ins)
+        if isinstance(ins, I.Host):
+            lat, elements = host_cycles(prog, ins.segment, arch)
+            c.host_elements += elements
+        else:
+            lat = model.latency(ins, c) + costs.INSTR_OVERHEAD
+        ready = max((end[d] for d in ins.deps), default=0)
+        s = max(free[eng], ready)
+        start[i], end[i], engine[i], busy[i] = s, s + lat, int(eng), lat
+        free[eng] = s + lat
+    total = int(end.max()) if n else 0
+    return Timeline(start, end, engine, busy, counts, total)

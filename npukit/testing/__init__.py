@@ -1,0 +1,1 @@
+"""Test helpers: single-operator TFLite models run on LiteRT reference kernels."""

@@ -1,0 +1,181 @@
+"""Conv, ConvTranspose, Gemm, MatMul and BatchNormalization imports against onnxruntime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from onnx_testutil import check_against_onnxruntime, model_bytes, node, ops
+
+from npukit.ir.graph import Clamp, Op
+
+RNG = np.random.default_rng(7)
+
+
+def rand(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def conv_model(c_in, c_out, k, h=9, w=8, bias=True, opset=13, **attrs):
+    groups = attrs.get("group", 1)
+    inits = {"W": rand(c_out, c_in // groups, *k)}
+    ins = ["x", "W"]
+    if bias:
+        inits["B"] = rand(c_out)
+        ins.append("B")
+    return model_bytes([node("Conv", ins, ["y"], **attrs)], {"x": (1, c_in, h, w)}, ["y"], inits, opset)
+
+
+@pytest.mark.parametrize("attrs", [
+    {},
+    {"strides": [2, 2]},
+    {"pads": [1, 0, 2, 1]},
+    {"dilations": [2, 3], "pads": [1, 1, 1, 1]},
+    {"strides": [2, 1], "pads": [1, 2, 1, 2], "dilations": [1, 2]},
+    {"auto_pad": "SAME_UPPER", "strides": [2, 2]},
+    {"auto_pad": "SAME_LOWER", "strides": [2, 2]},
+    {"auto_pad": "VALID"},
+])
+def test_conv_geometry(attrs):
+    check_against_onnxruntime(conv_model(3, 5, (3, 3), **attrs))
+
+
+def test_conv_without_bias_and_rectangular_kernel():
+    check_against_onnxruntime(conv_model(4, 6, (1, 3), bias=False, pads=[0, 1, 0, 1]))
+
+
+def test_grouped_conv():
+    g = check_against_onnxruntime(conv_model(4, 6, (3, 3), group=2, pads=[1, 1, 1, 1]))
+    conv = next(n for n in g.nodes if n.op is Op.CONV2D)
+    assert conv.attrs.groups == 2 and not conv.attrs.depthwise
+    assert g.tensors[conv.inputs[1]].shape == (6, 3, 3, 2)
+
+
+@pytest.mark.parametrize("mult", [1, 2])
+def test_depthwise_conv(mult):
+    g = check_against_onnxruntime(conv_model(4, 4 * mult, (3, 3), group=4, strides=[2, 2], pads=[1, 1, 1, 1]))
+    conv = next(n for n in g.nodes if n.op is Op.CONV2D)
+    assert conv.attrs.depthwise
+    assert g.tensors[conv.inputs[1]].shape == (1, 3, 3, 4 * mult)
+
+
+def test_conv1d():
+    mb = model_bytes([node("Conv", ["x", "W", "B"], ["y"], pads=[1, 2], strides=[2], dilations=[2])],
+                     {"x": (1, 3, 20)}, ["y"], {"W": rand(4, 3, 3), "B": rand(4)})
+    check_against_onnxruntime(mb)
+
+
+@settings(max_examples=25, deadline=None)
+@given(c_per_group=st.integers(1, 3), groups=st.sampled_from([1, 2, 3]), out_per_group=st.integers(1, 3),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), pads=st.tuples(*[st.integers(0, 2)] * 4),
+       h=st.integers(6, 11), w=st.integers(6, 11), seed=st.integers(0, 1000))
+def test_conv_hyperparameters(c_per_group, groups, out_per_group, kh, kw, stride, dilation, pads, h, w, seed):
+    c_in, c_out = c_per_group * groups, out_per_group * groups
+    rng = np.random.default_rng(seed)
+    mb = model_bytes([node("Conv", ["x", "W", "B"], ["y"], group=groups, strides=list(stride),
+                           dilations=list(dilation), pads=list(pads))],
+                     {"x": (1, c_in, h, w)}, ["y"],
+                     {"W": rng.standard_normal((c_out, c_per_group, kh, kw)).astype(np.float32),
+                      "B": rng.standard_normal(c_out).astype(np.float32)})
+    check_against_onnxruntime(mb)
+
+
+def conv_transpose_model(c_in, c_out, k, groups=1, h=5, w=6, **attrs):
+    inits = {"W": rand(c_in, c_out // groups, *k), "B": rand(c_out)}
+    return model_bytes([node("ConvTranspose", ["x", "W", "B"], ["y"], group=groups, **attrs)],
+                       {"x": (1, c_in, h, w)}, ["y"], inits)
+
+
+@pytest.mark.parametrize("attrs", [
+    {"strides": [2, 2]},
+    {"strides": [2, 2], "output_padding": [1, 1]},
+    {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 0]},
+    {"strides": [3, 2], "pads": [0, 1, 2, 0], "dilations": [2, 1]},
+    {"strides": [2, 2], "output_shape": [11, 12]},
+    {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+])
+def test_conv_transpose(attrs):
+    g = check_against_onnxruntime(conv_transpose_model(3, 4, (3, 3), **attrs))
+    conv = next(n for n in g.nodes if n.op is Op.CONV2D)
+    assert conv.attrs.input_dilation == tuple(attrs["strides"])
+
+
+@pytest.mark.parametrize("groups,c_out", [(2, 4), (4, 4)])
+def test_grouped_and_depthwise_conv_transpose(groups, c_out):
+    check_against_onnxruntime(conv_transpose_model(4, c_out, (4, 4), groups=groups, strides=[2, 2],
+                                                   pads=[1, 1, 1, 1]))
+
+
+def test_conv_bn_relu_block_folds_to_one_conv():
+    c = 6
+    inits = {"W": rand(c, 3, 3, 3), "gamma": rand(c), "beta": rand(c), "mean": rand(c),
+             "var": np.abs(rand(c)) + 0.5}
+    mb = model_bytes([node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+                      node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["bn"], epsilon=1e-3),
+                      node("Relu", ["bn"], ["y"])], {"x": (1, 3, 8, 8)}, ["y"], inits)
+    g = check_against_onnxruntime(mb)
+    assert ops(g) == [Op.TRANSPOSE, Op.CONV2D, Op.TRANSPOSE]
+    conv = g.nodes[1]
+    assert conv.attrs.act == Clamp(0.0, None)
+    assert len(conv.source) == 3
+
+
+def test_standalone_batch_norm_is_scale_and_shift():
+    c = 3
+    inits = {"gamma": rand(c), "beta": rand(c), "mean": rand(c), "var": np.abs(rand(c)) + 0.5}
+    mb = model_bytes([node("BatchNormalization", ["x", "gamma", "beta", "mean", "var"], ["y"])],
+                     {"x": (2, c, 4, 5)}, ["y"], inits)
+    g = check_against_onnxruntime(mb)
+    assert Op.MUL in ops(g) and Op.ADD in ops(g)
+
+
+@pytest.mark.parametrize("attrs,c_shape", [
+    ({}, (5,)),
+    ({"transB": 1}, (1, 5)),
+    ({"transA": 1, "alpha": 0.5, "beta": 2.0}, ()),
+    ({"alpha": 1.5}, None),
+])
+def test_gemm(attrs, c_shape):
+    a_shape = (4, 2) if attrs.get("transA") else (2, 4)
+    b = rand(5, 4) if attrs.get("transB") else rand(4, 5)
+    inits = {"B": b}
+    ins = ["a", "B"]
+    if c_shape is not None:
+        inits["C"] = rand(*c_shape)
+        ins.append("C")
+    mb = model_bytes([node("Gemm", ins, ["y"], **attrs)], {"a": a_shape}, ["y"], inits)
+    check_against_onnxruntime(mb)
+
+
+def test_matmul_add_becomes_one_fully_connected():
+    mb = model_bytes([node("MatMul", ["x", "W"], ["m"]), node("Add", ["m", "b"], ["y"])],
+                     {"x": (3, 2, 6)}, ["y"], {"W": rand(6, 4), "b": rand(4)})
+    g = check_against_onnxruntime(mb)
+    assert ops(g) == [Op.FULLY_CONNECTED]
+
+
+def test_flatten_gemm_head_needs_no_transpose():
+    mb = model_bytes([node("Conv", ["x", "W", "B"], ["c"], pads=[1, 1, 1, 1]),
+                      node("Relu", ["c"], ["r"]),
+                      node("Flatten", ["r"], ["f"]),
+                      node("Gemm", ["f", "FW", "FB"], ["y"], transB=1)],
+                     {"x": (1, 3, 5, 4)}, ["y"],
+                     {"W": rand(6, 3, 3, 3), "B": rand(6), "FW": rand(10, 6 * 5 * 4), "FB": rand(10)})
+    g = check_against_onnxruntime(mb)
+    assert ops(g) == [Op.TRANSPOSE, Op.CONV2D, Op.RESHAPE, Op.FULLY_CONNECTED]
+
+
+def test_reshape_head_with_shape_subgraph():
+    """x.view(x.size(0), -1) as PyTorch exports it: Shape -> Gather -> Unsqueeze -> Concat -> Reshape."""
+    nodes = [node("GlobalAveragePool", ["x"], ["p"]),
+             node("Shape", ["p"], ["s"]),
+             node("Gather", ["s", "zero"], ["n"], axis=0),
+             node("Unsqueeze", ["n", "axes0"], ["n1"]),
+             node("Concat", ["n1", "minus1"], ["shape"], axis=0),
+             node("Reshape", ["p", "shape"], ["f"]),
+             node("Gemm", ["f", "FW", "FB"], ["y"], transB=1)]
+    inits = {"zero": np.array(0, np.int64), "axes0": np.array([0], np.int64),
+             "minus1": np.array([-1], np.int64), "FW": rand(7, 8), "FB": rand(7)}
+    mb = model_bytes(nodes, {"x": (2, 8, 5, 5)}, ["y"], inits)
+    g = check_against_onnxruntime(mb)
+    assert ops(g) == [Op.TRANSPOSE, Op.MEAN, Op.RESHAPE, Op.FULLY_CONNECTED]

@@ -1,0 +1,62 @@
+"""User-facing errors of the ONNX importer: one clear line naming the problem."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from onnx_testutil import check_against_onnxruntime, model_bytes, node
+
+from npukit.errors import ModelError, UnsupportedOpError
+from npukit.frontend.onnx import load_onnx
+
+
+def test_unsupported_operator_names_op_and_node():
+    mb = model_bytes([helper.make_node("Erf", ["x"], ["y"], name="gelu_erf")], {"x": (1, 4)}, ["y"])
+    with pytest.raises(UnsupportedOpError) as info:
+        load_onnx(mb)
+    assert str(info.value) == "unsupported ONNX operator 'Erf' (node 'gelu_erf')"
+
+
+def test_malformed_bytes_and_missing_file(tmp_path):
+    with pytest.raises(ModelError, match="cannot parse ONNX model") as info:
+        load_onnx(b"\x08\x07garbage that is not a protobuf \xff\xff\xff")
+    assert "\n" not in str(info.value)
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"")
+    with pytest.raises(ModelError, match="no graph"):
+        load_onnx(str(bad))
+    with pytest.raises(ModelError, match="does not exist"):
+        load_onnx(tmp_path / "missing.onnx")
+
+
+def dynamic_model() -> bytes:
+    graph = helper.make_graph(
+        [node("Relu", ["x"], ["r"]), node("Flatten", ["r"], ["y"])], "dyn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+
+
+def test_dynamic_dims_need_input_shape():
+    with pytest.raises(ModelError, match="input 'x' has dynamic shape.*--input-shape x="):
+        load_onnx(dynamic_model())
+    g = check_against_onnxruntime(dynamic_model(), input_shapes={"x": (2, 3, 4, 5)})
+    assert g.tensors["y"].shape == (2, 60)
+    with pytest.raises(ModelError, match="input-shape names"):
+        load_onnx(dynamic_model(), {"nope": (1,)})
+
+
+def test_weights_computed_from_input_are_rejected():
+    mb = model_bytes([node("MatMul", ["x", "z"], ["y"])], {"x": (2, 3), "z": (3, 4)}, ["y"])
+    with pytest.raises(UnsupportedOpError, match="must be a constant"):
+        load_onnx(mb)
+
+
+def test_non_constant_if_condition_is_rejected():
+    branch = helper.make_graph([node("Identity", ["x"], ["o"])], "b", [],
+                               [helper.make_tensor_value_info("o", 1, None)])
+    nodes = [node("ReduceMax", ["x"], ["m"], keepdims=0), node("Greater", ["m", "zero"], ["c"]),
+             node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)]
+    mb = model_bytes(nodes, {"x": (1, 3)}, ["y"], {"zero": np.float32(0)})
+    with pytest.raises(UnsupportedOpError):
+        load_onnx(mb)

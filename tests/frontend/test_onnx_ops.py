@@ -1,0 +1,175 @@
+"""Element-wise, pooling and data-movement ONNX imports against onnxruntime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+from onnx_testutil import check_against_onnxruntime, model_bytes, node, ops
+
+from npukit.ir.graph import Op
+
+RNG = np.random.default_rng(3)
+X4 = {"x": (2, 3, 6, 7)}
+
+
+def rand(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def unary(op_type, opset=13, inputs=(), inits=None, **attrs):
+    return model_bytes([node(op_type, ["x", *inputs], ["y"], **attrs)], X4, ["y"], inits or {}, opset)
+
+
+@pytest.mark.parametrize("mb", [
+    unary("Relu"), unary("Sigmoid"), unary("Tanh"), unary("HardSwish", opset=14),
+    unary("LeakyRelu", alpha=0.2), unary("LeakyRelu"),
+    unary("HardSigmoid", alpha=0.3, beta=0.4),
+    unary("PRelu", inputs=["s"], inits={"s": rand(3, 1, 1)}),
+    unary("PRelu", inputs=["s"], inits={"s": rand(7)}),
+    unary("Clip", opset=6, min=-0.5, max=1.0),
+    unary("Clip", opset=13, inputs=["lo", "hi"], inits={"lo": np.float32(0), "hi": np.float32(6)}),
+    unary("Clip", opset=13, inputs=["lo"], inits={"lo": np.float32(-1)}),
+    unary("Clip", opset=13, inputs=["", "hi"], inits={"hi": np.float32(0.5)}),
+    unary("Clip", opset=13),
+], ids=lambda mb: "")
+def test_activations(mb):
+    check_against_onnxruntime(mb)
+
+
+@pytest.mark.parametrize("op_type", ["Add", "Sub", "Mul", "Div", "Max", "Min"])
+@pytest.mark.parametrize("operand", ["tensor", "channel_const", "scalar_const", "lower_rank_tensor"])
+def test_binary(op_type, operand):
+    inputs, inits = dict(X4), {}
+    if operand == "tensor":
+        inputs["z"] = (2, 3, 6, 7)
+    elif operand == "lower_rank_tensor":
+        inputs["z"] = (6, 1)
+    elif operand == "channel_const":
+        inits["z"] = rand(3, 1, 1) + 3.0
+    else:
+        inits["z"] = np.float32(2.5)
+    if op_type == "Div" and operand in ("tensor", "lower_rank_tensor"):
+        pytest.skip("division by a tensor is not supported")
+    check_against_onnxruntime(model_bytes([node(op_type, ["x", "z"], ["y"])], inputs, ["y"], inits))
+
+
+def test_constant_first_sub_and_variadic_ops():
+    nodes = [node("Sub", ["c", "x"], ["a"]), node("Max", ["a", "x", "z"], ["m"]),
+             node("Sum", ["m", "x", "z"], ["y"])]
+    check_against_onnxruntime(model_bytes(nodes, {**X4, "z": (2, 3, 6, 7)}, ["y"], {"c": rand(1, 3, 1, 1)}))
+
+
+def test_division_by_tensor_is_unsupported():
+    from npukit.errors import UnsupportedOpError
+    from npukit.frontend.onnx import load_onnx
+    with pytest.raises(UnsupportedOpError, match="Div"):
+        load_onnx(model_bytes([node("Div", ["x", "z"], ["y"])], {**X4, "z": (2, 3, 6, 7)}, ["y"]))
+
+
+@pytest.mark.parametrize("op_type,attrs", [
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2]}),
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("MaxPool", {"kernel_shape": [3, 2], "strides": [2, 2], "ceil_mode": 1}),
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1}),
+    ("MaxPool", {"kernel_shape": [3, 3], "auto_pad": "SAME_UPPER"}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("AveragePool", {"kernel_shape": [2, 3], "strides": [2, 2], "ceil_mode": 1}),
+    ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "count_include_pad": 1}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1,
+                     "count_include_pad": 1}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [0, 1, 1, 0], "ceil_mode": 1}),
+    ("GlobalAveragePool", {}),
+    ("GlobalMaxPool", {}),
+])
+def test_pools(op_type, attrs):
+    check_against_onnxruntime(model_bytes([node(op_type, ["x"], ["y"], **attrs)], X4, ["y"], opset=13))
+
+
+@pytest.mark.parametrize("nodes,inits", [
+    ([node("Flatten", ["x"], ["y"], axis=2)], {}),
+    ([node("Flatten", ["x"], ["y"])], {}),
+    ([node("Reshape", ["x", "s"], ["y"])], {"s": np.array([0, -1, 7], np.int64)}),
+    ([node("Reshape", ["x", "s"], ["y"])], {"s": np.array([2, 6, 3, 7], np.int64)}),
+    ([node("Transpose", ["x"], ["y"], perm=[0, 3, 1, 2])], {}),
+    ([node("Transpose", ["x"], ["y"])], {}),
+    ([node("Unsqueeze", ["x", "a"], ["u"]), node("Squeeze", ["u", "a"], ["y"])], {"a": np.array([2], np.int64)}),
+    ([node("Softmax", ["x"], ["y"], axis=1)], {}),
+    ([node("Softmax", ["x"], ["y"])], {}),
+    ([node("ReduceMean", ["x"], ["y"], axes=[2, 3])], {}),
+    ([node("ReduceMean", ["x"], ["y"], axes=[2], keepdims=0)], {}),
+    ([node("ReduceMean", ["x"], ["y"], axes=[1], keepdims=1)], {}),
+    ([node("Identity", ["x"], ["i"]), node("Dropout", ["i"], ["y"])], {}),
+    ([node("Concat", ["x", "x"], ["y"], axis=1)], {}),
+    ([node("Concat", ["x", "c"], ["y"], axis=-1)], {"c": RNG.standard_normal((2, 3, 6, 2)).astype(np.float32)}),
+    ([node("Slice", ["x", "s", "e", "a", "st"], ["y"])],
+     {"s": np.array([1, -1], np.int64), "e": np.array([3, -100], np.int64), "a": np.array([1, 3], np.int64),
+      "st": np.array([1, -2], np.int64)}),
+    ([node("Slice", ["x", "s", "e"], ["y"])], {"s": np.array([0, 0, 2], np.int64),
+                                               "e": np.array([1, 9, 2 ** 62], np.int64)}),
+    ([node("Pad", ["x", "p"], ["y"])], {"p": np.array([0, 0, 1, 2, 0, 1, 3, 0], np.int64)}),
+    ([node("Pad", ["x", "p", "v"], ["y"], mode="constant")],
+     {"p": np.array([0, 0, 0, 1, 0, 0, 2, 0], np.int64), "v": np.float32(-1.5)}),
+], ids=lambda v: v[0].op_type if isinstance(v, list) else "")
+def test_tensor_ops_opset13(nodes, inits):
+    check_against_onnxruntime(model_bytes(nodes, X4, ["y"], inits))
+
+
+def test_split_into_slices():
+    nodes = [node("Split", ["x", "sizes"], ["a", "b"], axis=1), node("Split", ["x"], ["c", "d"], axis=3)]
+    g = check_against_onnxruntime(model_bytes(nodes, {"x": (1, 3, 4, 6)}, ["a", "b", "c", "d"],
+                                              {"sizes": np.array([1, 2], np.int64)}))
+    assert ops(g).count(Op.SLICE) == 4
+
+
+def test_old_opset_forms():
+    """Softmax-11 flattens from its axis; Split/Squeeze/ReduceMean take attributes before 13."""
+    nodes = [node("Softmax", ["x"], ["s"], axis=1),
+             node("Split", ["s"], ["a", "b"], axis=2, split=[2, 4]),
+             node("ReduceMean", ["b"], ["m"], axes=[2, 3], keepdims=1),
+             node("Squeeze", ["m"], ["y"], axes=[2, 3])]
+    check_against_onnxruntime(model_bytes(nodes, X4, ["y", "a"], opset=11))
+
+
+def resize_model(mode, coord, nearest_mode="round_prefer_floor", scales=(1, 1, 2, 2), sizes=None, opset=13):
+    attrs = {"mode": mode, "coordinate_transformation_mode": coord}
+    if mode == "nearest":
+        attrs["nearest_mode"] = nearest_mode
+    inits = {"roi": np.zeros(0, np.float32)}
+    if sizes is None:
+        inits["scales"] = np.array(scales, np.float32)
+        ins = ["x", "roi", "scales"]
+    else:
+        inits["sizes"] = np.array(sizes, np.int64)
+        ins = ["x", "roi", "", "sizes"]
+    return model_bytes([node("Resize", ins, ["y"], **attrs)], {"x": (1, 2, 5, 6)}, ["y"], inits, opset)
+
+
+@pytest.mark.parametrize("mb", [
+    resize_model("nearest", "asymmetric", "floor"),
+    resize_model("nearest", "half_pixel", "round_prefer_floor"),
+    resize_model("nearest", "half_pixel", "round_prefer_ceil", scales=(1, 1, 3, 2)),
+    resize_model("nearest", "align_corners", "round_prefer_ceil", sizes=(1, 2, 9, 11)),
+    resize_model("nearest", "pytorch_half_pixel", "round_prefer_floor", scales=(1, 1, 0.5, 0.5)),
+    resize_model("linear", "half_pixel"),
+    resize_model("linear", "pytorch_half_pixel", scales=(1, 1, 3, 2)),
+    resize_model("linear", "align_corners", sizes=(1, 2, 9, 13)),
+    resize_model("linear", "asymmetric"),
+    model_bytes([node("Upsample", ["x", "s"], ["y"], mode="nearest")], {"x": (1, 2, 3, 4)}, ["y"],
+                {"s": np.array([1, 1, 2, 3], np.float32)}, opset=9),
+], ids=lambda mb: "")
+def test_resize(mb):
+    check_against_onnxruntime(mb)
+
+
+def test_if_on_a_shape_condition_is_inlined():
+    then_graph = helper.make_graph([node("Relu", ["x"], ["t"])], "then", [],
+                                   [helper.make_tensor_value_info("t", 1, None)])
+    else_graph = helper.make_graph([node("Neg", ["x"], ["e"])], "else", [],
+                                   [helper.make_tensor_value_info("e", 1, None)])
+    nodes = [node("Shape", ["x"], ["s"]), node("Gather", ["s", "one"], ["c"], axis=0),
+             node("Equal", ["c", "three"], ["cond"]),
+             node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)]
+    mb = model_bytes(nodes, X4, ["y"], {"one": np.array(1, np.int64), "three": np.array(3, np.int64)})
+    g = check_against_onnxruntime(mb)
+    assert Op.CLAMP in ops(g)
