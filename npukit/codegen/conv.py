@@ -40,15 +40,19 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
     t = search_conv(shape, ctx.arch, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows)
-    params = np.stack([bias, np.asarray(p.multiplier, np.int32) * np.ones(k_all, np.int32),
-                       np.asarray(p.shift, np.int32) * np.ones(k_all, np.int32)])
+    mode = 1 if node.op is Op.FULLY_CONNECTED else 0
+    ones = np.ones(k_all, np.int64)
+    if mode:   # LiteRT's fully connected requantises with the exact double scale
+        params = np.stack([bias.astype(np.int64), p.scale_mantissa * ones, p.scale_exponent * ones])
+    else:
+        params = np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
     for b in range(n):
         for grp in range(groups):
-            _emit_nest(ctx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape)
+            _emit_nest(ctx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
     return {"tiling": t}
 
 
-def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp, x_shape, o_shape):
+def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp, x_shape, o_shape, mode):
     e, act = ctx.emitter, ctx.act_space
     _, h, wd, c_all = x_shape
     k_all = o_shape[-1]
@@ -59,7 +63,8 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     ins = SlotPair(a_slots.take(in_tile, nb))
     outs = SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
     wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * (1 if dw else t.tc), nb))
-    prm = SlotPair(w_slots.take(12 * t.tk, nb))
+    pbytes = 3 * params.itemsize   # per output channel
+    prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
     accs = SlotPair(acc_slots.take(4 * t.th * s.ew * t.tk, nb))
     x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all
     o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all
@@ -124,14 +129,14 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
                     dataflow=t.dataflow, **geo), reads + ([writes[0]] if j else []), writes)
         pa, load = prm.lookup(("p", ki))
         if load:
-            dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), 12 * kl)
+            dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), pbytes * kl)
         oa = outs.next()
         npix = rl * s.ew
         p = node.params
         e.emit(lambda L, d, acc=acc, pa=pa, oa=oa: I.Requant(
             L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=kl, dst_c_off=0,
-            out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max),
-            [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + 12 * kl)], [(I.ABUF, oa, oa + npix * kl)])
+            out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode),
+            [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + pbytes * kl)], [(I.ABUF, oa, oa + npix * kl)])
         dst = o_base + r0 * s.ew * k_all + grp * s.k + k0
         dma(e, I.ABUF, oa, (0, 0, 0, kl), act, dst, (0, 0, 0, k_all), (1, 1, 1, npix), kl)
 

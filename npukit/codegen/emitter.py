@@ -7,6 +7,7 @@ result as program order, which is the order the functional simulator uses.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from ..isa import instructions as I
@@ -14,18 +15,57 @@ from ..isa import instructions as I
 Range = tuple[int, int, int]  # space, lo, hi (exclusive)
 
 
-@dataclass
-class _Access:
-    lo: int
-    hi: int
-    idx: int
-    write: bool
+class _Log:
+    """Accesses of one space: disjoint writes and (possibly nested) reads, each sorted by start."""
+
+    def __init__(self):
+        self.writes: list[tuple[int, int, int]] = []   # (lo, hi, idx), disjoint
+        self.reads: list[tuple[int, int, int]] = []
+        self.max_read = self.max_write = 0
+
+    @staticmethod
+    def _overlapping(entries, lo: int, hi: int, reach: int) -> list[int]:
+        """Positions of entries overlapping [lo, hi); no entry is longer than `reach`."""
+        i = bisect.bisect_left(entries, (lo - reach,))
+        out = []
+        while i < len(entries) and entries[i][0] < hi:
+            if entries[i][1] > lo:
+                out.append(i)
+            i += 1
+        return out
+
+    def read(self, lo: int, hi: int, idx: int) -> set[int]:
+        deps = {self.writes[i][2] for i in self._overlapping(self.writes, lo, hi, self.max_write)}
+        bisect.insort(self.reads, (lo, hi, idx))
+        self.max_read = max(self.max_read, hi - lo)
+        return deps
+
+    def write(self, lo: int, hi: int, idx: int) -> set[int]:
+        deps = set()
+        for entries, reach in ((self.writes, self.max_write), (self.reads, self.max_read)):
+            hits = self._overlapping(entries, lo, hi, reach)
+            pieces = []
+            for i in hits:
+                a_lo, a_hi, a_idx = entries[i]
+                deps.add(a_idx)
+                # the new write shadows these bytes: later hazards reach the old access through it
+                if a_lo < lo:
+                    pieces.append((a_lo, lo, a_idx))
+                if hi < a_hi:
+                    pieces.append((hi, a_hi, a_idx))
+            for i in reversed(hits):
+                del entries[i]
+            for piece in pieces:
+                bisect.insort(entries, piece)
+        bisect.insort(self.writes, (lo, hi, idx))
+        self.max_write = max(self.max_write, hi - lo)
+        return deps
 
 
 @dataclass
 class Emitter:
     program: list[I.Instr] = field(default_factory=list)
-    _log: dict[int, list[_Access]] = field(default_factory=dict)
+    _logs: dict[int, _Log] = field(default_factory=dict)
     layer: int = 0
     readonly: dict[int, tuple[int, int]] = field(default_factory=dict)  # space -> constant range
 
@@ -38,17 +78,11 @@ class Emitter:
         idx = len(self.program)
         deps: set[int] = set()
         for space, lo, hi in reads:
-            deps.update(a.idx for a in self._log.get(space, ()) if a.write and a.lo < hi and lo < a.hi)
-        for space, lo, hi in writes:
-            deps.update(a.idx for a in self._log.get(space, ()) if a.lo < hi and lo < a.hi)
-        for space, lo, hi in reads:
             if not self._is_const(space, lo, hi):  # constants are never written: no hazard
-                self._log.setdefault(space, []).append(_Access(lo, hi, idx, False))
+                deps |= self._logs.setdefault(space, _Log()).read(lo, hi, idx)
         for space, lo, hi in writes:
-            log = self._log.setdefault(space, [])
-            # a write that covers an older access supersedes it: later hazards reach it through us
-            log[:] = [a for a in log if not (lo <= a.lo and a.hi <= hi)]
-            log.append(_Access(lo, hi, idx, True))
+            deps |= self._logs.setdefault(space, _Log()).write(lo, hi, idx)
+        deps.discard(idx)
         self.program.append(make(self.layer, tuple(sorted(deps))))
         return idx
 

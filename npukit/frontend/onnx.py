@@ -105,7 +105,10 @@ class _Importer:
             return
         if node.domain not in ("", "ai.onnx") or op not in CONVERTERS:
             raise UnsupportedOpError(f"unsupported ONNX operator '{op}' (node '{b.source[0]}')")
-        CONVERTERS[op](b, node)
+        try:
+            CONVERTERS[op](b, node)
+        except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
+            raise ModelError(f"malformed ONNX node '{b.source[0]}' ({op}): {type(e).__name__}: {e}") from e
 
     @staticmethod
     def _shape_value(node: onnx.NodeProto, shape: np.ndarray) -> np.ndarray:

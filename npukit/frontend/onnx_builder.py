@@ -203,6 +203,6 @@ class Builder:
                 raise UnsupportedOpError(f"graph output {out!r} is a constant")
             ir = self.onnx_layout(out)
             if ir != out:
-                self.source = (out,)
+                self.source = ()
                 self.emit(Op.RESHAPE, [ir], ReshapeAttrs(self.tensors[ir].shape), out)
         return Graph(tuple(self.nodes), dict(self.tensors), inputs, outputs, name)

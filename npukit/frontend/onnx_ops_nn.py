@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir.graph import (ConvAttrs, EltwiseAttrs, FcAttrs, MeanAttrs, Op, PadAttrs, PoolAttrs,
                         ReshapeAttrs, TransposeAttrs)
-from .onnx_builder import Act, Builder, TO_NHWC
+from .onnx_builder import Builder, TO_NHWC
 from .onnx_const import attributes
 
 
@@ -139,48 +139,41 @@ def conv_transpose(b: Builder, node) -> None:
     _finish_2d(b, node.output[0], Op.CONV2D, [x, wt, bt], attrs, was_1d)
 
 
-def _fc(b: Builder, node, x_name: str, weight: np.ndarray, bias: np.ndarray) -> None:
-    src = b.onnx_layout(x_name)
-    wt = b.add_const(weight, node.input[1])
-    bt = b.add_const(bias, node.output[0] + "_bias")
-    b.emit_result(node.output[0], Op.FULLY_CONNECTED, [src, wt, bt], FcAttrs(), nhwc=False)
+def _fc(b: Builder, out: str, src: str, weight: np.ndarray, bias: np.ndarray, weight_name: str,
+        final: bool = True) -> str:
+    """FULLY_CONNECTED of ONNX-layout IR tensor `src`; `final` records it as ONNX value `out`."""
+    wt = b.add_const(weight, weight_name)
+    bt = b.add_const(bias, out + "_bias")
+    if final:
+        return b.emit_result(out, Op.FULLY_CONNECTED, [src, wt, bt], FcAttrs(), nhwc=False)
+    return b.emit(Op.FULLY_CONNECTED, [src, wt, bt], FcAttrs(), b.fresh(out + "_fc"))
 
 
 def gemm(b: Builder, node) -> None:
     at = attributes(node)
-    a = b.act(node.input[0])
+    if b.act(node.input[0]).rank != 2:
+        raise _unsupported(b, "Gemm of a non-2-D input")
+    src = b.onnx_layout(node.input[0])
     if at.get("transA", 0):
-        t = b.emit(Op.TRANSPOSE, [b.onnx_layout(node.input[0])], TransposeAttrs((1, 0)),
-                   b.fresh(node.input[0] + "_t"))
-        b.values[t] = Act(t, b.tensors[t].shape, False)
-        x_name = t
-    else:
-        x_name = node.input[0]
+        src = b.emit(Op.TRANSPOSE, [src], TransposeAttrs((1, 0)), b.fresh(node.input[0] + "_t"))
     w = b.const(node.input[1], "weight (B)").astype(np.float32)
     w = w if at.get("transB", 0) else w.T                      # [O, K]
     w = w * np.float32(at.get("alpha", 1.0))
     out_ch = w.shape[0]
-    bias = np.zeros(out_ch, np.float32)
-    c_act = None
-    if len(node.input) > 2 and node.input[2]:
-        if b.is_const(node.input[2]):
-            c = b.const(node.input[2]).astype(np.float32) * np.float32(at.get("beta", 1.0))
+    c_name = node.input[2] if len(node.input) > 2 else ""
+    if not c_name or b.is_const(c_name):
+        bias = np.zeros(out_ch, np.float32)
+        if c_name:
+            c = b.const(c_name).astype(np.float32) * np.float32(at.get("beta", 1.0))
             if c.size not in (1, out_ch) or (c.ndim == 2 and c.shape[0] != 1):
                 raise _unsupported(b, f"Gemm bias of shape {c.shape} that varies across rows")
             bias = np.broadcast_to(c.reshape(-1), (out_ch,)).astype(np.float32)
-        else:
-            c_act = node.input[2]
-    if c_act is None:
-        _fc(b, node, x_name, w, bias)
+        _fc(b, node.output[0], src, w, bias, node.input[1])
         return
     if at.get("beta", 1.0) != 1.0:
         raise _unsupported(b, "Gemm with a non-constant C and beta != 1")
-    tmp = node.output[0] + "_fc"
-    b.reserved.add(tmp)
-    src = b.onnx_layout(x_name)
-    y = b.emit(Op.FULLY_CONNECTED, [src, b.add_const(w, node.input[1]),
-                                    b.add_const(bias, tmp + "_bias")], FcAttrs(), b.fresh(tmp))
-    b.emit_result(node.output[0], Op.ADD, [y, b.onnx_layout(c_act)], EltwiseAttrs(), nhwc=False)
+    y = _fc(b, node.output[0], src, w, np.zeros(out_ch, np.float32), node.input[1], final=False)
+    b.emit_result(node.output[0], Op.ADD, [y, b.onnx_layout(c_name)], EltwiseAttrs(), nhwc=False)
 
 
 def matmul(b: Builder, node) -> None:
@@ -188,7 +181,8 @@ def matmul(b: Builder, node) -> None:
     w = b.const(node.input[1], "weight (B)").astype(np.float32)
     if w.ndim != 2 or a.rank < 2:
         raise _unsupported(b, f"MatMul of {a.shape} by a constant of shape {w.shape}")
-    _fc(b, node, node.input[0], np.ascontiguousarray(w.T), np.zeros(w.shape[1], np.float32))
+    _fc(b, node.output[0], b.onnx_layout(node.input[0]), np.ascontiguousarray(w.T),
+        np.zeros(w.shape[1], np.float32), node.input[1])
 
 
 def batch_norm(b: Builder, node) -> None:

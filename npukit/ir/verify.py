@@ -33,7 +33,7 @@ def verify(g: Graph, stage: str = "") -> Graph:
         got = [g.tensors[t].shape for t in node.outputs]
         if [tuple(s) for s in want] != got:
             raise ModelError(f"{node.name} ({node.op.value}): output shape {got} != inferred {want}{where}")
-        if g.is_quantised and node.op in _WEIGHTED and node.params is None:
+        if node.op in _WEIGHTED and node.params is None and g.is_quantised:
             raise ModelError(f"{node.name}: quantised graph node without integer params{where}")
         if node.op in _WEIGHTED and not g.tensors[node.inputs[1]].is_const:
             raise ModelError(f"{node.name}: weights must be constant{where}")

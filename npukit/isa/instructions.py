@@ -112,9 +112,12 @@ class DwConv(Instr):
 
 @dataclass(frozen=True)
 class Requant(Instr):
-    """ABUF[pix, c_off + k] = clamp(MBQM(ACC[pix, k] + bias[k], mult[k], shift[k]) + zp).
+    """ABUF[pix, c_off + k] = clamp(scale_k(ACC[pix, k] + bias[k]) + zp).
 
-    `params` (WBUF) holds int32 bias[k], mult[k], shift[k] back to back.
+    mode 0 (convolutions): scale_k is TFLite's Q31 MultiplyByQuantizedMultiplier and `params`
+    (WBUF) holds int32 bias[k], mult[k], shift[k]. mode 1 (fully connected): scale_k is the
+    exact double-precision scale mantissa[k] * 2^exponent[k] with round half away, and
+    `params` holds int64 bias[k], mantissa[k], exponent[k].
     """
     src: int
     n_pix: int
@@ -126,6 +129,7 @@ class Requant(Instr):
     out_zp: int
     act_min: int
     act_max: int
+    mode: int
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class Program:
             "regions": json.dumps([{"name": r.name, "space": r.space} for r in self.regions]).encode(),
         }
         for r in self.regions:
-            sections[f"region:{r.name}"] = r.image
+            sections[f"region.{r.name}"] = r.image
         return container.pack(sections, {**self.meta, "format": list(FORMAT), "arch_fingerprint": fingerprint})
 
     @staticmethod
@@ -76,7 +76,7 @@ class Program:
         sections, meta = container.unpack(data)
         try:
             io = json.loads(sections["io"])
-            regions = [Region(r["name"], int(r["space"]), sections[f"region:{r['name']}"])
+            regions = [Region(r["name"], int(r["space"]), sections[f"region.{r['name']}"])
                        for r in json.loads(sections["regions"])]
             return Program(
                 arch_toml=sections["arch"].decode(),

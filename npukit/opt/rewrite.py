@@ -30,18 +30,25 @@ class Index:
 Rule = Callable[[Graph, Node, Index], "Graph | None"]
 
 
-def apply_rules(g: Graph, rules: list[Rule], max_rounds: int = 100_000) -> Graph:
-    """Apply rules until none fires (each firing restarts the scan on the new graph)."""
-    for _ in range(max_rounds):
+def apply_rules(g: Graph, rules: list[Rule]) -> Graph:
+    """Apply rules until none fires. After a firing the scan resumes near the rewritten node;
+    the fixpoint is confirmed by one full scan in which nothing fires."""
+    start = 0
+    while True:
         idx = Index.of(g)
-        for node in g.nodes:
+        fired_at = None
+        for i in range(start, len(g.nodes)):
+            node = g.nodes[i]
             new = next((r for r in (rule(g, node, idx) for rule in rules) if r is not None), None)
             if new is not None:
-                g = new
+                g, fired_at = new, i
                 break
+        if fired_at is None:
+            if start == 0:
+                return g
+            start = 0
         else:
-            return g
-    return g
+            start = max(0, fired_at - 1)
 
 
 def const(g: Graph, name: str) -> np.ndarray | None:

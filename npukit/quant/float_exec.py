@@ -69,7 +69,8 @@ def _conv2d(node: Node, ins: list[np.ndarray]) -> np.ndarray:
         cin_g, out_ch = w.shape[3], w.shape[0]
         cout_g = out_ch // g
         if g == 1:
-            cols = win.reshape(n * oh * ow, kh * kw * cin_g)
+            pointwise = kh == kw == 1 and tuple(a.stride) == (1, 1)
+            cols = (xp if pointwise else win).reshape(n * oh * ow, kh * kw * cin_g)
             y = cols @ w.reshape(out_ch, -1).T
         else:
             y = np.empty((n * oh * ow, out_ch), np.float32)

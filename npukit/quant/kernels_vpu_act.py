@@ -17,17 +17,13 @@ import numpy as np
 from npukit.errors import InputError, UnsupportedOpError
 from npukit.quant import fixedpoint as fp
 from npukit.quant import intmath
+from npukit.quant.kernels_vpu_eltwise import check_scale as _check_scale
 
 CODES = np.arange(-128, 128, dtype=np.int64)   # every int8 code, table order
 
 
 def _f32(x) -> np.float32:
     return np.float32(x)
-
-
-def _check_scale(scale: float, what: str) -> None:
-    if not (np.isfinite(scale) and float(_f32(scale)) > 0.0):
-        raise InputError(f"{what} scale {scale} must be a positive finite float32")
 
 
 def lut(x: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -52,8 +48,10 @@ def _lut_populate(fn: Callable[[np.ndarray], np.ndarray], in_s: float, in_zp: in
 
 
 def _expf(x: np.ndarray) -> np.ndarray:
-    """float32 exp, computed in double and rounded once (as a correctly rounded libm expf)."""
-    return np.exp(x.astype(np.float64)).astype(np.float32)
+    """float32 exp, computed in double and rounded once (as a correctly rounded libm expf);
+    overflow gives +inf as expf does."""
+    with np.errstate(over="ignore"):
+        return np.exp(x.astype(np.float64)).astype(np.float32)
 
 
 def logistic_table(in_s: float, in_zp: int, out_s: float = 1 / 256, out_zp: int = -128) -> np.ndarray:

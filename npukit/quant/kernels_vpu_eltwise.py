@@ -39,7 +39,8 @@ def _broadcast_shape(x1, x2, op: str) -> tuple[int, ...]:
         raise InputError(f"{op}: shapes {np.shape(x1)} and {np.shape(x2)} do not broadcast") from None
 
 
-def _check_scale(scale: float, what: str) -> None:
+def check_scale(scale: float, what: str) -> None:
+    """A tensor scale must be a positive finite float32."""
     if not (np.isfinite(scale) and float(_f32(scale)) > 0.0):
         raise InputError(f"{what} scale {scale} must be a positive finite float32")
 
@@ -73,7 +74,7 @@ def prepare_add(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int,
                 act: Clamp | None, sub: bool = False, dtype=np.int8) -> AddParams:
     """ADD (or SUB with sub=True) Prepare: both inputs rescaled to 2*max(s1, s2) / 2^20."""
     for s, what in ((s1, "input 1"), (s2, "input 2"), (so, "output")):
-        _check_scale(s, what)
+        check_scale(s, what)
     for zp, what in ((zp1, "input 1"), (zp2, "input 2"), (zpo, "output")):
         _check_zero_point(zp, dtype, what)
     twice_max_input_scale = 2.0 * float(max(_f32(s1), _f32(s2)))
@@ -125,7 +126,7 @@ def prepare_mul(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int,
                 act: Clamp | None, dtype=np.int8) -> MulParams:
     """MUL Prepare: real multiplier s1*s2/so evaluated in float32, then QuantizeMultiplier."""
     for s, what in ((s1, "input 1"), (s2, "input 2"), (so, "output")):
-        _check_scale(s, what)
+        check_scale(s, what)
     real = float(_f32(s1) * _f32(s2) / _f32(so))
     m, sh = intmath.quantize_multiplier(real)
     lo, hi = activation_range(act, so, zpo, dtype)
@@ -165,7 +166,7 @@ def prepare_prelu(in_s: float, in_zp: int, alpha_s: float, alpha_zp: int,
                   out_s: float, out_zp: int) -> PreluParams:
     """PRELU Prepare (both multipliers evaluated in float32, as the kernel does)."""
     for s, what in ((in_s, "input"), (alpha_s, "alpha"), (out_s, "output")):
-        _check_scale(s, what)
+        check_scale(s, what)
     m1, sh1 = intmath.quantize_multiplier(float(_f32(in_s) / _f32(out_s)))
     m2, sh2 = intmath.quantize_multiplier(float(_f32(in_s) * _f32(alpha_s) / _f32(out_s)))
     return PreluParams(-int(in_zp), -int(alpha_zp), int(out_zp), m1, sh1, m2, sh2)
@@ -192,8 +193,8 @@ class RequantParams:
 
 def prepare_requantize(in_s: float, in_zp: int, out_s: float, out_zp: int) -> RequantParams:
     """QUANTIZE (int -> int) Prepare: QuantizeMultiplier(double(in_s) / double(out_s))."""
-    _check_scale(in_s, "input")
-    _check_scale(out_s, "output")
+    check_scale(in_s, "input")
+    check_scale(out_s, "output")
     m, sh = intmath.quantize_multiplier(float(_f32(in_s)) / float(_f32(out_s)))
     return RequantParams(int(in_zp), int(out_zp), m, sh)
 
@@ -210,7 +211,7 @@ def quantize(x_float: np.ndarray, scale: float, zp: int, dtype=np.int8) -> np.nd
     Quotients outside int32 (and NaN) make the C++ float -> int32 cast undefined; like x86's
     cvttss2si they become INT32_MIN here, and adding the zero point wraps as int32.
     """
-    _check_scale(scale, "output")
+    check_scale(scale, "output")
     q = np.asarray(x_float, dtype=np.float32) / _f32(scale)
     q = intmath.round_half_away(q.astype(np.float64))
     in_range = (q >= -(2.0 ** 31)) & (q < 2.0 ** 31)

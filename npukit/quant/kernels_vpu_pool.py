@@ -54,9 +54,9 @@ def _windows(x: np.ndarray, attrs: PoolAttrs, fill) -> np.ndarray:
 
 def max_pool(x: np.ndarray, attrs: PoolAttrs, act_min: int, act_max: int) -> np.ndarray:
     """reference_integer_ops::MaxPool: max over the in-bounds taps, then the activation clamp."""
+    x = np.asarray(x)
     _check_nhwc(x, "max_pool")
-    info = np.iinfo(x.dtype)
-    m = _windows(np.asarray(x), attrs, info.min).max(axis=(-2, -1))
+    m = _windows(x, attrs, np.iinfo(x.dtype).min).max(axis=(-2, -1))
     return np.clip(m, act_min, act_max).astype(x.dtype)
 
 
@@ -64,6 +64,7 @@ def avg_pool(x: np.ndarray, attrs: PoolAttrs, act_min: int, act_max: int) -> np.
     """reference_integer_ops::AveragePool: sum of the in-bounds taps divided by their count,
     rounding half away from zero. count_include_pad=True (ONNX) is npukit's extension: the
     divisor is the full kernel area (windows never extend past the declared padding)."""
+    x = np.asarray(x)
     _check_nhwc(x, "avg_pool")
     n, h, w, c = x.shape
     acc = _windows(_i64(x), attrs, 0).sum(axis=(-2, -1))
@@ -144,10 +145,11 @@ def _check_resize(x: np.ndarray, out_hw: tuple[int, int], align_corners: bool,
 def resize_nearest(x: np.ndarray, out_hw: tuple[int, int], align_corners: bool = False,
                    half_pixel_centers: bool = False) -> np.ndarray:
     """reference_ops::ResizeNearestNeighbor."""
+    x = np.asarray(x)
     _check_resize(x, out_hw, align_corners, half_pixel_centers)
     iy = _nearest_index(out_hw[0], x.shape[1], align_corners, half_pixel_centers)
     ix = _nearest_index(out_hw[1], x.shape[2], align_corners, half_pixel_centers)
-    return np.asarray(x)[:, iy][:, :, ix]
+    return x[:, iy][:, :, ix]
 
 
 def _bilinear_axis(out_size: int, in_size: int, align_corners: bool,
@@ -169,6 +171,7 @@ def _bilinear_axis(out_size: int, in_size: int, align_corners: bool,
 def resize_bilinear(x: np.ndarray, out_hw: tuple[int, int], align_corners: bool = False,
                     half_pixel_centers: bool = False) -> np.ndarray:
     """reference_ops::ResizeBilinearInteger (10-bit fixed-point weights, int8 in and out)."""
+    x = np.asarray(x)
     _check_resize(x, out_hw, align_corners, half_pixel_centers)
     y0, y1, wy0, wy1 = _bilinear_axis(out_hw[0], x.shape[1], align_corners, half_pixel_centers)
     x0, x1, wx0, wx1 = _bilinear_axis(out_hw[1], x.shape[2], align_corners, half_pixel_centers)

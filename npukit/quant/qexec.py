@@ -24,7 +24,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kx.conv_output(acc, ins[2] if len(ins) > 2 else None, p)
     if op is Op.FULLY_CONNECTED:
         acc = kx.fully_connected_acc(x, ins[1], p.input_zp)
-        return kx.conv_output(acc, ins[2] if len(ins) > 2 else None, p)
+        return kx.fc_output(acc, ins[2] if len(ins) > 2 else None, p)
     if op in (Op.ADD, Op.SUB):
         return kv.add(x, ins[1], p)
     if op is Op.MUL:

@@ -84,7 +84,7 @@ def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: st
         tks = [tc * s.depthwise_mult] if dw else _candidates(s.k, cols)
         for tk in tks:
             w_tile = tk * s.kh * s.kw * (1 if dw else tc)
-            if nbuf * (_a(w_tile) + _a(12 * tk)) > w_bytes:
+            if nbuf * (_a(w_tile) + _a(24 * tk)) > w_bytes:
                 continue
             for th in _row_candidates(s.eh, max_rows):
                 in_tile = rows_in(s, th) * s.w * tc

@@ -113,8 +113,13 @@ def _dwconv(m: Machine, d: I.DwConv) -> None:
 
 def _requant(m: Machine, r: I.Requant) -> None:
     acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
-    bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int32)
-    out = intmath.requantize(acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max)
+    if r.mode == 0:
+        bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int32)
+        out = intmath.requantize(acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max)
+    else:
+        bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
+        p = kernels_mxu.ConvParams(0, r.out_zp, None, None, r.act_min, r.act_max, mantissa, exponent)
+        out = kernels_mxu.fc_output(acc, bias, p)
     dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)
     dst[..., 0] = out.view(np.uint8)
 

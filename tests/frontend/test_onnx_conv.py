@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx import helper
 from hypothesis import given, settings, strategies as st
 from onnx_testutil import check_against_onnxruntime, model_bytes, node, ops
 
@@ -179,3 +180,56 @@ def test_reshape_head_with_shape_subgraph():
     mb = model_bytes(nodes, {"x": (2, 8, 5, 5)}, ["y"], inits)
     g = check_against_onnxruntime(mb)
     assert ops(g) == [Op.TRANSPOSE, Op.MEAN, Op.RESHAPE, Op.FULLY_CONNECTED]
+
+
+@settings(max_examples=15, deadline=None)
+@given(c_in=st.integers(1, 4), c_out=st.integers(1, 4), k=st.integers(1, 4), stride=st.integers(1, 3),
+       pad=st.integers(0, 1), out_pad=st.integers(0, 2), seed=st.integers(0, 1000))
+def test_conv_transpose_hyperparameters(c_in, c_out, k, stride, pad, out_pad, seed):
+    out_pad = min(out_pad, stride - 1)
+    pad = min(pad, k - 1)
+    rng = np.random.default_rng(seed)
+    mb = model_bytes([node("ConvTranspose", ["x", "W", "B"], ["y"], strides=[stride, stride],
+                           pads=[pad] * 4, output_padding=[out_pad, 0])],
+                     {"x": (1, c_in, 4, 5)}, ["y"],
+                     {"W": rng.standard_normal((c_in, c_out, k, k)).astype(np.float32),
+                      "B": rng.standard_normal(c_out).astype(np.float32)})
+    check_against_onnxruntime(mb)
+
+
+def test_tf2onnx_style_nhwc_model_loses_its_transposes():
+    """tf2onnx wraps NHWC graphs in Transposes and pads explicitly; both disappear."""
+    nodes = [node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+             node("Pad", ["t", "p"], ["tp"]),
+             node("Conv", ["tp", "W", "B"], ["c"], strides=[2, 2]),
+             node("Relu", ["c"], ["r"]),
+             node("Transpose", ["r"], ["y"], perm=[0, 2, 3, 1])]
+    inits = {"p": np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64), "W": rand(4, 3, 3, 3), "B": rand(4)}
+    g = check_against_onnxruntime(model_bytes(nodes, {"x": (1, 8, 8, 3)}, ["y"], inits))
+    assert ops(g) == [Op.CONV2D]
+    assert g.nodes[0].attrs.pads == (0, 0, 1, 1) and g.nodes[0].attrs.act == Clamp(0.0, None)
+
+
+def test_shape_subgraph_with_generic_constant_folding():
+    """Range, ConstantOfShape, Equal, Where, Cast and Slice on shapes fold away before import."""
+    nodes = [node("Shape", ["x"], ["s"]),
+             node("Range", ["zero", "one", "one"], ["idx"]),
+             node("Gather", ["s", "idx"], ["n"]),
+             node("ConstantOfShape", ["one_vec"], ["ones"], value=helper.make_tensor("v", 7, [1], [1])),
+             node("Equal", ["ones", "one"], ["is_one"]),
+             node("Where", ["is_one", "minus1", "five"], ["rest"]),
+             node("Cast", ["rest"], ["rest64"], to=7),
+             node("Concat", ["n", "rest64"], ["shape"], axis=0),
+             node("Reshape", ["x", "shape"], ["f"]),
+             node("MatMul", ["f", "W"], ["y"])]
+    one = np.array(1, np.int64)
+    inits = {"zero": np.array(0, np.int64), "one": one, "one_vec": np.array([1], np.int64),
+             "minus1": np.array([-1], np.int64), "five": np.array([5], np.int64), "W": rand(2 * 3 * 4, 6)}
+    g = check_against_onnxruntime(model_bytes(nodes, {"x": (2, 2, 3, 4)}, ["y"], inits))
+    assert ops(g) == [Op.RESHAPE, Op.FULLY_CONNECTED]
+
+
+def test_gemm_with_activation_bias():
+    mb = model_bytes([node("Gemm", ["a", "B", "c"], ["y"], transB=1)], {"a": (3, 4), "c": (3, 5)}, ["y"],
+                     {"B": rand(5, 4)})
+    check_against_onnxruntime(mb)

@@ -60,3 +60,19 @@ def test_non_constant_if_condition_is_rejected():
     mb = model_bytes(nodes, {"x": (1, 3)}, ["y"], {"zero": np.float32(0)})
     with pytest.raises(UnsupportedOpError):
         load_onnx(mb)
+
+
+def test_executor_rejects_wrong_feeds():
+    from npukit.errors import InputError
+    from npukit.quant.float_exec import run_float
+    g = load_onnx(model_bytes([node("Relu", ["x"], ["y"])], {"x": (1, 4)}, ["y"]))
+    with pytest.raises(InputError, match="missing input 'x'"):
+        run_float(g, {})
+    with pytest.raises(InputError, match=r"shape \(2, 4\), the model expects \(1, 4\)"):
+        run_float(g, {"x": np.zeros((2, 4))})
+
+
+def test_node_missing_a_required_attribute_is_a_model_error():
+    mb = model_bytes([helper.make_node("MaxPool", ["x"], ["y"], name="pool")], {"x": (1, 2, 4, 4)}, ["y"])
+    with pytest.raises(ModelError, match="malformed ONNX node 'pool' \\(MaxPool\\)"):
+        load_onnx(mb)

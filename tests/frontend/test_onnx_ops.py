@@ -173,3 +173,24 @@ def test_if_on_a_shape_condition_is_inlined():
     mb = model_bytes(nodes, X4, ["y"], {"one": np.array(1, np.int64), "three": np.array(3, np.int64)})
     g = check_against_onnxruntime(mb)
     assert Op.CLAMP in ops(g)
+
+
+def test_opset18_axes_inputs():
+    nodes = [node("ReduceMean", ["x", "axes"], ["m"], keepdims=0),
+             node("Split", ["x"], ["a", "b", "c"], axis=3, num_outputs=3),
+             node("Pad", ["a", "pads", "", "pad_axes"], ["y"])]
+    inits = {"axes": np.array([1, 3], np.int64), "pads": np.array([1, 2, 0, 1], np.int64),
+             "pad_axes": np.array([2, 3], np.int64)}
+    check_against_onnxruntime(model_bytes(nodes, X4, ["y", "m", "b", "c"], inits, opset=18))
+
+
+def test_keep_all_returns_every_intermediate():
+    from npukit.frontend.onnx import load_onnx
+    from npukit.quant.float_exec import run_float
+    from onnx_testutil import onnxruntime_outputs, random_feeds
+    mb = model_bytes([node("Relu", ["x"], ["r"]), node("Softmax", ["r"], ["y"], axis=-1)], {"x": (3, 5)}, ["y"])
+    feeds = random_feeds(mb)
+    everything = run_float(load_onnx(mb), feeds, keep_all=True)
+    assert set(everything) == {"x", "r", "y"}
+    np.testing.assert_allclose(everything["r"], np.maximum(feeds["x"], 0))
+    np.testing.assert_allclose(everything["y"], onnxruntime_outputs(mb, feeds)["y"], rtol=1e-5, atol=1e-6)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ai_edge_litert import schema_py_generated as tfl
 from hypothesis import assume, given, settings, strategies as st
 
 from npukit.errors import ModelError
@@ -14,7 +15,7 @@ from npukit.ir.graph import Clamp, ConvAttrs
 from npukit.quant import kernels_mxu as mxu
 from npukit.testing import mxu_models
 from npukit.testing.single_op import RUNNERS, read_single_op, run_npukit
-from npukit.testing.tflite_builder import run_reference
+from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tflite_ops"
 FAST = settings(max_examples=25, deadline=None)
@@ -74,7 +75,7 @@ def test_depthwise_conv2d(seed, h, w, in_ch, multiplier, kh, kw, stride, dilatio
 
 
 @FAST
-@given(seed=seeds, batch=st.integers(1, 4), in_ch=st.integers(1, 64), out_ch=st.integers(1, 16), act=acts,
+@given(seed=seeds, batch=st.integers(1, 64), in_ch=st.integers(1, 64), out_ch=st.integers(1, 32), act=acts,
        per_channel=st.booleans(), gain=gains, with_bias=st.booleans())
 def test_fully_connected(seed, batch, in_ch, out_ch, act, per_channel, gain, with_bias):
     assert_matches_litert(*mxu_models.fully_connected_model(
@@ -96,6 +97,38 @@ def test_transpose_conv(seed, h, w, in_ch, out_ch, kh, kw, stride, padding, act,
         out_hw = tuple((i - 1) * s + k + e for i, s, k, e in zip((h, w), stride, (kh, kw), extra))
     assert_matches_litert(*mxu_models.transpose_conv_model(
         seed, (h, w), in_ch, out_ch, (kh, kw), stride, padding, act, per_channel, gain, out_hw))
+
+
+def _tie_model(op: str) -> tuple[bytes, list]:
+    """1x1 single-channel op with effective scale exactly 0.25 (input 0.5, weight 0.5,
+    output 1.0, weight 1): on all 256 input codes every rounding tie occurs, so the
+    requantisation variant (double rounding, single rounding, float) is pinned exactly."""
+    x = TensorSpec("x", (1, 256, 1, 1), "int8", 0.5, 0)
+    y = TensorSpec("y", (1, 256, 1, 1), "int8", 1.0, 0)
+    b = TensorSpec("b", (1,), "int32", [0.25], 0, 0, np.zeros(1, np.int32))
+    w4 = TensorSpec("w", (1, 1, 1, 1), "int8", [0.5], 0, 0, np.ones((1, 1, 1, 1), np.int8))
+    codes = np.arange(-128, 128, dtype=np.int8)
+    if op == "FULLY_CONNECTED":
+        w2 = TensorSpec("w", (1, 1), "int8", [0.5], 0, 0, np.ones((1, 1), np.int8))
+        model = build_single_op(op, [TensorSpec("x", (256, 1), "int8", 0.5, 0), w2, b],
+                                [TensorSpec("y", (256, 1), "int8", 1.0, 0)], tfl.FullyConnectedOptionsT(), version=4)
+        return model, [codes.reshape(256, 1)]
+    if op == "TRANSPOSE_CONV":
+        o = tfl.TransposeConvOptionsT()
+        o.padding, o.strideH, o.strideW = tfl.Padding.VALID, 1, 1
+        shape = TensorSpec("shape", (4,), "int32", data=np.array([1, 256, 1, 1], np.int32))
+        return build_single_op(op, [shape, w4, x, b], [y], o, version=3), [codes.reshape(1, 256, 1, 1)]
+    o = tfl.Conv2DOptionsT() if op == "CONV_2D" else tfl.DepthwiseConv2DOptionsT()
+    o.padding, o.strideH, o.strideW, o.dilationHFactor, o.dilationWFactor = tfl.Padding.VALID, 1, 1, 1, 1
+    if op == "DEPTHWISE_CONV_2D":
+        o.depthMultiplier = 1
+        w4 = TensorSpec("w", (1, 1, 1, 1), "int8", [0.5], 0, 3, np.ones((1, 1, 1, 1), np.int8))
+    return build_single_op(op, [x, w4, b], [y], o, version=3), [codes.reshape(1, 256, 1, 1)]
+
+
+@pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED"])
+def test_rounding_ties(op):
+    assert_matches_litert(*_tie_model(op))
 
 
 # ---- hand-worked and structural checks -----------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as tfl
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import InputError
@@ -111,8 +111,8 @@ def test_prelu_matches_litert(s_in, s_alpha, s_out, z_in, z_alpha, z_out, alpha_
     rng = np.random.default_rng(seed)
     x = codes(rng, (2, 5, 4, 6))
     alpha = codes(rng, alpha_shape)
-    model = build_single_op("PRELU", [q("x", x.shape, s_in, z_in), q("alpha", alpha.shape, s_alpha, z_alpha, alpha)],
-                            [q("out", x.shape, s_out, z_out)])
+    inputs = [q("x", x.shape, s_in, z_in), q("alpha", alpha.shape, s_alpha, z_alpha, alpha)]
+    model = build_single_op("PRELU", inputs, [q("out", x.shape, s_out, z_out)])
     ref = run_reference(model, [x])[0]
     got = K.prelu(x, alpha, K.prepare_prelu(s_in, z_in, s_alpha, z_alpha, s_out, z_out))
     np.testing.assert_array_equal(got, ref)
@@ -121,6 +121,7 @@ def test_prelu_matches_litert(s_in, s_alpha, s_out, z_in, z_alpha, z_out, alpha_
 @SETTINGS
 @given(s_in=scales, s_out=scales, z_in=zero_points, z_out=st.integers(-128, 255),
        to_uint8=st.booleans())
+@example(s_in=0.1, s_out=0.1, z_in=-5, z_out=123, to_uint8=True)   # same scale: the XOR fast path
 def test_requantize_all_codes_matches_litert(s_in, s_out, z_in, z_out, to_uint8):
     """QUANTIZE int8 -> int8 / uint8 rescale, on all 256 input codes."""
     out_dtype = np.uint8 if to_uint8 else np.int8

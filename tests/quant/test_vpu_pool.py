@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as tfl
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import InputError
@@ -81,6 +81,7 @@ MEAN_CASES = [((2, 5, 7, 3), (1, 2), True), ((2, 5, 7, 3), (2, 1), False), ((1, 
 @SETTINGS
 @given(case=st.sampled_from(MEAN_CASES), s_in=scales, s_out=scales, z_in=zero_points,
        z_out=zero_points, seed=seeds)
+@example(case=MEAN_CASES[0], s_in=0.05, s_out=0.05, z_in=-3, z_out=-3, seed=1)   # same qparams
 def test_mean_matches_litert(case, s_in, s_out, z_in, z_out, seed):
     shape, axes, keepdims = case
     x = codes(np.random.default_rng(seed), shape)
@@ -111,6 +112,7 @@ RESIZE_FLAGS = [(False, False), (True, False), (False, True)]   # (align_corners
 @given(h=st.integers(1, 6), w=st.integers(1, 6), oh=st.integers(1, 13), ow=st.integers(1, 13),
        flags=st.sampled_from(RESIZE_FLAGS), bilinear=st.booleans(), scale=scales, zp=zero_points,
        seed=seeds)
+@example(h=4, w=5, oh=8, ow=10, flags=(False, True), bilinear=True, scale=0.1, zp=0, seed=2)
 def test_resize_matches_litert(h, w, oh, ow, flags, bilinear, scale, zp, seed):
     x = codes(np.random.default_rng(seed), (2, h, w, 3))
     options = tfl.ResizeBilinearOptionsT() if bilinear else tfl.ResizeNearestNeighborOptionsT()

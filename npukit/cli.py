@@ -1,0 +1,165 @@
+"""The `npukit` command line. Every user error is one line on stderr and a non-zero exit."""
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from . import api
+from .arch import list_presets, load_arch
+from .codegen.context import CompileOptions
+from .errors import InputError, NpukitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="npukit: compile models to an int8 NPU, simulate them bit-exactly, and time them.")
+
+ARCH = typer.Option("npu-m", "--arch", help="preset name or arch TOML file")
+SHAPES = typer.Option(None, "--input-shape", help="NAME=D0,D1,... fixes dynamic dims (repeatable)")
+CALIB = typer.Option(None, "--calib", help=".npz with one [N, *shape] array per model input")
+METHOD = typer.Option("minmax", "--calib-method", help="minmax | percentile | mse")
+DATAFLOW = typer.Option("arch", "--dataflow", help="arch | ws | os")
+
+
+def _shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
+    if not specs:
+        return None
+    out = {}
+    for spec in specs:
+        name, sep, dims = spec.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise InputError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with integer dims") from None
+    return out
+
+
+def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
+    if path is None:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read {path}: {e}") from None
+
+
+def _compile(model: Path, arch: str, shapes, calib, method, dataflow) -> api.CompiledModel:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow))
+    for w in caught:
+        typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
+    return prog
+
+
+@app.command()
+def archs(show: Optional[str] = typer.Option(None, "--show", help="print one preset (or TOML file) as TOML")):
+    """List the architecture presets with their main parameters."""
+    if show:
+        typer.echo(load_arch(show).to_toml())
+        return
+    for name in list_presets():
+        a = load_arch(name)
+        regions = ", ".join(f"{r.name} {r.bandwidth_gbps:g} GB/s" for r in a.regions)
+        typer.echo(f"{name:9s} {a.mxu.rows}x{a.mxu.cols} MXU ({a.macs_per_cycle} MACs) @ {a.clock_mhz:g} MHz, "
+                   f"VPU {a.vpu.lanes} lanes, ABUF/WBUF/ACC {a.sram.abuf_kib}/{a.sram.wbuf_kib}/{a.sram.acc_kib} KiB, "
+                   f"{regions}")
+
+
+@app.command("compile")
+def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
+                calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
+                output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
+                json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
+    """Compile an ONNX model to an .npub binary; prints the per-layer quantisation noise."""
+    from .report.tables import sqnr_table
+    prog = _compile(model, arch, input_shape, calib, calib_method, dataflow)
+    prog.save(output)
+    typer.echo(sqnr_table(prog.sqnr))
+    p = prog.profile()
+    typer.echo(f"wrote {output}: {p.instructions} instructions, {len(p.host_ops)} host ops, "
+               f"{p.total_cycles:,} cycles ({p.latency_ms:.3f} ms) on {prog.arch.name}")
+    if json_out:
+        json_out.write_text(json.dumps({"model": str(model), "arch": prog.arch.name,
+                                        "calibration": calib_method,
+                                        "sqnr": [s.__dict__ for s in prog.sqnr]}, indent=1))
+
+
+@app.command()
+def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAME=FILE.npy or FILE.npy"),
+        output: Path = typer.Option(..., "-o", "--output", help=".npz of outputs keyed by name")):
+    """Run a compiled program on the functional simulator."""
+    prog = api.load(program)
+    feeds = {}
+    for spec in input:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            if len(prog.input_names) != 1:
+                raise InputError(f"the model has inputs {prog.input_names}: use --input NAME=FILE.npy")
+            name, path = prog.input_names[0], spec
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read {path}: {e}") from None
+    outs = prog.run(feeds)
+    np.savez(output, **outs)
+    for name, arr in outs.items():
+        typer.echo(f"{name}: {arr.dtype}{list(arr.shape)}")
+
+
+@app.command()
+def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
+            calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
+            json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON")):
+    """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
+    if model.suffix == ".npub":
+        prog = api.load(model)
+    else:
+        prog = _compile(model, arch, input_shape, calib, calib_method, dataflow)
+    p = prog.profile()
+    typer.echo(str(p))
+    if json_out:
+        json_out.write_text(json.dumps(p.to_dict(), indent=1))
+
+
+@app.command()
+def disasm(program: Path):
+    """Print an .npub's instruction stream as assembly."""
+    typer.echo(api.load(program).disasm())
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app(standalone_mode=False)
+    except NpukitError as e:
+        typer.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as e:
+        sys.exit(getattr(e, "exit_code", getattr(e, "code", 0)) or 0)
+    except Exception as e:  # click usage errors and anything unforeseen: one line, no traceback
+        import click
+        if isinstance(e, click.ClickException):
+            typer.secho(f"error: {e.format_message()}", fg="red", err=True)
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        if debug:
+            traceback.print_exc()
+        typer.secho(f"internal error ({type(e).__name__}): {e} — rerun with --debug for details",
+                    fg="red", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
