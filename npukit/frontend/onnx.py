@@ -45,9 +45,15 @@ def _read_model(path_or_bytes) -> onnx.ModelProto:
 
 
 def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
-    if vi.name in given:
-        return tuple(int(d) for d in given[vi.name])
     tt = vi.type.tensor_type
+    if vi.name in given:
+        shape = tuple(int(d) for d in given[vi.name])
+        if tt.HasField("shape") and len(tt.shape.dim) != len(shape):
+            raise ModelError(f"--input-shape {vi.name} has {len(shape)} dims, the model's input has "
+                             f"{len(tt.shape.dim)}")
+        if any(d <= 0 for d in shape):
+            raise ModelError(f"--input-shape {vi.name} must have positive dims, got {shape}")
+        return shape
     if not tt.HasField("shape"):
         raise ModelError(f"input {vi.name!r} has no shape: give it with --input-shape {vi.name}=...")
     dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in tt.shape.dim)

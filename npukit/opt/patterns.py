@@ -85,7 +85,7 @@ def fuse_hard_swish(g: Graph) -> Graph:
     return apply_rules(g, [_hard_swish])
 
 
-_FUSES_ACT = (Op.CONV2D, Op.FULLY_CONNECTED, Op.ADD)
+_FUSES_ACT = (Op.CONV2D, Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.MUL, Op.MAX_POOL, Op.AVG_POOL)
 
 
 def _intersect(a: Clamp | None, b: Clamp) -> Clamp:

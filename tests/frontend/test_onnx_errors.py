@@ -44,6 +44,8 @@ def test_dynamic_dims_need_input_shape():
     assert g.tensors["y"].shape == (2, 60)
     with pytest.raises(ModelError, match="input-shape names"):
         load_onnx(dynamic_model(), {"nope": (1,)})
+    with pytest.raises(ModelError, match="has 3 dims, the model's input has 4"):
+        load_onnx(dynamic_model(), {"x": (1, 3, 4)})
 
 
 def test_weights_computed_from_input_are_rejected():

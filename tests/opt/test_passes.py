@@ -63,11 +63,19 @@ def test_activation_fused_only_when_sole_consumer():
     assert Op.CLAMP in ops(g)
 
 
-def test_relu_after_add_is_fused():
-    g = check_against_onnxruntime(model_bytes([node("Add", ["x", "x2"], ["a"]), node("Relu", ["a"], ["y"])],
-                                              {**X, "x2": (1, 4, 6, 6)}, ["y"]))
-    add = next(n for n in g.nodes if n.op is Op.ADD)
-    assert add.attrs.act == Clamp(0.0, None)
+@pytest.mark.parametrize("producer,op", [
+    (node("Add", ["x", "x2"], ["a"]), Op.ADD),
+    (node("Sub", ["x", "x2"], ["a"]), Op.SUB),
+    (node("Mul", ["x", "x2"], ["a"]), Op.MUL),
+    (node("AveragePool", ["x"], ["a"], kernel_shape=[2, 2], pads=[1, 1, 0, 0]), Op.AVG_POOL),
+    (node("MaxPool", ["x"], ["a"], kernel_shape=[3, 3], strides=[2, 2]), Op.MAX_POOL),
+])
+def test_clamp_after_eltwise_and_pool_is_fused(producer, op):
+    inits = {"lo": np.float32(-0.5), "hi": np.float32(0.75)}
+    mb = model_bytes([producer, node("Clip", ["a", "lo", "hi"], ["y"])], {**X, "x2": (1, 4, 6, 6)}, ["y"], inits)
+    g = check_against_onnxruntime(mb)
+    fused = next(n for n in g.nodes if n.op is op)
+    assert fused.attrs.act == Clamp(-0.5, 0.75) and Op.CLAMP not in ops(g)
 
 
 def test_cancelling_transposes_vanish():

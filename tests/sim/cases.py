@@ -1,0 +1,71 @@
+"""Small ONNX models for simulator tests, built with onnx.helper."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def model(nodes, inputs, outputs, inits) -> bytes:
+    g = helper.make_graph(nodes, "case",
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+                          initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def conv_model(rng, c, k, h, w, kernel, stride, dilation, pads, groups, transposed=False, relu=False,
+               output_padding=(0, 0)) -> bytes:
+    kh, kw = kernel
+    if transposed:
+        wshape = (c, k // groups, kh, kw)
+        attrs = dict(kernel_shape=[kh, kw], strides=list(stride), dilations=list(dilation), pads=list(pads),
+                     group=groups, output_padding=list(output_padding))
+        op = "ConvTranspose"
+    else:
+        wshape = (k, c // groups, kh, kw)
+        attrs = dict(kernel_shape=[kh, kw], strides=list(stride), dilations=list(dilation), pads=list(pads),
+                     group=groups)
+        op = "Conv"
+    inits = {"W": rng.standard_normal(wshape) * 0.5, "B": rng.standard_normal(k) * 0.2}
+    nodes = [helper.make_node(op, ["x", "W", "B"], ["c" if relu else "y"], **attrs)]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["c"], ["y"]))
+    return model(nodes, [("x", [1, c, h, w])], ["y"], inits)
+
+
+def vector_model(rng, c, h, w, pool_kind, pool_kernel, pool_stride, pool_pads, bcast, act) -> bytes:
+    """conv -> pool -> eltwise with a broadcast operand -> activation -> concat/slice/pad -> head."""
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    inits = {"W": rng.standard_normal((c, c, 3, 3)) * 0.4, "B": rng.standard_normal(c) * 0.1}
+    if pool_kind == "global":
+        nodes.append(helper.make_node("GlobalAveragePool", ["c1"], ["p"]))
+    else:
+        nodes.append(helper.make_node(pool_kind, ["c1"], ["p"], kernel_shape=list(pool_kernel),
+                                      strides=list(pool_stride), pads=list(pool_pads)))
+    shapes = {"channel": (1, c, 1, 1), "scalar": (1,), "full": None}
+    if bcast == "full":
+        nodes.append(helper.make_node("Relu", ["p"], ["q"]))
+        nodes.append(helper.make_node("Add", ["p", "q"], ["e"]))
+    else:
+        inits["K"] = rng.standard_normal(shapes[bcast]) + 0.5
+        nodes.append(helper.make_node("Mul" if bcast == "channel" else "Add", ["p", "K"], ["e"]))
+    nodes.append(helper.make_node(act, ["e"], ["a"]))
+    nodes.append(helper.make_node("Concat", ["a", "e"], ["cat"], axis=1))
+    nodes.append(helper.make_node("Pad", ["cat", "pads"], ["padded"], mode="constant"))
+    inits["pads"] = None
+    nodes.append(helper.make_node("GlobalAveragePool", ["padded"], ["g"]))
+    nodes.append(helper.make_node("Flatten", ["g"], ["f"]))
+    inits["W2"] = rng.standard_normal((5, 2 * c)) * 0.3
+    nodes.append(helper.make_node("Gemm", ["f", "W2"], ["logits"], transB=1))
+    nodes.append(helper.make_node("Softmax", ["logits"], ["y"], axis=-1))
+    g = helper.make_graph(nodes, "vec", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k)
+                                       for k, v in inits.items() if v is not None]
+                          + [numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 0, 0, 1], np.int64), "pads")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m.SerializeToString()
