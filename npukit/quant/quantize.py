@@ -102,10 +102,17 @@ def _const_per_tensor(data: np.ndarray) -> tuple[np.ndarray, QParams]:
 def quantize_graph(g: Graph, ranges: dict[str, Range]) -> Graph:
     """The int8 graph: same names and structure, integer tensors and integer node params."""
     qp = assign_qparams(g, ranges)
-    tensors: dict[str, Tensor] = {}
+    tensors: dict[str, Tensor] = dict(g.tensors)
     for name, t in g.tensors.items():
         if not t.is_const:
             tensors[name] = replace(t, dtype=DType.I8, quant=qp[name])
+    return attach_params(g.with_nodes(g.nodes, tensors))
+
+
+def attach_params(g: Graph) -> Graph:
+    """Quantise constants and compute every node's integer params from the activations'
+    quantisation. A pre-quantised model (TFLite int8) enters here with its own scales."""
+    tensors = {name: t for name, t in g.tensors.items() if not t.is_const or t.dtype is not DType.F32}
     nodes = [_quantize_node(g, node, tensors) for node in g.nodes]
     return verify(g.with_nodes(nodes, tensors), "quantise")
 
@@ -125,17 +132,20 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     if op in (Op.CONV2D, Op.FULLY_CONNECTED):
         x = tensors[node.inputs[0]].quant
         w = g.tensors[node.inputs[1]]
-        axis = 3 if (op is Op.CONV2D and a.depthwise) else 0
-        wq, ws = _weights_per_channel(w.data, axis)
-        wname = node.inputs[1]
-        tensors[wname] = Tensor(wname, w.shape, DType.I8, wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis))
-        k = ws.size
-        bias_f = g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k, np.float32)
-        bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
-        bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
-        if len(node.inputs) > 2:
-            bname = node.inputs[2]
-            tensors[bname] = Tensor(bname, (k,), DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
+        if w.quant is None:     # float weights: symmetric int8 per output channel, int32 bias
+            axis = 3 if (op is Op.CONV2D and a.depthwise) else 0
+            wq, ws = _weights_per_channel(w.data, axis)
+            wname = node.inputs[1]
+            tensors[wname] = Tensor(wname, w.shape, DType.I8, wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis))
+            k = ws.size
+            bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
+            if len(node.inputs) > 2:
+                bias_f = g.tensors[node.inputs[2]].data
+                bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
+                bname = node.inputs[2]
+                tensors[bname] = Tensor(bname, (k,), DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
+        else:
+            ws = np.asarray(w.quant.scale, np.float32)
         params = kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, a.act)
         return node.with_(params=params)
     if op in (Op.ADD, Op.SUB, Op.MUL):
