@@ -43,6 +43,10 @@ class CompiledModel:
         """Run on the NPU's own integer tensors (no boundary conversion)."""
         return self._sim.run(feeds, order)
 
+    def reset_state(self) -> None:
+        """Restart a stateful (streaming) model: its variables return to their initial values."""
+        self._sim = Simulator(self.program, self._sim.sram)
+
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one inference. Float models take and return float32; int models their own types."""
         unknown = set(feeds) - set(self.input_names)

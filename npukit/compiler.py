@@ -15,12 +15,13 @@ from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError
 from .frontend.onnx import load_onnx
+from .frontend.tflite import load_tflite
 from .ir.graph import Graph
 from .isa.program import Program
 from .opt.pipeline import optimize
 from .quant import kernels_vpu as kv
 from .quant.calibrate import METHODS, calibration_feeds, observe
-from .quant.quantize import quantize_graph
+from .quant.quantize import attach_params, quantize_graph
 from .sim.reference import run_reference
 
 
@@ -42,12 +43,16 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return load_onnx(path, input_shapes)
-    raise ModelError(f"unsupported model format {suffix!r} (expected .onnx)")
+    if suffix == ".tflite":
+        return load_tflite(path, input_shapes)
+    raise ModelError(f"unsupported model format {suffix!r} (expected .onnx or .tflite)")
 
 
 def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
                   method: str = "minmax", options: CompileOptions = CompileOptions(),
                   source: str = "") -> tuple[Program, Graph, list[LayerSqnr]]:
+    if g.is_quantised:
+        return compile_prequantised(g, arch, options, source)
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
     g = optimize(g)
@@ -65,6 +70,18 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
             "sqnr": [s.__dict__ for s in sqnr]}
     program = lower_program(qg, arch, options, meta)
     return program, qg, sqnr
+
+
+def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOptions(),
+                         source: str = "") -> tuple[Program, Graph, list[LayerSqnr]]:
+    """A model that arrives quantised (TFLite int8) keeps its scales: no optimisation passes
+    that could change its integer results, no calibration; integer params only."""
+    qg = attach_params(g)
+    meta = {"npukit_version": __version__, "model": source or g.name, "calibration": "pre-quantised",
+            "calibration_samples": 0, "random_calibration": False, "options": options.__dict__,
+            "float_io": {n: n in g.float_io for n in list(g.inputs) + list(g.outputs)},
+            "stateful": sorted(g.variables), "sqnr": []}
+    return lower_program(qg, arch, options, meta), qg, []
 
 
 def quantize_inputs(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

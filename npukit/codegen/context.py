@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import ScheduleError
 from ..isa import instructions as I
+from ..sim.costs import SRAM_BYTES_PER_CYCLE
 from .emitter import Emitter
 from .memory import ALIGN, ArenaPlan, ConstImage
 
@@ -19,6 +20,7 @@ class CompileOptions:
     double_buffer: bool = True
     loop_order: str = "auto"        # auto | k_outer | rows_outer
     max_tile_rows: int = 0          # 0 = no limit (a knob to force small tiles in tests)
+    onchip_fraction: float = 0.5    # share of ABUF that keeps activations on chip between layers
 
 
 class SramSlots:
@@ -65,11 +67,20 @@ class Ctx:
     options: CompileOptions
     arena: ArenaPlan
     consts: ConstImage
+    onchip_bytes: int = 0          # top of ABUF kept for resident activations
     emitter: Emitter = field(default_factory=Emitter)
 
-    @property
-    def act_space(self) -> int:
-        return self.arena.space
+    def space(self, tensor: str) -> int:
+        """Where an activation lives: an off-chip region, or ABUF's resident area."""
+        return self.arena.where[tensor].space
+
+    def bytes_per_cycle(self, tensor: str) -> float:
+        """Bandwidth of the space holding a tensor (constants: the weights region)."""
+        where = self.arena.where.get(tensor)
+        space = self.consts.space if where is None else where.space
+        if space < I.REGION0:
+            return float(SRAM_BYTES_PER_CYCLE)
+        return self.arch.region_bytes_per_cycle(self.arch.regions[space - I.REGION0].name)
 
     def addr(self, tensor: str) -> int:
         return self.arena.where[tensor].addr
@@ -80,7 +91,7 @@ class Ctx:
     def slots(self):
         """Fresh SRAM allocators for a layer (ABUF, WBUF, ACC)."""
         a = self.arch
-        return (SramSlots(I.ABUF, a.abuf_bytes, "ABUF"), SramSlots(I.WBUF, a.wbuf_bytes, "WBUF"),
+        return (SramSlots(I.ABUF, a.abuf_bytes - self.onchip_bytes, "ABUF"), SramSlots(I.WBUF, a.wbuf_bytes, "WBUF"),
                 SramSlots(I.ACC, a.acc_bytes, "ACC"))
 
     @property

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
-from ..schedule.tiling import ConvShape, ConvTiling, rows_in, search_conv
+from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
 from ..sim import costs
 from .context import Ctx, SlotPair
 from .emitter import dma
@@ -39,7 +39,10 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
                       attrs.dilation[0], attrs.input_dilation[0], mult)
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
-    t = search_conv(shape, ctx.arch, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows)
+    t = search_conv(shape, ctx.arch, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
+                    ctx.arch.abuf_bytes - ctx.onchip_bytes,
+                    Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.bytes_per_cycle(node.inputs[1]),
+                              ctx.bytes_per_cycle(node.outputs[0])))
     mode = 1 if node.op is Op.FULLY_CONNECTED else 0
     ones = np.ones(k_all, np.int64)
     if mode:   # LiteRT's fully connected requantises with the exact double scale
@@ -49,11 +52,16 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
     for b in range(n):
         for grp in range(groups):
             _emit_nest(ctx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
-    return {"tiling": t}
+    detail = {"tiling": f"rows {t.th} x out-ch {t.tk} x in-ch {t.tc}, {t.order}, "
+                        f"{'ws' if t.dataflow == costs.WS else 'os'}, {t.engine}"}
+    if attrs.depthwise:
+        detail["depthwise_taps"] = kh * kw
+    return detail
 
 
 def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp, x_shape, o_shape, mode):
-    e, act = ctx.emitter, ctx.act_space
+    e = ctx.emitter
+    x_space, o_space = ctx.space(node.inputs[0]), ctx.space(node.outputs[0])
     _, h, wd, c_all = x_shape
     k_all = o_shape[-1]
     dw = s.depthwise_mult > 0
@@ -108,7 +116,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             src = x_base + a * wd * c_all + grp * s.c + c0
             xa, load = ins.lookup(("x", ri, ci))
             if load:
-                dma(e, act, src, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl), (1, 1, 1, n_rows * wd), cl)
+                dma(e, x_space, src, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl), (1, 1, 1, n_rows * wd), cl)
             wbytes = kl * s.kh * s.kw * (1 if dw else cl)
             wa, load = wts.lookup(("w", ki, ci))
             if load:
@@ -138,7 +146,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode),
             [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + pbytes * kl)], [(I.ABUF, oa, oa + npix * kl)])
         dst = o_base + r0 * s.ew * k_all + grp * s.k + k0
-        dma(e, I.ABUF, oa, (0, 0, 0, kl), act, dst, (0, 0, 0, k_all), (1, 1, 1, npix), kl)
+        dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, dst, (0, 0, 0, k_all), (1, 1, 1, npix), kl)
 
 
 def conv_macs(g: Graph, node: Node) -> int:
@@ -153,5 +161,3 @@ def conv_macs(g: Graph, node: Node) -> int:
 def conv_min_compute_cycles(g: Graph, node: Node, arch) -> int:
     return math.ceil(conv_macs(g, node) / (arch.mxu.rows * arch.mxu.cols))
 
-
-_ = costs  # cost formulas are used by the tiling search

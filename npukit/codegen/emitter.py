@@ -94,14 +94,34 @@ def span(space: int, addr: int, shape, strides, elem: int) -> Range:
     return space, lo, hi
 
 
+def merge_dims(shape, src, dst, elem: int = 1) -> tuple[list, list, list, int]:
+    """Canonical strided block: drop unit dims, merge dims contiguous in both source and
+    destination, and peel the trailing contiguous run off as the element size in bytes."""
+    dims = [(n, s, d) for n, s, d in zip(shape, src, dst) if n != 1] + [(elem, 1, 1)]
+    merged: list[list[int]] = []
+    for n, s, d in dims:
+        if n == 1:
+            continue
+        if merged and merged[-1][1] == s * n and merged[-1][2] == d * n:
+            merged[-1] = [merged[-1][0] * n, s, d]
+        else:
+            merged.append([n, s, d])
+    run = 1
+    if merged and merged[-1][1] == 1 and merged[-1][2] == 1:
+        run = merged.pop()[0]
+    return [m[0] for m in merged], [m[1] for m in merged], [m[2] for m in merged], run
+
+
 def dma(e: Emitter, src_space, src, src_strides, dst_space, dst, dst_strides, shape, elem) -> int:
-    shape = tuple(int(s) for s in ((1,) * (4 - len(shape)) + tuple(shape)))
-    src_strides = tuple((0,) * (4 - len(src_strides)) + tuple(src_strides))
-    dst_strides = tuple((0,) * (4 - len(dst_strides)) + tuple(dst_strides))
+    n, s, d, run = merge_dims(shape, src_strides, dst_strides, elem)
+    if len(n) > 4:
+        raise ValueError(f"a DMA block needs {len(n)} strided dims (4 at most)")
+    pad = 4 - len(n)
+    shape, src_strides, dst_strides = (1,) * pad + tuple(n), (0,) * pad + tuple(s), (0,) * pad + tuple(d)
     return e.emit(lambda layer, deps: I.Dma(layer, deps, src_space, src, src_strides, dst_space, dst,
-                                            dst_strides, shape, elem),
-                  [span(src_space, src, shape, src_strides, elem)],
-                  [span(dst_space, dst, shape, dst_strides, elem)])
+                                            dst_strides, shape, run),
+                  [span(src_space, src, shape, src_strides, run)],
+                  [span(dst_space, dst, shape, dst_strides, run)])
 
 
 def contiguous(e: Emitter, src_space, src, dst_space, dst, nbytes: int) -> int:

@@ -12,6 +12,7 @@ from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
+from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
@@ -37,12 +38,16 @@ def npu_support(g: Graph, node: Node) -> str:
 
 
 def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Program:
+    user_inputs, user_outputs = g.inputs, g.outputs
+    g, moved = absorb_boundary_transposes(g)
     names = [r.name for r in arch.regions]
     act_space = I.REGION0 + names.index(arch.placement.activations)
     w_space = I.REGION0 + names.index(arch.placement.weights)
-    arena = plan_arena(g, act_space)
+    host = {n for node in g.nodes if npu_support(g, node) for n in (*node.inputs, *node.outputs)}
+    onchip = int(arch.abuf_bytes * options.onchip_fraction) // 16 * 16
+    arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host)
     consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
-    ctx = Ctx(arch, options, arena, consts)
+    ctx = Ctx(arch, options, arena, consts, onchip)
     ctx.emitter.readonly[w_space] = (consts.base, 1 << 62)
     layers, host_segments, host_blobs = [], [], []
     for i, node in enumerate(g.nodes):
@@ -54,11 +59,11 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)
         layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
-                            _macs(g, node), _min_bytes(g, node), g.tensors[node.outputs[0]].size, reason,
+                            _macs(g, node), _min_bytes(g, node), _vpu_ops(g, node), reason,
                             {k: str(v) for k, v in detail.items()}))
-    regions = _regions(arch, names, arena, consts)
-    return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, g.inputs, meta),
-                   _io(g, arena, g.outputs, meta), host_segments, host_blobs, layers, meta)
+    regions = _regions(arch, names, arena, consts, g.variables)
+    return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, user_inputs, meta, moved),
+                   _io(g, arena, user_outputs, meta, moved), host_segments, host_blobs, layers, meta)
 
 
 def _lower(ctx: Ctx, g: Graph, node: Node):
@@ -89,16 +94,16 @@ def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> N
         if t.is_const:
             rec["data"] = to_data(t.data, blobs)
         else:
-            rec["space"], rec["addr"] = ctx.act_space, ctx.addr(name)
+            rec["space"], rec["addr"] = ctx.space(name), ctx.addr(name)
         return rec
 
     segments.append({"node": to_data(node.with_(source=()), blobs),
                      "inputs": [ref(n) for n in node.inputs], "output": ref(node.outputs[0])})
     seg = len(segments) - 1
-    reads = [(ctx.act_space, ctx.addr(n), ctx.addr(n) + g.tensors[n].nbytes)
+    reads = [(ctx.space(n), ctx.addr(n), ctx.addr(n) + g.tensors[n].nbytes)
              for n in node.inputs if not g.tensors[n].is_const]
     out = node.outputs[0]
-    writes = [(ctx.act_space, ctx.addr(out), ctx.addr(out) + g.tensors[out].nbytes)]
+    writes = [(ctx.space(out), ctx.addr(out), ctx.addr(out) + g.tensors[out].nbytes)]
     ctx.emitter.emit(lambda L, d: I.Host(L, d, seg), reads, writes)
 
 
@@ -106,15 +111,29 @@ def _macs(g: Graph, node: Node) -> int:
     return conv_macs(g, node) if node.op in (Op.CONV2D, Op.FULLY_CONNECTED) else 0
 
 
+def _vpu_ops(g: Graph, node: Node) -> int:
+    """Element operations the layer needs on the vector unit (the roofline's VPU term)."""
+    out = g.tensors[node.outputs[0]].size
+    if node.op in (Op.MAX_POOL, Op.AVG_POOL):
+        return out * node.attrs.kernel[0] * node.attrs.kernel[1]
+    if node.op is Op.MEAN:
+        return g.tensors[node.inputs[0]].size
+    if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD):
+        return 0                                   # pure data movement (DMA)
+    return out                                     # requantise / element-wise / table
+
+
 def _min_bytes(g: Graph, node: Node) -> int:
     """Weights plus graph inputs/outputs the layer touches: what must cross off-chip."""
+    if node.op is Op.RESHAPE:
+        return 0                                   # an alias: nothing moves
     total = sum(g.tensors[n].nbytes for n in node.inputs if g.tensors[n].is_const)
     total += sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
     total += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
     return int(total)
 
 
-def _regions(arch, names, arena, consts) -> list[Region]:
+def _regions(arch, names, arena, consts, variables=None) -> list[Region]:
     out = []
     for i, name in enumerate(names):
         space = I.REGION0 + i
@@ -126,6 +145,11 @@ def _regions(arch, names, arena, consts) -> list[Region]:
         image = bytearray(size)
         if space == consts.space:
             image[consts.base:consts.end] = consts.data
+        if space == arena.space:     # initial values of persistent variables
+            for var, init in (variables or {}).items():
+                raw = np.ascontiguousarray(init).tobytes()
+                addr = arena.where[var].addr
+                image[addr:addr + len(raw)] = raw
         limit = arch.region(name).size_mib * (1 << 20)
         if size > limit:
             raise ScheduleError(f"region {name!r} needs {size} bytes but has {int(limit)}")
@@ -133,15 +157,20 @@ def _regions(arch, names, arena, consts) -> list[Region]:
     return out
 
 
-def _io(g: Graph, arena, names, meta) -> list[IoTensor]:
+def _io(g: Graph, arena, names, meta, moved) -> list[IoTensor]:
     out = []
     for name in names:
-        t = g.tensors[name]
+        inner, perm = moved.get(name, (name, ()))
+        t = g.tensors[inner]
         q = t.quant
-        out.append(IoTensor(name, t.dtype.value, tuple(t.shape), arena.space, arena.where[name].addr,
+        shape = tuple(t.shape)
+        if perm:   # the user's layout: invert the permutation for inputs, apply it for outputs
+            shape = (tuple(shape[perm.index(i)] for i in range(len(perm))) if inner in g.inputs
+                     else tuple(shape[p] for p in perm))
+        where = arena.where[inner]
+        out.append(IoTensor(name, t.dtype.value, shape, where.space, where.addr,
                             float(q.s) if q else 1.0, int(q.zp) if q else 0,
-                            bool(meta.get("float_io", {}).get(name, False))))
+                            bool(meta.get("float_io", {}).get(name, False)), tuple(perm)))
     return out
 
 
-_ = np

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir.graph import Graph, Op
+from ..isa import instructions as I
 
 ALIGN = 16
 
@@ -56,8 +57,8 @@ def alias_roots(g: Graph) -> dict[str, str]:
     return root
 
 
-def plan_arena(g: Graph, space: int) -> ArenaPlan:
-    """First-fit offsets for every activation tensor over its live range [def, last use]."""
+def live_ranges(g: Graph) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+    """(first, last) node index of every activation tensor (aliases resolved), and the aliases."""
     root = alias_roots(g)
     first: dict[str, int] = {t: -1 for t in g.inputs}
     last: dict[str, int] = {}
@@ -71,20 +72,44 @@ def plan_arena(g: Graph, space: int) -> ArenaPlan:
         last[root.get(t, t)] = len(g.nodes)
     for t in g.inputs:  # inputs must stay intact: a program may be run many times
         last[t] = len(g.nodes)
+    for t in g.variables:  # persistent state: its own bytes for the program's whole life
+        first[t], last[t] = -1, len(g.nodes)
+    return first, {t: last.get(t, first[t]) for t in first}, root
+
+
+def first_fit(tensors: list[str], first, last, nbytes, limit: int | None = None) -> dict[str, int]:
+    """Offsets by first fit over live ranges; tensors that would end beyond `limit` are left out."""
     live: list[tuple[int, int, int, int]] = []   # (start, end, offset, size)
-    where: dict[str, Placement] = {}
-    size = 0
-    for t in sorted(first, key=lambda t: (first[t], -g.tensors[t].nbytes)):
-        lo, hi, n = first[t], last.get(t, first[t]), _align(max(g.tensors[t].nbytes, 1))
+    where: dict[str, int] = {}
+    for t in sorted(tensors, key=lambda t: (first[t], -nbytes(t))):
+        lo, hi, n = first[t], last[t], _align(max(nbytes(t), 1))
         busy = sorted((o, o + s) for a, b, o, s in live if a <= hi and lo <= b)
         offset = 0
         for o, e in busy:
             if offset + n <= o:
                 break
             offset = max(offset, e)
+        if limit is not None and offset + n > limit:
+            continue
         live.append((lo, hi, offset, n))
-        where[t] = Placement(space, offset)
-        size = max(size, offset + n)
+        where[t] = offset
+    return where
+
+
+def plan_arena(g: Graph, space: int, onchip_base: int = 0, onchip_bytes: int = 0,
+               pinned: set[str] = frozenset()) -> ArenaPlan:
+    """Place every activation tensor: intermediates that fit stay in ABUF's resident area
+    [onchip_base, onchip_base + onchip_bytes); the rest (and all graph inputs, outputs and
+    state) get off-chip offsets in `space`, each by first fit over live ranges."""
+    first, last, root = live_ranges(g)
+    nbytes = lambda t: g.tensors[t].nbytes  # noqa: E731
+    pinned = {root.get(t, t) for t in (*pinned, *g.inputs, *g.outputs, *g.variables)}
+    onchip = first_fit([t for t in first if t not in pinned], first, last, nbytes, onchip_bytes) \
+        if onchip_bytes > 0 else {}
+    offchip = first_fit([t for t in first if t not in onchip], first, last, nbytes)
+    where = {t: Placement(I.ABUF, onchip_base + o) for t, o in onchip.items()}
+    where |= {t: Placement(space, o) for t, o in offchip.items()}
+    size = max((o + _align(max(nbytes(t), 1)) for t, o in offchip.items()), default=0)
     for t, r in root.items():
         where[t] = where[r]
     return ArenaPlan(space, _align(size), where)

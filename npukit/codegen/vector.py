@@ -66,7 +66,7 @@ def _location(ctx: Ctx, g: Graph, name: str) -> tuple[int, int]:
     t = g.tensors[name]
     if t.is_const:
         return ctx.consts.space, ctx.const(t.data)
-    return ctx.act_space, ctx.addr(name)
+    return ctx.space(name), ctx.addr(name)
 
 
 def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
@@ -103,7 +103,7 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
         strides = (b_cols if bs_r else 0, 1 if bs_c else 0)
         e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams),
                [(I.ABUF, aa, aa + rl * c), (I.ABUF, ba, ba + b_len)], [(I.ABUF, oa, oa + rl * c)])
-        contiguous(e, I.ABUF, oa, ctx.act_space, o_addr + r0 * c, rl * c)
+        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), o_addr + r0 * c, rl * c)
     return {}
 
 
@@ -118,11 +118,11 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node) -> dict:
     for i in range(0, n, chunk):
         ln = min(chunk, n - i)
         xa = ins.next()
-        contiguous(e, ctx.act_space, src + i, I.ABUF, xa, ln)
+        contiguous(e, ctx.space(node.inputs[0]), src + i, I.ABUF, xa, ln)
         oa = outs.next()
         e.emit(lambda L, d: I.Lut(L, d, xa, ln, table, oa),
                [(I.ABUF, xa, xa + ln), (I.WBUF, table, table + 256)], [(I.ABUF, oa, oa + ln)])
-        contiguous(e, I.ABUF, oa, ctx.act_space, dst + i, ln)
+        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i, ln)
     return {}
 
 
@@ -155,7 +155,7 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
                 lo, hi = max(y0, 0), min(y1, h - 1)
                 rows = hi - lo + 1
                 xa = ins.next()
-                dma(e, ctx.act_space, src + ((b * h + lo) * w) * c + c0, (0, 0, 0, c), I.ABUF, xa,
+                dma(e, ctx.space(node.inputs[0]), src + ((b * h + lo) * w) * c + c0, (0, 0, 0, c), I.ABUF, xa,
                     (0, 0, 0, cl), (1, 1, 1, rows * w), cl)
                 oa = outs.next()
                 tpb = max(0, (rl - 1) * sh + kh - (lo - y0) - rows)
@@ -163,7 +163,7 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
                 e.emit(lambda L, d: I.Pool(L, d, kind, xa, rows, w, cl, oa, rl, ew, (kh, kw), (sh, sw),
                                            lo - y0, pl, tpb, tpr, p.act_min, p.act_max),
                        [(I.ABUF, xa, xa + rows * w * cl)], [(I.ABUF, oa, oa + rl * ew * cl)])
-                dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.act_space, dst + ((b * eh + r0) * ew) * c + c0,
+                dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + ((b * eh + r0) * ew) * c + c0,
                     (0, 0, 0, c), (1, 1, 1, rl * ew), cl)
     return {}
 
@@ -184,12 +184,12 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
             cl = min(cb, c - c0)
             qp_c = qp
             xa = ins.next()
-            dma(e, ctx.act_space, src + b * h * w * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
+            dma(e, ctx.space(node.inputs[0]), src + b * h * w * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
                 (1, 1, 1, h * w), cl)
             oa = outs.next()
             e.emit(lambda L, d: I.Mean(L, d, xa, h * w, cl, oa, qp_c),
                    [(I.ABUF, xa, xa + h * w * cl)], [(I.ABUF, oa, oa + cl)])
-            contiguous(e, I.ABUF, oa, ctx.act_space, dst + b * c + c0, cl)
+            contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + b * c + c0, cl)
     return {}
 
 
@@ -198,4 +198,3 @@ def is_spatial_mean(g: Graph, node: Node) -> bool:
     return len(x.shape) == 4 and sorted(a % 4 for a in node.attrs.axes) == [1, 2] and node.attrs.keepdims
 
 
-_ = np

@@ -200,6 +200,12 @@ class ResizeAttrs:
 
 
 @dataclass(frozen=True)
+class QuantizeAttrs:
+    """int -> int QUANTIZE (a requantisation); `dtype` is the output's integer type."""
+    dtype: str = "int8"
+
+
+@dataclass(frozen=True)
 class NoAttrs:
     pass
 
@@ -225,6 +231,12 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     name: str = "model"
+    # persistent state (TFLite resource variables): tensor name -> initial value. A variable
+    # is readable from the start of every run; at most one node (an end-of-run copy) writes it.
+    variables: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    # graph inputs/outputs whose model-level type is float around int8 (a pre-quantised model
+    # whose boundary QUANTIZE / DEQUANTIZE the frontend folded into the I/O conversion)
+    float_io: frozenset[str] = frozenset()
 
     def producer(self, tensor: str) -> Node | None:
         for node in self.nodes:
@@ -238,7 +250,7 @@ class Graph:
     def with_nodes(self, nodes, tensors: dict[str, Tensor] | None = None) -> "Graph":
         """A new graph with `nodes`; tensors no longer referenced are dropped."""
         tensors = dict(self.tensors if tensors is None else tensors)
-        used = set(self.inputs) | set(self.outputs)
+        used = set(self.inputs) | set(self.outputs) | set(self.variables)
         for n in nodes:
             used.update(n.inputs)
             used.update(n.outputs)

@@ -11,7 +11,11 @@ _WEIGHTED = (Op.CONV2D, Op.FULLY_CONNECTED)
 def verify(g: Graph, stage: str = "") -> Graph:
     """Raise ModelError naming the first broken invariant; return the graph unchanged."""
     where = f" after {stage}" if stage else ""
-    defined = set(g.inputs) | {n for n, t in g.tensors.items() if t.is_const}
+    defined = set(g.inputs) | set(g.variables) | {n for n, t in g.tensors.items() if t.is_const}
+    for name in g.variables:
+        if name not in g.tensors:
+            raise ModelError(f"variable {name!r} has no tensor{where}")
+    assigned: set[str] = set()
     for name in g.inputs:
         if name not in g.tensors:
             raise ModelError(f"graph input {name!r} has no tensor{where}")
@@ -24,6 +28,9 @@ def verify(g: Graph, stage: str = "") -> Graph:
             if t not in defined:
                 raise ModelError(f"{node.name}: input {t!r} is used before it is defined{where}")
         for t in node.outputs:
+            if t in g.variables and t not in assigned:
+                assigned.add(t)     # the end-of-run copy into a variable
+                continue
             if t in defined:
                 raise ModelError(f"{node.name}: output {t!r} is defined twice{where}")
             if t not in g.tensors:

@@ -22,6 +22,8 @@ class IoTensor:
     scale: float
     zero_point: int
     is_float: bool        # the model's own type is float: quantise / dequantise at the boundary
+    perm: tuple[int, ...] = ()   # host-side layout change: NPU = user.transpose(perm) for inputs,
+                                 # user = NPU.transpose(perm) for outputs
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ class Program:
 
 
 def _io(d: dict) -> IoTensor:
-    return IoTensor(**{**d, "shape": tuple(int(s) for s in d["shape"])})
+    return IoTensor(**{**d, "shape": tuple(int(s) for s in d["shape"]),
+                       "perm": tuple(int(p) for p in d.get("perm", ()))})
 
 
 __all__ = ["Program", "IoTensor", "Layer", "Region", "Instr", "FORMAT"]

@@ -60,4 +60,6 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.RESIZE:
         fn = kv.resize_bilinear if a.mode == "bilinear" else kv.resize_nearest
         return fn(x, a.size, a.align_corners, a.half_pixel_centers)
+    if op is Op.QUANTIZE and p is not None:
+        return kv.requantize(x, p, np.dtype(getattr(a, "dtype", "int8")))
     raise UnsupportedOpError(f"{node.name}: no integer kernel for {op.value}")

@@ -178,6 +178,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         return node.with_(params=kv.prepare_prelu(x.s, x.zp, aq.s, aq.zp, out.s, out.zp))
     if op is Op.SOFTMAX:
         return node.with_(params=kv.prepare_softmax(tensors[node.inputs[0]].quant.s, a.beta, out.s, out.zp))
+    if op is Op.QUANTIZE:       # int -> int requantisation (pre-quantised models)
+        x = tensors[node.inputs[0]].quant
+        return node.with_(params=kv.prepare_requantize(x.s, x.zp, out.s, out.zp))
     if op is Op.PAD:
         return node
     if op in SAME_AS_INPUT:

@@ -64,7 +64,12 @@ class Profile:
 
 
 def _roofline(layer, arch, bpc: float) -> int:
-    compute = layer.macs / arch.macs_per_cycle
+    """max(MACs / peak of the best engine, VPU work / lanes, minimal off-chip bytes / bandwidth)."""
+    peak = arch.macs_per_cycle
+    taps = layer.detail.get("depthwise_taps")
+    if taps:     # depthwise: the MXU holds one channel per column, the taps down its rows
+        peak = max(min(int(taps), arch.mxu.rows) * arch.mxu.cols, arch.vpu.lanes)
+    compute = layer.macs / peak
     vpu = layer.vpu_ops / arch.vpu.lanes
     memory = layer.min_bytes / bpc
     return int(math.ceil(max(compute, vpu, memory)))

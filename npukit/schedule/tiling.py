@@ -72,11 +72,15 @@ def _row_candidates(eh: int, limit: int) -> list[int]:
 
 
 def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str = "auto",
-                loop_order: str = "auto", max_rows: int = 0) -> ConvTiling:
+                loop_order: str = "auto", max_rows: int = 0, abuf_bytes: int | None = None,
+                bw: Bandwidth | None = None) -> ConvTiling:
     rows, cols = arch.mxu.rows, arch.mxu.cols
     overlap = arch.mxu.fold_overlap
-    a_bytes, w_bytes, acc_bytes = arch.abuf_bytes, arch.wbuf_bytes, arch.acc_bytes
-    bpc = arch.region_bytes_per_cycle(arch.placement.weights)
+    a_bytes = arch.abuf_bytes if abuf_bytes is None else abuf_bytes
+    w_bytes, acc_bytes = arch.wbuf_bytes, arch.acc_bytes
+    if bw is None:
+        off = arch.region_bytes_per_cycle(arch.placement.activations)
+        bw = Bandwidth(off, arch.region_bytes_per_cycle(arch.placement.weights), off)
     dw = s.depthwise_mult > 0
     best: ConvTiling | None = None
     k_total = s.c * s.depthwise_mult if dw else s.k
@@ -91,7 +95,7 @@ def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: st
                 out_tile = th * s.ew * tk
                 if nbuf * (_a(in_tile) + _a(out_tile)) > a_bytes or nbuf * _a(4 * out_tile) > acc_bytes:
                     continue
-                for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bpc, dataflow_pref,
+                for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
                                       dw_engine, loop_order, arch):
                     if best is None or cand.est_cycles < best.est_cycles:
                         best = cand
@@ -101,12 +105,24 @@ def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: st
     return best
 
 
-def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bpc, pref, dw_engine, loop_order, arch):
+@dataclass(frozen=True)
+class Bandwidth:
+    """Bytes per cycle of the spaces holding the input, the weights and the output."""
+    x: float
+    w: float
+    o: float
+
+
+def _transfer(nbytes: int, run: int, bpc: float) -> float:
+    """Cycles to move `nbytes` in contiguous runs of `run` bytes, each rounded up to bursts."""
+    run = max(1, min(run, nbytes))
+    return math.ceil(nbytes / run) * math.ceil(run / costs.BURST_BYTES) * costs.BURST_BYTES / bpc
+
+
+def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, loop_order, arch):
     n_rb, n_cc = math.ceil(s.eh / th), math.ceil(s.c / tc)
     n_kb = 1 if s.depthwise_mult else math.ceil(s.k / tk)
     dw = s.depthwise_mult > 0
-    in_bytes = rows_in(s, th) * s.w * s.c * n_rb
-    w_bytes = k_total * s.kh * s.kw * (1 if dw else s.c)
     e = th * s.ew
     engines = ["mxu"]
     if dw:
@@ -126,13 +142,18 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bpc, pref, dw_engine,
             compute = per * n_rb * n_kb * n_cc
             orders = ["k_outer", "rows_outer"] if loop_order == "auto" else [loop_order]
             for order in orders:
-                if n_cc == 1 and order == "k_outer":        # weights stay, inputs re-read per k block
-                    traffic = w_bytes + in_bytes * n_kb
+                if dw:
+                    n_x, n_w = n_rb * n_cc, n_rb * n_cc
+                elif n_cc == 1 and order == "k_outer":      # weights stay, inputs re-read per k block
+                    n_x, n_w = n_rb * n_kb, n_kb
                 elif n_cc == 1:                              # inputs stay, weights re-read per row block
-                    traffic = in_bytes + w_bytes * (n_rb if n_kb > 1 else 1)
+                    n_x, n_w = n_rb, n_rb * n_kb if n_kb > 1 else 1
                 else:
-                    traffic = (in_bytes * n_kb + w_bytes * n_rb)
-                traffic += k_total * s.eh * s.ew
+                    n_x, n_w = n_rb * n_kb * n_cc, n_rb * n_kb * n_cc
+                x_tile = rows_in(s, th) * s.w * tc
+                dma = (n_x * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
+                       + n_w * _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w)
+                       + n_rb * n_kb * _transfer(th * s.ew * tk, th * s.ew * tk if tk == k_total else tk, bw.o))
                 n_instr = n_rb * n_kb * (3 * n_cc + 3)
-                est = int(max(compute, traffic / bpc) + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
+                est = int(max(compute, dma) + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
                 yield ConvTiling(th, tk, tc, order, flow, engine, est)

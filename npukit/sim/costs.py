@@ -16,6 +16,7 @@ WS, OS = 0, 1
 DMA_SETUP_CYCLES = 16       # descriptor fetch and address generation per DMA command
 BURST_BYTES = 32            # off-chip transfers move whole bursts: short runs waste bandwidth
 INSTR_OVERHEAD = 4          # issue cost of any instruction
+SRAM_BYTES_PER_CYCLE = 64   # SRAM-to-SRAM copies
 
 
 def mxu_gemm_cycles(e: int, k: int, win: int, rows: int, cols: int, dataflow: int, overlap: bool) -> int:
@@ -53,9 +54,12 @@ def vpu_cycles(ops: int, lanes: int, depth: int) -> int:
     return math.ceil(ops / lanes) + depth if ops > 0 else 0
 
 
-def dma_cycles(nbytes: int, runs: int, run_bytes: int, bytes_per_cycle: float, latency_cycles: float) -> int:
-    """Latency + transferred bytes / bandwidth, each contiguous run rounded up to whole bursts."""
+def dma_cycles(nbytes: int, runs: int, run_bytes: int, bytes_per_cycle: float,
+               latency_cycles: float) -> tuple[int, int]:
+    """(setup + latency, transfer cycles): bytes / bandwidth, each contiguous run rounded up
+    to whole bursts. The transfer part occupies the region; the fixed part is pipelined."""
+    fixed = int(DMA_SETUP_CYCLES + math.ceil(latency_cycles))
     if nbytes <= 0:
-        return DMA_SETUP_CYCLES
+        return fixed, 0
     moved = runs * math.ceil(run_bytes / BURST_BYTES) * BURST_BYTES
-    return int(DMA_SETUP_CYCLES + latency_cycles + math.ceil(moved / bytes_per_cycle))
+    return fixed, math.ceil(moved / bytes_per_cycle)

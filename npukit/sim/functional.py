@@ -41,12 +41,21 @@ class Simulator:
             if tuple(x.shape) != t.shape:
                 raise InputError(f"input {t.name!r} has shape {list(x.shape)}; the program was compiled "
                                  f"for {list(t.shape)}")
-            m.view(t.space, t.addr, t.shape, np.dtype(t.dtype))[...] = x.astype(t.dtype)
+            if t.perm:
+                x = x.transpose(t.perm)
+            m.view(t.space, t.addr, x.shape, np.dtype(t.dtype))[...] = x.astype(t.dtype)
         program = self.prog.instructions
         host = lambda seg: self._host(m, seg)  # noqa: E731
         for idx in (order if order is not None else range(len(program))):
             execute(m, program[idx], host)
-        return {t.name: m.view(t.space, t.addr, t.shape, np.dtype(t.dtype)).copy() for t in self.prog.outputs}
+        return {t.name: self._output(m, t) for t in self.prog.outputs}
+
+    @staticmethod
+    def _output(m: Machine, t) -> np.ndarray:
+        if not t.perm:
+            return m.view(t.space, t.addr, t.shape, np.dtype(t.dtype)).copy()
+        inner = tuple(t.shape[t.perm.index(i)] for i in range(len(t.perm)))
+        return np.ascontiguousarray(m.view(t.space, t.addr, inner, np.dtype(t.dtype)).transpose(t.perm))
 
     def _host(self, m: Machine, seg: int) -> None:
         if not 0 <= seg < len(self.prog.host_segments):

@@ -8,8 +8,11 @@ from ..ir.graph import Graph
 from ..quant.qexec import run_qnode
 
 
-def run_reference(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
-    """Run on integer inputs (the graph's own dtypes); returns outputs (or every tensor)."""
+def run_reference(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False,
+                  state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Run on integer inputs (the graph's own dtypes); returns outputs (or every tensor).
+    `state` (variable name -> value) carries a stateful graph's variables from run to run:
+    missing entries start at their initial value and it is updated in place."""
     env: dict[str, np.ndarray] = {}
     for name in g.inputs:
         t = g.tensors[name]
@@ -22,8 +25,12 @@ def run_reference(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False
     for name, t in g.tensors.items():
         if t.is_const:
             env[name] = t.data
+    state = {} if state is None else state
+    for name, init in g.variables.items():
+        env[name] = state.get(name, init)
     for node in g.nodes:
         q = [g.tensors[i].quant for i in node.inputs]
         out = run_qnode(node, [env[i] for i in node.inputs], q)
         env[node.outputs[0]] = out.astype(g.tensors[node.outputs[0]].dtype.np, copy=False)
+    state.update({name: env[name] for name in g.variables})
     return dict(env) if keep_all else {name: env[name] for name in g.outputs}

@@ -7,6 +7,7 @@ the energy estimate.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from ..isa import instructions as I
 from ..isa.program import Program
 from . import costs
 
-SRAM_BYTES_PER_CYCLE = 64
+SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
               "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
@@ -57,12 +58,23 @@ class _Model:
     def _region(self, space: int):
         return self.arch.region(self.region_names[space]) if space >= I.REGION0 else None
 
-    def _transfer(self, space: int, nbytes: int, runs: int, run: int) -> int:
+    def _transfer(self, space: int, nbytes: int, runs: int, run: int) -> tuple[int, int]:
+        """(fixed cycles: setup + latency, cycles the space's port is occupied)."""
         region = self._region(space)
         if region is None:
-            return math.ceil(nbytes / SRAM_BYTES_PER_CYCLE)
+            return costs.DMA_SETUP_CYCLES, math.ceil(nbytes / SRAM_BYTES_PER_CYCLE)
         return costs.dma_cycles(nbytes, runs, run, self.arch.region_bytes_per_cycle(region.name),
                                 self.arch.region_latency_cycles(region.name))
+
+    def port_use(self, ins: I.Instr) -> list[tuple[int, int, int]]:
+        """(off-chip space, fixed cycles, port cycles) for each region a DMA touches."""
+        if isinstance(ins, I.Dma):
+            runs = int(np.prod(ins.shape))
+            return [(space, *self._transfer(space, runs * ins.elem, runs, ins.elem))
+                    for space in (ins.src_space, ins.dst_space) if space >= I.REGION0]
+        if isinstance(ins, I.Fill) and ins.space >= I.REGION0:
+            return [(ins.space, *self._transfer(ins.space, ins.n, 1, ins.n))]
+        return []
 
     def latency(self, ins: I.Instr, c: Counts) -> int:
         if isinstance(ins, I.Dma):
@@ -73,14 +85,14 @@ class _Model:
                     c.region_bytes[self.region_names[space]] += nbytes
                 else:
                     c.sram_bytes[space] += nbytes
-            return max(self._transfer(ins.src_space, nbytes, runs, ins.elem),
-                       self._transfer(ins.dst_space, nbytes, runs, ins.elem))
+            return max(sum(self._transfer(ins.src_space, nbytes, runs, ins.elem)),
+                       sum(self._transfer(ins.dst_space, nbytes, runs, ins.elem)))
         if isinstance(ins, I.Fill):
             if ins.space >= I.REGION0:
                 c.region_bytes[self.region_names[ins.space]] += ins.n
             else:
                 c.sram_bytes[ins.space] += ins.n
-            return self._transfer(ins.space, ins.n, 1, ins.n)
+            return sum(self._transfer(ins.space, ins.n, 1, ins.n))
         if isinstance(ins, I.Conv):
             e, taps = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1]
             c.macs += e * ins.k * taps * ins.c_len
@@ -130,12 +142,32 @@ def host_cycles(prog: Program, seg: int, arch) -> tuple[int, int]:
     return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz)), elements
 
 
+class _Port:
+    """Busy intervals of an off-chip region's port; a transfer takes the earliest gap that fits."""
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def book(self, t: int, length: int) -> int:
+        if length <= 0:
+            return t
+        i = bisect.bisect_right(self.ends, t)      # intervals ending after t
+        while i < len(self.starts) and self.starts[i] < t + length:
+            t = max(t, self.ends[i])
+            i += 1
+        self.starts.insert(i, t)
+        self.ends.insert(i, t + length)
+        return t
+
+
 def simulate(prog: Program, arch) -> Timeline:
     model = _Model(prog, arch)
     n = len(prog.instructions)
     start, end = np.zeros(n, np.int64), np.zeros(n, np.int64)
     engine, busy = np.zeros(n, np.int8), np.zeros(n, np.int64)
     free = defaultdict(int)
+    ports = defaultdict(_Port)
     n_layers = max((ins.layer for ins in prog.instructions), default=-1) + 1
     counts = [Counts() for _ in range(max(n_layers, len(prog.layers)))]
     for i, ins in enumerate(prog.instructions):
@@ -148,7 +180,11 @@ def simulate(prog: Program, arch) -> Timeline:
             lat = model.latency(ins, c) + costs.INSTR_OVERHEAD
         ready = max((end[d] for d in ins.deps), default=0)
         s = max(free[eng], ready)
-        start[i], end[i], engine[i], busy[i] = s, s + lat, int(eng), lat
-        free[eng] = s + lat
+        e = s + lat
+        for space, fixed, port in model.port_use(ins):   # an off-chip region moves one transfer at a time
+            t0 = ports[space].book(s + fixed, port)
+            e = max(e, t0 + port + costs.INSTR_OVERHEAD)
+        start[i], end[i], engine[i], busy[i] = s, e, int(eng), e - s
+        free[eng] = e
     total = int(end.max()) if n else 0
     return Timeline(start, end, engine, busy, counts, total)

@@ -1,0 +1,69 @@
+"""Measurement child: one whole-network npukit timing estimate in a fresh interpreter.
+
+    python benchmarks/npukit_timing.py full   MODEL.onnx ARCH.toml   # compile + profile
+    python benchmarks/npukit_timing.py timing QGRAPH.pkl ARCH.toml   # lower + simulate + profile
+
+`full` is what `npukit profile` does in memory (import, optimise, calibrate, quantise, lower,
+simulate). `timing` starts from an already quantised graph (pickled by the parent) and
+times only the timing model's own work. Prints one JSON line: wall seconds (best of
+`repeats`), peak RSS of the process (ru_maxrss), RSS after imports, and the tracemalloc peak
+of one extra traced run.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import resource
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    mode, source, arch_path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    repeats = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    warnings.simplefilter("ignore")   # random calibration: timing does not depend on the data
+    import npukit
+    from npukit.arch import load_arch
+    from npukit.codegen.context import CompileOptions
+    from npukit.codegen.lower import lower_program
+    from npukit.report.profile import build_profile
+    from npukit.sim.timing import simulate
+
+    arch = load_arch(arch_path)
+    qgraph = pickle.loads(source.read_bytes()) if mode == "timing" else None
+    rss_base = rss_mib()
+
+    def estimate():
+        if mode == "full":
+            return npukit.compile(source, arch).profile()
+        program = lower_program(qgraph, arch, CompileOptions(), {})
+        return build_profile(program, arch, simulate(program, arch))
+
+    times, profile = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        profile = estimate()
+        times.append(time.perf_counter() - t0)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tracemalloc.start()
+    estimate()
+    traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    print(json.dumps({"tool": f"npukit-{mode}", "wall_s": min(times), "walls_s": times,
+                      "peak_rss_mib": peak_rss, "rss_after_import_mib": rss_base,
+                      "traced_peak_mib": traced_peak, "total_cycles": profile.total_cycles,
+                      "instructions": profile.instructions}))
+
+
+if __name__ == "__main__":
+    main()

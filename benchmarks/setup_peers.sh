@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Create one virtual environment per peer tool under $NPUKIT_PEERS (default
+# ~/.cache/npukit/peers). The benchmark scripts run each peer as a subprocess of its own
+# venv's python, so the peers' pinned dependencies never meet npukit's environment.
+#
+#   bash benchmarks/setup_peers.sh            # all peers
+#   bash benchmarks/setup_peers.sh vela       # one of: scalesim zigzag vela
+set -euo pipefail
+
+ROOT="${NPUKIT_PEERS:-$HOME/.cache/npukit/peers}"
+PY="${PYTHON:-python3.11}"
+mkdir -p "$ROOT"
+
+make_venv() {   # name, pip requirements...
+  local name="$1"; shift
+  local dir="$ROOT/$name"
+  if [ -x "$dir/bin/python" ] && [ -f "$dir/.complete" ]; then
+    echo "[$name] already set up in $dir"; return
+  fi
+  echo "[$name] creating $dir"
+  rm -rf "$dir"
+  "$PY" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --upgrade pip
+  "$dir/bin/python" -m pip install -q "$@"
+  "$dir/bin/python" -m pip freeze > "$dir/requirements.lock"
+  touch "$dir/.complete"
+  echo "[$name] installed: $(grep -iE "^($name|scalesim|zigzag-dse|ethos-u-vela)==" "$dir/requirements.lock" | tr '\n' ' ')"
+}
+
+want="${1:-all}"
+# SCALE-Sim 3.0: its pinned numpy must stay below 2.4.
+[[ $want == all || $want == scalesim ]] && make_venv scalesim "scalesim>=3.0,<3.1" "numpy<2.4"
+# ZigZag 3.9: imports `six` without declaring it.
+[[ $want == all || $want == zigzag ]] && make_venv zigzag "zigzag-dse>=3.9,<3.10" six
+# Vela 5.x: the Ethos-U compiler and its performance estimator.
+[[ $want == all || $want == vela ]] && make_venv vela "ethos-u-vela>=5,<6"
+echo "peers ready under $ROOT"

@@ -1,0 +1,67 @@
+"""Parse and quantise each model once per sweep, in the explorer's own process.
+
+The quantised graph does not depend on the arch, so one graph serves every design point of
+its model. It is shipped to each worker once (a pool initializer; one object in Ray's object
+store) and kept there keyed by its hash: workers may be on other machines, which need
+neither the model file nor the calibration data.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, NpukitError
+from .point import sha256_file
+from .space import ModelSpec
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    spec: ModelSpec
+    model_hash: str          # file bytes + input shapes + calibration method
+    calibration_hash: str    # calibration file bytes, or "random"
+    graph: object | None     # the quantised Graph, None when the model failed
+    error: str = ""
+
+
+def prepare_model(spec: ModelSpec) -> PreparedModel:
+    """Hash and quantise one model; a model npukit cannot compile becomes an error stored
+    with each of its points (the sweep goes on with the other models)."""
+    if not spec.path.is_file():
+        raise InputError(f"model file not found: {spec.path}")
+    if spec.calibration is not None and not spec.calibration.is_file():
+        raise InputError(f"calibration file not found: {spec.calibration}")
+    file_hash = sha256_file(spec.path)
+    calib_hash = sha256_file(spec.calibration) if spec.calibration else "random"
+    model_hash = hashlib.sha256(json.dumps([file_hash, spec.input_shapes, spec.method]).encode()).hexdigest()
+    try:
+        graph = quantise(spec)
+    except NpukitError as exc:
+        return PreparedModel(spec, model_hash, calib_hash, None, f"{type(exc).__name__}: {exc}")
+    return PreparedModel(spec, model_hash, calib_hash, graph)
+
+
+def quantise(spec: ModelSpec):
+    """The compiler driver's stages up to the quantised graph (lowering is per point)."""
+    from ..compiler import load_model
+    from ..opt.pipeline import optimize
+    from ..quant.calibrate import METHODS, calibration_feeds, observe
+    from ..quant.quantize import quantize_graph
+    if spec.method not in METHODS:
+        raise InputError(f"{spec.path.name}: unknown calibration method {spec.method!r} "
+                         f"(choose from {', '.join(METHODS)})")
+    g = optimize(load_model(spec.path, dict(spec.input_shapes) or None))
+    calibration = _npz(spec.calibration) if spec.calibration else None
+    observers, _ = observe(g, calibration_feeds(g, calibration))
+    return quantize_graph(g, {name: obs.range(spec.method) for name, obs in observers.items()})
+
+
+def _npz(path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read calibration file {path}: {exc}") from None

@@ -1,0 +1,141 @@
+"""The sweep driver: prepare models once, ask the strategy, skip stored points, evaluate the
+rest on the executor, store each as it finishes, tell the strategy, repeat.
+
+    explore(load_space("space.toml"), "runs.sqlite", make_executor(workers=2, ray_address=None))
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
+
+from ..codegen.context import CompileOptions
+from ..errors import ArchError, InputError
+from .executors import LOST, EvalFn, Executor
+from .point import Candidate, Outcome, Task, evaluate, point_key
+from .prepare import PreparedModel, prepare_model
+from .space import Space
+from .store import PointInfo, Store
+from .strategies import make_strategy
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    candidates: int   # what the strategy proposed (points with equal keys count once below)
+    computed: int     # evaluated by this run
+    reused: int       # found in the store (an earlier run, or a resumed one)
+    failed: int       # stored by this run with an error
+    lost: int         # workers died on every attempt: not stored, a rerun retries them
+    seconds: float
+
+    @property
+    def points_per_second(self) -> float:
+        return self.computed / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    info: PointInfo
+    task: Task | None
+    error: str          # known before evaluation (invalid arch, model that does not compile)
+
+
+class _Rate(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f} pt/s" if task.speed else "- pt/s", style="progress.data.speed")
+
+
+def explore(space: Space, db: str | Path, executor: Executor, progress: bool = True,
+            evaluate_fn: EvalFn = evaluate) -> SweepSummary:
+    if not space.models:
+        raise InputError("no models to explore: give --model PATH or [[models]] in the space file")
+    t0 = time.perf_counter()
+    prepared = [prepare_model(m) for m in space.models]   # parse + quantise once per sweep
+    strategy = make_strategy(space)
+    counts = dict(computed=0, reused=0, failed=0, lost=0)
+    with Store(db) as store:
+        store.begin_sweep(space.source_text, executor.name)
+        executor.start({p.model_hash: p.graph for p in prepared if p.graph is not None})
+        bar = _progress() if progress else None
+        try:
+            with bar or nullcontext():
+                task_id = bar.add_task("exploring", total=strategy.total) if bar else None
+                advance = (lambda: bar.advance(task_id)) if bar else (lambda: None)
+                while batch := strategy.ask():
+                    plans = [_plan(space, prepared, c) for c in batch]
+                    strategy.tell(_run_batch(plans, store, executor, evaluate_fn, counts, advance))
+        finally:
+            executor.close()
+    return SweepSummary(strategy.total, counts["computed"], counts["reused"], counts["failed"],
+                        counts["lost"], time.perf_counter() - t0)
+
+
+def _run_batch(plans: list[_Plan], store: Store, executor: Executor, evaluate_fn: EvalFn,
+               counts: dict, advance) -> list[dict | None]:
+    """Evaluate the plans not already stored; returns the stored row of each plan, in order."""
+    rows: dict[str, dict] = {}
+    todo: dict[str, _Plan] = {}
+    for plan in plans:
+        key = plan.info.key
+        if key in rows or key in todo:
+            advance()
+            continue
+        row = store.get(key)
+        if row is None and plan.error:
+            store.put(plan.info, Outcome(key, "error", plan.error))
+            counts["failed"] += 1
+            row = store.get(key)
+        elif row is not None:
+            counts["reused"] += 1
+        if row is not None:
+            rows[key] = row
+            advance()
+        else:
+            todo[key] = plan
+    for outcome in executor.map(evaluate_fn, [p.task for p in todo.values()]):
+        advance()
+        if outcome.status == LOST:
+            counts["lost"] += 1
+            continue
+        store.put(todo[outcome.key].info, outcome)
+        counts["computed"] += 1
+        counts["failed"] += outcome.status != "ok"
+        rows[outcome.key] = store.get(outcome.key)
+    return [rows.get(p.info.key) for p in plans]
+
+
+def _plan(space: Space, prepared: list[PreparedModel], c: Candidate) -> _Plan:
+    pm = prepared[c.model]
+    arch_over = c.overrides("arch")
+    options = {**CompileOptions().__dict__, **c.overrides("options")}
+    error = ""
+    try:
+        arch = space.base.replace(arch_over)
+        arch_id, arch_name, arch_json = arch.fingerprint, arch.name, json.dumps(arch.to_dict(), sort_keys=True)
+    except ArchError as exc:   # an impossible arch is a stored, failed point
+        blob = json.dumps([space.base.fingerprint, sorted(arch_over.items())], default=str)
+        arch_id, arch_name = hashlib.sha256(blob.encode()).hexdigest(), space.base.name
+        arch_json = json.dumps({"base": space.base.to_dict(), "overrides": arch_over}, sort_keys=True)
+        error = f"ArchError: {exc}"
+    error = error or pm.error
+    key = point_key(arch_id, pm.model_hash, pm.calibration_hash, options, space.check_inputs)
+    info = PointInfo(key, pm.spec.name, str(pm.spec.path), pm.model_hash, pm.calibration_hash, arch_name,
+                     arch_id, arch_json, json.dumps(dict(c.values), sort_keys=True),
+                     json.dumps(options, sort_keys=True), space.check_inputs)
+    task = None if error else Task(key, pm.model_hash, arch_json, tuple(sorted(options.items())),
+                                   space.check_inputs)
+    return _Plan(info, task, error)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=Console(stderr=True))

@@ -1,0 +1,244 @@
+"""The design space a sweep explores, read from a TOML file.
+
+    [base]      arch = "npu-m"                      # preset name or arch TOML path
+    [strategy]  kind = "grid" | "random" | "optuna", seed, samples, batch, objectives
+    [arch]      "mxu.rows" = [8, 16, 32]             # dotted arch keys: a list of choices ...
+                "regions.dram.bandwidth_gbps" = { min = 4.0, max = 32.0, log = true }  # ... or a range
+    [options]   double_buffer = [true, false]        # CompileOptions fields, same forms
+    [check]     inputs = 2                           # functional check on N random inputs (0 = off)
+    [[models]]  path = "m.onnx", input_shapes = { x = [1, 1, 8, 8] }, calibration = "c.npz", method = "minmax"
+
+Relative paths are relative to the space file. Every problem is an InputError naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..arch import Arch, load_arch
+from ..codegen.context import CompileOptions
+from ..errors import ArchError, InputError
+
+STRATEGIES = ("grid", "random", "optuna")
+OPTION_FIELDS = {f.name: type(f.default) for f in dataclasses.fields(CompileOptions)}
+Value = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class Choices:
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    """Numeric range [low, high]. Integer when both bounds are ints; `step` makes it discrete
+    (required by the grid strategy); `log` samples uniformly in log space."""
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+
+    @property
+    def is_int(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int) and \
+            (self.step is None or isinstance(self.step, int))
+
+    def grid(self) -> tuple[Value, ...]:
+        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        vals = [self.low + i * self.step for i in range(n)]
+        return tuple(int(v) if self.is_int else round(v, 12) for v in vals)
+
+
+Domain = Choices | Range
+
+
+@dataclass(frozen=True)
+class Param:
+    """One swept dimension: `target` is "arch" (dotted arch key) or "options" (CompileOptions field)."""
+    target: str
+    key: str
+    domain: Domain
+
+    @property
+    def name(self) -> str:
+        return f"{self.target}:{self.key}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    path: Path
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    calibration: Path | None = None
+    method: str = "minmax"
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    kind: str = "grid"
+    seed: int = 0
+    samples: int = 0           # random / optuna: configurations per model
+    batch: int = 8             # optuna: trials asked (and told) together
+    objectives: tuple[str, ...] = ("latency", "energy", "area")
+
+
+@dataclass(frozen=True)
+class Space:
+    base: Arch
+    base_ref: str
+    params: tuple[Param, ...]
+    strategy: StrategySpec
+    models: tuple[ModelSpec, ...]
+    check_inputs: int = 0
+    source_text: str = ""
+
+    def with_models(self, extra: list[Path]) -> "Space":
+        """Add `--model PATH` models (no input shapes, random calibration)."""
+        more = tuple(ModelSpec(Path(p).resolve()) for p in extra)
+        return dataclasses.replace(self, models=self.models + more)
+
+
+def load_space(path: str | Path) -> Space:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except OSError as exc:
+        raise InputError(f"cannot read space file {str(path)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"space file {str(path)!r}: invalid TOML: {exc}") from None
+    return parse_space(data, path.resolve().parent, text)
+
+
+def parse_space(data: Mapping[str, Any], root: Path, text: str = "") -> Space:
+    _only(data, "space", {"base", "strategy", "arch", "options", "check", "models"})
+    base_tab = _table(data, "base")
+    _only(base_tab, "base", {"arch"})
+    ref = base_tab.get("arch", "npu-m")
+    if not isinstance(ref, str):
+        raise InputError("space: base.arch: expected a preset name or a TOML path")
+    preset_or_path = ref if not (ref.endswith(".toml") or "/" in ref) else str(root / ref)
+    base = load_arch(preset_or_path)
+    params = [_param("arch", k, v, base) for k, v in _table(data, "arch").items()]
+    params += [_param("options", k, v, base) for k, v in _table(data, "options").items()]
+    check = _table(data, "check")
+    _only(check, "check", {"inputs"})
+    check_inputs = check.get("inputs", 0)
+    if not isinstance(check_inputs, int) or isinstance(check_inputs, bool) or check_inputs < 0:
+        raise InputError("space: check.inputs: expected an integer >= 0")
+    models = data.get("models", [])
+    if not isinstance(models, list):
+        raise InputError("space: models: expected an array of tables ([[models]])")
+    strategy = _strategy(_table(data, "strategy"), params)
+    return Space(base, ref, tuple(params), strategy, tuple(_model(m, i, root) for i, m in enumerate(models)),
+                 check_inputs, text)
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise InputError(f"space: {key}: expected a table")
+    return value
+
+
+def _only(data: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InputError(f"space: {where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+
+
+def _strategy(tab: Mapping[str, Any], params: list[Param]) -> StrategySpec:
+    _only(tab, "strategy", {"kind", "seed", "samples", "batch", "objectives"})
+    kind = tab.get("kind", "grid")
+    if kind not in STRATEGIES:
+        raise InputError(f"space: strategy.kind: {kind!r} is not one of {', '.join(STRATEGIES)}")
+    ints = {k: tab.get(k, d) for k, d in (("seed", 0), ("samples", 0), ("batch", 8))}
+    for k, v in ints.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise InputError(f"space: strategy.{k}: expected an integer >= 0, got {v!r}")
+    if kind != "grid" and ints["samples"] < 1:
+        raise InputError(f"space: strategy.samples: the {kind} strategy needs samples >= 1")
+    if ints["batch"] < 1:
+        raise InputError("space: strategy.batch: expected an integer >= 1")
+    objectives = tab.get("objectives", ["latency", "energy", "area"])
+    if not isinstance(objectives, list) or not objectives or not all(isinstance(o, str) for o in objectives):
+        raise InputError("space: strategy.objectives: expected a non-empty list of names")
+    if kind == "grid":
+        for p in params:
+            if isinstance(p.domain, Range) and p.domain.step is None:
+                raise InputError(f"space: {p.target}.{p.key}: the grid strategy needs a list or a range "
+                                 f"with `step`")
+    return StrategySpec(kind, ints["seed"], ints["samples"], ints["batch"], tuple(objectives))
+
+
+def _param(target: str, key: str, raw: Any, base: Arch) -> Param:
+    where = f"space: {target}.{key}"
+    domain = _domain(where, raw)
+    values = domain.values if isinstance(domain, Choices) else (domain.low, domain.high)
+    if target == "options":
+        if key not in OPTION_FIELDS:
+            raise InputError(f"{where}: unknown compiler option (known: {', '.join(OPTION_FIELDS)})")
+        want = OPTION_FIELDS[key]
+        for v in values:
+            if type(v) is not want:
+                raise InputError(f"{where}: {v!r} is not a {want.__name__}")
+    else:
+        for v in values:  # every extreme must give a key the arch knows; validity is per point
+            try:
+                base.replace({key: v})
+            except ArchError as exc:
+                if "unknown key" in str(exc) or "no region" in str(exc):
+                    raise InputError(f"{where}: {exc}") from None
+    return Param(target, key, domain)
+
+
+def _domain(where: str, raw: Any) -> Domain:
+    if isinstance(raw, list):
+        if not raw:
+            raise InputError(f"{where}: empty list of choices")
+        if not all(isinstance(v, (bool, int, float, str)) for v in raw):
+            raise InputError(f"{where}: choices must be numbers, strings or booleans")
+        if len(set(map(repr, raw))) != len(raw):
+            raise InputError(f"{where}: repeated choice")
+        return Choices(tuple(raw))
+    if isinstance(raw, dict):
+        _only(raw, where.removeprefix("space: "), {"min", "max", "step", "log"})
+        low, high, step, log = raw.get("min"), raw.get("max"), raw.get("step"), raw.get("log", False)
+        nums = [v for v in (low, high, step) if v is not None]
+        if low is None or high is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in nums):
+            raise InputError(f"{where}: a range needs numeric min and max")
+        if not low <= high or (step is not None and step <= 0) or not isinstance(log, bool):
+            raise InputError(f"{where}: expected min <= max, step > 0 and log a boolean")
+        if log and (low <= 0 or step is not None):
+            raise InputError(f"{where}: a log range needs min > 0 and no step")
+        return Range(low, high, step, log)
+    if isinstance(raw, (bool, int, float, str)):
+        return Choices((raw,))
+    raise InputError(f"{where}: expected a list of choices or a table {{min, max, step, log}}")
+
+
+def _model(raw: Any, i: int, root: Path) -> ModelSpec:
+    where = f"space: models[{i}]"
+    if not isinstance(raw, dict) or not isinstance(raw.get("path"), str):
+        raise InputError(f"{where}: expected a table with a `path`")
+    _only(raw, f"models[{i}]", {"path", "input_shapes", "calibration", "method"})
+    shapes = raw.get("input_shapes", {})
+    if not isinstance(shapes, dict) or not all(
+            isinstance(s, list) and s and all(isinstance(d, int) and d > 0 for d in s) for s in shapes.values()):
+        raise InputError(f"{where}.input_shapes: expected {{name = [d0, d1, ...]}} with positive integers")
+    calib = raw.get("calibration")
+    if calib is not None and not isinstance(calib, str):
+        raise InputError(f"{where}.calibration: expected a .npz path")
+    method = raw.get("method", "minmax")
+    if not isinstance(method, str):
+        raise InputError(f"{where}.method: expected a calibration method name")
+    return ModelSpec((root / raw["path"]).resolve(), tuple((k, tuple(v)) for k, v in shapes.items()),
+                     (root / calib).resolve() if calib else None, method)

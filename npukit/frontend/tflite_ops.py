@@ -1,0 +1,185 @@
+"""TFLite operators -> IR nodes: convolutions, fully connected, element-wise, pooling and
+activations. Data-movement operators live in tflite_ops_tensor. Each converter takes the
+converter (tensor lookup and node emission) and one TFLite operator."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as tfl
+
+from ..errors import ModelError, UnsupportedOpError
+from ..ir.graph import (Clamp, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, NoAttrs, Op, PoolAttrs,
+                        Tensor)
+from ..quant import kernels_mxu as kx
+from .tflite_read import fused_clamp
+
+Converter = Callable[["object", tfl.OperatorT], None]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*names: str):
+    def deco(fn):
+        for n in names:
+            CONVERTERS[n] = fn
+        return fn
+    return deco
+
+
+def _inputs(op) -> list[int]:
+    return [int(i) for i in op.inputs]
+
+
+def _act(cv, options) -> Clamp | None:
+    code = getattr(options, "fusedActivationFunction", 0) if options is not None else 0
+    return fused_clamp(code, cv.where())
+
+
+def _pads(padding: int, in_hw, kernel_hw, stride, dilation=(1, 1)) -> tuple[int, int, int, int]:
+    if padding == tfl.Padding.VALID:
+        return (0, 0, 0, 0)
+    (t, b), (l, r) = (kx.same_pads(i, k, s, d) for i, k, s, d in zip(in_hw, kernel_hw, stride, dilation))
+    return (t, l, b, r)
+
+
+def _weights(cv, i: int, what: str) -> str:
+    if cv.const(i) is None:
+        raise UnsupportedOpError(f"{cv.where()}: {what} weights must be constant")
+    return cv.name(i)
+
+
+def _bias(cv, ins: list[int], k: int) -> list[str]:
+    return [cv.name(ins[k])] if len(ins) > k and ins[k] >= 0 else []
+
+
+@converter("CONV_2D")
+def conv_2d(cv, op) -> None:
+    o, ins = op.builtinOptions, _inputs(op)
+    x, w = cv.name(ins[0]), _weights(cv, ins[1], "CONV_2D")
+    xs, ws = cv.shape(ins[0]), cv.tensors[w].shape
+    if xs[3] % ws[3]:
+        raise ModelError(f"{cv.where()}: {xs[3]} input channels do not divide into groups of {ws[3]}")
+    stride, dil = (o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor)
+    attrs = ConvAttrs(stride, dil, _pads(o.padding, xs[1:3], ws[1:3], stride, dil), xs[3] // ws[3],
+                      act=_act(cv, o))
+    cv.emit(Op.CONV2D, [x, w] + _bias(cv, ins, 2), cv.name(op.outputs[0]), attrs)
+
+
+@converter("DEPTHWISE_CONV_2D")
+def depthwise_conv_2d(cv, op) -> None:
+    o, ins = op.builtinOptions, _inputs(op)
+    x, w = cv.name(ins[0]), _weights(cv, ins[1], "DEPTHWISE_CONV_2D")
+    xs, ws = cv.shape(ins[0]), cv.tensors[w].shape
+    stride, dil = (o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor)
+    attrs = ConvAttrs(stride, dil, _pads(o.padding, xs[1:3], ws[1:3], stride, dil), 1, depthwise=True,
+                      act=_act(cv, o))
+    cv.emit(Op.CONV2D, [x, w] + _bias(cv, ins, 2), cv.name(op.outputs[0]), attrs)
+
+
+@converter("TRANSPOSE_CONV")
+def transpose_conv(cv, op) -> None:
+    """A convolution over the stride-dilated input with the spatially flipped kernel."""
+    o, ins = op.builtinOptions, _inputs(op)
+    out_shape = cv.need_const(ins[0], "TRANSPOSE_CONV output shape")
+    w = _weights(cv, ins[1], "TRANSPOSE_CONV")
+    x = cv.name(ins[2])
+    wt = cv.tensors[w]
+    flipped = cv.fresh(f"{w}/flipped", wt.shape, w, np.ascontiguousarray(wt.data[:, ::-1, ::-1, :]))
+    attrs = kx.transpose_conv_attrs(cv.shape(ins[2])[1:3], tuple(int(d) for d in out_shape[1:3]),
+                                    wt.shape[1:3], (o.strideH, o.strideW), o.padding == tfl.Padding.SAME,
+                                    _act(cv, o))
+    cv.emit(Op.CONV2D, [x, flipped] + _bias(cv, ins, 3), cv.name(op.outputs[0]), attrs)
+
+
+@converter("FULLY_CONNECTED")
+def fully_connected(cv, op) -> None:
+    o, ins = op.builtinOptions, _inputs(op)
+    if o is not None and o.weightsFormat != tfl.FullyConnectedOptionsWeightsFormat.DEFAULT:
+        raise UnsupportedOpError(f"{cv.where()}: shuffled FULLY_CONNECTED weights are not supported")
+    x, w = cv.name(ins[0]), _weights(cv, ins[1], "FULLY_CONNECTED")
+    depth = cv.tensors[w].shape[1]
+    xs = cv.tensors[x].shape
+    if int(np.prod(xs)) % depth:
+        raise ModelError(f"{cv.where()}: input {list(xs)} does not split into rows of {depth}")
+    x2 = cv.reshape(x, (int(np.prod(xs)) // depth, depth), suffix="/rows")
+    out = cv.name(op.outputs[0])
+    out_shape = cv.tensors[out].shape
+    rows = (cv.tensors[x2].shape[0], cv.tensors[w].shape[0])
+    y = out if out_shape == rows else cv.fresh(f"{out}/rows", rows, out)
+    cv.emit(Op.FULLY_CONNECTED, [x2, w] + _bias(cv, ins, 2), y, FcAttrs(_act(cv, o)))
+    if y != out:
+        cv.reshape(y, out_shape, out, suffix="/out")
+
+
+_ELTWISE = {"ADD": Op.ADD, "SUB": Op.SUB, "MUL": Op.MUL, "MAXIMUM": Op.MAXIMUM, "MINIMUM": Op.MINIMUM}
+
+
+@converter(*_ELTWISE)
+def eltwise(cv, op) -> None:
+    ins = _inputs(op)
+    kind = _ELTWISE[cv.op_label]
+    names = [_const_operand(cv, i) for i in ins]
+    out = cv.name(op.outputs[0])
+    if kind in (Op.MAXIMUM, Op.MINIMUM):
+        cv.emit(kind, names, out)
+        return
+    cv.emit(kind, names, out, EltwiseAttrs(_act(cv, op.builtinOptions)))
+
+
+def _const_operand(cv, i: int) -> str:
+    """An operand tensor; a float constant in an int8 model is not representable."""
+    name = cv.name(i)
+    t = cv.tensors[name]
+    if t.is_const and cv.quantised and t.quant is None:
+        raise UnsupportedOpError(f"{cv.where()}: unquantised constant operand {name!r}")
+    return name
+
+
+@converter("AVERAGE_POOL_2D", "MAX_POOL_2D")
+def pool(cv, op) -> None:
+    o = op.builtinOptions
+    x = cv.name(op.inputs[0])
+    kernel, stride = (o.filterHeight, o.filterWidth), (o.strideH, o.strideW)
+    attrs = PoolAttrs(kernel, stride, _pads(o.padding, cv.tensors[x].shape[1:3], kernel, stride),
+                      count_include_pad=False, act=_act(cv, o))
+    _same_quant(cv, x, cv.name(op.outputs[0]))
+    cv.emit(Op.AVG_POOL if cv.op_label == "AVERAGE_POOL_2D" else Op.MAX_POOL, [x], cv.name(op.outputs[0]), attrs)
+
+
+def _same_quant(cv, a: str, b: str) -> None:
+    """TFLite's int8 kernels of data-movement ops require the output's quantisation to be the input's."""
+    qa, qb = cv.tensors[a].quant, cv.tensors[b].quant
+    if qa is not None and qb is not None and (not np.isclose(qa.scale[0], qb.scale[0], rtol=1e-6)
+                                              or qa.zero_point != qb.zero_point):
+        raise UnsupportedOpError(f"{cv.where()}: input and output quantisation differ "
+                                 f"({qa.scale[0]:g}/{qa.zero_point[0]} vs {qb.scale[0]:g}/{qb.zero_point[0]})")
+
+
+_ACTIVATIONS = {"LOGISTIC": (Op.SIGMOID, NoAttrs()), "TANH": (Op.TANH, NoAttrs()),
+                "HARD_SWISH": (Op.HARD_SWISH, NoAttrs()), "RELU": (Op.CLAMP, Clamp(0.0, None)),
+                "RELU6": (Op.CLAMP, Clamp(0.0, 6.0)), "RELU_N1_TO_1": (Op.CLAMP, Clamp(-1.0, 1.0)),
+                "RELU_0_TO_1": (Op.CLAMP, Clamp(0.0, 1.0))}
+
+
+@converter(*_ACTIVATIONS, "LEAKY_RELU")
+def activation(cv, op) -> None:
+    if cv.op_label == "LEAKY_RELU":
+        kind, attrs = Op.LEAKY_RELU, LeakyReluAttrs(float(op.builtinOptions.alpha))
+    else:
+        kind, attrs = _ACTIVATIONS[cv.op_label]
+    x = cv.name(op.inputs[0])
+    if cv.tensors[x].dtype.value not in ("int8", "float32"):
+        raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {cv.tensors[x].dtype.value} tensors")
+    cv.emit(kind, [x], cv.name(op.outputs[0]), attrs)
+
+
+@converter("PRELU")
+def prelu(cv, op) -> None:
+    x, alpha = cv.name(op.inputs[0]), cv.name(op.inputs[1])
+    if not cv.tensors[alpha].is_const:
+        raise UnsupportedOpError(f"{cv.where()}: PRELU alpha must be constant")
+    cv.emit(Op.PRELU, [x, alpha], cv.name(op.outputs[0]))
+
+
+_ = Tensor
+from . import tflite_ops_tensor  # noqa: E402,F401  (registers the data-movement converters)

@@ -1,0 +1,195 @@
+"""TFLite data-movement and reduction operators -> IR: reshape, pad, slicing, split, pack,
+concatenation, transpose, resize, mean, softmax, quantize / dequantize."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedOpError
+from ..ir.graph import (ConcatAttrs, MeanAttrs, Op, PadAttrs, QuantizeAttrs, ResizeAttrs, SliceAttrs,
+                        SoftmaxAttrs, TransposeAttrs)
+from ..ir.shapes import slice_len
+from .tflite_ops import _act, _same_quant, converter
+
+
+@converter("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+def reshape(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    _same_quant(cv, x, out)
+    cv.reshape(x, cv.tensors[out].shape, out, suffix="")
+
+
+@converter("PAD", "PADV2")
+def pad(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    pads = cv.need_const(op.inputs[1], "PAD paddings").reshape(-1, 2)
+    value = 0.0
+    if cv.op_label == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        code = cv.need_const(op.inputs[2], "PADV2 value").reshape(-1)[0]
+        q = cv.tensors[x].quant
+        value = float(code) if q is None else float(np.float32(q.scale[0]) * (int(code) - q.zero_point[0]))
+    _same_quant(cv, x, out)
+    cv.emit(Op.PAD, [x], out, PadAttrs(tuple((int(a), int(b)) for a, b in pads), value))
+
+
+def _slice(cv, x: str, out: str, begin, end, step, suffix: str = "") -> None:
+    """A SLICE into `out`, through a reshape when `out` drops (shrinks) axes."""
+    shape = cv.tensors[x].shape
+    full = tuple(slice_len(d, b, e, s) for d, b, e, s in zip(shape, begin, end, step))
+    target = out if cv.tensors[out].shape == full else cv.fresh(f"{out}/slice", full, out)
+    cv.emit(Op.SLICE, [x], target, SliceAttrs(tuple(begin), tuple(end), tuple(step)), suffix)
+    if target != out:
+        cv.reshape(target, cv.tensors[out].shape, out, suffix=suffix + "/shrink")
+
+
+@converter("STRIDED_SLICE")
+def strided_slice(cv, op) -> None:
+    o = op.builtinOptions
+    if o.ellipsisMask or o.newAxisMask:
+        raise UnsupportedOpError(f"{cv.where()}: STRIDED_SLICE with ellipsis or new-axis masks")
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    shape = cv.tensors[x].shape
+    b, e, s = (cv.need_const(i, "STRIDED_SLICE bounds").astype(np.int64).tolist() for i in op.inputs[1:4])
+    if len(b) != len(shape):
+        raise UnsupportedOpError(f"{cv.where()}: STRIDED_SLICE over fewer axes than the input has")
+    begin, end, step = [], [], []
+    for ax, d in enumerate(shape):
+        st = s[ax]
+        if st == 0:
+            raise ModelError(f"{cv.where()}: STRIDED_SLICE step 0")
+        lo, hi = b[ax], e[ax] + (b[ax] if o.offset else 0)
+        if o.beginMask >> ax & 1:
+            lo = 0 if st > 0 else d - 1
+        if o.endMask >> ax & 1:
+            hi = d if st > 0 else -d - 1
+        if o.shrinkAxisMask >> ax & 1:
+            lo = lo + d if lo < 0 else lo
+            hi, st = lo + 1, 1
+        begin.append(lo), end.append(hi), step.append(st)
+    _same_quant(cv, x, out)
+    _slice(cv, x, out, begin, end, step)
+
+
+@converter("SLICE")
+def slice_op(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    shape = cv.tensors[x].shape
+    b = cv.need_const(op.inputs[1], "SLICE begin").astype(np.int64).tolist()
+    n = cv.need_const(op.inputs[2], "SLICE size").astype(np.int64).tolist()
+    end = [d if k < 0 else lo + k for d, lo, k in zip(shape, b, n)]
+    _same_quant(cv, x, out)
+    _slice(cv, x, out, b, end, [1] * len(shape))
+
+
+def _split(cv, op, x: str, axis: int, sizes: list[int]) -> None:
+    shape = cv.tensors[x].shape
+    axis %= len(shape)
+    if sum(sizes) != shape[axis]:
+        raise ModelError(f"{cv.where()}: split sizes {sizes} do not add up to {shape[axis]}")
+    start = 0
+    for k, (size, i) in enumerate(zip(sizes, op.outputs)):
+        out = cv.name(i)
+        _same_quant(cv, x, out)
+        begin = [start if a == axis else 0 for a in range(len(shape))]
+        end = [start + size if a == axis else d for a, d in enumerate(shape)]
+        _slice(cv, x, out, begin, end, [1] * len(shape), suffix=f"/{k}")
+        start += size
+
+
+@converter("SPLIT")
+def split(cv, op) -> None:
+    axis = int(cv.need_const(op.inputs[0], "SPLIT axis").reshape(-1)[0])
+    x = cv.name(op.inputs[1])
+    n = int(op.builtinOptions.numSplits)
+    dim = cv.tensors[x].shape[axis % len(cv.tensors[x].shape)]
+    if dim % n:
+        raise ModelError(f"{cv.where()}: axis of size {dim} does not split into {n}")
+    _split(cv, op, x, axis, [dim // n] * n)
+
+
+@converter("SPLIT_V")
+def split_v(cv, op) -> None:
+    x = cv.name(op.inputs[0])
+    sizes = cv.need_const(op.inputs[1], "SPLIT_V sizes").astype(np.int64).tolist()
+    axis = int(cv.need_const(op.inputs[2], "SPLIT_V axis").reshape(-1)[0])
+    dim = cv.tensors[x].shape[axis % len(cv.tensors[x].shape)]
+    if sizes.count(-1) == 1:
+        sizes[sizes.index(-1)] = dim - (sum(sizes) + 1)
+    _split(cv, op, x, axis, sizes)
+
+
+@converter("CONCATENATION")
+def concatenation(cv, op) -> None:
+    if _act(cv, op.builtinOptions) is not None:
+        raise UnsupportedOpError(f"{cv.where()}: CONCATENATION with a fused activation")
+    ins = [cv.name(i) for i in op.inputs]
+    out = cv.name(op.outputs[0])
+    for x in ins:
+        if cv.tensors[x].is_const and cv.quantised:
+            raise UnsupportedOpError(f"{cv.where()}: constant CONCATENATION operand {x!r}")
+        _same_quant(cv, x, out)
+    axis = int(op.builtinOptions.axis) % len(cv.tensors[out].shape)
+    cv.emit(Op.CONCAT, ins, out, ConcatAttrs(axis))
+
+
+@converter("PACK")
+def pack(cv, op) -> None:
+    out = cv.name(op.outputs[0])
+    axis = int(op.builtinOptions.axis) % len(cv.tensors[out].shape)
+    parts = []
+    for k, i in enumerate(op.inputs):
+        x = cv.name(i)
+        _same_quant(cv, x, out)
+        shape = cv.tensors[x].shape
+        parts.append(cv.reshape(x, shape[:axis] + (1,) + shape[axis:], suffix=f"/pack{k}"))
+    cv.emit(Op.CONCAT, parts, out, ConcatAttrs(axis))
+
+
+@converter("TRANSPOSE")
+def transpose(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    perm = tuple(int(p) for p in cv.need_const(op.inputs[1], "TRANSPOSE permutation").reshape(-1))
+    _same_quant(cv, x, out)
+    cv.emit(Op.TRANSPOSE, [x], out, TransposeAttrs(perm))
+
+
+@converter("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+def resize(cv, op) -> None:
+    o = op.builtinOptions
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    size = tuple(int(d) for d in cv.need_const(op.inputs[1], "resize size").reshape(-1))
+    mode = "bilinear" if cv.op_label == "RESIZE_BILINEAR" else "nearest"
+    _same_quant(cv, x, out)
+    cv.emit(Op.RESIZE, [x], out, ResizeAttrs(size, mode, bool(o.alignCorners), bool(o.halfPixelCenters)))
+
+
+@converter("MEAN")
+def mean(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    rank = len(cv.tensors[x].shape)
+    axes = tuple(sorted({int(a) % rank for a in cv.need_const(op.inputs[1], "MEAN axes").reshape(-1)}))
+    keep = bool(op.builtinOptions.keepDims) if op.builtinOptions is not None else False
+    cv.emit(Op.MEAN, [x], out, MeanAttrs(axes, keep))
+
+
+@converter("SOFTMAX")
+def softmax(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    cv.emit(Op.SOFTMAX, [x], out, SoftmaxAttrs(-1, float(op.builtinOptions.beta)))
+
+
+@converter("QUANTIZE")
+def quantize(cv, op) -> None:
+    """int -> int requantisation (float -> int at a graph input was folded into the I/O)."""
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    xt, ot = cv.tensors[x], cv.tensors[out]
+    if xt.quant is None or ot.quant is None or xt.dtype.value == "float32":
+        raise UnsupportedOpError(f"{cv.where()}: QUANTIZE of a float tensor inside the graph")
+    if len(ot.quant.scale) > 1:
+        raise UnsupportedOpError(f"{cv.where()}: per-axis QUANTIZE output")
+    cv.emit(Op.QUANTIZE, [x], out, QuantizeAttrs(ot.dtype.value))
+
+
+@converter("DEQUANTIZE")
+def dequantize(cv, op) -> None:
+    raise UnsupportedOpError(f"{cv.where()}: DEQUANTIZE of an activation inside the graph "
+                             f"(only of constant weights, or at a graph output)")

@@ -1,0 +1,102 @@
+"""Reading a TFLite flatbuffer through LiteRT's generated schema (its object API): operator
+names, tensor types, constant buffers and quantisation. No hand-written format parsing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as tfl
+
+from ..errors import ModelError, UnsupportedOpError
+from ..ir.graph import Clamp, DType, QParams
+
+NP_TYPES = {tfl.TensorType.FLOAT32: np.float32, tfl.TensorType.FLOAT16: np.float16,
+            tfl.TensorType.INT32: np.int32, tfl.TensorType.INT64: np.int64,
+            tfl.TensorType.UINT8: np.uint8, tfl.TensorType.INT8: np.int8,
+            tfl.TensorType.INT16: np.int16, tfl.TensorType.BOOL: np.bool_}
+IR_TYPES = {np.dtype(np.float32): DType.F32, np.dtype(np.int32): DType.I32, np.dtype(np.int64): DType.I64,
+            np.dtype(np.uint8): DType.U8, np.dtype(np.int8): DType.I8, np.dtype(np.int16): DType.I16,
+            np.dtype(np.bool_): DType.BOOL}
+_OP_NAMES = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(tfl.TensorType).items() if not k.startswith("_")}
+
+
+def read_model(path: str | Path) -> tfl.ModelT:
+    data = Path(path).read_bytes()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+    try:
+        model = tfl.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    except Exception as e:  # flatbuffers raises assorted low-level errors on garbage
+        raise ModelError(f"{path}: unreadable TFLite flatbuffer: {type(e).__name__}: {e}") from None
+    if not model.subgraphs:
+        raise ModelError(f"{path}: the model has no subgraph")
+    return model
+
+
+def op_name(model: tfl.ModelT, op: tfl.OperatorT) -> str:
+    code = model.operatorCodes[op.opcodeIndex]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    if builtin == tfl.BuiltinOperator.CUSTOM:
+        return "CUSTOM:" + (code.customCode or b"").decode(errors="replace")
+    return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
+def tensor_name(t: tfl.TensorT, index: int) -> str:
+    name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else (t.name or "")
+    return name or f"tensor_{index}"
+
+
+def np_dtype(t: tfl.TensorT, index: int) -> np.dtype:
+    if t.type not in NP_TYPES:
+        raise UnsupportedOpError(f"tensor {tensor_name(t, index)!r} has TFLite type "
+                                 f"{_TYPE_NAMES.get(t.type, t.type)}, which npukit does not support")
+    return np.dtype(NP_TYPES[t.type])
+
+
+def shape(t: tfl.TensorT) -> tuple[int, ...]:
+    return tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+
+
+def buffer_data(model: tfl.ModelT, t: tfl.TensorT, index: int) -> np.ndarray | None:
+    """The constant contents of tensor `t`, or None for an activation."""
+    if t.buffer <= 0 or t.buffer >= len(model.buffers):
+        return None
+    buf = model.buffers[t.buffer]
+    if buf.offset and buf.offset > 1:
+        raise UnsupportedOpError(f"tensor {tensor_name(t, index)!r}: buffers stored outside the "
+                                 f"flatbuffer (models over 2 GB) are not supported")
+    if buf.data is None or len(buf.data) == 0:
+        return None
+    raw = np.asarray(buf.data, dtype=np.uint8).tobytes()
+    dtype = np_dtype(t, index)
+    want = int(np.prod(shape(t), dtype=np.int64)) * dtype.itemsize
+    if len(raw) != want:
+        raise ModelError(f"tensor {tensor_name(t, index)!r}: buffer holds {len(raw)} bytes, "
+                         f"shape {list(shape(t))} needs {want}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape(t)).copy()
+
+
+def qparams(t: tfl.TensorT) -> QParams | None:
+    """Scale and zero point, per tensor or per axis (quantizedDimension)."""
+    q = t.quantization
+    if q is None or q.scale is None or len(q.scale) == 0:
+        return None
+    scale = tuple(float(s) for s in q.scale)
+    zps = tuple(int(z) for z in q.zeroPoint) if q.zeroPoint is not None and len(q.zeroPoint) else (0,)
+    if len(zps) == 1 and len(scale) > 1:
+        zps = zps * len(scale)
+    if len(zps) != len(scale):
+        raise ModelError(f"tensor {tensor_name(t, 0)!r}: {len(scale)} scales but {len(zps)} zero points")
+    return QParams(scale, zps, int(q.quantizedDimension) if len(scale) > 1 else None)
+
+
+def fused_clamp(code: int, where: str) -> Clamp | None:
+    """A TFLite fused activation as a real-valued clamp."""
+    A = tfl.ActivationFunctionType
+    clamps = {A.NONE: None, A.RELU: Clamp(0.0, None), A.RELU6: Clamp(0.0, 6.0),
+              A.RELU_N1_TO_1: Clamp(-1.0, 1.0)}
+    if code not in clamps:
+        names = {v: k for k, v in vars(A).items() if not k.startswith("_")}
+        raise UnsupportedOpError(f"{where}: fused activation {names.get(code, code)} is not supported")
+    return clamps[code]
