@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -50,10 +49,6 @@ def run_peer(name: str, driver: str, *args: str, timeout: float = 3600) -> dict:
 def run_self(driver: str, *args: str, timeout: float = 3600) -> dict:
     """Run one of our own measurement drivers in a fresh interpreter (clean peak RSS)."""
     return run_json([sys.executable, str(HERE / driver), *map(str, args)], timeout)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
 
 
 class Stopwatch:

@@ -6,14 +6,13 @@
 `full` is what `npukit profile` does in memory (import, optimise, calibrate, quantise, lower,
 simulate). `timing` starts from an already quantised graph (pickled by the parent) and
 times only the timing model's own work. Prints one JSON line: wall seconds (best of
-`repeats`), peak RSS of the process (ru_maxrss), RSS after imports, and the tracemalloc peak
+`repeats`), peak RSS of the process (VmHWM), RSS after imports, and the tracemalloc peak
 of one extra traced run.
 """
 from __future__ import annotations
 
 import json
 import pickle
-import resource
 import sys
 import time
 import tracemalloc
@@ -21,9 +20,10 @@ import warnings
 from pathlib import Path
 
 
-def rss_mib() -> float:
+def status_mib(key: str) -> float:
+    """VmRSS / VmHWM of this process (ru_maxrss would include the parent's RSS at fork)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -41,7 +41,7 @@ def main() -> None:
 
     arch = load_arch(arch_path)
     qgraph = pickle.loads(source.read_bytes()) if mode == "timing" else None
-    rss_base = rss_mib()
+    rss_base = status_mib("VmRSS")
 
     def estimate():
         if mode == "full":
@@ -54,7 +54,7 @@ def main() -> None:
         t0 = time.perf_counter()
         profile = estimate()
         times.append(time.perf_counter() - t0)
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss = status_mib("VmHWM")
     tracemalloc.start()
     estimate()
     traced_peak = tracemalloc.get_traced_memory()[1] / 2**20

@@ -73,6 +73,18 @@ def randomise_batch_norm(model: tf.keras.Model, rng: np.random.Generator) -> Non
                                rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
 
 
+def normalise_logits(model: tf.keras.Model, rng: np.random.Generator) -> None:
+    """Scale the classifier so random inputs give logits of order 1: random weights shrink the
+    signal layer by layer, and TFLite's int8 SOFTMAX rejects a vanishing input scale."""
+    inner = next((m for m in model.layers if isinstance(m, tf.keras.Model)), model)
+    last = [layer for layer in inner.layers if isinstance(layer, (L.Conv2D, L.Dense))][-1]
+    probe = tf.keras.Model(inner.inputs, last.output)
+    x = rng.uniform(-1, 1, (8,) + tuple(inner.input_shape[1:])).astype(np.float32)
+    spread = float(np.std(probe(x).numpy()))
+    kernel, *rest = last.get_weights()
+    last.set_weights([kernel * (2.0 / max(spread, 1e-12))] + [b * 0 for b in rest])
+
+
 def convert(model: tf.keras.Model, seed: int) -> bytes:
     shape = (1,) + tuple(model.input_shape[1:])
 
@@ -97,6 +109,7 @@ def main(out_dir: str) -> None:
         tf.keras.utils.set_random_seed(seed)
         model = build()
         randomise_batch_norm(model, np.random.default_rng(seed))
+        normalise_logits(model, np.random.default_rng(seed))
         data = convert(model, seed)
         (out / f"{name}.tflite").write_bytes(data)
         print(f"{name}: {len(data)} bytes")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -58,6 +57,15 @@ UseRamulatorTrace: False
 """
 
 
+def peak_rss_mib() -> float:
+    """This process's own RSS high-water mark (VmHWM; ru_maxrss would include the parent's
+    RSS at fork time on Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     from scalesim.scale_sim import scalesim
@@ -84,8 +92,7 @@ def main() -> None:
             overall, total, stall, *_ = obj.get_compute_report_items()
             layers.append({"name": L["name"], "total_cycles": int(total), "stall_cycles": int(stall),
                            "compute_cycles": int(total - stall)})
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"tool": "scalesim", "wall_s": wall, "peak_rss_mib": peak_kib / 1024, "layers": layers}))
+    print(json.dumps({"tool": "scalesim", "wall_s": wall, "peak_rss_mib": peak_rss_mib(), "layers": layers}))
 
 
 if __name__ == "__main__":

@@ -12,11 +12,19 @@ import contextlib
 import io
 import json
 import logging
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+def peak_rss_mib() -> float:
+    """This process's own RSS high-water mark (VmHWM; ru_maxrss would include the parent's
+    RSS at fork time on Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> None:
@@ -40,8 +48,7 @@ def main() -> None:
     for cme, _ in cmes[0][1]:
         layers.append({"name": str(cme.layer.name), "latency_cycles": float(cme.latency_total2),
                        "ideal_cycles": float(cme.ideal_cycle)})
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"tool": "zigzag", "wall_s": wall, "peak_rss_mib": peak_kib / 1024,
+    print(json.dumps({"tool": "zigzag", "wall_s": wall, "peak_rss_mib": peak_rss_mib(),
                       "latency_cycles": float(latency), "energy_pj": float(energy), "layers": layers}))
 
 

@@ -50,6 +50,9 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
     else:
         params = np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
     for b in range(n):
+        if attrs.depthwise:
+            _emit_depthwise(ctx, node, shape, t, attrs, w, params, b, (n, h, wd, c), o_shape)
+            continue
         for grp in range(groups):
             _emit_nest(ctx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
     detail = {"tiling": f"rows {t.th} x out-ch {t.tk} x in-ch {t.tc}, {t.order}, "
@@ -64,13 +67,12 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     x_space, o_space = ctx.space(node.inputs[0]), ctx.space(node.outputs[0])
     _, h, wd, c_all = x_shape
     k_all = o_shape[-1]
-    dw = s.depthwise_mult > 0
     a_slots, w_slots, acc_slots = ctx.slots()
     nb = ctx.nbuf
     in_tile = rows_in(s, t.th) * wd * t.tc
     ins = SlotPair(a_slots.take(in_tile, nb))
     outs = SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
-    wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * (1 if dw else t.tc), nb))
+    wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
     pbytes = 3 * params.itemsize   # per output channel
     prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
     accs = SlotPair(acc_slots.take(4 * t.th * s.ew * t.tk, nb))
@@ -80,8 +82,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     ih = attrs.input_dilation[0]
     h_dil = (h - 1) * ih + 1
     chunks = [(c0, min(t.tc, s.c - c0)) for c0 in range(0, s.c, t.tc)]
-    kblocks = ([(c0 * s.depthwise_mult, ln * s.depthwise_mult) for c0, ln in chunks] if dw
-               else [(k0, min(t.tk, s.k - k0)) for k0 in range(0, s.k, t.tk)])
+    kblocks = [(k0, min(t.tk, s.k - k0)) for k0 in range(0, s.k, t.tk)]
     rblocks = [(r0, min(t.th, s.eh - r0)) for r0 in range(0, s.eh, t.th)]
     # weight and parameter blocks in tile order, in the constant image
     w_addr, p_addr = {}, {}
@@ -89,11 +90,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         kg = grp * s.k + k0
         p_addr[ki] = ctx.const(params[:, kg:kg + kl])
         for ci, (c0, cl) in enumerate(chunks):
-            if dw:
-                if ci == ki:
-                    w_addr[ki, ci] = ctx.const(w[:, :, :, kg:kg + kl])
-            else:
-                w_addr[ki, ci] = ctx.const(w[kg:kg + kl, :, :, c0:c0 + cl])
+            w_addr[ki, ci] = ctx.const(w[kg:kg + kl, :, :, c0:c0 + cl])
     wspace = ctx.consts.space
     if t.order == "rows_outer":
         nest = [(ki, ri) for ri in range(len(rblocks)) for ki in range(len(kblocks))]
@@ -106,7 +103,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         a = -(-max(y0, 0) // ih)
         last = min(y1, h_dil - 1) // ih
         acc = accs.next()
-        my_chunks = [(ki, chunks[ki])] if dw else list(enumerate(chunks))
+        my_chunks = list(enumerate(chunks))
         if a > last:   # the whole tile reads padding only: its accumulators are zero
             e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, 4 * rl * s.ew * kl, 0),
                    [], [(I.ACC, acc, acc + 4 * rl * s.ew * kl)])
@@ -117,7 +114,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             xa, load = ins.lookup(("x", ri, ci))
             if load:
                 dma(e, x_space, src, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl), (1, 1, 1, n_rows * wd), cl)
-            wbytes = kl * s.kh * s.kw * (1 if dw else cl)
+            wbytes = kl * s.kh * s.kw * cl
             wa, load = wts.lookup(("w", ki, ci))
             if load:
                 dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1, 1, 1, 1), wbytes)
@@ -125,28 +122,71 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             writes = [(I.ACC, acc, acc + 4 * rl * s.ew * kl)]
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
                        dilation=attrs.dilation, pad_t=a * ih - y0, pad_l=pl)
-            if dw:
-                eng = I.Engine.MXU if t.engine == "mxu" else I.Engine.VPU
-                e.emit(lambda L, d, xa=xa, wa=wa, acc=acc, cl=cl, n_rows=n_rows: I.DwConv(
-                    L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=wa, dst=acc, mult=s.depthwise_mult,
-                    zp=node.params.input_zp, engine=int(eng), **geo), reads, writes)
-            else:
-                e.emit(lambda L, d, xa=xa, wa=wa, acc=acc, cl=cl, n_rows=n_rows, j=j: I.Conv(
-                    L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=cl, c_off=0, c_len=cl, wgt=wa, dst=acc,
-                    k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
-                    dataflow=t.dataflow, **geo), reads + ([writes[0]] if j else []), writes)
+            e.emit(lambda L, d: I.Conv(
+                L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=cl, c_off=0, c_len=cl, wgt=wa, dst=acc,
+                k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
+                dataflow=t.dataflow, **geo), reads + ([writes[0]] if j else []), writes)
         pa, load = prm.lookup(("p", ki))
         if load:
             dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), pbytes * kl)
         oa = outs.next()
         npix = rl * s.ew
         p = node.params
-        e.emit(lambda L, d, acc=acc, pa=pa, oa=oa: I.Requant(
+        e.emit(lambda L, d: I.Requant(
             L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=kl, dst_c_off=0,
             out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode),
             [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + pbytes * kl)], [(I.ABUF, oa, oa + npix * kl)])
         dst = o_base + r0 * s.ew * k_all + grp * s.k + k0
         dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, dst, (0, 0, 0, k_all), (1, 1, 1, npix), kl)
+
+
+def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape):
+    """Depthwise tiles: rows x channel blocks; each DwConv writes requantised int8 directly."""
+    e, p = ctx.emitter, node.params
+    x_space, o_space = ctx.space(node.inputs[0]), ctx.space(node.outputs[0])
+    _, h, wd, c_all = x_shape
+    k_all, mult = o_shape[-1], s.depthwise_mult
+    a_slots, w_slots, _ = ctx.slots()
+    nb = ctx.nbuf
+    ins = SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc, nb))
+    outs = SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
+    wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw, nb))
+    prm = SlotPair(w_slots.take(12 * t.tk, nb))
+    x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all
+    o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all
+    pt, pl = attrs.pads[0], attrs.pads[1]
+    wspace = ctx.consts.space
+    eng = int(I.Engine.MXU if t.engine == "mxu" else I.Engine.VPU)
+    for c0 in range(0, s.c, t.tc):
+        cl = min(t.tc, s.c - c0)
+        k0, kl = c0 * mult, cl * mult
+        w_addr, p_addr = ctx.const(w[:, :, :, k0:k0 + kl]), ctx.const(params[:, k0:k0 + kl])
+        for r0 in range(0, s.eh, t.th):
+            rl = min(t.th, s.eh - r0)
+            y0 = r0 * s.sh - pt
+            a = max(y0, 0)
+            last = max(a, min((r0 + rl - 1) * s.sh - pt + s.dh * (s.kh - 1), h - 1))
+            a = min(a, last)       # a window wholly in the padding still reads one real row
+            n_rows = last - a + 1
+            xa, _ = ins.lookup(("x", r0, c0))
+            dma(e, x_space, x_base + a * wd * c_all + c0, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl),
+                (1, 1, 1, n_rows * wd), cl)
+            wa, load = wts.lookup(("w", c0))
+            if load:
+                dma(e, wspace, w_addr, (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, kl * s.kh * s.kw)
+            pa, load = prm.lookup(("p", c0))
+            if load:
+                dma(e, wspace, p_addr, (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, 12 * kl)
+            oa = outs.next()
+            npix = rl * s.ew
+            e.emit(lambda L, d: I.DwConv(
+                L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=wa, params=pa, dst=oa, out_h=rl, out_w=s.ew,
+                mult=mult, kernel=(s.kh, s.kw), stride=attrs.stride, dilation=attrs.dilation, pad_t=a - y0,
+                pad_l=pl, zp=p.input_zp, out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, engine=eng),
+                [(I.ABUF, xa, xa + n_rows * wd * cl), (I.WBUF, wa, wa + kl * s.kh * s.kw),
+                 (I.WBUF, pa, pa + 12 * kl)], [(I.ABUF, oa, oa + npix * kl)])
+            dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, o_base + r0 * s.ew * k_all + k0, (0, 0, 0, k_all),
+                (1, 1, 1, npix), kl)
 
 
 def conv_macs(g: Graph, node: Node) -> int:

@@ -59,7 +59,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)
         layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
-                            _macs(g, node), _min_bytes(g, node), _vpu_ops(g, node), reason,
+                            _macs(g, node), _min_bytes(g, node, arch.abuf_bytes), _vpu_ops(g, node), reason,
                             {k: str(v) for k, v in detail.items()}))
     regions = _regions(arch, names, arena, consts, g.variables)
     return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, user_inputs, meta, moved),
@@ -123,13 +123,18 @@ def _vpu_ops(g: Graph, node: Node) -> int:
     return out                                     # requantise / element-wise / table
 
 
-def _min_bytes(g: Graph, node: Node) -> int:
-    """Weights plus graph inputs/outputs the layer touches: what must cross off-chip."""
+def _min_bytes(g: Graph, node: Node, abuf_bytes: int) -> int:
+    """What must cross off-chip whatever the schedule: weights, the graph inputs and outputs the
+    layer touches, and the spills the SRAM size forces (activations larger than all of ABUF
+    are written out by their producer and read back by each consumer)."""
     if node.op is Op.RESHAPE:
         return 0                                   # an alias: nothing moves
     total = sum(g.tensors[n].nbytes for n in node.inputs if g.tensors[n].is_const)
     total += sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
     total += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
+    total += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)
+                 if not g.tensors[n].is_const and n not in g.inputs and n not in g.outputs
+                 and g.tensors[n].nbytes > abuf_bytes)
     return int(total)
 
 

@@ -91,12 +91,15 @@ class Conv(Instr):
 
 @dataclass(frozen=True)
 class DwConv(Instr):
-    """Depthwise: ACC[pix, k] (+)= sum (X[..., k // mult] - zp) * W[kh, kw, k]; runs on `engine`."""
+    """Depthwise with its output stage: ABUF[pix, k] = requant(sum (X[..., k // mult] - zp) *
+    W[kh, kw, k]) using int32 bias, mult, shift at `params` (WBUF); runs on `engine`. The
+    accumulators stay in the engine (MXU columns or VPU lanes): no ACC round trip."""
     src: int
     in_h: int
     in_w: int
     c: int
     wgt: int
+    params: int
     dst: int
     out_h: int
     out_w: int
@@ -107,6 +110,9 @@ class DwConv(Instr):
     pad_t: int
     pad_l: int
     zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
     engine: int
 
 

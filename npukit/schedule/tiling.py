@@ -93,7 +93,7 @@ def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: st
             for th in _row_candidates(s.eh, max_rows):
                 in_tile = rows_in(s, th) * s.w * tc
                 out_tile = th * s.ew * tk
-                if nbuf * (_a(in_tile) + _a(out_tile)) > a_bytes or nbuf * _a(4 * out_tile) > acc_bytes:
+                if nbuf * (_a(in_tile) + _a(out_tile)) > a_bytes or (not dw and nbuf * _a(4 * out_tile) > acc_bytes):
                     continue
                 for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
                                       dw_engine, loop_order, arch):

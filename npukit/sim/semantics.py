@@ -107,8 +107,11 @@ def _dwconv(m: Machine, d: I.DwConv) -> None:
     pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
     pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
     attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
-    acc = kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w].reshape(-1, d.c * d.mult)
-    _accumulate(m, d.dst, acc, 0)
+    k = d.c * d.mult
+    acc = kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w].reshape(-1, k)
+    bias, mult, shift = m.view(I.WBUF, d.params, (3, k), np.int32)
+    out = intmath.requantize(intmath.wrap_int32(acc), bias, mult, shift, d.out_zp, d.act_min, d.act_max)
+    m.view(I.ABUF, d.dst, out.shape)[...] = out
 
 
 def _requant(m: Machine, r: I.Requant) -> None:

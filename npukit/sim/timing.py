@@ -105,7 +105,7 @@ class _Model:
             e, taps, k = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.c * ins.mult
             c.macs += e * k * taps
             c.sram_bytes[I.ABUF] += ins.in_h * ins.in_w * ins.c
-            c.sram_bytes[I.ACC] += 4 * e * k
+            c.sram_bytes[I.ABUF] += e * k
             if ins.engine == I.Engine.VPU:
                 c.vpu_ops += e * k * taps
                 return costs.vpu_cycles(e * k * taps, self.lanes, self.depth)

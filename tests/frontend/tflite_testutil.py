@@ -1,0 +1,212 @@
+"""Seeded single-operator int8 TFLite models for every operator the TFLite frontend maps,
+built with npukit.testing.tflite_builder and run by LiteRT's reference kernels as the oracle."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as tfl
+
+from npukit.testing.tflite_builder import TensorSpec as T
+from npukit.testing.tflite_builder import build_single_op
+
+Case = Callable[[int], tuple[bytes, list[np.ndarray]]]
+A = tfl.ActivationFunctionType
+
+
+def _q(rng) -> tuple[float, int]:
+    return float(np.float32(rng.uniform(0.01, 0.1))), int(rng.integers(-40, 41))
+
+
+def _x(rng, shape, dtype="int8") -> np.ndarray:
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
+
+
+def _opts(cls, **fields):
+    o = cls()
+    for k, v in fields.items():
+        setattr(o, k, v)
+    return o
+
+
+def _unary(op: str, shape, out_q=None, options=None, in_q=None) -> Case:
+    """x -> op(x); out_q None: a random output quantisation; "same": the input's."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        s, z = in_q or _q(rng)
+        so, zo = (s, z) if out_q == "same" else (out_q or _q(rng))
+        model = build_single_op(op, [T("x", shape, scale=s, zero_point=z)],
+                                [T("y", _out_shape(op, shape, options), scale=so, zero_point=zo)], options)
+        return model, [_x(rng, shape)]
+    return case
+
+
+def _out_shape(op, shape, options):
+    return shape
+
+
+def _binary(op: str, shape_a, shape_b, act=A.NONE, opts_cls=None) -> Case:
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        (sa, za), (sb, zb), (so, zo) = _q(rng), _q(rng), _q(rng)
+        if op == "MUL":
+            so *= 3.0
+        out = tuple(np.broadcast_shapes(shape_a, shape_b))
+        options = _opts(opts_cls, fusedActivationFunction=act) if opts_cls else None
+        model = build_single_op(op, [T("a", shape_a, scale=sa, zero_point=za), T("b", shape_b, scale=sb, zero_point=zb)],
+                                [T("y", out, scale=so, zero_point=zo)], options)
+        return model, [_x(rng, shape_a), _x(rng, shape_b)]
+    return case
+
+
+def _shaped(op: str, shape, out_shape, consts: list[tuple[str, np.ndarray]], options=None, out_q="same",
+            n_out: int = 1, out_dtype="int8") -> Case:
+    """x plus constant int32 operands (shapes, bounds, sizes) -> one or more outputs."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        s, z = _q(rng)
+        so, zo = (s, z) if out_q == "same" else out_q
+        ins = [T("x", shape, scale=s, zero_point=z)]
+        ins += [T(n, d.shape, str(d.dtype), data=d) for n, d in consts]
+        shapes = out_shape if n_out > 1 else [out_shape]
+        outs = [T(f"y{k}", sh, out_dtype, scale=so, zero_point=zo) for k, sh in enumerate(shapes)]
+        return build_single_op(op, ins, outs, options), [_x(rng, shape)]
+    return case
+
+
+def _i32(*v) -> np.ndarray:
+    return np.asarray(v, np.int32)
+
+
+def _pool(op, shape, k, stride, padding, act=A.NONE) -> Case:
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        s, z = _q(rng)
+        o = _opts(tfl.Pool2DOptionsT, padding=padding, strideH=stride, strideW=stride, filterHeight=k,
+                  filterWidth=k, fusedActivationFunction=act)
+        n, h, w, c = shape
+        if padding == tfl.Padding.SAME:
+            oh, ow = -(-h // stride), -(-w // stride)
+        else:
+            oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+        model = build_single_op(op, [T("x", shape, scale=s, zero_point=z)],
+                                [T("y", (n, oh, ow, c), scale=s, zero_point=z)], o)
+        return model, [_x(rng, shape)]
+    return case
+
+
+def _concat(shapes, axis) -> Case:
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        s, z = _q(rng)
+        out = list(shapes[0])
+        out[axis] = sum(sh[axis] for sh in shapes)
+        ins = [T(f"x{k}", sh, scale=s, zero_point=z) for k, sh in enumerate(shapes)]
+        model = build_single_op("CONCATENATION", ins, [T("y", tuple(out), scale=s, zero_point=z)],
+                                _opts(tfl.ConcatenationOptionsT, axis=axis, fusedActivationFunction=A.NONE))
+        return model, [_x(rng, sh) for sh in shapes]
+    return case
+
+
+def _pack(shape, n, axis) -> Case:
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        s, z = _q(rng)
+        out = list(shape)
+        out.insert(axis, n)
+        ins = [T(f"x{k}", shape, scale=s, zero_point=z) for k in range(n)]
+        model = build_single_op("PACK", ins, [T("y", tuple(out), scale=s, zero_point=z)],
+                                _opts(tfl.PackOptionsT, valuesCount=n, axis=axis))
+        return model, [_x(rng, shape) for _ in range(n)]
+    return case
+
+
+def _prelu(shape) -> Case:
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        (s, z), (sa, za), (so, zo) = _q(rng), _q(rng), _q(rng)
+        alpha = _x(rng, (shape[-1],))
+        model = build_single_op("PRELU", [T("x", shape, scale=s, zero_point=z),
+                                          T("alpha", alpha.shape, scale=sa, zero_point=za, data=alpha)],
+                                [T("y", shape, scale=so, zero_point=zo)])
+        return model, [_x(rng, shape)]
+    return case
+
+
+def _mean(shape, axes, keep) -> Case:
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        (s, z), (so, zo) = _q(rng), _q(rng)
+        out = tuple(1 if i in axes else d for i, d in enumerate(shape) if keep or i not in axes)
+        model = build_single_op("MEAN", [T("x", shape, scale=s, zero_point=z),
+                                         T("axes", (len(axes),), "int32", data=_i32(*axes))],
+                                [T("y", out, scale=so, zero_point=zo)], _opts(tfl.ReducerOptionsT, keepDims=keep))
+        return model, [_x(rng, shape)]
+    return case
+
+
+def _softmax(shape, beta) -> Case:
+    return _unary("SOFTMAX", shape, (1 / 256, -128), _opts(tfl.SoftmaxOptionsT, beta=beta))
+
+
+X = (1, 6, 5, 8)
+CASES: dict[str, Case] = {
+    "add": _binary("ADD", X, X, A.NONE, tfl.AddOptionsT),
+    "add_broadcast_relu6": _binary("ADD", X, (1, 1, 1, 8), A.RELU6, tfl.AddOptionsT),
+    "sub_relu": _binary("SUB", X, X, A.RELU, tfl.SubOptionsT),
+    "mul": _binary("MUL", X, X, A.NONE, tfl.MulOptionsT),
+    "mul_broadcast": _binary("MUL", X, (1, 1, 1, 8), A.NONE, tfl.MulOptionsT),
+    "maximum": _binary("MAXIMUM", X, X),
+    "avg_pool_same": _pool("AVERAGE_POOL_2D", (1, 7, 9, 4), 3, 2, tfl.Padding.SAME),
+    "avg_pool_valid_relu": _pool("AVERAGE_POOL_2D", (1, 8, 8, 3), 2, 2, tfl.Padding.VALID, A.RELU),
+    "max_pool_same": _pool("MAX_POOL_2D", (1, 7, 7, 5), 3, 2, tfl.Padding.SAME),
+    "max_pool_valid": _pool("MAX_POOL_2D", (2, 6, 6, 3), 2, 2, tfl.Padding.VALID),
+    "mean_hw_keep": _mean((1, 5, 7, 6), (1, 2), True),
+    "mean_hw": _mean((1, 4, 4, 10), (1, 2), False),
+    "softmax": _softmax((2, 10), 1.0),
+    "softmax_beta": _softmax((1, 3, 16), 0.5),
+    "logistic": _unary("LOGISTIC", X, (1 / 256, -128)),
+    "tanh": _unary("TANH", X, (1 / 128, 0)),
+    "hard_swish": _unary("HARD_SWISH", X),
+    "relu": _unary("RELU", X),
+    "relu6": _unary("RELU6", X),
+    "relu_n1_to_1": _unary("RELU_N1_TO_1", X),
+    "leaky_relu": _unary("LEAKY_RELU", X, None, _opts(tfl.LeakyReluOptionsT, alpha=0.2)),
+    "prelu": _prelu(X),
+    "quantize_rescale": _unary("QUANTIZE", X),
+    "concat_channels": _concat([(1, 4, 4, 3), (1, 4, 4, 5)], 3),
+    "concat_rows": _concat([(1, 2, 4, 3), (1, 3, 4, 3), (1, 1, 4, 3)], 1),
+    "pack": _pack((2, 3), 3, 1),
+    "reshape": _shaped("RESHAPE", X, (1, 30, 8), [("shape", _i32(1, 30, 8))]),
+    "pad": _shaped("PAD", (1, 4, 5, 3), (1, 6, 8, 3), [("pads", _i32(0, 0, 1, 1, 2, 1, 0, 0).reshape(4, 2))]),
+    "transpose": _shaped("TRANSPOSE", (1, 4, 5, 3), (1, 3, 4, 5), [("perm", _i32(0, 3, 1, 2))]),
+    "strided_slice": _shaped("STRIDED_SLICE", (1, 8, 7, 6), (1, 3, 3, 4),
+                             [("b", _i32(0, 1, 0, 2)), ("e", _i32(1, 7, 7, 6)), ("s", _i32(1, 2, 3, 1))],
+                             _opts(tfl.StridedSliceOptionsT, beginMask=0, endMask=0)),
+    "strided_slice_masks_shrink": _shaped("STRIDED_SLICE", (1, 8, 7, 6), (1, 5, 6),
+                                          [("b", _i32(0, 2, 1, 0)), ("e", _i32(0, 3, -1, 0)), ("s", _i32(1, 1, 1, 1))],
+                                          _opts(tfl.StridedSliceOptionsT, beginMask=0b1001, endMask=0b1001,
+                                                shrinkAxisMask=0b10)),
+    "slice": _shaped("SLICE", (1, 6, 6, 4), (1, 3, 6, 2), [("b", _i32(0, 2, 0, 1)), ("n", _i32(1, 3, -1, 2))]),
+    "split_v": _shaped("SPLIT_V", (1, 9, 1, 64), [(1, 9, 1, 32), (1, 9, 1, 32)],
+                       [("sizes", _i32(32, -1)), ("axis", _i32(3))],
+                       _opts(tfl.SplitVOptionsT, numSplits=2), n_out=2),
+    "resize_bilinear": _shaped("RESIZE_BILINEAR", (1, 4, 5, 3), (1, 8, 10, 3), [("size", _i32(8, 10))],
+                               _opts(tfl.ResizeBilinearOptionsT, alignCorners=False, halfPixelCenters=True)),
+    "resize_bilinear_align": _shaped("RESIZE_BILINEAR", (1, 4, 5, 3), (1, 7, 9, 3), [("size", _i32(7, 9))],
+                                     _opts(tfl.ResizeBilinearOptionsT, alignCorners=True, halfPixelCenters=False)),
+    "resize_nearest": _shaped("RESIZE_NEAREST_NEIGHBOR", (1, 3, 4, 2), (1, 6, 8, 2), [("size", _i32(6, 8))],
+                              _opts(tfl.ResizeNearestNeighborOptionsT, alignCorners=False, halfPixelCenters=False)),
+}
+
+
+def quantize_to_uint8(seed: int) -> tuple[bytes, list[np.ndarray]]:
+    """int8 -> uint8 QUANTIZE, as at pymicro-wakeword's output (scale kept, zero point + 128)."""
+    rng = np.random.default_rng(seed)
+    model = build_single_op("QUANTIZE", [T("x", (1, 1), scale=1 / 256, zero_point=-128)],
+                            [T("y", (1, 1), "uint8", scale=1 / 256, zero_point=0)])
+    return model, [_x(rng, (1, 1))]
+
+
+CASES["quantize_int8_to_uint8"] = quantize_to_uint8
