@@ -136,6 +136,54 @@ def disasm(program: Path):
     typer.echo(api.load(program).disasm())
 
 
+@app.command()
+def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a model to sweep (repeatable)"),
+            space: Path = typer.Option(..., "--space", help="the design-space TOML file"),
+            db: Path = typer.Option(..., "--db", help="SQLite results database (created or resumed)"),
+            workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes [CPUs]"),
+            ray: Optional[str] = typer.Option(None, "--ray", help="auto | ray://HOST:PORT: run on Ray"),
+            quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
+    """Sweep (arch, model, compiler options) design points into a results database."""
+    from .dse import explore as run_sweep, load_space, make_executor
+    sweep = load_space(space).with_models(list(model or []))
+    s = run_sweep(sweep, db, make_executor(workers, ray), progress=not quiet)
+    typer.echo(f"{s.candidates} candidates: {s.computed} computed ({s.failed} failed), {s.reused} already "
+               f"stored, {s.lost} lost; {s.seconds:.1f} s, {s.points_per_second:.1f} points/s -> {db}")
+    if s.lost:
+        typer.secho(f"WARNING: {s.lost} points lost to dying workers; run again to retry them", fg="yellow", err=True)
+
+
+@app.command()
+def pareto(db: Path = typer.Option(..., "--db", help="results database written by `npukit explore`"),
+           objectives: str = typer.Option("latency,energy,area", "--objectives",
+                                          help="comma-separated: latency, energy, area, utilisation, sram, dram, cycles"),
+           model: Optional[str] = typer.Option(None, "--model", help="only this model (file stem)"),
+           csv: Optional[Path] = typer.Option(None, "--csv", help="write the front as CSV"),
+           json_out: Optional[Path] = typer.Option(None, "--json", help="write the front as JSON"),
+           plot: Optional[Path] = typer.Option(None, "--plot", help="write an interactive HTML plot")):
+    """Pareto fronts (one per model) of the stored design points."""
+    from .dse.pareto import front_records, pareto_front, parse_objectives, write_csv, write_json
+    from .dse.store import open_existing
+    objs = parse_objectives(objectives)
+    with open_existing(db) as store:
+        rows = store.rows(model=model)
+    if not any(r["status"] == "ok" for r in rows):
+        raise InputError(f"{db}: no successful points" + (f" for model {model!r}" if model else ""))
+    front = pareto_front(rows, objs)
+    records = front_records(front, objs)
+    for rec in records:
+        typer.echo("  ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in rec.items() if k != "key"))
+    typer.echo(f"{len(front)} Pareto-optimal of {sum(r['status'] == 'ok' for r in rows)} successful points")
+    if csv:
+        write_csv(records, csv)
+    if json_out:
+        write_json(records, json_out)
+    if plot:
+        from .report.pareto_plot import write_pareto_plot
+        write_pareto_plot(rows, front, objs, plot)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     if debug:

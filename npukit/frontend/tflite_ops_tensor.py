@@ -168,7 +168,14 @@ def mean(cv, op) -> None:
     rank = len(cv.tensors[x].shape)
     axes = tuple(sorted({int(a) % rank for a in cv.need_const(op.inputs[1], "MEAN axes").reshape(-1)}))
     keep = bool(op.builtinOptions.keepDims) if op.builtinOptions is not None else False
-    cv.emit(Op.MEAN, [x], out, MeanAttrs(axes, keep))
+    if keep or axes != (1, 2) or rank != 4:
+        cv.emit(Op.MEAN, [x], out, MeanAttrs(axes, keep))
+        return
+    # global average pool: the NPU's spatial MEAN keeps H, W as 1; dropping them is a free reshape
+    n, _, _, c = cv.tensors[x].shape
+    pooled = cv.fresh(f"{out}/keepdims", (n, 1, 1, c), out)
+    cv.emit(Op.MEAN, [x], pooled, MeanAttrs(axes, True))
+    cv.reshape(pooled, cv.tensors[out].shape, out, suffix="/squeeze")
 
 
 @converter("SOFTMAX")
