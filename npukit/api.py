@@ -88,12 +88,12 @@ class CompiledModel:
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             input_shapes: dict[str, tuple[int, ...]] | None = None,
             calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
-            options: CompileOptions | None = None) -> CompiledModel:
+            options: CompileOptions | None = None, sqnr: bool = True) -> CompiledModel:
     """Compile an ONNX model for an architecture (preset name, TOML path or Arch)."""
     from .compiler import compile_graph, load_model
     a = _arch(arch)
     g = load_model(model, input_shapes)
-    program, qg, sqnr = compile_graph(g, a, calibration, method, options or CompileOptions(), str(model))
+    program, qg, sqnr = compile_graph(g, a, calibration, method, options or CompileOptions(), str(model), sqnr)
     return CompiledModel(program, a, qg, sqnr)
 
 

@@ -51,10 +51,11 @@ def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
         raise InputError(f"cannot read {path}: {e}") from None
 
 
-def _compile(model: Path, arch: str, shapes, calib, method, dataflow) -> api.CompiledModel:
+def _compile(model: Path, arch: str, shapes, calib, method, dataflow, sqnr=True) -> api.CompiledModel:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow))
+        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow),
+                           sqnr)
     for w in caught:
         typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
     return prog
@@ -95,7 +96,9 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
 
 @app.command()
 def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAME=FILE.npy or FILE.npy"),
-        output: Path = typer.Option(..., "-o", "--output", help=".npz of outputs keyed by name")):
+        output: Path = typer.Option(..., "-o", "--output", help=".npz of outputs keyed by name"),
+        frames: bool = typer.Option(False, "--frames", help="stream: feed the inputs' leading axis one "
+                                    "frame per run (state persists); outputs are stacked")):
     """Run a compiled program on the functional simulator."""
     prog = api.load(program)
     feeds = {}
@@ -109,10 +112,20 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
             feeds[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read {path}: {e}") from None
-    outs = prog.run(feeds)
+    outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
     np.savez(output, **outs)
     for name, arr in outs.items():
         typer.echo(f"{name}: {arr.dtype}{list(arr.shape)}")
+
+
+def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One run per index of the inputs' leading axis, in order, on one loaded program."""
+    counts = {len(x) if np.ndim(x) else 0 for x in feeds.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise InputError(f"--frames needs inputs with the same, non-zero leading (frame) axis; got "
+                         f"{ {n: list(np.shape(x)) for n, x in feeds.items()} }")
+    steps = [prog.run({n: x[i] for n, x in feeds.items()}) for i in range(counts.pop())]
+    return {name: np.stack([s[name] for s in steps]) for name in steps[0]}
 
 
 @app.command()
@@ -123,7 +136,7 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
-        prog = _compile(model, arch, input_shape, calib, calib_method, dataflow)
+        prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, sqnr=False)
     p = prog.profile()
     typer.echo(str(p))
     if json_out:

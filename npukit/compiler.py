@@ -50,7 +50,7 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
 
 def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
                   method: str = "minmax", options: CompileOptions = CompileOptions(),
-                  source: str = "") -> tuple[Program, Graph, list[LayerSqnr]]:
+                  source: str = "", sqnr: bool = True) -> tuple[Program, Graph, list[LayerSqnr]]:
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source)
     if method not in METHODS:
@@ -63,7 +63,7 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     observers, values = observe(g, feeds)
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     qg = quantize_graph(g, ranges)
-    sqnr = sqnr_report(g, qg, feeds[:len(values)], values)
+    sqnr = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": len(feeds), "random_calibration": calibration is None,
             "options": options.__dict__, "float_io": {n: True for n in list(g.inputs) + list(g.outputs)},
@@ -73,7 +73,7 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
 
 
 def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOptions(),
-                         source: str = "") -> tuple[Program, Graph, list[LayerSqnr]]:
+                         source: str = "", sqnr: bool = True) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model that arrives quantised (TFLite int8) keeps its scales: no optimisation passes
     that could change its integer results, no calibration; integer params only."""
     qg = attach_params(g)

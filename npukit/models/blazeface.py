@@ -68,7 +68,7 @@ def decode(regressors: np.ndarray, classificators: np.ndarray, threshold: float 
            nms_iou: float = NMS_IOU) -> list[Detection]:
     """Face boxes above `threshold`, best first, after non-maximum suppression."""
     reg = np.asarray(regressors, np.float32).reshape(-1, 16)
-    logits = np.asarray(classificators, np.float32).reshape(-1)
+    logits = np.asarray(classificators, np.float64).reshape(-1)
     anc = anchors()
     if reg.shape[0] != anc.shape[0] or logits.shape[0] != anc.shape[0]:
         raise InputError(f"expected {anc.shape[0]} anchors, got {reg.shape[0]} boxes and {logits.shape[0]} scores")

@@ -1,0 +1,111 @@
+"""Bit-exact functional simulation time of npukit against onnxruntime on the same int8 model.
+
+    python benchmarks/functional_vs_ort.py [--models resnet18 mobilenet_v2] [--runs 3]
+
+ResNet-18 and MobileNetV2 at 224x224 (npukit.models.zoo, seeded weights), quantised by
+npukit on `npu-m` and run with `CompiledModel.run` (what `npukit run` does), against
+onnxruntime (CPU, 2 intra-op threads, 1 inter-op thread) on an int8 QDQ model of the same float
+network. `npukit export --qdq` does not exist yet, so the ORT side is onnxruntime's own
+`quantize_static` QDQ model (int8 activations and per-channel int8 weights, MinMax
+calibration on the same calibration inputs): the same network and precision, not yet the
+bit-identical model. Both run the same input in the same process; times are the best of
+`--runs` after one warm-up run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_line, table  # noqa: E402
+
+TARGET = 3.0
+N_CALIB = 8
+
+
+def best_time(fn, runs: int) -> tuple[float, object]:
+    out = fn()   # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def ort_qdq_session(float_path: Path, qdq_path: Path, name: str, calib: np.ndarray):
+    import onnxruntime as ort
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{name: x} for x in calib])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(str(float_path), str(qdq_path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 2, 1
+    return ort.InferenceSession(str(qdq_path), opts, providers=["CPUExecutionProvider"])
+
+
+def bench(model_name: str, runs: int, tmp: Path) -> dict:
+    import npukit
+    from npukit.models import zoo
+    model = getattr(zoo, model_name)(size=224)
+    float_path = zoo.save(model, tmp / f"{model_name}.onnx")
+    name = model.graph.input[0].name
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((N_CALIB, *shape)).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32)
+
+    t0 = time.perf_counter()
+    compiled = npukit.compile(float_path, "npu-m", calibration={name: calib})
+    compile_s = time.perf_counter() - t0
+    npk_s, npk_out = best_time(lambda: compiled.run({name: x}), runs)
+
+    sess = ort_qdq_session(float_path, tmp / f"{model_name}_qdq.onnx", name, calib)
+    ort_s, ort_out = best_time(lambda: sess.run(None, {name: x}), max(runs, 10))
+
+    a = np.asarray(next(iter(npk_out.values()))).ravel()
+    b = np.asarray(ort_out[0]).ravel()
+    return {"model": model_name, "npukit_compile_s": compile_s, "npukit_run_s": npk_s, "ort_run_s": ort_s,
+            "ratio": npk_s / ort_s, "top1_agree": bool(np.argmax(a) == np.argmax(b)),
+            "logit_cosine": float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["resnet18", "mobilenet_v2"])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    print(f"machine: {machine_line()}")
+    print("ORT side: onnxruntime quantize_static QDQ model of the same float network "
+          "(npukit export --qdq does not exist yet); 2 intra-op threads")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        results = [bench(m, args.runs, Path(tmpdir)) for m in args.models]
+    rows = [[r["model"], r["npukit_run_s"], r["ort_run_s"], f"{r['ratio']:.1f}x",
+             "met" if r["ratio"] <= TARGET else "NOT met", f"{r['logit_cosine']:.3f}", r["npukit_compile_s"]]
+            for r in results]
+    print(table(["model (224x224)", "npukit run s", "ORT int8 s", "npukit/ORT", f"target <= {TARGET:.0f}x",
+                 "logit cosine", "npukit compile s"], rows,
+                "\n== one inference, bit-exact int8 simulation (npu-m) vs onnxruntime int8 =="))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
