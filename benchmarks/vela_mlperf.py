@@ -43,6 +43,8 @@ def npukit_model(path: Path) -> dict:
         key = layer.nodes[0].split(":", 1)[-1] if layer.nodes else layer.name   # the op's output tensor
         g = groups.setdefault(key, {"name": layer.name, "op": layer.op, "cycles": 0, "sram": 0, "flash": 0,
                                     "target": layer.target})
+        if layer.op != "reshape":   # name the group after its real operator, not a view
+            g["name"], g["op"] = layer.name, layer.op
         g["cycles"] += layer.cycles
         for region, nbytes in counts[i].region_bytes.items():
             g[region] = g.get(region, 0) + int(nbytes)

@@ -161,7 +161,8 @@ def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a 
     sweep = load_space(space).with_models(list(model or []))
     s = run_sweep(sweep, db, make_executor(workers, ray), progress=not quiet)
     typer.echo(f"{s.candidates} candidates: {s.computed} computed ({s.failed} failed), {s.reused} already "
-               f"stored, {s.lost} lost; {s.seconds:.1f} s, {s.points_per_second:.1f} points/s -> {db}")
+               f"stored, {s.duplicates} duplicates, {s.lost} lost; {s.seconds:.1f} s, "
+               f"{s.points_per_second:.1f} points/s -> {db}")
     if s.lost:
         typer.secho(f"WARNING: {s.lost} points lost to dying workers; run again to retry them", fg="yellow", err=True)
 

@@ -22,6 +22,7 @@ from .opt.pipeline import optimize
 from .quant import kernels_vpu as kv
 from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.quantize import attach_params, quantize_graph
+from .quant.wide import choose_int16, layer_noise
 from .sim.reference import run_reference
 
 
@@ -50,7 +51,10 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
 
 def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
                   method: str = "minmax", options: CompileOptions = CompileOptions(),
-                  source: str = "", sqnr: bool = True) -> tuple[Program, Graph, list[LayerSqnr]]:
+                  source: str = "", sqnr: bool = True,
+                  int16_below_db: float | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
+    """`int16_below_db`: widen to int16 the tensors the per-layer noise report
+    (quant.wide) finds below that SQNR; None keeps every activation int8."""
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source)
     if method not in METHODS:
@@ -63,6 +67,9 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     observers, values = observe(g, feeds)
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     qg = quantize_graph(g, ranges)
+    if int16_below_db is not None:
+        wide = choose_int16(qg, layer_noise(qg, values), int16_below_db)
+        qg = quantize_graph(g, ranges, wide) if wide else qg
     sqnr = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": len(feeds), "random_calibration": calibration is None,
@@ -86,6 +93,7 @@ def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOption
 
 def quantize_inputs(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {n: kv.quantize(np.asarray(feed[n], np.float32), qg.tensors[n].quant.s, qg.tensors[n].quant.zp)
+            if qg.tensors[n].quant is not None else np.asarray(feed[n]).astype(qg.tensors[n].dtype.np)
             for n in qg.inputs}
 
 

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -e ".[test]"
 python scripts/fetch_models.py
+bash scripts/install_data.sh
 python -m pytest -q "$@"

@@ -24,10 +24,15 @@ class CompileOptions:
 
 
 class SramSlots:
-    """Bump allocation of one SRAM for one layer; each request returns `count` slot addresses."""
+    """Bump allocation of one SRAM for one layer; each request returns `count` slot addresses.
 
-    def __init__(self, space: int, size: int, name: str):
-        self.space, self.size, self.name, self.top = space, size, name, 0
+    Consecutive layers allocate from opposite ends, so the next layer's first loads (its
+    weights above all) do not wait for the current layer to release the same bytes: the
+    dependency tracker then lets them overlap the current layer's compute.
+    """
+
+    def __init__(self, space: int, size: int, name: str, from_top: bool = False):
+        self.space, self.size, self.name, self.top, self.from_top = space, size, name, 0, from_top
 
     def take(self, nbytes: int, count: int) -> list[int]:
         n = (max(nbytes, 1) + ALIGN - 1) // ALIGN * ALIGN
@@ -35,7 +40,7 @@ class SramSlots:
         for _ in range(count):
             if self.top + n > self.size:
                 raise ScheduleError(f"{self.name} too small: needs {self.top + n} bytes of {self.size}")
-            out.append(self.top)
+            out.append(self.size - self.top - n if self.from_top else self.top)
             self.top += n
         return out
 
@@ -91,8 +96,9 @@ class Ctx:
     def slots(self):
         """Fresh SRAM allocators for a layer (ABUF, WBUF, ACC)."""
         a = self.arch
-        return (SramSlots(I.ABUF, a.abuf_bytes - self.onchip_bytes, "ABUF"), SramSlots(I.WBUF, a.wbuf_bytes, "WBUF"),
-                SramSlots(I.ACC, a.acc_bytes, "ACC"))
+        flip = self.emitter.layer % 2 == 1
+        return (SramSlots(I.ABUF, a.abuf_bytes - self.onchip_bytes, "ABUF", flip),
+                SramSlots(I.WBUF, a.wbuf_bytes, "WBUF", flip), SramSlots(I.ACC, a.acc_bytes, "ACC", flip))
 
     @property
     def nbuf(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ScheduleError
-from ..ir.graph import Graph, Node, Op
+from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
@@ -16,6 +16,7 @@ from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
+from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
 from .vector import eltwise_plan, is_spatial_mean, lower_eltwise, lower_lut, lower_mean, lower_pool
 
@@ -26,6 +27,11 @@ def npu_support(g: Graph, node: Node) -> str:
     """'' if the NPU runs `node`, else the reason it runs on the host."""
     op = node.op
     rank = len(g.tensors[node.outputs[0]].shape)
+    if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
+                                              for t in (*node.inputs, *node.outputs)):
+        return "int16 tensor (the VPU paths are int8)"
+    if op in TRANSFORMER_NPU_OPS:
+        return matmul_support(g, node)
     if op in (Op.CONV2D, Op.FULLY_CONNECTED, Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE) or op in LUT_OPS:
         return ""
     if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
@@ -59,7 +65,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)
         layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
-                            _macs(g, node), _min_bytes(g, node, arch.abuf_bytes), _vpu_ops(g, node), reason,
+                            _macs(g, node), *_min_bytes(g, node, arch), _vpu_ops(g, node), reason,
                             {k: str(v) for k, v in detail.items()}))
     regions = _regions(arch, names, arena, consts, g.variables)
     return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, user_inputs, meta, moved),
@@ -80,6 +86,8 @@ def _lower(ctx: Ctx, g: Graph, node: Node):
         return lower_mean(ctx, g, node)
     if op is Op.RESHAPE:
         return {}
+    if op in TRANSFORMER_NPU_OPS:
+        return lower_transformer(ctx, g, node)
     if not DATA_LOWERING[op](ctx, g, node):
         raise ScheduleError(f"{node.name}: {op.value} needs more than 4 strided dims")
     return {}
@@ -108,7 +116,7 @@ def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> N
 
 
 def _macs(g: Graph, node: Node) -> int:
-    return conv_macs(g, node) if node.op in (Op.CONV2D, Op.FULLY_CONNECTED) else 0
+    return conv_macs(g, node) if node.op in (Op.CONV2D, Op.FULLY_CONNECTED) else matmul_macs(g, node)
 
 
 def _vpu_ops(g: Graph, node: Node) -> int:
@@ -123,19 +131,24 @@ def _vpu_ops(g: Graph, node: Node) -> int:
     return out                                     # requantise / element-wise / table
 
 
-def _min_bytes(g: Graph, node: Node, abuf_bytes: int) -> int:
-    """What must cross off-chip whatever the schedule: weights, the graph inputs and outputs the
-    layer touches, and the spills the SRAM size forces (activations larger than all of ABUF
-    are written out by their producer and read back by each consumer)."""
+def _min_bytes(g: Graph, node: Node, arch) -> tuple[int, dict[str, int]]:
+    """What must cross off-chip whatever the schedule, in total and per region: weights, the
+    graph inputs and outputs the layer touches, and the spills the SRAM size forces
+    (activations larger than all of ABUF are written out by their producer and read back by
+    each consumer)."""
     if node.op is Op.RESHAPE:
-        return 0                                   # an alias: nothing moves
-    total = sum(g.tensors[n].nbytes for n in node.inputs if g.tensors[n].is_const)
-    total += sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
-    total += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
-    total += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)
-                 if not g.tensors[n].is_const and n not in g.inputs and n not in g.outputs
-                 and g.tensors[n].nbytes > abuf_bytes)
-    return int(total)
+        return 0, {}                               # an alias: nothing moves
+    weights = sum(g.tensors[n].nbytes for n in node.inputs if g.tensors[n].is_const)
+    acts = sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
+    acts += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
+    acts += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)
+                if not g.tensors[n].is_const and n not in g.inputs and n not in g.outputs
+                and g.tensors[n].nbytes > arch.abuf_bytes)
+    per_region: dict[str, int] = {}
+    for region, n in ((arch.placement.weights, weights), (arch.placement.activations, acts)):
+        if n:
+            per_region[region] = per_region.get(region, 0) + int(n)
+    return int(weights + acts), per_region
 
 
 def _regions(arch, names, arena, consts, variables=None) -> list[Region]:

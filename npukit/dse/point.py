@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -115,7 +115,3 @@ def _check(program, arch: Arch, qgraph, n: int) -> str:
                 bad = int(np.count_nonzero(got[name] != ref))
                 return f"FAIL: functional check input {i}: output {name!r} differs in {bad} of {ref.size} elements"
     return f"pass ({n} inputs)"
-
-
-def outcome_to_dict(o: Outcome) -> dict:
-    return asdict(o)

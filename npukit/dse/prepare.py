@@ -49,11 +49,14 @@ def quantise(spec: ModelSpec):
     from ..compiler import load_model
     from ..opt.pipeline import optimize
     from ..quant.calibrate import METHODS, calibration_feeds, observe
-    from ..quant.quantize import quantize_graph
+    from ..quant.quantize import attach_params, quantize_graph
     if spec.method not in METHODS:
         raise InputError(f"{spec.path.name}: unknown calibration method {spec.method!r} "
                          f"(choose from {', '.join(METHODS)})")
-    g = optimize(load_model(spec.path, dict(spec.input_shapes) or None))
+    g = load_model(spec.path, dict(spec.input_shapes) or None)
+    if g.is_quantised:   # an int8 TFLite model keeps its own scales, as the compiler does
+        return attach_params(g)
+    g = optimize(g)
     calibration = _npz(spec.calibration) if spec.calibration else None
     observers, _ = observe(g, calibration_feeds(g, calibration))
     return quantize_graph(g, {name: obs.range(spec.method) for name, obs in observers.items()})

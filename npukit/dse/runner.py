@@ -22,7 +22,7 @@ from ..errors import ArchError, InputError
 from .executors import LOST, EvalFn, Executor
 from .point import Candidate, Outcome, Task, evaluate, point_key
 from .prepare import PreparedModel, prepare_model
-from .space import Space
+from .space import Space, model_names
 from .store import PointInfo, Store
 from .strategies import make_strategy
 
@@ -30,10 +30,11 @@ from .strategies import make_strategy
 @dataclass(frozen=True)
 class SweepSummary:
     candidates: int   # what the strategy proposed (points with equal keys count once below)
-    computed: int     # evaluated by this run
+    computed: int     # stored by this run (failures included)
     reused: int       # found in the store (an earlier run, or a resumed one)
     failed: int       # stored by this run with an error
     lost: int         # workers died on every attempt: not stored, a rerun retries them
+    duplicates: int   # candidates whose key another candidate of the sweep already had
     seconds: float
 
     @property
@@ -59,8 +60,9 @@ def explore(space: Space, db: str | Path, executor: Executor, progress: bool = T
         raise InputError("no models to explore: give --model PATH or [[models]] in the space file")
     t0 = time.perf_counter()
     prepared = [prepare_model(m) for m in space.models]   # parse + quantise once per sweep
+    names = model_names(space.models)
     strategy = make_strategy(space)
-    counts = dict(computed=0, reused=0, failed=0, lost=0)
+    counts = dict(computed=0, reused=0, failed=0, lost=0, duplicates=0)
     with Store(db) as store:
         store.begin_sweep(space.source_text, executor.name)
         executor.start({p.model_hash: p.graph for p in prepared if p.graph is not None})
@@ -70,12 +72,12 @@ def explore(space: Space, db: str | Path, executor: Executor, progress: bool = T
                 task_id = bar.add_task("exploring", total=strategy.total) if bar else None
                 advance = (lambda: bar.advance(task_id)) if bar else (lambda: None)
                 while batch := strategy.ask():
-                    plans = [_plan(space, prepared, c) for c in batch]
+                    plans = [_plan(space, prepared, names, c) for c in batch]
                     strategy.tell(_run_batch(plans, store, executor, evaluate_fn, counts, advance))
         finally:
             executor.close()
     return SweepSummary(strategy.total, counts["computed"], counts["reused"], counts["failed"],
-                        counts["lost"], time.perf_counter() - t0)
+                        counts["lost"], counts["duplicates"], time.perf_counter() - t0)
 
 
 def _run_batch(plans: list[_Plan], store: Store, executor: Executor, evaluate_fn: EvalFn,
@@ -86,11 +88,13 @@ def _run_batch(plans: list[_Plan], store: Store, executor: Executor, evaluate_fn
     for plan in plans:
         key = plan.info.key
         if key in rows or key in todo:
+            counts["duplicates"] += 1
             advance()
             continue
         row = store.get(key)
         if row is None and plan.error:
             store.put(plan.info, Outcome(key, "error", plan.error))
+            counts["computed"] += 1
             counts["failed"] += 1
             row = store.get(key)
         elif row is not None:
@@ -112,7 +116,7 @@ def _run_batch(plans: list[_Plan], store: Store, executor: Executor, evaluate_fn
     return [rows.get(p.info.key) for p in plans]
 
 
-def _plan(space: Space, prepared: list[PreparedModel], c: Candidate) -> _Plan:
+def _plan(space: Space, prepared: list[PreparedModel], names: list[str], c: Candidate) -> _Plan:
     pm = prepared[c.model]
     arch_over = c.overrides("arch")
     options = {**CompileOptions().__dict__, **c.overrides("options")}
@@ -127,7 +131,7 @@ def _plan(space: Space, prepared: list[PreparedModel], c: Candidate) -> _Plan:
         error = f"ArchError: {exc}"
     error = error or pm.error
     key = point_key(arch_id, pm.model_hash, pm.calibration_hash, options, space.check_inputs)
-    info = PointInfo(key, pm.spec.name, str(pm.spec.path), pm.model_hash, pm.calibration_hash, arch_name,
+    info = PointInfo(key, names[c.model], str(pm.spec.path), pm.model_hash, pm.calibration_hash, arch_name,
                      arch_id, arch_json, json.dumps(dict(c.values), sort_keys=True),
                      json.dumps(options, sort_keys=True), space.check_inputs)
     task = None if error else Task(key, pm.model_hash, arch_json, tuple(sorted(options.items())),

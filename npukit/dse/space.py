@@ -105,6 +105,12 @@ class Space:
         return dataclasses.replace(self, models=self.models + more)
 
 
+def model_names(models: tuple[ModelSpec, ...]) -> list[str]:
+    """Each model's stored name: its file stem, or its file name when stems collide."""
+    stems = [m.name for m in models]
+    return [m.path.name if stems.count(m.name) > 1 else m.name for m in models]
+
+
 def load_space(path: str | Path) -> Space:
     path = Path(path)
     try:

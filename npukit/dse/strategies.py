@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from .point import Candidate
-from .space import Choices, Param, Range, Space
+from .space import Choices, Param, Space
 
 
 class Strategy(Protocol):

@@ -13,15 +13,18 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import Graph
+from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
 from .onnx_builder import Act, Builder
 from .onnx_const import constant_value, evaluate
 from .onnx_ops_nn import NN_CONVERTERS
 from .onnx_ops_tensor import TENSOR_CONVERTERS
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS
+from .onnx_fuse import fuse_onnx_patterns
+from .onnx_ops_transformer import TRANSFORMER_CONVERTERS
 
-CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **ELTWISE_CONVERTERS}
+CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **ELTWISE_CONVERTERS, **TRANSFORMER_CONVERTERS}
+_INT_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
 _NEVER_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike",
                "RandomUniformLike", "Multinomial", "Bernoulli"}
 
@@ -144,21 +147,36 @@ def _opset(model: onnx.ModelProto) -> int:
     return 1
 
 
-def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
-    """Import an ONNX model as a verified float32 IR graph (NHWC inside, ONNX layout at the edges)."""
-    model = _read_model(path_or_bytes)
+def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = None,
+              input_values: dict[str, np.ndarray] | None = None) -> Graph:
+    """Import an ONNX model as a verified float32 IR graph (NHWC inside, ONNX layout at the edges).
+
+    `input_values` binds inputs to fixed arrays (e.g. an all-ones attention mask): they become
+    constants, so what depends only on them folds. Integer inputs (token ids) stay int32
+    inputs and may only index constant tables (Gather)."""
+    model = fuse_onnx_patterns(_read_model(path_or_bytes))
     g = model.graph
     given = dict(input_shapes or {})
+    bound = {k: np.asarray(v) for k, v in (input_values or {}).items()}
     init_names = {i.name for i in g.initializer}
-    inputs = [vi for vi in g.input if vi.name not in init_names]
+    unknown = set(bound) - {vi.name for vi in g.input if vi.name not in init_names}
+    if unknown:
+        raise ModelError(f"input values name {sorted(unknown)}, which are not model inputs")
+    inputs = [vi for vi in g.input if vi.name not in init_names and vi.name not in bound]
     unknown = set(given) - {vi.name for vi in inputs}
     if unknown:
         raise ModelError(f"--input-shape names {sorted(unknown)}, the model's inputs are "
                          f"{[vi.name for vi in inputs]}")
     outputs = tuple(o.name for o in g.output)
     b = Builder(_all_names(g, set()), outputs, _opset(model))
+    b.values.update(bound)
     for vi in inputs:
         elem = vi.type.tensor_type.elem_type
+        if elem in _INT_INPUTS:
+            shape = _input_shape(vi, given)
+            b.tensors[vi.name] = Tensor(vi.name, shape, DType.I32)
+            b.values[vi.name] = Act(vi.name, shape, False)
+            continue
         if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED):
             raise UnsupportedOpError(f"input {vi.name!r} has element type "
                                      f"{onnx.TensorProto.DataType.Name(elem)}; only float inputs are supported")

@@ -62,6 +62,10 @@ class Op(enum.Enum):
     RESIZE = "resize"
     QUANTIZE = "quantize"              # float -> int (graph inputs) or int -> int (rescale)
     DEQUANTIZE = "dequantize"
+    MATMUL = "matmul"                  # activation x activation, batched over leading axes
+    LAYER_NORM = "layer_norm"          # over the last axis; inputs x, gamma, beta
+    GELU = "gelu"                      # erf form, or tanh approximation
+    GATHER = "gather"                  # rows of a constant table by an integer index input
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,28 @@ class ResizeAttrs:
 class QuantizeAttrs:
     """int -> int QUANTIZE (a requantisation); `dtype` is the output's integer type."""
     dtype: str = "int8"
+
+
+@dataclass(frozen=True)
+class MatMulAttrs:
+    """A [..., M, K] x B -> [..., M, N]; B is [..., K, N], or [..., N, K] when transpose_b."""
+    transpose_b: bool = False
+
+
+@dataclass(frozen=True)
+class LayerNormAttrs:
+    epsilon: float = 1e-5          # normalises over the last axis
+
+
+@dataclass(frozen=True)
+class GeluAttrs:
+    approximate: str = "none"      # none (erf) | tanh
+
+
+@dataclass(frozen=True)
+class GatherAttrs:
+    """out = table[indices] along axis 0 of the constant table (inputs: table, indices)."""
+    axis: int = 0
 
 
 @dataclass(frozen=True)

@@ -64,4 +64,19 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [tuple(x[p] for p in a.perm)]
     if op is Op.RESIZE:
         return [(x[0], a.size[0], a.size[1], x[3])]
+    if op in (Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER):
+        return [_transformer_shape(node, shapes)]
     raise ModelError(f"{node.name}: no shape rule for {op}")
+
+
+def _transformer_shape(node: Node, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    x = shapes[0]
+    if node.op is Op.MATMUL:
+        b = shapes[1]
+        kb, n = (b[-1], b[-2]) if node.attrs.transpose_b else (b[-2], b[-1])
+        if len(x) < 2 or len(b) < 2 or x[-1] != kb:
+            raise ModelError(f"{node.name}: matmul of {x} by {b} (transpose_b={node.attrs.transpose_b})")
+        return broadcast(x[:-2], b[:-2]) + (x[-2], n)
+    if node.op is Op.GATHER:
+        return tuple(shapes[1]) + tuple(x[1:])
+    return x

@@ -199,10 +199,27 @@ class Host(Instr):
     segment: int
 
 
-OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host)
+@dataclass(frozen=True)
+class MatMul(Instr):
+    """ACC[m, n] (+)= sum_k (A[m, k] - a_zp) * (B[n, k] - b_zp): A is an ABUF tile [m, k_len],
+    B an activation tile [n, k_len] held stationary in WBUF. Conv has no operand zero point for
+    its weights, which an activation x activation product (attention) needs."""
+    src: int
+    m: int
+    k_len: int
+    wgt: int
+    n: int
+    dst: int
+    a_zp: int
+    b_zp: int
+    accumulate: int
+
+
+OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
+                                    MatMul)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
-             Host: Engine.HOST}
+             Host: Engine.HOST, MatMul: Engine.MXU}
 
 
 def engine_of(ins: Instr) -> Engine:

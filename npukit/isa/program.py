@@ -33,7 +33,8 @@ class Layer:
     nodes: tuple[str, ...]
     target: str           # npu | host
     macs: int
-    min_bytes: int        # weights + graph inputs/outputs it touches (off-chip lower bound)
+    min_bytes: int        # weights + graph inputs/outputs + forced spills (off-chip lower bound)
+    min_region_bytes: dict   # the same, per off-chip region
     vpu_ops: int
     reason: str = ""      # why a host layer is not on the NPU
     detail: dict = field(default_factory=dict)

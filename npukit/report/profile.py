@@ -63,7 +63,7 @@ class Profile:
         return profile_table(self)
 
 
-def _roofline(layer, arch, bpc: float) -> int:
+def _roofline(layer, arch) -> int:
     """max(MACs / peak of the best engine, VPU work / lanes, minimal off-chip bytes / bandwidth)."""
     peak = arch.macs_per_cycle
     taps = layer.detail.get("depthwise_taps")
@@ -71,13 +71,13 @@ def _roofline(layer, arch, bpc: float) -> int:
         peak = max(min(int(taps), arch.mxu.rows) * arch.mxu.cols, arch.vpu.lanes)
     compute = layer.macs / peak
     vpu = layer.vpu_ops / arch.vpu.lanes
-    memory = layer.min_bytes / bpc
+    # each region has its own port: the slowest region's share bounds the layer
+    memory = max((n / arch.region_bytes_per_cycle(r) for r, n in layer.min_region_bytes.items()), default=0)
     return int(math.ceil(max(compute, vpu, memory)))
 
 
 def build_profile(prog: Program, arch, t: Timeline) -> Profile:
     et = energy_table(arch)
-    bpc = min(arch.region_bytes_per_cycle(r.name) for r in arch.regions)
     n_layers = len(prog.layers)
     last_end = np.zeros(n_layers, np.int64)
     busy = np.zeros((n_layers, 5), np.int64)
@@ -97,7 +97,7 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
         e_vpu = c.vpu_ops * et.pj_per_vpu_op
         for k, v in zip(energy, (e_mac, e_sram, e_off, e_vpu)):
             energy[k] += v
-        roof = _roofline(layer, arch, bpc)
+        roof = _roofline(layer, arch)
         mxu, dma, vpu = int(busy[i, I.Engine.MXU]), int(busy[i, 0] + busy[i, 1]), int(busy[i, I.Engine.VPU])
         layers.append(LayerProfile(
             layer.name, layer.op, list(layer.nodes), layer.target, layer.macs, cycles, mxu, vpu, dma,

@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import BinaryError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
-from ..quant import intmath, kernels_mxu, kernels_vpu
+from ..quant import intmath, kernels_mxu, kernels_transformer, kernels_vpu
 
 
 def params_to_ints(p) -> tuple[int, ...]:
@@ -159,5 +159,11 @@ def _mean(m: Machine, r: I.Mean) -> None:
     m.view(I.ABUF, r.dst, (1, 1, 1, r.c))[...] = kernels_vpu.mean(x, (1, 2), p)
 
 
-_HANDLERS = {I.Dma: _dma, I.Fill: _fill, I.Conv: _conv, I.DwConv: _dwconv, I.Requant: _requant,
+def _matmul(m: Machine, t: I.MatMul) -> None:
+    a = m.view(I.ABUF, t.src, (t.m, t.k_len))
+    b = m.view(I.WBUF, t.wgt, (t.n, t.k_len))
+    _accumulate(m, t.dst, kernels_transformer.matmul_acc(a, b, t.a_zp, t.b_zp, True), t.accumulate)
+
+
+_HANDLERS = {I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv, I.DwConv: _dwconv, I.Requant: _requant,
              I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool, I.Mean: _mean}

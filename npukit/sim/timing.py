@@ -101,6 +101,12 @@ class _Model:
             c.sram_bytes[I.ACC] += 4 * e * ins.k * (2 if ins.accumulate else 1)
             return costs.mxu_gemm_cycles(e, ins.k, taps * ins.c_len, self.rows, self.cols, ins.dataflow,
                                          self.overlap)
+        if isinstance(ins, I.MatMul):       # B stationary in the array (weight stationary)
+            c.macs += ins.m * ins.n * ins.k_len
+            c.sram_bytes[I.ABUF] += ins.m * ins.k_len
+            c.sram_bytes[I.WBUF] += ins.n * ins.k_len
+            c.sram_bytes[I.ACC] += 4 * ins.m * ins.n * (2 if ins.accumulate else 1)
+            return costs.mxu_gemm_cycles(ins.m, ins.n, ins.k_len, self.rows, self.cols, costs.WS, self.overlap)
         if isinstance(ins, I.DwConv):
             e, taps, k = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.c * ins.mult
             c.macs += e * k * taps

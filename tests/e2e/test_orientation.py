@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import real_model
+from npukit.testing.fixtures import real_model
 
 import npukit
 from npukit.models.datasets import document_crops

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from conftest import real_model
+from npukit.testing.fixtures import real_model
 from npukit.api import CompiledModel, compile as npu_compile
 from npukit.arch import load_arch
 from npukit.compiler import compile_prequantised
@@ -135,8 +135,13 @@ def test_blazeface_finds_the_astronauts_face_like_the_float_model():
 
     from npukit.models import blazeface as bf
     path = real_model("blazeface-front")
-    calib = np.stack([bf.preprocess(img) for img in (data.chelsea(), data.coffee(), data.rocket(),
-                                                      data.cat(), data.hubble_deep_field())])
+    # calibration: other faces (the cameraman, four LFW faces) and face-free photos; not the astronaut
+    def rgb(gray):
+        g = np.asarray(gray, np.float32) / (255.0 if np.asarray(gray).dtype == np.uint8 else 1.0)
+        return np.repeat(g[..., None], 3, axis=2)
+    images = [rgb(data.camera()), data.chelsea(), data.coffee(), data.rocket()]
+    images += [rgb(face) for face in data.lfw_subset()[:4]]
+    calib = np.stack([bf.preprocess(img) for img in images])
     prog = npu_compile(path, "npu-m", calibration={"input": calib})
     float_model = Interpreter(model_path=str(path))
     float_model.allocate_tensors()
@@ -155,3 +160,26 @@ def test_blazeface_finds_the_astronauts_face_like_the_float_model():
     assert bf.iou(ours[0].box, theirs[0].box) >= 0.8
     ours, theirs = detect(data.coffee())
     assert ours == [] and theirs == []
+
+
+def test_cli_run_frames_streams_the_leading_axis(tmp_path):
+    from typer.testing import CliRunner
+
+    from npukit.cli import app
+    path = real_model("wakeword-okay-nabu")
+    npub = tmp_path / "kws.npub"
+    runner = CliRunner()
+    res = runner.invoke(app, ["compile", str(path), "-o", str(npub)])
+    assert res.exit_code == 0, res.output
+    rng = np.random.default_rng(5)
+    frames = np.clip(rng.normal(-60, 40, (12, 1, 3, 40)), -128, 127).astype(np.int8)
+    np.save(tmp_path / "frames.npy", frames)
+    res = runner.invoke(app, ["run", str(npub), "--input", str(tmp_path / "frames.npy"), "--frames",
+                              "-o", str(tmp_path / "out.npz")])
+    assert res.exit_code == 0, res.output
+    got = np.load(tmp_path / "out.npz")
+    it = _reference(path)
+    name = it.get_output_details()[0]["name"]
+    want = np.stack([_invoke(it, x, [name])[name] for x in frames])
+    (out,) = got.files
+    np.testing.assert_array_equal(got[out], want)

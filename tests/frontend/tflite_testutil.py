@@ -210,3 +210,38 @@ def quantize_to_uint8(seed: int) -> tuple[bytes, list[np.ndarray]]:
 
 
 CASES["quantize_int8_to_uint8"] = quantize_to_uint8
+
+
+def build_chain(ops: list[tuple[str, list[str], list[str], object]], specs: list[T],
+                inputs: list[str], outputs: list[str]) -> bytes:
+    """A multi-operator model: `ops` are (builtin name, input names, output names, options)."""
+    import flatbuffers
+
+    from npukit.testing import tflite_builder as tb
+    buffers, tensors, index = [tfl.BufferT()], [], {}
+    for spec in specs:
+        buf = 0
+        if spec.data is not None:
+            buffers.append(tb._buffer(spec))
+            buf = len(buffers) - 1
+        index[spec.name] = len(tensors)
+        tensors.append(tb._tensor(spec, buf))
+    codes, operators = [], []
+    for name, ins, outs, options in ops:
+        if name not in codes:
+            codes.append(name)
+        op = tfl.OperatorT()
+        op.opcodeIndex = codes.index(name)
+        op.inputs, op.outputs = [index[n] for n in ins], [index[n] for n in outs]
+        if options is not None:
+            op.builtinOptionsType, op.builtinOptions = tb._options_type(options), options
+        operators.append(op)
+    sg = tfl.SubGraphT()
+    sg.tensors, sg.operators, sg.name = tensors, operators, "main"
+    sg.inputs, sg.outputs = [index[n] for n in inputs], [index[n] for n in outputs]
+    model = tfl.ModelT()
+    model.version, model.subgraphs, model.buffers = 3, [sg], buffers
+    model.operatorCodes = [tb._operator_code(c, 1) for c in codes]
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())

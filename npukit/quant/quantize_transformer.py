@@ -1,0 +1,40 @@
+"""Integer parameters of transformer nodes (MATMUL, LAYER_NORM, GELU, GATHER)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.graph import DType, Graph, Node, Op, Tensor
+from . import kernels_transformer as kt
+from . import kernels_vpu as kv
+
+TRANSFORMER_OPS = {Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER}
+
+
+def _out_dtype(t: Tensor):
+    return np.int16 if t.dtype is DType.I16 else np.int8
+
+
+def quantize_transformer_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
+    """`node` with its integer params; constant inputs are replaced in `tensors` by their
+    integer form (int8 gather table, int16 gamma, int32 beta)."""
+    out_t = tensors[node.outputs[0]]
+    out = out_t.quant
+    if node.op is Op.MATMUL:
+        a, b = tensors[node.inputs[0]].quant, tensors[node.inputs[1]].quant
+        return node.with_(params=kt.prepare_batch_matmul(a.s, a.zp, b.s, b.zp, out.s, out.zp,
+                                                         _out_dtype(out_t)))
+    if node.op is Op.LAYER_NORM:
+        x = tensors[node.inputs[0]].quant
+        gamma, beta = (g.tensors[n].data for n in node.inputs[1:3])
+        p = kt.prepare_layer_norm(x.s, gamma, beta, node.attrs.epsilon, out.s, out.zp, _out_dtype(out_t))
+        tensors[node.inputs[1]] = Tensor(node.inputs[1], p.gamma.shape, DType.I16, p.gamma)
+        tensors[node.inputs[2]] = Tensor(node.inputs[2], p.beta.shape, DType.I32, p.beta)
+        return node.with_(params=p)
+    if node.op is Op.GELU:
+        from .quantize import LutParams
+        x = tensors[node.inputs[0]].quant
+        return node.with_(params=LutParams(kt.gelu_table(x.s, x.zp, out.s, out.zp, node.attrs.approximate)))
+    table = node.inputs[0]                               # GATHER: the table at the output's scale
+    data = g.tensors[table].data
+    tensors[table] = Tensor(table, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
+    return node

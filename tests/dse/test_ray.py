@@ -1,0 +1,106 @@
+"""The Ray executor on a real local cluster (2 CPUs): the same stored points as the local
+pool, and a task whose worker is killed mid-task is retried."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import stored, write_space
+from npukit.dse import PoolExecutor, RayExecutor, explore, load_space
+
+ray = pytest.importorskip("ray")
+
+SPACE = """
+[strategy]
+kind = "random"
+seed = 7
+samples = 12
+[arch]
+"mxu.rows" = [4, 8, 16, 32]
+"mxu.cols" = [4, 8, 16, 32]
+"regions.dram.bandwidth_gbps" = { min = 1.0, max = 32.0, log = true }
+"regions.dram.size_mib" = [0.0001, 64]
+[options]
+double_buffer = [true, false]
+[check]
+inputs = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_stores_what_the_local_pool_stores(cluster, tmp_path, ds_cnn_path):
+    space = load_space(write_space(tmp_path, SPACE, ds_cnn_path))
+    on_ray = explore(space, tmp_path / "ray.sqlite", RayExecutor(), progress=False)
+    explore(space, tmp_path / "pool.sqlite", PoolExecutor(2), progress=False)
+    rows = stored(tmp_path / "ray.sqlite")
+    assert on_ray.computed == len(rows) == 24 and on_ray.lost == 0
+    assert {r["status"] for r in rows.values()} == {"ok", "error"}   # failing points stored too
+    assert rows == stored(tmp_path / "pool.sqlite")
+
+
+def test_a_worker_killed_mid_task_is_retried(cluster, tmp_path, ds_cnn_path):
+    from npukit.dse.point import evaluate
+    marks = tmp_path / "attempts"
+    marks.mkdir()
+
+    def dies_on_first_attempt(task, graph):   # runs inside a Ray worker
+        import os
+        import signal
+        first = not any(marks.glob(f"{task.key}-*"))
+        (marks / f"{task.key}-{len(list(marks.glob(f'{task.key}-*')))}").touch()
+        if first and int(task.key, 16) % 5 == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return evaluate(task, graph)
+
+    space = load_space(write_space(tmp_path, SPACE, ds_cnn_path))
+    summary = explore(space, tmp_path / "retry.sqlite", RayExecutor(max_retries=2), progress=False,
+                      evaluate_fn=dies_on_first_attempt)
+    rows = stored(tmp_path / "retry.sqlite")
+    killed = [k for k in rows if int(k, 16) % 5 == 0 and json.loads(rows[k]["arch_json"]).get("mxu")]
+    assert killed and summary.lost == 0
+    for key in killed:   # killed once, run again, stored
+        assert len(list(marks.glob(f"{key}-*"))) == 2
+    explore(space, tmp_path / "plain.sqlite", PoolExecutor(2), progress=False)
+    assert rows == stored(tmp_path / "plain.sqlite")
+
+
+SWEEP_200 = """
+[strategy]
+kind = "random"
+seed = 1
+samples = 100
+[arch]
+"mxu.rows" = [4, 8, 16, 32, 64]
+"mxu.cols" = [4, 8, 16, 32, 64]
+"mxu.dataflow" = ["auto", "ws", "os"]
+"vpu.lanes" = [4, 8, 16, 32]
+"sram.abuf_kib" = [64, 256, 1024]
+"sram.acc_kib" = [16, 64]
+"regions.dram.bandwidth_gbps" = { min = 1.0, max = 64.0, log = true }
+"clock_mhz" = { min = 200, max = 1200, step = 100 }
+[options]
+double_buffer = [true, false]
+"""
+
+
+@pytest.mark.slow
+def test_200_points_two_models_on_two_workers_and_on_ray(cluster, tmp_path):
+    from npukit.models import zoo
+    models = [zoo.save(zoo.resnet8(), tmp_path / "resnet8.onnx"), zoo.save(zoo.ds_cnn(), tmp_path / "ds_cnn.onnx")]
+    space = tmp_path / "space.toml"
+    space.write_text(SWEEP_200)
+    sweep = load_space(space).with_models(models)
+    pool = explore(sweep, tmp_path / "pool.sqlite", PoolExecutor(2), progress=False)
+    on_ray = explore(sweep, tmp_path / "ray.sqlite", RayExecutor(), progress=False)
+    print(f"\n200 points: pool(2) {pool.seconds:.1f} s = {pool.points_per_second:.1f} points/s; "
+          f"ray(2 CPUs) {on_ray.seconds:.1f} s = {on_ray.points_per_second:.1f} points/s")
+    rows = stored(tmp_path / "pool.sqlite")
+    assert pool.computed == on_ray.computed == len(rows) == 200
+    assert rows == stored(tmp_path / "ray.sqlite")
