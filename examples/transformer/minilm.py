@@ -37,6 +37,7 @@ def tokenizer():
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(str(fetch("minilm-tokenizer")))
     tok.enable_truncation(max_length=128)
+    tok.no_padding()         # one sentence per run, never padded: the mask is all ones
     return tok
 
 

@@ -18,13 +18,17 @@ from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
-from .vector import eltwise_plan, is_spatial_mean, lower_eltwise, lower_lut, lower_mean, lower_pool
+from ..quant import kernels_vpu as kv
+from ..sim.timing import SOFTMAX_OPS_PER_ELEMENT
+from .vector import (ELTWISE_KIND, eltwise_plan, is_spatial_mean, lower_eltwise, lower_lut, lower_mean, lower_pool,
+                     lower_resize, lower_softmax, resize_fits)
 
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
 
 
-def npu_support(g: Graph, node: Node) -> str:
-    """'' if the NPU runs `node`, else the reason it runs on the host."""
+def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
+    """'' if the NPU runs `node`, else the reason it runs on the host (`work_abuf`: the
+    ABUF bytes left for working tiles)."""
     op = node.op
     rank = len(g.tensors[node.outputs[0]].shape)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
@@ -34,8 +38,16 @@ def npu_support(g: Graph, node: Node) -> str:
         return matmul_support(g, node)
     if op in (Op.CONV2D, Op.FULLY_CONNECTED, Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE) or op in LUT_OPS:
         return ""
-    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
+    if op in ELTWISE_KIND:
         return "" if eltwise_plan(g, node) else "broadcast pattern not supported by the VPU"
+    if op is Op.SOFTMAX:
+        axis = node.attrs.axis % rank
+        return "" if axis == rank - 1 else "softmax over an axis other than the last"
+    if op is Op.RESIZE:
+        return "" if rank == 4 and resize_fits(g, node, work_abuf) else "resize plane larger than ABUF"
+    if op is Op.QUANTIZE:
+        ok = node.params is not None and g.tensors[node.inputs[0]].dtype is DType.I8
+        return "" if ok else "quantize from a type other than int8"
     if op is Op.MEAN:
         return "" if is_spatial_mean(g, node) else "mean over non-spatial axes"
     if op in DATA_LOWERING:
@@ -49,8 +61,9 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     names = [r.name for r in arch.regions]
     act_space = I.REGION0 + names.index(arch.placement.activations)
     w_space = I.REGION0 + names.index(arch.placement.weights)
-    host = {n for node in g.nodes if npu_support(g, node) for n in (*node.inputs, *node.outputs)}
     onchip = int(arch.abuf_bytes * options.onchip_fraction) // 16 * 16
+    reasons = {node.name: npu_support(g, node, arch.abuf_bytes - onchip) for node in g.nodes}
+    host = {n for node in g.nodes if reasons[node.name] for n in (*node.inputs, *node.outputs)}
     arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host)
     consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
     ctx = Ctx(arch, options, arena, consts, onchip)
@@ -58,7 +71,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     layers, host_segments, host_blobs = [], [], []
     for i, node in enumerate(g.nodes):
         ctx.emitter.layer = i
-        reason = npu_support(g, node)
+        reason = reasons[node.name]
         detail = {}
         if not reason:
             detail = _lower(ctx, g, node) or {}
@@ -76,10 +89,17 @@ def _lower(ctx: Ctx, g: Graph, node: Node):
     op = node.op
     if op in (Op.CONV2D, Op.FULLY_CONNECTED):
         return lower_conv(ctx, g, node)
-    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
+    if op in ELTWISE_KIND:
         return lower_eltwise(ctx, g, node, eltwise_plan(g, node))
     if op in LUT_OPS:
         return lower_lut(ctx, g, node)
+    if op is Op.QUANTIZE:      # an int8 -> int8 / uint8 rescale is a table of the 256 codes
+        out = np.dtype(g.tensors[node.outputs[0]].dtype.np)
+        return lower_lut(ctx, g, node, kv.requantize(np.arange(-128, 128, dtype=np.int8), node.params, out))
+    if op is Op.SOFTMAX:
+        return lower_softmax(ctx, g, node)
+    if op is Op.RESIZE:
+        return lower_resize(ctx, g, node)
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         return lower_pool(ctx, g, node)
     if op is Op.MEAN:
@@ -128,6 +148,10 @@ def _vpu_ops(g: Graph, node: Node) -> int:
         return g.tensors[node.inputs[0]].size
     if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD):
         return 0                                   # pure data movement (DMA)
+    if node.op is Op.SOFTMAX:
+        return SOFTMAX_OPS_PER_ELEMENT * out
+    if node.op is Op.RESIZE and node.attrs.mode == "bilinear":
+        return 4 * out
     return out                                     # requantise / element-wise / table
 
 

@@ -14,7 +14,8 @@ from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
 
 ELTWISE_KIND = {Op.ADD: I.Eltwise.ADD, Op.SUB: I.Eltwise.SUB, Op.MUL: I.Eltwise.MUL,
-                Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN}
+                Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN, Op.PRELU: I.Eltwise.PRELU}
+COMMUTATIVE = {Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM}
 
 
 def _b_pattern(b_shape, out_shape) -> tuple[int, int] | None:
@@ -52,7 +53,7 @@ def eltwise_plan(g: Graph, node: Node):
     params = node.params
     pat = _b_pattern(g.tensors[b].shape, out)
     if g.tensors[a].shape != out or pat is None:
-        if node.op is Op.SUB or g.tensors[b].shape != out:
+        if node.op not in COMMUTATIVE or g.tensors[b].shape != out:
             return None
         a, b = b, a
         params = _swapped(params) if params is not None else None
@@ -107,13 +108,15 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     return {}
 
 
-def lower_lut(ctx: Ctx, g: Graph, node: Node) -> dict:
+def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -> dict:
+    """A 256-entry table per int8 element; `table` defaults to the node's own."""
+    table_data = node.params.table if table is None else table
     e, n = ctx.emitter, g.tensors[node.outputs[0]].size
     a_slots, w_slots, _ = ctx.slots()
     chunk = min(n, (a_slots.size // (2 * ctx.nbuf)) // 16 * 16 or n)
     ins, outs = SlotPair(a_slots.take(chunk, ctx.nbuf)), SlotPair(a_slots.take(chunk, ctx.nbuf))
     table = w_slots.take(256, 1)[0]
-    contiguous(e, ctx.consts.space, ctx.const(node.params.table), I.WBUF, table, 256)
+    contiguous(e, ctx.consts.space, ctx.const(np.asarray(table_data).view(np.int8)), I.WBUF, table, 256)
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     for i in range(0, n, chunk):
         ln = min(chunk, n - i)
@@ -190,6 +193,58 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
             e.emit(lambda L, d: I.Mean(L, d, xa, h * w, cl, oa, qp_c),
                    [(I.ABUF, xa, xa + h * w * cl)], [(I.ABUF, oa, oa + cl)])
             contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + b * c + c0, cl)
+    return {}
+
+
+def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """Softmax over the last axis, in tiles of whole rows."""
+    e, x = ctx.emitter, g.tensors[node.inputs[0]]
+    cols = x.shape[-1]
+    rows = x.size // cols
+    a_slots, _, _ = ctx.slots()
+    tr = min(rows, (a_slots.size // ctx.nbuf - 32) // (2 * cols))
+    if tr < 1:
+        raise ScheduleError(f"{node.name}: a softmax row of {cols} does not fit ABUF")
+    ins, outs = SlotPair(a_slots.take(tr * cols, ctx.nbuf)), SlotPair(a_slots.take(tr * cols, ctx.nbuf))
+    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
+    qp = params_to_ints(node.params)
+    for r0 in range(0, rows, tr):
+        rl = min(tr, rows - r0)
+        xa, oa = ins.next(), outs.next()
+        contiguous(e, ctx.space(node.inputs[0]), src + r0 * cols, I.ABUF, xa, rl * cols)
+        e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp),
+               [(I.ABUF, xa, xa + rl * cols)], [(I.ABUF, oa, oa + rl * cols)])
+        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + r0 * cols, rl * cols)
+    return {}
+
+
+def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
+    """Resize tiles hold whole planes of one channel block: at least one channel must fit."""
+    _, h, w, _ = g.tensors[node.inputs[0]].shape
+    oh, ow = node.attrs.size
+    return 2 * (h * w + oh * ow) + 64 <= abuf_bytes
+
+
+def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
+    e, a = ctx.emitter, node.attrs
+    n, h, w, c = g.tensors[node.inputs[0]].shape
+    oh, ow = a.size
+    a_slots, _, _ = ctx.slots()
+    cb = max(1, min(c, (a_slots.size // ctx.nbuf - 32) // (h * w + oh * ow)))
+    ins, outs = SlotPair(a_slots.take(h * w * cb, ctx.nbuf)), SlotPair(a_slots.take(oh * ow * cb, ctx.nbuf))
+    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
+    mode = int(a.mode == "bilinear")
+    for b in range(n):
+        for c0 in range(0, c, cb):
+            cl = min(cb, c - c0)
+            xa, oa = ins.next(), outs.next()
+            dma(e, ctx.space(node.inputs[0]), src + b * h * w * c + c0, (0, 0, 0, c), I.ABUF, xa,
+                (0, 0, 0, cl), (1, 1, 1, h * w), cl)
+            e.emit(lambda L, d: I.Resize(L, d, mode, xa, h, w, cl, oa, oh, ow, int(a.align_corners),
+                                         int(a.half_pixel_centers)),
+                   [(I.ABUF, xa, xa + h * w * cl)], [(I.ABUF, oa, oa + oh * ow * cl)])
+            dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + b * oh * ow * c + c0,
+                (0, 0, 0, c), (1, 1, 1, oh * ow), cl)
     return {}
 
 

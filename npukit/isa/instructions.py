@@ -29,6 +29,7 @@ class Eltwise(enum.IntEnum):
     MUL = 2
     MAX = 3
     MIN = 4
+    PRELU = 5       # b is the quantised slope (alpha)
 
 
 @dataclass(frozen=True)
@@ -215,11 +216,37 @@ class MatMul(Instr):
     accumulate: int
 
 
+@dataclass(frozen=True)
+class Softmax(Instr):
+    """Softmax of each of `rows` rows of `cols` int8 values (ABUF), TFLite's fixed-point algorithm."""
+    src: int
+    rows: int
+    cols: int
+    dst: int
+    qparams: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Resize(Instr):
+    """Nearest (mode 0) or bilinear (mode 1) resize of an ABUF tile [in_h, in_w, c] to
+    [out_h, out_w, c], TFLite's integer index and weight arithmetic."""
+    mode: int
+    src: int
+    in_h: int
+    in_w: int
+    c: int
+    dst: int
+    out_h: int
+    out_w: int
+    align_corners: int
+    half_pixel_centers: int
+
+
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
-                                    MatMul)
+                                    MatMul, Softmax, Resize)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
-             Host: Engine.HOST, MatMul: Engine.MXU}
+             Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU}
 
 
 def engine_of(ins: Instr) -> Engine:

@@ -133,6 +133,8 @@ def _elementwise(m: Machine, e: I.Elementwise) -> None:
     kind = I.Eltwise(e.kind)
     if kind in (I.Eltwise.MAX, I.Eltwise.MIN):
         out = (np.maximum if kind is I.Eltwise.MAX else np.minimum)(a, b)
+    elif kind is I.Eltwise.PRELU:
+        out = kernels_vpu.prelu(a, b, params_from_ints(kernels_vpu.PreluParams, e.qparams))
     else:
         p = params_from_ints(ELTWISE_PARAMS[kind], e.qparams)
         out = (kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add)(a, b, p)
@@ -165,5 +167,18 @@ def _matmul(m: Machine, t: I.MatMul) -> None:
     _accumulate(m, t.dst, kernels_transformer.matmul_acc(a, b, t.a_zp, t.b_zp, True), t.accumulate)
 
 
-_HANDLERS = {I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv, I.DwConv: _dwconv, I.Requant: _requant,
+def _softmax(m: Machine, s: I.Softmax) -> None:
+    x = m.view(I.ABUF, s.src, (s.rows, s.cols))
+    p = params_from_ints(kernels_vpu.SoftmaxParams, s.qparams)
+    m.view(I.ABUF, s.dst, (s.rows, s.cols))[...] = kernels_vpu.softmax(x, p)
+
+
+def _resize(m: Machine, r: I.Resize) -> None:
+    x = m.view(I.ABUF, r.src, (1, r.in_h, r.in_w, r.c))
+    fn = kernels_vpu.resize_bilinear if r.mode else kernels_vpu.resize_nearest
+    out = fn(x, (r.out_h, r.out_w), bool(r.align_corners), bool(r.half_pixel_centers))
+    m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c))[...] = out
+
+
+_HANDLERS = {I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv, I.DwConv: _dwconv, I.Requant: _requant,
              I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool, I.Mean: _mean}

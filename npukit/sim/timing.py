@@ -19,6 +19,7 @@ from ..isa.program import Program
 from . import costs
 
 SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
+SOFTMAX_OPS_PER_ELEMENT = 6   # max, subtract and rescale, exp, sum, reciprocal, scale
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
               "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
@@ -137,6 +138,10 @@ def _vpu_ops(ins: I.Instr) -> int | None:
         return ins.out_h * ins.out_w * ins.c * ins.kernel[0] * ins.kernel[1]
     if isinstance(ins, I.Mean):
         return ins.n * ins.c
+    if isinstance(ins, I.Softmax):
+        return SOFTMAX_OPS_PER_ELEMENT * ins.rows * ins.cols
+    if isinstance(ins, I.Resize):
+        return ins.out_h * ins.out_w * ins.c * (4 if ins.mode else 1)
     return None
 
 
