@@ -17,6 +17,7 @@ from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
 from .onnx_builder import Act, Builder
 from .onnx_const import constant_value, evaluate
+from .onnx_host import emit_host, runs_on_host
 from .onnx_ops_nn import NN_CONVERTERS
 from .onnx_ops_tensor import TENSOR_CONVERTERS
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS
@@ -111,6 +112,9 @@ class _Importer:
             return
         if op == "If":
             self._inline_if(node, ins[0])
+            return
+        if runs_on_host(node):
+            emit_host(b, node, b.opset)
             return
         if node.domain not in ("", "ai.onnx") or op not in CONVERTERS:
             raise UnsupportedOpError(f"unsupported ONNX operator '{op}' (node '{b.source[0]}')")

@@ -65,6 +65,7 @@ class Op(enum.Enum):
     MATMUL = "matmul"                  # activation x activation, batched over leading axes
     LAYER_NORM = "layer_norm"          # over the last axis; inputs x, gamma, beta
     GELU = "gelu"                      # erf form, or tanh approximation
+    HOST_FLOAT = "host_float"          # an ONNX node run in float on the host (LSTM, Sqrt, ...)
     GATHER = "gather"                  # rows of a constant table by an integer index input
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..ir.graph import Clamp, Graph, Node, Op
 from ..ir.shapes import conv_out_hw
+from . import host_float
 from . import kernels_transformer as kt
 
 Kernel = Callable[[Node, list[np.ndarray]], np.ndarray]
@@ -213,6 +214,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.MATMUL: lambda n, i: np.matmul(i[0], np.swapaxes(i[1], -1, -2) if n.attrs.transpose_b else i[1]),
     Op.LAYER_NORM: lambda n, i: kt.layer_norm_float(i[0], i[1], i[2], n.attrs.epsilon),
     Op.GELU: lambda n, i: kt.gelu_float(i[0], n.attrs.approximate),
+    Op.HOST_FLOAT: lambda n, i: host_float.run_float(n.attrs, i),
     Op.GATHER: lambda n, i: kt.gather(i[0], np.asarray(i[1]).astype(np.int64)),
 }
 

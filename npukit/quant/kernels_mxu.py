@@ -142,14 +142,16 @@ def conv2d_acc(x: np.ndarray, w: np.ndarray, attrs: ConvAttrs, input_zp: int) ->
     ow = (wp - (kw - 1) * dw - 1) // sw + 1
     if oh < 1 or ow < 1:
         raise ModelError(f"conv window {kh}x{kw} (dilation {attrs.dilation}) larger than padded input {hp}x{wp}")
-    wf = w.astype(np.float64)
     k = w.shape[3] if attrs.depthwise else w.shape[0]
     groups = 1 if attrs.depthwise else attrs.groups
+    if groups == 1 and not attrs.depthwise:
+        return _conv_gemm(xp, w, (oh, ow), (sh, sw), (dh, dw))
+    wf = w.astype(np.float64)
     if attrs.depthwise:
         xp = xp[..., np.arange(k) // (k // c)]          # output channel k reads input k // multiplier
     else:                                                 # [G, Cg, Kg] weight blocks per tap
         wf = wf.reshape(groups, k // groups, kh, kw, c // groups).transpose(2, 3, 0, 4, 1)
-    acc = np.zeros((n, oh, ow, k), dtype=np.int64)
+    acc = np.zeros((n, oh, ow, k), dtype=np.float64)     # exact: |sum| < 2^53
     for ky in range(kh):
         for kx in range(kw):
             y0, x0 = ky * dh, kx * dw
@@ -159,8 +161,32 @@ def conv2d_acc(x: np.ndarray, w: np.ndarray, attrs: ConvAttrs, input_zp: int) ->
             else:
                 blocks = tap.reshape(n * oh * ow, groups, c // groups).transpose(1, 0, 2)
                 part = np.matmul(blocks, wf[ky, kx]).transpose(1, 0, 2).reshape(n, oh, ow, k)
-            acc += part.astype(np.int64)
-    return acc
+            acc += part
+    return acc.astype(np.int64)
+
+
+GEMM_CHUNK = 512   # float32 sums of (x - zp) * w stay exact while below 2^24: 512 x 255 x 128
+
+
+def _conv_gemm(xp: np.ndarray, w: np.ndarray, out_hw, stride, dilation) -> np.ndarray:
+    """Dense conv as one im2col GEMM in float32 K-chunks small enough to stay exact."""
+    n, _, _, c = xp.shape
+    k, kh, kw, _ = w.shape
+    (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    xp = xp.astype(np.float32)
+    s = xp.strides
+    patches = np.lib.stride_tricks.as_strided(
+        xp, (n, oh, ow, kh, kw, c), (s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3]), writeable=False)
+    cols = np.ascontiguousarray(patches).reshape(n * oh * ow, kh * kw * c)
+    wm = w.reshape(k, kh * kw * c).T.astype(np.float32)
+    depth = cols.shape[1]
+    if depth <= GEMM_CHUNK:
+        acc = (cols @ wm).astype(np.int64)
+    else:
+        acc = np.zeros((cols.shape[0], k), np.int64)
+        for i in range(0, depth, GEMM_CHUNK):
+            acc += (cols[:, i:i + GEMM_CHUNK] @ wm[i:i + GEMM_CHUNK]).astype(np.int64)
+    return acc.reshape(n, oh, ow, k)
 
 
 def fully_connected_acc(x: np.ndarray, w: np.ndarray, input_zp: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Node, Op, QParams
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from .host_float import run_quantised as run_host_float
 from .kernels_transformer import run_transformer_node
 
 
@@ -63,6 +64,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return fn(x, a.size, a.align_corners, a.half_pixel_centers)
     if op in (Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER):
         return run_transformer_node(node, ins)
+    if op is Op.HOST_FLOAT:
+        return run_host_float(a, p, ins, in_q)
     if op is Op.QUANTIZE and p is not None:
         return kv.requantize(x, p, np.dtype(getattr(a, "dtype", "int8")))
     raise UnsupportedOpError(f"{node.name}: no integer kernel for {op.value}")

@@ -17,6 +17,7 @@ from ..ir.verify import verify
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
 from .calibrate import Range
+from .host_float import HostFloatAttrs, HostFloatParams  # noqa: F401 - isa.serial finds them here
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
 from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
 
@@ -192,6 +193,10 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         return node.with_(params=kv.prepare_requantize(x.s, x.zp, out.s, out.zp))
     if op is Op.PAD:
         return node
+    if op is Op.HOST_FLOAT:     # float on the host: constants stay float, output scale in params
+        for n in node.inputs:
+            tensors.setdefault(n, g.tensors[n])
+        return node.with_(params=HostFloatParams(out.s, out.zp, tensors[node.outputs[0]].dtype.value))
     if op in TRANSFORMER_OPS:
         return quantize_transformer_node(g, node, tensors)
     if op in SAME_AS_INPUT:

@@ -1,0 +1,63 @@
+"""ONNX operators imported as HOST_FLOAT nodes: run in float on the host beside the NPU.
+
+Only the operators listed here take this path (recurrent cells, square root, non-constant
+padding modes); any other operator without a converter is still refused, so a model never
+silently falls back to the CPU for something the NPU should run.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from ..ir.graph import DType, Op, Tensor
+from ..quant.host_float import make_attrs
+from .onnx_builder import Builder
+
+HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Sqrt"})
+_HOST_PAD_MODES = (b"reflect", b"edge", b"wrap")
+
+
+def runs_on_host(node: onnx.NodeProto) -> bool:
+    if node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type == "Pad":
+        mode = next((a.s for a in node.attribute if a.name == "mode"), b"constant")
+        return mode in _HOST_PAD_MODES
+    return node.op_type in HOST_OPS
+
+
+def _const_tensor(b: Builder, name: str, value: np.ndarray) -> str:
+    arr = np.ascontiguousarray(value.astype(np.float32) if value.dtype.kind == "f" else value)
+    ir = b.fresh(name, own=name)
+    b.tensors[ir] = Tensor(ir, tuple(arr.shape), DType.of(arr), arr)
+    return ir
+
+
+def emit_host(b: Builder, node: onnx.NodeProto, opset: int) -> None:
+    """One HOST_FLOAT IR node per used output of `node`, each in ONNX layout."""
+    ir_inputs: list[str] = []
+    examples: list[np.ndarray | None] = []
+    renamed = onnx.NodeProto()
+    renamed.CopyFrom(node)
+    del renamed.input[:]
+    del renamed.output[:]
+    for i, name in enumerate(node.input):
+        if not name:
+            renamed.input.append("")
+            continue
+        value = b.values[name]
+        if isinstance(value, np.ndarray):
+            ir_inputs.append(_const_tensor(b, name, value))
+            examples.append(value)
+        else:
+            ir_inputs.append(b.onnx_layout(name))
+            examples.append(np.zeros(value.shape, np.float32))
+        renamed.input.append(f"in{i}")
+    renamed.output.extend(f"out{k}" if out else "" for k, out in enumerate(node.output))
+    for k, out in enumerate(node.output):
+        if not out:
+            continue
+        attrs = make_attrs(renamed, k, examples, opset)
+        name = b.out_name(out, False) if len(attrs.out_shape) == 4 else b.fresh(out, own=out)
+        b.emit(Op.HOST_FLOAT, ir_inputs, attrs, name)
+        b.set_onnx_layout(out, name)
