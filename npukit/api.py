@@ -8,7 +8,6 @@ import numpy as np
 from .arch import Arch, load_arch
 from .codegen.context import CompileOptions
 from .errors import BinaryError, InputError
-from .isa import container
 from .isa.encoding import disassemble
 from .isa.program import Program
 from .quant import kernels_vpu as kv
@@ -111,5 +110,3 @@ def load(path: str | Path) -> CompiledModel:
         raise InputError(f"no such binary: {p}")
     return loads(p.read_bytes())
 
-
-_ = container

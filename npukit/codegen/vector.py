@@ -75,7 +75,6 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     e, out = ctx.emitter, g.tensors[node.outputs[0]]
     c = out.shape[-1]
     p_rows = out.size // c
-    b_rows = 1 if bs_r == 0 else p_rows
     b_cols = 1 if bs_c == 0 else c
     a_slots, _, _ = ctx.slots()
     per_row = 2 * c + (b_cols if bs_r else 0)
@@ -133,7 +132,7 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     e, a = ctx.emitter, node.attrs
     n, h, w, c = g.tensors[node.inputs[0]].shape
     _, eh, ew, _ = g.tensors[node.outputs[0]].shape
-    (kh, kw), (sh, sw), (pt, pl, pb, pr) = a.kernel, a.stride, a.pads
+    (kh, kw), (sh, sw), (pt, pl, _, _) = a.kernel, a.stride, a.pads
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 64
     th, cb = eh, c

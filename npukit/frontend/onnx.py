@@ -113,7 +113,7 @@ class _Importer:
         if op == "If":
             self._inline_if(node, ins[0])
             return
-        if runs_on_host(node):
+        if runs_on_host(node, b.values):
             emit_host(b, node, b.opset)
             return
         if node.domain not in ("", "ai.onnx") or op not in CONVERTERS:

@@ -13,13 +13,16 @@ from ..ir.graph import DType, Op, Tensor
 from ..quant.host_float import make_attrs
 from .onnx_builder import Builder
 
-HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Sqrt"})
+HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Sqrt", "Pow"})
 _HOST_PAD_MODES = (b"reflect", b"edge", b"wrap")
 
 
-def runs_on_host(node: onnx.NodeProto) -> bool:
+def runs_on_host(node: onnx.NodeProto, values: dict) -> bool:
     if node.domain not in ("", "ai.onnx"):
         return False
+    if node.op_type == "Gather":        # picking rows of an activation (a recurrent state)
+        return len(node.input) == 2 and not isinstance(values.get(node.input[0]), np.ndarray) \
+            and isinstance(values.get(node.input[1]), np.ndarray)
     if node.op_type == "Pad":
         mode = next((a.s for a in node.attribute if a.name == "mode"), b"constant")
         return mode in _HOST_PAD_MODES

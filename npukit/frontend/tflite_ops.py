@@ -9,8 +9,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (Clamp, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, NoAttrs, Op, PoolAttrs,
-                        Tensor)
+from ..ir.graph import (Clamp, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, NoAttrs, Op, PoolAttrs)
 from ..quant import kernels_mxu as kx
 from .tflite_read import fused_clamp
 
@@ -180,6 +179,4 @@ def prelu(cv, op) -> None:
         raise UnsupportedOpError(f"{cv.where()}: PRELU alpha must be constant")
     cv.emit(Op.PRELU, [x, alpha], cv.name(op.outputs[0]))
 
-
-_ = Tensor
 from . import tflite_ops_tensor  # noqa: E402,F401  (registers the data-movement converters)

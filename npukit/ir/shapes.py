@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from .graph import (ConcatAttrs, ConvAttrs, MeanAttrs, Node, Op, PadAttrs, PoolAttrs,
-                    ReshapeAttrs, ResizeAttrs, SliceAttrs, TransposeAttrs)
+from .graph import (Node, Op)
 
 
 def conv_out_hw(h, w, kh, kw, a) -> tuple[int, int]:

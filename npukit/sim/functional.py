@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BinaryError, InputError
-from ..ir.graph import DType, Tensor
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..isa.serial import from_data
@@ -78,5 +77,3 @@ class Simulator:
             return from_data(r["data"], blobs)
         return m.view(r["space"], r["addr"], tuple(r["shape"]), np.dtype(r["dtype"])).copy()
 
-
-_ = (DType, Tensor)

@@ -1,0 +1,98 @@
+"""silero-vad on the simulated NPU: compile with the sample rate bound, stream 32 ms chunks.
+
+silero's ONNX takes `input` [1, 64 + 512] (the last 64 samples of the previous chunk, then
+the new chunk), `state` [2, 1, 128] (the LSTM's h and c, fed back every chunk) and `sr`
+(int64, the sample rate). `sr` selects the 16 kHz network through an `If`, so it is bound to
+16000 at compile time; the frontend then folds every `If`, and the LSTM, the gathers on the
+state, the STFT's reflect padding and the magnitude's Pow / Sqrt run in float on the host.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
+
+import npukit  # noqa: E402
+from npukit.api import CompiledModel, _arch  # noqa: E402
+from npukit.compiler import compile_graph  # noqa: E402
+from npukit.frontend.onnx import load_onnx  # noqa: E402
+
+SAMPLE_RATE = 16000
+CHUNK = 512
+CONTEXT = 64
+STATE_SHAPE = (2, 1, 128)
+THRESHOLD = 0.5
+SHAPES = {"input": (1, CONTEXT + CHUNK), "state": STATE_SHAPE}
+
+
+def chunks(audio: np.ndarray) -> np.ndarray:
+    """[n, 576] model inputs: each 512-sample chunk with the 64 samples before it (zeros first)."""
+    n = len(audio) // CHUNK
+    padded = np.concatenate([np.zeros(CONTEXT, np.float32), np.asarray(audio, np.float32)[:n * CHUNK]])
+    return np.stack([padded[i * CHUNK: i * CHUNK + CONTEXT + CHUNK] for i in range(n)])
+
+
+def stream(step, audio: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    """Speech probability per chunk; `step(feeds) -> (prob, new_state)`. Also every feed
+    (for calibration)."""
+    state = np.zeros(STATE_SHAPE, np.float32)
+    probs, feeds = [], []
+    for x in chunks(audio):
+        feed = {"input": x[None], "state": state}
+        feeds.append(feed)
+        prob, state = step(feed)
+        probs.append(prob)
+    return np.array(probs, np.float32), feeds
+
+
+def onnxruntime_step(model_path: str | Path):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    sr = np.array(SAMPLE_RATE, np.int64)
+
+    def step(feed):
+        prob, state = session.run(["output", "stateN"], {**feed, "sr": sr})
+        return float(prob.ravel()[0]), state
+    return step
+
+
+def npu_step(prog: CompiledModel):
+    def step(feed):
+        out = prog.run(feed)
+        return float(out["output"].ravel()[0]), out["stateN"]
+    return step
+
+
+def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int = 96, seed: int = 0) -> dict:
+    """`n` (input, state) pairs met while streaming `audios` through the float model."""
+    step = onnxruntime_step(model_path)
+    feeds = [f for audio in audios for f in stream(step, audio)[1]]
+    pick = np.random.default_rng(seed).choice(len(feeds), min(n, len(feeds)), replace=False)
+    return {name: np.stack([feeds[i][name] for i in pick])[:, None] if name == "input"
+            else np.stack([feeds[i][name] for i in pick]) for name in SHAPES}
+
+
+def compile_silero(model_path: str | Path, arch: str, calibration: dict) -> CompiledModel:
+    a = _arch(arch)
+    g = load_onnx(model_path, SHAPES, input_values={"sr": np.array(SAMPLE_RATE, np.int64)})
+    program, qg, sqnr = compile_graph(g, a, calibration, "minmax", source=str(model_path))
+    return CompiledModel(program, a, qg, sqnr)
+
+
+def placement(prog: CompiledModel) -> tuple[list[str], list[str]]:
+    """(ops on the NPU, ops on the host) with counts, from the program's layer table."""
+    def count(where):
+        ops: dict[str, int] = {}
+        for layer in prog.program.layers:
+            if layer.engine == where if hasattr(layer, "engine") else False:
+                ops[layer.op] = ops.get(layer.op, 0) + 1
+        return [f"{op} x{k}" for op, k in sorted(ops.items())]
+    return count("npu"), count("host")
+
+
+_ = npukit
