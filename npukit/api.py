@@ -12,7 +12,7 @@ from .isa.encoding import disassemble
 from .isa.program import Program
 from .quant import kernels_vpu as kv
 from .report.profile import Profile, build_profile
-from .sim.functional import Simulator
+from .sim.functional import Simulator, check_feeds
 from .sim.timing import simulate
 from .isa import instructions as I
 
@@ -48,17 +48,10 @@ class CompiledModel:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one inference. Float models take and return float32; int models their own types."""
-        unknown = set(feeds) - set(self.input_names)
-        if unknown:
-            raise InputError(f"unknown input(s) {sorted(unknown)}; the model takes {self.input_names}")
+        arrays = check_feeds(self.program.inputs, feeds)
         ints = {}
         for t in self.program.inputs:
-            if t.name not in feeds:
-                raise InputError(f"missing input {t.name!r}; the model takes {self.input_names}")
-            x = np.asarray(feeds[t.name])
-            if tuple(x.shape) != t.shape:
-                raise InputError(f"input {t.name!r} has shape {list(x.shape)}; the model was compiled for "
-                                 f"{list(t.shape)} (recompile with --input-shape {t.name}=...)")
+            x = arrays[t.name]
             ints[t.name] = kv.quantize(x.astype(np.float32), t.scale, t.zero_point, np.dtype(t.dtype)) \
                 if t.is_float else x.astype(t.dtype)
         out = self._sim.run(ints)

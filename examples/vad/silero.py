@@ -73,8 +73,7 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
     step = onnxruntime_step(model_path)
     feeds = [f for audio in audios for f in stream(step, audio)[1]]
     pick = np.random.default_rng(seed).choice(len(feeds), min(n, len(feeds)), replace=False)
-    return {name: np.stack([feeds[i][name] for i in pick])[:, None] if name == "input"
-            else np.stack([feeds[i][name] for i in pick]) for name in SHAPES}
+    return {name: np.stack([feeds[i][name] for i in pick]) for name in SHAPES}
 
 
 def compile_silero(model_path: str | Path, arch: str, calibration: dict) -> CompiledModel:
@@ -84,15 +83,15 @@ def compile_silero(model_path: str | Path, arch: str, calibration: dict) -> Comp
     return CompiledModel(program, a, qg, sqnr)
 
 
-def placement(prog: CompiledModel) -> tuple[list[str], list[str]]:
-    """(ops on the NPU, ops on the host) with counts, from the program's layer table."""
-    def count(where):
-        ops: dict[str, int] = {}
-        for layer in prog.program.layers:
-            if layer.engine == where if hasattr(layer, "engine") else False:
-                ops[layer.op] = ops.get(layer.op, 0) + 1
-        return [f"{op} x{k}" for op, k in sorted(ops.items())]
-    return count("npu"), count("host")
+def placement(prog: CompiledModel) -> dict[str, dict[str, int]]:
+    """{"npu": {op: count}, "host": {op: count}} from the program's layer table; host float
+    nodes are named by their ONNX operator."""
+    kinds = {n.name: getattr(n.attrs, "op_type", None) for n in (prog.qgraph.nodes if prog.qgraph else ())}
+    out: dict[str, dict[str, int]] = {"npu": {}, "host": {}}
+    for layer in prog.program.layers:
+        op = f"{kinds[layer.name]} (float)" if kinds.get(layer.name) else layer.op
+        out[layer.target][op] = out[layer.target].get(op, 0) + 1
+    return out
 
 
 _ = npukit

@@ -15,6 +15,24 @@ from ..quant.qexec import run_qnode
 from .semantics import Machine, execute
 
 
+def check_feeds(inputs, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The feeds as arrays, in the program's input order; InputError naming any mismatch."""
+    names = [t.name for t in inputs]
+    unknown = set(feeds) - set(names)
+    if unknown:
+        raise InputError(f"unknown input(s) {sorted(unknown)}; the model takes {names}")
+    out = {}
+    for t in inputs:
+        if t.name not in feeds:
+            raise InputError(f"missing input {t.name!r}; the model takes {names}")
+        x = np.asarray(feeds[t.name])
+        if tuple(x.shape) != t.shape:
+            raise InputError(f"input {t.name!r} has shape {list(x.shape)}; the model was compiled for "
+                             f"{list(t.shape)} (recompile with --input-shape {t.name}=...)")
+        out[t.name] = x
+    return out
+
+
 class Simulator:
     def __init__(self, prog: Program, sram: dict[int, int]):
         self.prog = prog
@@ -33,13 +51,9 @@ class Simulator:
         """Integer inputs in, integer outputs out. `order` runs instructions in another
         (dependency-respecting) order, as the timing model schedules them."""
         m = self._machine()
+        arrays = check_feeds(self.prog.inputs, feeds)
         for t in self.prog.inputs:
-            if t.name not in feeds:
-                raise InputError(f"missing input {t.name!r}; the program takes {[i.name for i in self.prog.inputs]}")
-            x = np.asarray(feeds[t.name])
-            if tuple(x.shape) != t.shape:
-                raise InputError(f"input {t.name!r} has shape {list(x.shape)}; the program was compiled "
-                                 f"for {list(t.shape)}")
+            x = arrays[t.name]
             if t.perm:
                 x = x.transpose(t.perm)
             m.view(t.space, t.addr, x.shape, np.dtype(t.dtype))[...] = x.astype(t.dtype)
