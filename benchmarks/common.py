@@ -69,7 +69,9 @@ def machine_line() -> str:
                 break
     except OSError:
         pass
-    return f"{date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"{date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            f"load average {load} (the machine is shared: timings vary with it)")
 
 
 def table(headers: list[str], rows: list[list], title: str = "") -> str:

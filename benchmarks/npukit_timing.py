@@ -3,8 +3,8 @@
     python benchmarks/npukit_timing.py full   MODEL.onnx ARCH.toml   # compile + profile
     python benchmarks/npukit_timing.py timing QGRAPH.pkl ARCH.toml   # lower + simulate + profile
 
-`full` is what `npukit profile` does in memory (import, optimise, calibrate, quantise, lower,
-simulate). `timing` starts from an already quantised graph (pickled by the parent) and
+`full` is what `npukit profile MODEL` does in memory (load, optimise, calibrate on random
+inputs, quantise, lower, simulate; no SQNR pass). `timing` starts from an already quantised graph (pickled by the parent) and
 times only the timing model's own work. Prints one JSON line: wall seconds (best of
 `repeats`), peak RSS of the process (VmHWM), RSS after imports, and the tracemalloc peak
 of one extra traced run.
@@ -45,7 +45,7 @@ def main() -> None:
 
     def estimate():
         if mode == "full":
-            return npukit.compile(source, arch).profile()
+            return npukit.compile(source, arch, sqnr=False).profile()   # as `npukit profile` does
         program = lower_program(qgraph, arch, CompileOptions(), {})
         return build_profile(program, arch, simulate(program, arch))
 

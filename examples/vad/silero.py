@@ -76,10 +76,10 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
     return {name: np.stack([feeds[i][name] for i in pick]) for name in SHAPES}
 
 
-def compile_silero(model_path: str | Path, arch: str, calibration: dict) -> CompiledModel:
+def compile_silero(model_path: str | Path, arch: str, calibration: dict, method: str = "minmax") -> CompiledModel:
     a = _arch(arch)
     g = load_onnx(model_path, SHAPES, input_values={"sr": np.array(SAMPLE_RATE, np.int64)})
-    program, qg, sqnr = compile_graph(g, a, calibration, "minmax", source=str(model_path))
+    program, qg, sqnr = compile_graph(g, a, calibration, method, source=str(model_path))
     return CompiledModel(program, a, qg, sqnr)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..version import build_id
 from ..arch import Arch
 from ..codegen.context import CompileOptions
 from ..errors import NpukitError
@@ -67,7 +68,7 @@ def sha256_file(path) -> str:
 def point_key(arch_id: str, model_hash: str, calibration_hash: str, options: dict, check_inputs: int) -> str:
     """The content key: equal keys mean the same computation, which is never done twice."""
     blob = json.dumps({"arch": arch_id, "model": model_hash, "calibration": calibration_hash,
-                       "options": options, "check_inputs": check_inputs, "npukit": __version__},
+                       "options": options, "check_inputs": check_inputs, "npukit": build_id()},
                       sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from ..version import build_id
 from ..errors import InputError
 from .point import METRICS, Outcome
 
@@ -90,7 +90,7 @@ class Store:
 
     def begin_sweep(self, space_toml: str, executor: str) -> int:
         cur = self.db.execute("INSERT INTO sweeps (started_at, space_toml, executor, npukit_version) "
-                              "VALUES (?, ?, ?, ?)", (time.time(), space_toml, executor, __version__))
+                              "VALUES (?, ?, ?, ?)", (time.time(), space_toml, executor, build_id()))
         return int(cur.lastrowid)
 
     def has(self, key: str) -> bool:
@@ -104,7 +104,7 @@ class Store:
         """Store one finished point in its own transaction; False if the key was already there."""
         row = {**info.__dict__, "status": outcome.status, "error": outcome.error,
                **{m: outcome.metrics.get(m) for m in METRICS}, "check_result": outcome.check,
-               "detail_json": json.dumps(outcome.detail, sort_keys=True), "npukit_version": __version__,
+               "detail_json": json.dumps(outcome.detail, sort_keys=True), "npukit_version": build_id(),
                "eval_seconds": outcome.eval_seconds, "created_at": time.time()}
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)

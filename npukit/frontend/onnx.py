@@ -23,6 +23,7 @@ from .onnx_ops_tensor import TENSOR_CONVERTERS
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS
 from .onnx_fuse import fuse_onnx_patterns
 from .onnx_ops_transformer import TRANSFORMER_CONVERTERS
+from .onnx_qdq import is_quantised_onnx, load_quantised_onnx
 
 CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **ELTWISE_CONVERTERS, **TRANSFORMER_CONVERTERS}
 _INT_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
@@ -158,7 +159,10 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
     `input_values` binds inputs to fixed arrays (e.g. an all-ones attention mask): they become
     constants, so what depends only on them folds. Integer inputs (token ids) stay int32
     inputs and may only index constant tables (Gather)."""
-    model = fuse_onnx_patterns(_read_model(path_or_bytes))
+    model = _read_model(path_or_bytes)
+    if is_quantised_onnx(model):       # QDQ / QOperator: keeps the model's own quantisation
+        return load_quantised_onnx(model, input_shapes, input_values)
+    model = fuse_onnx_patterns(model)
     g = model.graph
     given = dict(input_shapes or {})
     bound = {k: np.asarray(v) for k, v in (input_values or {}).items()}

@@ -46,8 +46,13 @@ class _View:
                 return n.input[i]
         return None
 
-    def single_use(self, names) -> bool:
-        return all(self.uses.get(n, 0) == 1 for n in names)
+    def internal(self, nodes, out: str) -> bool:
+        """Every value the pattern computes (but `out`) is used only inside the pattern."""
+        inside: dict[str, int] = {}
+        for k in nodes:
+            for i in k.input:
+                inside[i] = inside.get(i, 0) + 1
+        return all(self.uses.get(o, 0) == inside.get(o, 0) for k in nodes for o in k.output if o != out)
 
 
 def _gelu_tail(v: _View, start: onnx.NodeProto, x: str):
@@ -179,7 +184,7 @@ def fuse_onnx_patterns(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         nodes, x, out, extra = m
         ids = {k.output[0] for k in nodes}
-        if ids & drop or not v.single_use([o for k in nodes for o in k.output if o != out]):
+        if ids & drop or not v.internal(nodes, out):
             continue
         last = max(range(len(g.node)), key=lambda i: i if g.node[i].output[0] in ids else -1)
         name = f"{g.node[last].name or out}_fused"
