@@ -6,8 +6,8 @@ ResNet-18 and MobileNetV2 at 224x224 (npukit.models.zoo, seeded weights), quanti
 npukit on `npu-m` and run with `CompiledModel.run` (what `npukit run` does), against
 onnxruntime (CPU, 2 intra-op threads, 1 inter-op thread) on an int8 QDQ model of the same float
 network. `npukit export --qdq` does not exist yet, so the ORT side is onnxruntime's own
-`quantize_static` QDQ model (int8 activations and per-channel int8 weights, MinMax
-calibration on the same calibration inputs): the same network and precision, not yet the
+`quantize_static` QDQ model (after its `quant_pre_process`; int8 activations and
+per-channel int8 weights, MinMax calibration on the same calibration inputs): the same network and precision, not yet the
 bit-identical model. Both run the same input in the same process; times are the best of
 `--runs` after one warm-up run.
 """
@@ -44,6 +44,7 @@ def ort_qdq_session(float_path: Path, qdq_path: Path, name: str, calib: np.ndarr
     import onnxruntime as ort
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -52,7 +53,9 @@ def ort_qdq_session(float_path: Path, qdq_path: Path, name: str, calib: np.ndarr
         def get_next(self):
             return next(self.items, None)
 
-    quantize_static(str(float_path), str(qdq_path), Reader(), quant_format=QuantFormat.QDQ,
+    prepared = qdq_path.with_name(qdq_path.stem + "_prep.onnx")
+    quant_pre_process(str(float_path), str(prepared))   # folds batch-norm scales into the convs
+    quantize_static(str(prepared), str(qdq_path), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = 2, 1
@@ -85,6 +88,11 @@ def bench(model_name: str, runs: int, tmp: Path) -> dict:
             "logit_cosine": float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))}
 
 
+def quiet_ort_logging() -> None:
+    import logging
+    logging.getLogger().setLevel(logging.ERROR)   # ORT's quantiser logs through the root logger
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["resnet18", "mobilenet_v2"])
@@ -92,6 +100,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    quiet_ort_logging()
     print(f"machine: {machine_line()}")
     print("ORT side: onnxruntime quantize_static QDQ model of the same float network "
           "(npukit export --qdq does not exist yet); 2 intra-op threads")

@@ -53,9 +53,9 @@ class CompiledModel:
         for t in self.program.inputs:
             x = arrays[t.name]
             ints[t.name] = kv.quantize(x.astype(np.float32), t.scale, t.zero_point, np.dtype(t.dtype)) \
-                if t.is_float else x.astype(t.dtype)
+                if t.is_float and t.dtype != "float32" else x.astype(t.dtype)
         out = self._sim.run(ints)
-        return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float else out[t.name]
+        return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float and t.dtype != "float32" else out[t.name]
                 for t in self.program.outputs}
 
     def profile(self) -> Profile:

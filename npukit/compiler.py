@@ -107,7 +107,7 @@ def sqnr_report(g: Graph, qg: Graph, feeds: list[dict], values: list[dict]) -> l
             name = node.outputs[0]
             q = qg.tensors[name].quant
             f = fvals[name].astype(np.float64)
-            dq = (ivals[name].astype(np.float64) - q.zp) * q.s
+            dq = ivals[name].astype(np.float64) if q is None else (ivals[name].astype(np.float64) - q.zp) * q.s
             signal[node.name] = signal.get(node.name, 0.0) + float(np.sum(f * f))
             noise[node.name] = noise.get(node.name, 0.0) + float(np.sum((f - dq) ** 2))
     out = [LayerSqnr(n.name, n.op.value, _db(signal.get(n.name, 0.0), noise.get(n.name, 0.0))) for n in qg.nodes]

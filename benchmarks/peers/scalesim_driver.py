@@ -81,18 +81,18 @@ def main() -> None:
             layout.append(f"L{i}, 1, 1, 1, 1, 1, 1, 1,")
         (d / "topo.csv").write_text("\n".join(topo) + "\n")
         (d / "layout.csv").write_text("\n".join(layout) + "\n")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
             sim = scalesim(save_disk_space=True, verbose=False, config=str(d / "arch.cfg"),
                            topology=str(d / "topo.csv"), layout=str(d / "layout.csv"))
             sim.run_scale(top_path=str(d / "out"))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         layers = []
         for L, obj in zip(spec["layers"], sim.runner.single_layer_sim_object_list):
             overall, total, stall, *_ = obj.get_compute_report_items()
             layers.append({"name": L["name"], "total_cycles": int(total), "stall_cycles": int(stall),
                            "compute_cycles": int(total - stall)})
-    print(json.dumps({"tool": "scalesim", "wall_s": wall, "peak_rss_mib": peak_rss_mib(), "layers": layers}))
+    print(json.dumps({"tool": "scalesim", "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak_rss_mib(), "layers": layers}))
 
 
 if __name__ == "__main__":

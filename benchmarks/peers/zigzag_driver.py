@@ -36,19 +36,19 @@ def main() -> None:
     inputs = Path(zigzag.__file__).parent / "inputs"
     accel, mapping = inputs / "hardware" / "tpu_like.yaml", inputs / "mapping" / "tpu_like.yaml"
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         workload = onnx.shape_inference.infer_shapes(onnx.load(model))   # ZigZag needs typed values
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             logging.disable(logging.CRITICAL)
             energy, latency, cmes = get_hardware_performance_zigzag(
                 workload, str(accel), str(mapping), opt="latency", dump_folder=tmp,
                 pickle_filename=f"{tmp}/cmes.pickle", loma_show_progress_bar=False)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     layers = []
     for cme, _ in cmes[0][1]:
         layers.append({"name": str(cme.layer.name), "latency_cycles": float(cme.latency_total2),
                        "ideal_cycles": float(cme.ideal_cycle)})
-    print(json.dumps({"tool": "zigzag", "wall_s": wall, "peak_rss_mib": peak_rss_mib(),
+    print(json.dumps({"tool": "zigzag", "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak_rss_mib(),
                       "latency_cycles": float(latency), "energy_pj": float(energy), "layers": layers}))
 
 

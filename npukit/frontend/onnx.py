@@ -87,6 +87,7 @@ class _Importer:
         self.model = model
         self.b = builder
         self.opsets = [o for o in model.opset_import]
+        self.host_nodes: frozenset[str] = frozenset()   # ONNX node names to run in float on the host
 
     def run_graph(self, graph: onnx.GraphProto) -> None:
         for init in graph.initializer:
@@ -114,7 +115,7 @@ class _Importer:
         if op == "If":
             self._inline_if(node, ins[0])
             return
-        if runs_on_host(node, b.values):
+        if node.name in self.host_nodes or runs_on_host(node, b.values):
             emit_host(b, node, b.opset)
             return
         if node.domain not in ("", "ai.onnx") or op not in CONVERTERS:
@@ -153,11 +154,13 @@ def _opset(model: onnx.ModelProto) -> int:
 
 
 def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = None,
-              input_values: dict[str, np.ndarray] | None = None) -> Graph:
+              input_values: dict[str, np.ndarray] | None = None,
+              host_nodes: frozenset[str] = frozenset()) -> Graph:
     """Import an ONNX model as a verified float32 IR graph (NHWC inside, ONNX layout at the edges).
 
     `input_values` binds inputs to fixed arrays (e.g. an all-ones attention mask): they become
-    constants, so what depends only on them folds. Integer inputs (token ids) stay int32
+    constants, so what depends only on them folds. `host_nodes` names ONNX nodes to run in
+    float on the host (HOST_FLOAT) even though the NPU could run them. Integer inputs (token ids) stay int32
     inputs and may only index constant tables (Gather)."""
     model = _read_model(path_or_bytes)
     if is_quantised_onnx(model):       # QDQ / QOperator: keeps the model's own quantisation
@@ -190,6 +193,7 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
                                      f"{onnx.TensorProto.DataType.Name(elem)}; only float inputs are supported")
         b.add_input(vi.name, _input_shape(vi, given))
     importer = _Importer(model, b)
+    importer.host_nodes = frozenset(host_nodes)
     importer.run_graph(g)
     graph = b.graph(tuple(vi.name for vi in inputs), outputs, g.name or "model")
     return verify(graph, stage="onnx import")

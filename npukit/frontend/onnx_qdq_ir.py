@@ -21,8 +21,9 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, QParams, QuantizeAttrs, Tensor
 from ..opt.passes import clean_layout, eliminate_dead_nodes, fold_pads, fold_transpose_into_fc
-from ..opt.rewrite import Index
-from ..quant.quantize import SAME_AS_INPUT
+from ..opt.patterns import fuse_hard_swish
+from ..opt.rewrite import Index, const
+from ..quant.quantize import FIXED_OUTPUT, SAME_AS_INPUT
 from .onnx_qdq import ConstQ, QdqInfo
 
 _MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD}
@@ -30,8 +31,10 @@ _FUSES_ACT = (Op.CONV2D, Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.MUL)
 
 
 def _layout_passes(g: Graph) -> Graph:
-    """Exact rewrites only: layout clean-up, pads into convs, flatten transposes into FC weights."""
-    for run in (clean_layout, fold_pads, fold_transpose_into_fc, clean_layout, eliminate_dead_nodes):
+    """Layout clean-up, pads into convs, flatten transposes into FC weights (all exact), and
+    x * HardSigmoid(x) into HARD_SWISH (one table instead of two int8 steps)."""
+    for run in (clean_layout, fold_pads, fuse_hard_swish, fold_transpose_into_fc, clean_layout,
+                eliminate_dead_nodes):
         g = run(g)
     return g
 
@@ -67,6 +70,25 @@ def _propagate(g: Graph, quant: dict[str, QParams]) -> None:
                 quant[y], changed = quant[x], True
             elif y in quant and x not in quant and not g.tensors[x].is_const and len(g.consumers(x)) == 1:
                 quant[x], changed = quant[y], True
+
+
+def _derive(g: Graph, quant: dict[str, QParams]) -> None:
+    """Quantisation for the inner tensors of operators the frontend decomposes (HardSigmoid:
+    MUL, ADD, CLAMP): a multiply by a positive scalar rescales exactly; a tensor read only by
+    an element-wise op takes that op's output quantisation."""
+    idx = Index.of(g)
+    for node in g.nodes:
+        out = node.outputs[0]
+        c = const(g, node.inputs[1]) if node.op is Op.MUL and len(node.inputs) == 2 else None
+        x = quant.get(node.inputs[0])
+        if out not in quant and c is not None and c.size == 1 and float(c.ravel()[0]) > 0 and x is not None:
+            quant[out] = QParams.per_tensor(float(np.float32(x.s * float(c.ravel()[0]))), x.zp)
+    for node in reversed(g.nodes):
+        out = node.outputs[0]
+        users = idx.consumers.get(out, [])
+        if (out not in quant and not g.tensors[out].is_const and out not in g.outputs and len(users) == 1
+                and users[0].op in (Op.CLAMP, Op.ADD, Op.SUB) and users[0].outputs[0] in quant):
+            quant[out] = quant[users[0].outputs[0]]
 
 
 def _find(constants: dict[str, ConstQ], ir_name: str) -> ConstQ | None:
@@ -132,6 +154,24 @@ def _requantise_inputs(g: Graph) -> Graph:
     return g.with_nodes(nodes, tensors)
 
 
+def _fixed_softmax_output(g: Graph) -> Graph:
+    """npukit's int8 SOFTMAX writes scale 1/256, zero point -128; another output quantisation
+    (onnxruntime picks 1/255) is reached by a requantising QUANTIZE after it."""
+    fixed = QParams.per_tensor(*FIXED_OUTPUT[Op.SOFTMAX])
+    nodes, tensors = [], dict(g.tensors)
+    for node in g.nodes:
+        out = tensors[node.outputs[0]]
+        if node.op is Op.SOFTMAX and out.quant != fixed:
+            mid = f"{out.name}/softmax"
+            tensors[mid] = Tensor(mid, out.shape, DType.I8, None, fixed)
+            nodes += [node.with_(outputs=(mid,)),
+                      Node(Op.QUANTIZE, f"{node.name}/requantise", (mid,), (out.name,), QuantizeAttrs(),
+                           source=node.source)]
+        else:
+            nodes.append(node)
+    return g.with_nodes(nodes, tensors)
+
+
 def attach_qdq(g: Graph, info: QdqInfo) -> Graph:
     """The pre-quantised IR graph (int8 activations, float I/O) of a stripped ONNX model."""
     if not info.activations:          # weights-only quantisation: a float model
@@ -140,6 +180,7 @@ def attach_qdq(g: Graph, info: QdqInfo) -> Graph:
     quant = {n: q for n, q in info.activations.items() if n in g.tensors}
     g = _fuse_unquantised_clamps(g, quant)
     _propagate(g, quant)
+    _derive(g, quant)
     tensors = dict(g.tensors)
     for name, t in g.tensors.items():
         if t.is_const or t.dtype is not DType.F32:
@@ -155,4 +196,4 @@ def attach_qdq(g: Graph, info: QdqInfo) -> Graph:
             _weights(g, node, info, quant, tensors)
     float_io = frozenset(n for n in g.inputs + g.outputs if g.tensors[n].dtype is DType.F32)
     g = replace(g.with_nodes(g.nodes, tensors), float_io=float_io)
-    return _requantise_inputs(g)
+    return _fixed_softmax_output(_requantise_inputs(g))

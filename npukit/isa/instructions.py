@@ -21,6 +21,7 @@ class Engine(enum.IntEnum):
     MXU = 2
     VPU = 3
     HOST = 4
+    DMA_W = 5     # weight and parameter loads: their own queue when the arch has 2+ DMA channels
 
 
 class Eltwise(enum.IntEnum):
@@ -251,7 +252,9 @@ ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Req
 
 def engine_of(ins: Instr) -> Engine:
     if isinstance(ins, Dma):
-        return Engine.DMA_OUT if ins.src_space < REGION0 <= ins.dst_space else Engine.DMA_IN
+        if ins.src_space < REGION0 <= ins.dst_space:
+            return Engine.DMA_OUT
+        return Engine.DMA_W if ins.dst_space == WBUF else Engine.DMA_IN
     if isinstance(ins, DwConv):
         return Engine(ins.engine)
     return ENGINE_OF[type(ins)]

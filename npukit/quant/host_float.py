@@ -84,6 +84,25 @@ def run_quantised(attrs: HostFloatAttrs, params: HostFloatParams, ins: list[np.n
         else:
             real.append(((x.astype(np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])))
     y = run_float(attrs, real)
+    if params.out_dtype == "float32":
+        return y
     info = np.iinfo(np.dtype(params.out_dtype))
     q = np.round(y / np.float32(params.out_scale)) + params.out_zero_point
     return np.clip(q, info.min, info.max).astype(params.out_dtype)
+
+
+def host_float_only(g) -> frozenset[str]:
+    """Activations that only host float nodes touch (made by one, or a graph input, and read
+    only by them): they stay float32 instead of crossing an int8 boundary."""
+    from ..ir.graph import Op
+
+    host = [n for n in g.nodes if n.op is Op.HOST_FLOAT]
+    if not host:
+        return frozenset()
+    made_on_host = {n.outputs[0] for n in host} | set(g.inputs)
+    out = set()
+    for name in made_on_host:
+        readers = g.consumers(name)
+        if readers and name not in g.outputs and all(r.op is Op.HOST_FLOAT for r in readers):
+            out.add(name)
+    return frozenset(out)

@@ -17,7 +17,7 @@ from ..ir.verify import verify
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
 from .calibrate import Range
-from .host_float import HostFloatAttrs, HostFloatParams  # noqa: F401 - isa.serial finds them here
+from .host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa: F401 - isa.serial finds them
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
 from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
 
@@ -107,7 +107,10 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     Tensors in `wide` become int16, symmetric (zero point 0) as TFLite's 16-bit scheme."""
     qp = assign_qparams(g, ranges)
     tensors: dict[str, Tensor] = dict(g.tensors)
+    keep_float = host_float_only(g)
     for name, t in g.tensors.items():
+        if name in keep_float:
+            continue
         if name in wide:
             r = ranges[name]
             amax = max(abs(r.lo), abs(r.hi), 1e-8)
@@ -196,6 +199,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     if op is Op.HOST_FLOAT:     # float on the host: constants stay float, output scale in params
         for n in node.inputs:
             tensors.setdefault(n, g.tensors[n])
+        if out is None:          # consumed only by host float nodes: stays float32
+            return node.with_(params=HostFloatParams(1.0, 0, "float32"))
         return node.with_(params=HostFloatParams(out.s, out.zp, tensors[node.outputs[0]].dtype.value))
     if op in TRANSFORMER_OPS:
         return quantize_transformer_node(g, node, tensors)

@@ -80,7 +80,7 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
     et = energy_table(arch)
     n_layers = len(prog.layers)
     last_end = np.zeros(n_layers, np.int64)
-    busy = np.zeros((n_layers, 5), np.int64)
+    busy = np.zeros((n_layers, len(I.Engine)), np.int64)
     layer_of = np.array([ins.layer for ins in prog.instructions], np.int64)
     for i, layer in enumerate(layer_of):
         last_end[layer] = max(last_end[layer], t.end[i])
@@ -98,7 +98,8 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
         for k, v in zip(energy, (e_mac, e_sram, e_off, e_vpu)):
             energy[k] += v
         roof = _roofline(layer, arch)
-        mxu, dma, vpu = int(busy[i, I.Engine.MXU]), int(busy[i, 0] + busy[i, 1]), int(busy[i, I.Engine.VPU])
+        dma = int(busy[i, I.Engine.DMA_IN] + busy[i, I.Engine.DMA_OUT] + busy[i, I.Engine.DMA_W])
+        mxu, vpu = int(busy[i, I.Engine.MXU]), int(busy[i, I.Engine.VPU])
         layers.append(LayerProfile(
             layer.name, layer.op, list(layer.nodes), layer.target, layer.macs, cycles, mxu, vpu, dma,
             int(sum(c.region_bytes.values())), roof, _bound(layer.target, cycles, mxu, vpu, dma),

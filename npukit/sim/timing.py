@@ -41,7 +41,7 @@ class Timeline:
     start: np.ndarray
     end: np.ndarray
     engine: np.ndarray
-    busy: np.ndarray          # cycles each instruction occupies its engine
+    busy: np.ndarray          # cycles of each instruction's own work (its span less the issue overhead)
     counts: list[Counts]      # per layer
     total_cycles: int
 
@@ -184,18 +184,21 @@ def simulate(prog: Program, arch) -> Timeline:
     for i, ins in enumerate(prog.instructions):
         c = counts[ins.layer]
         eng = I.engine_of(ins)
+        queue = I.Engine.DMA_IN if eng is I.Engine.DMA_W and arch.dma.channels < 2 else eng
         if isinstance(ins, I.Host):
             lat, elements = host_cycles(prog, ins.segment, arch)
+            lat += costs.INSTR_OVERHEAD
             c.host_elements += elements
         else:
             lat = model.latency(ins, c) + costs.INSTR_OVERHEAD
         ready = max((end[d] for d in ins.deps), default=0)
-        s = max(free[eng], ready)
+        s = max(free[queue], ready)
         e = s + lat
         for space, fixed, port in model.port_use(ins):   # an off-chip region moves one transfer at a time
             t0 = ports[space].book(s + fixed, port)
             e = max(e, t0 + port + costs.INSTR_OVERHEAD)
-        start[i], end[i], engine[i], busy[i] = s, e, int(eng), e - s
-        free[eng] = e
+        # busy: the engine's own work (the closed form), without the issue overhead
+        start[i], end[i], engine[i], busy[i] = s, e, int(eng), e - s - costs.INSTR_OVERHEAD
+        free[queue] = e
     total = int(end.max()) if n else 0
     return Timeline(start, end, engine, busy, counts, total)

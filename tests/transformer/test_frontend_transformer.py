@@ -75,7 +75,7 @@ def test_attention_scores_with_nan_guard():
              helper.make_node("MatMul", ["x0", "kt"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1),
              helper.make_node("IsNaN", ["p"], ["nan"]), helper.make_node("Where", ["nan", "zero", "p"], ["pg"]),
              helper.make_node("MatMul", ["pg", "x2"], ["y"])]
-    g = _check(_model(nodes, {"zero": 0.0}, n_inputs=3))
+    g = _check(_model(nodes, {"zero": 0.0}, n_inputs=3), n_inputs=3)
     assert sum(n.op is Op.MATMUL for n in g.nodes) == 2
 
 
