@@ -76,19 +76,30 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
     return {name: np.stack([feeds[i][name] for i in pick]) for name in SHAPES}
 
 
-def stft_nodes(model_path: str | Path) -> frozenset[str]:
-    """The STFT magnitude (reflect pad, the fixed-basis conv, |.|): a DSP front end, run in
-    float on the host like the keyword spotter's MFCC; int8 audio would lose ~25 dB."""
+# the recurrent state's path: LSTM outputs -> squeeze -> concat -> stateN, on the host with the LSTM
+STATE_PATH = ("/model/decoder/rnn/", "/model/decoder/Unsqueeze", "/model/decoder/Concat", "/Add")
+
+
+def host_nodes(model_path: str | Path) -> frozenset[str]:
+    """ONNX nodes run in float on the host although the NPU could: the STFT magnitude (reflect
+    pad, fixed-basis conv, |.|), a DSP front end like the keyword spotter's MFCC (int8 audio
+    would lose ~25 dB), and the recurrent state's path, so h and c stay float between chunks."""
     import onnx
 
-    model = onnx.load(str(model_path), load_external_data=False)
-    return frozenset(n.name for n in model.graph.node if n.name.startswith("/model/stft/"))
+    def names(graph):
+        for node in graph.node:
+            yield node.name
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    yield from names(a.g)
+    model = onnx.load(str(model_path))
+    return frozenset(n for n in names(model.graph) if n.startswith(("/model/stft/", *STATE_PATH)))
 
 
 def compile_silero(model_path: str | Path, arch: str, calibration: dict, method: str = "minmax") -> CompiledModel:
     a = _arch(arch)
     g = load_onnx(model_path, SHAPES, input_values={"sr": np.array(SAMPLE_RATE, np.int64)},
-                  host_nodes=stft_nodes(model_path))
+                  host_nodes=host_nodes(model_path))
     program, qg, sqnr = compile_graph(g, a, calibration, method, source=str(model_path))
     return CompiledModel(program, a, qg, sqnr)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ..ir.graph import DType, Op, Tensor
+from ..ir.graph import Op
 from ..quant.host_float import make_attrs
 from .onnx_builder import Builder
 
@@ -29,38 +29,35 @@ def runs_on_host(node: onnx.NodeProto, values: dict) -> bool:
     return node.op_type in HOST_OPS
 
 
-def _const_tensor(b: Builder, name: str, value: np.ndarray) -> str:
-    arr = np.ascontiguousarray(value.astype(np.float32) if value.dtype.kind == "f" else value)
-    ir = b.fresh(name, own=name)
-    b.tensors[ir] = Tensor(ir, tuple(arr.shape), DType.of(arr), arr)
-    return ir
-
-
 def emit_host(b: Builder, node: onnx.NodeProto, opset: int) -> None:
-    """One HOST_FLOAT IR node per used output of `node`, each in ONNX layout."""
+    """One HOST_FLOAT IR node per used output of `node`, each in ONNX layout. Float constants
+    (weights) become IR constants; integer ones (pads, axes, indices) go inside the node."""
     ir_inputs: list[str] = []
-    examples: list[np.ndarray | None] = []
+    examples: list[np.ndarray] = []
+    embedded: dict[str, np.ndarray] = {}
     renamed = onnx.NodeProto()
     renamed.CopyFrom(node)
     del renamed.input[:]
     del renamed.output[:]
     for i, name in enumerate(node.input):
+        local = f"in{i}" if name else ""
+        renamed.input.append(local)
         if not name:
-            renamed.input.append("")
             continue
         value = b.values[name]
-        if isinstance(value, np.ndarray):
-            ir_inputs.append(_const_tensor(b, name, value))
-            examples.append(value)
+        if isinstance(value, np.ndarray) and value.dtype.kind != "f":
+            embedded[local] = value
+        elif isinstance(value, np.ndarray):
+            ir_inputs.append(b.add_const(value, name))
+            examples.append(value.astype(np.float32))
         else:
             ir_inputs.append(b.onnx_layout(name))
             examples.append(np.zeros(value.shape, np.float32))
-        renamed.input.append(f"in{i}")
     renamed.output.extend(f"out{k}" if out else "" for k, out in enumerate(node.output))
     for k, out in enumerate(node.output):
         if not out:
             continue
-        attrs = make_attrs(renamed, k, examples, opset)
+        attrs = make_attrs(renamed, k, examples, embedded, opset)
         name = b.out_name(out, False) if len(attrs.out_shape) == 4 else b.fresh(out, own=out)
         b.emit(Op.HOST_FLOAT, ir_inputs, attrs, name)
         b.set_onnx_layout(out, name)

@@ -110,8 +110,11 @@ class _Stripper:
         x = self.alias.get(x, x)
         qp = _act_qparams(scale, zp, self.where(node))
         if self.activations.setdefault(x, qp) != qp:
-            raise UnsupportedOpError(f"{self.where(node)}: tensor {x!r} is quantised twice with different "
-                                     f"parameters ({self.activations[x]} and {qp})")
+            # a second quantisation of the same values (DQ -> Q): a requantisation, kept as an
+            # unbounded Clip, which npukit computes as exactly that (requantise, full range)
+            y = f"{out}/requantised"
+            self.nodes.append(helper.make_node("Clip", [x], [y], name=y))
+            self.activations[y], x = qp, y
         self.int_acts[out] = (x, qp)
 
     def dequantize(self, node) -> None:

@@ -27,7 +27,7 @@ from ..quant.quantize import FIXED_OUTPUT, SAME_AS_INPUT
 from .onnx_qdq import ConstQ, QdqInfo
 
 _MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD}
-_FUSES_ACT = (Op.CONV2D, Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.MUL)
+_FUSES_ACT = (Op.CONV2D, Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.MUL, Op.MAX_POOL, Op.AVG_POOL)
 
 
 def _layout_passes(g: Graph) -> Graph:

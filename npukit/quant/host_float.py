@@ -13,65 +13,62 @@ from functools import lru_cache
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from ..errors import ModelError, UnsupportedOpError
 
 
 @dataclass(frozen=True)
 class HostFloatAttrs:
-    onnx_node: str                 # base64 of the NodeProto (inputs renamed in0, in1, ...)
+    onnx_model: str                # base64 of a one-node ModelProto: inputs in0.., integer constants inside
     output_index: int              # which ONNX output this IR node carries
     out_shape: tuple[int, ...]
-    opset: int
     op_type: str                   # for reports
-    input_dtypes: tuple[str, ...] = ()   # numpy dtype of each present input (int64 pads stay int64)
 
 
 @dataclass(frozen=True)
 class HostFloatParams:
     out_scale: float
     out_zero_point: int
-    out_dtype: str = "int8"
+    out_dtype: str = "int8"        # float32: consumed only by host float nodes, never quantised
 
 
-def make_attrs(node: onnx.NodeProto, output_index: int, example_inputs: list[np.ndarray | None],
-               opset: int) -> HostFloatAttrs:
-    """Attributes for `node` (inputs already renamed in0..inN, '' for absent optional ones);
-    the output shape comes from running it once on `example_inputs`."""
-    text = base64.b64encode(node.SerializeToString()).decode("ascii")
-    dtypes = tuple(np.asarray(x).dtype.name for x in example_inputs if x is not None)
-    probe = HostFloatAttrs(text, output_index, (), opset, node.op_type, dtypes)
-    out = run_float(probe, example_inputs)
+def make_attrs(node: onnx.NodeProto, output_index: int, inputs: list[np.ndarray | None],
+               embedded: dict[str, np.ndarray], opset: int) -> HostFloatAttrs:
+    """Attributes for `node`, whose inputs are renamed: those in `embedded` (integer constants:
+    pads, axes, indices) live inside the serialised model, the others are IR inputs in order.
+    The output shape comes from running it once on `inputs` (examples of the IR inputs)."""
+    feeds = [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
+             for n in node.input if n and n not in embedded]
+    outs = [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in node.output if n]
+    inits = [numpy_helper.from_array(v, n) for n, v in embedded.items()]
+    model = helper.make_model(helper.make_graph([node], "host", feeds, outs, initializer=inits),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    text = base64.b64encode(model.SerializeToString()).decode("ascii")
+    out = run_float(HostFloatAttrs(text, output_index, (), node.op_type), inputs)
     if out.dtype != np.float32:
         raise UnsupportedOpError(f"host operator {node.op_type} output {output_index} is {out.dtype}, "
                                  "only float outputs can run on the host")
-    return HostFloatAttrs(text, output_index, tuple(int(d) for d in out.shape), opset, node.op_type, dtypes)
+    return HostFloatAttrs(text, output_index, tuple(int(d) for d in out.shape), node.op_type)
 
 
 @lru_cache(maxsize=64)
-def _evaluator(onnx_node: str, opset: int):
+def _evaluator(onnx_model: str):
     from onnx.reference import ReferenceEvaluator
 
-    node = onnx.NodeProto()
-    node.ParseFromString(base64.b64decode(onnx_node))
-    ins = [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in node.input if n]
-    outs = [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in node.output if n]
-    model = helper.make_model(helper.make_graph([node], "host", ins, outs),
-                              opset_imports=[helper.make_opsetid("", opset)])
-    return ReferenceEvaluator(model), [n for n in node.input if n], [n for n in node.output]
+    model = onnx.ModelProto()
+    model.ParseFromString(base64.b64decode(onnx_model))
+    return ReferenceEvaluator(model), [i.name for i in model.graph.input], [o.name for o in model.graph.output]
 
 
-def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray | None]) -> np.ndarray:
-    """The ONNX node on float (or integer constant) inputs; returns output `output_index`."""
-    evaluator, names, outputs = _evaluator(attrs.onnx_node, attrs.opset)
-    present = [x for x in ins if x is not None]
-    if len(present) != len(names):
-        raise ModelError(f"host {attrs.op_type} expects {len(names)} inputs, got {len(present)}")
-    dtypes = attrs.input_dtypes or tuple("float32" for _ in present)
-    feeds = {n: np.asarray(x).astype(d) for n, x, d in zip(names, present, dtypes)}
-    result = evaluator.run([outputs[attrs.output_index]], feeds)[0]
-    return np.asarray(result, dtype=np.float32) if np.asarray(result).dtype.kind == "f" else np.asarray(result)
+def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> np.ndarray:
+    """The ONNX node on float inputs; returns its output `output_index`."""
+    evaluator, names, outputs = _evaluator(attrs.onnx_model)
+    if len(ins) != len(names):
+        raise ModelError(f"host {attrs.op_type} expects {len(names)} inputs, got {len(ins)}")
+    feeds = {n: np.asarray(x, np.float32) for n, x in zip(names, ins)}
+    result = np.asarray(evaluator.run([outputs[attrs.output_index]], feeds)[0])
+    return result.astype(np.float32) if result.dtype.kind == "f" else result
 
 
 def run_quantised(attrs: HostFloatAttrs, params: HostFloatParams, ins: list[np.ndarray],
@@ -92,17 +89,30 @@ def run_quantised(attrs: HostFloatAttrs, params: HostFloatParams, ins: list[np.n
 
 
 def host_float_only(g) -> frozenset[str]:
-    """Activations that only host float nodes touch (made by one, or a graph input, and read
-    only by them): they stay float32 instead of crossing an int8 boundary."""
+    """Activations that never meet the NPU: made by a host float node, a graph input or a
+    reshape (an alias) of such a tensor, and read only by host float nodes, such reshapes or
+    the caller (graph outputs). They stay float32 instead of crossing an int8 boundary."""
     from ..ir.graph import Op
 
-    host = [n for n in g.nodes if n.op is Op.HOST_FLOAT]
-    if not host:
+    if not any(n.op is Op.HOST_FLOAT for n in g.nodes):
         return frozenset()
-    made_on_host = {n.outputs[0] for n in host} | set(g.inputs)
-    out = set()
-    for name in made_on_host:
-        readers = g.consumers(name)
-        if readers and name not in g.outputs and all(r.op is Op.HOST_FLOAT for r in readers):
-            out.add(name)
-    return frozenset(out)
+    producer = {out: n for n in g.nodes for out in n.outputs}
+    readers: dict[str, list] = {}
+    for n in g.nodes:
+        for t in n.inputs:
+            readers.setdefault(t, []).append(n)
+    floats = {t for t in g.tensors if not g.tensors[t].is_const and g.tensors[t].dtype.value == "float32"
+              and (t in g.inputs or producer.get(t) is not None and producer[t].op in (Op.HOST_FLOAT, Op.RESHAPE))}
+    changed = True
+    while changed:
+        changed = False
+        for t in list(floats):
+            p = producer.get(t)
+            ok = all(r.op is Op.HOST_FLOAT or (r.op is Op.RESHAPE and r.outputs[0] in floats)
+                     for r in readers.get(t, []))
+            ok = ok and (p is None or p.op is Op.HOST_FLOAT or p.inputs[0] in floats)
+            ok = ok and (readers.get(t) or t in g.outputs)
+            if not ok:
+                floats.discard(t)
+                changed = True
+    return frozenset(floats)

@@ -68,13 +68,15 @@ class _Model:
                                 self.arch.region_latency_cycles(region.name))
 
     def port_use(self, ins: I.Instr) -> list[tuple[int, int, int]]:
-        """(off-chip space, fixed cycles, port cycles) for each region a DMA touches."""
+        """(port, fixed cycles, port cycles) of a DMA or fill: one per off-chip region it
+        touches, or the on-chip copy path (port -1) when it stays inside the SRAMs."""
         if isinstance(ins, I.Dma):
             runs = int(np.prod(ins.shape))
-            return [(space, *self._transfer(space, runs * ins.elem, runs, ins.elem))
-                    for space in (ins.src_space, ins.dst_space) if space >= I.REGION0]
-        if isinstance(ins, I.Fill) and ins.space >= I.REGION0:
-            return [(ins.space, *self._transfer(ins.space, ins.n, 1, ins.n))]
+            spaces = [s for s in (ins.src_space, ins.dst_space) if s >= I.REGION0] or [-1]
+            return [(space, *self._transfer(space, runs * ins.elem, runs, ins.elem)) for space in spaces]
+        if isinstance(ins, I.Fill):
+            space = ins.space if ins.space >= I.REGION0 else -1
+            return [(space, *self._transfer(space, ins.n, 1, ins.n))]
         return []
 
     def latency(self, ins: I.Instr, c: Counts) -> int:
@@ -193,12 +195,20 @@ def simulate(prog: Program, arch) -> Timeline:
             lat = model.latency(ins, c) + costs.INSTR_OVERHEAD
         ready = max((end[d] for d in ins.deps), default=0)
         s = max(free[queue], ready)
+        uses = model.port_use(ins)
+        if uses:
+            # a DMA queue issues a transfer and moves on (transfers are pipelined); each port
+            # (an off-chip region, or the on-chip copy path) moves one transfer at a time
+            e, work = s, 0
+            for space, fixed, port in uses:
+                t0 = ports[space].book(s + fixed, port)
+                e, work = max(e, t0 + port + costs.INSTR_OVERHEAD), max(work, port)
+            start[i], end[i], engine[i], busy[i] = s, e, int(eng), work
+            free[queue] = s + costs.DMA_SETUP_CYCLES
+            continue
         e = s + lat
-        for space, fixed, port in model.port_use(ins):   # an off-chip region moves one transfer at a time
-            t0 = ports[space].book(s + fixed, port)
-            e = max(e, t0 + port + costs.INSTR_OVERHEAD)
         # busy: the engine's own work (the closed form), without the issue overhead
-        start[i], end[i], engine[i], busy[i] = s, e, int(eng), e - s - costs.INSTR_OVERHEAD
+        start[i], end[i], engine[i], busy[i] = s, e, int(eng), lat - costs.INSTR_OVERHEAD
         free[queue] = e
     total = int(end.max()) if n else 0
     return Timeline(start, end, engine, busy, counts, total)
