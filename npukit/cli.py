@@ -144,6 +144,18 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
 
 
 @app.command()
+def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
+           calib: Optional[Path] = CALIB, calib_method: str = METHOD,
+           qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
+    """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
+    from .export import export_qdq
+    prog = _compile(model, arch, input_shape, calib, calib_method, "arch", sqnr=False)
+    export_qdq(prog, qdq)
+    typer.echo(f"wrote {qdq}: {len(prog.qgraph.nodes)} quantised layers, inputs {prog.input_names}, "
+               f"outputs {prog.output_names}")
+
+
+@app.command()
 def disasm(program: Path):
     """Print an .npub's instruction stream as assembly."""
     typer.echo(api.load(program).disasm())

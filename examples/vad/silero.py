@@ -77,7 +77,8 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
 
 
 # the recurrent state's path: LSTM outputs -> squeeze -> concat -> stateN, on the host with the LSTM
-STATE_PATH = ("/model/decoder/rnn/", "/model/decoder/Unsqueeze", "/model/decoder/Concat", "/Add")
+# (names as in silero's op15 file; the default file prefixes them with its If branch's name)
+HOST_PREFIXES = ("/stft/", "/decoder/rnn/", "/decoder/Unsqueeze", "/decoder/Concat", "/Add")
 
 
 def host_nodes(model_path: str | Path) -> frozenset[str]:
@@ -93,7 +94,10 @@ def host_nodes(model_path: str | Path) -> frozenset[str]:
                 if a.type == onnx.AttributeProto.GRAPH:
                     yield from names(a.g)
     model = onnx.load(str(model_path))
-    return frozenset(n for n in names(model.graph) if n.startswith(("/model/stft/", *STATE_PATH)))
+    def core(name: str) -> str:
+        name = name.split("__")[-1]
+        return name[len("/model"):] if name.startswith("/model/") else name
+    return frozenset(n for n in names(model.graph) if core(n).startswith(HOST_PREFIXES))
 
 
 def compile_silero(model_path: str | Path, arch: str, calibration: dict, method: str = "minmax") -> CompiledModel:

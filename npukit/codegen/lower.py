@@ -68,7 +68,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
     ctx = Ctx(arch, options, arena, consts, onchip)
     ctx.emitter.readonly[w_space] = (consts.base, 1 << 62)
-    layers, host_segments, host_blobs = [], [], []
+    layers, host_segments, host_blobs, counted = [], [], [], set()
     for i, node in enumerate(g.nodes):
         ctx.emitter.layer = i
         reason = reasons[node.name]
@@ -78,7 +78,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)
         layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
-                            _macs(g, node), *_min_bytes(g, node, arch), _vpu_ops(g, node), reason,
+                            _macs(g, node), *_min_bytes(g, node, arch, counted), _vpu_ops(g, node), reason,
                             {k: str(v) for k, v in detail.items()}))
     regions = _regions(arch, names, arena, consts, g.variables)
     return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, user_inputs, meta, moved),
@@ -155,14 +155,16 @@ def _vpu_ops(g: Graph, node: Node) -> int:
     return out                                     # requantise / element-wise / table
 
 
-def _min_bytes(g: Graph, node: Node, arch) -> tuple[int, dict[str, int]]:
+def _min_bytes(g: Graph, node: Node, arch, counted: set[str]) -> tuple[int, dict[str, int]]:
     """What must cross off-chip whatever the schedule, in total and per region: weights, the
     graph inputs and outputs the layer touches, and the spills the SRAM size forces
     (activations larger than all of ABUF are written out by their producer and read back by
     each consumer)."""
     if node.op is Op.RESHAPE:
         return 0, {}                               # an alias: nothing moves
-    weights = sum(g.tensors[n].nbytes for n in node.inputs if g.tensors[n].is_const)
+    consts = [n for n in node.inputs if g.tensors[n].is_const and n not in counted]
+    counted.update(consts)               # a weight shared by several layers crosses once
+    weights = sum(g.tensors[n].nbytes for n in consts)
     acts = sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
     acts += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
     acts += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)

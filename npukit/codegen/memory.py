@@ -27,12 +27,16 @@ class ConstImage:
     space: int
     base: int
     data: bytearray = field(default_factory=bytearray)
+    _seen: dict = field(default_factory=dict)     # bytes -> address: identical blocks stored once
 
     def add(self, array: np.ndarray) -> int:
         raw = np.ascontiguousarray(array).tobytes()
+        if raw in self._seen:
+            return self._seen[raw]
         self.data.extend(b"\0" * (_align(len(self.data)) - len(self.data)))
         addr = self.base + len(self.data)
         self.data.extend(raw)
+        self._seen[raw] = addr
         return addr
 
     @property

@@ -70,7 +70,7 @@ class QdqWriter:
 
     def init(self, array: np.ndarray, base: str) -> str:
         name = self.fresh(base)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.inits.append(numpy_helper.from_array(np.array(array, order="C"), name))
         return name
 
     def ints(self, values, base: str) -> str:
@@ -161,7 +161,8 @@ class QdqWriter:
             t = g.tensors[name]
             v = self.value(name, identity(len(t.shape)))
             if name in float_io:
-                self.node("Identity", [v.f], name, name + "/output")
+                s, z = self.qparams_inits(t.quant, t.dtype, name)
+                self.node("DequantizeLinear", [v.q, s, z], name, name + "/output")
                 outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(t.shape)))
             else:
                 self.node("Identity", [v.q], name, name + "/output")

@@ -139,6 +139,9 @@ class _Stripper:
     def other(self, node) -> None:
         ins = [self.alias.get(i, i) for i in node.input]
         int_ins = [i for i in ins if i in self.int_acts]
+        if node.op_type == "Identity" and ins[0] in self.activations:
+            self.alias[node.output[0]] = ins[0]
+            return
         if not int_ins:
             new = onnx.NodeProto()
             new.CopyFrom(node)

