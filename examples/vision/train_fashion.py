@@ -1,7 +1,7 @@
 """Train a small CNN on Debian's Fashion-MNIST (torch, CPU) and export it as ONNX.
 
     pip install torch   # training only; npukit and the example do not need it
-    python examples/vision/train_fashion.py [--epochs 6] [--out examples/vision/fashion_cnn.onnx]
+    python examples/vision/train_fashion.py [--epochs 3] [--out examples/vision/fashion_cnn.onnx]
 
     conv 3x3 1->16, ReLU, max pool 2, conv 3x3 16->32, ReLU, max pool 2,
     conv 3x3 32->64, ReLU, flatten 64x7x7, Gemm 3136->10
@@ -103,7 +103,7 @@ def export(net, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="train the Fashion-MNIST CNN and export ONNX")
     parser.add_argument("--out", type=Path, default=HERE / "fashion_cnn.onnx")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     split = fashion_mnist()
     net = train(split.x_train, split.y_train, args.epochs)

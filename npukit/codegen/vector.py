@@ -136,7 +136,7 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 64
     th, cb = eh, c
-    while cb > 1 and min(h, (th - 1) * sh + kh) * w * cb + th * ew * cb > budget:
+    while (th > 1 or cb > 1) and min(h, (th - 1) * sh + kh) * w * cb + th * ew * cb > budget:
         if th > 1:
             th = math.ceil(th / 2)
         else:
