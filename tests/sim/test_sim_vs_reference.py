@@ -127,3 +127,17 @@ def test_vector_layers_sim_equals_reference(tmp_path, seed, c, h, w, pool, kerne
     calib = {"x": rng.standard_normal((4,) + shape).astype(np.float32)}
     prog = _compile(tmp_path, data, small_arch(abuf, 1, 1, 4, 4, "auto"), CompileOptions(), calib)
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal(shape).astype(np.float32)}])
+
+
+@pytest.mark.parametrize("batch", [2, 5])
+def test_batch_on_datacentre_preset(tmp_path, batch):
+    """Batch > 1 on npu-dc: every image of the batch equals the reference."""
+    from pathlib import Path
+    model = Path(__file__).resolve().parents[2] / "examples" / "digits" / "digits_cnn.onnx"
+    rng = np.random.default_rng(batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(model, "npu-dc", input_shapes={"x": (batch, 1, 8, 8)},
+                              calibration={"x": rng.random((4, batch, 1, 8, 8), dtype=np.float32)})
+    assert_sim_equals_reference(prog, [{"x": rng.random((batch, 1, 8, 8), dtype=np.float32)}])
+    assert prog.profile().macs == batch * 25600
