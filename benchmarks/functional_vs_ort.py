@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, table  # noqa: E402
+from common import machine_line, table
 
 TARGET = 3.0
 N_CALIB = 8
@@ -42,8 +42,12 @@ def best_time(fn, runs: int) -> tuple[float, object]:
 
 def ort_qdq_session(float_path: Path, qdq_path: Path, name: str, calib: np.ndarray):
     import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):

@@ -3,6 +3,7 @@ wall time / peak memory of a whole-network timing estimate against SCALE-Sim and
 
     bash benchmarks/setup_peers.sh scalesim zigzag   # once
     python benchmarks/scalesim_resnet18.py [--skip-zigzag] [--json OUT.json]
+    python benchmarks/scalesim_resnet18.py --reuse-peers OLD.json   # npukit side only, peers' stored results
 
 Part 1 (fidelity): npukit on a 32x32 array with `fold_overlap = false`, a fixed dataflow
 (ws, then os) and SRAMs so large that no layer is split; each conv / FC layer's
@@ -28,7 +29,7 @@ from pathlib import Path
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PeerMissing, machine_line, ratio, run_peer, run_self, table  # noqa: E402
+from common import PeerMissing, machine_line, run_peer, run_self, table
 
 HUGE_KIB = 64 * 1024
 TARGET_VS_SCALESIM, TARGET_VS_ZIGZAG, TARGET_PEAK_MIB = 250.0, 50.0, 300.0
@@ -49,10 +50,10 @@ def onnx_layers(model: onnx.ModelProto) -> list[dict]:
             stride = attrs.get("strides", [1, 1])[0]
             if attrs.get("group", [1]) not in ([1], []):
                 continue
-            out.append(dict(name=node.name, c=c, k=k, kh=kh, kw=kw, stride=stride, eh=eh, ew=ew))
+            out.append({"name": node.name, "c": c, "k": k, "kh": kh, "kw": kw, "stride": stride, "eh": eh, "ew": ew})
         elif node.op_type == "Gemm":
             k, c = inits[node.input[1]]   # transB = 1: [out, in]
-            out.append(dict(name=node.name, c=c, k=k, kh=1, kw=1, stride=1, eh=1, ew=1))
+            out.append({"name": node.name, "c": c, "k": k, "kh": 1, "kw": 1, "stride": 1, "eh": 1, "ew": 1})
     for L in out:   # SCALE-Sim has no padding: give it the extent actually read
         L["ifmap_h"] = (L["eh"] - 1) * L["stride"] + L["kh"]
         L["ifmap_w"] = (L["ew"] - 1) * L["stride"] + L["kw"]
@@ -83,13 +84,16 @@ def npukit_layer_cycles(qgraph, dataflow: str) -> dict[str, dict]:
             for i, L in enumerate(profile.layers)}
 
 
-def fidelity(layers: list[dict], qgraph, skip_scalesim: bool, tmp: Path) -> dict:
+def fidelity(layers: list[dict], qgraph, skip_scalesim: bool, tmp: Path, reuse: dict | None) -> dict:
     result = {}
     for df in ("ws", "os"):
         ours = npukit_layer_cycles(qgraph, df)
         spec = tmp / f"scalesim_{df}.json"
         spec.write_text(json.dumps({"rows": 32, "cols": 32, "dataflow": df, "layers": layers}))
-        peer = None if skip_scalesim else run_peer("scalesim", "scalesim_driver.py", spec)
+        if reuse:
+            peer = reuse["fidelity"][df]["scalesim"]
+        else:
+            peer = None if skip_scalesim else run_peer("scalesim", "scalesim_driver.py", spec)
         rows, mismatches = [], []
         for i, L in enumerate(layers):
             mine = ours.get(L["name"], {"mxu_cycles": None, "tiles": 0})
@@ -109,7 +113,8 @@ def fidelity(layers: list[dict], qgraph, skip_scalesim: bool, tmp: Path) -> dict
     return result
 
 
-def speed(model_path: Path, qgraph, scalesim_ws: dict | None, skip_zigzag: bool, tmp: Path) -> dict:
+def speed(model_path: Path, qgraph, scalesim_ws: dict | None, skip_zigzag: bool, tmp: Path,
+          reuse: dict | None) -> dict:
     from npukit.arch import load_arch
     arch_path = tmp / "npu-l.toml"
     arch_path.write_text(load_arch("npu-l").to_toml())
@@ -119,9 +124,12 @@ def speed(model_path: Path, qgraph, scalesim_ws: dict | None, skip_zigzag: bool,
             "npukit timing only": run_self("npukit_timing.py", "timing", qpath, arch_path, 5)}
     if scalesim_ws:
         runs["SCALE-Sim 3.0 (ws, no traces)"] = scalesim_ws
-    if not skip_zigzag:
+    zigzag_name = "ZigZag 3.9 (tpu_like)"
+    if reuse and zigzag_name in reuse["speed"]:
+        runs[zigzag_name] = reuse["speed"][zigzag_name]
+    elif not skip_zigzag:
         try:
-            runs["ZigZag 3.9 (tpu_like)"] = run_peer("zigzag", "zigzag_driver.py", model_path)
+            runs[zigzag_name] = run_peer("zigzag", "zigzag_driver.py", model_path)
         except PeerMissing as exc:
             print(f"ZigZag skipped: {exc}")
     rows = [[name, r["wall_s"], r.get("cpu_s", "-"), r["peak_rss_mib"], r.get("traced_peak_mib", ""),
@@ -150,11 +158,15 @@ def main() -> None:
     ap.add_argument("--skip-zigzag", action="store_true")
     ap.add_argument("--skip-scalesim", action="store_true")
     ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--reuse-peers", type=Path, help="take SCALE-Sim and ZigZag results from an earlier --json")
     args = ap.parse_args()
+    reuse = json.loads(args.reuse_peers.read_text()) if args.reuse_peers else None
     warnings.simplefilter("ignore")   # random calibration: cycle counts do not depend on the data
     import npukit
     from npukit.models import zoo
     print(f"machine: {machine_line()}")
+    if reuse:
+        print(f"peer results (SCALE-Sim, ZigZag) reused from {args.reuse_peers}; npukit measured now")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         model = zoo.resnet18()
@@ -162,11 +174,11 @@ def main() -> None:
         layers = onnx_layers(model)
         qgraph = npukit.compile(model_path, fidelity_arch("ws")).qgraph
         try:
-            fid = fidelity(layers, qgraph, args.skip_scalesim, tmp)
+            fid = fidelity(layers, qgraph, args.skip_scalesim, tmp, reuse)
         except PeerMissing as exc:
             print(f"SCALE-Sim skipped: {exc}")
-            fid = fidelity(layers, qgraph, True, tmp)
-        runs = speed(model_path, qgraph, fid["ws"]["scalesim"], args.skip_zigzag, tmp)
+            fid = fidelity(layers, qgraph, True, tmp, None)
+        runs = speed(model_path, qgraph, fid["ws"]["scalesim"], args.skip_zigzag, tmp, reuse)
     if args.json:
         args.json.write_text(json.dumps({"fidelity": fid, "speed": runs}, indent=1, default=str))
 

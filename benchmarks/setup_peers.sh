@@ -4,7 +4,7 @@
 # venv's python, so the peers' pinned dependencies never meet npukit's environment.
 #
 #   bash benchmarks/setup_peers.sh            # all peers
-#   bash benchmarks/setup_peers.sh vela       # one of: scalesim zigzag vela
+#   bash benchmarks/setup_peers.sh vela       # some of: scalesim zigzag vela
 set -euo pipefail
 
 ROOT="${NPUKIT_PEERS:-$HOME/.cache/npukit/peers}"
@@ -27,11 +27,16 @@ make_venv() {   # name, pip requirements...
   echo "[$name] installed: $(grep -iE "^($name|scalesim|zigzag-dse|ethos-u-vela)==" "$dir/requirements.lock" | tr '\n' ' ')"
 }
 
-want="${1:-all}"
-# SCALE-Sim 3.0: its pinned numpy must stay below 2.4.
-[[ $want == all || $want == scalesim ]] && make_venv scalesim "scalesim>=3.0,<3.1" "numpy<2.4"
-# ZigZag 3.9: imports `six` without declaring it.
-[[ $want == all || $want == zigzag ]] && make_venv zigzag "zigzag-dse>=3.9,<3.10" six
-# Vela 5.x: the Ethos-U compiler and its performance estimator.
-[[ $want == all || $want == vela ]] && make_venv vela "ethos-u-vela>=5,<6"
+[ $# -eq 0 ] && set -- scalesim zigzag vela
+for peer in "$@"; do
+  case "$peer" in
+    # SCALE-Sim 3.0: its pinned numpy must stay below 2.4.
+    scalesim) make_venv scalesim "scalesim>=3.0,<3.1" "numpy<2.4" ;;
+    # ZigZag 3.9: imports `six` without declaring it.
+    zigzag) make_venv zigzag "zigzag-dse>=3.9,<3.10" six ;;
+    # Vela 5.x: the Ethos-U compiler and its performance estimator.
+    vela) make_venv vela "ethos-u-vela>=5,<6" ;;
+    *) echo "unknown peer '$peer' (choose from: scalesim zigzag vela)" >&2; exit 2 ;;
+  esac
+done
 echo "peers ready under $ROOT"

@@ -89,7 +89,7 @@ def main() -> None:
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         layers = []
         for L, obj in zip(spec["layers"], sim.runner.single_layer_sim_object_list):
-            overall, total, stall, *_ = obj.get_compute_report_items()
+            _, total, stall, *_ = obj.get_compute_report_items()
             layers.append({"name": L["name"], "total_cycles": int(total), "stall_cycles": int(stall),
                            "compute_cycles": int(total - stall)})
     print(json.dumps({"tool": "scalesim", "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak_rss_mib(), "layers": layers}))

@@ -39,7 +39,7 @@ def compile_one(model: Path, out_dir: Path, repeats: int) -> dict:
     if rc:
         return {"model": model.stem, "error": f"vela exited with {rc}: {log.getvalue()[-500:]}"}
     per_layer = list(csv.DictReader((out_dir / f"{model.stem}_per-layer.csv").open()))
-    summary = list(csv.DictReader(next(out_dir.glob(f"{model.stem}_summary_*.csv")).open()))[0]
+    summary = next(csv.DictReader(next(out_dir.glob(f"{model.stem}_summary_*.csv")).open()))
     layers = [{"name": r["Name"], "op": r["Original Operator"], "target": r["Target"],
                "cycles": int(float(r["Op Cycles"])), "npu_cycles": int(float(r["NPU"])),
                "macs": int(float(r["MAC Count"])),

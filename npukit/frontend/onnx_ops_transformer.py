@@ -65,7 +65,7 @@ def gelu(b: Builder, node) -> None:
 
 
 def erf(b: Builder, node) -> None:
-    raise _unsupported(b, "'Erf' outside a GELU pattern")
+    raise _unsupported(b, "'Erf'")           # only inside a GELU pattern (fused before conversion)
 
 
 def gather(b: Builder, node) -> None:

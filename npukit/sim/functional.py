@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from threadpoolctl import threadpool_limits
+
 from ..errors import BinaryError, InputError
 from ..isa import instructions as I
 from ..isa.program import Program
@@ -50,6 +52,11 @@ class Simulator:
     def run(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
         """Integer inputs in, integer outputs out. `order` runs instructions in another
         (dependency-respecting) order, as the timing model schedules them."""
+        # tile-sized GEMMs are too small to gain from BLAS threads, which only contend
+        with threadpool_limits(1, user_api="blas"):
+            return self._run(feeds, order)
+
+    def _run(self, feeds, order):
         m = self._machine()
         arrays = check_feeds(self.prog.inputs, feeds)
         for t in self.prog.inputs:

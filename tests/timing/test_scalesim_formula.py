@@ -90,7 +90,7 @@ def test_conv_mxu_cycles_equal_scalesim_closed_form(tmp_path, index, rows, cols,
     layer = convs[0]
     out = (case.size + 2 * case.pad - case.kernel) // case.stride + 1
     # the layer really ran as one tile: one MXU instruction over all rows, filters and channels
-    index_of = [i for i, la in enumerate(model.program.layers) if la.name == layer.name][0]
+    index_of = next(i for i, la in enumerate(model.program.layers) if la.name == layer.name)
     tiles = [ins for ins in model.program.instructions if ins.layer == index_of and isinstance(ins, I.Conv)]
     assert [(t.out_h, t.out_w, t.k, t.c_len) for t in tiles] == [(out, out, case.cout, case.cin)]
     want = scalesim_compute_cycles(out * out, case.cout, case.kernel ** 2 * case.cin, rows, cols, dataflow)
