@@ -51,11 +51,12 @@ def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
         raise InputError(f"cannot read {path}: {e}") from None
 
 
-def _compile(model: Path, arch: str, shapes, calib, method, dataflow, sqnr=True) -> api.CompiledModel:
+def _compile(model: Path, arch: str, shapes, calib, method, dataflow, sqnr=True,
+             random_samples=8) -> api.CompiledModel:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow),
-                           sqnr)
+                           sqnr, random_samples)
     for w in caught:
         typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
     return prog
@@ -136,7 +137,8 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
-        prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, sqnr=False)
+        # cycles do not depend on how well random data calibrates: one sample is enough
+        prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, sqnr=False, random_samples=1)
     p = prog.profile()
     typer.echo(str(p))
     if json_out:

@@ -49,34 +49,51 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
     raise ModelError(f"unsupported model format {suffix!r} (expected .onnx or .tflite)")
 
 
-def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
-                  method: str = "minmax", options: CompileOptions = CompileOptions(),
-                  source: str = "", sqnr: bool = True,
-                  int16_below_db: float | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
-    """`int16_below_db`: widen to int16 the tensors the per-layer noise report
-    (quant.wide) finds below that SQNR; None keeps every activation int8."""
+@dataclass(frozen=True)
+class Quantised:
+    graph: Graph                # the integer graph
+    sqnr: list[LayerSqnr]       # per-layer noise, worst first (empty if not asked for)
+    samples: int                # calibration samples used
+
+
+def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
+             sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8) -> Quantised:
+    """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
+    integer params). `int16_below_db`: widen to int16 the tensors the per-layer noise report
+    (quant.wide) finds below that SQNR; None keeps every activation int8. Without
+    calibration data, `random_samples` random inputs stand in, with a loud warning."""
     if g.is_quantised:
-        return compile_prequantised(g, arch, options, source)
+        return Quantised(attach_params(g), [], 0)
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
     g = optimize(g)
     if calibration is None:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
-                      "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=2)
-    feeds = calibration_feeds(g, calibration)
+                      "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
+    feeds = calibration_feeds(g, calibration, n_random=random_samples)
     observers, values = observe(g, feeds)
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     qg = quantize_graph(g, ranges)
     if int16_below_db is not None:
         wide = choose_int16(qg, layer_noise(qg, values), int16_below_db)
         qg = quantize_graph(g, ranges, wide) if wide else qg
-    sqnr = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
+    report = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
+    return Quantised(qg, report, len(feeds))
+
+
+def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
+                  method: str = "minmax", options: CompileOptions = CompileOptions(),
+                  source: str = "", sqnr: bool = True, int16_below_db: float | None = None,
+                  random_samples: int = 8) -> tuple[Program, Graph, list[LayerSqnr]]:
+    """The whole compiler: quantise (see `quantise`), then lower for `arch`."""
+    if g.is_quantised:
+        return compile_prequantised(g, arch, options, source)
+    q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples)
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
-            "calibration_samples": len(feeds), "random_calibration": calibration is None,
+            "calibration_samples": q.samples, "random_calibration": calibration is None,
             "options": options.__dict__, "float_io": {n: True for n in list(g.inputs) + list(g.outputs)},
-            "sqnr": [s.__dict__ for s in sqnr]}
-    program = lower_program(qg, arch, options, meta)
-    return program, qg, sqnr
+            "sqnr": [s.__dict__ for s in q.sqnr]}
+    return lower_program(q.graph, arch, options, meta), q.graph, q.sqnr
 
 
 def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOptions(),

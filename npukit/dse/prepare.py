@@ -46,20 +46,13 @@ def prepare_model(spec: ModelSpec) -> PreparedModel:
 
 def quantise(spec: ModelSpec):
     """The compiler driver's stages up to the quantised graph (lowering is per point)."""
-    from ..compiler import load_model
-    from ..opt.pipeline import optimize
-    from ..quant.calibrate import METHODS, calibration_feeds, observe
-    from ..quant.quantize import attach_params, quantize_graph
-    if spec.method not in METHODS:
-        raise InputError(f"{spec.path.name}: unknown calibration method {spec.method!r} "
-                         f"(choose from {', '.join(METHODS)})")
+    from ..compiler import load_model, quantise as quantise_graph
     g = load_model(spec.path, dict(spec.input_shapes) or None)
-    if g.is_quantised:   # an int8 TFLite model keeps its own scales, as the compiler does
-        return attach_params(g)
-    g = optimize(g)
     calibration = _npz(spec.calibration) if spec.calibration else None
-    observers, _ = observe(g, calibration_feeds(g, calibration))
-    return quantize_graph(g, {name: obs.range(spec.method) for name, obs in observers.items()})
+    try:
+        return quantise_graph(g, calibration, spec.method, sqnr=False).graph
+    except InputError as exc:
+        raise InputError(f"{spec.path.name}: {exc}") from None
 
 
 def _npz(path) -> dict[str, np.ndarray]:
