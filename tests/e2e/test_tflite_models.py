@@ -18,7 +18,7 @@ from npukit.frontend.tflite import load_tflite
 from npukit.ir.graph import Op
 
 MLPERF = Path(__file__).resolve().parents[1] / "data" / "mlperf_tiny"
-WAKEWORDS = ("wakeword-okay-nabu", "wakeword-hey-jarvis", "wakeword-alexa")
+WAKEWORDS = ("wakeword-okay-nabu", "wakeword-hey-jarvis", "wakeword-alexa", "wakeword-hey-mycroft")
 
 
 def _with_logits(path, op: Op) -> tuple[CompiledModel, str]:
