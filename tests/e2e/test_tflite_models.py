@@ -49,7 +49,8 @@ def speech_like_features(seconds: float, scale: float, zero_point: int, seed: in
     """int8 [frames, 1, 3, 40] stride-3 feature windows: synthetic voiced audio (a gliding pitch
     with two formants, syllable-rate envelope, noise) through pymicro-features' micro frontend,
     quantised with the model's input scale as pymicro-wakeword feeds it."""
-    frontend = pytest.importorskip("pymicro_features").MicroFrontend()
+    from pymicro_features import MicroFrontend
+    frontend = MicroFrontend()
     rng = np.random.default_rng(seed)
     sr = 16000
     t = np.arange(int(seconds * sr)) / sr
