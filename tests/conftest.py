@@ -11,4 +11,3 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
-from npukit.testing.fixtures import real_model  # noqa: E402,F401  (kept for older imports)

@@ -45,6 +45,11 @@ REGISTRY: dict[str, ModelSource] = {
     "wakeword-hey-jarvis": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/hey_jarvis.tflite"),
     "wakeword-alexa": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/alexa.tflite"),
     "wakeword-hey-mycroft": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/hey_mycroft.tflite"),
+    # the detectors' published settings (wake phrase, probability cutoff, sliding window)
+    "wakeword-okay-nabu-config": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/okay_nabu.json"),
+    "wakeword-hey-jarvis-config": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/hey_jarvis.json"),
+    "wakeword-alexa-config": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/alexa.json"),
+    "wakeword-hey-mycroft-config": ModelSource("pymicro-wakeword", "2.5.0", "pymicro_wakeword/models/hey_mycroft.json"),
     # voice activity detection (ONNX, 16 kHz only: no If on the sample rate)
     "silero-vad-16k": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx"),
     # the default silero file: the 8 kHz and 16 kHz networks under an `If` on the sample rate

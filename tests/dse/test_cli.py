@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import DIGITS, ROOT
+from dse_util import DIGITS, ROOT
 from npukit.dse import Store
 from test_pareto import brute_force
 

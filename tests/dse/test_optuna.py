@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import stored, write_space
+from dse_util import stored, write_space
 from npukit.dse import InlineExecutor, PoolExecutor, explore, load_space
 
 import optuna  # noqa: E402,F401  (in the test extra)

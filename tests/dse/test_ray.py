@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import stored, write_space
+from dse_util import stored, write_space
 from npukit.dse import PoolExecutor, RayExecutor, explore, load_space
 
 import ray  # noqa: E402  (in the test extra: a missing Ray must fail, not skip)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import stored, write_space
+from dse_util import stored, write_space
 from npukit.dse import InlineExecutor, explore, load_space
 
 SPACE = """

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DIGITS, stored, write_space
+from dse_util import DIGITS, stored, write_space
 from npukit import api
 from npukit.codegen.context import CompileOptions
 from npukit.dse import InlineExecutor, PoolExecutor, explore, load_space
