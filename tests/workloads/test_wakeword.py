@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
 import npukit
 from npukit.models import wakeword as W
 from npukit.models.datasets_audio import synthesize
 from npukit.testing.fixtures import real_model
+from npukit.testing.tflite_builder import reference_stream
 
 VOICES = [("en-us", 150, 50), ("en-gb+f3", 170, 70), ("en+m3", 130, 35), ("en-gb-x-rp", 160, 60)]
 OTHER = ["hello there how are you", "the weather is nice today", "please turn off the lights",
@@ -43,15 +42,7 @@ def _npu_probs(prog, cfg, audio):
 
 
 def _litert_probs(path, cfg, x, scale, zp):
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-
-    def run(v):
-        it.set_tensor(i, v)
-        it.invoke()
-        return it.get_tensor(o).copy()
-    return W.probabilities(run, x, scale, zp, cfg.window)
+    return W.probabilities(reference_stream(path), x, scale, zp, cfg.window)
 
 
 def test_probabilities_equal_litert_reference(detector):
