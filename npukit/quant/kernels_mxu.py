@@ -225,6 +225,18 @@ def fc_output(acc: np.ndarray, bias: np.ndarray | None, p: ConvParams, dtype=np.
     return np.clip(y, p.act_min, p.act_max).astype(dtype)
 
 
+def fc_output_wide(acc: np.ndarray, bias: np.ndarray | None, p: ConvParams, dtype=np.int16) -> np.ndarray:
+    """FULLY_CONNECTED output stage of LiteRT's 16x8 reference kernel (int16 activations,
+    int8 weights): int64 accumulators (no int32 wrap), then round(double(acc + bias) *
+    effective_scale) + zp, clamped. An int8 input is the same kernel on the int16 values
+    x - x_zp (zero point 0), so int8 -> int16 layers use it too."""
+    bias = _check_bias(bias, acc.shape[-1])
+    x = np.asarray(acc, dtype=np.int64) + (0 if bias is None else bias)
+    y = intmath.round_half_away(x.astype(np.float64) * p.effective_scale)
+    y = np.clip(y, intmath.INT32_MIN, intmath.INT32_MAX).astype(np.int64) + p.output_zp
+    return np.clip(y, p.act_min, p.act_max).astype(dtype)
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, attrs: ConvAttrs,
            p: ConvParams, dtype=np.int8) -> np.ndarray:
     return conv_output(conv2d_acc(x, w, attrs, p.input_zp), bias, p, dtype)

@@ -91,6 +91,23 @@ def gelu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, approximate: 
     return _lut_populate(lambda v: _gelu_f32(v, approximate == "tanh"), in_s, in_zp, out_s, out_zp)
 
 
+def gelu_table_wide(in_s: float, out_s: float, out_zp: int, approximate: str = "none",
+                    dtype=np.int8) -> np.ndarray:
+    """GELU of an int16 input (zero point 0; LiteRT has no int16 GELU): a 65536-entry table
+    indexed by code + 32768, each entry as LUTPopulate computes it (float32 transform,
+    round half away), clamped to the output type (int8, or int16 with zero point 0)."""
+    if approximate not in ("none", "tanh"):
+        raise ModelError(f"GELU approximation {approximate!r} (expected none or tanh)")
+    if min(in_s, out_s) <= 0:
+        raise ModelError(f"GELU scales must be positive: {in_s}, {out_s}")
+    codes = np.arange(-32768, 32768, dtype=np.int64)
+    v = (_f32(in_s) * codes.astype(np.float32)).astype(np.float32)
+    t = _gelu_f32(v, approximate == "tanh")
+    q = intmath.round_half_away((t * (_f32(1.0) / _f32(out_s))).astype(np.float64))
+    info = np.iinfo(dtype)
+    return np.clip(q.astype(np.float32).astype(np.float64) + out_zp, info.min, info.max).astype(dtype)
+
+
 def gelu_float(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     x = np.asarray(x, np.float64)
     if approximate == "tanh":
@@ -185,8 +202,9 @@ def run_transformer_node(node, ins: list[np.ndarray]) -> np.ndarray:
     p = node.params
     if node.op is Op.GATHER:
         return gather(ins[0], ins[1])
-    if node.op is Op.GELU:
-        return np.asarray(p.table)[np.asarray(ins[0], np.int64) + 128]
+    if node.op is Op.GELU:           # 256 entries for int8 input, 65536 for int16
+        table = np.asarray(p.table)
+        return table[np.asarray(ins[0], np.int64) + table.size // 2]
     dtype = np.int16 if p.act_max > 127 else np.int8
     if node.op is Op.MATMUL:
         return batch_matmul(ins[0], ins[1], p, node.attrs.transpose_b, dtype)

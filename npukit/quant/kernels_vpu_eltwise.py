@@ -16,6 +16,7 @@ from npukit.quant import intmath
 from npukit.quant.kernels_mxu import activation_range
 
 ADD_LEFT_SHIFT = 20   # the 8-bit path of TFLite ADD/SUB
+ADD_LEFT_SHIFT_INT16 = 15   # TFLite's general-scale int16 path (int16 operands, zero point 0)
 
 
 def _f32(x: float) -> np.float32:
@@ -71,8 +72,10 @@ def _smaller_than_one(m: float, what: str) -> tuple[int, int]:
 
 
 def prepare_add(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int,
-                act: Clamp | None, sub: bool = False, dtype=np.int8) -> AddParams:
-    """ADD (or SUB with sub=True) Prepare: both inputs rescaled to 2*max(s1, s2) / 2^20."""
+                act: Clamp | None, sub: bool = False, dtype=np.int8,
+                left_shift: int = ADD_LEFT_SHIFT) -> AddParams:
+    """ADD (or SUB with sub=True) Prepare: both inputs rescaled to 2*max(s1, s2) / 2^left_shift
+    (20 for int8 operands, 15 when an operand is int16, as TFLite's int16 ADD)."""
     for s, what in ((s1, "input 1"), (s2, "input 2"), (so, "output")):
         check_scale(s, what)
     for zp, what in ((zp1, "input 1"), (zp2, "input 2"), (zpo, "output")):
@@ -80,12 +83,12 @@ def prepare_add(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int,
     twice_max_input_scale = 2.0 * float(max(_f32(s1), _f32(s2)))
     real1 = float(_f32(s1)) / twice_max_input_scale
     real2 = float(_f32(s2)) / twice_max_input_scale
-    real_out = twice_max_input_scale / (float(1 << ADD_LEFT_SHIFT) * float(_f32(so)))
+    real_out = twice_max_input_scale / (float(1 << left_shift) * float(_f32(so)))
     m1, sh1 = _smaller_than_one(real1, "input 1")
     m2, sh2 = _smaller_than_one(real2, "input 2")
     mo, sho = _smaller_than_one(real_out, "output")
     lo, hi = activation_range(act, so, zpo, dtype)
-    return AddParams(-int(zp1), -int(zp2), int(zpo), ADD_LEFT_SHIFT, m1, sh1, m2, sh2,
+    return AddParams(-int(zp1), -int(zp2), int(zpo), int(left_shift), m1, sh1, m2, sh2,
                      mo, sho, lo, hi, bool(sub))
 
 

@@ -26,8 +26,11 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kx.conv_output(acc, ins[2] if len(ins) > 2 else None, p)
     if op is Op.FULLY_CONNECTED:
         acc = kx.fully_connected_acc(x, ins[1], p.input_zp)
-        return kx.fc_output(acc, ins[2] if len(ins) > 2 else None, p)
-    if op in (Op.ADD, Op.SUB):       # int8 inputs; an int16 output when its range says so
+        bias = ins[2] if len(ins) > 2 else None
+        if p.act_max > 127 or np.asarray(x).dtype == np.int16:      # 16x8: int64 accumulators
+            return kx.fc_output_wide(acc, bias, p, np.int16 if p.act_max > 127 else np.int8)
+        return kx.fc_output(acc, bias, p)
+    if op in (Op.ADD, Op.SUB):       # int8 or int16 inputs; an int16 output when its range says so
         return kv.add(x, ins[1], p, np.int16 if p.act_max > 127 else np.int8)
     if op is Op.MUL:
         return kv.mul(x, ins[1], p)

@@ -157,7 +157,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
                 tensors[bname] = Tensor(bname, (k,), DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
         else:
             ws = np.asarray(w.quant.scale, np.float32)
-        params = kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, a.act)
+        wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
+        params = kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, a.act, wide_out)
         return node.with_(params=params)
     if op in (Op.ADD, Op.SUB, Op.MUL):
         names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors)
@@ -167,8 +168,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
             params = kv.prepare_mul(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act)
         else:
             wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
+            wide_in = any(tensors[n].dtype is DType.I16 for n in names)
             params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act, sub=op is Op.SUB,
-                                    dtype=wide_out)
+                                    dtype=wide_out, left_shift=15 if wide_in else 20)
         return node.with_(params=params)
     if op in (Op.MAXIMUM, Op.MINIMUM):
         for i, n in enumerate(node.inputs):

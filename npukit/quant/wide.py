@@ -4,8 +4,9 @@
 scales, the integer kernel runs, and the result is compared with the layer's float output
 (so an early bad layer does not make every later one look bad, as in the cumulative
 report). `choose_int16` widens the residual sums feeding a LAYER_NORM whose noise is
-below the threshold: transformer residual streams carry a few large channels that leave
-the rest of an int8 scale with too few steps.
+below the threshold (transformer residual streams carry a few large channels that leave
+the rest of an int8 scale with too few steps), and the outputs of other noisy layers
+whose consumers have an int16 input path (TFLite's 16x8 semantics).
 """
 from __future__ import annotations
 
@@ -40,15 +41,28 @@ def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[st
     return {n: float("inf") if noise[n] == 0 else 10 * np.log10(max(sig[n], 1e-30) / noise[n]) for n in sig}
 
 
+# layers with an int16 output path, and layers that read an int16 input (16x8 semantics)
+WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
+WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
+
+
 def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> frozenset[str]:
-    """Residual sums (ADD outputs of int8 operands) feeding a LAYER_NORM noisier than
-    `threshold_db`."""
+    """Tensors to widen to int16: residual sums (ADD/SUB of int8 operands) feeding a
+    LAYER_NORM noisier than `threshold_db`, and the output of any layer noisier than that
+    whose consumers all read int16 (fully connected, GELU, ADD/SUB, layer norm)."""
     wide = set()
+    outputs = set(qg.outputs)
     for node in qg.nodes:
-        if node.op is not Op.LAYER_NORM or noise_db.get(node.name, np.inf) >= threshold_db:
+        if noise_db.get(node.name, np.inf) >= threshold_db:
             continue
-        src = qg.producer(node.inputs[0])
-        if src is not None and src.op in (Op.ADD, Op.SUB) and \
-                all(qg.tensors[t].dtype is DType.I8 for t in src.inputs if not qg.tensors[t].is_const):
-            wide.add(node.inputs[0])
+        if node.op is Op.LAYER_NORM:
+            src = qg.producer(node.inputs[0])
+            if src is not None and src.op in (Op.ADD, Op.SUB) and \
+                    all(qg.tensors[t].dtype is DType.I8 for t in src.inputs if not qg.tensors[t].is_const):
+                wide.add(node.inputs[0])
+        out = node.outputs[0]
+        users = qg.consumers(out)
+        if node.op in WIDE_PRODUCERS and out not in outputs and users and \
+                all(u.op in WIDE_CONSUMERS for u in users):
+            wide.add(out)
     return frozenset(wide)
