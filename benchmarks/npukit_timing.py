@@ -45,7 +45,8 @@ def main() -> None:
 
     def estimate():
         if mode == "full":
-            return npukit.compile(source, arch, sqnr=False).profile()   # as `npukit profile` does
+            # as `npukit profile MODEL` does: no noise report, one random calibration sample
+            return npukit.compile(source, arch, sqnr=False, random_samples=1).profile()
         program = lower_program(qgraph, arch, CompileOptions(), {})
         return build_profile(program, arch, simulate(program, arch))
 

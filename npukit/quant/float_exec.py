@@ -5,6 +5,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..threads import single_threaded
 from ..errors import InputError, ModelError
 from ..ir.graph import Clamp, Graph, Node, Op
 from ..ir.shapes import conv_out_hw
@@ -228,6 +229,11 @@ def run_node(node: Node, ins: list[np.ndarray]) -> np.ndarray:
 
 def run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
     """Run a float graph on `feeds`; return its outputs (or every activation when keep_all)."""
+    with single_threaded():
+        return _run_float(g, feeds, keep_all)
+
+
+def _run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
     for name in g.inputs:
         if name not in feeds:

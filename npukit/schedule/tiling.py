@@ -74,6 +74,19 @@ def _row_candidates(eh: int, limit: int) -> list[int]:
 def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str = "auto",
                 loop_order: str = "auto", max_rows: int = 0, abuf_bytes: int | None = None,
                 bw: Bandwidth | None = None) -> ConvTiling:
+    """The cheapest tiling; networks repeat layer shapes, so answers are remembered."""
+    key = (s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw)
+    if key not in _SEARCHED:
+        if len(_SEARCHED) > 4096:
+            _SEARCHED.clear()
+        _SEARCHED[key] = _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw)
+    return _SEARCHED[key]
+
+
+_SEARCHED: dict = {}
+
+
+def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw) -> ConvTiling:
     rows, cols = arch.mxu.rows, arch.mxu.cols
     overlap = arch.mxu.fold_overlap
     a_bytes = arch.abuf_bytes if abuf_bytes is None else abuf_bytes

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from threadpoolctl import threadpool_limits
-
 from ..errors import BinaryError, InputError
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..isa.serial import from_data
 from ..quant.qexec import run_qnode
+from ..threads import single_threaded
 from .semantics import Machine, execute
 
 
@@ -52,8 +51,7 @@ class Simulator:
     def run(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
         """Integer inputs in, integer outputs out. `order` runs instructions in another
         (dependency-respecting) order, as the timing model schedules them."""
-        # tile-sized GEMMs are too small to gain from BLAS threads, which only contend
-        with threadpool_limits(1, user_api="blas"):
+        with single_threaded():
             return self._run(feeds, order)
 
     def _run(self, feeds, order):
