@@ -4,12 +4,11 @@
 
 ResNet-18 and MobileNetV2 at 224x224 (npukit.models.zoo, seeded weights), quantised by
 npukit on `npu-m` and run with `CompiledModel.run` (what `npukit run` does), against
-onnxruntime (CPU, 2 intra-op threads, 1 inter-op thread) on an int8 QDQ model of the same float
-network. `npukit export --qdq` does not exist yet, so the ORT side is onnxruntime's own
-`quantize_static` QDQ model (after its `quant_pre_process`; int8 activations and
-per-channel int8 weights, MinMax calibration on the same calibration inputs): the same network and precision, not yet the
-bit-identical model. Both run the same input in the same process; times are the best of
-`--runs` after one warm-up run.
+onnxruntime (CPU, 2 intra-op threads, 1 inter-op thread) on the same int8 model exported by
+`npukit export --qdq` (npukit's own scales, zero points and int8 weights as a QDQ ONNX
+model). Both run the same input in the same process; times are the best of `--runs` after
+one warm-up run. (`--peer-quantiser` times onnxruntime's own `quantize_static` QDQ model of
+the float network instead.)
 """
 from __future__ import annotations
 
@@ -66,7 +65,7 @@ def ort_qdq_session(float_path: Path, qdq_path: Path, name: str, calib: np.ndarr
     return ort.InferenceSession(str(qdq_path), opts, providers=["CPUExecutionProvider"])
 
 
-def bench(model_name: str, runs: int, tmp: Path) -> dict:
+def bench(model_name: str, runs: int, tmp: Path, peer_quantiser: bool = False) -> dict:
     import npukit
     from npukit.models import zoo
     model = getattr(zoo, model_name)(size=224)
@@ -82,7 +81,15 @@ def bench(model_name: str, runs: int, tmp: Path) -> dict:
     compile_s = time.perf_counter() - t0
     npk_s, npk_out = best_time(lambda: compiled.run({name: x}), runs)
 
-    sess = ort_qdq_session(float_path, tmp / f"{model_name}_qdq.onnx", name, calib)
+    if peer_quantiser:
+        sess = ort_qdq_session(float_path, tmp / f"{model_name}_qdq.onnx", name, calib)
+    else:
+        import onnxruntime as ort
+        from npukit.export import export_qdq
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = 2, 1
+        sess = ort.InferenceSession(str(export_qdq(compiled, tmp / f"{model_name}_npukit_qdq.onnx")), opts,
+                                    providers=["CPUExecutionProvider"])
     ort_s, ort_out = best_time(lambda: sess.run(None, {name: x}), max(runs, 10))
 
     a = np.asarray(next(iter(npk_out.values()))).ravel()
@@ -102,14 +109,17 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["resnet18", "mobilenet_v2"])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--peer-quantiser", action="store_true",
+                    help="time onnxruntime's own quantize_static model instead of npukit's export")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     quiet_ort_logging()
     print(f"machine: {machine_line()}")
-    print("ORT side: onnxruntime quantize_static QDQ model of the same float network "
-          "(npukit export --qdq does not exist yet); 2 intra-op threads")
+    print("ORT side: " + ("onnxruntime quantize_static QDQ model of the same float network"
+                          if args.peer_quantiser else "npukit's own int8 model, exported with npukit export --qdq")
+          + "; 2 intra-op threads")
     with tempfile.TemporaryDirectory() as tmpdir:
-        results = [bench(m, args.runs, Path(tmpdir)) for m in args.models]
+        results = [bench(m, args.runs, Path(tmpdir), args.peer_quantiser) for m in args.models]
     rows = [[r["model"], r["npukit_run_s"], r["ort_run_s"], f"{r['ratio']:.1f}x",
              "met" if r["ratio"] <= TARGET else "NOT met", f"{r['logit_cosine']:.3f}", r["npukit_compile_s"]]
             for r in results]
