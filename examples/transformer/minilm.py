@@ -106,7 +106,11 @@ def evaluate(preset: str, int16_below_db: float | None, tok) -> dict:
     mid = sorted(npu.models)[len(npu.models) // 2]
     prof = npu.models[mid].profile()
     layers = npu.models[mid].program.layers
-    return {"cos": cos, "nn_agree": float(np.mean(nn_ref == nn_npu)), "nq": nq, "tokens": mid,
+    qg = npu.models[mid].qgraph
+    wide = sorted({qg.producer(n).op.value for n, t in qg.tensors.items()
+                   if not t.is_const and t.dtype.value == "int16" and qg.producer(n) is not None})
+    n_wide = sum(not t.is_const and t.dtype.value == "int16" for t in qg.tensors.values())
+    return {"int16": f"{n_wide} int16 activations ({', '.join(wide) or 'none'} outputs)", "cos": cos, "nn_agree": float(np.mean(nn_ref == nn_npu)), "nq": nq, "tokens": mid,
             "latency_ms": prof.latency_ms, "energy_uj": prof.energy_uj, "cycles": prof.total_cycles,
             "npu_layers": sum(layer.target == "npu" for layer in layers), "host_layers":
             sorted({f"{layer.op} ({layer.reason})" for layer in layers if layer.target == "host"})}
@@ -116,16 +120,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="+", default=["npu-m", "npu-s"])
     ap.add_argument("--int16-below-db", type=float, default=30.0,
-                    help="widen to int16 the residual sums whose layer norm is noisier than this (dB)")
+                    help="widen to int16 the tensors (residual sums, fully connected / GELU / layer norm "
+                         "outputs) whose layer is noisier than this (dB); negative: all int8")
     args = ap.parse_args(argv)
     tok = tokenizer()
+    int16 = args.int16_below_db if args.int16_below_db >= 0 else None
     for preset in args.presets:
-        res = evaluate(preset, args.int16_below_db, tok)
+        res = evaluate(preset, int16, tok)
         cos = res["cos"]
         print(f"== {preset}: {len(cos)} sentences, int16 below {args.int16_below_db} dB")
         print(f"cosine to onnxruntime: min {cos.min():.4f}  mean {cos.mean():.4f}  "
               f">= 0.98 on {int(np.sum(cos >= 0.98))}/{len(cos)}")
-        print(f"nearest neighbour agreement: {res['nn_agree'] * res['nq']:.0f}/{res['nq']} queries")
+        print(f"nearest neighbour agreement: {res['nn_agree'] * res['nq']:.0f}/{res['nq']} queries; {res['int16']}")
         print(f"{res['tokens']} tokens: {res['cycles']} cycles, {res['latency_ms']:.3f} ms, "
               f"{res['energy_uj']:.1f} uJ per inference; {res['npu_layers']} layers on the NPU, host: "
               f"{', '.join(res['host_layers'])}")

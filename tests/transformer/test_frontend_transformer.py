@@ -90,10 +90,8 @@ def test_minilm_on_npu_close_to_onnxruntime():
     from npukit.api import CompiledModel
     from npukit.arch import load_arch
     from npukit.compiler import compile_graph
-    from npukit.models.fetch import cached_path
-    path = cached_path("minilm-int8")
-    if not path.is_file():
-        pytest.skip("run: python scripts/fetch_models.py minilm-int8")
+    from npukit.testing.fixtures import real_model
+    path = real_model("minilm-int8")
     ids = np.array([[101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 1012, 102]])
     n = ids.shape[1]
     bound = {"attention_mask": np.ones((1, n), np.int64), "token_type_ids": np.zeros((1, n), np.int64)}

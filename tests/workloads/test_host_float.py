@@ -1,6 +1,5 @@
 """HOST_FLOAT: an ONNX LSTM runs in float on the host beside NPU layers (oracle: onnxruntime)."""
 import numpy as np
-import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
