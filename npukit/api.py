@@ -8,13 +8,13 @@ import numpy as np
 from .arch import Arch, load_arch
 from .codegen.context import CompileOptions
 from .errors import BinaryError, InputError
+from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
 from .quant import kernels_vpu as kv
 from .report.profile import Profile, build_profile
 from .sim.functional import Simulator, check_feeds
 from .sim.timing import simulate
-from .isa import instructions as I
 
 
 def _arch(arch: str | Path | Arch) -> Arch:

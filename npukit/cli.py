@@ -171,7 +171,8 @@ def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a 
             ray: Optional[str] = typer.Option(None, "--ray", help="auto | ray://HOST:PORT: run on Ray"),
             quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
     """Sweep (arch, model, compiler options) design points into a results database."""
-    from .dse import explore as run_sweep, load_space, make_executor
+    from .dse import explore as run_sweep
+    from .dse import load_space, make_executor
     sweep = load_space(space).with_models(list(model or []))
     s = run_sweep(sweep, db, make_executor(workers, ray), progress=not quiet)
     typer.echo(f"{s.candidates} candidates: {s.computed} computed ({s.failed} failed), {s.reused} already "
@@ -190,7 +191,13 @@ def pareto(db: Path = typer.Option(..., "--db", help="results database written b
            json_out: Optional[Path] = typer.Option(None, "--json", help="write the front as JSON"),
            plot: Optional[Path] = typer.Option(None, "--plot", help="write an interactive HTML plot")):
     """Pareto fronts (one per model) of the stored design points."""
-    from .dse.pareto import front_records, pareto_front, parse_objectives, write_csv, write_json
+    from .dse.pareto import (
+        front_records,
+        pareto_front,
+        parse_objectives,
+        write_csv,
+        write_json,
+    )
     from .dse.store import open_existing
     objs = parse_objectives(objectives)
     with open_existing(db) as store:

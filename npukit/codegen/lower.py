@@ -12,16 +12,26 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
+from ..quant import kernels_vpu as kv
+from ..sim.timing import SOFTMAX_OPS_PER_ELEMENT
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
-from ..quant import kernels_vpu as kv
-from ..sim.timing import SOFTMAX_OPS_PER_ELEMENT
-from .vector import (ELTWISE_KIND, eltwise_plan, is_spatial_mean, lower_eltwise, lower_lut, lower_mean, lower_pool,
-                     lower_resize, lower_softmax, resize_fits)
+from .vector import (
+    ELTWISE_KIND,
+    eltwise_plan,
+    is_spatial_mean,
+    lower_eltwise,
+    lower_lut,
+    lower_mean,
+    lower_pool,
+    lower_resize,
+    lower_softmax,
+    resize_fits,
+)
 
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
 

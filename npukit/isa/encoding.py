@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BinaryError
-from .instructions import OPCODES, SPACE_NAMES, REGION0, Instr, engine_of, field_layout
+from .instructions import OPCODES, REGION0, SPACE_NAMES, Instr, engine_of, field_layout
 
 _LAYOUTS = {cls: field_layout(cls) for cls in OPCODES}
 _OPCODE = {cls: i for i, cls in enumerate(OPCODES)}
