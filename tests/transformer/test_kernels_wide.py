@@ -99,8 +99,32 @@ def test_gelu_int16_table_close_to_float(s_in, wide_out, approximate):
     s_out = f32(np.abs(ref).max() / (32767 if wide_out else 127))
     zp = 0 if wide_out else -20
     dtype = np.int16 if wide_out else np.int8
-    table = kt.gelu_table_wide(s_in, s_out, zp, approximate, dtype)
+    table = kt.gelu_table_wide(s_in, 0, s_out, zp, approximate, np.int16, dtype)
     assert table.shape == (65536,) and table.dtype == dtype
     got = (table.astype(np.float64) - zp) * s_out
     np.testing.assert_array_less(np.abs(got - np.clip(ref, (np.iinfo(dtype).min - zp) * s_out, np.inf)),
                                  s_out * (0.5 + 1e-3) + np.abs(ref) * 1e-6)
+
+
+@SETTINGS
+@given(s_in=st.floats(-6.0, -2.0).map(lambda e: f32(2.0 ** e)), z_in=st.integers(-128, 127),
+       approximate=st.sampled_from(["none", "tanh"]))
+def test_gelu_int8_input_int16_output_close_to_float(s_in, z_in, approximate):
+    """int8 in, int16 out: 256 int16 entries within half a step of float GELU (not clamped to
+    int8), and the executor indexes them by code + 128."""
+    codes = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    ref = kt.gelu_float((codes.ravel().astype(np.float64) - z_in) * s_in, approximate)
+    s_out = f32(np.abs(ref).max() / 32767 + 1e-12)
+    table = kt.gelu_table_wide(s_in, z_in, s_out, 0, approximate, np.int8, np.int16)
+    assert table.shape == (256,) and table.dtype == np.int16
+    assert np.max(np.abs(table * np.float64(s_out) - ref)) <= s_out * 0.5 + np.abs(ref).max() * 1e-6
+    got = run_transformer_gelu(table, codes)
+    np.testing.assert_array_equal(got.ravel(), table)
+
+
+def run_transformer_gelu(table, x):
+    from npukit.ir.graph import GeluAttrs, Node, Op
+    from npukit.quant.kernels_transformer import run_transformer_node
+    from npukit.quant.quantize import LutParams
+    node = Node(Op.GELU, "gelu", ("x",), ("y",), GeluAttrs(), params=LutParams(table))
+    return run_transformer_node(node, [x])
