@@ -108,6 +108,9 @@ HOST_OP_CLASSES: Mapping[str, float] = {
 class HostConfig(BaseModel):
     model_config = _MODEL
     cpu_mhz: PosFloat = 1000.0
+    # energy per host CPU cycle: an order-of-magnitude figure for a small in-order application
+    # core (about 0.1 W at 1 GHz), not calibrated on hardware
+    pj_per_cycle: NonNegFloat = 100.0
     cycles_per_element: dict[str, NonNegFloat] = Field(default_factory=lambda: dict(HOST_OP_CLASSES))
 
     @field_validator("cycles_per_element", mode="before")

@@ -86,7 +86,7 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
         last_end[layer] = max(last_end[layer], t.end[i])
         busy[layer, t.engine[i]] += t.busy[i]
     last_end = np.maximum.accumulate(last_end) if n_layers else last_end
-    layers, energy = [], {"mac": 0.0, "sram": 0.0, "offchip": 0.0, "vpu": 0.0}
+    layers, energy = [], {"mac": 0.0, "sram": 0.0, "offchip": 0.0, "vpu": 0.0, "host": 0.0}
     for i, layer in enumerate(prog.layers):
         c = t.counts[i]
         cycles = int(last_end[i] - (last_end[i - 1] if i else 0))
@@ -95,7 +95,8 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
                   + c.sram_bytes.get(I.ACC, 0) * et.pj_per_acc_byte)
         e_off = sum(b * et.pj_per_region_byte[name] for name, b in c.region_bytes.items())
         e_vpu = c.vpu_ops * et.pj_per_vpu_op
-        for k, v in zip(energy, (e_mac, e_sram, e_off, e_vpu)):
+        e_host = c.host_cpu_cycles * arch.host.pj_per_cycle
+        for k, v in zip(energy, (e_mac, e_sram, e_off, e_vpu, e_host)):
             energy[k] += v
         roof = _roofline(layer, arch)
         dma = int(busy[i, I.Engine.DMA_IN] + busy[i, I.Engine.DMA_OUT] + busy[i, I.Engine.DMA_W])
@@ -103,7 +104,7 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
         layers.append(LayerProfile(
             layer.name, layer.op, list(layer.nodes), layer.target, layer.macs, cycles, mxu, vpu, dma,
             int(sum(c.region_bytes.values())), roof, _bound(layer.target, cycles, mxu, vpu, dma),
-            round(roof / cycles, 4) if cycles else 1.0, (e_mac + e_sram + e_off + e_vpu) * 1e-6, layer.detail))
+            round(roof / cycles, 4) if cycles else 1.0, (e_mac + e_sram + e_off + e_vpu + e_host) * 1e-6, layer.detail))
     total = int(t.total_cycles)
     macs = sum(layer.macs for layer in prog.layers)
     roof_total = sum(layer.roofline_cycles for layer in layers)

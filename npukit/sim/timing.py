@@ -34,6 +34,7 @@ class Counts:
     sram_bytes: dict = field(default_factory=lambda: defaultdict(int))    # space -> bytes
     region_bytes: dict = field(default_factory=lambda: defaultdict(int))  # region name -> bytes
     host_elements: int = 0
+    host_cpu_cycles: float = 0.0
 
 
 @dataclass
@@ -147,12 +148,12 @@ def _vpu_ops(ins: I.Instr) -> int | None:
     return None
 
 
-def host_cycles(prog: Program, seg: int, arch) -> tuple[int, int]:
-    """(NPU-clock cycles, elements) of a host segment under the simple CPU model."""
+def host_cycles(prog: Program, seg: int, arch) -> tuple[int, int, float]:
+    """(NPU-clock cycles, elements, CPU cycles) of a host segment under the simple CPU model."""
     rec = prog.host_segments[seg]
     elements = int(np.prod(rec["output"]["shape"])) + sum(int(np.prod(r["shape"])) for r in rec["inputs"])
     cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["node"]["op"]["value"], "other"), elements)
-    return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz)), elements
+    return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz)), elements, cpu_cycles
 
 
 class _Port:
@@ -188,9 +189,10 @@ def simulate(prog: Program, arch) -> Timeline:
         eng = I.engine_of(ins)
         queue = I.Engine.DMA_IN if eng is I.Engine.DMA_W and arch.dma.channels < 2 else eng
         if isinstance(ins, I.Host):
-            lat, elements = host_cycles(prog, ins.segment, arch)
+            lat, elements, cpu = host_cycles(prog, ins.segment, arch)
             lat += costs.INSTR_OVERHEAD
             c.host_elements += elements
+            c.host_cpu_cycles += cpu
         else:
             lat = model.latency(ins, c) + costs.INSTR_OVERHEAD
         ready = max((end[d] for d in ins.deps), default=0)
