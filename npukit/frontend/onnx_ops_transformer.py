@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import EltwiseAttrs, SoftmaxAttrs, DType, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, Op, Tensor
+from ..ir.graph import DType, EltwiseAttrs, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, Op, SoftmaxAttrs
 from .onnx_builder import Act, Builder
 from .onnx_const import attributes
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS, _binary
@@ -176,4 +176,3 @@ TRANSFORMER_CONVERTERS = {
     "IsNaN": is_nan, "Where": where, "Expand": expand, "Add": add,
 }
 
-_ = Tensor

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ModelError
 from . import intmath
-from .kernels_vpu_act import CODES, _f32, _lut_populate
+from .kernels_vpu_act import _f32, _lut_populate
 
 LN_FRAC_BITS = 10           # F: fixed-point bits of the normalised value
 
@@ -192,7 +192,6 @@ def gather(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.take(table, idx, axis=0)
 
 
-_ = CODES
 
 
 def run_transformer_node(node, ins: list[np.ndarray]) -> np.ndarray:
