@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procstat import peak_rss_mib  # beside this script
+
 CONFIG = """[general]
 run_name = npukit_bench
 
@@ -55,15 +57,6 @@ RandomNumberGeneratorSeed : 40
 InterfaceBandwidth: CALC
 UseRamulatorTrace: False
 """
-
-
-def peak_rss_mib() -> float:
-    """This process's own RSS high-water mark (VmHWM; ru_maxrss would include the parent's
-    RSS at fork time on Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
