@@ -122,7 +122,9 @@ def main(argv=None) -> int:
     ap.add_argument("--int16-below-db", type=float, default=30.0,
                     help="widen to int16 the tensors (residual sums, fully connected / GELU / layer norm "
                          "outputs) whose layer is noisier than this (dB); negative: all int8")
+    ap.add_argument("--plot", type=Path, default=None, help="write a PNG (and JSON) report")
     args = ap.parse_args(argv)
+    hw, metrics = {}, {}
     tok = tokenizer()
     int16 = args.int16_below_db if args.int16_below_db >= 0 else None
     for preset in args.presets:
@@ -135,6 +137,12 @@ def main(argv=None) -> int:
         print(f"{res['tokens']} tokens: {res['cycles']} cycles, {res['latency_ms']:.3f} ms, "
               f"{res['energy_uj']:.1f} uJ per inference; {res['npu_layers']} layers on the NPU, host: "
               f"{', '.join(res['host_layers'])}")
+        hw[preset] = {"cycles": int(res["cycles"]), "latency_ms": float(res["latency_ms"]),
+                      "energy_uj": float(res["energy_uj"]), "npu_layers": res["npu_layers"],
+                      "host_layers": len(res["host_layers"])}
+        metrics = {"cosine >= 0.98": float(np.mean(cos >= 0.98)), "same neighbour": res["nn_agree"]}
+    from workloads_common import save_report
+    save_report(args.plot, "MiniLM: int8/int16 on the NPU vs onnxruntime", metrics, hw)
     return 0
 
 
