@@ -81,7 +81,7 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
                 calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
-    """Compile an ONNX model to an .npub binary; prints the per-layer quantisation noise."""
+    """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
     from .report.tables import sqnr_table
     prog = _compile(model, arch, input_shape, calib, calib_method, dataflow)
     prog.save(output)
