@@ -39,10 +39,12 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
                       attrs.dilation[0], attrs.input_dilation[0], mult)
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
+    in_place = (ctx.space(node.inputs[0]) == I.ABUF and not attrs.depthwise,
+                ctx.space(node.outputs[0]) == I.ABUF and not attrs.depthwise)
     t = search_conv(shape, ctx.arch, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
                     ctx.arch.abuf_bytes - ctx.onchip_bytes,
                     Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.bytes_per_cycle(node.inputs[1]),
-                              ctx.bytes_per_cycle(node.outputs[0])))
+                              ctx.bytes_per_cycle(node.outputs[0])), in_place)
     mode = 1 if node.op is Op.FULLY_CONNECTED else 0
     ones = np.ones(k_all, np.int64)
     if mode:   # LiteRT's fully connected requantises with the exact double scale
@@ -69,9 +71,10 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     k_all = o_shape[-1]
     a_slots, w_slots, acc_slots = ctx.slots()
     nb = ctx.nbuf
-    in_tile = rows_in(s, t.th) * wd * t.tc
-    ins = SlotPair(a_slots.take(in_tile, nb))
-    outs = SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
+    # a tensor resident in ABUF is read and written in place: no tile copies
+    x_direct, o_direct = x_space == I.ABUF, o_space == I.ABUF
+    ins = None if x_direct else SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc, nb))
+    outs = None if o_direct else SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
     wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
     pbytes = 3 * params.itemsize   # per output channel
     prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
@@ -111,33 +114,42 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
             n_rows = last - a + 1
             src = x_base + a * wd * c_all + grp * s.c + c0
-            xa, load = ins.lookup(("x", ri, ci))
-            if load:
-                dma(e, x_space, src, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl), (1, 1, 1, n_rows * wd), cl)
+            if x_direct:       # the rows in place: all channels, this chunk selected by c_off
+                xa, x_stride, x_off = x_base + a * wd * c_all, c_all, grp * s.c + c0
+            else:
+                xa, load = ins.lookup(("x", ri, ci))
+                x_stride, x_off = cl, 0
+                if load:
+                    dma(e, x_space, src, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl), (1, 1, 1, n_rows * wd), cl)
             wbytes = kl * s.kh * s.kw * cl
             wa, load = wts.lookup(("w", ki, ci))
             if load:
                 dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1, 1, 1, 1), wbytes)
-            reads = [(I.ABUF, xa, xa + n_rows * wd * cl), (I.WBUF, wa, wa + wbytes)]
+            reads = [(I.ABUF, xa, xa + n_rows * wd * x_stride), (I.WBUF, wa, wa + wbytes)]
             writes = [(I.ACC, acc, acc + 4 * rl * s.ew * kl)]
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
                        dilation=attrs.dilation, pad_t=a * ih - y0, pad_l=pl)
             e.emit(lambda L, d: I.Conv(
-                L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=cl, c_off=0, c_len=cl, wgt=wa, dst=acc,
+                L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=x_stride, c_off=x_off, c_len=cl, wgt=wa, dst=acc,
                 k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
                 dataflow=t.dataflow, **geo), reads + ([writes[0]] if j else []), writes)
         pa, load = prm.lookup(("p", ki))
         if load:
             dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), pbytes * kl)
-        oa = outs.next()
         npix = rl * s.ew
         p = node.params
+        if o_direct:           # requantise straight into the resident output's rows
+            oa, o_stride, o_off = o_base + r0 * s.ew * k_all, k_all, grp * s.k + k0
+        else:
+            oa, o_stride, o_off = outs.next(), kl, 0
         e.emit(lambda L, d: I.Requant(
-            L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=kl, dst_c_off=0,
+            L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=o_stride, dst_c_off=o_off,
             out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode),
-            [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + pbytes * kl)], [(I.ABUF, oa, oa + npix * kl)])
-        dst = o_base + r0 * s.ew * k_all + grp * s.k + k0
-        dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, dst, (0, 0, 0, k_all), (1, 1, 1, npix), kl)
+            [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + pbytes * kl)],
+            [(I.ABUF, oa + o_off, oa + o_off + (npix - 1) * o_stride + kl)])
+        if not o_direct:
+            dst = o_base + r0 * s.ew * k_all + grp * s.k + k0
+            dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, dst, (0, 0, 0, k_all), (1, 1, 1, npix), kl)
 
 
 def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape):

@@ -73,20 +73,27 @@ def _row_candidates(eh: int, limit: int) -> list[int]:
 
 def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str = "auto",
                 loop_order: str = "auto", max_rows: int = 0, abuf_bytes: int | None = None,
-                bw: Bandwidth | None = None) -> ConvTiling:
-    """The cheapest tiling; networks repeat layer shapes, so answers are remembered."""
-    key = (s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw)
+                bw: Bandwidth | None = None, in_place: tuple[bool, bool] = (False, False)) -> ConvTiling:
+    """The cheapest tiling; networks repeat layer shapes, so answers are remembered.
+    `in_place`: the input / output is resident in ABUF and needs no tile buffer or copy."""
+    key = (s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place)
     if key not in _SEARCHED:
         if len(_SEARCHED) > 4096:
             _SEARCHED.clear()
-        _SEARCHED[key] = _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw)
+        _SEARCHED[key] = _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw,
+                                 in_place)
     return _SEARCHED[key]
 
 
 _SEARCHED: dict = {}
 
 
-def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw) -> ConvTiling:
+def clear_cache() -> None:
+    """Forget remembered tilings (to time a compile from scratch)."""
+    _SEARCHED.clear()
+
+
+def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place) -> ConvTiling:
     rows, cols = arch.mxu.rows, arch.mxu.cols
     overlap = arch.mxu.fold_overlap
     a_bytes = arch.abuf_bytes if abuf_bytes is None else abuf_bytes
@@ -104,12 +111,13 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
             if nbuf * (_a(w_tile) + _a(24 * tk)) > w_bytes:
                 continue
             for th in _row_candidates(s.eh, max_rows):
-                in_tile = rows_in(s, th) * s.w * tc
+                in_tile = 0 if in_place[0] else rows_in(s, th) * s.w * tc
                 out_tile = th * s.ew * tk
-                if nbuf * (_a(in_tile) + _a(out_tile)) > a_bytes or (not dw and nbuf * _a(4 * out_tile) > acc_bytes):
+                stage = 0 if in_place[1] else out_tile
+                if nbuf * (_a(in_tile) + _a(stage)) > a_bytes or (not dw and nbuf * _a(4 * out_tile) > acc_bytes):
                     continue
                 for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
-                                      dw_engine, loop_order, arch):
+                                      dw_engine, loop_order, arch, in_place):
                     if best is None or cand.est_cycles < best.est_cycles:
                         best = cand
     if best is None:
@@ -132,7 +140,8 @@ def _transfer(nbytes: int, run: int, bpc: float) -> float:
     return math.ceil(nbytes / run) * math.ceil(run / costs.BURST_BYTES) * costs.BURST_BYTES / bpc
 
 
-def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, loop_order, arch):
+def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, loop_order, arch,
+              in_place=(False, False)):
     n_rb, n_cc = math.ceil(s.eh / th), math.ceil(s.c / tc)
     n_kb = 1 if s.depthwise_mult else math.ceil(s.k / tk)
     dw = s.depthwise_mult > 0
@@ -164,9 +173,10 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                 else:
                     n_x, n_w = n_rb * n_kb * n_cc, n_rb * n_kb * n_cc
                 x_tile = rows_in(s, th) * s.w * tc
-                dma = (n_x * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
-                       + n_w * _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w)
-                       + n_rb * n_kb * _transfer(th * s.ew * tk, th * s.ew * tk if tk == k_total else tk, bw.o))
+                x_copy = 0 if in_place[0] else n_x * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
+                o_copy = 0 if in_place[1] else n_rb * n_kb * _transfer(th * s.ew * tk, th * s.ew * tk if tk == k_total
+                                                                     else tk, bw.o)
+                dma = x_copy + n_w * _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w) + o_copy
                 n_instr = n_rb * n_kb * (3 * n_cc + 3)
                 est = int(max(compute, dma) + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
                 yield ConvTiling(th, tk, tc, order, flow, engine, est)

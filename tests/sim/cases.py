@@ -68,3 +68,17 @@ def vector_model(rng, c, h, w, pool_kind, pool_kernel, pool_stride, pool_pads, b
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     return m.SerializeToString()
+
+
+def conv_chain_model(rng, c, k1, k2, h, w, kernel, stride, pads, groups2) -> bytes:
+    """conv -> relu -> (grouped) conv: the intermediate tensor can stay resident in ABUF, so
+    the first conv writes it in place and the second reads it in place."""
+    kh, kw = kernel
+    inits = {"W1": rng.standard_normal((k1, c, kh, kw)) * 0.5, "B1": rng.standard_normal(k1) * 0.2,
+             "W2": rng.standard_normal((k2, k1 // groups2, 3, 3)) * 0.5, "B2": rng.standard_normal(k2) * 0.2}
+    nodes = [helper.make_node("Conv", ["x", "W1", "B1"], ["c1"], kernel_shape=[kh, kw], strides=list(stride),
+                              pads=list(pads)),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "W2", "B2"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              group=groups2)]
+    return model(nodes, [("x", [1, c, h, w])], ["y"], inits)
