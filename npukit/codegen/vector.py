@@ -184,12 +184,11 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     for b in range(n):
         for c0 in range(0, c, cb):
             cl = min(cb, c - c0)
-            qp_c = qp
             xa = ins.next()
             dma(e, ctx.space(node.inputs[0]), src + b * h * w * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
                 (1, 1, 1, h * w), cl)
             oa = outs.next()
-            e.emit(lambda L, d: I.Mean(L, d, xa, h * w, cl, oa, qp_c),
+            e.emit(lambda L, d: I.Mean(L, d, xa, h * w, cl, oa, qp),
                    [(I.ABUF, xa, xa + h * w * cl)], [(I.ABUF, oa, oa + cl)])
             contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + b * c + c0, cl)
     return {}

@@ -153,19 +153,21 @@ def _match_layer_norm(v: _View, div: onnx.NodeProto):
     if (sq.op_type == "Pow" and v.scalar(sq.input[1]) != 2.0) or (sq.op_type == "Mul" and sq.input[1] != sub.output[0]):
         return None
     nodes, out, gamma, beta = [mean, sub, sq, var, add_eps, sqrt, div], div.output[0], None, None
-    users = [n for n in v.graph.node if out in n.input]
-    if len(users) == 1 and users[0].op_type == "Mul":
-        other = users[0].input[1] if users[0].input[0] == out else users[0].input[0]
-        if other in v.consts:
-            gamma, out = v.consts[other], users[0].output[0]
-            nodes.append(users[0])
-            users = [n for n in v.graph.node if out in n.input]
-    if len(users) == 1 and users[0].op_type == "Add":
-        other = users[0].input[1] if users[0].input[0] == out else users[0].input[0]
-        if other in v.consts:
-            beta, out = v.consts[other], users[0].output[0]
-            nodes.append(users[0])
+    gamma, out = _absorb_const_user(v, out, "Mul", nodes)
+    beta, out = _absorb_const_user(v, out, "Add", nodes)
     return nodes, x, out, (float(eps), gamma, beta)
+
+
+def _absorb_const_user(v, out: str, op_type: str, nodes: list):
+    """(constant, new output) when `out`'s only user is `op_type` with a constant operand
+    (appended to `nodes`); else (None, out)."""
+    users = [n for n in v.graph.node if out in n.input]
+    if len(users) == 1 and users[0].op_type == op_type:
+        other = users[0].input[1] if users[0].input[0] == out else users[0].input[0]
+        if other in v.consts:
+            nodes.append(users[0])
+            return v.consts[other], users[0].output[0]
+    return None, out
 
 
 def fuse_onnx_patterns(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -31,12 +31,6 @@ def quantize_multiplier(scale: float) -> tuple[int, int]:
     return q_fixed, shift
 
 
-def quantize_multiplier_smaller_than_one(scale: float) -> tuple[int, int]:
-    """As QuantizeMultiplierSmallerThanOneExp: returns (multiplier, left_shift <= 0)."""
-    assert 0.0 < scale < 1.0, scale
-    return quantize_multiplier(scale)
-
-
 def round_half_away(x):
     """TfLiteRound / std::round: half away from zero (numpy's rint is half-to-even).
 
@@ -103,11 +97,6 @@ def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
 
 def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, left_shift) -> np.ndarray:
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -_i64(left_shift))
-
-
-def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift) -> np.ndarray:
-    return saturating_rounding_doubling_high_mul(wrap_int32(_i64(x) * (np.int64(1) << _i64(left_shift))),
-                                                 multiplier)
 
 
 def wrap_int32(x) -> np.ndarray:
