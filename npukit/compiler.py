@@ -22,7 +22,7 @@ from .opt.pipeline import optimize
 from .quant import kernels_vpu as kv
 from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.quantize import attach_params, quantize_graph
-from .quant.wide import choose_int16, layer_noise
+from .quant.wide import choose_int16, layer_noise, magnitude_int16
 from .sim.reference import run_reference
 
 
@@ -73,10 +73,11 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
     observers, values = observe(g, feeds)
     ranges = {name: obs.range(method) for name, obs in observers.items()}
-    qg = quantize_graph(g, ranges)
+    stft = magnitude_int16(g)
+    qg = quantize_graph(g, ranges, stft)
     if int16_below_db is not None:
         wide = choose_int16(qg, layer_noise(qg, values), int16_below_db)
-        qg = quantize_graph(g, ranges, wide) if wide else qg
+        qg = quantize_graph(g, ranges, wide | stft) if wide else qg
     report = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
     return Quantised(qg, report, len(feeds))
 
@@ -109,7 +110,8 @@ def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOption
 
 
 def quantize_inputs(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {n: kv.quantize(np.asarray(feed[n], np.float32), qg.tensors[n].quant.s, qg.tensors[n].quant.zp)
+    return {n: kv.quantize(np.asarray(feed[n], np.float32), qg.tensors[n].quant.s, qg.tensors[n].quant.zp,
+                           qg.tensors[n].dtype.np)
             if qg.tensors[n].quant is not None else np.asarray(feed[n]).astype(qg.tensors[n].dtype.np)
             for n in qg.inputs}
 

@@ -78,7 +78,7 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
 
 # the recurrent state's path: LSTM outputs -> squeeze -> concat -> stateN, on the host with the LSTM
 # (names as in silero's op15 file; the default file prefixes them with its If branch's name)
-HOST_PREFIXES = ("/stft/", "/decoder/rnn/", "/decoder/Unsqueeze", "/decoder/Concat", "/Add")
+HOST_PREFIXES = ("/decoder/rnn/", "/decoder/Unsqueeze", "/decoder/Concat", "/Add")
 
 
 def host_nodes(model_path: str | Path) -> frozenset[str]:

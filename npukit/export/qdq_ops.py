@@ -150,7 +150,8 @@ def pad(w: QdqWriter, node: Node) -> None:
     v = w.value(node.inputs[0])
     pads = [node.attrs.pads[p][0] for p in v.perm] + [node.attrs.pads[p][1] for p in v.perm]
     value = w.init(np.float32(node.attrs.value), node.name + "/value")
-    _out(w, node, w.node("Pad", [v.f, w.ints(pads, node.name + "/pads"), value], base=node.name), v.perm)
+    _out(w, node, w.node("Pad", [v.f, w.ints(pads, node.name + "/pads"), value], base=node.name,
+                         mode=node.attrs.mode), v.perm)
 
 
 def reshape(w: QdqWriter, node: Node) -> None:

@@ -1,7 +1,7 @@
 """ONNX operators imported as HOST_FLOAT nodes: run in float on the host beside the NPU.
 
 Only the operators listed here take this path (recurrent cells, square root, non-constant
-padding modes); any other operator without a converter is still refused, so a model never
+padding modes but reflect); any other operator without a converter is still refused, so a model never
 silently falls back to the CPU for something the NPU should run.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..quant.host_float import make_attrs
 from .onnx_builder import Builder
 
 HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Sqrt", "Pow"})
-_HOST_PAD_MODES = (b"reflect", b"edge", b"wrap")
+_HOST_PAD_MODES = (b"edge", b"wrap")        # reflect is an IR PAD (DMA with negative strides)
 
 
 def runs_on_host(node: onnx.NodeProto, values: dict) -> bool:

@@ -141,7 +141,7 @@ def pad(b: Builder, node) -> None:
     at = attributes(node)
     a = b.act(node.input[0])
     mode = at.get("mode", "constant")
-    if mode != "constant":
+    if mode not in ("constant", "reflect"):
         raise UnsupportedOpError(f"unsupported ONNX operator 'Pad' with mode '{mode}' (node '{b.source[-1]}')")
     if "pads" in at:
         pads, value = list(at["pads"]), float(at.get("value", 0.0))
@@ -157,8 +157,10 @@ def pad(b: Builder, node) -> None:
         per_axis[ax % a.rank] = (int(pads[i]), int(pads[i + n]))
     if any(p < 0 for pair in per_axis for p in pair):
         raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: negative Pad amounts are not supported")
+    if mode == "reflect" and any(p >= d for (p0, p1), d in zip(per_axis, a.shape) for p in (p0, p1)):
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: reflect padding must be shorter than the axis")
     x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
-    b.emit_result(node.output[0], Op.PAD, [x], PadAttrs(to_ir_order(per_axis, a.rank), value),
+    b.emit_result(node.output[0], Op.PAD, [x], PadAttrs(to_ir_order(per_axis, a.rank), value, mode),
                   nhwc=a.rank == 4)
 
 

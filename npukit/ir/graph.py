@@ -67,6 +67,7 @@ class Op(enum.Enum):
     GELU = "gelu"                      # erf form, or tanh approximation
     HOST_FLOAT = "host_float"          # an ONNX node run in float on the host (LSTM, Sqrt, ...)
     GATHER = "gather"                  # rows of a constant table by an integer index input
+    MAGNITUDE = "magnitude"            # sqrt(re^2 + im^2) of the two halves of an axis (STFT)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,12 @@ class SliceAttrs:
 class PadAttrs:
     pads: tuple[tuple[int, int], ...]   # (before, after) per axis
     value: float = 0.0
+    mode: str = "constant"              # constant | reflect
+
+
+@dataclass(frozen=True)
+class MagnitudeAttrs:
+    axis: int                           # re = first half of this axis, im = second half
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,11 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [tuple(slice_len(d, b, e, s) for d, b, e, s in zip(x, a.begin, a.end, a.step))]
     if op is Op.PAD:
         return [tuple(d + p0 + p1 for d, (p0, p1) in zip(x, a.pads))]
+    if op is Op.MAGNITUDE:
+        ax = a.axis % len(x)
+        if x[ax] % 2:
+            raise ModelError(f"{node.name}: magnitude needs an even length on axis {ax}, got {x}")
+        return [x[:ax] + (x[ax] // 2,) + x[ax + 1:]]
     if op is Op.RESHAPE:
         if int(np.prod(a.shape)) != int(np.prod(x)):
             raise ModelError(f"{node.name}: cannot reshape {x} to {a.shape}")

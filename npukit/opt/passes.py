@@ -135,7 +135,7 @@ def fold_batch_norm(g: Graph) -> Graph:
 
 def _fold_pad_into_conv(g: Graph, node: Node, idx: Index) -> Graph | None:
     """A zero PAD of H and W only, read only by a (non-transposed) conv, becomes conv padding."""
-    if node.op is not Op.PAD or node.attrs.value != 0.0 or len(node.attrs.pads) != 4:
+    if node.op is not Op.PAD or node.attrs.mode != "constant" or node.attrs.value != 0.0 or len(node.attrs.pads) != 4:
         return None
     (n0, n1), _, _, (c0, c1) = node.attrs.pads
     conv = sole_consumer(g, idx, node.outputs[0])

@@ -206,7 +206,10 @@ KERNELS: dict[Op, Kernel] = {
     Op.SOFTMAX: _softmax,
     Op.CONCAT: lambda n, i: np.concatenate(i, axis=n.attrs.axis),
     Op.SLICE: _slice,
-    Op.PAD: lambda n, i: np.pad(i[0], n.attrs.pads, constant_values=n.attrs.value),
+    Op.PAD: lambda n, i: (np.pad(i[0], n.attrs.pads, mode="reflect") if n.attrs.mode == "reflect"
+                          else np.pad(i[0], n.attrs.pads, constant_values=n.attrs.value)),
+    Op.MAGNITUDE: lambda n, i: np.sqrt(np.sum(np.stack(np.split(i[0].astype(np.float64), 2, n.attrs.axis)) ** 2,
+                                              axis=0)).astype(np.float32),
     Op.RESHAPE: lambda n, i: i[0].reshape(n.attrs.shape),
     Op.TRANSPOSE: lambda n, i: np.ascontiguousarray(i[0].transpose(n.attrs.perm)),
     Op.RESIZE: _resize,

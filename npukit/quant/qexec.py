@@ -7,6 +7,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Node, Op, QParams
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from . import kernels_wide as kw
 from .host_float import run_quantised as run_host_float
 from .kernels_transformer import run_transformer_node
 
@@ -21,6 +22,10 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
               out_dtype: DType = DType.I8) -> np.ndarray:
     op, a, p = node.op, node.attrs, node.params
     x = ins[0]
+    if op is Op.CONV2D and np.asarray(x).dtype == np.int16:     # 16x8: two byte passes on the MXU
+        return kw.conv2d_16x8(x, ins[1], ins[2] if len(ins) > 2 else None, a, p)
+    if op is Op.MAGNITUDE:
+        return kw.magnitude_pairs(x, a.axis, p)
     if op is Op.CONV2D:
         acc = kx.conv2d_acc(x, ins[1], a, p.input_zp)
         return kx.conv_output(acc, ins[2] if len(ins) > 2 else None, p)
@@ -56,6 +61,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return np.concatenate(ins, axis=a.axis)
     if op is Op.SLICE:
         return x[tuple(slice(b, e, s) for b, e, s in zip(a.begin, a.end, a.step))]
+    if op is Op.PAD and a.mode == "reflect":
+        return np.pad(x, a.pads, mode="reflect")
     if op is Op.PAD:
         return np.pad(x, a.pads, constant_values=pad_code(node, in_q[0]))
     if op is Op.RESHAPE:

@@ -16,10 +16,12 @@ from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
 from ..ir.verify import verify
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from . import kernels_wide as kw
 from .calibrate import Range
 from .host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa: F401 - isa.serial finds them
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
 from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
+from .kernels_wide import MagnitudeParams  # noqa: F401 - isa.serial finds it here
 
 # ops whose output must carry its (first) input's quantisation, as TFLite's int8 kernels demand
 SAME_AS_INPUT = {Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT,
@@ -68,6 +70,11 @@ class _Groups:
 
 
 def assign_qparams(g: Graph, ranges: dict[str, Range]) -> dict[str, QParams]:
+    return _assign(g, ranges)[0]
+
+
+def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dict[str, Range]]:
+    """Per tensor: its int8 params and the merged range of the tensors it must share them with."""
     groups = _Groups()
     fixed: dict[str, QParams] = {}
     for node in g.nodes:
@@ -83,8 +90,8 @@ def assign_qparams(g: Graph, ranges: dict[str, Range]) -> dict[str, QParams]:
         m = merged.get(root)
         merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi))
     fixed_roots = {groups.find(t): q for t, q in fixed.items()}
-    return {name: fixed_roots.get(groups.find(name)) or act_qparams(merged[groups.find(name)])
-            for name in ranges}
+    return ({name: fixed_roots.get(groups.find(name)) or act_qparams(merged[groups.find(name)])
+             for name in ranges}, {name: merged[groups.find(name)] for name in ranges})
 
 
 def _weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,14 +112,14 @@ def _const_per_tensor(data: np.ndarray) -> tuple[np.ndarray, QParams]:
 def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = frozenset()) -> Graph:
     """The int8 graph: same names and structure, integer tensors and integer node params.
     Tensors in `wide` become int16, symmetric (zero point 0) as TFLite's 16-bit scheme."""
-    qp = assign_qparams(g, ranges)
+    qp, shared = _assign(g, ranges)
     tensors: dict[str, Tensor] = dict(g.tensors)
     keep_float = host_float_only(g)
     for name, t in g.tensors.items():
         if name in keep_float:
             continue
-        if name in wide:
-            r = ranges[name]
+        if name in wide:       # one scale for tensors that must share it (pad, reshape, ...)
+            r = shared[name]
             amax = max(abs(r.lo), abs(r.hi), 1e-8)
             tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(float(np.float32(amax / 32767)), 0))
         elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are
@@ -150,11 +157,13 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
             tensors[wname] = Tensor(wname, w.shape, DType.I8, wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis))
             k = ws.size
             bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
-            if len(node.inputs) > 2:
+            if len(node.inputs) > 2:    # int64 bias for an int16 input (TFLite's 16x8 scheme)
+                b64 = tensors[node.inputs[0]].dtype is DType.I16
                 bias_f = g.tensors[node.inputs[2]].data
-                bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
+                bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int64 if b64 else np.int32)
                 bname = node.inputs[2]
-                tensors[bname] = Tensor(bname, (k,), DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
+                tensors[bname] = Tensor(bname, (k,), DType.I64 if b64 else DType.I32, bq,
+                                        QParams(tuple(map(float, bscale)), (0,) * k, 0))
         else:
             ws = np.asarray(w.quant.scale, np.float32)
         wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
@@ -198,6 +207,12 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         return node.with_(params=kv.prepare_requantize(x.s, x.zp, out.s, out.zp))
     if op is Op.PAD:
         return node
+    if op is Op.MAGNITUDE:
+        x = tensors[node.inputs[0]]
+        if x.dtype is not DType.I16 or tensors[node.outputs[0]].dtype is not DType.I8:
+            raise UnsupportedOpError(f"{node.name}: magnitude needs an int16 input and an int8 output "
+                                     f"(got {x.dtype.value})")
+        return node.with_(params=kw.prepare_magnitude(x.quant.s, out.s, out.zp))
     if op is Op.HOST_FLOAT:     # float on the host: constants stay float, output scale in params
         for n in node.inputs:
             tensors.setdefault(n, g.tensors[n])

@@ -6,7 +6,9 @@ scales, the integer kernel runs, and the result is compared with the layer's flo
 report). `choose_int16` widens the residual sums feeding a LAYER_NORM whose noise is
 below the threshold (transformer residual streams carry a few large channels that leave
 the rest of an int8 scale with too few steps), and the outputs of other noisy layers
-whose consumers have an int16 input path (TFLite's 16x8 semantics).
+whose consumers have an int16 input path (TFLite's 16x8 semantics). `magnitude_int16`
+widens an STFT front (audio -> pad -> basis conv -> magnitude) whatever the noise: int8
+audio loses about 25 dB there.
 """
 from __future__ import annotations
 
@@ -65,4 +67,37 @@ def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> 
         if node.op in WIDE_PRODUCERS and out not in outputs and users and \
                 all(u.op in WIDE_CONSUMERS for u in users):
             wide.add(out)
+    return frozenset(wide)
+
+
+MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD}
+
+
+def _back(g: Graph, name: str) -> tuple[list[str], str]:
+    """Tensors from `name` back through data movement ops, and the first tensor that is not
+    produced by one (the last of the list)."""
+    out = [name]
+    node = g.producer(name)
+    while node is not None and node.op in MOVES:
+        name = node.inputs[0]
+        out.append(name)
+        node = g.producer(name)
+    return out, name
+
+
+def magnitude_int16(g: Graph) -> frozenset[str]:
+    """The int16 tensors of each STFT front: MAGNITUDE's input back (through reshape, transpose,
+    slice, pad) to a basis CONV2D, and that conv's input back to a graph input (16x8 conv:
+    int16 in and out). A front that does not start at a graph input stays int8."""
+    wide: set[str] = set()
+    for node in g.nodes:
+        if node.op is not Op.MAGNITUDE:
+            continue
+        mid, src = _back(g, node.inputs[0])
+        conv = g.producer(src)
+        if conv is None or conv.op is not Op.CONV2D or conv.attrs.depthwise or conv.attrs.groups != 1:
+            continue
+        front, start = _back(g, conv.inputs[0])
+        if start in g.inputs:
+            wide |= set(mid) | set(front)
     return frozenset(wide)
