@@ -12,6 +12,8 @@ import numpy as np
 from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
+from ..errors import ModelError, ScheduleError
+from ..quant.kernels_wide import check_16x8_taps
 from ..sim import costs
 from .context import Ctx, SlotPair
 from .emitter import dma
@@ -21,8 +23,7 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     w = g.tensors[node.inputs[1]].data
     k_all = out.shape[-1]
-    bias = (g.tensors[node.inputs[2]].data if len(node.inputs) > 2
-            else np.zeros(k_all, np.int32)).astype(np.int32)
+    bias = (g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k_all, np.int64))
     p = node.params
     if node.op is Op.FULLY_CONNECTED:   # a 1x1 conv over all leading positions
         n_pos = int(np.prod(x.shape[:-1]))
@@ -35,8 +36,11 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
     kh, kw = w.shape[1:3]
     groups = 1 if attrs.depthwise else attrs.groups
     mult = k_all // c if attrs.depthwise else 0
+    xb, ob = x.dtype.np.itemsize, out.dtype.np.itemsize
+    if xb == 2:
+        wide_conv_check(node, attrs, w, bias, ob)
     shape = ConvShape(h, wd, c // groups, eh, ew, k_all // groups, kh, kw, attrs.stride[0],
-                      attrs.dilation[0], attrs.input_dilation[0], mult)
+                      attrs.dilation[0], attrs.input_dilation[0], mult, xb, ob)
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
     in_place = (ctx.space(node.inputs[0]) == I.ABUF and not attrs.depthwise,
@@ -45,10 +49,12 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
                     ctx.arch.abuf_bytes - ctx.onchip_bytes,
                     Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.bytes_per_cycle(node.inputs[1]),
                               ctx.bytes_per_cycle(node.outputs[0])), in_place)
-    mode = 1 if node.op is Op.FULLY_CONNECTED else 0
+    mode = 1 if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
     ones = np.ones(k_all, np.int64)
-    if mode:   # LiteRT's fully connected requantises with the exact double scale
+    if mode == 1:   # LiteRT's fully connected requantises with the exact double scale
         params = np.stack([bias.astype(np.int64), p.scale_mantissa * ones, p.scale_exponent * ones])
+    elif mode == 2:  # 16x8: int64 bias, the int64 form of the Q31 multiplier
+        params = np.stack([bias.astype(np.int64), p.multiplier * ones, p.shift * ones]).astype(np.int64)
     else:
         params = np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
     for b in range(n):
@@ -73,14 +79,15 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     nb = ctx.nbuf
     # a tensor resident in ABUF is read and written in place: no tile copies
     x_direct, o_direct = x_space == I.ABUF, o_space == I.ABUF
-    ins = None if x_direct else SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc, nb))
-    outs = None if o_direct else SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
+    xb, ob = s.in_bytes, s.out_bytes       # element sizes: int16 tensors move 2 bytes each
+    ins = None if x_direct else SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc * xb, nb))
+    outs = None if o_direct else SlotPair(a_slots.take(t.th * s.ew * t.tk * ob, nb))
     wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
     pbytes = 3 * params.itemsize   # per output channel
     prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
     accs = SlotPair(acc_slots.take(4 * t.th * s.ew * t.tk, nb))
-    x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all
-    o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all
+    x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all * xb
+    o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all * ob
     pt, pl = attrs.pads[0], attrs.pads[1]
     ih = attrs.input_dilation[0]
     h_dil = (h - 1) * ih + 1
@@ -113,43 +120,44 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             my_chunks = []
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
             n_rows = last - a + 1
-            src = x_base + a * wd * c_all + grp * s.c + c0
+            src = x_base + (a * wd * c_all + grp * s.c + c0) * xb
             if x_direct:       # the rows in place: all channels, this chunk selected by c_off
-                xa, x_stride, x_off = x_base + a * wd * c_all, c_all, grp * s.c + c0
+                xa, x_stride, x_off = x_base + a * wd * c_all * xb, c_all, grp * s.c + c0
             else:
                 xa, load = ins.lookup(("x", ri, ci))
                 x_stride, x_off = cl, 0
                 if load:
-                    dma(e, x_space, src, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl), (1, 1, 1, n_rows * wd), cl)
+                    dma(e, x_space, src, (0, 0, 0, c_all * xb), I.ABUF, xa, (0, 0, 0, cl * xb),
+                        (1, 1, 1, n_rows * wd), cl * xb)
             wbytes = kl * s.kh * s.kw * cl
             wa, load = wts.lookup(("w", ki, ci))
             if load:
                 dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1, 1, 1, 1), wbytes)
-            reads = [(I.ABUF, xa, xa + n_rows * wd * x_stride), (I.WBUF, wa, wa + wbytes)]
+            reads = [(I.ABUF, xa, xa + n_rows * wd * x_stride * xb), (I.WBUF, wa, wa + wbytes)]
             writes = [(I.ACC, acc, acc + 4 * rl * s.ew * kl)]
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
                        dilation=attrs.dilation, pad_t=a * ih - y0, pad_l=pl)
             e.emit(lambda L, d: I.Conv(
                 L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=x_stride, c_off=x_off, c_len=cl, wgt=wa, dst=acc,
                 k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
-                dataflow=t.dataflow, **geo), reads + ([writes[0]] if j else []), writes)
+                dataflow=t.dataflow, in_bytes=xb, **geo), reads + ([writes[0]] if j else []), writes)
         pa, load = prm.lookup(("p", ki))
         if load:
             dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), pbytes * kl)
         npix = rl * s.ew
         p = node.params
         if o_direct:           # requantise straight into the resident output's rows
-            oa, o_stride, o_off = o_base + r0 * s.ew * k_all, k_all, grp * s.k + k0
+            oa, o_stride, o_off = o_base + r0 * s.ew * k_all * ob, k_all, grp * s.k + k0
         else:
             oa, o_stride, o_off = outs.next(), kl, 0
         e.emit(lambda L, d: I.Requant(
             L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=o_stride, dst_c_off=o_off,
             out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode),
             [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + pbytes * kl)],
-            [(I.ABUF, oa + o_off, oa + o_off + (npix - 1) * o_stride + kl)])
+            [(I.ABUF, oa + o_off * ob, oa + (o_off + (npix - 1) * o_stride + kl) * ob)])
         if not o_direct:
-            dst = o_base + r0 * s.ew * k_all + grp * s.k + k0
-            dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, dst, (0, 0, 0, k_all), (1, 1, 1, npix), kl)
+            dst = o_base + (r0 * s.ew * k_all + grp * s.k + k0) * ob
+            dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, dst, (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
 
 
 def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape):
@@ -213,3 +221,16 @@ def conv_macs(g: Graph, node: Node) -> int:
 def conv_min_compute_cycles(g: Graph, node: Node, arch) -> int:
     return math.ceil(conv_macs(g, node) / (arch.mxu.rows * arch.mxu.cols))
 
+
+
+def wide_conv_check(node: Node, attrs: ConvAttrs, w: np.ndarray, bias: np.ndarray, out_bytes: int) -> None:
+    """What the MXU's 16x8 path runs: a dense conv, int16 in and out, zero point 0, and a
+    reduction whose int16 x int8 sum cannot overflow the 32-bit accumulators."""
+    if node.op is not Op.CONV2D or attrs.depthwise or attrs.groups != 1 or out_bytes != 2 \
+            or node.params.input_zp != 0:
+        raise ScheduleError(f"{node.name}: int16 input is supported for dense convolutions with int16 "
+                            "output and zero point 0 only")
+    try:
+        check_16x8_taps(int(np.prod(w.shape[1:])), bias)
+    except ModelError as e:
+        raise ScheduleError(f"{node.name}: {e}") from e

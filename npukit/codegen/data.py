@@ -1,6 +1,7 @@
 """Lowering of data-movement layers to DMA: transpose, slice, concat, pad (reshape is free)."""
 from __future__ import annotations
 
+from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
 from ..quant.qexec import pad_code
@@ -8,68 +9,102 @@ from .context import Ctx
 from .emitter import dma, merge_dims
 
 
-def _strides(shape) -> list[int]:
-    out, acc = [], 1
+def _strides(shape, elem: int = 1) -> list[int]:
+    """Byte strides of a C-contiguous tensor of `elem`-byte elements."""
+    out, acc = [], elem
     for d in reversed(shape):
         out.append(acc)
         acc *= d
     return out[::-1]
 
 
-def copy_block(ctx: Ctx, shape, src_space, src, src_strides, dst_space, dst, dst_strides) -> bool:
-    """Emit a DMA copying a block; False if it needs more than 4 strided dims."""
-    if len(merge_dims(shape, src_strides, dst_strides)[0]) > 4:
+def copy_block(ctx: Ctx, shape, src_space, src, src_strides, dst_space, dst, dst_strides, elem: int = 1) -> bool:
+    """Emit a DMA copying a block of `elem`-byte elements (strides in bytes); False if it
+    needs more than 4 strided dims."""
+    if len(merge_dims(shape, src_strides, dst_strides, elem)[0]) > 4:
         return False
-    dma(ctx.emitter, src_space, src, src_strides, dst_space, dst, dst_strides, shape, 1)
+    dma(ctx.emitter, src_space, src, src_strides, dst_space, dst, dst_strides, shape, elem)
     return True
 
 
 def lower_transpose(ctx: Ctx, g: Graph, node: Node) -> bool:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    st = _strides(x.shape)
+    eb = x.dtype.itemsize
+    st = _strides(x.shape, eb)
     src = [st[p] for p in node.attrs.perm]
     return copy_block(ctx, out.shape, ctx.space(x.name), ctx.addr(x.name), src,
-                      ctx.space(out.name), ctx.addr(out.name), _strides(out.shape))
+                      ctx.space(out.name), ctx.addr(out.name), _strides(out.shape, eb), eb)
 
 
 def lower_slice(ctx: Ctx, g: Graph, node: Node) -> bool:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    a, st = node.attrs, _strides(x.shape)
+    eb = x.dtype.itemsize
+    a, st = node.attrs, _strides(x.shape, eb)
     begins = [range(*slice(b, e, s).indices(dim))[:1] for dim, b, e, s in zip(x.shape, a.begin, a.end, a.step)]
     if any(len(r) == 0 for r in begins):
         return True     # empty slice: nothing to move
     start = sum(r[0] * s for r, s in zip(begins, st))
     src = [s * step for s, step in zip(st, a.step)]
     return copy_block(ctx, out.shape, ctx.space(x.name), ctx.addr(x.name) + start, src,
-                      ctx.space(out.name), ctx.addr(out.name), _strides(out.shape))
+                      ctx.space(out.name), ctx.addr(out.name), _strides(out.shape, eb), eb)
 
 
 def lower_concat(ctx: Ctx, g: Graph, node: Node) -> bool:
     out = g.tensors[node.outputs[0]]
     axis = node.attrs.axis % len(out.shape)
-    ost = _strides(out.shape)
+    eb = out.dtype.itemsize
+    ost = _strides(out.shape, eb)
     offset = 0
     for name in node.inputs:
         x = g.tensors[name]
         space, addr = (ctx.consts.space, ctx.const(x.data)) if x.is_const else (ctx.space(name), ctx.addr(name))
-        if not copy_block(ctx, x.shape, space, addr, _strides(x.shape), ctx.space(out.name),
-                          ctx.addr(out.name) + offset * ost[axis], ost):
+        if not copy_block(ctx, x.shape, space, addr, _strides(x.shape, eb), ctx.space(out.name),
+                          ctx.addr(out.name) + offset * ost[axis], ost, eb):
             return False
         offset += x.shape[axis]
     return True
 
 
 def lower_pad(ctx: Ctx, g: Graph, node: Node) -> bool:
+    """Constant: fill, then copy the body. Reflect: copy the body, then per padded axis (last
+    first) mirror the slab next to each edge with one negative-stride DMA; each axis reads
+    what the previous ones wrote, so the corners come out as numpy's reflect."""
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    code = pad_code(node, x.quant) if x.quant is not None else 0
+    eb = x.dtype.itemsize
     dst = ctx.addr(out.name)
     o_space = ctx.space(out.name)
-    ctx.emitter.emit(lambda L, d: I.Fill(L, d, o_space, dst, out.nbytes, code & 0xFF), [],
-                     [(o_space, dst, dst + out.nbytes)])
-    ost = _strides(out.shape)
-    start = sum(p0 * s for (p0, _), s in zip(node.attrs.pads, ost))
-    return copy_block(ctx, x.shape, ctx.space(x.name), ctx.addr(x.name), _strides(x.shape),
-                      o_space, dst + start, ost)
+    if node.attrs.mode == "constant":
+        code = pad_code(node, x.quant) if x.quant is not None else 0
+        if eb > 1 and code not in (0, -1):
+            raise ScheduleError(f"{node.name}: an int16 PAD fills with code {code} (the DMA fill sets bytes)")
+        ctx.emitter.emit(lambda L, d: I.Fill(L, d, o_space, dst, out.nbytes, code & 0xFF), [],
+                         [(o_space, dst, dst + out.nbytes)])
+    ost = _strides(out.shape, eb)
+    pads = node.attrs.pads
+    start = sum(p0 * s for (p0, _), s in zip(pads, ost))
+    if not copy_block(ctx, x.shape, ctx.space(x.name), ctx.addr(x.name), _strides(x.shape, eb),
+                      o_space, dst + start, ost, eb):
+        return False
+    if node.attrs.mode != "reflect":
+        return True
+    region = [[p0, n] for (p0, _), n in zip(pads, x.shape)]      # (first index, extent) written so far
+    for ax in reversed(range(len(x.shape))):
+        p0, p1 = pads[ax]
+        lo, n = region[ax]
+        for count, src_i, dst_i, step in ((p0, lo + 1, lo - 1, -1), (p1, lo + n - 2, lo + n, 1)):
+            if count == 0:
+                continue
+            shape = [e for _, e in region]
+            shape[ax] = count
+            base = sum(f * s for (f, _), s in zip(region, ost))
+            src = base + (src_i - lo) * ost[ax]
+            dsts = base + (dst_i - lo) * ost[ax]
+            s_str, d_str = list(ost), list(ost)
+            s_str[ax], d_str[ax] = -step * ost[ax], step * ost[ax]
+            if not copy_block(ctx, shape, o_space, dst + src, s_str, o_space, dst + dsts, d_str, eb):
+                return False
+        region[ax] = [0, lo + n + p1]
+    return True
 
 
 DATA_LOWERING = {Op.TRANSPOSE: lower_transpose, Op.SLICE: lower_slice, Op.CONCAT: lower_concat,

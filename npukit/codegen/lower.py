@@ -13,13 +13,14 @@ from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
 from ..quant import kernels_vpu as kv
-from ..sim.timing import SOFTMAX_OPS_PER_ELEMENT
+from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
+from .wide import int16_support, lower_magnitude
 from .vector import (
     ELTWISE_KIND,
     eltwise_plan,
@@ -43,10 +44,15 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     rank = len(g.tensors[node.outputs[0]].shape)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
-        return "int16 tensor (the VPU paths are int8)"
+        reason = int16_support(g, node)
+        if reason or op not in DATA_LOWERING:
+            return reason
     if op in TRANSFORMER_NPU_OPS:
         return matmul_support(g, node)
     if op in (Op.CONV2D, Op.FULLY_CONNECTED, Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE) or op in LUT_OPS:
+        return ""
+    if op is Op.MAGNITUDE:       # int8 input: int16_support above has refused it
+        return ""
         return ""
     if op in ELTWISE_KIND:
         return "" if eltwise_plan(g, node) else "broadcast pattern not supported by the VPU"
@@ -116,6 +122,8 @@ def _lower(ctx: Ctx, g: Graph, node: Node):
         return lower_mean(ctx, g, node)
     if op is Op.RESHAPE:
         return {}
+    if op is Op.MAGNITUDE:
+        return lower_magnitude(ctx, g, node)
     if op in TRANSFORMER_NPU_OPS:
         return lower_transformer(ctx, g, node)
     if not DATA_LOWERING[op](ctx, g, node):
@@ -160,6 +168,8 @@ def _vpu_ops(g: Graph, node: Node) -> int:
         return 0                                   # pure data movement (DMA)
     if node.op is Op.SOFTMAX:
         return SOFTMAX_OPS_PER_ELEMENT * out
+    if node.op is Op.MAGNITUDE:
+        return MAGNITUDE_OPS_PER_ELEMENT * out
     if node.op is Op.RESIZE and node.attrs.mode == "bilinear":
         return 4 * out
     return out                                     # requantise / element-wise / table

@@ -3,15 +3,21 @@
 Stream = little-endian int64 words. One instruction:
   opcode, layer, n_deps, deps..., then each payload field in declaration order
   (a fixed tuple as its words, a variable tuple as its length then its words).
+The opcode word's bits 16 and up count extension words (integer fields with a default,
+e.g. Conv.in_bytes) that follow the payload; they are written only when one differs from
+its default, so an instruction that does not use them encodes as before (and an older
+reader rejects one that does as an unknown opcode, not a misread).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import BinaryError
-from .instructions import OPCODES, REGION0, SPACE_NAMES, Instr, engine_of, field_layout
+from .instructions import OPCODES, REGION0, SPACE_NAMES, Instr, engine_of, extension_fields, field_layout
 
 _LAYOUTS = {cls: field_layout(cls) for cls in OPCODES}
+_EXTENSIONS = {cls: extension_fields(cls) for cls in OPCODES}
+_EXT_SHIFT = 16
 _OPCODE = {cls: i for i, cls in enumerate(OPCODES)}
 
 
@@ -19,7 +25,10 @@ def encode(program: list[Instr]) -> bytes:
     words: list[int] = []
     for ins in program:
         cls = type(ins)
-        words += [_OPCODE[cls], ins.layer, len(ins.deps), *ins.deps]
+        ext = [int(getattr(ins, name)) for name in _EXTENSIONS[cls]]
+        if all(v == cls.__dataclass_fields__[name].default for v, name in zip(ext, _EXTENSIONS[cls])):
+            ext = []
+        words += [_OPCODE[cls] | (len(ext) << _EXT_SHIFT), ins.layer, len(ins.deps), *ins.deps]
         for name, arity in _LAYOUTS[cls]:
             value = getattr(ins, name)
             if arity == 1:
@@ -28,6 +37,7 @@ def encode(program: list[Instr]) -> bytes:
                 words += [len(value), *map(int, value)]
             else:
                 words += list(map(int, value))
+        words += ext
     return np.asarray(words, dtype="<i8").tobytes()
 
 
@@ -47,9 +57,10 @@ def decode(data: bytes) -> list[Instr]:
         return out
 
     while pos < n:
-        op, layer, n_deps = take(3)
-        if not 0 <= op < len(OPCODES):
-            raise BinaryError(f"unknown opcode {op} at instruction {len(program)}")
+        word, layer, n_deps = take(3)
+        op, n_ext = word & ((1 << _EXT_SHIFT) - 1), word >> _EXT_SHIFT
+        if not 0 <= op < len(OPCODES) or not 0 <= n_ext <= len(_EXTENSIONS[OPCODES[op]]):
+            raise BinaryError(f"unknown opcode {word} at instruction {len(program)}")
         deps = tuple(take(n_deps))
         if any(not 0 <= d < len(program) for d in deps):
             raise BinaryError(f"instruction {len(program)} waits on a later or missing instruction")
@@ -62,6 +73,7 @@ def decode(data: bytes) -> list[Instr]:
                 values[name] = tuple(take(take(1)[0]))
             else:
                 values[name] = tuple(take(arity))
+        values.update(zip(_EXTENSIONS[cls], take(n_ext)))
         program.append(cls(layer=layer, deps=deps, **values))
     return program
 
@@ -81,7 +93,8 @@ def disassemble(program: list[Instr], regions: list[str], layer_names: list[str]
             name = layer_names[ins.layer] if 0 <= ins.layer < len(layer_names) else "?"
             lines.append(f"; layer {ins.layer}: {name}")
         parts = []
-        for name, _ in _LAYOUTS[type(ins)]:
+        ext = [(n, 1) for n in _EXTENSIONS[type(ins)] if getattr(ins, n) != type(ins).__dataclass_fields__[n].default]
+        for name, _ in _LAYOUTS[type(ins)] + ext:
             value = getattr(ins, name)
             if name.endswith("space"):
                 value = space_name(value, regions)

@@ -9,7 +9,7 @@ The semantics of every instruction live in npukit.sim.semantics, written once.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 ABUF, WBUF, ACC, REGION0 = 0, 1, 2, 3
 SPACE_NAMES = {ABUF: "abuf", WBUF: "wbuf", ACC: "acc"}
@@ -68,6 +68,8 @@ class Conv(Instr):
     X is [in_h, in_w, c_stride] int8 at `src` using channels [c_off, c_off + c_len); W is
     [k, kh, kw, c_len] int8 at `wgt`. The tile is dilated by `in_dil`, then padded by
     pad_t/pad_l (and as far as needed below/right) with the zero point.
+    in_bytes 2 (an extension field): X is int16 with zero point 0 (16x8), run as two int8
+    passes, hi byte and lo byte, summed as 256 * hi + lo (c_stride, c_off in elements).
     """
     src: int
     in_h: int
@@ -89,6 +91,7 @@ class Conv(Instr):
     zp: int
     accumulate: int
     dataflow: int          # 0 weight stationary, 1 output stationary
+    in_bytes: int = 1      # extension: 2 = int16 input
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,10 @@ class Requant(Instr):
     mode 0 (convolutions): scale_k is TFLite's Q31 MultiplyByQuantizedMultiplier and `params`
     (WBUF) holds int32 bias[k], mult[k], shift[k]. mode 1 (fully connected): scale_k is the
     exact double-precision scale mantissa[k] * 2^exponent[k] with round half away, and
-    `params` holds int64 bias[k], mantissa[k], exponent[k].
+    `params` holds int64 bias[k], mantissa[k], exponent[k]. mode 2 (16x8 convolutions):
+    `params` holds int64 bias[k], mult[k], shift[k], scale_k is the int64 form of
+    MultiplyByQuantizedMultiplier (16-bit multiplier, one rounding) and the output is int16
+    (dst_pix_stride and dst_c_off in elements).
     """
     src: int
     n_pix: int
@@ -243,11 +249,24 @@ class Resize(Instr):
     half_pixel_centers: int
 
 
+@dataclass(frozen=True)
+class Magnitude(Instr):
+    """ABUF[dst] int8 [outer, c, inner] = clamp(round(sqrt(re^2 + im^2) * mult / 2^shift) + out_zp)
+    of the int16 tile [outer, 2, c, inner] at `src` (re then im); exact integer square root."""
+    src: int
+    outer: int
+    c: int
+    inner: int
+    dst: int
+    qparams: tuple[int, ...]   # kernels_wide.MagnitudeParams in field order
+
+
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
-                                    MatMul, Softmax, Resize)
+                                    MatMul, Softmax, Resize, Magnitude)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
-             Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU}
+             Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
+             Magnitude: Engine.VPU}
 
 
 def engine_of(ins: Instr) -> Engine:
@@ -261,10 +280,18 @@ def engine_of(ins: Instr) -> Engine:
 
 
 def field_layout(cls: type[Instr]) -> list[tuple[str, int]]:
-    """(field name, arity) for the payload fields after layer and deps."""
+    """(field name, arity) for the payload fields after layer and deps (extensions excluded)."""
     out = []
     for f in fields(cls)[2:]:
+        if f.default is not MISSING:
+            continue
         ann = str(f.type)
         out.append((f.name, ann.count("int") if ann.startswith("tuple") and "..." not in ann else
                     (-1 if "..." in ann else 1)))
     return out
+
+
+def extension_fields(cls: type[Instr]) -> list[str]:
+    """Trailing integer fields with a default: encoded only when one differs from it, so
+    binaries that do not use them are unchanged (see isa.encoding)."""
+    return [f.name for f in fields(cls)[2:] if f.default is not MISSING]

@@ -34,6 +34,8 @@ class ConvShape:
     dh: int
     ih: int         # input dilation (transposed conv)
     depthwise_mult: int = 0   # >0: depthwise with this channel multiplier (c = channels)
+    in_bytes: int = 1         # 2: int16 input (16x8, two MXU passes)
+    out_bytes: int = 1        # 2: int16 output
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,9 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
             if nbuf * (_a(w_tile) + _a(24 * tk)) > w_bytes:
                 continue
             for th in _row_candidates(s.eh, max_rows):
-                in_tile = 0 if in_place[0] else rows_in(s, th) * s.w * tc
+                in_tile = 0 if in_place[0] else rows_in(s, th) * s.w * tc * s.in_bytes
                 out_tile = th * s.ew * tk
-                stage = 0 if in_place[1] else out_tile
+                stage = 0 if in_place[1] else out_tile * s.out_bytes
                 if nbuf * (_a(in_tile) + _a(stage)) > a_bytes or (not dw and nbuf * _a(4 * out_tile) > acc_bytes):
                     continue
                 for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
@@ -160,7 +162,7 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
             flows = ([costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS])
         for flow in flows:
             if not dw:
-                per = costs.mxu_gemm_cycles(e, tk, s.kh * s.kw * tc, rows, cols, flow, overlap)
+                per = s.in_bytes * costs.mxu_gemm_cycles(e, tk, s.kh * s.kw * tc, rows, cols, flow, overlap)
             compute = per * n_rb * n_kb * n_cc
             orders = ["k_outer", "rows_outer"] if loop_order == "auto" else [loop_order]
             for order in orders:
@@ -172,10 +174,11 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                     n_x, n_w = n_rb, n_rb * n_kb if n_kb > 1 else 1
                 else:
                     n_x, n_w = n_rb * n_kb * n_cc, n_rb * n_kb * n_cc
-                x_tile = rows_in(s, th) * s.w * tc
-                x_copy = 0 if in_place[0] else n_x * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
-                o_copy = 0 if in_place[1] else n_rb * n_kb * _transfer(th * s.ew * tk, th * s.ew * tk if tk == k_total
-                                                                     else tk, bw.o)
+                x_tile, xb, ob = rows_in(s, th) * s.w * tc * s.in_bytes, s.in_bytes, s.out_bytes
+                x_copy = 0 if in_place[0] else n_x * _transfer(x_tile, x_tile if tc == s.c else tc * xb, bw.x)
+                o_tile = th * s.ew * tk * ob
+                o_copy = 0 if in_place[1] else n_rb * n_kb * _transfer(o_tile, o_tile if tk == k_total
+                                                                     else tk * ob, bw.o)
                 dma = x_copy + n_w * _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w) + o_copy
                 n_instr = n_rb * n_kb * (3 * n_cc + 3)
                 est = int(max(compute, dma) + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))

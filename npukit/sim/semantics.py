@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import BinaryError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
-from ..quant import intmath, kernels_mxu, kernels_transformer, kernels_vpu
+from ..quant import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide
 
 
 def params_to_ints(p) -> tuple[int, ...]:
@@ -85,13 +85,19 @@ def _tile_pads(in_len: int, dil: int, pad_lo: int, out_len: int, stride: int, k:
 
 
 def _conv(m: Machine, c: I.Conv) -> None:
-    x = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride))[..., c.c_off:c.c_off + c.c_len]
+    if c.in_bytes not in (1, 2) or (c.in_bytes == 2 and c.zp != 0):
+        raise BinaryError(f"CONV: input of {c.in_bytes} bytes with zero point {c.zp} (int8, or int16 with 0)")
+    dtype = np.int16 if c.in_bytes == 2 else np.int8
+    x = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride), dtype)[..., c.c_off:c.c_off + c.c_len]
     kh, kw = c.kernel
     w = m.view(I.WBUF, c.wgt, (c.k, kh, kw, c.c_len))
     pt, pb = _tile_pads(c.in_h, c.in_dil[0], c.pad_t, c.out_h, c.stride[0], kh, c.dilation[0])
     pl, pr = _tile_pads(c.in_w, c.in_dil[1], c.pad_l, c.out_w, c.stride[1], kw, c.dilation[1])
     attrs = ConvAttrs(stride=c.stride, dilation=c.dilation, pads=(pt, pl, pb, pr), input_dilation=c.in_dil)
-    acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
+    if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes)
+        acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
+    else:
+        acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
     _accumulate(m, c.dst, acc, c.accumulate)
 
 
@@ -119,12 +125,19 @@ def _requant(m: Machine, r: I.Requant) -> None:
     if r.mode == 0:
         bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int32)
         out = intmath.requantize(acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max)
-    else:
+    elif r.mode == 1:
         bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
         p = kernels_mxu.ConvParams(0, r.out_zp, None, None, r.act_min, r.act_max, mantissa, exponent)
         out = kernels_mxu.fc_output(acc, bias, p)
-    dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)
-    dst[..., 0] = out.view(np.uint8)
+    elif r.mode == 2:       # 16x8: int64 bias and multiplier form, int16 out
+        bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int64)
+        p = kernels_mxu.ConvParams(0, r.out_zp, mult, shift, r.act_min, r.act_max)
+        out = kernels_wide.conv_output_16x8(acc, bias, p)
+    else:
+        raise BinaryError(f"REQUANT: unknown mode {r.mode}")
+    size = out.itemsize
+    dst = m.strided(I.ABUF, r.dst + r.dst_c_off * size, (r.n_pix, r.k), (r.dst_pix_stride * size, size), size)
+    dst[...] = out.view(np.uint8).reshape(r.n_pix, r.k, size)
 
 
 def _elementwise(m: Machine, e: I.Elementwise) -> None:
@@ -180,5 +193,11 @@ def _resize(m: Machine, r: I.Resize) -> None:
     m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c))[...] = out
 
 
-_HANDLERS = {I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv, I.DwConv: _dwconv, I.Requant: _requant,
+def _magnitude(m: Machine, g: I.Magnitude) -> None:
+    x = m.view(I.ABUF, g.src, (g.outer, 2, g.c, g.inner), np.int16)
+    p = params_from_ints(kernels_wide.MagnitudeParams, g.qparams)
+    m.view(I.ABUF, g.dst, (g.outer, g.c, g.inner))[...] = kernels_wide.magnitude(x[:, 0], x[:, 1], p)
+
+
+_HANDLERS = {I.Magnitude: _magnitude, I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv, I.DwConv: _dwconv, I.Requant: _requant,
              I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool, I.Mean: _mean}

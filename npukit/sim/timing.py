@@ -20,11 +20,12 @@ from . import costs
 
 SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
 SOFTMAX_OPS_PER_ELEMENT = 6   # max, subtract and rescale, exp, sum, reciprocal, scale
+MAGNITUDE_OPS_PER_ELEMENT = 4  # two squares, the add and scale, the integer square root (one op, pipelined)
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
               "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
               "mean": "reduce", "softmax": "softmax", "reshape": "copy", "transpose": "copy", "concat": "copy",
-              "pad": "copy", "slice": "copy", "resize": "copy"}
+              "pad": "copy", "slice": "copy", "resize": "copy", "magnitude": "eltwise"}
 
 
 @dataclass
@@ -97,14 +98,14 @@ class _Model:
             else:
                 c.sram_bytes[ins.space] += ins.n
             return sum(self._transfer(ins.space, ins.n, 1, ins.n))
-        if isinstance(ins, I.Conv):
-            e, taps = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1]
-            c.macs += e * ins.k * taps * ins.c_len
-            c.sram_bytes[I.ABUF] += ins.in_h * ins.in_w * ins.c_len
-            c.sram_bytes[I.WBUF] += ins.k * taps * ins.c_len
-            c.sram_bytes[I.ACC] += 4 * e * ins.k * (2 if ins.accumulate else 1)
-            return costs.mxu_gemm_cycles(e, ins.k, taps * ins.c_len, self.rows, self.cols, ins.dataflow,
-                                         self.overlap)
+        if isinstance(ins, I.Conv):     # an int16 input is two int8 passes (hi and lo byte)
+            e, taps, passes = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.in_bytes
+            c.macs += passes * e * ins.k * taps * ins.c_len
+            c.sram_bytes[I.ABUF] += passes * ins.in_h * ins.in_w * ins.c_len
+            c.sram_bytes[I.WBUF] += passes * ins.k * taps * ins.c_len
+            c.sram_bytes[I.ACC] += 4 * e * ins.k * (passes + 1 if ins.accumulate else passes)
+            return passes * costs.mxu_gemm_cycles(e, ins.k, taps * ins.c_len, self.rows, self.cols,
+                                                  ins.dataflow, self.overlap)
         if isinstance(ins, I.MatMul):       # B stationary in the array (weight stationary)
             c.macs += ins.m * ins.n * ins.k_len
             c.sram_bytes[I.ABUF] += ins.m * ins.k_len
@@ -145,6 +146,8 @@ def _vpu_ops(ins: I.Instr) -> int | None:
         return SOFTMAX_OPS_PER_ELEMENT * ins.rows * ins.cols
     if isinstance(ins, I.Resize):
         return ins.out_h * ins.out_w * ins.c * (4 if ins.mode else 1)
+    if isinstance(ins, I.Magnitude):
+        return MAGNITUDE_OPS_PER_ELEMENT * ins.outer * ins.c * ins.inner
     return None
 
 

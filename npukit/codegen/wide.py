@@ -1,0 +1,72 @@
+"""Lowering of the 16-bit paths: which int16 layers the NPU runs, and MAGNITUDE on the VPU."""
+from __future__ import annotations
+
+import math
+
+from ..errors import ModelError, ScheduleError
+from ..ir.graph import DType, Graph, Node, Op
+from ..isa import instructions as I
+from ..quant.kernels_wide import check_16x8_taps
+from ..sim.semantics import params_to_ints
+from .context import Ctx, SlotPair
+from .emitter import dma
+
+INT16_MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT}
+
+
+def int16_support(g: Graph, node: Node) -> str:
+    """'' if the NPU runs this layer that touches an int16 tensor, else why not."""
+    t = {n: g.tensors[n] for n in (*node.inputs, *node.outputs)}
+    if node.op in INT16_MOVES:
+        acts = [x for x in t.values() if not x.is_const]
+        return "" if len({x.dtype for x in acts}) == 1 else "data movement between int8 and int16"
+    if node.op is Op.MAGNITUDE:
+        ok = t[node.inputs[0]].dtype is DType.I16 and t[node.outputs[0]].dtype is DType.I8
+        return "" if ok else "magnitude needs an int16 input and an int8 output"
+    if node.op is Op.CONV2D:
+        x, out, w = t[node.inputs[0]], t[node.outputs[0]], t[node.inputs[1]]
+        if x.dtype is not DType.I16 or out.dtype is not DType.I16 or node.attrs.depthwise or \
+                node.attrs.groups != 1 or x.quant is None or x.quant.zp != 0:
+            return "int16 convolution other than dense 16x8 (int16 in and out, zero point 0)"
+        bias = t[node.inputs[2]].data if len(node.inputs) > 2 else None
+        try:
+            check_16x8_taps(int(w.shape[1] * w.shape[2] * w.shape[3]), bias)
+        except ModelError as e:
+            return str(e)
+        return ""
+    return "int16 tensor (the NPU's int16 paths: 16x8 conv, magnitude, data movement)"
+
+
+def magnitude_geometry(g: Graph, node: Node) -> tuple[int, int, int]:
+    shape = g.tensors[node.inputs[0]].shape
+    ax = node.attrs.axis % len(shape)
+    return math.prod(shape[:ax]), shape[ax] // 2, math.prod(shape[ax + 1:])
+
+
+def lower_magnitude(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """Tiles of [outer block, 2, channel block, inner] int16 -> [outer block, channel block, inner] int8."""
+    e = ctx.emitter
+    outer, c, inner = magnitude_geometry(g, node)
+    a_slots, _, _ = ctx.slots()
+    budget = a_slots.size // ctx.nbuf - 32
+    unit = 5 * inner                    # bytes per (outer, channel): 2 x int16 in, 1 x int8 out
+    if unit > budget:
+        raise ScheduleError(f"{node.name}: a magnitude row of {inner} elements does not fit ABUF ({a_slots.size} B)")
+    cb = min(c, budget // unit)
+    ob = max(1, min(outer, budget // (unit * c))) if cb == c else 1
+    ins, outs = SlotPair(a_slots.take(ob * 4 * cb * inner, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * inner, ctx.nbuf))
+    x_space, o_space = ctx.space(node.inputs[0]), ctx.space(node.outputs[0])
+    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
+    q = params_to_ints(node.params)
+    for o0 in range(0, outer, ob):
+        on = min(ob, outer - o0)
+        for c0 in range(0, c, cb):
+            cn = min(cb, c - c0)
+            xa, oa = ins.next(), outs.next()
+            dma(e, x_space, src + 2 * (o0 * 2 * c * inner + c0 * inner), (0, 4 * c * inner, 2 * c * inner, 2),
+                I.ABUF, xa, (0, 4 * cn * inner, 2 * cn * inner, 2), (1, on, 2, cn * inner), 2)
+            e.emit(lambda L, d: I.Magnitude(L, d, xa, on, cn, inner, oa, q),
+                   [(I.ABUF, xa, xa + 4 * on * cn * inner)], [(I.ABUF, oa, oa + on * cn * inner)])
+            dma(e, I.ABUF, oa, (0, 0, cn * inner, 1), o_space, dst + o0 * c * inner + c0 * inner,
+                (0, 0, c * inner, 1), (1, 1, on, cn * inner), 1)
+    return {"tiling": f"outer {ob} x channels {cb} of {outer} x {c} (x {inner})"}
