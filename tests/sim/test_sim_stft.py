@@ -1,0 +1,96 @@
+"""The int16 STFT front on the NPU: reflect pad by DMA, the 16x8 basis conv (two MXU byte
+passes, int16 out), the fused magnitude on the VPU. The simulator must equal the integer
+reference with SRAMs small enough to split the int16 tensors into many tiles."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import npukit
+from npukit.arch import load_arch
+from npukit.isa import instructions as I
+from npukit.quant.float_exec import run_float
+
+from stft_cases import audio, stft_model
+from test_sim_vs_reference import assert_sim_equals_reference, small_arch
+
+
+def _compile(tmp_path, data: bytes, arch, feeds, options=None):
+    path = tmp_path / "stft.onnx"
+    path.write_bytes(data)
+    calib = {"x": np.stack([f["x"] for f in feeds])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kw = {} if options is None else {"options": options}
+        return npukit.compile(path, arch, calibration=calib, **kw)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(40, 160), kernel=st.sampled_from([8, 16, 32]), stride_div=st.sampled_from([1, 2, 4]),
+       bins=st.integers(2, 20), pad=st.tuples(st.integers(0, 7), st.integers(0, 7)),
+       abuf=st.sampled_from([2, 4]), acc=st.sampled_from([1, 2]), seed=st.integers(0, 2 ** 16))
+def test_stft_front_sim_equals_reference(tmp_path, n, kernel, stride_div, bins, pad, abuf, acc, seed):
+    rng = np.random.default_rng(seed)
+    feeds = audio(rng, n, 4)
+    arch = small_arch(abuf, 1, acc, 8, 8, "ws")
+    prog = _compile(tmp_path, stft_model(n, kernel, kernel // stride_div, bins, pad), arch, feeds)
+    layers = {l.op: l.target for l in prog.program.layers}
+    assert layers["magnitude"] == layers["pad"] == "npu" and all(t == "npu" for t in layers.values())
+    convs = [i for i in prog.program.instructions if isinstance(i, I.Conv)]
+    assert {c.in_bytes for c in convs} == {1, 2}             # the basis conv is 16x8, the tail int8
+    assert any(isinstance(i, I.Requant) and i.mode == 2 for i in prog.program.instructions)
+    assert_sim_equals_reference(prog, feeds)
+
+
+def test_int16_tensors_split_into_tiles(tmp_path):
+    """A tiny ACC forces the basis conv into output-channel tiles, a tiny ABUF the magnitude
+    into channel blocks; results still equal the reference."""
+    rng = np.random.default_rng(3)
+    feeds = audio(rng, 256, 3)
+    prog = _compile(tmp_path, stft_model(256, 32, 16, 40, (0, 16)), small_arch(2, 1, 1, 8, 8, "ws"), feeds)
+    ins = prog.program.instructions
+    wide = [i for i in ins if isinstance(i, I.Conv) and i.in_bytes == 2]
+    mags = [i for i in ins if isinstance(i, I.Magnitude)]
+    assert len({c.dst for c in wide}) > 1 and sum(c.k for c in wide) == 80   # 80 = 2 x 40 channels
+    assert len(mags) > 1 and sum(m.c for m in mags) == 40
+    assert_sim_equals_reference(prog, feeds)
+
+
+def test_stft_front_tracks_float(tmp_path):
+    """Against float with the same (int8, dequantised) basis weights, the NPU's magnitudes are
+    within the output's rounding, half an LSB, plus a tenth of an LSB for the int16 roundings
+    (audio, conv output, the 15-bit magnitude scale), at levels spread over 60 dB."""
+    from dataclasses import replace
+
+    from npukit.frontend.onnx import load_onnx
+    from npukit.opt.pipeline import optimize
+    rng = np.random.default_rng(5)
+    feeds = audio(rng, 512, 8)
+    data = stft_model(512, 64, 32, 33, (0, 32), tail_conv=False)
+    prog = _compile(tmp_path, data, load_arch("npu-m"), feeds)
+    g = prog.qgraph
+    assert g.tensors["x"].dtype.value == "int16"
+    fg = optimize(load_onnx(data))
+    conv = next(n for n in g.nodes if n.op.value == "conv2d")
+    w = g.tensors[conv.inputs[1]]
+    wf = w.data.astype(np.float64) * np.asarray(w.quant.scale)[:, None, None, None]
+    fg.tensors[conv.inputs[1]] = replace(fg.tensors[conv.inputs[1]], data=wf.astype(np.float32))
+    scale = g.tensors["y"].quant.s
+    worst = 0.0
+    for feed in feeds:
+        worst = max(worst, float(np.max(np.abs(prog.run(feed)["y"] - run_float(fg, feed)["y"]))) / scale)
+    assert worst <= 0.6, worst
+
+
+def test_unpaired_slices_do_not_fuse(tmp_path):
+    """Slices that are not the two halves of the axis stay float host nodes (no MAGNITUDE)."""
+    rng = np.random.default_rng(1)
+    feeds = audio(rng, 64, 2)
+    prog = _compile(tmp_path, stft_model(64, 16, 8, 6, (0, 8), tail_conv=False, halves=(5, 11)),
+                    load_arch("npu-s"), feeds)
+    ops = {l.op for l in prog.program.layers}
+    assert "magnitude" not in ops and "host_float" in ops
