@@ -71,7 +71,8 @@ class MagnitudeParams:
 
 
 def prepare_magnitude(in_scale: float, out_scale: float, out_zp: int) -> MagnitudeParams:
-    ratio = float(np.float32(in_scale)) / float(np.float32(out_scale))
+    s_in, s_out = float(np.float32(in_scale)), float(np.float32(out_scale))
+    ratio = s_in / s_out if s_in > 0 and s_out > 0 else 0.0
     if not ratio > 0 or not np.isfinite(ratio):
         raise ModelError(f"magnitude scales must be positive: input {in_scale}, output {out_scale}")
     mant, exp = np.frexp(ratio)                       # ratio = mant * 2^exp, 0.5 <= mant < 1

@@ -1,0 +1,148 @@
+"""16-bit kernels: the 16x8 convolution pinned to LiteRT's reference kernel (BUILTIN_REF, a
+generated single-op int16 model), the byte split the MXU runs, the exact integer square root
+and the magnitude against closed forms and hand-worked cases."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as tfl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npukit.errors import ModelError
+from npukit.ir.graph import ConvAttrs
+from npukit.quant import kernels_mxu as kx
+from npukit.quant import kernels_wide as kw
+from npukit.testing.single_op import _tflite_pads
+from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
+
+
+def conv16x8_model(seed, in_hw, in_ch, out_ch, kernel, stride, padding, out_gain):
+    """CONV_2D with int16 input / output (zero point 0), int8 per-channel weights, int64 bias."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, size=(out_ch, *kernel, in_ch)).astype(np.int8)
+    ws = [float(np.float32(s)) for s in rng.uniform(0.002, 0.05, out_ch)]
+    s_in = float(np.float32(rng.uniform(1e-5, 1e-3)))
+    fan_in = kernel[0] * kernel[1] * in_ch
+    s_out = float(np.float32(s_in * np.mean(ws) * 16000 * 73 * np.sqrt(fan_in) * 2.5 / 32767 * out_gain))
+    bias = rng.integers(-50_000 * fan_in, 50_000 * fan_in, size=out_ch).astype(np.int64)
+    opts = tfl.Conv2DOptionsT()
+    opts.padding = tfl.Padding.SAME if padding == "SAME" else tfl.Padding.VALID
+    opts.strideH, opts.strideW = stride
+    opts.dilationHFactor = opts.dilationWFactor = 1
+    pads = _tflite_pads(opts.padding, in_hw, kernel, stride, (1, 1))
+    attrs = ConvAttrs(stride=stride, pads=pads)
+    out_hw = kx.conv2d_acc(np.zeros((1, *in_hw, in_ch), np.int8), w, attrs, 0).shape[1:3]
+    model = build_single_op("CONV_2D", [
+        TensorSpec("input", (1, *in_hw, in_ch), "int16", s_in, 0),
+        TensorSpec("filter", w.shape, "int8", ws, 0, 0, w),
+        TensorSpec("bias", (out_ch,), "int64", [float(np.float32(s_in * s)) for s in ws], 0, 0, bias)],
+        [TensorSpec("output", (1, *out_hw, out_ch), "int16", s_out, 0)], opts, version=4)
+    x = rng.integers(-32768, 32768, size=(1, *in_hw, in_ch)).astype(np.int16)
+    p = kx.prepare_conv(s_in, np.array(ws), s_out, 0, 0, None, np.int16)
+    return model, x, w, bias, attrs, p
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), hw=st.tuples(st.integers(1, 6), st.integers(3, 24)),
+       in_ch=st.integers(1, 4), out_ch=st.integers(1, 6), kernel=st.tuples(st.integers(1, 3), st.integers(1, 8)),
+       stride=st.tuples(st.integers(1, 2), st.integers(1, 4)), padding=st.sampled_from(["SAME", "VALID"]),
+       out_gain=st.sampled_from([0.05, 1.0, 20.0]))
+def test_conv16x8_equals_litert(seed, hw, in_ch, out_ch, kernel, stride, padding, out_gain):
+    if padding == "VALID" and (hw[0] < kernel[0] or hw[1] < kernel[1]):
+        return
+    model, x, w, bias, attrs, p = conv16x8_model(seed, hw, in_ch, out_ch, kernel, stride, padding, out_gain)
+    want = run_reference(model, [x])[0]
+    np.testing.assert_array_equal(kw.conv2d_16x8(x, w, bias, attrs, p), want)
+
+
+def test_split_bytes_is_exact_for_every_int16():
+    x = np.arange(-32768, 32768).astype(np.int16)
+    hi, lo = kw.split_bytes(x)
+    assert hi.dtype == lo.dtype == np.int8
+    np.testing.assert_array_equal(256 * hi.astype(np.int64) + (lo.astype(np.int64) + 128), x)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), k=st.integers(1, 5), taps=st.integers(1, 40), stride=st.integers(1, 3),
+       pad=st.integers(0, 3))
+def test_two_byte_passes_equal_the_exact_sum(seed, k, taps, stride, pad):
+    """256 * pass(hi) + pass(lo) == the int64 sum of x * w, padding included (closed form)."""
+    rng = np.random.default_rng(seed)
+    n = taps + 10
+    x = rng.integers(-32768, 32768, size=(1, 1, n, 2)).astype(np.int16)
+    w = rng.integers(-128, 128, size=(k, 1, taps, 2)).astype(np.int8)
+    attrs = ConvAttrs(stride=(1, stride), pads=(0, pad, 0, pad))
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pad, pad), (0, 0)))
+    outs = (n + 2 * pad - taps) // stride + 1
+    want = np.array([[np.sum(xp[0, 0, o * stride:o * stride + taps] * w[j, 0].astype(np.int64)) for j in range(k)]
+                     for o in range(outs)])
+    np.testing.assert_array_equal(kw.conv2d_acc_16x8(x, w, attrs)[0, 0], want)
+
+
+def test_16x8_accumulator_bound():
+    kw.check_16x8_taps(kw.INT16_TAPS_MAX, None)
+    with pytest.raises(ModelError, match="overflow"):
+        kw.check_16x8_taps(kw.INT16_TAPS_MAX + 1, None)
+    with pytest.raises(ModelError, match="overflow"):
+        kw.check_16x8_taps(256, np.array([2 ** 31 - 256 * 32768 * 128]))
+
+
+def test_isqrt_exhaustive_small():
+    n = np.arange(1 << 20, dtype=np.int64)
+    want = np.array([math.isqrt(int(v)) for v in n[::997]])
+    np.testing.assert_array_equal(kw.isqrt(n)[::997], want)
+    r = kw.isqrt(n)          # every value: r^2 <= n < (r + 1)^2
+    assert np.all(r * r <= n) and np.all((r + 1) * (r + 1) > n)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2 ** 63 - 1), min_size=1, max_size=20))
+def test_isqrt_matches_python(values):
+    np.testing.assert_array_equal(kw.isqrt(np.array(values, np.int64)), [math.isqrt(v) for v in values])
+
+
+def test_isqrt_squares_and_neighbours():
+    r = np.array([0, 1, 2, 3037000499, 2 ** 31, 46340, 65535], np.int64)
+    for d in (-1, 0, 1):
+        n = np.maximum(r * r + d, 0)
+        np.testing.assert_array_equal(kw.isqrt(n), [math.isqrt(int(v)) for v in n])
+    with pytest.raises(ValueError):
+        kw.isqrt(np.array([-1]))
+
+
+def test_magnitude_hand_worked():
+    one = kw.prepare_magnitude(0.5, 0.5, 0)           # ratio 1: mult 2^14, shift 14
+    assert (one.mult, one.shift) == (1 << 14, 14)
+    assert kw.magnitude(np.array([3, 0, -5, 0]), np.array([4, 0, 12, 0]), one).tolist() == [5, 0, 13, 0]
+    half = kw.prepare_magnitude(0.25, 0.5, -128)      # ratio 0.5: 5 * 0.5 = 2.5 rounds half up to 3
+    assert kw.magnitude(np.array([3, 1]), np.array([4, 1]), half).tolist() == [3 - 128, 1 - 128]  # sqrt2/2 -> 1
+    assert kw.magnitude(np.array([32767]), np.array([-32768]), one).tolist() == [127]          # clamped
+    with pytest.raises(ModelError):
+        kw.prepare_magnitude(1.0, 0.0, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), log_ratio=st.floats(-14, 6), zp=st.integers(-128, 0))
+def test_magnitude_within_one_lsb_of_float(seed, log_ratio, zp):
+    """|npukit - clamp(round(sqrt(re^2 + im^2) * s_in / s_out) + zp)| <= 1 (15-bit scale)."""
+    rng = np.random.default_rng(seed)
+    s_out = 0.01
+    s_in = float(np.float32(s_out * 2.0 ** log_ratio))
+    p = kw.prepare_magnitude(s_in, s_out, zp)
+    re = rng.integers(-32768, 32768, 500)
+    im = rng.integers(-32768, 32768, 500)
+    scale = float(np.float32(s_in)) / float(np.float32(s_out))
+    want = np.clip(np.round(np.hypot(re, im) * scale) + zp, -128, 127)
+    got = kw.magnitude(re, im, p).astype(np.int64)
+    assert np.max(np.abs(got - want)) <= 1
+
+
+def test_magnitude_pairs_reads_the_two_halves():
+    p = kw.prepare_magnitude(1.0, 1.0, 0)
+    x = np.array([[3, 6, 4, 8]], np.int16)          # re = [3, 6], im = [4, 8] on axis 1
+    assert kw.magnitude_pairs(x, 1, p).tolist() == [[5, 10]]
+    with pytest.raises(ModelError, match="even"):
+        kw.magnitude_pairs(np.zeros((1, 3), np.int16), 1, p)
