@@ -3,8 +3,10 @@
 silero's ONNX takes `input` [1, 64 + 512] (the last 64 samples of the previous chunk, then
 the new chunk), `state` [2, 1, 128] (the LSTM's h and c, fed back every chunk) and `sr`
 (int64, the sample rate). `sr` selects the 16 kHz network through an `If`, so it is bound to
-16000 at compile time; the frontend then folds every `If`, and the LSTM, the gathers on the
-state, the STFT's reflect padding and the magnitude's Pow / Sqrt run in float on the host.
+16000 at compile time; the frontend then folds every `If`. The STFT front runs on the NPU
+with 16-bit audio: reflect padding by DMA, the fixed-basis conv as a 16x8 conv (int16 in and
+out), the magnitude (Slice, Pow, Add, Sqrt fused) on the VPU into the int8 encoder input. The
+LSTM and the gathers on its state run in float on the host.
 """
 
 from __future__ import annotations
@@ -77,14 +79,14 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
 
 
 # the recurrent state's path: LSTM outputs -> squeeze -> concat -> stateN, on the host with the LSTM
+# (the STFT front is not listed: it compiles to the NPU with int16 audio, see quant.wide.magnitude_int16)
 # (names as in silero's op15 file; the default file prefixes them with its If branch's name)
 HOST_PREFIXES = ("/decoder/rnn/", "/decoder/Unsqueeze", "/decoder/Concat", "/Add")
 
 
 def host_nodes(model_path: str | Path) -> frozenset[str]:
-    """ONNX nodes run in float on the host although the NPU could: the STFT magnitude (reflect
-    pad, fixed-basis conv, |.|), a DSP front end like the keyword spotter's MFCC (int8 audio
-    would lose ~25 dB), and the recurrent state's path, so h and c stay float between chunks."""
+    """ONNX nodes run in float on the host although the NPU could: the recurrent state's path,
+    so h and c stay float between chunks."""
     import onnx
 
     def names(graph):

@@ -1,5 +1,6 @@
-"""silero-vad: `If` folded, LSTM on the host in float, convolutions on the NPU; the speech
-decision agrees with onnxruntime frame by frame on real recordings and on noise."""
+"""silero-vad: `If` folded, LSTM on the host in float, the STFT front (reflect pad, 16x8 basis
+conv, magnitude) and the convolutions on the NPU; the speech decision agrees with onnxruntime
+frame by frame on real recordings and on noise."""
 import numpy as np
 import pytest
 
@@ -29,7 +30,11 @@ def test_speech_decisions_agree_with_onnxruntime(name, clips):
     calib, evaluate = clips
     prog = silero.compile_silero(path, "npu-m", silero.calibration_feeds(path, calib, n=48), "percentile")
     where = silero.placement(prog)
-    assert where["npu"].get("conv2d", 0) >= 5                 # encoder and decoder convolutions
+    assert where["npu"].get("conv2d", 0) >= 6                 # STFT basis, encoder and decoder convolutions
+    assert where["npu"].get("magnitude") == 1 and where["npu"].get("pad") == 1
+    assert not any(op.startswith(("conv2d", "magnitude", "pad", "Pad", "Pow", "Sqrt", "Conv")) for op in where["host"])
+    assert prog.qgraph.tensors["input"].dtype.value == "int16"
+    assert any(getattr(i, "in_bytes", 1) == 2 for i in prog.program.instructions)   # the 16x8 basis conv
     assert where["host"].get("LSTM (float)", 0) >= 1
     assert not any(op.startswith("If") for op in where["host"])
     ref, npu = silero.onnxruntime_step(path), silero.npu_step(prog)
