@@ -94,3 +94,55 @@ def test_unpaired_slices_do_not_fuse(tmp_path):
                     load_arch("npu-s"), feeds)
     ops = {l.op for l in prog.program.layers}
     assert "magnitude" not in ops and "host_float" in ops
+
+
+def test_basis_too_long_for_32bit_accumulators_runs_on_the_host(tmp_path):
+    """600 taps of int16 x int8 could overflow ACC: the conv goes to the host (exact int64) with
+    that reason, and the program still equals the reference."""
+    rng = np.random.default_rng(2)
+    feeds = audio(rng, 700, 2)
+    prog = _compile(tmp_path, stft_model(700, 600, 100, 4, (0, 0), tail_conv=False), load_arch("npu-m"), feeds)
+    conv = next(l for l in prog.program.layers if l.op == "conv2d")
+    assert conv.target == "host" and "overflow" in conv.reason
+    assert next(l for l in prog.program.layers if l.op == "magnitude").target == "npu"
+    assert_sim_equals_reference(prog, feeds, check_timing_order=False)
+
+
+def test_int16_support_names_what_it_refuses(tmp_path):
+    from dataclasses import replace
+
+    from npukit.codegen.wide import int16_support
+    rng = np.random.default_rng(4)
+    feeds = audio(rng, 64, 2)
+    prog = _compile(tmp_path, stft_model(64, 16, 8, 4, (0, 4), tail_conv=False), load_arch("npu-s"), feeds)
+    g = prog.qgraph
+    conv = next(n for n in g.nodes if n.op.value == "conv2d")
+    assert int16_support(g, conv) == ""
+    assert "16x8" in int16_support(g, conv.with_(attrs=replace(conv.attrs, groups=2)))
+    mag = next(n for n in g.nodes if n.op.value == "magnitude")
+    bad = replace(g.tensors[mag.outputs[0]], dtype=g.tensors[mag.inputs[0]].dtype)
+    assert "int8 output" in int16_support(g.with_nodes(g.nodes, {**g.tensors, mag.outputs[0]: bad}), mag)
+
+
+@pytest.mark.parametrize("pads", [((0, 0), (0, 0), (2, 1), (0, 3)), ((0, 0), (1, 1), (0, 0), (2, 2))])
+def test_reflect_pad_runs_on_the_npu(tmp_path, pads):
+    """ONNX reflect Pad (NCHW, several axes) is an NPU PAD: DMA mirror copies equal numpy's
+    reflect, corners included."""
+    from onnx import TensorProto, helper, numpy_helper
+    flat = [p[0] for p in pads] + [p[1] for p in pads]
+    g = helper.make_graph([helper.make_node("Pad", ["x", "p"], ["y"], mode="reflect")], "pad",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(np.array(flat, np.int64), "p")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 3, 5, 6)).astype(np.float32)} for _ in range(2)]
+    prog = _compile(tmp_path, m.SerializeToString(), small_arch(1, 1, 1, 4, 4, "ws"), feeds)
+    assert {l.op: l.target for l in prog.program.layers}.get("pad") == "npu"
+    q = prog.qgraph.tensors["x"].quant
+    for feed in feeds:
+        got = prog.run(feed)["y"]
+        xq = np.clip(np.round(feed["x"] / q.s) + q.zp, -128, 127)
+        np.testing.assert_array_equal(np.round(got / q.s + q.zp), np.pad(xq, pads, mode="reflect"))
+    assert_sim_equals_reference(prog, feeds)
