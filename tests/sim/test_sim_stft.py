@@ -146,3 +146,19 @@ def test_reflect_pad_runs_on_the_npu(tmp_path, pads):
         xq = np.clip(np.round(feed["x"] / q.s) + q.zp, -128, 127)
         np.testing.assert_array_equal(np.round(got / q.s + q.zp), np.pad(xq, pads, mode="reflect"))
     assert_sim_equals_reference(prog, feeds)
+
+
+def test_int16_conv_costs_two_mxu_passes(tmp_path):
+    """The timing model charges a 16x8 CONV as two int8 passes: twice the cycles and MACs."""
+    from dataclasses import replace
+
+    from npukit.sim.timing import Counts, _Model
+    rng = np.random.default_rng(6)
+    feeds = audio(rng, 128, 2)
+    arch = load_arch("npu-s")
+    prog = _compile(tmp_path, stft_model(128, 32, 16, 8, (0, 16), tail_conv=False), arch, feeds)
+    conv = next(i for i in prog.program.instructions if isinstance(i, I.Conv) and i.in_bytes == 2)
+    model = _Model(prog.program, arch)
+    c16, c8 = Counts(), Counts()
+    t16, t8 = model.latency(conv, c16), model.latency(replace(conv, in_bytes=1), c8)
+    assert t16 == 2 * t8 > 0 and c16.macs == 2 * c8.macs == 2 * conv.out_h * conv.out_w * conv.k * 32
