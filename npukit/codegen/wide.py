@@ -7,6 +7,7 @@ from ..errors import ModelError, ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..quant.kernels_wide import check_16x8_taps
+from ..quant.qexec import pad_code
 from ..sim.semantics import params_to_ints
 from .context import Ctx, SlotPair
 from .emitter import dma
@@ -19,7 +20,12 @@ def int16_support(g: Graph, node: Node) -> str:
     t = {n: g.tensors[n] for n in (*node.inputs, *node.outputs)}
     if node.op in INT16_MOVES:
         acts = [x for x in t.values() if not x.is_const]
-        return "" if len({x.dtype for x in acts}) == 1 else "data movement between int8 and int16"
+        if len({x.dtype for x in acts}) != 1:
+            return "data movement between int8 and int16"
+        if node.op is Op.PAD and node.attrs.mode == "constant" and \
+                pad_code(node, t[node.inputs[0]].quant) not in (0, -1):
+            return "int16 PAD whose fill code is not a repeated byte (the DMA fill sets bytes)"
+        return ""
     if node.op is Op.MAGNITUDE:
         ok = t[node.inputs[0]].dtype is DType.I16 and t[node.outputs[0]].dtype is DType.I8
         return "" if ok else "magnitude needs an int16 input and an int8 output"

@@ -7,9 +7,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def stft_model(n: int, kernel: int, stride: int, bins: int, pad: tuple[int, int], tail_conv: bool = True,
-               halves: tuple[int, int] | None = None) -> bytes:
+               halves: tuple[int, int] | None = None, pad_value: float | None = None) -> bytes:
     """[1, n] audio -> [1, bins, frames] magnitude (-> conv). `halves` overrides the second
-    slice's bounds (a pattern that is not the two halves must not fuse)."""
+    slice's bounds (a pattern that is not the two halves must not fuse); `pad_value` makes
+    the pad a constant one."""
     t = np.arange(kernel)
     f = np.arange(bins)[:, None]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * t / kernel)
@@ -21,7 +22,11 @@ def stft_model(n: int, kernel: int, stride: int, bins: int, pad: tuple[int, int]
     lo2, hi2 = halves or (bins, 2 * bins)
     for name, v in (("s0", 0), ("s1", bins), ("s2", lo2), ("s3", hi2)):
         inits.append(numpy_helper.from_array(np.array([v], np.int64), name))
-    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], mode="reflect"),
+    if pad_value is not None:
+        inits.append(numpy_helper.from_array(np.array(pad_value, np.float32), "pad_value"))
+    pad_node = helper.make_node("Pad", ["x", "pads", "pad_value"], ["p"], mode="constant") if pad_value is not None \
+        else helper.make_node("Pad", ["x", "pads"], ["p"], mode="reflect")
+    nodes = [pad_node,
              helper.make_node("Unsqueeze", ["p", "one"], ["u"]),
              helper.make_node("Conv", ["u", "basis"], ["c"], kernel_shape=[kernel], strides=[stride], pads=[0, 0], dilations=[1]),
              helper.make_node("Slice", ["c", "s0", "s1", "one"], ["re"]),

@@ -55,7 +55,7 @@ def test_int16_tensors_split_into_tiles(tmp_path):
     ins = prog.program.instructions
     wide = [i for i in ins if isinstance(i, I.Conv) and i.in_bytes == 2]
     mags = [i for i in ins if isinstance(i, I.Magnitude)]
-    assert len({c.dst for c in wide}) > 1 and sum(c.k for c in wide) == 80   # 80 = 2 x 40 channels
+    assert len(wide) > 1 and sum(c.k for c in wide) == 80   # output-channel tiles of 2 x 40 channels
     assert len(mags) > 1 and sum(m.c for m in mags) == 40
     assert_sim_equals_reference(prog, feeds)
 
@@ -162,3 +162,16 @@ def test_int16_conv_costs_two_mxu_passes(tmp_path):
     c16, c8 = Counts(), Counts()
     t16, t8 = model.latency(conv, c16), model.latency(replace(conv, in_bytes=1), c8)
     assert t16 == 2 * t8 > 0 and c16.macs == 2 * c8.macs == 2 * conv.out_h * conv.out_w * conv.k * 32
+
+
+@pytest.mark.parametrize("value,target", [(0.0, "npu"), (0.3, "host")])
+def test_int16_constant_pad(tmp_path, value, target):
+    """A zero pad of int16 audio is a byte fill on the NPU; any other value's int16 code is not
+    a repeated byte, so that PAD runs on the host, with the reason; both equal the reference."""
+    rng = np.random.default_rng(7)
+    feeds = audio(rng, 96, 2)
+    prog = _compile(tmp_path, stft_model(96, 16, 8, 5, (3, 5), tail_conv=False, pad_value=value),
+                    small_arch(2, 1, 1, 8, 8, "ws"), feeds)
+    pad = next(l for l in prog.program.layers if l.op == "pad")
+    assert pad.target == target and (target == "npu" or "fill code" in pad.reason)
+    assert_sim_equals_reference(prog, feeds)
