@@ -51,9 +51,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
         return matmul_support(g, node)
     if op in (Op.CONV2D, Op.FULLY_CONNECTED, Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE) or op in LUT_OPS:
         return ""
-    if op is Op.MAGNITUDE:       # int8 input: int16_support above has refused it
-        return ""
-        return ""
+    if op is Op.MAGNITUDE:       # reached only without int16 tensors (those are handled above)
+        return "magnitude needs an int16 input"
     if op in ELTWISE_KIND:
         return "" if eltwise_plan(g, node) else "broadcast pattern not supported by the VPU"
     if op is Op.SOFTMAX:
