@@ -21,6 +21,7 @@ class CompileOptions:
     loop_order: str = "auto"        # auto | k_outer | rows_outer
     max_tile_rows: int = 0          # 0 = no limit (a knob to force small tiles in tests)
     onchip_fraction: float = 0.5    # share of ABUF that keeps activations on chip between layers
+    fuse_depthwise: bool = True     # run a depthwise conv and the 1x1 conv after it band by band
 
 
 class SramSlots:

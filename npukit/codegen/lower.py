@@ -18,6 +18,7 @@ from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
+from .fused import fusable_pairs, lower_fused, plan_fused
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
 from .vector import (
@@ -74,16 +75,32 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     onchip = int(arch.abuf_bytes * options.onchip_fraction) // 16 * 16
     reasons = {node.name: npu_support(g, node, arch.abuf_bytes - onchip) for node in g.nodes}
     host = {n for node in g.nodes if reasons[node.name] for n in (*node.inputs, *node.outputs)}
-    arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host)
-    consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
-    ctx = Ctx(arch, options, arena, consts, onchip)
+    by_name = {nd.name: nd for nd in g.nodes}
+    pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise else {}
+    while True:   # a pair whose fused tiles do not fit runs unfused: its middle tensor needs a place
+        arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host,
+                           skip={by_name[d].outputs[0] for d in pairs} if pairs else set())
+        consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
+        ctx = Ctx(arch, options, arena, consts, onchip)
+        fused = {d: plan_fused(ctx, g, by_name[d], pw) for d, pw in pairs.items()}
+        if all(fused.values()):
+            break
+        pairs = {d: pw for d, pw in pairs.items() if fused[d]}
     ctx.emitter.readonly[w_space] = (consts.base, 1 << 62)
     layers, host_segments, host_blobs, counted = [], [], [], set()
+    pw_detail: dict[str, dict] = {}
     for i, node in enumerate(g.nodes):
         ctx.emitter.layer = i
         reason = reasons[node.name]
         detail = {}
-        if not reason:
+        if node.name in pw_detail:       # lowered with the depthwise conv before it
+            detail = pw_detail[node.name]
+        elif node.name in pairs:
+            pw = pairs[node.name]
+            detail = lower_fused(ctx, g, node, pw, fused[node.name], (i, i + 1))
+            pw_detail[pw.name] = {"tiling": f"fused into {node.name}"}
+            ctx.emitter.layer = i
+        elif not reason:
             detail = _lower(ctx, g, node) or {}
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)

@@ -101,11 +101,14 @@ def first_fit(tensors: list[str], first, last, nbytes, limit: int | None = None)
 
 
 def plan_arena(g: Graph, space: int, onchip_base: int = 0, onchip_bytes: int = 0,
-               pinned: set[str] = frozenset()) -> ArenaPlan:
+               pinned: set[str] = frozenset(), skip: set[str] = frozenset()) -> ArenaPlan:
     """Place every activation tensor: intermediates that fit stay in ABUF's resident area
     [onchip_base, onchip_base + onchip_bytes); the rest (and all graph inputs, outputs and
-    state) get off-chip offsets in `space`, each by first fit over live ranges."""
+    state) get off-chip offsets in `space`, each by first fit over live ranges. Tensors in
+    `skip` (never materialised: the inside of a fused pair) get no place."""
     first, last, root = live_ranges(g)
+    for t in skip:
+        first.pop(t, None)
     nbytes = lambda t: g.tensors[t].nbytes  # noqa: E731
     pinned = {root.get(t, t) for t in (*pinned, *g.inputs, *g.outputs, *g.variables)}
     onchip = first_fit([t for t in first if t not in pinned], first, last, nbytes, onchip_bytes) \
