@@ -76,10 +76,11 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     reasons = {node.name: npu_support(g, node, arch.abuf_bytes - onchip) for node in g.nodes}
     host = {n for node in g.nodes if reasons[node.name] for n in (*node.inputs, *node.outputs)}
     by_name = {nd.name: nd for nd in g.nodes}
+    index = {nd.name: i for i, nd in enumerate(g.nodes)}
     pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise else {}
     while True:   # a pair whose fused tiles do not fit runs unfused: its middle tensor needs a place
         arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host,
-                           skip={by_name[d].outputs[0] for d in pairs} if pairs else set())
+                           fused={index[d] for d in pairs})
         consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
         ctx = Ctx(arch, options, arena, consts, onchip)
         fused = {d: plan_fused(ctx, g, by_name[d], pw) for d, pw in pairs.items()}
