@@ -16,7 +16,7 @@ from ..schedule.fused import FusedShape, FusedTiling, search_fused
 from ..schedule.tiling import Bandwidth, ConvShape, rows_in
 from ..sim import costs
 from .context import Ctx, SlotPair
-from .emitter import dma
+from .emitter import contiguous, dma
 
 
 def fusable_pairs(g: Graph, on_npu) -> dict[str, Node]:
@@ -104,6 +104,10 @@ def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: 
     else:
         wts = SlotPair(w_slots.take(t.tk * t.tc, nb))
     loaded: set = set()
+    # one channel chunk and two input slots: a band's input rows that the previous band
+    # also read are copied from its slot over the on-chip path instead of loaded again
+    halo = not x_direct and len(chunks) == 1 and nb >= 2
+    prev = (0, 0, -1)
     eng = int(I.Engine.MXU if t.engine == "mxu" else I.Engine.VPU)
     pd, pp = dw.params, pw.params
     pt, pl = a.pads[0], a.pads[1]
@@ -124,8 +128,15 @@ def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: 
                     xa = x_base + first * wd * c
                 else:
                     xa, _ = ins.lookup(("x", b, ri, ci))
-                    dma(e, x_space, x_base + first * wd * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
-                        (1, 1, 1, n_rows * wd), cl)
+                    start = first
+                    if halo and ri > 0 and prev[2] >= first:   # rows the last band loaded: copy on chip
+                        start = prev[2] + 1
+                        off = (first - prev[1]) * wd * c
+                        contiguous(e, I.ABUF, prev[0] + off, I.ABUF, xa, (start - first) * wd * c)
+                    if start <= last:
+                        dma(e, x_space, x_base + start * wd * c + c0, (0, 0, 0, c), I.ABUF,
+                            xa + (start - first) * wd * cl, (0, 0, 0, cl), (1, 1, 1, (last - start + 1) * wd), cl)
+                    prev = (xa, first, last)
                 ma = mids[ci]
                 e.emit(lambda L, d, xa=xa, cl=cl, ci=ci, ma=ma: I.DwConv(
                     L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=dw_w[ci], params=dw_p[ci], dst=ma, out_h=rl,

@@ -90,6 +90,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     ctx.emitter.readonly[w_space] = (consts.base, 1 << 62)
     layers, host_segments, host_blobs, counted = [], [], [], set()
     pw_detail: dict[str, dict] = {}
+    interior = {by_name[d].outputs[0] for d in pairs}     # fused pairs: never materialised
     for i, node in enumerate(g.nodes):
         ctx.emitter.layer = i
         reason = reasons[node.name]
@@ -106,7 +107,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)
         layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
-                            _macs(g, node), *_min_bytes(g, node, arch, counted), _vpu_ops(g, node), reason,
+                            _macs(g, node), *_min_bytes(g, node, arch, counted, interior), _vpu_ops(g, node), reason,
                             {k: str(v) for k, v in detail.items()}))
     regions = _regions(arch, names, arena, consts, g.variables)
     return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, user_inputs, meta, moved),
@@ -183,11 +184,12 @@ def _vpu_ops(g: Graph, node: Node) -> int:
     return out                                     # requantise / element-wise / table
 
 
-def _min_bytes(g: Graph, node: Node, arch, counted: set[str]) -> tuple[int, dict[str, int]]:
+def _min_bytes(g: Graph, node: Node, arch, counted: set[str], interior: set[str] = frozenset()
+               ) -> tuple[int, dict[str, int]]:
     """What must cross off-chip whatever the schedule, in total and per region: weights, the
     graph inputs and outputs the layer touches, and the spills the SRAM size forces
     (activations larger than all of ABUF are written out by their producer and read back by
-    each consumer)."""
+    each consumer, unless they are the inside of a fused pair, which is never stored)."""
     if node.op is Op.RESHAPE:
         return 0, {}                               # an alias: nothing moves
     consts = [n for n in node.inputs if g.tensors[n].is_const and n not in counted]
@@ -197,7 +199,7 @@ def _min_bytes(g: Graph, node: Node, arch, counted: set[str]) -> tuple[int, dict
     acts += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
     acts += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)
                 if not g.tensors[n].is_const and n not in g.inputs and n not in g.outputs
-                and g.tensors[n].nbytes > arch.abuf_bytes)
+                and n not in interior and g.tensors[n].nbytes > arch.abuf_bytes)
     per_region: dict[str, int] = {}
     for region, n in ((arch.placement.weights, weights), (arch.placement.activations, acts)):
         if n:

@@ -86,6 +86,8 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place):
                     n_rb = math.ceil(s.eh / th)
                     e = th * s.ew
                     x_tile = rows_in(s, th) * s.w * tc
+                    if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
+                        x_tile = min(rows_in(s, th), th * s.sh) * s.w * tc
                     dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
                     dma += 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
                     n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc

@@ -50,8 +50,9 @@ def _block(tmp_path, options, abuf=4):
 
 def test_fusion_happens_and_keeps_the_intermediate_on_chip(tmp_path):
     """The property test is only meaningful if the pair is fused: the depthwise layer's
-    DwConvs write ABUF bands that the projection's Convs read, and no DMA of either layer
-    moves the 12x12x24 intermediate off chip (the unfused program does move it)."""
+    DwConvs write ABUF bands that the projection's Convs read, no DMA of either layer
+    moves the 12x12x24 intermediate off chip (the unfused program does move it), and the
+    input rows two bands share are copied on chip."""
     prog, rng = _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0))
     layers = prog.program.layers
     dw = next(i for i, la in enumerate(layers) if "fused with" in la.detail.get("tiling", ""))
@@ -65,6 +66,8 @@ def test_fusion_happens_and_keeps_the_intermediate_on_chip(tmp_path):
     off = lambda p, layer: sum(int(np.prod(d.shape)) * d.elem for d in p.instructions  # noqa: E731
                                if isinstance(d, I.Dma) and d.layer == layer and d.dst_space >= I.REGION0)
     unfused, _ = _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0, fuse_depthwise=False))
+    halo = [d for d in ins if isinstance(d, I.Dma) and d.layer == dw and d.src_space == d.dst_space == I.ABUF]
+    assert halo       # rows shared by consecutive bands are copied on chip, not loaded again
     assert off(prog.program, dw) == 0
     assert off(unfused.program, dw) == mid_bytes
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)}])
