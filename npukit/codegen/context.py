@@ -22,6 +22,7 @@ class CompileOptions:
     max_tile_rows: int = 0          # 0 = no limit (a knob to force small tiles in tests)
     onchip_fraction: float = 0.5    # share of ABUF that keeps activations on chip between layers
     fuse_depthwise: bool = True     # run a depthwise conv and the 1x1 conv after it band by band
+    timed_candidates: int = 8       # cheapest tilings per layer timed with the event model (1: closed forms)
 
 
 class SramSlots:

@@ -15,6 +15,7 @@ from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_
 from ..sim import costs
 from .context import Ctx, SlotPair
 from .emitter import dma
+from .replay import fastest
 
 
 def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
@@ -41,22 +42,28 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
     in_place = (ctx.space(node.inputs[0]) == I.ABUF and not attrs.depthwise,
                 ctx.space(node.outputs[0]) == I.ABUF and not attrs.depthwise)
-    t = search_conv(shape, ctx.arch, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
-                    ctx.arch.abuf_bytes - ctx.onchip_bytes,
-                    Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.bytes_per_cycle(node.inputs[1]),
-                              ctx.bytes_per_cycle(node.outputs[0])), in_place)
+    key = (shape, ctx.arch.fingerprint, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
+           ctx.arch.abuf_bytes - ctx.onchip_bytes,
+           Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.bytes_per_cycle(node.inputs[1]),
+                     ctx.bytes_per_cycle(node.outputs[0])), in_place)
+    cands = search_conv(shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates))
     mode = 1 if node.op is Op.FULLY_CONNECTED else 0
     ones = np.ones(k_all, np.int64)
     if mode:   # LiteRT's fully connected requantises with the exact double scale
         params = np.stack([bias.astype(np.int64), p.scale_mantissa * ones, p.scale_exponent * ones])
     else:
         params = np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
-    for b in range(n):
-        if attrs.depthwise:
-            _emit_depthwise(ctx, node, shape, t, attrs, w, params, b, (n, h, wd, c), o_shape)
-            continue
-        for grp in range(groups):
-            _emit_nest(ctx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
+
+    def emit(cx: Ctx, t: ConvTiling) -> None:
+        for b in range(n):
+            if attrs.depthwise:
+                _emit_depthwise(cx, node, shape, t, attrs, w, params, b, (n, h, wd, c), o_shape)
+                continue
+            for grp in range(groups):
+                _emit_nest(cx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
+
+    t = fastest(ctx, cands, emit, ("conv", n, groups, mode, attrs, *key, len(cands)))
+    emit(ctx, t)
     detail = {"tiling": f"rows {t.th} x out-ch {t.tk} x in-ch {t.tc}, {t.order}, "
                         f"{'ws' if t.dataflow == costs.WS else 'os'}, {t.engine}"}
     if attrs.depthwise:

@@ -17,6 +17,7 @@ from ..schedule.tiling import Bandwidth, ConvShape, rows_in
 from ..sim import costs
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
+from .replay import fastest
 
 
 def fusable_pairs(g: Graph, on_npu) -> dict[str, Node]:
@@ -45,7 +46,8 @@ def _params(g: Graph, node: Node, k: int) -> np.ndarray:
     return np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
 
 
-def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node) -> FusedTiling | None:
+def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node) -> list[FusedTiling]:
+    """The cheapest fused tilings by the closed forms (none: the pair does not fit)."""
     x, mid, out = (g.tensors[n] for n in (dw.inputs[0], dw.outputs[0], pw.outputs[0]))
     _, h, wd, c = x.shape
     kh, kw = g.tensors[dw.inputs[1]].shape[1:3]
@@ -57,10 +59,20 @@ def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node) -> FusedTiling | None:
     bw = Bandwidth(ctx.bytes_per_cycle(dw.inputs[0]), ctx.bytes_per_cycle(pw.inputs[1]),
                    ctx.bytes_per_cycle(pw.outputs[0]))
     return search_fused(FusedShape(s, out.shape[-1]), ctx.arch, ctx.nbuf, pref, o.depthwise_engine,
-                        o.max_tile_rows, ctx.arch.abuf_bytes - ctx.onchip_bytes, bw, in_place)
+                        o.max_tile_rows, ctx.arch.abuf_bytes - ctx.onchip_bytes, bw, in_place,
+                        max(1, o.timed_candidates))
 
 
-def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[int, int]) -> dict:
+def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, cands: list[FusedTiling], layers: tuple[int, int]) -> dict:
+    """Lower the pair with whichever candidate the event model times fastest."""
+    spaces = tuple(ctx.space(n) == I.ABUF for n in (dw.inputs[0], pw.outputs[0]))
+    key = ("fused", tuple(cands), dw.attrs, g.tensors[dw.inputs[0]].shape, g.tensors[pw.outputs[0]].shape,
+           g.tensors[dw.inputs[1]].shape, spaces, ctx.arch.fingerprint, ctx.nbuf)
+    t = fastest(ctx, cands, lambda cx, t: _emit(cx, g, dw, pw, t, layers), key)
+    return _emit(ctx, g, dw, pw, t, layers)
+
+
+def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[int, int]) -> dict:
     e = ctx.emitter
     x_shape, out_shape = g.tensors[dw.inputs[0]].shape, g.tensors[pw.outputs[0]].shape
     n, h, wd, c = x_shape

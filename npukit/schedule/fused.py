@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 
 from ..sim import costs
-from .tiling import Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, rows_in
+from .tiling import (Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best, register_cache,
+                     rows_in)
 
 
 @dataclass(frozen=True)
@@ -48,30 +49,27 @@ def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place:
 
 
 def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
-                 abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool]) -> FusedTiling | None:
-    """The cheapest fused tiling that fits, or None."""
-    key = (f, arch.fingerprint, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place)
+                 abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool], top: int = 1) -> list[FusedTiling]:
+    """The `top` cheapest fused tilings that fit, cheapest first (none: the pair cannot fuse)."""
+    key = (f, arch.fingerprint, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
     if key not in _SEARCHED:
         if len(_SEARCHED) > 4096:
             _SEARCHED.clear()
-        _SEARCHED[key] = _search(f, arch, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place)
+        _SEARCHED[key] = _search(f, arch, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place,
+                                 top)
     return _SEARCHED[key]
 
 
-_SEARCHED: dict = {}
+_SEARCHED: dict = register_cache({})
 
 
-def clear_cache() -> None:
-    _SEARCHED.clear()
-
-
-def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place):
+def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top):
     s = f.dw
     rows, cols, overlap = arch.mxu.rows, arch.mxu.cols, arch.mxu.fold_overlap
     lanes, depth = arch.vpu.lanes, arch.vpu.pipeline_depth
     engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
     flows = [costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS]
-    best = None
+    best: list[FusedTiling] = []
     for tc in _candidates(s.c, rows):
         # a resident input is read in place only as whole pixels (DwConv has no channel stride)
         ip = (in_place[0] and tc == s.c, in_place[1])
@@ -105,6 +103,5 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place):
                                                                                         overlap)
                             est = int(max(mxu, requant + dw_vpu, dma)
                                       + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
-                            if best is None or est < best.est_cycles:
-                                best = FusedTiling(th, tc, tk, engine, flow, resident, est)
+                            keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est), top)
     return best

@@ -73,27 +73,48 @@ def _row_candidates(eh: int, limit: int) -> list[int]:
 
 def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str = "auto",
                 loop_order: str = "auto", max_rows: int = 0, abuf_bytes: int | None = None,
-                bw: Bandwidth | None = None, in_place: tuple[bool, bool] = (False, False)) -> ConvTiling:
-    """The cheapest tiling; networks repeat layer shapes, so answers are remembered.
-    `in_place`: the input / output is resident in ABUF and needs no tile buffer or copy."""
-    key = (s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place)
+                bw: Bandwidth | None = None, in_place: tuple[bool, bool] = (False, False),
+                top: int = 1) -> list[ConvTiling]:
+    """The `top` cheapest tilings, cheapest first; networks repeat layer shapes, so answers
+    are remembered. `in_place`: the input / output is resident in ABUF and needs no tile
+    buffer or copy."""
+    key = (s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place, top)
     if key not in _SEARCHED:
         if len(_SEARCHED) > 4096:
             _SEARCHED.clear()
         _SEARCHED[key] = _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw,
-                                 in_place)
+                                 in_place, top)
     return _SEARCHED[key]
 
 
+def keep_best(best: list, cand, top: int) -> None:
+    """Insert `cand` into `best` (sorted by estimate, stable) and keep the `top` cheapest."""
+    i = len(best)
+    while i and best[i - 1].est_cycles > cand.est_cycles:
+        i -= 1
+    if i < top:
+        best.insert(i, cand)
+        del best[top:]
+
+
 _SEARCHED: dict = {}
+_CACHES: list[dict] = [_SEARCHED]
+
+
+def register_cache(cache: dict) -> dict:
+    """Have `clear_cache` also empty `cache` (another search's memory)."""
+    _CACHES.append(cache)
+    return cache
 
 
 def clear_cache() -> None:
-    """Forget remembered tilings (to time a compile from scratch)."""
-    _SEARCHED.clear()
+    """Forget remembered tilings and choices (to time a compile from scratch)."""
+    for cache in _CACHES:
+        cache.clear()
 
 
-def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place) -> ConvTiling:
+def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place,
+            top) -> list[ConvTiling]:
     rows, cols = arch.mxu.rows, arch.mxu.cols
     overlap = arch.mxu.fold_overlap
     a_bytes = arch.abuf_bytes if abuf_bytes is None else abuf_bytes
@@ -102,7 +123,7 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
         off = arch.region_bytes_per_cycle(arch.placement.activations)
         bw = Bandwidth(off, arch.region_bytes_per_cycle(arch.placement.weights), off)
     dw = s.depthwise_mult > 0
-    best: ConvTiling | None = None
+    best: list[ConvTiling] = []
     k_total = s.c * s.depthwise_mult if dw else s.k
     for tc in _candidates(s.c, rows):
         tks = [tc * s.depthwise_mult] if dw else _candidates(s.k, cols)
@@ -118,9 +139,8 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
                     continue
                 for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
                                       dw_engine, loop_order, arch, in_place):
-                    if best is None or cand.est_cycles < best.est_cycles:
-                        best = cand
-    if best is None:
+                    keep_best(best, cand, top)
+    if not best:
         raise ScheduleError(f"no tiling of a {s.h}x{s.w}x{s.c} -> {s.eh}x{s.ew}x{k_total} layer "
                             f"(kernel {s.kh}x{s.kw}) fits ABUF {a_bytes} B, WBUF {w_bytes} B, ACC {acc_bytes} B")
     return best

@@ -25,16 +25,16 @@ from test_sim_vs_reference import _compile, assert_sim_equals_reference, small_a
        residual=st.booleans(), abuf=st.sampled_from([1, 2, 4, 8]), mxu=st.sampled_from([(4, 4), (8, 8), (4, 8)]),
        dataflow=st.sampled_from(["ws", "os", "auto"]), rows=st.sampled_from([0, 1, 2, 3]),
        dw_engine=st.sampled_from(["auto", "mxu", "vpu"]), double=st.booleans(),
-       onchip=st.sampled_from([0.0, 0.5, 0.75]))
+       onchip=st.sampled_from([0.0, 0.5, 0.75]), timed=st.sampled_from([1, 8]))
 def test_fused_block_sim_equals_reference(tmp_path, seed, c, expand, k, h, w, kernel, stride, dilation, residual,
-                                          abuf, mxu, dataflow, rows, dw_engine, double, onchip):
+                                          abuf, mxu, dataflow, rows, dw_engine, double, onchip, timed):
     if kernel[0] * dilation[0] > h or kernel[1] * dilation[1] > w:
         dilation = (1, 1)
     residual = residual and stride == (1, 1) and k == c
     rng = np.random.default_rng(seed)
     data = inverted_residual_model(rng, c, expand, k, h, w, kernel, stride, dilation, residual)
     opts = CompileOptions(max_tile_rows=rows, depthwise_engine=dw_engine, double_buffer=double,
-                          onchip_fraction=onchip)
+                          onchip_fraction=onchip, timed_candidates=timed)
     shape = (1, c, h, w)
     calib = {"x": rng.standard_normal((4,) + shape).astype(np.float32)}
     prog = _compile(tmp_path, data, small_arch(abuf, 2, 2, mxu[0], mxu[1], dataflow), opts, calib)
@@ -53,7 +53,7 @@ def test_fusion_happens_and_keeps_the_intermediate_on_chip(tmp_path):
     DwConvs write ABUF bands that the projection's Convs read, no DMA of either layer
     moves the 12x12x24 intermediate off chip (the unfused program does move it), and the
     input rows two bands share are copied on chip."""
-    prog, rng = _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0))
+    prog, rng = _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0, timed_candidates=1))
     layers = prog.program.layers
     dw = next(i for i, la in enumerate(layers) if "fused with" in la.detail.get("tiling", ""))
     assert layers[dw + 1].detail["tiling"].startswith("fused into")

@@ -1,0 +1,64 @@
+"""Latency against the roofline bound: ResNet-18 and MobileNetV2 (224x224) on npu-m.
+
+    PYTHONPATH=. python benchmarks/roofline.py [--arch npu-m] [--worst 5] [--no-fuse]
+
+Compiles each model from `npukit.models.zoo` as `npukit profile` does (random calibration:
+timing does not depend on the data), runs the timing model and prints, per model, total
+cycles, the bound (DESIGN.md section 6, `docs/design.md`), achieved / bound against the
+1.15 target, instruction count, off-chip bytes and the layers furthest from their bound.
+A fused pair (depthwise + the 1x1 after it) is listed as one row, since its two layers'
+instructions interleave.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import warnings
+from pathlib import Path
+
+TARGET = 1.15
+
+
+def _rows(profile) -> list[tuple[str, int, int]]:
+    """(name, cycles, bound) per layer, fused pairs merged into one row."""
+    out, layers, i = [], profile.layers, 0
+    while i < len(layers):
+        la = layers[i]
+        if "fused with" in la.detail.get("tiling", "") and i + 1 < len(layers):
+            nxt = layers[i + 1]
+            out.append((f"{la.name}+{nxt.name}", la.cycles + nxt.cycles, la.roofline_cycles + nxt.roofline_cycles))
+            i += 2
+            continue
+        out.append((la.name, la.cycles, la.roofline_cycles))
+        i += 1
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="npu-m")
+    ap.add_argument("--worst", type=int, default=5)
+    ap.add_argument("--no-fuse", action="store_true", help="lower every layer on its own")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    import npukit
+    from npukit.codegen.context import CompileOptions
+    from npukit.models import zoo
+
+    options = CompileOptions(fuse_depthwise=not args.no_fuse)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, build in (("resnet18", zoo.resnet18), ("mobilenet_v2", zoo.mobilenet_v2)):
+            path = Path(tmp) / f"{name}.onnx"
+            zoo.save(build(size=224), path)
+            p = npukit.compile(path, args.arch, sqnr=False, random_samples=1, options=options).profile()
+            verdict = "meets" if p.roofline_ratio <= TARGET else "misses"
+            print(f"{name} on {p.arch}: {p.total_cycles:,} cycles, bound {p.roofline_cycles:,}, "
+                  f"achieved/bound {p.roofline_ratio:.3f} ({verdict} {TARGET}), {p.instructions:,} instructions, "
+                  f"off-chip {p.dram_bytes:,} B")
+            rows = sorted(_rows(p), key=lambda r: r[1] - r[2], reverse=True)[:args.worst]
+            for layer, cycles, bound in rows:
+                print(f"    {layer:24s} {cycles:>9,} cycles  bound {bound:>9,}  lost {cycles - bound:>8,}")
+
+
+if __name__ == "__main__":
+    main()
