@@ -45,7 +45,7 @@ def main() -> None:
     from npukit.codegen.context import CompileOptions
     from npukit.models import zoo
 
-    options = CompileOptions(fuse_depthwise=not args.no_fuse)
+    options = CompileOptions(fuse_depthwise="never" if args.no_fuse else "auto")
     with tempfile.TemporaryDirectory() as tmp:
         for name, build in (("resnet18", zoo.resnet18), ("mobilenet_v2", zoo.mobilenet_v2)):
             path = Path(tmp) / f"{name}.onnx"

@@ -13,7 +13,7 @@ from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
 from ..quant import kernels_vpu as kv
-from ..sim.timing import SOFTMAX_OPS_PER_ELEMENT
+from ..sim.timing import SOFTMAX_OPS_PER_ELEMENT, simulate
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
@@ -75,9 +75,27 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     onchip = int(arch.abuf_bytes * options.onchip_fraction) // 16 * 16
     reasons = {node.name: npu_support(g, node, arch.abuf_bytes - onchip) for node in g.nodes}
     host = {n for node in g.nodes if reasons[node.name] for n in (*node.inputs, *node.outputs)}
+    if options.fuse_depthwise not in ("auto", "always", "never"):
+        raise ScheduleError(f"fuse_depthwise must be auto, always or never, not {options.fuse_depthwise!r}")
+    pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise != "never" else {}
+    spaces = (act_space, w_space, onchip)
+    io = (user_inputs, user_outputs, moved)
+    prog = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, pairs)
+    if pairs and options.fuse_depthwise == "auto":   # fusion stays if the event model times it faster
+        alone = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, {})
+        if simulate(alone, arch).total_cycles <= simulate(prog, arch).total_cycles:
+            prog = alone
+    return prog
+
+
+def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, host, spaces, io,
+                 pairs: dict[str, Node]) -> Program:
+    """Plan memory and lower every layer, `pairs` (depthwise name -> 1x1 node) fused."""
+    act_space, w_space, onchip = spaces
+    user_inputs, user_outputs, moved = io
+    names = [r.name for r in arch.regions]
     by_name = {nd.name: nd for nd in g.nodes}
     index = {nd.name: i for i, nd in enumerate(g.nodes)}
-    pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise else {}
     while True:   # a pair whose fused tiles do not fit runs unfused: its middle tensor needs a place
         arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host,
                            fused={index[d] for d in pairs})
@@ -93,6 +111,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     interior = {by_name[d].outputs[0] for d in pairs}     # fused pairs: never materialised
     for i, node in enumerate(g.nodes):
         ctx.emitter.layer = i
+        emitted = len(ctx.emitter.program)
         reason = reasons[node.name]
         detail = {}
         if node.name in pw_detail:       # lowered with the depthwise conv before it
@@ -106,6 +125,8 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
             detail = _lower(ctx, g, node) or {}
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)
+        if len(ctx.emitter.program) > emitted:   # the next lowered layer takes its slots from the other end
+            ctx.flip = not ctx.flip
         layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
                             _macs(g, node), *_min_bytes(g, node, arch, counted, interior), _vpu_ops(g, node), reason,
                             {k: str(v) for k, v in detail.items()}))
