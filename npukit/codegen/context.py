@@ -23,7 +23,7 @@ class CompileOptions:
     onchip_fraction: float = 0.5    # share of ABUF that keeps activations on chip between layers
     fuse_depthwise: str = "auto"    # auto | always | never: a depthwise conv and the 1x1 after it
                                     # run band by band (auto: where the event model times it faster)
-    timed_candidates: int = 8       # cheapest tilings per layer timed with the event model (1: closed forms)
+    timed_candidates: int = 4       # cheapest tilings per layer timed with the event model (1: closed forms)
 
 
 class SramSlots:
