@@ -119,75 +119,93 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
     # one channel chunk and two input slots: a band's input rows that the previous band
     # also read are copied from its slot over the on-chip path instead of loaded again
     halo = not x_direct and len(chunks) == 1 and nb >= 2
-    prev = (0, 0, -1)
+    prev = (0, 0, -1)     # the last loaded band: slot, first and last input row
     eng = int(I.Engine.MXU if t.engine == "mxu" else I.Engine.VPU)
     pd, pp = dw.params, pw.params
     pt, pl = a.pads[0], a.pads[1]
+    bands = []      # (batch, band, first output row, rows, first input row, last input row, window top)
     for b in range(n):
-        x_base = ctx.addr(dw.inputs[0]) + b * h * wd * c
-        o_base = ctx.addr(pw.outputs[0]) + b * eh * ew * k
         for ri, r0 in enumerate(range(0, eh, t.th)):
-            rl, npix = min(t.th, eh - r0), min(t.th, eh - r0) * ew
+            rl = min(t.th, eh - r0)
             y0 = r0 * s.sh - pt
             first = max(y0, 0)
             last = max(first, min((r0 + rl - 1) * s.sh - pt + s.dh * (kh - 1), h - 1))
-            first = min(first, last)       # a window wholly in the padding still reads one real row
-            n_rows = last - first + 1
-            mids = band[ri % nb]
-            e.layer = layers[0]
+            bands.append((b, ri, r0, rl, min(first, last), last, y0))  # an all-padding window reads one row
+
+    def load(band, cis) -> dict[int, int]:
+        """Bring chunks `cis` of a band's input into ABUF; chunk -> address."""
+        nonlocal prev
+        b, ri, _, _, first, last, _ = band
+        x_base = ctx.addr(dw.inputs[0]) + b * h * wd * c
+        if x_direct:
+            return {0: x_base + first * wd * c}
+        out = {}
+        e.layer = layers[0]
+        for ci in cis:
+            c0, cl = chunks[ci]
+            xa, _ = ins.lookup(("x", b, ri, ci))
+            start = first
+            if halo and ri > 0 and prev[2] >= first:   # rows the last band loaded: copy on chip
+                start = prev[2] + 1
+                contiguous(e, I.ABUF, prev[0] + (first - prev[1]) * wd * c, I.ABUF, xa, (start - first) * wd * c)
+            if start <= last:
+                dma(e, x_space, x_base + start * wd * c + c0, (0, 0, 0, c), I.ABUF,
+                    xa + (start - first) * wd * cl, (0, 0, 0, cl), (1, 1, 1, (last - start + 1) * wd), cl)
+            prev = (xa, first, last)
+            out[ci] = xa
+        return out
+
+    # a band's loads are issued ahead of the previous band's 1x1 and stores when every chunk
+    # has its own slot; otherwise each chunk is loaded just before its DwConv
+    ahead = range(len(chunks)) if len(chunks) <= nb else range(0)
+    staged = load(bands[0], ahead)
+    for j, (b, ri, r0, rl, first, last, y0) in enumerate(bands):
+        o_base = ctx.addr(pw.outputs[0]) + b * eh * ew * k
+        npix, n_rows, xas = rl * ew, last - first + 1, staged
+        mids = band[j % nb]
+        e.layer = layers[0]
+        for ci, (c0, cl) in enumerate(chunks):
+            xa, ma = xas[ci] if ci in xas else load(bands[j], [ci])[ci], mids[ci]
+            e.emit(lambda L, d, xa=xa, cl=cl, ci=ci, ma=ma: I.DwConv(
+                L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=dw_w[ci], params=dw_p[ci], dst=ma, out_h=rl,
+                out_w=ew, mult=1, kernel=(kh, kw), stride=a.stride, dilation=a.dilation, pad_t=first - y0,
+                pad_l=pl, zp=pd.input_zp, out_zp=pd.output_zp, act_min=pd.act_min, act_max=pd.act_max,
+                engine=eng),
+                [(I.ABUF, xa, xa + n_rows * wd * cl), (I.WBUF, dw_w[ci], dw_w[ci] + kh * kw * cl),
+                 (I.WBUF, dw_p[ci], dw_p[ci] + 12 * cl)], [(I.ABUF, ma, ma + npix * cl)])
+        if j + 1 < len(bands):   # the next band's loads go ahead of this band's stores on the port
+            staged = load(bands[j + 1], ahead)
+        e.layer = layers[1]
+        for ki, (k0, kl) in enumerate(kblocks):
+            acc = accs.next()
             for ci, (c0, cl) in enumerate(chunks):
-                if x_direct:
-                    xa = x_base + first * wd * c
+                if t.weights_resident:
+                    wa, fetch = slots[ki, ci], (ki, ci) not in loaded
+                    loaded.add((ki, ci))
                 else:
-                    xa, _ = ins.lookup(("x", b, ri, ci))
-                    start = first
-                    if halo and ri > 0 and prev[2] >= first:   # rows the last band loaded: copy on chip
-                        start = prev[2] + 1
-                        off = (first - prev[1]) * wd * c
-                        contiguous(e, I.ABUF, prev[0] + off, I.ABUF, xa, (start - first) * wd * c)
-                    if start <= last:
-                        dma(e, x_space, x_base + start * wd * c + c0, (0, 0, 0, c), I.ABUF,
-                            xa + (start - first) * wd * cl, (0, 0, 0, cl), (1, 1, 1, (last - start + 1) * wd), cl)
-                    prev = (xa, first, last)
+                    wa, fetch = wts.lookup(("w", ki, ci))
+                if fetch:
+                    dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, kl * cl)
                 ma = mids[ci]
-                e.emit(lambda L, d, xa=xa, cl=cl, ci=ci, ma=ma: I.DwConv(
-                    L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=dw_w[ci], params=dw_p[ci], dst=ma, out_h=rl,
-                    out_w=ew, mult=1, kernel=(kh, kw), stride=a.stride, dilation=a.dilation, pad_t=first - y0,
-                    pad_l=pl, zp=pd.input_zp, out_zp=pd.output_zp, act_min=pd.act_min, act_max=pd.act_max,
-                    engine=eng),
-                    [(I.ABUF, xa, xa + n_rows * wd * cl), (I.WBUF, dw_w[ci], dw_w[ci] + kh * kw * cl),
-                     (I.WBUF, dw_p[ci], dw_p[ci] + 12 * cl)], [(I.ABUF, ma, ma + npix * cl)])
-            e.layer = layers[1]
-            for ki, (k0, kl) in enumerate(kblocks):
-                acc = accs.next()
-                for ci, (c0, cl) in enumerate(chunks):
-                    if t.weights_resident:
-                        wa, load = slots[ki, ci], (ki, ci) not in loaded
-                        loaded.add((ki, ci))
-                    else:
-                        wa, load = wts.lookup(("w", ki, ci))
-                    if load:
-                        dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, kl * cl)
-                    ma = mids[ci]
-                    writes = [(I.ACC, acc, acc + 4 * npix * kl)]
-                    e.emit(lambda L, d, ma=ma, cl=cl, wa=wa, ci=ci: I.Conv(
-                        L, d, src=ma, in_h=rl, in_w=ew, c_stride=cl, c_off=0, c_len=cl, wgt=wa, dst=acc, out_h=rl,
-                        out_w=ew, k=kl, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), in_dil=(1, 1), pad_t=0,
-                        pad_l=0, zp=pp.input_zp, accumulate=int(ci > 0), dataflow=t.dataflow),
-                        [(I.ABUF, ma, ma + npix * cl), (I.WBUF, wa, wa + kl * cl)] + (writes if ci else []), writes)
-                if o_direct:
-                    oa, o_stride, o_off = o_base + r0 * ew * k, k, k0
-                else:
-                    oa, o_stride, o_off = outs.next(), kl, 0
-                pa = pw_p[ki]
-                e.emit(lambda L, d: I.Requant(
-                    L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=o_stride, dst_c_off=o_off,
-                    out_zp=pp.output_zp, act_min=pp.act_min, act_max=pp.act_max, mode=0),
-                    [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + 12 * kl)],
-                    [(I.ABUF, oa + o_off, oa + o_off + (npix - 1) * o_stride + kl)])
-                if not o_direct:
-                    dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, o_base + r0 * ew * k + k0, (0, 0, 0, k),
-                        (1, 1, 1, npix), kl)
+                writes = [(I.ACC, acc, acc + 4 * npix * kl)]
+                e.emit(lambda L, d, ma=ma, cl=cl, wa=wa, ci=ci: I.Conv(
+                    L, d, src=ma, in_h=rl, in_w=ew, c_stride=cl, c_off=0, c_len=cl, wgt=wa, dst=acc, out_h=rl,
+                    out_w=ew, k=kl, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), in_dil=(1, 1), pad_t=0,
+                    pad_l=0, zp=pp.input_zp, accumulate=int(ci > 0), dataflow=t.dataflow),
+                    [(I.ABUF, ma, ma + npix * cl), (I.WBUF, wa, wa + kl * cl)] + (writes if ci else []), writes)
+            if o_direct:
+                oa, o_stride, o_off = o_base + r0 * ew * k, k, k0
+            else:
+                oa, o_stride, o_off = outs.next(), kl, 0
+            pa = pw_p[ki]
+            e.emit(lambda L, d: I.Requant(
+                L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=o_stride, dst_c_off=o_off,
+                out_zp=pp.output_zp, act_min=pp.act_min, act_max=pp.act_max, mode=0),
+                [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + 12 * kl)],
+                [(I.ABUF, oa + o_off, oa + o_off + (npix - 1) * o_stride + kl)])
+            if not o_direct:
+                dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, o_base + r0 * ew * k + k0, (0, 0, 0, k),
+                    (1, 1, 1, npix), kl)
     return {"tiling": f"fused with {pw.name}: rows {t.th} x ch {t.tc} x out-ch {t.tk}, "
                       f"{'ws' if t.dataflow == costs.WS else 'os'}, depthwise on {t.engine}"
                       f"{', weights resident' if t.weights_resident else ''}",
