@@ -106,12 +106,35 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         nest = [(ki, ri) for ri in range(len(rblocks)) for ki in range(len(kblocks))]
     else:
         nest = [(ki, ri) for ki in range(len(kblocks)) for ri in range(len(rblocks))]
-    for ki, ri in nest:
-        (k0, kl), (r0, rl) = kblocks[ki], rblocks[ri]
+    def rows_of(ri: int) -> tuple[int, int, int]:
+        """(window top, first and last real input row) of row block `ri`."""
+        r0, rl = rblocks[ri]
         y0 = r0 * s.sh - pt
         y1 = (r0 + rl - 1) * s.sh - pt + s.dh * (s.kh - 1)
-        a = -(-max(y0, 0) // ih)
-        last = min(y1, h_dil - 1) // ih
+        return y0, -(-max(y0, 0) // ih), min(y1, h_dil - 1) // ih
+
+    def fetch(ki: int, ri: int, ci: int) -> tuple[int, int, int, int]:
+        """Load (unless resident) a tile's input chunk and weights: (x addr, stride, offset, w addr)."""
+        _, a, last = rows_of(ri)
+        c0, cl = chunks[ci]
+        if x_direct:       # the rows in place: all channels, this chunk selected by c_off
+            xa, x_stride, x_off = x_base + a * wd * c_all, c_all, grp * s.c + c0
+        else:
+            xa, load = ins.lookup(("x", ri, ci))
+            x_stride, x_off = cl, 0
+            if load:
+                dma(e, x_space, x_base + a * wd * c_all + grp * s.c + c0, (0, 0, 0, c_all), I.ABUF, xa,
+                    (0, 0, 0, cl), (1, 1, 1, (last - a + 1) * wd), cl)
+        wa, load = wts.lookup(("w", ki, ci))
+        if load:
+            dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1, 1, 1, 1),
+                kblocks[ki][1] * s.kh * s.kw * cl)
+        return xa, x_stride, x_off, wa
+
+    staged = None     # with one input chunk, the next tile's loads go ahead of this tile's stores
+    for step, (ki, ri) in enumerate(nest):
+        (k0, kl), (r0, rl) = kblocks[ki], rblocks[ri]
+        y0, a, last = rows_of(ri)
         acc = accs.next()
         my_chunks = list(enumerate(chunks))
         if a > last:   # the whole tile reads padding only: its accumulators are zero
@@ -120,18 +143,8 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             my_chunks = []
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
             n_rows = last - a + 1
-            src = x_base + a * wd * c_all + grp * s.c + c0
-            if x_direct:       # the rows in place: all channels, this chunk selected by c_off
-                xa, x_stride, x_off = x_base + a * wd * c_all, c_all, grp * s.c + c0
-            else:
-                xa, load = ins.lookup(("x", ri, ci))
-                x_stride, x_off = cl, 0
-                if load:
-                    dma(e, x_space, src, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl), (1, 1, 1, n_rows * wd), cl)
+            xa, x_stride, x_off, wa = staged if staged is not None and j == 0 else fetch(ki, ri, ci)
             wbytes = kl * s.kh * s.kw * cl
-            wa, load = wts.lookup(("w", ki, ci))
-            if load:
-                dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1, 1, 1, 1), wbytes)
             reads = [(I.ABUF, xa, xa + n_rows * wd * x_stride), (I.WBUF, wa, wa + wbytes)]
             writes = [(I.ACC, acc, acc + 4 * rl * s.ew * kl)]
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
@@ -140,6 +153,12 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
                 L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=x_stride, c_off=x_off, c_len=cl, wgt=wa, dst=acc,
                 k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
                 dataflow=t.dataflow, **geo), reads + ([writes[0]] if j else []), writes)
+        staged = None
+        if len(chunks) == 1 and step + 1 < len(nest):
+            nk, nr = nest[step + 1]
+            _, na, nlast = rows_of(nr)
+            if na <= nlast:
+                staged = fetch(nk, nr, 0)
         pa, load = prm.lookup(("p", ki))
         if load:
             dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), pbytes * kl)
