@@ -69,6 +69,19 @@ class SlotPair:
         return self.addrs[self.cur]
 
 
+class OwnSlots:
+    """One slot per content key, taken on first use: nothing is evicted or loaded twice."""
+
+    def __init__(self, slots: SramSlots, nbytes: int):
+        self.slots, self.nbytes, self.addrs = slots, nbytes, {}
+
+    def lookup(self, key) -> tuple[int, bool]:
+        if key in self.addrs:
+            return self.addrs[key], False
+        self.addrs[key] = self.slots.take(self.nbytes, 1)[0]
+        return self.addrs[key], True
+
+
 @dataclass
 class Ctx:
     arch: object

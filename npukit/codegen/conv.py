@@ -13,7 +13,7 @@ from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
 from ..sim import costs
-from .context import Ctx, SlotPair
+from .context import Ctx, OwnSlots, SlotPair
 from .emitter import dma
 from .replay import fastest
 
@@ -82,9 +82,12 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     x_direct, o_direct = x_space == I.ABUF, o_space == I.ABUF
     ins = None if x_direct else SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc, nb))
     outs = None if o_direct else SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
-    wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
     pbytes = 3 * params.itemsize   # per output channel
-    prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
+    if t.w_resident:
+        wts, prm = OwnSlots(w_slots, t.tk * s.kh * s.kw * t.tc), OwnSlots(w_slots, pbytes * t.tk)
+    else:
+        wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
+        prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
     accs = SlotPair(acc_slots.take(4 * t.th * s.ew * t.tk, nb))
     x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all
     o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all

@@ -45,6 +45,7 @@ class ConvTiling:
     dataflow: int
     engine: str      # mxu | vpu (depthwise)
     est_cycles: int
+    w_resident: bool = False   # every weight block has its own WBUF slot: each is loaded once
 
 
 def rows_in(s: ConvShape, th: int) -> int:
@@ -183,6 +184,9 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                 per = costs.mxu_gemm_cycles(e, tk, s.kh * s.kw * tc, rows, cols, flow, overlap)
             compute = per * n_rb * n_kb * n_cc
             orders = ["k_outer", "rows_outer"] if loop_order == "auto" else [loop_order]
+            # all weight blocks in their own slots when they take at most half of WBUF (the
+            # other half is where the next layer's weights load meanwhile)
+            resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(24 * tk)) <= arch.wbuf_bytes // 2
             for order in orders:
                 if dw:
                     n_x, n_w = n_rb * n_cc, n_rb * n_cc
@@ -192,6 +196,8 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                     n_x, n_w = n_rb, n_rb * n_kb if n_kb > 1 else 1
                 else:
                     n_x, n_w = n_rb * n_kb * n_cc, n_rb * n_kb * n_cc
+                if resident:
+                    n_w = n_kb * n_cc
                 x_tile = rows_in(s, th) * s.w * tc
                 x_copy = 0 if in_place[0] else n_x * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
                 o_copy = 0 if in_place[1] else n_rb * n_kb * _transfer(th * s.ew * tk, th * s.ew * tk if tk == k_total
@@ -199,4 +205,4 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                 dma = x_copy + n_w * _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w) + o_copy
                 n_instr = n_rb * n_kb * (3 * n_cc + 3)
                 est = int(max(compute, dma) + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
-                yield ConvTiling(th, tk, tc, order, flow, engine, est)
+                yield ConvTiling(th, tk, tc, order, flow, engine, est, resident)
