@@ -184,6 +184,8 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                 per = costs.mxu_gemm_cycles(e, tk, s.kh * s.kw * tc, rows, cols, flow, overlap)
             compute = per * n_rb * n_kb * n_cc
             orders = ["k_outer", "rows_outer"] if loop_order == "auto" else [loop_order]
+            if loop_order == "auto" and (n_kb == 1 or n_rb == 1):
+                orders = ["rows_outer"]      # one loop: both orders are the same program
             # all weight blocks in their own slots when they take at most half of WBUF (the
             # other half is where the next layer's weights load meanwhile)
             resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(24 * tk)) <= arch.wbuf_bytes // 2
