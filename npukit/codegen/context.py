@@ -21,12 +21,15 @@ class CompileOptions:
     loop_order: str = "auto"        # auto | k_outer | rows_outer
     max_tile_rows: int = 0          # 0 = no limit (a knob to force small tiles in tests)
     onchip_fraction: float = 0.5    # share of ABUF that keeps activations on chip between layers
+    fuse_depthwise: str = "auto"    # auto | always | never: a depthwise conv and the 1x1 after it
+                                    # run band by band (auto: where the event model times it faster)
+    timed_candidates: int = 4       # cheapest tilings per layer timed with the event model (1: closed forms)
 
 
 class SramSlots:
     """Bump allocation of one SRAM for one layer; each request returns `count` slot addresses.
 
-    Consecutive layers allocate from opposite ends, so the next layer's first loads (its
+    Consecutive lowered layers (a fused pair counts once) allocate from opposite ends, so the next layer's first loads (its
     weights above all) do not wait for the current layer to release the same bytes: the
     dependency tracker then lets them overlap the current layer's compute.
     """
@@ -66,6 +69,19 @@ class SlotPair:
         return self.addrs[self.cur]
 
 
+class OwnSlots:
+    """One slot per content key, taken on first use: nothing is evicted or loaded twice."""
+
+    def __init__(self, slots: SramSlots, nbytes: int):
+        self.slots, self.nbytes, self.addrs = slots, nbytes, {}
+
+    def lookup(self, key) -> tuple[int, bool]:
+        if key in self.addrs:
+            return self.addrs[key], False
+        self.addrs[key] = self.slots.take(self.nbytes, 1)[0]
+        return self.addrs[key], True
+
+
 @dataclass
 class Ctx:
     arch: object
@@ -74,6 +90,7 @@ class Ctx:
     consts: ConstImage
     onchip_bytes: int = 0          # top of ABUF kept for resident activations
     emitter: Emitter = field(default_factory=Emitter)
+    flip: bool = False             # this layer's SRAM slots come from the top (alternates)
 
     def space(self, tensor: str) -> int:
         """Where an activation lives: an off-chip region, or ABUF's resident area."""
@@ -96,7 +113,7 @@ class Ctx:
     def slots(self):
         """Fresh SRAM allocators for a layer (ABUF, WBUF, ACC)."""
         a = self.arch
-        flip = self.emitter.layer % 2 == 1
+        flip = self.flip
         return (SramSlots(I.ABUF, a.abuf_bytes - self.onchip_bytes, "ABUF", flip),
                 SramSlots(I.WBUF, a.wbuf_bytes, "WBUF", flip), SramSlots(I.ACC, a.acc_bytes, "ACC", flip))
 

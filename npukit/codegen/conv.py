@@ -15,8 +15,9 @@ from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_
 from ..errors import ModelError, ScheduleError
 from ..quant.kernels_wide import check_16x8_taps
 from ..sim import costs
-from .context import Ctx, SlotPair
+from .context import Ctx, OwnSlots, SlotPair
 from .emitter import dma
+from .replay import fastest
 
 
 def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
@@ -45,10 +46,11 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
     in_place = (ctx.space(node.inputs[0]) == I.ABUF and not attrs.depthwise,
                 ctx.space(node.outputs[0]) == I.ABUF and not attrs.depthwise)
-    t = search_conv(shape, ctx.arch, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
-                    ctx.arch.abuf_bytes - ctx.onchip_bytes,
-                    Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.bytes_per_cycle(node.inputs[1]),
-                              ctx.bytes_per_cycle(node.outputs[0])), in_place)
+    key = (shape, ctx.arch.fingerprint, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
+           ctx.arch.abuf_bytes - ctx.onchip_bytes,
+           Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.bytes_per_cycle(node.inputs[1]),
+                     ctx.bytes_per_cycle(node.outputs[0])), in_place)
+    cands = search_conv(shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates))
     mode = 1 if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
     ones = np.ones(k_all, np.int64)
     if mode == 1:   # LiteRT's fully connected requantises with the exact double scale
@@ -57,12 +59,17 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
         params = np.stack([bias.astype(np.int64), p.multiplier * ones, p.shift * ones]).astype(np.int64)
     else:
         params = np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
-    for b in range(n):
-        if attrs.depthwise:
-            _emit_depthwise(ctx, node, shape, t, attrs, w, params, b, (n, h, wd, c), o_shape)
-            continue
-        for grp in range(groups):
-            _emit_nest(ctx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
+
+    def emit(cx: Ctx, t: ConvTiling) -> None:
+        for b in range(n):
+            if attrs.depthwise:
+                _emit_depthwise(cx, node, shape, t, attrs, w, params, b, (n, h, wd, c), o_shape)
+                continue
+            for grp in range(groups):
+                _emit_nest(cx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
+
+    t = fastest(ctx, cands, emit, ("conv", n, groups, mode, attrs, *key, len(cands)))
+    emit(ctx, t)
     detail = {"tiling": f"rows {t.th} x out-ch {t.tk} x in-ch {t.tc}, {t.order}, "
                         f"{'ws' if t.dataflow == costs.WS else 'os'}, {t.engine}"}
     if attrs.depthwise:
@@ -82,9 +89,12 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     xb, ob = s.in_bytes, s.out_bytes       # element sizes: int16 tensors move 2 bytes each
     ins = None if x_direct else SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc * xb, nb))
     outs = None if o_direct else SlotPair(a_slots.take(t.th * s.ew * t.tk * ob, nb))
-    wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
     pbytes = 3 * params.itemsize   # per output channel
-    prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
+    if t.w_resident:
+        wts, prm = OwnSlots(w_slots, t.tk * s.kh * s.kw * t.tc), OwnSlots(w_slots, pbytes * t.tk)
+    else:
+        wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
+        prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
     accs = SlotPair(acc_slots.take(4 * t.th * s.ew * t.tk, nb))
     x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all * xb
     o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all * ob
@@ -106,12 +116,35 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         nest = [(ki, ri) for ri in range(len(rblocks)) for ki in range(len(kblocks))]
     else:
         nest = [(ki, ri) for ki in range(len(kblocks)) for ri in range(len(rblocks))]
-    for ki, ri in nest:
-        (k0, kl), (r0, rl) = kblocks[ki], rblocks[ri]
+    def rows_of(ri: int) -> tuple[int, int, int]:
+        """(window top, first and last real input row) of row block `ri`."""
+        r0, rl = rblocks[ri]
         y0 = r0 * s.sh - pt
         y1 = (r0 + rl - 1) * s.sh - pt + s.dh * (s.kh - 1)
-        a = -(-max(y0, 0) // ih)
-        last = min(y1, h_dil - 1) // ih
+        return y0, -(-max(y0, 0) // ih), min(y1, h_dil - 1) // ih
+
+    def fetch(ki: int, ri: int, ci: int) -> tuple[int, int, int, int]:
+        """Load (unless resident) a tile's input chunk and weights: (x addr, stride, offset, w addr)."""
+        _, a, last = rows_of(ri)
+        c0, cl = chunks[ci]
+        if x_direct:       # the rows in place: all channels, this chunk selected by c_off
+            xa, x_stride, x_off = x_base + a * wd * c_all * xb, c_all, grp * s.c + c0
+        else:
+            xa, load = ins.lookup(("x", ri, ci))
+            x_stride, x_off = cl, 0
+            if load:
+                dma(e, x_space, x_base + (a * wd * c_all + grp * s.c + c0) * xb, (0, 0, 0, c_all * xb), I.ABUF,
+                    xa, (0, 0, 0, cl * xb), (1, 1, 1, (last - a + 1) * wd), cl * xb)
+        wa, load = wts.lookup(("w", ki, ci))
+        if load:
+            dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1, 1, 1, 1),
+                kblocks[ki][1] * s.kh * s.kw * cl)
+        return xa, x_stride, x_off, wa
+
+    staged = None     # with one input chunk, the next tile's loads go ahead of this tile's stores
+    for step, (ki, ri) in enumerate(nest):
+        (k0, kl), (r0, rl) = kblocks[ki], rblocks[ri]
+        y0, a, last = rows_of(ri)
         acc = accs.next()
         my_chunks = list(enumerate(chunks))
         if a > last:   # the whole tile reads padding only: its accumulators are zero
@@ -120,19 +153,8 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             my_chunks = []
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
             n_rows = last - a + 1
-            src = x_base + (a * wd * c_all + grp * s.c + c0) * xb
-            if x_direct:       # the rows in place: all channels, this chunk selected by c_off
-                xa, x_stride, x_off = x_base + a * wd * c_all * xb, c_all, grp * s.c + c0
-            else:
-                xa, load = ins.lookup(("x", ri, ci))
-                x_stride, x_off = cl, 0
-                if load:
-                    dma(e, x_space, src, (0, 0, 0, c_all * xb), I.ABUF, xa, (0, 0, 0, cl * xb),
-                        (1, 1, 1, n_rows * wd), cl * xb)
+            xa, x_stride, x_off, wa = staged if staged is not None and j == 0 else fetch(ki, ri, ci)
             wbytes = kl * s.kh * s.kw * cl
-            wa, load = wts.lookup(("w", ki, ci))
-            if load:
-                dma(e, wspace, w_addr[ki, ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1, 1, 1, 1), wbytes)
             reads = [(I.ABUF, xa, xa + n_rows * wd * x_stride * xb), (I.WBUF, wa, wa + wbytes)]
             writes = [(I.ACC, acc, acc + 4 * rl * s.ew * kl)]
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
@@ -141,6 +163,12 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
                 L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=x_stride, c_off=x_off, c_len=cl, wgt=wa, dst=acc,
                 k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
                 dataflow=t.dataflow, in_bytes=xb, **geo), reads + ([writes[0]] if j else []), writes)
+        staged = None
+        if len(chunks) == 1 and step + 1 < len(nest):
+            nk, nr = nest[step + 1]
+            _, na, nlast = rows_of(nr)
+            if na <= nlast:
+                staged = fetch(nk, nr, 0)
         pa, load = prm.lookup(("p", ki))
         if load:
             dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), pbytes * kl)

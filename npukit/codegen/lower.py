@@ -13,11 +13,12 @@ from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
 from ..quant import kernels_vpu as kv
-from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT, simulate
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
+from .fused import fusable_pairs, lower_fused, plan_fused
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
 from .wide import int16_support, lower_magnitude
@@ -79,21 +80,60 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     onchip = int(arch.abuf_bytes * options.onchip_fraction) // 16 * 16
     reasons = {node.name: npu_support(g, node, arch.abuf_bytes - onchip) for node in g.nodes}
     host = {n for node in g.nodes if reasons[node.name] for n in (*node.inputs, *node.outputs)}
-    arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host)
-    consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
-    ctx = Ctx(arch, options, arena, consts, onchip)
+    if options.fuse_depthwise not in ("auto", "always", "never"):
+        raise ScheduleError(f"fuse_depthwise must be auto, always or never, not {options.fuse_depthwise!r}")
+    pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise != "never" else {}
+    spaces = (act_space, w_space, onchip)
+    io = (user_inputs, user_outputs, moved)
+    prog = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, pairs)
+    if pairs and options.fuse_depthwise == "auto":   # fusion stays if the event model times it faster
+        alone = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, {})
+        if simulate(alone, arch).total_cycles <= simulate(prog, arch).total_cycles:
+            prog = alone
+    return prog
+
+
+def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, host, spaces, io,
+                 pairs: dict[str, Node]) -> Program:
+    """Plan memory and lower every layer, `pairs` (depthwise name -> 1x1 node) fused."""
+    act_space, w_space, onchip = spaces
+    user_inputs, user_outputs, moved = io
+    names = [r.name for r in arch.regions]
+    by_name = {nd.name: nd for nd in g.nodes}
+    index = {nd.name: i for i, nd in enumerate(g.nodes)}
+    while True:   # a pair whose fused tiles do not fit runs unfused: its middle tensor needs a place
+        arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host,
+                           fused={index[d] for d in pairs})
+        consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
+        ctx = Ctx(arch, options, arena, consts, onchip)
+        fused = {d: plan_fused(ctx, g, by_name[d], pw) for d, pw in pairs.items()}
+        if all(fused.values()):
+            break
+        pairs = {d: pw for d, pw in pairs.items() if fused[d]}
     ctx.emitter.readonly[w_space] = (consts.base, 1 << 62)
     layers, host_segments, host_blobs, counted = [], [], [], set()
+    pw_detail: dict[str, dict] = {}
+    interior = {by_name[d].outputs[0] for d in pairs}     # fused pairs: never materialised
     for i, node in enumerate(g.nodes):
         ctx.emitter.layer = i
+        emitted = len(ctx.emitter.program)
         reason = reasons[node.name]
         detail = {}
-        if not reason:
+        if node.name in pw_detail:       # lowered with the depthwise conv before it
+            detail = pw_detail[node.name]
+        elif node.name in pairs:
+            pw = pairs[node.name]
+            detail = lower_fused(ctx, g, node, pw, fused[node.name], (i, i + 1))
+            pw_detail[pw.name] = {"tiling": f"fused into {node.name}"}
+            ctx.emitter.layer = i
+        elif not reason:
             detail = _lower(ctx, g, node) or {}
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)
+        if len(ctx.emitter.program) > emitted:   # the next lowered layer takes its slots from the other end
+            ctx.flip = not ctx.flip
         layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
-                            _macs(g, node), *_min_bytes(g, node, arch, counted), _vpu_ops(g, node), reason,
+                            _macs(g, node), *_min_bytes(g, node, arch, counted, interior), _vpu_ops(g, node), reason,
                             {k: str(v) for k, v in detail.items()}))
     regions = _regions(arch, names, arena, consts, g.variables)
     return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, user_inputs, meta, moved),
@@ -174,11 +214,12 @@ def _vpu_ops(g: Graph, node: Node) -> int:
     return out                                     # requantise / element-wise / table
 
 
-def _min_bytes(g: Graph, node: Node, arch, counted: set[str]) -> tuple[int, dict[str, int]]:
+def _min_bytes(g: Graph, node: Node, arch, counted: set[str], interior: set[str] = frozenset()
+               ) -> tuple[int, dict[str, int]]:
     """What must cross off-chip whatever the schedule, in total and per region: weights, the
     graph inputs and outputs the layer touches, and the spills the SRAM size forces
     (activations larger than all of ABUF are written out by their producer and read back by
-    each consumer)."""
+    each consumer, unless they are the inside of a fused pair, which is never stored)."""
     if node.op is Op.RESHAPE:
         return 0, {}                               # an alias: nothing moves
     consts = [n for n in node.inputs if g.tensors[n].is_const and n not in counted]
@@ -188,7 +229,7 @@ def _min_bytes(g: Graph, node: Node, arch, counted: set[str]) -> tuple[int, dict
     acts += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
     acts += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)
                 if not g.tensors[n].is_const and n not in g.inputs and n not in g.outputs
-                and g.tensors[n].nbytes > arch.abuf_bytes)
+                and n not in interior and g.tensors[n].nbytes > arch.abuf_bytes)
     per_region: dict[str, int] = {}
     for region, n in ((arch.placement.weights, weights), (arch.placement.activations, acts)):
         if n:

@@ -101,11 +101,20 @@ def first_fit(tensors: list[str], first, last, nbytes, limit: int | None = None)
 
 
 def plan_arena(g: Graph, space: int, onchip_base: int = 0, onchip_bytes: int = 0,
-               pinned: set[str] = frozenset()) -> ArenaPlan:
+               pinned: set[str] = frozenset(), fused: set[int] = frozenset()) -> ArenaPlan:
     """Place every activation tensor: intermediates that fit stay in ABUF's resident area
     [onchip_base, onchip_base + onchip_bytes); the rest (and all graph inputs, outputs and
-    state) get off-chip offsets in `space`, each by first fit over live ranges."""
+    state) get off-chip offsets in `space`, each by first fit over live ranges. `fused`:
+    nodes i that run together with node i + 1 (their tensors are live over both steps, and
+    the one between them is never materialised, so it gets no place)."""
     first, last, root = live_ranges(g)
+    for i in fused:
+        first.pop(g.nodes[i].outputs[0], None)
+    for t in first:
+        if last[t] in fused:
+            last[t] += 1
+        if first[t] - 1 in fused:
+            first[t] -= 1
     nbytes = lambda t: g.tensors[t].nbytes  # noqa: E731
     pinned = {root.get(t, t) for t in (*pinned, *g.inputs, *g.outputs, *g.variables)}
     onchip = first_fit([t for t in first if t not in pinned], first, last, nbytes, onchip_bytes) \

@@ -47,6 +47,7 @@ class ConvTiling:
     dataflow: int
     engine: str      # mxu | vpu (depthwise)
     est_cycles: int
+    w_resident: bool = False   # every weight block has its own WBUF slot: each is loaded once
 
 
 def rows_in(s: ConvShape, th: int) -> int:
@@ -75,27 +76,48 @@ def _row_candidates(eh: int, limit: int) -> list[int]:
 
 def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str = "auto",
                 loop_order: str = "auto", max_rows: int = 0, abuf_bytes: int | None = None,
-                bw: Bandwidth | None = None, in_place: tuple[bool, bool] = (False, False)) -> ConvTiling:
-    """The cheapest tiling; networks repeat layer shapes, so answers are remembered.
-    `in_place`: the input / output is resident in ABUF and needs no tile buffer or copy."""
-    key = (s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place)
+                bw: Bandwidth | None = None, in_place: tuple[bool, bool] = (False, False),
+                top: int = 1) -> list[ConvTiling]:
+    """The `top` cheapest tilings, cheapest first; networks repeat layer shapes, so answers
+    are remembered. `in_place`: the input / output is resident in ABUF and needs no tile
+    buffer or copy."""
+    key = (s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place, top)
     if key not in _SEARCHED:
         if len(_SEARCHED) > 4096:
             _SEARCHED.clear()
         _SEARCHED[key] = _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw,
-                                 in_place)
+                                 in_place, top)
     return _SEARCHED[key]
 
 
+def keep_best(best: list, cand, top: int) -> None:
+    """Insert `cand` into `best` (sorted by estimate, stable) and keep the `top` cheapest."""
+    i = len(best)
+    while i and best[i - 1].est_cycles > cand.est_cycles:
+        i -= 1
+    if i < top:
+        best.insert(i, cand)
+        del best[top:]
+
+
 _SEARCHED: dict = {}
+_CACHES: list[dict] = [_SEARCHED]
+
+
+def register_cache(cache: dict) -> dict:
+    """Have `clear_cache` also empty `cache` (another search's memory)."""
+    _CACHES.append(cache)
+    return cache
 
 
 def clear_cache() -> None:
-    """Forget remembered tilings (to time a compile from scratch)."""
-    _SEARCHED.clear()
+    """Forget remembered tilings and choices (to time a compile from scratch)."""
+    for cache in _CACHES:
+        cache.clear()
 
 
-def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place) -> ConvTiling:
+def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place,
+            top) -> list[ConvTiling]:
     rows, cols = arch.mxu.rows, arch.mxu.cols
     overlap = arch.mxu.fold_overlap
     a_bytes = arch.abuf_bytes if abuf_bytes is None else abuf_bytes
@@ -104,7 +126,7 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
         off = arch.region_bytes_per_cycle(arch.placement.activations)
         bw = Bandwidth(off, arch.region_bytes_per_cycle(arch.placement.weights), off)
     dw = s.depthwise_mult > 0
-    best: ConvTiling | None = None
+    best: list[ConvTiling] = []
     k_total = s.c * s.depthwise_mult if dw else s.k
     for tc in _candidates(s.c, rows):
         tks = [tc * s.depthwise_mult] if dw else _candidates(s.k, cols)
@@ -120,9 +142,8 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
                     continue
                 for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
                                       dw_engine, loop_order, arch, in_place):
-                    if best is None or cand.est_cycles < best.est_cycles:
-                        best = cand
-    if best is None:
+                    keep_best(best, cand, top)
+    if not best:
         raise ScheduleError(f"no tiling of a {s.h}x{s.w}x{s.c} -> {s.eh}x{s.ew}x{k_total} layer "
                             f"(kernel {s.kh}x{s.kw}) fits ABUF {a_bytes} B, WBUF {w_bytes} B, ACC {acc_bytes} B")
     return best
@@ -165,6 +186,11 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                 per = s.in_bytes * costs.mxu_gemm_cycles(e, tk, s.kh * s.kw * tc, rows, cols, flow, overlap)
             compute = per * n_rb * n_kb * n_cc
             orders = ["k_outer", "rows_outer"] if loop_order == "auto" else [loop_order]
+            if loop_order == "auto" and (n_kb == 1 or n_rb == 1):
+                orders = ["rows_outer"]      # one loop: both orders are the same program
+            # all weight blocks in their own slots when they take at most half of WBUF (the
+            # other half is where the next layer's weights load meanwhile)
+            resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(24 * tk)) <= arch.wbuf_bytes // 2
             for order in orders:
                 if dw:
                     n_x, n_w = n_rb * n_cc, n_rb * n_cc
@@ -174,6 +200,8 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                     n_x, n_w = n_rb, n_rb * n_kb if n_kb > 1 else 1
                 else:
                     n_x, n_w = n_rb * n_kb * n_cc, n_rb * n_kb * n_cc
+                if resident:
+                    n_w = n_kb * n_cc
                 x_tile, xb, ob = rows_in(s, th) * s.w * tc * s.in_bytes, s.in_bytes, s.out_bytes
                 x_copy = 0 if in_place[0] else n_x * _transfer(x_tile, x_tile if tc == s.c else tc * xb, bw.x)
                 o_tile = th * s.ew * tk * ob
@@ -182,4 +210,4 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                 dma = x_copy + n_w * _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w) + o_copy
                 n_instr = n_rb * n_kb * (3 * n_cc + 3)
                 est = int(max(compute, dma) + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
-                yield ConvTiling(th, tk, tc, order, flow, engine, est)
+                yield ConvTiling(th, tk, tc, order, flow, engine, est, resident)

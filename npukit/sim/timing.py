@@ -73,7 +73,7 @@ class _Model:
         """(port, fixed cycles, port cycles) of a DMA or fill: one per off-chip region it
         touches, or the on-chip copy path (port -1) when it stays inside the SRAMs."""
         if isinstance(ins, I.Dma):
-            runs = int(np.prod(ins.shape))
+            runs = math.prod(ins.shape)
             spaces = [s for s in (ins.src_space, ins.dst_space) if s >= I.REGION0] or [-1]
             return [(space, *self._transfer(space, runs * ins.elem, runs, ins.elem)) for space in spaces]
         if isinstance(ins, I.Fill):
@@ -83,7 +83,7 @@ class _Model:
 
     def latency(self, ins: I.Instr, c: Counts) -> int:
         if isinstance(ins, I.Dma):
-            runs = int(np.prod(ins.shape))
+            runs = math.prod(ins.shape)
             nbytes = runs * ins.elem
             for space in (ins.src_space, ins.dst_space):
                 if space >= I.REGION0:

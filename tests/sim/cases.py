@@ -82,3 +82,25 @@ def conv_chain_model(rng, c, k1, k2, h, w, kernel, stride, pads, groups2) -> byt
              helper.make_node("Conv", ["r1", "W2", "B2"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
                               group=groups2)]
     return model(nodes, [("x", [1, c, h, w])], ["y"], inits)
+
+
+def inverted_residual_model(rng, c, expand, k, h, w, kernel, stride, dilation, residual) -> bytes:
+    """1x1 expand -> relu6 -> depthwise -> relu6 -> 1x1 project (+ input): a MobileNetV2
+    block, whose depthwise and projection the compiler fuses."""
+    kh, kw = kernel
+    m = c * expand
+    pads = [dilation[0] * (kh - 1) // 2, dilation[1] * (kw - 1) // 2] * 2
+    inits = {"W1": rng.standard_normal((m, c, 1, 1)) * 0.5, "B1": rng.standard_normal(m) * 0.2,
+             "W2": rng.standard_normal((m, 1, kh, kw)) * 0.5, "B2": rng.standard_normal(m) * 0.2,
+             "W3": rng.standard_normal((k, m, 1, 1)) * 0.3, "B3": rng.standard_normal(k) * 0.2,
+             "lo": np.float32(0), "hi": np.float32(6)}
+    out = "p" if residual else "y"
+    nodes = [helper.make_node("Conv", ["x", "W1", "B1"], ["e"], kernel_shape=[1, 1]),
+             helper.make_node("Clip", ["e", "lo", "hi"], ["er"]),
+             helper.make_node("Conv", ["er", "W2", "B2"], ["d"], kernel_shape=[kh, kw], strides=list(stride),
+                              dilations=list(dilation), pads=pads, group=m),
+             helper.make_node("Clip", ["d", "lo", "hi"], ["dr"]),
+             helper.make_node("Conv", ["dr", "W3", "B3"], [out], kernel_shape=[1, 1])]
+    if residual:
+        nodes.append(helper.make_node("Add", ["p", "x"], ["y"]))
+    return model(nodes, [("x", [1, c, h, w])], ["y"], inits)

@@ -20,6 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import npukit
+from npukit.codegen.context import CompileOptions
 from npukit.arch import load_arch
 from npukit.isa import instructions as I
 
@@ -84,7 +85,9 @@ def test_conv_mxu_cycles_equal_scalesim_closed_form(tmp_path, index, rows, cols,
     path.write_bytes(_conv_model(case, seed=index))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # random calibration is fine: only timing is checked
-        model = npukit.compile(path, _arch(rows, cols, dataflow))
+        # the closed forms pick one tile for a layer that fits; timing candidates could pick
+        # a pipelined split, which is not the single GEMM SCALE-Sim's formula describes
+        model = npukit.compile(path, _arch(rows, cols, dataflow), options=CompileOptions(timed_candidates=1))
     convs = [layer for layer in model.profile().layers if layer.op == "conv2d"]
     assert len(convs) == 1
     layer = convs[0]

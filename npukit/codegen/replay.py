@@ -1,0 +1,49 @@
+"""Picking among a layer's cheapest tilings by timing each with the event model.
+
+The closed forms of the tiling search ignore the stalls between tiles (an engine waiting
+on a transfer or a free buffer); the event model sees them. Each candidate is lowered into
+a scratch emitter and constant image, the layer alone is timed, and the fastest wins.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..schedule.tiling import register_cache
+from ..sim.timing import simulate
+from .context import Ctx
+from .emitter import Emitter
+from .memory import ConstImage
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """The part of a Program the timing model reads."""
+    instructions: list
+    regions: tuple = ()
+    layers: tuple = ()
+    host_segments: tuple = field(default=())
+
+
+def replay_cycles(ctx: Ctx, emit) -> int:
+    """Cycles of the instructions `emit(scratch_ctx)` produces, timed on their own."""
+    e = Emitter(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly))
+    scratch = dataclasses.replace(ctx, consts=ConstImage(ctx.consts.space, ctx.consts.base), emitter=e)
+    emit(scratch)
+    return simulate(_Replay(e.program), ctx.arch).total_cycles
+
+
+def fastest(ctx: Ctx, candidates: list, emit, key) -> object:
+    """The candidate whose lowering `emit(ctx, candidate)` the event model times fastest
+    (the first, cheapest by the closed forms, on a tie); remembered under `key`."""
+    if len(candidates) <= 1:
+        return candidates[0]
+    if key not in _CHOSEN:
+        if len(_CHOSEN) > 4096:
+            _CHOSEN.clear()
+        times = [replay_cycles(ctx, lambda c, t=t: emit(c, t)) for t in candidates]
+        _CHOSEN[key] = times.index(min(times))
+    return candidates[_CHOSEN[key]]
+
+
+_CHOSEN: dict = register_cache({})

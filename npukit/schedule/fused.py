@@ -1,0 +1,107 @@
+"""Tiling search for a depthwise convolution fused with the 1x1 convolution that consumes it.
+
+The pair runs row band by row band: a band of the depthwise output (all channels, in
+channel chunks of `tc`) is computed into ABUF and the 1x1 convolution reduces over those
+chunks straight away, so the intermediate tensor never exists as a whole. A candidate is
+`th` rows x `tc` channels per chunk x `tk` output channels of the 1x1, a depthwise engine
+and a dataflow; it is costed with the closed forms of `sim/costs.py` as
+max(MXU, VPU, off-chip port) + per-instruction overhead.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..sim import costs
+from .tiling import (Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best, register_cache,
+                     rows_in)
+
+
+@dataclass(frozen=True)
+class FusedShape:
+    dw: ConvShape          # the depthwise layer (c = channels, mult 1)
+    k: int                 # output channels of the 1x1
+
+
+@dataclass(frozen=True)
+class FusedTiling:
+    th: int
+    tc: int
+    tk: int
+    engine: str            # depthwise engine: mxu | vpu
+    dataflow: int          # of the 1x1
+    weights_resident: bool  # every 1x1 weight block gets its own WBUF slot (loaded once)
+    est_cycles: int
+
+
+def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place: tuple[bool, bool],
+                  resident: bool) -> tuple[int, int, int]:
+    """(ABUF, WBUF, ACC) bytes a candidate needs."""
+    s = f.dw
+    n_cc = math.ceil(s.c / tc)
+    x_tile = 0 if in_place[0] else nbuf * _a(rows_in(s, th) * s.w * tc)
+    mid = nbuf * n_cc * _a(th * s.ew * tc)
+    out = 0 if in_place[1] else nbuf * _a(th * s.ew * tk)
+    n_kb = math.ceil(f.k / tk)
+    dw_w = n_cc * (_a(s.kh * s.kw * tc) + _a(12 * tc))
+    pw_w = n_kb * n_cc * _a(tk * tc) if resident else nbuf * _a(tk * tc)
+    return x_tile + mid + out, dw_w + pw_w + n_kb * _a(12 * tk), nbuf * _a(4 * th * s.ew * tk)
+
+
+def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
+                 abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool], top: int = 1) -> list[FusedTiling]:
+    """The `top` cheapest fused tilings that fit, cheapest first (none: the pair cannot fuse)."""
+    key = (f, arch.fingerprint, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
+    if key not in _SEARCHED:
+        if len(_SEARCHED) > 4096:
+            _SEARCHED.clear()
+        _SEARCHED[key] = _search(f, arch, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place,
+                                 top)
+    return _SEARCHED[key]
+
+
+_SEARCHED: dict = register_cache({})
+
+
+def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top):
+    s = f.dw
+    rows, cols, overlap = arch.mxu.rows, arch.mxu.cols, arch.mxu.fold_overlap
+    lanes, depth = arch.vpu.lanes, arch.vpu.pipeline_depth
+    engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
+    flows = [costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS]
+    best: list[FusedTiling] = []
+    for tc in _candidates(s.c, rows):
+        # a resident input is read in place only as whole pixels (DwConv has no channel stride)
+        ip = (in_place[0] and tc == s.c, in_place[1])
+        n_cc = math.ceil(s.c / tc)
+        for tk in _candidates(f.k, cols):
+            n_kb = math.ceil(f.k / tk)
+            for resident in (True, False):
+                for th in _row_candidates(s.eh, max_rows):
+                    a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident)
+                    if a > abuf_bytes or w > arch.wbuf_bytes or acc > arch.acc_bytes:
+                        continue
+                    n_rb = math.ceil(s.eh / th)
+                    e = th * s.ew
+                    x_tile = rows_in(s, th) * s.w * tc
+                    if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
+                        x_tile = min(rows_in(s, th), th * s.sh) * s.w * tc
+                    dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
+                    dma += 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
+                    n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
+                    dma += n_w * _transfer(tk * tc, 1 << 30, bw.w)
+                    requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
+                    n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
+                    for engine in engines:
+                        if engine == "mxu":
+                            dw_mxu, dw_vpu = n_rb * n_cc * costs.mxu_depthwise_cycles(
+                                e, tc, s.kh * s.kw, rows, cols, overlap), 0
+                        else:
+                            dw_mxu, dw_vpu = 0, n_rb * n_cc * costs.vpu_cycles(e * tc * s.kh * s.kw, lanes, depth)
+                        for flow in flows:
+                            mxu = dw_mxu + n_rb * n_kb * n_cc * costs.mxu_gemm_cycles(e, tk, tc, rows, cols, flow,
+                                                                                        overlap)
+                            est = int(max(mxu, requant + dw_vpu, dma)
+                                      + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
+                            keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est), top)
+    return best

@@ -1,0 +1,99 @@
+"""A depthwise convolution fused with the 1x1 convolution after it (row bands, the
+intermediate kept in ABUF) must compute exactly what the integer reference computes.
+
+Hypothesis draws MobileNetV2-like blocks and small architectures, so bands, channel chunks
+and output-channel blocks rarely divide the layer evenly, with the block's tensors both
+resident in ABUF and off chip.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from npukit.codegen.context import CompileOptions
+from npukit.errors import ScheduleError
+from npukit.isa import instructions as I
+
+from cases import inverted_residual_model
+from test_sim_vs_reference import _compile, assert_sim_equals_reference, small_arch
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), c=st.integers(1, 6), expand=st.sampled_from([1, 3, 6]), k=st.integers(1, 9),
+       h=st.integers(3, 13), w=st.integers(3, 13), kernel=st.sampled_from([(1, 1), (3, 3), (5, 5), (3, 1)]),
+       stride=st.sampled_from([(1, 1), (2, 2), (2, 1)]), dilation=st.sampled_from([(1, 1), (2, 2)]),
+       residual=st.booleans(), abuf=st.sampled_from([1, 2, 4, 8]), mxu=st.sampled_from([(4, 4), (8, 8), (4, 8)]),
+       dataflow=st.sampled_from(["ws", "os", "auto"]), rows=st.sampled_from([0, 1, 2, 3]),
+       dw_engine=st.sampled_from(["auto", "mxu", "vpu"]), double=st.booleans(),
+       onchip=st.sampled_from([0.0, 0.5, 0.75]), timed=st.sampled_from([1, 4]))
+def test_fused_block_sim_equals_reference(tmp_path, seed, c, expand, k, h, w, kernel, stride, dilation, residual,
+                                          abuf, mxu, dataflow, rows, dw_engine, double, onchip, timed):
+    if kernel[0] * dilation[0] > h or kernel[1] * dilation[1] > w:
+        dilation = (1, 1)
+    residual = residual and stride == (1, 1) and k == c
+    rng = np.random.default_rng(seed)
+    data = inverted_residual_model(rng, c, expand, k, h, w, kernel, stride, dilation, residual)
+    opts = CompileOptions(max_tile_rows=rows, depthwise_engine=dw_engine, double_buffer=double,
+                          onchip_fraction=onchip, timed_candidates=timed, fuse_depthwise="always")
+    shape = (1, c, h, w)
+    calib = {"x": rng.standard_normal((4,) + shape).astype(np.float32)}
+    prog = _compile(tmp_path, data, small_arch(abuf, 2, 2, mxu[0], mxu[1], dataflow), opts, calib)
+    assert_sim_equals_reference(prog, [{"x": rng.standard_normal(shape).astype(np.float32) * 1.5}])
+
+
+def _block(tmp_path, options, abuf=4):
+    rng = np.random.default_rng(3)
+    data = inverted_residual_model(rng, 4, 6, 4, 12, 12, (3, 3), (1, 1), (1, 1), True)
+    prog = _compile(tmp_path, data, small_arch(abuf, 2, 2, 4, 4, "ws"), options, None)
+    return prog, rng
+
+
+def test_fusion_happens_and_keeps_the_intermediate_on_chip(tmp_path):
+    """The property test is only meaningful if the pair is fused: the depthwise layer's
+    DwConvs write ABUF bands that the projection's Convs read, no DMA of either layer
+    moves the 12x12x24 intermediate off chip (the unfused program does move it), and the
+    input rows two bands share are copied on chip."""
+    prog, rng = _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0, timed_candidates=1,
+                                                      fuse_depthwise="always"))
+    layers = prog.program.layers
+    dw = next(i for i, la in enumerate(layers) if "fused with" in la.detail.get("tiling", ""))
+    assert layers[dw + 1].detail["tiling"].startswith("fused into")
+    ins = prog.program.instructions
+    bands = {(d.dst, d.out_h * d.out_w * d.c) for d in ins if isinstance(d, I.DwConv)}
+    convs = [x for x in ins if isinstance(x, I.Conv) and x.layer == dw + 1]
+    assert convs and all((x.src, x.in_h * x.in_w * x.c_len) in bands for x in convs)
+    assert len({d.dst for d in ins if isinstance(d, I.DwConv)}) >= 2     # several bands in flight
+    mid_bytes = 12 * 12 * 24
+    off = lambda p, layer: sum(int(np.prod(d.shape)) * d.elem for d in p.instructions  # noqa: E731
+                               if isinstance(d, I.Dma) and d.layer == layer and d.dst_space >= I.REGION0)
+    unfused, _ = _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0, fuse_depthwise="never"))
+    halo = [d for d in ins if isinstance(d, I.Dma) and d.layer == dw and d.src_space == d.dst_space == I.ABUF]
+    assert halo       # rows shared by consecutive bands are copied on chip, not loaded again
+    assert off(prog.program, dw) == 0
+    assert off(unfused.program, dw) == mid_bytes
+    assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)}])
+
+
+def test_auto_keeps_the_faster_program_and_bad_option_is_an_error(tmp_path):
+    """`auto` fuses only when the whole program times faster: its cycles are the minimum of
+    `always` and `never`, whichever way that goes."""
+    progs = {mode: _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0, fuse_depthwise=mode))[0]
+             for mode in ("auto", "always", "never")}
+    cycles = {mode: p.profile().total_cycles for mode, p in progs.items()}
+    assert cycles["auto"] == min(cycles["always"], cycles["never"])
+    with pytest.raises(ScheduleError, match="fuse_depthwise"):
+        _block(tmp_path, CompileOptions(fuse_depthwise="yes"))
+
+
+def test_bound_counts_no_spill_for_the_inside_of_a_fused_pair(tmp_path):
+    """An intermediate larger than all of ABUF is a forced spill (written once, read once)
+    for layers run one by one; inside a fused pair it is never stored, so the bound of the
+    pair's layers drops by exactly its bytes twice (12 x 12 x 24 int8 > 1 KiB of ABUF)."""
+    opts = dict(max_tile_rows=1, onchip_fraction=0.0)
+    fused, _ = _block(tmp_path, CompileOptions(fuse_depthwise="always", **opts), abuf=1)
+    alone, _ = _block(tmp_path, CompileOptions(fuse_depthwise="never", **opts), abuf=1)
+    assert any("fused with" in la.detail.get("tiling", "") for la in fused.program.layers)
+    total = lambda p: sum(la.min_bytes for la in p.program.layers)  # noqa: E731
+    assert total(alone) - total(fused) == 2 * 12 * 12 * 24
