@@ -44,7 +44,7 @@ class CompiledModel:
 
     def reset_state(self) -> None:
         """Restart a stateful (streaming) model: its variables return to their initial values."""
-        self._sim = Simulator(self.program, self._sim.sram)
+        self._sim.reset()
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one inference. Float models take and return float32; int models their own types."""

@@ -1,0 +1,225 @@
+"""Prepared integer kernels: one fixed geometry, built once, called many times.
+
+The functional simulator prepares one per instruction when it decodes a program and calls it
+on every run. Each computes exactly what the general kernels compute (kernels_mxu.conv2d_acc,
+intmath.requantize), in fewer passes, over buffers allocated once (fresh allocations cost
+page faults on every call).
+
+Exactness of the float32 convolutions: they multiply raw int8 codes, |x w| <= 2^14, so every
+partial sum of at most FLOAT32_DEPTH products is an integer of magnitude below 2^24, exact in
+float32 whatever order BLAS sums in. Padding and input dilation insert the raw code zp (a
+shifted value of 0), and the zero-point term zp * sum(w) is subtracted afterwards in int32.
+int32 accumulators use numpy's wrapping arithmetic, which is wrap_int32 of the exact sum.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from . import intmath
+
+FLOAT32_DEPTH = 1023     # 1023 * 2^14 < 2^24
+
+
+class Scratch:
+    """Reusable buffers keyed by (tag, shape, dtype, fill); shared by all prepared kernels of
+    one machine, which run one at a time. A `fill` buffer keeps its filled cells: only the
+    kernels sharing its tag (hence the same interior placement) write to it, at the same cells."""
+
+    def __init__(self):
+        self._bufs: dict[tuple, np.ndarray] = {}
+
+    def get(self, tag, shape, dtype=np.float32, fill=None) -> np.ndarray:
+        key = (tag, tuple(shape), np.dtype(dtype).str, fill)
+        buf = self._bufs.get(key)
+        if buf is None:
+            buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+            self._bufs[key] = buf
+        return buf
+
+
+def _placement(n: int, dil: int, pad: int, span: int) -> tuple[slice, slice]:
+    """Input positions i (padded position pad + i*dil) that land in [0, span): (source, dest) slices."""
+    i0 = 0 if pad >= 0 else (-pad + dil - 1) // dil
+    i1 = min(n, (span - 1 - pad) // dil + 1) if span - 1 - pad >= 0 else 0
+    if i1 <= i0:
+        return slice(0, 0), slice(0, 0)
+    d0 = pad + i0 * dil
+    return slice(i0, i1), slice(d0, d0 + (i1 - i0 - 1) * dil + 1, dil)
+
+
+class _Padded:
+    """The zero-point-padded, input-dilated float32 copy of an int8 NHWC tile (batch 1)."""
+
+    def __init__(self, in_hw, c, span, pads_tl, in_dil, zp: int, scratch: Scratch):
+        (ih, iw), (sh, sw), (pt, pl), (dy, dx) = in_hw, span, pads_tl, in_dil
+        rs, rd = _placement(ih, dy, pt, sh)
+        cs, cd = _placement(iw, dx, pl, sw)
+        self.buf = scratch.get(("xp", ih, iw, pt, pl, dy, dx), (sh, sw, c), np.float32, float(zp))
+        self.src = (rs, cs)
+        self.dst = self.buf[rd, cd]
+
+    def load(self, x: np.ndarray) -> np.ndarray:
+        np.copyto(self.dst, x[self.src], casting="unsafe")
+        return self.buf
+
+
+def _spans(out_hw, kernel, stride, dilation) -> tuple[int, int]:
+    return tuple((o - 1) * s + (k - 1) * d + 1 for o, k, s, d in zip(out_hw, kernel, stride, dilation))
+
+
+class DenseConv:
+    """Accumulators of one dense (groups = 1) conv tile into int32 out[oh*ow, k]: what
+    wrap_int32(conv2d_acc(x, w, attrs, zp)[0, :oh, :ow]) gives, optionally added to out.
+
+    Stride 1: one GEMM per tap on rows of the padded tile read in place (outputs computed at
+    the padded width, the extra columns dropped). Other strides: im2col into a reused buffer."""
+
+    def __init__(self, in_hw, c, k, kernel, stride, dilation, in_dil, pads_tl, out_hw, zp: int,
+                 scratch: Scratch):
+        (oh, ow), (kh, kw) = out_hw, kernel
+        span = _spans(out_hw, kernel, stride, dilation)
+        self.pad = _Padded(in_hw, c, span, pads_tl, in_dil, zp, scratch)
+        self.out_hw, self.k, self.zp = out_hw, k, zp
+        self.wf = scratch.get("wf", (kh, kw, c, k))
+        self.i32 = scratch.get("i32", (oh, ow, k), np.int32)
+        self.tap_mode = tuple(stride) == (1, 1)
+        xp = self.pad.buf
+        if self.tap_mode:
+            rows = oh * span[1]
+            n = (oh - 1) * span[1] + ow
+            flat = xp.reshape(-1, c)
+            self.facc = scratch.get("facc", (rows, k))[:n]
+            self.tmp = scratch.get("ftmp", (rows, k))[:n]
+            self.result = scratch.get("facc", (rows, k)).reshape(oh, span[1], k)[:, :ow]
+            pieces = [(flat[(ky * dilation[0] * span[1] + kx * dilation[1]):][:n, c0:c0 + FLOAT32_DEPTH],
+                       self.wf[ky, kx, c0:c0 + FLOAT32_DEPTH])
+                      for ky in range(kh) for kx in range(kw) for c0 in range(0, c, FLOAT32_DEPTH)]
+        else:
+            s = xp.strides
+            patches = as_strided(xp, (oh, ow, kh, kw, c), (s[0] * stride[0], s[1] * stride[1],
+                                                           s[0] * dilation[0], s[1] * dilation[1], s[2]))
+            depth = kh * kw * c
+            cols = scratch.get("cols", (oh * ow, depth))
+            self.im2col = (cols.reshape(oh, ow, kh, kw, c), patches)
+            self.facc = scratch.get("facc", (oh * ow, k))
+            self.tmp = scratch.get("ftmp", (oh * ow, k))
+            self.result = self.facc.reshape(oh, ow, k)
+            wm = self.wf.reshape(depth, k)
+            pieces = [(cols[:, d:d + FLOAT32_DEPTH], wm[d:d + FLOAT32_DEPTH]) for d in range(0, depth, FLOAT32_DEPTH)]
+        self.groups = _pack(pieces)
+
+    def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
+        """x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c], out int32 [oh*ow, k]."""
+        self.pad.load(x[0])
+        np.copyto(self.wf, w.transpose(1, 2, 3, 0), casting="unsafe")
+        if not self.tap_mode:
+            np.copyto(*self.im2col)
+        out3 = out.reshape(self.out_hw[0], self.out_hw[1], self.k)
+        for g, group in enumerate(self.groups):
+            for i, (a, b) in enumerate(group):
+                if i == 0:
+                    np.matmul(a, b, out=self.facc)
+                else:
+                    np.matmul(a, b, out=self.tmp)
+                    self.facc += self.tmp
+            if g == 0 and not accumulate:
+                np.copyto(out3, self.result, casting="unsafe")
+            else:
+                np.copyto(self.i32, self.result, casting="unsafe")
+                out3 += self.i32
+        if self.zp:
+            out -= _zp_term(self.zp, w.sum(axis=(1, 2, 3), dtype=np.int64))
+
+
+def _zp_term(zp: int, wsum: np.ndarray) -> np.ndarray:
+    return intmath.wrap_int32(np.int64(zp) * wsum).astype(np.int32)
+
+
+def _pack(pieces) -> list[list]:
+    """Consecutive GEMM pieces grouped so each group's total depth stays <= FLOAT32_DEPTH."""
+    groups, depth = [], FLOAT32_DEPTH + 1
+    for a, b in pieces:
+        if depth + b.shape[0] > FLOAT32_DEPTH:
+            groups.append([])
+            depth = 0
+        groups[-1].append((a, b))
+        depth += b.shape[0]
+    return groups
+
+
+class DepthwiseConv:
+    """Depthwise conv tile accumulators into int32 out[oh*ow, c*mult]: wrap_int32 of
+    conv2d_acc(x, w, depthwise attrs, zp)[0, :oh, :ow], one float32 multiply-add per tap."""
+
+    def __init__(self, in_hw, c, mult, kernel, stride, dilation, pads_tl, out_hw, zp: int,
+                 scratch: Scratch):
+        (oh, ow), (kh, kw) = out_hw, kernel
+        span = _spans(out_hw, kernel, stride, dilation)
+        self.pad = _Padded(in_hw, c, span, pads_tl, (1, 1), zp, scratch)
+        self.zp, self.shape = zp, (kh, kw, c, mult)
+        self.wf = scratch.get("dwf", (kh, kw, c, mult))
+        self.acc = scratch.get("dacc", (oh, ow, c, mult))
+        self.tmp = scratch.get("dtmp", (oh, ow, c, mult))
+        xp = self.pad.buf
+        self.taps = [(xp[ky * dilation[0]: ky * dilation[0] + (oh - 1) * stride[0] + 1: stride[0],
+                         kx * dilation[1]: kx * dilation[1] + (ow - 1) * stride[1] + 1: stride[1], :, None],
+                      self.wf[ky, kx]) for ky in range(kh) for kx in range(kw)]
+
+    def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+        """x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult], out int32 [oh*ow, c*mult]."""
+        self.pad.load(x[0])
+        np.copyto(self.wf, w.reshape(self.shape), casting="unsafe")
+        for i, (tap, wt) in enumerate(self.taps):
+            if i == 0:
+                np.multiply(tap, wt, out=self.acc)
+            else:
+                np.multiply(tap, wt, out=self.tmp)
+                self.acc += self.tmp
+        np.copyto(out.reshape(self.acc.shape), self.acc, casting="unsafe")
+        if self.zp:
+            out -= _zp_term(self.zp, w.sum(axis=(0, 1, 2), dtype=np.int64))
+
+
+class Requantize:
+    """intmath.requantize of int32 accumulators [n, k] into an int8 view, in preallocated
+    buffers; the per-channel constants are remembered per (multiplier, shift) content."""
+
+    def __init__(self, shape, scratch: Scratch):
+        self.x = scratch.get("rq_x", shape, np.int32)
+        self.ab = scratch.get("rq_ab", shape, np.int64)
+        self.t = scratch.get("rq_t", shape, np.int64)
+        self.memo: dict[bytes, tuple | None] = {}
+
+    def _constants(self, mult: np.ndarray, shift: np.ndarray):
+        key = mult.tobytes() + shift.tobytes()
+        got = self.memo.get(key, False)
+        if got is False:
+            m, s = mult.astype(np.int64), shift.astype(np.int64)
+            got = None
+            if m.size and m.min() > intmath.INT32_MIN and s.max() <= 0 and s.min() >= -31:   # else the general path
+                e = -s
+                got = (m, (1 << 30) + np.where(e > 0, np.int64(1) << (30 + e), 0),
+                       np.where(e > 0, -(1 << 31), 0), 31 + e)
+            if len(self.memo) > 256:
+                self.memo.clear()
+            self.memo[key] = got
+        return got
+
+    def __call__(self, acc, bias, mult, shift, out_zp: int, act_min: int, act_max: int, out) -> None:
+        c = self._constants(mult, shift)
+        if c is None:
+            intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
+            return
+        m, pos, negk, sh = c
+        x, ab, t = self.x, self.ab, self.t
+        np.add(acc, bias, out=x)                      # int32: wraps like wrap_int32
+        np.multiply(x, m, out=ab)
+        np.right_shift(ab, 63, out=t)                 # -1 where a*M < 0
+        t &= negk
+        ab += t
+        ab += pos
+        ab >>= sh                                     # see intmath.multiply_by_quantized_multiplier_fused
+        ab += out_zp
+        np.clip(ab, act_min, act_max, out=ab)
+        np.copyto(out, ab, casting="unsafe")
