@@ -108,6 +108,7 @@ class DenseConv:
             wm = self.wf.reshape(depth, k)
             pieces = [(cols[:, d:d + FLOAT32_DEPTH], wm[d:d + FLOAT32_DEPTH]) for d in range(0, depth, FLOAT32_DEPTH)]
         self.groups = _pack(pieces)
+        self.zp_term = _ZeroPointTerm(zp, kh * kw * c, k, scratch)
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
         """x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c], out int32 [oh*ow, k]."""
@@ -129,11 +130,25 @@ class DenseConv:
                 np.copyto(self.i32, self.result, casting="unsafe")
                 out3 += self.i32
         if self.zp:
-            out -= _zp_term(self.zp, w.sum(axis=(1, 2, 3), dtype=np.int64))
+            out -= self.zp_term.of(self.wf.reshape(-1, self.k))
 
 
-def _zp_term(zp: int, wsum: np.ndarray) -> np.ndarray:
-    return intmath.wrap_int32(np.int64(zp) * wsum).astype(np.int32)
+class _ZeroPointTerm:
+    """zp * (sum of each output channel's weights), as int32, from the float32 weights [depth, k]:
+    the sum is exact in float32 (|sum| <= 128 depth < 2^24) and the product in int32."""
+
+    def __init__(self, zp: int, depth: int, k: int, scratch: Scratch):
+        assert depth * 128 < (1 << 24) and abs(zp) <= 128
+        self.zp = np.int32(zp)
+        self.ones = scratch.get("ones", (depth,), np.float32, 1.0)
+        self.fsum = scratch.get("zp_fsum", (k,))
+        self.isum = scratch.get("zp_isum", (k,), np.int32)
+
+    def of(self, wf: np.ndarray) -> np.ndarray:
+        np.matmul(self.ones, wf, out=self.fsum)
+        np.copyto(self.isum, self.fsum, casting="unsafe")
+        self.isum *= self.zp
+        return self.isum
 
 
 def _pack(pieces) -> list[list]:
@@ -165,6 +180,7 @@ class DepthwiseConv:
         self.taps = [(xp[ky * dilation[0]: ky * dilation[0] + (oh - 1) * stride[0] + 1: stride[0],
                          kx * dilation[1]: kx * dilation[1] + (ow - 1) * stride[1] + 1: stride[1], :, None],
                       self.wf[ky, kx]) for ky in range(kh) for kx in range(kw)]
+        self.zp_term = _ZeroPointTerm(zp, kh * kw, c * mult, scratch)
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
         """x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult], out int32 [oh*ow, c*mult]."""
@@ -178,7 +194,7 @@ class DepthwiseConv:
                 self.acc += self.tmp
         np.copyto(out.reshape(self.acc.shape), self.acc, casting="unsafe")
         if self.zp:
-            out -= _zp_term(self.zp, w.sum(axis=(0, 1, 2), dtype=np.int64))
+            out -= self.zp_term.of(self.wf.reshape(-1, self.wf.shape[2] * self.wf.shape[3]))
 
 
 class Requantize:
@@ -199,8 +215,9 @@ class Requantize:
             got = None
             if m.size and m.min() > intmath.INT32_MIN and s.max() <= 0 and s.min() >= -31:   # else the general path
                 e = -s
+                negk = np.where(e > 0, -(1 << 31), 0)
                 got = (m, (1 << 30) + np.where(e > 0, np.int64(1) << (30 + e), 0),
-                       np.where(e > 0, -(1 << 31), 0), 31 + e)
+                       int(negk[0]) if np.all(negk == negk[0]) else negk, 31 + e)
             if len(self.memo) > 256:
                 self.memo.clear()
             self.memo[key] = got
@@ -221,5 +238,6 @@ class Requantize:
         ab += pos
         ab >>= sh                                     # see intmath.multiply_by_quantized_multiplier_fused
         ab += out_zp
-        np.clip(ab, act_min, act_max, out=ab)
+        np.maximum(ab, act_min, out=ab)
+        np.minimum(ab, act_max, out=ab)
         np.copyto(out, ab, casting="unsafe")
