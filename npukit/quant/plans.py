@@ -165,79 +165,101 @@ def _pack(pieces) -> list[list]:
 
 class DepthwiseConv:
     """Depthwise conv tile accumulators into int32 out[oh*ow, c*mult]: wrap_int32 of
-    conv2d_acc(x, w, depthwise attrs, zp)[0, :oh, :ow], one float32 multiply-add per tap."""
+    conv2d_acc(x, w, depthwise attrs, zp)[0, :oh, :ow], one float32 multiply-add per tap
+    (stride 1: on whole rows of the padded tile, the extra columns dropped, as DenseConv)."""
 
     def __init__(self, in_hw, c, mult, kernel, stride, dilation, pads_tl, out_hw, zp: int,
                  scratch: Scratch):
-        (oh, ow), (kh, kw) = out_hw, kernel
+        (oh, ow), (kh, kw), (dh, dw) = out_hw, kernel, dilation
         span = _spans(out_hw, kernel, stride, dilation)
         self.pad = _Padded(in_hw, c, span, pads_tl, (1, 1), zp, scratch)
         self.zp, self.shape = zp, (kh, kw, c, mult)
         self.wf = scratch.get("dwf", (kh, kw, c, mult))
-        self.acc = scratch.get("dacc", (oh, ow, c, mult))
-        self.tmp = scratch.get("dtmp", (oh, ow, c, mult))
         xp = self.pad.buf
-        self.taps = [(xp[ky * dilation[0]: ky * dilation[0] + (oh - 1) * stride[0] + 1: stride[0],
-                         kx * dilation[1]: kx * dilation[1] + (ow - 1) * stride[1] + 1: stride[1], :, None],
-                      self.wf[ky, kx]) for ky in range(kh) for kx in range(kw)]
+        if tuple(stride) == (1, 1):
+            rows, n = oh * span[1], (oh - 1) * span[1] + ow
+            self.acc = scratch.get("dacc", (rows, c, mult))[:n]
+            self.tmp = scratch.get("dtmp", (rows, c, mult))[:n]
+            self.result = scratch.get("dacc", (rows, c, mult)).reshape(oh, span[1], c, mult)[:, :ow]
+            flat = xp.reshape(-1, c, 1)
+            taps = [flat[ky * dh * span[1] + kx * dw:][:n] for ky in range(kh) for kx in range(kw)]
+        else:
+            self.acc = self.result = scratch.get("dacc", (oh, ow, c, mult))
+            self.tmp = scratch.get("dtmp", (oh, ow, c, mult))
+            sh, sw = stride
+            taps = [xp[ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :, None]
+                    for ky in range(kh) for kx in range(kw)]
+        self.taps = list(zip(taps, (self.wf[ky, kx] for ky in range(kh) for kx in range(kw))))
         self.zp_term = _ZeroPointTerm(zp, kh * kw, c * mult, scratch)
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
         """x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult], out int32 [oh*ow, c*mult]."""
         self.pad.load(x[0])
         np.copyto(self.wf, w.reshape(self.shape), casting="unsafe")
+        acc, tmp = self.acc, self.tmp
         for i, (tap, wt) in enumerate(self.taps):
             if i == 0:
-                np.multiply(tap, wt, out=self.acc)
+                np.multiply(tap, wt, out=acc)
             else:
-                np.multiply(tap, wt, out=self.tmp)
-                self.acc += self.tmp
-        np.copyto(out.reshape(self.acc.shape), self.acc, casting="unsafe")
+                np.multiply(tap, wt, out=tmp)
+                acc += tmp
+        np.copyto(out.reshape(self.result.shape), self.result, casting="unsafe")
         if self.zp:
-            out -= self.zp_term.of(self.wf.reshape(-1, self.wf.shape[2] * self.wf.shape[3]))
+            out -= self.zp_term.of(self.wf.reshape(-1, self.shape[2] * self.shape[3]))
 
 
 class Requantize:
     """intmath.requantize of int32 accumulators [n, k] into an int8 view, in preallocated
-    buffers; the per-channel constants are remembered per (multiplier, shift) content."""
+    buffers, with the per-channel constants remembered per (bias, multiplier, shift) content.
 
-    def __init__(self, shape, scratch: Scratch):
-        self.x = scratch.get("rq_x", shape, np.int32)
-        self.ab = scratch.get("rq_ab", shape, np.int64)
-        self.t = scratch.get("rq_t", shape, np.int64)
+    The formula is intmath.multiply_by_quantized_multiplier_fused's. With M >= 0, a*M < 0 only
+    where a < 0 (a*M = 0 gives 0 either way), so the sign term is a & INT32_MIN, in int32.
+    The shifted value lies in int32 (SRDHM saturates, RDBPOT shrinks), so it is clamped to
+    [act_min - zp, act_max - zp] in int32 before the zero point is added. Rows are processed
+    `r` at a time (constants tiled r times) so short channel rows still give long inner loops."""
+
+    def __init__(self, shape, scratch: Scratch, contiguous: bool = True):
+        n, k = shape
+        self.r = max((d for d in range(1, n + 1) if n % d == 0 and d * k <= 512), default=1) if contiguous else 1
+        self.shape, self.wide = (n, k), (n // self.r, self.r * k)
+        self.x = scratch.get("rq_x", self.wide, np.int32)
+        self.t = scratch.get("rq_t", self.wide, np.int32)
+        self.ab = scratch.get("rq_ab", self.wide, np.int64)
         self.memo: dict[bytes, tuple | None] = {}
 
-    def _constants(self, mult: np.ndarray, shift: np.ndarray):
-        key = mult.tobytes() + shift.tobytes()
+    def _constants(self, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
+        key = bias.tobytes() + mult.tobytes() + shift.tobytes()
         got = self.memo.get(key, False)
         if got is False:
             m, s = mult.astype(np.int64), shift.astype(np.int64)
             got = None
-            if m.size and m.min() > intmath.INT32_MIN and s.max() <= 0 and s.min() >= -31:   # else the general path
+            if m.size and m.min() >= 0 and s.max() <= 0 and s.min() >= -31:    # else the general path
                 e = -s
-                negk = np.where(e > 0, -(1 << 31), 0)
-                got = (m, (1 << 30) + np.where(e > 0, np.int64(1) << (30 + e), 0),
-                       int(negk[0]) if np.all(negk == negk[0]) else negk, 31 + e)
-            if len(self.memo) > 256:
+                pos = (1 << 30) + np.where(e > 0, np.int64(1) << (30 + e), 0)
+                sign = np.where(e > 0, intmath.INT32_MIN, 0).astype(np.int32)
+                got = tuple(np.tile(v, self.r) for v in (bias.astype(np.int32), sign, m, pos, 31 + e))
+                if np.all(sign == sign[0]):
+                    got = (got[0], sign[0]) + got[2:]
+            if len(self.memo) > 4096:
                 self.memo.clear()
             self.memo[key] = got
         return got
 
     def __call__(self, acc, bias, mult, shift, out_zp: int, act_min: int, act_max: int, out) -> None:
-        c = self._constants(mult, shift)
-        if c is None:
+        c = self._constants(bias, mult, shift)
+        lo, hi = act_min - out_zp, act_max - out_zp
+        if c is None or not intmath.INT32_MIN <= min(lo, act_min) <= max(hi, act_max) <= intmath.INT32_MAX:
             intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
             return
-        m, pos, negk, sh = c
-        x, ab, t = self.x, self.ab, self.t
-        np.add(acc, bias, out=x)                      # int32: wraps like wrap_int32
+        b, sign, m, pos, sh = c
+        x, t, ab = self.x, self.t, self.ab
+        np.add(acc.reshape(self.wide), b, out=x)      # int32: wraps like wrap_int32
+        np.bitwise_and(x, sign, out=t)                # -2^31 where x < 0 (and e > 0)
         np.multiply(x, m, out=ab)
-        np.right_shift(ab, 63, out=t)                 # -1 where a*M < 0
-        t &= negk
-        ab += t
         ab += pos
-        ab >>= sh                                     # see intmath.multiply_by_quantized_multiplier_fused
-        ab += out_zp
-        np.maximum(ab, act_min, out=ab)
-        np.minimum(ab, act_max, out=ab)
-        np.copyto(out, ab, casting="unsafe")
+        ab += t
+        ab >>= sh
+        np.copyto(x, ab, casting="unsafe")            # exact: the value lies in int32
+        np.clip(x, lo, hi, out=x)
+        x += out_zp
+        np.copyto(out, x.reshape(self.shape), casting="unsafe")
