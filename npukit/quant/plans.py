@@ -29,6 +29,12 @@ class Scratch:
     def __init__(self):
         self._bufs: dict[tuple, np.ndarray] = {}
 
+    def remember(self, key, build):
+        """build() once per key (tables that depend only on an instruction's immediates)."""
+        if key not in self._bufs:
+            self._bufs[key] = build()
+        return self._bufs[key]
+
     def get(self, tag, shape, dtype=np.float32, fill=None) -> np.ndarray:
         key = (tag, tuple(shape), np.dtype(dtype).str, fill)
         buf = self._bufs.get(key)
@@ -36,6 +42,25 @@ class Scratch:
             buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
             self._bufs[key] = buf
         return buf
+
+
+class PairTable:
+    """An element-wise int8 kernel f(a, b) with fixed parameters as a 65536-entry table over
+    every pair of codes, built by f itself: f's result, exactly, by one gather."""
+
+    CODES = np.arange(256, dtype=np.uint8).view(np.int8)      # in uint8 index order
+
+    def __init__(self, fn, shape, scratch: Scratch, key):
+        a, b = np.meshgrid(self.CODES, self.CODES, indexing="ij")
+        self.table = scratch.remember(("pair", key), lambda: np.ascontiguousarray(fn(a, b), np.int8).reshape(-1))
+        self.idx = scratch.get("pair_idx", shape, np.uint16)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        idx = self.idx
+        np.copyto(idx, a.view(np.uint8))
+        idx <<= 8
+        idx |= b.view(np.uint8)
+        np.take(self.table, idx, out=out, mode="clip")
 
 
 def _placement(n: int, dil: int, pad: int, span: int) -> tuple[slice, slice]:

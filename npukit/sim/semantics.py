@@ -196,10 +196,12 @@ def _elementwise(m: Machine, e: I.Elementwise) -> Action:
         return lambda: fn(a, b, out=dst)          # ufuncs buffer overlapping operands
     if kind is I.Eltwise.PRELU:
         p = params_from_ints(kernels_vpu.PreluParams, e.qparams)
-        return lambda: dst.__setitem__(..., kernels_vpu.prelu(a, b, p))
-    p = params_from_ints(ELTWISE_PARAMS[kind], e.qparams)
-    fn = kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add
-    return lambda: dst.__setitem__(..., fn(a, b, p))
+        fn = lambda u, v: kernels_vpu.prelu(u, v, p)             # noqa: E731
+    else:
+        p = params_from_ints(ELTWISE_PARAMS[kind], e.qparams)
+        fn = lambda u, v: (kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add)(u, v, p)  # noqa: E731
+    table = plans.PairTable(fn, (e.rows, e.cols), m.scratch, (kind, e.qparams))
+    return lambda: table(a, b, dst)
 
 
 def _lut(m: Machine, t: I.Lut) -> Action:
