@@ -98,17 +98,20 @@ class DenseConv:
     wrap_int32(conv2d_acc(x, w, attrs, zp)[0, :oh, :ow]) gives, optionally added to out.
 
     Stride 1: one GEMM per tap on rows of the padded tile read in place (outputs computed at
-    the padded width, the extra columns dropped). Other strides: im2col into a reused buffer."""
+    the padded width, the extra columns dropped), unless the tile is so small that an im2col
+    copy costs less than the per-tap sums; other strides: im2col into a reused buffer."""
 
     def __init__(self, in_hw, c, k, kernel, stride, dilation, in_dil, pads_tl, out_hw, zp: int,
-                 scratch: Scratch):
+                 scratch: Scratch, im2col: bool | None = None):
         (oh, ow), (kh, kw) = out_hw, kernel
         span = _spans(out_hw, kernel, stride, dilation)
         self.pad = _Padded(in_hw, c, span, pads_tl, in_dil, zp, scratch)
         self.out_hw, self.k, self.zp = out_hw, k, zp
         self.wf = scratch.get("wf", (kh, kw, c, k))
         self.i32 = scratch.get("i32", (oh, ow, k), np.int32)
-        self.tap_mode = tuple(stride) == (1, 1)
+        if im2col is None:      # per-tap GEMMs cost (taps - 1) extra passes over [rows, k]; im2col one over [M, depth]
+            im2col = oh * ow * kh * kw * c < (kh * kw - 1) * oh * (span[1]) * k
+        self.tap_mode = tuple(stride) == (1, 1) and not im2col
         xp = self.pad.buf
         if self.tap_mode:
             rows = oh * span[1]

@@ -5,6 +5,7 @@ and extreme codes (all -128, zero points -128..127, int32-edge accumulators)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from npukit.ir.graph import ConvAttrs
@@ -51,16 +52,18 @@ def geometries(draw, depthwise=False):
 
 @SETTINGS
 @given(g=geometries(), c=st.sampled_from([1, 3, 8, 130, 700]), k=st.integers(1, 9), zp=st.integers(-128, 127),
-       kind=codes, accumulate=st.booleans(), seed=st.integers(0, 2 ** 16))
-def test_dense_conv_plan_equals_conv2d_acc(g, c, k, zp, kind, accumulate, seed):
-    """Channel counts up to 700 with 4x4 kernels give depths far beyond FLOAT32_DEPTH."""
+       kind=codes, accumulate=st.booleans(), im2col=st.sampled_from([None, True, False]),
+       seed=st.integers(0, 2 ** 16))
+def test_dense_conv_plan_equals_conv2d_acc(g, c, k, zp, kind, accumulate, im2col, seed):
+    """Channel counts up to 700 with 4x4 kernels give depths far beyond FLOAT32_DEPTH; both
+    the per-tap and the im2col formulation."""
     rng = np.random.default_rng(seed)
     x = _codes(rng, kind, (1, *g["in_hw"], c))
     w = _codes(rng, kind, (k, *g["kernel"], c))
     want = _expected(x, w, g["kernel"], g["stride"], g["dilation"], g["in_dil"], g["pads_tl"], g["out_hw"], zp)
     start = rng.integers(-(1 << 31), 1 << 31, want.shape).astype(np.int32)
     plan = plans.DenseConv(g["in_hw"], c, k, g["kernel"], g["stride"], g["dilation"], g["in_dil"], g["pads_tl"],
-                           g["out_hw"], zp, plans.Scratch())
+                           g["out_hw"], zp, plans.Scratch(), im2col)
     out = start.copy()
     plan(x, w, out, accumulate)
     if accumulate:
@@ -134,11 +137,13 @@ def test_requantize_plan_equals_the_spelled_out_stage(n, k, zp, lo, width, edges
     assert np.array_equal(dst, want)
 
 
-def test_dense_conv_depth_beyond_float32_exactness():
+@pytest.mark.parametrize("im2col", [True, False])
+def test_dense_conv_depth_beyond_float32_exactness(im2col):
     """All codes 127 over 3x3x700: the one-chunk float32 sum (1.0e8) would not be exact."""
     x = np.full((1, 3, 3, 700), 127, np.int8)
     w = np.full((2, 3, 3, 700), 127, np.int8)
-    plan = plans.DenseConv((3, 3), 700, 2, (3, 3), (1, 1), (1, 1), (1, 1), (0, 0), (1, 1), -128, plans.Scratch())
+    plan = plans.DenseConv((3, 3), 700, 2, (3, 3), (1, 1), (1, 1), (1, 1), (0, 0), (1, 1), -128, plans.Scratch(),
+                           im2col)
     out = np.empty((1, 2), np.int32)
     plan(x, w, out, False)
     assert out.tolist() == [[6300 * (127 + 128) * 127] * 2]
