@@ -5,11 +5,14 @@ on every run. Each computes exactly what the general kernels compute (kernels_mx
 intmath.requantize), in fewer passes, over buffers allocated once (fresh allocations cost
 page faults on every call).
 
-Exactness of the float32 convolutions: they multiply raw int8 codes, |x w| <= 2^14, so every
-partial sum of at most FLOAT32_DEPTH products is an integer of magnitude below 2^24, exact in
-float32 whatever order BLAS sums in. Padding and input dilation insert the raw code zp (a
-shifted value of 0), and the zero-point term zp * sum(w) is subtracted afterwards in int32.
-int32 accumulators use numpy's wrapping arithmetic, which is wrap_int32 of the exact sum.
+Exactness of the float32 convolutions: every partial sum must be an integer of magnitude
+below 2^24, exact in float32 whatever order BLAS sums in. Two ways:
+- shifted: (x - zp) * w, |.| <= 255 * 128, in sums of at most SHIFTED_DEPTH products;
+  padding and input dilation insert 0;
+- raw codes: x * w, |.| <= 2^14, in sums of at most FLOAT32_DEPTH products; padding and
+  input dilation insert the code zp, and zp * sum(w) is subtracted afterwards in int32.
+Deep convolutions use raw codes (half the chunks), the others the shifted values (no
+zero-point term). int32 accumulators use numpy's wrapping arithmetic: wrap_int32 of the sum.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from numpy.lib.stride_tricks import as_strided
 from . import intmath
 
 FLOAT32_DEPTH = 1023     # 1023 * 2^14 < 2^24
+SHIFTED_DEPTH = 512      # 512 * 255 * 128 < 2^24
 
 
 class Scratch:
@@ -74,18 +78,20 @@ def _placement(n: int, dil: int, pad: int, span: int) -> tuple[slice, slice]:
 
 
 class _Padded:
-    """The zero-point-padded, input-dilated float32 copy of an int8 NHWC tile (batch 1)."""
+    """The padded, input-dilated float32 copy of an int8 NHWC tile (batch 1): x - zp with
+    zeros inserted (`shifted`), or the raw codes with zp inserted."""
 
-    def __init__(self, in_hw, c, span, pads_tl, in_dil, zp: int, scratch: Scratch):
+    def __init__(self, in_hw, c, span, pads_tl, in_dil, zp: int, shifted: bool, scratch: Scratch):
         (ih, iw), (sh, sw), (pt, pl), (dy, dx) = in_hw, span, pads_tl, in_dil
         rs, rd = _placement(ih, dy, pt, sh)
         cs, cd = _placement(iw, dx, pl, sw)
-        self.buf = scratch.get(("xp", ih, iw, pt, pl, dy, dx), (sh, sw, c), np.float32, float(zp))
+        self.buf = scratch.get(("xp", ih, iw, pt, pl, dy, dx), (sh, sw, c), np.float32, 0.0 if shifted else float(zp))
         self.src = (rs, cs)
         self.dst = self.buf[rd, cd]
+        self.zp = np.float32(zp if shifted else 0)
 
     def load(self, x: np.ndarray) -> np.ndarray:
-        np.copyto(self.dst, x[self.src], casting="unsafe")
+        np.subtract(x[self.src], self.zp, out=self.dst)      # int8 - float32: exact in float32
         return self.buf
 
 
@@ -105,8 +111,9 @@ class DenseConv:
                  scratch: Scratch, im2col: bool | None = None):
         (oh, ow), (kh, kw) = out_hw, kernel
         span = _spans(out_hw, kernel, stride, dilation)
-        self.pad = _Padded(in_hw, c, span, pads_tl, in_dil, zp, scratch)
-        self.out_hw, self.k, self.zp = out_hw, k, zp
+        shifted = kh * kw * c <= SHIFTED_DEPTH
+        self.pad = _Padded(in_hw, c, span, pads_tl, in_dil, zp, shifted, scratch)
+        self.out_hw, self.k, self.zp = out_hw, k, 0 if shifted else zp
         self.wf = scratch.get("wf", (kh, kw, c, k))
         self.i32 = scratch.get("i32", (oh, ow, k), np.int32)
         if im2col is None:      # per-tap GEMMs cost (taps - 1) extra passes over [rows, k]; im2col one over [M, depth]
@@ -136,7 +143,7 @@ class DenseConv:
             wm = self.wf.reshape(depth, k)
             pieces = [(cols[:, d:d + FLOAT32_DEPTH], wm[d:d + FLOAT32_DEPTH]) for d in range(0, depth, FLOAT32_DEPTH)]
         self.groups = _pack(pieces)
-        self.zp_term = _ZeroPointTerm(zp, kh * kw * c, k, scratch)
+        self.zp_term = _ZeroPointTerm(self.zp, kh * kw * c, k, scratch)
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
         """x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c], out int32 [oh*ow, k]."""
@@ -166,7 +173,8 @@ class _ZeroPointTerm:
     the sum is exact in float32 (|sum| <= 128 depth < 2^24) and the product in int32."""
 
     def __init__(self, zp: int, depth: int, k: int, scratch: Scratch):
-        assert depth * 128 < (1 << 24) and abs(zp) <= 128
+        if depth * 128 >= 1 << 24 or abs(zp) > 128:
+            raise ValueError(f"zero-point term of depth {depth}, zp {zp} is not exact in float32")
         self.zp = np.int32(zp)
         self.ones = scratch.get("ones", (depth,), np.float32, 1.0)
         self.fsum = scratch.get("zp_fsum", (k,))
@@ -200,8 +208,9 @@ class DepthwiseConv:
                  scratch: Scratch):
         (oh, ow), (kh, kw), (dh, dw) = out_hw, kernel, dilation
         span = _spans(out_hw, kernel, stride, dilation)
-        self.pad = _Padded(in_hw, c, span, pads_tl, (1, 1), zp, scratch)
-        self.zp, self.shape = zp, (kh, kw, c, mult)
+        shifted = kh * kw <= SHIFTED_DEPTH
+        self.pad = _Padded(in_hw, c, span, pads_tl, (1, 1), zp, shifted, scratch)
+        self.zp, self.shape = 0 if shifted else zp, (kh, kw, c, mult)
         self.wf = scratch.get("dwf", (kh, kw, c, mult))
         xp = self.pad.buf
         if tuple(stride) == (1, 1):
@@ -218,7 +227,7 @@ class DepthwiseConv:
             taps = [xp[ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :, None]
                     for ky in range(kh) for kx in range(kw)]
         self.taps = list(zip(taps, (self.wf[ky, kx] for ky in range(kh) for kx in range(kw))))
-        self.zp_term = _ZeroPointTerm(zp, kh * kw, c * mult, scratch)
+        self.zp_term = _ZeroPointTerm(self.zp, kh * kw, c * mult, scratch)
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
         """x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult], out int32 [oh*ow, c*mult]."""

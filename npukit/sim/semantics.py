@@ -118,7 +118,8 @@ def _tile_pads(in_len: int, dil: int, pad_lo: int, out_len: int, stride: int, k:
 
 
 def _int8_geometry(zp: int, *sizes: int) -> bool:
-    """Whether the prepared float32 kernels apply: an int8 zero point, positive sizes."""
+    """Whether the prepared float32 kernels apply: an int8 zero point, positive sizes (else the
+    general kernel runs, with its own checks and errors)."""
     return -128 <= zp <= 127 and min(sizes) >= 1
 
 
@@ -129,7 +130,7 @@ def _conv(m: Machine, c: I.Conv) -> Action:
     xs = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride))
     x = xs[..., c.c_off:c.c_off + c.c_len]
     if _int8_geometry(c.zp, c.in_h, c.in_w, c.c_len, c.k, c.out_h, c.out_w, kh, kw, *c.stride, *c.dilation,
-                      *c.in_dil, c.c_off + 1, c.c_stride - c.c_off - c.c_len + 1):
+                      *c.in_dil, c.c_off + 1, c.c_stride - c.c_off - c.c_len + 1) and kh * kw * c.c_len < 1 << 17:
         plan = plans.DenseConv((c.in_h, c.in_w), c.c_len, c.k, c.kernel, c.stride, c.dilation, c.in_dil,
                                (c.pad_t, c.pad_l), (c.out_h, c.out_w), c.zp, m.scratch)
         return lambda: plan(x, w, out, c.accumulate)
