@@ -263,6 +263,7 @@ class Requantize:
         self.t = scratch.get("rq_t", self.wide, np.int32)
         self.ab = scratch.get("rq_ab", self.wide, np.int64)
         self.memo: dict[bytes, tuple | None] = {}
+        self._last_bounds: tuple = (None, None)
 
     def _constants(self, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
         key = bias.tobytes() + mult.tobytes() + shift.tobytes()
@@ -282,10 +283,20 @@ class Requantize:
             self.memo[key] = got
         return got
 
+    def _bounds(self, out_zp: int, act_min: int, act_max: int):
+        """The clamp [act_min - zp, act_max - zp] as 0-d int32 arrays (np.clip's fast path),
+        or None when it does not fit int32."""
+        key = (out_zp, act_min, act_max)
+        if self._last_bounds[0] != key:
+            lo, hi = act_min - out_zp, act_max - out_zp
+            ok = intmath.INT32_MIN <= min(lo, act_min) <= max(hi, act_max) <= intmath.INT32_MAX
+            self._last_bounds = key, (np.array(lo, np.int32), np.array(hi, np.int32)) if ok else None
+        return self._last_bounds[1]
+
     def __call__(self, acc, bias, mult, shift, out_zp: int, act_min: int, act_max: int, out) -> None:
         c = self._constants(bias, mult, shift)
-        lo, hi = act_min - out_zp, act_max - out_zp
-        if c is None or not intmath.INT32_MIN <= min(lo, act_min) <= max(hi, act_max) <= intmath.INT32_MAX:
+        bounds = self._bounds(out_zp, act_min, act_max)
+        if c is None or bounds is None:
             intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
             return
         b, sign, m, pos, sh = c
@@ -297,6 +308,6 @@ class Requantize:
         ab += t
         ab >>= sh
         np.copyto(x, ab, casting="unsafe")            # exact: the value lies in int32
-        np.clip(x, lo, hi, out=x)
+        np.clip(x, *bounds, out=x)
         x += out_zp
         np.copyto(out, x.reshape(self.shape), casting="unsafe")
