@@ -91,8 +91,13 @@ class _Padded:
         self.zp = np.float32(zp if shifted else 0)
 
     def load(self, x: np.ndarray) -> np.ndarray:
-        np.subtract(x[self.src], self.zp, out=self.dst)      # int8 - float32: exact in float32
+        self.loader(x)()
         return self.buf
+
+    def loader(self, x: np.ndarray):
+        """The copy of a fixed int8 view [ih, iw, c] into the buffer, as a closure."""
+        src, zp, dst = x[self.src], self.zp, self.dst
+        return lambda: np.subtract(src, zp, out=dst)       # int8 - float32: exact in float32
 
 
 def _spans(out_hw, kernel, stride, dilation) -> tuple[int, int]:
@@ -146,26 +151,42 @@ class DenseConv:
         self.zp_term = _ZeroPointTerm(self.zp, kh * kw * c, k, scratch)
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
-        """x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c], out int32 [oh*ow, k]."""
-        self.pad.load(x[0])
-        np.copyto(self.wf, w.transpose(1, 2, 3, 0), casting="unsafe")
-        if not self.tap_mode:
-            np.copyto(*self.im2col)
+        self.bind(x, w, out, accumulate)()
+
+    def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool):
+        """The kernel on fixed views: x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c],
+        out int32 [oh*ow, k]; returns the closure that runs it."""
+        load, wt, wf = self.pad.loader(x[0]), w.transpose(1, 2, 3, 0), self.wf
+        im2col = None if self.tap_mode else self.im2col
         out3 = out.reshape(self.out_hw[0], self.out_hw[1], self.k)
-        for g, group in enumerate(self.groups):
-            for i, (a, b) in enumerate(group):
-                if i == 0:
-                    np.matmul(a, b, out=self.facc)
-                else:
-                    np.matmul(a, b, out=self.tmp)
-                    self.facc += self.tmp
-            if g == 0 and not accumulate:
-                np.copyto(out3, self.result, casting="unsafe")
+        facc, tmp, i32, result = self.facc, self.tmp, self.i32, self.result
+        first, rest = self.groups[0], self.groups[1:]
+        zp_term = (self.zp_term, wf.reshape(-1, self.k)) if self.zp else None
+
+        def gemm(group) -> None:
+            np.matmul(*group[0], out=facc)
+            for a, b in group[1:]:
+                np.matmul(a, b, out=tmp)
+                np.add(facc, tmp, out=facc)
+
+        def run() -> None:
+            load()
+            np.copyto(wf, wt, casting="unsafe")
+            if im2col is not None:
+                np.copyto(*im2col)
+            gemm(first)
+            if accumulate:
+                np.copyto(i32, result, casting="unsafe")
+                np.add(out3, i32, out=out3)
             else:
-                np.copyto(self.i32, self.result, casting="unsafe")
-                out3 += self.i32
-        if self.zp:
-            out -= self.zp_term.of(self.wf.reshape(-1, self.k))
+                np.copyto(out3, result, casting="unsafe")
+            for group in rest:
+                gemm(group)
+                np.copyto(i32, result, casting="unsafe")
+                np.add(out3, i32, out=out3)
+            if zp_term is not None:
+                np.subtract(out, zp_term[0].of(zp_term[1]), out=out)
+        return run
 
 
 class _ZeroPointTerm:
@@ -230,19 +251,27 @@ class DepthwiseConv:
         self.zp_term = _ZeroPointTerm(self.zp, kh * kw, c * mult, scratch)
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-        """x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult], out int32 [oh*ow, c*mult]."""
-        self.pad.load(x[0])
-        np.copyto(self.wf, w.reshape(self.shape), casting="unsafe")
-        acc, tmp = self.acc, self.tmp
-        for i, (tap, wt) in enumerate(self.taps):
-            if i == 0:
-                np.multiply(tap, wt, out=acc)
-            else:
+        self.bind(x, w, out)()
+
+    def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray):
+        """The kernel on fixed views: x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult],
+        out int32 [oh*ow, c*mult]; returns the closure that runs it."""
+        load, wv, wf = self.pad.loader(x[0]), w.reshape(self.shape), self.wf
+        acc, tmp, result, (tap0, w0), taps = self.acc, self.tmp, self.result, self.taps[0], self.taps[1:]
+        out4 = out.reshape(result.shape)
+        zp_term = (self.zp_term, wf.reshape(-1, self.shape[2] * self.shape[3])) if self.zp else None
+
+        def run() -> None:
+            load()
+            np.copyto(wf, wv, casting="unsafe")
+            np.multiply(tap0, w0, out=acc)
+            for tap, wt in taps:
                 np.multiply(tap, wt, out=tmp)
-                acc += tmp
-        np.copyto(out.reshape(self.result.shape), self.result, casting="unsafe")
-        if self.zp:
-            out -= self.zp_term.of(self.wf.reshape(-1, self.shape[2] * self.shape[3]))
+                np.add(acc, tmp, out=acc)
+            np.copyto(out4, result, casting="unsafe")
+            if zp_term is not None:
+                np.subtract(out, zp_term[0].of(zp_term[1]), out=out)
+        return run
 
 
 class Requantize:
@@ -263,7 +292,6 @@ class Requantize:
         self.t = scratch.get("rq_t", self.wide, np.int32)
         self.ab = scratch.get("rq_ab", self.wide, np.int64)
         self.memo: dict[bytes, tuple | None] = {}
-        self._last_bounds: tuple = (None, None)
 
     def _constants(self, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
         key = bias.tobytes() + mult.tobytes() + shift.tobytes()
@@ -283,31 +311,33 @@ class Requantize:
             self.memo[key] = got
         return got
 
-    def _bounds(self, out_zp: int, act_min: int, act_max: int):
-        """The clamp [act_min - zp, act_max - zp] as 0-d int32 arrays (np.clip's fast path),
-        or None when it does not fit int32."""
-        key = (out_zp, act_min, act_max)
-        if self._last_bounds[0] != key:
-            lo, hi = act_min - out_zp, act_max - out_zp
-            ok = intmath.INT32_MIN <= min(lo, act_min) <= max(hi, act_max) <= intmath.INT32_MAX
-            self._last_bounds = key, (np.array(lo, np.int32), np.array(hi, np.int32)) if ok else None
-        return self._last_bounds[1]
-
     def __call__(self, acc, bias, mult, shift, out_zp: int, act_min: int, act_max: int, out) -> None:
-        c = self._constants(bias, mult, shift)
-        bounds = self._bounds(out_zp, act_min, act_max)
-        if c is None or bounds is None:
-            intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
-            return
-        b, sign, m, pos, sh = c
+        self.bind(acc, bias, mult, shift, out_zp, act_min, act_max, out)()
+
+    def bind(self, acc, bias, mult, shift, out_zp: int, act_min: int, act_max: int, out):
+        """The stage on fixed views (acc int32 [n, k], bias / mult / shift int32 [k], out int8
+        [n, k]) and fixed zero point and clamp; returns the closure that runs it."""
+        lo, hi = act_min - out_zp, act_max - out_zp
+        if not intmath.INT32_MIN <= min(lo, act_min) <= max(hi, act_max) <= intmath.INT32_MAX:
+            return lambda: intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
+        bounds = np.array(lo, np.int32), np.array(hi, np.int32)      # 0-d: np.clip's fast path
         x, t, ab = self.x, self.t, self.ab
-        np.add(acc.reshape(self.wide), b, out=x)      # int32: wraps like wrap_int32
-        np.bitwise_and(x, sign, out=t)                # -2^31 where x < 0 (and e > 0)
-        np.multiply(x, m, out=ab)
-        ab += pos
-        ab += t
-        ab >>= sh
-        np.copyto(x, ab, casting="unsafe")            # exact: the value lies in int32
-        np.clip(x, *bounds, out=x)
-        x += out_zp
-        np.copyto(out, x.reshape(self.shape), casting="unsafe")
+        acc_w, x_n = acc.reshape(self.wide), x.reshape(self.shape)
+
+        def run() -> None:
+            c = self._constants(bias, mult, shift)
+            if c is None:
+                intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
+                return
+            b, sign, m, pos, sh = c
+            np.add(acc_w, b, out=x)                   # int32: wraps like wrap_int32
+            np.bitwise_and(x, sign, out=t)            # -2^31 where x < 0 (and e > 0)
+            np.multiply(x, m, out=ab)
+            np.add(ab, pos, out=ab)
+            np.add(ab, t, out=ab)
+            np.right_shift(ab, sh, out=ab)
+            np.copyto(x, ab, casting="unsafe")        # exact: the value lies in int32
+            np.clip(x, *bounds, out=x)
+            np.add(x, out_zp, out=x)
+            np.copyto(out, x_n, casting="unsafe")
+        return run

@@ -133,7 +133,7 @@ def _conv(m: Machine, c: I.Conv) -> Action:
                       *c.in_dil, c.c_off + 1, c.c_stride - c.c_off - c.c_len + 1) and kh * kw * c.c_len < 1 << 17:
         plan = plans.DenseConv((c.in_h, c.in_w), c.c_len, c.k, c.kernel, c.stride, c.dilation, c.in_dil,
                                (c.pad_t, c.pad_l), (c.out_h, c.out_w), c.zp, m.scratch)
-        return lambda: plan(x, w, out, c.accumulate)
+        return plan.bind(x, w, out, bool(c.accumulate))
     pt, pb = _tile_pads(c.in_h, c.in_dil[0], c.pad_t, c.out_h, c.stride[0], kh, c.dilation[0])
     pl, pr = _tile_pads(c.in_w, c.in_dil[1], c.pad_l, c.out_w, c.stride[1], kw, c.dilation[1])
     attrs = ConvAttrs(stride=c.stride, dilation=c.dilation, pads=(pt, pl, pb, pr), input_dilation=c.in_dil)
@@ -155,20 +155,20 @@ def _dwconv(m: Machine, d: I.DwConv) -> Action:
     if _int8_geometry(d.zp, d.in_h, d.in_w, k, d.out_h, d.out_w, *d.stride, *d.dilation) \
             and kh * kw <= plans.FLOAT32_DEPTH:
         conv = plans.DepthwiseConv((d.in_h, d.in_w), d.c, d.mult, d.kernel, d.stride, d.dilation,
-                                   (d.pad_t, d.pad_l), (d.out_h, d.out_w), d.zp, m.scratch)
+                                   (d.pad_t, d.pad_l), (d.out_h, d.out_w), d.zp, m.scratch).bind(x, w, acc)
     else:
         pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
         pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
         attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
 
-        def conv(x, w, out) -> None:
-            out[...] = intmath.wrap_int32(kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w]
+        def conv() -> None:
+            acc[...] = intmath.wrap_int32(kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w]
                                           .reshape(-1, k))
-    rq = plans.Requantize(dst.shape, m.scratch)
+    requant = plans.Requantize(dst.shape, m.scratch).bind(acc, bias, mult, shift, d.out_zp, d.act_min, d.act_max, dst)
 
     def run() -> None:
-        conv(x, w, acc)
-        rq(acc, bias, mult, shift, d.out_zp, d.act_min, d.act_max, dst)
+        conv()
+        requant()
     return run
 
 
@@ -177,8 +177,7 @@ def _requant(m: Machine, r: I.Requant) -> Action:
     dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
     if r.mode == 0:
         bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int32)
-        rq = plans.Requantize(acc.shape, m.scratch)
-        return lambda: rq(acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max, dst)
+        return plans.Requantize(acc.shape, m.scratch).bind(acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max, dst)
     bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
 
     def fc() -> None:
