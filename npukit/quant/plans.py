@@ -67,6 +67,14 @@ class PairTable:
         np.take(self.table, idx, out=out, mode="clip")
 
 
+def _reshaped(a: np.ndarray, shape) -> np.ndarray:
+    """`a` reshaped as a view: a bound kernel must keep aliasing the machine's memory."""
+    r = a.reshape(shape)
+    if a.size and not np.may_share_memory(r, a):
+        raise ValueError(f"a {a.shape} array with strides {a.strides} cannot be viewed as {tuple(shape)}")
+    return r
+
+
 def _placement(n: int, dil: int, pad: int, span: int) -> tuple[slice, slice]:
     """Input positions i (padded position pad + i*dil) that land in [0, span): (source, dest) slices."""
     i0 = 0 if pad >= 0 else (-pad + dil - 1) // dil
@@ -158,7 +166,7 @@ class DenseConv:
         out int32 [oh*ow, k]; returns the closure that runs it."""
         load, wt, wf = self.pad.loader(x[0]), w.transpose(1, 2, 3, 0), self.wf
         im2col = None if self.tap_mode else self.im2col
-        out3 = out.reshape(self.out_hw[0], self.out_hw[1], self.k)
+        out3 = _reshaped(out, (self.out_hw[0], self.out_hw[1], self.k))
         facc, tmp, i32, result = self.facc, self.tmp, self.i32, self.result
         first, rest = self.groups[0], self.groups[1:]
         zp_term = (self.zp_term, wf.reshape(-1, self.k)) if self.zp else None
@@ -256,9 +264,9 @@ class DepthwiseConv:
     def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray):
         """The kernel on fixed views: x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult],
         out int32 [oh*ow, c*mult]; returns the closure that runs it."""
-        load, wv, wf = self.pad.loader(x[0]), w.reshape(self.shape), self.wf
+        load, wv, wf = self.pad.loader(x[0]), _reshaped(w, self.shape), self.wf
         acc, tmp, result, (tap0, w0), taps = self.acc, self.tmp, self.result, self.taps[0], self.taps[1:]
-        out4 = out.reshape(result.shape)
+        out4 = _reshaped(out, result.shape)
         zp_term = (self.zp_term, wf.reshape(-1, self.shape[2] * self.shape[3])) if self.zp else None
 
         def run() -> None:
@@ -284,9 +292,9 @@ class Requantize:
     [act_min - zp, act_max - zp] in int32 before the zero point is added. Rows are processed
     `r` at a time (constants tiled r times) so short channel rows still give long inner loops."""
 
-    def __init__(self, shape, scratch: Scratch, contiguous: bool = True):
+    def __init__(self, shape, scratch: Scratch):
         n, k = shape
-        self.r = max((d for d in range(1, n + 1) if n % d == 0 and d * k <= 512), default=1) if contiguous else 1
+        self.r = max((d for d in range(1, n + 1) if n % d == 0 and d * k <= 512), default=1)
         self.shape, self.wide = (n, k), (n // self.r, self.r * k)
         self.x = scratch.get("rq_x", self.wide, np.int32)
         self.t = scratch.get("rq_t", self.wide, np.int32)
@@ -322,7 +330,7 @@ class Requantize:
             return lambda: intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
         bounds = np.array(lo, np.int32), np.array(hi, np.int32)      # 0-d: np.clip's fast path
         x, t, ab = self.x, self.t, self.ab
-        acc_w, x_n = acc.reshape(self.wide), x.reshape(self.shape)
+        acc_w, x_n = _reshaped(acc, self.wide), x.reshape(self.shape)
 
         def run() -> None:
             c = self._constants(bias, mult, shift)
