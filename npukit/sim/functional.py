@@ -8,6 +8,8 @@ that clears the SRAMs and calls the bound closures. The off-chip regions persist
 """
 from __future__ import annotations
 
+from time import perf_counter
+
 import numpy as np
 
 from ..errors import BinaryError, InputError
@@ -74,14 +76,33 @@ class Simulator:
         arrays = check_feeds(self.prog.inputs, feeds)
         m, actions = self._bind()
         m.clear_sram()
+        self._write_inputs(m, arrays)
+        for idx in (order if order is not None else range(len(actions))):
+            actions[idx]()
+        return {t.name: self._output(m, t) for t in self.prog.outputs}
+
+    def seconds_by_kind(self, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, float]]:
+        """One run in program order (a run like any other: a streaming model's state advances),
+        timed per instruction kind: {kind: (count, seconds)}."""
+        with single_threaded():
+            arrays = check_feeds(self.prog.inputs, feeds)
+            m, actions = self._bind()
+            m.clear_sram()
+            self._write_inputs(m, arrays)
+            out: dict[str, tuple[int, float]] = {}
+            for ins, action in zip(self.prog.instructions, actions):
+                t0 = perf_counter()
+                action()
+                n, s = out.get(type(ins).__name__, (0, 0.0))
+                out[type(ins).__name__] = (n + 1, s + perf_counter() - t0)
+        return out
+
+    def _write_inputs(self, m: Machine, arrays: dict[str, np.ndarray]) -> None:
         for t in self.prog.inputs:
             x = arrays[t.name]
             if t.perm:
                 x = x.transpose(t.perm)
             m.view(t.space, t.addr, x.shape, np.dtype(t.dtype))[...] = x.astype(t.dtype)
-        for idx in (order if order is not None else range(len(actions))):
-            actions[idx]()
-        return {t.name: self._output(m, t) for t in self.prog.outputs}
 
     @staticmethod
     def _output(m: Machine, t) -> np.ndarray:

@@ -77,3 +77,13 @@ def test_out_of_bounds_instruction_raises_binary_error_before_running(compiled):
         sim.run(_feed(0))
     with pytest.raises(BinaryError, match="outside space"):   # and again: nothing half-bound is kept
         sim.run(_feed(0))
+
+
+def test_seconds_by_kind_counts_every_instruction(compiled):
+    feed = {"x": np.random.default_rng(5).standard_normal((1, 3, 9, 7)).astype(np.float32)}
+    timed = compiled.seconds_by_kind(feed)
+    kinds = {}
+    for ins in compiled.program.instructions:
+        kinds[type(ins).__name__] = kinds.get(type(ins).__name__, 0) + 1
+    assert {k: n for k, (n, _) in timed.items()} == kinds
+    assert all(s >= 0 for _, s in timed.values())
