@@ -282,6 +282,37 @@ class DepthwiseConv:
         return run
 
 
+class MaxPool:
+    """kernels_vpu.max_pool of one tile into out[1, oh, ow, c], cropped to the tile's outputs:
+    the max over taps of a copy padded with the int8 minimum (the kernel's own fill, neutral
+    for max), then the activation clamp."""
+
+    def __init__(self, in_hw, c, kernel, stride, pads_tl, out_hw, scratch: Scratch):
+        (oh, ow), (kh, kw), (sh, sw) = out_hw, kernel, stride
+        span = _spans(out_hw, kernel, stride, (1, 1))
+        rs, rd = _placement(in_hw[0], 1, pads_tl[0], span[0])
+        cs, cd = _placement(in_hw[1], 1, pads_tl[1], span[1])
+        buf = scratch.get(("mp", *in_hw, *pads_tl), (*span, c), np.int8, -128)
+        self.src, self.dst = (rs, cs), buf[rd, cd]
+        self.taps = [buf[ky: ky + (oh - 1) * sh + 1: sh, kx: kx + (ow - 1) * sw + 1: sw] for ky in range(kh)
+                     for kx in range(kw)]
+        self.acc = scratch.get("mp_acc", (oh, ow, c), np.int8)
+
+    def bind(self, x: np.ndarray, out: np.ndarray, act_min: int, act_max: int):
+        """x int8 [1, ih, iw, c], out int8 [1, oh, ow, c]; returns the closure that runs it."""
+        src, dst, acc, out3 = x[0][self.src], self.dst, self.acc, out[0]
+        first, taps = self.taps[0], self.taps[1:]
+        lo, hi = np.array(max(act_min, -128), np.int8), np.array(min(act_max, 127), np.int8)
+
+        def run() -> None:
+            np.copyto(dst, src)
+            np.copyto(acc, first)
+            for tap in taps:
+                np.maximum(acc, tap, out=acc)
+            np.clip(acc, lo, hi, out=out3)
+        return run
+
+
 class Requantize:
     """intmath.requantize of int32 accumulators [n, k] into an int8 view, in preallocated
     buffers, with the per-channel constants remembered per (bias, multiplier, shift) content.

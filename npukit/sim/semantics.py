@@ -215,8 +215,22 @@ def _pool(m: Machine, p: I.Pool) -> Action:
     x = m.view(I.ABUF, p.src, (1, p.in_h, p.in_w, p.c))
     dst = m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c))
     attrs = PoolAttrs(kernel=p.kernel, stride=p.stride, pads=(p.pad_t, p.pad_l, p.pad_b, p.pad_r))
+    if p.kind == 0 and _pool_covers(p, attrs) and p.act_min <= p.act_max:
+        return plans.MaxPool((p.in_h, p.in_w), p.c, p.kernel, p.stride, (p.pad_t, p.pad_l), (p.out_h, p.out_w),
+                             m.scratch).bind(x, dst, p.act_min, p.act_max)
     fn = kernels_vpu.max_pool if p.kind == 0 else kernels_vpu.avg_pool
     return lambda: dst.__setitem__(..., fn(x, attrs, p.act_min, p.act_max)[:, :p.out_h, :p.out_w])
+
+
+def _pool_covers(p: I.Pool, attrs: PoolAttrs) -> bool:
+    """Whether the kernel's whole-tile output has the instruction's rows and columns (else the
+    general kernel runs, with its own errors)."""
+    if min(p.in_h, p.in_w, p.c, p.out_h, p.out_w, *p.kernel, *p.stride) < 1 or min(p.pad_t, p.pad_l) < 0:
+        return False
+    (kh, kw), (sh, sw) = p.kernel, p.stride
+    oh = (p.in_h + p.pad_t + p.pad_b - kh) // sh + 1
+    ow = (p.in_w + p.pad_l + p.pad_r - kw) // sw + 1
+    return oh >= p.out_h and ow >= p.out_w
 
 
 def _mean(m: Machine, r: I.Mean) -> Action:

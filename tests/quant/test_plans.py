@@ -1,15 +1,16 @@
 """The prepared kernels (npukit.quant.plans) the simulator runs against the general kernels
-they stand in for: kernels_mxu.conv2d_acc and the spelled-out requantisation, bit for bit,
-over geometries (strides, dilations, input dilation, crops, depths beyond one float32 chunk)
-and extreme codes (all -128, zero points -128..127, int32-edge accumulators)."""
+they stand in for: kernels_mxu.conv2d_acc, kernels_vpu.max_pool and the spelled-out
+requantisation, bit for bit, over geometries (strides, dilations, input dilation, crops,
+depths beyond one float32 chunk) and extreme codes (all -128, zero points -128..127,
+int32-edge accumulators)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
-from npukit.ir.graph import ConvAttrs
-from npukit.quant import intmath, kernels_mxu, plans
+from npukit.ir.graph import ConvAttrs, PoolAttrs
+from npukit.quant import intmath, kernels_mxu, kernels_vpu, plans
 from npukit.sim.semantics import _tile_pads
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -147,3 +148,22 @@ def test_dense_conv_depth_beyond_float32_exactness(im2col):
     out = np.empty((1, 2), np.int32)
     plan(x, w, out, False)
     assert out.tolist() == [[6300 * (127 + 128) * 127] * 2]
+
+
+@SETTINGS
+@given(ih=st.integers(1, 9), iw=st.integers(1, 9), c=st.integers(1, 5), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), pads=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+       crop=st.tuples(st.integers(0, 2), st.integers(0, 2)), act=st.tuples(st.integers(-128, 0), st.integers(0, 127)),
+       kind=codes, seed=st.integers(0, 2 ** 16))
+def test_max_pool_plan_equals_max_pool(ih, iw, c, kh, kw, sh, sw, pads, crop, act, kind, seed):
+    """The tile's outputs (possibly fewer rows and columns than the kernel gives) of
+    kernels_vpu.max_pool, windows past the edges and wholly in the padding included."""
+    t, l, b, r = pads
+    oh, ow = (ih + t + b - kh) // sh + 1, (iw + l + r - kw) // sw + 1
+    assume(oh - crop[0] >= 1 and ow - crop[1] >= 1)
+    x = _codes(np.random.default_rng(seed), kind, (1, ih, iw, c))
+    want = kernels_vpu.max_pool(x, PoolAttrs(kernel=(kh, kw), stride=(sh, sw), pads=(t, l, b, r)), *act)
+    out_hw = (oh - crop[0], ow - crop[1])
+    out = np.zeros((1, *out_hw, c), np.int8)
+    plans.MaxPool((ih, iw), c, (kh, kw), (sh, sw), (t, l), out_hw, plans.Scratch()).bind(x, out, *act)()
+    assert np.array_equal(out, want[:, :out_hw[0], :out_hw[1]])
