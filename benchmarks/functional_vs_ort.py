@@ -65,7 +65,13 @@ def ort_qdq_session(float_path: Path, qdq_path: Path, name: str, calib: np.ndarr
     return ort.InferenceSession(str(qdq_path), opts, providers=["CPUExecutionProvider"])
 
 
-def bench(model_name: str, runs: int, tmp: Path, peer_quantiser: bool = False) -> dict:
+def breakdown(compiled, name: str, x: np.ndarray, runs: int) -> dict[str, tuple[int, float]]:
+    """Seconds per instruction kind in one simulated run (the best of `runs` per kind)."""
+    timed = [compiled.seconds_by_kind({name: x}) for _ in range(runs)]
+    return {k: (timed[0][k][0], min(r[k][1] for r in timed)) for k in timed[0]}
+
+
+def bench(model_name: str, runs: int, tmp: Path, peer_quantiser: bool = False, by_kind: bool = False) -> dict:
     import npukit
     from npukit.models import zoo
     model = getattr(zoo, model_name)(size=224)
@@ -96,7 +102,8 @@ def bench(model_name: str, runs: int, tmp: Path, peer_quantiser: bool = False) -
     b = np.asarray(ort_out[0]).ravel()
     return {"model": model_name, "npukit_compile_s": compile_s, "npukit_run_s": npk_s, "ort_run_s": ort_s,
             "ratio": npk_s / ort_s, "top1_agree": bool(np.argmax(a) == np.argmax(b)),
-            "logit_cosine": float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))}
+            "logit_cosine": float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30)),
+            "by_kind": breakdown(compiled, name, x, runs) if by_kind else None}
 
 
 def quiet_ort_logging() -> None:
@@ -109,6 +116,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["resnet18", "mobilenet_v2"])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--by-kind", action="store_true", help="also time the simulator per instruction kind")
     ap.add_argument("--peer-quantiser", action="store_true",
                     help="time onnxruntime's own quantize_static model instead of npukit's export")
     args = ap.parse_args()
@@ -119,13 +127,18 @@ def main() -> None:
                           if args.peer_quantiser else "npukit's own int8 model, exported with npukit export --qdq")
           + "; 2 intra-op threads")
     with tempfile.TemporaryDirectory() as tmpdir:
-        results = [bench(m, args.runs, Path(tmpdir), args.peer_quantiser) for m in args.models]
+        results = [bench(m, args.runs, Path(tmpdir), args.peer_quantiser, args.by_kind) for m in args.models]
     rows = [[r["model"], r["npukit_run_s"], r["ort_run_s"], f"{r['ratio']:.1f}x",
              "met" if r["ratio"] <= TARGET else "NOT met", f"{r['logit_cosine']:.3f}", r["npukit_compile_s"]]
             for r in results]
     print(table(["model (224x224)", "npukit run s", "ORT int8 s", "npukit/ORT", f"target <= {TARGET:.0f}x",
                  "logit cosine", "npukit compile s"], rows,
                 "\n== one inference, bit-exact int8 simulation (npu-m) vs onnxruntime int8 =="))
+    for r in results:
+        if r["by_kind"]:
+            kinds = sorted(r["by_kind"].items(), key=lambda kv: -kv[1][1])
+            print(f"\n{r['model']}, simulator time per instruction kind (best of {args.runs}): "
+                  + ", ".join(f"{k} {s * 1e3:.1f} ms / {n}" for k, (n, s) in kinds))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

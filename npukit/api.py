@@ -44,17 +44,24 @@ class CompiledModel:
 
     def reset_state(self) -> None:
         """Restart a stateful (streaming) model: its variables return to their initial values."""
-        self._sim = Simulator(self.program, self._sim.sram)
+        self._sim.reset()
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one inference. Float models take and return float32; int models their own types."""
+    def _ints(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = check_feeds(self.program.inputs, feeds)
         ints = {}
         for t in self.program.inputs:
             x = arrays[t.name]
             ints[t.name] = kv.quantize(x.astype(np.float32), t.scale, t.zero_point, np.dtype(t.dtype)) \
                 if t.is_float and t.dtype != "float32" else x.astype(t.dtype)
-        out = self._sim.run(ints)
+        return ints
+
+    def seconds_by_kind(self, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, float]]:
+        """Profile one simulated inference: {instruction kind: (count, seconds)}."""
+        return self._sim.seconds_by_kind(self._ints(feeds))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference. Float models take and return float32; int models their own types."""
+        out = self._sim.run(self._ints(feeds))
         return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float and t.dtype != "float32" else out[t.name]
                 for t in self.program.outputs}
 

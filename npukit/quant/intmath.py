@@ -96,6 +96,9 @@ def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
 
 
 def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, left_shift) -> np.ndarray:
+    x, m, s = np.asarray(x), _i64(multiplier), _i64(left_shift)
+    if s.size and s.max() <= 0 and _fusable(x, m, s):
+        return _fused(x, m, -s)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -_i64(left_shift))
 
 
@@ -110,13 +113,60 @@ def saturate(x, dtype) -> np.ndarray:
     return np.clip(x, info.min, info.max).astype(dtype)
 
 
-def requantize(acc, bias, multiplier, shift, out_zp, act_min, act_max, dtype=np.int8) -> np.ndarray:
-    """Conv / FC output stage: (acc + bias) * M >> s + zp, clamped. Channels on the last axis."""
-    x = _i64(acc)
+def multiply_by_quantized_multiplier_fused(x, multiplier, shift) -> np.ndarray:
+    """multiply_by_quantized_multiplier in a few int64 passes, bit-identical to it.
+
+    gemmlowp's nudge-then-truncate equals a floor: SRDHM(a, M) = (a*M + 2^30) >> 31 (save
+    a = M = INT32_MIN). RoundingDivideByPOT(q, e) = (q + 2^(e-1) - [q < 0]) >> e for e > 0,
+    and floor((floor(t / 2^31) + h) / 2^e) = floor((t + h 2^31) / 2^(31+e)), so both roundings
+    are one shift: (a*M + 2^30 + [e > 0](2^(30+e) - [a*M < 0] 2^31)) >> (31 + e).
+    (For -2^30 <= a*M < 0 the sign term changes nothing: the quotient is 0 either way.)
+    Falls back to the two-step form outside its proven range (M = INT32_MIN, shifts beyond
+    [-31, 31], values beyond int32).
+    """
+    m, s = _i64(multiplier), _i64(shift)
+    x = np.asarray(x)
+    if not _fusable(x, m, s):
+        return multiply_by_quantized_multiplier(x, m, s)
+    if s.max() > 0:
+        x = wrap_int32(_i64(x) << np.maximum(s, 0))
+    return _fused(x, m, np.maximum(-s, 0))
+
+
+def _fusable(x: np.ndarray, m: np.ndarray, s: np.ndarray) -> bool:
+    return bool(m.size and m.min() > INT32_MIN and m.max() <= INT32_MAX and s.min() >= -31 and s.max() <= 31
+                and (x.dtype == np.int32 or not x.size or (x.min() >= INT32_MIN and x.max() <= INT32_MAX)))
+
+
+def _fused(x: np.ndarray, m: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """RoundingDivideByPOT(SRDHM(x, m), e) for int32-range x, M > INT32_MIN, 0 <= e <= 31."""
+    pos = (1 << 30) + np.where(e > 0, np.int64(1) << (30 + e), 0)
+    ab = np.multiply(x, m, dtype=np.int64)          # |a*M| < 2^62: no overflow with the terms
+    ab += np.where(ab < 0, pos - np.where(e > 0, 1 << 31, 0), pos)
+    ab >>= 31 + e
+    return ab
+
+
+def requantize(acc, bias, multiplier, shift, out_zp, act_min, act_max, dtype=np.int8,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """Conv / FC output stage: (acc + bias) * M >> s + zp, clamped. Channels on the last axis.
+    With `out`, the result is written there (and returned)."""
+    acc = np.asarray(acc)
     if bias is not None:
-        x = wrap_int32(x + _i64(bias))
-    x = multiply_by_quantized_multiplier(x, multiplier, shift) + int(out_zp)
-    return np.clip(x, act_min, act_max).astype(dtype)
+        bias = np.asarray(bias)
+        if acc.dtype == np.int32 and bias.dtype == np.int32:
+            x = acc + bias                  # int32 arithmetic wraps: wrap_int32(acc + bias)
+        else:
+            x = wrap_int32(_i64(acc) + _i64(bias)).astype(np.int32)
+    else:
+        x = acc if acc.dtype == np.int32 else wrap_int32(acc).astype(np.int32)   # the shift wraps anyway
+    y = multiply_by_quantized_multiplier_fused(x, multiplier, shift)
+    y += int(out_zp)
+    np.clip(y, act_min, act_max, out=y)
+    if out is None:
+        return y.astype(dtype)
+    np.copyto(out, y, casting="unsafe")
+    return out
 
 
 def count_leading_zeros(x) -> np.ndarray:

@@ -1,9 +1,14 @@
 """The functional simulator: executes a Program's instructions alone, in program order.
 
 It reads only the Program (the decoded `.npub`) and the input tensors; host segments run
-through the same integer kernels a CPU beside the NPU would run.
+through the same integer kernels a CPU beside the NPU would run. The program is decoded once:
+on the first run every instruction binds to one Machine (semantics.bind), and each run after
+that clears the SRAMs and calls the bound closures. The off-chip regions persist across runs
+(a streaming model's state) until `reset`.
 """
 from __future__ import annotations
+
+from time import perf_counter
 
 import numpy as np
 
@@ -13,7 +18,7 @@ from ..isa.program import Program
 from ..isa.serial import from_data
 from ..quant.qexec import run_qnode
 from ..threads import single_threaded
-from .semantics import Machine, execute
+from .semantics import Action, Machine, bind
 
 
 def check_feeds(inputs, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -40,6 +45,12 @@ class Simulator:
         self.sram = sram
         self.state = [np.frombuffer(r.image, np.uint8).copy() for r in prog.regions]
         self._spaces = {r.space: i for i, r in enumerate(prog.regions)}
+        self._bound: tuple[Machine, list[Action]] | None = None
+
+    def reset(self) -> None:
+        """The regions return to the program's initial images (a stateful model restarts)."""
+        for state, r in zip(self.state, self.prog.regions):
+            np.copyto(state, np.frombuffer(r.image, np.uint8))
 
     def _machine(self) -> Machine:
         n = max(self._spaces) - I.REGION0 + 1 if self._spaces else 0
@@ -48,6 +59,13 @@ class Simulator:
             regions[space - I.REGION0] = self.state[i]
         return Machine(self.sram, regions)
 
+    def _bind(self) -> tuple[Machine, list[Action]]:
+        """The machine and the program bound to it, built on first use (BinaryError then)."""
+        if self._bound is None:
+            m = self._machine()
+            self._bound = m, [bind(m, ins, lambda seg: self._host(m, seg)) for ins in self.prog.instructions]
+        return self._bound
+
     def run(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
         """Integer inputs in, integer outputs out. `order` runs instructions in another
         (dependency-respecting) order, as the timing model schedules them."""
@@ -55,18 +73,36 @@ class Simulator:
             return self._run(feeds, order)
 
     def _run(self, feeds, order):
-        m = self._machine()
         arrays = check_feeds(self.prog.inputs, feeds)
+        m, actions = self._bind()
+        m.clear_sram()
+        self._write_inputs(m, arrays)
+        for idx in (order if order is not None else range(len(actions))):
+            actions[idx]()
+        return {t.name: self._output(m, t) for t in self.prog.outputs}
+
+    def seconds_by_kind(self, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, float]]:
+        """One run in program order (a run like any other: a streaming model's state advances),
+        timed per instruction kind: {kind: (count, seconds)}."""
+        with single_threaded():
+            arrays = check_feeds(self.prog.inputs, feeds)
+            m, actions = self._bind()
+            m.clear_sram()
+            self._write_inputs(m, arrays)
+            out: dict[str, tuple[int, float]] = {}
+            for ins, action in zip(self.prog.instructions, actions):
+                t0 = perf_counter()
+                action()
+                n, s = out.get(type(ins).__name__, (0, 0.0))
+                out[type(ins).__name__] = (n + 1, s + perf_counter() - t0)
+        return out
+
+    def _write_inputs(self, m: Machine, arrays: dict[str, np.ndarray]) -> None:
         for t in self.prog.inputs:
             x = arrays[t.name]
             if t.perm:
                 x = x.transpose(t.perm)
             m.view(t.space, t.addr, x.shape, np.dtype(t.dtype))[...] = x.astype(t.dtype)
-        program = self.prog.instructions
-        host = lambda seg: self._host(m, seg)  # noqa: E731
-        for idx in (order if order is not None else range(len(program))):
-            execute(m, program[idx], host)
-        return {t.name: self._output(m, t) for t in self.prog.outputs}
 
     @staticmethod
     def _output(m: Machine, t) -> np.ndarray:
@@ -75,24 +111,28 @@ class Simulator:
         inner = tuple(t.shape[t.perm.index(i)] for i in range(len(t.perm)))
         return np.ascontiguousarray(m.view(t.space, t.addr, inner, np.dtype(t.dtype)).transpose(t.perm))
 
-    def _host(self, m: Machine, seg: int) -> None:
+    def _host(self, m: Machine, seg: int) -> Action:
+        """A host segment bound like an instruction: its node and views decoded once."""
         if not 0 <= seg < len(self.prog.host_segments):
             raise BinaryError(f"host instruction names missing segment {seg}")
         rec = self.prog.host_segments[seg]
         blobs = self.prog.host_blobs
         node = from_data(rec["node"], blobs)
-        ins, qs = [], []
-        for r in rec["inputs"]:
-            ins.append(self._tensor(m, r, blobs))
-            qs.append(from_data(r["quant"], blobs))
+        sources = [self._tensor(m, r, blobs) for r in rec["inputs"]]
+        qs = [from_data(r["quant"], blobs) for r in rec["inputs"]]
         out = rec["output"]
-        result = run_qnode(node, ins, qs)
         dtype = np.dtype(out["dtype"])
-        m.view(out["space"], out["addr"], tuple(out["shape"]), dtype)[...] = result.astype(dtype)
+        dst = m.view(out["space"], out["addr"], tuple(out["shape"]), dtype)
+
+        def run() -> None:
+            ins = [s() for s in sources]
+            dst[...] = run_qnode(node, ins, qs).astype(dtype)
+        return run
 
     @staticmethod
-    def _tensor(m: Machine, r: dict, blobs) -> np.ndarray:
+    def _tensor(m: Machine, r: dict, blobs):
         if "data" in r:
-            return from_data(r["data"], blobs)
-        return m.view(r["space"], r["addr"], tuple(r["shape"]), np.dtype(r["dtype"])).copy()
-
+            data = from_data(r["data"], blobs)
+            return data.copy      # a fresh array per run, as decoding gave
+        v = m.view(r["space"], r["addr"], tuple(r["shape"]), np.dtype(r["dtype"]))
+        return v.copy

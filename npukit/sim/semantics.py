@@ -1,11 +1,14 @@
 """What each instruction does to machine state, written once; the functional simulator runs it.
 
-Memory is one flat uint8 array per space. Every access is bounds-checked so a corrupt
-binary gives a clear error, not a numpy exception. The arithmetic is the shared kernel
-library (npukit.quant), applied to tiles.
+Memory is one flat uint8 array per space. Each instruction binds to a machine once: `bind`
+builds its memory views (bounds-checked then, so a corrupt binary gives a clear BinaryError,
+not a numpy exception) and its prepared kernel, and returns a closure that does the work.
+`execute` is bind-then-call; the simulator binds a whole program once and calls the closures
+on every run. The arithmetic is the shared kernel library (npukit.quant), applied to tiles.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import astuple, fields
 
 import numpy as np
@@ -14,7 +17,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import BinaryError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
-from ..quant import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide
+from ..quant import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans
 
 
 def params_to_ints(p) -> tuple[int, ...]:
@@ -31,13 +34,25 @@ ELTWISE_PARAMS = {I.Eltwise.ADD: kernels_vpu.AddParams, I.Eltwise.SUB: kernels_v
                   I.Eltwise.MUL: kernels_vpu.MulParams}
 
 
+Action = Callable[[], None]
+
+
 class Machine:
-    """SRAMs and off-chip regions as byte arrays."""
+    """SRAMs and off-chip regions as byte arrays, plus the prepared kernels' scratch buffers.
+
+    The arrays are allocated once: bound instructions hold views into them."""
 
     def __init__(self, sram_bytes: dict[int, int], regions: list[np.ndarray]):
         self.mem = {space: np.zeros(n, np.uint8) for space, n in sram_bytes.items()}
+        self.sram = list(self.mem.values())
         for i, region in enumerate(regions):
             self.mem[I.REGION0 + i] = region
+        self.scratch = plans.Scratch()
+
+    def clear_sram(self) -> None:
+        """SRAM contents do not survive between inferences; the regions do."""
+        for mem in self.sram:
+            mem.fill(0)
 
     def view(self, space: int, addr: int, shape, dtype=np.int8) -> np.ndarray:
         """A writable view of a contiguous block; raises BinaryError when out of bounds."""
@@ -63,18 +78,36 @@ class Machine:
         return self.mem[space]
 
 
-def execute(m: Machine, ins: I.Instr, host_runner=None) -> None:
-    _HANDLERS[type(ins)](m, ins) if not isinstance(ins, I.Host) else host_runner(ins.segment)
+def bind(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | None = None) -> Action:
+    """The instruction as a closure over `m`: views and checks done now, the work on each call.
+    Host instructions bind through `host_binder(segment)`."""
+    if isinstance(ins, I.Host):
+        if host_binder is None:
+            raise BinaryError("host instruction, but no host to run it")
+        return host_binder(ins.segment)
+    binder = _BINDERS.get(type(ins))
+    if binder is None:
+        raise BinaryError(f"no semantics for instruction {type(ins).__name__}")
+    return binder(m, ins)
 
 
-def _dma(m: Machine, d: I.Dma) -> None:
+def execute(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | None = None) -> None:
+    bind(m, ins, host_binder)()
+
+
+def _dma(m: Machine, d: I.Dma) -> Action:
     src = m.strided(d.src_space, d.src, d.shape, d.src_strides, d.elem)
     dst = m.strided(d.dst_space, d.dst, d.shape, d.dst_strides, d.elem)
-    dst[...] = src.copy() if d.src_space == d.dst_space else src
+    if src.flags.c_contiguous and dst.flags.c_contiguous:
+        src, dst = src.reshape(-1), dst.reshape(-1)
+    if d.src_space == d.dst_space and np.may_share_memory(src, dst):
+        return lambda: np.copyto(dst, src.copy())       # read everything, then write
+    return lambda: np.copyto(dst, src)
 
 
-def _fill(m: Machine, f: I.Fill) -> None:
-    m.view(f.space, f.addr, (f.n,), np.uint8)[:] = f.value & 0xFF
+def _fill(m: Machine, f: I.Fill) -> Action:
+    v, value = m.view(f.space, f.addr, (f.n,), np.uint8), f.value & 0xFF
+    return lambda: v.fill(value)
 
 
 def _tile_pads(in_len: int, dil: int, pad_lo: int, out_len: int, stride: int, k: int, kdil: int):
@@ -84,120 +117,177 @@ def _tile_pads(in_len: int, dil: int, pad_lo: int, out_len: int, stride: int, k:
     return pad_lo, max(hi, 0)  # extra rows beyond the window are sliced off
 
 
-def _conv(m: Machine, c: I.Conv) -> None:
+def _int8_geometry(zp: int, *sizes: int) -> bool:
+    """Whether the prepared float32 kernels apply: an int8 zero point, positive sizes (else the
+    general kernel runs, with its own checks and errors)."""
+    return -128 <= zp <= 127 and min(sizes) >= 1
+
+
+def _conv(m: Machine, c: I.Conv) -> Action:
     if c.in_bytes not in (1, 2) or (c.in_bytes == 2 and c.zp != 0):
         raise BinaryError(f"CONV: input of {c.in_bytes} bytes with zero point {c.zp} (int8, or int16 with 0)")
-    dtype = np.int16 if c.in_bytes == 2 else np.int8
-    x = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride), dtype)[..., c.c_off:c.c_off + c.c_len]
     kh, kw = c.kernel
     w = m.view(I.WBUF, c.wgt, (c.k, kh, kw, c.c_len))
+    out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int32)
+    xs = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride), np.int16 if c.in_bytes == 2 else np.int8)
+    x = xs[..., c.c_off:c.c_off + c.c_len]
+    if c.in_bytes == 1 and _int8_geometry(c.zp, c.in_h, c.in_w, c.c_len, c.k, c.out_h, c.out_w, kh, kw, *c.stride, *c.dilation,
+                      *c.in_dil, c.c_off + 1, c.c_stride - c.c_off - c.c_len + 1) and kh * kw * c.c_len < 1 << 17:
+        plan = plans.DenseConv((c.in_h, c.in_w), c.c_len, c.k, c.kernel, c.stride, c.dilation, c.in_dil,
+                               (c.pad_t, c.pad_l), (c.out_h, c.out_w), c.zp, m.scratch)
+        return plan.bind(x, w, out, bool(c.accumulate))
     pt, pb = _tile_pads(c.in_h, c.in_dil[0], c.pad_t, c.out_h, c.stride[0], kh, c.dilation[0])
     pl, pr = _tile_pads(c.in_w, c.in_dil[1], c.pad_l, c.out_w, c.stride[1], kw, c.dilation[1])
     attrs = ConvAttrs(stride=c.stride, dilation=c.dilation, pads=(pt, pl, pb, pr), input_dilation=c.in_dil)
-    if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes)
-        acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
-    else:
-        acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
-    _accumulate(m, c.dst, acc, c.accumulate)
+
+    def general() -> None:
+        if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes)
+            acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
+        else:
+            acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
+        out[...] = intmath.wrap_int32(out.astype(np.int64) + acc) if c.accumulate else intmath.wrap_int32(acc)
+    return general
 
 
-def _accumulate(m: Machine, addr: int, acc: np.ndarray, accumulate: int) -> None:
-    out = m.view(I.ACC, addr, acc.shape, np.int32)
-    out[...] = intmath.wrap_int32(out.astype(np.int64) + acc) if accumulate else intmath.wrap_int32(acc)
-
-
-def _dwconv(m: Machine, d: I.DwConv) -> None:
+def _dwconv(m: Machine, d: I.DwConv) -> Action:
     x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
     kh, kw = d.kernel
-    w = m.view(I.WBUF, d.wgt, (1, kh, kw, d.c * d.mult))
-    pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
-    pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
-    attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
     k = d.c * d.mult
-    acc = kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w].reshape(-1, k)
+    w = m.view(I.WBUF, d.wgt, (1, kh, kw, k))
     bias, mult, shift = m.view(I.WBUF, d.params, (3, k), np.int32)
-    out = intmath.requantize(intmath.wrap_int32(acc), bias, mult, shift, d.out_zp, d.act_min, d.act_max)
-    m.view(I.ABUF, d.dst, out.shape)[...] = out
+    dst = m.view(I.ABUF, d.dst, (d.out_h * d.out_w, k))
+    acc = m.scratch.get("dw_acc", dst.shape, np.int32)
+    if _int8_geometry(d.zp, d.in_h, d.in_w, k, d.out_h, d.out_w, *d.stride, *d.dilation) \
+            and kh * kw <= plans.FLOAT32_DEPTH:
+        conv = plans.DepthwiseConv((d.in_h, d.in_w), d.c, d.mult, d.kernel, d.stride, d.dilation,
+                                   (d.pad_t, d.pad_l), (d.out_h, d.out_w), d.zp, m.scratch).bind(x, w, acc)
+    else:
+        pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
+        pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
+        attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
+
+        def conv() -> None:
+            acc[...] = intmath.wrap_int32(kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w]
+                                          .reshape(-1, k))
+    requant = plans.Requantize(dst.shape, m.scratch).bind(acc, bias, mult, shift, d.out_zp, d.act_min, d.act_max, dst)
+
+    def run() -> None:
+        conv()
+        requant()
+    return run
 
 
-def _requant(m: Machine, r: I.Requant) -> None:
+def _requant(m: Machine, r: I.Requant) -> Action:
     acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
+    if r.mode in (0, 1):
+        dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
     if r.mode == 0:
         bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int32)
-        out = intmath.requantize(acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max)
-    elif r.mode == 1:
+        return plans.Requantize(acc.shape, m.scratch).bind(acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max, dst)
+    if r.mode == 1:
         bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
-        p = kernels_mxu.ConvParams(0, r.out_zp, None, None, r.act_min, r.act_max, mantissa, exponent)
-        out = kernels_mxu.fc_output(acc, bias, p)
-    elif r.mode == 2:       # 16x8: int64 bias and multiplier form, int16 out
+
+        def fc() -> None:
+            p = kernels_mxu.ConvParams(0, r.out_zp, None, None, r.act_min, r.act_max, mantissa, exponent)
+            dst[...] = kernels_mxu.fc_output(acc, bias, p)
+        return fc
+    if r.mode == 2:       # 16x8: int64 bias and multiplier form, int16 out
         bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int64)
-        p = kernels_mxu.ConvParams(0, r.out_zp, mult, shift, r.act_min, r.act_max)
-        out = kernels_wide.conv_output_16x8(acc, bias, p)
-    else:
-        raise BinaryError(f"REQUANT: unknown mode {r.mode}")
-    size = out.itemsize
-    dst = m.strided(I.ABUF, r.dst + r.dst_c_off * size, (r.n_pix, r.k), (r.dst_pix_stride * size, size), size)
-    dst[...] = out.view(np.uint8).reshape(r.n_pix, r.k, size)
+        wide = m.strided(I.ABUF, r.dst + 2 * r.dst_c_off, (r.n_pix, r.k), (2 * r.dst_pix_stride, 2), 2)
+
+        def requant_16x8() -> None:
+            p = kernels_mxu.ConvParams(0, r.out_zp, mult, shift, r.act_min, r.act_max)
+            wide[...] = kernels_wide.conv_output_16x8(acc, bias, p).view(np.uint8).reshape(r.n_pix, r.k, 2)
+        return requant_16x8
+    raise BinaryError(f"REQUANT: unknown mode {r.mode}")
 
 
-def _elementwise(m: Machine, e: I.Elementwise) -> None:
+def _elementwise(m: Machine, e: I.Elementwise) -> Action:
     a = m.view(e.a_space, e.a, (e.rows, e.cols))
     b = m.strided(e.b_space, e.b, (e.rows, e.cols), e.b_strides, 1)[..., 0].view(np.int8)
+    dst = m.view(I.ABUF, e.dst, (e.rows, e.cols))
     kind = I.Eltwise(e.kind)
     if kind in (I.Eltwise.MAX, I.Eltwise.MIN):
-        out = (np.maximum if kind is I.Eltwise.MAX else np.minimum)(a, b)
-    elif kind is I.Eltwise.PRELU:
-        out = kernels_vpu.prelu(a, b, params_from_ints(kernels_vpu.PreluParams, e.qparams))
+        fn = np.maximum if kind is I.Eltwise.MAX else np.minimum
+        return lambda: fn(a, b, out=dst)          # ufuncs buffer overlapping operands
+    if kind is I.Eltwise.PRELU:
+        p = params_from_ints(kernels_vpu.PreluParams, e.qparams)
+        fn = lambda u, v: kernels_vpu.prelu(u, v, p)             # noqa: E731
     else:
         p = params_from_ints(ELTWISE_PARAMS[kind], e.qparams)
-        out = (kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add)(a, b, p)
-    m.view(I.ABUF, e.dst, (e.rows, e.cols))[...] = out
+        fn = lambda u, v: (kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add)(u, v, p)  # noqa: E731
+    table = plans.PairTable(fn, (e.rows, e.cols), m.scratch, (kind, e.qparams))
+    return lambda: table(a, b, dst)
 
 
-def _lut(m: Machine, t: I.Lut) -> None:
+def _lut(m: Machine, t: I.Lut) -> Action:
     table = m.view(I.WBUF, t.table, (256,))
     x = m.view(I.ABUF, t.src, (t.n,))
-    m.view(I.ABUF, t.dst, (t.n,))[...] = kernels_vpu.lut(x, table)
+    dst = m.view(I.ABUF, t.dst, (t.n,))
+    return lambda: dst.__setitem__(..., kernels_vpu.lut(x, table))
 
 
-def _pool(m: Machine, p: I.Pool) -> None:
+def _pool(m: Machine, p: I.Pool) -> Action:
     x = m.view(I.ABUF, p.src, (1, p.in_h, p.in_w, p.c))
+    dst = m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c))
     attrs = PoolAttrs(kernel=p.kernel, stride=p.stride, pads=(p.pad_t, p.pad_l, p.pad_b, p.pad_r))
+    if p.kind == 0 and _pool_covers(p, attrs) and p.act_min <= p.act_max:
+        return plans.MaxPool((p.in_h, p.in_w), p.c, p.kernel, p.stride, (p.pad_t, p.pad_l), (p.out_h, p.out_w),
+                             m.scratch).bind(x, dst, p.act_min, p.act_max)
     fn = kernels_vpu.max_pool if p.kind == 0 else kernels_vpu.avg_pool
-    out = fn(x, attrs, p.act_min, p.act_max)
-    m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c))[...] = out[:, :p.out_h, :p.out_w]
+    return lambda: dst.__setitem__(..., fn(x, attrs, p.act_min, p.act_max)[:, :p.out_h, :p.out_w])
 
 
-def _mean(m: Machine, r: I.Mean) -> None:
+def _pool_covers(p: I.Pool, attrs: PoolAttrs) -> bool:
+    """Whether the kernel's whole-tile output has the instruction's rows and columns (else the
+    general kernel runs, with its own errors)."""
+    if min(p.in_h, p.in_w, p.c, p.out_h, p.out_w, *p.kernel, *p.stride) < 1 or min(p.pad_t, p.pad_l) < 0:
+        return False
+    (kh, kw), (sh, sw) = p.kernel, p.stride
+    oh = (p.in_h + p.pad_t + p.pad_b - kh) // sh + 1
+    ow = (p.in_w + p.pad_l + p.pad_r - kw) // sw + 1
+    return oh >= p.out_h and ow >= p.out_w
+
+
+def _mean(m: Machine, r: I.Mean) -> Action:
     x = m.view(I.ABUF, r.src, (1, r.n, 1, r.c))
+    dst = m.view(I.ABUF, r.dst, (1, 1, 1, r.c))
     p = params_from_ints(kernels_vpu.MeanParams, r.qparams)
-    m.view(I.ABUF, r.dst, (1, 1, 1, r.c))[...] = kernels_vpu.mean(x, (1, 2), p)
+    return lambda: dst.__setitem__(..., kernels_vpu.mean(x, (1, 2), p))
 
 
-def _matmul(m: Machine, t: I.MatMul) -> None:
+def _matmul(m: Machine, t: I.MatMul) -> Action:
     a = m.view(I.ABUF, t.src, (t.m, t.k_len))
     b = m.view(I.WBUF, t.wgt, (t.n, t.k_len))
-    _accumulate(m, t.dst, kernels_transformer.matmul_acc(a, b, t.a_zp, t.b_zp, True), t.accumulate)
+    out = m.view(I.ACC, t.dst, (t.m, t.n), np.int32)
+
+    def run() -> None:
+        acc = kernels_transformer.matmul_acc(a, b, t.a_zp, t.b_zp, True)
+        out[...] = intmath.wrap_int32(out.astype(np.int64) + acc) if t.accumulate else intmath.wrap_int32(acc)
+    return run
 
 
-def _softmax(m: Machine, s: I.Softmax) -> None:
+def _softmax(m: Machine, s: I.Softmax) -> Action:
     x = m.view(I.ABUF, s.src, (s.rows, s.cols))
+    dst = m.view(I.ABUF, s.dst, (s.rows, s.cols))
     p = params_from_ints(kernels_vpu.SoftmaxParams, s.qparams)
-    m.view(I.ABUF, s.dst, (s.rows, s.cols))[...] = kernels_vpu.softmax(x, p)
+    return lambda: dst.__setitem__(..., kernels_vpu.softmax(x, p))
 
 
-def _resize(m: Machine, r: I.Resize) -> None:
+def _resize(m: Machine, r: I.Resize) -> Action:
     x = m.view(I.ABUF, r.src, (1, r.in_h, r.in_w, r.c))
+    dst = m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c))
     fn = kernels_vpu.resize_bilinear if r.mode else kernels_vpu.resize_nearest
-    out = fn(x, (r.out_h, r.out_w), bool(r.align_corners), bool(r.half_pixel_centers))
-    m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c))[...] = out
+    return lambda: dst.__setitem__(..., fn(x, (r.out_h, r.out_w), bool(r.align_corners), bool(r.half_pixel_centers)))
 
 
-def _magnitude(m: Machine, g: I.Magnitude) -> None:
+def _magnitude(m: Machine, g: I.Magnitude) -> Action:
     x = m.view(I.ABUF, g.src, (g.outer, 2, g.c, g.inner), np.int16)
+    dst = m.view(I.ABUF, g.dst, (g.outer, g.c, g.inner))
     p = params_from_ints(kernels_wide.MagnitudeParams, g.qparams)
-    m.view(I.ABUF, g.dst, (g.outer, g.c, g.inner))[...] = kernels_wide.magnitude(x[:, 0], x[:, 1], p)
+    return lambda: dst.__setitem__(..., kernels_wide.magnitude(x[:, 0], x[:, 1], p))
 
 
-_HANDLERS = {I.Magnitude: _magnitude, I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv, I.DwConv: _dwconv, I.Requant: _requant,
-             I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool, I.Mean: _mean}
+_BINDERS = {I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv,
+            I.DwConv: _dwconv, I.Requant: _requant, I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool,
+            I.Mean: _mean, I.Magnitude: _magnitude}

@@ -216,3 +216,46 @@ def test_conv_requantize_matches_litert_over_many_multipliers(seed, dyadic):
     expected = intmath.requantize(acc, None, np.array(mult), np.array(shift), out_zp, -128, 127)
     assert np.array_equal(y, expected)
     assert np.mean(np.abs(y) < 127) > 0.2       # the comparison is not all saturation
+
+
+# ---- the fused (single-shift) formulation against the two-step gemmlowp composition ------
+
+EDGE_X = [-(1 << 31), -(1 << 31) + 1, -(1 << 30) - 1, -(1 << 30), -(1 << 30) + 1, -65537, -3, -2, -1,
+          0, 1, 2, 3, 65535, (1 << 30) - 1, 1 << 30, (1 << 30) + 1, (1 << 31) - 2, (1 << 31) - 1]
+EDGE_M = [-(1 << 31), -(1 << 31) + 1, -(1 << 30), -1, 0, 1, 2, 3, (1 << 30) - 1, 1 << 30, (1 << 30) + 1,
+          (1 << 31) - 2, (1 << 31) - 1]
+
+
+def test_fused_multiplier_equals_two_step_on_the_whole_edge_grid():
+    """Every edge accumulator x every edge multiplier x every shift -31..+31."""
+    x, m, s = np.broadcast_arrays(np.array(EDGE_X)[:, None, None], np.array(EDGE_M)[None, :, None],
+                                  np.arange(-31, 32)[None, None, :])
+    want = intmath.multiply_by_quantized_multiplier(x, m, s)
+    assert np.array_equal(intmath.multiply_by_quantized_multiplier_fused(x.astype(np.int32), m, s), want)
+    assert np.array_equal(intmath.multiply_by_quantized_multiplier_fused(x, m, s), want)
+    right = s <= 0
+    two_step = intmath.rounding_divide_by_pot(intmath.saturating_rounding_doubling_high_mul(x, m), -s)
+    assert np.array_equal(intmath.multiply_by_quantized_multiplier_smaller_than_one_exp(x, m, s)[right],
+                          two_step[right])
+
+
+@settings(max_examples=400)
+@given(st.lists(INT32, min_size=1, max_size=16), INT32, st.integers(-31, 31))
+def test_fused_multiplier_equals_two_step(xs, m, shift):
+    x = np.array(xs, dtype=np.int64)
+    assert np.array_equal(intmath.multiply_by_quantized_multiplier_fused(x, m, shift),
+                          intmath.multiply_by_quantized_multiplier(x, m, shift))
+
+
+@settings(max_examples=200)
+@given(st.lists(INT32, min_size=4, max_size=4), st.lists(INT32, min_size=4, max_size=4),
+       st.lists(Q31, min_size=4, max_size=4), st.lists(st.integers(-31, 30), min_size=4, max_size=4),
+       st.integers(-128, 127), st.integers(-128, 127), st.integers(0, 255))
+def test_requantize_equals_the_spelled_out_stage(acc, bias, mult, shift, zp, lo, width):
+    """requantize (fused, int32 bias wrap) == wrap, two-step multiplier, zero point, clamp."""
+    acc = np.array([acc, acc[::-1]], dtype=np.int32)
+    bias, mult, shift = (np.array(v, dtype=np.int32) for v in (bias, mult, shift))
+    hi = min(lo + width, 127)
+    x = intmath.wrap_int32(acc.astype(np.int64) + bias)
+    want = np.clip(intmath.multiply_by_quantized_multiplier(x, mult, shift) + zp, lo, hi).astype(np.int8)
+    assert np.array_equal(intmath.requantize(acc, bias, mult, shift, zp, lo, hi), want)

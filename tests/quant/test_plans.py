@@ -1,0 +1,169 @@
+"""The prepared kernels (npukit.quant.plans) the simulator runs against the general kernels
+they stand in for: kernels_mxu.conv2d_acc, kernels_vpu.max_pool and the spelled-out
+requantisation, bit for bit, over geometries (strides, dilations, input dilation, crops,
+depths beyond one float32 chunk) and extreme codes (all -128, zero points -128..127,
+int32-edge accumulators)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+from npukit.ir.graph import ConvAttrs, PoolAttrs
+from npukit.quant import intmath, kernels_mxu, kernels_vpu, plans
+from npukit.sim.semantics import _tile_pads
+
+SETTINGS = settings(max_examples=60, deadline=None)
+codes = st.sampled_from(["random", "min", "max", "mixed_extremes"])
+
+
+def _codes(rng, kind: str, shape) -> np.ndarray:
+    if kind == "min":
+        return np.full(shape, -128, np.int8)
+    if kind == "max":
+        return np.full(shape, 127, np.int8)
+    if kind == "mixed_extremes":
+        return rng.choice(np.array([-128, 127], np.int8), size=shape)
+    return rng.integers(-128, 128, shape).astype(np.int8)
+
+
+def _expected(x, w, kernel, stride, dilation, in_dil, pads_tl, out_hw, zp, depthwise=False, c=None):
+    """What the Conv / DwConv instruction computes with the general kernel."""
+    (ih, iw), (kh, kw) = x.shape[1:3], kernel
+    pt, pb = _tile_pads(ih, in_dil[0], pads_tl[0], out_hw[0], stride[0], kh, dilation[0])
+    pl, pr = _tile_pads(iw, in_dil[1], pads_tl[1], out_hw[1], stride[1], kw, dilation[1])
+    attrs = ConvAttrs(stride=stride, dilation=dilation, pads=(pt, pl, pb, pr), input_dilation=in_dil,
+                      groups=c if depthwise else 1, depthwise=depthwise)
+    acc = kernels_mxu.conv2d_acc(x, w, attrs, zp)[0, :out_hw[0], :out_hw[1]]
+    return intmath.wrap_int32(acc.reshape(-1, acc.shape[-1]))
+
+
+@st.composite
+def geometries(draw, depthwise=False):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    in_dil = (1, 1) if depthwise else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    ih, iw = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    pads = (draw(st.integers(-1, kh)), draw(st.integers(-1, kw)))     # negative: a cropped tile
+    out_hw = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    return dict(in_hw=(ih, iw), kernel=(kh, kw), stride=stride, dilation=dilation, in_dil=in_dil,
+                pads_tl=pads, out_hw=out_hw)
+
+
+@SETTINGS
+@given(g=geometries(), c=st.sampled_from([1, 3, 8, 130, 700]), k=st.integers(1, 9), zp=st.integers(-128, 127),
+       kind=codes, accumulate=st.booleans(), im2col=st.sampled_from([None, True, False]),
+       seed=st.integers(0, 2 ** 16))
+def test_dense_conv_plan_equals_conv2d_acc(g, c, k, zp, kind, accumulate, im2col, seed):
+    """Channel counts up to 700 with 4x4 kernels give depths far beyond FLOAT32_DEPTH; both
+    the per-tap and the im2col formulation."""
+    rng = np.random.default_rng(seed)
+    x = _codes(rng, kind, (1, *g["in_hw"], c))
+    w = _codes(rng, kind, (k, *g["kernel"], c))
+    want = _expected(x, w, g["kernel"], g["stride"], g["dilation"], g["in_dil"], g["pads_tl"], g["out_hw"], zp)
+    start = rng.integers(-(1 << 31), 1 << 31, want.shape).astype(np.int32)
+    plan = plans.DenseConv(g["in_hw"], c, k, g["kernel"], g["stride"], g["dilation"], g["in_dil"], g["pads_tl"],
+                           g["out_hw"], zp, plans.Scratch(), im2col)
+    out = start.copy()
+    plan(x, w, out, accumulate)
+    if accumulate:
+        want = intmath.wrap_int32(want + start)
+    assert np.array_equal(out, want)
+    plan(x[..., ::-1], w, out, False)      # a second call reuses the buffers: same answer as fresh
+    assert np.array_equal(out, _expected(x[..., ::-1], w, g["kernel"], g["stride"], g["dilation"], g["in_dil"],
+                                         g["pads_tl"], g["out_hw"], zp))
+
+
+@SETTINGS
+@given(g=geometries(depthwise=True), c=st.integers(1, 9), mult=st.integers(1, 3), zp=st.integers(-128, 127),
+       kind=codes, seed=st.integers(0, 2 ** 16))
+def test_depthwise_plan_equals_conv2d_acc(g, c, mult, zp, kind, seed):
+    rng = np.random.default_rng(seed)
+    x = _codes(rng, kind, (1, *g["in_hw"], c))
+    w = _codes(rng, kind, (1, *g["kernel"], c * mult))
+    want = _expected(x, w, g["kernel"], g["stride"], g["dilation"], (1, 1), g["pads_tl"], g["out_hw"], zp,
+                     depthwise=True, c=c)
+    plan = plans.DepthwiseConv(g["in_hw"], c, mult, g["kernel"], g["stride"], g["dilation"], g["pads_tl"],
+                               g["out_hw"], zp, plans.Scratch())
+    out = np.empty(want.shape, np.int32)
+    plan(x, w, out)
+    assert np.array_equal(out, want)
+
+
+def test_plans_sharing_one_scratch_do_not_disturb_each_other():
+    """Two geometries that share the padded buffer's shape but not its placement or zero point."""
+    rng = np.random.default_rng(0)
+    scratch = plans.Scratch()
+    x = rng.integers(-128, 128, (1, 4, 4, 3)).astype(np.int8)
+    w = rng.integers(-128, 128, (2, 3, 3, 3)).astype(np.int8)
+    a = plans.DenseConv((4, 4), 3, 2, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (4, 4), -7, scratch)
+    b = plans.DenseConv((4, 4), 3, 2, (3, 3), (1, 1), (1, 1), (1, 1), (2, 0), (4, 4), 9, scratch)
+    for plan, pads, zp in ((a, (1, 1), -7), (b, (2, 0), 9), (a, (1, 1), -7)):
+        out = np.empty((16, 2), np.int32)
+        plan(x, w, out, False)
+        assert np.array_equal(out, _expected(x, w, (3, 3), (1, 1), (1, 1), (1, 1), pads, (4, 4), zp))
+
+
+EDGE_ACC = np.array([-(1 << 31), -(1 << 31) + 1, -(1 << 30), -1, 0, 1, 1 << 30, (1 << 31) - 1], np.int32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 20), zp=st.integers(-128, 127), lo=st.integers(-128, 127),
+       width=st.integers(0, 255), edges=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_requantize_plan_equals_the_spelled_out_stage(n, k, zp, lo, width, edges, seed):
+    """int32-edge accumulators and biases, multipliers up to 2^31 - 1, shifts -31..+30 (left
+    shifts and negative multipliers take the general path), against the two-step composition."""
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-(1 << 31), 1 << 31, (n, k)).astype(np.int32)
+    bias = rng.integers(-(1 << 31), 1 << 31, k).astype(np.int32)
+    if edges:
+        acc.flat[:] = rng.choice(EDGE_ACC, acc.size)
+        bias[:] = rng.choice(EDGE_ACC, k)
+    mult = rng.choice(np.array([0, 1, (1 << 30) - 1, 1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))]), k)
+    mult = mult.astype(np.int32)
+    shift = rng.integers(-31, 31, k).astype(np.int32)
+    if seed % 3 == 0:
+        shift = -np.abs(shift)            # all right shifts: the prepared path
+    if seed % 7 == 0:
+        mult[0] = -mult[0] - 1            # a negative multiplier: the general path
+    hi = min(lo + width, 127)
+    x = intmath.wrap_int32(acc.astype(np.int64) + bias)
+    want = np.clip(intmath.multiply_by_quantized_multiplier(x, mult, shift) + zp, lo, hi).astype(np.int8)
+    plan = plans.Requantize((n, k), plans.Scratch())
+    dst = np.zeros((n, k + 3), np.int8)[:, 1:k + 1]      # a strided destination, as in ABUF
+    plan(acc, bias, mult, shift, zp, lo, hi, dst)
+    assert np.array_equal(dst, want)
+    plan(acc, bias, mult, shift, zp, lo, hi, dst)         # remembered constants: same answer
+    assert np.array_equal(dst, want)
+
+
+@pytest.mark.parametrize("im2col", [True, False])
+def test_dense_conv_depth_beyond_float32_exactness(im2col):
+    """All codes 127 over 3x3x700: the one-chunk float32 sum (1.0e8) would not be exact."""
+    x = np.full((1, 3, 3, 700), 127, np.int8)
+    w = np.full((2, 3, 3, 700), 127, np.int8)
+    plan = plans.DenseConv((3, 3), 700, 2, (3, 3), (1, 1), (1, 1), (1, 1), (0, 0), (1, 1), -128, plans.Scratch(),
+                           im2col)
+    out = np.empty((1, 2), np.int32)
+    plan(x, w, out, False)
+    assert out.tolist() == [[6300 * (127 + 128) * 127] * 2]
+
+
+@SETTINGS
+@given(ih=st.integers(1, 9), iw=st.integers(1, 9), c=st.integers(1, 5), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), pads=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+       crop=st.tuples(st.integers(0, 2), st.integers(0, 2)), act=st.tuples(st.integers(-128, 0), st.integers(0, 127)),
+       kind=codes, seed=st.integers(0, 2 ** 16))
+def test_max_pool_plan_equals_max_pool(ih, iw, c, kh, kw, sh, sw, pads, crop, act, kind, seed):
+    """The tile's outputs (possibly fewer rows and columns than the kernel gives) of
+    kernels_vpu.max_pool, windows past the edges and wholly in the padding included."""
+    t, l, b, r = pads
+    oh, ow = (ih + t + b - kh) // sh + 1, (iw + l + r - kw) // sw + 1
+    assume(oh - crop[0] >= 1 and ow - crop[1] >= 1)
+    x = _codes(np.random.default_rng(seed), kind, (1, ih, iw, c))
+    want = kernels_vpu.max_pool(x, PoolAttrs(kernel=(kh, kw), stride=(sh, sw), pads=(t, l, b, r)), *act)
+    out_hw = (oh - crop[0], ow - crop[1])
+    out = np.zeros((1, *out_hw, c), np.int8)
+    plans.MaxPool((ih, iw), c, (kh, kw), (sh, sw), (t, l), out_hw, plans.Scratch()).bind(x, out, *act)()
+    assert np.array_equal(out, want[:, :out_hw[0], :out_hw[1]])
