@@ -25,10 +25,10 @@ from .wide import int16_support, lower_magnitude
 from .vector import (
     ELTWISE_KIND,
     eltwise_plan,
-    is_spatial_mean,
     lower_eltwise,
     lower_lut,
     lower_mean,
+    mean_layout,
     lower_pool,
     lower_resize,
     lower_softmax,
@@ -65,7 +65,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
         ok = node.params is not None and g.tensors[node.inputs[0]].dtype is DType.I8
         return "" if ok else "quantize from a type other than int8"
     if op is Op.MEAN:
-        return "" if is_spatial_mean(g, node) else "mean over non-spatial axes"
+        return "" if mean_layout(g, node) else "mean over non-adjacent axes"
     if op in DATA_LOWERING:
         return "" if rank <= 4 else f"{rank}-D tensor exceeds the 4-D DMA"
     return f"no NPU lowering for {op.value}"

@@ -171,25 +171,26 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
 
 
 def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """Mean over adjacent axes: the input as [outer, n, inner], n reduced in channel blocks."""
     e = ctx.emitter
-    n, h, w, c = g.tensors[node.inputs[0]].shape
+    outer, hw, c = mean_layout(g, node)
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 64
-    cb = max(1, min(c, budget // (h * w + 1)))
-    if h * w * cb + cb > budget:
-        raise ScheduleError(f"{node.name}: a {h}x{w} mean does not fit ABUF ({a_slots.size} B)")
-    ins, outs = SlotPair(a_slots.take(h * w * cb, ctx.nbuf)), SlotPair(a_slots.take(cb, ctx.nbuf))
+    cb = max(1, min(c, budget // (hw + 1)))
+    if hw * cb + cb > budget:
+        raise ScheduleError(f"{node.name}: a mean over {hw} elements does not fit ABUF ({a_slots.size} B)")
+    ins, outs = SlotPair(a_slots.take(hw * cb, ctx.nbuf)), SlotPair(a_slots.take(cb, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     qp = params_to_ints(node.params)
-    for b in range(n):
+    for b in range(outer):
         for c0 in range(0, c, cb):
             cl = min(cb, c - c0)
             xa = ins.next()
-            dma(e, ctx.space(node.inputs[0]), src + b * h * w * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
-                (1, 1, 1, h * w), cl)
+            dma(e, ctx.space(node.inputs[0]), src + b * hw * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
+                (1, 1, 1, hw), cl)
             oa = outs.next()
-            e.emit(lambda L, d: I.Mean(L, d, xa, h * w, cl, oa, qp),
-                   [(I.ABUF, xa, xa + h * w * cl)], [(I.ABUF, oa, oa + cl)])
+            e.emit(lambda L, d: I.Mean(L, d, xa, hw, cl, oa, qp),
+                   [(I.ABUF, xa, xa + hw * cl)], [(I.ABUF, oa, oa + cl)])
             contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + b * c + c0, cl)
     return {}
 
@@ -246,8 +247,12 @@ def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
     return {}
 
 
-def is_spatial_mean(g: Graph, node: Node) -> bool:
-    x = g.tensors[node.inputs[0]]
-    return len(x.shape) == 4 and sorted(a % 4 for a in node.attrs.axes) == [1, 2] and node.attrs.keepdims
-
-
+def mean_layout(g: Graph, node: Node) -> tuple[int, int, int] | None:
+    """(outer, n, inner) when the reduced axes are adjacent: the input is then [outer, n, inner]
+    and the mean reduces n for each (outer, inner); None otherwise."""
+    shape = g.tensors[node.inputs[0]].shape
+    axes = sorted({a % len(shape) for a in node.attrs.axes}) if shape else []
+    if not axes or axes != list(range(axes[0], axes[-1] + 1)):
+        return None
+    prod = lambda dims: int(np.prod(dims, dtype=np.int64))  # noqa: E731
+    return prod(shape[:axes[0]]), prod(shape[axes[0]:axes[-1] + 1]), prod(shape[axes[-1] + 1:])

@@ -36,6 +36,7 @@ def test_speech_decisions_agree_with_onnxruntime(name, clips):
     assert prog.qgraph.tensors["input"].dtype.value == "int16"
     assert any(getattr(i, "in_bytes", 1) == 2 for i in prog.program.instructions)   # the 16x8 basis conv
     assert where["host"].get("LSTM (float)", 0) >= 1
+    assert all(op.endswith("(float)") for op in where["host"]), where["host"]   # only the recurrent path
     assert not any(op.startswith("If") for op in where["host"])
     ref, npu = silero.onnxruntime_step(path), silero.npu_step(prog)
     same = total = 0
