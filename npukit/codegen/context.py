@@ -24,6 +24,8 @@ class CompileOptions:
     fuse_depthwise: str = "auto"    # auto | always | never: a depthwise conv and the 1x1 after it
                                     # run band by band (auto: where the event model times it faster)
     timed_candidates: int = 4       # cheapest tilings per layer timed with the event model (1: closed forms)
+    compress_weights: str = "auto"  # auto | never: weight and parameter blocks stored compressed
+                                    # (npukit.isa.wcodec) where that saves bytes, decoded by the weight DMA
 
 
 class SramSlots:
@@ -107,8 +109,10 @@ class Ctx:
     def addr(self, tensor: str) -> int:
         return self.arena.where[tensor].addr
 
-    def const(self, array: np.ndarray) -> int:
-        return self.consts.add(array)
+    def const(self, array: np.ndarray, packable: bool = False) -> int:
+        """Address of a constant block in the image; `packable`: it is only ever loaded whole
+        into WBUF, so it may be stored compressed."""
+        return self.consts.add(array, packable)
 
     def slots(self):
         """Fresh SRAM allocators for a layer (ABUF, WBUF, ACC)."""

@@ -108,9 +108,9 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     w_addr, p_addr = {}, {}
     for ki, (k0, kl) in enumerate(kblocks):
         kg = grp * s.k + k0
-        p_addr[ki] = ctx.const(params[:, kg:kg + kl])
+        p_addr[ki] = ctx.const(params[:, kg:kg + kl], True)
         for ci, (c0, cl) in enumerate(chunks):
-            w_addr[ki, ci] = ctx.const(w[kg:kg + kl, :, :, c0:c0 + cl])
+            w_addr[ki, ci] = ctx.const(w[kg:kg + kl, :, :, c0:c0 + cl], True)
     wspace = ctx.consts.space
     if t.order == "rows_outer":
         nest = [(ki, ri) for ri in range(len(rblocks)) for ki in range(len(kblocks))]
@@ -208,7 +208,7 @@ def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b,
     for c0 in range(0, s.c, t.tc):
         cl = min(t.tc, s.c - c0)
         k0, kl = c0 * mult, cl * mult
-        w_addr, p_addr = ctx.const(w[:, :, :, k0:k0 + kl]), ctx.const(params[:, k0:k0 + kl])
+        w_addr, p_addr = ctx.const(w[:, :, :, k0:k0 + kl], True), ctx.const(params[:, k0:k0 + kl], True)
         for r0 in range(0, s.eh, t.th):
             rl = min(t.th, s.eh - r0)
             y0 = r0 * s.sh - pt

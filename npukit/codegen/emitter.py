@@ -11,6 +11,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from ..isa import instructions as I
+from ..isa import wcodec
 
 Range = tuple[int, int, int]  # space, lo, hi (exclusive)
 
@@ -68,6 +69,8 @@ class Emitter:
     _logs: dict[int, _Log] = field(default_factory=dict)
     layer: int = 0
     readonly: dict[int, tuple[int, int]] = field(default_factory=dict)  # space -> constant range
+    packed: dict[int, tuple[int, int]] = field(default_factory=dict)    # compressed constants (ConstImage.packed)
+    packed_space: int = -1                                              # the space holding them
 
     def _is_const(self, space: int, lo: int, hi: int) -> bool:
         r = self.readonly.get(space)
@@ -113,6 +116,8 @@ def merge_dims(shape, src, dst, elem: int = 1) -> tuple[list, list, list, int]:
 
 
 def dma(e: Emitter, src_space, src, src_strides, dst_space, dst, dst_strides, shape, elem) -> int:
+    if src_space == e.packed_space and src in e.packed:
+        return _unpack(e, src_space, src, dst_space, dst, merge_dims(shape, src_strides, dst_strides, elem))
     n, s, d, run = merge_dims(shape, src_strides, dst_strides, elem)
     if len(n) > 4:
         raise ValueError(f"a DMA block needs {len(n)} strided dims (4 at most)")
@@ -122,6 +127,17 @@ def dma(e: Emitter, src_space, src, src_strides, dst_space, dst, dst_strides, sh
                                             dst_strides, shape, run),
                   [span(src_space, src, shape, src_strides, run)],
                   [span(dst_space, dst, shape, dst_strides, run)])
+
+
+def _unpack(e: Emitter, src_space: int, src: int, dst_space: int, dst: int, merged) -> int:
+    """A decompressing load of a whole compressed constant block into contiguous SRAM."""
+    n, _, _, run = merged
+    raw, stream = e.packed[src]
+    if n or run != raw or dst_space >= I.REGION0:
+        raise ValueError(f"compressed constant at {src} is loaded only whole into SRAM ({raw} bytes)")
+    return e.emit(lambda layer, deps: I.Dma(layer, deps, src_space, src, (0,) * 4, dst_space, dst, (0,) * 4,
+                                            (1, 1, 1, 1), raw, codec=wcodec.RICE, packed=stream),
+                  [(src_space, src, src + stream)], [(dst_space, dst, dst + raw)])
 
 
 def contiguous(e: Emitter, src_space, src, dst_space, dst, nbytes: int) -> int:

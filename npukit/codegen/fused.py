@@ -100,17 +100,17 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
     dw_w, dw_p = [], []
     for c0, cl in chunks:
         wa, pa = w_slots.take(kh * kw * t.tc, 1)[0], w_slots.take(12 * t.tc, 1)[0]
-        dma(e, wspace, ctx.const(w_dw[:, :, :, c0:c0 + cl]), (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, kh * kw * cl)
-        dma(e, wspace, ctx.const(p_dw[:, c0:c0 + cl]), (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, 12 * cl)
+        dma(e, wspace, ctx.const(w_dw[:, :, :, c0:c0 + cl], True), (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, kh * kw * cl)
+        dma(e, wspace, ctx.const(p_dw[:, c0:c0 + cl], True), (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, 12 * cl)
         dw_w.append(wa)
         dw_p.append(pa)
     e.layer = layers[1]
     pw_p = []
     for k0, kl in kblocks:
         pa = w_slots.take(12 * t.tk, 1)[0]
-        dma(e, wspace, ctx.const(p_pw[:, k0:k0 + kl]), (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, 12 * kl)
+        dma(e, wspace, ctx.const(p_pw[:, k0:k0 + kl], True), (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, 12 * kl)
         pw_p.append(pa)
-    w_addr = {(ki, ci): ctx.const(w_pw[k0:k0 + kl, :, :, c0:c0 + cl])
+    w_addr = {(ki, ci): ctx.const(w_pw[k0:k0 + kl, :, :, c0:c0 + cl], True)
               for ki, (k0, kl) in enumerate(kblocks) for ci, (c0, cl) in enumerate(chunks)}
     if t.weights_resident:
         slots = {key: w_slots.take(t.tk * t.tc, 1)[0] for key in w_addr}

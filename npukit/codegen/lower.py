@@ -5,6 +5,9 @@ lower each layer in order to tiled instructions, then package regions and the I/
 """
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import ScheduleError
@@ -80,6 +83,8 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     onchip = int(arch.abuf_bytes * options.onchip_fraction) // 16 * 16
     reasons = {node.name: npu_support(g, node, arch.abuf_bytes - onchip) for node in g.nodes}
     host = {n for node in g.nodes if reasons[node.name] for n in (*node.inputs, *node.outputs)}
+    if options.compress_weights not in ("auto", "never"):
+        raise ScheduleError(f"compress_weights must be auto or never, not {options.compress_weights!r}")
     if options.fuse_depthwise not in ("auto", "always", "never"):
         raise ScheduleError(f"fuse_depthwise must be auto, always or never, not {options.fuse_depthwise!r}")
     pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise != "never" else {}
@@ -104,8 +109,9 @@ def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, h
     while True:   # a pair whose fused tiles do not fit runs unfused: its middle tensor needs a place
         arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host,
                            fused={index[d] for d in pairs})
-        consts = ConstImage(w_space, arena.size if w_space == act_space else 0)
+        consts = ConstImage(w_space, arena.size if w_space == act_space else 0, options.compress_weights == "auto")
         ctx = Ctx(arch, options, arena, consts, onchip)
+        ctx.emitter.packed, ctx.emitter.packed_space = consts.packed, consts.space
         fused = {d: plan_fused(ctx, g, by_name[d], pw) for d, pw in pairs.items()}
         if all(fused.values()):
             break
@@ -135,9 +141,28 @@ def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, h
         layers.append(Layer(node.name, node.op.value, node.source or (node.name,), "host" if reason else "npu",
                             _macs(g, node), *_min_bytes(g, node, arch, counted, interior), _vpu_ops(g, node), reason,
                             {k: str(v) for k, v in detail.items()}))
+    layers = _credit_compression(layers, ctx.emitter.program, arch.placement.weights)
     regions = _regions(arch, names, arena, consts, g.variables)
     return Program(arch.to_toml(), ctx.emitter.program, regions, _io(g, arena, user_inputs, meta, moved),
                    _io(g, arena, user_outputs, meta, moved), host_segments, host_blobs, layers, meta)
+
+
+def _credit_compression(layers: list[Layer], program: list[I.Instr], w_region: str) -> list[Layer]:
+    """The off-chip lower bound counts a compressed block's stream, not its decoded bytes."""
+    saved: dict[int, int] = {}
+    seen = set()
+    for ins in program:
+        if isinstance(ins, I.Dma) and ins.codec and ins.src not in seen:
+            seen.add(ins.src)
+            saved[ins.layer] = saved.get(ins.layer, 0) + math.prod(ins.shape) * ins.elem - ins.packed
+    out = []
+    for i, la in enumerate(layers):
+        cut = min(saved.get(i, 0), la.min_region_bytes.get(w_region, 0))
+        if cut:
+            la = replace(la, min_bytes=la.min_bytes - cut,
+                         min_region_bytes=la.min_region_bytes | {w_region: la.min_region_bytes[w_region] - cut})
+        out.append(la)
+    return out
 
 
 def _lower(ctx: Ctx, g: Graph, node: Node):

@@ -87,7 +87,7 @@ def lower_matmul(ctx: Ctx, g: Graph, node: Node) -> dict:
     params = np.stack([np.zeros(n, np.int32), np.full(n, p.multiplier, np.int32), np.full(n, p.shift, np.int32)])
     x_space, w_space, o_space = (ctx.space(t) for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
     x0, w0, o0 = (ctx.addr(t) for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
-    p_addr = {n0: ctx.const(params[:, n0:n0 + min(nt, n - n0)]) for n0 in range(0, n, nt)}
+    p_addr = {n0: ctx.const(params[:, n0:n0 + min(nt, n - n0)], True) for n0 in range(0, n, nt)}
     for bi in range(batch):
         bb = bi if batch_b == batch else 0
         for n0 in range(0, n, nt):

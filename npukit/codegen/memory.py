@@ -7,6 +7,7 @@ import numpy as np
 
 from ..ir.graph import Graph, Op
 from ..isa import instructions as I
+from ..isa import wcodec
 
 ALIGN = 16
 
@@ -23,21 +24,39 @@ class Placement:
 
 @dataclass
 class ConstImage:
-    """Constants of one region, appended at `base` (after the arena when they share a region)."""
+    """Constants of one region, appended at `base` (after the arena when they share a region).
+
+    With `compress`, a block added as `packable` (one only ever loaded whole into WBUF) is
+    stored as its wcodec stream when that is shorter; `packed` maps its address to
+    (raw bytes, stream bytes), which the DMA emitter turns into a decompressing load."""
     space: int
     base: int
+    compress: bool = False
     data: bytearray = field(default_factory=bytearray)
-    _seen: dict = field(default_factory=dict)     # bytes -> address: identical blocks stored once
+    packed: dict = field(default_factory=dict)    # address -> (raw bytes, stream bytes)
+    _seen: dict = field(default_factory=dict)     # (packable, bytes) -> address: identical blocks stored once
 
-    def add(self, array: np.ndarray) -> int:
+    def add(self, array: np.ndarray, packable: bool = False) -> int:
         raw = np.ascontiguousarray(array).tobytes()
-        if raw in self._seen:
-            return self._seen[raw]
+        key = (packable and self.compress, raw)
+        if key in self._seen:
+            return self._seen[key]
+        stored = raw
+        if key[0]:
+            stream = wcodec.encode(raw)
+            if len(stream) < len(raw):
+                stored = stream
         self.data.extend(b"\0" * (_align(len(self.data)) - len(self.data)))
         addr = self.base + len(self.data)
-        self.data.extend(raw)
-        self._seen[raw] = addr
+        self.data.extend(stored)
+        self._seen[key] = addr
+        if stored is not raw:
+            self.packed[addr] = (len(raw), len(stored))
         return addr
+
+    def fresh(self) -> "ConstImage":
+        """An empty image with the same place and policy (for scratch lowerings)."""
+        return ConstImage(self.space, self.base, self.compress)
 
     @property
     def end(self) -> int:

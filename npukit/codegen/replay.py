@@ -13,7 +13,6 @@ from ..schedule.tiling import register_cache
 from ..sim.timing import simulate
 from .context import Ctx
 from .emitter import Emitter
-from .memory import ConstImage
 
 
 @dataclass(frozen=True)
@@ -27,8 +26,10 @@ class _Replay:
 
 def replay_cycles(ctx: Ctx, emit) -> int:
     """Cycles of the instructions `emit(scratch_ctx)` produces, timed on their own."""
-    e = Emitter(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly))
-    scratch = dataclasses.replace(ctx, consts=ConstImage(ctx.consts.space, ctx.consts.base), emitter=e)
+    consts = ctx.consts.fresh()
+    e = Emitter(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
+                packed_space=consts.space)
+    scratch = dataclasses.replace(ctx, consts=consts, emitter=e)
     emit(scratch)
     return simulate(_Replay(e.program), ctx.arch).total_cycles
 

@@ -115,7 +115,7 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
     chunk = min(n, (a_slots.size // (2 * ctx.nbuf)) // 16 * 16 or n)
     ins, outs = SlotPair(a_slots.take(chunk, ctx.nbuf)), SlotPair(a_slots.take(chunk, ctx.nbuf))
     table = w_slots.take(256, 1)[0]
-    contiguous(e, ctx.consts.space, ctx.const(np.asarray(table_data).view(np.int8)), I.WBUF, table, 256)
+    contiguous(e, ctx.consts.space, ctx.const(np.asarray(table_data).view(np.int8), True), I.WBUF, table, 256)
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     for i in range(0, n, chunk):
         ln = min(chunk, n - i)

@@ -41,7 +41,11 @@ class Instr:
 
 @dataclass(frozen=True)
 class Dma(Instr):
-    """Strided 4-D copy of `shape` elements of `elem` bytes between any two spaces."""
+    """Strided 4-D copy of `shape` elements of `elem` bytes between any two spaces.
+
+    codec 1 (an extension field, npukit.isa.wcodec.RICE): the source is one compressed stream
+    of `packed` bytes at `src` (src_strides all 0), decoded on the way to the destination
+    pattern (the weight decoder in the DMA path)."""
     src_space: int
     src: int
     src_strides: tuple[int, int, int, int]
@@ -50,6 +54,8 @@ class Dma(Instr):
     dst_strides: tuple[int, int, int, int]
     shape: tuple[int, int, int, int]
     elem: int
+    codec: int = 0         # extension: 1 = compressed source stream
+    packed: int = 0        # extension: its length in bytes
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ class Profile:
     host_ops: list
     instructions: int
     layers: list[LayerProfile]
+    weight_bytes: int = 0              # constant blocks loaded into WBUF (weights, params, tables), decoded
+    weight_bytes_compressed: int = 0   # the same blocks as stored in the image (wcodec streams where smaller)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,7 +123,17 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
         round(macs / (arch.macs_per_cycle * total), 4) if total else 0.0, _sram_peak(prog, arch),
         {r.name: len(r.image) for r in prog.regions},
         [{"name": la.name, "op": la.op, "reason": la.reason} for la in prog.layers if la.target == "host"],
-        len(prog.instructions), layers)
+        len(prog.instructions), layers, *weight_block_bytes(prog))
+
+
+def weight_block_bytes(prog: Program) -> tuple[int, int]:
+    """(decoded, stored) bytes of the distinct constant blocks DMAed from a region into WBUF."""
+    blocks = {}
+    for ins in prog.instructions:
+        if isinstance(ins, I.Dma) and ins.dst_space == I.WBUF and ins.src_space >= I.REGION0:
+            raw = math.prod(ins.shape) * ins.elem
+            blocks[ins.src_space, ins.src] = (raw, ins.packed if ins.codec else raw)
+    return sum(r for r, _ in blocks.values()), sum(s for _, s in blocks.values())
 
 
 def _bound(target: str, cycles: int, mxu: int, vpu: int, dma: int) -> str:

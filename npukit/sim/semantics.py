@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import BinaryError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
+from ..isa import wcodec
 from ..quant import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans
 
 
@@ -96,6 +97,8 @@ def execute(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | Non
 
 
 def _dma(m: Machine, d: I.Dma) -> Action:
+    if d.codec:
+        return _dma_decode(m, d)
     src = m.strided(d.src_space, d.src, d.shape, d.src_strides, d.elem)
     dst = m.strided(d.dst_space, d.dst, d.shape, d.dst_strides, d.elem)
     if src.flags.c_contiguous and dst.flags.c_contiguous:
@@ -103,6 +106,25 @@ def _dma(m: Machine, d: I.Dma) -> Action:
     if d.src_space == d.dst_space and np.may_share_memory(src, dst):
         return lambda: np.copyto(dst, src.copy())       # read everything, then write
     return lambda: np.copyto(dst, src)
+
+
+def _dma_decode(m: Machine, d: I.Dma) -> Action:
+    """A compressed source stream expanded into the destination pattern. The stream is decoded
+    once and kept with a copy of its bytes: a later call decodes again only if they changed."""
+    if d.codec != wcodec.RICE:
+        raise BinaryError(f"DMA: unknown codec {d.codec}")
+    if any(d.src_strides) or d.packed < 0:
+        raise BinaryError("DMA: a compressed source is one contiguous stream (strides 0, length >= 0)")
+    stream = m.view(d.src_space, d.src, (d.packed,), np.uint8)
+    dst = m.strided(d.dst_space, d.dst, d.shape, d.dst_strides, d.elem)
+    n = dst.size
+    cache: list[np.ndarray] = []
+
+    def run() -> None:
+        if not cache or not np.array_equal(cache[0], stream):
+            cache[:] = [stream.copy(), wcodec.decode(stream, n).reshape(dst.shape)]
+        np.copyto(dst, cache[1])
+    return run
 
 
 def _fill(m: Machine, f: I.Fill) -> Action:

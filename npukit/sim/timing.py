@@ -72,6 +72,11 @@ class _Model:
     def port_use(self, ins: I.Instr) -> list[tuple[int, int, int]]:
         """(port, fixed cycles, port cycles) of a DMA or fill: one per off-chip region it
         touches, or the on-chip copy path (port -1) when it stays inside the SRAMs."""
+        if isinstance(ins, I.Dma) and ins.codec:
+            # the compressed stream in one run from its region; the decoder (port -2) expands it
+            raw = math.prod(ins.shape) * ins.elem
+            decode = (-2, costs.DMA_SETUP_CYCLES, math.ceil(raw / self.arch.dma.decode_bytes_per_cycle))
+            return [(ins.src_space, *self._transfer(ins.src_space, ins.packed, 1, ins.packed)), decode]
         if isinstance(ins, I.Dma):
             runs = math.prod(ins.shape)
             spaces = [s for s in (ins.src_space, ins.dst_space) if s >= I.REGION0] or [-1]
@@ -82,6 +87,14 @@ class _Model:
         return []
 
     def latency(self, ins: I.Instr, c: Counts) -> int:
+        if isinstance(ins, I.Dma) and ins.codec:     # reads the stream, writes the decoded bytes
+            raw = math.prod(ins.shape) * ins.elem
+            if ins.src_space >= I.REGION0:
+                c.region_bytes[self.region_names[ins.src_space]] += ins.packed
+            else:
+                c.sram_bytes[ins.src_space] += ins.packed
+            c.sram_bytes[ins.dst_space] += raw
+            return sum(self._transfer(ins.src_space, ins.packed, 1, ins.packed))
         if isinstance(ins, I.Dma):
             runs = math.prod(ins.shape)
             nbytes = runs * ins.elem
