@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import ScheduleError
 from ..isa import instructions as I
+from ..isa import wcodec
 from ..sim.costs import SRAM_BYTES_PER_CYCLE
 from .emitter import Emitter
 from .memory import ALIGN, ArenaPlan, ConstImage
@@ -93,6 +94,7 @@ class Ctx:
     onchip_bytes: int = 0          # top of ABUF kept for resident activations
     emitter: Emitter = field(default_factory=Emitter)
     flip: bool = False             # this layer's SRAM slots come from the top (alternates)
+    ratios: dict = field(default_factory=dict)   # tensor -> compressed / raw bytes of its weights
 
     def space(self, tensor: str) -> int:
         """Where an activation lives: an off-chip region, or ABUF's resident area."""
@@ -105,6 +107,21 @@ class Ctx:
         if space < I.REGION0:
             return float(SRAM_BYTES_PER_CYCLE)
         return self.arch.region_bytes_per_cycle(self.arch.regions[space - I.REGION0].name)
+
+    def weight_bytes_per_cycle(self, tensor: str, data: np.ndarray) -> float:
+        """Decoded weight bytes per cycle a load of `tensor` delivers: the region's bandwidth
+        over the tensor's compression ratio (when weights are compressed), at most the
+        decoder's rate. The tiling search costs weight transfers with it."""
+        bpc = self.bytes_per_cycle(tensor)
+        if not self.consts.compress or data.size == 0:
+            return bpc
+        if tensor not in self.ratios:
+            raw = np.ascontiguousarray(data).tobytes()
+            self.ratios[tensor] = min(1.0, len(wcodec.encode(raw)) / len(raw))
+        ratio = self.ratios[tensor]
+        if ratio >= 1.0:
+            return bpc
+        return round(min(bpc / ratio, self.arch.dma.decode_bytes_per_cycle), 4)
 
     def addr(self, tensor: str) -> int:
         return self.arena.where[tensor].addr

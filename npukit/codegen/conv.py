@@ -48,7 +48,7 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
                 ctx.space(node.outputs[0]) == I.ABUF and not attrs.depthwise)
     key = (shape, ctx.arch.fingerprint, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
            ctx.arch.abuf_bytes - ctx.onchip_bytes,
-           Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.bytes_per_cycle(node.inputs[1]),
+           Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.weight_bytes_per_cycle(node.inputs[1], w),
                      ctx.bytes_per_cycle(node.outputs[0])), in_place)
     cands = search_conv(shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates))
     mode = 1 if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)

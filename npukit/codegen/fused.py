@@ -58,7 +58,8 @@ def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node) -> list[FusedTiling]:
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
     in_place = (ctx.space(dw.inputs[0]) == I.ABUF, ctx.space(pw.outputs[0]) == I.ABUF)
-    bw = Bandwidth(ctx.bytes_per_cycle(dw.inputs[0]), ctx.bytes_per_cycle(pw.inputs[1]),
+    bw = Bandwidth(ctx.bytes_per_cycle(dw.inputs[0]),
+                   ctx.weight_bytes_per_cycle(pw.inputs[1], g.tensors[pw.inputs[1]].data),
                    ctx.bytes_per_cycle(pw.outputs[0]))
     return search_fused(FusedShape(s, out.shape[-1]), ctx.arch, ctx.nbuf, pref, o.depthwise_engine,
                         o.max_tile_rows, ctx.arch.abuf_bytes - ctx.onchip_bytes, bw, in_place,

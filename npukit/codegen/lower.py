@@ -98,6 +98,14 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     return prog
 
 
+def compress_weights(arch, options: CompileOptions) -> bool:
+    """Whether weight blocks are stored compressed: `auto` does where the decoder keeps up with
+    the weights' region (then a compressed load is never slower, only shorter)."""
+    if options.compress_weights == "never":
+        return False
+    return arch.dma.decode_bytes_per_cycle >= arch.region_bytes_per_cycle(arch.placement.weights)
+
+
 def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, host, spaces, io,
                  pairs: dict[str, Node]) -> Program:
     """Plan memory and lower every layer, `pairs` (depthwise name -> 1x1 node) fused."""
@@ -109,7 +117,7 @@ def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, h
     while True:   # a pair whose fused tiles do not fit runs unfused: its middle tensor needs a place
         arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host,
                            fused={index[d] for d in pairs})
-        consts = ConstImage(w_space, arena.size if w_space == act_space else 0, options.compress_weights == "auto")
+        consts = ConstImage(w_space, arena.size if w_space == act_space else 0, compress_weights(arch, options))
         ctx = Ctx(arch, options, arena, consts, onchip)
         ctx.emitter.packed, ctx.emitter.packed_space = consts.packed, consts.space
         fused = {d: plan_fused(ctx, g, by_name[d], pw) for d, pw in pairs.items()}

@@ -1,0 +1,150 @@
+"""The weight codec and the decompressing DMA: round trips, a hand-worked stream, corrupt
+streams (BinaryError, never another exception), the Dma extension fields' encoding."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npukit.errors import BinaryError
+from npukit.isa import encoding, wcodec
+from npukit.isa import instructions as I
+from npukit.sim.semantics import Machine, bind
+
+int8s = st.lists(st.integers(-128, 127), max_size=300).map(lambda v: np.asarray(v, np.int8))
+edges = st.lists(st.sampled_from([-128, 127, 0, -1, 1, 64, -64]), max_size=100).map(lambda v: np.asarray(v, np.int8))
+laplace = st.tuples(st.integers(0, 2**16), st.integers(0, 700), st.floats(0.1, 60)).map(
+    lambda a: np.clip(np.round(np.random.default_rng(a[0]).laplace(0, a[2], a[1])), -128, 127).astype(np.int8))
+
+
+def roundtrip(values: np.ndarray) -> bytes:
+    stream = wcodec.encode(values)
+    back = wcodec.decode(np.frombuffer(stream, np.uint8), values.size)
+    np.testing.assert_array_equal(back.view(np.int8), values)
+    return stream
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.one_of(int8s, edges, laplace))
+def test_round_trip(values):
+    stream = roundtrip(values)
+    groups = -(-values.size // wcodec.GROUP)
+    # never longer than the modes plus raw groups
+    assert len(stream) <= -(-groups // 2) + wcodec.GROUP * groups
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 64, 1000])
+@pytest.mark.parametrize("value", [0, -128, 127, 5])
+def test_constant_blocks(n, value):
+    stream = roundtrip(np.full(n, value, np.int8))
+    if value == 0:     # all-zero groups are their mode nibble alone
+        assert len(stream) == -(-(-(-n // 16)) // 2)
+
+
+def test_hand_worked_stream():
+    """16 ones: zigzag 2 each; Rice k=0 and k=1 both take 48 bits, the first (k=0) wins:
+    the mode byte 0x00, no remainders, then '110' sixteen times, LSB first."""
+    assert wcodec.encode(np.ones(16, np.int8)) == bytes([0x00] + [0xDB, 0xB6, 0x6D] * 2)
+    # one raw group (mode 8) then one zero group (mode 9): nibbles 8 | 9 << 4, 16 zigzag bytes
+    raw = np.array([127, -128] * 8 + [0] * 16, np.int8)
+    assert wcodec.encode(raw) == bytes([0x98] + [254, 255] * 8)
+
+
+def test_trained_like_weights_shrink():
+    """Laplacian weights of scale 10 (entropy 5.76 bits): within 5% of the entropy bound."""
+    w = np.clip(np.round(np.random.default_rng(0).laplace(0, 10, 1 << 16)), -128, 127).astype(np.int8)
+    _, counts = np.unique(w, return_counts=True)
+    p = counts / w.size
+    entropy_bytes = -(p * np.log2(p)).sum() * w.size / 8
+    assert len(roundtrip(w)) < 1.05 * entropy_bytes
+
+
+MESSAGES = {"truncate": "stream", "extend": "its codes take", "mode": "unknown group mode",
+            "quotient": "quotient 16 above 15", "beyond8": "beyond 8 bits"}
+
+
+@pytest.mark.parametrize("corrupt", ["truncate", "extend", "mode", "quotient", "beyond8"])
+def test_corrupt_stream_is_a_binary_error(corrupt):
+    w = np.random.default_rng(1).laplace(0, 4, 64).round().clip(-128, 127).astype(np.int8)
+    s = bytearray(wcodec.encode(w))
+    if corrupt == "truncate":
+        s = s[:-1]
+    elif corrupt == "extend":
+        s += b"\0"
+    elif corrupt == "mode":
+        s[0] = (s[0] & 0xF0) | 12
+    elif corrupt == "quotient":     # one group (k=0): 16 ones then 16 zeros, a first q of 16 > Q_MAX
+        s = bytearray([0x00, 0xFF, 0xFF, 0x00, 0x00])
+        w = w[:16]
+    else:                           # k = 7, a remainder of 127 plus a quotient of 2: 383 > 255
+        s = bytearray([0x07, 0x7F] + [0] * 13 + [0b011, 0, 0])
+        w = w[:16]
+    with pytest.raises(BinaryError, match=MESSAGES[corrupt]):
+        wcodec.decode(np.frombuffer(bytes(s), np.uint8), w.size)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 200), flips=st.lists(st.integers(0, 10**6), min_size=1, max_size=4),
+       cut=st.integers(-3, 3))
+def test_mutated_streams_decode_or_raise(seed, n, flips, cut):
+    w = np.random.default_rng(seed).laplace(0, 6, n).round().clip(-128, 127).astype(np.int8)
+    s = bytearray(wcodec.encode(w))
+    for f in flips:
+        if s:
+            s[f % len(s)] ^= 1 << (f % 8)
+    s = s[:len(s) + cut] if cut < 0 else s + bytes(cut)
+    try:
+        out = wcodec.decode(np.frombuffer(bytes(s), np.uint8), n)
+    except BinaryError:
+        return
+    assert out.shape == (n,) and out.dtype == np.uint8
+
+
+def _dma(**kw):
+    return I.Dma(0, (), I.REGION0, 0, (0, 0, 0, 0), I.WBUF, 32, (0, 0, 0, 0), (1, 1, 1, 1), 48, **kw)
+
+
+def test_dma_extension_fields_encode():
+    plain = _dma()
+    words = np.frombuffer(encoding.encode([plain]), "<i8")
+    assert words[0] == I.OPCODES.index(I.Dma)               # no extension words: unchanged binaries
+    packed = _dma(codec=wcodec.RICE, packed=20)
+    words2 = np.frombuffer(encoding.encode([packed]), "<i8")
+    assert words2[0] >> 16 == 2 and list(words2[-2:]) == [1, 20] and len(words2) == len(words) + 2
+    assert encoding.decode(encoding.encode([plain, packed])) == [plain, packed]
+    assert "codec=1 packed=20" in encoding.disassemble([packed], ["flash"])
+
+
+def _machine(region: np.ndarray) -> Machine:
+    return Machine({I.ABUF: 64, I.WBUF: 128, I.ACC: 64}, [region])
+
+
+def test_decompressing_dma_executes_and_follows_the_source():
+    w = np.random.default_rng(2).laplace(0, 3, 48).round().clip(-128, 127).astype(np.int8)
+    s = np.frombuffer(wcodec.encode(w), np.uint8)
+    region = np.zeros(256, np.uint8)
+    region[:s.size] = s
+    m = _machine(region)
+    run = bind(m, _dma(codec=wcodec.RICE, packed=s.size))
+    run()
+    np.testing.assert_array_equal(m.mem[I.WBUF][32:80].view(np.int8), w)
+    w2 = -w                                # a new stream of the same length: decoded again
+    s2 = np.frombuffer(wcodec.encode(w2), np.uint8)
+    if s2.size == s.size:
+        region[:s.size] = s2
+        run()
+        np.testing.assert_array_equal(m.mem[I.WBUF][32:80].view(np.int8), w2)
+    region[0] = 0xFF                       # corrupt modes: the next call fails cleanly
+    with pytest.raises(BinaryError):
+        run()
+
+
+@pytest.mark.parametrize("bad", [dict(codec=2, packed=4), dict(codec=1, packed=1 << 20),
+                                 dict(codec=1, packed=-1)])
+def test_bad_decompressing_dma_is_a_binary_error(bad):
+    with pytest.raises(BinaryError):
+        bind(_machine(np.zeros(64, np.uint8)), _dma(**bad))
+    with pytest.raises(BinaryError):
+        bind(_machine(np.zeros(64, np.uint8)),
+             I.Dma(0, (), I.REGION0, 0, (0, 0, 0, 1), I.WBUF, 0, (0,) * 4, (1, 1, 1, 2), 8, codec=1, packed=4))
