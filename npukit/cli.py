@@ -24,6 +24,7 @@ SHAPES = typer.Option(None, "--input-shape", help="NAME=D0,D1,... fixes dynamic 
 CALIB = typer.Option(None, "--calib", help=".npz with one [N, *shape] array per model input")
 METHOD = typer.Option("minmax", "--calib-method", help="minmax | percentile | mse")
 DATAFLOW = typer.Option("arch", "--dataflow", help="arch | ws | os")
+COMPRESS = typer.Option("auto", "--compress-weights", help="auto | never: weight blocks stored compressed")
 
 
 def _shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -52,11 +53,10 @@ def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
 
 
 def _compile(model: Path, arch: str, shapes, calib, method, dataflow, sqnr=True,
-             random_samples=8) -> api.CompiledModel:
+             random_samples=8, compress: str = "auto") -> api.CompiledModel:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow),
-                           sqnr, random_samples)
+        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow, compress_weights=compress), sqnr, random_samples)
     for w in caught:
         typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
     return prog
@@ -79,16 +79,18 @@ def archs(show: Optional[str] = typer.Option(None, "--show", help="print one pre
 @app.command("compile")
 def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
                 calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
+                compress_weights: str = COMPRESS,
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
     from .report.tables import sqnr_table
-    prog = _compile(model, arch, input_shape, calib, calib_method, dataflow)
+    prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, compress=compress_weights)
     prog.save(output)
     typer.echo(sqnr_table(prog.sqnr))
     p = prog.profile()
     typer.echo(f"wrote {output}: {p.instructions} instructions, {len(p.host_ops)} host ops, "
-               f"{p.total_cycles:,} cycles ({p.latency_ms:.3f} ms) on {prog.arch.name}")
+               f"{p.total_cycles:,} cycles ({p.latency_ms:.3f} ms) on {prog.arch.name}; "
+               f"weights {p.weight_bytes:,} B, stored as {p.weight_bytes_compressed:,} B")
     if json_out:
         json_out.write_text(json.dumps({"model": str(model), "arch": prog.arch.name,
                                         "calibration": calib_method,
@@ -132,13 +134,15 @@ def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 @app.command()
 def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
             calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
+            compress_weights: str = COMPRESS,
             json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
         # cycles do not depend on how well random data calibrates: one sample is enough
-        prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, sqnr=False, random_samples=1)
+        prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, sqnr=False, random_samples=1,
+                        compress=compress_weights)
     p = prog.profile()
     typer.echo(str(p))
     if json_out:

@@ -26,7 +26,8 @@ def profile_table(p) -> str:
                f"utilisation {p.utilisation:.1%} | roofline {p.roofline_cycles:,} cycles "
                f"(achieved/bound {p.roofline_ratio:.2f}) | off-chip {p.dram_bytes:,} B | "
                f"energy {p.energy_uj:.1f} uJ | area {p.area_mm2['total']:.2f} mm2 | "
-               f"SRAM peak {p.sram_peak_bytes:,} B | {p.instructions:,} instructions")
+               f"SRAM peak {p.sram_peak_bytes:,} B | {p.instructions:,} instructions | "
+               f"weights {p.weight_bytes:,} B stored as {p.weight_bytes_compressed:,} B")
     host = f"host fallbacks: {len(p.host_ops)}" + "".join(
         f"\n  {h['name']} ({h['op']}): {h['reason']}" for h in p.host_ops)
     return _render(t, summary, host)
