@@ -49,10 +49,11 @@ def encode(data: bytes | np.ndarray) -> bytes:
     n_groups = -(-raw.size // GROUP)
     u = np.zeros(n_groups * GROUP, np.uint8)
     u[:raw.size] = _zigzag(raw.view(np.int8))
-    u = u.reshape(n_groups, GROUP).astype(np.int64)
+    u = u.reshape(n_groups, GROUP)
     # bits of each Rice k (16 k remainder bits + the unary codes), infeasible past Q_MAX
-    costs = np.stack([np.where((u >> k).max(axis=1) <= Q_MAX, GROUP * k + (u >> k).sum(axis=1) + GROUP, 1 << 30)
-                      for k in range(8)], axis=1)
+    q = u[:, :, None] >> np.arange(8, dtype=np.uint8)
+    costs = GROUP * np.arange(8) + q.sum(axis=1, dtype=np.int32) + GROUP
+    costs[q.max(axis=1) > Q_MAX] = 1 << 30
     modes = np.argmin(costs, axis=1)
     modes = np.where(costs[np.arange(n_groups), modes] >= 8 * GROUP, RAW, modes)
     modes = np.where(u.max(axis=1) == 0, ZERO, modes).astype(np.uint8)
@@ -67,11 +68,11 @@ def encode(data: bytes | np.ndarray) -> bytes:
         if mode == RAW:
             rem[starts[sel][:, None] + np.arange(GROUP)] = u[sel]
         elif 0 < mode < RAW:
-            bits = ((u[sel][:, :, None] >> np.arange(mode)) & 1).astype(np.uint8).reshape(sel.size, -1)
+            bits = ((u[sel][:, :, None] >> np.arange(mode, dtype=np.uint8)) & 1).reshape(sel.size, -1)
             rem[starts[sel][:, None] + np.arange(2 * mode)] = np.packbits(bits, axis=1, bitorder="little")
     parts.append(rem.tobytes())
     rice = modes < RAW
-    q = (u[rice] >> modes[rice].astype(np.int64)[:, None]).reshape(-1)
+    q = (u[rice] >> modes[rice][:, None]).reshape(-1).astype(np.int64)
     unary = np.ones(int(q.sum()) + q.size, np.uint8)
     unary[np.cumsum(q + 1) - 1] = 0
     parts.append(np.packbits(unary, bitorder="little").tobytes())
