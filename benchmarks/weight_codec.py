@@ -3,7 +3,7 @@
     python benchmarks/weight_codec.py [--arch u55-256] [MODEL ...]
 
 For each model: the int8 weight bytes of the quantised graph and their codec size (whole
-tensors), then the program compiled with compress_weights=never and auto: the constant
+tensors) against their order-0 entropy, then the program compiled with compress_weights=never and auto: the constant
 blocks loaded into WBUF (decoded / stored), the weight image, bytes read from the weights'
 region per inference, and cycles. Default models: the trained ones in ~/.cache/npukit/models
 and examples/voice, then tests/data/mlperf_tiny (seeded random weights).
@@ -45,17 +45,24 @@ def measure(path: Path, arch: str) -> dict:
                      "image": p.image_bytes.get(region, 0), "blocks": (p.weight_bytes, p.weight_bytes_compressed)}
     w = [t.data for t in m.qgraph.tensors.values() if t.is_const and t.data is not None and t.data.dtype == np.int8]
     raw = sum(a.nbytes for a in w)
-    out["tensors"] = (raw, sum(len(wcodec.encode(a)) for a in w))
+    out["tensors"] = (raw, sum(len(wcodec.encode(a)) for a in w), sum(entropy_bytes(a) for a in w))
     return out
 
 
+def entropy_bytes(a: np.ndarray) -> float:
+    """Order-0 entropy of a tensor's values, in bytes: what any per-value code needs at least."""
+    _, counts = np.unique(a, return_counts=True)
+    p = counts / a.size
+    return float(-(p * np.log2(p)).sum() * a.size / 8)
+
+
 def initialiser_ratio(path: Path) -> tuple[int, int]:
-    """(bytes, codec bytes) of the int8 initialisers of an ONNX model."""
+    """(bytes, codec bytes, entropy bytes) of the int8 initialisers of an ONNX model."""
     import onnx
     from onnx import numpy_helper
     from npukit.isa import wcodec
     w = [numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    return sum(a.nbytes for a in w), sum(len(wcodec.encode(a)) for a in w)
+    return sum(a.nbytes for a in w), sum(len(wcodec.encode(a)) for a in w), sum(entropy_bytes(a) for a in w)
 
 
 def main() -> None:
@@ -68,15 +75,15 @@ def main() -> None:
     rows = []
     for path in models:
         r = measure(path, args.arch)
-        (raw, enc), (d, s) = r["tensors"], r["auto"]["blocks"]
+        (raw, enc, ent), (d, s) = r["tensors"], r["auto"]["blocks"]
         n, a = r["never"], r["auto"]
-        rows.append([path.name, raw, f"{enc / raw:.3f}" if raw else "-", d, s, f"{s / d:.3f}" if d else "-",
+        rows.append([path.name, raw, f"{enc / raw:.3f}" if raw else "-", f"{ent / raw:.3f}" if raw else "-", d, s, f"{s / d:.3f}" if d else "-",
                      n["image"], a["image"], n["read"], a["read"], n["cycles"], a["cycles"]])
         print(f"{path.name}: done", file=sys.stderr)
     if not args.models and MINILM.exists():
-        raw, enc = initialiser_ratio(MINILM)
-        rows.append(["minilm-int8 (initialisers)", raw, f"{enc / raw:.3f}"] + ["-"] * 9)
-    print(table(["model", "int8 weights", "codec ratio", "WBUF blocks", "stored", "ratio", "image never",
+        raw, enc, ent = initialiser_ratio(MINILM)
+        rows.append(["minilm-int8 (initialisers)", raw, f"{enc / raw:.3f}", f"{ent / raw:.3f}"] + ["-"] * 9)
+    print(table(["model", "int8 weights", "codec ratio", "entropy", "WBUF blocks", "stored", "ratio", "image never",
                  "image auto", "read never", "read auto", "cycles never", "cycles auto"], rows))
 
 

@@ -123,6 +123,11 @@ class Ctx:
             return bpc
         return round(min(bpc / ratio, self.arch.dma.decode_bytes_per_cycle), 4)
 
+    def compression_key(self, *tensors: str) -> tuple:
+        """What a remembered tiling choice depends on beyond shapes: whether blocks are
+        compressed and the measured ratios of these weight tensors."""
+        return self.consts.compress, tuple(round(self.ratios.get(t, 1.0), 3) for t in tensors)
+
     def addr(self, tensor: str) -> int:
         return self.arena.where[tensor].addr
 

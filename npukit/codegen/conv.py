@@ -68,7 +68,8 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
             for grp in range(groups):
                 _emit_nest(cx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
 
-    t = fastest(ctx, cands, emit, ("conv", n, groups, mode, attrs, *key, len(cands)))
+    t = fastest(ctx, cands, emit, ("conv", n, groups, mode, attrs, *key, len(cands),
+                                 ctx.compression_key(node.inputs[1])))
     emit(ctx, t)
     detail = {"tiling": f"rows {t.th} x out-ch {t.tk} x in-ch {t.tc}, {t.order}, "
                         f"{'ws' if t.dataflow == costs.WS else 'os'}, {t.engine}"}
