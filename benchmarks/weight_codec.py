@@ -60,6 +60,7 @@ def initialiser_ratio(path: Path) -> tuple[int, int]:
     """(bytes, codec bytes, entropy bytes) of the int8 initialisers of an ONNX model."""
     import onnx
     from onnx import numpy_helper
+
     from npukit.isa import wcodec
     w = [numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer if t.data_type == onnx.TensorProto.INT8]
     return sum(a.nbytes for a in w), sum(len(wcodec.encode(a)) for a in w), sum(entropy_bytes(a) for a in w)

@@ -68,7 +68,7 @@ class ConstImage:
             self.packed[addr] = (len(raw), len(stored))
         return addr
 
-    def fresh(self) -> "ConstImage":
+    def fresh(self) -> ConstImage:
         """An empty image with the same place and policy (for scratch lowerings)."""
         return ConstImage(self.space, self.base, self.compress)
 
