@@ -76,7 +76,11 @@ class _Model:
             # the compressed stream in one run from its region; the decoder (port -2) expands it
             raw = math.prod(ins.shape) * ins.elem
             decode = (-2, costs.DMA_SETUP_CYCLES, math.ceil(raw / self.arch.dma.decode_bytes_per_cycle))
-            return [(ins.src_space, *self._transfer(ins.src_space, ins.packed, 1, ins.packed)), decode]
+            src = ins.src_space if ins.src_space >= I.REGION0 else -1
+            uses = [(src, *self._transfer(ins.src_space, ins.packed, 1, ins.packed)), decode]
+            if ins.dst_space >= I.REGION0:      # decoded into off-chip memory (not what codegen emits)
+                uses.append((ins.dst_space, *self._transfer(ins.dst_space, raw, 1, raw)))
+            return uses
         if isinstance(ins, I.Dma):
             runs = math.prod(ins.shape)
             spaces = [s for s in (ins.src_space, ins.dst_space) if s >= I.REGION0] or [-1]
@@ -89,11 +93,11 @@ class _Model:
     def latency(self, ins: I.Instr, c: Counts) -> int:
         if isinstance(ins, I.Dma) and ins.codec:     # reads the stream, writes the decoded bytes
             raw = math.prod(ins.shape) * ins.elem
-            if ins.src_space >= I.REGION0:
-                c.region_bytes[self.region_names[ins.src_space]] += ins.packed
-            else:
-                c.sram_bytes[ins.src_space] += ins.packed
-            c.sram_bytes[ins.dst_space] += raw
+            for space, n in ((ins.src_space, ins.packed), (ins.dst_space, raw)):
+                if space >= I.REGION0:
+                    c.region_bytes[self.region_names[space]] += n
+                else:
+                    c.sram_bytes[space] += n
             return sum(self._transfer(ins.src_space, ins.packed, 1, ins.packed))
         if isinstance(ins, I.Dma):
             runs = math.prod(ins.shape)
