@@ -50,7 +50,7 @@ class DmaConfig(BaseModel):
     model_config = _MODEL
     channels: Pos = Field(default=1, le=64)
     setup_cycles: int = Field(default=0, ge=0)
-    decode_bytes_per_cycle: PosFloat = 32.0   # weight decoder output (two 16-value groups a cycle)
+    decode_bytes_per_cycle: PosFloat = 32.0   # weight decoder output (one 32-value group a cycle)
 
 
 class Region(BaseModel):

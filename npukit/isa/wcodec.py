@@ -1,13 +1,13 @@
 """Lossless weight codec: the stream a decompressing DMA (Dma.codec = RICE) expands into WBUF.
 
 The block's bytes, read as int8, are zigzag-mapped (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...)
-and cut into groups of 16 values (the last one padded with zeros, dropped on decode). Each
+and cut into groups of 32 values (the last one padded with zeros, dropped on decode). Each
 group has a 4-bit mode: 0..7 = Golomb-Rice with parameter k (value u = q * 2^k + r), 8 = raw
 bytes, 9 = all zero. The stream is three parts, one after the other:
 
   modes      one nibble per group, low nibble first          ceil(groups / 2) bytes
-  remainders per group in order: 16 k-bit fields (Rice k),   2k, 16 or 0 bytes per group
-             16 raw bytes (mode 8), nothing (mode 9); LSB first
+  remainders per group in order: 32 k-bit fields (Rice k),   4k, 32 or 0 bytes per group
+             32 raw bytes (mode 8), nothing (mode 9); LSB first
   quotients  one bit stream for every Rice value in order: q ones then a zero, LSB first,
              zero-padded to a whole byte
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import BinaryError
 
-GROUP = 16
+GROUP = 32        # values a group: the mode nibble costs 1/8 bit a value
 Q_MAX = 15
 RAW, ZERO = 8, 9
 RICE = 1          # Dma.codec value of this stream format (0: a plain copy)
@@ -39,7 +39,7 @@ def _unzigzag(u: np.ndarray) -> np.ndarray:
 
 
 def _remainder_bytes(modes: np.ndarray) -> np.ndarray:
-    return np.where(modes == RAW, GROUP, np.where(modes == ZERO, 0, 2 * modes.astype(np.int64)))
+    return np.where(modes == RAW, GROUP, np.where(modes == ZERO, 0, GROUP // 8 * modes.astype(np.int64)))
 
 
 def encode(data: bytes | np.ndarray) -> bytes:
@@ -50,7 +50,7 @@ def encode(data: bytes | np.ndarray) -> bytes:
     u = np.zeros(n_groups * GROUP, np.uint8)
     u[:raw.size] = _zigzag(raw.view(np.int8))
     u = u.reshape(n_groups, GROUP)
-    # bits of each Rice k (16 k remainder bits + the unary codes), infeasible past Q_MAX
+    # bits of each Rice k (32 k remainder bits + the unary codes), infeasible past Q_MAX
     q = u[:, :, None] >> np.arange(8, dtype=np.uint8)
     costs = GROUP * np.arange(8) + q.sum(axis=1, dtype=np.int32) + GROUP
     costs[q.max(axis=1) > Q_MAX] = 1 << 30
@@ -69,7 +69,7 @@ def encode(data: bytes | np.ndarray) -> bytes:
             rem[starts[sel][:, None] + np.arange(GROUP)] = u[sel]
         elif 0 < mode < RAW:
             bits = ((u[sel][:, :, None] >> np.arange(mode, dtype=np.uint8)) & 1).reshape(sel.size, -1)
-            rem[starts[sel][:, None] + np.arange(2 * mode)] = np.packbits(bits, axis=1, bitorder="little")
+            rem[starts[sel][:, None] + np.arange(GROUP // 8 * mode)] = np.packbits(bits, axis=1, bitorder="little")
     parts.append(rem.tobytes())
     rice = modes < RAW
     q = (u[rice] >> modes[rice][:, None]).reshape(-1).astype(np.int64)
@@ -105,7 +105,7 @@ def decode(stream: np.ndarray, n: int) -> np.ndarray:
         sel = np.flatnonzero(modes == mode)
         if width == 0:
             continue
-        blocks = stream[starts[sel][:, None] + np.arange(2 * width)]
+        blocks = stream[starts[sel][:, None] + np.arange(GROUP // 8 * width)]
         if mode == RAW:
             u[sel] = blocks
         else:

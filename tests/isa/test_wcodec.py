@@ -34,22 +34,22 @@ def test_round_trip(values):
     assert len(stream) <= -(-groups // 2) + wcodec.GROUP * groups
 
 
-@pytest.mark.parametrize("n", [1, 15, 16, 17, 64, 1000])
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 64, 1000])
 @pytest.mark.parametrize("value", [0, -128, 127, 5])
 def test_constant_blocks(n, value):
     stream = roundtrip(np.full(n, value, np.int8))
     if value == 0:     # all-zero groups are their mode nibble alone
-        groups = (n + 15) // 16
+        groups = (n + 31) // 32
         assert len(stream) == (groups + 1) // 2
 
 
 def test_hand_worked_stream():
-    """16 ones: zigzag 2 each; Rice k=0 and k=1 both take 48 bits, the first (k=0) wins:
-    the mode byte 0x00, no remainders, then '110' sixteen times, LSB first."""
-    assert wcodec.encode(np.ones(16, np.int8)) == bytes([0x00] + [0xDB, 0xB6, 0x6D] * 2)
-    # one raw group (mode 8) then one zero group (mode 9): nibbles 8 | 9 << 4, 16 zigzag bytes
-    raw = np.array([127, -128] * 8 + [0] * 16, np.int8)
-    assert wcodec.encode(raw) == bytes([0x98] + [254, 255] * 8)
+    """32 ones: zigzag 2 each; Rice k=0 and k=1 both take 96 bits, the first (k=0) wins:
+    the mode byte 0x00, no remainders, then '110' 32 times, LSB first."""
+    assert wcodec.encode(np.ones(32, np.int8)) == bytes([0x00] + [0xDB, 0xB6, 0x6D] * 4)
+    # one raw group (mode 8) then one zero group (mode 9): nibbles 8 | 9 << 4, 32 zigzag bytes
+    raw = np.array([127, -128] * 16 + [0] * 32, np.int8)
+    assert wcodec.encode(raw) == bytes([0x98] + [254, 255] * 16)
 
 
 def test_trained_like_weights_shrink():
@@ -75,12 +75,12 @@ def test_corrupt_stream_is_a_binary_error(corrupt):
         s += b"\0"
     elif corrupt == "mode":
         s[0] = (s[0] & 0xF0) | 12
-    elif corrupt == "quotient":     # one group (k=0): 16 ones then 16 zeros, a first q of 16 > Q_MAX
-        s = bytearray([0x00, 0xFF, 0xFF, 0x00, 0x00])
-        w = w[:16]
+    elif corrupt == "quotient":     # one group (k=0): 16 ones then 32 zeros, a first q of 16 > Q_MAX
+        s = bytearray([0x00, 0xFF, 0xFF, 0, 0, 0, 0])
+        w = w[:32]
     else:                           # k = 7, a remainder of 127 plus a quotient of 2: 383 > 255
-        s = bytearray([0x07, 0x7F] + [0] * 13 + [0b011, 0, 0])
-        w = w[:16]
+        s = bytearray([0x07, 0x7F] + [0] * 27 + [0b011, 0, 0, 0, 0])
+        w = w[:32]
     with pytest.raises(BinaryError, match=MESSAGES[corrupt]):
         wcodec.decode(np.frombuffer(bytes(s), np.uint8), w.size)
 
