@@ -23,6 +23,7 @@ from . import intmath
 
 FLOAT32_DEPTH = 1023     # 1023 * 2^14 < 2^24
 SHIFTED_DEPTH = 512      # 512 * 255 * 128 < 2^24
+IM2COL_WORK = 1 << 21    # multiply-adds per GEMM from which im2col is preferred (prefer_im2col)
 
 
 class Scratch:
@@ -117,8 +118,9 @@ class DenseConv:
     wrap_int32(conv2d_acc(x, w, attrs, zp)[0, :oh, :ow]) gives, optionally added to out.
 
     Stride 1: one GEMM per tap on rows of the padded tile read in place (outputs computed at
-    the padded width, the extra columns dropped), unless the tile is so small that an im2col
-    copy costs less than the per-tap sums; other strides: im2col into a reused buffer."""
+    the padded width, the extra columns dropped); else (or when `im2col`, see `prefer_im2col`)
+    im2col into a reused buffer and one GEMM per FLOAT32_DEPTH chunk. The float32 weights come
+    from the machine's WeightCache, looked up again only when the int8 bytes change."""
 
     def __init__(self, in_hw, c, k, kernel, stride, dilation, in_dil, pads_tl, out_hw, zp: int,
                  scratch: Scratch, im2col: bool | None = None):
@@ -126,14 +128,14 @@ class DenseConv:
         span = _spans(out_hw, kernel, stride, dilation)
         shifted = kh * kw * c <= SHIFTED_DEPTH
         self.pad = _Padded(in_hw, c, span, pads_tl, in_dil, zp, shifted, scratch)
-        self.out_hw, self.k, self.zp = out_hw, k, 0 if shifted else zp
-        self.wf = scratch.get("wf", (kh, kw, c, k))
+        self.out_hw, self.k, self.zp, self.depth = out_hw, k, 0 if shifted else zp, kh * kw * c
+        self.weights = scratch.remember("weights", WeightCache)
         self.i32 = scratch.get("i32", (oh, ow, k), np.int32)
-        if im2col is None:      # per-tap GEMMs cost (taps - 1) extra passes over [rows, k]; im2col one over [M, depth]
-            im2col = oh * ow * kh * kw * c < (kh * kw - 1) * oh * (span[1]) * k
+        if im2col is None:
+            im2col = prefer_im2col(out_hw, kernel, c, k, span[1])
         self.tap_mode = tuple(stride) == (1, 1) and not im2col
         xp = self.pad.buf
-        if self.tap_mode:
+        if self.tap_mode:       # piece: (rows of the padded tile, first and last weight row)
             rows = oh * span[1]
             n = (oh - 1) * span[1] + ow
             flat = xp.reshape(-1, c)
@@ -141,22 +143,18 @@ class DenseConv:
             self.tmp = scratch.get("ftmp", (rows, k))[:n]
             self.result = scratch.get("facc", (rows, k)).reshape(oh, span[1], k)[:, :ow]
             pieces = [(flat[(ky * dilation[0] * span[1] + kx * dilation[1]):][:n, c0:c0 + FLOAT32_DEPTH],
-                       self.wf[ky, kx, c0:c0 + FLOAT32_DEPTH])
-                      for ky in range(kh) for kx in range(kw) for c0 in range(0, c, FLOAT32_DEPTH)]
+                       (ky * kw + kx) * c + c0) for ky in range(kh) for kx in range(kw) for c0 in range(0, c, FLOAT32_DEPTH)]
         else:
             s = xp.strides
             patches = as_strided(xp, (oh, ow, kh, kw, c), (s[0] * stride[0], s[1] * stride[1],
                                                            s[0] * dilation[0], s[1] * dilation[1], s[2]))
-            depth = kh * kw * c
-            cols = scratch.get("cols", (oh * ow, depth))
+            cols = scratch.get("cols", (oh * ow, self.depth))
             self.im2col = (cols.reshape(oh, ow, kh, kw, c), patches)
             self.facc = scratch.get("facc", (oh * ow, k))
             self.tmp = scratch.get("ftmp", (oh * ow, k))
             self.result = self.facc.reshape(oh, ow, k)
-            wm = self.wf.reshape(depth, k)
-            pieces = [(cols[:, d:d + FLOAT32_DEPTH], wm[d:d + FLOAT32_DEPTH]) for d in range(0, depth, FLOAT32_DEPTH)]
-        self.groups = _pack(pieces)
-        self.zp_term = _ZeroPointTerm(self.zp, kh * kw * c, k, scratch)
+            pieces = [(cols[:, d:d + FLOAT32_DEPTH], d) for d in range(0, self.depth, FLOAT32_DEPTH)]
+        self.groups = _pack([(a, d, d + a.shape[1]) for a, d in pieces])
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
         self.bind(x, w, out, accumulate)()
@@ -164,12 +162,18 @@ class DenseConv:
     def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool):
         """The kernel on fixed views: x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c],
         out int32 [oh*ow, k]; returns the closure that runs it."""
-        load, wt, wf = self.pad.loader(x[0]), w.transpose(1, 2, 3, 0), self.wf
+        load, cache, zp, k = self.pad.loader(x[0]), self.weights, self.zp, self.k
         im2col = None if self.tap_mode else self.im2col
-        out3 = _reshaped(out, (self.out_hw[0], self.out_hw[1], self.k))
-        facc, tmp, i32, result = self.facc, self.tmp, self.i32, self.result
-        first, rest = self.groups[0], self.groups[1:]
-        zp_term = (self.zp_term, wf.reshape(-1, self.k)) if self.zp else None
+        out3 = _reshaped(out, (self.out_hw[0], self.out_hw[1], k))
+        facc, tmp, i32, result, groups = self.facc, self.tmp, self.i32, self.result, self.groups
+        bound = [b"", None, None]       # the weight bytes last seen, their GEMM operands, the zp term
+
+        def weights() -> tuple:
+            data = w.tobytes()
+            if data != bound[0]:        # an exact compare: the cache never answers for other bytes
+                wm, wsum = cache.get(data, w)
+                bound[:] = data, [[(a, wm[d0:d1]) for a, d0, d1 in g] for g in groups], wsum * np.int32(zp)
+            return bound[1], bound[2]
 
         def gemm(group) -> None:
             np.matmul(*group[0], out=facc)
@@ -178,23 +182,60 @@ class DenseConv:
                 np.add(facc, tmp, out=facc)
 
         def run() -> None:
+            ops, zp_term = weights()
             load()
-            np.copyto(wf, wt, casting="unsafe")
             if im2col is not None:
                 np.copyto(*im2col)
-            gemm(first)
+            gemm(ops[0])
             if accumulate:
                 np.copyto(i32, result, casting="unsafe")
                 np.add(out3, i32, out=out3)
             else:
                 np.copyto(out3, result, casting="unsafe")
-            for group in rest:
+            for group in ops[1:]:
                 gemm(group)
                 np.copyto(i32, result, casting="unsafe")
                 np.add(out3, i32, out=out3)
-            if zp_term is not None:
-                np.subtract(out, zp_term[0].of(zp_term[1]), out=out)
+            if zp:
+                np.subtract(out, zp_term, out=out)      # int32: wraps like wrap_int32
         return run
+
+
+def prefer_im2col(out_hw, kernel, c: int, k: int, span_w: int) -> bool:
+    """Per-tap GEMMs cost (taps - 1) extra passes over [rows, k]; im2col one copy of
+    [oh*ow, depth]. On one core the two cost about the same for ResNet-18's 3x3 tiles, but
+    only im2col's deep GEMMs are large enough for a second BLAS thread to pay: it is taken
+    whenever its GEMMs reach IM2COL_WORK multiply-adds."""
+    (oh, ow), (kh, kw) = out_hw, kernel
+    depth = kh * kw * c
+    return oh * ow * depth < (kh * kw - 1) * oh * span_w * k or oh * ow * min(depth, FLOAT32_DEPTH) * k >= IM2COL_WORK
+
+
+class WeightCache:
+    """float32 copies of int8 weight blocks [k, ...] as [depth, k] matrices, with each output
+    channel's int32 sum, keyed by the exact bytes of the block (and its shape). Whoever looks
+    up compares the bytes itself first, so a block rewritten with other weights is converted
+    again; the cache holds at most LIMIT float32 bytes (then starts over)."""
+
+    LIMIT = 256 << 20
+
+    def __init__(self):
+        self._entries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._nbytes = 0
+
+    def get(self, data: bytes, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = (data, w.shape)
+        got = self._entries.get(key)
+        if got is None:
+            k = w.shape[0]
+            wm = np.ascontiguousarray(w.reshape(k, -1).T, np.float32)
+            wsum = w.reshape(k, -1).sum(axis=1, dtype=np.int64).astype(np.int32)   # wraps, as int32 sums do
+            if self._nbytes + wm.nbytes > self.LIMIT:
+                self._entries.clear()
+                self._nbytes = 0
+            got = self._entries[key] = (wm, wsum)
+            self._nbytes += wm.nbytes
+        return got
 
 
 class _ZeroPointTerm:
@@ -217,14 +258,15 @@ class _ZeroPointTerm:
 
 
 def _pack(pieces) -> list[list]:
-    """Consecutive GEMM pieces grouped so each group's total depth stays <= FLOAT32_DEPTH."""
+    """Consecutive GEMM pieces (operand, first and last weight row) grouped so each group's
+    total depth stays <= FLOAT32_DEPTH."""
     groups, depth = [], FLOAT32_DEPTH + 1
-    for a, b in pieces:
-        if depth + b.shape[0] > FLOAT32_DEPTH:
+    for a, d0, d1 in pieces:
+        if depth + d1 - d0 > FLOAT32_DEPTH:
             groups.append([])
             depth = 0
-        groups[-1].append((a, b))
-        depth += b.shape[0]
+        groups[-1].append((a, d0, d1))
+        depth += d1 - d0
     return groups
 
 

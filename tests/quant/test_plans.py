@@ -167,3 +167,38 @@ def test_max_pool_plan_equals_max_pool(ih, iw, c, kh, kw, sh, sw, pads, crop, ac
     out = np.zeros((1, *out_hw, c), np.int8)
     plans.MaxPool((ih, iw), c, (kh, kw), (sh, sw), (t, l), out_hw, plans.Scratch()).bind(x, out, *act)()
     assert np.array_equal(out, want[:, :out_hw[0], :out_hw[1]])
+
+
+def test_dense_conv_weights_rewritten_in_place_are_never_stale():
+    """One bound kernel over one weight buffer, rewritten between calls (a new weight tile DMA'd
+    into the same WBUF bytes): every call uses the bytes there now, including a return to
+    earlier weights and a change in a single byte."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(-128, 128, (1, 5, 6, 40)).astype(np.int8)
+    wbuf = np.empty((4, 3, 3, 40), np.int8)
+    out = np.empty((30, 4), np.int32)
+    scratch = plans.Scratch()
+    run = plans.DenseConv((5, 6), 40, 4, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (5, 6), 17, scratch).bind(
+        x, wbuf, out, False)
+    first = rng.integers(-128, 128, wbuf.shape).astype(np.int8)
+    second = first.copy()
+    second[3, 2, 1, 39] ^= 1
+    for w in (first, second, -first.clip(-127), first, second):
+        wbuf[...] = w
+        run()
+        assert np.array_equal(out, _expected(x, w, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (5, 6), 17))
+
+
+def test_weight_cache_starts_over_at_its_limit_and_stays_exact(monkeypatch):
+    """A cache too small for two weight blocks: each lookup of the other block converts again."""
+    monkeypatch.setattr(plans.WeightCache, "LIMIT", 3 * 3 * 8 * 5 * 4)
+    rng = np.random.default_rng(2)
+    x = rng.integers(-128, 128, (1, 4, 4, 8)).astype(np.int8)
+    scratch = plans.Scratch()
+    blocks = [rng.integers(-128, 128, (5, 3, 3, 8)).astype(np.int8) for _ in range(2)]
+    plan = plans.DenseConv((4, 4), 8, 5, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (4, 4), -3, scratch)
+    for w in blocks * 3:
+        out = np.empty((16, 5), np.int32)
+        plan(x, w, out, False)
+        assert np.array_equal(out, _expected(x, w, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (4, 4), -3))
+    assert len(scratch.remember("weights", plans.WeightCache)._entries) == 1
