@@ -23,7 +23,6 @@ from . import intmath
 
 FLOAT32_DEPTH = 1023     # 1023 * 2^14 < 2^24
 SHIFTED_DEPTH = 512      # 512 * 255 * 128 < 2^24
-IM2COL_WORK = 1 << 21    # multiply-adds per GEMM from which im2col is preferred (prefer_im2col)
 
 
 class Scratch:
@@ -106,7 +105,13 @@ class _Padded:
     def loader(self, x: np.ndarray):
         """The copy of a fixed int8 view [ih, iw, c] into the buffer, as a closure."""
         src, zp, dst = x[self.src], self.zp, self.dst
-        return lambda: np.subtract(src, zp, out=dst)       # int8 - float32: exact in float32
+        if not zp:      # a casting copy: 3x faster than a mixed-type subtract
+            return lambda: np.copyto(dst, src, casting="unsafe")
+
+        def load() -> None:
+            np.copyto(dst, src, casting="unsafe")
+            np.subtract(dst, zp, out=dst)       # exact in float32
+        return load
 
 
 def _spans(out_hw, kernel, stride, dilation) -> tuple[int, int]:
@@ -203,12 +208,10 @@ class DenseConv:
 
 def prefer_im2col(out_hw, kernel, c: int, k: int, span_w: int) -> bool:
     """Per-tap GEMMs cost (taps - 1) extra passes over [rows, k]; im2col one copy of
-    [oh*ow, depth]. On one core the two cost about the same for ResNet-18's 3x3 tiles, but
-    only im2col's deep GEMMs are large enough for a second BLAS thread to pay: it is taken
-    whenever its GEMMs reach IM2COL_WORK multiply-adds."""
+    [oh*ow, depth] (which leaves the cache for large tiles: a 392 x 1152 float32 copy runs
+    the 3x3 conv 2x slower than per-tap GEMMs on ResNet-18's 14x28x128 tiles)."""
     (oh, ow), (kh, kw) = out_hw, kernel
-    depth = kh * kw * c
-    return oh * ow * depth < (kh * kw - 1) * oh * span_w * k or oh * ow * min(depth, FLOAT32_DEPTH) * k >= IM2COL_WORK
+    return oh * ow * kh * kw * c < (kh * kw - 1) * oh * span_w * k
 
 
 class WeightCache:
