@@ -77,15 +77,16 @@ def test_dense_conv_plan_equals_conv2d_acc(g, c, k, zp, kind, accumulate, im2col
 
 @SETTINGS
 @given(g=geometries(depthwise=True), c=st.integers(1, 9), mult=st.integers(1, 3), zp=st.integers(-128, 127),
-       kind=codes, seed=st.integers(0, 2 ** 16))
-def test_depthwise_plan_equals_conv2d_acc(g, c, mult, zp, kind, seed):
+       kind=codes, einsum=st.sampled_from([None, True, False]), seed=st.integers(0, 2 ** 16))
+def test_depthwise_plan_equals_conv2d_acc(g, c, mult, zp, kind, einsum, seed):
+    """Both formulations: a multiply-add per tap and one einsum over all taps."""
     rng = np.random.default_rng(seed)
     x = _codes(rng, kind, (1, *g["in_hw"], c))
     w = _codes(rng, kind, (1, *g["kernel"], c * mult))
     want = _expected(x, w, g["kernel"], g["stride"], g["dilation"], (1, 1), g["pads_tl"], g["out_hw"], zp,
                      depthwise=True, c=c)
     plan = plans.DepthwiseConv(g["in_hw"], c, mult, g["kernel"], g["stride"], g["dilation"], g["pads_tl"],
-                               g["out_hw"], zp, plans.Scratch())
+                               g["out_hw"], zp, plans.Scratch(), einsum)
     out = np.empty(want.shape, np.int32)
     plan(x, w, out)
     assert np.array_equal(out, want)
