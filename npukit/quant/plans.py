@@ -378,7 +378,8 @@ class MaxPool:
 
 class Requantize:
     """intmath.requantize of int32 accumulators [n, k] into an int8 view, in preallocated
-    buffers, with the per-channel constants remembered per (bias, multiplier, shift) content.
+    buffers, with the per-channel constants remembered per (bias, multiplier, shift) content
+    (the parameter bytes are the key: equal bytes, equal constants).
 
     The formula is intmath.multiply_by_quantized_multiplier_fused's. With M >= 0, a*M < 0 only
     where a < 0 (a*M = 0 gives 0 either way), so the sign term is a & INT32_MIN, in int32.
@@ -393,7 +394,9 @@ class Requantize:
         self.x = scratch.get("rq_x", self.wide, np.int32)
         self.t = scratch.get("rq_t", self.wide, np.int32)
         self.ab = scratch.get("rq_ab", self.wide, np.int64)
-        self.memo: dict[bytes, tuple | None] = {}
+        # shared by the machine's stages of equal row tiling: the tiles of one layer share one
+        # set of constants, which then stays in cache from one tile to the next
+        self.memo: dict[bytes, tuple | None] = scratch.remember(("rq_memo", self.r), dict)
 
     def _constants(self, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
         key = bias.tobytes() + mult.tobytes() + shift.tobytes()
