@@ -1,12 +1,13 @@
 """BLAS thread limits. npukit computes on one core by default: parallelism comes from
 processes (the explorer's workers).
 
-BLAS threads gain little on small matrix products and, on a shared machine, lose badly to
-contention (measured here: a 30x30x128 3x3 convolution took 24 ms with two BLAS threads on
-a loaded 2-core machine and 3 ms with one). The functional simulator behind `npukit run`
-(CompiledModel) allows two: its im2col GEMMs of a few hundred rows by a depth of 576 or more
-run about 1.9x faster with two on an idle machine, and OpenBLAS itself keeps products below
-M*N*K = 262,144 on one thread (see BENCHMARKS.md).
+BLAS threads gain little on the simulator's tile-sized matrix products and, on a shared
+machine, lose badly to contention (measured here: a 30x30x128 3x3 convolution took 24 ms
+with two BLAS threads on a loaded 2-core machine and 3 ms with one). Even idle, a 224 x 576
+x 32 GEMM that runs 1.9x faster alone with two threads gains little inside the simulator:
+its operands are written by one core just before and read back just after, and that
+hand-off ate the gain (whole ResNet-18 runs: no faster, up to 8x slower under load; see
+BENCHMARKS.md). `Simulator(threads=n)` still lets a caller allow more.
 """
 from __future__ import annotations
 

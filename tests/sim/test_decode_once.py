@@ -127,3 +127,21 @@ def test_new_weights_in_the_same_wbuf_bytes_are_not_served_stale(compiled):
     want = _sim(changed).run(_feed(0))
     assert all(np.array_equal(after[k], want[k]) for k in want)
     assert any(not np.array_equal(before[k], want[k]) for k in want)
+
+
+def test_outputs_do_not_depend_on_blas_threads(tmp_path):
+    """Every float32 partial sum is an exact integer, so the order two BLAS threads sum in
+    cannot change a bit: a 3x3 conv over 96 channels (per-tap GEMMs of 208 x 96 x 32, large
+    enough for BLAS to split) gives the same outputs with one thread and with two."""
+    rng = np.random.default_rng(4)
+    path = tmp_path / "wide.onnx"
+    path.write_bytes(conv_model(rng, c=96, k=64, h=24, w=24, kernel=(3, 3), stride=(1, 1), dilation=(1, 1),
+                                pads=[1, 1, 1, 1], groups=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = npukit.compile(path, "npu-m", calibration={"x": rng.standard_normal((2, 1, 96, 24, 24)).astype(np.float32)})
+    a = load_arch("npu-m")
+    sram = {I.ABUF: a.abuf_bytes, I.WBUF: a.wbuf_bytes, I.ACC: a.acc_bytes}
+    feed = {"x": rng.integers(-128, 128, (1, 96, 24, 24)).astype(np.int8)}
+    one, two = Simulator(model.program, sram, threads=1).run(feed), Simulator(model.program, sram, threads=2).run(feed)
+    assert all(np.array_equal(one[k], two[k]) for k in one)
