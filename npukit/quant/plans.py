@@ -13,6 +13,11 @@ below 2^24, exact in float32 whatever order BLAS sums in. Two ways:
   input dilation insert the code zp, and zp * sum(w) is subtracted afterwards in int32.
 Deep convolutions use raw codes (half the chunks), the others the shifted values (no
 zero-point term). int32 accumulators use numpy's wrapping arithmetic: wrap_int32 of the sum.
+
+Dense conv weights are converted to float32 once per distinct block (WeightCache, keyed by
+the int8 bytes): each call compares the block's bytes in WBUF with those it last used (one
+memcmp) and looks them up again only when they differ, so a new weight tile in the same
+bytes is never served stale.
 """
 from __future__ import annotations
 
@@ -20,32 +25,10 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import intmath
+from .tiles import Padded, Scratch, placement, reshaped, spans
 
 FLOAT32_DEPTH = 1023     # 1023 * 2^14 < 2^24
 SHIFTED_DEPTH = 512      # 512 * 255 * 128 < 2^24
-
-
-class Scratch:
-    """Reusable buffers keyed by (tag, shape, dtype, fill); shared by all prepared kernels of
-    one machine, which run one at a time. A `fill` buffer keeps its filled cells: only the
-    kernels sharing its tag (hence the same interior placement) write to it, at the same cells."""
-
-    def __init__(self):
-        self._bufs: dict[tuple, np.ndarray] = {}
-
-    def remember(self, key, build):
-        """build() once per key (tables that depend only on an instruction's immediates)."""
-        if key not in self._bufs:
-            self._bufs[key] = build()
-        return self._bufs[key]
-
-    def get(self, tag, shape, dtype=np.float32, fill=None) -> np.ndarray:
-        key = (tag, tuple(shape), np.dtype(dtype).str, fill)
-        buf = self._bufs.get(key)
-        if buf is None:
-            buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
-            self._bufs[key] = buf
-        return buf
 
 
 class PairTable:
@@ -67,57 +50,6 @@ class PairTable:
         np.take(self.table, idx, out=out, mode="clip")
 
 
-def _reshaped(a: np.ndarray, shape) -> np.ndarray:
-    """`a` reshaped as a view: a bound kernel must keep aliasing the machine's memory."""
-    r = a.reshape(shape)
-    if a.size and not np.may_share_memory(r, a):
-        raise ValueError(f"a {a.shape} array with strides {a.strides} cannot be viewed as {tuple(shape)}")
-    return r
-
-
-def _placement(n: int, dil: int, pad: int, span: int) -> tuple[slice, slice]:
-    """Input positions i (padded position pad + i*dil) that land in [0, span): (source, dest) slices."""
-    i0 = 0 if pad >= 0 else (-pad + dil - 1) // dil
-    i1 = min(n, (span - 1 - pad) // dil + 1) if span - 1 - pad >= 0 else 0
-    if i1 <= i0:
-        return slice(0, 0), slice(0, 0)
-    d0 = pad + i0 * dil
-    return slice(i0, i1), slice(d0, d0 + (i1 - i0 - 1) * dil + 1, dil)
-
-
-class _Padded:
-    """The padded, input-dilated float32 copy of an int8 NHWC tile (batch 1): x - zp with
-    zeros inserted (`shifted`), or the raw codes with zp inserted."""
-
-    def __init__(self, in_hw, c, span, pads_tl, in_dil, zp: int, shifted: bool, scratch: Scratch):
-        (ih, iw), (sh, sw), (pt, pl), (dy, dx) = in_hw, span, pads_tl, in_dil
-        rs, rd = _placement(ih, dy, pt, sh)
-        cs, cd = _placement(iw, dx, pl, sw)
-        self.buf = scratch.get(("xp", ih, iw, pt, pl, dy, dx), (sh, sw, c), np.float32, 0.0 if shifted else float(zp))
-        self.src = (rs, cs)
-        self.dst = self.buf[rd, cd]
-        self.zp = np.float32(zp if shifted else 0)
-
-    def load(self, x: np.ndarray) -> np.ndarray:
-        self.loader(x)()
-        return self.buf
-
-    def loader(self, x: np.ndarray):
-        """The copy of a fixed int8 view [ih, iw, c] into the buffer, as a closure."""
-        src, zp, dst = x[self.src], self.zp, self.dst
-        if not zp:      # a casting copy: 3x faster than a mixed-type subtract
-            return lambda: np.copyto(dst, src, casting="unsafe")
-
-        def load() -> None:
-            np.copyto(dst, src, casting="unsafe")
-            np.subtract(dst, zp, out=dst)       # exact in float32
-        return load
-
-
-def _spans(out_hw, kernel, stride, dilation) -> tuple[int, int]:
-    return tuple((o - 1) * s + (k - 1) * d + 1 for o, k, s, d in zip(out_hw, kernel, stride, dilation))
-
-
 class DenseConv:
     """Accumulators of one dense (groups = 1) conv tile into int32 out[oh*ow, k]: what
     wrap_int32(conv2d_acc(x, w, attrs, zp)[0, :oh, :ow]) gives, optionally added to out.
@@ -130,9 +62,9 @@ class DenseConv:
     def __init__(self, in_hw, c, k, kernel, stride, dilation, in_dil, pads_tl, out_hw, zp: int,
                  scratch: Scratch, im2col: bool | None = None):
         (oh, ow), (kh, kw) = out_hw, kernel
-        span = _spans(out_hw, kernel, stride, dilation)
+        span = spans(out_hw, kernel, stride, dilation)
         shifted = kh * kw * c <= SHIFTED_DEPTH
-        self.pad = _Padded(in_hw, c, span, pads_tl, in_dil, zp, shifted, scratch)
+        self.pad = Padded(in_hw, c, span, pads_tl, in_dil, zp, shifted, scratch)
         self.out_hw, self.k, self.zp, self.depth = out_hw, k, 0 if shifted else zp, kh * kw * c
         self.weights = scratch.remember("weights", WeightCache)
         self.i32 = scratch.get("i32", (oh, ow, k), np.int32)
@@ -169,14 +101,14 @@ class DenseConv:
         out int32 [oh*ow, k]; returns the closure that runs it."""
         load, cache, zp, k = self.pad.loader(x[0]), self.weights, self.zp, self.k
         im2col = None if self.tap_mode else self.im2col
-        out3 = _reshaped(out, (self.out_hw[0], self.out_hw[1], k))
+        out3 = reshaped(out, (self.out_hw[0], self.out_hw[1], k))
         facc, tmp, i32, result, groups = self.facc, self.tmp, self.i32, self.result, self.groups
         bound = [b"", None, None]       # the weight bytes last seen, their GEMM operands, the zp term
 
         def weights() -> tuple:
             data = w.tobytes()
             if data != bound[0]:        # an exact compare: the cache never answers for other bytes
-                wm, wsum = cache.get(data, w)
+                wm, wsum, data = cache.get(data, w)     # the cache's copy of the bytes: one per block
                 bound[:] = data, [[(a, wm[d0:d1]) for a, d0, d1 in g] for g in groups], wsum * np.int32(zp)
             return bound[1], bound[2]
 
@@ -227,20 +159,21 @@ class WeightCache:
     LIMIT = 256 << 20
 
     def __init__(self):
-        self._entries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._entries: dict[tuple, tuple[np.ndarray, np.ndarray, bytes]] = {}
         self._nbytes = 0
 
-    def get(self, data: bytes, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def get(self, data: bytes, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, bytes]:
+        """(float32 [depth, k], int32 sums [k], the bytes) of the block w whose bytes are `data`."""
         key = (data, w.shape)
         got = self._entries.get(key)
         if got is None:
             k = w.shape[0]
             wm = np.ascontiguousarray(w.reshape(k, -1).T, np.float32)
-            wsum = w.reshape(k, -1).sum(axis=1, dtype=np.int64).astype(np.int32)   # wraps, as int32 sums do
+            wsum = w.reshape(k, -1).sum(axis=1, dtype=np.int64).astype(np.int32)   # |sum| <= 128 * depth
             if self._nbytes + wm.nbytes > self.LIMIT:
                 self._entries.clear()
                 self._nbytes = 0
-            got = self._entries[key] = (wm, wsum)
+            got = self._entries[key] = (wm, wsum, data)
             self._nbytes += wm.nbytes
         return got
 
@@ -290,9 +223,9 @@ class DepthwiseConv:
     def __init__(self, in_hw, c, mult, kernel, stride, dilation, pads_tl, out_hw, zp: int,
                  scratch: Scratch, einsum: bool | None = None):
         (oh, ow), (kh, kw), (dh, dw) = out_hw, kernel, dilation
-        span = _spans(out_hw, kernel, stride, dilation)
+        span = spans(out_hw, kernel, stride, dilation)
         shifted = kh * kw <= SHIFTED_DEPTH
-        self.pad = _Padded(in_hw, c, span, pads_tl, (1, 1), zp, shifted, scratch)
+        self.pad = Padded(in_hw, c, span, pads_tl, (1, 1), zp, shifted, scratch)
         self.zp, self.shape = 0 if shifted else zp, (kh, kw, c, mult)
         self.wf = scratch.get("dwf", (kh, kw, c, mult))
         self.einsum = c * mult >= self.EINSUM_CHANNELS if einsum is None else einsum
@@ -323,9 +256,9 @@ class DepthwiseConv:
     def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray):
         """The kernel on fixed views: x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult],
         out int32 [oh*ow, c*mult]; returns the closure that runs it."""
-        load, wv, wf = self.pad.loader(x[0]), _reshaped(w, self.shape), self.wf
+        load, wv, wf = self.pad.loader(x[0]), reshaped(w, self.shape), self.wf
         acc, tmp, result, (tap0, w0), taps = self.acc, self.tmp, self.result, self.taps[0], self.taps[1:]
-        out4 = _reshaped(out, result.shape)
+        out4 = reshaped(out, result.shape)
         zp_term = (self.zp_term, wf.reshape(-1, self.shape[2] * self.shape[3])) if self.zp else None
         spec, view = self.view
 
@@ -356,9 +289,9 @@ class MaxPool:
 
     def __init__(self, in_hw, c, kernel, stride, pads_tl, out_hw, scratch: Scratch):
         (oh, ow), (kh, kw), (sh, sw) = out_hw, kernel, stride
-        span = _spans(out_hw, kernel, stride, (1, 1))
-        rs, rd = _placement(in_hw[0], 1, pads_tl[0], span[0])
-        cs, cd = _placement(in_hw[1], 1, pads_tl[1], span[1])
+        span = spans(out_hw, kernel, stride, (1, 1))
+        rs, rd = placement(in_hw[0], 1, pads_tl[0], span[0])
+        cs, cd = placement(in_hw[1], 1, pads_tl[1], span[1])
         buf = scratch.get(("mp", *in_hw, *pads_tl), (*span, c), np.int8, -128)
         self.src, self.dst = (rs, cs), buf[rd, cd]
         self.taps = [buf[ky: ky + (oh - 1) * sh + 1: sh, kx: kx + (ow - 1) * sw + 1: sw] for ky in range(kh)
@@ -431,7 +364,7 @@ class Requantize:
             return lambda: intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
         bounds = np.array(lo, np.int32), np.array(hi, np.int32)      # 0-d: np.clip's fast path
         x, t, ab = self.x, self.t, self.ab
-        acc_w, x_n = _reshaped(acc, self.wide), x.reshape(self.shape)
+        acc_w, x_n = reshaped(acc, self.wide), x.reshape(self.shape)
 
         def run() -> None:
             c = self._constants(bias, mult, shift)
