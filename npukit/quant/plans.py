@@ -262,15 +262,16 @@ class DepthwiseConv:
         zp_term = (self.zp_term, wf.reshape(-1, self.shape[2] * self.shape[3])) if self.zp else None
         spec, view = self.view
 
-        def conv() -> None:
+        def per_tap() -> None:
             np.multiply(tap0, w0, out=acc)
             for tap, wt in taps:
                 np.multiply(tap, wt, out=tmp)
                 np.add(acc, tmp, out=acc)
 
-        if self.einsum:
-            def conv() -> None:     # noqa: F811
-                np.einsum(spec, view, wf, out=acc)
+        def all_taps() -> None:
+            np.einsum(spec, view, wf, out=acc)
+
+        conv = all_taps if self.einsum else per_tap
 
         def run() -> None:
             load()
