@@ -364,7 +364,7 @@ class Requantize:
         if not intmath.INT32_MIN <= min(lo, act_min) <= max(hi, act_max) <= intmath.INT32_MAX:
             return lambda: intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
         bounds = np.array(lo, np.int32), np.array(hi, np.int32)      # 0-d: np.clip's fast path
-        x, t, ab = self.x, self.t, self.ab
+        x, t, ab, zp = self.x, self.t, self.ab, np.int32(out_zp)
         acc_w, x_n = reshaped(acc, self.wide), x.reshape(self.shape)
 
         def run() -> None:
@@ -378,9 +378,7 @@ class Requantize:
             np.multiply(x, m, out=ab)
             np.add(ab, pos, out=ab)
             np.add(ab, t, out=ab)
-            np.right_shift(ab, sh, out=ab)
-            np.copyto(x, ab, casting="unsafe")        # exact: the value lies in int32
+            np.right_shift(ab, sh, out=x, casting="unsafe")    # exact: the value lies in int32
             np.clip(x, *bounds, out=x)
-            np.add(x, out_zp, out=x)
-            np.copyto(out, x_n, casting="unsafe")
+            np.add(x_n, zp, out=out, casting="unsafe")         # int32 sum, cast as requantize casts
         return run
