@@ -336,8 +336,7 @@ class Requantize:
         # set of constants, which then stays in cache from one tile to the next
         self.memo: dict[bytes, tuple | None] = scratch.remember(("rq_memo", self.r), dict)
 
-    def _constants(self, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
-        key = bias.tobytes() + mult.tobytes() + shift.tobytes()
+    def _constants(self, key: bytes, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
         got = self.memo.get(key, False)
         if got is False:
             m, s = mult.astype(np.int64), shift.astype(np.int64)
@@ -367,8 +366,13 @@ class Requantize:
         x, t, ab, zp = self.x, self.t, self.ab, np.int32(out_zp)
         acc_w, x_n = reshaped(acc, self.wide), x.reshape(self.shape)
 
+        last = [b"", None]      # the parameter bytes last seen and their constants
+
         def run() -> None:
-            c = self._constants(bias, mult, shift)
+            key = bias.tobytes() + mult.tobytes() + shift.tobytes()
+            if key != last[0]:  # compared each run, hashed (up to 15 KB) only when they change
+                last[:] = key, self._constants(key, bias, mult, shift)
+            c = last[1]
             if c is None:
                 intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
                 return

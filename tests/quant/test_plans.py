@@ -139,6 +139,28 @@ def test_requantize_plan_equals_the_spelled_out_stage(n, k, zp, lo, width, edges
     assert np.array_equal(dst, want)
 
 
+def test_requantize_parameters_rewritten_in_place_are_never_stale():
+    """One bound stage over one parameter block rewritten between calls (and back), sharing
+    its scratch (hence its remembered constants) with a second stage: each call uses the
+    parameters there now."""
+    rng = np.random.default_rng(3)
+    scratch = plans.Scratch()
+    acc = rng.integers(-(1 << 20), 1 << 20, (12, 5)).astype(np.int32)
+    params = np.empty((3, 5), np.int32)
+    dst = np.empty((12, 5), np.int8)
+    run = plans.Requantize((12, 5), scratch).bind(acc, *params, 3, -128, 127, dst)
+    other = plans.Requantize((12, 5), scratch).bind(acc.copy(), *params.copy(), 3, -128, 127, dst.copy())
+    blocks = [np.stack([rng.integers(-1000, 1000, 5), rng.integers(1 << 30, 1 << 31, 5), -rng.integers(0, 12, 5)])
+              .astype(np.int32) for _ in range(2)]
+    for block in (blocks[0], blocks[1], blocks[0]):
+        params[...] = block
+        run()
+        other()
+        x = intmath.wrap_int32(acc.astype(np.int64) + block[0])
+        want = np.clip(intmath.multiply_by_quantized_multiplier(x, block[1], block[2]) + 3, -128, 127)
+        assert np.array_equal(dst, want.astype(np.int8))
+
+
 @pytest.mark.parametrize("im2col", [True, False])
 def test_dense_conv_depth_beyond_float32_exactness(im2col):
     """All codes 127 over 3x3x700: the one-chunk float32 sum (1.0e8) would not be exact."""
