@@ -13,6 +13,11 @@ below 2^24, exact in float32 whatever order BLAS sums in. Two ways:
   input dilation insert the code zp, and zp * sum(w) is subtracted afterwards in int32.
 Deep convolutions use raw codes (half the chunks), the others the shifted values (no
 zero-point term). int32 accumulators use numpy's wrapping arithmetic: wrap_int32 of the sum.
+
+Dense conv weights are converted to float32 once per distinct block (WeightCache, keyed by
+the int8 bytes): each call compares the block's bytes in WBUF with those it last used (one
+memcmp) and looks them up again only when they differ, so a new weight tile in the same
+bytes is never served stale.
 """
 from __future__ import annotations
 
@@ -20,32 +25,10 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import intmath
+from .tiles import Padded, Scratch, placement, reshaped, spans
 
 FLOAT32_DEPTH = 1023     # 1023 * 2^14 < 2^24
 SHIFTED_DEPTH = 512      # 512 * 255 * 128 < 2^24
-
-
-class Scratch:
-    """Reusable buffers keyed by (tag, shape, dtype, fill); shared by all prepared kernels of
-    one machine, which run one at a time. A `fill` buffer keeps its filled cells: only the
-    kernels sharing its tag (hence the same interior placement) write to it, at the same cells."""
-
-    def __init__(self):
-        self._bufs: dict[tuple, np.ndarray] = {}
-
-    def remember(self, key, build):
-        """build() once per key (tables that depend only on an instruction's immediates)."""
-        if key not in self._bufs:
-            self._bufs[key] = build()
-        return self._bufs[key]
-
-    def get(self, tag, shape, dtype=np.float32, fill=None) -> np.ndarray:
-        key = (tag, tuple(shape), np.dtype(dtype).str, fill)
-        buf = self._bufs.get(key)
-        if buf is None:
-            buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
-            self._bufs[key] = buf
-        return buf
 
 
 class PairTable:
@@ -67,73 +50,29 @@ class PairTable:
         np.take(self.table, idx, out=out, mode="clip")
 
 
-def _reshaped(a: np.ndarray, shape) -> np.ndarray:
-    """`a` reshaped as a view: a bound kernel must keep aliasing the machine's memory."""
-    r = a.reshape(shape)
-    if a.size and not np.may_share_memory(r, a):
-        raise ValueError(f"a {a.shape} array with strides {a.strides} cannot be viewed as {tuple(shape)}")
-    return r
-
-
-def _placement(n: int, dil: int, pad: int, span: int) -> tuple[slice, slice]:
-    """Input positions i (padded position pad + i*dil) that land in [0, span): (source, dest) slices."""
-    i0 = 0 if pad >= 0 else (-pad + dil - 1) // dil
-    i1 = min(n, (span - 1 - pad) // dil + 1) if span - 1 - pad >= 0 else 0
-    if i1 <= i0:
-        return slice(0, 0), slice(0, 0)
-    d0 = pad + i0 * dil
-    return slice(i0, i1), slice(d0, d0 + (i1 - i0 - 1) * dil + 1, dil)
-
-
-class _Padded:
-    """The padded, input-dilated float32 copy of an int8 NHWC tile (batch 1): x - zp with
-    zeros inserted (`shifted`), or the raw codes with zp inserted."""
-
-    def __init__(self, in_hw, c, span, pads_tl, in_dil, zp: int, shifted: bool, scratch: Scratch):
-        (ih, iw), (sh, sw), (pt, pl), (dy, dx) = in_hw, span, pads_tl, in_dil
-        rs, rd = _placement(ih, dy, pt, sh)
-        cs, cd = _placement(iw, dx, pl, sw)
-        self.buf = scratch.get(("xp", ih, iw, pt, pl, dy, dx), (sh, sw, c), np.float32, 0.0 if shifted else float(zp))
-        self.src = (rs, cs)
-        self.dst = self.buf[rd, cd]
-        self.zp = np.float32(zp if shifted else 0)
-
-    def load(self, x: np.ndarray) -> np.ndarray:
-        self.loader(x)()
-        return self.buf
-
-    def loader(self, x: np.ndarray):
-        """The copy of a fixed int8 view [ih, iw, c] into the buffer, as a closure."""
-        src, zp, dst = x[self.src], self.zp, self.dst
-        return lambda: np.subtract(src, zp, out=dst)       # int8 - float32: exact in float32
-
-
-def _spans(out_hw, kernel, stride, dilation) -> tuple[int, int]:
-    return tuple((o - 1) * s + (k - 1) * d + 1 for o, k, s, d in zip(out_hw, kernel, stride, dilation))
-
-
 class DenseConv:
     """Accumulators of one dense (groups = 1) conv tile into int32 out[oh*ow, k]: what
     wrap_int32(conv2d_acc(x, w, attrs, zp)[0, :oh, :ow]) gives, optionally added to out.
 
     Stride 1: one GEMM per tap on rows of the padded tile read in place (outputs computed at
-    the padded width, the extra columns dropped), unless the tile is so small that an im2col
-    copy costs less than the per-tap sums; other strides: im2col into a reused buffer."""
+    the padded width, the extra columns dropped); else (or when `im2col`, see `prefer_im2col`)
+    im2col into a reused buffer and one GEMM per FLOAT32_DEPTH chunk. The float32 weights come
+    from the machine's WeightCache, looked up again only when the int8 bytes change."""
 
     def __init__(self, in_hw, c, k, kernel, stride, dilation, in_dil, pads_tl, out_hw, zp: int,
                  scratch: Scratch, im2col: bool | None = None):
         (oh, ow), (kh, kw) = out_hw, kernel
-        span = _spans(out_hw, kernel, stride, dilation)
+        span = spans(out_hw, kernel, stride, dilation)
         shifted = kh * kw * c <= SHIFTED_DEPTH
-        self.pad = _Padded(in_hw, c, span, pads_tl, in_dil, zp, shifted, scratch)
-        self.out_hw, self.k, self.zp = out_hw, k, 0 if shifted else zp
-        self.wf = scratch.get("wf", (kh, kw, c, k))
+        self.pad = Padded(in_hw, c, span, pads_tl, in_dil, zp, shifted, scratch)
+        self.out_hw, self.k, self.zp, self.depth = out_hw, k, 0 if shifted else zp, kh * kw * c
+        self.weights = scratch.remember("weights", WeightCache)
         self.i32 = scratch.get("i32", (oh, ow, k), np.int32)
-        if im2col is None:      # per-tap GEMMs cost (taps - 1) extra passes over [rows, k]; im2col one over [M, depth]
-            im2col = oh * ow * kh * kw * c < (kh * kw - 1) * oh * (span[1]) * k
+        if im2col is None:
+            im2col = prefer_im2col(out_hw, kernel, c, k, span[1])
         self.tap_mode = tuple(stride) == (1, 1) and not im2col
         xp = self.pad.buf
-        if self.tap_mode:
+        if self.tap_mode:       # piece: (rows of the padded tile, first and last weight row)
             rows = oh * span[1]
             n = (oh - 1) * span[1] + ow
             flat = xp.reshape(-1, c)
@@ -141,22 +80,18 @@ class DenseConv:
             self.tmp = scratch.get("ftmp", (rows, k))[:n]
             self.result = scratch.get("facc", (rows, k)).reshape(oh, span[1], k)[:, :ow]
             pieces = [(flat[(ky * dilation[0] * span[1] + kx * dilation[1]):][:n, c0:c0 + FLOAT32_DEPTH],
-                       self.wf[ky, kx, c0:c0 + FLOAT32_DEPTH])
-                      for ky in range(kh) for kx in range(kw) for c0 in range(0, c, FLOAT32_DEPTH)]
+                       (ky * kw + kx) * c + c0) for ky in range(kh) for kx in range(kw) for c0 in range(0, c, FLOAT32_DEPTH)]
         else:
             s = xp.strides
             patches = as_strided(xp, (oh, ow, kh, kw, c), (s[0] * stride[0], s[1] * stride[1],
                                                            s[0] * dilation[0], s[1] * dilation[1], s[2]))
-            depth = kh * kw * c
-            cols = scratch.get("cols", (oh * ow, depth))
+            cols = scratch.get("cols", (oh * ow, self.depth))
             self.im2col = (cols.reshape(oh, ow, kh, kw, c), patches)
             self.facc = scratch.get("facc", (oh * ow, k))
             self.tmp = scratch.get("ftmp", (oh * ow, k))
             self.result = self.facc.reshape(oh, ow, k)
-            wm = self.wf.reshape(depth, k)
-            pieces = [(cols[:, d:d + FLOAT32_DEPTH], wm[d:d + FLOAT32_DEPTH]) for d in range(0, depth, FLOAT32_DEPTH)]
-        self.groups = _pack(pieces)
-        self.zp_term = _ZeroPointTerm(self.zp, kh * kw * c, k, scratch)
+            pieces = [(cols[:, d:d + FLOAT32_DEPTH], d) for d in range(0, self.depth, FLOAT32_DEPTH)]
+        self.groups = _pack([(a, d, d + a.shape[1]) for a, d in pieces])
 
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
         self.bind(x, w, out, accumulate)()
@@ -164,12 +99,18 @@ class DenseConv:
     def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool):
         """The kernel on fixed views: x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c],
         out int32 [oh*ow, k]; returns the closure that runs it."""
-        load, wt, wf = self.pad.loader(x[0]), w.transpose(1, 2, 3, 0), self.wf
+        load, cache, zp, k = self.pad.loader(x[0]), self.weights, self.zp, self.k
         im2col = None if self.tap_mode else self.im2col
-        out3 = _reshaped(out, (self.out_hw[0], self.out_hw[1], self.k))
-        facc, tmp, i32, result = self.facc, self.tmp, self.i32, self.result
-        first, rest = self.groups[0], self.groups[1:]
-        zp_term = (self.zp_term, wf.reshape(-1, self.k)) if self.zp else None
+        out3 = reshaped(out, (self.out_hw[0], self.out_hw[1], k))
+        facc, tmp, i32, result, groups = self.facc, self.tmp, self.i32, self.result, self.groups
+        bound = [b"", None, None]       # the weight bytes last seen, their GEMM operands, the zp term
+
+        def weights() -> tuple:
+            data = w.tobytes()
+            if data != bound[0]:        # an exact compare: the cache never answers for other bytes
+                wm, wsum, data = cache.get(data, w)     # the cache's copy of the bytes: one per block
+                bound[:] = data, [[(a, wm[d0:d1]) for a, d0, d1 in g] for g in groups], wsum * np.int32(zp)
+            return bound[1], bound[2]
 
         def gemm(group) -> None:
             np.matmul(*group[0], out=facc)
@@ -178,23 +119,63 @@ class DenseConv:
                 np.add(facc, tmp, out=facc)
 
         def run() -> None:
+            ops, zp_term = weights()
             load()
-            np.copyto(wf, wt, casting="unsafe")
             if im2col is not None:
                 np.copyto(*im2col)
-            gemm(first)
+            gemm(ops[0])
             if accumulate:
                 np.copyto(i32, result, casting="unsafe")
                 np.add(out3, i32, out=out3)
             else:
                 np.copyto(out3, result, casting="unsafe")
-            for group in rest:
+            for group in ops[1:]:
                 gemm(group)
                 np.copyto(i32, result, casting="unsafe")
                 np.add(out3, i32, out=out3)
-            if zp_term is not None:
-                np.subtract(out, zp_term[0].of(zp_term[1]), out=out)
+            if zp:
+                np.subtract(out, zp_term, out=out)      # int32: wraps like wrap_int32
         return run
+
+
+def prefer_im2col(out_hw, kernel, c: int, k: int, span_w: int) -> bool:
+    """Per-tap GEMMs cost (taps - 1) extra passes over [rows, k] and compute the padded
+    width; im2col costs one copy of [oh*ow, depth], cheap while it stays in cache (a 392 x
+    1152 float32 copy made ResNet-18's 14x28x128 3x3 tiles 2x slower than per-tap GEMMs,
+    while its 7x7x256 tiles, 25% padded width, run 10% faster with a 450 KB im2col)."""
+    (oh, ow), (kh, kw) = out_hw, kernel
+    depth, rows = kh * kw * c, (oh - 1) * span_w + ow
+    if oh * ow * depth < (kh * kw - 1) * oh * span_w * k:
+        return True
+    return rows * 5 > oh * ow * 6 and oh * ow * depth * 4 <= 512 << 10
+
+
+class WeightCache:
+    """float32 copies of int8 weight blocks [k, ...] as [depth, k] matrices, with each output
+    channel's int32 sum, keyed by the exact bytes of the block (and its shape). Whoever looks
+    up compares the bytes itself first, so a block rewritten with other weights is converted
+    again; the cache holds at most LIMIT float32 bytes (then starts over)."""
+
+    LIMIT = 256 << 20
+
+    def __init__(self):
+        self._entries: dict[tuple, tuple[np.ndarray, np.ndarray, bytes]] = {}
+        self._nbytes = 0
+
+    def get(self, data: bytes, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, bytes]:
+        """(float32 [depth, k], int32 sums [k], the bytes) of the block w whose bytes are `data`."""
+        key = (data, w.shape)
+        got = self._entries.get(key)
+        if got is None:
+            k = w.shape[0]
+            wm = np.ascontiguousarray(w.reshape(k, -1).T, np.float32)
+            wsum = w.reshape(k, -1).sum(axis=1, dtype=np.int64).astype(np.int32)   # |sum| <= 128 * depth
+            if self._nbytes + wm.nbytes > self.LIMIT:
+                self._entries.clear()
+                self._nbytes = 0
+            got = self._entries[key] = (wm, wsum, data)
+            self._nbytes += wm.nbytes
+        return got
 
 
 class _ZeroPointTerm:
@@ -217,31 +198,39 @@ class _ZeroPointTerm:
 
 
 def _pack(pieces) -> list[list]:
-    """Consecutive GEMM pieces grouped so each group's total depth stays <= FLOAT32_DEPTH."""
+    """Consecutive GEMM pieces (operand, first and last weight row) grouped so each group's
+    total depth stays <= FLOAT32_DEPTH."""
     groups, depth = [], FLOAT32_DEPTH + 1
-    for a, b in pieces:
-        if depth + b.shape[0] > FLOAT32_DEPTH:
+    for a, d0, d1 in pieces:
+        if depth + d1 - d0 > FLOAT32_DEPTH:
             groups.append([])
             depth = 0
-        groups[-1].append((a, b))
-        depth += b.shape[0]
+        groups[-1].append((a, d0, d1))
+        depth += d1 - d0
     return groups
 
 
 class DepthwiseConv:
     """Depthwise conv tile accumulators into int32 out[oh*ow, c*mult]: wrap_int32 of
-    conv2d_acc(x, w, depthwise attrs, zp)[0, :oh, :ow], one float32 multiply-add per tap
-    (stride 1: on whole rows of the padded tile, the extra columns dropped, as DenseConv)."""
+    conv2d_acc(x, w, depthwise attrs, zp)[0, :oh, :ow]. Either one float32 multiply-add per
+    tap, or (`einsum`, by default from EINSUM_CHANNELS channels up, where it is about twice as
+    fast) one einsum over a strided view of all taps; stride 1 works on whole rows of the
+    padded tile, the extra columns dropped, as DenseConv. Every partial sum is an integer
+    below 2^24, so both are exact in any order."""
+
+    EINSUM_CHANNELS = 64
 
     def __init__(self, in_hw, c, mult, kernel, stride, dilation, pads_tl, out_hw, zp: int,
-                 scratch: Scratch):
+                 scratch: Scratch, einsum: bool | None = None):
         (oh, ow), (kh, kw), (dh, dw) = out_hw, kernel, dilation
-        span = _spans(out_hw, kernel, stride, dilation)
+        span = spans(out_hw, kernel, stride, dilation)
         shifted = kh * kw <= SHIFTED_DEPTH
-        self.pad = _Padded(in_hw, c, span, pads_tl, (1, 1), zp, shifted, scratch)
+        self.pad = Padded(in_hw, c, span, pads_tl, (1, 1), zp, shifted, scratch)
         self.zp, self.shape = 0 if shifted else zp, (kh, kw, c, mult)
         self.wf = scratch.get("dwf", (kh, kw, c, mult))
+        self.einsum = c * mult >= self.EINSUM_CHANNELS if einsum is None else einsum
         xp = self.pad.buf
+        s = xp.strides
         if tuple(stride) == (1, 1):
             rows, n = oh * span[1], (oh - 1) * span[1] + ow
             self.acc = scratch.get("dacc", (rows, c, mult))[:n]
@@ -249,12 +238,15 @@ class DepthwiseConv:
             self.result = scratch.get("dacc", (rows, c, mult)).reshape(oh, span[1], c, mult)[:, :ow]
             flat = xp.reshape(-1, c, 1)
             taps = [flat[ky * dh * span[1] + kx * dw:][:n] for ky in range(kh) for kx in range(kw)]
+            self.view = ("nyxc,yxcm->ncm", as_strided(xp, (n, kh, kw, c), (s[1], dh * s[0], dw * s[1], s[2])))
         else:
             self.acc = self.result = scratch.get("dacc", (oh, ow, c, mult))
             self.tmp = scratch.get("dtmp", (oh, ow, c, mult))
             sh, sw = stride
             taps = [xp[ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :, None]
                     for ky in range(kh) for kx in range(kw)]
+            self.view = ("hwyxc,yxcm->hwcm", as_strided(xp, (oh, ow, kh, kw, c),
+                                                         (sh * s[0], sw * s[1], dh * s[0], dw * s[1], s[2])))
         self.taps = list(zip(taps, (self.wf[ky, kx] for ky in range(kh) for kx in range(kw))))
         self.zp_term = _ZeroPointTerm(self.zp, kh * kw, c * mult, scratch)
 
@@ -264,18 +256,27 @@ class DepthwiseConv:
     def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray):
         """The kernel on fixed views: x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult],
         out int32 [oh*ow, c*mult]; returns the closure that runs it."""
-        load, wv, wf = self.pad.loader(x[0]), _reshaped(w, self.shape), self.wf
+        load, wv, wf = self.pad.loader(x[0]), reshaped(w, self.shape), self.wf
         acc, tmp, result, (tap0, w0), taps = self.acc, self.tmp, self.result, self.taps[0], self.taps[1:]
-        out4 = _reshaped(out, result.shape)
+        out4 = reshaped(out, result.shape)
         zp_term = (self.zp_term, wf.reshape(-1, self.shape[2] * self.shape[3])) if self.zp else None
+        spec, view = self.view
 
-        def run() -> None:
-            load()
-            np.copyto(wf, wv, casting="unsafe")
+        def per_tap() -> None:
             np.multiply(tap0, w0, out=acc)
             for tap, wt in taps:
                 np.multiply(tap, wt, out=tmp)
                 np.add(acc, tmp, out=acc)
+
+        def all_taps() -> None:
+            np.einsum(spec, view, wf, out=acc)
+
+        conv = all_taps if self.einsum else per_tap
+
+        def run() -> None:
+            load()
+            np.copyto(wf, wv, casting="unsafe")
+            conv()
             np.copyto(out4, result, casting="unsafe")
             if zp_term is not None:
                 np.subtract(out, zp_term[0].of(zp_term[1]), out=out)
@@ -289,9 +290,9 @@ class MaxPool:
 
     def __init__(self, in_hw, c, kernel, stride, pads_tl, out_hw, scratch: Scratch):
         (oh, ow), (kh, kw), (sh, sw) = out_hw, kernel, stride
-        span = _spans(out_hw, kernel, stride, (1, 1))
-        rs, rd = _placement(in_hw[0], 1, pads_tl[0], span[0])
-        cs, cd = _placement(in_hw[1], 1, pads_tl[1], span[1])
+        span = spans(out_hw, kernel, stride, (1, 1))
+        rs, rd = placement(in_hw[0], 1, pads_tl[0], span[0])
+        cs, cd = placement(in_hw[1], 1, pads_tl[1], span[1])
         buf = scratch.get(("mp", *in_hw, *pads_tl), (*span, c), np.int8, -128)
         self.src, self.dst = (rs, cs), buf[rd, cd]
         self.taps = [buf[ky: ky + (oh - 1) * sh + 1: sh, kx: kx + (ow - 1) * sw + 1: sw] for ky in range(kh)
@@ -315,7 +316,8 @@ class MaxPool:
 
 class Requantize:
     """intmath.requantize of int32 accumulators [n, k] into an int8 view, in preallocated
-    buffers, with the per-channel constants remembered per (bias, multiplier, shift) content.
+    buffers, with the per-channel constants remembered per (bias, multiplier, shift) content
+    (the parameter bytes are the key: equal bytes, equal constants).
 
     The formula is intmath.multiply_by_quantized_multiplier_fused's. With M >= 0, a*M < 0 only
     where a < 0 (a*M = 0 gives 0 either way), so the sign term is a & INT32_MIN, in int32.
@@ -330,10 +332,11 @@ class Requantize:
         self.x = scratch.get("rq_x", self.wide, np.int32)
         self.t = scratch.get("rq_t", self.wide, np.int32)
         self.ab = scratch.get("rq_ab", self.wide, np.int64)
-        self.memo: dict[bytes, tuple | None] = {}
+        # shared by the machine's stages of equal row tiling: the tiles of one layer share one
+        # set of constants, which then stays in cache from one tile to the next
+        self.memo: dict[bytes, tuple | None] = scratch.remember(("rq_memo", self.r), dict)
 
-    def _constants(self, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
-        key = bias.tobytes() + mult.tobytes() + shift.tobytes()
+    def _constants(self, key: bytes, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
         got = self.memo.get(key, False)
         if got is False:
             m, s = mult.astype(np.int64), shift.astype(np.int64)
@@ -360,11 +363,16 @@ class Requantize:
         if not intmath.INT32_MIN <= min(lo, act_min) <= max(hi, act_max) <= intmath.INT32_MAX:
             return lambda: intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
         bounds = np.array(lo, np.int32), np.array(hi, np.int32)      # 0-d: np.clip's fast path
-        x, t, ab = self.x, self.t, self.ab
-        acc_w, x_n = _reshaped(acc, self.wide), x.reshape(self.shape)
+        x, t, ab, zp = self.x, self.t, self.ab, np.int32(out_zp)
+        acc_w, x_n = reshaped(acc, self.wide), x.reshape(self.shape)
+
+        last = [b"", None]      # the parameter bytes last seen and their constants
 
         def run() -> None:
-            c = self._constants(bias, mult, shift)
+            key = bias.tobytes() + mult.tobytes() + shift.tobytes()
+            if key != last[0]:  # compared each run, hashed (up to 15 KB) only when they change
+                last[:] = key, self._constants(key, bias, mult, shift)
+            c = last[1]
             if c is None:
                 intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
                 return
@@ -374,9 +382,7 @@ class Requantize:
             np.multiply(x, m, out=ab)
             np.add(ab, pos, out=ab)
             np.add(ab, t, out=ab)
-            np.right_shift(ab, sh, out=ab)
-            np.copyto(x, ab, casting="unsafe")        # exact: the value lies in int32
+            np.right_shift(ab, sh, out=x, casting="unsafe")    # exact: the value lies in int32
             np.clip(x, *bounds, out=x)
-            np.add(x, out_zp, out=x)
-            np.copyto(out, x_n, casting="unsafe")
+            np.add(x_n, zp, out=out, casting="unsafe")         # int32 sum, cast as requantize casts
         return run

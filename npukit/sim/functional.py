@@ -17,7 +17,7 @@ from ..isa import instructions as I
 from ..isa.program import Program
 from ..isa.serial import from_data
 from ..quant.qexec import run_qnode
-from ..threads import single_threaded
+from ..threads import blas_threads
 from .semantics import Action, Machine, bind
 
 
@@ -40,8 +40,9 @@ def check_feeds(inputs, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class Simulator:
-    def __init__(self, prog: Program, sram: dict[int, int]):
+    def __init__(self, prog: Program, sram: dict[int, int], threads: int = 1):
         self.prog = prog
+        self.threads = threads      # BLAS threads during a run
         self.sram = sram
         self.state = [np.frombuffer(r.image, np.uint8).copy() for r in prog.regions]
         self._spaces = {r.space: i for i, r in enumerate(prog.regions)}
@@ -69,7 +70,7 @@ class Simulator:
     def run(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
         """Integer inputs in, integer outputs out. `order` runs instructions in another
         (dependency-respecting) order, as the timing model schedules them."""
-        with single_threaded():
+        with blas_threads(self.threads):
             return self._run(feeds, order)
 
     def _run(self, feeds, order):
@@ -84,7 +85,7 @@ class Simulator:
     def seconds_by_kind(self, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, float]]:
         """One run in program order (a run like any other: a streaming model's state advances),
         timed per instruction kind: {kind: (count, seconds)}."""
-        with single_threaded():
+        with blas_threads(self.threads):
             arrays = check_feeds(self.prog.inputs, feeds)
             m, actions = self._bind()
             m.clear_sram()

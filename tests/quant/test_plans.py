@@ -77,15 +77,16 @@ def test_dense_conv_plan_equals_conv2d_acc(g, c, k, zp, kind, accumulate, im2col
 
 @SETTINGS
 @given(g=geometries(depthwise=True), c=st.integers(1, 9), mult=st.integers(1, 3), zp=st.integers(-128, 127),
-       kind=codes, seed=st.integers(0, 2 ** 16))
-def test_depthwise_plan_equals_conv2d_acc(g, c, mult, zp, kind, seed):
+       kind=codes, einsum=st.sampled_from([None, True, False]), seed=st.integers(0, 2 ** 16))
+def test_depthwise_plan_equals_conv2d_acc(g, c, mult, zp, kind, einsum, seed):
+    """Both formulations: a multiply-add per tap and one einsum over all taps."""
     rng = np.random.default_rng(seed)
     x = _codes(rng, kind, (1, *g["in_hw"], c))
     w = _codes(rng, kind, (1, *g["kernel"], c * mult))
     want = _expected(x, w, g["kernel"], g["stride"], g["dilation"], (1, 1), g["pads_tl"], g["out_hw"], zp,
                      depthwise=True, c=c)
     plan = plans.DepthwiseConv(g["in_hw"], c, mult, g["kernel"], g["stride"], g["dilation"], g["pads_tl"],
-                               g["out_hw"], zp, plans.Scratch())
+                               g["out_hw"], zp, plans.Scratch(), einsum)
     out = np.empty(want.shape, np.int32)
     plan(x, w, out)
     assert np.array_equal(out, want)
@@ -138,6 +139,28 @@ def test_requantize_plan_equals_the_spelled_out_stage(n, k, zp, lo, width, edges
     assert np.array_equal(dst, want)
 
 
+def test_requantize_parameters_rewritten_in_place_are_never_stale():
+    """One bound stage over one parameter block rewritten between calls (and back), sharing
+    its scratch (hence its remembered constants) with a second stage: each call uses the
+    parameters there now."""
+    rng = np.random.default_rng(3)
+    scratch = plans.Scratch()
+    acc = rng.integers(-(1 << 20), 1 << 20, (12, 5)).astype(np.int32)
+    params = np.empty((3, 5), np.int32)
+    dst = np.empty((12, 5), np.int8)
+    run = plans.Requantize((12, 5), scratch).bind(acc, *params, 3, -128, 127, dst)
+    other = plans.Requantize((12, 5), scratch).bind(acc.copy(), *params.copy(), 3, -128, 127, dst.copy())
+    blocks = [np.stack([rng.integers(-1000, 1000, 5), rng.integers(1 << 30, 1 << 31, 5), -rng.integers(0, 12, 5)])
+              .astype(np.int32) for _ in range(2)]
+    for block in (blocks[0], blocks[1], blocks[0]):
+        params[...] = block
+        run()
+        other()
+        x = intmath.wrap_int32(acc.astype(np.int64) + block[0])
+        want = np.clip(intmath.multiply_by_quantized_multiplier(x, block[1], block[2]) + 3, -128, 127)
+        assert np.array_equal(dst, want.astype(np.int8))
+
+
 @pytest.mark.parametrize("im2col", [True, False])
 def test_dense_conv_depth_beyond_float32_exactness(im2col):
     """All codes 127 over 3x3x700: the one-chunk float32 sum (1.0e8) would not be exact."""
@@ -167,3 +190,38 @@ def test_max_pool_plan_equals_max_pool(ih, iw, c, kh, kw, sh, sw, pads, crop, ac
     out = np.zeros((1, *out_hw, c), np.int8)
     plans.MaxPool((ih, iw), c, (kh, kw), (sh, sw), (t, l), out_hw, plans.Scratch()).bind(x, out, *act)()
     assert np.array_equal(out, want[:, :out_hw[0], :out_hw[1]])
+
+
+def test_dense_conv_weights_rewritten_in_place_are_never_stale():
+    """One bound kernel over one weight buffer, rewritten between calls (a new weight tile DMA'd
+    into the same WBUF bytes): every call uses the bytes there now, including a return to
+    earlier weights and a change in a single byte."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(-128, 128, (1, 5, 6, 40)).astype(np.int8)
+    wbuf = np.empty((4, 3, 3, 40), np.int8)
+    out = np.empty((30, 4), np.int32)
+    scratch = plans.Scratch()
+    run = plans.DenseConv((5, 6), 40, 4, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (5, 6), 17, scratch).bind(
+        x, wbuf, out, False)
+    first = rng.integers(-128, 128, wbuf.shape).astype(np.int8)
+    second = first.copy()
+    second[3, 2, 1, 39] ^= 1
+    for w in (first, second, -first.clip(-127), first, second):
+        wbuf[...] = w
+        run()
+        assert np.array_equal(out, _expected(x, w, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (5, 6), 17))
+
+
+def test_weight_cache_starts_over_at_its_limit_and_stays_exact(monkeypatch):
+    """A cache too small for two weight blocks: each lookup of the other block converts again."""
+    monkeypatch.setattr(plans.WeightCache, "LIMIT", 3 * 3 * 8 * 5 * 4)
+    rng = np.random.default_rng(2)
+    x = rng.integers(-128, 128, (1, 4, 4, 8)).astype(np.int8)
+    scratch = plans.Scratch()
+    blocks = [rng.integers(-128, 128, (5, 3, 3, 8)).astype(np.int8) for _ in range(2)]
+    plan = plans.DenseConv((4, 4), 8, 5, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (4, 4), -3, scratch)
+    for w in blocks * 3:
+        out = np.empty((16, 5), np.int32)
+        plan(x, w, out, False)
+        assert np.array_equal(out, _expected(x, w, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1), (4, 4), -3))
+    assert len(scratch.remember("weights", plans.WeightCache)._entries) == 1

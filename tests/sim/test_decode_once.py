@@ -87,3 +87,61 @@ def test_seconds_by_kind_counts_every_instruction(compiled):
         kinds[type(ins).__name__] = kinds.get(type(ins).__name__, 0) + 1
     assert {k: n for k, (n, _) in timed.items()} == kinds
     assert all(s >= 0 for _, s in timed.values())
+
+
+def _conv_weight_sources(prog) -> list[tuple[int, np.ndarray]]:
+    """(region index, byte offsets) of the off-chip bytes that DMAs copy into CONV weights."""
+    ranges = [(c.wgt, c.wgt + c.k * c.kernel[0] * c.kernel[1] * c.c_len) for c in prog.instructions
+              if isinstance(c, I.Conv)]
+    region_of = {r.space: i for i, r in enumerate(prog.regions)}
+    found = []
+    for d in prog.instructions:
+        if not (isinstance(d, I.Dma) and d.dst_space == I.WBUF and d.src_space in region_of):
+            continue
+        idx = np.indices(d.shape).reshape(len(d.shape), -1)
+        src = (d.src + (np.array(d.src_strides)[:, None] * idx).sum(0))[:, None] + np.arange(d.elem)
+        dst = (d.dst + (np.array(d.dst_strides)[:, None] * idx).sum(0))[:, None] + np.arange(d.elem)
+        hit = np.zeros(dst.shape, bool)
+        for lo, hi in ranges:
+            hit |= (dst >= lo) & (dst < hi)
+        found.append((region_of[d.src_space], src[hit]))
+    return found
+
+
+def test_new_weights_in_the_same_wbuf_bytes_are_not_served_stale(compiled):
+    """A warm simulator whose weight constants change between runs (same program, same WBUF
+    addresses, other bytes) computes what a fresh simulator of the changed program computes."""
+    prog = compiled.program
+    images = [np.frombuffer(r.image, np.uint8).copy() for r in prog.regions]
+    sources = _conv_weight_sources(prog)
+    assert sum(s.size for _, s in sources) > 0
+    for i, offsets in sources:
+        images[i][offsets] = (-images[i][offsets].view(np.int8).clip(-127)).view(np.uint8)
+    changed = dataclasses.replace(prog, regions=[dataclasses.replace(r, image=im.tobytes())
+                                                 for r, im in zip(prog.regions, images)])
+    warm = _sim(prog)
+    before = warm.run(_feed(0))
+    for state, im in zip(warm.state, images):
+        state[:] = im
+    after = warm.run(_feed(0))
+    want = _sim(changed).run(_feed(0))
+    assert all(np.array_equal(after[k], want[k]) for k in want)
+    assert any(not np.array_equal(before[k], want[k]) for k in want)
+
+
+def test_outputs_do_not_depend_on_blas_threads(tmp_path):
+    """Every float32 partial sum is an exact integer, so the order two BLAS threads sum in
+    cannot change a bit: a 3x3 conv over 96 channels (per-tap GEMMs of 208 x 96 x 32, large
+    enough for BLAS to split) gives the same outputs with one thread and with two."""
+    rng = np.random.default_rng(4)
+    path = tmp_path / "wide.onnx"
+    path.write_bytes(conv_model(rng, c=96, k=64, h=24, w=24, kernel=(3, 3), stride=(1, 1), dilation=(1, 1),
+                                pads=[1, 1, 1, 1], groups=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = npukit.compile(path, "npu-m", calibration={"x": rng.standard_normal((2, 1, 96, 24, 24)).astype(np.float32)})
+    a = load_arch("npu-m")
+    sram = {I.ABUF: a.abuf_bytes, I.WBUF: a.wbuf_bytes, I.ACC: a.acc_bytes}
+    feed = {"x": rng.integers(-128, 128, (1, 96, 24, 24)).astype(np.int8)}
+    one, two = Simulator(model.program, sram, threads=1).run(feed), Simulator(model.program, sram, threads=2).run(feed)
+    assert all(np.array_equal(one[k], two[k]) for k in one)
