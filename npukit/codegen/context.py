@@ -116,8 +116,7 @@ class Ctx:
         if not self.consts.compress or data.size == 0:
             return bpc
         if tensor not in self.ratios:
-            raw = np.ascontiguousarray(data).tobytes()
-            self.ratios[tensor] = min(1.0, len(wcodec.encode(raw)) / len(raw))
+            self.ratios[tensor] = estimated_ratio(data)
         ratio = self.ratios[tensor]
         if ratio >= 1.0:
             return bpc
@@ -146,3 +145,17 @@ class Ctx:
     @property
     def nbuf(self) -> int:
         return 2 if self.options.double_buffer else 1
+
+
+SAMPLE_GROUPS = 2048    # groups of wcodec.GROUP values encoded to estimate a tensor's ratio
+
+
+def estimated_ratio(data: np.ndarray) -> float:
+    """Compressed / raw size of a weight tensor (at most 1), from up to SAMPLE_GROUPS evenly
+    spaced groups of its values: a cost estimate, so a sample is enough."""
+    raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    n_groups = raw.size // wcodec.GROUP
+    if n_groups > SAMPLE_GROUPS:
+        pick = np.linspace(0, n_groups - 1, SAMPLE_GROUPS).astype(np.int64)
+        raw = raw[:n_groups * wcodec.GROUP].reshape(n_groups, wcodec.GROUP)[pick].reshape(-1)
+    return min(1.0, len(wcodec.encode(raw.tobytes())) / max(raw.size, 1))

@@ -69,7 +69,7 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
                 _emit_nest(cx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
 
     t = fastest(ctx, cands, emit, ("conv", n, groups, mode, attrs, *key, len(cands),
-                                 ctx.compression_key(node.inputs[1])))
+                                 ctx.compression_key(node.inputs[1])), ctx.ratios.get(node.inputs[1], 1.0))
     emit(ctx, t)
     detail = {"tiling": f"rows {t.th} x out-ch {t.tk} x in-ch {t.tc}, {t.order}, "
                         f"{'ws' if t.dataflow == costs.WS else 'os'}, {t.engine}"}

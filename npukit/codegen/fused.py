@@ -71,7 +71,7 @@ def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, cands: list[FusedTiling]
     spaces = tuple(ctx.space(n) == I.ABUF for n in (dw.inputs[0], pw.outputs[0]))
     key = ("fused", tuple(cands), dw.attrs, g.tensors[dw.inputs[0]].shape, g.tensors[pw.outputs[0]].shape,
            g.tensors[dw.inputs[1]].shape, spaces, ctx.arch.fingerprint, ctx.nbuf, ctx.compression_key(pw.inputs[1]))
-    t = fastest(ctx, cands, lambda cx, t: _emit(cx, g, dw, pw, t, layers), key)
+    t = fastest(ctx, cands, lambda cx, t: _emit(cx, g, dw, pw, t, layers), key, ctx.ratios.get(pw.inputs[1], 1.0))
     return _emit(ctx, g, dw, pw, t, layers)
 
 

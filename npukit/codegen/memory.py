@@ -46,6 +46,8 @@ class ConstImage:
     space: int
     base: int
     compress: bool = False
+    estimate: float | None = None   # scratch images: a packable block's stream is taken as this
+    #                                 fraction of its bytes instead of being encoded
     data: bytearray = field(default_factory=bytearray)
     packed: dict = field(default_factory=dict)    # address -> (raw bytes, stream bytes)
     _seen: dict = field(default_factory=dict)     # (packable, bytes) -> address: identical blocks stored once
@@ -56,7 +58,10 @@ class ConstImage:
         if key in self._seen:
             return self._seen[key]
         stored = raw
-        if key[0]:
+        if key[0] and self.estimate is not None:
+            if self.estimate < 1.0:
+                stored = bytes(max(1, int(len(raw) * self.estimate + 0.5)))
+        elif key[0]:
             stream = _encoded(raw)
             if len(stream) < len(raw):
                 stored = stream
@@ -68,9 +73,10 @@ class ConstImage:
             self.packed[addr] = (len(raw), len(stored))
         return addr
 
-    def fresh(self) -> ConstImage:
-        """An empty image with the same place and policy (for scratch lowerings)."""
-        return ConstImage(self.space, self.base, self.compress)
+    def fresh(self, estimate: float | None = None) -> ConstImage:
+        """An empty image with the same place and policy (for scratch lowerings); with
+        `estimate`, compressed blocks are sized by that ratio, not encoded."""
+        return ConstImage(self.space, self.base, self.compress, estimate)
 
     @property
     def end(self) -> int:

@@ -24,9 +24,11 @@ class _Replay:
     host_segments: tuple = field(default=())
 
 
-def replay_cycles(ctx: Ctx, emit) -> int:
-    """Cycles of the instructions `emit(scratch_ctx)` produces, timed on their own."""
-    consts = ctx.consts.fresh()
+def replay_cycles(ctx: Ctx, emit, ratio: float = 1.0) -> int:
+    """Cycles of the instructions `emit(scratch_ctx)` produces, timed on their own; compressed
+    weight blocks are sized by the layer's measured `ratio` (encoding every candidate's
+    blocks would cost more than the lowering)."""
+    consts = ctx.consts.fresh(estimate=ratio)
     e = Emitter(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
                 packed_space=consts.space)
     scratch = dataclasses.replace(ctx, consts=consts, emitter=e)
@@ -34,15 +36,16 @@ def replay_cycles(ctx: Ctx, emit) -> int:
     return simulate(_Replay(e.program), ctx.arch).total_cycles
 
 
-def fastest(ctx: Ctx, candidates: list, emit, key) -> object:
+def fastest(ctx: Ctx, candidates: list, emit, key, ratio: float = 1.0) -> object:
     """The candidate whose lowering `emit(ctx, candidate)` the event model times fastest
-    (the first, cheapest by the closed forms, on a tie); remembered under `key`."""
+    (the first, cheapest by the closed forms, on a tie); remembered under `key`. `ratio`:
+    the compression ratio of the layer's weights."""
     if len(candidates) <= 1:
         return candidates[0]
     if key not in _CHOSEN:
         if len(_CHOSEN) > 4096:
             _CHOSEN.clear()
-        times = [replay_cycles(ctx, lambda c, t=t: emit(c, t)) for t in candidates]
+        times = [replay_cycles(ctx, lambda c, t=t: emit(c, t), ratio) for t in candidates]
         _CHOSEN[key] = times.index(min(times))
     return candidates[_CHOSEN[key]]
 

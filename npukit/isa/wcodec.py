@@ -50,13 +50,17 @@ def encode(data: bytes | np.ndarray) -> bytes:
     u = np.zeros(n_groups * GROUP, np.uint8)
     u[:raw.size] = _zigzag(raw.view(np.int8))
     u = u.reshape(n_groups, GROUP)
-    # bits of each Rice k (32 k remainder bits + the unary codes), infeasible past Q_MAX
-    q = u[:, :, None] >> np.arange(8, dtype=np.uint8)
-    costs = GROUP * np.arange(8) + q.sum(axis=1, dtype=np.int32) + GROUP
-    costs[q.max(axis=1) > Q_MAX] = 1 << 30
+    # bits of each Rice k (32 k remainder bits + the unary codes), infeasible past Q_MAX:
+    # one pass per k over the values (no [groups, 32, 8] temporary)
+    costs = np.empty((n_groups, 8), np.int64)
+    for k in range(8):
+        costs[:, k] = (u >> k).sum(axis=1, dtype=np.int32)
+    costs += GROUP * np.arange(8) + GROUP
+    top = u.max(axis=1)
+    costs[(top[:, None] >> np.arange(8, dtype=np.uint8)) > Q_MAX] = 1 << 30
     modes = np.argmin(costs, axis=1)
     modes = np.where(costs[np.arange(n_groups), modes] >= 8 * GROUP, RAW, modes)
-    modes = np.where(u.max(axis=1) == 0, ZERO, modes).astype(np.uint8)
+    modes = np.where(top == 0, ZERO, modes).astype(np.uint8)
     header = np.zeros(2 * (-(-n_groups // 2)), np.uint8)
     header[:n_groups] = modes
     parts = [(header[0::2] | (header[1::2] << 4)).tobytes()]
@@ -67,9 +71,13 @@ def encode(data: bytes | np.ndarray) -> bytes:
         sel = np.flatnonzero(modes == mode)
         if mode == RAW:
             rem[starts[sel][:, None] + np.arange(GROUP)] = u[sel]
-        elif 0 < mode < RAW:
-            bits = ((u[sel][:, :, None] >> np.arange(mode, dtype=np.uint8)) & 1).reshape(sel.size, -1)
-            rem[starts[sel][:, None] + np.arange(GROUP // 8 * mode)] = np.packbits(bits, axis=1, bitorder="little")
+        elif 0 < mode < RAW:    # 8 values of `mode` bits -> `mode` bytes, through one uint64 each
+            r = (u[sel] & ((1 << int(mode)) - 1)).astype(np.uint64).reshape(-1, 8)
+            word = np.zeros(r.shape[0], np.uint64)
+            for j in range(8):
+                word |= r[:, j] << np.uint64(j * int(mode))
+            packed = word.astype("<u8").view(np.uint8).reshape(sel.size, GROUP // 8, 8)[:, :, :mode].reshape(sel.size, -1)
+            rem[starts[sel][:, None] + np.arange(GROUP // 8 * mode)] = packed
     parts.append(rem.tobytes())
     rice = modes < RAW
     q = (u[rice] >> modes[rice][:, None]).reshape(-1).astype(np.int64)
