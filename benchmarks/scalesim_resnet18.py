@@ -74,7 +74,10 @@ def npukit_layer_cycles(qgraph, dataflow: str) -> dict[str, dict]:
     from npukit.report.profile import build_profile
     from npukit.sim.timing import simulate
     arch = fidelity_arch(dataflow)
-    program = lower_program(qgraph, arch, CompileOptions(), {})
+    # closed-form tiling choice: with buffers this large it keeps every layer one tile (timing
+    # candidates may split a layer to overlap its transfers, which is faster but not the
+    # single-tile case SCALE-Sim's numbers describe)
+    program = lower_program(qgraph, arch, CompileOptions(timed_candidates=1), {})
     profile = build_profile(program, arch, simulate(program, arch))
     tiles: dict[int, int] = {}
     for ins in program.instructions:
