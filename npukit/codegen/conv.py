@@ -20,6 +20,18 @@ from .emitter import dma
 from .replay import fastest
 
 
+def requant_params(bias: np.ndarray, p, k: int, mode: int) -> np.ndarray:
+    """The [3, k] parameter block a REQUANT (or DWCONV) of `mode` reads: bias and the
+    per-channel scale, int32 for mode 0 (Q31 multiplier, shift), int64 for mode 1 (exact
+    double scale as mantissa, exponent) and mode 2 (16x8: int64 bias)."""
+    ones = np.ones(k, np.int64)
+    if mode == 1:   # LiteRT's fully connected requantises with the exact double scale
+        return np.stack([bias.astype(np.int64), p.scale_mantissa * ones, p.scale_exponent * ones])
+    if mode == 2:   # 16x8: int64 bias, the int64 form of the Q31 multiplier
+        return np.stack([bias.astype(np.int64), p.multiplier * ones, p.shift * ones]).astype(np.int64)
+    return np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
+
+
 def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     w = g.tensors[node.inputs[1]].data
@@ -52,13 +64,7 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
                      ctx.bytes_per_cycle(node.outputs[0])), in_place)
     cands = search_conv(shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates))
     mode = 1 if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
-    ones = np.ones(k_all, np.int64)
-    if mode == 1:   # LiteRT's fully connected requantises with the exact double scale
-        params = np.stack([bias.astype(np.int64), p.scale_mantissa * ones, p.scale_exponent * ones])
-    elif mode == 2:  # 16x8: int64 bias, the int64 form of the Q31 multiplier
-        params = np.stack([bias.astype(np.int64), p.multiplier * ones, p.shift * ones]).astype(np.int64)
-    else:
-        params = np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
+    params = requant_params(bias, p, k_all, mode)
 
     def emit(cx: Ctx, t: ConvTiling) -> None:
         for b in range(n):

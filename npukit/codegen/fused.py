@@ -16,6 +16,7 @@ from ..schedule.fused import FusedShape, FusedTiling, search_fused
 from ..schedule.tiling import Bandwidth, ConvShape, rows_in
 from ..sim import costs
 from .context import Ctx, SlotPair
+from .conv import requant_params
 from .emitter import contiguous, dma
 from .replay import fastest
 
@@ -43,9 +44,8 @@ def fusable_pairs(g: Graph, on_npu) -> dict[str, Node]:
 
 
 def _params(g: Graph, node: Node, k: int) -> np.ndarray:
-    bias = (g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k, np.int32)).astype(np.int32)
-    p, ones = node.params, np.ones(k, np.int64)
-    return np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
+    bias = g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k, np.int64)
+    return requant_params(bias, node.params, k, 0)
 
 
 def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node) -> list[FusedTiling]:

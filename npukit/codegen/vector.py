@@ -254,5 +254,4 @@ def mean_layout(g: Graph, node: Node) -> tuple[int, int, int] | None:
     axes = sorted({a % len(shape) for a in node.attrs.axes}) if shape else []
     if not axes or axes != list(range(axes[0], axes[-1] + 1)):
         return None
-    prod = lambda dims: int(np.prod(dims, dtype=np.int64))  # noqa: E731
-    return prod(shape[:axes[0]]), prod(shape[axes[0]:axes[-1] + 1]), prod(shape[axes[-1] + 1:])
+    return math.prod(shape[:axes[0]]), math.prod(shape[axes[0]:axes[-1] + 1]), math.prod(shape[axes[-1] + 1:])

@@ -90,30 +90,28 @@ class _Model:
             return [(space, *self._transfer(space, ins.n, 1, ins.n))]
         return []
 
+    def _count(self, c: Counts, space: int, n: int) -> None:
+        """Bytes a transfer moves in `space`: an off-chip region's count or an SRAM's."""
+        if space >= I.REGION0:
+            c.region_bytes[self.region_names[space]] += n
+        else:
+            c.sram_bytes[space] += n
+
     def latency(self, ins: I.Instr, c: Counts) -> int:
         if isinstance(ins, I.Dma) and ins.codec:     # reads the stream, writes the decoded bytes
             raw = math.prod(ins.shape) * ins.elem
-            for space, n in ((ins.src_space, ins.packed), (ins.dst_space, raw)):
-                if space >= I.REGION0:
-                    c.region_bytes[self.region_names[space]] += n
-                else:
-                    c.sram_bytes[space] += n
+            self._count(c, ins.src_space, ins.packed)
+            self._count(c, ins.dst_space, raw)
             return sum(self._transfer(ins.src_space, ins.packed, 1, ins.packed))
         if isinstance(ins, I.Dma):
             runs = math.prod(ins.shape)
             nbytes = runs * ins.elem
-            for space in (ins.src_space, ins.dst_space):
-                if space >= I.REGION0:
-                    c.region_bytes[self.region_names[space]] += nbytes
-                else:
-                    c.sram_bytes[space] += nbytes
+            self._count(c, ins.src_space, nbytes)
+            self._count(c, ins.dst_space, nbytes)
             return max(sum(self._transfer(ins.src_space, nbytes, runs, ins.elem)),
                        sum(self._transfer(ins.dst_space, nbytes, runs, ins.elem)))
         if isinstance(ins, I.Fill):
-            if ins.space >= I.REGION0:
-                c.region_bytes[self.region_names[ins.space]] += ins.n
-            else:
-                c.sram_bytes[ins.space] += ins.n
+            self._count(c, ins.space, ins.n)
             return sum(self._transfer(ins.space, ins.n, 1, ins.n))
         if isinstance(ins, I.Conv):     # an int16 input is two int8 passes (hi and lo byte)
             e, taps, passes = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.in_bytes
