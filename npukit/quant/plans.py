@@ -151,10 +151,10 @@ def prefer_im2col(out_hw, kernel, c: int, k: int, span_w: int) -> bool:
 
 
 class WeightCache:
-    """float32 copies of int8 weight blocks [k, ...] as [depth, k] matrices, with each output
-    channel's int32 sum, keyed by the exact bytes of the block (and its shape). Whoever looks
+    """float32 (or int8) copies of int8 weight blocks [k, ...] as [depth, k] matrices, with each
+    output channel's int32 sum, keyed by the exact bytes of the block (and its shape). Whoever looks
     up compares the bytes itself first, so a block rewritten with other weights is converted
-    again; the cache holds at most LIMIT float32 bytes (then starts over)."""
+    again; the cache holds at most LIMIT bytes of copies (then starts over)."""
 
     LIMIT = 256 << 20
 
@@ -162,13 +162,13 @@ class WeightCache:
         self._entries: dict[tuple, tuple[np.ndarray, np.ndarray, bytes]] = {}
         self._nbytes = 0
 
-    def get(self, data: bytes, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, bytes]:
-        """(float32 [depth, k], int32 sums [k], the bytes) of the block w whose bytes are `data`."""
-        key = (data, w.shape)
+    def get(self, data: bytes, w: np.ndarray, dtype=np.float32) -> tuple[np.ndarray, np.ndarray, bytes]:
+        """([depth, k] in `dtype`, int32 sums [k], the bytes) of the block w whose bytes are `data`."""
+        key = (data, w.shape, np.dtype(dtype).str)
         got = self._entries.get(key)
         if got is None:
             k = w.shape[0]
-            wm = np.ascontiguousarray(w.reshape(k, -1).T, np.float32)
+            wm = np.array(w.reshape(k, -1).T, dtype, order="C")     # a copy: never a view of WBUF
             wsum = w.reshape(k, -1).sum(axis=1, dtype=np.int64).astype(np.int32)   # |sum| <= 128 * depth
             if self._nbytes + wm.nbytes > self.LIMIT:
                 self._entries.clear()

@@ -75,5 +75,23 @@ class Padded:
         return load
 
 
+class PaddedCodes:
+    """The padded, input-dilated copy of an int8 NHWC tile (batch 1) as uint8 codes offset by
+    128 (x ^ 0x80), padding and inserted cells holding zp + 128: the int8 GEMM's A operand,
+    whose zero point zp + 128 then makes every padded cell contribute 0."""
+
+    def __init__(self, in_hw, c, span, pads_tl, in_dil, zp: int, scratch: Scratch):
+        (ih, iw), (sh, sw), (pt, pl), (dy, dx) = in_hw, span, pads_tl, in_dil
+        rs, rd = placement(ih, dy, pt, sh)
+        cs, cd = placement(iw, dx, pl, sw)
+        self.buf = scratch.get(("xq", ih, iw, pt, pl, dy, dx), (sh, sw, c), np.uint8, zp + 128)
+        self.src, self.dst = (rs, cs), self.buf[rd, cd]
+
+    def loader(self, x: np.ndarray):
+        """The offset copy of a fixed int8 view [ih, iw, c] into the buffer, as a closure."""
+        src, dst, bit = x[self.src].view(np.uint8), self.dst, np.uint8(0x80)
+        return lambda: np.bitwise_xor(src, bit, out=dst)
+
+
 def spans(out_hw, kernel, stride, dilation) -> tuple[int, int]:
     return tuple((o - 1) * s + (k - 1) * d + 1 for o, k, s, d in zip(out_hw, kernel, stride, dilation))

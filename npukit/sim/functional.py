@@ -16,6 +16,7 @@ from ..errors import BinaryError, InputError
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..isa.serial import from_data
+from ..quant import gemm_int8
 from ..quant.qexec import run_qnode
 from ..threads import blas_threads
 from .semantics import Action, Machine, bind
@@ -40,9 +41,10 @@ def check_feeds(inputs, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class Simulator:
-    def __init__(self, prog: Program, sram: dict[int, int], threads: int = 1):
+    def __init__(self, prog: Program, sram: dict[int, int], threads: int = 1, int8_gemm: bool = True):
         self.prog = prog
-        self.threads = threads      # BLAS threads during a run
+        self.threads = threads      # BLAS and int8 GEMM threads during a run
+        self.int8_gemm = int8_gemm  # products on the exact int8 GEMM where this CPU has one
         self.sram = sram
         self.state = [np.frombuffer(r.image, np.uint8).copy() for r in prog.regions]
         self._spaces = {r.space: i for i, r in enumerate(prog.regions)}
@@ -58,7 +60,7 @@ class Simulator:
         regions = [np.zeros(0, np.uint8)] * n
         for space, i in self._spaces.items():
             regions[space - I.REGION0] = self.state[i]
-        return Machine(self.sram, regions)
+        return Machine(self.sram, regions, gemm_int8.backend(self.threads) if self.int8_gemm else None)
 
     def _bind(self) -> tuple[Machine, list[Action]]:
         """The machine and the program bound to it, built on first use (BinaryError then)."""

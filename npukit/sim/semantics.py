@@ -18,7 +18,7 @@ from ..errors import BinaryError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
-from ..quant import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans
+from ..quant import gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
 
 
 def params_to_ints(p) -> tuple[int, ...]:
@@ -39,11 +39,14 @@ Action = Callable[[], None]
 
 
 class Machine:
-    """SRAMs and off-chip regions as byte arrays, plus the prepared kernels' scratch buffers.
+    """SRAMs and off-chip regions as byte arrays, plus the prepared kernels' scratch buffers
+    and the exact int8 GEMM the MXU's products run on (None: the float32 kernels).
 
     The arrays are allocated once: bound instructions hold views into them."""
 
-    def __init__(self, sram_bytes: dict[int, int], regions: list[np.ndarray]):
+    def __init__(self, sram_bytes: dict[int, int], regions: list[np.ndarray],
+                 gemm: gemm_int8.Int8Gemm | None = None):
+        self.gemm = gemm
         self.mem = {space: np.zeros(n, np.uint8) for space, n in sram_bytes.items()}
         self.sram = list(self.mem.values())
         for i, region in enumerate(regions):
@@ -153,11 +156,15 @@ def _conv(m: Machine, c: I.Conv) -> Action:
     out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int32)
     xs = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride), np.int16 if c.in_bytes == 2 else np.int8)
     x = xs[..., c.c_off:c.c_off + c.c_len]
+    depth = kh * kw * c.c_len
     if c.in_bytes == 1 and _int8_geometry(c.zp, c.in_h, c.in_w, c.c_len, c.k, c.out_h, c.out_w, kh, kw, *c.stride, *c.dilation,
-                      *c.in_dil, c.c_off + 1, c.c_stride - c.c_off - c.c_len + 1) and kh * kw * c.c_len < 1 << 17:
-        plan = plans.DenseConv((c.in_h, c.in_w), c.c_len, c.k, c.kernel, c.stride, c.dilation, c.in_dil,
-                               (c.pad_t, c.pad_l), (c.out_h, c.out_w), c.zp, m.scratch)
-        return plan.bind(x, w, out, bool(c.accumulate))
+                                          *c.in_dil, c.c_off + 1, c.c_stride - c.c_off - c.c_len + 1):
+        geometry = ((c.in_h, c.in_w), c.c_len, c.k, c.kernel, c.stride, c.dilation, c.in_dil,
+                    (c.pad_t, c.pad_l), (c.out_h, c.out_w), c.zp, m.scratch)
+        if m.gemm is not None and depth <= gemm_int8.MAX_DEPTH:
+            return plans_int8.DenseConvInt8(*geometry, m.gemm).bind(x, w, out, bool(c.accumulate))
+        if depth < 1 << 17:
+            return plans.DenseConv(*geometry).bind(x, w, out, bool(c.accumulate))
     pt, pb = _tile_pads(c.in_h, c.in_dil[0], c.pad_t, c.out_h, c.stride[0], kh, c.dilation[0])
     pl, pr = _tile_pads(c.in_w, c.in_dil[1], c.pad_l, c.out_w, c.stride[1], kw, c.dilation[1])
     attrs = ConvAttrs(stride=c.stride, dilation=c.dilation, pads=(pt, pl, pb, pr), input_dilation=c.in_dil)

@@ -17,6 +17,8 @@ import npukit
 from npukit.arch import load_arch
 from npukit.codegen.context import CompileOptions
 from npukit.compiler import quantize_inputs
+from npukit.isa import instructions as I
+from npukit.sim.functional import Simulator
 from npukit.sim.reference import run_reference
 
 from cases import conv_chain_model, conv_model, vector_model
@@ -31,12 +33,18 @@ def _compile(tmp_path, data: bytes, arch, options, calib):
 
 
 def assert_sim_equals_reference(prog, feeds_float: list[dict], check_timing_order=True):
+    """Program order, the timing model's order, and the float32 conv kernels (the path a CPU
+    without exact int8 products takes) all compute the reference's outputs."""
+    float32 = Simulator(prog.program, {I.ABUF: prog.arch.abuf_bytes, I.WBUF: prog.arch.wbuf_bytes,
+                                       I.ACC: prog.arch.acc_bytes}, int8_gemm=False)
     for feed in feeds_float:
         q = quantize_inputs(prog.qgraph, feed)
         want = run_reference(prog.qgraph, q)
         got = prog.run_int(q)
+        other = float32.run(q)
         for name in want:
             np.testing.assert_array_equal(got[name], want[name], err_msg=f"output {name}")
+            np.testing.assert_array_equal(other[name], want[name], err_msg=f"float32 kernels, {name}")
         if check_timing_order:   # any order the timing model picks must compute the same
             t = prog.timeline()
             order = list(np.lexsort((np.arange(len(t.start)), t.start)))
@@ -165,7 +173,6 @@ def test_resident_tensors_are_read_and_written_in_place(tmp_path):
     rng = np.random.default_rng(0)
     data = conv_chain_model(rng, 3, 4, 4, 8, 8, (3, 3), (1, 1), [1, 1, 1, 1], 1)
     prog = _compile(tmp_path, data, small_arch(8, 1, 2, 4, 4, "ws"), CompileOptions(), None)
-    from npukit.isa import instructions as I
     program = prog.program.instructions
     convs = [i for i in program if isinstance(i, I.Conv)]
     first, second = convs[0].layer, convs[-1].layer

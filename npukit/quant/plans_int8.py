@@ -1,0 +1,70 @@
+"""The dense conv tile on the exact int8 GEMM (gemm_int8): what plans.DenseConv computes.
+
+One MatMulInteger per instruction, over the whole depth: A is the tile's im2col as uint8 codes
+offset by 128 (tiles.PaddedCodes; a 1x1 stride-1 tile is its own A), B the weight block as
+an int8 [depth, k] matrix from the machine's WeightCache (looked up again only when the bytes
+in WBUF change), a_zp = zp + 128. The product lands in the accumulators directly, or in a
+scratch buffer that is then added (int32, wrapping) when the instruction accumulates.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .gemm_int8 import MAX_DEPTH, Int8Gemm
+from .plans import WeightCache
+from .tiles import PaddedCodes, Scratch, spans
+
+
+class DenseConvInt8:
+    """Accumulators of one dense (groups = 1) conv tile into int32 out[oh*ow, k], as
+    plans.DenseConv gives them, by one exact int8 product."""
+
+    def __init__(self, in_hw, c, k, kernel, stride, dilation, in_dil, pads_tl, out_hw, zp: int,
+                 scratch: Scratch, gemm: Int8Gemm):
+        (oh, ow), (kh, kw) = out_hw, kernel
+        depth = kh * kw * c
+        if depth > MAX_DEPTH or not -128 <= zp <= 127:
+            raise ValueError(f"int8 GEMM: depth {depth} or zero point {zp} out of its exact range")
+        self.pad = PaddedCodes(in_hw, c, spans(out_hw, kernel, stride, dilation), pads_tl, in_dil, zp, scratch)
+        xp = self.pad.buf
+        if (kh, kw) == (1, 1) and tuple(stride) == (1, 1):
+            self.a, self.im2col = xp.reshape(oh * ow, c), None      # the span is the output
+        else:
+            s = xp.strides
+            patches = as_strided(xp, (oh, ow, kh, kw, c), (s[0] * stride[0], s[1] * stride[1],
+                                                           s[0] * dilation[0], s[1] * dilation[1], s[2]))
+            self.a = scratch.get("qcols", (oh * ow, depth), np.uint8)
+            self.im2col = (self.a.reshape(oh, ow, kh, kw, c), patches)
+        self.a_zp = np.array(zp + 128, np.uint8)
+        self.b0 = scratch.get("qb0", (depth, k), np.int8, 0)
+        self.y = scratch.get("qacc", (oh * ow, k), np.int32)
+        self.weights = scratch.remember("weights", WeightCache)
+        self.gemm, self.out_hw, self.k = gemm, out_hw, k
+
+    def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
+        self.bind(x, w, out, accumulate)()
+
+    def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool):
+        """The kernel on fixed views: x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c],
+        out int32 [oh*ow, k]; returns the closure that runs it."""
+        load, im2col, cache = self.pad.loader(x[0]), self.im2col, self.weights
+        direct = not accumulate and out.flags.c_contiguous and out.flags.aligned
+        y = out if direct else self.y
+        product = self.gemm.bind(self.a, self.b0, self.a_zp, y)
+        seen = [b""]        # the weight bytes the product is bound to
+
+        def run() -> None:
+            data = w.tobytes()
+            if data != seen[0]:         # an exact compare: the cache never answers for other bytes
+                wm, _, seen[0] = cache.get(data, w, np.int8)
+                product.rebind_b(wm)
+            load()
+            if im2col is not None:
+                np.copyto(*im2col)
+            product()
+            if accumulate:
+                np.add(out, y, out=out)     # int32: wraps like the accumulators
+            elif not direct:
+                np.copyto(out, y)
+        return run
