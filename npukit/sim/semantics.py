@@ -113,7 +113,8 @@ def _dma(m: Machine, d: I.Dma) -> Action:
 
 def _dma_decode(m: Machine, d: I.Dma) -> Action:
     """A compressed source stream expanded into the destination pattern. The stream is decoded
-    once and kept with a copy of its bytes: a later call decodes again only if they changed."""
+    once and kept with a copy of its bytes: a later call decodes again only if they changed
+    (compared as bytes: a copy and a memcmp, cheaper than an array comparison)."""
     if d.codec != wcodec.RICE:
         raise BinaryError(f"DMA: unknown codec {d.codec}")
     if any(d.src_strides) or d.packed < 0:
@@ -121,11 +122,12 @@ def _dma_decode(m: Machine, d: I.Dma) -> Action:
     stream = m.view(d.src_space, d.src, (d.packed,), np.uint8)
     dst = m.strided(d.dst_space, d.dst, d.shape, d.dst_strides, d.elem)
     n = dst.size
-    cache: list[np.ndarray] = []
+    cache: list = [None, None]
 
     def run() -> None:
-        if not cache or not np.array_equal(cache[0], stream):
-            cache[:] = [stream.copy(), wcodec.decode(stream, n).reshape(dst.shape)]
+        data = stream.tobytes()
+        if data != cache[0]:
+            cache[:] = data, wcodec.decode(stream, n).reshape(dst.shape)
         np.copyto(dst, cache[1])
     return run
 
