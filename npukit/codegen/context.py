@@ -25,6 +25,8 @@ class CompileOptions:
     fuse_depthwise: str = "auto"    # auto | always | never: a depthwise conv and the 1x1 after it
                                     # run band by band (auto: where the event model times it faster)
     timed_candidates: int = 4       # cheapest tilings per layer timed with the event model (1: closed forms)
+    energy_tie: float = 0.01        # timed tilings within this fraction of the fastest's cycles:
+                                    # the one with the least dynamic energy wins (0: fastest only)
     compress_weights: str = "auto"  # auto | never: weight and parameter blocks stored compressed
                                     # (npukit.isa.wcodec) where that saves bytes, decoded by the weight DMA
 

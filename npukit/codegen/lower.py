@@ -87,6 +87,8 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
         raise ScheduleError(f"compress_weights must be auto or never, not {options.compress_weights!r}")
     if options.fuse_depthwise not in ("auto", "always", "never"):
         raise ScheduleError(f"fuse_depthwise must be auto, always or never, not {options.fuse_depthwise!r}")
+    if not 0 <= options.energy_tie < 1:
+        raise ScheduleError(f"energy_tie must lie in [0, 1), not {options.energy_tie!r}")
     pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise != "never" else {}
     spaces = (act_space, w_space, onchip)
     io = (user_inputs, user_outputs, moved)

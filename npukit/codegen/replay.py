@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..arch.tech import energy_table
 from ..schedule.tiling import register_cache
 from ..sim.timing import simulate
 from .context import Ctx
@@ -24,30 +25,37 @@ class _Replay:
     host_segments: tuple = field(default=())
 
 
-def replay_cycles(ctx: Ctx, emit, ratio: float = 1.0) -> int:
-    """Cycles of the instructions `emit(scratch_ctx)` produces, timed on their own; compressed
-    weight blocks are sized by the layer's measured `ratio` (encoding every candidate's
-    blocks would cost more than the lowering)."""
+def replay(ctx: Ctx, emit, ratio: float = 1.0) -> tuple[int, float]:
+    """(cycles, dynamic energy in pJ) of the instructions `emit(scratch_ctx)` produces, timed on
+    their own; compressed weight blocks are sized by the layer's measured `ratio` (encoding
+    every candidate's blocks would cost more than the lowering)."""
     consts = ctx.consts.fresh(estimate=ratio)
     e = Emitter(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
                 packed_space=consts.space)
     scratch = dataclasses.replace(ctx, consts=consts, emitter=e)
     emit(scratch)
-    return simulate(_Replay(e.program), ctx.arch).total_cycles
+    t = simulate(_Replay(e.program), ctx.arch)
+    et = energy_table(ctx.arch)
+    return t.total_cycles, sum(sum(c.energy_pj(et, ctx.arch.host.pj_per_cycle)) for c in t.counts)
 
 
 def fastest(ctx: Ctx, candidates: list, emit, key, ratio: float = 1.0) -> object:
-    """The candidate whose lowering `emit(ctx, candidate)` the event model times fastest
-    (the first, cheapest by the closed forms, on a tie); remembered under `key`. `ratio`:
-    the compression ratio of the layer's weights."""
+    """The candidate whose lowering `emit(ctx, candidate)` the event model times fastest;
+    among those within `energy_tie` of the fastest (a fraction of its cycles), the one with
+    the least dynamic energy, and the first (cheapest by the closed forms) on a tie.
+    Remembered under `key`. `ratio`: the compression ratio of the layer's weights."""
     if len(candidates) <= 1:
         return candidates[0]
-    if key not in _CHOSEN:
+    tie = ctx.options.energy_tie
+    if (key, tie) not in _CHOSEN:
         if len(_CHOSEN) > 4096:
             _CHOSEN.clear()
-        times = [replay_cycles(ctx, lambda c, t=t: emit(c, t), ratio) for t in candidates]
-        _CHOSEN[key] = times.index(min(times))
-    return candidates[_CHOSEN[key]]
+        timed = [replay(ctx, lambda c, t=t: emit(c, t), ratio) for t in candidates]
+        fast = min(cycles for cycles, _ in timed)
+        near = [i for i, (cycles, _) in enumerate(timed) if cycles <= fast * (1 + tie)]
+        _CHOSEN[key, tie] = min(near, key=lambda i: (timed[i][1], i)) if tie > 0 else \
+            next(i for i, (cycles, _) in enumerate(timed) if cycles == fast)
+    return candidates[_CHOSEN[key, tie]]
 
 
 _CHOSEN: dict = register_cache({})

@@ -92,12 +92,7 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
     for i, layer in enumerate(prog.layers):
         c = t.counts[i]
         cycles = int(last_end[i] - (last_end[i - 1] if i else 0))
-        e_mac = c.macs * et.pj_per_mac
-        e_sram = (c.sram_bytes.get(I.ABUF, 0) * et.pj_per_abuf_byte + c.sram_bytes.get(I.WBUF, 0) * et.pj_per_wbuf_byte
-                  + c.sram_bytes.get(I.ACC, 0) * et.pj_per_acc_byte)
-        e_off = sum(b * et.pj_per_region_byte[name] for name, b in c.region_bytes.items())
-        e_vpu = c.vpu_ops * et.pj_per_vpu_op
-        e_host = c.host_cpu_cycles * arch.host.pj_per_cycle
+        e_mac, e_sram, e_off, e_vpu, e_host = c.energy_pj(et, arch.host.pj_per_cycle)
         for k, v in zip(energy, (e_mac, e_sram, e_off, e_vpu, e_host)):
             energy[k] += v
         roof = _roofline(layer, arch)

@@ -37,6 +37,15 @@ class Counts:
     host_elements: int = 0
     host_cpu_cycles: float = 0.0
 
+    def energy_pj(self, et, host_pj_per_cycle: float) -> tuple[float, float, float, float, float]:
+        """Dynamic energy of these actions by the technology table `et` (arch.tech.energy_table):
+        (MACs, SRAM, off-chip, VPU, host) in pJ."""
+        sram = (self.sram_bytes.get(I.ABUF, 0) * et.pj_per_abuf_byte + self.sram_bytes.get(I.WBUF, 0) * et.pj_per_wbuf_byte
+                + self.sram_bytes.get(I.ACC, 0) * et.pj_per_acc_byte)
+        offchip = sum(b * et.pj_per_region_byte[name] for name, b in self.region_bytes.items())
+        return (self.macs * et.pj_per_mac, sram, offchip, self.vpu_ops * et.pj_per_vpu_op,
+                self.host_cpu_cycles * host_pj_per_cycle)
+
 
 @dataclass
 class Timeline:

@@ -85,6 +85,8 @@ def test_auto_keeps_the_faster_program_and_bad_option_is_an_error(tmp_path):
     assert cycles["auto"] == min(cycles["always"], cycles["never"])
     with pytest.raises(ScheduleError, match="fuse_depthwise"):
         _block(tmp_path, CompileOptions(fuse_depthwise="yes"))
+    with pytest.raises(ScheduleError, match="energy_tie"):
+        _block(tmp_path, CompileOptions(energy_tie=-0.1))
 
 
 def test_bound_counts_no_spill_for_the_inside_of_a_fused_pair(tmp_path):
