@@ -1,9 +1,11 @@
 """Prepared integer kernels: one fixed geometry, built once, called many times.
 
 The functional simulator prepares one per instruction when it decodes a program and calls it
-on every run. Each computes exactly what the general kernels compute (kernels_mxu.conv2d_acc,
-intmath.requantize), in fewer passes, over buffers allocated once (fresh allocations cost
-page faults on every call).
+on every run. Each computes exactly what the general kernel computes (kernels_mxu.conv2d_acc,
+kernels_vpu.max_pool, the element-wise kernels), in fewer passes, over buffers allocated once
+(fresh allocations cost page faults on every call). DenseConv is the float32 formulation, run
+where this CPU has no exact int8 GEMM (plans_int8); requantisation and depthwise tiles are
+compiled kernels (jit).
 
 Exactness of the float32 convolutions: every partial sum must be an integer of magnitude
 below 2^24, exact in float32 whatever order BLAS sums in. Two ways:
@@ -24,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import intmath
 from .tiles import Padded, Scratch, placement, reshaped, spans
 
 FLOAT32_DEPTH = 1023     # 1023 * 2^14 < 2^24
@@ -178,25 +179,6 @@ class WeightCache:
         return got
 
 
-class _ZeroPointTerm:
-    """zp * (sum of each output channel's weights), as int32, from the float32 weights [depth, k]:
-    the sum is exact in float32 (|sum| <= 128 depth < 2^24) and the product in int32."""
-
-    def __init__(self, zp: int, depth: int, k: int, scratch: Scratch):
-        if depth * 128 >= 1 << 24 or abs(zp) > 128:
-            raise ValueError(f"zero-point term of depth {depth}, zp {zp} is not exact in float32")
-        self.zp = np.int32(zp)
-        self.ones = scratch.get("ones", (depth,), np.float32, 1.0)
-        self.fsum = scratch.get("zp_fsum", (k,))
-        self.isum = scratch.get("zp_isum", (k,), np.int32)
-
-    def of(self, wf: np.ndarray) -> np.ndarray:
-        np.matmul(self.ones, wf, out=self.fsum)
-        np.copyto(self.isum, self.fsum, casting="unsafe")
-        self.isum *= self.zp
-        return self.isum
-
-
 def _pack(pieces) -> list[list]:
     """Consecutive GEMM pieces (operand, first and last weight row) grouped so each group's
     total depth stays <= FLOAT32_DEPTH."""
@@ -208,79 +190,6 @@ def _pack(pieces) -> list[list]:
         groups[-1].append((a, d0, d1))
         depth += d1 - d0
     return groups
-
-
-class DepthwiseConv:
-    """Depthwise conv tile accumulators into int32 out[oh*ow, c*mult]: wrap_int32 of
-    conv2d_acc(x, w, depthwise attrs, zp)[0, :oh, :ow]. Either one float32 multiply-add per
-    tap, or (`einsum`, by default from EINSUM_CHANNELS channels up, where it is about twice as
-    fast) one einsum over a strided view of all taps; stride 1 works on whole rows of the
-    padded tile, the extra columns dropped, as DenseConv. Every partial sum is an integer
-    below 2^24, so both are exact in any order."""
-
-    EINSUM_CHANNELS = 64
-
-    def __init__(self, in_hw, c, mult, kernel, stride, dilation, pads_tl, out_hw, zp: int,
-                 scratch: Scratch, einsum: bool | None = None):
-        (oh, ow), (kh, kw), (dh, dw) = out_hw, kernel, dilation
-        span = spans(out_hw, kernel, stride, dilation)
-        shifted = kh * kw <= SHIFTED_DEPTH
-        self.pad = Padded(in_hw, c, span, pads_tl, (1, 1), zp, shifted, scratch)
-        self.zp, self.shape = 0 if shifted else zp, (kh, kw, c, mult)
-        self.wf = scratch.get("dwf", (kh, kw, c, mult))
-        self.einsum = c * mult >= self.EINSUM_CHANNELS if einsum is None else einsum
-        xp = self.pad.buf
-        s = xp.strides
-        if tuple(stride) == (1, 1):
-            rows, n = oh * span[1], (oh - 1) * span[1] + ow
-            self.acc = scratch.get("dacc", (rows, c, mult))[:n]
-            self.tmp = scratch.get("dtmp", (rows, c, mult))[:n]
-            self.result = scratch.get("dacc", (rows, c, mult)).reshape(oh, span[1], c, mult)[:, :ow]
-            flat = xp.reshape(-1, c, 1)
-            taps = [flat[ky * dh * span[1] + kx * dw:][:n] for ky in range(kh) for kx in range(kw)]
-            self.view = ("nyxc,yxcm->ncm", as_strided(xp, (n, kh, kw, c), (s[1], dh * s[0], dw * s[1], s[2])))
-        else:
-            self.acc = self.result = scratch.get("dacc", (oh, ow, c, mult))
-            self.tmp = scratch.get("dtmp", (oh, ow, c, mult))
-            sh, sw = stride
-            taps = [xp[ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :, None]
-                    for ky in range(kh) for kx in range(kw)]
-            self.view = ("hwyxc,yxcm->hwcm", as_strided(xp, (oh, ow, kh, kw, c),
-                                                         (sh * s[0], sw * s[1], dh * s[0], dw * s[1], s[2])))
-        self.taps = list(zip(taps, (self.wf[ky, kx] for ky in range(kh) for kx in range(kw))))
-        self.zp_term = _ZeroPointTerm(self.zp, kh * kw, c * mult, scratch)
-
-    def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-        self.bind(x, w, out)()
-
-    def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray):
-        """The kernel on fixed views: x int8 [1, ih, iw, c], w int8 [1, kh, kw, c*mult],
-        out int32 [oh*ow, c*mult]; returns the closure that runs it."""
-        load, wv, wf = self.pad.loader(x[0]), reshaped(w, self.shape), self.wf
-        acc, tmp, result, (tap0, w0), taps = self.acc, self.tmp, self.result, self.taps[0], self.taps[1:]
-        out4 = reshaped(out, result.shape)
-        zp_term = (self.zp_term, wf.reshape(-1, self.shape[2] * self.shape[3])) if self.zp else None
-        spec, view = self.view
-
-        def per_tap() -> None:
-            np.multiply(tap0, w0, out=acc)
-            for tap, wt in taps:
-                np.multiply(tap, wt, out=tmp)
-                np.add(acc, tmp, out=acc)
-
-        def all_taps() -> None:
-            np.einsum(spec, view, wf, out=acc)
-
-        conv = all_taps if self.einsum else per_tap
-
-        def run() -> None:
-            load()
-            np.copyto(wf, wv, casting="unsafe")
-            conv()
-            np.copyto(out4, result, casting="unsafe")
-            if zp_term is not None:
-                np.subtract(out, zp_term[0].of(zp_term[1]), out=out)
-        return run
 
 
 class MaxPool:
@@ -311,78 +220,4 @@ class MaxPool:
             for tap in taps:
                 np.maximum(acc, tap, out=acc)
             np.clip(acc, lo, hi, out=out3)
-        return run
-
-
-class Requantize:
-    """intmath.requantize of int32 accumulators [n, k] into an int8 view, in preallocated
-    buffers, with the per-channel constants remembered per (bias, multiplier, shift) content
-    (the parameter bytes are the key: equal bytes, equal constants).
-
-    The formula is intmath.multiply_by_quantized_multiplier_fused's. With M >= 0, a*M < 0 only
-    where a < 0 (a*M = 0 gives 0 either way), so the sign term is a & INT32_MIN, in int32.
-    The shifted value lies in int32 (SRDHM saturates, RDBPOT shrinks), so it is clamped to
-    [act_min - zp, act_max - zp] in int32 before the zero point is added. Rows are processed
-    `r` at a time (constants tiled r times) so short channel rows still give long inner loops."""
-
-    def __init__(self, shape, scratch: Scratch):
-        n, k = shape
-        self.r = max((d for d in range(1, n + 1) if n % d == 0 and d * k <= 512), default=1)
-        self.shape, self.wide = (n, k), (n // self.r, self.r * k)
-        self.x = scratch.get("rq_x", self.wide, np.int32)
-        self.t = scratch.get("rq_t", self.wide, np.int32)
-        self.ab = scratch.get("rq_ab", self.wide, np.int64)
-        # shared by the machine's stages of equal row tiling: the tiles of one layer share one
-        # set of constants, which then stays in cache from one tile to the next
-        self.memo: dict[bytes, tuple | None] = scratch.remember(("rq_memo", self.r), dict)
-
-    def _constants(self, key: bytes, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray):
-        got = self.memo.get(key, False)
-        if got is False:
-            m, s = mult.astype(np.int64), shift.astype(np.int64)
-            got = None
-            if m.size and m.min() >= 0 and s.max() <= 0 and s.min() >= -31:    # else the general path
-                e = -s
-                pos = (1 << 30) + np.where(e > 0, np.int64(1) << (30 + e), 0)
-                sign = np.where(e > 0, intmath.INT32_MIN, 0).astype(np.int32)
-                got = tuple(np.tile(v, self.r) for v in (bias.astype(np.int32), sign, m, pos, 31 + e))
-                if np.all(sign == sign[0]):
-                    got = (got[0], sign[0]) + got[2:]
-            if len(self.memo) > 4096:
-                self.memo.clear()
-            self.memo[key] = got
-        return got
-
-    def __call__(self, acc, bias, mult, shift, out_zp: int, act_min: int, act_max: int, out) -> None:
-        self.bind(acc, bias, mult, shift, out_zp, act_min, act_max, out)()
-
-    def bind(self, acc, bias, mult, shift, out_zp: int, act_min: int, act_max: int, out):
-        """The stage on fixed views (acc int32 [n, k], bias / mult / shift int32 [k], out int8
-        [n, k]) and fixed zero point and clamp; returns the closure that runs it."""
-        lo, hi = act_min - out_zp, act_max - out_zp
-        if not intmath.INT32_MIN <= min(lo, act_min) <= max(hi, act_max) <= intmath.INT32_MAX:
-            return lambda: intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
-        bounds = np.array(lo, np.int32), np.array(hi, np.int32)      # 0-d: np.clip's fast path
-        x, t, ab, zp = self.x, self.t, self.ab, np.int32(out_zp)
-        acc_w, x_n = reshaped(acc, self.wide), x.reshape(self.shape)
-
-        last = [b"", None]      # the parameter bytes last seen and their constants
-
-        def run() -> None:
-            key = bias.tobytes() + mult.tobytes() + shift.tobytes()
-            if key != last[0]:  # compared each run, hashed (up to 15 KB) only when they change
-                last[:] = key, self._constants(key, bias, mult, shift)
-            c = last[1]
-            if c is None:
-                intmath.requantize(acc, bias, mult, shift, out_zp, act_min, act_max, out=out)
-                return
-            b, sign, m, pos, sh = c
-            np.add(acc_w, b, out=x)                   # int32: wraps like wrap_int32
-            np.bitwise_and(x, sign, out=t)            # -2^31 where x < 0 (and e > 0)
-            np.multiply(x, m, out=ab)
-            np.add(ab, pos, out=ab)
-            np.add(ab, t, out=ab)
-            np.right_shift(ab, sh, out=x, casting="unsafe")    # exact: the value lies in int32
-            np.clip(x, *bounds, out=x)
-            np.add(x_n, zp, out=out, casting="unsafe")         # int32 sum, cast as requantize casts
         return run

@@ -18,7 +18,7 @@ from ..errors import BinaryError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
-from ..quant import gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
+from ..quant import gemm_int8, intmath, jit, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
 
 
 def params_to_ints(p) -> tuple[int, ...]:
@@ -187,24 +187,31 @@ def _dwconv(m: Machine, d: I.DwConv) -> Action:
     w = m.view(I.WBUF, d.wgt, (1, kh, kw, k))
     bias, mult, shift = m.view(I.WBUF, d.params, (3, k), np.int32)
     dst = m.view(I.ABUF, d.dst, (d.out_h * d.out_w, k))
+    if _int8_geometry(d.zp, d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.stride, *d.dilation) \
+            and kh * kw * jit.DEPTHWISE_PRODUCT < 1 << 31:
+        geometry = jit.geometry((d.in_h, d.in_w), d.c, d.mult, d.kernel, d.stride, d.dilation, (d.pad_t, d.pad_l),
+                                (d.out_h, d.out_w), d.zp, d.out_zp, d.act_min, d.act_max)
+        return _checked("DWCONV", jit.bind(jit.depthwise_requant, x[0], w[0], bias, mult, shift, geometry, dst))
+    pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
+    pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
+    attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
     acc = m.scratch.get("dw_acc", dst.shape, np.int32)
-    if _int8_geometry(d.zp, d.in_h, d.in_w, k, d.out_h, d.out_w, *d.stride, *d.dilation) \
-            and kh * kw <= plans.FLOAT32_DEPTH:
-        conv = plans.DepthwiseConv((d.in_h, d.in_w), d.c, d.mult, d.kernel, d.stride, d.dilation,
-                                   (d.pad_t, d.pad_l), (d.out_h, d.out_w), d.zp, m.scratch).bind(x, w, acc)
-    else:
-        pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
-        pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
-        attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
+    requant = _checked("DWCONV", jit.bind(jit.requantize, acc, bias, mult, shift, d.out_zp, d.act_min, d.act_max, dst))
 
-        def conv() -> None:
-            acc[...] = intmath.wrap_int32(kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w]
-                                          .reshape(-1, k))
-    requant = plans.Requantize(dst.shape, m.scratch).bind(acc, bias, mult, shift, d.out_zp, d.act_min, d.act_max, dst)
-
-    def run() -> None:
-        conv()
+    def general() -> None:      # the general kernel, with its own checks and errors
+        acc[...] = intmath.wrap_int32(kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w].reshape(-1, k))
         requant()
+    return general
+
+
+def _checked(name: str, kernel: Action) -> Action:
+    """A compiled kernel whose run-time parameter checks (a shift outside [-31, 31]) raise
+    BinaryError naming the instruction."""
+    def run() -> None:
+        try:
+            kernel()
+        except ValueError as e:
+            raise BinaryError(f"{name}: {e}") from None
     return run
 
 
@@ -214,7 +221,7 @@ def _requant(m: Machine, r: I.Requant) -> Action:
         dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
     if r.mode == 0:
         bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int32)
-        return plans.Requantize(acc.shape, m.scratch).bind(acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max, dst)
+        return _checked("REQUANT", jit.bind(jit.requantize, acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max, dst))
     if r.mode == 1:
         bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
 

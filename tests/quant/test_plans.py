@@ -1,6 +1,5 @@
 """The prepared kernels (npukit.quant.plans) the simulator runs against the general kernels
-they stand in for: kernels_mxu.conv2d_acc, kernels_vpu.max_pool and the spelled-out
-requantisation, bit for bit, over geometries (strides, dilations, input dilation, crops,
+they stand in for: kernels_mxu.conv2d_acc and kernels_vpu.max_pool, bit for bit, over geometries (strides, dilations, input dilation, crops,
 depths beyond one float32 chunk) and extreme codes (all -128, zero points -128..127,
 int32-edge accumulators)."""
 from __future__ import annotations
@@ -75,23 +74,6 @@ def test_dense_conv_plan_equals_conv2d_acc(g, c, k, zp, kind, accumulate, im2col
                                          g["pads_tl"], g["out_hw"], zp))
 
 
-@SETTINGS
-@given(g=geometries(depthwise=True), c=st.integers(1, 9), mult=st.integers(1, 3), zp=st.integers(-128, 127),
-       kind=codes, einsum=st.sampled_from([None, True, False]), seed=st.integers(0, 2 ** 16))
-def test_depthwise_plan_equals_conv2d_acc(g, c, mult, zp, kind, einsum, seed):
-    """Both formulations: a multiply-add per tap and one einsum over all taps."""
-    rng = np.random.default_rng(seed)
-    x = _codes(rng, kind, (1, *g["in_hw"], c))
-    w = _codes(rng, kind, (1, *g["kernel"], c * mult))
-    want = _expected(x, w, g["kernel"], g["stride"], g["dilation"], (1, 1), g["pads_tl"], g["out_hw"], zp,
-                     depthwise=True, c=c)
-    plan = plans.DepthwiseConv(g["in_hw"], c, mult, g["kernel"], g["stride"], g["dilation"], g["pads_tl"],
-                               g["out_hw"], zp, plans.Scratch(), einsum)
-    out = np.empty(want.shape, np.int32)
-    plan(x, w, out)
-    assert np.array_equal(out, want)
-
-
 def test_plans_sharing_one_scratch_do_not_disturb_each_other():
     """Two geometries that share the padded buffer's shape but not its placement or zero point."""
     rng = np.random.default_rng(0)
@@ -104,61 +86,6 @@ def test_plans_sharing_one_scratch_do_not_disturb_each_other():
         out = np.empty((16, 2), np.int32)
         plan(x, w, out, False)
         assert np.array_equal(out, _expected(x, w, (3, 3), (1, 1), (1, 1), (1, 1), pads, (4, 4), zp))
-
-
-EDGE_ACC = np.array([-(1 << 31), -(1 << 31) + 1, -(1 << 30), -1, 0, 1, 1 << 30, (1 << 31) - 1], np.int32)
-
-
-@settings(max_examples=150, deadline=None)
-@given(n=st.integers(1, 40), k=st.integers(1, 20), zp=st.integers(-128, 127), lo=st.integers(-128, 127),
-       width=st.integers(0, 255), edges=st.booleans(), seed=st.integers(0, 2 ** 16))
-def test_requantize_plan_equals_the_spelled_out_stage(n, k, zp, lo, width, edges, seed):
-    """int32-edge accumulators and biases, multipliers up to 2^31 - 1, shifts -31..+30 (left
-    shifts and negative multipliers take the general path), against the two-step composition."""
-    rng = np.random.default_rng(seed)
-    acc = rng.integers(-(1 << 31), 1 << 31, (n, k)).astype(np.int32)
-    bias = rng.integers(-(1 << 31), 1 << 31, k).astype(np.int32)
-    if edges:
-        acc.flat[:] = rng.choice(EDGE_ACC, acc.size)
-        bias[:] = rng.choice(EDGE_ACC, k)
-    mult = rng.choice(np.array([0, 1, (1 << 30) - 1, 1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))]), k)
-    mult = mult.astype(np.int32)
-    shift = rng.integers(-31, 31, k).astype(np.int32)
-    if seed % 3 == 0:
-        shift = -np.abs(shift)            # all right shifts: the prepared path
-    if seed % 7 == 0:
-        mult[0] = -mult[0] - 1            # a negative multiplier: the general path
-    hi = min(lo + width, 127)
-    x = intmath.wrap_int32(acc.astype(np.int64) + bias)
-    want = np.clip(intmath.multiply_by_quantized_multiplier(x, mult, shift) + zp, lo, hi).astype(np.int8)
-    plan = plans.Requantize((n, k), plans.Scratch())
-    dst = np.zeros((n, k + 3), np.int8)[:, 1:k + 1]      # a strided destination, as in ABUF
-    plan(acc, bias, mult, shift, zp, lo, hi, dst)
-    assert np.array_equal(dst, want)
-    plan(acc, bias, mult, shift, zp, lo, hi, dst)         # remembered constants: same answer
-    assert np.array_equal(dst, want)
-
-
-def test_requantize_parameters_rewritten_in_place_are_never_stale():
-    """One bound stage over one parameter block rewritten between calls (and back), sharing
-    its scratch (hence its remembered constants) with a second stage: each call uses the
-    parameters there now."""
-    rng = np.random.default_rng(3)
-    scratch = plans.Scratch()
-    acc = rng.integers(-(1 << 20), 1 << 20, (12, 5)).astype(np.int32)
-    params = np.empty((3, 5), np.int32)
-    dst = np.empty((12, 5), np.int8)
-    run = plans.Requantize((12, 5), scratch).bind(acc, *params, 3, -128, 127, dst)
-    other = plans.Requantize((12, 5), scratch).bind(acc.copy(), *params.copy(), 3, -128, 127, dst.copy())
-    blocks = [np.stack([rng.integers(-1000, 1000, 5), rng.integers(1 << 30, 1 << 31, 5), -rng.integers(0, 12, 5)])
-              .astype(np.int32) for _ in range(2)]
-    for block in (blocks[0], blocks[1], blocks[0]):
-        params[...] = block
-        run()
-        other()
-        x = intmath.wrap_int32(acc.astype(np.int64) + block[0])
-        want = np.clip(intmath.multiply_by_quantized_multiplier(x, block[1], block[2]) + 3, -128, 127)
-        assert np.array_equal(dst, want.astype(np.int8))
 
 
 @pytest.mark.parametrize("im2col", [True, False])
