@@ -11,6 +11,7 @@ from .errors import BinaryError, InputError
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
+from .quant import jit
 from .quant import kernels_vpu as kv
 from .report.profile import Profile, build_profile
 from .sim.functional import Simulator, check_feeds
@@ -51,7 +52,7 @@ class CompiledModel:
         ints = {}
         for t in self.program.inputs:
             x = arrays[t.name]
-            ints[t.name] = kv.quantize(x.astype(np.float32), t.scale, t.zero_point, np.dtype(t.dtype)) \
+            ints[t.name] = jit.quantize(x, t.scale, t.zero_point, np.dtype(t.dtype)) \
                 if t.is_float and t.dtype != "float32" else x.astype(t.dtype)
         return ints
 

@@ -1,10 +1,11 @@
-"""Compiled (numba) one-pass kernels for the simulator's requantisation and depthwise conv.
+"""Compiled (numba) one-pass kernels for the simulator's requantisation, depthwise conv and input quantisation.
 
 Each computes exactly what the numpy kernels compute, element by element in int64 scalars
 (the compiler vectorises the channel loop):
 - requantize: intmath.requantize of int32 accumulators into an int8 view;
 - depthwise_requant: wrap_int32(kernels_mxu.conv2d_acc(depthwise)) then requantize, for one
-  DwConv tile, without the int32 accumulators ever leaving the cache.
+  DwConv tile, without the int32 accumulators ever leaving the cache;
+- quantize: kernels_vpu.quantize of a float input at the model boundary.
 
 The requantisation is intmath.multiply_by_quantized_multiplier_fused's single shift,
 (a*M + 2^30 + [e > 0](2^(30+e) - [a*M < 0] 2^31)) >> (31 + e), after the int32-wrapping
@@ -22,6 +23,8 @@ import functools
 
 import numba
 import numpy as np
+
+from .kernels_vpu_eltwise import check_scale
 
 INT32_MIN = -(1 << 31)
 DEPTHWISE_PRODUCT = 255 * 128       # |(x - zp) * w| for int8 codes and an int8 zero point
@@ -164,6 +167,32 @@ def depthwise_requant(x, w, bias, mult, shift, geometry, out):
                 dst, ar = out[oy * ow + ox], acc[ox]
                 for j in range(k):
                     dst[j] = np.int8(_requant1(ar[j], bias[j], mult[j], shift[j], out_zp, lo, hi))
+
+
+@_jit
+def _quantize_flat(x, scale, zp, lo, hi, out):
+    for i in range(x.shape[0]):
+        q = np.float64(np.float32(x[i]) / scale)          # the float32 division, then exact in double
+        t = np.trunc(q)
+        r = t + np.sign(q) * (abs(q - t) >= 0.5)          # half away from zero
+        v = np.int64(INT32_MIN)                           # out of int32 or NaN: as cvttss2si gives
+        if r >= -2.0 ** 31 and r < 2.0 ** 31:
+            v = np.int64(r)
+        v = np.int64(np.int32(v + zp))                    # the zero point added in int32
+        out[i] = min(max(v, lo), hi)
+
+
+def quantize(x: np.ndarray, scale: float, zp: int, dtype=np.int8) -> np.ndarray:
+    """kernels_vpu.quantize (reference_ops::AffineQuantize) in one compiled pass: float32(x) /
+    float32(scale) rounded half away from zero, INT32_MIN outside int32 (and for NaN), plus
+    the zero point in int32, saturated to `dtype`."""
+    check_scale(scale, "output")
+    info = np.iinfo(dtype)
+    x = np.ascontiguousarray(x, np.float32)
+    out = np.empty(x.shape, dtype)
+    _quantize_flat(x.reshape(-1), np.float32(scale), np.int64(zp), np.int64(info.min), np.int64(info.max),
+                   out.reshape(-1))
+    return out
 
 
 def geometry(in_hw, c: int, mult: int, kernel, stride, dilation, pads_tl, out_hw, zp: int,

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from npukit.ir.graph import ConvAttrs
+from npukit.errors import InputError
 from npukit.quant import intmath, jit, kernels_mxu
+from npukit.quant import kernels_vpu as kv
 from npukit.sim.semantics import _tile_pads
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
@@ -188,3 +190,28 @@ def test_bind_runs_the_kernel_on_its_arguments():
     acc += 1000         # the bound views are read on every call
     run()
     assert np.array_equal(out, intmath.requantize(acc, bias, mult, shift, -4, -128, 127))
+
+
+QUANTIZE_EDGES = np.array([0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, 0.49999997, -0.49999997, 126.5, 127.5, -128.5,
+                           -129.5, 1e9, -1e9, 2.0 ** 31, -(2.0 ** 31), 3e38, -3e38, np.inf, -np.inf, np.nan,
+                           1e-45, 0.1, 0.2, 0.3], np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.uint8])
+@pytest.mark.parametrize("scale, zp", [(1.0, 0), (0.1, -128), (0.0235, 127), (3e-8, 5), (7.0, -3), (1.0, 255)])
+def test_quantize_equals_the_reference_kernel(dtype, scale, zp):
+    """Ties at .5 (half away from zero), quotients beyond int32 (and inf, NaN: INT32_MIN, then
+    the zero point added with int32 wrap), float32 division, every output type's saturation."""
+    rng = np.random.default_rng(zp & 0xFF)
+    with np.errstate(all="ignore"):         # 3e38 x 7 overflows to inf: one more edge
+        x = np.concatenate([QUANTIZE_EDGES * np.float32(scale), QUANTIZE_EDGES,
+                            rng.standard_normal(500).astype(np.float32) * 200 * scale])
+        want = kv.quantize(x.reshape(2, -1, 2), scale, zp, dtype)
+        got = jit.quantize(x.reshape(2, -1, 2), scale, zp, dtype)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert np.array_equal(got, want)
+
+
+def test_quantize_refuses_a_bad_scale():
+    with pytest.raises(InputError, match="scale"):
+        jit.quantize(np.zeros(3, np.float32), 0.0, 0)
