@@ -11,7 +11,6 @@ from .errors import BinaryError, InputError
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
-from .quant import jit
 from .quant import kernels_vpu as kv
 from .report.profile import Profile, build_profile
 from .sim.functional import Simulator, check_feeds
@@ -48,6 +47,7 @@ class CompiledModel:
         self._sim.reset()
 
     def _ints(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from .quant import jit      # numba loads on the first run, not on import
         arrays = check_feeds(self.program.inputs, feeds)
         ints = {}
         for t in self.program.inputs:

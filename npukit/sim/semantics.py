@@ -18,7 +18,7 @@ from ..errors import BinaryError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
-from ..quant import gemm_int8, intmath, jit, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
+from ..quant import gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
 
 
 def params_to_ints(p) -> tuple[int, ...]:
@@ -181,6 +181,7 @@ def _conv(m: Machine, c: I.Conv) -> Action:
 
 
 def _dwconv(m: Machine, d: I.DwConv) -> Action:
+    from ..quant import jit     # numba loads when a program is first bound, not on import
     x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
     kh, kw = d.kernel
     k = d.c * d.mult
@@ -216,6 +217,7 @@ def _checked(name: str, kernel: Action) -> Action:
 
 
 def _requant(m: Machine, r: I.Requant) -> Action:
+    from ..quant import jit
     acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
     if r.mode in (0, 1):
         dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
