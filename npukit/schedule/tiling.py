@@ -116,8 +116,11 @@ def clear_cache() -> None:
         cache.clear()
 
 
+_ISSUE = costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES    # the per-instruction term of an estimate
+
+
 def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place,
-            top) -> list[ConvTiling]:
+            top, prune: bool = True) -> list[ConvTiling]:
     rows, cols = arch.mxu.rows, arch.mxu.cols
     overlap = arch.mxu.fold_overlap
     a_bytes = arch.abuf_bytes if abuf_bytes is None else abuf_bytes
@@ -128,13 +131,23 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
     dw = s.depthwise_mult > 0
     best: list[ConvTiling] = []
     k_total = s.c * s.depthwise_mult if dw else s.k
+    macs = s.eh * s.ew * k_total * s.kh * s.kw * (1 if dw else s.c)
+    floor = macs // max(rows * cols, arch.vpu.lanes if dw else 1)     # no engine does more per cycle
     for tc in _candidates(s.c, rows):
         tks = [tc * s.depthwise_mult] if dw else _candidates(s.k, cols)
         for tk in tks:
             w_tile = tk * s.kh * s.kw * (1 if dw else tc)
             if nbuf * (_a(w_tile) + _a(24 * tk)) > w_bytes:
                 continue
+            n_cc, n_kb = math.ceil(s.c / tc), 1 if dw else math.ceil(s.k / tk)
             for th in _row_candidates(s.eh, max_rows):
+                # an estimate is at least the peak-rate compute (less the 1 cycle a GEMM's
+                # closed form may drop below it) plus its instruction overhead: a tiling whose
+                # bound reaches the slowest of a full `best` can never enter it
+                n_rb = math.ceil(s.eh / th)
+                bound = floor - n_rb * n_kb * n_cc + n_rb * n_kb * (3 * n_cc + 3) * _ISSUE
+                if prune and len(best) == top and bound >= best[-1].est_cycles:
+                    continue
                 in_tile = 0 if in_place[0] else rows_in(s, th) * s.w * tc * s.in_bytes
                 out_tile = th * s.ew * tk
                 stage = 0 if in_place[1] else out_tile * s.out_bytes
@@ -209,5 +222,5 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                                                                      else tk * ob, bw.o)
                 dma = x_copy + n_w * _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w) + o_copy
                 n_instr = n_rb * n_kb * (3 * n_cc + 3)
-                est = int(max(compute, dma) + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
+                est = int(max(compute, dma) + n_instr * _ISSUE)
                 yield ConvTiling(th, tk, tc, order, flow, engine, est, resident)
