@@ -16,7 +16,7 @@ from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
 from ..quant import kernels_vpu as kv
-from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT, simulate
+from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
@@ -24,6 +24,7 @@ from .data import DATA_LOWERING
 from .fused import fusable_pairs, lower_fused, plan_fused
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
+from .replay import cycles_and_energy, pick
 from .wide import int16_support, lower_magnitude
 from .vector import (
     ELTWISE_KIND,
@@ -93,10 +94,10 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
     spaces = (act_space, w_space, onchip)
     io = (user_inputs, user_outputs, moved)
     prog = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, pairs)
-    if pairs and options.fuse_depthwise == "auto":   # fusion stays if the event model times it faster
-        alone = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, {})
-        if simulate(alone, arch).total_cycles <= simulate(prog, arch).total_cycles:
-            prog = alone
+    if pairs and options.fuse_depthwise == "auto":   # fusion stays if the event model prefers it,
+        alone = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, {})   # as for tilings
+        timed = [cycles_and_energy(p, arch) for p in (alone, prog)]
+        prog = (alone, prog)[pick(timed, options.energy_tie)]
     return prog
 
 

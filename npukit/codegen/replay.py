@@ -34,9 +34,24 @@ def replay(ctx: Ctx, emit, ratio: float = 1.0) -> tuple[int, float]:
                 packed_space=consts.space)
     scratch = dataclasses.replace(ctx, consts=consts, emitter=e)
     emit(scratch)
-    t = simulate(_Replay(e.program), ctx.arch)
-    et = energy_table(ctx.arch)
-    return t.total_cycles, sum(sum(c.energy_pj(et, ctx.arch.host.pj_per_cycle)) for c in t.counts)
+    return cycles_and_energy(_Replay(e.program), ctx.arch)
+
+
+def cycles_and_energy(program, arch) -> tuple[int, float]:
+    """(cycles, dynamic energy in pJ) of a program by the event model and the technology table."""
+    t = simulate(program, arch)
+    et = energy_table(arch)
+    return t.total_cycles, sum(sum(c.energy_pj(et, arch.host.pj_per_cycle)) for c in t.counts)
+
+
+def pick(timed: list[tuple[int, float]], tie: float) -> int:
+    """The index of the fastest (cycles, energy); among those within `tie` of its cycles (a
+    fraction), the least energy; the first on a tie."""
+    fast = min(cycles for cycles, _ in timed)
+    if tie <= 0:
+        return next(i for i, (cycles, _) in enumerate(timed) if cycles == fast)
+    near = [i for i, (cycles, _) in enumerate(timed) if cycles <= fast * (1 + tie)]
+    return min(near, key=lambda i: (timed[i][1], i))
 
 
 def fastest(ctx: Ctx, candidates: list, emit, key, ratio: float = 1.0) -> object:
@@ -50,11 +65,7 @@ def fastest(ctx: Ctx, candidates: list, emit, key, ratio: float = 1.0) -> object
     if (key, tie) not in _CHOSEN:
         if len(_CHOSEN) > 4096:
             _CHOSEN.clear()
-        timed = [replay(ctx, lambda c, t=t: emit(c, t), ratio) for t in candidates]
-        fast = min(cycles for cycles, _ in timed)
-        near = [i for i, (cycles, _) in enumerate(timed) if cycles <= fast * (1 + tie)]
-        _CHOSEN[key, tie] = min(near, key=lambda i: (timed[i][1], i)) if tie > 0 else \
-            next(i for i, (cycles, _) in enumerate(timed) if cycles == fast)
+        _CHOSEN[key, tie] = pick([replay(ctx, lambda c, t=t: emit(c, t), ratio) for t in candidates], tie)
     return candidates[_CHOSEN[key, tie]]
 
 

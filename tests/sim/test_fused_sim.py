@@ -76,13 +76,24 @@ def test_fusion_happens_and_keeps_the_intermediate_on_chip(tmp_path):
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)}])
 
 
-def test_auto_keeps_the_faster_program_and_bad_option_is_an_error(tmp_path):
-    """`auto` fuses only when the whole program times faster: its cycles are the minimum of
-    `always` and `never`, whichever way that goes."""
-    progs = {mode: _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0, fuse_depthwise=mode))[0]
+@pytest.mark.parametrize("tie", [0.0, 0.01, 0.5])
+def test_auto_keeps_the_preferred_program_and_bad_option_is_an_error(tmp_path, tie):
+    """`auto` keeps `never` or `always` by the tilings' rule: the fewer cycles; within `tie`
+    of them, the less energy (with 0: cycles alone, the minimum of the two)."""
+    progs = {mode: _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0, fuse_depthwise=mode,
+                                                   energy_tie=tie))[0]
              for mode in ("auto", "always", "never")}
-    cycles = {mode: p.profile().total_cycles for mode, p in progs.items()}
-    assert cycles["auto"] == min(cycles["always"], cycles["never"])
+    profiles = {mode: p.profile() for mode, p in progs.items()}
+    dynamic = {mode: p.energy_uj - p.energy_breakdown_uj["static"] for mode, p in profiles.items()}
+    never, always = ((profiles[m].total_cycles, dynamic[m]) for m in ("never", "always"))
+    fast = min(never[0], always[0])
+    near = [m for m, (c, _) in (("never", never), ("always", always)) if c <= fast * (1 + tie)]
+    want = min(near, key=lambda m: (dynamic[m], m != "never")) if tie else \
+        ("never" if never[0] == fast else "always")
+    assert profiles["auto"].total_cycles == profiles[want].total_cycles
+    assert dynamic["auto"] == pytest.approx(dynamic[want])
+    if tie == 0:
+        assert profiles["auto"].total_cycles == fast
     with pytest.raises(ScheduleError, match="fuse_depthwise"):
         _block(tmp_path, CompileOptions(fuse_depthwise="yes"))
     with pytest.raises(ScheduleError, match="energy_tie"):
