@@ -57,13 +57,19 @@ def geometries(draw, depthwise=False):
 def test_dense_conv_plan_equals_conv2d_acc(g, c, k, zp, kind, accumulate, im2col, seed):
     """Channel counts up to 700 with 4x4 kernels give depths far beyond FLOAT32_DEPTH; both
     the per-tap and the im2col formulation."""
+    plan = plans.DenseConv(g["in_hw"], c, k, g["kernel"], g["stride"], g["dilation"], g["in_dil"], g["pads_tl"],
+                           g["out_hw"], zp, plans.Scratch(), im2col)
+    check_dense_plan(plan, g, c, k, zp, kind, accumulate, seed)
+
+
+def check_dense_plan(plan, g, c, k, zp, kind, accumulate, seed) -> None:
+    """A dense conv plan against the general kernel on random codes of `kind`, accumulating
+    into int32-edge values or not; then a second call on other codes (reused buffers)."""
     rng = np.random.default_rng(seed)
     x = _codes(rng, kind, (1, *g["in_hw"], c))
     w = _codes(rng, kind, (k, *g["kernel"], c))
     want = _expected(x, w, g["kernel"], g["stride"], g["dilation"], g["in_dil"], g["pads_tl"], g["out_hw"], zp)
     start = rng.integers(-(1 << 31), 1 << 31, want.shape).astype(np.int32)
-    plan = plans.DenseConv(g["in_hw"], c, k, g["kernel"], g["stride"], g["dilation"], g["in_dil"], g["pads_tl"],
-                           g["out_hw"], zp, plans.Scratch(), im2col)
     out = start.copy()
     plan(x, w, out, accumulate)
     if accumulate:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from npukit.quant import gemm_int8, intmath, plans, plans_int8
+from npukit.quant import gemm_int8, plans, plans_int8
 
-from test_plans import _codes, _expected, codes, geometries
+from test_plans import _expected, check_dense_plan, codes, geometries
 
 GEMM = gemm_int8.backend(1)
 needs_gemm = pytest.mark.skipif(GEMM is None, reason="this CPU's int8 products are not exact (probe failed)")
@@ -22,21 +22,9 @@ needs_gemm = pytest.mark.skipif(GEMM is None, reason="this CPU's int8 products a
 def test_int8_dense_conv_equals_conv2d_acc(g, c, k, zp, kind, accumulate, seed):
     """Every geometry the float32 plan is tested on (strides, dilations, input dilation, crops,
     depths up to 11200 in one product), extreme codes, accumulating into int32-edge values."""
-    rng = np.random.default_rng(seed)
-    x = _codes(rng, kind, (1, *g["in_hw"], c))
-    w = _codes(rng, kind, (k, *g["kernel"], c))
-    want = _expected(x, w, g["kernel"], g["stride"], g["dilation"], g["in_dil"], g["pads_tl"], g["out_hw"], zp)
-    start = rng.integers(-(1 << 31), 1 << 31, want.shape).astype(np.int32)
-    plan = plans_int8.DenseConvInt8(g["in_hw"], c, k, g["kernel"], g["stride"], g["dilation"], g["in_dil"],
-                                    g["pads_tl"], g["out_hw"], zp, plans.Scratch(), GEMM)
-    out = start.copy()
-    plan(x, w, out, accumulate)
-    if accumulate:
-        want = intmath.wrap_int32(want + start)
-    assert np.array_equal(out, want)
-    plan(x[..., ::-1], w, out, False)      # a second call reuses the buffers: same answer as fresh
-    assert np.array_equal(out, _expected(x[..., ::-1], w, g["kernel"], g["stride"], g["dilation"], g["in_dil"],
-                                         g["pads_tl"], g["out_hw"], zp))
+    check_dense_plan(plans_int8.DenseConvInt8(g["in_hw"], c, k, g["kernel"], g["stride"], g["dilation"], g["in_dil"],
+                                              g["pads_tl"], g["out_hw"], zp, plans.Scratch(), GEMM),
+                     g, c, k, zp, kind, accumulate, seed)
 
 
 @needs_gemm
