@@ -82,3 +82,17 @@ def test_magnitude_instruction_equals_the_kernel():
     np.testing.assert_array_equal(m.view(I.ABUF, 1024, (3, 5, 4)), kw.magnitude(x[:, 0], x[:, 1], p))
     with pytest.raises(BinaryError):
         execute(m, I.Magnitude(0, (), 4000, 3, 5, 4, 1024, params_to_ints(p)))
+
+
+def test_a_shift_outside_the_requantisation_range_is_a_binary_error():
+    """The compiled requantisation reads its parameter block at run time: a shift a compiler
+    never writes (40) stops the run with a BinaryError naming the instruction."""
+    m = _machine()
+    m.view(I.WBUF, 0, (3, 2), np.int32)[...] = [[0, 0], [1 << 30, 1 << 30], [0, 40]]
+    with pytest.raises(BinaryError, match="REQUANT: .*shift"):
+        execute(m, I.Requant(0, (), src=0, n_pix=4, k=2, params=0, dst=512, dst_pix_stride=2, dst_c_off=0,
+                             out_zp=0, act_min=-128, act_max=127, mode=0))
+    with pytest.raises(BinaryError, match="DWCONV: .*shift"):
+        execute(m, I.DwConv(0, (), src=1024, in_h=3, in_w=3, c=2, wgt=64, params=0, dst=2048, out_h=3, out_w=3,
+                            mult=1, kernel=(3, 3), stride=(1, 1), dilation=(1, 1), pad_t=1, pad_l=1, zp=0,
+                            out_zp=0, act_min=-128, act_max=127, engine=0))
