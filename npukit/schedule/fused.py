@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 
 from ..sim import costs
-from .tiling import (Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best, register_cache,
-                     rows_in)
+from .tiling import (_ISSUE, Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best,
+                     register_cache, rows_in)
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,14 @@ def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: 
 _SEARCHED: dict = register_cache({})
 
 
-def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top):
+def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top, prune: bool = True):
     s = f.dw
     rows, cols, overlap = arch.mxu.rows, arch.mxu.cols, arch.mxu.fold_overlap
     lanes, depth = arch.vpu.lanes, arch.vpu.pipeline_depth
     engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
     flows = [costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS]
     best: list[FusedTiling] = []
+    pw_floor = s.eh * s.ew * f.k * s.c // (rows * cols)
     for tc in _candidates(s.c, rows):
         # a resident input is read in place only as whole pixels (DwConv has no channel stride)
         ip = (in_place[0] and tc == s.c, in_place[1])
@@ -78,10 +79,16 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
             n_kb = math.ceil(f.k / tk)
             for resident in (True, False):
                 for th in _row_candidates(s.eh, max_rows):
+                    n_rb = math.ceil(s.eh / th)
+                    n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
+                    # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM) plus
+                    # the instruction overheads bound every estimate from below
+                    bound = pw_floor - n_rb * n_kb * n_cc + n_instr * _ISSUE
+                    if prune and len(best) == top and bound >= best[-1].est_cycles:
+                        continue
                     a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident)
                     if a > abuf_bytes or w > arch.wbuf_bytes or acc > arch.acc_bytes:
                         continue
-                    n_rb = math.ceil(s.eh / th)
                     e = th * s.ew
                     x_tile = rows_in(s, th) * s.w * tc
                     if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
@@ -91,7 +98,6 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                     n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
                     dma += n_w * _transfer(tk * tc, 1 << 30, bw.w)
                     requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
-                    n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
                     for engine in engines:
                         if engine == "mxu":
                             dw_mxu, dw_vpu = n_rb * n_cc * costs.mxu_depthwise_cycles(
@@ -101,7 +107,6 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                         for flow in flows:
                             mxu = dw_mxu + n_rb * n_kb * n_cc * costs.mxu_gemm_cycles(e, tk, tc, rows, cols, flow,
                                                                                         overlap)
-                            est = int(max(mxu, requant + dw_vpu, dma)
-                                      + n_instr * (costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES))
+                            est = int(max(mxu, requant + dw_vpu, dma) + n_instr * _ISSUE)
                             keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est), top)
     return best

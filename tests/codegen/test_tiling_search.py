@@ -1,4 +1,4 @@
-"""The tiling search skips candidates whose lower bound (peak-rate compute plus instruction
+"""The tiling searches (plain and depthwise + 1x1 fused) skip candidates whose lower bound (peak-rate compute plus instruction
 overhead) cannot beat the slowest of the tilings it keeps: the kept tilings must be exactly
 those of the search that estimates every candidate."""
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 from npukit.arch import load_arch
-from npukit.schedule.tiling import ConvShape, _search
+from npukit.schedule import fused
+from npukit.schedule.tiling import Bandwidth, ConvShape, _search
 
 
 @st.composite
@@ -41,3 +42,13 @@ def test_pruned_search_keeps_exactly_the_tilings_of_the_full_search(case):
             return
         raise AssertionError("the pruned search found a tiling the full search did not")
     assert _search(*args) == full
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=layers(), k=st.sampled_from([8, 16, 24, 96, 320]), bpc=st.sampled_from([0.5, 1.0, 8.0]))
+def test_pruned_fused_search_keeps_exactly_the_tilings_of_the_full_search(case, k, bpc):
+    shape, arch, nbuf, flow, top, max_rows = case
+    dw = ConvShape(shape.h, shape.w, shape.c, shape.eh, shape.ew, shape.c, shape.kh, shape.kw, shape.sh, 1, 1, 1)
+    args = (fused.FusedShape(dw, k), arch, nbuf, flow, "auto", max_rows, arch.abuf_bytes,
+            Bandwidth(bpc, bpc, bpc), (False, False), top)
+    assert fused._search(*args) == fused._search(*args, prune=False)
