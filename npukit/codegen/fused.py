@@ -48,10 +48,13 @@ def fusable_pairs(g: Graph, on_npu) -> dict[str, Node]:
 
 def fusable_expansions(g: Graph, on_npu, pairs: dict[str, Node]) -> dict[str, Node]:
     """Depthwise node name (of a fusable pair) -> the expansion 1x1 convolution right before
-    it (stride 1, no padding, groups 1, int8) whose output the depthwise alone reads."""
+    it (stride 1, no padding, groups 1, int8) whose output the depthwise alone reads, and
+    which is not itself the 1x1 of another pair (a chain depthwise, 1x1, depthwise, 1x1
+    keeps its pairs)."""
     out: dict[str, Node] = {}
+    in_pairs = {pw.name for pw in pairs.values()}
     for ex, dw in zip(g.nodes, g.nodes[1:]):
-        if dw.name not in pairs or ex.op is not Op.CONV2D or not on_npu(ex):
+        if dw.name not in pairs or ex.op is not Op.CONV2D or not on_npu(ex) or ex.name in in_pairs:
             continue
         b, mid = ex.attrs, ex.outputs[0]
         w = g.tensors[ex.inputs[1]].shape

@@ -16,7 +16,8 @@ from npukit.codegen.context import CompileOptions
 from npukit.errors import ScheduleError
 from npukit.isa import instructions as I
 
-from cases import inverted_residual_model
+from cases import inverted_residual_model, model
+from onnx import helper
 from test_sim_vs_reference import _compile, assert_sim_equals_reference, small_arch
 
 
@@ -200,3 +201,26 @@ def test_bound_counts_no_spill_for_a_fused_expansion(tmp_path):
     assert "fused into" in fused.program.layers[1].detail["tiling"]
     total = lambda p: sum(la.min_bytes for la in p.program.layers)  # noqa: E731
     assert total(pair) - total(fused) == 2 * 12 * 12 * 24
+
+
+def test_a_chain_of_pairs_keeps_its_pairs(tmp_path):
+    """Depthwise, 1x1, depthwise, 1x1 (DS-CNN's blocks): the first 1x1 belongs to the first
+    pair, so it is not taken as the second pair's expansion; both pairs stay fused and the
+    program computes what the reference does."""
+    rng = np.random.default_rng(5)
+    c = 6
+    inits = {"D1": rng.standard_normal((c, 1, 3, 3)) * 0.5, "P1": rng.standard_normal((c, c, 1, 1)) * 0.4,
+             "D2": rng.standard_normal((c, 1, 3, 3)) * 0.5, "P2": rng.standard_normal((c, c, 1, 1)) * 0.4}
+    nodes = [helper.make_node("Conv", ["x", "D1"], ["a"], kernel_shape=[3, 3], pads=[1] * 4, group=c),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["ar", "P1"], ["b"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["b"], ["br"]),
+             helper.make_node("Conv", ["br", "D2"], ["d"], kernel_shape=[3, 3], pads=[1] * 4, group=c),
+             helper.make_node("Relu", ["d"], ["dr"]),
+             helper.make_node("Conv", ["dr", "P2"], ["y"], kernel_shape=[1, 1])]
+    data = model(nodes, [("x", [1, c, 9, 9])], ["y"], inits)
+    opts = CompileOptions(max_tile_rows=2, onchip_fraction=0.0, fuse_depthwise="always", fuse_expansion="always")
+    prog = _compile(tmp_path, data, small_arch(4, 2, 2, 4, 4, "ws"), opts, None)
+    notes = [la.detail.get("tiling", "") for la in prog.program.layers]
+    assert sum(n.startswith("fused with") for n in notes) == 2 and not any(", " in n.split(":")[0] for n in notes)
+    assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, c, 9, 9)).astype(np.float32)}])
