@@ -24,6 +24,8 @@ class CompileOptions:
     onchip_fraction: float = 0.5    # share of ABUF that keeps activations on chip between layers
     fuse_depthwise: str = "auto"    # auto | always | never: a depthwise conv and the 1x1 after it
                                     # run band by band (auto: where the event model times it faster)
+    fuse_expansion: str = "auto"    # auto | always | never: the expansion 1x1 before a fused depthwise
+                                    # joins its bands (auto: where the event model times it faster)
     timed_candidates: int = 4       # cheapest tilings per layer timed with the event model (1: closed forms)
     energy_tie: float = 0.01        # timed tilings within this fraction of the fastest's cycles:
                                     # the one with the least dynamic energy wins (0: fastest only)

@@ -3,8 +3,11 @@
 Per row band: each channel chunk of the depthwise output is written by a DwConv into a
 band buffer in ABUF (chunk-major, so a chunk is a contiguous [pixels, tc] block), then the
 1x1 reduces over the chunks into ACC, is requantised and stored. The intermediate tensor
-never goes off chip and gets no arena space. Instructions carry the layer they belong to,
-so the profile still reports the two layers separately.
+never goes off chip and gets no arena space. An expansion 1x1 convolution before the
+depthwise (its output read by the depthwise alone) can join: per band and chunk, a Conv of
+the expansion's input rows into ACC and a Requant write the depthwise's input rows straight
+into its ABUF slot, so the expanded tensor never goes off chip either. Instructions carry
+the layer they belong to, so the profile still reports each layer separately.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from ..isa import instructions as I
 from ..schedule.fused import FusedShape, FusedTiling, search_fused
 from ..schedule.tiling import Bandwidth, ConvShape, rows_in
 from ..sim import costs
-from .context import Ctx, SlotPair
+from .context import Ctx, OwnSlots, SlotPair
 from .conv import requant_params
 from .emitter import contiguous, dma
 from .replay import fastest
@@ -43,13 +46,37 @@ def fusable_pairs(g: Graph, on_npu) -> dict[str, Node]:
     return pairs
 
 
+def fusable_expansions(g: Graph, on_npu, pairs: dict[str, Node]) -> dict[str, Node]:
+    """Depthwise node name (of a fusable pair) -> the expansion 1x1 convolution right before
+    it (stride 1, no padding, groups 1, int8) whose output the depthwise alone reads, and
+    which is not itself the 1x1 of another pair (a chain depthwise, 1x1, depthwise, 1x1
+    keeps its pairs)."""
+    out: dict[str, Node] = {}
+    in_pairs = {pw.name for pw in pairs.values()}
+    for ex, dw in zip(g.nodes, g.nodes[1:]):
+        if dw.name not in pairs or ex.op is not Op.CONV2D or not on_npu(ex) or ex.name in in_pairs:
+            continue
+        b, mid = ex.attrs, ex.outputs[0]
+        w = g.tensors[ex.inputs[1]].shape
+        if (b.depthwise or b.groups != 1 or tuple(w[1:3]) != (1, 1) or b.stride != (1, 1) or any(b.pads)
+                or b.input_dilation != (1, 1) or dw.inputs[0] != mid):
+            continue
+        if mid in g.outputs or len(g.consumers(mid)) != 1:
+            continue
+        if any(g.tensors[t].dtype is not DType.I8 for t in (ex.inputs[0], mid)):
+            continue
+        out[dw.name] = ex
+    return out
+
+
 def _params(g: Graph, node: Node, k: int) -> np.ndarray:
     bias = g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k, np.int64)
     return requant_params(bias, node.params, k, 0)
 
 
-def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node) -> list[FusedTiling]:
-    """The cheapest fused tilings by the closed forms (none: the pair does not fit)."""
+def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, ex: Node | None = None) -> list[FusedTiling]:
+    """The cheapest fused tilings by the closed forms (none: the pair, or with `ex` the
+    expansion + pair, does not fit)."""
     x, mid, out = (g.tensors[n] for n in (dw.inputs[0], dw.outputs[0], pw.outputs[0]))
     _, h, wd, c = x.shape
     kh, kw = g.tensors[dw.inputs[1]].shape[1:3]
@@ -57,25 +84,33 @@ def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node) -> list[FusedTiling]:
     s = ConvShape(h, wd, c, mid.shape[1], mid.shape[2], c, kh, kw, a.stride[0], a.dilation[0], 1, 1)
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
-    in_place = (ctx.space(dw.inputs[0]) == I.ABUF, ctx.space(pw.outputs[0]) == I.ABUF)
-    bw = Bandwidth(ctx.bytes_per_cycle(dw.inputs[0]),
+    first = (ex or dw).inputs[0]
+    in_place = (ctx.space(first) == I.ABUF, ctx.space(pw.outputs[0]) == I.ABUF)
+    bw = Bandwidth(ctx.bytes_per_cycle(first),
                    ctx.weight_bytes_per_cycle(pw.inputs[1], g.tensors[pw.inputs[1]].data),
                    ctx.bytes_per_cycle(pw.outputs[0]))
-    return search_fused(FusedShape(s, out.shape[-1]), ctx.arch, ctx.nbuf, pref, o.depthwise_engine,
+    cin = g.tensors[ex.inputs[0]].shape[-1] if ex else 0
+    return search_fused(FusedShape(s, out.shape[-1], cin), ctx.arch, ctx.nbuf, pref, o.depthwise_engine,
                         o.max_tile_rows, ctx.arch.abuf_bytes - ctx.onchip_bytes, bw, in_place,
                         max(1, o.timed_candidates))
 
 
-def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, cands: list[FusedTiling], layers: tuple[int, int]) -> dict:
-    """Lower the pair with whichever candidate the event model times fastest."""
-    spaces = tuple(ctx.space(n) == I.ABUF for n in (dw.inputs[0], pw.outputs[0]))
+def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, cands: list[FusedTiling], layers: tuple[int, ...],
+                ex: Node | None = None) -> dict:
+    """Lower the pair (with `ex`: the expansion + pair; `layers` holds each one's index)
+    with whichever candidate the event model times fastest."""
+    spaces = tuple(ctx.space(n) == I.ABUF for n in ((ex or dw).inputs[0], pw.outputs[0]))
     key = ("fused", tuple(cands), dw.attrs, g.tensors[dw.inputs[0]].shape, g.tensors[pw.outputs[0]].shape,
            g.tensors[dw.inputs[1]].shape, spaces, ctx.arch.fingerprint, ctx.nbuf, ctx.compression_key(pw.inputs[1]))
-    t = fastest(ctx, cands, lambda cx, t: _emit(cx, g, dw, pw, t, layers), key, ctx.ratios.get(pw.inputs[1], 1.0))
-    return _emit(ctx, g, dw, pw, t, layers)
+    if ex:
+        key += (g.tensors[ex.inputs[0]].shape, ctx.compression_key(ex.inputs[1]))
+    t = fastest(ctx, cands, lambda cx, t: _emit(cx, g, dw, pw, t, layers, ex), key,
+                ctx.ratios.get(pw.inputs[1], 1.0))
+    return _emit(ctx, g, dw, pw, t, layers, ex)
 
 
-def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[int, int]) -> dict:
+def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[int, ...],
+          ex: Node | None = None) -> dict:
     e = ctx.emitter
     x_shape, out_shape = g.tensors[dw.inputs[0]].shape, g.tensors[pw.outputs[0]].shape
     n, h, wd, c = x_shape
@@ -83,8 +118,9 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
     a = dw.attrs
     kh, kw = g.tensors[dw.inputs[1]].shape[1:3]
     s = ConvShape(h, wd, c, eh, ew, c, kh, kw, a.stride[0], a.dilation[0], 1, 1)
-    x_space, o_space = ctx.space(dw.inputs[0]), ctx.space(pw.outputs[0])
-    x_direct, o_direct = x_space == I.ABUF and t.tc == c, o_space == I.ABUF
+    x_space, o_space = ctx.space((ex or dw).inputs[0]), ctx.space(pw.outputs[0])
+    x_direct, o_direct = x_space == I.ABUF and t.tc == c and not ex, o_space == I.ABUF
+    l_dw, l_pw = layers[-2:]
     a_slots, w_slots, acc_slots = ctx.slots()
     nb = ctx.nbuf
     chunks = [(c0, min(t.tc, c - c0)) for c0 in range(0, c, t.tc)]
@@ -93,11 +129,13 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
     band = [a_slots.take(t.th * ew * t.tc, len(chunks)) for _ in range(nb)]
     outs = None if o_direct else SlotPair(a_slots.take(t.th * ew * t.tk, nb))
     accs = SlotPair(acc_slots.take(4 * t.th * ew * t.tk, nb))
+    expand = _expansion(ctx, g, ex, t, chunks, (a_slots, w_slots, acc_slots), rows_in(s, t.th) * wd, layers[0]) \
+        if ex else None
     # depthwise weights and params, and the 1x1 params: loaded once, each block its own slot
     w_dw, p_dw = g.tensors[dw.inputs[1]].data, _params(g, dw, c)
     w_pw, p_pw = g.tensors[pw.inputs[1]].data, _params(g, pw, k)
     wspace = ctx.consts.space
-    e.layer = layers[0]
+    e.layer = l_dw
     dw_w, dw_p = [], []
     for c0, cl in chunks:
         wa, pa = w_slots.take(kh * kw * t.tc, 1)[0], w_slots.take(12 * t.tc, 1)[0]
@@ -105,7 +143,7 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
         dma(e, wspace, ctx.const(p_dw[:, c0:c0 + cl], True), (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, 12 * cl)
         dw_w.append(wa)
         dw_p.append(pa)
-    e.layer = layers[1]
+    e.layer = l_pw
     pw_p = []
     for k0, kl in kblocks:
         pa = w_slots.take(12 * t.tk, 1)[0]
@@ -139,11 +177,11 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
         """Bring chunks `cis` of a band's input into ABUF; chunk -> address."""
         nonlocal prev
         b, ri, _, _, first, last, _ = band
-        x_base = ctx.addr(dw.inputs[0]) + b * h * wd * c
+        x_base = 0 if ex else ctx.addr(dw.inputs[0]) + b * h * wd * c
         if x_direct:
             return {0: x_base + first * wd * c}
         out = {}
-        e.layer = layers[0]
+        e.layer = l_dw
         for ci in cis:
             c0, cl = chunks[ci]
             xa, _ = ins.lookup(("x", b, ri, ci))
@@ -151,7 +189,10 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
             if halo and ri > 0 and prev[2] >= first:   # rows the last band loaded: copy on chip
                 start = prev[2] + 1
                 contiguous(e, I.ABUF, prev[0] + (first - prev[1]) * wd * c, I.ABUF, xa, (start - first) * wd * c)
-            if start <= last:
+            if start <= last and expand:
+                expand(b, ri, ci, start, last, xa + (start - first) * wd * chunks[ci][1])
+                e.layer = l_dw
+            elif start <= last:
                 dma(e, x_space, x_base + start * wd * c + c0, (0, 0, 0, c), I.ABUF,
                     xa + (start - first) * wd * cl, (0, 0, 0, cl), (1, 1, 1, (last - start + 1) * wd), cl)
             prev = (xa, first, last)
@@ -161,14 +202,21 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
     # a band's loads are issued ahead of the previous band's 1x1 and stores when every chunk
     # has its own slot; otherwise each chunk is loaded just before its DwConv
     ahead = range(len(chunks)) if len(chunks) <= nb else range(0)
+    # with an expansion and more chunks than slots, the next chunk's rows are computed before
+    # this chunk's DwConv (the MXU need not wait on the Requant between them)
+    pipe = ex is not None and len(chunks) > nb >= 2
+    if pipe:
+        ahead = range(1)
     staged = load(bands[0], ahead)
     for j, (b, ri, r0, rl, first, last, y0) in enumerate(bands):
         o_base = ctx.addr(pw.outputs[0]) + b * eh * ew * k
         npix, n_rows, xas = rl * ew, last - first + 1, staged
         mids = band[j % nb]
-        e.layer = layers[0]
+        e.layer = l_dw
         for ci, (c0, cl) in enumerate(chunks):
             xa, ma = xas[ci] if ci in xas else load(bands[j], [ci])[ci], mids[ci]
+            if pipe and ci + 1 < len(chunks):
+                xas = xas | load(bands[j], [ci + 1])
             e.emit(lambda L, d, xa=xa, cl=cl, ci=ci, ma=ma: I.DwConv(
                 L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=dw_w[ci], params=dw_p[ci], dst=ma, out_h=rl,
                 out_w=ew, mult=1, kernel=(kh, kw), stride=a.stride, dilation=a.dilation, pad_t=first - y0,
@@ -178,7 +226,7 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
                  (I.WBUF, dw_p[ci], dw_p[ci] + 12 * cl)], [(I.ABUF, ma, ma + npix * cl)])
         if j + 1 < len(bands):   # the next band's loads go ahead of this band's stores on the port
             staged = load(bands[j + 1], ahead)
-        e.layer = layers[1]
+        e.layer = l_pw
         for ki, (k0, kl) in enumerate(kblocks):
             acc = accs.next()
             for ci, (c0, cl) in enumerate(chunks):
@@ -209,7 +257,59 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
             if not o_direct:
                 dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, o_base + r0 * ew * k + k0, (0, 0, 0, k),
                     (1, 1, 1, npix), kl)
+    if ex:
+        return {"tiling": f"fused with {dw.name}, {pw.name}: rows {t.th} x ch {t.tc} x out-ch {t.tk}, "
+                          f"{'ws' if t.dataflow == costs.WS else 'os'}, depthwise on {t.engine}"
+                          f"{', weights resident' if t.weights_resident else ''}"}
     return {"tiling": f"fused with {pw.name}: rows {t.th} x ch {t.tc} x out-ch {t.tk}, "
                       f"{'ws' if t.dataflow == costs.WS else 'os'}, depthwise on {t.engine}"
                       f"{', weights resident' if t.weights_resident else ''}",
             "depthwise_taps": kh * kw}
+
+
+def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_pix: int, layer: int):
+    """Set up the expansion's buffers; returns fill(batch, band, chunk, first row, last row,
+    dst), which computes those rows of the expanded tensor's channel chunk into ABUF at dst
+    (a [rows, width, chunk] block) with a Conv of its input rows and a Requant."""
+    e, nb = ctx.emitter, ctx.nbuf
+    a_slots, w_slots, acc_slots = slots
+    _, h, wd, cin = g.tensors[ex.inputs[0]].shape
+    space = ctx.space(ex.inputs[0])
+    direct = space == I.ABUF
+    xs = None if direct else SlotPair(a_slots.take(max_pix * cin, nb))
+    accs = SlotPair(acc_slots.take(4 * max_pix * t.tc, nb))
+    w, p = g.tensors[ex.inputs[1]].data, _params(g, ex, g.tensors[ex.outputs[0]].shape[-1])
+    e.layer = layer
+    params = []
+    for c0, cl in chunks:
+        pa = w_slots.take(12 * t.tc, 1)[0]
+        dma(e, ctx.consts.space, ctx.const(p[:, c0:c0 + cl], True), (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, 12 * cl)
+        params.append(pa)
+    w_addr = [ctx.const(w[c0:c0 + cl], True) for c0, cl in chunks]
+    wts = OwnSlots(w_slots, t.tc * cin) if t.ex_resident else SlotPair(w_slots.take(t.tc * cin, nb))
+    pe = ex.params
+
+    def fill(b: int, ri: int, ci: int, first: int, last: int, dst: int) -> None:
+        e.layer = layer
+        n_pix, cl = (last - first + 1) * wd, chunks[ci][1]
+        src = ctx.addr(ex.inputs[0]) + (b * h + first) * wd * cin
+        if not direct:
+            xa, fetch = xs.lookup(("x", b, ri))
+            if fetch:
+                contiguous(e, space, src, I.ABUF, xa, n_pix * cin)
+            src = xa
+        wa, fetch = wts.lookup(("w", ci))
+        if fetch:
+            dma(e, ctx.consts.space, w_addr[ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, cl * cin)
+        acc = accs.next()
+        e.emit(lambda L, d: I.Conv(
+            L, d, src=src, in_h=last - first + 1, in_w=wd, c_stride=cin, c_off=0, c_len=cin, wgt=wa, dst=acc,
+            out_h=last - first + 1, out_w=wd, k=cl, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), in_dil=(1, 1),
+            pad_t=0, pad_l=0, zp=pe.input_zp, accumulate=0, dataflow=t.dataflow),
+            [(I.ABUF, src, src + n_pix * cin), (I.WBUF, wa, wa + cl * cin)], [(I.ACC, acc, acc + 4 * n_pix * cl)])
+        pa = params[ci]
+        e.emit(lambda L, d: I.Requant(
+            L, d, src=acc, n_pix=n_pix, k=cl, params=pa, dst=dst, dst_pix_stride=cl, dst_c_off=0,
+            out_zp=pe.output_zp, act_min=pe.act_min, act_max=pe.act_max, mode=0),
+            [(I.ACC, acc, acc + 4 * n_pix * cl), (I.WBUF, pa, pa + 12 * cl)], [(I.ABUF, dst, dst + n_pix * cl)])
+    return fill

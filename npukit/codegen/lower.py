@@ -21,10 +21,10 @@ from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
-from .fused import fusable_pairs, lower_fused, plan_fused
+from .fused import fusable_expansions, fusable_pairs, lower_fused, plan_fused
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
-from .replay import cycles_and_energy, pick
+from .replay import cycles_and_energy, layer_costs, pick
 from .wide import int16_support, lower_magnitude
 from .vector import (
     ELTWISE_KIND,
@@ -88,17 +88,46 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
         raise ScheduleError(f"compress_weights must be auto or never, not {options.compress_weights!r}")
     if options.fuse_depthwise not in ("auto", "always", "never"):
         raise ScheduleError(f"fuse_depthwise must be auto, always or never, not {options.fuse_depthwise!r}")
+    if options.fuse_expansion not in ("auto", "always", "never"):
+        raise ScheduleError(f"fuse_expansion must be auto, always or never, not {options.fuse_expansion!r}")
     if not 0 <= options.energy_tie < 1:
         raise ScheduleError(f"energy_tie must lie in [0, 1), not {options.energy_tie!r}")
     pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise != "never" else {}
     spaces = (act_space, w_space, onchip)
     io = (user_inputs, user_outputs, moved)
-    prog = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, pairs)
+    lower = lambda fused, expansions=None: _lower_graph(  # noqa: E731
+        g, arch, options, meta, reasons, host, spaces, io, fused, expansions)
+    expansions = fusable_expansions(g, lambda nd: not reasons[nd.name], pairs) \
+        if options.fuse_expansion != "never" else {}
+    if expansions and options.fuse_expansion == "always":
+        return lower(pairs, expansions)
+    progs = [lower(pairs)]
     if pairs and options.fuse_depthwise == "auto":   # fusion stays if the event model prefers it,
-        alone = _lower_graph(g, arch, options, meta, reasons, host, spaces, io, {})   # as for tilings
-        timed = [cycles_and_energy(p, arch) for p in (alone, prog)]
-        prog = (alone, prog)[pick(timed, options.energy_tie)]
+        progs.insert(0, lower({}))                     # as for tilings; the expansions too
+    if expansions:
+        progs += _with_expansions(g, arch, options, lower, pairs, expansions, progs[-1])
+    prog = progs[0]
+    if len(progs) > 1:
+        prog = progs[pick([cycles_and_energy(p, arch) for p in progs], options.energy_tie)]
     return prog
+
+
+def _with_expansions(g: Graph, arch, options: CompileOptions, lower, pairs, expansions, pair_prog) -> list[Program]:
+    """The program with every expansion fused and, when the event model prefers the pair-only
+    program's layers for some blocks (expansion, depthwise, 1x1) and the fused ones for
+    others, also the program fusing only the latter (block by block by `pick`)."""
+    every = lower(pairs, expansions)
+    index = {nd.name: i for i, nd in enumerate(g.nodes)}
+    (_, alone), (_, fused) = layer_costs(pair_prog, arch), layer_costs(every, arch)
+    keep = {}
+    for d, ex in expansions.items():
+        i = index[ex.name]
+        if "fused with" not in every.layers[i].detail.get("tiling", ""):
+            continue                    # did not fit
+        block = [tuple(map(sum, zip(*costs[i:i + 3]))) for costs in (alone, fused)]
+        if pick(block, options.energy_tie) == 1:
+            keep[d] = ex
+    return [every] + ([lower(pairs, keep)] if keep and len(keep) < len(expansions) else [])
 
 
 def compress_weights(arch, options: CompileOptions) -> bool:
@@ -110,8 +139,10 @@ def compress_weights(arch, options: CompileOptions) -> bool:
 
 
 def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, host, spaces, io,
-                 pairs: dict[str, Node]) -> Program:
-    """Plan memory and lower every layer, `pairs` (depthwise name -> 1x1 node) fused."""
+                 pairs: dict[str, Node], expansions: dict[str, Node] | None = None) -> Program:
+    """Plan memory and lower every layer, `pairs` (depthwise name -> 1x1 node) fused, and
+    `expansions` (depthwise name -> the 1x1 before it) fused into their pairs."""
+    expansions = dict(expansions or {})
     act_space, w_space, onchip = spaces
     user_inputs, user_outputs, moved = io
     names = [r.name for r in arch.regions]
@@ -119,18 +150,23 @@ def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, h
     index = {nd.name: i for i, nd in enumerate(g.nodes)}
     while True:   # a pair whose fused tiles do not fit runs unfused: its middle tensor needs a place
         arena = plan_arena(g, act_space, arch.abuf_bytes - onchip, onchip, pinned=host,
-                           fused={index[d] for d in pairs})
+                           fused={index[d] for d in pairs} | {index[d] - 1 for d in expansions})
         consts = ConstImage(w_space, arena.size if w_space == act_space else 0, compress_weights(arch, options))
         ctx = Ctx(arch, options, arena, consts, onchip)
         ctx.emitter.packed, ctx.emitter.packed_space = consts.packed, consts.space
-        fused = {d: plan_fused(ctx, g, by_name[d], pw) for d, pw in pairs.items()}
+        fused = {d: plan_fused(ctx, g, by_name[d], pw, expansions.get(d)) for d, pw in pairs.items()}
         if all(fused.values()):
             break
-        pairs = {d: pw for d, pw in pairs.items() if fused[d]}
+        # an expansion that does not fit leaves its pair to be tried on its own
+        failed = {d for d in pairs if not fused[d]}
+        pairs = {d: pw for d, pw in pairs.items() if d not in failed or d in expansions}
+        expansions = {d: ex for d, ex in expansions.items() if d not in failed}
     ctx.emitter.readonly[w_space] = (consts.base, 1 << 62)
     layers, host_segments, host_blobs, counted = [], [], [], set()
     pw_detail: dict[str, dict] = {}
-    interior = {by_name[d].outputs[0] for d in pairs}     # fused pairs: never materialised
+    # fused pairs (and fused expansions): never materialised
+    interior = {by_name[d].outputs[0] for d in pairs} | {ex.outputs[0] for ex in expansions.values()}
+    firsts = {ex.name: d for d, ex in expansions.items()}
     for i, node in enumerate(g.nodes):
         ctx.emitter.layer = i
         emitted = len(ctx.emitter.program)
@@ -138,6 +174,14 @@ def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, h
         detail = {}
         if node.name in pw_detail:       # lowered with the depthwise conv before it
             detail = pw_detail[node.name]
+        elif node.name in firsts:        # expansion, depthwise and 1x1 run band by band
+            dw = by_name[firsts[node.name]]
+            pw = pairs[dw.name]
+            detail = lower_fused(ctx, g, dw, pw, fused[dw.name], (i, i + 1, i + 2), node)
+            pw_detail[dw.name] = {"tiling": f"fused into {node.name}",
+                                  "depthwise_taps": math.prod(g.tensors[dw.inputs[1]].shape[1:3])}
+            pw_detail[pw.name] = {"tiling": f"fused into {node.name}"}
+            ctx.emitter.layer = i
         elif node.name in pairs:
             pw = pairs[node.name]
             detail = lower_fused(ctx, g, node, pw, fused[node.name], (i, i + 1))

@@ -150,9 +150,9 @@ def plan_arena(g: Graph, space: int, onchip_base: int = 0, onchip_bytes: int = 0
     for i in fused:
         first.pop(g.nodes[i].outputs[0], None)
     for t in first:
-        if last[t] in fused:
+        while last[t] in fused:     # a chain of fused nodes runs as one step
             last[t] += 1
-        if first[t] - 1 in fused:
+        while first[t] - 1 in fused:
             first[t] -= 1
     nbytes = lambda t: g.tensors[t].nbytes  # noqa: E731
     pinned = {root.get(t, t) for t in (*pinned, *g.inputs, *g.outputs, *g.variables)}

@@ -44,6 +44,22 @@ def cycles_and_energy(program, arch) -> tuple[int, float]:
     return t.total_cycles, sum(sum(c.energy_pj(et, arch.host.pj_per_cycle)) for c in t.counts)
 
 
+def layer_costs(program, arch) -> tuple[tuple[int, float], list[tuple[int, float]]]:
+    """The program's (cycles, dynamic energy in pJ) and each layer's, its cycles counted as
+    the profile does (the advance of its last instruction's end)."""
+    t = simulate(program, arch)
+    et = energy_table(arch)
+    energy = [float(sum(c.energy_pj(et, arch.host.pj_per_cycle))) for c in t.counts]
+    ends = [0] * len(program.layers)
+    for ins, end in zip(program.instructions, t.end):
+        ends[ins.layer] = max(ends[ins.layer], int(end))
+    top, per_layer = 0, []
+    for i, end in enumerate(ends):
+        per_layer.append((max(end, top) - top, energy[i] if i < len(energy) else 0.0))
+        top = max(end, top)
+    return (t.total_cycles, sum(energy)), per_layer
+
+
 def pick(timed: list[tuple[int, float]], tie: float) -> int:
     """The index of the fastest (cycles, energy); among those within `tie` of its cycles (a
     fraction), the least energy; the first on a tie."""

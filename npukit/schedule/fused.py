@@ -2,7 +2,10 @@
 
 The pair runs row band by row band: a band of the depthwise output (all channels, in
 channel chunks of `tc`) is computed into ABUF and the 1x1 convolution reduces over those
-chunks straight away, so the intermediate tensor never exists as a whole. A candidate is
+chunks straight away, so the intermediate tensor never exists as a whole. With an
+expansion (`cin` > 0: the 1x1 convolution before the depthwise, from `cin` channels), each
+band's depthwise input rows are computed per channel chunk into ABUF from the expansion's
+input rows, so the expanded tensor never exists whole either. A candidate is
 `th` rows x `tc` channels per chunk x `tk` output channels of the 1x1, a depthwise engine
 and a dataflow; it is costed with the closed forms of `sim/costs.py` as
 max(MXU, VPU, off-chip port) + per-instruction overhead.
@@ -21,6 +24,7 @@ from .tiling import (_ISSUE, Bandwidth, ConvShape, _a, _candidates, _row_candida
 class FusedShape:
     dw: ConvShape          # the depthwise layer (c = channels, mult 1)
     k: int                 # output channels of the 1x1
+    cin: int = 0           # input channels of a fused expansion 1x1 before the depthwise (0: none)
 
 
 @dataclass(frozen=True)
@@ -32,20 +36,28 @@ class FusedTiling:
     dataflow: int          # of the 1x1
     weights_resident: bool  # every 1x1 weight block gets its own WBUF slot (loaded once)
     est_cycles: int
+    ex_resident: bool = True  # (with an expansion) its weight blocks too
 
 
 def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place: tuple[bool, bool],
-                  resident: bool) -> tuple[int, int, int]:
-    """(ABUF, WBUF, ACC) bytes a candidate needs."""
+                  resident: bool, ex_resident: bool = True) -> tuple[int, int, int]:
+    """(ABUF, WBUF, ACC) bytes a candidate needs; `in_place[0]`: the first layer's input is
+    read where it is resident (with an expansion: by its Convs, whatever the chunk)."""
     s = f.dw
     n_cc = math.ceil(s.c / tc)
-    x_tile = 0 if in_place[0] else nbuf * _a(rows_in(s, th) * s.w * tc)
+    x_tile = 0 if in_place[0] and not f.cin else nbuf * _a(rows_in(s, th) * s.w * tc)
+    ex_a = ex_w = ex_acc = 0
+    if f.cin:     # the expansion's input rows, weights, parameters and accumulators
+        ex_a = 0 if in_place[0] else nbuf * _a(rows_in(s, th) * s.w * f.cin)
+        ex_w = (n_cc if ex_resident else nbuf) * _a(tc * f.cin) + n_cc * _a(12 * tc)
+        ex_acc = nbuf * _a(4 * rows_in(s, th) * s.w * tc)
     mid = nbuf * n_cc * _a(th * s.ew * tc)
     out = 0 if in_place[1] else nbuf * _a(th * s.ew * tk)
     n_kb = math.ceil(f.k / tk)
     dw_w = n_cc * (_a(s.kh * s.kw * tc) + _a(12 * tc))
     pw_w = n_kb * n_cc * _a(tk * tc) if resident else nbuf * _a(tk * tc)
-    return x_tile + mid + out, dw_w + pw_w + n_kb * _a(12 * tk), nbuf * _a(4 * th * s.ew * tk)
+    return (x_tile + mid + out + ex_a, dw_w + pw_w + n_kb * _a(12 * tk) + ex_w,
+            nbuf * _a(4 * th * s.ew * tk) + ex_acc)
 
 
 def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
@@ -73,7 +85,7 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
     pw_floor = s.eh * s.ew * f.k * s.c // (rows * cols)
     for tc in _candidates(s.c, rows):
         # a resident input is read in place only as whole pixels (DwConv has no channel stride)
-        ip = (in_place[0] and tc == s.c, in_place[1])
+        ip = (in_place[0] and (tc == s.c or f.cin > 0), in_place[1])
         n_cc = math.ceil(s.c / tc)
         for tk in _candidates(f.k, cols):
             n_kb = math.ceil(f.k / tk)
@@ -81,19 +93,33 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                 for th in _row_candidates(s.eh, max_rows):
                     n_rb = math.ceil(s.eh / th)
                     n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
+                    if f.cin:     # per band: its input rows, and per chunk an expansion Conv + Requant
+                        n_instr += n_rb * (1 + 2 * n_cc)
                     # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM) plus
                     # the instruction overheads bound every estimate from below
                     bound = pw_floor - n_rb * n_kb * n_cc + n_instr * _ISSUE
                     if prune and len(best) == top and bound >= best[-1].est_cycles:
                         continue
+                    ex_res = True
                     a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident)
+                    if f.cin and w > arch.wbuf_bytes:    # the expansion's weights reloaded per band
+                        ex_res = False
+                        a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident, False)
                     if a > abuf_bytes or w > arch.wbuf_bytes or acc > arch.acc_bytes:
                         continue
                     e = th * s.ew
-                    x_tile = rows_in(s, th) * s.w * tc
+                    x_rows = rows_in(s, th)
                     if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
-                        x_tile = min(rows_in(s, th), th * s.sh) * s.w * tc
-                    dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
+                        x_rows = min(rows_in(s, th), th * s.sh)
+                    x_tile = x_rows * s.w * tc
+                    ex_mxu = ex_vpu = 0
+                    if f.cin:     # the band's rows are computed, from the expansion's input rows
+                        dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
+                        n_we = n_cc if ex_res or n_cc == 1 else n_rb * n_cc
+                        dma += n_we * _transfer(tc * f.cin, 1 << 30, bw.w)
+                        ex_vpu = n_rb * n_cc * costs.vpu_cycles(x_rows * s.w * tc, lanes, depth)
+                    else:
+                        dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
                     dma += 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
                     n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
                     dma += n_w * _transfer(tk * tc, 1 << 30, bw.w)
@@ -107,6 +133,9 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                         for flow in flows:
                             mxu = dw_mxu + n_rb * n_kb * n_cc * costs.mxu_gemm_cycles(e, tk, tc, rows, cols, flow,
                                                                                         overlap)
-                            est = int(max(mxu, requant + dw_vpu, dma) + n_instr * _ISSUE)
-                            keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est), top)
+                            if f.cin:
+                                mxu += n_rb * n_cc * costs.mxu_gemm_cycles(x_rows * s.w, tc, f.cin, rows, cols,
+                                                                           flow, overlap)
+                            est = int(max(mxu, requant + dw_vpu + ex_vpu, dma) + n_instr * _ISSUE)
+                            keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est, ex_res), top)
     return best
