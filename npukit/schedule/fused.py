@@ -5,7 +5,9 @@ channel chunks of `tc`) is computed into ABUF and the 1x1 convolution reduces ov
 chunks straight away, so the intermediate tensor never exists as a whole. With an
 expansion (`cin` > 0: the 1x1 convolution before the depthwise, from `cin` channels), each
 band's depthwise input rows are computed per channel chunk into ABUF from the expansion's
-input rows, so the expanded tensor never exists whole either. A candidate is
+input rows, so the expanded tensor never exists whole either; those rows are computed in
+groups of `eg` rows (a Conv into ACC and a Requant each), so ACC bounds the group, not the
+band. A candidate is
 `th` rows x `tc` channels per chunk x `tk` output channels of the 1x1, a depthwise engine
 and a dataflow; it is costed with the closed forms of `sim/costs.py` as
 max(MXU, VPU, off-chip port) + per-instruction overhead.
@@ -37,12 +39,14 @@ class FusedTiling:
     weights_resident: bool  # every 1x1 weight block gets its own WBUF slot (loaded once)
     est_cycles: int
     ex_resident: bool = True  # (with an expansion) its weight blocks too
+    eg: int = 0            # (with an expansion) expanded rows per Conv + Requant group
 
 
 def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place: tuple[bool, bool],
-                  resident: bool, ex_resident: bool = True) -> tuple[int, int, int]:
+                  resident: bool, ex_resident: bool = True, eg: int = 0) -> tuple[int, int, int]:
     """(ABUF, WBUF, ACC) bytes a candidate needs; `in_place[0]`: the first layer's input is
-    read where it is resident (with an expansion: by its Convs, whatever the chunk)."""
+    read where it is resident (with an expansion: by its Convs, whatever the chunk); `eg`:
+    the expansion's rows per group (0: a whole band's)."""
     s = f.dw
     n_cc = math.ceil(s.c / tc)
     x_tile = 0 if in_place[0] and not f.cin else nbuf * _a(rows_in(s, th) * s.w * tc)
@@ -50,7 +54,7 @@ def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place:
     if f.cin:     # the expansion's input rows, weights, parameters and accumulators
         ex_a = 0 if in_place[0] else nbuf * _a(rows_in(s, th) * s.w * f.cin)
         ex_w = (n_cc if ex_resident else nbuf) * _a(tc * f.cin) + n_cc * _a(12 * tc)
-        ex_acc = nbuf * _a(4 * rows_in(s, th) * s.w * tc)
+        ex_acc = nbuf * _a(4 * (eg or rows_in(s, th)) * s.w * tc)
     mid = nbuf * n_cc * _a(th * s.ew * tc)
     out = 0 if in_place[1] else nbuf * _a(th * s.ew * tk)
     n_kb = math.ceil(f.k / tk)
@@ -58,6 +62,17 @@ def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place:
     pw_w = n_kb * n_cc * _a(tk * tc) if resident else nbuf * _a(tk * tc)
     return (x_tile + mid + out + ex_a, dw_w + pw_w + n_kb * _a(12 * tk) + ex_w,
             nbuf * _a(4 * th * s.ew * tk) + ex_acc)
+
+
+def expansion_group(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, acc_bytes: int) -> int:
+    """Expanded rows per Conv + Requant group: as many of a band's input rows as fit in
+    the ACC the 1x1's accumulators leave, spread evenly over the groups (0: none fits)."""
+    s, x_rows = f.dw, rows_in(f.dw, th)
+    left = acc_bytes - nbuf * _a(4 * th * s.ew * tk)
+    eg = min(x_rows, max(0, left // nbuf) // (4 * s.w * tc))
+    while eg and nbuf * _a(4 * eg * s.w * tc) > left:
+        eg -= 1
+    return math.ceil(x_rows / math.ceil(x_rows / eg)) if eg else 0
 
 
 def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
@@ -92,32 +107,38 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
             for resident in (True, False):
                 for th in _row_candidates(s.eh, max_rows):
                     n_rb = math.ceil(s.eh / th)
+                    x_rows = rows_in(s, th)
+                    if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
+                        x_rows = min(rows_in(s, th), th * s.sh)
                     n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
-                    if f.cin:     # per band: its input rows, and per chunk an expansion Conv + Requant
-                        n_instr += n_rb * (1 + 2 * n_cc)
+                    eg = n_g = 0
+                    if f.cin:     # per band: its input rows, and per chunk and group a Conv + Requant
+                        eg = expansion_group(f, th, tc, tk, nbuf, arch.acc_bytes)
+                        if not eg:
+                            continue
+                        n_g = math.ceil(x_rows / eg)
+                        n_instr += n_rb * (1 + 2 * n_cc * n_g)
                     # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM) plus
                     # the instruction overheads bound every estimate from below
                     bound = pw_floor - n_rb * n_kb * n_cc + n_instr * _ISSUE
                     if prune and len(best) == top and bound >= best[-1].est_cycles:
                         continue
                     ex_res = True
-                    a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident)
+                    a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident, True, eg)
                     if f.cin and w > arch.wbuf_bytes:    # the expansion's weights reloaded per band
                         ex_res = False
-                        a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident, False)
+                        a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident, False, eg)
                     if a > abuf_bytes or w > arch.wbuf_bytes or acc > arch.acc_bytes:
                         continue
                     e = th * s.ew
-                    x_rows = rows_in(s, th)
-                    if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
-                        x_rows = min(rows_in(s, th), th * s.sh)
                     x_tile = x_rows * s.w * tc
                     ex_mxu = ex_vpu = 0
                     if f.cin:     # the band's rows are computed, from the expansion's input rows
                         dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
                         n_we = n_cc if ex_res or n_cc == 1 else n_rb * n_cc
                         dma += n_we * _transfer(tc * f.cin, 1 << 30, bw.w)
-                        ex_vpu = n_rb * n_cc * costs.vpu_cycles(x_rows * s.w * tc, lanes, depth)
+                        g_pix = math.ceil(x_rows / n_g) * s.w
+                        ex_vpu = n_rb * n_cc * n_g * costs.vpu_cycles(g_pix * tc, lanes, depth)
                     else:
                         dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
                     dma += 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
@@ -134,8 +155,8 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                             mxu = dw_mxu + n_rb * n_kb * n_cc * costs.mxu_gemm_cycles(e, tk, tc, rows, cols, flow,
                                                                                         overlap)
                             if f.cin:
-                                mxu += n_rb * n_cc * costs.mxu_gemm_cycles(x_rows * s.w, tc, f.cin, rows, cols,
-                                                                           flow, overlap)
+                                mxu += n_rb * n_cc * n_g * costs.mxu_gemm_cycles(g_pix, tc, f.cin, rows, cols,
+                                                                                 flow, overlap)
                             est = int(max(mxu, requant + dw_vpu + ex_vpu, dma) + n_instr * _ISSUE)
-                            keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est, ex_res), top)
+                            keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est, ex_res, eg), top)
     return best

@@ -121,10 +121,14 @@ def test_bound_counts_no_spill_for_the_inside_of_a_fused_pair(tmp_path):
        stride=st.sampled_from([(1, 1), (2, 2)]), residual=st.booleans(), abuf=st.sampled_from([1, 2, 4, 8]),
        mxu=st.sampled_from([(4, 4), (8, 8), (4, 8)]), dataflow=st.sampled_from(["ws", "os", "auto"]),
        rows=st.sampled_from([0, 1, 2, 3]), dw_engine=st.sampled_from(["auto", "mxu", "vpu"]),
-       double=st.booleans(), onchip=st.sampled_from([0.0, 0.5, 0.75]), timed=st.sampled_from([1, 4]))
+       double=st.booleans(), onchip=st.sampled_from([0.0, 0.5, 0.75]), timed=st.sampled_from([1, 4]),
+       acc=st.sampled_from([1, 2]))
 def test_expansion_fused_block_sim_equals_reference(tmp_path, seed, c, expand, k, h, w, kernel, stride, residual,
-                                                    abuf, mxu, dataflow, rows, dw_engine, double, onchip, timed):
-    """Expansion, depthwise and projection run band by band (`fuse_expansion="always"`)."""
+                                                    abuf, mxu, dataflow, rows, dw_engine, double, onchip, timed,
+                                                    acc):
+    """Expansion, depthwise and projection run band by band (`fuse_expansion="always"`);
+    a 1 KiB ACC against up to 8 KiB of ABUF makes the expansion compute a band's rows in
+    several groups."""
     if kernel[0] > h or kernel[1] > w:
         kernel = (3, 3)
     residual = residual and stride == (1, 1) and k == c
@@ -135,8 +139,29 @@ def test_expansion_fused_block_sim_equals_reference(tmp_path, seed, c, expand, k
                           fuse_expansion="always")
     shape = (1, c, h, w)
     calib = {"x": rng.standard_normal((4,) + shape).astype(np.float32)}
-    prog = _compile(tmp_path, data, small_arch(abuf, 2, 2, mxu[0], mxu[1], dataflow), opts, calib)
+    prog = _compile(tmp_path, data, small_arch(abuf, 2, acc, mxu[0], mxu[1], dataflow), opts, calib)
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal(shape).astype(np.float32) * 1.5}])
+
+
+def test_expansion_rows_in_groups_let_bands_outgrow_acc(tmp_path):
+    """With 1 KiB of ACC, the expansion's accumulators for a band's input rows (12 px x
+    its channel chunk x 4 B, two buffers) do not fit, yet the bands are taller than the
+    groups: each band's rows are computed a few at a time (several expansion Convs per
+    band and chunk, each into ACC, each Requant writing its rows of the band's slot), and
+    the program computes what the reference does."""
+    rng = np.random.default_rng(11)
+    data = inverted_residual_model(rng, 4, 6, 4, 12, 12, (3, 3), (2, 2), (1, 1), False)
+    opts = CompileOptions(onchip_fraction=0.0, timed_candidates=1, fuse_depthwise="always",
+                          fuse_expansion="always")
+    prog = _compile(tmp_path, data, small_arch(8, 2, 1, 4, 4, "ws"), opts, None)
+    layers = prog.program.layers
+    ex = next(i for i, la in enumerate(layers) if "fused with" in la.detail.get("tiling", ""))
+    ins = prog.program.instructions
+    convs = [x for x in ins if isinstance(x, I.Conv) and x.layer == ex]
+    dws = [d for d in ins if isinstance(d, I.DwConv) and d.layer == ex + 1]
+    assert max(x.out_h for x in convs) < max(d.in_h for d in dws)     # a band's rows, in groups
+    assert max(4 * x.out_h * x.out_w * x.k for x in convs) * 2 <= 1024
+    assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)}])
 
 
 def _off_chip(program, layer: int) -> int:
