@@ -260,7 +260,7 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
     if ex:
         return {"tiling": f"fused with {dw.name}, {pw.name}: rows {t.th} x ch {t.tc} x out-ch {t.tk}, "
                           f"{'ws' if t.dataflow == costs.WS else 'os'}, depthwise on {t.engine}"
-                          f"{', weights resident' if t.weights_resident else ''}, expansion {t.eg} rows a group"}
+                          f"{', weights resident' if t.weights_resident else ''}, expansion {t.eg} px a group"}
     return {"tiling": f"fused with {pw.name}: rows {t.th} x ch {t.tc} x out-ch {t.tk}, "
                       f"{'ws' if t.dataflow == costs.WS else 'os'}, depthwise on {t.engine}"
                       f"{', weights resident' if t.weights_resident else ''}",
@@ -270,15 +270,16 @@ def _emit(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[
 def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_pix: int, layer: int):
     """Set up the expansion's buffers; returns fill(batch, band, chunk, first row, last row,
     dst), which computes those rows of the expanded tensor's channel chunk into ABUF at dst
-    (a [rows, width, chunk] block), `t.eg` rows at a time: a Conv of their input rows into
-    ACC and a Requant into their part of dst."""
+    (a [rows, width, chunk] block), `t.eg` pixels at a time (a 1x1 convolution reads the
+    rows as one run of pixels): a Conv of their input pixels into ACC and a Requant into
+    their part of dst."""
     e, nb = ctx.emitter, ctx.nbuf
     a_slots, w_slots, acc_slots = slots
     _, h, wd, cin = g.tensors[ex.inputs[0]].shape
     space = ctx.space(ex.inputs[0])
     direct = space == I.ABUF
     xs = None if direct else SlotPair(a_slots.take(max_pix * cin, nb))
-    accs = SlotPair(acc_slots.take(4 * t.eg * wd * t.tc, nb))
+    accs = SlotPair(acc_slots.take(4 * t.eg * t.tc, nb))
     w, p = g.tensors[ex.inputs[1]].data, _params(g, ex, g.tensors[ex.outputs[0]].shape[-1])
     e.layer = layer
     params = []
@@ -302,15 +303,14 @@ def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_
         wa, fetch = wts.lookup(("w", ci))
         if fetch:
             dma(e, ctx.consts.space, w_addr[ci], (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, cl * cin)
-        for g0 in range(first, last + 1, t.eg):
-            rl = min(t.eg, last + 1 - g0)
-            _group(src + (g0 - first) * wd * cin, dst + (g0 - first) * wd * cl, rl * wd, cl, wa, params[ci])
+        for p0 in range(0, n_pix, t.eg):
+            _group(src + p0 * cin, dst + p0 * cl, min(t.eg, n_pix - p0), cl, wa, params[ci])
 
     def _group(src: int, dst: int, n_pix: int, cl: int, wa: int, pa: int) -> None:
         acc = accs.next()
         e.emit(lambda L, d: I.Conv(
-            L, d, src=src, in_h=n_pix // wd, in_w=wd, c_stride=cin, c_off=0, c_len=cin, wgt=wa, dst=acc,
-            out_h=n_pix // wd, out_w=wd, k=cl, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), in_dil=(1, 1),
+            L, d, src=src, in_h=1, in_w=n_pix, c_stride=cin, c_off=0, c_len=cin, wgt=wa, dst=acc,
+            out_h=1, out_w=n_pix, k=cl, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), in_dil=(1, 1),
             pad_t=0, pad_l=0, zp=pe.input_zp, accumulate=0, dataflow=t.dataflow),
             [(I.ABUF, src, src + n_pix * cin), (I.WBUF, wa, wa + cl * cin)], [(I.ACC, acc, acc + 4 * n_pix * cl)])
         e.emit(lambda L, d: I.Requant(

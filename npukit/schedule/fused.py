@@ -5,8 +5,8 @@ channel chunks of `tc`) is computed into ABUF and the 1x1 convolution reduces ov
 chunks straight away, so the intermediate tensor never exists as a whole. With an
 expansion (`cin` > 0: the 1x1 convolution before the depthwise, from `cin` channels), each
 band's depthwise input rows are computed per channel chunk into ABUF from the expansion's
-input rows, so the expanded tensor never exists whole either; those rows are computed in
-groups of `eg` rows (a Conv into ACC and a Requant each), so ACC bounds the group, not the
+input rows, so the expanded tensor never exists whole either; those pixels are computed in
+groups of `eg` (a Conv into ACC and a Requant each), so ACC bounds the group, not the
 band. A candidate is
 `th` rows x `tc` channels per chunk x `tk` output channels of the 1x1, a depthwise engine
 and a dataflow; it is costed with the closed forms of `sim/costs.py` as
@@ -39,14 +39,14 @@ class FusedTiling:
     weights_resident: bool  # every 1x1 weight block gets its own WBUF slot (loaded once)
     est_cycles: int
     ex_resident: bool = True  # (with an expansion) its weight blocks too
-    eg: int = 0            # (with an expansion) expanded rows per Conv + Requant group
+    eg: int = 0            # (with an expansion) expanded pixels per Conv + Requant group
 
 
 def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place: tuple[bool, bool],
                   resident: bool, ex_resident: bool = True, eg: int = 0) -> tuple[int, int, int]:
     """(ABUF, WBUF, ACC) bytes a candidate needs; `in_place[0]`: the first layer's input is
     read where it is resident (with an expansion: by its Convs, whatever the chunk); `eg`:
-    the expansion's rows per group (0: a whole band's)."""
+    the expansion's pixels per group (0: a whole band's)."""
     s = f.dw
     n_cc = math.ceil(s.c / tc)
     x_tile = 0 if in_place[0] and not f.cin else nbuf * _a(rows_in(s, th) * s.w * tc)
@@ -54,7 +54,7 @@ def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place:
     if f.cin:     # the expansion's input rows, weights, parameters and accumulators
         ex_a = 0 if in_place[0] else nbuf * _a(rows_in(s, th) * s.w * f.cin)
         ex_w = (n_cc if ex_resident else nbuf) * _a(tc * f.cin) + n_cc * _a(12 * tc)
-        ex_acc = nbuf * _a(4 * (eg or rows_in(s, th)) * s.w * tc)
+        ex_acc = nbuf * _a(4 * (eg or rows_in(s, th) * s.w) * tc)
     mid = nbuf * n_cc * _a(th * s.ew * tc)
     out = 0 if in_place[1] else nbuf * _a(th * s.ew * tk)
     n_kb = math.ceil(f.k / tk)
@@ -65,14 +65,16 @@ def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place:
 
 
 def expansion_group(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, acc_bytes: int) -> int:
-    """Expanded rows per Conv + Requant group: as many of a band's input rows as fit in
-    the ACC the 1x1's accumulators leave, spread evenly over the groups (0: none fits)."""
-    s, x_rows = f.dw, rows_in(f.dw, th)
+    """Expanded pixels per Conv + Requant group: as many of a band's input pixels (a 1x1
+    convolution reads them as one flat run) as fit in the ACC the 1x1's accumulators leave,
+    spread evenly over the groups (0: not one fits)."""
+    s = f.dw
+    x_pix = rows_in(s, th) * s.w
     left = acc_bytes - nbuf * _a(4 * th * s.ew * tk)
-    eg = min(x_rows, max(0, left // nbuf) // (4 * s.w * tc))
-    while eg and nbuf * _a(4 * eg * s.w * tc) > left:
+    eg = min(x_pix, max(0, left // nbuf) // (4 * tc))
+    while eg and nbuf * _a(4 * eg * tc) > left:
         eg -= 1
-    return math.ceil(x_rows / math.ceil(x_rows / eg)) if eg else 0
+    return math.ceil(x_pix / math.ceil(x_pix / eg)) if eg else 0
 
 
 def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
@@ -116,7 +118,7 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                         eg = expansion_group(f, th, tc, tk, nbuf, arch.acc_bytes)
                         if not eg:
                             continue
-                        n_g = math.ceil(x_rows / eg)
+                        n_g = math.ceil(x_rows * s.w / eg)
                         n_instr += n_rb * (1 + 2 * n_cc * n_g)
                     # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM) plus
                     # the instruction overheads bound every estimate from below
@@ -137,7 +139,7 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                         dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
                         n_we = n_cc if ex_res or n_cc == 1 else n_rb * n_cc
                         dma += n_we * _transfer(tc * f.cin, 1 << 30, bw.w)
-                        g_pix = math.ceil(x_rows / n_g) * s.w
+                        g_pix = math.ceil(x_rows * s.w / n_g)
                         ex_vpu = n_rb * n_cc * n_g * costs.vpu_cycles(g_pix * tc, lanes, depth)
                     else:
                         dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)

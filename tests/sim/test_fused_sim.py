@@ -143,12 +143,12 @@ def test_expansion_fused_block_sim_equals_reference(tmp_path, seed, c, expand, k
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal(shape).astype(np.float32) * 1.5}])
 
 
-def test_expansion_rows_in_groups_let_bands_outgrow_acc(tmp_path):
-    """With 1 KiB of ACC, the expansion's accumulators for a band's input rows (12 px x
-    its channel chunk x 4 B, two buffers) do not fit, yet the bands are taller than the
-    groups: each band's rows are computed a few at a time (several expansion Convs per
-    band and chunk, each into ACC, each Requant writing its rows of the band's slot), and
-    the program computes what the reference does."""
+def test_expansion_in_pixel_groups_lets_bands_outgrow_acc(tmp_path):
+    """With 1 KiB of ACC, the expansion's accumulators for a band's input rows (12 px a row
+    x its channel chunk x 4 B, two buffers) do not fit, yet the bands hold more pixels than
+    the groups: each band's pixels are computed a few at a time (several expansion Convs
+    per band and chunk, each into ACC, each Requant writing its pixels of the band's slot),
+    and the program computes what the reference does."""
     rng = np.random.default_rng(11)
     data = inverted_residual_model(rng, 4, 6, 4, 12, 12, (3, 3), (2, 2), (1, 1), False)
     opts = CompileOptions(onchip_fraction=0.0, timed_candidates=1, fuse_depthwise="always",
@@ -159,7 +159,7 @@ def test_expansion_rows_in_groups_let_bands_outgrow_acc(tmp_path):
     ins = prog.program.instructions
     convs = [x for x in ins if isinstance(x, I.Conv) and x.layer == ex]
     dws = [d for d in ins if isinstance(d, I.DwConv) and d.layer == ex + 1]
-    assert max(x.out_h for x in convs) < max(d.in_h for d in dws)     # a band's rows, in groups
+    assert max(x.out_h * x.out_w for x in convs) < max(d.in_h * d.in_w for d in dws)   # a band, in groups
     assert max(4 * x.out_h * x.out_w * x.k for x in convs) * 2 <= 1024
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)}])
 
