@@ -24,7 +24,7 @@ from .data import DATA_LOWERING
 from .fused import fusable_expansions, fusable_pairs, lower_fused, plan_fused
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
-from .replay import cycles_and_energy, layer_costs, pick
+from .replay import layer_costs, pick
 from .wide import int16_support, lower_magnitude
 from .vector import (
     ELTWISE_KIND,
@@ -101,24 +101,31 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Progra
         if options.fuse_expansion != "never" else {}
     if expansions and options.fuse_expansion == "always":
         return lower(pairs, expansions)
+    timed: dict[int, tuple] = {}     # id(program) -> layer_costs: each program timed once
+
+    def costs(p: Program) -> tuple:
+        if id(p) not in timed:
+            timed[id(p)] = layer_costs(p, arch)
+        return timed[id(p)]
     progs = [lower(pairs)]
     if pairs and options.fuse_depthwise == "auto":   # fusion stays if the event model prefers it,
         progs.insert(0, lower({}))                     # as for tilings; the expansions too
     if expansions:
-        progs += _with_expansions(g, arch, options, lower, pairs, expansions, progs[-1])
+        progs += _with_expansions(g, options, lower, costs, pairs, expansions, progs[-1])
     prog = progs[0]
     if len(progs) > 1:
-        prog = progs[pick([cycles_and_energy(p, arch) for p in progs], options.energy_tie)]
+        prog = progs[pick([costs(p)[0] for p in progs], options.energy_tie)]
     return prog
 
 
-def _with_expansions(g: Graph, arch, options: CompileOptions, lower, pairs, expansions, pair_prog) -> list[Program]:
+def _with_expansions(g: Graph, options: CompileOptions, lower, costs, pairs, expansions,
+                     pair_prog) -> list[Program]:
     """The program with every expansion fused and, when the event model prefers the pair-only
     program's layers for some blocks (expansion, depthwise, 1x1) and the fused ones for
     others, also the program fusing only the latter (block by block by `pick`)."""
     every = lower(pairs, expansions)
     index = {nd.name: i for i, nd in enumerate(g.nodes)}
-    (_, alone), (_, fused) = layer_costs(pair_prog, arch), layer_costs(every, arch)
+    (_, alone), (_, fused) = costs(pair_prog), costs(every)
     keep = {}
     for d, ex in expansions.items():
         i = index[ex.name]

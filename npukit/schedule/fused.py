@@ -134,7 +134,7 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                         continue
                     e = th * s.ew
                     x_tile = x_rows * s.w * tc
-                    ex_mxu = ex_vpu = 0
+                    ex_vpu = 0
                     if f.cin:     # the band's rows are computed, from the expansion's input rows
                         dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
                         n_we = n_cc if ex_res or n_cc == 1 else n_rb * n_cc

@@ -45,10 +45,12 @@ def test_pruned_search_keeps_exactly_the_tilings_of_the_full_search(case):
 
 
 @settings(max_examples=100, deadline=None)
-@given(case=layers(), k=st.sampled_from([8, 16, 24, 96, 320]), bpc=st.sampled_from([0.5, 1.0, 8.0]))
-def test_pruned_fused_search_keeps_exactly_the_tilings_of_the_full_search(case, k, bpc):
+@given(case=layers(), k=st.sampled_from([8, 16, 24, 96, 320]), bpc=st.sampled_from([0.5, 1.0, 8.0]),
+       cin=st.sampled_from([0, 8, 16, 24]))
+def test_pruned_fused_search_keeps_exactly_the_tilings_of_the_full_search(case, k, bpc, cin):
+    """Pairs and, with `cin`, expansion + depthwise + 1x1 groups."""
     shape, arch, nbuf, flow, top, max_rows = case
     dw = ConvShape(shape.h, shape.w, shape.c, shape.eh, shape.ew, shape.c, shape.kh, shape.kw, shape.sh, 1, 1, 1)
-    args = (fused.FusedShape(dw, k), arch, nbuf, flow, "auto", max_rows, arch.abuf_bytes,
+    args = (fused.FusedShape(dw, k, cin), arch, nbuf, flow, "auto", max_rows, arch.abuf_bytes,
             Bandwidth(bpc, bpc, bpc), (False, False), top)
     assert fused._search(*args) == fused._search(*args, prune=False)
