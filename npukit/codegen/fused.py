@@ -27,15 +27,10 @@ def fusable_pairs(g: Graph, on_npu) -> dict[str, Node]:
     for dw, pw in zip(g.nodes, g.nodes[1:]):
         if dw.op is not Op.CONV2D or pw.op is not Op.CONV2D or not (on_npu(dw) and on_npu(pw)):
             continue
-        a, b = dw.attrs, pw.attrs
-        mid = dw.outputs[0]
+        a, mid = dw.attrs, dw.outputs[0]
         if not a.depthwise or a.input_dilation != (1, 1) or g.tensors[mid].shape[-1] != g.tensors[dw.inputs[0]].shape[-1]:
             continue
-        w = g.tensors[pw.inputs[1]].shape
-        if (b.depthwise or b.groups != 1 or tuple(w[1:3]) != (1, 1) or b.stride != (1, 1) or any(b.pads)
-                or b.input_dilation != (1, 1) or pw.inputs[0] != mid):
-            continue
-        if mid in g.outputs or len(g.consumers(mid)) != 1:
+        if not _plain_1x1(g, pw) or pw.inputs[0] != mid or not _read_once(g, mid):
             continue
         if any(g.tensors[t].dtype is not DType.I8 for t in (dw.inputs[0], mid, pw.outputs[0])):
             continue     # the fused band path is int8 only
@@ -53,17 +48,25 @@ def fusable_expansions(g: Graph, on_npu, pairs: dict[str, Node]) -> dict[str, No
     for ex, dw in zip(g.nodes, g.nodes[1:]):
         if dw.name not in pairs or ex.op is not Op.CONV2D or not on_npu(ex) or ex.name in in_pairs:
             continue
-        b, mid = ex.attrs, ex.outputs[0]
-        w = g.tensors[ex.inputs[1]].shape
-        if (b.depthwise or b.groups != 1 or tuple(w[1:3]) != (1, 1) or b.stride != (1, 1) or any(b.pads)
-                or b.input_dilation != (1, 1) or dw.inputs[0] != mid):
-            continue
-        if mid in g.outputs or len(g.consumers(mid)) != 1:
+        mid = ex.outputs[0]
+        if not _plain_1x1(g, ex) or dw.inputs[0] != mid or not _read_once(g, mid):
             continue
         if any(g.tensors[t].dtype is not DType.I8 for t in (ex.inputs[0], mid)):
             continue
         out[dw.name] = ex
     return out
+
+
+def _plain_1x1(g: Graph, node: Node) -> bool:
+    """Whether `node` is a 1x1 convolution with stride 1, no padding and groups 1."""
+    b, w = node.attrs, g.tensors[node.inputs[1]].shape
+    return not (b.depthwise or b.groups != 1 or tuple(w[1:3]) != (1, 1) or b.stride != (1, 1) or any(b.pads)
+                or b.input_dilation != (1, 1))
+
+
+def _read_once(g: Graph, t: str) -> bool:
+    """Whether tensor `t` is no graph output and has one consumer (fused, it is never stored)."""
+    return t not in g.outputs and len(g.consumers(t)) == 1
 
 
 def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, ex: Node | None = None) -> list[FusedTiling]:
