@@ -46,17 +46,23 @@ def placement(n: int, dil: int, pad: int, span: int) -> tuple[slice, slice]:
     return slice(i0, i1), slice(d0, d0 + (i1 - i0 - 1) * dil + 1, dil)
 
 
+def padded_buffer(tag, in_hw, c, span, pads_tl, in_dil, dtype, fill, scratch: Scratch):
+    """(buffer [span_h, span_w, c] filled with `fill`, the tile's source slices, the view of
+    the buffer its cells land in): shared by the kernels of one placement, tag and fill."""
+    (ih, iw), (sh, sw), (pt, pl), (dy, dx) = in_hw, span, pads_tl, in_dil
+    rs, rd = placement(ih, dy, pt, sh)
+    cs, cd = placement(iw, dx, pl, sw)
+    buf = scratch.get((tag, ih, iw, pt, pl, dy, dx), (sh, sw, c), dtype, fill)
+    return buf, (rs, cs), buf[rd, cd]
+
+
 class Padded:
     """The padded, input-dilated float32 copy of an int8 NHWC tile (batch 1): x - zp with
     zeros inserted (`shifted`), or the raw codes with zp inserted."""
 
     def __init__(self, in_hw, c, span, pads_tl, in_dil, zp: int, shifted: bool, scratch: Scratch):
-        (ih, iw), (sh, sw), (pt, pl), (dy, dx) = in_hw, span, pads_tl, in_dil
-        rs, rd = placement(ih, dy, pt, sh)
-        cs, cd = placement(iw, dx, pl, sw)
-        self.buf = scratch.get(("xp", ih, iw, pt, pl, dy, dx), (sh, sw, c), np.float32, 0.0 if shifted else float(zp))
-        self.src = (rs, cs)
-        self.dst = self.buf[rd, cd]
+        self.buf, self.src, self.dst = padded_buffer("xp", in_hw, c, span, pads_tl, in_dil, np.float32,
+                                                     0.0 if shifted else float(zp), scratch)
         self.zp = np.float32(zp if shifted else 0)
 
     def load(self, x: np.ndarray) -> np.ndarray:
@@ -81,11 +87,8 @@ class PaddedCodes:
     whose zero point zp + 128 then makes every padded cell contribute 0."""
 
     def __init__(self, in_hw, c, span, pads_tl, in_dil, zp: int, scratch: Scratch):
-        (ih, iw), (sh, sw), (pt, pl), (dy, dx) = in_hw, span, pads_tl, in_dil
-        rs, rd = placement(ih, dy, pt, sh)
-        cs, cd = placement(iw, dx, pl, sw)
-        self.buf = scratch.get(("xq", ih, iw, pt, pl, dy, dx), (sh, sw, c), np.uint8, zp + 128)
-        self.src, self.dst = (rs, cs), self.buf[rd, cd]
+        self.buf, self.src, self.dst = padded_buffer("xq", in_hw, c, span, pads_tl, in_dil, np.uint8, zp + 128,
+                                                     scratch)
 
     def loader(self, x: np.ndarray):
         """The offset copy of a fixed int8 view [ih, iw, c] into the buffer, as a closure."""
