@@ -75,11 +75,16 @@ class Simulator:
         with blas_threads(self.threads):
             return self._run(feeds, order)
 
-    def _run(self, feeds, order):
+    def _start(self, feeds) -> tuple[Machine, list[Action]]:
+        """The bound machine with its SRAMs cleared and the checked inputs written."""
         arrays = check_feeds(self.prog.inputs, feeds)
         m, actions = self._bind()
         m.clear_sram()
         self._write_inputs(m, arrays)
+        return m, actions
+
+    def _run(self, feeds, order):
+        m, actions = self._start(feeds)
         for idx in (order if order is not None else range(len(actions))):
             actions[idx]()
         return {t.name: self._output(m, t) for t in self.prog.outputs}
@@ -88,10 +93,7 @@ class Simulator:
         """One run in program order (a run like any other: a streaming model's state advances),
         timed per instruction kind: {kind: (count, seconds)}."""
         with blas_threads(self.threads):
-            arrays = check_feeds(self.prog.inputs, feeds)
-            m, actions = self._bind()
-            m.clear_sram()
-            self._write_inputs(m, arrays)
+            _, actions = self._start(feeds)
             out: dict[str, tuple[int, float]] = {}
             for ins, action in zip(self.prog.instructions, actions):
                 t0 = perf_counter()
