@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..arch.tech import energy_table
 from ..schedule.tiling import register_cache
-from ..sim.timing import simulate
+from ..sim.timing import layer_cycles, simulate
 from .context import Ctx
 from .emitter import Emitter
 
@@ -40,24 +40,22 @@ def replay(ctx: Ctx, emit, ratio: float = 1.0) -> tuple[int, float]:
 def cycles_and_energy(program, arch) -> tuple[int, float]:
     """(cycles, dynamic energy in pJ) of a program by the event model and the technology table."""
     t = simulate(program, arch)
-    et = energy_table(arch)
-    return t.total_cycles, sum(sum(c.energy_pj(et, arch.host.pj_per_cycle)) for c in t.counts)
+    return t.total_cycles, sum(_layer_energy(t, arch))
 
 
 def layer_costs(program, arch) -> tuple[tuple[int, float], list[tuple[int, float]]]:
     """The program's (cycles, dynamic energy in pJ) and each layer's, its cycles counted as
-    the profile does (the advance of its last instruction's end)."""
+    the profile counts them (timing.layer_cycles)."""
     t = simulate(program, arch)
-    et = energy_table(arch)
-    energy = [float(sum(c.energy_pj(et, arch.host.pj_per_cycle))) for c in t.counts]
-    ends = [0] * len(program.layers)
-    for ins, end in zip(program.instructions, t.end):
-        ends[ins.layer] = max(ends[ins.layer], int(end))
-    top, per_layer = 0, []
-    for i, end in enumerate(ends):
-        per_layer.append((max(end, top) - top, energy[i] if i < len(energy) else 0.0))
-        top = max(end, top)
+    energy = _layer_energy(t, arch)
+    cycles = layer_cycles(program, t)
+    per_layer = [(int(c), energy[i] if i < len(energy) else 0.0) for i, c in enumerate(cycles)]
     return (t.total_cycles, sum(energy)), per_layer
+
+
+def _layer_energy(t, arch) -> list[float]:
+    et = energy_table(arch)
+    return [float(sum(c.energy_pj(et, arch.host.pj_per_cycle))) for c in t.counts]
 
 
 def pick(timed: list[tuple[int, float]], tie: float) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 from ..arch import area_mm2, energy_table
 from ..isa import instructions as I
 from ..isa.program import Program
-from ..sim.timing import Timeline
+from ..sim.timing import Timeline, layer_cycles
 
 SCHEMA_VERSION = 1
 
@@ -80,18 +80,14 @@ def _roofline(layer, arch) -> int:
 
 def build_profile(prog: Program, arch, t: Timeline) -> Profile:
     et = energy_table(arch)
-    n_layers = len(prog.layers)
-    last_end = np.zeros(n_layers, np.int64)
-    busy = np.zeros((n_layers, len(I.Engine)), np.int64)
-    layer_of = np.array([ins.layer for ins in prog.instructions], np.int64)
-    for i, layer in enumerate(layer_of):
-        last_end[layer] = max(last_end[layer], t.end[i])
-        busy[layer, t.engine[i]] += t.busy[i]
-    last_end = np.maximum.accumulate(last_end) if n_layers else last_end
+    busy = np.zeros((len(prog.layers), len(I.Engine)), np.int64)
+    for ins, engine, work in zip(prog.instructions, t.engine, t.busy):
+        busy[ins.layer, engine] += work
+    per_layer = layer_cycles(prog, t)
     layers, energy = [], {"mac": 0.0, "sram": 0.0, "offchip": 0.0, "vpu": 0.0, "host": 0.0}
     for i, layer in enumerate(prog.layers):
         c = t.counts[i]
-        cycles = int(last_end[i] - (last_end[i - 1] if i else 0))
+        cycles = int(per_layer[i])
         e_mac, e_sram, e_off, e_vpu, e_host = c.energy_pj(et, arch.host.pj_per_cycle)
         for k, v in zip(energy, (e_mac, e_sram, e_off, e_vpu, e_host)):
             energy[k] += v

@@ -202,6 +202,15 @@ class _Port:
         return t
 
 
+def layer_cycles(prog: Program, t: Timeline) -> np.ndarray:
+    """Each layer's cycles: how far the end of its last instruction moves the latest end of
+    the layers before it (overlapped work is counted once, by the layer that finishes last)."""
+    last = np.zeros(len(prog.layers), np.int64)
+    for ins, end in zip(prog.instructions, t.end):
+        last[ins.layer] = max(last[ins.layer], end)
+    return np.diff(np.maximum.accumulate(last), prepend=0) if len(last) else last
+
+
 def simulate(prog: Program, arch) -> Timeline:
     model = _Model(prog, arch)
     n = len(prog.instructions)
