@@ -8,12 +8,26 @@ scratch buffer that is then added (int32, wrapping) when the instruction accumul
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .gemm_int8 import MAX_DEPTH, Int8Gemm
 from .plans import WeightCache
 from .tiles import PaddedCodes, Scratch, spans
+
+
+@dataclass(frozen=True, eq=False)
+class Parts:
+    """A bound conv tile in order: the offset copy (src, dst: dst = src ^ 0x80), the im2col copy
+    (dst, src) or None, the product, and ("add" | "copy", product, accumulators) or None when
+    the product lands in the accumulators directly."""
+    load: tuple[np.ndarray, np.ndarray]
+    im2col: tuple[np.ndarray, np.ndarray] | None
+    product: Callable[[], None]
+    post: tuple[str, np.ndarray, np.ndarray] | None
 
 
 class DenseConvInt8:
@@ -45,26 +59,39 @@ class DenseConvInt8:
     def __call__(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
         self.bind(x, w, out, accumulate)()
 
-    def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool):
-        """The kernel on fixed views: x int8 [1, ih, iw, c] (any strides), w int8 [k, kh, kw, c],
-        out int32 [oh*ow, k]; returns the closure that runs it."""
-        load, im2col, cache = self.pad.loader(x[0]), self.im2col, self.weights
+    def parts(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool,
+              b: np.ndarray | None = None) -> Parts:
+        """The kernel on fixed views as its four steps: x int8 [1, ih, iw, c] (any strides), w int8
+        [k, kh, kw, c], out int32 [oh*ow, k]. `b`: the weights as the int8 [depth, k] matrix when
+        they are known not to change (then the product is bound to it once), else the product
+        looks them up whenever the bytes in `w` differ from those it last used."""
         direct = not accumulate and out.flags.c_contiguous and out.flags.aligned
         y = out if direct else self.y
-        product = self.gemm.bind(self.a, self.b0, self.a_zp, y)
-        seen = [b""]        # the weight bytes the product is bound to
+        product = self.gemm.bind(self.a, self.b0 if b is None else b, self.a_zp, y)
+        post = ("add" if accumulate else "copy", y, out) if not direct else None
+        if b is not None:
+            return Parts(self.pad.operands(x[0]), self.im2col, product, post)
+        cache, seen = self.weights, [b""]      # the weight bytes the product is bound to
 
-        def run() -> None:
+        def checked() -> None:
             data = w.tobytes()
             if data != seen[0]:         # an exact compare: the cache never answers for other bytes
                 wm, _, seen[0] = cache.get(data, w, np.int8)
                 product.rebind_b(wm)
-            load()
+            product()
+        return Parts(self.pad.operands(x[0]), self.im2col, checked, post)
+
+    def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool, b: np.ndarray | None = None):
+        """The four parts as one closure, in numpy."""
+        p = self.parts(x, w, out, accumulate, b)
+        (src, dst), im2col, product, post, bit = p.load, p.im2col, p.product, p.post, np.uint8(0x80)
+
+        def run() -> None:
+            np.bitwise_xor(src, bit, out=dst)
             if im2col is not None:
                 np.copyto(*im2col)
             product()
-            if accumulate:
-                np.add(out, y, out=out)     # int32: wraps like the accumulators
-            elif not direct:
-                np.copyto(out, y)
+            if post is not None:
+                (np.add(post[2], post[1], out=post[2]) if post[0] == "add"      # int32: wraps like the accumulators
+                 else np.copyto(post[2], post[1]))
         return run

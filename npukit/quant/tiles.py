@@ -90,9 +90,14 @@ class PaddedCodes:
         self.buf, self.src, self.dst = padded_buffer("xq", in_hw, c, span, pads_tl, in_dil, np.uint8, zp + 128,
                                                      scratch)
 
+    def operands(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(source, destination) of the offset copy of a fixed int8 view [ih, iw, c]: the
+        destination's bytes are the source's xor 0x80."""
+        return x[self.src].view(np.uint8), self.dst
+
     def loader(self, x: np.ndarray):
         """The offset copy of a fixed int8 view [ih, iw, c] into the buffer, as a closure."""
-        src, dst, bit = x[self.src].view(np.uint8), self.dst, np.uint8(0x80)
+        (src, dst), bit = self.operands(x), np.uint8(0x80)
         return lambda: np.bitwise_xor(src, bit, out=dst)
 
 

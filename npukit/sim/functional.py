@@ -19,7 +19,9 @@ from ..isa.serial import from_data
 from ..quant import gemm_int8
 from ..quant.qexec import run_qnode
 from ..threads import blas_threads
-from .semantics import Action, Machine, bind
+from .constants import known_operands
+from .plan import Action, Plan
+from .semantics import Machine, lower
 
 
 def check_feeds(inputs, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -41,32 +43,46 @@ def check_feeds(inputs, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class Simulator:
-    def __init__(self, prog: Program, sram: dict[int, int], threads: int = 1, int8_gemm: bool = True):
+    def __init__(self, prog: Program, sram: dict[int, int], threads: int = 1, int8_gemm: bool = True,
+                 fold_constants: bool = True):
         self.prog = prog
         self.threads = threads      # BLAS and int8 GEMM threads during a run
         self.int8_gemm = int8_gemm  # products on the exact int8 GEMM where this CPU has one
+        self.fold_constants = fold_constants    # bind operands the program never changes once (constants.py)
         self.sram = sram
-        self.state = [np.frombuffer(r.image, np.uint8).copy() for r in prog.regions]
+        self._state = [np.frombuffer(r.image, np.uint8).copy() for r in prog.regions]
         self._spaces = {r.space: i for i, r in enumerate(prog.regions)}
-        self._bound: tuple[Machine, list[Action]] | None = None
+        self._bound: tuple[Machine, Plan] | None = None
+
+    @property
+    def state(self) -> tuple[np.ndarray, ...]:
+        """The off-chip regions, read-only: only the program's instructions write them (what they
+        never write are constants, read once when the program is bound)."""
+        views = tuple(s.view() for s in self._state)
+        for v in views:
+            v.flags.writeable = False
+        return views
 
     def reset(self) -> None:
         """The regions return to the program's initial images (a stateful model restarts)."""
-        for state, r in zip(self.state, self.prog.regions):
+        for state, r in zip(self._state, self.prog.regions):
             np.copyto(state, np.frombuffer(r.image, np.uint8))
 
     def _machine(self) -> Machine:
         n = max(self._spaces) - I.REGION0 + 1 if self._spaces else 0
         regions = [np.zeros(0, np.uint8)] * n
         for space, i in self._spaces.items():
-            regions[space - I.REGION0] = self.state[i]
+            regions[space - I.REGION0] = self._state[i]
         return Machine(self.sram, regions, gemm_int8.backend(self.threads) if self.int8_gemm else None)
 
-    def _bind(self) -> tuple[Machine, list[Action]]:
+    def _bind(self) -> tuple[Machine, Plan]:
         """The machine and the program bound to it, built on first use (BinaryError then)."""
         if self._bound is None:
             m = self._machine()
-            self._bound = m, [bind(m, ins, lambda seg: self._host(m, seg)) for ins in self.prog.instructions]
+            known = known_operands(self.prog, m.mem[I.WBUF].size) if I.WBUF in m.mem and self.fold_constants else {}
+            steps = [lower(m, ins, lambda seg: self._host(m, seg), known.get(i))
+                     for i, ins in enumerate(self.prog.instructions)]
+            self._bound = m, Plan(steps, [type(ins).__name__.upper() for ins in self.prog.instructions])
         return self._bound
 
     def run(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
@@ -75,29 +91,31 @@ class Simulator:
         with blas_threads(self.threads):
             return self._run(feeds, order)
 
-    def _start(self, feeds) -> tuple[Machine, list[Action]]:
+    def _start(self, feeds) -> tuple[Machine, Plan]:
         """The bound machine with its SRAMs cleared and the checked inputs written."""
         arrays = check_feeds(self.prog.inputs, feeds)
-        m, actions = self._bind()
+        m, plan = self._bind()
         m.clear_sram()
         self._write_inputs(m, arrays)
-        return m, actions
+        return m, plan
 
     def _run(self, feeds, order):
-        m, actions = self._start(feeds)
-        for idx in (order if order is not None else range(len(actions))):
-            actions[idx]()
+        m, plan = self._start(feeds)
+        if order is None:
+            plan.run(plan.program)
+        else:
+            plan.run([call for idx in order for call in plan.instructions[idx]])
         return {t.name: self._output(m, t) for t in self.prog.outputs}
 
     def seconds_by_kind(self, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, float]]:
         """One run in program order (a run like any other: a streaming model's state advances),
         timed per instruction kind: {kind: (count, seconds)}."""
         with blas_threads(self.threads):
-            _, actions = self._start(feeds)
+            _, plan = self._start(feeds)
             out: dict[str, tuple[int, float]] = {}
-            for ins, action in zip(self.prog.instructions, actions):
+            for ins, calls in zip(self.prog.instructions, plan.instructions):
                 t0 = perf_counter()
-                action()
+                plan.run(calls)
                 n, s = out.get(type(ins).__name__, (0, 0.0))
                 out[type(ins).__name__] = (n + 1, s + perf_counter() - t0)
         return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import astuple, fields
+from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -19,6 +20,8 @@ from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..quant import gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
+from . import microops
+from .plan import Action, Plan, Step
 
 
 def params_to_ints(p) -> tuple[int, ...]:
@@ -35,7 +38,6 @@ ELTWISE_PARAMS = {I.Eltwise.ADD: kernels_vpu.AddParams, I.Eltwise.SUB: kernels_v
                   I.Eltwise.MUL: kernels_vpu.MulParams}
 
 
-Action = Callable[[], None]
 
 
 class Machine:
@@ -82,51 +84,61 @@ class Machine:
         return self.mem[space]
 
 
-def bind(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | None = None) -> Action:
-    """The instruction as a closure over `m`: views and checks done now, the work on each call.
-    Host instructions bind through `host_binder(segment)`."""
+def lower(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | None = None,
+          known: np.ndarray | None = None) -> list[Step]:
+    """The instruction as steps over `m`: micro-ops (sim/microops.py) and Python actions, views
+    and checks done now, the work when they run. Host instructions bind through
+    `host_binder(segment)`. `known`: what a DMA's source holds or a Conv's weights are, when the
+    program shows they never change (sim/constants.py)."""
     if isinstance(ins, I.Host):
         if host_binder is None:
             raise BinaryError("host instruction, but no host to run it")
-        return host_binder(ins.segment)
+        return [host_binder(ins.segment)]
     binder = _BINDERS.get(type(ins))
     if binder is None:
         raise BinaryError(f"no semantics for instruction {type(ins).__name__}")
-    return binder(m, ins)
+    steps = binder(m, ins, known) if type(ins) in (I.Dma, I.Conv) else binder(m, ins)
+    return steps if isinstance(steps, list) else [steps]
+
+
+def bind(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | None = None) -> Action:
+    """The instruction as one closure over `m`."""
+    plan = Plan([lower(m, ins, host_binder)], [type(ins).__name__.upper()])
+    return partial(plan.run, plan.program)
 
 
 def execute(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | None = None) -> None:
     bind(m, ins, host_binder)()
 
 
-def _dma(m: Machine, d: I.Dma) -> Action:
+def _dma(m: Machine, d: I.Dma, known: np.ndarray | None = None) -> Step:
     if d.codec:
-        return _dma_decode(m, d)
+        return _dma_decode(m, d, known)
     src = m.strided(d.src_space, d.src, d.shape, d.src_strides, d.elem)
     dst = m.strided(d.dst_space, d.dst, d.shape, d.dst_strides, d.elem)
-    if src.flags.c_contiguous and dst.flags.c_contiguous:
-        src, dst = src.reshape(-1), dst.reshape(-1)
+    op = microops.copy(src, dst)
+    if op is not None:
+        return op
     if d.src_space == d.dst_space and np.may_share_memory(src, dst):
         return lambda: np.copyto(dst, src.copy())       # read everything, then write
-    if src.ndim == 1:       # one run: a buffer copy, without numpy's per-call dispatch
-        to, frm = memoryview(dst), memoryview(src)
-
-        def run() -> None:
-            to[:] = frm
-        return run
     return lambda: np.copyto(dst, src)
 
 
-def _dma_decode(m: Machine, d: I.Dma) -> Action:
-    """A compressed source stream expanded into the destination pattern. The stream is decoded
-    once and kept with a copy of its bytes: a later call decodes again only if they changed
-    (compared as bytes: a copy and a memcmp, cheaper than an array comparison)."""
+def _dma_decode(m: Machine, d: I.Dma, known: np.ndarray | None) -> Step:
+    """A compressed source stream expanded into the destination pattern. A stream the program
+    never overwrites is decoded once (`known`, the decoded elements): then a copy. Otherwise it
+    is kept with a copy of its bytes, and decoded again only when they change (compared as
+    bytes: a copy and a memcmp, cheaper than an array comparison)."""
     if d.codec != wcodec.RICE:
         raise BinaryError(f"DMA: unknown codec {d.codec}")
     if any(d.src_strides) or d.packed < 0:
         raise BinaryError("DMA: a compressed source is one contiguous stream (strides 0, length >= 0)")
     stream = m.view(d.src_space, d.src, (d.packed,), np.uint8)
     dst = m.strided(d.dst_space, d.dst, d.shape, d.dst_strides, d.elem)
+    if known is not None:
+        op = microops.copy(known.reshape(dst.shape), dst)
+        if op is not None:
+            return op
     n = dst.size
     cache: list = [None, None]
 
@@ -138,9 +150,8 @@ def _dma_decode(m: Machine, d: I.Dma) -> Action:
     return run
 
 
-def _fill(m: Machine, f: I.Fill) -> Action:
-    v, value = m.view(f.space, f.addr, (f.n,), np.uint8), f.value & 0xFF
-    return lambda: v.fill(value)
+def _fill(m: Machine, f: I.Fill) -> Step:
+    return microops.fill(m.view(f.space, f.addr, (f.n,), np.uint8), f.value)
 
 
 def _tile_pads(in_len: int, dil: int, pad_lo: int, out_len: int, stride: int, k: int, kdil: int):
@@ -156,7 +167,7 @@ def _int8_geometry(zp: int, *sizes: int) -> bool:
     return -128 <= zp <= 127 and min(sizes) >= 1
 
 
-def _conv(m: Machine, c: I.Conv) -> Action:
+def _conv(m: Machine, c: I.Conv, known: np.ndarray | None = None) -> Step | list[Step]:
     if c.in_bytes not in (1, 2) or (c.in_bytes == 2 and c.zp != 0):
         raise BinaryError(f"CONV: input of {c.in_bytes} bytes with zero point {c.zp} (int8, or int16 with 0)")
     kh, kw = c.kernel
@@ -170,7 +181,7 @@ def _conv(m: Machine, c: I.Conv) -> Action:
         geometry = ((c.in_h, c.in_w), c.c_len, c.k, c.kernel, c.stride, c.dilation, c.in_dil,
                     (c.pad_t, c.pad_l), (c.out_h, c.out_w), c.zp, m.scratch)
         if m.gemm is not None and depth <= gemm_int8.MAX_DEPTH:
-            return plans_int8.DenseConvInt8(*geometry, m.gemm).bind(x, w, out, bool(c.accumulate))
+            return _conv_steps(plans_int8.DenseConvInt8(*geometry, m.gemm).parts(x, w, out, bool(c.accumulate), known))
         if depth < 1 << 17:
             return plans.DenseConv(*geometry).bind(x, w, out, bool(c.accumulate))
     pt, pb = _tile_pads(c.in_h, c.in_dil[0], c.pad_t, c.out_h, c.stride[0], kh, c.dilation[0])
@@ -186,19 +197,40 @@ def _conv(m: Machine, c: I.Conv) -> Action:
     return general
 
 
-def _dwconv(m: Machine, d: I.DwConv) -> Action:
+def _conv_steps(p: plans_int8.Parts) -> list[Step]:
+    """A conv tile's parts as steps: the copies and the accumulator update as micro-ops where
+    they can be, the product a Python call."""
+    bit = np.uint8(0x80)
+    (src, dst), steps = p.load, []
+    steps.append(microops.copy(src, dst, 0x80) or (lambda: np.bitwise_xor(src, bit, out=dst)))
+    if p.im2col is not None:
+        to, frm = p.im2col
+        steps.append(microops.copy(frm, to) or (lambda: np.copyto(to, frm)))
+    steps.append(p.product)
+    if p.post is not None:
+        how, y, out = p.post
+        if how == "add":
+            steps.append(microops.add32(y, out) or (lambda: np.add(out, y, out=out)))   # int32: wraps
+        else:
+            steps.append(microops.copy(y, out) or (lambda: np.copyto(out, y)))
+    return steps
+
+
+def _dwconv(m: Machine, d: I.DwConv) -> Step:
     from ..quant import jit     # numba loads when a program is first bound, not on import
     x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
     kh, kw = d.kernel
     k = d.c * d.mult
     w = m.view(I.WBUF, d.wgt, (1, kh, kw, k))
-    bias, mult, shift = m.view(I.WBUF, d.params, (3, k), np.int32)
+    params = m.view(I.WBUF, d.params, (3, k), np.int32)
+    bias, mult, shift = params
     dst = m.view(I.ABUF, d.dst, (d.out_h * d.out_w, k))
     if _int8_geometry(d.zp, d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.stride, *d.dilation) \
             and kh * kw * jit.DEPTHWISE_PRODUCT < 1 << 31:
         geometry = jit.geometry((d.in_h, d.in_w), d.c, d.mult, d.kernel, d.stride, d.dilation, (d.pad_t, d.pad_l),
                                 (d.out_h, d.out_w), d.zp, d.out_zp, d.act_min, d.act_max)
-        return _checked("DWCONV", jit.bind(jit.depthwise_requant, x[0], w[0], bias, mult, shift, geometry, dst))
+        return (microops.depthwise(x[0], w[0], params, dst, geometry)
+                or _checked("DWCONV", jit.bind(jit.depthwise_requant, x[0], w[0], bias, mult, shift, geometry, dst)))
     pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
     pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
     attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
@@ -222,14 +254,17 @@ def _checked(name: str, kernel: Action) -> Action:
     return run
 
 
-def _requant(m: Machine, r: I.Requant) -> Action:
+def _requant(m: Machine, r: I.Requant) -> Step:
     from ..quant import jit
     acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
     if r.mode in (0, 1):
         dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
     if r.mode == 0:
-        bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int32)
-        return _checked("REQUANT", jit.bind(jit.requantize, acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max, dst))
+        params = m.view(I.WBUF, r.params, (3, r.k), np.int32)
+        bias, mult, shift = params
+        return (microops.requant(acc, params, dst, r.out_zp, r.act_min, r.act_max)
+                or _checked("REQUANT", jit.bind(jit.requantize, acc, bias, mult, shift, r.out_zp, r.act_min,
+                                                 r.act_max, dst)))
     if r.mode == 1:
         bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
 
@@ -248,7 +283,7 @@ def _requant(m: Machine, r: I.Requant) -> Action:
     raise BinaryError(f"REQUANT: unknown mode {r.mode}")
 
 
-def _elementwise(m: Machine, e: I.Elementwise) -> Action:
+def _elementwise(m: Machine, e: I.Elementwise) -> Step:
     a = m.view(e.a_space, e.a, (e.rows, e.cols))
     b = m.strided(e.b_space, e.b, (e.rows, e.cols), e.b_strides, 1)[..., 0].view(np.int8)
     dst = m.view(I.ABUF, e.dst, (e.rows, e.cols))
@@ -263,7 +298,7 @@ def _elementwise(m: Machine, e: I.Elementwise) -> Action:
         p = params_from_ints(ELTWISE_PARAMS[kind], e.qparams)
         fn = lambda u, v: (kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add)(u, v, p)  # noqa: E731
     table = plans.PairTable(fn, (e.rows, e.cols), m.scratch, (kind, e.qparams))
-    return lambda: table(a, b, dst)
+    return microops.pair(a, b, table.table, dst) or (lambda: table(a, b, dst))
 
 
 def _lut(m: Machine, t: I.Lut) -> Action:

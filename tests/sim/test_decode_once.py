@@ -60,11 +60,19 @@ def test_sram_is_cleared_between_runs(compiled):
 def test_reset_restores_region_images_in_place(compiled):
     sim = _sim(compiled.program)
     sim.run(_feed(0))
-    region = sim.state[0]
+    region = sim._state[0]
     region[:] = 0x5A                                  # what a stateful program's writes would do
     sim.reset()
-    assert sim.state[0] is region
+    assert sim._state[0] is region
     assert np.array_equal(region, np.frombuffer(compiled.program.regions[0].image, np.uint8))
+
+
+def test_regions_are_read_only_from_outside(compiled):
+    """Only instructions write the regions: the bytes they never write are bound once as constants."""
+    sim = _sim(compiled.program)
+    sim.run(_feed(0))
+    with pytest.raises(ValueError, match="read-only"):
+        sim.state[0][:] = 0
 
 
 def test_out_of_bounds_instruction_raises_binary_error_before_running(compiled):
@@ -109,8 +117,9 @@ def _conv_weight_sources(prog) -> list[tuple[int, np.ndarray]]:
 
 
 def test_new_weights_in_the_same_wbuf_bytes_are_not_served_stale(compiled):
-    """A warm simulator whose weight constants change between runs (same program, same WBUF
-    addresses, other bytes) computes what a fresh simulator of the changed program computes."""
+    """A warm simulator whose weights change between runs (same program, same WBUF addresses,
+    other bytes) computes what a fresh simulator of the changed program computes: the paths a
+    program that writes its weights' source takes (no constants folded)."""
     prog = compiled.program
     images = [np.frombuffer(r.image, np.uint8).copy() for r in prog.regions]
     sources = _conv_weight_sources(prog)
@@ -120,8 +129,9 @@ def test_new_weights_in_the_same_wbuf_bytes_are_not_served_stale(compiled):
     changed = dataclasses.replace(prog, regions=[dataclasses.replace(r, image=im.tobytes())
                                                  for r, im in zip(prog.regions, images)])
     warm = _sim(prog)
+    warm.fold_constants = False
     before = warm.run(_feed(0))
-    for state, im in zip(warm.state, images):
+    for state, im in zip(warm._state, images):
         state[:] = im
     after = warm.run(_feed(0))
     want = _sim(changed).run(_feed(0))

@@ -1,0 +1,109 @@
+"""Operands the program itself shows never change, found once when a program is bound.
+
+An off-chip range no instruction writes (no DMA, Fill or host segment output lands in it) holds
+its initial image for ever: a compressed weight stream there decodes to the same elements on
+every run. Following WBUF writes in program order, a Conv whose whole weight block was last
+written by one DMA of such a range reads those same bytes every time, so its product can be
+bound to the block once (as the int8 [depth, k] matrix) instead of comparing the bytes on every
+call. Any order the simulator is asked to run in respects the program's dependencies, so the
+last writer of each byte a Conv reads is the same in it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..isa import instructions as I
+from ..isa import wcodec
+from ..isa.program import Program
+
+UNKNOWN = -2
+
+
+def _extent(start: int, shape, strides, elem: int) -> tuple[int, int]:
+    """The byte range [lo, hi) a strided pattern touches."""
+    if min(shape) <= 0:
+        return start, start
+    lo = start + sum(min(0, s * (n - 1)) for s, n in zip(strides, shape))
+    hi = start + sum(max(0, s * (n - 1)) for s, n in zip(strides, shape)) + elem
+    return lo, hi
+
+
+def _contiguous(shape, strides, elem: int) -> bool:
+    step = elem
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n != 1 and s != step:
+            return False
+        step *= n
+    return True
+
+
+def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
+    """(space, lo, hi) that an instruction writing outside ABUF and ACC may write."""
+    if isinstance(ins, I.Dma):
+        return (ins.dst_space, *_extent(ins.dst, ins.shape, ins.dst_strides, ins.elem))
+    if isinstance(ins, I.Fill):
+        return ins.space, ins.addr, ins.addr + max(ins.n, 0)
+    if isinstance(ins, I.Host) and 0 <= ins.segment < len(prog.host_segments):
+        out = prog.host_segments[ins.segment]["output"]
+        n = int(np.prod(out["shape"])) * np.dtype(out["dtype"]).itemsize
+        return out["space"], out["addr"], out["addr"] + n
+    if isinstance(ins, I.Host):
+        return I.WBUF, 0, 1 << 62      # a missing segment: binding fails anyway
+    return None
+
+
+def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
+    """{instruction index: array}: the decoded elements of each compressed DMA whose stream
+    nothing overwrites, and the int8 [depth, k] weight matrix of each Conv whose block comes
+    whole from one DMA of a range nothing overwrites."""
+    images = {r.space: np.frombuffer(r.image, np.uint8) for r in prog.regions}
+    written = {space: np.zeros(img.size, bool) for space, img in images.items()}
+    for ins in prog.instructions:
+        w = _writes(prog, ins)
+        if w is not None and w[0] in written:
+            written[w[0]][max(w[1], 0):max(w[2], 0)] = True
+
+    def constant_source(d: I.Dma) -> np.ndarray | None:
+        """The bytes a DMA delivers, in destination order, if its source never changes."""
+        img = images.get(d.src_space)
+        if img is None:
+            return None
+        lo, hi = (d.src, d.src + d.packed) if d.codec else _extent(d.src, d.shape, d.src_strides, d.elem)
+        if lo < 0 or hi > img.size or written[d.src_space][lo:hi].any():
+            return None
+        n = int(np.prod(d.shape)) * d.elem
+        if d.codec:
+            return wcodec.decode(img[lo:hi], n) if d.codec == wcodec.RICE and not any(d.src_strides) else None
+        pattern = as_strided(img[d.src:], tuple(d.shape) + (d.elem,), tuple(d.src_strides) + (1,), writeable=False)
+        return pattern.reshape(-1).copy() if min(d.shape) > 0 else None
+
+    known: dict[int, np.ndarray] = {}
+    payloads: dict[int, tuple[int, np.ndarray]] = {}       # WBUF writer -> (its first byte, its bytes)
+    matrices: dict[tuple, np.ndarray] = {}
+    owner = np.full(wbuf_bytes, -1, np.int64)               # the last writer of each WBUF byte (-1: none)
+    for i, ins in enumerate(prog.instructions):
+        w = _writes(prog, ins)
+        if w is not None and w[0] == I.WBUF:
+            lo, hi = max(w[1], 0), min(max(w[2], 0), wbuf_bytes)
+            data = constant_source(ins) if isinstance(ins, I.Dma) else None
+            if data is not None and ins.codec:
+                known[i] = data
+            if data is not None and _contiguous(ins.shape, ins.dst_strides, ins.elem) and (lo, hi - lo) == (ins.dst, data.size):
+                owner[lo:hi] = i
+                payloads[i] = lo, data
+            else:
+                owner[lo:hi] = UNKNOWN
+        elif isinstance(ins, I.Conv) and ins.in_bytes == 1:
+            kh, kw = ins.kernel
+            depth = kh * kw * ins.c_len
+            lo, hi = ins.wgt, ins.wgt + ins.k * depth
+            if ins.k < 1 or depth < 1 or lo < 0 or hi > wbuf_bytes or owner[lo] < 0 or (owner[lo:hi] != owner[lo]).any():
+                continue
+            first, data = payloads[int(owner[lo])]
+            key = (int(owner[lo]), lo - first, ins.k, depth)
+            if key not in matrices:
+                block = data[lo - first:hi - first].view(np.int8).reshape(ins.k, depth)
+                matrices[key] = np.ascontiguousarray(block.T)
+            known[i] = matrices[key]
+    return known
