@@ -14,6 +14,12 @@ in: a*M = 2^62 is replaced by INT32_MAX * 2^31, whose rounded high half is INT32
 int32 accumulator, bias and multiplier is covered; shifts must lie in [-31, 31] (ValueError
 otherwise: the fused form is proven there, and quantize_multiplier stays within [-31, 30]).
 
+With every multiplier >= 0 and every shift <= 0 (the usual parameters) the requantisation runs
+branch-free on per-channel constants (_right_consts: rounding term, correction, total shift),
+and the depthwise products are int16 (|(x - zp) * w| <= 255 * 128): `python
+benchmarks/jit_kernels.py` measured requantisation 0.26-0.36 against 0.37-0.51 ns per element
+and a 3x3 depthwise tile (multiplier 1) 0.75-0.97 against 0.94-1.08 ns per output.
+
 Compiled with cache=True (on-disk, beside this file or in NUMBA_CACHE_DIR); the first call
 of a new signature compiles it.
 """
