@@ -76,6 +76,19 @@ def test_requantize_saturation_and_rounding_by_hand():
     assert out.tolist() == [[1, 1, -2, -3, 127, -128]]
 
 
+def test_requantize_right_path_edges():
+    """Only M >= 0 and shift <= 0, so the whole tile takes the right-shift path (per-channel
+    rounding constants, the correction taken where a*M < 0): M = 0 against negative
+    accumulators, INT32_MIN and INT32_MAX sums, shifts 0 and -31."""
+    combos = list(itertools.product([m for m in EDGE_MULT if m >= 0], [-31, -30, -7, -1, 0], EDGE))
+    mult = np.array([c[0] for c in combos], np.int32)
+    shift = np.array([c[1] for c in combos], np.int32)
+    bias = np.array([c[2] for c in combos], np.int32)
+    acc = np.repeat(EDGE[:, None], len(combos), axis=1)
+    for out_zp, act_min, act_max in ((0, -128, 127), (5, -20, 33), (0, I32_MIN, I32_MAX)):
+        _check_requantize(acc, bias, mult, shift, out_zp, act_min, act_max, pad=2)
+
+
 @settings(max_examples=80, deadline=None)
 @given(n=st.integers(1, 40), k=st.integers(1, 70), pad=st.integers(0, 9), seed=st.integers(0, 2 ** 32 - 1),
        right=st.booleans(), out_zp=st.integers(-128, 127), lo=st.integers(-128, 127), hi=st.integers(-128, 127))
@@ -161,6 +174,25 @@ def test_depthwise_cases(case, zp):
 def test_depthwise_random_geometry(kh, kw, sh, sw, dh, dw, ih, iw, pt, pl, oh, ow, c, cm, zp, kind, seed):
     _check_depthwise(np.random.default_rng(seed), (ih, iw), c, cm, (kh, kw), (sh, sw), (dh, dw), (pt, pl), (oh, ow),
                      zp, kind)
+
+
+@pytest.mark.parametrize("cm", [1, 2])
+def test_depthwise_any_multiplier_and_shift(cm):
+    """Negative multipliers and left shifts (the general requantisation) and the right-shift
+    path's edges (M = 0, shift -31), on a padded, strided tile."""
+    rng = np.random.default_rng(cm)
+    c, kernel, stride, pads, out_hw, zp = 6, (3, 3), (2, 1), (1, 1), (4, 5), -7
+    x = rng.integers(-128, 128, (7, 5, c)).astype(np.int8)
+    w = rng.integers(-128, 128, (*kernel, c * cm)).astype(np.int8)
+    bias = rng.integers(-(1 << 20), 1 << 20, c * cm).astype(np.int32)
+    for mult, shift in ((rng.integers(I32_MIN, I32_MAX, c * cm), rng.integers(-31, 31, c * cm, endpoint=True)),
+                        (np.resize([0, I32_MAX, 1 << 30], c * cm), np.resize([-31, 0, -5, -1], c * cm))):
+        mult, shift = mult.astype(np.int32), shift.astype(np.int32)
+        g = jit.geometry(x.shape[:2], c, cm, kernel, stride, (1, 1), pads, out_hw, zp, 2, -128, 127)
+        out = np.zeros((out_hw[0] * out_hw[1], c * cm), np.int8)
+        jit.depthwise_requant(x, w, bias, mult, shift, g, out)
+        want = _depthwise_expected(x, w, kernel, stride, (1, 1), pads, out_hw, zp, bias, mult, shift, 2, -128, 127)
+        assert np.array_equal(out, want)
 
 
 def test_depthwise_rejects_bad_geometry():
