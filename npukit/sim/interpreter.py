@@ -16,7 +16,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..quant.jit import _requant_rows, _right_only, depthwise_requant
+from ..quant.jit import depthwise_requant, requantize
 from .microops import ADD32, COPY, DWCONV, FILL, PAIR, REQUANT
 
 
@@ -85,8 +85,7 @@ def _requant(op):
     acc = numba.carray(_i32(op[1]), (n, k))
     params = numba.carray(_i32(op[4]), (3, k))
     out = numba.carray(_i8(op[5]), (n, stride))[:, :k]
-    right = _right_only(params[1], params[2])
-    _requant_rows(acc, params[0], params[1], params[2], op[7], op[8], op[9], right, out)
+    requantize(acc, params[0], params[1], params[2], op[7], op[8], op[9], out)
 
 
 @_jit
