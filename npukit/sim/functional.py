@@ -2,9 +2,10 @@
 
 It reads only the Program (the decoded `.npub`) and the input tensors; host segments run
 through the same integer kernels a CPU beside the NPU would run. The program is decoded once:
-on the first run every instruction binds to one Machine (semantics.bind), and each run after
-that clears the SRAMs and calls the bound closures. The off-chip regions persist across runs
-(a streaming model's state) until `reset`.
+on the first run every instruction is lowered against one Machine (semantics.lower) into a
+Plan, with the operands it never changes bound as constants (constants.py), and each run
+after that clears the SRAMs and runs the plan. The off-chip regions persist across runs (a
+streaming model's state) until `reset`.
 """
 from __future__ import annotations
 

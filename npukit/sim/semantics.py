@@ -1,10 +1,12 @@
 """What each instruction does to machine state, written once; the functional simulator runs it.
 
-Memory is one flat uint8 array per space. Each instruction binds to a machine once: `bind`
-builds its memory views (bounds-checked then, so a corrupt binary gives a clear BinaryError,
-not a numpy exception) and its prepared kernel, and returns a closure that does the work.
-`execute` is bind-then-call; the simulator binds a whole program once and calls the closures
-on every run. The arithmetic is the shared kernel library (npukit.quant), applied to tiles.
+Memory is one flat uint8 array per space. Each instruction is lowered against a machine once:
+`lower` builds its memory views (bounds-checked then, so a corrupt binary gives a clear
+BinaryError, not a numpy exception) and its prepared kernel, and returns the steps that do the
+work: micro-op rows (sim/microops.py) where they can express it, Python actions otherwise.
+`bind` makes them one closure and `execute` is bind-then-call; the simulator lowers a whole
+program once into a Plan (sim/plan.py) and runs it on every run. The arithmetic is the shared
+kernel library (npukit.quant), applied to tiles.
 """
 from __future__ import annotations
 
@@ -36,8 +38,6 @@ def params_from_ints(cls, ints: tuple[int, ...]):
 
 ELTWISE_PARAMS = {I.Eltwise.ADD: kernels_vpu.AddParams, I.Eltwise.SUB: kernels_vpu.AddParams,
                   I.Eltwise.MUL: kernels_vpu.MulParams}
-
-
 
 
 class Machine:
