@@ -20,6 +20,7 @@ from ..isa.serial import from_data
 from ..quant import gemm_int8
 from ..quant.qexec import run_qnode
 from ..threads import blas_threads
+from .batching import batched_program
 from .constants import known_operands
 from .plan import Action, Plan
 from .semantics import Machine, lower
@@ -83,7 +84,8 @@ class Simulator:
             known = known_operands(self.prog, m.mem[I.WBUF].size) if I.WBUF in m.mem and self.fold_constants else {}
             steps = [lower(m, ins, lambda seg: self._host(m, seg), known.get(i))
                      for i, ins in enumerate(self.prog.instructions)]
-            self._bound = m, Plan(steps, [type(ins).__name__.upper() for ins in self.prog.instructions])
+            program = batched_program(m, self.prog, steps, known) if m.gemm is not None else None
+            self._bound = m, Plan(steps, [type(ins).__name__.upper() for ins in self.prog.instructions], program)
         return self._bound
 
     def run(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:

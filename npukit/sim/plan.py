@@ -1,9 +1,11 @@
 """A program bound for execution: every instruction's steps, micro-ops and Python actions.
 
-The micro-ops of the whole program form one table. Run in program order, each maximal run of
-consecutive micro-ops (across instructions) is one compiled call; run in another order, or one
-instruction at a time, each instruction's own micro-ops are. A ValueError raised inside a
-micro-op (a requantisation shift outside [-31, 31]) becomes a BinaryError naming the instruction.
+Run in program order, each maximal run of consecutive micro-ops (across instructions) is one
+compiled call over a table of the program's rows; the program-order steps may differ from the
+instructions' own (sim/batching.py groups products). Run in another order, or one instruction
+at a time, each instruction's own micro-ops are one call. A ValueError raised inside a
+micro-op (a requantisation shift outside [-31, 31]) becomes a BinaryError naming the
+instruction.
 """
 from __future__ import annotations
 
@@ -20,42 +22,54 @@ Action = Callable[[], None]
 Step = MicroOp | Action
 
 
+class _Table:
+    """Micro-ops as rows, each with the instruction it belongs to."""
+
+    def __init__(self, owned: list[tuple[int, Step]]):
+        ops = [(i, s) for i, s in owned if isinstance(s, MicroOp)]
+        self.rows = microops.table([s for _, s in ops])
+        self.owner = [i for i, _ in ops]
+        self.keep = [s.keep for _, s in ops]
+
+
 class Plan:
-    def __init__(self, steps: list[list[Step]], names: list[str]):
+    def __init__(self, steps: list[list[Step]], names: list[str], program: list[tuple[int, Step]] | None = None):
+        """`steps`: each instruction's own; `program`: (instruction, step) in program order, by
+        default the instructions' steps one after another."""
         from .interpreter import entry      # numba loads when a program is first bound
-        ops = [(i, s) for i, st in enumerate(steps) for s in st if isinstance(s, MicroOp)]
-        self.table = microops.table([s for _, s in ops])
-        self._keep = [s.keep for _, s in ops]
-        self._owner = [i for i, _ in ops]           # the instruction of each row
         self._names = names
         self._at = np.zeros(1, np.int64)
         self._run = entry()
-        self._segments: set[int] = set()            # ids of the calls that run rows
-        row = 0
-        self.instructions: list[list[Action]] = []
+        self._tables: dict[int, _Table] = {}        # id of each call that runs rows -> its table
+        own = [(i, s) for i, st in enumerate(steps) for s in st]
+        per = _Table(own)
+        row, self.instructions = 0, []
         for st in steps:
-            self.instructions.append(self._calls(st, row))
+            self.instructions.append(self._calls(st, per, row))
             row += sum(isinstance(s, MicroOp) for s in st)
-        self.program = self._calls([s for st in steps for s in st], 0)
+        if program is None:
+            self.program = self._calls([s for _, s in own], per, 0)
+        else:
+            self.program = self._calls([s for _, s in program], _Table(program), 0)
 
-    def _calls(self, steps: list[Step], row: int) -> list[Action]:
-        """The steps as calls, each run of consecutive micro-ops (from table row `row` on) as one."""
+    def _calls(self, steps: list[Step], table: _Table, row: int) -> list[Action]:
+        """The steps as calls, each run of consecutive micro-ops (from `table` row `row` on) as one."""
         calls, start = [], row
         for s in steps:
             if isinstance(s, MicroOp):
                 row += 1
                 continue
             if row > start:
-                calls.append(self._segment(start, row))
+                calls.append(self._segment(table, start, row))
             calls.append(s)
             start = row
         if row > start:
-            calls.append(self._segment(start, row))
+            calls.append(self._segment(table, start, row))
         return calls
 
-    def _segment(self, start: int, stop: int) -> Action:
-        call = partial(self._run, self.table, start, stop, self._at)
-        self._segments.add(id(call))
+    def _segment(self, table: _Table, start: int, stop: int) -> Action:
+        call = partial(self._run, table.rows, start, stop, self._at)
+        self._tables[id(call)] = table
         return call
 
     def run(self, calls: list[Action]) -> None:
@@ -64,6 +78,7 @@ class Plan:
             for call in calls:
                 call()
         except ValueError as e:
-            if id(call) not in self._segments:
+            table = self._tables.get(id(call))
+            if table is None:
                 raise
-            raise BinaryError(f"{self._names[self._owner[int(self._at[0])]]}: {e}") from None
+            raise BinaryError(f"{self._names[table.owner[int(self._at[0])]]}: {e}") from None
