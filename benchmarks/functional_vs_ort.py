@@ -131,10 +131,10 @@ def main() -> None:
           + "; 2 intra-op threads")
     with tempfile.TemporaryDirectory() as tmpdir:
         results = [bench(m, args.runs, Path(tmpdir), args.peer_quantiser, args.by_kind) for m in args.models]
-    rows = [[r["model"], r["npukit_run_s"], r["ort_run_s"], f"{r['ratio']:.1f}x",
+    rows = [[r["model"], f"{r['npukit_run_s'] * 1e3:.1f}", f"{r['ort_run_s'] * 1e3:.1f}", f"{r['ratio']:.1f}x",
              "met" if r["ratio"] <= TARGET else "NOT met", f"{r['logit_cosine']:.3f}", r["npukit_compile_s"]]
             for r in results]
-    print(table(["model (224x224)", "npukit run s", "ORT int8 s", "npukit/ORT", f"target <= {TARGET:.0f}x",
+    print(table(["model (224x224)", "npukit run ms", "ORT int8 ms", "npukit/ORT", f"target <= {TARGET:.0f}x",
                  "logit cosine", "npukit compile s"], rows,
                 "\n== one inference, bit-exact int8 simulation (npu-m) vs onnxruntime int8 =="))
     for r in results:
