@@ -10,6 +10,8 @@ last writer of each byte a Conv reads is the same in it.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -67,16 +69,18 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
     def constant_source(d: I.Dma) -> np.ndarray | None:
         """The bytes a DMA delivers, in destination order, if its source never changes."""
         img = images.get(d.src_space)
-        if img is None:
+        if img is None or min(d.shape) <= 0 or d.elem <= 0:
             return None
         lo, hi = (d.src, d.src + d.packed) if d.codec else _extent(d.src, d.shape, d.src_strides, d.elem)
         if lo < 0 or hi > img.size or written[d.src_space][lo:hi].any():
             return None
-        n = int(np.prod(d.shape)) * d.elem
+        n = math.prod(d.shape) * d.elem
+        if n > img.size and not d.codec or n > 1 << 40:
+            return None
         if d.codec:
             return wcodec.decode(img[lo:hi], n) if d.codec == wcodec.RICE and not any(d.src_strides) else None
         pattern = as_strided(img[d.src:], tuple(d.shape) + (d.elem,), tuple(d.src_strides) + (1,), writeable=False)
-        return pattern.reshape(-1).copy() if min(d.shape) > 0 else None
+        return pattern.reshape(-1).copy()
 
     known: dict[int, np.ndarray] = {}
     payloads: dict[int, tuple[int, np.ndarray]] = {}       # WBUF writer -> (its first byte, its bytes)

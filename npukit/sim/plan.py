@@ -3,9 +3,9 @@
 Run in program order, each maximal run of consecutive micro-ops (across instructions) is one
 compiled call over a table of the program's rows; the program-order steps may differ from the
 instructions' own (sim/batching.py groups products). Run in another order, or one instruction
-at a time, each instruction's own micro-ops are one call. A ValueError raised inside a
-micro-op (a requantisation shift outside [-31, 31]) becomes a BinaryError naming the
-instruction.
+at a time, each instruction's own micro-ops are one call. An error a corrupt instruction
+provokes while it runs (a requantisation shift outside [-31, 31], a geometry its kernel
+rejects) becomes a BinaryError naming the instruction.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from functools import partial
 
 import numpy as np
 
-from ..errors import BinaryError
+from ..errors import BinaryError, InputError, ModelError
 from . import microops
 from .microops import MicroOp
 
@@ -42,6 +42,7 @@ class Plan:
         self._run = entry()
         self._tables: dict[int, _Table] = {}        # id of each call that runs rows -> its table
         own = [(i, s) for i, st in enumerate(steps) for s in st]
+        self._owner = {id(s): i for i, s in (program or []) + own if not isinstance(s, MicroOp)}
         per = _Table(own)
         row, self.instructions = 0, []
         for st in steps:
@@ -73,12 +74,15 @@ class Plan:
         return call
 
     def run(self, calls: list[Action]) -> None:
+        """Make the calls; an error a corrupt instruction provokes in a kernel (a bad shift, a
+        geometry its kernel rejects) becomes a BinaryError naming the instruction."""
         call = None
         try:
             for call in calls:
                 call()
-        except ValueError as e:
+        except (ValueError, ArithmeticError, InputError, ModelError) as e:
             table = self._tables.get(id(call))
-            if table is None:
+            i = table.owner[int(self._at[0])] if table is not None else self._owner.get(id(call))
+            if i is None:
                 raise
-            raise BinaryError(f"{self._names[table.owner[int(self._at[0])]]}: {e}") from None
+            raise BinaryError(f"{self._names[i]}: {e}") from None

@@ -10,6 +10,7 @@ kernel library (npukit.quant), applied to tiles.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import astuple, fields
 from functools import partial
@@ -17,11 +18,12 @@ from functools import partial
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..errors import BinaryError
+from ..errors import BinaryError, InputError, ModelError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..quant import gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
+from ..quant.tiles import spans
 from . import microops
 from .plan import Action, Plan, Step
 
@@ -31,8 +33,14 @@ def params_to_ints(p) -> tuple[int, ...]:
 
 
 def params_from_ints(cls, ints: tuple[int, ...]):
+    """The parameter record of an instruction's immediates: int32 values, shifts within +-63
+    (BinaryError otherwise: a corrupt binary must not reach the kernels' arithmetic)."""
     if len(ints) != len(fields(cls)):
         raise BinaryError(f"{cls.__name__}: expected {len(fields(cls))} parameters, got {len(ints)}")
+    for f, v in zip(fields(cls), ints):
+        lo, hi = (-63, 63) if "shift" in f.name else (-(1 << 31), (1 << 31) - 1)
+        if not lo <= v <= hi:
+            raise BinaryError(f"{cls.__name__}: {f.name} = {v} outside [{lo}, {hi}]")
     return cls(*ints)
 
 
@@ -70,6 +78,8 @@ class Machine:
 
     def strided(self, space: int, addr: int, shape, strides, elem: int) -> np.ndarray:
         mem = self._space(space)
+        if elem < 1 or min(shape, default=0) < 0:
+            raise BinaryError(f"strided access of {list(shape)} elements of {elem} bytes")
         if min(shape) <= 0:
             return np.zeros((0, elem), np.uint8)
         lo = addr + sum(min(0, s * (n - 1)) for s, n in zip(strides, shape))
@@ -97,7 +107,10 @@ def lower(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | None 
     binder = _BINDERS.get(type(ins))
     if binder is None:
         raise BinaryError(f"no semantics for instruction {type(ins).__name__}")
-    steps = binder(m, ins, known) if type(ins) in (I.Dma, I.Conv) else binder(m, ins)
+    try:
+        steps = binder(m, ins, known) if type(ins) in (I.Dma, I.Conv) else binder(m, ins)
+    except (ValueError, ArithmeticError, InputError, ModelError) as e:     # fields no kernel accepts
+        raise BinaryError(f"{type(ins).__name__.upper()}: {e}") from None
     return steps if isinstance(steps, list) else [steps]
 
 
@@ -112,6 +125,9 @@ def execute(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | Non
 
 
 def _dma(m: Machine, d: I.Dma, known: np.ndarray | None = None) -> Step:
+    moved = math.prod(d.shape) * d.elem
+    if moved > m._space(d.dst_space).size:       # only a repeated (zero-stride) write could: a corrupt binary
+        raise BinaryError(f"DMA: moves {moved} bytes, more than space {d.dst_space} holds")
     if d.codec:
         return _dma_decode(m, d, known)
     src = m.strided(d.src_space, d.src, d.shape, d.src_strides, d.elem)
@@ -161,6 +177,15 @@ def _tile_pads(in_len: int, dil: int, pad_lo: int, out_len: int, stride: int, k:
     return pad_lo, max(hi, 0)  # extra rows beyond the window are sliced off
 
 
+TILE_LIMIT = 1 << 30        # bytes of a conv tile's padded window and im2col
+
+
+def _check_geometry(name: str, *sizes: int) -> None:
+    """Sizes, strides, dilations and channel offsets must be positive (else BinaryError)."""
+    if min(sizes) < 1:
+        raise BinaryError(f"{name}: a size, stride, dilation or channel range is not positive")
+
+
 def _int8_geometry(zp: int, *sizes: int) -> bool:
     """Whether the prepared float32 kernels apply: an int8 zero point, positive sizes (else the
     general kernel runs, with its own checks and errors)."""
@@ -170,7 +195,14 @@ def _int8_geometry(zp: int, *sizes: int) -> bool:
 def _conv(m: Machine, c: I.Conv, known: np.ndarray | None = None) -> Step | list[Step]:
     if c.in_bytes not in (1, 2) or (c.in_bytes == 2 and c.zp != 0):
         raise BinaryError(f"CONV: input of {c.in_bytes} bytes with zero point {c.zp} (int8, or int16 with 0)")
+    _check_geometry("CONV", c.in_h, c.in_w, c.c_len, c.k, c.out_h, c.out_w, *c.kernel, *c.stride, *c.dilation,
+                    *c.in_dil, c.c_off + 1, c.c_stride - c.c_off - c.c_len + 1)
     kh, kw = c.kernel
+    span_h, span_w = spans((c.out_h, c.out_w), c.kernel, c.stride, c.dilation)
+    operands = span_h * span_w * c.c_len + c.out_h * c.out_w * kh * kw * c.c_len
+    if operands > TILE_LIMIT:
+        raise BinaryError(f"CONV: its padded window and im2col take {operands} bytes, beyond the simulator's "
+                          f"{TILE_LIMIT} (a corrupt stride, dilation or size)")
     w = m.view(I.WBUF, c.wgt, (c.k, kh, kw, c.c_len))
     out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int32)
     xs = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride), np.int16 if c.in_bytes == 2 else np.int8)
@@ -218,6 +250,7 @@ def _conv_steps(p: plans_int8.Parts) -> list[Step]:
 
 def _dwconv(m: Machine, d: I.DwConv) -> Step:
     from ..quant import jit     # numba loads when a program is first bound, not on import
+    _check_geometry("DWCONV", d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.kernel, *d.stride, *d.dilation)
     x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
     kh, kw = d.kernel
     k = d.c * d.mult
@@ -256,6 +289,7 @@ def _checked(name: str, kernel: Action) -> Action:
 
 def _requant(m: Machine, r: I.Requant) -> Step:
     from ..quant import jit
+    _check_geometry("REQUANT", r.n_pix, r.k)
     acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
     if r.mode in (0, 1):
         dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
@@ -287,6 +321,9 @@ def _elementwise(m: Machine, e: I.Elementwise) -> Step:
     a = m.view(e.a_space, e.a, (e.rows, e.cols))
     b = m.strided(e.b_space, e.b, (e.rows, e.cols), e.b_strides, 1)[..., 0].view(np.int8)
     dst = m.view(I.ABUF, e.dst, (e.rows, e.cols))
+    _check_geometry("ELEMENTWISE", e.rows, e.cols)
+    if e.kind not in {k.value for k in I.Eltwise}:
+        raise BinaryError(f"ELEMENTWISE: unknown kind {e.kind}")
     kind = I.Eltwise(e.kind)
     if kind in (I.Eltwise.MAX, I.Eltwise.MIN):
         fn = np.maximum if kind is I.Eltwise.MAX else np.minimum
@@ -297,7 +334,10 @@ def _elementwise(m: Machine, e: I.Elementwise) -> Step:
     else:
         p = params_from_ints(ELTWISE_PARAMS[kind], e.qparams)
         fn = lambda u, v: (kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add)(u, v, p)  # noqa: E731
-    table = plans.PairTable(fn, (e.rows, e.cols), m.scratch, (kind, e.qparams))
+    try:
+        table = plans.PairTable(fn, (e.rows, e.cols), m.scratch, (kind, e.qparams))
+    except (ValueError, ArithmeticError) as err:       # parameters the kernel rejects
+        raise BinaryError(f"ELEMENTWISE: parameters {e.qparams}: {err}") from None
     return microops.pair(a, b, table.table, dst) or (lambda: table(a, b, dst))
 
 

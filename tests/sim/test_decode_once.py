@@ -14,7 +14,7 @@ from npukit.errors import BinaryError
 from npukit.isa import instructions as I
 from npukit.sim.functional import Simulator
 
-from cases import conv_model
+from cases import conv_model, vector_model
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,49 @@ def test_outputs_do_not_depend_on_blas_threads(tmp_path):
     feed = {"x": rng.integers(-128, 128, (1, 96, 24, 24)).astype(np.int8)}
     one, two = Simulator(model.program, sram, threads=1).run(feed), Simulator(model.program, sram, threads=2).run(feed)
     assert all(np.array_equal(one[k], two[k]) for k in one)
+
+
+@pytest.fixture(scope="module")
+def vector_program(tmp_path_factory):
+    rng = np.random.default_rng(4)
+    path = tmp_path_factory.mktemp("v") / "v.onnx"
+    path.write_bytes(vector_model(rng, 4, 12, 12, "MaxPool", (3, 3), (2, 2), [1, 1, 1, 1], "channel", "Sigmoid"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return npukit.compile(path, "npu-s", calibration={"x": rng.standard_normal((4, 1, 4, 12, 12)).astype(np.float32)})
+
+
+def _corruptions(ins):
+    """(field, value) pairs: each field, or each element of a tuple field, set to each of a few
+    values a corrupt binary might hold."""
+    for f in dataclasses.fields(ins):
+        if f.name in ("layer", "deps"):
+            continue
+        old = getattr(ins, f.name)
+        for v in (-(1 << 40), -1, 0, 65535, 1 << 40):
+            if isinstance(old, tuple):
+                yield from ((f.name, old[:at] + (v,) + old[at + 1:]) for at in range(len(old)))
+            else:
+                yield f.name, v
+
+
+@pytest.mark.parametrize("which", ["conv", "vector"])
+def test_corrupt_fields_give_binary_errors(compiled, vector_program, which):
+    """Every field of the first instruction of each kind (or one element of it) set to values a
+    corrupt binary might hold: the run either works or raises BinaryError, never another
+    exception, a huge allocation or a hang (the micro-op rows hold raw addresses, so every
+    range must have been checked when the program was bound)."""
+    prog = (compiled if which == "conv" else vector_program).program
+    firsts = {}
+    for i, ins in enumerate(prog.instructions):
+        if not isinstance(ins, I.Host):
+            firsts.setdefault(type(ins), i)
+    x = {prog.inputs[0].name: np.random.default_rng(0).integers(-128, 128, prog.inputs[0].shape).astype(np.int8)}
+    for i in firsts.values():
+        for name, value in _corruptions(prog.instructions[i]):
+            bad = dataclasses.replace(prog.instructions[i], **{name: value})
+            broken = dataclasses.replace(prog, instructions=[*prog.instructions[:i], bad, *prog.instructions[i + 1:]])
+            try:
+                _sim(broken).run(x)
+            except BinaryError:
+                pass
