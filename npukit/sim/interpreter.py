@@ -9,6 +9,8 @@ bound, not on import.
 from __future__ import annotations
 
 import functools
+import hashlib
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -16,7 +18,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ..quant import jit
 from ..quant.jit import depthwise_requant, requantize
+from . import microops
 from .microops import ADD32, COPY, DWCONV, FILL, PAIR, REQUANT
 
 
@@ -136,9 +140,27 @@ def run_rows(ops, start, stop, at):
             raise ValueError("unknown micro-op")
 
 
+def _refresh_cache() -> None:
+    """numba's on-disk cache of a function is invalidated only by its own file changing, but
+    this module's compiled code includes the kernels of quant/jit.py and the micro-op kinds of
+    microops.py: when either source differs from the one the cache was built from, the cached
+    entries are dropped and compiled again."""
+    deps = hashlib.sha256(b"".join(Path(mod.__file__).read_bytes() for mod in (jit, microops))).hexdigest()
+    try:
+        stamp = Path(run_rows._cache._cache_path) / "interpreter.deps"
+        if stamp.exists() and stamp.read_text() == deps:
+            return
+        for f in (run_rows, _requant, _depthwise, _copy, _xor, _pair):
+            f._cache.flush()
+        stamp.write_text(deps)
+    except (AttributeError, OSError):       # no cache location (or another numba): nothing stale to keep
+        pass
+
+
 @functools.lru_cache(maxsize=None)
 def entry():
     """run_rows' compiled entry point for (int64 [n, w] table, int64, int64, int64 [1]), called
     without numba's per-call type dispatch."""
+    _refresh_cache()
     table, at = np.zeros((1, 24), np.int64), np.zeros(1, np.int64)
     return run_rows.compile((numba.typeof(table), numba.int64, numba.int64, numba.typeof(at)))
