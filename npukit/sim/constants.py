@@ -46,12 +46,13 @@ def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
         return (ins.dst_space, *_extent(ins.dst, ins.shape, ins.dst_strides, ins.elem))
     if isinstance(ins, I.Fill):
         return ins.space, ins.addr, ins.addr + max(ins.n, 0)
-    if isinstance(ins, I.Host) and 0 <= ins.segment < len(prog.host_segments):
-        out = prog.host_segments[ins.segment]["output"]
-        n = int(np.prod(out["shape"])) * np.dtype(out["dtype"]).itemsize
-        return out["space"], out["addr"], out["addr"] + n
     if isinstance(ins, I.Host):
-        return I.WBUF, 0, 1 << 62      # a missing segment: binding fails anyway
+        try:
+            out = prog.host_segments[ins.segment]["output"]
+            n = math.prod(out["shape"]) * np.dtype(out["dtype"]).itemsize
+            return int(out["space"]), int(out["addr"]), int(out["addr"]) + n
+        except (LookupError, TypeError, ValueError):
+            return I.WBUF, 0, 1 << 62      # a missing or malformed segment: binding fails anyway
     return None
 
 
@@ -75,7 +76,7 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
         if lo < 0 or hi > img.size or written[d.src_space][lo:hi].any():
             return None
         n = math.prod(d.shape) * d.elem
-        if n > img.size and not d.codec or n > 1 << 40:
+        if (n > img.size and not d.codec) or n > 1 << 40:
             return None
         if d.codec:
             return wcodec.decode(img[lo:hi], n) if d.codec == wcodec.RICE and not any(d.src_strides) else None

@@ -143,12 +143,15 @@ class Simulator:
             raise BinaryError(f"host instruction names missing segment {seg}")
         rec = self.prog.host_segments[seg]
         blobs = self.prog.host_blobs
-        node = from_data(rec["node"], blobs)
-        sources = [self._tensor(m, r, blobs) for r in rec["inputs"]]
-        qs = [from_data(r["quant"], blobs) for r in rec["inputs"]]
-        out = rec["output"]
-        dtype = np.dtype(out["dtype"])
-        dst = m.view(out["space"], out["addr"], tuple(out["shape"]), dtype)
+        try:
+            node = from_data(rec["node"], blobs)
+            sources = [self._tensor(m, r, blobs) for r in rec["inputs"]]
+            qs = [from_data(r["quant"], blobs) for r in rec["inputs"]]
+            out = rec["output"]
+            dtype = np.dtype(out["dtype"])
+            dst = m.view(out["space"], out["addr"], tuple(out["shape"]), dtype)
+        except (LookupError, TypeError, ValueError, AttributeError) as e:
+            raise BinaryError(f"host segment {seg}: malformed record ({type(e).__name__}: {e})") from None
 
         def run() -> None:
             ins = [s() for s in sources]

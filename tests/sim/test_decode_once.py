@@ -201,3 +201,14 @@ def test_corrupt_fields_give_binary_errors(compiled, vector_program, which):
                 _sim(broken).run(x)
             except BinaryError:
                 pass
+
+
+@pytest.mark.parametrize("record", [{"bogus": 1}, 5, {"node": {}, "inputs": [],
+                                                    "output": {"space": 3, "addr": 0, "shape": "x", "dtype": "int8"}}])
+def test_malformed_host_segment_is_a_binary_error(compiled, record):
+    """A host segment record that is valid JSON but not a segment (a crafted file passes the
+    container's CRCs) is named, not a KeyError or TypeError."""
+    prog = dataclasses.replace(compiled.program, host_segments=[record],
+                               instructions=[*compiled.program.instructions, I.Host(0, (), 0)])
+    with pytest.raises(BinaryError, match="host segment 0"):
+        _sim(prog).run(_feed(0))
