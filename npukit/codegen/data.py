@@ -4,9 +4,10 @@ from __future__ import annotations
 from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
+from ..isa.strided import merge_dims
 from ..quant.qexec import pad_code
 from .context import Ctx
-from .emitter import dma, merge_dims
+from .emitter import dma
 
 
 def _strides(shape, elem: int = 1) -> list[int]:

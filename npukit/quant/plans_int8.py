@@ -29,6 +29,19 @@ class Parts:
     product: Callable[[], None]
     post: tuple[str, np.ndarray, np.ndarray] | None
 
+    def numpy_steps(self) -> list[Callable[[], None] | None]:
+        """The four parts as numpy closures (None for an absent im2col or post step)."""
+        (src, dst), bit = self.load, np.uint8(0x80)
+        steps = [lambda: np.bitwise_xor(src, bit, out=dst), None, self.product, None]
+        if self.im2col is not None:
+            to, frm = self.im2col
+            steps[1] = lambda: np.copyto(to, frm)
+        if self.post is not None:
+            how, y, out = self.post
+            steps[3] = ((lambda: np.add(out, y, out=out)) if how == "add"      # int32: wraps like the accumulators
+                        else (lambda: np.copyto(out, y)))
+        return steps
+
 
 class DenseConvInt8:
     """Accumulators of one dense (groups = 1) conv tile into int32 out[oh*ow, k], as
@@ -83,15 +96,9 @@ class DenseConvInt8:
 
     def bind(self, x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool, b: np.ndarray | None = None):
         """The four parts as one closure, in numpy."""
-        p = self.parts(x, w, out, accumulate, b)
-        (src, dst), im2col, product, post, bit = p.load, p.im2col, p.product, p.post, np.uint8(0x80)
+        steps = [s for s in self.parts(x, w, out, accumulate, b).numpy_steps() if s is not None]
 
         def run() -> None:
-            np.bitwise_xor(src, bit, out=dst)
-            if im2col is not None:
-                np.copyto(*im2col)
-            product()
-            if post is not None:
-                (np.add(post[2], post[1], out=post[2]) if post[0] == "add"      # int32: wraps like the accumulators
-                 else np.copyto(post[2], post[1]))
+            for step in steps:
+                step()
         return run

@@ -95,11 +95,6 @@ class PaddedCodes:
         destination's bytes are the source's xor 0x80."""
         return x[self.src].view(np.uint8), self.dst
 
-    def loader(self, x: np.ndarray):
-        """The offset copy of a fixed int8 view [ih, iw, c] into the buffer, as a closure."""
-        (src, dst), bit = self.operands(x), np.uint8(0x80)
-        return lambda: np.bitwise_xor(src, bit, out=dst)
-
 
 def spans(out_hw, kernel, stride, dilation) -> tuple[int, int]:
     return tuple((o - 1) * s + (k - 1) * d + 1 for o, k, s, d in zip(out_hw, kernel, stride, dilation))

@@ -18,32 +18,20 @@ from numpy.lib.stride_tricks import as_strided
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..isa.program import Program
+from ..isa.strided import extent, merge_dims
 
 UNKNOWN = -2
 
 
-def _extent(start: int, shape, strides, elem: int) -> tuple[int, int]:
-    """The byte range [lo, hi) a strided pattern touches."""
-    if min(shape) <= 0:
-        return start, start
-    lo = start + sum(min(0, s * (n - 1)) for s, n in zip(strides, shape))
-    hi = start + sum(max(0, s * (n - 1)) for s, n in zip(strides, shape)) + elem
-    return lo, hi
-
-
 def _contiguous(shape, strides, elem: int) -> bool:
-    step = elem
-    for n, s in zip(reversed(shape), reversed(strides)):
-        if n != 1 and s != step:
-            return False
-        step *= n
-    return True
+    """Whether a strided pattern is one dense run."""
+    return not merge_dims(shape, strides, strides, elem)[0]
 
 
 def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
     """(space, lo, hi) that an instruction writing outside ABUF and ACC may write."""
     if isinstance(ins, I.Dma):
-        return (ins.dst_space, *_extent(ins.dst, ins.shape, ins.dst_strides, ins.elem))
+        return (ins.dst_space, *extent(ins.dst, ins.shape, ins.dst_strides, ins.elem)) if min(ins.shape) > 0 else None
     if isinstance(ins, I.Fill):
         return ins.space, ins.addr, ins.addr + max(ins.n, 0)
     if isinstance(ins, I.Host):
@@ -72,7 +60,7 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
         img = images.get(d.src_space)
         if img is None or min(d.shape) <= 0 or d.elem <= 0:
             return None
-        lo, hi = (d.src, d.src + d.packed) if d.codec else _extent(d.src, d.shape, d.src_strides, d.elem)
+        lo, hi = (d.src, d.src + d.packed) if d.codec else extent(d.src, d.shape, d.src_strides, d.elem)
         if lo < 0 or hi > img.size or written[d.src_space][lo:hi].any():
             return None
         n = math.prod(d.shape) * d.elem

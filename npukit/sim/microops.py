@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..isa.strided import merge_dims
+
 WIDTH = 24
 COPY, FILL, ADD32, REQUANT, DWCONV, PAIR = range(6)
 
@@ -44,21 +46,12 @@ def copy(src: np.ndarray, dst: np.ndarray, xor: int = 0) -> MicroOp | None:
         return None
     if src.size == 0:
         return MicroOp((COPY, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), (src, dst))
-    axes = [(n, s, d) for n, s, d in zip(src.shape, src.strides, dst.strides) if n != 1]
-    merged = [(src.dtype.itemsize, 1, 1)]       # the innermost axis: bytes of one item
-    for n, s, d in reversed(axes):
-        m, ms, md = merged[0]
-        if s == m * ms and d == m * md:
-            merged[0] = (n * m, ms, md)
-        else:
-            merged.insert(0, (n, s, d))
-    run, outer = merged[-1][0], merged[:-1]
-    if len(outer) > 4:
+    shape, s, d, run = merge_dims(src.shape, src.strides, dst.strides, src.dtype.itemsize)
+    if len(shape) > 4:
         return None
-    outer = [(1, 0, 0)] * (4 - len(outer)) + outer
-    shape = [n for n, _, _ in outer]
-    return MicroOp((COPY, address(src), address(dst), *shape, *(s for _, s, _ in outer),
-                    *(d for _, _, d in outer), run, xor & 0xFF), (src, dst))
+    pad = 4 - len(shape)
+    return MicroOp((COPY, address(src), address(dst), *[1] * pad, *shape, *[0] * pad, *s, *[0] * pad, *d, run,
+                    xor & 0xFF), (src, dst))
 
 
 def fill(dst: np.ndarray, value: int) -> MicroOp:

@@ -22,6 +22,7 @@ from ..errors import BinaryError, InputError, ModelError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
+from ..isa.strided import extent
 from ..quant import gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
 from ..quant.tiles import spans
 from . import microops
@@ -82,8 +83,7 @@ class Machine:
             raise BinaryError(f"strided access of {list(shape)} elements of {elem} bytes")
         if min(shape) <= 0:
             return np.zeros((0, elem), np.uint8)
-        lo = addr + sum(min(0, s * (n - 1)) for s, n in zip(strides, shape))
-        hi = addr + sum(max(0, s * (n - 1)) for s, n in zip(strides, shape)) + elem
+        lo, hi = extent(addr, shape, strides, elem)
         if lo < 0 or hi > mem.size:
             raise BinaryError(f"strided access [{lo}, {hi}) outside space {space} of {mem.size} bytes")
         return as_strided(mem[addr:], shape=tuple(shape) + (elem,), strides=tuple(strides) + (1,))
@@ -231,20 +231,16 @@ def _conv(m: Machine, c: I.Conv, known: np.ndarray | None = None) -> Step | list
 
 def _conv_steps(p: plans_int8.Parts) -> list[Step]:
     """A conv tile's parts as steps: the copies and the accumulator update as micro-ops where
-    they can be, the product a Python call."""
-    bit = np.uint8(0x80)
-    (src, dst), steps = p.load, []
-    steps.append(microops.copy(src, dst, 0x80) or (lambda: np.bitwise_xor(src, bit, out=dst)))
+    they can be (else their numpy closures), the product a Python call."""
+    load, im2col, product, post = p.numpy_steps()
+    steps = [microops.copy(*p.load, 0x80) or load]
     if p.im2col is not None:
         to, frm = p.im2col
-        steps.append(microops.copy(frm, to) or (lambda: np.copyto(to, frm)))
-    steps.append(p.product)
+        steps.append(microops.copy(frm, to) or im2col)
+    steps.append(product)
     if p.post is not None:
         how, y, out = p.post
-        if how == "add":
-            steps.append(microops.add32(y, out) or (lambda: np.add(out, y, out=out)))   # int32: wraps
-        else:
-            steps.append(microops.copy(y, out) or (lambda: np.copyto(out, y)))
+        steps.append((microops.add32(y, out) if how == "add" else microops.copy(y, out)) or post)
     return steps
 
 
@@ -263,28 +259,17 @@ def _dwconv(m: Machine, d: I.DwConv) -> Step:
         geometry = jit.geometry((d.in_h, d.in_w), d.c, d.mult, d.kernel, d.stride, d.dilation, (d.pad_t, d.pad_l),
                                 (d.out_h, d.out_w), d.zp, d.out_zp, d.act_min, d.act_max)
         return (microops.depthwise(x[0], w[0], params, dst, geometry)
-                or _checked("DWCONV", jit.bind(jit.depthwise_requant, x[0], w[0], bias, mult, shift, geometry, dst)))
+                or jit.bind(jit.depthwise_requant, x[0], w[0], bias, mult, shift, geometry, dst))
     pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
     pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
     attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
     acc = m.scratch.get("dw_acc", dst.shape, np.int32)
-    requant = _checked("DWCONV", jit.bind(jit.requantize, acc, bias, mult, shift, d.out_zp, d.act_min, d.act_max, dst))
+    requant = jit.bind(jit.requantize, acc, bias, mult, shift, d.out_zp, d.act_min, d.act_max, dst)
 
     def general() -> None:      # the general kernel, with its own checks and errors
         acc[...] = intmath.wrap_int32(kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w].reshape(-1, k))
         requant()
     return general
-
-
-def _checked(name: str, kernel: Action) -> Action:
-    """A compiled kernel whose run-time parameter checks (a shift outside [-31, 31]) raise
-    BinaryError naming the instruction."""
-    def run() -> None:
-        try:
-            kernel()
-        except ValueError as e:
-            raise BinaryError(f"{name}: {e}") from None
-    return run
 
 
 def _requant(m: Machine, r: I.Requant) -> Step:
@@ -297,8 +282,7 @@ def _requant(m: Machine, r: I.Requant) -> Step:
         params = m.view(I.WBUF, r.params, (3, r.k), np.int32)
         bias, mult, shift = params
         return (microops.requant(acc, params, dst, r.out_zp, r.act_min, r.act_max)
-                or _checked("REQUANT", jit.bind(jit.requantize, acc, bias, mult, shift, r.out_zp, r.act_min,
-                                                 r.act_max, dst)))
+                or jit.bind(jit.requantize, acc, bias, mult, shift, r.out_zp, r.act_min, r.act_max, dst))
     if r.mode == 1:
         bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
 
