@@ -234,12 +234,13 @@ def main() -> None:
         sys.exit(2)
     except (typer.Exit, SystemExit) as e:
         sys.exit(getattr(e, "exit_code", getattr(e, "code", 0)) or 0)
-    except Exception as e:  # click usage errors and anything unforeseen: one line, no traceback
-        import click
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # usage errors and anything unforeseen: one line, no traceback
+        # typer raises its command-line parser's exceptions (click's, or its own copy of
+        # click's in newer releases): usage errors have format_message, Ctrl-C is Abort
+        if callable(getattr(e, "format_message", None)):
             typer.secho(f"error: {e.format_message()}", fg="red", err=True)
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+            sys.exit(2)
+        if type(e).__name__ == "Abort":
             sys.exit(130)
         if debug:
             traceback.print_exc()

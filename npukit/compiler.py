@@ -15,7 +15,6 @@ from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError
 from .frontend.onnx import load_onnx
-from .frontend.tflite import load_tflite
 from .ir.graph import Graph
 from .isa.program import Program
 from .opt.pipeline import optimize
@@ -45,6 +44,11 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
     if suffix == ".onnx":
         return load_onnx(path, input_shapes)
     if suffix == ".tflite":
+        try:        # LiteRT's flatbuffer schema: an optional dependency, loaded only for TFLite
+            from .frontend.tflite import load_tflite
+        except ImportError as e:
+            raise InputError(f"TFLite models need ai-edge-litert ({e.name or e}): "
+                             "pip install 'npukit[tflite]'") from None
         return load_tflite(path, input_shapes)
     raise ModelError(f"unsupported model format {suffix!r} (expected .onnx or .tflite)")
 

@@ -123,3 +123,28 @@ def test_bad_input_gives_one_line_error(compiled):
         assert len(lines) == 1 and lines[0].startswith("error:"), (what, r.stderr)
     assert "NonMaxSuppression" in npukit(*cases["unsupported op"]).stderr
     assert "rows" in npukit(*cases["impossible arch"]).stderr
+
+
+WITHOUT_LITERT = ("import sys, runpy; sys.modules['ai_edge_litert'] = None; sys.argv = ['npukit', *sys.argv[1:]]; "
+                  "runpy.run_module('npukit.cli', run_name='__main__')")
+
+
+def test_core_install_compiles_onnx_without_litert(tmp_path):
+    """LiteRT is an extra: without it an ONNX model compiles, runs and profiles, and a TFLite
+    model gets a one-line error saying what to install."""
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", WITHOUT_LITERT, *map(str, args)], capture_output=True,
+                              text=True, timeout=300)
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.float32))
+    assert cli("compile", DIGITS, "--input-shape", "x=1,1,8,8", "-o", tmp_path / "m.npub").returncode == 0
+    assert cli("run", tmp_path / "m.npub", "--input", tmp_path / "x.npy", "-o", tmp_path / "o.npz").returncode == 0
+    assert cli("profile", tmp_path / "m.npub").returncode == 0
+    (tmp_path / "m.tflite").write_bytes(b"\0" * 64)
+    r = cli("compile", tmp_path / "m.tflite", "-o", tmp_path / "t.npub")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "npukit[tflite]" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [("compile",), ("no-such-command",), ("compile", DIGITS, "--dataflow")])
+def test_usage_mistakes_are_one_line_exit_2(args):
+    r = npukit(*args)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.strip().count("\n") == 0, r.stderr
