@@ -46,6 +46,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     """'' if the NPU runs `node`, else the reason it runs on the host (`work_abuf`: the
     ABUF bytes left for working tiles)."""
     op = node.op
+    if op is Op.HOST_TFLITE:        # no NPU lowering by construction: the frontend's reason
+        return node.attrs.reason
     rank = len(g.tensors[node.outputs[0]].shape)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):

@@ -22,6 +22,7 @@ from ..ir.verify import verify
 from . import tflite_read as rd
 
 _INT_ACTIVATIONS = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+_INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_))   # unquantised in int8 models
 _STATE_OPS = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
 
 
@@ -36,6 +37,7 @@ class TfliteConverter:
         self.tensors: dict[str, Tensor] = {}
         self.nodes: list[Node] = []
         self.folded: dict[int, np.ndarray] = {}   # DEQUANTIZE of constants, folded to float32
+        self.computed: dict[int, np.ndarray] = {}  # outputs of operators evaluated at import
         self.skip: set[int] = set()              # operator indices absorbed into the I/O
         self.float_io: set[str] = set()
         self.handles: dict[int, str] = {}        # VAR_HANDLE output -> variable tensor name
@@ -49,9 +51,10 @@ class TfliteConverter:
         for op in self.sg.operators:
             if rd.op_name(self.model, op) in {"QUANTIZE", "DEQUANTIZE"} | _STATE_OPS:
                 continue
-            for i in op.outputs:
+            for i in [*op.inputs, *op.outputs]:
                 t = self.sg.tensors[i]
-                if i >= 0 and rd.np_dtype(t, i) in _INT_ACTIVATIONS and rd.qparams(t) is not None:
+                if i >= 0 and rd.np_dtype(t, i) in _INT_ACTIVATIONS and rd.qparams(t) is not None \
+                        and not rd.is_constant(self.model, t):
                     return True
         return False
 
@@ -62,6 +65,8 @@ class TfliteConverter:
         """Constant contents of tensor i (folded DEQUANTIZE results included), else None."""
         if i in self.folded:
             return self.folded[i]
+        if i in self.computed:
+            return self.computed[i]
         return rd.buffer_data(self.model, self.sg.tensors[i], i)
 
     def need_const(self, i: int, what: str) -> np.ndarray:
@@ -97,7 +102,7 @@ class TfliteConverter:
         if self.quantised and dtype == np.float32:
             raise UnsupportedOpError(f"tensor {name!r}: float activation inside an int8 model "
                                      f"(mixed float/int8 graphs are not supported)")
-        if self.quantised and quant is None:
+        if self.quantised and quant is None and dtype not in _INDEX_TYPES:
             raise ModelError(f"tensor {name!r}: {dtype} activation without quantisation parameters")
 
     def _unique(self, base: str) -> str:
@@ -136,9 +141,10 @@ class TfliteConverter:
 
     def convert(self) -> Graph:
         from .tflite_ops import CONVERTERS
-        self._fold_constant_dequantize()
+        self._fold_constant_weights()
         self._fold_boundaries()
         init = self._initial_values()
+        used = {int(i) for op in self.sg.operators for i in op.inputs if i >= 0} | set(self.sg.outputs)
         for k, op in enumerate(self.sg.operators):
             self.op_index, self.op_label = k, rd.op_name(self.model, op)
             outs = [rd.tensor_name(self.sg.tensors[i], i) for i in op.outputs if i >= 0]
@@ -148,11 +154,7 @@ class TfliteConverter:
             if self.op_label in _STATE_OPS:
                 self._state_op(op, init)
                 continue
-            fn = CONVERTERS.get(self.op_label)
-            if fn is None:
-                raise UnsupportedOpError(f"{self.where()}: TFLite operator {self.op_label} is not supported "
-                                         f"by npukit")
-            fn(self, op)
+            self._convert_op(op, CONVERTERS.get(self.op_label), used)
         self._assign_variables()
         inputs = tuple(self.name(i) for i in self.sg.inputs)
         outputs = tuple(self.name(i) for i in self.sg.outputs)
@@ -162,13 +164,38 @@ class TfliteConverter:
         # a quantised graph is verified once attach_params has given its nodes integer params
         return g if self.quantised else verify(g, "TFLite import")
 
-    def _fold_constant_dequantize(self) -> None:
-        """DEQUANTIZE of a constant (fp16 or int8 weights) becomes a float32 constant."""
+    def _convert_op(self, op: tfl.OperatorT, fn, used: set[int]) -> None:
+        """NPU nodes from the operator's converter; failing that, a constant fold or a host node.
+        A converter that refuses this configuration leaves nothing behind."""
+        from .tflite_host import emit_host, fold
+        if self.op_label.startswith("CUSTOM:"):
+            raise UnsupportedOpError(f"{self.where()}: custom operator {self.op_label[7:]!r} has no "
+                                     f"implementation npukit or LiteRT can run")
+        reason = f"no NPU kernel for TFLite {self.op_label}"
+        if fn is not None:
+            saved = len(self.nodes), dict(self.tensors), dict(self.names)
+            try:
+                fn(self, op)
+                return
+            except UnsupportedOpError as e:
+                del self.nodes[saved[0]:]
+                self.tensors, self.names = saved[1], saved[2]
+                reason += ": " + str(e).removeprefix(self.where() + ": ")
+        if not fold(self, op):
+            emit_host(self, op, reason, used)
+
+    def _fold_constant_weights(self) -> None:
+        """DENSIFY of a (sparse) constant becomes the dense constant tflite_read made of it;
+        DEQUANTIZE of a constant (fp16 or int8 weights) becomes a float32 constant."""
         for k, op in enumerate(self.sg.operators):
-            if rd.op_name(self.model, op) != "DEQUANTIZE":
+            kind = rd.op_name(self.model, op)
+            if kind == "DENSIFY" and self.const(op.inputs[0]) is not None:
+                self.computed[op.outputs[0]] = self.const(op.inputs[0])
+                self.skip.add(k)
+            if kind != "DEQUANTIZE":
                 continue
             src = self.sg.tensors[op.inputs[0]]
-            data = rd.buffer_data(self.model, src, op.inputs[0])
+            data = self.const(op.inputs[0])
             if data is None:
                 continue
             if data.dtype == np.float16:

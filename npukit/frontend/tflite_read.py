@@ -58,6 +58,12 @@ def shape(t: tfl.TensorT) -> tuple[int, ...]:
     return tuple(int(d) for d in (t.shape if t.shape is not None else ()))
 
 
+def is_constant(model: tfl.ModelT, t: tfl.TensorT) -> bool:
+    """Whether `t` has contents in the flatbuffer (without decoding them)."""
+    return 0 < t.buffer < len(model.buffers) and model.buffers[t.buffer].data is not None \
+        and len(model.buffers[t.buffer].data) > 0
+
+
 def buffer_data(model: tfl.ModelT, t: tfl.TensorT, index: int) -> np.ndarray | None:
     """The constant contents of tensor `t`, or None for an activation."""
     if t.buffer <= 0 or t.buffer >= len(model.buffers):
@@ -70,6 +76,11 @@ def buffer_data(model: tfl.ModelT, t: tfl.TensorT, index: int) -> np.ndarray | N
         return None
     raw = np.asarray(buf.data, dtype=np.uint8).tobytes()
     dtype = np_dtype(t, index)
+    if t.sparsity is not None:      # a sparse constant: its stored values, made dense
+        from .tflite_sparse import densify
+        if len(raw) % dtype.itemsize:
+            raise ModelError(f"tensor {tensor_name(t, index)!r}: sparse buffer of {len(raw)} bytes")
+        return densify(np.frombuffer(raw, dtype=dtype), shape(t), t.sparsity, tensor_name(t, index))
     want = int(np.prod(shape(t), dtype=np.int64)) * dtype.itemsize
     if len(raw) != want:
         raise ModelError(f"tensor {tensor_name(t, index)!r}: buffer holds {len(raw)} bytes, "

@@ -66,6 +66,7 @@ class Op(enum.Enum):
     LAYER_NORM = "layer_norm"          # over the last axis; inputs x, gamma, beta
     GELU = "gelu"                      # erf form, or tanh approximation
     HOST_FLOAT = "host_float"          # an ONNX node run in float on the host (LSTM, Sqrt, ...)
+    HOST_TFLITE = "host_tflite"        # a TFLite builtin run by LiteRT on the host (TOPK_V2, CUMSUM, ...)
     GATHER = "gather"                  # rows of a constant table by an integer index input
     MAGNITUDE = "magnitude"            # sqrt(re^2 + im^2) of the two halves of an axis (STFT)
 

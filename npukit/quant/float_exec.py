@@ -9,7 +9,7 @@ from ..threads import single_threaded
 from ..errors import InputError, ModelError
 from ..ir.graph import Clamp, Graph, Node, Op
 from ..ir.shapes import conv_out_hw
-from . import host_float
+from . import host_float, host_tflite
 from . import kernels_transformer as kt
 
 Kernel = Callable[[Node, list[np.ndarray]], np.ndarray]
@@ -219,6 +219,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.LAYER_NORM: lambda n, i: kt.layer_norm_float(i[0], i[1], i[2], n.attrs.epsilon),
     Op.GELU: lambda n, i: kt.gelu_float(i[0], n.attrs.approximate),
     Op.HOST_FLOAT: lambda n, i: host_float.run_float(n.attrs, i),
+    Op.HOST_TFLITE: lambda n, i: host_tflite.run_float(n.attrs, i),
     Op.GATHER: lambda n, i: kt.gather(i[0], np.asarray(i[1]).astype(np.int64)),
 }
 

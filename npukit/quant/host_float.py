@@ -94,7 +94,8 @@ def host_float_only(g) -> frozenset[str]:
     the caller (graph outputs). They stay float32 instead of crossing an int8 boundary."""
     from ..ir.graph import Op
 
-    if not any(n.op is Op.HOST_FLOAT for n in g.nodes):
+    host = (Op.HOST_FLOAT, Op.HOST_TFLITE)
+    if not any(n.op in host for n in g.nodes):
         return frozenset()
     producer = {out: n for n in g.nodes for out in n.outputs}
     readers: dict[str, list] = {}
@@ -102,15 +103,15 @@ def host_float_only(g) -> frozenset[str]:
         for t in n.inputs:
             readers.setdefault(t, []).append(n)
     floats = {t for t in g.tensors if not g.tensors[t].is_const and g.tensors[t].dtype.value == "float32"
-              and (t in g.inputs or producer.get(t) is not None and producer[t].op in (Op.HOST_FLOAT, Op.RESHAPE))}
+              and (t in g.inputs or producer.get(t) is not None and producer[t].op in (*host, Op.RESHAPE))}
     changed = True
     while changed:
         changed = False
         for t in list(floats):
             p = producer.get(t)
-            ok = all(r.op is Op.HOST_FLOAT or (r.op is Op.RESHAPE and r.outputs[0] in floats)
+            ok = all(r.op in host or (r.op is Op.RESHAPE and r.outputs[0] in floats)
                      for r in readers.get(t, []))
-            ok = ok and (p is None or p.op is Op.HOST_FLOAT or p.inputs[0] in floats)
+            ok = ok and (p is None or p.op in host or p.inputs[0] in floats)
             ok = ok and (readers.get(t) or t in g.outputs)
             if not ok:
                 floats.discard(t)

@@ -9,6 +9,7 @@ from . import kernels_mxu as kx
 from . import kernels_vpu as kv
 from . import kernels_wide as kw
 from .host_float import run_quantised as run_host_float
+from .host_tflite import run_quantised as run_host_tflite
 from .kernels_transformer import run_transformer_node
 
 
@@ -76,6 +77,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return run_transformer_node(node, ins)
     if op is Op.HOST_FLOAT:
         return run_host_float(a, p, ins, in_q)
+    if op is Op.HOST_TFLITE:
+        return run_host_tflite(a, p, ins, in_q)
     if op is Op.QUANTIZE and p is not None:
         return kv.requantize(x, p, np.dtype(getattr(a, "dtype", "int8")))
     raise UnsupportedOpError(f"{node.name}: no integer kernel for {op.value}")

@@ -19,6 +19,7 @@ from . import kernels_vpu as kv
 from . import kernels_wide as kw
 from .calibrate import Range
 from .host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa: F401 - isa.serial finds them
+from .host_tflite import HostTfliteAttrs, HostTfliteParams  # noqa: F401 - isa.serial finds them
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
 from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
 from .kernels_wide import MagnitudeParams  # noqa: F401 - isa.serial finds it here
@@ -219,6 +220,14 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         if out is None:          # consumed only by host float nodes: stays float32
             return node.with_(params=HostFloatParams(1.0, 0, "float32"))
         return node.with_(params=HostFloatParams(out.s, out.zp, tensors[node.outputs[0]].dtype.value))
+    if op is Op.HOST_TFLITE:    # LiteRT on the host: an int8 model's node keeps its own integers
+        for n in node.inputs:
+            tensors.setdefault(n, g.tensors[n])
+        if not a.float_model:
+            return node
+        dtype = tensors[node.outputs[0]].dtype.value     # int8, an index type, or float32 (host only)
+        return node.with_(params=HostTfliteParams(out.s, out.zp, dtype) if out is not None
+                          else HostTfliteParams(1.0, 0, dtype))
     if op in TRANSFORMER_OPS:
         return quantize_transformer_node(g, node, tensors)
     if op in SAME_AS_INPUT:

@@ -1,0 +1,115 @@
+"""TFLite operators without an NPU lowering -> HOST_TFLITE nodes, run by LiteRT on the host.
+
+The node's one-operator flatbuffer is cut from the model: the operator with its options and
+version, its tensors with their types and quantisation, its constant inputs embedded (dense,
+DEQUANTIZE-folded weights as float32). An operator whose inputs are all constant is run once
+here and its outputs become constants; SHAPE of a (static) tensor is its shape.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as tfl
+
+from ..errors import UnsupportedOpError
+from ..ir.graph import Op
+from ..quant.host_tflite import HostTfliteAttrs, interpreter
+from . import tflite_read as rd
+
+
+def _indices(v) -> list[int]:
+    return [int(i) for i in (v if v is not None else [])]
+
+
+def one_op_model(cv, op: tfl.OperatorT) -> tuple[str, list[int]]:
+    """The base64 flatbuffer running `op` alone, and the TFLite tensors that are its inputs."""
+    tensors: list[tfl.TensorT] = []
+    buffers = [tfl.BufferT()]
+    index: dict[int, int] = {}
+    feeds: list[int] = []
+
+    def add(i: int, operand: bool) -> int:
+        if i < 0:
+            return -1
+        if i in index:
+            return index[i]
+        t = copy.copy(cv.sg.tensors[i])
+        t.shapeSignature, t.sparsity, t.buffer = None, None, 0
+        data = cv.const(i) if operand else None
+        if data is not None:
+            if i in cv.folded:       # DEQUANTIZE-folded weights: float32 now
+                t.type, t.quantization = tfl.TensorType.FLOAT32, None
+            b = tfl.BufferT()
+            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
+            buffers.append(b)
+            t.buffer = len(buffers) - 1
+        elif operand and not t.isVariable:
+            feeds.append(i)
+        index[i] = len(tensors)
+        tensors.append(t)
+        return index[i]
+
+    new = copy.copy(op)
+    new.opcodeIndex = 0
+    new.inputs = [add(i, True) for i in _indices(op.inputs)]
+    new.outputs = [add(i, False) for i in _indices(op.outputs)]
+    if op.intermediates is not None:
+        new.intermediates = [add(i, False) for i in _indices(op.intermediates)]
+    sg = tfl.SubGraphT()
+    sg.tensors, sg.operators, sg.name = tensors, [new], "host"
+    sg.inputs, sg.outputs = [index[i] for i in feeds], list(new.outputs)
+    model = tfl.ModelT()
+    model.version, model.subgraphs, model.buffers = 3, [sg], buffers
+    model.operatorCodes = [copy.copy(cv.model.operatorCodes[op.opcodeIndex])]
+    model.description = f"npukit host operator {cv.where()}"
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return base64.b64encode(bytes(b.Output())).decode("ascii"), feeds
+
+
+def _interpreter_for(cv, text: str):
+    try:
+        return interpreter(text, 0)
+    except UnsupportedOpError as e:
+        raise UnsupportedOpError(f"{cv.where()}: {e}") from None
+
+
+def fold(cv, op: tfl.OperatorT) -> bool:
+    """Constant outputs for SHAPE, or for an operator whose inputs are all constant."""
+    if cv.op_label == "SHAPE":
+        out = op.outputs[0]
+        dtype = rd.np_dtype(cv.sg.tensors[out], out)
+        cv.computed[out] = np.asarray(rd.shape(cv.sg.tensors[op.inputs[0]]), dtype)
+        return True
+    ins = [i for i in _indices(op.inputs) if i >= 0]
+    if not ins or any(cv.const(i) is None for i in ins):
+        return False
+    text, feeds = one_op_model(cv, op)
+    it = _interpreter_for(cv, text)
+    it.invoke()
+    for d, i in zip(it.get_output_details(), _indices(op.outputs)):
+        cv.computed[i] = it.get_tensor(d["index"]).copy()
+    return True
+
+
+def emit_host(cv, op: tfl.OperatorT, reason: str, used: set[int]) -> None:
+    """One HOST_TFLITE node per used output of `op` (each runs the whole operator)."""
+    if op.builtinOptions is not None and any("ubgraph" in k for k in vars(op.builtinOptions)):
+        raise UnsupportedOpError(f"{cv.where()}: operators that call subgraphs (control flow) "
+                                 f"cannot run on the host yet")
+    text, feeds = one_op_model(cv, op)
+    ir_inputs = [cv.name(i) for i in feeds]
+    it = _interpreter_for(cv, text)
+    details = it.get_output_details()
+    outs = [(k, i) for k, i in enumerate(_indices(op.outputs)) if i >= 0 and i in used]
+    for k, i in outs:
+        out = cv.name(i)
+        shape = cv.tensors[out].shape
+        if tuple(int(d) for d in details[k]["shape"]) != shape:
+            raise UnsupportedOpError(f"{cv.where()}: output {k} has a dynamic shape "
+                                     f"({list(details[k]['shape'])} vs {list(shape)} in the model)")
+        attrs = HostTfliteAttrs(text, cv.op_label, k, shape, not cv.quantised, reason)
+        cv.emit(Op.HOST_TFLITE, ir_inputs, out, attrs, suffix=f"/out{k}" if len(outs) > 1 else "")

@@ -1,0 +1,97 @@
+"""TFLite builtin operators the NPU has no kernel for, run on the host CPU by LiteRT.
+
+A HOST_TFLITE node carries a one-operator TFLite flatbuffer (base64) built from the model's
+own operator: its options, its tensors with their types and quantisation, its constants
+embedded. Its IR inputs are the operator's activation inputs, in order of first use.
+
+* From an int8 model the flatbuffer works on the model's integer tensors, so the node
+  computes exactly what LiteRT computes for that operator in the whole model.
+* From a float model (`float_model`) the flatbuffer is float: in the int8 program the node
+  dequantises its inputs, runs in float and quantises its output to the calibrated scale
+  (as HOST_FLOAT does for ONNX).
+
+LiteRT runs the operator with its reference kernels (BUILTIN_REF, the project's oracle); one
+interpreter per node and output, built on first use and kept.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedOpError
+
+
+@dataclass(frozen=True)
+class HostTfliteAttrs:
+    model: str                     # base64 of a one-operator .tflite; its inputs are the IR inputs
+    op_name: str                   # the TFLite builtin, for reports
+    output_index: int              # which output of the operator this IR node carries
+    out_shape: tuple[int, ...]
+    float_model: bool              # the flatbuffer runs in float (npukit quantised the model)
+    reason: str                    # why it is not on the NPU
+
+
+@dataclass(frozen=True)
+class HostTfliteParams:
+    out_scale: float
+    out_zero_point: int
+    out_dtype: str                 # the IR output type; float32: read only by host float nodes
+
+
+@lru_cache(maxsize=256)
+def interpreter(model: str, output_index: int):
+    """A LiteRT interpreter for one node (and output) of the program."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        it = Interpreter(model_content=base64.b64decode(model),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        it.allocate_tensors()
+    except (RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnsupportedOpError(f"LiteRT cannot run this operator: {first}") from None
+    return it
+
+
+def run(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> np.ndarray:
+    """The operator on inputs of its own types (each cast to the type the flatbuffer declares)."""
+    it = interpreter(attrs.model, attrs.output_index)
+    details = it.get_input_details()
+    if len(details) != len(ins):
+        raise ModelError(f"host {attrs.op_name} expects {len(details)} inputs, got {len(ins)}")
+    for d, x in zip(details, ins):
+        x = np.asarray(x)
+        if x.dtype.kind == "f" and np.dtype(d["dtype"]).kind in "iub":
+            x = np.round(x)
+        it.set_tensor(d["index"], np.ascontiguousarray(x.astype(d["dtype"], copy=False)).reshape(d["shape"]))
+    it.invoke()
+    out = it.get_tensor(it.get_output_details()[attrs.output_index]["index"]).copy()
+    if tuple(out.shape) != tuple(attrs.out_shape):
+        raise ModelError(f"host {attrs.op_name}: output shape {list(out.shape)} at run time, "
+                         f"{list(attrs.out_shape)} in the model (dynamic shapes are not supported)")
+    return out
+
+
+def run_float(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> np.ndarray:
+    """The float graph's view (calibration, float oracle): outputs as float32."""
+    return run(attrs, ins).astype(np.float32)
+
+
+def run_quantised(attrs: HostTfliteAttrs, params: HostTfliteParams | None, ins: list[np.ndarray],
+                  in_q: list) -> np.ndarray:
+    """The int8 program's view: an int8 model's node runs on its integers as they are; a float
+    model's node dequantises its int8 inputs, runs in float and quantises its output."""
+    if not attrs.float_model:
+        return run(attrs, ins)
+    real = [x if q is None or np.asarray(x).dtype.kind == "f"
+            else (np.asarray(x, np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])
+            for x, q in zip(ins, in_q)]
+    y = run(attrs, real)
+    if params is None or y.dtype.kind != "f" or params.out_dtype == "float32":
+        return y
+    info = np.iinfo(np.dtype(params.out_dtype))
+    q = np.round(y / np.float32(params.out_scale)) + params.out_zero_point
+    return np.clip(q, info.min, info.max).astype(params.out_dtype)
