@@ -36,6 +36,7 @@ class TensorSpec:
     zero_point: int | Sequence[int] = 0
     quantized_dimension: int = 0
     data: np.ndarray | None = None
+    sparsity: Any = None              # tfl.SparsityParametersT: `data` holds the stored values
 
 
 def _operator_code(op: str, version: int) -> tfl.OperatorCodeT:
@@ -74,6 +75,7 @@ def _tensor(spec: TensorSpec, buffer_index: int) -> tfl.TensorT:
     t.type = _TENSOR_TYPES[spec.dtype]
     t.buffer = buffer_index
     t.quantization = _quantization(spec)
+    t.sparsity = spec.sparsity
     return t
 
 
@@ -81,7 +83,7 @@ def _buffer(spec: TensorSpec) -> tfl.BufferT:
     b = tfl.BufferT()
     if spec.data is not None:
         data = np.ascontiguousarray(spec.data, dtype=np.dtype(spec.dtype))
-        if tuple(data.shape) != tuple(spec.shape):
+        if spec.sparsity is None and tuple(data.shape) != tuple(spec.shape):
             raise ModelError(f"tensor {spec.name!r}: data shape {data.shape} != {tuple(spec.shape)}")
         b.data = np.frombuffer(data.tobytes(), dtype=np.uint8)
     return b
@@ -103,38 +105,60 @@ def build_single_op(op: str, inputs: Sequence[TensorSpec], outputs: Sequence[Ten
     Non-constant inputs become the model's inputs (in order); constants get their own buffer.
     A TensorSpec named "" in `inputs` marks an omitted optional operand (index -1).
     """
-    specs = [s for s in inputs if s.name] + list(outputs)
+    model_in = [s for s in inputs if s.name and s.data is None]
+    return build_model([Operator(op, tuple(inputs), tuple(outputs), options, version)], model_in, outputs)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator of a `build_model` graph; tensors are matched by name."""
+    op: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    options: Any = None
+    version: int = 1
+
+
+def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+                description: str = "npukit single-op test model") -> bytes:
+    """A .tflite flatbuffer running `operators` in order; a tensor used by several operators
+    is one tensor (the first spec of a name wins)."""
     buffers = [tfl.BufferT()]                      # buffer 0 is the mandatory empty buffer
     tensors, index = [], {}
-    for spec in specs:
+    for spec in [s for o in operators for s in (*o.inputs, *o.outputs)]:
+        if not spec.name or spec.name in index:
+            continue
         buf = 0
         if spec.data is not None:
             buffers.append(_buffer(spec))
             buf = len(buffers) - 1
         index[spec.name] = len(tensors)
         tensors.append(_tensor(spec, buf))
-
-    operator = tfl.OperatorT()
-    operator.opcodeIndex = 0
-    operator.inputs = [index[s.name] if s.name else -1 for s in inputs]
-    operator.outputs = [index[s.name] for s in outputs]
-    if options is not None:
-        operator.builtinOptionsType = _options_type(options)
-        operator.builtinOptions = options
+    codes: dict[tuple[str, int], int] = {}
+    ops = []
+    for o in operators:
+        operator = tfl.OperatorT()
+        operator.opcodeIndex = codes.setdefault((o.op, o.version), len(codes))
+        operator.inputs = [index[s.name] if s.name else -1 for s in o.inputs]
+        operator.outputs = [index[s.name] for s in o.outputs]
+        if o.options is not None:
+            operator.builtinOptionsType = _options_type(o.options)
+            operator.builtinOptions = o.options
+        ops.append(operator)
 
     subgraph = tfl.SubGraphT()
     subgraph.tensors = tensors
-    subgraph.inputs = [index[s.name] for s in inputs if s.name and s.data is None]
+    subgraph.inputs = [index[s.name] for s in inputs]
     subgraph.outputs = [index[s.name] for s in outputs]
-    subgraph.operators = [operator]
+    subgraph.operators = ops
     subgraph.name = "main"
 
     model = tfl.ModelT()
     model.version = 3
-    model.operatorCodes = [_operator_code(op, version)]
+    model.operatorCodes = [_operator_code(op, version) for op, version in codes]
     model.subgraphs = [subgraph]
     model.buffers = buffers
-    model.description = "npukit single-op test model"
+    model.description = description
 
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")

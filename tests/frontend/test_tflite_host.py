@@ -1,0 +1,225 @@
+"""TFLite builtins without an NPU lowering run on the host in LiteRT: compiled and run, an int8
+model equals LiteRT's reference interpreter element for element (the whole model, NPU and
+host layers together); a float model agrees with LiteRT's float run within a few
+quantisation steps. CUSTOM operators stay refused."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as tfl
+
+from npukit.api import compile as npu_compile
+from npukit.errors import UnsupportedOpError
+from npukit.frontend.tflite_ops import CONVERTERS
+from npukit.testing.tflite_builder import Operator, build_model, build_single_op, run_reference
+from npukit.testing.tflite_builder import TensorSpec as T
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _opts(cls, **fields):
+    o = cls()
+    for k, v in fields.items():
+        setattr(o, k, v)
+    return o
+
+
+def _i32(*values) -> np.ndarray:
+    return np.asarray(values, np.int32)
+
+
+def _x(rng, shape) -> np.ndarray:
+    return rng.integers(-128, 128, size=shape).astype(np.int8)
+
+
+X = T("x", (2, 5, 6), scale=0.05, zero_point=3)
+CASES = {
+    "TOPK_V2": ([X, T("k", (1,), "int32", data=_i32(3))],
+                [T("v", (2, 5, 3), scale=0.05, zero_point=3), T("i", (2, 5, 3), "int32")], None),
+    "ARG_MIN": ([X, T("axis", (1,), "int32", data=_i32(1))], [T("i", (2, 6), "int32")],
+                _opts(tfl.ArgMinOptionsT, outputType=tfl.TensorType.INT32)),
+    "REVERSE_V2": ([X, T("axis", (1,), "int32", data=_i32(2))], [T("y", (2, 5, 6), scale=0.05, zero_point=3)],
+                   tfl.ReverseV2OptionsT()),
+    "SQUARED_DIFFERENCE": ([X, T("b", (2, 5, 6), scale=0.04, zero_point=-7)],
+                           [T("y", (2, 5, 6), scale=0.2, zero_point=-128)], tfl.SquaredDifferenceOptionsT()),
+    "GATHER_ND": ([X, T("idx", (3, 2), "int32", data=_i32([1, 4], [0, 0], [1, 2]))],
+                  [T("y", (3, 6), scale=0.05, zero_point=3)], None),
+    "SUM": ([X, T("axes", (1,), "int32", data=_i32(2))], [T("y", (2, 5), scale=0.3, zero_point=-5)],
+            _opts(tfl.ReducerOptionsT, keepDims=False)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_host_operator_equals_litert_reference(op, tmp_path):
+    assert op not in CONVERTERS            # the frontend has no NPU lowering for it
+    inputs, outputs, options = CASES[op]
+    model = build_single_op(op, inputs, outputs, options)
+    path = tmp_path / f"{op}.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m")
+    rng = np.random.default_rng(len(op))
+    for _ in range(4):
+        xs = [_x(rng, t.shape) for t in inputs if t.data is None]
+        got = prog.run(dict(zip(prog.input_names, xs)))
+        for name, want in zip(prog.output_names, run_reference(model, xs)):
+            assert got[name].dtype == want.dtype
+            np.testing.assert_array_equal(got[name], want, err_msg=f"{op} output {name}")
+    host = prog.profile().host_ops
+    assert {h["reason"] for h in host} == {f"no NPU kernel for TFLite {op}"}
+    assert len(host) == len(outputs)     # one host node per used output
+
+
+def test_refusing_converter_leaves_nothing_behind(tmp_path):
+    """SPLIT's converter emits a slice per output and refuses the second (its quantisation
+    differs from the input's): the operator runs whole on the host, LiteRT's way."""
+    model = build_single_op("SPLIT", [T("axis", (1,), "int32", data=_i32(2)), X],
+                            [T("a", (2, 5, 3), scale=0.05, zero_point=3), T("b", (2, 5, 3), scale=0.1, zero_point=3)],
+                            _opts(tfl.SplitOptionsT, numSplits=2))
+    path = tmp_path / "split.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m")
+    assert [n.op.value for n in prog.qgraph.nodes] == ["host_tflite", "host_tflite"]
+    assert all("input and output quantisation differ" in h["reason"] for h in prog.profile().host_ops)
+    x = _x(np.random.default_rng(0), X.shape)
+    got = prog.run({prog.input_names[0]: x})
+    for name, want in zip(prog.output_names, run_reference(model, [x])):
+        np.testing.assert_array_equal(got[name], want)
+
+
+def _conv(name: str, x: T, y: T, rng, float_model: bool) -> Operator:
+    cin, cout = x.shape[-1], y.shape[-1]
+    if float_model:
+        w = T(f"{name}_w", (cout, 3, 3, cin), "float32", data=rng.normal(0, 0.3, (cout, 3, 3, cin)).astype(np.float32))
+        b = T(f"{name}_b", (cout,), "float32", data=rng.normal(0, 0.1, cout).astype(np.float32))
+    else:
+        ws = rng.uniform(0.002, 0.01, cout).astype(np.float32)
+        w = T(f"{name}_w", (cout, 3, 3, cin), scale=ws, zero_point=[0] * cout,
+              data=rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8))
+        b = T(f"{name}_b", (cout,), "int32", scale=ws * x.scale, zero_point=[0] * cout,
+              data=rng.integers(-500, 500, cout).astype(np.int32))
+    return Operator("CONV_2D", (x, w, b), (y,), _opts(tfl.Conv2DOptionsT, padding=tfl.Padding.SAME, strideH=1,
+                                                      strideW=1, dilationHFactor=1, dilationWFactor=1))
+
+
+def _sandwich(middle: str, float_model: bool, rng) -> bytes:
+    """conv -> `middle` (no NPU lowering) -> conv, NHWC 1x6x6x4."""
+    kw = {"dtype": "float32"} if float_model else {}
+    q = (lambda s, z: {}) if float_model else (lambda s, z: {"scale": s, "zero_point": z})
+    x, a = T("x", (1, 6, 6, 4), **kw, **q(0.04, -2)), T("a", (1, 6, 6, 8), **kw, **q(0.06, 5))
+    b, y = T("b", (1, 6, 6, 8), **kw, **q(0.06, 5)), T("y", (1, 6, 6, 4), **kw, **q(0.08, -1))
+    axis = T("axis", (1,), "int32", data=_i32(2))
+    options = tfl.ReverseV2OptionsT() if middle == "REVERSE_V2" else tfl.CumsumOptionsT()
+    ops = [_conv("c1", x, a, rng, float_model), Operator(middle, (a, axis), (b,), options),
+           _conv("c2", b, y, rng, float_model)]
+    return build_model(ops, [x], [y])
+
+
+def test_npu_host_npu_model_is_bit_exact(tmp_path):
+    model = _sandwich("REVERSE_V2", False, np.random.default_rng(1))
+    path = tmp_path / "sandwich.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m")
+    targets = [la.target for la in prog.program.layers]
+    assert targets == ["npu", "host", "npu"]
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        x = _x(rng, (1, 6, 6, 4))
+        np.testing.assert_array_equal(prog.run({"x": x})["y"], run_reference(model, [x])[0])
+
+
+def test_float_model_host_operator_runs_in_float(tmp_path):
+    """CUMSUM has no int8 kernel in LiteRT: in a float model npukit quantises, it runs in float
+    on the host between two int8 NPU convolutions."""
+    rng = np.random.default_rng(3)
+    model = _sandwich("CUMSUM", True, rng)
+    path = tmp_path / "float_sandwich.tflite"
+    path.write_bytes(model)
+    calib = rng.uniform(-1, 1, (16, 1, 6, 6, 4)).astype(np.float32)
+    prog = npu_compile(path, "npu-m", calibration={"x": calib})
+    assert [la.target for la in prog.program.layers] == ["npu", "host", "npu"]
+    step = prog.program.outputs[0].scale
+    for k in range(4):
+        x = rng.uniform(-1, 1, (1, 6, 6, 4)).astype(np.float32)
+        want = run_reference(model, [x])[0]
+        err = np.abs(prog.run({"x": x})["y"] - want)
+        assert np.max(err) <= 4 * step, (k, np.max(err) / step)
+
+
+def _custom(tmp_path) -> Path:
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(build_single_op("CUSTOM", [X], [X])), 0)
+    model.operatorCodes[0].customCode = b"MyFancyOp"
+    import flatbuffers
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    path = tmp_path / "custom.tflite"
+    path.write_bytes(bytes(b.Output()))
+    return path
+
+
+def test_custom_operator_is_refused_in_one_line(tmp_path):
+    path = _custom(tmp_path)
+    with pytest.raises(UnsupportedOpError, match=r"operator 0 \(CUSTOM:MyFancyOp\)"):
+        npu_compile(path, "npu-m")
+    r = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", str(path), "-o", str(tmp_path / "c.npub")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MyFancyOp" in lines[0] and "operator 0" in lines[0], r.stderr
+
+
+def _dim(dense_size=0, segments=None, indices=None) -> tfl.DimensionMetadataT:
+    d = tfl.DimensionMetadataT()
+    d.format = tfl.DimensionType.DENSE if segments is None else tfl.DimensionType.SPARSE_CSR
+    d.denseSize = dense_size
+    if segments is not None:
+        d.arraySegmentsType = d.arrayIndicesType = tfl.SparseIndexVector.Int32Vector
+        d.arraySegments, d.arrayIndices = tfl.Int32VectorT(), tfl.Int32VectorT()
+        d.arraySegments.values, d.arrayIndices.values = list(segments), list(indices)
+    return d
+
+
+def _block_sparse(w: np.ndarray, block: int) -> tuple[np.ndarray, tfl.SparsityParametersT]:
+    """`w` [rows, cols] encoded as TFLite stores pruned weights: rows dense, column blocks of
+    `block` in CSR (all-zero blocks dropped), each block's values dense."""
+    rows, cols = w.shape
+    segments, indices, values = [0], [], []
+    for r in range(rows):
+        for c in range(cols // block):
+            chunk = w[r, c * block:(c + 1) * block]
+            if chunk.any():
+                indices.append(c)
+                values.extend(chunk)
+        segments.append(len(indices))
+    sp = tfl.SparsityParametersT()
+    sp.traversalOrder, sp.blockMap = [0, 1, 2], [1]
+    sp.dimMetadata = [_dim(rows), _dim(0, segments, indices), _dim(block)]
+    return np.asarray(values, w.dtype), sp
+
+
+def test_densify_of_a_sparse_constant_is_folded(tmp_path):
+    from npukit.frontend.tflite import load_tflite
+
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 128, (8, 16)).astype(np.int8)
+    w[rng.random((8, 4)).repeat(4, axis=1) < 0.6] = 0          # prune 1x4 blocks
+    values, sp = _block_sparse(w, 4)
+    sparse = T("w_sparse", (8, 16), scale=0.01, data=values, sparsity=sp)
+    dense = T("w", (8, 16), scale=0.01)
+    x, y = T("x", (2, 16), scale=0.05, zero_point=-3), T("y", (2, 8), scale=0.2, zero_point=4)
+    model = build_model([Operator("DENSIFY", (sparse,), (dense,)),
+                         Operator("FULLY_CONNECTED", (x, dense, T("", ())), (y,), tfl.FullyConnectedOptionsT())],
+                        [x], [y])
+    path = tmp_path / "sparse_fc.tflite"
+    path.write_bytes(model)
+    g = load_tflite(path)
+    assert [n.op.value for n in g.nodes] == ["fully_connected"]
+    np.testing.assert_array_equal(g.tensors[g.nodes[0].inputs[1]].data, w)
+    prog = npu_compile(path, "npu-m")
+    assert prog.profile().host_ops == []
+    for _ in range(4):
+        xs = _x(rng, (2, 16))
+        np.testing.assert_array_equal(prog.run({"x": xs})["y"], run_reference(model, [xs])[0])
