@@ -13,6 +13,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as tfl
 
 from npukit.api import compile as npu_compile
+from npukit.api import loads
 from npukit.errors import UnsupportedOpError
 from npukit.frontend.tflite_ops import CONVERTERS
 from npukit.testing.tflite_builder import Operator, build_model, build_single_op, run_reference
@@ -106,7 +107,7 @@ def _conv(name: str, x: T, y: T, rng, float_model: bool) -> Operator:
 
 
 def _sandwich(middle: str, float_model: bool, rng) -> bytes:
-    """conv -> `middle` (no NPU lowering) -> conv, NHWC 1x6x6x4."""
+    """conv -> `middle` (no NPU lowering, reversing W) -> conv, NHWC 1x6x6x4."""
     kw = {"dtype": "float32"} if float_model else {}
     q = (lambda s, z: {}) if float_model else (lambda s, z: {"scale": s, "zero_point": z})
     x, a = T("x", (1, 6, 6, 4), **kw, **q(0.04, -2)), T("a", (1, 6, 6, 8), **kw, **q(0.06, 5))
@@ -125,10 +126,13 @@ def test_npu_host_npu_model_is_bit_exact(tmp_path):
     prog = npu_compile(path, "npu-m")
     targets = [la.target for la in prog.program.layers]
     assert targets == ["npu", "host", "npu"]
+    loaded = loads(prog.to_bytes())          # the host operator travels inside the .npub
     rng = np.random.default_rng(2)
     for _ in range(4):
         x = _x(rng, (1, 6, 6, 4))
-        np.testing.assert_array_equal(prog.run({"x": x})["y"], run_reference(model, [x])[0])
+        want = run_reference(model, [x])[0]
+        np.testing.assert_array_equal(prog.run({"x": x})["y"], want)
+        np.testing.assert_array_equal(loaded.run({"x": x})["y"], want)
 
 
 def test_float_model_host_operator_runs_in_float(tmp_path):
