@@ -99,10 +99,7 @@ class TfliteConverter:
     def _check_activation(self, name: str, dtype: np.dtype, quant) -> None:
         if dtype == np.int16:
             raise UnsupportedOpError(f"tensor {name!r}: int16 activations (16x8 quantisation) are not supported")
-        if self.quantised and dtype == np.float32:
-            raise UnsupportedOpError(f"tensor {name!r}: float activation inside an int8 model "
-                                     f"(mixed float/int8 graphs are not supported)")
-        if self.quantised and quant is None and dtype not in _INDEX_TYPES:
+        if self.quantised and quant is None and dtype not in _INDEX_TYPES + (np.dtype(np.float32),):
             raise ModelError(f"tensor {name!r}: {dtype} activation without quantisation parameters")
 
     def _unique(self, base: str) -> str:
@@ -172,6 +169,10 @@ class TfliteConverter:
             raise UnsupportedOpError(f"{self.where()}: custom operator {self.op_label[7:]!r} has no "
                                      f"implementation npukit or LiteRT can run")
         reason = f"no NPU kernel for TFLite {self.op_label}"
+        if self.quantised and any(i >= 0 and self.const(i) is None
+                                  and rd.np_dtype(self.sg.tensors[i], i) == np.float32
+                                  for i in [*op.inputs, *op.outputs]):
+            fn, reason = None, reason + ": float tensors inside an int8 model"
         if fn is not None:
             saved = len(self.nodes), dict(self.tensors), dict(self.names)
             try:
@@ -290,6 +291,8 @@ class TfliteConverter:
                 raise ModelError(f"{self.where()}: variable {key!r} is never initialised by CALL_ONCE")
             if key not in self.variables:
                 data, t = init[key]
+                if data.dtype == np.float32:
+                    raise UnsupportedOpError(f"{self.where()}: float variable {key!r} in an int8 model")
                 self._check_activation(key, data.dtype, rd.qparams(t))
                 self.tensors[key] = Tensor(key, data.shape, rd.IR_TYPES[data.dtype], None, rd.qparams(t))
                 self.variables[key] = data

@@ -227,3 +227,23 @@ def test_densify_of_a_sparse_constant_is_folded(tmp_path):
     for _ in range(4):
         xs = _x(rng, (2, 16))
         np.testing.assert_array_equal(prog.run({"x": xs})["y"], run_reference(model, [xs])[0])
+
+
+def test_float_island_inside_an_int8_model_runs_on_the_host(tmp_path):
+    """conv -> DEQUANTIZE -> float TANH -> QUANTIZE -> conv: the float operators run on the
+    host in LiteRT, the convolutions on the NPU, and the whole equals LiteRT's reference."""
+    rng = np.random.default_rng(5)
+    x, a = T("x", (1, 6, 6, 4), scale=0.04, zero_point=-2), T("a", (1, 6, 6, 8), scale=0.06, zero_point=5)
+    af, bf = T("af", (1, 6, 6, 8), "float32"), T("bf", (1, 6, 6, 8), "float32")
+    b, y = T("b", (1, 6, 6, 8), scale=1 / 128, zero_point=0), T("y", (1, 6, 6, 4), scale=0.08, zero_point=-1)
+    model = build_model([_conv("c1", x, a, rng, False), Operator("DEQUANTIZE", (a,), (af,)),
+                         Operator("TANH", (af,), (bf,)), Operator("QUANTIZE", (bf,), (b,)),
+                         _conv("c2", b, y, rng, False)], [x], [y])
+    path = tmp_path / "island.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m")
+    assert [la.target for la in prog.program.layers] == ["npu", "host", "host", "host", "npu"]
+    assert all(h["reason"].endswith("float tensors inside an int8 model") for h in prog.profile().host_ops)
+    for _ in range(4):
+        xs = _x(rng, (1, 6, 6, 4))
+        np.testing.assert_array_equal(prog.run({"x": xs})["y"], run_reference(model, [xs])[0])
