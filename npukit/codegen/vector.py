@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
+from ..quant import kernels_vpu as kv
 from ..sim.semantics import params_to_ints
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
@@ -206,12 +207,12 @@ def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
         raise ScheduleError(f"{node.name}: a softmax row of {cols} does not fit ABUF")
     ins, outs = SlotPair(a_slots.take(tr * cols, ctx.nbuf)), SlotPair(a_slots.take(tr * cols, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
-    qp = params_to_ints(node.params)
+    qp, kind = params_to_ints(node.params), int(isinstance(node.params, kv.SoftmaxTableParams))
     for r0 in range(0, rows, tr):
         rl = min(tr, rows - r0)
         xa, oa = ins.next(), outs.next()
         contiguous(e, ctx.space(node.inputs[0]), src + r0 * cols, I.ABUF, xa, rl * cols)
-        e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp),
+        e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp, kind),
                [(I.ABUF, xa, xa + rl * cols)], [(I.ABUF, oa, oa + rl * cols)])
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + r0 * cols, rl * cols)
     return {}

@@ -231,12 +231,16 @@ class MatMul(Instr):
 
 @dataclass(frozen=True)
 class Softmax(Instr):
-    """Softmax of each of `rows` rows of `cols` int8 values (ABUF), TFLite's fixed-point algorithm."""
+    """Softmax of each of `rows` rows of `cols` int8 values (ABUF). kind 0: TFLite's reference
+    fixed-point algorithm (qparams = kernels_vpu.SoftmaxParams); kind 1 (an extension field):
+    LiteRT's default float32 exp-table kernel, for input scales the reference refuses
+    (qparams = kernels_vpu.SoftmaxTableParams)."""
     src: int
     rows: int
     cols: int
     dst: int
     qparams: tuple[int, ...]
+    kind: int = 0
 
 
 @dataclass(frozen=True)

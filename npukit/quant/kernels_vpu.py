@@ -4,9 +4,9 @@ Each op has a prepare_* that turns real scales / zero points into frozen integer
 way the TFLite kernel's Prepare does, and an integer kernel on numpy arrays (NHWC). The
 implementations live in three modules; this one is the public surface.
 """
-from npukit.quant.kernels_vpu_act import (SoftmaxParams, float_function_table, hard_swish_table,
-                                          leaky_relu_table, logistic_table, lut, prepare_softmax,
-                                          softmax, tanh_table)
+from npukit.quant.kernels_vpu_act import (SoftmaxParams, SoftmaxTableParams, float_function_table,
+                                          hard_swish_table, leaky_relu_table, logistic_table, lut,
+                                          prepare_softmax, prepare_softmax_table, softmax, tanh_table)
 from npukit.quant.kernels_vpu_eltwise import (AddParams, MulParams, PreluParams, RequantParams, add,
                                               dequantize, maximum, minimum, mul, prelu, prepare_add,
                                               prepare_mul, prepare_prelu, prepare_requantize,
@@ -16,10 +16,11 @@ from npukit.quant.kernels_vpu_pool import (MeanParams, avg_pool, max_pool, mean,
 
 __all__ = [
     "AddParams", "MulParams", "PreluParams", "RequantParams", "MeanParams", "SoftmaxParams",
+    "SoftmaxTableParams",
     "prepare_add", "add", "sub", "prepare_mul", "mul", "maximum", "minimum",
     "prepare_prelu", "prelu", "prepare_requantize", "requantize", "quantize", "dequantize",
     "max_pool", "avg_pool", "pool_output_hw", "prepare_mean", "mean",
     "resize_nearest", "resize_bilinear",
     "lut", "logistic_table", "tanh_table", "hard_swish_table", "leaky_relu_table",
-    "float_function_table", "prepare_softmax", "softmax",
+    "float_function_table", "prepare_softmax", "prepare_softmax_table", "softmax",
 ]

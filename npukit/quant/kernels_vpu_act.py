@@ -4,7 +4,9 @@
 LOGISTIC and TANH: BUILTIN_REF fills a table in Prepare (LUTPopulate<int8_t>) by evaluating
 the float function in float32 on every code; the table builders do the same. HARD_SWISH and
 LEAKY_RELU run their integer reference algorithms on all 256 codes. SOFTMAX (int8 -> int8) in
-the reference kernel is the gemmlowp fixed-point algorithm (not a table).
+the reference kernel is the gemmlowp fixed-point algorithm (not a table). An input scale too
+small for that kernel's Prepare (it aborts) takes LiteRT's default kernel instead: a float32
+table of exponentials (`SoftmaxTableParams`).
 """
 from __future__ import annotations
 
@@ -151,9 +153,27 @@ def _quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
     return q_fixed, shift
 
 
+@dataclass(frozen=True)
+class SoftmaxTableParams:
+    """LiteRT's default (optimized) int8 softmax: float32 bit patterns of -(beta * input
+    scale) and of the output scale, and the output zero point."""
+    neg_beta_scale_bits: int
+    output_scale_bits: int
+    output_zp: int = -128
+
+
+def _f32_bits(x: float) -> int:
+    return int(np.float32(x).view(np.int32))
+
+
+def _f32_from_bits(bits: int) -> np.float32:
+    return np.int32(bits).view(np.float32)
+
+
 def prepare_softmax(in_s: float, beta: float = 1.0, out_s: float = 1 / 256,
-                    out_zp: int = -128) -> SoftmaxParams:
-    """SoftmaxPrepare for the reference kernel: PreprocessSoftmaxScaling + CalculateInputRadius."""
+                    out_zp: int = -128) -> SoftmaxParams | SoftmaxTableParams:
+    """SoftmaxPrepare for the reference kernel: PreprocessSoftmaxScaling + CalculateInputRadius.
+    Where that would abort (beta * input scale * 2^26 <= 1), the default kernel's table params."""
     _check_scale(in_s, "input")
     if out_zp != -128 or abs(float(_f32(out_s)) - 1 / 256) > 0.001 / 256:
         raise UnsupportedOpError(f"int8 SOFTMAX needs output scale 1/256 and zero point -128, "
@@ -161,15 +181,42 @@ def prepare_softmax(in_s: float, beta: float = 1.0, out_s: float = 1 / 256,
     bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
     real = min(float(_f32(beta)) * float(_f32(in_s)) * float(1 << (31 - bits)), float((1 << 31) - 1))
     if not real > 1.0:
-        raise UnsupportedOpError(f"int8 SOFTMAX: beta * input scale = {beta * in_s:.3g} is too "
-                                 "small for TFLite's kernel")
+        return prepare_softmax_table(in_s, beta, out_s, out_zp)
     multiplier, left_shift = _quantize_multiplier_greater_than_one(real)
     radius = ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift)
     return SoftmaxParams(multiplier, left_shift, -int(np.floor(radius)), int(out_zp))
 
 
-def softmax(x: np.ndarray, p: SoftmaxParams) -> np.ndarray:
-    """reference_ops::Softmax<int8_t, int8_t> over the last axis."""
+def prepare_softmax_table(in_s: float, beta: float = 1.0, out_s: float = 1 / 256,
+                          out_zp: int = -128) -> SoftmaxTableParams:
+    """SoftmaxPrepare for LiteRT's default kernel (-input scale * beta in float32)."""
+    return SoftmaxTableParams(_f32_bits(-(_f32(in_s) * _f32(beta))), _f32_bits(out_s), int(out_zp))
+
+
+def softmax_exp_table(p: SoftmaxTableParams) -> np.ndarray:
+    """PopulateSoftmaxLookupTable: table[255 - d] = expf(-beta * input scale * d), d = 0..255,
+    the product in float32, the exponential rounded to float32 from double precision."""
+    d = _f32_from_bits(p.neg_beta_scale_bits) * np.arange(256, dtype=np.float32)
+    return np.array([math.exp(v) for v in d.astype(np.float64).tolist()], np.float64).astype(np.float32)[::-1]
+
+
+def _softmax_table(x: np.ndarray, p: SoftmaxTableParams) -> np.ndarray:
+    """optimized_ops::Softmax<int8_t, int8_t> (the float-table kernel): exponentials of the
+    code differences from the row maximum, summed in order in float32, each scaled by
+    1 / (sum * output scale) in float32 and rounded half away from zero."""
+    x = np.asarray(x, dtype=np.int64)
+    e = softmax_exp_table(p)[255 - x.max(axis=-1, keepdims=True) + x]
+    total = np.add.accumulate(e, axis=-1, dtype=np.float32)[..., -1:]
+    inv = np.float32(1.0) / (total * _f32_from_bits(p.output_scale_bits))
+    prob = intmath.round_half_away((e * inv).astype(np.float64))
+    return np.clip(prob + p.output_zp, -128, 127).astype(np.int8)
+
+
+def softmax(x: np.ndarray, p: SoftmaxParams | SoftmaxTableParams) -> np.ndarray:
+    """reference_ops::Softmax<int8_t, int8_t> over the last axis (the default kernel for
+    table params)."""
+    if isinstance(p, SoftmaxTableParams):
+        return _softmax_table(x, p)
     x = np.asarray(x, dtype=np.int64)
     diff = x - x.max(axis=-1, keepdims=True)
     used = diff >= p.diff_min

@@ -375,7 +375,9 @@ def _matmul(m: Machine, t: I.MatMul) -> Action:
 def _softmax(m: Machine, s: I.Softmax) -> Action:
     x = m.view(I.ABUF, s.src, (s.rows, s.cols))
     dst = m.view(I.ABUF, s.dst, (s.rows, s.cols))
-    p = params_from_ints(kernels_vpu.SoftmaxParams, s.qparams)
+    if s.kind not in (0, 1):
+        raise BinaryError(f"Softmax: unknown kind {s.kind}")
+    p = params_from_ints(kernels_vpu.SoftmaxTableParams if s.kind else kernels_vpu.SoftmaxParams, s.qparams)
     return lambda: dst.__setitem__(..., kernels_vpu.softmax(x, p))
 
 

@@ -1,4 +1,5 @@
-"""Build single-operator TFLite models in memory and run them on LiteRT's reference kernels.
+"""Build single-operator TFLite models in memory and run them on LiteRT's reference kernels
+(or, where npukit follows them, its default kernels: `run_default`).
 
 Used to pin npukit's integer kernels to an oracle nobody here wrote: a test builds a one-op
 int8 model with chosen scales, zero points and constants, runs it through LiteRT with the
@@ -167,10 +168,21 @@ def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], out
 
 def run_reference(model_bytes: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Run a model on LiteRT's reference (BUILTIN_REF) kernels; outputs in subgraph order."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import OpResolverType
+    return _run(model_bytes, inputs, OpResolverType.BUILTIN_REF)
 
-    interp = Interpreter(model_content=bytes(model_bytes),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+
+def run_default(model_bytes: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Run a model on LiteRT's default kernels (the optimized builtins and default delegates),
+    for the cases npukit follows them: where a reference kernel refuses what they run."""
+    from ai_edge_litert.interpreter import OpResolverType
+    return _run(model_bytes, inputs, OpResolverType.AUTO)
+
+
+def _run(model_bytes: bytes, inputs: Sequence[np.ndarray], resolver) -> list[np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=bytes(model_bytes), experimental_op_resolver_type=resolver)
     details = interp.get_input_details()
     if len(details) != len(inputs):
         raise ModelError(f"model has {len(details)} inputs, {len(inputs)} given")

@@ -58,3 +58,24 @@ def test_operator_runs_on_the_npu(case, tmp_path):
     path.write_bytes(model)
     profile = npu_compile(path, "npu-m").profile()
     assert profile.host_ops == [], profile.host_ops
+
+
+@pytest.mark.parametrize("shape,scale", [((2, 10), 2.0 ** -30), ((3, 512), 1e-12), ((1, 4, 33), 2.0 ** -26)])
+def test_softmax_below_reference_scale_follows_litert_default(shape, scale, tmp_path):
+    """An input scale LiteRT's reference SoftmaxPrepare aborts on compiles, runs on the NPU
+    and equals LiteRT's default kernel."""
+    from ai_edge_litert import schema_py_generated as tfl
+
+    from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_default
+    options = tfl.SoftmaxOptionsT()
+    options.beta = 1.0
+    model = build_single_op("SOFTMAX", [TensorSpec("x", shape, "int8", scale, 7)],
+                            [TensorSpec("y", shape, "int8", 1 / 256, -128)], options)
+    path = tmp_path / "softmax.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m")
+    assert prog.profile().host_ops == []
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.integers(-128, 128, size=shape).astype(np.int8)
+        np.testing.assert_array_equal(prog.run({prog.input_names[0]: x})["y"], run_default(model, [x])[0])

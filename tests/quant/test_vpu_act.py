@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from npukit.errors import UnsupportedOpError
 from npukit.quant import fixedpoint as fp
 from npukit.quant import kernels_vpu as K
-from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
+from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_default, run_reference
 
 SETTINGS = settings(max_examples=30, deadline=None)
 scales = st.floats(min_value=-9.0, max_value=1.0).map(lambda e: float(np.float32(2.0 ** e)))
@@ -87,6 +87,37 @@ def test_softmax_matches_litert(shape, s_in, z_in, beta, spread, seed):
     got = K.softmax(x, K.prepare_softmax(s_in, beta))
     assert got.dtype == np.int8
     np.testing.assert_array_equal(got, ref)
+
+
+# beta * input scale <= 2^-26: LiteRT's reference SoftmaxPrepare aborts (QuantizeMultiplierGreaterThanOne)
+TINY_SOFTMAX_SHAPES = [(1, 10), (3, 512), (2, 3, 7), (4, 1000), (5, 1), (2, 256), (1, 2, 2, 33)]
+
+
+@SETTINGS
+@given(shape=st.sampled_from(TINY_SOFTMAX_SHAPES),
+       s_in=st.floats(-60.0, -26.0).map(lambda e: float(np.float32(2.0 ** e))),
+       z_in=zero_points, beta=st.one_of(st.just(1.0), st.floats(0.05, 1.0)),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_softmax_below_reference_scale_matches_litert_default(shape, s_in, z_in, beta, seed):
+    assume(float(np.float32(beta)) * s_in * 2.0 ** 26 <= 1.0)
+    x = np.random.default_rng(seed).integers(-128, 128, size=shape).astype(np.int8)
+    options = tfl.SoftmaxOptionsT()
+    options.beta = beta
+    model = build_single_op("SOFTMAX", [q("x", shape, s_in, z_in)], [q("out", shape, 1 / 256, -128)], options)
+    params = K.prepare_softmax(s_in, beta)
+    assert isinstance(params, K.SoftmaxTableParams)
+    got = K.softmax(x, params)
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, run_default(model, [x])[0])
+
+
+def test_softmax_below_reference_scale_hand_worked():
+    """512 logits 122 codes of 2^-40 apart: every exp rounds to 1.0f, the sum is 512 and each
+    probability is exactly 0.5 of an output step; std::round takes the tie away from zero,
+    code -127 (half-to-even would give -128)."""
+    x = np.array([[5] * 511 + [127]], np.int8)
+    np.testing.assert_array_equal(K.softmax(x, K.prepare_softmax(2.0 ** -40)), np.full((1, 512), -127))
+    np.testing.assert_array_equal(K.softmax(np.zeros((1, 4), np.int8), K.prepare_softmax(1e-12)), [[-64] * 4])
 
 
 def test_softmax_hand_worked():
