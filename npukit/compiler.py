@@ -20,6 +20,7 @@ from .isa.program import Program
 from .opt.pipeline import optimize
 from .quant import kernels_vpu as kv
 from .quant.calibrate import METHODS, calibration_feeds, observe
+from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph
 from .quant.wide import choose_int16, layer_noise, magnitude_int16
 from .sim.reference import run_reference
@@ -77,6 +78,9 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
     observers, values = observe(g, feeds)
     ranges = {name: obs.range(method) for name, obs in observers.items()}
+    g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
+    ranges.update({copy: ranges[name] for copy, name in copies.items()})
+    values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stft = magnitude_int16(g)
     qg = quantize_graph(g, ranges, stft)
     if int16_below_db is not None:

@@ -23,7 +23,7 @@ from ..ir.graph import DType, Graph, Node, Op, QParams, QuantizeAttrs, Tensor
 from ..opt.passes import clean_layout, eliminate_dead_nodes, fold_pads, fold_transpose_into_fc
 from ..opt.patterns import fuse_hard_swish
 from ..opt.rewrite import Index, const
-from ..quant.quantize import FIXED_OUTPUT, SAME_AS_INPUT
+from ..quant.groups import FIXED_OUTPUT, SAME_AS_INPUT
 from .onnx_qdq import ConstQ, QdqInfo
 
 _MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD}

@@ -18,16 +18,13 @@ from . import kernels_mxu as kx
 from . import kernels_vpu as kv
 from . import kernels_wide as kw
 from .calibrate import Range
+from .groups import SAME_AS_INPUT, fixed_outputs, shared_groups
 from .host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa: F401 - isa.serial finds them
 from .host_tflite import HostTfliteAttrs, HostTfliteParams  # noqa: F401 - isa.serial finds them
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
 from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
 from .kernels_wide import MagnitudeParams  # noqa: F401 - isa.serial finds it here
 
-# ops whose output must carry its (first) input's quantisation, as TFLite's int8 kernels demand
-SAME_AS_INPUT = {Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT,
-                 Op.RESIZE, Op.MAXIMUM, Op.MINIMUM}
-FIXED_OUTPUT = {Op.SIGMOID: (1 / 256, -128), Op.SOFTMAX: (1 / 256, -128), Op.TANH: (1 / 128, 0)}
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
 
 
@@ -53,38 +50,13 @@ def act_qparams(r: Range) -> QParams:
     return QParams.per_tensor(scale, zp)
 
 
-class _Groups:
-    """Union-find over tensor names that must share quantisation."""
-
-    def __init__(self):
-        self.parent: dict[str, str] = {}
-
-    def find(self, a: str) -> str:
-        while self.parent.get(a, a) != a:
-            a = self.parent[a]
-        return a
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[ra] = rb
-
-
 def assign_qparams(g: Graph, ranges: dict[str, Range]) -> dict[str, QParams]:
     return _assign(g, ranges)[0]
 
 
 def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dict[str, Range]]:
     """Per tensor: its int8 params and the merged range of the tensors it must share them with."""
-    groups = _Groups()
-    fixed: dict[str, QParams] = {}
-    for node in g.nodes:
-        if node.op in SAME_AS_INPUT:
-            for t in node.inputs[:1] + node.outputs if node.op is not Op.CONCAT else node.inputs + node.outputs:
-                if not g.tensors[t].is_const:
-                    groups.union(t, node.outputs[0])
-        if node.op in FIXED_OUTPUT:
-            fixed[node.outputs[0]] = QParams.per_tensor(*FIXED_OUTPUT[node.op])
+    groups, fixed = shared_groups(g), fixed_outputs(g)
     merged: dict[str, Range] = {}
     for name, r in ranges.items():
         root = groups.find(name)
