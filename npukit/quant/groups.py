@@ -59,55 +59,77 @@ def fixed_outputs(g: Graph) -> dict[str, QParams]:
     return {n.outputs[0]: QParams.per_tensor(*FIXED_OUTPUT[n.op]) for n in g.nodes if n.op in FIXED_OUTPUT}
 
 
-def _holds(q: QParams, r: Range) -> bool:
-    """Whether the int8 range of `q` holds `r` (to half a step)."""
-    lo, hi = (-128 - q.zp) * q.s, (128 - q.zp) * q.s
-    return r.lo >= lo - q.s / 2 and r.hi <= hi + q.s / 2
-
-
 def _nominal(q: QParams) -> Range:
+    """The real range an int8 quantisation stands for ([0, 1] for 1/256 at zero point -128)."""
     return Range((-128 - q.zp) * q.s, (128 - q.zp) * q.s)
 
 
-def fixed_outputs_to_requantise(g: Graph, ranges: dict[str, Range]) -> set[str]:
-    """Fixed-range outputs whose group they would clip. A group whose members all fit one
-    fixed member's range keeps it (sigmoid -> pool, a concat of sigmoids); the fixed members
-    with other params are requantised into it. Otherwise every fixed member is."""
-    groups, fixed = shared_groups(g), fixed_outputs(g)
-    members: dict[str, list[str]] = {}
-    for name in ranges:
-        members.setdefault(groups.find(name), []).append(name)
-    out: set[str] = set()
-    for names in members.values():
-        fx = [n for n in names if n in fixed]
-        if not fx or len(names) == 1:
-            continue
-        need = [_nominal(fixed[n]) if n in fixed else ranges[n] for n in names]
-        keep = next((fixed[n] for n in fx if all(_holds(fixed[n], r) for r in need)), None)
-        out |= {n for n in fx if fixed[n] != keep}
-    return out
+def _holds(q: QParams, r: Range) -> bool:
+    """Whether `q`'s range holds `r`, to half a step."""
+    n = _nominal(q)
+    return r.lo >= n.lo - q.s / 2 and r.hi <= n.hi + q.s / 2
+
+
+def _reads(g: Graph, fixed: dict[str, QParams]) -> tuple[Groups, dict[str, set[str]]]:
+    """The groups without the fixed-range outputs, and per group (root) the fixed-range
+    outputs its ops read."""
+    groups = Groups()
+    for node in g.nodes:
+        if node.op in SAME_AS_INPUT:
+            for t in grouped_inputs(node):
+                if t not in fixed and not g.tensors[t].is_const:
+                    groups.union(t, node.outputs[0])
+    reads: dict[str, set[str]] = {}
+    for node in g.nodes:
+        if node.op in SAME_AS_INPUT:
+            for t in grouped_inputs(node):
+                if t in fixed:
+                    reads.setdefault(groups.find(node.outputs[0]), set()).add(t)
+    return groups, reads
+
+
+def _requantised_reads(g: Graph, ranges: dict[str, Range]) -> tuple[Groups, set[tuple[str, str]]]:
+    """(fixed-range output, group root) pairs where the group must read a requantised copy.
+    A group that one of the fixed ranges it reads holds (with its members' calibrated ranges)
+    takes that range, as TFLite does (sigmoid -> pool, a concat of sigmoids); the fixed outputs
+    with other params reach it requantised. Otherwise every fixed output it reads does."""
+    fixed = fixed_outputs(g)
+    groups, reads = _reads(g, fixed)
+    members: dict[str, list[Range]] = {}
+    for name, r in ranges.items():
+        if name not in fixed:
+            members.setdefault(groups.find(name), []).append(r)
+    out: set[tuple[str, str]] = set()
+    for root, fx in reads.items():
+        need = members.get(root, []) + [_nominal(fixed[f]) for f in fx]
+        keep = next((fixed[f] for f in sorted(fx) if all(_holds(fixed[f], r) for r in need)), None)
+        out |= {(f, root) for f in fx if fixed[f] != keep}
+    return groups, out
 
 
 def requantise_fixed_outputs(g: Graph, ranges: dict[str, Range]) -> tuple[Graph, dict[str, str]]:
-    """The float graph with a QUANTIZE after each fixed-range output that would clip its group
-    (see `fixed_outputs_to_requantise`); the group's ops read the requantised copy, other
-    consumers (and graph outputs) the fixed-range tensor. Also returns {copy: original}: the
-    copy's float values and calibrated range are the original's."""
-    split = fixed_outputs_to_requantise(g, ranges)
-    if not split:
-        return g, {}
-    copies = {name: f"{name}/requantised" for name in split}
+    """The float graph with a QUANTIZE after a fixed-range output for each group it would
+    clip (see `_requantised_reads`): that group's ops read the requantised copy, every other
+    consumer (a graph output, a group it fits) the fixed-range tensor. Also returns
+    {copy: original}: a copy's float values and calibrated range are its original's."""
+    groups, pairs = _requantised_reads(g, ranges)
+    suffixes: dict[tuple[str, str], str] = {}
+    for f, root in sorted(pairs):
+        n = sum(1 for k in suffixes if k[0] == f)
+        suffixes[(f, root)] = f"_{n + 1}" if n else ""
+    copies = {(f, root): f"{f}/requantised{sfx}" for (f, root), sfx in suffixes.items()}
     tensors = dict(g.tensors)
     nodes: list[Node] = []
     for node in g.nodes:
         if node.op in SAME_AS_INPUT:
-            grouped = grouped_inputs(node)
-            node = node.with_(inputs=tuple(copies.get(t, t) if i < len(grouped) else t
+            root, k = groups.find(node.outputs[0]), len(grouped_inputs(node))
+            node = node.with_(inputs=tuple(copies.get((t, root), t) if i < k else t
                                            for i, t in enumerate(node.inputs)))
         nodes.append(node)
-        out = node.outputs[0]
-        if out in copies:
-            tensors[copies[out]] = replace(tensors[out], name=copies[out])
-            nodes.append(Node(Op.QUANTIZE, f"{node.name}/requantise", (out,), (copies[out],), QuantizeAttrs(),
-                              source=node.source))
-    return g.with_nodes(nodes, tensors), {copy: name for name, copy in copies.items()}
+        for (f, root), sfx in suffixes.items():
+            if f == node.outputs[0]:
+                copy = copies[(f, root)]
+                tensors[copy] = replace(tensors[f], name=copy)
+                nodes.append(Node(Op.QUANTIZE, f"{node.name}/requantise{sfx}", (f,), (copy,), QuantizeAttrs(),
+                                  source=node.source))
+    return g.with_nodes(nodes, tensors), {copy: f for (f, _), copy in copies.items()}

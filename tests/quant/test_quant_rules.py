@@ -10,6 +10,7 @@ against onnxruntime's float model:
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -93,6 +94,24 @@ def test_fixed_ranges_that_hold_the_group_are_kept(head, scale, tmp_path):
     np.testing.assert_array_less(err, 2 * scale + c_step)
     requant = [n for n in prog.qgraph.nodes if n.op is Op.QUANTIZE]
     assert len(requant) == (head == "sigmoid_tanh")        # only the sigmoid moves to tanh's scale
+
+
+def test_the_fixed_range_output_itself_keeps_its_precision(tmp_path):
+    """Consumers outside the group (here the graph output) read the sigmoid at 1/256."""
+    path = tmp_path / "both.onnx"
+    _model(path, "sigmoid")
+    m = onnx.load(str(path))
+    m.graph.output.append(helper.make_tensor_value_info("s", TensorProto.FLOAT, None))
+    onnx.save(m, str(path))
+    calib = _data(0, 16)
+    prog = npukit.compile(path, "npu-m", calibration={"x": calib})
+    out = next(t for t in prog.program.outputs if t.name == "s")
+    assert (out.scale, out.zero_point) == (1 / 256, -128)
+    c_step = prog.qgraph.tensors["c"].quant.s
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for x in calib[:4]:
+        want = sess.run(["s"], {"x": x})[0]
+        np.testing.assert_array_less(np.abs(prog.run({"x": x})["s"] - want), 1 / 256 + c_step / 4)
 
 
 def test_softmax_of_a_nearly_constant_input_compiles(tmp_path):
