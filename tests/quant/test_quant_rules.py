@@ -130,3 +130,32 @@ def test_softmax_of_a_nearly_constant_input_compiles(tmp_path):
     x = calib[0]
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(prog.run({"x": x})["y"], want, atol=1 / 256)
+
+
+def test_prequantised_tflite_keeps_its_own_requantisation(tmp_path):
+    """An int8 TFLite model keeps its scales: LOGISTIC's fixed output reaches the concat
+    through the converter's own QUANTIZE, bit for bit as LiteRT's reference; a concat of
+    differently quantised inputs is refused, as LiteRT's int8 kernel refuses it."""
+    from ai_edge_litert import schema_py_generated as tfl
+
+    from npukit.errors import UnsupportedOpError
+    from npukit.testing.tflite_builder import Operator, TensorSpec, build_model, run_reference
+    options = tfl.ConcatenationOptionsT()
+    options.axis = 3
+    shape = (1, 4, 4, 3)
+    a, b = TensorSpec("a", shape, "int8", 0.1, 5), TensorSpec("b", shape, "int8", 0.2, -10)
+    sig, req = TensorSpec("sig", shape, "int8", 1 / 256, -128), TensorSpec("req", shape, "int8", 0.2, -10)
+    y = TensorSpec("y", (1, 4, 4, 6), "int8", 0.2, -10)
+    good = build_model([Operator("LOGISTIC", (a,), (sig,)), Operator("QUANTIZE", (sig,), (req,)),
+                        Operator("CONCATENATION", (b, req), (y,), options)], [a, b], [y])
+    (tmp_path / "good.tflite").write_bytes(good)
+    prog = npukit.compile(tmp_path / "good.tflite", "npu-m")
+    assert [n.op for n in prog.qgraph.nodes] == [Op.SIGMOID, Op.QUANTIZE, Op.CONCAT]
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(-128, 128, shape).astype(np.int8) for _ in range(2)]
+    np.testing.assert_array_equal(prog.run(dict(zip(prog.input_names, xs)))["y"], run_reference(good, xs)[0])
+    bad = build_model([Operator("LOGISTIC", (a,), (sig,)), Operator("CONCATENATION", (b, sig), (y,), options)],
+                      [a, b], [y])
+    (tmp_path / "bad.tflite").write_bytes(bad)
+    with pytest.raises(UnsupportedOpError, match="CONCATENATION"):
+        npukit.compile(tmp_path / "bad.tflite", "npu-m")
