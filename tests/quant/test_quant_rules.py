@@ -41,9 +41,9 @@ def _model(path, head: str) -> None:
     else:                              # two sigmoids: the group keeps their fixed range
         nodes += [helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "minus_half"], ["n"]),
                   helper.make_node("Sigmoid", ["n"], ["t"]), helper.make_node("Concat", ["s", "t"], ["y"], axis=1)]
-    inits = [numpy_helper.from_array(W, "w"), numpy_helper.from_array(B, "b"),
-             numpy_helper.from_array(np.array([1, 4, 64], np.int64), "flat"),
-             numpy_helper.from_array(np.array(-0.5, np.float32), "minus_half")]
+    consts = {"w": W, "b": B, "flat": np.array([1, 4, 64], np.int64), "minus_half": np.array(-0.5, np.float32)}
+    used = {i for n in nodes for i in n.input}
+    inits = [numpy_helper.from_array(v, k) for k, v in consts.items() if k in used]
     graph = helper.make_graph(nodes, "rules", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
