@@ -118,7 +118,7 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
     calibration: inputs and outputs as the file states them (dynamic dims marked), the
     operator histogram, and the NPU / host placement once every input shape is fixed."""
     from .compiler import load_model
-    from .frontend.signature import read_signature
+    from .frontend.signature import bind_values, read_signature
     from .report.info import placement
     sig = read_signature(model)
     given = set(input_shapes or {}) | set(input_values or {})
@@ -127,6 +127,7 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
         raise InputError(f"{unknown[0]!r} is not an input of the model (inputs: "
                          f"{', '.join(t.name for t in sig.inputs)})")
     open_dims = [t for t in sig.inputs if not t.is_static and t.name not in given]
+    bind_values(sig, input_values or {})        # checked even when placement cannot be given
     a = _arch(arch)
     rows, note = None, ""
     if open_dims:

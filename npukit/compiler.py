@@ -36,6 +36,10 @@ class LayerSqnr:
     op: str
     sqnr_db: float
 
+    def to_json(self) -> dict:
+        """As JSON data: an infinite SQNR (a layer computed exactly, e.g. in float on the host) is null."""
+        return {"layer": self.layer, "op": self.op, "sqnr_db": self.sqnr_db if np.isfinite(self.sqnr_db) else None}
+
 
 def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None,
                input_values: dict | None = None, host_nodes=frozenset()) -> Graph:
@@ -111,7 +115,7 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": q.samples, "random_calibration": calibration is None,
             "options": options.__dict__, "float_io": {n: True for n in list(g.inputs) + list(g.outputs)},
-            "sqnr": [s.__dict__ for s in q.sqnr]}
+            "sqnr": [s.to_json() for s in q.sqnr]}
     return lower_program(q.graph, arch, options, meta), q.graph, q.sqnr
 
 

@@ -134,7 +134,7 @@ def bind_values(sig: Signature, values: Mapping[str, Any]) -> dict[str, np.ndarr
             raise InputError(f"input value for {name!r}: not an array ({e})") from None
         fits = {"f": "iuf", "i": "iu", "u": "iu", "b": "b"}.get(want.kind, "")
         if arr.dtype.kind not in fits:
-            raise InputError(f"input value for {name!r}: a {arr.dtype.name} value for a {want.name} input")
+            raise InputError(f"input value for {name!r}: {arr.dtype.name} given, the input is {want.name}")
         cast = arr.astype(want)
         if want.kind in "iu" and not np.array_equal(cast.astype(arr.dtype), arr):
             raise InputError(f"input value for {name!r}: does not fit the input's {want.name}")
