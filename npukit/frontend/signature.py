@@ -135,12 +135,12 @@ def bind_values(sig: Signature, values: Mapping[str, Any]) -> dict[str, np.ndarr
         fits = {"f": "iuf", "i": "iu", "u": "iu", "b": "b"}.get(want.kind, "")
         if arr.dtype.kind not in fits:
             raise InputError(f"input value for {name!r}: {arr.dtype.name} given, the input is {want.name}")
-        cast = arr.astype(want)
-        if want.kind in "iu" and not np.array_equal(cast.astype(arr.dtype), arr):
+        if want.kind in "iu" and arr.size and (int(arr.min()) < np.iinfo(want).min or
+                                               int(arr.max()) > np.iinfo(want).max):
             raise InputError(f"input value for {name!r}: does not fit the input's {want.name}")
         if spec.shape is not None and (arr.ndim != len(spec.shape) or any(
                 isinstance(d, int) and d != n for d, n in zip(spec.shape, arr.shape))):
             dims = ",".join(map(str, spec.shape))
             raise InputError(f"input value for {name!r}: shape {list(arr.shape)}, the input's is [{dims}]")
-        out[name] = cast
+        out[name] = arr.astype(want)
     return out
