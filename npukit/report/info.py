@@ -66,8 +66,8 @@ def placement(g, arch, options=None) -> tuple[LayerPlacement, ...]:
     """Where each layer of an imported graph would run on `arch` (with CompileOptions
     `options`), decided as codegen.lower
     decides it (npu_support) on the graph lowering would see: optimised and quantised as the
-    compiler does, with stand-in ranges (placement depends on types and shapes, not scales),
-    so no calibration data is needed."""
+    compiler does, with stand-in ranges and no integer params (placement depends on types
+    and shapes, not on scales), so no calibration data is needed."""
     from ..codegen.boundary import absorb_boundary_transposes
     from ..codegen.lower import npu_support, onchip_bytes
     from ..ir.graph import Op
@@ -80,7 +80,7 @@ def placement(g, arch, options=None) -> tuple[LayerPlacement, ...]:
     else:
         g = optimize(g)
         qg = quantize_graph(g, {n: Range(-1.0, 1.0) for n, t in g.tensors.items() if not t.is_const},
-                            magnitude_int16(g))
+                            magnitude_int16(g), params=False)
     qg, _ = absorb_boundary_transposes(qg)
     work = arch.abuf_bytes - onchip_bytes(arch, options)
     out = []
