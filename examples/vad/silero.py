@@ -99,7 +99,8 @@ def host_nodes(model_path: str | Path) -> frozenset[str]:
     return frozenset(n for n in names(model.graph) if core(n).startswith(HOST_PREFIXES))
 
 
-def compile_silero(model_path: str | Path, arch: str, calibration: dict, method: str = "minmax") -> npukit.CompiledModel:
+def compile_silero(model_path: str | Path, arch: str, calibration: dict,
+                   method: str = "minmax") -> npukit.CompiledModel:
     return npukit.compile(model_path, arch, SHAPES, calibration, method, input_values={"sr": SAMPLE_RATE},
                           host_nodes=host_nodes(model_path))
 
