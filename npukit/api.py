@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from .arch import Arch, load_arch
 from .codegen.context import CompileOptions
-from .errors import BinaryError, InputError
+from .codegen.options import options_from
+from .errors import BinaryError, InputError, ModelError, ScheduleError
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
 from .quant import kernels_vpu as kv
+from .report.info import ModelInfo
 from .report.profile import Profile, build_profile
 from .sim.functional import Simulator, check_feeds
 from .sim.timing import simulate
@@ -88,17 +91,55 @@ class CompiledModel:
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             input_shapes: dict[str, tuple[int, ...]] | None = None,
             calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
-            options: CompileOptions | None = None, sqnr: bool = True,
-            random_samples: int = 8) -> CompiledModel:
+            options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
+            random_samples: int = 8, *, input_values: Mapping[str, Any] | None = None,
+            host_nodes: Iterable[str] = (), int16_below_db: float | None = None) -> CompiledModel:
     """Compile an ONNX or TFLite model for an architecture (preset name, TOML path or Arch).
-    `sqnr` computes the per-layer noise report; `random_samples` random inputs calibrate a
-    float model when no `calibration` is given (with a loud warning)."""
+
+    `options`: compiler options by name ({"timed_candidates": 1}; every field of CompileOptions,
+    validated) or a CompileOptions. `sqnr` computes the per-layer noise report;
+    `random_samples` random inputs calibrate a float model when no `calibration` is given
+    (with a loud warning). `input_values` binds ONNX inputs to constants ({"sr": 16000}: the
+    shape and control-flow subgraphs depending on them fold). `host_nodes` names ONNX nodes
+    to run in float on the host although the NPU could. `int16_below_db` widens to int16 the
+    activations whose layer's int8 noise is below that SQNR (None: all int8)."""
     from .compiler import compile_graph, load_model
+    opts = options_from(CompileOptions, options)
     a = _arch(arch)
-    g = load_model(model, input_shapes)
-    program, qg, sqnr = compile_graph(g, a, calibration, method, options or CompileOptions(), str(model), sqnr,
-                                      random_samples=random_samples)
+    g = load_model(model, input_shapes, dict(input_values or {}), frozenset(host_nodes))
+    program, qg, sqnr = compile_graph(g, a, calibration, method, opts, str(model), sqnr,
+                                      int16_below_db=int16_below_db, random_samples=random_samples)
     return CompiledModel(program, a, qg, sqnr)
+
+
+def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None, *,
+         input_values: Mapping[str, Any] | None = None, arch: str | Path | Arch = "npu-m") -> ModelInfo:
+    """What a model file holds and where each of its layers would run on `arch`, without
+    calibration: inputs and outputs as the file states them (dynamic dims marked), the
+    operator histogram, and the NPU / host placement once every input shape is fixed."""
+    from .compiler import load_model
+    from .frontend.signature import bind_values, read_signature
+    from .report.info import placement
+    sig = read_signature(model)
+    given = set(input_shapes or {}) | set(input_values or {})
+    unknown = sorted(given - {t.name for t in sig.inputs})
+    if unknown:
+        raise InputError(f"{unknown[0]!r} is not an input of the model (inputs: "
+                         f"{', '.join(t.name for t in sig.inputs)})")
+    # a TFLite file also stores the shape it was built with: that is what it compiles with
+    open_dims = [t for t in sig.inputs if not t.is_static and t.name not in given and sig.format == "onnx"]
+    bind_values(sig, input_values or {})        # checked even when placement cannot be given
+    a = _arch(arch)
+    rows, note = None, ""
+    if open_dims:
+        note = ("placement needs fixed input shapes: give " +
+                ", ".join(f"--input-shape {t.name}=..." for t in open_dims))
+    else:
+        try:
+            rows = placement(load_model(model, input_shapes, dict(input_values or {})), a)
+        except (ModelError, ScheduleError) as e:
+            note = f"placement unavailable: {e}"
+    return ModelInfo(str(model), sig.format, a.name, sig.inputs, sig.outputs, sig.operators, rows, note)
 
 
 def loads(data: bytes) -> CompiledModel:

@@ -14,6 +14,7 @@ import typer
 from . import api
 from .arch import list_presets, load_arch
 from .codegen.context import CompileOptions
+from .codegen.options import parse_option
 from .errors import InputError, NpukitError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -25,6 +26,10 @@ CALIB = typer.Option(None, "--calib", help=".npz with one [N, *shape] array per 
 METHOD = typer.Option("minmax", "--calib-method", help="minmax | percentile | mse")
 DATAFLOW = typer.Option("arch", "--dataflow", help="arch | ws | os")
 COMPRESS = typer.Option("auto", "--compress-weights", help="auto | never: weight blocks stored compressed")
+OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (CompileOptions field), "
+                      "e.g. timed_candidates=1 (repeatable)")
+VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy: bind an input to a "
+                      "constant at compile time (repeatable)")
 
 
 def _shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -52,11 +57,46 @@ def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
         raise InputError(f"cannot read {path}: {e}") from None
 
 
-def _compile(model: Path, arch: str, shapes, calib, method, dataflow, sqnr=True,
-             random_samples=8, compress: str = "auto") -> api.CompiledModel:
+def _options(specs: list[str] | None, **flags) -> CompileOptions:
+    """The --dataflow / --compress-weights flags, then each --option NAME=VALUE over them."""
+    parsed = dict(parse_option(CompileOptions, spec) for spec in specs or ())
+    return CompileOptions(**{**flags, **parsed})
+
+
+def _values(specs: list[str] | None) -> dict[str, object]:
+    """--input-value NAME=VALUE (an int, a number or true/false) or NAME=@FILE.npy."""
+    out: dict[str, object] = {}
+    for spec in specs or ():
+        name, sep, text = spec.partition("=")
+        if not sep or not name or not text:
+            raise InputError(f"--input-value {spec!r}: expected NAME=VALUE or NAME=@FILE.npy")
+        if text.startswith("@"):
+            try:
+                out[name] = np.load(text[1:], allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise InputError(f"--input-value {name}: cannot read {text[1:]}: {e}") from None
+            continue
+        out[name] = _scalar(text, spec)
+    return out
+
+
+def _scalar(text: str, spec: str) -> int | float | bool:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    raise InputError(f"--input-value {spec!r}: the value must be a number, true/false or @FILE.npy")
+
+
+def _compile(model: Path, arch: str, shapes, calib, method, options: CompileOptions, values=None, sqnr=True,
+             random_samples=8) -> api.CompiledModel:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow, compress_weights=compress), sqnr, random_samples)
+        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, options, sqnr, random_samples,
+                           input_values=_values(values))
     for w in caught:
         typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
     return prog
@@ -79,12 +119,14 @@ def archs(show: Optional[str] = typer.Option(None, "--show", help="print one pre
 @app.command("compile")
 def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
                 calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-                compress_weights: str = COMPRESS,
+                compress_weights: str = COMPRESS, option: Optional[list[str]] = OPTION,
+                input_value: Optional[list[str]] = VALUES,
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
     from .report.tables import sqnr_table
-    prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, compress=compress_weights)
+    options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+    prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value)
     prog.save(output)
     typer.echo(sqnr_table(prog.sqnr))
     p = prog.profile()
@@ -94,7 +136,7 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
     if json_out:
         json_out.write_text(json.dumps({"model": str(model), "arch": prog.arch.name,
                                         "calibration": calib_method,
-                                        "sqnr": [s.__dict__ for s in prog.sqnr]}, indent=1))
+                                        "sqnr": [s.to_json() for s in prog.sqnr]}, indent=1))
 
 
 @app.command()
@@ -134,15 +176,17 @@ def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 @app.command()
 def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
             calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-            compress_weights: str = COMPRESS,
+            compress_weights: str = COMPRESS, option: Optional[list[str]] = OPTION,
+            input_value: Optional[list[str]] = VALUES,
             json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
         # cycles do not depend on how well random data calibrates: one sample is enough
-        prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, sqnr=False, random_samples=1,
-                        compress=compress_weights)
+        options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+        prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, sqnr=False,
+                        random_samples=1)
     p = prog.profile()
     typer.echo(str(p))
     if json_out:
@@ -151,14 +195,27 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
 
 @app.command()
 def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-           calib: Optional[Path] = CALIB, calib_method: str = METHOD,
+           calib: Optional[Path] = CALIB, calib_method: str = METHOD, option: Optional[list[str]] = OPTION,
+           input_value: Optional[list[str]] = VALUES,
            qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
     """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
     from .export import export_qdq
-    prog = _compile(model, arch, input_shape, calib, calib_method, "arch", sqnr=False)
+    prog = _compile(model, arch, input_shape, calib, calib_method, _options(option), input_value, sqnr=False)
     export_qdq(prog, qdq)
     typer.echo(f"wrote {qdq}: {len(prog.qgraph.nodes)} quantised layers, inputs {prog.input_names}, "
                f"outputs {prog.output_names}")
+
+
+@app.command()
+def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
+         input_value: Optional[list[str]] = VALUES,
+         json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON")):
+    """A model's inputs and outputs (dynamic dims marked), operator histogram and where each
+    layer would run (NPU or host, with the reason). No calibration needed."""
+    report = api.info(model, _shapes(input_shape), input_values=_values(input_value), arch=arch)
+    typer.echo(str(report))
+    if json_out:
+        json_out.write_text(json.dumps(report.to_dict(), indent=1))
 
 
 @app.command()

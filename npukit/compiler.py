@@ -15,6 +15,7 @@ from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError
 from .frontend.onnx import load_onnx
+from .frontend.signature import bind_values, read_signature
 from .ir.graph import Graph
 from .isa.program import Program
 from .opt.pipeline import optimize
@@ -36,22 +37,39 @@ class LayerSqnr:
     op: str
     sqnr_db: float
 
+    def to_json(self) -> dict:
+        """As JSON data: an infinite SQNR (a layer computed exactly, e.g. in float on the host) is null."""
+        return {"layer": self.layer, "op": self.op, "sqnr_db": self.sqnr_db if np.isfinite(self.sqnr_db) else None}
 
-def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None) -> Graph:
+
+def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None,
+               input_values: dict | None = None, host_nodes=frozenset()) -> Graph:
+    """Import a model file. `input_values` binds inputs to constants (ONNX; checked against the
+    file's inputs, see frontend.signature); `host_nodes` names ONNX nodes kept in float on the host."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"model file not found: {path}")
     suffix = path.suffix.lower()
+    if suffix not in (".onnx", ".tflite"):
+        raise ModelError(f"unsupported model format {suffix!r} (expected .onnx or .tflite)")
+    bound, host_nodes = None, frozenset(host_nodes)
+    if input_values or host_nodes:
+        sig = read_signature(path)
+        bound = bind_values(sig, input_values or {})
+        unknown = sorted(host_nodes - sig.node_names)
+        if sig.format != "onnx" and host_nodes:
+            raise InputError("host_nodes names ONNX nodes: a TFLite model has none")
+        if unknown:
+            raise InputError(f"host_nodes: {unknown[0]!r} is not a node of the model"
+                             + (f" (nor {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     if suffix == ".onnx":
-        return load_onnx(path, input_shapes)
-    if suffix == ".tflite":
-        try:        # LiteRT's flatbuffer schema: an optional dependency, loaded only for TFLite
-            from .frontend.tflite import load_tflite
-        except ImportError as e:
-            raise InputError(f"TFLite models need ai-edge-litert ({e.name or e}): "
-                             "pip install 'npukit[tflite]'") from None
-        return load_tflite(path, input_shapes)
-    raise ModelError(f"unsupported model format {suffix!r} (expected .onnx or .tflite)")
+        return load_onnx(path, input_shapes, bound, host_nodes)
+    try:        # LiteRT's flatbuffer schema: an optional dependency, loaded only for TFLite
+        from .frontend.tflite import load_tflite
+    except ImportError as e:
+        raise InputError(f"TFLite models need ai-edge-litert ({e.name or e}): "
+                         "pip install 'npukit[tflite]'") from None
+    return load_tflite(path, input_shapes)
 
 
 @dataclass(frozen=True)
@@ -101,7 +119,7 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": q.samples, "random_calibration": calibration is None,
             "options": options.__dict__, "float_io": {n: True for n in list(g.inputs) + list(g.outputs)},
-            "sqnr": [s.__dict__ for s in q.sqnr]}
+            "sqnr": [s.to_json() for s in q.sqnr]}
     return lower_program(q.graph, arch, options, meta), q.graph, q.sqnr
 
 

@@ -26,10 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))          # run from
 
 from transformer.sentences import CALIBRATION, CORPUS, QUERIES  # noqa: E402
 
-from npukit.api import CompiledModel  # noqa: E402
-from npukit.arch import load_arch  # noqa: E402
-from npukit.compiler import compile_graph  # noqa: E402
-from npukit.frontend.onnx import load_onnx  # noqa: E402
+import npukit  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
 
 
@@ -65,21 +62,20 @@ class NpuEncoder:
     repeated to that count (each keeps its [CLS] ... [SEP] frame)."""
 
     def __init__(self, path: Path, preset: str, calib_ids: list[np.ndarray], int16_below_db: float | None):
-        self.path, self.arch = path, load_arch(preset)
+        self.path, self.preset = path, preset
         self.calib_ids, self.int16 = calib_ids, int16_below_db
-        self.models: dict[int, CompiledModel] = {}
+        self.models: dict[int, npukit.CompiledModel] = {}
 
-    def model(self, length: int) -> CompiledModel:
+    def model(self, length: int) -> npukit.CompiledModel:
         if length not in self.models:
-            g = load_onnx(self.path, {"input_ids": (1, length)},
-                          {"attention_mask": np.ones((1, length), np.int64),
-                           "token_type_ids": np.zeros((1, length), np.int64)})
             calib = np.stack([_fit(ids, length) for ids in self.calib_ids]).astype(np.float32)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                prog, qg, _ = compile_graph(g, self.arch, {"input_ids": calib}, sqnr=False,
-                                            int16_below_db=self.int16)
-            self.models[length] = CompiledModel(prog, self.arch, qg)
+                self.models[length] = npukit.compile(
+                    self.path, self.preset, {"input_ids": (1, length)}, {"input_ids": calib}, sqnr=False,
+                    input_values={"attention_mask": np.ones((1, length), np.int64),
+                                  "token_type_ids": np.zeros((1, length), np.int64)},
+                    int16_below_db=self.int16)
         return self.models[length]
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:

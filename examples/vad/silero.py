@@ -19,9 +19,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
 import npukit  # noqa: E402
-from npukit.api import CompiledModel, _arch  # noqa: E402
-from npukit.compiler import compile_graph  # noqa: E402
-from npukit.frontend.onnx import load_onnx  # noqa: E402
 
 SAMPLE_RATE = 16000
 CHUNK = 512
@@ -63,7 +60,7 @@ def onnxruntime_step(model_path: str | Path):
     return step
 
 
-def npu_step(prog: CompiledModel):
+def npu_step(prog: npukit.CompiledModel):
     def step(feed):
         out = prog.run(feed)
         return float(out["output"].ravel()[0]), out["stateN"]
@@ -102,15 +99,13 @@ def host_nodes(model_path: str | Path) -> frozenset[str]:
     return frozenset(n for n in names(model.graph) if core(n).startswith(HOST_PREFIXES))
 
 
-def compile_silero(model_path: str | Path, arch: str, calibration: dict, method: str = "minmax") -> CompiledModel:
-    a = _arch(arch)
-    g = load_onnx(model_path, SHAPES, input_values={"sr": np.array(SAMPLE_RATE, np.int64)},
-                  host_nodes=host_nodes(model_path))
-    program, qg, sqnr = compile_graph(g, a, calibration, method, source=str(model_path))
-    return CompiledModel(program, a, qg, sqnr)
+def compile_silero(model_path: str | Path, arch: str, calibration: dict,
+                   method: str = "minmax") -> npukit.CompiledModel:
+    return npukit.compile(model_path, arch, SHAPES, calibration, method, input_values={"sr": SAMPLE_RATE},
+                          host_nodes=host_nodes(model_path))
 
 
-def placement(prog: CompiledModel) -> dict[str, dict[str, int]]:
+def placement(prog: npukit.CompiledModel) -> dict[str, dict[str, int]]:
     """{"npu": {op: count}, "host": {op: count}} from the program's layer table; host float
     nodes are named by their ONNX operator."""
     kinds = {n.name: getattr(n.attrs, "op_type", None) for n in (prog.qgraph.nodes if prog.qgraph else ())}
@@ -120,5 +115,3 @@ def placement(prog: CompiledModel) -> dict[str, dict[str, int]]:
         out[layer.target][op] = out[layer.target].get(op, 0) + 1
     return out
 
-
-_ = npukit

@@ -25,7 +25,6 @@ import npukit  # noqa: E402
 from npukit.models import wakeword as W  # noqa: E402
 from npukit.models.datasets_audio import synthesize  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
-from npukit.testing.tflite_builder import reference_stream  # noqa: E402
 from workloads_common import PRESETS, hardware_row, print_hardware, save_report  # noqa: E402
 
 MODELS = ["wakeword-okay-nabu", "wakeword-hey-jarvis", "wakeword-alexa", "wakeword-hey-mycroft"]
@@ -38,6 +37,22 @@ def utterance(text: str, voice, rng: np.random.Generator) -> np.ndarray:
     speech = synthesize(text, *voice)
     audio = np.concatenate([np.zeros(8000), speech, np.zeros(8000)]) * 20000
     return (audio + rng.normal(0, 100, audio.size)).clip(-32768, 32767).astype(np.int16)
+
+
+def reference_stream(model_path):
+    """The model on LiteRT's reference kernels, one call per window (its variables persist
+    between calls, as on a device)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(model_path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        it.set_tensor(i, x)
+        it.invoke()
+        return it.get_tensor(o).copy()
+    return run
 
 
 def evaluate(name: str) -> dict:

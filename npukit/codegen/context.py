@@ -11,11 +11,13 @@ from ..isa import wcodec
 from ..sim.costs import SRAM_BYTES_PER_CYCLE
 from .emitter import Emitter
 from .memory import ALIGN, ArenaPlan, ConstImage
+from .options import validate
 
 
 @dataclass(frozen=True)
 class CompileOptions:
-    """Named scheduler options (the explorer sweeps them)."""
+    """Named scheduler options (the explorer sweeps them; allowed values: codegen/options.py,
+    checked on construction)."""
     dataflow: str = "arch"          # arch | ws | os: "arch" follows [mxu] dataflow
     depthwise_engine: str = "auto"  # auto | mxu | vpu
     double_buffer: bool = True
@@ -31,6 +33,9 @@ class CompileOptions:
                                     # the one with the least dynamic energy wins (0: fastest only)
     compress_weights: str = "auto"  # auto | never: weight and parameter blocks stored compressed
                                     # (npukit.isa.wcodec) where that saves bytes, decoded by the weight DMA
+
+    def __post_init__(self):
+        validate(self)
 
 
 class SramSlots:

@@ -77,23 +77,20 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     return f"no NPU lowering for {op.value}"
 
 
+def onchip_bytes(arch, options: CompileOptions | None = None) -> int:
+    """The top of ABUF kept for resident activations (CompileOptions.onchip_fraction)."""
+    return int(arch.abuf_bytes * (options or CompileOptions()).onchip_fraction) // 16 * 16
+
+
 def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Program:
     user_inputs, user_outputs = g.inputs, g.outputs
     g, moved = absorb_boundary_transposes(g)
     names = [r.name for r in arch.regions]
     act_space = I.REGION0 + names.index(arch.placement.activations)
     w_space = I.REGION0 + names.index(arch.placement.weights)
-    onchip = int(arch.abuf_bytes * options.onchip_fraction) // 16 * 16
+    onchip = onchip_bytes(arch, options)
     reasons = {node.name: npu_support(g, node, arch.abuf_bytes - onchip) for node in g.nodes}
     host = {n for node in g.nodes if reasons[node.name] for n in (*node.inputs, *node.outputs)}
-    if options.compress_weights not in ("auto", "never"):
-        raise ScheduleError(f"compress_weights must be auto or never, not {options.compress_weights!r}")
-    if options.fuse_depthwise not in ("auto", "always", "never"):
-        raise ScheduleError(f"fuse_depthwise must be auto, always or never, not {options.fuse_depthwise!r}")
-    if options.fuse_expansion not in ("auto", "always", "never"):
-        raise ScheduleError(f"fuse_expansion must be auto, always or never, not {options.fuse_expansion!r}")
-    if not 0 <= options.energy_tie < 1:
-        raise ScheduleError(f"energy_tie must lie in [0, 1), not {options.energy_tie!r}")
     pairs = fusable_pairs(g, lambda nd: not reasons[nd.name]) if options.fuse_depthwise != "never" else {}
     spaces = (act_space, w_space, onchip)
     io = (user_inputs, user_outputs, moved)

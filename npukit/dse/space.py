@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from ..arch import Arch, load_arch
 from ..codegen.context import CompileOptions
+from ..codegen.options import check_option
 from ..errors import ArchError, InputError
 
 STRATEGIES = ("grid", "random", "optuna")
@@ -191,10 +192,11 @@ def _param(target: str, key: str, raw: Any, base: Arch) -> Param:
     if target == "options":
         if key not in OPTION_FIELDS:
             raise InputError(f"{where}: unknown compiler option (known: {', '.join(OPTION_FIELDS)})")
-        want = OPTION_FIELDS[key]
         for v in values:
-            if type(v) is not want:
-                raise InputError(f"{where}: {v!r} is not a {want.__name__}")
+            try:
+                check_option(key, v, OPTION_FIELDS[key])
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}") from None
     else:
         for v in values:  # every extreme must give a key the arch knows; validity is per point
             try:

@@ -20,6 +20,7 @@ def verify(g: Graph, stage: str = "") -> Graph:
         if name not in g.tensors:
             raise ModelError(f"graph input {name!r} has no tensor{where}")
     names = set()
+    quantised = g.is_quantised      # once: it looks at every tensor
     for node in g.nodes:
         if node.name in names:
             raise ModelError(f"duplicate node name {node.name!r}{where}")
@@ -40,7 +41,7 @@ def verify(g: Graph, stage: str = "") -> Graph:
         got = [g.tensors[t].shape for t in node.outputs]
         if [tuple(s) for s in want] != got:
             raise ModelError(f"{node.name} ({node.op.value}): output shape {got} != inferred {want}{where}")
-        if node.op in _WEIGHTED and node.params is None and g.is_quantised:
+        if node.op in _WEIGHTED and node.params is None and quantised:
             raise ModelError(f"{node.name}: quantised graph node without integer params{where}")
         if node.op in _WEIGHTED and not g.tensors[node.inputs[1]].is_const:
             raise ModelError(f"{node.name}: weights must be constant{where}")

@@ -82,9 +82,11 @@ def _const_per_tensor(data: np.ndarray) -> tuple[np.ndarray, QParams]:
     return kv.quantize(data, q.s, q.zp), q
 
 
-def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = frozenset()) -> Graph:
+def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = frozenset(),
+                   params: bool = True) -> Graph:
     """The int8 graph: same names and structure, integer tensors and integer node params.
-    Tensors in `wide` become int16, symmetric (zero point 0) as TFLite's 16-bit scheme."""
+    Tensors in `wide` become int16, symmetric (zero point 0) as TFLite's 16-bit scheme.
+    `params=False`: activation types and scales only (enough to decide placement)."""
     qp, shared = _assign(g, ranges)
     tensors: dict[str, Tensor] = dict(g.tensors)
     keep_float = host_float_only(g)
@@ -97,7 +99,8 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
             tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(float(np.float32(amax / 32767)), 0))
         elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are
             tensors[name] = replace(t, dtype=DType.I8, quant=qp[name])
-    return attach_params(g.with_nodes(g.nodes, tensors))
+    typed = g.with_nodes(g.nodes, tensors)
+    return attach_params(typed) if params else typed
 
 
 def attach_params(g: Graph) -> Graph:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from npukit.codegen.context import CompileOptions
-from npukit.errors import ScheduleError
+from npukit.errors import InputError
 from npukit.isa import instructions as I
 
 from cases import inverted_residual_model, model
@@ -96,9 +96,9 @@ def test_auto_keeps_the_preferred_program_and_bad_option_is_an_error(tmp_path, t
     assert dynamic["auto"] == pytest.approx(dynamic[want])
     if tie == 0:
         assert profiles["auto"].total_cycles == fast
-    with pytest.raises(ScheduleError, match="fuse_depthwise"):
+    with pytest.raises(InputError, match="fuse_depthwise"):
         _block(tmp_path, CompileOptions(fuse_depthwise="yes"))
-    with pytest.raises(ScheduleError, match="energy_tie"):
+    with pytest.raises(InputError, match="energy_tie"):
         _block(tmp_path, CompileOptions(energy_tie=-0.1))
 
 
@@ -195,7 +195,7 @@ def test_expansion_fusion_keeps_the_expanded_tensor_on_chip(tmp_path):
     assert pair.program.instructions != prog.program.instructions
     assert same.program.instructions in (pair.program.instructions, prog.program.instructions)
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)}])
-    with pytest.raises(ScheduleError, match="fuse_expansion"):
+    with pytest.raises(InputError, match="fuse_expansion"):
         _block(tmp_path, CompileOptions(fuse_expansion="sometimes"))
 
 

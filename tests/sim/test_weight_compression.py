@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import npukit
 from npukit.arch import load_arch
 from npukit.codegen.context import CompileOptions
-from npukit.errors import ScheduleError
+from npukit.errors import InputError
 from npukit.isa import instructions as I
 from npukit.isa import wcodec
 from npukit.sim.timing import simulate
@@ -130,8 +130,8 @@ def test_auto_leaves_weights_plain_where_the_decoder_cannot_keep_up(tmp_path):
     assert packed_loads(_compile(tmp_path, data, "npu-s", CompileOptions(), None))
 
 
-def test_unknown_option_value_is_a_schedule_error(tmp_path):
+def test_unknown_option_value_is_an_input_error(tmp_path):
     data = conv_model(np.random.default_rng(0), c=2, k=2, h=4, w=4, kernel=(1, 1), stride=(1, 1),
                       dilation=(1, 1), pads=[0, 0, 0, 0], groups=1)
-    with pytest.raises(ScheduleError, match="compress_weights"):
+    with pytest.raises(InputError, match="compress_weights"):
         _compile(tmp_path, data, "npu-s", CompileOptions(compress_weights="always"), None)
