@@ -89,15 +89,16 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             input_shapes: dict[str, tuple[int, ...]] | None = None,
             calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
             options: CompileOptions | None = None, sqnr: bool = True,
-            random_samples: int = 8) -> CompiledModel:
+            random_samples: int = 8, host: str = "auto") -> CompiledModel:
     """Compile an ONNX or TFLite model for an architecture (preset name, TOML path or Arch).
     `sqnr` computes the per-layer noise report; `random_samples` random inputs calibrate a
-    float model when no `calibration` is given (with a loud warning)."""
-    from .compiler import compile_graph, load_model
+    float model when no `calibration` is given (with a loud warning). `host`: "auto" runs
+    what the NPU cannot on the host CPU (listed in the profile's host_ops, with reasons);
+    "never" makes that an error listing every such operator."""
+    from .compiler import compile_model
     a = _arch(arch)
-    g = load_model(model, input_shapes)
-    program, qg, sqnr = compile_graph(g, a, calibration, method, options or CompileOptions(), str(model), sqnr,
-                                      random_samples=random_samples)
+    program, qg, sqnr = compile_model(model, a, input_shapes, calibration, method, options or CompileOptions(),
+                                      sqnr, random_samples, host)
     return CompiledModel(program, a, qg, sqnr)
 
 

@@ -25,6 +25,7 @@ CALIB = typer.Option(None, "--calib", help=".npz with one [N, *shape] array per 
 METHOD = typer.Option("minmax", "--calib-method", help="minmax | percentile | mse")
 DATAFLOW = typer.Option("arch", "--dataflow", help="arch | ws | os")
 COMPRESS = typer.Option("auto", "--compress-weights", help="auto | never: weight blocks stored compressed")
+HOST = typer.Option("auto", "--host", help="auto | never: run what the NPU cannot on the host CPU, or refuse")
 
 
 def _shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -53,10 +54,10 @@ def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
 
 
 def _compile(model: Path, arch: str, shapes, calib, method, dataflow, sqnr=True,
-             random_samples=8, compress: str = "auto") -> api.CompiledModel:
+             random_samples=8, compress: str = "auto", host: str = "auto") -> api.CompiledModel:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow, compress_weights=compress), sqnr, random_samples)
+        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow, compress_weights=compress), sqnr, random_samples, host)
     for w in caught:
         typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
     return prog
@@ -79,15 +80,16 @@ def archs(show: Optional[str] = typer.Option(None, "--show", help="print one pre
 @app.command("compile")
 def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
                 calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-                compress_weights: str = COMPRESS,
+                compress_weights: str = COMPRESS, host: str = HOST,
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
-    from .report.tables import sqnr_table
-    prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, compress=compress_weights)
+    from .report.tables import host_lines, sqnr_table
+    prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, compress=compress_weights, host=host)
     prog.save(output)
     typer.echo(sqnr_table(prog.sqnr))
     p = prog.profile()
+    typer.echo(host_lines(p.host_ops))
     typer.echo(f"wrote {output}: {p.instructions} instructions, {len(p.host_ops)} host ops, "
                f"{p.total_cycles:,} cycles ({p.latency_ms:.3f} ms) on {prog.arch.name}; "
                f"weights {p.weight_bytes:,} B, stored as {p.weight_bytes_compressed:,} B")
@@ -134,7 +136,7 @@ def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 @app.command()
 def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
             calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-            compress_weights: str = COMPRESS,
+            compress_weights: str = COMPRESS, host: str = HOST,
             json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
     if model.suffix == ".npub":
@@ -142,7 +144,7 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
     else:
         # cycles do not depend on how well random data calibrates: one sample is enough
         prog = _compile(model, arch, input_shape, calib, calib_method, dataflow, sqnr=False, random_samples=1,
-                        compress=compress_weights)
+                        compress=compress_weights, host=host)
     p = prog.profile()
     typer.echo(str(p))
     if json_out:
@@ -151,11 +153,11 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
 
 @app.command()
 def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-           calib: Optional[Path] = CALIB, calib_method: str = METHOD,
+           calib: Optional[Path] = CALIB, calib_method: str = METHOD, host: str = HOST,
            qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
     """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
     from .export import export_qdq
-    prog = _compile(model, arch, input_shape, calib, calib_method, "arch", sqnr=False)
+    prog = _compile(model, arch, input_shape, calib, calib_method, "arch", sqnr=False, host=host)
     export_qdq(prog, qdq)
     typer.echo(f"wrote {qdq}: {len(prog.qgraph.nodes)} quantised layers, inputs {prog.input_names}, "
                f"outputs {prog.output_names}")

@@ -13,9 +13,9 @@ import numpy as np
 from . import __version__
 from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
-from .errors import InputError, ModelError
+from .errors import InputError, ModelError, UnsupportedOpError
 from .frontend.onnx import load_onnx
-from .ir.graph import Graph
+from .ir.graph import DType, Graph, Op
 from .isa.program import Program
 from .opt.pipeline import optimize
 from .quant import kernels_vpu as kv
@@ -36,13 +36,19 @@ class LayerSqnr:
     sqnr_db: float
 
 
-def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None) -> Graph:
+HOST_POLICIES = ("auto", "never")
+MAX_HOST_RETRIES = 16       # nodes a later stage may send back to the host, one per import
+
+
+def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None,
+               host_nodes: dict[str, str] | None = None) -> Graph:
+    """`host_nodes`: ONNX node name -> reason, run on the host even though a converter exists."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"model file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        return load_onnx(path, input_shapes)
+        return load_onnx(path, input_shapes, host_nodes=host_nodes or {})
     if suffix == ".tflite":
         try:        # LiteRT's flatbuffer schema: an optional dependency, loaded only for TFLite
             from .frontend.tflite import load_tflite
@@ -51,6 +57,66 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
                              "pip install 'npukit[tflite]'") from None
         return load_tflite(path, input_shapes)
     raise ModelError(f"unsupported model format {suffix!r} (expected .onnx or .tflite)")
+
+
+@dataclass(frozen=True)
+class Placement:
+    node: str       # the model's own node (ONNX / TFLite name)
+    op: str         # its ONNX operator for host nodes, the IR operator otherwise
+    target: str     # npu | host
+    reason: str     # why it is not on the NPU ('' on the NPU)
+
+
+def placements(g: Graph) -> list[Placement]:
+    """Where each node of a graph runs, without calibration: a float graph is optimised and
+    partitioned as lowering will partition it (quantisation may still move an int16 layer
+    or a node its quantiser refuses)."""
+    from .codegen.lower import npu_support
+    if not g.is_quantised:
+        g = optimize(g)
+    out = []
+    for node in g.nodes:
+        reason = npu_support(g, node)
+        op = node.attrs.op_type if node.op is Op.HOST_FLOAT else node.op.value
+        out.append(Placement(node.source[0] if node.source else node.name, op, "host" if reason else "npu", reason))
+    return out
+
+
+def refuse_host(found: list[Placement]) -> None:
+    """host="never": one error listing every operator that would leave the NPU."""
+    host = [p for p in found if p.target == "host"]
+    if host:
+        raise UnsupportedOpError(f"host=never, but {len(host)} operator(s) would run on the host: "
+                                 + "; ".join(f"{p.op} (node '{p.node}'): {p.reason}" for p in host))
+
+
+def compile_model(path: str | Path, arch, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                  calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
+                  options: CompileOptions = CompileOptions(), sqnr: bool = True, random_samples: int = 8,
+                  host: str = "auto") -> tuple[Program, Graph, list[LayerSqnr]]:
+    """A model file to a Program. host="auto": an ONNX node a later stage refuses
+    (UnsupportedOpError naming it) is imported again to run on the host; "never": any
+    operator off the NPU is an error listing them all."""
+    if host not in HOST_POLICIES:
+        raise InputError(f"host must be one of {', '.join(HOST_POLICIES)}, not {host!r}")
+    moved: dict[str, str] = {}
+    while True:
+        g = load_model(path, input_shapes, moved)
+        if host == "never":
+            refuse_host(placements(g))
+        try:
+            program, qg, report = compile_graph(g, arch, calibration, method, options, str(path), sqnr,
+                                                random_samples=random_samples)
+        except UnsupportedOpError as e:
+            if host == "never" or e.node is None or e.node in moved or g.is_quantised \
+                    or Path(path).suffix.lower() != ".onnx" or len(moved) >= MAX_HOST_RETRIES:
+                raise
+            moved[e.node] = f"refused on the NPU: {e}"
+            continue
+        if host == "never":
+            refuse_host([Placement(la.nodes[0] if la.nodes else la.name, la.op, la.target, la.reason)
+                         for la in program.layers])
+        return program, qg, report
 
 
 @dataclass(frozen=True)
@@ -96,7 +162,8 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples)
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": q.samples, "random_calibration": calibration is None,
-            "options": options.__dict__, "float_io": {n: True for n in list(g.inputs) + list(g.outputs)},
+            "options": options.__dict__,
+            "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},
             "sqnr": [s.__dict__ for s in q.sqnr]}
     return lower_program(q.graph, arch, options, meta), q.graph, q.sqnr
 
