@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError, UnsupportedOpError
 from .frontend.onnx import load_onnx
-from .ir.graph import DType, Graph, Op
+from .ir.graph import DType, Graph, Op, QParams
 from .isa.program import Program
 from .opt.pipeline import optimize
 from .quant import kernels_vpu as kv
@@ -73,13 +73,24 @@ def placements(g: Graph) -> list[Placement]:
     or a node its quantiser refuses)."""
     from .codegen.lower import npu_support
     if not g.is_quantised:
-        g = optimize(g)
+        g = _as_quantised(optimize(g))
     out = []
     for node in g.nodes:
         reason = npu_support(g, node)
         op = node.attrs.op_type if node.op is Op.HOST_FLOAT else node.op.value
         out.append(Placement(node.source[0] if node.source else node.name, op, "host" if reason else "npu", reason))
     return out
+
+
+def _as_quantised(g: Graph) -> Graph:
+    """A float graph typed as quantisation will type it (int8 activations, an STFT's int16,
+    host-only float), with placeholder scales: enough for the partition's type checks."""
+    from .quant.host_float import host_float_only
+    wide, keep = magnitude_int16(g), host_float_only(g)
+    unit = QParams.per_tensor(1.0, 0)
+    tensors = {n: t if t.is_const or t.dtype is not DType.F32 or n in keep else
+               replace(t, dtype=DType.I16 if n in wide else DType.I8, quant=unit) for n, t in g.tensors.items()}
+    return g.with_nodes(g.nodes, tensors)
 
 
 def refuse_host(found: list[Placement]) -> None:

@@ -127,8 +127,8 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     try:
         results = run_float(probe, [_example(b.tensors[t].shape, d, rng) for t, (_, d) in zip(ir_inputs, feeds)])
     except ModelError as e:
-        raise UnsupportedOpError(f"ONNX {op} (node '{name}') cannot run on the host either ({reason}): {e}",
-                                 node=name) from None
+        raise UnsupportedOpError(f"ONNX {op} (node '{name}', {reason}) fails in onnxruntime on example inputs "
+                                 f"(bind the inputs it depends on with input values): {e}", node=name) from None
     dtypes = []
     for k, y in zip(keep, results):
         if y.dtype.kind not in "fbiu" or y.dtype.name not in {d.value for d in DType}:
