@@ -105,13 +105,15 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     operands = [(f"in{i}" if n else "", n) for i, n in enumerate(node.input)]
     wrapped.input.extend(local for local, _ in operands)
     operands += [(n, n) for n in sorted(outer - {""})]
+    if any(src and b.values.get(src) is None for _, src in operands):
+        missing = next(src for _, src in operands if src and b.values.get(src) is None)
+        raise UnsupportedOpError(f"ONNX node '{name}' ({op}) reads {missing!r}, which is never defined", node=name)
+    folds = not any(isinstance(b.values[src], Act) for _, src in operands if src)
     for local, src in operands:
         if not src:
             continue
-        value = b.values.get(src)
-        if value is None:
-            raise UnsupportedOpError(f"ONNX node '{name}' ({op}) reads {src!r}, which is never defined", node=name)
-        if isinstance(value, np.ndarray) and (value.dtype.kind != "f" or local == src):
+        value = b.values[src]
+        if isinstance(value, np.ndarray) and (value.dtype.kind != "f" or local == src or folds):
             consts[local] = value
         elif isinstance(value, np.ndarray):
             ir_inputs.append(b.add_const(value, src))
@@ -129,6 +131,10 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     except ModelError as e:
         raise UnsupportedOpError(f"ONNX {op} (node '{name}', {reason}) fails in onnxruntime on example inputs "
                                  f"(bind the inputs it depends on with input values): {e}", node=name) from None
+    if folds and not op.startswith(("Random", "Multinomial", "Bernoulli")):
+        for k, y in zip(keep, results):     # control flow over constants only: its values
+            b.values[node.output[k]] = y
+        return
     dtypes = []
     for k, y in zip(keep, results):
         if y.dtype.kind not in "fbiu" or y.dtype.name not in {d.value for d in DType}:

@@ -196,3 +196,19 @@ def test_node_refused_by_quantisation_is_retried_on_the_host(tmp_path):
     assert host.get("softmax", "").startswith("refused on the NPU: int8 SOFTMAX"), host
     x = RNG.standard_normal(X["x"]).astype(np.float32)
     np.testing.assert_allclose(m.run({"x": x})["y"], onnxruntime(mb, {"x": x})["y"], atol=1e-3)
+
+
+def test_loop_over_constants_folds_at_import(tmp_path):
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Mul", ["acc", "half"], ["acc_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("acc", TensorProto.FLOAT, None)],
+        [helper.make_empty_tensor_value_info("cond_out"), helper.make_empty_tensor_value_info("acc_out")])
+    nodes = [helper.make_node("Loop", ["n", "t", "one"], ["s"], body=body), helper.make_node("Mul", ["x", "s"], ["y"])]
+    mb = model(nodes, {"x": (1, 4)}, ["y"], {"n": np.array(3, np.int64), "t": np.array(True),
+                                            "half": np.float32(0.5), "one": np.ones(4, np.float32)})
+    m = compile_model(tmp_path, mb, {"x": (1, 4)})
+    assert m.profile().host_ops == [] and not host_nodes(m)
+    x = RNG.standard_normal((1, 4)).astype(np.float32)
+    assert cosine(m.run({"x": x})["y"], onnxruntime(mb, {"x": x})["y"]) > 0.999
