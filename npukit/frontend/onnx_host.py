@@ -90,7 +90,6 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     if op == "Loop" and len(node.output) > len(node.input) - 2 and not b.is_const(node.input[0] or "-"):
         raise UnsupportedOpError(f"ONNX Loop (node '{name}') has scan outputs and a trip count known only at "
                                  "run time: their shape depends on the input data", node=name)
-    node_name = b.claim_name()
     ir_inputs: list[str] = []
     feeds: list[tuple[str, np.dtype]] = []
     consts: dict[str, np.ndarray] = {}
@@ -109,6 +108,7 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
         missing = next(src for _, src in operands if src and b.values.get(src) is None)
         raise UnsupportedOpError(f"ONNX node '{name}' ({op}) reads {missing!r}, which is never defined", node=name)
     folds = not any(isinstance(b.values[src], Act) for _, src in operands if src)
+    node_name = "" if folds else b.claim_name()     # before the layout views of its operands
     for local, src in operands:
         if not src:
             continue

@@ -69,7 +69,12 @@ def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     except Exception as e:  # noqa: BLE001
         raise ModelError(f"host operator {attrs.op_type} failed in onnxruntime: "
                          f"{str(e).splitlines()[0]}") from None
-    return [np.asarray(r, np.float32) if np.asarray(r).dtype.kind == "f" else np.asarray(r) for r in results]
+    out = [np.asarray(r, np.float32) if np.asarray(r).dtype.kind == "f" else np.asarray(r) for r in results]
+    for y, want, name in zip(out, attrs.out_shapes, attrs.outputs):
+        if tuple(y.shape) != tuple(want):       # a data-dependent shape the memory plan cannot hold
+            raise ModelError(f"host operator {attrs.op_type} made {name} of shape {list(y.shape)}, "
+                             f"compiled for {list(want)}")
+    return out
 
 
 def run_quantised(attrs: HostFloatAttrs, params: HostFloatParams, ins: list[np.ndarray],

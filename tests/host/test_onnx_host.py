@@ -212,3 +212,19 @@ def test_loop_over_constants_folds_at_import(tmp_path):
     assert m.profile().host_ops == [] and not host_nodes(m)
     x = RNG.standard_normal((1, 4)).astype(np.float32)
     assert cosine(m.run({"x": x})["y"], onnxruntime(mb, {"x": x})["y"]) > 0.999
+
+
+def test_if_whose_branches_differ_in_shape_is_a_clear_error(tmp_path):
+    then = helper.make_graph([helper.make_node("Identity", ["c"], ["o"])], "then", [],
+                             [helper.make_empty_tensor_value_info("o")])
+    other = helper.make_graph([helper.make_node("ReduceMax", ["c"], ["o"], axes=[3], keepdims=1)], "else", [],
+                              [helper.make_empty_tensor_value_info("o")])
+    nodes = [conv(), helper.make_node("ReduceSum", ["c"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=then, else_branch=other)]
+    mb = model(nodes, X, ["y"], {"w": W, "zero": np.float32(0)})
+    shapes = {onnxruntime(mb, {"x": sign * np.ones(X["x"], np.float32)})["y"].shape for sign in (1, -1)}
+    assert len(shapes) == 2
+    # calibration meets both branches: the shape the memory plan holds is wrong for one of them
+    with pytest.raises(npukit.errors.ModelError, match=r"^host operator If made out0 of shape .* compiled for "):
+        compile_model(tmp_path, mb, X)
