@@ -57,7 +57,8 @@ def _compile(model: Path, arch: str, shapes, calib, method, dataflow, sqnr=True,
              random_samples=8, compress: str = "auto", host: str = "auto") -> api.CompiledModel:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, CompileOptions(dataflow=dataflow, compress_weights=compress), sqnr, random_samples, host)
+        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method,
+                           CompileOptions(dataflow=dataflow, compress_weights=compress), sqnr, random_samples, host)
     for w in caught:
         typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
     return prog

@@ -37,8 +37,8 @@ def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
     if isinstance(ins, I.Host):
         try:
             outs = prog.host_segments[ins.segment]["outputs"]
-            spans = [(int(o["space"]), int(o["addr"]), int(o["addr"]) + math.prod(o["shape"]) * np.dtype(o["dtype"]).itemsize)
-                     for o in outs]
+            spans = [(int(o["space"]), int(o["addr"]),
+                      int(o["addr"]) + math.prod(o["shape"]) * np.dtype(o["dtype"]).itemsize) for o in outs]
             if len({s for s, _, _ in spans}) == 1:      # one range covering every output
                 return spans[0][0], min(lo for _, lo, _ in spans), max(hi for _, _, hi in spans)
             return I.WBUF, 0, 1 << 62

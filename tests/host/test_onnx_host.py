@@ -57,7 +57,8 @@ CASES = {
     "Einsum": ([helper.make_node("Einsum", ["c", "e"], ["h"], equation="bchw,oc->bohw")],
                {"e": RNG.standard_normal((4, 4)).astype(np.float32)}),
     "ScatterND": ([helper.make_node("ScatterND", ["c", "idx", "upd"], ["h"])],
-                  {"idx": np.array([[0, 1], [0, 3]], np.int64), "upd": RNG.standard_normal((2, 5, 6)).astype(np.float32)}),
+                  {"idx": np.array([[0, 1], [0, 3]], np.int64),
+                   "upd": RNG.standard_normal((2, 5, 6)).astype(np.float32)}),
     "Mod": ([helper.make_node("Mod", ["c", "d"], ["h"], fmod=1)], {"d": np.float32(0.7)}),
     "GridSample": ([helper.make_node("GridSample", ["c", "grid"], ["h"], align_corners=0)],
                    {"grid": RNG.uniform(-1, 1, (1, 4, 3, 2)).astype(np.float32)}),
@@ -200,7 +201,8 @@ def test_node_refused_by_quantisation_is_retried_on_the_host(tmp_path):
 
 def test_loop_over_constants_folds_at_import(tmp_path):
     body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Mul", ["acc", "half"], ["acc_out"])],
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Mul", ["acc", "half"], ["acc_out"])],
         "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
                  helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
                  helper.make_tensor_value_info("acc", TensorProto.FLOAT, None)],
