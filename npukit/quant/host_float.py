@@ -40,11 +40,11 @@ class HostFloatParams:
 def _session(onnx_model: str):
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)     # failures are raised, not logged
+    ort.set_default_logger_severity(4)     # failures are raised, not logged
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4
     try:
         sess = ort.InferenceSession(base64.b64decode(onnx_model), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime reports every refusal as its own type
