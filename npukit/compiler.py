@@ -119,6 +119,9 @@ def compile_model(path: str | Path, arch, input_shapes: dict[str, tuple[int, ...
             program, qg, report = compile_graph(g, arch, calibration, method, options, str(path), sqnr,
                                                 random_samples=random_samples)
         except UnsupportedOpError as e:
+            if host == "never" and e.node is not None:
+                raise UnsupportedOpError(f"host=never, but node '{e.node}' would run on the host: "
+                                         f"refused on the NPU: {e}", node=e.node) from None
             if host == "never" or e.node is None or e.node in moved or g.is_quantised \
                     or Path(path).suffix.lower() != ".onnx" or len(moved) >= MAX_HOST_RETRIES:
                 raise

@@ -197,6 +197,9 @@ def test_node_refused_by_quantisation_is_retried_on_the_host(tmp_path):
     assert host.get("softmax", "").startswith("refused on the NPU: int8 SOFTMAX"), host
     x = RNG.standard_normal(X["x"]).astype(np.float32)
     np.testing.assert_allclose(m.run({"x": x})["y"], onnxruntime(mb, {"x": x})["y"], atol=1e-3)
+    with pytest.raises(UnsupportedOpError, match=r"^host=never, but node 'softmax' would run on the host: "
+                                                 r"refused on the NPU: .*int8 SOFTMAX"):
+        compile_model(tmp_path, mb, X, host="never")
 
 
 def test_loop_over_constants_folds_at_import(tmp_path):
