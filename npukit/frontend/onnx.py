@@ -203,7 +203,7 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
             shape = _input_shape(vi, given)
             b.tensors[vi.name] = Tensor(vi.name, shape, DType.I32)
             b.values[vi.name] = Act(vi.name, shape, False)
-            b.input_dtypes[vi.name] = helper.tensor_dtype_to_np_dtype(elem).name
+            b.onnx_types[vi.name] = helper.tensor_dtype_to_np_dtype(elem).name
             continue
         if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED):
             raise UnsupportedOpError(f"input {vi.name!r} has element type "

@@ -55,7 +55,8 @@ class Builder:
         self._nchw_view: dict[str, str] = {}
         self._node_names: set[str] = set()
         self.host_typed: dict[str, str] = {}       # integer / boolean host results -> numpy dtype name
-        self.input_dtypes: dict[str, str] = {}     # integer graph inputs -> their ONNX numpy dtype name
+        self.onnx_types: dict[str, str] = {}       # ONNX element types the IR holds otherwise: integer
+        # inputs read as int32, float64 / float16 host results held as float32
 
     # ---- names ------------------------------------------------------------------------
     def fresh(self, base: str, own: str | None = None) -> str:
@@ -110,7 +111,7 @@ class Builder:
     def onnx_dtype(self, name: str) -> np.dtype:
         """The ONNX element type of activation `name` (IR activations are float32 unless made
         on the host or read as integer inputs)."""
-        return np.dtype(self.host_typed.get(name) or self.input_dtypes.get(name) or "float32")
+        return np.dtype(self.host_typed.get(name) or self.onnx_types.get(name) or "float32")
 
     # ---- rollback ---------------------------------------------------------------------
     def mark(self) -> tuple[int, int, int, int]:

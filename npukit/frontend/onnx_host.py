@@ -14,7 +14,7 @@ import onnx
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Op
-from ..quant.host_float import HostFloatAttrs, run_float, wrapper_model
+from ..quant.host_float import HostFloatAttrs, output_types, run_float, wrapper_model
 from .onnx_builder import Act, Builder
 
 # the NPU has converters for these, but not for every configuration or not as exactly
@@ -149,9 +149,11 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
         float_4d = y.dtype == np.float32 and y.ndim == 4
         names.append(b.out_name(out, False) if float_4d else b.fresh(out, own=out))
     b.emit_outputs(Op.HOST_FLOAT, ir_inputs, attrs, names, [DType(d) for d in dtypes], node_name)
-    for k, ir, d in zip(keep, names, dtypes):
+    for k, ir, d, raw in zip(keep, names, dtypes, output_types(attrs)):
         if d == "float32":
             b.set_onnx_layout(node.output[k], ir)
+            if raw != np.float32:       # the next host node reads it in its own type again
+                b.onnx_types[node.output[k]] = raw.name
         else:           # integer / boolean results stay in ONNX layout, for host nodes only
             b.values[node.output[k]] = Act(ir, b.tensors[ir].shape, False)
             b.host_typed[node.output[k]] = d

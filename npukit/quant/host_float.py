@@ -58,6 +58,13 @@ def _np_type(ort_type: str) -> np.dtype:
     return np.dtype({"float": "float32", "double": "float64", "float16": "float16"}.get(name, name))
 
 
+def output_types(attrs: HostFloatAttrs) -> list[np.dtype]:
+    """The ONNX element types of the outputs this node carries (before float32 conversion)."""
+    sess = _session(attrs.onnx_model)[0]
+    types = {o.name: _np_type(o.type) for o in sess.get_outputs()}
+    return [types[n] for n in attrs.outputs]
+
+
 def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     """The wrapped ONNX node on real inputs; returns the outputs this IR node carries."""
     sess, names, types = _session(attrs.onnx_model)

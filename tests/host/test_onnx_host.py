@@ -233,3 +233,15 @@ def test_if_whose_branches_differ_in_shape_is_a_clear_error(tmp_path):
     # calibration meets both branches: the shape the memory plan holds is wrong for one of them
     with pytest.raises(npukit.errors.ModelError, match=r"^host operator If made out0 of shape .* compiled for "):
         compile_model(tmp_path, mb, X)
+
+
+def test_double_precision_host_chain(tmp_path):
+    nodes = [conv(), helper.make_node("Cast", ["c"], ["d"], to=TensorProto.DOUBLE, name="to_double"),
+             helper.make_node("Abs", ["d"], ["a"]), helper.make_node("Mod", ["a", "k"], ["ak"], fmod=1),
+             helper.make_node("Sqrt", ["ak"], ["s"]),
+             helper.make_node("Cast", ["s"], ["f"], to=TensorProto.FLOAT), helper.make_node("Relu", ["f"], ["y"])]
+    mb = model(nodes, X, ["y"], {"w": W, "k": np.float64(8.5)})
+    m = compile_model(tmp_path, mb, X)
+    assert {n.attrs.op_type for n in host_nodes(m)} >= {"Cast", "Abs", "Mod", "Sqrt"}
+    x = RNG.standard_normal(X["x"]).astype(np.float32)
+    assert cosine(m.run({"x": x})["y"], onnxruntime(mb, {"x": x})["y"]) > 0.99
