@@ -107,7 +107,8 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     if any(src and b.values.get(src) is None for _, src in operands):
         missing = next(src for _, src in operands if src and b.values.get(src) is None)
         raise UnsupportedOpError(f"ONNX node '{name}' ({op}) reads {missing!r}, which is never defined", node=name)
-    folds = not any(isinstance(b.values[src], Act) for _, src in operands if src)
+    folds = not op.startswith(("Random", "Multinomial", "Bernoulli")) \
+        and not any(isinstance(b.values[src], Act) for _, src in operands if src)
     node_name = "" if folds else b.claim_name()     # before the layout views of its operands
     for local, src in operands:
         if not src:
@@ -131,7 +132,7 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     except ModelError as e:
         raise UnsupportedOpError(f"ONNX {op} (node '{name}', {reason}) fails in onnxruntime on example inputs "
                                  f"(bind the inputs it depends on with input values): {e}", node=name) from None
-    if folds and not op.startswith(("Random", "Multinomial", "Bernoulli")):
+    if folds:
         for k, y in zip(keep, results):     # control flow over constants only: its values
             b.values[node.output[k]] = y
         return
