@@ -245,3 +245,25 @@ def test_double_precision_host_chain(tmp_path):
     assert {n.attrs.op_type for n in host_nodes(m)} >= {"Cast", "Abs", "Mod", "Sqrt"}
     x = RNG.standard_normal(X["x"]).astype(np.float32)
     assert cosine(m.run({"x": x})["y"], onnxruntime(mb, {"x": x})["y"]) > 0.99
+
+
+def test_scan_over_activations(tmp_path):
+    # a running sum over the rows of the conv output, carried state and scan output both used
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc", "row"], ["acc_out"]), helper.make_node("Identity", ["acc_out"], ["out"])],
+        "body", [helper.make_tensor_value_info("acc", TensorProto.FLOAT, [6]),
+                 helper.make_tensor_value_info("row", TensorProto.FLOAT, [6])],
+        [helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [6]),
+         helper.make_tensor_value_info("out", TensorProto.FLOAT, [6])])
+    nodes = [conv(), helper.make_node("Reshape", ["c", "shape"], ["rows"]),
+             helper.make_node("Scan", ["init", "rows"], ["total", "partial"], name="scan", body=body,
+                              num_scan_inputs=1)]
+    mb = model(nodes, X, ["total", "partial"], {"w": W, "shape": np.array([20, 6], np.int64),
+                                                "init": np.zeros(6, np.float32)})
+    m = compile_model(tmp_path, mb, X)
+    assert [h["reason"] for h in m.profile().host_ops] == ["ONNX Scan over activations"]
+    assert len(m.program.host_segments[0]["outputs"]) == 2
+    x = RNG.standard_normal(X["x"]).astype(np.float32)
+    got, want = m.run({"x": x}), onnxruntime(mb, {"x": x})
+    for name in ("total", "partial"):
+        assert got[name].shape == want[name].shape and cosine(got[name], want[name]) > 0.995  # 20 int8 rows summed
