@@ -92,23 +92,24 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             input_shapes: dict[str, tuple[int, ...]] | None = None,
             calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
-            random_samples: int = 8, *, input_values: Mapping[str, Any] | None = None,
+            random_samples: int = 8, host: str = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None) -> CompiledModel:
     """Compile an ONNX or TFLite model for an architecture (preset name, TOML path or Arch).
 
     `options`: compiler options by name ({"timed_candidates": 1}; every field of CompileOptions,
     validated) or a CompileOptions. `sqnr` computes the per-layer noise report;
     `random_samples` random inputs calibrate a float model when no `calibration` is given
-    (with a loud warning). `input_values` binds ONNX inputs to constants ({"sr": 16000}: the
-    shape and control-flow subgraphs depending on them fold). `host_nodes` names ONNX nodes
-    to run in float on the host although the NPU could. `int16_below_db` widens to int16 the
+    (with a loud warning). `host`: "auto" runs what the NPU cannot on the host CPU (listed in
+    the profile's host_ops, with reasons); "never" makes that an error listing every such
+    operator. `input_values` binds ONNX inputs to constants ({"sr": 16000}: the shape and
+    control-flow subgraphs depending on them fold). `host_nodes` names ONNX nodes to run in
+    float on the host although the NPU could. `int16_below_db` widens to int16 the
     activations whose layer's int8 noise is below that SQNR (None: all int8)."""
-    from .compiler import compile_graph, load_model
+    from .compiler import compile_model
     opts = options_from(CompileOptions, options)
     a = _arch(arch)
-    g = load_model(model, input_shapes, dict(input_values or {}), frozenset(host_nodes))
-    program, qg, sqnr = compile_graph(g, a, calibration, method, opts, str(model), sqnr,
-                                      int16_below_db=int16_below_db, random_samples=random_samples)
+    program, qg, sqnr = compile_model(model, a, input_shapes, calibration, method, opts, sqnr, random_samples, host,
+                                      dict(input_values or {}), frozenset(host_nodes), int16_below_db)
     return CompiledModel(program, a, qg, sqnr)
 
 
@@ -117,9 +118,8 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
     """What a model file holds and where each of its layers would run on `arch`, without
     calibration: inputs and outputs as the file states them (dynamic dims marked), the
     operator histogram, and the NPU / host placement once every input shape is fixed."""
-    from .compiler import load_model
+    from .compiler import load_model, placements
     from .frontend.signature import bind_values, read_signature
-    from .report.info import placement
     sig = read_signature(model)
     given = set(input_shapes or {}) | set(input_values or {})
     unknown = sorted(given - {t.name for t in sig.inputs})
@@ -136,7 +136,7 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
                 ", ".join(f"--input-shape {t.name}=..." for t in open_dims))
     else:
         try:
-            rows = placement(load_model(model, input_shapes, dict(input_values or {})), a)
+            rows = placements(load_model(model, input_shapes, dict(input_values or {})), a)
         except (ModelError, ScheduleError) as e:
             note = f"placement unavailable: {e}"
     return ModelInfo(str(model), sig.format, a.name, sig.inputs, sig.outputs, sig.operators, rows, note)

@@ -30,6 +30,7 @@ OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (C
                       "e.g. timed_candidates=1 (repeatable)")
 VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy: bind an input to a "
                       "constant at compile time (repeatable)")
+HOST = typer.Option("auto", "--host", help="auto | never: run what the NPU cannot on the host CPU, or refuse")
 
 
 def _shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -92,11 +93,11 @@ def _scalar(text: str, spec: str) -> int | float | bool:
 
 
 def _compile(model: Path, arch: str, shapes, calib, method, options: CompileOptions, values=None, sqnr=True,
-             random_samples=8) -> api.CompiledModel:
+             random_samples=8, host: str = "auto") -> api.CompiledModel:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, options, sqnr, random_samples,
-                           input_values=_values(values))
+                           host, input_values=_values(values))
     for w in caught:
         typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
     return prog
@@ -119,17 +120,18 @@ def archs(show: Optional[str] = typer.Option(None, "--show", help="print one pre
 @app.command("compile")
 def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
                 calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-                compress_weights: str = COMPRESS, option: Optional[list[str]] = OPTION,
+                compress_weights: str = COMPRESS, host: str = HOST, option: Optional[list[str]] = OPTION,
                 input_value: Optional[list[str]] = VALUES,
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
-    from .report.tables import sqnr_table
+    from .report.tables import host_lines, sqnr_table
     options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
-    prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value)
+    prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, host=host)
     prog.save(output)
     typer.echo(sqnr_table(prog.sqnr))
     p = prog.profile()
+    typer.echo(host_lines(p.host_ops))
     typer.echo(f"wrote {output}: {p.instructions} instructions, {len(p.host_ops)} host ops, "
                f"{p.total_cycles:,} cycles ({p.latency_ms:.3f} ms) on {prog.arch.name}; "
                f"weights {p.weight_bytes:,} B, stored as {p.weight_bytes_compressed:,} B")
@@ -176,7 +178,7 @@ def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 @app.command()
 def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
             calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-            compress_weights: str = COMPRESS, option: Optional[list[str]] = OPTION,
+            compress_weights: str = COMPRESS, host: str = HOST, option: Optional[list[str]] = OPTION,
             input_value: Optional[list[str]] = VALUES,
             json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
@@ -186,7 +188,7 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
         # cycles do not depend on how well random data calibrates: one sample is enough
         options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
         prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, sqnr=False,
-                        random_samples=1)
+                        random_samples=1, host=host)
     p = prog.profile()
     typer.echo(str(p))
     if json_out:
@@ -195,12 +197,12 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
 
 @app.command()
 def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-           calib: Optional[Path] = CALIB, calib_method: str = METHOD, option: Optional[list[str]] = OPTION,
+           calib: Optional[Path] = CALIB, calib_method: str = METHOD, host: str = HOST, option: Optional[list[str]] = OPTION,
            input_value: Optional[list[str]] = VALUES,
            qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
     """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
     from .export import export_qdq
-    prog = _compile(model, arch, input_shape, calib, calib_method, _options(option), input_value, sqnr=False)
+    prog = _compile(model, arch, input_shape, calib, calib_method, _options(option), input_value, sqnr=False, host=host)
     export_qdq(prog, qdq)
     typer.echo(f"wrote {qdq}: {len(prog.qgraph.nodes)} quantised layers, inputs {prog.input_names}, "
                f"outputs {prog.output_names}")

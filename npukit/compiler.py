@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,10 @@ import numpy as np
 from . import __version__
 from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
-from .errors import InputError, ModelError
+from .errors import InputError, ModelError, UnsupportedOpError
 from .frontend.onnx import load_onnx
 from .frontend.signature import bind_values, read_signature
-from .ir.graph import Graph
+from .ir.graph import DType, Graph, Op
 from .isa.program import Program
 from .opt.pipeline import optimize
 from .quant import kernels_vpu as kv
@@ -42,34 +42,117 @@ class LayerSqnr:
         return {"layer": self.layer, "op": self.op, "sqnr_db": self.sqnr_db if np.isfinite(self.sqnr_db) else None}
 
 
+HOST_POLICIES = ("auto", "never")
+MAX_HOST_RETRIES = 16       # nodes a later stage may send back to the host, one per import
+
+
 def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None,
                input_values: dict | None = None, host_nodes=frozenset()) -> Graph:
     """Import a model file. `input_values` binds inputs to constants (ONNX; checked against the
-    file's inputs, see frontend.signature); `host_nodes` names ONNX nodes kept in float on the host."""
+    file's inputs, see frontend.signature); `host_nodes` names ONNX nodes to run in float on
+    the host although a converter exists (a set of names, or a dict of name -> reason)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"model file not found: {path}")
     suffix = path.suffix.lower()
     if suffix not in (".onnx", ".tflite"):
         raise ModelError(f"unsupported model format {suffix!r} (expected .onnx or .tflite)")
-    bound, host_nodes = None, frozenset(host_nodes)
-    if input_values or host_nodes:
+    bound, names = None, frozenset(host_nodes or ())
+    if input_values or names:
         sig = read_signature(path)
         bound = bind_values(sig, input_values or {})
-        unknown = sorted(host_nodes - sig.node_names)
-        if sig.format != "onnx" and host_nodes:
+        unknown = sorted(names - sig.node_names)
+        if sig.format != "onnx" and names:
             raise InputError("host_nodes names ONNX nodes: a TFLite model has none")
         if unknown:
             raise InputError(f"host_nodes: {unknown[0]!r} is not a node of the model"
                              + (f" (nor {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     if suffix == ".onnx":
-        return load_onnx(path, input_shapes, bound, host_nodes)
+        return load_onnx(path, input_shapes, bound, host_nodes or frozenset())
     try:        # LiteRT's flatbuffer schema: an optional dependency, loaded only for TFLite
         from .frontend.tflite import load_tflite
     except ImportError as e:
         raise InputError(f"TFLite models need ai-edge-litert ({e.name or e}): "
                          "pip install 'npukit[tflite]'") from None
     return load_tflite(path, input_shapes)
+
+
+@dataclass(frozen=True)
+class Placement:
+    node: str                   # the IR layer
+    op: str                     # its operator (a host-float node: the ONNX operator it runs)
+    target: str                 # npu | host
+    reason: str                 # why the host ("" on the NPU)
+    source: tuple[str, ...]     # the model's own nodes it stands for
+
+    def to_dict(self) -> dict:
+        return {"node": self.node, "op": self.op, "target": self.target, "reason": self.reason,
+                "source": list(self.source)}
+
+
+def placements(g: Graph, arch=None, options: CompileOptions | None = None) -> tuple[Placement, ...]:
+    """Where each layer of an imported graph would run on `arch`, decided as codegen.lower
+    decides it (npu_support) on the graph lowering would see: optimised and quantised as the
+    compiler does, with stand-in ranges and no integer params (placement depends on types and
+    shapes, not on scales), so no calibration data is needed."""
+    from .codegen.boundary import absorb_boundary_transposes
+    from .codegen.lower import npu_support, onchip_bytes
+    from .quant.calibrate import Range
+    if g.is_quantised:
+        qg = attach_params(g)
+    else:
+        g = optimize(g)
+        qg = quantize_graph(g, {n: Range(-1.0, 1.0) for n, t in g.tensors.items() if not t.is_const},
+                            magnitude_int16(g), params=False)
+    qg, _ = absorb_boundary_transposes(qg)
+    work = 1 << 62 if arch is None else arch.abuf_bytes - onchip_bytes(arch, options)
+    out = []
+    for node in qg.nodes:
+        reason = npu_support(qg, node, work)
+        op = node.attrs.op_type if node.op is Op.HOST_FLOAT else node.op.value
+        out.append(Placement(node.name, op, "host" if reason else "npu", reason, tuple(node.source or (node.name,))))
+    return tuple(out)
+
+
+def refuse_host(found) -> None:
+    """host="never": one error listing every operator that would leave the NPU."""
+    host = [p for p in found if p.target == "host"]
+    if host:
+        raise UnsupportedOpError(f"host=never, but {len(host)} operator(s) would run on the host: "
+                                 + "; ".join(f"{p.op} (node '{p.source[0]}'): {p.reason}" for p in host))
+
+
+def compile_model(path: str | Path, arch, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                  calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
+                  options: CompileOptions = CompileOptions(), sqnr: bool = True, random_samples: int = 8,
+                  host: str = "auto", input_values: dict | None = None, host_nodes=frozenset(),
+                  int16_below_db: float | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
+    """A model file to a Program. host="auto": an ONNX node a later stage refuses
+    (UnsupportedOpError naming it) is imported again to run on the host; "never": any
+    operator off the NPU is an error listing them all."""
+    if host not in HOST_POLICIES:
+        raise InputError(f"host must be one of {', '.join(HOST_POLICIES)}, not {host!r}")
+    moved: dict[str, str] = {n: "kept on the host by host_nodes" for n in host_nodes}
+    while True:
+        g = load_model(path, input_shapes, input_values, moved)
+        if host == "never":
+            refuse_host(placements(g, arch, options))
+        try:
+            program, qg, report = compile_graph(g, arch, calibration, method, options, str(path), sqnr,
+                                                int16_below_db, random_samples)
+        except UnsupportedOpError as e:
+            if host == "never" and e.node is not None:
+                raise UnsupportedOpError(f"host=never, but node '{e.node}' would run on the host: "
+                                         f"refused on the NPU: {e}", node=e.node) from None
+            if host == "never" or e.node is None or e.node in moved or g.is_quantised \
+                    or Path(path).suffix.lower() != ".onnx" or len(moved) >= MAX_HOST_RETRIES + len(host_nodes):
+                raise
+            moved[e.node] = f"refused on the NPU: {e}"
+            continue
+        if host == "never":
+            refuse_host([Placement(la.name, la.op, la.target, la.reason, tuple(la.nodes) or (la.name,))
+                         for la in program.layers])
+        return program, qg, report
 
 
 @dataclass(frozen=True)
@@ -118,7 +201,8 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples)
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": q.samples, "random_calibration": calibration is None,
-            "options": options.__dict__, "float_io": {n: True for n in list(g.inputs) + list(g.outputs)},
+            "options": options.__dict__,
+            "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},
             "sqnr": [s.to_json() for s in q.sqnr]}
     return lower_program(q.graph, arch, options, meta), q.graph, q.sqnr
 

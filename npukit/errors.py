@@ -10,7 +10,18 @@ class ModelError(NpukitError):
 
 
 class UnsupportedOpError(ModelError):
-    """An operator (or an attribute of it) that npukit cannot compile."""
+    """An operator (or an attribute of it) that npukit cannot compile. `node` names the
+    source ONNX (or TFLite) node when known: the compiler may retry with it on the host."""
+
+    def __init__(self, message: str, node: str | None = None):
+        super().__init__(message)
+        self.node = node
+
+    def at(self, source: tuple[str, ...]) -> "UnsupportedOpError":
+        """This error, naming the first source node of the IR node that raised it."""
+        if self.node is None and source:
+            self.node = source[0]
+        return self
 
 
 class ArchError(NpukitError):

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import ScheduleError
+from ..errors import ScheduleError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
@@ -48,6 +48,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     op = node.op
     if op is Op.HOST_TFLITE:        # no NPU lowering by construction: the frontend's reason
         return node.attrs.reason
+    if op is Op.HOST_FLOAT:
+        return node.attrs.reason or f"no NPU kernel for ONNX {node.attrs.op_type}"
     rank = len(g.tensors[node.outputs[0]].shape)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
@@ -194,7 +196,10 @@ def _lower_graph(g: Graph, arch, options: CompileOptions, meta: dict, reasons, h
             pw_detail[pw.name] = {"tiling": f"fused into {node.name}"}
             ctx.emitter.layer = i
         elif not reason:
-            detail = _lower(ctx, g, node) or {}
+            try:
+                detail = _lower(ctx, g, node) or {}
+            except UnsupportedOpError as e:
+                raise e.at(node.source) from None
         else:
             _emit_host(ctx, g, node, host_segments, host_blobs)
         if len(ctx.emitter.program) > emitted:   # the next lowered layer takes its slots from the other end
@@ -269,12 +274,11 @@ def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> N
         return rec
 
     segments.append({"node": to_data(node.with_(source=()), blobs),
-                     "inputs": [ref(n) for n in node.inputs], "output": ref(node.outputs[0])})
+                     "inputs": [ref(n) for n in node.inputs], "outputs": [ref(n) for n in node.outputs]})
     seg = len(segments) - 1
     reads = [(ctx.space(n), ctx.addr(n), ctx.addr(n) + g.tensors[n].nbytes)
              for n in node.inputs if not g.tensors[n].is_const]
-    out = node.outputs[0]
-    writes = [(ctx.space(out), ctx.addr(out), ctx.addr(out) + g.tensors[out].nbytes)]
+    writes = [(ctx.space(n), ctx.addr(n), ctx.addr(n) + g.tensors[n].nbytes) for n in node.outputs]
     ctx.emitter.emit(lambda L, d: I.Host(L, d, seg), reads, writes)
 
 

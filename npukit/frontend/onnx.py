@@ -7,17 +7,18 @@ onnx_ops_*.py. Graph inputs and outputs keep their ONNX names, shapes and layout
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
 from .onnx_builder import Act, Builder
 from .onnx_const import constant_value, evaluate
-from .onnx_host import emit_host, runs_on_host
+from .onnx_host import check_domain, emit_host, host_reason
 from .onnx_ops_nn import NN_CONVERTERS
 from .onnx_ops_tensor import TENSOR_CONVERTERS
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS
@@ -69,6 +70,17 @@ def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
     return dims
 
 
+def _used_names(graph: onnx.GraphProto, acc: set[str]) -> set[str]:
+    """Values some node (or subgraph) reads, and graph outputs."""
+    acc.update(o.name for o in graph.output)
+    for node in graph.node:
+        acc.update(node.input)
+        for a in node.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                _used_names(sub, acc)
+    return acc
+
+
 def _all_names(graph: onnx.GraphProto, acc: set[str]) -> set[str]:
     acc.update(i.name for i in graph.input)
     acc.update(i.name for i in graph.initializer)
@@ -87,7 +99,8 @@ class _Importer:
         self.model = model
         self.b = builder
         self.opsets = [o for o in model.opset_import]
-        self.host_nodes: frozenset[str] = frozenset()   # ONNX node names to run in float on the host
+        self.host_nodes: dict[str, str] = {}     # ONNX node name -> why it runs on the host anyway
+        self.used = _used_names(model.graph, set())
 
     def run_graph(self, graph: onnx.GraphProto) -> None:
         for init in graph.initializer:
@@ -112,18 +125,23 @@ class _Importer:
             for name, value in zip(node.output, evaluate(node, ins, self.opsets)):
                 b.values[name] = value
             return
-        if op == "If":
+        if op == "If" and isinstance(ins[0], np.ndarray):
             self._inline_if(node, ins[0])
             return
-        if node.name in self.host_nodes or runs_on_host(node, b.values):
-            emit_host(b, node, b.opset)
-            return
-        if node.domain not in ("", "ai.onnx") or op not in CONVERTERS:
-            raise UnsupportedOpError(f"unsupported ONNX operator '{op}' (node '{b.source[0]}')")
-        try:
-            CONVERTERS[op](b, node)
-        except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
-            raise ModelError(f"malformed ONNX node '{b.source[0]}' ({op}): {type(e).__name__}: {e}") from e
+        name = b.source[0]
+        check_domain(node, name)
+        reason = self.host_nodes.get(name) or host_reason(node, b, CONVERTERS)
+        if not reason:
+            mark = b.mark()
+            try:
+                CONVERTERS[op](b, node)
+                return
+            except UnsupportedOpError as e:      # this configuration: the host runs it instead
+                b.rollback(mark)
+                reason = f"ONNX {op} refused by the NPU converter: {e}"
+            except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
+                raise ModelError(f"malformed ONNX node '{name}' ({op}): {type(e).__name__}: {e}") from e
+        emit_host(b, node, reason, self.used, self.model.ir_version)
 
     @staticmethod
     def _shape_value(node: onnx.NodeProto, shape: np.ndarray) -> np.ndarray:
@@ -133,10 +151,7 @@ class _Importer:
         start, end = attrs.get("start", 0), attrs.get("end", len(shape))
         return shape[start:end]
 
-    def _inline_if(self, node: onnx.NodeProto, cond) -> None:
-        if not isinstance(cond, np.ndarray):
-            raise UnsupportedOpError(f"'If' node {self.b.source[0]!r} has a condition that depends on "
-                                     "the input data")
+    def _inline_if(self, node: onnx.NodeProto, cond: np.ndarray) -> None:
         branches = {a.name: a.g for a in node.attribute}
         taken = branches["then_branch" if bool(np.asarray(cond).ravel()[0]) else "else_branch"]
         outer = self.b.source
@@ -155,13 +170,14 @@ def _opset(model: onnx.ModelProto) -> int:
 
 def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = None,
               input_values: dict[str, np.ndarray] | None = None,
-              host_nodes: frozenset[str] = frozenset()) -> Graph:
+              host_nodes: Collection[str] | Mapping[str, str] = frozenset()) -> Graph:
     """Import an ONNX model as a verified float32 IR graph (NHWC inside, ONNX layout at the edges).
 
     `input_values` binds inputs to fixed arrays (e.g. an all-ones attention mask): they become
-    constants, so what depends only on them folds. `host_nodes` names ONNX nodes to run in
-    float on the host (HOST_FLOAT) even though the NPU could run them. Integer inputs (token ids) stay int32
-    inputs and may only index constant tables (Gather)."""
+    constants, so what depends only on them folds. Every standard-domain node the NPU cannot
+    run becomes a HOST_FLOAT node (float on the host, by onnxruntime); `host_nodes` names more
+    ONNX nodes to run there (a mapping gives the reason). Integer inputs (token ids) stay int32
+    inputs; the NPU only indexes constant tables with them (Gather)."""
     model = _read_model(path_or_bytes)
     if is_quantised_onnx(model):       # QDQ / QOperator: keeps the model's own quantisation
         return load_quantised_onnx(model, input_shapes, input_values)
@@ -187,13 +203,15 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
             shape = _input_shape(vi, given)
             b.tensors[vi.name] = Tensor(vi.name, shape, DType.I32)
             b.values[vi.name] = Act(vi.name, shape, False)
+            b.onnx_types[vi.name] = helper.tensor_dtype_to_np_dtype(elem).name
             continue
         if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED):
             raise UnsupportedOpError(f"input {vi.name!r} has element type "
                                      f"{onnx.TensorProto.DataType.Name(elem)}; only float inputs are supported")
         b.add_input(vi.name, _input_shape(vi, given))
     importer = _Importer(model, b)
-    importer.host_nodes = frozenset(host_nodes)
+    importer.host_nodes = dict(host_nodes) if isinstance(host_nodes, Mapping) \
+        else {n: "placed on the host by request" for n in host_nodes}
     importer.run_graph(g)
     graph = b.graph(tuple(vi.name for vi in inputs), outputs, g.name or "model")
     return verify(graph, stage="onnx import")

@@ -54,6 +54,9 @@ class Builder:
         self.source: tuple[str, ...] = ()
         self._nchw_view: dict[str, str] = {}
         self._node_names: set[str] = set()
+        self.host_typed: dict[str, str] = {}       # integer / boolean host results -> numpy dtype name
+        self.onnx_types: dict[str, str] = {}       # ONNX element types the IR holds otherwise: integer
+        # inputs read as int32, float64 / float16 host results held as float32
 
     # ---- names ------------------------------------------------------------------------
     def fresh(self, base: str, own: str | None = None) -> str:
@@ -105,6 +108,28 @@ class Builder:
         else:
             self.values[name] = Act(name, shape, False)
 
+    def onnx_dtype(self, name: str) -> np.dtype:
+        """The ONNX element type of activation `name` (IR activations are float32 unless made
+        on the host or read as integer inputs)."""
+        return np.dtype(self.host_typed.get(name) or self.onnx_types.get(name) or "float32")
+
+    # ---- rollback ---------------------------------------------------------------------
+    def mark(self) -> tuple[int, int, int, int]:
+        return len(self.nodes), len(self.tensors), len(self._nchw_view), len(self.values)
+
+    def rollback(self, mark: tuple[int, int, int, int]) -> None:
+        """Forget everything emitted since `mark` (a converter that refused half-way)."""
+        n_nodes, n_tensors, n_views, values = mark
+        for node in self.nodes[n_nodes:]:
+            self._node_names.discard(node.name)
+        del self.nodes[n_nodes:]
+        for name in list(self.tensors)[n_tensors:]:
+            del self.tensors[name]
+        for key in list(self._nchw_view)[n_views:]:
+            del self._nchw_view[key]
+        for name in list(self.values)[values:]:     # ONNX values are assigned once, in order
+            del self.values[name]
+
     # ---- emitting ---------------------------------------------------------------------
     def add_const(self, array: np.ndarray, base: str) -> str:
         name = self.fresh(base, own=base)
@@ -119,6 +144,19 @@ class Builder:
         self.tensors[out] = Tensor(out, tuple(int(d) for d in shape), DType.F32)
         self.nodes.append(node)
         return out
+
+    def claim_name(self) -> str:
+        """The IR node name for the current source node, taken now (before its operands)."""
+        return self._node_name(self.source[-1])
+
+    def emit_outputs(self, op: Op, inputs: list[str], attrs, outs: list[str], dtypes: list[DType],
+                     node_name: str) -> None:
+        """A node with several outputs (a host node), each of its own element type."""
+        node = Node(op, node_name, tuple(inputs), tuple(outs), attrs, source=self.source)
+        shapes = infer(node, [self.tensors[t].shape for t in inputs])
+        for out, shape, dtype in zip(outs, shapes, dtypes):
+            self.tensors[out] = Tensor(out, tuple(int(d) for d in shape), dtype)
+        self.nodes.append(node)
 
     def out_name(self, onnx_name: str, nhwc: bool) -> str:
         """IR name for an ONNX value: a graph output's ONNX-layout tensor keeps the ONNX name."""

@@ -1,63 +1,160 @@
-"""ONNX operators imported as HOST_FLOAT nodes: run in float on the host beside the NPU.
+"""ONNX nodes imported as HOST_FLOAT nodes: run in float on the host by onnxruntime.
 
-Only the operators listed here take this path (recurrent cells, square root, non-constant
-padding modes but reflect); any other operator without a converter is still refused, so a model never
-silently falls back to the CPU for something the NPU should run.
+Any standard-domain operator the NPU cannot run takes this path, one IR node per ONNX node
+carrying all its used outputs (so it runs once). `host_reason` says which nodes go before
+any converter is tried: operators with no NPU kernel (no converter, or recurrent cells and
+square roots the NPU has no table for), control flow over activations, and nodes that read
+an integer or boolean tensor made on the host. A converter that refuses a node sends it
+here too (the importer rolls its partial output back).
 """
 from __future__ import annotations
 
 import numpy as np
 import onnx
 
-from ..ir.graph import Op
-from ..quant.host_float import make_attrs
-from .onnx_builder import Builder
+from ..errors import ModelError, UnsupportedOpError
+from ..ir.graph import DType, Op
+from ..quant.host_float import HostFloatAttrs, output_types, run_float, wrapper_model
+from .onnx_builder import Act, Builder
 
+# the NPU has converters for these, but not for every configuration or not as exactly
 HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Sqrt", "Pow"})
+CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+# outputs whose shape depends on the data: no static memory plan can hold them
+DATA_SHAPED = frozenset({"NonZero", "NonMaxSuppression", "Unique", "Compress", "StringSplit",
+                         "RegexFullMatch", "TfIdfVectorizer"})
 _HOST_PAD_MODES = (b"edge", b"wrap")        # reflect is an IR PAD (DMA with negative strides)
+_STANDARD = ("", "ai.onnx")
 
 
-def runs_on_host(node: onnx.NodeProto, values: dict) -> bool:
-    if node.domain not in ("", "ai.onnx"):
-        return False
-    if node.op_type == "Gather":        # picking rows of an activation (a recurrent state)
-        return len(node.input) == 2 and not isinstance(values.get(node.input[0]), np.ndarray) \
-            and isinstance(values.get(node.input[1]), np.ndarray)
-    if node.op_type == "Pad":
+def check_domain(node: onnx.NodeProto, name: str) -> None:
+    if node.domain not in _STANDARD:
+        raise UnsupportedOpError(f"unsupported ONNX operator '{node.op_type}' from domain '{node.domain}' "
+                                 f"(node '{name}'): only standard-domain operators can run on the host",
+                                 node=name)
+
+
+def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
+    """Why `node` runs on the host without trying a converter; '' to try the NPU."""
+    op = node.op_type
+    if op in CONTROL_FLOW:
+        ins = [b.values.get(n) for n in node.input if n]
+        if op == "Scan":
+            return "ONNX Scan over activations"
+        return f"data-dependent {op}" if any(isinstance(v, Act) for v in ins[:2]) else f"ONNX {op} over activations"
+    typed = [n for n in node.input if n in b.host_typed]
+    if typed:
+        return f"ONNX {op} reads {b.host_typed[typed[0]]} tensor {typed[0]!r} made on the host"
+    if op == "Gather":        # picking rows of an activation (a recurrent state)
+        if len(node.input) == 2 and isinstance(b.values.get(node.input[0]), Act) \
+                and isinstance(b.values.get(node.input[1]), np.ndarray):
+            return "no NPU kernel for Gather of activation rows"
+        return ""
+    if op == "Pad":
         mode = next((a.s for a in node.attribute if a.name == "mode"), b"constant")
-        return mode in _HOST_PAD_MODES
-    return node.op_type in HOST_OPS
+        return f"no NPU kernel for {mode.decode()} padding" if mode in _HOST_PAD_MODES else ""
+    if op in HOST_OPS or op not in converters:
+        return f"no NPU kernel for ONNX {op}"
+    return ""
 
 
-def emit_host(b: Builder, node: onnx.NodeProto, opset: int) -> None:
-    """One HOST_FLOAT IR node per used output of `node`, each in ONNX layout. Float constants
-    (weights) become IR constants; integer ones (pads, axes, indices) go inside the node."""
+def _outer_names(graph: onnx.GraphProto, acc: set[str]) -> set[str]:
+    """Names a subgraph (and its own subgraphs) read from enclosing scopes."""
+    defined = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    for n in graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                acc.update(x for x in _outer_names(a.g, set()) if x not in defined)
+            for g in (a.graphs if a.type == onnx.AttributeProto.GRAPHS else ()):
+                acc.update(x for x in _outer_names(g, set()) if x not in defined)
+        acc.update(x for x in n.input if x and x not in defined)
+        defined.update(n.output)
+    acc.update(o.name for o in graph.output if o.name not in defined)
+    return acc
+
+
+def _example(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    if np.dtype(dtype).kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    return np.zeros(shape, dtype)
+
+
+def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_version: int) -> None:
+    """One HOST_FLOAT IR node for `node` with all its used outputs, each in ONNX layout. Float
+    constants (weights) become IR constants; integer ones (pads, axes, indices) and what
+    subgraphs read from outside go inside the wrapper model."""
+    name, op = b.source[-1], node.op_type
+    if op in DATA_SHAPED:
+        raise UnsupportedOpError(f"ONNX {op} (node '{name}') has an output shape that depends on the "
+                                 "input data; npukit needs static shapes", node=name)
+    if op == "Loop" and len(node.output) > len(node.input) - 2 and not b.is_const(node.input[0] or "-"):
+        raise UnsupportedOpError(f"ONNX Loop (node '{name}') has scan outputs and a trip count known only at "
+                                 "run time: their shape depends on the input data", node=name)
     ir_inputs: list[str] = []
-    examples: list[np.ndarray] = []
-    embedded: dict[str, np.ndarray] = {}
-    renamed = onnx.NodeProto()
-    renamed.CopyFrom(node)
-    del renamed.input[:]
-    del renamed.output[:]
-    for i, name in enumerate(node.input):
-        local = f"in{i}" if name else ""
-        renamed.input.append(local)
-        if not name:
+    feeds: list[tuple[str, np.dtype]] = []
+    consts: dict[str, np.ndarray] = {}
+    wrapped = onnx.NodeProto()
+    wrapped.CopyFrom(node)
+    del wrapped.input[:]
+    del wrapped.output[:]
+    outer = set()
+    for a in node.attribute:
+        for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            _outer_names(g, outer)
+    operands = [(f"in{i}" if n else "", n) for i, n in enumerate(node.input)]
+    wrapped.input.extend(local for local, _ in operands)
+    operands += [(n, n) for n in sorted(outer - {""})]
+    if any(src and b.values.get(src) is None for _, src in operands):
+        missing = next(src for _, src in operands if src and b.values.get(src) is None)
+        raise UnsupportedOpError(f"ONNX node '{name}' ({op}) reads {missing!r}, which is never defined", node=name)
+    folds = not op.startswith(("Random", "Multinomial", "Bernoulli")) \
+        and not any(isinstance(b.values[src], Act) for _, src in operands if src)
+    node_name = "" if folds else b.claim_name()     # before the layout views of its operands
+    for local, src in operands:
+        if not src:
             continue
-        value = b.values[name]
-        if isinstance(value, np.ndarray) and value.dtype.kind != "f":
-            embedded[local] = value
+        value = b.values[src]
+        if isinstance(value, np.ndarray) and (value.dtype.kind != "f" or local == src or folds):
+            consts[local] = value
         elif isinstance(value, np.ndarray):
-            ir_inputs.append(b.add_const(value, name))
-            examples.append(value.astype(np.float32))
+            ir_inputs.append(b.add_const(value, src))
+            feeds.append((local, value.dtype))
         else:
-            ir_inputs.append(b.onnx_layout(name))
-            examples.append(np.zeros(value.shape, np.float32))
-    renamed.output.extend(f"out{k}" if out else "" for k, out in enumerate(node.output))
-    for k, out in enumerate(node.output):
-        if not out:
-            continue
-        attrs = make_attrs(renamed, k, examples, embedded, opset)
-        name = b.out_name(out, False) if len(attrs.out_shape) == 4 else b.fresh(out, own=out)
-        b.emit(Op.HOST_FLOAT, ir_inputs, attrs, name)
-        b.set_onnx_layout(out, name)
+            ir_inputs.append(b.onnx_layout(src))
+            feeds.append((local, b.onnx_dtype(src)))
+    keep = [k for k, out in enumerate(node.output) if out and out in used]
+    wrapped.output.extend(f"out{k}" if out else "" for k, out in enumerate(node.output))
+    text = wrapper_model(wrapped, feeds, consts, b.opset, ir_version)
+    rng = np.random.default_rng(0)
+    probe = HostFloatAttrs(text, tuple(f"out{k}" for k in keep), (), (), op)
+    try:
+        results = run_float(probe, [_example(b.tensors[t].shape, d, rng) for t, (_, d) in zip(ir_inputs, feeds)])
+    except ModelError as e:
+        raise UnsupportedOpError(f"ONNX {op} (node '{name}', {reason}) fails in onnxruntime on example inputs "
+                                 f"(bind the inputs it depends on with input values): {e}", node=name) from None
+    if folds:
+        for k, y in zip(keep, results):     # control flow over constants only: its values
+            b.values[node.output[k]] = y
+        return
+    dtypes = []
+    for k, y in zip(keep, results):
+        if y.dtype.kind not in "fbiu" or y.dtype.name not in {d.value for d in DType}:
+            raise UnsupportedOpError(f"ONNX {op} (node '{name}') output {node.output[k]!r} is {y.dtype}, "
+                                     "which npukit cannot hold", node=name)
+        dtypes.append(y.dtype.name)
+    attrs = HostFloatAttrs(text, probe.outputs, tuple(tuple(int(d) for d in y.shape) for y in results),
+                           tuple(dtypes), op, reason)
+    names = []
+    for k, y in zip(keep, results):
+        out = node.output[k]
+        float_4d = y.dtype == np.float32 and y.ndim == 4
+        names.append(b.out_name(out, False) if float_4d else b.fresh(out, own=out))
+    b.emit_outputs(Op.HOST_FLOAT, ir_inputs, attrs, names, [DType(d) for d in dtypes], node_name)
+    for k, ir, d, raw in zip(keep, names, dtypes, output_types(attrs)):
+        if d == "float32":
+            b.set_onnx_layout(node.output[k], ir)
+            if raw != np.float32:       # the next host node reads it in its own type again
+                b.onnx_types[node.output[k]] = raw.name
+        else:           # integer / boolean results stay in ONNX layout, for host nodes only
+            b.values[node.output[k]] = Act(ir, b.tensors[ir].shape, False)
+            b.host_typed[node.output[k]] = d

@@ -83,8 +83,8 @@ def _onnx(path: Path) -> Signature:
         return TensorSpec(vi.name, dtype, shape)
 
     def names(graph):
-        for node in graph.node:
-            yield node.name
+        for node in graph.node:      # unnamed nodes as the importer names them
+            yield node.name or f"{node.op_type}:{node.output[0] if node.output else ''}"
             for a in node.attribute:
                 for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
                     yield from names(sub)

@@ -30,7 +30,7 @@ def slice_len(dim: int, begin: int, end: int, step: int) -> int:
 
 def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     op, a = node.op, node.attrs
-    x = shapes[0]
+    x = shapes[0] if shapes else ()
     if op is Op.CONV2D:
         w = shapes[1]
         oh, ow = conv_out_hw(x[1], x[2], w[1], w[2], a)
@@ -68,7 +68,9 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [tuple(x[p] for p in a.perm)]
     if op is Op.RESIZE:
         return [(x[0], a.size[0], a.size[1], x[3])]
-    if op in (Op.HOST_FLOAT, Op.HOST_TFLITE):
+    if op is Op.HOST_FLOAT:
+        return [tuple(s) for s in a.out_shapes]
+    if op is Op.HOST_TFLITE:
         return [tuple(a.out_shape)]
     if op in (Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER):
         return [_transformer_shape(node, shapes)]
@@ -76,7 +78,7 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
 
 
 def _transformer_shape(node: Node, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-    x = shapes[0]
+    x = shapes[0] if shapes else ()
     if node.op is Op.MATMUL:
         b = shapes[1]
         kb, n = (b[-1], b[-2]) if node.attrs.transpose_b else (b[-2], b[-1])

@@ -16,7 +16,8 @@ def fold_constants(g: Graph) -> Graph:
     tensors = dict(g.tensors)
     nodes = []
     for node in g.nodes:
-        if node.inputs and all(tensors[t].is_const for t in node.inputs) and node.outputs[0] not in g.outputs:
+        if node.inputs and all(tensors[t].is_const for t in node.inputs) and node.outputs[0] not in g.outputs \
+                and node.op is not Op.HOST_FLOAT:
             value = run_node(node, [tensors[t].data for t in node.inputs])
             out = node.outputs[0]
             tensors[out] = Tensor(out, tensors[out].shape, DType.F32, value.reshape(tensors[out].shape))

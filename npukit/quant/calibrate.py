@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..ir.graph import Graph
+from ..ir.graph import DType, Graph
 from .float_exec import run_float
 
 METHODS = ("minmax", "percentile", "mse")
@@ -90,7 +90,8 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
 
 def observe(g: Graph, feeds: list[dict[str, np.ndarray]], keep: int = 4) -> tuple[dict[str, Observer], list[dict]]:
     """Observers for every non-constant tensor, and the float values of the first `keep` samples."""
-    observers = {name: Observer(i) for i, (name, t) in enumerate(g.tensors.items()) if not t.is_const}
+    observers = {name: Observer(i) for i, (name, t) in enumerate(g.tensors.items())
+                 if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
     values = []
     for feed in feeds:
         out = run_float(g, feed, keep_all=True)

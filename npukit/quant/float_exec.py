@@ -218,7 +218,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.MATMUL: lambda n, i: np.matmul(i[0], np.swapaxes(i[1], -1, -2) if n.attrs.transpose_b else i[1]),
     Op.LAYER_NORM: lambda n, i: kt.layer_norm_float(i[0], i[1], i[2], n.attrs.epsilon),
     Op.GELU: lambda n, i: kt.gelu_float(i[0], n.attrs.approximate),
-    Op.HOST_FLOAT: lambda n, i: host_float.run_float(n.attrs, i),
+    Op.HOST_FLOAT: lambda n, i: host_float.run_float(n.attrs, i)[0],
     Op.HOST_TFLITE: lambda n, i: host_tflite.run_float(n.attrs, i),
     Op.GATHER: lambda n, i: kt.gather(i[0], np.asarray(i[1]).astype(np.int64)),
 }
@@ -229,6 +229,13 @@ def run_node(node: Node, ins: list[np.ndarray]) -> np.ndarray:
     if kernel is None:
         raise ModelError(f"{node.name}: the float executor has no kernel for {node.op.value}")
     return np.asarray(kernel(node, ins), dtype=np.float32)
+
+
+def run_outputs(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
+    """Every output of `node`: a host node's integer or boolean results keep their type."""
+    if node.op is Op.HOST_FLOAT:
+        return host_float.run_float(node.attrs, ins)
+    return [run_node(node, ins)]
 
 
 def run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
@@ -255,7 +262,7 @@ def _run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool) -> dict[s
     keep = set(g.outputs)
     for node in g.nodes:
         ins = [values[t] if t in values else consts[t] for t in node.inputs]
-        values[node.outputs[0]] = run_node(node, ins)
+        values.update(zip(node.outputs, run_outputs(node, ins)))
         if not keep_all:
             for t in node.inputs:
                 uses[t] -= 1

@@ -1,9 +1,11 @@
-"""Operators the NPU has no kernel for, run in float on the host CPU (LSTM, Sqrt, reflect Pad...).
+"""Operators the NPU has no kernel for, run in float on the host CPU by onnxruntime.
 
-A HOST_FLOAT node carries one ONNX node (serialised, base64) and which of its outputs it
-produces. In the int8 program its activation inputs are dequantised, the ONNX node runs in
-float32 through onnx's reference evaluator, and the chosen output is quantised to the
-node's output scale: exactly what a driver does around a CPU fallback.
+A HOST_FLOAT node carries one ONNX node (with its subgraphs, for If/Loop/Scan) as a
+serialised wrapper model, and lists the wrapper outputs it produces: all the used outputs
+of that ONNX node, computed by one run. In the int8 program its activation inputs are
+dequantised, the wrapper runs in float32, float outputs are quantised to their scales and
+integer or boolean outputs (ArgMax, Cast, comparisons) stay as they are: exactly what a
+driver does around a CPU fallback.
 """
 from __future__ import annotations
 
@@ -13,79 +15,94 @@ from functools import lru_cache
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import ModelError
 
 
 @dataclass(frozen=True)
 class HostFloatAttrs:
-    onnx_model: str                # base64 of a one-node ModelProto: inputs in0.., integer constants inside
-    output_index: int              # which ONNX output this IR node carries
-    out_shape: tuple[int, ...]
-    op_type: str                   # for reports
+    onnx_model: str                      # base64 of the wrapper ModelProto (integer constants inside)
+    outputs: tuple[str, ...]             # the wrapper outputs this IR node carries, in IR output order
+    out_shapes: tuple[tuple[int, ...], ...]
+    out_dtypes: tuple[str, ...]          # numpy names: float32, or int64 / bool / ... kept unquantised
+    op_type: str                         # for reports
+    reason: str = ""                     # why it is not on the NPU
 
 
 @dataclass(frozen=True)
 class HostFloatParams:
-    out_scale: float
-    out_zero_point: int
-    out_dtype: str = "int8"        # float32: consumed only by host float nodes, never quantised
+    out_scale: tuple[float, ...]         # per output; unused for outputs that stay unquantised
+    out_zero_point: tuple[int, ...]
+    out_dtype: tuple[str, ...]           # int8 / int16: quantised; float32, int64, bool...: as computed
 
 
-def make_attrs(node: onnx.NodeProto, output_index: int, inputs: list[np.ndarray | None],
-               embedded: dict[str, np.ndarray], opset: int) -> HostFloatAttrs:
-    """Attributes for `node`, whose inputs are renamed: those in `embedded` (integer constants:
-    pads, axes, indices) live inside the serialised model, the others are IR inputs in order.
-    The output shape comes from running it once on `inputs` (examples of the IR inputs)."""
-    feeds = [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
-             for n in node.input if n and n not in embedded]
-    outs = [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in node.output if n]
-    inits = [numpy_helper.from_array(v, n) for n, v in embedded.items()]
-    model = helper.make_model(helper.make_graph([node], "host", feeds, outs, initializer=inits),
-                              opset_imports=[helper.make_opsetid("", opset)])
-    text = base64.b64encode(model.SerializeToString()).decode("ascii")
-    out = run_float(HostFloatAttrs(text, output_index, (), node.op_type), inputs)
-    if out.dtype != np.float32:
-        raise UnsupportedOpError(f"host operator {node.op_type} output {output_index} is {out.dtype}, "
-                                 "only float outputs can run on the host")
-    return HostFloatAttrs(text, output_index, tuple(int(d) for d in out.shape), node.op_type)
+@lru_cache(maxsize=256)
+def _session(onnx_model: str):
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)     # failures are raised, not logged
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 4
+    try:
+        sess = ort.InferenceSession(base64.b64decode(onnx_model), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime reports every refusal as its own type
+        raise ModelError(f"onnxruntime cannot load a host operator: {str(e).splitlines()[0]}") from None
+    types = [_np_type(i.type) for i in sess.get_inputs()]
+    return sess, [i.name for i in sess.get_inputs()], types
 
 
-@lru_cache(maxsize=64)
-def _evaluator(onnx_model: str):
-    from onnx.reference import ReferenceEvaluator
-
-    model = onnx.ModelProto()
-    model.ParseFromString(base64.b64decode(onnx_model))
-    return ReferenceEvaluator(model), [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+def _np_type(ort_type: str) -> np.dtype:
+    name = ort_type[len("tensor("):-1] if ort_type.startswith("tensor(") else "float"
+    return np.dtype({"float": "float32", "double": "float64", "float16": "float16"}.get(name, name))
 
 
-def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> np.ndarray:
-    """The ONNX node on float inputs; returns its output `output_index`."""
-    evaluator, names, _ = _evaluator(attrs.onnx_model)
+def output_types(attrs: HostFloatAttrs) -> list[np.dtype]:
+    """The ONNX element types of the outputs this node carries (before float32 conversion)."""
+    sess = _session(attrs.onnx_model)[0]
+    types = {o.name: _np_type(o.type) for o in sess.get_outputs()}
+    return [types[n] for n in attrs.outputs]
+
+
+def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
+    """The wrapped ONNX node on real inputs; returns the outputs this IR node carries."""
+    sess, names, types = _session(attrs.onnx_model)
     if len(ins) != len(names):
         raise ModelError(f"host {attrs.op_type} expects {len(names)} inputs, got {len(ins)}")
-    feeds = {n: np.asarray(x, np.float32) for n, x in zip(names, ins)}
-    result = np.asarray(evaluator.run([f"out{attrs.output_index}"], feeds)[0])
-    return result.astype(np.float32) if result.dtype.kind == "f" else result
+    feeds = {n: np.asarray(x).astype(t, copy=False) for n, x, t in zip(names, ins, types)}
+    try:
+        results = sess.run(list(attrs.outputs), feeds)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"host operator {attrs.op_type} failed in onnxruntime: "
+                         f"{str(e).splitlines()[0]}") from None
+    out = [np.asarray(r, np.float32) if np.asarray(r).dtype.kind == "f" else np.asarray(r) for r in results]
+    for y, want, name in zip(out, attrs.out_shapes, attrs.outputs):
+        if tuple(y.shape) != tuple(want):       # a data-dependent shape the memory plan cannot hold
+            raise ModelError(f"host operator {attrs.op_type} made {name} of shape {list(y.shape)}, "
+                             f"compiled for {list(want)}")
+    return out
 
 
 def run_quantised(attrs: HostFloatAttrs, params: HostFloatParams, ins: list[np.ndarray],
-                  in_q: list) -> np.ndarray:
-    """Dequantise the integer activation inputs, run in float, quantise the output."""
+                  in_q: list) -> list[np.ndarray]:
+    """Dequantise the integer activation inputs, run in float, quantise the float outputs."""
     real = []
     for x, q in zip(ins, in_q):
         if q is None or x.dtype.kind == "f":
             real.append(x)
         else:
             real.append(((x.astype(np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])))
-    y = run_float(attrs, real)
-    if params.out_dtype == "float32":
-        return y
-    info = np.iinfo(np.dtype(params.out_dtype))
-    q = np.round(y / np.float32(params.out_scale)) + params.out_zero_point
-    return np.clip(q, info.min, info.max).astype(params.out_dtype)
+    out = []
+    for y, s, zp, dtype in zip(run_float(attrs, real), params.out_scale, params.out_zero_point,
+                               params.out_dtype):
+        if dtype not in ("int8", "int16", "uint8"):
+            out.append(y.astype(dtype, copy=False))
+            continue
+        info = np.iinfo(np.dtype(dtype))
+        q = np.round(y / np.float32(s)) + zp
+        out.append(np.clip(q, info.min, info.max).astype(dtype))
+    return out
 
 
 def host_float_only(g) -> frozenset[str]:
@@ -117,3 +134,18 @@ def host_float_only(g) -> frozenset[str]:
                 floats.discard(t)
                 changed = True
     return frozenset(floats)
+
+
+def wrapper_model(node: onnx.NodeProto, inputs: list[tuple[str, np.dtype]], consts: dict[str, np.ndarray],
+                  opset: int, ir_version: int) -> str:
+    """A model of `node` alone (base64): `inputs` (name, dtype) are its feeds in order, `consts`
+    live inside. Output types are left for onnxruntime to infer."""
+    from onnx import helper, numpy_helper
+
+    feeds = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(t)), None) for n, t in inputs]
+    outs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
+    inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in consts.items()]
+    model = helper.make_model(helper.make_graph([node], "host", feeds, outs, initializer=inits),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version
+    return base64.b64encode(model.SerializeToString()).decode("ascii")

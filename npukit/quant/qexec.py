@@ -19,6 +19,13 @@ def pad_code(node: Node, q: QParams) -> int:
     return int(kv.quantize(value, q.s, q.zp)[0])
 
 
+def run_qoutputs(node: Node, ins: list[np.ndarray], in_q: list[QParams | None]) -> list[np.ndarray]:
+    """Every output of `node` (a host node has several, computed by one run)."""
+    if node.op is Op.HOST_FLOAT:
+        return run_host_float(node.attrs, node.params, ins, in_q)
+    return [run_qnode(node, ins, in_q)]
+
+
 def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
               out_dtype: DType = DType.I8) -> np.ndarray:
     op, a, p = node.op, node.attrs, node.params
@@ -76,7 +83,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op in (Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER):
         return run_transformer_node(node, ins)
     if op is Op.HOST_FLOAT:
-        return run_host_float(a, p, ins, in_q)
+        return run_host_float(a, p, ins, in_q)[0]
     if op is Op.HOST_TFLITE:
         return run_host_tflite(a, p, ins, in_q)
     if op is Op.QUANTIZE and p is not None:

@@ -107,7 +107,12 @@ def attach_params(g: Graph) -> Graph:
     """Quantise constants and compute every node's integer params from the activations'
     quantisation. A pre-quantised model (TFLite int8) enters here with its own scales."""
     tensors = {name: t for name, t in g.tensors.items() if not t.is_const or t.dtype is not DType.F32}
-    nodes = [_quantize_node(g, node, tensors) for node in g.nodes]
+    nodes = []
+    for node in g.nodes:
+        try:
+            nodes.append(_quantize_node(g, node, tensors))
+        except UnsupportedOpError as e:
+            raise e.at(node.source) from None
     return verify(g.with_nodes(nodes, tensors), "quantise")
 
 
@@ -192,9 +197,10 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     if op is Op.HOST_FLOAT:     # float on the host: constants stay float, output scale in params
         for n in node.inputs:
             tensors.setdefault(n, g.tensors[n])
-        if out is None:          # consumed only by host float nodes: stays float32
-            return node.with_(params=HostFloatParams(1.0, 0, "float32"))
-        return node.with_(params=HostFloatParams(out.s, out.zp, tensors[node.outputs[0]].dtype.value))
+        qs = [tensors[t].quant for t in node.outputs]   # None: stays as computed (float32, int64, bool)
+        return node.with_(params=HostFloatParams(tuple(1.0 if q is None else q.s for q in qs),
+                                                 tuple(0 if q is None else q.zp for q in qs),
+                                                 tuple(tensors[t].dtype.value for t in node.outputs)))
     if op is Op.HOST_TFLITE:    # LiteRT on the host: an int8 model's node keeps its own integers
         for n in node.inputs:
             tensors.setdefault(n, g.tensors[n])

@@ -8,19 +8,6 @@ from ..frontend.signature import TensorSpec
 
 
 @dataclass(frozen=True)
-class LayerPlacement:
-    node: str                   # the IR layer
-    op: str                     # its operator (a host-float node: the ONNX operator it runs)
-    target: str                 # npu | host
-    reason: str                 # why the host ("" on the NPU)
-    source: tuple[str, ...]     # the model's nodes it stands for
-
-    def to_dict(self) -> dict:
-        return {"node": self.node, "op": self.op, "target": self.target, "reason": self.reason,
-                "source": list(self.source)}
-
-
-@dataclass(frozen=True)
 class ModelInfo:
     model: str
     format: str                                 # onnx | tflite
@@ -28,7 +15,7 @@ class ModelInfo:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     operators: dict[str, int]                   # the file's op types, most frequent first
-    placement: tuple[LayerPlacement, ...] | None   # None: not known (see `note`)
+    placement: tuple | None                     # compiler.Placement per layer; None: not known (see `note`)
     note: str = ""                              # why placement is missing
 
     def by_target(self) -> dict[str, dict[str, int]]:
@@ -60,36 +47,3 @@ class ModelInfo:
         lines.append("  npu:  " + (", ".join(f"{op} {n}" for op, n in tally["npu"].items()) or "-"))
         lines += [f"  host: {p.node} ({p.op}): {p.reason}" for p in hosted]
         return "\n".join(lines)
-
-
-def placement(g, arch, options=None) -> tuple[LayerPlacement, ...]:
-    """Where each layer of an imported graph would run on `arch` (with CompileOptions
-    `options`), decided as codegen.lower
-    decides it (npu_support) on the graph lowering would see: optimised and quantised as the
-    compiler does, with stand-in ranges and no integer params (placement depends on types
-    and shapes, not on scales), so no calibration data is needed."""
-    from ..codegen.boundary import absorb_boundary_transposes
-    from ..codegen.lower import npu_support, onchip_bytes
-    from ..ir.graph import Op
-    from ..opt.pipeline import optimize
-    from ..quant.calibrate import Range
-    from ..quant.quantize import attach_params, quantize_graph
-    from ..quant.wide import magnitude_int16
-    if g.is_quantised:
-        qg = attach_params(g)
-    else:
-        g = optimize(g)
-        qg = quantize_graph(g, {n: Range(-1.0, 1.0) for n, t in g.tensors.items() if not t.is_const},
-                            magnitude_int16(g), params=False)
-    qg, _ = absorb_boundary_transposes(qg)
-    work = arch.abuf_bytes - onchip_bytes(arch, options)
-    out = []
-    for node in qg.nodes:
-        reason = npu_support(qg, node, work)
-        op = node.op.value
-        if node.op is Op.HOST_FLOAT:        # an ONNX node kept in float: name its operator
-            op = getattr(node.attrs, "op_type", op)
-            reason = reason.replace(Op.HOST_FLOAT.value, f"{op} (run in float on the host)")
-        out.append(LayerPlacement(node.name, op, "host" if reason else "npu", reason,
-                                  tuple(node.source or (node.name,))))
-    return tuple(out)

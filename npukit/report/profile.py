@@ -113,7 +113,8 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
         roof_total, round(total / roof_total, 4) if roof_total else 1.0,
         round(macs / (arch.macs_per_cycle * total), 4) if total else 0.0, _sram_peak(prog, arch),
         {r.name: len(r.image) for r in prog.regions},
-        [{"name": la.name, "op": la.op, "reason": la.reason} for la in prog.layers if la.target == "host"],
+        [{"name": la.name, "op": la.op, "reason": la.reason, "node": la.nodes[0] if la.nodes else la.name}
+         for la in prog.layers if la.target == "host"],
         len(prog.instructions), layers, *weight_block_bytes(prog))
 
 

@@ -28,9 +28,13 @@ def profile_table(p) -> str:
                f"energy {p.energy_uj:.1f} uJ | area {p.area_mm2['total']:.2f} mm2 | "
                f"SRAM peak {p.sram_peak_bytes:,} B | {p.instructions:,} instructions | "
                f"weights {p.weight_bytes:,} B stored as {p.weight_bytes_compressed:,} B")
-    host = f"host fallbacks: {len(p.host_ops)}" + "".join(
-        f"\n  {h['name']} ({h['op']}): {h['reason']}" for h in p.host_ops)
-    return _render(t, summary, host)
+    return _render(t, summary, host_lines(p.host_ops))
+
+
+def host_lines(host_ops: list[dict]) -> str:
+    """The host fallbacks, one line each: node, operator, reason."""
+    return f"host fallbacks: {len(host_ops)}" + "".join(
+        f"\n  {h.get('node', h['name'])} ({h['op']}): {h['reason']}" for h in host_ops)
 
 
 def sqnr_table(rows, limit: int = 15) -> str:

@@ -36,9 +36,12 @@ def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
         return ins.space, ins.addr, ins.addr + max(ins.n, 0)
     if isinstance(ins, I.Host):
         try:
-            out = prog.host_segments[ins.segment]["output"]
-            n = math.prod(out["shape"]) * np.dtype(out["dtype"]).itemsize
-            return int(out["space"]), int(out["addr"]), int(out["addr"]) + n
+            outs = prog.host_segments[ins.segment]["outputs"]
+            spans = [(int(o["space"]), int(o["addr"]),
+                      int(o["addr"]) + math.prod(o["shape"]) * np.dtype(o["dtype"]).itemsize) for o in outs]
+            if len({s for s, _, _ in spans}) == 1:      # one range covering every output
+                return spans[0][0], min(lo for _, lo, _ in spans), max(hi for _, _, hi in spans)
+            return I.WBUF, 0, 1 << 62
         except (LookupError, TypeError, ValueError):
             return I.WBUF, 0, 1 << 62      # a missing or malformed segment: binding fails anyway
     return None

@@ -18,7 +18,7 @@ from ..isa import instructions as I
 from ..isa.program import Program
 from ..isa.serial import from_data
 from ..quant import gemm_int8
-from ..quant.qexec import run_qnode
+from ..quant.qexec import run_qoutputs
 from ..threads import blas_threads
 from .batching import batched_program
 from .constants import known_operands
@@ -147,15 +147,15 @@ class Simulator:
             node = from_data(rec["node"], blobs)
             sources = [self._tensor(m, r, blobs) for r in rec["inputs"]]
             qs = [from_data(r["quant"], blobs) for r in rec["inputs"]]
-            out = rec["output"]
-            dtype = np.dtype(out["dtype"])
-            dst = m.view(out["space"], out["addr"], tuple(out["shape"]), dtype)
+            dsts = [m.view(out["space"], out["addr"], tuple(out["shape"]), np.dtype(out["dtype"]))
+                    for out in rec["outputs"]]
         except (LookupError, TypeError, ValueError, AttributeError) as e:
             raise BinaryError(f"host segment {seg}: malformed record ({type(e).__name__}: {e})") from None
 
         def run() -> None:
             ins = [s() for s in sources]
-            dst[...] = run_qnode(node, ins, qs).astype(dtype)
+            for dst, y in zip(dsts, run_qoutputs(node, ins, qs)):
+                dst[...] = y.astype(dst.dtype)
         return run
 
     @staticmethod

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedOpError
 from ..ir.graph import Graph
-from ..quant.qexec import run_qnode
+from ..quant.qexec import run_qoutputs
 
 
 def run_reference(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False,
@@ -30,7 +30,11 @@ def run_reference(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False
         env[name] = state.get(name, init)
     for node in g.nodes:
         q = [g.tensors[i].quant for i in node.inputs]
-        out = run_qnode(node, [env[i] for i in node.inputs], q)
-        env[node.outputs[0]] = out.astype(g.tensors[node.outputs[0]].dtype.np, copy=False)
+        try:
+            outs = run_qoutputs(node, [env[i] for i in node.inputs], q)
+        except UnsupportedOpError as e:
+            raise e.at(node.source) from None
+        for name, out in zip(node.outputs, outs):
+            env[name] = out.astype(g.tensors[name].dtype.np, copy=False)
     state.update({name: env[name] for name in g.variables})
     return dict(env) if keep_all else {name: env[name] for name in g.outputs}

@@ -148,3 +148,24 @@ def test_core_install_compiles_onnx_without_litert(tmp_path):
 def test_usage_mistakes_are_one_line_exit_2(args):
     r = npukit(*args)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.strip().count("\n") == 0, r.stderr
+
+
+def test_host_fallbacks_listed_and_host_never_refuses(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("CumSum", ["r", "ax"], ["c"], name="cum"),
+             helper.make_node("Erf", ["c"], ["e"], name="erf"), helper.make_node("Relu", ["e"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [onnx.numpy_helper.from_array(np.array(1, np.int64), "ax")])
+    path = tmp_path / "host.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    r = npukit("compile", path, "-o", tmp_path / "m.npub")
+    assert r.returncode == 0, r.stderr
+    listed = r.stdout.split("host fallbacks: 2\n")[1].splitlines()[:2]
+    assert listed[0] == "  cum (host_float): no NPU kernel for ONNX CumSum"
+    assert listed[1].startswith("  erf (host_float): ONNX Erf refused by the NPU converter")
+    for cmd in (("compile", path, "-o", tmp_path / "n.npub", "--host", "never"), ("profile", path, "--host", "never")):
+        r = npukit(*cmd)
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+        assert "CumSum (node 'cum')" in r.stderr and "Erf (node 'erf')" in r.stderr
+    r = npukit("compile", path, "-o", tmp_path / "n.npub", "--host", "maybe")
+    assert r.returncode == 2 and r.stderr.startswith("error: host must be one of auto, never"), r.stderr
