@@ -71,3 +71,16 @@ def test_recogniser_dictionary_from_the_wheel() -> None:
     import onnx
     classes = onnx.load(str(real_model("ppocr-v6-rec"))).graph.output[0].type.tensor_type.shape.dim[2].dim_value
     assert len(chars) + 1 == classes                  # + CTC blank
+
+
+@pytest.mark.parametrize("name", ["ppocr-v4-rec", "ppocr-v6-rec"])
+def test_float_recogniser_reads_the_rendered_lines(name: str) -> None:
+    """The inputs and the dictionary are right: the float model reads back what PIL drew."""
+    import onnxruntime as ort
+
+    from npukit.models import corpus_inputs
+    session = ort.InferenceSession(str(real_model(name)), providers=["CPUExecutionProvider"])
+    for seed in (1000, 1001, 1002):
+        text, _ = corpus_inputs.text_line(seed)
+        (probs,) = session.run(None, {"x": corpus_inputs.ocr_line_nchw(seed)})
+        assert M.ctc_decode(probs, charset(name)) == text
