@@ -5,6 +5,8 @@ time. Prints markdown (the table of docs/models.md).
     python benchmarks/corpus.py                      # every model of npukit.models.corpus
     python benchmarks/corpus.py face-landmark iris-landmark --arch npu-m
     python benchmarks/corpus.py --json out.json      # also the results as JSON
+    python benchmarks/corpus.py --commands DIR       # no run: write each calibration set to
+                                                     # DIR/<name>.npz, print the CLI commands
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from npukit.models.corpus import CORPUS, CorpusResult, evaluate  # noqa: E402
+import numpy as np  # noqa: E402
+
+from npukit.models.corpus import CORPUS, CorpusResult, calibration, cli_command, evaluate  # noqa: E402
 
 
 def host_summary(result: CorpusResult) -> str:
@@ -44,11 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="models (default: all)")
     parser.add_argument("--arch", default="npu-m")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--commands", type=Path, metavar="DIR", help="write calibration .npz files, print CLI commands")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in CORPUS]
     if unknown:
         print(f"error: unknown corpus model(s) {', '.join(unknown)}; known: {', '.join(CORPUS)}", file=sys.stderr)
         return 2
+    if args.commands:
+        args.commands.mkdir(parents=True, exist_ok=True)
+        for name in args.names or list(CORPUS):
+            calib = calibration(name)
+            path = args.commands / f"{name}.npz"
+            if calib is not None:
+                np.savez(path, **calib)
+            print(cli_command(name, path if calib is not None else None, args.arch))
+        return 0
     print(f"| model | domain | compiles | layers (NPU / host with reason) | min output cosine | task metric "
           f"| cycles ({args.arch}) | compile time |")
     print("|---|---|---|---|---|---|---|---|")

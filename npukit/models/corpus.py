@@ -259,17 +259,35 @@ def _stack(feeds: list[Feeds]) -> dict[str, np.ndarray]:
     return {k: np.stack([f[k] for f in feeds]) for k in feeds[0]}
 
 
+def calibration(name: str) -> dict[str, np.ndarray] | None:
+    """The model's calibration inputs, {input: [N, *shape]} (None for an int8 model)."""
+    spec = CORPUS[name]
+    return _stack([spec.sample(s) for s in range(spec.calib)]) if spec.calib else None
+
+
+def cli_command(name: str, calib_path: str | Path | None = None, arch: str = "npu-m") -> str:
+    """The `npukit compile` command that compiles the model as `evaluate` does (calibration
+    written to `calib_path` with `np.savez`)."""
+    spec = CORPUS[name]
+    parts = ["npukit compile", str(fetch(name)), f"--arch {arch}"]
+    parts += [f"--input-shape {k}={','.join(map(str, v))}" for k, v in (spec.input_shapes or {}).items()]
+    parts += [f"--input-value {k}={v.item()}" for k, v in spec.input_values.items()]
+    if spec.calib and calib_path is not None:
+        parts.append(f"--calib {calib_path}")
+    return " ".join(parts + [f"-o {name}.npub"])
+
+
 def evaluate(name: str, arch: str = "npu-m") -> CorpusResult:
     """Fetch, compile (public API), run the held-out inputs on the NPU and the float model, and
     compare. Any error of npukit's is a finding: it is returned in the result, not raised."""
     import npukit
     spec = CORPUS[name]
     path = fetch(name)
-    calibration = _stack([spec.sample(s) for s in range(spec.calib)]) if spec.calib else None
+    calib = calibration(name)
     extra = {"input_values": spec.input_values} if spec.input_values else {}
     start = time.perf_counter()
     try:
-        prog = npukit.compile(path, arch, input_shapes=spec.input_shapes, calibration=calibration, sqnr=False, **extra)
+        prog = npukit.compile(path, arch, input_shapes=spec.input_shapes, calibration=calib, sqnr=False, **extra)
     except Exception as exc:        # noqa: BLE001 -- the failure is the finding
         return CorpusResult(name, False, f"{type(exc).__name__}: {exc}")
     compile_s = time.perf_counter() - start

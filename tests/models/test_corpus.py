@@ -84,3 +84,26 @@ def test_float_recogniser_reads_the_rendered_lines(name: str) -> None:
         text, _ = corpus_inputs.text_line(seed)
         (probs,) = session.run(None, {"x": corpus_inputs.ocr_line_nchw(seed)})
         assert M.ctc_decode(probs, charset(name)) == text
+
+
+def test_cli_command_compiles_as_the_api_does(tmp_path) -> None:
+    """The documented CLI command (with the harness's calibration) gives the program that
+    `npukit.compile` gives: same host operators and cycles."""
+    import shlex
+    import subprocess
+    import sys
+
+    import npukit
+    from npukit.models.corpus import calibration, cli_command
+    name = "ppocr-cls-v2"
+    real_model(name)
+    calib = calibration(name)
+    np.savez(tmp_path / "calib.npz", **calib)
+    args = shlex.split(cli_command(name, tmp_path / "calib.npz"))[2:-2] + ["-o", str(tmp_path / "m.npub")]
+    done = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    api = npukit.compile(real_model(name), "npu-m", input_shapes=CORPUS[name].input_shapes, calibration=calib,
+                         sqnr=False)
+    cli = npukit.load(tmp_path / "m.npub")
+    assert cli.profile().total_cycles == api.profile().total_cycles
+    assert cli.profile().host_ops == api.profile().host_ops
