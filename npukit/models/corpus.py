@@ -81,7 +81,13 @@ def _single(fn: Callable[[int], np.ndarray], name: str = "input_1") -> Callable[
 @lru_cache(maxsize=None)
 def charset(name: str) -> list[str]:
     """A PaddleOCR recogniser's dictionary as the wheel ships it (the ONNX `character`
-    metadata, or a dictionary file), plus the space PaddleOCR appends."""
+    metadata, or a dictionary file), plus the space PaddleOCR appends; class k > 0 is entry
+    k - 1. ddddocr's is the list literal in its charsets.py."""
+    if name == "ddddocr-old":       # a Python list literal; its entry 0 is the CTC blank
+        import ast
+        tree = ast.parse(fetch("ddddocr-charsets").read_text(encoding="utf-8"))
+        return [ast.literal_eval(n.value) for n in tree.body
+                if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "CHARSET_OLD"][0][1:]
     if name == "ppocr-v5-rec":
         chars = fetch("ppocr-v5-dict").read_text(encoding="utf-8").splitlines()
     else:
@@ -158,6 +164,11 @@ def _corpus() -> dict[str, CorpusModel]:
         CorpusModel("ppocr-cls-v2", "ocr", "text-line orientation 0/180, 48x192",
                     lambda s: {"x": I.ocr_line_nchw(s, 48, 192, rotate=bool(s % 2))},
                     M.argmax_agreement("save_infer_model/scale_0.tmp_1"), (1.0, 1.0), {"x": (1, 3, 48, 192)}, held_out=4),
+        CorpusModel("ddddocr-old", "ocr", "captcha recognition (CNN + LSTM, CTC, dynamic int8), 64x192",
+                    _single(I.captcha_nchw, "input1"), M.ctc_text("387", lambda: charset("ddddocr-old")), (0.9, 0.9),
+                    {"input1": (1, 1, 64, 192)}, held_out=3,
+                    fails="UnsupportedOpError: unsupported ONNX operator 'DynamicQuantizeLinear' "
+                          "(node 'input1_QuantizeLinear')"),
         CorpusModel("layout-cdla", "ocr", "document layout detection (PicoDet), 800x608",
                     _single(I.layout_nchw, "image"), M.argmax_agreement("transpose_0.tmp_0", top=20), (0.66, 0.7),
                     calib=2, held_out=1),

@@ -20,6 +20,7 @@ PHOTOS: tuple[str, ...] = ("astronaut", "camera", "coffee", "chelsea", "rocket",
 # face boxes (x0, y0, x1, y1) in the 512x512 pictures, found with BlazeFace (front model)
 FACES: dict[str, tuple[int, int, int, int]] = {"astronaut": (179, 82, 274, 177), "camera": (174, 120, 265, 211)}
 EYES: tuple[tuple[int, int], ...] = ((207, 122), (248, 120))     # astronaut's eye centres (x, y)
+CAPTCHA_CHARS = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 WORDS: tuple[str, ...] = ("Invoice", "total", "NPU", "2026", "quantised", "Model", "kernel", "v4.2",
                           "accuracy", "Berlin", "OCR", "page", "12:45", "data", "Report", "cycles",
                           "int8", "sample", "Python", "latency", "#17", "layer", "output", "Main St.")
@@ -114,6 +115,22 @@ def ocr_line_nchw(seed: int, height: int = 48, width: int = 320, rotate: bool = 
     out = np.zeros((3, height, width), np.float32)
     out[:, :, :new_w] = x.transpose(2, 0, 1)
     return out[None]
+
+
+def captcha(seed: int, height: int = 64, width: int = 192) -> tuple[str, np.ndarray]:
+    """(text, [1, 1, height, width] in [0, 1]): five letters and digits drawn in grey, as
+    ddddocr takes a captcha (grey, /255)."""
+    from PIL import Image, ImageDraw
+    rng = np.random.default_rng(seed)
+    text = "".join(rng.choice(list(CAPTCHA_CHARS), 5))
+    img = Image.new("L", (width, height), int(rng.integers(200, 250)))
+    ImageDraw.Draw(img).text((int(rng.integers(4, 20)), int(rng.integers(2, 12))), text,
+                             font=_font(int(rng.integers(34, 40))), fill=int(rng.integers(0, 60)))
+    return text, (np.asarray(img, np.float32) / 255.0)[None, None]
+
+
+def captcha_nchw(seed: int) -> np.ndarray:
+    return captcha(seed)[1]
 
 
 def document(seed: int, height: int = 800, width: int = 608) -> np.ndarray:

