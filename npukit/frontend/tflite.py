@@ -165,9 +165,12 @@ class TfliteConverter:
         """NPU nodes from the operator's converter; failing that, a constant fold or a host node.
         A converter that refuses this configuration leaves nothing behind."""
         from .tflite_host import emit_host, fold
-        if self.op_label.startswith("CUSTOM:"):
-            raise UnsupportedOpError(f"{self.where()}: custom operator {self.op_label[7:]!r} has no "
-                                     f"implementation npukit or LiteRT can run")
+        if self.op_label.startswith("CUSTOM:"):       # LiteRT cannot run it: no host fallback
+            if fn is None:
+                raise UnsupportedOpError(f"{self.where()}: custom operator {self.op_label[7:]!r} has no "
+                                         f"implementation npukit or LiteRT can run")
+            fn(self, op)
+            return
         reason = f"no NPU kernel for TFLite {self.op_label}"
         if self.quantised and any(i >= 0 and self.const(i) is None
                                   and rd.np_dtype(self.sg.tensors[i], i) == np.float32

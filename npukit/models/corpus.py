@@ -244,16 +244,20 @@ CORPUS: dict[str, CorpusModel] = _corpus()
 
 def _reference(path: Path, spec: CorpusModel) -> Callable[[Feeds], dict[str, np.ndarray]]:
     """The float model (onnxruntime, or LiteRT's default kernels; LiteRT's reference kernels
-    for an int8 model), keeping its state between calls as a device would."""
+    for an int8 model), keeping its state between calls as a device would. MediaPipe's
+    Convolution2DTransposeBias runs as the equivalent LiteRT builtins."""
     if path.suffix == ".onnx":
         import onnxruntime as ort
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
         return lambda feeds: dict(zip(names, session.run(names, {**feeds, **spec.input_values})))
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    probe = Interpreter(model_path=str(path))
+
+    from ..testing.tflite_custom_ref import litert_runnable
+    content = litert_runnable(path.read_bytes())      # MediaPipe's custom layers as LiteRT builtins
+    probe = Interpreter(model_content=content)
     integer = probe.get_input_details()[0]["dtype"] != np.float32
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF) if integer else probe
+    it = Interpreter(model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_REF) if integer else probe
     it.allocate_tensors()
 
     def run(feeds: Feeds) -> dict[str, np.ndarray]:

@@ -262,12 +262,23 @@ def transpose_conv_attrs(in_hw: tuple[int, int], out_hw: tuple[int, int], kernel
     """ConvAttrs computing TFLite TRANSPOSE_CONV as a conv over the stride-dilated input.
 
     The weight must be flipped spatially (w[:, ::-1, ::-1, :]); TRANSPOSE_CONV's OHWI layout
-    is already the conv layout. TFLite's pad p (ComputePaddingHeightWidth with the output as
-    the 'input') becomes a conv pad of kernel-1-p before, and whatever makes the size match after.
+    is already the conv layout. TFLite's pad p is ComputePaddingHeightWidth with the output as
+    the 'input'.
     """
+    crop = tuple(max(((o + s - 1) // s - 1) * s + k - o, 0) // 2 if same else 0
+                 for o, k, s in zip(out_hw, kernel_hw, stride))
+    return cropped_transpose_conv_attrs(in_hw, out_hw, kernel_hw, stride, crop, act)
+
+
+def cropped_transpose_conv_attrs(in_hw: tuple[int, int], out_hw: tuple[int, int], kernel_hw: tuple[int, int],
+                                 stride: tuple[int, int], crop: tuple[int, int],
+                                 act: Clamp | None = None) -> ConvAttrs:
+    """ConvAttrs for a transposed conv whose output pixel y is pixel y + crop of the full
+    (unpadded, (in-1)*stride+kernel long) output, computed as a conv over the stride-dilated
+    input with the flipped kernel: a conv pad of kernel-1-crop before, and whatever makes the
+    size match after."""
     pads = []
-    for i, o, k, s in zip(in_hw, out_hw, kernel_hw, stride):
-        p = max(((o + s - 1) // s - 1) * s + k - o, 0) // 2 if same else 0
+    for i, o, k, s, p in zip(in_hw, out_hw, kernel_hw, stride, crop):
         before = k - 1 - p
         pads.append((before, o - 1 + k - before - ((i - 1) * s + 1)))
     (t, b), (l, r) = pads

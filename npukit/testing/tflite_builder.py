@@ -41,6 +41,8 @@ class TensorSpec:
 
 
 def _operator_code(op: str, version: int) -> tfl.OperatorCodeT:
+    """A builtin by name, or "CUSTOM:<custom code>"."""
+    op, _, custom = op.partition(":")
     code = getattr(tfl.BuiltinOperator, op, None)
     if code is None:
         raise ModelError(f"unknown TFLite builtin operator {op!r}")
@@ -48,6 +50,8 @@ def _operator_code(op: str, version: int) -> tfl.OperatorCodeT:
     oc.builtinCode = code
     oc.deprecatedBuiltinCode = min(code, 127)  # codes >= 127 live only in builtin_code
     oc.version = version
+    if custom:
+        oc.customCode = custom
     return oc
 
 
@@ -112,12 +116,14 @@ def build_single_op(op: str, inputs: Sequence[TensorSpec], outputs: Sequence[Ten
 
 @dataclass(frozen=True)
 class Operator:
-    """One operator of a `build_model` graph; tensors are matched by name."""
+    """One operator of a `build_model` graph; tensors are matched by name. A custom operator
+    is "CUSTOM:<custom code>" with its raw `custom_options` bytes."""
     op: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     options: Any = None
     version: int = 1
+    custom_options: bytes | None = None
 
 
 def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
@@ -145,6 +151,8 @@ def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], out
         if o.options is not None:
             operator.builtinOptionsType = _options_type(o.options)
             operator.builtinOptions = o.options
+        if o.custom_options is not None:
+            operator.customOptions = np.frombuffer(o.custom_options, np.uint8)
         ops.append(operator)
 
     subgraph = tfl.SubGraphT()
