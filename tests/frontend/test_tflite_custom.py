@@ -1,10 +1,11 @@
 """MediaPipe's CUSTOM:Convolution2DTransposeBias lowers to the NPU's transposed convolution.
 
-Oracle: MediaPipe's kernel written out as a numpy scatter (npukit.testing.tflite_custom_ref),
-with its SAME / VALID output sizes and crops. npukit's float graph equals it to 1e-5, the int8
-program stays within a few output steps. The whole-model oracle (the custom operator rewritten
-into LiteRT's TRANSPOSE_CONV + SLICE) is checked against the scatter too, then used on
-MediaPipe's selfie segmentation model.
+Oracles: MediaPipe's kernel (mediapipe/util/tflite/operations/transpose_conv_bias.cc) written
+out below as a numpy scatter, with its SAME / VALID output sizes and crops; and LiteRT's
+default kernels, whose XNNPACK delegate implements this custom operator (LiteRT's reference
+kernels do not). npukit's float graph equals both to 1e-5, the int8 program stays within a
+few output steps; on MediaPipe's selfie segmenter the float graph equals LiteRT's run and
+the int8 mask overlaps the float one.
 """
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ import numpy as np
 import pytest
 
 from npukit.api import compile as npu_compile
-from npukit.errors import ModelError
+from npukit.errors import ModelError, UnsupportedOpError
 from npukit.frontend.tflite import load_tflite
 from npukit.models.corpus_inputs import photo_nhwc
 from npukit.quant.float_exec import run_float
 from npukit.testing.fixtures import real_model
-from npukit.testing.tflite_builder import Operator, build_model, run_reference
+from npukit.testing.tflite_builder import Operator, build_model, run_default
 from npukit.testing.tflite_builder import TensorSpec as T
-from npukit.testing.tflite_custom_ref import litert_runnable, transpose_conv_bias
 
 OP = "CUSTOM:Convolution2DTransposeBias"
 SAME, VALID = 1, 2                   # TfLitePadding
@@ -27,6 +27,28 @@ SAME, VALID = 1, 2                   # TfLitePadding
 
 def _options(padding: int, stride_h: int, stride_w: int) -> bytes:
     return np.asarray([padding, stride_w, stride_h], "<i4").tobytes()
+
+
+def _axis(size: int, kernel: int, stride: int, same: bool) -> tuple[int, int]:
+    """(output size, offset of output pixel 0 in the full scatter), as MediaPipe's Prepare/Eval."""
+    pad = max(0, kernel - (size - 1) % stride - 1) if same else 0
+    return stride * (size - 1) + kernel - pad, pad // 2
+
+
+def transpose_conv_bias(x, w, bias, same: bool, stride) -> np.ndarray:
+    """MediaPipe's kernel: output = bias, then every input pixel scattered through the kernel."""
+    n, h, wd, _ = x.shape
+    o, kh, kw, _ = w.shape
+    (oh, py), (ow, px) = _axis(h, kh, stride[0], same), _axis(wd, kw, stride[1], same)
+    out = np.broadcast_to(bias.astype(np.float64), (n, oh, ow, o)).copy()
+    for iy in range(h):
+        for ix in range(wd):
+            for fy in range(kh):
+                for fx in range(kw):
+                    y, xo = iy * stride[0] - py + fy, ix * stride[1] - px + fx
+                    if 0 <= y < oh and 0 <= xo < ow:
+                        out[:, y, xo] += x[:, iy, ix].astype(np.float64) @ w[:, fy, fx].astype(np.float64).T
+    return out
 
 
 # (H, W, I, O, kh, kw, stride, padding, output H, W): sizes worked out from MediaPipe's Prepare
@@ -49,7 +71,7 @@ def _model(case: str, rng) -> tuple[bytes, np.ndarray, np.ndarray, tuple]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_float_graph_and_litert_rewrite_equal_mediapipe_scatter(case, tmp_path):
+def test_float_graph_equals_mediapipe_scatter_and_litert(case, tmp_path):
     rng = np.random.default_rng(len(case))
     model, weights, bias, (same, stride) = _model(case, rng)
     path = tmp_path / "m.tflite"
@@ -62,7 +84,7 @@ def test_float_graph_and_litert_rewrite_equal_mediapipe_scatter(case, tmp_path):
         want = transpose_conv_bias(x, weights, bias, same, stride)
         assert want.shape[1:3] == CASES[case][8:10]
         np.testing.assert_allclose(run_float(g, {"x": x})["y"], want, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(run_reference(litert_runnable(model), [x])[0], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(run_default(model, [x])[0], want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("case", ["same-crop1", "valid"])
@@ -86,8 +108,9 @@ def test_int8_program_within_a_few_steps(case, tmp_path):
         assert np.max(err) <= 2 * step, np.max(err) / step           # observed <= 1.2
 
 
-def _broken(tmp_path, options: bytes, out_hw=(9, 12)) -> str:
-    x, y = T("x", (1, 5, 6, 3), "float32"), T("y", (1, *out_hw, 4), "float32")
+def _broken(tmp_path, options: bytes, out_hw=(9, 12), **q) -> str:
+    dtype = "int8" if q else "float32"
+    x, y = T("x", (1, 5, 6, 3), dtype, **q), T("y", (1, *out_hw, 4), dtype, **q)
     w = T("w", (4, 4, 3, 3), "float32", data=np.zeros((4, 4, 3, 3), np.float32))
     op = Operator(OP, (x, w, T("b", (4,), "float32", data=np.zeros(4, np.float32))), (y,), custom_options=options)
     path = tmp_path / "bad.tflite"
@@ -95,13 +118,15 @@ def _broken(tmp_path, options: bytes, out_hw=(9, 12)) -> str:
     return str(path)
 
 
-def test_bad_options_and_shapes_are_one_line_model_errors(tmp_path):
+def test_bad_options_shapes_and_int8_are_refused_in_one_line(tmp_path):
     with pytest.raises(ModelError, match=r"operator 0 \(CUSTOM:Convolution2DTransposeBias\).*8 bytes"):
         load_tflite(_broken(tmp_path, _options(SAME, 2, 2)[:8]))
     with pytest.raises(ModelError, match="padding 7"):
         load_tflite(_broken(tmp_path, _options(7, 2, 2)))
     with pytest.raises(ModelError, match=r"output \[1, 10, 12, 4\] in the model, the kernel makes \[1, 9, 12, 4\]"):
         load_tflite(_broken(tmp_path, _options(SAME, 2, 2), out_hw=(10, 12)))
+    with pytest.raises(UnsupportedOpError, match="float32 only"):      # as MediaPipe's kernel
+        load_tflite(_broken(tmp_path, _options(SAME, 2, 2), scale=0.1, zero_point=0))
 
 
 def _astronaut() -> np.ndarray:
@@ -112,13 +137,13 @@ def _astronaut() -> np.ndarray:
 
 
 def test_selfie_segmentation_float_graph_and_int8_mask():
-    """MediaPipe's selfie segmenter: npukit's float graph equals LiteRT's reference run of the
-    rewritten model; the int8 program's mask overlaps the float mask."""
+    """MediaPipe's selfie segmenter: npukit's float graph equals LiteRT's (XNNPACK) run; the
+    int8 program's mask overlaps the float mask."""
     path = real_model("selfie-segmentation")
     image = _astronaut()
     g = load_tflite(path)
     got = run_float(g, {g.inputs[0]: image})[g.outputs[0]]
-    want = run_reference(litert_runnable(path.read_bytes()), [image])[0]
+    want = run_default(path.read_bytes(), [image])[0]
     np.testing.assert_allclose(got, want, atol=1e-4)
     person = want > 0.5
     assert 0.1 < person.mean() < 0.9                           # the mask finds the astronaut, not all

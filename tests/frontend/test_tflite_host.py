@@ -1,7 +1,7 @@
 """TFLite builtins without an NPU lowering run on the host in LiteRT: compiled and run, an int8
 model equals LiteRT's reference interpreter element for element (the whole model, NPU and
 host layers together); a float model agrees with LiteRT's float run within a few
-quantisation steps. CUSTOM operators stay refused."""
+quantisation steps. CUSTOM operators without a lowering stay refused."""
 from __future__ import annotations
 
 import subprocess
