@@ -36,42 +36,39 @@ def densify(values: np.ndarray, shape: tuple[int, ...], sp: tfl.SparsityParamete
     sizes = [int(m.denseSize) for m in meta]
     segments = [_vector(m.arraySegmentsType, m.arraySegments) for m in meta]
     indices = [_vector(m.arrayIndicesType, m.arrayIndices) for m in meta]
-    strides = np.cumprod((1,) + tuple(shape[:0:-1]))[::-1]
-    pos = [0] * levels
-    taken = 0
-
-    def leaf() -> None:
-        nonlocal taken
-        orig = [0] * rank
-        for lv in range(rank):
-            orig[order[lv]] = pos[lv]
-        for lv in range(rank, levels):
-            b = order[lv] - rank
-            orig[block_map[b]] = orig[block_map[b]] * block_size[b] + pos[lv]
-        if taken >= flat.size or any(not 0 <= o < d for o, d in zip(orig, shape)):
-            raise ModelError(f"tensor {name!r}: sparse indices run outside the tensor or its values")
-        dense[int(np.dot(orig, strides))] = flat[taken]
-        taken += 1
-
-    def visit(level: int, prev: int) -> None:
-        if level == levels:
-            leaf()
-            return
+    # the traversal level by level, every path at once (a parent's children stay contiguous and
+    # in order, so the paths come out in the depth-first order the values are stored in)
+    prev = np.zeros(1, np.int64)                # each path's position in the previous level
+    pos = np.zeros((levels, 1), np.int64)       # each path's coordinate at every level so far
+    for level in range(levels):
         if meta[level].format == tfl.DimensionType.DENSE:
-            for i in range(sizes[level]):
-                pos[level] = i
-                visit(level + 1, prev * sizes[level] + i)
-            return
-        seg, idx = segments[level], indices[level]
-        if prev + 1 >= len(seg):
-            raise ModelError(f"tensor {name!r}: sparse segment {prev} is missing")
-        for i in range(seg[prev], seg[prev + 1]):
-            if i >= len(idx):
-                raise ModelError(f"tensor {name!r}: sparse index {i} is missing")
-            pos[level] = idx[i]
-            visit(level + 1, i)
-
-    visit(0, 0)
-    if taken != flat.size:
-        raise ModelError(f"tensor {name!r}: {flat.size} sparse values stored, {taken} addressed")
+            n = sizes[level]
+            counts = np.full(prev.size, n, np.int64)
+            new = (prev[:, None] * n + np.arange(n)).reshape(-1)
+            coord = np.tile(np.arange(n, dtype=np.int64), prev.size)
+        else:
+            seg, idx = np.asarray(segments[level], np.int64), np.asarray(indices[level], np.int64)
+            if prev.size and prev.max() + 1 >= seg.size:
+                raise ModelError(f"tensor {name!r}: sparse segment {int(prev.max())} is missing")
+            lo, hi = seg[prev], seg[prev + 1]
+            counts = np.maximum(hi - lo, 0)
+            starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
+            new = starts + np.arange(int(counts.sum()), dtype=np.int64)
+            if new.size and new.max() >= idx.size:
+                raise ModelError(f"tensor {name!r}: sparse index {int(new.max())} is missing")
+            coord = idx[new]
+        pos = np.repeat(pos, counts, axis=1)
+        pos[level] = coord
+        prev = new
+    if pos.shape[1] != flat.size:
+        raise ModelError(f"tensor {name!r}: {flat.size} sparse values stored, {pos.shape[1]} addressed")
+    orig = np.zeros((rank, pos.shape[1]), np.int64)
+    for lv in range(rank):
+        orig[order[lv]] = pos[lv]
+    for lv in range(rank, levels):
+        b = order[lv] - rank
+        orig[block_map[b]] = orig[block_map[b]] * block_size[b] + pos[lv]
+    if ((orig < 0) | (orig >= np.asarray(shape, np.int64)[:, None])).any():
+        raise ModelError(f"tensor {name!r}: sparse indices run outside the tensor")
+    dense[np.ravel_multi_index(tuple(orig), shape)] = flat
     return dense.reshape(shape)

@@ -1,7 +1,7 @@
 """The model corpus: every real model compiles through `npukit.compile`, runs on real inputs,
 and agrees with its float model (onnxruntime / LiteRT) at least as well as today (bounds
-derived from `CorpusModel.expect`). A model that fails today is a strict xfail carrying the
-exact error, so it turns into a failure once fixed (then drop its `fails`)."""
+derived from `CorpusModel.expect`), and `npukit info` places its layers as the compiler does.
+The models npukit must refuse (an operator nothing here can run) get their one-line error."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,21 +13,62 @@ from npukit.models.corpus import CORPUS, charset, evaluate
 from npukit.testing.fixtures import real_model
 
 
-def _param(name: str):
-    spec = CORPUS[name]
-    marks = [pytest.mark.xfail(strict=True, reason=spec.fails)] if spec.fails else []
-    return pytest.param(name, marks=marks, id=name)
+COMPILED = [n for n, spec in CORPUS.items() if spec.refused is None]
+REFUSED = [n for n, spec in CORPUS.items() if spec.refused is not None]
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in CORPUS])
+@pytest.mark.parametrize("name", COMPILED)
 def test_compiles_runs_and_agrees_with_float(name: str) -> None:
-    real_model(name)
+    import npukit
+    spec = CORPUS[name]
+    path = real_model(name)
     result = evaluate(name)
     assert result.error is None, result.error
     assert result.cycles and result.cycles > 0
     assert result.npu_layers > 0
     assert all(reason for _, reason in result.host_ops)
-    assert not result.regressions(CORPUS[name]), (result.regressions(CORPUS[name]), result)
+    assert not result.regressions(spec), (result.regressions(spec), result)
+    info = npukit.info(path, spec.input_shapes, input_values=spec.input_values or None)
+    assert sorted(p.reason for p in info.placement if p.target == "host") == sorted(r for _, r in result.host_ops)
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_refused_in_one_line_naming_the_operator(name: str) -> None:
+    """The API raises the contract's error; the CLI prints it as one line, exit 2; info still
+    lists the model's interface and says why placement is unavailable."""
+    import subprocess
+    import sys
+
+    import npukit
+    spec = CORPUS[name]
+    path = real_model(name)
+    assert evaluate(name).error == spec.refused
+    shapes = [f"--input-shape={k}={','.join(map(str, v))}" for k, v in (spec.input_shapes or {}).items()]
+    done = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", str(path), *shapes, "-o", "/dev/null"],
+                          capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
+    assert done.returncode == 2 and lines == [f"error: {spec.refused.split(': ', 1)[1]}"], done.stderr
+    info = npukit.info(path, spec.input_shapes)
+    assert info.placement is None and info.inputs and spec.refused.split(": ", 1)[1] in info.note
+
+
+def test_host_never_lists_every_host_operator(tmp_path) -> None:
+    """`--host never` on a model with host operators: exit 2, one line naming each of them."""
+    import subprocess
+    import sys
+
+    import npukit
+    name = "silero-vad-16k"
+    spec, path = CORPUS[name], real_model(name)
+    shapes = [f"--input-shape={k}={','.join(map(str, v))}" for k, v in spec.input_shapes.items()]
+    shapes += [f"--input-value={k}={v.item()}" for k, v in spec.input_values.items()]
+    done = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", str(path), *shapes, "--host", "never",
+                           "-o", str(tmp_path / "m.npub")], capture_output=True, text=True, timeout=300)
+    placed = npukit.info(path, spec.input_shapes, input_values=spec.input_values).placement
+    host = [p for p in placed if p.target == "host"]
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and not (tmp_path / "m.npub").exists()
+    assert f"{len(host)} operator(s) would run on the host" in done.stderr
+    assert all(f"(node '{p.source[0]}'): {p.reason}" in done.stderr for p in host), done.stderr
 
 
 def test_corpus_spans_the_domains() -> None:
