@@ -178,5 +178,5 @@ def _first(sqnr: dict[str, float | None], nodes: list[str]) -> float | None:
     """The noise of a layer: that of the first of its graph nodes the noise report names."""
     for node in nodes:
         if node in sqnr:
-            return sqnr[node]
+            return None if sqnr[node] is None else round(sqnr[node], 3)
     return None

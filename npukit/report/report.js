@@ -179,7 +179,7 @@ window.onerror = function (msg, src, line) {
   var pts = D.layers.filter(function (l) { return l.macs > 0 && l.cycles > 0 && l.target === "npu"; });
   var rsvg = el("svg", { viewBox: "0 0 640 330", id: "roofline" }, s);
   (function () {
-    var m = { l: 60, r: 16, t: 10, b: 40 }, pw = 640 - m.l - m.r, ph = 330 - m.t - m.b;
+    var m = { l: 60, r: 28, t: 10, b: 40 }, pw = 640 - m.l - m.r, ph = 330 - m.t - m.b;
     var xs = pts.filter(function (l) { return l.offchip_bytes > 0; }).map(function (l) { return l.macs / l.offchip_bytes; });
     var bw = Object.keys(R.bandwidth).map(function (k) { return R.bandwidth[k]; });
     var knee = R.peak / Math.max.apply(null, bw.concat([1e-9]));
@@ -255,7 +255,9 @@ window.onerror = function (msg, src, line) {
   // per-layer table
   s = section("Layers");
   var filter = el("input", { type: "search", placeholder: "filter by name, op, bound, target", size: 40 }, s);
-  el("span", { class: "note" }, s, " click a header to sort, a row to show the layer on the timeline");
+  el("span", { class: "note" }, s, " click a header to sort, a row to show the layer on the timeline. A layer's cycles are " +
+    "how far it moves the network's end: work overlapped with the layers before it is counted once, by the layer that " +
+    "finishes last (so a layer's util % can exceed 100).");
   var COLS = [["index", "#"], ["name", "layer", 1], ["op", "op", 1], ["target", "on", 1], ["macs", "MACs"], ["cycles", "cycles"],
     ["network_pct", "% net"], ["util_pct", "util %"], ["bound", "bound", 1], ["achieved_over_bound", "achieved/bound"],
     ["roofline_cycles", "bound cycles"], ["mxu_cycles", "MXU"], ["vpu_cycles", "VPU"], ["dma_cycles", "DMA"],
