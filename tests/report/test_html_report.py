@@ -111,3 +111,41 @@ def test_big_timelines_are_merged_keeping_every_instruction(mobilenet):
             (min((full["events"]["start"][i] for i in theirs), default=None),
              max((full["events"]["end"][i] for i in theirs), default=None))
     json.dumps(merged)      # the page's data is plain JSON
+
+
+PROBE = """<script>
+(function () {   // what a user does: sort by cycles (twice: descending), zoom the timeline in
+  var th = document.querySelector('#layers th[data-key="cycles"]');
+  th.click(); th.click();
+  var rows = Array.prototype.map.call(document.querySelectorAll("#layers tbody tr"),
+                                      function (tr) { return tr.getAttribute("data-layer"); });
+  var tl = document.getElementById("timeline"), r = tl.getBoundingClientRect(), drawn = [];
+  for (var k = 0; k < 12; k++) {
+    drawn.push(tl.querySelectorAll("rect[data-i]").length);
+    tl.dispatchEvent(new WheelEvent("wheel", { deltaY: -100, clientX: r.left + r.width * 0.3,
+                                               clientY: r.top + 10, bubbles: true, cancelable: true }));
+  }
+  drawn.push(tl.querySelectorAll("rect[data-i]").length);
+  var probe = document.createElement("pre");
+  probe.id = "probe";
+  probe.textContent = JSON.stringify({ rows: rows, drawn: drawn });
+  document.body.appendChild(probe);
+})();
+</script></body>"""
+
+
+@needs_browser
+def test_the_table_sorts_and_the_timeline_zooms(mobilenet, tmp_path):
+    _, prog = mobilenet
+    page = tmp_path / "probe.html"
+    prog.report(page)
+    page.write_text(page.read_text().replace("</body>", PROBE))
+    dom, log = browse(page, "--dump-dom")
+    assert "CONSOLE" not in log and '<pre id="js-errors"' not in dom
+    probe = json.loads(html.unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1)))
+    layers = prog.profile().layers
+    by_cycles = sorted(range(len(layers)), key=lambda i: (-layers[i].cycles, i))
+    assert probe["rows"] == [layers[i].name for i in by_cycles]
+    drawn = probe["drawn"]
+    assert drawn[0] == prog.profile().instructions and drawn[-1] < drawn[0] / 4   # zoomed in ~15x
+    assert all(b <= a for a, b in zip(drawn, drawn[1:]))
