@@ -80,10 +80,12 @@ def _operands(ins: I.Instr) -> list[tuple[int, int, int]]:
     if isinstance(ins, I.Conv):
         taps = ins.kernel[0] * ins.kernel[1]
         return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c_stride * ins.in_bytes),
-                (W, ins.wgt, ins.wgt + ins.k * taps * ins.c_len), (C, ins.dst, ins.dst + 4 * ins.out_h * ins.out_w * ins.k)]
+                (W, ins.wgt, ins.wgt + ins.k * taps * ins.c_len),
+                (C, ins.dst, ins.dst + 4 * ins.out_h * ins.out_w * ins.k)]
     if isinstance(ins, I.DwConv):
         k = ins.c * ins.mult
-        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c), (W, ins.wgt, ins.wgt + ins.kernel[0] * ins.kernel[1] * k),
+        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c),
+                (W, ins.wgt, ins.wgt + ins.kernel[0] * ins.kernel[1] * k),
                 (W, ins.params, ins.params + 12 * k), (A, ins.dst, ins.dst + ins.out_h * ins.out_w * k)]
     if isinstance(ins, I.Requant):
         b = 2 if ins.mode == 2 else 1
@@ -95,8 +97,8 @@ def _operands(ins: I.Instr) -> list[tuple[int, int, int]]:
                 (C, ins.dst, ins.dst + 4 * ins.m * ins.n)]
     if isinstance(ins, I.Elementwise):
         n, (rs, cs) = ins.rows * ins.cols, ins.b_strides
-        return [(ins.a_space, ins.a, ins.a + n), (ins.b_space, ins.b, ins.b + (ins.rows - 1) * rs + (ins.cols - 1) * cs + 1),
-                (A, ins.dst, ins.dst + n)]
+        return [(ins.a_space, ins.a, ins.a + n),
+                (ins.b_space, ins.b, ins.b + (ins.rows - 1) * rs + (ins.cols - 1) * cs + 1), (A, ins.dst, ins.dst + n)]
     sizes = {I.Lut: lambda x: (x.n, x.n), I.Pool: lambda x: (x.in_h * x.in_w * x.c, x.out_h * x.out_w * x.c),
              I.Mean: lambda x: (x.n * x.c, x.c), I.Softmax: lambda x: (x.rows * x.cols, x.rows * x.cols),
              I.Resize: lambda x: (x.in_h * x.in_w * x.c, x.out_h * x.out_w * x.c),

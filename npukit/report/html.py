@@ -73,8 +73,8 @@ def _accuracy(noise: list[dict], meta: dict) -> dict:
     out = {"calibration": str(meta.get("calibration", "")), "samples": meta.get("calibration_samples"),
            "random": bool(meta.get("random_calibration")), "layers": len(noise)}
     if finite:
-        out |= {"worst_db": min(finite), "median_db": statistics.median(finite),
-                "worst_layer": min(noise, key=lambda r: float("inf") if r["sqnr_db"] is None else r["sqnr_db"])["layer"]}
+        worst = min((r for r in noise if r["sqnr_db"] is not None), key=lambda r: r["sqnr_db"])
+        out |= {"worst_db": worst["sqnr_db"], "median_db": statistics.median(finite), "worst_layer": worst["layer"]}
     return out
 
 

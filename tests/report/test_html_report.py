@@ -149,3 +149,17 @@ def test_the_table_sorts_and_the_timeline_zooms(mobilenet, tmp_path):
     drawn = probe["drawn"]
     assert drawn[0] == prog.profile().instructions and drawn[-1] < drawn[0] / 4   # zoomed in ~15x
     assert all(b <= a for a, b in zip(drawn, drawn[1:]))
+
+
+def test_long_memory_series_keep_their_peaks():
+    from npukit.report.html import _downsample
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.integers(1, 50, 20000)).tolist()
+    values = rng.integers(0, 1 << 20, 20000).astype(float).tolist()
+    t, v = _downsample(times, values, 500)
+    assert len(t) <= 502 and t[0] == times[0] and t[-1] == times[-1] and t == sorted(t)
+    assert max(v) == max(values)
+    # each kept step is the peak of the original steps from it to the next kept one
+    for k in range(len(t) - 2):
+        segment = [values[i] for i in range(len(times)) if t[k] <= times[i] < t[k + 1]]
+        assert v[k] == max(segment)

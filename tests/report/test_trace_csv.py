@@ -86,7 +86,8 @@ def test_run_trace_equals_profile_trace_and_digits_csv_keeps_its_noise(traced, d
     r = npukit_cli("compile", DIGITS, "--input-shape", "x=1,1,8,8", "--calib", digits_calib, "-o", npub)
     assert r.returncode == 0, r.stderr
     np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.float32))
-    r = npukit_cli("run", npub, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npz", "--trace", tmp_path / "run.json")
+    r = npukit_cli("run", npub, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npz",
+                   "--trace", tmp_path / "run.json")
     assert r.returncode == 0, r.stderr
     r = npukit_cli("profile", npub, "--trace", tmp_path / "prof.json", "--csv", tmp_path / "layers.csv")
     assert r.returncode == 0, r.stderr
