@@ -34,7 +34,7 @@ window.onerror = function (msg, src, line) {
     return v.toFixed(digits === undefined ? 2 : digits);
   }
   function us(cycles) { var t = cycles / clock; return t < 1 ? (t * 1e3).toFixed(0) + " ns" : t < 1000 ? t.toPrecision(4) + " us" : (t / 1e3).toPrecision(4) + " ms"; }
-  function bytes(n) { return n >= 1048576 ? (n / 1048576).toPrecision(4) + " MiB" : n >= 1024 ? (n / 1024).toPrecision(4) + " KiB" : Math.round(n) + " B"; }
+  function bytes(n) { return n >= 1048576 ? +(n / 1048576).toPrecision(4) + " MiB" : n >= 1024 ? +(n / 1024).toPrecision(4) + " KiB" : Math.round(n) + " B"; }
   function hue(layer) { return "hsl(" + ((layer * 137.508) % 360).toFixed(0) + ",62%,52%)"; }
   function hover(svg, text) {      // a tooltip for the chart's elements that carry data-i
     svg.addEventListener("mousemove", function (ev) {

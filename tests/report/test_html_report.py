@@ -114,7 +114,7 @@ def test_big_timelines_are_merged_keeping_every_instruction(mobilenet):
 
 
 PROBE = """<script>
-(function () {   // what a user does: sort by cycles (twice: descending), zoom the timeline in
+(function () {   // what a user does: sort by cycles (twice: descending), zoom the timeline in, hover
   var th = document.querySelector('#layers th[data-key="cycles"]');
   th.click(); th.click();
   var rows = Array.prototype.map.call(document.querySelectorAll("#layers tbody tr"),
@@ -126,9 +126,12 @@ PROBE = """<script>
                                                clientY: r.top + 10, bubbles: true, cancelable: true }));
   }
   drawn.push(tl.querySelectorAll("rect[data-i]").length);
+  var bar = tl.querySelector("rect[data-i]"), box = bar.getBoundingClientRect();
+  bar.dispatchEvent(new MouseEvent("mousemove", { clientX: box.left + 1, clientY: box.top + 1, bubbles: true }));
+  var tip = document.getElementById("tip").textContent;
   var probe = document.createElement("pre");
   probe.id = "probe";
-  probe.textContent = JSON.stringify({ rows: rows, drawn: drawn });
+  probe.textContent = JSON.stringify({ rows: rows, drawn: drawn, tip: tip });
   document.body.appendChild(probe);
 })();
 </script></body>"""
@@ -149,6 +152,10 @@ def test_the_table_sorts_and_the_timeline_zooms(mobilenet, tmp_path):
     drawn = probe["drawn"]
     assert drawn[0] == prog.profile().instructions and drawn[-1] < drawn[0] / 4   # zoomed in ~15x
     assert all(b <= a for a, b in zip(drawn, drawn[1:]))
+    # hovering a bar names its instruction, kind and layer
+    index = int(re.match(r"#(\d+) ", probe["tip"]).group(1))
+    ins = prog.program.instructions[index]
+    assert type(ins).__name__ in probe["tip"] and f"layer {prog.program.layers[ins.layer].name} " in probe["tip"]
 
 
 def test_long_memory_series_keep_their_peaks():
