@@ -25,7 +25,8 @@ MAX_BYTES = 2 << 20
 
 def browse(page, *args):
     """Chromium headless on a local file: (stdout, stderr)."""
-    r = subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr", "--v=0",
+    r = subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage",
+                        "--enable-logging=stderr", "--v=0",
                         *args, page.as_uri()], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout, r.stderr

@@ -104,5 +104,6 @@ def test_run_trace_equals_profile_trace_and_digits_csv_keeps_its_noise(traced, d
 
 def test_an_output_that_cannot_be_written_is_a_one_line_error(mobilenet, tmp_path):
     npub, _ = mobilenet
-    r = npukit_cli("profile", npub, "--csv", tmp_path / "missing" / "layers.csv")
+    (tmp_path / "a_file").write_text("")       # no folder can be made there
+    r = npukit_cli("profile", npub, "--csv", tmp_path / "a_file" / "layers.csv")
     assert r.returncode == 2 and r.stderr.startswith("error: cannot write") and len(r.stderr.splitlines()) == 1
