@@ -174,9 +174,11 @@ window.onerror = function (msg, src, line) {
   row = el("div", { class: "row" }, app);
   var R = D.roofline;
   s = section("Roofline", row);
-  el("p", { class: "note" }, s, "Each NPU layer with MACs: MACs per off-chip byte against MACs per cycle. Ceilings: the MXU's " +
-    R.peak + " MACs/cycle and each region's bandwidth. Hollow points move no off-chip bytes (drawn at the right edge).");
-  var pts = D.layers.filter(function (l) { return l.macs > 0 && l.cycles > 0 && l.target === "npu"; });
+  el("p", { class: "note" }, s, "Each NPU layer with MACs: MACs per off-chip byte against MACs per cycle over the layer's " +
+    "span (its first instruction's start to its last one's end). Ceilings: the MXU's " + R.peak +
+    " MACs/cycle and each region's bandwidth. Hollow points move no off-chip bytes (drawn at the right edge).");
+  var span = function (l) { return l.span[1] - l.span[0]; };
+  var pts = D.layers.filter(function (l) { return l.macs > 0 && l.target === "npu" && l.span && span(l) > 0; });
   var rsvg = el("svg", { viewBox: "0 0 640 330", id: "roofline" }, s);
   (function () {
     var m = { l: 60, r: 28, t: 10, b: 40 }, pw = 640 - m.l - m.r, ph = 330 - m.t - m.b;
@@ -185,7 +187,7 @@ window.onerror = function (msg, src, line) {
     var knee = R.peak / Math.max.apply(null, bw.concat([1e-9]));
     var x0 = Math.pow(10, Math.floor(Math.log10(Math.min.apply(null, xs.concat([knee / 10]))))),
       x1 = Math.pow(10, Math.ceil(Math.log10(Math.max.apply(null, xs.concat([knee * 10])) * 1.5)));
-    var ys = pts.map(function (l) { return l.macs / l.cycles; });
+    var ys = pts.map(function (l) { return l.macs / span(l); });
     var y1 = Math.pow(10, Math.ceil(Math.log10(R.peak * 1.5))), y0 = Math.pow(10, Math.floor(Math.log10(Math.min.apply(null, ys.concat([R.peak / 100])))));
     var X = function (v) { return m.l + (Math.log10(v) - Math.log10(x0)) / (Math.log10(x1) - Math.log10(x0)) * pw; };
     var Y = function (v) { return m.t + ph - (Math.log10(v) - Math.log10(y0)) / (Math.log10(y1) - Math.log10(y0)) * ph; };
@@ -219,8 +221,8 @@ window.onerror = function (msg, src, line) {
   })();
   hover(rsvg, function (i) {
     var l = pts[i];
-    return l.name + " (" + l.op + ")\n" + fmt(l.macs) + " MACs in " + fmt(l.cycles) + " cycles = " +
-      (l.macs / l.cycles).toFixed(1) + " MACs/cycle\noff-chip " + bytes(l.offchip_bytes) + ", bound " + l.bound +
+    return l.name + " (" + l.op + ")\n" + fmt(l.macs) + " MACs over " + fmt(span(l)) + " cycles = " +
+      (l.macs / span(l)).toFixed(1) + " MACs/cycle\noff-chip " + bytes(l.offchip_bytes) + ", bound " + l.bound +
       ", achieved/bound " + fmt(l.achieved_over_bound);
   });
 

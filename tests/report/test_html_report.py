@@ -58,8 +58,14 @@ def check_page(page, prog, tmp_path, name):
     assert sorted(html.unescape(r) for r in rows) == sorted(la.name for la in p.layers)
     # the timeline draws every instruction (the report merges none for a model this size)
     assert len(re.findall(r"<rect[^>]*data-i=", svg(dom, "timeline"))) == p.instructions
-    npu_with_macs = [la for la in p.layers if la.target == "npu" and la.macs > 0 and la.cycles > 0]
+    # a roofline point per NPU layer with MACs and a span on the timeline, none above the MXU's peak
+    t, first, last = prog.timeline(), {}, {}
+    for ins, s, e in zip(prog.program.instructions, t.start, t.end):
+        first[ins.layer], last[ins.layer] = min(first.get(ins.layer, s), s), max(last.get(ins.layer, e), e)
+    npu_with_macs = [i for i, la in enumerate(p.layers) if la.target == "npu" and la.macs > 0
+                     and last.get(i, 0) > first.get(i, 0)]
     assert len(re.findall(r'<circle[^>]*class="point"', svg(dom, "roofline"))) == len(npu_with_macs)
+    assert all(p.layers[i].macs / (last[i] - first[i]) <= prog.arch.macs_per_cycle for i in npu_with_macs)
     assert len(re.findall(r'class="ceiling"', svg(dom, "roofline"))) == 1 + len(prog.arch.regions)
     assert len(re.findall(r'<path[^>]*class="series"', dom)) >= 3 + len(p.region_bytes)   # SRAMs + regions
     shot = tmp_path / f"{name}.png"
