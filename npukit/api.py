@@ -77,6 +77,31 @@ class CompiledModel:
     def timeline(self):
         return simulate(self.program, self.arch)
 
+    def _title(self) -> str:
+        return f"{Path(str(self.program.meta.get('model', 'model'))).name} on {self.arch.name}"
+
+    def report(self, path: str | Path) -> None:
+        """Write the HTML report (summary, per-layer table, roofline, engine timeline, SRAM in
+        use, quantisation noise, arch): one self-contained file that works offline. An
+        unwritable path raises InputError (so do save_trace and save_csv)."""
+        from .report.events import noise_rows
+        from .report.html import write_report
+        write_report(self.program, self.arch, self.profile(), self.timeline(),
+                     noise_rows(self.sqnr, self.program.meta), path, f"npukit report: {self._title()}")
+
+    def save_trace(self, path: str | Path) -> None:
+        """Write the engine timeline as Chrome trace-event JSON (Perfetto UI, chrome://tracing):
+        a track per engine, an event per instruction, times in microseconds at the arch clock."""
+        from .report.trace import write_trace
+        write_trace(self.program, self.arch, self.timeline(), path, f"npukit: {self._title()}")
+
+    def save_csv(self, path: str | Path) -> None:
+        """Write the per-layer table as CSV, one row per profile layer."""
+        from .report.events import noise_rows
+        from .report.trace import layers_csv, write_text
+        noise = noise_rows(self.sqnr, self.program.meta)
+        write_text(path, layers_csv(self.program, self.profile(), self.arch, noise))
+
     def to_bytes(self) -> bytes:
         return self.program.to_bytes(self.arch.fingerprint)
 

@@ -28,6 +28,7 @@ DATAFLOW = typer.Option("arch", "--dataflow", help="arch | ws | os")
 COMPRESS = typer.Option("auto", "--compress-weights", help="auto | never: weight blocks stored compressed")
 OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (CompileOptions field), "
                       "e.g. timed_candidates=1 (repeatable)")
+TRACE = typer.Option(None, "--trace", help="write the engine timeline as Chrome trace-event JSON (Perfetto)")
 VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy: bind an input to a "
                       "constant at compile time (repeatable)")
 HOST = typer.Option("auto", "--host", help="auto | never: run what the NPU cannot on the host CPU, or refuse")
@@ -145,7 +146,8 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
 def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAME=FILE.npy or FILE.npy"),
         output: Path = typer.Option(..., "-o", "--output", help=".npz of outputs keyed by name"),
         frames: bool = typer.Option(False, "--frames", help="stream: feed the inputs' leading axis one "
-                                    "frame per run (state persists); outputs are stacked")):
+                                    "frame per run (state persists); outputs are stacked"),
+        trace: Optional[Path] = TRACE):
     """Run a compiled program on the functional simulator."""
     prog = api.load(program)
     feeds = {}
@@ -163,6 +165,8 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
     np.savez(output, **outs)
     for name, arr in outs.items():
         typer.echo(f"{name}: {arr.dtype}{list(arr.shape)}")
+    if trace:
+        prog.save_trace(trace)
 
 
 def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -180,7 +184,9 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
             calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
             compress_weights: str = COMPRESS, host: str = HOST, option: Optional[list[str]] = OPTION,
             input_value: Optional[list[str]] = VALUES,
-            json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON")):
+            json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON"),
+            trace: Optional[Path] = TRACE,
+            csv: Optional[Path] = typer.Option(None, "--csv", help="write the per-layer table as CSV")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
     if model.suffix == ".npub":
         prog = api.load(model)
@@ -193,6 +199,28 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
     typer.echo(str(p))
     if json_out:
         json_out.write_text(json.dumps(p.to_dict(), indent=1))
+    if trace:
+        prog.save_trace(trace)
+    if csv:
+        prog.save_csv(csv)
+
+
+@app.command()
+def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
+           calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
+           compress_weights: str = COMPRESS, option: Optional[list[str]] = OPTION,
+           input_value: Optional[list[str]] = VALUES,
+           output: Path = typer.Option(..., "-o", "--output", help="the HTML file to write")):
+    """One self-contained HTML report of an .npub (or of a model, compiled in memory): summary,
+    per-layer table, roofline, engine timeline, SRAM in use, quantisation noise, arch."""
+    if model.suffix == ".npub":
+        prog = api.load(model)
+    else:
+        options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+        prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value)
+    prog.report(output)
+    typer.echo(f"wrote {output} ({output.stat().st_size / 1024:.0f} KiB): {len(prog.program.layers)} layers, "
+               f"{len(prog.program.instructions):,} instructions")
 
 
 @app.command()

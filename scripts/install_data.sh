@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the workload tests and examples read: espeak-ng (keyword synthesis),
-# dataset-fashion-mnist (vision), pocketsphinx-testdata (speech recordings for the VAD).
+# dataset-fashion-mnist (vision), pocketsphinx-testdata (speech recordings for the VAD),
+# chromium (the HTML report's tests load it in a headless browser).
 # Idempotent and quiet; needs root (CI runs as root). Skips what is already installed.
 set -euo pipefail
-PACKAGES=(espeak-ng dataset-fashion-mnist pocketsphinx-testdata)
+PACKAGES=(espeak-ng dataset-fashion-mnist pocketsphinx-testdata chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,6 +12,7 @@ from ..isa.program import Program
 from ..sim.timing import Timeline, layer_cycles
 
 SCHEMA_VERSION = 1
+SRAMS = (I.ABUF, I.WBUF, I.ACC)
 
 
 @dataclass(frozen=True)
@@ -137,15 +138,21 @@ def _bound(target: str, cycles: int, mxu: int, vpu: int, dma: int) -> str:
     return {mxu: "compute", vpu: "vpu", dma: "memory"}[top]
 
 
+def sram_ranges(ins: I.Instr) -> list[tuple[int, int, int]]:
+    """(SRAM space, first byte, end byte) of each SRAM range the instruction's transfers touch."""
+    if isinstance(ins, I.Dma):
+        n = math.prod(ins.shape) * ins.elem
+        return [(space, addr, addr + n) for space, addr in ((ins.src_space, ins.src), (ins.dst_space, ins.dst))
+                if space in SRAMS]
+    if isinstance(ins, I.Requant):
+        return [(I.ACC, ins.src, ins.src + 4 * ins.n_pix * ins.k)]
+    return []
+
+
 def _sram_peak(prog: Program, arch) -> int:
     """Highest byte touched in each SRAM, summed: the on-chip arena actually used."""
-    top = {I.ABUF: 0, I.WBUF: 0, I.ACC: 0}
+    top = dict.fromkeys(SRAMS, 0)
     for ins in prog.instructions:
-        if isinstance(ins, I.Dma):
-            for space, addr in ((ins.src_space, ins.src), (ins.dst_space, ins.dst)):
-                if space in top:
-                    n = int(np.prod(ins.shape)) * ins.elem
-                    top[space] = max(top[space], addr + n)
-        elif isinstance(ins, I.Requant):
-            top[I.ACC] = max(top[I.ACC], ins.src + 4 * ins.n_pix * ins.k)
+        for space, _, end in sram_ranges(ins):
+            top[space] = max(top[space], end)
     return int(sum(top.values()))

@@ -211,6 +211,19 @@ def layer_cycles(prog: Program, t: Timeline) -> np.ndarray:
     return np.diff(np.maximum.accumulate(last), prepend=0) if len(last) else last
 
 
+def instruction_counts(prog: Program, arch) -> list[Counts]:
+    """Each instruction's own actions (MACs, bytes per SRAM and off-chip region, VPU ops), as
+    the timing model counts them; a host instruction's are not modelled here (empty)."""
+    model = _Model(prog, arch)
+    out = []
+    for ins in prog.instructions:
+        c = Counts()
+        if not isinstance(ins, I.Host):
+            model.latency(ins, c)
+        out.append(c)
+    return out
+
+
 def simulate(prog: Program, arch) -> Timeline:
     model = _Model(prog, arch)
     n = len(prog.instructions)
