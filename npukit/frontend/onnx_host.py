@@ -45,6 +45,9 @@ def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
     typed = [n for n in node.input if n in b.host_typed]
     if typed:
         return f"ONNX {op} reads {b.host_typed[typed[0]]} tensor {typed[0]!r} made on the host"
+    ints = [n for n in node.input if np.dtype(b.onnx_types.get(n, "float32")).kind in "iub"]
+    if ints and not (op == "Gather" and node.input[1:2] == ints[:1] and isinstance(b.values.get(node.input[0]), np.ndarray)):
+        return f"ONNX {op} reads integer input {ints[0]!r} (bind it with input_values to fold it)"
     if op == "Gather":        # picking rows of an activation (a recurrent state)
         if len(node.input) == 2 and isinstance(b.values.get(node.input[0]), Act) \
                 and isinstance(b.values.get(node.input[1]), np.ndarray):

@@ -269,3 +269,26 @@ def test_scan_over_activations(tmp_path):
     got, want = m.run({"x": x}), onnxruntime(mb, {"x": x})
     for name in ("total", "partial"):
         assert got[name].shape == want[name].shape and cosine(got[name], want[name]) > 0.995  # 20 int8 rows summed
+
+
+def test_integer_input_read_on_the_host_or_bound_at_compile_time(tmp_path):
+    """An int64 model input that feeds arithmetic runs those nodes on the host (fed at run
+    time); bound with input_values, the same nodes fold and the NPU runs the rest."""
+    from onnx import numpy_helper
+    nodes = [conv(), helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT, name="cast"),
+             helper.make_node("Mul", ["c", "kf"], ["y"], name="mul")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, X["x"]),
+                                           helper.make_tensor_value_info("k", TensorProto.INT64, [])],
+                              [helper.make_empty_tensor_value_info("y")], [numpy_helper.from_array(W, "w")])
+    mb = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+    (tmp_path / "m.onnx").write_bytes(mb)
+    x = RNG.standard_normal((32, *X["x"])).astype(np.float32)
+    calib = {"x": x, "k": np.full((32,), 3, np.int64)}
+    m = npukit.compile(tmp_path / "m.onnx", "npu-m", calibration=calib)
+    reasons = {h["node"]: h["reason"] for h in m.profile().host_ops}
+    assert reasons["cast"].startswith("ONNX Cast reads integer input 'k'"), reasons
+    got, want = m.run({"x": x[0], "k": np.array(3)}), onnxruntime(mb, {"x": x[0], "k": np.array(3)})
+    assert cosine(got["y"], want["y"]) > 0.99
+    bound = npukit.compile(tmp_path / "m.onnx", "npu-m", calibration={"x": x}, input_values={"k": 3})
+    assert not bound.profile().host_ops
+    assert cosine(bound.run({"x": x[0]})["y"], want["y"]) > 0.99
