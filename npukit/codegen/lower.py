@@ -39,7 +39,7 @@ from .vector import (
     resize_fits,
 )
 
-LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
+LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY}
 
 
 def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:

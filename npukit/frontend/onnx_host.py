@@ -1,6 +1,6 @@
 """ONNX operators imported as HOST_FLOAT nodes: run in float on the host beside the NPU.
 
-Only the operators listed here take this path (recurrent cells, square root, non-constant
+Only the operators listed here take this path (recurrent cells, powers, non-constant
 padding modes but reflect); any other operator without a converter is still refused, so a model never
 silently falls back to the CPU for something the NPU should run.
 """
@@ -13,7 +13,7 @@ from ..ir.graph import Op
 from ..quant.host_float import make_attrs
 from .onnx_builder import Builder
 
-HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Sqrt", "Pow"})
+HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Pow"})
 _HOST_PAD_MODES = (b"edge", b"wrap")        # reflect is an IR PAD (DMA with negative strides)
 
 

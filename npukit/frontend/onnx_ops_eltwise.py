@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import Clamp, EltwiseAttrs, LeakyReluAttrs, NoAttrs, Op
+from ..ir.graph import Clamp, EltwiseAttrs, LeakyReluAttrs, NoAttrs, Op, UnaryAttrs
 from .onnx_builder import Builder
 from .onnx_const import attributes
 
@@ -76,6 +76,27 @@ def hard_sigmoid(b: Builder, node) -> None:
     b.emit_result(out, Op.CLAMP, [s], Clamp(0.0, 1.0), nhwc=a.nhwc)
 
 
+# ONNX element-wise functions that become one table on the NPU: ONNX name -> function name,
+# and the ONNX attributes that parameterise them (alpha, gamma)
+UNARY_FUNCTIONS = {
+    "Log": "log", "Exp": "exp", "Abs": "abs", "Sqrt": "sqrt", "Neg": "neg", "Reciprocal": "reciprocal",
+    "Erf": "erf", "Softplus": "softplus", "Softsign": "softsign", "Elu": "elu", "Celu": "celu",
+    "Selu": "selu", "ThresholdedRelu": "thresholded_relu", "Mish": "mish", "Sin": "sin", "Cos": "cos",
+    "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh",
+    "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh", "Sign": "sign", "Floor": "floor",
+    "Ceil": "ceil", "Round": "round",
+}
+
+
+def _function(fn: str):
+    def convert(b: Builder, node) -> None:
+        at = attributes(node)
+        alpha, gamma = at.get("alpha"), at.get("gamma")
+        _unary(b, node, Op.UNARY, UnaryAttrs(fn, None if alpha is None else float(alpha),
+                                               None if gamma is None else float(gamma)))
+    return convert
+
+
 def _binary(b: Builder, node, op: Op, x: str, y: str, out: str) -> str:
     rank = max(_rank(b, x), _rank(b, y))
     if b.is_const(x) and op in (Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
@@ -120,4 +141,5 @@ ELTWISE_CONVERTERS = {
     "Add": _binary_converter(Op.ADD), "Sub": _binary_converter(Op.SUB),
     "Mul": _binary_converter(Op.MUL), "Div": div,
     "Max": _variadic(Op.MAXIMUM), "Min": _variadic(Op.MINIMUM), "Sum": _variadic(Op.ADD),
+    **{name: _function(fn) for name, fn in UNARY_FUNCTIONS.items()},
 }

@@ -64,10 +64,6 @@ def gelu(b: Builder, node) -> None:
     b.emit_result(node.output[0], Op.GELU, [a.ir], GeluAttrs(approx), nhwc=a.nhwc)
 
 
-def erf(b: Builder, node) -> None:
-    raise _unsupported(b, "'Erf'")           # only inside a GELU pattern (fused before conversion)
-
-
 def gather(b: Builder, node) -> None:
     axis = attributes(node).get("axis", 0)
     if not b.is_const(node.input[0]) or axis != 0:
@@ -172,7 +168,7 @@ def softmax(b: Builder, node) -> None:
 
 TRANSFORMER_CONVERTERS = {
     "Mul": mul, "Softmax": softmax,
-    "MatMul": matmul, "LayerNormalization": layer_norm, "Gelu": gelu, "Erf": erf, "Gather": gather,
+    "MatMul": matmul, "LayerNormalization": layer_norm, "Gelu": gelu, "Gather": gather,
     "IsNaN": is_nan, "Where": where, "Expand": expand, "Add": add,
 }
 

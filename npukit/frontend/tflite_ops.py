@@ -9,7 +9,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (Clamp, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, NoAttrs, Op, PoolAttrs)
+from ..ir.graph import (Clamp, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, NoAttrs, Op, PoolAttrs,
+                        UnaryAttrs)
 from ..quant import kernels_mxu as kx
 from .tflite_read import fused_clamp
 
@@ -170,6 +171,20 @@ def activation(cv, op) -> None:
     if cv.tensors[x].dtype.value not in ("int8", "float32"):
         raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {cv.tensors[x].dtype.value} tensors")
     cv.emit(kind, [x], cv.name(op.outputs[0]), attrs)
+
+
+# element-wise functions, one table each (quant/kernels_vpu_unary): NEG negates the codes
+_FUNCTIONS = {"LOG": "log", "EXP": "exp", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "ELU": "elu"}
+
+
+@converter(*_FUNCTIONS, "NEG")
+def function(cv, op) -> None:
+    x = cv.name(op.inputs[0])
+    dtype = cv.tensors[x].dtype.value
+    if dtype not in ("int8", "float32"):
+        raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {dtype} tensors")
+    fn = "tfl_neg" if cv.op_label == "NEG" and dtype == "int8" else _FUNCTIONS.get(cv.op_label, "neg")
+    cv.emit(Op.UNARY, [x], cv.name(op.outputs[0]), UnaryAttrs(fn))
 
 
 @converter("PRELU")

@@ -68,6 +68,7 @@ class Op(enum.Enum):
     HOST_FLOAT = "host_float"          # an ONNX node run in float on the host (LSTM, Sqrt, ...)
     GATHER = "gather"                  # rows of a constant table by an integer index input
     MAGNITUDE = "magnitude"            # sqrt(re^2 + im^2) of the two halves of an axis (STFT)
+    UNARY = "unary"                    # an element-wise function (log, exp, abs, ...): a 256-entry table
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,15 @@ class PoolAttrs:
 class MeanAttrs:
     axes: tuple[int, ...]
     keepdims: bool = True
+
+
+@dataclass(frozen=True)
+class UnaryAttrs:
+    """fn names the function (quant/kernels_vpu_unary.FLOAT_FUNCTIONS); alpha / gamma are its
+    parameters where it has them (Elu, Selu, Celu, ThresholdedRelu), None for the default."""
+    fn: str
+    alpha: float | None = None
+    gamma: float | None = None
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     if op is Op.MEAN:
         axes = {ax % len(x) for ax in a.axes}
         return [tuple(1 if i in axes else d for i, d in enumerate(x) if a.keepdims or i not in axes)]
-    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX,
+    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX, Op.UNARY,
               Op.QUANTIZE, Op.DEQUANTIZE):
         return [x]
     if op is Op.CONCAT:

@@ -11,6 +11,7 @@ from ..ir.graph import Clamp, Graph, Node, Op
 from ..ir.shapes import conv_out_hw
 from . import host_float
 from . import kernels_transformer as kt
+from .kernels_vpu_unary import unary_float
 
 Kernel = Callable[[Node, list[np.ndarray]], np.ndarray]
 
@@ -202,6 +203,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.PRELU: lambda n, i: np.where(i[0] >= 0, i[0], i[0] * i[1]),
     Op.SIGMOID: _sigmoid,
     Op.TANH: lambda n, i: np.tanh(i[0]),
+    Op.UNARY: lambda n, i: unary_float(n.attrs.fn, i[0], n.attrs.alpha, n.attrs.gamma),
     Op.HARD_SWISH: _hard_swish,
     Op.SOFTMAX: _softmax,
     Op.CONCAT: lambda n, i: np.concatenate(i, axis=n.attrs.axis),

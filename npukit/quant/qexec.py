@@ -49,7 +49,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kv.avg_pool(x, a, p.act_min, p.act_max)
     if op is Op.MEAN:
         return kv.mean(x, a.axes, p, keepdims=a.keepdims)
-    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH):
+    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY):
         return kv.lut(x, p.table)
     if op is Op.PRELU:
         return kv.prelu(x, ins[1], p)

@@ -16,6 +16,7 @@ from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
 from ..ir.verify import verify
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from . import kernels_vpu_unary as ku
 from . import kernels_wide as kw
 from .calibrate import Range
 from .host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa: F401 - isa.serial finds them
@@ -27,7 +28,7 @@ from .kernels_wide import MagnitudeParams  # noqa: F401 - isa.serial finds it he
 SAME_AS_INPUT = {Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT,
                  Op.RESIZE, Op.MAXIMUM, Op.MINIMUM}
 FIXED_OUTPUT = {Op.SIGMOID: (1 / 256, -128), Op.SOFTMAX: (1 / 256, -128), Op.TANH: (1 / 128, 0)}
-LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
+LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY}
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,8 @@ def _table(node: Node, x: QParams, out: QParams) -> np.ndarray:
         return kv.tanh_table(x.s, x.zp, out.s, out.zp)
     if op is Op.HARD_SWISH:
         return kv.hard_swish_table(x.s, x.zp, out.s, out.zp)
+    if op is Op.UNARY:
+        return ku.unary_table(a.fn, x.s, x.zp, out.s, out.zp, a.alpha, a.gamma)
     if op is Op.LEAKY_RELU:
         return kv.leaky_relu_table(x.s, x.zp, out.s, out.zp, a.alpha)
     # CLAMP: TFLite's quantised ReluX: requantise into the output scale, then clamp

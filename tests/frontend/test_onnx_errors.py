@@ -11,10 +11,10 @@ from npukit.frontend.onnx import load_onnx
 
 
 def test_unsupported_operator_names_op_and_node():
-    mb = model_bytes([helper.make_node("Erf", ["x"], ["y"], name="gelu_erf")], {"x": (1, 4)}, ["y"])
+    mb = model_bytes([helper.make_node("Hardmax", ["x"], ["y"], name="pick")], {"x": (1, 4)}, ["y"])
     with pytest.raises(UnsupportedOpError) as info:
         load_onnx(mb)
-    assert str(info.value) == "unsupported ONNX operator 'Erf' (node 'gelu_erf')"
+    assert str(info.value) == "unsupported ONNX operator 'Hardmax' (node 'pick')"
 
 
 def test_malformed_bytes_and_missing_file(tmp_path):

@@ -177,6 +177,13 @@ CASES: dict[str, Case] = {
     "relu_n1_to_1": _unary("RELU_N1_TO_1", X),
     "leaky_relu": _unary("LEAKY_RELU", X, None, _opts(tfl.LeakyReluOptionsT, alpha=0.2)),
     "prelu": _prelu(X),
+    "log": _unary("LOG", X),
+    "exp": _unary("EXP", X),
+    "abs": _unary("ABS", X),
+    "abs_same_scale": _unary("ABS", X, "same"),
+    "neg": _unary("NEG", X, "same"),
+    "sqrt": _unary("SQRT", X, None, None, (0.05, -128)),      # LiteRT refuses negative inputs
+    "rsqrt": _unary("RSQRT", X, None, None, (0.02, -128)),
     "quantize_rescale": _unary("QUANTIZE", X),
     "concat_channels": _concat([(1, 4, 4, 3), (1, 4, 4, 5)], 3),
     "concat_rows": _concat([(1, 2, 4, 3), (1, 3, 4, 3), (1, 1, 4, 3)], 1),

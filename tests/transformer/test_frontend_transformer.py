@@ -11,7 +11,6 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from npukit.errors import UnsupportedOpError
 from npukit.frontend.onnx import load_onnx
 from npukit.ir.graph import Op
 from npukit.quant.float_exec import run_float
@@ -79,10 +78,9 @@ def test_attention_scores_with_nan_guard():
     assert sum(n.op is Op.MATMUL for n in g.nodes) == 2
 
 
-def test_erf_alone_is_unsupported():
-    data = _model([helper.make_node("Erf", ["x0"], ["y"])], {})
-    with pytest.raises(UnsupportedOpError, match="Erf"):
-        load_onnx(data)
+def test_erf_alone_is_an_elementwise_table():
+    g = _check(_model([helper.make_node("Erf", ["x0"], ["y"])], {}))
+    assert [n.attrs.fn for n in g.nodes if n.op is Op.UNARY] == ["erf"]
 
 
 def test_minilm_on_npu_close_to_onnxruntime():

@@ -1,0 +1,56 @@
+"""ONNX element-wise functions compiled to one NPU table each: on the NPU, and within one
+output LSB of onnxruntime's float result on the quantised input (the only approximation is
+the output's rounding: the table is exact per input code)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from onnx import helper
+from onnx_testutil import model_bytes, onnxruntime_outputs
+
+import npukit
+from npukit.quant import kernels_vpu as kv
+
+SHAPE = (1, 3, 5, 7)
+POSITIVE, UNIT, ANY = (0.05, 4.0), (-0.95, 0.95), (-3.0, 3.0)
+CASES = [
+    ("Log", {}, POSITIVE), ("Exp", {}, ANY), ("Reciprocal", {}, POSITIVE), ("Neg", {}, ANY),
+    ("Abs", {}, ANY), ("Sqrt", {}, POSITIVE), ("Erf", {}, ANY), ("Softplus", {}, ANY),
+    ("Softsign", {}, ANY), ("Elu", {"alpha": 0.7}, ANY), ("Selu", {}, ANY), ("Celu", {"alpha": 2.0}, ANY),
+    ("ThresholdedRelu", {"alpha": 0.5}, ANY), ("Mish", {}, ANY), ("Sin", {}, ANY), ("Cos", {}, ANY),
+    ("Atan", {}, ANY), ("Asin", {}, UNIT), ("Acos", {}, UNIT), ("Atanh", {}, UNIT), ("Sinh", {}, ANY),
+    ("Cosh", {}, ANY), ("Asinh", {}, ANY), ("Acosh", {}, (1.05, 4.0)), ("Tan", {}, (-1.2, 1.2)),
+    ("Sign", {}, ANY), ("Floor", {}, ANY), ("Ceil", {}, ANY), ("Round", {}, ANY),
+]
+
+
+def _compile(tmp_path, op_type, attrs, domain):
+    opset = 18 if op_type == "Mish" else 13
+    mb = model_bytes([helper.make_node(op_type, ["x"], ["y"], **attrs)], {"x": SHAPE}, ["y"], opset=opset)
+    path = tmp_path / f"{op_type}.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(7)
+    calib = rng.uniform(*domain, size=(8, *SHAPE)).astype(np.float32)
+    calib[0].flat[:2] = domain                       # the whole domain in the calibrated range
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mb, npukit.compile(path, "npu-m", calibration={"x": calib})
+
+
+@pytest.mark.parametrize("op_type,attrs,domain", CASES, ids=[c[0] for c in CASES])
+def test_unary_within_one_lsb_of_onnxruntime(tmp_path, op_type, attrs, domain):
+    mb, prog = _compile(tmp_path, op_type, attrs, domain)
+    assert [(la.op, la.target) for la in prog.program.layers] == [("unary", "npu")]
+    assert prog.profile().host_ops == []
+    x_io, y_io = prog.program.inputs[0], prog.program.outputs[0]
+    rng = np.random.default_rng(1)
+    x = rng.uniform(*domain, size=SHAPE).astype(np.float32)
+    x_q = kv.dequantize(kv.quantize(x, x_io.scale, x_io.zero_point), x_io.scale, x_io.zero_point)
+    want = onnxruntime_outputs(mb, {"x": x_q.astype(np.float32)})["y"]
+    lo, hi = (np.array([-128, 127]) - y_io.zero_point) * y_io.scale
+    got = prog.run({"x": x})["y"]
+    assert got.shape == want.shape
+    err = np.abs(got - np.clip(want, lo, hi))
+    assert err.max() <= y_io.scale * 1.001, (op_type, float(err.max() / y_io.scale))
