@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from npukit.frontend.onnx import load_onnx
