@@ -17,10 +17,12 @@ from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
 from ..quant import kernels_vpu as kv
 from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..ir.shapes import REDUCTIONS
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
+from .gather import gather_reduced_axes_graph
 from .fused import fusable_expansions, fusable_pairs, lower_fused, plan_fused
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
@@ -68,8 +70,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op is Op.QUANTIZE:
         ok = node.params is not None and g.tensors[node.inputs[0]].dtype is DType.I8
         return "" if ok else "quantize from a type other than int8"
-    if op is Op.MEAN:
-        return "" if mean_layout(g, node) else "mean over non-adjacent axes"
+    if op in REDUCTIONS:
+        return "" if mean_layout(g, node) else "reduction over non-adjacent axes"
     if op in DATA_LOWERING:
         return "" if rank <= 4 else f"{rank}-D tensor exceeds the 4-D DMA"
     return f"no NPU lowering for {op.value}"
@@ -77,7 +79,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
 
 def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Program:
     user_inputs, user_outputs = g.inputs, g.outputs
-    g, moved = absorb_boundary_transposes(g)
+    g, moved = absorb_boundary_transposes(gather_reduced_axes_graph(g))
     names = [r.name for r in arch.regions]
     act_space = I.REGION0 + names.index(arch.placement.activations)
     w_space = I.REGION0 + names.index(arch.placement.weights)
@@ -244,7 +246,7 @@ def _lower(ctx: Ctx, g: Graph, node: Node):
         return lower_resize(ctx, g, node)
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         return lower_pool(ctx, g, node)
-    if op is Op.MEAN:
+    if op in REDUCTIONS:
         return lower_mean(ctx, g, node)
     if op is Op.RESHAPE:
         return {}
@@ -288,7 +290,7 @@ def _vpu_ops(g: Graph, node: Node) -> int:
     out = g.tensors[node.outputs[0]].size
     if node.op in (Op.MAX_POOL, Op.AVG_POOL):
         return out * node.attrs.kernel[0] * node.attrs.kernel[1]
-    if node.op is Op.MEAN:
+    if node.op in REDUCTIONS:
         return g.tensors[node.inputs[0]].size
     if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD):
         return 0                                   # pure data movement (DMA)

@@ -1,4 +1,4 @@
-"""Lowering of VPU layers: element-wise arithmetic, tables, pooling and spatial mean."""
+"""Lowering of VPU layers: element-wise arithmetic, tables, pooling and reductions."""
 from __future__ import annotations
 
 import math
@@ -170,28 +170,36 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     return {}
 
 
+REDUCE_KIND = {Op.MEAN: 0, Op.REDUCE_SUM: 0, Op.REDUCE_MAX: 1, Op.REDUCE_MIN: 2}
+
+
 def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
-    """Mean over adjacent axes: the input as [outer, n, inner], n reduced in channel blocks."""
+    """A reduction over adjacent axes: the input as [outer, n, inner]. A tile holds the n rows
+    of `ob` outer blocks of `cb` inner elements, laid out [n, ob * cb]: one MEAN each."""
     e = ctx.emitter
-    outer, hw, c = mean_layout(g, node)
+    outer, n, inner = mean_layout(g, node)
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 64
-    cb = max(1, min(c, budget // (hw + 1)))
-    if hw * cb + cb > budget:
-        raise ScheduleError(f"{node.name}: a mean over {hw} elements does not fit ABUF ({a_slots.size} B)")
-    ins, outs = SlotPair(a_slots.take(hw * cb, ctx.nbuf)), SlotPair(a_slots.take(cb, ctx.nbuf))
+    cb = max(1, min(inner, budget // (n + 1)))
+    ob = max(1, min(outer, budget // ((n + 1) * cb)))
+    if n * ob * cb + ob * cb > budget:
+        raise ScheduleError(f"{node.name}: a reduction over {n} elements does not fit ABUF ({a_slots.size} B)")
+    ins, outs = SlotPair(a_slots.take(n * ob * cb, ctx.nbuf)), SlotPair(a_slots.take(ob * cb, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
-    qp = params_to_ints(node.params)
-    for b in range(outer):
-        for c0 in range(0, c, cb):
-            cl = min(cb, c - c0)
+    kind = REDUCE_KIND[node.op]
+    qp = params_to_ints(node.params) if kind == 0 else ()
+    for b0 in range(0, outer, ob):
+        bl = min(ob, outer - b0)
+        for c0 in range(0, inner, cb):
+            cl = min(cb, inner - c0)
             xa = ins.next()
-            dma(e, ctx.space(node.inputs[0]), src + b * hw * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
-                (1, 1, 1, hw), cl)
+            dma(e, ctx.space(node.inputs[0]), src + b0 * n * inner + c0, (0, 0, inner, n * inner), I.ABUF, xa,
+                (0, 0, bl * cl, cl), (1, 1, n, bl), cl)
             oa = outs.next()
-            e.emit(lambda L, d: I.Mean(L, d, xa, hw, cl, oa, qp),
-                   [(I.ABUF, xa, xa + hw * cl)], [(I.ABUF, oa, oa + cl)])
-            contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + b * c + c0, cl)
+            e.emit(lambda L, d: I.Mean(L, d, xa, n, bl * cl, oa, qp, kind),
+                   [(I.ABUF, xa, xa + n * bl * cl)], [(I.ABUF, oa, oa + bl * cl)])
+            dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + b0 * inner + c0,
+                (0, 0, 0, inner), (1, 1, 1, bl), cl)
     return {}
 
 
@@ -249,7 +257,7 @@ def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
 
 def mean_layout(g: Graph, node: Node) -> tuple[int, int, int] | None:
     """(outer, n, inner) when the reduced axes are adjacent: the input is then [outer, n, inner]
-    and the mean reduces n for each (outer, inner); None otherwise."""
+    and the reduction reduces n for each (outer, inner); None otherwise."""
     shape = g.tensors[node.inputs[0]].shape
     axes = sorted({a % len(shape) for a in node.attrs.axes}) if shape else []
     if not axes or axes != list(range(axes[0], axes[-1] + 1)):

@@ -1,5 +1,6 @@
 """ONNX converters for data movement: Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat,
-Split, Slice, Pad, Softmax, ReduceMean, Identity, Dropout, Cast (Resize lives in onnx_resize)."""
+Split, Slice, Pad, Softmax, ReduceMean / Sum / Max / Min, Identity, Dropout, Cast (Resize lives
+in onnx_resize)."""
 from __future__ import annotations
 
 import numpy as np
@@ -181,7 +182,14 @@ def softmax(b: Builder, node) -> None:
     b.reshape_to_onnx(node.output[0], y, a.shape)
 
 
-def reduce_mean(b: Builder, node) -> None:
+def _reduce(op: Op):
+    """ReduceMean / ReduceSum / ReduceMax / ReduceMin over any axes (4-D: in NHWC)."""
+    def convert(b: Builder, node) -> None:
+        _reduce_node(b, node, op)
+    return convert
+
+
+def _reduce_node(b: Builder, node, op: Op) -> None:
     at = attributes(node)
     a = b.act(node.input[0])
     axes = _axes_input(b, node, at, 1)
@@ -193,14 +201,14 @@ def reduce_mean(b: Builder, node) -> None:
     axes = sorted({ax % a.rank for ax in axes})
     keep = bool(at.get("keepdims", 1))
     if a.rank != 4:
-        b.emit_result(node.output[0], Op.MEAN, [b.onnx_layout(node.input[0])], MeanAttrs(tuple(axes), keep),
+        b.emit_result(node.output[0], op, [b.onnx_layout(node.input[0])], MeanAttrs(tuple(axes), keep),
                       nhwc=False)
         return
     ir_axes = tuple(sorted(onnx_axis_to_ir(ax, 4) for ax in axes))
     if keep:
-        b.emit_result(node.output[0], Op.MEAN, [a.ir], MeanAttrs(ir_axes, True), nhwc=True)
+        b.emit_result(node.output[0], op, [a.ir], MeanAttrs(ir_axes, True), nhwc=True)
         return
-    m = b.emit(Op.MEAN, [a.ir], MeanAttrs(ir_axes, True), b.fresh(node.output[0] + "_keep"))
+    m = b.emit(op, [a.ir], MeanAttrs(ir_axes, True), b.fresh(node.output[0] + "_keep"))
     nchw = b.emit(Op.TRANSPOSE, [m], TransposeAttrs((0, 3, 1, 2)), b.fresh(node.output[0] + "_keep_nchw"))
     b.reshape_to_onnx(node.output[0], nchw, tuple(d for i, d in enumerate(a.shape) if i not in axes))
 
@@ -220,6 +228,7 @@ def cast(b: Builder, node) -> None:
 TENSOR_CONVERTERS = {
     "Flatten": flatten, "Reshape": reshape, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
     "Transpose": transpose, "Concat": concat, "Split": split, "Slice": slice_, "Pad": pad,
-    "Softmax": softmax, "ReduceMean": reduce_mean, "Identity": identity, "Dropout": identity,
+    "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
+    "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "Identity": identity, "Dropout": identity,
     "Cast": cast, **RESIZE_CONVERTERS,
 }

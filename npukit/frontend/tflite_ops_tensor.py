@@ -162,14 +162,20 @@ def resize(cv, op) -> None:
     cv.emit(Op.RESIZE, [x], out, ResizeAttrs(size, mode, bool(o.alignCorners), bool(o.halfPixelCenters)))
 
 
-@converter("MEAN")
+_REDUCTIONS = {"MEAN": Op.MEAN, "SUM": Op.REDUCE_SUM, "REDUCE_MAX": Op.REDUCE_MAX, "REDUCE_MIN": Op.REDUCE_MIN}
+
+
+@converter(*_REDUCTIONS)
 def mean(cv, op) -> None:
     x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    kind = _REDUCTIONS[cv.op_label]
     rank = len(cv.tensors[x].shape)
-    axes = tuple(sorted({int(a) % rank for a in cv.need_const(op.inputs[1], "MEAN axes").reshape(-1)}))
+    axes = tuple(sorted({int(a) % rank for a in cv.need_const(op.inputs[1], f"{cv.op_label} axes").reshape(-1)}))
     keep = bool(op.builtinOptions.keepDims) if op.builtinOptions is not None else False
-    if keep or axes != (1, 2) or rank != 4:
-        cv.emit(Op.MEAN, [x], out, MeanAttrs(axes, keep))
+    if kind in (Op.REDUCE_MAX, Op.REDUCE_MIN):
+        _same_quant(cv, x, out)
+    if kind is not Op.MEAN or keep or axes != (1, 2) or rank != 4:
+        cv.emit(kind, [x], out, MeanAttrs(axes, keep))
         return
     # global average pool: the NPU's spatial MEAN keeps H, W as 1; dropping them is a free reshape
     n, _, _, c = cv.tensors[x].shape

@@ -46,7 +46,10 @@ class Op(enum.Enum):
     MINIMUM = "minimum"
     MAX_POOL = "max_pool"
     AVG_POOL = "avg_pool"
-    MEAN = "mean"                      # over spatial axes (global average pool)
+    MEAN = "mean"                      # over any axes (MeanAttrs), e.g. a global average pool
+    REDUCE_SUM = "reduce_sum"          # the same reductions (MeanAttrs): sum, largest, smallest
+    REDUCE_MAX = "reduce_max"
+    REDUCE_MIN = "reduce_min"
     CLAMP = "clamp"                    # relu, relu6, clip
     LEAKY_RELU = "leaky_relu"
     PRELU = "prelu"

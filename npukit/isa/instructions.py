@@ -199,12 +199,15 @@ class Pool(Instr):
 
 @dataclass(frozen=True)
 class Mean(Instr):
-    """Mean over `n` pixels of an ABUF tile [n, c] -> [c], TFLite MEAN integer rounding."""
+    """Reduce the `n` rows of an ABUF tile [n, c] -> [c]. kind 0: TFLite MEAN / SUM integer
+    arithmetic with qparams = kernels_vpu.MeanParams; kind 1 (an extension field): the largest
+    code, kind 2: the smallest (qparams empty)."""
     src: int
     n: int
     c: int
     dst: int
     qparams: tuple[int, ...]
+    kind: int = 0          # extension: 0 mean / sum, 1 max, 2 min
 
 
 @dataclass(frozen=True)

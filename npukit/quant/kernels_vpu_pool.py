@@ -1,5 +1,6 @@
-"""Window and resampling int8 kernels of the TFLite reference: MAX_POOL_2D, AVERAGE_POOL_2D,
-MEAN, RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR (all NHWC)."""
+"""Window, reduction and resampling int8 kernels of the TFLite reference: MAX_POOL_2D,
+AVERAGE_POOL_2D, MEAN, SUM, REDUCE_MAX, REDUCE_MIN, RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR
+(pooling and resizing NHWC)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -103,9 +104,30 @@ def prepare_mean(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
     return MeanParams(int(in_zp), int(out_zp), n, int(mult), int(shift - up))
 
 
+def prepare_sum(in_scale: float, in_zp: int, out_scale: float, out_zp: int, n_elements: int) -> MeanParams:
+    """SUM: QuantizedMeanOrSum with compute_sum, i.e. MEAN's arithmetic without the 1/n folding:
+    out = MultiplyByQuantizedMultiplier(sum(q) - n zp_in, QuantizeMultiplier(s_in / s_out)) + zp_out.
+    (LiteRT 2.3.0's BUILTIN_REF int8 SUM reads the codes as uint8 bytes and clamps to [0, 255]:
+    npukit does not copy that; it agrees with it wherever the inputs and the result are
+    non-negative codes, see docs/numerics.md.)"""
+    n = int(n_elements)
+    if n < 1:
+        raise InputError(f"SUM over {n} elements")
+    mult, shift = intmath.quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+    return MeanParams(int(in_zp), int(out_zp), n, int(mult), int(shift))
+
+
+def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], largest: bool, keepdims: bool = True) -> np.ndarray:
+    """REDUCE_MAX / REDUCE_MIN: the largest / smallest code (input and output share quantisation)."""
+    x = np.asarray(x)
+    axes = tuple(sorted({a % x.ndim for a in axes}))
+    return (np.max if largest else np.min)(x, axis=axes, keepdims=keepdims)
+
+
 def mean(x: np.ndarray, axes: tuple[int, ...], p: MeanParams, keepdims: bool = True,
          dtype=np.int8) -> np.ndarray:
-    """reference_ops::QuantizedMeanOrSum (compute_sum=false) over `axes`."""
+    """reference_ops::QuantizedMeanOrSum over `axes` (MEAN: p from prepare_mean; SUM: from
+    prepare_sum)."""
     x = np.asarray(x)
     axes = tuple(sorted({a % x.ndim for a in axes}))
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1

@@ -47,8 +47,10 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kv.max_pool(x, a, p.act_min, p.act_max)
     if op is Op.AVG_POOL:
         return kv.avg_pool(x, a, p.act_min, p.act_max)
-    if op is Op.MEAN:
+    if op in (Op.MEAN, Op.REDUCE_SUM):
         return kv.mean(x, a.axes, p, keepdims=a.keepdims)
+    if op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
+        return kv.reduce_extreme(x, a.axes, op is Op.REDUCE_MAX, keepdims=a.keepdims)
     if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY):
         return kv.lut(x, p.table)
     if op is Op.PRELU:

@@ -26,7 +26,7 @@ from .kernels_wide import MagnitudeParams  # noqa: F401 - isa.serial finds it he
 
 # ops whose output must carry its (first) input's quantisation, as TFLite's int8 kernels demand
 SAME_AS_INPUT = {Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT,
-                 Op.RESIZE, Op.MAXIMUM, Op.MINIMUM}
+                 Op.RESIZE, Op.MAXIMUM, Op.MINIMUM, Op.REDUCE_MAX, Op.REDUCE_MIN}
 FIXED_OUTPUT = {Op.SIGMOID: (1 / 256, -128), Op.SOFTMAX: (1 / 256, -128), Op.TANH: (1 / 128, 0)}
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY}
 
@@ -190,10 +190,11 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         return node
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         return node.with_(params=PoolParams(*kx.activation_range(a.act, out.s, out.zp)))
-    if op is Op.MEAN:
+    if op in (Op.MEAN, Op.REDUCE_SUM):
         x = tensors[node.inputs[0]]
         n = int(np.prod([x.shape[i] for i in a.axes]))
-        return node.with_(params=kv.prepare_mean(x.quant.s, x.quant.zp, out.s, out.zp, n))
+        prepare = kv.prepare_mean if op is Op.MEAN else kv.prepare_sum
+        return node.with_(params=prepare(x.quant.s, x.quant.zp, out.s, out.zp, n))
     if op in LUT_OPS:
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]].quant, out)))
     if op is Op.PRELU:

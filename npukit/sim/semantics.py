@@ -357,6 +357,11 @@ def _pool_covers(p: I.Pool, attrs: PoolAttrs) -> bool:
 def _mean(m: Machine, r: I.Mean) -> Action:
     x = m.view(I.ABUF, r.src, (1, r.n, 1, r.c))
     dst = m.view(I.ABUF, r.dst, (1, 1, 1, r.c))
+    if r.kind in (1, 2):
+        _check_geometry("MEAN", r.n, r.c)
+        return lambda: dst.__setitem__(..., kernels_vpu.reduce_extreme(x, (1, 2), r.kind == 1))
+    if r.kind != 0:
+        raise BinaryError(f"MEAN: unknown kind {r.kind}")
     p = params_from_ints(kernels_vpu.MeanParams, r.qparams)
     return lambda: dst.__setitem__(..., kernels_vpu.mean(x, (1, 2), p))
 

@@ -134,12 +134,15 @@ def _prelu(shape) -> Case:
     return case
 
 
-def _mean(shape, axes, keep) -> Case:
+def _mean(shape, axes, keep, op="MEAN") -> Case:
+    """A reduction; REDUCE_MAX / REDUCE_MIN keep the input's quantisation, as LiteRT requires."""
     def case(seed):
         rng = np.random.default_rng(seed)
         (s, z), (so, zo) = _q(rng), _q(rng)
+        if op in ("REDUCE_MAX", "REDUCE_MIN"):
+            so, zo = s, z
         out = tuple(1 if i in axes else d for i, d in enumerate(shape) if keep or i not in axes)
-        model = build_single_op("MEAN", [T("x", shape, scale=s, zero_point=z),
+        model = build_single_op(op, [T("x", shape, scale=s, zero_point=z),
                                          T("axes", (len(axes),), "int32", data=_i32(*axes))],
                                 [T("y", out, scale=so, zero_point=zo)], _opts(tfl.ReducerOptionsT, keepDims=keep))
         return model, [_x(rng, shape)]
@@ -167,6 +170,16 @@ CASES: dict[str, Case] = {
     "mean_channels": _mean((1, 4, 5, 12), (3,), False),
     "mean_wc_keep": _mean((1, 3, 4, 6), (2, 3), True),
     "mean_rows": _mean((1, 6, 5, 8), (1,), True),
+    "mean_non_adjacent": _mean((1, 4, 5, 6), (1, 3), False),
+    "mean_non_adjacent_keep": _mean((2, 4, 5, 6), (0, 2), True),
+    "mean_all_but_batch": _mean((1, 4, 5, 6), (1, 2, 3), False),
+    "mean_last_rows": _mean((3, 40, 24), (2,), True),
+    "reduce_max_channels": _mean((1, 4, 5, 12), (3,), False, "REDUCE_MAX"),
+    "reduce_max_non_adjacent_keep": _mean((2, 4, 5, 6), (1, 3), True, "REDUCE_MAX"),
+    "reduce_min_hw_keep": _mean((1, 5, 7, 6), (1, 2), True, "REDUCE_MIN"),
+    "reduce_min_batch_channels": _mean((3, 4, 5, 6), (0, 3), False, "REDUCE_MIN"),
+    "mean_large_hw": _mean((1, 48, 48, 64), (1, 2), True),                  # tiles of channel blocks
+    "reduce_max_many_rows": _mean((64, 300), (1,), False, "REDUCE_MAX"),     # tiles of rows
     "softmax": _softmax((2, 10), 1.0),
     "softmax_beta": _softmax((1, 3, 16), 0.5),
     "logistic": _unary("LOGISTIC", X, (1 / 256, -128)),

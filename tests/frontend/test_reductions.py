@@ -1,0 +1,91 @@
+"""Reductions on the NPU: ONNX ReduceSum / Max / Min / Mean over any axes against onnxruntime
+on the quantised input (within one output LSB), and TFLite SUM against LiteRT (the reference
+kernel where it reads its bytes right, the default kernel everywhere)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as tfl
+from onnx import helper
+from onnx_testutil import model_bytes, onnxruntime_outputs
+
+import npukit
+from npukit.quant import kernels_vpu as kv
+from npukit.testing.tflite_builder import TensorSpec as T
+from npukit.testing.tflite_builder import build_single_op, run_reference
+
+SHAPE = (2, 3, 5, 7)
+ONNX_CASES = [(op, axes, keep) for op in ("ReduceSum", "ReduceMax", "ReduceMin", "ReduceMean")
+              for axes, keep in (((1,), 1), ((1, 3), 0), ((0, 2), 1), ((2, 3), 0), ((0, 1, 2, 3), 1))]
+
+
+def _onnx_model(op, axes, keep) -> bytes:
+    if op == "ReduceSum":            # axes an input from opset 13, the others from 18
+        n = helper.make_node(op, ["x", "axes"], ["y"], keepdims=keep)
+        return model_bytes([n], {"x": SHAPE}, ["y"], {"axes": np.asarray(axes, np.int64)}, 13)
+    return model_bytes([helper.make_node(op, ["x"], ["y"], axes=list(axes), keepdims=keep)], {"x": SHAPE}, ["y"])
+
+
+@pytest.mark.parametrize("op,axes,keep", ONNX_CASES, ids=[f"{o}-{a}-{k}" for o, a, k in ONNX_CASES])
+def test_onnx_reduction_within_one_lsb_of_onnxruntime(tmp_path, op, axes, keep):
+    mb = _onnx_model(op, axes, keep)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(path, "npu-m", calibration={"x": rng.normal(size=(8, *SHAPE)).astype(np.float32)})
+    assert prog.profile().host_ops == []
+    assert any(la.op == {"ReduceSum": "reduce_sum", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min",
+                         "ReduceMean": "mean"}[op] for la in prog.program.layers)
+    x_io, y_io = prog.program.inputs[0], prog.program.outputs[0]
+    x = rng.normal(size=SHAPE).astype(np.float32)
+    x_q = kv.dequantize(kv.quantize(x, x_io.scale, x_io.zero_point), x_io.scale, x_io.zero_point)
+    want = onnxruntime_outputs(mb, {"x": x_q.astype(np.float32)})["y"]
+    got = prog.run({"x": x})["y"]
+    lo, hi = (np.array([-128, 127]) - y_io.zero_point) * y_io.scale
+    assert got.shape == want.shape
+    assert np.abs(got - np.clip(want, lo, hi)).max() <= y_io.scale * 1.001
+
+
+def _sum_model(shape, axes, keep, s, z, so, zo) -> bytes:
+    out = tuple(1 if i in axes else d for i, d in enumerate(shape) if keep or i not in axes)
+    o = tfl.ReducerOptionsT()
+    o.keepDims = keep
+    return build_single_op("SUM", [T("x", shape, scale=s, zero_point=z),
+                                   T("axes", (len(axes),), "int32", data=np.asarray(axes, np.int32))],
+                           [T("y", out, scale=so, zero_point=zo)], o)
+
+
+@pytest.mark.parametrize("axes,keep", [((3,), False), ((1, 2), True), ((0, 2), False), ((1, 2, 3), True)])
+@pytest.mark.parametrize("s,z,zo", [(0.05, 0, 3), (0.02, -6, 10), (0.1, 5, 0)])
+def test_tflite_sum_equals_litert(tmp_path, axes, keep, s, z, zo):
+    """LiteRT 2.3.0's reference int8 SUM reads the codes as uint8 and clamps to [0, 255]: it
+    agrees with TFLite's arithmetic where inputs are non-negative codes and the sum lands in
+    [0, 126]; there the NPU must equal it. Its default kernel agrees everywhere within 1 LSB."""
+    from ai_edge_litert.interpreter import Interpreter
+    shape = (2, 4, 5, 6)
+    n = int(np.prod([shape[a] for a in axes]))
+    so = float(np.float32(s * n * 16 / 60))     # sums of codes in [0, 32) land near code 60
+    model = _sum_model(shape, axes, keep, s, z, so, zo)
+    path = tmp_path / "sum.tflite"
+    path.write_bytes(model)
+    prog = npukit.compile(path, "npu-m")
+    assert prog.profile().host_ops == []
+    rng = np.random.default_rng(sum(axes))
+    x = rng.integers(0, 32, size=shape).astype(np.int8)
+    got = prog.run({prog.input_names[0]: x})[prog.output_names[0]].astype(int)
+    ref = run_reference(model, [x])[0].astype(int)
+    inside = (got >= 0) & (got <= 126)
+    assert inside.mean() > 0.5
+    np.testing.assert_array_equal(got[inside], ref[inside])
+    x = rng.integers(-128, 128, size=shape).astype(np.int8)
+    it = Interpreter(model_content=model)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    default = it.get_tensor(it.get_output_details()[0]["index"]).astype(int)
+    got = prog.run({prog.input_names[0]: x})[prog.output_names[0]].astype(int)
+    assert np.abs(got - default).max() <= 1
