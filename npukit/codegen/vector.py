@@ -175,19 +175,25 @@ REDUCE_KIND = {Op.MEAN: 0, Op.REDUCE_SUM: 0, Op.REDUCE_MAX: 1, Op.REDUCE_MIN: 2}
 
 def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     """A reduction over adjacent axes: the input as [outer, n, inner]. A tile holds the n rows
-    of `ob` outer blocks of `cb` inner elements, laid out [n, ob * cb]: one MEAN each."""
+    of `ob` outer blocks of `cb` inner elements, laid out [n, ob * cb]: one MEAN (ARGMAX) each."""
     e = ctx.emitter
     outer, n, inner = mean_layout(g, node)
+    elem = g.tensors[node.outputs[0]].dtype.itemsize        # 4 / 8 for ARG_MAX's indices
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 64
-    cb = max(1, min(inner, budget // (n + 1)))
-    ob = max(1, min(outer, budget // ((n + 1) * cb)))
-    if n * ob * cb + ob * cb > budget:
+    cb = max(1, min(inner, budget // (n + elem)))
+    ob = max(1, min(outer, budget // ((n + elem) * cb)))
+    if (n + elem) * ob * cb > budget:
         raise ScheduleError(f"{node.name}: a reduction over {n} elements does not fit ABUF ({a_slots.size} B)")
-    ins, outs = SlotPair(a_slots.take(n * ob * cb, ctx.nbuf)), SlotPair(a_slots.take(ob * cb, ctx.nbuf))
+    ins, outs = SlotPair(a_slots.take(n * ob * cb, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * elem, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
-    kind = REDUCE_KIND[node.op]
-    qp = params_to_ints(node.params) if kind == 0 else ()
+    if node.op is Op.ARG_MAX:
+        last = int(node.attrs.last)
+        instr = lambda L, d, xa, c, oa: I.ArgMax(L, d, xa, n, c, oa, elem, last)    # noqa: E731
+    else:
+        kind = REDUCE_KIND[node.op]
+        qp = params_to_ints(node.params) if kind == 0 else ()
+        instr = lambda L, d, xa, c, oa: I.Mean(L, d, xa, n, c, oa, qp, kind)        # noqa: E731
     for b0 in range(0, outer, ob):
         bl = min(ob, outer - b0)
         for c0 in range(0, inner, cb):
@@ -196,10 +202,10 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
             dma(e, ctx.space(node.inputs[0]), src + b0 * n * inner + c0, (0, 0, inner, n * inner), I.ABUF, xa,
                 (0, 0, bl * cl, cl), (1, 1, n, bl), cl)
             oa = outs.next()
-            e.emit(lambda L, d: I.Mean(L, d, xa, n, bl * cl, oa, qp, kind),
-                   [(I.ABUF, xa, xa + n * bl * cl)], [(I.ABUF, oa, oa + bl * cl)])
-            dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + b0 * inner + c0,
-                (0, 0, 0, inner), (1, 1, 1, bl), cl)
+            e.emit(lambda L, d: instr(L, d, xa, bl * cl, oa),
+                   [(I.ABUF, xa, xa + n * bl * cl)], [(I.ABUF, oa, oa + bl * cl * elem)])
+            dma(e, I.ABUF, oa, (0, 0, 0, cl * elem), ctx.space(node.outputs[0]), dst + (b0 * inner + c0) * elem,
+                (0, 0, 0, inner * elem), (1, 1, 1, bl), cl * elem)
     return {}
 
 

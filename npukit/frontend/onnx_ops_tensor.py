@@ -1,13 +1,15 @@
 """ONNX converters for data movement: Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat,
-Split, Slice, Pad, Softmax, ReduceMean / Sum / Max / Min, Identity, Dropout, Cast (Resize lives
-in onnx_resize)."""
+Split, Slice, Pad, Softmax, ReduceMean / Sum / Max / Min, ArgMax, Identity, Dropout, Cast (Resize
+lives in onnx_resize)."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import onnx
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
+from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, DType, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
 from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
 from .onnx_const import attributes
@@ -213,6 +215,16 @@ def _reduce_node(b: Builder, node, op: Op) -> None:
     b.reshape_to_onnx(node.output[0], nchw, tuple(d for i, d in enumerate(a.shape) if i not in axes))
 
 
+def arg_max(b: Builder, node) -> None:
+    """ArgMax in ONNX layout; its int64 index tensor is not quantised."""
+    at = attributes(node)
+    a = b.act(node.input[0])
+    attrs = ArgMaxAttrs(int(at.get("axis", 0)) % a.rank, bool(at.get("keepdims", 1)),
+                        bool(at.get("select_last_index", 0)), "int64")
+    out = b.emit_result(node.output[0], Op.ARG_MAX, [b.onnx_layout(node.input[0])], attrs, nhwc=False)
+    b.tensors[out] = replace(b.tensors[out], dtype=DType.I64)
+
+
 def identity(b: Builder, node) -> None:
     b.alias(node.output[0], node.input[0])
 
@@ -229,6 +241,6 @@ TENSOR_CONVERTERS = {
     "Flatten": flatten, "Reshape": reshape, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
     "Transpose": transpose, "Concat": concat, "Split": split, "Slice": slice_, "Pad": pad,
     "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
-    "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "Identity": identity, "Dropout": identity,
+    "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "Identity": identity, "Dropout": identity,
     "Cast": cast, **RESIZE_CONVERTERS,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ConcatAttrs, MeanAttrs, Op, PadAttrs, QuantizeAttrs, ResizeAttrs, SliceAttrs,
+from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, QuantizeAttrs, ResizeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
 from ..ir.shapes import slice_len
 from .tflite_ops import _act, _same_quant, converter
@@ -182,6 +182,17 @@ def mean(cv, op) -> None:
     pooled = cv.fresh(f"{out}/keepdims", (n, 1, 1, c), out)
     cv.emit(Op.MEAN, [x], pooled, MeanAttrs(axes, True))
     cv.reshape(pooled, cv.tensors[out].shape, out, suffix="/squeeze")
+
+
+@converter("ARG_MAX")
+def arg_max(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    rank = len(cv.tensors[x].shape)
+    axis = int(cv.need_const(op.inputs[1], "ARG_MAX axis").reshape(-1)[0]) % rank
+    dtype = cv.tensors[out].dtype.value
+    if dtype not in ("int32", "int64"):
+        raise UnsupportedOpError(f"{cv.where()}: ARG_MAX to {dtype} indices")
+    cv.emit(Op.ARG_MAX, [x], out, ArgMaxAttrs(axis, False, False, dtype))
 
 
 @converter("SOFTMAX")

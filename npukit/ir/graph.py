@@ -50,6 +50,7 @@ class Op(enum.Enum):
     REDUCE_SUM = "reduce_sum"          # the same reductions (MeanAttrs): sum, largest, smallest
     REDUCE_MAX = "reduce_max"
     REDUCE_MIN = "reduce_min"
+    ARG_MAX = "arg_max"                # index of the largest element along an axis (int32 / int64 out)
     CLAMP = "clamp"                    # relu, relu6, clip
     LEAKY_RELU = "leaky_relu"
     PRELU = "prelu"
@@ -160,6 +161,18 @@ class PoolAttrs:
 class MeanAttrs:
     axes: tuple[int, ...]
     keepdims: bool = True
+
+
+@dataclass(frozen=True)
+class ArgMaxAttrs:
+    axis: int
+    keepdims: bool = False
+    last: bool = False                  # the last index among equal maxima (ONNX select_last_index)
+    dtype: str = "int64"                # the index tensor's type
+
+    @property
+    def axes(self) -> tuple[int, ...]:  # as a reduction over one axis
+        return (self.axis,)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def slice_len(dim: int, begin: int, end: int, step: int) -> int:
     return len(range(*slice(begin, end, step).indices(dim)))
 
 
-REDUCTIONS = frozenset({Op.MEAN, Op.REDUCE_SUM, Op.REDUCE_MAX, Op.REDUCE_MIN})
+REDUCTIONS = frozenset({Op.MEAN, Op.REDUCE_SUM, Op.REDUCE_MAX, Op.REDUCE_MIN, Op.ARG_MAX})
 
 
 def gather_reduced_axes(rank: int, axes) -> tuple[int, ...] | None:

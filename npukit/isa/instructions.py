@@ -211,6 +211,18 @@ class Mean(Instr):
 
 
 @dataclass(frozen=True)
+class ArgMax(Instr):
+    """ABUF[dst] = the index (int32 for elem 4, int64 for elem 8) of the largest code in each
+    column of the int8 ABUF tile [n, c]: the first of equal ones, or the last when `last`."""
+    src: int
+    n: int
+    c: int
+    dst: int
+    elem: int
+    last: int
+
+
+@dataclass(frozen=True)
 class Host(Instr):
     """Run host segment `segment` on the CPU beside the NPU (tensors in off-chip memory)."""
     segment: int
@@ -271,11 +283,11 @@ class Magnitude(Instr):
 
 
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
-                                    MatMul, Softmax, Resize, Magnitude)
+                                    MatMul, Softmax, Resize, Magnitude, ArgMax)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
-             Magnitude: Engine.VPU}
+             Magnitude: Engine.VPU, ArgMax: Engine.VPU}
 
 
 def engine_of(ins: Instr) -> Engine:

@@ -124,6 +124,19 @@ def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], largest: bool, keepdims
     return (np.max if largest else np.min)(x, axis=axes, keepdims=keepdims)
 
 
+def arg_max(x: np.ndarray, axis: int, last: bool = False, keepdims: bool = False,
+            dtype=np.int64) -> np.ndarray:
+    """ARG_MAX: the index of the largest code along `axis` (the first of equal ones, as LiteRT's
+    kernel, or the last); the codes order as the real values do."""
+    x = np.asarray(x)
+    axis %= x.ndim
+    if last:
+        idx = x.shape[axis] - 1 - np.argmax(np.flip(x, axis), axis=axis, keepdims=keepdims)
+    else:
+        idx = np.argmax(x, axis=axis, keepdims=keepdims)
+    return idx.astype(dtype)
+
+
 def mean(x: np.ndarray, axes: tuple[int, ...], p: MeanParams, keepdims: bool = True,
          dtype=np.int8) -> np.ndarray:
     """reference_ops::QuantizedMeanOrSum over `axes` (MEAN: p from prepare_mean; SUM: from

@@ -49,6 +49,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kv.avg_pool(x, a, p.act_min, p.act_max)
     if op in (Op.MEAN, Op.REDUCE_SUM):
         return kv.mean(x, a.axes, p, keepdims=a.keepdims)
+    if op is Op.ARG_MAX:
+        return kv.arg_max(x, a.axis, a.last, a.keepdims, np.dtype(a.dtype))
     if op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
         return kv.reduce_extreme(x, a.axes, op is Op.REDUCE_MAX, keepdims=a.keepdims)
     if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY):

@@ -207,7 +207,7 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     if op is Op.QUANTIZE:       # int -> int requantisation (pre-quantised models)
         x = tensors[node.inputs[0]].quant
         return node.with_(params=kv.prepare_requantize(x.s, x.zp, out.s, out.zp))
-    if op is Op.PAD:
+    if op in (Op.PAD, Op.ARG_MAX):         # ARG_MAX: the codes order as the real values do
         return node
     if op is Op.MAGNITUDE:
         x = tensors[node.inputs[0]]

@@ -366,6 +366,16 @@ def _mean(m: Machine, r: I.Mean) -> Action:
     return lambda: dst.__setitem__(..., kernels_vpu.mean(x, (1, 2), p))
 
 
+def _arg_max(m: Machine, r: I.ArgMax) -> Action:
+    if r.elem not in (4, 8) or r.last not in (0, 1):
+        raise BinaryError(f"ARGMAX: index of {r.elem} bytes, last = {r.last} (4 or 8 bytes; 0 or 1)")
+    _check_geometry("ARGMAX", r.n, r.c)
+    x = m.view(I.ABUF, r.src, (r.n, r.c))
+    dtype = np.int32 if r.elem == 4 else np.int64
+    dst = m.view(I.ABUF, r.dst, (r.c,), dtype)
+    return lambda: dst.__setitem__(..., kernels_vpu.arg_max(x, 0, bool(r.last), dtype=dtype))
+
+
 def _matmul(m: Machine, t: I.MatMul) -> Action:
     a = m.view(I.ABUF, t.src, (t.m, t.k_len))
     b = m.view(I.WBUF, t.wgt, (t.n, t.k_len))
@@ -400,4 +410,4 @@ def _magnitude(m: Machine, g: I.Magnitude) -> Action:
 
 _BINDERS = {I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv,
             I.DwConv: _dwconv, I.Requant: _requant, I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool,
-            I.Mean: _mean, I.Magnitude: _magnitude}
+            I.Mean: _mean, I.Magnitude: _magnitude, I.ArgMax: _arg_max}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 from ai_edge_litert import schema_py_generated as tfl
 from onnx import helper
@@ -89,3 +90,30 @@ def test_tflite_sum_equals_litert(tmp_path, axes, keep, s, z, zo):
     default = it.get_tensor(it.get_output_details()[0]["index"]).astype(int)
     got = prog.run({prog.input_names[0]: x})[prog.output_names[0]].astype(int)
     assert np.abs(got - default).max() <= 1
+
+
+@pytest.mark.parametrize("shape,axis,keep,last", [((2, 5, 4, 3), 1, 1, 0), ((2, 5, 4, 3), 3, 0, 1),
+                                                  ((3, 6, 7), 2, 0, 0), ((3, 6, 7), 0, 1, 1), ((9, 4), 1, 0, 0)])
+def test_onnx_arg_max_equals_onnxruntime(tmp_path, shape, axis, keep, last):
+    """Codes order as the dequantised values do: the indices equal onnxruntime's on the
+    quantised input exactly, ties (few distinct values) included; int64, not dequantised."""
+    model = onnx.load_model_from_string(model_bytes(
+        [helper.make_node("ArgMax", ["x"], ["y"], axis=axis, keepdims=keep, select_last_index=last)],
+        {"x": shape}, ["y"], opset=13))
+    model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.INT64
+    mb = model.SerializeToString()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(path, "npu-m", calibration={"x": rng.normal(size=(4, *shape)).astype(np.float32)})
+    assert prog.profile().host_ops == []
+    assert [la.target for la in prog.program.layers if la.op == "arg_max"] == ["npu"]
+    x_io = prog.program.inputs[0]
+    x = np.round(rng.normal(size=shape) * 2) / 2          # few distinct values: ties
+    x_q = kv.dequantize(kv.quantize(x.astype(np.float32), x_io.scale, x_io.zero_point), x_io.scale, x_io.zero_point)
+    want = onnxruntime_outputs(mb, {"x": x_q.astype(np.float32)})["y"]
+    got = prog.run({"x": x.astype(np.float32)})["y"]
+    assert got.dtype == np.int64 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)

@@ -149,6 +149,20 @@ def _mean(shape, axes, keep, op="MEAN") -> Case:
     return case
 
 
+def _arg_max(shape, axis, out_dtype) -> Case:
+    """Few distinct codes, so that ties (the first index wins) occur."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        s, z = _q(rng)
+        out = tuple(d for i, d in enumerate(shape) if i != axis)
+        model = build_single_op("ARG_MAX", [T("x", shape, scale=s, zero_point=z),
+                                            T("axis", (1,), "int32", data=_i32(axis))],
+                                [T("y", out, out_dtype)], _opts(tfl.ArgMaxOptionsT, outputType=getattr(
+                                    tfl.TensorType, out_dtype.upper())))
+        return model, [rng.integers(-3, 3, size=shape).astype(np.int8)]
+    return case
+
+
 def _softmax(shape, beta) -> Case:
     return _unary("SOFTMAX", shape, (1 / 256, -128), _opts(tfl.SoftmaxOptionsT, beta=beta))
 
@@ -180,6 +194,9 @@ CASES: dict[str, Case] = {
     "reduce_min_batch_channels": _mean((3, 4, 5, 6), (0, 3), False, "REDUCE_MIN"),
     "mean_large_hw": _mean((1, 48, 48, 64), (1, 2), True),                  # tiles of channel blocks
     "reduce_max_many_rows": _mean((64, 300), (1,), False, "REDUCE_MAX"),     # tiles of rows
+    "arg_max_channels": _arg_max((1, 4, 5, 10), 3, "int32"),
+    "arg_max_rows_int64": _arg_max((2, 7, 3, 4), 1, "int64"),
+    "arg_max_batch": _arg_max((3, 2, 6), 0, "int32"),
     "softmax": _softmax((2, 10), 1.0),
     "softmax_beta": _softmax((1, 3, 16), 0.5),
     "logistic": _unary("LOGISTIC", X, (1 / 256, -128)),
