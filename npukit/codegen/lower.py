@@ -41,7 +41,7 @@ from .vector import (
     resize_fits,
 )
 
-LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY}
+LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
 
 
 def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:

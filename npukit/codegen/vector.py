@@ -9,13 +9,15 @@ import numpy as np
 from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
+from ..quant.kernels_vpu_compare import PREDICATES, SWAPPED
 from ..sim.semantics import params_to_ints
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
 
 ELTWISE_KIND = {Op.ADD: I.Eltwise.ADD, Op.SUB: I.Eltwise.SUB, Op.MUL: I.Eltwise.MUL,
-                Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN, Op.PRELU: I.Eltwise.PRELU}
-COMMUTATIVE = {Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM}
+                Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN, Op.PRELU: I.Eltwise.PRELU,
+                Op.COMPARE: I.Eltwise.COMPARE, Op.LOGICAL: I.Eltwise.LOGICAL}
+COMMUTATIVE = {Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.COMPARE, Op.LOGICAL}   # COMPARE: predicate mirrored
 
 
 def _b_pattern(b_shape, out_shape) -> tuple[int, int] | None:
@@ -43,6 +45,8 @@ def _swapped(params):
     for f1, f2 in pairs:
         if f1 in fields:
             changes[f1], changes[f2] = getattr(params, f2), getattr(params, f1)
+    if "predicate" in fields:            # a > b is b < a
+        changes["predicate"] = PREDICATES.index(SWAPPED[PREDICATES[params.predicate]])
     return replace(params, **changes)
 
 

@@ -18,6 +18,9 @@ TO_NCHW = (0, 3, 1, 2)
 NHWC_AXIS = (0, 3, 1, 2)    # NHWC_AXIS[onnx_axis] = position of that axis in NHWC
 
 
+_OUT_DTYPE = {Op.ARG_MAX: DType.I64, Op.COMPARE: DType.BOOL, Op.LOGICAL: DType.BOOL, Op.LOGICAL_NOT: DType.BOOL}
+
+
 @dataclass(frozen=True)
 class Act:
     """An ONNX activation value: the IR tensor holding it and its ONNX shape."""
@@ -116,7 +119,10 @@ class Builder:
         node = Node(op, self._node_name(self.source[-1] if self.source else out), tuple(inputs),
                     (out,), attrs, source=self.source)
         shape = infer(node, [self.tensors[t].shape for t in inputs])[0]
-        self.tensors[out] = Tensor(out, tuple(int(d) for d in shape), DType.F32)
+        dtype = _OUT_DTYPE.get(op, DType.F32)
+        if op in (Op.TRANSPOSE, Op.RESHAPE, Op.SLICE) and self.tensors[inputs[0]].dtype in (DType.BOOL, DType.I64):
+            dtype = self.tensors[inputs[0]].dtype          # moving booleans / indices keeps their type
+        self.tensors[out] = Tensor(out, tuple(int(d) for d in shape), dtype)
         self.nodes.append(node)
         return out
 

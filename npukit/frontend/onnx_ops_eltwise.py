@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import Clamp, EltwiseAttrs, LeakyReluAttrs, NoAttrs, Op, UnaryAttrs
+from ..ir.graph import Clamp, CompareAttrs, EltwiseAttrs, LeakyReluAttrs, LogicalAttrs, NoAttrs, Op, UnaryAttrs
+from ..quant.kernels_vpu_compare import SWAPPED
 from .onnx_builder import Builder
 from .onnx_const import attributes
 
@@ -111,6 +112,36 @@ def _binary_converter(op: Op):
     return convert
 
 
+_PREDICATES = {"Equal": "equal", "Greater": "greater", "GreaterOrEqual": "greater_equal", "Less": "less",
+               "LessOrEqual": "less_equal"}
+
+
+def _compare(fn: str):
+    """A comparison of int8 operands to a boolean (a constant first operand goes second, the
+    predicate mirrored)."""
+    def convert(b: Builder, node) -> None:
+        x, y = node.input[0], node.input[1]
+        pred = fn
+        if b.is_const(x) and not b.is_const(y):
+            x, y, pred = y, x, SWAPPED[fn]
+        rank = max(_rank(b, x), _rank(b, y))
+        b.emit_result(node.output[0], Op.COMPARE, [b.operand(x, rank), b.operand(y, rank)], CompareAttrs(pred),
+                      nhwc=rank == 4)
+    return convert
+
+
+def _logical(fn: str):
+    def convert(b: Builder, node) -> None:
+        rank = max(_rank(b, n) for n in node.input)
+        b.emit_result(node.output[0], Op.LOGICAL, [b.operand(n, rank) for n in node.input], LogicalAttrs(fn),
+                      nhwc=rank == 4)
+    return convert
+
+
+def logical_not(b: Builder, node) -> None:
+    _unary(b, node, Op.LOGICAL_NOT, NoAttrs())
+
+
 def div(b: Builder, node) -> None:
     if not b.is_const(node.input[1]):
         raise UnsupportedOpError(f"unsupported ONNX operator 'Div' by a non-constant "
@@ -142,4 +173,6 @@ ELTWISE_CONVERTERS = {
     "Mul": _binary_converter(Op.MUL), "Div": div,
     "Max": _variadic(Op.MAXIMUM), "Min": _variadic(Op.MINIMUM), "Sum": _variadic(Op.ADD),
     **{name: _function(fn) for name, fn in UNARY_FUNCTIONS.items()},
+    **{name: _compare(fn) for name, fn in _PREDICATES.items()},
+    "And": _logical("and"), "Or": _logical("or"), "Xor": _logical("xor"), "Not": logical_not,
 }

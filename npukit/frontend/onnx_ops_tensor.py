@@ -3,13 +3,11 @@ Split, Slice, Pad, Softmax, ReduceMean / Sum / Max / Min, ArgMax, Identity, Drop
 lives in onnx_resize)."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import onnx
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, DType, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
+from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
 from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
 from .onnx_const import attributes
@@ -221,8 +219,7 @@ def arg_max(b: Builder, node) -> None:
     a = b.act(node.input[0])
     attrs = ArgMaxAttrs(int(at.get("axis", 0)) % a.rank, bool(at.get("keepdims", 1)),
                         bool(at.get("select_last_index", 0)), "int64")
-    out = b.emit_result(node.output[0], Op.ARG_MAX, [b.onnx_layout(node.input[0])], attrs, nhwc=False)
-    b.tensors[out] = replace(b.tensors[out], dtype=DType.I64)
+    b.emit_result(node.output[0], Op.ARG_MAX, [b.onnx_layout(node.input[0])], attrs, nhwc=False)
 
 
 def identity(b: Builder, node) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (Clamp, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, NoAttrs, Op, PoolAttrs,
-                        UnaryAttrs)
+from ..ir.graph import (Clamp, CompareAttrs, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, LogicalAttrs,
+                        NoAttrs, Op, PoolAttrs, UnaryAttrs)
 from ..quant import kernels_mxu as kx
 from .tflite_read import fused_clamp
 
@@ -185,6 +185,27 @@ def function(cv, op) -> None:
         raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {dtype} tensors")
     fn = "tfl_neg" if cv.op_label == "NEG" and dtype == "int8" else _FUNCTIONS.get(cv.op_label, "neg")
     cv.emit(Op.UNARY, [x], cv.name(op.outputs[0]), UnaryAttrs(fn))
+
+
+_COMPARISONS = {"EQUAL": "equal", "NOT_EQUAL": "not_equal", "GREATER": "greater",
+                "GREATER_EQUAL": "greater_equal", "LESS": "less", "LESS_EQUAL": "less_equal"}
+
+
+@converter(*_COMPARISONS)
+def comparison(cv, op) -> None:
+    names = [_const_operand(cv, i) for i in _inputs(op)]
+    if any(cv.tensors[n].dtype.value not in ("int8", "float32") for n in names):
+        raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} of {cv.tensors[names[0]].dtype.value} tensors")
+    cv.emit(Op.COMPARE, names, cv.name(op.outputs[0]), CompareAttrs(_COMPARISONS[cv.op_label]))
+
+
+@converter("LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT")
+def logical(cv, op) -> None:
+    names = [cv.name(i) for i in _inputs(op)]
+    if cv.op_label == "LOGICAL_NOT":
+        cv.emit(Op.LOGICAL_NOT, names, cv.name(op.outputs[0]))
+        return
+    cv.emit(Op.LOGICAL, names, cv.name(op.outputs[0]), LogicalAttrs(cv.op_label[8:].lower()))
 
 
 @converter("PRELU")

@@ -50,6 +50,9 @@ class Op(enum.Enum):
     REDUCE_SUM = "reduce_sum"          # the same reductions (MeanAttrs): sum, largest, smallest
     REDUCE_MAX = "reduce_max"
     REDUCE_MIN = "reduce_min"
+    COMPARE = "compare"                # int8 operands -> bool (CompareAttrs: equal, greater, ...)
+    LOGICAL = "logical"                # bool operands -> bool (LogicalAttrs: and, or, xor)
+    LOGICAL_NOT = "logical_not"
     ARG_MAX = "arg_max"                # index of the largest element along an axis (int32 / int64 out)
     CLAMP = "clamp"                    # relu, relu6, clip
     LEAKY_RELU = "leaky_relu"
@@ -161,6 +164,16 @@ class PoolAttrs:
 class MeanAttrs:
     axes: tuple[int, ...]
     keepdims: bool = True
+
+
+@dataclass(frozen=True)
+class CompareAttrs:
+    fn: str                             # quant/kernels_vpu_compare.PREDICATES
+
+
+@dataclass(frozen=True)
+class LogicalAttrs:
+    fn: str                             # quant/kernels_vpu_compare.CONNECTIVES
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [(x[0], oh, ow, w[3] if a.depthwise else w[0])]
     if op is Op.FULLY_CONNECTED:
         return [x[:-1] + (shapes[1][0],)]
-    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
+    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.COMPARE, Op.LOGICAL):
         return [broadcast(*shapes)]
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         (kh, kw), (sh, sw), (t, l, b, r) = a.kernel, a.stride, a.pads
@@ -57,7 +57,7 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     if op in REDUCTIONS:
         axes = {ax % len(x) for ax in a.axes}
         return [tuple(1 if i in axes else d for i, d in enumerate(x) if a.keepdims or i not in axes)]
-    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX, Op.UNARY,
+    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX, Op.UNARY, Op.LOGICAL_NOT,
               Op.QUANTIZE, Op.DEQUANTIZE):
         return [x]
     if op is Op.CONCAT:

@@ -31,6 +31,8 @@ class Eltwise(enum.IntEnum):
     MAX = 3
     MIN = 4
     PRELU = 5       # b is the quantised slope (alpha)
+    COMPARE = 6     # int8 a, b -> byte 0 / 1 (kernels_vpu_compare.ComparisonParams)
+    LOGICAL = 7     # bytes a, b (non-zero true) -> 0 / 1 (kernels_vpu_compare.LogicalParams)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ..ir.graph import Clamp, Graph, Node, Op
 from ..ir.shapes import conv_out_hw
 from . import host_float
 from . import kernels_transformer as kt
+from . import kernels_vpu_compare as kc
 from .kernels_vpu_pool import arg_max
 from .kernels_vpu_unary import unary_float
 
@@ -201,6 +202,9 @@ KERNELS: dict[Op, Kernel] = {
     Op.MEAN: lambda n, i: i[0].mean(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
     Op.REDUCE_SUM: lambda n, i: i[0].sum(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
     Op.REDUCE_MAX: lambda n, i: i[0].max(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
+    Op.COMPARE: lambda n, i: kc.float_compare(n.attrs.fn, i[0], i[1]),
+    Op.LOGICAL: lambda n, i: kc.float_compare(n.attrs.fn, i[0] != 0, i[1] != 0),
+    Op.LOGICAL_NOT: lambda n, i: i[0] == 0,
     Op.ARG_MAX: lambda n, i: arg_max(i[0], n.attrs.axis, n.attrs.last, n.attrs.keepdims),
     Op.REDUCE_MIN: lambda n, i: i[0].min(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
     Op.CLAMP: _clamp,

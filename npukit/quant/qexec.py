@@ -7,6 +7,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Node, Op, QParams
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from . import kernels_vpu_compare as kc
 from . import kernels_wide as kw
 from .host_float import run_quantised as run_host_float
 from .kernels_transformer import run_transformer_node
@@ -49,11 +50,15 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kv.avg_pool(x, a, p.act_min, p.act_max)
     if op in (Op.MEAN, Op.REDUCE_SUM):
         return kv.mean(x, a.axes, p, keepdims=a.keepdims)
+    if op is Op.COMPARE:
+        return kc.compare(x, ins[1], p)
+    if op is Op.LOGICAL:
+        return kc.logical(x, ins[1], p)
     if op is Op.ARG_MAX:
         return kv.arg_max(x, a.axis, a.last, a.keepdims, np.dtype(a.dtype))
     if op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
         return kv.reduce_extreme(x, a.axes, op is Op.REDUCE_MAX, keepdims=a.keepdims)
-    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY):
+    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT):
         return kv.lut(x, p.table)
     if op is Op.PRELU:
         return kv.prelu(x, ins[1], p)

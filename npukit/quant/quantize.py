@@ -16,6 +16,7 @@ from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
 from ..ir.verify import verify
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from . import kernels_vpu_compare as kc
 from . import kernels_vpu_unary as ku
 from . import kernels_wide as kw
 from .calibrate import Range
@@ -23,12 +24,13 @@ from .host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
 from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
 from .kernels_wide import MagnitudeParams  # noqa: F401 - isa.serial finds it here
+from .kernels_vpu_compare import ComparisonParams, LogicalParams  # noqa: F401 - isa.serial finds them here
 
 # ops whose output must carry its (first) input's quantisation, as TFLite's int8 kernels demand
 SAME_AS_INPUT = {Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT,
                  Op.RESIZE, Op.MAXIMUM, Op.MINIMUM, Op.REDUCE_MAX, Op.REDUCE_MIN}
 FIXED_OUTPUT = {Op.SIGMOID: (1 / 256, -128), Op.SOFTMAX: (1 / 256, -128), Op.TANH: (1 / 128, 0)}
-LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY}
+LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,13 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         n = int(np.prod([x.shape[i] for i in a.axes]))
         prepare = kv.prepare_mean if op is Op.MEAN else kv.prepare_sum
         return node.with_(params=prepare(x.quant.s, x.quant.zp, out.s, out.zp, n))
+    if op is Op.COMPARE:        # int8 operands at their own scales (constants quantised per tensor)
+        names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors)
+                 for i, n in enumerate(node.inputs)]
+        q1, q2 = tensors[names[0]].quant, tensors[names[1]].quant
+        return node.with_(params=kc.prepare_comparison(a.fn, q1.s, q1.zp, q2.s, q2.zp))
+    if op is Op.LOGICAL:
+        return node.with_(params=kc.LogicalParams(kc.CONNECTIVES.index(a.fn)))
     if op in LUT_OPS:
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]].quant, out)))
     if op is Op.PRELU:
@@ -239,6 +248,8 @@ def _table(node: Node, x: QParams, out: QParams) -> np.ndarray:
         return kv.tanh_table(x.s, x.zp, out.s, out.zp)
     if op is Op.HARD_SWISH:
         return kv.hard_swish_table(x.s, x.zp, out.s, out.zp)
+    if op is Op.LOGICAL_NOT:
+        return kc.logical_not_table()
     if op is Op.UNARY:
         return ku.unary_table(a.fn, x.s, x.zp, out.s, out.zp, a.alpha, a.gamma)
     if op is Op.LEAKY_RELU:

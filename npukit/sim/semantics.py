@@ -23,7 +23,8 @@ from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..isa.strided import extent
-from ..quant import gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
+from ..quant import (gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu_compare,
+                     kernels_wide, plans, plans_int8)
 from ..quant.tiles import spans
 from . import microops
 from .plan import Action, Plan, Step
@@ -45,8 +46,13 @@ def params_from_ints(cls, ints: tuple[int, ...]):
     return cls(*ints)
 
 
-ELTWISE_PARAMS = {I.Eltwise.ADD: kernels_vpu.AddParams, I.Eltwise.SUB: kernels_vpu.AddParams,
-                  I.Eltwise.MUL: kernels_vpu.MulParams}
+# kind -> (parameter record, kernel f(a, b, params))
+ELTWISE_KERNELS = {I.Eltwise.ADD: (kernels_vpu.AddParams, kernels_vpu.add),
+                   I.Eltwise.SUB: (kernels_vpu.AddParams, kernels_vpu.add),
+                   I.Eltwise.MUL: (kernels_vpu.MulParams, kernels_vpu.mul),
+                   I.Eltwise.PRELU: (kernels_vpu.PreluParams, kernels_vpu.prelu),
+                   I.Eltwise.COMPARE: (kernels_vpu_compare.ComparisonParams, kernels_vpu_compare.compare),
+                   I.Eltwise.LOGICAL: (kernels_vpu_compare.LogicalParams, kernels_vpu_compare.logical)}
 
 
 class Machine:
@@ -312,12 +318,9 @@ def _elementwise(m: Machine, e: I.Elementwise) -> Step:
     if kind in (I.Eltwise.MAX, I.Eltwise.MIN):
         fn = np.maximum if kind is I.Eltwise.MAX else np.minimum
         return lambda: fn(a, b, out=dst)          # ufuncs buffer overlapping operands
-    if kind is I.Eltwise.PRELU:
-        p = params_from_ints(kernels_vpu.PreluParams, e.qparams)
-        fn = lambda u, v: kernels_vpu.prelu(u, v, p)             # noqa: E731
-    else:
-        p = params_from_ints(ELTWISE_PARAMS[kind], e.qparams)
-        fn = lambda u, v: (kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add)(u, v, p)  # noqa: E731
+    cls, kernel = ELTWISE_KERNELS[kind]
+    p = params_from_ints(cls, e.qparams)
+    fn = lambda u, v: kernel(u, v, p)          # noqa: E731
     try:
         table = plans.PairTable(fn, (e.rows, e.cols), m.scratch, (kind, e.qparams))
     except (ValueError, ArithmeticError) as err:       # parameters the kernel rejects

@@ -54,3 +54,43 @@ def test_unary_within_one_lsb_of_onnxruntime(tmp_path, op_type, attrs, domain):
     assert got.shape == want.shape
     err = np.abs(got - np.clip(want, lo, hi))
     assert err.max() <= y_io.scale * 1.001, (op_type, float(err.max() / y_io.scale))
+
+
+def test_comparisons_and_logic_match_onnxruntime_off_the_comparison_grid(tmp_path):
+    """Greater / Less / Equal / ... of int8 operands compare their values in units of 1/256
+    (LiteRT's rescaling); away from ties closer than that grid, the booleans are onnxruntime's
+    on the quantised inputs. And / Or / Xor / Not combine them exactly; bool outputs stay bool."""
+    import onnx
+    from onnx import TensorProto
+    nodes = [helper.make_node("Greater", ["x", "y"], ["g"]), helper.make_node("LessOrEqual", ["x", "c"], ["l"]),
+             helper.make_node("Less", ["c", "y"], ["cy"]), helper.make_node("Not", ["l"], ["nl"]),
+             helper.make_node("And", ["g", "nl"], ["a"]), helper.make_node("Equal", ["x", "y"], ["e"]),
+             helper.make_node("Or", ["a", "e"], ["o"]), helper.make_node("Xor", ["o", "cy"], ["z"]),
+             helper.make_node("GreaterOrEqual", ["y", "x"], ["ge"])]
+    model = onnx.load_model_from_string(model_bytes(nodes, {"x": SHAPE, "y": SHAPE}, ["a", "o", "z", "ge"],
+                                                    {"c": np.float32(0.3)}))
+    for out in model.graph.output:
+        out.type.tensor_type.elem_type = TensorProto.BOOL
+    mb = model.SerializeToString()
+    path = tmp_path / "cmp.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(2)
+    calib = {"x": rng.uniform(-2, 2, size=(8, *SHAPE)).astype(np.float32),
+             "y": rng.uniform(-1, 1, size=(8, *SHAPE)).astype(np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(path, "npu-m", calibration=calib)
+    assert prog.profile().host_ops == []
+    assert {la.op for la in prog.program.layers} >= {"compare", "logical", "logical_not"}
+    feeds = {"x": rng.uniform(-2, 2, size=SHAPE).astype(np.float32),
+             "y": rng.uniform(-1, 1, size=SHAPE).astype(np.float32)}
+    io = {t.name: t for t in prog.program.inputs}
+    q = {n: kv.dequantize(kv.quantize(v, io[n].scale, io[n].zero_point), io[n].scale, io[n].zero_point)
+         for n, v in feeds.items()}
+    want = onnxruntime_outputs(mb, {n: v.astype(np.float32) for n, v in q.items()})
+    got = prog.run(feeds)
+    clear = (np.abs(q["x"] - q["y"]) > 2 / 256) & (np.abs(q["x"] - 0.3) > 2 / 256) & (np.abs(q["y"] - 0.3) > 2 / 256)
+    assert clear.mean() > 0.7
+    for name in ("a", "o", "z", "ge"):
+        assert got[name].dtype == np.bool_ and got[name].shape == want[name].shape
+        np.testing.assert_array_equal(got[name][clear], want[name][clear], err_msg=name)

@@ -163,6 +163,33 @@ def _arg_max(shape, axis, out_dtype) -> Case:
     return case
 
 
+def _compare(op: str, shape_a, shape_b, same: bool = False) -> Case:
+    """int8 operands (own scales, or one) -> bool; close codes, so that ties and the 1/256
+    comparison grid matter."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        (sa, za), (sb, zb) = _q(rng), _q(rng)
+        if same:
+            sb, zb = sa, za
+        out = tuple(np.broadcast_shapes(shape_a, shape_b))
+        model = build_single_op(op, [T("a", shape_a, scale=sa, zero_point=za), T("b", shape_b, scale=sb, zero_point=zb)],
+                                [T("y", out, "bool")])
+        a = _x(rng, shape_a)
+        b = np.clip(a[..., :1] + rng.integers(-2, 3, size=shape_b), -128, 127).astype(np.int8) if same else _x(rng, shape_b)
+        return model, [a, b]
+    return case
+
+
+def _logical(op: str, shapes) -> Case:
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        ins = [T(f"x{k}", sh, "bool") for k, sh in enumerate(shapes)]
+        out = tuple(np.broadcast_shapes(*shapes))
+        model = build_single_op(op, ins, [T("y", out, "bool")])
+        return model, [rng.integers(0, 2, size=sh).astype(bool) for sh in shapes]
+    return case
+
+
 def _softmax(shape, beta) -> Case:
     return _unary("SOFTMAX", shape, (1 / 256, -128), _opts(tfl.SoftmaxOptionsT, beta=beta))
 
@@ -197,6 +224,15 @@ CASES: dict[str, Case] = {
     "arg_max_channels": _arg_max((1, 4, 5, 10), 3, "int32"),
     "arg_max_rows_int64": _arg_max((2, 7, 3, 4), 1, "int64"),
     "arg_max_batch": _arg_max((3, 2, 6), 0, "int32"),
+    "equal_same_scale": _compare("EQUAL", X, X[:3] + (1,), True),
+    "not_equal": _compare("NOT_EQUAL", X, X),
+    "greater": _compare("GREATER", X, X),
+    "greater_equal_broadcast": _compare("GREATER_EQUAL", X, (1, 1, 1, 8)),
+    "less_same_scale": _compare("LESS", X, X, True),
+    "less_equal_scalar": _compare("LESS_EQUAL", X, (1,)),
+    "logical_and": _logical("LOGICAL_AND", [X, X]),
+    "logical_or_broadcast": _logical("LOGICAL_OR", [X, (1, 1, 1, 8)]),
+    "logical_not": _logical("LOGICAL_NOT", [X]),
     "softmax": _softmax((2, 10), 1.0),
     "softmax_beta": _softmax((1, 3, 16), 0.5),
     "logistic": _unary("LOGISTIC", X, (1 / 256, -128)),
