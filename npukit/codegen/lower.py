@@ -37,8 +37,10 @@ from .vector import (
     mean_layout,
     lower_pool,
     lower_resize,
+    lower_select,
     lower_softmax,
     resize_fits,
+    select_supported,
 )
 
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
@@ -62,6 +64,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
         return "magnitude needs an int16 input"
     if op in ELTWISE_KIND:
         return "" if eltwise_plan(g, node) else "broadcast pattern not supported by the VPU"
+    if op is Op.WHERE:
+        return "" if select_supported(g, node) else "broadcast pattern not supported by the VPU"
     if op is Op.SOFTMAX:
         axis = node.attrs.axis % rank
         return "" if axis == rank - 1 else "softmax over an axis other than the last"
@@ -242,6 +246,8 @@ def _lower(ctx: Ctx, g: Graph, node: Node):
         return lower_lut(ctx, g, node, kv.requantize(np.arange(-128, 128, dtype=np.int8), node.params, out))
     if op is Op.SOFTMAX:
         return lower_softmax(ctx, g, node)
+    if op is Op.WHERE:
+        return lower_select(ctx, g, node)
     if op is Op.RESIZE:
         return lower_resize(ctx, g, node)
     if op in (Op.MAX_POOL, Op.AVG_POOL):

@@ -132,6 +132,41 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
     return {}
 
 
+def select_supported(g: Graph, node: Node) -> bool:
+    """WHERE runs on whole operands: activations of the output's shape (constants are stored
+    broadcast)."""
+    shape = g.tensors[node.outputs[0]].shape
+    return all(g.tensors[t].is_const or g.tensors[t].shape == shape for t in node.inputs)
+
+
+def lower_select(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """cond ? x : y in chunks of the flat operands."""
+    e, out = ctx.emitter, g.tensors[node.outputs[0]]
+    n = out.size
+    a_slots, _, _ = ctx.slots()
+    chunk = min(n, (a_slots.size // (4 * ctx.nbuf)) // 16 * 16 or n)
+    bufs = [SlotPair(a_slots.take(chunk, ctx.nbuf)) for _ in range(4)]
+    where = []
+    for name in node.inputs:
+        t = g.tensors[name]
+        if t.is_const:
+            data = np.ascontiguousarray(np.broadcast_to(t.data, out.shape)).view(np.int8)
+            where.append((ctx.consts.space, ctx.const(data)))
+        else:
+            where.append((ctx.space(name), ctx.addr(name)))
+    dst = ctx.addr(node.outputs[0])
+    for i in range(0, n, chunk):
+        ln = min(chunk, n - i)
+        c, a, b = (buf.next() for buf in bufs[:3])
+        for (space, addr), to in zip(where, (c, a, b)):
+            contiguous(e, space, addr + i, I.ABUF, to, ln)
+        oa = bufs[3].next()
+        e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln),
+               [(I.ABUF, x, x + ln) for x in (c, a, b)], [(I.ABUF, oa, oa + ln)])
+        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i, ln)
+    return {}
+
+
 def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     e, a = ctx.emitter, node.attrs
     n, h, w, c = g.tensors[node.inputs[0]].shape

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import DType, EltwiseAttrs, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, Op, SoftmaxAttrs
+from ..ir.graph import (DType, EltwiseAttrs, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, NoAttrs, Op,
+                        SoftmaxAttrs)
 from .onnx_builder import Act, Builder
 from .onnx_const import attributes
-from .onnx_ops_eltwise import ELTWISE_CONVERTERS, _binary
+from .onnx_ops_eltwise import ELTWISE_CONVERTERS, _binary, _rank
 from .onnx_ops_nn import NN_CONVERTERS
 from .onnx_ops_tensor import TENSOR_CONVERTERS
 
@@ -86,8 +87,10 @@ def where(b: Builder, node) -> None:
     if isinstance(cv, NanTest):           # Where(IsNaN(v), c, y): never true, so y
         b.alias(node.output[0], y)
         return
-    if not isinstance(cv, np.ndarray):
-        raise _unsupported(b, "'Where' on a condition that depends on the input data")
+    if not isinstance(cv, np.ndarray):    # a data-dependent choice: WHERE on the VPU
+        rank = max(_rank(b, n) for n in node.input)
+        b.emit_result(node.output[0], Op.WHERE, [b.operand(n, rank) for n in node.input], NoAttrs(), nhwc=rank == 4)
+        return
     c = cv.astype(bool)
     if c.all() or (~c).all():
         pick = x if c.all() else y

@@ -97,7 +97,7 @@ class TfliteConverter:
         if self.quantised and dtype == np.float32:
             raise UnsupportedOpError(f"tensor {name!r}: float activation inside an int8 model "
                                      f"(mixed float/int8 graphs are not supported)")
-        if self.quantised and quant is None:
+        if self.quantised and quant is None and dtype != np.bool_:     # booleans are never quantised
             raise ModelError(f"tensor {name!r}: {dtype} activation without quantisation parameters")
 
     def _unique(self, base: str) -> str:

@@ -208,6 +208,12 @@ def logical(cv, op) -> None:
     cv.emit(Op.LOGICAL, names, cv.name(op.outputs[0]), LogicalAttrs(cv.op_label[8:].lower()))
 
 
+@converter("SELECT", "SELECT_V2")
+def select(cv, op) -> None:
+    """cond ? x : y: LiteRT copies the chosen code, whatever the three quantisations."""
+    cv.emit(Op.WHERE, [_const_operand(cv, i) for i in _inputs(op)], cv.name(op.outputs[0]))
+
+
 @converter("PRELU")
 def prelu(cv, op) -> None:
     x, alpha = cv.name(op.inputs[0]), cv.name(op.inputs[1])

@@ -53,6 +53,7 @@ class Op(enum.Enum):
     COMPARE = "compare"                # int8 operands -> bool (CompareAttrs: equal, greater, ...)
     LOGICAL = "logical"                # bool operands -> bool (LogicalAttrs: and, or, xor)
     LOGICAL_NOT = "logical_not"
+    WHERE = "where"                    # cond ? x : y, element-wise; x, y and the output share quantisation
     ARG_MAX = "arg_max"                # index of the largest element along an axis (int32 / int64 out)
     CLAMP = "clamp"                    # relu, relu6, clip
     LEAKY_RELU = "leaky_relu"

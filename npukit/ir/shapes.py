@@ -49,7 +49,7 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [(x[0], oh, ow, w[3] if a.depthwise else w[0])]
     if op is Op.FULLY_CONNECTED:
         return [x[:-1] + (shapes[1][0],)]
-    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.COMPARE, Op.LOGICAL):
+    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.COMPARE, Op.LOGICAL, Op.WHERE):
         return [broadcast(*shapes)]
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         (kh, kw), (sh, sw), (t, l, b, r) = a.kernel, a.stride, a.pads

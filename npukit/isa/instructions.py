@@ -225,6 +225,16 @@ class ArgMax(Instr):
 
 
 @dataclass(frozen=True)
+class Select(Instr):
+    """ABUF[dst + i] = ABUF[a + i] if ABUF[cond + i] != 0 else ABUF[b + i], for i < n (bytes)."""
+    cond: int
+    a: int
+    b: int
+    dst: int
+    n: int
+
+
+@dataclass(frozen=True)
 class Host(Instr):
     """Run host segment `segment` on the CPU beside the NPU (tensors in off-chip memory)."""
     segment: int
@@ -285,11 +295,11 @@ class Magnitude(Instr):
 
 
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
-                                    MatMul, Softmax, Resize, Magnitude, ArgMax)
+                                    MatMul, Softmax, Resize, Magnitude, ArgMax, Select)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
-             Magnitude: Engine.VPU, ArgMax: Engine.VPU}
+             Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU}
 
 
 def engine_of(ins: Instr) -> Engine:

@@ -54,6 +54,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kc.compare(x, ins[1], p)
     if op is Op.LOGICAL:
         return kc.logical(x, ins[1], p)
+    if op is Op.WHERE:              # the selected operand's code: the three share quantisation
+        return np.where(np.asarray(x) != 0, ins[1], ins[2])
     if op is Op.ARG_MAX:
         return kv.arg_max(x, a.axis, a.last, a.keepdims, np.dtype(a.dtype))
     if op in (Op.REDUCE_MAX, Op.REDUCE_MIN):

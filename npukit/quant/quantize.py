@@ -81,8 +81,9 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
     groups = _Groups()
     fixed: dict[str, QParams] = {}
     for node in g.nodes:
-        if node.op in SAME_AS_INPUT:
-            for t in node.inputs[:1] + node.outputs if node.op is not Op.CONCAT else node.inputs + node.outputs:
+        if node.op in SAME_AS_INPUT or node.op is Op.WHERE:
+            shared = {Op.CONCAT: node.inputs, Op.WHERE: node.inputs[1:]}.get(node.op, node.inputs[:1])
+            for t in shared + node.outputs:
                 if not g.tensors[t].is_const:
                     groups.union(t, node.outputs[0])
         if node.op in FIXED_OUTPUT:
@@ -184,9 +185,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
             params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act, sub=op is Op.SUB,
                                     dtype=wide_out, left_shift=15 if wide_in else 20)
         return node.with_(params=params)
-    if op in (Op.MAXIMUM, Op.MINIMUM):
+    if op in (Op.MAXIMUM, Op.MINIMUM, Op.WHERE):     # constant operands at the output's quantisation
         for i, n in enumerate(node.inputs):
-            if g.tensors[n].is_const:
+            if g.tensors[n].is_const and g.tensors[n].dtype is DType.F32 and (op is not Op.WHERE or i > 0):
                 data = g.tensors[n].data
                 tensors[n] = Tensor(n, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
         return node

@@ -379,6 +379,11 @@ def _arg_max(m: Machine, r: I.ArgMax) -> Action:
     return lambda: dst.__setitem__(..., kernels_vpu.arg_max(x, 0, bool(r.last), dtype=dtype))
 
 
+def _select(m: Machine, s: I.Select) -> Action:
+    cond, a, b, dst = (m.view(I.ABUF, addr, (s.n,)) for addr in (s.cond, s.a, s.b, s.dst))
+    return lambda: np.copyto(dst, np.where(cond != 0, a, b))
+
+
 def _matmul(m: Machine, t: I.MatMul) -> Action:
     a = m.view(I.ABUF, t.src, (t.m, t.k_len))
     b = m.view(I.WBUF, t.wgt, (t.n, t.k_len))
@@ -413,4 +418,5 @@ def _magnitude(m: Machine, g: I.Magnitude) -> Action:
 
 _BINDERS = {I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv,
             I.DwConv: _dwconv, I.Requant: _requant, I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool,
-            I.Mean: _mean, I.Magnitude: _magnitude, I.ArgMax: _arg_max}
+            I.Mean: _mean, I.Magnitude: _magnitude, I.ArgMax: _arg_max,
+            I.Select: _select}

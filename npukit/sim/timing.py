@@ -160,7 +160,7 @@ def _vpu_ops(ins: I.Instr) -> int | None:
         return ins.n_pix * ins.k
     if isinstance(ins, I.Elementwise):
         return ins.rows * ins.cols
-    if isinstance(ins, I.Lut):
+    if isinstance(ins, (I.Lut, I.Select)):
         return ins.n
     if isinstance(ins, I.Pool):
         return ins.out_h * ins.out_w * ins.c * ins.kernel[0] * ins.kernel[1]

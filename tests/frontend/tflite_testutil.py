@@ -190,6 +190,18 @@ def _logical(op: str, shapes) -> Case:
     return case
 
 
+def _select(op: str, shape, const_y: bool = False) -> Case:
+    """cond ? x : y; LiteRT copies codes, so the three quantisations may differ."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        (sx, zx), (sy, zy), (so, zo) = _q(rng), _q(rng), _q(rng)
+        y = T("y", shape, scale=sy, zero_point=zy, data=_x(rng, shape) if const_y else None)
+        model = build_single_op(op, [T("c", shape, "bool"), T("x", shape, scale=sx, zero_point=zx), y],
+                                [T("o", shape, scale=so, zero_point=zo)])
+        return model, [rng.integers(0, 2, size=shape).astype(bool), _x(rng, shape)] + ([] if const_y else [_x(rng, shape)])
+    return case
+
+
 def _softmax(shape, beta) -> Case:
     return _unary("SOFTMAX", shape, (1 / 256, -128), _opts(tfl.SoftmaxOptionsT, beta=beta))
 
@@ -233,6 +245,8 @@ CASES: dict[str, Case] = {
     "logical_and": _logical("LOGICAL_AND", [X, X]),
     "logical_or_broadcast": _logical("LOGICAL_OR", [X, (1, 1, 1, 8)]),
     "logical_not": _logical("LOGICAL_NOT", [X]),
+    "select": _select("SELECT", X),
+    "select_v2_const": _select("SELECT_V2", (2, 3, 17), True),
     "softmax": _softmax((2, 10), 1.0),
     "softmax_beta": _softmax((1, 3, 16), 0.5),
     "logistic": _unary("LOGISTIC", X, (1 / 256, -128)),
