@@ -174,7 +174,7 @@ def activation(cv, op) -> None:
 
 
 # element-wise functions, one table each (quant/kernels_vpu_unary): NEG negates the codes
-_FUNCTIONS = {"LOG": "log", "EXP": "exp", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "ELU": "elu"}
+_FUNCTIONS = {"LOG": "log", "EXP": "exp", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "ELU": "tfl_elu"}
 
 
 @converter(*_FUNCTIONS, "NEG")

@@ -8,7 +8,9 @@ Where LiteRT has an int8 kernel, the table is that kernel's result on every code
 - SQRT: per element in float32, sqrtf(s_in (q - zp_in)) / s_out truncated toward zero;
 - RSQRT: the gemmlowp Newton-Raphson inverse square root of q - zp_in (GetInvSqrtQuantized-
   MultiplierExp) and two MultiplyByQuantizedMultiplier steps;
-- NEG (TFLite): the codes negated, ignoring quantisation (int8 wrap: -(-128) is -128).
+- NEG (TFLite): the codes negated, ignoring quantisation (int8 wrap: -(-128) is -128);
+- ELU (TFLite; no BUILTIN_REF kernel, LiteRT's default one): expm1f below zero, then
+  rint(y * (1 / s_out) + zp_out) in float32, ties to even.
 LiteRT refuses SQRT and RSQRT of a negative input; the tables give sqrt(0) there and the
 largest code for RSQRT (as for q == zp_in). Every other function is a float function table
 (`kernels_vpu_act.float_function_table`): round half away of f(x) / s_out, within half an
@@ -52,6 +54,7 @@ FLOAT_FUNCTIONS: dict[str, Callable[[np.ndarray, float | None, float | None], np
     "rsqrt": lambda x, a, g: 1.0 / np.sqrt(x),
     "neg": lambda x, a, g: -x,
     "tfl_neg": lambda x, a, g: -x,
+    "tfl_elu": lambda x, a, g: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
     "reciprocal": lambda x, a, g: 1.0 / x,
     "erf": lambda x, a, g: _erf(x),
     "softplus": lambda x, a, g: _softplus(x),
@@ -160,13 +163,23 @@ def rsqrt_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarra
     return np.clip(out, -128, 127).astype(np.int8)
 
 
+def elu_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.ndarray:
+    """ELU as LiteRT's default int8 kernel fills its table (float32, ties to even)."""
+    check_scale(in_s, "input")
+    check_scale(out_s, "output")
+    x = (_f32(in_s) * (CODES - int(in_zp)).astype(np.float32)).astype(np.float32)
+    y = np.where(x < 0, np.expm1(np.minimum(x, 0).astype(np.float64)).astype(np.float32), x)
+    q = np.rint((y * (_f32(1) / _f32(out_s)) + _f32(out_zp)).astype(np.float32).astype(np.float64))
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
 def negate_table() -> np.ndarray:
     """TFLite NEG on int8: the code negated (two's complement), quantisation ignored."""
     return (-CODES).astype(np.int8)
 
 
 _LITERT_TABLES = {"log": log_table, "exp": exp_table, "abs": abs_table, "sqrt": sqrt_table,
-                  "rsqrt": rsqrt_table}
+                  "rsqrt": rsqrt_table, "tfl_elu": elu_table}
 
 
 def unary_table(fn: str, in_s: float, in_zp: int, out_s: float, out_zp: int,

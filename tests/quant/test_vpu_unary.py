@@ -1,6 +1,6 @@
 """Element-wise function tables against LiteRT: LOG, EXP, ABS, SQRT, RSQRT and NEG equal the
-reference kernels (BUILTIN_REF) on every int8 code; ELU (no reference kernel) is within one
-LSB of LiteRT's default kernel; the inverse square root against the closed form."""
+reference kernels (BUILTIN_REF) on every int8 code; ELU (no reference kernel) equals LiteRT's
+default kernel, also compiled and run; the inverse square root against the closed form."""
 from __future__ import annotations
 
 import math
@@ -62,18 +62,35 @@ def test_inverse_sqrt_multiplier_close_to_closed_form(v):
     assert m * 2.0 ** (shift - 31) == pytest.approx(1 / math.sqrt(v), rel=2e-6)
 
 
-@settings(max_examples=20, deadline=None)
-@given(s_in=scales, z_in=zero_points, s_out=scales, z_out=zero_points)
-def test_elu_within_one_lsb_of_litert_default_kernel(s_in, z_in, s_out, z_out):
+def litert_default(model: bytes, x: np.ndarray) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter     # BUILTIN_REF has no ELU
-    x = CODES.astype(np.int8).reshape(1, 256)
-    it = Interpreter(model_content=_model("ELU", x.shape, s_in, z_in, s_out, z_out))
+    it = Interpreter(model_content=model)
     it.allocate_tensors()
     it.set_tensor(it.get_input_details()[0]["index"], x)
     it.invoke()
-    want = it.get_tensor(it.get_output_details()[0]["index"]).ravel().astype(int)
-    got = U.unary_table("elu", s_in, z_in, s_out, z_out).astype(int)
-    assert np.abs(got - want).max() <= 1
+    return it.get_tensor(it.get_output_details()[0]["index"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(s_in=scales, z_in=zero_points, s_out=scales, z_out=zero_points)
+def test_elu_table_equals_litert_default_kernel(s_in, z_in, s_out, z_out):
+    x = CODES.astype(np.int8).reshape(1, 256)
+    want = litert_default(_model("ELU", x.shape, s_in, z_in, s_out, z_out), x).ravel()
+    np.testing.assert_array_equal(U.unary_table("tfl_elu", s_in, z_in, s_out, z_out), want)
+
+
+@pytest.mark.parametrize("quant", [(0.05, 3, 0.04, -5), (0.05, 0, 0.04, 0), (0.02, -100, 0.03, 20)])
+def test_compiled_elu_equals_litert_default_kernel(tmp_path, quant):
+    """Exact ties (0.7 / 0.04 = 17.5) included: LiteRT rounds them to even after adding zp."""
+    import npukit
+    model = _model("ELU", (2, 9, 31), *quant)
+    path = tmp_path / "elu.tflite"
+    path.write_bytes(model)
+    prog = npukit.compile(path, "npu-m")
+    assert [(la.op, la.target) for la in prog.program.layers] == [("unary", "npu")]
+    x = np.random.default_rng(0).integers(-128, 128, size=(2, 9, 31)).astype(np.int8)
+    got = prog.run({prog.input_names[0]: x})[prog.output_names[0]]
+    np.testing.assert_array_equal(got, litert_default(model, x))
 
 
 @pytest.mark.parametrize("fn,alpha,gamma", [("elu", 0.5, None), ("selu", None, None), ("erf", None, None),
