@@ -242,6 +242,7 @@ CASES: dict[str, Case] = {
     "greater_equal_broadcast": _compare("GREATER_EQUAL", X, (1, 1, 1, 8)),
     "less_same_scale": _compare("LESS", X, X, True),
     "less_equal_scalar": _compare("LESS_EQUAL", X, (1,)),
+    "greater_broadcast_first": _compare("GREATER", (1, 1, 1, 8), X),       # operands swapped, predicate mirrored
     "logical_and": _logical("LOGICAL_AND", [X, X]),
     "logical_or_broadcast": _logical("LOGICAL_OR", [X, (1, 1, 1, 8)]),
     "logical_not": _logical("LOGICAL_NOT", [X]),
