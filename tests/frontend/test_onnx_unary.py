@@ -122,3 +122,22 @@ def test_where_on_a_data_dependent_condition_runs_on_the_npu(tmp_path):
     for name in ("w", "v"):
         scale = next(t.scale for t in prog.program.outputs if t.name == name)
         assert np.abs(got[name] - want[name])[clear].max() <= scale * 0.501, name
+
+
+def test_poles_in_calibration_saturate(tmp_path):
+    """Log(Relu(x)) meets log 0 = -inf during calibration: the range ignores it and the
+    table saturates there, as onnxruntime's -inf clipped to the int8 range."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Log", ["r"], ["y"])]
+    mb = model_bytes(nodes, {"x": SHAPE}, ["y"])
+    path = tmp_path / "logrelu.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(path, "npu-m", calibration={"x": rng.normal(size=(8, *SHAPE)).astype(np.float32)})
+    x = rng.normal(size=SHAPE).astype(np.float32)
+    got = prog.run({"x": x})["y"]
+    y_io = prog.program.outputs[0]
+    lowest = (-128 - y_io.zero_point) * y_io.scale
+    assert np.all(got[x <= 0] == np.float32(lowest)) and np.all(np.isfinite(got))
+    assert got[x > 1].min() > lowest
