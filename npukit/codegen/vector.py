@@ -227,8 +227,8 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     ins, outs = SlotPair(a_slots.take(n * ob * cb, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * elem, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     if node.op is Op.ARG_MAX:
-        last = int(node.attrs.last)
-        instr = lambda L, d, xa, c, oa: I.ArgMax(L, d, xa, n, c, oa, elem, last)    # noqa: E731
+        last, smallest = int(node.attrs.last), int(node.attrs.smallest)
+        instr = lambda L, d, xa, c, oa: I.ArgMax(L, d, xa, n, c, oa, elem, last, smallest)    # noqa: E731
     else:
         kind = REDUCE_KIND[node.op]
         qp = params_to_ints(node.params) if kind == 0 else ()

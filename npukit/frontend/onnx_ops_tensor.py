@@ -214,11 +214,11 @@ def _reduce_node(b: Builder, node, op: Op) -> None:
 
 
 def arg_max(b: Builder, node) -> None:
-    """ArgMax in ONNX layout; its int64 index tensor is not quantised."""
+    """ArgMax / ArgMin in ONNX layout; the int64 index tensor is not quantised."""
     at = attributes(node)
     a = b.act(node.input[0])
     attrs = ArgMaxAttrs(int(at.get("axis", 0)) % a.rank, bool(at.get("keepdims", 1)),
-                        bool(at.get("select_last_index", 0)), "int64")
+                        bool(at.get("select_last_index", 0)), "int64", node.op_type == "ArgMin")
     b.emit_result(node.output[0], Op.ARG_MAX, [b.onnx_layout(node.input[0])], attrs, nhwc=False)
 
 
@@ -238,6 +238,6 @@ TENSOR_CONVERTERS = {
     "Flatten": flatten, "Reshape": reshape, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
     "Transpose": transpose, "Concat": concat, "Split": split, "Slice": slice_, "Pad": pad,
     "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
-    "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "Identity": identity, "Dropout": identity,
+    "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "ArgMin": arg_max, "Identity": identity, "Dropout": identity,
     "Cast": cast, **RESIZE_CONVERTERS,
 }

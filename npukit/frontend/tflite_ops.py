@@ -9,8 +9,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (Clamp, CompareAttrs, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, LogicalAttrs,
-                        NoAttrs, Op, PoolAttrs, UnaryAttrs)
+from ..ir.graph import (Clamp, CompareAttrs, ConvAttrs, EltwiseAttrs, FcAttrs, GeluAttrs, LeakyReluAttrs,
+                        LogicalAttrs, NoAttrs, Op, PoolAttrs, UnaryAttrs)
 from ..quant import kernels_mxu as kx
 from .tflite_read import fused_clamp
 
@@ -173,15 +173,18 @@ def activation(cv, op) -> None:
     cv.emit(kind, [x], cv.name(op.outputs[0]), attrs)
 
 
-# element-wise functions, one table each (quant/kernels_vpu_unary): NEG negates the codes
-_FUNCTIONS = {"LOG": "log", "EXP": "exp", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "ELU": "tfl_elu"}
+# element-wise functions, one table each (quant/kernels_vpu_unary): NEG negates the codes;
+# SIN, COS, SQUARE have no int8 kernel in LiteRT (float models only)
+_FUNCTIONS = {"LOG": "log", "EXP": "exp", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "ELU": "tfl_elu",
+              "SIN": "sin", "COS": "cos", "SQUARE": "square"}
+_FLOAT_ONLY = {"SIN", "COS", "SQUARE"}
 
 
 @converter(*_FUNCTIONS, "NEG")
 def function(cv, op) -> None:
     x = cv.name(op.inputs[0])
     dtype = cv.tensors[x].dtype.value
-    if dtype not in ("int8", "float32"):
+    if dtype not in ("int8", "float32") or (dtype == "int8" and cv.op_label in _FLOAT_ONLY):
         raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {dtype} tensors")
     fn = "tfl_neg" if cv.op_label == "NEG" and dtype == "int8" else _FUNCTIONS.get(cv.op_label, "neg")
     cv.emit(Op.UNARY, [x], cv.name(op.outputs[0]), UnaryAttrs(fn))
@@ -212,6 +215,12 @@ def logical(cv, op) -> None:
 def select(cv, op) -> None:
     """cond ? x : y: LiteRT copies the chosen code, whatever the three quantisations."""
     cv.emit(Op.WHERE, [_const_operand(cv, i) for i in _inputs(op)], cv.name(op.outputs[0]))
+
+
+@converter("GELU")
+def gelu(cv, op) -> None:
+    approximate = "tanh" if op.builtinOptions is not None and op.builtinOptions.approximate else "none"
+    cv.emit(Op.GELU, [cv.name(op.inputs[0])], cv.name(op.outputs[0]), GeluAttrs(approximate))
 
 
 @converter("PRELU")

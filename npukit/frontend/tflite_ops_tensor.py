@@ -184,15 +184,15 @@ def mean(cv, op) -> None:
     cv.reshape(pooled, cv.tensors[out].shape, out, suffix="/squeeze")
 
 
-@converter("ARG_MAX")
+@converter("ARG_MAX", "ARG_MIN")
 def arg_max(cv, op) -> None:
     x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
     rank = len(cv.tensors[x].shape)
-    axis = int(cv.need_const(op.inputs[1], "ARG_MAX axis").reshape(-1)[0]) % rank
+    axis = int(cv.need_const(op.inputs[1], f"{cv.op_label} axis").reshape(-1)[0]) % rank
     dtype = cv.tensors[out].dtype.value
     if dtype not in ("int32", "int64"):
-        raise UnsupportedOpError(f"{cv.where()}: ARG_MAX to {dtype} indices")
-    cv.emit(Op.ARG_MAX, [x], out, ArgMaxAttrs(axis, False, False, dtype))
+        raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} to {dtype} indices")
+    cv.emit(Op.ARG_MAX, [x], out, ArgMaxAttrs(axis, False, False, dtype, cv.op_label == "ARG_MIN"))
 
 
 @converter("SOFTMAX")

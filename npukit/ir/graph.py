@@ -54,7 +54,7 @@ class Op(enum.Enum):
     LOGICAL = "logical"                # bool operands -> bool (LogicalAttrs: and, or, xor)
     LOGICAL_NOT = "logical_not"
     WHERE = "where"                    # cond ? x : y, element-wise; x, y and the output share quantisation
-    ARG_MAX = "arg_max"                # index of the largest element along an axis (int32 / int64 out)
+    ARG_MAX = "arg_max"                # index of the largest (smallest) element along an axis, int32 / int64
     CLAMP = "clamp"                    # relu, relu6, clip
     LEAKY_RELU = "leaky_relu"
     PRELU = "prelu"
@@ -183,6 +183,7 @@ class ArgMaxAttrs:
     keepdims: bool = False
     last: bool = False                  # the last index among equal maxima (ONNX select_last_index)
     dtype: str = "int64"                # the index tensor's type
+    smallest: bool = False              # ArgMin
 
     @property
     def axes(self) -> tuple[int, ...]:  # as a reduction over one axis

@@ -214,14 +214,16 @@ class Mean(Instr):
 
 @dataclass(frozen=True)
 class ArgMax(Instr):
-    """ABUF[dst] = the index (int32 for elem 4, int64 for elem 8) of the largest code in each
-    column of the int8 ABUF tile [n, c]: the first of equal ones, or the last when `last`."""
+    """ABUF[dst] = the index (int32 for elem 4, int64 for elem 8) of the largest (`smallest`: the
+    smallest) code in each column of the int8 ABUF tile [n, c]: the first of equal ones, or the
+    last when `last`."""
     src: int
     n: int
     c: int
     dst: int
     elem: int
     last: int
+    smallest: int
 
 
 @dataclass(frozen=True)

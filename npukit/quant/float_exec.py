@@ -206,7 +206,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.LOGICAL: lambda n, i: kc.float_compare(n.attrs.fn, i[0] != 0, i[1] != 0),
     Op.LOGICAL_NOT: lambda n, i: i[0] == 0,
     Op.WHERE: lambda n, i: np.where(i[0] != 0, i[1], i[2]),
-    Op.ARG_MAX: lambda n, i: arg_max(i[0], n.attrs.axis, n.attrs.last, n.attrs.keepdims),
+    Op.ARG_MAX: lambda n, i: arg_max(i[0], n.attrs.axis, n.attrs.last, n.attrs.keepdims, smallest=n.attrs.smallest),
     Op.REDUCE_MIN: lambda n, i: i[0].min(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
     Op.CLAMP: _clamp,
     Op.LEAKY_RELU: lambda n, i: np.where(i[0] >= 0, i[0], i[0] * np.float32(n.attrs.alpha)),

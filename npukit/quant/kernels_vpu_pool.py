@@ -125,15 +125,16 @@ def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], largest: bool, keepdims
 
 
 def arg_max(x: np.ndarray, axis: int, last: bool = False, keepdims: bool = False,
-            dtype=np.int64) -> np.ndarray:
-    """ARG_MAX: the index of the largest code along `axis` (the first of equal ones, as LiteRT's
-    kernel, or the last); the codes order as the real values do."""
+            dtype=np.int64, smallest: bool = False) -> np.ndarray:
+    """ARG_MAX (ARG_MIN when `smallest`): the index of the largest (smallest) code along `axis`,
+    the first of equal ones as LiteRT's kernel, or the last; the codes order as the reals do."""
     x = np.asarray(x)
     axis %= x.ndim
+    pick = np.argmin if smallest else np.argmax
     if last:
-        idx = x.shape[axis] - 1 - np.argmax(np.flip(x, axis), axis=axis, keepdims=keepdims)
+        idx = x.shape[axis] - 1 - pick(np.flip(x, axis), axis=axis, keepdims=keepdims)
     else:
-        idx = np.argmax(x, axis=axis, keepdims=keepdims)
+        idx = pick(x, axis=axis, keepdims=keepdims)
     return idx.astype(dtype)
 
 

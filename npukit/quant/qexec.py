@@ -57,7 +57,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.WHERE:              # the selected operand's code: the three share quantisation
         return np.where(np.asarray(x) != 0, ins[1], ins[2])
     if op is Op.ARG_MAX:
-        return kv.arg_max(x, a.axis, a.last, a.keepdims, np.dtype(a.dtype))
+        return kv.arg_max(x, a.axis, a.last, a.keepdims, np.dtype(a.dtype), a.smallest)
     if op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
         return kv.reduce_extreme(x, a.axes, op is Op.REDUCE_MAX, keepdims=a.keepdims)
     if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT):

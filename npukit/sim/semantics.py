@@ -370,13 +370,14 @@ def _mean(m: Machine, r: I.Mean) -> Action:
 
 
 def _arg_max(m: Machine, r: I.ArgMax) -> Action:
-    if r.elem not in (4, 8) or r.last not in (0, 1):
-        raise BinaryError(f"ARGMAX: index of {r.elem} bytes, last = {r.last} (4 or 8 bytes; 0 or 1)")
+    if r.elem not in (4, 8) or r.last not in (0, 1) or r.smallest not in (0, 1):
+        raise BinaryError(f"ARGMAX: index of {r.elem} bytes, last = {r.last}, smallest = {r.smallest} "
+                          "(4 or 8 bytes; 0 or 1)")
     _check_geometry("ARGMAX", r.n, r.c)
     x = m.view(I.ABUF, r.src, (r.n, r.c))
     dtype = np.int32 if r.elem == 4 else np.int64
     dst = m.view(I.ABUF, r.dst, (r.c,), dtype)
-    return lambda: dst.__setitem__(..., kernels_vpu.arg_max(x, 0, bool(r.last), dtype=dtype))
+    return lambda: dst.__setitem__(..., kernels_vpu.arg_max(x, 0, bool(r.last), dtype=dtype, smallest=bool(r.smallest)))
 
 
 def _select(m: Machine, s: I.Select) -> Action:

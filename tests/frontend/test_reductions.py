@@ -92,13 +92,14 @@ def test_tflite_sum_equals_litert(tmp_path, axes, keep, s, z, zo):
     assert np.abs(got - default).max() <= 1
 
 
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
 @pytest.mark.parametrize("shape,axis,keep,last", [((2, 5, 4, 3), 1, 1, 0), ((2, 5, 4, 3), 3, 0, 1),
                                                   ((3, 6, 7), 2, 0, 0), ((3, 6, 7), 0, 1, 1), ((9, 4), 1, 0, 0)])
-def test_onnx_arg_max_equals_onnxruntime(tmp_path, shape, axis, keep, last):
+def test_onnx_arg_max_equals_onnxruntime(tmp_path, op, shape, axis, keep, last):
     """Codes order as the dequantised values do: the indices equal onnxruntime's on the
     quantised input exactly, ties (few distinct values) included; int64, not dequantised."""
     model = onnx.load_model_from_string(model_bytes(
-        [helper.make_node("ArgMax", ["x"], ["y"], axis=axis, keepdims=keep, select_last_index=last)],
+        [helper.make_node(op, ["x"], ["y"], axis=axis, keepdims=keep, select_last_index=last)],
         {"x": shape}, ["y"], opset=13))
     model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.INT64
     mb = model.SerializeToString()

@@ -149,16 +149,16 @@ def _mean(shape, axes, keep, op="MEAN") -> Case:
     return case
 
 
-def _arg_max(shape, axis, out_dtype) -> Case:
+def _arg_max(shape, axis, out_dtype, op="ARG_MAX") -> Case:
     """Few distinct codes, so that ties (the first index wins) occur."""
     def case(seed):
         rng = np.random.default_rng(seed)
         s, z = _q(rng)
         out = tuple(d for i, d in enumerate(shape) if i != axis)
-        model = build_single_op("ARG_MAX", [T("x", shape, scale=s, zero_point=z),
-                                            T("axis", (1,), "int32", data=_i32(axis))],
-                                [T("y", out, out_dtype)], _opts(tfl.ArgMaxOptionsT, outputType=getattr(
-                                    tfl.TensorType, out_dtype.upper())))
+        options = tfl.ArgMaxOptionsT if op == "ARG_MAX" else tfl.ArgMinOptionsT
+        model = build_single_op(op, [T("x", shape, scale=s, zero_point=z), T("axis", (1,), "int32", data=_i32(axis))],
+                                [T("y", out, out_dtype)],
+                                _opts(options, outputType=getattr(tfl.TensorType, out_dtype.upper())))
         return model, [rng.integers(-3, 3, size=shape).astype(np.int8)]
     return case
 
@@ -236,6 +236,9 @@ CASES: dict[str, Case] = {
     "arg_max_channels": _arg_max((1, 4, 5, 10), 3, "int32"),
     "arg_max_rows_int64": _arg_max((2, 7, 3, 4), 1, "int64"),
     "arg_max_batch": _arg_max((3, 2, 6), 0, "int32"),
+    "arg_min_rows": _arg_max((2, 7, 3, 4), 2, "int32", "ARG_MIN"),
+    "gelu": _unary("GELU", X, None, _opts(tfl.GeluOptionsT, approximate=False)),
+    "gelu_tanh": _unary("GELU", X, None, _opts(tfl.GeluOptionsT, approximate=True)),
     "equal_same_scale": _compare("EQUAL", X, X[:3] + (1,), True),
     "not_equal": _compare("NOT_EQUAL", X, X),
     "greater": _compare("GREATER", X, X),

@@ -113,3 +113,29 @@ def test_float_tables_within_half_an_lsb(fn, alpha, gamma):
 def test_unknown_function_is_refused():
     with pytest.raises(UnsupportedOpError, match="cbrt"):
         U.unary_table("cbrt", 0.1, 0, 0.1, 0)
+
+
+@pytest.mark.parametrize("op", ["SIN", "COS", "SQUARE", "EXP", "NEG"])
+def test_float_tflite_functions_within_one_lsb_of_litert(tmp_path, op):
+    """A float TFLite model (LiteRT has no int8 SIN / COS / SQUARE) is calibrated and runs as
+    one table: within one output LSB of LiteRT's float kernel on the quantised input."""
+    import warnings
+
+    import npukit
+    from npukit.quant import kernels_vpu as kv
+    shape = (1, 6, 40)
+    model = build_single_op(op, [TensorSpec("x", shape, "float32")], [TensorSpec("y", shape, "float32")])
+    path = tmp_path / "f.tflite"
+    path.write_bytes(model)
+    rng = np.random.default_rng(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(path, "npu-m", calibration={"x": rng.uniform(-3, 3, (8, *shape)).astype(np.float32)})
+    assert [(la.op, la.target) for la in prog.program.layers] == [("unary", "npu")]
+    x_io, y_io = prog.program.inputs[0], prog.program.outputs[0]
+    x = rng.uniform(-3, 3, shape).astype(np.float32)
+    x_q = kv.dequantize(kv.quantize(x, x_io.scale, x_io.zero_point), x_io.scale, x_io.zero_point)
+    want = run_reference(model, [x_q.astype(np.float32)])[0]
+    lo, hi = (np.array([-128, 127]) - y_io.zero_point) * y_io.scale
+    got = prog.run({prog.input_names[0]: x})[prog.output_names[0]]
+    assert np.abs(got - np.clip(want, lo, hi)).max() <= y_io.scale * 1.001
