@@ -36,6 +36,7 @@ from .vector import (
     lower_mean,
     mean_layout,
     lower_pool,
+    reduction_fits,
     lower_resize,
     lower_select,
     lower_softmax,
@@ -75,7 +76,9 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
         ok = node.params is not None and g.tensors[node.inputs[0]].dtype is DType.I8
         return "" if ok else "quantize from a type other than int8"
     if op in REDUCTIONS:
-        return "" if mean_layout(g, node) else "reduction over non-adjacent axes"
+        if not mean_layout(g, node):
+            return "reduction over non-adjacent axes"
+        return "" if reduction_fits(g, node, work_abuf) else "reduced elements larger than ABUF"
     if op in DATA_LOWERING:
         return "" if rank <= 4 else f"{rank}-D tensor exceeds the 4-D DMA"
     return f"no NPU lowering for {op.value}"

@@ -270,6 +270,12 @@ def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
     return {}
 
 
+def reduction_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
+    """A reduction's tile holds at least one column of its n reduced elements (double-buffered)."""
+    _, n, _ = mean_layout(g, node)
+    return 2 * (n + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes
+
+
 def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     """Resize tiles hold whole planes of one channel block: at least one channel must fit."""
     _, h, w, _ = g.tensors[node.inputs[0]].shape

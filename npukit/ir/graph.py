@@ -333,4 +333,6 @@ class Graph:
 
     @property
     def is_quantised(self) -> bool:
-        return any(t.quant is not None for t in self.tensors.values())
+        """Quantised tensors, or none to quantise (booleans and indices only: logic)."""
+        return (any(t.quant is not None for t in self.tensors.values())
+                or not any(t.dtype is DType.F32 for t in self.tensors.values()))

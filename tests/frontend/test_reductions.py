@@ -118,3 +118,22 @@ def test_onnx_arg_max_equals_onnxruntime(tmp_path, op, shape, axis, keep, last):
     got = prog.run({"x": x.astype(np.float32)})["y"]
     assert got.dtype == np.int64 and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+def test_reduction_longer_than_abuf_runs_on_the_host(tmp_path):
+    """A mean over more elements than ABUF holds is not an error: the host runs it, with the
+    reason, and the result still equals LiteRT's reference kernel."""
+    shape = (1, 300, 300, 2)
+    o = tfl.ReducerOptionsT()
+    o.keepDims = True
+    model = build_single_op("MEAN", [T("x", shape, scale=0.02, zero_point=3),
+                                     T("axes", (2,), "int32", data=np.asarray([1, 2], np.int32))],
+                            [T("y", (1, 1, 1, 2), scale=0.01, zero_point=-4)], o)
+    path = tmp_path / "big_mean.tflite"
+    path.write_bytes(model)
+    prog = npukit.compile(path, "npu-s")
+    (layer,) = prog.program.layers
+    assert layer.target == "host" and "larger than ABUF" in layer.reason
+    x = np.random.default_rng(0).integers(-128, 128, size=shape).astype(np.int8)
+    np.testing.assert_array_equal(prog.run({prog.input_names[0]: x})[prog.output_names[0]],
+                                  run_reference(model, [x])[0])
