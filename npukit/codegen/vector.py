@@ -209,7 +209,7 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     return {}
 
 
-REDUCE_KIND = {Op.MEAN: 0, Op.REDUCE_SUM: 0, Op.REDUCE_MAX: 1, Op.REDUCE_MIN: 2}
+REDUCE_KIND = {Op.MEAN: 0, Op.REDUCE_MAX: 1, Op.REDUCE_MIN: 2, Op.REDUCE_SUM: 3}
 
 
 def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
@@ -231,7 +231,7 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
         instr = lambda L, d, xa, c, oa: I.ArgMax(L, d, xa, n, c, oa, elem, last, smallest)    # noqa: E731
     else:
         kind = REDUCE_KIND[node.op]
-        qp = params_to_ints(node.params) if kind == 0 else ()
+        qp = params_to_ints(node.params) if kind in (0, 3) else ()
         instr = lambda L, d, xa, c, oa: I.Mean(L, d, xa, n, c, oa, qp, kind)        # noqa: E731
     for b0 in range(0, outer, ob):
         bl = min(ob, outer - b0)

@@ -201,15 +201,15 @@ class Pool(Instr):
 
 @dataclass(frozen=True)
 class Mean(Instr):
-    """Reduce the `n` rows of an ABUF tile [n, c] -> [c]. kind 0: TFLite MEAN / SUM integer
-    arithmetic with qparams = kernels_vpu.MeanParams; kind 1 (an extension field): the largest
-    code, kind 2: the smallest (qparams empty)."""
+    """Reduce the `n` rows of an ABUF tile [n, c] -> [c]. kind 0: TFLite MEAN's integer
+    arithmetic with qparams = kernels_vpu.MeanParams; kind (an extension field) 1: the largest
+    code, 2: the smallest (qparams empty), 3: SUM with qparams = kernels_vpu.SumParams."""
     src: int
     n: int
     c: int
     dst: int
     qparams: tuple[int, ...]
-    kind: int = 0          # extension: 0 mean / sum, 1 max, 2 min
+    kind: int = 0          # extension: 0 mean, 1 max, 2 min, 3 sum
 
 
 @dataclass(frozen=True)

@@ -104,17 +104,38 @@ def prepare_mean(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
     return MeanParams(int(in_zp), int(out_zp), n, int(mult), int(shift - up))
 
 
-def prepare_sum(in_scale: float, in_zp: int, out_scale: float, out_zp: int, n_elements: int) -> MeanParams:
-    """SUM: QuantizedMeanOrSum with compute_sum, i.e. MEAN's arithmetic without the 1/n folding:
-    out = MultiplyByQuantizedMultiplier(sum(q) - n zp_in, QuantizeMultiplier(s_in / s_out)) + zp_out.
-    (LiteRT 2.3.0's BUILTIN_REF int8 SUM reads the codes as uint8 bytes and clamps to [0, 255]:
-    npukit does not copy that; it agrees with it wherever the inputs and the result are
-    non-negative codes, see docs/numerics.md.)"""
+@dataclass(frozen=True)
+class SumParams:
+    input_zp: int
+    output_zp: int
+    n_elements: int
+    scale_bits: int     # float32(s_in) / float32(s_out) in float32, as its bit pattern
+
+
+def prepare_sum(in_scale: float, in_zp: int, out_scale: float, out_zp: int, n_elements: int) -> SumParams:
+    """SUM as LiteRT's default int8 kernel: out = rint(float32(sum(q) - n zp_in) * (s_in / s_out)
+    + zp_out) in float32, ties to even. (LiteRT 2.3.0's BUILTIN_REF int8 SUM reads the codes as
+    uint8 bytes and clamps to [0, 255]; npukit does not copy that, see docs/numerics.md.)"""
     n = int(n_elements)
     if n < 1:
         raise InputError(f"SUM over {n} elements")
-    mult, shift = intmath.quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
-    return MeanParams(int(in_zp), int(out_zp), n, int(mult), int(shift))
+    scale = np.float32(in_scale) / np.float32(out_scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise InputError(f"SUM rescale {in_scale}/{out_scale} is not a positive float32")
+    return SumParams(int(in_zp), int(out_zp), n, int(np.asarray(scale, np.float32).view(np.int32)))
+
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...], p: SumParams, keepdims: bool = True) -> np.ndarray:
+    x = np.asarray(x)
+    axes = tuple(sorted({a % x.ndim for a in axes}))
+    n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    if n != p.n_elements:
+        raise InputError(f"SUM params were prepared for {p.n_elements} elements, axes {axes} "
+                         f"of shape {x.shape} reduce {n}")
+    d = _i64(x).sum(axis=axes, keepdims=keepdims) - p.input_zp * n
+    scale = np.asarray(p.scale_bits, np.int32).view(np.float32)
+    v = np.rint((d.astype(np.float32) * scale + np.float32(p.output_zp)).astype(np.float32))
+    return np.clip(v, -128, 127).astype(np.int8)
 
 
 def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], largest: bool, keepdims: bool = True) -> np.ndarray:
@@ -140,8 +161,7 @@ def arg_max(x: np.ndarray, axis: int, last: bool = False, keepdims: bool = False
 
 def mean(x: np.ndarray, axes: tuple[int, ...], p: MeanParams, keepdims: bool = True,
          dtype=np.int8) -> np.ndarray:
-    """reference_ops::QuantizedMeanOrSum over `axes` (MEAN: p from prepare_mean; SUM: from
-    prepare_sum)."""
+    """reference_ops::QuantizedMeanOrSum (compute_sum=false) over `axes`."""
     x = np.asarray(x)
     axes = tuple(sorted({a % x.ndim for a in axes}))
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1

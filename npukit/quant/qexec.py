@@ -48,8 +48,10 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kv.max_pool(x, a, p.act_min, p.act_max)
     if op is Op.AVG_POOL:
         return kv.avg_pool(x, a, p.act_min, p.act_max)
-    if op in (Op.MEAN, Op.REDUCE_SUM):
+    if op is Op.MEAN:
         return kv.mean(x, a.axes, p, keepdims=a.keepdims)
+    if op is Op.REDUCE_SUM:
+        return kv.reduce_sum(x, a.axes, p, keepdims=a.keepdims)
     if op is Op.COMPARE:
         return kc.compare(x, ins[1], p)
     if op is Op.LOGICAL:

@@ -363,6 +363,9 @@ def _mean(m: Machine, r: I.Mean) -> Action:
     if r.kind in (1, 2):
         _check_geometry("MEAN", r.n, r.c)
         return lambda: dst.__setitem__(..., kernels_vpu.reduce_extreme(x, (1, 2), r.kind == 1))
+    if r.kind == 3:
+        s = params_from_ints(kernels_vpu.SumParams, r.qparams)
+        return lambda: dst.__setitem__(..., kernels_vpu.reduce_sum(x, (1, 2), s))
     if r.kind != 0:
         raise BinaryError(f"MEAN: unknown kind {r.kind}")
     p = params_from_ints(kernels_vpu.MeanParams, r.qparams)
