@@ -133,37 +133,52 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
 
 
 def select_supported(g: Graph, node: Node) -> bool:
-    """WHERE runs on whole operands: activations of the output's shape (constants are stored
-    broadcast)."""
-    shape = g.tensors[node.outputs[0]].shape
-    return all(g.tensors[t].is_const or g.tensors[t].shape == shape for t in node.inputs)
+    """WHERE reads each operand with broadcast (zero) strides: any shapes up to 4-D."""
+    return len(g.tensors[node.outputs[0]].shape) <= 4
+
+
+def _broadcast_strides(shape, out4) -> tuple[int, ...]:
+    """Element strides of an operand read as the 4-D output shape (0 on broadcast axes)."""
+    shape = (1,) * (4 - len(shape)) + tuple(shape)
+    strides = [math.prod(shape[d + 1:]) for d in range(4)]
+    return tuple(0 if shape[d] == 1 and out4[d] != 1 else strides[d] for d in range(4))
 
 
 def lower_select(ctx: Ctx, g: Graph, node: Node) -> dict:
-    """cond ? x : y in chunks of the flat operands."""
+    """cond ? x : y over blocks of the output (whole trailing axes, a run of the first axis
+    that does not fit whole); each operand is read with its broadcast strides."""
     e, out = ctx.emitter, g.tensors[node.outputs[0]]
-    n = out.size
+    out4 = (1,) * (4 - len(out.shape)) + tuple(out.shape)
     a_slots, _, _ = ctx.slots()
-    chunk = min(n, (a_slots.size // (4 * ctx.nbuf)) // 16 * 16 or n)
-    bufs = [SlotPair(a_slots.take(chunk, ctx.nbuf)) for _ in range(4)]
-    where = []
+    cap = max(1, a_slots.size // (4 * ctx.nbuf) - 16)
+    axis = next(d for d in range(4) if math.prod(out4[d + 1:]) <= cap)
+    inner = math.prod(out4[axis + 1:])
+    k = max(1, min(out4[axis], cap // inner))
+    bufs = [SlotPair(a_slots.take(k * inner, ctx.nbuf)) for _ in range(4)]
+    operands = []
     for name in node.inputs:
         t = g.tensors[name]
-        if t.is_const:
-            data = np.ascontiguousarray(np.broadcast_to(t.data, out.shape)).view(np.int8)
-            where.append((ctx.consts.space, ctx.const(data)))
-        else:
-            where.append((ctx.space(name), ctx.addr(name)))
+        where = (ctx.consts.space, ctx.const(t.data.view(np.int8))) if t.is_const else (ctx.space(name), ctx.addr(name))
+        operands.append((*where, _broadcast_strides(t.shape, out4)))
     dst = ctx.addr(node.outputs[0])
-    for i in range(0, n, chunk):
-        ln = min(chunk, n - i)
-        c, a, b = (buf.next() for buf in bufs[:3])
-        for (space, addr), to in zip(where, (c, a, b)):
-            contiguous(e, space, addr + i, I.ABUF, to, ln)
-        oa = bufs[3].next()
-        e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln),
-               [(I.ABUF, x, x + ln) for x in (c, a, b)], [(I.ABUF, oa, oa + ln)])
-        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i, ln)
+    for prefix in np.ndindex(*out4[:axis]):
+        for j0 in range(0, out4[axis], k):
+            kl = min(k, out4[axis] - j0)
+            idx = (*prefix, j0) + (0,) * (3 - axis)
+            shape = (1,) * axis + (kl,) + out4[axis + 1:]
+            ln = kl * inner
+            tiles = []
+            for space, addr, strides in operands:
+                to = bufs[len(tiles)].next()
+                dma(e, space, addr + sum(i * s for i, s in zip(idx, strides)), strides, I.ABUF, to,
+                    tuple(math.prod(shape[d + 1:]) for d in range(4)), shape, 1)
+                tiles.append(to)
+            c, a, b = tiles
+            oa = bufs[3].next()
+            e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln),
+                   [(I.ABUF, x, x + ln) for x in tiles], [(I.ABUF, oa, oa + ln)])
+            flat = sum(i * math.prod(out4[d + 1:]) for d, i in enumerate(idx))
+            contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + flat, ln)
     return {}
 
 

@@ -141,3 +141,43 @@ def test_poles_in_calibration_saturate(tmp_path):
     lowest = (-128 - y_io.zero_point) * y_io.scale
     assert np.all(got[x <= 0] == np.float32(lowest)) and np.all(np.isfinite(got))
     assert got[x > 1].min() > lowest
+
+
+@pytest.mark.parametrize("shapes", [((1, 1, 5, 7), (1, 3, 5, 7), ()), ((1, 3, 1, 7), (), (1, 1, 5, 1)),
+                                    ((2, 1, 5, 7), (1, 3, 5, 1), (7,)),
+                                    ((1, 1, 40, 48), (1, 12, 40, 48), ())])       # blocks of the output
+def test_where_with_broadcast_operands(tmp_path, shapes):
+    """Condition, x and y of different (broadcast) shapes, activations or constants: the NPU
+    reads each with zero strides; equal to onnxruntime off the comparison grid."""
+    cs, xs, ys = shapes
+    out = np.broadcast_shapes(cs, xs, ys)
+    inputs = {"p": cs, "q": cs}
+    inits = {}
+    if xs:
+        inputs["x"] = xs
+    else:
+        inits["x"] = np.float32(0.25)
+    if ys:
+        inputs["y"] = ys
+    else:
+        inits["y"] = np.float32(-0.5)
+    nodes = [helper.make_node("Less", ["p", "q"], ["c"]), helper.make_node("Where", ["c", "x", "y"], ["w"])]
+    mb = model_bytes(nodes, inputs, ["w"], inits)
+    path = tmp_path / "wb.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(6)
+    calib = {n: rng.uniform(-1, 1, size=(8, *s)).astype(np.float32) for n, s in inputs.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(path, "npu-s", calibration=calib)
+    assert prog.profile().host_ops == []
+    feeds = {n: rng.uniform(-1, 1, size=s).astype(np.float32) for n, s in inputs.items()}
+    io = {t.name: t for t in prog.program.inputs}
+    q = {n: kv.dequantize(kv.quantize(v, io[n].scale, io[n].zero_point), io[n].scale, io[n].zero_point)
+         for n, v in feeds.items()}
+    want = onnxruntime_outputs(mb, {n: v.astype(np.float32) for n, v in q.items()})["w"]
+    got = prog.run(feeds)["w"]
+    assert got.shape == want.shape == out
+    clear = np.broadcast_to(np.abs(q["p"] - q["q"]) > 2 / 256, out)
+    scale = prog.program.outputs[0].scale
+    assert np.abs(got - want)[clear].max() <= scale * 0.501

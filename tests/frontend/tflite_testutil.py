@@ -190,15 +190,18 @@ def _logical(op: str, shapes) -> Case:
     return case
 
 
-def _select(op: str, shape, const_y: bool = False) -> Case:
-    """cond ? x : y; LiteRT copies codes, so the three quantisations may differ."""
+def _select(op: str, shape, const_y: bool = False, c_shape=None, x_shape=None) -> Case:
+    """cond ? x : y; LiteRT copies codes, so the three quantisations may differ (SELECT_V2
+    broadcasts its operands)."""
     def case(seed):
         rng = np.random.default_rng(seed)
         (sx, zx), (sy, zy), (so, zo) = _q(rng), _q(rng), _q(rng)
+        cs, xs = c_shape or shape, x_shape or shape
+        out = tuple(np.broadcast_shapes(cs, xs, shape))
         y = T("y", shape, scale=sy, zero_point=zy, data=_x(rng, shape) if const_y else None)
-        model = build_single_op(op, [T("c", shape, "bool"), T("x", shape, scale=sx, zero_point=zx), y],
-                                [T("o", shape, scale=so, zero_point=zo)])
-        return model, [rng.integers(0, 2, size=shape).astype(bool), _x(rng, shape)] + ([] if const_y else [_x(rng, shape)])
+        model = build_single_op(op, [T("c", cs, "bool"), T("x", xs, scale=sx, zero_point=zx), y],
+                                [T("o", out, scale=so, zero_point=zo)])
+        return model, [rng.integers(0, 2, size=cs).astype(bool), _x(rng, xs)] + ([] if const_y else [_x(rng, shape)])
     return case
 
 
@@ -251,6 +254,7 @@ CASES: dict[str, Case] = {
     "logical_not": _logical("LOGICAL_NOT", [X]),
     "select": _select("SELECT", X),
     "select_v2_const": _select("SELECT_V2", (2, 3, 17), True),
+    "select_v2_broadcast": _select("SELECT_V2", (1, 1, 5, 8), False, (1, 6, 1, 8), (2, 1, 5, 1)),
     "softmax": _softmax((2, 10), 1.0),
     "softmax_beta": _softmax((1, 3, 16), 0.5),
     "logistic": _unary("LOGISTIC", X, (1 / 256, -128)),
