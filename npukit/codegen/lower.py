@@ -38,10 +38,11 @@ from .vector import (
     lower_pool,
     reduction_fits,
     lower_resize,
+    broadcast_supported,
+    lower_eltwise_broadcast,
     lower_select,
     lower_softmax,
     resize_fits,
-    select_supported,
 )
 
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
@@ -64,9 +65,10 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op is Op.MAGNITUDE:       # reached only without int16 tensors (those are handled above)
         return "magnitude needs an int16 input"
     if op in ELTWISE_KIND:
-        return "" if eltwise_plan(g, node) else "broadcast pattern not supported by the VPU"
+        ok = eltwise_plan(g, node) or broadcast_supported(g, node)
+        return "" if ok else "broadcast pattern not supported by the VPU"
     if op is Op.WHERE:
-        return "" if select_supported(g, node) else "broadcast pattern not supported by the VPU"
+        return "" if broadcast_supported(g, node) else f"{rank}-D tensor exceeds the 4-D DMA"
     if op is Op.SOFTMAX:
         axis = node.attrs.axis % rank
         return "" if axis == rank - 1 else "softmax over an axis other than the last"
@@ -241,7 +243,8 @@ def _lower(ctx: Ctx, g: Graph, node: Node):
     if op in (Op.CONV2D, Op.FULLY_CONNECTED):
         return lower_conv(ctx, g, node)
     if op in ELTWISE_KIND:
-        return lower_eltwise(ctx, g, node, eltwise_plan(g, node))
+        plan = eltwise_plan(g, node)
+        return lower_eltwise(ctx, g, node, plan) if plan else lower_eltwise_broadcast(ctx, g, node)
     if op in LUT_OPS:
         return lower_lut(ctx, g, node)
     if op is Op.QUANTIZE:      # an int8 -> int8 / uint8 rescale is a table of the 256 codes

@@ -132,8 +132,8 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
     return {}
 
 
-def select_supported(g: Graph, node: Node) -> bool:
-    """WHERE reads each operand with broadcast (zero) strides: any shapes up to 4-D."""
+def broadcast_supported(g: Graph, node: Node) -> bool:
+    """Operands read with broadcast (zero) strides: any shapes up to 4-D."""
     return len(g.tensors[node.outputs[0]].shape) <= 4
 
 
@@ -144,41 +144,59 @@ def _broadcast_strides(shape, out4) -> tuple[int, ...]:
     return tuple(0 if shape[d] == 1 and out4[d] != 1 else strides[d] for d in range(4))
 
 
-def lower_select(ctx: Ctx, g: Graph, node: Node) -> dict:
-    """cond ? x : y over blocks of the output (whole trailing axes, a run of the first axis
-    that does not fit whole); each operand is read with its broadcast strides."""
+def _broadcast_blocks(ctx: Ctx, g: Graph, node: Node):
+    """Blocks of the output (whole trailing axes, a run of the first axis that does not fit
+    whole): loads every operand's block into ABUF with its broadcast strides and yields
+    (operand tiles, output tile, length, flat offset); the caller computes and stores."""
     e, out = ctx.emitter, g.tensors[node.outputs[0]]
     out4 = (1,) * (4 - len(out.shape)) + tuple(out.shape)
     a_slots, _, _ = ctx.slots()
-    cap = max(1, a_slots.size // (4 * ctx.nbuf) - 16)
+    n_bufs = len(node.inputs) + 1
+    cap = max(1, a_slots.size // (n_bufs * ctx.nbuf) - 16)
     axis = next(d for d in range(4) if math.prod(out4[d + 1:]) <= cap)
     inner = math.prod(out4[axis + 1:])
     k = max(1, min(out4[axis], cap // inner))
-    bufs = [SlotPair(a_slots.take(k * inner, ctx.nbuf)) for _ in range(4)]
+    bufs = [SlotPair(a_slots.take(k * inner, ctx.nbuf)) for _ in range(n_bufs)]
     operands = []
     for name in node.inputs:
         t = g.tensors[name]
         where = (ctx.consts.space, ctx.const(t.data.view(np.int8))) if t.is_const else (ctx.space(name), ctx.addr(name))
         operands.append((*where, _broadcast_strides(t.shape, out4)))
-    dst = ctx.addr(node.outputs[0])
     for prefix in np.ndindex(*out4[:axis]):
         for j0 in range(0, out4[axis], k):
             kl = min(k, out4[axis] - j0)
             idx = (*prefix, j0) + (0,) * (3 - axis)
             shape = (1,) * axis + (kl,) + out4[axis + 1:]
-            ln = kl * inner
             tiles = []
-            for space, addr, strides in operands:
-                to = bufs[len(tiles)].next()
+            for (space, addr, strides), buf in zip(operands, bufs):
+                to = buf.next()
                 dma(e, space, addr + sum(i * s for i, s in zip(idx, strides)), strides, I.ABUF, to,
                     tuple(math.prod(shape[d + 1:]) for d in range(4)), shape, 1)
                 tiles.append(to)
-            c, a, b = tiles
-            oa = bufs[3].next()
-            e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln),
-                   [(I.ABUF, x, x + ln) for x in tiles], [(I.ABUF, oa, oa + ln)])
-            flat = sum(i * math.prod(out4[d + 1:]) for d, i in enumerate(idx))
-            contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + flat, ln)
+            yield tiles, bufs[-1].next(), kl * inner, sum(i * math.prod(out4[d + 1:]) for d, i in enumerate(idx))
+
+
+def lower_select(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """cond ? x : y, operands broadcast."""
+    e, out = ctx.emitter, node.outputs[0]
+    for (c, a, b), oa, ln, flat in _broadcast_blocks(ctx, g, node):
+        e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln),
+               [(I.ABUF, x, x + ln) for x in (c, a, b)], [(I.ABUF, oa, oa + ln)])
+        contiguous(e, I.ABUF, oa, ctx.space(out), ctx.addr(out) + flat, ln)
+    return {}
+
+
+def lower_eltwise_broadcast(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """A binary element-wise op whose broadcast the row / column patterns do not cover (an
+    outer axis, both operands broadcast): both operands expanded by the DMA, then one
+    ELEMENTWISE over each block."""
+    e, out = ctx.emitter, node.outputs[0]
+    qparams = params_to_ints(node.params) if node.params is not None else ()
+    kind = int(ELTWISE_KIND[node.op])
+    for (a, b), oa, ln, flat in _broadcast_blocks(ctx, g, node):
+        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, a, I.ABUF, b, (ln, 1), oa, 1, ln, qparams),
+               [(I.ABUF, a, a + ln), (I.ABUF, b, b + ln)], [(I.ABUF, oa, oa + ln)])
+        contiguous(e, I.ABUF, oa, ctx.space(out), ctx.addr(out) + flat, ln)
     return {}
 
 

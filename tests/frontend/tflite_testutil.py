@@ -216,6 +216,8 @@ CASES: dict[str, Case] = {
     "sub_relu": _binary("SUB", X, X, A.RELU, tfl.SubOptionsT),
     "mul": _binary("MUL", X, X, A.NONE, tfl.MulOptionsT),
     "mul_broadcast": _binary("MUL", X, (1, 1, 1, 8), A.NONE, tfl.MulOptionsT),
+    "add_outer_broadcast": _binary("ADD", (1, 1, 5, 8), (2, 6, 1, 8), A.RELU, tfl.AddOptionsT),    # DMA-expanded
+    "sub_first_broadcast": _binary("SUB", (1, 6, 1, 1), X, A.NONE, tfl.SubOptionsT),
     "maximum": _binary("MAXIMUM", X, X),
     "avg_pool_same": _pool("AVERAGE_POOL_2D", (1, 7, 9, 4), 3, 2, tfl.Padding.SAME),
     "avg_pool_valid_relu": _pool("AVERAGE_POOL_2D", (1, 8, 8, 3), 2, 2, tfl.Padding.VALID, A.RELU),
@@ -249,8 +251,10 @@ CASES: dict[str, Case] = {
     "less_same_scale": _compare("LESS", X, X, True),
     "less_equal_scalar": _compare("LESS_EQUAL", X, (1,)),
     "greater_broadcast_first": _compare("GREATER", (1, 1, 1, 8), X),       # operands swapped, predicate mirrored
+    "less_outer_broadcast": _compare("LESS", (1, 6, 1, 8), (2, 1, 5, 1)),
     "logical_and": _logical("LOGICAL_AND", [X, X]),
     "logical_or_broadcast": _logical("LOGICAL_OR", [X, (1, 1, 1, 8)]),
+    "logical_and_outer_broadcast": _logical("LOGICAL_AND", [(1, 6, 1, 8), (1, 1, 5, 1)]),
     "logical_not": _logical("LOGICAL_NOT", [X]),
     "select": _select("SELECT", X),
     "select_v2_const": _select("SELECT_V2", (2, 3, 17), True),
