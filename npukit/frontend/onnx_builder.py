@@ -99,8 +99,8 @@ class Builder:
             raise ModelError(f"value {name!r} is expected to be an activation, not a constant")
         return v
 
-    def add_input(self, name: str, shape: tuple[int, ...]) -> None:
-        self.tensors[name] = Tensor(name, shape, DType.F32)
+    def add_input(self, name: str, shape: tuple[int, ...], dtype: DType = DType.F32) -> None:
+        self.tensors[name] = Tensor(name, shape, dtype)
         if len(shape) == 4:
             ir = self.emit(Op.TRANSPOSE, [name], TransposeAttrs(TO_NHWC), self.fresh(name + "_nhwc"))
             self._nchw_view[ir] = name

@@ -181,3 +181,35 @@ def test_where_with_broadcast_operands(tmp_path, shapes):
     clear = np.broadcast_to(np.abs(q["p"] - q["q"]) > 2 / 256, out)
     scale = prog.program.outputs[0].scale
     assert np.abs(got - want)[clear].max() <= scale * 0.501
+
+
+def test_boolean_inputs_feed_logic_and_where(tmp_path):
+    """A bool graph input (a mask) stays bytes 0 / 1: Not, And with a comparison, and Where
+    pick codes exactly as onnxruntime picks values (off the comparison grid)."""
+    import onnx
+    from onnx import TensorProto
+    nodes = [helper.make_node("Not", ["m"], ["nm"]), helper.make_node("Greater", ["x", "c"], ["g"]),
+             helper.make_node("And", ["nm", "g"], ["a"]), helper.make_node("Where", ["a", "x", "c"], ["w"])]
+    model = onnx.load_model_from_string(model_bytes(nodes, {"x": SHAPE, "m": SHAPE}, ["w", "a"],
+                                                    {"c": np.float32(0.1)}))
+    model.graph.input[1].type.tensor_type.elem_type = TensorProto.BOOL
+    model.graph.output[1].type.tensor_type.elem_type = TensorProto.BOOL
+    mb = model.SerializeToString()
+    path = tmp_path / "mask.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(8)
+    calib = {"x": rng.uniform(-1, 1, (8, *SHAPE)).astype(np.float32), "m": rng.integers(0, 2, (8, *SHAPE)).astype(bool)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(path, "npu-m", calibration=calib)
+    assert prog.profile().host_ops == []
+    x, m = rng.uniform(-1, 1, SHAPE).astype(np.float32), rng.integers(0, 2, SHAPE).astype(bool)
+    io = prog.program.inputs[0] if prog.program.inputs[0].name == "x" else prog.program.inputs[1]
+    x_q = kv.dequantize(kv.quantize(x, io.scale, io.zero_point), io.scale, io.zero_point).astype(np.float32)
+    want = onnxruntime_outputs(mb, {"x": x_q, "m": m})
+    got = prog.run({"x": x, "m": m})
+    clear = np.abs(x_q - 0.1) > 2 / 256
+    assert got["a"].dtype == np.bool_
+    np.testing.assert_array_equal(got["a"][clear], want["a"][clear])
+    scale = next(t.scale for t in prog.program.outputs if t.name == "w")
+    assert np.abs(got["w"] - want["w"])[clear].max() <= 0.501 * scale
