@@ -144,6 +144,9 @@ def _broadcast_strides(shape, out4) -> tuple[int, ...]:
     return tuple(0 if shape[d] == 1 and out4[d] != 1 else strides[d] for d in range(4))
 
 
+MATERIALISE_BYTES = 1 << 16
+
+
 def _broadcast_blocks(ctx: Ctx, g: Graph, node: Node):
     """Blocks of the output (whole trailing axes, a run of the first axis that does not fit
     whole): loads every operand's block into ABUF with its broadcast strides and yields
@@ -160,8 +163,13 @@ def _broadcast_blocks(ctx: Ctx, g: Graph, node: Node):
     operands = []
     for name in node.inputs:
         t = g.tensors[name]
-        where = (ctx.consts.space, ctx.const(t.data.view(np.int8))) if t.is_const else (ctx.space(name), ctx.addr(name))
-        operands.append((*where, _broadcast_strides(t.shape, out4)))
+        if t.is_const:       # stored expanded (contiguous reads) unless that costs over 64 KiB
+            data = t.data if out.size > MATERIALISE_BYTES else np.broadcast_to(t.data.reshape(
+                (1,) * (len(out.shape) - t.data.ndim) + t.data.shape), out.shape)
+            operands.append((ctx.consts.space, ctx.const(np.ascontiguousarray(data).view(np.int8)),
+                             _broadcast_strides(data.shape, out4)))
+        else:
+            operands.append((ctx.space(name), ctx.addr(name), _broadcast_strides(t.shape, out4)))
     for prefix in np.ndindex(*out4[:axis]):
         for j0 in range(0, out4[axis], k):
             kl = min(k, out4[axis] - j0)

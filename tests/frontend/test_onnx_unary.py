@@ -145,7 +145,8 @@ def test_poles_in_calibration_saturate(tmp_path):
 
 @pytest.mark.parametrize("shapes", [((1, 1, 5, 7), (1, 3, 5, 7), ()), ((1, 3, 1, 7), (), (1, 1, 5, 1)),
                                     ((2, 1, 5, 7), (1, 3, 5, 1), (7,)),
-                                    ((1, 1, 40, 48), (1, 12, 40, 48), ())])       # blocks of the output
+                                    ((1, 1, 40, 48), (1, 12, 40, 48), ()),        # blocks of the output
+                                    ((1, 1, 64, 64), (1, 20, 64, 64), ())])       # a constant read with zero strides
 def test_where_with_broadcast_operands(tmp_path, shapes):
     """Condition, x and y of different (broadcast) shapes, activations or constants: the NPU
     reads each with zero strides; equal to onnxruntime off the comparison grid."""
