@@ -17,10 +17,12 @@ from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
 from ..quant import kernels_vpu as kv
 from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..ir.shapes import REDUCTIONS
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .conv import conv_macs, lower_conv
 from .data import DATA_LOWERING
+from .gather import gather_reduced_axes_graph
 from .fused import fusable_expansions, fusable_pairs, lower_fused, plan_fused
 from .matmul import TRANSFORMER_NPU_OPS, lower_transformer, matmul_macs, matmul_support
 from .memory import ConstImage, plan_arena
@@ -34,12 +36,16 @@ from .vector import (
     lower_mean,
     mean_layout,
     lower_pool,
+    reduction_fits,
     lower_resize,
+    broadcast_supported,
+    lower_eltwise_broadcast,
+    lower_select,
     lower_softmax,
     resize_fits,
 )
 
-LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
+LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
 
 
 def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
@@ -63,7 +69,10 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op is Op.MAGNITUDE:       # reached only without int16 tensors (those are handled above)
         return "magnitude needs an int16 input"
     if op in ELTWISE_KIND:
-        return "" if eltwise_plan(g, node) else "broadcast pattern not supported by the VPU"
+        ok = eltwise_plan(g, node) or broadcast_supported(g, node)
+        return "" if ok else "broadcast pattern not supported by the VPU"
+    if op is Op.WHERE:
+        return "" if broadcast_supported(g, node) else f"{rank}-D tensor exceeds the 4-D DMA"
     if op is Op.SOFTMAX:
         axis = node.attrs.axis % rank
         return "" if axis == rank - 1 else "softmax over an axis other than the last"
@@ -72,8 +81,10 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op is Op.QUANTIZE:
         ok = node.params is not None and g.tensors[node.inputs[0]].dtype is DType.I8
         return "" if ok else "quantize from a type other than int8"
-    if op is Op.MEAN:
-        return "" if mean_layout(g, node) else "mean over non-adjacent axes"
+    if op in REDUCTIONS:
+        if not mean_layout(g, node):
+            return "reduction over non-adjacent axes"
+        return "" if reduction_fits(g, node, work_abuf) else "reduced elements larger than ABUF"
     if op in DATA_LOWERING:
         return "" if rank <= 4 else f"{rank}-D tensor exceeds the 4-D DMA"
     return f"no NPU lowering for {op.value}"
@@ -86,7 +97,7 @@ def onchip_bytes(arch, options: CompileOptions | None = None) -> int:
 
 def lower_program(g: Graph, arch, options: CompileOptions, meta: dict) -> Program:
     user_inputs, user_outputs = g.inputs, g.outputs
-    g, moved = absorb_boundary_transposes(g)
+    g, moved = absorb_boundary_transposes(gather_reduced_axes_graph(g))
     names = [r.name for r in arch.regions]
     act_space = I.REGION0 + names.index(arch.placement.activations)
     w_space = I.REGION0 + names.index(arch.placement.weights)
@@ -236,7 +247,8 @@ def _lower(ctx: Ctx, g: Graph, node: Node):
     if op in (Op.CONV2D, Op.FULLY_CONNECTED):
         return lower_conv(ctx, g, node)
     if op in ELTWISE_KIND:
-        return lower_eltwise(ctx, g, node, eltwise_plan(g, node))
+        plan = eltwise_plan(g, node)
+        return lower_eltwise(ctx, g, node, plan) if plan else lower_eltwise_broadcast(ctx, g, node)
     if op in LUT_OPS:
         return lower_lut(ctx, g, node)
     if op is Op.QUANTIZE:      # an int8 -> int8 / uint8 rescale is a table of the 256 codes
@@ -244,11 +256,13 @@ def _lower(ctx: Ctx, g: Graph, node: Node):
         return lower_lut(ctx, g, node, kv.requantize(np.arange(-128, 128, dtype=np.int8), node.params, out))
     if op is Op.SOFTMAX:
         return lower_softmax(ctx, g, node)
+    if op is Op.WHERE:
+        return lower_select(ctx, g, node)
     if op is Op.RESIZE:
         return lower_resize(ctx, g, node)
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         return lower_pool(ctx, g, node)
-    if op is Op.MEAN:
+    if op in REDUCTIONS:
         return lower_mean(ctx, g, node)
     if op is Op.RESHAPE:
         return {}
@@ -291,7 +305,7 @@ def _vpu_ops(g: Graph, node: Node) -> int:
     out = g.tensors[node.outputs[0]].size
     if node.op in (Op.MAX_POOL, Op.AVG_POOL):
         return out * node.attrs.kernel[0] * node.attrs.kernel[1]
-    if node.op is Op.MEAN:
+    if node.op in REDUCTIONS:
         return g.tensors[node.inputs[0]].size
     if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD):
         return 0                                   # pure data movement (DMA)
@@ -364,7 +378,8 @@ def _io(g: Graph, arena, names, meta, moved) -> list[IoTensor]:
         where = arena.where[inner]
         out.append(IoTensor(name, t.dtype.value, shape, where.space, where.addr,
                             float(q.s) if q else 1.0, int(q.zp) if q else 0,
-                            bool(meta.get("float_io", {}).get(name, False)), tuple(perm)))
+                            bool(meta.get("float_io", {}).get(name, False)) and (q is not None or t.dtype is DType.F32),
+                            tuple(perm)))       # an unquantised integer output (ARG_MAX's indices) stays integer
     return out
 
 

@@ -1,4 +1,4 @@
-"""Lowering of VPU layers: element-wise arithmetic, tables, pooling and spatial mean."""
+"""Lowering of VPU layers: element-wise arithmetic, tables, pooling and reductions."""
 from __future__ import annotations
 
 import math
@@ -10,13 +10,15 @@ from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
 from ..quant import kernels_vpu as kv
+from ..quant.kernels_vpu_compare import PREDICATES, SWAPPED
 from ..sim.semantics import params_to_ints
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
 
 ELTWISE_KIND = {Op.ADD: I.Eltwise.ADD, Op.SUB: I.Eltwise.SUB, Op.MUL: I.Eltwise.MUL,
-                Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN, Op.PRELU: I.Eltwise.PRELU}
-COMMUTATIVE = {Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM}
+                Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN, Op.PRELU: I.Eltwise.PRELU,
+                Op.COMPARE: I.Eltwise.COMPARE, Op.LOGICAL: I.Eltwise.LOGICAL}
+COMMUTATIVE = {Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.COMPARE, Op.LOGICAL}   # COMPARE: predicate mirrored
 
 
 def _b_pattern(b_shape, out_shape) -> tuple[int, int] | None:
@@ -44,6 +46,8 @@ def _swapped(params):
     for f1, f2 in pairs:
         if f1 in fields:
             changes[f1], changes[f2] = getattr(params, f2), getattr(params, f1)
+    if "predicate" in fields:            # a > b is b < a
+        changes["predicate"] = PREDICATES.index(SWAPPED[PREDICATES[params.predicate]])
     return replace(params, **changes)
 
 
@@ -129,6 +133,82 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
     return {}
 
 
+def broadcast_supported(g: Graph, node: Node) -> bool:
+    """Operands read with broadcast (zero) strides: any shapes up to 4-D."""
+    return len(g.tensors[node.outputs[0]].shape) <= 4
+
+
+def _broadcast_strides(shape, out4) -> tuple[int, ...]:
+    """Element strides of an operand read as the 4-D output shape (0 on broadcast axes)."""
+    shape = (1,) * (4 - len(shape)) + tuple(shape)
+    strides = [math.prod(shape[d + 1:]) for d in range(4)]
+    return tuple(0 if shape[d] == 1 and out4[d] != 1 else strides[d] for d in range(4))
+
+
+MATERIALISE_BYTES = 1 << 16
+
+
+def _broadcast_blocks(ctx: Ctx, g: Graph, node: Node):
+    """Blocks of the output (whole trailing axes, a run of the first axis that does not fit
+    whole): loads every operand's block into ABUF with its broadcast strides and yields
+    (operand tiles, output tile, length, flat offset); the caller computes and stores."""
+    e, out = ctx.emitter, g.tensors[node.outputs[0]]
+    out4 = (1,) * (4 - len(out.shape)) + tuple(out.shape)
+    a_slots, _, _ = ctx.slots()
+    n_bufs = len(node.inputs) + 1
+    cap = max(1, a_slots.size // (n_bufs * ctx.nbuf) - 16)
+    axis = next(d for d in range(4) if math.prod(out4[d + 1:]) <= cap)
+    inner = math.prod(out4[axis + 1:])
+    k = max(1, min(out4[axis], cap // inner))
+    bufs = [SlotPair(a_slots.take(k * inner, ctx.nbuf)) for _ in range(n_bufs)]
+    operands = []
+    for name in node.inputs:
+        t = g.tensors[name]
+        if t.is_const:       # stored expanded (contiguous reads) unless that costs over 64 KiB
+            data = t.data if out.size > MATERIALISE_BYTES else np.broadcast_to(t.data.reshape(
+                (1,) * (len(out.shape) - t.data.ndim) + t.data.shape), out.shape)
+            operands.append((ctx.consts.space, ctx.const(np.ascontiguousarray(data).view(np.int8)),
+                             _broadcast_strides(data.shape, out4)))
+        else:
+            operands.append((ctx.space(name), ctx.addr(name), _broadcast_strides(t.shape, out4)))
+    for prefix in np.ndindex(*out4[:axis]):
+        for j0 in range(0, out4[axis], k):
+            kl = min(k, out4[axis] - j0)
+            idx = (*prefix, j0) + (0,) * (3 - axis)
+            shape = (1,) * axis + (kl,) + out4[axis + 1:]
+            tiles = []
+            for (space, addr, strides), buf in zip(operands, bufs):
+                to = buf.next()
+                dma(e, space, addr + sum(i * s for i, s in zip(idx, strides)), strides, I.ABUF, to,
+                    tuple(math.prod(shape[d + 1:]) for d in range(4)), shape, 1)
+                tiles.append(to)
+            yield tiles, bufs[-1].next(), kl * inner, sum(i * math.prod(out4[d + 1:]) for d, i in enumerate(idx))
+
+
+def lower_select(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """cond ? x : y, operands broadcast."""
+    e, out = ctx.emitter, node.outputs[0]
+    for (c, a, b), oa, ln, flat in _broadcast_blocks(ctx, g, node):
+        e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln),
+               [(I.ABUF, x, x + ln) for x in (c, a, b)], [(I.ABUF, oa, oa + ln)])
+        contiguous(e, I.ABUF, oa, ctx.space(out), ctx.addr(out) + flat, ln)
+    return {}
+
+
+def lower_eltwise_broadcast(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """A binary element-wise op whose broadcast the row / column patterns do not cover (an
+    outer axis, both operands broadcast): both operands expanded by the DMA, then one
+    ELEMENTWISE over each block."""
+    e, out = ctx.emitter, node.outputs[0]
+    qparams = params_to_ints(node.params) if node.params is not None else ()
+    kind = int(ELTWISE_KIND[node.op])
+    for (a, b), oa, ln, flat in _broadcast_blocks(ctx, g, node):
+        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, a, I.ABUF, b, (ln, 1), oa, 1, ln, qparams),
+               [(I.ABUF, a, a + ln), (I.ABUF, b, b + ln)], [(I.ABUF, oa, oa + ln)])
+        contiguous(e, I.ABUF, oa, ctx.space(out), ctx.addr(out) + flat, ln)
+    return {}
+
+
 def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     e, a = ctx.emitter, node.attrs
     n, h, w, c = g.tensors[node.inputs[0]].shape
@@ -171,28 +251,42 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     return {}
 
 
+REDUCE_KIND = {Op.MEAN: 0, Op.REDUCE_MAX: 1, Op.REDUCE_MIN: 2, Op.REDUCE_SUM: 3}
+
+
 def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
-    """Mean over adjacent axes: the input as [outer, n, inner], n reduced in channel blocks."""
+    """A reduction over adjacent axes: the input as [outer, n, inner]. A tile holds the n rows
+    of `ob` outer blocks of `cb` inner elements, laid out [n, ob * cb]: one MEAN (ARGMAX) each."""
     e = ctx.emitter
-    outer, hw, c = mean_layout(g, node)
+    outer, n, inner = mean_layout(g, node)
+    elem = g.tensors[node.outputs[0]].dtype.itemsize        # 4 / 8 for ARG_MAX's indices
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 64
-    cb = max(1, min(c, budget // (hw + 1)))
-    if hw * cb + cb > budget:
-        raise ScheduleError(f"{node.name}: a mean over {hw} elements does not fit ABUF ({a_slots.size} B)")
-    ins, outs = SlotPair(a_slots.take(hw * cb, ctx.nbuf)), SlotPair(a_slots.take(cb, ctx.nbuf))
+    cb = max(1, min(inner, budget // (n + elem)))
+    ob = max(1, min(outer, budget // ((n + elem) * cb)))
+    if (n + elem) * ob * cb > budget:
+        raise ScheduleError(f"{node.name}: a reduction over {n} elements does not fit ABUF ({a_slots.size} B)")
+    ins, outs = SlotPair(a_slots.take(n * ob * cb, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * elem, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
-    qp = params_to_ints(node.params)
-    for b in range(outer):
-        for c0 in range(0, c, cb):
-            cl = min(cb, c - c0)
+    if node.op is Op.ARG_MAX:
+        last, smallest = int(node.attrs.last), int(node.attrs.smallest)
+        instr = lambda L, d, xa, c, oa: I.ArgMax(L, d, xa, n, c, oa, elem, last, smallest)    # noqa: E731
+    else:
+        kind = REDUCE_KIND[node.op]
+        qp = params_to_ints(node.params) if kind in (0, 3) else ()
+        instr = lambda L, d, xa, c, oa: I.Mean(L, d, xa, n, c, oa, qp, kind)        # noqa: E731
+    for b0 in range(0, outer, ob):
+        bl = min(ob, outer - b0)
+        for c0 in range(0, inner, cb):
+            cl = min(cb, inner - c0)
             xa = ins.next()
-            dma(e, ctx.space(node.inputs[0]), src + b * hw * c + c0, (0, 0, 0, c), I.ABUF, xa, (0, 0, 0, cl),
-                (1, 1, 1, hw), cl)
+            dma(e, ctx.space(node.inputs[0]), src + b0 * n * inner + c0, (0, 0, inner, n * inner), I.ABUF, xa,
+                (0, 0, bl * cl, cl), (1, 1, n, bl), cl)
             oa = outs.next()
-            e.emit(lambda L, d: I.Mean(L, d, xa, hw, cl, oa, qp),
-                   [(I.ABUF, xa, xa + hw * cl)], [(I.ABUF, oa, oa + cl)])
-            contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + b * c + c0, cl)
+            e.emit(lambda L, d: instr(L, d, xa, bl * cl, oa),
+                   [(I.ABUF, xa, xa + n * bl * cl)], [(I.ABUF, oa, oa + bl * cl * elem)])
+            dma(e, I.ABUF, oa, (0, 0, 0, cl * elem), ctx.space(node.outputs[0]), dst + (b0 * inner + c0) * elem,
+                (0, 0, 0, inner * elem), (1, 1, 1, bl), cl * elem)
     return {}
 
 
@@ -216,6 +310,12 @@ def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
                [(I.ABUF, xa, xa + rl * cols)], [(I.ABUF, oa, oa + rl * cols)])
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + r0 * cols, rl * cols)
     return {}
+
+
+def reduction_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
+    """A reduction's tile holds at least one column of its n reduced elements (double-buffered)."""
+    _, n, _ = mean_layout(g, node)
+    return 2 * (n + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes
 
 
 def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
@@ -250,7 +350,7 @@ def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
 
 def mean_layout(g: Graph, node: Node) -> tuple[int, int, int] | None:
     """(outer, n, inner) when the reduced axes are adjacent: the input is then [outer, n, inner]
-    and the mean reduces n for each (outer, inner); None otherwise."""
+    and the reduction reduces n for each (outer, inner); None otherwise."""
     shape = g.tensors[node.inputs[0]].shape
     axes = sorted({a % len(shape) for a in node.attrs.axes}) if shape else []
     if not axes or axes != list(range(axes[0], axes[-1] + 1)):

@@ -90,10 +90,13 @@ def pool(w: QdqWriter, node: Node) -> None:
     _out(w, node, _act(w, y, a.act, node.name), NCHW)
 
 
+_REDUCE = {Op.MEAN: "ReduceMean", Op.REDUCE_SUM: "ReduceSum", Op.REDUCE_MAX: "ReduceMax", Op.REDUCE_MIN: "ReduceMin"}
+
+
 def mean(w: QdqWriter, node: Node) -> None:
     v = w.value(node.inputs[0])
     axes = [v.perm.index(a) for a in node.attrs.axes]
-    y = w.node("ReduceMean", [v.f, w.ints(axes, node.name + "/axes")], base=node.name,
+    y = w.node(_REDUCE[node.op], [v.f, w.ints(axes, node.name + "/axes")], base=node.name,
                keepdims=int(node.attrs.keepdims))
     if node.attrs.keepdims:
         perm = v.perm
@@ -106,6 +109,17 @@ def mean(w: QdqWriter, node: Node) -> None:
 def _unary_op(w: QdqWriter, node: Node, op: str, **attrs) -> None:
     v = w.value(node.inputs[0])
     _out(w, node, w.node(op, [v.f], base=node.name, **attrs), v.perm)
+
+
+def unary(w: QdqWriter, node: Node) -> None:
+    """An element-wise function as its ONNX operator (TFLite's RSQRT and code negation have none)."""
+    from ..frontend.onnx_ops_eltwise import UNARY_FUNCTIONS
+    names = {fn: name for name, fn in UNARY_FUNCTIONS.items()}
+    a = node.attrs
+    if a.fn not in names:
+        raise UnsupportedOpError(f"{node.name}: exporting the element-wise function {a.fn} to QDQ ONNX is not supported")
+    attrs = {k: float(v) for k, v in (("alpha", a.alpha), ("gamma", a.gamma)) if v is not None}
+    _unary_op(w, node, names[a.fn], **attrs)
 
 
 def clamp(w: QdqWriter, node: Node) -> None:
@@ -221,5 +235,6 @@ EMITTERS = {
     Op.SIGMOID: lambda w, n: _unary_op(w, n, "Sigmoid"), Op.TANH: lambda w, n: _unary_op(w, n, "Tanh"),
     Op.HARD_SWISH: lambda w, n: _unary_op(w, n, "HardSwish"), Op.SOFTMAX: softmax, Op.CONCAT: concat,
     Op.SLICE: slice_, Op.PAD: pad, Op.RESHAPE: reshape, Op.TRANSPOSE: transpose, Op.RESIZE: resize,
-    Op.QUANTIZE: quantize, Op.MATMUL: matmul,
+    Op.QUANTIZE: quantize, Op.MATMUL: matmul, Op.UNARY: unary,
+    **{op: mean for op in (Op.REDUCE_SUM, Op.REDUCE_MAX, Op.REDUCE_MIN)},
 }

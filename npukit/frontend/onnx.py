@@ -205,10 +205,11 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
             b.values[vi.name] = Act(vi.name, shape, False)
             b.onnx_types[vi.name] = helper.tensor_dtype_to_np_dtype(elem).name
             continue
-        if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED):
+        if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED, onnx.TensorProto.BOOL):
             raise UnsupportedOpError(f"input {vi.name!r} has element type "
-                                     f"{onnx.TensorProto.DataType.Name(elem)}; only float inputs are supported")
-        b.add_input(vi.name, _input_shape(vi, given))
+                                     f"{onnx.TensorProto.DataType.Name(elem)}; only float, bool and integer "
+                                     f"inputs are supported")
+        b.add_input(vi.name, _input_shape(vi, given), DType.BOOL if elem == onnx.TensorProto.BOOL else DType.F32)
     importer = _Importer(model, b)
     importer.host_nodes = dict(host_nodes) if isinstance(host_nodes, Mapping) \
         else {n: "placed on the host by request" for n in host_nodes}

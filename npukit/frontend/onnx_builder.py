@@ -18,6 +18,9 @@ TO_NCHW = (0, 3, 1, 2)
 NHWC_AXIS = (0, 3, 1, 2)    # NHWC_AXIS[onnx_axis] = position of that axis in NHWC
 
 
+_OUT_DTYPE = {Op.ARG_MAX: DType.I64, Op.COMPARE: DType.BOOL, Op.LOGICAL: DType.BOOL, Op.LOGICAL_NOT: DType.BOOL}
+
+
 @dataclass(frozen=True)
 class Act:
     """An ONNX activation value: the IR tensor holding it and its ONNX shape."""
@@ -99,8 +102,8 @@ class Builder:
             raise ModelError(f"value {name!r} is expected to be an activation, not a constant")
         return v
 
-    def add_input(self, name: str, shape: tuple[int, ...]) -> None:
-        self.tensors[name] = Tensor(name, shape, DType.F32)
+    def add_input(self, name: str, shape: tuple[int, ...], dtype: DType = DType.F32) -> None:
+        self.tensors[name] = Tensor(name, shape, dtype)
         if len(shape) == 4:
             ir = self.emit(Op.TRANSPOSE, [name], TransposeAttrs(TO_NHWC), self.fresh(name + "_nhwc"))
             self._nchw_view[ir] = name
@@ -110,8 +113,12 @@ class Builder:
 
     def onnx_dtype(self, name: str) -> np.dtype:
         """The ONNX element type of activation `name` (IR activations are float32 unless made
-        on the host or read as integer inputs)."""
-        return np.dtype(self.host_typed.get(name) or self.onnx_types.get(name) or "float32")
+        on the host, read as integer inputs, or booleans / indices the NPU made)."""
+        if name in self.host_typed or name in self.onnx_types:
+            return np.dtype(self.host_typed.get(name) or self.onnx_types[name])
+        a = self.values.get(name)
+        t = self.tensors.get(a.ir) if isinstance(a, Act) else None
+        return t.dtype.np if t is not None and t.dtype is not DType.F32 else np.dtype("float32")
 
     # ---- rollback ---------------------------------------------------------------------
     def mark(self) -> tuple[int, int, int, int]:
@@ -141,7 +148,10 @@ class Builder:
         node = Node(op, self._node_name(self.source[-1] if self.source else out), tuple(inputs),
                     (out,), attrs, source=self.source)
         shape = infer(node, [self.tensors[t].shape for t in inputs])[0]
-        self.tensors[out] = Tensor(out, tuple(int(d) for d in shape), DType.F32)
+        dtype = _OUT_DTYPE.get(op, DType.F32)
+        if op in (Op.TRANSPOSE, Op.RESHAPE, Op.SLICE) and self.tensors[inputs[0]].dtype in (DType.BOOL, DType.I64):
+            dtype = self.tensors[inputs[0]].dtype          # moving booleans / indices keeps their type
+        self.tensors[out] = Tensor(out, tuple(int(d) for d in shape), dtype)
         self.nodes.append(node)
         return out
 

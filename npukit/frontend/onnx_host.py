@@ -18,7 +18,7 @@ from ..quant.host_float import HostFloatAttrs, output_types, run_float, wrapper_
 from .onnx_builder import Act, Builder
 
 # the NPU has converters for these, but not for every configuration or not as exactly
-HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Sqrt", "Pow"})
+HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Pow"})
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 # outputs whose shape depends on the data: no static memory plan can hold them
 DATA_SHAPED = frozenset({"NonZero", "NonMaxSuppression", "Unique", "Compress", "StringSplit",
@@ -45,9 +45,12 @@ def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
     typed = [n for n in node.input if n in b.host_typed]
     if typed:
         return f"ONNX {op} reads {b.host_typed[typed[0]]} tensor {typed[0]!r} made on the host"
-    ints = [n for n in node.input if np.dtype(b.onnx_types.get(n, "float32")).kind in "iub"]
-    if ints and not (op == "Gather" and node.input[1:2] == ints[:1] and isinstance(b.values.get(node.input[0]), np.ndarray)):
-        return f"ONNX {op} reads integer input {ints[0]!r} (bind it with input_values to fold it)"
+    odd = [n for n in node.input if n and isinstance(b.values.get(n), Act) and b.onnx_dtype(n) != np.float32]
+    if odd and not _takes_as_is(node, odd, b):
+        n, kind = odd[0], b.onnx_dtype(odd[0])
+        if n in b.onnx_types and kind.kind in "iub":
+            return f"ONNX {op} reads integer input {n!r} (bind it with input_values to fold it)"
+        return f"ONNX {op} reads {kind} tensor {n!r}, which no NPU kernel of it takes"
     if op == "Gather":        # picking rows of an activation (a recurrent state)
         if len(node.input) == 2 and isinstance(b.values.get(node.input[0]), Act) \
                 and isinstance(b.values.get(node.input[1]), np.ndarray):
@@ -59,6 +62,20 @@ def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
     if op in HOST_OPS or op not in converters:
         return f"no NPU kernel for ONNX {op}"
     return ""
+
+
+# ONNX operators the NPU runs on booleans as they are (bytes 0 / 1)
+_BOOLEAN_OPS = frozenset({"And", "Or", "Xor", "Not", "Where", "Identity", "Reshape", "Squeeze", "Unsqueeze",
+                          "Flatten", "Transpose"})
+
+
+def _takes_as_is(node: onnx.NodeProto, odd: list[str], b: Builder) -> bool:
+    """Whether the NPU kernel of `node` reads its non-float activation inputs `odd` as they are:
+    booleans into logic, a select's condition or data movement; integer ids into a Gather of
+    a constant table."""
+    if node.op_type == "Gather":
+        return node.input[1:2] == odd and isinstance(b.values.get(node.input[0]), np.ndarray)
+    return node.op_type in _BOOLEAN_OPS and all(b.onnx_dtype(n) == np.bool_ for n in odd)
 
 
 def _outer_names(graph: onnx.GraphProto, acc: set[str]) -> set[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import Clamp, EltwiseAttrs, LeakyReluAttrs, NoAttrs, Op
+from ..ir.graph import Clamp, CompareAttrs, EltwiseAttrs, LeakyReluAttrs, LogicalAttrs, NoAttrs, Op, UnaryAttrs
+from ..quant.kernels_vpu_compare import SWAPPED
 from .onnx_builder import Builder
 from .onnx_const import attributes
 
@@ -76,6 +77,27 @@ def hard_sigmoid(b: Builder, node) -> None:
     b.emit_result(out, Op.CLAMP, [s], Clamp(0.0, 1.0), nhwc=a.nhwc)
 
 
+# ONNX element-wise functions that become one table on the NPU: ONNX name -> function name,
+# and the ONNX attributes that parameterise them (alpha, gamma)
+UNARY_FUNCTIONS = {
+    "Log": "log", "Exp": "exp", "Abs": "abs", "Sqrt": "sqrt", "Neg": "neg", "Reciprocal": "reciprocal",
+    "Erf": "erf", "Softplus": "softplus", "Softsign": "softsign", "Elu": "elu", "Celu": "celu",
+    "Selu": "selu", "ThresholdedRelu": "thresholded_relu", "Mish": "mish", "Sin": "sin", "Cos": "cos",
+    "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh",
+    "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh", "Sign": "sign", "Floor": "floor",
+    "Ceil": "ceil", "Round": "round",
+}
+
+
+def _function(fn: str):
+    def convert(b: Builder, node) -> None:
+        at = attributes(node)
+        alpha, gamma = at.get("alpha"), at.get("gamma")
+        _unary(b, node, Op.UNARY, UnaryAttrs(fn, None if alpha is None else float(alpha),
+                                               None if gamma is None else float(gamma)))
+    return convert
+
+
 def _binary(b: Builder, node, op: Op, x: str, y: str, out: str) -> str:
     rank = max(_rank(b, x), _rank(b, y))
     if b.is_const(x) and op in (Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
@@ -88,6 +110,36 @@ def _binary_converter(op: Op):
     def convert(b: Builder, node) -> None:
         _binary(b, node, op, node.input[0], node.input[1], node.output[0])
     return convert
+
+
+_PREDICATES = {"Equal": "equal", "Greater": "greater", "GreaterOrEqual": "greater_equal", "Less": "less",
+               "LessOrEqual": "less_equal"}
+
+
+def _compare(fn: str):
+    """A comparison of int8 operands to a boolean (a constant first operand goes second, the
+    predicate mirrored)."""
+    def convert(b: Builder, node) -> None:
+        x, y = node.input[0], node.input[1]
+        pred = fn
+        if b.is_const(x) and not b.is_const(y):
+            x, y, pred = y, x, SWAPPED[fn]
+        rank = max(_rank(b, x), _rank(b, y))
+        b.emit_result(node.output[0], Op.COMPARE, [b.operand(x, rank), b.operand(y, rank)], CompareAttrs(pred),
+                      nhwc=rank == 4)
+    return convert
+
+
+def _logical(fn: str):
+    def convert(b: Builder, node) -> None:
+        rank = max(_rank(b, n) for n in node.input)
+        b.emit_result(node.output[0], Op.LOGICAL, [b.operand(n, rank) for n in node.input], LogicalAttrs(fn),
+                      nhwc=rank == 4)
+    return convert
+
+
+def logical_not(b: Builder, node) -> None:
+    _unary(b, node, Op.LOGICAL_NOT, NoAttrs())
 
 
 def div(b: Builder, node) -> None:
@@ -120,4 +172,7 @@ ELTWISE_CONVERTERS = {
     "Add": _binary_converter(Op.ADD), "Sub": _binary_converter(Op.SUB),
     "Mul": _binary_converter(Op.MUL), "Div": div,
     "Max": _variadic(Op.MAXIMUM), "Min": _variadic(Op.MINIMUM), "Sum": _variadic(Op.ADD),
+    **{name: _function(fn) for name, fn in UNARY_FUNCTIONS.items()},
+    **{name: _compare(fn) for name, fn in _PREDICATES.items()},
+    "And": _logical("and"), "Or": _logical("or"), "Xor": _logical("xor"), "Not": logical_not,
 }

@@ -1,12 +1,13 @@
 """ONNX converters for data movement: Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat,
-Split, Slice, Pad, Softmax, ReduceMean, Identity, Dropout, Cast (Resize lives in onnx_resize)."""
+Split, Slice, Pad, Softmax, ReduceMean / Sum / Max / Min, ArgMax, Identity, Dropout, Cast (Resize
+lives in onnx_resize)."""
 from __future__ import annotations
 
 import numpy as np
 import onnx
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
+from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
 from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
 from .onnx_const import attributes
@@ -181,7 +182,14 @@ def softmax(b: Builder, node) -> None:
     b.reshape_to_onnx(node.output[0], y, a.shape)
 
 
-def reduce_mean(b: Builder, node) -> None:
+def _reduce(op: Op):
+    """ReduceMean / ReduceSum / ReduceMax / ReduceMin over any axes (4-D: in NHWC)."""
+    def convert(b: Builder, node) -> None:
+        _reduce_node(b, node, op)
+    return convert
+
+
+def _reduce_node(b: Builder, node, op: Op) -> None:
     at = attributes(node)
     a = b.act(node.input[0])
     axes = _axes_input(b, node, at, 1)
@@ -193,16 +201,25 @@ def reduce_mean(b: Builder, node) -> None:
     axes = sorted({ax % a.rank for ax in axes})
     keep = bool(at.get("keepdims", 1))
     if a.rank != 4:
-        b.emit_result(node.output[0], Op.MEAN, [b.onnx_layout(node.input[0])], MeanAttrs(tuple(axes), keep),
+        b.emit_result(node.output[0], op, [b.onnx_layout(node.input[0])], MeanAttrs(tuple(axes), keep),
                       nhwc=False)
         return
     ir_axes = tuple(sorted(onnx_axis_to_ir(ax, 4) for ax in axes))
     if keep:
-        b.emit_result(node.output[0], Op.MEAN, [a.ir], MeanAttrs(ir_axes, True), nhwc=True)
+        b.emit_result(node.output[0], op, [a.ir], MeanAttrs(ir_axes, True), nhwc=True)
         return
-    m = b.emit(Op.MEAN, [a.ir], MeanAttrs(ir_axes, True), b.fresh(node.output[0] + "_keep"))
+    m = b.emit(op, [a.ir], MeanAttrs(ir_axes, True), b.fresh(node.output[0] + "_keep"))
     nchw = b.emit(Op.TRANSPOSE, [m], TransposeAttrs((0, 3, 1, 2)), b.fresh(node.output[0] + "_keep_nchw"))
     b.reshape_to_onnx(node.output[0], nchw, tuple(d for i, d in enumerate(a.shape) if i not in axes))
+
+
+def arg_max(b: Builder, node) -> None:
+    """ArgMax / ArgMin in ONNX layout; the int64 index tensor is not quantised."""
+    at = attributes(node)
+    a = b.act(node.input[0])
+    attrs = ArgMaxAttrs(int(at.get("axis", 0)) % a.rank, bool(at.get("keepdims", 1)),
+                        bool(at.get("select_last_index", 0)), "int64", node.op_type == "ArgMin")
+    b.emit_result(node.output[0], Op.ARG_MAX, [b.onnx_layout(node.input[0])], attrs, nhwc=False)
 
 
 def identity(b: Builder, node) -> None:
@@ -220,6 +237,7 @@ def cast(b: Builder, node) -> None:
 TENSOR_CONVERTERS = {
     "Flatten": flatten, "Reshape": reshape, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
     "Transpose": transpose, "Concat": concat, "Split": split, "Slice": slice_, "Pad": pad,
-    "Softmax": softmax, "ReduceMean": reduce_mean, "Identity": identity, "Dropout": identity,
+    "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
+    "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "ArgMin": arg_max, "Identity": identity, "Dropout": identity,
     "Cast": cast, **RESIZE_CONVERTERS,
 }

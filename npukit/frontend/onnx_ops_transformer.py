@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import DType, EltwiseAttrs, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, Op, SoftmaxAttrs
+from ..ir.graph import (DType, EltwiseAttrs, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, NoAttrs, Op,
+                        SoftmaxAttrs)
 from .onnx_builder import Act, Builder
 from .onnx_const import attributes
-from .onnx_ops_eltwise import ELTWISE_CONVERTERS, _binary
+from .onnx_ops_eltwise import ELTWISE_CONVERTERS, _binary, _rank
 from .onnx_ops_nn import NN_CONVERTERS
 from .onnx_ops_tensor import TENSOR_CONVERTERS
 
@@ -64,10 +65,6 @@ def gelu(b: Builder, node) -> None:
     b.emit_result(node.output[0], Op.GELU, [a.ir], GeluAttrs(approx), nhwc=a.nhwc)
 
 
-def erf(b: Builder, node) -> None:
-    raise _unsupported(b, "'Erf'")           # only inside a GELU pattern (fused before conversion)
-
-
 def gather(b: Builder, node) -> None:
     axis = attributes(node).get("axis", 0)
     if not b.is_const(node.input[0]) or axis != 0:
@@ -90,8 +87,10 @@ def where(b: Builder, node) -> None:
     if isinstance(cv, NanTest):           # Where(IsNaN(v), c, y): never true, so y
         b.alias(node.output[0], y)
         return
-    if not isinstance(cv, np.ndarray):
-        raise _unsupported(b, "'Where' on a condition that depends on the input data")
+    if not isinstance(cv, np.ndarray):    # a data-dependent choice: WHERE on the VPU
+        rank = max(_rank(b, n) for n in node.input)
+        b.emit_result(node.output[0], Op.WHERE, [b.operand(n, rank) for n in node.input], NoAttrs(), nhwc=rank == 4)
+        return
     c = cv.astype(bool)
     if c.all() or (~c).all():
         pick = x if c.all() else y
@@ -172,7 +171,7 @@ def softmax(b: Builder, node) -> None:
 
 TRANSFORMER_CONVERTERS = {
     "Mul": mul, "Softmax": softmax,
-    "MatMul": matmul, "LayerNormalization": layer_norm, "Gelu": gelu, "Erf": erf, "Gather": gather,
+    "MatMul": matmul, "LayerNormalization": layer_norm, "Gelu": gelu, "Gather": gather,
     "IsNaN": is_nan, "Where": where, "Expand": expand, "Add": add,
 }
 

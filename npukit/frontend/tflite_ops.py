@@ -9,7 +9,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (Clamp, ConvAttrs, EltwiseAttrs, FcAttrs, LeakyReluAttrs, NoAttrs, Op, PoolAttrs)
+from ..ir.graph import (Clamp, CompareAttrs, ConvAttrs, EltwiseAttrs, FcAttrs, GeluAttrs, LeakyReluAttrs,
+                        LogicalAttrs, NoAttrs, Op, PoolAttrs, UnaryAttrs)
 from ..quant import kernels_mxu as kx
 from .tflite_read import fused_clamp
 
@@ -170,6 +171,56 @@ def activation(cv, op) -> None:
     if cv.tensors[x].dtype.value not in ("int8", "float32"):
         raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {cv.tensors[x].dtype.value} tensors")
     cv.emit(kind, [x], cv.name(op.outputs[0]), attrs)
+
+
+# element-wise functions, one table each (quant/kernels_vpu_unary): NEG negates the codes;
+# SIN, COS, SQUARE have no int8 kernel in LiteRT (float models only)
+_FUNCTIONS = {"LOG": "log", "EXP": "exp", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "ELU": "tfl_elu",
+              "SIN": "sin", "COS": "cos", "SQUARE": "square"}
+_FLOAT_ONLY = {"SIN", "COS", "SQUARE"}
+
+
+@converter(*_FUNCTIONS, "NEG")
+def function(cv, op) -> None:
+    x = cv.name(op.inputs[0])
+    dtype = cv.tensors[x].dtype.value
+    if dtype not in ("int8", "float32") or (dtype == "int8" and cv.op_label in _FLOAT_ONLY):
+        raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {dtype} tensors")
+    fn = "tfl_neg" if cv.op_label == "NEG" and dtype == "int8" else _FUNCTIONS.get(cv.op_label, "neg")
+    cv.emit(Op.UNARY, [x], cv.name(op.outputs[0]), UnaryAttrs(fn))
+
+
+_COMPARISONS = {"EQUAL": "equal", "NOT_EQUAL": "not_equal", "GREATER": "greater",
+                "GREATER_EQUAL": "greater_equal", "LESS": "less", "LESS_EQUAL": "less_equal"}
+
+
+@converter(*_COMPARISONS)
+def comparison(cv, op) -> None:
+    names = [_const_operand(cv, i) for i in _inputs(op)]
+    if any(cv.tensors[n].dtype.value not in ("int8", "float32") for n in names):
+        raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} of {cv.tensors[names[0]].dtype.value} tensors")
+    cv.emit(Op.COMPARE, names, cv.name(op.outputs[0]), CompareAttrs(_COMPARISONS[cv.op_label]))
+
+
+@converter("LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT")
+def logical(cv, op) -> None:
+    names = [cv.name(i) for i in _inputs(op)]
+    if cv.op_label == "LOGICAL_NOT":
+        cv.emit(Op.LOGICAL_NOT, names, cv.name(op.outputs[0]))
+        return
+    cv.emit(Op.LOGICAL, names, cv.name(op.outputs[0]), LogicalAttrs(cv.op_label[8:].lower()))
+
+
+@converter("SELECT", "SELECT_V2")
+def select(cv, op) -> None:
+    """cond ? x : y: LiteRT copies the chosen code, whatever the three quantisations."""
+    cv.emit(Op.WHERE, [_const_operand(cv, i) for i in _inputs(op)], cv.name(op.outputs[0]))
+
+
+@converter("GELU")
+def gelu(cv, op) -> None:
+    approximate = "tanh" if op.builtinOptions is not None and op.builtinOptions.approximate else "none"
+    cv.emit(Op.GELU, [cv.name(op.inputs[0])], cv.name(op.outputs[0]), GeluAttrs(approximate))
 
 
 @converter("PRELU")

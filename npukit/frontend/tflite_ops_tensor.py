@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ConcatAttrs, MeanAttrs, Op, PadAttrs, QuantizeAttrs, ResizeAttrs, SliceAttrs,
+from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, QuantizeAttrs, ResizeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
 from ..ir.shapes import slice_len
 from .tflite_ops import _act, _same_quant, converter
@@ -162,20 +162,37 @@ def resize(cv, op) -> None:
     cv.emit(Op.RESIZE, [x], out, ResizeAttrs(size, mode, bool(o.alignCorners), bool(o.halfPixelCenters)))
 
 
-@converter("MEAN")
+_REDUCTIONS = {"MEAN": Op.MEAN, "SUM": Op.REDUCE_SUM, "REDUCE_MAX": Op.REDUCE_MAX, "REDUCE_MIN": Op.REDUCE_MIN}
+
+
+@converter(*_REDUCTIONS)
 def mean(cv, op) -> None:
     x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    kind = _REDUCTIONS[cv.op_label]
     rank = len(cv.tensors[x].shape)
-    axes = tuple(sorted({int(a) % rank for a in cv.need_const(op.inputs[1], "MEAN axes").reshape(-1)}))
+    axes = tuple(sorted({int(a) % rank for a in cv.need_const(op.inputs[1], f"{cv.op_label} axes").reshape(-1)}))
     keep = bool(op.builtinOptions.keepDims) if op.builtinOptions is not None else False
-    if keep or axes != (1, 2) or rank != 4:
-        cv.emit(Op.MEAN, [x], out, MeanAttrs(axes, keep))
+    if kind in (Op.REDUCE_MAX, Op.REDUCE_MIN):
+        _same_quant(cv, x, out)
+    if kind is not Op.MEAN or keep or axes != (1, 2) or rank != 4:
+        cv.emit(kind, [x], out, MeanAttrs(axes, keep))
         return
     # global average pool: the NPU's spatial MEAN keeps H, W as 1; dropping them is a free reshape
     n, _, _, c = cv.tensors[x].shape
     pooled = cv.fresh(f"{out}/keepdims", (n, 1, 1, c), out)
     cv.emit(Op.MEAN, [x], pooled, MeanAttrs(axes, True))
     cv.reshape(pooled, cv.tensors[out].shape, out, suffix="/squeeze")
+
+
+@converter("ARG_MAX", "ARG_MIN")
+def arg_max(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    rank = len(cv.tensors[x].shape)
+    axis = int(cv.need_const(op.inputs[1], f"{cv.op_label} axis").reshape(-1)[0]) % rank
+    dtype = cv.tensors[out].dtype.value
+    if dtype not in ("int32", "int64"):
+        raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} to {dtype} indices")
+    cv.emit(Op.ARG_MAX, [x], out, ArgMaxAttrs(axis, False, False, dtype, cv.op_label == "ARG_MIN"))
 
 
 @converter("SOFTMAX")

@@ -46,7 +46,15 @@ class Op(enum.Enum):
     MINIMUM = "minimum"
     MAX_POOL = "max_pool"
     AVG_POOL = "avg_pool"
-    MEAN = "mean"                      # over spatial axes (global average pool)
+    MEAN = "mean"                      # over any axes (MeanAttrs), e.g. a global average pool
+    REDUCE_SUM = "reduce_sum"          # the same reductions (MeanAttrs): sum, largest, smallest
+    REDUCE_MAX = "reduce_max"
+    REDUCE_MIN = "reduce_min"
+    COMPARE = "compare"                # int8 operands -> bool (CompareAttrs: equal, greater, ...)
+    LOGICAL = "logical"                # bool operands -> bool (LogicalAttrs: and, or, xor)
+    LOGICAL_NOT = "logical_not"
+    WHERE = "where"                    # cond ? x : y, element-wise; x, y and the output share quantisation
+    ARG_MAX = "arg_max"                # index of the largest (smallest) element along an axis, int32 / int64
     CLAMP = "clamp"                    # relu, relu6, clip
     LEAKY_RELU = "leaky_relu"
     PRELU = "prelu"
@@ -69,6 +77,7 @@ class Op(enum.Enum):
     HOST_TFLITE = "host_tflite"        # a TFLite builtin run by LiteRT on the host (TOPK_V2, CUMSUM, ...)
     GATHER = "gather"                  # rows of a constant table by an integer index input
     MAGNITUDE = "magnitude"            # sqrt(re^2 + im^2) of the two halves of an axis (STFT)
+    UNARY = "unary"                    # an element-wise function (log, exp, abs, ...): a 256-entry table
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,38 @@ class PoolAttrs:
 class MeanAttrs:
     axes: tuple[int, ...]
     keepdims: bool = True
+
+
+@dataclass(frozen=True)
+class CompareAttrs:
+    fn: str                             # quant/kernels_vpu_compare.PREDICATES
+
+
+@dataclass(frozen=True)
+class LogicalAttrs:
+    fn: str                             # quant/kernels_vpu_compare.CONNECTIVES
+
+
+@dataclass(frozen=True)
+class ArgMaxAttrs:
+    axis: int
+    keepdims: bool = False
+    last: bool = False                  # the last index among equal maxima (ONNX select_last_index)
+    dtype: str = "int64"                # the index tensor's type
+    smallest: bool = False              # ArgMin
+
+    @property
+    def axes(self) -> tuple[int, ...]:  # as a reduction over one axis
+        return (self.axis,)
+
+
+@dataclass(frozen=True)
+class UnaryAttrs:
+    """fn names the function (quant/kernels_vpu_unary.FLOAT_FUNCTIONS); alpha / gamma are its
+    parameters where it has them (Elu, Selu, Celu, ThresholdedRelu), None for the default."""
+    fn: str
+    alpha: float | None = None
+    gamma: float | None = None
 
 
 @dataclass(frozen=True)
@@ -293,4 +334,6 @@ class Graph:
 
     @property
     def is_quantised(self) -> bool:
-        return any(t.quant is not None for t in self.tensors.values())
+        """Quantised tensors, or none to quantise (booleans and indices only: logic)."""
+        return (any(t.quant is not None for t in self.tensors.values())
+                or not any(t.dtype is DType.F32 for t in self.tensors.values()))

@@ -28,6 +28,18 @@ def slice_len(dim: int, begin: int, end: int, step: int) -> int:
     return len(range(*slice(begin, end, step).indices(dim)))
 
 
+REDUCTIONS = frozenset({Op.MEAN, Op.REDUCE_SUM, Op.REDUCE_MAX, Op.REDUCE_MIN, Op.ARG_MAX})
+
+
+def gather_reduced_axes(rank: int, axes) -> tuple[int, ...] | None:
+    """The permutation that makes a reduction's axes adjacent (kept axes first, in order, then
+    the reduced ones), or None when they already are."""
+    red = sorted({a % rank for a in axes})
+    if not red or red == list(range(red[0], red[-1] + 1)):
+        return None
+    return tuple(d for d in range(rank) if d not in red) + tuple(red)
+
+
 def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     op, a = node.op, node.attrs
     x = shapes[0] if shapes else ()
@@ -37,15 +49,15 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [(x[0], oh, ow, w[3] if a.depthwise else w[0])]
     if op is Op.FULLY_CONNECTED:
         return [x[:-1] + (shapes[1][0],)]
-    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
+    if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.COMPARE, Op.LOGICAL, Op.WHERE):
         return [broadcast(*shapes)]
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         (kh, kw), (sh, sw), (t, l, b, r) = a.kernel, a.stride, a.pads
         return [(x[0], (x[1] + t + b - kh) // sh + 1, (x[2] + l + r - kw) // sw + 1, x[3])]
-    if op is Op.MEAN:
+    if op in REDUCTIONS:
         axes = {ax % len(x) for ax in a.axes}
         return [tuple(1 if i in axes else d for i, d in enumerate(x) if a.keepdims or i not in axes)]
-    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX,
+    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX, Op.UNARY, Op.LOGICAL_NOT,
               Op.QUANTIZE, Op.DEQUANTIZE):
         return [x]
     if op is Op.CONCAT:

@@ -31,6 +31,8 @@ class Eltwise(enum.IntEnum):
     MAX = 3
     MIN = 4
     PRELU = 5       # b is the quantised slope (alpha)
+    COMPARE = 6     # int8 a, b -> byte 0 / 1 (kernels_vpu_compare.ComparisonParams)
+    LOGICAL = 7     # bytes a, b (non-zero true) -> 0 / 1 (kernels_vpu_compare.LogicalParams)
 
 
 @dataclass(frozen=True)
@@ -199,12 +201,39 @@ class Pool(Instr):
 
 @dataclass(frozen=True)
 class Mean(Instr):
-    """Mean over `n` pixels of an ABUF tile [n, c] -> [c], TFLite MEAN integer rounding."""
+    """Reduce the `n` rows of an ABUF tile [n, c] -> [c]. kind 0: TFLite MEAN's integer
+    arithmetic with qparams = kernels_vpu.MeanParams; kind (an extension field) 1: the largest
+    code, 2: the smallest (qparams empty), 3: SUM with qparams = kernels_vpu.SumParams."""
     src: int
     n: int
     c: int
     dst: int
     qparams: tuple[int, ...]
+    kind: int = 0          # extension: 0 mean, 1 max, 2 min, 3 sum
+
+
+@dataclass(frozen=True)
+class ArgMax(Instr):
+    """ABUF[dst] = the index (int32 for elem 4, int64 for elem 8) of the largest (`smallest`: the
+    smallest) code in each column of the int8 ABUF tile [n, c]: the first of equal ones, or the
+    last when `last`."""
+    src: int
+    n: int
+    c: int
+    dst: int
+    elem: int
+    last: int
+    smallest: int
+
+
+@dataclass(frozen=True)
+class Select(Instr):
+    """ABUF[dst + i] = ABUF[a + i] if ABUF[cond + i] != 0 else ABUF[b + i], for i < n (bytes)."""
+    cond: int
+    a: int
+    b: int
+    dst: int
+    n: int
 
 
 @dataclass(frozen=True)
@@ -272,11 +301,11 @@ class Magnitude(Instr):
 
 
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
-                                    MatMul, Softmax, Resize, Magnitude)
+                                    MatMul, Softmax, Resize, Magnitude, ArgMax, Select)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
-             Magnitude: Engine.VPU}
+             Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU}
 
 
 def engine_of(ins: Instr) -> Engine:

@@ -1,8 +1,8 @@
 """Fuse an STFT magnitude, sqrt(re^2 + im^2), into one MAGNITUDE node.
 
 Exporters spell it Slice(X, [0, C)) and Slice(X, [C, 2C)) on one axis, Pow(., 2) each, Add,
-Sqrt. Pow and Sqrt arrive as host float nodes; the pattern is matched on the IR, where the
-shapes prove that the two slices are exactly the two halves of X's axis (the ONNX graph
+Sqrt. Pow arrives as a host float node, Sqrt as an element-wise table (UNARY); the pattern is
+matched on the IR, where the shapes prove that the two slices are exactly the two halves of X's axis (the ONNX graph
 only has the slice bounds, often INT_MAX-style ends). The unused slices die afterwards.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _square_of(g: Graph, idx: Index, name: str) -> Node | None:
 
 
 def _fuse(g: Graph, node: Node, idx: Index) -> Graph | None:
-    if not _host(node, "Sqrt"):
+    if not (node.op is Op.UNARY and node.attrs.fn == "sqrt"):
         return None
     add = idx.producer.get(node.inputs[0])
     if add is None or add.op is not Op.ADD or add.attrs.act is not None or \

@@ -32,6 +32,9 @@ class Observer:
 
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x, np.float32).ravel()
+        finite = np.isfinite(x)
+        if not finite.all():         # a function's pole (log 0, 1 / 0): saturates in int8 anyway
+            x = x[finite]
         if x.size == 0:
             return
         self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))

@@ -11,6 +11,9 @@ from ..ir.graph import Clamp, Graph, Node, Op
 from ..ir.shapes import conv_out_hw
 from . import host_float, host_tflite
 from . import kernels_transformer as kt
+from . import kernels_vpu_compare as kc
+from .kernels_vpu_pool import arg_max
+from .kernels_vpu_unary import unary_float
 
 Kernel = Callable[[Node, list[np.ndarray]], np.ndarray]
 
@@ -197,11 +200,20 @@ KERNELS: dict[Op, Kernel] = {
     Op.MAX_POOL: _pool,
     Op.AVG_POOL: _pool,
     Op.MEAN: lambda n, i: i[0].mean(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
+    Op.REDUCE_SUM: lambda n, i: i[0].sum(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
+    Op.REDUCE_MAX: lambda n, i: i[0].max(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
+    Op.COMPARE: lambda n, i: kc.float_compare(n.attrs.fn, i[0], i[1]),
+    Op.LOGICAL: lambda n, i: kc.float_compare(n.attrs.fn, i[0] != 0, i[1] != 0),
+    Op.LOGICAL_NOT: lambda n, i: i[0] == 0,
+    Op.WHERE: lambda n, i: np.where(i[0] != 0, i[1], i[2]),
+    Op.ARG_MAX: lambda n, i: arg_max(i[0], n.attrs.axis, n.attrs.last, n.attrs.keepdims, smallest=n.attrs.smallest),
+    Op.REDUCE_MIN: lambda n, i: i[0].min(axis=tuple(n.attrs.axes), keepdims=n.attrs.keepdims),
     Op.CLAMP: _clamp,
     Op.LEAKY_RELU: lambda n, i: np.where(i[0] >= 0, i[0], i[0] * np.float32(n.attrs.alpha)),
     Op.PRELU: lambda n, i: np.where(i[0] >= 0, i[0], i[0] * i[1]),
     Op.SIGMOID: _sigmoid,
     Op.TANH: lambda n, i: np.tanh(i[0]),
+    Op.UNARY: lambda n, i: unary_float(n.attrs.fn, i[0], n.attrs.alpha, n.attrs.gamma),
     Op.HARD_SWISH: _hard_swish,
     Op.SOFTMAX: _softmax,
     Op.CONCAT: lambda n, i: np.concatenate(i, axis=n.attrs.axis),

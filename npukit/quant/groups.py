@@ -18,7 +18,8 @@ from .calibrate import Range
 
 # ops whose output must carry its (first) input's quantisation, as TFLite's int8 kernels demand
 SAME_AS_INPUT = {Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT,
-                 Op.RESIZE, Op.MAXIMUM, Op.MINIMUM}
+                 Op.RESIZE, Op.MAXIMUM, Op.MINIMUM, Op.REDUCE_MAX, Op.REDUCE_MIN}
+GROUPED = SAME_AS_INPUT | {Op.WHERE}    # WHERE: both value operands and the output share one scale
 # ops whose int8 output quantisation is fixed: (scale, zero point)
 FIXED_OUTPUT = {Op.SIGMOID: (1 / 256, -128), Op.SOFTMAX: (1 / 256, -128), Op.TANH: (1 / 128, 0)}
 
@@ -41,14 +42,14 @@ class Groups:
 
 
 def grouped_inputs(node: Node) -> tuple[str, ...]:
-    """The inputs of a SAME_AS_INPUT node that share its output's quantisation."""
-    return node.inputs if node.op is Op.CONCAT else node.inputs[:1]
+    """The inputs of a GROUPED node that share its output's quantisation."""
+    return {Op.CONCAT: node.inputs, Op.WHERE: node.inputs[1:]}.get(node.op, node.inputs[:1])
 
 
 def shared_groups(g: Graph) -> Groups:
     groups = Groups()
     for node in g.nodes:
-        if node.op in SAME_AS_INPUT:
+        if node.op in GROUPED:
             for t in grouped_inputs(node) + node.outputs:
                 if not g.tensors[t].is_const:
                     groups.union(t, node.outputs[0])
@@ -75,13 +76,13 @@ def _reads(g: Graph, fixed: dict[str, QParams]) -> tuple[Groups, dict[str, set[s
     outputs its ops read."""
     groups = Groups()
     for node in g.nodes:
-        if node.op in SAME_AS_INPUT:
+        if node.op in GROUPED:
             for t in grouped_inputs(node):
                 if t not in fixed and not g.tensors[t].is_const:
                     groups.union(t, node.outputs[0])
     reads: dict[str, set[str]] = {}
     for node in g.nodes:
-        if node.op in SAME_AS_INPUT:
+        if node.op in GROUPED:
             for t in grouped_inputs(node):
                 if t in fixed:
                     reads.setdefault(groups.find(node.outputs[0]), set()).add(t)
@@ -121,10 +122,9 @@ def requantise_fixed_outputs(g: Graph, ranges: dict[str, Range]) -> tuple[Graph,
     tensors = dict(g.tensors)
     nodes: list[Node] = []
     for node in g.nodes:
-        if node.op in SAME_AS_INPUT:
-            root, k = groups.find(node.outputs[0]), len(grouped_inputs(node))
-            node = node.with_(inputs=tuple(copies.get((t, root), t) if i < k else t
-                                           for i, t in enumerate(node.inputs)))
+        if node.op in GROUPED:
+            root, grouped = groups.find(node.outputs[0]), set(grouped_inputs(node))
+            node = node.with_(inputs=tuple(copies.get((t, root), t) if t in grouped else t for t in node.inputs))
         nodes.append(node)
         for (f, root), sfx in suffixes.items():
             if f == node.outputs[0]:

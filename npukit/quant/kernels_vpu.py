@@ -11,15 +11,16 @@ from npukit.quant.kernels_vpu_eltwise import (AddParams, MulParams, PreluParams,
                                               dequantize, maximum, minimum, mul, prelu, prepare_add,
                                               prepare_mul, prepare_prelu, prepare_requantize,
                                               quantize, requantize, sub)
-from npukit.quant.kernels_vpu_pool import (MeanParams, avg_pool, max_pool, mean, pool_output_hw,
-                                           prepare_mean, resize_bilinear, resize_nearest)
+from npukit.quant.kernels_vpu_pool import (MeanParams, arg_max, avg_pool, max_pool, mean, pool_output_hw,
+                                           prepare_mean, prepare_sum, reduce_extreme, reduce_sum,
+                                           resize_bilinear, resize_nearest, SumParams)
 
 __all__ = [
     "AddParams", "MulParams", "PreluParams", "RequantParams", "MeanParams", "SoftmaxParams",
     "SoftmaxTableParams",
     "prepare_add", "add", "sub", "prepare_mul", "mul", "maximum", "minimum",
     "prepare_prelu", "prelu", "prepare_requantize", "requantize", "quantize", "dequantize",
-    "max_pool", "avg_pool", "pool_output_hw", "prepare_mean", "mean",
+    "max_pool", "avg_pool", "pool_output_hw", "prepare_mean", "mean", "prepare_sum", "reduce_sum", "SumParams", "reduce_extreme", "arg_max",
     "resize_nearest", "resize_bilinear",
     "lut", "logistic_table", "tanh_table", "hard_swish_table", "leaky_relu_table",
     "float_function_table", "prepare_softmax", "prepare_softmax_table", "softmax",

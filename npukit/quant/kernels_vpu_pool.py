@@ -1,5 +1,6 @@
-"""Window and resampling int8 kernels of the TFLite reference: MAX_POOL_2D, AVERAGE_POOL_2D,
-MEAN, RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR (all NHWC)."""
+"""Window, reduction and resampling int8 kernels of the TFLite reference: MAX_POOL_2D,
+AVERAGE_POOL_2D, MEAN, SUM, REDUCE_MAX, REDUCE_MIN, RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR
+(pooling and resizing NHWC)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -101,6 +102,61 @@ def prepare_mean(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
         raise InputError(f"MEAN rescale {in_scale}/{out_scale} is too small to represent")
     mult = (mult << up) // n
     return MeanParams(int(in_zp), int(out_zp), n, int(mult), int(shift - up))
+
+
+@dataclass(frozen=True)
+class SumParams:
+    input_zp: int
+    output_zp: int
+    n_elements: int
+    scale_bits: int     # float32(s_in) / float32(s_out) in float32, as its bit pattern
+
+
+def prepare_sum(in_scale: float, in_zp: int, out_scale: float, out_zp: int, n_elements: int) -> SumParams:
+    """SUM as LiteRT's default int8 kernel: out = rint(float32(sum(q) - n zp_in) * (s_in / s_out)
+    + zp_out) in float32, ties to even. (LiteRT 2.3.0's BUILTIN_REF int8 SUM reads the codes as
+    uint8 bytes and clamps to [0, 255]; npukit does not copy that, see docs/numerics.md.)"""
+    n = int(n_elements)
+    if n < 1:
+        raise InputError(f"SUM over {n} elements")
+    scale = np.float32(in_scale) / np.float32(out_scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise InputError(f"SUM rescale {in_scale}/{out_scale} is not a positive float32")
+    return SumParams(int(in_zp), int(out_zp), n, int(np.asarray(scale, np.float32).view(np.int32)))
+
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...], p: SumParams, keepdims: bool = True) -> np.ndarray:
+    x = np.asarray(x)
+    axes = tuple(sorted({a % x.ndim for a in axes}))
+    n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    if n != p.n_elements:
+        raise InputError(f"SUM params were prepared for {p.n_elements} elements, axes {axes} "
+                         f"of shape {x.shape} reduce {n}")
+    d = _i64(x).sum(axis=axes, keepdims=keepdims) - p.input_zp * n
+    scale = np.asarray(p.scale_bits, np.int32).view(np.float32)
+    v = np.rint((d.astype(np.float32) * scale + np.float32(p.output_zp)).astype(np.float32))
+    return np.clip(v, -128, 127).astype(np.int8)
+
+
+def reduce_extreme(x: np.ndarray, axes: tuple[int, ...], largest: bool, keepdims: bool = True) -> np.ndarray:
+    """REDUCE_MAX / REDUCE_MIN: the largest / smallest code (input and output share quantisation)."""
+    x = np.asarray(x)
+    axes = tuple(sorted({a % x.ndim for a in axes}))
+    return (np.max if largest else np.min)(x, axis=axes, keepdims=keepdims)
+
+
+def arg_max(x: np.ndarray, axis: int, last: bool = False, keepdims: bool = False,
+            dtype=np.int64, smallest: bool = False) -> np.ndarray:
+    """ARG_MAX (ARG_MIN when `smallest`): the index of the largest (smallest) code along `axis`,
+    the first of equal ones as LiteRT's kernel, or the last; the codes order as the reals do."""
+    x = np.asarray(x)
+    axis %= x.ndim
+    pick = np.argmin if smallest else np.argmax
+    if last:
+        idx = x.shape[axis] - 1 - pick(np.flip(x, axis), axis=axis, keepdims=keepdims)
+    else:
+        idx = pick(x, axis=axis, keepdims=keepdims)
+    return idx.astype(dtype)
 
 
 def mean(x: np.ndarray, axes: tuple[int, ...], p: MeanParams, keepdims: bool = True,

@@ -7,6 +7,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Node, Op, QParams
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from . import kernels_vpu_compare as kc
 from . import kernels_wide as kw
 from .host_float import run_quantised as run_host_float
 from .host_tflite import run_quantised as run_host_tflite
@@ -57,7 +58,19 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kv.avg_pool(x, a, p.act_min, p.act_max)
     if op is Op.MEAN:
         return kv.mean(x, a.axes, p, keepdims=a.keepdims)
-    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH):
+    if op is Op.REDUCE_SUM:
+        return kv.reduce_sum(x, a.axes, p, keepdims=a.keepdims)
+    if op is Op.COMPARE:
+        return kc.compare(x, ins[1], p)
+    if op is Op.LOGICAL:
+        return kc.logical(x, ins[1], p)
+    if op is Op.WHERE:              # the selected operand's code: the three share quantisation
+        return np.where(np.asarray(x) != 0, ins[1], ins[2])
+    if op is Op.ARG_MAX:
+        return kv.arg_max(x, a.axis, a.last, a.keepdims, np.dtype(a.dtype), a.smallest)
+    if op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
+        return kv.reduce_extreme(x, a.axes, op is Op.REDUCE_MAX, keepdims=a.keepdims)
+    if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT):
         return kv.lut(x, p.table)
     if op is Op.PRELU:
         return kv.prelu(x, ins[1], p)

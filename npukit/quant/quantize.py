@@ -16,6 +16,8 @@ from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
 from ..ir.verify import verify
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from . import kernels_vpu_compare as kc
+from . import kernels_vpu_unary as ku
 from . import kernels_wide as kw
 from .calibrate import Range
 from .groups import SAME_AS_INPUT, fixed_outputs, shared_groups
@@ -24,8 +26,9 @@ from .host_tflite import HostTfliteAttrs, HostTfliteParams  # noqa: F401 - isa.s
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
 from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
 from .kernels_wide import MagnitudeParams  # noqa: F401 - isa.serial finds it here
+from .kernels_vpu_compare import ComparisonParams, LogicalParams  # noqa: F401 - isa.serial finds them here
 
-LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH}
+LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
 
 
 @dataclass(frozen=True)
@@ -162,18 +165,26 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
             params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act, sub=op is Op.SUB,
                                     dtype=wide_out, left_shift=15 if wide_in else 20)
         return node.with_(params=params)
-    if op in (Op.MAXIMUM, Op.MINIMUM):
+    if op in (Op.MAXIMUM, Op.MINIMUM, Op.WHERE):     # constant operands at the output's quantisation
         for i, n in enumerate(node.inputs):
-            if g.tensors[n].is_const:
+            if g.tensors[n].is_const and g.tensors[n].dtype is DType.F32 and (op is not Op.WHERE or i > 0):
                 data = g.tensors[n].data
                 tensors[n] = Tensor(n, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
         return node
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         return node.with_(params=PoolParams(*kx.activation_range(a.act, out.s, out.zp)))
-    if op is Op.MEAN:
+    if op in (Op.MEAN, Op.REDUCE_SUM):
         x = tensors[node.inputs[0]]
         n = int(np.prod([x.shape[i] for i in a.axes]))
-        return node.with_(params=kv.prepare_mean(x.quant.s, x.quant.zp, out.s, out.zp, n))
+        prepare = kv.prepare_mean if op is Op.MEAN else kv.prepare_sum
+        return node.with_(params=prepare(x.quant.s, x.quant.zp, out.s, out.zp, n))
+    if op is Op.COMPARE:        # int8 operands at their own scales (constants quantised per tensor)
+        names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors)
+                 for i, n in enumerate(node.inputs)]
+        q1, q2 = tensors[names[0]].quant, tensors[names[1]].quant
+        return node.with_(params=kc.prepare_comparison(a.fn, q1.s, q1.zp, q2.s, q2.zp))
+    if op is Op.LOGICAL:
+        return node.with_(params=kc.LogicalParams(kc.CONNECTIVES.index(a.fn)))
     if op in LUT_OPS:
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]].quant, out)))
     if op is Op.PRELU:
@@ -186,7 +197,7 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     if op is Op.QUANTIZE:       # int -> int requantisation (pre-quantised models)
         x = tensors[node.inputs[0]].quant
         return node.with_(params=kv.prepare_requantize(x.s, x.zp, out.s, out.zp))
-    if op is Op.PAD:
+    if op in (Op.PAD, Op.ARG_MAX):         # ARG_MAX: the codes order as the real values do
         return node
     if op is Op.MAGNITUDE:
         x = tensors[node.inputs[0]]
@@ -227,6 +238,10 @@ def _table(node: Node, x: QParams, out: QParams) -> np.ndarray:
         return kv.tanh_table(x.s, x.zp, out.s, out.zp)
     if op is Op.HARD_SWISH:
         return kv.hard_swish_table(x.s, x.zp, out.s, out.zp)
+    if op is Op.LOGICAL_NOT:
+        return kc.logical_not_table()
+    if op is Op.UNARY:
+        return ku.unary_table(a.fn, x.s, x.zp, out.s, out.zp, a.alpha, a.gamma)
     if op is Op.LEAKY_RELU:
         return kv.leaky_relu_table(x.s, x.zp, out.s, out.zp, a.alpha)
     # CLAMP: TFLite's quantised ReluX: requantise into the output scale, then clamp

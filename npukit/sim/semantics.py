@@ -23,7 +23,8 @@ from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..isa.strided import extent
-from ..quant import gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_wide, plans, plans_int8
+from ..quant import (gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu_compare,
+                     kernels_wide, plans, plans_int8)
 from ..quant.tiles import spans
 from . import microops
 from .plan import Action, Plan, Step
@@ -45,8 +46,13 @@ def params_from_ints(cls, ints: tuple[int, ...]):
     return cls(*ints)
 
 
-ELTWISE_PARAMS = {I.Eltwise.ADD: kernels_vpu.AddParams, I.Eltwise.SUB: kernels_vpu.AddParams,
-                  I.Eltwise.MUL: kernels_vpu.MulParams}
+# kind -> (parameter record, kernel f(a, b, params))
+ELTWISE_KERNELS = {I.Eltwise.ADD: (kernels_vpu.AddParams, kernels_vpu.add),
+                   I.Eltwise.SUB: (kernels_vpu.AddParams, kernels_vpu.add),
+                   I.Eltwise.MUL: (kernels_vpu.MulParams, kernels_vpu.mul),
+                   I.Eltwise.PRELU: (kernels_vpu.PreluParams, kernels_vpu.prelu),
+                   I.Eltwise.COMPARE: (kernels_vpu_compare.ComparisonParams, kernels_vpu_compare.compare),
+                   I.Eltwise.LOGICAL: (kernels_vpu_compare.LogicalParams, kernels_vpu_compare.logical)}
 
 
 class Machine:
@@ -312,12 +318,9 @@ def _elementwise(m: Machine, e: I.Elementwise) -> Step:
     if kind in (I.Eltwise.MAX, I.Eltwise.MIN):
         fn = np.maximum if kind is I.Eltwise.MAX else np.minimum
         return lambda: fn(a, b, out=dst)          # ufuncs buffer overlapping operands
-    if kind is I.Eltwise.PRELU:
-        p = params_from_ints(kernels_vpu.PreluParams, e.qparams)
-        fn = lambda u, v: kernels_vpu.prelu(u, v, p)             # noqa: E731
-    else:
-        p = params_from_ints(ELTWISE_PARAMS[kind], e.qparams)
-        fn = lambda u, v: (kernels_vpu.mul if kind is I.Eltwise.MUL else kernels_vpu.add)(u, v, p)  # noqa: E731
+    cls, kernel = ELTWISE_KERNELS[kind]
+    p = params_from_ints(cls, e.qparams)
+    fn = lambda u, v: kernel(u, v, p)          # noqa: E731
     try:
         table = plans.PairTable(fn, (e.rows, e.cols), m.scratch, (kind, e.qparams))
     except (ValueError, ArithmeticError) as err:       # parameters the kernel rejects
@@ -357,8 +360,32 @@ def _pool_covers(p: I.Pool, attrs: PoolAttrs) -> bool:
 def _mean(m: Machine, r: I.Mean) -> Action:
     x = m.view(I.ABUF, r.src, (1, r.n, 1, r.c))
     dst = m.view(I.ABUF, r.dst, (1, 1, 1, r.c))
+    if r.kind in (1, 2):
+        _check_geometry("MEAN", r.n, r.c)
+        return lambda: dst.__setitem__(..., kernels_vpu.reduce_extreme(x, (1, 2), r.kind == 1))
+    if r.kind == 3:
+        s = params_from_ints(kernels_vpu.SumParams, r.qparams)
+        return lambda: dst.__setitem__(..., kernels_vpu.reduce_sum(x, (1, 2), s))
+    if r.kind != 0:
+        raise BinaryError(f"MEAN: unknown kind {r.kind}")
     p = params_from_ints(kernels_vpu.MeanParams, r.qparams)
     return lambda: dst.__setitem__(..., kernels_vpu.mean(x, (1, 2), p))
+
+
+def _arg_max(m: Machine, r: I.ArgMax) -> Action:
+    if r.elem not in (4, 8) or r.last not in (0, 1) or r.smallest not in (0, 1):
+        raise BinaryError(f"ARGMAX: index of {r.elem} bytes, last = {r.last}, smallest = {r.smallest} "
+                          "(4 or 8 bytes; 0 or 1)")
+    _check_geometry("ARGMAX", r.n, r.c)
+    x = m.view(I.ABUF, r.src, (r.n, r.c))
+    dtype = np.int32 if r.elem == 4 else np.int64
+    dst = m.view(I.ABUF, r.dst, (r.c,), dtype)
+    return lambda: dst.__setitem__(..., kernels_vpu.arg_max(x, 0, bool(r.last), dtype=dtype, smallest=bool(r.smallest)))
+
+
+def _select(m: Machine, s: I.Select) -> Action:
+    cond, a, b, dst = (m.view(I.ABUF, addr, (s.n,)) for addr in (s.cond, s.a, s.b, s.dst))
+    return lambda: np.copyto(dst, np.where(cond != 0, a, b))
 
 
 def _matmul(m: Machine, t: I.MatMul) -> Action:
@@ -397,4 +424,5 @@ def _magnitude(m: Machine, g: I.Magnitude) -> Action:
 
 _BINDERS = {I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv,
             I.DwConv: _dwconv, I.Requant: _requant, I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool,
-            I.Mean: _mean, I.Magnitude: _magnitude}
+            I.Mean: _mean, I.Magnitude: _magnitude, I.ArgMax: _arg_max,
+            I.Select: _select}

@@ -160,11 +160,11 @@ def _vpu_ops(ins: I.Instr) -> int | None:
         return ins.n_pix * ins.k
     if isinstance(ins, I.Elementwise):
         return ins.rows * ins.cols
-    if isinstance(ins, I.Lut):
+    if isinstance(ins, (I.Lut, I.Select)):
         return ins.n
     if isinstance(ins, I.Pool):
         return ins.out_h * ins.out_w * ins.c * ins.kernel[0] * ins.kernel[1]
-    if isinstance(ins, I.Mean):
+    if isinstance(ins, (I.Mean, I.ArgMax)):
         return ins.n * ins.c
     if isinstance(ins, I.Softmax):
         return SOFTMAX_OPS_PER_ELEMENT * ins.rows * ins.cols

@@ -125,3 +125,32 @@ def test_export_of_a_loaded_binary_is_a_clear_error(tmp_path):
     prog.save(tmp_path / "d.npub")
     with pytest.raises(npukit.errors.InputError, match="quantised graph"):
         export_qdq(npukit.load(tmp_path / "d.npub"), tmp_path / "x.onnx")
+
+
+def test_element_wise_functions_and_reductions_export(tmp_path):
+    """Exp / Erf / Elu tables and ReduceSum / ReduceMax / ReduceMean export as their ONNX
+    operators between Q/DQ pairs; onnxruntime then lands within a step of the simulator."""
+    from onnx import helper
+    nodes = [helper.make_node("Exp", ["x"], ["e"]), helper.make_node("Erf", ["e"], ["f"]),
+             helper.make_node("Elu", ["x"], ["u"], alpha=0.5),
+             helper.make_node("ReduceSum", ["f", "ax"], ["s"], keepdims=0),
+             helper.make_node("ReduceMax", ["u"], ["m"], axes=[1, 3], keepdims=1),
+             helper.make_node("ReduceMean", ["u"], ["a"], axes=[2], keepdims=0)]
+    shape = (1, 3, 4, 5)
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in "sma"],
+                              [onnx.numpy_helper.from_array(np.asarray([1, 2], np.int64), "ax")])
+    src = tmp_path / "fns.onnx"
+    src.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+                    .SerializeToString())
+    rng = np.random.default_rng(0)
+    prog = _compile(src, {"x": shape}, {"x": rng.normal(size=(8, *shape)).astype(np.float32)})
+    path = export_qdq(prog, tmp_path / "fns_qdq.onnx")
+    kinds = {n.op_type for n in onnx.load(path).graph.node}
+    assert {"Exp", "Erf", "Elu", "ReduceSum", "ReduceMax", "ReduceMean"} <= kinds
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = rng.normal(size=shape).astype(np.float32)
+    theirs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})))
+    ours = prog.run({"x": x})
+    for t in prog.program.outputs:
+        assert np.max(np.abs(theirs[t.name] - ours[t.name])) <= 2.01 * t.scale, t.name

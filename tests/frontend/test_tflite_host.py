@@ -41,16 +41,17 @@ X = T("x", (2, 5, 6), scale=0.05, zero_point=3)
 CASES = {
     "TOPK_V2": ([X, T("k", (1,), "int32", data=_i32(3))],
                 [T("v", (2, 5, 3), scale=0.05, zero_point=3), T("i", (2, 5, 3), "int32")], None),
-    "ARG_MIN": ([X, T("axis", (1,), "int32", data=_i32(1))], [T("i", (2, 6), "int32")],
-                _opts(tfl.ArgMinOptionsT, outputType=tfl.TensorType.INT32)),
+    "TILE": ([X, T("multiples", (3,), "int32", data=_i32(1, 2, 1))], [T("y", (2, 10, 6), scale=0.05, zero_point=3)],
+             tfl.TileOptionsT()),
     "REVERSE_V2": ([X, T("axis", (1,), "int32", data=_i32(2))], [T("y", (2, 5, 6), scale=0.05, zero_point=3)],
                    tfl.ReverseV2OptionsT()),
     "SQUARED_DIFFERENCE": ([X, T("b", (2, 5, 6), scale=0.04, zero_point=-7)],
                            [T("y", (2, 5, 6), scale=0.2, zero_point=-128)], tfl.SquaredDifferenceOptionsT()),
     "GATHER_ND": ([X, T("idx", (3, 2), "int32", data=_i32([1, 4], [0, 0], [1, 2]))],
                   [T("y", (3, 6), scale=0.05, zero_point=3)], None),
-    "SUM": ([X, T("axes", (1,), "int32", data=_i32(2))], [T("y", (2, 5), scale=0.3, zero_point=-5)],
-            _opts(tfl.ReducerOptionsT, keepDims=False)),
+    "MIRROR_PAD": ([X, T("pads", (3, 2), "int32", data=_i32([0, 0], [1, 1], [2, 2]))],
+                   [T("y", (2, 7, 10), scale=0.05, zero_point=3)],
+                   _opts(tfl.MirrorPadOptionsT, mode=tfl.MirrorPadMode.REFLECT)),
 }
 
 

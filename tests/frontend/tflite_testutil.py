@@ -134,15 +134,74 @@ def _prelu(shape) -> Case:
     return case
 
 
-def _mean(shape, axes, keep) -> Case:
+def _mean(shape, axes, keep, op="MEAN") -> Case:
+    """A reduction; REDUCE_MAX / REDUCE_MIN keep the input's quantisation, as LiteRT requires."""
     def case(seed):
         rng = np.random.default_rng(seed)
         (s, z), (so, zo) = _q(rng), _q(rng)
+        if op in ("REDUCE_MAX", "REDUCE_MIN"):
+            so, zo = s, z
         out = tuple(1 if i in axes else d for i, d in enumerate(shape) if keep or i not in axes)
-        model = build_single_op("MEAN", [T("x", shape, scale=s, zero_point=z),
+        model = build_single_op(op, [T("x", shape, scale=s, zero_point=z),
                                          T("axes", (len(axes),), "int32", data=_i32(*axes))],
                                 [T("y", out, scale=so, zero_point=zo)], _opts(tfl.ReducerOptionsT, keepDims=keep))
         return model, [_x(rng, shape)]
+    return case
+
+
+def _arg_max(shape, axis, out_dtype, op="ARG_MAX") -> Case:
+    """Few distinct codes, so that ties (the first index wins) occur."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        s, z = _q(rng)
+        out = tuple(d for i, d in enumerate(shape) if i != axis)
+        options = tfl.ArgMaxOptionsT if op == "ARG_MAX" else tfl.ArgMinOptionsT
+        model = build_single_op(op, [T("x", shape, scale=s, zero_point=z), T("axis", (1,), "int32", data=_i32(axis))],
+                                [T("y", out, out_dtype)],
+                                _opts(options, outputType=getattr(tfl.TensorType, out_dtype.upper())))
+        return model, [rng.integers(-3, 3, size=shape).astype(np.int8)]
+    return case
+
+
+def _compare(op: str, shape_a, shape_b, same: bool = False) -> Case:
+    """int8 operands (own scales, or one) -> bool; close codes, so that ties and the 1/256
+    comparison grid matter."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        (sa, za), (sb, zb) = _q(rng), _q(rng)
+        if same:
+            sb, zb = sa, za
+        out = tuple(np.broadcast_shapes(shape_a, shape_b))
+        model = build_single_op(op, [T("a", shape_a, scale=sa, zero_point=za), T("b", shape_b, scale=sb, zero_point=zb)],
+                                [T("y", out, "bool")])
+        a = _x(rng, shape_a)
+        b = np.clip(a[..., :1] + rng.integers(-2, 3, size=shape_b), -128, 127).astype(np.int8) if same else _x(rng, shape_b)
+        return model, [a, b]
+    return case
+
+
+def _logical(op: str, shapes) -> Case:
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        ins = [T(f"x{k}", sh, "bool") for k, sh in enumerate(shapes)]
+        out = tuple(np.broadcast_shapes(*shapes))
+        model = build_single_op(op, ins, [T("y", out, "bool")])
+        return model, [rng.integers(0, 2, size=sh).astype(bool) for sh in shapes]
+    return case
+
+
+def _select(op: str, shape, const_y: bool = False, c_shape=None, x_shape=None) -> Case:
+    """cond ? x : y; LiteRT copies codes, so the three quantisations may differ (SELECT_V2
+    broadcasts its operands)."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        (sx, zx), (sy, zy), (so, zo) = _q(rng), _q(rng), _q(rng)
+        cs, xs = c_shape or shape, x_shape or shape
+        out = tuple(np.broadcast_shapes(cs, xs, shape))
+        y = T("y", shape, scale=sy, zero_point=zy, data=_x(rng, shape) if const_y else None)
+        model = build_single_op(op, [T("c", cs, "bool"), T("x", xs, scale=sx, zero_point=zx), y],
+                                [T("o", out, scale=so, zero_point=zo)])
+        return model, [rng.integers(0, 2, size=cs).astype(bool), _x(rng, xs)] + ([] if const_y else [_x(rng, shape)])
     return case
 
 
@@ -157,6 +216,8 @@ CASES: dict[str, Case] = {
     "sub_relu": _binary("SUB", X, X, A.RELU, tfl.SubOptionsT),
     "mul": _binary("MUL", X, X, A.NONE, tfl.MulOptionsT),
     "mul_broadcast": _binary("MUL", X, (1, 1, 1, 8), A.NONE, tfl.MulOptionsT),
+    "add_outer_broadcast": _binary("ADD", (1, 1, 5, 8), (2, 6, 1, 8), A.RELU, tfl.AddOptionsT),    # DMA-expanded
+    "sub_first_broadcast": _binary("SUB", (1, 6, 1, 1), X, A.NONE, tfl.SubOptionsT),
     "maximum": _binary("MAXIMUM", X, X),
     "avg_pool_same": _pool("AVERAGE_POOL_2D", (1, 7, 9, 4), 3, 2, tfl.Padding.SAME),
     "avg_pool_valid_relu": _pool("AVERAGE_POOL_2D", (1, 8, 8, 3), 2, 2, tfl.Padding.VALID, A.RELU),
@@ -167,6 +228,37 @@ CASES: dict[str, Case] = {
     "mean_channels": _mean((1, 4, 5, 12), (3,), False),
     "mean_wc_keep": _mean((1, 3, 4, 6), (2, 3), True),
     "mean_rows": _mean((1, 6, 5, 8), (1,), True),
+    "mean_non_adjacent": _mean((1, 4, 5, 6), (1, 3), False),
+    "mean_non_adjacent_keep": _mean((2, 4, 5, 6), (0, 2), True),
+    "mean_all_but_batch": _mean((1, 4, 5, 6), (1, 2, 3), False),
+    "mean_last_rows": _mean((3, 40, 24), (2,), True),
+    "reduce_max_channels": _mean((1, 4, 5, 12), (3,), False, "REDUCE_MAX"),
+    "reduce_max_non_adjacent_keep": _mean((2, 4, 5, 6), (1, 3), True, "REDUCE_MAX"),
+    "reduce_min_hw_keep": _mean((1, 5, 7, 6), (1, 2), True, "REDUCE_MIN"),
+    "reduce_min_batch_channels": _mean((3, 4, 5, 6), (0, 3), False, "REDUCE_MIN"),
+    "mean_large_hw": _mean((1, 48, 48, 64), (1, 2), True),                  # tiles of channel blocks
+    "reduce_max_many_rows": _mean((64, 300), (1,), False, "REDUCE_MAX"),     # tiles of rows
+    "arg_max_channels": _arg_max((1, 4, 5, 10), 3, "int32"),
+    "arg_max_rows_int64": _arg_max((2, 7, 3, 4), 1, "int64"),
+    "arg_max_batch": _arg_max((3, 2, 6), 0, "int32"),
+    "arg_min_rows": _arg_max((2, 7, 3, 4), 2, "int32", "ARG_MIN"),
+    "gelu": _unary("GELU", X, None, _opts(tfl.GeluOptionsT, approximate=False)),
+    "gelu_tanh": _unary("GELU", X, None, _opts(tfl.GeluOptionsT, approximate=True)),
+    "equal_same_scale": _compare("EQUAL", X, X[:3] + (1,), True),
+    "not_equal": _compare("NOT_EQUAL", X, X),
+    "greater": _compare("GREATER", X, X),
+    "greater_equal_broadcast": _compare("GREATER_EQUAL", X, (1, 1, 1, 8)),
+    "less_same_scale": _compare("LESS", X, X, True),
+    "less_equal_scalar": _compare("LESS_EQUAL", X, (1,)),
+    "greater_broadcast_first": _compare("GREATER", (1, 1, 1, 8), X),       # operands swapped, predicate mirrored
+    "less_outer_broadcast": _compare("LESS", (1, 6, 1, 8), (2, 1, 5, 1)),
+    "logical_and": _logical("LOGICAL_AND", [X, X]),
+    "logical_or_broadcast": _logical("LOGICAL_OR", [X, (1, 1, 1, 8)]),
+    "logical_and_outer_broadcast": _logical("LOGICAL_AND", [(1, 6, 1, 8), (1, 1, 5, 1)]),
+    "logical_not": _logical("LOGICAL_NOT", [X]),
+    "select": _select("SELECT", X),
+    "select_v2_const": _select("SELECT_V2", (2, 3, 17), True),
+    "select_v2_broadcast": _select("SELECT_V2", (1, 1, 5, 8), False, (1, 6, 1, 8), (2, 1, 5, 1)),
     "softmax": _softmax((2, 10), 1.0),
     "softmax_beta": _softmax((1, 3, 16), 0.5),
     "logistic": _unary("LOGISTIC", X, (1 / 256, -128)),
@@ -177,6 +269,13 @@ CASES: dict[str, Case] = {
     "relu_n1_to_1": _unary("RELU_N1_TO_1", X),
     "leaky_relu": _unary("LEAKY_RELU", X, None, _opts(tfl.LeakyReluOptionsT, alpha=0.2)),
     "prelu": _prelu(X),
+    "log": _unary("LOG", X),
+    "exp": _unary("EXP", X),
+    "abs": _unary("ABS", X),
+    "abs_same_scale": _unary("ABS", X, "same"),
+    "neg": _unary("NEG", X, "same"),
+    "sqrt": _unary("SQRT", X, None, None, (0.05, -128)),      # LiteRT refuses negative inputs
+    "rsqrt": _unary("RSQRT", X, None, None, (0.02, -128)),
     "quantize_rescale": _unary("QUANTIZE", X),
     "concat_channels": _concat([(1, 4, 4, 3), (1, 4, 4, 5)], 3),
     "concat_rows": _concat([(1, 2, 4, 3), (1, 3, 4, 3), (1, 1, 4, 3)], 1),

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from npukit.frontend.onnx import load_onnx
@@ -78,11 +77,9 @@ def test_attention_scores_with_nan_guard():
     assert sum(n.op is Op.MATMUL for n in g.nodes) == 2
 
 
-def test_erf_alone_runs_on_the_host():
-    data = _model([helper.make_node("Erf", ["x0"], ["y"])], {})
-    g = load_onnx(data)
-    reasons = [n.attrs.reason for n in g.nodes if n.op is Op.HOST_FLOAT]
-    assert len(reasons) == 1 and reasons[0].startswith("ONNX Erf refused by the NPU converter")
+def test_erf_alone_is_an_elementwise_table():
+    g = _check(_model([helper.make_node("Erf", ["x0"], ["y"])], {}))
+    assert [n.attrs.fn for n in g.nodes if n.op is Op.UNARY] == ["erf"]
 
 
 def test_minilm_on_npu_close_to_onnxruntime():
