@@ -15,7 +15,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import Op
+from ..ir.graph import Node, Op
 from ..quant.host_tflite import HostTfliteAttrs, interpreter
 from . import tflite_read as rd
 
@@ -72,7 +72,7 @@ def one_op_model(cv, op: tfl.OperatorT) -> tuple[str, list[int]]:
 
 def _interpreter_for(cv, text: str):
     try:
-        return interpreter(text, 0)
+        return interpreter(text)
     except UnsupportedOpError as e:
         raise UnsupportedOpError(f"{cv.where()}: {e}") from None
 
@@ -96,20 +96,22 @@ def fold(cv, op: tfl.OperatorT) -> bool:
 
 
 def emit_host(cv, op: tfl.OperatorT, reason: str, used: set[int]) -> None:
-    """One HOST_TFLITE node per used output of `op` (each runs the whole operator)."""
+    """One HOST_TFLITE node for `op` carrying all its used outputs (so it runs once)."""
     if op.builtinOptions is not None and any("ubgraph" in k for k in vars(op.builtinOptions)):
         raise UnsupportedOpError(f"{cv.where()}: operators that call subgraphs (control flow) "
                                  f"cannot run on the host yet")
     text, feeds = one_op_model(cv, op)
-    ir_inputs = [cv.name(i) for i in feeds]
-    it = _interpreter_for(cv, text)
-    details = it.get_output_details()
+    ir_inputs = tuple(cv.name(i) for i in feeds)
+    details = _interpreter_for(cv, text).get_output_details()
     outs = [(k, i) for k, i in enumerate(_indices(op.outputs)) if i >= 0 and i in used]
-    for k, i in outs:
-        out = cv.name(i)
-        shape = cv.tensors[out].shape
+    if not outs:
+        return
+    names = tuple(cv.name(i) for _, i in outs)
+    shapes = tuple(cv.tensors[n].shape for n in names)
+    for (k, _), shape in zip(outs, shapes):
         if tuple(int(d) for d in details[k]["shape"]) != shape:
             raise UnsupportedOpError(f"{cv.where()}: output {k} has a dynamic shape "
                                      f"({list(details[k]['shape'])} vs {list(shape)} in the model)")
-        attrs = HostTfliteAttrs(text, cv.op_label, k, shape, not cv.quantised, reason)
-        cv.emit(Op.HOST_TFLITE, ir_inputs, out, attrs, suffix=f"/out{k}" if len(outs) > 1 else "")
+    attrs = HostTfliteAttrs(text, cv.op_label, tuple(k for k, _ in outs), shapes, not cv.quantised, reason)
+    cv.nodes.append(Node(Op.HOST_TFLITE, f"{cv.op_label.lower()}_{cv.op_index}", ir_inputs, names, attrs,
+                         source=(cv.op_source,)))

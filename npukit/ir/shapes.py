@@ -80,10 +80,8 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [tuple(x[p] for p in a.perm)]
     if op is Op.RESIZE:
         return [(x[0], a.size[0], a.size[1], x[3])]
-    if op is Op.HOST_FLOAT:
+    if op in (Op.HOST_FLOAT, Op.HOST_TFLITE):
         return [tuple(s) for s in a.out_shapes]
-    if op is Op.HOST_TFLITE:
-        return [tuple(a.out_shape)]
     if op in (Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER):
         return [_transformer_shape(node, shapes)]
     raise ModelError(f"{node.name}: no shape rule for {op}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import ConvAttrs, DType, Graph, Node, Op, ReshapeAttrs, Tensor, TransposeAttrs
-from ..quant.float_exec import run_node
+from ..quant.float_exec import run_outputs
 from .rewrite import (Index, add_const, apply_rules, bypass, const, merged_source, replace_nodes,
                       sole_consumer)
 
@@ -12,15 +12,15 @@ from .rewrite import (Index, add_const, apply_rules, bypass, const, merged_sourc
 # ---- constant folding ------------------------------------------------------------------
 
 def fold_constants(g: Graph) -> Graph:
-    """Evaluate every node whose inputs are all constant."""
+    """Evaluate every node whose inputs are all constant (a host TFLite node: all its outputs)."""
     tensors = dict(g.tensors)
     nodes = []
     for node in g.nodes:
-        if node.inputs and all(tensors[t].is_const for t in node.inputs) and node.outputs[0] not in g.outputs \
-                and node.op is not Op.HOST_FLOAT:
-            value = run_node(node, [tensors[t].data for t in node.inputs])
-            out = node.outputs[0]
-            tensors[out] = Tensor(out, tensors[out].shape, DType.F32, value.reshape(tensors[out].shape))
+        if node.inputs and all(tensors[t].is_const for t in node.inputs) \
+                and not any(t in g.outputs for t in node.outputs) and node.op is not Op.HOST_FLOAT:
+            for out, value in zip(node.outputs, run_outputs(node, [tensors[t].data for t in node.inputs])):
+                value = np.asarray(value, np.float32).reshape(tensors[out].shape)
+                tensors[out] = Tensor(out, tensors[out].shape, DType.F32, value)
         else:
             nodes.append(node)
     return g.with_nodes(nodes, tensors)

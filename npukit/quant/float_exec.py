@@ -231,7 +231,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.LAYER_NORM: lambda n, i: kt.layer_norm_float(i[0], i[1], i[2], n.attrs.epsilon),
     Op.GELU: lambda n, i: kt.gelu_float(i[0], n.attrs.approximate),
     Op.HOST_FLOAT: lambda n, i: host_float.run_float(n.attrs, i)[0],
-    Op.HOST_TFLITE: lambda n, i: host_tflite.run_float(n.attrs, i),
+    Op.HOST_TFLITE: lambda n, i: host_tflite.run_float(n.attrs, i)[0],
     Op.GATHER: lambda n, i: kt.gather(i[0], np.asarray(i[1]).astype(np.int64)),
 }
 
@@ -247,6 +247,8 @@ def run_outputs(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
     """Every output of `node`: a host node's integer or boolean results keep their type."""
     if node.op is Op.HOST_FLOAT:
         return host_float.run_float(node.attrs, ins)
+    if node.op is Op.HOST_TFLITE:
+        return host_tflite.run_float(node.attrs, ins)
     return [run_node(node, ins)]
 
 

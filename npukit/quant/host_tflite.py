@@ -2,16 +2,18 @@
 
 A HOST_TFLITE node carries a one-operator TFLite flatbuffer (base64) built from the model's
 own operator: its options, its tensors with their types and quantisation, its constants
-embedded. Its IR inputs are the operator's activation inputs, in order of first use.
+embedded. Its IR inputs are the operator's activation inputs, in order of first use; its IR
+outputs are all the used outputs of the operator (TOPK_V2's values and indices), computed by
+one run.
 
 * From an int8 model the flatbuffer works on the model's integer tensors, so the node
   computes exactly what LiteRT computes for that operator in the whole model.
 * From a float model (`float_model`) the flatbuffer is float: in the int8 program the node
-  dequantises its inputs, runs in float and quantises its output to the calibrated scale
-  (as HOST_FLOAT does for ONNX).
+  dequantises its inputs, runs in float and quantises its float outputs to their calibrated
+  scales (as HOST_FLOAT does for ONNX).
 
 LiteRT runs the operator with its reference kernels (BUILTIN_REF, the project's oracle); one
-interpreter per node and output, built on first use and kept.
+interpreter per node, built on first use and kept.
 """
 from __future__ import annotations
 
@@ -28,22 +30,22 @@ from ..errors import ModelError, UnsupportedOpError
 class HostTfliteAttrs:
     model: str                     # base64 of a one-operator .tflite; its inputs are the IR inputs
     op_name: str                   # the TFLite builtin, for reports
-    output_index: int              # which output of the operator this IR node carries
-    out_shape: tuple[int, ...]
+    outputs: tuple[int, ...]       # the operator outputs this IR node carries, in IR output order
+    out_shapes: tuple[tuple[int, ...], ...]
     float_model: bool              # the flatbuffer runs in float (npukit quantised the model)
     reason: str                    # why it is not on the NPU
 
 
 @dataclass(frozen=True)
 class HostTfliteParams:
-    out_scale: float
-    out_zero_point: int
-    out_dtype: str                 # the IR output type; float32: read only by host float nodes
+    out_scale: tuple[float, ...]   # per output; unused for outputs that stay unquantised
+    out_zero_point: tuple[int, ...]
+    out_dtype: tuple[str, ...]     # the IR output types; float32: read only by host float nodes
 
 
 @lru_cache(maxsize=256)
-def interpreter(model: str, output_index: int):
-    """A LiteRT interpreter for one node (and output) of the program."""
+def interpreter(model: str):
+    """A LiteRT interpreter for one node of the program."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
@@ -56,9 +58,10 @@ def interpreter(model: str, output_index: int):
     return it
 
 
-def run(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> np.ndarray:
-    """The operator on inputs of its own types (each cast to the type the flatbuffer declares)."""
-    it = interpreter(attrs.model, attrs.output_index)
+def run(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
+    """The operator on inputs of its own types (each cast to the type the flatbuffer declares),
+    invoked once; returns the outputs this IR node carries."""
+    it = interpreter(attrs.model)
     details = it.get_input_details()
     if len(details) != len(ins):
         raise ModelError(f"host {attrs.op_name} expects {len(details)} inputs, got {len(ins)}")
@@ -68,30 +71,38 @@ def run(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> np.ndarray:
             x = np.round(x)
         it.set_tensor(d["index"], np.ascontiguousarray(x.astype(d["dtype"], copy=False)).reshape(d["shape"]))
     it.invoke()
-    out = it.get_tensor(it.get_output_details()[attrs.output_index]["index"]).copy()
-    if tuple(out.shape) != tuple(attrs.out_shape):
-        raise ModelError(f"host {attrs.op_name}: output shape {list(out.shape)} at run time, "
-                         f"{list(attrs.out_shape)} in the model (dynamic shapes are not supported)")
-    return out
+    outs = it.get_output_details()
+    result = [it.get_tensor(outs[k]["index"]).copy() for k in attrs.outputs]
+    for y, want in zip(result, attrs.out_shapes):
+        if tuple(y.shape) != tuple(want):
+            raise ModelError(f"host {attrs.op_name}: output shape {list(y.shape)} at run time, "
+                             f"{list(want)} in the model (dynamic shapes are not supported)")
+    return result
 
 
-def run_float(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> np.ndarray:
+def run_float(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     """The float graph's view (calibration, float oracle): outputs as float32."""
-    return run(attrs, ins).astype(np.float32)
+    return [y.astype(np.float32) for y in run(attrs, ins)]
 
 
 def run_quantised(attrs: HostTfliteAttrs, params: HostTfliteParams | None, ins: list[np.ndarray],
-                  in_q: list) -> np.ndarray:
+                  in_q: list) -> list[np.ndarray]:
     """The int8 program's view: an int8 model's node runs on its integers as they are; a float
-    model's node dequantises its int8 inputs, runs in float and quantises its output."""
+    model's node dequantises its int8 inputs, runs in float and quantises its float outputs."""
     if not attrs.float_model:
         return run(attrs, ins)
     real = [x if q is None or np.asarray(x).dtype.kind == "f"
             else (np.asarray(x, np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])
             for x, q in zip(ins, in_q)]
-    y = run(attrs, real)
-    if params is None or y.dtype.kind != "f" or params.out_dtype == "float32":
-        return y
-    info = np.iinfo(np.dtype(params.out_dtype))
-    q = np.round(y / np.float32(params.out_scale)) + params.out_zero_point
-    return np.clip(q, info.min, info.max).astype(params.out_dtype)
+    ys = run(attrs, real)
+    if params is None:
+        return ys
+    out = []
+    for y, s, zp, dtype in zip(ys, params.out_scale, params.out_zero_point, params.out_dtype):
+        if y.dtype.kind != "f" or dtype == "float32":
+            out.append(y)
+            continue
+        info = np.iinfo(np.dtype(dtype))
+        q = np.round(y / np.float32(s)) + zp
+        out.append(np.clip(q, info.min, info.max).astype(dtype))
+    return out

@@ -24,6 +24,8 @@ def run_qoutputs(node: Node, ins: list[np.ndarray], in_q: list[QParams | None]) 
     """Every output of `node` (a host node has several, computed by one run)."""
     if node.op is Op.HOST_FLOAT:
         return run_host_float(node.attrs, node.params, ins, in_q)
+    if node.op is Op.HOST_TFLITE:
+        return run_host_tflite(node.attrs, node.params, ins, in_q)
     return [run_qnode(node, ins, in_q)]
 
 
@@ -98,7 +100,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.HOST_FLOAT:
         return run_host_float(a, p, ins, in_q)[0]
     if op is Op.HOST_TFLITE:
-        return run_host_tflite(a, p, ins, in_q)
+        return run_host_tflite(a, p, ins, in_q)[0]
     if op is Op.QUANTIZE and p is not None:
         return kv.requantize(x, p, np.dtype(getattr(a, "dtype", "int8")))
     raise UnsupportedOpError(f"{node.name}: no integer kernel for {op.value}")

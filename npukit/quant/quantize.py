@@ -217,9 +217,10 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
             tensors.setdefault(n, g.tensors[n])
         if not a.float_model:
             return node
-        dtype = tensors[node.outputs[0]].dtype.value     # int8, an index type, or float32 (host only)
-        return node.with_(params=HostTfliteParams(out.s, out.zp, dtype) if out is not None
-                          else HostTfliteParams(1.0, 0, dtype))
+        qs = [tensors[t].quant for t in node.outputs]   # None: an index type, or float32 (host only)
+        return node.with_(params=HostTfliteParams(tuple(1.0 if q is None else q.s for q in qs),
+                                                  tuple(0 if q is None else q.zp for q in qs),
+                                                  tuple(tensors[t].dtype.value for t in node.outputs)))
     if op in TRANSFORMER_OPS:
         return quantize_transformer_node(g, node, tensors)
     if op in SAME_AS_INPUT:

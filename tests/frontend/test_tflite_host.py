@@ -72,7 +72,7 @@ def test_host_operator_equals_litert_reference(op, tmp_path):
             np.testing.assert_array_equal(got[name], want, err_msg=f"{op} output {name}")
     host = prog.profile().host_ops
     assert {h["reason"] for h in host} == {f"no NPU kernel for TFLite {op}"}
-    assert len(host) == len(outputs)     # one host node per used output
+    assert len(host) == 1                # one host layer for the operator, all its outputs
 
 
 def test_refusing_converter_leaves_nothing_behind(tmp_path):
@@ -84,12 +84,49 @@ def test_refusing_converter_leaves_nothing_behind(tmp_path):
     path = tmp_path / "split.tflite"
     path.write_bytes(model)
     prog = npu_compile(path, "npu-m")
-    assert [n.op.value for n in prog.qgraph.nodes] == ["host_tflite", "host_tflite"]
+    assert [(n.op.value, len(n.outputs)) for n in prog.qgraph.nodes] == [("host_tflite", 2)]
     assert all("input and output quantisation differ" in h["reason"] for h in prog.profile().host_ops)
     x = _x(np.random.default_rng(0), X.shape)
     got = prog.run({prog.input_names[0]: x})
     for name, want in zip(prog.output_names, run_reference(model, [x])):
         np.testing.assert_array_equal(got[name], want)
+
+
+def test_multi_output_operator_runs_once_per_inference(tmp_path, monkeypatch):
+    """TOPK_V2 of a float model is one host node with both outputs: LiteRT invokes it once per
+    calibration sample and once per inference, and the host is costed for one run (its
+    elements: the input and the two outputs, each counted once)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from npukit.arch import load_arch
+    from npukit.compiler import quantise
+    from npukit.frontend.tflite import load_tflite
+
+    x = T("x", (2, 5, 6), "float32")
+    outputs = [T("v", (2, 5, 3), "float32"), T("i", (2, 5, 3), "int32")]
+    model = build_single_op("TOPK_V2", [x, T("k", (1,), "int32", data=_i32(3))], outputs)
+    path = tmp_path / "topk.tflite"
+    path.write_bytes(model)
+    calls = []
+    invoke = Interpreter.invoke
+    monkeypatch.setattr(Interpreter, "invoke", lambda it: calls.append(it) or invoke(it))
+    rng = np.random.default_rng(6)
+    calib = rng.uniform(-1, 1, (5, *x.shape)).astype(np.float32)
+    quantise(load_tflite(path), {"x": calib}, sqnr=False)
+    assert len(calls) == len(calib)
+    prog = npu_compile(path, "npu-m", calibration={"x": calib})
+    for _ in range(3):
+        xs = rng.uniform(-1, 1, x.shape).astype(np.float32)
+        calls.clear()
+        got = prog.run({"x": xs})
+        assert len(calls) == 1
+        for name, want in zip(prog.output_names, run_reference(model, [xs])):
+            assert got[name].dtype == want.dtype
+            np.testing.assert_array_equal(got[name], want)
+    arch = load_arch("npu-m")
+    elements = sum(int(np.prod(t.shape)) for t in [x, *outputs])
+    want_uj = arch.host.cycles("other", elements) * arch.host.pj_per_cycle * 1e-6
+    assert prog.profile().energy_breakdown_uj["host"] == pytest.approx(want_uj)
 
 
 def _conv(name: str, x: T, y: T, rng, float_model: bool) -> Operator:
