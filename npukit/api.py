@@ -1,6 +1,7 @@
 """The Python API: compile a model, run it on the simulated NPU, profile it, save and load it."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -9,7 +10,7 @@ import numpy as np
 from .arch import Arch, load_arch
 from .codegen.context import CompileOptions
 from .codegen.options import options_from
-from .errors import BinaryError, InputError, ModelError, ScheduleError
+from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleError
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
@@ -25,7 +26,14 @@ def _arch(arch: str | Path | Arch) -> Arch:
 
 
 class CompiledModel:
-    """A compiled program bound to its architecture."""
+    """A compiled program bound to its architecture: run it on the simulated NPU, time it,
+    report on it, save it. Made by `npukit.compile`, `npukit.load` or `npukit.loads`.
+
+    Attributes: `program` (the decoded `.npub`: instructions, memory images, inputs and
+    outputs, layers, meta), `arch` (the `Arch` it was compiled for), `qgraph` (the integer
+    graph; None after `load`), `sqnr` (the per-layer noise report, worst first: a list of
+    `LayerSqnr(layer, op, sqnr_db)`; empty for a pre-quantised model or `sqnr=False`).
+    """
 
     def __init__(self, program: Program, arch: Arch, qgraph=None, sqnr=None):
         self.program, self.arch = program, arch
@@ -35,46 +43,84 @@ class CompiledModel:
 
     @property
     def input_names(self) -> list[str]:
+        """The model's input names, in order: the keys `run` takes."""
         return [t.name for t in self.program.inputs]
 
     @property
     def output_names(self) -> list[str]:
+        """The model's output names, in order: the keys `run` returns."""
         return [t.name for t in self.program.outputs]
 
-    def run_int(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
-        """Run on the NPU's own integer tensors (no boundary conversion)."""
+    @property
+    def input_specs(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """{input name: (shape, dtype)} as `run` takes them: float32 for an input the model
+        declares as float, the model's integer type otherwise."""
+        return {t.name: (t.shape, _user_dtype(t)) for t in self.program.inputs}
+
+    @property
+    def output_specs(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """{output name: (shape, dtype)} as `run` returns them."""
+        return {t.name: (t.shape, _user_dtype(t)) for t in self.program.outputs}
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference on the simulated NPU, bit-exactly.
+
+        `feeds`: {input name: array} with every input of `input_specs`, each of exactly its
+        shape (the batch is part of the shape the model was compiled for). An input the model
+        declares as float takes finite real numbers (any float or integer dtype; quantised at
+        the boundary with the input's scale, as on a device); an integer input takes integers
+        that fit its type (int8 for a pre-quantised TFLite model's input). Returns {output
+        name: array}: float32 for a float output (dequantised), the model's integer type
+        otherwise. A stateful (streaming) model keeps its state between calls (`reset_state`).
+
+        Raises InputError naming the feed (`feeds['x']`) for an unknown or missing name, a
+        wrong shape, a non-numeric or complex array, NaN or infinity in a float input, a float
+        array for an integer input, or integers outside the input's type.
+        """
+        out = self._sim.run(self._ints(feeds))
+        return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float and t.dtype != "float32" else out[t.name]
+                for t in self.program.outputs}
+
+    def run_int(self, feeds: Mapping[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
+        """Run one inference on the NPU's own integer tensors, with no boundary conversion:
+        every input in its NPU type (`program.inputs[i].dtype`; a float input's quantised
+        values), every output as the NPU leaves it. `order`: a dependency-respecting
+        permutation of the instruction indices to run them in (as the timing model schedules
+        them); None runs them in program order. Raises InputError as `run` does."""
         return self._sim.run(feeds, order)
 
     def reset_state(self) -> None:
         """Restart a stateful (streaming) model: its variables return to their initial values."""
         self._sim.reset()
 
-    def _ints(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _ints(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .quant import jit      # numba loads on the first run, not on import
-        arrays = check_feeds(self.program.inputs, feeds)
+        arrays = check_feeds(self.program.inputs, feeds, boundary=True)
         ints = {}
         for t in self.program.inputs:
             x = arrays[t.name]
             ints[t.name] = jit.quantize(x, t.scale, t.zero_point, np.dtype(t.dtype)) \
-                if t.is_float and t.dtype != "float32" else x.astype(t.dtype)
+                if t.is_float and t.dtype != "float32" else x.astype(t.dtype, copy=False)
         return ints
 
-    def seconds_by_kind(self, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, float]]:
-        """Profile one simulated inference: {instruction kind: (count, seconds)}."""
+    def seconds_by_kind(self, feeds: Mapping[str, np.ndarray]) -> dict[str, tuple[int, float]]:
+        """Time one simulated inference on this host, per instruction kind: {kind: (count,
+        wall-clock seconds)} (the simulator's own speed, not the NPU's: see `profile`).
+        `feeds` as for `run`; a streaming model's state advances."""
         return self._sim.seconds_by_kind(self._ints(feeds))
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one inference. Float models take and return float32; int models their own types."""
-        out = self._sim.run(self._ints(feeds))
-        return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float and t.dtype != "float32" else out[t.name]
-                for t in self.program.outputs}
-
     def profile(self) -> Profile:
+        """The timing model's profile of one inference on `arch` (computed once, then cached):
+        total cycles and latency (ms at the arch clock), energy (uJ), area (mm^2), off-chip
+        traffic (bytes, per region), SRAM peak, utilisation, roofline, host operators, and one
+        `LayerProfile` per layer. The timing does not depend on the input data."""
         if self._profile is None:
-            self._profile = build_profile(self.program, self.arch, simulate(self.program, self.arch))
+            self._profile = build_profile(self.program, self.arch, self.timeline())
         return self._profile
 
     def timeline(self):
+        """The timing model's schedule (`sim.timing.Timeline`): each instruction's start and end
+        cycle and engine, per-layer event counts, total cycles."""
         return simulate(self.program, self.arch)
 
     def _title(self) -> str:
@@ -103,14 +149,46 @@ class CompiledModel:
         write_text(path, layers_csv(self.program, self.profile(), self.arch, noise))
 
     def to_bytes(self) -> bytes:
-        return self.program.to_bytes(self.arch.fingerprint)
+        """The `.npub` binary: the program, its arch (with fingerprint) and its meta, which
+        keeps the noise report `sqnr` (`loads` restores it)."""
+        meta = {**self.program.meta, "sqnr": [s.to_json() for s in self.sqnr]}
+        return replace(self.program, meta=meta).to_bytes(self.arch.fingerprint)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_bytes(self.to_bytes())
+        """Write the `.npub` binary to `path` (see `to_bytes`); `npukit.load` reads it back.
+        Raises InputError when the file cannot be written."""
+        p = Path(path)
+        try:
+            p.write_bytes(self.to_bytes())
+        except OSError as e:
+            raise InputError(f"cannot write {p}: {e.strerror or e}") from None
 
     def disasm(self) -> str:
+        """The instruction stream as text, one instruction a line, with regions and layers named."""
         names = [r.name for r in self.arch.regions]
         return disassemble(self.program.instructions, names, [layer.name for layer in self.program.layers])
+
+    def __repr__(self) -> str:
+        hosted = sum(la.target == "host" for la in self.program.layers)
+        try:
+            p = self.profile()
+            cycles = f"{p.total_cycles} cycles ({p.latency_ms * 1e3:.4g} us at {p.clock_mhz:g} MHz)"
+        except NpukitError as e:
+            cycles = f"cycles unavailable ({e})"
+        return "\n".join([
+            f"<npukit.CompiledModel {self._title()}",
+            "  inputs:  " + ", ".join(f"{n} {d}{list(s)}" for n, (s, d) in self.input_specs.items()),
+            "  outputs: " + ", ".join(f"{n} {d}{list(s)}" for n, (s, d) in self.output_specs.items()),
+            f"  arch {self.arch.name}: {_count(len(self.program.layers), 'layer')} ({len(self.program.layers) - hosted} "
+            f"NPU, {hosted} host), {_count(len(self.program.instructions), 'instruction')}, {cycles}>"])
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _user_dtype(t) -> np.dtype:
+    return np.dtype("float32" if t.is_float else t.dtype)
 
 
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
@@ -119,17 +197,28 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
             random_samples: int = 8, host: str = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None) -> CompiledModel:
-    """Compile an ONNX or TFLite model for an architecture (preset name, TOML path or Arch).
+    """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.
 
-    `options`: compiler options by name ({"timed_candidates": 1}; every field of CompileOptions,
-    validated) or a CompileOptions. `sqnr` computes the per-layer noise report;
-    `random_samples` random inputs calibrate a float model when no `calibration` is given
-    (with a loud warning). `host`: "auto" runs what the NPU cannot on the host CPU (listed in
-    the profile's host_ops, with reasons); "never" makes that an error listing every such
-    operator. `input_values` binds ONNX inputs to constants ({"sr": 16000}: the shape and
-    control-flow subgraphs depending on them fold). `host_nodes` names ONNX nodes to run in
-    float on the host although the NPU could. `int16_below_db` widens to int16 the
-    activations whose layer's int8 noise is below that SQNR (None: all int8)."""
+    `arch`: a preset name ("npu-s", "npu-m", "npu-l", "npu-dc", "u55-256"), an arch TOML path
+    or an `Arch`. `input_shapes`: {input name: shape} fixing the model's dynamic dims (in the
+    model's own layout, e.g. NCHW for ONNX; the batch included). `calibration`: {input name:
+    float array of shape [N, *input shape]}, N samples to choose the int8 ranges from;
+    without it, `random_samples` random inputs stand in, with a loud warning. A
+    pre-quantised model (int8 TFLite, QDQ ONNX) keeps its own scales and needs none.
+    `method`: how ranges are chosen ("minmax", "percentile", "mse"). `options`: compiler
+    options by name ({"timed_candidates": 1}; every field of CompileOptions, validated) or a
+    CompileOptions. `sqnr`: compute the per-layer noise report (`CompiledModel.sqnr`, dB).
+    `host`: "auto" runs what the NPU cannot on the host CPU (listed in the profile's
+    host_ops, with reasons); "never" makes that an error listing every such operator.
+    `input_values` binds ONNX inputs to constants ({"sr": 16000}: the shape and control-flow
+    subgraphs depending on them fold). `host_nodes` names ONNX nodes to run in float on the
+    host although the NPU could. `int16_below_db` widens to int16 the activations whose
+    layer's int8 noise is below that SQNR in dB (None: all int8).
+
+    Raises InputError (missing file, unknown input name, bad option or calibration data),
+    ModelError / UnsupportedOpError (malformed model, operator npukit cannot compile), ArchError
+    (bad arch) or ScheduleError (a layer that does not fit the arch): all NpukitError.
+    """
     from .compiler import compile_model
     opts = options_from(CompileOptions, options)
     a = _arch(arch)
@@ -142,7 +231,11 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
          input_values: Mapping[str, Any] | None = None, arch: str | Path | Arch = "npu-m") -> ModelInfo:
     """What a model file holds and where each of its layers would run on `arch`, without
     calibration: inputs and outputs as the file states them (dynamic dims marked), the
-    operator histogram, and the NPU / host placement once every input shape is fixed."""
+    operator histogram, and the NPU / host placement once every input shape is fixed
+    (`input_shapes` and `input_values` as for `compile`). Returns a `ModelInfo` (`str()` is
+    `npukit info`'s text, `to_dict()` its JSON). Raises InputError for an input name the
+    model does not have, ModelError for a file it cannot read; a placement that cannot be
+    given (open dims, a refused operator) is explained in `ModelInfo.note` instead."""
     from .compiler import load_model, placements
     from .frontend.signature import bind_values, read_signature
     sig = read_signature(model)
@@ -168,16 +261,27 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
 
 
 def loads(data: bytes) -> CompiledModel:
+    """A CompiledModel from `.npub` bytes (`CompiledModel.to_bytes`), bound to the arch the
+    binary carries, with the noise report it stored (`sqnr`; no `qgraph`). Raises
+    BinaryError for a corrupt or truncated binary, another format version, or an arch
+    section that does not match its fingerprint."""
+    from .compiler import LayerSqnr
     program = Program.from_bytes(data)
     arch = Arch.from_toml_text(program.arch_toml)
     if arch.fingerprint != program.meta.get("arch_fingerprint"):
         raise BinaryError("architecture section does not match the binary's fingerprint")
-    return CompiledModel(program, arch)
+    try:
+        sqnr = [LayerSqnr.from_json(d) for d in program.meta.get("sqnr") or []]
+    except (KeyError, TypeError, ValueError) as e:
+        raise BinaryError(f"corrupt noise report in the binary's meta: {type(e).__name__}: {e}") from None
+    return CompiledModel(program, arch, sqnr=sqnr)
 
 
 def load(path: str | Path) -> CompiledModel:
+    """Read a `.npub` file written by `CompiledModel.save` or `npukit compile -o` (see
+    `loads`). Raises InputError when the file does not exist, BinaryError when it is not a
+    valid binary."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"no such binary: {p}")
     return loads(p.read_bytes())
-

@@ -38,8 +38,18 @@ class LayerSqnr:
     sqnr_db: float
 
     def to_json(self) -> dict:
-        """As JSON data: an infinite SQNR (a layer computed exactly, e.g. in float on the host) is null."""
-        return {"layer": self.layer, "op": self.op, "sqnr_db": self.sqnr_db if np.isfinite(self.sqnr_db) else None}
+        """As JSON data: an infinite SQNR (a layer computed exactly, e.g. in float on the host) is
+        null; so is minus infinity (noise on a layer whose float output is all zero), marked
+        "zero_signal"."""
+        d = {"layer": self.layer, "op": self.op, "sqnr_db": self.sqnr_db if np.isfinite(self.sqnr_db) else None}
+        return {**d, "zero_signal": True} if self.sqnr_db == float("-inf") else d
+
+    @staticmethod
+    def from_json(d: dict) -> "LayerSqnr":
+        """The inverse of `to_json` (as a `.npub`'s meta stores the report)."""
+        db = d["sqnr_db"]
+        return LayerSqnr(str(d["layer"]), str(d["op"]), float("-inf") if d.get("zero_signal") else
+                         float("inf") if db is None else float(db))
 
 
 HOST_POLICIES = ("auto", "never")

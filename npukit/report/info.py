@@ -9,6 +9,11 @@ from ..frontend.signature import TensorSpec
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """What `npukit.info` found in a model file: its interface (`inputs`, `outputs`: TensorSpec
+    name, dtype, shape as the file states it, dynamic dims marked), the operator histogram, and
+    where each layer would run on `arch` (`placement`: one Placement(node, op, target "npu" or
+    "host", reason) per layer, or None with the reason in `note`). `str()` is `npukit info`'s
+    text; `to_dict()` its JSON; `by_target()` the layers per op on each target."""
     model: str
     format: str                                 # onnx | tflite
     arch: str
