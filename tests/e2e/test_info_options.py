@@ -35,14 +35,14 @@ def one_line_error(r) -> str:
     return lines[0]
 
 
-def conv_sqrt_model(path: Path) -> Path:
-    """x [batch, 3, 8, 8] -> Conv -> Relu -> Sqrt (a host operator) -> Conv."""
+def conv_host_model(path: Path) -> Path:
+    """x [batch, 3, 8, 8] -> Conv -> Relu -> LpNormalization (a host operator) -> Conv."""
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w1")
     w2 = numpy_helper.from_array(rng.normal(0, 0.3, (2, 4, 1, 1)).astype(np.float32), "w2")
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("Sqrt", ["r"], ["s"], name="sqrt"),
+             helper.make_node("LpNormalization", ["r"], ["s"], name="lpnorm", axis=1),
              helper.make_node("Conv", ["s", "w2"], ["y"], name="conv2")]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 8, 8])], [w1, w2])
@@ -85,7 +85,7 @@ def check_against_onnx(info: dict, path: Path) -> None:
 
 
 def test_info_dynamic_dim_then_placement_as_compiled(tmp_path):
-    model = conv_sqrt_model(tmp_path / "m.onnx")
+    model = conv_host_model(tmp_path / "m.onnx")
     r = cli("info", model, "--json", tmp_path / "open.json")
     assert r.returncode == 0, r.stderr
     open_dims = json.loads((tmp_path / "open.json").read_text())
@@ -103,7 +103,7 @@ def test_info_dynamic_dim_then_placement_as_compiled(tmp_path):
     assert [(p["node"], p["target"]) for p in fixed["placement"]] == \
         [(la.name, la.target) for la in prog.program.layers]
     hosted = [p for p in fixed["placement"] if p["target"] == "host"]
-    assert [p["op"] for p in hosted] == ["Sqrt"] and "sqrt" in hosted[0]["source"]
+    assert [p["op"] for p in hosted] == ["LpNormalization"] and "lpnorm" in hosted[0]["source"]
     assert fixed["by_target"]["npu"].get("conv2d") == 2 and "host: " in r.stdout
 
 
