@@ -293,11 +293,13 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 def _one_line(exc: ValidationError, data: Mapping[str, Any]) -> str:
     errors = exc.errors(include_url=False)
+    hints = [did_you_mean(e["loc"][-1], _known_keys(e["loc"][:-1])) if e["type"] == "extra_forbidden" else ""
+             for e in errors]
     # a misspelt key also makes the right one missing: name the misspelling first
-    err = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+    err, hint = next(((e, h) for e, h in zip(errors, hints) if h), (errors[0], hints[0]))
     loc = _loc_name(err["loc"], data)
     if err["type"] == "extra_forbidden":
-        problem = "unknown key" + did_you_mean(err["loc"][-1], _known_keys(err["loc"][:-1]))
+        problem = "unknown key" + hint
     elif err["type"] == "missing":
         problem = "missing required key"
     else:
