@@ -2,36 +2,67 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import traceback
 import warnings
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import typer
 
-from . import api
+from . import __version__, api, progress
 from .arch import list_presets, load_arch
 from .codegen.context import CompileOptions
-from .codegen.options import parse_option
+from .codegen.options import CHOICES, parse_option
+from .compiler import HOST_POLICIES
 from .errors import InputError, NpukitError
+from .quant.calibrate import METHODS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="npukit: compile models to an int8 NPU, simulate them bit-exactly, and time them.")
 
+
+def _choices(name: str, values) -> type[Enum]:
+    """An option's fixed values as an Enum: typer checks them while parsing the command line."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Method = _choices("Method", METHODS)
+Dataflow = _choices("Dataflow", CHOICES["dataflow"])
+Compress = _choices("Compress", CHOICES["compress_weights"])
+Host = _choices("Host", HOST_POLICIES)
+
 ARCH = typer.Option("npu-m", "--arch", help="preset name or arch TOML file")
 SHAPES = typer.Option(None, "--input-shape", help="NAME=D0,D1,... fixes dynamic dims (repeatable)")
 CALIB = typer.Option(None, "--calib", help=".npz with one [N, *shape] array per model input")
-METHOD = typer.Option("minmax", "--calib-method", help="minmax | percentile | mse")
-DATAFLOW = typer.Option("arch", "--dataflow", help="arch | ws | os")
-COMPRESS = typer.Option("auto", "--compress-weights", help="auto | never: weight blocks stored compressed")
+METHOD = typer.Option(Method.minmax, "--calib-method", help="how activation ranges are chosen")
+DATAFLOW = typer.Option(Dataflow.arch, "--dataflow", help="the MXU dataflow (arch: the arch file's)")
+COMPRESS = typer.Option(Compress.auto, "--compress-weights", help="weight blocks stored compressed, or not")
 OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (CompileOptions field), "
                       "e.g. timed_candidates=1 (repeatable)")
 TRACE = typer.Option(None, "--trace", help="write the engine timeline as Chrome trace-event JSON (Perfetto)")
 VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy: bind an input to a "
                       "constant at compile time (repeatable)")
-HOST = typer.Option("auto", "--host", help="auto | never: run what the NPU cannot on the host CPU, or refuse")
+HOST = typer.Option(Host.auto, "--host", help="auto: run what the NPU cannot on the host CPU; never: refuse")
+
+
+def _outputs(*paths: Path | None) -> None:
+    """Before any work: each output's folder exists (created if missing) and the path is no folder."""
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            raise InputError(f"{path} is a folder: give a file name to write")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise InputError(f"cannot write {path}: part of {path.parent} is a file, not a folder") from None
+        except OSError as e:
+            raise InputError(f"cannot create the folder {path.parent} for {path}: {e.strerror or e}") from None
 
 
 def _shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -59,10 +90,10 @@ def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
         raise InputError(f"cannot read {path}: {e}") from None
 
 
-def _options(specs: list[str] | None, **flags) -> CompileOptions:
+def _options(specs: list[str] | None, **flags: Enum) -> CompileOptions:
     """The --dataflow / --compress-weights flags, then each --option NAME=VALUE over them."""
     parsed = dict(parse_option(CompileOptions, spec) for spec in specs or ())
-    return CompileOptions(**{**flags, **parsed})
+    return CompileOptions(**{**{k: v.value for k, v in flags.items()}, **parsed})
 
 
 def _values(specs: list[str] | None) -> dict[str, object]:
@@ -93,15 +124,43 @@ def _scalar(text: str, spec: str) -> int | float | bool:
     raise InputError(f"--input-value {spec!r}: the value must be a number, true/false or @FILE.npy")
 
 
-def _compile(model: Path, arch: str, shapes, calib, method, options: CompileOptions, values=None, sqnr=True,
-             random_samples=8, host: str = "auto") -> api.CompiledModel:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, options, sqnr, random_samples,
-                           host, input_values=_values(values))
-    for w in caught:
-        typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
-    return prog
+def _compile(model: Path, arch: str, shapes, calib, method: Enum, options: CompileOptions, values=None,
+             sqnr=True, random_samples=8, host: Enum = Host.auto) -> api.CompiledModel:
+    shapes, feeds, bound = _shapes(shapes), _npz(calib), _values(values)
+    with progress.status(f"compiling {model.name}"):
+        return api.compile(model, arch, shapes, feeds, method.value, options, sqnr, random_samples,
+                           host.value, input_values=bound)
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"npukit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                         help="print the version and exit"),
+            verbose: bool = typer.Option(False, "--verbose", help="let libraries' own log lines through")):
+    """npukit: compile models to an int8 NPU, simulate them bit-exactly, and time them."""
+    _quiet(not verbose)
+
+
+def _quiet(quiet: bool) -> None:
+    """Warnings as one "WARNING: ..." line each; other libraries' log noise silenced unless --verbose."""
+    warnings.showwarning = _warning_line
+    if quiet:
+        os.environ[progress.VERBOSE_ENV] = ""
+        for name in ("ray", "onnxruntime", "optuna", "absl", "tensorflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    else:
+        os.environ[progress.VERBOSE_ENV] = "1"
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="WARNING: %(name)s: %(message)s")
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    typer.secho(f"WARNING: {text}", fg="yellow", err=True, bold=True)
 
 
 @app.command()
@@ -120,13 +179,14 @@ def archs(show: Optional[str] = typer.Option(None, "--show", help="print one pre
 
 @app.command("compile")
 def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-                calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-                compress_weights: str = COMPRESS, host: str = HOST, option: Optional[list[str]] = OPTION,
+                calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
+                compress_weights: Compress = COMPRESS, host: Host = HOST, option: Optional[list[str]] = OPTION,
                 input_value: Optional[list[str]] = VALUES,
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
-    from .report.tables import host_lines, sqnr_table
+    from .report.tables import host_lines, sqnr_table, summary_line
+    _outputs(output, json_out)
     options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
     prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, host=host)
     prog.save(output)
@@ -134,11 +194,11 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
     p = prog.profile()
     typer.echo(host_lines(p.host_ops))
     typer.echo(f"wrote {output}: {p.instructions} instructions, {len(p.host_ops)} host ops, "
-               f"{p.total_cycles:,} cycles ({p.latency_ms:.3f} ms) on {prog.arch.name}; "
+               f"{summary_line(p)} on {prog.arch.name}; "
                f"weights {p.weight_bytes:,} B, stored as {p.weight_bytes_compressed:,} B")
     if json_out:
         json_out.write_text(json.dumps({"model": str(model), "arch": prog.arch.name,
-                                        "calibration": calib_method,
+                                        "calibration": calib_method.value,
                                         "sqnr": [s.to_json() for s in prog.sqnr]}, indent=1))
 
 
@@ -148,7 +208,10 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
         frames: bool = typer.Option(False, "--frames", help="stream: feed the inputs' leading axis one "
                                     "frame per run (state persists); outputs are stacked"),
         trace: Optional[Path] = TRACE):
-    """Run a compiled program on the functional simulator."""
+    """Run a compiled program on the functional simulator; prints each output and the cycles,
+    latency and energy of one inference."""
+    from .report.tables import summary_line
+    _outputs(output, trace)
     prog = api.load(program)
     feeds = {}
     for spec in input:
@@ -165,6 +228,7 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
     np.savez(output, **outs)
     for name, arr in outs.items():
         typer.echo(f"{name}: {arr.dtype}{list(arr.shape)}")
+    typer.echo(f"per inference on {prog.arch.name}: {summary_line(prog.profile())}")
     if trace:
         prog.save_trace(trace)
 
@@ -181,13 +245,14 @@ def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 @app.command()
 def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-            calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-            compress_weights: str = COMPRESS, host: str = HOST, option: Optional[list[str]] = OPTION,
+            calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
+            compress_weights: Compress = COMPRESS, host: Host = HOST, option: Optional[list[str]] = OPTION,
             input_value: Optional[list[str]] = VALUES,
             json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON"),
             trace: Optional[Path] = TRACE,
             csv: Optional[Path] = typer.Option(None, "--csv", help="write the per-layer table as CSV")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
+    _outputs(json_out, trace, csv)
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
@@ -207,12 +272,13 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
 
 @app.command()
 def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-           calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-           compress_weights: str = COMPRESS, option: Optional[list[str]] = OPTION,
+           calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
+           compress_weights: Compress = COMPRESS, option: Optional[list[str]] = OPTION,
            input_value: Optional[list[str]] = VALUES,
            output: Path = typer.Option(..., "-o", "--output", help="the HTML file to write")):
     """One self-contained HTML report of an .npub (or of a model, compiled in memory): summary,
     per-layer table, roofline, engine timeline, SRAM in use, quantisation noise, arch."""
+    _outputs(output)
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
@@ -225,11 +291,12 @@ def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
 
 @app.command()
 def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-           calib: Optional[Path] = CALIB, calib_method: str = METHOD, host: str = HOST, option: Optional[list[str]] = OPTION,
+           calib: Optional[Path] = CALIB, calib_method: Method = METHOD, host: Host = HOST, option: Optional[list[str]] = OPTION,
            input_value: Optional[list[str]] = VALUES,
            qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
     """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
     from .export import export_qdq
+    _outputs(qdq)
     prog = _compile(model, arch, input_shape, calib, calib_method, _options(option), input_value, sqnr=False, host=host)
     export_qdq(prog, qdq)
     typer.echo(f"wrote {qdq}: {len(prog.qgraph.nodes)} quantised layers, inputs {prog.input_names}, "
@@ -242,6 +309,7 @@ def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPE
          json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON")):
     """A model's inputs and outputs (dynamic dims marked), operator histogram and where each
     layer would run (NPU or host, with the reason). No calibration needed."""
+    _outputs(json_out)
     report = api.info(model, _shapes(input_shape), input_values=_values(input_value), arch=arch)
     typer.echo(str(report))
     if json_out:
@@ -264,6 +332,7 @@ def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a 
     """Sweep (arch, model, compiler options) design points into a results database."""
     from .dse import explore as run_sweep
     from .dse import load_space, make_executor
+    _outputs(db)
     sweep = load_space(space).with_models(list(model or []))
     s = run_sweep(sweep, db, make_executor(workers, ray), progress=not quiet)
     typer.echo(f"{s.candidates} candidates: {s.computed} computed ({s.failed} failed), {s.reused} already "
@@ -290,6 +359,7 @@ def pareto(db: Path = typer.Option(..., "--db", help="results database written b
         write_json,
     )
     from .dse.store import open_existing
+    _outputs(csv, json_out, plot)
     objs = parse_objectives(objectives)
     with open_existing(db) as store:
         rows = store.rows(model=model)
@@ -315,7 +385,7 @@ def main() -> None:
     if debug:
         sys.argv.remove("--debug")
     try:
-        app(standalone_mode=False)
+        app(prog_name="npukit", standalone_mode=False)
     except NpukitError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
@@ -325,7 +395,11 @@ def main() -> None:
         # typer raises its command-line parser's exceptions (click's, or its own copy of
         # click's in newer releases): usage errors have format_message, Ctrl-C is Abort
         if callable(getattr(e, "format_message", None)):
-            typer.secho(f"error: {e.format_message()}", fg="red", err=True)
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            message = " ".join(e.format_message().replace("Value error, ", "").split())
+            if message:     # (no message: no arguments at all, the help was printed)
+                typer.secho(f"error: {message}{hint}", fg="red", err=True)
             sys.exit(2)
         if type(e).__name__ == "Abort":
             sys.exit(130)

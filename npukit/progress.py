@@ -1,0 +1,69 @@
+"""Progress of long work, reported without tying the library to a terminal.
+
+The compiler (and any long loop) calls `stage("calibrate", done, total)`; nothing happens
+unless a caller opened `status()`, which shows the stage as a rich status line on stderr
+when stderr is a terminal (tests and pipes stay clean). rich is imported only then.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterable, Iterator, TypeVar
+
+Reporter = Callable[[str], None]
+_reporter: ContextVar[Reporter | None] = ContextVar("npukit_progress", default=None)
+T = TypeVar("T")
+
+
+def stage(name: str, done: int | None = None, total: int | None = None) -> None:
+    """Report the stage under way (with `done` of `total` steps when counted)."""
+    report = _reporter.get()
+    if report is not None:
+        report(name if total is None else f"{name} {done}/{total}")
+
+
+def counted(name: str, items: list[T] | tuple[T, ...]) -> Iterator[T]:
+    """`items` one by one, reporting "name i/n" before each."""
+    for i, item in enumerate(items):
+        stage(name, i + 1, len(items))
+        yield item
+
+
+def interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def status(what: str, enabled: bool | None = None) -> Iterator[None]:
+    """Show "what: <stage>" as a status line on stderr while the block runs (only on a
+    terminal unless `enabled` says otherwise)."""
+    if not (interactive() if enabled is None else enabled):
+        yield
+        return
+    from rich.console import Console
+    console = Console(stderr=True)
+    with console.status(what) as line:
+        token = _reporter.set(lambda text: line.update(f"{what}: {text}"))
+        try:
+            yield
+        finally:
+            _reporter.reset(token)
+
+
+def bar(items: Iterable[T], what: str, total: int | None = None) -> Iterator[T]:
+    """`items`, with a rich progress bar on stderr when it is a terminal (for example loops)."""
+    if not interactive():
+        yield from items
+        return
+    from rich.progress import track
+    yield from track(items, description=what, total=total, console=None, transient=True)
+
+
+VERBOSE_ENV = "NPUKIT_VERBOSE"      # set by the command line's --verbose; seen by worker processes
+
+
+def verbose() -> bool:
+    """Whether other libraries' log lines should get through (see the CLI's --verbose)."""
+    import os
+    return bool(os.environ.get(VERBOSE_ENV))
