@@ -380,6 +380,12 @@ def pareto(db: Path = typer.Option(..., "--db", help="results database written b
         write_pareto_plot(rows, front, objs, plot)
 
 
+def _command_path() -> str:
+    """"npukit COMMAND" for the command named on the command line (else "npukit")."""
+    names = typer.main.get_command(app).commands
+    return " ".join(["npukit", *[a for a in sys.argv[1:] if a in names][:1]])
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     if debug:
@@ -396,7 +402,7 @@ def main() -> None:
         # click's in newer releases): usage errors have format_message, Ctrl-C is Abort
         if callable(getattr(e, "format_message", None)):
             ctx = getattr(e, "ctx", None)
-            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            hint = f" (see {ctx.command_path if ctx is not None else _command_path()} --help)"
             message = " ".join(e.format_message().replace("Value error, ", "").split())
             if message:     # (no message: no arguments at all, the help was printed)
                 typer.secho(f"error: {message}{hint}", fg="red", err=True)
