@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 import traceback
-import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -148,7 +147,7 @@ def _global(version: bool = typer.Option(False, "--version", callback=_version, 
 
 def _quiet(quiet: bool) -> None:
     """Warnings as one "WARNING: ..." line each; other libraries' log noise silenced unless --verbose."""
-    warnings.showwarning = _warning_line
+    progress.one_line_warnings()
     if quiet:
         os.environ[progress.VERBOSE_ENV] = ""
         for name in ("ray", "onnxruntime", "optuna", "absl", "tensorflow"):
@@ -156,11 +155,6 @@ def _quiet(quiet: bool) -> None:
     else:
         os.environ[progress.VERBOSE_ENV] = "1"
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="WARNING: %(name)s: %(message)s")
-
-
-def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    text = " ".join(str(message).split())
-    typer.secho(f"WARNING: {text}", fg="yellow", err=True, bold=True)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Progress of long work, reported without tying the library to a terminal.
+"""Progress of long work, and clean terminal output, without tying the library to a terminal.
 
 The compiler (and any long loop) calls `stage("calibrate", done, total)`; nothing happens
 unless a caller opened `status()`, which shows the stage as a rich status line on stderr
@@ -6,7 +6,9 @@ when stderr is a terminal (tests and pipes stay clean). rich is imported only th
 """
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -65,5 +67,37 @@ VERBOSE_ENV = "NPUKIT_VERBOSE"      # set by the command line's --verbose; seen 
 
 def verbose() -> bool:
     """Whether other libraries' log lines should get through (see the CLI's --verbose)."""
-    import os
     return bool(os.environ.get(VERBOSE_ENV))
+
+
+def one_line_warnings() -> None:
+    """Show every warning (npukit's or another library's) as one "WARNING: message" line on
+    stderr, without the source path and line Python adds."""
+    warnings.showwarning = _warning_line
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    if sys.stderr.isatty():
+        text = f"\x1b[1;33mWARNING: {text}\x1b[0m"
+    else:
+        text = f"WARNING: {text}"
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def native_quiet() -> Iterator[None]:
+    """Hide what native code prints on stderr in the block (LiteRT's "INFO: Created TensorFlow
+    Lite XNNPACK delegate for CPU.") unless verbose()."""
+    if verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
