@@ -185,7 +185,8 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
     prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, host=host)
     prog.save(output)
     typer.echo(sqnr_table(prog.sqnr))
-    p = prog.profile()
+    with progress.status("timing"):
+        p = prog.profile()
     typer.echo(host_lines(p.host_ops))
     typer.echo(f"wrote {output}: {p.instructions} instructions, {len(p.host_ops)} host ops, "
                f"{summary_line(p)} on {prog.arch.name}; "
@@ -218,11 +219,13 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
             feeds[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read {path}: {e}") from None
-    outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
+    with progress.status(f"running {program.name} on the simulator"):
+        outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
+        p = prog.profile()
     np.savez(output, **outs)
     for name, arr in outs.items():
         typer.echo(f"{name}: {arr.dtype}{list(arr.shape)}")
-    typer.echo(f"per inference on {prog.arch.name}: {summary_line(prog.profile())}")
+    typer.echo(f"per inference on {prog.arch.name}: {summary_line(p)}")
     if trace:
         prog.save_trace(trace)
 
@@ -254,7 +257,8 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
         options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
         prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, sqnr=False,
                         random_samples=1, host=host)
-    p = prog.profile()
+    with progress.status("timing"):
+        p = prog.profile()
     typer.echo(str(p))
     if json_out:
         json_out.write_text(json.dumps(p.to_dict(), indent=1))
@@ -278,7 +282,8 @@ def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
     else:
         options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
         prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value)
-    prog.report(output)
+    with progress.status(f"writing {output.name}"):
+        prog.report(output)
     typer.echo(f"wrote {output} ({output.stat().st_size / 1024:.0f} KiB): {len(prog.program.layers)} layers, "
                f"{len(prog.program.instructions):,} instructions")
 
@@ -304,7 +309,8 @@ def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPE
     """A model's inputs and outputs (dynamic dims marked), operator histogram and where each
     layer would run (NPU or host, with the reason). No calibration needed."""
     _outputs(json_out)
-    report = api.info(model, _shapes(input_shape), input_values=_values(input_value), arch=arch)
+    with progress.status(f"reading {model.name}"):
+        report = api.info(model, _shapes(input_shape), input_values=_values(input_value), arch=arch)
     typer.echo(str(report))
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), indent=1))

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 Reporter = Callable[[str], None]
 _reporter: ContextVar[Reporter | None] = ContextVar("npukit_progress", default=None)
 T = TypeVar("T")
+_live_console = None        # the console of the status line on screen, if any
 
 
 def stage(name: str, done: int | None = None, total: int | None = None) -> None:
@@ -43,13 +44,21 @@ def status(what: str, enabled: bool | None = None) -> Iterator[None]:
     if not (interactive() if enabled is None else enabled):
         yield
         return
+    global _live_console
     from rich.console import Console
+    from rich.live import Live
+    from rich.spinner import Spinner
     console = Console(stderr=True)
-    with console.status(what) as line:
-        token = _reporter.set(lambda text: line.update(f"{what}: {text}"))
+    spinner = Spinner("dots", what, style="green")
+    # stderr is not redirected through rich (it would wrap a long warning): warnings go to
+    # console.print above the status line instead (see _warning_line)
+    with Live(spinner, console=console, transient=True, redirect_stderr=False, refresh_per_second=12.5):
+        token = _reporter.set(lambda text: spinner.update(text=f"{what}: {text}"))
+        _live_console = console
         try:
             yield
         finally:
+            _live_console = None
             _reporter.reset(token)
 
 
@@ -78,6 +87,10 @@ def one_line_warnings() -> None:
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
     text = " ".join(str(message).split())
+    if _live_console is not None:
+        from rich.text import Text
+        _live_console.print(Text(f"WARNING: {text}", style="bold yellow"), soft_wrap=True)
+        return
     if sys.stderr.isatty():
         text = f"\x1b[1;33mWARNING: {text}\x1b[0m"
     else:
@@ -99,5 +112,6 @@ def native_quiet() -> Iterator[None]:
             os.dup2(null.fileno(), 2)
         yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)

@@ -28,6 +28,7 @@ from transformer.sentences import CALIBRATION, CORPUS, QUERIES  # noqa: E402
 
 import npukit  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
+from npukit.progress import bar, one_line_warnings  # noqa: E402
 
 
 def tokenizer():
@@ -94,7 +95,7 @@ def evaluate(preset: str, int16_below_db: float | None, tok) -> dict:
     texts = QUERIES + CORPUS
     ids = [ids_of(tok, t) for t in texts]
     r = np.stack([ref(i) for i in ids])
-    q = np.stack([npu(i) for i in ids])
+    q = np.stack([npu(i) for i in bar(ids, f"{preset}: sentences (a compile per new length)")])
     cos = np.sum(r * q, axis=1)
     nq = len(QUERIES)
     nn_ref = np.argmax(r[:nq] @ r[nq:].T, axis=1)
@@ -120,6 +121,7 @@ def main(argv=None) -> int:
                          "outputs) whose layer is noisier than this (dB); negative: all int8")
     ap.add_argument("--plot", type=Path, default=None, help="write a PNG (and JSON) report")
     args = ap.parse_args(argv)
+    one_line_warnings()
     hw, metrics = {}, {}
     tok = tokenizer()
     int16 = args.int16_below_db if args.int16_below_db >= 0 else None
