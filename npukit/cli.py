@@ -16,7 +16,8 @@ import typer
 from . import __version__, api, progress
 from .arch import list_presets, load_arch
 from .codegen.context import CompileOptions
-from .codegen.options import CHOICES, parse_option
+from .cli_args import compile_options, input_shapes, input_values, output_paths, read_npz
+from .codegen.options import CHOICES
 from .compiler import HOST_POLICIES
 from .errors import InputError, NpukitError
 from .quant.calibrate import METHODS
@@ -49,83 +50,9 @@ VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy:
 HOST = typer.Option(Host.auto, "--host", help="auto: run what the NPU cannot on the host CPU; never: refuse")
 
 
-def _outputs(*paths: Path | None) -> None:
-    """Before any work: each output's folder exists (created if missing) and the path is no folder."""
-    for path in paths:
-        if path is None:
-            continue
-        if path.is_dir():
-            raise InputError(f"{path} is a folder: give a file name to write")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise InputError(f"cannot write {path}: part of {path.parent} is a file, not a folder") from None
-        except OSError as e:
-            raise InputError(f"cannot create the folder {path.parent} for {path}: {e.strerror or e}") from None
-
-
-def _shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
-    if not specs:
-        return None
-    out = {}
-    for spec in specs:
-        name, sep, dims = spec.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            out[name] = tuple(int(d) for d in dims.split(","))
-        except ValueError:
-            raise InputError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with integer dims") from None
-    return out
-
-
-def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
-    if path is None:
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
-
-
-def _options(specs: list[str] | None, **flags: Enum) -> CompileOptions:
-    """The --dataflow / --compress-weights flags, then each --option NAME=VALUE over them."""
-    parsed = dict(parse_option(CompileOptions, spec) for spec in specs or ())
-    return CompileOptions(**{**{k: v.value for k, v in flags.items()}, **parsed})
-
-
-def _values(specs: list[str] | None) -> dict[str, object]:
-    """--input-value NAME=VALUE (an int, a number or true/false) or NAME=@FILE.npy."""
-    out: dict[str, object] = {}
-    for spec in specs or ():
-        name, sep, text = spec.partition("=")
-        if not sep or not name or not text:
-            raise InputError(f"--input-value {spec!r}: expected NAME=VALUE or NAME=@FILE.npy")
-        if text.startswith("@"):
-            try:
-                out[name] = np.load(text[1:], allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise InputError(f"--input-value {name}: cannot read {text[1:]}: {e}") from None
-            continue
-        out[name] = _scalar(text, spec)
-    return out
-
-
-def _scalar(text: str, spec: str) -> int | float | bool:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for parse in (int, float):
-        try:
-            return parse(text)
-        except ValueError:
-            pass
-    raise InputError(f"--input-value {spec!r}: the value must be a number, true/false or @FILE.npy")
-
-
 def _compile(model: Path, arch: str, shapes, calib, method: Enum, options: CompileOptions, values=None,
              sqnr=True, random_samples=8, host: Enum = Host.auto) -> api.CompiledModel:
-    shapes, feeds, bound = _shapes(shapes), _npz(calib), _values(values)
+    shapes, feeds, bound = input_shapes(shapes), read_npz(calib), input_values(values)
     with progress.status(f"compiling {model.name}"):
         return api.compile(model, arch, shapes, feeds, method.value, options, sqnr, random_samples,
                            host.value, input_values=bound)
@@ -180,8 +107,8 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
     from .report.tables import host_lines, sqnr_table, summary_line
-    _outputs(output, json_out)
-    options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+    output_paths(output, json_out)
+    options = compile_options(option, dataflow=dataflow, compress_weights=compress_weights)
     prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, host=host)
     prog.save(output)
     typer.echo(sqnr_table(prog.sqnr))
@@ -206,7 +133,7 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
     """Run a compiled program on the functional simulator; prints each output and the cycles,
     latency and energy of one inference."""
     from .report.tables import summary_line
-    _outputs(output, trace)
+    output_paths(output, trace)
     prog = api.load(program)
     feeds = {}
     for spec in input:
@@ -249,12 +176,12 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
             trace: Optional[Path] = TRACE,
             csv: Optional[Path] = typer.Option(None, "--csv", help="write the per-layer table as CSV")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
-    _outputs(json_out, trace, csv)
+    output_paths(json_out, trace, csv)
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
         # cycles do not depend on how well random data calibrates: one sample is enough
-        options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+        options = compile_options(option, dataflow=dataflow, compress_weights=compress_weights)
         prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, sqnr=False,
                         random_samples=1, host=host)
     with progress.status("timing"):
@@ -276,11 +203,11 @@ def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
            output: Path = typer.Option(..., "-o", "--output", help="the HTML file to write")):
     """One self-contained HTML report of an .npub (or of a model, compiled in memory): summary,
     per-layer table, roofline, engine timeline, SRAM in use, quantisation noise, arch."""
-    _outputs(output)
+    output_paths(output)
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
-        options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+        options = compile_options(option, dataflow=dataflow, compress_weights=compress_weights)
         prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value)
     with progress.status(f"writing {output.name}"):
         prog.report(output)
@@ -295,8 +222,8 @@ def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
            qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
     """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
     from .export import export_qdq
-    _outputs(qdq)
-    prog = _compile(model, arch, input_shape, calib, calib_method, _options(option), input_value, sqnr=False, host=host)
+    output_paths(qdq)
+    prog = _compile(model, arch, input_shape, calib, calib_method, compile_options(option), input_value, sqnr=False, host=host)
     export_qdq(prog, qdq)
     typer.echo(f"wrote {qdq}: {len(prog.qgraph.nodes)} quantised layers, inputs {prog.input_names}, "
                f"outputs {prog.output_names}")
@@ -308,9 +235,9 @@ def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPE
          json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON")):
     """A model's inputs and outputs (dynamic dims marked), operator histogram and where each
     layer would run (NPU or host, with the reason). No calibration needed."""
-    _outputs(json_out)
+    output_paths(json_out)
     with progress.status(f"reading {model.name}"):
-        report = api.info(model, _shapes(input_shape), input_values=_values(input_value), arch=arch)
+        report = api.info(model, input_shapes(input_shape), input_values=input_values(input_value), arch=arch)
     typer.echo(str(report))
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), indent=1))
@@ -332,7 +259,7 @@ def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a 
     """Sweep (arch, model, compiler options) design points into a results database."""
     from .dse import explore as run_sweep
     from .dse import load_space, make_executor
-    _outputs(db)
+    output_paths(db)
     sweep = load_space(space).with_models(list(model or []))
     s = run_sweep(sweep, db, make_executor(workers, ray), progress=not quiet)
     typer.echo(f"{s.candidates} candidates: {s.computed} computed ({s.failed} failed), {s.reused} already "
@@ -359,7 +286,7 @@ def pareto(db: Path = typer.Option(..., "--db", help="results database written b
         write_json,
     )
     from .dse.store import open_existing
-    _outputs(csv, json_out, plot)
+    output_paths(csv, json_out, plot)
     objs = parse_objectives(objectives)
     with open_existing(db) as store:
         rows = store.rows(model=model)
