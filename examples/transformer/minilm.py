@@ -29,6 +29,7 @@ from transformer.sentences import CALIBRATION, CORPUS, QUERIES  # noqa: E402
 import npukit  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
 from npukit.progress import bar, one_line_warnings  # noqa: E402
+from npukit.report.units import energy_uj, seconds  # noqa: E402
 
 
 def tokenizer():
@@ -132,8 +133,8 @@ def main(argv=None) -> int:
         print(f"cosine to onnxruntime: min {cos.min():.4f}  mean {cos.mean():.4f}  "
               f">= 0.98 on {int(np.sum(cos >= 0.98))}/{len(cos)}")
         print(f"nearest neighbour agreement: {res['nn_agree'] * res['nq']:.0f}/{res['nq']} queries; {res['int16']}")
-        print(f"{res['tokens']} tokens: {res['cycles']} cycles, {res['latency_ms']:.3f} ms, "
-              f"{res['energy_uj']:.1f} uJ per inference; {res['npu_layers']} layers on the NPU, host: "
+        print(f"{res['tokens']} tokens: {res['cycles']:,} cycles, {seconds(res['latency_ms'] * 1e-3)}, "
+              f"{energy_uj(res['energy_uj'])} per inference; {res['npu_layers']} layers on the NPU, host: "
               f"{', '.join(res['host_layers'])}")
         hw[preset] = {"cycles": int(res["cycles"]), "latency_ms": float(res["latency_ms"]),
                       "energy_uj": float(res["energy_uj"]), "npu_layers": res["npu_layers"],
