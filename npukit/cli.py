@@ -249,12 +249,19 @@ def disasm(program: Path):
     typer.echo(api.load(program).disasm())
 
 
+def _ray_address(value: str | None) -> str | None:
+    if value is not None and value != "auto" and not value.startswith("ray://"):
+        raise typer.BadParameter(f"{value!r} is neither auto nor ray://HOST:PORT")
+    return value
+
+
 @app.command()
 def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a model to sweep (repeatable)"),
             space: Path = typer.Option(..., "--space", help="the design-space TOML file"),
             db: Path = typer.Option(..., "--db", help="SQLite results database (created or resumed)"),
-            workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes [CPUs]"),
-            ray: Optional[str] = typer.Option(None, "--ray", help="auto | ray://HOST:PORT: run on Ray"),
+            workers: Optional[int] = typer.Option(None, "--workers", min=1, help="local worker processes [CPUs]"),
+            ray: Optional[str] = typer.Option(None, "--ray", callback=_ray_address,
+                                              help="auto | ray://HOST:PORT: run on Ray"),
             quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
     """Sweep (arch, model, compiler options) design points into a results database."""
     from .dse import explore as run_sweep

@@ -72,6 +72,16 @@ def test_fixed_choices_are_checked_while_parsing(program, option, allowed):
     assert option in line and "'zz'" in line and allowed in line
 
 
+@pytest.mark.parametrize("flag, value", [("--ray", "foo"), ("--workers", "0")])
+def test_sweep_options_are_checked_before_the_models_are_prepared(tmp_path, flag, value):
+    """The space's model calibrates on random data and warns: no warning means no work began."""
+    space = f'[arch]\n"mxu.rows" = [8]\n[[models]]\npath = "{DIGITS}"\ninput_shapes = {{ x = [1, 1, 8, 8] }}\n'
+    (tmp_path / "space.toml").write_text(space)
+    line = one_error_line(npukit_cli("explore", "--space", tmp_path / "space.toml", "--db", tmp_path / "r.db",
+                                     flag, value))
+    assert flag in line and not (tmp_path / "r.db").exists()
+
+
 def test_output_folders_are_created(program, tmp_path):
     d, _ = program
     out, js = tmp_path / "new" / "deeper" / "m.npub", tmp_path / "other" / "sqnr.json"
