@@ -33,6 +33,16 @@ def counted(name: str, items: list[T] | tuple[T, ...]) -> Iterator[T]:
         yield item
 
 
+@contextmanager
+def reporting(report: Reporter) -> Iterator[None]:
+    """Send every stage() inside the block to `report` (a callable taking the stage's text)."""
+    token = _reporter.set(report)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
+
+
 def interactive() -> bool:
     return sys.stderr.isatty()
 
@@ -53,13 +63,12 @@ def status(what: str, enabled: bool | None = None) -> Iterator[None]:
     # stderr is not redirected through rich (it would wrap a long warning): warnings go to
     # console.print above the status line instead (see _warning_line)
     with Live(spinner, console=console, transient=True, redirect_stderr=False, refresh_per_second=12.5):
-        token = _reporter.set(lambda text: spinner.update(text=f"{what}: {text}"))
         _live_console = console
         try:
-            yield
+            with reporting(lambda text: spinner.update(text=f"{what}: {text}")):
+                yield
         finally:
             _live_console = None
-            _reporter.reset(token)
 
 
 def bar(items: Iterable[T], what: str, total: int | None = None) -> Iterator[T]:
