@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from ..errors import InputError
-from ..progress import verbose
+from ..progress import one_line_warnings, verbose
 from .point import Outcome, Task
 
 EvalFn = Callable[[Task, object], Outcome]
@@ -32,6 +32,7 @@ class Executor(Protocol):
 
 
 def _init_worker(graphs: dict[str, object]) -> None:
+    one_line_warnings()         # a worker's warnings read like the parent's
     _GRAPHS.clear()
     _GRAPHS.update(graphs)
 
