@@ -15,8 +15,8 @@ import typer
 
 from . import __version__, api, progress
 from .arch import list_presets, load_arch
-from .codegen.context import CompileOptions
 from .cli_args import compile_options, input_shapes, input_values, output_paths, read_npz
+from .codegen.context import CompileOptions
 from .codegen.options import CHOICES
 from .compiler import HOST_POLICIES
 from .errors import InputError, NpukitError
@@ -76,12 +76,12 @@ def _quiet(quiet: bool) -> None:
     """Warnings as one "WARNING: ..." line each; other libraries' log noise silenced unless --verbose."""
     progress.one_line_warnings()
     if quiet:
-        os.environ[progress.VERBOSE_ENV] = ""
         for name in ("ray", "onnxruntime", "optuna", "absl", "tensorflow"):
             logging.getLogger(name).setLevel(logging.ERROR)
     else:
-        os.environ[progress.VERBOSE_ENV] = "1"
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="WARNING: %(name)s: %(message)s")
+        os.environ[progress.VERBOSE_ENV] = "1"      # seen by worker processes too
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(levelname)s: %(name)s: %(message)s")
 
 
 @app.command()
