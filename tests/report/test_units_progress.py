@@ -39,3 +39,20 @@ def test_compile_reports_each_stage_in_order():
     first = [seen.index(s) for s in ("import", "optimise", "calibrate 1/3", "calibrate 3/3", "quantise",
                                      "noise report 1/3", "lower")]
     assert first == sorted(first) and seen[-1] == "lower"
+
+
+NATIVE = ("import os, warnings\nfrom npukit.progress import native_quiet, one_line_warnings\n"
+          "one_line_warnings()\nwith native_quiet():\n    os.write(2, b'native chatter\\n')\n"
+          "warnings.warn('two\\nlines')\n")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_native_stderr_hidden_unless_verbose_and_warnings_one_line(verbose):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "NPUKIT_VERBOSE": "1" if verbose else ""}
+    r = subprocess.run([sys.executable, "-c", NATIVE], capture_output=True, text=True, env=env, timeout=60,
+                       cwd=Path(__file__).resolve().parents[2])
+    want = (["native chatter"] if verbose else []) + ["WARNING: two lines"]
+    assert r.returncode == 0 and r.stderr.splitlines() == want, r.stderr
