@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from npukit.report.units import energy_uj, seconds
+
 PRESETS = ("npu-s", "npu-m")
 
 
@@ -18,9 +20,9 @@ def hardware_row(prog) -> dict:
 
 
 def print_hardware(rows: dict[str, dict]) -> None:
-    print(f"{'preset':8s} {'cycles':>10s} {'latency ms':>11s} {'energy uJ':>10s} {'NPU/host layers':>16s}")
+    print(f"{'preset':8s} {'cycles':>12s} {'latency':>10s} {'energy':>10s} {'NPU/host layers':>16s}")
     for arch, r in rows.items():
-        print(f"{arch:8s} {r['cycles']:10d} {r['latency_ms']:11.4f} {r['energy_uj']:10.3f} "
+        print(f"{arch:8s} {r['cycles']:12,d} {seconds(r['latency_ms'] * 1e-3):>10s} {energy_uj(r['energy_uj']):>10s} "
               f"{r['npu_layers']:>9d}/{r['host_layers']}")
 
 

@@ -2,106 +2,86 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import traceback
-import warnings
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import typer
 
-from . import api
+from . import __version__, api, progress
 from .arch import list_presets, load_arch
+from .cli_args import compile_options, input_shapes, input_values, output_paths, read_npz
 from .codegen.context import CompileOptions
-from .codegen.options import parse_option
+from .codegen.options import CHOICES
+from .compiler import HOST_POLICIES
 from .errors import InputError, NpukitError
+from .quant.calibrate import METHODS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="npukit: compile models to an int8 NPU, simulate them bit-exactly, and time them.")
 
+
+def _choices(name: str, values) -> type[Enum]:
+    """An option's fixed values as an Enum: typer checks them while parsing the command line."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Method = _choices("Method", METHODS)
+Dataflow = _choices("Dataflow", CHOICES["dataflow"])
+Compress = _choices("Compress", CHOICES["compress_weights"])
+Host = _choices("Host", HOST_POLICIES)
+
 ARCH = typer.Option("npu-m", "--arch", help="preset name or arch TOML file")
 SHAPES = typer.Option(None, "--input-shape", help="NAME=D0,D1,... fixes dynamic dims (repeatable)")
 CALIB = typer.Option(None, "--calib", help=".npz with one [N, *shape] array per model input")
-METHOD = typer.Option("minmax", "--calib-method", help="minmax | percentile | mse")
-DATAFLOW = typer.Option("arch", "--dataflow", help="arch | ws | os")
-COMPRESS = typer.Option("auto", "--compress-weights", help="auto | never: weight blocks stored compressed")
+METHOD = typer.Option(Method.minmax, "--calib-method", help="how activation ranges are chosen")
+DATAFLOW = typer.Option(Dataflow.arch, "--dataflow", help="the MXU dataflow (arch: the arch file's)")
+COMPRESS = typer.Option(Compress.auto, "--compress-weights", help="weight blocks stored compressed, or not")
 OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (CompileOptions field), "
                       "e.g. timed_candidates=1 (repeatable)")
 TRACE = typer.Option(None, "--trace", help="write the engine timeline as Chrome trace-event JSON (Perfetto)")
 VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy: bind an input to a "
                       "constant at compile time (repeatable)")
-HOST = typer.Option("auto", "--host", help="auto | never: run what the NPU cannot on the host CPU, or refuse")
+HOST = typer.Option(Host.auto, "--host", help="auto: run what the NPU cannot on the host CPU; never: refuse")
 
 
-def _shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
-    if not specs:
-        return None
-    out = {}
-    for spec in specs:
-        name, sep, dims = spec.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            out[name] = tuple(int(d) for d in dims.split(","))
-        except ValueError:
-            raise InputError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with integer dims") from None
-    return out
+def _compile(model: Path, arch: str, shapes, calib, method: Enum, options: CompileOptions, values=None,
+             sqnr=True, random_samples=8, host: Enum = Host.auto) -> api.CompiledModel:
+    shapes, feeds, bound = input_shapes(shapes), read_npz(calib), input_values(values)
+    with progress.status(f"compiling {model.name}"):
+        return api.compile(model, arch, shapes, feeds, method.value, options, sqnr, random_samples,
+                           host.value, input_values=bound)
 
 
-def _npz(path: Path | None) -> dict[str, np.ndarray] | None:
-    if path is None:
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"npukit {__version__}")
+        raise typer.Exit()
 
 
-def _options(specs: list[str] | None, **flags) -> CompileOptions:
-    """The --dataflow / --compress-weights flags, then each --option NAME=VALUE over them."""
-    parsed = dict(parse_option(CompileOptions, spec) for spec in specs or ())
-    return CompileOptions(**{**flags, **parsed})
+@app.callback()
+def _global(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                         help="print the version and exit"),
+            verbose: bool = typer.Option(False, "--verbose", help="let libraries' own log lines through")):
+    """npukit: compile models to an int8 NPU, simulate them bit-exactly, and time them."""
+    _quiet(not verbose)
 
 
-def _values(specs: list[str] | None) -> dict[str, object]:
-    """--input-value NAME=VALUE (an int, a number or true/false) or NAME=@FILE.npy."""
-    out: dict[str, object] = {}
-    for spec in specs or ():
-        name, sep, text = spec.partition("=")
-        if not sep or not name or not text:
-            raise InputError(f"--input-value {spec!r}: expected NAME=VALUE or NAME=@FILE.npy")
-        if text.startswith("@"):
-            try:
-                out[name] = np.load(text[1:], allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise InputError(f"--input-value {name}: cannot read {text[1:]}: {e}") from None
-            continue
-        out[name] = _scalar(text, spec)
-    return out
-
-
-def _scalar(text: str, spec: str) -> int | float | bool:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for parse in (int, float):
-        try:
-            return parse(text)
-        except ValueError:
-            pass
-    raise InputError(f"--input-value {spec!r}: the value must be a number, true/false or @FILE.npy")
-
-
-def _compile(model: Path, arch: str, shapes, calib, method, options: CompileOptions, values=None, sqnr=True,
-             random_samples=8, host: str = "auto") -> api.CompiledModel:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        prog = api.compile(model, arch, _shapes(shapes), _npz(calib), method, options, sqnr, random_samples,
-                           host, input_values=_values(values))
-    for w in caught:
-        typer.secho(f"WARNING: {w.message}", fg="yellow", err=True, bold=True)
-    return prog
+def _quiet(quiet: bool) -> None:
+    """Warnings as one "WARNING: ..." line each; other libraries' log noise silenced unless --verbose."""
+    progress.one_line_warnings()
+    if quiet:
+        for name in ("ray", "onnxruntime", "optuna", "absl", "tensorflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    else:
+        os.environ[progress.VERBOSE_ENV] = "1"      # seen by worker processes too
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(levelname)s: %(name)s: %(message)s")
 
 
 @app.command()
@@ -120,25 +100,27 @@ def archs(show: Optional[str] = typer.Option(None, "--show", help="print one pre
 
 @app.command("compile")
 def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-                calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-                compress_weights: str = COMPRESS, host: str = HOST, option: Optional[list[str]] = OPTION,
+                calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
+                compress_weights: Compress = COMPRESS, host: Host = HOST, option: Optional[list[str]] = OPTION,
                 input_value: Optional[list[str]] = VALUES,
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
-    from .report.tables import host_lines, sqnr_table
-    options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+    from .report.tables import host_lines, sqnr_table, summary_line
+    output_paths(output, json_out)
+    options = compile_options(option, dataflow=dataflow, compress_weights=compress_weights)
     prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, host=host)
     prog.save(output)
     typer.echo(sqnr_table(prog.sqnr))
-    p = prog.profile()
+    with progress.status("timing"):
+        p = prog.profile()
     typer.echo(host_lines(p.host_ops))
     typer.echo(f"wrote {output}: {p.instructions} instructions, {len(p.host_ops)} host ops, "
-               f"{p.total_cycles:,} cycles ({p.latency_ms:.3f} ms) on {prog.arch.name}; "
+               f"{summary_line(p)} on {prog.arch.name}; "
                f"weights {p.weight_bytes:,} B, stored as {p.weight_bytes_compressed:,} B")
     if json_out:
         json_out.write_text(json.dumps({"model": str(model), "arch": prog.arch.name,
-                                        "calibration": calib_method,
+                                        "calibration": calib_method.value,
                                         "sqnr": [s.to_json() for s in prog.sqnr]}, indent=1))
 
 
@@ -148,7 +130,10 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
         frames: bool = typer.Option(False, "--frames", help="stream: feed the inputs' leading axis one "
                                     "frame per run (state persists); outputs are stacked"),
         trace: Optional[Path] = TRACE):
-    """Run a compiled program on the functional simulator."""
+    """Run a compiled program on the functional simulator; prints each output and the cycles,
+    latency and energy of one inference."""
+    from .report.tables import summary_line
+    output_paths(output, trace)
     prog = api.load(program)
     feeds = {}
     for spec in input:
@@ -161,10 +146,13 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
             feeds[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read {path}: {e}") from None
-    outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
+    with progress.status(f"running {program.name} on the simulator"):
+        outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
+        p = prog.profile()
     np.savez(output, **outs)
     for name, arr in outs.items():
         typer.echo(f"{name}: {arr.dtype}{list(arr.shape)}")
+    typer.echo(f"per inference on {prog.arch.name}: {summary_line(p)}")
     if trace:
         prog.save_trace(trace)
 
@@ -181,21 +169,23 @@ def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 @app.command()
 def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-            calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-            compress_weights: str = COMPRESS, host: str = HOST, option: Optional[list[str]] = OPTION,
+            calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
+            compress_weights: Compress = COMPRESS, host: Host = HOST, option: Optional[list[str]] = OPTION,
             input_value: Optional[list[str]] = VALUES,
             json_out: Optional[Path] = typer.Option(None, "--json", help="write the profile as JSON"),
             trace: Optional[Path] = TRACE,
             csv: Optional[Path] = typer.Option(None, "--csv", help="write the per-layer table as CSV")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
+    output_paths(json_out, trace, csv)
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
         # cycles do not depend on how well random data calibrates: one sample is enough
-        options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+        options = compile_options(option, dataflow=dataflow, compress_weights=compress_weights)
         prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, sqnr=False,
                         random_samples=1, host=host)
-    p = prog.profile()
+    with progress.status("timing"):
+        p = prog.profile()
     typer.echo(str(p))
     if json_out:
         json_out.write_text(json.dumps(p.to_dict(), indent=1))
@@ -207,30 +197,33 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
 
 @app.command()
 def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-           calib: Optional[Path] = CALIB, calib_method: str = METHOD, dataflow: str = DATAFLOW,
-           compress_weights: str = COMPRESS, option: Optional[list[str]] = OPTION,
+           calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
+           compress_weights: Compress = COMPRESS, option: Optional[list[str]] = OPTION,
            input_value: Optional[list[str]] = VALUES,
            output: Path = typer.Option(..., "-o", "--output", help="the HTML file to write")):
     """One self-contained HTML report of an .npub (or of a model, compiled in memory): summary,
     per-layer table, roofline, engine timeline, SRAM in use, quantisation noise, arch."""
+    output_paths(output)
     if model.suffix == ".npub":
         prog = api.load(model)
     else:
-        options = _options(option, dataflow=dataflow, compress_weights=compress_weights)
+        options = compile_options(option, dataflow=dataflow, compress_weights=compress_weights)
         prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value)
-    prog.report(output)
+    with progress.status(f"writing {output.name}"):
+        prog.report(output)
     typer.echo(f"wrote {output} ({output.stat().st_size / 1024:.0f} KiB): {len(prog.program.layers)} layers, "
                f"{len(prog.program.instructions):,} instructions")
 
 
 @app.command()
 def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
-           calib: Optional[Path] = CALIB, calib_method: str = METHOD, host: str = HOST, option: Optional[list[str]] = OPTION,
+           calib: Optional[Path] = CALIB, calib_method: Method = METHOD, host: Host = HOST, option: Optional[list[str]] = OPTION,
            input_value: Optional[list[str]] = VALUES,
            qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
     """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
     from .export import export_qdq
-    prog = _compile(model, arch, input_shape, calib, calib_method, _options(option), input_value, sqnr=False, host=host)
+    output_paths(qdq)
+    prog = _compile(model, arch, input_shape, calib, calib_method, compile_options(option), input_value, sqnr=False, host=host)
     export_qdq(prog, qdq)
     typer.echo(f"wrote {qdq}: {len(prog.qgraph.nodes)} quantised layers, inputs {prog.input_names}, "
                f"outputs {prog.output_names}")
@@ -242,7 +235,9 @@ def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPE
          json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON")):
     """A model's inputs and outputs (dynamic dims marked), operator histogram and where each
     layer would run (NPU or host, with the reason). No calibration needed."""
-    report = api.info(model, _shapes(input_shape), input_values=_values(input_value), arch=arch)
+    output_paths(json_out)
+    with progress.status(f"reading {model.name}"):
+        report = api.info(model, input_shapes(input_shape), input_values=input_values(input_value), arch=arch)
     typer.echo(str(report))
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), indent=1))
@@ -254,16 +249,24 @@ def disasm(program: Path):
     typer.echo(api.load(program).disasm())
 
 
+def _ray_address(value: str | None) -> str | None:
+    if value is not None and value != "auto" and not value.startswith("ray://"):
+        raise typer.BadParameter(f"{value!r} is neither auto nor ray://HOST:PORT")
+    return value
+
+
 @app.command()
 def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a model to sweep (repeatable)"),
             space: Path = typer.Option(..., "--space", help="the design-space TOML file"),
             db: Path = typer.Option(..., "--db", help="SQLite results database (created or resumed)"),
-            workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes [CPUs]"),
-            ray: Optional[str] = typer.Option(None, "--ray", help="auto | ray://HOST:PORT: run on Ray"),
+            workers: Optional[int] = typer.Option(None, "--workers", min=1, help="local worker processes [CPUs]"),
+            ray: Optional[str] = typer.Option(None, "--ray", callback=_ray_address,
+                                              help="auto | ray://HOST:PORT: run on Ray"),
             quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
     """Sweep (arch, model, compiler options) design points into a results database."""
     from .dse import explore as run_sweep
     from .dse import load_space, make_executor
+    output_paths(db)
     sweep = load_space(space).with_models(list(model or []))
     s = run_sweep(sweep, db, make_executor(workers, ray), progress=not quiet)
     typer.echo(f"{s.candidates} candidates: {s.computed} computed ({s.failed} failed), {s.reused} already "
@@ -290,6 +293,7 @@ def pareto(db: Path = typer.Option(..., "--db", help="results database written b
         write_json,
     )
     from .dse.store import open_existing
+    output_paths(csv, json_out, plot)
     objs = parse_objectives(objectives)
     with open_existing(db) as store:
         rows = store.rows(model=model)
@@ -310,12 +314,18 @@ def pareto(db: Path = typer.Option(..., "--db", help="results database written b
         write_pareto_plot(rows, front, objs, plot)
 
 
+def _command_path() -> str:
+    """"npukit COMMAND" for the command named on the command line (else "npukit")."""
+    names = typer.main.get_command(app).commands
+    return " ".join(["npukit", *[a for a in sys.argv[1:] if a in names][:1]])
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
     try:
-        app(standalone_mode=False)
+        app(prog_name="npukit", standalone_mode=False)
     except NpukitError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
@@ -325,7 +335,11 @@ def main() -> None:
         # typer raises its command-line parser's exceptions (click's, or its own copy of
         # click's in newer releases): usage errors have format_message, Ctrl-C is Abort
         if callable(getattr(e, "format_message", None)):
-            typer.secho(f"error: {e.format_message()}", fg="red", err=True)
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see {ctx.command_path if ctx is not None else _command_path()} --help)"
+            message = " ".join(e.format_message().replace("Value error, ", "").split())
+            if message:     # (no message: no arguments at all, the help was printed)
+                typer.secho(f"error: {message}{hint}", fg="red", err=True)
             sys.exit(2)
         if type(e).__name__ == "Abort":
             sys.exit(130)

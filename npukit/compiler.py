@@ -19,6 +19,7 @@ from .frontend.signature import bind_values, read_signature
 from .ir.graph import DType, Graph, Op
 from .isa.program import Program
 from .opt.pipeline import optimize
+from .progress import counted, stage
 from .quant import kernels_vpu as kv
 from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.groups import requantise_fixed_outputs
@@ -144,6 +145,7 @@ def compile_model(path: str | Path, arch, input_shapes: dict[str, tuple[int, ...
         raise InputError(f"host must be one of {', '.join(HOST_POLICIES)}, not {host!r}")
     moved: dict[str, str] = {n: "kept on the host by host_nodes" for n in host_nodes}
     while True:
+        stage("import")
         g = load_model(path, input_shapes, input_values, moved)
         if host == "never":
             refuse_host(placements(g, arch, options))
@@ -182,16 +184,18 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         return Quantised(attach_params(g), [], 0)
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
+    stage("optimise")
     g = optimize(g)
     if calibration is None:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
-    observers, values = observe(g, feeds)
+    observers, values = observe(g, counted("calibrate", feeds))
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
     ranges.update({copy: ranges[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+    stage("quantise")
     stft = magnitude_int16(g)
     qg = quantize_graph(g, ranges, stft)
     if int16_below_db is not None:
@@ -214,6 +218,7 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
             "options": options.__dict__,
             "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},
             "sqnr": [s.to_json() for s in q.sqnr]}
+    stage("lower")
     return lower_program(q.graph, arch, options, meta), q.graph, q.sqnr
 
 
@@ -221,6 +226,7 @@ def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOption
                          source: str = "", sqnr: bool = True) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model that arrives quantised (TFLite int8) keeps its scales: no optimisation passes
     that could change its integer results, no calibration; integer params only."""
+    stage("lower")
     qg = attach_params(g)
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": "pre-quantised",
             "calibration_samples": 0, "random_calibration": False, "options": options.__dict__,
@@ -240,7 +246,7 @@ def sqnr_report(g: Graph, qg: Graph, feeds: list[dict], values: list[dict]) -> l
     """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst first."""
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}
-    for feed, fvals in zip(feeds, values):
+    for feed, fvals in counted("noise report", list(zip(feeds, values))):
         ivals = run_reference(qg, quantize_inputs(qg, feed), keep_all=True)
         for node in qg.nodes:
             name = node.outputs[0]

@@ -38,3 +38,10 @@ class InputError(NpukitError):
 
 class ScheduleError(NpukitError):
     """A layer that cannot be mapped onto the chosen architecture."""
+
+
+def did_you_mean(word: str, known) -> str:
+    """' (did you mean 'x'?)' for the closest of `known` to a misspelt `word`, else ''."""
+    import difflib
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

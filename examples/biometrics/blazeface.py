@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout
 import npukit  # noqa: E402
 from npukit.models import blazeface as bf  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
+from npukit.progress import bar, native_quiet, one_line_warnings, status  # noqa: E402
 from workloads_common import PRESETS, hardware_row, print_hardware, save_report  # noqa: E402
 
 CALIBRATION_FACES = 4
@@ -39,7 +40,8 @@ def rgb(image: np.ndarray) -> np.ndarray:
 def float_detector(path: Path):
     from ai_edge_litert.interpreter import Interpreter
     it = Interpreter(model_path=str(path))
-    it.allocate_tensors()
+    with native_quiet():        # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
+        it.allocate_tensors()
 
     def detect(x: np.ndarray) -> list[bf.Detection]:
         it.set_tensor(it.get_input_details()[0]["index"], x)
@@ -54,12 +56,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG (and JSON) report")
     args = parser.parse_args()
+    one_line_warnings()
     path = fetch("blazeface-front")
     lfw = data.lfw_subset()                       # 100 faces, then 100 non-faces
     calib = [rgb(data.camera()), data.chelsea(), data.coffee(), data.rocket()]
     calib += [rgb(face) for face in lfw[:CALIBRATION_FACES]]
     calibration = {"input": np.stack([bf.preprocess(img) for img in calib])}
-    progs = {arch: npukit.compile(path, arch, calibration=calibration) for arch in PRESETS}
+    with status(f"compiling BlazeFace for {', '.join(PRESETS)}"):
+        progs = {arch: npukit.compile(path, arch, calibration=calibration) for arch in PRESETS}
     prog, float_detect = progs[PRESETS[0]], float_detector(path)
 
     def both(image):
@@ -71,7 +75,7 @@ def main() -> None:
     astro_iou = bf.iou(astro[0].box, astro_float[0].box) if astro and astro_float else 0.0
     tests = [(rgb(img), k < 100) for k, img in enumerate(lfw) if k >= CALIBRATION_FACES]
     agree, ious, found, found_float = [], [], {True: [], False: []}, {True: [], False: []}
-    for image, is_face in tests:
+    for image, is_face in bar(tests, "int8 vs float on lfw_subset"):
         ours, theirs = both(image)
         agree.append(bool(ours) == bool(theirs))
         found[is_face].append(bool(ours))

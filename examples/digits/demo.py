@@ -18,6 +18,7 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
 import npukit  # noqa: E402
+from npukit.progress import bar, one_line_warnings, status  # noqa: E402
 from npukit.models.datasets import digits_split  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +32,8 @@ def float_predictions(model: Path, x: np.ndarray) -> np.ndarray:
 
 def int8_predictions(prog, x: np.ndarray) -> np.ndarray:
     """One `run` per image (batch 1, as compiled)."""
-    return np.array([int(np.argmax(next(iter(prog.run({"x": image[None]}).values())))) for image in x])
+    return np.array([int(np.argmax(next(iter(prog.run({"x": image[None]}).values()))))
+                     for image in bar(x, "int8 on the simulator")])
 
 
 def main() -> None:
@@ -39,12 +41,14 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=HERE / "digits_cnn.onnx")
     parser.add_argument("--arch", default="npu-m")
     args = parser.parse_args()
+    one_line_warnings()
 
     split = digits_split(seed=0)
     calibration = split.x_train[:CALIBRATION_IMAGES][:, None]  # [N, 1, 1, 8, 8]: N batch-1 samples
-    prog = npukit.compile(
-        args.model, arch=args.arch, input_shapes={"x": (1, 1, 8, 8)}, calibration={"x": calibration}
-    )
+    with status(f"compiling for {args.arch}"):
+        prog = npukit.compile(
+            args.model, arch=args.arch, input_shapes={"x": (1, 1, 8, 8)}, calibration={"x": calibration}
+        )
     float_top1 = float_predictions(args.model, split.x_test)
     int8_top1 = int8_predictions(prog, split.x_test)
 

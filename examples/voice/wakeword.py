@@ -25,6 +25,7 @@ import npukit  # noqa: E402
 from npukit.models import wakeword as W  # noqa: E402
 from npukit.models.datasets_audio import synthesize  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
+from npukit.progress import bar, native_quiet, one_line_warnings, status  # noqa: E402
 from workloads_common import PRESETS, hardware_row, print_hardware, save_report  # noqa: E402
 
 MODELS = ["wakeword-okay-nabu", "wakeword-hey-jarvis", "wakeword-alexa", "wakeword-hey-mycroft"]
@@ -45,7 +46,8 @@ def reference_stream(model_path):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     it = Interpreter(model_path=str(model_path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
+    with native_quiet():        # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
+        it.allocate_tensors()
     i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -57,20 +59,21 @@ def reference_stream(model_path):
 
 def evaluate(name: str) -> dict:
     path, cfg = fetch(name), W.config(name)
-    progs = {arch: npukit.compile(path, arch) for arch in PRESETS}
+    with status(f"compiling {name} for {', '.join(PRESETS)}"):
+        progs = {arch: npukit.compile(path, arch) for arch in PRESETS}
     prog = progs[PRESETS[0]]
     t, o = prog.program.inputs[0], prog.program.outputs[0]
     rng = np.random.default_rng(0)
     detections, exact = {"wake": [], "other": []}, True
-    for kind, texts in (("wake", [cfg.wake_word.lower()]), ("other", OTHER)):
-        for text in texts:
-            for voice in VOICES:
-                x = W.windows(W.features(utterance(text, voice, rng)), t.scale, t.zero_point)
-                prog.reset_state()
-                npu = W.probabilities(lambda v: prog.run({t.name: v})[o.name], x, o.scale, o.zero_point, cfg.window)
-                ref = W.probabilities(reference_stream(path), x, o.scale, o.zero_point, cfg.window)
-                exact &= bool(np.array_equal(npu, ref))
-                detections[kind].append(bool(npu.max() > cfg.cutoff))
+    cases = [(kind, text, voice) for kind, texts in (("wake", [cfg.wake_word.lower()]), ("other", OTHER))
+             for text in texts for voice in VOICES]
+    for kind, text, voice in bar(cases, f"{name}: int8 vs LiteRT on espeak-ng speech"):
+        x = W.windows(W.features(utterance(text, voice, rng)), t.scale, t.zero_point)
+        prog.reset_state()
+        npu = W.probabilities(lambda v: prog.run({t.name: v})[o.name], x, o.scale, o.zero_point, cfg.window)
+        ref = W.probabilities(reference_stream(path), x, o.scale, o.zero_point, cfg.window)
+        exact &= bool(np.array_equal(npu, ref))
+        detections[kind].append(bool(npu.max() > cfg.cutoff))
     return {"wake_word": cfg.wake_word, "cutoff": cfg.cutoff, "detect": float(np.mean(detections["wake"])),
             "false_accept": float(np.mean(detections["other"])), "bit_exact": exact,
             "hardware": {arch: hardware_row(p) for arch, p in progs.items()}}
@@ -80,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG (and JSON) report")
     args = parser.parse_args()
+    one_line_warnings()
     results = {name: evaluate(name) for name in MODELS}
     print(f"{'model':22s} {'wake phrase':12s} {'cutoff':>6s} {'detected':>9s} {'false acc.':>10s} {'= LiteRT ref':>12s}")
     for name, r in results.items():

@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from npukit.arch import toml_emit
 from npukit.arch.tech import DEFAULT_NODE, REGION_KIND_PJ_PER_BYTE, tech_node
-from npukit.errors import ArchError
+from npukit.errors import ArchError, did_you_mean
 
 _MODEL = ConfigDict(strict=True, frozen=True, extra="forbid")
 
@@ -283,7 +283,8 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             node = match[0]
             continue
         if not isinstance(node, dict) or part not in node:
-            raise ArchError(f"arch replace: unknown key {where!r}")
+            known = [".".join([*parts[:i], k]) for k in node] if isinstance(node, dict) else []
+            raise ArchError(f"arch replace: unknown key {where!r}{did_you_mean(where, known)}")
         if last:
             node[part] = value
         else:
@@ -292,16 +293,36 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 def _one_line(exc: ValidationError, data: Mapping[str, Any]) -> str:
     errors = exc.errors(include_url=False)
-    err = errors[0]
+    hints = [did_you_mean(e["loc"][-1], _known_keys(e["loc"][:-1])) if e["type"] == "extra_forbidden" else ""
+             for e in errors]
+    # a misspelt key also makes the right one missing: name the misspelling first
+    err, hint = next(((e, h) for e, h in zip(errors, hints) if h), (errors[0], hints[0]))
     loc = _loc_name(err["loc"], data)
     if err["type"] == "extra_forbidden":
-        problem = "unknown key"
+        problem = "unknown key" + hint
     elif err["type"] == "missing":
         problem = "missing required key"
     else:
         problem = f"{err['msg']} (got {err.get('input')!r})"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"arch config: {loc or '<top>'}: {problem}{more}"
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the config table at `loc` (list indices and validator names skipped)."""
+    cls: Any = Arch
+    for part in loc:
+        if not isinstance(part, str) or "[" in part:
+            continue
+        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None:
+            return []
+        cls = field.annotation
+        for arg in (cls, *get_args(cls)):       # tuple[Region, ...], Optional[...]
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                cls = arg
+                break
+    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
 
 
 def _loc_name(loc: tuple[Any, ...], data: Any) -> str:

@@ -7,6 +7,7 @@ model hash, so a graph crosses to a worker at most once.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -14,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from ..errors import InputError
+from ..progress import one_line_warnings, verbose
 from .point import Outcome, Task
 
 EvalFn = Callable[[Task, object], Outcome]
@@ -30,6 +32,7 @@ class Executor(Protocol):
 
 
 def _init_worker(graphs: dict[str, object]) -> None:
+    one_line_warnings()         # a worker's warnings read like the parent's
     _GRAPHS.clear()
     _GRAPHS.update(graphs)
 
@@ -130,14 +133,16 @@ class RayExecutor:
     def start(self, graphs: dict[str, object]) -> None:
         ray = self.ray
         if not ray.is_initialized():
-            kwargs = dict(include_dashboard=False, log_to_driver=False, num_cpus=self.num_cpus)
+            # Ray's own log lines (start-up, workers) only with --verbose
+            quiet = {} if verbose() else dict(logging_level=logging.ERROR, configure_logging=True)
+            kwargs = dict(include_dashboard=False, log_to_driver=False, num_cpus=self.num_cpus, **quiet)
             if self.address == "auto":
                 try:
-                    ray.init(address="auto", log_to_driver=False)
+                    ray.init(address="auto", log_to_driver=False, **quiet)
                 except ConnectionError:
                     ray.init(**kwargs)
             elif self.address:
-                ray.init(address=self.address, log_to_driver=False)
+                ray.init(address=self.address, log_to_driver=False, **quiet)
             else:
                 ray.init(**kwargs)
             self.owns_ray = True

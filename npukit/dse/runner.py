@@ -19,6 +19,7 @@ from rich.text import Text
 
 from ..codegen.context import CompileOptions
 from ..errors import ArchError, InputError
+from ..progress import counted, status
 from .executors import LOST, EvalFn, Executor
 from .point import Candidate, Outcome, Task, evaluate, point_key
 from .prepare import PreparedModel, prepare_model
@@ -59,13 +60,15 @@ def explore(space: Space, db: str | Path, executor: Executor, progress: bool = T
     if not space.models:
         raise InputError("no models to explore: give --model PATH or [[models]] in the space file")
     t0 = time.perf_counter()
-    prepared = [prepare_model(m) for m in space.models]   # parse + quantise once per sweep
+    with status("preparing the models", enabled=None if progress else False):
+        prepared = [prepare_model(m) for m in counted("parse and quantise", space.models)]   # once per sweep
     names = model_names(space.models)
     strategy = make_strategy(space)
     counts = dict(computed=0, reused=0, failed=0, lost=0, duplicates=0)
     with Store(db) as store:
         store.begin_sweep(space.source_text, executor.name)
-        executor.start({p.model_hash: p.graph for p in prepared if p.graph is not None})
+        with status(f"starting {executor.name}", enabled=None if progress else False):
+            executor.start({p.model_hash: p.graph for p in prepared if p.graph is not None})
         bar = _progress() if progress else None
         try:
             with bar or nullcontext():

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from ..arch import Arch, load_arch
 from ..codegen.context import CompileOptions
 from ..codegen.options import check_option
-from ..errors import ArchError, InputError
+from ..errors import ArchError, InputError, did_you_mean
 
 STRATEGIES = ("grid", "random", "optuna")
 OPTION_FIELDS = {f.name: type(f.default) for f in dataclasses.fields(CompileOptions)}
@@ -125,7 +125,7 @@ def load_space(path: str | Path) -> Space:
 
 
 def parse_space(data: Mapping[str, Any], root: Path, text: str = "") -> Space:
-    _only(data, "space", {"base", "strategy", "arch", "options", "check", "models"})
+    _only(data, "", {"base", "strategy", "arch", "options", "check", "models"})
     base_tab = _table(data, "base")
     _only(base_tab, "base", {"arch"})
     ref = base_tab.get("arch", "npu-m")
@@ -158,7 +158,8 @@ def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 def _only(data: Mapping[str, Any], where: str, allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise InputError(f"space: {where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+        raise InputError(f"space: {where + ': ' if where else ''}unknown key {unknown[0]!r}{did_you_mean(unknown[0], allowed)} "
+                         f"(known: {', '.join(sorted(allowed))})")
 
 
 def _strategy(tab: Mapping[str, Any], params: list[Param]) -> StrategySpec:
@@ -191,7 +192,8 @@ def _param(target: str, key: str, raw: Any, base: Arch) -> Param:
     values = domain.values if isinstance(domain, Choices) else (domain.low, domain.high)
     if target == "options":
         if key not in OPTION_FIELDS:
-            raise InputError(f"{where}: unknown compiler option (known: {', '.join(OPTION_FIELDS)})")
+            raise InputError(f"{where}: unknown compiler option{did_you_mean(key, OPTION_FIELDS)} "
+                             f"(known: {', '.join(OPTION_FIELDS)})")
         for v in values:
             try:
                 check_option(key, v, OPTION_FIELDS[key])

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import corpus_inputs as I
 from . import corpus_metrics as M
+from ..progress import native_quiet
 from .fetch import fetch
 
 Feeds = dict[str, np.ndarray]
@@ -247,7 +248,8 @@ def _reference(path: Path, spec: CorpusModel) -> Callable[[Feeds], dict[str, np.
     probe = Interpreter(model_path=str(path))
     integer = probe.get_input_details()[0]["dtype"] != np.float32
     it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF) if integer else probe
-    it.allocate_tensors()
+    with native_quiet():        # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
+        it.allocate_tensors()
 
     def run(feeds: Feeds) -> dict[str, np.ndarray]:
         for d in it.get_input_details():

@@ -7,6 +7,7 @@ of the observed values). Observers keep extremes and a bounded random sample per
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
     return [{name: np.asarray(calibration[name][i], np.float32) for name in g.inputs} for i in range(n)]
 
 
-def observe(g: Graph, feeds: list[dict[str, np.ndarray]], keep: int = 4) -> tuple[dict[str, Observer], list[dict]]:
+def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4) -> tuple[dict[str, Observer], list[dict]]:
     """Observers for every non-constant tensor, and the float values of the first `keep` samples."""
     observers = {name: Observer(i) for i, (name, t) in enumerate(g.tensors.items())
                  if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type

@@ -14,18 +14,10 @@ from ..sim.timing import Timeline
 from .events import LANE_NAMES, LANES, aggregate, events, layer_rows, offchip_in_flight, sram_in_use
 from .profile import Profile
 from .trace import write_text
+from .units import energy_uj, seconds
 
 MAX_EVENTS = 12000      # timeline events drawn one by one; beyond, merged per lane, layer and time bucket
 MAX_POINTS = 3000       # points of a step series; beyond, the peak of each time bucket
-
-
-def _time(cycles: int, clock_mhz: float) -> str:
-    us = cycles / clock_mhz
-    return f"{us * 1e3:.0f} ns" if us < 1 else f"{us:.3g} us" if us < 1000 else f"{us / 1e3:.4g} ms"
-
-
-def _energy(uj: float) -> str:
-    return f"{uj * 1e3:.3g} nJ" if uj < 1 else f"{uj:.4g} uJ" if uj < 1000 else f"{uj / 1e3:.4g} mJ"
 
 
 def _bytes(n: float) -> str:
@@ -55,8 +47,8 @@ def _downsample(times: list[int], values: list[float], n: int = MAX_POINTS) -> t
 
 def _summary(prog: Program, arch, p: Profile) -> list[list[str]]:
     host = sum(la.cycles for la in p.layers if la.target == "host")
-    rows = [["cycles", f"{p.total_cycles:,}"], ["latency", _time(p.total_cycles, p.clock_mhz)],
-            ["energy", _energy(p.energy_uj)], ["area", f"{p.area_mm2['total']:.3g} mm2"],
+    rows = [["cycles", f"{p.total_cycles:,}"], ["latency", seconds(p.total_cycles / (p.clock_mhz * 1e6))],
+            ["energy", energy_uj(p.energy_uj)], ["area", f"{p.area_mm2['total']:.3g} mm2"],
             ["MACs", f"{p.macs:,}"], ["utilisation", f"{p.utilisation:.1%}"],
             ["achieved / roofline", f"{p.roofline_ratio:.2f}"]]
     rows += [[f"off-chip traffic: {region}", _bytes(n)] for region, n in p.region_bytes.items()]

@@ -1,34 +1,99 @@
-"""Human-readable tables of a profile and of the quantisation-noise report (rich)."""
+"""Human-readable tables of a profile and of the quantisation-noise report (rich), fitted to
+the terminal: numbers never wrap (columns the width cannot hold are left out, least useful
+first), names are cut with an ellipsis."""
 from __future__ import annotations
 
 import io
+import shutil
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
 
+from .units import cycles as cycles_text
+from .units import energy_uj
 
-def _render(*items) -> str:
+PIPED_WIDTH = 140       # output to a file or pipe: $COLUMNS, else this wide
+
+
+def width() -> int:
+    """$COLUMNS, else the terminal's width, else PIPED_WIDTH."""
+    return max(40, shutil.get_terminal_size((PIPED_WIDTH, 24)).columns)
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    numeric: bool       # right-aligned, never wrapped
+    keep: int           # columns are left out from the lowest `keep` up while the table is too wide
+    min_width: int = 0  # a text column's narrowest (cut with an ellipsis below its content)
+
+
+def _render(*items, cols: int | None = None) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=140, force_terminal=False, color_system=None)
+    console = Console(file=buf, width=cols or width(), force_terminal=False, color_system=None)
     for item in items:
         console.print(item)
     return buf.getvalue()
 
 
-def profile_table(p) -> str:
-    t = Table(title=f"npukit profile on {p.arch} @ {p.clock_mhz:g} MHz", title_justify="left")
-    for col in ("#", "layer", "op", "on", "MACs", "cycles", "bound", "mxu", "dram B", "roofline", "eff"):
-        t.add_column(col, justify="right" if col not in ("layer", "op", "on", "bound") else "left")
-    for i, la in enumerate(p.layers):
-        t.add_row(str(i), la.name[:40], la.op, la.target, f"{la.macs:,}", f"{la.cycles:,}", la.bound,
-                  f"{la.mxu_cycles:,}", f"{la.dram_bytes:,}", f"{la.roofline_cycles:,}", f"{la.efficiency:.2f}")
-    summary = (f"total {p.total_cycles:,} cycles = {p.latency_ms:.3f} ms | {p.macs:,} MACs | "
-               f"utilisation {p.utilisation:.1%} | roofline {p.roofline_cycles:,} cycles "
-               f"(achieved/bound {p.roofline_ratio:.2f}) | off-chip {p.dram_bytes:,} B | "
-               f"energy {p.energy_uj:.1f} uJ | area {p.area_mm2['total']:.2f} mm2 | "
-               f"SRAM peak {p.sram_peak_bytes:,} B | {p.instructions:,} instructions | "
-               f"weights {p.weight_bytes:,} B stored as {p.weight_bytes_compressed:,} B")
-    return _render(t, summary, host_lines(p.host_ops))
+def fitted_table(title: str, columns: list[Column], rows: list[list[str]], cols: int) -> Table:
+    """A table of `rows` (cells as text) whose columns fit in `cols` characters."""
+    need = [max([len(c.header), *(len(r[i]) for r in rows)]) if c.numeric else max(c.min_width, 3)
+            for i, c in enumerate(columns)]
+    shown = list(range(len(columns)))
+    by_keep = sorted(shown, key=lambda i: columns[i].keep)
+    # each column takes its width plus 3 (padding and rule); the frame takes 1 more
+    while sum(need[i] + 3 for i in shown) + 1 > cols and len(shown) > 1:
+        shown.remove(by_keep.pop(0))
+    t = Table(title=title, title_justify="left", title_style="")
+    for i in shown:
+        c = columns[i]
+        if c.numeric:
+            t.add_column(c.header, justify="right", no_wrap=True, min_width=need[i])
+        else:
+            t.add_column(c.header, overflow="ellipsis", min_width=need[i])
+    for r in rows:
+        t.add_row(*(r[i] for i in shown))
+    return t
+
+
+PROFILE_COLUMNS = [Column("#", True, 1), Column("layer", False, 9, 8), Column("op", False, 8, 5),
+                   Column("on", False, 3), Column("MACs", True, 6), Column("cycles", True, 10),
+                   Column("bound", False, 7, 6), Column("mxu", True, 0), Column("dram B", True, 4),
+                   Column("roofline", True, 2), Column("eff", True, 5)]
+
+
+def profile_table(p, cols: int | None = None) -> str:
+    cols = cols or width()
+    rows = [[str(i), la.name[:40], la.op, la.target, f"{la.macs:,}", f"{la.cycles:,}", la.bound,
+             f"{la.mxu_cycles:,}", f"{la.dram_bytes:,}", f"{la.roofline_cycles:,}", f"{la.efficiency:.2f}"]
+            for i, la in enumerate(p.layers)]
+    t = fitted_table(f"npukit profile on {p.arch} @ {p.clock_mhz:g} MHz", PROFILE_COLUMNS, rows, cols)
+    parts = [f"total {cycles_text(p.total_cycles, p.clock_mhz)}", f"{p.macs:,} MACs",
+             f"utilisation {p.utilisation:.1%}",
+             f"roofline {p.roofline_cycles:,} cycles (achieved/bound {p.roofline_ratio:.2f})",
+             f"off-chip {p.dram_bytes:,} B", f"energy {energy_uj(p.energy_uj)}",
+             f"area {p.area_mm2['total']:.2f} mm2", f"SRAM peak {p.sram_peak_bytes:,} B",
+             f"{p.instructions:,} instructions",
+             f"weights {p.weight_bytes:,} B stored as {p.weight_bytes_compressed:,} B"]
+    return _render(t, cols=cols) + "\n".join(packed(parts, cols)) + "\n" + host_lines(p.host_ops) + "\n"
+
+
+def packed(parts: list[str], cols: int, sep: str = " | ") -> list[str]:
+    """`parts` joined by `sep` into lines of at most `cols` characters, never breaking a part."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + len(sep) + len(part) <= cols:
+            lines[-1] += sep + part
+        else:
+            lines.append(part)
+    return lines
+
+
+def summary_line(p) -> str:
+    """Cycles, latency and energy of one inference: "905 cycles (1.13 us), 700 nJ"."""
+    return f"{cycles_text(p.total_cycles, p.clock_mhz)}, {energy_uj(p.energy_uj)}"
 
 
 def host_lines(host_ops: list[dict]) -> str:
@@ -37,13 +102,13 @@ def host_lines(host_ops: list[dict]) -> str:
         f"\n  {h.get('node', h['name'])} ({h['op']}): {h['reason']}" for h in host_ops)
 
 
-def sqnr_table(rows, limit: int = 15) -> str:
-    t = Table(title="per-layer SQNR of int8 vs float on the calibration data (worst first)",
-              title_justify="left")
-    t.add_column("layer")
-    t.add_column("op")
-    t.add_column("SQNR dB", justify="right")
-    for r in rows[:limit]:
-        t.add_row(r.layer[:50], r.op, f"{r.sqnr_db:.1f}")
+SQNR_COLUMNS = [Column("layer", False, 2, 8), Column("op", False, 1, 5), Column("SQNR dB", True, 3)]
+
+
+def sqnr_table(rows, limit: int = 15, cols: int | None = None) -> str:
+    cols = cols or width()
+    cells = [[r.layer[:50], r.op, f"{r.sqnr_db:.1f}"] for r in rows[:limit]]
+    t = fitted_table("per-layer SQNR of int8 vs float on the calibration data (worst first)", SQNR_COLUMNS,
+                     cells, cols)
     more = f"... {len(rows) - limit} more layers" if len(rows) > limit else ""
-    return _render(t, more) if more else _render(t)
+    return _render(t, more, cols=cols) if more else _render(t, cols=cols)

@@ -168,4 +168,5 @@ def test_host_fallbacks_listed_and_host_never_refuses(tmp_path):
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
         assert "CumSum (node 'cum')" in r.stderr and "Hardmax (node 'hmax')" in r.stderr
     r = npukit("compile", path, "-o", tmp_path / "n.npub", "--host", "maybe")
-    assert r.returncode == 2 and r.stderr.startswith("error: host must be one of auto, never"), r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("error: Invalid value for '--host': 'maybe' is not one of "
+                                                     "'auto', 'never'"), r.stderr

@@ -199,7 +199,7 @@ def test_bad_input_value_is_one_line_exit_2(tmp_path):
 # modules an example may import: the API (npukit), and the model and data helpers documented
 # as public in docs/models.md
 PUBLIC = ("npukit", "npukit.models.fetch", "npukit.models.blazeface", "npukit.models.wakeword",
-          "npukit.models.zoo", "npukit.models.features")
+          "npukit.models.zoo", "npukit.models.features", "npukit.progress", "npukit.report.units")
 PUBLIC_PREFIX = "npukit.models.datasets"
 
 
