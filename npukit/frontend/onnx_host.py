@@ -18,7 +18,7 @@ from ..quant.host_float import HostFloatAttrs, output_types, run_float, wrapper_
 from .onnx_builder import Act, Builder
 
 # the NPU has converters for these, but not for every configuration or not as exactly
-HOST_OPS = frozenset({"LSTM", "GRU", "RNN", "Pow"})
+HOST_OPS = frozenset({"LSTM", "GRU", "RNN"})
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 # outputs whose shape depends on the data: no static memory plan can hold them
 DATA_SHAPED = frozenset({"NonZero", "NonMaxSuppression", "Unique", "Compress", "StringSplit",

@@ -151,6 +151,15 @@ def div(b: Builder, node) -> None:
     _binary(b, node, Op.MUL, node.input[0], recip, node.output[0])
 
 
+def power(b: Builder, node) -> None:
+    """Pow by a constant scalar exponent: one table (x^p); another exponent runs on the host."""
+    e = b.const(node.input[1]) if b.is_const(node.input[1]) else None
+    if e is None or e.size != 1:
+        raise UnsupportedOpError(f"unsupported ONNX operator 'Pow' with an exponent that is not a constant "
+                                 f"scalar (node '{b.source[-1]}')")
+    _unary(b, node, Op.UNARY, UnaryAttrs("pow", float(np.ravel(e)[0])))
+
+
 def _variadic(op: Op):
     def convert(b: Builder, node) -> None:
         names = [n for n in node.input if n]
@@ -170,7 +179,7 @@ ELTWISE_CONVERTERS = {
     "Relu": relu, "Clip": clip, "LeakyRelu": leaky_relu, "PRelu": prelu, "Sigmoid": sigmoid,
     "Tanh": tanh, "HardSwish": hard_swish, "HardSigmoid": hard_sigmoid,
     "Add": _binary_converter(Op.ADD), "Sub": _binary_converter(Op.SUB),
-    "Mul": _binary_converter(Op.MUL), "Div": div,
+    "Mul": _binary_converter(Op.MUL), "Div": div, "Pow": power,
     "Max": _variadic(Op.MAXIMUM), "Min": _variadic(Op.MINIMUM), "Sum": _variadic(Op.ADD),
     **{name: _function(fn) for name, fn in UNARY_FUNCTIONS.items()},
     **{name: _compare(fn) for name, fn in _PREDICATES.items()},

@@ -1,20 +1,14 @@
 """Fuse an STFT magnitude, sqrt(re^2 + im^2), into one MAGNITUDE node.
 
 Exporters spell it Slice(X, [0, C)) and Slice(X, [C, 2C)) on one axis, Pow(., 2) each, Add,
-Sqrt. Pow arrives as a host float node, Sqrt as an element-wise table (UNARY); the pattern is
+Sqrt. Pow by 2 and Sqrt arrive as element-wise tables (UNARY); the pattern is
 matched on the IR, where the shapes prove that the two slices are exactly the two halves of X's axis (the ONNX graph
 only has the slice bounds, often INT_MAX-style ends). The unused slices die afterwards.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..ir.graph import Graph, MagnitudeAttrs, Node, Op
-from .rewrite import Index, apply_rules, const, merged_source, replace_nodes, sole_consumer
-
-
-def _host(node: Node | None, op_type: str) -> bool:
-    return node is not None and node.op is Op.HOST_FLOAT and getattr(node.attrs, "op_type", "") == op_type
+from .rewrite import Index, apply_rules, merged_source, replace_nodes, sole_consumer
 
 
 def _half(g: Graph, idx: Index, name: str) -> tuple[str, int, int, int] | None:
@@ -43,10 +37,10 @@ def _half(g: Graph, idx: Index, name: str) -> tuple[str, int, int, int] | None:
 
 def _square_of(g: Graph, idx: Index, name: str) -> Node | None:
     node = idx.producer.get(name)
-    if not _host(node, "Pow") or len(node.inputs) != 2 or sole_consumer(g, idx, name) is None:
+    if node is None or node.op is not Op.UNARY or (node.attrs.fn, node.attrs.alpha) != ("pow", 2.0) \
+            or sole_consumer(g, idx, name) is None:
         return None
-    e = const(g, node.inputs[1])
-    return node if e is not None and e.size == 1 and float(np.ravel(e)[0]) == 2.0 else None
+    return node
 
 
 def _fuse(g: Graph, node: Node, idx: Index) -> Graph | None:

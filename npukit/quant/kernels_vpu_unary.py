@@ -54,6 +54,7 @@ FLOAT_FUNCTIONS: dict[str, Callable[[np.ndarray, float | None, float | None], np
     "rsqrt": lambda x, a, g: 1.0 / np.sqrt(x),
     "neg": lambda x, a, g: -x,
     "square": lambda x, a, g: x * x,
+    "pow": lambda x, a, g: np.power(x, a),          # ONNX Pow by a constant scalar exponent a
     "tfl_neg": lambda x, a, g: -x,
     "tfl_elu": lambda x, a, g: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
     "reciprocal": lambda x, a, g: 1.0 / x,

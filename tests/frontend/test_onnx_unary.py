@@ -26,9 +26,10 @@ CASES = [
 ]
 
 
-def _compile(tmp_path, op_type, attrs, domain):
+def _compile(tmp_path, op_type, attrs, domain, exponent=None):
     opset = 18 if op_type == "Mish" else 13
-    mb = model_bytes([helper.make_node(op_type, ["x"], ["y"], **attrs)], {"x": SHAPE}, ["y"], opset=opset)
+    ins, inits = (["x"], {}) if exponent is None else (["x", "e"], {"e": np.float32(exponent)})
+    mb = model_bytes([helper.make_node(op_type, ins, ["y"], **attrs)], {"x": SHAPE}, ["y"], inits, opset=opset)
     path = tmp_path / f"{op_type}.onnx"
     path.write_bytes(mb)
     rng = np.random.default_rng(7)
@@ -39,9 +40,13 @@ def _compile(tmp_path, op_type, attrs, domain):
         return mb, npukit.compile(path, "npu-m", calibration={"x": calib})
 
 
-@pytest.mark.parametrize("op_type,attrs,domain", CASES, ids=[c[0] for c in CASES])
-def test_unary_within_one_lsb_of_onnxruntime(tmp_path, op_type, attrs, domain):
-    mb, prog = _compile(tmp_path, op_type, attrs, domain)
+POWERS = [("Pow", {}, ANY, 2.0), ("Pow", {}, ANY, 3.0), ("Pow", {}, POSITIVE, 0.5), ("Pow", {}, POSITIVE, -1.5)]
+
+
+@pytest.mark.parametrize("op_type,attrs,domain,exponent", [(*c, None) for c in CASES] + POWERS,
+                         ids=[c[0] for c in CASES] + [f"Pow{p[3]:g}" for p in POWERS])
+def test_unary_within_one_lsb_of_onnxruntime(tmp_path, op_type, attrs, domain, exponent):
+    mb, prog = _compile(tmp_path, op_type, attrs, domain, exponent)
     assert [(la.op, la.target) for la in prog.program.layers] == [("unary", "npu")]
     assert prog.profile().host_ops == []
     x_io, y_io = prog.program.inputs[0], prog.program.outputs[0]
@@ -54,6 +59,21 @@ def test_unary_within_one_lsb_of_onnxruntime(tmp_path, op_type, attrs, domain):
     assert got.shape == want.shape
     err = np.abs(got - np.clip(want, lo, hi))
     assert err.max() <= y_io.scale * 1.001, (op_type, float(err.max() / y_io.scale))
+
+
+def test_pow_by_an_activation_runs_on_the_host(tmp_path):
+    mb = model_bytes([helper.make_node("Pow", ["x", "e"], ["y"], name="pow")], {"x": SHAPE, "e": SHAPE}, ["y"])
+    path = tmp_path / "pow.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(3)
+    calib = {"x": rng.uniform(0.5, 2, (8, *SHAPE)).astype(np.float32),
+             "e": rng.uniform(-1, 2, (8, *SHAPE)).astype(np.float32)}
+    prog = npukit.compile(path, "npu-m", calibration=calib)
+    (host,) = prog.profile().host_ops
+    assert host["node"] == "pow" and "not a constant scalar" in host["reason"]
+    feeds = {k: v[0] for k, v in calib.items()}
+    want = onnxruntime_outputs(mb, feeds)["y"]
+    assert np.abs(prog.run(feeds)["y"] - want).max() < 0.05 * np.abs(want).max()
 
 
 def test_comparisons_and_logic_match_onnxruntime_off_the_comparison_grid(tmp_path):
