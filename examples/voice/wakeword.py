@@ -25,7 +25,7 @@ import npukit  # noqa: E402
 from npukit.models import wakeword as W  # noqa: E402
 from npukit.models.datasets_audio import synthesize  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
-from npukit.progress import bar, native_quiet, one_line_warnings, status  # noqa: E402
+from npukit.progress import bar, one_line_warnings, status  # noqa: E402
 from workloads_common import PRESETS, hardware_row, print_hardware, save_report  # noqa: E402
 
 MODELS = ["wakeword-okay-nabu", "wakeword-hey-jarvis", "wakeword-alexa", "wakeword-hey-mycroft"]
@@ -38,23 +38,6 @@ def utterance(text: str, voice, rng: np.random.Generator) -> np.ndarray:
     speech = synthesize(text, *voice)
     audio = np.concatenate([np.zeros(8000), speech, np.zeros(8000)]) * 20000
     return (audio + rng.normal(0, 100, audio.size)).clip(-32768, 32767).astype(np.int16)
-
-
-def reference_stream(model_path):
-    """The model on LiteRT's reference kernels, one call per window (its variables persist
-    between calls, as on a device)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    it = Interpreter(model_path=str(model_path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    with native_quiet():        # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
-        it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        it.set_tensor(i, x)
-        it.invoke()
-        return it.get_tensor(o).copy()
-    return run
 
 
 def evaluate(name: str) -> dict:
@@ -71,7 +54,7 @@ def evaluate(name: str) -> dict:
         x = W.windows(W.features(utterance(text, voice, rng)), t.scale, t.zero_point)
         prog.reset_state()
         npu = W.probabilities(lambda v: prog.run({t.name: v})[o.name], x, o.scale, o.zero_point, cfg.window)
-        ref = W.probabilities(reference_stream(path), x, o.scale, o.zero_point, cfg.window)
+        ref = W.probabilities(W.reference_stream(path), x, o.scale, o.zero_point, cfg.window)
         exact &= bool(np.array_equal(npu, ref))
         detections[kind].append(bool(npu.max() > cfg.cutoff))
     return {"wake_word": cfg.wake_word, "cutoff": cfg.cutoff, "detect": float(np.mean(detections["wake"])),

@@ -63,3 +63,21 @@ def probabilities(run: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, o
         recent.append(float((np.float32(y.ravel()[0]) - out_zero_point) * out_scale))
         means.append(float(np.mean(recent)) if len(recent) == window else 0.0)
     return np.asarray(means)
+
+
+def reference_stream(model_path) -> Callable[[np.ndarray], np.ndarray]:
+    """The (stateful, single-input, single-output) model on LiteRT's reference kernels, called
+    once per window: its variables persist between calls, as on a device."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from ..progress import native_quiet
+    it = Interpreter(model_path=str(model_path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    with native_quiet():        # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
+        it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        it.set_tensor(i, x)
+        it.invoke()
+        return it.get_tensor(o).copy()
+    return run

@@ -125,13 +125,20 @@ def prepare_sum(in_scale: float, in_zp: int, out_scale: float, out_zp: int, n_el
     return SumParams(int(in_zp), int(out_zp), n, int(np.asarray(scale, np.float32).view(np.int32)))
 
 
-def reduce_sum(x: np.ndarray, axes: tuple[int, ...], p: SumParams, keepdims: bool = True) -> np.ndarray:
+def _reduced(x, axes: tuple[int, ...], n_elements: int, what: str) -> tuple[np.ndarray, tuple[int, ...], int]:
+    """(x, its reduced axes sorted, the elements each output reduces), checked against the
+    element count the params were prepared for."""
     x = np.asarray(x)
     axes = tuple(sorted({a % x.ndim for a in axes}))
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-    if n != p.n_elements:
-        raise InputError(f"SUM params were prepared for {p.n_elements} elements, axes {axes} "
+    if n != n_elements:
+        raise InputError(f"{what} params were prepared for {n_elements} elements, axes {axes} "
                          f"of shape {x.shape} reduce {n}")
+    return x, axes, n
+
+
+def reduce_sum(x: np.ndarray, axes: tuple[int, ...], p: SumParams, keepdims: bool = True) -> np.ndarray:
+    x, axes, n = _reduced(x, axes, p.n_elements, "SUM")
     d = _i64(x).sum(axis=axes, keepdims=keepdims) - p.input_zp * n
     scale = np.asarray(p.scale_bits, np.int32).view(np.float32)
     v = np.rint((d.astype(np.float32) * scale + np.float32(p.output_zp)).astype(np.float32))
@@ -162,12 +169,7 @@ def arg_max(x: np.ndarray, axis: int, last: bool = False, keepdims: bool = False
 def mean(x: np.ndarray, axes: tuple[int, ...], p: MeanParams, keepdims: bool = True,
          dtype=np.int8) -> np.ndarray:
     """reference_ops::QuantizedMeanOrSum (compute_sum=false) over `axes`."""
-    x = np.asarray(x)
-    axes = tuple(sorted({a % x.ndim for a in axes}))
-    n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-    if n != p.n_elements:
-        raise InputError(f"MEAN params were prepared for {p.n_elements} elements, axes {axes} "
-                         f"of shape {x.shape} reduce {n}")
+    x, axes, n = _reduced(x, axes, p.n_elements, "MEAN")
     total = intmath.wrap_int32(_i64(x).sum(axis=axes, keepdims=keepdims))
     shifted = intmath.wrap_int32(total - p.input_zp * n)
     out = intmath.multiply_by_quantized_multiplier(shifted, p.multiplier, p.shift) + p.output_zp

@@ -8,7 +8,7 @@ BUILTIN_REF op resolver, and compares element for element with npukit's kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flatbuffers
 import numpy as np
@@ -203,19 +203,3 @@ def _run(model_bytes: bytes, inputs: Sequence[np.ndarray], resolver) -> list[np.
         interp.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]))
     interp.invoke()
     return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
-
-
-def reference_stream(model_path) -> Callable[[np.ndarray], np.ndarray]:
-    """A stateful single-input, single-output model on LiteRT's reference kernels, called
-    once per frame (its variables persist between calls, as on a device)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    it = Interpreter(model_path=str(model_path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        it.set_tensor(i, x)
-        it.invoke()
-        return it.get_tensor(o).copy()
-    return run

@@ -9,7 +9,6 @@ import npukit
 from npukit.models import wakeword as W
 from npukit.models.datasets_audio import synthesize
 from npukit.testing.fixtures import real_model
-from npukit.testing.tflite_builder import reference_stream
 
 VOICES = [("en-us", 150, 50), ("en-gb+f3", 170, 70), ("en+m3", 130, 35), ("en-gb-x-rp", 160, 60)]
 OTHER = ["hello there how are you", "the weather is nice today", "please turn off the lights",
@@ -42,7 +41,7 @@ def _npu_probs(prog, cfg, audio):
 
 
 def _litert_probs(path, cfg, x, scale, zp):
-    return W.probabilities(reference_stream(path), x, scale, zp, cfg.window)
+    return W.probabilities(W.reference_stream(path), x, scale, zp, cfg.window)
 
 
 def test_probabilities_equal_litert_reference(detector):
