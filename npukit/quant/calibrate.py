@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import InputError
-from ..ir.graph import DType, Graph
+from ..ir.graph import DType, Graph, Op
 from .float_exec import run_float
 
 METHODS = ("minmax", "percentile", "mse")
@@ -68,13 +68,24 @@ def _mse_range(values: np.ndarray, lo: float, hi: float) -> Range:
     return best
 
 
+def _random_input(g: Graph, name: str, rng: np.random.Generator) -> np.ndarray:
+    """Standard normal floats; integer inputs (token ids) as valid row indices of every
+    constant table they index (0 or 1 where they index none), held as float32 like the
+    calibration data's."""
+    t = g.tensors[name]
+    if t.dtype is DType.F32:
+        return rng.standard_normal(t.shape).astype(np.float32)
+    rows = [g.tensors[n.inputs[0]].shape[0] for n in g.nodes
+            if n.op is Op.GATHER and n.inputs[1:2] == (name,) and g.tensors[n.inputs[0]].is_const]
+    return rng.integers(0, min(rows, default=2), t.shape).astype(np.float32)
+
+
 def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
                       n_random: int = 8, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """Split `calibration` ({input: [N, *shape]}) into per-sample feeds; random data if None."""
     if calibration is None:
         rng = np.random.default_rng(seed)
-        return [{name: rng.standard_normal(g.tensors[name].shape).astype(np.float32) for name in g.inputs}
-                for _ in range(n_random)]
+        return [{name: _random_input(g, name, rng) for name in g.inputs} for _ in range(n_random)]
     missing = [n for n in g.inputs if n not in calibration]
     if missing:
         raise InputError(f"calibration data has no array for input(s) {missing}; "
