@@ -13,6 +13,8 @@ overall and on the crops where float is confident (top probability >= 0.8).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import sys
 import tempfile
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from npukit.models.datasets import document_crops  # noqa: E402
 from npukit.models.fetch import fetch  # noqa: E402
-from npukit.progress import bar, one_line_warnings, status  # noqa: E402
+from npukit.progress import bar, one_line_warnings, status, verbose  # noqa: E402
 
 INPUT = "x"
 CONFIDENT = 0.8
@@ -73,12 +75,14 @@ def peer_agreement(model_path: Path, crops: np.ndarray, calib: np.ndarray, metho
     with tempfile.TemporaryDirectory(prefix="npukit-peer-") as tmp:
         prepared = Path(tmp) / "model_prepared.onnx"
         quantised = Path(tmp) / "model_int8.onnx"
-        quant_pre_process(str(model_path), str(prepared))
-        quantize_static(
-            str(prepared), str(quantised), _Reader(calib), quant_format=QuantFormat.QDQ,
-            per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod[method],
-        )
+        # the calibrator prints its progress on stdout: kept out of the figures unless verbose
+        with contextlib.redirect_stdout(sys.stdout if verbose() else io.StringIO()):
+            quant_pre_process(str(model_path), str(prepared))
+            quantize_static(
+                str(prepared), str(quantised), _Reader(calib), quant_format=QuantFormat.QDQ,
+                per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod[method],
+            )
         return agreement(run_onnx(model_path, crops), run_onnx(quantised, crops))
 
 
