@@ -1,5 +1,5 @@
 """TFLite data-movement and reduction operators -> IR: reshape, pad, slicing, split, pack,
-concatenation, transpose, resize, mean, softmax, quantize / dequantize."""
+concatenation, transpose, depth-to-space / space-to-depth, resize, mean, softmax, quantize / dequantize."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +8,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, QuantizeAttrs, ResizeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
 from ..ir.shapes import slice_len
+from .depth_space import depth_space_plan
 from .tflite_ops import _act, _same_quant, converter
 
 
@@ -150,6 +151,21 @@ def transpose(cv, op) -> None:
     perm = tuple(int(p) for p in cv.need_const(op.inputs[1], "TRANSPOSE permutation").reshape(-1))
     _same_quant(cv, x, out)
     cv.emit(Op.TRANSPOSE, [x], out, TransposeAttrs(perm))
+
+
+@converter("DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
+def depth_to_space(cv, op) -> None:
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    _same_quant(cv, x, out)
+    steps, shape = depth_space_plan(cv.tensors[x].shape, int(op.builtinOptions.blockSize),
+                                    cv.op_label == "DEPTH_TO_SPACE", what=cv.where())
+    if shape != cv.tensors[out].shape:
+        raise ModelError(f"{cv.where()}: output shape {cv.tensors[out].shape}, expected {shape}")
+    for k, step in enumerate(steps):
+        r = cv.reshape(x, step.shape, suffix=f"/block{k}")
+        t = cv.fresh(f"{r}/swap", tuple(step.shape[p] for p in step.perm), r)
+        x = cv.emit(Op.TRANSPOSE, [r], t, TransposeAttrs(step.perm), suffix=f"/swap{k}")
+    cv.reshape(x, shape, out, suffix="")
 
 
 @converter("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
