@@ -1,5 +1,5 @@
 """ONNX converters for data movement: Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Concat,
-Split, Slice, Pad, Softmax, ReduceMean / Sum / Max / Min, ArgMax, Identity, Dropout, Cast (Resize
+DepthToSpace, SpaceToDepth, Split, Slice, Pad, Softmax, ReduceMean / Sum / Max / Min, ArgMax, Identity, Dropout, Cast (Resize
 lives in onnx_resize)."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import onnx
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
+from .depth_space import depth_space_plan
 from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
 from .onnx_const import attributes
 from .onnx_resize import RESIZE_CONVERTERS
@@ -64,6 +65,21 @@ def transpose(b: Builder, node) -> None:
     perm = tuple(attributes(node).get("perm", list(range(a.rank))[::-1]))
     b.emit_result(node.output[0], Op.TRANSPOSE, [b.onnx_layout(node.input[0])], TransposeAttrs(perm),
                   nhwc=False)
+
+
+def depth_to_space(b: Builder, node) -> None:
+    """DepthToSpace (modes DCR, CRD) / SpaceToDepth, computed in NHWC."""
+    at = attributes(node)
+    mode = at.get("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        raise ModelError(f"{node.op_type} node {b.source[-1]!r}: unknown mode {mode!r}")
+    x = b.nhwc(node.input[0])
+    steps, shape = depth_space_plan(b.tensors[x].shape, int(at["blocksize"]), node.op_type == "DepthToSpace",
+                                    mode == "CRD", what=f"{node.op_type} node {b.source[-1]!r}")
+    for k, step in enumerate(steps):
+        r = b.emit(Op.RESHAPE, [x], ReshapeAttrs(step.shape), b.fresh(f"{node.output[0]}_block{k}"))
+        x = b.emit(Op.TRANSPOSE, [r], TransposeAttrs(step.perm), b.fresh(f"{node.output[0]}_swap{k}"))
+    b.emit_result(node.output[0], Op.RESHAPE, [x], ReshapeAttrs(shape), nhwc=True)
 
 
 def concat(b: Builder, node) -> None:
@@ -236,7 +252,8 @@ def cast(b: Builder, node) -> None:
 
 TENSOR_CONVERTERS = {
     "Flatten": flatten, "Reshape": reshape, "Squeeze": squeeze, "Unsqueeze": unsqueeze,
-    "Transpose": transpose, "Concat": concat, "Split": split, "Slice": slice_, "Pad": pad,
+    "Transpose": transpose, "Concat": concat, "DepthToSpace": depth_to_space,
+    "SpaceToDepth": depth_to_space, "Split": split, "Slice": slice_, "Pad": pad,
     "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
     "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "ArgMin": arg_max, "Identity": identity, "Dropout": identity,
     "Cast": cast, **RESIZE_CONVERTERS,
