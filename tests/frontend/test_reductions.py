@@ -15,7 +15,7 @@ from onnx_testutil import model_bytes, onnxruntime_outputs
 import npukit
 from npukit.quant import kernels_vpu as kv
 from npukit.testing.tflite_builder import TensorSpec as T
-from npukit.testing.tflite_builder import build_single_op, run_reference
+from npukit.testing.tflite_builder import build_single_op, run_default, run_reference
 
 SHAPE = (2, 3, 5, 7)
 ONNX_CASES = [(op, axes, keep) for op in ("ReduceSum", "ReduceMax", "ReduceMin", "ReduceMean")
@@ -60,15 +60,6 @@ def _sum_model(shape, axes, keep, s, z, so, zo) -> bytes:
                            [T("y", out, scale=so, zero_point=zo)], o)
 
 
-def _litert_default(model: bytes, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_content=model)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
-
-
 @pytest.mark.parametrize("axes,keep", [((3,), False), ((1, 2), True), ((0, 2), False), ((1, 2, 3), True)])
 @pytest.mark.parametrize("s,z,so,zo", [(0.05, 0, 0.2, 3), (0.02, -6, 0.3, 10), (0.1, 5, 0.1, 5), (0.013, 100, 0.7, -90)])
 def test_tflite_sum_equals_litert(tmp_path, axes, keep, s, z, so, zo):
@@ -85,7 +76,7 @@ def test_tflite_sum_equals_litert(tmp_path, axes, keep, s, z, so, zo):
     rng = np.random.default_rng(sum(axes))
     for x in (rng.integers(-128, 128, size=shape).astype(np.int8), rng.integers(0, 6, size=shape).astype(np.int8)):
         got = prog.run({prog.input_names[0]: x})[prog.output_names[0]]
-        np.testing.assert_array_equal(got, _litert_default(model, x))
+        np.testing.assert_array_equal(got, run_default(model, [x])[0])
     ref = run_reference(model, [x])[0].astype(int)
     inside = (got >= 0) & (got <= 126)
     assert np.abs(got.astype(int) - ref)[inside].max(initial=0) <= 1

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from npukit.errors import UnsupportedOpError
 from npukit.quant import kernels_vpu_unary as U
-from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
+from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_default, run_reference
 
 SETTINGS = settings(max_examples=40, deadline=None)
 scales = st.floats(min_value=-9.0, max_value=1.0).map(lambda e: float(np.float32(2.0 ** e)))
@@ -62,20 +62,11 @@ def test_inverse_sqrt_multiplier_close_to_closed_form(v):
     assert m * 2.0 ** (shift - 31) == pytest.approx(1 / math.sqrt(v), rel=2e-6)
 
 
-def litert_default(model: bytes, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter     # BUILTIN_REF has no ELU
-    it = Interpreter(model_content=model)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
-
-
 @settings(max_examples=40, deadline=None)
 @given(s_in=scales, z_in=zero_points, s_out=scales, z_out=zero_points)
 def test_elu_table_equals_litert_default_kernel(s_in, z_in, s_out, z_out):
     x = CODES.astype(np.int8).reshape(1, 256)
-    want = litert_default(_model("ELU", x.shape, s_in, z_in, s_out, z_out), x).ravel()
+    want = run_default(_model("ELU", x.shape, s_in, z_in, s_out, z_out), [x])[0].ravel()
     np.testing.assert_array_equal(U.unary_table("tfl_elu", s_in, z_in, s_out, z_out), want)
 
 
@@ -90,7 +81,7 @@ def test_compiled_elu_equals_litert_default_kernel(tmp_path, quant):
     assert [(la.op, la.target) for la in prog.program.layers] == [("unary", "npu")]
     x = np.random.default_rng(0).integers(-128, 128, size=(2, 9, 31)).astype(np.int8)
     got = prog.run({prog.input_names[0]: x})[prog.output_names[0]]
-    np.testing.assert_array_equal(got, litert_default(model, x))
+    np.testing.assert_array_equal(got, run_default(model, [x])[0])
 
 
 @pytest.mark.parametrize("fn,alpha,gamma", [("elu", 0.5, None), ("selu", None, None), ("erf", None, None),
