@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 from dse_util import DIGITS, ROOT
 from npukit.dse import Store
+from npukit.testing.fixtures import run_cli
 from test_pareto import brute_force
 
 TFLITE = ROOT / "tests" / "data" / "mlperf_tiny" / "ds_cnn.tflite"   # an int8 model, its own scales
@@ -24,8 +23,7 @@ kind = "grid"
 
 
 def npukit(*args):
-    return subprocess.run([sys.executable, "-m", "npukit.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    return run_cli(*args, timeout=300)
 
 
 def test_explore_then_pareto_csv_json_and_plot(tmp_path, ds_cnn_path):

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 
 import npukit
 from npukit.arch import load_arch
+from npukit.testing.fixtures import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits" / "digits_cnn.onnx"
@@ -27,8 +26,7 @@ def npukit_cli(*args, columns: int | None = None):
     env.pop("COLUMNS", None)
     if columns:
         env["COLUMNS"] = str(columns)
-    return subprocess.run([sys.executable, "-m", "npukit.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, env=env)
+    return run_cli(*args, timeout=300, cwd=ROOT, env=env)
 
 
 def one_error_line(r) -> str:

@@ -11,6 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from npukit.testing.fixtures import run_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits" / "digits_cnn.onnx"
 PROFILE_FIELDS = {"schema_version", "total_cycles", "latency_ms", "macs", "dram_bytes", "energy_uj",
@@ -19,8 +21,7 @@ LAYER_FIELDS = {"name", "op", "nodes", "macs", "cycles", "mxu_cycles", "dram_byt
 
 
 def npukit(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "npukit.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return run_cli(*args, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,15 +15,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 import npukit
 from npukit.errors import InputError
-from npukit.testing.fixtures import real_model
+from npukit.testing.fixtures import real_model, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits" / "digits_cnn.onnx"
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "npukit.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
+    return run_cli(*args, cwd=ROOT)
 
 
 def one_line_error(r) -> str:

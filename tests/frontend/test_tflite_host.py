@@ -4,8 +4,6 @@ host layers together); a float model agrees with LiteRT's float run within a few
 quantisation steps. CUSTOM operators without a lowering stay refused."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from npukit.errors import UnsupportedOpError
 from npukit.frontend.tflite_ops import CONVERTERS
 from npukit.testing.tflite_builder import Operator, build_model, build_single_op, run_reference
 from npukit.testing.tflite_builder import TensorSpec as T
+from npukit.testing.fixtures import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -206,8 +205,7 @@ def test_custom_operator_is_refused_in_one_line(tmp_path):
     path = _custom(tmp_path)
     with pytest.raises(UnsupportedOpError, match=r"operator 0 \(CUSTOM:MyFancyOp\)"):
         npu_compile(path, "npu-m")
-    r = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", str(path), "-o", str(tmp_path / "c.npub")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = run_cli("compile", path, "-o", tmp_path / "c.npub", cwd=ROOT, timeout=300)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "MyFancyOp" in lines[0] and "operator 0" in lines[0], r.stderr

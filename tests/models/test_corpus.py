@@ -10,7 +10,7 @@ import pytest
 from npukit.models import blazeface
 from npukit.models import corpus_metrics as M
 from npukit.models.corpus import CORPUS, charset, evaluate
-from npukit.testing.fixtures import real_model
+from npukit.testing.fixtures import real_model, run_cli
 
 
 COMPILED = [n for n, spec in CORPUS.items() if spec.refused is None]
@@ -36,16 +36,13 @@ def test_compiles_runs_and_agrees_with_float(name: str) -> None:
 def test_refused_in_one_line_naming_the_operator(name: str) -> None:
     """The API raises the contract's error; the CLI prints it as one line, exit 2; info still
     lists the model's interface and says why placement is unavailable."""
-    import subprocess
-    import sys
 
     import npukit
     spec = CORPUS[name]
     path = real_model(name)
     assert evaluate(name).error == spec.refused
     shapes = [f"--input-shape={k}={','.join(map(str, v))}" for k, v in (spec.input_shapes or {}).items()]
-    done = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", str(path), *shapes, "-o", "/dev/null"],
-                          capture_output=True, text=True, timeout=300)
+    done = run_cli("compile", path, *shapes, "-o", "/dev/null", timeout=300)
     lines = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
     assert done.returncode == 2 and lines == [f"error: {spec.refused.split(': ', 1)[1]}"], done.stderr
     info = npukit.info(path, spec.input_shapes)
@@ -54,16 +51,13 @@ def test_refused_in_one_line_naming_the_operator(name: str) -> None:
 
 def test_host_never_lists_every_host_operator(tmp_path) -> None:
     """`--host never` on a model with host operators: exit 2, one line naming each of them."""
-    import subprocess
-    import sys
 
     import npukit
     name = "silero-vad-16k"
     spec, path = CORPUS[name], real_model(name)
     shapes = [f"--input-shape={k}={','.join(map(str, v))}" for k, v in spec.input_shapes.items()]
     shapes += [f"--input-value={k}={v.item()}" for k, v in spec.input_values.items()]
-    done = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", str(path), *shapes, "--host", "never",
-                           "-o", str(tmp_path / "m.npub")], capture_output=True, text=True, timeout=300)
+    done = run_cli("compile", path, *shapes, "--host", "never", "-o", tmp_path / "m.npub", timeout=300)
     placed = npukit.info(path, spec.input_shapes, input_values=spec.input_values).placement
     host = [p for p in placed if p.target == "host"]
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and not (tmp_path / "m.npub").exists()
@@ -131,8 +125,6 @@ def test_cli_command_compiles_as_the_api_does(tmp_path) -> None:
     """The documented CLI command (with the harness's calibration) gives the program that
     `npukit.compile` gives: same host operators and cycles."""
     import shlex
-    import subprocess
-    import sys
 
     import npukit
     from npukit.models.corpus import calibration, cli_command
@@ -141,7 +133,7 @@ def test_cli_command_compiles_as_the_api_does(tmp_path) -> None:
     calib = calibration(name)
     np.savez(tmp_path / "calib.npz", **calib)
     args = shlex.split(cli_command(name, tmp_path / "calib.npz"))[2:-2] + ["-o", str(tmp_path / "m.npub")]
-    done = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", *args], capture_output=True, text=True)
+    done = run_cli("compile", *args)
     assert done.returncode == 0, done.stderr
     api = npukit.compile(real_model(name), "npu-m", input_shapes=CORPUS[name].input_shapes, calibration=calib,
                          sqnr=False)
