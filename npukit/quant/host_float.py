@@ -87,16 +87,24 @@ def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
 def run_quantised(attrs: HostFloatAttrs, params: HostFloatParams, ins: list[np.ndarray],
                   in_q: list) -> list[np.ndarray]:
     """Dequantise the integer activation inputs, run in float, quantise the float outputs."""
-    real = []
-    for x, q in zip(ins, in_q):
-        if q is None or x.dtype.kind == "f":
-            real.append(x)
-        else:
-            real.append(((x.astype(np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])))
+    ys = run_float(attrs, dequantise_inputs(ins, in_q))
+    return quantise_outputs(ys, params.out_scale, params.out_zero_point, params.out_dtype)
+
+
+def dequantise_inputs(ins: list[np.ndarray], in_q: list) -> list[np.ndarray]:
+    """A host node's side of the boundary, in: quantised integer activations as real values;
+    float and unquantised inputs as they are."""
+    return [x if q is None or np.asarray(x).dtype.kind == "f"
+            else (np.asarray(x, np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])
+            for x, q in zip(ins, in_q)]
+
+
+def quantise_outputs(ys: list[np.ndarray], scales, zero_points, dtypes) -> list[np.ndarray]:
+    """A host node's side of the boundary, out: float results bound for a quantised tensor
+    rounded to its scale and saturated; the others held in their tensor's type."""
     out = []
-    for y, s, zp, dtype in zip(run_float(attrs, real), params.out_scale, params.out_zero_point,
-                               params.out_dtype):
-        if dtype not in ("int8", "int16", "uint8"):
+    for y, s, zp, dtype in zip(ys, scales, zero_points, dtypes):
+        if y.dtype.kind != "f" or dtype not in ("int8", "int16", "uint8"):
             out.append(y.astype(dtype, copy=False))
             continue
         info = np.iinfo(np.dtype(dtype))

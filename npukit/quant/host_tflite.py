@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
+from .host_float import dequantise_inputs, quantise_outputs
 
 
 @dataclass(frozen=True)
@@ -91,18 +92,7 @@ def run_quantised(attrs: HostTfliteAttrs, params: HostTfliteParams | None, ins: 
     model's node dequantises its int8 inputs, runs in float and quantises its float outputs."""
     if not attrs.float_model:
         return run(attrs, ins)
-    real = [x if q is None or np.asarray(x).dtype.kind == "f"
-            else (np.asarray(x, np.float32) - np.float32(q.zero_point[0])) * np.float32(q.scale[0])
-            for x, q in zip(ins, in_q)]
-    ys = run(attrs, real)
+    ys = run(attrs, dequantise_inputs(ins, in_q))
     if params is None:
         return ys
-    out = []
-    for y, s, zp, dtype in zip(ys, params.out_scale, params.out_zero_point, params.out_dtype):
-        if y.dtype.kind != "f" or dtype == "float32":
-            out.append(y)
-            continue
-        info = np.iinfo(np.dtype(dtype))
-        q = np.round(y / np.float32(s)) + zp
-        out.append(np.clip(q, info.min, info.max).astype(dtype))
-    return out
+    return quantise_outputs(ys, params.out_scale, params.out_zero_point, params.out_dtype)
