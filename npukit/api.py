@@ -40,6 +40,7 @@ class CompiledModel:
         self.qgraph, self.sqnr = qgraph, sqnr or []
         self._sim = Simulator(program, {I.ABUF: arch.abuf_bytes, I.WBUF: arch.wbuf_bytes, I.ACC: arch.acc_bytes})
         self._profile: Profile | None = None
+        self._timeline = None
 
     @property
     def input_names(self) -> list[str]:
@@ -120,8 +121,10 @@ class CompiledModel:
 
     def timeline(self):
         """The timing model's schedule (`sim.timing.Timeline`): each instruction's start and end
-        cycle and engine, per-layer event counts, total cycles."""
-        return simulate(self.program, self.arch)
+        cycle and engine, per-layer event counts, total cycles (computed once, then cached)."""
+        if self._timeline is None:
+            self._timeline = simulate(self.program, self.arch)
+        return self._timeline
 
     def _title(self) -> str:
         return f"{Path(str(self.program.meta.get('model', 'model'))).name} on {self.arch.name}"
