@@ -16,6 +16,7 @@ from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
 from ..quant import kernels_vpu as kv
+from ..quant.quantize import LUT_OPS
 from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
 from ..ir.shapes import REDUCTIONS
 from .boundary import absorb_boundary_transposes
@@ -44,8 +45,6 @@ from .vector import (
     lower_softmax,
     resize_fits,
 )
-
-LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
 
 
 def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
