@@ -20,6 +20,7 @@ from .codegen.context import CompileOptions
 from .codegen.options import CHOICES
 from .compiler import HOST_POLICIES
 from .errors import InputError, NpukitError
+from .npyio import load_npy
 from .quant.calibrate import METHODS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -142,10 +143,7 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
             if len(prog.input_names) != 1:
                 raise InputError(f"the model has inputs {prog.input_names}: use --input NAME=FILE.npy")
             name, path = prog.input_names[0], spec
-        try:
-            feeds[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read {path}: {e}") from None
+        feeds[name] = load_npy(path, path, InputError)
     with progress.status(f"running {program.name} on the simulator"):
         outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
         p = prog.profile()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .codegen.context import CompileOptions
 from .codegen.options import parse_option
 from .errors import InputError
+from .npyio import load_npy, load_npz
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def output_paths(*paths: Path | None) -> None:
@@ -45,11 +48,7 @@ def input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
 def read_npz(path: Path | None) -> dict[str, np.ndarray] | None:
     if path is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
+    return load_npz(path, str(path), InputError)
 
 
 def compile_options(specs: list[str] | None, **flags: Enum) -> CompileOptions:
@@ -66,10 +65,7 @@ def input_values(specs: list[str] | None) -> dict[str, object]:
         if not sep or not name or not text:
             raise InputError(f"--input-value {spec!r}: expected NAME=VALUE or NAME=@FILE.npy")
         if text.startswith("@"):
-            try:
-                out[name] = np.load(text[1:], allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise InputError(f"--input-value {name}: cannot read {text[1:]}: {e}") from None
+            out[name] = load_npy(text[1:], f"--input-value {name} ({text[1:]})", InputError)
             continue
         out[name] = _scalar(text, spec)
     return out

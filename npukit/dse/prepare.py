@@ -56,8 +56,4 @@ def quantise(spec: ModelSpec):
 
 
 def _npz(path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read calibration file {path}: {exc}") from None
+    return load_npz(path, f"calibration file {path}", InputError)
