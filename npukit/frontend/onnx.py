@@ -6,7 +6,6 @@ onnx_ops_*.py. Graph inputs and outputs keep their ONNX names, shapes and layout
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Mapping
 
 import numpy as np
@@ -17,6 +16,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
 from .onnx_builder import Act, Builder
+from .onnx_check import check_host_graph, one_line, read_model
 from .onnx_const import constant_value, evaluate
 from .onnx_host import check_domain, emit_host, host_reason
 from .onnx_ops_nn import NN_CONVERTERS
@@ -30,24 +30,6 @@ CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **ELTWISE_CONVERTERS, **TRAN
 _INT_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
 _NEVER_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike",
                "RandomUniformLike", "Multinomial", "Bernoulli"}
-
-
-def _read_model(path_or_bytes) -> onnx.ModelProto:
-    try:
-        if isinstance(path_or_bytes, (bytes, bytearray)):
-            model = onnx.load_model_from_string(bytes(path_or_bytes))
-        else:
-            path = os.fspath(path_or_bytes)
-            if not os.path.isfile(path):
-                raise ModelError(f"ONNX model file {path!r} does not exist")
-            model = onnx.load(path)
-    except ModelError:
-        raise
-    except Exception as e:  # noqa: BLE001 - protobuf raises many kinds on corrupt input
-        raise ModelError(f"cannot parse ONNX model: {type(e).__name__}: {e}".splitlines()[0]) from e
-    if not model.HasField("graph") or not model.graph.node:
-        raise ModelError("not an ONNX model: the file holds no graph nodes")
-    return model
 
 
 def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
@@ -178,7 +160,8 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
     run becomes a HOST_FLOAT node (float on the host, by onnxruntime); `host_nodes` names more
     ONNX nodes to run there (a mapping gives the reason). Integer inputs (token ids) stay int32
     inputs; the NPU only indexes constant tables with them (Gather)."""
-    model = _read_model(path_or_bytes)
+    model = read_model(path_or_bytes)
+    check_host_graph(model)
     if is_quantised_onnx(model):       # QDQ / QOperator: keeps the model's own quantisation
         return load_quantised_onnx(model, input_shapes, input_values)
     model = fuse_onnx_patterns(model)
