@@ -15,8 +15,9 @@ from onnx import helper, numpy_helper
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
+from .onnx_attrs import check_attributes
 from .onnx_builder import Act, Builder
-from .onnx_check import check_host_graph, one_line, read_model
+from .onnx_check import check_host_graph, check_shape, one_line, read_model
 from .onnx_const import constant_value, evaluate
 from .onnx_host import check_domain, emit_host, host_reason
 from .onnx_ops_nn import NN_CONVERTERS
@@ -41,6 +42,7 @@ def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
                              f"{len(tt.shape.dim)}")
         if any(d <= 0 for d in shape):
             raise ModelError(f"--input-shape {vi.name} must have positive dims, got {shape}")
+        check_shape(shape, f"input {vi.name!r}")
         return shape
     if not tt.HasField("shape"):
         raise ModelError(f"input {vi.name!r} has no shape: give it with --input-shape {vi.name}=...")
@@ -49,6 +51,7 @@ def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
         shown = ",".join("?" if d < 0 else str(d) for d in dims)
         raise ModelError(f"input {vi.name!r} has dynamic shape [{shown}]: give it with "
                          f"--input-shape {vi.name}=<d0,d1,...>")
+    check_shape(dims, f"input {vi.name!r}")
     return dims
 
 
@@ -100,6 +103,7 @@ class _Importer:
         for n, v in zip(node.input, ins):
             if n and v is None:
                 raise ModelError(f"ONNX node {b.source[0]!r} uses {n!r}, which is never defined")
+        check_attributes(node, [v.shape if isinstance(v, (Act, np.ndarray)) else None for v in ins])
         if op in ("Shape", "Size") and isinstance(ins[0], Act):
             b.values[node.output[0]] = self._shape_value(node, np.array(ins[0].shape, np.int64))
             return
@@ -122,7 +126,7 @@ class _Importer:
                 b.rollback(mark)
                 reason = f"ONNX {op} refused by the NPU converter: {e}"
             except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
-                raise ModelError(f"malformed ONNX node '{name}' ({op}): {type(e).__name__}: {e}") from e
+                raise ModelError(one_line(f"malformed ONNX node '{name}' ({op}): {type(e).__name__}: {e}")) from e
         emit_host(b, node, reason, self.used, self.model.ir_version)
 
     @staticmethod
