@@ -6,7 +6,6 @@ onnx_ops_*.py. Graph inputs and outputs keep their ONNX names, shapes and layout
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Mapping
 
 import numpy as np
@@ -16,7 +15,9 @@ from onnx import helper, numpy_helper
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
+from .onnx_attrs import check_attributes
 from .onnx_builder import Act, Builder
+from .onnx_check import check_host_graph, check_shape, one_line, read_model
 from .onnx_const import constant_value, evaluate
 from .onnx_host import check_domain, emit_host, host_reason
 from .onnx_ops_nn import NN_CONVERTERS
@@ -32,24 +33,6 @@ _NEVER_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNor
                "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
-def _read_model(path_or_bytes) -> onnx.ModelProto:
-    try:
-        if isinstance(path_or_bytes, (bytes, bytearray)):
-            model = onnx.load_model_from_string(bytes(path_or_bytes))
-        else:
-            path = os.fspath(path_or_bytes)
-            if not os.path.isfile(path):
-                raise ModelError(f"ONNX model file {path!r} does not exist")
-            model = onnx.load(path)
-    except ModelError:
-        raise
-    except Exception as e:  # noqa: BLE001 - protobuf raises many kinds on corrupt input
-        raise ModelError(f"cannot parse ONNX model: {type(e).__name__}: {e}".splitlines()[0]) from e
-    if not model.HasField("graph") or not model.graph.node:
-        raise ModelError("not an ONNX model: the file holds no graph nodes")
-    return model
-
-
 def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
     tt = vi.type.tensor_type
     if vi.name in given:
@@ -59,6 +42,7 @@ def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
                              f"{len(tt.shape.dim)}")
         if any(d <= 0 for d in shape):
             raise ModelError(f"--input-shape {vi.name} must have positive dims, got {shape}")
+        check_shape(shape, f"input {vi.name!r}")
         return shape
     if not tt.HasField("shape"):
         raise ModelError(f"input {vi.name!r} has no shape: give it with --input-shape {vi.name}=...")
@@ -67,6 +51,7 @@ def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
         shown = ",".join("?" if d < 0 else str(d) for d in dims)
         raise ModelError(f"input {vi.name!r} has dynamic shape [{shown}]: give it with "
                          f"--input-shape {vi.name}=<d0,d1,...>")
+    check_shape(dims, f"input {vi.name!r}")
     return dims
 
 
@@ -118,6 +103,7 @@ class _Importer:
         for n, v in zip(node.input, ins):
             if n and v is None:
                 raise ModelError(f"ONNX node {b.source[0]!r} uses {n!r}, which is never defined")
+        check_attributes(node, [v.shape if isinstance(v, (Act, np.ndarray)) else None for v in ins])
         if op in ("Shape", "Size") and isinstance(ins[0], Act):
             b.values[node.output[0]] = self._shape_value(node, np.array(ins[0].shape, np.int64))
             return
@@ -140,7 +126,7 @@ class _Importer:
                 b.rollback(mark)
                 reason = f"ONNX {op} refused by the NPU converter: {e}"
             except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
-                raise ModelError(f"malformed ONNX node '{name}' ({op}): {type(e).__name__}: {e}") from e
+                raise ModelError(one_line(f"malformed ONNX node '{name}' ({op}): {type(e).__name__}: {e}")) from e
         emit_host(b, node, reason, self.used, self.model.ir_version)
 
     @staticmethod
@@ -178,7 +164,8 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
     run becomes a HOST_FLOAT node (float on the host, by onnxruntime); `host_nodes` names more
     ONNX nodes to run there (a mapping gives the reason). Integer inputs (token ids) stay int32
     inputs; the NPU only indexes constant tables with them (Gather)."""
-    model = _read_model(path_or_bytes)
+    model = read_model(path_or_bytes)
+    check_host_graph(model)
     if is_quantised_onnx(model):       # QDQ / QOperator: keeps the model's own quantisation
         return load_quantised_onnx(model, input_shapes, input_values)
     model = fuse_onnx_patterns(model)

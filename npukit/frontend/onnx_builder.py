@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, ReshapeAttrs, Tensor, TransposeAttrs
 from ..ir.shapes import infer
+from .onnx_check import check_shape
 
 TO_NHWC = (0, 2, 3, 1)      # NCHW array .transpose(TO_NHWC) -> NHWC
 TO_NCHW = (0, 3, 1, 2)
@@ -148,6 +149,7 @@ class Builder:
         node = Node(op, self._node_name(self.source[-1] if self.source else out), tuple(inputs),
                     (out,), attrs, source=self.source)
         shape = infer(node, [self.tensors[t].shape for t in inputs])[0]
+        check_shape(shape, f"value {out!r} of ONNX node {self.source[-1] if self.source else out!r}")
         dtype = _OUT_DTYPE.get(op, DType.F32)
         if op in (Op.TRANSPOSE, Op.RESHAPE, Op.SLICE) and self.tensors[inputs[0]].dtype in (DType.BOOL, DType.I64):
             dtype = self.tensors[inputs[0]].dtype          # moving booleans / indices keeps their type
@@ -165,6 +167,7 @@ class Builder:
         node = Node(op, node_name, tuple(inputs), tuple(outs), attrs, source=self.source)
         shapes = infer(node, [self.tensors[t].shape for t in inputs])
         for out, shape, dtype in zip(outs, shapes, dtypes):
+            check_shape(shape, f"value {out!r} of ONNX node {node_name!r}")
             self.tensors[out] = Tensor(out, tuple(int(d) for d in shape), dtype)
         self.nodes.append(node)
 

@@ -53,8 +53,33 @@ def _fast(node: onnx.NodeProto, ins: list[np.ndarray | None]) -> list[np.ndarray
     return None
 
 
+def _result_shape(node: onnx.NodeProto, ins: list[np.ndarray | None]) -> list[int] | None:
+    """The result shape of the operators that make large arrays from small inputs, before
+    they run (so that a bounded shape is refused before it is allocated)."""
+    op, x = node.op_type, ins[0] if ins else None
+    try:
+        if op == "ConstantOfShape" and x is not None:
+            return [int(d) for d in x.ravel()]
+        if op == "Expand" and len(ins) > 1 and x is not None and ins[1] is not None:
+            want = [int(d) for d in ins[1].ravel()]
+            have = [1] * (len(want) - x.ndim) + list(x.shape)
+            return [max(h, w) for h, w in zip(have, [1] * (len(have) - len(want)) + want)]
+        if op == "Tile" and len(ins) > 1 and x is not None and ins[1] is not None:
+            return [d * int(r) for d, r in zip(x.shape, ins[1].ravel())]
+        if op == "Range" and len(ins) == 3 and all(v is not None for v in ins):
+            start, limit, delta = (float(np.asarray(v).ravel()[0]) for v in ins)
+            return [max(int(np.ceil((limit - start) / delta)), 0)] if delta else [0]
+    except (OverflowError, ValueError, TypeError):
+        raise ModelError(f"constant ONNX node {node.name!r} ({op}) has an impossible shape input") from None
+    return None
+
+
 def evaluate(node: onnx.NodeProto, ins: list[np.ndarray | None], opsets) -> list[np.ndarray]:
     """Run one node on constant inputs (None = absent optional input)."""
+    shape = _result_shape(node, ins)
+    if shape is not None:
+        from .onnx_check import check_shape
+        check_shape(shape, f"the result of constant ONNX node {node.name or node.output[0]!r} ({node.op_type})")
     fast = _fast(node, ins)
     if fast is not None:
         return [np.asarray(v) for v in fast]
@@ -69,5 +94,6 @@ def evaluate(node: onnx.NodeProto, ins: list[np.ndarray | None], opsets) -> list
         ref = ReferenceEvaluator(model)
         results = ref.run(None, {n: v for n, v in zip(names, ins) if n and v is not None})
     except Exception as e:  # noqa: BLE001 - any evaluator failure is a model problem here
-        raise ModelError(f"cannot evaluate constant ONNX node {node.name!r} ({node.op_type}): {e}") from e
+        from .onnx_check import one_line
+        raise ModelError(one_line(f"cannot evaluate constant ONNX node {node.name!r} ({node.op_type}): {e}")) from e
     return [np.asarray(r) for r in results]

@@ -16,6 +16,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Op
 from ..quant.host_float import HostFloatAttrs, output_types, run_float, wrapper_model
 from .onnx_builder import Act, Builder
+from .onnx_check import check_loop_trips
 
 # the NPU has converters for these, but not for every configuration or not as exactly
 HOST_OPS = frozenset({"LSTM", "GRU", "RNN"})
@@ -110,6 +111,8 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     if op == "Loop" and len(node.output) > len(node.input) - 2 and not b.is_const(node.input[0] or "-"):
         raise UnsupportedOpError(f"ONNX Loop (node '{name}') has scan outputs and a trip count known only at "
                                  "run time: their shape depends on the input data", node=name)
+    if op == "Loop" and node.input and b.is_const(node.input[0]):     # it runs once here, at compile time
+        check_loop_trips(int(b.values[node.input[0]].ravel()[0]), f"ONNX Loop (node '{name}')")
     ir_inputs: list[str] = []
     feeds: list[tuple[str, np.dtype]] = []
     consts: dict[str, np.ndarray] = {}

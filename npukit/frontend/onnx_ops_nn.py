@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (ConvAttrs, EltwiseAttrs, FcAttrs, MeanAttrs, Op, PadAttrs, PoolAttrs,
                         ReshapeAttrs, TransposeAttrs)
 from .onnx_builder import Builder, TO_NHWC
@@ -15,6 +15,14 @@ from .onnx_const import attributes
 
 def _unsupported(b: Builder, what: str):
     return UnsupportedOpError(f"ONNX node {b.source[-1]!r}: {what}")
+
+
+def _weight(b: Builder, name: str, what: str = "weight") -> np.ndarray:
+    """A constant weight as float32; non-finite values (no int8 scale fits them) are refused."""
+    w = b.const(name, what).astype(np.float32)
+    if not np.all(np.isfinite(w)):
+        raise ModelError(f"{what} {name!r} of ONNX node {b.source[-1]!r} holds non-finite values (inf or NaN)")
+    return w
 
 
 def _spatial_pads(b: Builder, at: dict, in_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
@@ -71,7 +79,7 @@ def _conv_geometry(at: dict, w: np.ndarray, was_1d: bool):
 def conv(b: Builder, node) -> None:
     at = attributes(node)
     x, was_1d = _as_2d(b, node, node.input[0])
-    w = b.const(node.input[1], "weight").astype(np.float32)
+    w = _weight(b, node.input[1])
     if was_1d:
         w = w[:, :, None, :]
     bias = b.opt_const(node, 2)
@@ -91,7 +99,7 @@ def conv(b: Builder, node) -> None:
 def conv_transpose(b: Builder, node) -> None:
     at = attributes(node)
     x, was_1d = _as_2d(b, node, node.input[0])
-    w = b.const(node.input[1], "weight").astype(np.float32)     # [C_in, C_out / g, kh, kw]
+    w = _weight(b, node.input[1])     # [C_in, C_out / g, kh, kw]
     if was_1d:
         w = w[:, :, None, :]
     bias = b.opt_const(node, 2)
@@ -156,7 +164,7 @@ def gemm(b: Builder, node) -> None:
     src = b.onnx_layout(node.input[0])
     if at.get("transA", 0):
         src = b.emit(Op.TRANSPOSE, [src], TransposeAttrs((1, 0)), b.fresh(node.input[0] + "_t"))
-    w = b.const(node.input[1], "weight (B)").astype(np.float32)
+    w = _weight(b, node.input[1], "weight (B)")
     w = w if at.get("transB", 0) else w.T                      # [O, K]
     w = w * np.float32(at.get("alpha", 1.0))
     out_ch = w.shape[0]
@@ -178,7 +186,7 @@ def gemm(b: Builder, node) -> None:
 
 def matmul(b: Builder, node) -> None:
     a = b.act(node.input[0])
-    w = b.const(node.input[1], "weight (B)").astype(np.float32)
+    w = _weight(b, node.input[1], "weight (B)")
     if w.ndim != 2 or a.rank < 2:
         raise _unsupported(b, f"MatMul of {a.shape} by a constant of shape {w.shape}")
     _fc(b, node.output[0], b.onnx_layout(node.input[0]), np.ascontiguousarray(w.T),

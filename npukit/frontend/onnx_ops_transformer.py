@@ -11,6 +11,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import (DType, EltwiseAttrs, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, NoAttrs, Op,
                         SoftmaxAttrs)
 from .onnx_builder import Act, Builder
+from .onnx_check import check_shape
 from .onnx_const import attributes
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS, _binary, _rank
 from .onnx_ops_nn import NN_CONVERTERS
@@ -118,6 +119,7 @@ def expand(b: Builder, node) -> None:
         b.alias(node.output[0], node.input[0])
         return
     out = tuple(np.broadcast_shapes(a.shape, shape))
+    check_shape(out, f"the result of ONNX node {b.source[-1]!r} (Expand)")
     b.values[node.output[0] + "/zeros"] = np.zeros(out, np.float32)
     _binary(b, node, Op.ADD, node.input[0], node.output[0] + "/zeros", node.output[0])
 

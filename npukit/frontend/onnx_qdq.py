@@ -56,10 +56,19 @@ def _act_qparams(scale: np.ndarray, zp: np.ndarray, where: str) -> QParams:
     if zp.dtype not in _ACT_TYPES:
         raise UnsupportedOpError(f"{where}: {zp.dtype} activations are not supported (int8 or uint8 only)")
     shift = 128 if zp.dtype == np.uint8 else 0
-    s = float(np.float32(scale.ravel()[0]))
-    if not np.isfinite(s) or s <= 0:
-        raise ModelError(f"{where}: quantisation scale {s} must be positive")
-    return QParams.per_tensor(s, int(zp.ravel()[0]) - shift)
+    return QParams.per_tensor(float(np.float32(scale.ravel()[0])), int(zp.ravel()[0]) - shift)
+
+
+def check_qparams(scale: np.ndarray, zp: np.ndarray, where: str) -> None:
+    """Scales finite, positive and normal float32 numbers; an integer zero point per scale."""
+    if scale.size == 0 or not np.all(np.isfinite(scale)) or not np.all(scale >= np.finfo(np.float32).tiny):
+        bad = scale.ravel()[~(np.isfinite(scale.ravel()) & (scale.ravel() >= np.finfo(np.float32).tiny))]
+        raise ModelError(f"{where}: quantisation scales must be finite positive normal numbers, got "
+                         f"{float(bad[0]) if bad.size else 'none'}")
+    if zp.dtype.kind not in "iu":
+        raise ModelError(f"{where}: the zero point must be an integer tensor, not {zp.dtype}")
+    if zp.size != scale.size:
+        raise ModelError(f"{where}: {zp.size} zero points for {scale.size} scales")
 
 
 class _Stripper:
@@ -95,7 +104,16 @@ class _Stripper:
         if zp is None:
             zp = np.zeros(scale.shape, np.dtype(helper.tensor_dtype_to_np_dtype(at["output_dtype"]))
                           if "output_dtype" in at else np.uint8)
-        return scale, np.asarray(zp), (int(at.get("axis", 1)) if scale.size > 1 else None)
+        zp = np.asarray(zp)
+        check_qparams(scale, zp, self.where(node))
+        axis = int(at.get("axis", 1)) if scale.size > 1 else None
+        x = self.consts.get(node.input[0])
+        if axis is not None and x is not None:
+            if not -x.ndim <= axis < x.ndim or x.shape[axis] != scale.size:
+                raise ModelError(f"{self.where(node)}: {scale.size} scales along axis {axis} do not fit a "
+                                 f"tensor of shape {list(x.shape)}")
+            axis %= x.ndim
+        return scale, zp, axis
 
     def quantize(self, node) -> None:
         x, out = node.input[0], node.output[0]

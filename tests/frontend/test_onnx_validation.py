@@ -1,0 +1,225 @@
+"""The ONNX input boundary: malformed or oversized models are refused with one clear line,
+before any large read or allocation (issue 17)."""
+from __future__ import annotations
+
+import builtins
+import time
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx_testutil import model_bytes, node
+
+from npukit.errors import ModelError
+from npukit.frontend import onnx_check
+from npukit.frontend.onnx import load_onnx
+from npukit.testing.fixtures import run_cli
+
+X = {"x": (1, 4, 8, 8)}
+W = {"w": np.ones((4, 4, 3, 3), np.float32)}
+
+
+def _model(nodes, inputs, inits, ir_version=8) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+                                          for n, s in inputs.items()],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=ir_version)
+
+
+def _refused(mb, *patterns: str, error=ModelError, **kw) -> str:
+    with pytest.raises(error) as info:
+        load_onnx(mb, **kw)
+    msg = str(info.value)
+    assert "\n" not in msg
+    for p in patterns:
+        assert p in msg, msg
+    return msg
+
+
+def _external(tmp_path, tensors: list[tuple[str, list[int], dict]], data_size: int) -> str:
+    """A model adding external float tensors to x; their data file is sparse (`data_size` bytes)."""
+    with open(tmp_path / "w.bin", "wb") as f:
+        f.truncate(data_size)
+    inits, nodes, prev = [], [], "x"
+    for i, (name, dims, entry) in enumerate(tensors):
+        t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=dims, data_location=TensorProto.EXTERNAL)
+        for k, v in {"location": "w.bin", **entry}.items():
+            t.external_data.add(key=k, value=str(v))
+        inits.append(t)
+        out = "y" if i == len(tensors) - 1 else f"a{i}"
+        nodes.append(node("Add", [prev, name], [out]))
+        prev = out
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_model(nodes, {"x": (1,)}, inits).SerializeToString())
+    return str(path)
+
+
+def test_external_data_beyond_model_bytes_is_refused_before_reading(tmp_path, monkeypatch):
+    gib = 1 << 30       # three 1-GiB tensors: each within max_tensor_elements, together beyond max_model_bytes
+    path = _external(tmp_path, [(f"w{i}", [gib // 4], {"offset": i * gib, "length": gib}) for i in range(3)],
+                     3 * gib)
+    real_open = builtins.open
+
+    def no_data_reads(file, *args, **kw):
+        assert not str(file).endswith("w.bin"), "external data read before it was checked"
+        return real_open(file, *args, **kw)
+
+    monkeypatch.setattr(onnx_check, "open", no_data_reads, raising=False)
+    start = time.perf_counter()
+    _refused(path, "max_model_bytes", "external data")
+    assert time.perf_counter() - start < 5
+
+
+def test_external_tensor_declaring_gigabytes_is_refused(tmp_path):
+    path = _external(tmp_path, [("w", [6 << 28], {})], 1024)      # 6 GiB of float32
+    _refused(path, "initializer 'w'", "max_tensor_elements")
+
+
+@pytest.mark.parametrize("entry, expect", [
+    ({"length": 4096}, "holds 1,024 bytes"),
+    ({"offset": -4, "length": 16}, "must not be negative"),
+    ({"location": "../w.bin"}, "outside the model's folder"),
+    ({"location": "/etc/passwd"}, "relative to the model's folder"),
+    ({"location": "nope.bin"}, "does not exist"),
+    ({"length": 8}, "its shape [4] needs 16"),
+    ({"offset": "x"}, "must be integers"),
+])
+def test_external_data_entries_are_checked(tmp_path, entry, expect):
+    _refused(_external(tmp_path, [("w", [4], entry)], 1024), expect)
+
+
+def test_external_data_within_bounds_still_loads(tmp_path):
+    path = _external(tmp_path, [("w", [4], {"offset": 64, "length": 16})], 1024)
+    (tmp_path / "w.bin").write_bytes(bytes(64) + np.arange(4, dtype=np.float32).tobytes() + bytes(944))
+    g = load_onnx(path, {"x": (1,)})
+    assert any(t.data is not None and t.data.size == 4 and t.data.max() == 3 for t in g.tensors.values())
+
+
+def test_raw_data_one_byte_short():
+    t = numpy_helper.from_array(W["w"], "w")
+    t.raw_data = t.raw_data[:-1]
+    mb = _model([node("Conv", ["x", "w"], ["y"])], X, [t]).SerializeToString()
+    _refused(mb, "initializer 'w'", "575 bytes", "needs 576")
+
+
+@pytest.mark.parametrize("op, attrs, expect", [
+    ("Conv", {"group": 0}, "'group' of ONNX node 'Conv_y' (Conv) must be at least 1"),
+    ("Conv", {"group": 3}, "'group' of ONNX node 'Conv_y' (Conv) must be a divisor of the 4 input channels"),
+    ("Conv", {"strides": [0, 1]}, "'strides' of ONNX node 'Conv_y' (Conv) must be positive"),
+    ("Conv", {"dilations": [1, 0]}, "'dilations'"),
+    ("Conv", {"pads": [-1, 0, 0, 0]}, "'pads' of ONNX node 'Conv_y' (Conv) must be non-negative"),
+    ("Conv", {"kernel_shape": [5, 5]}, "'kernel_shape' of ONNX node 'Conv_y' (Conv) must be the weight's"),
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [1, 0]}, "'strides' of ONNX node 'MaxPool_y' (MaxPool)"),
+    ("MaxPool", {"kernel_shape": [0, 2]}, "'kernel_shape' of ONNX node 'MaxPool_y' (MaxPool) must be positive"),
+    ("MaxPool", {}, "'kernel_shape' of ONNX node 'MaxPool_y' (MaxPool) must be given"),
+    ("AveragePool", {"kernel_shape": [2, 2], "pads": [2, 0, 0, 0]}, "must be smaller than the kernel"),
+    ("Transpose", {"perm": [0, 0, 1, 2]}, "'perm' of ONNX node 'Transpose_y' (Transpose) must be a permutation"),
+    ("Softmax", {"axis": 7}, "'axis' of ONNX node 'Softmax_y' (Softmax) must be in [-4, 3]"),
+    ("Flatten", {"axis": -9}, "'axis' of ONNX node 'Flatten_y' (Flatten) must be in [-4, 4]"),
+    ("DepthToSpace", {"blocksize": 0}, "'blocksize'"),
+])
+def test_attribute_ranges(op, attrs, expect):
+    ins = ["x", "w"] if op == "Conv" else ["x"]
+    _refused(model_bytes([node(op, ins, ["y"], **attrs)], X, ["y"], W if op == "Conv" else None), expect)
+
+
+def _qdq(scale: float, w_scale: float = 0.1) -> bytes:
+    inits = [numpy_helper.from_array(np.array(scale, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "z"),
+             numpy_helper.from_array(np.ones((2, 4, 1, 1), np.int8), "wq"),
+             numpy_helper.from_array(np.array([w_scale, 0.1], np.float32), "ws"),
+             numpy_helper.from_array(np.zeros(2, np.int8), "wz")]
+    nodes = [node("QuantizeLinear", ["x", "s", "z"], ["xq"]), node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0), node("Conv", ["xd", "w"], ["c"]),
+             node("QuantizeLinear", ["c", "s", "z"], ["cq"]), node("DequantizeLinear", ["cq", "s", "z"], ["y"])]
+    return _model(nodes, X, inits).SerializeToString()
+
+
+@pytest.mark.parametrize("scale, w_scale", [(np.nan, 0.1), (np.inf, 0.1), (0.0, 0.1), (-1.0, 0.1),
+                                            (0.1, np.nan), (0.1, np.inf), (0.1, 0.0), (0.1, 1e-45)])
+def test_quantisation_scales_must_be_finite_and_positive(scale, w_scale):
+    load_onnx(_qdq(0.1))
+    _refused(_qdq(scale, w_scale), "quantisation scales must be finite positive normal numbers")
+
+
+def test_dangling_input_and_duplicate_output():
+    _refused(model_bytes([node("Relu", ["nope"], ["y"])], {"x": (1, 4)}, ["y"]),
+             "ONNX node 'Relu_y' (Relu) reads 'nope', which no earlier node")
+    _refused(model_bytes([node("Relu", ["x"], ["y"]), node("Sigmoid", ["x"], ["y"])], {"x": (1, 4)}, ["y"]),
+             "ONNX node 'Sigmoid_y' (Sigmoid) defines 'y', which the graph already defines")
+    _refused(model_bytes([node("Relu", ["x"], ["r"])], {"x": (1, 4)}, ["y"]), "output 'y' of the graph is never produced")
+
+
+def test_huge_declared_shapes_are_refused_before_allocation():
+    big = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[100_000, 100_000])
+    _refused(_model([node("Add", ["x", "w"], ["y"])], {"x": (1, 4)}, [big]).SerializeToString(),
+             "initializer 'w' (100000x100000) is 10,000,000,000 elements", "max_tensor_elements")
+    neg = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[-1, 4])
+    _refused(_model([node("Add", ["x", "w"], ["y"])], {"x": (1, 4)}, [neg]).SerializeToString(), "negative dimension")
+    _refused(model_bytes([node("Relu", ["x"], ["y"])], {"x": (100_000, 100_000, 100)}, ["y"]),
+             "input 'x'", "max_tensor_elements")
+    _refused(model_bytes([node("Relu", ["x"], ["y"])], {"x": (1,) * 12}, ["y"]), "max_tensor_rank")
+    _refused(model_bytes([node("Relu", ["x"], ["y"])], {"x": ("n", 4)}, ["y"]), "max_tensor_elements",
+             input_shapes={"x": (10**12, 4)})
+    shape = {"s": np.array([100_000, 100_000], np.int64)}
+    _refused(model_bytes([node("ConstantOfShape", ["s"], ["c"]), node("Add", ["x", "c"], ["y"])], {"x": (1, 4)},
+                         ["y"], shape), "ConstantOfShape", "max_tensor_elements")
+    _refused(model_bytes([node("Expand", ["x", "s"], ["y"])], {"x": (1, 1)}, ["y"], shape),
+             "Expand", "max_tensor_elements")
+    _refused(model_bytes([node("Tile", ["c", "r"], ["t"]), node("Add", ["x", "t"], ["y"])], {"x": (1, 4)}, ["y"],
+                         {"c": np.ones((1, 4), np.float32), "r": np.array([10**9, 1], np.int64)}),
+             "Tile", "max_tensor_elements")
+
+
+def _loop(trips: int) -> bytes:
+    body = helper.make_graph(
+        [node("Identity", ["cond"], ["cond_out"]), node("Add", ["v", "one"], ["v_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 4])])
+    inits = [numpy_helper.from_array(np.array(trips, np.int64), "M"), numpy_helper.from_array(np.array(True), "c"),
+             numpy_helper.from_array(np.ones((1, 4), np.float32), "one")]
+    return _model([node("Loop", ["M", "c", "x"], ["y"], body=body)], {"x": (1, 4)}, inits).SerializeToString()
+
+
+def test_loop_trip_count_beyond_limit_is_refused_at_compile_time():
+    g = load_onnx(_loop(3))
+    assert any(n.attrs.op_type == "Loop" for n in g.nodes if hasattr(n.attrs, "op_type"))
+    start = time.perf_counter()
+    _refused(_loop(10**12), "trip count of ONNX node", "max_host_loop_trips")
+    assert time.perf_counter() - start < 5
+    model = onnx.load_model_from_string(_loop(10**12))
+    with pytest.raises(ModelError, match="max_host_loop_trips"):
+        onnx_check.check_host_graph(model)
+
+
+def test_cli_exit_2_one_line(tmp_path):
+    conv = tmp_path / "group0.onnx"
+    conv.write_bytes(model_bytes([node("Conv", ["x", "w"], ["y"], group=0)], X, ["y"], W))
+    t = numpy_helper.from_array(W["w"], "w")
+    t.raw_data = t.raw_data[:-1]
+    short = tmp_path / "short.onnx"
+    short.write_bytes(_model([node("Conv", ["x", "w"], ["y"])], X, [t]).SerializeToString())
+    for args, expect in [(("compile", conv, "-o", tmp_path / "o.npub"), "'group'"), (("info", short), "needs 576"),
+                         (("compile", short, "-o", tmp_path / "o.npub"), "needs 576")]:
+        r = run_cli(*args)
+        assert r.returncode == 2, r.stderr
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and expect in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_unknown_element_types_and_non_finite_weights():
+    odd = TensorProto(name="w", data_type=99, dims=[4], raw_data=bytes(16))
+    _refused(_model([node("Add", ["x", "w"], ["y"])], {"x": (1, 4)}, [odd]).SerializeToString(),
+             "initializer 'w' has unknown element type 99")
+    m = _model([node("Relu", ["x"], ["y"])], {"x": (1, 4)}, [])
+    m.graph.input[0].type.tensor_type.elem_type = 99
+    _refused(m.SerializeToString(), "value 'x' has unknown element type 99")
+    for bad in (np.inf, np.nan):
+        w = W["w"].copy()
+        w[0, 0, 0, 0] = bad
+        _refused(model_bytes([node("Conv", ["x", "w"], ["y"])], X, ["y"], {"w": w}),
+                 "weight 'w' of ONNX node 'Conv_y' holds non-finite values")
