@@ -59,7 +59,11 @@ def check_operator(ck, where: str, name: str, op: tfl.OperatorT, ins: list[int],
         sig_in, sig_out = SIGNATURES[name]
         operands = list(zip(_letters(sig_in, len(ins)), ins)) + list(zip(_letters(sig_out, len(outs)), outs))
         operands = [(c, i) for c, i in operands if i >= 0]
-        act = next((tensors[i].type for c, i in operands if c == "A"), None)
+        first = next((i for c, i in operands if c == "A"), None)
+        act = None if first is None else tensors[first].type
+        if "W" in sig_in and act not in _WEIGHTS:
+            ck.fail(f"{where}: activation {ck.tname(first)} is {rd.TYPE_NAMES.get(act, act)}, which {name} "
+                    f"does not take")
         for c, i in operands:
             t = tensors[i].type
             allowed = {"A": {act}, "W": _WEIGHTS.get(act, set()), "B": _BIAS.get(act, set()), "I": _INDEX,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import InputError, ModelError, UnsupportedOpError
 from ..limits import MODEL_BYTES
 from ..ir.graph import Clamp, DType, QParams
 
@@ -25,8 +25,11 @@ TYPE_NAMES = {v: k for k, v in vars(tfl.TensorType).items() if not k.startswith(
 def read_model(path: str | Path) -> tfl.ModelT:
     """The parsed model, validated (tflite_check) before anything else reads it."""
     from .tflite_check import check_model
-    MODEL_BYTES.check(Path(path).stat().st_size, f"{path}", ModelError)
-    data = Path(path).read_bytes()
+    try:
+        MODEL_BYTES.check(Path(path).stat().st_size, f"{path}", ModelError)
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the model: {e.strerror or type(e).__name__}") from None
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
