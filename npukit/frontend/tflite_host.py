@@ -16,7 +16,7 @@ from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import UnsupportedOpError
 from ..ir.graph import Node, Op
-from ..quant.host_tflite import HostTfliteAttrs, interpreter
+from ..quant.host_tflite import HostTfliteAttrs, interpreter, invoke
 from . import tflite_read as rd
 
 
@@ -89,7 +89,7 @@ def fold(cv, op: tfl.OperatorT) -> bool:
         return False
     text, feeds = one_op_model(cv, op)
     it = _interpreter_for(cv, text)
-    it.invoke()
+    invoke(it, cv.where())
     for d, i in zip(it.get_output_details(), _indices(op.outputs)):
         cv.computed[i] = it.get_tensor(d["index"]).copy()
     return True
@@ -111,7 +111,7 @@ def emit_host(cv, op: tfl.OperatorT, reason: str, used: set[int]) -> None:
     for (k, _), shape in zip(outs, shapes):
         if tuple(int(d) for d in details[k]["shape"]) != shape:
             raise UnsupportedOpError(f"{cv.where()}: output {k} has a dynamic shape "
-                                     f"({list(details[k]['shape'])} vs {list(shape)} in the model)")
+                                     f"({[int(d) for d in details[k]['shape']]} vs {list(shape)} in the model)")
     attrs = HostTfliteAttrs(text, cv.op_label, tuple(k for k, _ in outs), shapes, not cv.quantised, reason)
     cv.nodes.append(Node(Op.HOST_TFLITE, f"{cv.op_label.lower()}_{cv.op_index}", ir_inputs, names, attrs,
                          source=(cv.op_source,)))

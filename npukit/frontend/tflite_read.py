@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import InputError, ModelError, UnsupportedOpError
+from ..limits import MODEL_BYTES
 from ..ir.graph import Clamp, DType, QParams
 
 NP_TYPES = {tfl.TensorType.FLOAT32: np.float32, tfl.TensorType.FLOAT16: np.float16,
@@ -18,19 +19,27 @@ IR_TYPES = {np.dtype(np.float32): DType.F32, np.dtype(np.int32): DType.I32, np.d
             np.dtype(np.uint8): DType.U8, np.dtype(np.int8): DType.I8, np.dtype(np.int16): DType.I16,
             np.dtype(np.bool_): DType.BOOL}
 _OP_NAMES = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
-_TYPE_NAMES = {v: k for k, v in vars(tfl.TensorType).items() if not k.startswith("_")}
+TYPE_NAMES = {v: k for k, v in vars(tfl.TensorType).items() if not k.startswith("_")}
 
 
 def read_model(path: str | Path) -> tfl.ModelT:
-    data = Path(path).read_bytes()
+    """The parsed model, validated (tflite_check) before anything else reads it."""
+    from .tflite_check import check_model
+    try:
+        MODEL_BYTES.check(Path(path).stat().st_size, f"{path}", ModelError)
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the model: {e.strerror or type(e).__name__}") from None
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
         model = tfl.ModelT.InitFromPackedBuf(bytearray(data), 0)
     except Exception as e:  # flatbuffers raises assorted low-level errors on garbage
-        raise ModelError(f"{path}: unreadable TFLite flatbuffer: {type(e).__name__}: {e}") from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"{path}: unreadable TFLite flatbuffer: {type(e).__name__}: {first}") from None
     if not model.subgraphs:
         raise ModelError(f"{path}: the model has no subgraph")
+    check_model(model, str(path))
     return model
 
 
@@ -50,7 +59,7 @@ def tensor_name(t: tfl.TensorT, index: int) -> str:
 def np_dtype(t: tfl.TensorT, index: int) -> np.dtype:
     if t.type not in NP_TYPES:
         raise UnsupportedOpError(f"tensor {tensor_name(t, index)!r} has TFLite type "
-                                 f"{_TYPE_NAMES.get(t.type, t.type)}, which npukit does not support")
+                                 f"{TYPE_NAMES.get(t.type, t.type)}, which npukit does not support")
     return np.dtype(NP_TYPES[t.type])
 
 

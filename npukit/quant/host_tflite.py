@@ -54,9 +54,22 @@ def interpreter(model: str):
                          experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         it.allocate_tensors()
     except (RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UnsupportedOpError(f"LiteRT cannot run this operator: {first}") from None
+        raise UnsupportedOpError(f"LiteRT cannot run this operator: {first_line(e)}") from None
     return it
+
+
+def first_line(e: Exception) -> str:
+    """LiteRT's (often multi-line) error message, cut to its first line."""
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+def invoke(it, what: str) -> None:
+    """Run the interpreter; LiteRT's kernel errors become one-line ModelErrors."""
+    try:
+        it.invoke()
+    except (RuntimeError, ValueError) as e:
+        raise ModelError(f"{what}: LiteRT failed: {first_line(e)}") from None
 
 
 def run(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -71,7 +84,7 @@ def run(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
         if x.dtype.kind == "f" and np.dtype(d["dtype"]).kind in "iub":
             x = np.round(x)
         it.set_tensor(d["index"], np.ascontiguousarray(x.astype(d["dtype"], copy=False)).reshape(d["shape"]))
-    it.invoke()
+    invoke(it, f"host {attrs.op_name}")
     outs = it.get_output_details()
     result = [it.get_tensor(outs[k]["index"]).copy() for k in attrs.outputs]
     for y, want in zip(result, attrs.out_shapes):
