@@ -101,7 +101,8 @@ def _on_alarm(signum, frame):
 def _where(exc: BaseException) -> str:
     """Innermost frame in npukit (outside the fuzz harness), as 'path/file.py:line'."""
     best = ""
-    for fr in traceback.extract_tb(exc.__traceback__):
+    tb = (exc.__cause__ or exc).__traceback__       # a harness finding names its cause's place
+    for fr in traceback.extract_tb(tb):
         p = Path(fr.filename).resolve()
         if p.is_relative_to(_PKG) and not p.name.startswith("fuzz"):
             best = f"{p.relative_to(_PKG.parent)}:{fr.lineno}"

@@ -31,6 +31,11 @@ class UncheckedLimit(Exception):
     """npukit accepted something beyond a limit of npukit/limits.py (found by the harness)."""
 
 
+class RunAfterCompile(Exception):
+    """A model compiled, then its run or profile failed with an npukit error: the compiler
+    should have refused it."""
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -112,9 +117,16 @@ def valid_feeds(cm, rng: random.Random) -> dict[str, np.ndarray]:
 
 def _compile_and_run(path: Path, input_shapes, rng: random.Random) -> None:
     import npukit
-    cm = npukit.compile(path, input_shapes=input_shapes, random_samples=2, sqnr=rng.random() < 0.3)
-    cm.run(valid_feeds(cm, rng))
-    cm.profile()
+    _run_compiled(npukit.compile(path, input_shapes=input_shapes, random_samples=2, sqnr=rng.random() < 0.3), rng)
+
+
+def _run_compiled(cm, rng: random.Random) -> None:
+    import npukit
+    try:
+        cm.run(valid_feeds(cm, rng))
+        cm.profile()
+    except npukit.NpukitError as e:
+        raise RunAfterCompile(f"compiles, then fails: {type(e).__name__}: {e}") from e
 
 
 # ---------------------------------------------------------------- onnx
@@ -268,9 +280,7 @@ def _arch_execute(case: bytes, tmp: Path) -> None:
     arch = Arch.from_toml_text(case.decode("utf-8", "replace"))
     path = tmp / "conv.onnx"
     path.write_bytes(ONNX_SEEDS["conv"][0])
-    cm = npukit.compile(path, arch=arch, random_samples=1, sqnr=False)
-    cm.profile()
-    cm.run(valid_feeds(cm, random.Random(0)))
+    _run_compiled(npukit.compile(path, arch=arch, random_samples=1, sqnr=False), random.Random(0))
 
 
 def _space_make(rng: random.Random) -> bytes:

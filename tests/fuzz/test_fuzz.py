@@ -8,7 +8,7 @@ import pytest
 from npukit.testing import fuzz
 
 # cases per target in CI: about 3,000 in all, two minutes on two cores
-CI_CASES = {"onnx": 500, "tflite": 500, "npub": 700, "arch": 300, "space": 400, "run": 600}
+CI_CASES = {"onnx": 600, "tflite": 600, "npub": 800, "arch": 300, "space": 300, "run": 500}
 SEED = 0
 
 
