@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import time
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -87,38 +88,23 @@ class RayExecutor:
 
     def map(self, fn: EvalFn, tasks: Iterable[Task]) -> Iterator[Outcome]:
         ray = self.ray
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        seconds = self.limits.seconds
-        pending: list = []          # in submission order
+        window = 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        pending: list = []
         tasks_of: dict = {}
-        started: dict = {}          # when a task was first among the oldest `cpus` (about when it got a CPU)
         todo = iter(tasks)
         while True:
             for task in todo:
                 # the graph ref goes inside a list so Ray does not fetch it unless the worker needs it
-                ref = self.remote.remote(fn, task, [self.refs[task.model_hash]])
+                ref = self.remote.remote(fn, task, [self.refs[task.model_hash]], self.limits.seconds)
                 tasks_of[ref] = task
                 pending.append(ref)
-                if len(pending) >= 4 * cpus:
+                if len(pending) >= window:
                     break
             if not pending:
                 return
-            now = time.monotonic()
-            for ref in pending[:cpus]:
-                started.setdefault(ref, now)
-            timeout = max(0.0, min(started[r] for r in pending[:cpus]) + seconds - now) if seconds else None
-            done, _ = ray.wait(pending, num_returns=1, timeout=timeout)
-            now = time.monotonic()
-            late = [r for r in pending[:cpus] if seconds and r not in done and now - started[r] >= seconds]
-            for ref in late:
-                ray.cancel(ref, force=True)
-            for ref in done + late:
-                pending.remove(ref)
-                started.pop(ref, None)
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
                 task = tasks_of.pop(ref)
-                if ref in late:
-                    yield Outcome(task.key, "error", f"timed out after {seconds:g} s", eval_seconds=seconds)
-                    continue
                 try:
                     yield ray.get(ref)
                 except ray.exceptions.RayError as exc:   # worker died max_retries + 1 times
@@ -130,11 +116,29 @@ class RayExecutor:
             self.owns_ray = False
 
 
-def _run_ray(fn: EvalFn, task: Task, graph_ref: list) -> Outcome:
+class _Late(BaseException):
+    """Raised by the alarm in a Ray worker (a BaseException: no point's handler catches it)."""
+
+
+def _late(signum, frame) -> None:
+    raise _Late()
+
+
+def _run_ray(fn: EvalFn, task: Task, graph_ref: list, seconds: float) -> Outcome:
     if task.model_hash not in GRAPHS:
         import ray
         GRAPHS[task.model_hash] = ray.get(graph_ref[0])
-    return run_point(fn, task, GRAPHS[task.model_hash])
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        return run_point(fn, task, GRAPHS[task.model_hash])
+    old = signal.signal(signal.SIGALRM, _late)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return run_point(fn, task, GRAPHS[task.model_hash])
+    except _Late:
+        return Outcome(task.key, "error", f"timed out after {seconds:g} s", eval_seconds=seconds)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def make_executor(workers: int | None, ray_address: str | None, limits: PointLimits = PointLimits()) -> Executor:

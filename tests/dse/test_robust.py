@@ -77,6 +77,16 @@ def test_inline_points_that_raise_are_stored_failed(tmp_path):
     assert {r["error"] for r in stored(tmp_path / "r.sqlite").values()} == {"RuntimeError: first line"}
 
 
+def test_a_model_whose_preparation_raises_is_stored_failed(tmp_path, monkeypatch):
+    def broken(spec):
+        raise ValueError("buffer size must be a multiple of element size")
+    monkeypatch.setattr("npukit.dse.prepare.quantise", broken)
+    s = explore(load_space(_space(tmp_path)), tmp_path / "r.sqlite", InlineExecutor(), progress=False)
+    assert (s.computed, s.failed) == (10, 10)
+    assert {r["error"] for r in stored(tmp_path / "r.sqlite").values()} == {
+        "ValueError: buffer size must be a multiple of element size"}
+
+
 def _children(pid: int) -> set[int]:
     out = set()
     for d in Path("/proc").iterdir():
