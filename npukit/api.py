@@ -14,6 +14,7 @@ from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleEr
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
+from .isa.validate import check_against_arch
 from .quant import kernels_vpu as kv
 from .report.info import ModelInfo
 from .report.profile import Profile, build_profile
@@ -273,6 +274,7 @@ def loads(data: bytes) -> CompiledModel:
     arch = Arch.from_toml_text(program.arch_toml)
     if arch.fingerprint != program.meta.get("arch_fingerprint"):
         raise BinaryError("architecture section does not match the binary's fingerprint")
+    check_against_arch(program, arch)
     try:
         sqnr = [LayerSqnr.from_json(d) for d in program.meta.get("sqnr") or []]
     except (KeyError, TypeError, ValueError) as e:

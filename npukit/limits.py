@@ -38,6 +38,7 @@ TENSOR_ELEMENTS = Limit("max_tensor_elements", 1 << 28, "elements")   # any one 
 TENSOR_RANK = Limit("max_tensor_rank", 8, "dimensions")
 GRAPH_NODES = Limit("max_graph_nodes", 100_000, "nodes")
 HOST_LOOP_TRIPS = Limit("max_host_loop_trips", 1_000_000, "iterations")
+HOST_SECONDS = Limit("max_host_seconds", 60, "seconds")               # one run of one host operator
 
 # Compiled binaries (.npub)
 BINARY_BYTES = Limit("max_binary_bytes", 2 * GIB, "bytes")

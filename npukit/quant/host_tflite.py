@@ -79,13 +79,18 @@ def run(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     details = it.get_input_details()
     if len(details) != len(ins):
         raise ModelError(f"host {attrs.op_name} expects {len(details)} inputs, got {len(ins)}")
-    for d, x in zip(details, ins):
-        x = np.asarray(x)
-        if x.dtype.kind == "f" and np.dtype(d["dtype"]).kind in "iub":
-            x = np.round(x)
-        it.set_tensor(d["index"], np.ascontiguousarray(x.astype(d["dtype"], copy=False)).reshape(d["shape"]))
+    try:
+        for d, x in zip(details, ins):
+            x = np.asarray(x)
+            if x.dtype.kind == "f" and np.dtype(d["dtype"]).kind in "iub":
+                x = np.round(x)
+            it.set_tensor(d["index"], np.ascontiguousarray(x.astype(d["dtype"], copy=False)).reshape(d["shape"]))
+    except (RuntimeError, ValueError) as e:      # LiteRT refusing the embedded operator's inputs
+        raise ModelError(f"host {attrs.op_name}: LiteRT refuses its inputs: {first_line(e)}") from None
     invoke(it, f"host {attrs.op_name}")
     outs = it.get_output_details()
+    if any(not 0 <= k < len(outs) for k in attrs.outputs):
+        raise ModelError(f"host {attrs.op_name}: outputs {list(attrs.outputs)}, the operator has {len(outs)}")
     result = [it.get_tensor(outs[k]["index"]).copy() for k in attrs.outputs]
     for y, want in zip(result, attrs.out_shapes):
         if tuple(y.shape) != tuple(want):
