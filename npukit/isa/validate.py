@@ -240,7 +240,7 @@ def check_segments(segments: list[dict], blobs: list) -> None:
     HOST_FLOAT node's embedded ONNX graph holds only what a host segment may run."""
     from ..errors import ModelError
     from ..ir.graph import Node, Op, QParams
-    from ..quant import host_float
+    from ..quant import host_float, host_tflite
     from .serial import from_data
 
     for s, rec in enumerate(segments):
@@ -255,6 +255,8 @@ def check_segments(segments: list[dict], blobs: list) -> None:
                     raise BinaryError("a constant is not an array")
             if node.op is Op.HOST_FLOAT:
                 host_float.check_model(node.attrs.onnx_model)
+            if node.op is Op.HOST_TFLITE:
+                host_tflite.check_model(node.attrs.model)
         except (BinaryError, ModelError) as e:
             raise BinaryError(f"corrupt binary: host segment {s}: {e}") from None
         except (LookupError, TypeError, ValueError, AttributeError) as e:
