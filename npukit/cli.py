@@ -15,7 +15,7 @@ import typer
 
 from . import __version__, api, progress
 from .arch import list_presets, load_arch
-from .cli_args import compile_options, input_shapes, input_values, output_paths, read_npz
+from .cli_args import compile_options, input_shapes, input_values, output_paths, read_npy, read_npz
 from .codegen.context import CompileOptions
 from .codegen.options import CHOICES
 from .compiler import HOST_POLICIES
@@ -142,10 +142,7 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
             if len(prog.input_names) != 1:
                 raise InputError(f"the model has inputs {prog.input_names}: use --input NAME=FILE.npy")
             name, path = prog.input_names[0], spec
-        try:
-            feeds[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read {path}: {e}") from None
+        feeds[name] = read_npy(path, f"--input {spec}")
     with progress.status(f"running {program.name} on the simulator"):
         outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
         p = prog.profile()

@@ -2,6 +2,8 @@
 each problem a one-line InputError naming the flag."""
 from __future__ import annotations
 
+import math
+import zipfile
 from enum import Enum
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 from .codegen.context import CompileOptions
 from .codegen.options import parse_option
 from .errors import InputError
+from .limits import TENSOR_ELEMENTS, TENSOR_RANK
 
 
 def output_paths(*paths: Path | None) -> None:
@@ -39,17 +42,41 @@ def input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
             out[name] = tuple(int(d) for d in dims.split(","))
         except ValueError:
             raise InputError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with integer dims") from None
+        if all(d > 0 for d in out[name]):      # (other dims: the loader's own message)
+            TENSOR_RANK.check(len(out[name]), f"--input-shape {name}", InputError)
+            TENSOR_ELEMENTS.check(math.prod(out[name]), f"--input-shape {name}", InputError)
     return out
 
 
 def read_npz(path: Path | None) -> dict[str, np.ndarray] | None:
+    """The arrays of a --calib .npz file (no pickles)."""
     if path is None:
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f"--calib: cannot read {path}: {_reason(e)}") from None
+
+
+def read_npy(path: str | Path, what: str) -> np.ndarray:
+    """One array from a .npy file (no pickles); `what` names the flag in the error."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:    # (an empty file is an EOFError)
+        raise InputError(f"{what}: cannot read {path}: {_reason(e)}") from None
+    if not isinstance(data, np.ndarray):
+        data.close()
+        raise InputError(f"{what}: {path} is an .npz archive; give one array as a .npy file")
+    return data
+
+
+def _reason(e: Exception) -> str:
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+    return " ".join(text.split())[:200]
 
 
 def compile_options(specs: list[str] | None, **flags: Enum) -> CompileOptions:
@@ -66,10 +93,7 @@ def input_values(specs: list[str] | None) -> dict[str, object]:
         if not sep or not name or not text:
             raise InputError(f"--input-value {spec!r}: expected NAME=VALUE or NAME=@FILE.npy")
         if text.startswith("@"):
-            try:
-                out[name] = np.load(text[1:], allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise InputError(f"--input-value {name}: cannot read {text[1:]}: {e}") from None
+            out[name] = read_npy(text[1:], f"--input-value {name}")
             continue
         out[name] = _scalar(text, spec)
     return out
