@@ -70,7 +70,6 @@ MIN_DECODE_RATE = Limit("min_decode_bytes_per_cycle", 0.01, "bytes/cycle", lower
 MAX_DECODE_RATE = Limit("max_decode_bytes_per_cycle", 1 << 20, "bytes/cycle")
 REGIONS = Limit("max_regions", 16, "regions")
 REGION_MIB = Limit("max_region_mib", 1 << 24, "MiB")                 # each off-chip region: 16 TiB
-MIN_REGION_MIB = Limit("min_region_mib", 1 / 1024, "MiB", lower=True)  # 1 KiB
 MIN_BANDWIDTH_GBPS = Limit("min_bandwidth_gbps", 0.001, "GB/s", lower=True)
 MAX_BANDWIDTH_GBPS = Limit("max_bandwidth_gbps", 100_000, "GB/s")
 LATENCY_NS = Limit("max_latency_ns", 1_000_000, "ns")

@@ -116,7 +116,7 @@ class Region(BaseModel):
     @model_validator(mode="after")
     def _bounded(self) -> "Region":
         _check_bounds(self, f"regions[{self.name!r}].", {
-            "size_mib": (L.MIN_REGION_MIB, L.REGION_MIB),
+            "size_mib": (L.REGION_MIB,),
             "bandwidth_gbps": (L.MIN_BANDWIDTH_GBPS, L.MAX_BANDWIDTH_GBPS),
             "latency_ns": (L.LATENCY_NS,), "energy_pj_per_byte": (L.ENERGY_PJ,)})
         return self
