@@ -144,7 +144,7 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
             if len(prog.input_names) != 1:
                 raise InputError(f"the model has inputs {prog.input_names}: use --input NAME=FILE.npy")
             name, path = prog.input_names[0], spec
-        feeds[name] = load_npy(path, path, InputError)
+        feeds[name] = load_npy(path, f"--input {spec}", InputError)
     with progress.status(f"running {program.name} on the simulator"):
         outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
         p = prog.profile()
