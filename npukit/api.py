@@ -71,7 +71,8 @@ class CompiledModel:
         its shape (the batch is part of the shape the model was compiled for) and dtype: an
         input the model declares as float takes float32 or float16 holding finite numbers
         (quantised at the boundary with the input's scale, as on a device); an integer input
-        takes exactly its own integer dtype (int8 for a pre-quantised TFLite model's input).
+        takes exactly the integer dtype the model declares (int8 for a pre-quantised TFLite
+        model's input; int64 for ONNX token ids, their values within the NPU's int32).
         Nothing is converted: cast first (`x.astype(np.float32)`). Returns {output name:
         array}: float32 for a float output (dequantised), the model's integer type otherwise.
         A stateful (streaming) model keeps its state between calls (`reset_state`).
@@ -193,7 +194,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _user_dtype(t) -> np.dtype:
-    return np.dtype("float32" if t.is_float else t.dtype)
+    return np.dtype("float32" if t.is_float else t.declared or t.dtype)
 
 
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",

@@ -27,6 +27,7 @@ class IoTensor:
     is_float: bool        # the model's own type is float: quantise / dequantise at the boundary
     perm: tuple[int, ...] = ()   # host-side layout change: NPU = user.transpose(perm) for inputs,
                                  # user = NPU.transpose(perm) for outputs
+    declared: str = ""    # an integer input's type in the model when not `dtype` (ONNX int64 ids)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ class IoRecord(BaseModel):
     zero_point: int
     is_float: bool
     perm: Annotated[list[int], Field(max_length=TENSOR_RANK.value)] = []
+    declared: Literal["", "int64", "int32", "int16", "int8", "uint8"] = ""
 
 
 class LayerRecord(BaseModel):

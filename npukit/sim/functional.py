@@ -43,15 +43,17 @@ def check_feeds(inputs, feeds: Mapping[str, np.ndarray], boundary: bool = False)
     for t in inputs:
         if t.name not in feeds:
             raise InputError(f"feeds[{t.name!r}] is missing (inputs: {names})")
-        out[t.name] = _checked(t, feeds[t.name], boundary and t.is_float)
+        out[t.name] = _checked(t, feeds[t.name], boundary and t.is_float, boundary)
     return out
 
 
 FLOATS = (np.dtype("float32"), np.dtype("float16"))     # what a float input takes
 
 
-def _checked(t, value, real: bool) -> np.ndarray:
-    """One input's array, checked against its IoTensor `t`; `real`: it takes float values."""
+def _checked(t, value, real: bool, boundary: bool) -> np.ndarray:
+    """One input's array, checked against its IoTensor `t`; `real`: it takes float values;
+    `boundary`: an integer input the model declares wider (ONNX int64 ids) takes that type,
+    its values within the NPU's type."""
     where = f"feeds[{t.name!r}]"
     if not isinstance(value, (np.ndarray, np.generic)):     # a list's dtype would be a guess
         raise InputError(f"{where} is a {type(value).__name__}, not a numpy array: pass an array of "
@@ -59,7 +61,7 @@ def _checked(t, value, real: bool) -> np.ndarray:
     x = np.asarray(value)
     if tuple(x.shape) != t.shape:
         raise InputError(f"{where} has shape {list(x.shape)}; the model was compiled for {list(t.shape)}")
-    want = np.dtype("float32" if real else t.dtype)
+    want = np.dtype("float32" if real else (boundary and t.declared) or t.dtype)
     if want.kind == "f":
         if x.dtype not in FLOATS:
             how = ": pass x.astype(np.float32)" if x.dtype.kind in "iuf" else ""
@@ -72,6 +74,12 @@ def _checked(t, value, real: bool) -> np.ndarray:
                 if x.dtype.kind == "f" and (t.scale, t.zero_point) != (1.0, 0) else "")
         raise InputError(f"{where} is {x.dtype} but input {t.name!r} is {want}: pass an array of dtype {want}"
                          f"{hint}; no other dtype is converted")
+    if want != np.dtype(t.dtype):
+        held = np.iinfo(np.dtype(t.dtype))
+        if x.size and (x.min() < held.min or x.max() > held.max):
+            raise InputError(f"{where} holds values outside [{held.min}, {held.max}], the {t.dtype} "
+                             f"the NPU holds input {t.name!r} in")
+        return x.astype(t.dtype)
     return x
 
 
