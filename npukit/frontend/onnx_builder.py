@@ -149,7 +149,9 @@ class Builder:
         node = Node(op, self._node_name(self.source[-1] if self.source else out), tuple(inputs),
                     (out,), attrs, source=self.source)
         shape = infer(node, [self.tensors[t].shape for t in inputs])[0]
-        check_shape(shape, f"value {out!r} of ONNX node {self.source[-1] if self.source else out!r}")
+        what = f"value {out!r} of ONNX node {self.source[-1] if self.source else out!r}"
+        if check_shape(shape, what) == 0:
+            raise ModelError(f"{what} is empty (shape {list(shape)}): npukit compiles no empty activation")
         dtype = _OUT_DTYPE.get(op, DType.F32)
         if op in (Op.TRANSPOSE, Op.RESHAPE, Op.SLICE) and self.tensors[inputs[0]].dtype in (DType.BOOL, DType.I64):
             dtype = self.tensors[inputs[0]].dtype          # moving booleans / indices keeps their type

@@ -80,7 +80,11 @@ def evaluate(node: onnx.NodeProto, ins: list[np.ndarray | None], opsets) -> list
     if shape is not None:
         from .onnx_check import check_shape
         check_shape(shape, f"the result of constant ONNX node {node.name or node.output[0]!r} ({node.op_type})")
-    fast = _fast(node, ins)
+    try:
+        fast = _fast(node, ins)
+    except (ValueError, TypeError, IndexError, KeyError, np.exceptions.AxisError) as e:
+        from .onnx_check import one_line
+        raise ModelError(one_line(f"cannot evaluate constant ONNX node {node.name!r} ({node.op_type}): {e}")) from None
     if fast is not None:
         return [np.asarray(v) for v in fast]
     from onnx.reference import ReferenceEvaluator  # imported lazily: it is slow to import

@@ -225,3 +225,15 @@ def test_unknown_element_types_and_non_finite_weights():
         w[0, 0, 0, 0] = bad
         _refused(model_bytes([node("Conv", ["x", "w"], ["y"])], X, ["y"], {"w": w}),
                  "weight 'w' of ONNX node 'Conv_y' holds non-finite values")
+
+
+def test_empty_activation_and_unfoldable_constant():
+    """A Slice whose bounds leave nothing (fuzz case: a LUT over 0 elements stepped by 0) and a
+    constant Concat of arrays of different ranks are refused at import, in one line."""
+    starts, ends = (numpy_helper.from_array(np.array([v], np.int64), n) for n, v in (("s", 5), ("e", 5)))
+    axes = numpy_helper.from_array(np.array([2], np.int64), "a")
+    empty = _model([node("Slice", ["x", "s", "e", "a"], ["c"]), node("Relu", ["c"], ["y"])], X, [starts, ends, axes])
+    _refused(empty.SerializeToString(), "is empty", "no empty activation")
+    a, b = numpy_helper.from_array(np.zeros((2, 2), np.float32), "p"), numpy_helper.from_array(np.zeros(2, np.float32), "q")
+    ranks = _model([node("Concat", ["p", "q"], ["k"], axis=0), node("Add", ["x", "k"], ["y"])], X, [a, b])
+    _refused(ranks.SerializeToString(), "cannot evaluate constant ONNX node", "(Concat)")
