@@ -79,7 +79,7 @@ def check_operator(ck, where: str, name: str, op: tfl.OperatorT, ins: list[int],
         for c, i in operands:
             if c in "AW" and 0 in _shape(tensors[i]):
                 ck.fail(f"{where}: {ck.tname(i)} of shape {_shape(tensors[i])} is empty")
-            if c == "A" and tensors[i].quantization is not None and len(tensors[i].quantization.scale or []) > 1:
+            if c == "A" and tensors[i].quantization is not None and _count(tensors[i].quantization.scale) > 1:
                 ck.fail(f"{where}: activation {ck.tname(i)} is quantised per axis (only weights may be)")
         if name in _GEOMETRY:
             _GEOMETRY[name](ck, where, op, [_shape(tensors[i]) if i >= 0 else None for i in ins],
@@ -175,3 +175,8 @@ def _pool(ck, where, op, ins, out) -> None:
 
 _GEOMETRY = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "TRANSPOSE_CONV": _transpose_conv,
              "FULLY_CONNECTED": _fully_connected, "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool}
+
+
+def _count(values) -> int:
+    """Entries of an object-API vector field: None, a list or (once read) a numpy array."""
+    return 0 if values is None else len(values)

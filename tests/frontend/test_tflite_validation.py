@@ -165,3 +165,16 @@ def test_cli_refuses_with_exit_2_and_one_line(tmp_path):
     assert len(lines) == 1 and "opcode index 3" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
 
+
+
+def test_activation_quantised_per_axis_or_with_no_scale(tmp_path):
+    """The object API reads scales as numpy arrays: an activation with two (or zero) scales is
+    refused by name, not by numpy's truth-value error (fuzz case tflite seed 0 case 346)."""
+    def scales(values):
+        def mutate(m):
+            q = _tensor(m, 0).quantization
+            q.scale, q.zeroPoint = np.asarray(values, np.float32), np.zeros(len(values), np.int64)
+        return mutate
+    _refused(tmp_path, scales([0.1, 0.2]), "tensor 0 'input'", "scales")
+    msg = _refused(tmp_path, scales([]), "input")
+    assert "ValueError" not in msg and "truth value" not in msg
