@@ -291,4 +291,10 @@ def load(path: str | Path) -> CompiledModel:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"no such binary: {p}")
-    return loads(p.read_bytes())
+    from .limits import BINARY_BYTES
+    BINARY_BYTES.check(p.stat().st_size, f"binary {p}", BinaryError)   # before reading it
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    return loads(data)
