@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .choices import HOST_POLICIES
 from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError, UnsupportedOpError
@@ -52,7 +53,6 @@ class LayerSqnr:
                          float("inf") if db is None else float(db))
 
 
-HOST_POLICIES = ("auto", "never")
 MAX_HOST_RETRIES = 16       # nodes a later stage may send back to the host, one per import
 
 
