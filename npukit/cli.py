@@ -8,21 +8,24 @@ import sys
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import typer
 
-from . import __version__, api, progress
-from .arch import list_presets, load_arch
-from .cli_args import compile_options, input_shapes, input_values, output_paths, read_npz
-from .codegen.context import CompileOptions
+from . import __version__, progress
+from .choices import HOST_POLICIES, METHODS
 from .codegen.options import CHOICES
-from .compiler import HOST_POLICIES
 from .errors import InputError, NpukitError
 from .limits import MIB, POINT_MEMORY, POINT_SECONDS
-from .npyio import load_npy
-from .quant.calibrate import METHODS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .api import CompiledModel
+    from .codegen.context import CompileOptions
+
+# Each command imports what it needs in its body: `npukit --help`, `--version` and `archs`
+# load neither numpy nor the compiler.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="npukit: compile models to an int8 NPU, simulate them bit-exactly, and time them.")
@@ -53,7 +56,9 @@ HOST = typer.Option(Host.auto, "--host", help="auto: run what the NPU cannot on 
 
 
 def _compile(model: Path, arch: str, shapes, calib, method: Enum, options: CompileOptions, values=None,
-             sqnr=True, random_samples=8, host: Enum = Host.auto) -> api.CompiledModel:
+             sqnr=True, random_samples=8, host: Enum = Host.auto) -> CompiledModel:
+    from . import api
+    from .cli_args import input_shapes, input_values, read_npz
     shapes, feeds, bound = input_shapes(shapes), read_npz(calib), input_values(values)
     with progress.status(f"compiling {model.name}"):
         return api.compile(model, arch, shapes, feeds, method.value, options, sqnr, random_samples,
@@ -89,6 +94,7 @@ def _quiet(quiet: bool) -> None:
 @app.command()
 def archs(show: Optional[str] = typer.Option(None, "--show", help="print one preset (or TOML file) as TOML")):
     """List the architecture presets with their main parameters."""
+    from .arch import list_presets, load_arch
     if show:
         typer.echo(load_arch(show).to_toml())
         return
@@ -108,6 +114,7 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
                 json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
+    from .cli_args import compile_options, output_paths
     from .report.tables import host_lines, sqnr_table, summary_line
     output_paths(output, json_out)
     options = compile_options(option, dataflow=dataflow, compress_weights=compress_weights)
@@ -134,6 +141,11 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
         trace: Optional[Path] = TRACE):
     """Run a compiled program on the functional simulator; prints each output and the cycles,
     latency and energy of one inference."""
+    import numpy as np
+
+    from . import api
+    from .cli_args import output_paths
+    from .npyio import load_npy
     from .report.tables import summary_line
     output_paths(output, trace)
     prog = api.load(program)
@@ -158,6 +170,7 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
 
 def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One run per index of the inputs' leading axis, in order, on one loaded program."""
+    import numpy as np
     counts = {len(x) if np.ndim(x) else 0 for x in feeds.values()}
     if len(counts) != 1 or 0 in counts:
         raise InputError(f"--frames needs inputs with the same, non-zero leading (frame) axis; got "
@@ -175,6 +188,8 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
             trace: Optional[Path] = TRACE,
             csv: Optional[Path] = typer.Option(None, "--csv", help="write the per-layer table as CSV")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
+    from . import api
+    from .cli_args import compile_options, output_paths
     output_paths(json_out, trace, csv)
     if model.suffix == ".npub":
         prog = api.load(model)
@@ -202,6 +217,8 @@ def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
            output: Path = typer.Option(..., "-o", "--output", help="the HTML file to write")):
     """One self-contained HTML report of an .npub (or of a model, compiled in memory): summary,
     per-layer table, roofline, engine timeline, SRAM in use, quantisation noise, arch."""
+    from . import api
+    from .cli_args import compile_options, output_paths
     output_paths(output)
     if model.suffix == ".npub":
         prog = api.load(model)
@@ -220,6 +237,7 @@ def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
            input_value: Optional[list[str]] = VALUES,
            qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
     """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
+    from .cli_args import compile_options, output_paths
     from .export import export_qdq
     output_paths(qdq)
     prog = _compile(model, arch, input_shape, calib, calib_method, compile_options(option), input_value, sqnr=False, host=host)
@@ -234,6 +252,8 @@ def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPE
          json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON")):
     """A model's inputs and outputs (dynamic dims marked), operator histogram and where each
     layer would run (NPU or host, with the reason). No calibration needed."""
+    from . import api
+    from .cli_args import input_shapes, input_values, output_paths
     output_paths(json_out)
     with progress.status(f"reading {model.name}"):
         report = api.info(model, input_shapes(input_shape), input_values=input_values(input_value), arch=arch)
@@ -245,6 +265,7 @@ def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPE
 @app.command()
 def disasm(program: Path):
     """Print an .npub's instruction stream as assembly."""
+    from . import api
     typer.echo(api.load(program).disasm())
 
 
@@ -268,6 +289,7 @@ def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a 
             quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
     """Sweep (arch, model, compiler options) design points into a results database."""
     from .dse import PointLimits, load_space, make_executor
+    from .cli_args import output_paths
     from .dse import explore as run_sweep
     output_paths(db)
     sweep = load_space(space).with_models(list(model or []))
@@ -296,6 +318,7 @@ def pareto(db: Path = typer.Option(..., "--db", help="results database written b
         write_csv,
         write_json,
     )
+    from .cli_args import output_paths
     from .dse.store import open_existing
     output_paths(csv, json_out, plot)
     objs = parse_objectives(objectives)

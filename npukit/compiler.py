@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .choices import HOST_POLICIES
 from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError, UnsupportedOpError
-from .frontend.onnx import load_onnx
 from .frontend.signature import bind_values, read_signature
 from .ir.graph import DType, Graph, Op
 from .isa.program import Program
@@ -53,7 +53,6 @@ class LayerSqnr:
                          float("inf") if db is None else float(db))
 
 
-HOST_POLICIES = ("auto", "never")
 MAX_HOST_RETRIES = 16       # nodes a later stage may send back to the host, one per import
 
 
@@ -79,6 +78,7 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
             raise InputError(f"host_nodes: {unknown[0]!r} is not a node of the model"
                              + (f" (nor {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     if suffix == ".onnx":
+        from .frontend.onnx import load_onnx
         return load_onnx(path, input_shapes, bound, host_nodes or frozenset())
     try:        # LiteRT's flatbuffer schema: an optional dependency, loaded only for TFLite
         from .frontend.tflite import load_tflite

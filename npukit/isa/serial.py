@@ -20,11 +20,13 @@ import numpy as np
 
 from ..errors import BinaryError
 from ..limits import TENSOR_ELEMENTS, UNPACKED_BYTES
-from ..ir import graph as ir
-from ..quant import kernels_mxu, kernels_vpu, quantize
 
 
+@functools.cache
 def _registry() -> dict[str, type]:
+    """The classes a binary may name (imported on first use: loading the kernels is not cheap)."""
+    from ..ir import graph as ir
+    from ..quant import kernels_mxu, kernels_vpu, quantize
     out = {}
     for module in (ir, kernels_mxu, kernels_vpu, quantize):
         for name in dir(module):
@@ -32,9 +34,6 @@ def _registry() -> dict[str, type]:
             if isinstance(obj, type) and (dataclasses.is_dataclass(obj) or issubclass(obj, enum.Enum)):
                 out[name] = obj
     return out
-
-
-_CLASSES = _registry()
 
 
 def to_data(obj, blobs: list[np.ndarray]):
@@ -126,9 +125,10 @@ def _fits(value, hint) -> bool:
 
 
 def _cls(name: str) -> type:
-    if name not in _CLASSES:
+    classes = _registry()
+    if name not in classes:
         raise BinaryError(f"binary names an unknown type {name!r}")
-    return _CLASSES[name]
+    return classes[name]
 
 
 def pack_blobs(blobs: list[np.ndarray]) -> bytes:

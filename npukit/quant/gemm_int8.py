@@ -22,28 +22,27 @@ import numpy as np
 
 MAX_DEPTH = ((1 << 31) - 1) // (255 * 128)      # every partial sum fits in int32
 
+# The serialised ONNX model (IR 8, opset 13) of one MatMulInteger node "mxu": inputs A uint8
+# [M, K], B int8 [K, N], a_zp uint8 scalar; output Y int32 [M, N]. Stored as bytes so that a
+# simulation needs onnxruntime only, not the onnx package (tests rebuild it with onnx.helper).
+MATMUL_INTEGER_MODEL = (
+    b'\x08\x08:z\n\x1e\n\x01A\n\x01B\n\x04a_zp\x12\x01Y"\rMatMulInteger\x12\x03mxuZ\x15\n\x01A\x12\x10\n'
+    b'\x0e\x08\x02\x12\n\n\x03\x12\x01M\n\x03\x12\x01KZ\x15\n\x01B\x12\x10\n\x0e\x08\x03\x12\n\n\x03\x12\x01K\n'
+    b'\x03\x12\x01NZ\x0e\n\x04a_zp\x12\x06\n\x04\x08\x02\x12\x00b\x15\n\x01Y\x12\x10\n\x0e\x08\x06\x12\n\n\x03'
+    b'\x12\x01M\n\x03\x12\x01NB\x04\n\x00\x10\r')
+
 
 class Int8Gemm:
     """A MatMulInteger session with symbolic shapes: uint8 A [M, K], int8 B [K, N], uint8 a_zp."""
 
     def __init__(self, threads: int = 1):
         import onnxruntime as ort
-        from onnx import TensorProto as T
-        from onnx import helper
 
-        graph = helper.make_graph(
-            [helper.make_node("MatMulInteger", ["A", "B", "a_zp"], ["Y"])], "mxu",
-            [helper.make_tensor_value_info("A", T.UINT8, ["M", "K"]),
-             helper.make_tensor_value_info("B", T.INT8, ["K", "N"]),
-             helper.make_tensor_value_info("a_zp", T.UINT8, [])],
-            [helper.make_tensor_value_info("Y", T.INT32, ["M", "N"])])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 8
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # no busy waiting between calls
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(MATMUL_INTEGER_MODEL, opts, providers=["CPUExecutionProvider"])
 
     def bind(self, a: np.ndarray, b: np.ndarray, a_zp: np.ndarray, out: np.ndarray) -> "BoundGemm":
         return BoundGemm(self.session, a, b, a_zp, out)

@@ -13,14 +13,17 @@ import base64
 import math
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from ..errors import ModelError
 from ..limits import (GRAPH_NODES, HOST_LOOP_TRIPS, HOST_SECONDS, META_DEPTH, TENSOR_ELEMENTS,
                       limit_message)
+
+if TYPE_CHECKING:
+    import onnx
 
 
 @dataclass(frozen=True)
@@ -40,18 +43,24 @@ class HostFloatParams:
     out_dtype: tuple[str, ...]           # int8 / int16: quantised; float32, int64, bool...: as computed
 
 
-# The operators a HOST_FLOAT wrapper may hold: the standard (default-domain) ONNX operators,
-# except those whose output shape depends on the data (no static memory plan holds them; the
-# importer refuses them too). No other domain, no model-local functions, no external data.
 DATA_SHAPED = frozenset({"NonZero", "NonMaxSuppression", "Unique", "Compress", "StringSplit",
                          "RegexFullMatch", "TfIdfVectorizer"})
-HOST_ONNX_OPS = frozenset(s.name for s in onnx.defs.get_all_schemas() if s.domain == "") - DATA_SHAPED
+
+
+@cache
+def host_onnx_ops() -> frozenset[str]:
+    """The operators a HOST_FLOAT wrapper may hold: the standard (default-domain) ONNX operators,
+    except those whose output shape depends on the data (no static memory plan holds them; the
+    importer refuses them too). No other domain, no model-local functions, no external data."""
+    import onnx
+    return frozenset(s.name for s in onnx.defs.get_all_schemas() if s.domain == "") - DATA_SHAPED
 
 
 def check_model(onnx_model: str) -> None:
-    """Refuse a wrapper model (base64) beyond what npukit emits: an operator outside HOST_ONNX_OPS,
+    """Refuse a wrapper model (base64) beyond what npukit emits: an operator outside host_onnx_ops(),
     another domain, local functions, external data, more than GRAPH_NODES nodes, a tensor
     beyond TENSOR_ELEMENTS or a Loop whose constant trip count is beyond HOST_LOOP_TRIPS."""
+    import onnx
     try:
         model = onnx.ModelProto.FromString(base64.b64decode(onnx_model, validate=True))
     except Exception as e:  # noqa: BLE001 - protobuf and base64 report malformed data their own ways
@@ -64,6 +73,7 @@ def check_model(onnx_model: str) -> None:
 
 def _check_graph(graph: onnx.GraphProto, consts: dict, depth: int) -> int:
     """Nodes in `graph` and its subgraphs, each checked; `consts`: constant scalars in scope."""
+    import onnx
     META_DEPTH.check(depth, "the nesting of the host operator's subgraphs", ModelError)
     consts = dict(consts)
     for t in graph.initializer:
@@ -72,7 +82,7 @@ def _check_graph(graph: onnx.GraphProto, consts: dict, depth: int) -> int:
             consts[t.name] = int(onnx.numpy_helper.to_array(t).reshape(()))
     count = len(graph.node)
     for node in graph.node:
-        if node.domain not in ("", "ai.onnx") or node.op_type not in HOST_ONNX_OPS:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in host_onnx_ops():
             raise ModelError(f"host operator: {node.op_type!r} (domain {node.domain!r}) is not an operator "
                              f"a host segment may run")
         for a in node.attribute:
@@ -90,7 +100,8 @@ def _check_graph(graph: onnx.GraphProto, consts: dict, depth: int) -> int:
 
 
 def _check_tensor(t: onnx.TensorProto) -> None:
-    if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data:
+    from onnx import TensorProto
+    if t.data_location == TensorProto.EXTERNAL or t.external_data:
         raise ModelError(f"host operator: tensor {t.name!r} refers to external data")
     TENSOR_ELEMENTS.check(math.prod(t.dims), f"host operator tensor {t.name!r}", ModelError)
 

@@ -1,0 +1,84 @@
+"""Heavy dependencies load only where used: each case runs in a fresh interpreter and checks
+which of them are in sys.modules afterwards (module absence, not timings)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TFLITE = "tests/data/mlperf_tiny/ds_cnn.tflite"
+ONNX = "examples/digits/digits_cnn.onnx"
+HEAVY = ("numpy", "onnx", "onnxruntime", "numba", "ray", "plotly", "optuna", "ai_edge_litert")
+MARK = "LOADED-MODULES "
+
+
+def loaded(body: str) -> set[str]:
+    """The HEAVY modules imported by running `body` in a fresh interpreter from the repo root."""
+    code = f"import json, sys\n{body}\nprint({MARK!r} + json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith(MARK))
+    return set(json.loads(line[len(MARK):]))
+
+
+def cli(*args: str) -> str:
+    """`npukit ARGS` run in-process by the probe (its exit caught)."""
+    return (f"from npukit.cli import main\nsys.argv = ['npukit', *{list(args)!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code")
+
+
+def test_import_npukit_loads_nothing_heavy():
+    assert loaded("import npukit; assert npukit.__version__") == set()
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("archs",), ("compile", "--help")])
+def test_cli_help_version_and_archs_load_nothing_heavy(args):
+    assert loaded(cli(*args)) == set()
+
+
+def test_tflite_compile_profile_run_without_onnx():
+    body = (f"import numpy as np, npukit\np = npukit.compile({TFLITE!r}, 'u55-256')\np.profile()\n"
+            "p.run({n: np.zeros(s, d) for n, (s, d) in p.input_specs.items()})")
+    modules = loaded(body)
+    # the simulator's exact int8 products run in onnxruntime (quant.gemm_int8), not the onnx package
+    assert not modules & {"onnx", "ray", "plotly", "optuna"}, modules
+    assert "ai_edge_litert" in modules       # the probe did import the model
+
+
+def test_tflite_compile_and_profile_load_no_onnxruntime():
+    body = f"import npukit\np = npukit.compile({TFLITE!r}, 'u55-256')\np.profile()"
+    assert not loaded(body) & {"onnx", "onnxruntime", "numba", "ray", "plotly", "optuna"}
+
+
+def test_tflite_cli_compile_loads_no_onnx(tmp_path):
+    modules = loaded(cli("compile", TFLITE, "--arch", "u55-256", "-o", str(tmp_path / "m.npub")))
+    assert not modules & {"onnx", "onnxruntime", "ray", "plotly", "optuna"}, modules
+    assert (tmp_path / "m.npub").is_file()
+
+
+def test_onnx_compile_loads_no_litert():
+    body = (f"import warnings, npukit\nwarnings.simplefilter('ignore')\n"
+            f"npukit.compile({ONNX!r}, 'u55-256', {{'x': (1, 1, 8, 8)}}).profile()")
+    modules = loaded(body)
+    assert not modules & {"ai_edge_litert", "ray", "plotly", "optuna"}, modules
+    assert "onnx" in modules
+
+
+def test_stored_matmul_integer_model_is_what_onnx_builds():
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    from npukit.quant.gemm_int8 import MATMUL_INTEGER_MODEL
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B", "a_zp"], ["Y"])], "mxu",
+        [helper.make_tensor_value_info("A", T.UINT8, ["M", "K"]),
+         helper.make_tensor_value_info("B", T.INT8, ["K", "N"]),
+         helper.make_tensor_value_info("a_zp", T.UINT8, [])],
+        [helper.make_tensor_value_info("Y", T.INT32, ["M", "N"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert model.SerializeToString() == MATMUL_INTEGER_MODEL
