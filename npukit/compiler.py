@@ -107,7 +107,7 @@ def placements(g: Graph, arch=None, options: CompileOptions | None = None) -> tu
     compiler does, with stand-in ranges and no integer params (placement depends on types and
     shapes, not on scales), so no calibration data is needed."""
     from .codegen.boundary import absorb_boundary_transposes
-    from .codegen.lower import npu_support, onchip_bytes
+    from .codegen.partition import npu_support, onchip_bytes
     from .quant.calibrate import Range
     if g.is_quantised:
         qg = attach_params(g)
