@@ -128,10 +128,7 @@ class Schedule:
 
 def tiling_dict(t: Tiling | None) -> dict:
     """The tiling as JSON data with its kind (the profile's per-layer `tiling`)."""
-    if t is None:
-        return {}
-    kind = next(k for k, cls in TILING_KINDS.items() if isinstance(t, cls))
-    return {"kind": kind, **_dump(t)}
+    return {} if t is None else _dump(t)
 
 
 def graph_fingerprint(g) -> str:
@@ -151,7 +148,8 @@ def _dump(x):
         out = {f.name: _dump(getattr(x, f.name)) for f in fields(x)}
         if isinstance(x, (ConvTiling, FusedTiling)):
             out["dataflow"] = ("ws", "os")[x.dataflow]
-        return out
+        kind = next((k for k, cls in TILING_KINDS.items() if isinstance(x, cls)), None)
+        return out if kind is None else {"kind": kind, **out}
     if isinstance(x, (tuple, list)):
         return [_dump(v) for v in x]
     return x
