@@ -117,14 +117,6 @@ class Schedule:
             raise ScheduleError(f"schedule schema {got!r} is not {SCHEMA_VERSION}")
         return _load(Schedule, data, "schedule")
 
-    def layer(self, name: str) -> LayerSchedule:
-        return self._by_name()[name]
-
-    def _by_name(self) -> dict[str, LayerSchedule]:
-        if "_index" not in self.__dict__:
-            object.__setattr__(self, "_index", {la.name: la for la in self.layers})
-        return self.__dict__["_index"]
-
 
 def tiling_dict(t: Tiling | None) -> dict:
     """The tiling as JSON data with its kind (the profile's per-layer `tiling`)."""
