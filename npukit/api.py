@@ -14,6 +14,7 @@ from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleEr
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
+from .isa.validate import check_against_arch
 from .quant import kernels_vpu as kv
 from .report.info import ModelInfo
 from .report.profile import Profile, build_profile
@@ -55,8 +56,8 @@ class CompiledModel:
 
     @property
     def input_specs(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """{input name: (shape, dtype)} as `run` takes them: float32 for an input the model
-        declares as float, the model's integer type otherwise."""
+        """{input name: (shape, dtype)} as `run` takes them: float32 (float16 also accepted)
+        for an input the model declares as float, the model's integer type otherwise."""
         return {t.name: (t.shape, _user_dtype(t)) for t in self.program.inputs}
 
     @property
@@ -67,17 +68,19 @@ class CompiledModel:
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one inference on the simulated NPU, bit-exactly.
 
-        `feeds`: {input name: array} with every input of `input_specs`, each of exactly its
-        shape (the batch is part of the shape the model was compiled for). An input the model
-        declares as float takes finite real numbers (any float or integer dtype; quantised at
-        the boundary with the input's scale, as on a device); an integer input takes integers
-        that fit its type (int8 for a pre-quantised TFLite model's input). Returns {output
-        name: array}: float32 for a float output (dequantised), the model's integer type
-        otherwise. A stateful (streaming) model keeps its state between calls (`reset_state`).
+        `feeds`: {input name: numpy array} with every input of `input_specs`, each of exactly
+        its shape (the batch is part of the shape the model was compiled for) and dtype: an
+        input the model declares as float takes float32 or float16 holding finite numbers
+        (quantised at the boundary with the input's scale, as on a device); an integer input
+        takes exactly the integer dtype the model declares (int8 for a pre-quantised TFLite
+        model's input; int64 for ONNX token ids, their values within the NPU's int32).
+        Nothing is converted: cast first (`x.astype(np.float32)`). Returns {output name:
+        array}: float32 for a float output (dequantised), the model's integer type otherwise.
+        A stateful (streaming) model keeps its state between calls (`reset_state`).
 
-        Raises InputError naming the feed (`feeds['x']`) for an unknown or missing name, a
-        wrong shape, a non-numeric or complex array, NaN or infinity in a float input, a float
-        array for an integer input, or integers outside the input's type.
+        Raises InputError naming the feed (`feeds['x']`) and what to pass for an unknown or
+        missing name, a wrong shape, a list or other non-array, any other dtype (float64,
+        int64, complex, bool, object, ...), or NaN or infinity in a float input.
         """
         out = self._sim.run(self._ints(feeds))
         return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float and t.dtype != "float32" else out[t.name]
@@ -192,7 +195,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _user_dtype(t) -> np.dtype:
-    return np.dtype("float32" if t.is_float else t.dtype)
+    return np.dtype("float32" if t.is_float else t.declared or t.dtype)
 
 
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
@@ -293,6 +296,7 @@ def loads(data: bytes) -> CompiledModel:
     arch = Arch.from_toml_text(program.arch_toml)
     if arch.fingerprint != program.meta.get("arch_fingerprint"):
         raise BinaryError("architecture section does not match the binary's fingerprint")
+    check_against_arch(program, arch)
     try:
         sqnr = [LayerSqnr.from_json(d) for d in program.meta.get("sqnr") or []]
     except (KeyError, TypeError, ValueError) as e:

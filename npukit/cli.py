@@ -20,6 +20,7 @@ from .codegen.context import CompileOptions
 from .codegen.options import CHOICES
 from .compiler import HOST_POLICIES
 from .errors import InputError, NpukitError
+from .limits import MIB, POINT_MEMORY, POINT_SECONDS
 from .npyio import load_npy
 from .quant.calibrate import METHODS
 
@@ -150,7 +151,7 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
             if len(prog.input_names) != 1:
                 raise InputError(f"the model has inputs {prog.input_names}: use --input NAME=FILE.npy")
             name, path = prog.input_names[0], spec
-        feeds[name] = load_npy(path, path, InputError)
+        feeds[name] = load_npy(path, f"--input {spec}", InputError)
     with progress.status(f"running {program.name} on the simulator"):
         outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
         p = prog.profile()
@@ -267,13 +268,18 @@ def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a 
             workers: Optional[int] = typer.Option(None, "--workers", min=1, help="local worker processes [CPUs]"),
             ray: Optional[str] = typer.Option(None, "--ray", callback=_ray_address,
                                               help="auto | ray://HOST:PORT: run on Ray"),
+            point_seconds: float = typer.Option(POINT_SECONDS.value, "--point-seconds", min=0,
+                                                help="time limit of one point; past it the point is stored as failed (0 = none)"),
+            point_memory_mib: int = typer.Option(POINT_MEMORY.value // MIB, "--point-memory-mib", min=0,
+                                                 help="memory limit of a worker process, MiB (0 = none)"),
             quiet: bool = typer.Option(False, "--quiet", help="no progress bar")):
     """Sweep (arch, model, compiler options) design points into a results database."""
+    from .dse import PointLimits, load_space, make_executor
     from .dse import explore as run_sweep
-    from .dse import load_space, make_executor
     output_paths(db)
     sweep = load_space(space).with_models(list(model or []))
-    s = run_sweep(sweep, db, make_executor(workers, ray), progress=not quiet)
+    limits = PointLimits(point_seconds, point_memory_mib * MIB)
+    s = run_sweep(sweep, db, make_executor(workers, ray, limits), progress=not quiet)
     typer.echo(f"{s.candidates} candidates: {s.computed} computed ({s.failed} failed), {s.reused} already "
                f"stored, {s.duplicates} duplicates, {s.lost} lost; {s.seconds:.1f} s, "
                f"{s.points_per_second:.1f} points/s -> {db}")

@@ -2,6 +2,7 @@
 each problem a one-line InputError naming the flag."""
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from .codegen.context import CompileOptions
 from .codegen.options import parse_option
 from .errors import InputError
+from .limits import TENSOR_ELEMENTS, TENSOR_RANK
 from .npyio import load_npy, load_npz
 
 if TYPE_CHECKING:
@@ -42,13 +44,17 @@ def input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
             out[name] = tuple(int(d) for d in dims.split(","))
         except ValueError:
             raise InputError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with integer dims") from None
+        if all(d > 0 for d in out[name]):      # (other dims: the loader's own message)
+            TENSOR_RANK.check(len(out[name]), f"--input-shape {name}", InputError)
+            TENSOR_ELEMENTS.check(math.prod(out[name]), f"--input-shape {name}", InputError)
     return out
 
 
 def read_npz(path: Path | None) -> dict[str, np.ndarray] | None:
+    """The arrays of a --calib .npz file (no pickles)."""
     if path is None:
         return None
-    return load_npz(path, str(path), InputError)
+    return load_npz(path, f"--calib {path}", InputError)
 
 
 def compile_options(specs: list[str] | None, **flags: Enum) -> CompileOptions:

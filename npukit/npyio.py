@@ -23,7 +23,8 @@ def load_npz(source: str | Path | bytes, what: str, error: type[NpukitError]) ->
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise error(f"cannot read {what}: {_reason(exc)}") from None
+        npy = _starts(source, b"\x93NUMPY")
+        raise error(f"cannot read {what}: " + ("a .npy file, not an .npz archive" if npy else _reason(exc))) from None
     with archive:
         infos = archive.infolist()
         UNPACKED_BYTES.check(sum(i.file_size for i in infos), f"{what} unpacked", error)
@@ -49,7 +50,19 @@ def load_npy(path: str | Path, what: str, error: type[NpukitError]) -> np.ndarra
     except error:
         raise
     except (OSError, ValueError, EOFError) as exc:
-        raise error(f"cannot read {what}: {_reason(exc)}") from None
+        npz = _starts(path, b"PK")
+        raise error(f"cannot read {what}: " + ("an .npz archive; give one array as a .npy file" if npz
+                                               else _reason(exc))) from None
+
+
+def _starts(source: str | Path | bytes, magic: bytes) -> bool:
+    if isinstance(source, bytes):
+        return source.startswith(magic)
+    try:
+        with open(source, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _read(f: IO[bytes], stored: int, what: str, error: type[NpukitError]) -> np.ndarray:
@@ -59,7 +72,7 @@ def _read(f: IO[bytes], stored: int, what: str, error: type[NpukitError]) -> np.
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran, dtype = read_header(f)  # checks the header's syntax
     if dtype.hasobject or dtype.kind not in "biufc":
-        raise error(f"{what} has dtype {dtype}: only numeric arrays are read")
+        raise error(f"cannot read {what}: it holds dtype {dtype}; only numeric arrays are read")
     count = int(np.prod(shape, dtype=object))
     TENSOR_ELEMENTS.check(count, what, error)
     if count * dtype.itemsize != stored - f.tell():

@@ -81,7 +81,8 @@ class NpuEncoder:
         return self.models[length]
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
-        return pool(self.model(ids.shape[1]).run({"input_ids": ids})["last_hidden_state"])
+        model = self.model(ids.shape[1])     # run takes the input's own dtype (int32 ids on the NPU)
+        return pool(model.run({"input_ids": ids.astype(model.input_specs["input_ids"][1])})["last_hidden_state"])
 
 
 def _fit(ids: np.ndarray, length: int) -> np.ndarray:

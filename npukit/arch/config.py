@@ -10,32 +10,55 @@ import json
 import tomllib
 from typing import Annotated, Any, Literal, Mapping, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from npukit import limits as L
 from npukit.arch import toml_emit
 from npukit.arch.tech import DEFAULT_NODE, REGION_KIND_PJ_PER_BYTE, tech_node
 from npukit.errors import ArchError, did_you_mean
 
 _MODEL = ConfigDict(strict=True, frozen=True, extra="forbid")
+_KEYS_ONLY = {"keys_only": True}    # validation context: each key on its own, no checks across keys
 
 Pos = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
+Bounds = Mapping[str, tuple[L.Limit, ...]]
+
+
+def _check_bounds(model: BaseModel, where: str, bounds: Bounds) -> None:
+    """Each key of `bounds` within its named limits (types, signs and finiteness are the
+    fields' own checks): an ArchError naming the key and the limit."""
+    for key, checks in bounds.items():
+        value = getattr(model, key)
+        if value is not None:
+            for limit in checks:
+                limit.check(value, f"arch config: {where}{key}", ArchError)
 
 
 class MxuConfig(BaseModel):
     model_config = _MODEL
-    rows: Pos = Field(le=4096)
-    cols: Pos = Field(le=4096)
+    rows: Pos
+    cols: Pos
     dataflow: Literal["auto", "ws", "os"] = "auto"
     fold_overlap: bool = True
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "MxuConfig":
+        _check_bounds(self, "mxu.", {"rows": (L.ARRAY_DIM,), "cols": (L.ARRAY_DIM,)})
+        return self
 
 
 class VpuConfig(BaseModel):
     model_config = _MODEL
-    lanes: Pos = Field(le=65536)
-    pipeline_depth: int = Field(default=4, ge=0, le=1024)
+    lanes: Pos
+    pipeline_depth: int = Field(default=4, ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "VpuConfig":
+        _check_bounds(self, "vpu.", {"lanes": (L.VPU_LANES,), "pipeline_depth": (L.PIPELINE_DEPTH,)})
+        return self
 
 
 class SramConfig(BaseModel):
@@ -43,14 +66,26 @@ class SramConfig(BaseModel):
     abuf_kib: Pos
     wbuf_kib: Pos
     acc_kib: Pos
-    banks: Pos = Field(default=8, le=1024)
+    banks: Pos = 8
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "SramConfig":
+        _check_bounds(self, "sram.", {"abuf_kib": (L.SRAM_KIB,), "wbuf_kib": (L.SRAM_KIB,),
+                                      "acc_kib": (L.SRAM_KIB,), "banks": (L.SRAM_BANKS,)})
+        return self
 
 
 class DmaConfig(BaseModel):
     model_config = _MODEL
-    channels: Pos = Field(default=1, le=64)
+    channels: Pos = 1
     setup_cycles: int = Field(default=0, ge=0)
     decode_bytes_per_cycle: PosFloat = 32.0   # weight decoder output (one 32-value group a cycle)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "DmaConfig":
+        _check_bounds(self, "dma.", {"channels": (L.DMA_CHANNELS,), "setup_cycles": (L.DMA_SETUP_CYCLES,),
+                                     "decode_bytes_per_cycle": (L.MIN_DECODE_RATE, L.MAX_DECODE_RATE)})
+        return self
 
 
 class Region(BaseModel):
@@ -77,6 +112,14 @@ class Region(BaseModel):
             if "energy_pj_per_byte" not in data and kind in REGION_KIND_PJ_PER_BYTE:
                 data["energy_pj_per_byte"] = REGION_KIND_PJ_PER_BYTE[kind]
         return data
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "Region":
+        _check_bounds(self, f"regions[{self.name!r}].", {
+            "size_mib": (L.REGION_MIB,),
+            "bandwidth_gbps": (L.MIN_BANDWIDTH_GBPS, L.MAX_BANDWIDTH_GBPS),
+            "latency_ns": (L.LATENCY_NS,), "energy_pj_per_byte": (L.ENERGY_PJ,)})
+        return self
 
     @property
     def size_bytes(self) -> int:
@@ -125,6 +168,13 @@ class HostConfig(BaseModel):
                             f"(known: {', '.join(HOST_OP_CLASSES)})")
         return {**HOST_OP_CLASSES, **value}
 
+    @model_validator(mode="after")
+    def _bounded(self) -> "HostConfig":
+        _check_bounds(self, "host.", {"cpu_mhz": (L.MIN_CLOCK_MHZ, L.CLOCK_MHZ), "pj_per_cycle": (L.ENERGY_PJ,)})
+        for op, cycles in self.cycles_per_element.items():
+            L.HOST_CYCLES.check(cycles, f"arch config: host.cycles_per_element.{op}", ArchError)
+        return self
+
     def cycles(self, op_class: str, elements: int) -> float:
         return elements * self.cycles_per_element.get(op_class, self.cycles_per_element["other"])
 
@@ -144,6 +194,16 @@ class TechConfig(BaseModel):
     mm2_per_sram_kib: NonNegFloat | None = None
     static_mw: NonNegFloat = 0.0
 
+    @model_validator(mode="after")
+    def _bounded(self) -> "TechConfig":
+        energy = ("pj_per_mac", "pj_per_vpu_op", "pj_per_vpu_mul", "pj_per_rf_access", "sram_pj_per_byte")
+        _check_bounds(self, "tech.", {**{k: (L.ENERGY_PJ,) for k in energy},
+                                      "um2_per_mac": (L.AREA_UM2,), "um2_per_vpu_lane": (L.AREA_UM2,),
+                                      "static_mw": (L.STATIC_MW,)})
+        if self.mm2_per_sram_kib is not None:
+            L.AREA_UM2.check(self.mm2_per_sram_kib * 1e6, "arch config: tech.mm2_per_sram_kib (in um^2)", ArchError)
+        return self
+
 
 class Arch(BaseModel):
     model_config = _MODEL
@@ -161,10 +221,15 @@ class Arch(BaseModel):
     @field_validator("regions", mode="before")
     @classmethod
     def _regions_as_tuple(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            L.REGIONS.check(len(value), "arch config: regions", ArchError)
         return tuple(value) if isinstance(value, list) else value
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> "Arch":
+    def _check_consistency(self, info: ValidationInfo) -> "Arch":
+        _check_bounds(self, "", {"clock_mhz": (L.MIN_CLOCK_MHZ, L.CLOCK_MHZ)})
+        if info.context == _KEYS_ONLY:
+            return self
         names = [r.name for r in self.regions]
         for n in names:
             if names.count(n) > 1:
@@ -227,6 +292,17 @@ class Arch(BaseModel):
         for key, value in {**(overrides or {}), **dotted}.items():
             _set_dotted(data, key, value)
         return Arch.from_dict(data)
+
+    def check_value(self, key: str, value: Any) -> None:
+        """ArchError unless `value` can be the dotted `key`'s on its own: its type, sign,
+        finiteness and named limit (npukit.limits), whatever the other keys are. The checks
+        across keys (SRAM holding one MXU tile, placement naming a region) need a whole config."""
+        data = self.model_dump(mode="json")
+        _set_dotted(data, key, value)
+        try:
+            Arch.model_validate(data, context=_KEYS_ONLY)
+        except ValidationError as exc:
+            raise ArchError(_one_line(exc, data)) from None
 
     # ---- convenience ----------------------------------------------------------------------
     @property
@@ -303,9 +379,17 @@ def _one_line(exc: ValidationError, data: Mapping[str, Any]) -> str:
     elif err["type"] == "missing":
         problem = "missing required key"
     else:
-        problem = f"{err['msg']} (got {err.get('input')!r})"
+        problem = f"{err['msg']} (got {_short(err.get('input'))})"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"arch config: {loc or '<top>'}: {problem}{more}"
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """A repr cut to `width` characters (a huge list or number stays on one short line)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _known_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -129,7 +129,8 @@ class Ctx:
         ratio = self.ratios[tensor]
         if ratio >= 1.0:
             return bpc
-        return round(min(bpc / ratio, self.arch.dma.decode_bytes_per_cycle), 4)
+        rate = min(bpc / ratio, self.arch.dma.decode_bytes_per_cycle)
+        return round(rate, 4) if rate >= 0.01 else float(f"{rate:.4g}")    # a slow rate never rounds to 0
 
     def compression_key(self, *tensors: str) -> tuple:
         """What a remembered tiling choice depends on beyond shapes: whether blocks are

@@ -214,7 +214,8 @@ def _io(g: Graph, arena, names, meta, moved) -> list[IoTensor]:
         out.append(IoTensor(name, t.dtype.value, shape, where.space, where.addr,
                             float(q.s) if q else 1.0, int(q.zp) if q else 0,
                             bool(meta.get("float_io", {}).get(name, False)) and (q is not None or t.dtype is DType.F32),
-                            tuple(perm)))       # an unquantised integer output (ARG_MAX's indices) stays integer
+                            tuple(perm), g.declared_int.get(name, "")))
+        # (an unquantised integer output, ARG_MAX's indices, stays integer)
     return out
 
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from ..errors import InputError
-from ..progress import one_line_warnings, verbose
-from .point import Outcome, Task
+from ..progress import verbose
+from .point import Outcome, Task, run_point
+from .workers import GRAPHS, LOST, PointLimits, PoolExecutor, init_worker, run_local
 
 EvalFn = Callable[[Task, object], Outcome]
-_GRAPHS: dict[str, object] = {}   # this process's quantised graphs, by model hash
-LOST = "lost"   # outcome status of a point whose worker died on every attempt: not stored
 
 
 class Executor(Protocol):
@@ -31,100 +30,38 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def _init_worker(graphs: dict[str, object]) -> None:
-    one_line_warnings()         # a worker's warnings read like the parent's
-    _GRAPHS.clear()
-    _GRAPHS.update(graphs)
-
-
-def _run_local(fn: EvalFn, task: Task) -> Outcome:
-    return fn(task, _GRAPHS[task.model_hash])
-
-
 class InlineExecutor:
-    """Runs every point in the calling process, one after another (workers = 1)."""
+    """Runs every point in the calling process, one after another: a point that raises is a
+    stored failure, but there is no time or memory limit (use a pool of one for those)."""
     name = "inline"
 
     def start(self, graphs: dict[str, object]) -> None:
-        _init_worker(graphs)
+        init_worker(graphs)
 
     def map(self, fn: EvalFn, tasks: Iterable[Task]) -> Iterator[Outcome]:
         for task in tasks:
-            yield _run_local(fn, task)
+            yield run_local(fn, task)
 
     def close(self) -> None:
-        _GRAPHS.clear()
-
-
-class PoolExecutor:
-    """A local process pool (spawned workers); at most `window` tasks in flight. If a worker
-    dies (the pool breaks), the pool is restarted and its unfinished tasks are resubmitted,
-    each at most `max_retries` times, as Ray does."""
-
-    def __init__(self, workers: int, max_retries: int = 3):
-        if workers < 1:
-            raise InputError(f"--workers must be at least 1, got {workers}")
-        self.workers, self.max_retries = workers, max_retries
-        self.name = f"pool:{workers}"
-        self.pool: ProcessPoolExecutor | None = None
-        self.graphs: dict[str, object] = {}
-
-    def start(self, graphs: dict[str, object]) -> None:
-        self.graphs = graphs
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker, initargs=(graphs,))
-
-    def map(self, fn: EvalFn, tasks: Iterable[Task]) -> Iterator[Outcome]:
-        assert self.pool is not None, "start() first"
-        pending: dict = {}          # future -> (task, attempt)
-        retry: list = []
-        todo = iter(tasks)
-        window = 4 * self.workers
-        while True:
-            while len(pending) < window:
-                item = retry.pop() if retry else next(((t, 0) for t in todo), None)
-                if item is None:
-                    break
-                pending[self.pool.submit(_run_local, fn, item[0])] = item
-            if not pending:
-                return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                task, attempt = pending.pop(fut)
-                try:
-                    yield fut.result()
-                except BrokenProcessPool:
-                    broken = True
-                    if attempt < self.max_retries:
-                        retry.append((task, attempt + 1))
-                    else:
-                        yield Outcome(task.key, LOST, "a worker process died on every attempt")
-            if broken:   # every other in-flight task died with the pool: run them again
-                retry += [(t, a) for t, a in pending.values()]
-                pending.clear()
-                self.pool.shutdown(cancel_futures=True)
-                self.start(self.graphs)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
+        GRAPHS.clear()
 
 
 class RayExecutor:
     """Ray tasks. `address` None uses an already initialised Ray (or starts a local one);
     "auto" joins the cluster running on this machine, else starts a local one;
     "ray://HOST:PORT" connects as a Ray client. A task whose worker dies is retried up to
-    `max_retries` times; errors a point raises are outcomes, not retries."""
+    `max_retries` times; errors a point raises are outcomes, not retries. A task running past
+    `limits.seconds` (counted from about when it got a CPU) is cancelled and stored as timed
+    out; the memory limit is not applied (Ray workers are shared; Ray has its own monitor)."""
 
-    def __init__(self, address: str | None = None, max_retries: int = 3, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None, max_retries: int = 3, num_cpus: int | None = None,
+                 limits: PointLimits = PointLimits()):
         try:
             import ray
         except ImportError:
             raise InputError("--ray needs Ray: pip install 'npukit[ray]'") from None
         self.ray = ray
-        self.address, self.max_retries, self.num_cpus = address, max_retries, num_cpus
+        self.address, self.max_retries, self.num_cpus, self.limits = address, max_retries, num_cpus, limits
         self.name = f"ray:{address or 'local'}"
         self.owns_ray = False
         self.refs: dict[str, object] = {}
@@ -158,7 +95,7 @@ class RayExecutor:
         while True:
             for task in todo:
                 # the graph ref goes inside a list so Ray does not fetch it unless the worker needs it
-                ref = self.remote.remote(fn, task, [self.refs[task.model_hash]])
+                ref = self.remote.remote(fn, task, [self.refs[task.model_hash]], self.limits.seconds)
                 tasks_of[ref] = task
                 pending.append(ref)
                 if len(pending) >= window:
@@ -179,17 +116,35 @@ class RayExecutor:
             self.owns_ray = False
 
 
-def _run_ray(fn: EvalFn, task: Task, graph_ref: list) -> Outcome:
-    if task.model_hash not in _GRAPHS:
+class _Late(BaseException):
+    """Raised by the alarm in a Ray worker (a BaseException: no point's handler catches it)."""
+
+
+def _late(signum, frame) -> None:
+    raise _Late()
+
+
+def _run_ray(fn: EvalFn, task: Task, graph_ref: list, seconds: float) -> Outcome:
+    if task.model_hash not in GRAPHS:
         import ray
-        _GRAPHS[task.model_hash] = ray.get(graph_ref[0])
-    return fn(task, _GRAPHS[task.model_hash])
+        GRAPHS[task.model_hash] = ray.get(graph_ref[0])
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        return run_point(fn, task, GRAPHS[task.model_hash])
+    old = signal.signal(signal.SIGALRM, _late)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return run_point(fn, task, GRAPHS[task.model_hash])
+    except _Late:
+        return Outcome(task.key, "error", f"timed out after {seconds:g} s", eval_seconds=seconds)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
-def make_executor(workers: int | None, ray_address: str | None) -> Executor:
+def make_executor(workers: int | None, ray_address: str | None, limits: PointLimits = PointLimits()) -> Executor:
+    """Points run in worker processes (even with one worker) so that `limits` hold."""
     if ray_address is not None:
         if workers is not None:
             raise InputError("give either --workers or --ray, not both")
-        return RayExecutor(ray_address)
-    n = workers if workers is not None else max(1, multiprocessing.cpu_count())
-    return InlineExecutor() if n == 1 else PoolExecutor(n)
+        return RayExecutor(ray_address, limits=limits)
+    return PoolExecutor(workers if workers is not None else max(1, multiprocessing.cpu_count()), limits=limits)

@@ -3,7 +3,8 @@
 Evaluation runs in a worker: lower the model's quantised graph for the point's arch and
 options, time it, build the profile and, if asked, run the functional simulator on a few
 seeded random inputs against the graph-level integer reference. Errors a user can cause
-(ScheduleError, ArchError, ...) become a stored failure, never a crashed sweep.
+(ScheduleError, ArchError, ...) become a stored failure, never a crashed sweep; so does any
+other exception a point raises (`run_point`), MemoryError included.
 """
 from __future__ import annotations
 
@@ -73,6 +74,21 @@ def point_key(arch_id: str, model_hash: str, calibration_hash: str, options: dic
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def failure_reason(exc: BaseException) -> str:
+    """One line: "<Class>: <first line of the message>"."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:500]}" if lines else type(exc).__name__
+
+
+def run_point(fn, task: Task, qgraph) -> Outcome:
+    """`fn(task, qgraph)`; whatever it raises is the point's stored failure, not the sweep's."""
+    t0 = time.perf_counter()
+    try:
+        return fn(task, qgraph)
+    except Exception as exc:   # MemoryError, ZeroDivisionError, ...: the point failed
+        return Outcome(task.key, "error", failure_reason(exc), eval_seconds=time.perf_counter() - t0)
+
+
 def evaluate(task: Task, qgraph) -> Outcome:
     """Lower + time (+ check) one point. Runs in a worker process."""
     from ..codegen.lower import lower_program
@@ -86,7 +102,7 @@ def evaluate(task: Task, qgraph) -> Outcome:
         profile = build_profile(program, arch, simulate(program, arch))
         check = _check(program, arch, qgraph, task.check_inputs) if task.check_inputs else ""
     except NpukitError as exc:
-        return Outcome(task.key, "error", f"{type(exc).__name__}: {exc}",
+        return Outcome(task.key, "error", failure_reason(exc),
                        eval_seconds=time.perf_counter() - t0)
     metrics = {m: getattr(profile, m) if m != "area_mm2" else profile.area_mm2["total"] for m in METRICS}
     detail = {"energy_breakdown_uj": profile.energy_breakdown_uj, "area_breakdown_mm2": profile.area_mm2,

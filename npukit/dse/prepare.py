@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, NpukitError
-from .point import sha256_file
+from ..errors import InputError
+from .point import failure_reason, sha256_file
 from .space import ModelSpec
 
 
@@ -39,8 +39,8 @@ def prepare_model(spec: ModelSpec) -> PreparedModel:
     model_hash = hashlib.sha256(json.dumps([file_hash, spec.input_shapes, spec.method]).encode()).hexdigest()
     try:
         graph = quantise(spec)
-    except NpukitError as exc:
-        return PreparedModel(spec, model_hash, calib_hash, None, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:   # npukit's errors, and anything a malformed model still trips
+        return PreparedModel(spec, model_hash, calib_hash, None, failure_reason(exc))
     return PreparedModel(spec, model_hash, calib_hash, graph)
 
 

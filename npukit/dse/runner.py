@@ -1,5 +1,7 @@
-"""The sweep driver: prepare models once, ask the strategy, skip stored points, evaluate the
-rest on the executor, store each as it finishes, tell the strategy, repeat.
+"""The sweep driver: prepare models once, ask the strategy, skip stored points, claim and
+evaluate the rest on the executor, store each as it finishes, wait for points other explorers
+on the same database hold, tell the strategy, repeat. SIGTERM (like Ctrl-C) stops the sweep
+with its workers killed, its claims released and every finished point kept.
 
     explore(load_space("space.toml"), "runs.sqlite", make_executor(workers=2, ray_address=None))
 """
@@ -7,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import threading
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,7 @@ from rich.text import Text
 from ..codegen.context import CompileOptions
 from ..errors import ArchError, InputError
 from ..progress import counted, status
+from .claims import Heartbeat, Owner
 from .executors import LOST, EvalFn, Executor
 from .point import Candidate, Outcome, Task, evaluate, point_key
 from .prepare import PreparedModel, prepare_model
@@ -32,7 +38,7 @@ from .strategies import make_strategy
 class SweepSummary:
     candidates: int   # what the strategy proposed (points with equal keys count once below)
     computed: int     # stored by this run (failures included)
-    reused: int       # found in the store (an earlier run, or a resumed one)
+    reused: int       # found in the store (an earlier run, a resumed one, another explorer)
     failed: int       # stored by this run with an error
     lost: int         # workers died on every attempt: not stored, a rerun retries them
     duplicates: int   # candidates whose key another candidate of the sweep already had
@@ -60,63 +66,128 @@ def explore(space: Space, db: str | Path, executor: Executor, progress: bool = T
     if not space.models:
         raise InputError("no models to explore: give --model PATH or [[models]] in the space file")
     t0 = time.perf_counter()
-    with status("preparing the models", enabled=None if progress else False):
-        prepared = [prepare_model(m) for m in counted("parse and quantise", space.models)]   # once per sweep
-    names = model_names(space.models)
-    strategy = make_strategy(space)
     counts = dict(computed=0, reused=0, failed=0, lost=0, duplicates=0)
-    with Store(db) as store:
+    owner = Owner.me()
+    with Store(db) as store, _sigterm_exits():   # a database npukit cannot use is refused first
+        with status("preparing the models", enabled=None if progress else False):
+            prepared = [prepare_model(m) for m in counted("parse and quantise", space.models)]   # once per sweep
+        names = model_names(space.models)
+        strategy = make_strategy(space)
         store.begin_sweep(space.source_text, executor.name)
-        with status(f"starting {executor.name}", enabled=None if progress else False):
-            executor.start({p.model_hash: p.graph for p in prepared if p.graph is not None})
-        bar = _progress() if progress else None
+        heartbeat = Heartbeat(store.path, owner)
         try:
+            with status(f"starting {executor.name}", enabled=None if progress else False):
+                executor.start({p.model_hash: p.graph for p in prepared if p.graph is not None})
+            bar = _progress() if progress else None
             with bar or nullcontext():
                 task_id = bar.add_task("exploring", total=strategy.total) if bar else None
                 advance = (lambda: bar.advance(task_id)) if bar else (lambda: None)
                 while batch := strategy.ask():
                     plans = [_plan(space, prepared, names, c) for c in batch]
-                    strategy.tell(_run_batch(plans, store, executor, evaluate_fn, counts, advance))
+                    strategy.tell(_run_batch(plans, _Run(store, owner, executor, evaluate_fn, counts, advance)))
         finally:
             executor.close()
+            heartbeat.close()
+            store.release(owner.id)
     return SweepSummary(strategy.total, counts["computed"], counts["reused"], counts["failed"],
                         counts["lost"], counts["duplicates"], time.perf_counter() - t0)
 
 
-def _run_batch(plans: list[_Plan], store: Store, executor: Executor, evaluate_fn: EvalFn,
-               counts: dict, advance) -> list[dict | None]:
+class _sigterm_exits:
+    """In the main thread, SIGTERM raises SystemExit so that the sweep's cleanup runs."""
+
+    def __enter__(self) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        self.old = signal.signal(signal.SIGTERM, _exit_on_signal) if main else None
+
+    def __exit__(self, *exc) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+@dataclass(frozen=True)
+class _Run:
+    store: Store
+    owner: Owner
+    executor: Executor
+    evaluate_fn: EvalFn
+    counts: dict
+    advance: Callable[[], None]
+
+
+def _run_batch(plans: list[_Plan], run: _Run) -> list[dict | None]:
     """Evaluate the plans not already stored; returns the stored row of each plan, in order."""
+    store, counts = run.store, run.counts
     rows: dict[str, dict] = {}
     todo: dict[str, _Plan] = {}
+    held: dict[str, _Plan] = {}   # claimed by another live explorer
     for plan in plans:
         key = plan.info.key
         if key in rows or key in todo:
             counts["duplicates"] += 1
-            advance()
+            run.advance()
             continue
         row = store.get(key)
         if row is None and plan.error:
-            store.put(plan.info, Outcome(key, "error", plan.error))
-            counts["computed"] += 1
-            counts["failed"] += 1
+            new = store.put(plan.info, Outcome(key, "error", plan.error))
+            counts["computed" if new else "reused"] += 1
+            counts["failed"] += new
             row = store.get(key)
         elif row is not None:
             counts["reused"] += 1
         if row is not None:
             rows[key] = row
-            advance()
+            run.advance()
         else:
             todo[key] = plan
-    for outcome in executor.map(evaluate_fn, [p.task for p in todo.values()]):
-        advance()
+    while todo or held:
+        _compute(todo, held, rows, run)
+        if held:
+            time.sleep(0.5)
+            for key in list(held):
+                if (row := store.get(key)) is not None:
+                    del held[key]
+                    rows[key] = row
+                    counts["reused"] += 1
+                    run.advance()
+                elif not ((claim := store.claim_row(key)) and run.owner.is_live(claim)):
+                    todo[key] = held.pop(key)   # its owner died or let it go: take it over
+    return [rows.get(p.info.key) for p in plans]
+
+
+def _compute(todo: dict[str, _Plan], held: dict[str, _Plan], rows: dict[str, dict], run: _Run) -> None:
+    """Claim each point as a worker frees up and evaluate it; points another explorer holds
+    move to `held`, points it stored meanwhile to `rows`. Empties `todo`."""
+    store, counts, owner = run.store, run.counts, run.owner
+
+    def claimed():
+        for key in list(todo):
+            state = store.claim(key, owner.id, owner.host, owner.pid, owner.is_live)
+            if state == "mine":
+                yield todo[key].task
+            elif state == "held":
+                held[key] = todo.pop(key)
+            else:
+                del todo[key]
+                rows[key] = store.get(key)
+                counts["reused"] += 1
+                run.advance()
+
+    for outcome in run.executor.map(run.evaluate_fn, claimed()):
+        run.advance()
+        plan = todo.pop(outcome.key)
         if outcome.status == LOST:
             counts["lost"] += 1
+            store.release(owner.id, outcome.key)
             continue
-        store.put(todo[outcome.key].info, outcome)
-        counts["computed"] += 1
-        counts["failed"] += outcome.status != "ok"
+        new = store.put(plan.info, outcome)
+        counts["computed" if new else "reused"] += 1
+        counts["failed"] += new and outcome.status != "ok"
         rows[outcome.key] = store.get(outcome.key)
-    return [rows.get(p.info.key) for p in plans]
 
 
 def _plan(space: Space, prepared: list[PreparedModel], names: list[str], c: Candidate) -> _Plan:

@@ -23,6 +23,7 @@ from ..arch import Arch, load_arch
 from ..codegen.context import CompileOptions
 from ..codegen.options import check_option
 from ..errors import ArchError, InputError, did_you_mean
+from ..limits import CHECK_INPUTS, SWEEP_POINTS, TENSOR_ELEMENTS, TENSOR_RANK
 
 STRATEGIES = ("grid", "random", "optuna")
 OPTION_FIELDS = {f.name: type(f.default) for f in dataclasses.fields(CompileOptions)}
@@ -48,10 +49,21 @@ class Range:
         return isinstance(self.low, int) and isinstance(self.high, int) and \
             (self.step is None or isinstance(self.step, int))
 
+    @property
+    def points(self) -> float:
+        """How many values `grid` has (inf without a step), counted without building them."""
+        if self.step is None:
+            return math.inf
+        n = (self.high - self.low) / self.step
+        return math.floor(n + 1e-9) + 1 if math.isfinite(n) else math.inf
+
+    def at(self, i: int) -> Value:
+        """The i-th grid value."""
+        v = self.low + i * self.step
+        return int(v) if self.is_int else round(v, 12)
+
     def grid(self) -> tuple[Value, ...]:
-        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
-        vals = [self.low + i * self.step for i in range(n)]
-        return tuple(int(v) if self.is_int else round(v, 12) for v in vals)
+        return tuple(self.at(i) for i in range(self.points))
 
 
 Domain = Choices | Range
@@ -100,10 +112,27 @@ class Space:
     check_inputs: int = 0
     source_text: str = ""
 
+    def __post_init__(self) -> None:
+        """The sweep's size, counted without expanding it, within max_sweep_points."""
+        models = max(1, len(self.models))
+        if self.strategy.kind == "grid":
+            configs = math.prod(1 if isinstance(p.domain, Range) and p.domain.step is None else
+                                len(p.domain.values) if isinstance(p.domain, Choices) else p.domain.points
+                                for p in self.params)
+            what = f"space: the grid ({_fmt_count(configs)} configurations x {models} model(s))"
+            SWEEP_POINTS.check(configs * models, what, InputError)
+        else:
+            SWEEP_POINTS.check(self.strategy.samples * models,
+                               f"space: the sweep ({self.strategy.samples} samples x {models} model(s))", InputError)
+
     def with_models(self, extra: list[Path]) -> "Space":
         """Add `--model PATH` models (no input shapes, random calibration)."""
         more = tuple(ModelSpec(Path(p).resolve()) for p in extra)
         return dataclasses.replace(self, models=self.models + more)
+
+
+def _fmt_count(n: float) -> str:
+    return f"{n:,}" if isinstance(n, int) and n.bit_length() <= 64 else f"{float(n):g}"
 
 
 def model_names(models: tuple[ModelSpec, ...]) -> list[str]:
@@ -140,6 +169,7 @@ def parse_space(data: Mapping[str, Any], root: Path, text: str = "") -> Space:
     check_inputs = check.get("inputs", 0)
     if not isinstance(check_inputs, int) or isinstance(check_inputs, bool) or check_inputs < 0:
         raise InputError("space: check.inputs: expected an integer >= 0")
+    CHECK_INPUTS.check(check_inputs, "space: check.inputs", InputError)
     models = data.get("models", [])
     if not isinstance(models, list):
         raise InputError("space: models: expected an array of tables ([[models]])")
@@ -175,6 +205,10 @@ def _strategy(tab: Mapping[str, Any], params: list[Param]) -> StrategySpec:
         raise InputError(f"space: strategy.samples: the {kind} strategy needs samples >= 1")
     if ints["batch"] < 1:
         raise InputError("space: strategy.batch: expected an integer >= 1")
+    if ints["seed"] >= 1 << 31:
+        raise InputError(f"space: strategy.seed: expected an integer below 2^31, got {ints['seed']!r}")
+    SWEEP_POINTS.check(ints["samples"], "space: strategy.samples", InputError)
+    SWEEP_POINTS.check(ints["batch"], "space: strategy.batch", InputError)
     objectives = tab.get("objectives", ["latency", "energy", "area"])
     if not isinstance(objectives, list) or not objectives or not all(isinstance(o, str) for o in objectives):
         raise InputError("space: strategy.objectives: expected a non-empty list of names")
@@ -189,7 +223,10 @@ def _strategy(tab: Mapping[str, Any], params: list[Param]) -> StrategySpec:
 def _param(target: str, key: str, raw: Any, base: Arch) -> Param:
     where = f"space: {target}.{key}"
     domain = _domain(where, raw)
-    values = domain.values if isinstance(domain, Choices) else (domain.low, domain.high)
+    if isinstance(domain, Range) and domain.step is not None:
+        SWEEP_POINTS.check(domain.points, f"{where}: the range's grid", InputError)
+    values = domain.values if isinstance(domain, Choices) else \
+        (domain.low, domain.high, *([domain.at(1)] if domain.step is not None and domain.points > 1 else []))
     if target == "options":
         if key not in OPTION_FIELDS:
             raise InputError(f"{where}: unknown compiler option{did_you_mean(key, OPTION_FIELDS)} "
@@ -200,12 +237,11 @@ def _param(target: str, key: str, raw: Any, base: Arch) -> Param:
             except InputError as exc:
                 raise InputError(f"{where}: {exc}") from None
     else:
-        for v in values:  # every extreme must give a key the arch knows; validity is per point
+        for v in values:  # each value within the key's type and limits (checks across keys: per point)
             try:
-                base.replace({key: v})
+                base.check_value(key, v)
             except ArchError as exc:
-                if "unknown key" in str(exc) or "no region" in str(exc):
-                    raise InputError(f"{where}: {exc}") from None
+                raise InputError(f"{where}: {str(exc).removeprefix('arch config: ')}") from None
     return Param(target, key, domain)
 
 
@@ -225,7 +261,9 @@ def _domain(where: str, raw: Any) -> Domain:
         if low is None or high is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                   for v in nums):
             raise InputError(f"{where}: a range needs numeric min and max")
-        if not low <= high or (step is not None and step <= 0) or not isinstance(log, bool):
+        if not all(abs(v) < 2 ** 53 for v in nums):     # (False for NaN and infinity)
+            raise InputError(f"{where}: a range needs finite min, max and step (below 2^53)")
+        if not low <= high or (step is not None and not step > 0) or not isinstance(log, bool):
             raise InputError(f"{where}: expected min <= max, step > 0 and log a boolean")
         if log and (low <= 0 or step is not None):
             raise InputError(f"{where}: a log range needs min > 0 and no step")
@@ -242,8 +280,12 @@ def _model(raw: Any, i: int, root: Path) -> ModelSpec:
     _only(raw, f"models[{i}]", {"path", "input_shapes", "calibration", "method"})
     shapes = raw.get("input_shapes", {})
     if not isinstance(shapes, dict) or not all(
-            isinstance(s, list) and s and all(isinstance(d, int) and d > 0 for d in s) for s in shapes.values()):
+            isinstance(s, list) and s and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in s)
+            for s in shapes.values()):
         raise InputError(f"{where}.input_shapes: expected {{name = [d0, d1, ...]}} with positive integers")
+    for name, s in shapes.items():
+        TENSOR_RANK.check(len(s), f"{where}.input_shapes.{name}", InputError)
+        TENSOR_ELEMENTS.check(math.prod(s), f"{where}.input_shapes.{name}", InputError)
     calib = raw.get("calibration")
     if calib is not None and not isinstance(calib, str):
         raise InputError(f"{where}.calibration: expected a .npz path")

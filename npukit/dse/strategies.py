@@ -47,7 +47,7 @@ class RandomStrategy(GridStrategy):
 
     def __init__(self, space: Space):
         rng = np.random.default_rng(space.strategy.seed)
-        want = space.strategy.samples
+        want = min(space.strategy.samples, math.prod(_size(p) for p in space.params))
         seen: dict[tuple, None] = {}
         for _ in range(50 * want):
             if len(seen) == want:
@@ -55,6 +55,14 @@ class RandomStrategy(GridStrategy):
             seen.setdefault(tuple((p.name, _draw(p, rng)) for p in space.params))
         self.batch = [Candidate(m, c) for m in range(len(space.models)) for c in seen]
         self.total = len(self.batch)
+
+
+def _size(p: Param) -> float:
+    """How many distinct values a dimension can take (inf for a continuous range)."""
+    d = p.domain
+    if isinstance(d, Choices):
+        return len(d.values)
+    return d.points if d.step is not None else d.high - d.low + 1 if d.is_int else math.inf
 
 
 def _values(p: Param) -> tuple:
@@ -66,8 +74,7 @@ def _draw(p: Param, rng: np.random.Generator) -> Any:
     if isinstance(d, Choices):
         return d.values[int(rng.integers(len(d.values)))]
     if d.step is not None:
-        grid = d.grid()
-        return grid[int(rng.integers(len(grid)))]
+        return d.at(int(rng.integers(d.points)))
     if d.log:
         x = math.exp(rng.uniform(math.log(d.low), math.log(d.high)))
         return min(max(int(round(x)), d.low), d.high) if d.is_int else x

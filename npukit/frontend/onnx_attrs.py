@@ -32,6 +32,7 @@ def _short(value) -> str:
 
 def check_attributes(node: onnx.NodeProto, shapes: list[tuple[int, ...] | None]) -> None:
     """Refuse attributes out of their ONNX range; `shapes` are the input shapes (None: unknown)."""
+    _check_kinds(node)
     at = attributes(node)
     op = node.op_type
     x = shapes[0] if shapes else None
@@ -56,6 +57,18 @@ def check_attributes(node: onnx.NodeProto, shapes: list[tuple[int, ...] | None])
         _check_axis(node, "axis", [at["axis"]], max(rank, 1))
     if (op in _AXES_OPS or op == "Unsqueeze") and "axes" in at:
         _check_axis(node, "axes", at["axes"], out_rank if op == "Unsqueeze" else rank)
+
+
+def _check_kinds(node: onnx.NodeProto) -> None:
+    """Each attribute the operator's schema declares has the declared kind (INT, INTS, ...)."""
+    if node.domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type):
+        return
+    declared = onnx.defs.get_schema(node.op_type).attributes
+    for a in node.attribute:
+        if a.name in declared and a.type != declared[a.name].type:
+            want = onnx.AttributeProto.AttributeType.Name(declared[a.name].type)
+            got = onnx.AttributeProto.AttributeType.Name(a.type) if a.type in onnx.AttributeProto.AttributeType.values() else a.type
+            raise attribute_error(node, a.name, f"of kind {want}, not {got}")
 
 
 def _check_axis(node, attr: str, axes, rank: int) -> None:

@@ -256,4 +256,6 @@ class Builder:
             if ir != out:
                 self.source = ()
                 self.emit(Op.RESHAPE, [ir], ReshapeAttrs(self.tensors[ir].shape), out)
-        return Graph(tuple(self.nodes), dict(self.tensors), inputs, outputs, name)
+        declared = {n: self.onnx_types[n] for n in inputs
+                    if n in self.onnx_types and self.onnx_types[n] != self.tensors[n].dtype.np.name}
+        return Graph(tuple(self.nodes), dict(self.tensors), inputs, outputs, name, declared_int=declared)

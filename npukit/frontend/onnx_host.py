@@ -14,16 +14,13 @@ import onnx
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Op
-from ..quant.host_float import HostFloatAttrs, output_types, run_float, wrapper_model
+from ..quant.host_float import DATA_SHAPED, HostFloatAttrs, output_types, run_float, wrapper_model
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
 
 # the NPU has converters for these, but not for every configuration or not as exactly
 HOST_OPS = frozenset({"LSTM", "GRU", "RNN"})
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
-# outputs whose shape depends on the data: no static memory plan can hold them
-DATA_SHAPED = frozenset({"NonZero", "NonMaxSuppression", "Unique", "Compress", "StringSplit",
-                         "RegexFullMatch", "TfIdfVectorizer"})
 _HOST_PAD_MODES = (b"edge", b"wrap")        # reflect is an IR PAD (DMA with negative strides)
 _STANDARD = ("", "ai.onnx")
 

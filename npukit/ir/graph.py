@@ -313,6 +313,9 @@ class Graph:
     # graph inputs/outputs whose model-level type is float around int8 (a pre-quantised model
     # whose boundary QUANTIZE / DEQUANTIZE the frontend folded into the I/O conversion)
     float_io: frozenset[str] = frozenset()
+    # integer graph inputs the model declares with another type than the IR's (ONNX int64 ids
+    # held as int32): name -> numpy dtype name. `run` takes them in the declared type.
+    declared_int: dict[str, str] = field(default_factory=dict, compare=False)
 
     def producer(self, tensor: str) -> Node | None:
         for node in self.nodes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BinaryError
+from ..limits import INSTRUCTIONS
 from .instructions import OPCODES, REGION0, SPACE_NAMES, Instr, engine_of, extension_fields, field_layout
 
 _LAYOUTS = {cls: field_layout(cls) for cls in OPCODES}
@@ -57,6 +58,7 @@ def decode(data: bytes) -> list[Instr]:
         return out
 
     while pos < n:
+        INSTRUCTIONS.check(len(program) + 1, "the binary's instruction stream", BinaryError)
         word, layer, n_deps = take(3)
         op, n_ext = word & ((1 << _EXT_SHIFT) - 1), word >> _EXT_SHIFT
         if not 0 <= op < len(OPCODES) or not 0 <= n_ext <= len(_EXTENSIONS[OPCODES[op]]):

@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from pydantic import BaseModel, ConfigDict
+
 from ..errors import BinaryError
-from . import container, serial
+from ..limits import BINARY_BYTES, LAYERS, META_DEPTH
+from . import container, serial, validate
 from .encoding import decode, encode
 from .instructions import Instr
 
@@ -24,6 +27,7 @@ class IoTensor:
     is_float: bool        # the model's own type is float: quantise / dequantise at the boundary
     perm: tuple[int, ...] = ()   # host-side layout change: NPU = user.transpose(perm) for inputs,
                                  # user = NPU.transpose(perm) for outputs
+    declared: str = ""    # an integer input's type in the model when not `dtype` (ONNX int64 ids)
 
 
 @dataclass(frozen=True)
@@ -78,30 +82,61 @@ class Program:
 
     @staticmethod
     def from_bytes(data: bytes) -> "Program":
+        """The program of a `.npub` image, every section checked against its schema first
+        (isa.validate); BinaryError for anything malformed, beyond a limit or out of range."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            BINARY_BYTES.check(len(data), "the binary", BinaryError)
         sections, meta = container.unpack(data)
+        missing = [s for s in _SECTIONS if s not in sections]
+        if missing:
+            raise BinaryError(f"corrupt binary: no {missing[0]!r} section")
+        META_DEPTH.check(validate.nesting(meta), "the nesting of the binary's meta", BinaryError)
         try:
-            io = json.loads(sections["io"])
-            regions = [Region(r["name"], int(r["space"]), sections[f"region.{r['name']}"])
-                       for r in json.loads(sections["regions"])]
-            return Program(
-                arch_toml=sections["arch"].decode(),
-                instructions=decode(sections["code"]),
-                regions=regions,
-                inputs=[_io(t) for t in io["inputs"]],
-                outputs=[_io(t) for t in io["outputs"]],
-                host_segments=json.loads(sections["host"]),
-                host_blobs=serial.unpack_blobs(sections["host_arrays"]),
-                layers=[Layer(**{**d, "nodes": tuple(d["nodes"])}) for d in json.loads(sections["layers"])],
-                meta=meta)
-        except BinaryError:
-            raise
-        except (KeyError, ValueError, TypeError, UnicodeDecodeError) as e:
-            raise BinaryError(f"corrupt npukit binary: {type(e).__name__}: {e}") from None
+            arch_toml = sections["arch"].decode()
+        except UnicodeDecodeError:
+            raise BinaryError("corrupt binary: the 'arch' section is not UTF-8 text") from None
+        io = validate.parse(_IoSection, validate.load_json(sections["io"], "io"), "io")
+        regions = [validate.parse(validate.RegionRecord, r, f"region {i}")
+                   for i, r in enumerate(_list(validate.load_json(sections["regions"], "regions"), "regions"))]
+        for r in regions:
+            if f"region.{r.name}" not in sections or sum(q.name == r.name or q.space == r.space for q in regions) > 1:
+                raise BinaryError(f"corrupt binary: region {r.name!r} is repeated or has no section")
+        layers = _list(validate.load_json(sections["layers"], "layers"), "layers")
+        LAYERS.check(len(layers), "the binary's layer table", BinaryError)
+        layers = [validate.parse(validate.LayerRecord, d, f"layer {i}") for i, d in enumerate(layers)]
+        hosts = _list(validate.load_json(sections["host"], "host"), "host")
+        for i, h in enumerate(hosts):
+            validate.host_segment(h, f"host segment {i}")
+        instructions = decode(sections["code"])
+        validate.check_indices(instructions, len(layers), len(hosts))
+        prog = Program(
+            arch_toml=arch_toml, instructions=instructions,
+            regions=[Region(r.name, r.space, sections[f"region.{r.name}"]) for r in regions],
+            inputs=[_io(validate.io_tensor(t, f"input {i}")) for i, t in enumerate(io.inputs)],
+            outputs=[_io(validate.io_tensor(t, f"output {i}")) for i, t in enumerate(io.outputs)],
+            host_segments=hosts, host_blobs=serial.unpack_blobs(sections["host_arrays"]),
+            layers=[Layer(**{**d.model_dump(), "nodes": tuple(d.nodes)}) for d in layers], meta=meta)
+        validate.check_segments(prog.host_segments, prog.host_blobs)
+        return prog
 
 
-def _io(d: dict) -> IoTensor:
-    return IoTensor(**{**d, "shape": tuple(int(s) for s in d["shape"]),
-                       "perm": tuple(int(p) for p in d.get("perm", ()))})
+_SECTIONS = ("arch", "code", "io", "layers", "host", "host_arrays", "regions")
+
+
+class _IoSection(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    inputs: list[dict]
+    outputs: list[dict]
+
+
+def _list(data, what: str) -> list:
+    if not isinstance(data, list):
+        raise BinaryError(f"corrupt binary: the {what!r} section is not a list")
+    return data
+
+
+def _io(r: validate.IoRecord) -> IoTensor:
+    return IoTensor(**{**r.model_dump(), "shape": tuple(r.shape), "perm": tuple(r.perm)})
 
 
 __all__ = ["Program", "IoTensor", "Layer", "Region", "Instr", "FORMAT"]

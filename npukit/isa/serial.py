@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import io
+import math
+import types
+import typing
+import zipfile
+from typing import Any
 
 import numpy as np
 
 from ..errors import BinaryError
+from ..limits import TENSOR_ELEMENTS, UNPACKED_BYTES
 from ..ir import graph as ir
 from ..quant import kernels_mxu, kernels_vpu, quantize
 
@@ -63,7 +70,9 @@ def from_data(data, blobs: list[np.ndarray]):
         return _cls(data["__enum__"])(data["value"])
     if "__dc__" in data:
         cls = _cls(data["__dc__"])
-        return cls(**{k: from_data(v, blobs) for k, v in data.items() if k != "__dc__"})
+        values = {k: from_data(v, blobs) for k, v in data.items() if k != "__dc__"}
+        _check_fields(cls, values)
+        return cls(**values)
     if "__nd__" in data:
         i = data["__nd__"]
         if not isinstance(i, int) or not 0 <= i < len(blobs):
@@ -72,6 +81,48 @@ def from_data(data, blobs: list[np.ndarray]):
     if "__tuple__" in data:
         return tuple(from_data(v, blobs) for v in data["__tuple__"])
     return {k: from_data(v, blobs) for k, v in data.items()}
+
+
+def _check_fields(cls: type, values: dict) -> None:
+    """A record's fields are its class's (required ones present), each of its declared type."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = _hints(cls)
+    for name, value in values.items():
+        if name not in fields:
+            raise BinaryError(f"binary gives {cls.__name__} an unknown field {name!r}")
+        if not _fits(value, hints.get(name, Any)):
+            raise BinaryError(f"binary gives {cls.__name__}.{name} a {type(value).__name__}")
+    for name, f in fields.items():
+        if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise BinaryError(f"binary gives {cls.__name__} no {name!r}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict:
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError):        # an annotation this module cannot resolve: unchecked
+        return {}
+
+
+def _fits(value, hint) -> bool:
+    """Whether decoded data can be a value of `hint` (numbers interchangeable, as JSON has them)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is tuple or hint is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return not args or len(args) == len(value) and all(_fits(v, a) for v, a in zip(value, args))
+    hint = origin or hint
+    if hint in (int, float, bool):
+        return isinstance(value, (int, float))
+    return not isinstance(hint, type) or isinstance(value, hint) or hint in (list, frozenset, set) \
+        and isinstance(value, (list, tuple))
 
 
 def _cls(name: str) -> type:
@@ -87,8 +138,35 @@ def pack_blobs(blobs: list[np.ndarray]) -> bytes:
 
 
 def unpack_blobs(data: bytes) -> list[np.ndarray]:
+    """The arrays of a host_arrays section. npukit stores them uncompressed: a compressed
+    member is refused, and every member's size (its .npy header's shape x item size) is
+    checked against UNPACKED_BYTES and TENSOR_ELEMENTS before it is read."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return [z[f"arr_{i}"] for i in range(len(z.files))]
-    except Exception as e:  # any malformed archive is a corrupt binary
-        raise BinaryError(f"corrupt array section: {e}") from None
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            members = z.infolist()
+            if [m.filename for m in members] != [f"arr_{i}.npy" for i in range(len(members))]:
+                raise BinaryError("corrupt array section: members are not arr_0.npy, arr_1.npy, ...")
+            UNPACKED_BYTES.check(sum(m.file_size for m in members), "the host arrays, unpacked", BinaryError)
+            return [_member(z, m) for m in members]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as e:
+        raise BinaryError(f"corrupt array section: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _member(z: zipfile.ZipFile, m: zipfile.ZipInfo) -> np.ndarray:
+    if m.compress_type != zipfile.ZIP_STORED or m.file_size != m.compress_size:
+        raise BinaryError(f"corrupt array section: {m.filename} is compressed (npukit stores arrays as they are)")
+    with z.open(m) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise BinaryError(f"corrupt array section: {m.filename} has .npy version {version}")
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(f, max_header_size=1024)
+        if dtype.hasobject:
+            raise BinaryError(f"corrupt array section: {m.filename} holds Python objects")
+        n = math.prod(shape)
+        TENSOR_ELEMENTS.check(n, f"host array {m.filename}", BinaryError)
+        if f.tell() + n * dtype.itemsize != m.file_size:
+            raise BinaryError(f"corrupt array section: {m.filename} is {m.file_size} bytes, its header "
+                              f"declares {f.tell() + n * dtype.itemsize}")
+        data = np.frombuffer(bytearray(f.read(n * dtype.itemsize)), dtype)
+        return data.reshape(shape[::-1]).T if fortran else data.reshape(shape)

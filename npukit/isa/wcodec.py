@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BinaryError
+from ..limits import UNPACKED_BYTES
 
 GROUP = 32        # values a group: the mode nibble costs 1/8 bit a value
 Q_MAX = 15
@@ -90,6 +91,7 @@ def encode(data: bytes | np.ndarray) -> bytes:
 def decode(stream: np.ndarray, n: int) -> np.ndarray:
     """The `n` bytes (uint8) a stream expands to; BinaryError when it is not a valid stream of
     exactly that many values and exactly its own length."""
+    UNPACKED_BYTES.check(n, "compressed weights: the declared decoded size", BinaryError)
     stream = np.asarray(stream, np.uint8).reshape(-1)
     n_groups = -(-n // GROUP)
     n_header = -(-n_groups // 2)

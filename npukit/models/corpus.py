@@ -317,7 +317,10 @@ def evaluate(name: str, arch: str = "npu-m") -> CorpusResult:
 def _npu_outputs(prog, feeds: Feeds, names: list[str]) -> dict[str, np.ndarray]:
     """The NPU's outputs as float, keyed as the float model names them (by order if the
     names differ)."""
-    out = prog.run({t: feeds[t] if t in feeds else next(iter(feeds.values())) for t in prog.input_names})
+    given = {t: feeds[t] if t in feeds else next(iter(feeds.values())) for t in prog.input_names}
+    # run takes each input's own dtype only: the corpus's samples (float64 pictures, int64
+    # token ids) are cast here, knowingly, as a caller of the API must
+    out = prog.run({t: np.asarray(x).astype(prog.input_specs[t][1]) for t, x in given.items()})
     values = [(_dequantize(out[t.name], t.scale, t.zero_point) if out[t.name].dtype != np.float32 else out[t.name])
               for t in prog.program.outputs]
     keyed = dict(zip([t.name for t in prog.program.outputs], values))

@@ -10,6 +10,8 @@ driver does around a CPU fallback.
 from __future__ import annotations
 
 import base64
+import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -17,6 +19,8 @@ import numpy as np
 import onnx
 
 from ..errors import ModelError
+from ..limits import (GRAPH_NODES, HOST_LOOP_TRIPS, HOST_SECONDS, META_DEPTH, TENSOR_ELEMENTS,
+                      limit_message)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,61 @@ class HostFloatParams:
     out_scale: tuple[float, ...]         # per output; unused for outputs that stay unquantised
     out_zero_point: tuple[int, ...]
     out_dtype: tuple[str, ...]           # int8 / int16: quantised; float32, int64, bool...: as computed
+
+
+# The operators a HOST_FLOAT wrapper may hold: the standard (default-domain) ONNX operators,
+# except those whose output shape depends on the data (no static memory plan holds them; the
+# importer refuses them too). No other domain, no model-local functions, no external data.
+DATA_SHAPED = frozenset({"NonZero", "NonMaxSuppression", "Unique", "Compress", "StringSplit",
+                         "RegexFullMatch", "TfIdfVectorizer"})
+HOST_ONNX_OPS = frozenset(s.name for s in onnx.defs.get_all_schemas() if s.domain == "") - DATA_SHAPED
+
+
+def check_model(onnx_model: str) -> None:
+    """Refuse a wrapper model (base64) beyond what npukit emits: an operator outside HOST_ONNX_OPS,
+    another domain, local functions, external data, more than GRAPH_NODES nodes, a tensor
+    beyond TENSOR_ELEMENTS or a Loop whose constant trip count is beyond HOST_LOOP_TRIPS."""
+    try:
+        model = onnx.ModelProto.FromString(base64.b64decode(onnx_model, validate=True))
+    except Exception as e:  # noqa: BLE001 - protobuf and base64 report malformed data their own ways
+        raise ModelError(f"host operator: not an ONNX model ({type(e).__name__})") from None
+    if model.functions or any(o.domain not in ("", "ai.onnx") for o in model.opset_import):
+        raise ModelError("host operator: the wrapper model has local functions or another operator domain")
+    nodes = _check_graph(model.graph, {}, 0)
+    GRAPH_NODES.check(nodes, "the host operator's graph", ModelError)
+
+
+def _check_graph(graph: onnx.GraphProto, consts: dict, depth: int) -> int:
+    """Nodes in `graph` and its subgraphs, each checked; `consts`: constant scalars in scope."""
+    META_DEPTH.check(depth, "the nesting of the host operator's subgraphs", ModelError)
+    consts = dict(consts)
+    for t in graph.initializer:
+        _check_tensor(t)
+        if t.data_type == onnx.TensorProto.INT64 and math.prod(t.dims) == 1:
+            consts[t.name] = int(onnx.numpy_helper.to_array(t).reshape(()))
+    count = len(graph.node)
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in HOST_ONNX_OPS:
+            raise ModelError(f"host operator: {node.op_type!r} (domain {node.domain!r}) is not an operator "
+                             f"a host segment may run")
+        for a in node.attribute:
+            if a.HasField("t"):
+                _check_tensor(a.t)
+            if node.op_type == "Constant" and a.name == "value" and a.t.data_type == onnx.TensorProto.INT64 \
+                    and math.prod(a.t.dims) == 1:
+                consts[node.output[0]] = int(onnx.numpy_helper.to_array(a.t).reshape(()))
+            for g in (*([a.g] if a.HasField("g") else []), *a.graphs):
+                count += _check_graph(g, consts, depth + 1)
+        trips = consts.get(node.input[0]) if node.op_type == "Loop" and node.input and node.input[0] else None
+        if trips is not None:
+            HOST_LOOP_TRIPS.check(trips, f"host Loop {node.name!r}: its trip count", ModelError)
+    return count
+
+
+def _check_tensor(t: onnx.TensorProto) -> None:
+    if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data:
+        raise ModelError(f"host operator: tensor {t.name!r} refers to external data")
+    TENSOR_ELEMENTS.check(math.prod(t.dims), f"host operator tensor {t.name!r}", ModelError)
 
 
 @lru_cache(maxsize=256)
@@ -71,17 +130,35 @@ def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     if len(ins) != len(names):
         raise ModelError(f"host {attrs.op_type} expects {len(names)} inputs, got {len(ins)}")
     feeds = {n: np.asarray(x).astype(t, copy=False) for n, x, t in zip(names, ins, types)}
-    try:
-        results = sess.run(list(attrs.outputs), feeds)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"host operator {attrs.op_type} failed in onnxruntime: "
-                         f"{str(e).splitlines()[0]}") from None
+    results = _run_bounded(sess, attrs, feeds)
     out = [np.asarray(r, np.float32) if np.asarray(r).dtype.kind == "f" else np.asarray(r) for r in results]
     for y, want, name in zip(out, attrs.out_shapes, attrs.outputs):
         if tuple(y.shape) != tuple(want):       # a data-dependent shape the memory plan cannot hold
             raise ModelError(f"host operator {attrs.op_type} made {name} of shape {list(y.shape)}, "
                              f"compiled for {list(want)}")
     return out
+
+
+def _run_bounded(sess, attrs: HostFloatAttrs, feeds: dict) -> list:
+    """sess.run, ended by RunOptions.terminate when it takes longer than HOST_SECONDS (a Loop
+    whose trip count or condition comes from the data may not end)."""
+    import onnxruntime as ort
+
+    opts = ort.RunOptions()
+    done = threading.Event()
+    timer = threading.Thread(target=lambda: done.wait(HOST_SECONDS.value) or setattr(opts, "terminate", True),
+                             daemon=True)
+    timer.start()
+    try:
+        return sess.run(list(attrs.outputs), feeds, opts)
+    except Exception as e:  # noqa: BLE001 - onnxruntime reports every failure as its own type
+        if opts.terminate:
+            raise ModelError(limit_message(HOST_SECONDS, HOST_SECONDS.value,
+                                           f"host operator {attrs.op_type}: its run time")) from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"host operator {attrs.op_type} failed in onnxruntime: {first}") from None
+    finally:
+        done.set()
 
 
 def run_quantised(attrs: HostFloatAttrs, params: HostFloatParams, ins: list[np.ndarray],

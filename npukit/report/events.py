@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..sim.timing import Timeline, instruction_counts
-from .profile import SRAMS, Profile, sram_ranges
+from ..isa.ranges import SRAMS, operands, sram_ranges
+from .profile import Profile
 
 # display order and names of the engines' lanes
 LANES = (I.Engine.DMA_IN, I.Engine.DMA_OUT, I.Engine.DMA_W, I.Engine.MXU, I.Engine.VPU, I.Engine.HOST)
@@ -73,42 +74,6 @@ def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _operands(ins: I.Instr) -> list[tuple[int, int, int]]:
-    """(SRAM space, first byte, end byte) of the SRAM operands a compute instruction reads and
-    writes (the views npukit.sim.semantics takes)."""
-    A, W, C = I.ABUF, I.WBUF, I.ACC
-    if isinstance(ins, I.Conv):
-        taps = ins.kernel[0] * ins.kernel[1]
-        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c_stride * ins.in_bytes),
-                (W, ins.wgt, ins.wgt + ins.k * taps * ins.c_len),
-                (C, ins.dst, ins.dst + 4 * ins.out_h * ins.out_w * ins.k)]
-    if isinstance(ins, I.DwConv):
-        k = ins.c * ins.mult
-        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c),
-                (W, ins.wgt, ins.wgt + ins.kernel[0] * ins.kernel[1] * k),
-                (W, ins.params, ins.params + 12 * k), (A, ins.dst, ins.dst + ins.out_h * ins.out_w * k)]
-    if isinstance(ins, I.Requant):
-        b = 2 if ins.mode == 2 else 1
-        lo = ins.dst + b * ins.dst_c_off
-        return [(W, ins.params, ins.params + (24 if ins.mode else 12) * ins.k),
-                (A, lo, lo + b * ((ins.n_pix - 1) * ins.dst_pix_stride + ins.k))]
-    if isinstance(ins, I.MatMul):
-        return [(A, ins.src, ins.src + ins.m * ins.k_len), (W, ins.wgt, ins.wgt + ins.n * ins.k_len),
-                (C, ins.dst, ins.dst + 4 * ins.m * ins.n)]
-    if isinstance(ins, I.Elementwise):
-        n, (rs, cs) = ins.rows * ins.cols, ins.b_strides
-        return [(ins.a_space, ins.a, ins.a + n),
-                (ins.b_space, ins.b, ins.b + (ins.rows - 1) * rs + (ins.cols - 1) * cs + 1), (A, ins.dst, ins.dst + n)]
-    sizes = {I.Lut: lambda x: (x.n, x.n), I.Pool: lambda x: (x.in_h * x.in_w * x.c, x.out_h * x.out_w * x.c),
-             I.Mean: lambda x: (x.n * x.c, x.c), I.Softmax: lambda x: (x.rows * x.cols, x.rows * x.cols),
-             I.Resize: lambda x: (x.in_h * x.in_w * x.c, x.out_h * x.out_w * x.c),
-             I.Magnitude: lambda x: (4 * x.outer * x.c * x.inner, x.outer * x.c * x.inner)}
-    if type(ins) in sizes:
-        n_in, n_out = sizes[type(ins)](ins)
-        return [(A, ins.src, ins.src + n_in), (A, ins.dst, ins.dst + n_out)]
-    return []
-
-
 def sram_in_use(prog: Program, t: Timeline) -> tuple[list[int], dict[str, list[int]]]:
     """Per SRAM over time: the bytes the layers in flight touch (the union of the ranges their
     transfers and operands cover; a layer is in flight from its first instruction's start to
@@ -117,7 +82,7 @@ def sram_in_use(prog: Program, t: Timeline) -> tuple[list[int], dict[str, list[i
     for ins, s, e in zip(prog.instructions, t.start, t.end):
         first[ins.layer] = min(first.get(ins.layer, s), s)
         last[ins.layer] = max(last.get(ins.layer, e), e)
-        for space, lo, hi in (*sram_ranges(ins), *_operands(ins)):
+        for space, lo, hi in (*sram_ranges(ins), *operands(ins)):
             if space not in SRAMS:
                 continue
             ranges.setdefault((ins.layer, space), []).append((lo, hi))

@@ -9,10 +9,10 @@ import numpy as np
 from ..arch import area_mm2, energy_table
 from ..isa import instructions as I
 from ..isa.program import Program
+from ..isa.ranges import SRAMS, sram_ranges
 from ..sim.timing import Timeline, layer_cycles
 
 SCHEMA_VERSION = 1
-SRAMS = (I.ABUF, I.WBUF, I.ACC)
 
 
 @dataclass(frozen=True)
@@ -138,17 +138,6 @@ def _bound(target: str, cycles: int, mxu: int, vpu: int, dma: int) -> str:
     if cycles == 0 or top < 0.5 * cycles:
         return "overhead"
     return {mxu: "compute", vpu: "vpu", dma: "memory"}[top]
-
-
-def sram_ranges(ins: I.Instr) -> list[tuple[int, int, int]]:
-    """(SRAM space, first byte, end byte) of each SRAM range the instruction's transfers touch."""
-    if isinstance(ins, I.Dma):
-        n = math.prod(ins.shape) * ins.elem
-        return [(space, addr, addr + n) for space, addr in ((ins.src_space, ins.src), (ins.dst_space, ins.dst))
-                if space in SRAMS]
-    if isinstance(ins, I.Requant):
-        return [(I.ACC, ins.src, ins.src + 4 * ins.n_pix * ins.k)]
-    return []
 
 
 def _sram_peak(prog: Program, arch) -> int:

@@ -77,11 +77,12 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
     known: dict[int, np.ndarray] = {}
     payloads: dict[int, tuple[int, np.ndarray]] = {}       # WBUF writer -> (its first byte, its bytes)
     matrices: dict[tuple, np.ndarray] = {}
-    owner = np.full(wbuf_bytes, -1, np.int64)               # the last writer of each WBUF byte (-1: none)
-    for i, ins in enumerate(prog.instructions):
-        w = _writes(prog, ins)
+    writes = [_writes(prog, ins) for ins in prog.instructions]
+    top = max((min(max(w[2], 0), wbuf_bytes) for w in writes if w is not None and w[0] == I.WBUF), default=0)
+    owner = np.full(top, -1, np.int32)      # the last writer of each WBUF byte written (-1: none)
+    for i, (ins, w) in enumerate(zip(prog.instructions, writes)):
         if w is not None and w[0] == I.WBUF:
-            lo, hi = max(w[1], 0), min(max(w[2], 0), wbuf_bytes)
+            lo, hi = max(w[1], 0), min(max(w[2], 0), top)
             data = constant_source(ins) if isinstance(ins, I.Dma) else None
             if data is not None and ins.codec:
                 known[i] = data
@@ -94,7 +95,7 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
             kh, kw = ins.kernel
             depth = kh * kw * ins.c_len
             lo, hi = ins.wgt, ins.wgt + ins.k * depth
-            if ins.k < 1 or depth < 1 or lo < 0 or hi > wbuf_bytes or owner[lo] < 0 or (owner[lo:hi] != owner[lo]).any():
+            if ins.k < 1 or depth < 1 or lo < 0 or hi > top or owner[lo] < 0 or (owner[lo:hi] != owner[lo]).any():
                 continue
             first, data = payloads[int(owner[lo])]
             key = (int(owner[lo]), lo - first, ins.k, depth)

@@ -29,57 +29,57 @@ from .semantics import Machine, lower
 
 def check_feeds(inputs, feeds: Mapping[str, np.ndarray], boundary: bool = False) -> dict[str, np.ndarray]:
     """The feeds as arrays, in the program's input order; InputError naming any mismatch of
-    name, shape or type. `boundary`: in the model's own types (an input the model declares as
-    float takes finite real numbers, quantised later); otherwise every input in the NPU's own
-    type. An integer input takes integers that fit its type, never floats (no silent
-    truncation). O(1) per input when the array already has the input's type, one vectorised
-    pass otherwise."""
+    name, shape or dtype. `boundary`: in the model's own types (an input the model declares as
+    float takes float32 or float16, finite, quantised later); otherwise every input in the
+    NPU's own type. An integer input takes exactly its own dtype (no silent wrap or
+    truncation). O(1) per integer input, one vectorised finiteness pass per float input."""
     if not isinstance(feeds, Mapping):
         raise InputError(f"feeds must be a dict of input name -> array, not {type(feeds).__name__}")
     names = [t.name for t in inputs]
     unknown = [n for n in feeds if n not in names]
     if unknown:
-        raise InputError(f"feeds[{unknown[0]!r}]: the model has no such input (inputs: {names})")
+        raise InputError(f"feeds[{str(unknown[0])[:60]!r}]: the model has no such input (inputs: {names})")
     out = {}
     for t in inputs:
         if t.name not in feeds:
             raise InputError(f"feeds[{t.name!r}] is missing (inputs: {names})")
-        out[t.name] = _checked(t, feeds[t.name], boundary and t.is_float)
+        out[t.name] = _checked(t, feeds[t.name], boundary and t.is_float, boundary)
     return out
 
 
-def _checked(t, value, real: bool) -> np.ndarray:
-    """One input's array, checked against its IoTensor `t`; `real`: it takes float values."""
+FLOATS = (np.dtype("float32"), np.dtype("float16"))     # what a float input takes
+
+
+def _checked(t, value, real: bool, boundary: bool) -> np.ndarray:
+    """One input's array, checked against its IoTensor `t`; `real`: it takes float values;
+    `boundary`: an integer input the model declares wider (ONNX int64 ids) takes that type,
+    its values within the NPU's type."""
     where = f"feeds[{t.name!r}]"
-    try:
-        x = np.asarray(value)
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{where} is not an array: {e}") from None
+    if not isinstance(value, (np.ndarray, np.generic)):     # a list's dtype would be a guess
+        raise InputError(f"{where} is a {type(value).__name__}, not a numpy array: pass an array of "
+                         f"dtype {'float32' if real else t.dtype} and shape {list(t.shape)}")
+    x = np.asarray(value)
     if tuple(x.shape) != t.shape:
         raise InputError(f"{where} has shape {list(x.shape)}; the model was compiled for {list(t.shape)}")
-    want = np.dtype("float32" if real else t.dtype)
-    if x.dtype == want and want.kind != "f":
-        return x                                # the fast path: nothing to convert or scan
-    if x.dtype.kind not in "biuf":
-        raise InputError(f"{where} has dtype {x.dtype}; input {t.name!r} takes {want} numbers")
+    want = np.dtype("float32" if real else (boundary and t.declared) or t.dtype)
     if want.kind == "f":
-        if x.dtype.kind == "b":
-            raise InputError(f"{where} is boolean; input {t.name!r} takes {want} numbers")
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
+        if x.dtype not in FLOATS:
+            how = ": pass x.astype(np.float32)" if x.dtype.kind in "iuf" else ""
+            raise InputError(f"{where} is {x.dtype}; input {t.name!r} takes float32 or float16{how}")
+        if not np.isfinite(x).all():
             raise InputError(f"{where} holds NaN or infinite values; input {t.name!r} takes finite numbers")
-        return x
-    if x.dtype.kind == "f":
+        return x.astype(want, copy=False)
+    if x.dtype != want:
         hint = (f" (quantised: q = round(x / {t.scale:g}) + {t.zero_point})"
-                if (t.scale, t.zero_point) != (1.0, 0) else "")
-        raise InputError(f"{where} is {x.dtype} but input {t.name!r} is {want}: pass integers{hint}, "
-                         "not floats (they would be truncated)")
-    if want.kind == "b":
-        raise InputError(f"{where} is {x.dtype} but input {t.name!r} is bool")
-    if not np.can_cast(x.dtype, want) and x.size:
-        lo, hi, info = x.min(), x.max(), np.iinfo(want)
-        if lo < info.min or hi > info.max:
-            raise InputError(f"{where} holds values in [{lo}, {hi}], outside the {want} range "
-                             f"[{info.min}, {info.max}] of input {t.name!r}")
+                if x.dtype.kind == "f" and (t.scale, t.zero_point) != (1.0, 0) else "")
+        raise InputError(f"{where} is {x.dtype} but input {t.name!r} is {want}: pass an array of dtype {want}"
+                         f"{hint}; no other dtype is converted")
+    if want != np.dtype(t.dtype):
+        held = np.iinfo(np.dtype(t.dtype))
+        if x.size and (x.min() < held.min or x.max() > held.max):
+            raise InputError(f"{where} holds values outside [{held.min}, {held.max}], the {t.dtype} "
+                             f"the NPU holds input {t.name!r} in")
+        return x.astype(t.dtype)
     return x
 
 

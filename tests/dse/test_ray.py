@@ -104,3 +104,24 @@ def test_200_points_two_models_on_two_workers_and_on_ray(cluster, tmp_path):
     rows = stored(tmp_path / "pool.sqlite")
     assert pool.computed == on_ray.computed == len(rows) == 200
     assert rows == stored(tmp_path / "ray.sqlite")
+
+
+def test_ray_stores_raising_and_hanging_points_failed(cluster, tmp_path):
+    from test_robust import SPACE, _by_rows, _space
+    from npukit.dse import PointLimits
+    from npukit.dse.point import evaluate
+
+    def misbehaving(task, graph):   # a closure: Ray ships it by value (no test module on its path)
+        import time
+        rows = json.loads(task.arch_json)["mxu"]["rows"]
+        if rows == 8:
+            time.sleep(600)
+        return 1 // 0 if rows == 4 else evaluate(task, graph)
+    space = load_space(_space(tmp_path, SPACE.replace("[4, 8, 16, 32, 64]", "[4, 8, 32]")))
+    s = explore(space, tmp_path / "r.sqlite", RayExecutor(limits=PointLimits(seconds=3)), progress=False,
+                evaluate_fn=misbehaving)
+    assert (s.computed, s.failed, s.lost) == (6, 4, 0)
+    rows = _by_rows(tmp_path / "r.sqlite")
+    assert rows[4] == {("error", "ZeroDivisionError: integer division or modulo by zero")}
+    assert rows[8] == {("error", "timed out after 3 s")}
+    assert rows[32] == {("ok", "")}

@@ -118,6 +118,8 @@ def test_raw_data_one_byte_short():
     ("Softmax", {"axis": 7}, "'axis' of ONNX node 'Softmax_y' (Softmax) must be in [-4, 3]"),
     ("Flatten", {"axis": -9}, "'axis' of ONNX node 'Flatten_y' (Flatten) must be in [-4, 4]"),
     ("DepthToSpace", {"blocksize": 0}, "'blocksize'"),
+    ("Conv", {"group": [1, 2]}, "'group' of ONNX node 'Conv_y' (Conv) must be of kind INT, not INTS"),
+    ("Softmax", {"axis": 1.5}, "'axis' of ONNX node 'Softmax_y' (Softmax) must be of kind INT, not FLOAT"),
 ])
 def test_attribute_ranges(op, attrs, expect):
     ins = ["x", "w"] if op == "Conv" else ["x"]

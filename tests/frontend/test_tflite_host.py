@@ -4,6 +4,7 @@ host layers together); a float model agrees with LiteRT's float run within a few
 quantisation steps. CUSTOM operators without a lowering stay refused."""
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +284,45 @@ def test_float_island_inside_an_int8_model_runs_on_the_host(tmp_path):
     for _ in range(4):
         xs = _x(rng, (1, 6, 6, 4))
         np.testing.assert_array_equal(prog.run({"x": xs})["y"], run_reference(model, [xs])[0])
+
+
+def _embedded(section: list, edit) -> list:
+    """The host section with each HOST_TFLITE flatbuffer replaced by `edit(ModelT)`'s."""
+    import flatbuffers
+
+    def walk(v):
+        if isinstance(v, dict):
+            if v.get("__dc__") == "HostTfliteAttrs":
+                flat = tfl.ModelT.InitFromPackedBuf(bytearray(base64.b64decode(v["model"])), 0)
+                edit(flat)
+                b = flatbuffers.Builder(1024)
+                b.Finish(flat.Pack(b), file_identifier=b"TFL3")
+                return {**v, "model": base64.b64encode(bytes(b.Output())).decode()}
+            return {k: walk(x) for k, x in v.items()}
+        return [walk(x) for x in v] if isinstance(v, list) else v
+    return walk(section)
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda m: [setattr(m.operatorCodes[0], f, tfl.BuiltinOperator.CUSTOM) for f in ("builtinCode", "deprecatedBuiltinCode")],
+     "custom TFLite operator"),
+    (lambda m: setattr(m.subgraphs[0].operators[0], "inputs", [0, 99]), "99"),
+    (lambda m: m.subgraphs[0].operators.append(m.subgraphs[0].operators[0]), "one subgraph of one operator"),
+    (lambda m: setattr(m.subgraphs[0].tensors[0].quantization, "scale", [float("nan")]), "scale"),
+])
+def test_embedded_flatbuffer_is_checked_at_load(tmp_path, edit, expect):
+    """A crafted binary's host TFLite operator (CRC-valid) is refused at load, as the importer
+    would refuse the same flatbuffer, never run."""
+    import json
+
+    from npukit.errors import BinaryError
+    from npukit.isa import container
+
+    inputs, outputs, options = CASES["TILE"]
+    path = tmp_path / "tile.tflite"
+    path.write_bytes(build_single_op("TILE", inputs, outputs, options))
+    sections, meta = container.unpack(npu_compile(path, "npu-m").to_bytes())
+    sections["host"] = json.dumps(_embedded(json.loads(sections["host"]), edit)).encode()
+    with pytest.raises(BinaryError, match=expect) as err:
+        loads(container.pack(sections, meta))
+    assert "host segment 0" in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,175 @@
+"""The local process pool: one task per worker at a time, each under a time and memory limit.
+
+Each worker is a spawned process fed through its own pipe, so the pool knows which point a
+worker is running: a point past its deadline is stored as failed ("timed out after N s") and
+only its worker is killed and replaced; a worker that dies charges only its own point, which
+is retried up to `max_retries` times, then reported lost (not stored; a rerun retries it).
+Memory is bounded by RLIMIT_AS in the worker, so a point that allocates beyond it gets a
+MemoryError, stored as its failure. Workers die with the explorer (PR_SET_PDEATHSIG on Linux).
+"""
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+
+from ..errors import InputError
+from ..limits import MIB, POINT_MEMORY, POINT_SECONDS
+from .point import Outcome, Task, run_point
+
+LOST = "lost"   # outcome status of a point whose worker died on every attempt: not stored
+GRAPHS: dict[str, object] = {}   # this process's quantised graphs, by model hash
+_READY = "ready"
+
+
+@dataclass(frozen=True)
+class PointLimits:
+    seconds: float = POINT_SECONDS.value        # wall time of one point, 0 = none
+    memory_bytes: int = POINT_MEMORY.value      # address space of a worker, 0 = none
+
+    def __post_init__(self):
+        if self.seconds < 0 or self.memory_bytes < 0:
+            raise InputError(f"point limits must not be negative, got {self.seconds} s, "
+                             f"{self.memory_bytes // MIB} MiB")
+
+
+def init_worker(graphs: dict[str, object]) -> None:
+    from ..progress import one_line_warnings
+    one_line_warnings()         # a worker's warnings read like the parent's
+    GRAPHS.clear()
+    GRAPHS.update(graphs)
+
+
+def run_local(fn, task: Task) -> Outcome:
+    return run_point(fn, task, GRAPHS[task.model_hash])
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (and exit if it already has)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker_main(conn, graphs: dict[str, object], memory: int, parent: int) -> None:
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the explorer's to handle
+    if memory:
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (memory if hard < 0 else min(memory, hard), hard))
+    init_worker(graphs)
+    conn.send(_READY)
+    while True:
+        try:
+            fn, task = conn.recv()
+        except EOFError:
+            return
+        conn.send(run_local(fn, task))
+
+
+class _Worker:
+    def __init__(self, ctx, graphs: dict[str, object], memory: int):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, graphs, memory, os.getpid()), daemon=True)
+        self.proc.start()
+        child.close()
+        self.ready = False
+        self.job: tuple[Task, int, float] | None = None   # task, attempt, deadline
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.join()
+        self.conn.close()
+
+
+class PoolExecutor:
+    """A local pool of `workers` spawned processes under `limits`."""
+
+    def __init__(self, workers: int, max_retries: int = 3, limits: PointLimits = PointLimits()):
+        if workers < 1:
+            raise InputError(f"--workers must be at least 1, got {workers}")
+        self.workers, self.max_retries, self.limits = workers, max_retries, limits
+        self.name = f"pool:{workers}"
+        self.ctx = multiprocessing.get_context("spawn")
+        self.graphs: dict[str, object] = {}
+        self.pool: list[_Worker] = []
+
+    def start(self, graphs: dict[str, object]) -> None:
+        self.graphs = graphs
+        self.pool = [self._spawn() for _ in range(self.workers)]
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self.ctx, self.graphs, self.limits.memory_bytes)
+
+    def map(self, fn, tasks: Iterable[Task]) -> Iterator[Outcome]:
+        todo, retry = iter(tasks), []
+        take = lambda: retry.pop() if retry else next(((t, 0) for t in todo), None)   # noqa: E731
+        item = None
+        while True:
+            for w in self.pool:
+                item = item or take()
+                if item is not None and w.ready and w.job is None:
+                    deadline = time.monotonic() + self.limits.seconds if self.limits.seconds else float("inf")
+                    w.job = (*item, deadline)
+                    item = None
+                    try:
+                        w.conn.send((fn, w.job[0]))
+                    except OSError:   # it died: found below
+                        pass
+            item = item or take()
+            if item is None and not any(w.job for w in self.pool):
+                return
+            soonest = min(w.job[2] for w in self.pool if w.job) if any(w.job for w in self.pool) else float("inf")
+            wait([c for w in self.pool for c in (w.conn, w.proc.sentinel)],
+                 None if soonest == float("inf") else max(0.0, soonest - time.monotonic()))
+            for i, w in enumerate(self.pool):
+                outcome, gone = self._poll(w)
+                if outcome is not None:
+                    yield outcome
+                if gone:
+                    w.kill()
+                    self.pool[i] = self._spawn()
+                    if w.job and outcome is None:   # died mid-point
+                        task, attempt, _ = w.job
+                        if attempt < self.max_retries:
+                            retry.append((task, attempt + 1))
+                        else:
+                            yield Outcome(task.key, LOST, "a worker process died on every attempt "
+                                          f"(exit code {w.proc.exitcode})")
+
+    def _poll(self, w: _Worker) -> tuple[Outcome | None, bool]:
+        """(a finished point's outcome, whether the worker must be replaced)."""
+        try:
+            if w.conn.poll():
+                msg = w.conn.recv()
+                if msg == _READY:
+                    w.ready = True
+                    return None, False
+                w.job = None
+                return msg, False
+        except (EOFError, OSError):
+            pass
+        if not w.proc.is_alive():
+            if not w.ready:
+                raise InputError(f"a worker process could not start (exit code {w.proc.exitcode}); "
+                                 f"is the point memory limit ({self.limits.memory_bytes // MIB} MiB) too small?")
+            return None, True
+        if w.job and time.monotonic() >= w.job[2]:
+            task = w.job[0]
+            w.job = None
+            return Outcome(task.key, "error", f"timed out after {self.limits.seconds:g} s",
+                           eval_seconds=self.limits.seconds), True
+        return None, False
+
+    def close(self) -> None:
+        for w in self.pool:
+            w.kill()
+        self.pool = []

@@ -1,0 +1,56 @@
+"""The memory ranges an instruction touches, one definition for the loader's checks
+(isa.validate) and the reports (SRAM use, peaks)."""
+from __future__ import annotations
+
+import math
+
+from . import instructions as I
+
+SRAMS = (I.ABUF, I.WBUF, I.ACC)
+
+
+def sram_ranges(ins: I.Instr) -> list[tuple[int, int, int]]:
+    """(SRAM space, first byte, end byte) of each SRAM range the instruction's transfers touch."""
+    if isinstance(ins, I.Dma):
+        n = math.prod(ins.shape) * ins.elem
+        return [(space, addr, addr + n) for space, addr in ((ins.src_space, ins.src), (ins.dst_space, ins.dst))
+                if space in SRAMS]
+    if isinstance(ins, I.Requant):
+        return [(I.ACC, ins.src, ins.src + 4 * ins.n_pix * ins.k)]
+    return []
+
+
+def operands(ins: I.Instr) -> list[tuple[int, int, int]]:
+    """(SRAM space, first byte, end byte) of the SRAM operands a compute instruction reads and
+    writes (the views npukit.sim.semantics takes)."""
+    A, W, C = I.ABUF, I.WBUF, I.ACC
+    if isinstance(ins, I.Conv):
+        taps = ins.kernel[0] * ins.kernel[1]
+        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c_stride * ins.in_bytes),
+                (W, ins.wgt, ins.wgt + ins.k * taps * ins.c_len),
+                (C, ins.dst, ins.dst + 4 * ins.out_h * ins.out_w * ins.k)]
+    if isinstance(ins, I.DwConv):
+        k = ins.c * ins.mult
+        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c),
+                (W, ins.wgt, ins.wgt + ins.kernel[0] * ins.kernel[1] * k),
+                (W, ins.params, ins.params + 12 * k), (A, ins.dst, ins.dst + ins.out_h * ins.out_w * k)]
+    if isinstance(ins, I.Requant):
+        b = 2 if ins.mode == 2 else 1
+        lo = ins.dst + b * ins.dst_c_off
+        return [(W, ins.params, ins.params + (24 if ins.mode else 12) * ins.k),
+                (A, lo, lo + b * ((ins.n_pix - 1) * ins.dst_pix_stride + ins.k))]
+    if isinstance(ins, I.MatMul):
+        return [(A, ins.src, ins.src + ins.m * ins.k_len), (W, ins.wgt, ins.wgt + ins.n * ins.k_len),
+                (C, ins.dst, ins.dst + 4 * ins.m * ins.n)]
+    if isinstance(ins, I.Elementwise):
+        n, (rs, cs) = ins.rows * ins.cols, ins.b_strides
+        return [(ins.a_space, ins.a, ins.a + n),
+                (ins.b_space, ins.b, ins.b + (ins.rows - 1) * rs + (ins.cols - 1) * cs + 1), (A, ins.dst, ins.dst + n)]
+    sizes = {I.Lut: lambda x: (x.n, x.n), I.Pool: lambda x: (x.in_h * x.in_w * x.c, x.out_h * x.out_w * x.c),
+             I.Mean: lambda x: (x.n * x.c, x.c), I.Softmax: lambda x: (x.rows * x.cols, x.rows * x.cols),
+             I.Resize: lambda x: (x.in_h * x.in_w * x.c, x.out_h * x.out_w * x.c),
+             I.Magnitude: lambda x: (4 * x.outer * x.c * x.inner, x.outer * x.c * x.inner)}
+    if type(ins) in sizes:
+        n_in, n_out = sizes[type(ins)](ins)
+        return [(A, ins.src, ins.src + n_in), (A, ins.dst, ins.dst + n_out)]
+    return []
