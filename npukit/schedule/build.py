@@ -25,6 +25,7 @@ from .plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Placement, Sche
                    graph_fingerprint)
 
 Groups = dict[str, tuple[Node, Node | None]]     # depthwise name -> (its 1x1, the expansion before it or None)
+FUSION_SWEEPS = 2      # passes over the groups in graph order (the second sees the first's choices)
 
 
 def prepare(g: Graph) -> tuple[Graph, dict]:
@@ -72,49 +73,101 @@ class _Scheduler:
         ctx.emitter.readonly[self.w_space] = (consts.base, 1 << 62)
         return ctx
 
-    # -- fusion: per group, the fastest of its allowed forms by a replay of its block
+    # -- fusion: each group's form by replays of the layers the form changes
     def fusion(self) -> Groups:
         g, o = self.g, self.options
         on_npu = lambda nd: not self.reasons[nd.name]  # noqa: E731
         pairs = fusable_pairs(g, on_npu) if o.fuse_depthwise != "never" else {}
         exps = fusable_expansions(g, on_npu, pairs) if o.fuse_expansion != "never" else {}
-        every: Groups = {d: (pw, exps.get(d)) for d, pw in pairs.items()}
         if exps and o.fuse_expansion == "always":
-            return every
+            return {d: (pw, exps.get(d)) for d, pw in pairs.items()}
         forms = {d: [f for f in ("none", "pair", "triple") if self._allowed(f, d in exps)] for d in pairs}
-        if all(len(f) <= 1 for f in forms.values()):
-            return {d: (pw, exps.get(d) if f == ["triple"] else None) for d, pw in pairs.items()
-                    for f in [forms[d]] if f != ["none"]}
-        # in graph order; each form is timed after the unit before the block (its loads overlap
-        # that unit's tail), later blocks taking the same form in the arena
-        chosen: Groups = {}
-        names = list(pairs)
-        for k, (d, pw) in enumerate(pairs.items()):
-            dw, ex = g.nodes[self.index[d]], exps.get(d)
-            timed, kept = [], []
-            for form in forms[d]:
-                later = {e: (pairs[e], exps.get(e) if form == "triple" else None) for e in names[k:]} \
-                    if form != "none" else {}
-                ctx = self.ctx(chosen | later)
-                steps = self._block(ctx, form, dw, pw, ex)
-                if steps is not None:
-                    before = self._unit_before(ctx, chosen, self.index[(ex or dw).name] - 1)
-                    timed.append(_time(ctx, before + steps, self.ratios.get(pw.inputs[1], 1.0)))
-                    kept.append(form)
-            best = kept[pick(timed, o.energy_tie)] if len(kept) > 1 else (kept or ["none"])[0]
-            if best != "none":
-                chosen[d] = (pw, ex if best == "triple" else None)
-        return chosen
+        self.pairs, self.exps = pairs, exps
+        self.units = self._units()
+        assign = self._descend({d: f[-1] for d, f in forms.items()}, forms)   # from the most fused
+        # every group in one form at once (a gain no single change shows, e.g. an arena that
+        # keeps more tensors on chip), then single changes from the winner again
+        uniform = [u for f in ("none", "pair", "triple")
+                   for u in [{d: f if f in forms[d] else a for d, a in assign.items()}] if u != assign]
+        best = self._best([assign, *uniform]) if uniform else assign
+        return self._groups(best if best is assign else self._descend(best, forms))
 
-    def _unit_before(self, ctx: Ctx, chosen: Groups, j: int) -> list:
-        """The emitter of layer `j` (a fused group it ends: the group), [] for the host or none."""
+    def _descend(self, assign: dict[str, str], forms: dict[str, list[str]]) -> dict[str, str]:
+        """Each group in graph order takes its fastest form, the others as they stand."""
+        for _ in range(FUSION_SWEEPS):
+            changed = False
+            for d in self.pairs:
+                if len(forms[d]) > 1:
+                    best = self._best([assign | {d: f} for f in forms[d]])
+                    changed |= best[d] != assign[d]
+                    assign = best
+            if not changed:
+                break
+        return assign
+
+    def _groups(self, assign: dict[str, str]) -> Groups:
+        return {d: (self.pairs[d], self.exps.get(d) if f == "triple" else None)
+                for d, f in assign.items() if f != "none"}
+
+    def _units(self) -> list[tuple[int, int, str | None]]:
+        """The graph in emission units: (first layer, last layer, the group's depthwise or
+        None); a group's unit spans its expansion whatever its form."""
+        starts = {self.index[d] - (d in self.exps): d for d in self.pairs}
+        units, j = [], 0
+        while j < len(self.g.nodes):
+            d = starts.get(j)
+            last = self.index[d] + 1 if d else j
+            units.append((j, last, d))
+            j = last + 1
+        return units
+
+    def _best(self, assigns: list[dict[str, str]]) -> dict[str, str]:
+        """The fastest of several assignments of forms to groups: each one's context (its
+        arena) emits the units they differ in (their groups, and each layer reading or writing
+        a tensor they place differently) with the unit before and after each, as separate
+        windows; the event model times them and the sums decide (`pick`). An assignment
+        whose fused form does not fit its arena is left out."""
+        ctxs = [self.ctx(self._groups(a)) for a in assigns]
+        differ = [d for d in self.pairs if len({a[d] for a in assigns}) > 1]
+        windows = self._windows(differ, [c.arena for c in ctxs])
+        ratio = self.ratios.get(self.pairs[differ[0]].inputs[1], 1.0) if differ else 1.0
+        timed, kept = [], []
+        for a, ctx in zip(assigns, ctxs):
+            units = [[self._unit(ctx, u, a) for u in self.units[lo:hi + 1]] for lo, hi in windows]
+            if any(steps is None for w in units for steps in w):
+                continue
+            costs = [_time(ctx, [s for steps in w for s in steps], ratio) for w in units]
+            timed.append((sum(c for c, _ in costs), sum(e for _, e in costs)))
+            kept.append(a)
+        return kept[pick(timed, self.options.energy_tie)] if kept else assigns[0]
+
+    def _windows(self, groups: list[str], arenas: list[Arena]) -> list[tuple[int, int]]:
+        """Merged ranges of unit indices: the groups' and each unit touching a tensor the
+        arenas place in different spaces, each with the unit before and after."""
+        unit_of = {j: k for k, (lo, hi, _) in enumerate(self.units) for j in range(lo, hi + 1)}
+        spaces = [{t: p.space for t, p in a.where.items()} for a in arenas]
+        moved = {t for t in set().union(*spaces) if len({s.get(t) for s in spaces}) > 1}
+        touched = {unit_of[self.index[d]] for d in groups} | {unit_of[j] for j, nd in enumerate(self.g.nodes)
+                                                               if moved & {*nd.inputs, *nd.outputs}}
+        windows: list[tuple[int, int]] = []
+        for k in sorted(touched):
+            lo, hi = max(k - 1, 0), min(k + 1, len(self.units) - 1)
+            if windows and lo <= windows[-1][1] + 1:
+                windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+            else:
+                windows.append((lo, hi))
+        return windows
+
+    def _unit(self, ctx: Ctx, unit: tuple[int, int, str | None], assign: dict[str, str]) -> list | None:
+        """The emitters of one unit in its form (None: a fused form that does not fit); []
+        for the host."""
         from ..codegen.lower import lower_layer
-        if j < 0 or self.reasons[self.g.nodes[j].name]:
-            return []
+        j, _, d = unit
+        if d is not None:
+            return self._block(ctx, assign[d], self.g.nodes[self.index[d]], self.pairs[d], self.exps.get(d))
         node = self.g.nodes[j]
-        for d, (pw, ex) in chosen.items():
-            if pw.name == node.name:
-                return self._block(ctx, "triple" if ex else "pair", self.g.nodes[j - 1], pw, ex) or []
+        if self.reasons[node.name]:
+            return []
         if node.op in (Op.CONV2D, Op.FULLY_CONNECTED):
             return [self._conv(ctx, node, j)]
         tiling = matmul_tiling(ctx, self.g, node) if node.op is Op.MATMUL else None
