@@ -86,11 +86,15 @@ class _Scheduler:
         self.units = self._units()
         assign = self._descend({d: f[-1] for d, f in forms.items()}, forms)   # from the most fused
         # every group in one form at once (a gain no single change shows, e.g. an arena that
-        # keeps more tensors on chip), then single changes from the winner again
+        # keeps more tensors on chip); single changes from such a winner are kept only if
+        # they win together against it
         uniform = [u for f in ("none", "pair", "triple")
                    for u in [{d: f if f in forms[d] else a for d, a in assign.items()}] if u != assign]
         best = self._best([assign, *uniform]) if uniform else assign
-        return self._groups(best if best is assign else self._descend(best, forms))
+        if best is not assign:
+            refined = self._descend(best, forms)
+            best = self._best([best, refined]) if refined != best else best
+        return self._groups(best)
 
     def _descend(self, assign: dict[str, str], forms: dict[str, list[str]]) -> dict[str, str]:
         """Each group in graph order takes its fastest form, the others as they stand."""
