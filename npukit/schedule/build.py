@@ -2,9 +2,9 @@
 
 Partition (NPU or host, with the reason), fusion groups, the activation arena, and each
 layer's tiling. Tilings are costed with the closed forms; the event model times the
-cheapest few of a layer (`replay.fastest`). A fusion group is kept where the event model
-times its block (the group's layers, replayed on their own) faster fused than not: blocks
-are timed, never whole programs.
+cheapest few of a layer (`replay.fastest`). Fusion forms are compared by replaying on the
+event model only the units two choices change (their groups, and the layers whose tensors
+their arenas place differently), each with its neighbours: windows, never whole programs.
 """
 from __future__ import annotations
 

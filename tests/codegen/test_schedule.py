@@ -119,3 +119,15 @@ def test_cli_schedule_out_then_in(tmp_path):
     out = run_cli("compile", model, "--arch", "u55-256", "-o", tmp_path / "c.npub", "--schedule-in", sched, cwd=cwd)
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert out.returncode == 2 and len(lines) == 1 and "schedule was made for arch 'npu-m'" in lines[0]
+
+
+def test_cycles_no_worse_than_before_the_schedule_stage():
+    """The small models on both test presets with default options: the schedule's programs
+    take at most the cycles recorded from the code that lowered whole programs to choose."""
+    from benchmarks.schedule_regression import REPO, measure
+    before = json.loads((REPO / "benchmarks" / "schedule_baseline.json").read_text())
+    now = measure(False, {"default": {}})
+    assert len(now) == 10
+    worse = {case: (before[case]["cycles"], got["cycles"]) for case, got in now.items()
+             if got["cycles"] > before[case]["cycles"]}
+    assert not worse, worse
