@@ -33,11 +33,12 @@ class CompiledModel:
     Attributes: `program` (the decoded `.npub`: instructions, memory images, inputs and
     outputs, layers, meta), `arch` (the `Arch` it was compiled for), `qgraph` (the integer
     graph; None after `load`), `sqnr` (the per-layer noise report, worst first: a list of
-    `LayerSqnr(layer, op, sqnr_db)`; empty for a pre-quantised model or `sqnr=False`).
+    `LayerSqnr(layer, op, sqnr_db)`; empty for a pre-quantised model or `sqnr=False`),
+    `schedule` (the `npukit.schedule.plan.Schedule` it was lowered with; None after `load`).
     """
 
-    def __init__(self, program: Program, arch: Arch, qgraph=None, sqnr=None):
-        self.program, self.arch = program, arch
+    def __init__(self, program: Program, arch: Arch, qgraph=None, sqnr=None, schedule=None):
+        self.program, self.arch, self.schedule = program, arch, schedule
         self.qgraph, self.sqnr = qgraph, sqnr or []
         self._sim = Simulator(program, {I.ABUF: arch.abuf_bytes, I.WBUF: arch.wbuf_bytes, I.ACC: arch.acc_bytes})
         self._profile: Profile | None = None
@@ -202,7 +203,8 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
             random_samples: int = 8, host: str = "auto", *, input_values: Mapping[str, Any] | None = None,
-            host_nodes: Iterable[str] = (), int16_below_db: float | None = None) -> CompiledModel:
+            host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
+            schedule: Any = None) -> CompiledModel:
     """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.
 
     `arch`: a preset name ("npu-s", "npu-m", "npu-l", "npu-dc", "u55-256"), an arch TOML path
@@ -219,7 +221,10 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     `input_values` binds ONNX inputs to constants ({"sr": 16000}: the shape and control-flow
     subgraphs depending on them fold). `host_nodes` names ONNX nodes to run in float on the
     host although the NPU could. `int16_below_db` widens to int16 the activations whose
-    layer's int8 noise is below that SQNR in dB (None: all int8).
+    layer's int8 noise is below that SQNR in dB (None: all int8). `schedule`: a pinned
+    schedule (a `Schedule` or the path of its JSON, as `CompiledModel.schedule.to_json()`
+    writes): the program is lowered with its choices; one that does not fit the model's
+    graph or the arch raises ScheduleError.
 
     Raises InputError (missing file, unknown input name, bad option or calibration data),
     ModelError / UnsupportedOpError (malformed model, operator npukit cannot compile), ArchError
@@ -228,9 +233,24 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     from .compiler import compile_model
     opts = options_from(CompileOptions, options)
     a = _arch(arch)
+    pinned, used = _schedule(schedule), []
     program, qg, sqnr = compile_model(model, a, input_shapes, calibration, method, opts, sqnr, random_samples, host,
-                                      dict(input_values or {}), frozenset(host_nodes), int16_below_db)
-    return CompiledModel(program, a, qg, sqnr)
+                                      dict(input_values or {}), frozenset(host_nodes), int16_below_db, pinned, used)
+    return CompiledModel(program, a, qg, sqnr, used[-1] if used else None)
+
+
+def _schedule(given):
+    """None, a Schedule, or a Schedule read from a JSON file."""
+    from .schedule.plan import Schedule
+    if given is None or isinstance(given, Schedule):
+        return given
+    if not isinstance(given, (str, Path)):
+        raise InputError(f"schedule must be a Schedule or the path of its JSON, not {type(given).__name__}")
+    try:
+        text = Path(given).read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read schedule {given}: {e.strerror or e}") from None
+    return Schedule.from_json(text)
 
 
 def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None, *,

@@ -56,13 +56,13 @@ HOST = typer.Option(Host.auto, "--host", help="auto: run what the NPU cannot on 
 
 
 def _compile(model: Path, arch: str, shapes, calib, method: Enum, options: CompileOptions, values=None,
-             sqnr=True, random_samples=8, host: Enum = Host.auto) -> CompiledModel:
+             sqnr=True, random_samples=8, host: Enum = Host.auto, schedule: Path | None = None) -> CompiledModel:
     from . import api
     from .cli_args import input_shapes, input_values, read_npz
     shapes, feeds, bound = input_shapes(shapes), read_npz(calib), input_values(values)
     with progress.status(f"compiling {model.name}"):
         return api.compile(model, arch, shapes, feeds, method.value, options, sqnr, random_samples,
-                           host.value, input_values=bound)
+                           host.value, input_values=bound, schedule=schedule)
 
 
 def _version(show: bool) -> None:
@@ -112,14 +112,21 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
                 compress_weights: Compress = COMPRESS, host: Host = HOST, option: Optional[list[str]] = OPTION,
                 input_value: Optional[list[str]] = VALUES,
                 output: Path = typer.Option(..., "-o", "--output", help="the .npub to write"),
-                json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON")):
+                json_out: Optional[Path] = typer.Option(None, "--json", help="store the SQNR report as JSON"),
+                schedule_in: Optional[Path] = typer.Option(None, "--schedule-in", help="compile with this schedule "
+                                                           "(JSON from --schedule-out) instead of making one"),
+                schedule_out: Optional[Path] = typer.Option(None, "--schedule-out", help="write the schedule "
+                                                            "(partition, fusion, arena, tilings) as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
     from .cli_args import compile_options, output_paths
     from .report.tables import host_lines, sqnr_table, summary_line
-    output_paths(output, json_out)
+    output_paths(output, json_out, schedule_out)
     options = compile_options(option, dataflow=dataflow, compress_weights=compress_weights)
-    prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, host=host)
+    prog = _compile(model, arch, input_shape, calib, calib_method, options, input_value, host=host,
+                    schedule=schedule_in)
     prog.save(output)
+    if schedule_out:
+        schedule_out.write_text(prog.schedule.to_json())
     typer.echo(sqnr_table(prog.sqnr))
     with progress.status("timing"):
         p = prog.profile()

@@ -107,7 +107,7 @@ def placements(g: Graph, arch=None, options: CompileOptions | None = None) -> tu
     compiler does, with stand-in ranges and no integer params (placement depends on types and
     shapes, not on scales), so no calibration data is needed."""
     from .codegen.boundary import absorb_boundary_transposes
-    from .codegen.lower import npu_support, onchip_bytes
+    from .codegen.partition import npu_support, onchip_bytes
     from .quant.calibrate import Range
     if g.is_quantised:
         qg = attach_params(g)
@@ -137,10 +137,12 @@ def compile_model(path: str | Path, arch, input_shapes: dict[str, tuple[int, ...
                   calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
                   options: CompileOptions = CompileOptions(), sqnr: bool = True, random_samples: int = 8,
                   host: str = "auto", input_values: dict | None = None, host_nodes=frozenset(),
-                  int16_below_db: float | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
+                  int16_below_db: float | None = None, schedule=None,
+                  used: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model file to a Program. host="auto": an ONNX node a later stage refuses
     (UnsupportedOpError naming it) is imported again to run on the host; "never": any
-    operator off the NPU is an error listing them all."""
+    operator off the NPU is an error listing them all. `schedule`: a pinned Schedule to
+    lower with (None: the one the compiler makes); `used` receives the schedule lowered with."""
     if host not in HOST_POLICIES:
         raise InputError(f"host must be one of {', '.join(HOST_POLICIES)}, not {host!r}")
     moved: dict[str, str] = {n: "kept on the host by host_nodes" for n in host_nodes}
@@ -151,7 +153,7 @@ def compile_model(path: str | Path, arch, input_shapes: dict[str, tuple[int, ...
             refuse_host(placements(g, arch, options))
         try:
             program, qg, report = compile_graph(g, arch, calibration, method, options, str(path), sqnr,
-                                                int16_below_db, random_samples)
+                                                int16_below_db, random_samples, schedule, used)
         except UnsupportedOpError as e:
             if host == "never" and e.node is not None:
                 raise UnsupportedOpError(f"host=never, but node '{e.node}' would run on the host: "
@@ -208,10 +210,12 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
 def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
                   method: str = "minmax", options: CompileOptions = CompileOptions(),
                   source: str = "", sqnr: bool = True, int16_below_db: float | None = None,
-                  random_samples: int = 8) -> tuple[Program, Graph, list[LayerSqnr]]:
-    """The whole compiler: quantise (see `quantise`), then lower for `arch`."""
+                  random_samples: int = 8, schedule=None, used: list | None = None
+                  ) -> tuple[Program, Graph, list[LayerSqnr]]:
+    """The whole compiler: quantise (see `quantise`), then lower for `arch` (with `schedule`
+    if given; `used` receives the schedule lowered with)."""
     if g.is_quantised:
-        return compile_prequantised(g, arch, options, source)
+        return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
     q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples)
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": q.samples, "random_calibration": calibration is None,
@@ -219,11 +223,12 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
             "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},
             "sqnr": [s.to_json() for s in q.sqnr]}
     stage("lower")
-    return lower_program(q.graph, arch, options, meta), q.graph, q.sqnr
+    return lower_program(q.graph, arch, options, meta, schedule, used), q.graph, q.sqnr
 
 
 def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOptions(),
-                         source: str = "", sqnr: bool = True) -> tuple[Program, Graph, list[LayerSqnr]]:
+                         source: str = "", sqnr: bool = True, schedule=None,
+                         used: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model that arrives quantised (TFLite int8) keeps its scales: no optimisation passes
     that could change its integer results, no calibration; integer params only."""
     stage("lower")
@@ -232,7 +237,7 @@ def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOption
             "calibration_samples": 0, "random_calibration": False, "options": options.__dict__,
             "float_io": {n: n in g.float_io for n in list(g.inputs) + list(g.outputs)},
             "stateful": sorted(g.variables), "sqnr": []}
-    return lower_program(qg, arch, options, meta), qg, []
+    return lower_program(qg, arch, options, meta, schedule, used), qg, []
 
 
 def quantize_inputs(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -30,7 +30,7 @@ def _const_dma(ctx: Ctx, src: int, dst: int, nbytes: int) -> None:
 
 class FusedBands:
     """The buffers and constants of one fused group on one tiling; `emit()` writes its
-    instructions and returns the layer note."""
+    instructions."""
 
     def __init__(self, ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[int, ...],
                  ex: Node | None = None):
@@ -181,7 +181,7 @@ class FusedBands:
                 dma(e, I.ABUF, oa, (0, 0, 0, kl), self.o_space, o_base + r0 * ew * k + k0, (0, 0, 0, k),
                     (1, 1, 1, npix), kl)
 
-    def emit(self) -> dict:
+    def emit(self) -> None:
         chunks, nb, bands = self.chunks, self.nb, self.windows()
         # a band's loads are issued ahead of the previous band's 1x1 and stores when every chunk
         # has its own slot; otherwise each chunk is loaded just before its DwConv. With an
@@ -203,16 +203,6 @@ class FusedBands:
             if j + 1 < len(bands):   # the next band's loads go ahead of this band's stores on the port
                 staged = self.load(bands[j + 1], ahead)
             self.project(band, mids)
-        return self.note()
-
-    def note(self) -> dict:
-        t, dw, pw = self.t, self.dw, self.pw
-        how = (f"rows {t.th} x ch {t.tc} x out-ch {t.tk}, {'ws' if t.dataflow == costs.WS else 'os'}, "
-               f"depthwise on {t.engine}{', weights resident' if t.weights_resident else ''}")
-        if self.ex:
-            return {"tiling": f"fused with {dw.name}, {pw.name}: {how}, expansion {t.eg} px a group"}
-        return {"tiling": f"fused with {pw.name}: {how}", "depthwise_taps": self.kh * self.kw}
-
 
 def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_pix: int, layer: int):
     """Set up the expansion's buffers; returns fill(batch, band, chunk, first row, last row,
@@ -265,3 +255,10 @@ def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_
             out_zp=pe.output_zp, act_min=pe.act_min, act_max=pe.act_max, mode=0),
             [(I.ACC, acc, acc + 4 * n_pix * cl), (I.WBUF, pa, pa + 12 * cl)], [(I.ABUF, dst, dst + n_pix * cl)])
     return fill
+
+
+def fused_summary(t: FusedTiling, expansion: bool) -> str:
+    """The tiling of a fused group in words (the profile's per-layer note)."""
+    how = (f"rows {t.th} x ch {t.tc} x out-ch {t.tk}, {'ws' if t.dataflow == costs.WS else 'os'}, "
+           f"depthwise on {t.engine}{', weights resident' if t.weights_resident else ''}")
+    return f"{how}, expansion {t.eg} px a group" if expansion else how

@@ -6,6 +6,7 @@ contiguous DMA; per-channel bias, multiplier and shift follow each output-channe
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,19 +33,31 @@ def requant_params(bias: np.ndarray, p, k: int, mode: int) -> np.ndarray:
     return np.stack([bias, p.multiplier * ones, p.shift * ones]).astype(np.int32)
 
 
-def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
+@dataclass(frozen=True)
+class ConvProblem:
+    """A conv layer as its tiles see it (FULLY_CONNECTED as a 1x1 conv over its positions)."""
+    shape: ConvShape
+    attrs: ConvAttrs
+    w: np.ndarray
+    params: np.ndarray
+    x_shape: tuple
+    o_shape: tuple
+    groups: int
+    mode: int               # requantisation: 0 Q31, 1 exact double (fully connected), 2 16x8
+
+
+def conv_problem(g: Graph, node: Node) -> ConvProblem:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     w = g.tensors[node.inputs[1]].data
     k_all = out.shape[-1]
     bias = (g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k_all, np.int64))
-    p = node.params
     if node.op is Op.FULLY_CONNECTED:   # a 1x1 conv over all leading positions
         n_pos = int(np.prod(x.shape[:-1]))
         x_shape, o_shape = (1, 1, n_pos, x.shape[-1]), (1, 1, n_pos, k_all)
         w, attrs = w.reshape(w.shape[0], 1, 1, w.shape[1]), ConvAttrs()
     else:
-        x_shape, o_shape, attrs = x.shape, out.shape, node.attrs
-    n, h, wd, c = x_shape
+        x_shape, o_shape, attrs = tuple(x.shape), tuple(out.shape), node.attrs
+    _, h, wd, c = x_shape
     _, eh, ew, _ = o_shape
     kh, kw = w.shape[1:3]
     groups = 1 if attrs.depthwise else attrs.groups
@@ -54,34 +67,59 @@ def lower_conv(ctx: Ctx, g: Graph, node: Node) -> dict:
         wide_conv_check(node, attrs, w, bias, ob)
     shape = ConvShape(h, wd, c // groups, eh, ew, k_all // groups, kh, kw, attrs.stride[0],
                       attrs.dilation[0], attrs.input_dilation[0], mult, xb, ob)
+    mode = 1 if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
+    return ConvProblem(shape, attrs, w, requant_params(bias, node.params, k_all, mode), x_shape, o_shape,
+                       groups, mode)
+
+
+def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
+    """The tiling the schedule takes: the cheapest by the closed forms, the event model timing
+    the `timed_candidates` cheapest."""
+    pr = conv_problem(g, node)
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
-    in_place = (ctx.space(node.inputs[0]) == I.ABUF and not attrs.depthwise,
-                ctx.space(node.outputs[0]) == I.ABUF and not attrs.depthwise)
-    key = (shape, ctx.arch.fingerprint, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
+    in_place = (ctx.space(node.inputs[0]) == I.ABUF and not pr.attrs.depthwise,
+                ctx.space(node.outputs[0]) == I.ABUF and not pr.attrs.depthwise)
+    key = (pr.shape, ctx.arch.fingerprint, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
            ctx.arch.abuf_bytes - ctx.onchip_bytes,
-           Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.weight_bytes_per_cycle(node.inputs[1], w),
+           Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.weight_bytes_per_cycle(node.inputs[1], pr.w),
                      ctx.bytes_per_cycle(node.outputs[0])), in_place)
-    cands = search_conv(shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates))
-    mode = 1 if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
-    params = requant_params(bias, p, k_all, mode)
+    cands = search_conv(pr.shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates))
+    return fastest(ctx, cands, lambda cx, t: _emit(cx, node, pr, t),
+                   ("conv", pr.x_shape[0], pr.groups, pr.mode, pr.attrs, *key, len(cands),
+                    ctx.compression_key(node.inputs[1])), ctx.ratios.get(node.inputs[1], 1.0))
 
-    def emit(cx: Ctx, t: ConvTiling) -> None:
-        for b in range(n):
-            if attrs.depthwise:
-                _emit_depthwise(cx, node, shape, t, attrs, w, params, b, (n, h, wd, c), o_shape)
-                continue
-            for grp in range(groups):
-                _emit_nest(cx, node, shape, t, attrs, w, params, b, grp, (n, h, wd, c), o_shape, mode)
 
-    t = fastest(ctx, cands, emit, ("conv", n, groups, mode, attrs, *key, len(cands),
-                                 ctx.compression_key(node.inputs[1])), ctx.ratios.get(node.inputs[1], 1.0))
-    emit(ctx, t)
-    detail = {"tiling": f"rows {t.th} x out-ch {t.tk} x in-ch {t.tc}, {t.order}, "
-                        f"{'ws' if t.dataflow == costs.WS else 'os'}, {t.engine}"}
-    if attrs.depthwise:
-        detail["depthwise_taps"] = kh * kw
-    return detail
+def lower_conv(ctx: Ctx, g: Graph, node: Node, t: ConvTiling) -> None:
+    """Emit the layer with the schedule's tiling `t`."""
+    pr = conv_problem(g, node)
+    check_conv_tiling(node.name, pr.shape, t)
+    _emit(ctx, node, pr, t)
+
+
+def check_conv_tiling(name: str, s: ConvShape, t: ConvTiling) -> None:
+    """A tiling within the layer's extents (a pinned schedule's is not trusted)."""
+    dw = s.depthwise_mult > 0
+    ok = 1 <= t.th <= s.eh and 1 <= t.tc <= s.c and (t.tk == t.tc * s.depthwise_mult if dw else 1 <= t.tk <= s.k)
+    ok = ok and t.order in ("k_outer", "rows_outer") and t.engine in (("mxu", "vpu") if dw else ("mxu",))
+    if not ok:
+        raise ScheduleError(f"{name}: tiling rows {t.th} x out-ch {t.tk} x in-ch {t.tc} ({t.order}, {t.engine}) "
+                            f"does not fit a {s.eh}-row, {s.c}-channel layer")
+
+
+def _emit(cx: Ctx, node: Node, pr: ConvProblem, t: ConvTiling) -> None:
+    n = pr.x_shape[0]
+    for b in range(n):
+        if pr.attrs.depthwise:
+            _emit_depthwise(cx, node, pr.shape, t, pr.attrs, pr.w, pr.params, b, pr.x_shape, pr.o_shape)
+            continue
+        for grp in range(pr.groups):
+            _emit_nest(cx, node, pr.shape, t, pr.attrs, pr.w, pr.params, b, grp, pr.x_shape, pr.o_shape, pr.mode)
+
+
+def conv_summary(t: ConvTiling) -> str:
+    return (f"rows {t.th} x out-ch {t.tk} x in-ch {t.tc}, {t.order}, "
+            f"{'ws' if t.dataflow == costs.WS else 'os'}, {t.engine}")
 
 
 def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp, x_shape, o_shape, mode):

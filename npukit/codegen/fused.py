@@ -12,6 +12,7 @@ finds and plans the groups; codegen.bands emits them.
 """
 from __future__ import annotations
 
+from ..errors import ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.fused import FusedShape, FusedTiling, search_fused
@@ -90,15 +91,26 @@ def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, ex: Node | None = None) -
                         max(1, o.timed_candidates))
 
 
-def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, cands: list[FusedTiling], layers: tuple[int, ...],
-                ex: Node | None = None) -> dict:
-    """Lower the pair (with `ex`: the expansion + pair; `layers` holds each one's index)
-    with whichever candidate the event model times fastest."""
+def choose_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, cands: list[FusedTiling], layers: tuple[int, ...],
+                 ex: Node | None = None) -> FusedTiling:
+    """Whichever candidate of the pair (with `ex`: the expansion + pair; `layers` holds each
+    one's index) the event model times fastest."""
     spaces = tuple(ctx.space(n) == I.ABUF for n in ((ex or dw).inputs[0], pw.outputs[0]))
     key = ("fused", tuple(cands), dw.attrs, g.tensors[dw.inputs[0]].shape, g.tensors[pw.outputs[0]].shape,
            g.tensors[dw.inputs[1]].shape, spaces, ctx.arch.fingerprint, ctx.nbuf, ctx.compression_key(pw.inputs[1]))
     if ex:
         key += (g.tensors[ex.inputs[0]].shape, ctx.compression_key(ex.inputs[1]))
-    t = fastest(ctx, cands, lambda cx, t: FusedBands(cx, g, dw, pw, t, layers, ex).emit(), key,
-                ctx.ratios.get(pw.inputs[1], 1.0))
-    return FusedBands(ctx, g, dw, pw, t, layers, ex).emit()
+    return fastest(ctx, cands, lambda cx, t: FusedBands(cx, g, dw, pw, t, layers, ex).emit(), key,
+                   ctx.ratios.get(pw.inputs[1], 1.0))
+
+
+def lower_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, t: FusedTiling, layers: tuple[int, ...],
+                ex: Node | None = None) -> None:
+    """Emit the group with the schedule's tiling `t`."""
+    c, k = g.tensors[dw.inputs[0]].shape[-1], g.tensors[pw.outputs[0]].shape[-1]
+    ok = 1 <= t.th <= g.tensors[dw.outputs[0]].shape[1] and 1 <= t.tc <= c and 1 <= t.tk <= k
+    ok = ok and t.engine in ("mxu", "vpu") and (t.eg >= 1 if ex else True)
+    if not ok:
+        raise ScheduleError(f"{dw.name}: fused tiling rows {t.th} x ch {t.tc} x out-ch {t.tk} does not fit "
+                            f"the group ({c} -> {k} channels)")
+    FusedBands(ctx, g, dw, pw, t, layers, ex).emit()

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
+from ..schedule.plan import MatmulTiling
 from ..isa import instructions as I
 from .context import Ctx, SlotPair
 from .emitter import dma
-from .vector import lower_lut
 
 TRANSFORMER_NPU_OPS = {Op.MATMUL, Op.GELU}
 
@@ -47,8 +48,9 @@ def matmul_macs(g: Graph, node: Node) -> int:
     return batch * m * k * n
 
 
-def _tiles(ctx: Ctx, m: int, k: int, n: int) -> tuple[int, int, int]:
-    """Largest (mt, kt, nt) whose double-buffered tiles fit ABUF, WBUF and ACC."""
+def matmul_tiling(ctx: Ctx, g: Graph, node: Node) -> MatmulTiling:
+    """The largest tiles whose (double-buffered) copies fit ABUF, WBUF and ACC."""
+    _, _, m, k, n, _ = _dims(g, node)
     a = ctx.arch
     nb = ctx.nbuf
     abuf = a.abuf_bytes - ctx.onchip_bytes - 256
@@ -66,19 +68,16 @@ def _tiles(ctx: Ctx, m: int, k: int, n: int) -> tuple[int, int, int]:
             mt = -(-mt // 2)
         else:
             kt = -(-kt // 2)
-    return mt, kt, nt
+    return MatmulTiling(mt, kt, nt)
 
 
-def lower_transformer(ctx: Ctx, g: Graph, node: Node) -> dict:
-    if node.op is Op.GELU:
-        return lower_lut(ctx, g, node)
-    return lower_matmul(ctx, g, node)
-
-
-def lower_matmul(ctx: Ctx, g: Graph, node: Node) -> dict:
+def lower_matmul(ctx: Ctx, g: Graph, node: Node, t: MatmulTiling) -> None:
+    """Emit the layer with the schedule's tiling `t`."""
     e, p = ctx.emitter, node.params
     batch, batch_b, m, k, n, tb = _dims(g, node)
-    mt, kt, nt = _tiles(ctx, m, k, n)
+    mt, kt, nt = t.mt, t.kt, t.nt
+    if not (1 <= mt <= m and 1 <= kt <= k and 1 <= nt <= n):
+        raise ScheduleError(f"{node.name}: matmul tiling {mt} x {kt} x {nt} does not fit a {m} x {k} x {n} product")
     a_slots, w_slots, acc_slots = ctx.slots()
     nb = ctx.nbuf
     ins, outs = SlotPair(a_slots.take(mt * kt, nb)), SlotPair(a_slots.take(mt * nt, nb))
@@ -125,4 +124,3 @@ def lower_matmul(ctx: Ctx, g: Graph, node: Node) -> dict:
                     [(I.ACC, acc, acc + 4 * ml * nl), (I.WBUF, pa, pa + 12 * nl)], [(I.ABUF, oa, oa + ml * nl)])
                 dma(e, I.ABUF, oa, (0, 0, nl, 1), o_space, o0 + bi * m * n + m0 * n + n0, (0, 0, n, 1),
                     (1, 1, ml, nl), 1)
-    return {"tiling": f"rows {mt} x cols {nt} x depth {kt}, B {'[N,K]' if tb else '[K,N] strided'}"}

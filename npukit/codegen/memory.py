@@ -88,6 +88,8 @@ class ArenaPlan:
     space: int
     size: int
     where: dict[str, Placement]
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)   # tensor -> live (first, last) layer
+    aliases: dict[str, str] = field(default_factory=dict)              # tensor -> the one whose bytes it shares
 
 
 def alias_roots(g: Graph) -> dict[str, str]:
@@ -162,6 +164,7 @@ def plan_arena(g: Graph, space: int, onchip_base: int = 0, onchip_bytes: int = 0
     where = {t: Placement(I.ABUF, onchip_base + o) for t, o in onchip.items()}
     where |= {t: Placement(space, o) for t, o in offchip.items()}
     size = max((o + _align(max(nbytes(t), 1)) for t, o in offchip.items()), default=0)
+    ranges = {t: (first[t], last[t]) for t in where}
     for t, r in root.items():
         where[t] = where[r]
-    return ArenaPlan(space, _align(size), where)
+    return ArenaPlan(space, _align(size), where, ranges, dict(root))

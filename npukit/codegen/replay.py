@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..arch.tech import energy_table
 from ..schedule.tiling import register_cache
-from ..sim.timing import layer_cycles, simulate
+from ..sim.timing import simulate
 from .context import Ctx
 from .emitter import Emitter
 
@@ -41,16 +41,6 @@ def cycles_and_energy(program, arch) -> tuple[int, float]:
     """(cycles, dynamic energy in pJ) of a program by the event model and the technology table."""
     t = simulate(program, arch)
     return t.total_cycles, sum(_layer_energy(t, arch))
-
-
-def layer_costs(program, arch) -> tuple[tuple[int, float], list[tuple[int, float]]]:
-    """The program's (cycles, dynamic energy in pJ) and each layer's, its cycles counted as
-    the profile counts them (timing.layer_cycles)."""
-    t = simulate(program, arch)
-    energy = _layer_energy(t, arch)
-    cycles = layer_cycles(program, t)
-    per_layer = [(int(c), energy[i] if i < len(energy) else 0.0) for i, c in enumerate(cycles)]
-    return (t.total_cycles, sum(energy)), per_layer
 
 
 def _layer_energy(t, arch) -> list[float]:

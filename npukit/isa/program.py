@@ -41,7 +41,9 @@ class Layer:
     min_region_bytes: dict   # the same, per off-chip region
     vpu_ops: int
     reason: str = ""      # why a host layer is not on the NPU
-    detail: dict = field(default_factory=dict)
+    detail: dict = field(default_factory=dict)   # notes for people ("tiling": the tiling in words)
+    tiling: dict = field(default_factory=dict)   # the schedule's tiling (schedule.plan.tiling_dict)
+    depthwise_taps: int = 0   # a depthwise conv's kernel taps (the roofline's MXU peak)
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ class LayerRecord(BaseModel):
     vpu_ops: Count
     reason: str = ""
     detail: dict[str, Any] = {}
+    tiling: dict[str, Any] = {}
+    depthwise_taps: Count = 0
 
 
 class RegionRecord(BaseModel):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -31,7 +31,8 @@ class LayerProfile:
     bound: str
     efficiency: float      # roofline / achieved (1.0 = at the bound)
     energy_uj: float
-    detail: dict
+    detail: dict           # notes for people: "tiling", the tiling in words
+    tiling: dict = field(default_factory=dict)   # the schedule's tiling: {"kind": conv | fused | matmul, ...}
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Profile:
 def _roofline(layer, arch) -> int:
     """max(MACs / peak of the best engine, VPU work / lanes, minimal off-chip bytes / bandwidth)."""
     peak = arch.macs_per_cycle
-    taps = layer.detail.get("depthwise_taps")
+    taps = layer.depthwise_taps
     if taps:     # depthwise: the MXU holds one channel per column, the taps down its rows
         peak = max(min(int(taps), arch.mxu.rows) * arch.mxu.cols, arch.vpu.lanes)
     compute = layer.macs / peak
@@ -98,7 +99,8 @@ def build_profile(prog: Program, arch, t: Timeline) -> Profile:
         layers.append(LayerProfile(
             layer.name, layer.op, list(layer.nodes), layer.target, layer.macs, cycles, mxu, vpu, dma,
             int(sum(c.region_bytes.values())), roof, _bound(layer.target, cycles, mxu, vpu, dma),
-            round(roof / cycles, 4) if cycles else 1.0, (e_mac + e_sram + e_off + e_vpu + e_host) * 1e-6, layer.detail))
+            round(roof / cycles, 4) if cycles else 1.0, (e_mac + e_sram + e_off + e_vpu + e_host) * 1e-6, layer.detail,
+            layer.tiling))
     total = int(t.total_cycles)
     macs = sum(layer.macs for layer in prog.layers)
     roof_total = sum(layer.roofline_cycles for layer in layers)

@@ -60,8 +60,8 @@ def test_fusion_happens_and_keeps_the_intermediate_on_chip(tmp_path):
     prog, rng = _block(tmp_path, CompileOptions(max_tile_rows=3, onchip_fraction=0.0, timed_candidates=1,
                                                 fuse_depthwise="always", fuse_expansion="never"))
     layers = prog.program.layers
-    dw = next(i for i, la in enumerate(layers) if "fused with" in la.detail.get("tiling", ""))
-    assert layers[dw + 1].detail["tiling"].startswith("fused into")
+    dw = next(i for i, la in enumerate(layers) if la.tiling.get("kind") == "fused")
+    assert layers[dw + 1].tiling == {"fused_into": layers[dw].name}
     ins = prog.program.instructions
     bands = {(d.dst, d.out_h * d.out_w * d.c) for d in ins if isinstance(d, I.DwConv)}
     convs = [x for x in ins if isinstance(x, I.Conv) and x.layer == dw + 1]
@@ -110,7 +110,7 @@ def test_bound_counts_no_spill_for_the_inside_of_a_fused_pair(tmp_path):
     opts = dict(max_tile_rows=1, onchip_fraction=0.0, compress_weights="never")
     fused, _ = _block(tmp_path, CompileOptions(fuse_depthwise="always", **opts), abuf=1)
     alone, _ = _block(tmp_path, CompileOptions(fuse_depthwise="never", **opts), abuf=1)
-    assert any("fused with" in la.detail.get("tiling", "") for la in fused.program.layers)
+    assert any(la.tiling.get("kind") == "fused" for la in fused.program.layers)
     total = lambda p: sum(la.min_bytes for la in p.program.layers)  # noqa: E731
     assert total(alone) - total(fused) == 2 * 12 * 12 * 24
 
@@ -155,7 +155,7 @@ def test_expansion_in_pixel_groups_lets_bands_outgrow_acc(tmp_path):
                           fuse_expansion="always")
     prog = _compile(tmp_path, data, small_arch(8, 2, 1, 4, 4, "ws"), opts, None)
     layers = prog.program.layers
-    ex = next(i for i, la in enumerate(layers) if "fused with" in la.detail.get("tiling", ""))
+    ex = next(i for i, la in enumerate(layers) if la.tiling.get("kind") == "fused")
     ins = prog.program.instructions
     convs = [x for x in ins if isinstance(x, I.Conv) and x.layer == ex]
     dws = [d for d in ins if isinstance(d, I.DwConv) and d.layer == ex + 1]
@@ -179,9 +179,10 @@ def test_expansion_fusion_keeps_the_expanded_tensor_on_chip(tmp_path):
     pair, _ = _block(tmp_path, CompileOptions(fuse_expansion="never", **base))
     same, _ = _block(tmp_path, CompileOptions(**base))
     layers = prog.program.layers
-    ex = next(i for i, la in enumerate(layers) if "fused with" in la.detail.get("tiling", ""))
-    assert layers[ex + 1].detail["tiling"] == layers[ex + 2].detail["tiling"] == f"fused into {layers[ex].name}"
-    assert layers[ex + 1].detail["depthwise_taps"] == "9" and "depthwise_taps" not in layers[ex].detail
+    ex = next(i for i, la in enumerate(layers) if la.tiling.get("kind") == "fused")
+    assert layers[ex + 1].tiling == layers[ex + 2].tiling == {"fused_into": layers[ex].name}
+    assert layers[ex].tiling["eg"] > 0                  # the expansion's pixels per group
+    assert layers[ex + 1].depthwise_taps == 9 and layers[ex].depthwise_taps == 0
     ins = prog.program.instructions
     requants = {(r.dst, r.n_pix * r.k) for r in ins if isinstance(r, I.Requant) and r.layer == ex}
     dws = [d for d in ins if isinstance(d, I.DwConv)]
@@ -190,7 +191,7 @@ def test_expansion_fusion_keeps_the_expanded_tensor_on_chip(tmp_path):
     assert any(isinstance(x, I.Conv) and x.layer == ex for x in ins)
     assert _off_chip(prog.program, ex) == _off_chip(prog.program, ex + 1) == 0
     assert _off_chip(pair.program, ex) == 12 * 12 * 24          # the pair-only program stores it
-    assert "fused with" not in pair.program.layers[ex].detail.get("tiling", "")
+    assert pair.program.layers[ex].tiling.get("kind") != "fused"
     # `never` is the pair-only program; `auto` is one of the two, as `pick` prefers
     assert pair.program.instructions != prog.program.instructions
     assert same.program.instructions in (pair.program.instructions, prog.program.instructions)
@@ -222,8 +223,8 @@ def test_bound_counts_no_spill_for_a_fused_expansion(tmp_path):
     opts = dict(max_tile_rows=1, onchip_fraction=0.0, compress_weights="never", fuse_depthwise="always")
     fused, _ = _block(tmp_path, CompileOptions(fuse_expansion="always", **opts), abuf=2)
     pair, _ = _block(tmp_path, CompileOptions(fuse_expansion="never", **opts), abuf=2)
-    assert sum("fused with" in la.detail.get("tiling", "") for la in fused.program.layers) == 1
-    assert "fused into" in fused.program.layers[1].detail["tiling"]
+    assert sum(la.tiling.get("kind") == "fused" for la in fused.program.layers) == 1
+    assert "fused_into" in fused.program.layers[1].tiling
     total = lambda p: sum(la.min_bytes for la in p.program.layers)  # noqa: E731
     assert total(pair) - total(fused) == 2 * 12 * 12 * 24
 
@@ -246,6 +247,6 @@ def test_a_chain_of_pairs_keeps_its_pairs(tmp_path):
     data = model(nodes, [("x", [1, c, 9, 9])], ["y"], inits)
     opts = CompileOptions(max_tile_rows=2, onchip_fraction=0.0, fuse_depthwise="always", fuse_expansion="always")
     prog = _compile(tmp_path, data, small_arch(4, 2, 2, 4, 4, "ws"), opts, None)
-    notes = [la.detail.get("tiling", "") for la in prog.program.layers]
-    assert sum(n.startswith("fused with") for n in notes) == 2 and not any(", " in n.split(":")[0] for n in notes)
+    groups = prog.schedule.fusion
+    assert len(groups) == 2 and all(f.kind == "pair" for f in groups)
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, c, 9, 9)).astype(np.float32)}])

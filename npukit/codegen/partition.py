@@ -1,0 +1,109 @@
+"""Which layers the NPU runs (and why the host runs the others), and what each layer must
+cost whatever its tiling: MACs, vector work, the off-chip bytes it cannot avoid."""
+from __future__ import annotations
+
+from ..ir.graph import DType, Graph, Node, Op
+from ..ir.shapes import REDUCTIONS
+from ..quant.quantize import LUT_OPS
+from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from .context import CompileOptions
+from .conv import conv_macs
+from .data import DATA_LOWERING
+from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
+from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
+                     resize_fits)
+from .wide import int16_support
+
+
+def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
+    """'' if the NPU runs `node`, else the reason it runs on the host (`work_abuf`: the
+    ABUF bytes left for working tiles)."""
+    op = node.op
+    if op is Op.HOST_TFLITE:        # no NPU lowering by construction: the frontend's reason
+        return node.attrs.reason
+    if op is Op.HOST_FLOAT:
+        return node.attrs.reason or f"no NPU kernel for ONNX {node.attrs.op_type}"
+    rank = len(g.tensors[node.outputs[0]].shape)
+    if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
+                                              for t in (*node.inputs, *node.outputs)):
+        reason = int16_support(g, node)
+        if reason or op not in DATA_LOWERING:
+            return reason
+    if op in TRANSFORMER_NPU_OPS:
+        return matmul_support(g, node)
+    if op in (Op.CONV2D, Op.FULLY_CONNECTED, Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE) or op in LUT_OPS:
+        return ""
+    if op is Op.MAGNITUDE:       # reached only without int16 tensors (those are handled above)
+        return "magnitude needs an int16 input"
+    if op in ELTWISE_KIND:
+        ok = eltwise_plan(g, node) or broadcast_supported(g, node)
+        return "" if ok else "broadcast pattern not supported by the VPU"
+    if op is Op.WHERE:
+        return "" if broadcast_supported(g, node) else f"{rank}-D tensor exceeds the 4-D DMA"
+    if op is Op.SOFTMAX:
+        axis = node.attrs.axis % rank
+        return "" if axis == rank - 1 else "softmax over an axis other than the last"
+    if op is Op.RESIZE:
+        return "" if rank == 4 and resize_fits(g, node, work_abuf) else "resize plane larger than ABUF"
+    if op is Op.QUANTIZE:
+        ok = node.params is not None and g.tensors[node.inputs[0]].dtype is DType.I8
+        return "" if ok else "quantize from a type other than int8"
+    if op in REDUCTIONS:
+        if not mean_layout(g, node):
+            return "reduction over non-adjacent axes"
+        return "" if reduction_fits(g, node, work_abuf) else "reduced elements larger than ABUF"
+    if op in DATA_LOWERING:
+        return "" if rank <= 4 else f"{rank}-D tensor exceeds the 4-D DMA"
+    return f"no NPU lowering for {op.value}"
+
+
+def onchip_bytes(arch, options: CompileOptions | None = None) -> int:
+    """The top of ABUF kept for resident activations (CompileOptions.onchip_fraction)."""
+    return int(arch.abuf_bytes * (options or CompileOptions()).onchip_fraction) // 16 * 16
+
+
+def layer_macs(g: Graph, node: Node) -> int:
+    return conv_macs(g, node) if node.op in (Op.CONV2D, Op.FULLY_CONNECTED) else matmul_macs(g, node)
+
+
+def vpu_ops(g: Graph, node: Node) -> int:
+    """Element operations the layer needs on the vector unit (the roofline's VPU term)."""
+    out = g.tensors[node.outputs[0]].size
+    if node.op in (Op.MAX_POOL, Op.AVG_POOL):
+        return out * node.attrs.kernel[0] * node.attrs.kernel[1]
+    if node.op in REDUCTIONS:
+        return g.tensors[node.inputs[0]].size
+    if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD):
+        return 0                                   # pure data movement (DMA)
+    if node.op is Op.SOFTMAX:
+        return SOFTMAX_OPS_PER_ELEMENT * out
+    if node.op is Op.MAGNITUDE:
+        return MAGNITUDE_OPS_PER_ELEMENT * out
+    if node.op is Op.RESIZE and node.attrs.mode == "bilinear":
+        return 4 * out
+    return out                                     # requantise / element-wise / table
+
+
+def min_bytes(g: Graph, node: Node, arch, counted: set[str], interior: set[str] = frozenset()
+               ) -> tuple[int, dict[str, int]]:
+    """What must cross off-chip whatever the schedule, in total and per region: weights, the
+    graph inputs and outputs the layer touches, and the spills the SRAM size forces
+    (activations larger than all of ABUF are written out by their producer and read back by
+    each consumer, unless they are the inside of a fused pair, which is never stored)."""
+    if node.op is Op.RESHAPE:
+        return 0, {}                               # an alias: nothing moves
+    consts = [n for n in node.inputs if g.tensors[n].is_const and n not in counted]
+    counted.update(consts)               # a weight shared by several layers crosses once
+    weights = sum(g.tensors[n].nbytes for n in consts)
+    acts = sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
+    acts += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
+    acts += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)
+                if not g.tensors[n].is_const and n not in g.inputs and n not in g.outputs
+                and n not in interior and g.tensors[n].nbytes > arch.abuf_bytes)
+    per_region: dict[str, int] = {}
+    for region, n in ((arch.placement.weights, weights), (arch.placement.activations, acts)):
+        if n:
+            per_region[region] = per_region.get(region, 0) + int(n)
+    return int(weights + acts), per_region
+
+

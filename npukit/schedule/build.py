@@ -1,0 +1,307 @@
+"""`schedule_graph`: every choice between the quantised graph and the program, made once.
+
+Partition (NPU or host, with the reason), fusion groups, the activation arena, and each
+layer's tiling. Tilings are costed with the closed forms; the event model times the
+cheapest few of a layer (`replay.fastest`). Fusion forms are compared by replaying on the
+event model only the units two choices change (their groups, and the layers whose tensors
+their arenas place differently), each with its neighbours: windows, never whole programs.
+"""
+from __future__ import annotations
+
+import math
+
+from ..codegen.boundary import absorb_boundary_transposes
+from ..codegen.context import CompileOptions, Ctx
+from ..codegen.conv import choose_conv, lower_conv
+from ..codegen.fused import choose_fused, fusable_expansions, fusable_pairs, lower_fused, plan_fused
+from ..codegen.gather import gather_reduced_axes_graph
+from ..codegen.matmul import matmul_tiling
+from ..codegen.memory import ArenaPlan as Arena, ConstImage, plan_arena
+from ..codegen.partition import layer_macs, min_bytes, npu_support, onchip_bytes, vpu_ops
+from ..codegen.replay import pick, replay
+from ..ir.graph import Graph, Node, Op
+from ..isa import instructions as I
+from .plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Placement, Schedule, TensorPlace,
+                   graph_fingerprint)
+
+Groups = dict[str, tuple[Node, Node | None]]     # depthwise name -> (its 1x1, the expansion before it or None)
+FUSION_SWEEPS = 2      # passes over the groups in graph order (the second sees the first's choices)
+
+
+def prepare(g: Graph) -> tuple[Graph, dict]:
+    """The graph the schedule and the lowering see (reduced axes gathered, boundary
+    transposes moved to the host side) and the moved I/O tensors."""
+    return absorb_boundary_transposes(gather_reduced_axes_graph(g))
+
+
+def schedule_graph(g: Graph, arch, options: CompileOptions = CompileOptions()) -> Schedule:
+    """The schedule of the quantised graph `g` on `arch`."""
+    return schedule_prepared(prepare(g)[0], arch, options)
+
+
+def compress_weights(arch, options: CompileOptions) -> bool:
+    """Whether weight blocks are stored compressed: `auto` does where the decoder keeps up with
+    the weights' region (then a compressed load is never slower, only shorter)."""
+    if options.compress_weights == "never":
+        return False
+    return arch.dma.decode_bytes_per_cycle >= arch.region_bytes_per_cycle(arch.placement.weights)
+
+
+class _Scheduler:
+    def __init__(self, g: Graph, arch, options: CompileOptions):
+        self.g, self.arch, self.options = g, arch, options
+        names = [r.name for r in arch.regions]
+        self.act_space = I.REGION0 + names.index(arch.placement.activations)
+        self.w_space = I.REGION0 + names.index(arch.placement.weights)
+        self.onchip = onchip_bytes(arch, options)
+        self.reasons = {nd.name: npu_support(g, nd, arch.abuf_bytes - self.onchip) for nd in g.nodes}
+        self.host = {n for nd in g.nodes if self.reasons[nd.name] for n in (*nd.inputs, *nd.outputs)}
+        self.index = {nd.name: i for i, nd in enumerate(g.nodes)}
+        self.compress = compress_weights(arch, options)
+        self.ratios: dict = {}      # weight compression ratios, measured once for every context
+
+    def arena(self, groups: Groups) -> Arena:
+        fused = {self.index[d] for d in groups} | {self.index[d] - 1 for d, (_, ex) in groups.items() if ex}
+        return plan_arena(self.g, self.act_space, self.arch.abuf_bytes - self.onchip, self.onchip,
+                          pinned=self.host, fused=fused)
+
+    def ctx(self, groups: Groups) -> Ctx:
+        arena = self.arena(groups)
+        consts = ConstImage(self.w_space, arena.size if self.w_space == self.act_space else 0, self.compress)
+        ctx = Ctx(self.arch, self.options, arena, consts, self.onchip, ratios=self.ratios)
+        ctx.emitter.packed, ctx.emitter.packed_space = consts.packed, consts.space
+        ctx.emitter.readonly[self.w_space] = (consts.base, 1 << 62)
+        return ctx
+
+    # -- fusion: each group's form by replays of the layers the form changes
+    def fusion(self) -> Groups:
+        g, o = self.g, self.options
+        on_npu = lambda nd: not self.reasons[nd.name]  # noqa: E731
+        pairs = fusable_pairs(g, on_npu) if o.fuse_depthwise != "never" else {}
+        exps = fusable_expansions(g, on_npu, pairs) if o.fuse_expansion != "never" else {}
+        if exps and o.fuse_expansion == "always":
+            return {d: (pw, exps.get(d)) for d, pw in pairs.items()}
+        forms = {d: [f for f in ("none", "pair", "triple") if self._allowed(f, d in exps)] for d in pairs}
+        self.pairs, self.exps = pairs, exps
+        self.units = self._units()
+        assign = self._descend({d: f[-1] for d, f in forms.items()}, forms)   # from the most fused
+        # every group in one form at once (a gain no single change shows, e.g. an arena that
+        # keeps more tensors on chip); single changes from such a winner are kept only if
+        # they win together against it
+        uniform = [u for f in ("none", "pair", "triple")
+                   for u in [{d: f if f in forms[d] else a for d, a in assign.items()}] if u != assign]
+        best = self._best([assign, *uniform]) if uniform else assign
+        if best is not assign:
+            refined = self._descend(best, forms)
+            best = self._best([best, refined]) if refined != best else best
+        return self._groups(best)
+
+    def _descend(self, assign: dict[str, str], forms: dict[str, list[str]]) -> dict[str, str]:
+        """Each group in graph order takes its fastest form, the others as they stand."""
+        for _ in range(FUSION_SWEEPS):
+            changed = False
+            for d in self.pairs:
+                if len(forms[d]) > 1:
+                    best = self._best([assign | {d: f} for f in forms[d]])
+                    changed |= best[d] != assign[d]
+                    assign = best
+            if not changed:
+                break
+        return assign
+
+    def _groups(self, assign: dict[str, str]) -> Groups:
+        return {d: (self.pairs[d], self.exps.get(d) if f == "triple" else None)
+                for d, f in assign.items() if f != "none"}
+
+    def _units(self) -> list[tuple[int, int, str | None]]:
+        """The graph in emission units: (first layer, last layer, the group's depthwise or
+        None); a group's unit spans its expansion whatever its form."""
+        starts = {self.index[d] - (d in self.exps): d for d in self.pairs}
+        units, j = [], 0
+        while j < len(self.g.nodes):
+            d = starts.get(j)
+            last = self.index[d] + 1 if d else j
+            units.append((j, last, d))
+            j = last + 1
+        return units
+
+    def _best(self, assigns: list[dict[str, str]]) -> dict[str, str]:
+        """The fastest of several assignments of forms to groups: each one's context (its
+        arena) emits the units they differ in (their groups, and each layer reading or writing
+        a tensor they place differently) with the unit before and after each, as separate
+        windows; the event model times them and the sums decide (`pick`). An assignment
+        whose fused form does not fit its arena is left out."""
+        ctxs = [self.ctx(self._groups(a)) for a in assigns]
+        differ = [d for d in self.pairs if len({a[d] for a in assigns}) > 1]
+        windows = self._windows(differ, [c.arena for c in ctxs])
+        ratio = self.ratios.get(self.pairs[differ[0]].inputs[1], 1.0) if differ else 1.0
+        timed, kept = [], []
+        for a, ctx in zip(assigns, ctxs):
+            units = [[self._unit(ctx, u, a) for u in self.units[lo:hi + 1]] for lo, hi in windows]
+            if any(steps is None for w in units for steps in w):
+                continue
+            costs = [_time(ctx, [s for steps in w for s in steps], ratio) for w in units]
+            timed.append((sum(c for c, _ in costs), sum(e for _, e in costs)))
+            kept.append(a)
+        return kept[pick(timed, self.options.energy_tie)] if kept else assigns[0]
+
+    def _windows(self, groups: list[str], arenas: list[Arena]) -> list[tuple[int, int]]:
+        """Merged ranges of unit indices: the groups' and each unit touching a tensor the
+        arenas place in different spaces, each with the unit before and after."""
+        unit_of = {j: k for k, (lo, hi, _) in enumerate(self.units) for j in range(lo, hi + 1)}
+        spaces = [{t: p.space for t, p in a.where.items()} for a in arenas]
+        moved = {t for t in set().union(*spaces) if len({s.get(t) for s in spaces}) > 1}
+        touched = {unit_of[self.index[d]] for d in groups} | {unit_of[j] for j, nd in enumerate(self.g.nodes)
+                                                               if moved & {*nd.inputs, *nd.outputs}}
+        windows: list[tuple[int, int]] = []
+        for k in sorted(touched):
+            lo, hi = max(k - 1, 0), min(k + 1, len(self.units) - 1)
+            if windows and lo <= windows[-1][1] + 1:
+                windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+            else:
+                windows.append((lo, hi))
+        return windows
+
+    def _unit(self, ctx: Ctx, unit: tuple[int, int, str | None], assign: dict[str, str]) -> list | None:
+        """The emitters of one unit in its form (None: a fused form that does not fit); []
+        for the host."""
+        from ..codegen.lower import lower_layer
+        j, _, d = unit
+        if d is not None:
+            return self._block(ctx, assign[d], self.g.nodes[self.index[d]], self.pairs[d], self.exps.get(d))
+        node = self.g.nodes[j]
+        if self.reasons[node.name]:
+            return []
+        if node.op in (Op.CONV2D, Op.FULLY_CONNECTED):
+            return [self._conv(ctx, node, j)]
+        tiling = matmul_tiling(ctx, self.g, node) if node.op is Op.MATMUL else None
+
+        def emit(cx):
+            cx.emitter.layer = j
+            lower_layer(cx, self.g, node, tiling)
+        return [emit]
+
+    def _allowed(self, form: str, has_ex: bool) -> bool:
+        o = self.options
+        if form == "none":
+            return o.fuse_depthwise == "auto"
+        if form == "pair":
+            return not has_ex or o.fuse_expansion == "auto"
+        return has_ex
+
+    def _block(self, ctx: Ctx, form: str, dw: Node, pw: Node, ex: Node | None):
+        """The block's emitters in `form` (none: each layer alone; pair: the expansion alone
+        then the fused pair; triple: all fused), or None when the fused form does not fit."""
+        i = self.index[dw.name]
+        steps = [self._conv(ctx, ex, i - 1)] if ex and form != "triple" else []
+        if form == "none":
+            return steps + [self._conv(ctx, dw, i), self._conv(ctx, pw, i + 1)]
+        gx = ex if form == "triple" else None
+        layers = (i - 1, i, i + 1) if gx else (i, i + 1)
+        cands = plan_fused(ctx, self.g, dw, pw, gx)
+        if not cands:
+            return None
+        ctx.emitter.layer = layers[0]
+        t = choose_fused(ctx, self.g, dw, pw, cands, layers, gx)
+        return steps + [lambda cx: lower_fused(cx, self.g, dw, pw, t, layers, gx)]
+
+    def _conv(self, ctx: Ctx, node: Node, i: int):
+        ctx.emitter.layer = i
+        t = choose_conv(ctx, self.g, node)
+
+        def emit(cx):
+            cx.emitter.layer = i
+            lower_conv(cx, self.g, node, t)
+        return emit
+
+    def fitting(self, groups: Groups) -> tuple[Groups, Ctx, dict]:
+        """The groups whose fused tiles fit with the arena they leave (an expansion that does
+        not fit leaves its pair to be tried alone), that context and each group's candidates."""
+        while True:
+            ctx = self.ctx(groups)
+            cands = {d: plan_fused(ctx, self.g, self.g.nodes[self.index[d]], pw, ex) for d, (pw, ex) in groups.items()}
+            failed = {d for d, c in cands.items() if not c}
+            if not failed:
+                return groups, ctx, cands
+            groups = {d: (pw, None if d in failed else ex) for d, (pw, ex) in groups.items()
+                      if d not in failed or ex}
+
+
+def schedule_prepared(g: Graph, arch, options: CompileOptions) -> Schedule:
+    """`schedule_graph` on a graph `prepare` has seen."""
+    s = _Scheduler(g, arch, options)
+    groups, ctx, cands = s.fitting(s.fusion())
+    first = {(ex or g.nodes[s.index[d]]).name: d for d, (pw, ex) in groups.items()}
+    inner = {}
+    for d, (pw, ex) in groups.items():
+        inner |= {n: (ex or g.nodes[s.index[d]]).name for n in ([d] if ex else []) + [pw.name]}
+    interior = {g.nodes[s.index[d]].outputs[0] for d in groups} | {ex.outputs[0] for _, ex in groups.values() if ex}
+    layers, flip, counted = [], False, set()
+    nbuf = 2 if options.double_buffer else 1
+    for i, node in enumerate(g.nodes):
+        ctx.emitter.layer, ctx.flip = i, flip
+        reason, tiling, target = s.reasons[node.name], None, "npu"
+        if reason:
+            target = "host"
+        elif node.name in inner:
+            target = "fused"
+        elif node.name in first:
+            d = first[node.name]
+            pw, ex = groups[d]
+            idx = s.index[d]
+            tiling = choose_fused(ctx, g, g.nodes[idx], pw, cands[d], (idx - 1, idx, idx + 1) if ex else (idx, idx + 1), ex)
+        elif node.op in (Op.CONV2D, Op.FULLY_CONNECTED):
+            tiling = choose_conv(ctx, g, node)
+        elif node.op is Op.MATMUL:
+            tiling = matmul_tiling(ctx, g, node)
+        layers.append(LayerSchedule(node.name, node.op.value, target, tiling, nbuf, flip,
+                                    getattr(tiling, "est_cycles", 0), _bound(g, node, arch, counted, interior)))
+        if _emits(g, node, target):
+            flip = not flip
+    return Schedule(arch.name, arch.fingerprint, graph_fingerprint(g), s.compress,
+                    tuple(Placement(nd.name, "host" if s.reasons[nd.name] else "npu", s.reasons[nd.name])
+                          for nd in g.nodes),
+                    tuple(FusionGroup("expansion" if ex else "pair", (*([ex.name] if ex else []), d, pw.name))
+                          for d, (pw, ex) in groups.items()),
+                    arena_record(g, arch, ctx.arena, arch.abuf_bytes - s.onchip, s.onchip), tuple(layers))
+
+
+def _time(ctx: Ctx, steps, ratio: float) -> tuple[int, float]:
+    """(cycles, energy) of a block's emitters replayed one after another on their own."""
+    def emit(cx):
+        for j, step in enumerate(steps):
+            if j:
+                cx.flip = not cx.flip
+            step(cx)
+    return replay(ctx, emit, ratio)
+
+
+def _emits(g: Graph, node: Node, target: str) -> bool:
+    """Whether the layer writes instructions of its own (the next one's SRAM slots then come
+    from the other end)."""
+    if target == "fused" or (target == "npu" and node.op is Op.RESHAPE):
+        return False
+    return not (node.op is Op.SLICE and g.tensors[node.outputs[0]].size == 0)
+
+
+def _bound(g: Graph, node: Node, arch, counted: set, interior: set) -> Bound:
+    """Peak-rate compute (the best engine; a depthwise conv's MXU peak holds one channel per
+    column) and minimal off-chip transfer cycles (each region has its own port)."""
+    peak = arch.macs_per_cycle
+    if node.op is Op.CONV2D and node.attrs.depthwise:
+        taps = math.prod(g.tensors[node.inputs[1]].shape[1:3])
+        peak = max(min(taps, arch.mxu.rows) * arch.mxu.cols, arch.vpu.lanes)
+    compute = max(layer_macs(g, node) / peak, vpu_ops(g, node) / arch.vpu.lanes)
+    _, per_region = min_bytes(g, node, arch, counted, interior)
+    memory = max((n / arch.region_bytes_per_cycle(r) for r, n in per_region.items()), default=0)
+    return Bound(int(math.ceil(compute)), int(math.ceil(memory)))
+
+
+def arena_record(g: Graph, arch, arena: Arena, onchip_base: int, onchip: int) -> ArenaPlan:
+    """The arena as the schedule records it (space names, live ranges, aliases)."""
+    def space(sp: int) -> str:
+        return "abuf" if sp == I.ABUF else arch.regions[sp - I.REGION0].name
+    places = tuple(TensorPlace(t, space(p.space), p.addr, int(g.tensors[t].nbytes), *arena.ranges[t])
+                   for t, p in arena.where.items() if t in arena.ranges)
+    return ArenaPlan(space(arena.space), arena.size, onchip_base, onchip, places,
+                     tuple(sorted(arena.aliases.items())))
