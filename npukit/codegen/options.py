@@ -17,6 +17,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "fuse_depthwise": ("auto", "always", "never"),
     "fuse_expansion": ("auto", "always", "never"),
     "compress_weights": ("auto", "never"),
+    "equalize": ("auto", "never"),
+    "bias_correction": ("auto", "never"),
 }
 # numeric fields: (low, high, high included)
 RANGES: dict[str, tuple[float, float | None, bool]] = {
