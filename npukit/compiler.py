@@ -177,7 +177,6 @@ class Quantised:
     samples: int                # calibration samples used
 
 
-QUANT_OPTIONS = ("equalize", "bias_correction")     # the CompileOptions fields quantisation reads
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
 
 
