@@ -48,7 +48,7 @@ METHOD = typer.Option(Method.minmax, "--calib-method", help="how activation rang
 DATAFLOW = typer.Option(Dataflow.arch, "--dataflow", help="the MXU dataflow (arch: the arch file's)")
 COMPRESS = typer.Option(Compress.auto, "--compress-weights", help="weight blocks stored compressed, or not")
 OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (CompileOptions field), "
-                      "e.g. timed_candidates=1 (repeatable)")
+                      "e.g. timed_candidates=1, equalize=auto, bias_correction=auto (repeatable)")
 TRACE = typer.Option(None, "--trace", help="write the engine timeline as Chrome trace-event JSON (Perfetto)")
 VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy: bind an input to a "
                       "constant at compile time (repeatable)")

@@ -21,6 +21,9 @@ from .isa.program import Program
 from .opt.pipeline import optimize
 from .progress import counted, stage
 from .quant import kernels_vpu as kv
+from .opt.equalize import equalize
+from .quant.bias_correction import correct_biases
+from .quant.calib_warnings import warn_calibration
 from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph
@@ -176,24 +179,39 @@ class Quantised:
     samples: int                # calibration samples used
 
 
+BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
+
+
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
-             sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8) -> Quantised:
+             sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
+             options: CompileOptions = CompileOptions()) -> Quantised:
     """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
     integer params). `int16_below_db`: widen to int16 the tensors the per-layer noise report
     (quant.wide) finds below that SQNR; None keeps every activation int8. Without
-    calibration data, `random_samples` random inputs stand in, with a loud warning."""
+    calibration data, `random_samples` random inputs stand in, with a loud warning; with
+    it, calibration that will fail is a CalibrationWarning naming the tensor (quant.calib_warnings).
+    `options.equalize` / `options.bias_correction` = "auto": cross-layer equalisation before
+    calibration, bias correction after it."""
     if g.is_quantised:
         return Quantised(attach_params(g), [], 0)
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
     stage("optimise")
     g = optimize(g)
+    if options.equalize == "auto":
+        g = equalize(g)
     if calibration is None:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
-    observers, values = observe(g, counted("calibrate", feeds))
+    keep = BIAS_SAMPLES if options.bias_correction == "auto" else 4
+    observers, values = observe(g, counted("calibrate", feeds), keep)
     ranges = {name: obs.range(method) for name, obs in observers.items()}
+    if calibration is not None:
+        warn_calibration(g, observers, ranges)
+    if options.bias_correction == "auto":
+        g = correct_biases(g, values)
+        values = values[:4]
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
     ranges.update({copy: ranges[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
@@ -216,7 +234,7 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     if given; `used` receives the schedule lowered with)."""
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
-    q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples)
+    q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options)
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": q.samples, "random_calibration": calibration is None,
             "options": options.__dict__,

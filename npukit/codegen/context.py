@@ -16,8 +16,8 @@ from .options import validate
 
 @dataclass(frozen=True)
 class CompileOptions:
-    """Named scheduler options (the explorer sweeps them; allowed values: codegen/options.py,
-    checked on construction)."""
+    """Named compiler options: scheduling and quantisation steps (the explorer sweeps them;
+    allowed values: codegen/options.py, checked on construction)."""
     dataflow: str = "arch"          # arch | ws | os: "arch" follows [mxu] dataflow
     depthwise_engine: str = "auto"  # auto | mxu | vpu
     double_buffer: bool = True
@@ -33,6 +33,10 @@ class CompileOptions:
                                     # the one with the least dynamic energy wins (0: fastest only)
     compress_weights: str = "auto"  # auto | never: weight and parameter blocks stored compressed
                                     # (npukit.isa.wcodec) where that saves bytes, decoded by the weight DMA
+    equalize: str = "never"         # auto | never: cross-layer equalisation of conv pairs before
+                                    # calibration (npukit.opt.equalize; float outputs unchanged)
+    bias_correction: str = "never"  # auto | never: conv / FC biases corrected for the mean output
+                                    # shift of int8 weights, measured on calibration data
 
     def __post_init__(self):
         validate(self)

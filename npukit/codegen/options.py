@@ -17,7 +17,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "fuse_depthwise": ("auto", "always", "never"),
     "fuse_expansion": ("auto", "always", "never"),
     "compress_weights": ("auto", "never"),
+    "equalize": ("auto", "never"),
+    "bias_correction": ("auto", "never"),
 }
+# fields the quantiser reads (compiler.quantise), not lowering: the explorer quantises once per setting
+QUANT_OPTIONS = ("equalize", "bias_correction")
 # numeric fields: (low, high, high included)
 RANGES: dict[str, tuple[float, float | None, bool]] = {
     "max_tile_rows": (0, None, True),

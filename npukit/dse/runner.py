@@ -8,6 +8,7 @@ with its workers killed, its claims released and every finished point kept.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import signal
 import threading
@@ -23,6 +24,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from ..codegen.context import CompileOptions
+from ..codegen.options import QUANT_OPTIONS
 from ..errors import ArchError, InputError
 from ..progress import counted, status
 from .claims import Heartbeat, Owner
@@ -70,14 +72,15 @@ def explore(space: Space, db: str | Path, executor: Executor, progress: bool = T
     owner = Owner.me()
     with Store(db) as store, _sigterm_exits():   # a database npukit cannot use is refused first
         with status("preparing the models", enabled=None if progress else False):
-            prepared = [prepare_model(m) for m in counted("parse and quantise", space.models)]   # once per sweep
+            prepared = {(i, q): prepare_model(m, q) for i, m in counted("parse and quantise", list(enumerate(space.models)))
+                        for q in quant_settings(space)}     # once per sweep and quantisation setting
         names = model_names(space.models)
         strategy = make_strategy(space)
         store.begin_sweep(space.source_text, executor.name)
         heartbeat = Heartbeat(store.path, owner)
         try:
             with status(f"starting {executor.name}", enabled=None if progress else False):
-                executor.start({p.model_hash: p.graph for p in prepared if p.graph is not None})
+                executor.start({p.model_hash: p.graph for p in prepared.values() if p.graph is not None})
             bar = _progress() if progress else None
             with bar or nullcontext():
                 task_id = bar.add_task("exploring", total=strategy.total) if bar else None
@@ -190,10 +193,23 @@ def _compute(todo: dict[str, _Plan], held: dict[str, _Plan], rows: dict[str, dic
         rows[outcome.key] = store.get(outcome.key)
 
 
-def _plan(space: Space, prepared: list[PreparedModel], names: list[str], c: Candidate) -> _Plan:
-    pm = prepared[c.model]
+def _quant_key(options: dict) -> tuple[tuple[str, str], ...]:
+    """The quantisation options of a point that differ from the defaults."""
+    default = CompileOptions().__dict__
+    return tuple((k, options[k]) for k in QUANT_OPTIONS if k in options and options[k] != default[k])
+
+
+def quant_settings(space: Space) -> list[tuple[tuple[str, str], ...]]:
+    """Every combination of the swept quantisation options' values (as `_quant_key`)."""
+    swept = [[(p.key, v) for v in p.domain.values] for p in space.params
+             if p.target == "options" and p.key in QUANT_OPTIONS]
+    return sorted({_quant_key(dict(combo)) for combo in itertools.product(*swept)})
+
+
+def _plan(space: Space, prepared: dict[tuple[int, tuple], PreparedModel], names: list[str], c: Candidate) -> _Plan:
     arch_over = c.overrides("arch")
     options = {**CompileOptions().__dict__, **c.overrides("options")}
+    pm = prepared[(c.model, _quant_key(options))]
     error = ""
     try:
         arch = space.base.replace(arch_over)

@@ -1,8 +1,10 @@
 """Calibration: run the float graph on samples and choose each activation's real range.
 
 Methods: "minmax" (the observed extremes), "percentile" (0.01 / 99.99 percentiles of the
-observed values) and "mse" (the clipping range that minimises the int8 quantisation error
-of the observed values). Observers keep extremes and a bounded random sample per tensor.
+observed values), "mse" (the clipping range that minimises the int8 quantisation error
+of the observed values) and "entropy" (TensorRT's KL-divergence calibrator, see
+`entropy_threshold`). Observers keep extremes, each channel's (last axis) largest |x| and a
+bounded random sample per tensor.
 """
 from __future__ import annotations
 
@@ -30,9 +32,15 @@ class Observer:
         self.lo, self.hi = np.inf, -np.inf
         self.samples: list[np.ndarray] = []
         self.rng = np.random.default_rng(seed)
+        self.channel_amax: np.ndarray | None = None     # per channel (last axis) of a >= 3-D tensor
 
     def update(self, x: np.ndarray) -> None:
-        x = np.asarray(x, np.float32).ravel()
+        x = np.asarray(x, np.float32)
+        if x.ndim >= 3 and x.shape[-1] > 1 and x.size:
+            amax = np.nanmax(np.abs(np.where(np.isfinite(x), x, 0)).reshape(-1, x.shape[-1]), axis=0)
+            same = self.channel_amax is not None and self.channel_amax.shape == amax.shape
+            self.channel_amax = np.maximum(self.channel_amax, amax) if same else amax
+        x = x.ravel()
         finite = np.isfinite(x)
         if not finite.all():         # a function's pole (log 0, 1 / 0): saturates in int8 anyway
             x = x[finite]
@@ -48,6 +56,8 @@ class Observer:
         if method == "percentile":
             lo, hi = np.percentile(values, [0.01, 99.99])
             return Range(float(lo), float(hi))
+        if method == "entropy":
+            return _entropy_range(values, self.lo, self.hi)
         return _mse_range(values, self.lo, self.hi)
 
 
@@ -66,6 +76,55 @@ def _mse_range(values: np.ndarray, lo: float, hi: float) -> Range:
         if err < best_err:
             best, best_err = Range(lo * frac, hi * frac), err
     return best
+
+
+BINS = 2048        # TensorRT's histogram
+STRIDE = 16        # candidate thresholds: every STRIDE-th bin edge from the levels' count on
+
+
+def entropy_threshold(magnitudes: np.ndarray, amax: float, levels: int = 128) -> float:
+    """TensorRT's entropy calibration: of clipping thresholds T over a BINS-bin histogram of
+    |x| on [0, amax], the one whose clipped distribution (outliers folded into the last bin)
+    loses the least information, in KL divergence, when merged into `levels` equal
+    quantisation bins and expanded back over the non-empty source bins."""
+    if not amax > 0 or magnitudes.size == 0:
+        return float(amax)
+    hist = np.histogram(magnitudes, BINS, (0.0, amax))[0].astype(np.float64)
+    best, best_kl = BINS, np.inf
+    for i in [*range(levels, BINS, STRIDE), BINS]:
+        p = hist[:i].copy()
+        p[-1] += hist[i:].sum()
+        if p.sum() == 0:
+            continue
+        edges = (np.arange(levels) * i) // levels
+        nonzero = (hist[:i] > 0).astype(np.float64)
+        merged, count = np.add.reduceat(hist[:i], edges), np.add.reduceat(nonzero, edges)
+        per = np.divide(merged, count, out=np.zeros_like(merged), where=count > 0)
+        q = np.repeat(per, np.diff(np.append(edges, i))) * nonzero
+        kl = _kl(p / p.sum(), q / max(q.sum(), 1e-300))
+        if kl < best_kl:
+            best, best_kl = i, kl
+    return float(best * amax / BINS)
+
+
+def _kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-4) -> float:
+    """KL(p || q) with q smoothed where p has mass and q none (else infinite)."""
+    q = np.where((q == 0) & (p > 0), eps, q)
+    m = p > 0
+    return float(np.sum(p[m] * np.log(p[m] / q[m])))
+
+
+def _entropy_range(values: np.ndarray, lo: float, hi: float) -> Range:
+    """The entropy calibrator adapted to asymmetric int8: the threshold T comes from KL on the
+    larger-magnitude side's |x| (with 255 levels if the tensor is one-sided, as int8 then
+    spends every code on that side, else 128); the other side keeps its extreme, within T."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo == hi:
+        return Range(lo, hi)
+    if hi >= -lo:
+        t = entropy_threshold(values[values > 0], hi, 255 if lo >= 0 else 128)
+        return Range(float(max(lo, -t)), t)
+    t = entropy_threshold(-values[values < 0], -lo, 255 if hi <= 0 else 128)
+    return Range(-t, float(min(hi, t)))
 
 
 def _random_input(g: Graph, name: str, rng: np.random.Generator) -> np.ndarray:

@@ -70,7 +70,7 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
              for name in ranges}, {name: merged[groups.find(name)] for name in ranges})
 
 
-def _weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     red = tuple(i for i in range(w.ndim) if i != axis)
     amax = np.max(np.abs(w), axis=red)
     scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
@@ -136,7 +136,7 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         w = g.tensors[node.inputs[1]]
         if w.quant is None:     # float weights: symmetric int8 per output channel, int32 bias
             axis = 3 if (op is Op.CONV2D and a.depthwise) else 0
-            wq, ws = _weights_per_channel(w.data, axis)
+            wq, ws = weights_per_channel(w.data, axis)
             wname = node.inputs[1]
             tensors[wname] = Tensor(wname, w.shape, DType.I8, wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis))
             k = ws.size

@@ -88,7 +88,7 @@ def test_two_workers_store_what_one_stores_and_a_rerun_computes_nothing(inline_r
 def test_each_model_is_quantised_once_per_sweep(tmp_path, ds_cnn_path, monkeypatch):
     calls = []
     real = prepare.quantise
-    monkeypatch.setattr(prepare, "quantise", lambda spec: calls.append(spec.path.name) or real(spec))
+    monkeypatch.setattr(prepare, "quantise", lambda spec, quant=(): calls.append(spec.path.name) or real(spec, quant))
     space = load_space(write_space(tmp_path, GRID, ds_cnn_path))
     explore(space, tmp_path / "q.sqlite", InlineExecutor(), progress=False)
     assert sorted(calls) == ["digits_cnn.onnx", "ds_cnn.onnx"]

@@ -1,0 +1,134 @@
+"""The entropy calibrator (TensorRT's KL method, adapted to asymmetric int8) and the
+compile-time CalibrationWarnings, each on a small case whose answer is known."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from npukit.compiler import quantise
+from npukit.ir.graph import Clamp, ConvAttrs, DType, Graph, Node, NoAttrs, Op, SoftmaxAttrs, Tensor
+from npukit.quant.calib_warnings import CalibrationWarning, calibration_findings
+from npukit.quant.calibrate import METHODS, Observer, entropy_threshold, observe
+
+RNG = np.random.default_rng(0)
+
+
+def test_entropy_clips_gaussian_outliers_far_below_the_max():
+    x = RNG.standard_normal(100_000).astype(np.float32)
+    x[:10] = 60.0
+    t = entropy_threshold(np.abs(x), 60.0)
+    assert 2.5 < t < 6.0        # a few sigma: the outliers are clipped, the bell is kept
+
+
+def test_entropy_keeps_uniform_data_whole():
+    u = RNG.uniform(0, 10, 100_000)
+    assert entropy_threshold(u, float(u.max()), 255) >= 0.95 * u.max()
+
+
+def test_entropy_is_a_method_and_keeps_the_small_side_within_the_threshold():
+    assert "entropy" in METHODS
+    obs = Observer(0)
+    x = RNG.standard_normal((64, 8, 8, 4)).astype(np.float32)
+    x.flat[:5] = 80.0        # positive outliers set the threshold; the negative side stays whole
+    obs.update(x)
+    r = obs.range("entropy")
+    assert r.hi < 10 and r.lo == pytest.approx(float(x.min()))
+    relu = Observer(1)
+    relu.update(np.maximum(x, 0))
+    assert relu.range("entropy").lo == 0.0 and relu.range("entropy").hi < 10
+
+
+def test_observer_keeps_per_channel_extremes_bounded():
+    obs = Observer(0)
+    for _ in range(3):
+        obs.update(RNG.standard_normal((2, 4, 4, 6)))
+    assert obs.channel_amax.shape == (6,)
+
+
+def _graph(nodes, tensors, inputs, outputs) -> Graph:
+    return Graph(tuple(nodes), {t.name: t for t in tensors}, inputs, outputs)
+
+
+def _act_graph(op: Op, attrs=NoAttrs()) -> Graph:
+    f = DType.F32
+    return _graph([Node(op, "head", ("x",), ("y",), attrs)],
+                  [Tensor("x", (1, 16), f), Tensor("y", (1, 16), f)], ("x",), ("y",))
+
+
+def _findings(g: Graph, feeds) -> list[str]:
+    observers, _ = observe(g, feeds)
+    return calibration_findings(g, observers, {n: o.range("minmax") for n, o in observers.items()})
+
+
+def test_sigmoid_calibrated_only_on_negatives_is_named():
+    g = _act_graph(Op.SIGMOID)
+    found = _findings(g, [{"x": RNG.uniform(-3, -0.5, (1, 16)).astype(np.float32)} for _ in range(4)])
+    assert len(found) == 1 and "'x'" in found[0] and "0.5" in found[0]
+    flat = _findings(g, [{"x": RNG.uniform(-12, -8, (1, 16)).astype(np.float32)}])
+    assert "nearly constant" in flat[0]
+    assert _findings(g, [{"x": RNG.uniform(-4, 4, (1, 16)).astype(np.float32)}]) == []
+
+
+def test_tanh_and_softmax_that_never_change_are_named():
+    tanh = _findings(_act_graph(Op.TANH), [{"x": RNG.uniform(6, 9, (1, 16)).astype(np.float32)}])
+    assert "tanh 'head'" in tanh[0] and "nearly constant" in tanh[0]
+    soft = _findings(_act_graph(Op.SOFTMAX, SoftmaxAttrs()), [{"x": RNG.uniform(0, 0.01, (1, 16)).astype(np.float32)}])
+    assert "softmax 'head'" in soft[0] and "uniform" in soft[0]
+
+
+def _conv_graph(w: np.ndarray, b: np.ndarray, act=None) -> Graph:
+    f, k, c = DType.F32, w.shape[0], w.shape[3]
+    return _graph([Node(Op.CONV2D, "conv", ("x", "w", "b"), ("y",), ConvAttrs(act=act))],
+                  [Tensor("x", (1, 6, 6, c), f), Tensor("w", w.shape, f, w), Tensor("b", (k,), f, b),
+                   Tensor("y", (1, 6, 6, k), f)], ("x",), ("y",))
+
+
+def test_degenerate_range_is_named():
+    w = np.zeros((4, 1, 1, 3), np.float32)
+    found = _findings(_conv_graph(w, np.ones(4, np.float32)), [{"x": RNG.standard_normal((1, 6, 6, 3)).astype(np.float32)}])
+    assert any("tensor 'y' has a degenerate calibrated range" in m for m in found)
+
+
+def test_outlier_channels_are_counted_and_named():
+    w = np.eye(16, dtype=np.float32).reshape(16, 1, 1, 16)
+    w[3] *= 200.0        # one channel 200x the others
+    found = _findings(_conv_graph(w, np.zeros(16, np.float32)),
+                      [{"x": RNG.standard_normal((1, 6, 6, 16)).astype(np.float32)} for _ in range(2)])
+    assert any("activation 'y': 1 of 16 channels exceed 20x" in m for m in found)
+
+
+def test_quantise_warns_once_per_tensor_with_real_calibration_only():
+    g = _act_graph(Op.SIGMOID)
+    calib = {"x": RNG.uniform(-3, -0.5, (4, 1, 16)).astype(np.float32)}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quantise(g, calib, sqnr=False)
+        quantise(g, None, sqnr=False)
+    found = [w for w in seen if issubclass(w.category, CalibrationWarning)]
+    assert len(found) == 1 and "sigmoid 'head'" in str(found[0].message)
+
+
+def test_cli_compile_prints_the_warning_once(tmp_path):
+    from typer.testing import CliRunner
+    from npukit.cli import app
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "s",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])])
+    model = tmp_path / "s.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), model)
+    np.savez(tmp_path / "c.npz", x=RNG.uniform(-3, -0.5, (4, 1, 16)).astype(np.float32))
+    result = CliRunner().invoke(app, ["compile", str(model), "--calib", str(tmp_path / "c.npz"),
+                                      "--calib-method", "entropy", "-o", str(tmp_path / "s.npub")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("caps the output at 0.5") == 1
+
+
+def test_relu_output_is_not_an_outlier_finding_when_channels_are_alike():
+    w = np.eye(16, dtype=np.float32).reshape(16, 1, 1, 16)
+    found = _findings(_conv_graph(w, np.zeros(16, np.float32), Clamp(0.0, None)),
+                      [{"x": RNG.standard_normal((1, 6, 6, 16)).astype(np.float32)}])
+    assert found == []
