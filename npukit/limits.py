@@ -38,7 +38,7 @@ MIB = 1 << 20
 
 # Models
 MODEL_BYTES = Limit("max_model_bytes", 2 * GIB, "bytes")              # file + external data
-TENSOR_ELEMENTS = Limit("max_tensor_elements", 1 << 28, "elements")   # any one tensor
+TENSOR_ELEMENTS = Limit("max_tensor_elements", 1 << 26, "elements")   # any one tensor (256 MiB in float32)
 TENSOR_RANK = Limit("max_tensor_rank", 8, "dimensions")
 GRAPH_NODES = Limit("max_graph_nodes", 100_000, "nodes")
 HOST_LOOP_TRIPS = Limit("max_host_loop_trips", 1_000_000, "iterations")

@@ -109,7 +109,7 @@ class Region(BaseModel):
             if "kind" not in data and isinstance(name, str):
                 data["kind"] = name if name in REGION_KIND_PJ_PER_BYTE else "dram"
             kind = data.get("kind")
-            if "energy_pj_per_byte" not in data and kind in REGION_KIND_PJ_PER_BYTE:
+            if "energy_pj_per_byte" not in data and isinstance(kind, str) and kind in REGION_KIND_PJ_PER_BYTE:
                 data["energy_pj_per_byte"] = REGION_KIND_PJ_PER_BYTE[kind]
         return data
 

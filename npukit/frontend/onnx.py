@@ -138,7 +138,9 @@ class _Importer:
         return shape[start:end]
 
     def _inline_if(self, node: onnx.NodeProto, cond: np.ndarray) -> None:
-        branches = {a.name: a.g for a in node.attribute}
+        branches = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+        if {"then_branch", "else_branch"} - branches.keys():
+            raise ModelError(f"ONNX If node {node.name!r} needs graphs 'then_branch' and 'else_branch'")
         taken = branches["then_branch" if bool(np.asarray(cond).ravel()[0]) else "else_branch"]
         outer = self.b.source
         self.run_graph(taken)

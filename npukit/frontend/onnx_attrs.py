@@ -11,6 +11,7 @@ import onnx
 from ..errors import ModelError
 from .onnx_const import attributes
 
+_LARGEST = (1 << 31) - 1       # a window attribute (stride, pad, dilation...) beyond int32 is corrupt
 _POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
 _AXIS_OPS = frozenset({"Softmax", "LogSoftmax", "Hardmax", "ArgMax", "ArgMin", "Concat", "Gather",
                        "GatherElements", "Split", "LayerNormalization", "CumSum"})
@@ -61,9 +62,12 @@ def check_attributes(node: onnx.NodeProto, shapes: list[tuple[int, ...] | None])
 
 def _check_kinds(node: onnx.NodeProto) -> None:
     """Each attribute the operator's schema declares has the declared kind (INT, INTS, ...)."""
-    if node.domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type):
+    try:
+        if node.domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type):
+            return
+        declared = onnx.defs.get_schema(node.op_type).attributes
+    except (TypeError, UnicodeError):       # an operator name that is not text: no schema names it
         return
-    declared = onnx.defs.get_schema(node.op_type).attributes
     for a in node.attribute:
         if a.name in declared and a.type != declared[a.name].type:
             want = onnx.AttributeProto.AttributeType.Name(declared[a.name].type)
@@ -86,6 +90,8 @@ def _ints(node, at: dict, attr: str, count: int | None, least: int) -> list[int]
         raise attribute_error(node, attr, f"{count} values", values)
     if any(v < least for v in values):
         raise attribute_error(node, attr, "positive" if least == 1 else "non-negative", values)
+    if any(v > _LARGEST for v in values):
+        raise attribute_error(node, attr, f"at most {_LARGEST}", values)
     return values
 
 
@@ -99,7 +105,11 @@ def _check_window(node, at: dict, x, w) -> None:
     if op not in _POOLS and kernel is not None and w is not None and tuple(kernel) != tuple(w[2:]):
         raise attribute_error(node, "kernel_shape", f"the weight's spatial shape {list(w[2:])}", kernel)
     _ints(node, at, "strides", k, 1)
-    _ints(node, at, "dilations", k, 1)
+    dilations = _ints(node, at, "dilations", k, 1)
+    spatial = x[2:] if x is not None else ()
+    if dilations and (w is not None or kernel) and any(
+            d > n and kk > 1 for d, n, kk in zip(dilations, spatial, kernel or (w[2:] if w is not None else ()))):
+        raise attribute_error(node, "dilations", f"at most the input's size {list(spatial)}", dilations)
     pads = _ints(node, at, "pads", None if k is None else 2 * k, 0)
     _ints(node, at, "output_padding", k, 0)
     if op in _POOLS and pads and kernel and at.get("auto_pad", "NOTSET") == "NOTSET":

@@ -78,6 +78,9 @@ def _check_graph(g: onnx.GraphProto, outer: frozenset[str], where: str, count: l
     for node in g.node:
         count[0] += 1
         GRAPH_NODES.check(count[0], "the ONNX graph (with its subgraphs)", ModelError)
+        if not all(isinstance(s, str) for s in (node.op_type, node.domain, node.name, *node.input, *node.output)):
+            raise ModelError(f"ONNX node {count[0] - 1} of {where}: its operator, domain or value names are not "
+                             f"UTF-8 text")
         label = _node_label(node)
         for name in node.input:
             if name and name not in known:

@@ -82,7 +82,7 @@ def evaluate(node: onnx.NodeProto, ins: list[np.ndarray | None], opsets) -> list
         check_shape(shape, f"the result of constant ONNX node {node.name or node.output[0]!r} ({node.op_type})")
     try:
         fast = _fast(node, ins)
-    except (ValueError, TypeError, IndexError, KeyError, np.exceptions.AxisError) as e:
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, np.exceptions.AxisError) as e:
         from .onnx_check import one_line
         raise ModelError(one_line(f"cannot evaluate constant ONNX node {node.name!r} ({node.op_type}): {e}")) from None
     if fast is not None:

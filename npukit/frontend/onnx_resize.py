@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import Op, ResizeAttrs
 from .onnx_builder import Builder
 from .onnx_const import attributes
@@ -91,6 +91,8 @@ def _sizes_and_scales(b: Builder, node, scales: np.ndarray | None, sizes: np.nda
         if tuple(int(s) for s in sizes.ravel()[:2]) != a.shape[:2]:
             raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Resize of batch or channels")
         return size, tuple(o / n for o, n in zip(size, a.shape[2:]))
+    if scales is None or scales.size != 4 or not np.isfinite(scales).all() or (scales <= 0).any():
+        raise ModelError(f"ONNX node {b.source[-1]!r}: Resize needs 4 positive finite scales or 4 sizes")
     sc = [float(s) for s in scales.ravel()]
     if sc[0] != 1 or sc[1] != 1:
         raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Resize of batch or channels")

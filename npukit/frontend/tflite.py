@@ -48,7 +48,7 @@ class TfliteConverter:
     # ---- tensors --------------------------------------------------------------------------
 
     def _is_quantised(self) -> bool:
-        for op in self.sg.operators:
+        for op in self.sg.operators or []:
             if rd.op_name(self.model, op) in {"QUANTIZE", "DEQUANTIZE"} | _STATE_OPS:
                 continue
             for i in [*op.inputs, *op.outputs]:

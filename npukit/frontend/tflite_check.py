@@ -104,6 +104,10 @@ class _Checker:
                     self.fail(f"model input {self.tname(i)} holds constant data")
             for k, op in enumerate(sg.operators or []):
                 self.operator(k, op, tensors, len(codes))
+            made = {int(i) for op in sg.operators or [] for i in (op.outputs if op.outputs is not None else [])}
+            for i in (sg.outputs if sg.outputs is not None else []):
+                if int(i) not in made and i not in list(sg.inputs if sg.inputs is not None else []):
+                    self.fail(f"model output {self.tname(i)} is computed by no operator")
         self.sub = 0
 
     # ---- tensors ------------------------------------------------------------------------

@@ -111,6 +111,8 @@ def _spatial(ck, where: str, o, x: list[int], k: list[int], out: list[int], dila
     """The output height and width TFLite's kernels compute (ComputeOutSize)."""
     want = []
     for size, kk, s, d in zip(x[1:3], k, (o.strideH, o.strideW), dilation):
+        if kk > 1 and d > size:     # no tap but the first can reach an input pixel: a corrupt dilation
+            ck.fail(f"{where}: dilation {d} beyond the input's size {size}")
         span = (kk - 1) * d + 1
         want.append((size + s - 1) // s if o.padding == tfl.Padding.SAME else (size - span + s) // s)
     if min(want) < 1 or list(out[1:3]) != want:
@@ -132,7 +134,7 @@ def _bias(ck, where: str, bias: list[int] | None, n: int) -> None:
 def _conv(ck, where, op, ins, out) -> None:
     x, w, b = (ins + [None])[:3]
     _rank4(ck, where, input=x, weights=w, output=out)
-    if x[3] % w[3] or out[3] != w[0] or out[0] != x[0]:
+    if x[3] % w[3] or out[3] != w[0] or out[0] != x[0] or w[0] % (x[3] // w[3]):
         ck.fail(f"{where}: input {x}, weights {w} (OHWI) and output {out} do not fit")
     _bias(ck, where, b, w[0])
     o = op.builtinOptions

@@ -39,6 +39,13 @@ def read_model(path: str | Path) -> tfl.ModelT:
         raise ModelError(f"{path}: unreadable TFLite flatbuffer: {type(e).__name__}: {first}") from None
     if not model.subgraphs:
         raise ModelError(f"{path}: the model has no subgraph")
+    for sg in model.subgraphs:      # an absent vector reads as None: make every one a list
+        for field in ("tensors", "operators", "inputs", "outputs"):
+            if getattr(sg, field) is None:
+                setattr(sg, field, [])
+    for field in ("buffers", "operatorCodes"):
+        if getattr(model, field) is None:
+            setattr(model, field, [])
     check_model(model, str(path))
     return model
 

@@ -48,6 +48,8 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         oh, ow = conv_out_hw(x[1], x[2], w[1], w[2], a)
         return [(x[0], oh, ow, w[3] if a.depthwise else w[0])]
     if op is Op.FULLY_CONNECTED:
+        if len(shapes[1]) != 2 or not x or x[-1] != shapes[1][1]:
+            raise ModelError(f"{node.name}: fully connected input {x} does not fit weights {shapes[1]}")
         return [x[:-1] + (shapes[1][0],)]
     if op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.COMPARE, Op.LOGICAL, Op.WHERE):
         return [broadcast(*shapes)]

@@ -256,6 +256,12 @@ def check_segments(segments: list[dict], blobs: list) -> None:
                     raise BinaryError("a tensor's quantisation is not a QParams record")
                 if "data" in t and not isinstance(from_data(t["data"], blobs), np.ndarray):
                     raise BinaryError("a constant is not an array")
+            kinds = {Op.HOST_FLOAT: (host_float.HostFloatAttrs, host_float.HostFloatParams),
+                     Op.HOST_TFLITE: (host_tflite.HostTfliteAttrs, host_tflite.HostTfliteParams)}
+            if node.op in kinds:
+                attrs, params = kinds[node.op]
+                if not isinstance(node.attrs, attrs) or not isinstance(node.params, (params, type(None))):
+                    raise BinaryError(f"its {node.op.value} node has attributes or parameters of another kind")
             if node.op is Op.HOST_FLOAT:
                 host_float.check_model(node.attrs.onnx_model)
             if node.op is Op.HOST_TFLITE:

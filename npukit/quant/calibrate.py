@@ -9,6 +9,7 @@ bounded random sample per tensor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Iterable
 
 import numpy as np
@@ -139,12 +140,30 @@ def _random_input(g: Graph, name: str, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, min(rows, default=2), t.shape).astype(np.float32)
 
 
+class RandomFeeds(Sequence):
+    """`n` random samples, each made when it is read (from its own seed), so that no more than
+    one is held at a time: a model's inputs may be large."""
+
+    def __init__(self, g: Graph, n: int, seed: int):
+        self.g, self.n, self.seed = g, n, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        rng = np.random.default_rng((self.seed, i % self.n))
+        return {name: _random_input(self.g, name, rng) for name in self.g.inputs}
+
+
 def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
-                      n_random: int = 8, seed: int = 0) -> list[dict[str, np.ndarray]]:
+                      n_random: int = 8, seed: int = 0) -> Sequence[dict[str, np.ndarray]]:
     """Split `calibration` ({input: [N, *shape]}) into per-sample feeds; random data if None."""
     if calibration is None:
-        rng = np.random.default_rng(seed)
-        return [{name: _random_input(g, name, rng) for name in g.inputs} for _ in range(n_random)]
+        return RandomFeeds(g, n_random, seed)
     missing = [n for n in g.inputs if n not in calibration]
     if missing:
         raise InputError(f"calibration data has no array for input(s) {missing}; "

@@ -5,6 +5,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..limits import TENSOR_ELEMENTS
 from ..threads import single_threaded
 from ..errors import InputError, ModelError
 from ..ir.graph import Clamp, Graph, Node, Op
@@ -74,6 +75,7 @@ def _conv2d(node: Node, ins: list[np.ndarray]) -> np.ndarray:
         g = a.groups
         cin_g, out_ch = w.shape[3], w.shape[0]
         cout_g = out_ch // g
+        TENSOR_ELEMENTS.check(n * oh * ow * kh * kw * cin_g, f"the float im2col of {node.name}", ModelError)
         if g == 1:
             pointwise = kh == kw == 1 and tuple(a.stride) == (1, 1)
             cols = (xp if pointwise else win).reshape(n * oh * ow, kh * kw * cin_g)

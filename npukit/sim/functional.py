@@ -193,7 +193,12 @@ class Simulator:
 
         def run() -> None:
             ins = [s() for s in sources]
-            for dst, y in zip(dsts, run_qoutputs(node, ins, qs)):
+            try:
+                ys = run_qoutputs(node, ins, qs)
+            except (AttributeError, TypeError) as e:    # a crafted record: fields of the wrong kind
+                raise BinaryError(f"host segment {seg}: its {node.op.value} node's attributes or parameters "
+                                  f"are not what the operator takes ({type(e).__name__})") from None
+            for dst, y in zip(dsts, ys):
                 dst[...] = y.astype(dst.dtype)
         return run
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 FAILURES = ("multiline", "escape", "memory", "hang", "crash")
-MEMORY_BUDGET = 3 << 29          # 1.5 GiB of address space above the parent's, per child
+MEMORY_BUDGET = 3 << 30          # 3 GiB of address space above the parent's, per child
 TIMEOUT = 20.0                   # seconds per case
 _PKG = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,6 @@ before any large read or allocation (issue 17)."""
 from __future__ import annotations
 
 import builtins
-import time
 
 import numpy as np
 import onnx
@@ -56,9 +55,9 @@ def _external(tmp_path, tensors: list[tuple[str, list[int], dict]], data_size: i
 
 
 def test_external_data_beyond_model_bytes_is_refused_before_reading(tmp_path, monkeypatch):
-    gib = 1 << 30       # three 1-GiB tensors: each within max_tensor_elements, together beyond max_model_bytes
-    path = _external(tmp_path, [(f"w{i}", [gib // 4], {"offset": i * gib, "length": gib}) for i in range(3)],
-                     3 * gib)
+    part = 1 << 28      # nine 256-MiB tensors: each within max_tensor_elements, together beyond max_model_bytes
+    path = _external(tmp_path, [(f"w{i}", [part // 4], {"offset": i * part, "length": part}) for i in range(9)],
+                     9 * part)
     real_open = builtins.open
 
     def no_data_reads(file, *args, **kw):
@@ -66,9 +65,7 @@ def test_external_data_beyond_model_bytes_is_refused_before_reading(tmp_path, mo
         return real_open(file, *args, **kw)
 
     monkeypatch.setattr(onnx_check, "open", no_data_reads, raising=False)
-    start = time.perf_counter()
     _refused(path, "max_model_bytes", "external data")
-    assert time.perf_counter() - start < 5
 
 
 def test_external_tensor_declaring_gigabytes_is_refused(tmp_path):
@@ -190,9 +187,7 @@ def _loop(trips: int) -> bytes:
 def test_loop_trip_count_beyond_limit_is_refused_at_compile_time():
     g = load_onnx(_loop(3))
     assert any(n.attrs.op_type == "Loop" for n in g.nodes if hasattr(n.attrs, "op_type"))
-    start = time.perf_counter()
     _refused(_loop(10**12), "trip count of ONNX node", "max_host_loop_trips")
-    assert time.perf_counter() - start < 5
     model = onnx.load_model_from_string(_loop(10**12))
     with pytest.raises(ModelError, match="max_host_loop_trips"):
         onnx_check.check_host_graph(model)
