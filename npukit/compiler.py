@@ -20,7 +20,7 @@ from .ir.graph import DType, Graph, Op
 from .isa.program import Program
 from .opt.pipeline import optimize
 from .progress import counted, stage
-from .quant import kernels_vpu as kv
+from .kernels import kernels_vpu as kv
 from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph

@@ -36,26 +36,6 @@ LAYERS = (
     ("cli", "cli_args"),
     ("testing",),
 )
-# Imports still pointing up, each to be removed by moving code down: (file, imported module).
-ALLOWED = {
-    **{("npukit/codegen/" + f, m): "the cost model and timing live in sim/ (to move to cost/)"
-       for f, m in [("bands.py", "npukit.sim"), ("context.py", "npukit.sim.costs"), ("conv.py", "npukit.sim"),
-                    ("partition.py", "npukit.sim.timing"), ("replay.py", "npukit.sim.timing")]},
-    **{("npukit/codegen/" + f, "npukit.sim.semantics"): "params_to_ints belongs to the ISA's immediates"
-       for f in ("vector.py", "wide.py")},
-    ("npukit/isa/serial.py", "npukit.quant"): "the record registry names kernel and quantiser classes",
-    ("npukit/isa/validate.py", "npukit.quant"): "host segments are checked with the host kernels",
-    **{("npukit/opt/" + f, "npukit.quant.float_exec"): "float execution is a kernel (to move to kernels/)"
-       for f in ("passes.py", "patterns.py")},
-    ("npukit/quant/host_tflite.py", "npukit.frontend.tflite_check"): "the host segment check reuses the importer's",
-    **{("npukit/schedule/build.py", "npukit.codegen." + m): "the scheduler lowers candidates to replay them"
-       for m in ("boundary", "context", "conv", "fused", "gather", "matmul", "memory", "partition", "replay",
-                 "lower")},
-    **{("npukit/schedule/check.py", "npukit.codegen." + m): "the schedule check uses the lowering's fusion rules"
-       for m in ("fused", "memory")},
-    **{("npukit/schedule/" + f, "npukit.sim"): "the cost model lives in sim/ (to move to cost/)"
-       for f in ("fused.py", "tiling.py")},
-}
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 ROOT = Path(npukit.__file__).parent
 
@@ -130,14 +110,8 @@ def test_every_module_has_a_layer():
 
 
 def test_imports_point_down_the_layers():
-    found = [f"{path}:{line}: {here} imports {there} ({target})"
-             for path, target, line, here, there in violations() if (path, target) not in ALLOWED]
+    found = [f"{path}:{line}: {here} imports {there} ({target})" for path, target, line, here, there in violations()]
     assert not found, "imports pointing up the layers:\n" + "\n".join(found)
-
-
-def test_the_allowed_exceptions_are_all_still_needed():
-    stale = set(ALLOWED) - {(path, target) for path, target, *_ in violations()}
-    assert not stale, f"remove from ALLOWED: {sorted(stale)}"
 
 
 def test_the_checker_sees_lazy_imports(tmp_path):
