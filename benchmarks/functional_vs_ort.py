@@ -123,7 +123,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     quiet_ort_logging()
     print(f"machine: {machine_line()}")
-    from npukit.quant import gemm_int8
+    from npukit.sim import gemm_int8
     print("simulator products: " + ("int8 GEMM (onnxruntime MatMulInteger, exact on this CPU)" if gemm_int8.backend(1)
                                     else "float32 BLAS (this CPU's int8 GEMM failed the exactness probe)"))
     print("ORT side: " + ("onnxruntime quantize_static QDQ model of the same float network"

@@ -1,4 +1,4 @@
-"""The compiled simulator kernels alone (npukit.quant.jit) on MobileNetV2-like tiles.
+"""The compiled simulator kernels alone (npukit.sim.jit) on MobileNetV2-like tiles.
 
     PYTHONPATH=. python benchmarks/jit_kernels.py [reps]
 
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from npukit.quant import jit
+from npukit.sim import jit
 
 
 def best(fn, reps: int) -> float:

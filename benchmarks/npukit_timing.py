@@ -37,7 +37,7 @@ def main() -> None:
     from npukit.codegen.context import CompileOptions
     from npukit.codegen.lower import lower_program
     from npukit.report.profile import build_profile
-    from npukit.sim.timing import simulate
+    from npukit.cost.timing import simulate
 
     arch = load_arch(arch_path)
     qgraph = pickle.loads(source.read_bytes()) if mode == "timing" else None

@@ -72,7 +72,7 @@ def npukit_layer_cycles(qgraph, dataflow: str) -> dict[str, dict]:
     from npukit.codegen.lower import lower_program
     from npukit.isa import instructions as I
     from npukit.report.profile import build_profile
-    from npukit.sim.timing import simulate
+    from npukit.cost.timing import simulate
     arch = fidelity_arch(dataflow)
     # closed-form tiling choice: with buffers this large it keeps every layer one tile (timing
     # candidates may split a layer to overlap its transfers, which is faster but not the

@@ -23,7 +23,7 @@ from npukit.codegen.context import CompileOptions
 from npukit.codegen.lower import lower_program
 from npukit.compiler import compile_graph, load_model
 from npukit.schedule.tiling import clear_cache
-from npukit.sim.timing import simulate
+from npukit.cost.timing import simulate
 
 REPO = Path(__file__).resolve().parent.parent
 PRESETS = ("u55-256", "npu-m")

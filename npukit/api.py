@@ -10,16 +10,17 @@ import numpy as np
 from .arch import Arch, load_arch
 from .codegen.context import CompileOptions
 from .codegen.options import options_from
+from .cost.timing import simulate
 from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleError
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
 from .isa.validate import check_against_arch
-from .quant import kernels_vpu as kv
+from .kernels import kernels_vpu as kv
 from .report.info import ModelInfo
 from .report.profile import Profile, build_profile
 from .sim.functional import Simulator, check_feeds
-from .sim.timing import simulate
+from .sim.segments import check_segments
 
 
 def _arch(arch: str | Path | Arch) -> Arch:
@@ -99,7 +100,7 @@ class CompiledModel:
         self._sim.reset()
 
     def _ints(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .quant import jit      # numba loads on the first run, not on import
+        from .sim import jit      # numba loads on the first run, not on import
         arrays = check_feeds(self.program.inputs, feeds, boundary=True)
         ints = {}
         for t in self.program.inputs:
@@ -124,7 +125,7 @@ class CompiledModel:
         return self._profile
 
     def timeline(self):
-        """The timing model's schedule (`sim.timing.Timeline`): each instruction's start and end
+        """The timing model's schedule (`cost.timing.Timeline`): each instruction's start and end
         cycle and engine, per-layer event counts, total cycles (computed once, then cached)."""
         if self._timeline is None:
             self._timeline = simulate(self.program, self.arch)
@@ -293,6 +294,7 @@ def loads(data: bytes) -> CompiledModel:
     section that does not match its fingerprint."""
     from .compiler import LayerSqnr
     program = Program.from_bytes(data)
+    check_segments(program.host_segments, program.host_blobs)
     arch = Arch.from_toml_text(program.arch_toml)
     if arch.fingerprint != program.meta.get("arch_fingerprint"):
         raise BinaryError("architecture section does not match the binary's fingerprint")

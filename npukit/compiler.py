@@ -20,7 +20,7 @@ from .ir.graph import DType, Graph, Op
 from .isa.program import Program
 from .opt.pipeline import optimize
 from .progress import counted, stage
-from .quant import kernels_vpu as kv
+from .kernels import kernels_vpu as kv
 from .opt.equalize import equalize
 from .quant.bias_correction import correct_biases
 from .quant.calib_warnings import warn_calibration

@@ -13,7 +13,7 @@ from ..ir.graph import Graph, Node
 from ..isa import instructions as I
 from ..schedule.fused import FusedTiling
 from ..schedule.tiling import ConvShape, rows_in
-from ..sim import costs
+from ..cost import costs
 from .context import Ctx, OwnSlots, SlotPair
 from .conv import requant_params
 from .emitter import contiguous, dma

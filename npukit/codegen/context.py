@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import ScheduleError
 from ..isa import instructions as I
 from ..isa import wcodec
-from ..sim.costs import SRAM_BYTES_PER_CYCLE
+from ..cost.costs import SRAM_BYTES_PER_CYCLE
 from .emitter import Emitter
 from .memory import ALIGN, ArenaPlan, ConstImage
 from .options import validate

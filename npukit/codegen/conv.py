@@ -14,8 +14,8 @@ from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
 from ..errors import ModelError, ScheduleError
-from ..quant.kernels_wide import check_16x8_taps
-from ..sim import costs
+from ..kernels.kernels_wide import check_16x8_taps
+from ..cost import costs
 from .context import Ctx, OwnSlots, SlotPair
 from .emitter import dma
 from .replay import fastest

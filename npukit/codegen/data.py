@@ -5,7 +5,7 @@ from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.strided import merge_dims
-from ..quant.qexec import pad_code
+from ..kernels.qexec import pad_code
 from .context import Ctx
 from .emitter import dma
 

@@ -13,34 +13,18 @@ import numpy as np
 
 from ..errors import ScheduleError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op
-from ..ir.shapes import REDUCTIONS
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
-from ..quant import kernels_vpu as kv
-from ..quant.quantize import LUT_OPS
 from ..schedule.plan import Schedule, tiling_dict
 from .bands import fused_summary
 from .context import CompileOptions, Ctx
-from .conv import conv_summary, lower_conv
-from .data import DATA_LOWERING
 from .fused import lower_fused
-from .matmul import lower_matmul
+from .layer import lower_layer
 from .memory import ConstImage
 from .partition import layer_macs, min_bytes, vpu_ops
-from .wide import lower_magnitude
-from .vector import (
-    ELTWISE_KIND,
-    eltwise_plan,
-    lower_eltwise,
-    lower_lut,
-    lower_mean,
-    lower_pool,
-    lower_resize,
-    lower_eltwise_broadcast,
-    lower_select,
-    lower_softmax,
-)
+from .schedule_check import check_schedule
+from .scheduler import prepare, schedule_prepared
 
 
 def lower_program(g: Graph, arch, options: CompileOptions, meta: dict, schedule: Schedule | None = None,
@@ -48,8 +32,6 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict, schedule:
     """The program of the quantised graph `g` on `arch`, emitted in one pass from `schedule`
     (None: the one `schedule_graph` makes; a given one is checked against the graph and the
     arch first). `keep`: a list that receives the schedule used."""
-    from ..schedule.build import prepare, schedule_prepared
-    from ..schedule.check import check_schedule
     user_inputs, user_outputs = g.inputs, g.outputs
     g, moved = prepare(g)
     sched = schedule if schedule is not None else schedule_prepared(g, arch, options)
@@ -115,44 +97,6 @@ def _credit_compression(layers: list[Layer], program: list[I.Instr], w_region: s
                          min_region_bytes=la.min_region_bytes | {w_region: la.min_region_bytes[w_region] - cut})
         out.append(la)
     return out
-
-
-def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
-    """Emit one NPU layer that is not part of a fusion group; its note for people."""
-    op = node.op
-    if op in (Op.CONV2D, Op.FULLY_CONNECTED):
-        lower_conv(ctx, g, node, tiling)
-        return {"tiling": conv_summary(tiling)}
-    if op is Op.MATMUL:
-        lower_matmul(ctx, g, node, tiling)
-        return {"tiling": f"rows {tiling.mt} x cols {tiling.nt} x depth {tiling.kt}"}
-    if op in ELTWISE_KIND:
-        plan = eltwise_plan(g, node)
-        return lower_eltwise(ctx, g, node, plan) if plan else lower_eltwise_broadcast(ctx, g, node)
-    if op in LUT_OPS:
-        return lower_lut(ctx, g, node)
-    if op is Op.QUANTIZE:      # an int8 -> int8 / uint8 rescale is a table of the 256 codes
-        out = np.dtype(g.tensors[node.outputs[0]].dtype.np)
-        return lower_lut(ctx, g, node, kv.requantize(np.arange(-128, 128, dtype=np.int8), node.params, out))
-    if op is Op.SOFTMAX:
-        return lower_softmax(ctx, g, node)
-    if op is Op.WHERE:
-        return lower_select(ctx, g, node)
-    if op is Op.RESIZE:
-        return lower_resize(ctx, g, node)
-    if op in (Op.MAX_POOL, Op.AVG_POOL):
-        return lower_pool(ctx, g, node)
-    if op in REDUCTIONS:
-        return lower_mean(ctx, g, node)
-    if op is Op.RESHAPE:
-        return {}
-    if op is Op.MAGNITUDE:
-        return lower_magnitude(ctx, g, node)
-    if op is Op.GELU:
-        return lower_lut(ctx, g, node)
-    if not DATA_LOWERING[op](ctx, g, node):
-        raise ScheduleError(f"{node.name}: {op.value} needs more than 4 strided dims")
-    return {}
 
 
 def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..quant.quantize import LUT_OPS
-from ..sim.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
 from .context import CompileOptions
 from .conv import conv_macs
 from .data import DATA_LOWERING

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..arch.tech import energy_table
 from ..schedule.tiling import register_cache
-from ..sim.timing import simulate
+from ..cost.timing import simulate
 from .context import Ctx
 from .emitter import Emitter
 

@@ -9,9 +9,9 @@ import numpy as np
 from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
-from ..quant import kernels_vpu as kv
-from ..quant.kernels_vpu_compare import PREDICATES, SWAPPED
-from ..sim.semantics import params_to_ints
+from ..isa.immediates import params_to_ints
+from ..kernels import kernels_vpu as kv
+from ..kernels.kernels_vpu_compare import PREDICATES, SWAPPED
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
 

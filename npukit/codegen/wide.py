@@ -6,9 +6,9 @@ import math
 from ..errors import ModelError, ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
-from ..quant.kernels_wide import check_16x8_taps
-from ..quant.qexec import pad_code
-from ..sim.semantics import params_to_ints
+from ..isa.immediates import params_to_ints
+from ..kernels.kernels_wide import check_16x8_taps
+from ..kernels.qexec import pad_code
 from .context import Ctx, SlotPair
 from .emitter import dma
 

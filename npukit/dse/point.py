@@ -93,7 +93,7 @@ def evaluate(task: Task, qgraph) -> Outcome:
     """Lower + time (+ check) one point. Runs in a worker process."""
     from ..codegen.lower import lower_program
     from ..report.profile import build_profile
-    from ..sim.timing import simulate
+    from ..cost.timing import simulate
     t0 = time.perf_counter()
     try:
         arch = Arch.from_dict(json.loads(task.arch_json))

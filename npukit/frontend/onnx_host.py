@@ -14,7 +14,7 @@ import onnx
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Op
-from ..quant.host_float import DATA_SHAPED, HostFloatAttrs, output_types, run_float, wrapper_model
+from ..kernels.host_float import DATA_SHAPED, HostFloatAttrs, output_types, run_float, wrapper_model
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir.graph import Clamp, CompareAttrs, EltwiseAttrs, LeakyReluAttrs, LogicalAttrs, NoAttrs, Op, UnaryAttrs
-from ..quant.kernels_vpu_compare import SWAPPED
+from ..kernels.kernels_vpu_compare import SWAPPED
 from .onnx_builder import Builder
 from .onnx_const import attributes
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import Op
-from ..quant import kernels_mxu as kx
+from ..kernels import kernels_mxu as kx
 from .tflite_ops import converter
 
 _SAME, _PADDINGS = 1, (0, 1, 2)

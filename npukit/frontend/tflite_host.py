@@ -16,7 +16,7 @@ from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import UnsupportedOpError
 from ..ir.graph import Node, Op
-from ..quant.host_tflite import HostTfliteAttrs, interpreter, invoke
+from ..kernels.host_tflite import HostTfliteAttrs, interpreter, invoke
 from . import tflite_read as rd
 
 

@@ -11,7 +11,7 @@ from ai_edge_litert import schema_py_generated as tfl
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (Clamp, CompareAttrs, ConvAttrs, EltwiseAttrs, FcAttrs, GeluAttrs, LeakyReluAttrs,
                         LogicalAttrs, NoAttrs, Op, PoolAttrs, UnaryAttrs)
-from ..quant import kernels_mxu as kx
+from ..kernels import kernels_mxu as kx
 from .tflite_read import fused_clamp
 
 Converter = Callable[["object", tfl.OperatorT], None]
@@ -173,7 +173,7 @@ def activation(cv, op) -> None:
     cv.emit(kind, [x], cv.name(op.outputs[0]), attrs)
 
 
-# element-wise functions, one table each (quant/kernels_vpu_unary): NEG negates the codes;
+# element-wise functions, one table each (kernels/kernels_vpu_unary): NEG negates the codes;
 # SIN, COS, SQUARE have no int8 kernel in LiteRT (float models only)
 _FUNCTIONS = {"LOG": "log", "EXP": "exp", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "ELU": "tfl_elu",
               "SIN": "sin", "COS": "cos", "SQUARE": "square"}

@@ -170,12 +170,12 @@ class MeanAttrs:
 
 @dataclass(frozen=True)
 class CompareAttrs:
-    fn: str                             # quant/kernels_vpu_compare.PREDICATES
+    fn: str                             # kernels/kernels_vpu_compare.PREDICATES
 
 
 @dataclass(frozen=True)
 class LogicalAttrs:
-    fn: str                             # quant/kernels_vpu_compare.CONNECTIVES
+    fn: str                             # kernels/kernels_vpu_compare.CONNECTIVES
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ class ArgMaxAttrs:
 
 @dataclass(frozen=True)
 class UnaryAttrs:
-    """fn names the function (quant/kernels_vpu_unary.FLOAT_FUNCTIONS); alpha / gamma are its
+    """fn names the function (kernels/kernels_vpu_unary.FLOAT_FUNCTIONS); alpha / gamma are its
     parameters where it has them (Elu, Selu, Celu, ThresholdedRelu), None for the default."""
     fn: str
     alpha: float | None = None

@@ -83,7 +83,8 @@ class Program:
     @staticmethod
     def from_bytes(data: bytes) -> "Program":
         """The program of a `.npub` image, every section checked against its schema first
-        (isa.validate); BinaryError for anything malformed, beyond a limit or out of range."""
+        (isa.validate; the host segments' records: sim.segments, which npukit.loads runs next);
+        BinaryError for anything malformed, beyond a limit or out of range."""
         if isinstance(data, (bytes, bytearray, memoryview)):
             BINARY_BYTES.check(len(data), "the binary", BinaryError)
         sections, meta = container.unpack(data)
@@ -116,7 +117,6 @@ class Program:
             outputs=[_io(validate.io_tensor(t, f"output {i}")) for i, t in enumerate(io.outputs)],
             host_segments=hosts, host_blobs=serial.unpack_blobs(sections["host_arrays"]),
             layers=[Layer(**{**d.model_dump(), "nodes": tuple(d.nodes)}) for d in layers], meta=meta)
-        validate.check_segments(prog.host_segments, prog.host_blobs)
         return prog
 
 

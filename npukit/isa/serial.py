@@ -2,7 +2,8 @@
 
 Dataclasses become {"__dc__": name, ...fields}, arrays go to a side list stored as .npz
 (loaded with allow_pickle=False), tuples and enums are tagged. Only classes in the
-registry can be rebuilt: nothing is imported or evaluated from the file.
+registry the decoder is given can be rebuilt (the record classes live in the layers above the
+ISA; sim.segments names them): nothing is imported or evaluated from the file.
 """
 from __future__ import annotations
 
@@ -14,26 +15,13 @@ import math
 import types
 import typing
 import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ..errors import BinaryError
 from ..limits import TENSOR_ELEMENTS, UNPACKED_BYTES
-
-
-@functools.cache
-def _registry() -> dict[str, type]:
-    """The classes a binary may name (imported on first use: loading the kernels is not cheap)."""
-    from ..ir import graph as ir
-    from ..quant import kernels_mxu, kernels_vpu, quantize
-    out = {}
-    for module in (ir, kernels_mxu, kernels_vpu, quantize):
-        for name in dir(module):
-            obj = getattr(module, name)
-            if isinstance(obj, type) and (dataclasses.is_dataclass(obj) or issubclass(obj, enum.Enum)):
-                out[name] = obj
-    return out
 
 
 def to_data(obj, blobs: list[np.ndarray]):
@@ -60,16 +48,17 @@ def to_data(obj, blobs: list[np.ndarray]):
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
-def from_data(data, blobs: list[np.ndarray]):
+def from_data(data, blobs: list[np.ndarray], classes: Mapping[str, type]):
+    """The value `to_data` encoded; a record's class is looked up by name in `classes`."""
     if isinstance(data, list):
-        return [from_data(v, blobs) for v in data]
+        return [from_data(v, blobs, classes) for v in data]
     if not isinstance(data, dict):
         return data
     if "__enum__" in data:
-        return _cls(data["__enum__"])(data["value"])
+        return _cls(data["__enum__"], classes)(data["value"])
     if "__dc__" in data:
-        cls = _cls(data["__dc__"])
-        values = {k: from_data(v, blobs) for k, v in data.items() if k != "__dc__"}
+        cls = _cls(data["__dc__"], classes)
+        values = {k: from_data(v, blobs, classes) for k, v in data.items() if k != "__dc__"}
         _check_fields(cls, values)
         return cls(**values)
     if "__nd__" in data:
@@ -78,8 +67,8 @@ def from_data(data, blobs: list[np.ndarray]):
             raise BinaryError(f"host segment refers to missing array {i}")
         return blobs[i]
     if "__tuple__" in data:
-        return tuple(from_data(v, blobs) for v in data["__tuple__"])
-    return {k: from_data(v, blobs) for k, v in data.items()}
+        return tuple(from_data(v, blobs, classes) for v in data["__tuple__"])
+    return {k: from_data(v, blobs, classes) for k, v in data.items()}
 
 
 def _check_fields(cls: type, values: dict) -> None:
@@ -124,8 +113,7 @@ def _fits(value, hint) -> bool:
         and isinstance(value, (list, tuple))
 
 
-def _cls(name: str) -> type:
-    classes = _registry()
+def _cls(name: str, classes: Mapping[str, type]) -> type:
     if name not in classes:
         raise BinaryError(f"binary names an unknown type {name!r}")
     return classes[name]

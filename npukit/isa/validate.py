@@ -236,37 +236,3 @@ def _within(sizes: dict[int, int], space: int, lo: int, hi: int, what: str) -> N
     if not 0 <= lo <= hi <= sizes[space]:
         raise BinaryError(f"corrupt binary: {what} reaches bytes [{lo}, {hi}) of space {space}, "
                           f"which holds {sizes[space]}")
-
-
-def check_segments(segments: list[dict], blobs: list) -> None:
-    """Every host segment decodes to a node of known record classes, its arrays in range; a
-    HOST_FLOAT node's embedded ONNX graph holds only what a host segment may run."""
-    from ..errors import ModelError
-    from ..ir.graph import Node, Op, QParams
-    from ..quant import host_float, host_tflite
-    from .serial import from_data
-
-    for s, rec in enumerate(segments):
-        try:
-            node = from_data(rec["node"], blobs)
-            if not isinstance(node, Node):
-                raise BinaryError(f"its node is a {type(node).__name__}")
-            for t in rec["inputs"] + rec["outputs"]:
-                if not isinstance(from_data(t["quant"], blobs), (QParams, type(None))):
-                    raise BinaryError("a tensor's quantisation is not a QParams record")
-                if "data" in t and not isinstance(from_data(t["data"], blobs), np.ndarray):
-                    raise BinaryError("a constant is not an array")
-            kinds = {Op.HOST_FLOAT: (host_float.HostFloatAttrs, host_float.HostFloatParams),
-                     Op.HOST_TFLITE: (host_tflite.HostTfliteAttrs, host_tflite.HostTfliteParams)}
-            if node.op in kinds:
-                attrs, params = kinds[node.op]
-                if not isinstance(node.attrs, attrs) or not isinstance(node.params, (params, type(None))):
-                    raise BinaryError(f"its {node.op.value} node has attributes or parameters of another kind")
-            if node.op is Op.HOST_FLOAT:
-                host_float.check_model(node.attrs.onnx_model)
-            if node.op is Op.HOST_TFLITE:
-                host_tflite.check_model(node.attrs.model)
-        except (BinaryError, ModelError) as e:
-            raise BinaryError(f"corrupt binary: host segment {s}: {e}") from None
-        except (LookupError, TypeError, ValueError, AttributeError) as e:
-            raise BinaryError(f"corrupt binary: host segment {s}: malformed record ({type(e).__name__})") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import ConvAttrs, DType, Graph, Node, Op, ReshapeAttrs, Tensor, TransposeAttrs
-from ..quant.float_exec import run_outputs
+from ..kernels.float_exec import run_outputs
 from .rewrite import (Index, add_const, apply_rules, bypass, const, merged_source, replace_nodes,
                       sole_consumer)
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..ir.graph import Clamp, Graph, Node, NoAttrs, Op
-from ..quant.float_exec import run_node
+from ..kernels.float_exec import run_node
 from .rewrite import Index, apply_rules, bypass, const, merged_source, replace_nodes, sole_consumer
 
 # element-wise ops a hard-sigmoid chain may be built from (with a scalar constant operand)

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..ir.graph import DType, Graph, Node, Op, Tensor
-from .float_exec import run_node
+from ..kernels.float_exec import run_node
 from .quantize import weights_per_channel
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..choices import METHODS  # noqa: F401 - the methods' names, where callers find them
 from ..errors import InputError
 from ..ir.graph import DType, Graph, Op
-from .float_exec import run_float
+from ..kernels.float_exec import run_float
 
 _SAMPLE = 1 << 15
 

@@ -14,19 +14,19 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
 from ..ir.verify import verify
-from . import kernels_mxu as kx
-from . import kernels_vpu as kv
-from . import kernels_vpu_compare as kc
-from . import kernels_vpu_unary as ku
-from . import kernels_wide as kw
+from ..kernels import kernels_mxu as kx
+from ..kernels import kernels_vpu as kv
+from ..kernels import kernels_vpu_compare as kc
+from ..kernels import kernels_vpu_unary as ku
+from ..kernels import kernels_wide as kw
 from .calibrate import Range
 from .groups import SAME_AS_INPUT, fixed_outputs, shared_groups
-from .host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa: F401 - isa.serial finds them
-from .host_tflite import HostTfliteAttrs, HostTfliteParams  # noqa: F401 - isa.serial finds them
+from ..kernels.host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa: F401 - sim.segments finds them
+from ..kernels.host_tflite import HostTfliteAttrs, HostTfliteParams  # noqa: F401 - sim.segments finds them
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
-from .kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - isa.serial finds them here
-from .kernels_wide import MagnitudeParams  # noqa: F401 - isa.serial finds it here
-from .kernels_vpu_compare import ComparisonParams, LogicalParams  # noqa: F401 - isa.serial finds them here
+from ..kernels.kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - sim.segments finds them here
+from ..kernels.kernels_wide import MagnitudeParams  # noqa: F401 - sim.segments finds it here
+from ..kernels.kernels_vpu_compare import ComparisonParams, LogicalParams  # noqa: F401 - sim.segments finds them here
 
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import DType, Graph, Node, Op, Tensor
-from . import kernels_transformer as kt
-from . import kernels_vpu as kv
+from ..kernels import kernels_transformer as kt
+from ..kernels import kernels_vpu as kv
 
 TRANSFORMER_OPS = {Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER}
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import DType, Graph, Op
-from . import kernels_vpu as kv
-from .qexec import run_qnode
+from ..kernels import kernels_vpu as kv
+from ..kernels.qexec import run_qnode
 
 
 def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[str, float]:

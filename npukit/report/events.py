@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..isa import instructions as I
 from ..isa.program import Program
-from ..sim.timing import Timeline, instruction_counts
+from ..cost.timing import Timeline, instruction_counts
 from ..isa.ranges import SRAMS, operands, sram_ranges
 from .profile import Profile
 

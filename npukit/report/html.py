@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..isa.program import Program
-from ..sim.timing import Timeline
+from ..cost.timing import Timeline
 from .events import LANE_NAMES, LANES, aggregate, events, layer_rows, offchip_in_flight, sram_in_use
 from .profile import Profile
 from .trace import write_text

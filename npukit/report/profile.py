@@ -10,7 +10,7 @@ from ..arch import area_mm2, energy_table
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..isa.ranges import SRAMS, sram_ranges
-from ..sim.timing import Timeline, layer_cycles
+from ..cost.timing import Timeline, layer_cycles
 
 SCHEMA_VERSION = 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..isa.program import Program
-from ..sim.timing import Timeline
+from ..cost.timing import Timeline
 from .events import LANE_NAMES, LANES, events, layer_rows, offchip_in_flight, sram_in_use
 from .profile import Profile
 

@@ -9,7 +9,7 @@ input rows, so the expanded tensor never exists whole either; those pixels are c
 groups of `eg` (a Conv into ACC and a Requant each), so ACC bounds the group, not the
 band. A candidate is
 `th` rows x `tc` channels per chunk x `tk` output channels of the 1x1, a depthwise engine
-and a dataflow; it is costed with the closed forms of `sim/costs.py` as
+and a dataflow; it is costed with the closed forms of `cost/costs.py` as
 max(MXU, VPU, off-chip port) + per-instruction overhead.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..sim import costs
+from ..cost import costs
 from .tiling import (_ISSUE, Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best,
                      register_cache, rows_in)
 

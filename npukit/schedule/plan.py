@@ -1,6 +1,6 @@
 """The schedule: every choice the compiler makes between the quantised graph and the program.
 
-`schedule_graph` (schedule/build.py) decides it; codegen (`lower_program`) emits the program
+`schedule_graph` (codegen/scheduler.py) decides it; codegen (`lower_program`) emits the program
 from the graph and the schedule in one pass. A schedule names the graph and the arch it was
 made for (fingerprints) and round-trips through JSON (`to_json` / `from_json`), so a compile
 can be pinned to one: `npukit compile --schedule-out` / `--schedule-in`.

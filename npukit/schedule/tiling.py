@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import ScheduleError
-from ..sim import costs
+from ..cost import costs
 
 ALIGN = 16
 

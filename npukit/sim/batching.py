@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..isa import instructions as I
-from ..quant.gemm_int8 import MAX_DEPTH
+from .gemm_int8 import MAX_DEPTH
 from . import microops
 from .plan import Step
 

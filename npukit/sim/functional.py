@@ -17,13 +17,13 @@ import numpy as np
 from ..errors import BinaryError, InputError
 from ..isa import instructions as I
 from ..isa.program import Program
-from ..isa.serial import from_data
-from ..quant import gemm_int8
-from ..quant.qexec import run_qoutputs
+from ..kernels.qexec import run_qoutputs
 from ..threads import blas_threads
+from . import gemm_int8
 from .batching import batched_program
 from .constants import known_operands
 from .plan import Action, Plan
+from .segments import decode
 from .semantics import Machine, lower
 
 
@@ -183,9 +183,9 @@ class Simulator:
         rec = self.prog.host_segments[seg]
         blobs = self.prog.host_blobs
         try:
-            node = from_data(rec["node"], blobs)
+            node = decode(rec["node"], blobs)
             sources = [self._tensor(m, r, blobs) for r in rec["inputs"]]
-            qs = [from_data(r["quant"], blobs) for r in rec["inputs"]]
+            qs = [decode(r["quant"], blobs) for r in rec["inputs"]]
             dsts = [m.view(out["space"], out["addr"], tuple(out["shape"]), np.dtype(out["dtype"]))
                     for out in rec["outputs"]]
         except (LookupError, TypeError, ValueError, AttributeError) as e:
@@ -205,7 +205,7 @@ class Simulator:
     @staticmethod
     def _tensor(m: Machine, r: dict, blobs):
         if "data" in r:
-            data = from_data(r["data"], blobs)
+            data = decode(r["data"], blobs)
             return data.copy      # a fresh array per run, as decoding gave
         v = m.view(r["space"], r["addr"], tuple(r["shape"]), np.dtype(r["dtype"]))
         return v.copy

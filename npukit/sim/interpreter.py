@@ -1,9 +1,9 @@
 """The compiled interpreter of micro-op tables (sim/microops.py): rows [start, stop) in one call.
 
 Each row's kind selects the work; requantisation and depthwise tiles are the kernels of
-quant/jit.py themselves, called on views built from the row's addresses. `at[0]` holds the
+sim/jit.py themselves, called on views built from the row's addresses. `at[0]` holds the
 row being run, so an error raised inside (a shift outside [-31, 31]) can be traced to its
-instruction. Compiled with cache=True, like quant/jit.py; numba loads when a program is first
+instruction. Compiled with cache=True, like sim/jit.py; numba loads when a program is first
 bound, not on import.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..quant import jit
-from ..quant.jit import depthwise_requant, requantize
+from . import jit
+from .jit import depthwise_requant, requantize
 from . import microops
 from .microops import ADD32, COPY, DWCONV, FILL, PAIR, REQUANT
 
@@ -142,7 +142,7 @@ def run_rows(ops, start, stop, at):
 
 def _refresh_cache() -> None:
     """numba's on-disk cache of a function is invalidated only by its own file changing, but
-    this module's compiled code includes the kernels of quant/jit.py and the micro-op kinds of
+    this module's compiled code includes the kernels of sim/jit.py and the micro-op kinds of
     microops.py: when either source differs from the one the cache was built from, the cached
     entries are dropped and compiled again."""
     deps = hashlib.sha256(b"".join(Path(mod.__file__).read_bytes() for mod in (jit, microops))).hexdigest()

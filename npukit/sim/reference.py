@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import InputError, UnsupportedOpError
 from ..ir.graph import Graph
-from ..quant.qexec import run_qoutputs
+from ..kernels.qexec import run_qoutputs
 
 
 def run_reference(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False,

@@ -6,13 +6,12 @@ BinaryError, not a numpy exception) and its prepared kernel, and returns the ste
 work: micro-op rows (sim/microops.py) where they can express it, Python actions otherwise.
 `bind` makes them one closure and `execute` is bind-then-call; the simulator lowers a whole
 program once into a Plan (sim/plan.py) and runs it on every run. The arithmetic is the shared
-kernel library (npukit.quant), applied to tiles.
+kernel library (npukit.kernels), applied to tiles.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import astuple, fields
 from functools import partial
 
 import numpy as np
@@ -22,28 +21,13 @@ from ..errors import BinaryError, InputError, ModelError
 from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
+from ..isa.immediates import params_from_ints
 from ..isa.strided import extent
-from ..quant import (gemm_int8, intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu_compare,
-                     kernels_wide, plans, plans_int8)
-from ..quant.tiles import spans
+from . import gemm_int8, plans, plans_int8
+from ..kernels import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu_compare, kernels_wide
+from .tiles import spans
 from . import microops
 from .plan import Action, Plan, Step
-
-
-def params_to_ints(p) -> tuple[int, ...]:
-    return tuple(int(v) for v in astuple(p))
-
-
-def params_from_ints(cls, ints: tuple[int, ...]):
-    """The parameter record of an instruction's immediates: int32 values, shifts within +-63
-    (BinaryError otherwise: a corrupt binary must not reach the kernels' arithmetic)."""
-    if len(ints) != len(fields(cls)):
-        raise BinaryError(f"{cls.__name__}: expected {len(fields(cls))} parameters, got {len(ints)}")
-    for f, v in zip(fields(cls), ints):
-        lo, hi = (-63, 63) if "shift" in f.name else (-(1 << 31), (1 << 31) - 1)
-        if not lo <= v <= hi:
-            raise BinaryError(f"{cls.__name__}: {f.name} = {v} outside [{lo}, {hi}]")
-    return cls(*ints)
 
 
 # kind -> (parameter record, kernel f(a, b, params))
@@ -251,7 +235,7 @@ def _conv_steps(p: plans_int8.Parts) -> list[Step]:
 
 
 def _dwconv(m: Machine, d: I.DwConv) -> Step:
-    from ..quant import jit     # numba loads when a program is first bound, not on import
+    from . import jit     # numba loads when a program is first bound, not on import
     _check_geometry("DWCONV", d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.kernel, *d.stride, *d.dilation)
     x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
     kh, kw = d.kernel
@@ -279,7 +263,7 @@ def _dwconv(m: Machine, d: I.DwConv) -> Step:
 
 
 def _requant(m: Machine, r: I.Requant) -> Step:
-    from ..quant import jit
+    from . import jit
     _check_geometry("REQUANT", r.n_pix, r.k)
     acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
     if r.mode in (0, 1):

@@ -15,7 +15,7 @@ from ai_edge_litert import schema_py_generated as tfl
 
 from npukit.errors import ModelError, UnsupportedOpError
 from npukit.ir.graph import Clamp, ConvAttrs
-from npukit.quant import kernels_mxu as mxu
+from npukit.kernels import kernels_mxu as mxu
 
 _NP_TYPES = {tfl.TensorType.FLOAT32: np.float32, tfl.TensorType.INT32: np.int32,
              tfl.TensorType.INT64: np.int64, tfl.TensorType.UINT8: np.uint8,

@@ -44,7 +44,7 @@ def test_tflite_compile_profile_run_without_onnx():
     body = (f"import numpy as np, npukit\np = npukit.compile({TFLITE!r}, 'u55-256')\np.profile()\n"
             "p.run({n: np.zeros(s, d) for n, (s, d) in p.input_specs.items()})")
     modules = loaded(body)
-    # the simulator's exact int8 products run in onnxruntime (quant.gemm_int8), not the onnx package
+    # the simulator's exact int8 products run in onnxruntime (sim.gemm_int8), not the onnx package
     assert not modules & {"onnx", "ray", "plotly", "optuna"}, modules
     assert "ai_edge_litert" in modules       # the probe did import the model
 
@@ -72,7 +72,7 @@ def test_stored_matmul_integer_model_is_what_onnx_builds():
     from onnx import TensorProto as T
     from onnx import helper
 
-    from npukit.quant.gemm_int8 import MATMUL_INTEGER_MODEL
+    from npukit.sim.gemm_int8 import MATMUL_INTEGER_MODEL
     graph = helper.make_graph(
         [helper.make_node("MatMulInteger", ["A", "B", "a_zp"], ["Y"])], "mxu",
         [helper.make_tensor_value_info("A", T.UINT8, ["M", "K"]),

@@ -16,7 +16,7 @@ from npukit.compiler import compile_graph, load_model
 from npukit.isa import instructions as I
 from npukit.models import zoo
 from npukit.report.profile import build_profile
-from npukit.sim.timing import simulate
+from npukit.cost.timing import simulate
 
 
 @pytest.fixture(scope="module", params=["resnet18", "mobilenet_v2"])

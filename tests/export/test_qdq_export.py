@@ -17,7 +17,7 @@ from npukit.cli import app
 from npukit.export import export_qdq, to_qdq_onnx
 from npukit.models import zoo
 from npukit.models.datasets import digits_split
-from npukit.quant.qexec import run_qnode
+from npukit.kernels.qexec import run_qnode
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "digits_cnn.onnx"
 

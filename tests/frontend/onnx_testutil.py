@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from npukit.frontend.onnx import load_onnx
 from npukit.ir.graph import Graph, Op
 from npukit.opt.pipeline import optimize
-from npukit.quant.float_exec import run_float
+from npukit.kernels.float_exec import run_float
 
 
 def model_bytes(nodes, inputs: dict, outputs: list[str], inits: dict | None = None, opset: int = 13) -> bytes:

@@ -72,7 +72,7 @@ def test_non_constant_if_condition_runs_on_the_host():
 
 def test_executor_rejects_wrong_feeds():
     from npukit.errors import InputError
-    from npukit.quant.float_exec import run_float
+    from npukit.kernels.float_exec import run_float
     g = load_onnx(model_bytes([node("Relu", ["x"], ["y"])], {"x": (1, 4)}, ["y"]))
     with pytest.raises(InputError, match="missing input 'x'"):
         run_float(g, {})

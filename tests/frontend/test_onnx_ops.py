@@ -183,7 +183,7 @@ def test_opset18_axes_inputs():
 
 def test_keep_all_returns_every_intermediate():
     from npukit.frontend.onnx import load_onnx
-    from npukit.quant.float_exec import run_float
+    from npukit.kernels.float_exec import run_float
     from onnx_testutil import onnxruntime_outputs, random_feeds
     mb = model_bytes([node("Relu", ["x"], ["r"]), node("Softmax", ["r"], ["y"], axis=-1)], {"x": (3, 5)}, ["y"])
     feeds = random_feeds(mb)

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from npukit.errors import UnsupportedOpError
 from npukit.frontend.onnx import load_onnx
 from npukit.ir.graph import Op
-from npukit.quant.float_exec import run_float
+from npukit.kernels.float_exec import run_float
 
 
 def _pad_model(mode: str, pads) -> bytes:

@@ -11,7 +11,7 @@ from onnx import helper
 from onnx_testutil import model_bytes, onnxruntime_outputs
 
 import npukit
-from npukit.quant import kernels_vpu as kv
+from npukit.kernels import kernels_vpu as kv
 
 SHAPE = (1, 3, 5, 7)
 POSITIVE, UNIT, ANY = (0.05, 4.0), (-0.95, 0.95), (-3.0, 3.0)

@@ -13,7 +13,7 @@ from onnx import helper
 from onnx_testutil import model_bytes, onnxruntime_outputs
 
 import npukit
-from npukit.quant import kernels_vpu as kv
+from npukit.kernels import kernels_vpu as kv
 from npukit.testing.tflite_builder import TensorSpec as T
 from npukit.testing.tflite_builder import build_single_op, run_default, run_reference
 

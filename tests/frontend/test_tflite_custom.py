@@ -16,7 +16,7 @@ from npukit.api import compile as npu_compile
 from npukit.errors import ModelError, UnsupportedOpError
 from npukit.frontend.tflite import load_tflite
 from npukit.models.corpus_inputs import photo_nhwc
-from npukit.quant.float_exec import run_float
+from npukit.kernels.float_exec import run_float
 from npukit.testing.fixtures import real_model
 from npukit.testing.tflite_builder import Operator, build_model, run_default
 from npukit.testing.tflite_builder import TensorSpec as T

@@ -20,7 +20,7 @@ import npukit
 from npukit.errors import BinaryError
 from npukit.isa import container, encoding
 from npukit.limits import Limit
-from npukit.quant import host_float
+from npukit.kernels import host_float
 from npukit.testing.fixtures import run_cli
 
 X = (1, 3, 6, 6)

@@ -9,9 +9,10 @@ from npukit.errors import BinaryError
 from npukit.ir.graph import ConvAttrs
 from npukit.isa import instructions as I
 from npukit.isa.encoding import decode, disassemble, encode
-from npukit.quant import kernels_mxu as kx
-from npukit.quant import kernels_wide as kw
-from npukit.sim.semantics import Machine, execute, params_to_ints
+from npukit.kernels import kernels_mxu as kx
+from npukit.kernels import kernels_wide as kw
+from npukit.isa.immediates import params_to_ints
+from npukit.sim.semantics import Machine, execute
 
 GEO = dict(src=0, in_h=1, in_w=20, c_stride=1, c_off=0, c_len=1, wgt=0, dst=0, out_h=1, out_w=4, k=3,
            kernel=(1, 8), stride=(1, 4), dilation=(1, 1), in_dil=(1, 1), pad_t=0, pad_l=0, zp=0,

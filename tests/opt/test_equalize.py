@@ -13,7 +13,7 @@ from npukit.codegen.context import CompileOptions
 from npukit.ir.graph import Clamp, ConvAttrs, DType, Graph, Node, Op, Tensor
 from npukit.opt.equalize import equalize, pairs
 from npukit.quant.calib_warnings import CalibrationWarning
-from npukit.quant.float_exec import run_float
+from npukit.kernels.float_exec import run_float
 from npukit.sim.reference import run_reference
 
 RNG = np.random.default_rng(0)

@@ -9,7 +9,7 @@ from npukit.codegen.context import CompileOptions
 from npukit.compiler import quantise, quantize_inputs
 from npukit.ir.graph import ConvAttrs, DType, Graph, Node, Op, Tensor
 from npukit.quant.bias_correction import correct_biases, output_shift
-from npukit.quant.float_exec import run_float
+from npukit.kernels.float_exec import run_float
 from npukit.quant.quantize import weights_per_channel
 from npukit.sim.reference import run_reference
 

@@ -1,4 +1,4 @@
-"""npukit.quant.intmath against gemmlowp's definitions (hand-worked and exact rational
+"""npukit.kernels.intmath against gemmlowp's definitions (hand-worked and exact rational
 arithmetic) and against LiteRT's reference kernels on single-operator int8 models."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as tfl
 from hypothesis import given, settings, strategies as st
 
-from npukit.quant import intmath
+from npukit.kernels import intmath
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
 
 INT32 = st.integers(-(1 << 31), (1 << 31) - 1)

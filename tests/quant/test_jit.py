@@ -1,4 +1,4 @@
-"""The compiled kernels (npukit.quant.jit) against the numpy kernels they stand in for, bit for
+"""The compiled kernels (npukit.sim.jit) against the numpy kernels they stand in for, bit for
 bit: intmath.requantize and gemmlowp's two-step MultiplyByQuantizedMultiplier (nudge, truncation,
 saturation, RoundingDivideByPOT), and kernels_mxu.conv2d_acc for the depthwise conv. Random
 and extreme int32 accumulators, biases and multipliers, every shift, strided outputs, and
@@ -14,8 +14,9 @@ from hypothesis import given, settings, strategies as st
 
 from npukit.ir.graph import ConvAttrs
 from npukit.errors import InputError
-from npukit.quant import intmath, jit, kernels_mxu
-from npukit.quant import kernels_vpu as kv
+from npukit.kernels import intmath, kernels_mxu
+from npukit.sim import jit
+from npukit.kernels import kernels_vpu as kv
 from npukit.sim.semantics import _tile_pads
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from npukit.errors import ModelError
 from npukit.ir.graph import ConvAttrs
-from npukit.quant import kernels_mxu as kx
-from npukit.quant import kernels_wide as kw
+from npukit.kernels import kernels_mxu as kx
+from npukit.kernels import kernels_wide as kw
 from npukit.testing.single_op import _tflite_pads
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
 

@@ -1,4 +1,4 @@
-"""npukit.quant.kernels_mxu element-for-element against LiteRT's reference kernels on random
+"""npukit.kernels.kernels_mxu element-for-element against LiteRT's reference kernels on random
 single-operator int8 models (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings, strategies as st
 
 from npukit.errors import ModelError
 from npukit.ir.graph import Clamp, ConvAttrs
-from npukit.quant import kernels_mxu as mxu
+from npukit.kernels import kernels_mxu as mxu
 from npukit.testing import mxu_models
 from npukit.testing.single_op import RUNNERS, read_single_op, run_npukit
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference

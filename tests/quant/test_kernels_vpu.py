@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from npukit.errors import InputError
 from npukit.ir.graph import Clamp
-from npukit.quant import kernels_vpu as K
+from npukit.kernels import kernels_vpu as K
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
 
 SETTINGS = settings(max_examples=25, deadline=None)

@@ -1,4 +1,4 @@
-"""The prepared kernels (npukit.quant.plans) the simulator runs against the general kernels
+"""The prepared kernels (npukit.sim.plans) the simulator runs against the general kernels
 they stand in for: kernels_mxu.conv2d_acc and kernels_vpu.max_pool, bit for bit, over geometries (strides, dilations, input dilation, crops,
 depths beyond one float32 chunk) and extreme codes (all -128, zero points -128..127,
 int32-edge accumulators)."""
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from npukit.ir.graph import ConvAttrs, PoolAttrs
-from npukit.quant import intmath, kernels_mxu, kernels_vpu, plans
+from npukit.kernels import intmath, kernels_mxu, kernels_vpu
+from npukit.sim import plans
 from npukit.sim.semantics import _tile_pads
 
 SETTINGS = settings(max_examples=60, deadline=None)

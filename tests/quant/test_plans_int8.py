@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from npukit.quant import gemm_int8, plans, plans_int8
+from npukit.sim import gemm_int8, plans, plans_int8
 
 from test_plans import _expected, check_dense_plan, codes, geometries
 

@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import UnsupportedOpError
-from npukit.quant import fixedpoint as fp
-from npukit.quant import kernels_vpu as K
+from npukit.kernels import fixedpoint as fp
+from npukit.kernels import kernels_vpu as K
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_default, run_reference
 
 SETTINGS = settings(max_examples=30, deadline=None)

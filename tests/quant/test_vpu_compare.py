@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import InputError
-from npukit.quant import kernels_vpu_compare as C
+from npukit.kernels import kernels_vpu_compare as C
 from npukit.testing.tflite_builder import TensorSpec as T
 from npukit.testing.tflite_builder import build_single_op, run_reference
 

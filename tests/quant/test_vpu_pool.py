@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from npukit.errors import InputError
 from npukit.ir.graph import Clamp, PoolAttrs
-from npukit.quant import kernels_vpu as K
-from npukit.quant.kernels_mxu import activation_range
+from npukit.kernels import kernels_vpu as K
+from npukit.kernels.kernels_mxu import activation_range
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
 
 SETTINGS = settings(max_examples=25, deadline=None)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import UnsupportedOpError
-from npukit.quant import kernels_vpu_unary as U
+from npukit.kernels import kernels_vpu_unary as U
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_default, run_reference
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -113,7 +113,7 @@ def test_float_tflite_functions_within_one_lsb_of_litert(tmp_path, op):
     import warnings
 
     import npukit
-    from npukit.quant import kernels_vpu as kv
+    from npukit.kernels import kernels_vpu as kv
     shape = (1, 6, 40)
     model = build_single_op(op, [TensorSpec("x", shape, "float32")], [TensorSpec("y", shape, "float32")])
     path = tmp_path / "f.tflite"

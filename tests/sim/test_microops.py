@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import BinaryError
-from npukit.quant import jit
+from npukit.sim import jit
 from npukit.sim import microops as mo
 from npukit.sim.plan import Plan
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import npukit
 from npukit.arch import load_arch
 from npukit.isa import instructions as I
-from npukit.quant.float_exec import run_float
+from npukit.kernels.float_exec import run_float
 
 from stft_cases import audio, stft_model
 from test_sim_vs_reference import assert_sim_equals_reference, small_arch
@@ -152,7 +152,7 @@ def test_int16_conv_costs_two_mxu_passes(tmp_path):
     """The timing model charges a 16x8 CONV as two int8 passes: twice the cycles and MACs."""
     from dataclasses import replace
 
-    from npukit.sim.timing import Counts, _Model
+    from npukit.cost.timing import Counts, _Model
     rng = np.random.default_rng(6)
     feeds = audio(rng, 128, 2)
     arch = load_arch("npu-s")

@@ -16,7 +16,7 @@ from npukit.codegen.context import CompileOptions
 from npukit.errors import InputError
 from npukit.isa import instructions as I
 from npukit.isa import wcodec
-from npukit.sim.timing import simulate
+from npukit.cost.timing import simulate
 
 from cases import conv_chain_model, conv_model
 from test_sim_vs_reference import _compile, assert_sim_equals_reference, conv_cases, small_arch

@@ -5,7 +5,7 @@ from __future__ import annotations
 from npukit.arch import load_arch
 from npukit.codegen.replay import _Replay
 from npukit.isa import instructions as I
-from npukit.sim.timing import simulate
+from npukit.cost.timing import simulate
 
 FLASH = I.REGION0 + 1      # u55-256's regions: sram, flash
 

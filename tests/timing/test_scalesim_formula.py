@@ -7,7 +7,7 @@ split, each conv layer's `mxu_cycles` must equal SCALE-Sim's compute cycles:
     os: rows-dim = E,               cols-dim = K, T = Win,                per fold T + R + C - 2
     cycles = ceil(rows-dim / R) * ceil(cols-dim / C) * per-fold - 1
 
-The formula is written out here, independently of npukit.sim.costs.
+The formula is written out here, independently of npukit.cost.costs.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from npukit.frontend.onnx import load_onnx
 from npukit.ir.graph import Op
-from npukit.quant.float_exec import run_float
+from npukit.kernels.float_exec import run_float
 
 SHAPE = (1, 2, 5, 8)
 

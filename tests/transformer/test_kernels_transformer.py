@@ -7,8 +7,8 @@ from ai_edge_litert import schema_py_generated as tfl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npukit.quant import kernels_transformer as kt
-from npukit.quant import kernels_vpu as kv
+from npukit.kernels import kernels_transformer as kt
+from npukit.kernels import kernels_vpu as kv
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
 
 SETTINGS = settings(max_examples=25, deadline=None)

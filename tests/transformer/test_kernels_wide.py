@@ -9,9 +9,9 @@ from ai_edge_litert import schema_py_generated as tfl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npukit.quant import kernels_mxu as kx
-from npukit.quant import kernels_transformer as kt
-from npukit.quant import kernels_vpu as kv
+from npukit.kernels import kernels_mxu as kx
+from npukit.kernels import kernels_transformer as kt
+from npukit.kernels import kernels_vpu as kv
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
 
 SETTINGS = settings(max_examples=20, deadline=None)
@@ -124,7 +124,7 @@ def test_gelu_int8_input_int16_output_close_to_float(s_in, z_in, approximate):
 
 def run_transformer_gelu(table, x):
     from npukit.ir.graph import GeluAttrs, Node, Op
-    from npukit.quant.kernels_transformer import run_transformer_node
+    from npukit.kernels.kernels_transformer import run_transformer_node
     from npukit.quant.quantize import LutParams
     node = Node(Op.GELU, "gelu", ("x",), ("y",), GeluAttrs(), params=LutParams(table))
     return run_transformer_node(node, [x])

@@ -14,7 +14,7 @@ import pytest
 from npukit.api import CompiledModel
 from npukit.compiler import compile_graph, quantize_inputs
 from npukit.ir.graph import (DType, EltwiseAttrs, FcAttrs, GeluAttrs, Graph, LayerNormAttrs, Node, Op, Tensor)
-from npukit.quant.float_exec import run_float
+from npukit.kernels.float_exec import run_float
 from npukit.sim.reference import run_reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))

@@ -4,15 +4,15 @@ Every problem is a one-line ScheduleError. Tile sizes are checked where they are
 (within the layer's extents; buffers that do not fit an SRAM are refused by its allocator)."""
 from __future__ import annotations
 
-from ..codegen.fused import fusable_expansions, fusable_pairs
-from ..codegen.memory import ALIGN, ArenaPlan as Arena, Placement as Where
 from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
-from .build import Groups, _Scheduler
-from .fused import FusedTiling
-from .plan import MatmulTiling, Schedule
-from .tiling import ConvTiling
+from ..schedule.fused import FusedTiling
+from ..schedule.plan import MatmulTiling, Schedule
+from ..schedule.tiling import ConvTiling
+from .fused import fusable_expansions, fusable_pairs
+from .memory import ALIGN, ArenaPlan as Arena, Placement as Where
+from .scheduler import Groups, _Scheduler
 
 
 def check_schedule(sched: Schedule, g: Graph, arch, options) -> tuple[Groups, Arena]:
@@ -20,7 +20,7 @@ def check_schedule(sched: Schedule, g: Graph, arch, options) -> tuple[Groups, Ar
     if sched.arch_fingerprint != arch.fingerprint:
         raise ScheduleError(f"schedule was made for arch {sched.arch!r} ({sched.arch_fingerprint[:12]}), "
                             f"not for {arch.name!r} ({arch.fingerprint[:12]})")
-    from .plan import graph_fingerprint
+    from ..schedule.plan import graph_fingerprint
     if sched.graph_fingerprint != graph_fingerprint(g):
         raise ScheduleError("schedule was made for another graph (its node names, operators or shapes differ)")
     names = [nd.name for nd in g.nodes]

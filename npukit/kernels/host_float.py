@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ModelError
-from ..limits import (GRAPH_NODES, HOST_LOOP_TRIPS, HOST_SECONDS, META_DEPTH, TENSOR_ELEMENTS,
-                      limit_message)
+from ..limits import GRAPH_NODES, HOST_LOOP_TRIPS, HOST_SECONDS, META_DEPTH, TENSOR_ELEMENTS, limit_message
 
 if TYPE_CHECKING:
     import onnx

@@ -4,16 +4,16 @@ Each op has a prepare_* that turns real scales / zero points into frozen integer
 way the TFLite kernel's Prepare does, and an integer kernel on numpy arrays (NHWC). The
 implementations live in three modules; this one is the public surface.
 """
-from npukit.quant.kernels_vpu_act import (SoftmaxParams, SoftmaxTableParams, float_function_table,
-                                          hard_swish_table, leaky_relu_table, logistic_table, lut,
-                                          prepare_softmax, prepare_softmax_table, softmax, tanh_table)
-from npukit.quant.kernels_vpu_eltwise import (AddParams, MulParams, PreluParams, RequantParams, add,
-                                              dequantize, maximum, minimum, mul, prelu, prepare_add,
-                                              prepare_mul, prepare_prelu, prepare_requantize,
-                                              quantize, requantize, sub)
-from npukit.quant.kernels_vpu_pool import (MeanParams, arg_max, avg_pool, max_pool, mean, pool_output_hw,
-                                           prepare_mean, prepare_sum, reduce_extreme, reduce_sum,
-                                           resize_bilinear, resize_nearest, SumParams)
+from npukit.kernels.kernels_vpu_act import (SoftmaxParams, SoftmaxTableParams, float_function_table,
+                                            hard_swish_table, leaky_relu_table, logistic_table, lut,
+                                            prepare_softmax, prepare_softmax_table, softmax, tanh_table)
+from npukit.kernels.kernels_vpu_eltwise import (AddParams, MulParams, PreluParams, RequantParams, add,
+                                                dequantize, maximum, minimum, mul, prelu, prepare_add,
+                                                prepare_mul, prepare_prelu, prepare_requantize, quantize,
+                                                requantize, sub)
+from npukit.kernels.kernels_vpu_pool import (MeanParams, arg_max, avg_pool, max_pool, mean, pool_output_hw,
+                                             prepare_mean, prepare_sum, reduce_extreme, reduce_sum,
+                                             resize_bilinear, resize_nearest, SumParams)
 
 __all__ = [
     "AddParams", "MulParams", "PreluParams", "RequantParams", "MeanParams", "SoftmaxParams",

@@ -22,7 +22,7 @@ import numpy as np
 
 from npukit.errors import ModelError
 from npukit.ir.graph import Clamp, ConvAttrs
-from npukit.quant import intmath
+from npukit.kernels import intmath
 
 
 def activation_range(act: Clamp | None, scale: float, zero_point: int,

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import math
 
-from ..codegen.boundary import absorb_boundary_transposes
-from ..codegen.context import CompileOptions, Ctx
-from ..codegen.conv import choose_conv, lower_conv
-from ..codegen.fused import choose_fused, fusable_expansions, fusable_pairs, lower_fused, plan_fused
-from ..codegen.gather import gather_reduced_axes_graph
-from ..codegen.matmul import matmul_tiling
-from ..codegen.memory import ArenaPlan as Arena, ConstImage, plan_arena
-from ..codegen.partition import layer_macs, min_bytes, npu_support, onchip_bytes, vpu_ops
-from ..codegen.replay import pick, replay
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
-from .plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Placement, Schedule, TensorPlace,
-                   graph_fingerprint)
+from ..schedule.plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Placement, Schedule, TensorPlace,
+                             graph_fingerprint)
+from .boundary import absorb_boundary_transposes
+from .context import CompileOptions, Ctx
+from .conv import choose_conv, lower_conv
+from .fused import choose_fused, fusable_expansions, fusable_pairs, lower_fused, plan_fused
+from .gather import gather_reduced_axes_graph
+from .layer import lower_layer
+from .matmul import matmul_tiling
+from .memory import ArenaPlan as Arena, ConstImage, plan_arena
+from .partition import layer_macs, min_bytes, npu_support, onchip_bytes, vpu_ops
+from .replay import pick, replay
+
 
 Groups = dict[str, tuple[Node, Node | None]]     # depthwise name -> (its 1x1, the expansion before it or None)
 FUSION_SWEEPS = 2      # passes over the groups in graph order (the second sees the first's choices)
@@ -165,7 +167,6 @@ class _Scheduler:
     def _unit(self, ctx: Ctx, unit: tuple[int, int, str | None], assign: dict[str, str]) -> list | None:
         """The emitters of one unit in its form (None: a fused form that does not fit); []
         for the host."""
-        from ..codegen.lower import lower_layer
         j, _, d = unit
         if d is not None:
             return self._block(ctx, assign[d], self.g.nodes[self.index[d]], self.pairs[d], self.exps.get(d))

@@ -24,10 +24,10 @@ from typing import Callable
 import numpy as np
 
 from npukit.errors import UnsupportedOpError
-from npukit.quant import fixedpoint as fp
-from npukit.quant import intmath
-from npukit.quant.kernels_vpu_act import CODES, _f32, _lut_populate, float_function_table
-from npukit.quant.kernels_vpu_eltwise import check_scale
+from npukit.kernels import fixedpoint as fp
+from npukit.kernels import intmath
+from npukit.kernels.kernels_vpu_act import CODES, _f32, _lut_populate, float_function_table
+from npukit.kernels.kernels_vpu_eltwise import check_scale
 
 _SELU_ALPHA, _SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
 

@@ -2,7 +2,7 @@
 
 Each engine executes its instructions in program order; an instruction starts when its
 engine is free and every instruction it waits on has finished. Latencies are the closed
-forms of npukit.sim.costs. Action counts (MACs, SRAM and off-chip bytes, VPU ops) feed
+forms of npukit.cost.costs. Action counts (MACs, SRAM and off-chip bytes, VPU ops) feed
 the energy estimate.
 """
 from __future__ import annotations

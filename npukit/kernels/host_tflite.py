@@ -72,34 +72,6 @@ def invoke(it, what: str) -> None:
         raise ModelError(f"{what}: LiteRT failed: {first_line(e)}") from None
 
 
-def check_model(model: str) -> None:
-    """Refuse an embedded flatbuffer (base64) beyond what npukit emits: one builtin operator in
-    one subgraph, every index, option and quantisation parameter as the TFLite importer checks
-    them. Without LiteRT installed nothing can run it, and running says so."""
-    try:
-        from ai_edge_litert import schema_py_generated as tfl
-    except ImportError:
-        return
-    from ..frontend.tflite_check import check_model as check_tflite
-    from ..limits import MODEL_BYTES
-    try:
-        data = base64.b64decode(model, validate=True)
-    except ValueError:
-        raise ModelError("host operator: not base64 TFLite data") from None
-    MODEL_BYTES.check(len(data), "the host operator's flatbuffer", ModelError)
-    if data[4:8] != b"TFL3":
-        raise ModelError("host operator: not a TFLite flatbuffer")
-    try:
-        flat = tfl.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    except Exception as e:  # noqa: BLE001 - flatbuffers raises assorted low-level errors on garbage
-        raise ModelError(f"host operator: unreadable TFLite flatbuffer ({type(e).__name__})") from None
-    if len(flat.subgraphs or []) != 1 or len(flat.subgraphs[0].operators or []) != 1:
-        raise ModelError("host operator: the flatbuffer must hold one subgraph of one operator")
-    if any(max(c.builtinCode, c.deprecatedBuiltinCode) == tfl.BuiltinOperator.CUSTOM for c in flat.operatorCodes or []):
-        raise ModelError("host operator: a custom TFLite operator is not one a host segment may run")
-    check_tflite(flat, "host operator")
-
-
 def run(attrs: HostTfliteAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     """The operator on inputs of its own types (each cast to the type the flatbuffer declares),
     invoked once; returns the outputs this IR node carries."""

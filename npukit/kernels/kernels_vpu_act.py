@@ -17,9 +17,9 @@ from typing import Callable
 import numpy as np
 
 from npukit.errors import InputError, UnsupportedOpError
-from npukit.quant import fixedpoint as fp
-from npukit.quant import intmath
-from npukit.quant.kernels_vpu_eltwise import check_scale as _check_scale
+from npukit.kernels import fixedpoint as fp
+from npukit.kernels import intmath
+from npukit.kernels.kernels_vpu_eltwise import check_scale as _check_scale
 
 CODES = np.arange(-128, 128, dtype=np.int64)   # every int8 code, table order
 

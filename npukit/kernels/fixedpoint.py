@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npukit.quant import intmath
+from npukit.kernels import intmath
 
 INT32_MIN, INT32_MAX = intmath.INT32_MIN, intmath.INT32_MAX
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1

@@ -1,4 +1,4 @@
-"""Shared pieces of the prepared kernels (npukit.quant.plans): the machine's reusable
+"""Shared pieces of the prepared kernels (npukit.sim.plans): the machine's reusable
 buffers, tile geometry, and the padded float32 copy of an int8 tile."""
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from npukit.errors import InputError, UnsupportedOpError
 from npukit.ir.graph import Clamp
-from npukit.quant import intmath
-from npukit.quant.kernels_mxu import activation_range
+from npukit.kernels import intmath
+from npukit.kernels.kernels_mxu import activation_range
 
 ADD_LEFT_SHIFT = 20   # the 8-bit path of TFLite ADD/SUB
 ADD_LEFT_SHIFT_INT16 = 15   # TFLite's general-scale int16 path (int16 operands, zero point 0)

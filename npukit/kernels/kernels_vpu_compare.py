@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from npukit.errors import InputError, UnsupportedOpError
-from npukit.quant import intmath
-from npukit.quant.kernels_vpu_eltwise import check_scale
+from npukit.kernels import intmath
+from npukit.kernels.kernels_vpu_eltwise import check_scale
 
 PREDICATES = ("equal", "not_equal", "greater", "greater_equal", "less", "less_equal")
 CONNECTIVES = ("and", "or", "xor")

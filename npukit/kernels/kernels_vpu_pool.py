@@ -10,7 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from npukit.errors import InputError
 from npukit.ir.graph import PoolAttrs
-from npukit.quant import intmath
+from npukit.kernels import intmath
 
 
 def _i64(x) -> np.ndarray:

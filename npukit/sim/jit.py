@@ -30,7 +30,7 @@ import functools
 import numba
 import numpy as np
 
-from .kernels_vpu_eltwise import check_scale
+from ..kernels.kernels_vpu_eltwise import check_scale
 
 INT32_MIN = -(1 << 31)
 DEPTHWISE_PRODUCT = 255 * 128       # |(x - zp) * w| for int8 codes and an int8 zero point

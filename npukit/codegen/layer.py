@@ -1,0 +1,55 @@
+"""Emission of one NPU layer that is not part of a fusion group, by its operator."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ScheduleError
+from ..ir.graph import Graph, Node, Op
+from ..ir.shapes import REDUCTIONS
+from ..kernels import kernels_vpu as kv
+from ..quant.quantize import LUT_OPS
+from .context import Ctx
+from .conv import conv_summary, lower_conv
+from .data import DATA_LOWERING
+from .matmul import lower_matmul
+from .vector import (ELTWISE_KIND, eltwise_plan, lower_eltwise, lower_eltwise_broadcast, lower_lut, lower_mean,
+                     lower_pool, lower_resize, lower_select, lower_softmax)
+from .wide import lower_magnitude
+
+
+def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
+    """Emit one NPU layer that is not part of a fusion group; its note for people."""
+    op = node.op
+    if op in (Op.CONV2D, Op.FULLY_CONNECTED):
+        lower_conv(ctx, g, node, tiling)
+        return {"tiling": conv_summary(tiling)}
+    if op is Op.MATMUL:
+        lower_matmul(ctx, g, node, tiling)
+        return {"tiling": f"rows {tiling.mt} x cols {tiling.nt} x depth {tiling.kt}"}
+    if op in ELTWISE_KIND:
+        plan = eltwise_plan(g, node)
+        return lower_eltwise(ctx, g, node, plan) if plan else lower_eltwise_broadcast(ctx, g, node)
+    if op in LUT_OPS:
+        return lower_lut(ctx, g, node)
+    if op is Op.QUANTIZE:      # an int8 -> int8 / uint8 rescale is a table of the 256 codes
+        out = np.dtype(g.tensors[node.outputs[0]].dtype.np)
+        return lower_lut(ctx, g, node, kv.requantize(np.arange(-128, 128, dtype=np.int8), node.params, out))
+    if op is Op.SOFTMAX:
+        return lower_softmax(ctx, g, node)
+    if op is Op.WHERE:
+        return lower_select(ctx, g, node)
+    if op is Op.RESIZE:
+        return lower_resize(ctx, g, node)
+    if op in (Op.MAX_POOL, Op.AVG_POOL):
+        return lower_pool(ctx, g, node)
+    if op in REDUCTIONS:
+        return lower_mean(ctx, g, node)
+    if op is Op.RESHAPE:
+        return {}
+    if op is Op.MAGNITUDE:
+        return lower_magnitude(ctx, g, node)
+    if op is Op.GELU:
+        return lower_lut(ctx, g, node)
+    if not DATA_LOWERING[op](ctx, g, node):
+        raise ScheduleError(f"{node.name}: {op.value} needs more than 4 strided dims")
+    return {}
