@@ -78,7 +78,7 @@ def test_inline_points_that_raise_are_stored_failed(tmp_path):
 
 
 def test_a_model_whose_preparation_raises_is_stored_failed(tmp_path, monkeypatch):
-    def broken(spec):
+    def broken(spec, quant=()):
         raise ValueError("buffer size must be a multiple of element size")
     monkeypatch.setattr("npukit.dse.prepare.quantise", broken)
     s = explore(load_space(_space(tmp_path)), tmp_path / "r.sqlite", InlineExecutor(), progress=False)
