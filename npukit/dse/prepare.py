@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..npyio import load_npz
 from .point import failure_reason, sha256_file
 from .space import ModelSpec
 

@@ -103,3 +103,28 @@ def test_a_model_that_does_not_compile_is_stored_as_failed_points(tmp_path, ds_c
     assert summary.candidates == 3 * 32 and len(rows) == 32
     assert all(r["status"] == "error" for r in rows)
     assert any("ModelError" in r["error"] for r in rows)
+
+
+def test_a_models_calibration_file_is_read_and_a_bad_one_is_a_stored_failure(tmp_path):
+    """A model's `calibration` file calibrates it (the same graph as the API calibrated on the
+    same arrays); an unreadable one fails that model's points with the file named."""
+    import numpy as np
+
+    from npukit.compiler import load_model, quantise
+    from npukit.dse.prepare import prepare_model
+    from npukit.dse.space import load_space
+    from dse_util import DIGITS
+
+    calib = {"x": np.random.default_rng(0).random((4, 1, 1, 8, 8), dtype=np.float32)}
+    np.savez(tmp_path / "c.npz", **calib)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    for name in ("c", "bad"):
+        (tmp_path / f"{name}.toml").write_text(
+            f'[base]\narch = "npu-s"\n[[models]]\npath = "{DIGITS}"\ninput_shapes = {{ x = [1, 1, 8, 8] }}\n'
+            f'calibration = "{tmp_path / (name + ".npz")}"\n')
+    good = prepare_model(load_space(tmp_path / "c.toml").models[0])
+    want = quantise(load_model(DIGITS, {"x": (1, 1, 8, 8)}, None), calib, "minmax", sqnr=False).graph
+    assert good.error == "" and good.graph is not None
+    assert [repr(n.params) for n in good.graph.nodes] == [repr(n.params) for n in want.nodes]
+    bad = prepare_model(load_space(tmp_path / "bad.toml").models[0])
+    assert bad.graph is None and "cannot read calibration file" in bad.error and "bad.npz" in bad.error
