@@ -81,8 +81,8 @@ def main() -> None:
         r = measure(path, args.arch)
         (raw, enc, ent), (d, s) = r["tensors"], r["auto"]["blocks"]
         n, a = r["never"], r["auto"]
-        rows.append([path.name, raw, f"{enc / raw:.3f}" if raw else "-", f"{ent / raw:.3f}" if raw else "-", d, s, f"{s / d:.3f}" if d else "-",
-                     n["image"], a["image"], n["read"], a["read"], n["cycles"], a["cycles"]])
+        rows.append([path.name, raw, f"{enc / raw:.3f}" if raw else "-", f"{ent / raw:.3f}" if raw else "-", d, s,
+                     f"{s / d:.3f}" if d else "-", n["image"], a["image"], n["read"], a["read"], n["cycles"], a["cycles"]])
         print(f"{path.name}: done", file=sys.stderr)
     if not args.models and MINILM.exists():
         raw, enc, ent = initialiser_ratio(MINILM)

@@ -109,7 +109,8 @@ def evaluate(preset: str, int16_below_db: float | None, tok) -> dict:
     wide = sorted({qg.producer(n).op.value for n, t in qg.tensors.items()
                    if not t.is_const and t.dtype.value == "int16" and qg.producer(n) is not None})
     n_wide = sum(not t.is_const and t.dtype.value == "int16" for t in qg.tensors.values())
-    return {"int16": f"{n_wide} int16 activations ({', '.join(wide) or 'none'} outputs)", "cos": cos, "nn_agree": float(np.mean(nn_ref == nn_npu)), "nq": nq, "tokens": mid,
+    return {"int16": f"{n_wide} int16 activations ({', '.join(wide) or 'none'} outputs)", "cos": cos,
+            "nn_agree": float(np.mean(nn_ref == nn_npu)), "nq": nq, "tokens": mid,
             "latency_ms": prof.latency_ms, "energy_uj": prof.energy_uj, "cycles": prof.total_cycles,
             "npu_layers": sum(layer.target == "npu" for layer in layers), "host_layers":
             sorted({f"{layer.op} ({layer.reason})" for layer in layers if layer.target == "host"})}

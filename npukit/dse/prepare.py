@@ -1,9 +1,10 @@
 """Parse and quantise each model once per sweep, in the explorer's own process.
 
 The quantised graph does not depend on the arch, so one graph serves every design point of
-its model (one per swept setting of the options quantisation reads, compiler.QUANT_OPTIONS). It is shipped to each worker once (a pool initializer; one object in Ray's object
-store) and kept there keyed by its hash: workers may be on other machines, which need
-neither the model file nor the calibration data.
+its model (one per swept setting of the options quantisation reads, codegen.options.QUANT_OPTIONS).
+It is shipped to each worker once (a pool initializer; one object in Ray's object store) and
+kept there keyed by its hash: workers may be on other machines, which need neither the model
+file nor the calibration data.
 """
 from __future__ import annotations
 

