@@ -185,7 +185,7 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     if op is Op.LOGICAL:
         return node.with_(params=kc.LogicalParams(kc.CONNECTIVES.index(a.fn)))
     if op in LUT_OPS:
-        return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]].qp, ot.qp)))
+        return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]], ot)))
     if op is Op.PRELU:
         x = tensors[node.inputs[0]].qp
         alpha = _const_input(g, node, 1, tensors)
@@ -230,16 +230,17 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     raise UnsupportedOpError(f"{node.name}: cannot quantise operator {op.value}")
 
 
-def _table(node: Node, x: QParams, out: QParams) -> np.ndarray:
+def _table(node: Node, x_t: Tensor, out_t: Tensor) -> np.ndarray:
     op, a = node.op, node.attrs
+    if op is Op.LOGICAL_NOT:        # bool in and out: no quantisation
+        return kc.logical_not_table()
+    x, out = x_t.qp, out_t.qp
     if op is Op.SIGMOID:
         return kv.logistic_table(x.s, x.zp, out.s, out.zp)
     if op is Op.TANH:
         return kv.tanh_table(x.s, x.zp, out.s, out.zp)
     if op is Op.HARD_SWISH:
         return kv.hard_swish_table(x.s, x.zp, out.s, out.zp)
-    if op is Op.LOGICAL_NOT:
-        return kc.logical_not_table()
     if op is Op.UNARY:
         return ku.unary_table(a.fn, x.s, x.zp, out.s, out.zp, a.alpha, a.gamma)
     if op is Op.LEAKY_RELU:
