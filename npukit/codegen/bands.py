@@ -20,7 +20,7 @@ from .emitter import contiguous, dma
 
 
 def params(g: Graph, node: Node, k: int) -> np.ndarray:
-    bias = g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k, np.int64)
+    bias = g.tensors[node.inputs[2]].const_data if len(node.inputs) > 2 else np.zeros(k, np.int64)
     return requant_params(bias, node.params, k, 0)
 
 
@@ -67,8 +67,8 @@ class FusedBands:
         """Depthwise weights and params and the 1x1 params: loaded once, each block its own
         slot; the 1x1 weights: resident slots or a ping-pong pair."""
         ctx, g, dw, pw, t, e = self.ctx, self.g, self.dw, self.pw, self.t, self.e
-        w_dw, p_dw = g.tensors[dw.inputs[1]].data, params(g, dw, self.c)
-        w_pw, p_pw = g.tensors[pw.inputs[1]].data, params(g, pw, self.k)
+        w_dw, p_dw = g.tensors[dw.inputs[1]].const_data, params(g, dw, self.c)
+        w_pw, p_pw = g.tensors[pw.inputs[1]].const_data, params(g, pw, self.k)
         e.layer = self.l_dw
         self.dw_w, self.dw_p = [], []
         for c0, cl in self.chunks:
@@ -107,7 +107,7 @@ class FusedBands:
         e, wd, c = self.e, self.wd, self.c
         b, ri, _, _, first, last, _ = band
         x_base = 0 if self.ex else self.ctx.addr(self.dw.inputs[0]) + b * self.h * wd * c
-        if self.x_direct:
+        if self.ins is None:        # x_direct
             return {0: x_base + first * wd * c}
         out = {}
         e.layer = self.l_dw
@@ -153,7 +153,8 @@ class FusedBands:
         for ki, (k0, kl) in enumerate(self.kblocks):
             acc = self.accs.next()
             for ci, (c0, cl) in enumerate(self.chunks):
-                if t.weights_resident:
+                if self.wts is None:        # weights_resident: a slot each
+                    assert self.slots is not None
                     wa, fetch = self.slots[ki, ci], (ki, ci) not in self.loaded
                     self.loaded.add((ki, ci))
                 else:
@@ -167,7 +168,7 @@ class FusedBands:
                     out_w=ew, k=kl, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), in_dil=(1, 1), pad_t=0,
                     pad_l=0, zp=pp.input_zp, accumulate=int(ci > 0), dataflow=t.dataflow),
                     [(I.ABUF, ma, ma + npix * cl), (I.WBUF, wa, wa + kl * cl)] + (writes if ci else []), writes)
-            if self.o_direct:
+            if self.outs is None:       # o_direct
                 oa, o_stride, o_off = o_base + r0 * ew * k, k, k0
             else:
                 oa, o_stride, o_off = self.outs.next(), kl, 0
@@ -217,7 +218,7 @@ def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_
     direct = space == I.ABUF
     xs = None if direct else SlotPair(a_slots.take(max_pix * cin, nb))
     accs = SlotPair(acc_slots.take(4 * t.eg * t.tc, nb))
-    w, p = g.tensors[ex.inputs[1]].data, params(g, ex, g.tensors[ex.outputs[0]].shape[-1])
+    w, p = g.tensors[ex.inputs[1]].const_data, params(g, ex, g.tensors[ex.outputs[0]].shape[-1])
     e.layer = layer
     pas = []
     for c0, cl in chunks:
@@ -232,7 +233,7 @@ def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_
         e.layer = layer
         n_pix, cl = (last - first + 1) * wd, chunks[ci][1]
         src = ctx.addr(ex.inputs[0]) + (b * h + first) * wd * cin
-        if not direct:
+        if xs is not None:      # not direct
             xa, fetch = xs.lookup(("x", b, ri))
             if fetch:
                 contiguous(e, space, src, I.ABUF, xa, n_pix * cin)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..arch.config import Arch
 from ..errors import ScheduleError
 from ..isa import instructions as I
 from ..isa import wcodec
@@ -89,7 +90,8 @@ class OwnSlots:
     """One slot per content key, taken on first use: nothing is evicted or loaded twice."""
 
     def __init__(self, slots: SramSlots, nbytes: int):
-        self.slots, self.nbytes, self.addrs = slots, nbytes, {}
+        self.slots, self.nbytes = slots, nbytes
+        self.addrs: dict[object, int] = {}
 
     def lookup(self, key) -> tuple[int, bool]:
         if key in self.addrs:
@@ -100,7 +102,7 @@ class OwnSlots:
 
 @dataclass
 class Ctx:
-    arch: object
+    arch: Arch
     options: CompileOptions
     arena: ArenaPlan
     consts: ConstImage

@@ -48,12 +48,13 @@ class ConvProblem:
 
 def conv_problem(g: Graph, node: Node) -> ConvProblem:
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
-    w = g.tensors[node.inputs[1]].data
+    w = g.tensors[node.inputs[1]].const_data
     k_all = out.shape[-1]
-    bias = (g.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(k_all, np.int64))
+    bias = (g.tensors[node.inputs[2]].const_data if len(node.inputs) > 2 else np.zeros(k_all, np.int64))
     if node.op is Op.FULLY_CONNECTED:   # a 1x1 conv over all leading positions
         n_pos = int(np.prod(x.shape[:-1]))
-        x_shape, o_shape = (1, 1, n_pos, x.shape[-1]), (1, 1, n_pos, k_all)
+        x_shape: tuple[int, ...] = (1, 1, n_pos, x.shape[-1])
+        o_shape: tuple[int, ...] = (1, 1, n_pos, k_all)
         w, attrs = w.reshape(w.shape[0], 1, 1, w.shape[1]), ConvAttrs()
     else:
         x_shape, o_shape, attrs = tuple(x.shape), tuple(out.shape), node.attrs
@@ -135,6 +136,8 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     ins = None if x_direct else SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc * xb, nb))
     outs = None if o_direct else SlotPair(a_slots.take(t.th * s.ew * t.tk * ob, nb))
     pbytes = 3 * params.itemsize   # per output channel
+    wts: OwnSlots | SlotPair
+    prm: OwnSlots | SlotPair
     if t.w_resident:
         wts, prm = OwnSlots(w_slots, t.tk * s.kh * s.kw * t.tc), OwnSlots(w_slots, pbytes * t.tk)
     else:
@@ -172,7 +175,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         """Load (unless resident) a tile's input chunk and weights: (x addr, stride, offset, w addr)."""
         _, a, last = rows_of(ri)
         c0, cl = chunks[ci]
-        if x_direct:       # the rows in place: all channels, this chunk selected by c_off
+        if ins is None:    # the rows in place (x_direct): all channels, this chunk selected by c_off
             xa, x_stride, x_off = x_base + a * wd * c_all * xb, c_all, grp * s.c + c0
         else:
             xa, load = ins.lookup(("x", ri, ci))
@@ -219,7 +222,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             dma(e, wspace, p_addr[ki], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), pbytes * kl)
         npix = rl * s.ew
         p = node.params
-        if o_direct:           # requantise straight into the resident output's rows
+        if outs is None:       # (o_direct) requantise straight into the resident output's rows
             oa, o_stride, o_off = o_base + r0 * s.ew * k_all * ob, k_all, grp * s.k + k0
         else:
             oa, o_stride, o_off = outs.next(), kl, 0

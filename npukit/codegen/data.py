@@ -58,7 +58,7 @@ def lower_concat(ctx: Ctx, g: Graph, node: Node) -> bool:
     offset = 0
     for name in node.inputs:
         x = g.tensors[name]
-        space, addr = (ctx.consts.space, ctx.const(x.data)) if x.is_const else (ctx.space(name), ctx.addr(name))
+        space, addr = (ctx.consts.space, ctx.const(x.const_data)) if x.is_const else (ctx.space(name), ctx.addr(name))
         if not copy_block(ctx, x.shape, space, addr, _strides(x.shape, eb), ctx.space(out.name),
                           ctx.addr(out.name) + offset * ost[axis], ost, eb):
             return False

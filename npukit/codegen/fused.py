@@ -83,7 +83,7 @@ def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, ex: Node | None = None) -
     first = (ex or dw).inputs[0]
     in_place = (ctx.space(first) == I.ABUF, ctx.space(pw.outputs[0]) == I.ABUF)
     bw = Bandwidth(ctx.bytes_per_cycle(first),
-                   ctx.weight_bytes_per_cycle(pw.inputs[1], g.tensors[pw.inputs[1]].data),
+                   ctx.weight_bytes_per_cycle(pw.inputs[1], g.tensors[pw.inputs[1]].const_data),
                    ctx.bytes_per_cycle(pw.outputs[0]))
     cin = g.tensors[ex.inputs[0]].shape[-1] if ex else 0
     return search_fused(FusedShape(s, out.shape[-1], cin), ctx.arch, ctx.nbuf, pref, o.depthwise_engine,
@@ -96,7 +96,7 @@ def choose_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, cands: list[FusedTiling
     """Whichever candidate of the pair (with `ex`: the expansion + pair; `layers` holds each
     one's index) the event model times fastest."""
     spaces = tuple(ctx.space(n) == I.ABUF for n in ((ex or dw).inputs[0], pw.outputs[0]))
-    key = ("fused", tuple(cands), dw.attrs, g.tensors[dw.inputs[0]].shape, g.tensors[pw.outputs[0]].shape,
+    key: tuple = ("fused", tuple(cands), dw.attrs, g.tensors[dw.inputs[0]].shape, g.tensors[pw.outputs[0]].shape,
            g.tensors[dw.inputs[1]].shape, spaces, ctx.arch.fingerprint, ctx.nbuf, ctx.compression_key(pw.inputs[1]))
     if ex:
         key += (g.tensors[ex.inputs[0]].shape, ctx.compression_key(ex.inputs[1]))

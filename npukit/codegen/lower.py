@@ -16,6 +16,7 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
+from ..schedule.fused import FusedTiling
 from ..schedule.plan import Schedule, tiling_dict
 from .bands import fused_summary
 from .context import CompileOptions, Ctx
@@ -50,7 +51,10 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict, schedule:
     firsts = {(ex.name if ex else d): d for d, (_, ex) in groups.items()}
     into = {n: first for first, d in firsts.items() for n in (d, groups[d][0].name) if n != first}
     interior = {by_name[d].outputs[0] for d in groups} | {ex.outputs[0] for _, ex in groups.values() if ex}
-    layers, host_segments, host_blobs, counted = [], [], [], set()
+    layers: list[Layer] = []
+    host_segments: list[dict] = []
+    host_blobs: list[np.ndarray] = []
+    counted: set[str] = set()
     for i, (node, ls) in enumerate(zip(g.nodes, sched.layers)):
         ctx.emitter.layer, ctx.flip, ctx.options = i, ls.slots_from_top, buffered[ls.buffers]
         reason, detail, tiling = reasons[node.name], {}, tiling_dict(ls.tiling)
@@ -59,6 +63,7 @@ def lower_program(g: Graph, arch, options: CompileOptions, meta: dict, schedule:
         elif node.name in firsts:
             dw = by_name[firsts[node.name]]
             pw, ex = groups[dw.name]
+            assert isinstance(ls.tiling, FusedTiling)
             lower_fused(ctx, g, dw, pw, ls.tiling, (i, i + 1, i + 2) if ex else (i, i + 1), ex)
             ctx.emitter.layer = i
             what = f"{dw.name}, {pw.name}" if ex else pw.name

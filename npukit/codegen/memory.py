@@ -1,6 +1,7 @@
 """Off-chip memory plan: activation arena by live ranges, and the constant image."""
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,7 +143,7 @@ def first_fit(tensors: list[str], first, last, nbytes, limit: int | None = None)
 
 
 def plan_arena(g: Graph, space: int, onchip_base: int = 0, onchip_bytes: int = 0,
-               pinned: set[str] = frozenset(), fused: set[int] = frozenset()) -> ArenaPlan:
+               pinned: AbstractSet[str] = frozenset(), fused: AbstractSet[int] = frozenset()) -> ArenaPlan:
     """Place every activation tensor: intermediates that fit stay in ABUF's resident area
     [onchip_base, onchip_base + onchip_bytes); the rest (and all graph inputs, outputs and
     state) get off-chip offsets in `space`, each by first fit over live ranges. `fused`:
@@ -157,8 +158,8 @@ def plan_arena(g: Graph, space: int, onchip_base: int = 0, onchip_bytes: int = 0
         while first[t] - 1 in fused:
             first[t] -= 1
     nbytes = lambda t: g.tensors[t].nbytes  # noqa: E731
-    pinned = {root.get(t, t) for t in (*pinned, *g.inputs, *g.outputs, *g.variables)}
-    onchip = first_fit([t for t in first if t not in pinned], first, last, nbytes, onchip_bytes) \
+    keep = {root.get(t, t) for t in (*pinned, *g.inputs, *g.outputs, *g.variables)}
+    onchip = first_fit([t for t in first if t not in keep], first, last, nbytes, onchip_bytes) \
         if onchip_bytes > 0 else {}
     offchip = first_fit([t for t in first if t not in onchip], first, last, nbytes)
     where = {t: Placement(I.ABUF, onchip_base + o) for t, o in onchip.items()}

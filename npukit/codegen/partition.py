@@ -2,6 +2,8 @@
 cost whatever its tiling: MACs, vector work, the off-chip bytes it cannot avoid."""
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..quant.quantize import LUT_OPS
@@ -84,7 +86,7 @@ def vpu_ops(g: Graph, node: Node) -> int:
     return out                                     # requantise / element-wise / table
 
 
-def min_bytes(g: Graph, node: Node, arch, counted: set[str], interior: set[str] = frozenset()
+def min_bytes(g: Graph, node: Node, arch, counted: set[str], interior: AbstractSet[str] = frozenset()
                ) -> tuple[int, dict[str, int]]:
     """What must cross off-chip whatever the schedule, in total and per region: weights, the
     graph inputs and outputs the layer touches, and the spills the SRAM size forces

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..arch.tech import energy_table
 from ..schedule.tiling import register_cache
 from ..cost.timing import simulate
 from .context import Ctx
 from .emitter import Emitter
+
+Candidate = TypeVar("Candidate")
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def pick(timed: list[tuple[int, float]], tie: float) -> int:
     return min(near, key=lambda i: (timed[i][1], i))
 
 
-def fastest(ctx: Ctx, candidates: list, emit, key, ratio: float = 1.0) -> object:
+def fastest(ctx: Ctx, candidates: list[Candidate], emit, key, ratio: float = 1.0) -> Candidate:
     """The candidate whose lowering `emit(ctx, candidate)` the event model times fastest;
     among those within `energy_tie` of the fastest (a fraction of its cycles), the one with
     the least dynamic energy, and the first (cheapest by the closed forms) on a tie.

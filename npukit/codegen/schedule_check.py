@@ -91,7 +91,8 @@ def _arena(sched: Schedule, g: Graph, arch, expected: Arena, s: _Scheduler) -> A
     if len(places) != len(a.tensors) or set(places) != set(expected.ranges) or dict(a.aliases) != expected.aliases:
         raise ScheduleError("schedule's arena does not place the graph's activation tensors")
     pinned = {expected.aliases.get(t, t) for t in (*s.host, *g.inputs, *g.outputs, *g.variables)}
-    where, spans = {}, {}
+    where: dict[str, Where] = {}
+    spans: dict[int, list[tuple[int, int, int, int, str]]] = {}      # space -> (start, end, first, last, tensor)
     for t, p in places.items():
         if (p.first, p.last) != expected.ranges[t] or p.size != g.tensors[t].nbytes:
             raise ScheduleError(f"schedule's arena: tensor {t!r} has another size or live range than in the graph")

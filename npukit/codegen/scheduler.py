@@ -12,7 +12,7 @@ import math
 
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
-from ..schedule.plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Placement, Schedule, TensorPlace,
+from ..schedule.plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Placement, Schedule, TensorPlace, Tiling,
                              graph_fingerprint)
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
@@ -142,7 +142,7 @@ class _Scheduler:
             units = [[self._unit(ctx, u, a) for u in self.units[lo:hi + 1]] for lo, hi in windows]
             if any(steps is None for w in units for steps in w):
                 continue
-            costs = [_time(ctx, [s for steps in w for s in steps], ratio) for w in units]
+            costs = [_time(ctx, [s for steps in w if steps is not None for s in steps], ratio) for w in units]
             timed.append((sum(c for c, _ in costs), sum(e for _, e in costs)))
             kept.append(a)
         return kept[pick(timed, self.options.energy_tie)] if kept else assigns[0]
@@ -233,15 +233,18 @@ def schedule_prepared(g: Graph, arch, options: CompileOptions) -> Schedule:
     s = _Scheduler(g, arch, options)
     groups, ctx, cands = s.fitting(s.fusion())
     first = {(ex or g.nodes[s.index[d]]).name: d for d, (pw, ex) in groups.items()}
-    inner = {}
+    inner: dict[str, str] = {}
     for d, (pw, ex) in groups.items():
         inner |= {n: (ex or g.nodes[s.index[d]]).name for n in ([d] if ex else []) + [pw.name]}
     interior = {g.nodes[s.index[d]].outputs[0] for d in groups} | {ex.outputs[0] for _, ex in groups.values() if ex}
-    layers, flip, counted = [], False, set()
+    layers: list[LayerSchedule] = []
+    flip = False
+    counted: set[str] = set()
     nbuf = 2 if options.double_buffer else 1
     for i, node in enumerate(g.nodes):
         ctx.emitter.layer, ctx.flip = i, flip
-        reason, tiling, target = s.reasons[node.name], None, "npu"
+        reason, target = s.reasons[node.name], "npu"
+        tiling: Tiling | None = None
         if reason:
             target = "host"
         elif node.name in inner:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -71,7 +72,7 @@ def eltwise_plan(g: Graph, node: Node):
 def _location(ctx: Ctx, g: Graph, name: str) -> tuple[int, int]:
     t = g.tensors[name]
     if t.is_const:
-        return ctx.consts.space, ctx.const(t.data)
+        return ctx.consts.space, ctx.const(t.const_data)
     return ctx.space(name), ctx.addr(name)
 
 
@@ -119,16 +120,16 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
     a_slots, w_slots, _ = ctx.slots()
     chunk = min(n, (a_slots.size // (2 * ctx.nbuf)) // 16 * 16 or n)
     ins, outs = SlotPair(a_slots.take(chunk, ctx.nbuf)), SlotPair(a_slots.take(chunk, ctx.nbuf))
-    table = w_slots.take(256, 1)[0]
-    contiguous(e, ctx.consts.space, ctx.const(np.asarray(table_data).view(np.int8), True), I.WBUF, table, 256)
+    table_at = w_slots.take(256, 1)[0]
+    contiguous(e, ctx.consts.space, ctx.const(np.asarray(table_data).view(np.int8), True), I.WBUF, table_at, 256)
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     for i in range(0, n, chunk):
         ln = min(chunk, n - i)
         xa = ins.next()
         contiguous(e, ctx.space(node.inputs[0]), src + i, I.ABUF, xa, ln)
         oa = outs.next()
-        e.emit(lambda L, d: I.Lut(L, d, xa, ln, table, oa),
-               [(I.ABUF, xa, xa + ln), (I.WBUF, table, table + 256)], [(I.ABUF, oa, oa + ln)])
+        e.emit(lambda L, d: I.Lut(L, d, xa, ln, table_at, oa),
+               [(I.ABUF, xa, xa + ln), (I.WBUF, table_at, table_at + 256)], [(I.ABUF, oa, oa + ln)])
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i, ln)
     return {}
 
@@ -165,8 +166,8 @@ def _broadcast_blocks(ctx: Ctx, g: Graph, node: Node):
     for name in node.inputs:
         t = g.tensors[name]
         if t.is_const:       # stored expanded (contiguous reads) unless that costs over 64 KiB
-            data = t.data if out.size > MATERIALISE_BYTES else np.broadcast_to(t.data.reshape(
-                (1,) * (len(out.shape) - t.data.ndim) + t.data.shape), out.shape)
+            data = t.const_data if out.size > MATERIALISE_BYTES else np.broadcast_to(t.const_data.reshape(
+                (1,) * (len(out.shape) - t.const_data.ndim) + t.const_data.shape), out.shape)
             operands.append((ctx.consts.space, ctx.const(np.ascontiguousarray(data).view(np.int8)),
                              _broadcast_strides(data.shape, out4)))
         else:
@@ -258,7 +259,7 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     """A reduction over adjacent axes: the input as [outer, n, inner]. A tile holds the n rows
     of `ob` outer blocks of `cb` inner elements, laid out [n, ob * cb]: one MEAN (ARGMAX) each."""
     e = ctx.emitter
-    outer, n, inner = mean_layout(g, node)
+    outer, n, inner = _adjacent_layout(g, node)
     elem = g.tensors[node.outputs[0]].dtype.itemsize        # 4 / 8 for ARG_MAX's indices
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 64
@@ -270,7 +271,7 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     if node.op is Op.ARG_MAX:
         last, smallest = int(node.attrs.last), int(node.attrs.smallest)
-        instr = lambda L, d, xa, c, oa: I.ArgMax(L, d, xa, n, c, oa, elem, last, smallest)    # noqa: E731
+        instr: Callable[[int, tuple, int, int, int], I.Instr] = lambda L, d, xa, c, oa: I.ArgMax(L, d, xa, n, c, oa, elem, last, smallest)    # noqa: E731
     else:
         kind = REDUCE_KIND[node.op]
         qp = params_to_ints(node.params) if kind in (0, 3) else ()
@@ -314,7 +315,7 @@ def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
 
 def reduction_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     """A reduction's tile holds at least one column of its n reduced elements (double-buffered)."""
-    _, n, _ = mean_layout(g, node)
+    _, n, _ = _adjacent_layout(g, node)
     return 2 * (n + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes
 
 
@@ -346,6 +347,13 @@ def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
             dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + b * oh * ow * c + c0,
                 (0, 0, 0, c), (1, 1, 1, oh * ow), cl)
     return {}
+
+
+def _adjacent_layout(g: Graph, node: Node) -> tuple[int, int, int]:
+    """mean_layout of a reduction partition.py has accepted (its axes are adjacent)."""
+    layout = mean_layout(g, node)
+    assert layout is not None, f"{node.name}: reduced axes are not adjacent"
+    return layout
 
 
 def mean_layout(g: Graph, node: Node) -> tuple[int, int, int] | None:

@@ -23,7 +23,7 @@ def int16_support(g: Graph, node: Node) -> str:
         if len({x.dtype for x in acts}) != 1:
             return "data movement between int8 and int16"
         if node.op is Op.PAD and node.attrs.mode == "constant" and \
-                pad_code(node, t[node.inputs[0]].quant) not in (0, -1):
+                pad_code(node, t[node.inputs[0]].qp) not in (0, -1):
             return "int16 PAD whose fill code is not a repeated byte (the DMA fill sets bytes)"
         return ""
     if node.op is Op.MAGNITUDE:

@@ -35,21 +35,24 @@ def constant_value(node: onnx.NodeProto) -> np.ndarray:
 def _fast(node: onnx.NodeProto, ins: list[np.ndarray | None]) -> list[np.ndarray] | None:
     """numpy versions of the ops that dominate shape subgraphs (the rest use onnx.reference)."""
     op = node.op_type
-    if op in ("Identity", "Dropout"):
+    if op in ("Identity", "Dropout") and ins[0] is not None:
         return [ins[0]]
-    if op == "Unsqueeze" and len(ins) == 2:
-        axes = sorted(int(a) % (ins[0].ndim + len(ins[1])) for a in ins[1].ravel())
-        out = ins[0]
+    if any(x is None for x in ins):     # an absent optional input: onnx.reference decides
+        return None
+    arr = [x for x in ins if x is not None]
+    if op == "Unsqueeze" and len(arr) == 2:
+        axes = sorted(int(a) % (arr[0].ndim + len(arr[1])) for a in arr[1].ravel())
+        out = arr[0]
         for a in axes:
             out = np.expand_dims(out, a)
         return [out]
     if op == "Concat":
-        return [np.concatenate([np.atleast_1d(x) for x in ins], axis=attributes(node)["axis"])]
+        return [np.concatenate([np.atleast_1d(x) for x in arr], axis=attributes(node)["axis"])]
     if op == "Gather":
-        return [np.take(ins[0], ins[1], axis=attributes(node).get("axis", 0))]
-    if op in ("Add", "Sub", "Mul") and ins[0].dtype == ins[1].dtype:
+        return [np.take(arr[0], arr[1], axis=attributes(node).get("axis", 0))]
+    if op in ("Add", "Sub", "Mul") and arr[0].dtype == arr[1].dtype:
         fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op]
-        return [fn(ins[0], ins[1])]
+        return [fn(arr[0], arr[1])]
     return None
 
 

@@ -44,8 +44,8 @@ def reshape(b: Builder, node) -> None:
 
 def squeeze(b: Builder, node) -> None:
     a = b.act(node.input[0])
-    axes = _axes_input(b, node, attributes(node), 1)
-    axes = {ax % a.rank for ax in axes} if axes is not None else {i for i, d in enumerate(a.shape) if d == 1}
+    given = _axes_input(b, node, attributes(node), 1)
+    axes = {ax % a.rank for ax in given} if given is not None else {i for i, d in enumerate(a.shape) if d == 1}
     shape = tuple(d for i, d in enumerate(a.shape) if i not in axes)
     b.reshape_to_onnx(node.output[0], b.onnx_layout(node.input[0]), shape)
 
@@ -53,6 +53,8 @@ def squeeze(b: Builder, node) -> None:
 def unsqueeze(b: Builder, node) -> None:
     a = b.act(node.input[0])
     axes = _axes_input(b, node, attributes(node), 1)
+    if axes is None:
+        raise ModelError(f"Unsqueeze node {node.name!r}: no axes (attribute or constant input)")
     rank = a.rank + len(axes)
     shape = list(a.shape)
     for ax in sorted(x % rank for x in axes):

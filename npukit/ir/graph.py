@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 class DType(enum.Enum):
@@ -32,7 +33,7 @@ class DType(enum.Enum):
         return self.np.itemsize
 
     @staticmethod
-    def of(array: np.ndarray) -> "DType":
+    def of(array: NDArray) -> "DType":        # (`np` here would be the property above)
         return DType(np.dtype(array.dtype).name)
 
 
@@ -113,6 +114,18 @@ class Tensor:
     @property
     def is_const(self) -> bool:
         return self.data is not None
+
+    @property
+    def qp(self) -> QParams:
+        """The quantisation of a tensor the graph has quantised (every int8/int16 activation)."""
+        assert self.quant is not None, f"{self.name} has no quantisation"
+        return self.quant
+
+    @property
+    def const_data(self) -> np.ndarray:
+        """The values of a constant."""
+        assert self.data is not None, f"{self.name} is not a constant"
+        return self.data
 
     @property
     def size(self) -> int:

@@ -48,7 +48,7 @@ def verify(g: Graph, stage: str = "") -> Graph:
     for t in g.outputs:
         if t not in defined:
             raise ModelError(f"graph output {t!r} is never produced{where}")
-    for t in g.tensors.values():
-        if t.quant is not None and t.dtype is DType.F32:
-            raise ModelError(f"tensor {t.name!r} is float but carries quantisation{where}")
+    for tensor in g.tensors.values():
+        if tensor.quant is not None and tensor.dtype is DType.F32:
+            raise ModelError(f"tensor {tensor.name!r} is float but carries quantisation{where}")
     return g

@@ -67,7 +67,7 @@ def decode(data: bytes) -> list[Instr]:
         if any(not 0 <= d < len(program) for d in deps):
             raise BinaryError(f"instruction {len(program)} waits on a later or missing instruction")
         cls = OPCODES[op]
-        values = {}
+        values: dict[str, int | tuple[int, ...]] = {}
         for name, arity in _LAYOUTS[cls]:
             if arity == 1:
                 values[name] = take(1)[0]

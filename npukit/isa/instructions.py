@@ -315,7 +315,9 @@ def engine_of(ins: Instr) -> Engine:
         return Engine.DMA_W if ins.dst_space == WBUF else Engine.DMA_IN
     if isinstance(ins, DwConv):
         return Engine(ins.engine)
-    return ENGINE_OF[type(ins)]
+    engine = ENGINE_OF[type(ins)]
+    assert engine is not None       # None only for the kinds above
+    return engine
 
 
 def field_layout(cls: type[Instr]) -> list[tuple[str, int]]:

@@ -102,9 +102,9 @@ class Program:
         for r in regions:
             if f"region.{r.name}" not in sections or sum(q.name == r.name or q.space == r.space for q in regions) > 1:
                 raise BinaryError(f"corrupt binary: region {r.name!r} is repeated or has no section")
-        layers = _list(validate.load_json(sections["layers"], "layers"), "layers")
-        LAYERS.check(len(layers), "the binary's layer table", BinaryError)
-        layers = [validate.parse(validate.LayerRecord, d, f"layer {i}") for i, d in enumerate(layers)]
+        layer_table = _list(validate.load_json(sections["layers"], "layers"), "layers")
+        LAYERS.check(len(layer_table), "the binary's layer table", BinaryError)
+        layers = [validate.parse(validate.LayerRecord, d, f"layer {i}") for i, d in enumerate(layer_table)]
         hosts = _list(validate.load_json(sections["host"], "host"), "host")
         for i, h in enumerate(hosts):
             validate.host_segment(h, f"host segment {i}")

@@ -46,11 +46,18 @@ def operands(ins: I.Instr) -> list[tuple[int, int, int]]:
         n, (rs, cs) = ins.rows * ins.cols, ins.b_strides
         return [(ins.a_space, ins.a, ins.a + n),
                 (ins.b_space, ins.b, ins.b + (ins.rows - 1) * rs + (ins.cols - 1) * cs + 1), (A, ins.dst, ins.dst + n)]
-    sizes = {I.Lut: lambda x: (x.n, x.n), I.Pool: lambda x: (x.in_h * x.in_w * x.c, x.out_h * x.out_w * x.c),
-             I.Mean: lambda x: (x.n * x.c, x.c), I.Softmax: lambda x: (x.rows * x.cols, x.rows * x.cols),
-             I.Resize: lambda x: (x.in_h * x.in_w * x.c, x.out_h * x.out_w * x.c),
-             I.Magnitude: lambda x: (4 * x.outer * x.c * x.inner, x.outer * x.c * x.inner)}
-    if type(ins) in sizes:
-        n_in, n_out = sizes[type(ins)](ins)
-        return [(A, ins.src, ins.src + n_in), (A, ins.dst, ins.dst + n_out)]
-    return []
+    if isinstance(ins, I.Lut):
+        n_in, n_out = ins.n, ins.n
+    elif isinstance(ins, I.Pool):
+        n_in, n_out = ins.in_h * ins.in_w * ins.c, ins.out_h * ins.out_w * ins.c
+    elif isinstance(ins, I.Mean):
+        n_in, n_out = ins.n * ins.c, ins.c
+    elif isinstance(ins, I.Softmax):
+        n_in = n_out = ins.rows * ins.cols
+    elif isinstance(ins, I.Resize):
+        n_in, n_out = ins.in_h * ins.in_w * ins.c, ins.out_h * ins.out_w * ins.c
+    elif isinstance(ins, I.Magnitude):
+        n_in, n_out = 4 * ins.outer * ins.c * ins.inner, ins.outer * ins.c * ins.inner
+    else:
+        return []
+    return [(A, ins.src, ins.src + n_in), (A, ins.dst, ins.dst + n_out)]

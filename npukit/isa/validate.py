@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,7 +23,7 @@ from . import instructions as I
 from .ranges import operands, sram_ranges
 from .strided import extent
 
-DTYPES = ("float32", "int8", "uint8", "int16", "int32", "int64", "bool")   # ir.graph.DType values
+DType = Literal["float32", "int8", "uint8", "int16", "int32", "int64", "bool"]   # ir.graph.DType values
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _WORD = 1 << 40          # any one instruction field: beyond every buffer, offset and stride
 
@@ -62,7 +62,6 @@ def _reject_constant(token: str) -> Any:
 _STRICT = ConfigDict(strict=True, extra="forbid")
 Count = Annotated[int, Field(ge=0, le=1 << 62)]
 Shape = Annotated[list[Annotated[int, Field(ge=0, le=TENSOR_ELEMENTS.value)]], Field(max_length=TENSOR_RANK.value)]
-DType = Literal[DTYPES]
 
 
 class IoRecord(BaseModel):
@@ -118,7 +117,10 @@ class HostSegmentRecord(BaseModel):
     outputs: list[HostTensorRecord]
 
 
-def parse(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+Record = TypeVar("Record", bound=BaseModel)
+
+
+def parse(model: type[Record], data: Any, where: str) -> Record:
     """`data` as a `model` record; BinaryError naming the first field that does not fit."""
     try:
         return model.model_validate(data)

@@ -48,7 +48,7 @@ def encode(data: bytes | np.ndarray) -> bytes:
     raw = np.frombuffer(np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data),
                         np.uint8)
     n_groups = -(-raw.size // GROUP)
-    u = np.zeros(n_groups * GROUP, np.uint8)
+    u: np.ndarray = np.zeros(n_groups * GROUP, np.uint8)      # reshaped below
     u[:raw.size] = _zigzag(raw.view(np.int8))
     u = u.reshape(n_groups, GROUP)
     # bits of each Rice k (32 k remainder bits + the unary codes), infeasible past Q_MAX:
@@ -119,7 +119,7 @@ def decode(stream: np.ndarray, n: int) -> np.ndarray:
         if mode == RAW:
             u[sel] = blocks
         else:
-            bits = np.unpackbits(blocks, axis=1, bitorder="little").reshape(sel.size, GROUP, width)
+            bits: np.ndarray = np.unpackbits(blocks, axis=1, bitorder="little").reshape(sel.size, GROUP, width)
             u[sel] = bits.astype(np.int64) @ (1 << np.arange(width))
     rice = modes < RAW
     n_rice = int(rice.sum()) * GROUP

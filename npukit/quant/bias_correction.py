@@ -17,7 +17,7 @@ from .quantize import weights_per_channel
 
 
 def _weight_error(g: Graph, node: Node) -> np.ndarray:
-    w = g.tensors[node.inputs[1]].data
+    w = g.tensors[node.inputs[1]].const_data
     axis = 3 if (node.op is Op.CONV2D and node.attrs.depthwise) else 0
     q, scales = weights_per_channel(w, axis)
     shape = [1] * w.ndim
@@ -36,12 +36,14 @@ def output_shift(g: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     """E[(W_q - W) x] per output channel over the given float inputs of `node`."""
     bare = node.with_(inputs=node.inputs[:2], attrs=replace(node.attrs, act=None))
     err = _weight_error(g, node)
-    total, count = None, 0
+    total: np.ndarray | None = None
+    count = 0
     for x in inputs:
         y = np.asarray(run_node(bare, [x, err]), np.float64)
         y = y.reshape(-1, y.shape[-1])
         total = y.sum(axis=0) if total is None else total + y.sum(axis=0)
         count += y.shape[0]
+    assert total is not None, "no inputs"
     return total / max(count, 1)
 
 
@@ -57,7 +59,7 @@ def correct_biases(g: Graph, values: list[dict[str, np.ndarray]]) -> Graph:
             continue
         shift = output_shift(g, node, seen)
         if len(node.inputs) > 2 and g.tensors[node.inputs[2]].is_const:
-            old = g.tensors[node.inputs[2]].data.astype(np.float64)
+            old = g.tensors[node.inputs[2]].const_data.astype(np.float64)
             others = [n for n in g.nodes if node.inputs[2] in n.inputs and n is not node]
         elif len(node.inputs) > 2:
             nodes.append(node)

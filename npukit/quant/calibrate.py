@@ -39,8 +39,8 @@ class Observer:
         x = np.asarray(x, np.float32)
         if x.ndim >= 3 and x.shape[-1] > 1 and x.size:
             amax = np.nanmax(np.abs(np.where(np.isfinite(x), x, 0)).reshape(-1, x.shape[-1]), axis=0)
-            same = self.channel_amax is not None and self.channel_amax.shape == amax.shape
-            self.channel_amax = np.maximum(self.channel_amax, amax) if same else amax
+            prev = self.channel_amax
+            self.channel_amax = np.maximum(prev, amax) if prev is not None and prev.shape == amax.shape else amax
         x = x.ravel()
         finite = np.isfinite(x)
         if not finite.all():         # a function's pole (log 0, 1 / 0): saturates in int8 anyway
@@ -185,7 +185,7 @@ def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4) -> 
     """Observers for every non-constant tensor, and the float values of the first `keep` samples."""
     observers = {name: Observer(i) for i, (name, t) in enumerate(g.tensors.items())
                  if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
-    values = []
+    values: list[dict[str, np.ndarray]] = []
     for feed in feeds:
         out = run_float(g, feed, keep_all=True)
         if len(values) < keep:

@@ -130,20 +130,20 @@ def _const_input(g, node, i, tensors, data=None) -> str:
 
 def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     op, a = node.op, node.attrs
-    out = tensors[node.outputs[0]].quant
+    ot = tensors[node.outputs[0]]
     if op in (Op.CONV2D, Op.FULLY_CONNECTED):
-        x = tensors[node.inputs[0]].quant
+        x = tensors[node.inputs[0]].qp
         w = g.tensors[node.inputs[1]]
         if w.quant is None:     # float weights: symmetric int8 per output channel, int32 bias
             axis = 3 if (op is Op.CONV2D and a.depthwise) else 0
-            wq, ws = weights_per_channel(w.data, axis)
+            wq, ws = weights_per_channel(w.const_data, axis)
             wname = node.inputs[1]
             tensors[wname] = Tensor(wname, w.shape, DType.I8, wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis))
             k = ws.size
             bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
             if len(node.inputs) > 2:    # int64 bias for an int16 input (TFLite's 16x8 scheme)
                 b64 = tensors[node.inputs[0]].dtype is DType.I16
-                bias_f = g.tensors[node.inputs[2]].data
+                bias_f = g.tensors[node.inputs[2]].const_data
                 bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int64 if b64 else np.int32)
                 bname = node.inputs[2]
                 tensors[bname] = Tensor(bname, (k,), DType.I64 if b64 else DType.I32, bq,
@@ -151,60 +151,59 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         else:
             ws = np.asarray(w.quant.scale, np.float32)
         wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
-        params = kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, a.act, wide_out)
-        return node.with_(params=params)
+        return node.with_(params=kx.prepare_conv(x.s, ws, ot.qp.s, x.zp, ot.qp.zp, a.act, wide_out))
     if op in (Op.ADD, Op.SUB, Op.MUL):
         names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors)
                  for i, n in enumerate(node.inputs)]
-        q1, q2 = tensors[names[0]].quant, tensors[names[1]].quant
+        q1, q2 = tensors[names[0]].qp, tensors[names[1]].qp
         if op is Op.MUL:
-            params = kv.prepare_mul(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act)
+            params: kv.AddParams | kv.MulParams = kv.prepare_mul(q1.s, q1.zp, q2.s, q2.zp, ot.qp.s, ot.qp.zp, a.act)
         else:
             wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
             wide_in = any(tensors[n].dtype is DType.I16 for n in names)
-            params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, out.s, out.zp, a.act, sub=op is Op.SUB,
+            params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, ot.qp.s, ot.qp.zp, a.act, sub=op is Op.SUB,
                                     dtype=wide_out, left_shift=15 if wide_in else 20)
         return node.with_(params=params)
     if op in (Op.MAXIMUM, Op.MINIMUM, Op.WHERE):     # constant operands at the output's quantisation
         for i, n in enumerate(node.inputs):
             if g.tensors[n].is_const and g.tensors[n].dtype is DType.F32 and (op is not Op.WHERE or i > 0):
-                data = g.tensors[n].data
-                tensors[n] = Tensor(n, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
+                data = g.tensors[n].const_data
+                tensors[n] = Tensor(n, data.shape, DType.I8, kv.quantize(data, ot.qp.s, ot.qp.zp), ot.qp)
         return node
     if op in (Op.MAX_POOL, Op.AVG_POOL):
-        return node.with_(params=PoolParams(*kx.activation_range(a.act, out.s, out.zp)))
+        return node.with_(params=PoolParams(*kx.activation_range(a.act, ot.qp.s, ot.qp.zp)))
     if op in (Op.MEAN, Op.REDUCE_SUM):
-        x = tensors[node.inputs[0]]
-        n = int(np.prod([x.shape[i] for i in a.axes]))
+        xt = tensors[node.inputs[0]]
+        count = int(np.prod([xt.shape[i] for i in a.axes]))
         prepare = kv.prepare_mean if op is Op.MEAN else kv.prepare_sum
-        return node.with_(params=prepare(x.quant.s, x.quant.zp, out.s, out.zp, n))
+        return node.with_(params=prepare(xt.qp.s, xt.qp.zp, ot.qp.s, ot.qp.zp, count))
     if op is Op.COMPARE:        # int8 operands at their own scales (constants quantised per tensor)
         names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors)
                  for i, n in enumerate(node.inputs)]
-        q1, q2 = tensors[names[0]].quant, tensors[names[1]].quant
+        q1, q2 = tensors[names[0]].qp, tensors[names[1]].qp
         return node.with_(params=kc.prepare_comparison(a.fn, q1.s, q1.zp, q2.s, q2.zp))
     if op is Op.LOGICAL:
         return node.with_(params=kc.LogicalParams(kc.CONNECTIVES.index(a.fn)))
     if op in LUT_OPS:
-        return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]].quant, out)))
+        return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]], ot)))
     if op is Op.PRELU:
-        x = tensors[node.inputs[0]].quant
+        x = tensors[node.inputs[0]].qp
         alpha = _const_input(g, node, 1, tensors)
-        aq = tensors[alpha].quant
-        return node.with_(params=kv.prepare_prelu(x.s, x.zp, aq.s, aq.zp, out.s, out.zp))
+        aq = tensors[alpha].qp
+        return node.with_(params=kv.prepare_prelu(x.s, x.zp, aq.s, aq.zp, ot.qp.s, ot.qp.zp))
     if op is Op.SOFTMAX:
-        return node.with_(params=kv.prepare_softmax(tensors[node.inputs[0]].quant.s, a.beta, out.s, out.zp))
+        return node.with_(params=kv.prepare_softmax(tensors[node.inputs[0]].qp.s, a.beta, ot.qp.s, ot.qp.zp))
     if op is Op.QUANTIZE:       # int -> int requantisation (pre-quantised models)
-        x = tensors[node.inputs[0]].quant
-        return node.with_(params=kv.prepare_requantize(x.s, x.zp, out.s, out.zp))
+        x = tensors[node.inputs[0]].qp
+        return node.with_(params=kv.prepare_requantize(x.s, x.zp, ot.qp.s, ot.qp.zp))
     if op in (Op.PAD, Op.ARG_MAX):         # ARG_MAX: the codes order as the real values do
         return node
     if op is Op.MAGNITUDE:
-        x = tensors[node.inputs[0]]
-        if x.dtype is not DType.I16 or tensors[node.outputs[0]].dtype is not DType.I8:
+        xt = tensors[node.inputs[0]]
+        if xt.dtype is not DType.I16 or tensors[node.outputs[0]].dtype is not DType.I8:
             raise UnsupportedOpError(f"{node.name}: magnitude needs an int16 input and an int8 output "
-                                     f"(got {x.dtype.value})")
-        return node.with_(params=kw.prepare_magnitude(x.quant.s, out.s, out.zp))
+                                     f"(got {xt.dtype.value})")
+        return node.with_(params=kw.prepare_magnitude(xt.qp.s, ot.qp.s, ot.qp.zp))
     if op is Op.HOST_FLOAT:     # float on the host: constants stay float, output scale in params
         for n in node.inputs:
             tensors.setdefault(n, g.tensors[n])
@@ -231,16 +230,17 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     raise UnsupportedOpError(f"{node.name}: cannot quantise operator {op.value}")
 
 
-def _table(node: Node, x: QParams, out: QParams) -> np.ndarray:
+def _table(node: Node, x_t: Tensor, out_t: Tensor) -> np.ndarray:
     op, a = node.op, node.attrs
+    if op is Op.LOGICAL_NOT:        # bool in and out: no quantisation
+        return kc.logical_not_table()
+    x, out = x_t.qp, out_t.qp
     if op is Op.SIGMOID:
         return kv.logistic_table(x.s, x.zp, out.s, out.zp)
     if op is Op.TANH:
         return kv.tanh_table(x.s, x.zp, out.s, out.zp)
     if op is Op.HARD_SWISH:
         return kv.hard_swish_table(x.s, x.zp, out.s, out.zp)
-    if op is Op.LOGICAL_NOT:
-        return kc.logical_not_table()
     if op is Op.UNARY:
         return ku.unary_table(a.fn, x.s, x.zp, out.s, out.zp, a.alpha, a.gamma)
     if op is Op.LEAKY_RELU:

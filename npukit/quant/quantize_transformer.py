@@ -18,14 +18,14 @@ def quantize_transformer_node(g: Graph, node: Node, tensors: dict[str, Tensor]) 
     """`node` with its integer params; constant inputs are replaced in `tensors` by their
     integer form (int8 gather table, int16 gamma, int32 beta)."""
     out_t = tensors[node.outputs[0]]
-    out = out_t.quant
+    out = out_t.qp
     if node.op is Op.MATMUL:
-        a, b = tensors[node.inputs[0]].quant, tensors[node.inputs[1]].quant
+        a, b = tensors[node.inputs[0]].qp, tensors[node.inputs[1]].qp
         return node.with_(params=kt.prepare_batch_matmul(a.s, a.zp, b.s, b.zp, out.s, out.zp,
                                                          _out_dtype(out_t)))
     if node.op is Op.LAYER_NORM:
-        x = tensors[node.inputs[0]].quant
-        gamma, beta = (g.tensors[n].data for n in node.inputs[1:3])
+        x = tensors[node.inputs[0]].qp
+        gamma, beta = (g.tensors[n].const_data for n in node.inputs[1:3])
         p = kt.prepare_layer_norm(x.s, gamma, beta, node.attrs.epsilon, out.s, out.zp, _out_dtype(out_t))
         tensors[node.inputs[1]] = Tensor(node.inputs[1], p.gamma.shape, DType.I16, p.gamma)
         tensors[node.inputs[2]] = Tensor(node.inputs[2], p.beta.shape, DType.I32, p.beta)
@@ -33,12 +33,12 @@ def quantize_transformer_node(g: Graph, node: Node, tensors: dict[str, Tensor]) 
     if node.op is Op.GELU:
         from .quantize import LutParams
         x_t = tensors[node.inputs[0]]
-        x = x_t.quant
+        x = x_t.qp
         if x_t.dtype is DType.I16 or out_t.dtype is DType.I16:
             return node.with_(params=LutParams(kt.gelu_table_wide(
                 x.s, x.zp, out.s, out.zp, node.attrs.approximate, _out_dtype(x_t), _out_dtype(out_t))))
         return node.with_(params=LutParams(kt.gelu_table(x.s, x.zp, out.s, out.zp, node.attrs.approximate)))
     table = node.inputs[0]                               # GATHER: the table at the output's scale
-    data = g.tensors[table].data
+    data = g.tensors[table].const_data
     tensors[table] = Tensor(table, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
     return node

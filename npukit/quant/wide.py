@@ -28,7 +28,7 @@ def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[st
             ins = []
             for name in node.inputs:
                 t = qg.tensors[name]
-                if t.is_const:
+                if t.data is not None:
                     ins.append(t.data)
                 elif t.quant is None:
                     ins.append(np.asarray(fv[name]).astype(t.dtype.np))

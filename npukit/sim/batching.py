@@ -34,9 +34,11 @@ class Group:
 def _pair(ins: list[I.Instr], i: int, known: dict) -> bool:
     """Whether instructions i, i+1 are a plain 1x1 CONV with folded weights over whole
     contiguous rows and the REQUANT of exactly its accumulators."""
-    if i + 1 >= len(ins) or not isinstance(ins[i], I.Conv) or not isinstance(ins[i + 1], I.Requant):
+    if i + 1 >= len(ins):
         return False
     c, r = ins[i], ins[i + 1]
+    if not isinstance(c, I.Conv) or not isinstance(r, I.Requant):
+        return False
     return (i in known and c.in_bytes == 1 and c.kernel == (1, 1) and c.stride == (1, 1) and c.in_dil == (1, 1)
             and c.pad_t == 0 and c.pad_l == 0 and (c.in_h, c.in_w) == (c.out_h, c.out_w) and c.c_off == 0
             and c.c_stride == c.c_len and not c.accumulate and -128 <= c.zp <= 127 and 1 <= c.c_len <= MAX_DEPTH
@@ -46,6 +48,8 @@ def _pair(ins: list[I.Instr], i: int, known: dict) -> bool:
 def _extends(ins: list[I.Instr], prev: int, j: int, first: int, known: dict) -> bool:
     """Whether pair j continues the group whose last pair is `prev` and first is `first`."""
     a, b, ra, rb = ins[prev], ins[j], ins[prev + 1], ins[j + 1]
+    assert isinstance(a, I.Conv) and isinstance(b, I.Conv)       # both are pairs (_pair)
+    assert isinstance(ra, I.Requant) and isinstance(rb, I.Requant)
     rows = a.out_h * a.out_w
     if not (known[j] is known[prev] and (b.k, b.c_len, b.zp) == (a.k, a.c_len, a.zp)
             and b.src == a.src + rows * a.c_len and rb.params == ra.params
@@ -54,13 +58,15 @@ def _extends(ins: list[I.Instr], prev: int, j: int, first: int, known: dict) -> 
             and rb.dst == ra.dst + rows * ra.dst_pix_stride):
         return False
     r0 = ins[first + 1]       # the group's REQUANT writes so far, against this CONV's input rows
+    assert isinstance(r0, I.Requant)
     lo, hi = r0.dst + r0.dst_c_off, ra.dst + ra.dst_c_off + (rows - 1) * ra.dst_pix_stride + ra.k
     return hi <= b.src or b.src + b.out_h * b.out_w * b.c_len <= lo
 
 
 def find_groups(ins: list[I.Instr], known: dict) -> list[Group]:
     """The maximal runs of at least two (CONV, REQUANT) pairs that batch."""
-    groups, i = [], 0
+    groups: list[Group] = []
+    i = 0
     while i < len(ins):
         if not _pair(ins, i, known):
             i += 1
@@ -110,15 +116,16 @@ def group_steps(m, prog, g: Group, b: np.ndarray) -> list[Step] | None:
     """The group as steps on machine m (weights `b`, the folded [depth, k] matrix), or None when
     a micro-op cannot express a part (then its pairs run one by one)."""
     ins = prog.instructions
-    convs = [ins[i] for i in range(g.start, g.stop, 2)]
+    convs = [c for c in ins[g.start:g.stop:2] if isinstance(c, I.Conv)]   # every one (find_groups)
     c0, r0 = convs[0], ins[g.start + 1]
+    assert isinstance(r0, I.Requant)
     rows = [c.out_h * c.out_w for c in convs]
     total, k = sum(rows), c0.k
     a = m.scratch.get("batch_a", (total, c0.c_len), np.uint8)
     y = m.scratch.get("batch_y", (total, k), np.int32)
     params = m.view(I.WBUF, r0.params, (3, k), np.int32)
     dst = m.strided(I.ABUF, r0.dst + r0.dst_c_off, (total, k), (r0.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
-    steps = [microops.copy(m.view(I.ABUF, c0.src, (total, c0.c_len), np.uint8), a, 0x80),
+    steps: list[Step | None] = [microops.copy(m.view(I.ABUF, c0.src, (total, c0.c_len), np.uint8), a, 0x80),
              m.gemm.bind(a, b, np.array(c0.zp + 128, np.uint8), y),
              microops.requant(y, params, dst, r0.out_zp, r0.act_min, r0.act_max)]
     start = 0
@@ -130,12 +137,14 @@ def group_steps(m, prog, g: Group, b: np.ndarray) -> list[Step] | None:
         if left.any() and _read_later(prog, g.stop, left):
             steps.append(microops.copy(y[start:start + n], m.view(I.ACC, c.dst, (n, k), np.int32)))
         start += n
-    return None if any(s is None for s in steps) else steps
+    whole = [s for s in steps if s is not None]
+    return whole if len(whole) == len(steps) else None
 
 
 def batched_program(m, prog, steps: list[list[Step]], known: dict) -> list[tuple[int, Step]] | None:
     """(instruction, step) in program order with the groups batched; None when there are none."""
-    out, at = [], 0
+    out: list[tuple[int, Step]] = []
+    at = 0
     for g in find_groups(prog.instructions, known):
         batch = group_steps(m, prog, g, known[g.start])
         if batch is None:

@@ -83,10 +83,12 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
     for i, (ins, w) in enumerate(zip(prog.instructions, writes)):
         if w is not None and w[0] == I.WBUF:
             lo, hi = max(w[1], 0), min(max(w[2], 0), top)
-            data = constant_source(ins) if isinstance(ins, I.Dma) else None
-            if data is not None and ins.codec:
+            dma = ins if isinstance(ins, I.Dma) else None
+            data = constant_source(dma) if dma is not None else None
+            if dma is not None and data is not None and dma.codec:
                 known[i] = data
-            if data is not None and _contiguous(ins.shape, ins.dst_strides, ins.elem) and (lo, hi - lo) == (ins.dst, data.size):
+            if (dma is not None and data is not None and _contiguous(dma.shape, dma.dst_strides, dma.elem)
+                    and (lo, hi - lo) == (dma.dst, data.size)):
                 owner[lo:hi] = i
                 payloads[i] = lo, data
             else:

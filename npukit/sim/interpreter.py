@@ -145,13 +145,13 @@ def _refresh_cache() -> None:
     this module's compiled code includes the kernels of sim/jit.py and the micro-op kinds of
     microops.py: when either source differs from the one the cache was built from, the cached
     entries are dropped and compiled again."""
-    deps = hashlib.sha256(b"".join(Path(mod.__file__).read_bytes() for mod in (jit, microops))).hexdigest()
+    deps = hashlib.sha256(b"".join(Path(path).read_bytes() for path in (jit.__file__, microops.__file__) if path)).hexdigest()
     try:
-        stamp = Path(run_rows._cache._cache_path) / "interpreter.deps"
+        stamp = Path(run_rows._cache._cache_path) / "interpreter.deps"    # type: ignore[attr-defined]  # numba's private cache
         if stamp.exists() and stamp.read_text() == deps:
             return
         for f in (run_rows, _requant, _depthwise, _copy, _xor, _pair):
-            f._cache.flush()
+            f._cache.flush()        # type: ignore[union-attr]  # numba's private cache
         stamp.write_text(deps)
     except (AttributeError, OSError):       # no cache location (or another numba): nothing stale to keep
         pass

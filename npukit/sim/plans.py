@@ -104,7 +104,7 @@ class DenseConv:
         im2col = None if self.tap_mode else self.im2col
         out3 = reshaped(out, (self.out_hw[0], self.out_hw[1], k))
         facc, tmp, i32, result, groups = self.facc, self.tmp, self.i32, self.result, self.groups
-        bound = [b"", None, None]       # the weight bytes last seen, their GEMM operands, the zp term
+        bound: list = [b"", None, None]       # the weight bytes last seen, their GEMM operands, the zp term
 
         def weights() -> tuple:
             data = w.tobytes()
@@ -114,7 +114,8 @@ class DenseConv:
             return bound[1], bound[2]
 
         def gemm(group) -> None:
-            np.matmul(*group[0], out=facc)
+            a0, b0 = group[0]
+            np.matmul(a0, b0, out=facc)
             for a, b in group[1:]:
                 np.matmul(a, b, out=tmp)
                 np.add(facc, tmp, out=facc)
@@ -182,7 +183,8 @@ class WeightCache:
 def _pack(pieces) -> list[list]:
     """Consecutive GEMM pieces (operand, first and last weight row) grouped so each group's
     total depth stays <= FLOAT32_DEPTH."""
-    groups, depth = [], FLOAT32_DEPTH + 1
+    groups: list[list] = []
+    depth = FLOAT32_DEPTH + 1
     for a, d0, d1 in pieces:
         if depth + d1 - d0 > FLOAT32_DEPTH:
             groups.append([])

@@ -29,18 +29,20 @@ class Parts:
     product: Callable[[], None]
     post: tuple[str, np.ndarray, np.ndarray] | None
 
-    def numpy_steps(self) -> list[Callable[[], None] | None]:
+    def numpy_steps(self) -> tuple[Callable[[], None], Callable[[], None] | None, Callable[[], None],
+                                   Callable[[], None] | None]:
         """The four parts as numpy closures (None for an absent im2col or post step)."""
         (src, dst), bit = self.load, np.uint8(0x80)
-        steps = [lambda: np.bitwise_xor(src, bit, out=dst), None, self.product, None]
+        im2col: Callable[[], None] | None = None
+        post: Callable[[], None] | None = None
         if self.im2col is not None:
             to, frm = self.im2col
-            steps[1] = lambda: np.copyto(to, frm)
+            im2col = lambda: np.copyto(to, frm)     # noqa: E731
         if self.post is not None:
             how, y, out = self.post
-            steps[3] = ((lambda: np.add(out, y, out=out)) if how == "add"      # int32: wraps like the accumulators
-                        else (lambda: np.copyto(out, y)))
-        return steps
+            post = ((lambda: np.add(out, y, out=out)) if how == "add"      # int32: wraps like the accumulators
+                    else (lambda: np.copyto(out, y)))
+        return (lambda: np.bitwise_xor(src, bit, out=dst)), im2col, self.product, post
 
 
 class DenseConvInt8:

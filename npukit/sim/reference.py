@@ -23,7 +23,7 @@ def run_reference(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False
             raise InputError(f"input {name!r}: expected {t.dtype.value}{list(t.shape)}, got {x.dtype}{list(x.shape)}")
         env[name] = x
     for name, t in g.tensors.items():
-        if t.is_const:
+        if t.data is not None:
             env[name] = t.data
     state = {} if state is None else state
     for name, init in g.variables.items():

@@ -31,7 +31,8 @@ from .plan import Action, Plan, Step
 
 
 # kind -> (parameter record, kernel f(a, b, params))
-ELTWISE_KERNELS = {I.Eltwise.ADD: (kernels_vpu.AddParams, kernels_vpu.add),
+ELTWISE_KERNELS: dict[I.Eltwise, tuple[type, Callable[..., np.ndarray]]] = {
+                   I.Eltwise.ADD: (kernels_vpu.AddParams, kernels_vpu.add),
                    I.Eltwise.SUB: (kernels_vpu.AddParams, kernels_vpu.add),
                    I.Eltwise.MUL: (kernels_vpu.MulParams, kernels_vpu.mul),
                    I.Eltwise.PRELU: (kernels_vpu.PreluParams, kernels_vpu.prelu),
@@ -223,12 +224,12 @@ def _conv_steps(p: plans_int8.Parts) -> list[Step]:
     """A conv tile's parts as steps: the copies and the accumulator update as micro-ops where
     they can be (else their numpy closures), the product a Python call."""
     load, im2col, product, post = p.numpy_steps()
-    steps = [microops.copy(*p.load, 0x80) or load]
-    if p.im2col is not None:
+    steps: list[Step] = [microops.copy(*p.load, 0x80) or load]
+    if p.im2col is not None and im2col is not None:
         to, frm = p.im2col
         steps.append(microops.copy(frm, to) or im2col)
     steps.append(product)
-    if p.post is not None:
+    if p.post is not None and post is not None:
         how, y, out = p.post
         steps.append((microops.add32(y, out) if how == "add" else microops.copy(y, out)) or post)
     return steps
@@ -277,7 +278,7 @@ def _requant(m: Machine, r: I.Requant) -> Step:
         bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
 
         def fc() -> None:
-            p = kernels_mxu.ConvParams(0, r.out_zp, None, None, r.act_min, r.act_max, mantissa, exponent)
+            p = kernels_mxu.ConvParams(0, r.out_zp, _NO_Q31, _NO_Q31, r.act_min, r.act_max, mantissa, exponent)
             dst[...] = kernels_mxu.fc_output(acc, bias, p)
         return fc
     if r.mode == 2:       # 16x8: int64 bias and multiplier form, int16 out
@@ -291,6 +292,9 @@ def _requant(m: Machine, r: I.Requant) -> Step:
     raise BinaryError(f"REQUANT: unknown mode {r.mode}")
 
 
+_NO_Q31 = np.zeros(0, np.int32)        # the Q31 multiplier and shift, unused beside an exact scale
+
+
 def _elementwise(m: Machine, e: I.Elementwise) -> Step:
     a = m.view(e.a_space, e.a, (e.rows, e.cols))
     b = m.strided(e.b_space, e.b, (e.rows, e.cols), e.b_strides, 1)[..., 0].view(np.int8)
@@ -300,8 +304,9 @@ def _elementwise(m: Machine, e: I.Elementwise) -> Step:
         raise BinaryError(f"ELEMENTWISE: unknown kind {e.kind}")
     kind = I.Eltwise(e.kind)
     if kind in (I.Eltwise.MAX, I.Eltwise.MIN):
-        fn = np.maximum if kind is I.Eltwise.MAX else np.minimum
-        return lambda: fn(a, b, out=dst)          # ufuncs buffer overlapping operands
+        if kind is I.Eltwise.MAX:                 # ufuncs buffer overlapping operands
+            return lambda: np.maximum(a, b, out=dst)
+        return lambda: np.minimum(a, b, out=dst)
     cls, kernel = ELTWISE_KERNELS[kind]
     p = params_from_ints(cls, e.qparams)
     fn = lambda u, v: kernel(u, v, p)          # noqa: E731
@@ -406,7 +411,8 @@ def _magnitude(m: Machine, g: I.Magnitude) -> Action:
     return lambda: dst.__setitem__(..., kernels_wide.magnitude(x[:, 0], x[:, 1], p))
 
 
-_BINDERS = {I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv,
+_BINDERS: dict[type[I.Instr], Callable[..., Step | list[Step]]] = {
+            I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv,
             I.DwConv: _dwconv, I.Requant: _requant, I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool,
             I.Mean: _mean, I.Magnitude: _magnitude, I.ArgMax: _arg_max,
             I.Select: _select}

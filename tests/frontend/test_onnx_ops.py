@@ -191,3 +191,12 @@ def test_keep_all_returns_every_intermediate():
     assert set(everything) == {"x", "r", "y"}
     np.testing.assert_allclose(everything["r"], np.maximum(feeds["x"], 0))
     np.testing.assert_allclose(everything["y"], onnxruntime_outputs(mb, feeds)["y"], rtol=1e-5, atol=1e-6)
+
+
+def test_unsqueeze_without_axes_is_a_model_error():
+    from npukit.errors import ModelError
+    from npukit.frontend.onnx import load_onnx
+    mb = model_bytes([node("Unsqueeze", ["x"], ["y"])], {"x": (1, 2, 3, 4)}, ["y"])
+    with pytest.raises(ModelError, match="Unsqueeze node .* no axes") as e:
+        load_onnx(mb)
+    assert "TypeError" not in str(e.value)
