@@ -8,7 +8,7 @@ import sys
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterable, Optional, TypeAlias, cast
 
 import typer
 
@@ -31,32 +31,38 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="npukit: compile models to an int8 NPU, simulate them bit-exactly, and time them.")
 
 
-def _choices(name: str, values) -> type[Enum]:
+def _choices(name: str, values: Iterable[str]) -> type[Enum]:
     """An option's fixed values as an Enum: typer checks them while parsing the command line."""
-    return Enum(name, {v: v for v in values}, type=str)
+    return cast(type[Enum], Enum(name, {v: v for v in values}, type=str))
 
 
-Method = _choices("Method", METHODS)
-Dataflow = _choices("Dataflow", CHOICES["dataflow"])
-Compress = _choices("Compress", CHOICES["compress_weights"])
-Host = _choices("Host", HOST_POLICIES)
+if TYPE_CHECKING:   # built at run time from the option tables: a checker sees plain Enums
+    Method: TypeAlias = Enum
+    Dataflow: TypeAlias = Enum
+    Compress: TypeAlias = Enum
+    Host: TypeAlias = Enum
+else:
+    Method = _choices("Method", METHODS)
+    Dataflow = _choices("Dataflow", CHOICES["dataflow"])
+    Compress = _choices("Compress", CHOICES["compress_weights"])
+    Host = _choices("Host", HOST_POLICIES)
 
 ARCH = typer.Option("npu-m", "--arch", help="preset name or arch TOML file")
 SHAPES = typer.Option(None, "--input-shape", help="NAME=D0,D1,... fixes dynamic dims (repeatable)")
 CALIB = typer.Option(None, "--calib", help=".npz with one [N, *shape] array per model input")
-METHOD = typer.Option(Method.minmax, "--calib-method", help="how activation ranges are chosen")
-DATAFLOW = typer.Option(Dataflow.arch, "--dataflow", help="the MXU dataflow (arch: the arch file's)")
-COMPRESS = typer.Option(Compress.auto, "--compress-weights", help="weight blocks stored compressed, or not")
+METHOD = typer.Option(Method.__members__["minmax"], "--calib-method", help="how activation ranges are chosen")
+DATAFLOW = typer.Option(Dataflow.__members__["arch"], "--dataflow", help="the MXU dataflow (arch: the arch file's)")
+COMPRESS = typer.Option(Compress.__members__["auto"], "--compress-weights", help="weight blocks stored compressed, or not")
 OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (CompileOptions field), "
                       "e.g. timed_candidates=1, equalize=auto, bias_correction=auto (repeatable)")
 TRACE = typer.Option(None, "--trace", help="write the engine timeline as Chrome trace-event JSON (Perfetto)")
 VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy: bind an input to a "
                       "constant at compile time (repeatable)")
-HOST = typer.Option(Host.auto, "--host", help="auto: run what the NPU cannot on the host CPU; never: refuse")
+HOST = typer.Option(Host.__members__["auto"], "--host", help="auto: run what the NPU cannot on the host CPU; never: refuse")
 
 
 def _compile(model: Path, arch: str, shapes, calib, method: Enum, options: CompileOptions, values=None,
-             sqnr=True, random_samples=8, host: Enum = Host.auto, schedule: Path | None = None) -> CompiledModel:
+             sqnr=True, random_samples=8, host: Enum = Host.__members__["auto"], schedule: Path | None = None) -> CompiledModel:
     from . import api
     from .cli_args import input_shapes, input_values, read_npz
     shapes, feeds, bound = input_shapes(shapes), read_npz(calib), input_values(values)
@@ -167,7 +173,7 @@ def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAM
     with progress.status(f"running {program.name} on the simulator"):
         outs = _run_frames(prog, feeds) if frames else prog.run(feeds)
         p = prog.profile()
-    np.savez(output, **outs)
+    np.savez(output, **outs)  # type: ignore[arg-type]  # numpy's stub: a key could be allow_pickle
     for name, arr in outs.items():
         typer.echo(f"{name}: {arr.dtype}{list(arr.shape)}")
     typer.echo(f"per inference on {prog.arch.name}: {summary_line(p)}")
@@ -350,7 +356,9 @@ def pareto(db: Path = typer.Option(..., "--db", help="results database written b
 
 def _command_path() -> str:
     """"npukit COMMAND" for the command named on the command line (else "npukit")."""
-    names = typer.main.get_command(app).commands
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)     # the app has several commands
+    names = group.commands
     return " ".join(["npukit", *[a for a in sys.argv[1:] if a in names][:1]])
 
 
@@ -368,10 +376,11 @@ def main() -> None:
     except Exception as e:  # usage errors and anything unforeseen: one line, no traceback
         # typer raises its command-line parser's exceptions (click's, or its own copy of
         # click's in newer releases): usage errors have format_message, Ctrl-C is Abort
-        if callable(getattr(e, "format_message", None)):
+        format_message = getattr(e, "format_message", None)
+        if callable(format_message):
             ctx = getattr(e, "ctx", None)
             hint = f" (see {ctx.command_path if ctx is not None else _command_path()} --help)"
-            message = " ".join(e.format_message().replace("Value error, ", "").split())
+            message = " ".join(format_message().replace("Value error, ", "").split())
             if message:     # (no message: no arguments at all, the help was printed)
                 typer.secho(f"error: {message}{hint}", fg="red", err=True)
             sys.exit(2)
