@@ -65,7 +65,9 @@ def strided_slice(cv, op) -> None:
         if o.shrinkAxisMask >> ax & 1:
             lo = lo + d if lo < 0 else lo
             hi, st = lo + 1, 1
-        begin.append(lo), end.append(hi), step.append(st)
+        begin.append(lo)
+        end.append(hi)
+        step.append(st)
     _same_quant(cv, x, out)
     _slice(cv, x, out, begin, end, step)
 

@@ -41,6 +41,17 @@ class OpTensor:
     def zp(self) -> int:
         return self.zero_point[0]
 
+    @property
+    def hw(self) -> tuple[int, int]:
+        """The spatial dims of an NHWC activation or OHWI weight."""
+        return self.shape[1], self.shape[2]
+
+    @property
+    def const(self) -> np.ndarray:
+        """A constant's array (the tensor has a buffer)."""
+        assert self.data is not None, "not a constant tensor"
+        return self.data
+
 
 @dataclass(frozen=True)
 class SingleOp:
@@ -48,6 +59,16 @@ class SingleOp:
     options: Any
     inputs: tuple[OpTensor | None, ...]    # None for an omitted optional operand
     outputs: tuple[OpTensor, ...]
+
+    def operand(self, i: int) -> OpTensor:
+        """Input i, which the operator requires."""
+        t = self.inputs[i]
+        assert t is not None, f"{self.op} needs input {i}"
+        return t
+
+    def optional(self, i: int) -> OpTensor | None:
+        """Input i, None when omitted or absent."""
+        return self.inputs[i] if i < len(self.inputs) else None
 
 
 def read_single_op(model_bytes: bytes) -> SingleOp:
@@ -62,6 +83,12 @@ def read_single_op(model_bytes: bytes) -> SingleOp:
     op = graph.operators[0]
     code = model.operatorCodes[op.opcodeIndex]
     name = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
+
+    def output(i: int) -> OpTensor:
+        t = tensor(i)
+        if t is None:
+            raise ModelError(f"{name}: output {i} is not a tensor")
+        return t
 
     def tensor(i: int) -> OpTensor | None:
         if i < 0:
@@ -79,7 +106,7 @@ def read_single_op(model_bytes: bytes) -> SingleOp:
         return OpTensor(shape, dtype, scale, zps, int(q.quantizedDimension) if q else 0, data)
 
     return SingleOp(name, op.builtinOptions, tuple(tensor(i) for i in op.inputs),
-                    tuple(tensor(i) for i in op.outputs))
+                    tuple(output(i) for i in op.outputs))
 
 
 Runner = Callable[[SingleOp, list], list]
@@ -122,16 +149,16 @@ def _tflite_pads(padding: int, in_hw, kernel_hw, stride, dilation) -> tuple[int,
 def _conv_like(op: SingleOp, x: np.ndarray, w: OpTensor, bias: OpTensor | None, attrs: ConvAttrs,
                weight: np.ndarray | None = None) -> list[np.ndarray]:
     out = op.outputs[0]
-    xt = op.inputs[0] if op.op != "TRANSPOSE_CONV" else op.inputs[2]
+    xt = op.operand(0 if op.op != "TRANSPOSE_CONV" else 2)
     p = mxu.prepare_conv(xt.s, np.asarray(w.scale), out.s, xt.zp, out.zp, attrs.act, out.dtype.type)
     b = None if bias is None else bias.data
-    w_data = w.data if weight is None else weight
+    w_data = w.const if weight is None else weight
     return [mxu.conv2d(x, w_data, b, attrs, p, out.dtype.type)]
 
 
 @register("CONV_2D")
 def _conv2d(op: SingleOp, inputs: list) -> list:
-    o, (xt, w, bias) = op.options, (op.inputs + (None,))[:3]
+    o, xt, w, bias = op.options, op.operand(0), op.operand(1), op.optional(2)
     stride, dilation = (o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor)
     attrs = ConvAttrs(stride=stride, dilation=dilation, groups=xt.shape[3] // w.shape[3],
                       pads=_tflite_pads(o.padding, xt.shape[1:3], w.shape[1:3], stride, dilation),
@@ -141,7 +168,7 @@ def _conv2d(op: SingleOp, inputs: list) -> list:
 
 @register("DEPTHWISE_CONV_2D")
 def _depthwise(op: SingleOp, inputs: list) -> list:
-    o, (xt, w, bias) = op.options, (op.inputs + (None,))[:3]
+    o, xt, w, bias = op.options, op.operand(0), op.operand(1), op.optional(2)
     stride, dilation = (o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor)
     attrs = ConvAttrs(stride=stride, dilation=dilation, depthwise=True,
                       pads=_tflite_pads(o.padding, xt.shape[1:3], w.shape[1:3], stride, dilation),
@@ -152,20 +179,20 @@ def _depthwise(op: SingleOp, inputs: list) -> list:
 @register("TRANSPOSE_CONV")
 def _transpose_conv(op: SingleOp, inputs: list) -> list:
     o = op.options
-    shape_t, w, xt, bias = (op.inputs + (None,))[:4]
-    out_hw = tuple(int(d) for d in shape_t.data[1:3])
+    shape_t, w, xt, bias = op.operand(0), op.operand(1), op.operand(2), op.optional(3)
+    out_hw = int(shape_t.const[1]), int(shape_t.const[2])
     act = fused_clamp(getattr(o, "fusedActivationFunction", 0))
-    attrs = mxu.transpose_conv_attrs(xt.shape[1:3], out_hw, w.shape[1:3], (o.strideH, o.strideW),
+    attrs = mxu.transpose_conv_attrs(xt.hw, out_hw, w.hw, (o.strideH, o.strideW),
                                      o.padding == tfl.Padding.SAME, act)
-    return _conv_like(op, inputs[0], w, bias, attrs, weight=w.data[:, ::-1, ::-1, :])
+    return _conv_like(op, inputs[0], w, bias, attrs, weight=w.const[:, ::-1, ::-1, :])
 
 
 @register("FULLY_CONNECTED")
 def _fully_connected(op: SingleOp, inputs: list) -> list:
-    xt, w, bias = (op.inputs + (None,))[:3]
+    xt, w, bias = op.operand(0), op.operand(1), op.optional(2)
     out = op.outputs[0]
     act = fused_clamp(op.options.fusedActivationFunction if op.options is not None else 0)
     p = mxu.prepare_conv(xt.s, np.asarray(w.scale), out.s, xt.zp, out.zp, act, out.dtype.type)
     x = inputs[0].reshape(-1, w.shape[1])
-    y = mxu.fully_connected(x, w.data, None if bias is None else bias.data, p, out.dtype.type)
+    y = mxu.fully_connected(x, w.const, None if bias is None else bias.data, p, out.dtype.type)
     return [y.reshape(out.shape)]
