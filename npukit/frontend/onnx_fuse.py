@@ -104,19 +104,22 @@ def _match_gelu(v: _View, n: onnx.NodeProto):
         for i in (0, 1):
             x, cube_term = add.input[i], v.node(add.input[1 - i], "Mul")
             cube = cube_term and v.split(cube_term, 0.044715)
-            p = cube and (v.node(cube, "Pow") or v.node(cube, "Mul"))
-            if p is None or not cube:
+            if not cube:
+                continue
+            p = v.node(cube, "Pow") or v.node(cube, "Mul")
+            if p is None:
                 continue
             if p.op_type == "Pow" and (p.input[0] != x or v.scalar(p.input[1]) != 3.0):
                 continue
+            powers = [p]
             if p.op_type == "Mul":
                 sq = v.node(p.input[0], "Mul") or v.node(p.input[1], "Mul")
                 if sq is None or list(sq.input) != [x, x] or x not in p.input:
                     continue
-                p = [p, sq]
+                powers = [p, sq]
             tail = _gelu_tail(v, n, x)
             if tail is not None:
-                found = [scale, add, cube_term] + (p if isinstance(p, list) else [p])
+                found = [scale, add, cube_term] + powers
                 return found + [n] + tail[0], x, tail[1], "tanh"
     return None
 
@@ -124,8 +127,8 @@ def _match_gelu(v: _View, n: onnx.NodeProto):
 def _last_axis_mean(v: _View, n: onnx.NodeProto | None, rank_hint: int | None = None) -> bool:
     if n is None:
         return False
-    axes = [a.ints for a in n.attribute if a.name == "axes"]
-    axes = list(axes[0]) if axes else (list(v.consts[n.input[1]].ravel()) if len(n.input) > 1
+    ints = [a.ints for a in n.attribute if a.name == "axes"]
+    axes = list(ints[0]) if ints else (list(v.consts[n.input[1]].ravel()) if len(n.input) > 1
                                        and n.input[1] in v.consts else None)
     keep = [a.i for a in n.attribute if a.name == "keepdims"]
     return axes is not None and len(axes) == 1 and axes[0] == -1 and (not keep or keep[0] == 1)
@@ -139,10 +142,12 @@ def _match_layer_norm(v: _View, div: onnx.NodeProto):
     if sqrt is None or sub is None:
         return None
     mean = v.node(sub.input[1], "ReduceMean")
-    if not _last_axis_mean(v, mean) or mean.input[0] != sub.input[0]:
+    if mean is None or not _last_axis_mean(v, mean) or mean.input[0] != sub.input[0]:
         return None
     x = sub.input[0]
     add_eps = v.node(sqrt.input[0], "Add")
+    if add_eps is None:
+        return None
     var = add_eps and (v.node(add_eps.input[0], "ReduceMean") or v.node(add_eps.input[1], "ReduceMean"))
     if not var or not _last_axis_mean(v, var):
         return None

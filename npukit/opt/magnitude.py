@@ -30,7 +30,7 @@ def _half(g: Graph, idx: Index, name: str) -> tuple[str, int, int, int] | None:
             axis, lo, hi = d, lo + r.start, (lo + r.stop if hi is None else min(hi, lo + r.stop))
         name = node.inputs[0]
         node = idx.producer.get(name)
-    if axis is None:
+    if axis is None or hi is None:     # (hi is set with axis)
         return None
     return name, axis, lo, hi
 
@@ -50,11 +50,11 @@ def _fuse(g: Graph, node: Node, idx: Index) -> Graph | None:
     if add is None or add.op is not Op.ADD or add.attrs.act is not None or \
             sole_consumer(g, idx, add.outputs[0]) is None:
         return None
-    pows = [_square_of(g, idx, t) for t in add.inputs]
-    if None in pows:
+    pows = [p for t in add.inputs if (p := _square_of(g, idx, t)) is not None]
+    if len(pows) != len(add.inputs):
         return None
-    halves = [_half(g, idx, p.inputs[0]) for p in pows]
-    if None in halves or halves[0][:2] != halves[1][:2]:
+    halves = [h for p in pows if (h := _half(g, idx, p.inputs[0])) is not None]
+    if len(halves) != len(pows) or halves[0][:2] != halves[1][:2]:
         return None
     src, axis = halves[0][:2]
     n = g.tensors[src].shape[axis]
