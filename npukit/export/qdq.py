@@ -68,7 +68,7 @@ class QdqWriter:
         self.nodes.append(helper.make_node(op, inputs, [out], name=self.fresh(f"{base or out}/{op}"), **attrs))
         return out
 
-    def init(self, array: np.ndarray, base: str) -> str:
+    def init(self, array: np.ndarray | np.generic, base: str) -> str:
         name = self.fresh(base)
         self.inits.append(numpy_helper.from_array(np.array(array, order="C"), name))
         return name
@@ -90,7 +90,7 @@ class QdqWriter:
         t = self.g.tensors[tensor]
         if t.quant is None:
             raise UnsupportedOpError(f"tensor {tensor!r} has no quantisation to export")
-        s, z = self.qparams_inits(t.quant, t.dtype, tensor)
+        s, z = self.qparams_inits(t.qp, t.dtype, tensor)
         q = self.node("QuantizeLinear", [float_name, s, z], self.fresh(f"{tensor}/q"), tensor)
         f = self.node("DequantizeLinear", [q, s, z], self.fresh(f"{tensor}/dq"), tensor)
         return self.record(tensor, Value(q, f, perm))
@@ -114,7 +114,7 @@ class QdqWriter:
         t = self.g.tensors[tensor]
         rel = relative_perm(src.perm, perm)
         q = self.node("Transpose", [src.q], self.fresh(f"{tensor}/q_t"), tensor, perm=list(rel))
-        s, z = self.qparams_inits(t.quant, t.dtype, tensor)
+        s, z = self.qparams_inits(t.qp, t.dtype, tensor)
         f = self.node("DequantizeLinear", [q, s, z], self.fresh(f"{tensor}/dq_t"), tensor)
         return self.record(tensor, Value(q, f, perm))
 
@@ -129,7 +129,7 @@ class QdqWriter:
         if t.quant is None:
             return Value(q, q, perm)
         per_axis = len(t.quant.scale) > 1
-        s, z = self.qparams_inits(t.quant, t.dtype, tensor, per_axis)
+        s, z = self.qparams_inits(t.qp, t.dtype, tensor, per_axis)
         attrs = {"axis": perm.index(t.quant.axis or 0)} if per_axis else {}
         f = self.node("DequantizeLinear", [q, s, z], self.fresh(f"{tensor}/dq"), tensor, **attrs)
         return Value(q, f, perm)
@@ -149,7 +149,7 @@ class QdqWriter:
                 self.quantize(name, name, rank)
             else:
                 inputs.append(helper.make_tensor_value_info(name, _ONNX_TYPES[t.dtype], list(t.shape)))
-                s, z = self.qparams_inits(t.quant, t.dtype, name)
+                s, z = self.qparams_inits(t.qp, t.dtype, name)
                 self.record(name, Value(name, self.node("DequantizeLinear", [name, s, z], base=name), rank))
         self._names.update(g.outputs)
         for node in g.nodes:
@@ -161,7 +161,7 @@ class QdqWriter:
             t = g.tensors[name]
             v = self.value(name, identity(len(t.shape)))
             if name in float_io:
-                s, z = self.qparams_inits(t.quant, t.dtype, name)
+                s, z = self.qparams_inits(t.qp, t.dtype, name)
                 self.node("DequantizeLinear", [v.q, s, z], name, name + "/output")
                 outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(t.shape)))
             else:
@@ -178,9 +178,8 @@ class QdqWriter:
 def _float_io(model) -> tuple[Graph, frozenset[str]]:
     """(quantised graph, the graph I/O names that are float at the model's boundary)."""
     if isinstance(model, Graph):
-        g = model
-        return g, g.float_io or frozenset(g.inputs) | frozenset(g.outputs)
-    g = getattr(model, "qgraph", None)
+        return model, model.float_io or frozenset(model.inputs) | frozenset(model.outputs)
+    g: Graph | None = getattr(model, "qgraph", None)
     if g is None:
         raise InputError("export needs the quantised graph: compile the model in this process "
                          "(a program loaded from an .npub does not carry it)")

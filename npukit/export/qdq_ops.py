@@ -2,6 +2,8 @@
 operands and of its output. Each takes the writer and the node, and records the output."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import UnsupportedOpError
@@ -83,7 +85,7 @@ def binary(w: QdqWriter, node: Node) -> None:
 
 def pool(w: QdqWriter, node: Node) -> None:
     a = node.attrs
-    kw = {"kernel_shape": list(a.kernel), "strides": list(a.stride), "pads": list(a.pads)}
+    kw: dict[str, Any] = {"kernel_shape": list(a.kernel), "strides": list(a.stride), "pads": list(a.pads)}
     if node.op is Op.AVG_POOL:
         kw["count_include_pad"] = int(a.count_include_pad)
     y = w.node("MaxPool" if node.op is Op.MAX_POOL else "AveragePool", [_spatial(w, node)], base=node.name, **kw)
@@ -186,12 +188,12 @@ def _same_quant(w: QdqWriter, node: Node, q: str, perm: tuple[int, ...], f: str 
     """Data movement on the int8 tensor itself: the output keeps its input's quantisation."""
     src, out = w.g.tensors[node.inputs[0]], w.g.tensors[node.outputs[0]]
     if src.quant != out.quant or src.dtype is not out.dtype:
-        deq = f or w.node("DequantizeLinear", [q, *w.qparams_inits(src.quant, src.dtype, node.name)], base=node.name)
+        deq = f or w.node("DequantizeLinear", [q, *w.qparams_inits(src.qp, src.dtype, node.name)], base=node.name)
         w.quantize(deq, node.outputs[0], perm)
         return
     from .qdq import Value
     if f is None:
-        f = w.node("DequantizeLinear", [q, *w.qparams_inits(out.quant, out.dtype, node.outputs[0])],
+        f = w.node("DequantizeLinear", [q, *w.qparams_inits(out.qp, out.dtype, node.outputs[0])],
                    base=node.outputs[0])
     w.record(node.outputs[0], Value(q, f, perm))
 

@@ -43,7 +43,9 @@ def events(prog: Program, arch, t: Timeline) -> list[Event]:
 
 def step_series(changes: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
     """A step function from (time, +/- amount) changes: its value after each distinct time."""
-    acc, times, values = 0.0, [], []
+    acc = 0.0
+    times: list[int] = []
+    values: list[float] = []
     for time, delta in sorted(changes):
         acc += delta
         if times and times[-1] == time:
@@ -78,7 +80,9 @@ def sram_in_use(prog: Program, t: Timeline) -> tuple[list[int], dict[str, list[i
     """Per SRAM over time: the bytes the layers in flight touch (the union of the ranges their
     transfers and operands cover; a layer is in flight from its first instruction's start to
     its last one's end)."""
-    first, last, ranges = {}, {}, {}
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    ranges: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for ins, s, e in zip(prog.instructions, t.start, t.end):
         first[ins.layer] = min(first.get(ins.layer, s), s)
         last[ins.layer] = max(last.get(ins.layer, e), e)
@@ -145,5 +149,6 @@ def _first(sqnr: dict[str, float | None], nodes: list[str]) -> float | None:
     """The noise of a layer: that of the first of its graph nodes the noise report names."""
     for node in nodes:
         if node in sqnr:
-            return None if sqnr[node] is None else round(sqnr[node], 3)
+            value = sqnr[node]
+            return None if value is None else round(value, 3)
     return None

@@ -32,7 +32,8 @@ def _downsample(times: list[int], values: list[float], n: int = MAX_POINTS) -> t
     if len(times) <= n:
         return times, values
     width = (times[-1] - times[0]) / n or 1
-    out_t, out_v = [], []
+    out_t: list[int] = []
+    out_v: list[float] = []
     for time, value in zip(times, values):
         bucket = times[0] + int((time - times[0]) / width) * width
         if out_t and out_t[-1] == int(bucket):
