@@ -229,8 +229,8 @@ def simulate(prog: Program, arch) -> Timeline:
     n = len(prog.instructions)
     start, end = np.zeros(n, np.int64), np.zeros(n, np.int64)
     engine, busy = np.zeros(n, np.int8), np.zeros(n, np.int64)
-    free = defaultdict(int)
-    ports = defaultdict(_Port)
+    free: defaultdict[I.Engine, int] = defaultdict(int)
+    ports: defaultdict[int, _Port] = defaultdict(_Port)
     n_layers = max((ins.layer for ins in prog.instructions), default=-1) + 1
     counts = [Counts() for _ in range(max(n_layers, len(prog.layers)))]
     for i, ins in enumerate(prog.instructions):

@@ -35,8 +35,8 @@ def _params(cv, op) -> tuple[bool, tuple[int, int]]:
 def mediapipe_transpose_geometry(in_hw, kernel_hw, stride, same: bool) -> tuple[tuple[int, int], tuple[int, int]]:
     """(output size, crop) per spatial axis, as MediaPipe's kernel computes them."""
     pad = [max(0, k - 1 - (i - 1) % s) if same else 0 for i, k, s in zip(in_hw, kernel_hw, stride)]
-    out = tuple(s * (i - 1) + k - p for i, k, s, p in zip(in_hw, kernel_hw, stride, pad))
-    return out, tuple(p // 2 for p in pad)
+    (oh, ow) = (s * (i - 1) + k - p for i, k, s, p in zip(in_hw, kernel_hw, stride, pad))
+    return (oh, ow), (pad[0] // 2, pad[1] // 2)
 
 
 @converter("CUSTOM:Convolution2DTransposeBias")

@@ -85,7 +85,8 @@ def transpose_conv(cv, op) -> None:
     x = cv.name(ins[2])
     wt = cv.tensors[w]
     flipped = cv.fresh(f"{w}/flipped", wt.shape, w, np.ascontiguousarray(wt.data[:, ::-1, ::-1, :]))
-    attrs = kx.transpose_conv_attrs(cv.shape(ins[2])[1:3], tuple(int(d) for d in out_shape[1:3]),
+    out_h, out_w = (int(d) for d in out_shape[1:3])
+    attrs = kx.transpose_conv_attrs(cv.shape(ins[2])[1:3], (out_h, out_w),
                                     wt.shape[1:3], (o.strideH, o.strideW), o.padding == tfl.Padding.SAME,
                                     _act(cv, o))
     cv.emit(Op.CONV2D, [x, flipped] + _bias(cv, ins, 3), cv.name(op.outputs[0]), attrs)
@@ -155,7 +156,7 @@ def _same_quant(cv, a: str, b: str) -> None:
                                  f"({qa.scale[0]:g}/{qa.zero_point[0]} vs {qb.scale[0]:g}/{qb.zero_point[0]})")
 
 
-_ACTIVATIONS = {"LOGISTIC": (Op.SIGMOID, NoAttrs()), "TANH": (Op.TANH, NoAttrs()),
+_ACTIVATIONS: dict[str, tuple[Op, NoAttrs | Clamp]] = {"LOGISTIC": (Op.SIGMOID, NoAttrs()), "TANH": (Op.TANH, NoAttrs()),
                 "HARD_SWISH": (Op.HARD_SWISH, NoAttrs()), "RELU": (Op.CLAMP, Clamp(0.0, None)),
                 "RELU6": (Op.CLAMP, Clamp(0.0, 6.0)), "RELU_N1_TO_1": (Op.CLAMP, Clamp(-1.0, 1.0)),
                 "RELU_0_TO_1": (Op.CLAMP, Clamp(0.0, 1.0))}
@@ -163,6 +164,7 @@ _ACTIVATIONS = {"LOGISTIC": (Op.SIGMOID, NoAttrs()), "TANH": (Op.TANH, NoAttrs()
 
 @converter(*_ACTIVATIONS, "LEAKY_RELU")
 def activation(cv, op) -> None:
+    attrs: NoAttrs | Clamp | LeakyReluAttrs
     if cv.op_label == "LEAKY_RELU":
         kind, attrs = Op.LEAKY_RELU, LeakyReluAttrs(float(op.builtinOptions.alpha))
     else:

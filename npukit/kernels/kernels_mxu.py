@@ -39,8 +39,8 @@ def activation_range(act: Clamp | None, scale: float, zero_point: int,
 
     def quantise(f: float) -> int:
         q = np.float32(f) / np.float32(scale)
-        q = float(intmath.round_half_away(np.float64(q)))
-        return int(zero_point) + int(np.clip(q, -(2.0 ** 40), 2.0 ** 40))
+        r = float(intmath.round_half_away(np.float64(q)))
+        return int(zero_point) + int(np.clip(r, -(2.0 ** 40), 2.0 ** 40))
 
     if act.lo is not None:
         lo = max(lo, quantise(act.lo))
@@ -265,9 +265,9 @@ def transpose_conv_attrs(in_hw: tuple[int, int], out_hw: tuple[int, int], kernel
     is already the conv layout. TFLite's pad p is ComputePaddingHeightWidth with the output as
     the 'input'.
     """
-    crop = tuple(max(((o + s - 1) // s - 1) * s + k - o, 0) // 2 if same else 0
-                 for o, k, s in zip(out_hw, kernel_hw, stride))
-    return cropped_transpose_conv_attrs(in_hw, out_hw, kernel_hw, stride, crop, act)
+    crop_h, crop_w = (max(((o + s - 1) // s - 1) * s + k - o, 0) // 2 if same else 0
+                      for o, k, s in zip(out_hw, kernel_hw, stride))
+    return cropped_transpose_conv_attrs(in_hw, out_hw, kernel_hw, stride, (crop_h, crop_w), act)
 
 
 def cropped_transpose_conv_attrs(in_hw: tuple[int, int], out_hw: tuple[int, int], kernel_hw: tuple[int, int],
@@ -282,4 +282,4 @@ def cropped_transpose_conv_attrs(in_hw: tuple[int, int], out_hw: tuple[int, int]
         before = k - 1 - p
         pads.append((before, o - 1 + k - before - ((i - 1) * s + 1)))
     (t, b), (l, r) = pads
-    return ConvAttrs(stride=(1, 1), pads=(t, l, b, r), input_dilation=tuple(stride), act=act)
+    return ConvAttrs(stride=(1, 1), pads=(t, l, b, r), input_dilation=(stride[0], stride[1]), act=act)

@@ -162,7 +162,7 @@ class SoftmaxTableParams:
     output_zp: int = -128
 
 
-def _f32_bits(x: float) -> int:
+def _f32_bits(x: float | np.floating) -> int:
     return int(np.float32(x).view(np.int32))
 
 

@@ -61,7 +61,7 @@ def equalize(g: Graph, sweeps: int = SWEEPS) -> Graph:
     found = pairs(g)
     if not found:
         return g
-    data = {n: g.tensors[n].data.astype(np.float64) for pair in found for node in pair
+    data = {n: g.tensors[n].const_data.astype(np.float64) for pair in found for node in pair
             for n in node.inputs[1:] if g.tensors[n].is_const}
     shared = {name for name in data if sum(name in n.inputs for n in g.nodes) > 1}
     found = [(a, b) for a, b in found if not shared & set(a.inputs[1:] + b.inputs[1:])]

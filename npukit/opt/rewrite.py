@@ -17,7 +17,8 @@ class Index:
 
     @staticmethod
     def of(g: Graph) -> "Index":
-        producer, consumers = {}, {}
+        producer: dict[str, Node] = {}
+        consumers: dict[str, list[Node]] = {}
         for n in g.nodes:
             for t in n.outputs:
                 producer[t] = n

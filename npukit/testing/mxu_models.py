@@ -34,7 +34,7 @@ def _weights(rng: np.random.Generator, shape: tuple[int, ...], channel_axis: int
     """Random int8 weights and their per-channel (or single) float32 scales."""
     w = rng.integers(-127, 128, size=shape).astype(np.int8)
     n = shape[channel_axis] if per_channel else 1
-    scales = np.float32(rng.uniform(0.002, 0.05, size=n))
+    scales = rng.uniform(0.002, 0.05, size=n).astype(np.float32)
     return w, [float(s) for s in scales]
 
 

@@ -131,7 +131,8 @@ def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], out
     """A .tflite flatbuffer running `operators` in order; a tensor used by several operators
     is one tensor (the first spec of a name wins)."""
     buffers = [tfl.BufferT()]                      # buffer 0 is the mandatory empty buffer
-    tensors, index = [], {}
+    tensors: list[tfl.TensorT] = []
+    index: dict[str, int] = {}
     for spec in [s for o in operators for s in (*o.inputs, *o.outputs)]:
         if not spec.name or spec.name in index:
             continue
