@@ -12,7 +12,7 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import InputError
 from ..progress import verbose
@@ -65,7 +65,7 @@ class RayExecutor:
         self.name = f"ray:{address or 'local'}"
         self.owns_ray = False
         self.refs: dict[str, object] = {}
-        self.remote = None
+        self.remote: Any = None      # the ray remote function (ray is untyped)
 
     def start(self, graphs: dict[str, object]) -> None:
         ray = self.ray

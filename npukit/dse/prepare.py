@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ def prepare_model(spec: ModelSpec, quant: tuple[tuple[str, str], ...] = ()) -> P
     return PreparedModel(spec, model_hash, calib_hash, graph)
 
 
-def quantise(spec: ModelSpec, quant: tuple[tuple[str, str], ...] = ()):
+def quantise(spec: ModelSpec, quant: tuple[tuple[str, Any], ...] = ()):
     """The compiler driver's stages up to the quantised graph (lowering is per point)."""
     from ..codegen.context import CompileOptions
     from ..compiler import load_model, quantise as quantise_graph

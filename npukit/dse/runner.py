@@ -31,7 +31,7 @@ from .claims import Heartbeat, Owner
 from .executors import LOST, EvalFn, Executor
 from .point import Candidate, Outcome, Task, evaluate, point_key
 from .prepare import PreparedModel, prepare_model
-from .space import Space, model_names
+from .space import Choices, Space, model_names
 from .store import PointInfo, Store
 from .strategies import make_strategy
 
@@ -84,7 +84,11 @@ def explore(space: Space, db: str | Path, executor: Executor, progress: bool = T
             bar = _progress() if progress else None
             with bar or nullcontext():
                 task_id = bar.add_task("exploring", total=strategy.total) if bar else None
-                advance = (lambda: bar.advance(task_id)) if bar else (lambda: None)
+
+                def advance() -> None:
+                    if bar is not None and task_id is not None:
+                        bar.advance(task_id)
+
                 while batch := strategy.ask():
                     plans = [_plan(space, prepared, names, c) for c in batch]
                     strategy.tell(_run_batch(plans, _Run(store, owner, executor, evaluate_fn, counts, advance)))
@@ -201,8 +205,11 @@ def _quant_key(options: dict) -> tuple[tuple[str, str], ...]:
 
 def quant_settings(space: Space) -> list[tuple[tuple[str, str], ...]]:
     """Every combination of the swept quantisation options' values (as `_quant_key`)."""
-    swept = [[(p.key, v) for v in p.domain.values] for p in space.params
-             if p.target == "options" and p.key in QUANT_OPTIONS]
+    swept = []
+    for p in space.params:
+        if p.target == "options" and p.key in QUANT_OPTIONS:
+            assert isinstance(p.domain, Choices), f"{p.name}: a quantisation option takes choices"
+            swept.append([(p.key, v) for v in p.domain.values])
     return sorted({_quant_key(dict(combo)) for combo in itertools.product(*swept)})
 
 

@@ -59,11 +59,12 @@ class Range:
 
     def at(self, i: int) -> Value:
         """The i-th grid value."""
+        assert self.step is not None, "a grid value needs a step"
         v = self.low + i * self.step
         return int(v) if self.is_int else round(v, 12)
 
     def grid(self) -> tuple[Value, ...]:
-        return tuple(self.at(i) for i in range(self.points))
+        return tuple(self.at(i) for i in range(int(self.points)))
 
 
 Domain = Choices | Range

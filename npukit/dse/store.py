@@ -81,7 +81,7 @@ class PointInfo:
     check_inputs: int
 
 
-def _columns(db: sqlite3.Connection) -> dict[str, list[str]]:
+def _columns(db: sqlite3.Connection | sqlite3.Cursor) -> dict[str, list[str]]:
     names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     return {n: [r[1] for r in db.execute(f"PRAGMA table_info({n!r})")] for n in names if n != "sqlite_sequence"}
 
@@ -158,6 +158,7 @@ class Store:
     def begin_sweep(self, space_toml: str, executor: str) -> int:
         cur = self.db.execute("INSERT INTO sweeps (started_at, space_toml, executor, npukit_version) "
                               "VALUES (?, ?, ?, ?)", (time.time(), space_toml, executor, build_id()))
+        assert cur.lastrowid is not None     # set by the INSERT
         return int(cur.lastrowid)
 
     @_sql

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class RandomStrategy(GridStrategy):
         rng = np.random.default_rng(space.strategy.seed)
         want = min(space.strategy.samples, math.prod(_size(p) for p in space.params))
         seen: dict[tuple, None] = {}
-        for _ in range(50 * want):
+        for _ in range(50 * int(want)):
             if len(seen) == want:
                 break
             seen.setdefault(tuple((p.name, _draw(p, rng)) for p in space.params))
@@ -74,11 +74,11 @@ def _draw(p: Param, rng: np.random.Generator) -> Any:
     if isinstance(d, Choices):
         return d.values[int(rng.integers(len(d.values)))]
     if d.step is not None:
-        return d.at(int(rng.integers(d.points)))
+        return d.at(int(rng.integers(int(d.points))))
     if d.log:
         x = math.exp(rng.uniform(math.log(d.low), math.log(d.high)))
         return min(max(int(round(x)), d.low), d.high) if d.is_int else x
-    return int(rng.integers(d.low, d.high + 1)) if d.is_int else float(rng.uniform(d.low, d.high))
+    return int(rng.integers(int(d.low), int(d.high) + 1)) if d.is_int else float(rng.uniform(d.low, d.high))
 
 
 class OptunaStrategy:
@@ -132,4 +132,5 @@ class OptunaStrategy:
 
 def make_strategy(space: Space) -> Strategy:
     kind = space.strategy.kind
-    return {"grid": GridStrategy, "random": RandomStrategy, "optuna": OptunaStrategy}[kind](space)
+    kinds: dict[str, Callable[[Space], Strategy]] = {"grid": GridStrategy, "random": RandomStrategy, "optuna": OptunaStrategy}
+    return kinds[kind](space)

@@ -32,7 +32,7 @@ _READY = "ready"
 @dataclass(frozen=True)
 class PointLimits:
     seconds: float = POINT_SECONDS.value        # wall time of one point, 0 = none
-    memory_bytes: int = POINT_MEMORY.value      # address space of a worker, 0 = none
+    memory_bytes: int = int(POINT_MEMORY.value)      # address space of a worker, 0 = none
 
     def __post_init__(self):
         if self.seconds < 0 or self.memory_bytes < 0:
@@ -110,7 +110,8 @@ class PoolExecutor:
         return _Worker(self.ctx, self.graphs, self.limits.memory_bytes)
 
     def map(self, fn, tasks: Iterable[Task]) -> Iterator[Outcome]:
-        todo, retry = iter(tasks), []
+        todo = iter(tasks)
+        retry: list[tuple[Task, int]] = []
         take = lambda: retry.pop() if retry else next(((t, 0) for t in todo), None)   # noqa: E731
         item = None
         while True:

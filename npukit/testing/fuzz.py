@@ -181,7 +181,8 @@ def run(jobs_list: Iterable[tuple[str, int, int]], jobs: int = 2, timeout: float
         getattr(targets[name], "prepare", lambda: None)()
     if targets is fuzz_targets.TARGETS:
         fuzz_targets.warm()
-    summary, active = Summary(), {}
+    summary = Summary()
+    active: dict[int, tuple[int, tuple[str, int, int], float, Path, bytearray]] = {}
     base = Path(tempfile.mkdtemp(prefix="npukit-fuzz-"))
     pending = iter(work)
     try:
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     work = [(names[0], a.seed, a.case)] if a.case is not None else plan(names, a.cases, a.seed)
     start = time.monotonic()
-    done = Counter()
+    done: Counter[str] = Counter()
 
     def tick(o: Outcome) -> None:
         done[o.kind] += 1

@@ -91,7 +91,7 @@ def _onnx_models() -> dict[str, tuple[bytes, dict | None]]:
                            [("x", [1, 8])], [("y", [1, 3])],
                            [init("w", (8, 6)), onnx.numpy_helper.from_array(np.array([3], np.int64), "k")]),
     }
-    out = {k: (v, None) for k, v in models.items()}
+    out: dict[str, tuple[bytes, dict | None]] = {k: (v, None) for k, v in models.items()}
     out["digits"] = (DIGITS.read_bytes(), {"x": (1, 1, 8, 8)})
     return out
 
