@@ -131,7 +131,7 @@ def bind_values(sig: Signature, values: Mapping[str, Any]) -> dict[str, np.ndarr
         if spec is None:
             raise InputError(f"input value for {name!r}: not an input of the model "
                              f"(inputs: {', '.join(t.name for t in sig.inputs)})")
-        want = np.dtype(spec.dtype) if spec.dtype != "undefined" else np.dtype(np.float32)
+        want: np.dtype[Any] = np.dtype(spec.dtype) if spec.dtype != "undefined" else np.dtype(np.float32)
         try:
             arr = np.asarray(value)
         except (TypeError, ValueError) as e:

@@ -156,8 +156,12 @@ def _run_bounded(sess, attrs: HostFloatAttrs, feeds: dict) -> list:
 
     opts = ort.RunOptions()
     done = threading.Event()
-    timer = threading.Thread(target=lambda: done.wait(HOST_SECONDS.value) or setattr(opts, "terminate", True),
-                             daemon=True)
+
+    def stop_at_limit() -> None:
+        if not done.wait(HOST_SECONDS.value):
+            opts.terminate = True
+
+    timer = threading.Thread(target=stop_at_limit, daemon=True)
     timer.start()
     try:
         return sess.run(list(attrs.outputs), feeds, opts)
@@ -224,7 +228,7 @@ def host_float_only(g) -> frozenset[str]:
             ok = all(r.op in host or (r.op is Op.RESHAPE and r.outputs[0] in floats)
                      for r in readers.get(t, []))
             ok = ok and (p is None or p.op in host or p.inputs[0] in floats)
-            ok = ok and (readers.get(t) or t in g.outputs)
+            ok = ok and bool(readers.get(t) or t in g.outputs)
             if not ok:
                 floats.discard(t)
                 changed = True

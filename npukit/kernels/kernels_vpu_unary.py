@@ -29,6 +29,11 @@ from npukit.kernels import intmath
 from npukit.kernels.kernels_vpu_act import CODES, _f32, _lut_populate, float_function_table
 from npukit.kernels.kernels_vpu_eltwise import check_scale
 
+def _exponent(a: float | None) -> float:
+    assert a is not None, "pow needs its exponent"
+    return a
+
+
 _SELU_ALPHA, _SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
 
 
@@ -54,7 +59,7 @@ FLOAT_FUNCTIONS: dict[str, Callable[[np.ndarray, float | None, float | None], np
     "rsqrt": lambda x, a, g: 1.0 / np.sqrt(x),
     "neg": lambda x, a, g: -x,
     "square": lambda x, a, g: x * x,
-    "pow": lambda x, a, g: np.power(x, a),          # ONNX Pow by a constant scalar exponent a
+    "pow": lambda x, a, g: np.power(x, _exponent(a)),   # ONNX Pow by a constant scalar exponent a
     "tfl_neg": lambda x, a, g: -x,
     "tfl_elu": lambda x, a, g: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
     "reciprocal": lambda x, a, g: 1.0 / x,

@@ -80,7 +80,8 @@ def decode(regressors: np.ndarray, classificators: np.ndarray, threshold: float 
     for i in np.argsort(-scores):
         if scores[i] < threshold:
             break
-        box = tuple(float(v) for v in boxes[i])
+        x0, y0, x1, y1 = (float(v) for v in boxes[i])
+        box = (x0, y0, x1, y1)
         if all(iou(box, d.box) <= nms_iou for d in keep):
             keep.append(Detection(box, float(scores[i])))
     return keep

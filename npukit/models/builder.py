@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import Any
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -51,7 +53,7 @@ class GraphBuilder:
         return name
 
     # -- nodes ----------------------------------------------------------------------------
-    def node(self, op: str, inputs: list[str], **attrs: object) -> str:
+    def node(self, op: str, inputs: list[str], **attrs: Any) -> str:
         """Add a one-output node, evaluate it on the probe values and return its output name."""
         out = self.fresh(op.lower())
         node = helper.make_node(op, inputs, [out], name=out, **attrs)
@@ -116,7 +118,7 @@ class GraphBuilder:
         mean = value.mean(axis=axes)
         var = value.var(axis=axes) + 1e-3
         if gamma is None:
-            gamma = self.rng.uniform(0.7, 1.3, channels)
+            gamma = np.asarray(self.rng.uniform(0.7, 1.3, channels))
         beta = self.rng.normal(0.0, 0.1, channels)
         params = [gamma, beta, mean, var]
         names = [self.const(stem, p.astype(np.float32)) for stem, p in

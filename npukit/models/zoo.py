@@ -40,7 +40,7 @@ def keras_same_pads(size: tuple[int, int], kernel: tuple[int, int], stride: int)
         total = max((out - 1) * stride + k - n, 0)
         pads_begin.append(total // 2)
         pads_end.append(total - total // 2)
-    return (*pads_begin, *pads_end)
+    return pads_begin[0], pads_begin[1], pads_end[0], pads_end[1]
 
 
 def _check_positive(**values: float) -> None:
