@@ -107,8 +107,9 @@ class _Importer:
         if op in ("Shape", "Size") and isinstance(ins[0], Act):
             b.values[node.output[0]] = self._shape_value(node, np.array(ins[0].shape, np.int64))
             return
-        if op not in _NEVER_FOLD and all(v is None or isinstance(v, np.ndarray) for v in ins):
-            for name, value in zip(node.output, evaluate(node, ins, self.opsets)):
+        known = [v for v in ins if v is None or isinstance(v, np.ndarray)]
+        if op not in _NEVER_FOLD and len(known) == len(ins):
+            for name, value in zip(node.output, evaluate(node, known, self.opsets)):
                 b.values[name] = value
             return
         if op == "If" and isinstance(ins[0], np.ndarray):

@@ -109,7 +109,9 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
         raise UnsupportedOpError(f"ONNX Loop (node '{name}') has scan outputs and a trip count known only at "
                                  "run time: their shape depends on the input data", node=name)
     if op == "Loop" and node.input and b.is_const(node.input[0]):     # it runs once here, at compile time
-        check_loop_trips(int(b.values[node.input[0]].ravel()[0]), f"ONNX Loop (node '{name}')")
+        trips = b.values[node.input[0]]
+        assert isinstance(trips, np.ndarray)        # (a constant)
+        check_loop_trips(int(trips.ravel()[0]), f"ONNX Loop (node '{name}')")
     ir_inputs: list[str] = []
     feeds: list[tuple[str, np.dtype]] = []
     consts: dict[str, np.ndarray] = {}
@@ -117,7 +119,7 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     wrapped.CopyFrom(node)
     del wrapped.input[:]
     del wrapped.output[:]
-    outer = set()
+    outer: set[str] = set()
     for a in node.attribute:
         for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
             _outer_names(g, outer)

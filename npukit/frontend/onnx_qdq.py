@@ -215,9 +215,9 @@ class _Stripper:
                     for k, name in enumerate(n.input):
                         if name == src:
                             n.input[k] = o
-                for k, v in list(self.alias.items()):
+                for a, v in list(self.alias.items()):
                     if v == src:
-                        self.alias[k] = o
+                        self.alias[a] = o
             if src in self.activations:
                 self.activations[o] = self.activations[src]
 

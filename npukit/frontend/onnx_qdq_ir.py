@@ -108,9 +108,9 @@ def _weights(g: Graph, node: Node, info: QdqInfo, quant: dict[str, QParams], ten
     if scales.size not in (1, k):
         raise UnsupportedOpError(f"{node.name}: weight {w.name!r} has {scales.size} scales for {k} output channels")
     scales = np.broadcast_to(scales, (k,)).astype(np.float32).astype(np.float64)
-    shape = [1] * w.data.ndim
+    shape = [1] * w.const_data.ndim
     shape[axis] = k
-    exact = w.data.astype(np.float64) / scales.reshape(shape)
+    exact = w.const_data.astype(np.float64) / scales.reshape(shape)
     q = np.rint(exact)
     if np.max(np.abs(q - exact), initial=0.0) > 1e-3:
         raise UnsupportedOpError(f"{node.name}: weight {w.name!r} is not quantised per output channel")
@@ -128,7 +128,7 @@ def _weights(g: Graph, node: Node, info: QdqInfo, quant: dict[str, QParams], ten
                 np.broadcast_to(np.asarray(bq.scale, np.float64).ravel(), (k,)), bscale, rtol=1e-6, atol=0):
             ints = bq.values.astype(np.int64) - np.asarray(bq.zero_point, np.int64)
         else:
-            ints = np.rint(b.data.astype(np.float64) / bscale)
+            ints = np.rint(b.const_data.astype(np.float64) / bscale)
         ints = np.clip(ints, -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
         tensors[b.name] = Tensor(b.name, (k,), DType.I32, ints, QParams(tuple(map(float, bscale)), (0,) * k, 0))
 

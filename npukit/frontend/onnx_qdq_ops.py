@@ -6,6 +6,7 @@ input scale x weight scale, which is how those operators define it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -59,7 +60,7 @@ class _Expander:
         return name
 
     def dq(self, value: str, scale: str, zp: str, out: str, axis: int | None = None) -> str:
-        kw = {} if axis is None else {"axis": axis}
+        kw: dict[str, Any] = {} if axis is None else {"axis": axis}
         self.nodes.append(helper.make_node("DequantizeLinear", [value, scale, zp] if zp else [value, scale],
                                            [out], name=out, **kw))
         return out

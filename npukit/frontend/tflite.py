@@ -193,8 +193,8 @@ class TfliteConverter:
         DEQUANTIZE of a constant (fp16 or int8 weights) becomes a float32 constant."""
         for k, op in enumerate(self.sg.operators):
             kind = rd.op_name(self.model, op)
-            if kind == "DENSIFY" and self.const(op.inputs[0]) is not None:
-                self.computed[op.outputs[0]] = self.const(op.inputs[0])
+            if kind == "DENSIFY" and (dense := self.const(op.inputs[0])) is not None:
+                self.computed[op.outputs[0]] = dense
                 self.skip.add(k)
             if kind != "DEQUANTIZE":
                 continue
@@ -302,9 +302,10 @@ class TfliteConverter:
                 self.current[key] = key
             self.handles[op.outputs[0]] = key
             return
-        key = self.handles.get(op.inputs[0])
-        if key is None:
+        handle = self.handles.get(op.inputs[0])
+        if handle is None:
             raise ModelError(f"{self.where()}: {kind} of a resource that is not a VAR_HANDLE")
+        key = handle
         var = self.tensors[key]
         if kind == "READ_VARIABLE":
             out = self.sg.tensors[op.outputs[0]]

@@ -174,7 +174,8 @@ def depth_to_space(cv, op) -> None:
 def resize(cv, op) -> None:
     o = op.builtinOptions
     x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
-    size = tuple(int(d) for d in cv.need_const(op.inputs[1], "resize size").reshape(-1))
+    hw = cv.need_const(op.inputs[1], "resize size").reshape(-1)
+    size = int(hw[0]), int(hw[1])
     mode = "bilinear" if cv.op_label == "RESIZE_BILINEAR" else "nearest"
     _same_quant(cv, x, out)
     cv.emit(Op.RESIZE, [x], out, ResizeAttrs(size, mode, bool(o.alignCorners), bool(o.halfPixelCenters)))

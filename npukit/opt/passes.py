@@ -18,7 +18,7 @@ def fold_constants(g: Graph) -> Graph:
     for node in g.nodes:
         if node.inputs and all(tensors[t].is_const for t in node.inputs) \
                 and not any(t in g.outputs for t in node.outputs) and node.op is not Op.HOST_FLOAT:
-            for out, value in zip(node.outputs, run_outputs(node, [tensors[t].data for t in node.inputs])):
+            for out, value in zip(node.outputs, run_outputs(node, [tensors[t].const_data for t in node.inputs])):
                 value = np.asarray(value, np.float32).reshape(tensors[out].shape)
                 tensors[out] = Tensor(out, tensors[out].shape, DType.F32, value)
         else:
@@ -115,7 +115,7 @@ def _fold_scale_shift(g: Graph, node: Node, idx: Index) -> Graph | None:
     if c is None:
         return None
     tensors = dict(g.tensors)
-    w, bias = g.tensors[node.inputs[1]].data, g.tensors[node.inputs[2]].data
+    w, bias = g.tensors[node.inputs[1]].const_data, g.tensors[node.inputs[2]].data   # (verified constant weights)
     weights = node.inputs[1]
     if nxt.op is Op.MUL:
         depthwise = node.op is Op.CONV2D and node.attrs.depthwise
@@ -178,7 +178,7 @@ def _fold_transpose_into_fc(g: Graph, node: Node, idx: Index) -> Graph | None:
     inverse = np.argsort(node.attrs.perm[1:])
     cols = order.transpose(tuple(inverse)).reshape(-1)
     tensors = dict(g.tensors)
-    w = g.tensors[fc.inputs[1]].data
+    w = g.tensors[fc.inputs[1]].const_data
     wname = add_const(tensors, w[:, cols], fc.inputs[1] + "_permuted")
     new_rs = rs.with_(inputs=node.inputs, source=merged_source(node, rs))
     new_fc = fc.with_(inputs=(fc.inputs[0], wname) + fc.inputs[2:])

@@ -71,7 +71,7 @@ def _hard_swish(g: Graph, node: Node, idx: Index) -> Graph | None:
             # x * (c * hard_sigmoid(x)) followed by a multiply by 1 / c
             nxt = sole_consumer(g, idx, node.outputs[0])
             s = const(g, nxt.inputs[1]) if nxt is not None and nxt.op is Op.MUL else None
-            if s is None or s.size != 1 or nxt.inputs[0] != node.outputs[0] or nxt.attrs.act is not None \
+            if nxt is None or s is None or s.size != 1 or nxt.inputs[0] != node.outputs[0] or nxt.attrs.act is not None \
                     or abs(float(s.ravel()[0]) * gain - 1.0) > 1e-5:
                 continue
             removed.append(nxt)
