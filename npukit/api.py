@@ -234,10 +234,11 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     from .compiler import compile_model
     opts = options_from(CompileOptions, options)
     a = _arch(arch)
-    pinned, used = _schedule(schedule), []
-    program, qg, sqnr = compile_model(model, a, input_shapes, calibration, method, opts, sqnr, random_samples, host,
+    pinned = _schedule(schedule)
+    used: list[Any] = []
+    program, qg, report = compile_model(model, a, input_shapes, calibration, method, opts, sqnr, random_samples, host,
                                       dict(input_values or {}), frozenset(host_nodes), int16_below_db, pinned, used)
-    return CompiledModel(program, a, qg, sqnr, used[-1] if used else None)
+    return CompiledModel(program, a, qg, report, used[-1] if used else None)
 
 
 def _schedule(given):

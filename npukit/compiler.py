@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError, UnsupportedOpError
 from .frontend.signature import bind_values, read_signature
-from .ir.graph import DType, Graph, Op
+from .ir.graph import DType, Graph, Op, Tensor
 from .isa.program import Program
 from .opt.pipeline import optimize
 from .progress import counted, stage
@@ -259,13 +260,16 @@ def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOption
 
 
 def quantize_inputs(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {n: kv.quantize(np.asarray(feed[n], np.float32), qg.tensors[n].quant.s, qg.tensors[n].quant.zp,
-                           qg.tensors[n].dtype.np)
-            if qg.tensors[n].quant is not None else np.asarray(feed[n]).astype(qg.tensors[n].dtype.np)
-            for n in qg.inputs}
+    return {n: _quantize_input(qg.tensors[n], feed[n]) for n in qg.inputs}
 
 
-def sqnr_report(g: Graph, qg: Graph, feeds: list[dict], values: list[dict]) -> list[LayerSqnr]:
+def _quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
+    if t.quant is None:
+        return np.asarray(x).astype(t.dtype.np)
+    return kv.quantize(np.asarray(x, np.float32), t.quant.s, t.quant.zp, t.dtype.np)
+
+
+def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict]) -> list[LayerSqnr]:
     """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst first."""
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}

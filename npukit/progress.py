@@ -11,7 +11,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 Reporter = Callable[[str], None]
 _reporter: ContextVar[Reporter | None] = ContextVar("npukit_progress", default=None)
@@ -26,7 +26,7 @@ def stage(name: str, done: int | None = None, total: int | None = None) -> None:
         report(name if total is None else f"{name} {done}/{total}")
 
 
-def counted(name: str, items: list[T] | tuple[T, ...]) -> Iterator[T]:
+def counted(name: str, items: Sequence[T]) -> Iterator[T]:
     """`items` one by one, reporting "name i/n" before each."""
     for i, item in enumerate(items):
         stage(name, i + 1, len(items))

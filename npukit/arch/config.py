@@ -369,7 +369,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 def _one_line(exc: ValidationError, data: Mapping[str, Any]) -> str:
     errors = exc.errors(include_url=False)
-    hints = [did_you_mean(e["loc"][-1], _known_keys(e["loc"][:-1])) if e["type"] == "extra_forbidden" else ""
+    hints = [did_you_mean(str(e["loc"][-1]), _known_keys(e["loc"][:-1])) if e["type"] == "extra_forbidden" else ""
              for e in errors]
     # a misspelt key also makes the right one missing: name the misspelling first
     err, hint = next(((e, h) for e, h in zip(errors, hints) if h), (errors[0], hints[0]))

@@ -270,7 +270,7 @@ def _run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool) -> dict[s
         if arr.shape != want:
             raise InputError(f"input {name!r} has shape {arr.shape}, the model expects {want}")
         values[name] = arr
-    consts = {n: t.data.astype(np.float32, copy=False) for n, t in g.tensors.items() if t.is_const}
+    consts = {n: t.const_data.astype(np.float32, copy=False) for n, t in g.tensors.items() if t.is_const}
     uses: dict[str, int] = {}
     for node in g.nodes:
         for t in node.inputs:

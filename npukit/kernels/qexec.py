@@ -87,7 +87,9 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.PAD and a.mode == "reflect":
         return np.pad(x, a.pads, mode="reflect")
     if op is Op.PAD:
-        return np.pad(x, a.pads, constant_values=pad_code(node, in_q[0]))
+        q = in_q[0]
+        assert q is not None, f"{node.name}: an integer PAD of an unquantised input"
+        return np.pad(x, a.pads, constant_values=pad_code(node, q))
     if op is Op.RESHAPE:
         return x.reshape(a.shape)
     if op is Op.TRANSPOSE:

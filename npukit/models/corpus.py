@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -293,7 +293,7 @@ def evaluate(name: str, arch: str = "npu-m") -> CorpusResult:
     spec = CORPUS[name]
     path = fetch(name)
     calib = calibration(name)
-    extra = {"input_values": spec.input_values} if spec.input_values else {}
+    extra: dict[str, Any] = {"input_values": spec.input_values} if spec.input_values else {}
     start = time.perf_counter()
     try:
         prog = npukit.compile(path, arch, input_shapes=spec.input_shapes, calibration=calib, sqnr=False, **extra)

@@ -127,7 +127,7 @@ class Simulator:
             self._bound = m, Plan(steps, [type(ins).__name__.upper() for ins in self.prog.instructions], program)
         return self._bound
 
-    def run(self, feeds: dict[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray], order: list[int] | None = None) -> dict[str, np.ndarray]:
         """Integer inputs in, integer outputs out. `order` runs instructions in another
         (dependency-respecting) order, as the timing model schedules them."""
         with blas_threads(self.threads):
