@@ -7,4 +7,5 @@ python -m pip install -q -e ".[test]"
 python scripts/fetch_models.py
 bash scripts/install_data.sh
 python -m ruff check .
+python -m mypy
 python -m pytest -q "$@"
