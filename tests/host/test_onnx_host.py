@@ -13,6 +13,7 @@ from npukit.compiler import quantize_inputs
 from npukit.errors import UnsupportedOpError
 from npukit.ir.graph import Op
 from npukit.sim.reference import run_reference
+from npukit.testing.fixtures import accumulating_loop_body
 
 RNG = np.random.default_rng(7)
 W = RNG.standard_normal((4, 3, 1, 1)).astype(np.float32)
@@ -126,13 +127,7 @@ def test_data_dependent_if_runs_on_the_host_with_outer_scope_inputs(tmp_path):
 
 
 def test_loop_over_activations(tmp_path):
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("Mul", ["acc", "half"], ["m"]), helper.make_node("Add", ["m", "c"], ["acc_out"])],
-        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-                 helper.make_tensor_value_info("acc", TensorProto.FLOAT, None)],
-        [helper.make_empty_tensor_value_info("cond_out"), helper.make_empty_tensor_value_info("acc_out")])
+    body = accumulating_loop_body()
     nodes = [conv(), helper.make_node("Loop", ["n", "t", "c"], ["h"], name="loop", body=body)]
     mb = model(nodes, X, ["h"], {"w": W, "n": np.array(3, np.int64), "t": np.array(True), "half": np.float32(0.5)})
     m = compile_model(tmp_path, mb, X)

@@ -21,7 +21,7 @@ from npukit.errors import BinaryError
 from npukit.isa import container, encoding
 from npukit.limits import Limit
 from npukit.kernels import host_float
-from npukit.testing.fixtures import run_cli
+from npukit.testing.fixtures import accumulating_loop_body, run_cli
 
 X = (1, 3, 6, 6)
 
@@ -29,13 +29,7 @@ X = (1, 3, 6, 6)
 def _model(trips: int | None) -> bytes:
     """Conv then a Loop over its activations (a host segment): `trips` iterations, or (None)
     no trip count and a condition that stays true."""
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("Mul", ["acc", "half"], ["m"]), helper.make_node("Add", ["m", "c"], ["acc_out"])],
-        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-                 helper.make_tensor_value_info("acc", TensorProto.FLOAT, None)],
-        [helper.make_empty_tensor_value_info("cond_out"), helper.make_empty_tensor_value_info("acc_out")])
+    body = accumulating_loop_body()
     w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node("Loop", ["n", "t", "c"], ["h"], name="loop", body=body)]
