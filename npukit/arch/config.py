@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from typing import Annotated, Any, Literal, Mapping, get_args
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from npukit import limits as L
 from npukit.arch import toml_emit
+from npukit.arch.messages import one_line
 from npukit.arch.tech import DEFAULT_NODE, REGION_KIND_PJ_PER_BYTE, tech_node
 from npukit.errors import ArchError, did_you_mean
 
@@ -264,7 +265,7 @@ class Arch(BaseModel):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            raise ArchError(_one_line(exc, data)) from None
+            raise ArchError(one_line(exc, data, Arch)) from None
 
     @classmethod
     def from_toml_text(cls, text: str) -> "Arch":
@@ -302,7 +303,7 @@ class Arch(BaseModel):
         try:
             Arch.model_validate(data, context=_KEYS_ONLY)
         except ValidationError as exc:
-            raise ArchError(_one_line(exc, data)) from None
+            raise ArchError(one_line(exc, data, Arch)) from None
 
     # ---- convenience ----------------------------------------------------------------------
     @property
@@ -365,64 +366,3 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             node[part] = value
         else:
             node = node[part]
-
-
-def _one_line(exc: ValidationError, data: Mapping[str, Any]) -> str:
-    errors = exc.errors(include_url=False)
-    hints = [did_you_mean(str(e["loc"][-1]), _known_keys(e["loc"][:-1])) if e["type"] == "extra_forbidden" else ""
-             for e in errors]
-    # a misspelt key also makes the right one missing: name the misspelling first
-    err, hint = next(((e, h) for e, h in zip(errors, hints) if h), (errors[0], hints[0]))
-    loc = _loc_name(err["loc"], data)
-    if err["type"] == "extra_forbidden":
-        problem = "unknown key" + hint
-    elif err["type"] == "missing":
-        problem = "missing required key"
-    else:
-        problem = f"{err['msg']} (got {_short(err.get('input'))})"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"arch config: {loc or '<top>'}: {problem}{more}"
-
-
-def _short(value: Any, width: int = 60) -> str:
-    """A repr cut to `width` characters (a huge list or number stays on one short line)."""
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"an integer of {value.bit_length()} bits"
-    text = " ".join(repr(value).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _known_keys(loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the config table at `loc` (list indices and validator names skipped)."""
-    cls: Any = Arch
-    for part in loc:
-        if not isinstance(part, str) or "[" in part:
-            continue
-        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
-        if field is None:
-            return []
-        cls = field.annotation
-        for arg in (cls, *get_args(cls)):       # tuple[Region, ...], Optional[...]
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                cls = arg
-                break
-    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
-
-
-def _loc_name(loc: tuple[Any, ...], data: Any) -> str:
-    out: list[str] = []
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            name = node[part].get("name") if isinstance(node, list) and part < len(node) \
-                and isinstance(node[part], dict) else None
-            out[-1] += f"[{name!r}]" if isinstance(name, str) else f"[{part}]"
-        elif isinstance(part, str) and "[" in part:  # pydantic validator wrapper names
-            continue
-        else:
-            out.append(str(part))
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    return ".".join(out)
