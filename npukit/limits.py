@@ -1,7 +1,7 @@
 """Resource limits: every bound npukit checks before it allocates, reads or loops, in one place.
 
 A model, binary, config or input beyond one of these is refused with an npukit error that
-names the limit (`limit_error`), before any work. docs/robustness.md lists them for users.
+names the limit (`Limit.check`), before any work. docs/robustness.md lists them for users.
 """
 from __future__ import annotations
 
