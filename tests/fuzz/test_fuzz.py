@@ -31,3 +31,17 @@ def test_fuzz_long():
     summary = fuzz.run(fuzz.plan(targets, 30_000, seed=1))
     assert len(summary.outcomes) >= 30_000
     _check(summary)
+
+
+# Cases a long run found (seed 1) and the boundary now refuses in one line: each was a raw
+# exception, a MemoryError or a model that compiled and then failed to run.
+FOUND = [("arch", 1, 1032), ("npub", 1, 4232), ("onnx", 1, 315), ("onnx", 1, 1326), ("onnx", 1, 2449),
+         ("onnx", 1, 1286), ("onnx", 1, 415), ("onnx", 1, 2785), ("onnx", 1, 540), ("onnx", 1, 1188),
+         ("onnx", 1, 364), ("tflite", 1, 43), ("tflite", 1, 290), ("tflite", 1, 4848), ("tflite", 1, 633),
+         ("onnx", 0, 202), ("onnx", 0, 453), ("onnx", 0, 548), ("tflite", 0, 346)]
+
+
+def test_cases_found_by_long_runs():
+    summary = fuzz.run(FOUND)
+    assert len(summary.outcomes) == len(FOUND)
+    _check(summary)
