@@ -40,6 +40,14 @@ class ScheduleError(NpukitError):
     """A layer that cannot be mapped onto the chosen architecture."""
 
 
+def first_line(text: object, limit: int = 300) -> str:
+    """`text` (a message, or an exception) cut to its first line and `limit` characters, for
+    messages that quote another library; an exception with no message gives its class name."""
+    lines = str(text).strip().splitlines()
+    line = lines[0] if lines else (type(text).__name__ if isinstance(text, BaseException) else "")
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
 def did_you_mean(word: str, known) -> str:
     """' (did you mean 'x'?)' for the closest of `known` to a misspelt `word`, else ''."""
     import difflib

@@ -14,7 +14,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import NpukitError
+from .errors import NpukitError, first_line
 from .limits import TENSOR_ELEMENTS, UNPACKED_BYTES
 
 
@@ -33,7 +33,7 @@ def load_npz(source: str | Path | bytes, what: str, error: type[NpukitError]) ->
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             try:
                 with archive.open(info) as member:
-                    out[name] = _read(member, info.file_size, f"{what}[{name!r}]", error)
+                    out[name] = read_array(member, info.file_size, f"{what}[{name!r}]", error)
             except error:
                 raise
             except (OSError, zipfile.BadZipFile, ValueError, EOFError, RuntimeError) as exc:
@@ -46,7 +46,7 @@ def load_npy(path: str | Path, what: str, error: type[NpukitError]) -> np.ndarra
     try:
         size = Path(path).stat().st_size
         with open(path, "rb") as f:
-            return _read(f, size, what, error)
+            return read_array(f, size, what, error)
     except error:
         raise
     except (OSError, ValueError, EOFError) as exc:
@@ -65,12 +65,15 @@ def _starts(source: str | Path | bytes, magic: bytes) -> bool:
         return False
 
 
-def _read(f: IO[bytes], stored: int, what: str, error: type[NpukitError]) -> np.ndarray:
+def read_array(f: IO[bytes], stored: int, what: str, error: type[NpukitError]) -> np.ndarray:
+    """The .npy array `f` holds in its `stored` bytes, refused (as `error`, naming `what`) unless
+    its header is one numpy writes for a numeric array (versions 1.0 and 2.0, at most 1 KiB),
+    within TENSOR_ELEMENTS and consistent with `stored`."""
     version = np.lib.format.read_magic(f)
-    if version not in ((1, 0), (2, 0), (3, 0)):
+    if version not in ((1, 0), (2, 0)):
         raise error(f"cannot read {what}: unknown .npy version {version}")
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = read_header(f)  # checks the header's syntax
+    shape, fortran, dtype = read_header(f, max_header_size=1024)  # checks the header's syntax
     if dtype.hasobject or dtype.kind not in "biufc":
         raise error(f"cannot read {what}: it holds dtype {dtype}; only numeric arrays are read")
     count = int(np.prod(shape, dtype=object))
@@ -84,5 +87,4 @@ def _read(f: IO[bytes], stored: int, what: str, error: type[NpukitError]) -> np.
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(getattr(exc, "strerror", None) or exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+    return first_line(getattr(exc, "strerror", None) or exc, 200)

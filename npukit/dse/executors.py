@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..errors import InputError
 from ..progress import verbose
-from .point import Outcome, Task, run_point
+from .point import Outcome, Task, failure_reason, run_point
 from .workers import GRAPHS, LOST, PointLimits, PoolExecutor, init_worker, run_local
 
 EvalFn = Callable[[Task, object], Outcome]
@@ -108,7 +108,7 @@ class RayExecutor:
                 try:
                     yield ray.get(ref)
                 except ray.exceptions.RayError as exc:   # worker died max_retries + 1 times
-                    yield Outcome(task.key, LOST, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    yield Outcome(task.key, LOST, failure_reason(exc))
 
     def close(self) -> None:
         if self.owns_ray:

@@ -20,7 +20,7 @@ from .. import __version__
 from ..version import build_id
 from ..arch import Arch
 from ..codegen.context import CompileOptions
-from ..errors import NpukitError
+from ..errors import NpukitError, first_line
 
 METRICS = ("latency_ms", "energy_uj", "area_mm2", "utilisation", "sram_peak_bytes", "dram_bytes",
            "total_cycles", "macs")
@@ -76,8 +76,8 @@ def point_key(arch_id: str, model_hash: str, calibration_hash: str, options: dic
 
 def failure_reason(exc: BaseException) -> str:
     """One line: "<Class>: <first line of the message>"."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:500]}" if lines else type(exc).__name__
+    line = first_line(str(exc), 500)
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def run_point(fn, task: Task, qgraph) -> Outcome:

@@ -12,12 +12,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError, first_line
 from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
 from .onnx_attrs import check_attributes
 from .onnx_builder import Act, Builder
-from .onnx_check import check_host_graph, check_shape, one_line, read_model
+from .onnx_check import check_host_graph, check_shape, read_model
 from .onnx_const import constant_value, evaluate
 from .onnx_host import check_domain, emit_host, host_reason
 from .onnx_ops_nn import NN_CONVERTERS
@@ -127,7 +127,7 @@ class _Importer:
                 b.rollback(mark)
                 reason = f"ONNX {op} refused by the NPU converter: {e}"
             except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
-                raise ModelError(one_line(f"malformed ONNX node '{name}' ({op}): {type(e).__name__}: {e}")) from e
+                raise ModelError(first_line(f"malformed ONNX node '{name}' ({op}): {type(e).__name__}: {e}")) from e
         emit_host(b, node, reason, self.used, self.model.ir_version)
 
     @staticmethod

@@ -15,22 +15,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from ..limits import GRAPH_NODES, HOST_LOOP_TRIPS, MODEL_BYTES, TENSOR_ELEMENTS, TENSOR_RANK
 
 _PACKED_BITS = {getattr(TensorProto, n): 4 for n in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(TensorProto, n)}
 _KNOWN_TYPES = frozenset(TensorProto.DataType.values()) - {TensorProto.UNDEFINED}
 
 
-def one_line(text: object, limit: int = 300) -> str:
-    """`text` cut to its first line and `limit` characters (for messages quoting other libraries)."""
-    lines = str(text).strip().splitlines()
-    line = lines[0] if lines else ""
-    return line if len(line) <= limit else line[:limit] + "..."
-
-
-def read_model(path_or_bytes) -> onnx.ModelProto:
-    """Parse, check and complete (external data) an ONNX model; ModelError on anything wrong."""
+def read_model(path_or_bytes, external: bool = True) -> onnx.ModelProto:
+    """Parse, check and (with `external`) complete an ONNX model with its external data;
+    ModelError on anything wrong."""
     base_dir = None
     if isinstance(path_or_bytes, (bytes, bytearray)):
         MODEL_BYTES.check(len(path_or_bytes), "the ONNX model", ModelError)
@@ -46,11 +40,12 @@ def read_model(path_or_bytes) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(data)
     except Exception as e:  # noqa: BLE001 - protobuf raises many kinds on corrupt input
-        raise ModelError(one_line(f"cannot parse ONNX model: {type(e).__name__}: {e}")) from e
+        raise ModelError(first_line(f"cannot parse ONNX model: {type(e).__name__}: {e}")) from e
     if not model.HasField("graph") or not model.graph.node:
         raise ModelError("not an ONNX model: the file holds no graph nodes")
     check_structure(model)
-    _read_external(model, base_dir, len(data))
+    if external:
+        _read_external(model, base_dir, len(data))
     return model
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 
 
 def attributes(node: onnx.NodeProto) -> dict:
@@ -86,8 +86,7 @@ def evaluate(node: onnx.NodeProto, ins: list[np.ndarray | None], opsets) -> list
     try:
         fast = _fast(node, ins)
     except (ValueError, TypeError, IndexError, KeyError, AttributeError, np.exceptions.AxisError) as e:
-        from .onnx_check import one_line
-        raise ModelError(one_line(f"cannot evaluate constant ONNX node {node.name!r} ({node.op_type}): {e}")) from None
+        raise ModelError(first_line(f"cannot evaluate constant ONNX node {node.name!r} ({node.op_type}): {e}")) from None
     if fast is not None:
         return [np.asarray(v) for v in fast]
     from onnx.reference import ReferenceEvaluator  # imported lazily: it is slow to import
@@ -101,6 +100,5 @@ def evaluate(node: onnx.NodeProto, ins: list[np.ndarray | None], opsets) -> list
         ref = ReferenceEvaluator(model)
         results = ref.run(None, {n: v for n, v in zip(names, ins) if n and v is not None})
     except Exception as e:  # noqa: BLE001 - any evaluator failure is a model problem here
-        from .onnx_check import one_line
-        raise ModelError(one_line(f"cannot evaluate constant ONNX node {node.name!r} ({node.op_type}): {e}")) from e
+        raise ModelError(first_line(f"cannot evaluate constant ONNX node {node.name!r} ({node.op_type}): {e}")) from e
     return [np.asarray(r) for r in results]

@@ -67,15 +67,8 @@ def _histogram(ops) -> dict[str, int]:
 
 def _onnx(path: Path) -> Signature:
     import onnx
-    from ..limits import MODEL_BYTES
-    from .onnx_check import check_structure
-    MODEL_BYTES.check(path.stat().st_size, f"ONNX model file {path.name!r}", ModelError)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf raises many kinds on corrupt input
-        raise ModelError(f"cannot parse ONNX model: {type(e).__name__}: {e}".splitlines()[0]) from None
-    check_structure(model)
-    g = model.graph
+    from .onnx_check import read_model
+    g = read_model(path, external=False).graph      # the signature needs no weights
 
     def spec(vi) -> TensorSpec:
         tt = vi.type.tensor_type

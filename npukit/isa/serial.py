@@ -11,7 +11,6 @@ import dataclasses
 import enum
 import functools
 import io
-import math
 import types
 import typing
 import zipfile
@@ -20,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BinaryError
-from ..limits import TENSOR_ELEMENTS, UNPACKED_BYTES
+from ..errors import BinaryError, first_line
+from ..limits import UNPACKED_BYTES
+from ..npyio import read_array
 
 
 def to_data(obj, blobs: list[np.ndarray]):
@@ -137,24 +137,11 @@ def unpack_blobs(data: bytes) -> list[np.ndarray]:
             UNPACKED_BYTES.check(sum(m.file_size for m in members), "the host arrays, unpacked", BinaryError)
             return [_member(z, m) for m in members]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as e:
-        raise BinaryError(f"corrupt array section: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise BinaryError(f"corrupt array section: {first_line(e)}") from None
 
 
 def _member(z: zipfile.ZipFile, m: zipfile.ZipInfo) -> np.ndarray:
     if m.compress_type != zipfile.ZIP_STORED or m.file_size != m.compress_size:
         raise BinaryError(f"corrupt array section: {m.filename} is compressed (npukit stores arrays as they are)")
     with z.open(m) as f:
-        version = np.lib.format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):
-            raise BinaryError(f"corrupt array section: {m.filename} has .npy version {version}")
-        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = reader(f, max_header_size=1024)
-        if dtype.hasobject:
-            raise BinaryError(f"corrupt array section: {m.filename} holds Python objects")
-        n = math.prod(shape)
-        TENSOR_ELEMENTS.check(n, f"host array {m.filename}", BinaryError)
-        if f.tell() + n * dtype.itemsize != m.file_size:
-            raise BinaryError(f"corrupt array section: {m.filename} is {m.file_size} bytes, its header "
-                              f"declares {f.tell() + n * dtype.itemsize}")
-        data = np.frombuffer(bytearray(f.read(n * dtype.itemsize)), dtype)
-        return data.reshape(shape[::-1]).T if fortran else data.reshape(shape)
+        return read_array(f, m.file_size, f"host array {m.filename}", BinaryError)

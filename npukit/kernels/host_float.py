@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from ..limits import GRAPH_NODES, HOST_LOOP_TRIPS, HOST_SECONDS, META_DEPTH, TENSOR_ELEMENTS, limit_message
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def _session(onnx_model: str):
     try:
         sess = ort.InferenceSession(base64.b64decode(onnx_model), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime reports every refusal as its own type
-        raise ModelError(f"onnxruntime cannot load a host operator: {str(e).splitlines()[0]}") from None
+        raise ModelError(f"onnxruntime cannot load a host operator: {first_line(e)}") from None
     types = [_np_type(i.type) for i in sess.get_inputs()]
     return sess, [i.name for i in sess.get_inputs()], types
 
@@ -169,8 +169,7 @@ def _run_bounded(sess, attrs: HostFloatAttrs, feeds: dict) -> list:
         if opts.terminate:
             raise ModelError(limit_message(HOST_SECONDS, HOST_SECONDS.value,
                                            f"host operator {attrs.op_type}: its run time")) from None
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"host operator {attrs.op_type} failed in onnxruntime: {first}") from None
+        raise ModelError(f"host operator {attrs.op_type} failed in onnxruntime: {first_line(e)}") from None
     finally:
         done.set()
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError, first_line
 from .host_float import dequantise_inputs, quantise_outputs
 
 
@@ -56,12 +56,6 @@ def interpreter(model: str):
     except (RuntimeError, ValueError) as e:
         raise UnsupportedOpError(f"LiteRT cannot run this operator: {first_line(e)}") from None
     return it
-
-
-def first_line(e: Exception) -> str:
-    """LiteRT's (often multi-line) error message, cut to its first line."""
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def invoke(it, what: str) -> None:

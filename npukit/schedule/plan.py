@@ -13,7 +13,7 @@ import typing
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Union
 
-from ..errors import ScheduleError
+from ..errors import ScheduleError, first_line
 from .fused import FusedTiling
 from .tiling import ConvTiling
 
@@ -111,7 +111,7 @@ class Schedule:
         try:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as e:
-            raise ScheduleError(f"schedule is not JSON: {str(e).splitlines()[0]}") from None
+            raise ScheduleError(f"schedule is not JSON: {first_line(e)}") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
             got = data.get("schema") if isinstance(data, dict) else None
             raise ScheduleError(f"schedule schema {got!r} is not {SCHEMA_VERSION}")
