@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
-from ..errors import InputError, ModelError, UnsupportedOpError
+from ..errors import InputError, ModelError, UnsupportedOpError, first_line
 from ..limits import MODEL_BYTES
 from ..ir.graph import Clamp, DType, QParams
 
@@ -24,21 +24,29 @@ TYPE_NAMES = {v: k for k, v in vars(tfl.TensorType).items() if not k.startswith(
 
 def read_model(path: str | Path) -> tfl.ModelT:
     """The parsed model, validated (tflite_check) before anything else reads it."""
-    from .tflite_check import check_model
     try:
         MODEL_BYTES.check(Path(path).stat().st_size, f"{path}", ModelError)
         data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(f"{path}: cannot read the model: {e.strerror or type(e).__name__}") from None
+    from .tflite_check import check_model
+    model = parse_model(data, str(path))
+    check_model(model, str(path))
+    return model
+
+
+def parse_model(data: bytes, where: str) -> tfl.ModelT:
+    """A flatbuffer image parsed, every absent vector made an empty list; ModelError naming
+    `where`. Validate it (tflite_check.check_model) before reading anything else of it."""
+    MODEL_BYTES.check(len(data), where, ModelError)
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+        raise ModelError(f"{where}: not a TFLite flatbuffer (no 'TFL3' identifier)")
     try:
         model = tfl.ModelT.InitFromPackedBuf(bytearray(data), 0)
     except Exception as e:  # flatbuffers raises assorted low-level errors on garbage
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"{path}: unreadable TFLite flatbuffer: {type(e).__name__}: {first}") from None
+        raise ModelError(f"{where}: unreadable TFLite flatbuffer: {type(e).__name__}: {first_line(e, 200)}") from None
     if not model.subgraphs:
-        raise ModelError(f"{path}: the model has no subgraph")
+        raise ModelError(f"{where}: the model has no subgraph")
     for sg in model.subgraphs:      # an absent vector reads as None: make every one a list
         for field in ("tensors", "operators", "inputs", "outputs"):
             if getattr(sg, field) is None:
@@ -46,7 +54,6 @@ def read_model(path: str | Path) -> tfl.ModelT:
     for field in ("buffers", "operatorCodes"):
         if getattr(model, field) is None:
             setattr(model, field, [])
-    check_model(model, str(path))
     return model
 
 

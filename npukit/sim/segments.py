@@ -20,7 +20,6 @@ from ..ir import graph as ir
 from ..ir.graph import Node, Op, QParams
 from ..isa.serial import from_data
 from ..kernels import host_float, host_tflite, kernels_mxu, kernels_vpu
-from ..limits import MODEL_BYTES
 from ..quant import quantize
 
 
@@ -78,20 +77,15 @@ def check_tflite_model(model: str) -> None:
         from ai_edge_litert import schema_py_generated as tfl
     except ImportError:
         return
-    from ..frontend.tflite_check import check_model as check_tflite     # needs LiteRT's schema
+    from ..frontend.tflite_check import check_model     # needs LiteRT's schema
+    from ..frontend.tflite_read import parse_model
     try:
         data = base64.b64decode(model, validate=True)
     except ValueError:
         raise ModelError("host operator: not base64 TFLite data") from None
-    MODEL_BYTES.check(len(data), "the host operator's flatbuffer", ModelError)
-    if data[4:8] != b"TFL3":
-        raise ModelError("host operator: not a TFLite flatbuffer")
-    try:
-        flat = tfl.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    except Exception as e:  # noqa: BLE001 - flatbuffers raises assorted low-level errors on garbage
-        raise ModelError(f"host operator: unreadable TFLite flatbuffer ({type(e).__name__})") from None
-    if len(flat.subgraphs or []) != 1 or len(flat.subgraphs[0].operators or []) != 1:
+    flat = parse_model(data, "host operator")
+    if len(flat.subgraphs) != 1 or len(flat.subgraphs[0].operators) != 1:
         raise ModelError("host operator: the flatbuffer must hold one subgraph of one operator")
-    if any(max(c.builtinCode, c.deprecatedBuiltinCode) == tfl.BuiltinOperator.CUSTOM for c in flat.operatorCodes or []):
+    if any(max(c.builtinCode, c.deprecatedBuiltinCode) == tfl.BuiltinOperator.CUSTOM for c in flat.operatorCodes):
         raise ModelError("host operator: a custom TFLite operator is not one a host segment may run")
-    check_tflite(flat, "host operator")
+    check_model(flat, "host operator")
