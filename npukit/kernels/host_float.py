@@ -114,12 +114,16 @@ def _session(onnx_model: str):
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 4
+    raw = base64.b64decode(onnx_model)
     try:
-        sess = ort.InferenceSession(base64.b64decode(onnx_model), opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(raw, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime reports every refusal as its own type
         raise ModelError(f"onnxruntime cannot load a host operator: {first_line(e)}") from None
     types = [_np_type(i.type) for i in sess.get_inputs()]
-    return sess, [i.name for i in sess.get_inputs()], types
+    # Only a Loop may not end (every other operator's work is bounded by its sizes). A Loop node
+    # stores its operator name verbatim in the model's bytes, so their absence rules it out.
+    may_not_end = b"Loop" in raw
+    return sess, [i.name for i in sess.get_inputs()], types, may_not_end
 
 
 def _np_type(ort_type: str) -> np.dtype:
@@ -136,11 +140,11 @@ def output_types(attrs: HostFloatAttrs) -> list[np.dtype]:
 
 def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     """The wrapped ONNX node on real inputs; returns the outputs this IR node carries."""
-    sess, names, types = _session(attrs.onnx_model)
+    sess, names, types, may_not_end = _session(attrs.onnx_model)
     if len(ins) != len(names):
         raise ModelError(f"host {attrs.op_type} expects {len(names)} inputs, got {len(ins)}")
     feeds = {n: np.asarray(x).astype(t, copy=False) for n, x, t in zip(names, ins, types)}
-    results = _run_bounded(sess, attrs, feeds)
+    results = _run_bounded(sess, attrs, feeds) if may_not_end else _run(sess, attrs, feeds, None)
     out = [np.asarray(r, np.float32) if np.asarray(r).dtype.kind == "f" else np.asarray(r) for r in results]
     for y, want, name in zip(out, attrs.out_shapes, attrs.outputs):
         if tuple(y.shape) != tuple(want):       # a data-dependent shape the memory plan cannot hold
@@ -164,14 +168,20 @@ def _run_bounded(sess, attrs: HostFloatAttrs, feeds: dict) -> list:
     timer = threading.Thread(target=stop_at_limit, daemon=True)
     timer.start()
     try:
+        return _run(sess, attrs, feeds, opts)
+    finally:
+        done.set()
+
+
+def _run(sess, attrs: HostFloatAttrs, feeds: dict, opts) -> list:
+    """sess.run; its failures (and its end by `opts.terminate`) as one-line ModelErrors."""
+    try:
         return sess.run(list(attrs.outputs), feeds, opts)
     except Exception as e:  # noqa: BLE001 - onnxruntime reports every failure as its own type
-        if opts.terminate:
+        if opts is not None and opts.terminate:
             raise ModelError(limit_message(HOST_SECONDS, HOST_SECONDS.value,
                                            f"host operator {attrs.op_type}: its run time")) from None
         raise ModelError(f"host operator {attrs.op_type} failed in onnxruntime: {first_line(e)}") from None
-    finally:
-        done.set()
 
 
 def run_quantised(attrs: HostFloatAttrs, params: HostFloatParams, ins: list[np.ndarray],
