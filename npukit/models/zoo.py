@@ -13,6 +13,7 @@ logits (no softmax).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -190,7 +191,7 @@ def mobilenet_v1(size: int = 96, alpha: float = 0.25, num_classes: int = 2,
     return b.model(_classifier(b, x, num_classes, global_pool=False), "mobilenet_v1", OUTPUT_NAME)
 
 
-MODELS = {
+MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet18": resnet18,
     "mobilenet_v2": mobilenet_v2,
     "resnet8": resnet8,
