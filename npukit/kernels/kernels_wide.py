@@ -1,6 +1,7 @@
 """16-bit activation kernels: the 16x8 convolution and the magnitude |re + i im|.
 
-16x8 convolution (LiteRT's reference_integer_ops::ConvPerChannel for int16 input): int16
+16x8 convolution (LiteRT's reference_integer_ops::ConvPerChannel for int16 input, and
+DepthwiseConvPerChannel for depthwise attrs: the same output stage): int16
 activations with zero point 0, int8 per-channel weights, int64 bias and accumulators, and
 the output stage MultiplyByQuantizedMultiplier(int64 x, ...) (the multiplier reduced to 16
 bits, one rounding), clamped to int16. With int32 bias LiteRT 2.3's reference kernel gives
