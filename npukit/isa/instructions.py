@@ -106,7 +106,10 @@ class Conv(Instr):
 class DwConv(Instr):
     """Depthwise with its output stage: ABUF[pix, k] = requant(sum (X[..., k // mult] - zp) *
     W[kh, kw, k]) using int32 bias, mult, shift at `params` (WBUF); runs on `engine`. The
-    accumulators stay in the engine (MXU columns or VPU lanes): no ACC round trip."""
+    accumulators stay in the engine (MXU columns or VPU lanes): no ACC round trip.
+    Extension fields: in_bytes 2, X is int16 (two int8 byte passes as Conv's); out_bytes 2,
+    the output is int16; mode 2, the 16x8 output stage of Requant mode 2 (int64 bias, mult,
+    shift at `params`). QUANTIZE between int8 and int16 is a 1x1 DwConv of weight 1, mode 0."""
     src: int
     in_h: int
     in_w: int
@@ -127,6 +130,9 @@ class DwConv(Instr):
     act_min: int
     act_max: int
     engine: int
+    in_bytes: int = 1      # extension: 2 = int16 input
+    out_bytes: int = 1     # extension: 2 = int16 output
+    mode: int = 0          # extension: 2 = 16x8 output stage (int64 params)
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,8 @@ class Requant(Instr):
     `params` holds int64 bias[k], mantissa[k], exponent[k]. mode 2 (16x8 convolutions):
     `params` holds int64 bias[k], mult[k], shift[k], scale_k is the int64 form of
     MultiplyByQuantizedMultiplier (16-bit multiplier, one rounding) and the output is int16
-    (dst_pix_stride and dst_c_off in elements).
+    (dst_pix_stride and dst_c_off in elements). mode 3 (16x8 fully connected): mode 1's params
+    and scale on int64 sums (no int32 wrap), the output int16.
     """
     src: int
     n_pix: int

@@ -187,10 +187,10 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
         engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
     for engine in engines:
         if dw and engine == "vpu":
-            per = costs.vpu_cycles(e * tk * s.kh * s.kw, arch.vpu.lanes, arch.vpu.pipeline_depth)
+            per = costs.vpu_cycles(s.in_bytes * e * tk * s.kh * s.kw, arch.vpu.lanes, arch.vpu.pipeline_depth)
             flows = [costs.WS]
         elif dw:
-            per = costs.mxu_depthwise_cycles(e, tk, s.kh * s.kw, rows, cols, overlap)
+            per = s.in_bytes * costs.mxu_depthwise_cycles(e, tk, s.kh * s.kw, rows, cols, overlap)
             flows = [costs.WS]
         else:
             flows = ([costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS])

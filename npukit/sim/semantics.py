@@ -238,6 +238,8 @@ def _conv_steps(p: plans_int8.Parts) -> list[Step]:
 def _dwconv(m: Machine, d: I.DwConv) -> Step:
     from . import jit     # numba loads when a program is first bound, not on import
     _check_geometry("DWCONV", d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.kernel, *d.stride, *d.dilation)
+    if (d.in_bytes, d.out_bytes, d.mode) != (1, 1, 0):
+        return _dwconv_wide(m, d)
     x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
     kh, kw = d.kernel
     k = d.c * d.mult
@@ -261,6 +263,38 @@ def _dwconv(m: Machine, d: I.DwConv) -> Step:
         acc[...] = intmath.wrap_int32(kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w].reshape(-1, k))
         requant()
     return general
+
+
+def _dwconv_wide(m: Machine, d: I.DwConv) -> Step:
+    """A DwConv with an int16 side (16x8 depthwise, QUANTIZE between int8 and int16): the
+    plain kernels, int16 input as the two byte passes."""
+    if d.in_bytes not in (1, 2) or d.out_bytes not in (1, 2) or d.mode not in (0, 2) or (d.in_bytes == 2 and d.zp):
+        raise BinaryError(f"DWCONV: input of {d.in_bytes} bytes with zero point {d.zp}, output of {d.out_bytes} "
+                          f"bytes, mode {d.mode} (int8 or int16 with zero point 0; modes 0 and 2)")
+    kh, kw = d.kernel
+    k = d.c * d.mult
+    x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c), np.int16 if d.in_bytes == 2 else np.int8)
+    w = m.view(I.WBUF, d.wgt, (1, kh, kw, k))
+    bias, mult, shift = m.view(I.WBUF, d.params, (3, k), np.int64 if d.mode == 2 else np.int32)
+    out_t = np.int16 if d.out_bytes == 2 else np.int8
+    dst = m.view(I.ABUF, d.dst, (d.out_h * d.out_w, k), out_t)
+    lo, hi = max(d.act_min, np.iinfo(out_t).min), min(d.act_max, np.iinfo(out_t).max)
+    pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
+    pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
+    attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
+
+    def wide() -> None:
+        if d.in_bytes == 2:
+            acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)
+        else:
+            acc = kernels_mxu.conv2d_acc(x, w, attrs, d.zp)
+        acc = intmath.wrap_int32(acc[0, :d.out_h, :d.out_w].reshape(-1, k))    # the engine's int32 sums
+        if d.mode == 2:
+            p = kernels_mxu.ConvParams(0, d.out_zp, mult, shift, lo, hi)
+            dst[...] = kernels_wide.conv_output_16x8(acc, bias, p)
+        else:
+            dst[...] = intmath.requantize(acc, bias, mult, shift, d.out_zp, lo, hi, out_t)
+    return wide
 
 
 def _requant(m: Machine, r: I.Requant) -> Step:
@@ -289,6 +323,14 @@ def _requant(m: Machine, r: I.Requant) -> Step:
             p = kernels_mxu.ConvParams(0, r.out_zp, mult, shift, r.act_min, r.act_max)
             wide[...] = kernels_wide.conv_output_16x8(acc, bias, p).view(np.uint8).reshape(r.n_pix, r.k, 2)
         return requant_16x8
+    if r.mode == 3:       # 16x8 fully connected: int64 sums, exact double scale, int16 out
+        bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
+        wide = m.strided(I.ABUF, r.dst + 2 * r.dst_c_off, (r.n_pix, r.k), (2 * r.dst_pix_stride, 2), 2)
+
+        def fc_16x8() -> None:
+            p = kernels_mxu.ConvParams(0, r.out_zp, _NO_Q31, _NO_Q31, r.act_min, r.act_max, mantissa, exponent)
+            wide[...] = kernels_mxu.fc_output_wide(acc, bias, p).view(np.uint8).reshape(r.n_pix, r.k, 2)
+        return fc_16x8
     raise BinaryError(f"REQUANT: unknown mode {r.mode}")
 
 
