@@ -8,43 +8,15 @@ import math
 
 import numpy as np
 import pytest
-from ai_edge_litert import schema_py_generated as tfl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import ModelError
 from npukit.ir.graph import ConvAttrs
-from npukit.kernels import kernels_mxu as kx
 from npukit.kernels import kernels_vpu as kv
 from npukit.kernels import kernels_wide as kw
-from npukit.testing.single_op import _tflite_pads
+from npukit.testing.models_16x8 import conv16x8_model, dw16x8_model
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
-
-
-def conv16x8_model(seed, in_hw, in_ch, out_ch, kernel, stride, padding, out_gain):
-    """CONV_2D with int16 input / output (zero point 0), int8 per-channel weights, int64 bias."""
-    rng = np.random.default_rng(seed)
-    w = rng.integers(-127, 128, size=(out_ch, *kernel, in_ch)).astype(np.int8)
-    ws = [float(np.float32(s)) for s in rng.uniform(0.002, 0.05, out_ch)]
-    s_in = float(np.float32(rng.uniform(1e-5, 1e-3)))
-    fan_in = kernel[0] * kernel[1] * in_ch
-    s_out = float(np.float32(s_in * np.mean(ws) * 16000 * 73 * np.sqrt(fan_in) * 2.5 / 32767 * out_gain))
-    bias = rng.integers(-50_000 * fan_in, 50_000 * fan_in, size=out_ch).astype(np.int64)
-    opts = tfl.Conv2DOptionsT()
-    opts.padding = tfl.Padding.SAME if padding == "SAME" else tfl.Padding.VALID
-    opts.strideH, opts.strideW = stride
-    opts.dilationHFactor = opts.dilationWFactor = 1
-    pads = _tflite_pads(opts.padding, in_hw, kernel, stride, (1, 1))
-    attrs = ConvAttrs(stride=stride, pads=pads)
-    out_hw = kx.conv2d_acc(np.zeros((1, *in_hw, in_ch), np.int8), w, attrs, 0).shape[1:3]
-    model = build_single_op("CONV_2D", [
-        TensorSpec("input", (1, *in_hw, in_ch), "int16", s_in, 0),
-        TensorSpec("filter", w.shape, "int8", ws, 0, 0, w),
-        TensorSpec("bias", (out_ch,), "int64", [float(np.float32(s_in * s)) for s in ws], 0, 0, bias)],
-        [TensorSpec("output", (1, *out_hw, out_ch), "int16", s_out, 0)], opts, version=4)
-    x = rng.integers(-32768, 32768, size=(1, *in_hw, in_ch)).astype(np.int16)
-    p = kx.prepare_conv(s_in, np.array(ws), s_out, 0, 0, None, np.int16)
-    return model, x, w, bias, attrs, p
 
 
 @settings(max_examples=25, deadline=None)
@@ -58,34 +30,6 @@ def test_conv16x8_equals_litert(seed, hw, in_ch, out_ch, kernel, stride, padding
     model, x, w, bias, attrs, p = conv16x8_model(seed, hw, in_ch, out_ch, kernel, stride, padding, out_gain)
     want = run_reference(model, [x])[0]
     np.testing.assert_array_equal(kw.conv2d_16x8(x, w, bias, attrs, p), want)
-
-
-def dw16x8_model(seed, in_hw, ch, mult, kernel, stride, dilation, padding, out_gain):
-    """DEPTHWISE_CONV_2D with int16 input / output (zero point 0), int8 per-channel weights, int64 bias."""
-    rng = np.random.default_rng(seed)
-    k = ch * mult
-    w = rng.integers(-127, 128, size=(1, *kernel, k)).astype(np.int8)
-    ws = [float(np.float32(s)) for s in rng.uniform(0.002, 0.05, k)]
-    s_in = float(np.float32(rng.uniform(1e-5, 1e-3)))
-    taps = kernel[0] * kernel[1]
-    s_out = float(np.float32(s_in * np.mean(ws) * 16000 * 73 * np.sqrt(taps) * 2.5 / 32767 * out_gain))
-    bias = rng.integers(-50_000 * taps, 50_000 * taps, size=k).astype(np.int64)
-    opts = tfl.DepthwiseConv2DOptionsT()
-    opts.padding = tfl.Padding.SAME if padding == "SAME" else tfl.Padding.VALID
-    opts.strideH, opts.strideW = stride
-    opts.dilationHFactor, opts.dilationWFactor = dilation
-    opts.depthMultiplier = mult
-    pads = _tflite_pads(opts.padding, in_hw, kernel, stride, dilation)
-    attrs = ConvAttrs(stride=stride, dilation=dilation, pads=pads, groups=ch, depthwise=True)
-    out_hw = kx.conv2d_acc(np.zeros((1, *in_hw, ch), np.int8), w, attrs, 0).shape[1:3]
-    model = build_single_op("DEPTHWISE_CONV_2D", [
-        TensorSpec("input", (1, *in_hw, ch), "int16", s_in, 0),
-        TensorSpec("filter", w.shape, "int8", ws, 0, 3, w),
-        TensorSpec("bias", (k,), "int64", [float(np.float32(s_in * s)) for s in ws], 0, 0, bias)],
-        [TensorSpec("output", (1, *out_hw, k), "int16", s_out, 0)], opts, version=5)
-    x = rng.integers(-32768, 32768, size=(1, *in_hw, ch)).astype(np.int16)
-    p = kx.prepare_conv(s_in, np.array(ws), s_out, 0, 0, None, np.int16)
-    return model, x, w, bias, attrs, p
 
 
 @settings(max_examples=25, deadline=None)
