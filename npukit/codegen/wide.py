@@ -95,7 +95,7 @@ def lower_requantize(ctx: Ctx, g: Graph, node: Node) -> dict:
     chunk = min(n, max(16, a_slots.size // ((xb + ob) * ctx.nbuf) // 16 * 16))
     ins, outs = SlotPair(a_slots.take(chunk * xb, ctx.nbuf)), SlotPair(a_slots.take(chunk * ob, ctx.nbuf))
     p = node.params
-    consts = np.concatenate([np.int8([1, 0, 0, 0]), np.int32([0, p.multiplier, p.shift]).view(np.int8)])
+    consts = np.concatenate([np.array([1, 0, 0, 0], np.int8), np.array([0, p.multiplier, p.shift], np.int32).view(np.int8)])
     at = w_slots.take(16, 1)[0]
     contiguous(e, ctx.consts.space, ctx.const(consts, True), I.WBUF, at, 16)
     info = np.iinfo(ot.dtype.np)
