@@ -102,6 +102,8 @@ def test_int16_depthwise_costs_two_passes_and_twice_the_bytes(tmp_path):
                                                                        m.overlap)
             macs, cycles = macs + c16.macs, cycles + t16
         assert macs == 2 * (3 * 4 * 4) * 9
+        (layer,) = [la for la in cm.program.layers if la.op == "conv2d"]
+        assert layer.macs == macs            # the roofline counts the two passes too
         dmas = [i for i in cm.program.instructions if isinstance(i, I.Dma)]
         loaded = sum(int(np.prod(i.shape)) * i.elem for i in dmas if i.dst_space == I.ABUF)
         stored = sum(int(np.prod(i.shape)) * i.elem for i in dmas if i.src_space == I.ABUF)
