@@ -13,8 +13,7 @@ import numpy as np
 from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
-from ..errors import ModelError, ScheduleError
-from ..kernels.kernels_wide import check_16x8_taps
+from ..errors import ScheduleError
 from ..cost import costs
 from .context import Ctx, OwnSlots, SlotPair
 from .emitter import dma
@@ -66,7 +65,7 @@ def conv_problem(g: Graph, node: Node) -> ConvProblem:
     mult = k_all // c if attrs.depthwise else 0
     xb, ob = x.dtype.np.itemsize, out.dtype.np.itemsize
     if xb == 2:
-        wide_conv_check(node, attrs, w, bias, ob)
+        wide_conv_check(node, attrs, ob)
     shape = ConvShape(h, wd, c // groups, eh, ew, k_all // groups, kh, kw, attrs.stride[0],
                       attrs.dilation[0], attrs.input_dilation[0], mult, xb, ob)
     mode = (3 if xb == 2 else 1) if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
@@ -144,7 +143,8 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     else:
         wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
         prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
-    accs = SlotPair(acc_slots.take(4 * t.th * s.ew * t.tk, nb))
+    ab = 4 * xb             # accumulator bytes: int64 for the 16x8 passes
+    accs = SlotPair(acc_slots.take(ab * t.th * s.ew * t.tk, nb))
     x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all * xb
     o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all * ob
     pt, pl = attrs.pads[0], attrs.pads[1]
@@ -197,15 +197,15 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         acc = accs.next()
         my_chunks = list(enumerate(chunks))
         if a > last:   # the whole tile reads padding only: its accumulators are zero
-            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, 4 * rl * s.ew * kl, 0),
-                   [], [(I.ACC, acc, acc + 4 * rl * s.ew * kl)])
+            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, ab * rl * s.ew * kl, 0),
+                   [], [(I.ACC, acc, acc + ab * rl * s.ew * kl)])
             my_chunks = []
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
             n_rows = last - a + 1
             xa, x_stride, x_off, wa = staged if staged is not None and j == 0 else fetch(ki, ri, ci)
             wbytes = kl * s.kh * s.kw * cl
             reads = [(I.ABUF, xa, xa + n_rows * wd * x_stride * xb), (I.WBUF, wa, wa + wbytes)]
-            writes = [(I.ACC, acc, acc + 4 * rl * s.ew * kl)]
+            writes = [(I.ACC, acc, acc + ab * rl * s.ew * kl)]
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
                        dilation=attrs.dilation, pad_t=a * ih - y0, pad_l=pl)
             e.emit(lambda L, d: I.Conv(
@@ -230,7 +230,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         e.emit(lambda L, d: I.Requant(
             L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=o_stride, dst_c_off=o_off,
             out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode),
-            [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + pbytes * kl)],
+            [(I.ACC, acc, acc + ab * npix * kl), (I.WBUF, pa, pa + pbytes * kl)],
             [(I.ABUF, oa + o_off * ob, oa + (o_off + (npix - 1) * o_stride + kl) * ob)])
         if not o_direct:
             dst = o_base + (r0 * s.ew * k_all + grp * s.k + k0) * ob
@@ -303,14 +303,9 @@ def conv_min_compute_cycles(g: Graph, node: Node, arch) -> int:
 
 
 
-def wide_conv_check(node: Node, attrs: ConvAttrs, w: np.ndarray, bias: np.ndarray, out_bytes: int) -> None:
+def wide_conv_check(node: Node, attrs: ConvAttrs, out_bytes: int) -> None:
     """What the 16x8 paths run: a dense or depthwise conv or a fully connected layer, int16 in
-    and out, zero point 0, and a reduction whose int16 x int8 sum cannot overflow the 32-bit
-    accumulators."""
+    and out, zero point 0."""
     if attrs.groups != 1 and not attrs.depthwise or out_bytes != 2 or node.params.input_zp != 0:
         raise ScheduleError(f"{node.name}: int16 input is supported for dense and depthwise convolutions and "
                             "fully connected layers with int16 output and zero point 0 only")
-    try:
-        check_16x8_taps(int(np.prod(w.shape[1:3] if attrs.depthwise else w.shape[1:])), bias)
-    except ModelError as e:
-        raise ScheduleError(f"{node.name}: {e}") from e

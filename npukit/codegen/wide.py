@@ -5,11 +5,10 @@ import math
 
 import numpy as np
 
-from ..errors import ModelError, ScheduleError
+from ..errors import ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.immediates import params_to_ints
-from ..kernels.kernels_wide import check_16x8_taps
 from ..kernels.qexec import pad_code
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
@@ -32,16 +31,11 @@ def int16_support(g: Graph, node: Node) -> str:
         ok = t[node.inputs[0]].dtype is DType.I16 and t[node.outputs[0]].dtype is DType.I8
         return "" if ok else "magnitude needs an int16 input and an int8 output"
     if node.op in (Op.CONV2D, Op.FULLY_CONNECTED):
-        x, out, w = t[node.inputs[0]], t[node.outputs[0]], t[node.inputs[1]]
+        x, out = t[node.inputs[0]], t[node.outputs[0]]
         dw = node.op is Op.CONV2D and node.attrs.depthwise
         if x.dtype is not DType.I16 or out.dtype is not DType.I16 or x.quant is None or x.quant.zp != 0 or \
                 node.op is Op.CONV2D and node.attrs.groups != 1 and not dw:
             return "int16 layer other than 16x8 (int16 in and out, zero point 0; dense or depthwise)"
-        bias = t[node.inputs[2]].data if len(node.inputs) > 2 else None
-        try:
-            check_16x8_taps(math.prod(w.shape[1:3] if dw else w.shape[1:]), bias)
-        except ModelError as e:
-            return str(e)
         return ""
     if node.op is Op.QUANTIZE:
         ok = {t[node.inputs[0]].dtype, t[node.outputs[0]].dtype} <= {DType.I8, DType.I16} and node.params is not None

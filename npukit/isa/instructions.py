@@ -77,7 +77,8 @@ class Conv(Instr):
     [k, kh, kw, c_len] int8 at `wgt`. The tile is dilated by `in_dil`, then padded by
     pad_t/pad_l (and as far as needed below/right) with the zero point.
     in_bytes 2 (an extension field): X is int16 with zero point 0 (16x8), run as two int8
-    passes, hi byte and lo byte, summed as 256 * hi + lo (c_stride, c_off in elements).
+    passes, hi byte and lo byte, summed as 256 * hi + lo (c_stride, c_off in elements) into
+    int64 accumulators ACC[out_h*out_w, k] (no overflow, as LiteRT's 16x8 kernels).
     """
     src: int
     in_h: int
@@ -146,7 +147,7 @@ class Requant(Instr):
     `params` holds int64 bias[k], mult[k], shift[k], scale_k is the int64 form of
     MultiplyByQuantizedMultiplier (16-bit multiplier, one rounding) and the output is int16
     (dst_pix_stride and dst_c_off in elements). mode 3 (16x8 fully connected): mode 1's params
-    and scale on int64 sums (no int32 wrap), the output int16.
+    and scale, the output int16. Modes 2 and 3 read int64 accumulators (Conv.in_bytes 2).
     """
     src: int
     n_pix: int

@@ -195,7 +195,7 @@ def _conv(m: Machine, c: I.Conv, known: np.ndarray | None = None) -> Step | list
         raise BinaryError(f"CONV: its padded window and im2col take {operands} bytes, beyond the simulator's "
                           f"{TILE_LIMIT} (a corrupt stride, dilation or size)")
     w = m.view(I.WBUF, c.wgt, (c.k, kh, kw, c.c_len))
-    out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int32)
+    out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int64 if c.in_bytes == 2 else np.int32)
     xs = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride), np.int16 if c.in_bytes == 2 else np.int8)
     x = xs[..., c.c_off:c.c_off + c.c_len]
     depth = kh * kw * c.c_len
@@ -212,10 +212,11 @@ def _conv(m: Machine, c: I.Conv, known: np.ndarray | None = None) -> Step | list
     attrs = ConvAttrs(stride=c.stride, dilation=c.dilation, pads=(pt, pl, pb, pr), input_dilation=c.in_dil)
 
     def general() -> None:
-        if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes)
+        if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes), int64 sums
             acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
-        else:
-            acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
+            out[...] = out + acc if c.accumulate else acc
+            return
+        acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
         out[...] = intmath.wrap_int32(out.astype(np.int64) + acc) if c.accumulate else intmath.wrap_int32(acc)
     return general
 
@@ -288,19 +289,19 @@ def _dwconv_wide(m: Machine, d: I.DwConv) -> Step:
             acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)
         else:
             acc = kernels_mxu.conv2d_acc(x, w, attrs, d.zp)
-        acc = intmath.wrap_int32(acc[0, :d.out_h, :d.out_w].reshape(-1, k))    # the engine's int32 sums
+        acc = acc[0, :d.out_h, :d.out_w].reshape(-1, k)      # the engine's sums: int64 in mode 2
         if d.mode == 2:
             p = kernels_mxu.ConvParams(0, d.out_zp, mult, shift, lo, hi)
             dst[...] = kernels_wide.conv_output_16x8(acc, bias, p)
         else:
-            dst[...] = intmath.requantize(acc, bias, mult, shift, d.out_zp, lo, hi, out_t)
+            dst[...] = intmath.requantize(intmath.wrap_int32(acc), bias, mult, shift, d.out_zp, lo, hi, out_t)
     return wide
 
 
 def _requant(m: Machine, r: I.Requant) -> Step:
     from . import jit
     _check_geometry("REQUANT", r.n_pix, r.k)
-    acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
+    acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int64 if r.mode in (2, 3) else np.int32)
     if r.mode in (0, 1):
         dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
     if r.mode == 0:

@@ -94,14 +94,6 @@ def test_two_byte_passes_equal_the_exact_sum(seed, k, taps, stride, pad):
     np.testing.assert_array_equal(kw.conv2d_acc_16x8(x, w, attrs)[0, 0], want)
 
 
-def test_16x8_accumulator_bound():
-    kw.check_16x8_taps(kw.INT16_TAPS_MAX, None)
-    with pytest.raises(ModelError, match="overflow"):
-        kw.check_16x8_taps(kw.INT16_TAPS_MAX + 1, None)
-    with pytest.raises(ModelError, match="overflow"):
-        kw.check_16x8_taps(256, np.array([2 ** 31 - 256 * 32768 * 128]))
-
-
 def test_isqrt_exhaustive_small():
     n = np.arange(1 << 20, dtype=np.int64)
     want = np.array([math.isqrt(int(v)) for v in n[::997]])

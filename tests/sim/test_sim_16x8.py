@@ -55,11 +55,33 @@ def test_depthwise_16x8_sim_equals_litert(tmp_path, seed, hw, ch, mult, kernel, 
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2 ** 16), rows=st.integers(1, 40), c=st.integers(1, 300), k=st.integers(1, 40), arch=ARCHS)
+@given(seed=st.integers(0, 2 ** 16), rows=st.integers(1, 40), c=st.integers(1, 1200), k=st.integers(1, 40), arch=ARCHS)
 def test_fully_connected_16x8_sim_equals_litert(tmp_path, seed, rows, c, k, arch):
     model, x = fc16x8_model(seed, rows, c, k)
     _, got = _run(tmp_path, model, x, _arch(arch))
     np.testing.assert_array_equal(got, run_reference(model, [x])[0])
+
+
+def test_fully_connected_16x8_sums_past_int32_on_the_npu(tmp_path):
+    """1536 inputs of 32767 x 127: the sum (6.4e9) needs the int64 accumulators LiteRT keeps."""
+    from npukit.testing.tflite_builder import TensorSpec, build_single_op
+    from ai_edge_litert import schema_py_generated as tfl
+    c = 1536
+    x = np.full((2, c), 32767, np.int16)
+    x[1] = -32768
+    w = np.full((3, c), 127, np.int8)
+    w[1, ::2] = -128
+    bias = np.array([0, 5, -(2 ** 40)], np.int64)
+    s_in, ws = 1e-3, [0.01, 0.01, 0.01]
+    s_out = float(np.float32(1e-3 * 0.01 * 6.9e9 / 32000))
+    model = build_single_op("FULLY_CONNECTED", [
+        TensorSpec("x", x.shape, "int16", s_in, 0), TensorSpec("w", w.shape, "int8", ws, 0, 0, w),
+        TensorSpec("b", (3,), "int64", [s_in * s for s in ws], 0, 0, bias)],
+        [TensorSpec("y", (2, 3), "int16", s_out, 0)], tfl.FullyConnectedOptionsT(), version=5)
+    cm, got = _run(tmp_path, model, x, load_arch("npu-s"))
+    want = run_reference(model, [x])[0]
+    np.testing.assert_array_equal(got, want)
+    assert abs(int(want[0, 0])) > 20000
 
 
 @SETTINGS
