@@ -37,3 +37,28 @@ def test_other_int16_operators_are_refused_naming_the_operator(tmp_path):
     path.write_bytes(build_model([Operator("L2_NORMALIZATION", (x,), (y,), tfl.L2NormOptionsT())], [x], [y]))
     with pytest.raises(UnsupportedOpError, match=r"operator 0 \(L2_NORMALIZATION\).*int16"):
         load_tflite(path)
+
+
+def test_float_io_around_int16_is_folded_into_the_boundary(tmp_path):
+    """float -> QUANTIZE int16 -> CONV_2D -> DEQUANTIZE float (the converter's 16x8 model with
+    float I/O): the boundary quantises to int16 and dequantises from it, bit for bit."""
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 128, (4, 3, 3, 2)).astype(np.int8)
+    b = rng.integers(-1000, 1000, 4).astype(np.int64)
+    xf, of = TensorSpec("xf", (1, 5, 5, 2), "float32"), TensorSpec("of", (1, 5, 5, 4), "float32")
+    x16, o16 = TensorSpec("x16", (1, 5, 5, 2), "int16", 1e-4, 0), TensorSpec("o16", (1, 5, 5, 4), "int16", 2e-4, 0)
+    co = tfl.Conv2DOptionsT()
+    co.padding, co.strideH, co.strideW, co.dilationHFactor, co.dilationWFactor = tfl.Padding.SAME, 1, 1, 1, 1
+    model = build_model([
+        Operator("QUANTIZE", (xf,), (x16,)),
+        Operator("CONV_2D", (x16, TensorSpec("w", w.shape, "int8", [0.01] * 4, 0, 0, w),
+                             TensorSpec("b", (4,), "int64", [1e-6] * 4, 0, 0, b)), (o16,), co, 4),
+        Operator("DEQUANTIZE", (o16,), (of,))], [xf], [of])
+    path = tmp_path / "float_io.tflite"
+    path.write_bytes(model)
+    cm = npukit.compile(path, host="never")
+    for _ in range(2):
+        x = rng.normal(0, 1, (1, 5, 5, 2)).astype(np.float32)
+        got = cm.run({cm.input_names[0]: x})[cm.output_names[0]]
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, run_reference(model, [x])[0])
