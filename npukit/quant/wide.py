@@ -48,14 +48,14 @@ def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[st
 
 
 # layers with an int16 output path, and layers that read an int16 input (16x8 semantics)
-WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
-WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
+WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
+WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
 
 
 def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> frozenset[str]:
     """Tensors to widen to int16: residual sums (ADD/SUB of int8 operands) feeding a
     LAYER_NORM noisier than `threshold_db`, and the output of any layer noisier than that
-    whose consumers all read int16 (fully connected, GELU, ADD/SUB, layer norm)."""
+    whose consumers all read int16 (fully connected, conv, GELU, ADD/SUB, layer norm)."""
     wide = set()
     outputs = set(qg.outputs)
     for node in qg.nodes:

@@ -83,3 +83,27 @@ def test_forced_wide_layers_run_16x8_on_the_npu(tmp_path):
         # what is left comes from the int8 conv before: a few int8 steps of the output's range
         assert wide_err <= 3 * b.s, errs
     assert sum(e[0] for e in errs) < sum(e[1] for e in errs), errs
+
+
+def test_noise_driven_widening_reaches_convolutions(tmp_path):
+    """`int16_below_db` widens noisy conv outputs read by convs: every conv runs 16x8 on the
+    NPU (no host operator), equal to the integer reference and closer to float than int8."""
+    import npukit
+    from test_sim_vs_reference import assert_sim_equals_reference
+    path = tmp_path / "net.onnx"
+    conv_net(path, seed=3)
+    rng = np.random.default_rng(2)
+    calib = {"x": rng.normal(0, 1, (16, 1, 3, 10, 10)).astype(np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wide = npukit.compile(path, "npu-s", calibration=calib, int16_below_db=80.0, host="never", sqnr=False)
+        base = npukit.compile(path, "npu-s", calibration=calib, host="never", sqnr=False)
+    qg = wide.qgraph
+    convs = [n for n in qg.nodes if n.op is Op.CONV2D]
+    assert all(qg.tensors[n.inputs[0]].dtype is DType.I16 for n in convs)
+    assert wide.profile().host_ops == []
+    feeds = [{"x": rng.normal(0, 1, (1, 3, 10, 10)).astype(np.float32)} for _ in range(3)]
+    assert_sim_equals_reference(wide, feeds, check_timing_order=False)
+    g = load_model(path, None, {}, [])
+    err = {m: sum(float(np.sum((m.run(f)["y"] - run_float(g, f)["y"]) ** 2)) for f in feeds) for m in (wide, base)}
+    assert err[wide] < err[base]
