@@ -237,7 +237,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, dst, (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
 
 
-def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape, mode=0):
+def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape, mode):
     """Depthwise tiles: rows x channel blocks; each DwConv writes requantised int8 (16x8: int16,
     mode 2) directly."""
     e, p = ctx.emitter, node.params
