@@ -7,7 +7,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from .quant.calib_warnings import warn_calibration
 from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph
-from .quant.wide import choose_int16, layer_noise, magnitude_int16
+from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
 from .sim.reference import run_reference
 
 
@@ -185,10 +185,13 @@ BIAS_SAMPLES = 8            # calibration samples whose float values bias correc
 
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
              sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
-             options: CompileOptions = CompileOptions()) -> Quantised:
+             options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = ()) -> Quantised:
     """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
     integer params). `int16_below_db`: widen to int16 the tensors the per-layer noise report
-    (quant.wide) finds below that SQNR; None keeps every activation int8. Without
+    (quant.wide) finds below that SQNR; None keeps every activation int8. `int16_tensors`:
+    tensors widened whatever their noise. A conv, depthwise or fully connected layer touching
+    a widened tensor runs as 16x8, with a requantising QUANTIZE at each int8 / int16 boundary
+    (quant.wide.widen_mxu_boundaries). Without
     calibration data, `random_samples` random inputs stand in, with a loud warning; with
     it, calibration that will fail is a CalibrationWarning naming the tensor (quant.calib_warnings).
     `options.equalize` / `options.bias_correction` = "auto": cross-layer equalisation before
@@ -217,11 +220,19 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     ranges.update({copy: ranges[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stage("quantise")
-    stft = magnitude_int16(g)
-    qg = quantize_graph(g, ranges, stft)
+    forced = magnitude_int16(g) | frozenset(int16_tensors)
+    if forced:
+        g, forced, copies = widen_mxu_boundaries(g, forced)
+        ranges.update({copy: ranges[name] for copy, name in copies.items()})
+        values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+    qg = quantize_graph(g, ranges, forced)
     if int16_below_db is not None:
         wide = choose_int16(qg, layer_noise(qg, values), int16_below_db)
-        qg = quantize_graph(g, ranges, wide | stft) if wide else qg
+        if wide:
+            g, wide, copies = widen_mxu_boundaries(g, wide | forced)
+            ranges.update({copy: ranges[name] for copy, name in copies.items()})
+            values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+            qg = quantize_graph(g, ranges, wide)
     report = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
     return Quantised(qg, report, len(feeds))
 

@@ -136,15 +136,16 @@ class _Model:
             c.sram_bytes[I.WBUF] += ins.n * ins.k_len
             c.sram_bytes[I.ACC] += 4 * ins.m * ins.n * (2 if ins.accumulate else 1)
             return costs.mxu_gemm_cycles(ins.m, ins.n, ins.k_len, self.rows, self.cols, costs.WS, self.overlap)
-        if isinstance(ins, I.DwConv):
+        if isinstance(ins, I.DwConv):       # an int16 input is two int8 passes, as Conv's
             e, taps, k = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.c * ins.mult
-            c.macs += e * k * taps
-            c.sram_bytes[I.ABUF] += ins.in_h * ins.in_w * ins.c
-            c.sram_bytes[I.ABUF] += e * k
+            passes = ins.in_bytes
+            c.macs += passes * e * k * taps
+            c.sram_bytes[I.ABUF] += passes * ins.in_h * ins.in_w * ins.c
+            c.sram_bytes[I.ABUF] += ins.out_bytes * e * k
             if ins.engine == I.Engine.VPU:
-                c.vpu_ops += e * k * taps
-                return costs.vpu_cycles(e * k * taps, self.lanes, self.depth)
-            return costs.mxu_depthwise_cycles(e, k, taps, self.rows, self.cols, self.overlap)
+                c.vpu_ops += passes * e * k * taps
+                return costs.vpu_cycles(passes * e * k * taps, self.lanes, self.depth)
+            return passes * costs.mxu_depthwise_cycles(e, k, taps, self.rows, self.cols, self.overlap)
         ops = _vpu_ops(ins)
         if ops is not None:
             c.vpu_ops += ops

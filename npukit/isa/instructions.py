@@ -77,7 +77,8 @@ class Conv(Instr):
     [k, kh, kw, c_len] int8 at `wgt`. The tile is dilated by `in_dil`, then padded by
     pad_t/pad_l (and as far as needed below/right) with the zero point.
     in_bytes 2 (an extension field): X is int16 with zero point 0 (16x8), run as two int8
-    passes, hi byte and lo byte, summed as 256 * hi + lo (c_stride, c_off in elements).
+    passes, hi byte and lo byte, summed as 256 * hi + lo (c_stride, c_off in elements) into
+    int64 accumulators ACC[out_h*out_w, k] (no overflow, as LiteRT's 16x8 kernels).
     """
     src: int
     in_h: int
@@ -106,7 +107,10 @@ class Conv(Instr):
 class DwConv(Instr):
     """Depthwise with its output stage: ABUF[pix, k] = requant(sum (X[..., k // mult] - zp) *
     W[kh, kw, k]) using int32 bias, mult, shift at `params` (WBUF); runs on `engine`. The
-    accumulators stay in the engine (MXU columns or VPU lanes): no ACC round trip."""
+    accumulators stay in the engine (MXU columns or VPU lanes): no ACC round trip.
+    Extension fields: in_bytes 2, X is int16 (two int8 byte passes as Conv's); out_bytes 2,
+    the output is int16; mode 2, the 16x8 output stage of Requant mode 2 (int64 bias, mult,
+    shift at `params`). QUANTIZE between int8 and int16 is a 1x1 DwConv of weight 1, mode 0."""
     src: int
     in_h: int
     in_w: int
@@ -127,6 +131,9 @@ class DwConv(Instr):
     act_min: int
     act_max: int
     engine: int
+    in_bytes: int = 1      # extension: 2 = int16 input
+    out_bytes: int = 1     # extension: 2 = int16 output
+    mode: int = 0          # extension: 2 = 16x8 output stage (int64 params)
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,8 @@ class Requant(Instr):
     `params` holds int64 bias[k], mantissa[k], exponent[k]. mode 2 (16x8 convolutions):
     `params` holds int64 bias[k], mult[k], shift[k], scale_k is the int64 form of
     MultiplyByQuantizedMultiplier (16-bit multiplier, one rounding) and the output is int16
-    (dst_pix_stride and dst_c_off in elements).
+    (dst_pix_stride and dst_c_off in elements). mode 3 (16x8 fully connected): mode 1's params
+    and scale, the output int16. Modes 2 and 3 read int64 accumulators (Conv.in_bytes 2).
     """
     src: int
     n_pix: int

@@ -16,7 +16,7 @@ def sram_ranges(ins: I.Instr) -> list[tuple[int, int, int]]:
         return [(space, addr, addr + n) for space, addr in ((ins.src_space, ins.src), (ins.dst_space, ins.dst))
                 if space in SRAMS]
     if isinstance(ins, I.Requant):
-        return [(I.ACC, ins.src, ins.src + 4 * ins.n_pix * ins.k)]
+        return [(I.ACC, ins.src, ins.src + (8 if ins.mode in (2, 3) else 4) * ins.n_pix * ins.k)]
     return []
 
 
@@ -28,14 +28,15 @@ def operands(ins: I.Instr) -> list[tuple[int, int, int]]:
         taps = ins.kernel[0] * ins.kernel[1]
         return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c_stride * ins.in_bytes),
                 (W, ins.wgt, ins.wgt + ins.k * taps * ins.c_len),
-                (C, ins.dst, ins.dst + 4 * ins.out_h * ins.out_w * ins.k)]
+                (C, ins.dst, ins.dst + 4 * ins.in_bytes * ins.out_h * ins.out_w * ins.k)]
     if isinstance(ins, I.DwConv):
         k = ins.c * ins.mult
-        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c),
+        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c * ins.in_bytes),
                 (W, ins.wgt, ins.wgt + ins.kernel[0] * ins.kernel[1] * k),
-                (W, ins.params, ins.params + 12 * k), (A, ins.dst, ins.dst + ins.out_h * ins.out_w * k)]
+                (W, ins.params, ins.params + (24 if ins.mode else 12) * k),
+                (A, ins.dst, ins.dst + ins.out_h * ins.out_w * k * ins.out_bytes)]
     if isinstance(ins, I.Requant):
-        b = 2 if ins.mode == 2 else 1
+        b = 2 if ins.mode in (2, 3) else 1
         lo = ins.dst + b * ins.dst_c_off
         return [(W, ins.params, ins.params + (24 if ins.mode else 12) * ins.k),
                 (A, lo, lo + b * ((ins.n_pix - 1) * ins.dst_pix_stride + ins.k))]

@@ -8,13 +8,17 @@ below the threshold (transformer residual streams carry a few large channels tha
 the rest of an int8 scale with too few steps), and the outputs of other noisy layers
 whose consumers have an int16 input path (TFLite's 16x8 semantics). `magnitude_int16`
 widens an STFT front (audio -> pad -> basis conv -> magnitude) whatever the noise: int8
-audio loses about 25 dB there.
+audio loses about 25 dB there. `widen_mxu_boundaries` gives a conv, depthwise or fully
+connected layer that touches a wide tensor the 16x8 form (int16 in and out) with a
+requantising QUANTIZE at each int8 / int16 boundary.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from ..ir.graph import DType, Graph, Op
+from ..ir.graph import DType, Graph, Node, Op, QuantizeAttrs
 from ..kernels import kernels_vpu as kv
 from ..kernels.qexec import run_qnode
 
@@ -44,14 +48,14 @@ def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[st
 
 
 # layers with an int16 output path, and layers that read an int16 input (16x8 semantics)
-WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
-WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
+WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
+WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
 
 
 def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> frozenset[str]:
     """Tensors to widen to int16: residual sums (ADD/SUB of int8 operands) feeding a
     LAYER_NORM noisier than `threshold_db`, and the output of any layer noisier than that
-    whose consumers all read int16 (fully connected, GELU, ADD/SUB, layer norm)."""
+    whose consumers all read int16 (fully connected, conv, GELU, ADD/SUB, layer norm)."""
     wide = set()
     outputs = set(qg.outputs)
     for node in qg.nodes:
@@ -101,3 +105,39 @@ def magnitude_int16(g: Graph) -> frozenset[str]:
         if start in g.inputs:
             wide |= set(mid) | set(front)
     return frozenset(wide)
+
+
+MXU_16X8 = {Op.CONV2D, Op.FULLY_CONNECTED}
+
+
+def widen_mxu_boundaries(g: Graph, wide: frozenset[str]) -> tuple[Graph, frozenset[str], dict[str, str]]:
+    """The float graph in which every conv / depthwise / fully connected layer whose input or
+    output is in `wide` reads and writes int16 (TFLite's 16x8 form): an int8 input is widened
+    by a QUANTIZE into an int16 copy, an int8 output is written as an int16 copy that a
+    QUANTIZE narrows. Returns the graph, the wide set with the copies, and {copy: original}
+    (a copy's float values and calibrated range are its original's)."""
+    nodes: list[Node] = []
+    tensors, out_wide, copies = dict(g.tensors), set(wide), {}
+    widened: dict[str, str] = {}
+    for node in g.nodes:
+        x, out = node.inputs[0], node.outputs[0]
+        if node.op not in MXU_16X8 or (x not in wide and out not in wide):
+            nodes.append(node)
+            continue
+        if x not in wide:
+            if x not in widened:
+                widened[x] = copy = f"{x}/int16"
+                tensors[copy], copies[copy] = replace(tensors[x], name=copy), x
+                nodes.append(Node(Op.QUANTIZE, f"{node.name}/widen", (x,), (copy,), QuantizeAttrs("int16"),
+                                  source=node.source))
+            node = node.with_(inputs=(widened[x], *node.inputs[1:]))
+        if out in wide:
+            nodes.append(node)
+        else:
+            copy = f"{out}/int16"
+            tensors[copy], copies[copy] = replace(tensors[out], name=copy), out
+            nodes += [node.with_(outputs=(copy,)),
+                      Node(Op.QUANTIZE, f"{node.name}/narrow", (copy,), (out,), QuantizeAttrs("int8"),
+                           source=node.source)]
+    out_wide |= set(copies)
+    return g.with_nodes(nodes, tensors), frozenset(out_wide), copies

@@ -151,7 +151,7 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
                 in_tile = 0 if in_place[0] else rows_in(s, th) * s.w * tc * s.in_bytes
                 out_tile = th * s.ew * tk
                 stage = 0 if in_place[1] else out_tile * s.out_bytes
-                if nbuf * (_a(in_tile) + _a(stage)) > a_bytes or (not dw and nbuf * _a(4 * out_tile) > acc_bytes):
+                if nbuf * (_a(in_tile) + _a(stage)) > a_bytes or (not dw and nbuf * _a(4 * s.in_bytes * out_tile) > acc_bytes):
                     continue
                 for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
                                       dw_engine, loop_order, arch, in_place):
@@ -187,10 +187,10 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
         engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
     for engine in engines:
         if dw and engine == "vpu":
-            per = costs.vpu_cycles(e * tk * s.kh * s.kw, arch.vpu.lanes, arch.vpu.pipeline_depth)
+            per = costs.vpu_cycles(s.in_bytes * e * tk * s.kh * s.kw, arch.vpu.lanes, arch.vpu.pipeline_depth)
             flows = [costs.WS]
         elif dw:
-            per = costs.mxu_depthwise_cycles(e, tk, s.kh * s.kw, rows, cols, overlap)
+            per = s.in_bytes * costs.mxu_depthwise_cycles(e, tk, s.kh * s.kw, rows, cols, overlap)
             flows = [costs.WS]
         else:
             flows = ([costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS])

@@ -195,7 +195,7 @@ def _conv(m: Machine, c: I.Conv, known: np.ndarray | None = None) -> Step | list
         raise BinaryError(f"CONV: its padded window and im2col take {operands} bytes, beyond the simulator's "
                           f"{TILE_LIMIT} (a corrupt stride, dilation or size)")
     w = m.view(I.WBUF, c.wgt, (c.k, kh, kw, c.c_len))
-    out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int32)
+    out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int64 if c.in_bytes == 2 else np.int32)
     xs = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride), np.int16 if c.in_bytes == 2 else np.int8)
     x = xs[..., c.c_off:c.c_off + c.c_len]
     depth = kh * kw * c.c_len
@@ -212,10 +212,11 @@ def _conv(m: Machine, c: I.Conv, known: np.ndarray | None = None) -> Step | list
     attrs = ConvAttrs(stride=c.stride, dilation=c.dilation, pads=(pt, pl, pb, pr), input_dilation=c.in_dil)
 
     def general() -> None:
-        if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes)
+        if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes), int64 sums
             acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
-        else:
-            acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
+            out[...] = out + acc if c.accumulate else acc
+            return
+        acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
         out[...] = intmath.wrap_int32(out.astype(np.int64) + acc) if c.accumulate else intmath.wrap_int32(acc)
     return general
 
@@ -238,6 +239,8 @@ def _conv_steps(p: plans_int8.Parts) -> list[Step]:
 def _dwconv(m: Machine, d: I.DwConv) -> Step:
     from . import jit     # numba loads when a program is first bound, not on import
     _check_geometry("DWCONV", d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.kernel, *d.stride, *d.dilation)
+    if (d.in_bytes, d.out_bytes, d.mode) != (1, 1, 0):
+        return _dwconv_wide(m, d)
     x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
     kh, kw = d.kernel
     k = d.c * d.mult
@@ -263,10 +266,42 @@ def _dwconv(m: Machine, d: I.DwConv) -> Step:
     return general
 
 
+def _dwconv_wide(m: Machine, d: I.DwConv) -> Step:
+    """A DwConv with an int16 side (16x8 depthwise, QUANTIZE between int8 and int16): the
+    plain kernels, int16 input as the two byte passes."""
+    if d.in_bytes not in (1, 2) or d.out_bytes not in (1, 2) or d.mode not in (0, 2) or (d.in_bytes == 2 and d.zp):
+        raise BinaryError(f"DWCONV: input of {d.in_bytes} bytes with zero point {d.zp}, output of {d.out_bytes} "
+                          f"bytes, mode {d.mode} (int8 or int16 with zero point 0; modes 0 and 2)")
+    kh, kw = d.kernel
+    k = d.c * d.mult
+    x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c), np.int16 if d.in_bytes == 2 else np.int8)
+    w = m.view(I.WBUF, d.wgt, (1, kh, kw, k))
+    bias, mult, shift = m.view(I.WBUF, d.params, (3, k), np.int64 if d.mode == 2 else np.int32)
+    out_t = np.int16 if d.out_bytes == 2 else np.int8
+    dst = m.view(I.ABUF, d.dst, (d.out_h * d.out_w, k), out_t)
+    lo, hi = max(d.act_min, np.iinfo(out_t).min), min(d.act_max, np.iinfo(out_t).max)
+    pt, pb = _tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
+    pl, pr = _tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
+    attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
+
+    def wide() -> None:
+        if d.in_bytes == 2:
+            acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)
+        else:
+            acc = kernels_mxu.conv2d_acc(x, w, attrs, d.zp)
+        acc = acc[0, :d.out_h, :d.out_w].reshape(-1, k)      # the engine's sums: int64 in mode 2
+        if d.mode == 2:
+            p = kernels_mxu.ConvParams(0, d.out_zp, mult, shift, lo, hi)
+            dst[...] = kernels_wide.conv_output_16x8(acc, bias, p)
+        else:
+            dst[...] = intmath.requantize(intmath.wrap_int32(acc), bias, mult, shift, d.out_zp, lo, hi, out_t)
+    return wide
+
+
 def _requant(m: Machine, r: I.Requant) -> Step:
     from . import jit
     _check_geometry("REQUANT", r.n_pix, r.k)
-    acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
+    acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int64 if r.mode in (2, 3) else np.int32)
     if r.mode in (0, 1):
         dst = m.strided(I.ABUF, r.dst + r.dst_c_off, (r.n_pix, r.k), (r.dst_pix_stride, 1), 1)[..., 0].view(np.int8)
     if r.mode == 0:
@@ -289,6 +324,14 @@ def _requant(m: Machine, r: I.Requant) -> Step:
             p = kernels_mxu.ConvParams(0, r.out_zp, mult, shift, r.act_min, r.act_max)
             wide[...] = kernels_wide.conv_output_16x8(acc, bias, p).view(np.uint8).reshape(r.n_pix, r.k, 2)
         return requant_16x8
+    if r.mode == 3:       # 16x8 fully connected: int64 sums, exact double scale, int16 out
+        bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
+        wide = m.strided(I.ABUF, r.dst + 2 * r.dst_c_off, (r.n_pix, r.k), (2 * r.dst_pix_stride, 2), 2)
+
+        def fc_16x8() -> None:
+            p = kernels_mxu.ConvParams(0, r.out_zp, _NO_Q31, _NO_Q31, r.act_min, r.act_max, mantissa, exponent)
+            wide[...] = kernels_mxu.fc_output_wide(acc, bias, p).view(np.uint8).reshape(r.n_pix, r.k, 2)
+        return fc_16x8
     raise BinaryError(f"REQUANT: unknown mode {r.mode}")
 
 
