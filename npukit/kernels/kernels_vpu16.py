@@ -54,7 +54,7 @@ def _f32(x) -> np.float32:
     return np.float32(x)
 
 
-def _checked_log2(x: float) -> tuple[int, bool]:
+def checked_log2(x: float) -> tuple[int, bool]:
     """TFLite CheckedLog2 (float32): the rounded log2 and whether x is a power of two."""
     v = _f32(math.log(float(_f32(x)))) * (_f32(1.0) / _f32(math.log(2.0)))
     r = float(np.round(v))          # x_log2 is never exactly k + 0.5 for a scale of interest
@@ -62,7 +62,7 @@ def _checked_log2(x: float) -> tuple[int, bool]:
 
 
 def _check_unit_output(out_s: float, out_zp: int, what: str) -> None:
-    log2, pot = _checked_log2(out_s)
+    log2, pot = checked_log2(out_s)
     if not pot or log2 != -15 or out_zp != 0:
         raise UnsupportedOpError(f"int16 {what} needs output scale 1/32768 and zero point 0, got {out_s}, {out_zp}")
 
@@ -80,7 +80,7 @@ def prepare_sigmoid16(in_s: float, in_zp: int, out_s: float, out_zp: int, tanh: 
     if in_zp != 0:
         raise UnsupportedOpError(f"int16 {'TANH' if tanh else 'LOGISTIC'} needs input zero point 0, got {in_zp}")
     _check_unit_output(out_s, out_zp, "TANH" if tanh else "LOGISTIC")
-    log2, pot = _checked_log2(in_s)
+    log2, pot = checked_log2(in_s)
     shift = 12 + log2
     if pot and (shift == 0 or (tanh and shift == 1)):
         return Sigmoid16Params(int(tanh), 0, shift)
