@@ -14,6 +14,7 @@ from .data import DATA_LOWERING
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
                      resize_fits)
+from .vector16 import VPU16_OPS
 from .wide import int16_support
 
 
@@ -29,7 +30,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
         reason = int16_support(g, node)
-        if reason or op not in DATA_LOWERING:
+        if reason or op not in DATA_LOWERING and op not in VPU16_OPS:
             return reason
     if op in TRANSFORMER_NPU_OPS:
         return matmul_support(g, node)

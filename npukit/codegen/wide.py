@@ -11,6 +11,7 @@ from ..kernels.kernels_wide import check_16x8_taps
 from ..kernels.qexec import pad_code
 from .context import Ctx, SlotPair
 from .emitter import dma
+from .vector16 import VPU16_OPS, vpu16_support
 
 INT16_MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT}
 
@@ -40,7 +41,9 @@ def int16_support(g: Graph, node: Node) -> str:
         except ModelError as e:
             return str(e)
         return ""
-    return "int16 tensor (the NPU's int16 paths: 16x8 conv, magnitude, data movement)"
+    if node.op in VPU16_OPS:
+        return vpu16_support(g, node)
+    return "int16 tensor (the NPU's int16 paths: 16x8 conv, magnitude, data movement, the VPU's 16x8 ops)"
 
 
 def magnitude_geometry(g: Graph, node: Node) -> tuple[int, int, int]:
