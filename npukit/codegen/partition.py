@@ -13,7 +13,7 @@ from .conv import conv_macs
 from .data import DATA_LOWERING
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
-                     resize_fits)
+                     resize_fits, softmax_fits)
 from .vector16 import VPU16_OPS
 from .wide import int16_support
 
@@ -45,7 +45,9 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
         return "" if broadcast_supported(g, node) else f"{rank}-D tensor exceeds the 4-D DMA"
     if op is Op.SOFTMAX:
         axis = node.attrs.axis % rank
-        return "" if axis == rank - 1 else "softmax over an axis other than the last"
+        if axis != rank - 1:
+            return "softmax over an axis other than the last"
+        return "" if softmax_fits(g, node, work_abuf) else "softmax row larger than ABUF"
     if op is Op.RESIZE:
         return "" if rank == 4 and resize_fits(g, node, work_abuf) else "resize plane larger than ABUF"
     if op is Op.QUANTIZE:

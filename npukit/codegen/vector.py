@@ -324,6 +324,12 @@ def reduction_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     return 2 * (n * xb + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes
 
 
+def softmax_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
+    """A softmax tile holds one whole row, in and out, double-buffered."""
+    x = g.tensors[node.inputs[0]]
+    return 2 * (2 * x.shape[-1] * x.dtype.itemsize + 32) <= abuf_bytes
+
+
 def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     """Resize tiles hold whole planes of one channel block: at least one channel must fit."""
     _, h, w, _ = g.tensors[node.inputs[0]].shape

@@ -25,7 +25,7 @@ _INT_ACTIVATIONS = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 _INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_))   # unquantised in int8 models
 _STATE_OPS = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
 # operators that take int16 activations (TFLite's 16x8 scheme: int16, zero point 0)
-INT16_OPS = {"ADD", "SUB", "MUL", "LOGISTIC", "TANH", "SOFTMAX", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+INT16_OPS = {"ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "TANH", "SOFTMAX", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "CONCATENATION", "RESHAPE"}
 
 
