@@ -9,8 +9,9 @@ The output scale is 1 / 32768. The table is LiteRT's `sigmoid_table_uint16` (not
 of the float function: 44 entries sit one above round(65536 sigmoid(i / 24))).
 
 SOFTMAX (reference_ops::SoftmaxInt16): exp(x - max) from a 513-entry interpolated table over
-[-10, 0] and 1 / (1 + x) from another over [0, 1], both built as LiteRT's LUTPopulate<int16_t>
-builds them (float32 arithmetic); the row sum is normalised with a count of leading zeros and
+[-10, 0] and 1 / (1 + x) from another over [0, 1], both built as LiteRT 2.3's softmax Prepare
+builds them (gen_lut<double>; the float32 LUTPopulate of later sources differs in two entries
+of the reciprocal table, and LiteRT's outputs follow the double one); the row sum is normalised with a count of leading zeros and
 the output is exp * reciprocal >> (31 - clz), clamped to [0, 32767] (scale 1 / 32768).
 
 The ADD / SUB / MUL / pooling / MEAN / RESIZE kernels of kernels_vpu take an int16 dtype;
@@ -121,43 +122,27 @@ def sigmoid16_float(x: np.ndarray, in_s: float, tanh: bool) -> np.ndarray:
 
 # ---- softmax ---------------------------------------------------------------------------
 
-def lut_populate16(fn: Callable[[np.ndarray], np.ndarray], in_s: float, in_zp: int,
-                   out_s: float, out_zp: int) -> np.ndarray:
-    """LiteRT's LUTPopulateInt16<float>: 512 interpolation steps + 1, every step in float32."""
-    f = _f32
-    in_min, in_max = f(in_s) * f(-32768 - in_zp), f(in_s) * f(32767 - in_zp)
-    out_min, out_max = f(out_s) * f(-32768 - out_zp), f(out_s) * f(32767 - out_zp)
-    step = (in_max - in_min) / f(512)
-    half = step / f(2)
-    inv = f(65536) / (out_max - out_min)
-    i = np.arange(512, dtype=np.float32)
-    at = (in_min + i * step).astype(np.float32)
-    val, mid, nxt = fn(at), fn((at + half).astype(np.float32)), fn((in_min + (i + f(1)) * step).astype(np.float32))
+def gen_lut16(fn: Callable[[float], float], in_min: float, in_max: float) -> np.ndarray:
+    """LiteRT's gen_lut<double, int16_t, int16_t> with output range [-1, 1]: 512 interpolation
+    steps + 1, in double, each entry biased by half the midpoint interpolation error."""
+    step = (in_max - in_min) / 512
+    half, inv = step / 2, 65536.0 / 2.0
 
-    def rnd(v):
-        return intmath.round_half_away(np.asarray(v, np.float32).astype(np.float64)).astype(np.float32)
+    def rnd(v: float) -> float:
+        return float(intmath.round_half_away(np.float64(v)))
 
-    sample = rnd(val * inv)
-    interp = rnd((nxt * inv + sample) / f(2))
-    bias = rnd((interp - rnd(mid * inv)) / f(2))
-    table = np.empty(513, np.float32)
-    table[:512] = sample - bias
-    table[512] = rnd(fn(np.array([in_max], np.float32)) * inv)[0]
+    table = np.empty(513, np.float64)
+    for i in range(512):
+        val, mid, nxt = fn(in_min + i * step), fn(in_min + i * step + half), fn(in_min + (i + 1) * step)
+        sample = rnd(val * inv)
+        bias = rnd((rnd((nxt * inv + sample) / 2) - rnd(mid * inv)) / 2)
+        table[i] = sample - bias
+    table[512] = rnd(fn(in_max) * inv)
     return np.clip(table, -32768, 32767).astype(np.int16)
 
 
-def _expf(v: np.ndarray) -> np.ndarray:
-    return np.exp(np.asarray(v, np.float64)).astype(np.float32)
-
-
-def _one_over_one_plus(v: np.ndarray) -> np.ndarray:
-    return (np.float32(1.0) / (np.float32(1.0) + np.asarray(v, np.float32))).astype(np.float32)
-
-
-_RANGE = 65535
-EXP_LUT = lut_populate16(_expf, float(_f32(10.0) / _f32(_RANGE)), 32767, float(_f32(2.0) / _f32(_RANGE)), 0)
-RECIP_LUT = lut_populate16(_one_over_one_plus, float(_f32(1.0) / _f32(_RANGE)), -32768,
-                           float(_f32(2.0) / _f32(_RANGE)), 0)
+EXP_LUT = gen_lut16(math.exp, -10.0, 0.0)                      # exp on [-10, 0]
+RECIP_LUT = gen_lut16(lambda v: 1.0 / (1.0 + v), 0.0, 1.0)      # 1 / (1 + x) on [0, 1]
 
 
 def lut_lookup16(value: np.ndarray, lut: np.ndarray) -> np.ndarray:

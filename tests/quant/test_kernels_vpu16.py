@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as tfl
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import UnsupportedOpError
@@ -87,9 +87,10 @@ def test_sigmoid16_refusals():
         k16.prepare_sigmoid16(3.0, 0, ONE, 0, True)
 
 
-@SETTINGS
+@settings(max_examples=60, deadline=None)
 @given(rows=st.integers(1, 4), cols=st.integers(1, 300), scale=st.floats(1e-5, 1e-2), beta=st.sampled_from([1.0, 0.5]),
        spread=st.sampled_from([50, 2000, 32768]), seed=seeds)
+@example(rows=2, cols=21, scale=1e-05, beta=1.0, spread=50, seed=1654)   # the double reciprocal table
 def test_softmax_16x8_equals_litert(rows, cols, scale, beta, spread, seed):
     scale = float(np.float32(scale))
     x = np.random.default_rng(seed).integers(-spread, spread, size=(rows, cols)).clip(-32768, 32767).astype(np.int16)
