@@ -11,8 +11,9 @@ of the float function: 44 entries sit one above round(65536 sigmoid(i / 24))).
 SOFTMAX (reference_ops::SoftmaxInt16): exp(x - max) from a 513-entry interpolated table over
 [-10, 0] and 1 / (1 + x) from another over [0, 1], both built as LiteRT 2.3's softmax Prepare
 builds them (gen_lut<double>; the float32 LUTPopulate of later sources differs in two entries
-of the reciprocal table, and LiteRT's outputs follow the double one); the row sum is normalised with a count of leading zeros and
-the output is exp * reciprocal >> (31 - clz), clamped to [0, 32767] (scale 1 / 32768).
+of the reciprocal table, and LiteRT's outputs follow the double one); the row sum is
+normalised with a count of leading zeros and the output is exp * reciprocal >> (31 - clz),
+clamped to [0, 32767] (scale 1 / 32768).
 
 The ADD / SUB / MUL / pooling / MEAN / RESIZE kernels of kernels_vpu take an int16 dtype;
 this module holds only what has no int8 counterpart.

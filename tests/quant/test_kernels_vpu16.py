@@ -78,6 +78,15 @@ def test_logistic_tanh_16x8_close_to_float():
             assert np.max(np.abs(got - want)) <= 4
 
 
+def test_sigmoid_table_is_sigmoid_of_i_over_24():
+    """Q0.16 sigmoid(i / 24): each entry is round(65536 sigmoid(i / 24)) or one above it (44 are)."""
+    i = np.arange(256)
+    nearest = np.floor(65536 / (1 + np.exp(-i / 24)) + 0.5).astype(np.int64)
+    above = k16.SIGMOID_TABLE - nearest
+    assert set(above.tolist()) == {0, 1} and int(above.sum()) == 44
+    assert k16.SIGMOID_TABLE[0] == 32768 and np.all(np.diff(k16.SIGMOID_TABLE) >= 0)
+
+
 def test_sigmoid16_refusals():
     with pytest.raises(UnsupportedOpError, match="1/32768"):
         k16.prepare_sigmoid16(1e-3, 0, 1 / 256, 0, False)
