@@ -7,7 +7,8 @@ from collections.abc import Set as AbstractSet
 from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..quant.quantize import LUT_OPS
-from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..kernels.kernels_vpu16 import Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs
 from .data import DATA_LOWERING
@@ -84,6 +85,8 @@ def vpu_ops(g: Graph, node: Node) -> int:
         return SOFTMAX_OPS_PER_ELEMENT * out
     if node.op is Op.MAGNITUDE:
         return MAGNITUDE_OPS_PER_ELEMENT * out
+    if isinstance(node.params, Sigmoid16Params):
+        return SIGMOID16_OPS_PER_ELEMENT * out
     if node.op is Op.RESIZE and node.attrs.mode == "bilinear":
         return 4 * out
     return out                                     # requantise / element-wise / table
