@@ -176,3 +176,18 @@ def test_corrupt_int16_fields_are_refused(tmp_path, bad):
     elt = I.Elementwise(0, (), int(I.Eltwise.ADD), I.ABUF, 0, I.ABUF, 64, (1, 1), 128, 1, 8, (), **bad)
     with pytest.raises(BinaryError, match="element size"):
         Simulator(replace(prog.program, instructions=[elt]), spaces).run({prog.input_names[0]: a})
+
+
+@pytest.mark.parametrize("op", ["ADD", "MUL"])
+@pytest.mark.parametrize("bshape", [(1, 5, 7, 6), (6,)])
+def test_constant_int16_operand(tmp_path, op, bshape):
+    """A constant int16 operand (whole or per channel) is read from the constant image in 2-byte elements."""
+    rng = np.random.default_rng(4)
+    b = codes(rng, bshape)
+    opts = tfl.AddOptionsT() if op == "ADD" else tfl.MulOptionsT()
+    if op == "ADD":
+        opts.potScaleInt16 = False
+    model = build_single_op(op, [q("a", (1, 5, 7, 6), 1e-3), TensorSpec("b", bshape, "int16", 2e-3, 0, data=b)],
+                            [q("y", (1, 5, 7, 6), 3e-3)], opts)
+    prog = compile_bytes(tmp_path, model, small_arch(2, 1, 1, 8, 8, "ws"))
+    check(prog, model, [codes(rng, (1, 5, 7, 6))])
