@@ -124,12 +124,19 @@ def attach_params(g: Graph) -> Graph:
     return verify(g.with_nodes(nodes, tensors), "quantise")
 
 
-def _const_input(g, node, i, tensors, data=None) -> str:
-    """Quantise constant input i of `node` per tensor (if not done yet); returns its name."""
+def _const_input(g, node, i, tensors, data=None, wide: bool = False) -> str:
+    """Quantise constant input i of `node` per tensor (if not done yet): int8, or with `wide`
+    int16 symmetric (a 16x8 operand); returns its name."""
     name = node.inputs[i]
     if name not in tensors:
-        q, qparams = _const_per_tensor(g.tensors[name].data if data is None else data)
-        tensors[name] = Tensor(name, q.shape, DType.I8, q, qparams)
+        values = g.tensors[name].data if data is None else data
+        if wide:
+            amax = max(float(np.max(np.abs(values))) if values.size else 0.0, 1e-8)
+            qparams = QParams.per_tensor(float(np.float32(amax / 32767)), 0)
+            tensors[name] = Tensor(name, values.shape, DType.I16, kv.quantize(values, qparams.s, 0, np.int16), qparams)
+        else:
+            q, qparams = _const_per_tensor(values)
+            tensors[name] = Tensor(name, q.shape, DType.I8, q, qparams)
     return name
 
 
@@ -157,8 +164,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
             ws = np.asarray(w.quant.scale, np.float32)
         wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
         return node.with_(params=kx.prepare_conv(x.s, ws, ot.qp.s, x.zp, ot.qp.zp, a.act, wide_out))
-    if op in (Op.ADD, Op.SUB, Op.MUL):
-        names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors)
+    if op in (Op.ADD, Op.SUB, Op.MUL):       # a constant beside an int16 operand is int16 (16x8)
+        wide16 = any(tensors[n].dtype is DType.I16 for n in node.inputs if not g.tensors[n].is_const)
+        names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors, wide=wide16)
                  for i, n in enumerate(node.inputs)]
         q1, q2 = tensors[names[0]].qp, tensors[names[1]].qp
         if op is Op.MUL:

@@ -66,3 +66,22 @@ def test_widening_stops_at_a_consumer_without_int16():
              Node(Op.HARD_SWISH, "hs", ("a",), ("h",), NoAttrs()))
     g = Graph(nodes, t, ("x", "y"), ("h",))
     assert choose_int16(g, {"add": 0.0, "sig": 0.0, "hs": 0.0}, 30.0) == frozenset()
+
+
+def test_constant_beside_an_int16_operand_is_int16():
+    """ADD(x, c) with x widened: c is quantised int16 symmetric, the layer then runs on the VPU's
+    int16 form, and its output is within one output step of the float sum."""
+    from npukit.kernels.qexec import run_qnode
+    from npukit.quant.calibrate import Range
+    from npukit.quant.quantize import quantize_graph
+
+    c = np.linspace(-3, 2, 16).astype(np.float32)
+    t = {"x": Tensor("x", (1, 16), DType.F32), "c": Tensor("c", (16,), DType.F32, c), "y": Tensor("y", (1, 16), DType.F32)}
+    g = Graph((Node(Op.ADD, "add", ("x", "c"), ("y",), EltwiseAttrs()),), t, ("x",), ("y",))
+    qg = quantize_graph(g, {"x": Range(-4.0, 4.0), "y": Range(-7.0, 6.0)}, frozenset({"x", "y"}))
+    cq, xq, yq = qg.tensors["c"], qg.tensors["x"].quant, qg.tensors["y"].quant
+    assert cq.dtype is DType.I16 and cq.quant.zp == 0
+    x = np.linspace(-4, 4, 16, dtype=np.float32).reshape(1, 16)
+    codes = np.round(x / xq.s).astype(np.int16)
+    got = run_qnode(qg.nodes[0], [codes, cq.data], [xq, cq.quant]).astype(np.float64) * yq.s
+    assert np.max(np.abs(got - (codes * xq.s + cq.data * cq.quant.s))) <= yq.s
