@@ -100,3 +100,18 @@ def test_int16_add_on_the_power_of_two_path_runs_on_the_host(tmp_path):
     xs = [np.arange(-4000, 4000, 1000, dtype=np.int16).reshape(1, 8)] * 2
     np.testing.assert_array_equal(prog.run(dict(zip(prog.input_names, xs)))[prog.output_names[0]],
                                   run_reference(model, xs)[0])
+
+
+def test_float_io_around_a_16x8_model(tmp_path):
+    """float -> QUANTIZE (int16) -> TANH -> DEQUANTIZE -> float: the boundaries fold into the
+    program's I/O conversion and the output equals LiteRT's."""
+    xf, yf = TensorSpec("xf", (1, 64), "float32"), TensorSpec("yf", (1, 64), "float32")
+    x, y = q("x", (1, 64), 1e-3), q("y", (1, 64), ONE)
+    model = build_model([Operator("QUANTIZE", (xf,), (x,)), Operator("TANH", (x,), (y,)),
+                         Operator("DEQUANTIZE", (y,), (yf,))], [xf], [yf])
+    path = tmp_path / "fio.tflite"
+    path.write_bytes(model)
+    prog = npukit.compile(path, "npu-s")
+    assert {layer.target for layer in prog.program.layers} == {"npu"}
+    v = np.linspace(-30, 30, 64, dtype=np.float32).reshape(1, 64)
+    np.testing.assert_array_equal(prog.run({prog.input_names[0]: v})[prog.output_names[0]], run_reference(model, [v])[0])
