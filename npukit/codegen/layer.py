@@ -14,6 +14,8 @@ from .data import DATA_LOWERING
 from .matmul import lower_matmul
 from .vector import (ELTWISE_KIND, eltwise_plan, lower_eltwise, lower_eltwise_broadcast, lower_lut, lower_mean,
                      lower_pool, lower_resize, lower_select, lower_softmax)
+from ..kernels.kernels_vpu16 import Sigmoid16Params
+from .vector16 import lower_sigmoid16
 from .wide import lower_magnitude, lower_requantize
 
 
@@ -29,6 +31,8 @@ def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
     if op in ELTWISE_KIND:
         plan = eltwise_plan(g, node)
         return lower_eltwise(ctx, g, node, plan) if plan else lower_eltwise_broadcast(ctx, g, node)
+    if isinstance(node.params, Sigmoid16Params):
+        return lower_sigmoid16(ctx, g, node)
     if op in LUT_OPS:
         return lower_lut(ctx, g, node)
     if op is Op.QUANTIZE and DType.I16 in (g.tensors[node.inputs[0]].dtype, g.tensors[node.outputs[0]].dtype):

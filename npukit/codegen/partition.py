@@ -7,13 +7,15 @@ from collections.abc import Set as AbstractSet
 from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..quant.quantize import LUT_OPS
-from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..kernels.kernels_vpu16 import Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs
 from .data import DATA_LOWERING
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
-                     resize_fits)
+                     resize_fits, softmax_fits)
+from .vector16 import VPU16_OPS
 from .wide import int16_support
 
 
@@ -29,7 +31,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
         reason = int16_support(g, node)
-        if reason or op not in DATA_LOWERING:
+        if reason or op not in DATA_LOWERING and op not in VPU16_OPS:
             return reason
     if op in TRANSFORMER_NPU_OPS:
         return matmul_support(g, node)
@@ -44,7 +46,9 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
         return "" if broadcast_supported(g, node) else f"{rank}-D tensor exceeds the 4-D DMA"
     if op is Op.SOFTMAX:
         axis = node.attrs.axis % rank
-        return "" if axis == rank - 1 else "softmax over an axis other than the last"
+        if axis != rank - 1:
+            return "softmax over an axis other than the last"
+        return "" if softmax_fits(g, node, work_abuf) else "softmax row larger than ABUF"
     if op is Op.RESIZE:
         return "" if rank == 4 and resize_fits(g, node, work_abuf) else "resize plane larger than ABUF"
     if op is Op.QUANTIZE:
@@ -85,6 +89,8 @@ def vpu_ops(g: Graph, node: Node) -> int:
         return SOFTMAX_OPS_PER_ELEMENT * out
     if node.op is Op.MAGNITUDE:
         return MAGNITUDE_OPS_PER_ELEMENT * out
+    if isinstance(node.params, Sigmoid16Params):
+        return SIGMOID16_OPS_PER_ELEMENT * out
     if node.op is Op.RESIZE and node.attrs.mode == "bilinear":
         return 4 * out
     return out                                     # requantise / element-wise / table

@@ -12,6 +12,7 @@ from ..isa.immediates import params_to_ints
 from ..kernels.qexec import pad_code
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
+from .vector16 import VPU16_OPS, vpu16_support
 
 INT16_MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT}
 
@@ -40,8 +41,10 @@ def int16_support(g: Graph, node: Node) -> str:
     if node.op is Op.QUANTIZE:
         ok = {t[node.inputs[0]].dtype, t[node.outputs[0]].dtype} <= {DType.I8, DType.I16} and node.params is not None
         return "" if ok else "int16 QUANTIZE other than between int8 and int16"
+    if node.op in VPU16_OPS:
+        return vpu16_support(g, node)
     return "int16 tensor (the NPU's int16 paths: 16x8 conv, depthwise and fully connected, requantisation, " \
-           "magnitude, data movement)"
+           "magnitude, data movement, the VPU's 16x8 ops)"
 
 
 def magnitude_geometry(g: Graph, node: Node) -> tuple[int, int, int]:

@@ -20,6 +20,7 @@ from . import costs
 
 SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
 SOFTMAX_OPS_PER_ELEMENT = 6   # max, subtract and rescale, exp, sum, reciprocal, scale
+SIGMOID16_OPS_PER_ELEMENT = 3
 MAGNITUDE_OPS_PER_ELEMENT = 4  # two squares, the add and scale, the integer square root (one op, pipelined)
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
@@ -147,9 +148,9 @@ class _Model:
                 return costs.vpu_cycles(passes * e * k * taps, self.lanes, self.depth)
             return passes * costs.mxu_depthwise_cycles(e, k, taps, self.rows, self.cols, self.overlap)
         ops = _vpu_ops(ins)
-        if ops is not None:
+        if ops is not None:     # int16 forms read and write twice the bytes per element
             c.vpu_ops += ops
-            c.sram_bytes[I.ABUF] += 2 * ops
+            c.sram_bytes[I.ABUF] += 2 * ops * I.elem_size(ins)
             return costs.vpu_cycles(ops, self.lanes, self.depth)
         if isinstance(ins, I.Host):
             return 0   # costed by the caller, which knows the segment's size
@@ -163,6 +164,8 @@ def _vpu_ops(ins: I.Instr) -> int | None:
         return ins.rows * ins.cols
     if isinstance(ins, (I.Lut, I.Select)):
         return ins.n
+    if isinstance(ins, I.Sigmoid16):      # rescale, table pair and interpolation, sign fold
+        return SIGMOID16_OPS_PER_ELEMENT * ins.n
     if isinstance(ins, I.Pool):
         return ins.out_h * ins.out_w * ins.c * ins.kernel[0] * ins.kernel[1]
     if isinstance(ins, (I.Mean, I.ArgMax)):

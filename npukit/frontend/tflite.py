@@ -24,8 +24,10 @@ from . import tflite_read as rd
 _INT_ACTIVATIONS = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 _INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_))   # unquantised in int8 models
 _STATE_OPS = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
-# operators whose int16 activations (TFLite's 16x8 scheme) npukit lowers; others are refused
-INT16_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "QUANTIZE"}
+# operators whose int16 activations (TFLite's 16x8 scheme: int16, zero point 0) npukit lowers; others are refused
+INT16_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "QUANTIZE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM",
+             "LOGISTIC", "TANH", "SOFTMAX", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RESIZE_BILINEAR",
+             "RESIZE_NEAREST_NEIGHBOR", "CONCATENATION", "RESHAPE"}
 
 
 class TfliteConverter:
@@ -99,6 +101,8 @@ class TfliteConverter:
         return name
 
     def _check_activation(self, name: str, dtype: np.dtype, quant) -> None:
+        if dtype == np.int16 and (quant is None or any(z != 0 for z in quant.zero_point)):
+            raise UnsupportedOpError(f"tensor {name!r}: int16 activation without zero point 0 (16x8 quantisation)")
         if self.quantised and quant is None and dtype not in _INDEX_TYPES + (np.dtype(np.float32),):
             raise ModelError(f"tensor {name!r}: {dtype} activation without quantisation parameters")
 

@@ -175,6 +175,7 @@ class Elementwise(Instr):
     rows: int
     cols: int
     qparams: tuple[int, ...]   # the kernel's integer params, in kernels_vpu field order
+    elem: int = 1              # extension: 2 = int16 operands and output (ADD / SUB / MUL / MAX / MIN)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class Pool(Instr):
     pad_r: int
     act_min: int
     act_max: int
+    elem: int = 1          # extension: 2 = int16 in and out
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ class Mean(Instr):
     dst: int
     qparams: tuple[int, ...]
     kind: int = 0          # extension: 0 mean, 1 max, 2 min, 3 sum
+    elem: int = 1          # extension: 2 = int16 in and out (mean, max, min)
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,8 @@ class Softmax(Instr):
     """Softmax of each of `rows` rows of `cols` int8 values (ABUF). kind 0: TFLite's reference
     fixed-point algorithm (qparams = kernels_vpu.SoftmaxParams); kind 1 (an extension field):
     LiteRT's default float32 exp-table kernel, for input scales the reference refuses
-    (qparams = kernels_vpu.SoftmaxTableParams)."""
+    (qparams = kernels_vpu.SoftmaxTableParams); kind 2: int16 in and out, LiteRT's SoftmaxInt16
+    with its interpolated exp and 1 / (1 + x) tables (qparams = kernels_vpu16.Softmax16Params)."""
     src: int
     rows: int
     cols: int
@@ -294,6 +298,18 @@ class Resize(Instr):
     out_w: int
     align_corners: int
     half_pixel_centers: int
+    elem: int = 1          # extension: 2 = int16 in and out
+
+
+@dataclass(frozen=True)
+class Sigmoid16(Instr):
+    """ABUF[dst + 2i] = LOGISTIC or TANH (qparams[0] = 1) of the int16 ABUF[src + 2i], i < n: LiteRT's
+    int16 kernels (input rescale, 256-entry sigmoid table with linear interpolation, sign fold;
+    qparams = kernels_vpu16.Sigmoid16Params). The table is fixed (a ROM), not a program operand."""
+    src: int
+    n: int
+    dst: int
+    qparams: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -309,11 +325,18 @@ class Magnitude(Instr):
 
 
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
-                                    MatMul, Softmax, Resize, Magnitude, ArgMax, Select)
+                                    MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
-             Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU}
+             Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU, Sigmoid16: Engine.VPU}
+
+
+def elem_size(ins: Instr) -> int:
+    """Bytes per element of a VPU instruction's operands: 2 for the int16 (16x8) forms."""
+    if isinstance(ins, Sigmoid16) or isinstance(ins, Softmax) and ins.kind == 2:
+        return 2
+    return getattr(ins, "elem", 1) if not isinstance(ins, (Dma, ArgMax)) else 1
 
 
 def engine_of(ins: Instr) -> Engine:

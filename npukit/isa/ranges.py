@@ -43,11 +43,12 @@ def operands(ins: I.Instr) -> list[tuple[int, int, int]]:
     if isinstance(ins, I.MatMul):
         return [(A, ins.src, ins.src + ins.m * ins.k_len), (W, ins.wgt, ins.wgt + ins.n * ins.k_len),
                 (C, ins.dst, ins.dst + 4 * ins.m * ins.n)]
+    eb = I.elem_size(ins)
     if isinstance(ins, I.Elementwise):
-        n, (rs, cs) = ins.rows * ins.cols, ins.b_strides
+        n, (rs, cs) = ins.rows * ins.cols * eb, ins.b_strides
         return [(ins.a_space, ins.a, ins.a + n),
-                (ins.b_space, ins.b, ins.b + (ins.rows - 1) * rs + (ins.cols - 1) * cs + 1), (A, ins.dst, ins.dst + n)]
-    if isinstance(ins, I.Lut):
+                (ins.b_space, ins.b, ins.b + eb * ((ins.rows - 1) * rs + (ins.cols - 1) * cs + 1)), (A, ins.dst, ins.dst + n)]
+    if isinstance(ins, (I.Lut, I.Sigmoid16)):
         n_in, n_out = ins.n, ins.n
     elif isinstance(ins, I.Pool):
         n_in, n_out = ins.in_h * ins.in_w * ins.c, ins.out_h * ins.out_w * ins.c
@@ -61,4 +62,4 @@ def operands(ins: I.Instr) -> list[tuple[int, int, int]]:
         n_in, n_out = 4 * ins.outer * ins.c * ins.inner, ins.outer * ins.c * ins.inner
     else:
         return []
-    return [(A, ins.src, ins.src + n_in), (A, ins.dst, ins.dst + n_out)]
+    return [(A, ins.src, ins.src + eb * n_in), (A, ins.dst, ins.dst + eb * n_out)]

@@ -26,7 +26,7 @@ from ..isa.strided import extent
 from . import gemm_int8, plans, plans_int8
 from ..kernels import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu_compare, kernels_wide
 from .tiles import spans
-from . import microops
+from . import microops, semantics16
 from .plan import Action, Plan, Step
 
 
@@ -339,6 +339,9 @@ _NO_Q31 = np.zeros(0, np.int32)        # the Q31 multiplier and shift, unused be
 
 
 def _elementwise(m: Machine, e: I.Elementwise) -> Step:
+    semantics16.check_elem("ELEMENTWISE", e.elem)
+    if e.elem == 2:
+        return semantics16.elementwise(m, e)
     a = m.view(e.a_space, e.a, (e.rows, e.cols))
     b = m.strided(e.b_space, e.b, (e.rows, e.cols), e.b_strides, 1)[..., 0].view(np.int8)
     dst = m.view(I.ABUF, e.dst, (e.rows, e.cols))
@@ -368,6 +371,9 @@ def _lut(m: Machine, t: I.Lut) -> Action:
 
 
 def _pool(m: Machine, p: I.Pool) -> Action:
+    semantics16.check_elem("POOL", p.elem)
+    if p.elem == 2:
+        return semantics16.pool(m, p)
     x = m.view(I.ABUF, p.src, (1, p.in_h, p.in_w, p.c))
     dst = m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c))
     attrs = PoolAttrs(kernel=p.kernel, stride=p.stride, pads=(p.pad_t, p.pad_l, p.pad_b, p.pad_r))
@@ -390,6 +396,9 @@ def _pool_covers(p: I.Pool, attrs: PoolAttrs) -> bool:
 
 
 def _mean(m: Machine, r: I.Mean) -> Action:
+    semantics16.check_elem("MEAN", r.elem)
+    if r.elem == 2:
+        return semantics16.mean(m, r)
     x = m.view(I.ABUF, r.src, (1, r.n, 1, r.c))
     dst = m.view(I.ABUF, r.dst, (1, 1, 1, r.c))
     if r.kind in (1, 2):
@@ -432,6 +441,8 @@ def _matmul(m: Machine, t: I.MatMul) -> Action:
 
 
 def _softmax(m: Machine, s: I.Softmax) -> Action:
+    if s.kind == 2:
+        return semantics16.softmax(m, s)
     x = m.view(I.ABUF, s.src, (s.rows, s.cols))
     dst = m.view(I.ABUF, s.dst, (s.rows, s.cols))
     if s.kind not in (0, 1):
@@ -441,6 +452,9 @@ def _softmax(m: Machine, s: I.Softmax) -> Action:
 
 
 def _resize(m: Machine, r: I.Resize) -> Action:
+    semantics16.check_elem("RESIZE", r.elem)
+    if r.elem == 2:
+        return semantics16.resize(m, r)
     x = m.view(I.ABUF, r.src, (1, r.in_h, r.in_w, r.c))
     dst = m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c))
     fn = kernels_vpu.resize_bilinear if r.mode else kernels_vpu.resize_nearest
@@ -458,4 +472,4 @@ _BINDERS: dict[type[I.Instr], Callable[..., Step | list[Step]]] = {
             I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv,
             I.DwConv: _dwconv, I.Requant: _requant, I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool,
             I.Mean: _mean, I.Magnitude: _magnitude, I.ArgMax: _arg_max,
-            I.Select: _select}
+            I.Select: _select, I.Sigmoid16: semantics16.sigmoid16}
