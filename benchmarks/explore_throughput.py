@@ -6,10 +6,12 @@ Runs `npukit explore --space examples/space.toml --db runs.sqlite --workers 2` (
 space file, a fresh database each time) as a fresh process from each revision's source tree
 (`.` = this working tree; a git revision is exported with `git archive` to a cache folder under
 the temporary directory, so no worktree is touched). Runs are interleaved across revisions,
-after one unmeasured warm-up run of each (it fills the byte-code and numba caches, as an
+after one unmeasured warm-up run of each (it fills the byte-code cache, kept in a temporary
+PYTHONPYCACHEPREFIX even when PYTHONDONTWRITEBYTECODE is set, and numba's cache, as an
 installed package has them). Prints, per revision, the best wall time of `--repeats` runs,
 points per second over it (points stored / whole-process wall time, start-up included), the
-CPU seconds of the explorer and its workers, and whether every revision stored the same
+best points/s the explorer itself printed (its clock starts after the command line is parsed),
+the CPU seconds of the explorer and its workers, and whether every revision stored the same
 results: each point's row (matched by model, swept values and options) apart from the key
 and version (they hash the source) and the run-time columns.
 """
@@ -48,11 +50,13 @@ def source_tree(rev: str) -> tuple[Path, str]:
     return tree, f"{rev} ({sha[:7]})"
 
 
-def run_sweep(tree: Path, db: Path, workers: int) -> tuple[float, float, int]:
-    """(wall s, CPU s of the process and its children, points stored) of one sweep."""
+def run_sweep(tree: Path, db: Path, workers: int) -> tuple[float, float, int, float]:
+    """(wall s, CPU s of the process and its children, points stored, the explorer's own
+    points/s) of one sweep."""
     for f in db.parent.glob(db.name + "*"):
         f.unlink()
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPATH=str(tree), PYTHONPYCACHEPREFIX=str(db.parent / "pycache"))
     argv = [sys.executable, "-m", "npukit.cli", "explore", "--space", str(SPACE), "--db", str(db),
             "--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -65,7 +69,8 @@ def run_sweep(tree: Path, db: Path, workers: int) -> tuple[float, float, int]:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     with sqlite3.connect(db) as con:
         points = con.execute("SELECT COUNT(*) FROM points").fetchone()[0]
-    return wall, cpu, points
+    own = float(proc.stdout.rsplit(" points/s", 1)[0].rsplit(" ", 1)[1])
+    return wall, cpu, points, own
 
 
 def results(db: Path) -> dict[tuple, dict]:
@@ -90,20 +95,21 @@ def main() -> None:
     dbs = [work / f"runs{i}.sqlite" for i in range(len(trees))]
     for (tree, _), db in zip(trees, dbs):
         run_sweep(tree, db, args.workers)          # warm-up: byte-code and numba caches
-    best = [(float("inf"), float("inf"), 0)] * len(trees)
+    best = [(float("inf"), float("inf"), 0, 0.0)] * len(trees)
     for _ in range(args.repeats):
         for i, ((tree, _), db) in enumerate(zip(trees, dbs)):
-            wall, cpu, points = run_sweep(tree, db, args.workers)
-            best[i] = (min(best[i][0], wall), min(best[i][1], cpu), points)
+            wall, cpu, points, own = run_sweep(tree, db, args.workers)
+            best[i] = (min(best[i][0], wall), min(best[i][1], cpu), points, max(best[i][3], own))
     stored = [results(db) for db in dbs]
     same = all(s == stored[0] for s in stored[1:])
     base = best[0][2] / best[0][0]
-    rows = [[label, points, wall, cpu, points / wall, ratio(points / wall, base)]
-            for (_, label), (wall, cpu, points) in zip(trees, best)]
+    rows = [[label, points, wall, cpu, points / wall, ratio(points / wall, base), own, ratio(own, best[0][3])]
+            for (_, label), (wall, cpu, points, own) in zip(trees, best)]
     print(machine_line())
     print(f"sweep: npukit explore --space examples/space.toml --db runs.sqlite --workers {args.workers}; "
           f"best of {args.repeats}")
-    print(table(["revision", "points", "wall s", "CPU s", "points/s", "vs first"], rows))
+    print(table(["revision", "points", "wall s", "CPU s", "points/s", "vs first", "explorer's points/s",
+                 "vs first"], rows))
     if len(trees) > 1:
         print(f"stored results identical across revisions (rows without key, version, times): {'yes' if same else 'NO'}")
     if args.json:
