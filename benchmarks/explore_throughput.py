@@ -18,6 +18,7 @@ and version (they hash the source) and the run-time columns.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import resource
@@ -63,6 +64,7 @@ def run_sweep(tree: Path, db: Path, workers: int) -> tuple[float, float, int, fl
     t0 = time.perf_counter()
     proc = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    _reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(argv)} (in {tree}) exited with {proc.returncode}:\n{proc.stderr[-2000:]}")
@@ -71,6 +73,21 @@ def run_sweep(tree: Path, db: Path, workers: int) -> tuple[float, float, int, fl
         points = con.execute("SELECT COUNT(*) FROM points").fetchone()[0]
     own = float(proc.stdout.rsplit(" points/s", 1)[0].rsplit(" ", 1)[1])
     return wall, cpu, points, own
+
+
+def _become_subreaper() -> None:
+    """Descendants orphaned by the explorer (a fork server, its workers) become this process's
+    children, so that their CPU time is counted when they are reaped (Linux)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1)   # PR_SET_CHILD_SUBREAPER
+
+
+def _reap_orphans() -> None:
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def results(db: Path) -> dict[tuple, dict]:
@@ -90,6 +107,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    _become_subreaper()
     trees = [source_tree(r) for r in (args.rev or ["."])]
     work = Path(tempfile.mkdtemp(prefix="npukit-explore-"))
     dbs = [work / f"runs{i}.sqlite" for i in range(len(trees))]

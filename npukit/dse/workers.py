@@ -5,21 +5,24 @@ worker is running: a point past its deadline is stored as failed ("timed out aft
 only its worker is killed and replaced; a worker that dies charges only its own point, which
 is retried up to `max_retries` times, then reported lost (not stored; a rerun retries it).
 Memory is bounded by RLIMIT_AS in the worker, so a point that allocates beyond it gets a
-MemoryError, stored as its failure. Workers die with the explorer (PR_SET_PDEATHSIG on Linux).
+MemoryError, stored as its failure. Workers die with the explorer, however it dies: each
+watches a pipe only the explorer holds open (and the fork server exits once they and the
+explorer are gone).
 """
 from __future__ import annotations
 
-import ctypes
+import mmap
 import multiprocessing
 import os
 import resource
 import signal
-import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
+from .. import __file__ as NPUKIT
 from ..errors import InputError
 from ..limits import MIB, POINT_MEMORY, POINT_SECONDS
 from .point import Outcome, Task, run_point
@@ -27,6 +30,8 @@ from .point import Outcome, Task, run_point
 LOST = "lost"   # outcome status of a point whose worker died on every attempt: not stored
 GRAPHS: dict[str, object] = {}   # this process's quantised graphs, by model hash
 _READY = "ready"
+_PRELOAD = "npukit.dse.preload"
+_HEADROOM = 64 * MIB    # address space a worker must still have under its limit to start
 
 
 @dataclass(frozen=True)
@@ -51,22 +56,28 @@ def run_local(fn, task: Task) -> Outcome:
     return run_point(fn, task, GRAPHS[task.model_hash])
 
 
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (and exit if it already has)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:
+def die_with_explorer(alive) -> None:
+    """Exit as soon as the explorer is gone, whatever the point running meanwhile: `alive` is
+    the read end of a pipe only the explorer writes to, so it ends when the explorer does,
+    however it died (SIGKILL included)."""
+    def watch() -> None:
+        try:
+            alive.recv()
+        except (EOFError, OSError):
+            pass
         os._exit(1)
+    threading.Thread(target=watch, name="npukit-explorer-watch", daemon=True).start()
 
 
-def _worker_main(conn, graphs: dict[str, object], memory: int, parent: int) -> None:
-    die_with_parent(parent)
+def _worker_main(conn, alive, graphs: dict[str, object], memory: int) -> None:
+    die_with_explorer(alive)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the explorer's to handle
     if memory:
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]
         resource.setrlimit(resource.RLIMIT_AS, (memory if hard < 0 else min(memory, hard), hard))
+        mmap.mmap(-1, _HEADROOM).close()   # a limit below what the worker has loaded: it cannot start
     init_worker(graphs)
-    conn.send(_READY)
+    conn.send((_READY, NPUKIT))
     while True:
         try:
             fn, task = conn.recv()
@@ -78,9 +89,11 @@ def _worker_main(conn, graphs: dict[str, object], memory: int, parent: int) -> N
 class _Worker:
     def __init__(self, ctx, graphs: dict[str, object], memory: int):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, graphs, memory, os.getpid()), daemon=True)
+        alive, self.alive = ctx.Pipe(duplex=False)     # the worker's watch on the explorer
+        self.proc = ctx.Process(target=_worker_main, args=(child, alive, graphs, memory), daemon=True)
         self.proc.start()
         child.close()
+        alive.close()
         self.ready = False
         self.job: tuple[Task, int, float] | None = None   # task, attempt, deadline
 
@@ -88,23 +101,44 @@ class _Worker:
         self.proc.kill()
         self.proc.join()
         self.conn.close()
+        self.alive.close()
 
 
 class PoolExecutor:
-    """A local pool of `workers` spawned processes under `limits`."""
+    """A local pool of `workers` processes under `limits`."""
 
     def __init__(self, workers: int, max_retries: int = 3, limits: PointLimits = PointLimits()):
         if workers < 1:
             raise InputError(f"--workers must be at least 1, got {workers}")
         self.workers, self.max_retries, self.limits = workers, max_retries, limits
         self.name = f"pool:{workers}"
-        self.ctx = multiprocessing.get_context("spawn")
+        self.ctx = _forkserver() or multiprocessing.get_context("spawn")
         self.graphs: dict[str, object] = {}
         self.pool: list[_Worker] = []
+
+    def warm_up(self) -> None:
+        """Start the fork server (it loads in the background while the models are prepared)."""
+        if self.ctx.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+            forkserver.ensure_running()
 
     def start(self, graphs: dict[str, object]) -> None:
         self.graphs = graphs
         self.pool = [self._spawn() for _ in range(self.workers)]
+        if self.ctx.get_start_method() == "forkserver" and not all(self._forked_ready(w) for w in self.pool):
+            self.close()        # the fork server imported another copy of npukit: spawn instead
+            self.ctx = multiprocessing.get_context("spawn")
+            self.pool = [self._spawn() for _ in range(self.workers)]
+
+    def _forked_ready(self, w: _Worker) -> bool:
+        """Wait for a forked worker's start; whether it runs the explorer's own npukit."""
+        try:
+            msg = w.conn.recv()
+        except (EOFError, OSError):
+            w.proc.join()
+            raise InputError(self._cannot_start(w)) from None
+        w.ready = True
+        return bool(msg == (_READY, NPUKIT))
 
     def _spawn(self) -> _Worker:
         return _Worker(self.ctx, self.graphs, self.limits.memory_bytes)
@@ -151,7 +185,7 @@ class PoolExecutor:
         try:
             if w.conn.poll():
                 msg = w.conn.recv()
-                if msg == _READY:
+                if isinstance(msg, tuple) and msg[0] == _READY:
                     w.ready = True
                     return None, False
                 w.job = None
@@ -160,8 +194,7 @@ class PoolExecutor:
             pass
         if not w.proc.is_alive():
             if not w.ready:
-                raise InputError(f"a worker process could not start (exit code {w.proc.exitcode}); "
-                                 f"is the point memory limit ({self.limits.memory_bytes // MIB} MiB) too small?")
+                raise InputError(self._cannot_start(w))
             return None, True
         if w.job and time.monotonic() >= w.job[2]:
             task = w.job[0]
@@ -170,7 +203,20 @@ class PoolExecutor:
                            eval_seconds=self.limits.seconds), True
         return None, False
 
+    def _cannot_start(self, w: _Worker) -> str:
+        return (f"a worker process could not start (exit code {w.proc.exitcode}); "
+                f"is the point memory limit ({self.limits.memory_bytes // MIB} MiB) too small?")
+
     def close(self) -> None:
         for w in self.pool:
             w.kill()
         self.pool = []
+
+
+def _forkserver():
+    """The forkserver context, its server preloading dse/preload.py (None where there is none)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([_PRELOAD])
+    return ctx

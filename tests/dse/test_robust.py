@@ -87,16 +87,22 @@ def test_a_model_whose_preparation_raises_is_stored_failed(tmp_path, monkeypatch
         "ValueError: buffer size must be a multiple of element size"}
 
 
-def _children(pid: int) -> set[int]:
-    out = set()
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (workers are the children of the pool's fork server)."""
+    parent = {}
     for d in Path("/proc").iterdir():
         try:
             stat = (d / "stat").read_text()
         except (OSError, ValueError):
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if d.name.isdigit() and int(fields[1]) == pid:
-            out.add(int(d.name))
+        if d.name.isdigit():
+            parent[int(d.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    out, todo = set(), [pid]
+    while todo:
+        top = todo.pop()
+        below = {p for p, pp in parent.items() if pp == top}
+        out |= below
+        todo += below
     return out
 
 
@@ -119,7 +125,7 @@ def test_killing_the_explorer_kills_its_workers(tmp_path, sig):
     deadline = time.monotonic() + 120
     while not any(marks.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    workers = _children(proc.pid)
+    workers = _descendants(proc.pid)
     assert any(marks.iterdir()) and workers, proc.stderr.read() if proc.poll() else ""
     os.kill(proc.pid, sig)
     proc.wait(timeout=30)
