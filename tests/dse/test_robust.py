@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from dse_util import DIGITS, explorer_argv, stored
 from npukit.dse import InlineExecutor, PointLimits, PoolExecutor, Store, explore, load_space
-from npukit.dse.point import evaluate
+from npukit.dse.point import Outcome, evaluate
 from npukit.errors import InputError
 from npukit.limits import MIB
 from npukit.testing.fixtures import run_cli
@@ -35,6 +36,19 @@ def misbehaving(task, graph):
         time.sleep(600)
     if rows == 16:
         return bytearray(4 << 30)
+    return evaluate(task, graph)
+
+
+def _death_mark(task) -> Path:
+    return Path(tempfile.gettempdir(), f"npukit-test-death-{task.key}")
+
+
+def dying(task, graph):
+    """By mxu.rows: 4 kills its worker every time, 8 on its first attempt only; others are real."""
+    rows = json.loads(task.arch_json)["mxu"]["rows"]
+    if rows == 4 or (rows == 8 and not _death_mark(task).exists()):
+        _death_mark(task).touch()
+        os._exit(3)
     return evaluate(task, graph)
 
 
@@ -66,6 +80,27 @@ def test_raising_hanging_and_memory_hungry_points_are_stored_failed(tmp_path):
     calls = []   # a rerun computes nothing: stored failures are skipped too
     again = explore(space, db, InlineExecutor(), progress=False, evaluate_fn=lambda t, g: calls.append(t))
     assert (again.computed, again.reused, calls) == (0, 10, [])
+
+
+def test_a_point_whose_worker_dies_is_retried_then_lost_and_the_others_are_computed(tmp_path):
+    space, db = load_space(_space(tmp_path)), tmp_path / "runs.sqlite"
+    keys = list(stored(_inline(space, tmp_path)))
+    marks = [Path(tempfile.gettempdir(), f"npukit-test-death-{k}") for k in keys]
+    try:
+        s = explore(space, db, PoolExecutor(2, max_retries=2), progress=False, evaluate_fn=dying)
+    finally:
+        for m in marks:
+            m.unlink(missing_ok=True)
+    assert (s.computed, s.failed, s.lost) == (8, 0, 2)     # rows 4 lost, rows 8 retried once
+    rows = _by_rows(db)
+    assert 4 not in rows and all(rows[r] == {("ok", "")} for r in (8, 16, 32, 64))
+
+
+def _inline(space, tmp_path: Path) -> Path:
+    """The sweep's points, computed in-process (for their keys)."""
+    db = tmp_path / "inline.sqlite"
+    explore(space, db, InlineExecutor(), progress=False, evaluate_fn=lambda t, g: Outcome(t.key, "ok"))
+    return db
 
 
 def test_inline_points_that_raise_are_stored_failed(tmp_path):
