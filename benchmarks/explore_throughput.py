@@ -1,6 +1,6 @@
 """Throughput of the README's design-space sweep, for one or more versions of npukit side by side.
 
-    python benchmarks/explore_throughput.py [--rev a019d55] [--rev .] [--repeats 3] [--json OUT.json]
+    python benchmarks/explore_throughput.py [--rev a019d55] [--rev .] [--repeats 3] [--samples N] [--json OUT.json]
 
 Runs `npukit explore --space examples/space.toml --db runs.sqlite --workers 2` (this tree's
 space file, a fresh database each time) as a fresh process from each revision's source tree
@@ -13,7 +13,8 @@ points per second over it (points stored / whole-process wall time, start-up inc
 best points/s the explorer itself printed (its clock starts after the command line is parsed),
 the CPU seconds of the explorer and its workers, and whether every revision stored the same
 results: each point's row (matched by model, swept values and options) apart from the key
-and version (they hash the source) and the run-time columns.
+and version (they hash the source) and the run-time columns. `--samples N` runs the same space
+with N random configurations instead of its 40 (start-up then weighs less).
 """
 from __future__ import annotations
 
@@ -51,14 +52,26 @@ def source_tree(rev: str) -> tuple[Path, str]:
     return tree, f"{rev} ({sha[:7]})"
 
 
-def run_sweep(tree: Path, db: Path, workers: int) -> tuple[float, float, int, float]:
+def space_file(work: Path, samples: int | None) -> Path:
+    """The README's space file, or a copy drawing `samples` configurations."""
+    if samples is None:
+        return SPACE
+    text = SPACE.read_text()
+    assert "samples = 40" in text and 'path = "digits/' in text, "examples/space.toml changed: update this script"
+    out = work / "space.toml"
+    out.write_text(text.replace("samples = 40", f"samples = {samples}")
+                   .replace('path = "digits/', f'path = "{SPACE.parent}/digits/'))
+    return out
+
+
+def run_sweep(tree: Path, space: Path, db: Path, workers: int) -> tuple[float, float, int, float]:
     """(wall s, CPU s of the process and its children, points stored, the explorer's own
     points/s) of one sweep."""
     for f in db.parent.glob(db.name + "*"):
         f.unlink()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(PYTHONPATH=str(tree), PYTHONPYCACHEPREFIX=str(db.parent / "pycache"))
-    argv = [sys.executable, "-m", "npukit.cli", "explore", "--space", str(SPACE), "--db", str(db),
+    argv = [sys.executable, "-m", "npukit.cli", "explore", "--space", str(space), "--db", str(db),
             "--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -105,18 +118,20 @@ def main() -> None:
     ap.add_argument("--rev", action="append", help="git revision, or . for this working tree (repeatable)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--samples", type=int, help="configurations drawn (the space file's: 40)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     _become_subreaper()
     trees = [source_tree(r) for r in (args.rev or ["."])]
     work = Path(tempfile.mkdtemp(prefix="npukit-explore-"))
+    space = space_file(work, args.samples)
     dbs = [work / f"runs{i}.sqlite" for i in range(len(trees))]
     for (tree, _), db in zip(trees, dbs):
-        run_sweep(tree, db, args.workers)          # warm-up: byte-code and numba caches
+        run_sweep(tree, space, db, args.workers)          # warm-up: byte-code and numba caches
     best = [(float("inf"), float("inf"), 0, 0.0)] * len(trees)
     for _ in range(args.repeats):
         for i, ((tree, _), db) in enumerate(zip(trees, dbs)):
-            wall, cpu, points, own = run_sweep(tree, db, args.workers)
+            wall, cpu, points, own = run_sweep(tree, space, db, args.workers)
             best[i] = (min(best[i][0], wall), min(best[i][1], cpu), points, max(best[i][3], own))
     stored = [results(db) for db in dbs]
     same = all(s == stored[0] for s in stored[1:])
@@ -124,8 +139,8 @@ def main() -> None:
     rows = [[label, points, wall, cpu, points / wall, ratio(points / wall, base), own, ratio(own, best[0][3])]
             for (_, label), (wall, cpu, points, own) in zip(trees, best)]
     print(machine_line())
-    print(f"sweep: npukit explore --space examples/space.toml --db runs.sqlite --workers {args.workers}; "
-          f"best of {args.repeats}")
+    print(f"sweep: npukit explore --space examples/space.toml --db runs.sqlite --workers {args.workers}"
+          + (f" with samples = {args.samples}" if args.samples else "") + f"; best of {args.repeats}")
     print(table(["revision", "points", "wall s", "CPU s", "points/s", "vs first", "explorer's points/s",
                  "vs first"], rows))
     if len(trees) > 1:
