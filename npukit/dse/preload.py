@@ -4,6 +4,8 @@ simulator with numba's compiled entry point read from its on-disk cache), so tha
 starts with it in memory instead of importing and loading it itself."""
 from __future__ import annotations
 
+import gc
+
 from ..codegen.lower import lower_program   # noqa: F401  (loaded for the workers)
 from ..cost.timing import simulate          # noqa: F401
 from ..report.profile import build_profile  # noqa: F401
@@ -13,3 +15,4 @@ from ..sim.reference import run_reference   # noqa: F401
 from . import workers                       # noqa: F401
 
 entry()
+gc.freeze()     # the loaded objects stay out of the workers' collections: no copy of their pages on write
