@@ -89,7 +89,7 @@ def _worker_main(conn, alive, graphs: dict[str, object], memory: int, env: dict[
         resource.setrlimit(resource.RLIMIT_AS, (memory if hard < 0 else min(memory, hard), hard))
         mmap.mmap(-1, _HEADROOM).close()   # a limit below what the worker has loaded: it cannot start
     init_worker(graphs)
-    conn.send((_READY, NPUKIT))
+    conn.send(_READY)
     while True:
         try:
             fn, task = conn.recv()
@@ -138,21 +138,9 @@ class PoolExecutor:
 
     def start(self, graphs: dict[str, object]) -> None:
         self.graphs = graphs
-        self.pool = [self._spawn() for _ in range(self.workers)]
-        if self.ctx.get_start_method() == "forkserver" and not all(self._forked_ready(w) for w in self.pool):
-            self.close()        # the fork server imported another copy of npukit: spawn instead
+        if self.ctx.get_start_method() == "forkserver" and not _server_holds_this_npukit(self.ctx):
             self.ctx = multiprocessing.get_context("spawn")
-            self.pool = [self._spawn() for _ in range(self.workers)]
-
-    def _forked_ready(self, w: _Worker) -> bool:
-        """Wait for a forked worker's start; whether it runs the explorer's own npukit."""
-        try:
-            msg = w.conn.recv()
-        except (EOFError, OSError):
-            w.proc.join()
-            raise InputError(self._cannot_start(w)) from None
-        w.ready = True
-        return bool(msg == (_READY, NPUKIT))
+        self.pool = [self._spawn() for _ in range(self.workers)]
 
     def _spawn(self) -> _Worker:
         return _Worker(self.ctx, self.graphs, self.limits.memory_bytes)
@@ -209,7 +197,7 @@ class PoolExecutor:
         try:
             if w.conn.poll():
                 msg = w.conn.recv()
-                if isinstance(msg, tuple) and msg[0] == _READY:
+                if msg == _READY:
                     w.ready = True
                     return None, False
                 w.jobs.pop(0)
@@ -219,7 +207,8 @@ class PoolExecutor:
             pass
         if not w.proc.is_alive():
             if not w.ready:
-                raise InputError(self._cannot_start(w))
+                raise InputError(f"a worker process could not start (exit code {w.proc.exitcode}); is the point "
+                                 f"memory limit ({self.limits.memory_bytes // MIB} MiB) too small?")
             return None, True
         if w.jobs and time.monotonic() >= w.deadline:
             task = w.jobs.pop(0)[0]
@@ -227,14 +216,29 @@ class PoolExecutor:
                            eval_seconds=self.limits.seconds), True
         return None, False
 
-    def _cannot_start(self, w: _Worker) -> str:
-        return (f"a worker process could not start (exit code {w.proc.exitcode}); "
-                f"is the point memory limit ({self.limits.memory_bytes // MIB} MiB) too small?")
-
     def close(self) -> None:
         for w in self.pool:
             w.kill()
         self.pool = []
+
+
+_PROBE = "import sys\nconn.send(getattr(sys.modules.get('npukit'), '__file__', None))"
+
+
+def _server_holds_this_npukit(ctx) -> bool:
+    """Whether the fork server imported the explorer's own copy of npukit (it imports by its
+    own sys.path): asked of a child forked from it, which runs only the standard library."""
+    here, there = ctx.Pipe(duplex=False)
+    probe = ctx.Process(target=exec, args=(_PROBE, {"conn": there}), daemon=True)
+    probe.start()
+    there.close()
+    try:
+        return bool(here.recv() == NPUKIT)
+    except EOFError:
+        return False
+    finally:
+        probe.join()
+        here.close()
 
 
 def _forkserver():

@@ -9,12 +9,15 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+
+import npukit
 
 from dse_util import DIGITS, explorer_argv, stored
 from npukit.dse import InlineExecutor, PointLimits, PoolExecutor, Store, explore, load_space
@@ -94,6 +97,28 @@ def test_a_point_whose_worker_dies_is_retried_then_lost_and_the_others_are_compu
     assert (s.computed, s.failed, s.lost) == (8, 0, 2)     # rows 4 lost, rows 8 retried once
     rows = _by_rows(db)
     assert 4 not in rows and all(rows[r] == {("ok", "")} for r in (8, 16, 32, 64))
+
+
+def test_a_fork_server_holding_another_npukit_is_not_used(tmp_path):
+    """The pool's fork server imports npukit by its own sys.path (its working folder first):
+    a decoy package there must not run the points; the pool spawns its workers instead."""
+    decoy, work = tmp_path / "decoy", tmp_path / "work"
+    (decoy / "npukit").mkdir(parents=True)
+    (decoy / "npukit" / "__init__.py").write_text("")
+    work.mkdir()
+    root = Path(npukit.__file__).parent.parent
+    (work / "sweep.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(root)!r})\n"
+        "from npukit.dse import PoolExecutor, explore, load_space\n"
+        "if __name__ == '__main__':\n"
+        "    pool = PoolExecutor(2)\n"
+        f"    s = explore(load_space({str(_space(tmp_path))!r}), {str(tmp_path / 'r.sqlite')!r}, pool, progress=False)\n"
+        "    print(pool.ctx.get_start_method(), s.computed, s.failed)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, str(work / "sweep.py")], cwd=decoy, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["spawn", "10", "0"]
 
 
 def _inline(space, tmp_path: Path) -> Path:
