@@ -87,7 +87,10 @@ def _worker_main(conn, alive, graphs: dict[str, object], memory: int, env: dict[
     if memory:
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]
         resource.setrlimit(resource.RLIMIT_AS, (memory if hard < 0 else min(memory, hard), hard))
-        mmap.mmap(-1, _HEADROOM).close()   # a limit below what the worker has loaded: it cannot start
+        try:
+            mmap.mmap(-1, _HEADROOM).close()
+        except OSError:     # a limit below what the worker has loaded: it cannot start (the pool says so)
+            os._exit(1)
     init_worker(graphs)
     conn.send(_READY)
     while True:
