@@ -181,6 +181,7 @@ class Quantised:
 
 
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
+REPORT_SAMPLES = 4          # ... the noise report and the int16 choice measure on
 
 
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
@@ -205,14 +206,17 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
-    keep = BIAS_SAMPLES if options.bias_correction == "auto" else 4
-    observers, values = observe(g, counted("calibrate", feeds), keep)
+    # float values kept for bias correction, the int16 choice and the noise report (else none:
+    # a large model's activations of several samples need not be held at once)
+    keep = BIAS_SAMPLES if options.bias_correction == "auto" else \
+        REPORT_SAMPLES if sqnr or int16_below_db is not None else 0
+    observers, values = observe(g, counted("calibrate", feeds), keep, sample=method != "minmax")
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     if calibration is not None:
         warn_calibration(g, observers, ranges)
     if options.bias_correction == "auto":
         g = correct_biases(g, values)
-        values = values[:4]
+        values = values[:REPORT_SAMPLES]
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
     ranges.update({copy: ranges[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
