@@ -44,51 +44,65 @@ def _remainder_bytes(modes: np.ndarray) -> np.ndarray:
 
 
 _BYTES = np.uint64(0x0101010101010101)
-_LANES16 = np.uint64(0x00FF00FF00FF00FF)
 
 
 def _shifted_sums(u: np.ndarray) -> np.ndarray:
-    """[groups, 8]: column k is the sum over each group's 32 values of (u >> k), computed eight
-    bytes to a 64-bit word (each byte masked after the shift, bytes paired into 16-bit lanes)."""
+    """[groups, 8]: column k is the sum over each group's 32 values of (u >> k), from the
+    count of values with bit b set (b = 0..7; eight bytes to a 64-bit word): S_7 = count_7,
+    S_k = count_k + 2 S_(k+1)."""
     words = u.view("<u8")                                 # [groups, 4], byte i = value i
     sums = np.empty((u.shape[0], 8), np.int64)
-    for k in range(8):
-        v = (words >> np.uint64(k)) & (_BYTES * np.uint64(0xFF >> k))
-        v = (v & _LANES16) + ((v >> np.uint64(8)) & _LANES16)             # 4 lanes <= 510
-        lanes = v[:, 0] + v[:, 1] + v[:, 2] + v[:, 3]                       # 4 lanes <= 2040
-        sums[:, k] = (lanes * np.uint64(0x0001000100010001)) >> np.uint64(48)
+    acc = np.zeros(u.shape[0], np.int64)
+    for b in range(7, -1, -1):
+        bits = (words >> np.uint64(b)) & _BYTES           # bytes of 0 / 1
+        total = bits[:, 0] + bits[:, 1] + bits[:, 2] + bits[:, 3]      # bytes <= 4
+        acc *= 2
+        acc += ((total * _BYTES) >> np.uint64(56)).astype(np.int64)    # its 8 bytes' sum
+        sums[:, b] = acc
     return sums
 
 
-def _modes(u: np.ndarray) -> np.ndarray:
+def _modes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each group's mode: the Rice k of fewest bits (the first on a tie; infeasible where a
     quotient would pass Q_MAX, i.e. some value reaches 2^(k+4)), RAW where no k beats 8 bits a
-    value, ZERO for an all-zero group."""
+    value, ZERO for an all-zero group; and each group's unary bits (0 unless Rice)."""
     sums = _shifted_sums(u)
     best = sums[:, 0] + GROUP
     best[sums[:, 4] > 0] = 1 << 30
     mode = np.zeros(u.shape[0], np.uint8)
+    unary = sums[:, 0] + GROUP
     for k in range(1, 8):
         cost = sums[:, k] + GROUP * (k + 1)
         if k + 4 < 8:
             cost[sums[:, k + 4] > 0] = 1 << 30
         better = cost < best
         mode[better] = k
+        unary[better] = sums[better, k] + GROUP
         np.minimum(best, cost, out=best)
     mode[best >= 8 * GROUP] = RAW
     mode[sums[:, 0] == 0] = ZERO
-    return mode
+    unary[mode >= RAW] = 0
+    return mode, unary
+
+
+def _groups(data: bytes | np.ndarray) -> np.ndarray:
+    """[groups, GROUP] zigzag-mapped values, the last group padded with zeros."""
+    raw = np.frombuffer(np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data),
+                        np.uint8)
+    n_groups = -(-raw.size // GROUP)
+    u: np.ndarray = np.zeros(n_groups * GROUP, np.uint8)
+    u[:raw.size] = _zigzag(raw.view(np.int8))
+    return u.reshape(n_groups, GROUP)
 
 
 def encode(data: bytes | np.ndarray) -> bytes:
     """The compressed stream of `data` (bytes, or any array: its raw bytes)."""
-    raw = np.frombuffer(np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data),
-                        np.uint8)
-    n_groups = -(-raw.size // GROUP)
-    u: np.ndarray = np.zeros(n_groups * GROUP, np.uint8)      # reshaped below
-    u[:raw.size] = _zigzag(raw.view(np.int8))
-    u = u.reshape(n_groups, GROUP)
-    modes = _modes(u)
+    u = _groups(data)
+    return _stream(u, *_modes(u))
+
+
+def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
+    n_groups = u.shape[0]
     header = np.zeros(2 * (-(-n_groups // 2)), np.uint8)
     header[:n_groups] = modes
     parts = [(header[0::2] | (header[1::2] << 4)).tobytes()]
@@ -111,9 +125,10 @@ def encode(data: bytes | np.ndarray) -> bytes:
     parts.append(rows[np.arange(GROUP) < sizes[:, None]].tobytes())
     rice = modes < RAW
     q = u[rice] >> modes[rice][:, None]
-    ends = np.cumsum(q.reshape(-1), dtype=np.int64)
-    ends += np.arange(1, ends.size + 1)                        # each code: q ones, then a zero
-    unary = np.ones(int(ends[-1]) if ends.size else 0, np.uint8)
+    ends = q.reshape(-1).astype(np.int64)                      # each code: q ones, then a zero
+    ends += 1
+    np.cumsum(ends, out=ends)
+    unary = np.ones(int(unary_bits.sum()), np.uint8)
     unary[ends - 1] = 0
     parts.append(np.packbits(unary, bitorder="little").tobytes())
     return b"".join(parts)
