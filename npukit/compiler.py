@@ -29,6 +29,7 @@ from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph
 from .quant.wide import choose_int16, layer_noise, magnitude_int16
+from .kernels.float_exec import run_float
 from .sim.reference import run_reference
 
 
@@ -206,10 +207,10 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
-    # float values kept for bias correction, the int16 choice and the noise report (else none:
-    # a large model's activations of several samples need not be held at once)
+    # float values kept for bias correction and the int16 choice (else none: a large model's
+    # activations of several samples need not be held at once; the noise report reruns them)
     keep = BIAS_SAMPLES if options.bias_correction == "auto" else \
-        REPORT_SAMPLES if sqnr or int16_below_db is not None else 0
+        REPORT_SAMPLES if int16_below_db is not None else 0
     observers, values = observe(g, counted("calibrate", feeds), keep, sample=method != "minmax")
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     if calibration is not None:
@@ -226,7 +227,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if int16_below_db is not None:
         wide = choose_int16(qg, layer_noise(qg, values), int16_below_db)
         qg = quantize_graph(g, ranges, wide | stft) if wide else qg
-    report = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
+    report = sqnr_report(g, qg, feeds[:REPORT_SAMPLES], values or None) if sqnr else []
     return Quantised(qg, report, len(feeds))
 
 
@@ -273,11 +274,14 @@ def _quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
     return kv.quantize(np.asarray(x, np.float32), t.quant.s, t.quant.zp, t.dtype.np)
 
 
-def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict]) -> list[LayerSqnr]:
-    """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst first."""
+def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict] | None = None) -> list[LayerSqnr]:
+    """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst
+    first. `values`: the float graph `g`'s values on `feeds`, if kept (else each sample's are
+    made in turn, so that one sample's are held at a time)."""
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}
-    for feed, fvals in counted("noise report", list(zip(feeds, values))):
+    for i, feed in enumerate(counted("noise report", list(feeds))):
+        fvals = values[i] if values is not None else run_float(g, feed, keep_all=True)
         ivals = run_reference(qg, quantize_inputs(qg, feed), keep_all=True)
         for node in qg.nodes:
             name = node.outputs[0]
