@@ -277,19 +277,27 @@ def _quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
 def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict] | None = None) -> list[LayerSqnr]:
     """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst
     first. `values`: the float graph `g`'s values on `feeds`, if kept (else each sample's are
-    made in turn, so that one sample's are held at a time)."""
+    compared as the float run makes them, so that no sample's float values are all held)."""
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}
+    layer = {node.outputs[0]: node for node in qg.nodes}
     for i, feed in enumerate(counted("noise report", list(feeds))):
-        fvals = values[i] if values is not None else run_float(g, feed, keep_all=True)
         ivals = run_reference(qg, quantize_inputs(qg, feed), keep_all=True)
-        for node in qg.nodes:
-            name = node.outputs[0]
+
+        def compare(name: str, value: np.ndarray) -> None:
+            node = layer.get(name)
+            if node is None:
+                return
             q = qg.tensors[name].quant
-            f = fvals[name].astype(np.float64)
+            f = value.astype(np.float64)
             dq = ivals[name].astype(np.float64) if q is None else (ivals[name].astype(np.float64) - q.zp) * q.s
             signal[node.name] = signal.get(node.name, 0.0) + float(np.sum(f * f))
             noise[node.name] = noise.get(node.name, 0.0) + float(np.sum((f - dq) ** 2))
+        if values is not None:
+            for name in layer:
+                compare(name, values[i][name])
+        else:
+            run_float(g, feed, visit=compare)
     out = [LayerSqnr(n.name, n.op.value, _db(signal.get(n.name, 0.0), noise.get(n.name, 0.0))) for n in qg.nodes]
     return sorted(out, key=lambda s: s.sqnr_db)
 
