@@ -19,6 +19,8 @@ import tracemalloc
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's npukit, not an installed one
+
 
 def status_mib(key: str) -> float:
     """VmRSS / VmHWM of this process (ru_maxrss would include the parent's RSS at fork)."""
@@ -67,7 +69,7 @@ def main() -> None:
                       "first_wall_s": times[0], "first_cpu_s": cpus[0],
                       "peak_rss_mib": peak_rss, "rss_after_import_mib": rss_base,
                       "traced_peak_mib": traced_peak, "total_cycles": profile.total_cycles,
-                      "instructions": profile.instructions}))
+                      "instructions": profile.instructions, "npukit": str(Path(npukit.__file__).parent)}))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's npukit
 from common import machine_line, run_self, table
 
 TARGET_S, TARGET_MB = 1.0, 300.0
