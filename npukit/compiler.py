@@ -29,6 +29,7 @@ from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph
 from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
+from .kernels.float_exec import run_float
 from .sim.reference import run_reference
 
 
@@ -181,6 +182,7 @@ class Quantised:
 
 
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
+REPORT_SAMPLES = 4          # ... the noise report and the int16 choice measure on
 
 
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
@@ -208,14 +210,17 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
-    keep = BIAS_SAMPLES if options.bias_correction == "auto" else 4
-    observers, values = observe(g, counted("calibrate", feeds), keep)
+    # float values kept for bias correction and the int16 choice (else none: a large model's
+    # activations of several samples need not be held at once; the noise report reruns them)
+    keep = BIAS_SAMPLES if options.bias_correction == "auto" else \
+        REPORT_SAMPLES if int16_below_db is not None else 0
+    observers, values = observe(g, counted("calibrate", feeds), keep, sample=method != "minmax")
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     if calibration is not None:
         warn_calibration(g, observers, ranges)
     if options.bias_correction == "auto":
         g = correct_biases(g, values)
-        values = values[:4]
+        values = values[:REPORT_SAMPLES]
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
     ranges.update({copy: ranges[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
@@ -233,7 +238,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
             ranges.update({copy: ranges[name] for copy, name in copies.items()})
             values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
             qg = quantize_graph(g, ranges, wide)
-    report = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
+    report = sqnr_report(g, qg, feeds[:REPORT_SAMPLES], values or None) if sqnr else []
     return Quantised(qg, report, len(feeds))
 
 
@@ -280,19 +285,30 @@ def _quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
     return kv.quantize(np.asarray(x, np.float32), t.quant.s, t.quant.zp, t.dtype.np)
 
 
-def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict]) -> list[LayerSqnr]:
-    """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst first."""
+def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict] | None = None) -> list[LayerSqnr]:
+    """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst
+    first. `values`: the float graph `g`'s values on `feeds`, if kept (else each sample's are
+    compared as the float run makes them, so that no sample's float values are all held)."""
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}
-    for feed, fvals in counted("noise report", list(zip(feeds, values))):
+    layer = {node.outputs[0]: node for node in qg.nodes}
+    for i, feed in enumerate(counted("noise report", list(feeds))):
         ivals = run_reference(qg, quantize_inputs(qg, feed), keep_all=True)
-        for node in qg.nodes:
-            name = node.outputs[0]
+
+        def compare(name: str, value: np.ndarray) -> None:
+            node = layer.get(name)
+            if node is None:
+                return
             q = qg.tensors[name].quant
-            f = fvals[name].astype(np.float64)
+            f = value.astype(np.float64)
             dq = ivals[name].astype(np.float64) if q is None else (ivals[name].astype(np.float64) - q.zp) * q.s
             signal[node.name] = signal.get(node.name, 0.0) + float(np.sum(f * f))
             noise[node.name] = noise.get(node.name, 0.0) + float(np.sum((f - dq) ** 2))
+        if values is not None:
+            for name in layer:
+                compare(name, values[i][name])
+        else:
+            run_float(g, feed, visit=compare)
     out = [LayerSqnr(n.name, n.op.value, _db(signal.get(n.name, 0.0), noise.get(n.name, 0.0))) for n in qg.nodes]
     return sorted(out, key=lambda s: s.sqnr_db)
 

@@ -58,6 +58,7 @@ class CorpusResult:
     metric: float | None = None
     cycles: int | None = None
     compile_s: float | None = None
+    peak_mib: float | None = None               # peak RSS of a fresh process compiling it (benchmarks/corpus.py)
 
     def regressions(self, spec: CorpusModel) -> list[str]:
         """What falls short of today's figures (empty when all holds)."""
