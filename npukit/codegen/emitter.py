@@ -90,6 +90,23 @@ class Emitter:
         self.program.append(make(self.layer, tuple(sorted(deps))))
         return idx
 
+    def replay(self, entries) -> None:
+        """Emit what a Recorder kept, in order, with this emitter's dependencies."""
+        for layer, make, reads, writes in entries:
+            self.layer = layer
+            self.emit(make, reads, writes)
+
+
+@dataclass
+class Recorder(Emitter):
+    """Keeps each instruction's maker, layer and byte ranges instead of emitting it, to be
+    replayed after other instructions (`Emitter.replay`)."""
+    entries: list = field(default_factory=list)
+
+    def emit(self, make, reads: list[Range], writes: list[Range]) -> int:
+        self.entries.append((self.layer, make, reads, writes))
+        return len(self.entries) - 1
+
 
 def span(space: int, addr: int, shape, strides, elem: int) -> Range:
     """The byte range a strided access touches (a superset for gaps)."""

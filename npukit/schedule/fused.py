@@ -18,8 +18,9 @@ import math
 from dataclasses import dataclass
 
 from ..cost import costs
+from .memo import Memo
 from .tiling import (_ISSUE, Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best,
-                     register_cache, rows_in)
+                     rows_in)
 
 
 @dataclass(frozen=True)
@@ -78,18 +79,16 @@ def expansion_group(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, acc_byt
 
 
 def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
-                 abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool], top: int = 1) -> list[FusedTiling]:
-    """The `top` cheapest fused tilings that fit, cheapest first (none: the pair cannot fuse)."""
-    key = (f, arch.fingerprint, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
-    if key not in _SEARCHED:
-        if len(_SEARCHED) > 4096:
-            _SEARCHED.clear()
-        _SEARCHED[key] = _search(f, arch, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place,
-                                 top)
-    return _SEARCHED[key]
-
-
-_SEARCHED: dict = register_cache({})
+                 abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool], top: int = 1,
+                 memo: Memo | None = None) -> list[FusedTiling]:
+    """The `top` cheapest fused tilings that fit, cheapest first (none: the pair cannot fuse);
+    remembered in `memo` (the compile's) when given."""
+    def search():
+        return _search(f, arch, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
+    if memo is None:
+        return search()
+    key = ("fused", f, arch.fingerprint, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
+    return memo.get(memo.tilings, key, search)
 
 
 def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top, prune: bool = True):
