@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import BinaryError
 from ..limits import BINARY_BYTES, LAYERS, META_DEPTH
-from . import container, serial, validate
+from . import container, serial
 from .encoding import decode, encode
 from .instructions import Instr
 
@@ -85,6 +85,7 @@ class Program:
         """The program of a `.npub` image, every section checked against its schema first
         (isa.validate; the host segments' records: sim.segments, which npukit.loads runs next);
         BinaryError for anything malformed, beyond a limit or out of range."""
+        from . import validate      # the schemas are built only when a binary is read
         if isinstance(data, (bytes, bytearray, memoryview)):
             BINARY_BYTES.check(len(data), "the binary", BinaryError)
         sections, meta = container.unpack(data)
