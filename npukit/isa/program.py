@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
@@ -11,6 +12,9 @@ from ..limits import BINARY_BYTES, LAYERS, META_DEPTH
 from . import container, serial
 from .encoding import decode, encode
 from .instructions import Instr
+
+if TYPE_CHECKING:
+    from . import validate
 
 FORMAT = (1, 0)
 
