@@ -81,11 +81,12 @@ class Emitter:
         """`make(layer, deps)` builds the instruction; returns its index."""
         idx = len(self.program)
         deps: set[int] = set()
+        logs = self._logs
         for space, lo, hi in reads:
             if not self._is_const(space, lo, hi):  # constants are never written: no hazard
-                deps |= self._logs.setdefault(space, _Log()).read(lo, hi, idx)
+                deps |= (logs.get(space) or logs.setdefault(space, _Log())).read(lo, hi, idx)
         for space, lo, hi in writes:
-            deps |= self._logs.setdefault(space, _Log()).write(lo, hi, idx)
+            deps |= (logs.get(space) or logs.setdefault(space, _Log())).write(lo, hi, idx)
         deps.discard(idx)
         self.program.append(make(self.layer, tuple(sorted(deps))))
         return idx
