@@ -146,13 +146,30 @@ class _Scheduler:
         ratio = self.ratios.get(self.pairs[differ[0]].inputs[1], 1.0) if differ else 1.0
         timed, kept = [], []
         for a, ctx in zip(assigns, ctxs):
-            emitted = [self._window(ctx, a, lo, hi, ratio) for lo, hi in windows]
-            if any(w is None for w in emitted):
+            costs = [self._window_cost(ctx, a, lo, hi, ratio) for lo, hi in windows]
+            if any(c is None for c in costs):
                 continue
-            costs = [_time(ctx, w) for w in emitted if w is not None]
-            timed.append((sum(c for c, _ in costs), sum(e for _, e in costs)))
+            timed.append((sum(c[0] for c in costs if c), sum(c[1] for c in costs if c)))
             kept.append(a)
         return kept[pick(timed, self.options.energy_tie)] if kept else assigns[0]
+
+    def _window_cost(self, ctx: Ctx, assign: dict[str, str], lo: int, hi: int,
+                     ratio: float) -> tuple[int, float] | None:
+        """(cycles, energy) of units lo..hi by the event model, or None when a fused form does
+        not fit. Remembered by what the timing depends on: the units' forms, the space of each
+        tensor they touch and, for tensors sharing bytes, their relative offsets (addresses
+        matter only through the hazards between accesses)."""
+        where, tensors = ctx.arena.where, sorted({t for k in range(lo, hi + 1) for t in self.touched[k]})
+        placed = [(t, where[t].space, where[t].addr, self.g.tensors[t].nbytes) for t in tensors if t in where]
+        shared = tuple((t1, t2, a2 - a1) for i, (t1, s1, a1, n1) in enumerate(placed)
+                       for t2, s2, a2, n2 in placed[i + 1:] if s1 == s2 and a1 < a2 + max(n2, 1) and a2 < a1 + max(n1, 1))
+        forms = tuple(assign[d] for _, _, d in self.units[lo:hi + 1] if d)
+        key = (lo, hi, forms, ratio, tuple((t, s) for t, s, _, _ in placed), shared)
+
+        def cost() -> tuple[int, float] | None:
+            entries = self._window(ctx, assign, lo, hi, ratio)
+            return None if entries is None else _time(ctx, entries)
+        return self.memo.get(self.memo.windows, key, cost)
 
     def _window(self, ctx: Ctx, assign: dict[str, str], lo: int, hi: int, ratio: float) -> list | None:
         """The recorded instructions of units lo..hi one after another (each step's SRAM slots

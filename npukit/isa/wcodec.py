@@ -68,7 +68,7 @@ def encode(data: bytes | np.ndarray) -> bytes:
     sizes = _remainder_bytes(modes)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     rem = np.zeros(int(sizes.sum()), np.uint8)
-    for mode in np.unique(modes):
+    for mode in np.flatnonzero(np.bincount(modes)):     # the modes used (np.unique would load numpy.ma)
         sel = np.flatnonzero(modes == mode)
         if mode == RAW:
             rem[starts[sel][:, None] + np.arange(GROUP)] = u[sel]

@@ -15,6 +15,7 @@ class Memo:
     tilings: dict = field(default_factory=dict)   # search_conv / search_fused key -> cheapest tilings
     chosen: dict = field(default_factory=dict)    # replay.fastest key -> index of the timed winner
     units: dict = field(default_factory=dict)     # scheduler: a unit's recorded emission, by its inputs
+    windows: dict = field(default_factory=dict)   # scheduler: (cycles, energy) of a window of units
     arenas: dict = field(default_factory=dict)    # scheduler: the arena of a set of fused layers
 
     def get(self, table: dict, key, make):
