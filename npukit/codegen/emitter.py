@@ -8,6 +8,7 @@ result as program order, which is the order the functional simulator uses.
 from __future__ import annotations
 
 import bisect
+import copy
 from dataclasses import dataclass, field
 
 from ..isa import instructions as I
@@ -93,19 +94,26 @@ class Emitter:
 
     def replay(self, entries) -> None:
         """Emit what a Recorder kept, in order, with this emitter's dependencies."""
-        for layer, make, reads, writes in entries:
-            self.layer = layer
-            self.emit(make, reads, writes)
+        for ins, reads, writes in entries:
+            self.layer = ins.layer
+            self.emit(lambda layer, deps, ins=ins: _with_deps(ins, deps), reads, writes)
+
+
+def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
+    out = copy.copy(ins)
+    object.__setattr__(out, "deps", deps)      # a fresh copy of a frozen record
+    return out
 
 
 @dataclass
 class Recorder(Emitter):
-    """Keeps each instruction's maker, layer and byte ranges instead of emitting it, to be
-    replayed after other instructions (`Emitter.replay`)."""
+    """Keeps each instruction (built at once: its maker may read loop variables that change
+    next) and its byte ranges instead of tracking hazards, to be replayed after other
+    instructions with theirs (`Emitter.replay`)."""
     entries: list = field(default_factory=list)
 
     def emit(self, make, reads: list[Range], writes: list[Range]) -> int:
-        self.entries.append((self.layer, make, reads, writes))
+        self.entries.append((make(self.layer, ()), tuple(reads), tuple(writes)))
         return len(self.entries) - 1
 
 

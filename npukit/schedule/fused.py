@@ -99,14 +99,15 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
     flows = [costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS]
     best: list[FusedTiling] = []
     pw_floor = s.eh * s.ew * f.k * s.c // (rows * cols)
+    tks, ths = _candidates(f.k, cols), _row_candidates(s.eh, max_rows)
     for tc in _candidates(s.c, rows):
         # a resident input is read in place only as whole pixels (DwConv has no channel stride)
         ip = (in_place[0] and (tc == s.c or f.cin > 0), in_place[1])
         n_cc = math.ceil(s.c / tc)
-        for tk in _candidates(f.k, cols):
+        for tk in tks:
             n_kb = math.ceil(f.k / tk)
             for resident in (True, False):
-                for th in _row_candidates(s.eh, max_rows):
+                for th in ths:
                     n_rb = math.ceil(s.eh / th)
                     x_rows = rows_in(s, th)
                     if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
