@@ -8,7 +8,6 @@ result as program order, which is the order the functional simulator uses.
 from __future__ import annotations
 
 import bisect
-import copy
 from dataclasses import dataclass, field
 
 from ..isa import instructions as I
@@ -100,8 +99,8 @@ class Emitter:
 
 
 def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
-    out = copy.copy(ins)
-    object.__setattr__(out, "deps", deps)      # a fresh copy of a frozen record
+    out = object.__new__(type(ins))     # a copy of the frozen record with its own deps
+    out.__dict__.update(ins.__dict__, deps=deps)
     return out
 
 
