@@ -28,10 +28,13 @@ class _Log:
     @staticmethod
     def _overlapping(entries, lo: int, hi: int, reach: int) -> list[int]:
         """Positions of entries overlapping [lo, hi); no entry is longer than `reach`."""
-        i = bisect.bisect_left(entries, (lo - reach,))
+        i, n = bisect.bisect_left(entries, (lo - reach,)), len(entries)
         out = []
-        while i < len(entries) and entries[i][0] < hi:
-            if entries[i][1] > lo:
+        while i < n:
+            a_lo, a_hi, _ = entries[i]
+            if a_lo >= hi:
+                break
+            if a_hi > lo:
                 out.append(i)
             i += 1
         return out
