@@ -15,7 +15,6 @@ from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleEr
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
-from .isa.validate import check_against_arch
 from .kernels import kernels_vpu as kv
 from .report.info import ModelInfo
 from .report.profile import Profile, build_profile
@@ -294,6 +293,7 @@ def loads(data: bytes) -> CompiledModel:
     BinaryError for a corrupt or truncated binary, another format version, or an arch
     section that does not match its fingerprint."""
     from .compiler import LayerSqnr
+    from .isa.validate import check_against_arch
     program = Program.from_bytes(data)
     check_segments(program.host_segments, program.host_blobs)
     arch = Arch.from_toml_text(program.arch_toml)

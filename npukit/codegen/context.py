@@ -10,6 +10,7 @@ from ..errors import ScheduleError
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..cost.costs import SRAM_BYTES_PER_CYCLE
+from ..schedule.memo import Memo
 from .emitter import Emitter
 from .memory import ALIGN, ArenaPlan, ConstImage
 from .options import validate
@@ -110,6 +111,7 @@ class Ctx:
     emitter: Emitter = field(default_factory=Emitter)
     flip: bool = False             # this layer's SRAM slots come from the top (alternates)
     ratios: dict = field(default_factory=dict)   # tensor -> compressed / raw bytes of its weights
+    memo: Memo = field(default_factory=Memo)     # the compile's remembered searches (one per schedule)
 
     def space(self, tensor: str) -> int:
         """Where an activation lives: an off-chip region, or ABUF's resident area."""

@@ -85,7 +85,7 @@ def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
            ctx.arch.abuf_bytes - ctx.onchip_bytes,
            Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.weight_bytes_per_cycle(node.inputs[1], pr.w),
                      ctx.bytes_per_cycle(node.outputs[0])), in_place)
-    cands = search_conv(pr.shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates))
+    cands = search_conv(pr.shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates), memo=ctx.memo)
     return fastest(ctx, cands, lambda cx, t: _emit(cx, node, pr, t),
                    ("conv", pr.x_shape[0], pr.groups, pr.mode, pr.attrs, *key, len(cands),
                     ctx.compression_key(node.inputs[1])), ctx.ratios.get(node.inputs[1], 1.0))

@@ -28,10 +28,13 @@ class _Log:
     @staticmethod
     def _overlapping(entries, lo: int, hi: int, reach: int) -> list[int]:
         """Positions of entries overlapping [lo, hi); no entry is longer than `reach`."""
-        i = bisect.bisect_left(entries, (lo - reach,))
+        i, n = bisect.bisect_left(entries, (lo - reach,)), len(entries)
         out = []
-        while i < len(entries) and entries[i][0] < hi:
-            if entries[i][1] > lo:
+        while i < n:
+            a_lo, a_hi, _ = entries[i]
+            if a_lo >= hi:
+                break
+            if a_hi > lo:
                 out.append(i)
             i += 1
         return out
@@ -81,14 +84,39 @@ class Emitter:
         """`make(layer, deps)` builds the instruction; returns its index."""
         idx = len(self.program)
         deps: set[int] = set()
+        logs = self._logs
         for space, lo, hi in reads:
             if not self._is_const(space, lo, hi):  # constants are never written: no hazard
-                deps |= self._logs.setdefault(space, _Log()).read(lo, hi, idx)
+                deps |= (logs.get(space) or logs.setdefault(space, _Log())).read(lo, hi, idx)
         for space, lo, hi in writes:
-            deps |= self._logs.setdefault(space, _Log()).write(lo, hi, idx)
+            deps |= (logs.get(space) or logs.setdefault(space, _Log())).write(lo, hi, idx)
         deps.discard(idx)
         self.program.append(make(self.layer, tuple(sorted(deps))))
         return idx
+
+    def replay(self, entries) -> None:
+        """Emit what a Recorder kept, in order, with this emitter's dependencies."""
+        for ins, reads, writes in entries:
+            self.layer = ins.layer
+            self.emit(lambda layer, deps, ins=ins: _with_deps(ins, deps), reads, writes)
+
+
+def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
+    out = object.__new__(type(ins))     # a copy of the frozen record with its own deps
+    out.__dict__.update(ins.__dict__, deps=deps)
+    return out
+
+
+@dataclass
+class Recorder(Emitter):
+    """Keeps each instruction (built at once: its maker may read loop variables that change
+    next) and its byte ranges instead of tracking hazards, to be replayed after other
+    instructions with theirs (`Emitter.replay`)."""
+    entries: list = field(default_factory=list)
+
+    def emit(self, make, reads: list[Range], writes: list[Range]) -> int:
+        self.entries.append((make(self.layer, ()), tuple(reads), tuple(writes)))
+        return len(self.entries) - 1
 
 
 def span(space: int, addr: int, shape, strides, elem: int) -> Range:

@@ -67,17 +67,21 @@ class _Model:
         rows, cols = arch.mxu.rows, arch.mxu.cols
         self.rows, self.cols, self.overlap = rows, cols, arch.mxu.fold_overlap
         self.lanes, self.depth = arch.vpu.lanes, arch.vpu.pipeline_depth
-
-    def _region(self, space: int):
-        return self.arch.region(self.region_names[space]) if space >= I.REGION0 else None
+        self.transfers: dict[tuple[int, int, int, int], tuple[int, int]] = {}
 
     def _transfer(self, space: int, nbytes: int, runs: int, run: int) -> tuple[int, int]:
         """(fixed cycles: setup + latency, cycles the space's port is occupied)."""
-        region = self._region(space)
-        if region is None:
-            return costs.DMA_SETUP_CYCLES, math.ceil(nbytes / SRAM_BYTES_PER_CYCLE)
-        return costs.dma_cycles(nbytes, runs, run, self.arch.region_bytes_per_cycle(region.name),
-                                self.arch.region_latency_cycles(region.name))
+        key = (space, nbytes, runs, run)
+        got = self.transfers.get(key)
+        if got is None:
+            if space < I.REGION0:
+                got = costs.DMA_SETUP_CYCLES, math.ceil(nbytes / SRAM_BYTES_PER_CYCLE)
+            else:
+                name = self.arch.region(self.region_names[space]).name
+                got = costs.dma_cycles(nbytes, runs, run, self.arch.region_bytes_per_cycle(name),
+                                       self.arch.region_latency_cycles(name))
+            self.transfers[key] = got     # programs repeat transfers: each is worked out once
+        return got
 
     def port_use(self, ins: I.Instr) -> list[tuple[int, int, int]]:
         """(port, fixed cycles, port cycles) of a DMA or fill: one per off-chip region it

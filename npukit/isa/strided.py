@@ -5,8 +5,13 @@ from __future__ import annotations
 
 def extent(addr: int, shape, strides, elem: int) -> tuple[int, int]:
     """The byte range [lo, hi) a strided access touches (a superset when it has gaps)."""
-    lo = addr + sum(min(0, s * (n - 1)) for s, n in zip(strides, shape))
-    hi = addr + sum(max(0, s * (n - 1)) for s, n in zip(strides, shape)) + elem
+    lo, hi = addr, addr + elem
+    for s, n in zip(strides, shape):
+        span = s * (n - 1)
+        if span < 0:
+            lo += span
+        else:
+            hi += span
     return lo, hi
 
 

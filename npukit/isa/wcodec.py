@@ -110,7 +110,7 @@ def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
     # each group's remainder bytes at the start of its row, then the rows' used bytes in order
     rows = np.empty((n_groups, GROUP), np.uint8)
     words = u.view("<u8").reshape(-1)                          # 8 values a word, low byte first
-    for mode in np.unique(modes):
+    for mode in np.flatnonzero(np.bincount(modes)):     # the modes used (np.unique would load numpy.ma)
         sel = np.flatnonzero(modes == mode)
         if mode == RAW:
             rows[sel] = u[sel]
@@ -154,7 +154,7 @@ def decode(stream: np.ndarray, n: int) -> np.ndarray:
     if unary_at > stream.size:
         raise BinaryError("compressed weights: stream truncated in the remainders")
     u = np.zeros((n_groups, GROUP), np.int64)
-    for mode in np.unique(modes):
+    for mode in np.flatnonzero(np.bincount(modes)):
         if mode == ZERO:
             continue
         width = 8 if mode == RAW else int(mode)

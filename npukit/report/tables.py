@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import shutil
 from dataclasses import dataclass
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from .units import cycles as cycles_text
 from .units import energy_uj
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# rich is imported where a table is drawn: a compile that draws none does not load it
 
 PIPED_WIDTH = 140       # output to a file or pipe: $COLUMNS, else this wide
 
@@ -30,6 +33,7 @@ class Column:
 
 
 def _render(*items, cols: int | None = None) -> str:
+    from rich.console import Console
     buf = io.StringIO()
     console = Console(file=buf, width=cols or width(), force_terminal=False, color_system=None)
     for item in items:
@@ -46,6 +50,7 @@ def fitted_table(title: str, columns: list[Column], rows: list[list[str]], cols:
     # each column takes its width plus 3 (padding and rule); the frame takes 1 more
     while sum(need[i] + 3 for i in shown) + 1 > cols and len(shown) > 1:
         shown.remove(by_keep.pop(0))
+    from rich.table import Table
     t = Table(title=title, title_justify="left", title_style="")
     for i in shown:
         c = columns[i]
@@ -106,6 +111,10 @@ SQNR_COLUMNS = [Column("layer", False, 2, 8), Column("op", False, 1, 5), Column(
 
 
 def sqnr_table(rows, limit: int = 15, cols: int | None = None) -> str:
+    """The worst `limit` layers' noise; one line when there is no report (a pre-quantised
+    model keeps its own scales: there is no float reference to compare with)."""
+    if not rows:
+        return "no per-layer SQNR: the model arrives quantised (its scales are kept)"
     cols = cols or width()
     cells = [[r.layer[:50], r.op, f"{r.sqnr_db:.1f}"] for r in rows[:limit]]
     t = fitted_table("per-layer SQNR of int8 vs float on the calibration data (worst first)", SQNR_COLUMNS,
