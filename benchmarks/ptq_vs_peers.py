@@ -15,6 +15,8 @@ model is run by onnxruntime on the CPU in this process and scored by the same co
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -97,8 +99,9 @@ def ort_quantize(name: str, method: str, out: Path) -> None:
         quant_pre_process(str(fetch(name)), str(src))
     except Exception:       # noqa: BLE001 -- some graphs do not survive it: quantise as given
         src = fetch(name)
-    quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    calibrate_method=getattr(CalibrationMethod, method))
+    with contextlib.redirect_stdout(io.StringIO()):     # the histogram calibrator prints its settings
+        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        calibrate_method=getattr(CalibrationMethod, method))
 
 
 def nncf_quantize(name: str, out: Path) -> None:
