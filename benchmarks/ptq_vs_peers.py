@@ -55,6 +55,7 @@ class Cell:
     extra: tuple[tuple[str, float], ...] = ()
     cycles: int | None = None
     error: str | None = None
+    quantised: tuple[int, int] | None = None    # a peer's (quantised, all) Conv / MatMul / Gemm nodes
 
 
 def samples(name: str, stacked: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -80,7 +81,24 @@ def score_onnx(name: str, model: Path) -> Cell:
     spec = CORPUS[name]
     run_q = reference(model, spec)
     s = score(spec, float_outputs(name), [run_q(f) for f in held_out(name)])
-    return Cell(s.metric, s.cosine, s.extra)
+    return Cell(s.metric, s.cosine, s.extra, quantised=mac_coverage(model))
+
+
+def mac_coverage(path: Path) -> tuple[int, int]:
+    """(quantised, all) Conv / ConvTranspose / MatMul / Gemm nodes of an ONNX model, subgraphs
+    (If, Loop bodies) included; quantised: its second input comes from a DequantizeLinear."""
+    import onnx
+    graphs, done, total = [onnx.load(str(path)).graph], 0, 0
+    while graphs:
+        g = graphs.pop()
+        dequantised = {o for node in g.node if node.op_type == "DequantizeLinear" for o in node.output}
+        for node in g.node:
+            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+            graphs += [sub for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS for sub in a.graphs]
+            if node.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
+                total += 1
+                done += len(node.input) > 1 and node.input[1] in dequantised
+    return done, total
 
 
 def ort_quantize(name: str, method: str, out: Path) -> None:
@@ -94,11 +112,17 @@ def ort_quantize(name: str, method: str, out: Path) -> None:
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(feeds, None)
 
+    import onnx
+    from onnx import version_converter
+    model = onnx.load(str(fetch(name)))
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    given = out.with_suffix(".given.onnx")      # per-channel QDQ needs opset 13 (axis of DequantizeLinear)
+    onnx.save(version_converter.convert_version(model, 13) if opset < 13 else model, str(given))
     src = out.with_suffix(".pre.onnx")
     try:    # onnxruntime's recommended pre-processing: shape inference, graph optimisation
-        quant_pre_process(str(fetch(name)), str(src))
+        quant_pre_process(str(given), str(src))
     except Exception:       # noqa: BLE001 -- some graphs do not survive it: quantise as given
-        src = fetch(name)
+        src = given
     with contextlib.redirect_stdout(io.StringIO()):     # the histogram calibrator prints its settings
         quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         calibrate_method=getattr(CalibrationMethod, method))
@@ -148,7 +172,8 @@ def verdict(spec: CorpusModel, cells: dict[str, Cell]) -> str:
     """Is npukit's default int8 at least as close to float as the better peer (within TOLERANCE
     on a fraction metric)?"""
     ours = cells["npukit int8"].metric
-    theirs = [c.metric for k, c in cells.items() if k in (*dict(ORT), NNCF) and c.metric is not None]
+    theirs = [c.metric for k, c in cells.items() if k in (*dict(ORT), NNCF) and c.metric is not None
+              and (c.quantised is None or c.quantised[0] > 0)]     # a peer that quantised no product: left out
     if ours is None or not theirs:
         return "n/a"
     best = max(theirs) if spec.metric.higher_is_better else min(theirs)
@@ -163,7 +188,8 @@ def cell_text(c: Cell | None) -> str:
     if c.error is not None:
         return "error"
     extra = "".join(f", CER {v:.3f}" if n == "character error rate" else f", {n} {v:.3f}" for n, v in c.extra)
-    return f"{c.metric:.3f}{extra} / {c.cosine:.4f}"
+    partial = f" (q {c.quantised[0]}/{c.quantised[1]})" if c.quantised and c.quantised[0] < c.quantised[1] else ""
+    return f"{c.metric:.3f}{extra} / {c.cosine:.4f}{partial}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown corpus model(s) {', '.join(unknown)}; known: {', '.join(CORPUS)}", file=sys.stderr)
         return 2
     columns = [c for c, _, _ in NPUKIT] + [AUTO] + [c for c, _ in ORT] + ([] if args.skip_nncf else [NNCF])
-    print("Each cell: task metric (CER: character error rate) / min output cosine, against the float model.\n")
+    print("Each cell: task metric (CER: character error rate) / min output cosine, against the float model;"
+          " (q k/n): the peer quantised k of the model's n Conv / MatMul / Gemm nodes.\n")
     print(f"| model | task metric | {' | '.join(columns)} | npukit int8 cycles ({args.arch}) | npukit >= best peer |")
     print("|---" * (len(columns) + 4) + "|")
     results: list[dict[str, Any]] = []

@@ -22,7 +22,7 @@ def main() -> None:
     with np.load(calib_path) as z:
         stacked = {k: z[k] for k in z.files}
     n = len(next(iter(stacked.values())))
-    samples = [{k: v[i] for k, v in stacked.items()} for i in range(n)]
+    samples = [{k: np.asarray(v[i]) for k, v in stacked.items()} for i in range(n)]   # 0-d stays an array
     t0 = time.perf_counter()
     quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=n, fast_bias_correction=True)
     seconds = time.perf_counter() - t0
