@@ -119,11 +119,12 @@ def ort_quantize(name: str, method: str, out: Path) -> None:
     given = out.with_suffix(".given.onnx")      # per-channel QDQ needs opset 13 (axis of DequantizeLinear)
     onnx.save(version_converter.convert_version(model, 13) if opset < 13 else model, str(given))
     src = out.with_suffix(".pre.onnx")
-    try:    # onnxruntime's recommended pre-processing: shape inference, graph optimisation
-        quant_pre_process(str(given), str(src))
-    except Exception:       # noqa: BLE001 -- some graphs do not survive it: quantise as given
-        src = given
-    with contextlib.redirect_stdout(io.StringIO()):     # the histogram calibrator prints its settings
+    # both write scratch files (shape inference, external data) into the working directory
+    with contextlib.chdir(out.parent), contextlib.redirect_stdout(io.StringIO()):  # and print calibrator settings
+        try:    # onnxruntime's recommended pre-processing: shape inference, graph optimisation
+            quant_pre_process(str(given), str(src))
+        except Exception:       # noqa: BLE001 -- some graphs do not survive it: quantise as given
+            src = given
         quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         calibrate_method=getattr(CalibrationMethod, method))
 
