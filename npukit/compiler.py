@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,7 +28,10 @@ from .quant.calib_warnings import warn_calibration
 from .quant.calibrate import METHODS, calibration_feeds, observe
 from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph
+from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count, units,
+                              widest)
 from .quant.wide import choose_int16, layer_noise, magnitude_int16
+from .kernels.float_exec import run_float
 from .sim.reference import run_reference
 
 
@@ -178,9 +181,17 @@ class Quantised:
     graph: Graph                # the integer graph
     sqnr: list[LayerSqnr]       # per-layer noise, worst first (empty if not asked for)
     samples: int                # calibration samples used
+    accuracy: Accuracy | None = None    # outputs against float on held-out samples (None: not measured)
+    precision: dict | None = None       # precision auto / int16: what was widened (Precision.to_json)
+    int8: Graph | None = None           # the all-int8 graph, when some activations were widened
 
 
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
+
+
+def refuse_precision(g: Graph, options: CompileOptions) -> None:
+    if g.is_quantised and options.precision != "int8":
+        raise InputError("model is already quantised; --precision applies to float models")
 
 
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
@@ -192,7 +203,10 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     calibration data, `random_samples` random inputs stand in, with a loud warning; with
     it, calibration that will fail is a CalibrationWarning naming the tensor (quant.calib_warnings).
     `options.equalize` / `options.bias_correction` = "auto": cross-layer equalisation before
-    calibration, bias correction after it."""
+    calibration, bias correction after it. With two or more calibration samples the last
+    20% (quant.precision.heldout_count) do not calibrate: the accuracy summary and
+    `options.precision` = "auto" measure on them."""
+    refuse_precision(g, options)
     if g.is_quantised:
         return Quantised(attach_params(g), [], 0)
     if method not in METHODS:
@@ -205,7 +219,11 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
+    held = heldout_count(len(feeds)) if calibration is not None else 0
+    heldout = list(feeds[len(feeds) - held:]) if held else []
+    feeds = feeds[:len(feeds) - held] if held else feeds
     keep = BIAS_SAMPLES if options.bias_correction == "auto" else 4
+    g_float = g
     observers, values = observe(g, counted("calibrate", feeds), keep)
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     if calibration is not None:
@@ -218,12 +236,62 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stage("quantise")
     stft = magnitude_int16(g)
-    qg = quantize_graph(g, ranges, stft)
+    qg = int8 = quantize_graph(g, ranges, stft)
+    below: frozenset[str] = frozenset()
     if int16_below_db is not None:
-        wide = choose_int16(qg, layer_noise(qg, values), int16_below_db)
-        qg = quantize_graph(g, ranges, wide | stft) if wide else qg
+        below = choose_int16(qg, layer_noise(qg, values), int16_below_db)
+        qg = quantize_graph(g, ranges, below | stft) if below else qg
+    # held-out samples (or, without any, the calibration samples kept) with their float outputs
+    evals = [(f, run_float(g_float, f)) for f in heldout] or list(zip(feeds[:len(values)], values))
+    chosen = None
+    if options.precision != "int8":
+        chosen = choose_precision(g, ranges, stft, int8, values, evals, options, held)
+        qg = quantize_graph(g, ranges, chosen.wide | below | stft) if chosen.wide else qg
     report = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
-    return Quantised(qg, report, len(feeds))
+    acc = None
+    if sqnr:
+        note = ("no held-out samples (random calibration)" if calibration is None else
+                "no held-out samples (one calibration sample)")
+        acc = accuracy(qg.outputs, [r for _, r in evals] if held else [],
+                       [run_dequantised(qg, f) for f, _ in evals] if held else [], note)
+    return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
+                     int8 if chosen and chosen.wide else None)
+
+
+def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The integer reference's outputs on a float feed, as real numbers."""
+    out = run_reference(qg, quantize_inputs(qg, feed))
+    return {n: x.astype(np.float64) if (q := qg.tensors[n].quant) is None else (x.astype(np.float64) - q.zp) * q.s
+            for n, x in out.items()}
+
+
+def choose_precision(g: Graph, ranges, stft: frozenset[str], int8: Graph, values: list[dict],
+                     evals: list[tuple[dict, dict]], options: CompileOptions, held: int) -> Precision:
+    """The activations to widen to int16 (quant.precision): every group the NPU runs in int16
+    ("int16"), or blocks of them, noisiest layer first, until the worst output SQNR measured
+    with the integer reference on `evals` reaches options.min_sqnr ("auto")."""
+    from .codegen.partition import npu_support
+
+    def refused(qg: Graph, wide: frozenset[str]) -> dict[str, str]:
+        return {n.name: why for n in qg.nodes if wide & {*n.inputs, *n.outputs} and (why := npu_support(qg, n))}
+
+    def measure(wide: frozenset[str]) -> float:
+        qg = quantize_graph(g, ranges, wide | stft)
+        got = [run_dequantised(qg, f) for f, _ in evals]
+        return min((compare(n, [r[n] for _, r in evals], [x[n] for x in got]).sqnr_db for n in g.outputs),
+                   default=float("inf"))
+    cands = widest(g, units(g, stft), stft, refused, lambda w: quantize_graph(g, ranges, w, params=False))
+    cands = widest(g, cands, stft, refused, lambda w: quantize_graph(g, ranges, w))
+    if options.precision == "int16":
+        wide = frozenset().union(*cands)
+        choice = Choice(wide, measure(wide), measure(frozenset()), ())
+    else:
+        choice = greedy(g, blocks(g, cands), layer_noise(int8, values), measure, options.min_sqnr)
+    on = f"{held} held-out samples" if held else f"{len(evals)} calibration samples (none held out)"
+    if options.precision == "auto" and choice.sqnr_db < options.min_sqnr:
+        warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on} with every activation the "
+                      f"NPU runs in int16 widened, below min_sqnr {options.min_sqnr:g} dB", stacklevel=3)
+    return Precision(options.precision, options.min_sqnr, on, choice)
 
 
 def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
@@ -233,6 +301,7 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
                   ) -> tuple[Program, Graph, list[LayerSqnr]]:
     """The whole compiler: quantise (see `quantise`), then lower for `arch` (with `schedule`
     if given; `used` receives the schedule lowered with)."""
+    refuse_precision(g, options)
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
     q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options)
@@ -241,8 +310,35 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
             "options": options.__dict__,
             "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},
             "sqnr": [s.to_json() for s in q.sqnr]}
+    if q.accuracy is not None:
+        meta["accuracy"] = q.accuracy.to_json()
     stage("lower")
-    return lower_program(q.graph, arch, options, meta, schedule, used), q.graph, q.sqnr
+    program = lower_program(q.graph, arch, options, meta, schedule, used)
+    if q.precision is not None:
+        int8 = lower_program(q.int8, arch, options, {}) if q.int8 is not None else None
+        cost = widening_cycles(q.graph, program, int8, arch, frozenset(q.precision["tensors"]))
+        program = replace(program, meta={**program.meta, "precision": {**q.precision, **cost}})
+    return program, q.graph, q.sqnr
+
+
+def widening_cycles(qg: Graph, program: Program, int8: Program | None, arch, wide) -> dict:
+    """The cycle cost of widening, from the timing model: the whole program's cycles int8 and
+    mixed, and per layer reading or writing a `wide` tensor both."""
+    from .cost.timing import layer_cycles, simulate
+    if int8 is None:
+        return {"layers": [], "int8_cycles": None, "cycles": None}
+    t8, t = simulate(int8, arch), simulate(program, arch)
+    base = dict(zip((la.name for la in int8.layers), map(int, layer_cycles(int8, t8))))
+    nodes = {n.name: n for n in qg.nodes}
+    rows = []
+    for la, c in zip(program.layers, map(int, layer_cycles(program, t))):
+        node = nodes.get(la.name)
+        sides = [side for side, ts in (("in", node.inputs), ("out", node.outputs))
+                 if any(x in wide for x in ts)] if node else []
+        if sides:
+            rows.append({"layer": la.name, "op": la.op, "int16": "+".join(sides),
+                         "int8_cycles": base.get(la.name, 0), "cycles": c, "extra_cycles": c - base.get(la.name, 0)})
+    return {"layers": rows, "int8_cycles": int(t8.total_cycles), "cycles": int(t.total_cycles)}
 
 
 def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOptions(),
