@@ -141,7 +141,8 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
     if schedule_out:
         schedule_out.write_text(prog.schedule.to_json())
     typer.echo(sqnr_table(prog.sqnr))
-    typer.echo(accuracy_lines(prog.accuracy, prog.precision))
+    if prog.accuracy is not None or prog.precision is not None:
+        typer.echo(accuracy_lines(prog.accuracy, prog.precision))
     with progress.status("timing"):
         p = prog.profile()
     typer.echo(host_lines(p.host_ops))
