@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +32,6 @@ from .quant.quantize import attach_params, quantize_graph
 from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count, units,
                               widest)
 from .quant.wide import choose_int16, layer_noise, magnitude_int16
-from .kernels.float_exec import run_float
 from .sim.reference import run_reference
 
 
@@ -204,8 +204,9 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     it, calibration that will fail is a CalibrationWarning naming the tensor (quant.calib_warnings).
     `options.equalize` / `options.bias_correction` = "auto": cross-layer equalisation before
     calibration, bias correction after it. With two or more calibration samples the last
-    20% (quant.precision.heldout_count) do not calibrate: the accuracy summary and
-    `options.precision` = "auto" measure on them."""
+    20% (quant.precision.heldout_count) are held out: the accuracy summary and
+    `options.precision` = "auto" measure on them the graph calibrated on the others; the
+    graph returned is calibrated on all (docs/numerics.md)."""
     refuse_precision(g, options)
     if g.is_quantised:
         return Quantised(attach_params(g), [], 0)
@@ -220,11 +221,11 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
     held = heldout_count(len(feeds)) if calibration is not None else 0
-    heldout = list(feeds[len(feeds) - held:]) if held else []
-    feeds = feeds[:len(feeds) - held] if held else feeds
     keep = BIAS_SAMPLES if options.bias_correction == "auto" else 4
-    g_float = g
-    observers, values = observe(g, counted("calibrate", feeds), keep)
+    samples, refs = iter(counted("calibrate", feeds)), []       # refs: held-out samples' float outputs
+    observers, values = observe(g, itertools.islice(samples, len(feeds) - held), keep)
+    early = {name: obs.range(method) for name, obs in observers.items()}    # without the held-out samples
+    values += observe(g, samples, keep - len(values), observers, refs)[1]
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     if calibration is not None:
         warn_calibration(g, observers, ranges)
@@ -232,7 +233,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         g = correct_biases(g, values)
         values = values[:4]
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
-    ranges.update({copy: ranges[name] for copy, name in copies.items()})
+    for r in (ranges, early):
+        r.update({copy: r[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stage("quantise")
     stft = magnitude_int16(g)
@@ -241,19 +243,22 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if int16_below_db is not None:
         below = choose_int16(qg, layer_noise(qg, values), int16_below_db)
         qg = quantize_graph(g, ranges, below | stft) if below else qg
-    # held-out samples (or, without any, the calibration samples kept) with their float outputs
-    evals = [(f, run_float(g_float, f)) for f in heldout] or list(zip(feeds[:len(values)], values))
+    # measured: held-out samples on the graph calibrated without them; else the calibration samples kept
+    evals = list(zip(feeds[len(feeds) - held:], refs)) if held else \
+        [(f, {n: v[n] for n in g.outputs}) for f, v in zip(feeds, values)]
+    measured = (early if held else ranges), evals
     chosen = None
     if options.precision != "int8":
-        chosen = choose_precision(g, ranges, stft, int8, values, evals, options, held)
+        chosen = choose_precision(g, ranges, measured, stft | below, int8, values, options, held)
         qg = quantize_graph(g, ranges, chosen.wide | below | stft) if chosen.wide else qg
     report = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
     acc = None
     if sqnr:
         note = ("no held-out samples (random calibration)" if calibration is None else
                 "no held-out samples (one calibration sample)")
-        acc = accuracy(qg.outputs, [r for _, r in evals] if held else [],
-                       [run_dequantised(qg, f) for f, _ in evals] if held else [], note)
+        wide = (chosen.wide if chosen else frozenset()) | below | stft
+        mg = quantize_graph(g, early, wide) if held else qg
+        acc = accuracy(qg.outputs, refs, [run_dequantised(mg, f) for f, _ in evals] if held else [], note)
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
                      int8 if chosen and chosen.wide else None)
 
@@ -265,18 +270,21 @@ def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndar
             for n, x in out.items()}
 
 
-def choose_precision(g: Graph, ranges, stft: frozenset[str], int8: Graph, values: list[dict],
-                     evals: list[tuple[dict, dict]], options: CompileOptions, held: int) -> Precision:
+def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, dict]]], stft: frozenset[str],
+                     int8: Graph, values: list[dict], options: CompileOptions, held: int) -> Precision:
     """The activations to widen to int16 (quant.precision): every group the NPU runs in int16
-    ("int16"), or blocks of them, noisiest layer first, until the worst output SQNR measured
-    with the integer reference on `evals` reaches options.min_sqnr ("auto")."""
+    ("int16"), or blocks of them, noisiest layer first, until the worst output SQNR reaches
+    options.min_sqnr ("auto"). Placement is checked on the graph quantised with `ranges`;
+    the SQNR is measured with the integer reference on `measured` = (ranges, [(feed, float
+    outputs)]): the graph calibrated without the held-out samples, on them."""
     from .codegen.partition import npu_support
+    mranges, evals = measured
 
     def refused(qg: Graph, wide: frozenset[str]) -> dict[str, str]:
         return {n.name: why for n in qg.nodes if wide & {*n.inputs, *n.outputs} and (why := npu_support(qg, n))}
 
     def measure(wide: frozenset[str]) -> float:
-        qg = quantize_graph(g, ranges, wide | stft)
+        qg = quantize_graph(g, mranges, wide | stft)
         got = [run_dequantised(qg, f) for f, _ in evals]
         return min((compare(n, [r[n] for _, r in evals], [x[n] for x in got]).sqnr_db for n in g.outputs),
                    default=float("inf"))

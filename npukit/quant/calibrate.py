@@ -181,13 +181,19 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
     return [{name: np.asarray(calibration[name][i], np.float32) for name in g.inputs} for i in range(n)]
 
 
-def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4) -> tuple[dict[str, Observer], list[dict]]:
-    """Observers for every non-constant tensor, and the float values of the first `keep` samples."""
-    observers = {name: Observer(i) for i, (name, t) in enumerate(g.tensors.items())
-                 if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
+def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
+            observers: dict[str, Observer] | None = None,
+            outputs: list[dict] | None = None) -> tuple[dict[str, Observer], list[dict]]:
+    """Observers for every non-constant tensor (or `observers`, continued), and the float
+    values of the first `keep` samples; `outputs` receives each sample's graph outputs."""
+    if observers is None:
+        observers = {name: Observer(i) for i, (name, t) in enumerate(g.tensors.items())
+                     if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
     values: list[dict[str, np.ndarray]] = []
     for feed in feeds:
         out = run_float(g, feed, keep_all=True)
+        if outputs is not None:
+            outputs.append({name: out[name] for name in g.outputs})
         if len(values) < keep:
             values.append(out)
         for name, obs in observers.items():
