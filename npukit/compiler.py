@@ -222,7 +222,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
     held = heldout_count(len(feeds)) if calibration is not None else 0
     keep = BIAS_SAMPLES if options.bias_correction == "auto" else 4
-    samples, refs = iter(counted("calibrate", feeds)), []       # refs: held-out samples' float outputs
+    samples = iter(counted("calibrate", feeds))
+    refs: list[dict] = []           # the held-out samples' float outputs
     observers, values = observe(g, itertools.islice(samples, len(feeds) - held), keep)
     early = {name: obs.range(method) for name, obs in observers.items()}    # without the held-out samples
     values += observe(g, samples, keep - len(values), observers, refs)[1]
