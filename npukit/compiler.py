@@ -296,7 +296,8 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
         choice = Choice(wide, measure(wide), measure(frozenset()), ())
     else:
         choice = greedy(g, blocks(g, cands), layer_noise(int8, values), measure, options.min_sqnr)
-    on = f"{held} held-out samples" if held else f"{len(evals)} calibration samples (none held out)"
+    on = f"{held} held-out sample{'s' * (held != 1)}" if held else \
+        f"{len(evals)} calibration sample{'s' * (len(evals) != 1)} (none held out)"
     if options.precision == "auto" and choice.sqnr_db < options.min_sqnr:
         warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on} with every activation the "
                       f"NPU runs in int16 widened, below min_sqnr {options.min_sqnr:g} dB", stacklevel=3)
@@ -325,29 +326,10 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     program = lower_program(q.graph, arch, options, meta, schedule, used)
     if q.precision is not None:
         int8 = lower_program(q.int8, arch, options, {}) if q.int8 is not None else None
+        from .report.widening import widening_cycles
         cost = widening_cycles(q.graph, program, int8, arch, frozenset(q.precision["tensors"]))
         program = replace(program, meta={**program.meta, "precision": {**q.precision, **cost}})
     return program, q.graph, q.sqnr
-
-
-def widening_cycles(qg: Graph, program: Program, int8: Program | None, arch, wide) -> dict:
-    """The cycle cost of widening, from the timing model: the whole program's cycles int8 and
-    mixed, and per layer reading or writing a `wide` tensor both."""
-    from .cost.timing import layer_cycles, simulate
-    if int8 is None:
-        return {"layers": [], "int8_cycles": None, "cycles": None}
-    t8, t = simulate(int8, arch), simulate(program, arch)
-    base = dict(zip((la.name for la in int8.layers), map(int, layer_cycles(int8, t8))))
-    nodes = {n.name: n for n in qg.nodes}
-    rows = []
-    for la, c in zip(program.layers, map(int, layer_cycles(program, t))):
-        node = nodes.get(la.name)
-        sides = [side for side, ts in (("in", node.inputs), ("out", node.outputs))
-                 if any(x in wide for x in ts)] if node else []
-        if sides:
-            rows.append({"layer": la.name, "op": la.op, "int16": "+".join(sides),
-                         "int8_cycles": base.get(la.name, 0), "cycles": c, "extra_cycles": c - base.get(la.name, 0)})
-    return {"layers": rows, "int8_cycles": int(t8.total_cycles), "cycles": int(t.total_cycles)}
 
 
 def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOptions(),
