@@ -45,6 +45,21 @@ class CompiledModel:
         self._timeline = None
 
     @property
+    def accuracy(self) -> dict | None:
+        """Each output against float on calibration samples held out from calibration:
+        {"heldout_samples", "note" (why there are no numbers), "outputs": [{"output",
+        "cosine", "sqnr_db", "argmax_agreement" (None unless class scores)}]}; None when not
+        measured (a pre-quantised model, sqnr=False)."""
+        return self.program.meta.get("accuracy")
+
+    @property
+    def precision(self) -> dict | None:
+        """precision "auto" / "int16": the widened tensors, the worst output SQNR int8 and
+        mixed, whether min_sqnr was met, and per layer with an int16 activation its cycles
+        int8 and mixed (timing model); None for precision "int8"."""
+        return self.program.meta.get("precision")
+
+    @property
     def input_names(self) -> list[str]:
         """The model's input names, in order: the keys `run` takes."""
         return [t.name for t in self.program.inputs]
@@ -204,7 +219,7 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
             random_samples: int = 8, host: str = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
-            schedule: Any = None) -> CompiledModel:
+            schedule: Any = None, precision: str | None = None, min_sqnr: float | None = None) -> CompiledModel:
     """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.
 
     `arch`: a preset name ("npu-s", "npu-m", "npu-l", "npu-dc", "u55-256"), an arch TOML path
@@ -224,7 +239,12 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     layer's int8 noise is below that SQNR in dB (None: all int8). `schedule`: a pinned
     schedule (a `Schedule` or the path of its JSON, as `CompiledModel.schedule.to_json()`
     writes): the program is lowered with its choices; one that does not fit the model's
-    graph or the arch raises ScheduleError.
+    graph or the arch raises ScheduleError. `precision` ("int8", the default; "int16";
+    "auto") and `min_sqnr` (dB, for "auto"; default 30) set those options (see
+    docs/numerics.md): "int16" widens every activation the NPU runs in int16 (16x8), "auto"
+    widens the noisiest ones until the worst output SQNR on held-out calibration samples
+    reaches `min_sqnr`; what was widened and its cycle cost are in `CompiledModel.precision`,
+    the outputs' accuracy against float in `CompiledModel.accuracy`.
 
     Raises InputError (missing file, unknown input name, bad option or calibration data),
     ModelError / UnsupportedOpError (malformed model, operator npukit cannot compile), ArchError
@@ -232,6 +252,8 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     """
     from .compiler import compile_model
     opts = options_from(CompileOptions, options)
+    given = {k: v for k, v in (("precision", precision), ("min_sqnr", min_sqnr)) if v is not None}
+    opts = replace(opts, **given) if given else opts
     a = _arch(arch)
     pinned = _schedule(schedule)
     used: list[Any] = []

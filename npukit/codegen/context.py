@@ -39,6 +39,9 @@ class CompileOptions:
                                     # calibration (npukit.opt.equalize; float outputs unchanged)
     bias_correction: str = "never"  # auto | never: conv / FC biases corrected for the mean output
                                     # shift of int8 weights, measured on calibration data
+    precision: str = "int8"         # int8 | auto | int16: activations int16 (16x8) where the NPU runs
+                                    # them: nowhere, where needed for min_sqnr, or everywhere it can
+    min_sqnr: float = 30.0          # precision=auto: the worst output SQNR (dB) to reach on held-out samples
 
     def __post_init__(self):
         validate(self)

@@ -19,15 +19,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "compress_weights": ("auto", "never"),
     "equalize": ("auto", "never"),
     "bias_correction": ("auto", "never"),
+    "precision": ("int8", "auto", "int16"),
 }
 # fields the quantiser reads (compiler.quantise), not lowering: the explorer quantises once per setting
-QUANT_OPTIONS = ("equalize", "bias_correction")
+QUANT_OPTIONS = ("equalize", "bias_correction", "precision", "min_sqnr")
 # numeric fields: (low, high, high included)
 RANGES: dict[str, tuple[float, float | None, bool]] = {
     "max_tile_rows": (0, None, True),
     "timed_candidates": (1, None, True),
     "onchip_fraction": (0.0, 1.0, False),
     "energy_tie": (0.0, 1.0, False),
+    "min_sqnr": (0.0, 200.0, True),
 }
 
 

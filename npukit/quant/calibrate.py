@@ -205,13 +205,16 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
 
 
 def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
-            sample: bool = True) -> tuple[dict[str, Observer], list[dict]]:
-    """Observers for every non-constant tensor, and the float values of the first `keep`
-    samples. Each activation is observed as the float run makes it, so that a sample not kept
-    holds no more than the run's live tensors; `sample`: observers keep value samples (the
-    methods other than minmax need them)."""
-    observers = {name: Observer(i, sample) for i, (name, t) in enumerate(g.tensors.items())
-                 if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
+            sample: bool = True, observers: dict[str, Observer] | None = None,
+            outputs: list[dict] | None = None) -> tuple[dict[str, Observer], list[dict]]:
+    """Observers for every non-constant tensor (or `observers`, continued), and the float
+    values of the first `keep` samples; `outputs` receives each sample's graph outputs. Each
+    activation is observed as the float run makes it, so that a sample not kept holds no more
+    than the run's live tensors; `sample`: observers keep value samples (the methods other
+    than minmax need them)."""
+    if observers is None:
+        observers = {name: Observer(i, sample) for i, (name, t) in enumerate(g.tensors.items())
+                     if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
 
     def seen(name: str, value: np.ndarray) -> None:
         obs = observers.get(name)
@@ -221,6 +224,8 @@ def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
     values: list[dict[str, np.ndarray]] = []
     for feed in feeds:
         out = run_float(g, feed, keep_all=len(values) < keep, visit=seen)
+        if outputs is not None:
+            outputs.append({name: out[name] for name in g.outputs})
         if len(values) < keep:
             values.append(out)
     return observers, values

@@ -121,3 +121,40 @@ def sqnr_table(rows, limit: int = 15, cols: int | None = None) -> str:
                      cells, cols)
     more = f"... {len(rows) - limit} more layers" if len(rows) > limit else ""
     return _render(t, more, cols=cols) if more else _render(t, cols=cols)
+
+
+def _db(x) -> str:
+    return "exact" if x is None else f"{x:.1f} dB"
+
+
+def accuracy_lines(accuracy: dict | None, precision: dict | None = None, cols: int | None = None) -> str:
+    """The outputs against float on held-out samples (compiler meta "accuracy"), and with
+    precision auto / int16 what was widened and its cycles (meta "precision")."""
+    lines = []
+    if accuracy is not None:
+        n = accuracy["heldout_samples"]
+        if not n:
+            lines.append(f"output accuracy: {accuracy['note']}")
+        else:
+            lines.append(f"output accuracy vs float on {n} held-out calibration sample{'s' * (n != 1)}:")
+            for o in accuracy["outputs"]:
+                agree = "" if o["argmax_agreement"] is None else f", argmax agreement {o['argmax_agreement']:.1%}"
+                lines.append(f"  {o['output']}: cosine {o['cosine']:.5f}, SQNR {_db(o['sqnr_db'])}{agree}")
+    if precision is None:
+        return "\n".join(lines)
+    p = precision
+    goal = f" (min_sqnr {p['min_sqnr']:g} dB {'met' if p['target_met'] else 'NOT met'})" if p["mode"] == "auto" else ""
+    lines.append(f"precision {p['mode']}: worst output SQNR {_db(p['int8_sqnr_db'])} int8 -> {_db(p['sqnr_db'])} "
+                 f"on {p['measured_on']}{goal}; {len(p['tensors'])} tensors int16")
+    if p["layers"]:
+        cells = [[r["layer"][:50], r["op"], r["int16"], f"{r['int8_cycles']:,}", f"{r['cycles']:,}",
+                  f"{r['extra_cycles']:+,}"] for r in p["layers"]]
+        cols = cols or width()
+        t = fitted_table(f"layers with int16 activations: cycles {p['int8_cycles']:,} int8 -> {p['cycles']:,}",
+                         WIDE_COLUMNS, cells, cols)
+        lines.append(_render(t, cols=cols).rstrip("\n"))
+    return "\n".join(lines)
+
+
+WIDE_COLUMNS = [Column("layer", False, 5, 8), Column("op", False, 2, 5), Column("int16", False, 1, 6),
+                Column("int8 cycles", True, 3), Column("cycles", True, 4), Column("extra", True, 6)]
