@@ -340,7 +340,7 @@ def evaluate(name: str, arch: str = "npu-m", method: str = "minmax",
         return CorpusResult(name, True, f"run: {type(exc).__name__}: {exc}", host, compile_s=compile_s)
     s = score(spec, outs_f, outs_q)
     return CorpusResult(name, True, None, host, len(profile.layers) - len(host), s.cosine, s.cosines, s.metric,
-                        profile.total_cycles, compile_s, s.extra)
+                        profile.total_cycles, compile_s, extra=s.extra)
 
 
 def _npu_outputs(prog, feeds: Feeds, names: list[str]) -> dict[str, np.ndarray]:
