@@ -1,10 +1,13 @@
-"""Lowering of data-movement layers to DMA: transpose, slice, concat, pad (reshape is free)."""
+"""Lowering of data-movement layers to DMA: transpose, slice, concat, pad (reshape is free),
+and gather (an embedding lookup: the indexed GATHER instruction)."""
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from ..errors import ScheduleError
-from ..ir.graph import Graph, Node, Op
+from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.strided import merge_dims
 from ..kernels.qexec import pad_code
@@ -114,6 +117,32 @@ def lower_pad(ctx: Ctx, g: Graph, node: Node) -> None:
         region[ax] = [0, lo + n + p1]
 
 
+def gather_support(g: Graph, node: Node) -> str:
+    """'' if a GATHER is an indexed DMA: rows of a constant table (axis 0) by computed ids of
+    int32 / int64, into an output of the table's type."""
+    table, ids, out = (g.tensors[n] for n in (*node.inputs[:2], node.outputs[0]))
+    if not table.is_const or ids.is_const or node.attrs.axis != 0:
+        return "no NPU kernel for Gather of activation rows"
+    if ids.dtype not in (DType.I32, DType.I64) or table.dtype is not out.dtype:
+        return f"gather of {table.dtype.value} rows by {ids.dtype.value} ids"
+    return ""
+
+
+def lower_gather(ctx: Ctx, g: Graph, node: Node) -> None:
+    """One GATHER instruction: each id read from where the ids live, its row of the table
+    (in the constant image) copied to the output."""
+    table, ids, out = (g.tensors[n] for n in (*node.inputs[:2], node.outputs[0]))
+    if ids.size == 0 or out.nbytes == 0:
+        return
+    rows, row = table.shape[0], table.nbytes // table.shape[0]
+    src, w = ctx.const(np.ascontiguousarray(table.const_data)), ctx.consts.space
+    i_space, i_addr, o_space, o_addr = ctx.space(ids.name), ctx.addr(ids.name), ctx.space(out.name), ctx.addr(out.name)
+    idb = ids.dtype.itemsize
+    ctx.emitter.emit(lambda L, d: I.Gather(L, d, i_space, i_addr, ids.size, idb, w, src, rows, row, o_space, o_addr),
+                     [(i_space, i_addr, i_addr + ids.nbytes), (w, src, src + table.nbytes)],
+                     [(o_space, o_addr, o_addr + out.nbytes)])
+
+
 DATA_LOWERING = {Op.TRANSPOSE: lower_transpose, Op.SLICE: lower_slice, Op.CONCAT: lower_concat,
-                 Op.PAD: lower_pad}
+                 Op.PAD: lower_pad, Op.GATHER: lower_gather}
 
