@@ -11,7 +11,7 @@ from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT, 
 from ..kernels.kernels_vpu16 import Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs
-from .data import DATA_LOWERING
+from .data import DATA_LOWERING, gather_support
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
                      resize_fits, softmax_fits)
@@ -28,6 +28,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op is Op.HOST_FLOAT:
         return node.attrs.reason or f"no NPU kernel for ONNX {node.attrs.op_type}"
     rank = len(g.tensors[node.outputs[0]].shape)
+    if op is Op.GATHER:
+        return gather_support(g, node)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
         reason = int16_support(g, node)
@@ -59,7 +61,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
             return "reduction over non-adjacent axes"
         return "" if reduction_fits(g, node, work_abuf) else "reduced elements larger than ABUF"
     if op in DATA_LOWERING:
-        return "" if rank <= 4 else f"{rank}-D tensor exceeds the 4-D DMA"
+        return ""                  # any rank: a loop of 4-D DMAs (codegen/data.copy_block)
     return f"no NPU lowering for {op.value}"
 
 
@@ -83,7 +85,7 @@ def vpu_ops(g: Graph, node: Node) -> int:
         return out * node.attrs.kernel[0] * node.attrs.kernel[1]
     if node.op in REDUCTIONS:
         return g.tensors[node.inputs[0]].size
-    if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD):
+    if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD, Op.GATHER):
         return 0                                   # pure data movement (DMA)
     if node.op is Op.SOFTMAX:
         return SOFTMAX_OPS_PER_ELEMENT * out
@@ -107,6 +109,9 @@ def min_bytes(g: Graph, node: Node, arch, counted: set[str], interior: AbstractS
     consts = [n for n in node.inputs if g.tensors[n].is_const and n not in counted]
     counted.update(consts)               # a weight shared by several layers crosses once
     weights = sum(g.tensors[n].nbytes for n in consts)
+    if node.op is Op.GATHER and consts:  # an embedding lookup reads only the rows it picks
+        weights = min(weights, g.tensors[node.outputs[0]].nbytes)
+        counted.difference_update(consts)
     acts = sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
     acts += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
     acts += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)

@@ -102,7 +102,23 @@ class _Model:
         if isinstance(ins, I.Fill):
             space = ins.space if ins.space >= I.REGION0 else -1
             return [(space, *self._transfer(space, ins.n, 1, ins.n))]
+        if isinstance(ins, I.Gather):
+            return self._gather_use(ins)
         return []
+
+    def _gather_use(self, g: I.Gather) -> list[tuple[int, int, int]]:
+        """The ids in one run; once they are in, one descriptor per table row (each row its
+        own burst-rounded run, descriptors issued back to back), the rows written out as they
+        arrive. Off-chip regions' ports are booked, as a DMA's (the on-chip path when none)."""
+        ids, nbytes = g.n * g.id_bytes, g.n * g.row_bytes
+        f_ids, p_ids = self._transfer(g.ids_space, ids, 1, ids)
+        f_src, p_src = self._transfer(g.src_space, nbytes, g.n, g.row_bytes)
+        f_dst, p_dst = self._transfer(g.dst_space, nbytes, 1, nbytes)
+        lead = f_ids + p_ids
+        rows = max(p_src, g.n * costs.DMA_SETUP_CYCLES)
+        phases = [(g.ids_space, f_ids, p_ids), (g.src_space, lead + f_src, rows),
+                  (g.dst_space, lead + f_src + f_dst, p_dst)]
+        return [p for p in phases if p[0] >= I.REGION0] or [(-1, lead + f_src, rows)]
 
     def _count(self, c: Counts, space: int, n: int) -> None:
         """Bytes a transfer moves in `space`: an off-chip region's count or an SRAM's."""
@@ -127,6 +143,11 @@ class _Model:
         if isinstance(ins, I.Fill):
             self._count(c, ins.space, ins.n)
             return sum(self._transfer(ins.space, ins.n, 1, ins.n))
+        if isinstance(ins, I.Gather):
+            self._count(c, ins.ids_space, ins.n * ins.id_bytes)
+            self._count(c, ins.src_space, ins.n * ins.row_bytes)
+            self._count(c, ins.dst_space, ins.n * ins.row_bytes)
+            return max(f + p for _, f, p in self._gather_use(ins))
         if isinstance(ins, I.Conv):     # an int16 input is two int8 passes (hi and lo byte)
             e, taps, passes = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.in_bytes
             c.macs += passes * e * ins.k * taps * ins.c_len

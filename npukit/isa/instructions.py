@@ -324,12 +324,33 @@ class Magnitude(Instr):
     qparams: tuple[int, ...]   # kernels_wide.MagnitudeParams in field order
 
 
+@dataclass(frozen=True)
+class Gather(Instr):
+    """Indexed row copy (an embedding lookup) on the DMA path: for i < n, read id i (a signed
+    little-endian integer of `id_bytes`, 4 or 8, at ids + i * id_bytes in `ids_space`) and
+    copy the table row of `row_bytes` at src + id * row_bytes in `src_space` to
+    dst + i * row_bytes in `dst_space`. The table has `rows` rows; an id outside [0, rows)
+    stops the run with an error (TFLite's GATHER refuses it too). One descriptor per row."""
+    ids_space: int
+    ids: int
+    n: int
+    id_bytes: int
+    src_space: int
+    src: int
+    rows: int
+    row_bytes: int
+    dst_space: int
+    dst: int
+
+
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
-                                    MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16)
+                                    MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16,
+                                    Gather)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
-             Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU, Sigmoid16: Engine.VPU}
+             Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU, Sigmoid16: Engine.VPU,
+             Gather: Engine.DMA_IN}
 
 
 def elem_size(ins: Instr) -> int:

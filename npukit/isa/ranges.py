@@ -9,8 +9,16 @@ from . import instructions as I
 SRAMS = (I.ABUF, I.WBUF, I.ACC)
 
 
+def gather_ranges(g: I.Gather) -> list[tuple[int, int, int]]:
+    """(space, first byte, end byte) of a GATHER's ids, whole table and output rows."""
+    return [(g.ids_space, g.ids, g.ids + g.n * g.id_bytes), (g.src_space, g.src, g.src + g.rows * g.row_bytes),
+            (g.dst_space, g.dst, g.dst + g.n * g.row_bytes)]
+
+
 def sram_ranges(ins: I.Instr) -> list[tuple[int, int, int]]:
     """(SRAM space, first byte, end byte) of each SRAM range the instruction's transfers touch."""
+    if isinstance(ins, I.Gather):
+        return [r for r in gather_ranges(ins) if r[0] in SRAMS]
     if isinstance(ins, I.Dma):
         n = math.prod(ins.shape) * ins.elem
         return [(space, addr, addr + n) for space, addr in ((ins.src_space, ins.src), (ins.dst_space, ins.dst))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import BinaryError
 from ..limits import META_DEPTH, TENSOR_ELEMENTS, TENSOR_RANK
 from . import instructions as I
-from .ranges import operands, sram_ranges
+from .ranges import gather_ranges, operands, sram_ranges
 from .strided import extent
 
 DType = Literal["float32", "int8", "uint8", "int16", "int32", "int64", "bool"]   # ir.graph.DType values
@@ -223,6 +223,8 @@ def _places(ins: I.Instr) -> list[tuple[int, int, int]]:
                 (ins.dst_space, 0, moved)]
     if isinstance(ins, I.Fill):
         return [(ins.space, ins.addr, ins.addr + ins.n)]
+    if isinstance(ins, I.Gather):
+        return gather_ranges(ins)
     if isinstance(ins, I.Select):
         return [(I.ABUF, a, a + ins.n) for a in (ins.cond, ins.a, ins.b, ins.dst)]
     if isinstance(ins, I.ArgMax):

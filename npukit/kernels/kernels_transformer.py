@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import IndexRangeError, ModelError
 from . import intmath
 from .kernels_vpu_act import _f32, _lut_populate
 
@@ -189,7 +189,7 @@ def gather(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Rows of `table` by integer indices; out-of-range indices are an input error."""
     idx = np.asarray(indices).astype(np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= table.shape[0]):
-        raise ModelError(f"gather index out of range [0, {table.shape[0]}): {int(idx.min())}..{int(idx.max())}")
+        raise IndexRangeError(f"gather index out of range [0, {table.shape[0]}): {int(idx.min())}..{int(idx.max())}")
     return np.take(table, idx, axis=0)
 
 

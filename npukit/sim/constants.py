@@ -34,6 +34,8 @@ def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
         return (ins.dst_space, *extent(ins.dst, ins.shape, ins.dst_strides, ins.elem)) if min(ins.shape) > 0 else None
     if isinstance(ins, I.Fill):
         return ins.space, ins.addr, ins.addr + max(ins.n, 0)
+    if isinstance(ins, I.Gather):
+        return ins.dst_space, ins.dst, ins.dst + max(ins.n * ins.row_bytes, 0)
     if isinstance(ins, I.Host):
         try:
             outs = prog.host_segments[ins.segment]["outputs"]

@@ -468,8 +468,21 @@ def _magnitude(m: Machine, g: I.Magnitude) -> Action:
     return lambda: dst.__setitem__(..., kernels_wide.magnitude(x[:, 0], x[:, 1], p))
 
 
+def _gather(m: Machine, g: I.Gather) -> Action:
+    """Rows of the table by the ids, with the reference kernel's check: an id out of range is
+    a one-line error at run time, as in the integer reference (and TFLite's GATHER)."""
+    if g.id_bytes not in (4, 8) or I.ACC in (g.ids_space, g.src_space, g.dst_space):
+        raise BinaryError(f"GATHER: ids of {g.id_bytes} bytes (4 or 8), spaces {g.ids_space}, {g.src_space}, "
+                          f"{g.dst_space} (not ACC)")
+    _check_geometry("GATHER", g.n + 1, g.rows + 1, g.row_bytes + 1)
+    ids = m.view(g.ids_space, g.ids, (g.n,), np.dtype(f"<i{g.id_bytes}"))
+    table = m.view(g.src_space, g.src, (g.rows, g.row_bytes), np.uint8)
+    dst = m.view(g.dst_space, g.dst, (g.n, g.row_bytes), np.uint8)
+    return lambda: dst.__setitem__(..., kernels_transformer.gather(table, ids))
+
+
 _BINDERS: dict[type[I.Instr], Callable[..., Step | list[Step]]] = {
             I.Softmax: _softmax, I.Resize: _resize, I.MatMul: _matmul, I.Dma: _dma, I.Fill: _fill, I.Conv: _conv,
             I.DwConv: _dwconv, I.Requant: _requant, I.Elementwise: _elementwise, I.Lut: _lut, I.Pool: _pool,
             I.Mean: _mean, I.Magnitude: _magnitude, I.ArgMax: _arg_max,
-            I.Select: _select, I.Sigmoid16: semantics16.sigmoid16}
+            I.Select: _select, I.Sigmoid16: semantics16.sigmoid16, I.Gather: _gather}
