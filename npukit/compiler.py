@@ -19,7 +19,6 @@ from .errors import InputError, ModelError, UnsupportedOpError
 from .frontend.signature import bind_values, read_signature
 from .ir.graph import DType, Graph, Op, Tensor
 from .isa.program import Program
-from .opt.pipeline import optimize
 from .progress import counted, stage
 from .quant.quantize import attach_params, quantize_graph
 
@@ -108,6 +107,7 @@ def placements(g: Graph, arch=None, options: CompileOptions | None = None) -> tu
     shapes, not on scales), so no calibration data is needed."""
     from .codegen.boundary import absorb_boundary_transposes
     from .codegen.partition import npu_support, onchip_bytes
+    from .opt.pipeline import optimize
     from .quant.calibrate import Range
     from .quant.wide import magnitude_int16
     if g.is_quantised:
@@ -197,6 +197,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if g.is_quantised:
         return Quantised(attach_params(g), [], 0)
     from .opt.equalize import equalize
+    from .opt.pipeline import optimize
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
     from .quant.calibrate import METHODS, calibration_feeds, observe
