@@ -92,3 +92,9 @@ def test_stored_matmul_integer_model_is_what_onnx_builds():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     assert model.SerializeToString() == MATMUL_INTEGER_MODEL
+
+
+def test_cli_compile_freezes_the_imports_and_leaves_the_collector_on(tmp_path):
+    body = cli("compile", TFLITE, "--arch", "u55-256", "-o", str(tmp_path / "m.npub"))
+    frozen = "import gc\nfrozen = gc.get_freeze_count()\n"
+    loaded(frozen + body + "\nassert gc.isenabled() and gc.get_freeze_count() > frozen + 10**4, gc.get_freeze_count()")
