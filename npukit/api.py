@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
@@ -15,11 +15,14 @@ from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleEr
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
-from .kernels import kernels_vpu as kv
-from .report.info import ModelInfo
 from .report.profile import Profile, build_profile
-from .sim.functional import Simulator, check_feeds
-from .sim.segments import check_segments
+
+if TYPE_CHECKING:
+    from .report.info import ModelInfo
+    from .sim.functional import Simulator
+
+# The functional simulator (and the integer kernels under it) loads on the first run, not
+# with the API: compiling and profiling never run the program.
 
 
 def _arch(arch: str | Path | Arch) -> Arch:
@@ -40,7 +43,7 @@ class CompiledModel:
     def __init__(self, program: Program, arch: Arch, qgraph=None, sqnr=None, schedule=None):
         self.program, self.arch, self.schedule = program, arch, schedule
         self.qgraph, self.sqnr = qgraph, sqnr or []
-        self._sim = Simulator(program, {I.ABUF: arch.abuf_bytes, I.WBUF: arch.wbuf_bytes, I.ACC: arch.acc_bytes})
+        self._simulator: Simulator | None = None
         self._profile: Profile | None = None
         self._timeline = None
 
@@ -58,6 +61,14 @@ class CompiledModel:
         mixed, whether min_sqnr was met, and per layer with an int16 activation its cycles
         int8 and mixed (timing model); None for precision "int8"."""
         return self.program.meta.get("precision")
+
+    @property
+    def _sim(self) -> Simulator:
+        if self._simulator is None:
+            from .sim.functional import Simulator
+            sram = {I.ABUF: self.arch.abuf_bytes, I.WBUF: self.arch.wbuf_bytes, I.ACC: self.arch.acc_bytes}
+            self._simulator = Simulator(self.program, sram)
+        return self._simulator
 
     @property
     def input_names(self) -> list[str]:
@@ -97,6 +108,7 @@ class CompiledModel:
         missing name, a wrong shape, a list or other non-array, any other dtype (float64,
         int64, complex, bool, object, ...), or NaN or infinity in a float input.
         """
+        from .kernels import kernels_vpu as kv
         out = self._sim.run(self._ints(feeds))
         return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float and t.dtype != "float32" else out[t.name]
                 for t in self.program.outputs}
@@ -115,6 +127,7 @@ class CompiledModel:
 
     def _ints(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .sim import jit      # numba loads on the first run, not on import
+        from .sim.functional import check_feeds
         arrays = check_feeds(self.program.inputs, feeds, boundary=True)
         ints = {}
         for t in self.program.inputs:
@@ -287,6 +300,7 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
     given (open dims, a refused operator) is explained in `ModelInfo.note` instead."""
     from .compiler import load_model, placements
     from .frontend.signature import bind_values, read_signature
+    from .report.info import ModelInfo
     sig = read_signature(model)
     given = set(input_shapes or {}) | set(input_values or {})
     unknown = sorted(given - {t.name for t in sig.inputs})
@@ -316,6 +330,7 @@ def loads(data: bytes) -> CompiledModel:
     section that does not match its fingerprint."""
     from .compiler import LayerSqnr
     from .isa.validate import check_against_arch
+    from .sim.segments import check_segments
     program = Program.from_bytes(data)
     check_segments(program.host_segments, program.host_blobs)
     arch = Arch.from_toml_text(program.arch_toml)

@@ -20,20 +20,14 @@ from .errors import InputError, ModelError, UnsupportedOpError
 from .frontend.signature import bind_values, read_signature
 from .ir.graph import DType, Graph, Op, Tensor
 from .isa.program import Program
-from .opt.pipeline import optimize
 from .progress import counted, stage
-from .kernels import kernels_vpu as kv
-from .opt.equalize import equalize
-from .quant.bias_correction import correct_biases
-from .quant.calib_warnings import warn_calibration
-from .quant.calibrate import METHODS, calibration_feeds, observe
-from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph
 from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count, units,
                               widest)
-from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
-from .kernels.float_exec import run_float
-from .sim.reference import run_reference
+
+# The float path's stages (equalisation, calibration, bias correction, int16 choice, the
+# noise report's reference runs) load in the functions that use them: a pre-quantised
+# model needs none of them.
 
 
 class RandomCalibrationWarning(UserWarning):
@@ -116,7 +110,9 @@ def placements(g: Graph, arch=None, options: CompileOptions | None = None) -> tu
     shapes, not on scales), so no calibration data is needed."""
     from .codegen.boundary import absorb_boundary_transposes
     from .codegen.partition import npu_support, onchip_bytes
+    from .opt.pipeline import optimize
     from .quant.calibrate import Range
+    from .quant.wide import magnitude_int16
     if g.is_quantised:
         qg = attach_params(g)
     else:
@@ -215,6 +211,13 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     refuse_precision(g, options)
     if g.is_quantised:
         return Quantised(attach_params(g), [], 0)
+    from .opt.equalize import equalize
+    from .opt.pipeline import optimize
+    from .quant.bias_correction import correct_biases
+    from .quant.calib_warnings import warn_calibration
+    from .quant.calibrate import METHODS, calibration_feeds, observe
+    from .quant.groups import requantise_fixed_outputs
+    from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
     stage("optimise")
@@ -284,6 +287,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
 
 def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The integer reference's outputs on a float feed, as real numbers."""
+    from .sim.reference import run_reference
     out = run_reference(qg, quantize_inputs(qg, feed))
     return {n: x.astype(np.float64) if (q := qg.tensors[n].quant) is None else (x.astype(np.float64) - q.zp) * q.s
             for n, x in out.items()}
@@ -297,6 +301,7 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
     the SQNR is measured with the integer reference on `measured` = (ranges, [(feed, float
     outputs)]): the graph calibrated without the held-out samples, on them."""
     from .codegen.partition import npu_support
+    from .quant.wide import layer_noise
     mranges, evals = measured
 
     def refused(qg: Graph, wide: frozenset[str]) -> dict[str, str]:
@@ -369,6 +374,7 @@ def quantize_inputs(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndar
 
 
 def _quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
+    from .kernels import kernels_vpu as kv
     if t.quant is None:
         return np.asarray(x).astype(t.dtype.np)
     return kv.quantize(np.asarray(x, np.float32), t.quant.s, t.quant.zp, t.dtype.np)
@@ -378,6 +384,8 @@ def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict] |
     """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst
     first. `values`: the float graph `g`'s values on `feeds`, if kept (else each sample's are
     compared as the float run makes them, so that no sample's float values are all held)."""
+    from .kernels.float_exec import run_float
+    from .sim.reference import run_reference
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}
     layer = {node.outputs[0]: node for node in qg.nodes}

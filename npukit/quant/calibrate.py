@@ -17,7 +17,6 @@ import numpy as np
 from ..choices import METHODS  # noqa: F401 - the methods' names, where callers find them
 from ..errors import InputError
 from ..ir.graph import DType, Graph, Op
-from ..kernels.float_exec import run_float
 
 _SAMPLE = 1 << 15
 
@@ -221,6 +220,7 @@ def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
         if obs is not None:
             obs.update(value)
 
+    from ..kernels.float_exec import run_float     # (Range alone is the integer path's: no float runs)
     values: list[dict[str, np.ndarray]] = []
     for feed in feeds:
         out = run_float(g, feed, keep_all=len(values) < keep, visit=seen)
