@@ -275,3 +275,26 @@ def test_cli_refuses_precision_on_a_quantised_model_and_prints_the_summary(tmp_p
     assert saved["accuracy"]["heldout_samples"] == 2 and saved["precision"]["mode"] == "int16"
     assert saved["precision"]["layers"] and saved["accuracy"]["outputs"][0]["sqnr_db"] == pytest.approx(
         saved["precision"]["sqnr_db"])
+
+
+def test_boundaries_share_one_int16_copy_between_a_narrowing_writer_and_a_widening_reader(chain):
+    """conv0 reads a wide input and writes r0 int8 (an int16 copy narrowed); conv1 reads r0
+    and writes a wide output: it takes conv0's int16 copy (hand-landmark-full had the copy
+    defined twice); conv2 reads r1 wide and narrows y's producer. Two QUANTIZEs, unique
+    outputs, and float results unchanged (onnxruntime)."""
+    from npukit.compiler import load_model
+    from npukit.kernels.float_exec import run_float
+    from npukit.opt.pipeline import optimize
+    from npukit.quant.wide import widen_mxu_boundaries
+    path, xs = chain[0], chain[1]
+    g = optimize(load_model(path, None))
+    c0, c1, c2 = [n for n in g.nodes if n.op is Op.CONV2D]
+    wg, wide, copies = widen_mxu_boundaries(g, frozenset({c0.inputs[0], c1.outputs[0]}))
+    made = [t for n in wg.nodes for t in n.outputs]
+    assert len(made) == len(set(made))
+    assert copies == {f"{c.outputs[0]}/int16": c.outputs[0] for c in (c0, c2)} and set(copies) <= wide
+    (n1,) = [n for n in wg.nodes if n.name == c1.name]
+    assert n1.inputs[0] == f"{c0.outputs[0]}/int16"
+    assert [n.op for n in wg.nodes].count(Op.QUANTIZE) == 2
+    got = run_float(wg, {wg.inputs[0]: xs[0]})[wg.outputs[0]]
+    np.testing.assert_allclose(got, float_outputs(path, xs[:1])[0], rtol=1e-4, atol=1e-4)
