@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         spec = CORPUS[name]
         if spec.refused:
-            print(f"| {name} | {spec.metric.name} | refused by contract{' | ' * (len(columns) + 1 + (not args.skip_auto))} n/a |", flush=True)
+            blank = ' | ' * (len(columns) + 1 + (not args.skip_auto))
+            print(f"| {name} | {spec.metric.name} | refused by contract{blank} n/a |", flush=True)
             continue
         cells = run_model(name, args.arch, args.skip_nncf, args.skip_auto)
         errors += [f"- {name}, {k}: `{c.error}`" for k, c in cells.items() if c.error]
