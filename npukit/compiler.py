@@ -305,7 +305,11 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
     from .codegen.partition import npu_support
     mranges, evals = measured
 
-    def refused(qg: Graph, wide: frozenset[str]) -> dict[str, str]:
+    def refused(wide: frozenset[str]) -> dict[str, str]:
+        try:
+            qg = quantised(wide, ranges)
+        except UnsupportedOpError as e:     # e.g. a sigmoid with an int16 input and an int8 output
+            return {n.name: str(e) for n in g.nodes if e.node in (n.name, *n.source)}
         return {n.name: why for n in qg.nodes
                 if any(qg.tensors[t].dtype is DType.I16 for t in (*n.inputs, *n.outputs) if not qg.tensors[t].is_const)
                 and (why := npu_support(qg, n))}
@@ -319,7 +323,7 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
         qg = quantised(wide, mranges)
         got = [run_dequantised(qg, f) for f, _ in evals]
         return worst_sqnr([compare(n, [r[n] for _, r in evals], [x[n] for x in got]) for n in g.outputs])
-    cands = widest(g, units(g, stft), stft, refused, lambda w: quantised(w, ranges))
+    cands = widest(g, units(g, stft), stft, refused)
     if options.precision == "int16":
         wide = frozenset().union(*cands)
         choice = Choice(wide, measure(wide), measure(frozenset()), ())

@@ -37,9 +37,9 @@ def heldout_count(n: int) -> int:
 
 # ---- which tensors can be int16 --------------------------------------------------------------
 
-Supported = Callable[[Graph, frozenset[str]], dict[str, str]]
-"""(integer graph of a wide set, the wide set) -> {layer: why the NPU cannot run it} for the
-layers touching a wide tensor that the NPU refuses."""
+Refused = Callable[[frozenset[str]], dict[str, str]]
+"""(a wide set) -> {layer: why the NPU cannot run it} for the layers touching a wide tensor
+that the NPU refuses (or the quantiser cannot give int16 params) when that set is int16."""
 
 
 def units(g: Graph, exclude: frozenset[str] = frozenset()) -> list[frozenset[str]]:
@@ -54,13 +54,12 @@ def units(g: Graph, exclude: frozenset[str] = frozenset()) -> list[frozenset[str
 
 
 def widest(g: Graph, candidates: Sequence[frozenset[str]], base: frozenset[str],
-           refused: Supported, quantise: Callable[[frozenset[str]], Graph]) -> list[frozenset[str]]:
+           refused: Refused) -> list[frozenset[str]]:
     """The candidate groups that stay when every group touching a refused layer is dropped,
     repeatedly, until no layer is refused (each round drops at least one group)."""
     keep = list(candidates)
     while keep:
-        wide = base.union(*keep)
-        bad = refused(quantise(wide), wide)
+        bad = refused(base.union(*keep))
         if not bad:
             break
         touched = {t for node in g.nodes if node.name in bad for t in (*node.inputs, *node.outputs)}

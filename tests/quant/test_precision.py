@@ -165,9 +165,10 @@ def test_selection_with_a_stand_in_placement_check(chain):
     convs = [n for n in g.nodes if n.op.value == "conv2d"]
     last = convs[-1]
 
-    def refused(qg, wide):      # pretend the last conv cannot run int16 at all
+    def refused(wide):      # pretend the last conv cannot run int16 at all
+        quantize_graph(g, ranges, wide, params=False)
         return {last.name: "no"} if wide & {*last.inputs, *last.outputs} else {}
-    kept = widest(g, groups, frozenset(), refused, lambda w: quantize_graph(g, ranges, w, params=False))
+    kept = widest(g, groups, frozenset(), refused)
     kept_tensors = frozenset().union(*kept)
     assert not kept_tensors & {*last.inputs, *last.outputs}
     assert set(convs[0].inputs[:1]) <= kept_tensors        # the first conv's input is still wide
