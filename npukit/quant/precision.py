@@ -174,9 +174,11 @@ _PASS = (Op.RESHAPE, Op.TRANSPOSE, Op.QUANTIZE, Op.DEQUANTIZE)
 
 
 def score_outputs(g: Graph) -> frozenset[str]:
-    """The outputs taken for class scores: shaped like them (`looks_like_scores`) and either
-    a softmax's (through reshapes, transposes and requantisation) or the model's only output
-    (a logits classifier). A [1, 63] landmark vector beside other outputs is not."""
+    """The outputs taken for class scores (argmax over the last axis, per row): a softmax's
+    output (through reshapes, transposes and requantisation) of any shape with a last axis > 1
+    ([1, T, C] per-step scores of a recogniser too), or the model's only output shaped like
+    class scores (`looks_like_scores`: a logits classifier). A [1, 63] landmark vector
+    beside other outputs is not."""
     producer = {t: node for node in g.nodes for t in node.outputs}
 
     def softmaxed(t: str) -> bool:
@@ -184,8 +186,9 @@ def score_outputs(g: Graph) -> frozenset[str]:
         while node is not None and node.op in _PASS:
             node = producer.get(node.inputs[0])
         return node is not None and node.op is Op.SOFTMAX
-    return frozenset(o for o in g.outputs if looks_like_scores(tuple(g.tensors[o].shape))
-                     and (softmaxed(o) or len(g.outputs) == 1))
+    shape = {o: tuple(g.tensors[o].shape) for o in g.outputs}
+    return frozenset(o for o in g.outputs if (softmaxed(o) and len(shape[o]) >= 2 and shape[o][-1] > 1)
+                     or (looks_like_scores(shape[o]) and len(g.outputs) == 1))
 
 
 def has_signal(ref: Sequence[np.ndarray]) -> bool:

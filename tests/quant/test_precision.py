@@ -238,6 +238,14 @@ def test_worst_sqnr_leaves_out_outputs_without_a_signal_and_scores_need_a_softma
              Node(Op.RESHAPE, "rs", ("z",), ("p",)), Node(Op.SIGMOID, "sg", ("x",), ("f",))]
     assert score_outputs(Graph(tuple(nodes), t, ("x",), ("l", "p", "f"))) == {"p"}
     assert score_outputs(Graph(tuple(nodes[:1]), t, ("x",), ("l",))) == {"l"}
+    # a recogniser's [1, T, C] softmax: per-step scores; the same shape from a conv is not
+    t3 = {"x": Tensor("x", (1, 4, 8), DType.F32), "s": Tensor("s", (1, 4, 5), DType.F32),
+          "c": Tensor("c", (1, 4, 5), DType.F32)}
+    seq = (Node(Op.SOFTMAX, "sm", ("x",), ("s",)), Node(Op.FULLY_CONNECTED, "fc", ("x",), ("c",)))
+    assert score_outputs(Graph(seq, t3, ("x",), ("s", "c"))) == {"s"}
+    assert score_outputs(Graph(seq[1:], t3, ("x",), ("c",))) == frozenset()
+    o = compare("s", [np.array([[[1.0, 2.0], [3.0, 0.0]]])], [np.array([[[2.5, 2.0], [3.0, 0.0]]])], scores=True)
+    assert o.argmax_agreement == 0.5
 
 
 def test_options_and_api_errors():
