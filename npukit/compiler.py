@@ -332,8 +332,9 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
     on = f"{held} held-out sample{'s' * (held != 1)}" if held else \
         f"{len(evals)} calibration sample{'s' * (len(evals) != 1)} (none held out)"
     if options.precision == "auto" and choice.sqnr_db < options.min_sqnr:
-        warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on} with every activation the "
-                      f"NPU runs in int16 widened, below min_sqnr {options.min_sqnr:g} dB", stacklevel=3)
+        warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on}, below min_sqnr "
+                      f"{options.min_sqnr:g} dB even with every activation the NPU runs in int16 widened; "
+                      f"{len(choice.wide)} tensor(s) widened, the fewest within 1 dB of that", stacklevel=3)
     return Precision(options.precision, options.min_sqnr, on, choice)
 
 
