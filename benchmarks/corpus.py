@@ -6,6 +6,9 @@ time and peak memory. Prints markdown (the table of docs/models.md).
     python benchmarks/corpus.py face-landmark iris-landmark --arch npu-m
     python benchmarks/corpus.py --compile-only       # compile time and peak memory only
     python benchmarks/corpus.py --json out.json      # also the results as JSON
+    python benchmarks/corpus.py hand-landmark-lite --precision auto --min-sqnr 30
+                                                     # mixed int8 / int16 (issue 13): adds the
+                                                     # count of activations widened to int16
 
 Compile time and peak memory come from a fresh process per model (benchmarks/corpus_compile.py:
 `npukit.compile` with the model's calibration file, sqnr=False, npukit's lazy imports
@@ -37,13 +40,15 @@ TARGET_S, TARGET_MB = 5.0, 1000.0
 HERE = Path(__file__).resolve().parent
 
 
-def measure_compile(name: str, arch: str, tmp: Path) -> dict:
+def measure_compile(name: str, arch: str, tmp: Path, options: dict | None = None) -> dict:
     """Compile `name` in a fresh process: {compile_s, cpu_s, peak_rss_mib} or {error}."""
     calib = calibration(name)
     argv = [sys.executable, str(HERE / "corpus_compile.py"), name, arch]
     if calib is not None:
         np.savez(tmp / f"{name}.npz", **calib)
-        argv.append(str(tmp / f"{name}.npz"))
+    argv.append(str(tmp / f"{name}.npz") if calib is not None else "")
+    if options:
+        argv.append(json.dumps(options))
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     return json.loads(lines[-1]) if lines else {"error": f"child failed: {proc.stderr.strip()[-300:]}"}
@@ -70,15 +75,17 @@ def host_summary(result: CorpusResult) -> str:
     return "; ".join(f"{n}x {op} ({reason})" if n > 1 else f"{op} ({reason})" for (op, reason), n in counts.items())
 
 
-def row(result: CorpusResult, measured: dict) -> str:
+def row(result: CorpusResult, measured: dict, mixed: bool = False) -> str:
     spec = CORPUS[result.name]
+    wide = (f" {result.widened} ({result.sqnr_db:.1f} dB) |" if result.sqnr_db is not None else
+            f" {result.widened} |") if mixed else ""
     if result.error:
         status = f"no: `{result.error}`"
-        return f"| {result.name} | {spec.domain} | {status} | | | | |" + speed_cells(measured)
+        return f"| {result.name} | {spec.domain} | {status} | | | | |" + " |" * mixed + speed_cells(measured)
     regress = result.regressions(spec)
     return (f"| {result.name} | {spec.domain} | yes | {result.npu_layers} NPU; host: {host_summary(result)} | "
             f"{result.cosine:.4f} | {spec.metric.name} = {result.metric:.3f}{' **(' + '; '.join(regress) + ')**' if regress else ''} | "
-            f"{result.cycles:,} |" + speed_cells(measured))
+            f"{result.cycles:,} |" + wide + speed_cells(measured))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--commands", type=Path, metavar="DIR", help="write calibration .npz files, print CLI commands")
     parser.add_argument("--compile-only", action="store_true", help="only compile time and peak memory, no accuracy")
+    parser.add_argument("--precision", choices=("int8", "int16", "auto"), default="int8",
+                        help="activation precision (float models; issue 13)")
+    parser.add_argument("--min-sqnr", type=float, default=30.0, help="--precision auto: worst output SQNR (dB)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in CORPUS]
     if unknown:
@@ -103,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             print(cli_command(name, path if calib is not None else None, args.arch))
         return 0
     names = args.names or list(CORPUS)
+    mixed = args.precision != "int8"
+    options = {"precision": args.precision, "min_sqnr": args.min_sqnr} if mixed else None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmpdir:
         if args.compile_only:
@@ -110,22 +122,23 @@ def main(argv: list[str] | None = None) -> int:
             print("|---|---|---|---|---|")
             measured = {}
             for name in names:
-                measured[name] = measure_compile(name, args.arch, Path(tmpdir))
+                measured[name] = measure_compile(name, args.arch, Path(tmpdir), options)
                 print(compile_row(name, measured[name]), flush=True)
             print(f"\n{time.perf_counter() - start:.0f} s in all")
             if args.json:
                 args.json.write_text(json.dumps(measured, indent=1))
             return 0
+        widened = " int16 activations (worst output SQNR) |" if mixed else ""
         print(f"| model | domain | compiles | layers (NPU / host with reason) | min output cosine | task metric "
-              f"| cycles ({args.arch}) | compile CPU time | compile peak memory |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              f"| cycles ({args.arch}) |{widened} compile CPU time | compile peak memory |")
+        print("|---" * (9 + mixed) + "|")
         results = []
         for name in names:
-            measured = measure_compile(name, args.arch, Path(tmpdir))
-            result = dataclasses.replace(evaluate(name, args.arch), compile_s=measured.get("compile_s"),
+            measured = measure_compile(name, args.arch, Path(tmpdir), options)
+            result = dataclasses.replace(evaluate(name, args.arch, options=options), compile_s=measured.get("compile_s"),
                                          peak_mib=measured.get("peak_rss_mib"))
             results.append(result)
-            print(row(result, measured), flush=True)
+            print(row(result, measured, mixed), flush=True)
     ok = sum(r.error is None for r in results)
     print(f"\n{ok}/{len(results)} compile and run; {time.perf_counter() - start:.0f} s in all")
     if args.json:

@@ -2,7 +2,9 @@
 MODEL --calib FILE.npz` would, and print one JSON line: wall and CPU seconds of the compile
 (npukit's lazy imports included) and the process's peak RSS (VmHWM).
 
-    python benchmarks/corpus_compile.py NAME ARCH [CALIB.npz]
+    python benchmarks/corpus_compile.py NAME ARCH [CALIB.npz] [OPTIONS_JSON]
+
+OPTIONS_JSON: compiler options as JSON (e.g. {"precision": "auto", "min_sqnr": 30}).
 """
 from __future__ import annotations
 
@@ -31,13 +33,15 @@ def main() -> None:
     from npukit.models.fetch import fetch
     spec = CORPUS[name]
     path = fetch(name)
-    calib = dict(np.load(sys.argv[3])) if len(sys.argv) > 3 else None
+    calib = dict(np.load(sys.argv[3])) if len(sys.argv) > 3 and sys.argv[3] else None
+    options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
     extra = {"input_values": spec.input_values} if spec.input_values else {}
     rss_base = status_mib("VmRSS")
     warnings.simplefilter("ignore")
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        prog = npukit.compile(path, arch, input_shapes=spec.input_shapes, calibration=calib, sqnr=False, **extra)
+        prog = npukit.compile(path, arch, input_shapes=spec.input_shapes, calibration=calib, sqnr=False,
+                              options=options, **extra)
     except npukit.NpukitError as exc:      # a refused model: its error, no figures
         print(json.dumps({"model": name, "error": f"{type(exc).__name__}: {exc}"}))
         return

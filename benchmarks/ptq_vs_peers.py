@@ -42,7 +42,8 @@ TOLERANCE = 0.01        # on a fraction metric, npukit may trail the better peer
 # (column, calibration method, compiler options) of each npukit variant
 NPUKIT = (("npukit int8", "minmax", None), ("bias_correction=auto", "minmax", {"bias_correction": "auto"}),
           ("equalize=auto", "minmax", {"equalize": "auto"}), ("calib entropy", "entropy", None))
-AUTO = "precision auto"     # not there yet: printed n/a
+AUTO = "precision auto"     # --precision auto --min-sqnr 30 (mixed int8 / int16), with its cycles
+AUTO_OPTIONS = {"precision": "auto", "min_sqnr": 30.0}
 ORT = (("ort MinMax", "MinMax"), ("ort Percentile", "Percentile"))
 NNCF = "nncf"
 
@@ -155,11 +156,14 @@ def peer(name: str, quantize: Callable[[Path], None]) -> Cell:
             return Cell(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
 
 
-def run_model(name: str, arch: str, skip_nncf: bool) -> dict[str, Cell]:
+def run_model(name: str, arch: str, skip_nncf: bool, skip_auto: bool = False) -> dict[str, Cell]:
     cells: dict[str, Cell] = {}
     for column, method, options in NPUKIT:
         r = evaluate(name, arch, method, options)
         cells[column] = (Cell(r.metric, r.cosine, r.extra, r.cycles) if r.error is None else Cell(error=r.error))
+    if not skip_auto:
+        r = evaluate(name, arch, "minmax", AUTO_OPTIONS)
+        cells[AUTO] = Cell(r.metric, r.cosine, r.extra, r.cycles) if r.error is None else Cell(error=r.error)
     if fetch(name).suffix != ".onnx":
         return cells
     for column, method in ORT:
@@ -193,12 +197,17 @@ def cell_text(c: Cell | None) -> str:
     return f"{c.metric:.3f}{extra} / {c.cosine:.4f}{partial}"
 
 
+def cycles_text(c: Cell | None) -> str:
+    return f" {c.cycles:,} |" if c is not None and c.cycles else " n/a |"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated corpus models (default: all)")
     parser.add_argument("--arch", default="npu-m")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--skip-nncf", action="store_true", help="leave NNCF out")
+    parser.add_argument("--skip-auto", action="store_true", help="leave npukit's precision auto out")
     args = parser.parse_args(argv)
     import onnxruntime
     onnxruntime.set_default_logger_severity(3)     # no warnings about unused initialisers
@@ -207,24 +216,27 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown corpus model(s) {', '.join(unknown)}; known: {', '.join(CORPUS)}", file=sys.stderr)
         return 2
-    columns = [c for c, _, _ in NPUKIT] + [AUTO] + [c for c, _ in ORT] + ([] if args.skip_nncf else [NNCF])
+    columns = [c for c, _, _ in NPUKIT] + ([] if args.skip_auto else [AUTO]) + [c for c, _ in ORT] + ([] if args.skip_nncf else [NNCF])
     print("Each cell: task metric (CER: character error rate) / min output cosine, against the float model;"
           " (q k/n): the peer quantised k of the model's n Conv / MatMul / Gemm nodes.\n")
-    print(f"| model | task metric | {' | '.join(columns)} | npukit int8 cycles ({args.arch}) | npukit >= best peer |")
-    print("|---" * (len(columns) + 4) + "|")
+    auto = "" if args.skip_auto else " auto cycles |"
+    print(f"| model | task metric | {' | '.join(columns)} | npukit int8 cycles ({args.arch}) |{auto} npukit >= best peer |")
+    print("|---" * (len(columns) + 4 + (not args.skip_auto)) + "|")
     results: list[dict[str, Any]] = []
     errors: list[str] = []
     start = time.perf_counter()
     for name in names:
         spec = CORPUS[name]
         if spec.refused:
-            print(f"| {name} | {spec.metric.name} | refused by contract{' | ' * (len(columns) + 1)} n/a |", flush=True)
+            blank = ' | ' * (len(columns) + 1 + (not args.skip_auto))
+            print(f"| {name} | {spec.metric.name} | refused by contract{blank} n/a |", flush=True)
             continue
-        cells = run_model(name, args.arch, args.skip_nncf)
+        cells = run_model(name, args.arch, args.skip_nncf, args.skip_auto)
         errors += [f"- {name}, {k}: `{c.error}`" for k, c in cells.items() if c.error]
         ours = cells["npukit int8"]
         print(f"| {name} | {spec.metric.name} | {' | '.join(cell_text(cells.get(c)) for c in columns)} | "
-              f"{f'{ours.cycles:,}' if ours.cycles else 'n/a'} | {verdict(spec, cells)} |", flush=True)
+              f"{f'{ours.cycles:,}' if ours.cycles else 'n/a'} |"
+              f"{'' if args.skip_auto else cycles_text(cells.get(AUTO))} {verdict(spec, cells)} |", flush=True)
         results.append({"model": name, "metric": spec.metric.name, "higher_is_better": spec.metric.higher_is_better,
                         "verdict": verdict(spec, cells), "cells": {k: asdict(c) for k, c in cells.items()}})
     if errors:

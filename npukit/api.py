@@ -256,7 +256,8 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     "auto") and `min_sqnr` (dB, for "auto"; default 30) set those options (see
     docs/numerics.md): "int16" widens every activation the NPU runs in int16 (16x8), "auto"
     widens the noisiest ones until the worst output SQNR on held-out calibration samples
-    reaches `min_sqnr`; what was widened and its cycle cost are in `CompiledModel.precision`,
+    reaches `min_sqnr` (out of reach: the fewest within 1 dB of all widened); what was
+    widened and its cycle cost are in `CompiledModel.precision`,
     the outputs' accuracy against float in `CompiledModel.accuracy`.
 
     Raises InputError (missing file, unknown input name, bad option or calibration data),

@@ -22,8 +22,8 @@ from .ir.graph import DType, Graph, Op, Tensor
 from .isa.program import Program
 from .progress import counted, stage
 from .quant.quantize import attach_params, quantize_graph
-from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count, units,
-                              widest)
+from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count,
+                              score_outputs, units, widest, worst_sqnr)
 
 # The float path's stages (equalisation, calibration, bias correction, int16 choice, the
 # noise report's reference runs) load in the functions that use them: a pre-quantised
@@ -273,14 +273,20 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     chosen = None
     if options.precision != "int8":
         chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held)
-        qg = quantize_graph(g, ranges, chosen.wide | forced) if chosen.wide else qg
+        if chosen.wide:
+            g, forced, copies = widen_mxu_boundaries(g, chosen.wide | forced)
+            for r in (ranges, early):
+                r.update({copy: r[name] for copy, name in copies.items()})
+            values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+            qg = quantize_graph(g, ranges, forced)
     report = sqnr_report(g, qg, feeds[:REPORT_SAMPLES], values or None) if sqnr else []
     acc = None
     if sqnr:
         note = ("no held-out samples (random calibration)" if calibration is None else
                 "no held-out samples (one calibration sample)")
-        mg = quantize_graph(g, early, (chosen.wide if chosen else frozenset()) | forced) if held else qg
-        acc = accuracy(qg.outputs, refs, [run_dequantised(mg, f) for f, _ in evals] if held else [], note)
+        mg = quantize_graph(g, early, forced) if held else qg
+        acc = accuracy(qg.outputs, refs, [run_dequantised(mg, f) for f, _ in evals] if held else [], note,
+                       score_outputs(qg))
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
                      int8 if chosen and chosen.wide else None)
 
@@ -301,19 +307,28 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
     the SQNR is measured with the integer reference on `measured` = (ranges, [(feed, float
     outputs)]): the graph calibrated without the held-out samples, on them."""
     from .codegen.partition import npu_support
-    from .quant.wide import layer_noise
+    from .quant.wide import layer_noise, widen_mxu_boundaries
     mranges, evals = measured
 
-    def refused(qg: Graph, wide: frozenset[str]) -> dict[str, str]:
-        return {n.name: why for n in qg.nodes if wide & {*n.inputs, *n.outputs} and (why := npu_support(qg, n))}
+    def refused(wide: frozenset[str]) -> dict[str, str]:
+        try:
+            qg = quantised(wide, ranges)
+        except UnsupportedOpError as e:     # e.g. a sigmoid with an int16 input and an int8 output
+            return {n.name: str(e) for n in g.nodes if e.node in (n.name, *n.source)}
+        return {n.name: why for n in qg.nodes
+                if any(qg.tensors[t].dtype is DType.I16 for t in (*n.inputs, *n.outputs) if not qg.tensors[t].is_const)
+                and (why := npu_support(qg, n))}
+
+    def quantised(wide: frozenset[str], rng: dict) -> Graph:
+        # a conv / FC with one side wide runs 16x8 between requantising boundaries (as shipped)
+        bg, bwide, copies = widen_mxu_boundaries(g, wide | stft)
+        return quantize_graph(bg, {**rng, **{c: rng[o] for c, o in copies.items()}}, bwide)
 
     def measure(wide: frozenset[str]) -> float:
-        qg = quantize_graph(g, mranges, wide | stft)
+        qg = quantised(wide, mranges)
         got = [run_dequantised(qg, f) for f, _ in evals]
-        return min((compare(n, [r[n] for _, r in evals], [x[n] for x in got]).sqnr_db for n in g.outputs),
-                   default=float("inf"))
-    cands = widest(g, units(g, stft), stft, refused, lambda w: quantize_graph(g, ranges, w, params=False))
-    cands = widest(g, cands, stft, refused, lambda w: quantize_graph(g, ranges, w))
+        return worst_sqnr([compare(n, [r[n] for _, r in evals], [x[n] for x in got]) for n in g.outputs])
+    cands = widest(g, units(g, stft), stft, refused)
     if options.precision == "int16":
         wide = frozenset().union(*cands)
         choice = Choice(wide, measure(wide), measure(frozenset()), ())
@@ -322,8 +337,9 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
     on = f"{held} held-out sample{'s' * (held != 1)}" if held else \
         f"{len(evals)} calibration sample{'s' * (len(evals) != 1)} (none held out)"
     if options.precision == "auto" and choice.sqnr_db < options.min_sqnr:
-        warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on} with every activation the "
-                      f"NPU runs in int16 widened, below min_sqnr {options.min_sqnr:g} dB", stacklevel=3)
+        warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on}, below min_sqnr "
+                      f"{options.min_sqnr:g} dB even with every activation the NPU runs in int16 widened; "
+                      f"{len(choice.wide)} tensor(s) widened, the fewest within 1 dB of that", stacklevel=3)
     return Precision(options.precision, options.min_sqnr, on, choice)
 
 

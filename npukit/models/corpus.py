@@ -61,6 +61,8 @@ class CorpusResult:
     compile_s: float | None = None
     peak_mib: float | None = None               # peak RSS of a fresh process compiling it (benchmarks/corpus.py)
     extra: tuple[tuple[str, float], ...] = ()   # (name, value) of each of the spec's extra metrics
+    widened: int | None = None                  # precision auto / int16: activation tensors widened to int16
+    sqnr_db: float | None = None                # ... and the worst output SQNR the compiler measured with them
 
     def regressions(self, spec: CorpusModel) -> list[str]:
         """What falls short of today's figures (empty when all holds)."""
@@ -339,8 +341,10 @@ def evaluate(name: str, arch: str = "npu-m", method: str = "minmax",
     except Exception as exc:        # noqa: BLE001
         return CorpusResult(name, True, f"run: {type(exc).__name__}: {exc}", host, compile_s=compile_s)
     s = score(spec, outs_f, outs_q)
+    wide = prog.precision or {}
     return CorpusResult(name, True, None, host, len(profile.layers) - len(host), s.cosine, s.cosines, s.metric,
-                        profile.total_cycles, compile_s, extra=s.extra)
+                        profile.total_cycles, compile_s, extra=s.extra,
+                        widened=len(wide["tensors"]) if wide else None, sqnr_db=wide.get("sqnr_db"))
 
 
 def _npu_outputs(prog, feeds: Feeds, names: list[str]) -> dict[str, np.ndarray]:

@@ -7,8 +7,9 @@ of groups is *feasible* when every layer touching one of its tensors still runs 
 (the compiler passes codegen's placement check, which asks codegen.wide.int16_support for
 layers with int16 tensors), so nothing falls to the host. `widest` is the largest feasible
 set (precision "int16"); its *blocks* (groups joined by a layer they both touch) are each
-feasible alone, so any union of blocks is too. `greedy` (precision "auto") widens blocks,
-noisiest layer first, until the measured output SQNR reaches the target.
+feasible alone, so any union of blocks is too. `greedy` (precision "auto") widens the
+shortest prefix of the blocks, noisiest layer first, whose measured worst output SQNR
+(`worst_sqnr`: outputs without a signal left out) reaches the target.
 
 Output accuracy is measured, not modelled: the integer graph and the float graph run on the
 same samples and the dequantised outputs are compared (`accuracy`).
@@ -20,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..ir.graph import DType, Graph
+from ..ir.graph import DType, Graph, Op
 from .groups import shared_groups
 
 HELDOUT_FRACTION = 0.2      # of the calibration samples, kept out of calibration to measure accuracy
@@ -35,9 +36,9 @@ def heldout_count(n: int) -> int:
 
 # ---- which tensors can be int16 --------------------------------------------------------------
 
-Supported = Callable[[Graph, frozenset[str]], dict[str, str]]
-"""(integer graph of a wide set, the wide set) -> {layer: why the NPU cannot run it} for the
-layers touching a wide tensor that the NPU refuses."""
+Refused = Callable[[frozenset[str]], dict[str, str]]
+"""(a wide set) -> {layer: why the NPU cannot run it} for the layers touching a wide tensor
+that the NPU refuses (or the quantiser cannot give int16 params) when that set is int16."""
 
 
 def units(g: Graph, exclude: frozenset[str] = frozenset()) -> list[frozenset[str]]:
@@ -52,13 +53,12 @@ def units(g: Graph, exclude: frozenset[str] = frozenset()) -> list[frozenset[str
 
 
 def widest(g: Graph, candidates: Sequence[frozenset[str]], base: frozenset[str],
-           refused: Supported, quantise: Callable[[frozenset[str]], Graph]) -> list[frozenset[str]]:
+           refused: Refused) -> list[frozenset[str]]:
     """The candidate groups that stay when every group touching a refused layer is dropped,
     repeatedly, until no layer is refused (each round drops at least one group)."""
     keep = list(candidates)
     while keep:
-        wide = base.union(*keep)
-        bad = refused(quantise(wide), wide)
+        bad = refused(base.union(*keep))
         if not bad:
             break
         touched = {t for node in g.nodes if node.name in bad for t in (*node.inputs, *node.outputs)}
@@ -70,7 +70,9 @@ def widest(g: Graph, candidates: Sequence[frozenset[str]], base: frozenset[str],
 
 
 def blocks(g: Graph, groups: Sequence[frozenset[str]]) -> list[frozenset[str]]:
-    """`groups` joined where one layer touches two of them: each block is int16 or not as a whole."""
+    """`groups` joined where a layer other than a conv / FC touches two of them: each block is
+    int16 or not as a whole. A conv or FC with one side wide runs 16x8 between requantising
+    boundaries (quant.wide.widen_mxu_boundaries), so it does not join its input and output."""
     owner = {t: i for i, u in enumerate(groups) for t in u}
     parent = list(range(len(groups)))
 
@@ -79,7 +81,10 @@ def blocks(g: Graph, groups: Sequence[frozenset[str]]) -> list[frozenset[str]]:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
+    from .wide import MXU_16X8      # (quant.wide loads the reference executor: not on a TFLite compile's path)
     for node in g.nodes:
+        if node.op in MXU_16X8:
+            continue
         ids = sorted({owner[t] for t in (*node.inputs, *node.outputs) if t in owner})
         for i in ids[1:]:
             parent[find(i)] = find(ids[0])
@@ -94,29 +99,44 @@ class Choice:
     wide: frozenset[str]        # the tensors widened to int16 (besides those int16 anyway)
     sqnr_db: float              # measured worst output SQNR with them
     int8_sqnr_db: float         # the same, all int8
-    steps: tuple[tuple[str, float], ...]    # (block's worst layer, SQNR after widening it), in order
+    steps: tuple[tuple[str, float], ...]    # per prefix measured: (its last block's worst layer, SQNR)
+
+
+UNREACHED_TOLERANCE_DB = 1.0   # target out of reach: the cheapest prefix within this of all widened
 
 
 def greedy(g: Graph, candidates: Sequence[frozenset[str]], noise_db: Mapping[str, float],
            measure: Callable[[frozenset[str]], float], target_db: float) -> Choice:
-    """Widen blocks, the one holding the noisiest layer (per-layer SQNR `noise_db`) first,
-    until `measure(wide)` (the worst output SQNR) reaches `target_db` or nothing is left."""
+    """Blocks in order of their noisiest layer (per-layer SQNR `noise_db`); the shortest prefix
+    whose `measure` (the worst output SQNR) reaches `target_db`, found by bisection (a prefix
+    meeting the target, the shortest when the SQNR grows with the prefix). When even every
+    block widened misses the target, the shortest prefix within UNREACHED_TOLERANCE_DB of
+    that (the int16 cycles buy nothing beyond it)."""
     producer = {t: node.name for node in g.nodes for t in node.outputs}
 
     def worst(b: frozenset[str]) -> tuple[float, str]:
         layers = [producer[t] for t in b if t in producer] or ["(input)"]
         return min((noise_db.get(n, np.inf), n) for n in layers)
     order = sorted(candidates, key=worst)
-    start = measure(frozenset())
-    wide: frozenset[str] = frozenset()
-    now, steps = start, []
-    for b in order:
-        if now >= target_db:
-            break
-        wide |= b
-        now = measure(wide)
-        steps.append((worst(b)[1], now))
-    return Choice(wide, now, start, tuple(steps))
+    memo: dict[int, float] = {}
+
+    def at(k: int) -> float:
+        if k not in memo:
+            memo[k] = measure(frozenset().union(*order[:k]))
+        return memo[k]
+    start = at(0)
+    if start < target_db and order:
+        full = at(len(order))
+        goal = target_db if full >= target_db else max(start, full - UNREACHED_TOLERANCE_DB)
+        lo, hi = 0, len(order)      # at(hi) >= goal; at(lo) < goal unless lo is the answer
+        while at(lo) < goal and hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if at(mid) >= goal else (mid, hi)
+        k = lo if at(lo) >= goal else hi
+    else:
+        k = 0
+    steps = tuple((worst(order[i - 1])[1], v) for i, v in sorted(memo.items()) if i > 0)
+    return Choice(frozenset().union(*order[:k]), at(k), start, steps)
 
 
 def _finite(x: float) -> float | None:
@@ -145,9 +165,38 @@ class Precision:
 # ---- how close the outputs are ---------------------------------------------------------------
 
 def looks_like_scores(shape: tuple[int, ...]) -> bool:
-    """Class scores: more than one entry on the last axis, and every axis but the first and
-    the last of size 1 ([N, C], [N, 1, 1, C])."""
+    """The shape of class scores: more than one entry on the last axis, and every axis but the
+    first and the last of size 1 ([N, C], [N, 1, 1, C])."""
     return len(shape) >= 2 and shape[-1] > 1 and all(d == 1 for d in shape[1:-1])
+
+
+_PASS = (Op.RESHAPE, Op.TRANSPOSE, Op.QUANTIZE, Op.DEQUANTIZE)
+
+
+def score_outputs(g: Graph) -> frozenset[str]:
+    """The outputs taken for class scores (argmax over the last axis, per row): a softmax's
+    output (through reshapes, transposes and requantisation) of any shape with a last axis > 1
+    ([1, T, C] per-step scores of a recogniser too), or the model's only output shaped like
+    class scores (`looks_like_scores`: a logits classifier). A [1, 63] landmark vector
+    beside other outputs is not."""
+    producer = {t: node for node in g.nodes for t in node.outputs}
+
+    def softmaxed(t: str) -> bool:
+        node = producer.get(t)
+        while node is not None and node.op in _PASS:
+            node = producer.get(node.inputs[0])
+        return node is not None and node.op is Op.SOFTMAX
+    shape = {o: tuple(g.tensors[o].shape) for o in g.outputs}
+    return frozenset(o for o in g.outputs if (softmaxed(o) and len(shape[o]) >= 2 and shape[o][-1] > 1)
+                     or (looks_like_scores(shape[o]) and len(g.outputs) == 1))
+
+
+def has_signal(ref: Sequence[np.ndarray]) -> bool:
+    """At least two float values over the samples, not all equal (to 1e-6 of the largest): an
+    output that is one number (a [1, 1] score on one held-out sample) or constant has no
+    signal for a noise ratio to mean anything."""
+    f = np.concatenate([np.asarray(r, np.float64).ravel() for r in ref])
+    return f.size >= 2 and float(np.ptp(f)) > 1e-6 * float(np.max(np.abs(f)))
 
 
 @dataclass(frozen=True)
@@ -155,12 +204,20 @@ class OutputAccuracy:
     output: str
     cosine: float
     sqnr_db: float
-    argmax_agreement: float | None      # None: the output does not look like class scores
+    argmax_agreement: float | None      # None: not class scores (score_outputs)
+    signal: bool = True                 # has_signal: counted in the worst output SQNR
 
     def to_json(self) -> dict:
         return {"output": self.output, "cosine": self.cosine,
                 "sqnr_db": _finite(self.sqnr_db),
-                "argmax_agreement": self.argmax_agreement}
+                "argmax_agreement": self.argmax_agreement, "in_worst_sqnr": self.signal}
+
+
+def worst_sqnr(outputs: Sequence[OutputAccuracy]) -> float:
+    """The SQNR precision "auto" targets: the worst over the outputs that have a signal
+    (has_signal), or over all when none has; +inf without outputs."""
+    counted = [o.sqnr_db for o in outputs if o.signal] or [o.sqnr_db for o in outputs]
+    return min(counted, default=float("inf"))
 
 
 @dataclass(frozen=True)
@@ -179,25 +236,28 @@ def db(signal: float, noise: float) -> float:
     return float("-inf") if signal <= 0 else float(10 * np.log10(signal / noise))
 
 
-def compare(name: str, ref: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> OutputAccuracy:
-    """Cosine and SQNR of `got` against `ref` over all samples together, and the share of rows
-    whose argmax agrees when the output looks like class scores."""
+def compare(name: str, ref: Sequence[np.ndarray], got: Sequence[np.ndarray], scores: bool = False) -> OutputAccuracy:
+    """Cosine and SQNR of `got` against `ref` over all samples together, and when `scores`
+    (class scores) the share of rows whose argmax agrees."""
     f = np.concatenate([np.asarray(r, np.float64).ravel() for r in ref])
     q = np.concatenate([np.asarray(x, np.float64).ravel() for x in got])
     norm = float(np.linalg.norm(f) * np.linalg.norm(q))
     cosine = float(f @ q / norm) if norm > 0 else float(np.array_equal(f, q))
     agree = None
     shape = tuple(np.shape(ref[0]))
-    if looks_like_scores(shape):
+    if scores:
         hits = [np.argmax(np.reshape(r, (-1, shape[-1])), -1) == np.argmax(np.reshape(x, (-1, shape[-1])), -1)
                 for r, x in zip(ref, got)]
         agree = float(np.mean(np.concatenate(hits)))
-    return OutputAccuracy(name, cosine, db(float(f @ f), float((f - q) @ (f - q))), agree)
+    return OutputAccuracy(name, cosine, db(float(f @ f), float((f - q) @ (f - q))), agree, has_signal(ref))
 
 
 def accuracy(outputs: Sequence[str], ref: Sequence[Mapping[str, np.ndarray]],
-             got: Sequence[Mapping[str, np.ndarray]], note: str = "") -> Accuracy:
-    """Per output, `got` against `ref` (one mapping per sample); no samples: `note` says why."""
+             got: Sequence[Mapping[str, np.ndarray]], note: str = "",
+             scores: frozenset[str] = frozenset()) -> Accuracy:
+    """Per output, `got` against `ref` (one mapping per sample), argmax agreement on `scores`;
+    no samples: `note` says why."""
     if not ref:
         return Accuracy(0, note, ())
-    return Accuracy(len(ref), "", tuple(compare(n, [r[n] for r in ref], [x[n] for x in got]) for n in outputs))
+    return Accuracy(len(ref), "", tuple(compare(n, [r[n] for r in ref], [x[n] for x in got], n in scores)
+                                        for n in outputs))

@@ -150,7 +150,7 @@ def widen_mxu_boundaries(g: Graph, wide: frozenset[str]) -> tuple[Graph, frozens
         if out in wide:
             nodes.append(node)
         else:
-            copy = f"{out}/int16"
+            widened[out] = copy = f"{out}/int16"      # a later 16x8 reader takes this copy
             tensors[copy], copies[copy] = replace(tensors[out], name=copy), out
             nodes += [node.with_(outputs=(copy,)),
                       Node(Op.QUANTIZE, f"{node.name}/narrow", (copy,), (out,), QuantizeAttrs("int8"),

@@ -139,7 +139,8 @@ def accuracy_lines(accuracy: dict | None, precision: dict | None = None, cols: i
             lines.append(f"output accuracy vs float on {n} held-out calibration sample{'s' * (n != 1)}:")
             for o in accuracy["outputs"]:
                 agree = "" if o["argmax_agreement"] is None else f", argmax agreement {o['argmax_agreement']:.1%}"
-                lines.append(f"  {o['output']}: cosine {o['cosine']:.5f}, SQNR {_db(o['sqnr_db'])}{agree}")
+                left = "" if o.get("in_worst_sqnr", True) else " (no signal: not in the worst output SQNR)"
+                lines.append(f"  {o['output']}: cosine {o['cosine']:.5f}, SQNR {_db(o['sqnr_db'])}{agree}{left}")
     if precision is None:
         return "\n".join(lines)
     p = precision

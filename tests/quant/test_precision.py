@@ -22,8 +22,9 @@ from npukit.codegen.context import CompileOptions
 from npukit.codegen.options import QUANT_OPTIONS
 from npukit.codegen.partition import npu_support
 from npukit.errors import InputError
-from npukit.ir.graph import DType
-from npukit.quant.precision import blocks, greedy, heldout_count, looks_like_scores, units, widest
+from npukit.ir.graph import DType, Graph, Node, Op, Tensor
+from npukit.quant.precision import (blocks, compare, greedy, heldout_count, looks_like_scores, score_outputs, units,
+                                   widest, worst_sqnr)
 from npukit.testing.fixtures import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,12 +108,15 @@ def test_auto_meets_a_high_target_and_widens_nothing_for_a_low_one(chain):
     p = hi.precision
     assert p["tensors"] and p["target_met"] and p["sqnr_db"] >= target and p["layers"]
     assert p["measured_on"] == "2 held-out samples"
-    assert set(p["tensors"]) == set(p16["tensors"])      # the chain is one block: all of it
+    # the convs do not join blocks (16x8 between requantising boundaries): a part may do
+    assert set(p["tensors"]) <= set(p16["tensors"])
+    wide = {t.name for t in hi.qgraph.tensors.values() if not t.is_const and t.dtype is DType.I16}
+    assert set(p["tensors"]) <= wide and all(la.target == "npu" for la in hi.program.layers)
     held = xs[N - 2:]
     on8 = npukit.compile(path, "npu-m", calibration={"x": xs[:N - 2]}, precision="int16",
                          options={"timed_candidates": 1})
     assert sqnr_db(float_outputs(path, held), [on8.run({"x": x})["y"] for x in held]) == \
-        pytest.approx(p["sqnr_db"], abs=0.01)
+        pytest.approx(p16["sqnr_db"], abs=0.01)
     lo = npukit.compile(path, "npu-m", calibration={"x": xs}, precision="auto", min_sqnr=p16["int8_sqnr_db"] - 3,
                         options={"timed_candidates": 1})
     assert lo.precision["tensors"] == [] and lo.precision["layers"] == []
@@ -161,9 +165,10 @@ def test_selection_with_a_stand_in_placement_check(chain):
     convs = [n for n in g.nodes if n.op.value == "conv2d"]
     last = convs[-1]
 
-    def refused(qg, wide):      # pretend the last conv cannot run int16 at all
+    def refused(wide):      # pretend the last conv cannot run int16 at all
+        quantize_graph(g, ranges, wide, params=False)
         return {last.name: "no"} if wide & {*last.inputs, *last.outputs} else {}
-    kept = widest(g, groups, frozenset(), refused, lambda w: quantize_graph(g, ranges, w, params=False))
+    kept = widest(g, groups, frozenset(), refused)
     kept_tensors = frozenset().union(*kept)
     assert not kept_tensors & {*last.inputs, *last.outputs}
     assert set(convs[0].inputs[:1]) <= kept_tensors        # the first conv's input is still wide
@@ -176,9 +181,71 @@ def test_selection_with_a_stand_in_placement_check(chain):
         calls.append(wide)
         return 25.0 + 10 * len(wide)
     choice = greedy(g, bl, noise, measure, target_db=30.0)
-    assert choice.int8_sqnr_db == 25.0 and choice.sqnr_db >= 30.0 and len(choice.steps) == 1
-    assert choice.steps[0][0] == convs[0].name             # the noisiest layer's block first
+    first = next(b for b in bl if set(convs[0].outputs) <= b)      # the noisiest layer's block first
+    assert choice.int8_sqnr_db == 25.0 and choice.wide == first and choice.sqnr_db == 25.0 + 10 * len(first)
+    assert choice.steps[0][0] == convs[0].name
     assert greedy(g, bl, noise, measure, target_db=20.0).wide == frozenset()
+
+
+def test_blocks_do_not_join_across_a_conv(chain):
+    """A conv with one side wide runs 16x8 between requantising boundaries: its input and
+    output groups are separate blocks; the shipped graph has the boundary QUANTIZEs."""
+    from npukit.compiler import load_model
+    from npukit.opt.pipeline import optimize
+    g = optimize(load_model(chain[0], None))
+    groups = units(g)
+    bl = blocks(g, groups)
+    for conv in (n for n in g.nodes if n.op.value == "conv2d"):
+        (b_in,) = [b for b in bl if conv.inputs[0] in b]
+        assert conv.outputs[0] not in b_in
+
+
+def test_greedy_bisects_to_the_shortest_prefix_meeting_the_target():
+    """Eight one-tensor blocks, noisiest first a..h; SQNR = 10 + 3 dB per widened block:
+    30 dB needs 7 (31 dB); bisection measures prefixes 0, 8, 4, 6, 7 only."""
+    g = Graph(tuple(Node(Op.CLAMP, f"n{i}", (), (t,)) for i, t in enumerate("abcdefgh")), {}, (), ())
+    bl = [frozenset(t) for t in "hgfedcba"]
+    noise = {f"n{i}": float(i) for i in range(8)}
+    seen = []
+
+    def measure(wide):
+        seen.append(len(wide))
+        return 10.0 + 3 * len(wide)
+    c = greedy(g, bl, noise, measure, target_db=30.0)
+    assert c.wide == frozenset("abcdefg") and c.sqnr_db == 31.0 and seen == [0, 8, 4, 6, 7]
+    # out of reach (34 dB with all 8): the shortest prefix within 1 dB of that (7 give 31 dB: all 8) ...
+    c = greedy(g, bl, noise, lambda w: 10.0 + 3 * len(w), target_db=40.0)
+    assert c.wide == frozenset("abcdefgh") and c.sqnr_db == 34.0
+    # ... and widening that buys nothing widens nothing
+    c = greedy(g, bl, noise, lambda w: 12.0 - 0.1 * len(w), target_db=40.0)
+    assert c.wide == frozenset() and c.sqnr_db == 12.0
+
+
+def test_worst_sqnr_leaves_out_outputs_without_a_signal_and_scores_need_a_softmax_or_one_output():
+    """Hand-worked: f = [3, 4] vs q = [3, 4.5]: SQNR 10 log10(25 / 0.25) = 20 dB; a one-number
+    output f = [0.001] read as 0 is 0 dB but has no signal, so the worst is 20 dB; when every
+    output lacks a signal all count."""
+    a = compare("a", [np.array([[3.0, 4.0]])], [np.array([[3.0, 4.5]])])
+    b = compare("b", [np.array([[0.001]])], [np.array([[0.0]])])
+    c = compare("c", [np.array([[2.0, 2.0]])], [np.array([[2.0, 1.0]])])     # constant: no signal
+    assert a.sqnr_db == pytest.approx(20.0) and a.signal and b.sqnr_db == 0.0 and not b.signal and not c.signal
+    assert worst_sqnr([a, b, c]) == pytest.approx(20.0)
+    assert worst_sqnr([c]) == pytest.approx(10 * np.log10(8 / 1)) and worst_sqnr([b, c]) == 0.0
+    assert worst_sqnr([]) == float("inf")
+    # class scores: a softmax's (through a reshape) or a lone output; a [1, 63] vector beside others is not
+    t = {n: Tensor(n, (1, s), DType.F32) for n, s in (("x", 8), ("l", 63), ("p", 10), ("z", 10), ("f", 1))}
+    nodes = [Node(Op.FULLY_CONNECTED, "fc", ("x",), ("l",)), Node(Op.SOFTMAX, "sm", ("x",), ("z",)),
+             Node(Op.RESHAPE, "rs", ("z",), ("p",)), Node(Op.SIGMOID, "sg", ("x",), ("f",))]
+    assert score_outputs(Graph(tuple(nodes), t, ("x",), ("l", "p", "f"))) == {"p"}
+    assert score_outputs(Graph(tuple(nodes[:1]), t, ("x",), ("l",))) == {"l"}
+    # a recogniser's [1, T, C] softmax: per-step scores; the same shape from a conv is not
+    t3 = {"x": Tensor("x", (1, 4, 8), DType.F32), "s": Tensor("s", (1, 4, 5), DType.F32),
+          "c": Tensor("c", (1, 4, 5), DType.F32)}
+    seq = (Node(Op.SOFTMAX, "sm", ("x",), ("s",)), Node(Op.FULLY_CONNECTED, "fc", ("x",), ("c",)))
+    assert score_outputs(Graph(seq, t3, ("x",), ("s", "c"))) == {"s"}
+    assert score_outputs(Graph(seq[1:], t3, ("x",), ("c",))) == frozenset()
+    o = compare("s", [np.array([[[1.0, 2.0], [3.0, 0.0]]])], [np.array([[[2.5, 2.0], [3.0, 0.0]]])], scores=True)
+    assert o.argmax_agreement == 0.5
 
 
 def test_options_and_api_errors():
@@ -217,3 +284,26 @@ def test_cli_refuses_precision_on_a_quantised_model_and_prints_the_summary(tmp_p
     assert saved["accuracy"]["heldout_samples"] == 2 and saved["precision"]["mode"] == "int16"
     assert saved["precision"]["layers"] and saved["accuracy"]["outputs"][0]["sqnr_db"] == pytest.approx(
         saved["precision"]["sqnr_db"])
+
+
+def test_boundaries_share_one_int16_copy_between_a_narrowing_writer_and_a_widening_reader(chain):
+    """conv0 reads a wide input and writes r0 int8 (an int16 copy narrowed); conv1 reads r0
+    and writes a wide output: it takes conv0's int16 copy (hand-landmark-full had the copy
+    defined twice); conv2 reads r1 wide and narrows y's producer. Two QUANTIZEs, unique
+    outputs, and float results unchanged (onnxruntime)."""
+    from npukit.compiler import load_model
+    from npukit.kernels.float_exec import run_float
+    from npukit.opt.pipeline import optimize
+    from npukit.quant.wide import widen_mxu_boundaries
+    path, xs = chain[0], chain[1]
+    g = optimize(load_model(path, None))
+    c0, c1, c2 = [n for n in g.nodes if n.op is Op.CONV2D]
+    wg, wide, copies = widen_mxu_boundaries(g, frozenset({c0.inputs[0], c1.outputs[0]}))
+    made = [t for n in wg.nodes for t in n.outputs]
+    assert len(made) == len(set(made))
+    assert copies == {f"{c.outputs[0]}/int16": c.outputs[0] for c in (c0, c2)} and set(copies) <= wide
+    (n1,) = [n for n in wg.nodes if n.name == c1.name]
+    assert n1.inputs[0] == f"{c0.outputs[0]}/int16"
+    assert [n.op for n in wg.nodes].count(Op.QUANTIZE) == 2
+    got = run_float(wg, {wg.inputs[0]: xs[0]})[wg.outputs[0]]
+    np.testing.assert_allclose(got, float_outputs(path, xs[:1])[0], rtol=1e-4, atol=1e-4)
