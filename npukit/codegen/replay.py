@@ -108,7 +108,8 @@ def _timings(ctx: Ctx, candidates: list, emit, ratio: float) -> list[tuple[int, 
 
 def _same_but_flow(a, b) -> bool:
     """Whether tilings `a` and `b` differ at most in their dataflow and closed-form estimate."""
-    return type(a) is type(b) and dataclasses.replace(a, dataflow=b.dataflow, est_cycles=b.est_cycles) == b
+    return (dataclasses.is_dataclass(a) and type(a) is type(b)
+            and dataclasses.replace(a, dataflow=b.dataflow, est_cycles=b.est_cycles) == b)
 
 
 def _flow_free(prog: list, arch) -> bool:

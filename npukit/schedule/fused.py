@@ -120,9 +120,23 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                             continue
                         n_g = math.ceil(x_rows * s.w / eg)
                         n_instr += n_rb * (1 + 2 * n_cc * n_g)
-                    # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM) plus
-                    # the instruction overheads bound every estimate from below
-                    bound = pw_floor - n_rb * n_kb * n_cc + n_instr * _ISSUE
+                    e = th * s.ew
+                    x_tile = x_rows * s.w * tc
+                    g_pix, w_ex = 0, 0.0
+                    if f.cin:     # the band's rows are computed, from the expansion's input rows
+                        x_dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
+                        g_pix, w_ex = math.ceil(x_rows * s.w / n_g), _transfer(tc * f.cin, 1 << 30, bw.w)
+                    else:
+                        x_dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
+                    o_dma = 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
+                    n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
+                    w_dma = n_w * _transfer(tk * tc, 1 << 30, bw.w)
+                    requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
+                    # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM), the
+                    # requantisations and the transfers (the expansion's weights loaded once) bound
+                    # every estimate from below, with the instruction overheads
+                    dma = (x_dma + n_cc * w_ex if f.cin else x_dma) + o_dma + w_dma
+                    bound = int(max(pw_floor - n_rb * n_kb * n_cc, requant, dma) + n_instr * _ISSUE)
                     if prune and len(best) == top and bound >= best[-1].est_cycles:
                         continue
                     ex_res = True
@@ -132,21 +146,10 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                         a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident, False, eg)
                     if a > abuf_bytes or w > arch.wbuf_bytes or acc > arch.acc_bytes:
                         continue
-                    e = th * s.ew
-                    x_tile = x_rows * s.w * tc
                     ex_vpu = 0
-                    if f.cin:     # the band's rows are computed, from the expansion's input rows
-                        dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
-                        n_we = n_cc if ex_res or n_cc == 1 else n_rb * n_cc
-                        dma += n_we * _transfer(tc * f.cin, 1 << 30, bw.w)
-                        g_pix = math.ceil(x_rows * s.w / n_g)
+                    if f.cin:
+                        dma = x_dma + (n_cc if ex_res or n_cc == 1 else n_rb * n_cc) * w_ex + o_dma + w_dma
                         ex_vpu = n_rb * n_cc * n_g * costs.vpu_cycles(g_pix * tc, lanes, depth)
-                    else:
-                        dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
-                    dma += 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
-                    n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
-                    dma += n_w * _transfer(tk * tc, 1 << 30, bw.w)
-                    requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
                     for engine in engines:
                         if engine == "mxu":
                             dw_mxu, dw_vpu = n_rb * n_cc * costs.mxu_depthwise_cycles(
