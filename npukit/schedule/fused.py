@@ -99,7 +99,8 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
     flows = [costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS]
     best: list[FusedTiling] = []
     pw_floor = s.eh * s.ew * f.k * s.c // (rows * cols)
-    tks, ths = _candidates(f.k, cols), _row_candidates(s.eh, max_rows)
+    tks = _candidates(f.k, cols)
+    bands = [(th, math.ceil(s.eh / th), rows_in(s, th)) for th in _row_candidates(s.eh, max_rows)]
     for tc in _candidates(s.c, rows):
         # a resident input is read in place only as whole pixels (DwConv has no channel stride)
         ip = (in_place[0] and (tc == s.c or f.cin > 0), in_place[1])
@@ -107,11 +108,9 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
         for tk in tks:
             n_kb = math.ceil(f.k / tk)
             for resident in (True, False):
-                for th in ths:
-                    n_rb = math.ceil(s.eh / th)
-                    x_rows = rows_in(s, th)
+                for th, n_rb, x_rows in bands:
                     if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
-                        x_rows = min(rows_in(s, th), th * s.sh)
+                        x_rows = min(x_rows, th * s.sh)
                     n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
                     eg = n_g = 0
                     if f.cin:     # per band: its input rows, and per chunk and group a Conv + Requant
@@ -163,5 +162,6 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                                 mxu += n_rb * n_cc * n_g * costs.mxu_gemm_cycles(g_pix, tc, f.cin, rows, cols,
                                                                                  flow, overlap)
                             est = int(max(mxu, requant + dw_vpu + ex_vpu, dma) + n_instr * _ISSUE)
-                            keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est, ex_res, eg), top)
+                            if len(best) < top or est < best[-1].est_cycles:    # else it cannot enter
+                                keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est, ex_res, eg), top)
     return best
