@@ -3,6 +3,10 @@
 The closed forms of the tiling search ignore the stalls between tiles (an engine waiting
 on a transfer or a free buffer); the event model sees them. Each candidate is lowered into
 a scratch emitter and constant image, the layer alone is timed, and the fastest wins.
+Candidates that must time the same as an earlier one are not timed again (`_timings`): one
+that differs from it only in the dataflow, where every GEMM of the earlier one's program takes
+as many cycles in either dataflow (the event model reads the dataflow nowhere else), is not
+even lowered; one whose lowered program equals an earlier one's is not simulated.
 """
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..arch.tech import energy_table
+from ..cost import costs
 from ..cost.timing import simulate
+from ..isa import instructions as I
 from .context import Ctx
 from .emitter import Emitter
 
@@ -27,16 +33,16 @@ class _Replay:
     host_segments: tuple = field(default=())
 
 
-def replay(ctx: Ctx, emit, ratio: float = 1.0) -> tuple[int, float]:
-    """(cycles, dynamic energy in pJ) of the instructions `emit(scratch_ctx)` produces, timed on
-    their own; compressed weight blocks are sized by the layer's measured `ratio` (encoding
-    every candidate's blocks would cost more than the lowering)."""
+def lowered(ctx: Ctx, emit, ratio: float = 1.0) -> list:
+    """The instructions `emit(scratch_ctx)` produces into a scratch emitter and constant image;
+    compressed weight blocks are sized by the layer's measured `ratio` (encoding every
+    candidate's blocks would cost more than the lowering)."""
     consts = ctx.consts.fresh(estimate=ratio)
     e = Emitter(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
                 packed_space=consts.space)
     scratch = dataclasses.replace(ctx, consts=consts, emitter=e)
     emit(scratch)
-    return timed(e.program, ctx.arch)
+    return e.program
 
 
 def timed(instructions: list, arch) -> tuple[int, float]:
@@ -75,5 +81,46 @@ def fastest(ctx: Ctx, candidates: list[Candidate], emit, key, ratio: float = 1.0
         return candidates[0]
     tie = ctx.options.energy_tie
     memo = ctx.memo
-    return candidates[memo.get(memo.chosen, (key, tie), lambda: pick(
-        [replay(ctx, lambda c, t=t: emit(c, t), ratio) for t in candidates], tie))]
+    return candidates[memo.get(memo.chosen, (key, tie), lambda: pick(_timings(ctx, candidates, emit, ratio), tie))]
+
+
+def _timings(ctx: Ctx, candidates: list, emit, ratio: float) -> list[tuple[int, float]]:
+    """Each candidate's (cycles, energy) by the event model; one that must time as an earlier
+    one (see the module's note) is given that one's, so `pick` decides as if all were timed."""
+    out: list[tuple[int, float]] = []
+    progs: list[list] = []
+    flow_free: list[bool] = []    # the program's GEMMs take as long in either dataflow
+    for t in candidates:
+        twin = next((j for j, u in enumerate(candidates[:len(out)])
+                     if flow_free[j] and _same_but_flow(u, t)), None)
+        if twin is not None:
+            out.append(out[twin])
+            progs.append(progs[twin])
+            flow_free.append(True)
+            continue
+        prog = lowered(ctx, lambda c, t=t: emit(c, t), ratio)
+        same = next((j for j, p in enumerate(progs) if p == prog), None)
+        out.append(out[same] if same is not None else timed(prog, ctx.arch))
+        progs.append(prog)
+        flow_free.append(_flow_free(prog, ctx.arch))
+    return out
+
+
+def _same_but_flow(a, b) -> bool:
+    """Whether tilings `a` and `b` differ at most in their dataflow and closed-form estimate."""
+    if type(a) is not type(b) or not dataclasses.is_dataclass(a):
+        return False
+    return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(a)
+               if f.name not in ("dataflow", "est_cycles"))
+
+
+def _flow_free(prog: list, arch) -> bool:
+    """Whether every GEMM of `prog` takes as many cycles weight as output stationary."""
+    rows, cols, overlap = arch.mxu.rows, arch.mxu.cols, arch.mxu.fold_overlap
+    for ins in prog:
+        if isinstance(ins, I.Conv):
+            e, win = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1] * ins.c_len
+            if (costs.mxu_gemm_cycles(e, ins.k, win, rows, cols, costs.WS, overlap)
+                    != costs.mxu_gemm_cycles(e, ins.k, win, rows, cols, costs.OS, overlap)):
+                return False
+    return True

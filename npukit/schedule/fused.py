@@ -99,7 +99,8 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
     flows = [costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS]
     best: list[FusedTiling] = []
     pw_floor = s.eh * s.ew * f.k * s.c // (rows * cols)
-    tks, ths = _candidates(f.k, cols), _row_candidates(s.eh, max_rows)
+    tks = _candidates(f.k, cols)
+    bands = [(th, math.ceil(s.eh / th), rows_in(s, th)) for th in _row_candidates(s.eh, max_rows)]
     for tc in _candidates(s.c, rows):
         # a resident input is read in place only as whole pixels (DwConv has no channel stride)
         ip = (in_place[0] and (tc == s.c or f.cin > 0), in_place[1])
@@ -107,11 +108,9 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
         for tk in tks:
             n_kb = math.ceil(f.k / tk)
             for resident in (True, False):
-                for th in ths:
-                    n_rb = math.ceil(s.eh / th)
-                    x_rows = rows_in(s, th)
+                for th, n_rb, x_rows in bands:
                     if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
-                        x_rows = min(rows_in(s, th), th * s.sh)
+                        x_rows = min(x_rows, th * s.sh)
                     n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
                     eg = n_g = 0
                     if f.cin:     # per band: its input rows, and per chunk and group a Conv + Requant
@@ -120,9 +119,23 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                             continue
                         n_g = math.ceil(x_rows * s.w / eg)
                         n_instr += n_rb * (1 + 2 * n_cc * n_g)
-                    # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM) plus
-                    # the instruction overheads bound every estimate from below
-                    bound = pw_floor - n_rb * n_kb * n_cc + n_instr * _ISSUE
+                    e = th * s.ew
+                    x_tile = x_rows * s.w * tc
+                    g_pix, w_ex = 0, 0.0
+                    if f.cin:     # the band's rows are computed, from the expansion's input rows
+                        x_dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
+                        g_pix, w_ex = math.ceil(x_rows * s.w / n_g), _transfer(tc * f.cin, 1 << 30, bw.w)
+                    else:
+                        x_dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
+                    o_dma = 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
+                    n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
+                    w_dma = n_w * _transfer(tk * tc, 1 << 30, bw.w)
+                    requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
+                    # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM), the
+                    # requantisations and the transfers (the expansion's weights loaded once) bound
+                    # every estimate from below, with the instruction overheads
+                    dma = (x_dma + n_cc * w_ex if f.cin else x_dma) + o_dma + w_dma
+                    bound = int(max(pw_floor - n_rb * n_kb * n_cc, requant, dma) + n_instr * _ISSUE)
                     if prune and len(best) == top and bound >= best[-1].est_cycles:
                         continue
                     ex_res = True
@@ -132,21 +145,10 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                         a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident, False, eg)
                     if a > abuf_bytes or w > arch.wbuf_bytes or acc > arch.acc_bytes:
                         continue
-                    e = th * s.ew
-                    x_tile = x_rows * s.w * tc
                     ex_vpu = 0
-                    if f.cin:     # the band's rows are computed, from the expansion's input rows
-                        dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
-                        n_we = n_cc if ex_res or n_cc == 1 else n_rb * n_cc
-                        dma += n_we * _transfer(tc * f.cin, 1 << 30, bw.w)
-                        g_pix = math.ceil(x_rows * s.w / n_g)
+                    if f.cin:
+                        dma = x_dma + (n_cc if ex_res or n_cc == 1 else n_rb * n_cc) * w_ex + o_dma + w_dma
                         ex_vpu = n_rb * n_cc * n_g * costs.vpu_cycles(g_pix * tc, lanes, depth)
-                    else:
-                        dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
-                    dma += 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
-                    n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
-                    dma += n_w * _transfer(tk * tc, 1 << 30, bw.w)
-                    requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
                     for engine in engines:
                         if engine == "mxu":
                             dw_mxu, dw_vpu = n_rb * n_cc * costs.mxu_depthwise_cycles(
@@ -160,5 +162,6 @@ def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, 
                                 mxu += n_rb * n_cc * n_g * costs.mxu_gemm_cycles(g_pix, tc, f.cin, rows, cols,
                                                                                  flow, overlap)
                             est = int(max(mxu, requant + dw_vpu + ex_vpu, dma) + n_instr * _ISSUE)
-                            keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est, ex_res, eg), top)
+                            if len(best) < top or est < best[-1].est_cycles:    # else it cannot enter
+                                keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est, ex_res, eg), top)
     return best

@@ -138,9 +138,8 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
                 stage = 0 if in_place[1] else out_tile * s.out_bytes
                 if nbuf * (_a(in_tile) + _a(stage)) > a_bytes or (not dw and nbuf * _a(4 * s.in_bytes * out_tile) > acc_bytes):
                     continue
-                for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
-                                      dw_engine, loop_order, arch, in_place):
-                    keep_best(best, cand, top)
+                _estimate(best, top, s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref, dw_engine,
+                          loop_order, arch, in_place)
     if not best:
         raise ScheduleError(f"no tiling of a {s.h}x{s.w}x{s.c} -> {s.eh}x{s.ew}x{k_total} layer "
                             f"(kernel {s.kh}x{s.kw}) fits ABUF {a_bytes} B, WBUF {w_bytes} B, ACC {acc_bytes} B")
@@ -161,8 +160,10 @@ def _transfer(nbytes: int, run: int, bpc: float) -> float:
     return math.ceil(nbytes / run) * math.ceil(run / costs.BURST_BYTES) * costs.BURST_BYTES / bpc
 
 
-def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, loop_order, arch,
-              in_place=(False, False)):
+def _estimate(best, top, s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, loop_order, arch,
+              in_place=(False, False)) -> None:
+    """Every tiling of these tile sizes (engine, dataflow, loop order) that enters `best`
+    (`keep_best`); one that cannot is never built."""
     n_rb, n_cc = math.ceil(s.eh / th), math.ceil(s.c / tc)
     n_kb = 1 if s.depthwise_mult else math.ceil(s.k / tk)
     dw = s.depthwise_mult > 0
@@ -170,6 +171,31 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
     engines = ["mxu"]
     if dw:
         engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
+    orders = ["k_outer", "rows_outer"] if loop_order == "auto" else [loop_order]
+    if loop_order == "auto" and (n_kb == 1 or n_rb == 1):
+        orders = ["rows_outer"]      # one loop: both orders are the same program
+    # all weight blocks in their own slots when they take at most half of WBUF (the other
+    # half is where the next layer's weights load meanwhile)
+    resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(24 * tk)) <= arch.wbuf_bytes // 2
+    x_tile, xb, ob = rows_in(s, th) * s.w * tc * s.in_bytes, s.in_bytes, s.out_bytes
+    x_one = _transfer(x_tile, x_tile if tc == s.c else tc * xb, bw.x)
+    o_tile = th * s.ew * tk * ob
+    o_copy = 0 if in_place[1] else n_rb * n_kb * _transfer(o_tile, o_tile if tk == k_total else tk * ob, bw.o)
+    w_one = _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w)
+    overhead = n_rb * n_kb * (3 * n_cc + 3) * _ISSUE
+    loads = []     # (order, copies of the input tile, of the weight tile)
+    for order in orders:
+        if dw:
+            n_x, n_w = n_rb * n_cc, n_rb * n_cc
+        elif n_cc == 1 and order == "k_outer":      # weights stay, inputs re-read per k block
+            n_x, n_w = n_rb * n_kb, n_kb
+        elif n_cc == 1:                              # inputs stay, weights re-read per row block
+            n_x, n_w = n_rb, n_rb * n_kb if n_kb > 1 else 1
+        else:
+            n_x, n_w = n_rb * n_kb * n_cc, n_rb * n_kb * n_cc
+        if resident:
+            n_w = n_kb * n_cc
+        loads.append((order, (0 if in_place[0] else n_x * x_one) + n_w * w_one + o_copy))
     for engine in engines:
         if dw and engine == "vpu":
             per = costs.vpu_cycles(s.in_bytes * e * tk * s.kh * s.kw, arch.vpu.lanes, arch.vpu.pipeline_depth)
@@ -183,29 +209,7 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
             if not dw:
                 per = s.in_bytes * costs.mxu_gemm_cycles(e, tk, s.kh * s.kw * tc, rows, cols, flow, overlap)
             compute = per * n_rb * n_kb * n_cc
-            orders = ["k_outer", "rows_outer"] if loop_order == "auto" else [loop_order]
-            if loop_order == "auto" and (n_kb == 1 or n_rb == 1):
-                orders = ["rows_outer"]      # one loop: both orders are the same program
-            # all weight blocks in their own slots when they take at most half of WBUF (the
-            # other half is where the next layer's weights load meanwhile)
-            resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(24 * tk)) <= arch.wbuf_bytes // 2
-            for order in orders:
-                if dw:
-                    n_x, n_w = n_rb * n_cc, n_rb * n_cc
-                elif n_cc == 1 and order == "k_outer":      # weights stay, inputs re-read per k block
-                    n_x, n_w = n_rb * n_kb, n_kb
-                elif n_cc == 1:                              # inputs stay, weights re-read per row block
-                    n_x, n_w = n_rb, n_rb * n_kb if n_kb > 1 else 1
-                else:
-                    n_x, n_w = n_rb * n_kb * n_cc, n_rb * n_kb * n_cc
-                if resident:
-                    n_w = n_kb * n_cc
-                x_tile, xb, ob = rows_in(s, th) * s.w * tc * s.in_bytes, s.in_bytes, s.out_bytes
-                x_copy = 0 if in_place[0] else n_x * _transfer(x_tile, x_tile if tc == s.c else tc * xb, bw.x)
-                o_tile = th * s.ew * tk * ob
-                o_copy = 0 if in_place[1] else n_rb * n_kb * _transfer(o_tile, o_tile if tk == k_total
-                                                                     else tk * ob, bw.o)
-                dma = x_copy + n_w * _transfer(tk * s.kh * s.kw * (1 if dw else tc), 1 << 30, bw.w) + o_copy
-                n_instr = n_rb * n_kb * (3 * n_cc + 3)
-                est = int(max(compute, dma) + n_instr * _ISSUE)
-                yield ConvTiling(th, tk, tc, order, flow, engine, est, resident)
+            for order, dma in loads:
+                est = int(max(compute, dma) + overhead)
+                if len(best) < top or est < best[-1].est_cycles:
+                    keep_best(best, ConvTiling(th, tk, tc, order, flow, engine, est, resident), top)

@@ -8,15 +8,19 @@ from types import SimpleNamespace
 
 import pytest
 
+from npukit.arch import load_arch
 from npukit.codegen import replay
 from npukit.codegen.context import CompileOptions
 from npukit.schedule.memo import Memo
 
+ARCH = load_arch("npu-m")
+
 
 def _pick(monkeypatch, timed, tie, memo=None):
     answers = dict(enumerate(timed))
-    monkeypatch.setattr(replay, "replay", lambda ctx, emit, ratio=1.0: emit(None))
-    ctx = SimpleNamespace(options=CompileOptions(energy_tie=tie), memo=Memo() if memo is None else memo)
+    monkeypatch.setattr(replay, "lowered", lambda ctx, emit, ratio=1.0: [emit(None)])
+    monkeypatch.setattr(replay, "timed", lambda prog, arch: prog[0])
+    ctx = SimpleNamespace(options=CompileOptions(energy_tie=tie), memo=Memo() if memo is None else memo, arch=ARCH)
     return replay.fastest(ctx, list(range(len(timed))), lambda cx, t: answers[t], key=("case", tuple(timed)))
 
 
@@ -37,5 +41,5 @@ def test_a_remembered_choice_depends_on_the_tie(monkeypatch):
     memo = Memo()       # one compile's: the choice under tie 0 is remembered, not reused for 0.01
     assert _pick(monkeypatch, timed, 0.0, memo) == 0
     answers = dict(enumerate(timed))
-    ctx = SimpleNamespace(options=CompileOptions(energy_tie=0.01), memo=memo)
+    ctx = SimpleNamespace(options=CompileOptions(energy_tie=0.01), memo=memo, arch=ARCH)
     assert replay.fastest(ctx, [0, 1], lambda cx, t: answers[t], key=("case", tuple(timed))) == 1

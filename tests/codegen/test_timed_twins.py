@@ -1,0 +1,44 @@
+"""A layer's tilings that must time the same as an earlier one are not timed again
+(codegen.replay._timings): the (cycles, energy) it gives every candidate equals timing each
+one's own lowering on the event model, on real layers where such twins occur."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from npukit.arch import load_arch
+from npukit.codegen import replay
+from npukit.codegen.context import CompileOptions
+from npukit.codegen.lower import lower_program
+from npukit.compiler import compile_graph, load_model
+
+MODEL = Path(__file__).resolve().parents[1] / "data/mlperf_tiny/mobilenet_v2_035_96.tflite"
+
+
+def test_twins_get_the_timing_their_own_lowering_has(monkeypatch):
+    arch = load_arch("u55-256")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        _, qg, _ = compile_graph(load_model(MODEL, None), arch, None, sqnr=False)
+    real, lowered = replay._timings, replay.lowered
+    calls = {"lowered": 0, "candidates": 0, "groups": 0}
+
+    def counted(*a, **k):
+        calls["lowered"] += 1
+        return lowered(*a, **k)
+
+    def checked(ctx, cands, emit, ratio):
+        got = real(ctx, cands, emit, ratio)
+        want = [replay.timed(lowered(ctx, lambda c, t=t: emit(c, t), ratio), ctx.arch) for t in cands]
+        assert got == want
+        calls["candidates"] += len(cands)
+        calls["groups"] += 1
+        return got
+
+    monkeypatch.setattr(replay, "lowered", counted)
+    monkeypatch.setattr(replay, "_timings", checked)
+    lower_program(qg, arch, CompileOptions(), {})
+    assert calls["groups"] > 0
+    assert calls["lowered"] < calls["candidates"]     # some dataflow twins were never lowered
