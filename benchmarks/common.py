@@ -97,3 +97,11 @@ def _fmt(v) -> str:
 
 def _numeric(s: str) -> bool:
     return s.replace(".", "", 1).replace("-", "", 1).replace("x", "").replace("%", "").isdigit()
+
+
+def status_mib(key: str) -> float:
+    """VmRSS / VmHWM of this process (ru_maxrss would include the parent's RSS at fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0

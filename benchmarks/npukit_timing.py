@@ -19,15 +19,10 @@ import tracemalloc
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import status_mib  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's npukit, not an installed one
-
-
-def status_mib(key: str) -> float:
-    """VmRSS / VmHWM of this process (ru_maxrss would include the parent's RSS at fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
