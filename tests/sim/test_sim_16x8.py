@@ -49,6 +49,8 @@ def test_depthwise_16x8_sim_equals_litert(tmp_path, seed, hw, ch, mult, kernel, 
     span = [(kernel[i] - 1) * dilation[i] + 1 for i in range(2)]
     if padding == "VALID" and (hw[0] < span[0] or hw[1] < span[1]):
         return
+    if any(kernel[i] > 1 and dilation[i] > hw[i] for i in range(2)):
+        return      # refused by the TFLite validator: no tap but the first reaches an input pixel
     model, x, *_ = dw16x8_model(seed, hw, ch, mult, kernel, stride, dilation, padding, gain)
     _, got = _run(tmp_path, model, x, _arch(arch), engine)
     np.testing.assert_array_equal(got, run_reference(model, [x])[0])
