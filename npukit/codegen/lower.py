@@ -16,6 +16,7 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
+from ..quant.records import encode_node
 from ..schedule.fused import FusedTiling
 from ..schedule.plan import Schedule, tiling_dict
 from .bands import fused_summary
@@ -116,7 +117,7 @@ def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> N
             rec["space"], rec["addr"] = ctx.space(name), ctx.addr(name)
         return rec
 
-    segments.append({"node": to_data(node.with_(source=()), blobs),
+    segments.append({**encode_node(node, blobs),
                      "inputs": [ref(n) for n in node.inputs], "outputs": [ref(n) for n in node.outputs]})
     seg = len(segments) - 1
     reads = [(ctx.space(n), ctx.addr(n), ctx.addr(n) + g.tensors[n].nbytes)

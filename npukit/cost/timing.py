@@ -179,7 +179,7 @@ def host_cycles(prog: Program, seg: int, arch) -> tuple[int, int, float]:
     """(NPU-clock cycles, elements, CPU cycles) of a host segment under the simple CPU model."""
     rec = prog.host_segments[seg]
     elements = sum(int(np.prod(r["shape"])) for r in (*rec["outputs"], *rec["inputs"]))
-    cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["node"]["op"]["value"], "other"), elements)
+    cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["kind"], "other"), elements)
     return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz)), elements, cpu_cycles
 
 

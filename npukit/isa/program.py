@@ -12,7 +12,7 @@ from . import container, serial, validate
 from .encoding import decode, encode
 from .instructions import Instr
 
-FORMAT = (1, 0)
+FORMAT = (container.FORMAT_MAJOR, container.FORMAT_MINOR)
 
 
 @dataclass(frozen=True)

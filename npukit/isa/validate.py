@@ -100,19 +100,37 @@ class RegionRecord(BaseModel):
     space: Annotated[int, Field(ge=I.REGION0, le=I.REGION0 + 1024)]
 
 
+class QuantRecord(BaseModel):          # ir.graph.QParams
+    model_config = _STRICT
+    scale: Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=1)]
+    zero_point: Annotated[list[int], Field(min_length=1)]
+    axis: int | None = None
+
+
+class ArrayRef(BaseModel):            # an array of the host_arrays section
+    model_config = _STRICT
+    array: Count
+
+
 class HostTensorRecord(BaseModel):
     model_config = _STRICT
     shape: Shape
     dtype: DType
-    quant: dict[str, Any] | None
-    data: dict[str, Any] | None = None      # a constant (serial's encoding), or else a place:
+    quant: QuantRecord | None
+    data: ArrayRef | None = None      # a constant, or else a place:
     space: Count | None = None
     addr: Count | None = None
 
 
 class HostSegmentRecord(BaseModel):
+    """One node the host runs: `kind` names its operator; `attrs` and `params` are the fields
+    of that kind's records (quant.records lists them and checks them at load)."""
     model_config = _STRICT
-    node: dict[str, Any]
+    kind: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    name: str
+    attrs: dict[str, Any]
+    params_kind: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")] | None
+    params: dict[str, Any] | None
     inputs: list[HostTensorRecord]
     outputs: list[HostTensorRecord]
 
