@@ -135,7 +135,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     xb, ob = s.in_bytes, s.out_bytes       # element sizes: int16 tensors move 2 bytes each
     ins = None if x_direct else SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc * xb, nb))
     outs = None if o_direct else SlotPair(a_slots.take(t.th * s.ew * t.tk * ob, nb))
-    pbytes = 3 * params.itemsize   # per output channel
+    pbytes = I.requant_param_bytes(mode)   # per output channel
     wts: OwnSlots | SlotPair
     prm: OwnSlots | SlotPair
     if t.w_resident:
@@ -196,21 +196,17 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         acc = accs.next()
         my_chunks = list(enumerate(chunks))
         if a > last:   # the whole tile reads padding only: its accumulators are zero
-            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, 4 * rl * s.ew * kl, 0),
-                   [], [(I.ACC, acc, acc + 4 * rl * s.ew * kl)])
+            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, 4 * rl * s.ew * kl, 0))
             my_chunks = []
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
             n_rows = last - a + 1
             xa, x_stride, x_off, wa = staged if staged is not None and j == 0 else fetch(ki, ri, ci)
-            wbytes = kl * s.kh * s.kw * cl
-            reads = [(I.ABUF, xa, xa + n_rows * wd * x_stride * xb), (I.WBUF, wa, wa + wbytes)]
-            writes = [(I.ACC, acc, acc + 4 * rl * s.ew * kl)]
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
                        dilation=attrs.dilation, pad_t=a * ih - y0, pad_l=pl)
             e.emit(lambda L, d: I.Conv(
                 L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=x_stride, c_off=x_off, c_len=cl, wgt=wa, dst=acc,
                 k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
-                dataflow=t.dataflow, in_bytes=xb, **geo), reads + ([writes[0]] if j else []), writes)
+                dataflow=t.dataflow, in_bytes=xb, **geo))
         staged = None
         if len(chunks) == 1 and step + 1 < len(nest):
             nk, nr = nest[step + 1]
@@ -228,9 +224,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             oa, o_stride, o_off = outs.next(), kl, 0
         e.emit(lambda L, d: I.Requant(
             L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=o_stride, dst_c_off=o_off,
-            out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode),
-            [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + pbytes * kl)],
-            [(I.ABUF, oa + o_off * ob, oa + (o_off + (npix - 1) * o_stride + kl) * ob)])
+            out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode))
         if not o_direct:
             dst = o_base + (r0 * s.ew * k_all + grp * s.k + k0) * ob
             dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, dst, (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
@@ -247,7 +241,7 @@ def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b,
     ins = SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc, nb))
     outs = SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
     wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw, nb))
-    prm = SlotPair(w_slots.take(12 * t.tk, nb))
+    prm = SlotPair(w_slots.take(I.PARAM_BYTES * t.tk, nb))
     x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all
     o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all
     pt, pl = attrs.pads[0], attrs.pads[1]
@@ -272,15 +266,13 @@ def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b,
                 dma(e, wspace, w_addr, (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, kl * s.kh * s.kw)
             pa, load = prm.lookup(("p", c0))
             if load:
-                dma(e, wspace, p_addr, (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, 12 * kl)
+                dma(e, wspace, p_addr, (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, I.PARAM_BYTES * kl)
             oa = outs.next()
             npix = rl * s.ew
             e.emit(lambda L, d: I.DwConv(
                 L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=wa, params=pa, dst=oa, out_h=rl, out_w=s.ew,
                 mult=mult, kernel=(s.kh, s.kw), stride=attrs.stride, dilation=attrs.dilation, pad_t=a - y0,
-                pad_l=pl, zp=p.input_zp, out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, engine=eng),
-                [(I.ABUF, xa, xa + n_rows * wd * cl), (I.WBUF, wa, wa + kl * s.kh * s.kw),
-                 (I.WBUF, pa, pa + 12 * kl)], [(I.ABUF, oa, oa + npix * kl)])
+                pad_l=pl, zp=p.input_zp, out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, engine=eng))
             dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, o_base + r0 * s.ew * k_all + k0, (0, 0, 0, k_all),
                 (1, 1, 1, npix), kl)
 

@@ -78,8 +78,7 @@ def lower_pad(ctx: Ctx, g: Graph, node: Node) -> bool:
         code = pad_code(node, x.quant) if x.quant is not None else 0
         if eb > 1 and code not in (0, -1):
             raise ScheduleError(f"{node.name}: an int16 PAD fills with code {code} (the DMA fill sets bytes)")
-        ctx.emitter.emit(lambda L, d: I.Fill(L, d, o_space, dst, out.nbytes, code & 0xFF), [],
-                         [(o_space, dst, dst + out.nbytes)])
+        ctx.emitter.emit(lambda L, d: I.Fill(L, d, o_space, dst, out.nbytes, code & 0xFF))
     ost = _strides(out.shape, eb)
     pads = node.attrs.pads
     start = sum(p0 * s for (p0, _), s in zip(pads, ost))

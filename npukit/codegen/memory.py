@@ -9,9 +9,9 @@ import numpy as np
 from ..ir.graph import Graph, Op
 from ..isa import instructions as I
 from ..isa import wcodec
+from ..isa.instructions import ALIGN
 from ..schedule.tiling import register_cache
 
-ALIGN = 16
 
 
 def _align(n: int, a: int = ALIGN) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Set as AbstractSet
 
 from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
+from ..isa import instructions as I
 from ..quant.quantize import LUT_OPS
 from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
 from .context import CompileOptions
@@ -61,7 +62,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
 
 def onchip_bytes(arch, options: CompileOptions | None = None) -> int:
     """The top of ABUF kept for resident activations (CompileOptions.onchip_fraction)."""
-    return int(arch.abuf_bytes * (options or CompileOptions()).onchip_fraction) // 16 * 16
+    return int(arch.abuf_bytes * (options or CompileOptions()).onchip_fraction) // I.ALIGN * I.ALIGN
 
 
 def layer_macs(g: Graph, node: Node) -> int:

@@ -107,8 +107,7 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
             contiguous(e, b_space, b_addr + (r0 * b_cols if bs_r else 0), I.ABUF, ba, b_len)
         oa = o_buf.next()
         strides = (b_cols if bs_r else 0, 1 if bs_c else 0)
-        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams),
-               [(I.ABUF, aa, aa + rl * c), (I.ABUF, ba, ba + b_len)], [(I.ABUF, oa, oa + rl * c)])
+        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), o_addr + r0 * c, rl * c)
     return {}
 
@@ -118,7 +117,7 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
     table_data = node.params.table if table is None else table
     e, n = ctx.emitter, g.tensors[node.outputs[0]].size
     a_slots, w_slots, _ = ctx.slots()
-    chunk = min(n, (a_slots.size // (2 * ctx.nbuf)) // 16 * 16 or n)
+    chunk = min(n, (a_slots.size // (2 * ctx.nbuf)) // I.ALIGN * I.ALIGN or n)
     ins, outs = SlotPair(a_slots.take(chunk, ctx.nbuf)), SlotPair(a_slots.take(chunk, ctx.nbuf))
     table_at = w_slots.take(256, 1)[0]
     contiguous(e, ctx.consts.space, ctx.const(np.asarray(table_data).view(np.int8), True), I.WBUF, table_at, 256)
@@ -128,8 +127,7 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
         xa = ins.next()
         contiguous(e, ctx.space(node.inputs[0]), src + i, I.ABUF, xa, ln)
         oa = outs.next()
-        e.emit(lambda L, d: I.Lut(L, d, xa, ln, table_at, oa),
-               [(I.ABUF, xa, xa + ln), (I.WBUF, table_at, table_at + 256)], [(I.ABUF, oa, oa + ln)])
+        e.emit(lambda L, d: I.Lut(L, d, xa, ln, table_at, oa))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i, ln)
     return {}
 
@@ -190,8 +188,7 @@ def lower_select(ctx: Ctx, g: Graph, node: Node) -> dict:
     """cond ? x : y, operands broadcast."""
     e, out = ctx.emitter, node.outputs[0]
     for (c, a, b), oa, ln, flat in _broadcast_blocks(ctx, g, node):
-        e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln),
-               [(I.ABUF, x, x + ln) for x in (c, a, b)], [(I.ABUF, oa, oa + ln)])
+        e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln))
         contiguous(e, I.ABUF, oa, ctx.space(out), ctx.addr(out) + flat, ln)
     return {}
 
@@ -204,8 +201,7 @@ def lower_eltwise_broadcast(ctx: Ctx, g: Graph, node: Node) -> dict:
     qparams = params_to_ints(node.params) if node.params is not None else ()
     kind = int(ELTWISE_KIND[node.op])
     for (a, b), oa, ln, flat in _broadcast_blocks(ctx, g, node):
-        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, a, I.ABUF, b, (ln, 1), oa, 1, ln, qparams),
-               [(I.ABUF, a, a + ln), (I.ABUF, b, b + ln)], [(I.ABUF, oa, oa + ln)])
+        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, a, I.ABUF, b, (ln, 1), oa, 1, ln, qparams))
         contiguous(e, I.ABUF, oa, ctx.space(out), ctx.addr(out) + flat, ln)
     return {}
 
@@ -245,8 +241,7 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
                 tpb = max(0, (rl - 1) * sh + kh - (lo - y0) - rows)
                 tpr = max(0, (ew - 1) * sw + kw - pl - w)
                 e.emit(lambda L, d: I.Pool(L, d, kind, xa, rows, w, cl, oa, rl, ew, (kh, kw), (sh, sw),
-                                           lo - y0, pl, tpb, tpr, p.act_min, p.act_max),
-                       [(I.ABUF, xa, xa + rows * w * cl)], [(I.ABUF, oa, oa + rl * ew * cl)])
+                                           lo - y0, pl, tpb, tpr, p.act_min, p.act_max))
                 dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + ((b * eh + r0) * ew) * c + c0,
                     (0, 0, 0, c), (1, 1, 1, rl * ew), cl)
     return {}
@@ -284,8 +279,7 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
             dma(e, ctx.space(node.inputs[0]), src + b0 * n * inner + c0, (0, 0, inner, n * inner), I.ABUF, xa,
                 (0, 0, bl * cl, cl), (1, 1, n, bl), cl)
             oa = outs.next()
-            e.emit(lambda L, d: instr(L, d, xa, bl * cl, oa),
-                   [(I.ABUF, xa, xa + n * bl * cl)], [(I.ABUF, oa, oa + bl * cl * elem)])
+            e.emit(lambda L, d: instr(L, d, xa, bl * cl, oa))
             dma(e, I.ABUF, oa, (0, 0, 0, cl * elem), ctx.space(node.outputs[0]), dst + (b0 * inner + c0) * elem,
                 (0, 0, 0, inner * elem), (1, 1, 1, bl), cl * elem)
     return {}
@@ -307,8 +301,7 @@ def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
         rl = min(tr, rows - r0)
         xa, oa = ins.next(), outs.next()
         contiguous(e, ctx.space(node.inputs[0]), src + r0 * cols, I.ABUF, xa, rl * cols)
-        e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp, kind),
-               [(I.ABUF, xa, xa + rl * cols)], [(I.ABUF, oa, oa + rl * cols)])
+        e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp, kind))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + r0 * cols, rl * cols)
     return {}
 
@@ -342,8 +335,7 @@ def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
             dma(e, ctx.space(node.inputs[0]), src + b * h * w * c + c0, (0, 0, 0, c), I.ABUF, xa,
                 (0, 0, 0, cl), (1, 1, 1, h * w), cl)
             e.emit(lambda L, d: I.Resize(L, d, mode, xa, h, w, cl, oa, oh, ow, int(a.align_corners),
-                                         int(a.half_pixel_centers)),
-                   [(I.ABUF, xa, xa + h * w * cl)], [(I.ABUF, oa, oa + oh * ow * cl)])
+                                         int(a.half_pixel_centers)))
             dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + b * oh * ow * c + c0,
                 (0, 0, 0, c), (1, 1, 1, oh * ow), cl)
     return {}

@@ -71,8 +71,7 @@ def lower_magnitude(ctx: Ctx, g: Graph, node: Node) -> dict:
             xa, oa = ins.next(), outs.next()
             dma(e, x_space, src + 2 * (o0 * 2 * c * inner + c0 * inner), (0, 4 * c * inner, 2 * c * inner, 2),
                 I.ABUF, xa, (0, 4 * cn * inner, 2 * cn * inner, 2), (1, on, 2, cn * inner), 2)
-            e.emit(lambda L, d: I.Magnitude(L, d, xa, on, cn, inner, oa, q),
-                   [(I.ABUF, xa, xa + 4 * on * cn * inner)], [(I.ABUF, oa, oa + on * cn * inner)])
+            e.emit(lambda L, d: I.Magnitude(L, d, xa, on, cn, inner, oa, q))
             dma(e, I.ABUF, oa, (0, 0, cn * inner, 1), o_space, dst + o0 * c * inner + c0 * inner,
                 (0, 0, c * inner, 1), (1, 1, on, cn * inner), 1)
     return {"tiling": f"outer {ob} x channels {cb} of {outer} x {c} (x {inner})"}

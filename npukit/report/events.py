@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..cost.timing import Timeline, instruction_counts
-from ..isa.ranges import SRAMS, operands, sram_ranges
+from ..isa.ranges import SRAMS, accesses
 from .profile import Profile
 
 # display order and names of the engines' lanes
@@ -86,7 +86,7 @@ def sram_in_use(prog: Program, t: Timeline) -> tuple[list[int], dict[str, list[i
     for ins, s, e in zip(prog.instructions, t.start, t.end):
         first[ins.layer] = min(first.get(ins.layer, s), s)
         last[ins.layer] = max(last.get(ins.layer, e), e)
-        for space, lo, hi in (*sram_ranges(ins), *operands(ins)):
+        for space, lo, hi in accesses(ins):
             if space not in SRAMS:
                 continue
             ranges.setdefault((ins.layer, space), []).append((lo, hi))

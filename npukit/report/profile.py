@@ -9,7 +9,7 @@ import numpy as np
 from ..arch import area_mm2, energy_table
 from ..isa import instructions as I
 from ..isa.program import Program
-from ..isa.ranges import SRAMS, sram_ranges
+from ..isa.ranges import SRAMS, accesses
 from ..cost.timing import Timeline, layer_cycles
 
 SCHEMA_VERSION = 1
@@ -144,6 +144,7 @@ def _sram_peak(prog: Program, arch) -> int:
     """Highest byte touched in each SRAM, summed: the on-chip arena actually used."""
     top = dict.fromkeys(SRAMS, 0)
     for ins in prog.instructions:
-        for space, _, end in sram_ranges(ins):
-            top[space] = max(top[space], end)
+        for space, _, end in accesses(ins):
+            if space in top:
+                top[space] = max(top[space], end)
     return int(sum(top.values()))

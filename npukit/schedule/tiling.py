@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from ..errors import ScheduleError
 from ..cost import costs
+from ..isa.instructions import ALIGN, WIDE_PARAM_BYTES
 
-ALIGN = 16
 
 
 def _a(n: int) -> int:
@@ -137,7 +137,7 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
         tks = [tc * s.depthwise_mult] if dw else _candidates(s.k, cols)
         for tk in tks:
             w_tile = tk * s.kh * s.kw * (1 if dw else tc)
-            if nbuf * (_a(w_tile) + _a(24 * tk)) > w_bytes:
+            if nbuf * (_a(w_tile) + _a(WIDE_PARAM_BYTES * tk)) > w_bytes:
                 continue
             n_cc, n_kb = math.ceil(s.c / tc), 1 if dw else math.ceil(s.k / tk)
             for th in _row_candidates(s.eh, max_rows):
@@ -203,7 +203,7 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
                 orders = ["rows_outer"]      # one loop: both orders are the same program
             # all weight blocks in their own slots when they take at most half of WBUF (the
             # other half is where the next layer's weights load meanwhile)
-            resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(24 * tk)) <= arch.wbuf_bytes // 2
+            resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(WIDE_PARAM_BYTES * tk)) <= arch.wbuf_bytes // 2
             for order in orders:
                 if dw:
                     n_x, n_w = n_rb * n_cc, n_rb * n_cc
