@@ -4,7 +4,8 @@ Each instruction is a frozen dataclass of integers (tuples of integers for shape
 strides). `deps` lists the indices of earlier instructions that must finish first: the
 dependency tokens the timing model waits on. Memory spaces are SRAMs (ABUF, WBUF, ACC) or
 off-chip regions (numbered from REGION0 in the order of the arch's `regions`).
-The semantics of every instruction live in npukit.sim.semantics, written once.
+The plain definition of every instruction is npukit.sim.plain, written once; which bytes each
+reads and writes is npukit.isa.ranges.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The emitter derives dependency tokens from them (codegen/emitter.py), the loader checks them
 against the memories (isa/validate.py), the simulator's batching and constant analysis follow
 writes with them (sim/batching.py, sim/constants.py), and the reports count SRAM use with
-them. Each range is the bytes the instruction's semantics (sim/semantics.py) may touch, a
+them. Each range is the bytes the instruction's definition (sim/plain.py) may touch, a
 superset only where a strided pattern has gaps or a tile's view spans channels it skips;
 tests/sim/test_access_ranges.py checks them against the semantics on random states.
 A HOST instruction's ranges are its segment's tensors, which the binary's host section gives.
