@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from .arch import Arch, load_arch
+from .choices import HostPolicy, Method
 from .codegen.context import CompileOptions
 from .codegen.options import options_from
 from .cost.timing import simulate
@@ -201,9 +202,9 @@ def _user_dtype(t) -> np.dtype:
 
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             input_shapes: dict[str, tuple[int, ...]] | None = None,
-            calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
+            calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
-            random_samples: int = 8, host: str = "auto", *, input_values: Mapping[str, Any] | None = None,
+            random_samples: int = 8, host: HostPolicy = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
             schedule: Any = None) -> CompiledModel:
     """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arch import Arch
 from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
@@ -286,7 +287,7 @@ def conv_macs(g: Graph, node: Node) -> int:
     return int(np.prod(out.shape)) * per_out
 
 
-def conv_min_compute_cycles(g: Graph, node: Node, arch) -> int:
+def conv_min_compute_cycles(g: Graph, node: Node, arch: Arch) -> int:
     return math.ceil(conv_macs(g, node) / (arch.mxu.rows * arch.mxu.cols))
 
 

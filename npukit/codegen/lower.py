@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..arch import Arch
 from ..errors import ScheduleError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
@@ -29,7 +30,7 @@ from .schedule_check import check_schedule
 from .scheduler import prepare, schedule_prepared
 
 
-def lower_program(g: Graph, arch, options: CompileOptions, meta: dict, schedule: Schedule | None = None,
+def lower_program(g: Graph, arch: Arch, options: CompileOptions, meta: dict, schedule: Schedule | None = None,
                   keep: list | None = None) -> Program:
     """The program of the quantised graph `g` on `arch`, emitted in one pass from `schedule`
     (None: the one `schedule_graph` makes; a given one is checked against the graph and the
@@ -126,7 +127,7 @@ def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> N
     ctx.emitter.emit(lambda L, d: I.Host(L, d, seg), reads, writes)
 
 
-def _regions(arch, names, arena, consts, variables=None) -> list[Region]:
+def _regions(arch: Arch, names, arena, consts, variables=None) -> list[Region]:
     out = []
     for i, name in enumerate(names):
         space = I.REGION0 + i

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
 
+from ..arch import Arch
 from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..isa import instructions as I
@@ -60,7 +61,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     return f"no NPU lowering for {op.value}"
 
 
-def onchip_bytes(arch, options: CompileOptions | None = None) -> int:
+def onchip_bytes(arch: Arch, options: CompileOptions | None = None) -> int:
     """The top of ABUF kept for resident activations (CompileOptions.onchip_fraction)."""
     return int(arch.abuf_bytes * (options or CompileOptions()).onchip_fraction) // I.ALIGN * I.ALIGN
 
@@ -87,7 +88,7 @@ def vpu_ops(g: Graph, node: Node) -> int:
     return out                                     # requantise / element-wise / table
 
 
-def min_bytes(g: Graph, node: Node, arch, counted: set[str], interior: AbstractSet[str] = frozenset()
+def min_bytes(g: Graph, node: Node, arch: Arch, counted: set[str], interior: AbstractSet[str] = frozenset()
                ) -> tuple[int, dict[str, int]]:
     """What must cross off-chip whatever the schedule, in total and per region: weights, the
     graph inputs and outputs the layer touches, and the spills the SRAM size forces

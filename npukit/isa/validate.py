@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..arch import Arch
 from ..errors import BinaryError
 from ..limits import META_DEPTH, TENSOR_ELEMENTS, TENSOR_RANK
 from . import instructions as I
@@ -200,7 +201,7 @@ def check_indices(program: list[I.Instr], n_layers: int, n_segments: int) -> Non
                                   f"{name} = {value} is beyond any memory")
 
 
-def check_against_arch(prog, arch) -> None:
+def check_against_arch(prog, arch: Arch) -> None:
     """The program's regions are the arch's, and every place it names lies in its memory."""
     names = [r.name for r in arch.regions]
     for r in prog.regions:

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+from ..arch import Arch
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..cost.timing import Timeline, instruction_counts
@@ -33,7 +34,7 @@ class Event:
     macs: int
 
 
-def events(prog: Program, arch, t: Timeline) -> list[Event]:
+def events(prog: Program, arch: Arch, t: Timeline) -> list[Event]:
     counts = instruction_counts(prog, arch)
     return [Event(i, I.Engine(int(t.engine[i])), int(t.start[i]), int(t.end[i]), type(ins).__name__,
                   ins.layer, int(sum(c.sram_bytes.values())), {k: int(v) for k, v in c.region_bytes.items()},

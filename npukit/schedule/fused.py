@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..arch import Arch
 from ..cost import costs
 from ..isa.instructions import PARAM_BYTES
 from .tiling import (_ISSUE, Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best,
@@ -78,7 +79,7 @@ def expansion_group(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, acc_byt
     return math.ceil(x_pix / math.ceil(x_pix / eg)) if eg else 0
 
 
-def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
+def search_fused(f: FusedShape, arch: Arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
                  abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool], top: int = 1) -> list[FusedTiling]:
     """The `top` cheapest fused tilings that fit, cheapest first (none: the pair cannot fuse)."""
     key = (f, arch.fingerprint, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
@@ -93,7 +94,7 @@ def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: 
 _SEARCHED: dict = register_cache({})
 
 
-def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top, prune: bool = True):
+def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top, prune: bool = True):
     s = f.dw
     rows, cols, overlap = arch.mxu.rows, arch.mxu.cols, arch.mxu.fold_overlap
     lanes, depth = arch.vpu.lanes, arch.vpu.pipeline_depth
