@@ -5,9 +5,14 @@ from __future__ import annotations
 
 def extent(addr: int, shape, strides, elem: int) -> tuple[int, int]:
     """The byte range [lo, hi) a strided access touches (a superset when it has gaps)."""
-    lo = addr + sum(min(0, s * (n - 1)) for s, n in zip(strides, shape))
-    hi = addr + sum(max(0, s * (n - 1)) for s, n in zip(strides, shape)) + elem
-    return lo, hi
+    lo = hi = addr
+    for s, n in zip(strides, shape):
+        d = s * (n - 1)
+        if d < 0:
+            lo += d
+        else:
+            hi += d
+    return lo, hi + elem
 
 
 def merge_dims(shape, src, dst, elem: int = 1) -> tuple[list, list, list, int]:

@@ -47,18 +47,22 @@ def tile_pads(in_len: int, dil: int, pad_lo: int, out_len: int, stride: int, k: 
     return pad_lo, max(hi, 0)  # extra rows beyond the window are sliced off
 
 
-def dma(m: Machine, d: I.Dma) -> Action:
+def check_dma(m: Machine, d: I.Dma) -> None:
     moved = math.prod(d.shape) * d.elem
     if moved > m.space(d.dst_space).size:       # only a repeated (zero-stride) write could: a corrupt binary
         raise BinaryError(f"DMA: moves {moved} bytes, more than space {d.dst_space} holds")
+    if d.codec and d.codec != wcodec.RICE:
+        raise BinaryError(f"DMA: unknown codec {d.codec}")
+    if d.codec and (any(d.src_strides) or d.packed < 0):
+        raise BinaryError("DMA: a compressed source is one contiguous stream (strides 0, length >= 0)")
+
+
+def dma(m: Machine, d: I.Dma) -> Action:
+    check_dma(m, d)
     dst = m.strided(d.dst_space, d.dst, d.shape, d.dst_strides, d.elem)
     if not d.codec:
         src = m.strided(d.src_space, d.src, d.shape, d.src_strides, d.elem)
         return lambda: np.copyto(dst, src.copy())      # read everything, then write
-    if d.codec != wcodec.RICE:
-        raise BinaryError(f"DMA: unknown codec {d.codec}")
-    if any(d.src_strides) or d.packed < 0:
-        raise BinaryError("DMA: a compressed source is one contiguous stream (strides 0, length >= 0)")
     stream = m.view(d.src_space, d.src, (d.packed,), np.uint8)
     return lambda: np.copyto(dst, wcodec.decode(stream, dst.size).reshape(dst.shape))
 
@@ -100,8 +104,12 @@ def conv(m: Machine, c: I.Conv) -> Action:
     return run
 
 
-def dwconv(m: Machine, d: I.DwConv) -> Action:
+def check_dwconv(d: I.DwConv) -> None:
     check_geometry("DWCONV", d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.kernel, *d.stride, *d.dilation)
+
+
+def dwconv(m: Machine, d: I.DwConv) -> Action:
+    check_dwconv(d)
     kh, kw = d.kernel
     k = d.c * d.mult
     x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
@@ -118,10 +126,14 @@ def dwconv(m: Machine, d: I.DwConv) -> Action:
     return run
 
 
-def requant(m: Machine, r: I.Requant) -> Action:
+def check_requant(r: I.Requant) -> None:
     check_geometry("REQUANT", r.n_pix, r.k)
     if r.mode not in (0, 1, 2):
         raise BinaryError(f"REQUANT: unknown mode {r.mode}")
+
+
+def requant(m: Machine, r: I.Requant) -> Action:
+    check_requant(r)
     acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
     if r.mode == 2:       # 16x8: int64 bias and multiplier form, int16 out
         bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int64)

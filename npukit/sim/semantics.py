@@ -58,16 +58,16 @@ def execute(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | Non
 
 def _dma(m: Machine, d: I.Dma, known: np.ndarray | None = None) -> Step:
     """A copy as a micro-op, a compressed stream decoded once or when its bytes change."""
-    action = plain.dma(m, d)         # its checks and views
+    plain.check_dma(m, d)
     if d.codec:
-        return _dma_decode(m, d, known) or action
+        return _dma_decode(m, d, known)
     src = m.strided(d.src_space, d.src, d.shape, d.src_strides, d.elem)
     dst = m.strided(d.dst_space, d.dst, d.shape, d.dst_strides, d.elem)
     op = microops.copy(src, dst)
     if op is not None:
         return op
     if d.src_space == d.dst_space and np.may_share_memory(src, dst):
-        return action
+        return plain.dma(m, d)
     return lambda: np.copyto(dst, src)
 
 
@@ -137,11 +137,11 @@ def _conv_steps(p: plans_int8.Parts) -> list[Step]:
 
 def _dwconv(m: Machine, d: I.DwConv) -> Step:
     from . import jit     # numba loads when a program is first bound, not on import
-    action = plain.dwconv(m, d)      # its checks and views
+    plain.check_dwconv(d)
     kh, kw = d.kernel
     if not (_int8_geometry(d.zp, d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.stride, *d.dilation)
             and kh * kw * jit.DEPTHWISE_PRODUCT < 1 << 31):
-        return action
+        return plain.dwconv(m, d)
     k = d.c * d.mult
     x = m.view(I.ABUF, d.src, (d.in_h, d.in_w, d.c))
     w = m.view(I.WBUF, d.wgt, (kh, kw, k))
@@ -156,9 +156,9 @@ def _dwconv(m: Machine, d: I.DwConv) -> Step:
 
 def _requant(m: Machine, r: I.Requant) -> Step:
     from . import jit
-    action = plain.requant(m, r)     # its checks and views
+    plain.check_requant(r)
     if r.mode != 0:
-        return action
+        return plain.requant(m, r)
     acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
     dst = plain.out_rows(m, r)
     params = m.view(I.WBUF, r.params, (3, r.k), np.int32)
