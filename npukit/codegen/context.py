@@ -11,7 +11,7 @@ from ..isa import instructions as I
 from ..isa import wcodec
 from ..cost.costs import SRAM_BYTES_PER_CYCLE
 from .emitter import Emitter
-from .memory import ALIGN, ArenaPlan, ConstImage
+from .memory import ArenaPlan, ConstImage
 from .options import AutoNever, Dataflow, DepthwiseEngine, Fuse, LoopOrder, validate
 
 
@@ -55,7 +55,7 @@ class SramSlots:
         self.space, self.size, self.name, self.top, self.from_top = space, size, name, 0, from_top
 
     def take(self, nbytes: int, count: int) -> list[int]:
-        n = (max(nbytes, 1) + ALIGN - 1) // ALIGN * ALIGN
+        n = I.align(max(nbytes, 1))
         out = []
         for _ in range(count):
             if self.top + n > self.size:

@@ -12,7 +12,7 @@ from ..schedule.fused import FusedTiling
 from ..schedule.plan import MatmulTiling, Schedule
 from ..schedule.tiling import ConvTiling
 from .fused import fusable_expansions, fusable_pairs
-from .memory import ALIGN, ArenaPlan as Arena, Placement as Where
+from .memory import ArenaPlan as Arena, Placement as Where
 from .scheduler import Groups, _Scheduler
 
 
@@ -103,7 +103,7 @@ def _arena(sched: Schedule, g: Graph, arch: Arch, expected: Arena, s: _Scheduler
             lo, hi, space = 0, a.size, s.act_space
         else:
             raise ScheduleError(f"schedule's arena: tensor {t!r} in unknown space {p.space!r}")
-        if p.offset % ALIGN or p.offset < lo or p.offset + p.size > hi or (space == I.ABUF and t in pinned):
+        if p.offset % I.ALIGN or p.offset < lo or p.offset + p.size > hi or (space == I.ABUF and t in pinned):
             raise ScheduleError(f"schedule's arena: tensor {t!r} at {p.offset} (+{p.size} B) is outside "
                                 f"its area in {p.space}")
         where[t] = Where(space, p.offset)
