@@ -1,10 +1,17 @@
 """The model corpus table: per model, compiled or the exact error, host operators with reasons,
 agreement with the float model (min output cosine, task metric), cycles on the arch, compile
-time. Prints markdown (the table of docs/models.md).
+time and peak memory. Prints markdown (the table of docs/models.md).
 
     python benchmarks/corpus.py                      # every model of npukit.models.corpus
     python benchmarks/corpus.py face-landmark iris-landmark --arch npu-m
+    python benchmarks/corpus.py --compile-only       # compile time and peak memory only
     python benchmarks/corpus.py --json out.json      # also the results as JSON
+
+Compile time and peak memory come from a fresh process per model (benchmarks/corpus_compile.py:
+`npukit.compile` with the model's calibration file, sqnr=False, npukit's lazy imports
+included; peak memory is the child's peak RSS); the targets are at most TARGET_S seconds and
+TARGET_MB MB. The table gives the compile's CPU time (one core; on an idle machine its wall
+time), which a shared machine's load disturbs less; --compile-only gives wall time too.
     python benchmarks/corpus.py --commands DIR       # no run: write each calibration set to
                                                      # DIR/<name>.npz, print the CLI commands
 """
@@ -13,7 +20,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +33,35 @@ import numpy as np  # noqa: E402
 
 from npukit.models.corpus import CORPUS, CorpusResult, calibration, cli_command, evaluate  # noqa: E402
 
+TARGET_S, TARGET_MB = 5.0, 1000.0
+HERE = Path(__file__).resolve().parent
+
+
+def measure_compile(name: str, arch: str, tmp: Path) -> dict:
+    """Compile `name` in a fresh process: {compile_s, cpu_s, peak_rss_mib} or {error}."""
+    calib = calibration(name)
+    argv = [sys.executable, str(HERE / "corpus_compile.py"), name, arch]
+    if calib is not None:
+        np.savez(tmp / f"{name}.npz", **calib)
+        argv.append(str(tmp / f"{name}.npz"))
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"error": f"child failed: {proc.stderr.strip()[-300:]}"}
+
+
+def speed_cells(m: dict) -> str:
+    if "compile_s" not in m:
+        return " | |"
+    return f" {m['cpu_s']:.1f} s | {m['peak_rss_mib'] * 1.048576:.0f} MB |"
+
+
+def compile_row(name: str, m: dict) -> str:
+    if "compile_s" not in m:
+        return f"| {name} | {m.get('error', '')} | | | |"
+    mb = m["peak_rss_mib"] * 1.048576
+    within = m["compile_s"] <= TARGET_S and mb <= TARGET_MB
+    return f"| {name} | {m['compile_s']:.1f} s | {m['cpu_s']:.1f} s | {mb:.0f} MB | {'yes' if within else '**no**'} |"
+
 
 def host_summary(result: CorpusResult) -> str:
     if not result.host_ops:
@@ -32,15 +70,15 @@ def host_summary(result: CorpusResult) -> str:
     return "; ".join(f"{n}x {op} ({reason})" if n > 1 else f"{op} ({reason})" for (op, reason), n in counts.items())
 
 
-def row(result: CorpusResult) -> str:
+def row(result: CorpusResult, measured: dict) -> str:
     spec = CORPUS[result.name]
     if result.error:
         status = f"no: `{result.error}`"
-        return f"| {result.name} | {spec.domain} | {status} | | | | | |"
+        return f"| {result.name} | {spec.domain} | {status} | | | | |" + speed_cells(measured)
     regress = result.regressions(spec)
     return (f"| {result.name} | {spec.domain} | yes | {result.npu_layers} NPU; host: {host_summary(result)} | "
             f"{result.cosine:.4f} | {spec.metric.name} = {result.metric:.3f}{' **(' + '; '.join(regress) + ')**' if regress else ''} | "
-            f"{result.cycles:,} | {result.compile_s:.1f} s |")
+            f"{result.cycles:,} |" + speed_cells(measured))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default="npu-m")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--commands", type=Path, metavar="DIR", help="write calibration .npz files, print CLI commands")
+    parser.add_argument("--compile-only", action="store_true", help="only compile time and peak memory, no accuracy")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in CORPUS]
     if unknown:
@@ -63,15 +102,30 @@ def main(argv: list[str] | None = None) -> int:
                 np.savez(path, **calib)
             print(cli_command(name, path if calib is not None else None, args.arch))
         return 0
-    print(f"| model | domain | compiles | layers (NPU / host with reason) | min output cosine | task metric "
-          f"| cycles ({args.arch}) | compile time |")
-    print("|---|---|---|---|---|---|---|---|")
-    results = []
+    names = args.names or list(CORPUS)
     start = time.perf_counter()
-    for name in args.names or list(CORPUS):
-        result = evaluate(name, args.arch)
-        results.append(result)
-        print(row(result), flush=True)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        if args.compile_only:
+            print(f"| model | compile time | CPU time | peak memory | within {TARGET_S:g} s and {TARGET_MB:g} MB |")
+            print("|---|---|---|---|---|")
+            measured = {}
+            for name in names:
+                measured[name] = measure_compile(name, args.arch, Path(tmpdir))
+                print(compile_row(name, measured[name]), flush=True)
+            print(f"\n{time.perf_counter() - start:.0f} s in all")
+            if args.json:
+                args.json.write_text(json.dumps(measured, indent=1))
+            return 0
+        print(f"| model | domain | compiles | layers (NPU / host with reason) | min output cosine | task metric "
+              f"| cycles ({args.arch}) | compile CPU time | compile peak memory |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        results = []
+        for name in names:
+            measured = measure_compile(name, args.arch, Path(tmpdir))
+            result = dataclasses.replace(evaluate(name, args.arch), compile_s=measured.get("compile_s"),
+                                         peak_mib=measured.get("peak_rss_mib"))
+            results.append(result)
+            print(row(result, measured), flush=True)
     ok = sum(r.error is None for r in results)
     print(f"\n{ok}/{len(results)} compile and run; {time.perf_counter() - start:.0f} s in all")
     if args.json:

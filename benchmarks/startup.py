@@ -1,20 +1,25 @@
-"""Whole-process wall time of npukit's command line, and of Vela's on the same models.
+"""Whole-process wall and CPU time of npukit's command line, and of Vela's on the same models.
 
-    python benchmarks/startup.py [--repeats 5] [--json OUT.json]
+    python benchmarks/startup.py [--repeats 5] [--before DIR] [--json OUT.json]
 
 Each command runs as a fresh subprocess from the repository root (so imports count); the
-figure is the best of `--repeats` runs. Byte-code is cached (in a temporary PYTHONPYCACHEPREFIX,
-even when PYTHONDONTWRITEBYTECODE is set) as an installed package has it: the first run fills it. Measured: `npukit --help`, `npukit archs`,
-`python -c "import npukit"`, and `npukit compile MODEL --arch u55-256` of each MLPerf-Tiny
-int8 model (tests/data/mlperf_tiny); with Vela installed (`bash benchmarks/setup_peers.sh
-vela`), `vela MODEL --accelerator-config ethos-u55-256` on the same files in the same run,
-and npukit's time over Vela's.
+figures are the best of `--repeats` runs: wall time, and CPU time (user + system of the
+process, less sensitive to a busy machine). Byte-code is cached (in a temporary
+PYTHONPYCACHEPREFIX, even when PYTHONDONTWRITEBYTECODE is set) as an installed package has
+it: the first run fills it. Measured: `npukit --help`, `npukit archs`, `python -c "import
+npukit"`, and `npukit compile MODEL --arch u55-256 -o M.npub` of each MLPerf-Tiny int8 model
+(tests/data/mlperf_tiny); with Vela installed (`bash benchmarks/setup_peers.sh vela`),
+`vela MODEL --accelerator-config ethos-u55-256` on the same files in the same run, and
+npukit's time over Vela's. `--before DIR`: another checkout of npukit (e.g. `git worktree add
+DIR COMMIT`) timed the same way, each repeat right after this one's, for a before/after
+comparison under the same load.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,47 +33,65 @@ MODELS = sorted((REPO / "tests" / "data" / "mlperf_tiny").glob("*.tflite"))
 NPUKIT = [sys.executable, "-m", "npukit.cli"]
 
 
-def wall(argv: list[str], repeats: int, env: dict[str, str]) -> float:
-    """Best of `repeats` wall times of `argv` as a fresh process (it must succeed)."""
-    best = float("inf")
+def once(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s) of `argv` as a fresh process (it must succeed)."""
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(map(str, argv))} exited with {proc.returncode}: {proc.stderr[-1000:]}")
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def best(runs: dict[str, tuple[list[str], Path]], repeats: int, env: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """Best (wall, CPU) of each named command; the commands take turns in every repeat."""
+    out = {name: (float("inf"), float("inf")) for name in runs}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-        best = min(best, time.perf_counter() - t0)
-        if proc.returncode:
-            raise RuntimeError(f"{' '.join(map(str, argv))} exited with {proc.returncode}: {proc.stderr[-1000:]}")
-    return best
+        for name, (argv, cwd) in runs.items():
+            w, c = once(argv, cwd, env)
+            out[name] = (min(out[name][0], w), min(out[name][1], c))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--before", type=Path, help="another npukit checkout to time alongside this one")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    vela = PEERS_DIR / "vela" / "bin" / "vela"
     print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        measure(args, vela, {**env, "PYTHONPYCACHEPREFIX": f"{tmp}/pycache"}, Path(tmp))
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+        measure(args, {**env, "PYTHONPYCACHEPREFIX": f"{tmp}/pycache"}, Path(tmp))
 
 
-def measure(args: argparse.Namespace, vela: Path, env: dict[str, str], tmp: Path) -> None:
-    startup = {"npukit --help": wall([*NPUKIT, "--help"], args.repeats, env),
-               "npukit archs": wall([*NPUKIT, "archs"], args.repeats, env),
-               "python -c 'import npukit'": wall([sys.executable, "-c", "import npukit"], args.repeats, env)}
-    print(table(["command", "wall s"], [[k, v] for k, v in startup.items()],
+def measure(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
+    trees = {"": REPO} | ({"before ": args.before.resolve()} if args.before else {})
+    vela = PEERS_DIR / "vela" / "bin" / "vela"
+    commands = {"npukit --help": ["--help"], "npukit archs": ["archs"]}
+    runs = {f"{tag}{name}": ([*NPUKIT, *argv], root) for name, argv in commands.items() for tag, root in trees.items()}
+    runs |= {f"{tag}python -c 'import npukit'": ([sys.executable, "-c", "import npukit"], root)
+             for tag, root in trees.items()}
+    startup = best(runs, args.repeats, env)
+    print(table(["command", "wall s", "CPU s"], [[k, *v] for k, v in startup.items()],
                 f"startup, best of {args.repeats} fresh processes"))
     rows, results = [], {"machine": machine_line(), "startup": startup, "compile": {}}
     for model in MODELS:
-        ours = wall([*NPUKIT, "compile", str(model), "--arch", "u55-256", "-o", str(tmp / f"{model.stem}.npub")],
-                    args.repeats, env)
-        theirs = wall([str(vela), str(model), "--accelerator-config", "ethos-u55-256", "--output-dir", str(tmp)],
-                      args.repeats, env) if vela.exists() else None
-        results["compile"][model.stem] = {"npukit_s": ours, "vela_s": theirs}
-        rows.append([model.stem, ours, "n/a" if theirs is None else theirs,
-                     "n/a" if theirs is None else ratio(ours, theirs)])
+        runs = {tag or "after": ([*NPUKIT, "compile", str(model), "--arch", "u55-256", "-o", str(tmp / f"{model.stem}.npub")],
+                                 root) for tag, root in trees.items()}
+        if vela.exists():
+            runs["vela"] = ([str(vela), str(model), "--accelerator-config", "ethos-u55-256", "--output-dir", str(tmp)],
+                            REPO)
+        got = best(runs, args.repeats, env)
+        results["compile"][model.stem] = {k.strip(): {"wall_s": w, "cpu_s": c} for k, (w, c) in got.items()}
+        theirs = got.get("vela")
+        for tag in trees:
+            w, c = got[tag or "after"]
+            rows.append([model.stem + (f" ({tag.strip()})" if tag else ""), w, c,
+                         *(["n/a"] * 4 if theirs is None else [*theirs, ratio(w, theirs[0]), ratio(c, theirs[1])])])
     print()
-    print(table(["model (u55-256)", "npukit compile s", "Vela s", "npukit / Vela"], rows,
+    print(table(["model (u55-256)", "npukit wall s", "npukit CPU s", "Vela wall s", "Vela CPU s",
+                 "wall / Vela", "CPU / Vela"], rows,
                 f"compile, whole process, best of {args.repeats}"
                 + ("" if vela.exists() else f" (Vela not installed under {PEERS_DIR})")))
     if args.json:

@@ -3,25 +3,27 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
 from .arch import Arch, load_arch
 from .choices import HostPolicy, Method
 from .codegen.context import CompileOptions
-from .codegen.options import options_from
+from .codegen.options import Precision, options_from
 from .cost.timing import simulate
 from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleError
 from .isa import instructions as I
 from .isa.encoding import disassemble
 from .isa.program import Program
-from .isa.validate import check_against_arch
-from .kernels import kernels_vpu as kv
-from .report.info import ModelInfo
 from .report.profile import Profile, build_profile
-from .sim.functional import Simulator, check_feeds
-from .sim.segments import check_segments
+
+if TYPE_CHECKING:
+    from .report.info import ModelInfo
+    from .sim.functional import Simulator
+
+# The functional simulator (and the integer kernels under it) loads on the first run, not
+# with the API: compiling and profiling never run the program.
 
 
 def _arch(arch: str | Path | Arch) -> Arch:
@@ -42,9 +44,32 @@ class CompiledModel:
     def __init__(self, program: Program, arch: Arch, qgraph=None, sqnr=None, schedule=None):
         self.program, self.arch, self.schedule = program, arch, schedule
         self.qgraph, self.sqnr = qgraph, sqnr or []
-        self._sim = Simulator(program, {I.ABUF: arch.abuf_bytes, I.WBUF: arch.wbuf_bytes, I.ACC: arch.acc_bytes})
+        self._simulator: Simulator | None = None
         self._profile: Profile | None = None
         self._timeline = None
+
+    @property
+    def accuracy(self) -> dict | None:
+        """Each output against float on calibration samples held out from calibration:
+        {"heldout_samples", "note" (why there are no numbers), "outputs": [{"output",
+        "cosine", "sqnr_db", "argmax_agreement" (None unless class scores)}]}; None when not
+        measured (a pre-quantised model, sqnr=False)."""
+        return self.program.meta.get("accuracy")
+
+    @property
+    def precision(self) -> dict | None:
+        """precision "auto" / "int16": the widened tensors, the worst output SQNR int8 and
+        mixed, whether min_sqnr was met, and per layer with an int16 activation its cycles
+        int8 and mixed (timing model); None for precision "int8"."""
+        return self.program.meta.get("precision")
+
+    @property
+    def _sim(self) -> Simulator:
+        if self._simulator is None:
+            from .sim.functional import Simulator
+            sram = {I.ABUF: self.arch.abuf_bytes, I.WBUF: self.arch.wbuf_bytes, I.ACC: self.arch.acc_bytes}
+            self._simulator = Simulator(self.program, sram)
+        return self._simulator
 
     @property
     def input_names(self) -> list[str]:
@@ -84,6 +109,7 @@ class CompiledModel:
         missing name, a wrong shape, a list or other non-array, any other dtype (float64,
         int64, complex, bool, object, ...), or NaN or infinity in a float input.
         """
+        from .kernels import kernels_vpu as kv
         out = self._sim.run(self._ints(feeds))
         return {t.name: kv.dequantize(out[t.name], t.scale, t.zero_point) if t.is_float and t.dtype != "float32" else out[t.name]
                 for t in self.program.outputs}
@@ -102,6 +128,7 @@ class CompiledModel:
 
     def _ints(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .sim import jit      # numba loads on the first run, not on import
+        from .sim.functional import check_feeds
         arrays = check_feeds(self.program.inputs, feeds, boundary=True)
         ints = {}
         for t in self.program.inputs:
@@ -206,7 +233,7 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
             random_samples: int = 8, host: HostPolicy = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
-            schedule: Any = None) -> CompiledModel:
+            schedule: Any = None, precision: Precision | None = None, min_sqnr: float | None = None) -> CompiledModel:
     """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.
 
     `arch`: a preset name ("npu-s", "npu-m", "npu-l", "npu-dc", "u55-256"), an arch TOML path
@@ -226,7 +253,12 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     layer's int8 noise is below that SQNR in dB (None: all int8). `schedule`: a pinned
     schedule (a `Schedule` or the path of its JSON, as `CompiledModel.schedule.to_json()`
     writes): the program is lowered with its choices; one that does not fit the model's
-    graph or the arch raises ScheduleError.
+    graph or the arch raises ScheduleError. `precision` ("int8", the default; "int16";
+    "auto") and `min_sqnr` (dB, for "auto"; default 30) set those options (see
+    docs/numerics.md): "int16" widens every activation the NPU runs in int16 (16x8), "auto"
+    widens the noisiest ones until the worst output SQNR on held-out calibration samples
+    reaches `min_sqnr`; what was widened and its cycle cost are in `CompiledModel.precision`,
+    the outputs' accuracy against float in `CompiledModel.accuracy`.
 
     Raises InputError (missing file, unknown input name, bad option or calibration data),
     ModelError / UnsupportedOpError (malformed model, operator npukit cannot compile), ArchError
@@ -234,6 +266,8 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     """
     from .compiler import compile_model
     opts = options_from(CompileOptions, options)
+    given = {k: v for k, v in (("precision", precision), ("min_sqnr", min_sqnr)) if v is not None}
+    opts = replace(opts, **given) if given else opts
     a = _arch(arch)
     pinned = _schedule(schedule)
     used: list[Any] = []
@@ -267,6 +301,7 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
     given (open dims, a refused operator) is explained in `ModelInfo.note` instead."""
     from .compiler import load_model, placements
     from .frontend.signature import bind_values, read_signature
+    from .report.info import ModelInfo
     sig = read_signature(model)
     given = set(input_shapes or {}) | set(input_values or {})
     unknown = sorted(given - {t.name for t in sig.inputs})
@@ -295,6 +330,8 @@ def loads(data: bytes) -> CompiledModel:
     BinaryError for a corrupt or truncated binary, another format version, or an arch
     section that does not match its fingerprint."""
     from .compiler import LayerSqnr
+    from .isa.validate import check_against_arch
+    from .sim.segments import check_segments
     program = Program.from_bytes(data)
     check_segments(program.host_segments, program.host_blobs)
     arch = Arch.from_toml_text(program.arch_toml)

@@ -57,10 +57,10 @@ def read_npz(path: Path | None) -> dict[str, np.ndarray] | None:
     return load_npz(path, f"--calib {path}", InputError)
 
 
-def compile_options(specs: list[str] | None, **flags: Enum) -> CompileOptions:
-    """The --dataflow / --compress-weights flags, then each --option NAME=VALUE over them."""
+def compile_options(specs: list[str] | None, **flags: Enum | float) -> CompileOptions:
+    """The --dataflow / --compress-weights / --precision ... flags, then each --option NAME=VALUE over them."""
     parsed = dict(parse_option(CompileOptions, spec) for spec in specs or ())
-    return CompileOptions(**{**{k: v.value for k, v in flags.items()}, **parsed})
+    return CompileOptions(**{**{k: getattr(v, "value", v) for k, v in flags.items()}, **parsed})
 
 
 def input_values(specs: list[str] | None) -> dict[str, object]:

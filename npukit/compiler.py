@@ -4,10 +4,11 @@
 """
 from __future__ import annotations
 
+import itertools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -20,17 +21,14 @@ from .errors import InputError, ModelError, UnsupportedOpError
 from .frontend.signature import bind_values, read_signature
 from .ir.graph import DType, Graph, Op, Tensor
 from .isa.program import Program
-from .opt.pipeline import optimize
 from .progress import counted, stage
-from .kernels import kernels_vpu as kv
-from .opt.equalize import equalize
-from .quant.bias_correction import correct_biases
-from .quant.calib_warnings import warn_calibration
-from .quant.calibrate import METHODS, calibration_feeds, observe
-from .quant.groups import requantise_fixed_outputs
 from .quant.quantize import attach_params, quantize_graph
-from .quant.wide import choose_int16, layer_noise, magnitude_int16
-from .sim.reference import run_reference
+from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count, units,
+                              widest)
+
+# The float path's stages (equalisation, calibration, bias correction, int16 choice, the
+# noise report's reference runs) load in the functions that use them: a pre-quantised
+# model needs none of them.
 
 
 class RandomCalibrationWarning(UserWarning):
@@ -113,7 +111,9 @@ def placements(g: Graph, arch: Arch | None = None, options: CompileOptions | Non
     shapes, not on scales), so no calibration data is needed."""
     from .codegen.boundary import absorb_boundary_transposes
     from .codegen.partition import npu_support, onchip_bytes
+    from .opt.pipeline import optimize
     from .quant.calibrate import Range
+    from .quant.wide import magnitude_int16
     if g.is_quantised:
         qg = attach_params(g)
     else:
@@ -179,23 +179,46 @@ class Quantised:
     graph: Graph                # the integer graph
     sqnr: list[LayerSqnr]       # per-layer noise, worst first (empty if not asked for)
     samples: int                # calibration samples used
+    accuracy: Accuracy | None = None    # outputs against float on held-out samples (None: not measured)
+    precision: dict | None = None       # precision auto / int16: what was widened (Precision.to_json)
+    int8: Graph | None = None           # the all-int8 graph, when some activations were widened
 
 
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
+REPORT_SAMPLES = 4          # ... the noise report and the int16 choice measure on
+
+
+def refuse_precision(g: Graph, options: CompileOptions) -> None:
+    if g.is_quantised and options.precision != "int8":
+        raise InputError("model is already quantised; --precision applies to float models")
 
 
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
              sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
-             options: CompileOptions = CompileOptions()) -> Quantised:
+             options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = ()) -> Quantised:
     """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
     integer params). `int16_below_db`: widen to int16 the tensors the per-layer noise report
-    (quant.wide) finds below that SQNR; None keeps every activation int8. Without
+    (quant.wide) finds below that SQNR; None keeps every activation int8. `int16_tensors`:
+    tensors widened whatever their noise. A conv, depthwise or fully connected layer touching
+    a widened tensor runs as 16x8, with a requantising QUANTIZE at each int8 / int16 boundary
+    (quant.wide.widen_mxu_boundaries). Without
     calibration data, `random_samples` random inputs stand in, with a loud warning; with
     it, calibration that will fail is a CalibrationWarning naming the tensor (quant.calib_warnings).
     `options.equalize` / `options.bias_correction` = "auto": cross-layer equalisation before
-    calibration, bias correction after it."""
+    calibration, bias correction after it. With two or more calibration samples the last
+    20% (quant.precision.heldout_count) are held out: the accuracy summary and
+    `options.precision` = "auto" measure on them the graph calibrated on the others; the
+    graph returned is calibrated on all (docs/numerics.md)."""
+    refuse_precision(g, options)
     if g.is_quantised:
         return Quantised(attach_params(g), [], 0)
+    from .opt.equalize import equalize
+    from .opt.pipeline import optimize
+    from .quant.bias_correction import correct_biases
+    from .quant.calib_warnings import warn_calibration
+    from .quant.calibrate import METHODS, calibration_feeds, observe
+    from .quant.groups import requantise_fixed_outputs
+    from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
     stage("optimise")
@@ -206,25 +229,103 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
-    keep = BIAS_SAMPLES if options.bias_correction == "auto" else 4
-    observers, values = observe(g, counted("calibrate", feeds), keep)
+    held = heldout_count(len(feeds)) if calibration is not None else 0
+    # float values kept for bias correction, the int16 choice and the precision search (else
+    # none: a large model's activations of several samples need not be held at once; the
+    # noise report reruns them)
+    keep = BIAS_SAMPLES if options.bias_correction == "auto" else \
+        REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
+    samples = iter(counted("calibrate", feeds))
+    refs: list[dict] = []           # the held-out samples' float outputs
+    sample = method != "minmax"
+    observers, values = observe(g, itertools.islice(samples, len(feeds) - held), keep, sample)
+    early = {name: obs.range(method) for name, obs in observers.items()}    # without the held-out samples
+    values += observe(g, samples, max(0, keep - len(values)), sample, observers, refs)[1]
     ranges = {name: obs.range(method) for name, obs in observers.items()}
     if calibration is not None:
         warn_calibration(g, observers, ranges)
     if options.bias_correction == "auto":
         g = correct_biases(g, values)
-        values = values[:4]
+        values = values[:REPORT_SAMPLES]
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
-    ranges.update({copy: ranges[name] for copy, name in copies.items()})
+    for r in (ranges, early):
+        r.update({copy: r[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stage("quantise")
-    stft = magnitude_int16(g)
-    qg = quantize_graph(g, ranges, stft)
+    forced = magnitude_int16(g) | frozenset(int16_tensors)
+    if forced:
+        g, forced, copies = widen_mxu_boundaries(g, forced)
+        for r in (ranges, early):
+            r.update({copy: r[name] for copy, name in copies.items()})
+        values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+    qg = int8 = quantize_graph(g, ranges, forced)
     if int16_below_db is not None:
         wide = choose_int16(qg, layer_noise(qg, values), int16_below_db)
-        qg = quantize_graph(g, ranges, wide | stft) if wide else qg
-    report = sqnr_report(g, qg, feeds[:len(values)], values) if sqnr else []
-    return Quantised(qg, report, len(feeds))
+        if wide:
+            g, forced, copies = widen_mxu_boundaries(g, wide | forced)
+            for r in (ranges, early):
+                r.update({copy: r[name] for copy, name in copies.items()})
+            values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+            qg = quantize_graph(g, ranges, forced)
+    # measured: held-out samples on the graph calibrated without them; else the calibration samples kept
+    evals = list(zip(feeds[len(feeds) - held:], refs)) if held else \
+        [(f, {n: v[n] for n in g.outputs}) for f, v in zip(feeds, values)]
+    measured = (early if held else ranges), evals
+    chosen = None
+    if options.precision != "int8":
+        chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held)
+        qg = quantize_graph(g, ranges, chosen.wide | forced) if chosen.wide else qg
+    report = sqnr_report(g, qg, feeds[:REPORT_SAMPLES], values or None) if sqnr else []
+    acc = None
+    if sqnr:
+        note = ("no held-out samples (random calibration)" if calibration is None else
+                "no held-out samples (one calibration sample)")
+        mg = quantize_graph(g, early, (chosen.wide if chosen else frozenset()) | forced) if held else qg
+        acc = accuracy(qg.outputs, refs, [run_dequantised(mg, f) for f, _ in evals] if held else [], note)
+    return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
+                     int8 if chosen and chosen.wide else None)
+
+
+def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The integer reference's outputs on a float feed, as real numbers."""
+    from .sim.reference import run_reference
+    out = run_reference(qg, quantize_inputs(qg, feed))
+    return {n: x.astype(np.float64) if (q := qg.tensors[n].quant) is None else (x.astype(np.float64) - q.zp) * q.s
+            for n, x in out.items()}
+
+
+def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, dict]]], stft: frozenset[str],
+                     int8: Graph, values: list[dict], options: CompileOptions, held: int) -> Precision:
+    """The activations to widen to int16 (quant.precision): every group the NPU runs in int16
+    ("int16"), or blocks of them, noisiest layer first, until the worst output SQNR reaches
+    options.min_sqnr ("auto"). Placement is checked on the graph quantised with `ranges`;
+    the SQNR is measured with the integer reference on `measured` = (ranges, [(feed, float
+    outputs)]): the graph calibrated without the held-out samples, on them."""
+    from .codegen.partition import npu_support
+    from .quant.wide import layer_noise
+    mranges, evals = measured
+
+    def refused(qg: Graph, wide: frozenset[str]) -> dict[str, str]:
+        return {n.name: why for n in qg.nodes if wide & {*n.inputs, *n.outputs} and (why := npu_support(qg, n))}
+
+    def measure(wide: frozenset[str]) -> float:
+        qg = quantize_graph(g, mranges, wide | stft)
+        got = [run_dequantised(qg, f) for f, _ in evals]
+        return min((compare(n, [r[n] for _, r in evals], [x[n] for x in got]).sqnr_db for n in g.outputs),
+                   default=float("inf"))
+    cands = widest(g, units(g, stft), stft, refused, lambda w: quantize_graph(g, ranges, w, params=False))
+    cands = widest(g, cands, stft, refused, lambda w: quantize_graph(g, ranges, w))
+    if options.precision == "int16":
+        wide = frozenset().union(*cands)
+        choice = Choice(wide, measure(wide), measure(frozenset()), ())
+    else:
+        choice = greedy(g, blocks(g, cands), layer_noise(int8, values), measure, options.min_sqnr)
+    on = f"{held} held-out sample{'s' * (held != 1)}" if held else \
+        f"{len(evals)} calibration sample{'s' * (len(evals) != 1)} (none held out)"
+    if options.precision == "auto" and choice.sqnr_db < options.min_sqnr:
+        warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on} with every activation the "
+                      f"NPU runs in int16 widened, below min_sqnr {options.min_sqnr:g} dB", stacklevel=3)
+    return Precision(options.precision, options.min_sqnr, on, choice)
 
 
 def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | None = None,
@@ -234,6 +335,7 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
                   ) -> tuple[Program, Graph, list[LayerSqnr]]:
     """The whole compiler: quantise (see `quantise`), then lower for `arch` (with `schedule`
     if given; `used` receives the schedule lowered with)."""
+    refuse_precision(g, options)
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
     q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options)
@@ -242,8 +344,16 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
             "options": options.__dict__,
             "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},
             "sqnr": [s.to_json() for s in q.sqnr]}
+    if q.accuracy is not None:
+        meta["accuracy"] = q.accuracy.to_json()
     stage("lower")
-    return lower_program(q.graph, arch, options, meta, schedule, used), q.graph, q.sqnr
+    program = lower_program(q.graph, arch, options, meta, schedule, used)
+    if q.precision is not None:
+        int8 = lower_program(q.int8, arch, options, {}) if q.int8 is not None else None
+        from .report.widening import widening_cycles
+        cost = widening_cycles(q.graph, program, int8, arch, frozenset(q.precision["tensors"]))
+        program = replace(program, meta={**program.meta, "precision": {**q.precision, **cost}})
+    return program, q.graph, q.sqnr
 
 
 def compile_prequantised(g: Graph, arch: Arch, options: CompileOptions = CompileOptions(),
@@ -265,24 +375,38 @@ def quantize_inputs(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndar
 
 
 def _quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
+    from .kernels import kernels_vpu as kv
     if t.quant is None:
         return np.asarray(x).astype(t.dtype.np)
     return kv.quantize(np.asarray(x, np.float32), t.quant.s, t.quant.zp, t.dtype.np)
 
 
-def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict]) -> list[LayerSqnr]:
-    """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst first."""
+def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict] | None = None) -> list[LayerSqnr]:
+    """Signal-to-quantisation-noise ratio of every layer's int8 output against float, worst
+    first. `values`: the float graph `g`'s values on `feeds`, if kept (else each sample's are
+    compared as the float run makes them, so that no sample's float values are all held)."""
+    from .kernels.float_exec import run_float
+    from .sim.reference import run_reference
     signal: dict[str, float] = {}
     noise: dict[str, float] = {}
-    for feed, fvals in counted("noise report", list(zip(feeds, values))):
+    layer = {node.outputs[0]: node for node in qg.nodes}
+    for i, feed in enumerate(counted("noise report", list(feeds))):
         ivals = run_reference(qg, quantize_inputs(qg, feed), keep_all=True)
-        for node in qg.nodes:
-            name = node.outputs[0]
+
+        def compare(name: str, value: np.ndarray) -> None:
+            node = layer.get(name)
+            if node is None:
+                return
             q = qg.tensors[name].quant
-            f = fvals[name].astype(np.float64)
+            f = value.astype(np.float64)
             dq = ivals[name].astype(np.float64) if q is None else (ivals[name].astype(np.float64) - q.zp) * q.s
             signal[node.name] = signal.get(node.name, 0.0) + float(np.sum(f * f))
             noise[node.name] = noise.get(node.name, 0.0) + float(np.sum((f - dq) ** 2))
+        if values is not None:
+            for name in layer:
+                compare(name, values[i][name])
+        else:
+            run_float(g, feed, visit=compare)
     out = [LayerSqnr(n.name, n.op.value, _db(signal.get(n.name, 0.0), noise.get(n.name, 0.0))) for n in qg.nodes]
     return sorted(out, key=lambda s: s.sqnr_db)
 

@@ -36,6 +36,11 @@ class InputError(NpukitError):
     """Inputs given to run/compile do not match the model."""
 
 
+class IndexRangeError(ModelError):
+    """A GATHER id outside its table at run time: the same one-line error from the host
+    kernel, the integer reference and the NPU's GATHER instruction."""
+
+
 class ScheduleError(NpukitError):
     """A layer that cannot be mapped onto the chosen architecture."""
 

@@ -11,7 +11,10 @@ BENCHMARKS.md). `Simulator(threads=n)` still lets a caller allow more.
 """
 from __future__ import annotations
 
-from threadpoolctl import ThreadpoolController
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 _controller: ThreadpoolController | None = None
 
@@ -21,6 +24,7 @@ def blas_threads(n: int):
     lookup costs about 0.2 ms, more than a small model's inference step)."""
     global _controller
     if _controller is None:
+        from threadpoolctl import ThreadpoolController      # (loaded by the first run, not on import)
         _controller = ThreadpoolController()
     return _controller.limit(limits=n, user_api="blas")
 

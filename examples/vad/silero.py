@@ -75,10 +75,12 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
     return {name: np.stack([feeds[i][name] for i in pick]) for name in SHAPES}
 
 
-# the recurrent state's path: LSTM outputs -> squeeze -> concat -> stateN, on the host with the LSTM
+# the recurrent state's path: state -> gathers of h and c (the NPU could slice them, but the state
+# would then be int8) -> LSTM -> squeeze -> concat -> stateN, on the host with the LSTM
 # (the STFT front is not listed: it compiles to the NPU with int16 audio, see quant.wide.magnitude_int16)
 # (names as in silero's op15 file; the default file prefixes them with its If branch's name)
-HOST_PREFIXES = ("/decoder/rnn/", "/decoder/Unsqueeze", "/decoder/Concat", "/Add")
+HOST_PREFIXES = ("/decoder/Gather_2", "/decoder/Gather_3", "/decoder/rnn/", "/decoder/Unsqueeze", "/decoder/Concat",
+                 "/Add")
 
 
 def host_nodes(model_path: str | Path) -> frozenset[str]:

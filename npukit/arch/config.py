@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from functools import cached_property
 from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -281,10 +282,17 @@ class Arch(BaseModel):
     def to_toml(self) -> str:
         return toml_emit.dumps(self.to_dict())
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of `to_dict` (computed once: an Arch is frozen; the
+        schedule's memo keys and the binary's header ask for it often)."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "Arch":
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("fingerprint", None)      # (an update changes it)
+        return copy
 
     def replace(self, overrides: Mapping[str, Any] | None = None, /, **dotted: Any) -> "Arch":
         """A new validated Arch with dotted keys replaced: {"mxu.rows": 32}; regions are

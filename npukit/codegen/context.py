@@ -10,9 +10,10 @@ from ..errors import ScheduleError
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..cost.costs import SRAM_BYTES_PER_CYCLE
+from ..schedule.memo import Memo
 from .emitter import Emitter
 from .memory import ArenaPlan, ConstImage
-from .options import AutoNever, Dataflow, DepthwiseEngine, Fuse, LoopOrder, validate
+from .options import AutoNever, Dataflow, DepthwiseEngine, Fuse, LoopOrder, Precision, validate
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class CompileOptions:
                                     # calibration (npukit.opt.equalize; float outputs unchanged)
     bias_correction: AutoNever = "never"  # auto | never: conv / FC biases corrected for the mean output
                                     # shift of int8 weights, measured on calibration data
+    precision: Precision = "int8"   # int8 | auto | int16: activations int16 (16x8) where the NPU runs
+                                    # them: nowhere, where needed for min_sqnr, or everywhere it can
+    min_sqnr: float = 30.0          # precision=auto: the worst output SQNR (dB) to reach on held-out samples
 
     def __post_init__(self):
         validate(self)
@@ -110,6 +114,7 @@ class Ctx:
     emitter: Emitter = field(default_factory=Emitter)
     flip: bool = False             # this layer's SRAM slots come from the top (alternates)
     ratios: dict = field(default_factory=dict)   # tensor -> compressed / raw bytes of its weights
+    memo: Memo = field(default_factory=Memo)     # the compile's remembered searches (one per schedule)
 
     def space(self, tensor: str) -> int:
         """Where an activation lives: an off-chip region, or ABUF's resident area."""

@@ -14,8 +14,7 @@ from ..arch import Arch
 from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
-from ..errors import ModelError, ScheduleError
-from ..kernels.kernels_wide import check_16x8_taps
+from ..errors import ScheduleError
 from ..cost import costs
 from .context import Ctx, OwnSlots, SlotPair
 from .emitter import dma
@@ -25,9 +24,10 @@ from .replay import fastest
 def requant_params(bias: np.ndarray, p, k: int, mode: int) -> np.ndarray:
     """The [3, k] parameter block a REQUANT (or DWCONV) of `mode` reads: bias and the
     per-channel scale, int32 for mode 0 (Q31 multiplier, shift), int64 for mode 1 (exact
-    double scale as mantissa, exponent) and mode 2 (16x8: int64 bias)."""
+    double scale as mantissa, exponent), mode 2 (16x8: int64 bias) and mode 3 (16x8 fully
+    connected: mode 1's block)."""
     ones = np.ones(k, np.int64)
-    if mode == 1:   # LiteRT's fully connected requantises with the exact double scale
+    if mode in (1, 3):   # LiteRT's fully connected requantises with the exact double scale
         return np.stack([bias.astype(np.int64), p.scale_mantissa * ones, p.scale_exponent * ones])
     if mode == 2:   # 16x8: int64 bias, the int64 form of the Q31 multiplier
         return np.stack([bias.astype(np.int64), p.multiplier * ones, p.shift * ones]).astype(np.int64)
@@ -44,7 +44,7 @@ class ConvProblem:
     x_shape: tuple
     o_shape: tuple
     groups: int
-    mode: int               # requantisation: 0 Q31, 1 exact double (fully connected), 2 16x8
+    mode: int               # requantisation: 0 Q31, 1 exact double (fully connected), 2 16x8, 3 16x8 FC
 
 
 def conv_problem(g: Graph, node: Node) -> ConvProblem:
@@ -66,10 +66,10 @@ def conv_problem(g: Graph, node: Node) -> ConvProblem:
     mult = k_all // c if attrs.depthwise else 0
     xb, ob = x.dtype.np.itemsize, out.dtype.np.itemsize
     if xb == 2:
-        wide_conv_check(node, attrs, w, bias, ob)
+        wide_conv_check(node, attrs, ob)
     shape = ConvShape(h, wd, c // groups, eh, ew, k_all // groups, kh, kw, attrs.stride[0],
                       attrs.dilation[0], attrs.input_dilation[0], mult, xb, ob)
-    mode = 1 if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
+    mode = (3 if xb == 2 else 1) if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
     return ConvProblem(shape, attrs, w, requant_params(bias, node.params, k_all, mode), x_shape, o_shape,
                        groups, mode)
 
@@ -86,7 +86,7 @@ def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
            ctx.arch.abuf_bytes - ctx.onchip_bytes,
            Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.weight_bytes_per_cycle(node.inputs[1], pr.w),
                      ctx.bytes_per_cycle(node.outputs[0])), in_place)
-    cands = search_conv(pr.shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates))
+    cands = search_conv(pr.shape, ctx.arch, *key[2:], top=max(1, o.timed_candidates), memo=ctx.memo)
     return fastest(ctx, cands, lambda cx, t: _emit(cx, node, pr, t),
                    ("conv", pr.x_shape[0], pr.groups, pr.mode, pr.attrs, *key, len(cands),
                     ctx.compression_key(node.inputs[1])), ctx.ratios.get(node.inputs[1], 1.0))
@@ -113,7 +113,7 @@ def _emit(cx: Ctx, node: Node, pr: ConvProblem, t: ConvTiling) -> None:
     n = pr.x_shape[0]
     for b in range(n):
         if pr.attrs.depthwise:
-            _emit_depthwise(cx, node, pr.shape, t, pr.attrs, pr.w, pr.params, b, pr.x_shape, pr.o_shape)
+            _emit_depthwise(cx, node, pr.shape, t, pr.attrs, pr.w, pr.params, b, pr.x_shape, pr.o_shape, pr.mode)
             continue
         for grp in range(pr.groups):
             _emit_nest(cx, node, pr.shape, t, pr.attrs, pr.w, pr.params, b, grp, pr.x_shape, pr.o_shape, pr.mode)
@@ -144,7 +144,8 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     else:
         wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw * t.tc, nb))
         prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
-    accs = SlotPair(acc_slots.take(4 * t.th * s.ew * t.tk, nb))
+    ab = 4 * xb             # accumulator bytes: int64 for the 16x8 passes
+    accs = SlotPair(acc_slots.take(ab * t.th * s.ew * t.tk, nb))
     x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all * xb
     o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all * ob
     pt, pl = attrs.pads[0], attrs.pads[1]
@@ -197,7 +198,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         acc = accs.next()
         my_chunks = list(enumerate(chunks))
         if a > last:   # the whole tile reads padding only: its accumulators are zero
-            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, 4 * rl * s.ew * kl, 0))
+            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, ab * rl * s.ew * kl, 0))
             my_chunks = []
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
             n_rows = last - a + 1
@@ -231,20 +232,22 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, dst, (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
 
 
-def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape):
-    """Depthwise tiles: rows x channel blocks; each DwConv writes requantised int8 directly."""
+def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape, mode):
+    """Depthwise tiles: rows x channel blocks; each DwConv writes requantised int8 (16x8: int16,
+    mode 2) directly."""
     e, p = ctx.emitter, node.params
     x_space, o_space = ctx.space(node.inputs[0]), ctx.space(node.outputs[0])
     _, h, wd, c_all = x_shape
     k_all, mult = o_shape[-1], s.depthwise_mult
     a_slots, w_slots, _ = ctx.slots()
     nb = ctx.nbuf
-    ins = SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc, nb))
-    outs = SlotPair(a_slots.take(t.th * s.ew * t.tk, nb))
+    xb, ob, pbytes = s.in_bytes, s.out_bytes, 3 * params.itemsize
+    ins = SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc * xb, nb))
+    outs = SlotPair(a_slots.take(t.th * s.ew * t.tk * ob, nb))
     wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw, nb))
-    prm = SlotPair(w_slots.take(I.PARAM_BYTES * t.tk, nb))
-    x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all
-    o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all
+    prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
+    x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all * xb
+    o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all * ob
     pt, pl = attrs.pads[0], attrs.pads[1]
     wspace = ctx.consts.space
     eng = int(I.Engine.MXU if t.engine == "mxu" else I.Engine.VPU)
@@ -260,22 +263,23 @@ def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b,
             a = min(a, last)       # a window wholly in the padding still reads one real row
             n_rows = last - a + 1
             xa, _ = ins.lookup(("x", r0, c0))
-            dma(e, x_space, x_base + a * wd * c_all + c0, (0, 0, 0, c_all), I.ABUF, xa, (0, 0, 0, cl),
-                (1, 1, 1, n_rows * wd), cl)
+            dma(e, x_space, x_base + (a * wd * c_all + c0) * xb, (0, 0, 0, c_all * xb), I.ABUF, xa,
+                (0, 0, 0, cl * xb), (1, 1, 1, n_rows * wd), cl * xb)
             wa, load = wts.lookup(("w", c0))
             if load:
                 dma(e, wspace, w_addr, (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, kl * s.kh * s.kw)
             pa, load = prm.lookup(("p", c0))
             if load:
-                dma(e, wspace, p_addr, (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, I.PARAM_BYTES * kl)
+                dma(e, wspace, p_addr, (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, pbytes * kl)
             oa = outs.next()
             npix = rl * s.ew
             e.emit(lambda L, d: I.DwConv(
                 L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=wa, params=pa, dst=oa, out_h=rl, out_w=s.ew,
                 mult=mult, kernel=(s.kh, s.kw), stride=attrs.stride, dilation=attrs.dilation, pad_t=a - y0,
-                pad_l=pl, zp=p.input_zp, out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, engine=eng))
-            dma(e, I.ABUF, oa, (0, 0, 0, kl), o_space, o_base + r0 * s.ew * k_all + k0, (0, 0, 0, k_all),
-                (1, 1, 1, npix), kl)
+                pad_l=pl, zp=p.input_zp, out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, engine=eng,
+                in_bytes=xb, out_bytes=ob, mode=mode))
+            dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, o_base + (r0 * s.ew * k_all + k0) * ob,
+                (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
 
 
 def conv_macs(g: Graph, node: Node) -> int:
@@ -292,14 +296,9 @@ def conv_min_compute_cycles(g: Graph, node: Node, arch: Arch) -> int:
 
 
 
-def wide_conv_check(node: Node, attrs: ConvAttrs, w: np.ndarray, bias: np.ndarray, out_bytes: int) -> None:
-    """What the MXU's 16x8 path runs: a dense conv, int16 in and out, zero point 0, and a
-    reduction whose int16 x int8 sum cannot overflow the 32-bit accumulators."""
-    if node.op is not Op.CONV2D or attrs.depthwise or attrs.groups != 1 or out_bytes != 2 \
-            or node.params.input_zp != 0:
-        raise ScheduleError(f"{node.name}: int16 input is supported for dense convolutions with int16 "
-                            "output and zero point 0 only")
-    try:
-        check_16x8_taps(int(np.prod(w.shape[1:])), bias)
-    except ModelError as e:
-        raise ScheduleError(f"{node.name}: {e}") from e
+def wide_conv_check(node: Node, attrs: ConvAttrs, out_bytes: int) -> None:
+    """What the 16x8 paths run: a dense or depthwise conv or a fully connected layer, int16 in
+    and out, zero point 0."""
+    if attrs.groups != 1 and not attrs.depthwise or out_bytes != 2 or node.params.input_zp != 0:
+        raise ScheduleError(f"{node.name}: int16 input is supported for dense and depthwise convolutions and "
+                            "fully connected layers with int16 output and zero point 0 only")

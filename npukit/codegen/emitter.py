@@ -30,10 +30,13 @@ class _Log:
     @staticmethod
     def _overlapping(entries, lo: int, hi: int, reach: int) -> list[int]:
         """Positions of entries overlapping [lo, hi); no entry is longer than `reach`."""
-        i = bisect.bisect_left(entries, (lo - reach,))
+        i, n = bisect.bisect_left(entries, (lo - reach,)), len(entries)
         out = []
-        while i < len(entries) and entries[i][0] < hi:
-            if entries[i][1] > lo:
+        while i < n:
+            a_lo, a_hi, _ = entries[i]
+            if a_lo >= hi:
+                break
+            if a_hi > lo:
                 out.append(i)
             i += 1
         return out
@@ -85,15 +88,40 @@ class Emitter:
         idx = len(self.program)
         ins = make(self.layer, ())
         deps: set[int] = set()
+        logs = self._logs
         for space, lo, hi in (*ranges.reads(ins), *host_reads):
             if not self._is_const(space, lo, hi):  # constants are never written: no hazard
-                deps |= self._logs.setdefault(space, _Log()).read(lo, hi, idx)
+                deps |= (logs.get(space) or logs.setdefault(space, _Log())).read(lo, hi, idx)
         for space, lo, hi in (*ranges.writes(ins), *host_writes):
-            deps |= self._logs.setdefault(space, _Log()).write(lo, hi, idx)
+            deps |= (logs.get(space) or logs.setdefault(space, _Log())).write(lo, hi, idx)
         deps.discard(idx)
         object.__setattr__(ins, "deps", tuple(sorted(deps)))    # a fresh record, not yet shared
         self.program.append(ins)
         return idx
+
+    def replay(self, entries) -> None:
+        """Emit what a Recorder kept, in order, with this emitter's dependencies."""
+        for ins, host_reads, host_writes in entries:
+            self.layer = ins.layer
+            self.emit(lambda layer, deps, ins=ins: _with_deps(ins, deps), host_reads, host_writes)
+
+
+def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
+    out = object.__new__(type(ins))     # a copy of the frozen record with its own deps
+    out.__dict__.update(ins.__dict__, deps=deps)
+    return out
+
+
+@dataclass
+class Recorder(Emitter):
+    """Keeps each instruction (built at once: its maker may read loop variables that change
+    next) and a HOST's segment ranges instead of tracking hazards, to be replayed after other
+    instructions (`Emitter.replay`, which takes the instructions' own ranges from isa.ranges)."""
+    entries: list = field(default_factory=list)
+
+    def emit(self, make, host_reads: Sequence[Range] = (), host_writes: Sequence[Range] = ()) -> int:
+        self.entries.append((make(self.layer, ()), tuple(host_reads), tuple(host_writes)))
+        return len(self.entries) - 1
 
 
 def dma(e: Emitter, src_space, src, src_strides, dst_space, dst, dst_strides, shape, elem) -> int:

@@ -88,7 +88,7 @@ def plan_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, ex: Node | None = None) -
     cin = g.tensors[ex.inputs[0]].shape[-1] if ex else 0
     return search_fused(FusedShape(s, out.shape[-1], cin), ctx.arch, ctx.nbuf, pref, o.depthwise_engine,
                         o.max_tile_rows, ctx.arch.abuf_bytes - ctx.onchip_bytes, bw, in_place,
-                        max(1, o.timed_candidates))
+                        max(1, o.timed_candidates), ctx.memo)
 
 
 def choose_fused(ctx: Ctx, g: Graph, dw: Node, pw: Node, cands: list[FusedTiling], layers: tuple[int, ...],

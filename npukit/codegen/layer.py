@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ScheduleError
-from ..ir.graph import Graph, Node, Op
+from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..kernels import kernels_vpu as kv
 from ..quant.quantize import LUT_OPS
@@ -14,7 +13,9 @@ from .data import DATA_LOWERING
 from .matmul import lower_matmul
 from .vector import (ELTWISE_KIND, eltwise_plan, lower_eltwise, lower_eltwise_broadcast, lower_lut, lower_mean,
                      lower_pool, lower_resize, lower_select, lower_softmax)
-from .wide import lower_magnitude
+from ..kernels.kernels_vpu16 import Sigmoid16Params
+from .vector16 import lower_sigmoid16
+from .wide import lower_magnitude, lower_requantize
 
 
 def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
@@ -29,8 +30,12 @@ def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
     if op in ELTWISE_KIND:
         plan = eltwise_plan(g, node)
         return lower_eltwise(ctx, g, node, plan) if plan else lower_eltwise_broadcast(ctx, g, node)
+    if isinstance(node.params, Sigmoid16Params):
+        return lower_sigmoid16(ctx, g, node)
     if op in LUT_OPS:
         return lower_lut(ctx, g, node)
+    if op is Op.QUANTIZE and DType.I16 in (g.tensors[node.inputs[0]].dtype, g.tensors[node.outputs[0]].dtype):
+        return lower_requantize(ctx, g, node)
     if op is Op.QUANTIZE:      # an int8 -> int8 / uint8 rescale is a table of the 256 codes
         out = np.dtype(g.tensors[node.outputs[0]].dtype.np)
         return lower_lut(ctx, g, node, kv.requantize(np.arange(-128, 128, dtype=np.int8), node.params, out))
@@ -50,6 +55,5 @@ def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
         return lower_magnitude(ctx, g, node)
     if op is Op.GELU:
         return lower_lut(ctx, g, node)
-    if not DATA_LOWERING[op](ctx, g, node):
-        raise ScheduleError(f"{node.name}: {op.value} needs more than 4 strided dims")
+    DATA_LOWERING[op](ctx, g, node)
     return {}

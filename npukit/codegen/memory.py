@@ -10,7 +10,6 @@ from ..ir.graph import Graph, Op
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..isa.instructions import ALIGN
-from ..schedule.tiling import register_cache
 
 
 
@@ -22,19 +21,6 @@ def _align(n: int, a: int = ALIGN) -> int:
 class Placement:
     space: int
     addr: int
-
-
-def _encoded(raw: bytes) -> bytes:
-    """wcodec stream of a block, remembered: scratch lowerings (timed tilings, fused or not)
-    store the same blocks again."""
-    if raw not in _STREAMS:
-        if len(_STREAMS) > 1 << 16:
-            _STREAMS.clear()
-        _STREAMS[raw] = wcodec.encode(raw)
-    return _STREAMS[raw]
-
-
-_STREAMS: dict[bytes, bytes] = register_cache({})
 
 
 @dataclass
@@ -63,7 +49,7 @@ class ConstImage:
             if self.estimate < 1.0:
                 stored = bytes(max(1, int(len(raw) * self.estimate + 0.5)))
         elif key[0]:
-            stream = _encoded(raw)
+            stream = wcodec.encode(raw)
             if len(stream) < len(raw):
                 stored = stream
         self.data.extend(b"\0" * (_align(len(self.data)) - len(self.data)))

@@ -14,6 +14,7 @@ DepthwiseEngine = Literal["auto", "mxu", "vpu"]
 LoopOrder = Literal["auto", "k_outer", "rows_outer"]
 Fuse = Literal["auto", "always", "never"]
 AutoNever = Literal["auto", "never"]
+Precision = Literal["int8", "auto", "int16"]    # "auto": int16 where int8 loses too much (min_sqnr)
 
 # fields with a fixed set of values: the literal types CompileOptions declares
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -25,15 +26,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "compress_weights": get_args(AutoNever),
     "equalize": get_args(AutoNever),
     "bias_correction": get_args(AutoNever),
+    "precision": get_args(Precision),
 }
 # fields the quantiser reads (compiler.quantise), not lowering: the explorer quantises once per setting
-QUANT_OPTIONS = ("equalize", "bias_correction")
+QUANT_OPTIONS = ("equalize", "bias_correction", "precision", "min_sqnr")
 # numeric fields: (low, high, high included)
 RANGES: dict[str, tuple[float, float | None, bool]] = {
     "max_tile_rows": (0, None, True),
     "timed_candidates": (1, None, True),
     "onchip_fraction": (0.0, 1.0, False),
     "energy_tie": (0.0, 1.0, False),
+    "min_sqnr": (0.0, 200.0, True),
 }
 
 

@@ -9,13 +9,15 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..isa import instructions as I
 from ..quant.quantize import LUT_OPS
-from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..kernels.kernels_vpu16 import Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs
-from .data import DATA_LOWERING
+from .data import DATA_LOWERING, gather_support
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
-                     resize_fits)
+                     resize_fits, softmax_fits)
+from .vector16 import VPU16_OPS
 from .wide import int16_support
 
 
@@ -28,10 +30,12 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op is Op.HOST_FLOAT:
         return node.attrs.reason or f"no NPU kernel for ONNX {node.attrs.op_type}"
     rank = len(g.tensors[node.outputs[0]].shape)
+    if op is Op.GATHER:
+        return gather_support(g, node)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
         reason = int16_support(g, node)
-        if reason or op not in DATA_LOWERING:
+        if reason or op not in DATA_LOWERING and op not in VPU16_OPS:
             return reason
     if op in TRANSFORMER_NPU_OPS:
         return matmul_support(g, node)
@@ -46,7 +50,9 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
         return "" if broadcast_supported(g, node) else f"{rank}-D tensor exceeds the 4-D DMA"
     if op is Op.SOFTMAX:
         axis = node.attrs.axis % rank
-        return "" if axis == rank - 1 else "softmax over an axis other than the last"
+        if axis != rank - 1:
+            return "softmax over an axis other than the last"
+        return "" if softmax_fits(g, node, work_abuf) else "softmax row larger than ABUF"
     if op is Op.RESIZE:
         return "" if rank == 4 and resize_fits(g, node, work_abuf) else "resize plane larger than ABUF"
     if op is Op.QUANTIZE:
@@ -57,7 +63,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
             return "reduction over non-adjacent axes"
         return "" if reduction_fits(g, node, work_abuf) else "reduced elements larger than ABUF"
     if op in DATA_LOWERING:
-        return "" if rank <= 4 else f"{rank}-D tensor exceeds the 4-D DMA"
+        return ""                  # any rank: a loop of 4-D DMAs (codegen/data.copy_block)
     return f"no NPU lowering for {op.value}"
 
 
@@ -67,7 +73,11 @@ def onchip_bytes(arch: Arch, options: CompileOptions | None = None) -> int:
 
 
 def layer_macs(g: Graph, node: Node) -> int:
-    return conv_macs(g, node) if node.op in (Op.CONV2D, Op.FULLY_CONNECTED) else matmul_macs(g, node)
+    """int8 MACs the engine performs: a 16x8 layer's int16 input is two byte passes, so twice
+    its products (the timing model's count, and the roofline's compute term)."""
+    if node.op not in (Op.CONV2D, Op.FULLY_CONNECTED):
+        return matmul_macs(g, node)
+    return conv_macs(g, node) * (2 if g.tensors[node.inputs[0]].dtype is DType.I16 else 1)
 
 
 def vpu_ops(g: Graph, node: Node) -> int:
@@ -77,12 +87,14 @@ def vpu_ops(g: Graph, node: Node) -> int:
         return out * node.attrs.kernel[0] * node.attrs.kernel[1]
     if node.op in REDUCTIONS:
         return g.tensors[node.inputs[0]].size
-    if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD):
+    if node.op in (Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT, Op.PAD, Op.GATHER):
         return 0                                   # pure data movement (DMA)
     if node.op is Op.SOFTMAX:
         return SOFTMAX_OPS_PER_ELEMENT * out
     if node.op is Op.MAGNITUDE:
         return MAGNITUDE_OPS_PER_ELEMENT * out
+    if isinstance(node.params, Sigmoid16Params):
+        return SIGMOID16_OPS_PER_ELEMENT * out
     if node.op is Op.RESIZE and node.attrs.mode == "bilinear":
         return 4 * out
     return out                                     # requantise / element-wise / table
@@ -99,6 +111,9 @@ def min_bytes(g: Graph, node: Node, arch: Arch, counted: set[str], interior: Abs
     consts = [n for n in node.inputs if g.tensors[n].is_const and n not in counted]
     counted.update(consts)               # a weight shared by several layers crosses once
     weights = sum(g.tensors[n].nbytes for n in consts)
+    if node.op is Op.GATHER and consts:  # an embedding lookup reads only the rows it picks
+        weights = min(weights, g.tensors[node.outputs[0]].nbytes)
+        counted.difference_update(consts)
     acts = sum(g.tensors[n].nbytes for n in node.inputs if n in g.inputs)
     acts += sum(g.tensors[n].nbytes for n in node.outputs if n in g.outputs)
     acts += sum(g.tensors[n].nbytes for n in (*node.inputs, *node.outputs)

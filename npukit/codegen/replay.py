@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..arch.tech import energy_table
-from ..schedule.tiling import register_cache
 from ..cost.timing import simulate
 from .context import Ctx
 from .emitter import Emitter
@@ -37,7 +36,12 @@ def replay(ctx: Ctx, emit, ratio: float = 1.0) -> tuple[int, float]:
                 packed_space=consts.space)
     scratch = dataclasses.replace(ctx, consts=consts, emitter=e)
     emit(scratch)
-    return cycles_and_energy(_Replay(e.program), ctx.arch)
+    return timed(e.program, ctx.arch)
+
+
+def timed(instructions: list, arch) -> tuple[int, float]:
+    """(cycles, dynamic energy in pJ) of instructions timed on their own."""
+    return cycles_and_energy(_Replay(instructions), arch)
 
 
 def cycles_and_energy(program, arch) -> tuple[int, float]:
@@ -65,15 +69,11 @@ def fastest(ctx: Ctx, candidates: list[Candidate], emit, key, ratio: float = 1.0
     """The candidate whose lowering `emit(ctx, candidate)` the event model times fastest;
     among those within `energy_tie` of the fastest (a fraction of its cycles), the one with
     the least dynamic energy, and the first (cheapest by the closed forms) on a tie.
-    Remembered under `key`. `ratio`: the compression ratio of the layer's weights."""
+    Remembered in the compile's memo under `key`. `ratio`: the compression ratio of the
+    layer's weights."""
     if len(candidates) <= 1:
         return candidates[0]
     tie = ctx.options.energy_tie
-    if (key, tie) not in _CHOSEN:
-        if len(_CHOSEN) > 4096:
-            _CHOSEN.clear()
-        _CHOSEN[key, tie] = pick([replay(ctx, lambda c, t=t: emit(c, t), ratio) for t in candidates], tie)
-    return candidates[_CHOSEN[key, tie]]
-
-
-_CHOSEN: dict = register_cache({})
+    memo = ctx.memo
+    return candidates[memo.get(memo.chosen, (key, tie), lambda: pick(
+        [replay(ctx, lambda c, t=t: emit(c, t), ratio) for t in candidates], tie))]

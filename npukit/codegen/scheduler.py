@@ -9,13 +9,16 @@ their arenas place differently), each with its neighbours: windows, never whole 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
+from ..schedule.memo import Memo
 from ..schedule.plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Placement, Schedule, TensorPlace, Tiling,
                              graph_fingerprint)
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
+from .emitter import Emitter, Recorder
 from .conv import choose_conv, lower_conv
 from .fused import choose_fused, fusable_expansions, fusable_pairs, lower_fused, plan_fused
 from .gather import gather_reduced_axes_graph
@@ -23,7 +26,7 @@ from .layer import lower_layer
 from .matmul import matmul_tiling
 from .memory import ArenaPlan as Arena, ConstImage, plan_arena
 from .partition import layer_macs, min_bytes, npu_support, onchip_bytes, vpu_ops
-from .replay import pick, replay
+from .replay import pick, timed
 
 
 Groups = dict[str, tuple[Node, Node | None]]     # depthwise name -> (its 1x1, the expansion before it or None)
@@ -61,16 +64,17 @@ class _Scheduler:
         self.index = {nd.name: i for i, nd in enumerate(g.nodes)}
         self.compress = compress_weights(arch, options)
         self.ratios: dict = {}      # weight compression ratios, measured once for every context
+        self.memo = Memo()          # searches and timings, remembered for this schedule only
 
     def arena(self, groups: Groups) -> Arena:
-        fused = {self.index[d] for d in groups} | {self.index[d] - 1 for d, (_, ex) in groups.items() if ex}
-        return plan_arena(self.g, self.act_space, self.arch.abuf_bytes - self.onchip, self.onchip,
-                          pinned=self.host, fused=fused)
+        fused = frozenset({self.index[d] for d in groups} | {self.index[d] - 1 for d, (_, ex) in groups.items() if ex})
+        return self.memo.get(self.memo.arenas, fused, lambda: plan_arena(
+            self.g, self.act_space, self.arch.abuf_bytes - self.onchip, self.onchip, pinned=self.host, fused=fused))
 
     def ctx(self, groups: Groups) -> Ctx:
         arena = self.arena(groups)
         consts = ConstImage(self.w_space, arena.size if self.w_space == self.act_space else 0, self.compress)
-        ctx = Ctx(self.arch, self.options, arena, consts, self.onchip, ratios=self.ratios)
+        ctx = Ctx(self.arch, self.options, arena, consts, self.onchip, ratios=self.ratios, memo=self.memo)
         ctx.emitter.packed, ctx.emitter.packed_space = consts.packed, consts.space
         ctx.emitter.readonly[self.w_space] = (consts.base, 1 << 62)
         return ctx
@@ -86,6 +90,9 @@ class _Scheduler:
         forms = {d: [f for f in ("none", "pair", "triple") if self._allowed(f, d in exps)] for d in pairs}
         self.pairs, self.exps = pairs, exps
         self.units = self._units()
+        nodes = self.g.nodes
+        self.touched = [sorted({t for nd in nodes[lo:hi + 1] for t in (*nd.inputs, *nd.outputs)})
+                        for lo, hi, _ in self.units]
         assign = self._descend({d: f[-1] for d, f in forms.items()}, forms)   # from the most fused
         # every group in one form at once (a gain no single change shows, e.g. an arena that
         # keeps more tensors on chip); single changes from such a winner are kept only if
@@ -139,13 +146,67 @@ class _Scheduler:
         ratio = self.ratios.get(self.pairs[differ[0]].inputs[1], 1.0) if differ else 1.0
         timed, kept = [], []
         for a, ctx in zip(assigns, ctxs):
-            units = [[self._unit(ctx, u, a) for u in self.units[lo:hi + 1]] for lo, hi in windows]
-            if any(steps is None for w in units for steps in w):
+            costs = [self._window_cost(ctx, a, lo, hi, ratio) for lo, hi in windows]
+            if any(c is None for c in costs):
                 continue
-            costs = [_time(ctx, [s for steps in w if steps is not None for s in steps], ratio) for w in units]
-            timed.append((sum(c for c, _ in costs), sum(e for _, e in costs)))
+            timed.append((sum(c[0] for c in costs if c), sum(c[1] for c in costs if c)))
             kept.append(a)
         return kept[pick(timed, self.options.energy_tie)] if kept else assigns[0]
+
+    def _window_cost(self, ctx: Ctx, assign: dict[str, str], lo: int, hi: int,
+                     ratio: float) -> tuple[int, float] | None:
+        """(cycles, energy) of units lo..hi by the event model, or None when a fused form does
+        not fit. Remembered by what the timing depends on: the units' forms, the space of each
+        tensor they touch and, for tensors sharing bytes, their relative offsets (addresses
+        matter only through the hazards between accesses)."""
+        where, tensors = ctx.arena.where, sorted({t for k in range(lo, hi + 1) for t in self.touched[k]})
+        placed = [(t, where[t].space, where[t].addr, self.g.tensors[t].nbytes) for t in tensors if t in where]
+        shared = tuple((t1, t2, a2 - a1) for i, (t1, s1, a1, n1) in enumerate(placed)
+                       for t2, s2, a2, n2 in placed[i + 1:] if s1 == s2 and a1 < a2 + max(n2, 1) and a2 < a1 + max(n1, 1))
+        forms = tuple(assign[d] for _, _, d in self.units[lo:hi + 1] if d)
+        key = (lo, hi, forms, ratio, tuple((t, s) for t, s, _, _ in placed), shared)
+
+        def cost() -> tuple[int, float] | None:
+            entries = self._window(ctx, assign, lo, hi, ratio)
+            return None if entries is None else _time(ctx, entries)
+        return self.memo.get(self.memo.windows, key, cost)
+
+    def _window(self, ctx: Ctx, assign: dict[str, str], lo: int, hi: int, ratio: float) -> list | None:
+        """The recorded instructions of units lo..hi one after another (each step's SRAM slots
+        from the other end than the step before), or None when a fused form does not fit."""
+        out: list = []
+        steps = 0
+        for k in range(lo, hi + 1):
+            rec = self._recorded(ctx, k, assign, ctx.flip ^ (steps % 2 == 1), ratio)
+            if rec is None:
+                return None
+            out += rec[0]
+            steps += rec[1]
+        return out
+
+    def _recorded(self, ctx: Ctx, k: int, assign: dict[str, str], flip: bool, ratio: float) -> tuple[list, int] | None:
+        """Unit k's instructions in its form as (recorded emission, number of steps), or None:
+        emitted once for each form, first slot side, weight ratio and placement of the
+        tensors it touches (all its instructions depend on), then replayed from the record."""
+        lo, hi, d = self.units[k]
+        where = ctx.arena.where
+        placed = tuple((t, where[t].space, where[t].addr) for t in self.touched[k] if t in where)
+        key = (k, assign[d] if d else None, flip, ratio, ctx.consts.base, ctx.consts.compress, placed)
+
+        def record() -> tuple[list, int] | None:
+            steps = self._unit(ctx, self.units[k], assign)
+            if steps is None:
+                return None
+            consts = ctx.consts.fresh(estimate=ratio)
+            e = Recorder(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
+                         packed_space=consts.space)
+            cx = replace(ctx, consts=consts, emitter=e, flip=flip)
+            for j, step in enumerate(steps):
+                if j:
+                    cx.flip = not cx.flip
+                step(cx)
+            return e.entries, len(steps)
+        return self.memo.get(self.memo.units, key, record)
 
     def _windows(self, groups: list[str], arenas: list[Arena]) -> list[tuple[int, int]]:
         """Merged ranges of unit indices: the groups' and each unit touching a tensor the
@@ -270,14 +331,12 @@ def schedule_prepared(g: Graph, arch, options: CompileOptions) -> Schedule:
                     arena_record(g, arch, ctx.arena, arch.abuf_bytes - s.onchip, s.onchip), tuple(layers))
 
 
-def _time(ctx: Ctx, steps, ratio: float) -> tuple[int, float]:
-    """(cycles, energy) of a block's emitters replayed one after another on their own."""
-    def emit(cx):
-        for j, step in enumerate(steps):
-            if j:
-                cx.flip = not cx.flip
-            step(cx)
-    return replay(ctx, emit, ratio)
+def _time(ctx: Ctx, entries: list) -> tuple[int, float]:
+    """(cycles, energy) of recorded instructions emitted afresh (their dependencies are
+    those of this sequence) and timed on their own."""
+    e = Emitter(readonly=dict(ctx.emitter.readonly))
+    e.replay(entries)
+    return timed(e.program, ctx.arch)
 
 
 def _emits(g: Graph, node: Node, target: str) -> bool:

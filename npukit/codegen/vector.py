@@ -79,18 +79,19 @@ def _location(ctx: Ctx, g: Graph, name: str) -> tuple[int, int]:
 def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     a, b, params, (bs_r, bs_c) = plan
     e, out = ctx.emitter, g.tensors[node.outputs[0]]
+    eb = out.dtype.itemsize             # 2: int16 operands and output (16x8)
     c = out.shape[-1]
     p_rows = out.size // c
     b_cols = 1 if bs_c == 0 else c
     a_slots, _, _ = ctx.slots()
     per_row = 2 * c + (b_cols if bs_r else 0)
     fixed = 0 if bs_r else b_cols
-    tr = min(p_rows, (a_slots.size // ctx.nbuf - 64 - fixed) // max(per_row, 1))
+    tr = min(p_rows, (a_slots.size // ctx.nbuf - 64 - fixed * eb) // max(per_row * eb, 1))
     if tr < 1:
         raise ScheduleError(f"{node.name}: a row of {c} channels does not fit ABUF")
-    a_buf = SlotPair(a_slots.take(tr * c, ctx.nbuf))
-    o_buf = SlotPair(a_slots.take(tr * c, ctx.nbuf))
-    b_buf = SlotPair(a_slots.take(tr * b_cols if bs_r else b_cols, ctx.nbuf))
+    a_buf = SlotPair(a_slots.take(tr * c * eb, ctx.nbuf))
+    o_buf = SlotPair(a_slots.take(tr * c * eb, ctx.nbuf))
+    b_buf = SlotPair(a_slots.take((tr * b_cols if bs_r else b_cols) * eb, ctx.nbuf))
     a_space, a_addr = _location(ctx, g, a)
     b_space, b_addr = _location(ctx, g, b)
     o_addr = ctx.addr(node.outputs[0])
@@ -99,16 +100,16 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     for r0 in range(0, p_rows, tr):
         rl = min(tr, p_rows - r0)
         aa, _ = a_buf.lookup(("a", r0))
-        contiguous(e, a_space, a_addr + r0 * c, I.ABUF, aa, rl * c)
+        contiguous(e, a_space, a_addr + r0 * c * eb, I.ABUF, aa, rl * c * eb)
         b_key = ("b", r0) if bs_r else ("b",)
         ba, load = b_buf.lookup(b_key)
-        b_len = rl * b_cols if bs_r else b_cols
+        b_len = (rl * b_cols if bs_r else b_cols) * eb
         if load:
-            contiguous(e, b_space, b_addr + (r0 * b_cols if bs_r else 0), I.ABUF, ba, b_len)
+            contiguous(e, b_space, b_addr + (r0 * b_cols * eb if bs_r else 0), I.ABUF, ba, b_len)
         oa = o_buf.next()
         strides = (b_cols if bs_r else 0, 1 if bs_c else 0)
-        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams))
-        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), o_addr + r0 * c, rl * c)
+        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams, eb))
+        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), o_addr + r0 * c * eb, rl * c * eb)
     return {}
 
 
@@ -211,8 +212,9 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     n, h, w, c = g.tensors[node.inputs[0]].shape
     _, eh, ew, _ = g.tensors[node.outputs[0]].shape
     (kh, kw), (sh, sw), (pt, pl, _, _) = a.kernel, a.stride, a.pads
+    eb = g.tensors[node.inputs[0]].dtype.itemsize       # 2: int16 (16x8)
     a_slots, _, _ = ctx.slots()
-    budget = a_slots.size // ctx.nbuf - 64
+    budget = (a_slots.size // ctx.nbuf - 64) // eb
     th, cb = eh, c
     while (th > 1 or cb > 1) and min(h, (th - 1) * sh + kh) * w * cb + th * ew * cb > budget:
         if th > 1:
@@ -222,7 +224,8 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
     rows_max = min(h, (th - 1) * sh + kh)
     if rows_max * w * cb + th * ew * cb > budget:
         raise ScheduleError(f"{node.name}: no pooling tile fits ABUF ({a_slots.size} B)")
-    ins, outs = SlotPair(a_slots.take(rows_max * w * cb, ctx.nbuf)), SlotPair(a_slots.take(th * ew * cb, ctx.nbuf))
+    ins = SlotPair(a_slots.take(rows_max * w * cb * eb, ctx.nbuf))
+    outs = SlotPair(a_slots.take(th * ew * cb * eb, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     kind = 0 if node.op is Op.MAX_POOL else 1
     p = node.params
@@ -235,15 +238,15 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
                 lo, hi = max(y0, 0), min(y1, h - 1)
                 rows = hi - lo + 1
                 xa = ins.next()
-                dma(e, ctx.space(node.inputs[0]), src + ((b * h + lo) * w) * c + c0, (0, 0, 0, c), I.ABUF, xa,
-                    (0, 0, 0, cl), (1, 1, 1, rows * w), cl)
+                dma(e, ctx.space(node.inputs[0]), src + (((b * h + lo) * w) * c + c0) * eb, (0, 0, 0, c * eb), I.ABUF,
+                    xa, (0, 0, 0, cl * eb), (1, 1, 1, rows * w), cl * eb)
                 oa = outs.next()
                 tpb = max(0, (rl - 1) * sh + kh - (lo - y0) - rows)
                 tpr = max(0, (ew - 1) * sw + kw - pl - w)
                 e.emit(lambda L, d: I.Pool(L, d, kind, xa, rows, w, cl, oa, rl, ew, (kh, kw), (sh, sw),
-                                           lo - y0, pl, tpb, tpr, p.act_min, p.act_max))
-                dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + ((b * eh + r0) * ew) * c + c0,
-                    (0, 0, 0, c), (1, 1, 1, rl * ew), cl)
+                                           lo - y0, pl, tpb, tpr, p.act_min, p.act_max, eb))
+                dma(e, I.ABUF, oa, (0, 0, 0, cl * eb), ctx.space(node.outputs[0]),
+                    dst + (((b * eh + r0) * ew) * c + c0) * eb, (0, 0, 0, c * eb), (1, 1, 1, rl * ew), cl * eb)
     return {}
 
 
@@ -255,14 +258,15 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     of `ob` outer blocks of `cb` inner elements, laid out [n, ob * cb]: one MEAN (ARGMAX) each."""
     e = ctx.emitter
     outer, n, inner = _adjacent_layout(g, node)
-    elem = g.tensors[node.outputs[0]].dtype.itemsize        # 4 / 8 for ARG_MAX's indices
+    elem = g.tensors[node.outputs[0]].dtype.itemsize        # 4 / 8 for ARG_MAX's indices, 2 for int16
+    xb = g.tensors[node.inputs[0]].dtype.itemsize           # 2: an int16 input (16x8)
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 64
-    cb = max(1, min(inner, budget // (n + elem)))
-    ob = max(1, min(outer, budget // ((n + elem) * cb)))
-    if (n + elem) * ob * cb > budget:
+    cb = max(1, min(inner, budget // (n * xb + elem)))
+    ob = max(1, min(outer, budget // ((n * xb + elem) * cb)))
+    if (n * xb + elem) * ob * cb > budget:
         raise ScheduleError(f"{node.name}: a reduction over {n} elements does not fit ABUF ({a_slots.size} B)")
-    ins, outs = SlotPair(a_slots.take(n * ob * cb, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * elem, ctx.nbuf))
+    ins, outs = SlotPair(a_slots.take(n * ob * cb * xb, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * elem, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     if node.op is Op.ARG_MAX:
         last, smallest = int(node.attrs.last), int(node.attrs.smallest)
@@ -270,14 +274,14 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     else:
         kind = REDUCE_KIND[node.op]
         qp = params_to_ints(node.params) if kind in (0, 3) else ()
-        instr = lambda L, d, xa, c, oa: I.Mean(L, d, xa, n, c, oa, qp, kind)        # noqa: E731
+        instr = lambda L, d, xa, c, oa: I.Mean(L, d, xa, n, c, oa, qp, kind, xb)        # noqa: E731
     for b0 in range(0, outer, ob):
         bl = min(ob, outer - b0)
         for c0 in range(0, inner, cb):
             cl = min(cb, inner - c0)
             xa = ins.next()
-            dma(e, ctx.space(node.inputs[0]), src + b0 * n * inner + c0, (0, 0, inner, n * inner), I.ABUF, xa,
-                (0, 0, bl * cl, cl), (1, 1, n, bl), cl)
+            dma(e, ctx.space(node.inputs[0]), src + (b0 * n * inner + c0) * xb, (0, 0, inner * xb, n * inner * xb),
+                I.ABUF, xa, (0, 0, bl * cl * xb, cl * xb), (1, 1, n, bl), cl * xb)
             oa = outs.next()
             e.emit(lambda L, d: instr(L, d, xa, bl * cl, oa))
             dma(e, I.ABUF, oa, (0, 0, 0, cl * elem), ctx.space(node.outputs[0]), dst + (b0 * inner + c0) * elem,
@@ -288,56 +292,65 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
 def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
     """Softmax over the last axis, in tiles of whole rows."""
     e, x = ctx.emitter, g.tensors[node.inputs[0]]
-    cols = x.shape[-1]
+    cols, eb = x.shape[-1], x.dtype.itemsize       # eb 2: int16 in and out (kind 2)
     rows = x.size // cols
     a_slots, _, _ = ctx.slots()
-    tr = min(rows, (a_slots.size // ctx.nbuf - 32) // (2 * cols))
+    tr = min(rows, (a_slots.size // ctx.nbuf - 32) // (2 * cols * eb))
     if tr < 1:
         raise ScheduleError(f"{node.name}: a softmax row of {cols} does not fit ABUF")
-    ins, outs = SlotPair(a_slots.take(tr * cols, ctx.nbuf)), SlotPair(a_slots.take(tr * cols, ctx.nbuf))
+    ins, outs = SlotPair(a_slots.take(tr * cols * eb, ctx.nbuf)), SlotPair(a_slots.take(tr * cols * eb, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
-    qp, kind = params_to_ints(node.params), int(isinstance(node.params, kv.SoftmaxTableParams))
+    qp, kind = params_to_ints(node.params), 2 if eb == 2 else int(isinstance(node.params, kv.SoftmaxTableParams))
     for r0 in range(0, rows, tr):
         rl = min(tr, rows - r0)
         xa, oa = ins.next(), outs.next()
-        contiguous(e, ctx.space(node.inputs[0]), src + r0 * cols, I.ABUF, xa, rl * cols)
+        contiguous(e, ctx.space(node.inputs[0]), src + r0 * cols * eb, I.ABUF, xa, rl * cols * eb)
         e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp, kind))
-        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + r0 * cols, rl * cols)
+        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + r0 * cols * eb, rl * cols * eb)
     return {}
 
 
 def reduction_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     """A reduction's tile holds at least one column of its n reduced elements (double-buffered)."""
     _, n, _ = _adjacent_layout(g, node)
-    return 2 * (n + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes
+    xb = g.tensors[node.inputs[0]].dtype.itemsize
+    return 2 * (n * xb + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes
+
+
+def softmax_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
+    """A softmax tile holds one whole row, in and out, double-buffered."""
+    x = g.tensors[node.inputs[0]]
+    return 2 * (2 * x.shape[-1] * x.dtype.itemsize + 32) <= abuf_bytes
 
 
 def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     """Resize tiles hold whole planes of one channel block: at least one channel must fit."""
     _, h, w, _ = g.tensors[node.inputs[0]].shape
     oh, ow = node.attrs.size
-    return 2 * (h * w + oh * ow) + 64 <= abuf_bytes
+    return 2 * (h * w + oh * ow) * g.tensors[node.inputs[0]].dtype.itemsize + 64 <= abuf_bytes
 
 
 def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
     e, a = ctx.emitter, node.attrs
     n, h, w, c = g.tensors[node.inputs[0]].shape
     oh, ow = a.size
+    eb = g.tensors[node.inputs[0]].dtype.itemsize       # 2: int16 (16x8)
     a_slots, _, _ = ctx.slots()
-    cb = max(1, min(c, (a_slots.size // ctx.nbuf - 32) // (h * w + oh * ow)))
-    ins, outs = SlotPair(a_slots.take(h * w * cb, ctx.nbuf)), SlotPair(a_slots.take(oh * ow * cb, ctx.nbuf))
+    cb = max(1, min(c, (a_slots.size // ctx.nbuf - 32) // ((h * w + oh * ow) * eb)))
+    ins = SlotPair(a_slots.take(h * w * cb * eb, ctx.nbuf))
+    outs = SlotPair(a_slots.take(oh * ow * cb * eb, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     mode = int(a.mode == "bilinear")
     for b in range(n):
         for c0 in range(0, c, cb):
             cl = min(cb, c - c0)
             xa, oa = ins.next(), outs.next()
-            dma(e, ctx.space(node.inputs[0]), src + b * h * w * c + c0, (0, 0, 0, c), I.ABUF, xa,
-                (0, 0, 0, cl), (1, 1, 1, h * w), cl)
+            dma(e, ctx.space(node.inputs[0]), src + (b * h * w * c + c0) * eb, (0, 0, 0, c * eb), I.ABUF, xa,
+                (0, 0, 0, cl * eb), (1, 1, 1, h * w), cl * eb)
             e.emit(lambda L, d: I.Resize(L, d, mode, xa, h, w, cl, oa, oh, ow, int(a.align_corners),
-                                         int(a.half_pixel_centers)))
-            dma(e, I.ABUF, oa, (0, 0, 0, cl), ctx.space(node.outputs[0]), dst + b * oh * ow * c + c0,
-                (0, 0, 0, c), (1, 1, 1, oh * ow), cl)
+                                         int(a.half_pixel_centers), eb))
+            dma(e, I.ABUF, oa, (0, 0, 0, cl * eb), ctx.space(node.outputs[0]), dst + (b * oh * ow * c + c0) * eb,
+                (0, 0, 0, c * eb), (1, 1, 1, oh * ow), cl * eb)
     return {}
 
 

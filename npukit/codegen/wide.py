@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ModelError, ScheduleError
+import numpy as np
+
+from ..errors import ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.immediates import params_to_ints
-from ..kernels.kernels_wide import check_16x8_taps
 from ..kernels.qexec import pad_code
 from .context import Ctx, SlotPair
-from .emitter import dma
+from .emitter import contiguous, dma
+from .vector16 import VPU16_OPS, vpu16_support
 
 INT16_MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT}
 
@@ -29,18 +31,20 @@ def int16_support(g: Graph, node: Node) -> str:
     if node.op is Op.MAGNITUDE:
         ok = t[node.inputs[0]].dtype is DType.I16 and t[node.outputs[0]].dtype is DType.I8
         return "" if ok else "magnitude needs an int16 input and an int8 output"
-    if node.op is Op.CONV2D:
-        x, out, w = t[node.inputs[0]], t[node.outputs[0]], t[node.inputs[1]]
-        if x.dtype is not DType.I16 or out.dtype is not DType.I16 or node.attrs.depthwise or \
-                node.attrs.groups != 1 or x.quant is None or x.quant.zp != 0:
-            return "int16 convolution other than dense 16x8 (int16 in and out, zero point 0)"
-        bias = t[node.inputs[2]].data if len(node.inputs) > 2 else None
-        try:
-            check_16x8_taps(int(w.shape[1] * w.shape[2] * w.shape[3]), bias)
-        except ModelError as e:
-            return str(e)
+    if node.op in (Op.CONV2D, Op.FULLY_CONNECTED):
+        x, out = t[node.inputs[0]], t[node.outputs[0]]
+        dw = node.op is Op.CONV2D and node.attrs.depthwise
+        if x.dtype is not DType.I16 or out.dtype is not DType.I16 or x.quant is None or x.quant.zp != 0 or \
+                node.op is Op.CONV2D and node.attrs.groups != 1 and not dw:
+            return "int16 layer other than 16x8 (int16 in and out, zero point 0; dense or depthwise)"
         return ""
-    return "int16 tensor (the NPU's int16 paths: 16x8 conv, magnitude, data movement)"
+    if node.op is Op.QUANTIZE:
+        ok = {t[node.inputs[0]].dtype, t[node.outputs[0]].dtype} <= {DType.I8, DType.I16} and node.params is not None
+        return "" if ok else "int16 QUANTIZE other than between int8 and int16"
+    if node.op in VPU16_OPS:
+        return vpu16_support(g, node)
+    return "int16 tensor (the NPU's int16 paths: 16x8 conv, depthwise and fully connected, requantisation, " \
+           "magnitude, data movement, the VPU's 16x8 ops)"
 
 
 def magnitude_geometry(g: Graph, node: Node) -> tuple[int, int, int]:
@@ -75,3 +79,30 @@ def lower_magnitude(ctx: Ctx, g: Graph, node: Node) -> dict:
             dma(e, I.ABUF, oa, (0, 0, cn * inner, 1), o_space, dst + o0 * c * inner + c0 * inner,
                 (0, 0, c * inner, 1), (1, 1, on, cn * inner), 1)
     return {"tiling": f"outer {ob} x channels {cb} of {outer} x {c} (x {inner})"}
+
+
+def lower_requantize(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """QUANTIZE with an int16 side as 1x1 DwConv tiles of weight 1 over the flattened tensor
+    (one channel): MultiplyByQuantizedMultiplier(x - zp) + zp, LiteRT's Requantize."""
+    e = ctx.emitter
+    xt, ot = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+    xb, ob, n = xt.dtype.np.itemsize, ot.dtype.np.itemsize, ot.size
+    a_slots, w_slots, _ = ctx.slots()
+    chunk = min(n, max(16, a_slots.size // ((xb + ob) * ctx.nbuf) // 16 * 16))
+    ins, outs = SlotPair(a_slots.take(chunk * xb, ctx.nbuf)), SlotPair(a_slots.take(chunk * ob, ctx.nbuf))
+    p = node.params
+    consts = np.concatenate([np.array([1, 0, 0, 0], np.int8), np.array([0, p.multiplier, p.shift], np.int32).view(np.int8)])
+    at = w_slots.take(16, 1)[0]
+    contiguous(e, ctx.consts.space, ctx.const(consts, True), I.WBUF, at, 16)
+    info = np.iinfo(ot.dtype.np)
+    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
+    for i in range(0, n, chunk):
+        ln = min(chunk, n - i)
+        xa, oa = ins.next(), outs.next()
+        contiguous(e, ctx.space(node.inputs[0]), src + i * xb, I.ABUF, xa, ln * xb)
+        e.emit(lambda L, d: I.DwConv(
+            L, d, src=xa, in_h=1, in_w=ln, c=1, wgt=at, params=at + 4, dst=oa, out_h=1, out_w=ln, mult=1,
+            kernel=(1, 1), stride=(1, 1), dilation=(1, 1), pad_t=0, pad_l=0, zp=p.input_zp, out_zp=p.output_zp,
+            act_min=int(info.min), act_max=int(info.max), engine=int(I.Engine.VPU), in_bytes=xb, out_bytes=ob))
+        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i * ob, ln * ob)
+    return {"tiling": f"{chunk} elements of {n}"}

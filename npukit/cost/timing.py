@@ -21,6 +21,7 @@ from . import costs
 
 SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
 SOFTMAX_OPS_PER_ELEMENT = 6   # max, subtract and rescale, exp, sum, reciprocal, scale
+SIGMOID16_OPS_PER_ELEMENT = 3
 MAGNITUDE_OPS_PER_ELEMENT = 4  # two squares, the add and scale, the integer square root (one op, pipelined)
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
@@ -67,17 +68,21 @@ class _Model:
         rows, cols = arch.mxu.rows, arch.mxu.cols
         self.rows, self.cols, self.overlap = rows, cols, arch.mxu.fold_overlap
         self.lanes, self.depth = arch.vpu.lanes, arch.vpu.pipeline_depth
-
-    def _region(self, space: int):
-        return self.arch.region(self.region_names[space]) if space >= I.REGION0 else None
+        self.transfers: dict[tuple[int, int, int, int], tuple[int, int]] = {}
 
     def _transfer(self, space: int, nbytes: int, runs: int, run: int) -> tuple[int, int]:
         """(fixed cycles: setup + latency, cycles the space's port is occupied)."""
-        region = self._region(space)
-        if region is None:
-            return costs.DMA_SETUP_CYCLES, math.ceil(nbytes / SRAM_BYTES_PER_CYCLE)
-        return costs.dma_cycles(nbytes, runs, run, self.arch.region_bytes_per_cycle(region.name),
-                                self.arch.region_latency_cycles(region.name))
+        key = (space, nbytes, runs, run)
+        got = self.transfers.get(key)
+        if got is None:
+            if space < I.REGION0:
+                got = costs.DMA_SETUP_CYCLES, math.ceil(nbytes / SRAM_BYTES_PER_CYCLE)
+            else:
+                name = self.arch.region(self.region_names[space]).name
+                got = costs.dma_cycles(nbytes, runs, run, self.arch.region_bytes_per_cycle(name),
+                                       self.arch.region_latency_cycles(name))
+            self.transfers[key] = got     # programs repeat transfers: each is worked out once
+        return got
 
     def port_use(self, ins: I.Instr) -> list[tuple[int, int, int]]:
         """(port, fixed cycles, port cycles) of a DMA or fill: one per off-chip region it
@@ -98,7 +103,23 @@ class _Model:
         if isinstance(ins, I.Fill):
             space = ins.space if ins.space >= I.REGION0 else -1
             return [(space, *self._transfer(space, ins.n, 1, ins.n))]
+        if isinstance(ins, I.Gather):
+            return self._gather_use(ins)
         return []
+
+    def _gather_use(self, g: I.Gather) -> list[tuple[int, int, int]]:
+        """The ids in one run; once they are in, one descriptor per table row (each row its
+        own burst-rounded run, descriptors issued back to back), the rows written out as they
+        arrive. Off-chip regions' ports are booked, as a DMA's (the on-chip path when none)."""
+        ids, nbytes = g.n * g.id_bytes, g.n * g.row_bytes
+        f_ids, p_ids = self._transfer(g.ids_space, ids, 1, ids)
+        f_src, p_src = self._transfer(g.src_space, nbytes, g.n, g.row_bytes)
+        f_dst, p_dst = self._transfer(g.dst_space, nbytes, 1, nbytes)
+        lead = f_ids + p_ids
+        rows = max(p_src, g.n * costs.DMA_SETUP_CYCLES)
+        phases = [(g.ids_space, f_ids, p_ids), (g.src_space, lead + f_src, rows),
+                  (g.dst_space, lead + f_src + f_dst, p_dst)]
+        return [p for p in phases if p[0] >= I.REGION0] or [(-1, lead + f_src, rows)]
 
     def _count(self, c: Counts, space: int, n: int) -> None:
         """Bytes a transfer moves in `space`: an off-chip region's count or an SRAM's."""
@@ -123,6 +144,11 @@ class _Model:
         if isinstance(ins, I.Fill):
             self._count(c, ins.space, ins.n)
             return sum(self._transfer(ins.space, ins.n, 1, ins.n))
+        if isinstance(ins, I.Gather):
+            self._count(c, ins.ids_space, ins.n * ins.id_bytes)
+            self._count(c, ins.src_space, ins.n * ins.row_bytes)
+            self._count(c, ins.dst_space, ins.n * ins.row_bytes)
+            return max(f + p for _, f, p in self._gather_use(ins))
         if isinstance(ins, I.Conv):     # an int16 input is two int8 passes (hi and lo byte)
             e, taps, passes = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.in_bytes
             c.macs += passes * e * ins.k * taps * ins.c_len
@@ -137,19 +163,20 @@ class _Model:
             c.sram_bytes[I.WBUF] += ins.n * ins.k_len
             c.sram_bytes[I.ACC] += 4 * ins.m * ins.n * (2 if ins.accumulate else 1)
             return costs.mxu_gemm_cycles(ins.m, ins.n, ins.k_len, self.rows, self.cols, costs.WS, self.overlap)
-        if isinstance(ins, I.DwConv):
+        if isinstance(ins, I.DwConv):       # an int16 input is two int8 passes, as Conv's
             e, taps, k = ins.out_h * ins.out_w, ins.kernel[0] * ins.kernel[1], ins.c * ins.mult
-            c.macs += e * k * taps
-            c.sram_bytes[I.ABUF] += ins.in_h * ins.in_w * ins.c
-            c.sram_bytes[I.ABUF] += e * k
+            passes = ins.in_bytes
+            c.macs += passes * e * k * taps
+            c.sram_bytes[I.ABUF] += passes * ins.in_h * ins.in_w * ins.c
+            c.sram_bytes[I.ABUF] += ins.out_bytes * e * k
             if ins.engine == I.Engine.VPU:
-                c.vpu_ops += e * k * taps
-                return costs.vpu_cycles(e * k * taps, self.lanes, self.depth)
-            return costs.mxu_depthwise_cycles(e, k, taps, self.rows, self.cols, self.overlap)
+                c.vpu_ops += passes * e * k * taps
+                return costs.vpu_cycles(passes * e * k * taps, self.lanes, self.depth)
+            return passes * costs.mxu_depthwise_cycles(e, k, taps, self.rows, self.cols, self.overlap)
         ops = _vpu_ops(ins)
-        if ops is not None:
+        if ops is not None:     # int16 forms read and write twice the bytes per element
             c.vpu_ops += ops
-            c.sram_bytes[I.ABUF] += 2 * ops
+            c.sram_bytes[I.ABUF] += 2 * ops * I.elem_size(ins)
             return costs.vpu_cycles(ops, self.lanes, self.depth)
         if isinstance(ins, I.Host):
             return 0   # costed by the caller, which knows the segment's size
@@ -163,6 +190,8 @@ def _vpu_ops(ins: I.Instr) -> int | None:
         return ins.rows * ins.cols
     if isinstance(ins, (I.Lut, I.Select)):
         return ins.n
+    if isinstance(ins, I.Sigmoid16):      # rescale, table pair and interpolation, sign fold
+        return SIGMOID16_OPS_PER_ELEMENT * ins.n
     if isinstance(ins, I.Pool):
         return ins.out_h * ins.out_w * ins.c * ins.kernel[0] * ins.kernel[1]
     if isinstance(ins, (I.Mean, I.ArgMax)):

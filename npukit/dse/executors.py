@@ -25,6 +25,7 @@ EvalFn = Callable[[Task, object], Outcome]
 class Executor(Protocol):
     name: str
 
+    def warm_up(self) -> None: ...      # begin what start needs but the graphs (overlaps preparing them)
     def start(self, graphs: dict[str, object]) -> None: ...
     def map(self, fn: EvalFn, tasks: Iterable[Task]) -> Iterator[Outcome]: ...
     def close(self) -> None: ...
@@ -34,6 +35,9 @@ class InlineExecutor:
     """Runs every point in the calling process, one after another: a point that raises is a
     stored failure, but there is no time or memory limit (use a pool of one for those)."""
     name = "inline"
+
+    def warm_up(self) -> None:
+        pass
 
     def start(self, graphs: dict[str, object]) -> None:
         init_worker(graphs)
@@ -66,6 +70,9 @@ class RayExecutor:
         self.owns_ray = False
         self.refs: dict[str, object] = {}
         self.remote: Any = None      # the ray remote function (ray is untyped)
+
+    def warm_up(self) -> None:
+        pass
 
     def start(self, graphs: dict[str, object]) -> None:
         ray = self.ray

@@ -71,6 +71,7 @@ def explore(space: Space, db: str | Path, executor: Executor, progress: bool = T
     counts = dict(computed=0, reused=0, failed=0, lost=0, duplicates=0)
     owner = Owner.me()
     with Store(db) as store, _sigterm_exits():   # a database npukit cannot use is refused first
+        executor.warm_up()
         with status("preparing the models", enabled=None if progress else False):
             prepared = {(i, q): prepare_model(m, q) for i, m in counted("parse and quantise", list(enumerate(space.models)))
                         for q in quant_settings(space)}     # once per sweep and quantisation setting

@@ -1,25 +1,36 @@
-"""The local process pool: one task per worker at a time, each under a time and memory limit.
+"""The local process pool: each point under a time and memory limit.
 
-Each worker is a spawned process fed through its own pipe, so the pool knows which point a
-worker is running: a point past its deadline is stored as failed ("timed out after N s") and
-only its worker is killed and replaced; a worker that dies charges only its own point, which
-is retried up to `max_retries` times, then reported lost (not stored; a rerun retries it).
-Memory is bounded by RLIMIT_AS in the worker, so a point that allocates beyond it gets a
-MemoryError, stored as its failure. Workers die with the explorer (PR_SET_PDEATHSIG on Linux).
+Workers are forked from a fork server (multiprocessing's "forkserver") that has imported and
+loaded what evaluating a point needs (dse/preload.py); it starts before the models are
+prepared, so the two overlap, and a worker (or the replacement of a killed one) then starts in
+milliseconds instead of importing the back end and loading numba itself. Should the server
+hold another copy of npukit than the explorer's (it imports by its own sys.path), the pool
+spawns fresh processes instead.
+
+Each worker is fed through its own pipe, AHEAD points at a time (it starts the next as it
+sends a result, so it never waits for the explorer), and the pool knows which point a worker
+is running: a point past its deadline (counted from its start) is stored as failed ("timed
+out after N s") and only its worker is killed and replaced; a worker that dies charges only
+the point it was running, which is retried up to `max_retries` times, then reported lost (not
+stored; a rerun retries it); the points it had not started go back to the queue. Memory is
+bounded by RLIMIT_AS in the worker, so a point that allocates beyond it gets a MemoryError,
+stored as its failure. Workers die with the explorer, however it dies: each watches a pipe
+only the explorer holds open (and the fork server exits once they and the explorer are gone).
 """
 from __future__ import annotations
 
-import ctypes
+import mmap
 import multiprocessing
 import os
 import resource
 import signal
-import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
+from .. import __file__ as NPUKIT
 from ..errors import InputError
 from ..limits import MIB, POINT_MEMORY, POINT_SECONDS
 from .point import Outcome, Task, run_point
@@ -27,6 +38,9 @@ from .point import Outcome, Task, run_point
 LOST = "lost"   # outcome status of a point whose worker died on every attempt: not stored
 GRAPHS: dict[str, object] = {}   # this process's quantised graphs, by model hash
 _READY = "ready"
+_PRELOAD = "npukit.dse.preload"
+AHEAD = 2              # points sent to a worker at once: it starts the next as it sends a result
+_HEADROOM = 64 * MIB    # address space a worker must still have under its limit to start
 
 
 @dataclass(frozen=True)
@@ -51,20 +65,32 @@ def run_local(fn, task: Task) -> Outcome:
     return run_point(fn, task, GRAPHS[task.model_hash])
 
 
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (and exit if it already has)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:
+def die_with_explorer(alive) -> None:
+    """Exit as soon as the explorer is gone, whatever the point running meanwhile: `alive` is
+    the read end of a pipe only the explorer writes to, so it ends when the explorer does,
+    however it died (SIGKILL included)."""
+    def watch() -> None:
+        try:
+            alive.recv()
+        except (EOFError, OSError):
+            pass
         os._exit(1)
+    threading.Thread(target=watch, name="npukit-explorer-watch", daemon=True).start()
 
 
-def _worker_main(conn, graphs: dict[str, object], memory: int, parent: int) -> None:
-    die_with_parent(parent)
+def _worker_main(conn, alive, graphs: dict[str, object], memory: int, env: dict[str, str]) -> None:
+    die_with_explorer(alive)
+    if os.environ != env:       # the explorer's environment now, not the fork server's at its start
+        os.environ.clear()
+        os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the explorer's to handle
     if memory:
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]
         resource.setrlimit(resource.RLIMIT_AS, (memory if hard < 0 else min(memory, hard), hard))
+        try:
+            mmap.mmap(-1, _HEADROOM).close()
+        except OSError:     # a limit below what the worker has loaded: it cannot start (the pool says so)
+            os._exit(1)
     init_worker(graphs)
     conn.send(_READY)
     while True:
@@ -78,32 +104,45 @@ def _worker_main(conn, graphs: dict[str, object], memory: int, parent: int) -> N
 class _Worker:
     def __init__(self, ctx, graphs: dict[str, object], memory: int):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, graphs, memory, os.getpid()), daemon=True)
+        alive, self.alive = ctx.Pipe(duplex=False)     # the worker's watch on the explorer
+        self.proc = ctx.Process(target=_worker_main, args=(child, alive, graphs, memory, dict(os.environ)),
+                                daemon=True)
         self.proc.start()
         child.close()
+        alive.close()
         self.ready = False
-        self.job: tuple[Task, int, float] | None = None   # task, attempt, deadline
+        self.jobs: list[tuple[Task, int]] = []   # (task, attempt) sent, in order; the first is running
+        self.deadline = float("inf")              # of the first
 
     def kill(self) -> None:
         self.proc.kill()
         self.proc.join()
         self.conn.close()
+        self.alive.close()
 
 
 class PoolExecutor:
-    """A local pool of `workers` spawned processes under `limits`."""
+    """A local pool of `workers` processes under `limits`."""
 
     def __init__(self, workers: int, max_retries: int = 3, limits: PointLimits = PointLimits()):
         if workers < 1:
             raise InputError(f"--workers must be at least 1, got {workers}")
         self.workers, self.max_retries, self.limits = workers, max_retries, limits
         self.name = f"pool:{workers}"
-        self.ctx = multiprocessing.get_context("spawn")
+        self.ctx = _forkserver() or multiprocessing.get_context("spawn")
         self.graphs: dict[str, object] = {}
         self.pool: list[_Worker] = []
 
+    def warm_up(self) -> None:
+        """Start the fork server (it loads in the background while the models are prepared)."""
+        if self.ctx.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+            forkserver.ensure_running()
+
     def start(self, graphs: dict[str, object]) -> None:
         self.graphs = graphs
+        if self.ctx.get_start_method() == "forkserver" and not _server_holds_this_npukit(self.ctx):
+            self.ctx = multiprocessing.get_context("spawn")
         self.pool = [self._spawn() for _ in range(self.workers)]
 
     def _spawn(self) -> _Worker:
@@ -112,23 +151,29 @@ class PoolExecutor:
     def map(self, fn, tasks: Iterable[Task]) -> Iterator[Outcome]:
         todo = iter(tasks)
         retry: list[tuple[Task, int]] = []
-        take = lambda: retry.pop() if retry else next(((t, 0) for t in todo), None)   # noqa: E731
-        item = None
+        exhausted = False
+
+        def take() -> tuple[Task, int] | None:
+            nonlocal exhausted
+            if retry:
+                return retry.pop()
+            item = None if exhausted else next(((t, 0) for t in todo), None)
+            exhausted = item is None
+            return item
+
         while True:
-            for w in self.pool:
-                item = item or take()
-                if item is not None and w.ready and w.job is None:
-                    deadline = time.monotonic() + self.limits.seconds if self.limits.seconds else float("inf")
-                    w.job = (*item, deadline)
-                    item = None
+            for w in self.pool:     # each worker gets its next point before it finishes this one
+                while w.ready and len(w.jobs) < AHEAD and (item := take()) is not None:
+                    if not w.jobs:
+                        w.deadline = self._deadline()
+                    w.jobs.append(item)
                     try:
-                        w.conn.send((fn, w.job[0]))
+                        w.conn.send((fn, item[0]))
                     except OSError:   # it died: found below
-                        pass
-            item = item or take()
-            if item is None and not any(w.job for w in self.pool):
+                        break
+            if exhausted and not retry and not any(w.jobs for w in self.pool):
                 return
-            soonest = min(w.job[2] for w in self.pool if w.job) if any(w.job for w in self.pool) else float("inf")
+            soonest = min((w.deadline for w in self.pool if w.jobs), default=float("inf"))
             wait([c for w in self.pool for c in (w.conn, w.proc.sentinel)],
                  None if soonest == float("inf") else max(0.0, soonest - time.monotonic()))
             for i, w in enumerate(self.pool):
@@ -138,13 +183,17 @@ class PoolExecutor:
                 if gone:
                     w.kill()
                     self.pool[i] = self._spawn()
-                    if w.job and outcome is None:   # died mid-point
-                        task, attempt, _ = w.job
+                    if w.jobs and outcome is None:   # died mid-point: that point is charged
+                        task, attempt = w.jobs.pop(0)
                         if attempt < self.max_retries:
                             retry.append((task, attempt + 1))
                         else:
                             yield Outcome(task.key, LOST, "a worker process died on every attempt "
                                           f"(exit code {w.proc.exitcode})")
+                    retry += w.jobs     # sent but not started: not charged
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.limits.seconds if self.limits.seconds else float("inf")
 
     def _poll(self, w: _Worker) -> tuple[Outcome | None, bool]:
         """(a finished point's outcome, whether the worker must be replaced)."""
@@ -154,18 +203,18 @@ class PoolExecutor:
                 if msg == _READY:
                     w.ready = True
                     return None, False
-                w.job = None
+                w.jobs.pop(0)
+                w.deadline = self._deadline()     # the next one started as this one ended
                 return msg, False
         except (EOFError, OSError):
             pass
         if not w.proc.is_alive():
             if not w.ready:
-                raise InputError(f"a worker process could not start (exit code {w.proc.exitcode}); "
-                                 f"is the point memory limit ({self.limits.memory_bytes // MIB} MiB) too small?")
+                raise InputError(f"a worker process could not start (exit code {w.proc.exitcode}); is the point "
+                                 f"memory limit ({self.limits.memory_bytes // MIB} MiB) too small?")
             return None, True
-        if w.job and time.monotonic() >= w.job[2]:
-            task = w.job[0]
-            w.job = None
+        if w.jobs and time.monotonic() >= w.deadline:
+            task = w.jobs.pop(0)[0]
             return Outcome(task.key, "error", f"timed out after {self.limits.seconds:g} s",
                            eval_seconds=self.limits.seconds), True
         return None, False
@@ -174,3 +223,31 @@ class PoolExecutor:
         for w in self.pool:
             w.kill()
         self.pool = []
+
+
+_PROBE = "import sys\nconn.send(getattr(sys.modules.get('npukit'), '__file__', None))"
+
+
+def _server_holds_this_npukit(ctx) -> bool:
+    """Whether the fork server imported the explorer's own copy of npukit (it imports by its
+    own sys.path): asked of a child forked from it, which runs only the standard library."""
+    here, there = ctx.Pipe(duplex=False)
+    probe = ctx.Process(target=exec, args=(_PROBE, {"conn": there}), daemon=True)
+    probe.start()
+    there.close()
+    try:
+        return bool(here.recv() == NPUKIT)
+    except EOFError:
+        return False
+    finally:
+        probe.join()
+        here.close()
+
+
+def _forkserver():
+    """The forkserver context, its server preloading dse/preload.py (None where there is none)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([_PRELOAD])
+    return ctx

@@ -17,6 +17,7 @@ from ..ir.graph import DType, Op
 from ..kernels.host_float import DATA_SHAPED, HostFloatAttrs, output_types, run_float, wrapper_model
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
+from .onnx_ops_tensor import rows_as_slice
 
 # the NPU has converters for these, but not for every configuration or not as exactly
 HOST_OPS = frozenset({"LSTM", "GRU", "RNN"})
@@ -50,9 +51,11 @@ def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
             return f"ONNX {op} reads integer input {n!r} (bind it with input_values to fold it)"
         return f"ONNX {op} reads {kind} tensor {n!r}, which no NPU kernel of it takes"
     if op == "Gather":        # picking rows of an activation (a recurrent state)
-        if len(node.input) == 2 and isinstance(b.values.get(node.input[0]), Act) \
-                and isinstance(b.values.get(node.input[1]), np.ndarray):
-            return "no NPU kernel for Gather of activation rows"
+        data, idx = b.values.get(node.input[0]), b.values.get(node.input[1]) if len(node.input) == 2 else None
+        if isinstance(data, Act) and isinstance(idx, np.ndarray):
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0) % max(data.rank, 1)
+            if rows_as_slice(idx, data.shape[axis]) is None:
+                return "no NPU kernel for Gather of activation rows other than a slice"
         return ""
     if op == "Pad":
         mode = next((a.s for a in node.attribute if a.name == "mode"), b"constant")

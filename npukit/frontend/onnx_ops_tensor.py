@@ -101,6 +101,36 @@ def _slice_one(b: Builder, onnx_out: str, x: str, rank: int, shape, axis: int, s
     b.emit_result(onnx_out, Op.SLICE, [x], attrs, nhwc=rank == 4)
 
 
+def rows_as_slice(indices: np.ndarray, dim: int) -> tuple[int, int, int] | None:
+    """(start, stop, step) of a slice picking exactly these constant Gather indices (negative
+    ones counted from the end) when they are in range and increase by a constant step, else None."""
+    flat = np.asarray(indices, np.int64).ravel()
+    flat = np.where(flat < 0, flat + dim, flat)
+    if flat.size == 0 or flat.min() < 0 or flat.max() >= dim:
+        return None
+    step = int(flat[1] - flat[0]) if flat.size > 1 else 1
+    if step < 1 or np.any(np.diff(flat) != step):
+        return None
+    return int(flat[0]), int(flat[-1]) + 1, step
+
+
+def gather_rows(b: Builder, node, axis: int) -> None:
+    """Gather of an activation by constant indices that form a slice (a recurrent state's
+    rows): a SLICE (a DMA) and a free RESHAPE to the gathered shape."""
+    a = b.act(node.input[0])
+    axis %= a.rank
+    idx = b.const(node.input[1])
+    picked = rows_as_slice(idx, a.shape[axis])
+    if picked is None:
+        raise UnsupportedOpError(f"Gather node {b.source[-1]!r}: indices {idx.ravel().tolist()[:8]} do not form "
+                                 f"an increasing slice of axis {axis}")
+    begin, stop, steps = [0] * a.rank, list(a.shape), [1] * a.rank
+    begin[axis], stop[axis], steps[axis] = picked
+    rows = b.emit(Op.SLICE, [b.onnx_layout(node.input[0])], SliceAttrs(tuple(begin), tuple(stop), tuple(steps)),
+                  b.fresh(f"{node.output[0]}/rows"))
+    b.reshape_to_onnx(node.output[0], rows, a.shape[:axis] + tuple(idx.shape) + a.shape[axis + 1:])
+
+
 def split(b: Builder, node) -> None:
     at = attributes(node)
     a = b.act(node.input[0])

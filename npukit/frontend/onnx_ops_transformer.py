@@ -15,6 +15,7 @@ from .onnx_check import check_shape
 from .onnx_const import attributes
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS, _binary, _rank
 from .onnx_ops_nn import NN_CONVERTERS
+from .onnx_ops_tensor import gather_rows
 from .onnx_ops_tensor import TENSOR_CONVERTERS
 
 
@@ -68,6 +69,8 @@ def gelu(b: Builder, node) -> None:
 
 def gather(b: Builder, node) -> None:
     axis = attributes(node).get("axis", 0)
+    if not b.is_const(node.input[0]) and b.is_const(node.input[1]):
+        return gather_rows(b, node, axis)
     if not b.is_const(node.input[0]) or axis != 0:
         raise _unsupported(b, "'Gather' other than rows of a constant table (embeddings)")
     idx = b.act(node.input[1])

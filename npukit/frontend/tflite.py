@@ -24,6 +24,10 @@ from . import tflite_read as rd
 _INT_ACTIVATIONS = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 _INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_))   # unquantised in int8 models
 _STATE_OPS = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
+# operators whose int16 activations (TFLite's 16x8 scheme: int16, zero point 0) npukit lowers; others are refused
+INT16_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "QUANTIZE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM",
+             "LOGISTIC", "TANH", "SOFTMAX", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RESIZE_BILINEAR",
+             "RESIZE_NEAREST_NEIGHBOR", "CONCATENATION", "RESHAPE"}
 
 
 class TfliteConverter:
@@ -97,8 +101,8 @@ class TfliteConverter:
         return name
 
     def _check_activation(self, name: str, dtype: np.dtype, quant) -> None:
-        if dtype == np.int16:
-            raise UnsupportedOpError(f"tensor {name!r}: int16 activations (16x8 quantisation) are not supported")
+        if dtype == np.int16 and (quant is None or any(z != 0 for z in quant.zero_point)):
+            raise UnsupportedOpError(f"tensor {name!r}: int16 activation without zero point 0 (16x8 quantisation)")
         if self.quantised and quant is None and dtype not in _INDEX_TYPES + (np.dtype(np.float32),):
             raise ModelError(f"tensor {name!r}: {dtype} activation without quantisation parameters")
 
@@ -171,6 +175,11 @@ class TfliteConverter:
                                          f"implementation npukit or LiteRT can run")
             fn(self, op)
             return
+        if self.op_label not in INT16_OPS and any(
+                i >= 0 and self.const(i) is None and rd.np_dtype(self.sg.tensors[i], i) == np.int16
+                for i in [*op.inputs, *op.outputs]):
+            raise UnsupportedOpError(f"{self.where()}: int16 activations (16x8 quantisation) of "
+                                     f"{self.op_label} are not supported")
         reason = f"no NPU kernel for TFLite {self.op_label}"
         if self.quantised and any(i >= 0 and self.const(i) is None
                                   and rd.np_dtype(self.sg.tensors[i], i) == np.float32
@@ -296,6 +305,8 @@ class TfliteConverter:
                 data, t = init[key]
                 if data.dtype == np.float32:
                     raise UnsupportedOpError(f"{self.where()}: float variable {key!r} in an int8 model")
+                if data.dtype == np.int16:
+                    raise UnsupportedOpError(f"{self.where()}: int16 variable {key!r} (16x8) is not supported")
                 self._check_activation(key, data.dtype, rd.qparams(t))
                 self.tensors[key] = Tensor(key, data.shape, rd.IR_TYPES[data.dtype], None, rd.qparams(t))
                 self.variables[key] = data

@@ -12,6 +12,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (Clamp, CompareAttrs, ConvAttrs, EltwiseAttrs, FcAttrs, GeluAttrs, LeakyReluAttrs,
                         LogicalAttrs, NoAttrs, Op, PoolAttrs, UnaryAttrs)
 from ..kernels import kernels_mxu as kx
+from ..kernels.kernels_vpu16 import checked_log2
 from .tflite_read import fused_clamp
 
 Converter = Callable[["object", tfl.OperatorT], None]
@@ -124,7 +125,18 @@ def eltwise(cv, op) -> None:
     if kind in (Op.MAXIMUM, Op.MINIMUM):
         cv.emit(kind, names, out)
         return
+    if kind is not Op.MUL and _pot_scale_int16(cv, op, [*names, out]):
+        raise UnsupportedOpError(f"{cv.where()}: int16 {cv.op_label} with pot_scale_int16 and power-of-two scales "
+                                 "(the 16x8 converter writes pot_scale_int16 false; only that path is supported)")
     cv.emit(kind, names, out, EltwiseAttrs(_act(cv, op.builtinOptions)))
+
+
+def _pot_scale_int16(cv, op, names: list[str]) -> bool:
+    """Whether LiteRT's int16 ADD / SUB takes its power-of-two shift path (not the general one)."""
+    ts = [cv.tensors[n] for n in names]
+    if ts[-1].dtype.value != "int16" or op.builtinOptions is None or not op.builtinOptions.potScaleInt16:
+        return False
+    return all(t.quant is not None and checked_log2(t.quant.scale[0])[1] for t in ts)
 
 
 def _const_operand(cv, i: int) -> str:
@@ -170,7 +182,8 @@ def activation(cv, op) -> None:
     else:
         kind, attrs = _ACTIVATIONS[cv.op_label]
     x = cv.name(op.inputs[0])
-    if cv.tensors[x].dtype.value not in ("int8", "float32"):
+    int16_ok = cv.op_label in ("LOGISTIC", "TANH")
+    if cv.tensors[x].dtype.value not in ("int8", "float32") + (("int16",) if int16_ok else ()):
         raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {cv.tensors[x].dtype.value} tensors")
     cv.emit(kind, [x], cv.name(op.outputs[0]), attrs)
 

@@ -17,12 +17,12 @@ SPACE_NAMES = {ABUF: "abuf", WBUF: "wbuf", ACC: "acc"}
 
 ALIGN = 16              # bytes: every tensor, tile and parameter block starts at a multiple
 PARAM_BYTES = 12        # per output channel of a conv-style parameter block: int32 bias, mult, shift
-WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 and 2)
+WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2)
 LUT_BYTES = 256         # a LUT's table
 
 
 def requant_param_bytes(mode: int) -> int:
-    """Bytes per output channel of a REQUANT's parameter block."""
+    """Bytes per output channel of a REQUANT's (or DWCONV's) parameter block."""
     return WIDE_PARAM_BYTES if mode else PARAM_BYTES
 
 
@@ -93,7 +93,8 @@ class Conv(Instr):
     [k, kh, kw, c_len] int8 at `wgt`. The tile is dilated by `in_dil`, then padded by
     pad_t/pad_l (and as far as needed below/right) with the zero point.
     in_bytes 2 (an extension field): X is int16 with zero point 0 (16x8), run as two int8
-    passes, hi byte and lo byte, summed as 256 * hi + lo (c_stride, c_off in elements).
+    passes, hi byte and lo byte, summed as 256 * hi + lo (c_stride, c_off in elements) into
+    int64 accumulators ACC[out_h*out_w, k] (no overflow, as LiteRT's 16x8 kernels).
     """
     src: int
     in_h: int
@@ -122,7 +123,10 @@ class Conv(Instr):
 class DwConv(Instr):
     """Depthwise with its output stage: ABUF[pix, k] = requant(sum (X[..., k // mult] - zp) *
     W[kh, kw, k]) using int32 bias, mult, shift at `params` (WBUF); runs on `engine`. The
-    accumulators stay in the engine (MXU columns or VPU lanes): no ACC round trip."""
+    accumulators stay in the engine (MXU columns or VPU lanes): no ACC round trip.
+    Extension fields: in_bytes 2, X is int16 (two int8 byte passes as Conv's); out_bytes 2,
+    the output is int16; mode 2, the 16x8 output stage of Requant mode 2 (int64 bias, mult,
+    shift at `params`). QUANTIZE between int8 and int16 is a 1x1 DwConv of weight 1, mode 0."""
     src: int
     in_h: int
     in_w: int
@@ -143,6 +147,9 @@ class DwConv(Instr):
     act_min: int
     act_max: int
     engine: int
+    in_bytes: int = 1      # extension: 2 = int16 input
+    out_bytes: int = 1     # extension: 2 = int16 output
+    mode: int = 0          # extension: 2 = 16x8 output stage (int64 params)
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,8 @@ class Requant(Instr):
     `params` holds int64 bias[k], mantissa[k], exponent[k]. mode 2 (16x8 convolutions):
     `params` holds int64 bias[k], mult[k], shift[k], scale_k is the int64 form of
     MultiplyByQuantizedMultiplier (16-bit multiplier, one rounding) and the output is int16
-    (dst_pix_stride and dst_c_off in elements).
+    (dst_pix_stride and dst_c_off in elements). mode 3 (16x8 fully connected): mode 1's params
+    and scale, the output int16. Modes 2 and 3 read int64 accumulators (Conv.in_bytes 2).
     """
     src: int
     n_pix: int
@@ -183,6 +191,7 @@ class Elementwise(Instr):
     rows: int
     cols: int
     qparams: tuple[int, ...]   # the kernel's integer params, in kernels_vpu field order
+    elem: int = 1              # extension: 2 = int16 operands and output (ADD / SUB / MUL / MAX / MIN)
 
 
 @dataclass(frozen=True)
@@ -213,6 +222,7 @@ class Pool(Instr):
     pad_r: int
     act_min: int
     act_max: int
+    elem: int = 1          # extension: 2 = int16 in and out
 
 
 @dataclass(frozen=True)
@@ -226,6 +236,7 @@ class Mean(Instr):
     dst: int
     qparams: tuple[int, ...]
     kind: int = 0          # extension: 0 mean, 1 max, 2 min, 3 sum
+    elem: int = 1          # extension: 2 = int16 in and out (mean, max, min)
 
 
 @dataclass(frozen=True)
@@ -279,7 +290,8 @@ class Softmax(Instr):
     """Softmax of each of `rows` rows of `cols` int8 values (ABUF). kind 0: TFLite's reference
     fixed-point algorithm (qparams = kernels_vpu.SoftmaxParams); kind 1 (an extension field):
     LiteRT's default float32 exp-table kernel, for input scales the reference refuses
-    (qparams = kernels_vpu.SoftmaxTableParams)."""
+    (qparams = kernels_vpu.SoftmaxTableParams); kind 2: int16 in and out, LiteRT's SoftmaxInt16
+    with its interpolated exp and 1 / (1 + x) tables (qparams = kernels_vpu16.Softmax16Params)."""
     src: int
     rows: int
     cols: int
@@ -302,6 +314,18 @@ class Resize(Instr):
     out_w: int
     align_corners: int
     half_pixel_centers: int
+    elem: int = 1          # extension: 2 = int16 in and out
+
+
+@dataclass(frozen=True)
+class Sigmoid16(Instr):
+    """ABUF[dst + 2i] = LOGISTIC or TANH (qparams[0] = 1) of the int16 ABUF[src + 2i], i < n: LiteRT's
+    int16 kernels (input rescale, 256-entry sigmoid table with linear interpolation, sign fold;
+    qparams = kernels_vpu16.Sigmoid16Params). The table is fixed (a ROM), not a program operand."""
+    src: int
+    n: int
+    dst: int
+    qparams: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -316,12 +340,40 @@ class Magnitude(Instr):
     qparams: tuple[int, ...]   # kernels_wide.MagnitudeParams in field order
 
 
+@dataclass(frozen=True)
+class Gather(Instr):
+    """Indexed row copy (an embedding lookup) on the DMA path: for i < n, read id i (a signed
+    little-endian integer of `id_bytes`, 4 or 8, at ids + i * id_bytes in `ids_space`) and
+    copy the table row of `row_bytes` at src + id * row_bytes in `src_space` to
+    dst + i * row_bytes in `dst_space`. The table has `rows` rows; an id outside [0, rows)
+    stops the run with an error (TFLite's GATHER refuses it too). One descriptor per row."""
+    ids_space: int
+    ids: int
+    n: int
+    id_bytes: int
+    src_space: int
+    src: int
+    rows: int
+    row_bytes: int
+    dst_space: int
+    dst: int
+
+
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
-                                    MatMul, Softmax, Resize, Magnitude, ArgMax, Select)
+                                    MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16,
+                                    Gather)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
-             Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU}
+             Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU, Sigmoid16: Engine.VPU,
+             Gather: Engine.DMA_IN}
+
+
+def elem_size(ins: Instr) -> int:
+    """Bytes per element of a VPU instruction's operands: 2 for the int16 (16x8) forms."""
+    if isinstance(ins, Sigmoid16) or isinstance(ins, Softmax) and ins.kind == 2:
+        return 2
+    return getattr(ins, "elem", 1) if not isinstance(ins, (Dma, ArgMax)) else 1
 
 
 def engine_of(ins: Instr) -> Engine:

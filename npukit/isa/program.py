@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import BinaryError
 from ..limits import BINARY_BYTES, LAYERS, META_DEPTH
-from . import container, serial, validate
+from . import container, serial
 from .encoding import decode, encode
 from .instructions import Instr
+
+if TYPE_CHECKING:
+    from . import validate
 
 FORMAT = (container.FORMAT_MAJOR, container.FORMAT_MINOR)
 
@@ -85,6 +89,7 @@ class Program:
         """The program of a `.npub` image, every section checked against its schema first
         (isa.validate; the host segments' records: sim.segments, which npukit.loads runs next);
         BinaryError for anything malformed, beyond a limit or out of range."""
+        from . import validate      # the schemas are built only when a binary is read
         if isinstance(data, (bytes, bytearray, memoryview)):
             BINARY_BYTES.check(len(data), "the binary", BinaryError)
         sections, meta = container.unpack(data)

@@ -35,6 +35,9 @@ def reads(ins: I.Instr) -> list[Span]:
         if ins.codec:
             return [Span(ins.src_space, ins.src, ins.src + ins.packed)]
         return [Span(ins.src_space, *extent(ins.src, ins.shape, ins.src_strides, ins.elem))]
+    if isinstance(ins, I.Gather):       # the ids and the whole table (any row may be named)
+        return [Span(ins.ids_space, ins.ids, ins.ids + ins.n * ins.id_bytes),
+                Span(ins.src_space, ins.src, ins.src + ins.rows * ins.row_bytes)]
     if isinstance(ins, I.Conv):
         taps = ins.kernel[0] * ins.kernel[1]
         out = [Span(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c_stride * ins.in_bytes),
@@ -42,18 +45,19 @@ def reads(ins: I.Instr) -> list[Span]:
         return out + [_acc(ins)] if ins.accumulate else out
     if isinstance(ins, I.DwConv):
         k = ins.c * ins.mult
-        return [Span(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c),
+        return [Span(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c * ins.in_bytes),
                 Span(W, ins.wgt, ins.wgt + ins.kernel[0] * ins.kernel[1] * k),
-                Span(W, ins.params, ins.params + I.PARAM_BYTES * k)]
+                Span(W, ins.params, ins.params + I.requant_param_bytes(ins.mode) * k)]
     if isinstance(ins, I.Requant):
-        return [Span(C, ins.src, ins.src + 4 * ins.n_pix * ins.k),
+        return [Span(C, ins.src, ins.src + _acc_bytes(ins) * ins.n_pix * ins.k),
                 Span(W, ins.params, ins.params + I.requant_param_bytes(ins.mode) * ins.k)]
     if isinstance(ins, I.MatMul):
         out = [Span(A, ins.src, ins.src + ins.m * ins.k_len), Span(W, ins.wgt, ins.wgt + ins.n * ins.k_len)]
         return out + [_acc(ins)] if ins.accumulate else out
     if isinstance(ins, I.Elementwise):
-        return [Span(ins.a_space, ins.a, ins.a + ins.rows * ins.cols),
-                Span(ins.b_space, *extent(ins.b, (ins.rows, ins.cols), ins.b_strides, 1))]
+        eb = I.elem_size(ins)
+        return [Span(ins.a_space, ins.a, ins.a + ins.rows * ins.cols * eb),
+                Span(ins.b_space, *extent(ins.b, (ins.rows, ins.cols), [eb * s for s in ins.b_strides], eb))]
     if isinstance(ins, I.Lut):
         return [Span(A, ins.src, ins.src + ins.n), Span(W, ins.table, ins.table + I.LUT_BYTES)]
     if isinstance(ins, I.Select):
@@ -71,18 +75,20 @@ def writes(ins: I.Instr) -> list[Span]:
         if min(ins.shape) <= 0:
             return []
         return [Span(ins.dst_space, *extent(ins.dst, ins.shape, ins.dst_strides, ins.elem))]
+    if isinstance(ins, I.Gather):
+        return [Span(ins.dst_space, ins.dst, ins.dst + ins.n * ins.row_bytes)]
     if isinstance(ins, I.Fill):
         return [Span(ins.space, ins.addr, ins.addr + ins.n)]
     if isinstance(ins, (I.Conv, I.MatMul)):
         return [_acc(ins)]
     if isinstance(ins, I.DwConv):
-        return [Span(A, ins.dst, ins.dst + ins.out_h * ins.out_w * ins.c * ins.mult)]
+        return [Span(A, ins.dst, ins.dst + ins.out_h * ins.out_w * ins.c * ins.mult * ins.out_bytes)]
     if isinstance(ins, I.Requant):
-        b = 2 if ins.mode == 2 else 1
+        b = 2 if ins.mode in (2, 3) else 1
         lo = ins.dst + b * ins.dst_c_off
         return [Span(A, lo, lo + b * ((ins.n_pix - 1) * ins.dst_pix_stride + ins.k))]
     if isinstance(ins, I.Elementwise):
-        return [Span(A, ins.dst, ins.dst + ins.rows * ins.cols)]
+        return [Span(A, ins.dst, ins.dst + ins.rows * ins.cols * I.elem_size(ins))]
     if isinstance(ins, (I.Lut, I.Select)):
         return [Span(A, ins.dst, ins.dst + ins.n)]
     if isinstance(ins, I.ArgMax):
@@ -95,23 +101,38 @@ def accesses(ins: I.Instr) -> list[Span]:
     return [*reads(ins), *writes(ins)]
 
 
+def _acc_bytes(ins: I.Conv | I.MatMul | I.Requant) -> int:
+    """Bytes per accumulator: int64 for the 16x8 forms (Conv.in_bytes 2, REQUANT modes 2 and 3)."""
+    if isinstance(ins, I.Conv):
+        return 4 * ins.in_bytes
+    if isinstance(ins, I.Requant):
+        return 8 if ins.mode in (2, 3) else 4
+    return 4
+
+
 def _acc(ins: I.Conv | I.MatMul) -> Span:
     n = ins.out_h * ins.out_w * ins.k if isinstance(ins, I.Conv) else ins.m * ins.n
-    return Span(I.ACC, ins.dst, ins.dst + 4 * n)
+    return Span(I.ACC, ins.dst, ins.dst + _acc_bytes(ins) * n)
 
 
 def _vector_tile(ins: I.Instr) -> tuple[int, int, int, int] | None:
-    """(source, its bytes, destination, its bytes) of a VPU instruction from one ABUF tile to another."""
+    """(source, its bytes, destination, its bytes) of a VPU instruction from one ABUF tile to another
+    (elements of I.elem_size bytes: 2 for the int16 forms)."""
     if isinstance(ins, (I.Pool, I.Resize)):
-        return ins.src, ins.in_h * ins.in_w * ins.c, ins.dst, ins.out_h * ins.out_w * ins.c
-    if isinstance(ins, I.Mean):
-        return ins.src, ins.n * ins.c, ins.dst, ins.c
-    if isinstance(ins, I.Softmax):
-        return ins.src, ins.rows * ins.cols, ins.dst, ins.rows * ins.cols
-    if isinstance(ins, I.Magnitude):
-        n = ins.outer * ins.c * ins.inner
-        return ins.src, 4 * n, ins.dst, n
-    return None
+        n_in, n_out = ins.in_h * ins.in_w * ins.c, ins.out_h * ins.out_w * ins.c
+    elif isinstance(ins, I.Mean):
+        n_in, n_out = ins.n * ins.c, ins.c
+    elif isinstance(ins, I.Softmax):
+        n_in = n_out = ins.rows * ins.cols
+    elif isinstance(ins, I.Sigmoid16):      # its table is a ROM, not a program operand
+        n_in = n_out = ins.n
+    elif isinstance(ins, I.Magnitude):
+        n_out = ins.outer * ins.c * ins.inner
+        n_in = 4 * n_out
+    else:
+        return None
+    eb = I.elem_size(ins)
+    return ins.src, eb * n_in, ins.dst, eb * n_out
 
 
 def moved_bytes(ins: I.Dma) -> int:

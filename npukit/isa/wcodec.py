@@ -43,47 +43,93 @@ def _remainder_bytes(modes: np.ndarray) -> np.ndarray:
     return np.where(modes == RAW, GROUP, np.where(modes == ZERO, 0, GROUP // 8 * modes.astype(np.int64)))
 
 
-def encode(data: bytes | np.ndarray) -> bytes:
-    """The compressed stream of `data` (bytes, or any array: its raw bytes)."""
+_BYTES = np.uint64(0x0101010101010101)
+
+
+def _shifted_sums(u: np.ndarray) -> np.ndarray:
+    """[groups, 8]: column k is the sum over each group's 32 values of (u >> k), from the
+    count of values with bit b set (b = 0..7; eight bytes to a 64-bit word): S_7 = count_7,
+    S_k = count_k + 2 S_(k+1)."""
+    words = u.view("<u8")                                 # [groups, 4], byte i = value i
+    sums = np.empty((u.shape[0], 8), np.int64)
+    acc = np.zeros(u.shape[0], np.int64)
+    for b in range(7, -1, -1):
+        bits = (words >> np.uint64(b)) & _BYTES           # bytes of 0 / 1
+        total = bits[:, 0] + bits[:, 1] + bits[:, 2] + bits[:, 3]      # bytes <= 4
+        acc *= 2
+        acc += ((total * _BYTES) >> np.uint64(56)).astype(np.int64)    # its 8 bytes' sum
+        sums[:, b] = acc
+    return sums
+
+
+def _modes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's mode: the Rice k of fewest bits (the first on a tie; infeasible where a
+    quotient would pass Q_MAX, i.e. some value reaches 2^(k+4)), RAW where no k beats 8 bits a
+    value, ZERO for an all-zero group; and each group's unary bits (0 unless Rice)."""
+    sums = _shifted_sums(u)
+    best = sums[:, 0] + GROUP
+    best[sums[:, 4] > 0] = 1 << 30
+    mode = np.zeros(u.shape[0], np.uint8)
+    unary = sums[:, 0] + GROUP
+    for k in range(1, 8):
+        cost = sums[:, k] + GROUP * (k + 1)
+        if k + 4 < 8:
+            cost[sums[:, k + 4] > 0] = 1 << 30
+        better = cost < best
+        mode[better] = k
+        unary[better] = sums[better, k] + GROUP
+        np.minimum(best, cost, out=best)
+    mode[best >= 8 * GROUP] = RAW
+    mode[sums[:, 0] == 0] = ZERO
+    unary[mode >= RAW] = 0
+    return mode, unary
+
+
+def _groups(data: bytes | np.ndarray) -> np.ndarray:
+    """[groups, GROUP] zigzag-mapped values, the last group padded with zeros."""
     raw = np.frombuffer(np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data),
                         np.uint8)
     n_groups = -(-raw.size // GROUP)
-    u: np.ndarray = np.zeros(n_groups * GROUP, np.uint8)      # reshaped below
+    u: np.ndarray = np.zeros(n_groups * GROUP, np.uint8)
     u[:raw.size] = _zigzag(raw.view(np.int8))
-    u = u.reshape(n_groups, GROUP)
-    # bits of each Rice k (32 k remainder bits + the unary codes), infeasible past Q_MAX:
-    # one pass per k over the values (no [groups, 32, 8] temporary)
-    costs = np.empty((n_groups, 8), np.int64)
-    for k in range(8):
-        costs[:, k] = (u >> k).sum(axis=1, dtype=np.int32)
-    costs += GROUP * np.arange(8) + GROUP
-    top = u.max(axis=1)
-    costs[(top[:, None] >> np.arange(8, dtype=np.uint8)) > Q_MAX] = 1 << 30
-    modes = np.argmin(costs, axis=1)
-    modes = np.where(costs[np.arange(n_groups), modes] >= 8 * GROUP, RAW, modes)
-    modes = np.where(top == 0, ZERO, modes).astype(np.uint8)
+    return u.reshape(n_groups, GROUP)
+
+
+def encode(data: bytes | np.ndarray) -> bytes:
+    """The compressed stream of `data` (bytes, or any array: its raw bytes)."""
+    u = _groups(data)
+    return _stream(u, *_modes(u))
+
+
+def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
+    n_groups = u.shape[0]
     header = np.zeros(2 * (-(-n_groups // 2)), np.uint8)
     header[:n_groups] = modes
     parts = [(header[0::2] | (header[1::2] << 4)).tobytes()]
     sizes = _remainder_bytes(modes)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    rem = np.zeros(int(sizes.sum()), np.uint8)
-    for mode in np.unique(modes):
+    # each group's remainder bytes at the start of its row, then the rows' used bytes in order
+    rows = np.empty((n_groups, GROUP), np.uint8)
+    words = u.view("<u8").reshape(-1)                          # 8 values a word, low byte first
+    for mode in np.flatnonzero(np.bincount(modes)):     # the modes used (np.unique would load numpy.ma)
         sel = np.flatnonzero(modes == mode)
         if mode == RAW:
-            rem[starts[sel][:, None] + np.arange(GROUP)] = u[sel]
+            rows[sel] = u[sel]
         elif 0 < mode < RAW:    # 8 values of `mode` bits -> `mode` bytes, through one uint64 each
-            r = (u[sel] & ((1 << int(mode)) - 1)).astype(np.uint64).reshape(-1, 8)
-            word = np.zeros(r.shape[0], np.uint64)
-            for j in range(8):
-                word |= r[:, j] << np.uint64(j * int(mode))
-            packed = word.astype("<u8").view(np.uint8).reshape(sel.size, GROUP // 8, 8)[:, :, :mode].reshape(sel.size, -1)
-            rem[starts[sel][:, None] + np.arange(GROUP // 8 * mode)] = packed
-    parts.append(rem.tobytes())
+            m = int(mode)
+            w = words.reshape(n_groups, GROUP // 8)[sel].reshape(-1)
+            mask = np.uint64((1 << m) - 1)
+            word = w & mask
+            for j in range(1, 8):
+                word |= ((w >> np.uint64(8 * j)) & mask) << np.uint64(j * m)
+            rows[sel, :GROUP // 8 * m] = word.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :m].reshape(sel.size, -1)
+    parts.append(rows[np.arange(GROUP) < sizes[:, None]].tobytes())
     rice = modes < RAW
-    q = (u[rice] >> modes[rice][:, None]).reshape(-1).astype(np.int64)
-    unary = np.ones(int(q.sum()) + q.size, np.uint8)
-    unary[np.cumsum(q + 1) - 1] = 0
+    q = u[rice] >> modes[rice][:, None]
+    ends = q.reshape(-1).astype(np.int64)                      # each code: q ones, then a zero
+    ends += 1
+    np.cumsum(ends, out=ends)
+    unary = np.ones(int(unary_bits.sum()), np.uint8)
+    unary[ends - 1] = 0
     parts.append(np.packbits(unary, bitorder="little").tobytes())
     return b"".join(parts)
 
@@ -108,7 +154,7 @@ def decode(stream: np.ndarray, n: int) -> np.ndarray:
     if unary_at > stream.size:
         raise BinaryError("compressed weights: stream truncated in the remainders")
     u = np.zeros((n_groups, GROUP), np.int64)
-    for mode in np.unique(modes):
+    for mode in np.flatnonzero(np.bincount(modes)):
         if mode == ZERO:
             continue
         width = 8 if mode == RAW else int(mode)

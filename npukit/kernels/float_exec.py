@@ -254,13 +254,16 @@ def run_outputs(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
     return [run_node(node, ins)]
 
 
-def run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
-    """Run a float graph on `feeds`; return its outputs (or every activation when keep_all)."""
+def run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False,
+              visit: Callable[[str, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
+    """Run a float graph on `feeds`; return its outputs (or every activation when keep_all).
+    `visit(name, value)` is called on each input and each node output as it is made."""
     with single_threaded():
-        return _run_float(g, feeds, keep_all)
+        return _run_float(g, feeds, keep_all, visit)
 
 
-def _run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool) -> dict[str, np.ndarray]:
+def _run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool,
+               visit: Callable[[str, np.ndarray], None] | None) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
     for name in g.inputs:
         if name not in feeds:
@@ -270,6 +273,8 @@ def _run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool) -> dict[s
         if arr.shape != want:
             raise InputError(f"input {name!r} has shape {arr.shape}, the model expects {want}")
         values[name] = arr
+        if visit is not None:
+            visit(name, arr)
     consts = {n: t.const_data.astype(np.float32, copy=False) for n, t in g.tensors.items() if t.is_const}
     uses: dict[str, int] = {}
     for node in g.nodes:
@@ -278,7 +283,11 @@ def _run_float(g: Graph, feeds: dict[str, np.ndarray], keep_all: bool) -> dict[s
     keep = set(g.outputs)
     for node in g.nodes:
         ins = [values[t] if t in values else consts[t] for t in node.inputs]
-        values.update(zip(node.outputs, run_outputs(node, ins)))
+        made = run_outputs(node, ins)
+        values.update(zip(node.outputs, made))
+        if visit is not None:
+            for name, value in zip(node.outputs, made):
+                visit(name, value)
         if not keep_all:
             for t in node.inputs:
                 uses[t] -= 1

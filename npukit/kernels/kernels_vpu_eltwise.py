@@ -203,7 +203,7 @@ def prepare_requantize(in_s: float, in_zp: int, out_s: float, out_zp: int) -> Re
 
 
 def requantize(x: np.ndarray, p: RequantParams, dtype=np.int8) -> np.ndarray:
-    """reference_ops::Requantize (int8/uint8 in, int8/uint8 out)."""
+    """reference_ops::Requantize (int8/uint8/int16 in, int8/uint8/int16 out)."""
     v = intmath.multiply_by_quantized_multiplier(_i64(x) - p.input_zp, p.multiplier, p.shift)
     return intmath.saturate(v + p.output_zp, dtype)
 

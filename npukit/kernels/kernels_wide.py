@@ -1,6 +1,7 @@
 """16-bit activation kernels: the 16x8 convolution and the magnitude |re + i im|.
 
-16x8 convolution (LiteRT's reference_integer_ops::ConvPerChannel for int16 input): int16
+16x8 convolution (LiteRT's reference_integer_ops::ConvPerChannel for int16 input, and
+DepthwiseConvPerChannel for depthwise attrs: the same output stage): int16
 activations with zero point 0, int8 per-channel weights, int64 bias and accumulators, and
 the output stage MultiplyByQuantizedMultiplier(int64 x, ...) (the multiplier reduced to 16
 bits, one rounding), clamped to int16. With int32 bias LiteRT 2.3's reference kernel gives
@@ -9,7 +10,8 @@ wrong results, so the quantiser always emits int64 bias for it.
 The MXU multiplies int8 by int8, so it runs an int16 input as two byte passes:
 x = 256 * hi + lo with hi = x >> 8 (signed) and lo = x & 255 (unsigned); the lo pass is an
 ordinary int8 pass over lo - 128 with zero point -128. Each pass is exact with the int8
-kernel, and 256 * acc_hi + acc_lo is the exact int16 sum.
+kernel, and 256 * acc_hi + acc_lo is the exact int16 sum, kept in int64 accumulators as
+LiteRT keeps it (an int32 sum could overflow past 511 taps).
 
 Magnitude: out = clamp(round(sqrt(re^2 + im^2) * s_in / s_out) + zp) with re and im int16
 at one scale. The sum of squares is exact (< 2^31), the scale a 15-bit multiplier A / 2^k,
@@ -25,9 +27,6 @@ from ..errors import ModelError
 from ..ir.graph import ConvAttrs
 from . import intmath
 from .kernels_mxu import ConvParams, conv2d_acc
-
-INT16_TAPS_MAX = (2 ** 31 - 1) // (32768 * 128)   # reduction length whose int16 x int8 sum fits int32
-
 
 def split_bytes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(hi, lo - 128) as int8: x = 256 * hi + lo exactly; lo - 128 is read with zero point -128."""
@@ -114,11 +113,3 @@ def magnitude_pairs(x: np.ndarray, axis: int, p: MagnitudeParams) -> np.ndarray:
         raise ModelError(f"magnitude needs an even length on axis {axis}, got {x.shape}")
     re, im = np.split(np.asarray(x), 2, axis=axis)
     return magnitude(re, im, p)
-
-
-def check_16x8_taps(taps: int, bias: np.ndarray | None) -> None:
-    """The MXU keeps 32-bit accumulators: a 16x8 reduction must not be able to overflow them."""
-    worst = taps * 32768 * 128 + (0 if bias is None or not np.size(bias) else int(np.max(np.abs(bias))))
-    if worst > 2 ** 31 - 1:
-        raise ModelError(f"16x8 convolution over {taps} taps could overflow the 32-bit accumulators "
-                         f"(at most {INT16_TAPS_MAX} taps, with bias |b| <= 2^31 - taps * 2^22)")

@@ -7,6 +7,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Node, Op, QParams
 from . import kernels_mxu as kx
 from . import kernels_vpu as kv
+from . import kernels_vpu16 as k16
 from . import kernels_vpu_compare as kc
 from . import kernels_wide as kw
 from .host_float import run_quantised as run_host_float
@@ -49,7 +50,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op in (Op.ADD, Op.SUB):       # int8 or int16 inputs; an int16 output when its range says so
         return kv.add(x, ins[1], p, np.int16 if p.act_max > 127 else np.int8)
     if op is Op.MUL:
-        return kv.mul(x, ins[1], p)
+        return kv.mul(x, ins[1], p, np.int16 if p.act_max > 127 else np.int8)
     if op is Op.MAXIMUM:
         return kv.maximum(x, ins[1])
     if op is Op.MINIMUM:
@@ -59,7 +60,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.AVG_POOL:
         return kv.avg_pool(x, a, p.act_min, p.act_max)
     if op is Op.MEAN:
-        return kv.mean(x, a.axes, p, keepdims=a.keepdims)
+        return kv.mean(x, a.axes, p, keepdims=a.keepdims, dtype=np.asarray(x).dtype)
     if op is Op.REDUCE_SUM:
         return kv.reduce_sum(x, a.axes, p, keepdims=a.keepdims)
     if op is Op.COMPARE:
@@ -72,6 +73,12 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kv.arg_max(x, a.axis, a.last, a.keepdims, np.dtype(a.dtype), a.smallest)
     if op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
         return kv.reduce_extreme(x, a.axes, op is Op.REDUCE_MAX, keepdims=a.keepdims)
+    if isinstance(p, k16.Sigmoid16Params):
+        return k16.sigmoid16(x, p)
+    if isinstance(p, k16.Softmax16Params):
+        if a.axis not in (-1, x.ndim - 1):
+            raise UnsupportedOpError(f"{node.name}: softmax over axis {a.axis} (only the last axis)")
+        return k16.softmax16(x, p)
     if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT):
         return kv.lut(x, p.table)
     if op is Op.PRELU:

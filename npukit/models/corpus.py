@@ -25,6 +25,7 @@ import numpy as np
 
 from . import corpus_inputs as I
 from . import corpus_metrics as M
+from ..choices import Method
 from ..progress import native_quiet
 from .fetch import fetch
 
@@ -44,6 +45,7 @@ class CorpusModel:
     calib: int = 4
     held_out: int = 2
     refused: str | None = None                  # the error of a model that must be refused
+    extra: tuple[M.Metric, ...] = ()            # further task metrics the benchmarks report
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class CorpusResult:
     metric: float | None = None
     cycles: int | None = None
     compile_s: float | None = None
+    peak_mib: float | None = None               # peak RSS of a fresh process compiling it (benchmarks/corpus.py)
+    extra: tuple[tuple[str, float], ...] = ()   # (name, value) of each of the spec's extra metrics
 
     def regressions(self, spec: CorpusModel) -> list[str]:
         """What falls short of today's figures (empty when all holds)."""
@@ -142,7 +146,8 @@ def _ocr(name: str, kind: str, expect: tuple[float, float]) -> CorpusModel:
                            M.map_iou(_OCR_OUT[name], 0.3), expect, {"x": (1, 3, 320, 320)})
     return CorpusModel(name, "ocr", "text recognition (CTC), 48x320", _single(I.ocr_line_nchw, "x"),
                        M.ctc_text(_OCR_OUT[name], lambda: charset(name)),
-                       expect, {"x": (1, 3, 48, 320)}, held_out=3)
+                       expect, {"x": (1, 3, 48, 320)}, held_out=3,
+                       extra=(M.char_error_rate(_OCR_OUT[name], lambda: charset(name)),))
 
 
 _OCR_OUT = {"ppocr-v4-det": "sigmoid_0.tmp_0", "ppocr-v5-det": "fetch_name_0", "ppocr-v6-det": "fetch_name_0",
@@ -237,7 +242,7 @@ def _crops():
 CORPUS: dict[str, CorpusModel] = _corpus()
 
 
-def _reference(path: Path, spec: CorpusModel) -> Callable[[Feeds], dict[str, np.ndarray]]:
+def reference(path: Path, spec: CorpusModel) -> Callable[[Feeds], dict[str, np.ndarray]]:
     """The float model (onnxruntime, or LiteRT's default kernels; LiteRT's reference kernels
     for an int8 model), keeping its state between calls as a device would."""
     if path.suffix == ".onnx":
@@ -286,9 +291,32 @@ def cli_command(name: str, calib_path: str | Path | None = None, arch: str = "np
     return " ".join(parts + [f"-o {name}.npub"])
 
 
-def evaluate(name: str, arch: str = "npu-m") -> CorpusResult:
-    """Fetch, compile (public API), run the held-out inputs on the NPU and the float model, and
-    compare. Any error of npukit's is a finding: it is returned in the result, not raised."""
+def held_out(name: str) -> list[Feeds]:
+    """The model's evaluation inputs (seeds 1000..), batch 1 each."""
+    spec = CORPUS[name]
+    return [spec.sample(1000 + i) for i in range(spec.held_out)]
+
+
+@dataclass(frozen=True)
+class Score:
+    cosine: float                               # min over outputs
+    cosines: tuple[tuple[str, float], ...]
+    metric: float
+    extra: tuple[tuple[str, float], ...]
+
+
+def score(spec: CorpusModel, outs_f: M.Outputs, outs_q: M.Outputs) -> Score:
+    """Quantised outputs against float's on the held-out inputs: cosines and task metrics."""
+    cosines = M.output_cosines(outs_f, outs_q)
+    return Score(min(cosines.values()), tuple(cosines.items()), spec.metric.fn(outs_f, outs_q),
+                 tuple((m.name, m.fn(outs_f, outs_q)) for m in spec.extra))
+
+
+def evaluate(name: str, arch: str = "npu-m", method: Method = "minmax",
+             options: dict[str, Any] | None = None) -> CorpusResult:
+    """Fetch, compile (public API; calibration `method`, compiler `options`), run the held-out
+    inputs on the NPU and the float model, and compare. Any error of npukit's is a finding: it
+    is returned in the result, not raised."""
     import npukit
     spec = CORPUS[name]
     path = fetch(name)
@@ -296,23 +324,24 @@ def evaluate(name: str, arch: str = "npu-m") -> CorpusResult:
     extra: dict[str, Any] = {"input_values": spec.input_values} if spec.input_values else {}
     start = time.perf_counter()
     try:
-        prog = npukit.compile(path, arch, input_shapes=spec.input_shapes, calibration=calib, sqnr=False, **extra)
+        prog = npukit.compile(path, arch, input_shapes=spec.input_shapes, calibration=calib, method=method,
+                              options=options, sqnr=False, **extra)
     except Exception as exc:        # noqa: BLE001 -- the failure is the finding
         return CorpusResult(name, False, f"{type(exc).__name__}: {exc}")
     compile_s = time.perf_counter() - start
     profile = prog.profile()
     host = tuple((h["op"], h["reason"]) for h in profile.host_ops)
-    held = [spec.sample(1000 + i) for i in range(spec.held_out)]
-    reference = _reference(path, spec)
-    outs_f = [reference(f) for f in held]
+    held = held_out(name)
+    run_float = reference(path, spec)
+    outs_f = [run_float(f) for f in held]
     try:
         prog.reset_state()
         outs_q = [_npu_outputs(prog, f, list(outs_f[0])) for f in held]
     except Exception as exc:        # noqa: BLE001
         return CorpusResult(name, True, f"run: {type(exc).__name__}: {exc}", host, compile_s=compile_s)
-    cosines = M.output_cosines(outs_f, outs_q)
-    return CorpusResult(name, True, None, host, len(profile.layers) - len(host), min(cosines.values()),
-                        tuple(cosines.items()), spec.metric.fn(outs_f, outs_q), profile.total_cycles, compile_s)
+    s = score(spec, outs_f, outs_q)
+    return CorpusResult(name, True, None, host, len(profile.layers) - len(host), s.cosine, s.cosines, s.metric,
+                        profile.total_cycles, compile_s, extra=s.extra)
 
 
 def _npu_outputs(prog, feeds: Feeds, names: list[str]) -> dict[str, np.ndarray]:

@@ -136,6 +136,26 @@ def ctc_text(output: str, charset: Callable[[], list[str]]) -> Metric:
     return Metric("decoded text = float", fn)
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: the fewest insertions, deletions and substitutions from a to b."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def char_error_rate(output: str, charset: Callable[[], list[str]]) -> Metric:
+    """Character error rate of the NPU's text against float's (greedy CTC as `ctc_text`): edit
+    distance over the length of float's text, summed over the inputs."""
+    def fn(outs_f: Outputs, outs_q: Outputs) -> float:
+        chars = charset()
+        pairs = [(ctc_decode(f[output], chars), ctc_decode(q[output], chars)) for f, q in zip(outs_f, outs_q)]
+        return sum(edit_distance(a, b) for a, b in pairs) / max(1, sum(len(a) for a, _ in pairs))
+    return Metric("character error rate", fn, higher_is_better=False)
+
+
 def argmax_agreement(output: str, top: int | None = None, score_axis: int = -1) -> Metric:
     """Fraction of positions where the NPU's best class equals float's. With `top`, only the
     `top` positions where float is most confident (e.g. a detector's best anchors)."""

@@ -13,6 +13,7 @@ logits (no softmax).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -190,10 +191,38 @@ def mobilenet_v1(size: int = 96, alpha: float = 0.25, num_classes: int = 2,
     return b.model(_classifier(b, x, num_classes, global_pool=False), "mobilenet_v1", OUTPUT_NAME)
 
 
-MODELS = {
+MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet18": resnet18,
     "mobilenet_v2": mobilenet_v2,
     "resnet8": resnet8,
     "ds_cnn": ds_cnn,
     "mobilenet_v1": mobilenet_v1,
 }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m npukit.models.zoo NAME -o OUT.onnx [--size N] [--seed S]`: write one model."""
+    import argparse
+    import inspect
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m npukit.models.zoo", description="Write a benchmark network as ONNX.")
+    ap.add_argument("name", choices=sorted(MODELS))
+    ap.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    ap.add_argument("--size", type=int, help="input height and width (models with a square image input)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    args = ap.parse_args(argv)
+    build = MODELS[args.name]
+    kwargs: dict[str, int] = {"seed": args.seed}
+    if args.size is not None:
+        if "size" not in inspect.signature(build).parameters:
+            ap.error(f"{args.name} has no --size")
+        kwargs["size"] = args.size
+    try:
+        print(save(build(**kwargs), args.output))
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,6 @@ import numpy as np
 from ..choices import METHODS  # noqa: F401 - the methods' names, where callers find them
 from ..errors import InputError
 from ..ir.graph import DType, Graph, Op
-from ..kernels.float_exec import run_float
 
 _SAMPLE = 1 << 15
 
@@ -29,26 +28,39 @@ class Range:
 
 
 class Observer:
-    def __init__(self, seed: int):
+    """A tensor's running extremes, each channel's (last axis) largest |x| for a >= 3-D tensor,
+    and, with `sample`, a bounded random sample per update (the non-minmax methods read it)."""
+
+    def __init__(self, seed: int, sample: bool = True):
         self.lo, self.hi = np.inf, -np.inf
         self.samples: list[np.ndarray] = []
+        self.sample = sample
         self.rng = np.random.default_rng(seed)
-        self.channel_amax: np.ndarray | None = None     # per channel (last axis) of a >= 3-D tensor
+        self.channel_amax: np.ndarray | None = None
 
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x, np.float32)
-        if x.ndim >= 3 and x.shape[-1] > 1 and x.size:
-            amax = np.nanmax(np.abs(np.where(np.isfinite(x), x, 0)).reshape(-1, x.shape[-1]), axis=0)
-            prev = self.channel_amax
-            self.channel_amax = np.maximum(prev, amax) if prev is not None and prev.shape == amax.shape else amax
-        x = x.ravel()
-        finite = np.isfinite(x)
-        if not finite.all():         # a function's pole (log 0, 1 / 0): saturates in int8 anyway
-            x = x[finite]
         if x.size == 0:
             return
-        self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
-        self.samples.append(x if x.size <= _SAMPLE else self.rng.choice(x, _SAMPLE, replace=False))
+        flat = x.reshape(-1)
+        if x.ndim >= 3 and x.shape[-1] > 1:
+            cols = flat.reshape(-1, x.shape[-1])
+            cmax, cmin = _columns(np.maximum, cols), _columns(np.minimum, cols)
+            lo, hi = float(cmin.min()), float(cmax.max())
+            amax = np.maximum(cmax, -cmin) if np.isfinite(lo) and np.isfinite(hi) else \
+                np.nanmax(np.abs(np.where(np.isfinite(cols), cols, 0)), axis=0)
+            prev = self.channel_amax
+            self.channel_amax = np.maximum(prev, amax) if prev is not None and prev.shape == amax.shape else amax
+        else:
+            lo, hi = float(flat.min()), float(flat.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):   # a function's pole (log 0, 1 / 0): saturates in int8 anyway
+            flat = flat[np.isfinite(flat)]
+            if flat.size == 0:
+                return
+            lo, hi = float(flat.min()), float(flat.max())
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
+        if self.sample:
+            self.samples.append(flat if flat.size <= _SAMPLE else self.rng.choice(flat, _SAMPLE, replace=False))
 
     def range(self, method: str) -> Range:
         if method == "minmax" or not self.samples:
@@ -60,6 +72,16 @@ class Observer:
         if method == "entropy":
             return _entropy_range(values, self.lo, self.hi)
         return _mse_range(values, self.lo, self.hi)
+
+
+def _columns(ufunc: np.ufunc, cols: np.ndarray, width: int = 1024) -> np.ndarray:
+    """`ufunc.reduce(cols, axis=0)` of an [N, C] array, folded so that each row reduced is
+    about `width` values long (numpy reduces a few short columns slowly)."""
+    n, c = cols.shape
+    m = max(1, width // c)
+    k = n // m * m
+    head = ufunc.reduce(cols[:k].reshape(-1, m * c), axis=0).reshape(m, c) if k else cols[:0]
+    return ufunc.reduce(np.concatenate([head, cols[k:]]), axis=0)
 
 
 def _qdq_error(values: np.ndarray, lo: float, hi: float) -> float:
@@ -181,16 +203,29 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
     return [{name: np.asarray(calibration[name][i], np.float32) for name in g.inputs} for i in range(n)]
 
 
-def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4) -> tuple[dict[str, Observer], list[dict]]:
-    """Observers for every non-constant tensor, and the float values of the first `keep` samples."""
-    observers = {name: Observer(i) for i, (name, t) in enumerate(g.tensors.items())
-                 if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
+def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
+            sample: bool = True, observers: dict[str, Observer] | None = None,
+            outputs: list[dict] | None = None) -> tuple[dict[str, Observer], list[dict]]:
+    """Observers for every non-constant tensor (or `observers`, continued), and the float
+    values of the first `keep` samples; `outputs` receives each sample's graph outputs. Each
+    activation is observed as the float run makes it, so that a sample not kept holds no more
+    than the run's live tensors; `sample`: observers keep value samples (the methods other
+    than minmax need them)."""
+    if observers is None:
+        observers = {name: Observer(i, sample) for i, (name, t) in enumerate(g.tensors.items())
+                     if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
+
+    def seen(name: str, value: np.ndarray) -> None:
+        obs = observers.get(name)
+        if obs is not None:
+            obs.update(value)
+
+    from ..kernels.float_exec import run_float     # (Range alone is the integer path's: no float runs)
     values: list[dict[str, np.ndarray]] = []
     for feed in feeds:
-        out = run_float(g, feed, keep_all=True)
+        out = run_float(g, feed, keep_all=len(values) < keep, visit=seen)
+        if outputs is not None:
+            outputs.append({name: out[name] for name in g.outputs})
         if len(values) < keep:
             values.append(out)
-        for name, obs in observers.items():
-            if name in out:
-                obs.update(out[name])
     return observers, values

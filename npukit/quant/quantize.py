@@ -17,6 +17,7 @@ from ..ir.verify import verify
 from ..kernels import kernels_mxu as kx
 from ..kernels import kernels_vpu as kv
 from ..kernels import kernels_vpu_compare as kc
+from ..kernels import kernels_vpu16 as k16
 from ..kernels import kernels_vpu_unary as ku
 from ..kernels import kernels_wide as kw
 from .calibrate import Range
@@ -24,7 +25,9 @@ from .groups import SAME_AS_INPUT, fixed_outputs, shared_groups
 from ..kernels.host_float import HostFloatParams, host_float_only
 from ..kernels.host_tflite import HostTfliteParams
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
+from ..kernels.kernels_vpu16 import Sigmoid16Params, Softmax16Params
 
+UNIT_OUTPUT_16 = {Op.SIGMOID, Op.TANH, Op.SOFTMAX}    # int16 output scale 1/32768, zero point 0 (16x8)
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}
 
 
@@ -89,6 +92,7 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     `params=False`: activation types and scales only (enough to decide placement)."""
     qp, shared = _assign(g, ranges)
     tensors: dict[str, Tensor] = dict(g.tensors)
+    unit = {n.outputs[0] for n in g.nodes if n.op in UNIT_OUTPUT_16}
     keep_float = host_float_only(g)
     for name, t in g.tensors.items():
         if name in keep_float:
@@ -96,7 +100,8 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
         if name in wide:       # one scale for tensors that must share it (pad, reshape, ...)
             r = shared[name]
             amax = max(abs(r.lo), abs(r.hi), 1e-8)
-            tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(float(np.float32(amax / 32767)), 0))
+            scale = k16.OUT_SCALE_16 if name in unit else float(np.float32(amax / 32767))
+            tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(scale, 0))
         elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are
             tensors[name] = replace(t, dtype=DType.I8, quant=qp[name])
     typed = g.with_nodes(g.nodes, tensors)
@@ -116,12 +121,19 @@ def attach_params(g: Graph) -> Graph:
     return verify(g.with_nodes(nodes, tensors), "quantise")
 
 
-def _const_input(g, node, i, tensors, data=None) -> str:
-    """Quantise constant input i of `node` per tensor (if not done yet); returns its name."""
+def _const_input(g, node, i, tensors, data=None, wide: bool = False) -> str:
+    """Quantise constant input i of `node` per tensor (if not done yet): int8, or with `wide`
+    int16 symmetric (a 16x8 operand); returns its name."""
     name = node.inputs[i]
     if name not in tensors:
-        q, qparams = _const_per_tensor(g.tensors[name].data if data is None else data)
-        tensors[name] = Tensor(name, q.shape, DType.I8, q, qparams)
+        values = g.tensors[name].data if data is None else data
+        if wide:
+            amax = max(float(np.max(np.abs(values))) if values.size else 0.0, 1e-8)
+            qparams = QParams.per_tensor(float(np.float32(amax / 32767)), 0)
+            tensors[name] = Tensor(name, values.shape, DType.I16, kv.quantize(values, qparams.s, 0, np.int16), qparams)
+        else:
+            q, qparams = _const_per_tensor(values)
+            tensors[name] = Tensor(name, q.shape, DType.I8, q, qparams)
     return name
 
 
@@ -149,12 +161,15 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
             ws = np.asarray(w.quant.scale, np.float32)
         wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
         return node.with_(params=kx.prepare_conv(x.s, ws, ot.qp.s, x.zp, ot.qp.zp, a.act, wide_out))
-    if op in (Op.ADD, Op.SUB, Op.MUL):
-        names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors)
+    if op in (Op.ADD, Op.SUB, Op.MUL):       # a constant beside an int16 operand is int16 (16x8)
+        wide16 = any(tensors[n].dtype is DType.I16 for n in node.inputs if not g.tensors[n].is_const)
+        names = [n if not g.tensors[n].is_const else _const_input(g, node, i, tensors, wide=wide16)
                  for i, n in enumerate(node.inputs)]
         q1, q2 = tensors[names[0]].qp, tensors[names[1]].qp
         if op is Op.MUL:
-            params: kv.AddParams | kv.MulParams = kv.prepare_mul(q1.s, q1.zp, q2.s, q2.zp, ot.qp.s, ot.qp.zp, a.act)
+            mul_out = np.int16 if ot.dtype is DType.I16 else np.int8
+            params: kv.AddParams | kv.MulParams = kv.prepare_mul(q1.s, q1.zp, q2.s, q2.zp, ot.qp.s, ot.qp.zp, a.act,
+                                                                 mul_out)
         else:
             wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
             wide_in = any(tensors[n].dtype is DType.I16 for n in names)
@@ -168,7 +183,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
                 tensors[n] = Tensor(n, data.shape, DType.I8, kv.quantize(data, ot.qp.s, ot.qp.zp), ot.qp)
         return node
     if op in (Op.MAX_POOL, Op.AVG_POOL):
-        return node.with_(params=PoolParams(*kx.activation_range(a.act, ot.qp.s, ot.qp.zp)))
+        pool_out = np.int16 if ot.dtype is DType.I16 else np.int8
+        return node.with_(params=PoolParams(*kx.activation_range(a.act, ot.qp.s, ot.qp.zp, pool_out)))
     if op in (Op.MEAN, Op.REDUCE_SUM):
         xt = tensors[node.inputs[0]]
         count = int(np.prod([xt.shape[i] for i in a.axes]))
@@ -181,6 +197,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         return node.with_(params=kc.prepare_comparison(a.fn, q1.s, q1.zp, q2.s, q2.zp))
     if op is Op.LOGICAL:
         return node.with_(params=kc.LogicalParams(kc.CONNECTIVES.index(a.fn)))
+    if op in (Op.SIGMOID, Op.TANH, Op.SOFTMAX) and tensors[node.inputs[0]].dtype is DType.I16:
+        return node.with_(params=_params_16(node, tensors[node.inputs[0]], ot))
     if op in LUT_OPS:
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]], ot)))
     if op is Op.PRELU:
@@ -225,6 +243,16 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
                 raise UnsupportedOpError(f"{node.name}: constant operand of {op.value} is not supported")
         return node
     raise UnsupportedOpError(f"{node.name}: cannot quantise operator {op.value}")
+
+
+def _params_16(node: Node, x_t: Tensor, out_t: Tensor) -> Sigmoid16Params | Softmax16Params:
+    """LOGISTIC / TANH / SOFTMAX with an int16 input: TFLite's 16x8 kernels (int16 out)."""
+    if out_t.dtype is not DType.I16:
+        raise UnsupportedOpError(f"{node.name}: {node.op.value} of an int16 input needs an int16 output")
+    x, out = x_t.qp, out_t.qp
+    if node.op is Op.SOFTMAX:
+        return k16.prepare_softmax16(x.s, x.zp, node.attrs.beta, out.s, out.zp)
+    return k16.prepare_sigmoid16(x.s, x.zp, out.s, out.zp, node.op is Op.TANH)
 
 
 def _table(node: Node, x_t: Tensor, out_t: Tensor) -> np.ndarray:

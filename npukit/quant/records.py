@@ -23,6 +23,7 @@ from ..kernels import host_float, host_tflite
 from ..kernels import kernels_mxu as kx
 from ..kernels import kernels_transformer as kt
 from ..kernels import kernels_vpu as kv
+from ..kernels import kernels_vpu16 as k16
 from ..kernels import kernels_vpu_compare as kc
 from ..kernels import kernels_wide as kw
 from .quantize import LutParams, PoolParams
@@ -33,7 +34,8 @@ PARAMS: dict[str, type] = {
     "requantize": kv.RequantParams, "mean": kv.MeanParams, "sum": kv.SumParams,
     "softmax": kv.SoftmaxParams, "softmax_table": kv.SoftmaxTableParams, "lut": LutParams,
     "pool": PoolParams, "compare": kc.ComparisonParams, "logical": kc.LogicalParams,
-    "magnitude": kw.MagnitudeParams, "matmul": kt.MatMulParams, "layer_norm": kt.LayerNormParams,
+    "sigmoid16": k16.Sigmoid16Params, "softmax16": k16.Softmax16Params, "magnitude": kw.MagnitudeParams,
+    "matmul": kt.MatMulParams, "layer_norm": kt.LayerNormParams,
     "host_float": host_float.HostFloatParams, "host_tflite": host_tflite.HostTfliteParams,
 }
 _TAG = {cls: tag for tag, cls in PARAMS.items()}
@@ -49,6 +51,7 @@ class SegmentKind:
 def _kinds() -> dict[Op, SegmentKind]:
     k = SegmentKind
     lut = k(ir.NoAttrs, ("lut",))
+    unit = k(ir.NoAttrs, ("lut", "sigmoid16"))     # int8: a LUT; int16: LiteRT's 16x8 kernel
     out = {
         Op.CONV2D: k(ir.ConvAttrs, ("conv",)), Op.FULLY_CONNECTED: k(ir.FcAttrs, ("conv",)),
         Op.ADD: k(ir.EltwiseAttrs, ("add",)), Op.SUB: k(ir.EltwiseAttrs, ("add",)),
@@ -60,9 +63,9 @@ def _kinds() -> dict[Op, SegmentKind]:
         Op.COMPARE: k(ir.CompareAttrs, ("compare",)), Op.LOGICAL: k(ir.LogicalAttrs, ("logical",)),
         Op.LOGICAL_NOT: lut, Op.WHERE: k(ir.NoAttrs, ()), Op.ARG_MAX: k(ir.ArgMaxAttrs, ()),
         Op.CLAMP: k(ir.Clamp, ("lut",)), Op.LEAKY_RELU: k(ir.LeakyReluAttrs, ("lut",)),
-        Op.PRELU: k(ir.NoAttrs, ("prelu",)), Op.SIGMOID: lut, Op.TANH: lut, Op.HARD_SWISH: lut,
+        Op.PRELU: k(ir.NoAttrs, ("prelu",)), Op.SIGMOID: unit, Op.TANH: unit, Op.HARD_SWISH: lut,
         Op.UNARY: k(ir.UnaryAttrs, ("lut",)),
-        Op.SOFTMAX: k(ir.SoftmaxAttrs, ("softmax", "softmax_table")),
+        Op.SOFTMAX: k(ir.SoftmaxAttrs, ("softmax", "softmax_table", "softmax16")),
         Op.CONCAT: k(ir.ConcatAttrs, ()), Op.SLICE: k(ir.SliceAttrs, ()), Op.PAD: k(ir.PadAttrs, ()),
         Op.RESHAPE: k(ir.ReshapeAttrs, ()), Op.TRANSPOSE: k(ir.TransposeAttrs, ()),
         Op.RESIZE: k(ir.ResizeAttrs, ()), Op.QUANTIZE: k(ir.QuantizeAttrs, ("requantize",), True),

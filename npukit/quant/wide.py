@@ -6,15 +6,20 @@ scales, the integer kernel runs, and the result is compared with the layer's flo
 report). `choose_int16` widens the residual sums feeding a LAYER_NORM whose noise is
 below the threshold (transformer residual streams carry a few large channels that leave
 the rest of an int8 scale with too few steps), and the outputs of other noisy layers
-whose consumers have an int16 input path (TFLite's 16x8 semantics). `magnitude_int16`
+whose consumers have an int16 input path (TFLite's 16x8 semantics; a 16x8 VPU op reading
+int16 writes int16, so its output widens too). `magnitude_int16`
 widens an STFT front (audio -> pad -> basis conv -> magnitude) whatever the noise: int8
-audio loses about 25 dB there.
+audio loses about 25 dB there. `widen_mxu_boundaries` gives a conv, depthwise or fully
+connected layer that touches a wide tensor the 16x8 form (int16 in and out) with a
+requantising QUANTIZE at each int8 / int16 boundary.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from ..ir.graph import DType, Graph, Op
+from ..ir.graph import DType, Graph, Node, Op, QuantizeAttrs
 from ..kernels import kernels_vpu as kv
 from ..kernels.qexec import run_qnode
 
@@ -44,16 +49,34 @@ def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[st
 
 
 # layers with an int16 output path, and layers that read an int16 input (16x8 semantics)
-WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
-WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU}
+WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.MUL, Op.LAYER_NORM, Op.GELU}
+# TFLite's 16x8 VPU ops read int16 only to write int16 (LOGISTIC / TANH / SOFTMAX at scale 1/32768)
+THROUGH_16 = {Op.MUL, Op.SIGMOID, Op.TANH, Op.SOFTMAX, Op.MEAN, Op.MAX_POOL, Op.AVG_POOL, Op.RESIZE}
+WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU} | THROUGH_16
+
+
+def _widened(qg: Graph, name: str) -> set[str] | None:
+    """`name` and the outputs of the 16x8 ops it feeds, followed on (those write int16 too);
+    None if a tensor of them is a graph output or has a consumer that cannot read int16."""
+    out, todo = set(), [name]
+    while todo:
+        t = todo.pop()
+        users = qg.consumers(t)
+        if t in out:
+            continue
+        if t in qg.outputs or not users or any(u.op not in WIDE_CONSUMERS for u in users):
+            return None
+        out.add(t)
+        todo += [u.outputs[0] for u in users if u.op in THROUGH_16]
+    return out
 
 
 def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> frozenset[str]:
     """Tensors to widen to int16: residual sums (ADD/SUB of int8 operands) feeding a
     LAYER_NORM noisier than `threshold_db`, and the output of any layer noisier than that
-    whose consumers all read int16 (fully connected, GELU, ADD/SUB, layer norm)."""
-    wide = set()
-    outputs = set(qg.outputs)
+    whose consumers all read int16 (fully connected, conv, GELU, ADD/SUB, layer norm, and the 16x8
+    ops MUL, LOGISTIC, TANH, SOFTMAX, MEAN, pooling and resize, whose outputs widen with it)."""
+    wide: set[str] = set()
     for node in qg.nodes:
         if noise_db.get(node.name, np.inf) >= threshold_db:
             continue
@@ -62,11 +85,8 @@ def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> 
             if src is not None and src.op in (Op.ADD, Op.SUB) and \
                     all(qg.tensors[t].dtype is DType.I8 for t in src.inputs if not qg.tensors[t].is_const):
                 wide.add(node.inputs[0])
-        out = node.outputs[0]
-        users = qg.consumers(out)
-        if node.op in WIDE_PRODUCERS and out not in outputs and users and \
-                all(u.op in WIDE_CONSUMERS for u in users):
-            wide.add(out)
+        if node.op in WIDE_PRODUCERS or node.op in THROUGH_16 and node.inputs[0] in wide:
+            wide |= _widened(qg, node.outputs[0]) or set()
     return frozenset(wide)
 
 
@@ -101,3 +121,39 @@ def magnitude_int16(g: Graph) -> frozenset[str]:
         if start in g.inputs:
             wide |= set(mid) | set(front)
     return frozenset(wide)
+
+
+MXU_16X8 = {Op.CONV2D, Op.FULLY_CONNECTED}
+
+
+def widen_mxu_boundaries(g: Graph, wide: frozenset[str]) -> tuple[Graph, frozenset[str], dict[str, str]]:
+    """The float graph in which every conv / depthwise / fully connected layer whose input or
+    output is in `wide` reads and writes int16 (TFLite's 16x8 form): an int8 input is widened
+    by a QUANTIZE into an int16 copy, an int8 output is written as an int16 copy that a
+    QUANTIZE narrows. Returns the graph, the wide set with the copies, and {copy: original}
+    (a copy's float values and calibrated range are its original's)."""
+    nodes: list[Node] = []
+    tensors, out_wide, copies = dict(g.tensors), set(wide), {}
+    widened: dict[str, str] = {}
+    for node in g.nodes:
+        x, out = node.inputs[0], node.outputs[0]
+        if node.op not in MXU_16X8 or (x not in wide and out not in wide):
+            nodes.append(node)
+            continue
+        if x not in wide:
+            if x not in widened:
+                widened[x] = copy = f"{x}/int16"
+                tensors[copy], copies[copy] = replace(tensors[x], name=copy), x
+                nodes.append(Node(Op.QUANTIZE, f"{node.name}/widen", (x,), (copy,), QuantizeAttrs("int16"),
+                                  source=node.source))
+            node = node.with_(inputs=(widened[x], *node.inputs[1:]))
+        if out in wide:
+            nodes.append(node)
+        else:
+            copy = f"{out}/int16"
+            tensors[copy], copies[copy] = replace(tensors[out], name=copy), out
+            nodes += [node.with_(outputs=(copy,)),
+                      Node(Op.QUANTIZE, f"{node.name}/narrow", (copy,), (out,), QuantizeAttrs("int8"),
+                           source=node.source)]
+    out_wide |= set(copies)
+    return g.with_nodes(nodes, tensors), frozenset(out_wide), copies

@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import shutil
 from dataclasses import dataclass
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from .units import cycles as cycles_text
 from .units import energy_uj
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# rich is imported where a table is drawn: a compile that draws none does not load it
 
 PIPED_WIDTH = 140       # output to a file or pipe: $COLUMNS, else this wide
 
@@ -30,6 +33,7 @@ class Column:
 
 
 def _render(*items, cols: int | None = None) -> str:
+    from rich.console import Console
     buf = io.StringIO()
     console = Console(file=buf, width=cols or width(), force_terminal=False, color_system=None)
     for item in items:
@@ -46,6 +50,7 @@ def fitted_table(title: str, columns: list[Column], rows: list[list[str]], cols:
     # each column takes its width plus 3 (padding and rule); the frame takes 1 more
     while sum(need[i] + 3 for i in shown) + 1 > cols and len(shown) > 1:
         shown.remove(by_keep.pop(0))
+    from rich.table import Table
     t = Table(title=title, title_justify="left", title_style="")
     for i in shown:
         c = columns[i]
@@ -106,9 +111,50 @@ SQNR_COLUMNS = [Column("layer", False, 2, 8), Column("op", False, 1, 5), Column(
 
 
 def sqnr_table(rows, limit: int = 15, cols: int | None = None) -> str:
+    """The worst `limit` layers' noise; one line when there is no report (a pre-quantised
+    model keeps its own scales: there is no float reference to compare with)."""
+    if not rows:
+        return "no per-layer SQNR: the model arrives quantised (its scales are kept)"
     cols = cols or width()
     cells = [[r.layer[:50], r.op, f"{r.sqnr_db:.1f}"] for r in rows[:limit]]
     t = fitted_table("per-layer SQNR of int8 vs float on the calibration data (worst first)", SQNR_COLUMNS,
                      cells, cols)
     more = f"... {len(rows) - limit} more layers" if len(rows) > limit else ""
     return _render(t, more, cols=cols) if more else _render(t, cols=cols)
+
+
+def _db(x) -> str:
+    return "exact" if x is None else f"{x:.1f} dB"
+
+
+def accuracy_lines(accuracy: dict | None, precision: dict | None = None, cols: int | None = None) -> str:
+    """The outputs against float on held-out samples (compiler meta "accuracy"), and with
+    precision auto / int16 what was widened and its cycles (meta "precision")."""
+    lines = []
+    if accuracy is not None:
+        n = accuracy["heldout_samples"]
+        if not n:
+            lines.append(f"output accuracy: {accuracy['note']}")
+        else:
+            lines.append(f"output accuracy vs float on {n} held-out calibration sample{'s' * (n != 1)}:")
+            for o in accuracy["outputs"]:
+                agree = "" if o["argmax_agreement"] is None else f", argmax agreement {o['argmax_agreement']:.1%}"
+                lines.append(f"  {o['output']}: cosine {o['cosine']:.5f}, SQNR {_db(o['sqnr_db'])}{agree}")
+    if precision is None:
+        return "\n".join(lines)
+    p = precision
+    goal = f" (min_sqnr {p['min_sqnr']:g} dB {'met' if p['target_met'] else 'NOT met'})" if p["mode"] == "auto" else ""
+    lines.append(f"precision {p['mode']}: worst output SQNR {_db(p['int8_sqnr_db'])} int8 -> {_db(p['sqnr_db'])} "
+                 f"on {p['measured_on']}{goal}; {len(p['tensors'])} tensors int16")
+    if p["layers"]:
+        cells = [[r["layer"][:50], r["op"], r["int16"], f"{r['int8_cycles']:,}", f"{r['cycles']:,}",
+                  f"{r['extra_cycles']:+,}"] for r in p["layers"]]
+        cols = cols or width()
+        t = fitted_table(f"layers with int16 activations: cycles {p['int8_cycles']:,} int8 -> {p['cycles']:,}",
+                         WIDE_COLUMNS, cells, cols)
+        lines.append(_render(t, cols=cols).rstrip("\n"))
+    return "\n".join(lines)
+
+
+WIDE_COLUMNS = [Column("layer", False, 5, 8), Column("op", False, 2, 5), Column("int16", False, 1, 6),
+                Column("int8 cycles", True, 3), Column("cycles", True, 4), Column("extra", True, 6)]

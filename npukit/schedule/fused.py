@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from ..arch import Arch
 from ..cost import costs
 from ..isa.instructions import PARAM_BYTES
+from .memo import Memo
 from .tiling import (_ISSUE, Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best,
-                     register_cache, rows_in)
+                     rows_in)
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,16 @@ def expansion_group(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, acc_byt
 
 
 def search_fused(f: FusedShape, arch: Arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
-                 abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool], top: int = 1) -> list[FusedTiling]:
-    """The `top` cheapest fused tilings that fit, cheapest first (none: the pair cannot fuse)."""
-    key = (f, arch.fingerprint, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
-    if key not in _SEARCHED:
-        if len(_SEARCHED) > 4096:
-            _SEARCHED.clear()
-        _SEARCHED[key] = _search(f, arch, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place,
-                                 top)
-    return _SEARCHED[key]
-
-
-_SEARCHED: dict = register_cache({})
+                 abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool], top: int = 1,
+                 memo: Memo | None = None) -> list[FusedTiling]:
+    """The `top` cheapest fused tilings that fit, cheapest first (none: the pair cannot fuse);
+    remembered in `memo` (the compile's) when given."""
+    def search():
+        return _search(f, arch, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
+    if memo is None:
+        return search()
+    key = ("fused", f, arch.fingerprint, nbuf, dataflow_pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top)
+    return memo.get(memo.tilings, key, search)
 
 
 def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top, prune: bool = True):
@@ -102,14 +101,15 @@ def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_p
     flows = [costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS]
     best: list[FusedTiling] = []
     pw_floor = s.eh * s.ew * f.k * s.c // (rows * cols)
+    tks, ths = _candidates(f.k, cols), _row_candidates(s.eh, max_rows)
     for tc in _candidates(s.c, rows):
         # a resident input is read in place only as whole pixels (DwConv has no channel stride)
         ip = (in_place[0] and (tc == s.c or f.cin > 0), in_place[1])
         n_cc = math.ceil(s.c / tc)
-        for tk in _candidates(f.k, cols):
+        for tk in tks:
             n_kb = math.ceil(f.k / tk)
             for resident in (True, False):
-                for th in _row_candidates(s.eh, max_rows):
+                for th in ths:
                     n_rb = math.ceil(s.eh / th)
                     x_rows = rows_in(s, th)
                     if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not

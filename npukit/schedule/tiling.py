@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..errors import ScheduleError
 from ..cost import costs
 from ..isa.instructions import ALIGN, WIDE_PARAM_BYTES
+from .memo import Memo
 
 
 
@@ -77,17 +78,17 @@ def _row_candidates(eh: int, limit: int) -> list[int]:
 def search_conv(s: ConvShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str = "auto",
                 loop_order: str = "auto", max_rows: int = 0, abuf_bytes: int | None = None,
                 bw: Bandwidth | None = None, in_place: tuple[bool, bool] = (False, False),
-                top: int = 1) -> list[ConvTiling]:
-    """The `top` cheapest tilings, cheapest first; networks repeat layer shapes, so answers
-    are remembered. `in_place`: the input / output is resident in ABUF and needs no tile
-    buffer or copy."""
-    key = (s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place, top)
-    if key not in _SEARCHED:
-        if len(_SEARCHED) > 4096:
-            _SEARCHED.clear()
-        _SEARCHED[key] = _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw,
-                                 in_place, top)
-    return _SEARCHED[key]
+                top: int = 1, memo: Memo | None = None) -> list[ConvTiling]:
+    """The `top` cheapest tilings, cheapest first; with `memo` (the compile's), answers are
+    remembered (networks repeat layer shapes). `in_place`: the input / output is resident in
+    ABUF and needs no tile buffer or copy."""
+    def search():
+        return _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw, in_place, top)
+    if memo is None:
+        return search()
+    key = ("conv", s, arch.fingerprint, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_bytes, bw,
+           in_place, top)
+    return memo.get(memo.tilings, key, search)
 
 
 def keep_best(best: list, cand, top: int) -> None:
@@ -98,22 +99,6 @@ def keep_best(best: list, cand, top: int) -> None:
     if i < top:
         best.insert(i, cand)
         del best[top:]
-
-
-_SEARCHED: dict = {}
-_CACHES: list[dict] = [_SEARCHED]
-
-
-def register_cache(cache: dict) -> dict:
-    """Have `clear_cache` also empty `cache` (another search's memory)."""
-    _CACHES.append(cache)
-    return cache
-
-
-def clear_cache() -> None:
-    """Forget remembered tilings and choices (to time a compile from scratch)."""
-    for cache in _CACHES:
-        cache.clear()
 
 
 _ISSUE = costs.INSTR_OVERHEAD + costs.DMA_SETUP_CYCLES    # the per-instruction term of an estimate
@@ -151,7 +136,7 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
                 in_tile = 0 if in_place[0] else rows_in(s, th) * s.w * tc * s.in_bytes
                 out_tile = th * s.ew * tk
                 stage = 0 if in_place[1] else out_tile * s.out_bytes
-                if nbuf * (_a(in_tile) + _a(stage)) > a_bytes or (not dw and nbuf * _a(4 * out_tile) > acc_bytes):
+                if nbuf * (_a(in_tile) + _a(stage)) > a_bytes or (not dw and nbuf * _a(4 * s.in_bytes * out_tile) > acc_bytes):
                     continue
                 for cand in _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, dataflow_pref,
                                       dw_engine, loop_order, arch, in_place):
@@ -187,10 +172,10 @@ def _estimate(s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, dw_engine, 
         engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
     for engine in engines:
         if dw and engine == "vpu":
-            per = costs.vpu_cycles(e * tk * s.kh * s.kw, arch.vpu.lanes, arch.vpu.pipeline_depth)
+            per = costs.vpu_cycles(s.in_bytes * e * tk * s.kh * s.kw, arch.vpu.lanes, arch.vpu.pipeline_depth)
             flows = [costs.WS]
         elif dw:
-            per = costs.mxu_depthwise_cycles(e, tk, s.kh * s.kw, rows, cols, overlap)
+            per = s.in_bytes * costs.mxu_depthwise_cycles(e, tk, s.kh * s.kw, rows, cols, overlap)
             flows = [costs.WS]
         else:
             flows = ([costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS])

@@ -31,7 +31,7 @@ def _contiguous(shape, strides, elem: int) -> bool:
 
 def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
     """(space, lo, hi) that an instruction writing outside ABUF and ACC may write."""
-    if isinstance(ins, (I.Dma, I.Fill)):
+    if isinstance(ins, (I.Dma, I.Fill, I.Gather)):
         w = ranges.writes(ins)
         return w[0] if w else None
     if isinstance(ins, I.Host):

@@ -3,8 +3,9 @@
 Each binder checks the instruction's fields, takes its memory views once (bounds-checked by
 Machine.view / Machine.strided, so a corrupt binary gives a BinaryError) and returns the action
 that applies the shared integer kernels (npukit.kernels) to them: no prepared plans, tables,
-micro-ops or compiled code. sim/semantics.py runs faster paths where they apply and falls
-back to these; tests/sim/test_fast_paths.py checks every fast path against them.
+micro-ops or compiled code (the VPU's int16 forms: sim/semantics16.py). sim/semantics.py
+runs faster paths where they apply and falls back to these; tests/sim/test_fast_paths.py
+checks every fast path against them.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..isa import instructions as I
 from ..isa import wcodec
 from ..isa.immediates import params_from_ints
 from ..kernels import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu_compare, kernels_wide
+from . import semantics16
 from .machine import Machine
 from .plan import Action
 from .tiles import spans
@@ -88,7 +90,7 @@ def conv(m: Machine, c: I.Conv) -> Action:
     check_conv(c)
     kh, kw = c.kernel
     w = m.view(I.WBUF, c.wgt, (c.k, kh, kw, c.c_len))
-    out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int32)
+    out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int64 if c.in_bytes == 2 else np.int32)
     xs = m.view(I.ABUF, c.src, (1, c.in_h, c.in_w, c.c_stride), np.int16 if c.in_bytes == 2 else np.int8)
     x = xs[..., c.c_off:c.c_off + c.c_len]
     pt, pb = tile_pads(c.in_h, c.in_dil[0], c.pad_t, c.out_h, c.stride[0], kh, c.dilation[0])
@@ -96,53 +98,73 @@ def conv(m: Machine, c: I.Conv) -> Action:
     attrs = ConvAttrs(stride=c.stride, dilation=c.dilation, pads=(pt, pl, pb, pr), input_dilation=c.in_dil)
 
     def run() -> None:
-        if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes)
+        if c.in_bytes == 2:     # two int8 passes, hi and lo byte (kernels_wide.split_bytes), int64 sums
             acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
-        else:
-            acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
+            out[...] = out + acc if c.accumulate else acc
+            return
+        acc = kernels_mxu.conv2d_acc(x, w, attrs, c.zp)[0, :c.out_h, :c.out_w].reshape(-1, c.k)
         out[...] = intmath.wrap_int32(out.astype(np.int64) + acc) if c.accumulate else intmath.wrap_int32(acc)
     return run
 
 
 def check_dwconv(d: I.DwConv) -> None:
     check_geometry("DWCONV", d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.kernel, *d.stride, *d.dilation)
+    if d.in_bytes not in (1, 2) or d.out_bytes not in (1, 2) or d.mode not in (0, 2) or (d.in_bytes == 2 and d.zp):
+        raise BinaryError(f"DWCONV: input of {d.in_bytes} bytes with zero point {d.zp}, output of {d.out_bytes} "
+                          f"bytes, mode {d.mode} (int8 or int16 with zero point 0; modes 0 and 2)")
 
 
 def dwconv(m: Machine, d: I.DwConv) -> Action:
+    """int8 or int16 input (two byte passes as CONV's), int8 or int16 output; mode 2 is the 16x8
+    output stage (int64 params) on the engine's int64 sums."""
     check_dwconv(d)
     kh, kw = d.kernel
     k = d.c * d.mult
-    x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c))
+    x = m.view(I.ABUF, d.src, (1, d.in_h, d.in_w, d.c), np.int16 if d.in_bytes == 2 else np.int8)
     w = m.view(I.WBUF, d.wgt, (1, kh, kw, k))
-    bias, mult, shift = m.view(I.WBUF, d.params, (3, k), np.int32)
-    dst = m.view(I.ABUF, d.dst, (d.out_h * d.out_w, k))
+    bias, mult, shift = m.view(I.WBUF, d.params, (3, k), np.int64 if d.mode == 2 else np.int32)
+    out_t = np.int16 if d.out_bytes == 2 else np.int8
+    dst = m.view(I.ABUF, d.dst, (d.out_h * d.out_w, k), out_t)
+    lo, hi = max(d.act_min, np.iinfo(out_t).min), min(d.act_max, np.iinfo(out_t).max)
     pt, pb = tile_pads(d.in_h, 1, d.pad_t, d.out_h, d.stride[0], kh, d.dilation[0])
     pl, pr = tile_pads(d.in_w, 1, d.pad_l, d.out_w, d.stride[1], kw, d.dilation[1])
     attrs = ConvAttrs(stride=d.stride, dilation=d.dilation, pads=(pt, pl, pb, pr), groups=d.c, depthwise=True)
 
     def run() -> None:
-        acc = intmath.wrap_int32(kernels_mxu.conv2d_acc(x, w, attrs, d.zp)[0, :d.out_h, :d.out_w].reshape(-1, k))
-        intmath.requantize(acc, bias, mult, shift, d.out_zp, d.act_min, d.act_max, out=dst)
+        if d.in_bytes == 2:
+            acc = kernels_wide.conv2d_acc_16x8(x, w, attrs)
+        else:
+            acc = kernels_mxu.conv2d_acc(x, w, attrs, d.zp)
+        acc = acc[0, :d.out_h, :d.out_w].reshape(-1, k)      # the engine's sums: int64 in mode 2
+        if d.mode == 2:
+            p = kernels_mxu.ConvParams(0, d.out_zp, mult, shift, lo, hi)
+            dst[...] = kernels_wide.conv_output_16x8(acc, bias, p)
+        else:
+            dst[...] = intmath.requantize(intmath.wrap_int32(acc), bias, mult, shift, d.out_zp, lo, hi, out_t)
     return run
 
 
 def check_requant(r: I.Requant) -> None:
     check_geometry("REQUANT", r.n_pix, r.k)
-    if r.mode not in (0, 1, 2):
+    if r.mode not in (0, 1, 2, 3):
         raise BinaryError(f"REQUANT: unknown mode {r.mode}")
 
 
 def requant(m: Machine, r: I.Requant) -> Action:
+    """Modes 0 and 1: int32 sums to int8; modes 2 (16x8 conv) and 3 (16x8 fully connected):
+    int64 sums to int16 (dst_pix_stride and dst_c_off in elements)."""
     check_requant(r)
-    acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int32)
-    if r.mode == 2:       # 16x8: int64 bias and multiplier form, int16 out
+    acc = m.view(I.ACC, r.src, (r.n_pix, r.k), np.int64 if r.mode in (2, 3) else np.int32)
+    if r.mode in (2, 3):
         bias, mult, shift = m.view(I.WBUF, r.params, (3, r.k), np.int64)
         wide = m.strided(I.ABUF, r.dst + 2 * r.dst_c_off, (r.n_pix, r.k), (2 * r.dst_pix_stride, 2), 2)
-
-        def requant_16x8() -> None:
+        if r.mode == 2:     # int64 bias and multiplier form
             p = kernels_mxu.ConvParams(0, r.out_zp, mult, shift, r.act_min, r.act_max)
-            wide[...] = kernels_wide.conv_output_16x8(acc, bias, p).view(np.uint8).reshape(r.n_pix, r.k, 2)
-        return requant_16x8
+            out = lambda: kernels_wide.conv_output_16x8(acc, bias, p)        # noqa: E731
+        else:               # mode 1's exact double scale (mantissa, exponent)
+            p = kernels_mxu.ConvParams(0, r.out_zp, _NO_Q31, _NO_Q31, r.act_min, r.act_max, mult, shift)
+            out = lambda: kernels_mxu.fc_output_wide(acc, bias, p)           # noqa: E731
+        return lambda: wide.__setitem__(..., out().view(np.uint8).reshape(r.n_pix, r.k, 2))
     dst = out_rows(m, r)
     if r.mode == 1:
         bias, mantissa, exponent = m.view(I.WBUF, r.params, (3, r.k), np.int64)
@@ -171,6 +193,9 @@ def eltwise_operands(m: Machine, e: I.Elementwise) -> tuple[np.ndarray, np.ndarr
 
 
 def elementwise(m: Machine, e: I.Elementwise) -> Action:
+    semantics16.check_elem("ELEMENTWISE", e.elem)
+    if e.elem == 2:
+        return semantics16.elementwise(m, e)
     a, b, dst, kind = eltwise_operands(m, e)
     if kind in (I.Eltwise.MAX, I.Eltwise.MIN):
         fn = np.maximum if kind is I.Eltwise.MAX else np.minimum
@@ -188,6 +213,9 @@ def lut(m: Machine, t: I.Lut) -> Action:
 
 
 def pool(m: Machine, p: I.Pool) -> Action:
+    semantics16.check_elem("POOL", p.elem)
+    if p.elem == 2:
+        return semantics16.pool(m, p)
     x = m.view(I.ABUF, p.src, (1, p.in_h, p.in_w, p.c))
     dst = m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c))
     attrs = PoolAttrs(kernel=p.kernel, stride=p.stride, pads=(p.pad_t, p.pad_l, p.pad_b, p.pad_r))
@@ -196,6 +224,9 @@ def pool(m: Machine, p: I.Pool) -> Action:
 
 
 def mean(m: Machine, r: I.Mean) -> Action:
+    semantics16.check_elem("MEAN", r.elem)
+    if r.elem == 2:
+        return semantics16.mean(m, r)
     x = m.view(I.ABUF, r.src, (1, r.n, 1, r.c))
     dst = m.view(I.ABUF, r.dst, (1, 1, 1, r.c))
     if r.kind in (1, 2):
@@ -238,6 +269,8 @@ def matmul(m: Machine, t: I.MatMul) -> Action:
 
 
 def softmax(m: Machine, s: I.Softmax) -> Action:
+    if s.kind == 2:
+        return semantics16.softmax(m, s)
     x = m.view(I.ABUF, s.src, (s.rows, s.cols))
     dst = m.view(I.ABUF, s.dst, (s.rows, s.cols))
     if s.kind not in (0, 1):
@@ -247,6 +280,9 @@ def softmax(m: Machine, s: I.Softmax) -> Action:
 
 
 def resize(m: Machine, r: I.Resize) -> Action:
+    semantics16.check_elem("RESIZE", r.elem)
+    if r.elem == 2:
+        return semantics16.resize(m, r)
     x = m.view(I.ABUF, r.src, (1, r.in_h, r.in_w, r.c))
     dst = m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c))
     fn = kernels_vpu.resize_bilinear if r.mode else kernels_vpu.resize_nearest
@@ -260,7 +296,21 @@ def magnitude(m: Machine, g: I.Magnitude) -> Action:
     return lambda: dst.__setitem__(..., kernels_wide.magnitude(x[:, 0], x[:, 1], p))
 
 
+def gather(m: Machine, g: I.Gather) -> Action:
+    """Rows of the table by the ids, with the reference kernel's check: an id out of range is
+    a one-line error at run time, as in the integer reference (and TFLite's GATHER)."""
+    if g.id_bytes not in (4, 8) or I.ACC in (g.ids_space, g.src_space, g.dst_space):
+        raise BinaryError(f"GATHER: ids of {g.id_bytes} bytes (4 or 8), spaces {g.ids_space}, {g.src_space}, "
+                          f"{g.dst_space} (not ACC)")
+    check_geometry("GATHER", g.n + 1, g.rows + 1, g.row_bytes + 1)
+    ids = m.view(g.ids_space, g.ids, (g.n,), np.dtype(f"<i{g.id_bytes}"))
+    table = m.view(g.src_space, g.src, (g.rows, g.row_bytes), np.uint8)
+    dst = m.view(g.dst_space, g.dst, (g.n, g.row_bytes), np.uint8)
+    return lambda: dst.__setitem__(..., kernels_transformer.gather(table, ids))
+
+
 BINDERS: dict[type[I.Instr], Callable[..., Action]] = {
     I.Dma: dma, I.Fill: fill, I.Conv: conv, I.DwConv: dwconv, I.Requant: requant, I.Elementwise: elementwise,
     I.Lut: lut, I.Pool: pool, I.Mean: mean, I.ArgMax: arg_max, I.Select: select, I.MatMul: matmul,
-    I.Softmax: softmax, I.Resize: resize, I.Magnitude: magnitude}
+    I.Softmax: softmax, I.Resize: resize, I.Magnitude: magnitude, I.Sigmoid16: semantics16.sigmoid16,
+    I.Gather: gather}

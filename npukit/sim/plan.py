@@ -14,7 +14,7 @@ from functools import partial
 
 import numpy as np
 
-from ..errors import BinaryError, InputError, ModelError
+from ..errors import BinaryError, IndexRangeError, InputError, ModelError
 from . import microops
 from .microops import MicroOp
 
@@ -80,6 +80,8 @@ class Plan:
         try:
             for call in calls:
                 call()
+        except IndexRangeError:     # the data's fault (an id out of range), not the binary's
+            raise
         except (ValueError, ArithmeticError, InputError, ModelError) as e:
             table = self._tables.get(id(call))
             i = table.owner[int(self._at[0])] if table is not None else self._owner.get(id(call))

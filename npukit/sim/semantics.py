@@ -6,7 +6,9 @@ prepared kernel and returns the steps that do the work: micro-op rows (sim/micro
 prepared plan (sim/plans.py, plans_int8.py, jit.py) where its conditions hold, else the plain
 definition's action. `bind` makes them one closure and `execute` is bind-then-call; the
 simulator lowers a whole program once into a Plan (sim/plan.py) and runs it on every run.
-tests/sim/test_fast_paths.py checks every fast path against the plain definition.
+The int16 (16x8) forms have no fast path: they run their plain definitions (sim/plain.py,
+sim/semantics16.py). tests/sim/test_fast_paths.py checks every fast path against the plain
+definition.
 """
 from __future__ import annotations
 
@@ -139,7 +141,8 @@ def _dwconv(m: Machine, d: I.DwConv) -> Step:
     from . import jit     # numba loads when a program is first bound, not on import
     plain.check_dwconv(d)
     kh, kw = d.kernel
-    if not (_int8_geometry(d.zp, d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.stride, *d.dilation)
+    if not ((d.in_bytes, d.out_bytes, d.mode) == (1, 1, 0)
+            and _int8_geometry(d.zp, d.in_h, d.in_w, d.c, d.mult, d.out_h, d.out_w, *d.stride, *d.dilation)
             and kh * kw * jit.DEPTHWISE_PRODUCT < 1 << 31):
         return plain.dwconv(m, d)
     k = d.c * d.mult
@@ -168,7 +171,9 @@ def _requant(m: Machine, r: I.Requant) -> Step:
 
 
 def _elementwise(m: Machine, e: I.Elementwise) -> Step:
-    """MAX / MIN in place; the other kinds through a 256 x 256 table of the kernel's results."""
+    """int8 MAX / MIN in place; the other kinds through a 256 x 256 table of the kernel's results."""
+    if e.elem != 1:
+        return plain.elementwise(m, e)
     a, b, dst, kind = plain.eltwise_operands(m, e)
     if kind is I.Eltwise.MAX:                 # ufuncs buffer overlapping operands
         return lambda: np.maximum(a, b, out=dst)
@@ -185,8 +190,8 @@ def _elementwise(m: Machine, e: I.Elementwise) -> Step:
 
 
 def _pool(m: Machine, p: I.Pool) -> Step:
-    """Max pooling by a prepared plan when its whole-tile output covers the instruction's."""
-    if p.kind == 0 and _pool_covers(p) and p.act_min <= p.act_max:
+    """int8 max pooling by a prepared plan when its whole-tile output covers the instruction's."""
+    if p.elem == 1 and p.kind == 0 and _pool_covers(p) and p.act_min <= p.act_max:
         x = m.view(I.ABUF, p.src, (1, p.in_h, p.in_w, p.c))
         dst = m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c))
         return plans.MaxPool((p.in_h, p.in_w), p.c, p.kernel, p.stride, (p.pad_t, p.pad_l), (p.out_h, p.out_w),

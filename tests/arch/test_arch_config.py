@@ -156,6 +156,19 @@ def test_fingerprint_ignores_toml_layout_but_not_values():
     assert a.replace({"vpu.pipeline_depth": 5}).fingerprint != a.fingerprint
 
 
+def test_fingerprint_is_remembered_but_follows_copies_with_updates():
+    import hashlib
+    import json
+    a = Arch.from_toml_text(MINIMAL)
+    first = a.fingerprint
+    assert a.fingerprint == first == hashlib.sha256(json.dumps(
+        a.to_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert "fingerprint" not in a.to_dict() and a == Arch.from_toml_text(MINIMAL)
+    faster = a.model_copy(update={"clock_mhz": 2 * a.clock_mhz})
+    assert faster.fingerprint == Arch.from_dict(faster.to_dict()).fingerprint != first
+    assert a.model_copy().fingerprint == first
+
+
 @settings(max_examples=40, deadline=None)
 @given(rows=st.integers(1, 64), cols=st.integers(1, 64), kib=st.integers(64, 4096),
        clock=st.floats(1, 3000), bw=st.floats(0.01, 1000), df=st.sampled_from(["auto", "ws", "os"]),

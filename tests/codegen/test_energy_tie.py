@@ -10,13 +10,13 @@ import pytest
 
 from npukit.codegen import replay
 from npukit.codegen.context import CompileOptions
+from npukit.schedule.memo import Memo
 
 
-def _pick(monkeypatch, timed, tie):
+def _pick(monkeypatch, timed, tie, memo=None):
     answers = dict(enumerate(timed))
     monkeypatch.setattr(replay, "replay", lambda ctx, emit, ratio=1.0: emit(None))
-    replay._CHOSEN.clear()
-    ctx = SimpleNamespace(options=CompileOptions(energy_tie=tie))
+    ctx = SimpleNamespace(options=CompileOptions(energy_tie=tie), memo=Memo() if memo is None else memo)
     return replay.fastest(ctx, list(range(len(timed))), lambda cx, t: answers[t], key=("case", tuple(timed)))
 
 
@@ -34,7 +34,8 @@ def test_fastest_within_the_tie_then_least_energy(monkeypatch, timed, tie, want)
 
 def test_a_remembered_choice_depends_on_the_tie(monkeypatch):
     timed = [(1000, 50.0), (1005, 40.0)]
-    assert _pick(monkeypatch, timed, 0.0) == 0
+    memo = Memo()       # one compile's: the choice under tie 0 is remembered, not reused for 0.01
+    assert _pick(monkeypatch, timed, 0.0, memo) == 0
     answers = dict(enumerate(timed))
-    ctx = SimpleNamespace(options=CompileOptions(energy_tie=0.01))
+    ctx = SimpleNamespace(options=CompileOptions(energy_tie=0.01), memo=memo)
     assert replay.fastest(ctx, [0, 1], lambda cx, t: answers[t], key=("case", tuple(timed))) == 1

@@ -9,15 +9,19 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
+import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+import npukit
+
 from dse_util import DIGITS, explorer_argv, stored
 from npukit.dse import InlineExecutor, PointLimits, PoolExecutor, Store, explore, load_space
-from npukit.dse.point import evaluate
+from npukit.dse.point import Outcome, evaluate
 from npukit.errors import InputError
 from npukit.limits import MIB
 from npukit.testing.fixtures import run_cli
@@ -35,6 +39,19 @@ def misbehaving(task, graph):
         time.sleep(600)
     if rows == 16:
         return bytearray(4 << 30)
+    return evaluate(task, graph)
+
+
+def _death_mark(task) -> Path:
+    return Path(tempfile.gettempdir(), f"npukit-test-death-{task.key}")
+
+
+def dying(task, graph):
+    """By mxu.rows: 4 kills its worker every time, 8 on its first attempt only; others are real."""
+    rows = json.loads(task.arch_json)["mxu"]["rows"]
+    if rows == 4 or (rows == 8 and not _death_mark(task).exists()):
+        _death_mark(task).touch()
+        os._exit(3)
     return evaluate(task, graph)
 
 
@@ -68,6 +85,49 @@ def test_raising_hanging_and_memory_hungry_points_are_stored_failed(tmp_path):
     assert (again.computed, again.reused, calls) == (0, 10, [])
 
 
+def test_a_point_whose_worker_dies_is_retried_then_lost_and_the_others_are_computed(tmp_path):
+    space, db = load_space(_space(tmp_path)), tmp_path / "runs.sqlite"
+    keys = list(stored(_inline(space, tmp_path)))
+    marks = [Path(tempfile.gettempdir(), f"npukit-test-death-{k}") for k in keys]
+    try:
+        s = explore(space, db, PoolExecutor(2, max_retries=2), progress=False, evaluate_fn=dying)
+    finally:
+        for m in marks:
+            m.unlink(missing_ok=True)
+    assert (s.computed, s.failed, s.lost) == (8, 0, 2)     # rows 4 lost, rows 8 retried once
+    rows = _by_rows(db)
+    assert 4 not in rows and all(rows[r] == {("ok", "")} for r in (8, 16, 32, 64))
+
+
+def test_a_fork_server_holding_another_npukit_is_not_used(tmp_path):
+    """The pool's fork server imports npukit by its own sys.path (its working folder first):
+    a decoy package there must not run the points; the pool spawns its workers instead."""
+    decoy, work = tmp_path / "decoy", tmp_path / "work"
+    (decoy / "npukit").mkdir(parents=True)
+    (decoy / "npukit" / "__init__.py").write_text("")
+    work.mkdir()
+    root = Path(npukit.__file__).parent.parent
+    (work / "sweep.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(root)!r})\n"
+        "from npukit.dse import PoolExecutor, explore, load_space\n"
+        "if __name__ == '__main__':\n"
+        "    pool = PoolExecutor(2)\n"
+        f"    s = explore(load_space({str(_space(tmp_path))!r}), {str(tmp_path / 'r.sqlite')!r}, pool, progress=False)\n"
+        "    print(pool.ctx.get_start_method(), s.computed, s.failed)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, str(work / "sweep.py")], cwd=decoy, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["spawn", "10", "0"]
+
+
+def _inline(space, tmp_path: Path) -> Path:
+    """The sweep's points, computed in-process (for their keys)."""
+    db = tmp_path / "inline.sqlite"
+    explore(space, db, InlineExecutor(), progress=False, evaluate_fn=lambda t, g: Outcome(t.key, "ok"))
+    return db
+
+
 def test_inline_points_that_raise_are_stored_failed(tmp_path):
     def raising(task, graph):
         raise RuntimeError("first line\nsecond line")
@@ -87,16 +147,22 @@ def test_a_model_whose_preparation_raises_is_stored_failed(tmp_path, monkeypatch
         "ValueError: buffer size must be a multiple of element size"}
 
 
-def _children(pid: int) -> set[int]:
-    out = set()
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (workers are the children of the pool's fork server)."""
+    parent = {}
     for d in Path("/proc").iterdir():
         try:
             stat = (d / "stat").read_text()
         except (OSError, ValueError):
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if d.name.isdigit() and int(fields[1]) == pid:
-            out.add(int(d.name))
+        if d.name.isdigit():
+            parent[int(d.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    out, todo = set(), [pid]
+    while todo:
+        top = todo.pop()
+        below = {p for p, pp in parent.items() if pp == top}
+        out |= below
+        todo += below
     return out
 
 
@@ -119,7 +185,7 @@ def test_killing_the_explorer_kills_its_workers(tmp_path, sig):
     deadline = time.monotonic() + 120
     while not any(marks.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    workers = _children(proc.pid)
+    workers = _descendants(proc.pid)
     assert any(marks.iterdir()) and workers, proc.stderr.read() if proc.poll() else ""
     os.kill(proc.pid, sig)
     proc.wait(timeout=30)

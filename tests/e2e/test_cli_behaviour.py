@@ -177,3 +177,12 @@ def test_warnings_are_one_clean_line(tmp_path):
         assert lines == ["WARNING: no calibration data given: calibrating on RANDOM inputs; int8 accuracy will "
                          "be poor — pass --calib FILE.npz with real samples"], r.stderr
         assert ".py:" not in r.stderr and "warnings.warn" not in r.stderr
+
+
+def test_compile_of_a_quantised_model_says_there_is_no_noise_report(tmp_path):
+    """An int8 TFLite keeps its own scales: no float reference, so one line, not an empty table."""
+    r = npukit_cli("compile", ROOT / "tests/data/mlperf_tiny/ds_cnn.tflite", "--arch", "u55-256",
+                   "-o", tmp_path / "m.npub")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "no per-layer SQNR: the model arrives quantised (its scales are kept)"
+    assert "SQNR dB" not in r.stdout and (tmp_path / "m.npub").stat().st_size > 0

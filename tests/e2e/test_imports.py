@@ -13,12 +13,19 @@ ROOT = Path(__file__).resolve().parents[2]
 TFLITE = "tests/data/mlperf_tiny/ds_cnn.tflite"
 ONNX = "examples/digits/digits_cnn.onnx"
 HEAVY = ("numpy", "onnx", "onnxruntime", "numba", "ray", "plotly", "optuna", "ai_edge_litert")
+# What compiling a pre-quantised model has no use for: the functional simulator (and its
+# exact int8 products), the float-model stages (optimisation passes, equalisation,
+# calibration runs, bias correction, the int16 choice, the noise report's reference runs)
+# and the BLAS thread control they use. `run` loads the simulator.
+NOT_COMPILING = ("npukit.sim.functional", "npukit.sim.gemm_int8", "npukit.sim.reference", "npukit.kernels.float_exec",
+                 "npukit.opt.pipeline", "npukit.opt.equalize", "npukit.quant.bias_correction", "npukit.quant.wide",
+                 "threadpoolctl")
 MARK = "LOADED-MODULES "
 
 
-def loaded(body: str) -> set[str]:
-    """The HEAVY modules imported by running `body` in a fresh interpreter from the repo root."""
-    code = f"import json, sys\n{body}\nprint({MARK!r} + json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+def loaded(body: str, watch: tuple[str, ...] = HEAVY) -> set[str]:
+    """The `watch` modules imported by running `body` in a fresh interpreter from the repo root."""
+    code = f"import json, sys\n{body}\nprint({MARK!r} + json.dumps([m for m in {watch!r} if m in sys.modules]))"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     line = next(x for x in r.stdout.splitlines() if x.startswith(MARK))
@@ -43,7 +50,8 @@ def test_cli_help_version_and_archs_load_nothing_heavy(args):
 def test_tflite_compile_profile_run_without_onnx():
     body = (f"import numpy as np, npukit\np = npukit.compile({TFLITE!r}, 'u55-256')\np.profile()\n"
             "p.run({n: np.zeros(s, d) for n, (s, d) in p.input_specs.items()})")
-    modules = loaded(body)
+    modules = loaded(body, HEAVY + NOT_COMPILING)
+    assert "npukit.sim.functional" in modules       # the probe sees what `run` loads
     # the simulator's exact int8 products run in onnxruntime (sim.gemm_int8), not the onnx package
     assert not modules & {"onnx", "ray", "plotly", "optuna"}, modules
     assert "ai_edge_litert" in modules       # the probe did import the model
@@ -51,12 +59,14 @@ def test_tflite_compile_profile_run_without_onnx():
 
 def test_tflite_compile_and_profile_load_no_onnxruntime():
     body = f"import npukit\np = npukit.compile({TFLITE!r}, 'u55-256')\np.profile()"
-    assert not loaded(body) & {"onnx", "onnxruntime", "numba", "ray", "plotly", "optuna"}
+    modules = loaded(body, HEAVY + NOT_COMPILING)
+    assert not modules & {"onnx", "onnxruntime", "numba", "ray", "plotly", "optuna", *NOT_COMPILING}, modules
 
 
 def test_tflite_cli_compile_loads_no_onnx(tmp_path):
-    modules = loaded(cli("compile", TFLITE, "--arch", "u55-256", "-o", str(tmp_path / "m.npub")))
-    assert not modules & {"onnx", "onnxruntime", "ray", "plotly", "optuna"}, modules
+    modules = loaded(cli("compile", TFLITE, "--arch", "u55-256", "-o", str(tmp_path / "m.npub")),
+                     HEAVY + NOT_COMPILING)
+    assert not modules & {"onnx", "onnxruntime", "numba", "ray", "plotly", "optuna", *NOT_COMPILING}, modules
     assert (tmp_path / "m.npub").is_file()
 
 
@@ -82,3 +92,9 @@ def test_stored_matmul_integer_model_is_what_onnx_builds():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     assert model.SerializeToString() == MATMUL_INTEGER_MODEL
+
+
+def test_cli_compile_freezes_the_imports_and_leaves_the_collector_on(tmp_path):
+    body = cli("compile", TFLITE, "--arch", "u55-256", "-o", str(tmp_path / "m.npub"))
+    frozen = "import gc\nfrozen = gc.get_freeze_count()\n"
+    loaded(frozen + body + "\nassert gc.isenabled() and gc.get_freeze_count() > frozen + 10**4, gc.get_freeze_count()")

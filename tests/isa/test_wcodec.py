@@ -52,6 +52,29 @@ def test_hand_worked_stream():
     assert wcodec.encode(raw) == bytes([0x98] + [254, 255] * 16)
 
 
+def _brute_mode(group: list[int]) -> int:
+    """A group's mode from the format's definition, value by value: the Rice k of fewest bits
+    (32 k remainder bits + q + 1 unary bits a value; none with a quotient above Q_MAX; the
+    smallest k on a tie), raw when that is 256 bits or more, zero when every value is."""
+    u = [2 * v if v >= 0 else -2 * v - 1 for v in group]      # zigzag
+    if not any(u):
+        return wcodec.ZERO
+    costs = {k: 32 * k + sum((x >> k) + 1 for x in u) for k in range(8) if max(u) >> k <= wcodec.Q_MAX}
+    k = min(costs, key=lambda j: (costs[j], j))
+    return wcodec.RAW if costs[k] >= 8 * 32 else k
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.one_of(int8s, edges, laplace))
+def test_modes_follow_the_definition(values):
+    padded = np.zeros(-(-values.size // 32) * 32, np.int8)
+    padded[:values.size] = values
+    stream = wcodec.encode(values)
+    nibbles = [b >> s & 15 for b in stream[:-(-padded.size // 64)] for s in (0, 4)]
+    want = [_brute_mode(padded[i:i + 32].tolist()) for i in range(0, padded.size, 32)]
+    assert nibbles[:len(want)] == want
+
+
 def test_trained_like_weights_shrink():
     """Laplacian weights of scale 10 (entropy 5.76 bits): within 5% of the entropy bound."""
     w = np.clip(np.round(np.random.default_rng(0).laplace(0, 10, 1 << 16)), -128, 127).astype(np.int8)

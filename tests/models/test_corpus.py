@@ -83,6 +83,18 @@ def test_ctc_decode_hand_worked() -> None:
     assert M.ctc_decode(steps[None], chars) == "aabc"
 
 
+def test_character_error_rate_hand_worked() -> None:
+    assert M.edit_distance("kitten", "sitting") == 3 and M.edit_distance("", "ab") == 2
+    chars = ["a", "b", "c", "d"]
+
+    def out(ids: list[int]) -> dict[str, np.ndarray]:
+        return {"p": np.eye(5)[ids][None]}
+    outs_f = [out([1, 0, 2, 3]), out([1, 1, 2])]        # "abc", "ab"
+    outs_q = [out([1, 2, 2, 4]), out([0, 0, 2])]        # "abd" (1 substitution), "b" (1 deletion)
+    assert M.char_error_rate("p", lambda: chars).fn(outs_f, outs_q) == pytest.approx(2 / 5)
+    assert M.ctc_text("p", lambda: chars).fn(outs_f, outs_q) == 0.0
+
+
 def test_box_iou_hand_worked() -> None:
     a = np.array([[0, 0, 2, 2], [0, 0, 1, 1]], float)
     b = np.array([[1, 1, 3, 3], [2, 2, 3, 3]], float)

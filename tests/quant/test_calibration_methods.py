@@ -132,3 +132,52 @@ def test_relu_output_is_not_an_outlier_finding_when_channels_are_alike():
     found = _findings(_conv_graph(w, np.zeros(16, np.float32), Clamp(0.0, None)),
                       [{"x": RNG.standard_normal((1, 6, 6, 16)).astype(np.float32)}])
     assert found == []
+
+
+def test_streamed_observers_and_noise_report_match_kept_values(tmp_path):
+    """Observing each activation as the float run makes it gives the observers that observing
+    every sample's kept activations does, and the noise report made without kept values
+    equals the one made from them."""
+    from npukit.compiler import load_model, sqnr_report
+    from npukit.kernels.float_exec import run_float
+    from npukit.models import zoo
+    from npukit.opt.pipeline import optimize
+    from npukit.quant.calibrate import RandomFeeds
+    from npukit.quant.quantize import quantize_graph
+    from npukit.quant.wide import magnitude_int16
+
+    g = optimize(load_model(zoo.save(zoo.resnet8(), tmp_path / "r8.onnx"), None))
+    feeds = RandomFeeds(g, 3, seed=5)
+    streamed, none_kept = observe(g, feeds, keep=0)
+    assert none_kept == []
+    kept = [run_float(g, feed, keep_all=True) for feed in feeds]
+    for name, obs in streamed.items():
+        ref = Observer(list(g.tensors).index(name))
+        for values in kept:
+            ref.update(values[name])
+        assert (obs.lo, obs.hi) == (ref.lo, ref.hi)
+        assert (obs.channel_amax is None) == (ref.channel_amax is None)
+        if ref.channel_amax is not None:
+            np.testing.assert_array_equal(obs.channel_amax, ref.channel_amax)
+        assert len(obs.samples) == len(ref.samples)
+        for a, b in zip(obs.samples, ref.samples):
+            np.testing.assert_array_equal(a, b)
+    qg = quantize_graph(g, {n: o.range("minmax") for n, o in streamed.items()}, magnitude_int16(g))
+    assert sqnr_report(g, qg, list(feeds), kept) == sqnr_report(g, qg, list(feeds))
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 5, 3), (2, 3, 4, 96), (1, 1, 2, 3), (5, 9)])
+@pytest.mark.parametrize("poles", [False, True])
+def test_observer_extremes_are_numpys(shape, poles):
+    x = RNG.standard_normal(shape).astype(np.float32)
+    if poles:
+        x.flat[::7] = np.inf
+        x.flat[3::11] = -np.inf
+        x.flat[1] = np.nan
+    obs = Observer(0)
+    obs.update(x)
+    finite = x[np.isfinite(x)]
+    assert (obs.lo, obs.hi) == (float(finite.min()), float(finite.max()))
+    if len(shape) >= 3:
+        want = np.abs(np.where(np.isfinite(x), x, 0)).reshape(-1, shape[-1]).max(axis=0)
+        np.testing.assert_array_equal(obs.channel_amax, want)

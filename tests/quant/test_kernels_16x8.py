@@ -1,48 +1,22 @@
 """16-bit kernels: the 16x8 convolution pinned to LiteRT's reference kernel (BUILTIN_REF, a
-generated single-op int16 model), the byte split the MXU runs, the exact integer square root
-and the magnitude against closed forms and hand-worked cases."""
+generated single-op int16 model), the 16x8 depthwise conv and QUANTIZE between int8 and int16
+likewise, the byte split the MXU runs, the exact integer square root and the magnitude against
+closed forms and hand-worked cases."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-from ai_edge_litert import schema_py_generated as tfl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npukit.errors import ModelError
 from npukit.ir.graph import ConvAttrs
-from npukit.kernels import kernels_mxu as kx
+from npukit.kernels import kernels_vpu as kv
 from npukit.kernels import kernels_wide as kw
-from npukit.testing.single_op import _tflite_pads
+from npukit.testing.models_16x8 import conv16x8_model, dw16x8_model
 from npukit.testing.tflite_builder import TensorSpec, build_single_op, run_reference
-
-
-def conv16x8_model(seed, in_hw, in_ch, out_ch, kernel, stride, padding, out_gain):
-    """CONV_2D with int16 input / output (zero point 0), int8 per-channel weights, int64 bias."""
-    rng = np.random.default_rng(seed)
-    w = rng.integers(-127, 128, size=(out_ch, *kernel, in_ch)).astype(np.int8)
-    ws = [float(np.float32(s)) for s in rng.uniform(0.002, 0.05, out_ch)]
-    s_in = float(np.float32(rng.uniform(1e-5, 1e-3)))
-    fan_in = kernel[0] * kernel[1] * in_ch
-    s_out = float(np.float32(s_in * np.mean(ws) * 16000 * 73 * np.sqrt(fan_in) * 2.5 / 32767 * out_gain))
-    bias = rng.integers(-50_000 * fan_in, 50_000 * fan_in, size=out_ch).astype(np.int64)
-    opts = tfl.Conv2DOptionsT()
-    opts.padding = tfl.Padding.SAME if padding == "SAME" else tfl.Padding.VALID
-    opts.strideH, opts.strideW = stride
-    opts.dilationHFactor = opts.dilationWFactor = 1
-    pads = _tflite_pads(opts.padding, in_hw, kernel, stride, (1, 1))
-    attrs = ConvAttrs(stride=stride, pads=pads)
-    out_hw = kx.conv2d_acc(np.zeros((1, *in_hw, in_ch), np.int8), w, attrs, 0).shape[1:3]
-    model = build_single_op("CONV_2D", [
-        TensorSpec("input", (1, *in_hw, in_ch), "int16", s_in, 0),
-        TensorSpec("filter", w.shape, "int8", ws, 0, 0, w),
-        TensorSpec("bias", (out_ch,), "int64", [float(np.float32(s_in * s)) for s in ws], 0, 0, bias)],
-        [TensorSpec("output", (1, *out_hw, out_ch), "int16", s_out, 0)], opts, version=4)
-    x = rng.integers(-32768, 32768, size=(1, *in_hw, in_ch)).astype(np.int16)
-    p = kx.prepare_conv(s_in, np.array(ws), s_out, 0, 0, None, np.int16)
-    return model, x, w, bias, attrs, p
 
 
 @settings(max_examples=25, deadline=None)
@@ -56,6 +30,44 @@ def test_conv16x8_equals_litert(seed, hw, in_ch, out_ch, kernel, stride, padding
     model, x, w, bias, attrs, p = conv16x8_model(seed, hw, in_ch, out_ch, kernel, stride, padding, out_gain)
     want = run_reference(model, [x])[0]
     np.testing.assert_array_equal(kw.conv2d_16x8(x, w, bias, attrs, p), want)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), hw=st.tuples(st.integers(1, 7), st.integers(3, 20)),
+       ch=st.integers(1, 6), mult=st.integers(1, 3), kernel=st.tuples(st.integers(1, 3), st.integers(1, 5)),
+       stride=st.tuples(st.integers(1, 2), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       padding=st.sampled_from(["SAME", "VALID"]), out_gain=st.sampled_from([0.05, 1.0, 20.0]))
+def test_depthwise16x8_equals_litert(seed, hw, ch, mult, kernel, stride, dilation, padding, out_gain):
+    span = [(kernel[i] - 1) * dilation[i] + 1 for i in range(2)]
+    if padding == "VALID" and (hw[0] < span[0] or hw[1] < span[1]):
+        return
+    model, x, w, bias, attrs, p = dw16x8_model(seed, hw, ch, mult, kernel, stride, dilation, padding, out_gain)
+    want = run_reference(model, [x])[0]
+    np.testing.assert_array_equal(kw.conv2d_16x8(x, w, bias, attrs, p), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(log_s_in=st.floats(-16, 0), log_ratio=st.floats(-10, 10), zp=st.integers(-128, 127),
+       widen=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_quantize_int8_int16_equals_litert(log_s_in, log_ratio, zp, widen, seed):
+    """QUANTIZE int8 -> int16 (zero point 0) on all 256 codes, int16 -> int8 on every int16 code's
+    sample and the extremes: LiteRT's reference Requantize (Q31 multiplier of s_in / s_out)."""
+    s_in = float(np.float32(2.0 ** log_s_in))
+    s_out = float(np.float32(s_in * 2.0 ** log_ratio))
+    if widen:
+        x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+        ins, outs, out_dtype, z_in, z_out = ("int8", zp), ("int16", 0), np.int16, zp, 0
+    else:
+        rng = np.random.default_rng(seed)
+        x = np.concatenate([[-32768, -32767, -1, 0, 1, 32767], rng.integers(-32768, 32768, 506)])
+        x = x.astype(np.int16).reshape(2, 256)
+        ins, outs, out_dtype, z_in, z_out = ("int16", 0), ("int8", zp), np.int8, 0, zp
+    model = build_single_op("QUANTIZE", [TensorSpec("x", x.shape, ins[0], s_in, ins[1])],
+                            [TensorSpec("out", x.shape, outs[0], s_out, outs[1])])
+    want = run_reference(model, [x])[0]
+    got = kv.requantize(x, kv.prepare_requantize(s_in, z_in, s_out, z_out), out_dtype)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
 
 
 def test_split_bytes_is_exact_for_every_int16():
@@ -80,14 +92,6 @@ def test_two_byte_passes_equal_the_exact_sum(seed, k, taps, stride, pad):
     want = np.array([[np.sum(xp[0, 0, o * stride:o * stride + taps] * w[j, 0].astype(np.int64)) for j in range(k)]
                      for o in range(outs)])
     np.testing.assert_array_equal(kw.conv2d_acc_16x8(x, w, attrs)[0, 0], want)
-
-
-def test_16x8_accumulator_bound():
-    kw.check_16x8_taps(kw.INT16_TAPS_MAX, None)
-    with pytest.raises(ModelError, match="overflow"):
-        kw.check_16x8_taps(kw.INT16_TAPS_MAX + 1, None)
-    with pytest.raises(ModelError, match="overflow"):
-        kw.check_16x8_taps(256, np.array([2 ** 31 - 256 * 32768 * 128]))
 
 
 def test_isqrt_exhaustive_small():

@@ -11,6 +11,7 @@ from npukit.isa import wcodec
 from npukit.isa.immediates import params_to_ints
 from npukit.kernels import kernels_mxu as kx
 from npukit.kernels import kernels_vpu as kv
+from npukit.kernels import kernels_vpu16 as k16
 from npukit.kernels import kernels_vpu_compare as kc
 from npukit.kernels import kernels_wide as kw
 from npukit.sim.machine import Machine
@@ -37,6 +38,10 @@ class Gen:
         addr = self.at(space, len(raw)) // 8 * 8
         self.blocks.append((space, addr, raw))
         return addr
+
+    def al(self, space: int, n: int, a: int = 8) -> int:
+        """An address aligned to `a` bytes with room for `n`."""
+        return self.at(space, n) // a * a
 
     def scale(self) -> float:
         return float(self.rng.uniform(0.01, 0.2))
@@ -69,38 +74,46 @@ class Gen:
         c_stride = c_off + c_len + self.i(0, 2)
         kernel = (self.i(1, 3), self.i(1, 3))
         out_h, out_w = self.i(1, 4), self.i(1, 4)
-        return I.Conv(0, (), self.at(I.ABUF, 2 * in_h * in_w * c_stride), in_h, in_w, c_stride, c_off, c_len,
-                      self.at(I.WBUF, k * kernel[0] * kernel[1] * c_len), self.at(I.ACC, 4 * out_h * out_w * k),
+        return I.Conv(0, (), self.al(I.ABUF, 2 * in_h * in_w * c_stride), in_h, in_w, c_stride, c_off, c_len,
+                      self.at(I.WBUF, k * kernel[0] * kernel[1] * c_len), self.al(I.ACC, 4 * in_bytes * out_h * out_w * k),
                       out_h, out_w, k, kernel, (self.i(1, 2), self.i(1, 2)), (self.i(1, 2), self.i(1, 2)),
                       (self.i(1, 2), self.i(1, 2)), self.i(0, 1), self.i(0, 1),
                       self.i(-128, 127) if in_bytes == 1 else 0, self.i(0, 1), 0, in_bytes)
 
     def _conv_params(self, k: int, mode: int) -> np.ndarray:
         p = kx.prepare_conv(self.scale(), self.rng.uniform(0.001, 0.02, k), self.scale(), 0, self.i(-10, 10),
-                            Clamp(), np.int16 if mode == 2 else np.int8)
+                            Clamp(), np.int16 if mode in (2, 3) else np.int8)
         return requant_params(self.rng.integers(-500, 500, k).astype(np.int32), p, k, mode)
 
     def dwconv(self) -> I.DwConv:
         in_h, in_w, c, mult = self.i(1, 5), self.i(1, 5), self.i(1, 4), self.i(1, 2)
         kernel, out_h, out_w = (self.i(1, 3), self.i(1, 3)), self.i(1, 4), self.i(1, 4)
         k = c * mult
-        params = self.block(I.WBUF, self._conv_params(k, 0))
-        return I.DwConv(0, (), self.at(I.ABUF, in_h * in_w * c), in_h, in_w, c,
-                        self.at(I.WBUF, kernel[0] * kernel[1] * k), params, self.at(I.ABUF, out_h * out_w * k),
+        in_bytes, out_bytes = self.i(1, 2), self.i(1, 2)       # int16 sides (16x8, QUANTIZE)
+        mode = 2 if in_bytes == out_bytes == 2 and self.i(0, 1) else 0
+        params = self.block(I.WBUF, self._conv_params(k, mode))
+        lo, hi = (-32768, 32767) if out_bytes == 2 else (-128, 127)
+        return I.DwConv(0, (), self.al(I.ABUF, in_h * in_w * c * in_bytes), in_h, in_w, c,
+                        self.at(I.WBUF, kernel[0] * kernel[1] * k), params,
+                        self.al(I.ABUF, out_h * out_w * k * out_bytes),
                         out_h, out_w, mult, kernel, (self.i(1, 2), self.i(1, 2)), (self.i(1, 2), self.i(1, 2)),
-                        self.i(0, 1), self.i(0, 1), self.i(-128, 127), self.i(-10, 10), -128, 127,
-                        int(I.Engine.MXU if self.i(0, 1) else I.Engine.VPU))
+                        self.i(0, 1), self.i(0, 1), self.i(-128, 127) if in_bytes == 1 else 0, self.i(-10, 10),
+                        lo, hi, int(I.Engine.MXU if self.i(0, 1) else I.Engine.VPU), in_bytes, out_bytes, mode)
 
     def requant(self) -> I.Requant:
-        mode, n_pix, k = self.i(0, 2), self.i(1, 6), self.i(1, 5)
+        mode, n_pix, k = self.i(0, 3), self.i(1, 6), self.i(1, 5)
         params = self.block(I.WBUF, self._conv_params(k, mode))
-        b = 2 if mode == 2 else 1
+        wide = mode in (2, 3)       # int64 accumulators, int16 output
+        b = 2 if wide else 1
         off = self.i(0, 2)
-        lo, hi = (-32768, 32767) if mode == 2 else (-128, 127)
-        return I.Requant(0, (), self.at(I.ACC, 4 * n_pix * k), n_pix, k, params,
-                         self.at(I.ABUF, b * (n_pix * k + off)), k, off, self.i(-10, 10), lo, hi, mode)
+        lo, hi = (-32768, 32767) if wide else (-128, 127)
+        return I.Requant(0, (), self.al(I.ACC, 4 * b * n_pix * k), n_pix, k, params,
+                         self.al(I.ABUF, b * (n_pix * k + off)), k, off, self.i(-10, 10) if mode != 2 else 0,
+                         lo, hi, mode)
 
     def elementwise(self) -> I.Elementwise:
+        if self.i(0, 2) == 0:
+            return self._elementwise16()
         kind = I.Eltwise(self.i(0, len(I.Eltwise) - 1))
         rows, cols = self.i(1, 5), self.i(1, 6)
         s1, s2, so, z1, z2, zo = self.scale(), self.scale(), self.scale(), self.i(-5, 5), self.i(-5, 5), self.i(-5, 5)
@@ -116,6 +129,20 @@ class Gen:
                              self.at(b_space, rows * cols), b_strides, self.at(I.ABUF, rows * cols), rows, cols,
                              params_to_ints(params()) if params else ())
 
+    def _elementwise16(self) -> I.Elementwise:
+        """elem 2: ADD / SUB / MUL / MAX / MIN on int16 (zero points 0)."""
+        kind = (I.Eltwise.ADD, I.Eltwise.SUB, I.Eltwise.MUL, I.Eltwise.MAX, I.Eltwise.MIN)[self.i(0, 4)]
+        rows, cols = self.i(1, 5), self.i(1, 6)
+        s1, s2, so = self.scale(), self.scale(), self.scale()
+        params = {I.Eltwise.ADD: lambda: kv.prepare_add(s1, 0, s2, 0, so, 0, None, dtype=np.int16),
+                  I.Eltwise.SUB: lambda: kv.prepare_add(s1, 0, s2, 0, so, 0, None, sub=True, dtype=np.int16),
+                  I.Eltwise.MUL: lambda: kv.prepare_mul(s1, 0, s2, 0, so, 0, None, dtype=np.int16)}.get(kind)
+        b_strides = (cols * self.i(0, 1), self.i(0, 1))
+        a_space, b_space = SPACES[self.i(0, 2)], SPACES[self.i(0, 2)]
+        return I.Elementwise(0, (), int(kind), a_space, self.al(a_space, 2 * rows * cols), b_space,
+                             self.al(b_space, 2 * rows * cols), b_strides, self.al(I.ABUF, 2 * rows * cols), rows,
+                             cols, params_to_ints(params()) if params else (), 2)
+
     def lut(self) -> I.Lut:
         n = self.i(1, 300)
         return I.Lut(0, (), self.at(I.ABUF, n), n, self.at(I.WBUF, 256), self.at(I.ABUF, n))
@@ -126,14 +153,18 @@ class Gen:
         pads = [self.i(0, min(1, kernel[i % 2] - 1)) for i in range(4)]
         out_h = max(1, (in_h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1)
         out_w = max(1, (in_w + pads[1] + pads[3] - kernel[1]) // stride[1] + 1)
-        return I.Pool(0, (), self.i(0, 1), self.at(I.ABUF, in_h * in_w * c), in_h, in_w, c,
-                      self.at(I.ABUF, out_h * out_w * c), out_h, out_w, kernel, stride, *pads, -128, 127)
+        eb = self.i(1, 2)
+        lo, hi = (-32768, 32767) if eb == 2 else (-128, 127)
+        return I.Pool(0, (), self.i(0, 1), self.al(I.ABUF, eb * in_h * in_w * c), in_h, in_w, c,
+                      self.al(I.ABUF, eb * out_h * out_w * c), out_h, out_w, kernel, stride, *pads, lo, hi, eb)
 
     def mean(self) -> I.Mean:
-        kind, n, c = self.i(0, 3), self.i(1, 8), self.i(1, 8)
-        q = {0: lambda: params_to_ints(kv.prepare_mean(self.scale(), 3, self.scale(), -2, n)),
+        eb = self.i(1, 2)
+        kind, n, c = self.i(0, 3 if eb == 1 else 2), self.i(1, 8), self.i(1, 8)
+        zi, zo = (3, -2) if eb == 1 else (0, 0)
+        q = {0: lambda: params_to_ints(kv.prepare_mean(self.scale(), zi, self.scale(), zo, n)),
              3: lambda: params_to_ints(kv.prepare_sum(self.scale(), 3, self.scale(), -2, n))}.get(kind, tuple)()
-        return I.Mean(0, (), self.at(I.ABUF, n * c), n, c, self.at(I.ABUF, c), q, kind)
+        return I.Mean(0, (), self.al(I.ABUF, eb * n * c), n, c, self.al(I.ABUF, eb * c), q, kind, eb)
 
     def argmax(self) -> I.ArgMax:
         n, c, elem = self.i(1, 8), self.i(1, 8), 4 * self.i(1, 2)
@@ -149,16 +180,36 @@ class Gen:
                         self.at(I.ACC, 4 * m * n), self.i(-128, 127), self.i(-128, 127), self.i(0, 1))
 
     def softmax(self) -> I.Softmax:
+        if self.i(0, 2) == 0:
+            return self._softmax16()
         rows, cols, kind = self.i(1, 4), self.i(1, 12), self.i(0, 1)
         prepare = kv.prepare_softmax_table if kind else kv.prepare_softmax
         q = params_to_ints(prepare(float(self.rng.uniform(0.05, 0.5)), 1.0, 1 / 256, -128))
         return I.Softmax(0, (), self.at(I.ABUF, rows * cols), rows, cols, self.at(I.ABUF, rows * cols), q, kind)
 
+    def _softmax16(self) -> I.Softmax:
+        rows, cols = self.i(1, 4), self.i(1, 12)
+        q = params_to_ints(k16.prepare_softmax16(float(self.rng.uniform(1e-4, 1e-3)), 0, 1.0, k16.OUT_SCALE_16, 0))
+        return I.Softmax(0, (), self.al(I.ABUF, 2 * rows * cols), rows, cols, self.al(I.ABUF, 2 * rows * cols), q, 2)
+
+    def sigmoid16(self) -> I.Sigmoid16:
+        n, tanh = self.i(1, 200), bool(self.i(0, 1))
+        q = params_to_ints(k16.prepare_sigmoid16(float(self.rng.uniform(1e-4, 1e-3)), 0, k16.OUT_SCALE_16, 0, tanh))
+        return I.Sigmoid16(0, (), self.al(I.ABUF, 2 * n), n, self.al(I.ABUF, 2 * n), q)
+
+    def gather(self) -> I.Gather:
+        n, rows, row_bytes, id_bytes = self.i(0, 6), self.i(1, 8), self.i(1, 12), 4 * self.i(1, 2)
+        ids_space, src_space, dst_space = (SPACES[(0, 1, 3)[self.i(0, 2)]] for _ in range(3))
+        ids = self.block(ids_space, self.rng.integers(0, rows, n).astype(f"<i{id_bytes}"))
+        return I.Gather(0, (), ids_space, ids, n, id_bytes, src_space, self.at(src_space, rows * row_bytes), rows,
+                        row_bytes, dst_space, self.at(dst_space, n * row_bytes))
+
     def resize(self) -> I.Resize:
         in_h, in_w, c, out_h, out_w = self.i(1, 4), self.i(1, 4), self.i(1, 3), self.i(1, 6), self.i(1, 6)
-        align = self.i(0, 1)
-        return I.Resize(0, (), self.i(0, 1), self.at(I.ABUF, in_h * in_w * c), in_h, in_w, c,
-                        self.at(I.ABUF, out_h * out_w * c), out_h, out_w, align, 0 if align else self.i(0, 1))
+        align, eb = self.i(0, 1), self.i(1, 2)
+        return I.Resize(0, (), self.i(0, 1), self.al(I.ABUF, eb * in_h * in_w * c), in_h, in_w, c,
+                        self.al(I.ABUF, eb * out_h * out_w * c), out_h, out_w, align, 0 if align else self.i(0, 1),
+                        eb)
 
     def magnitude(self) -> I.Magnitude:
         outer, c, inner = self.i(1, 3), self.i(1, 4), self.i(1, 3)

@@ -72,6 +72,6 @@ def test_int16_feed_forward_sim_equals_reference_and_is_closer_to_float(seed):
     assert qg.tensors["h"].dtype is DType.I16 and qg.tensors["f"].dtype is DType.I16
     assert qg.tensors["r"].dtype is DType.I16
     hosted = {layer.op for layer in model.program.layers if layer.target == "host"}
-    assert "fully_connected" in hosted
+    assert "fully_connected" not in hosted       # 16x8, with a requantising QUANTIZE at int8 inputs
     assert_sim_equals_reference(model, feeds)
     assert _error(model, qg, g, feeds) < 0.2 * _error(*builds[None], g, feeds)
