@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 
 from .arch import Arch, load_arch
+from .choices import HostPolicy, Method
 from .codegen.context import CompileOptions
-from .codegen.options import options_from
+from .codegen.options import Precision, options_from
 from .cost.timing import simulate
 from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleError
 from .isa import instructions as I
@@ -228,11 +229,11 @@ def _user_dtype(t) -> np.dtype:
 
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             input_shapes: dict[str, tuple[int, ...]] | None = None,
-            calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
+            calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
-            random_samples: int = 8, host: str = "auto", *, input_values: Mapping[str, Any] | None = None,
+            random_samples: int = 8, host: HostPolicy = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
-            schedule: Any = None, precision: str | None = None, min_sqnr: float | None = None) -> CompiledModel:
+            schedule: Any = None, precision: Precision | None = None, min_sqnr: float | None = None) -> CompiledModel:
     """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.
 
     `arch`: a preset name ("npu-s", "npu-m", "npu-l", "npu-dc", "u55-256"), an arch TOML path

@@ -12,8 +12,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .arch import Arch
 from . import __version__
-from .choices import HOST_POLICIES
+from .choices import HOST_POLICIES, HostPolicy, Method
 from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError, UnsupportedOpError
@@ -103,7 +104,7 @@ class Placement:
                 "source": list(self.source)}
 
 
-def placements(g: Graph, arch=None, options: CompileOptions | None = None) -> tuple[Placement, ...]:
+def placements(g: Graph, arch: Arch | None = None, options: CompileOptions | None = None) -> tuple[Placement, ...]:
     """Where each layer of an imported graph would run on `arch`, decided as codegen.lower
     decides it (npu_support) on the graph lowering would see: optimised and quantised as the
     compiler does, with stand-in ranges and no integer params (placement depends on types and
@@ -137,10 +138,10 @@ def refuse_host(found) -> None:
                                  + "; ".join(f"{p.op} (node '{p.source[0]}'): {p.reason}" for p in host))
 
 
-def compile_model(path: str | Path, arch, input_shapes: dict[str, tuple[int, ...]] | None = None,
-                  calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
+def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                  calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
                   options: CompileOptions = CompileOptions(), sqnr: bool = True, random_samples: int = 8,
-                  host: str = "auto", input_values: dict | None = None, host_nodes=frozenset(),
+                  host: HostPolicy = "auto", input_values: dict | None = None, host_nodes=frozenset(),
                   int16_below_db: float | None = None, schedule=None,
                   used: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model file to a Program. host="auto": an ONNX node a later stage refuses
@@ -192,7 +193,7 @@ def refuse_precision(g: Graph, options: CompileOptions) -> None:
         raise InputError("model is already quantised; --precision applies to float models")
 
 
-def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: str = "minmax",
+def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
              sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
              options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = ()) -> Quantised:
     """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
@@ -343,8 +344,8 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
     return Precision(options.precision, options.min_sqnr, on, choice)
 
 
-def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = None,
-                  method: str = "minmax", options: CompileOptions = CompileOptions(),
+def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | None = None,
+                  method: Method = "minmax", options: CompileOptions = CompileOptions(),
                   source: str = "", sqnr: bool = True, int16_below_db: float | None = None,
                   random_samples: int = 8, schedule=None, used: list | None = None
                   ) -> tuple[Program, Graph, list[LayerSqnr]]:
@@ -371,7 +372,7 @@ def compile_graph(g: Graph, arch, calibration: dict[str, np.ndarray] | None = No
     return program, q.graph, q.sqnr
 
 
-def compile_prequantised(g: Graph, arch, options: CompileOptions = CompileOptions(),
+def compile_prequantised(g: Graph, arch: Arch, options: CompileOptions = CompileOptions(),
                          source: str = "", sqnr: bool = True, schedule=None,
                          used: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model that arrives quantised (TFLite int8) keeps its scales: no optimisation passes

@@ -72,16 +72,16 @@ class FusedBands:
         e.layer = self.l_dw
         self.dw_w, self.dw_p = [], []
         for c0, cl in self.chunks:
-            wa, pa = w_slots.take(self.kh * self.kw * t.tc, 1)[0], w_slots.take(12 * t.tc, 1)[0]
+            wa, pa = w_slots.take(self.kh * self.kw * t.tc, 1)[0], w_slots.take(I.PARAM_BYTES * t.tc, 1)[0]
             _const_dma(ctx, ctx.const(w_dw[:, :, :, c0:c0 + cl], True), wa, self.kh * self.kw * cl)
-            _const_dma(ctx, ctx.const(p_dw[:, c0:c0 + cl], True), pa, 12 * cl)
+            _const_dma(ctx, ctx.const(p_dw[:, c0:c0 + cl], True), pa, I.PARAM_BYTES * cl)
             self.dw_w.append(wa)
             self.dw_p.append(pa)
         e.layer = self.l_pw
         self.pw_p = []
         for k0, kl in self.kblocks:
-            pa = w_slots.take(12 * t.tk, 1)[0]
-            _const_dma(ctx, ctx.const(p_pw[:, k0:k0 + kl], True), pa, 12 * kl)
+            pa = w_slots.take(I.PARAM_BYTES * t.tk, 1)[0]
+            _const_dma(ctx, ctx.const(p_pw[:, k0:k0 + kl], True), pa, I.PARAM_BYTES * kl)
             self.pw_p.append(pa)
         self.w_addr = {(ki, ci): ctx.const(w_pw[k0:k0 + kl, :, :, c0:c0 + cl], True)
                        for ki, (k0, kl) in enumerate(self.kblocks) for ci, (c0, cl) in enumerate(self.chunks)}
@@ -139,9 +139,7 @@ class FusedBands:
             L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=w, params=p, dst=ma, out_h=rl,
             out_w=ew, mult=1, kernel=(self.kh, self.kw), stride=a.stride, dilation=a.dilation, pad_t=first - y0,
             pad_l=a.pads[1], zp=pd.input_zp, out_zp=pd.output_zp, act_min=pd.act_min, act_max=pd.act_max,
-            engine=eng),
-            [(I.ABUF, xa, xa + n_rows * wd * cl), (I.WBUF, w, w + self.kh * self.kw * cl),
-             (I.WBUF, p, p + 12 * cl)], [(I.ABUF, ma, ma + rl * ew * cl)])
+            engine=eng))
 
     def project(self, band, mids) -> None:
         """The 1x1 over the band's chunks, per output block: Convs into ACC, Requant, store."""
@@ -162,12 +160,10 @@ class FusedBands:
                 if fetch:
                     _const_dma(self.ctx, self.w_addr[ki, ci], wa, kl * cl)
                 ma = mids[ci]
-                writes = [(I.ACC, acc, acc + 4 * npix * kl)]
                 e.emit(lambda L, d, ma=ma, cl=cl, wa=wa, ci=ci: I.Conv(
                     L, d, src=ma, in_h=rl, in_w=ew, c_stride=cl, c_off=0, c_len=cl, wgt=wa, dst=acc, out_h=rl,
                     out_w=ew, k=kl, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), in_dil=(1, 1), pad_t=0,
-                    pad_l=0, zp=pp.input_zp, accumulate=int(ci > 0), dataflow=t.dataflow),
-                    [(I.ABUF, ma, ma + npix * cl), (I.WBUF, wa, wa + kl * cl)] + (writes if ci else []), writes)
+                    pad_l=0, zp=pp.input_zp, accumulate=int(ci > 0), dataflow=t.dataflow))
             if self.outs is None:       # o_direct
                 oa, o_stride, o_off = o_base + r0 * ew * k, k, k0
             else:
@@ -175,9 +171,7 @@ class FusedBands:
             pa = self.pw_p[ki]
             e.emit(lambda L, d: I.Requant(
                 L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=o_stride, dst_c_off=o_off,
-                out_zp=pp.output_zp, act_min=pp.act_min, act_max=pp.act_max, mode=0),
-                [(I.ACC, acc, acc + 4 * npix * kl), (I.WBUF, pa, pa + 12 * kl)],
-                [(I.ABUF, oa + o_off, oa + o_off + (npix - 1) * o_stride + kl)])
+                out_zp=pp.output_zp, act_min=pp.act_min, act_max=pp.act_max, mode=0))
             if not self.o_direct:
                 dma(e, I.ABUF, oa, (0, 0, 0, kl), self.o_space, o_base + r0 * ew * k + k0, (0, 0, 0, k),
                     (1, 1, 1, npix), kl)
@@ -222,8 +216,8 @@ def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_
     e.layer = layer
     pas = []
     for c0, cl in chunks:
-        pa = w_slots.take(12 * t.tc, 1)[0]
-        _const_dma(ctx, ctx.const(p[:, c0:c0 + cl], True), pa, 12 * cl)
+        pa = w_slots.take(I.PARAM_BYTES * t.tc, 1)[0]
+        _const_dma(ctx, ctx.const(p[:, c0:c0 + cl], True), pa, I.PARAM_BYTES * cl)
         pas.append(pa)
     w_addr = [ctx.const(w[c0:c0 + cl], True) for c0, cl in chunks]
     wts = OwnSlots(w_slots, t.tc * cin) if t.ex_resident else SlotPair(w_slots.take(t.tc * cin, nb))
@@ -249,12 +243,10 @@ def _expansion(ctx: Ctx, g: Graph, ex: Node, t: FusedTiling, chunks, slots, max_
         e.emit(lambda L, d: I.Conv(
             L, d, src=src, in_h=1, in_w=n_pix, c_stride=cin, c_off=0, c_len=cin, wgt=wa, dst=acc,
             out_h=1, out_w=n_pix, k=cl, kernel=(1, 1), stride=(1, 1), dilation=(1, 1), in_dil=(1, 1),
-            pad_t=0, pad_l=0, zp=pe.input_zp, accumulate=0, dataflow=t.dataflow),
-            [(I.ABUF, src, src + n_pix * cin), (I.WBUF, wa, wa + cl * cin)], [(I.ACC, acc, acc + 4 * n_pix * cl)])
+            pad_t=0, pad_l=0, zp=pe.input_zp, accumulate=0, dataflow=t.dataflow))
         e.emit(lambda L, d: I.Requant(
             L, d, src=acc, n_pix=n_pix, k=cl, params=pa, dst=dst, dst_pix_stride=cl, dst_c_off=0,
-            out_zp=pe.output_zp, act_min=pe.act_min, act_max=pe.act_max, mode=0),
-            [(I.ACC, acc, acc + 4 * n_pix * cl), (I.WBUF, pa, pa + 12 * cl)], [(I.ABUF, dst, dst + n_pix * cl)])
+            out_zp=pe.output_zp, act_min=pe.act_min, act_max=pe.act_max, mode=0))
     return fill
 
 

@@ -12,34 +12,34 @@ from ..isa import wcodec
 from ..cost.costs import SRAM_BYTES_PER_CYCLE
 from ..schedule.memo import Memo
 from .emitter import Emitter
-from .memory import ALIGN, ArenaPlan, ConstImage
-from .options import validate
+from .memory import ArenaPlan, ConstImage
+from .options import AutoNever, Dataflow, DepthwiseEngine, Fuse, LoopOrder, Precision, validate
 
 
 @dataclass(frozen=True)
 class CompileOptions:
     """Named compiler options: scheduling and quantisation steps (the explorer sweeps them;
     allowed values: codegen/options.py, checked on construction)."""
-    dataflow: str = "arch"          # arch | ws | os: "arch" follows [mxu] dataflow
-    depthwise_engine: str = "auto"  # auto | mxu | vpu
+    dataflow: Dataflow = "arch"     # arch | ws | os: "arch" follows [mxu] dataflow
+    depthwise_engine: DepthwiseEngine = "auto"
     double_buffer: bool = True
-    loop_order: str = "auto"        # auto | k_outer | rows_outer
+    loop_order: LoopOrder = "auto"
     max_tile_rows: int = 0          # 0 = no limit (a knob to force small tiles in tests)
     onchip_fraction: float = 0.5    # share of ABUF that keeps activations on chip between layers
-    fuse_depthwise: str = "auto"    # auto | always | never: a depthwise conv and the 1x1 after it
+    fuse_depthwise: Fuse = "auto"   # auto | always | never: a depthwise conv and the 1x1 after it
                                     # run band by band (auto: where the event model times it faster)
-    fuse_expansion: str = "auto"    # auto | always | never: the expansion 1x1 before a fused depthwise
+    fuse_expansion: Fuse = "auto"   # auto | always | never: the expansion 1x1 before a fused depthwise
                                     # joins its bands (auto: where the event model times it faster)
     timed_candidates: int = 4       # cheapest tilings per layer timed with the event model (1: closed forms)
     energy_tie: float = 0.01        # timed tilings within this fraction of the fastest's cycles:
                                     # the one with the least dynamic energy wins (0: fastest only)
-    compress_weights: str = "auto"  # auto | never: weight and parameter blocks stored compressed
+    compress_weights: AutoNever = "auto"  # auto | never: weight and parameter blocks stored compressed
                                     # (npukit.isa.wcodec) where that saves bytes, decoded by the weight DMA
-    equalize: str = "never"         # auto | never: cross-layer equalisation of conv pairs before
+    equalize: AutoNever = "never"   # auto | never: cross-layer equalisation of conv pairs before
                                     # calibration (npukit.opt.equalize; float outputs unchanged)
-    bias_correction: str = "never"  # auto | never: conv / FC biases corrected for the mean output
+    bias_correction: AutoNever = "never"  # auto | never: conv / FC biases corrected for the mean output
                                     # shift of int8 weights, measured on calibration data
-    precision: str = "int8"         # int8 | auto | int16: activations int16 (16x8) where the NPU runs
+    precision: Precision = "int8"   # int8 | auto | int16: activations int16 (16x8) where the NPU runs
                                     # them: nowhere, where needed for min_sqnr, or everywhere it can
     min_sqnr: float = 30.0          # precision=auto: the worst output SQNR (dB) to reach on held-out samples
 
@@ -59,7 +59,7 @@ class SramSlots:
         self.space, self.size, self.name, self.top, self.from_top = space, size, name, 0, from_top
 
     def take(self, nbytes: int, count: int) -> list[int]:
-        n = (max(nbytes, 1) + ALIGN - 1) // ALIGN * ALIGN
+        n = I.align(max(nbytes, 1))
         out = []
         for _ in range(count):
             if self.top + n > self.size:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arch import Arch
 from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
@@ -135,7 +136,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     xb, ob = s.in_bytes, s.out_bytes       # element sizes: int16 tensors move 2 bytes each
     ins = None if x_direct else SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc * xb, nb))
     outs = None if o_direct else SlotPair(a_slots.take(t.th * s.ew * t.tk * ob, nb))
-    pbytes = 3 * params.itemsize   # per output channel
+    pbytes = I.requant_param_bytes(mode)   # per output channel
     wts: OwnSlots | SlotPair
     prm: OwnSlots | SlotPair
     if t.w_resident:
@@ -197,21 +198,17 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         acc = accs.next()
         my_chunks = list(enumerate(chunks))
         if a > last:   # the whole tile reads padding only: its accumulators are zero
-            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, ab * rl * s.ew * kl, 0),
-                   [], [(I.ACC, acc, acc + ab * rl * s.ew * kl)])
+            e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, ab * rl * s.ew * kl, 0))
             my_chunks = []
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
             n_rows = last - a + 1
             xa, x_stride, x_off, wa = staged if staged is not None and j == 0 else fetch(ki, ri, ci)
-            wbytes = kl * s.kh * s.kw * cl
-            reads = [(I.ABUF, xa, xa + n_rows * wd * x_stride * xb), (I.WBUF, wa, wa + wbytes)]
-            writes = [(I.ACC, acc, acc + ab * rl * s.ew * kl)]
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
                        dilation=attrs.dilation, pad_t=a * ih - y0, pad_l=pl)
             e.emit(lambda L, d: I.Conv(
                 L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=x_stride, c_off=x_off, c_len=cl, wgt=wa, dst=acc,
                 k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
-                dataflow=t.dataflow, in_bytes=xb, **geo), reads + ([writes[0]] if j else []), writes)
+                dataflow=t.dataflow, in_bytes=xb, **geo))
         staged = None
         if len(chunks) == 1 and step + 1 < len(nest):
             nk, nr = nest[step + 1]
@@ -229,9 +226,7 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
             oa, o_stride, o_off = outs.next(), kl, 0
         e.emit(lambda L, d: I.Requant(
             L, d, src=acc, n_pix=npix, k=kl, params=pa, dst=oa, dst_pix_stride=o_stride, dst_c_off=o_off,
-            out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode),
-            [(I.ACC, acc, acc + ab * npix * kl), (I.WBUF, pa, pa + pbytes * kl)],
-            [(I.ABUF, oa + o_off * ob, oa + (o_off + (npix - 1) * o_stride + kl) * ob)])
+            out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=mode))
         if not o_direct:
             dst = o_base + (r0 * s.ew * k_all + grp * s.k + k0) * ob
             dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, dst, (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
@@ -282,9 +277,7 @@ def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b,
                 L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=wa, params=pa, dst=oa, out_h=rl, out_w=s.ew,
                 mult=mult, kernel=(s.kh, s.kw), stride=attrs.stride, dilation=attrs.dilation, pad_t=a - y0,
                 pad_l=pl, zp=p.input_zp, out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, engine=eng,
-                in_bytes=xb, out_bytes=ob, mode=mode),
-                [(I.ABUF, xa, xa + n_rows * wd * cl * xb), (I.WBUF, wa, wa + kl * s.kh * s.kw),
-                 (I.WBUF, pa, pa + pbytes * kl)], [(I.ABUF, oa, oa + npix * kl * ob)])
+                in_bytes=xb, out_bytes=ob, mode=mode))
             dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, o_base + (r0 * s.ew * k_all + k0) * ob,
                 (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
 
@@ -298,7 +291,7 @@ def conv_macs(g: Graph, node: Node) -> int:
     return int(np.prod(out.shape)) * per_out
 
 
-def conv_min_compute_cycles(g: Graph, node: Node, arch) -> int:
+def conv_min_compute_cycles(g: Graph, node: Node, arch: Arch) -> int:
     return math.ceil(conv_macs(g, node) / (arch.mxu.rows * arch.mxu.cols))
 
 

@@ -90,8 +90,7 @@ def lower_pad(ctx: Ctx, g: Graph, node: Node) -> None:
         code = pad_code(node, x.quant) if x.quant is not None else 0
         if eb > 1 and code not in (0, -1):
             raise ScheduleError(f"{node.name}: an int16 PAD fills with code {code} (the DMA fill sets bytes)")
-        ctx.emitter.emit(lambda L, d: I.Fill(L, d, o_space, dst, out.nbytes, code & 0xFF), [],
-                         [(o_space, dst, dst + out.nbytes)])
+        ctx.emitter.emit(lambda L, d: I.Fill(L, d, o_space, dst, out.nbytes, code & 0xFF))
     ost = _strides(out.shape, eb)
     pads = node.attrs.pads
     start = sum(p0 * s for (p0, _), s in zip(pads, ost))
@@ -138,9 +137,7 @@ def lower_gather(ctx: Ctx, g: Graph, node: Node) -> None:
     src, w = ctx.const(np.ascontiguousarray(table.const_data)), ctx.consts.space
     i_space, i_addr, o_space, o_addr = ctx.space(ids.name), ctx.addr(ids.name), ctx.space(out.name), ctx.addr(out.name)
     idb = ids.dtype.itemsize
-    ctx.emitter.emit(lambda L, d: I.Gather(L, d, i_space, i_addr, ids.size, idb, w, src, rows, row, o_space, o_addr),
-                     [(i_space, i_addr, i_addr + ids.nbytes), (w, src, src + table.nbytes)],
-                     [(o_space, o_addr, o_addr + out.nbytes)])
+    ctx.emitter.emit(lambda L, d: I.Gather(L, d, i_space, i_addr, ids.size, idb, w, src, rows, row, o_space, o_addr))
 
 
 DATA_LOWERING = {Op.TRANSPOSE: lower_transpose, Op.SLICE: lower_slice, Op.CONCAT: lower_concat,

@@ -1,18 +1,20 @@
 """The instruction emitter: appends instructions and derives their dependency tokens.
 
-Every instruction declares the byte ranges it reads and writes; the tracker adds a wait on
-each earlier instruction it conflicts with (read-after-write, write-after-read,
-write-after-write). Any order the timing model picks within these waits computes the same
-result as program order, which is the order the functional simulator uses.
+The bytes each instruction reads and writes are the ISA's (isa.ranges; a HOST instruction's
+are its segment's tensors, given by the caller); the tracker adds a wait on each earlier
+instruction it conflicts with (read-after-write, write-after-read, write-after-write). Any
+order the timing model picks within these waits computes the same result as program order,
+which is the order the functional simulator uses.
 """
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..isa import instructions as I
-from ..isa import wcodec
-from ..isa.strided import extent, merge_dims
+from ..isa import ranges, wcodec
+from ..isa.strided import merge_dims
 
 Range = tuple[int, int, int]  # space, lo, hi (exclusive)
 
@@ -80,25 +82,28 @@ class Emitter:
         r = self.readonly.get(space)
         return r is not None and r[0] <= lo and hi <= r[1]
 
-    def emit(self, make, reads: list[Range], writes: list[Range]) -> int:
-        """`make(layer, deps)` builds the instruction; returns its index."""
+    def emit(self, make, host_reads: Sequence[Range] = (), host_writes: Sequence[Range] = ()) -> int:
+        """`make(layer, deps)` builds the instruction; returns its index. Its reads and writes
+        are the ISA's; `host_reads` / `host_writes`: a HOST instruction's segment tensors."""
         idx = len(self.program)
+        ins = make(self.layer, ())
         deps: set[int] = set()
         logs = self._logs
-        for space, lo, hi in reads:
+        for space, lo, hi in (*ranges.reads(ins), *host_reads):
             if not self._is_const(space, lo, hi):  # constants are never written: no hazard
                 deps |= (logs.get(space) or logs.setdefault(space, _Log())).read(lo, hi, idx)
-        for space, lo, hi in writes:
+        for space, lo, hi in (*ranges.writes(ins), *host_writes):
             deps |= (logs.get(space) or logs.setdefault(space, _Log())).write(lo, hi, idx)
         deps.discard(idx)
-        self.program.append(make(self.layer, tuple(sorted(deps))))
+        object.__setattr__(ins, "deps", tuple(sorted(deps)))    # a fresh record, not yet shared
+        self.program.append(ins)
         return idx
 
     def replay(self, entries) -> None:
         """Emit what a Recorder kept, in order, with this emitter's dependencies."""
-        for ins, reads, writes in entries:
+        for ins, host_reads, host_writes in entries:
             self.layer = ins.layer
-            self.emit(lambda layer, deps, ins=ins: _with_deps(ins, deps), reads, writes)
+            self.emit(lambda layer, deps, ins=ins: _with_deps(ins, deps), host_reads, host_writes)
 
 
 def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
@@ -110,18 +115,13 @@ def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
 @dataclass
 class Recorder(Emitter):
     """Keeps each instruction (built at once: its maker may read loop variables that change
-    next) and its byte ranges instead of tracking hazards, to be replayed after other
-    instructions with theirs (`Emitter.replay`)."""
+    next) and a HOST's segment ranges instead of tracking hazards, to be replayed after other
+    instructions (`Emitter.replay`, which takes the instructions' own ranges from isa.ranges)."""
     entries: list = field(default_factory=list)
 
-    def emit(self, make, reads: list[Range], writes: list[Range]) -> int:
-        self.entries.append((make(self.layer, ()), tuple(reads), tuple(writes)))
+    def emit(self, make, host_reads: Sequence[Range] = (), host_writes: Sequence[Range] = ()) -> int:
+        self.entries.append((make(self.layer, ()), tuple(host_reads), tuple(host_writes)))
         return len(self.entries) - 1
-
-
-def span(space: int, addr: int, shape, strides, elem: int) -> Range:
-    """The byte range a strided access touches (a superset for gaps)."""
-    return (space, *extent(addr, shape, strides, elem))
 
 
 def dma(e: Emitter, src_space, src, src_strides, dst_space, dst, dst_strides, shape, elem) -> int:
@@ -133,9 +133,7 @@ def dma(e: Emitter, src_space, src, src_strides, dst_space, dst, dst_strides, sh
     pad = 4 - len(n)
     shape, src_strides, dst_strides = (1,) * pad + tuple(n), (0,) * pad + tuple(s), (0,) * pad + tuple(d)
     return e.emit(lambda layer, deps: I.Dma(layer, deps, src_space, src, src_strides, dst_space, dst,
-                                            dst_strides, shape, run),
-                  [span(src_space, src, shape, src_strides, run)],
-                  [span(dst_space, dst, shape, dst_strides, run)])
+                                            dst_strides, shape, run))
 
 
 def _unpack(e: Emitter, src_space: int, src: int, dst_space: int, dst: int, merged) -> int:
@@ -145,8 +143,7 @@ def _unpack(e: Emitter, src_space: int, src: int, dst_space: int, dst: int, merg
     if n or run != raw or dst_space >= I.REGION0:
         raise ValueError(f"compressed constant at {src} is loaded only whole into SRAM ({raw} bytes)")
     return e.emit(lambda layer, deps: I.Dma(layer, deps, src_space, src, (0,) * 4, dst_space, dst, (0,) * 4,
-                                            (1, 1, 1, 1), raw, codec=wcodec.RICE, packed=stream),
-                  [(src_space, src, src + stream)], [(dst_space, dst, dst + raw)])
+                                            (1, 1, 1, 1), raw, codec=wcodec.RICE, packed=stream))
 
 
 def contiguous(e: Emitter, src_space, src, dst_space, dst, nbytes: int) -> int:

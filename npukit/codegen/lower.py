@@ -11,11 +11,13 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..arch import Arch
 from ..errors import ScheduleError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
+from ..quant.records import encode_node
 from ..schedule.fused import FusedTiling
 from ..schedule.plan import Schedule, tiling_dict
 from .bands import fused_summary
@@ -28,7 +30,7 @@ from .schedule_check import check_schedule
 from .scheduler import prepare, schedule_prepared
 
 
-def lower_program(g: Graph, arch, options: CompileOptions, meta: dict, schedule: Schedule | None = None,
+def lower_program(g: Graph, arch: Arch, options: CompileOptions, meta: dict, schedule: Schedule | None = None,
                   keep: list | None = None) -> Program:
     """The program of the quantised graph `g` on `arch`, emitted in one pass from `schedule`
     (None: the one `schedule_graph` makes; a given one is checked against the graph and the
@@ -116,7 +118,7 @@ def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> N
             rec["space"], rec["addr"] = ctx.space(name), ctx.addr(name)
         return rec
 
-    segments.append({"node": to_data(node.with_(source=()), blobs),
+    segments.append({**encode_node(node, blobs),
                      "inputs": [ref(n) for n in node.inputs], "outputs": [ref(n) for n in node.outputs]})
     seg = len(segments) - 1
     reads = [(ctx.space(n), ctx.addr(n), ctx.addr(n) + g.tensors[n].nbytes)
@@ -125,7 +127,7 @@ def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> N
     ctx.emitter.emit(lambda L, d: I.Host(L, d, seg), reads, writes)
 
 
-def _regions(arch, names, arena, consts, variables=None) -> list[Region]:
+def _regions(arch: Arch, names, arena, consts, variables=None) -> list[Region]:
     out = []
     for i, name in enumerate(names):
         space = I.REGION0 + i

@@ -57,7 +57,7 @@ def matmul_tiling(ctx: Ctx, g: Graph, node: Node) -> MatmulTiling:
     mt, kt, nt = m, k, n
 
     def fits():
-        return (nb * (mt * kt + mt * nt) + 64 <= abuf and nb * (nt * kt + 12 * nt) + 64 <= a.wbuf_bytes
+        return (nb * (mt * kt + mt * nt) + 64 <= abuf and nb * (nt * kt + I.PARAM_BYTES * nt) + 64 <= a.wbuf_bytes
                 and nb * 4 * mt * nt + 64 <= a.acc_bytes)
     while not fits():
         if kt >= max(mt, nt) and kt > 16:
@@ -81,7 +81,7 @@ def lower_matmul(ctx: Ctx, g: Graph, node: Node, t: MatmulTiling) -> None:
     a_slots, w_slots, acc_slots = ctx.slots()
     nb = ctx.nbuf
     ins, outs = SlotPair(a_slots.take(mt * kt, nb)), SlotPair(a_slots.take(mt * nt, nb))
-    wts, prm = SlotPair(w_slots.take(nt * kt, nb)), SlotPair(w_slots.take(12 * nt, nb))
+    wts, prm = SlotPair(w_slots.take(nt * kt, nb)), SlotPair(w_slots.take(I.PARAM_BYTES * nt, nb))
     accs = SlotPair(acc_slots.take(4 * mt * nt, nb))
     params = np.stack([np.zeros(n, np.int32), np.full(n, p.multiplier, np.int32), np.full(n, p.shift, np.int32)])
     x_space, w_space, o_space = (ctx.space(t) for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
@@ -110,17 +110,13 @@ def lower_matmul(ctx: Ctx, g: Graph, node: Node, t: MatmulTiling) -> None:
                         dma(e, w_space, src, strides, I.WBUF, wa, (0, 0, kl, 1), (1, 1, nl, kl), 1)
                     e.emit(lambda L, d, xa=xa, wa=wa, kl=kl, j=j: I.MatMul(
                         L, d, src=xa, m=ml, k_len=kl, wgt=wa, n=nl, dst=acc, a_zp=p.a_zp, b_zp=p.b_zp,
-                        accumulate=int(j > 0)),
-                        [(I.ABUF, xa, xa + ml * kl), (I.WBUF, wa, wa + nl * kl)]
-                        + ([(I.ACC, acc, acc + 4 * ml * nl)] if j else []),
-                        [(I.ACC, acc, acc + 4 * ml * nl)])
+                        accumulate=int(j > 0)))
                 pa, load = prm.lookup(("p", n0))
                 if load:
-                    dma(e, ctx.consts.space, p_addr[n0], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), 12 * nl)
+                    dma(e, ctx.consts.space, p_addr[n0], (0,) * 4, I.WBUF, pa, (0,) * 4, (1, 1, 1, 1), I.PARAM_BYTES * nl)
                 oa = outs.next()
                 e.emit(lambda L, d: I.Requant(
                     L, d, src=acc, n_pix=ml, k=nl, params=pa, dst=oa, dst_pix_stride=nl, dst_c_off=0,
-                    out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=0),
-                    [(I.ACC, acc, acc + 4 * ml * nl), (I.WBUF, pa, pa + 12 * nl)], [(I.ABUF, oa, oa + ml * nl)])
+                    out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, mode=0))
                 dma(e, I.ABUF, oa, (0, 0, nl, 1), o_space, o0 + bi * m * n + m0 * n + n0, (0, 0, n, 1),
                     (1, 1, ml, nl), 1)

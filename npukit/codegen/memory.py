@@ -9,8 +9,8 @@ import numpy as np
 from ..ir.graph import Graph, Op
 from ..isa import instructions as I
 from ..isa import wcodec
+from ..isa.instructions import ALIGN
 
-ALIGN = 16
 
 
 def _align(n: int, a: int = ALIGN) -> int:

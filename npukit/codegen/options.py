@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from ..errors import InputError
 
-# fields with a fixed set of values
+Dataflow = Literal["arch", "ws", "os"]               # "arch" follows [mxu] dataflow
+DepthwiseEngine = Literal["auto", "mxu", "vpu"]
+LoopOrder = Literal["auto", "k_outer", "rows_outer"]
+Fuse = Literal["auto", "always", "never"]
+AutoNever = Literal["auto", "never"]
+Precision = Literal["int8", "auto", "int16"]    # "auto": int16 where int8 loses too much (min_sqnr)
+
+# fields with a fixed set of values: the literal types CompileOptions declares
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dataflow": ("arch", "ws", "os"),
-    "depthwise_engine": ("auto", "mxu", "vpu"),
-    "loop_order": ("auto", "k_outer", "rows_outer"),
-    "fuse_depthwise": ("auto", "always", "never"),
-    "fuse_expansion": ("auto", "always", "never"),
-    "compress_weights": ("auto", "never"),
-    "equalize": ("auto", "never"),
-    "bias_correction": ("auto", "never"),
-    "precision": ("int8", "auto", "int16"),
+    "dataflow": get_args(Dataflow),
+    "depthwise_engine": get_args(DepthwiseEngine),
+    "loop_order": get_args(LoopOrder),
+    "fuse_depthwise": get_args(Fuse),
+    "fuse_expansion": get_args(Fuse),
+    "compress_weights": get_args(AutoNever),
+    "equalize": get_args(AutoNever),
+    "bias_correction": get_args(AutoNever),
+    "precision": get_args(Precision),
 }
 # fields the quantiser reads (compiler.quantise), not lowering: the explorer quantises once per setting
 QUANT_OPTIONS = ("equalize", "bias_correction", "precision", "min_sqnr")

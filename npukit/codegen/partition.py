@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
 
+from ..arch import Arch
 from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
+from ..isa import instructions as I
 from ..quant.quantize import LUT_OPS
 from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
 from ..kernels.kernels_vpu16 import Sigmoid16Params
@@ -65,9 +67,9 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     return f"no NPU lowering for {op.value}"
 
 
-def onchip_bytes(arch, options: CompileOptions | None = None) -> int:
+def onchip_bytes(arch: Arch, options: CompileOptions | None = None) -> int:
     """The top of ABUF kept for resident activations (CompileOptions.onchip_fraction)."""
-    return int(arch.abuf_bytes * (options or CompileOptions()).onchip_fraction) // 16 * 16
+    return int(arch.abuf_bytes * (options or CompileOptions()).onchip_fraction) // I.ALIGN * I.ALIGN
 
 
 def layer_macs(g: Graph, node: Node) -> int:
@@ -98,7 +100,7 @@ def vpu_ops(g: Graph, node: Node) -> int:
     return out                                     # requantise / element-wise / table
 
 
-def min_bytes(g: Graph, node: Node, arch, counted: set[str], interior: AbstractSet[str] = frozenset()
+def min_bytes(g: Graph, node: Node, arch: Arch, counted: set[str], interior: AbstractSet[str] = frozenset()
                ) -> tuple[int, dict[str, int]]:
     """What must cross off-chip whatever the schedule, in total and per region: weights, the
     graph inputs and outputs the layer touches, and the spills the SRAM size forces

@@ -4,6 +4,7 @@ Every problem is a one-line ScheduleError. Tile sizes are checked where they are
 (within the layer's extents; buffers that do not fit an SRAM are refused by its allocator)."""
 from __future__ import annotations
 
+from ..arch import Arch
 from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
@@ -11,11 +12,11 @@ from ..schedule.fused import FusedTiling
 from ..schedule.plan import MatmulTiling, Schedule
 from ..schedule.tiling import ConvTiling
 from .fused import fusable_expansions, fusable_pairs
-from .memory import ALIGN, ArenaPlan as Arena, Placement as Where
+from .memory import ArenaPlan as Arena, Placement as Where
 from .scheduler import Groups, _Scheduler
 
 
-def check_schedule(sched: Schedule, g: Graph, arch, options) -> tuple[Groups, Arena]:
+def check_schedule(sched: Schedule, g: Graph, arch: Arch, options) -> tuple[Groups, Arena]:
     """The fusion groups and the arena of `sched`, once it is known to fit `g` on `arch`."""
     if sched.arch_fingerprint != arch.fingerprint:
         raise ScheduleError(f"schedule was made for arch {sched.arch!r} ({sched.arch_fingerprint[:12]}), "
@@ -78,7 +79,7 @@ def _tiling_kind(node: Node, target: str, first: bool) -> type | None:
     return MatmulTiling if node.op is Op.MATMUL else None
 
 
-def _arena(sched: Schedule, g: Graph, arch, expected: Arena, s: _Scheduler) -> Arena:
+def _arena(sched: Schedule, g: Graph, arch: Arch, expected: Arena, s: _Scheduler) -> Arena:
     """The schedule's arena as codegen places tensors: the tensors and live ranges the graph
     has, each in its space, aligned, inside its area, none overlapping another live at once."""
     a = sched.arena
@@ -102,7 +103,7 @@ def _arena(sched: Schedule, g: Graph, arch, expected: Arena, s: _Scheduler) -> A
             lo, hi, space = 0, a.size, s.act_space
         else:
             raise ScheduleError(f"schedule's arena: tensor {t!r} in unknown space {p.space!r}")
-        if p.offset % ALIGN or p.offset < lo or p.offset + p.size > hi or (space == I.ABUF and t in pinned):
+        if p.offset % I.ALIGN or p.offset < lo or p.offset + p.size > hi or (space == I.ABUF and t in pinned):
             raise ScheduleError(f"schedule's arena: tensor {t!r} at {p.offset} (+{p.size} B) is outside "
                                 f"its area in {p.space}")
         where[t] = Where(space, p.offset)

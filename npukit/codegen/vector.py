@@ -108,8 +108,7 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
             contiguous(e, b_space, b_addr + (r0 * b_cols * eb if bs_r else 0), I.ABUF, ba, b_len)
         oa = o_buf.next()
         strides = (b_cols if bs_r else 0, 1 if bs_c else 0)
-        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams, eb),
-               [(I.ABUF, aa, aa + rl * c * eb), (I.ABUF, ba, ba + b_len)], [(I.ABUF, oa, oa + rl * c * eb)])
+        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams, eb))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), o_addr + r0 * c * eb, rl * c * eb)
     return {}
 
@@ -119,7 +118,7 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
     table_data = node.params.table if table is None else table
     e, n = ctx.emitter, g.tensors[node.outputs[0]].size
     a_slots, w_slots, _ = ctx.slots()
-    chunk = min(n, (a_slots.size // (2 * ctx.nbuf)) // 16 * 16 or n)
+    chunk = min(n, (a_slots.size // (2 * ctx.nbuf)) // I.ALIGN * I.ALIGN or n)
     ins, outs = SlotPair(a_slots.take(chunk, ctx.nbuf)), SlotPair(a_slots.take(chunk, ctx.nbuf))
     table_at = w_slots.take(256, 1)[0]
     contiguous(e, ctx.consts.space, ctx.const(np.asarray(table_data).view(np.int8), True), I.WBUF, table_at, 256)
@@ -129,8 +128,7 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
         xa = ins.next()
         contiguous(e, ctx.space(node.inputs[0]), src + i, I.ABUF, xa, ln)
         oa = outs.next()
-        e.emit(lambda L, d: I.Lut(L, d, xa, ln, table_at, oa),
-               [(I.ABUF, xa, xa + ln), (I.WBUF, table_at, table_at + 256)], [(I.ABUF, oa, oa + ln)])
+        e.emit(lambda L, d: I.Lut(L, d, xa, ln, table_at, oa))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i, ln)
     return {}
 
@@ -191,8 +189,7 @@ def lower_select(ctx: Ctx, g: Graph, node: Node) -> dict:
     """cond ? x : y, operands broadcast."""
     e, out = ctx.emitter, node.outputs[0]
     for (c, a, b), oa, ln, flat in _broadcast_blocks(ctx, g, node):
-        e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln),
-               [(I.ABUF, x, x + ln) for x in (c, a, b)], [(I.ABUF, oa, oa + ln)])
+        e.emit(lambda L, d: I.Select(L, d, c, a, b, oa, ln))
         contiguous(e, I.ABUF, oa, ctx.space(out), ctx.addr(out) + flat, ln)
     return {}
 
@@ -205,8 +202,7 @@ def lower_eltwise_broadcast(ctx: Ctx, g: Graph, node: Node) -> dict:
     qparams = params_to_ints(node.params) if node.params is not None else ()
     kind = int(ELTWISE_KIND[node.op])
     for (a, b), oa, ln, flat in _broadcast_blocks(ctx, g, node):
-        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, a, I.ABUF, b, (ln, 1), oa, 1, ln, qparams),
-               [(I.ABUF, a, a + ln), (I.ABUF, b, b + ln)], [(I.ABUF, oa, oa + ln)])
+        e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, a, I.ABUF, b, (ln, 1), oa, 1, ln, qparams))
         contiguous(e, I.ABUF, oa, ctx.space(out), ctx.addr(out) + flat, ln)
     return {}
 
@@ -248,8 +244,7 @@ def lower_pool(ctx: Ctx, g: Graph, node: Node) -> dict:
                 tpb = max(0, (rl - 1) * sh + kh - (lo - y0) - rows)
                 tpr = max(0, (ew - 1) * sw + kw - pl - w)
                 e.emit(lambda L, d: I.Pool(L, d, kind, xa, rows, w, cl, oa, rl, ew, (kh, kw), (sh, sw),
-                                           lo - y0, pl, tpb, tpr, p.act_min, p.act_max, eb),
-                       [(I.ABUF, xa, xa + rows * w * cl * eb)], [(I.ABUF, oa, oa + rl * ew * cl * eb)])
+                                           lo - y0, pl, tpb, tpr, p.act_min, p.act_max, eb))
                 dma(e, I.ABUF, oa, (0, 0, 0, cl * eb), ctx.space(node.outputs[0]),
                     dst + (((b * eh + r0) * ew) * c + c0) * eb, (0, 0, 0, c * eb), (1, 1, 1, rl * ew), cl * eb)
     return {}
@@ -288,8 +283,7 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
             dma(e, ctx.space(node.inputs[0]), src + (b0 * n * inner + c0) * xb, (0, 0, inner * xb, n * inner * xb),
                 I.ABUF, xa, (0, 0, bl * cl * xb, cl * xb), (1, 1, n, bl), cl * xb)
             oa = outs.next()
-            e.emit(lambda L, d: instr(L, d, xa, bl * cl, oa),
-                   [(I.ABUF, xa, xa + n * bl * cl * xb)], [(I.ABUF, oa, oa + bl * cl * elem)])
+            e.emit(lambda L, d: instr(L, d, xa, bl * cl, oa))
             dma(e, I.ABUF, oa, (0, 0, 0, cl * elem), ctx.space(node.outputs[0]), dst + (b0 * inner + c0) * elem,
                 (0, 0, 0, inner * elem), (1, 1, 1, bl), cl * elem)
     return {}
@@ -311,8 +305,7 @@ def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
         rl = min(tr, rows - r0)
         xa, oa = ins.next(), outs.next()
         contiguous(e, ctx.space(node.inputs[0]), src + r0 * cols * eb, I.ABUF, xa, rl * cols * eb)
-        e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp, kind),
-               [(I.ABUF, xa, xa + rl * cols * eb)], [(I.ABUF, oa, oa + rl * cols * eb)])
+        e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp, kind))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + r0 * cols * eb, rl * cols * eb)
     return {}
 
@@ -355,8 +348,7 @@ def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
             dma(e, ctx.space(node.inputs[0]), src + (b * h * w * c + c0) * eb, (0, 0, 0, c * eb), I.ABUF, xa,
                 (0, 0, 0, cl * eb), (1, 1, 1, h * w), cl * eb)
             e.emit(lambda L, d: I.Resize(L, d, mode, xa, h, w, cl, oa, oh, ow, int(a.align_corners),
-                                         int(a.half_pixel_centers), eb),
-                   [(I.ABUF, xa, xa + h * w * cl * eb)], [(I.ABUF, oa, oa + oh * ow * cl * eb)])
+                                         int(a.half_pixel_centers), eb))
             dma(e, I.ABUF, oa, (0, 0, 0, cl * eb), ctx.space(node.outputs[0]), dst + (b * oh * ow * c + c0) * eb,
                 (0, 0, 0, c * eb), (1, 1, 1, oh * ow), cl * eb)
     return {}

@@ -44,8 +44,7 @@ def lower_sigmoid16(ctx: Ctx, g: Graph, node: Node) -> dict:
         ln = min(chunk, n - i)
         xa, oa = ins.next(), outs.next()
         contiguous(e, ctx.space(node.inputs[0]), src + 2 * i, I.ABUF, xa, 2 * ln)
-        e.emit(lambda L, d: I.Sigmoid16(L, d, xa, ln, oa, q),
-               [(I.ABUF, xa, xa + 2 * ln)], [(I.ABUF, oa, oa + 2 * ln)])
+        e.emit(lambda L, d: I.Sigmoid16(L, d, xa, ln, oa, q))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + 2 * i, 2 * ln)
     return {}
 

@@ -75,8 +75,7 @@ def lower_magnitude(ctx: Ctx, g: Graph, node: Node) -> dict:
             xa, oa = ins.next(), outs.next()
             dma(e, x_space, src + 2 * (o0 * 2 * c * inner + c0 * inner), (0, 4 * c * inner, 2 * c * inner, 2),
                 I.ABUF, xa, (0, 4 * cn * inner, 2 * cn * inner, 2), (1, on, 2, cn * inner), 2)
-            e.emit(lambda L, d: I.Magnitude(L, d, xa, on, cn, inner, oa, q),
-                   [(I.ABUF, xa, xa + 4 * on * cn * inner)], [(I.ABUF, oa, oa + on * cn * inner)])
+            e.emit(lambda L, d: I.Magnitude(L, d, xa, on, cn, inner, oa, q))
             dma(e, I.ABUF, oa, (0, 0, cn * inner, 1), o_space, dst + o0 * c * inner + c0 * inner,
                 (0, 0, c * inner, 1), (1, 1, on, cn * inner), 1)
     return {"tiling": f"outer {ob} x channels {cb} of {outer} x {c} (x {inner})"}
@@ -104,7 +103,6 @@ def lower_requantize(ctx: Ctx, g: Graph, node: Node) -> dict:
         e.emit(lambda L, d: I.DwConv(
             L, d, src=xa, in_h=1, in_w=ln, c=1, wgt=at, params=at + 4, dst=oa, out_h=1, out_w=ln, mult=1,
             kernel=(1, 1), stride=(1, 1), dilation=(1, 1), pad_t=0, pad_l=0, zp=p.input_zp, out_zp=p.output_zp,
-            act_min=int(info.min), act_max=int(info.max), engine=int(I.Engine.VPU), in_bytes=xb, out_bytes=ob),
-            [(I.ABUF, xa, xa + ln * xb), (I.WBUF, at, at + 16)], [(I.ABUF, oa, oa + ln * ob)])
+            act_min=int(info.min), act_max=int(info.max), engine=int(I.Engine.VPU), in_bytes=xb, out_bytes=ob))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i * ob, ln * ob)
     return {"tiling": f"{chunk} elements of {n}"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..arch import Arch
 from ..isa import instructions as I
 from ..isa.program import Program
 from . import costs
@@ -59,7 +60,7 @@ class Timeline:
 
 
 class _Model:
-    def __init__(self, prog: Program, arch):
+    def __init__(self, prog: Program, arch: Arch):
         self.arch = arch
         self.region_names = {r.space: r.name for r in prog.regions}
         for i, r in enumerate(arch.regions):
@@ -204,11 +205,11 @@ def _vpu_ops(ins: I.Instr) -> int | None:
     return None
 
 
-def host_cycles(prog: Program, seg: int, arch) -> tuple[int, int, float]:
+def host_cycles(prog: Program, seg: int, arch: Arch) -> tuple[int, int, float]:
     """(NPU-clock cycles, elements, CPU cycles) of a host segment under the simple CPU model."""
     rec = prog.host_segments[seg]
     elements = sum(int(np.prod(r["shape"])) for r in (*rec["outputs"], *rec["inputs"]))
-    cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["node"]["op"]["value"], "other"), elements)
+    cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["kind"], "other"), elements)
     return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz)), elements, cpu_cycles
 
 
@@ -240,7 +241,7 @@ def layer_cycles(prog: Program, t: Timeline) -> np.ndarray:
     return np.diff(np.maximum.accumulate(last), prepend=0) if len(last) else last
 
 
-def instruction_counts(prog: Program, arch) -> list[Counts]:
+def instruction_counts(prog: Program, arch: Arch) -> list[Counts]:
     """Each instruction's own actions (MACs, bytes per SRAM and off-chip region, VPU ops), as
     the timing model counts them; a host instruction's are not modelled here (empty)."""
     model = _Model(prog, arch)
@@ -253,7 +254,7 @@ def instruction_counts(prog: Program, arch) -> list[Counts]:
     return out
 
 
-def simulate(prog: Program, arch) -> Timeline:
+def simulate(prog: Program, arch: Arch) -> Timeline:
     model = _Model(prog, arch)
     n = len(prog.instructions)
     start, end = np.zeros(n, np.int64), np.zeros(n, np.int64)

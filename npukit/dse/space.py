@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..arch import Arch, load_arch
+from ..choices import METHODS, Method
 from ..codegen.context import CompileOptions
 from ..codegen.options import check_option
 from ..errors import ArchError, InputError, did_you_mean
@@ -87,7 +88,7 @@ class ModelSpec:
     path: Path
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     calibration: Path | None = None
-    method: str = "minmax"
+    method: Method = "minmax"
 
     @property
     def name(self) -> str:
@@ -291,7 +292,7 @@ def _model(raw: Any, i: int, root: Path) -> ModelSpec:
     if calib is not None and not isinstance(calib, str):
         raise InputError(f"{where}.calibration: expected a .npz path")
     method = raw.get("method", "minmax")
-    if not isinstance(method, str):
-        raise InputError(f"{where}.method: expected a calibration method name")
+    if method not in METHODS:
+        raise InputError(f"{where}.method: expected one of {' | '.join(METHODS)}, not {method!r}")
     return ModelSpec((root / raw["path"]).resolve(), tuple((k, tuple(v)) for k, v in shapes.items()),
                      (root / calib).resolve() if calib else None, method)

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from npukit.errors import BinaryError
 
 MAGIC = b"NPUB"
-FORMAT_MAJOR = 1
+FORMAT_MAJOR = 2
 FORMAT_MINOR = 0
 META_SECTION = "meta"
 MAX_SECTIONS = 1024

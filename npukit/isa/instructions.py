@@ -4,7 +4,8 @@ Each instruction is a frozen dataclass of integers (tuples of integers for shape
 strides). `deps` lists the indices of earlier instructions that must finish first: the
 dependency tokens the timing model waits on. Memory spaces are SRAMs (ABUF, WBUF, ACC) or
 off-chip regions (numbered from REGION0 in the order of the arch's `regions`).
-The semantics of every instruction live in npukit.sim.semantics, written once.
+The plain definition of every instruction is npukit.sim.plain, written once; which bytes each
+reads and writes is npukit.isa.ranges.
 """
 from __future__ import annotations
 
@@ -13,6 +14,21 @@ from dataclasses import MISSING, dataclass, fields
 
 ABUF, WBUF, ACC, REGION0 = 0, 1, 2, 3
 SPACE_NAMES = {ABUF: "abuf", WBUF: "wbuf", ACC: "acc"}
+
+ALIGN = 16              # bytes: every tensor, tile and parameter block starts at a multiple
+PARAM_BYTES = 12        # per output channel of a conv-style parameter block: int32 bias, mult, shift
+WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2)
+LUT_BYTES = 256         # a LUT's table
+
+
+def requant_param_bytes(mode: int) -> int:
+    """Bytes per output channel of a REQUANT's (or DWCONV's) parameter block."""
+    return WIDE_PARAM_BYTES if mode else PARAM_BYTES
+
+
+def align(n: int) -> int:
+    """`n` rounded up to ALIGN."""
+    return -(-n // ALIGN) * ALIGN
 
 
 class Engine(enum.IntEnum):

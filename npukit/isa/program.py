@@ -16,7 +16,7 @@ from .instructions import Instr
 if TYPE_CHECKING:
     from . import validate
 
-FORMAT = (1, 0)
+FORMAT = (container.FORMAT_MAJOR, container.FORMAT_MINOR)
 
 
 @dataclass(frozen=True)

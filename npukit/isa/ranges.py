@@ -1,73 +1,140 @@
-"""The memory ranges an instruction touches, one definition for the loader's checks
-(isa.validate) and the reports (SRAM use, peaks)."""
+"""Which bytes an instruction reads and writes, written once.
+
+The emitter derives dependency tokens from them (codegen/emitter.py), the loader checks them
+against the memories (isa/validate.py), the simulator's batching and constant analysis follow
+writes with them (sim/batching.py, sim/constants.py), and the reports count SRAM use with
+them. Each range is the bytes the instruction's definition (sim/plain.py) may touch, a
+superset only where a strided pattern has gaps or a tile's view spans channels it skips;
+tests/sim/test_access_ranges.py checks them against the semantics on random states.
+A HOST instruction's ranges are its segment's tensors, which the binary's host section gives.
+"""
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from . import instructions as I
+from .strided import extent
 
 SRAMS = (I.ABUF, I.WBUF, I.ACC)
 
 
-def gather_ranges(g: I.Gather) -> list[tuple[int, int, int]]:
-    """(space, first byte, end byte) of a GATHER's ids, whole table and output rows."""
-    return [(g.ids_space, g.ids, g.ids + g.n * g.id_bytes), (g.src_space, g.src, g.src + g.rows * g.row_bytes),
-            (g.dst_space, g.dst, g.dst + g.n * g.row_bytes)]
+class Span(NamedTuple):
+    """Bytes [lo, hi) of one memory space."""
+    space: int
+    lo: int
+    hi: int
 
 
-def sram_ranges(ins: I.Instr) -> list[tuple[int, int, int]]:
-    """(SRAM space, first byte, end byte) of each SRAM range the instruction's transfers touch."""
-    if isinstance(ins, I.Gather):
-        return [r for r in gather_ranges(ins) if r[0] in SRAMS]
-    if isinstance(ins, I.Dma):
-        n = math.prod(ins.shape) * ins.elem
-        return [(space, addr, addr + n) for space, addr in ((ins.src_space, ins.src), (ins.dst_space, ins.dst))
-                if space in SRAMS]
-    if isinstance(ins, I.Requant):
-        return [(I.ACC, ins.src, ins.src + (8 if ins.mode in (2, 3) else 4) * ins.n_pix * ins.k)]
-    return []
-
-
-def operands(ins: I.Instr) -> list[tuple[int, int, int]]:
-    """(SRAM space, first byte, end byte) of the SRAM operands a compute instruction reads and
-    writes (the views npukit.sim.semantics takes)."""
+def reads(ins: I.Instr) -> list[Span]:
+    """The byte ranges `ins` reads (none for HOST: see the module docstring)."""
     A, W, C = I.ABUF, I.WBUF, I.ACC
+    if isinstance(ins, I.Dma):
+        if min(ins.shape) <= 0:
+            return []
+        if ins.codec:
+            return [Span(ins.src_space, ins.src, ins.src + ins.packed)]
+        return [Span(ins.src_space, *extent(ins.src, ins.shape, ins.src_strides, ins.elem))]
+    if isinstance(ins, I.Gather):       # the ids and the whole table (any row may be named)
+        return [Span(ins.ids_space, ins.ids, ins.ids + ins.n * ins.id_bytes),
+                Span(ins.src_space, ins.src, ins.src + ins.rows * ins.row_bytes)]
     if isinstance(ins, I.Conv):
         taps = ins.kernel[0] * ins.kernel[1]
-        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c_stride * ins.in_bytes),
-                (W, ins.wgt, ins.wgt + ins.k * taps * ins.c_len),
-                (C, ins.dst, ins.dst + 4 * ins.in_bytes * ins.out_h * ins.out_w * ins.k)]
+        out = [Span(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c_stride * ins.in_bytes),
+               Span(W, ins.wgt, ins.wgt + ins.k * taps * ins.c_len)]
+        return out + [_acc(ins)] if ins.accumulate else out
     if isinstance(ins, I.DwConv):
         k = ins.c * ins.mult
-        return [(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c * ins.in_bytes),
-                (W, ins.wgt, ins.wgt + ins.kernel[0] * ins.kernel[1] * k),
-                (W, ins.params, ins.params + (24 if ins.mode else 12) * k),
-                (A, ins.dst, ins.dst + ins.out_h * ins.out_w * k * ins.out_bytes)]
+        return [Span(A, ins.src, ins.src + ins.in_h * ins.in_w * ins.c * ins.in_bytes),
+                Span(W, ins.wgt, ins.wgt + ins.kernel[0] * ins.kernel[1] * k),
+                Span(W, ins.params, ins.params + I.requant_param_bytes(ins.mode) * k)]
+    if isinstance(ins, I.Requant):
+        return [Span(C, ins.src, ins.src + _acc_bytes(ins) * ins.n_pix * ins.k),
+                Span(W, ins.params, ins.params + I.requant_param_bytes(ins.mode) * ins.k)]
+    if isinstance(ins, I.MatMul):
+        out = [Span(A, ins.src, ins.src + ins.m * ins.k_len), Span(W, ins.wgt, ins.wgt + ins.n * ins.k_len)]
+        return out + [_acc(ins)] if ins.accumulate else out
+    if isinstance(ins, I.Elementwise):
+        eb = I.elem_size(ins)
+        return [Span(ins.a_space, ins.a, ins.a + ins.rows * ins.cols * eb),
+                Span(ins.b_space, *extent(ins.b, (ins.rows, ins.cols), [eb * s for s in ins.b_strides], eb))]
+    if isinstance(ins, I.Lut):
+        return [Span(A, ins.src, ins.src + ins.n), Span(W, ins.table, ins.table + I.LUT_BYTES)]
+    if isinstance(ins, I.Select):
+        return [Span(A, a, a + ins.n) for a in (ins.cond, ins.a, ins.b)]
+    if isinstance(ins, I.ArgMax):
+        return [Span(A, ins.src, ins.src + ins.n * ins.c)]
+    v = _vector_tile(ins)
+    return [Span(A, v[0], v[0] + v[1])] if v else []
+
+
+def writes(ins: I.Instr) -> list[Span]:
+    """The byte ranges `ins` writes (none for HOST: see the module docstring)."""
+    A = I.ABUF
+    if isinstance(ins, I.Dma):
+        if min(ins.shape) <= 0:
+            return []
+        return [Span(ins.dst_space, *extent(ins.dst, ins.shape, ins.dst_strides, ins.elem))]
+    if isinstance(ins, I.Gather):
+        return [Span(ins.dst_space, ins.dst, ins.dst + ins.n * ins.row_bytes)]
+    if isinstance(ins, I.Fill):
+        return [Span(ins.space, ins.addr, ins.addr + ins.n)]
+    if isinstance(ins, (I.Conv, I.MatMul)):
+        return [_acc(ins)]
+    if isinstance(ins, I.DwConv):
+        return [Span(A, ins.dst, ins.dst + ins.out_h * ins.out_w * ins.c * ins.mult * ins.out_bytes)]
     if isinstance(ins, I.Requant):
         b = 2 if ins.mode in (2, 3) else 1
         lo = ins.dst + b * ins.dst_c_off
-        return [(W, ins.params, ins.params + (24 if ins.mode else 12) * ins.k),
-                (A, lo, lo + b * ((ins.n_pix - 1) * ins.dst_pix_stride + ins.k))]
-    if isinstance(ins, I.MatMul):
-        return [(A, ins.src, ins.src + ins.m * ins.k_len), (W, ins.wgt, ins.wgt + ins.n * ins.k_len),
-                (C, ins.dst, ins.dst + 4 * ins.m * ins.n)]
-    eb = I.elem_size(ins)
+        return [Span(A, lo, lo + b * ((ins.n_pix - 1) * ins.dst_pix_stride + ins.k))]
     if isinstance(ins, I.Elementwise):
-        n, (rs, cs) = ins.rows * ins.cols * eb, ins.b_strides
-        return [(ins.a_space, ins.a, ins.a + n),
-                (ins.b_space, ins.b, ins.b + eb * ((ins.rows - 1) * rs + (ins.cols - 1) * cs + 1)), (A, ins.dst, ins.dst + n)]
-    if isinstance(ins, (I.Lut, I.Sigmoid16)):
-        n_in, n_out = ins.n, ins.n
-    elif isinstance(ins, I.Pool):
+        return [Span(A, ins.dst, ins.dst + ins.rows * ins.cols * I.elem_size(ins))]
+    if isinstance(ins, (I.Lut, I.Select)):
+        return [Span(A, ins.dst, ins.dst + ins.n)]
+    if isinstance(ins, I.ArgMax):
+        return [Span(A, ins.dst, ins.dst + ins.c * ins.elem)]
+    v = _vector_tile(ins)
+    return [Span(A, v[2], v[2] + v[3])] if v else []
+
+
+def accesses(ins: I.Instr) -> list[Span]:
+    return [*reads(ins), *writes(ins)]
+
+
+def _acc_bytes(ins: I.Conv | I.MatMul | I.Requant) -> int:
+    """Bytes per accumulator: int64 for the 16x8 forms (Conv.in_bytes 2, REQUANT modes 2 and 3)."""
+    if isinstance(ins, I.Conv):
+        return 4 * ins.in_bytes
+    if isinstance(ins, I.Requant):
+        return 8 if ins.mode in (2, 3) else 4
+    return 4
+
+
+def _acc(ins: I.Conv | I.MatMul) -> Span:
+    n = ins.out_h * ins.out_w * ins.k if isinstance(ins, I.Conv) else ins.m * ins.n
+    return Span(I.ACC, ins.dst, ins.dst + _acc_bytes(ins) * n)
+
+
+def _vector_tile(ins: I.Instr) -> tuple[int, int, int, int] | None:
+    """(source, its bytes, destination, its bytes) of a VPU instruction from one ABUF tile to another
+    (elements of I.elem_size bytes: 2 for the int16 forms)."""
+    if isinstance(ins, (I.Pool, I.Resize)):
         n_in, n_out = ins.in_h * ins.in_w * ins.c, ins.out_h * ins.out_w * ins.c
     elif isinstance(ins, I.Mean):
         n_in, n_out = ins.n * ins.c, ins.c
     elif isinstance(ins, I.Softmax):
         n_in = n_out = ins.rows * ins.cols
-    elif isinstance(ins, I.Resize):
-        n_in, n_out = ins.in_h * ins.in_w * ins.c, ins.out_h * ins.out_w * ins.c
+    elif isinstance(ins, I.Sigmoid16):      # its table is a ROM, not a program operand
+        n_in = n_out = ins.n
     elif isinstance(ins, I.Magnitude):
-        n_in, n_out = 4 * ins.outer * ins.c * ins.inner, ins.outer * ins.c * ins.inner
+        n_out = ins.outer * ins.c * ins.inner
+        n_in = 4 * n_out
     else:
-        return []
-    return [(A, ins.src, ins.src + eb * n_in), (A, ins.dst, ins.dst + eb * n_out)]
+        return None
+    eb = I.elem_size(ins)
+    return ins.src, eb * n_in, ins.dst, eb * n_out
+
+
+def moved_bytes(ins: I.Dma) -> int:
+    """The bytes a DMA delivers (what its destination pattern receives)."""
+    return math.prod(ins.shape) * ins.elem

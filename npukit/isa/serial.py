@@ -1,9 +1,10 @@
-"""Data-only encoding of IR attributes and kernel parameters for host segments.
+"""Typed, data-only encoding of records (frozen dataclasses) for a binary's host segments.
 
-Dataclasses become {"__dc__": name, ...fields}, arrays go to a side list stored as .npz
-(loaded with allow_pickle=False), tuples and enums are tagged. Only classes in the
-registry the decoder is given can be rebuilt (the record classes live in the layers above the
-ISA; sim.segments names them): nothing is imported or evaluated from the file.
+A record is written as a JSON object of its fields and nothing else: no class name, no tag.
+Reading is driven by the type the reader expects (`from_data(hint, ...)`): a record's field
+set must be exactly its class's (required ones present), every value of its declared type;
+enums by value, tuples as lists, arrays as {"array": i} into a side list stored as .npz
+(loaded with allow_pickle=False). Nothing is imported, looked up by name or evaluated.
 """
 from __future__ import annotations
 
@@ -14,32 +15,29 @@ import io
 import types
 import typing
 import zipfile
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..errors import BinaryError, first_line
+from ..errors import BinaryError, NpukitError, first_line
 from ..limits import UNPACKED_BYTES
 from ..npyio import read_array
 
 
-def to_data(obj, blobs: list[np.ndarray]):
+def to_data(obj: Any, blobs: list[np.ndarray]) -> Any:
+    """JSON data for a record, an enum, an array (appended to `blobs`), a tuple or a scalar."""
     if isinstance(obj, enum.Enum):
-        return {"__enum__": type(obj).__name__, "value": obj.value}
-    if dataclasses.is_dataclass(obj):
-        return {"__dc__": type(obj).__name__,
-                **{f.name: to_data(getattr(obj, f.name), blobs) for f in dataclasses.fields(obj)}}
+        return obj.value
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_data(getattr(obj, f.name), blobs) for f in dataclasses.fields(obj)}
     if isinstance(obj, np.ndarray):
         blobs.append(obj)
-        return {"__nd__": len(blobs) - 1}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [to_data(v, blobs) for v in obj]}
-    if isinstance(obj, list):
+        return {"array": len(blobs) - 1}
+    if isinstance(obj, (tuple, list)):
         return [to_data(v, blobs) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_data(v, blobs) for k, v in obj.items()}
-    if isinstance(obj, (np.integer, np.bool_)):
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):
         return float(obj)
@@ -48,75 +46,84 @@ def to_data(obj, blobs: list[np.ndarray]):
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
-def from_data(data, blobs: list[np.ndarray], classes: Mapping[str, type]):
-    """The value `to_data` encoded; a record's class is looked up by name in `classes`."""
-    if isinstance(data, list):
-        return [from_data(v, blobs, classes) for v in data]
-    if not isinstance(data, dict):
-        return data
-    if "__enum__" in data:
-        return _cls(data["__enum__"], classes)(data["value"])
-    if "__dc__" in data:
-        cls = _cls(data["__dc__"], classes)
-        values = {k: from_data(v, blobs, classes) for k, v in data.items() if k != "__dc__"}
-        _check_fields(cls, values)
-        return cls(**values)
-    if "__nd__" in data:
-        i = data["__nd__"]
-        if not isinstance(i, int) or not 0 <= i < len(blobs):
-            raise BinaryError(f"host segment refers to missing array {i}")
+def from_data(hint: Any, data: Any, blobs: list[np.ndarray], where: str) -> Any:
+    """The value of type `hint` that `to_data` wrote as `data`; BinaryError naming `where`
+    (a dotted field path) for anything of another shape."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return from_data(options[0], data, blobs, where)
+        for a in options:      # scalar unions only (e.g. int | float): the first that fits
+            try:
+                return from_data(a, data, blobs, where)
+            except BinaryError:
+                continue
+        raise BinaryError(f"{where} is a {type(data).__name__}, not one of {_names(options)}")
+    if origin is tuple or hint is tuple:
+        if not isinstance(data, list):
+            raise BinaryError(f"{where} is a {type(data).__name__}, not a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_data(args[0], v, blobs, f"{where}[{i}]") for i, v in enumerate(data))
+        if args and len(args) != len(data):
+            raise BinaryError(f"{where} has {len(data)} entries, not {len(args)}")
+        return tuple(from_data(a, v, blobs, f"{where}[{i}]") for i, (v, a) in enumerate(zip(data, args)))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(data)
+        except (ValueError, TypeError):
+            raise BinaryError(f"{where} = {data!r} is not one of the {hint.__name__} values") from None
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _record(hint, data, blobs, where)
+    if hint is np.ndarray:
+        i = data.get("array") if isinstance(data, dict) and set(data) == {"array"} else None
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(blobs):
+            raise BinaryError(f"{where} does not refer to one of the binary's {len(blobs)} arrays")
         return blobs[i]
-    if "__tuple__" in data:
-        return tuple(from_data(v, blobs, classes) for v in data["__tuple__"])
-    return {k: from_data(v, blobs, classes) for k, v in data.items()}
+    if hint is bool:
+        if isinstance(data, bool):
+            return data
+    elif hint is int:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data
+    elif hint is float:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return float(data)
+    elif hint is str:
+        if isinstance(data, str):
+            return data
+    else:
+        raise TypeError(f"{where}: no typed encoding for {hint!r}")   # a record class npukit declared badly
+    raise BinaryError(f"{where} is a {type(data).__name__}, not a {hint.__name__}")
 
 
-def _check_fields(cls: type, values: dict) -> None:
-    """A record's fields are its class's (required ones present), each of its declared type."""
+def _record(cls: type, data: Any, blobs: list[np.ndarray], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise BinaryError(f"{where} is a {type(data).__name__}, not a record")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    hints = _hints(cls)
-    for name, value in values.items():
-        if name not in fields:
-            raise BinaryError(f"binary gives {cls.__name__} an unknown field {name!r}")
-        if not _fits(value, hints.get(name, Any)):
-            raise BinaryError(f"binary gives {cls.__name__}.{name} a {type(value).__name__}")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise BinaryError(f"{where} has an unknown field {unknown[0]!r}")
     for name, f in fields.items():
-        if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise BinaryError(f"binary gives {cls.__name__} no {name!r}")
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise BinaryError(f"{where} has no {name!r}")
+    hints = _hints(cls)
+    values = {k: from_data(hints[k], v, blobs, f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**values)
+    except NpukitError as e:       # a record that checks its own fields (__post_init__)
+        raise BinaryError(f"{where}: {first_line(e)}") from None
 
 
 @functools.cache
-def _hints(cls: type) -> dict:
-    try:
-        return typing.get_type_hints(cls)
-    except (NameError, TypeError):        # an annotation this module cannot resolve: unchecked
-        return {}
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
-def _fits(value, hint) -> bool:
-    """Whether decoded data can be a value of `hint` (numbers interchangeable, as JSON has them)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any or isinstance(hint, typing.TypeVar):
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in args)
-    if origin is tuple or hint is tuple:
-        if not isinstance(value, (tuple, list)):
-            return False
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(_fits(v, args[0]) for v in value)
-        return not args or len(args) == len(value) and all(_fits(v, a) for v, a in zip(value, args))
-    hint = origin or hint
-    if hint in (int, float, bool):
-        return isinstance(value, (int, float))
-    return not isinstance(hint, type) or isinstance(value, hint) or hint in (list, frozenset, set) \
-        and isinstance(value, (list, tuple))
-
-
-def _cls(name: str, classes: Mapping[str, type]) -> type:
-    if name not in classes:
-        raise BinaryError(f"binary names an unknown type {name!r}")
-    return classes[name]
+def _names(types_: list[Any]) -> str:
+    return ", ".join(getattr(t, "__name__", str(t)) for t in types_)
 
 
 def pack_blobs(blobs: list[np.ndarray]) -> bytes:

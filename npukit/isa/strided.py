@@ -5,14 +5,14 @@ from __future__ import annotations
 
 def extent(addr: int, shape, strides, elem: int) -> tuple[int, int]:
     """The byte range [lo, hi) a strided access touches (a superset when it has gaps)."""
-    lo, hi = addr, addr + elem
+    lo = hi = addr
     for s, n in zip(strides, shape):
-        span = s * (n - 1)
-        if span < 0:
-            lo += span
+        d = s * (n - 1)
+        if d < 0:
+            lo += d
         else:
-            hi += span
-    return lo, hi
+            hi += d
+    return lo, hi + elem
 
 
 def merge_dims(shape, src, dst, elem: int = 1) -> tuple[list, list, list, int]:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..arch import Arch
 from ..errors import BinaryError
 from ..limits import META_DEPTH, TENSOR_ELEMENTS, TENSOR_RANK
 from . import instructions as I
-from .ranges import gather_ranges, operands, sram_ranges
-from .strided import extent
+from .ranges import accesses, moved_bytes
 
 DType = Literal["float32", "int8", "uint8", "int16", "int32", "int64", "bool"]   # ir.graph.DType values
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -100,19 +101,37 @@ class RegionRecord(BaseModel):
     space: Annotated[int, Field(ge=I.REGION0, le=I.REGION0 + 1024)]
 
 
+class QuantRecord(BaseModel):          # ir.graph.QParams
+    model_config = _STRICT
+    scale: Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=1)]
+    zero_point: Annotated[list[int], Field(min_length=1)]
+    axis: int | None = None
+
+
+class ArrayRef(BaseModel):            # an array of the host_arrays section
+    model_config = _STRICT
+    array: Count
+
+
 class HostTensorRecord(BaseModel):
     model_config = _STRICT
     shape: Shape
     dtype: DType
-    quant: dict[str, Any] | None
-    data: dict[str, Any] | None = None      # a constant (serial's encoding), or else a place:
+    quant: QuantRecord | None
+    data: ArrayRef | None = None      # a constant, or else a place:
     space: Count | None = None
     addr: Count | None = None
 
 
 class HostSegmentRecord(BaseModel):
+    """One node the host runs: `kind` names its operator; `attrs` and `params` are the fields
+    of that kind's records (quant.records lists them and checks them at load)."""
     model_config = _STRICT
-    node: dict[str, Any]
+    kind: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    name: str
+    attrs: dict[str, Any]
+    params_kind: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")] | None
+    params: dict[str, Any] | None
     inputs: list[HostTensorRecord]
     outputs: list[HostTensorRecord]
 
@@ -182,7 +201,7 @@ def check_indices(program: list[I.Instr], n_layers: int, n_segments: int) -> Non
                                   f"{name} = {value} is beyond any memory")
 
 
-def check_against_arch(prog, arch) -> None:
+def check_against_arch(prog, arch: Arch) -> None:
     """The program's regions are the arch's, and every place it names lies in its memory."""
     names = [r.name for r in arch.regions]
     for r in prog.regions:
@@ -210,28 +229,17 @@ def check_against_arch(prog, arch) -> None:
             _within(sizes, space, lo, hi, f"instruction {i} ({type(ins).__name__.upper()})")
 
 
-def _places(ins: I.Instr) -> list[tuple[int, int, int]]:
+def _places(ins: I.Instr) -> Sequence[tuple[int, int, int]]:
     """(space, lo, hi) of every memory range the instruction names."""
     if isinstance(ins, I.Dma):
         if min(ins.shape) < 0 or ins.elem < 1:
             raise BinaryError(f"corrupt binary: DMA of {list(ins.shape)} elements of {ins.elem} bytes")
         if min(ins.shape) == 0:
             return [(ins.src_space, ins.src, ins.src), (ins.dst_space, ins.dst, ins.dst)]
-        src = (ins.src, ins.src + ins.packed) if ins.codec else extent(ins.src, ins.shape, ins.src_strides, ins.elem)
-        moved = math.prod(ins.shape) * ins.elem      # what the destination pattern receives
-        return [(ins.src_space, *src), (ins.dst_space, *extent(ins.dst, ins.shape, ins.dst_strides, ins.elem)),
-                (ins.dst_space, 0, moved)]
-    if isinstance(ins, I.Fill):
-        return [(ins.space, ins.addr, ins.addr + ins.n)]
-    if isinstance(ins, I.Gather):
-        return gather_ranges(ins)
-    if isinstance(ins, I.Select):
-        return [(I.ABUF, a, a + ins.n) for a in (ins.cond, ins.a, ins.b, ins.dst)]
-    if isinstance(ins, I.ArgMax):
-        return [(I.ABUF, ins.src, ins.src + ins.n * ins.c), (I.ABUF, ins.dst, ins.dst + ins.c * max(ins.elem, 0))]
+        return [*accesses(ins), (ins.dst_space, 0, moved_bytes(ins))]   # room for what it delivers
     if isinstance(ins, I.DwConv) and ins.engine not in (I.Engine.MXU, I.Engine.VPU):
         raise BinaryError(f"corrupt binary: DWCONV on engine {ins.engine}")
-    return [*sram_ranges(ins), *operands(ins)]
+    return accesses(ins)
 
 
 def _within(sizes: dict[int, int], space: int, lo: int, hi: int, what: str) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import corpus_inputs as I
 from . import corpus_metrics as M
+from ..choices import Method
 from ..progress import native_quiet
 from .fetch import fetch
 
@@ -313,7 +314,7 @@ def score(spec: CorpusModel, outs_f: M.Outputs, outs_q: M.Outputs) -> Score:
                  tuple((m.name, m.fn(outs_f, outs_q)) for m in spec.extra))
 
 
-def evaluate(name: str, arch: str = "npu-m", method: str = "minmax",
+def evaluate(name: str, arch: str = "npu-m", method: Method = "minmax",
              options: dict[str, Any] | None = None) -> CorpusResult:
     """Fetch, compile (public API; calibration `method`, compiler `options`), run the held-out
     inputs on the NPU and the float model, and compare. Any error of npukit's is a finding: it

@@ -22,13 +22,10 @@ from ..kernels import kernels_vpu_unary as ku
 from ..kernels import kernels_wide as kw
 from .calibrate import Range
 from .groups import SAME_AS_INPUT, fixed_outputs, shared_groups
-from ..kernels.host_float import HostFloatAttrs, HostFloatParams, host_float_only  # noqa: F401 - sim.segments finds them
-from ..kernels.host_tflite import HostTfliteAttrs, HostTfliteParams  # noqa: F401 - sim.segments finds them
+from ..kernels.host_float import HostFloatParams, host_float_only
+from ..kernels.host_tflite import HostTfliteParams
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
-from ..kernels.kernels_transformer import LayerNormParams, MatMulParams  # noqa: F401 - sim.segments finds them here
-from ..kernels.kernels_wide import MagnitudeParams  # noqa: F401 - sim.segments finds it here
-from ..kernels.kernels_vpu16 import Sigmoid16Params, Softmax16Params  # noqa: F401 - sim.segments finds them here
-from ..kernels.kernels_vpu_compare import ComparisonParams, LogicalParams  # noqa: F401 - sim.segments finds them here
+from ..kernels.kernels_vpu16 import Sigmoid16Params, Softmax16Params
 
 UNIT_OUTPUT_16 = {Op.SIGMOID, Op.TANH, Op.SOFTMAX}    # int16 output scale 1/32768, zero point 0 (16x8)
 LUT_OPS = {Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT}

@@ -6,10 +6,11 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+from ..arch import Arch
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..cost.timing import Timeline, instruction_counts
-from ..isa.ranges import SRAMS, operands, sram_ranges
+from ..isa.ranges import SRAMS, accesses
 from .profile import Profile
 
 # display order and names of the engines' lanes
@@ -33,7 +34,7 @@ class Event:
     macs: int
 
 
-def events(prog: Program, arch, t: Timeline) -> list[Event]:
+def events(prog: Program, arch: Arch, t: Timeline) -> list[Event]:
     counts = instruction_counts(prog, arch)
     return [Event(i, I.Engine(int(t.engine[i])), int(t.start[i]), int(t.end[i]), type(ins).__name__,
                   ins.layer, int(sum(c.sram_bytes.values())), {k: int(v) for k, v in c.region_bytes.items()},
@@ -86,7 +87,7 @@ def sram_in_use(prog: Program, t: Timeline) -> tuple[list[int], dict[str, list[i
     for ins, s, e in zip(prog.instructions, t.start, t.end):
         first[ins.layer] = min(first.get(ins.layer, s), s)
         last[ins.layer] = max(last.get(ins.layer, e), e)
-        for space, lo, hi in (*sram_ranges(ins), *operands(ins)):
+        for space, lo, hi in accesses(ins):
             if space not in SRAMS:
                 continue
             ranges.setdefault((ins.layer, space), []).append((lo, hi))

@@ -9,6 +9,7 @@ import statistics
 from importlib import resources
 from pathlib import Path
 
+from ..arch import Arch
 from ..isa.program import Program
 from ..cost.timing import Timeline
 from .events import LANE_NAMES, LANES, aggregate, events, layer_rows, offchip_in_flight, sram_in_use
@@ -46,7 +47,7 @@ def _downsample(times: list[int], values: list[float], n: int = MAX_POINTS) -> t
     return out_t, out_v
 
 
-def _summary(prog: Program, arch, p: Profile) -> list[list[str]]:
+def _summary(prog: Program, arch: Arch, p: Profile) -> list[list[str]]:
     host = sum(la.cycles for la in p.layers if la.target == "host")
     rows = [["cycles", f"{p.total_cycles:,}"], ["latency", seconds(p.total_cycles / (p.clock_mhz * 1e6))],
             ["energy", energy_uj(p.energy_uj)], ["area", f"{p.area_mm2['total']:.3g} mm2"],
@@ -71,7 +72,7 @@ def _accuracy(noise: list[dict], meta: dict) -> dict:
     return out
 
 
-def _timeline(prog: Program, arch, t: Timeline, max_events: int) -> dict:
+def _timeline(prog: Program, arch: Arch, t: Timeline, max_events: int) -> dict:
     evs = events(prog, arch, t)
     drawn = aggregate(evs, int(t.total_cycles), max_events)
     kinds = sorted({d["kind"] for d in drawn})
@@ -86,7 +87,7 @@ def _timeline(prog: Program, arch, t: Timeline, max_events: int) -> dict:
             "offchip": {region: {"t": tv[0], "v": tv[1]} for region, tv in offchip.items()}}
 
 
-def report_data(prog: Program, arch, p: Profile, t: Timeline, noise: list[dict], title: str,
+def report_data(prog: Program, arch: Arch, p: Profile, t: Timeline, noise: list[dict], title: str,
                 max_events: int = MAX_EVENTS) -> dict:
     """Everything the page draws, as JSON data."""
     rows = layer_rows(prog, p, arch.macs_per_cycle, noise)
@@ -124,6 +125,6 @@ def render(data: dict) -> str:
             f"<script>\n{script}</script>\n</body></html>\n")
 
 
-def write_report(prog: Program, arch, p: Profile, t: Timeline, noise: list[dict], path: str | Path,
+def write_report(prog: Program, arch: Arch, p: Profile, t: Timeline, noise: list[dict], path: str | Path,
                  title: str = "npukit report") -> None:
     write_text(path, render(report_data(prog, arch, p, t, noise, title)))

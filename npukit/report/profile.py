@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..arch import Arch
 from ..arch import area_mm2, energy_table
 from ..isa import instructions as I
 from ..isa.program import Program
-from ..isa.ranges import SRAMS, sram_ranges
+from ..isa.ranges import SRAMS, accesses
 from ..cost.timing import Timeline, layer_cycles
 
 SCHEMA_VERSION = 1
@@ -67,7 +68,7 @@ class Profile:
         return profile_table(self)
 
 
-def _roofline(layer, arch) -> int:
+def _roofline(layer, arch: Arch) -> int:
     """max(MACs / peak of the best engine, VPU work / lanes, minimal off-chip bytes / bandwidth)."""
     peak = arch.macs_per_cycle
     taps = layer.depthwise_taps
@@ -80,7 +81,7 @@ def _roofline(layer, arch) -> int:
     return int(math.ceil(max(compute, vpu, memory)))
 
 
-def build_profile(prog: Program, arch, t: Timeline) -> Profile:
+def build_profile(prog: Program, arch: Arch, t: Timeline) -> Profile:
     et = energy_table(arch)
     busy = np.zeros((len(prog.layers), len(I.Engine)), np.int64)
     for ins, engine, work in zip(prog.instructions, t.engine, t.busy):
@@ -140,10 +141,11 @@ def _bound(target: str, cycles: int, mxu: int, vpu: int, dma: int) -> str:
     return {mxu: "compute", vpu: "vpu", dma: "memory"}[top]
 
 
-def _sram_peak(prog: Program, arch) -> int:
+def _sram_peak(prog: Program, arch: Arch) -> int:
     """Highest byte touched in each SRAM, summed: the on-chip arena actually used."""
     top = dict.fromkeys(SRAMS, 0)
     for ins in prog.instructions:
-        for space, _, end in sram_ranges(ins):
-            top[space] = max(top[space], end)
+        for space, _, end in accesses(ins):
+            if space in top:
+                top[space] = max(top[space], end)
     return int(sum(top.values()))

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+from ..arch import Arch
 from ..errors import InputError
 from ..isa.program import Program
 from ..cost.timing import Timeline
@@ -19,7 +20,7 @@ CSV_COLUMNS = ("index", "name", "op", "target", "reason", "macs", "cycles", "net
                "offchip_bytes", "energy_uj", "sqnr_db", "tiling", "nodes")
 
 
-def chrome_trace(prog: Program, arch, t: Timeline, title: str) -> dict:
+def chrome_trace(prog: Program, arch: Arch, t: Timeline, title: str) -> dict:
     """A track (tid) per engine, a complete event per instruction, counter tracks for the SRAM
     in use and the off-chip bytes in flight; times in microseconds at the arch's clock."""
     us = 1.0 / arch.clock_mhz
@@ -50,7 +51,7 @@ def chrome_trace(prog: Program, arch, t: Timeline, title: str) -> dict:
             "otherData": {"arch": arch.name, "clock_mhz": arch.clock_mhz, "total_cycles": int(t.total_cycles)}}
 
 
-def layers_csv(prog: Program, p: Profile, arch, noise: list[dict]) -> str:
+def layers_csv(prog: Program, p: Profile, arch: Arch, noise: list[dict]) -> str:
     """One row per profile layer; `noise`: the noise report's rows (see events.noise_rows)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n")
@@ -68,5 +69,5 @@ def write_text(path: str | Path, text: str) -> None:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
-def write_trace(prog: Program, arch, t: Timeline, path: str | Path, title: str = "npukit") -> None:
+def write_trace(prog: Program, arch: Arch, t: Timeline, path: str | Path, title: str = "npukit") -> None:
     write_text(path, json.dumps(chrome_trace(prog, arch, t, title), separators=(",", ":")))

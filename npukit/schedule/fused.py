@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..arch import Arch
 from ..cost import costs
+from ..isa.instructions import PARAM_BYTES
 from .memo import Memo
 from .tiling import (_ISSUE, Bandwidth, ConvShape, _a, _candidates, _row_candidates, _transfer, keep_best,
                      rows_in)
@@ -54,14 +56,14 @@ def fused_buffers(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, in_place:
     ex_a = ex_w = ex_acc = 0
     if f.cin:     # the expansion's input rows, weights, parameters and accumulators
         ex_a = 0 if in_place[0] else nbuf * _a(rows_in(s, th) * s.w * f.cin)
-        ex_w = (n_cc if ex_resident else nbuf) * _a(tc * f.cin) + n_cc * _a(12 * tc)
+        ex_w = (n_cc if ex_resident else nbuf) * _a(tc * f.cin) + n_cc * _a(PARAM_BYTES * tc)
         ex_acc = nbuf * _a(4 * (eg or rows_in(s, th) * s.w) * tc)
     mid = nbuf * n_cc * _a(th * s.ew * tc)
     out = 0 if in_place[1] else nbuf * _a(th * s.ew * tk)
     n_kb = math.ceil(f.k / tk)
-    dw_w = n_cc * (_a(s.kh * s.kw * tc) + _a(12 * tc))
+    dw_w = n_cc * (_a(s.kh * s.kw * tc) + _a(PARAM_BYTES * tc))
     pw_w = n_kb * n_cc * _a(tk * tc) if resident else nbuf * _a(tk * tc)
-    return (x_tile + mid + out + ex_a, dw_w + pw_w + n_kb * _a(12 * tk) + ex_w,
+    return (x_tile + mid + out + ex_a, dw_w + pw_w + n_kb * _a(PARAM_BYTES * tk) + ex_w,
             nbuf * _a(4 * th * s.ew * tk) + ex_acc)
 
 
@@ -78,7 +80,7 @@ def expansion_group(f: FusedShape, th: int, tc: int, tk: int, nbuf: int, acc_byt
     return math.ceil(x_pix / math.ceil(x_pix / eg)) if eg else 0
 
 
-def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
+def search_fused(f: FusedShape, arch: Arch, nbuf: int, dataflow_pref: str, dw_engine: str, max_rows: int,
                  abuf_bytes: int, bw: Bandwidth, in_place: tuple[bool, bool], top: int = 1,
                  memo: Memo | None = None) -> list[FusedTiling]:
     """The `top` cheapest fused tilings that fit, cheapest first (none: the pair cannot fuse);
@@ -91,7 +93,7 @@ def search_fused(f: FusedShape, arch, nbuf: int, dataflow_pref: str, dw_engine: 
     return memo.get(memo.tilings, key, search)
 
 
-def _search(f, arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top, prune: bool = True):
+def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_place, top, prune: bool = True):
     s = f.dw
     rows, cols, overlap = arch.mxu.rows, arch.mxu.cols, arch.mxu.fold_overlap
     lanes, depth = arch.vpu.lanes, arch.vpu.pipeline_depth

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from ..errors import ScheduleError
 from ..cost import costs
+from ..isa.instructions import ALIGN, WIDE_PARAM_BYTES
 from .memo import Memo
 
-ALIGN = 16
 
 
 def _a(n: int) -> int:
@@ -122,7 +122,7 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
         tks = [tc * s.depthwise_mult] if dw else _candidates(s.k, cols)
         for tk in tks:
             w_tile = tk * s.kh * s.kw * (1 if dw else tc)
-            if nbuf * (_a(w_tile) + _a(24 * tk)) > w_bytes:
+            if nbuf * (_a(w_tile) + _a(WIDE_PARAM_BYTES * tk)) > w_bytes:
                 continue
             n_cc, n_kb = math.ceil(s.c / tc), 1 if dw else math.ceil(s.k / tk)
             for th in _row_candidates(s.eh, max_rows):
@@ -176,7 +176,7 @@ def _estimate(best, top, s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, 
         orders = ["rows_outer"]      # one loop: both orders are the same program
     # all weight blocks in their own slots when they take at most half of WBUF (the other
     # half is where the next layer's weights load meanwhile)
-    resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(24 * tk)) <= arch.wbuf_bytes // 2
+    resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(WIDE_PARAM_BYTES * tk)) <= arch.wbuf_bytes // 2
     x_tile, xb, ob = rows_in(s, th) * s.w * tc * s.in_bytes, s.in_bytes, s.out_bytes
     x_one = _transfer(x_tile, x_tile if tc == s.c else tc * xb, bw.x)
     o_tile = th * s.ew * tk * ob

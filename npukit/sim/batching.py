@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..isa import instructions as I
+from ..isa import ranges
 from .gemm_int8 import MAX_DEPTH
 from . import microops
 from .plan import Step
@@ -81,21 +82,14 @@ def find_groups(ins: list[I.Instr], known: dict) -> list[Group]:
 
 
 def _acc_reads_writes(prog, ins: I.Instr) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """ACC byte ranges an instruction reads and writes (a host segment: reads all of ACC if any
-    of its tensors is there)."""
-    if isinstance(ins, I.Requant):
-        return [(ins.src, ins.src + 4 * ins.n_pix * ins.k)], []
-    if isinstance(ins, I.Conv):
-        r = (ins.dst, ins.dst + 4 * ins.out_h * ins.out_w * ins.k)
-        return ([r] if ins.accumulate else []), [r]
-    if isinstance(ins, I.MatMul):
-        r = (ins.dst, ins.dst + 4 * ins.m * ins.n)
-        return ([r] if ins.accumulate else []), [r]
-    if isinstance(ins, I.Dma) and I.ACC in (ins.src_space, ins.dst_space):
-        return ([(0, 1 << 62)] if ins.src_space == I.ACC else []), []
+    """ACC byte ranges an instruction reads and writes (isa.ranges). A host segment reads all
+    of ACC if any; a DMA's write range may have gaps, so it counts as writing nothing."""
     if isinstance(ins, I.Host):
         return [(0, 1 << 62)], []
-    return [], []
+    acc_reads = [(lo, hi) for space, lo, hi in ranges.reads(ins) if space == I.ACC]
+    if isinstance(ins, I.Dma):
+        return acc_reads, []
+    return acc_reads, [(lo, hi) for space, lo, hi in ranges.writes(ins) if space == I.ACC]
 
 
 def _read_later(prog, stop: int, mask: np.ndarray) -> bool:

@@ -16,9 +16,10 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..isa import instructions as I
+from ..isa import ranges
 from ..isa import wcodec
 from ..isa.program import Program
-from ..isa.strided import extent, merge_dims
+from ..isa.strided import merge_dims
 
 UNKNOWN = -2
 
@@ -30,12 +31,9 @@ def _contiguous(shape, strides, elem: int) -> bool:
 
 def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
     """(space, lo, hi) that an instruction writing outside ABUF and ACC may write."""
-    if isinstance(ins, I.Dma):
-        return (ins.dst_space, *extent(ins.dst, ins.shape, ins.dst_strides, ins.elem)) if min(ins.shape) > 0 else None
-    if isinstance(ins, I.Fill):
-        return ins.space, ins.addr, ins.addr + max(ins.n, 0)
-    if isinstance(ins, I.Gather):
-        return ins.dst_space, ins.dst, ins.dst + max(ins.n * ins.row_bytes, 0)
+    if isinstance(ins, (I.Dma, I.Fill, I.Gather)):
+        w = ranges.writes(ins)
+        return w[0] if w else None
     if isinstance(ins, I.Host):
         try:
             outs = prog.host_segments[ins.segment]["outputs"]
@@ -65,7 +63,7 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
         img = images.get(d.src_space)
         if img is None or min(d.shape) <= 0 or d.elem <= 0:
             return None
-        lo, hi = (d.src, d.src + d.packed) if d.codec else extent(d.src, d.shape, d.src_strides, d.elem)
+        _, lo, hi = ranges.reads(d)[0]
         if lo < 0 or hi > img.size or written[d.src_space][lo:hi].any():
             return None
         n = math.prod(d.shape) * d.elem
@@ -96,9 +94,8 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
             else:
                 owner[lo:hi] = UNKNOWN
         elif isinstance(ins, I.Conv) and ins.in_bytes == 1:
-            kh, kw = ins.kernel
-            depth = kh * kw * ins.c_len
-            lo, hi = ins.wgt, ins.wgt + ins.k * depth
+            depth = ins.kernel[0] * ins.kernel[1] * ins.c_len
+            _, lo, hi = next(r for r in ranges.reads(ins) if r.space == I.WBUF)
             if ins.k < 1 or depth < 1 or lo < 0 or hi > top or owner[lo] < 0 or (owner[lo:hi] != owner[lo]).any():
                 continue
             first, data = payloads[int(owner[lo])]

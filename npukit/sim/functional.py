@@ -18,12 +18,13 @@ from ..errors import BinaryError, InputError
 from ..isa import instructions as I
 from ..isa.program import Program
 from ..kernels.qexec import run_qoutputs
+from ..quant.records import decode_node
 from ..threads import blas_threads
 from . import gemm_int8
 from .batching import batched_program
 from .constants import known_operands
 from .plan import Action, Plan
-from .segments import decode
+from .segments import const_of, quant_of
 from .semantics import Machine, lower
 
 
@@ -183,11 +184,13 @@ class Simulator:
         rec = self.prog.host_segments[seg]
         blobs = self.prog.host_blobs
         try:
-            node = decode(rec["node"], blobs)
+            node = decode_node(rec, blobs)
             sources = [self._tensor(m, r, blobs) for r in rec["inputs"]]
-            qs = [decode(r["quant"], blobs) for r in rec["inputs"]]
+            qs = [quant_of(r, blobs) for r in rec["inputs"]]
             dsts = [m.view(out["space"], out["addr"], tuple(out["shape"]), np.dtype(out["dtype"]))
                     for out in rec["outputs"]]
+        except BinaryError as e:
+            raise BinaryError(f"host segment {seg}: {e}") from None
         except (LookupError, TypeError, ValueError, AttributeError) as e:
             raise BinaryError(f"host segment {seg}: malformed record ({type(e).__name__}: {e})") from None
 
@@ -204,8 +207,8 @@ class Simulator:
 
     @staticmethod
     def _tensor(m: Machine, r: dict, blobs):
-        if "data" in r:
-            data = decode(r["data"], blobs)
+        if r.get("data") is not None:
+            data = const_of(r, blobs)
             return data.copy      # a fresh array per run, as decoding gave
         v = m.view(r["space"], r["addr"], tuple(r["shape"]), np.dtype(r["dtype"]))
         return v.copy

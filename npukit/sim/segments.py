@@ -1,64 +1,42 @@
-"""A binary's host segments: the record classes they may name, and their checks at load.
+"""A binary's host segments: their typed records decoded, and checked at load.
 
-A host segment is an IR node (attributes and kernel parameters included) encoded data-only
-by isa.serial; decoding rebuilds only the classes `record_classes` lists, from the IR, the
-kernels and the quantiser (the layers below). `check_segments` decodes every segment once at
-load: a node of known records, arrays in range, an embedded host model that holds only what
-a host segment may run.
+A host segment is one node the host runs, written as a typed record (quant.records: its
+kind, attribute and parameter fields) with its input and output tensors. `check_segments`
+decodes every segment once at load: records of their kind, arrays in range, an embedded host
+model that holds only what a host segment may run.
 """
 from __future__ import annotations
 
 import base64
-import dataclasses
-import enum
-import functools
+from typing import Any
 
 import numpy as np
 
 from ..errors import BinaryError, ModelError
-from ..ir import graph as ir
-from ..ir.graph import Node, Op, QParams
+from ..ir.graph import Op, QParams
 from ..isa.serial import from_data
-from ..kernels import host_float, host_tflite, kernels_mxu, kernels_vpu
-from ..quant import quantize
+from ..kernels import host_float
+from ..quant.records import decode_node
 
 
-@functools.cache
-def record_classes() -> dict[str, type]:
-    """The classes a binary may name: every dataclass and enum of these modules."""
-    out = {}
-    for module in (ir, kernels_mxu, kernels_vpu, quantize):
-        for name in dir(module):
-            obj = getattr(module, name)
-            if isinstance(obj, type) and (dataclasses.is_dataclass(obj) or issubclass(obj, enum.Enum)):
-                out[name] = obj
-    return out
+def quant_of(t: dict[str, Any], blobs: list[np.ndarray]) -> QParams | None:
+    return from_data(QParams | None, t["quant"], blobs, "quant")
 
 
-def decode(data, blobs: list[np.ndarray]):
-    """A host segment's encoded value (a node, a QParams, an array)."""
-    return from_data(data, blobs, record_classes())
+def const_of(t: dict[str, Any], blobs: list[np.ndarray]) -> np.ndarray:
+    return from_data(np.ndarray, t["data"], blobs, "data")
 
 
 def check_segments(segments: list[dict], blobs: list) -> None:
-    """Every host segment decodes to a node of known record classes, its arrays in range; a
+    """Every host segment decodes to a node of its kind's records, its arrays in range; a
     HOST_FLOAT node's embedded ONNX graph holds only what a host segment may run."""
     for s, rec in enumerate(segments):
         try:
-            node = decode(rec["node"], blobs)
-            if not isinstance(node, Node):
-                raise BinaryError(f"its node is a {type(node).__name__}")
+            node = decode_node(rec, blobs)
             for t in rec["inputs"] + rec["outputs"]:
-                if not isinstance(decode(t["quant"], blobs), (QParams, type(None))):
-                    raise BinaryError("a tensor's quantisation is not a QParams record")
-                if "data" in t and not isinstance(decode(t["data"], blobs), np.ndarray):
-                    raise BinaryError("a constant is not an array")
-            kinds = {Op.HOST_FLOAT: (host_float.HostFloatAttrs, host_float.HostFloatParams),
-                     Op.HOST_TFLITE: (host_tflite.HostTfliteAttrs, host_tflite.HostTfliteParams)}
-            if node.op in kinds:
-                attrs, params = kinds[node.op]
-                if not isinstance(node.attrs, attrs) or not isinstance(node.params, (params, type(None))):
-                    raise BinaryError(f"its {node.op.value} node has attributes or parameters of another kind")
+                quant_of(t, blobs)
+                if t.get("data") is not None:
+                    const_of(t, blobs)
             if node.op is Op.HOST_FLOAT:
                 host_float.check_model(node.attrs.onnx_model)
             if node.op is Op.HOST_TFLITE:

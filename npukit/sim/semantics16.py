@@ -15,7 +15,7 @@ from ..kernels import kernels_vpu, kernels_vpu16
 from .plan import Action
 
 if TYPE_CHECKING:
-    from .semantics import Machine
+    from .machine import Machine
 
 I16 = np.int16
 

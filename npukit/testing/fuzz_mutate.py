@@ -103,7 +103,7 @@ def mutate_tree(tree: Any, rng: random.Random, deep: bool = True) -> Any:
         elif op == 7 and isinstance(parent, list):
             parent.insert(key, copy.deepcopy(value))
         elif op == 8 and isinstance(parent, dict):
-            parent[rng.choice(("unknown", "__dc__", "__nd__", "__enum__", "__tuple__", "x" * 30))] = evil_value(rng)
+            parent[rng.choice(("unknown", "kind", "params_kind", "array", "attrs", "x" * 30))] = evil_value(rng)
         elif deep:
             parent[key] = nested(70) if rng.random() < 0.5 else DEEP
         else:

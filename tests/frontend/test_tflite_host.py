@@ -290,17 +290,13 @@ def _embedded(section: list, edit) -> list:
     """The host section with each HOST_TFLITE flatbuffer replaced by `edit(ModelT)`'s."""
     import flatbuffers
 
-    def walk(v):
-        if isinstance(v, dict):
-            if v.get("__dc__") == "HostTfliteAttrs":
-                flat = tfl.ModelT.InitFromPackedBuf(bytearray(base64.b64decode(v["model"])), 0)
-                edit(flat)
-                b = flatbuffers.Builder(1024)
-                b.Finish(flat.Pack(b), file_identifier=b"TFL3")
-                return {**v, "model": base64.b64encode(bytes(b.Output())).decode()}
-            return {k: walk(x) for k, x in v.items()}
-        return [walk(x) for x in v] if isinstance(v, list) else v
-    return walk(section)
+    def rebuilt(attrs: dict) -> dict:
+        flat = tfl.ModelT.InitFromPackedBuf(bytearray(base64.b64decode(attrs["model"])), 0)
+        edit(flat)
+        b = flatbuffers.Builder(1024)
+        b.Finish(flat.Pack(b), file_identifier=b"TFL3")
+        return {**attrs, "model": base64.b64encode(bytes(b.Output())).decode()}
+    return [{**s, "attrs": rebuilt(s["attrs"])} if s["kind"] == "host_tflite" else s for s in section]
 
 
 @pytest.mark.parametrize("edit, expect", [

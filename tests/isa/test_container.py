@@ -42,7 +42,7 @@ def test_round_trip(sections, meta, with_fp):
 def test_layout_matches_the_documented_format():
     data = sample()
     magic, major, minor, fp, size, count, crc = struct.unpack_from("<4sHH32sQII", data, 0)
-    assert (magic, major, minor, fp.hex(), size) == (b"NPUB", 1, 0, FP, len(data))
+    assert (magic, major, minor, fp.hex(), size) == (b"NPUB", 2, 0, FP, len(data))
     assert count == 4  # three sections + meta
     table = data[56:56 + 48 * count]
     assert zlib.crc32(data[:52] + bytes(4) + table) == crc
@@ -97,7 +97,7 @@ def test_random_flips_raise_or_round_trip(flips):
 @given(st.binary(max_size=300), st.booleans())
 def test_garbage_raises_binary_error_only(garbage, with_prefix):
     if with_prefix:  # get past the magic and version checks
-        garbage = b"NPUB" + struct.pack("<HH", 1, 0) + garbage
+        garbage = b"NPUB" + struct.pack("<HH", 2, 0) + garbage
     with pytest.raises(BinaryError):
         unpack(garbage)
 
@@ -107,10 +107,10 @@ def test_version_and_magic_messages():
     with pytest.raises(BinaryError, match=r"not an npukit binary \(bad magic\)"):
         unpack(b"PK\x03\x04" + bytes(data[4:]))
     data[4:8] = struct.pack("<HH", 9, 0)
-    with pytest.raises(BinaryError, match=r"format version 9\.0 is newer than this npukit \(1\.x\)"):
+    with pytest.raises(BinaryError, match=r"format version 9\.0 is newer than this npukit \(2\.x\)"):
         unpack(bytes(data))
-    data[4:8] = struct.pack("<HH", 0, 3)
-    with pytest.raises(BinaryError, match="older"):
+    data[4:8] = struct.pack("<HH", 1, 0)    # version 1: host segments as named Python records
+    with pytest.raises(BinaryError, match=r"format version 1\.0 is older than this npukit reads \(2\.x\)"):
         unpack(bytes(data))
     with pytest.raises(BinaryError, match="bad magic"):
         unpack(b"")

@@ -134,7 +134,7 @@ def test_array_bomb_is_refused_before_decompression(binary):
 def _with_wrapper(binary: bytes, edit) -> bytes:
     """The binary with its host Loop's embedded ONNX wrapper model edited."""
     def host(segments):
-        attrs = segments[0]["node"]["attrs"]
+        attrs = segments[0]["attrs"]
         wrapper = onnx.ModelProto.FromString(base64.b64decode(attrs["onnx_model"]))
         edit(wrapper)
         attrs["onnx_model"] = base64.b64encode(wrapper.SerializeToString()).decode()

@@ -17,7 +17,7 @@ from npukit.errors import InputError
 from npukit.kernels import intmath, kernels_mxu
 from npukit.sim import jit
 from npukit.kernels import kernels_vpu as kv
-from npukit.sim.semantics import _tile_pads
+from npukit.sim.plain import tile_pads as _tile_pads
 
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 EDGE = np.array([I32_MIN, I32_MIN + 1, -(1 << 30), -12345, -1, 0, 1, 777, 1 << 30, I32_MAX], np.int32)

@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings, strategies as st
 from npukit.ir.graph import ConvAttrs, PoolAttrs
 from npukit.kernels import intmath, kernels_mxu, kernels_vpu
 from npukit.sim import plans
-from npukit.sim.semantics import _tile_pads
+from npukit.sim.plain import tile_pads as _tile_pads
 
 SETTINGS = settings(max_examples=60, deadline=None)
 codes = st.sampled_from(["random", "min", "max", "mixed_extremes"])

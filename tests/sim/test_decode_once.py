@@ -203,8 +203,15 @@ def test_corrupt_fields_give_binary_errors(compiled, vector_program, which):
                 pass
 
 
+_SEGMENT = {"kind": "add", "name": "a", "attrs": {}, "params_kind": None, "params": None, "inputs": [], "outputs": []}
+
+
 @pytest.mark.parametrize("record", [{"bogus": 1}, 5, {"node": {}, "inputs": [],
-                                                    "output": {"space": 3, "addr": 0, "shape": "x", "dtype": "int8"}}])
+                                                    "output": {"space": 3, "addr": 0, "shape": "x", "dtype": "int8"}},
+                                    {**_SEGMENT, "kind": "no_such_op"},
+                                    {**_SEGMENT, "params_kind": "mul", "params": {}},
+                                    {**_SEGMENT, "kind": "pad", "attrs": {"pads": "x"}},
+                                    {**_SEGMENT, "attrs": {"act": {"lo": 0.0, "nope": 1}}}])
 def test_malformed_host_segment_is_a_binary_error(compiled, record):
     """A host segment record that is valid JSON but not a segment (a crafted file passes the
     container's CRCs) is named, not a KeyError or TypeError."""
