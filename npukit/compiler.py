@@ -252,20 +252,22 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         r.update({copy: r[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stage("quantise")
-    forced = magnitude_int16(g) | frozenset(int16_tensors)
-    if forced:
-        g, forced, copies = widen_mxu_boundaries(g, forced)
+
+    def widen(g: Graph, wide: frozenset[str]) -> tuple[Graph, frozenset[str]]:
+        # a conv / FC touching a wide tensor runs 16x8 between requantising QUANTIZE copies
+        g, wide, copies = widen_mxu_boundaries(g, wide)
         for r in (ranges, early):
             r.update({copy: r[name] for copy, name in copies.items()})
-        values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+        values[:] = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+        return g, wide
+    forced = magnitude_int16(g) | frozenset(int16_tensors)
+    if forced:
+        g, forced = widen(g, forced)
     qg = int8 = quantize_graph(g, ranges, forced)
     if int16_below_db is not None:
         wide = choose_int16(qg, layer_noise(qg, values), int16_below_db)
         if wide:
-            g, forced, copies = widen_mxu_boundaries(g, wide | forced)
-            for r in (ranges, early):
-                r.update({copy: r[name] for copy, name in copies.items()})
-            values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+            g, forced = widen(g, wide | forced)
             qg = quantize_graph(g, ranges, forced)
     # measured: held-out samples on the graph calibrated without them; else the calibration samples kept
     evals = list(zip(feeds[len(feeds) - held:], refs)) if held else \
@@ -275,10 +277,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if options.precision != "int8":
         chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held)
         if chosen.wide:
-            g, forced, copies = widen_mxu_boundaries(g, chosen.wide | forced)
-            for r in (ranges, early):
-                r.update({copy: r[name] for copy, name in copies.items()})
-            values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
+            g, forced = widen(g, chosen.wide | forced)
             qg = quantize_graph(g, ranges, forced)
     report = sqnr_report(g, qg, feeds[:REPORT_SAMPLES], values or None) if sqnr else []
     acc = None
