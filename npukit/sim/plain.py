@@ -193,8 +193,7 @@ def eltwise_operands(m: Machine, e: I.Elementwise) -> tuple[np.ndarray, np.ndarr
 
 
 def elementwise(m: Machine, e: I.Elementwise) -> Action:
-    semantics16.check_elem("ELEMENTWISE", e.elem)
-    if e.elem == 2:
+    if semantics16.elem_dtype("ELEMENTWISE", e.elem) is np.int16:
         return semantics16.elementwise(m, e)
     a, b, dst, kind = eltwise_operands(m, e)
     if kind in (I.Eltwise.MAX, I.Eltwise.MIN):
@@ -213,32 +212,29 @@ def lut(m: Machine, t: I.Lut) -> Action:
 
 
 def pool(m: Machine, p: I.Pool) -> Action:
-    semantics16.check_elem("POOL", p.elem)
-    if p.elem == 2:
-        return semantics16.pool(m, p)
-    x = m.view(I.ABUF, p.src, (1, p.in_h, p.in_w, p.c))
-    dst = m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c))
+    dt = semantics16.elem_dtype("POOL", p.elem)
+    x = m.view(I.ABUF, p.src, (1, p.in_h, p.in_w, p.c), dt)
+    dst = m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c), dt)
     attrs = PoolAttrs(kernel=p.kernel, stride=p.stride, pads=(p.pad_t, p.pad_l, p.pad_b, p.pad_r))
     fn = kernels_vpu.max_pool if p.kind == 0 else kernels_vpu.avg_pool
     return lambda: dst.__setitem__(..., fn(x, attrs, p.act_min, p.act_max)[:, :p.out_h, :p.out_w])
 
 
 def mean(m: Machine, r: I.Mean) -> Action:
-    semantics16.check_elem("MEAN", r.elem)
-    if r.elem == 2:
-        return semantics16.mean(m, r)
-    x = m.view(I.ABUF, r.src, (1, r.n, 1, r.c))
-    dst = m.view(I.ABUF, r.dst, (1, 1, 1, r.c))
+    dt = semantics16.elem_dtype("MEAN", r.elem)
+    x = m.view(I.ABUF, r.src, (1, r.n, 1, r.c), dt)
+    dst = m.view(I.ABUF, r.dst, (1, 1, 1, r.c), dt)
     if r.kind in (1, 2):
         check_geometry("MEAN", r.n, r.c)
         return lambda: dst.__setitem__(..., kernels_vpu.reduce_extreme(x, (1, 2), r.kind == 1))
-    if r.kind == 3:
+    if r.kind == 3 and r.elem == 1:
         s = params_from_ints(kernels_vpu.SumParams, r.qparams)
         return lambda: dst.__setitem__(..., kernels_vpu.reduce_sum(x, (1, 2), s))
     if r.kind != 0:
-        raise BinaryError(f"MEAN: unknown kind {r.kind}")
+        raise BinaryError(f"MEAN: kind {r.kind} has no int16 form" if r.elem == 2 and r.kind == 3
+                          else f"MEAN: unknown kind {r.kind}")
     p = params_from_ints(kernels_vpu.MeanParams, r.qparams)
-    return lambda: dst.__setitem__(..., kernels_vpu.mean(x, (1, 2), p))
+    return lambda: dst.__setitem__(..., kernels_vpu.mean(x, (1, 2), p, dtype=dt))
 
 
 def arg_max(m: Machine, r: I.ArgMax) -> Action:
@@ -280,11 +276,9 @@ def softmax(m: Machine, s: I.Softmax) -> Action:
 
 
 def resize(m: Machine, r: I.Resize) -> Action:
-    semantics16.check_elem("RESIZE", r.elem)
-    if r.elem == 2:
-        return semantics16.resize(m, r)
-    x = m.view(I.ABUF, r.src, (1, r.in_h, r.in_w, r.c))
-    dst = m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c))
+    dt = semantics16.elem_dtype("RESIZE", r.elem)
+    x = m.view(I.ABUF, r.src, (1, r.in_h, r.in_w, r.c), dt)
+    dst = m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c), dt)
     fn = kernels_vpu.resize_bilinear if r.mode else kernels_vpu.resize_nearest
     return lambda: dst.__setitem__(..., fn(x, (r.out_h, r.out_w), bool(r.align_corners), bool(r.half_pixel_centers)))
 

@@ -1,6 +1,7 @@
-"""Semantics of the VPU's int16 forms (TFLite's 16x8 scheme): ELEMENTWISE / POOL / MEAN /
-RESIZE with `elem` 2, SOFTMAX kind 2 and SIGMOID16. Each binds int16 views of its tile and
-calls the same kernel the reference runs (kernels_vpu with an int16 dtype, kernels_vpu16)."""
+"""Semantics of the VPU's int16 forms (TFLite's 16x8 scheme): ELEMENTWISE with `elem` 2,
+SOFTMAX kind 2 and SIGMOID16. Each binds int16 views of its tile and calls the same kernel
+the reference runs (kernels_vpu with an int16 dtype, kernels_vpu16). POOL / MEAN / RESIZE
+bind their views at `elem_dtype` in sim.plain, one definition for both element sizes."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -8,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BinaryError
-from ..ir.graph import PoolAttrs
 from ..isa import instructions as I
 from ..isa.immediates import params_from_ints
 from ..kernels import kernels_vpu, kernels_vpu16
@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 I16 = np.int16
 
 
-def check_elem(name: str, elem: int) -> None:
+def elem_dtype(name: str, elem: int) -> type[np.signedinteger]:
+    """The element type of a VPU instruction's `elem` field: int8 (1) or int16 (2)."""
     if elem not in (1, 2):
         raise BinaryError(f"{name}: element size {elem} (1 or 2 bytes)")
+    return np.int16 if elem == 2 else np.int8
 
 
 def elementwise(m: Machine, e: I.Elementwise) -> Action:
@@ -46,37 +48,11 @@ def elementwise(m: Machine, e: I.Elementwise) -> Action:
     raise BinaryError(f"ELEMENTWISE: kind {e.kind} has no int16 form")
 
 
-def pool(m: Machine, p: I.Pool) -> Action:
-    x = m.view(I.ABUF, p.src, (1, p.in_h, p.in_w, p.c), I16)
-    dst = m.view(I.ABUF, p.dst, (1, p.out_h, p.out_w, p.c), I16)
-    attrs = PoolAttrs(kernel=p.kernel, stride=p.stride, pads=(p.pad_t, p.pad_l, p.pad_b, p.pad_r))
-    fn = kernels_vpu.max_pool if p.kind == 0 else kernels_vpu.avg_pool
-    return lambda: dst.__setitem__(..., fn(x, attrs, p.act_min, p.act_max)[:, :p.out_h, :p.out_w])
-
-
-def mean(m: Machine, r: I.Mean) -> Action:
-    x = m.view(I.ABUF, r.src, (1, r.n, 1, r.c), I16)
-    dst = m.view(I.ABUF, r.dst, (1, 1, 1, r.c), I16)
-    if r.kind in (1, 2):
-        return lambda: dst.__setitem__(..., kernels_vpu.reduce_extreme(x, (1, 2), r.kind == 1))
-    if r.kind != 0:
-        raise BinaryError(f"MEAN: kind {r.kind} has no int16 form")
-    p = params_from_ints(kernels_vpu.MeanParams, r.qparams)
-    return lambda: dst.__setitem__(..., kernels_vpu.mean(x, (1, 2), p, dtype=I16))
-
-
 def softmax(m: Machine, s: I.Softmax) -> Action:
     x = m.view(I.ABUF, s.src, (s.rows, s.cols), I16)
     dst = m.view(I.ABUF, s.dst, (s.rows, s.cols), I16)
     p = params_from_ints(kernels_vpu16.Softmax16Params, s.qparams)
     return lambda: dst.__setitem__(..., kernels_vpu16.softmax16(x, p))
-
-
-def resize(m: Machine, r: I.Resize) -> Action:
-    x = m.view(I.ABUF, r.src, (1, r.in_h, r.in_w, r.c), I16)
-    dst = m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c), I16)
-    fn = kernels_vpu.resize_bilinear if r.mode else kernels_vpu.resize_nearest
-    return lambda: dst.__setitem__(..., fn(x, (r.out_h, r.out_w), bool(r.align_corners), bool(r.half_pixel_centers)))
 
 
 def sigmoid16(m: Machine, t: I.Sigmoid16) -> Action:
