@@ -22,7 +22,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..ir.graph import DType, Graph, Op
-from .groups import shared_groups
+from .groups import Groups, shared_groups
 
 HELDOUT_FRACTION = 0.2      # of the calibration samples, kept out of calibration to measure accuracy
 HELDOUT_MAX = 32            # at most this many held-out samples (the integer reference is slow)
@@ -73,24 +73,22 @@ def blocks(g: Graph, groups: Sequence[frozenset[str]]) -> list[frozenset[str]]:
     """`groups` joined where a layer other than a conv / FC touches two of them: each block is
     int16 or not as a whole. A conv or FC with one side wide runs 16x8 between requantising
     boundaries (quant.wide.widen_mxu_boundaries), so it does not join its input and output."""
-    owner = {t: i for i, u in enumerate(groups) for t in u}
-    parent = list(range(len(groups)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    owned = {t for u in groups for t in u}
+    joined = Groups()
+    for u in groups:
+        first = next(iter(u))
+        for t in u:
+            joined.union(t, first)
     from .wide import MXU_16X8      # (quant.wide loads the reference executor: not on a TFLite compile's path)
     for node in g.nodes:
         if node.op in MXU_16X8:
             continue
-        ids = sorted({owner[t] for t in (*node.inputs, *node.outputs) if t in owner})
-        for i in ids[1:]:
-            parent[find(i)] = find(ids[0])
-    out: dict[int, set[str]] = {}
-    for i, u in enumerate(groups):
-        out.setdefault(find(i), set()).update(u)
+        touched = [t for t in (*node.inputs, *node.outputs) if t in owned]
+        for t in touched[1:]:
+            joined.union(t, touched[0])
+    out: dict[str, set[str]] = {}
+    for u in groups:
+        out.setdefault(joined.find(next(iter(u))), set()).update(u)
     return [frozenset(b) for b in out.values()]
 
 
