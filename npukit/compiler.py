@@ -295,8 +295,13 @@ def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndar
     """The integer reference's outputs on a float feed, as real numbers."""
     from .sim.reference import run_reference
     out = run_reference(qg, quantize_inputs(qg, feed))
-    return {n: x.astype(np.float64) if (q := qg.tensors[n].quant) is None else (x.astype(np.float64) - q.zp) * q.s
-            for n, x in out.items()}
+    return {n: real_values(qg.tensors[n], x) for n, x in out.items()}
+
+
+def real_values(t: Tensor, x: np.ndarray) -> np.ndarray:
+    """An integer tensor's values as float64 real numbers (unquantised tensors as they are)."""
+    q = t.quant
+    return x.astype(np.float64) if q is None else (x.astype(np.float64) - q.zp) * q.s
 
 
 def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, dict]]], stft: frozenset[str],
@@ -412,9 +417,8 @@ def sqnr_report(g: Graph, qg: Graph, feeds: Sequence[dict], values: list[dict] |
             node = layer.get(name)
             if node is None:
                 return
-            q = qg.tensors[name].quant
             f = value.astype(np.float64)
-            dq = ivals[name].astype(np.float64) if q is None else (ivals[name].astype(np.float64) - q.zp) * q.s
+            dq = real_values(qg.tensors[name], ivals[name])
             signal[node.name] = signal.get(node.name, 0.0) + float(np.sum(f * f))
             noise[node.name] = noise.get(node.name, 0.0) + float(np.sum((f - dq) ** 2))
         if values is not None:
