@@ -1,12 +1,13 @@
 """TFLite data-movement and reduction operators -> IR: reshape, pad, slicing, split, pack,
-concatenation, transpose, depth-to-space / space-to-depth, resize, mean, softmax, quantize / dequantize."""
+concatenation, transpose, depth-to-space / space-to-depth, resize, mean, softmax, quantize / dequantize,
+gather of constant-table rows."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, QuantizeAttrs, ResizeAttrs, SliceAttrs,
-                        SoftmaxAttrs, TransposeAttrs)
+from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, GatherAttrs, MeanAttrs, Op, PadAttrs, QuantizeAttrs, ResizeAttrs,
+                        SliceAttrs, SoftmaxAttrs, TransposeAttrs)
 from ..ir.shapes import slice_len
 from .depth_space import depth_space_plan
 from .tflite_ops import _act, _same_quant, converter
@@ -236,3 +237,25 @@ def quantize(cv, op) -> None:
 def dequantize(cv, op) -> None:
     raise UnsupportedOpError(f"{cv.where()}: DEQUANTIZE of an activation inside the graph "
                              f"(only of constant weights, or at a graph output)")
+
+
+@converter("GATHER")
+def gather(cv, op) -> None:
+    """Rows of a constant table (axis 0) by integer ids computed at run time: the NPU's indexed
+    GATHER. LiteRT's int8 GATHER copies codes, so the output keeps the table's quantisation."""
+    o = op.builtinOptions
+    table_i, ids_i = (int(i) for i in op.inputs[:2])
+    table, ids, out = cv.name(table_i), cv.name(ids_i), cv.name(op.outputs[0])
+    rank = len(cv.tensors[table].shape)
+    axis, batch = (int(o.axis), int(o.batchDims)) if o is not None else (0, 0)
+    if cv.const(table_i) is None or cv.const(ids_i) is not None or axis % max(rank, 1) != 0 or batch:
+        raise UnsupportedOpError(f"{cv.where()}: GATHER other than rows (axis 0) of a constant table by "
+                                 f"computed ids")
+    if cv.tensors[ids].dtype.value not in ("int32", "int64"):
+        raise UnsupportedOpError(f"{cv.where()}: GATHER by {cv.tensors[ids].dtype.value} ids")
+    q, kind = cv.tensors[table].quant, cv.tensors[table].dtype.value
+    if kind != "float32" and (kind != "int8" or q is None or len(q.scale) > 1):
+        raise UnsupportedOpError(f"{cv.where()}: GATHER of a {kind} table (an int8 table quantised per "
+                                 f"tensor, or a float one)")
+    _same_quant(cv, table, out)
+    cv.emit(Op.GATHER, [table, ids], out, GatherAttrs(0))

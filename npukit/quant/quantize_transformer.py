@@ -38,7 +38,8 @@ def quantize_transformer_node(g: Graph, node: Node, tensors: dict[str, Tensor]) 
             return node.with_(params=LutParams(kt.gelu_table_wide(
                 x.s, x.zp, out.s, out.zp, node.attrs.approximate, _out_dtype(x_t), _out_dtype(out_t))))
         return node.with_(params=LutParams(kt.gelu_table(x.s, x.zp, out.s, out.zp, node.attrs.approximate)))
-    table = node.inputs[0]                               # GATHER: the table at the output's scale
-    data = g.tensors[table].const_data
-    tensors[table] = Tensor(table, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
+    table = node.inputs[0]          # GATHER: a float table at the output's scale; an int8 one
+    data = g.tensors[table].const_data  # (TFLite) has the output's quantisation already
+    if g.tensors[table].dtype is DType.F32:
+        tensors[table] = Tensor(table, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
     return node
