@@ -17,6 +17,7 @@ from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
 from .onnx_attrs import check_attributes
 from .onnx_builder import Act, Builder
+from .onnx_dynq import dequantise_dynamic
 from .onnx_check import check_host_graph, check_shape, read_model
 from .onnx_const import constant_value, evaluate
 from .onnx_host import check_domain, emit_host, host_reason
@@ -167,7 +168,7 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
     run becomes a HOST_FLOAT node (float on the host, by onnxruntime); `host_nodes` names more
     ONNX nodes to run there (a mapping gives the reason). Integer inputs (token ids) stay int32
     inputs; the NPU only indexes constant tables with them (Gather)."""
-    model = read_model(path_or_bytes)
+    model = dequantise_dynamic(read_model(path_or_bytes))
     check_host_graph(model)
     if is_quantised_onnx(model):       # QDQ / QOperator: keeps the model's own quantisation
         return load_quantised_onnx(model, input_shapes, input_values)
