@@ -10,7 +10,8 @@ calibrated static scales like any float model:
   to ONNX's [dirs, 4H, in] (R likewise); the gate order (iofc) is the same;
 - DynamicQuantizeLinear(x) -> ConvInteger / MatMulInteger with a constant weight, [+ the
   int32 bias, itself quantised at run time: floor(b / (sx * sw))], Cast to float, times
-  sx * sw -> Conv(x, W', b) / MatMul(x, W').
+  sx * sw -> Conv(x, W', b) / MatMul(x, W');
+- com.microsoft DynamicQuantizeMatMul(A, B, b_scale, b_zp, bias) -> MatMul(A, B') [+ bias].
 Nodes left with no used output (the quantisers, the bias's scale arithmetic) are dropped.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from onnx import helper, numpy_helper
 
 from .onnx_fuse import _View
 
+_QUANTISED = ("DynamicQuantizeLSTM", "DynamicQuantizeMatMul", "ConvInteger", "MatMulInteger")
 _LSTM_ATTRS = ("activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size",
                "input_forget")
 
@@ -122,6 +124,24 @@ def _integer_op(v: _View, n: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.
     return node, inits
 
 
+def _matmul(v: _View, n: onnx.NodeProto) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]] | None:
+    ins = list(n.input) + [""] * (5 - len(n.input))
+    w, ws = v.consts.get(ins[1]), v.consts.get(ins[2])
+    wzp = v.consts.get(ins[3]) if ins[3] else np.zeros(1, np.int8)
+    if not ins[0] or w is None or ws is None or wzp is None or not _numeric(w, ws, wzp) or w.dtype.kind not in "iu" \
+            or w.ndim != 2:
+        return None
+    real = _dequant(w, ws.ravel(), wzp.ravel(), 1)
+    if real is None:
+        return None
+    name = n.name or n.output[0]
+    init = numpy_helper.from_array(real, f"{name}/W")
+    if not ins[4]:
+        return [helper.make_node("MatMul", [ins[0], init.name], [n.output[0]], name=name)], [init]
+    return [helper.make_node("MatMul", [ins[0], init.name], [f"{name}/product"], name=name),
+            helper.make_node("Add", [f"{name}/product", ins[4]], [n.output[0]], name=f"{name}/bias")], [init]
+
+
 def _live(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     """The nodes some graph output depends on, in order (subgraph reads count as uses)."""
     need = {o.name for o in graph.output}
@@ -140,29 +160,38 @@ def dequantise_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `model` with its dynamically quantised operators as float ones (the model
     itself when it has none)."""
     g = model.graph
-    if not any(n.op_type in ("DynamicQuantizeLSTM", "ConvInteger", "MatMulInteger") for n in g.node):
+    if not any(n.op_type in _QUANTISED for n in g.node):
         return model
     v = _View(g)
-    new: dict[str, onnx.NodeProto] = {}      # by the output of the node it takes the place of
+    new: dict[str, list[onnx.NodeProto]] = {}   # by the output of the node they take the place of
     inits: list[onnx.TensorProto] = []
     for n in g.node:
-        m = _lstm(v, n) if (n.op_type, n.domain) == ("DynamicQuantizeLSTM", "com.microsoft") else \
-            _integer_op(v, n) if n.op_type in ("ConvInteger", "MatMulInteger") else None
-        if m is not None:
-            new[m[0].output[0]] = m[0]      # the LSTM's own place; a Conv / MatMul the final Mul's
+        microsoft = n.domain == "com.microsoft"
+        m = _lstm(v, n) if microsoft and n.op_type == "DynamicQuantizeLSTM" else \
+            _integer_op(v, n) if n.op_type in ("ConvInteger", "MatMulInteger") and not microsoft else None
+        if m is not None:       # the LSTM takes its own place; a Conv / MatMul the final Mul's
+            new[m[0].output[0]] = [m[0]]
             inits += m[1]
+        mm = _matmul(v, n) if microsoft and n.op_type == "DynamicQuantizeMatMul" else None
+        if mm is not None:
+            new[n.output[0]] = mm[0]
+            inits += mm[1]
     if not new:
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.graph.node[:]
-    out.graph.node.extend(new.get(n.output[0], n) if n.output else n for n in g.node)
+    out.graph.node.extend(k for n in g.node for k in (new.get(n.output[0], [n]) if n.output else [n]))
     out.graph.initializer.extend(inits)
     live = _live(out.graph)
     del out.graph.node[:]
     out.graph.node.extend(live)
     read = {i for n in live for i in n.input}
-    kept = [t for t in out.graph.initializer if t.name in read or t.name in {o.name for o in g.output}]
-    del out.graph.initializer[:]
+    read |= {o.name for o in g.output}
+    dropped = {t.name for t in out.graph.initializer if t.name not in read}
+    kept = [t for t in out.graph.initializer if t.name in read]
+    inputs = [i for i in out.graph.input if i.name not in dropped]     # (older files list weights)
+    del out.graph.initializer[:], out.graph.input[:]
     out.graph.initializer.extend(kept)
+    out.graph.input.extend(inputs)
     return out

@@ -102,3 +102,23 @@ def test_quantize_dynamic_model_runs_conv_and_matmul_on_the_npu(tmp_path):
     want, got = onnxruntime_outputs(mb, {"x": x})["out"], prog.run({"x": x})["out"]
     cos = float(got.ravel() @ want.ravel() / (np.linalg.norm(got) * np.linalg.norm(want)))
     assert cos > 0.99, cos
+
+
+def test_dynamic_quantize_matmul_imports_as_matmul_and_bias():
+    """com.microsoft DynamicQuantizeMatMul, B scaled per column with a bias: MatMul + Add."""
+    b = RNG.integers(-127, 128, (12, 5)).astype(np.int8)
+    inits = {"b": b, "bs": (RNG.uniform(0.5, 1.5, 5) / 100).astype(np.float32), "bz": np.zeros(5, np.int8),
+             "bias": RNG.standard_normal(5).astype(np.float32)}
+    node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "bs", "bz", "bias"], ["y"], domain="com.microsoft")
+    graph = helper.make_graph([node], "dqmm", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [3, 12])],
+                              [helper.make_empty_tensor_value_info("y")],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    mb = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)],
+                           ir_version=8).SerializeToString()
+    g = load_onnx(mb)
+    assert [n.op for n in g.nodes] == [Op.FULLY_CONNECTED, Op.ADD]     # the NPU's, no host node
+    a = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)
+    want, got = onnxruntime_outputs(mb, {"a": a})["y"], run_float(g, {"a": a})["y"]
+    # onnxruntime quantises A to uint8 (a step of range / 255): products move by < 1% of their
+    # largest (0.6% here); a wrong scale axis or a dropped bias by far more
+    assert np.abs(got - want).max() < 0.02 * np.abs(want).max()
