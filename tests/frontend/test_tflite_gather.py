@@ -76,3 +76,22 @@ def test_gather_along_another_axis_runs_on_the_host_equal_to_litert(tmp_path):
     ids = np.array([4, 0, 2], np.int32)
     np.testing.assert_array_equal(prog.run({prog.input_names[0]: ids})[prog.output_names[0]],
                                   run_reference(model, [ids])[0])
+
+
+def test_gather_of_a_float_table_runs_on_the_npu_within_half_a_step(tmp_path):
+    """A float model's table is quantised by npukit at the output's scale: each gathered value
+    within half a quantisation step of LiteRT's float GATHER."""
+    rng = np.random.default_rng(2)
+    table = rng.standard_normal((10, 4)).astype(np.float32)
+    model = build_single_op("GATHER", [T("table", (10, 4), "float32", data=table), T("ids", (1, 6), "int32")],
+                            [T("y", (1, 6, 4), "float32")], tfl.GatherOptionsT())
+    path = tmp_path / "gather_f.tflite"
+    path.write_bytes(model)
+    every_row = (np.arange(24) % 10).reshape(4, 1, 6).astype(np.int32)     # the calibrated range holds the table
+    prog = npu_compile(path, "npu-m", calibration={"ids": every_row})
+    assert prog.profile().host_ops == [] and [la.op for la in prog.program.layers] == ["gather"]
+    step = prog.qgraph.tensors["y"].quant.scale[0]
+    for _ in range(3):
+        ids = rng.integers(0, 10, (1, 6)).astype(np.int32)
+        got = prog.run({prog.input_names[0]: ids})[prog.output_names[0]]
+        assert np.abs(got - run_reference(model, [ids])[0]).max() <= step / 2 * (1 + 1e-5)
