@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .onnx_fuse import _View
+from .onnx_fuse import GraphView
 
 _QUANTISED = ("DynamicQuantizeLSTM", "DynamicQuantizeMatMul", "ConvInteger", "MatMulInteger")
 _LSTM_ATTRS = ("activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size",
@@ -42,7 +42,7 @@ def _dequant(w: np.ndarray, scale: np.ndarray, zp: np.ndarray, axis: int) -> np.
     return ((w.astype(np.int64) - z) * s).astype(np.float32)
 
 
-def _lstm(v: _View, n: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.TensorProto]] | None:
+def _lstm(v: GraphView, n: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.TensorProto]] | None:
     ins = list(n.input) + [""] * (12 - len(n.input))
     if not ins[0] or any(ins[k] not in v.consts for k in (1, 2, 8, 9, 10, 11)):
         return None
@@ -68,7 +68,7 @@ def _lstm(v: _View, n: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.Tensor
     return lstm, inits
 
 
-def _walk_bias(v: _View, name: str) -> np.ndarray | None:
+def _walk_bias(v: GraphView, name: str) -> np.ndarray | None:
     """The float constant b of the run-time quantised bias Reshape(Cast(Floor(Div(b, s))))."""
     node = v.producer.get(name)
     while node is not None and node.op_type in ("Reshape", "Cast", "Floor", "Round"):
@@ -78,12 +78,12 @@ def _walk_bias(v: _View, name: str) -> np.ndarray | None:
     return v.consts[node.input[0]]
 
 
-def _only_user(v: _View, name: str, op: str) -> onnx.NodeProto | None:
+def _only_user(v: GraphView, name: str, op: str) -> onnx.NodeProto | None:
     users = [n for n in v.graph.node if name in n.input]
     return users[0] if len(users) == 1 and users[0].op_type == op and v.uses.get(name) == 1 else None
 
 
-def _integer_op(v: _View, n: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.TensorProto]] | None:
+def _integer_op(v: GraphView, n: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.TensorProto]] | None:
     ins = list(n.input) + [""] * (4 - len(n.input))
     dql = v.node(ins[0], "DynamicQuantizeLinear")
     if dql is None or ins[2] != dql.output[2] or ins[1] not in v.consts:
@@ -124,7 +124,7 @@ def _integer_op(v: _View, n: onnx.NodeProto) -> tuple[onnx.NodeProto, list[onnx.
     return node, inits
 
 
-def _matmul(v: _View, n: onnx.NodeProto) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]] | None:
+def _matmul(v: GraphView, n: onnx.NodeProto) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]] | None:
     ins = list(n.input) + [""] * (5 - len(n.input))
     w, ws = v.consts.get(ins[1]), v.consts.get(ins[2])
     wzp = v.consts.get(ins[3]) if ins[3] else np.zeros(1, np.int8)
@@ -162,7 +162,7 @@ def dequantise_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     g = model.graph
     if not any(n.op_type in _QUANTISED for n in g.node):
         return model
-    v = _View(g)
+    v = GraphView(g)
     new: dict[str, list[onnx.NodeProto]] = {}   # by the output of the node they take the place of
     inits: list[onnx.TensorProto] = []
     for n in g.node:

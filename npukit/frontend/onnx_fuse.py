@@ -16,7 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 
-class _View:
+class GraphView:
     def __init__(self, graph: onnx.GraphProto):
         self.graph = graph
         self.consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -55,7 +55,7 @@ class _View:
         return all(self.uses.get(o, 0) == inside.get(o, 0) for k in nodes for o in k.output if o != out)
 
 
-def _gelu_tail(v: _View, start: onnx.NodeProto, x: str):
+def _gelu_tail(v: GraphView, start: onnx.NodeProto, x: str):
     """Match 1 + start, then the multiplications by 0.5 and x; returns (nodes, output)."""
     adds = [n for n in v.graph.node if n.op_type == "Add" and start.output[0] in n.input]
     if len(adds) != 1 or v.split(adds[0], 1.0) != start.output[0]:
@@ -84,7 +84,7 @@ def _gelu_tail(v: _View, start: onnx.NodeProto, x: str):
     return None
 
 
-def _match_gelu(v: _View, n: onnx.NodeProto):
+def _match_gelu(v: GraphView, n: onnx.NodeProto):
     if n.op_type == "Erf":
         pre = v.producer.get(n.input[0])
         if pre is None:
@@ -124,7 +124,7 @@ def _match_gelu(v: _View, n: onnx.NodeProto):
     return None
 
 
-def _last_axis_mean(v: _View, n: onnx.NodeProto | None, rank_hint: int | None = None) -> bool:
+def _last_axis_mean(v: GraphView, n: onnx.NodeProto | None, rank_hint: int | None = None) -> bool:
     if n is None:
         return False
     ints = [a.ints for a in n.attribute if a.name == "axes"]
@@ -134,7 +134,7 @@ def _last_axis_mean(v: _View, n: onnx.NodeProto | None, rank_hint: int | None = 
     return axes is not None and len(axes) == 1 and axes[0] == -1 and (not keep or keep[0] == 1)
 
 
-def _match_layer_norm(v: _View, div: onnx.NodeProto):
+def _match_layer_norm(v: GraphView, div: onnx.NodeProto):
     if div.op_type != "Div":
         return None
     sqrt = v.node(div.input[1], "Sqrt")
@@ -178,7 +178,7 @@ def _absorb_const_user(v, out: str, op_type: str, nodes: list):
 def fuse_onnx_patterns(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `model` with decomposed GELU / layer norm replaced by single nodes."""
     g = model.graph
-    v = _View(g)
+    v = GraphView(g)
     replaced: dict[int, onnx.NodeProto] = {}
     drop: set[int] = set()
     inits = []
