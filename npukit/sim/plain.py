@@ -318,6 +318,8 @@ def layer_norm(m: Machine, t: I.LayerNorm) -> Action:
         raise BinaryError(f"LAYERNORM: clamp [{t.act_min}, {t.act_max}] outside the {info.dtype} range")
 
     def run() -> None:
+        if not 0 <= eps[0] < 1 << 62:      # the variance plus eps_q stays a non-negative int64
+            raise BinaryError(f"LAYERNORM: eps_q {int(eps[0])} in its parameter block is outside [0, 2^62)")
         p = kernels_transformer.LayerNormParams(t.n, int(eps[0]), gamma, beta, int(scale[0]), int(scale[1]),
                                                 t.out_zp, t.act_min, t.act_max)
         dst[...] = kernels_transformer.layer_norm(x, p, out_t)

@@ -63,6 +63,12 @@ def test_instruction_hand_worked():
     np.testing.assert_array_equal(got, [[-64, 64], [-64, 64]])
 
 
+def test_negative_epsilon_in_the_block_is_refused():
+    p = kt.prepare_layer_norm(1.0, np.ones(2), np.zeros(2), 0.0, 1 / 64, 0)
+    with pytest.raises(BinaryError, match="eps_q -5"):
+        _run_instruction(np.array([[1, 3]], np.int8), replace(p, eps_q=-5), np.int8)
+
+
 def _onnx_layer_norm(rows: int, n: int, rng) -> bytes:
     node = helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1, epsilon=1e-5)
     return model_bytes([node], {"x": (1, rows, n)}, ["y"],
