@@ -19,6 +19,7 @@ from npukit.codegen.partition import vpu_ops
 from npukit.cost.timing import layer_norm_ops
 from npukit.errors import BinaryError
 from npukit.isa import instructions as I
+from npukit.isa.encoding import decode, disassemble, encode
 from npukit.kernels import kernels_transformer as kt
 from npukit.sim.reference import run_reference
 from npukit.sim.semantics import Machine, execute
@@ -61,6 +62,8 @@ def test_instruction_hand_worked():
     p = kt.prepare_layer_norm(1.0, np.ones(2), np.zeros(2), 0.0, 1 / 64, 0)
     got = _run_instruction(np.array([[1, 3], [-7, -5]], np.int8), p, np.int8)
     np.testing.assert_array_equal(got, [[-64, 64], [-64, 64]])
+    ins = I.LayerNorm(0, (), 0, 2, 2, 1, 16, 64, 1, 0, -128, 127)
+    assert decode(encode([ins])) == [ins] and "LAYERNORM" in disassemble([ins], [])
 
 
 def test_negative_epsilon_in_the_block_is_refused():
