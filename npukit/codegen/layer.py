@@ -11,6 +11,7 @@ from .context import Ctx
 from .conv import conv_summary, lower_conv
 from .data import DATA_LOWERING
 from .matmul import lower_matmul
+from .norm import lower_layer_norm
 from .vector import (ELTWISE_KIND, eltwise_plan, lower_eltwise, lower_eltwise_broadcast, lower_lut, lower_mean,
                      lower_pool, lower_resize, lower_select, lower_softmax)
 from ..kernels.kernels_vpu16 import Sigmoid16Params
@@ -41,6 +42,8 @@ def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
         return lower_lut(ctx, g, node, kv.requantize(np.arange(-128, 128, dtype=np.int8), node.params, out))
     if op is Op.SOFTMAX:
         return lower_softmax(ctx, g, node)
+    if op is Op.LAYER_NORM:
+        return lower_layer_norm(ctx, g, node)
     if op is Op.WHERE:
         return lower_select(ctx, g, node)
     if op is Op.RESIZE:

@@ -9,12 +9,14 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..isa import instructions as I
 from ..quant.quantize import LUT_OPS
-from ..cost.timing import MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT
+from ..cost.timing import (MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT,
+                           layer_norm_ops)
 from ..kernels.kernels_vpu16 import Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs
 from .data import DATA_LOWERING, gather_support
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
+from .norm import layer_norm_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
                      resize_fits, softmax_fits)
 from .vector16 import VPU16_OPS
@@ -32,6 +34,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     rank = len(g.tensors[node.outputs[0]].shape)
     if op is Op.GATHER:
         return gather_support(g, node)
+    if op is Op.LAYER_NORM:
+        return layer_norm_support(g, node, work_abuf)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
         reason = int16_support(g, node)
@@ -93,6 +97,9 @@ def vpu_ops(g: Graph, node: Node) -> int:
         return SOFTMAX_OPS_PER_ELEMENT * out
     if node.op is Op.MAGNITUDE:
         return MAGNITUDE_OPS_PER_ELEMENT * out
+    if node.op is Op.LAYER_NORM:
+        n = g.tensors[node.inputs[0]].shape[-1]
+        return layer_norm_ops(out // n, n)
     if isinstance(node.params, Sigmoid16Params):
         return SIGMOID16_OPS_PER_ELEMENT * out
     if node.op is Op.RESIZE and node.attrs.mode == "bilinear":

@@ -23,6 +23,8 @@ SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
 SOFTMAX_OPS_PER_ELEMENT = 6   # max, subtract and rescale, exp, sum, reciprocal, scale
 SIGMOID16_OPS_PER_ELEMENT = 3
 MAGNITUDE_OPS_PER_ELEMENT = 4  # two squares, the add and scale, the integer square root (one op, pipelined)
+LAYER_NORM_OPS_PER_ELEMENT = 6  # pass 1: sum, sum of squares; pass 2: n x - sum, divide by sigma, x gamma + beta, requantise
+LAYER_NORM_OPS_PER_ROW = 33     # the variance's division by n, a 32-step integer square root
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
               "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
@@ -173,6 +175,11 @@ class _Model:
                 c.vpu_ops += passes * e * k * taps
                 return costs.vpu_cycles(passes * e * k * taps, self.lanes, self.depth)
             return passes * costs.mxu_depthwise_cycles(e, k, taps, self.rows, self.cols, self.overlap)
+        if isinstance(ins, I.LayerNorm):    # each row read twice, its gamma and beta once, written once
+            ln_ops = layer_norm_ops(ins.rows, ins.n)
+            c.vpu_ops += ln_ops
+            c.sram_bytes[I.ABUF] += ins.rows * (ins.n * (2 * ins.in_bytes + ins.out_bytes) + I.layer_norm_block(ins.n)[2])
+            return costs.vpu_cycles(ln_ops, self.lanes, self.depth)
         ops = _vpu_ops(ins)
         if ops is not None:     # int16 forms read and write twice the bytes per element
             c.vpu_ops += ops
@@ -181,6 +188,11 @@ class _Model:
         if isinstance(ins, I.Host):
             return 0   # costed by the caller, which knows the segment's size
         raise TypeError(type(ins).__name__)
+
+
+def layer_norm_ops(rows: int, n: int) -> int:
+    """VPU operations of a layer norm of `rows` rows of `n` elements (LAYERNORM, the roofline)."""
+    return rows * (LAYER_NORM_OPS_PER_ELEMENT * n + LAYER_NORM_OPS_PER_ROW)
 
 
 def _vpu_ops(ins: I.Instr) -> int | None:

@@ -19,11 +19,19 @@ ALIGN = 16              # bytes: every tensor, tile and parameter block starts a
 PARAM_BYTES = 12        # per output channel of a conv-style parameter block: int32 bias, mult, shift
 WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2)
 LUT_BYTES = 256         # a LUT's table
+LN_HEAD_BYTES = 16      # a LAYERNORM parameter block's int64 eps_q, int32 multiplier, int32 shift
 
 
 def requant_param_bytes(mode: int) -> int:
     """Bytes per output channel of a REQUANT's (or DWCONV's) parameter block."""
     return WIDE_PARAM_BYTES if mode else PARAM_BYTES
+
+
+def layer_norm_block(n: int) -> tuple[int, int, int]:
+    """Offsets of gamma (int16 [n]) and beta (int32 [n]) in a LAYERNORM parameter block of
+    `n` channels, and its size: the scalar head, then gamma, then beta at ALIGN."""
+    beta = LN_HEAD_BYTES + align(2 * n)
+    return LN_HEAD_BYTES, beta, beta + 4 * n
 
 
 def align(n: int) -> int:
@@ -359,14 +367,32 @@ class Gather(Instr):
     dst: int
 
 
+@dataclass(frozen=True)
+class LayerNorm(Instr):
+    """Integer layer norm (kernels_transformer.layer_norm) of each of `rows` rows of `n`
+    elements: ABUF[src] (in_bytes 1: int8, 2: int16) -> ABUF[dst] (out_bytes 1 or 2), clamped
+    to [act_min, act_max] after out_zp. The parameter block at `params` (ABUF, layer_norm_block)
+    holds the kernel's int64 eps_q, int32 multiplier and shift, int16 gamma and int32 beta."""
+    src: int
+    rows: int
+    n: int
+    in_bytes: int
+    params: int
+    dst: int
+    out_bytes: int
+    out_zp: int
+    act_min: int
+    act_max: int
+
+
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
                                     MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16,
-                                    Gather)
+                                    Gather, LayerNorm)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
              Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU, Sigmoid16: Engine.VPU,
-             Gather: Engine.DMA_IN}
+             Gather: Engine.DMA_IN, LayerNorm: Engine.VPU}
 
 
 def elem_size(ins: Instr) -> int:

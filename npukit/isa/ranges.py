@@ -64,6 +64,9 @@ def reads(ins: I.Instr) -> list[Span]:
         return [Span(A, a, a + ins.n) for a in (ins.cond, ins.a, ins.b)]
     if isinstance(ins, I.ArgMax):
         return [Span(A, ins.src, ins.src + ins.n * ins.c)]
+    if isinstance(ins, I.LayerNorm):
+        return [Span(A, ins.src, ins.src + ins.rows * ins.n * ins.in_bytes),
+                Span(A, ins.params, ins.params + I.layer_norm_block(ins.n)[2])]
     v = _vector_tile(ins)
     return [Span(A, v[0], v[0] + v[1])] if v else []
 
@@ -93,6 +96,8 @@ def writes(ins: I.Instr) -> list[Span]:
         return [Span(A, ins.dst, ins.dst + ins.n)]
     if isinstance(ins, I.ArgMax):
         return [Span(A, ins.dst, ins.dst + ins.c * ins.elem)]
+    if isinstance(ins, I.LayerNorm):
+        return [Span(A, ins.dst, ins.dst + ins.rows * ins.n * ins.out_bytes)]
     v = _vector_tile(ins)
     return [Span(A, v[2], v[2] + v[3])] if v else []
 

@@ -239,6 +239,9 @@ def _places(ins: I.Instr) -> Sequence[tuple[int, int, int]]:
         return [*accesses(ins), (ins.dst_space, 0, moved_bytes(ins))]   # room for what it delivers
     if isinstance(ins, I.DwConv) and ins.engine not in (I.Engine.MXU, I.Engine.VPU):
         raise BinaryError(f"corrupt binary: DWCONV on engine {ins.engine}")
+    if isinstance(ins, I.LayerNorm) and (min(ins.rows, ins.n) < 1 or {ins.in_bytes, ins.out_bytes} - {1, 2}):
+        raise BinaryError(f"corrupt binary: LAYERNORM of {ins.rows} rows of {ins.n} elements, {ins.in_bytes} bytes "
+                          f"in, {ins.out_bytes} out (rows and elements positive; 1 or 2 bytes)")
     return accesses(ins)
 
 

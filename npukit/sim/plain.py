@@ -303,8 +303,31 @@ def gather(m: Machine, g: I.Gather) -> Action:
     return lambda: dst.__setitem__(..., kernels_transformer.gather(table, ids))
 
 
+def layer_norm(m: Machine, t: I.LayerNorm) -> Action:
+    """Rows through the integer layer norm; its scalars, gamma and beta are read from the
+    parameter block (I.layer_norm_block) when it runs."""
+    check_geometry("LAYERNORM", t.rows, t.n)
+    out_t = semantics16.elem_dtype("LAYERNORM", t.out_bytes)
+    x = m.view(I.ABUF, t.src, (t.rows, t.n), semantics16.elem_dtype("LAYERNORM", t.in_bytes))
+    dst = m.view(I.ABUF, t.dst, (t.rows, t.n), out_t)
+    g_at, b_at, _ = I.layer_norm_block(t.n)
+    eps, scale = m.view(I.ABUF, t.params, (1,), np.int64), m.view(I.ABUF, t.params + 8, (2,), np.int32)
+    gamma, beta = m.view(I.ABUF, t.params + g_at, (t.n,), np.int16), m.view(I.ABUF, t.params + b_at, (t.n,), np.int32)
+    info = np.iinfo(out_t)
+    if not info.min <= t.act_min <= t.act_max <= info.max:
+        raise BinaryError(f"LAYERNORM: clamp [{t.act_min}, {t.act_max}] outside the {info.dtype} range")
+
+    def run() -> None:
+        if not 0 <= eps[0] < 1 << 62:      # the variance plus eps_q stays a non-negative int64
+            raise BinaryError(f"LAYERNORM: eps_q {int(eps[0])} in its parameter block is outside [0, 2^62)")
+        p = kernels_transformer.LayerNormParams(t.n, int(eps[0]), gamma, beta, int(scale[0]), int(scale[1]),
+                                                t.out_zp, t.act_min, t.act_max)
+        dst[...] = kernels_transformer.layer_norm(x, p, out_t)
+    return run
+
+
 BINDERS: dict[type[I.Instr], Callable[..., Action]] = {
     I.Dma: dma, I.Fill: fill, I.Conv: conv, I.DwConv: dwconv, I.Requant: requant, I.Elementwise: elementwise,
     I.Lut: lut, I.Pool: pool, I.Mean: mean, I.ArgMax: arg_max, I.Select: select, I.MatMul: matmul,
     I.Softmax: softmax, I.Resize: resize, I.Magnitude: magnitude, I.Sigmoid16: semantics16.sigmoid16,
-    I.Gather: gather}
+    I.Gather: gather, I.LayerNorm: layer_norm}

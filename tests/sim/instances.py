@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from npukit.codegen.conv import requant_params
+from npukit.codegen.norm import param_block
 from npukit.ir.graph import Clamp
 from npukit.isa import instructions as I
 from npukit.isa import wcodec
 from npukit.isa.immediates import params_to_ints
 from npukit.kernels import kernels_mxu as kx
+from npukit.kernels import kernels_transformer as kt
 from npukit.kernels import kernels_vpu as kv
 from npukit.kernels import kernels_vpu16 as k16
 from npukit.kernels import kernels_vpu_compare as kc
@@ -203,6 +205,15 @@ class Gen:
         ids = self.block(ids_space, self.rng.integers(0, rows, n).astype(f"<i{id_bytes}"))
         return I.Gather(0, (), ids_space, ids, n, id_bytes, src_space, self.at(src_space, rows * row_bytes), rows,
                         row_bytes, dst_space, self.at(dst_space, n * row_bytes))
+
+    def layernorm(self) -> I.LayerNorm:
+        rows, n, ib, ob = self.i(1, 4), self.i(1, 40), self.i(1, 2), self.i(1, 2)
+        gamma, beta = self.rng.normal(1, 0.3, n), self.rng.normal(0, 0.5, n)
+        p = kt.prepare_layer_norm(self.scale() * (1e-2 if ib == 2 else 1), gamma, beta, 1e-5, self.scale(),
+                                  self.i(-5, 5) if ob == 1 else 0, np.int16 if ob == 2 else np.int8)
+        params = self.block(I.ABUF, param_block(p))
+        return I.LayerNorm(0, (), self.al(I.ABUF, ib * rows * n), rows, n, ib, params, self.al(I.ABUF, ob * rows * n),
+                           ob, p.output_zp, p.act_min, p.act_max)
 
     def resize(self) -> I.Resize:
         in_h, in_w, c, out_h, out_w = self.i(1, 4), self.i(1, 4), self.i(1, 3), self.i(1, 6), self.i(1, 6)
