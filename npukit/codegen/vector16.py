@@ -55,7 +55,6 @@ def lower_sigmoid16(ctx: Ctx, g: Graph, node: Node) -> dict:
     return {}
 
 
-
 def lower_lut16(ctx: Ctx, g: Graph, node: Node) -> dict:
     """A function of int16 elements by its interpolated 513-entry table (GELU), in chunks of the
     flat tensor; int16 or int8 out."""
