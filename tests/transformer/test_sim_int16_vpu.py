@@ -94,7 +94,8 @@ def test_feed_forward_int16_below_db_on_the_npu(tmp_path, seed, abuf, residual):
     assert kinds == [(["int8", "int8c"], "int16"), (["int16", "int8"], "int16")]
     ins = model.program.instructions
     assert sum(isinstance(i, I.Lut16) and i.out_bytes == 2 for i in ins) >= 1
-    assert any(isinstance(i, I.DwConv) and i.in_bytes == 1 and i.out_bytes == 2 for i in ins)   # the widening
+    widen = [i for i in ins if isinstance(i, I.DwConv) and i.in_bytes == 1 and i.out_bytes == 2]
+    assert sum(i.out_w for i in widen) == 2 * N * C      # x widened once for each of its two int16 layers
     _check(model, rng)
 
 
