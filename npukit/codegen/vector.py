@@ -15,6 +15,7 @@ from ..kernels import kernels_vpu as kv
 from ..kernels.kernels_vpu_compare import PREDICATES, SWAPPED
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
+from .widen import IDENTITY, unit_weight, widen
 
 ELTWISE_KIND = {Op.ADD: I.Eltwise.ADD, Op.SUB: I.Eltwise.SUB, Op.MUL: I.Eltwise.MUL,
                 Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN, Op.PRELU: I.Eltwise.PRELU,
@@ -77,23 +78,6 @@ def _location(ctx: Ctx, g: Graph, name: str, eb: int = 1) -> tuple[int, int]:
     return ctx.space(name), ctx.addr(name)
 
 
-def unit_weight(ctx: Ctx, w_slots, multiplier: int, shift: int) -> int:
-    """WBUF address of a 1x1 DWCONV's weight 1 and its output stage (bias 0, `multiplier`, `shift`)."""
-    block = np.concatenate([np.array([1, 0, 0, 0], np.int8), np.array([0, multiplier, shift], np.int32).view(np.int8)])
-    at = w_slots.take(16, 1)[0]
-    contiguous(ctx.emitter, ctx.consts.space, ctx.const(block, True), I.WBUF, at, 16)
-    return at
-
-
-def widen(e, src: int, n: int, zp: int, dst: int, unit: int) -> None:
-    """int8 ABUF[src, n] -> the int16 values x - zp at dst: a 1x1 DWCONV of weight 1 whose output
-    stage is the identity (`unit`: multiplier 2^30, shift 1, exact)."""
-    e.emit(lambda L, d: I.DwConv(
-        L, d, src=src, in_h=1, in_w=n, c=1, wgt=unit, params=unit + 4, dst=dst, out_h=1, out_w=n, mult=1,
-        kernel=(1, 1), stride=(1, 1), dilation=(1, 1), pad_t=0, pad_l=0, zp=zp, out_zp=0, act_min=-32768,
-        act_max=32767, engine=int(I.Engine.VPU), in_bytes=1, out_bytes=2))
-
-
 def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     a, b, params, (bs_r, bs_c) = plan
     e, out = ctx.emitter, g.tensors[node.outputs[0]]
@@ -118,7 +102,7 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     b_len_max = tr * b_cols if bs_r else b_cols
     b_buf = SlotPair(a_slots.take(b_len_max * eb, ctx.nbuf))
     staged = {n: SlotPair(a_slots.take(tr * c if n == a else b_len_max, ctx.nbuf)) for n in stage}
-    unit = unit_weight(ctx, w_slots, 1 << 30, 1) if stage else 0
+    unit = unit_weight(ctx, w_slots, *IDENTITY) if stage else 0
     a_space, a_addr = _location(ctx, g, a, eb)
     b_space, b_addr = _location(ctx, g, b, eb)
     o_addr = ctx.addr(node.outputs[0])

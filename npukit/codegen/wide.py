@@ -12,8 +12,8 @@ from ..isa.immediates import params_to_ints
 from ..kernels.qexec import pad_code
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
-from .vector import unit_weight
 from .vector16 import VPU16_OPS, vpu16_support
+from .widen import unit_weight
 
 INT16_MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT}
 
