@@ -14,8 +14,8 @@ from .matmul import lower_matmul
 from .norm import lower_layer_norm
 from .vector import (ELTWISE_KIND, eltwise_plan, lower_eltwise, lower_eltwise_broadcast, lower_lut, lower_mean,
                      lower_pool, lower_resize, lower_select, lower_softmax)
-from ..kernels.kernels_vpu16 import Sigmoid16Params
-from .vector16 import lower_sigmoid16
+from ..kernels.kernels_vpu16 import Lut16Params, Sigmoid16Params
+from .vector16 import lower_lut16, lower_sigmoid16
 from .wide import lower_magnitude, lower_requantize
 
 
@@ -33,6 +33,8 @@ def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
         return lower_eltwise(ctx, g, node, plan) if plan else lower_eltwise_broadcast(ctx, g, node)
     if isinstance(node.params, Sigmoid16Params):
         return lower_sigmoid16(ctx, g, node)
+    if isinstance(node.params, Lut16Params):
+        return lower_lut16(ctx, g, node)
     if op in LUT_OPS:
         return lower_lut(ctx, g, node)
     if op is Op.QUANTIZE and DType.I16 in (g.tensors[node.inputs[0]].dtype, g.tensors[node.outputs[0]].dtype):

@@ -5,7 +5,7 @@ B tile is loaded into WBUF as the stationary operand in [n, k] order: a contiguo
 when B is given transposed ([N, K], the K of attention scores), a byte-strided DMA
 otherwise. MATMUL instructions accumulate (A - a_zp)(B - b_zp) into ACC over the K
 chunks; REQUANT (Q31 mode, zero bias) writes int8, as LiteRT's BATCH_MATMUL does.
-GELU is a 256-entry table on the VPU (the LUT path).
+GELU is a 256-entry table on the VPU (the LUT path), of an int16 input LUT16 (codegen/vector16.py).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ..errors import ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
 from ..schedule.plan import MatmulTiling
 from ..isa import instructions as I
+from ..kernels.kernels_vpu16 import Lut16Params
 from .context import Ctx, SlotPair
 from .emitter import dma
 
@@ -31,6 +32,8 @@ def _dims(g: Graph, node: Node):
 
 def matmul_support(g: Graph, node: Node) -> str:
     """'' if the NPU runs `node` (MATMUL / GELU), else why not."""
+    if isinstance(node.params, Lut16Params):     # GELU of an int16 input: LUT16
+        return ""
     if any(g.tensors[t].dtype is not DType.I8 for t in (*node.inputs, *node.outputs)):
         return "only int8 operands on the NPU"
     if node.op is Op.GELU:

@@ -9,9 +9,9 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..isa import instructions as I
 from ..quant.quantize import LUT_OPS
-from ..cost.timing import (MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT,
-                           layer_norm_ops)
-from ..kernels.kernels_vpu16 import Sigmoid16Params
+from ..cost.timing import (LUT16_OPS_PER_ELEMENT, MAGNITUDE_OPS_PER_ELEMENT, SIGMOID16_OPS_PER_ELEMENT,
+                           SOFTMAX_OPS_PER_ELEMENT, layer_norm_ops)
+from ..kernels.kernels_vpu16 import Lut16Params, Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs
 from .data import DATA_LOWERING, gather_support
@@ -102,6 +102,11 @@ def vpu_ops(g: Graph, node: Node) -> int:
         return layer_norm_ops(out // n, n)
     if isinstance(node.params, Sigmoid16Params):
         return SIGMOID16_OPS_PER_ELEMENT * out
+    if isinstance(node.params, Lut16Params):
+        return LUT16_OPS_PER_ELEMENT * out
+    if node.op in (Op.ADD, Op.SUB, Op.MUL):        # and the widening of each int8 operand of an int16 one
+        return out + sum(g.tensors[t].size for t in node.inputs if not g.tensors[t].is_const and
+                         g.tensors[t].dtype.itemsize < g.tensors[node.outputs[0]].dtype.itemsize)
     if node.op is Op.RESIZE and node.attrs.mode == "bilinear":
         return 4 * out
     return out                                     # requantise / element-wise / table

@@ -15,6 +15,7 @@ from ..kernels import kernels_vpu as kv
 from ..kernels.kernels_vpu_compare import PREDICATES, SWAPPED
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
+from .widen import IDENTITY, unit_weight, widen
 
 ELTWISE_KIND = {Op.ADD: I.Eltwise.ADD, Op.SUB: I.Eltwise.SUB, Op.MUL: I.Eltwise.MUL,
                 Op.MAXIMUM: I.Eltwise.MAX, Op.MINIMUM: I.Eltwise.MIN, Op.PRELU: I.Eltwise.PRELU,
@@ -69,10 +70,11 @@ def eltwise_plan(g: Graph, node: Node):
     return a, b, params, pat
 
 
-def _location(ctx: Ctx, g: Graph, name: str) -> tuple[int, int]:
+def _location(ctx: Ctx, g: Graph, name: str, eb: int = 1) -> tuple[int, int]:
     t = g.tensors[name]
-    if t.is_const:
-        return ctx.consts.space, ctx.const(t.const_data)
+    if t.is_const:        # an int8 constant of an int16 layer is stored as the int16 values x - zp
+        data = t.const_data if t.dtype.itemsize == eb else t.const_data.astype(np.int16) - np.int16(t.qp.zp)
+        return ctx.consts.space, ctx.const(data)
     return ctx.space(name), ctx.addr(name)
 
 
@@ -80,32 +82,49 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     a, b, params, (bs_r, bs_c) = plan
     e, out = ctx.emitter, g.tensors[node.outputs[0]]
     eb = out.dtype.itemsize             # 2: int16 operands and output (16x8)
+    # int8 activations of an int16 layer are widened per tile to x - zp (TFLite's int16 ADD / MUL
+    # takes an int8 operand so), their offsets dropped from the params
+    narrow = [n for n in (a, b) if eb == 2 and g.tensors[n].dtype.itemsize == 1]
+    if narrow:
+        params = replace(params, **{f"input{i + 1}_offset": 0 for i, n in enumerate((a, b)) if n in narrow})
+    stage = {n: g.tensors[n].qp.zp for n in narrow if not g.tensors[n].is_const}
     c = out.shape[-1]
     p_rows = out.size // c
     b_cols = 1 if bs_c == 0 else c
-    a_slots, _, _ = ctx.slots()
-    per_row = 2 * c + (b_cols if bs_r else 0)
-    fixed = 0 if bs_r else b_cols
-    tr = min(p_rows, (a_slots.size // ctx.nbuf - 64 - fixed * eb) // max(per_row * eb, 1))
+    a_slots, w_slots, _ = ctx.slots()
+    per_row = 2 * c * eb + (b_cols * eb if bs_r else 0) + (c if a in stage else 0) + (b_cols if b in stage and bs_r else 0)
+    fixed = 0 if bs_r else b_cols * (eb + (b in stage))
+    tr = min(p_rows, (a_slots.size // ctx.nbuf - 64 - fixed - 32 * len(stage)) // max(per_row, 1))
     if tr < 1:
         raise ScheduleError(f"{node.name}: a row of {c} channels does not fit ABUF")
     a_buf = SlotPair(a_slots.take(tr * c * eb, ctx.nbuf))
     o_buf = SlotPair(a_slots.take(tr * c * eb, ctx.nbuf))
-    b_buf = SlotPair(a_slots.take((tr * b_cols if bs_r else b_cols) * eb, ctx.nbuf))
-    a_space, a_addr = _location(ctx, g, a)
-    b_space, b_addr = _location(ctx, g, b)
+    b_len_max = tr * b_cols if bs_r else b_cols
+    b_buf = SlotPair(a_slots.take(b_len_max * eb, ctx.nbuf))
+    staged = {n: SlotPair(a_slots.take(tr * c if n == a else b_len_max, ctx.nbuf)) for n in stage}
+    unit = unit_weight(ctx, w_slots, *IDENTITY) if stage else 0
+    a_space, a_addr = _location(ctx, g, a, eb)
+    b_space, b_addr = _location(ctx, g, b, eb)
     o_addr = ctx.addr(node.outputs[0])
     qparams = params_to_ints(params) if params is not None else ()
     kind = int(ELTWISE_KIND[node.op])
+
+    def load(name: str, space: int, base: int, off: int, n: int, to: int) -> None:
+        """Elements [off, off + n) of an operand into ABUF at `to` as int16 (eb 2) or int8."""
+        if name in stage:                  # the int8 tile, then its widening
+            st = staged[name].next()
+            contiguous(e, space, base + off, I.ABUF, st, n)
+            widen(e, st, n, stage[name], to, unit)
+        else:
+            contiguous(e, space, base + off * eb, I.ABUF, to, n * eb)
+
     for r0 in range(0, p_rows, tr):
         rl = min(tr, p_rows - r0)
         aa, _ = a_buf.lookup(("a", r0))
-        contiguous(e, a_space, a_addr + r0 * c * eb, I.ABUF, aa, rl * c * eb)
-        b_key = ("b", r0) if bs_r else ("b",)
-        ba, load = b_buf.lookup(b_key)
-        b_len = (rl * b_cols if bs_r else b_cols) * eb
-        if load:
-            contiguous(e, b_space, b_addr + (r0 * b_cols * eb if bs_r else 0), I.ABUF, ba, b_len)
+        load(a, a_space, a_addr, r0 * c, rl * c, aa)
+        ba, fresh = b_buf.lookup(("b", r0) if bs_r else ("b",))
+        if fresh:
+            load(b, b_space, b_addr, r0 * b_cols if bs_r else 0, rl * b_cols if bs_r else b_cols, ba)
         oa = o_buf.next()
         strides = (b_cols if bs_r else 0, 1 if bs_c else 0)
         e.emit(lambda L, d: I.Elementwise(L, d, kind, I.ABUF, aa, I.ABUF, ba, strides, oa, rl, c, qparams, eb))

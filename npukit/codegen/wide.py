@@ -13,6 +13,7 @@ from ..kernels.qexec import pad_code
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
 from .vector16 import VPU16_OPS, vpu16_support
+from .widen import unit_weight
 
 INT16_MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT}
 
@@ -91,9 +92,7 @@ def lower_requantize(ctx: Ctx, g: Graph, node: Node) -> dict:
     chunk = min(n, max(16, a_slots.size // ((xb + ob) * ctx.nbuf) // 16 * 16))
     ins, outs = SlotPair(a_slots.take(chunk * xb, ctx.nbuf)), SlotPair(a_slots.take(chunk * ob, ctx.nbuf))
     p = node.params
-    consts = np.concatenate([np.array([1, 0, 0, 0], np.int8), np.array([0, p.multiplier, p.shift], np.int32).view(np.int8)])
-    at = w_slots.take(16, 1)[0]
-    contiguous(e, ctx.consts.space, ctx.const(consts, True), I.WBUF, at, 16)
+    at = unit_weight(ctx, w_slots, p.multiplier, p.shift)
     info = np.iinfo(ot.dtype.np)
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     for i in range(0, n, chunk):

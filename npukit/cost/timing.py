@@ -22,6 +22,7 @@ from . import costs
 SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
 SOFTMAX_OPS_PER_ELEMENT = 6   # max, subtract and rescale, exp, sum, reciprocal, scale
 SIGMOID16_OPS_PER_ELEMENT = 3
+LUT16_OPS_PER_ELEMENT = 2      # the anchor pair, the interpolation
 MAGNITUDE_OPS_PER_ELEMENT = 4  # two squares, the add and scale, the integer square root (one op, pipelined)
 LAYER_NORM_OPS_PER_ELEMENT = 6  # pass 1: sum, sum of squares; pass 2: n x - sum, divide by sigma, x gamma + beta, requantise
 LAYER_NORM_OPS_PER_ROW = 33     # the variance's division by n, a 32-step integer square root
@@ -204,6 +205,8 @@ def _vpu_ops(ins: I.Instr) -> int | None:
         return ins.n
     if isinstance(ins, I.Sigmoid16):      # rescale, table pair and interpolation, sign fold
         return SIGMOID16_OPS_PER_ELEMENT * ins.n
+    if isinstance(ins, I.Lut16):
+        return LUT16_OPS_PER_ELEMENT * ins.n
     if isinstance(ins, I.Pool):
         return ins.out_h * ins.out_w * ins.c * ins.kernel[0] * ins.kernel[1]
     if isinstance(ins, (I.Mean, I.ArgMax)):

@@ -20,6 +20,7 @@ PARAM_BYTES = 12        # per output channel of a conv-style parameter block: in
 WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2)
 LUT_BYTES = 256         # a LUT's table
 LN_HEAD_BYTES = 16      # a LAYERNORM parameter block's int64 eps_q, int32 multiplier, int32 shift
+LUT16_BYTES = 1026      # a LUT16's table: 513 int16 anchors
 
 
 def requant_param_bytes(mode: int) -> int:
@@ -337,6 +338,20 @@ class Sigmoid16(Instr):
 
 
 @dataclass(frozen=True)
+class Lut16(Instr):
+    """A function of the int16 ABUF[src + 2i], i < n, by LiteRT's interpolated int16 table: 513
+    int16 anchors at `table` (WBUF), base at 256 + (x >> 7), 7-bit linear interpolation
+    (kernels_vpu16.lut16). out_bytes 2: int16 ABUF[dst + 2i]; out_bytes 1: the anchors are in
+    1/128 output steps, the int8 ABUF[dst + i] is the rounded value plus `out_zp`, clamped."""
+    src: int
+    n: int
+    table: int
+    dst: int
+    out_bytes: int
+    out_zp: int
+
+
+@dataclass(frozen=True)
 class Magnitude(Instr):
     """ABUF[dst] int8 [outer, c, inner] = clamp(round(sqrt(re^2 + im^2) * mult / 2^shift) + out_zp)
     of the int16 tile [outer, 2, c, inner] at `src` (re then im); exact integer square root."""
@@ -387,17 +402,17 @@ class LayerNorm(Instr):
 
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
                                     MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16,
-                                    Gather, LayerNorm)
+                                    Gather, LayerNorm, Lut16)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
              Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU, Sigmoid16: Engine.VPU,
-             Gather: Engine.DMA_IN, LayerNorm: Engine.VPU}
+             Gather: Engine.DMA_IN, LayerNorm: Engine.VPU, Lut16: Engine.VPU}
 
 
 def elem_size(ins: Instr) -> int:
     """Bytes per element of a VPU instruction's operands: 2 for the int16 (16x8) forms."""
-    if isinstance(ins, Sigmoid16) or isinstance(ins, Softmax) and ins.kind == 2:
+    if isinstance(ins, (Sigmoid16, Lut16)) or isinstance(ins, Softmax) and ins.kind == 2:
         return 2
     return getattr(ins, "elem", 1) if not isinstance(ins, (Dma, ArgMax)) else 1
 

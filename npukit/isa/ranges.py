@@ -60,6 +60,8 @@ def reads(ins: I.Instr) -> list[Span]:
                 Span(ins.b_space, *extent(ins.b, (ins.rows, ins.cols), [eb * s for s in ins.b_strides], eb))]
     if isinstance(ins, I.Lut):
         return [Span(A, ins.src, ins.src + ins.n), Span(W, ins.table, ins.table + I.LUT_BYTES)]
+    if isinstance(ins, I.Lut16):
+        return [Span(A, ins.src, ins.src + 2 * ins.n), Span(W, ins.table, ins.table + I.LUT16_BYTES)]
     if isinstance(ins, I.Select):
         return [Span(A, a, a + ins.n) for a in (ins.cond, ins.a, ins.b)]
     if isinstance(ins, I.ArgMax):
@@ -94,6 +96,8 @@ def writes(ins: I.Instr) -> list[Span]:
         return [Span(A, ins.dst, ins.dst + ins.rows * ins.cols * I.elem_size(ins))]
     if isinstance(ins, (I.Lut, I.Select)):
         return [Span(A, ins.dst, ins.dst + ins.n)]
+    if isinstance(ins, I.Lut16):
+        return [Span(A, ins.dst, ins.dst + ins.n * ins.out_bytes)]
     if isinstance(ins, I.ArgMax):
         return [Span(A, ins.dst, ins.dst + ins.c * ins.elem)]
     if isinstance(ins, I.LayerNorm):

@@ -4,7 +4,8 @@ GELU table and embedding gather.
 - BATCH_MATMUL follows LiteRT's int8 reference kernel: exact int32 accumulation of
   (a - a_zp) * (b - b_zp), then MultiplyByQuantizedMultiplier with the multiplier of
   double(float32(a_s * b_s)) / double(out_s), plus the output zero point, clamped.
-- GELU is LiteRT's int8 GELU: a 256-entry table populated in float32 (LUTPopulate).
+- GELU is LiteRT's int8 GELU: a 256-entry table populated in float32 (LUTPopulate). An int16
+  input (LiteRT has no int16 GELU) uses LiteRT's int16 table scheme: 513 anchors, interpolated.
 - LAYER_NORM has no int8 kernel in LiteRT. npukit uses an integer-only algorithm in the
   style of I-BERT's integer layer norm: with n channels and codes x,
   d = n * x - sum(x)  (the zero point cancels), sigma = isqrt(sum(d^2) / n + n^2 * eps_q),
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import IndexRangeError, ModelError
 from . import intmath
+from .kernels_vpu16 import Lut16Params, lut16, lut16_populate
 from .kernels_vpu_act import _f32, _lut_populate
 
 LN_FRAC_BITS = 10           # F: fixed-point bits of the normalised value
@@ -91,21 +93,30 @@ def gelu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, approximate: 
     return _lut_populate(lambda v: _gelu_f32(v, approximate == "tanh"), in_s, in_zp, out_s, out_zp)
 
 
-def gelu_table_wide(in_s: float, in_zp: int, out_s: float, out_zp: int, approximate: str = "none",
-                    in_dtype=np.int16, dtype=np.int8) -> np.ndarray:
-    """GELU with an int16 input or output (LiteRT has no int16 GELU): one entry per input
-    code (65536 for int16, indexed by code + 32768; 256 for int8), each as LUTPopulate
-    computes it (float32 transform, round half away), clamped to the output type."""
+def gelu_table_wide(in_s: float, in_zp: int, out_s: float, out_zp: int, approximate: str = "none") -> np.ndarray:
+    """GELU of an int8 input with an int16 output: 256 int16 entries indexed by code + 128,
+    each as LUTPopulate computes it (float32 transform, round half away), clamped to int16."""
+    _check_gelu(in_s, out_s, approximate)
+    codes = np.arange(-128, 128, dtype=np.int64) - int(in_zp)
+    v = (_f32(in_s) * codes.astype(np.float32)).astype(np.float32)
+    t = _gelu_f32(v, approximate == "tanh")
+    q = intmath.round_half_away((t * (_f32(1.0) / _f32(out_s))).astype(np.float64))
+    return np.clip(q.astype(np.float32).astype(np.float64) + out_zp, -32768, 32767).astype(np.int16)
+
+
+def gelu_lut16(in_s: float, in_zp: int, out_s: float, out_zp: int, approximate: str = "none",
+               out_bytes: int = 2) -> Lut16Params:
+    """GELU of an int16 input (LiteRT has no int16 GELU): LiteRT's int16 table scheme
+    (kernels_vpu16.lut16_populate, 513 anchors, linear interpolation), int16 or int8 out."""
+    _check_gelu(in_s, out_s, approximate)
+    return lut16_populate(lambda v: _gelu_f32(v, approximate == "tanh"), in_s, in_zp, out_s, out_zp, out_bytes)
+
+
+def _check_gelu(in_s: float, out_s: float, approximate: str) -> None:
     if approximate not in ("none", "tanh"):
         raise ModelError(f"GELU approximation {approximate!r} (expected none or tanh)")
     if min(in_s, out_s) <= 0:
         raise ModelError(f"GELU scales must be positive: {in_s}, {out_s}")
-    info_in, info = np.iinfo(in_dtype), np.iinfo(dtype)
-    codes = np.arange(info_in.min, info_in.max + 1, dtype=np.int64) - int(in_zp)
-    v = (_f32(in_s) * codes.astype(np.float32)).astype(np.float32)
-    t = _gelu_f32(v, approximate == "tanh")
-    q = intmath.round_half_away((t * (_f32(1.0) / _f32(out_s))).astype(np.float64))
-    return np.clip(q.astype(np.float32).astype(np.float64) + out_zp, info.min, info.max).astype(dtype)
 
 
 def gelu_float(x: np.ndarray, approximate: str = "none") -> np.ndarray:
@@ -202,9 +213,10 @@ def run_transformer_node(node, ins: list[np.ndarray]) -> np.ndarray:
     p = node.params
     if node.op is Op.GATHER:
         return gather(ins[0], ins[1])
-    if node.op is Op.GELU:           # 256 entries for int8 input, 65536 for int16
-        table = np.asarray(p.table)
-        return table[np.asarray(ins[0], np.int64) + table.size // 2]
+    if isinstance(p, Lut16Params):   # GELU of an int16 input: the interpolated table
+        return lut16(ins[0], p)
+    if node.op is Op.GELU:           # int8 input: 256 entries, int8 or int16
+        return np.asarray(p.table)[np.asarray(ins[0], np.int64) + 128]
     dtype = np.int16 if p.act_max > 127 else np.int8
     if node.op is Op.MATMUL:
         return batch_matmul(ins[0], ins[1], p, node.attrs.transpose_b, dtype)

@@ -185,3 +185,60 @@ def softmax16(x: np.ndarray, p: Softmax16Params) -> np.ndarray:
     rs = 31 - hp1
     out = (e * recip + (np.int64(1) << (rs - 1))) >> rs
     return np.clip(out, 0, 32767).astype(np.int16)
+
+
+# ---- interpolated int16 tables (LUTPopulate<int16_t> / LUTLookup) ----------------------
+
+LUT16_ENTRIES = 513
+LUT16_INT8_FRAC = 7         # an int8 output's anchors carry 7 fraction bits
+
+
+@dataclass(frozen=True)
+class Lut16Params:
+    """A function of an int16 input as LiteRT tabulates its int16 activations: 513 int16
+    anchors over the input range, read by `lut_lookup16` (7-bit linear interpolation).
+    out_bytes 2: int16 output, the anchors in output codes (LiteRT's scheme). out_bytes 1
+    (npukit's int8 form): the anchors in 1/128 output steps without the zero point; the
+    interpolated value is rounded to steps, out_zp added, clamped to [-128, 127]."""
+    table: np.ndarray         # int16[513]
+    out_bytes: int
+    out_zp: int
+
+
+def lut16_populate(fn: Callable[[np.ndarray], np.ndarray], in_s: float, in_zp: int, out_s: float, out_zp: int,
+                   out_bytes: int) -> Lut16Params:
+    """LiteRT's LUTPopulateInt16<float> for `fn` (float32 in, float32 out): 512 steps over the
+    int16 input range, each anchor biased by half its midpoint interpolation error. For an int16
+    output the scaling is LiteRT's 65536 / (output_max - output_min) (= 65536 / (65535 out_s));
+    for an int8 output it is 128 / out_s."""
+    f = np.float32
+    s_in, s_out = f(in_s), f(out_s)
+    lo, hi = s_in * f(-32768 - in_zp), s_in * f(32767 - in_zp)
+    step = (hi - lo) / f(512)
+    i = np.arange(513).astype(np.float32)
+    at = (lo + i * step).astype(np.float32)               # input_min + i * step, in float32
+    val, nxt = (np.asarray(fn(v), np.float32) for v in (at[:512], at[1:]))
+    mid = np.asarray(fn((at[:512] + step / f(2)).astype(np.float32)), np.float32)
+    if out_bytes == 2:
+        inv = f(65536) / (s_out * f(32767 - out_zp) - s_out * f(-32768 - out_zp))
+    else:
+        inv = f(1 << LUT16_INT8_FRAC) / s_out
+
+    def rnd(v: np.ndarray) -> np.ndarray:
+        return intmath.round_half_away(np.asarray(v, np.float32).astype(np.float64)).astype(np.float32)
+
+    sample = rnd(val * inv)
+    bias = rnd((rnd((nxt * inv + sample) / f(2)) - rnd(mid * inv)) / f(2))
+    last = rnd(np.asarray(fn(np.array([hi], np.float32)), np.float32) * inv)
+    table = np.clip(np.concatenate([sample - bias, last]), -32768, 32767).astype(np.int16)
+    return Lut16Params(table, int(out_bytes), 0 if out_bytes == 2 else int(out_zp))
+
+
+def lut16(x: np.ndarray, p: Lut16Params) -> np.ndarray:
+    """LiteRT's LUTLookup(int16_t) over the anchors (an int8 output: rounded to steps, plus
+    the zero point, clamped)."""
+    y = lut_lookup16(x, np.asarray(p.table, np.int16))
+    if p.out_bytes == 2:
+        return y
+    half = 1 << (LUT16_INT8_FRAC - 1)
+    return np.clip(((y.astype(np.int64) + half) >> LUT16_INT8_FRAC) + p.out_zp, -128, 127).astype(np.int8)

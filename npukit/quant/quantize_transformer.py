@@ -34,9 +34,11 @@ def quantize_transformer_node(g: Graph, node: Node, tensors: dict[str, Tensor]) 
         from .quantize import LutParams
         x_t = tensors[node.inputs[0]]
         x = x_t.qp
-        if x_t.dtype is DType.I16 or out_t.dtype is DType.I16:
-            return node.with_(params=LutParams(kt.gelu_table_wide(
-                x.s, x.zp, out.s, out.zp, node.attrs.approximate, _out_dtype(x_t), _out_dtype(out_t))))
+        if x_t.dtype is DType.I16:
+            return node.with_(params=kt.gelu_lut16(x.s, x.zp, out.s, out.zp, node.attrs.approximate,
+                                                   2 if out_t.dtype is DType.I16 else 1))
+        if out_t.dtype is DType.I16:
+            return node.with_(params=LutParams(kt.gelu_table_wide(x.s, x.zp, out.s, out.zp, node.attrs.approximate)))
         return node.with_(params=LutParams(kt.gelu_table(x.s, x.zp, out.s, out.zp, node.attrs.approximate)))
     table = node.inputs[0]          # GATHER: a float table at the output's scale; an int8 one
     data = g.tensors[table].const_data  # (TFLite) has the output's quantisation already

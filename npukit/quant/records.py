@@ -34,7 +34,7 @@ PARAMS: dict[str, type] = {
     "requantize": kv.RequantParams, "mean": kv.MeanParams, "sum": kv.SumParams,
     "softmax": kv.SoftmaxParams, "softmax_table": kv.SoftmaxTableParams, "lut": LutParams,
     "pool": PoolParams, "compare": kc.ComparisonParams, "logical": kc.LogicalParams,
-    "sigmoid16": k16.Sigmoid16Params, "softmax16": k16.Softmax16Params, "magnitude": kw.MagnitudeParams,
+    "sigmoid16": k16.Sigmoid16Params, "lut16": k16.Lut16Params, "softmax16": k16.Softmax16Params, "magnitude": kw.MagnitudeParams,
     "matmul": kt.MatMulParams, "layer_norm": kt.LayerNormParams,
     "host_float": host_float.HostFloatParams, "host_tflite": host_tflite.HostTfliteParams,
 }
@@ -71,7 +71,7 @@ def _kinds() -> dict[Op, SegmentKind]:
         Op.RESIZE: k(ir.ResizeAttrs, ()), Op.QUANTIZE: k(ir.QuantizeAttrs, ("requantize",), True),
         Op.DEQUANTIZE: k(ir.NoAttrs, ()),
         Op.MATMUL: k(ir.MatMulAttrs, ("matmul",)), Op.LAYER_NORM: k(ir.LayerNormAttrs, ("layer_norm",)),
-        Op.GELU: k(ir.GeluAttrs, ("lut",)), Op.GATHER: k(ir.GatherAttrs, ()),
+        Op.GELU: k(ir.GeluAttrs, ("lut", "lut16")), Op.GATHER: k(ir.GatherAttrs, ()),
         Op.MAGNITUDE: k(ir.MagnitudeAttrs, ("magnitude",)),
         Op.HOST_FLOAT: k(host_float.HostFloatAttrs, ("host_float",)),
         Op.HOST_TFLITE: k(host_tflite.HostTfliteAttrs, ("host_tflite",), True),

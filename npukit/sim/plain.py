@@ -330,4 +330,4 @@ BINDERS: dict[type[I.Instr], Callable[..., Action]] = {
     I.Dma: dma, I.Fill: fill, I.Conv: conv, I.DwConv: dwconv, I.Requant: requant, I.Elementwise: elementwise,
     I.Lut: lut, I.Pool: pool, I.Mean: mean, I.ArgMax: arg_max, I.Select: select, I.MatMul: matmul,
     I.Softmax: softmax, I.Resize: resize, I.Magnitude: magnitude, I.Sigmoid16: semantics16.sigmoid16,
-    I.Gather: gather, I.LayerNorm: layer_norm}
+    I.Gather: gather, I.LayerNorm: layer_norm, I.Lut16: semantics16.lut16}

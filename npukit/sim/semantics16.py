@@ -1,5 +1,5 @@
 """Semantics of the VPU's int16 forms (TFLite's 16x8 scheme): ELEMENTWISE with `elem` 2,
-SOFTMAX kind 2 and SIGMOID16. Each binds int16 views of its tile and calls the same kernel
+SOFTMAX kind 2, SIGMOID16 and LUT16. Each binds int16 views of its tile and calls the same kernel
 the reference runs (kernels_vpu with an int16 dtype, kernels_vpu16). POOL / MEAN / RESIZE
 bind their views at `elem_dtype` in sim.plain, one definition for both element sizes."""
 from __future__ import annotations
@@ -62,3 +62,13 @@ def sigmoid16(m: Machine, t: I.Sigmoid16) -> Action:
     if p.tanh not in (0, 1) or p.input_left_shift < 0 or p.input_left_shift > 31 or not 0 <= p.input_multiplier < 1 << 15:
         raise BinaryError(f"SIGMOID16: parameters {t.qparams}")
     return lambda: dst.__setitem__(..., kernels_vpu16.sigmoid16(x, p))
+
+
+def lut16(m: Machine, t: I.Lut16) -> Action:
+    if t.out_bytes not in (1, 2) or t.out_bytes == 1 and not -128 <= t.out_zp <= 127 or t.out_bytes == 2 and t.out_zp:
+        raise BinaryError(f"LUT16: output of {t.out_bytes} bytes with zero point {t.out_zp}")
+    table = m.view(I.WBUF, t.table, (kernels_vpu16.LUT16_ENTRIES,), I16)
+    x = m.view(I.ABUF, t.src, (t.n,), I16)
+    dst = m.view(I.ABUF, t.dst, (t.n,), I16 if t.out_bytes == 2 else np.int8)
+    p = kernels_vpu16.Lut16Params(table, t.out_bytes, t.out_zp)
+    return lambda: dst.__setitem__(..., kernels_vpu16.lut16(x, p))

@@ -199,6 +199,12 @@ class Gen:
         q = params_to_ints(k16.prepare_sigmoid16(float(self.rng.uniform(1e-4, 1e-3)), 0, k16.OUT_SCALE_16, 0, tanh))
         return I.Sigmoid16(0, (), self.al(I.ABUF, 2 * n), n, self.al(I.ABUF, 2 * n), q)
 
+    def lut16(self) -> I.Lut16:
+        n, ob = self.i(1, 200), self.i(1, 2)
+        table = self.block(I.WBUF, self.rng.integers(-32768, 32768, k16.LUT16_ENTRIES).astype(np.int16))
+        return I.Lut16(0, (), self.al(I.ABUF, 2 * n), n, table, self.al(I.ABUF, ob * n), ob,
+                       self.i(-128, 127) if ob == 1 else 0)
+
     def gather(self) -> I.Gather:
         n, rows, row_bytes, id_bytes = self.i(0, 6), self.i(1, 8), self.i(1, 12), 4 * self.i(1, 2)
         ids_space, src_space, dst_space = (SPACES[(0, 1, 3)[self.i(0, 2)]] for _ in range(3))
