@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
 from ..ir.verify import verify
+from ..kernels import kernels_lstm as kl
 from ..kernels import kernels_mxu as kx
 from ..kernels import kernels_vpu as kv
 from ..kernels import kernels_vpu_compare as kc
@@ -235,6 +236,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         return node.with_(params=HostTfliteParams(tuple(1.0 if q is None else q.s for q in qs),
                                                   tuple(0 if q is None else q.zp for q in qs),
                                                   tuple(tensors[t].dtype.value for t in node.outputs)))
+    if op is Op.LSTM:
+        return node.with_(params=_lstm_params(node, tensors))
     if op in TRANSFORMER_OPS:
         return quantize_transformer_node(g, node, tensors)
     if op in SAME_AS_INPUT:
@@ -243,6 +246,15 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
                 raise UnsupportedOpError(f"{node.name}: constant operand of {op.value} is not supported")
         return node
     raise UnsupportedOpError(f"{node.name}: cannot quantise operator {op.value}")
+
+
+def _lstm_params(node: Node, tensors: dict[str, Tensor]) -> kl.LstmParams:
+    """TFLite's integer LSTM Prepare from the tensors' quantisation (the weights per gate)."""
+    x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs)
+    a = node.attrs
+    q = kl.LstmQuant(x.qp.s, x.qp.zp, w_in.qp.scale, w_rec.qp.scale, h0.qp.s, h0.qp.zp, a.hidden_scale,
+                     a.hidden_zp, c0.qp.s, a.cell_clip)
+    return kl.prepare_lstm(q, w_in.const_data, w_rec.const_data, bias.const_data)
 
 
 def _params_16(node: Node, x_t: Tensor, out_t: Tensor) -> Sigmoid16Params | Softmax16Params:
