@@ -6,14 +6,16 @@ Supported: the four gates with full input and recurrent weights. Not supported (
 `prepare_lstm`'s callers): CIFG, peephole, layer norm, projection, proj_clip.
 
 One step, per gate k in (input, forget, cell, output):
-  pre_k  = sat16(MBQM(W_k x + b_k - x_zp rowsum(W_k), in_k))            (input part)
-  gate_k = sat16(MBQM(R_k h - h_zp rowsum(R_k), rec_k) + pre_k)          (recurrent part)
+  pre_k  = sat16(MBQM(W_k (x - x_zp) + b_k, in_k))                       (input part)
+  gate_k = sat16(MBQM(R_k (h - h_zp), rec_k) + pre_k)                    (recurrent part)
   Q3.12 gates: i, f, o = logistic(gate); g = tanh(gate)                  (Q0.15 out)
   c = sat16(RDBP(f c, 15) + wrap16(RDBP(i g, 30 + cell_exp))), clipped to +-cell_clip
   h = clamp8(MBQM(o tanh_Q(15+cell_exp)(c), hidden) + hidden_zp)
 where MBQM is MultiplyByQuantizedMultiplier, RDBP RoundingDivideByPOT and the cell scale is
-2^cell_exp. The input part depends on x only, so a sequence computes it for all steps at once
-(`input_preactivations`); `cell_step` is the rest of a step given the recurrent accumulators.
+2^cell_exp; W (x - zp) is TFLite's W x - zp rowsum(W) (its precomputed effective bias), in
+the form the MXU computes it. The input part depends on x only, so a sequence computes it for
+all steps in one matmul; `cell_update` is the rest of a step given the recurrent accumulators
+(the NPU's LSTM_CELL instruction).
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ from npukit.kernels.fixedpoint import INT16_MAX, INT16_MIN, wrap16
 from npukit.kernels.fixedpoint16 import logistic16, tanh16
 from npukit.kernels.kernels_vpu16 import checked_log2
 
-GATES = ("input", "forget", "cell", "output")
 GATE_EXP = -12                              # gate pre-activations in Q3.12 (no layer norm)
 
 
@@ -48,19 +49,45 @@ class LstmQuant:
 
 
 @dataclass(frozen=True)
+class LstmCellParams:
+    """The cell update's scalars (the VPU instruction's immediates)."""
+    cell_exp: int                           # the cell state's scale is 2^cell_exp
+    cell_clip: int                          # quantised, 0 = none
+    hidden_multiplier: int
+    hidden_shift: int
+    hidden_zp: int
+
+
+@dataclass(frozen=True)
 class LstmParams:
-    """Prepared integer parameters: multipliers (Q31) and shifts per gate, effective biases."""
+    """Prepared integer parameters: per gate (i, f, g, o) Q31 multipliers and shifts of the
+    input and recurrent parts, the int32 gate biases (4, C), the zero points the matmuls
+    subtract, and the cell update's scalars."""
+    input_zp: int
+    state_zp: int
     input_multipliers: tuple[int, ...]
     input_shifts: tuple[int, ...]
     recurrent_multipliers: tuple[int, ...]
     recurrent_shifts: tuple[int, ...]
+    bias: np.ndarray
+    cell_exp: int
+    cell_clip: int
     hidden_multiplier: int
     hidden_shift: int
     hidden_zp: int
-    cell_exp: int
-    cell_clip: int                          # quantised, 0 = none
-    input_bias: np.ndarray                  # (4, n_cell) int64: bias - x_zp rowsum(W)
-    recurrent_bias: np.ndarray              # (4, n_cell) int64: -h_zp rowsum(R)
+
+    def cell(self) -> LstmCellParams:
+        return LstmCellParams(self.cell_exp, self.cell_clip, self.hidden_multiplier, self.hidden_shift,
+                              self.hidden_zp)
+
+    def channels(self) -> np.ndarray:
+        """(5, 4C) int32 rows per gate channel: bias, input multiplier and shift, recurrent
+        multiplier and shift (the VPU instruction's parameter block)."""
+        n = self.bias.shape[-1]
+        rows = [np.asarray(self.bias, np.int64).reshape(-1)]
+        for values in (self.input_multipliers, self.input_shifts, self.recurrent_multipliers, self.recurrent_shifts):
+            rows.append(np.repeat(np.asarray(values, np.int64), n))
+        return np.stack(rows).astype(np.int32)
 
 
 def _f32(x) -> np.float32:
@@ -86,64 +113,52 @@ def prepare_lstm(q: LstmQuant, w_input: np.ndarray, w_recurrent: np.ndarray, bia
     clip = 0
     if q.cell_clip > 0:
         clip = int(min(max(float(_f32(_f32(q.cell_clip) / _f32(q.cell_scale))), -32768.0), 32767.0))
-    w_in = np.asarray(w_input, np.int64)
-    w_rec = np.asarray(w_recurrent, np.int64)
-    return LstmParams(
-        tuple(m for m, _ in ins), tuple(s for _, s in ins),
-        tuple(m for m, _ in recs), tuple(s for _, s in recs),
-        hm, hs, int(q.hidden_zp), cell_exp, clip,
-        np.asarray(bias, np.int64) - int(q.input_zp) * w_in.sum(axis=2),
-        -int(q.state_zp) * w_rec.sum(axis=2))
+    return LstmParams(int(q.input_zp), int(q.state_zp), tuple(m for m, _ in ins), tuple(s for _, s in ins),
+                      tuple(m for m, _ in recs), tuple(s for _, s in recs), np.asarray(bias, np.int32),
+                      cell_exp, clip, hm, hs, int(q.hidden_zp))
 
 
-def _requant_gate(acc: np.ndarray, multipliers, shifts) -> np.ndarray:
-    """MBQM per gate on (4, ..., n_cell) int32 accumulators."""
-    return np.stack([intmath.multiply_by_quantized_multiplier(intmath.wrap_int32(acc[k]), multipliers[k], shifts[k])
-                     for k in range(4)])
+def gate_requant(acc, multiplier, shift) -> np.ndarray:
+    """sat16(MultiplyByQuantizedMultiplier(acc)) per gate channel (last axis, 4C)."""
+    return np.clip(intmath.multiply_by_quantized_multiplier(intmath.wrap_int32(acc), multiplier, shift),
+                   INT16_MIN, INT16_MAX)
 
 
-def input_preactivations(x: np.ndarray, w_input: np.ndarray, p: LstmParams) -> np.ndarray:
-    """The input part of the four gates for every row of x (..., n_input) int8: (4, ..., n_cell)
-    int16, already saturated as the gate buffer holds it after the first accumulate."""
-    x = np.asarray(x, np.int64)
-    acc = np.einsum("...i,kci->k...c", x, np.asarray(w_input, np.int64))
-    acc = acc + p.input_bias.reshape((4,) + (1,) * (x.ndim - 1) + (-1,))
-    return np.clip(_requant_gate(acc, p.input_multipliers, p.input_shifts), INT16_MIN, INT16_MAX)
+def matmul_acc(x: np.ndarray, zp: int, w: np.ndarray) -> np.ndarray:
+    """(x - zp) W^T for x (..., K) int8 and W (4C, K): the MXU's int32 accumulators."""
+    return intmath.wrap_int32(np.einsum("...k,nk->...n", np.asarray(x, np.int64) - zp, np.asarray(w, np.int64)))
 
 
-def recurrent_accumulators(h: np.ndarray, w_recurrent: np.ndarray, p: LstmParams) -> np.ndarray:
-    """R_k h - h_zp rowsum(R_k) for h (batch, n_output) int8: (4, batch, n_cell) int32 values."""
-    acc = np.einsum("bo,kco->kbc", np.asarray(h, np.int64), np.asarray(w_recurrent, np.int64))
-    return intmath.wrap_int32(acc + p.recurrent_bias[:, None, :])
-
-
-def cell_step(pre: np.ndarray, rec_acc: np.ndarray, c: np.ndarray, p: LstmParams) -> tuple[np.ndarray, np.ndarray]:
-    """One step after the matmuls: pre (4, B, C) int16 input part, rec_acc (4, B, C) recurrent
-    accumulators, c (B, C) int16 cell state -> (new cell state int16, hidden int8)."""
-    gates = np.clip(_requant_gate(rec_acc, p.recurrent_multipliers, p.recurrent_shifts) + pre, INT16_MIN, INT16_MAX)
-    i_g = logistic16(gates[0], 3)
-    f_g = logistic16(gates[1], 3)
-    g_g = tanh16(gates[2], 3)
-    o_g = logistic16(gates[3], 3)
-    kept = intmath.rounding_divide_by_pot(f_g * np.asarray(c, np.int64), 15)
-    new = wrap16(intmath.rounding_divide_by_pot(i_g * g_g, 30 + p.cell_exp))
+def cell_update(pre, rec_acc, c, rec_multiplier, rec_shift, q: LstmCellParams) -> tuple[np.ndarray, np.ndarray]:
+    """One step after the matmuls: pre (n, 4C) the saturated input part, rec_acc (n, 4C) the
+    recurrent accumulators, c (n, C) int16 -> (new cell state int16, hidden int8)."""
+    gates = np.clip(intmath.multiply_by_quantized_multiplier(intmath.wrap_int32(rec_acc), rec_multiplier, rec_shift)
+                    + np.asarray(pre, np.int64), INT16_MIN, INT16_MAX)
+    i_pre, f_pre, g_pre, o_pre = np.split(gates, 4, axis=-1)
+    i_g, f_g, g_g, o_g = logistic16(i_pre, 3), logistic16(f_pre, 3), tanh16(g_pre, 3), logistic16(o_pre, 3)
+    kept = wrap16(intmath.rounding_divide_by_pot(f_g * np.asarray(c, np.int64), 15))
+    new = wrap16(intmath.rounding_divide_by_pot(i_g * g_g, 30 + q.cell_exp))
     c_new = np.clip(kept + new, INT16_MIN, INT16_MAX)
-    if p.cell_clip > 0:
-        c_new = np.clip(c_new, -p.cell_clip, p.cell_clip)
-    t = tanh16(c_new, 15 + p.cell_exp)
-    h = intmath.multiply_by_quantized_multiplier(o_g * t, p.hidden_multiplier, p.hidden_shift) + p.hidden_zp
+    if q.cell_clip > 0:
+        c_new = np.clip(c_new, -q.cell_clip, q.cell_clip)
+    t = tanh16(c_new, 15 + q.cell_exp)
+    h = intmath.multiply_by_quantized_multiplier(o_g * t, q.hidden_multiplier, q.hidden_shift) + q.hidden_zp
     return c_new.astype(np.int16), np.clip(h, -128, 127).astype(np.int8)
 
 
 def lstm_sequence(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray,
                   p: LstmParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Batch-major sequence: x (B, T, n_input) int8, h0 (B, n_output) int8, c0 (B, n_cell) int16
-    -> (outputs (B, T, n_output) int8, final h, final c)."""
-    pre = input_preactivations(x, w_input, p)          # (4, B, T, C)
-    h, c = np.asarray(h0, np.int8), np.asarray(c0, np.int16)
-    out = np.empty(x.shape[:2] + (h.shape[-1],), np.int8)
-    for t in range(x.shape[1]):
-        c, h = cell_step(pre[:, :, t], recurrent_accumulators(h, w_recurrent, p), c, p)
+    """Batch-major sequence: x (B, T, n_input) int8, h0 (B, C) int8, c0 (B, C) int16, weights
+    (4, C, n_input) and (4, C, C) -> (outputs (B, T, C) int8, final h, final c). The input
+    part of every step comes from one matmul over the whole sequence."""
+    ch = p.channels().astype(np.int64)
+    w_in = np.asarray(w_input).reshape(-1, np.shape(w_input)[-1])
+    w_rec = np.asarray(w_recurrent).reshape(-1, np.shape(w_recurrent)[-1])
+    pre = gate_requant(matmul_acc(x, p.input_zp, w_in) + ch[0], ch[1], ch[2])     # (B, T, 4C)
+    h, c, q = np.asarray(h0, np.int8), np.asarray(c0, np.int16), p.cell()
+    batch, steps = np.shape(x)[:2]
+    out = np.empty((batch, steps, h.shape[-1]), np.int8)
+    for t in range(steps):
+        c, h = cell_update(pre[:, t], matmul_acc(h, p.state_zp, w_rec), c, ch[3], ch[4], q)
         out[:, t] = h
     return out, h, c
-
