@@ -23,11 +23,14 @@ SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
 SOFTMAX_OPS_PER_ELEMENT = 6   # max, subtract and rescale, exp, sum, reciprocal, scale
 SIGMOID16_OPS_PER_ELEMENT = 3
 MAGNITUDE_OPS_PER_ELEMENT = 4  # two squares, the add and scale, the integer square root (one op, pipelined)
+LSTM_CELL_OPS_PER_CELL = 40    # per cell: 4 gates x (2 requantisations, saturating add) = 12, 3 logistic and
+                               # 2 tanh as pipelined fixed-point units (~4 each, as SIGMOID16's) = 20, the
+                               # cell's 2 products, add and clip, the hidden product and requantisation
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
               "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
               "mean": "reduce", "softmax": "softmax", "reshape": "copy", "transpose": "copy", "concat": "copy",
-              "pad": "copy", "slice": "copy", "resize": "copy", "magnitude": "eltwise"}
+              "pad": "copy", "slice": "copy", "resize": "copy", "magnitude": "eltwise", "lstm": "conv"}
 
 
 @dataclass
@@ -173,6 +176,12 @@ class _Model:
                 c.vpu_ops += passes * e * k * taps
                 return costs.vpu_cycles(passes * e * k * taps, self.lanes, self.depth)
             return passes * costs.mxu_depthwise_cycles(e, k, taps, self.rows, self.cols, self.overlap)
+        if isinstance(ins, I.LstmCell):     # two accumulators per gate channel, the parameter block, cell and hidden
+            c.vpu_ops += LSTM_CELL_OPS_PER_CELL * ins.n * ins.c
+            c.sram_bytes[I.ACC] += 32 * ins.n * ins.c
+            c.sram_bytes[I.WBUF] += 4 * I.LSTM_PARAM_ROWS * 4 * ins.c
+            c.sram_bytes[I.ABUF] += 5 * ins.n * ins.c
+            return costs.vpu_cycles(LSTM_CELL_OPS_PER_CELL * ins.n * ins.c, self.lanes, self.depth)
         ops = _vpu_ops(ins)
         if ops is not None:     # int16 forms read and write twice the bytes per element
             c.vpu_ops += ops

@@ -64,6 +64,11 @@ def reads(ins: I.Instr) -> list[Span]:
         return [Span(A, a, a + ins.n) for a in (ins.cond, ins.a, ins.b)]
     if isinstance(ins, I.ArgMax):
         return [Span(A, ins.src, ins.src + ins.n * ins.c)]
+    if isinstance(ins, I.LstmCell):
+        g = 4 * ins.c
+        return [Span(C, ins.src, ins.src + 4 * ((ins.n - 1) * ins.src_stride + g)),
+                Span(C, ins.rec, ins.rec + 4 * ins.n * g),
+                Span(W, ins.params, ins.params + 4 * I.LSTM_PARAM_ROWS * g), Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c)]
     v = _vector_tile(ins)
     return [Span(A, v[0], v[0] + v[1])] if v else []
 
@@ -93,6 +98,8 @@ def writes(ins: I.Instr) -> list[Span]:
         return [Span(A, ins.dst, ins.dst + ins.n)]
     if isinstance(ins, I.ArgMax):
         return [Span(A, ins.dst, ins.dst + ins.c * ins.elem)]
+    if isinstance(ins, I.LstmCell):
+        return [Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c), Span(A, ins.dst, ins.dst + ins.n * ins.c)]
     v = _vector_tile(ins)
     return [Span(A, v[2], v[2] + v[3])] if v else []
 
