@@ -24,9 +24,9 @@ class LstmCase:
 
 
 def random_lstm(rng: np.random.Generator, batch: int, steps: int, n_input: int, n_cell: int,
-                cell_exp: int = -11, cell_clip: float = 0.0, time_major: bool = False) -> LstmCase:
+                cell_exp: int = -11, cell_clip: float = 0.0, time_major: bool = False, cifg: bool = False) -> LstmCase:
     """A random integer LSTM; scales drawn so gates span their Q3.12 range without saturating
-    everything."""
+    everything. `cifg`: no input gate operands (the input gate is 1 - forget)."""
     in_s, in_zp = float(rng.uniform(0.01, 0.05)), int(rng.integers(-20, 20))
     h_s, h_zp = float(rng.uniform(1.5, 2.5) / 256), int(rng.integers(-10, 10))
     w_in_s = tuple(float(rng.uniform(0.5, 1.5) / 127 / np.sqrt(n_input) / in_s) for _ in range(4))
@@ -44,6 +44,8 @@ def random_lstm(rng: np.random.Generator, batch: int, steps: int, n_input: int, 
               for k, g in enumerate(names)]
     biases = [TensorSpec(f"b_{g}", (n_cell,), "int32", in_s * w_in_s[k], 0, data=bias[k]) for k, g in enumerate(names)]
     none = TensorSpec("", (0,))
+    if cifg:
+        ws_in[0] = ws_rec[0] = biases[0] = none
     inputs = [TensorSpec("x", shape, "int8", in_s, in_zp), *ws_in, *ws_rec, none, none, none, *biases, none, none,
               TensorSpec("h_state", (batch, n_cell), "int8", h_s, h_zp, variable=True),
               TensorSpec("c_state", (batch, n_cell), "int16", cell_s, 0, variable=True),

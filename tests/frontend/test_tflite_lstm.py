@@ -42,3 +42,16 @@ def test_lstm_program_equals_litert(batch, steps, n_input, n_cell, cell_exp, cli
         x = rng.integers(-128, 128, case.input_shape).astype(np.int8)
         got = prog.run({prog.input_names[0]: x})[prog.output_names[0]]
         np.testing.assert_array_equal(got, run_reference(case.model, [x])[0])
+
+
+def test_cifg_lstm_runs_on_the_host_and_equals_litert(tmp_path):
+    """A variant the NPU's LSTM does not cover falls back to LiteRT on the host, with the reason."""
+    rng = np.random.default_rng(5)
+    case = random_lstm(rng, 2, 5, 4, 6, cifg=True)
+    path = tmp_path / "cifg.tflite"
+    path.write_bytes(case.model)
+    prog = npu_compile(path, "npu-m")
+    assert [h["reason"].split(": ")[-1] for h in prog.profile().host_ops] == ["CIFG (no input gate) is not supported"]
+    x = rng.integers(-128, 128, case.input_shape).astype(np.int8)
+    np.testing.assert_array_equal(prog.run({prog.input_names[0]: x})[prog.output_names[0]],
+                                  run_reference(case.model, [x])[0])
