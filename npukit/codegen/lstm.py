@@ -5,7 +5,9 @@ channels, zero point x_zp) puts its accumulators for a chunk of steps in ACC. Th
 is a CONV of the hidden state [B, C] by the recurrent weights (zero point h_zp) into ACC and
 one LSTM_CELL (requantisations, saturating gate sums, gemmlowp logistic / tanh, cell update,
 hidden output) on the VPU; the int16 cell state stays in ABUF across steps and the hidden
-state ping-pongs between two ABUF buffers, each step's copied to the output by a DMA.
+state ping-pongs between two ABUF buffers, each step's copied to the output by a DMA. The
+initial states are constants or tensors (the persistent variables of a TFLite model); the final
+ones, when the node has those outputs, are copied out at the end.
 Weights and the per-channel parameter block (I.LSTM_PARAM_ROWS int32 rows of 4C) stay in
 WBUF when both weight matrices fit; else, if one does, they alternate in one slot (the input
 weights reloaded per chunk, the recurrent ones after); else they stream through two WBUF slots
@@ -77,8 +79,10 @@ def lower_lstm(ctx: Ctx, g: Graph, node: Node) -> dict:
     xa = a_slots.take(b * chunk * n_in, 1)[0]
     cs = ctx.consts.space
     contiguous(e, cs, ctx.const(block, True), I.WBUF, wp, block.nbytes)
-    contiguous(e, cs, ctx.const(g.tensors[c0].const_data), I.ABUF, cell, 2 * b * c)
-    contiguous(e, cs, ctx.const(g.tensors[h0].const_data), I.ABUF, hid[0], b * c)
+    for state, at, nbytes in ((c0, cell, 2 * b * c), (h0, hid[0], b * c)):   # a constant or a tensor (a variable)
+        st = g.tensors[state]
+        src_space, src = (cs, ctx.const(st.const_data)) if st.is_const else (ctx.space(state), ctx.addr(state))
+        contiguous(e, src_space, src, I.ABUF, at, nbytes)
     w = [g.tensors[t].const_data.reshape(gates, -1) for t in (w_in, w_rec)]
     blocks = [[(k0, min(kb, gates - k0), ctx.const(m[k0:k0 + kb], True)) for k0 in range(0, gates, kb)] for m in w]
     loaded = [-1]                                          # the matrix in the alternating slot
@@ -119,6 +123,8 @@ def lower_lstm(ctx: Ctx, g: Graph, node: Node) -> dict:
             matmul(1, cur, b, 1, c, p.state_zp, rec)
             e.emit(lambda L, d: I.LstmCell(L, d, acc_in + 4 * t * gates, tn * gates, rec, wp, cell, nxt, b, c, q))
             dma(e, I.ABUF, nxt, (0, 0, c, 1), y_space, y_at + (t0 + t) * c, (0, 0, steps * c, 1), (1, 1, b, c), 1)
+    for out, at, nbytes in zip(node.outputs[1:], (hid[steps % 2], cell), (b * c, 2 * b * c)):   # final h, c
+        contiguous(e, I.ABUF, at, ctx.space(out), ctx.addr(out), nbytes)
     kept = ("weights resident" if wslots[0] != wslots[1] else "weight matrices alternating in WBUF") \
         if kb == gates else f"weights streamed in blocks of {kb} gate channels"
     return {"tiling": f"{chunk} of {steps} steps per input matmul, {kept}"}

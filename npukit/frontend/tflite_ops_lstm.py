@@ -4,9 +4,11 @@ The operator's 20 or 24 inputs: x, input->gate weights (1-4), recurrent->gate we
 peephole weights (9-11), gate biases (12-15), projection weights and bias (16, 17), the
 variable hidden and cell states (18, 19), layer-norm coefficients (20-23); its intermediate 4
 carries the hidden state's quantisation. The four gates' weights are stacked (gate order
-i, f, g, o); the variable states become constants holding their reset value (the hidden zero
-point, cell 0, or the tensor's buffer): every run starts from the reset state, as LiteRT's
-interpreter does after AllocateTensors. A time-major sequence is transposed around the node.
+i, f, g, o). The variable states become persistent graph variables (Graph.variables, initial
+value the reset one: the hidden zero point, cell 0, or the tensor's buffer); the node's final
+hidden and cell states are copied back into them, so consecutive runs continue the sequence
+as consecutive invokes of LiteRT's interpreter do (`reset_state` starts over). A time-major
+sequence is transposed around the node.
 Refused (the host runs them): CIFG, peephole, layer norm, projection, diagonal recurrent weights.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import DType, LstmAttrs, Op, QParams, Tensor, TransposeAttrs
+from ..ir.graph import DType, LstmAttrs, Node, Op, QParams, SliceAttrs, Tensor, TransposeAttrs
 from . import tflite_read as rd
 from .tflite_ops import converter
 
@@ -36,12 +38,19 @@ def _stack(cv, indices: list[int], what: str, dtype) -> tuple[np.ndarray, tuple[
 
 
 def _state(cv, i: int, shape: tuple[int, ...], dtype, name: str) -> str:
+    """The variable state tensor as a persistent graph variable (its reset value as the
+    initial one)."""
     q = rd.qparams(cv.tfl_tensor(i)) if i >= 0 else None
-    if q is None or rd.np_dtype(cv.tfl_tensor(i), i) != dtype or len(q.scale) != 1:
-        raise UnsupportedOpError(f"{cv.where()}: the {name} state must be a quantised {np.dtype(dtype).name} tensor")
+    if q is None or rd.np_dtype(cv.tfl_tensor(i), i) != dtype or len(q.scale) != 1 or \
+            int(np.prod(rd.shape(cv.tfl_tensor(i)))) != int(np.prod(shape)):
+        raise UnsupportedOpError(f"{cv.where()}: the {name} state must be a quantised {np.dtype(dtype).name} "
+                                 f"tensor of {int(np.prod(shape))} elements")
     data = cv.const(i)
     init = np.full(shape, q.zp, dtype) if data is None else np.asarray(data, dtype).reshape(shape)
-    return _const(cv, f"{cv.op_source}/{name}0", init, q)
+    var = cv._unique(rd.tensor_name(cv.tfl_tensor(i), i))
+    cv.tensors[var] = Tensor(var, shape, DType.of(init), None, q)
+    cv.variables[var] = init
+    return var
 
 
 def _const(cv, base: str, data: np.ndarray, quant: QParams | None) -> str:
@@ -92,9 +101,13 @@ def unidirectional_sequence_lstm(cv, op) -> None:
     c0 = _state(cv, ins[19], (batch, n_cell), np.int16, "cell")
     attrs = LstmAttrs(hidden_q.s, hidden_q.zp, float(o.cellClip) if o is not None else 0.0)
     y = cv.name(op.outputs[0])
-    if not time_major:
-        cv.emit(Op.LSTM, [x, wq_in, wq_rec, b, h0, c0], y, attrs)
-        return
     ys = cv.tensors[y].shape
-    yb = cv.emit(Op.LSTM, [x, wq_in, wq_rec, b, h0, c0], cv.fresh(f"{y}/batch_major", (ys[1], ys[0], ys[2]), y), attrs)
-    cv.emit(Op.TRANSPOSE, [yb], y, TransposeAttrs((1, 0, 2)), "/out")
+    yb = cv.fresh(f"{y}/batch_major", (ys[1], ys[0], ys[2]), y) if time_major else y
+    h_t, c_t = cv.fresh(f"{h0}/next", cv.tensors[h0].shape, h0), cv.fresh(f"{c0}/next", cv.tensors[c0].shape, c0)
+    name = f"{cv.op_label.lower()}_{cv.op_index}"
+    cv.nodes.append(Node(Op.LSTM, name, (x, wq_in, wq_rec, b, h0, c0), (yb, h_t, c_t), attrs, source=(cv.op_source,)))
+    for state, new in ((h0, h_t), (c0, c_t)):      # the state persists: written back after the step
+        shape = cv.tensors[state].shape
+        cv.emit(Op.SLICE, [new], state, SliceAttrs((0,) * len(shape), shape, (1,) * len(shape)), f"/{state}")
+    if time_major:
+        cv.emit(Op.TRANSPOSE, [yb], y, TransposeAttrs((1, 0, 2)), "/out")

@@ -300,7 +300,8 @@ class LstmAttrs:
     """TFLite's integer LSTM (kernels/kernels_lstm): inputs x (B, T, I) int8, w_input (4, C, I)
     and w_recurrent (4, C, C) int8 with one scale per gate (i, f, g, o), bias (4, C) int32, the
     initial hidden state (B, C) int8 and cell state (B, C) int16 (scale a power of two);
-    output (B, T, C) int8. The hidden state is quantised at (hidden_scale, hidden_zp)."""
+    outputs (B, T, C) int8 and, optionally, the final hidden and cell states. The hidden state
+    is quantised at (hidden_scale, hidden_zp)."""
     hidden_scale: float
     hidden_zp: int
     cell_clip: float = 0.0             # real-valued clip of the cell state, 0 = none

@@ -76,3 +76,17 @@ def run_lstm_reference(case: LstmCase, x: np.ndarray, h0: np.ndarray, c0: np.nda
     interp.invoke()
     out = interp.get_tensor(interp.get_output_details()[0]["index"])
     return out, interp.get_tensor(index["h_state"]), interp.get_tensor(index["c_state"])
+
+
+def run_stream_reference(model: bytes, xs: list[np.ndarray]) -> list[np.ndarray]:
+    """The model's output for each input in turn on one LiteRT interpreter (BUILTIN_REF): the
+    variable states carry over from invoke to invoke."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    interp = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    outs = []
+    for x in xs:
+        interp.set_tensor(interp.get_input_details()[0]["index"], np.asarray(x, np.int8))
+        interp.invoke()
+        outs.append(interp.get_tensor(interp.get_output_details()[0]["index"]).copy())
+    return outs

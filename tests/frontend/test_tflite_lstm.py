@@ -1,7 +1,8 @@
 """int8 UNIDIRECTIONAL_SEQUENCE_LSTM models (TFLite's integer 8x8_16 LSTM) import into one IR
 LSTM node, compile, and the program equals LiteRT's reference kernels (BUILTIN_REF) element
 for element, batch- and time-major, with and without a cell clip, on the NPU alone (no host
-segment) with its weights resident in WBUF, alternating, or streamed in blocks."""
+segment) with its weights resident in WBUF, alternating, or streamed in blocks; the hidden and
+cell states persist from run to run as from invoke to invoke of one LiteRT interpreter."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,7 @@ from npukit.api import compile as npu_compile
 from npukit.api import loads
 from npukit.frontend.tflite import load_tflite
 from npukit.ir.graph import Op
-from npukit.testing.lstm_models import random_lstm
+from npukit.testing.lstm_models import random_lstm, run_stream_reference
 from npukit.testing.tflite_builder import run_reference
 
 CASES = [  # batch, steps, n_input, n_cell, cell_exp, cell_clip, time_major, arch (weights in WBUF)
@@ -32,16 +33,19 @@ def test_lstm_program_equals_litert(batch, steps, n_input, n_cell, cell_exp, cli
     path = tmp_path / "lstm.tflite"
     path.write_bytes(case.model)
     g = load_tflite(path)
-    assert [n.op for n in g.nodes if n.op is not Op.TRANSPOSE] == [Op.LSTM]
+    assert [n.op for n in g.nodes if n.op is not Op.TRANSPOSE] == [Op.LSTM, Op.SLICE, Op.SLICE]   # state copies
+    assert len(g.variables) == 2
     compiled = npu_compile(path, arch)
     profile = compiled.profile()
     assert profile.host_ops == []
     assert tiling in next(la for la in profile.layers if la.name.startswith("unidirectional")).detail["tiling"]
     prog = loads(compiled.to_bytes())                          # through the binary
-    for _ in range(3):
-        x = rng.integers(-128, 128, case.input_shape).astype(np.int8)
-        got = prog.run({prog.input_names[0]: x})[prog.output_names[0]]
-        np.testing.assert_array_equal(got, run_reference(case.model, [x])[0])
+    xs = [rng.integers(-128, 128, case.input_shape).astype(np.int8) for _ in range(3)]
+    for x, want in zip(xs, run_stream_reference(case.model, xs)):     # the state carries over
+        np.testing.assert_array_equal(prog.run({prog.input_names[0]: x})[prog.output_names[0]], want)
+    prog.reset_state()
+    np.testing.assert_array_equal(prog.run({prog.input_names[0]: xs[1]})[prog.output_names[0]],
+                                  run_reference(case.model, [xs[1]])[0])
 
 
 def test_cifg_lstm_runs_on_the_host_and_equals_litert(tmp_path):
