@@ -90,6 +90,17 @@ class LstmParams:
         return np.stack(rows).astype(np.int32)
 
 
+def cell_scale(lo: float, hi: float) -> float:
+    """The cell state's scale TFLite's quantiser picks for a calibrated range: 2^pot / 32768,
+    pot the smallest of 0..10 with 2^pot >= max(|lo|, |hi|) (GetPowerOfTwoScale)."""
+    bound = max(abs(float(np.float32(lo))), abs(float(np.float32(hi))))
+    pot = 0
+    for _ in range(10):
+        if 2.0 ** pot < bound:
+            pot += 1
+    return 2.0 ** pot / 32768
+
+
 def _f32(x) -> np.float32:
     return np.float32(x)
 
@@ -162,3 +173,24 @@ def lstm_sequence(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.nda
         c, h = cell_update(pre[:, t], matmul_acc(h, p.state_zp, w_rec), c, ch[3], ch[4], q)
         out[:, t] = h
     return out, h, c
+
+
+def lstm_float(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray,
+               bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The float LSTM the integer one approximates (gates i, f, g, o; float64 inside):
+    x (B, T, I), h0 / c0 (B, C), weights (4, C, I) / (4, C, C), bias (4, C) -> (y, h, c)."""
+    w_in = np.asarray(w_input, np.float64).reshape(-1, np.shape(w_input)[-1])
+    w_rec = np.asarray(w_recurrent, np.float64).reshape(-1, np.shape(w_recurrent)[-1])
+    pre = np.asarray(x, np.float64) @ w_in.T + np.asarray(bias, np.float64).reshape(-1)
+    h, c = np.asarray(h0, np.float64), np.asarray(c0, np.float64)
+    out = np.empty((*pre.shape[:2], h.shape[-1]))
+    for t in range(pre.shape[1]):
+        i_g, f_g, g_g, o_g = np.split(pre[:, t] + h @ w_rec.T, 4, axis=-1)
+        c = _sigmoid(f_g) * c + _sigmoid(i_g) * np.tanh(g_g)
+        h = _sigmoid(o_g) * np.tanh(c)
+        out[:, t] = h
+    return out.astype(np.float32), h.astype(np.float32), c.astype(np.float32)
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-v))

@@ -42,6 +42,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return kw.conv2d_16x8(x, ins[1], ins[2] if len(ins) > 2 else None, a, p)
     if op is Op.MAGNITUDE:
         return kw.magnitude_pairs(x, a.axis, p)
+    if op is Op.LSTM:
+        return kl.lstm_sequence(x, ins[4], ins[5], ins[1], ins[2], p)[0]
     if op is Op.CONV2D:
         acc = kx.conv2d_acc(x, ins[1], a, p.input_zp)
         return kx.conv_output(acc, ins[2] if len(ins) > 2 else None, p)

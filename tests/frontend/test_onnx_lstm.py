@@ -1,0 +1,62 @@
+"""ONNX LSTM imports into the IR LSTM, is quantised as TFLite's converter quantises its integer
+LSTM (int8 weights per gate, int16 cell state at a power-of-two scale) and runs on the NPU with
+no host segment; outputs against onnxruntime's float LSTM within a few steps of the hidden
+state's scale."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import npukit
+
+
+def _model(steps: int, batch: int, n_in: int, hidden: int, seed: int, states: bool) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((1, 4 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    r = (rng.standard_normal((1, 4 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    b = (0.3 * rng.standard_normal((1, 8 * hidden))).astype(np.float32)
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, batch, n_in])]
+    names = ["x", "W", "R", "B"]
+    if states:
+        inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, batch, hidden]) for n in ("h0", "c0")]
+        names += ["", "h0", "c0"]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h", "y_c")]
+    node = helper.make_node("LSTM", names, ["y", "y_h", "y_c"], hidden_size=hidden)
+    graph = helper.make_graph([node], "lstm", inputs, outputs,
+                              [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model
+
+
+def _feeds(rng, n: int, steps: int, batch: int, n_in: int, hidden: int, states: bool) -> dict[str, np.ndarray]:
+    out = {"x": rng.standard_normal((n, steps, batch, n_in)).astype(np.float32)}
+    if states:
+        out["h0"] = (0.7 * np.tanh(rng.standard_normal((n, 1, batch, hidden)))).astype(np.float32)
+        out["c0"] = rng.standard_normal((n, 1, batch, hidden)).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("steps,batch,n_in,hidden,states", [(1, 1, 16, 32, True), (6, 2, 8, 16, True),
+                                                            (5, 1, 12, 24, False)])
+def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, states, tmp_path):
+    path = tmp_path / "lstm.onnx"
+    onnx.save(_model(steps, batch, n_in, hidden, hidden, states), path)
+    rng = np.random.default_rng(steps)
+    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 48, steps, batch, n_in, hidden, states))
+    assert prog.profile().host_ops == []
+    assert [n.op.value for n in prog.qgraph.nodes].count("lstm") == 1
+    lstm = next(n for n in prog.qgraph.nodes if n.op.value == "lstm")
+    s_h = prog.qgraph.tensors[lstm.outputs[0]].quant.s
+    assert prog.qgraph.tensors[lstm.outputs[2]].dtype.value == "int16"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    held_out = _feeds(rng, 4, steps, batch, n_in, hidden, states)
+    for k in range(4):
+        feed = {name: v[k] for name, v in held_out.items()}
+        got = prog.run(feed)
+        for name, want in zip(("y", "y_h", "y_c"), session.run(None, feed)):
+            err = np.abs(got[name] - want).max()
+            assert err <= 4 * s_h * (2 if name == "y_c" else 1), (name, err / s_h)
