@@ -284,6 +284,10 @@ def _lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPar
             codes = np.clip(np.round(data / q.s) + q.zp, info.min, info.max).astype(dtype)
             tensors[name] = Tensor(name, data.shape, DType.of(codes), codes, q)
     x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs)
+    kinds = [tensors[n].dtype for n in (node.inputs[0], node.inputs[4], node.outputs[0], *node.outputs[1:2])]
+    if any(k is not DType.I8 for k in kinds) or any(tensors[n].dtype is not DType.I16 for n in (c_name, *node.outputs[2:])):
+        raise UnsupportedOpError(f"{node.name}: the integer LSTM needs int8 input and hidden states and int16 cell "
+                                 f"states, got {[k.value for k in kinds]}")
     q = kl.LstmQuant(xq.s, xq.zp, w_in.qp.scale, w_rec.qp.scale, h0.qp.s, h0.qp.zp, hq.s, hq.zp, c0.qp.s,
                      a.cell_clip)
     return kl.prepare_lstm(q, w_in.const_data, w_rec.const_data, bias.const_data)

@@ -76,3 +76,46 @@ def test_reverse_lstm_stays_float_on_the_host(tmp_path):
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
     for name, w in zip(("y", "y_h", "y_c"), want):
         np.testing.assert_allclose(prog.run(feed)[name], w, atol=1e-6)
+
+
+def test_state_tensor_shared_by_h_and_c_is_requantised_apart(tmp_path):
+    """silero's pattern: h0 and c0 sliced out of one `state`, Y_h and Y_c concatenated back. The
+    shared scales would tie the int8 hidden and int16 cell states together: QUANTIZE copies keep
+    them apart, everything runs on the NPU and stays within a few steps of the state's scale."""
+    hidden, n_in = 16, 8
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((1, 4 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    r = (rng.standard_normal((1, 4 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    consts = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (np.array([0], np.int64), "zero"),
+                                                          (np.array([1], np.int64), "one"),
+                                                          (np.array([2], np.int64), "two"))]
+    nodes = [helper.make_node("Slice", ["state", "zero", "one", "zero"], ["h0"]),
+             helper.make_node("Slice", ["state", "one", "two", "zero"], ["c0"]),
+             helper.make_node("LSTM", ["x", "W", "R", "", "", "h0", "c0"], ["y", "y_h", "y_c"], hidden_size=hidden),
+             helper.make_node("Concat", ["y_h", "y_c"], ["state_n"], axis=0)]
+    graph = helper.make_graph(nodes, "state", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, n_in]),
+                                               helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, 1, hidden])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "state_n")],
+                              consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    path = tmp_path / "state.onnx"
+    onnx.save(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    state = np.zeros((2, 1, hidden), np.float32)
+    xs = rng.standard_normal((40, 1, 1, n_in)).astype(np.float32)
+    states = []
+    for x in xs:                       # calibrate on the states a stream meets
+        states.append(state)
+        state = session.run(None, {"x": x, "state": state})[1]
+    prog = npukit.compile(path, "npu-m", calibration={"x": xs, "state": np.stack(states)})
+    assert prog.profile().host_ops == []
+    lstm = next(n for n in prog.qgraph.nodes if n.op.value == "lstm")
+    assert [prog.qgraph.tensors[t].dtype.value for t in (lstm.inputs[4], lstm.inputs[5], *lstm.outputs)] == \
+        ["int8", "int16", "int8", "int8", "int16"]
+    assert [n.op.value for n in prog.qgraph.nodes].count("quantize") == 4
+    s_state = prog.qgraph.tensors["state_n"].quant.s
+    for x, st in zip(xs[:4], states[20:24]):
+        got, want = prog.run({"x": x, "state": st}), session.run(None, {"x": x, "state": st})
+        for name, w_ in zip(("y", "state_n"), want):
+            assert np.abs(got[name] - w_).max() <= 3 * s_state, (name, np.abs(got[name] - w_).max() / s_state)
