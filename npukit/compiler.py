@@ -119,13 +119,13 @@ def placements(g: Graph, arch: Arch | None = None, options: CompileOptions | Non
     if g.is_quantised:
         qg = attach_params(g)
     else:
-        g, _ = isolate_lstm_states(optimize(g))
+        g, copies = isolate_lstm_states(optimize(g))
         qg = quantize_graph(g, {n: Range(-1.0, 1.0) for n, t in g.tensors.items() if not t.is_const},
                             magnitude_int16(g), params=False)
         ts = qg.tensors          # the LSTM state copies' requantisations (placement reads their params)
         qg = qg.with_nodes([n.with_(params=kv.prepare_requantize(ts[n.inputs[0]].qp.s, ts[n.inputs[0]].qp.zp,
                                                                  ts[n.outputs[0]].qp.s, ts[n.outputs[0]].qp.zp))
-                            if n.op is Op.QUANTIZE else n for n in qg.nodes])
+                            if n.outputs[0] in copies else n for n in qg.nodes])
     qg, _ = absorb_boundary_transposes(qg)
     work = 1 << 62 if arch is None else arch.abuf_bytes - onchip_bytes(arch, options)
     out = []
