@@ -2,8 +2,8 @@
 cell state), as UNIDIRECTIONAL_SEQUENCE_LSTM's Prepare (PopulateQuantizedLstmParams8x8_16,
 PrecomputeZeroPointTimesWeightWithBias) and lstm_eval's EvalInteger8x8_16 compute it.
 
-Supported: the four gates with full input and recurrent weights. Not supported (refused by
-`prepare_lstm`'s callers): CIFG, peephole, layer norm, projection, proj_clip.
+Supported: the four gates with full input and recurrent weights. Not supported (the TFLite and
+ONNX converters refuse them, so they stay on the host): CIFG, peephole, layer norm, projection.
 
 One step, per gate k in (input, forget, cell, output):
   pre_k  = sat16(MBQM(W_k (x - x_zp) + b_k, in_k))                       (input part)

@@ -8,7 +8,7 @@ import pytest
 
 from npukit.errors import UnsupportedOpError
 from npukit.kernels import fixedpoint16 as fp16
-from npukit.kernels.kernels_lstm import LstmQuant, lstm_sequence, prepare_lstm
+from npukit.kernels.kernels_lstm import LstmQuant, cell_scale, lstm_sequence, prepare_lstm
 from npukit.testing.lstm_models import random_lstm, run_lstm_reference
 
 CASES = [  # batch, steps, n_input, n_cell, cell_exp, cell_clip, time_major
@@ -55,3 +55,11 @@ def test_cell_scale_must_be_power_of_two():
     w = np.zeros((4, 2, 2), np.int8)
     with pytest.raises(UnsupportedOpError, match="cell-state scale"):
         prepare_lstm(q, w, w, np.zeros((4, 2), np.int32))
+
+
+@pytest.mark.parametrize("lo,hi,pot", [(-1.0, 1.0, 0), (-10.0, 10.0, 4), (3.0, 10.0, 4), (-0.2, 0.1, 0),
+                                       (-3000.0, 5.0, 10), (0.0, 8.0, 3), (0.0, 8.01, 4)])
+def test_cell_scale_is_tflites_power_of_two(lo, hi, pot):
+    """GetPowerOfTwoScale's cases from LiteRT's own test (the first three) and its edges: the
+    smallest power of two covering the range, at most 2^10, as a scale over 32768."""
+    assert cell_scale(lo, hi) == 2.0 ** pot / 32768
