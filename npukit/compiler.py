@@ -113,13 +113,19 @@ def placements(g: Graph, arch: Arch | None = None, options: CompileOptions | Non
     from .codegen.partition import npu_support, onchip_bytes
     from .opt.pipeline import optimize
     from .quant.calibrate import Range
+    from .quant.lstm_states import isolate_lstm_states
     from .quant.wide import magnitude_int16
+    from .kernels import kernels_vpu as kv
     if g.is_quantised:
         qg = attach_params(g)
     else:
-        g = optimize(g)
+        g, copies = isolate_lstm_states(optimize(g))
         qg = quantize_graph(g, {n: Range(-1.0, 1.0) for n, t in g.tensors.items() if not t.is_const},
                             magnitude_int16(g), params=False)
+        ts = qg.tensors          # the LSTM state copies' requantisations (placement reads their params)
+        qg = qg.with_nodes([n.with_(params=kv.prepare_requantize(ts[n.inputs[0]].qp.s, ts[n.inputs[0]].qp.zp,
+                                                                 ts[n.outputs[0]].qp.s, ts[n.outputs[0]].qp.zp))
+                            if n.outputs[0] in copies else n for n in qg.nodes])
     qg, _ = absorb_boundary_transposes(qg)
     work = 1 << 62 if arch is None else arch.abuf_bytes - onchip_bytes(arch, options)
     out = []
@@ -218,6 +224,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .quant.calib_warnings import warn_calibration
     from .quant.calibrate import METHODS, calibration_feeds, observe
     from .quant.groups import requantise_fixed_outputs
+    from .quant.lstm_states import isolate_lstm_states
     from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
@@ -248,6 +255,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         g = correct_biases(g, values)
         values = values[:REPORT_SAMPLES]
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
+    g, lstm_copies = isolate_lstm_states(g)              # an LSTM's int8 hidden and int16 cell states apart
+    copies |= lstm_copies
     for r in (ranges, early):
         r.update({copy: r[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]

@@ -6,7 +6,8 @@ the new chunk), `state` [2, 1, 128] (the LSTM's h and c, fed back every chunk) a
 16000 at compile time; the frontend then folds every `If`. The STFT front runs on the NPU
 with 16-bit audio: reflect padding by DMA, the fixed-basis conv as a 16x8 conv (int16 in and
 out), the magnitude (Slice, Pow, Add, Sqrt fused) on the VPU into the int8 encoder input. The
-LSTM and the gathers on its state run in float on the host.
+LSTM runs on the NPU as TFLite's integer LSTM (int8 hidden, int16 cell state); the gathers of
+its state out of `state` and the concat into `stateN` run in float on the host.
 """
 
 from __future__ import annotations
@@ -75,11 +76,12 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
     return {name: np.stack([feeds[i][name] for i in pick]) for name in SHAPES}
 
 
-# the recurrent state's path: state -> gathers of h and c (the NPU could slice them, but the state
-# would then be int8) -> LSTM -> squeeze -> concat -> stateN, on the host with the LSTM
+# the recurrent state's ends: state -> gathers of h and c (the NPU could slice them, but the state
+# would then be one int8 tensor) and the unsqueezes / concat into stateN stay float on the host, so
+# stateN is float; the LSTM between them runs on the NPU as TFLite's integer LSTM (h int8, c int16)
 # (the STFT front is not listed: it compiles to the NPU with int16 audio, see quant.wide.magnitude_int16)
 # (names as in silero's op15 file; the default file prefixes them with its If branch's name)
-HOST_PREFIXES = ("/decoder/Gather_2", "/decoder/Gather_3", "/decoder/rnn/", "/decoder/Unsqueeze", "/decoder/Concat",
+HOST_PREFIXES = ("/decoder/Gather_2", "/decoder/Gather_3", "/decoder/Unsqueeze", "/decoder/Concat",
                  "/Add")
 
 

@@ -26,11 +26,14 @@ LUT16_OPS_PER_ELEMENT = 2      # the anchor pair, the interpolation
 MAGNITUDE_OPS_PER_ELEMENT = 4  # two squares, the add and scale, the integer square root (one op, pipelined)
 LAYER_NORM_OPS_PER_ELEMENT = 6  # pass 1: sum, sum of squares; pass 2: n x - sum, divide by sigma, x gamma + beta, requantise
 LAYER_NORM_OPS_PER_ROW = 33     # the variance's division by n, a 32-step integer square root
+LSTM_CELL_OPS_PER_CELL = 40    # per cell: 4 gates x (2 requantisations, saturating add) = 12, 3 logistic and
+                               # 2 tanh as pipelined fixed-point units (~4 each, as SIGMOID16's) = 20, the
+                               # cell's 2 products, add and clip, the hidden product and requantisation
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
               "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
               "mean": "reduce", "softmax": "softmax", "reshape": "copy", "transpose": "copy", "concat": "copy",
-              "pad": "copy", "slice": "copy", "resize": "copy", "magnitude": "eltwise"}
+              "pad": "copy", "slice": "copy", "resize": "copy", "magnitude": "eltwise", "lstm": "conv"}
 
 
 @dataclass
@@ -181,6 +184,12 @@ class _Model:
             c.vpu_ops += ln_ops
             c.sram_bytes[I.ABUF] += ins.rows * (ins.n * (2 * ins.in_bytes + ins.out_bytes) + I.layer_norm_block(ins.n)[2])
             return costs.vpu_cycles(ln_ops, self.lanes, self.depth)
+        if isinstance(ins, I.LstmCell):     # two accumulators per gate channel, the parameter block, cell and hidden
+            c.vpu_ops += LSTM_CELL_OPS_PER_CELL * ins.n * ins.c
+            c.sram_bytes[I.ACC] += 32 * ins.n * ins.c
+            c.sram_bytes[I.WBUF] += 4 * I.LSTM_PARAM_ROWS * 4 * ins.c
+            c.sram_bytes[I.ABUF] += 5 * ins.n * ins.c
+            return costs.vpu_cycles(LSTM_CELL_OPS_PER_CELL * ins.n * ins.c, self.lanes, self.depth)
         ops = _vpu_ops(ins)
         if ops is not None:     # int16 forms read and write twice the bytes per element
             c.vpu_ops += ops

@@ -245,4 +245,4 @@ def prelu(cv, op) -> None:
         raise UnsupportedOpError(f"{cv.where()}: PRELU alpha must be constant")
     cv.emit(Op.PRELU, [x, alpha], cv.name(op.outputs[0]))
 
-from . import tflite_custom, tflite_ops_tensor  # noqa: E402,F401  (register their converters)
+from . import tflite_custom, tflite_ops_lstm, tflite_ops_tensor  # noqa: E402,F401  (register their converters)

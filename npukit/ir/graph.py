@@ -79,6 +79,7 @@ class Op(enum.Enum):
     GATHER = "gather"                  # rows of a constant table by an integer index input
     MAGNITUDE = "magnitude"            # sqrt(re^2 + im^2) of the two halves of an axis (STFT)
     UNARY = "unary"                    # an element-wise function (log, exp, abs, ...): a 256-entry table
+    LSTM = "lstm"                      # integer LSTM over a batch-major sequence (LstmAttrs)
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,18 @@ class GeluAttrs:
 class GatherAttrs:
     """out = table[indices] along axis 0 of the constant table (inputs: table, indices)."""
     axis: int = 0
+
+
+@dataclass(frozen=True)
+class LstmAttrs:
+    """TFLite's integer LSTM (kernels/kernels_lstm): inputs x (B, T, I) int8, w_input (4, C, I)
+    and w_recurrent (4, C, C) int8 with one scale per gate (i, f, g, o), bias (4, C) int32, the
+    initial hidden state (B, C) int8 and cell state (B, C) int16 (scale a power of two);
+    outputs (B, T, C) int8 and, optionally, the final hidden and cell states. The hidden state
+    is quantised at (hidden_scale, hidden_zp)."""
+    hidden_scale: float
+    hidden_zp: int
+    cell_clip: float = 0.0             # real-valued clip of the cell state, 0 = none
 
 
 @dataclass(frozen=True)

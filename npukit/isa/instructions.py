@@ -21,6 +21,7 @@ WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2
 LUT_BYTES = 256         # a LUT's table
 LN_HEAD_BYTES = 16      # a LAYERNORM parameter block's int64 eps_q, int32 multiplier, int32 shift
 LUT16_BYTES = 1026      # a LUT16's table: 513 int16 anchors
+LSTM_PARAM_ROWS = 5     # int32 rows of an LSTM_CELL's parameter block (per gate channel)
 
 
 def requant_param_bytes(mode: int) -> int:
@@ -400,14 +401,34 @@ class LayerNorm(Instr):
     act_max: int
 
 
+@dataclass(frozen=True)
+class LstmCell(Instr):
+    """One step of TFLite's integer LSTM after its matmuls (kernels_lstm.cell_update) for n rows
+    of c cells; gate channels j < 4c in gate order i, f, g, o. The input part is
+    sat16(MBQM(ACC[src + 4 (r src_stride + j)] + bias[j], in_mult[j], in_shift[j])), the gates
+    sat16(MBQM(ACC[rec + 4 (4c r + j)], rec_mult[j], rec_shift[j]) + input part); `params`
+    (WBUF) holds the int32 rows bias, in_mult, in_shift, rec_mult, rec_shift of 4c channels.
+    The int16 cell state ABUF[cell] [n, c] is updated in place, the int8 hidden state written
+    to ABUF[dst] [n, c]; qparams = kernels_lstm.LstmCellParams."""
+    src: int
+    src_stride: int            # int32 accumulators between the input part's rows
+    rec: int
+    params: int
+    cell: int
+    dst: int
+    n: int
+    c: int
+    qparams: tuple[int, ...]
+
+
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
                                     MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16,
-                                    Gather, LayerNorm, Lut16)
+                                    Gather, LayerNorm, Lut16, LstmCell)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
              Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU, Sigmoid16: Engine.VPU,
-             Gather: Engine.DMA_IN, LayerNorm: Engine.VPU, Lut16: Engine.VPU}
+             Gather: Engine.DMA_IN, LayerNorm: Engine.VPU, Lut16: Engine.VPU, LstmCell: Engine.VPU}
 
 
 def elem_size(ins: Instr) -> int:

@@ -69,6 +69,11 @@ def reads(ins: I.Instr) -> list[Span]:
     if isinstance(ins, I.LayerNorm):
         return [Span(A, ins.src, ins.src + ins.rows * ins.n * ins.in_bytes),
                 Span(A, ins.params, ins.params + I.layer_norm_block(ins.n)[2])]
+    if isinstance(ins, I.LstmCell):
+        g = 4 * ins.c
+        return [Span(C, ins.src, ins.src + 4 * ((ins.n - 1) * ins.src_stride + g)),
+                Span(C, ins.rec, ins.rec + 4 * ins.n * g),
+                Span(W, ins.params, ins.params + 4 * I.LSTM_PARAM_ROWS * g), Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c)]
     v = _vector_tile(ins)
     return [Span(A, v[0], v[0] + v[1])] if v else []
 
@@ -102,6 +107,8 @@ def writes(ins: I.Instr) -> list[Span]:
         return [Span(A, ins.dst, ins.dst + ins.c * ins.elem)]
     if isinstance(ins, I.LayerNorm):
         return [Span(A, ins.dst, ins.dst + ins.rows * ins.n * ins.out_bytes)]
+    if isinstance(ins, I.LstmCell):
+        return [Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c), Span(A, ins.dst, ins.dst + ins.n * ins.c)]
     v = _vector_tile(ins)
     return [Span(A, v[2], v[2] + v[3])] if v else []
 

@@ -10,7 +10,7 @@ from ..threads import single_threaded
 from ..errors import InputError, ModelError
 from ..ir.graph import Clamp, Graph, Node, Op
 from ..ir.shapes import conv_out_hw
-from . import host_float, host_tflite
+from . import host_float, host_tflite, kernels_lstm
 from . import kernels_transformer as kt
 from . import kernels_vpu_compare as kc
 from .kernels_vpu_pool import arg_max
@@ -251,6 +251,9 @@ def run_outputs(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         return host_float.run_float(node.attrs, ins)
     if node.op is Op.HOST_TFLITE:
         return host_tflite.run_float(node.attrs, ins)
+    if node.op is Op.LSTM:          # the output sequence, final hidden and cell states
+        y, h, c = kernels_lstm.lstm_float(ins[0], ins[4], ins[5], ins[1], ins[2], ins[3])
+        return [y, h, c][:len(node.outputs)]
     return [run_node(node, ins)]
 
 

@@ -53,6 +53,11 @@ def shared_groups(g: Graph) -> Groups:
             for t in grouped_inputs(node) + node.outputs:
                 if not g.tensors[t].is_const:
                     groups.union(t, node.outputs[0])
+        if node.op is Op.LSTM:      # hidden state in, output, hidden state out: one scale; cell states one
+            for members in ((node.inputs[4], *node.outputs[:2]), (node.inputs[5], *node.outputs[2:])):
+                for t in members:
+                    if not g.tensors[t].is_const:
+                        groups.union(t, members[1] if len(members) > 1 else t)
     return groups
 
 

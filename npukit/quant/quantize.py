@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
 from ..ir.verify import verify
+from ..kernels import kernels_lstm as kl
 from ..kernels import kernels_mxu as kx
 from ..kernels import kernels_vpu as kv
 from ..kernels import kernels_vpu_compare as kc
@@ -91,6 +92,7 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     Tensors in `wide` become int16, symmetric (zero point 0) as TFLite's 16-bit scheme.
     `params=False`: activation types and scales only (enough to decide placement)."""
     qp, shared = _assign(g, ranges)
+    groups = shared_groups(g)
     tensors: dict[str, Tensor] = dict(g.tensors)
     unit = {n.outputs[0] for n in g.nodes if n.op in UNIT_OUTPUT_16}
     keep_float = host_float_only(g)
@@ -104,6 +106,11 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
             tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(scale, 0))
         elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are
             tensors[name] = replace(t, dtype=DType.I8, quant=qp[name])
+    cells = {groups.find(n) for node in g.nodes if node.op is Op.LSTM for n in (node.inputs[5], *node.outputs[2:])}
+    for name in shared:         # an LSTM's cell states (and what shares their scale): int16 at TFLite's power-of-two scale
+        if groups.find(name) in cells and name not in keep_float:
+            q = QParams.per_tensor(kl.cell_scale(shared[name].lo, shared[name].hi), 0)
+            tensors[name] = replace(g.tensors[name], dtype=DType.I16, quant=q)
     typed = g.with_nodes(g.nodes, tensors)
     return attach_params(typed) if params else typed
 
@@ -235,6 +242,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
         return node.with_(params=HostTfliteParams(tuple(1.0 if q is None else q.s for q in qs),
                                                   tuple(0 if q is None else q.zp for q in qs),
                                                   tuple(tensors[t].dtype.value for t in node.outputs)))
+    if op is Op.LSTM:
+        return node.with_(params=_lstm_params(g, node, tensors))
     if op in TRANSFORMER_OPS:
         return quantize_transformer_node(g, node, tensors)
     if op in SAME_AS_INPUT:
@@ -243,6 +252,45 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
                 raise UnsupportedOpError(f"{node.name}: constant operand of {op.value} is not supported")
         return node
     raise UnsupportedOpError(f"{node.name}: cannot quantise operator {op.value}")
+
+
+def _lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmParams:
+    """TFLite's integer LSTM Prepare from the tensors' quantisation. A float graph's LSTM
+    (ONNX) is quantised here as TFLite's converter does it: weights int8 symmetric per gate,
+    biases int32 at input scale x weight scale, the hidden state at the output's quantisation
+    (hidden_scale 0), constant initial states at the states' quantisation."""
+    a = node.attrs
+    hq = tensors[node.outputs[0]].qp if a.hidden_scale == 0 else QParams.per_tensor(a.hidden_scale, a.hidden_zp)
+    xq = tensors[node.inputs[0]].qp
+    _, w_name, r_name, b_name, h_name, c_name = node.inputs
+    for name in (w_name, r_name):
+        if name not in tensors:
+            w = g.tensors[name].const_data
+            scales = np.maximum(np.abs(w).reshape(4, -1).max(axis=1), 1e-8).astype(np.float32) / np.float32(127)
+            q = np.clip(np.round(w / scales[:, None, None]), -127, 127).astype(np.int8)
+            tensors[name] = Tensor(name, w.shape, DType.I8, q, QParams(tuple(map(float, scales)), (0,) * 4, 0))
+    w_scales = np.asarray(tensors[w_name].qp.scale, np.float64)
+    if b_name not in tensors:
+        b = g.tensors[b_name].const_data
+        bq = np.clip(np.round(b / (np.float64(np.float32(xq.s)) * w_scales[:, None])), -(2 ** 31), 2 ** 31 - 1)
+        tensors[b_name] = Tensor(b_name, b.shape, DType.I32, bq.astype(np.int32))
+    cq = next((tensors[n].qp for n in (c_name, *node.outputs[2:]) if n in tensors and tensors[n].quant), None)
+    for name, q, dtype in ((h_name, hq, np.int8), (c_name, cq, np.int16)):
+        if name not in tensors:
+            if q is None:
+                raise UnsupportedOpError(f"{node.name}: a constant cell state with no quantised cell state to follow")
+            data = g.tensors[name].const_data
+            info = np.iinfo(dtype)
+            codes = np.clip(np.round(data / q.s) + q.zp, info.min, info.max).astype(dtype)
+            tensors[name] = Tensor(name, data.shape, DType.of(codes), codes, q)
+    x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs)
+    kinds = [tensors[n].dtype for n in (node.inputs[0], node.inputs[4], node.outputs[0], *node.outputs[1:2])]
+    if any(k is not DType.I8 for k in kinds) or any(tensors[n].dtype is not DType.I16 for n in (c_name, *node.outputs[2:])):
+        raise UnsupportedOpError(f"{node.name}: the integer LSTM needs int8 input and hidden states and int16 cell "
+                                 f"states, got {[k.value for k in kinds]}")
+    q = kl.LstmQuant(xq.s, xq.zp, w_in.qp.scale, w_rec.qp.scale, h0.qp.s, h0.qp.zp, hq.s, hq.zp, c0.qp.s,
+                     a.cell_clip)
+    return kl.prepare_lstm(q, w_in.const_data, w_rec.const_data, bias.const_data)
 
 
 def _params_16(node: Node, x_t: Tensor, out_t: Tensor) -> Sigmoid16Params | Softmax16Params:

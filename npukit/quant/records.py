@@ -20,6 +20,7 @@ from ..ir import graph as ir
 from ..ir.graph import Node, Op
 from ..isa.serial import from_data, to_data
 from ..kernels import host_float, host_tflite
+from ..kernels import kernels_lstm as kl
 from ..kernels import kernels_mxu as kx
 from ..kernels import kernels_transformer as kt
 from ..kernels import kernels_vpu as kv
@@ -37,6 +38,7 @@ PARAMS: dict[str, type] = {
     "sigmoid16": k16.Sigmoid16Params, "lut16": k16.Lut16Params, "softmax16": k16.Softmax16Params, "magnitude": kw.MagnitudeParams,
     "matmul": kt.MatMulParams, "layer_norm": kt.LayerNormParams,
     "host_float": host_float.HostFloatParams, "host_tflite": host_tflite.HostTfliteParams,
+    "lstm": kl.LstmParams,
 }
 _TAG = {cls: tag for tag, cls in PARAMS.items()}
 
@@ -75,6 +77,7 @@ def _kinds() -> dict[Op, SegmentKind]:
         Op.MAGNITUDE: k(ir.MagnitudeAttrs, ("magnitude",)),
         Op.HOST_FLOAT: k(host_float.HostFloatAttrs, ("host_float",)),
         Op.HOST_TFLITE: k(host_tflite.HostTfliteAttrs, ("host_tflite",), True),
+        Op.LSTM: k(ir.LstmAttrs, ("lstm",)),
     }
     assert set(out) == set(Op), f"host segment kinds missing for {set(Op) - set(out)}"
     return out

@@ -38,6 +38,7 @@ class TensorSpec:
     quantized_dimension: int = 0
     data: np.ndarray | None = None
     sparsity: Any = None              # tfl.SparsityParametersT: `data` holds the stored values
+    variable: bool = False            # a variable (state) tensor: neither input nor constant
 
 
 def _operator_code(op: str, version: int) -> tfl.OperatorCodeT:
@@ -81,6 +82,7 @@ def _tensor(spec: TensorSpec, buffer_index: int) -> tfl.TensorT:
     t.buffer = buffer_index
     t.quantization = _quantization(spec)
     t.sparsity = spec.sparsity
+    t.isVariable = spec.variable
     return t
 
 
@@ -104,14 +106,15 @@ def _options_type(options: Any) -> int:
 
 
 def build_single_op(op: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
-                    options: Any = None, version: int = 1) -> bytes:
+                    options: Any = None, version: int = 1, intermediates: Sequence[TensorSpec] = ()) -> bytes:
     """A .tflite flatbuffer with one subgraph running one builtin operator.
 
-    Non-constant inputs become the model's inputs (in order); constants get their own buffer.
-    A TensorSpec named "" in `inputs` marks an omitted optional operand (index -1).
+    Non-constant, non-variable inputs become the model's inputs (in order); constants get their
+    own buffer. A TensorSpec named "" in `inputs` marks an omitted optional operand (index -1).
     """
-    model_in = [s for s in inputs if s.name and s.data is None]
-    return build_model([Operator(op, tuple(inputs), tuple(outputs), options, version)], model_in, outputs)
+    model_in = [s for s in inputs if s.name and s.data is None and not s.variable]
+    return build_model([Operator(op, tuple(inputs), tuple(outputs), options, version,
+                                 intermediates=tuple(intermediates))], model_in, outputs)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class Operator:
     options: Any = None
     version: int = 1
     custom_options: bytes | None = None
+    intermediates: tuple[TensorSpec, ...] = ()  # e.g. the integer LSTM's five scale carriers
 
 
 def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
@@ -133,7 +137,7 @@ def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], out
     buffers = [tfl.BufferT()]                      # buffer 0 is the mandatory empty buffer
     tensors: list[tfl.TensorT] = []
     index: dict[str, int] = {}
-    for spec in [s for o in operators for s in (*o.inputs, *o.outputs)]:
+    for spec in [s for o in operators for s in (*o.inputs, *o.outputs, *o.intermediates)]:
         if not spec.name or spec.name in index:
             continue
         buf = 0
@@ -149,6 +153,8 @@ def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], out
         operator.opcodeIndex = codes.setdefault((o.op, o.version), len(codes))
         operator.inputs = [index[s.name] if s.name else -1 for s in o.inputs]
         operator.outputs = [index[s.name] for s in o.outputs]
+        if o.intermediates:
+            operator.intermediates = [index[s.name] for s in o.intermediates]
         if o.options is not None:
             operator.builtinOptionsType = _options_type(o.options)
             operator.builtinOptions = o.options

@@ -10,6 +10,7 @@ from npukit.ir.graph import Clamp
 from npukit.isa import instructions as I
 from npukit.isa import wcodec
 from npukit.isa.immediates import params_to_ints
+from npukit.kernels import kernels_lstm as kl
 from npukit.kernels import kernels_mxu as kx
 from npukit.kernels import kernels_transformer as kt
 from npukit.kernels import kernels_vpu as kv
@@ -233,6 +234,18 @@ class Gen:
         n = outer * c * inner
         q = params_to_ints(kw.prepare_magnitude(self.scale() / 100, self.scale(), self.i(-5, 5)))
         return I.Magnitude(0, (), self.at(I.ABUF, 4 * n) // 2 * 2, outer, c, inner, self.at(I.ABUF, n), q)
+
+    def lstmcell(self) -> I.LstmCell:
+        n, c = self.i(1, 3), self.i(1, 4)
+        g = 4 * c
+        stride = g + self.i(0, 3)
+        mults = self.rng.integers(1 << 30, (1 << 31) - 1, (2, g))
+        block = np.stack([self.rng.integers(-5000, 5000, g), mults[0], self.rng.integers(-12, 3, g), mults[1],
+                          self.rng.integers(-12, 3, g)]).astype(np.int32)
+        q = params_to_ints(kl.LstmCellParams(self.i(-15, -9), self.i(0, 1) * self.i(1, 30000), int(mults[0, 0]),
+                                             self.i(-20, -5), self.i(-10, 10)))
+        return I.LstmCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + g), 4), stride, self.al(I.ACC, 16 * n * c, 4),
+                          self.block(I.WBUF, block), self.al(I.ABUF, 2 * n * c, 2), self.at(I.ABUF, n * c), n, c, q)
 
 
 OPCODES = [op for op in I.OPCODES if op is not I.Host]

@@ -1,0 +1,121 @@
+"""ONNX LSTM imports into the IR LSTM, is quantised as TFLite's converter quantises its integer
+LSTM (int8 weights per gate, int16 cell state at a power-of-two scale) and runs on the NPU with
+no host segment; outputs against onnxruntime's float LSTM within a few steps of the hidden
+state's scale; other configurations stay float on the host."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import npukit
+
+
+def _model(steps: int, batch: int, n_in: int, hidden: int, seed: int, states: bool,
+           direction: str = "forward") -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((1, 4 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    r = (rng.standard_normal((1, 4 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    b = (0.3 * rng.standard_normal((1, 8 * hidden))).astype(np.float32)
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, batch, n_in])]
+    names = ["x", "W", "R", "B"]
+    if states:
+        inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, batch, hidden]) for n in ("h0", "c0")]
+        names += ["", "h0", "c0"]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h", "y_c")]
+    node = helper.make_node("LSTM", names, ["y", "y_h", "y_c"], hidden_size=hidden, direction=direction)
+    graph = helper.make_graph([node], "lstm", inputs, outputs,
+                              [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model
+
+
+def _feeds(rng, n: int, steps: int, batch: int, n_in: int, hidden: int, states: bool) -> dict[str, np.ndarray]:
+    out = {"x": rng.standard_normal((n, steps, batch, n_in)).astype(np.float32)}
+    if states:
+        out["h0"] = (0.7 * np.tanh(rng.standard_normal((n, 1, batch, hidden)))).astype(np.float32)
+        out["c0"] = rng.standard_normal((n, 1, batch, hidden)).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("steps,batch,n_in,hidden,states", [(1, 1, 16, 32, True), (6, 2, 8, 16, True),
+                                                            (5, 1, 12, 24, False)])
+def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, states, tmp_path):
+    path = tmp_path / "lstm.onnx"
+    onnx.save(_model(steps, batch, n_in, hidden, hidden, states), path)
+    rng = np.random.default_rng(steps)
+    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 48, steps, batch, n_in, hidden, states))
+    assert prog.profile().host_ops == []
+    assert [n.op.value for n in prog.qgraph.nodes].count("lstm") == 1
+    lstm = next(n for n in prog.qgraph.nodes if n.op.value == "lstm")
+    s_h = prog.qgraph.tensors[lstm.outputs[0]].quant.s
+    assert prog.qgraph.tensors[lstm.outputs[2]].dtype.value == "int16"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    held_out = _feeds(rng, 4, steps, batch, n_in, hidden, states)
+    for k in range(4):
+        feed = {name: v[k] for name, v in held_out.items()}
+        got = prog.run(feed)
+        for name, want in zip(("y", "y_h", "y_c"), session.run(None, feed)):
+            err = np.abs(got[name] - want).max()
+            assert err <= 4 * s_h * (2 if name == "y_c" else 1), (name, err / s_h)
+
+
+def test_reverse_lstm_stays_float_on_the_host(tmp_path):
+    """A configuration the integer LSTM does not cover runs in float on the host, with the reason."""
+    path = tmp_path / "reverse.onnx"
+    onnx.save(_model(3, 1, 4, 8, 0, False, "reverse"), path)
+    rng = np.random.default_rng(0)
+    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 8, 3, 1, 4, 8, False))
+    assert [h["reason"] for h in prog.profile().host_ops] == [
+        "ONNX LSTM refused by the NPU converter: LSTM with a direction, layout or input_forget other than the default "
+        "forward cell"]
+    feed = {name: v[0] for name, v in _feeds(rng, 1, 3, 1, 4, 8, False).items()}
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
+    for name, w in zip(("y", "y_h", "y_c"), want):
+        np.testing.assert_allclose(prog.run(feed)[name], w, atol=1e-6)
+
+
+def test_state_tensor_shared_by_h_and_c_is_requantised_apart(tmp_path):
+    """silero's pattern: h0 and c0 sliced out of one `state`, Y_h and Y_c concatenated back. The
+    shared scales would tie the int8 hidden and int16 cell states together: QUANTIZE copies keep
+    them apart, everything runs on the NPU and stays within a few steps of the state's scale."""
+    hidden, n_in = 16, 8
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((1, 4 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    r = (rng.standard_normal((1, 4 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    consts = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (np.array([0], np.int64), "zero"),
+                                                          (np.array([1], np.int64), "one"),
+                                                          (np.array([2], np.int64), "two"))]
+    nodes = [helper.make_node("Slice", ["state", "zero", "one", "zero"], ["h0"]),
+             helper.make_node("Slice", ["state", "one", "two", "zero"], ["c0"]),
+             helper.make_node("LSTM", ["x", "W", "R", "", "", "h0", "c0"], ["y", "y_h", "y_c"], hidden_size=hidden),
+             helper.make_node("Concat", ["y_h", "y_c"], ["state_n"], axis=0)]
+    graph = helper.make_graph(nodes, "state", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, n_in]),
+                                               helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, 1, hidden])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "state_n")],
+                              consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    path = tmp_path / "state.onnx"
+    onnx.save(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    state = np.zeros((2, 1, hidden), np.float32)
+    xs = rng.standard_normal((40, 1, 1, n_in)).astype(np.float32)
+    states = []
+    for x in xs:                       # calibrate on the states a stream meets
+        states.append(state)
+        state = session.run(None, {"x": x, "state": state})[1]
+    prog = npukit.compile(path, "npu-m", calibration={"x": xs, "state": np.stack(states)})
+    assert prog.profile().host_ops == []
+    lstm = next(n for n in prog.qgraph.nodes if n.op.value == "lstm")
+    assert [prog.qgraph.tensors[t].dtype.value for t in (lstm.inputs[4], lstm.inputs[5], *lstm.outputs)] == \
+        ["int8", "int16", "int8", "int8", "int16"]
+    assert [n.op.value for n in prog.qgraph.nodes].count("quantize") == 4
+    s_state = prog.qgraph.tensors["state_n"].quant.s
+    for x, st in zip(xs[:4], states[20:24]):
+        got, want = prog.run({"x": x, "state": st}), session.run(None, {"x": x, "state": st})
+        for name, w_ in zip(("y", "state_n"), want):
+            assert np.abs(got[name] - w_).max() <= 3 * s_state, (name, np.abs(got[name] - w_).max() / s_state)
