@@ -113,6 +113,31 @@ def fully_connected(cv, op) -> None:
         cv.reshape(y, out_shape, out, suffix="/out")
 
 
+@converter("BATCH_MATMUL")
+def batch_matmul_by_constant(cv, op) -> None:
+    """x @ W with W a constant matrix (leading axes 1) in a float model: FULLY_CONNECTED
+    over the rows of x, W transposed to [out, in] unless adj_y already stores it so. An
+    activation right operand, adj_x or an int8 model stays on the host."""
+    o, ins = op.builtinOptions, _inputs(op)
+    w = cv.const(ins[1])
+    xs = cv.shape(ins[0])
+    if cv.quantised or w is None or w.dtype != np.float32 or w.ndim < 2 or any(d != 1 for d in w.shape[:-2]):
+        raise UnsupportedOpError(f"{cv.where()}: only a float BATCH_MATMUL by a constant matrix runs on the NPU")
+    if o is not None and o.adjX:
+        raise UnsupportedOpError(f"{cv.where()}: BATCH_MATMUL with adj_x is not supported")
+    mat = w.reshape(w.shape[-2:])
+    mat = mat if o is not None and o.adjY else mat.T
+    if xs[-1] != mat.shape[1]:
+        raise ModelError(f"{cv.where()}: input {list(xs)} does not match the constant {list(w.shape)}")
+    x = cv.name(ins[0])
+    weights = cv.fresh(f"{cv.name(ins[1])}/fc", mat.shape, cv.name(ins[1]), np.ascontiguousarray(mat))
+    rows = cv.reshape(x, (int(np.prod(xs[:-1])), xs[-1]), suffix="/rows")
+    out = cv.name(op.outputs[0])
+    y = cv.fresh(f"{out}/rows", (cv.tensors[rows].shape[0], mat.shape[0]), out)
+    cv.emit(Op.FULLY_CONNECTED, [rows, weights], y, FcAttrs(None))
+    cv.reshape(y, cv.tensors[out].shape, out, suffix="/out")
+
+
 _ELTWISE = {"ADD": Op.ADD, "SUB": Op.SUB, "MUL": Op.MUL, "MAXIMUM": Op.MAXIMUM, "MINIMUM": Op.MINIMUM}
 
 
