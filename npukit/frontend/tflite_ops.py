@@ -141,10 +141,31 @@ def batch_matmul_by_constant(cv, op) -> None:
 _ELTWISE = {"ADD": Op.ADD, "SUB": Op.SUB, "MUL": Op.MUL, "MAXIMUM": Op.MAXIMUM, "MINIMUM": Op.MINIMUM}
 
 
+# the identity of MAXIMUM / MINIMUM: a constant operand equal to it everywhere changes
+# nothing (clip_by_value(x, lo, inf) exports a MINIMUM by +inf) and has no int8 code
+_IDENTITY = {Op.MAXIMUM: -np.inf, Op.MINIMUM: np.inf}
+
+
+def _drop_identity(cv, op, ins: list[int], identity: float) -> bool:
+    """Alias the result to the other operand when one operand is the identity constant and
+    the result keeps the other's shape (not for a graph output, whose name must stay)."""
+    for k in (0, 1):
+        c = cv.const(ins[k])
+        if c is None or not np.all(c == identity) or int(op.outputs[0]) in cv.sg.outputs:
+            continue
+        other = cv.name(ins[1 - k])
+        if cv.tensors[other].shape == tuple(int(d) for d in cv.sg.tensors[op.outputs[0]].shape):
+            cv.names[int(op.outputs[0])] = other
+            return True
+    return False
+
+
 @converter(*_ELTWISE)
 def eltwise(cv, op) -> None:
     ins = _inputs(op)
     kind = _ELTWISE[cv.op_label]
+    if kind in _IDENTITY and _drop_identity(cv, op, ins, _IDENTITY[kind]):
+        return
     names = [_const_operand(cv, i) for i in ins]
     out = cv.name(op.outputs[0])
     if kind in (Op.MAXIMUM, Op.MINIMUM):
