@@ -77,7 +77,7 @@ def read_resized(path: Path, shapes: dict[str, tuple[int, ...]], sizes_given: bo
     except ModelError as e:
         try:
             unsized = {k: v for k, v in dynamic_inputs(model).items() if k not in shapes}
-        except (IndexError, TypeError, AttributeError):    # malformed beyond the shapes
+        except (IndexError, TypeError, AttributeError, ValueError):    # malformed beyond the shapes
             raise e from None
         if unsized and not sizes_given:
             return model
