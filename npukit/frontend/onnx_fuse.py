@@ -6,6 +6,7 @@ ONNX graph (where constants are still visible) turns each into one standard node
 - GELU, tanh form: x * 0.5 * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
 - layer norm: d = x - ReduceMean(x); d / Sqrt(ReduceMean(d^2) + eps) [* gamma] [+ beta]
   over the last axis -> LayerNormalization.
+- layer norm from moments (flax through jax2tf): onnx_fuse_moments.
 """
 from __future__ import annotations
 
@@ -179,14 +180,17 @@ def fuse_onnx_patterns(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `model` with decomposed GELU / layer norm replaced by single nodes."""
     g = model.graph
     v = GraphView(g)
-    replaced: dict[int, onnx.NodeProto] = {}
-    drop: set[int] = set()
+    from .onnx_fuse_moments import fused_nodes, match_moment_layer_norm
+    replaced: dict[int, list[onnx.NodeProto]] = {}
+    drop: set[str] = set()
     inits = []
     for n in g.node:
         m = _match_gelu(v, n)
         kind = "gelu"
         if m is None:
             m, kind = _match_layer_norm(v, n), "ln"
+        if m is None:
+            m, kind = match_moment_layer_norm(v, n), "ln_moments"
         if m is None:
             continue
         nodes, x, out, extra = m
@@ -195,6 +199,12 @@ def fuse_onnx_patterns(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         last = max(range(len(g.node)), key=lambda i: i if g.node[i].output[0] in ids else -1)
         name = f"{g.node[last].name or out}_fused"
+        if kind == "ln_moments":
+            made, more = fused_nodes(x, out, name, extra)
+            drop |= ids
+            replaced[last] = made
+            inits += more
+            continue
         if kind == "gelu":
             fused = helper.make_node("Gelu", [x], [out], name=name, approximate=extra)
         else:
@@ -208,7 +218,7 @@ def fuse_onnx_patterns(model: onnx.ModelProto) -> onnx.ModelProto:
             fused = helper.make_node("LayerNormalization", [x, name + "/gamma", name + "/beta"], [out],
                                      name=name, axis=-1, epsilon=eps)
         drop |= ids
-        replaced[last] = fused
+        replaced[last] = [fused]
     if not replaced:
         return model
     out = onnx.ModelProto()
@@ -216,7 +226,7 @@ def fuse_onnx_patterns(model: onnx.ModelProto) -> onnx.ModelProto:
     del out.graph.node[:]
     for i, n in enumerate(g.node):
         if i in replaced:
-            out.graph.node.append(replaced[i])
+            out.graph.node.extend(replaced[i])
         elif n.output[0] not in drop:
             out.graph.node.append(n)
     out.graph.initializer.extend(inits)

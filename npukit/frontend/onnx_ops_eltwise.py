@@ -15,6 +15,10 @@ def _rank(b: Builder, name: str) -> int:
     return v.ndim if isinstance(v, np.ndarray) else v.rank
 
 
+def _shape(b: Builder, name: str) -> tuple[int, ...]:
+    return tuple(b.values[name].shape)
+
+
 def _unary(b: Builder, node, op: Op, attrs) -> str:
     a = b.act(node.input[0])
     return b.emit_result(node.output[0], op, [a.ir], attrs, nhwc=a.nhwc)
@@ -160,9 +164,19 @@ def power(b: Builder, node) -> None:
     _unary(b, node, Op.UNARY, UnaryAttrs("pow", float(np.ravel(e)[0])))
 
 
+# the identity of Max / Min: a constant operand equal to it everywhere changes nothing
+# (jax's softmax takes Max(ReduceMax(x), -inf)) and has no int8 code
+_IDENTITY = {Op.MAXIMUM: -np.inf, Op.MINIMUM: np.inf}
+
+
 def _variadic(op: Op):
     def convert(b: Builder, node) -> None:
         names = [n for n in node.input if n]
+        if op in _IDENTITY and len(names) > 1:
+            kept = [n for n in names if not (b.is_const(n) and np.all(b.const(n) == _IDENTITY[op]))]
+            same_shape = np.broadcast_shapes(*(_shape(b, n) for n in names)) == \
+                np.broadcast_shapes(*(_shape(b, n) for n in kept)) if kept else False
+            names = kept if same_shape else names
         if len(names) == 1:
             b.alias(node.output[0], names[0])
             return

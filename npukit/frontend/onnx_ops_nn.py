@@ -247,11 +247,28 @@ def average_pool(b: Builder, node) -> None:
     _pool(b, node, Op.AVG_POOL)
 
 
+def _global_pool_nd(b: Builder, node, op: Op) -> bool:
+    """A global pool of a 3-D (N, C, L) or 5-D input: a reduction over its spatial axes,
+    kept, in ONNX layout. False for a 4-D input (pooled in NHWC by the caller)."""
+    a = b.act(node.input[0])
+    if a.rank == 4:
+        return False
+    if a.rank < 3:
+        raise _unsupported(b, f"a global pool needs an (N, C, spatial...) input, got shape {a.shape}")
+    b.emit_result(node.output[0], op, [b.onnx_layout(node.input[0])], MeanAttrs(tuple(range(2, a.rank)), True),
+                  nhwc=False)
+    return True
+
+
 def global_average_pool(b: Builder, node) -> None:
+    if _global_pool_nd(b, node, Op.MEAN):
+        return
     b.emit_result(node.output[0], Op.MEAN, [b.nhwc(node.input[0])], MeanAttrs((1, 2), True), nhwc=True)
 
 
 def global_max_pool(b: Builder, node) -> None:
+    if _global_pool_nd(b, node, Op.REDUCE_MAX):
+        return
     x = b.nhwc(node.input[0])
     _, h, w, _ = b.tensors[x].shape
     b.emit_result(node.output[0], Op.MAX_POOL, [x], PoolAttrs((h, w), (1, 1)), nhwc=True)

@@ -97,7 +97,8 @@ def _tflite(path: Path) -> Signature:
     except ImportError as e:
         raise InputError(f"TFLite models need ai-edge-litert ({e.name or e}): "
                          "pip install 'npukit[tflite]'") from None
-    model = rd.read_model(path)
+    from .tflite_resize import read_resized
+    model = read_resized(path, {}, sizes_given=False)
     sg = model.subgraphs[0]
 
     def spec(i: int) -> TensorSpec:

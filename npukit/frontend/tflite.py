@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
-from ..errors import InputError, ModelError, UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, SliceAttrs, Tensor
 from ..ir.verify import verify
 from . import tflite_read as rd
+from .tflite_resize import read_resized
 
 _INT_ACTIVATIONS = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 _INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_))   # unquantised in int8 models
@@ -96,7 +97,10 @@ class TfliteConverter:
             raise UnsupportedOpError(f"tensor {name!r}: float16 outside a DEQUANTIZE of weights")
         if data is None:
             self._check_activation(name, dtype, quant)
-        self.tensors[name] = Tensor(name, rd.shape(t), rd.IR_TYPES[dtype], data, quant)
+        shape = rd.shape(t)
+        if data is None and not shape and i not in self.sg.inputs and i not in self.sg.outputs:
+            shape = (1,)            # a scalar activation (a global max) is one element on the NPU
+        self.tensors[name] = Tensor(name, shape, rd.IR_TYPES[dtype], data, quant)
         self.names[i] = name
         return name
 
@@ -344,17 +348,11 @@ class TfliteConverter:
 
 
 def load_tflite(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
-    """Import a .tflite model. TFLite models have static shapes: `input_shapes` may only
-    repeat them."""
+    """Import a .tflite model. `input_shapes` may change only the dimensions the file marks
+    dynamic (-1 in its shape signature); LiteRT resolves the other tensors' shapes."""
     path = Path(path)
-    model = rd.read_model(path)
+    model = read_resized(path, dict(input_shapes or {}))
     g = TfliteConverter(model, path.stem).convert()
-    for name, shape in (input_shapes or {}).items():
-        if name not in g.inputs:
-            raise InputError(f"--input-shape names {name!r}, but the model's inputs are {list(g.inputs)}")
-        if tuple(shape) != g.tensors[name].shape:
-            raise InputError(f"input {name!r}: TFLite models have static shapes ({list(g.tensors[name].shape)}); "
-                             f"cannot override with {list(shape)}")
     _check_quantised_types(g)
     return g
 

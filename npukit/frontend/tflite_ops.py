@@ -113,13 +113,59 @@ def fully_connected(cv, op) -> None:
         cv.reshape(y, out_shape, out, suffix="/out")
 
 
+@converter("BATCH_MATMUL")
+def batch_matmul_by_constant(cv, op) -> None:
+    """x @ W with W a constant matrix (leading axes 1) in a float model: FULLY_CONNECTED
+    over the rows of x, W transposed to [out, in] unless adj_y already stores it so. An
+    activation right operand, adj_x or an int8 model stays on the host."""
+    o, ins = op.builtinOptions, _inputs(op)
+    w = cv.const(ins[1])
+    xs = cv.shape(ins[0])
+    if cv.quantised or w is None or w.dtype != np.float32 or w.ndim < 2 or any(d != 1 for d in w.shape[:-2]):
+        raise UnsupportedOpError(f"{cv.where()}: only a float BATCH_MATMUL by a constant matrix runs on the NPU")
+    if o is not None and o.adjX:
+        raise UnsupportedOpError(f"{cv.where()}: BATCH_MATMUL with adj_x is not supported")
+    mat = w.reshape(w.shape[-2:])
+    mat = mat if o is not None and o.adjY else mat.T
+    if xs[-1] != mat.shape[1]:
+        raise ModelError(f"{cv.where()}: input {list(xs)} does not match the constant {list(w.shape)}")
+    x = cv.name(ins[0])
+    weights = cv.fresh(f"{cv.name(ins[1])}/fc", mat.shape, cv.name(ins[1]), np.ascontiguousarray(mat))
+    rows = cv.reshape(x, (int(np.prod(xs[:-1])), xs[-1]), suffix="/rows")
+    out = cv.name(op.outputs[0])
+    y = cv.fresh(f"{out}/rows", (cv.tensors[rows].shape[0], mat.shape[0]), out)
+    cv.emit(Op.FULLY_CONNECTED, [rows, weights], y, FcAttrs(None))
+    cv.reshape(y, cv.tensors[out].shape, out, suffix="/out")
+
+
 _ELTWISE = {"ADD": Op.ADD, "SUB": Op.SUB, "MUL": Op.MUL, "MAXIMUM": Op.MAXIMUM, "MINIMUM": Op.MINIMUM}
+
+
+# the identity of MAXIMUM / MINIMUM: a constant operand equal to it everywhere changes
+# nothing (clip_by_value(x, lo, inf) exports a MINIMUM by +inf) and has no int8 code
+_IDENTITY = {Op.MAXIMUM: -np.inf, Op.MINIMUM: np.inf}
+
+
+def _drop_identity(cv, op, ins: list[int], identity: float) -> bool:
+    """Alias the result to the other operand when one operand is the identity constant and
+    the result keeps the other's shape (not for a graph output, whose name must stay)."""
+    for k in (0, 1):
+        c = cv.const(ins[k])
+        if c is None or not np.all(c == identity) or int(op.outputs[0]) in cv.sg.outputs:
+            continue
+        other = cv.name(ins[1 - k])
+        if cv.tensors[other].shape == tuple(int(d) for d in cv.sg.tensors[op.outputs[0]].shape):
+            cv.names[int(op.outputs[0])] = other
+            return True
+    return False
 
 
 @converter(*_ELTWISE)
 def eltwise(cv, op) -> None:
     ins = _inputs(op)
     kind = _ELTWISE[cv.op_label]
+    if kind in _IDENTITY and _drop_identity(cv, op, ins, _IDENTITY[kind]):
+        return
     names = [_const_operand(cv, i) for i in ins]
     out = cv.name(op.outputs[0])
     if kind in (Op.MAXIMUM, Op.MINIMUM):

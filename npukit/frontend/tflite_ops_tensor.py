@@ -194,13 +194,17 @@ def mean(cv, op) -> None:
     keep = bool(op.builtinOptions.keepDims) if op.builtinOptions is not None else False
     if kind in (Op.REDUCE_MAX, Op.REDUCE_MIN):
         _same_quant(cv, x, out)
-    if kind is not Op.MEAN or keep or axes != (1, 2) or rank != 4:
+    xs = cv.tensors[x].shape
+    kept = tuple(1 if i in axes else d for i, d in enumerate(xs))
+    dropped = kept if keep else tuple(d for i, d in enumerate(xs) if i not in axes)
+    global_pool = kind is Op.MEAN and not keep and axes == (1, 2) and rank == 4
+    if not global_pool and dropped == cv.tensors[out].shape:
         cv.emit(kind, [x], out, MeanAttrs(axes, keep))
         return
-    # global average pool: the NPU's spatial MEAN keeps H, W as 1; dropping them is a free reshape
-    n, _, _, c = cv.tensors[x].shape
-    pooled = cv.fresh(f"{out}/keepdims", (n, 1, 1, c), out)
-    cv.emit(Op.MEAN, [x], pooled, MeanAttrs(axes, True))
+    # the NPU's spatial MEAN of a global average pool keeps H, W as 1, and a reduction to a
+    # scalar gives one element: dropping the kept axes is a free reshape
+    pooled = cv.fresh(f"{out}/keepdims", kept, out)
+    cv.emit(kind, [x], pooled, MeanAttrs(axes, True))
     cv.reshape(pooled, cv.tensors[out].shape, out, suffix="/squeeze")
 
 

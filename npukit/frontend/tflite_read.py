@@ -22,8 +22,9 @@ _OP_NAMES = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startsw
 TYPE_NAMES = {v: k for k, v in vars(tfl.TensorType).items() if not k.startswith("_")}
 
 
-def read_model(path: str | Path) -> tfl.ModelT:
-    """The parsed model, validated (tflite_check) before anything else reads it."""
+def read_model(path: str | Path, check: bool = True) -> tfl.ModelT:
+    """The parsed model, validated (tflite_check) before anything else reads it (unless
+    `check` is False: then the caller validates it)."""
     try:
         MODEL_BYTES.check(Path(path).stat().st_size, f"{path}", ModelError)
         data = Path(path).read_bytes()
@@ -31,7 +32,8 @@ def read_model(path: str | Path) -> tfl.ModelT:
         raise InputError(f"{path}: cannot read the model: {e.strerror or type(e).__name__}") from None
     from .tflite_check import check_model
     model = parse_model(data, str(path))
-    check_model(model, str(path))
+    if check:
+        check_model(model, str(path))
     return model
 
 

@@ -10,8 +10,9 @@ evaluation seeds 1000..), which shapes to compile at, the task metric, and today
 (`expect`: output cosine, metric), from which `CorpusResult.regressions` derives the bounds a
 test asserts: cosine >= 0.9 x today's, a higher-is-better metric >= 0.9 x today's, a
 lower-is-better one <= 1.5 x today's (+ 0.05). `refused` is the one-line error of a model
-npukit must refuse by contract: it holds an operator nothing here can run (a non-standard
-ONNX domain, a TFLite custom operator without an implementation); its `expect` is unused.
+npukit must refuse: it holds an operator nothing here can run (a non-standard ONNX domain, a
+TFLite custom operator without an implementation) or cannot place yet (data-dependent
+control flow); its `expect` is unused.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import corpus_inputs as I
 from . import corpus_metrics as M
+from . import openwakeword as OWW
 from ..choices import Method
 from ..progress import native_quiet
 from .fetch import fetch
@@ -35,7 +37,7 @@ Feeds = dict[str, np.ndarray]
 @dataclass(frozen=True)
 class CorpusModel:
     name: str                                   # registry name (npukit.models.fetch)
-    domain: str                                 # vision | ocr | voice | biometrics
+    domain: str                                 # vision | ocr | voice | biometrics | data
     task: str
     sample: Callable[[int], Feeds]              # seed -> one real input, batch 1
     metric: M.Metric
@@ -225,8 +227,38 @@ def _corpus() -> dict[str, CorpusModel]:
         CorpusModel("wakeword-okay-nabu", "voice", "int8 streaming wake word (microWakeWord)",
                     _wakeword_sample("wakeword-okay-nabu"), M.max_abs_diff("StatefulPartitionedCall:0"), (1.0, 0.0), calib=0,
                     held_out=12),
+        CorpusModel("oww-melspectrogram", "voice", "openWakeWord log-mel frames of 110 ms of raw audio",
+                    lambda s: {"serving_default_input:0": _oww(s, OWW.audio_windows)},
+                    M.max_abs_diff("PartitionedCall:0"), (0.567, 160.5), {"serving_default_input:0": (1, OWW.MEL_SAMPLES)},
+                    held_out=6),
+        CorpusModel("oww-embedding", "voice", "openWakeWord speech embedding of 76 mel frames",
+                    _single(lambda s: _oww(s, OWW.mel_windows), "serving_default_input_1:0"),
+                    M.max_abs_diff("StatefulPartitionedCall:0"), (0.904, 28.0), held_out=4),
+        CorpusModel("oww-okay-nabu", "voice", "openWakeWord 'okay nabu' head over 16 embeddings",
+                    _single(lambda s: _oww(s, OWW.embedding_windows), "serving_default_onnx_tf__tf_Flatten_0_c338b170:0"),
+                    M.threshold_agreement("PartitionedCall:0", 0.5), (0.9995, 1.0), calib=8, held_out=12,
+                    extra=(M.max_abs_diff("PartitionedCall:0"),)),
+        CorpusModel("oww-hey-jarvis", "voice", "openWakeWord 'hey jarvis' head, verifier under an IF",
+                    _single(lambda s: _oww(s, OWW.embedding_windows), "serving_default_x.1:0"),
+                    M.max_abs_diff("PartitionedCall:0"), (0.0, 0.0),
+                    refused="UnsupportedOpError: operator 25 (IF): operators that call subgraphs (control flow) "
+                            "cannot run on the host yet"),
+        # --- vision and data
+        CorpusModel("nudenet-320n", "vision", "NudeNet body-part detection (YOLOv8n), 320x320",
+                    _single(lambda s: I.photo_nhwc(s, 320, 0.0).transpose(0, 3, 1, 2).copy(), "images"),
+                    M.yolo_boxes("output0", 5), (0.9996, 0.921), {"images": (1, 3, 320, 320)}, held_out=3,
+                    extra=(M.argmax_agreement("output0", top=20, score_axis=1),)),
+        CorpusModel("magika", "data", "file content type (214 classes) from 2 KiB of its bytes",
+                    _single(I.file_bytes, "bytes"), M.argmax_agreement("target_label"), (0.9999, 1.0),
+                    {"bytes": (1, 2048)}, held_out=10),
     ]
     return {s.name: s for s in specs}
+
+
+def _oww(seed: int, windows: Callable[[int], np.ndarray]) -> np.ndarray:
+    """openWakeWord stage inputs: calibration from one recording, evaluation from another."""
+    w = windows(0 if seed < 1000 else 1)
+    return w[(seed * 7) % len(w)]
 
 
 def _orientation(seed: int) -> np.ndarray:
@@ -255,6 +287,10 @@ def reference(path: Path, spec: CorpusModel) -> Callable[[Feeds], dict[str, np.n
     probe = Interpreter(model_path=str(path))
     integer = probe.get_input_details()[0]["dtype"] != np.float32
     it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF) if integer else probe
+    sizes = spec.input_shapes or {}
+    for d in it.get_input_details():    # a dynamic input is sized as the NPU compiles it
+        if d["name"] in sizes:
+            it.resize_tensor_input(d["index"], list(sizes[d["name"]]))
     with native_quiet():        # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate"
         it.allocate_tensors()
 

@@ -13,6 +13,7 @@ the model's input (NHWC for TFLite, NCHW for ONNX), one sample per call.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -192,3 +193,39 @@ def speech(seconds: float = 2.0) -> list[np.ndarray]:
     recs = pocketsphinx_recordings()
     n = int(seconds * 16000)
     return [np.asarray(recs[k], np.float32)[:n] for k in sorted(recs) if len(recs[k]) >= n]
+
+
+def file_bytes(seed: int) -> np.ndarray:
+    """[1, 2048] int32: Magika's view of a file installed here (Python sources, scikit-image's
+    pictures, numpy's shared libraries and headers, ...): its first and last 1024 bytes with
+    the surrounding whitespace stripped, padded with token 256."""
+    data = _magika_files()[seed % len(_magika_files())].read_bytes()
+    stripped = data.strip()
+    beg = np.full(1024, 256, np.int32)
+    end = np.full(1024, 256, np.int32)
+    head = np.frombuffer(stripped[:1024], np.uint8)
+    tail = np.frombuffer(stripped[-1024:], np.uint8) if stripped else head
+    beg[:len(head)] = head
+    end[1024 - len(tail):] = tail
+    return np.concatenate([beg, end])[None]
+
+
+@lru_cache(maxsize=1)
+def _magika_files() -> tuple[Path, ...]:
+    """Installed files of several kinds in a fixed order (the same on every machine with
+    the test extras), alternating kinds so consecutive seeds differ in type."""
+    import json
+    import os
+
+    import numpy
+    import skimage
+    kinds = [sorted(Path(json.__file__).parent.glob("*.py")),
+             sorted((Path(skimage.__file__).parent / "data").glob("*.png")),
+             sorted(Path(numpy.__file__).parent.glob("_core/*.so")),
+             sorted(Path(numpy.__file__).parent.glob("_core/include/numpy/*.h")),
+             sorted(Path(os.__file__).parent.glob("*.txt")) + sorted(Path(numpy.__file__).parent.glob("*.pyi"))]
+    kinds = [k for k in kinds if k]
+    out: list[Path] = []
+    for i in range(max(len(k) for k in kinds)):
+        out.extend(k[i] for k in kinds if i < len(k))
+    return tuple(out)

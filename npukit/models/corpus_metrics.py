@@ -182,3 +182,20 @@ def max_abs_diff(output: str) -> Metric:
     def fn(outs_f: Outputs, outs_q: Outputs) -> float:
         return float(max(np.abs(f[output] - q[output]).max() for f, q in zip(outs_f, outs_q)))
     return Metric("max abs difference", fn, higher_is_better=False)
+
+
+def yolo_boxes(output: str, top: int) -> Metric:
+    """Mean IoU of the NPU's boxes with float's at float's `top` most confident anchors of a
+    YOLOv8 head ([1, 4 + classes, anchors]: centre x, y, width, height, then class scores)."""
+    def xyxy(p: np.ndarray) -> np.ndarray:
+        cx, cy, w, h = p[:4]
+        return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+    def fn(outs_f: Outputs, outs_q: Outputs) -> float:
+        values = []
+        for f, q in zip(outs_f, outs_q):
+            pf, pq = f[output].reshape(f[output].shape[-2:]), q[output].reshape(q[output].shape[-2:])
+            rows = np.argsort(-pf[4:].max(axis=0))[:top]
+            values.append(float(box_iou(xyxy(pf)[rows], xyxy(pq)[rows]).mean()))
+        return _mean(values)
+    return Metric(f"box IoU at float's top-{top} anchors", fn)

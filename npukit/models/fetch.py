@@ -91,6 +91,19 @@ REGISTRY: dict[str, ModelSource] = {
     "selfie-segmentation": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"),
     "face-landmark-attention": ModelSource("mediapipe", "0.10.21",
                                            "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite"),
+    # NudeNet's YOLOv8n detector, 18 classes of exposed / covered body parts (ONNX, 320x320)
+    "nudenet-320n": ModelSource("nudenet", "3.4.2", "nudenet/320n.onnx"),
+    # Magika's file-type classifier: the first and last 1024 bytes of a file -> 214 content
+    # types (ONNX exported with jax2tf)
+    "magika": ModelSource("magika", "1.0.3", "magika/models/standard_v3_3/model.onnx"),
+    # openWakeWord's three stages (float TFLite; the wheel is manylinux x86_64): log-mel
+    # spectrogram of raw audio (dynamic length), speech embedding of 76 mel frames, and a
+    # wake-word head over 16 embeddings
+    "oww-melspectrogram": ModelSource("pyopen-wakeword", "1.1.0", "pyopen_wakeword/models/melspectrogram.tflite"),
+    "oww-embedding": ModelSource("pyopen-wakeword", "1.1.0", "pyopen_wakeword/models/embedding_model.tflite"),
+    "oww-okay-nabu": ModelSource("pyopen-wakeword", "1.1.0", "pyopen_wakeword/models/okay_nabu.tflite"),
+    # a head whose second-stage verifier runs under a data-dependent IF
+    "oww-hey-jarvis": ModelSource("pyopen-wakeword", "1.1.0", "pyopen_wakeword/models/hey_jarvis.tflite"),
 }
 
 

@@ -43,7 +43,10 @@ class Groups:
 
 def grouped_inputs(node: Node) -> tuple[str, ...]:
     """The inputs of a GROUPED node that share its output's quantisation."""
-    return {Op.CONCAT: node.inputs, Op.WHERE: node.inputs[1:]}.get(node.op, node.inputs[:1])
+    # MAXIMUM / MINIMUM compare codes: both operands at the output's quantisation, as LiteRT's
+    # int8 kernels demand
+    return {Op.CONCAT: node.inputs, Op.MAXIMUM: node.inputs, Op.MINIMUM: node.inputs,
+            Op.WHERE: node.inputs[1:]}.get(node.op, node.inputs[:1])
 
 
 def shared_groups(g: Graph) -> Groups:

@@ -127,3 +127,26 @@ def test_reduction_longer_than_abuf_runs_on_the_host(tmp_path):
     x = np.random.default_rng(0).integers(-128, 128, size=shape).astype(np.int8)
     np.testing.assert_array_equal(prog.run({prog.input_names[0]: x})[prog.output_names[0]],
                                   run_reference(model, [x])[0])
+
+
+@pytest.mark.parametrize("op", ["GlobalMaxPool", "GlobalAveragePool"])
+@pytest.mark.parametrize("shape", [(1, 6, 40), (1, 4, 3, 5, 6)])
+def test_onnx_global_pool_of_3d_and_5d_inputs_within_one_lsb(tmp_path, op, shape):
+    """A global pool of an (N, C, L) input (a 1-D CNN's, as jax2tf exports it) or an
+    (N, C, D, H, W) one reduces the spatial axes on the NPU, within one output LSB of
+    onnxruntime on the quantised input."""
+    mb = model_bytes([helper.make_node(op, ["x"], ["y"])], {"x": shape}, ["y"])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(len(shape))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = npukit.compile(path, "npu-m", calibration={"x": rng.normal(size=(8, *shape)).astype(np.float32)})
+    assert prog.profile().host_ops == []
+    x_io, y_io = prog.program.inputs[0], prog.program.outputs[0]
+    x = rng.normal(size=shape).astype(np.float32)
+    x_q = kv.dequantize(kv.quantize(x, x_io.scale, x_io.zero_point), x_io.scale, x_io.zero_point)
+    want = onnxruntime_outputs(mb, {"x": x_q.astype(np.float32)})["y"]
+    got = prog.run({"x": x})["y"]
+    assert got.shape == want.shape == (*shape[:2], *(1,) * (len(shape) - 2))
+    assert np.abs(got - want).max() <= y_io.scale * 1.001

@@ -1,0 +1,92 @@
+"""TFLite inputs with dynamic dimensions (-1 in the file's shape signature) resized to the
+shapes the user gives: LiteRT propagates them through the graph (`resize_tensor_input`,
+`allocate_tensors`) and the resolved shape of every tensor of the main subgraph replaces the
+placeholder the converter stored (often 1 for each dynamic dimension)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as tfl
+
+from ..errors import InputError, ModelError, first_line
+from . import tflite_read as rd
+
+
+def dynamic_dims(t: tfl.TensorT) -> tuple[int, ...]:
+    """The axes the file marks dynamic (-1 in its shape signature)."""
+    sig = t.shapeSignature
+    return () if sig is None or len(sig) == 0 else tuple(i for i, d in enumerate(sig) if int(d) < 0)
+
+
+def dynamic_inputs(model: tfl.ModelT) -> dict[str, tuple[int, ...]]:
+    """{input name: its dynamic axes} for the main subgraph's inputs that have any."""
+    sg = model.subgraphs[0]
+    named = {rd.tensor_name(sg.tensors[i], int(i)): dynamic_dims(sg.tensors[i]) for i in sg.inputs}
+    return {k: v for k, v in named.items() if v}
+
+
+def resize_inputs(model: tfl.ModelT, path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Give the inputs named in `shapes` those shapes, in place, with every tensor of the
+    main subgraph reshaped as LiteRT resolves it. Only dynamic axes may change (InputError)."""
+    sg = model.subgraphs[0]
+    index = {rd.tensor_name(sg.tensors[i], int(i)): int(i) for i in sg.inputs}
+    wanted: dict[int, tuple[int, ...]] = {}
+    for name, shape in shapes.items():
+        if name not in index:
+            raise InputError(f"--input-shape names {name!r}, but the model's inputs are {list(index)}")
+        t = sg.tensors[index[name]]
+        stored, free = rd.shape(t), dynamic_dims(t)
+        shape = tuple(int(d) for d in shape)
+        if shape == stored:
+            continue
+        if len(shape) != len(stored) or any(a != b and i not in free for i, (a, b) in enumerate(zip(shape, stored))):
+            sig = [int(d) for d in t.shapeSignature] if free else list(stored)
+            raise InputError(f"input {name!r}: the TFLite file fixes its shape to {sig} (-1: dynamic); "
+                             f"cannot override with {list(shape)}")
+        if any(d < 1 for d in shape):
+            raise InputError(f"input {name!r}: shape {list(shape)} has a dimension < 1")
+        wanted[index[name]] = shape
+    if not wanted:
+        return
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    try:
+        it = Interpreter(model_path=str(path),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        for i, shape in wanted.items():
+            it.resize_tensor_input(i, list(shape), strict=True)
+        it.allocate_tensors()
+        resolved = {int(d["index"]): tuple(int(x) for x in d["shape"]) for d in it.get_tensor_details()}
+    except (RuntimeError, ValueError) as e:
+        raise InputError(f"{path}: LiteRT cannot resize the inputs to "
+                         f"{ {rd.tensor_name(sg.tensors[i], i): list(s) for i, s in wanted.items()} }: "
+                         f"{first_line(str(e))}") from None
+    for i, t in enumerate(sg.tensors):
+        if i in resolved and t.shape is not None and len(t.shape) == len(resolved[i]):
+            t.shape = np.asarray(resolved[i], np.int32)
+
+
+def read_resized(path: Path, shapes: dict[str, tuple[int, ...]], sizes_given: bool = True) -> tfl.ModelT:
+    """The model read and validated at the input shapes given. A file whose stored
+    placeholder shapes do not validate, with dynamic inputs left unsized, is an error that
+    says to size them (unless not `sizes_given`: the caller reads only its interface)."""
+    from .tflite_check import check_model
+    model = rd.read_model(path, check=False)
+    try:
+        check_model(model, str(path))
+    except ModelError as e:
+        try:
+            unsized = {k: v for k, v in dynamic_inputs(model).items() if k not in shapes}
+        except (IndexError, TypeError, AttributeError, ValueError):    # malformed beyond the shapes
+            raise e from None
+        if unsized and not sizes_given:
+            return model
+        if unsized:
+            hint = ", ".join(f"{k!r} (dynamic axes {list(v)})" for k, v in unsized.items())
+            raise type(e)(f"{e} (the file leaves input {hint} unsized: give --input-shape)") from None
+        if not shapes:
+            raise
+    if shapes:
+        resize_inputs(model, path, shapes)
+        check_model(model, str(path))
+    return model

@@ -1,0 +1,91 @@
+"""A float TFLite model whose input length is dynamic (-1 in the file's shape signature, 1
+stored as a placeholder), shaped like openWakeWord's log-mel model: a strided 1-D convolution
+over the samples, squared, a BATCH_MATMUL by a constant matrix, a MINIMUM by +inf (what
+clip_by_value exports; dropped, since no int8 code stands for it), and a floor relative to
+the global maximum (REDUCE_MAX to a scalar). Compiled at the length the user gives, every layer
+runs on the NPU and agrees with LiteRT resized to that length."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as tfl
+from ai_edge_litert.interpreter import Interpreter
+
+from npukit.api import compile as npu_compile
+from npukit.errors import InputError, ModelError
+from npukit.testing.tflite_builder import Operator, TensorSpec as T, build_model
+
+T_LEN, K, STRIDE, CH, MELS = 64, 16, 8, 4, 3
+FRAMES = (T_LEN - K) // STRIDE + 1
+
+
+def _model() -> bytes:
+    rng = np.random.default_rng(0)
+    f = "float32"
+    x = T("x", (1, 1, T_LEN, 1), f)
+    w = T("w", (CH, 1, K, 1), f, data=rng.normal(size=(CH, 1, K, 1)).astype(np.float32) / 4)
+    conv, sq = T("conv", (1, 1, FRAMES, CH), f), T("sq", (1, 1, FRAMES, CH), f)
+    mel_w = T("mel_w", (CH, MELS), f, data=np.abs(rng.normal(size=(CH, MELS))).astype(np.float32))
+    mel, top = T("mel", (1, 1, FRAMES, MELS), f), T("top", (), f)
+    clipped, inf = T("clipped", (1, 1, FRAMES, MELS), f), T("inf", (1,), f, data=np.array([np.inf], np.float32))
+    axes = T("axes", (4,), "int32", data=np.arange(4, dtype=np.int32))
+    floor, y = T("floor", (1,), f), T("y", (1, 1, FRAMES, MELS), f)
+    conv_o = tfl.Conv2DOptionsT()
+    conv_o.strideH, conv_o.strideW, conv_o.padding = 1, STRIDE, tfl.Padding.VALID
+    conv_o.dilationHFactor = conv_o.dilationWFactor = 1
+    ops = [Operator("CONV_2D", (x, w, T("bias", (CH,), f, data=np.zeros(CH, np.float32))), (conv,), conv_o),
+           Operator("MUL", (conv, conv), (sq,), tfl.MulOptionsT()),
+           Operator("BATCH_MATMUL", (sq, mel_w), (mel,), tfl.BatchMatMulOptionsT()),
+           Operator("MINIMUM", (mel, inf), (clipped,)),
+           Operator("REDUCE_MAX", (clipped, axes), (top,), tfl.ReducerOptionsT()),
+           Operator("SUB", (top, T("eight", (1,), f, data=np.array([8.0], np.float32))), (floor,), tfl.SubOptionsT()),
+           Operator("MAXIMUM", (clipped, floor), (y,))]
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(build_model(ops, [x], [y])), 0)
+    for t in model.subgraphs[0].tensors:         # as a converter writes a dynamic length
+        if t.name.decode() == "x":
+            t.shape, t.shapeSignature = np.array([1, 1, 1, 1], np.int32), np.array([1, 1, -1, 1], np.int32)
+    import flatbuffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _litert(model: bytes, x: np.ndarray) -> np.ndarray:
+    it = Interpreter(model_content=model)
+    it.resize_tensor_input(0, list(x.shape), strict=True)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])
+
+
+def test_dynamic_length_compiles_at_the_given_length_and_agrees_with_litert(tmp_path):
+    path = tmp_path / "melspec.tflite"
+    path.write_bytes(model := _model())
+    rng = np.random.default_rng(1)
+    calib = rng.normal(size=(8, 1, 1, T_LEN, 1)).astype(np.float32)
+    prog = npu_compile(path, "npu-m", input_shapes={"x": (1, 1, T_LEN, 1)}, calibration={"x": calib}, sqnr=False)
+    assert prog.profile().host_ops == []
+    ops = [la.op for la in prog.program.layers]
+    assert {"fully_connected", "reduce_max"} <= set(ops) and "minimum" not in ops
+    y_io = prog.program.outputs[0]
+    for x in calib[:3]:                          # inside the calibrated ranges: no clipping
+        want, got = _litert(model, x), prog.run({"x": x})["y"]
+        assert got.shape == want.shape == (1, 1, FRAMES, MELS)
+        # four int8 layers in a row, each rounding once: within 4 output steps of float
+        assert np.abs(got - want).max() <= 4 * y_io.scale, (np.abs(got - want).max() / y_io.scale)
+
+
+def test_unsized_dynamic_input_is_a_one_line_error_that_says_to_size_it(tmp_path):
+    path = tmp_path / "melspec.tflite"
+    path.write_bytes(_model())
+    with pytest.raises(ModelError, match=r"input 'x' \(dynamic axes \[2\]\) unsized: give --input-shape"):
+        npu_compile(path, "npu-m")
+
+
+@pytest.mark.parametrize("shape", [(2, 1, T_LEN, 1), (1, 1, T_LEN)])
+def test_only_dynamic_axes_may_change(tmp_path, shape):
+    path = tmp_path / "melspec.tflite"
+    path.write_bytes(_model())
+    with pytest.raises(InputError, match=r"fixes its shape to \[1, 1, -1, 1\]"):
+        npu_compile(path, "npu-m", input_shapes={"x": shape})
