@@ -25,48 +25,50 @@ class _Log:
     def __init__(self):
         self.writes: list[tuple[int, int, int]] = []   # (lo, hi, idx), disjoint
         self.reads: list[tuple[int, int, int]] = []
-        self.max_read = self.max_write = 0
+        self.max_read = self.max_write = 0              # no entry is longer
 
-    @staticmethod
-    def _overlapping(entries, lo: int, hi: int, reach: int) -> list[int]:
-        """Positions of entries overlapping [lo, hi); no entry is longer than `reach`."""
-        i, n = bisect.bisect_left(entries, (lo - reach,)), len(entries)
-        out = []
+    def read(self, lo: int, hi: int, idx: int, deps: set[int]) -> None:
+        """Adds the writers of [lo, hi) to `deps` and logs the read."""
+        writes = self.writes
+        i, n = bisect.bisect_left(writes, (lo - self.max_write,)), len(writes)
         while i < n:
-            a_lo, a_hi, _ = entries[i]
+            a_lo, a_hi, a_idx = writes[i]
             if a_lo >= hi:
                 break
             if a_hi > lo:
-                out.append(i)
+                deps.add(a_idx)
             i += 1
-        return out
-
-    def read(self, lo: int, hi: int, idx: int) -> set[int]:
-        deps = {self.writes[i][2] for i in self._overlapping(self.writes, lo, hi, self.max_write)}
         bisect.insort(self.reads, (lo, hi, idx))
-        self.max_read = max(self.max_read, hi - lo)
-        return deps
+        if hi - lo > self.max_read:
+            self.max_read = hi - lo
 
-    def write(self, lo: int, hi: int, idx: int) -> set[int]:
-        deps = set()
+    def write(self, lo: int, hi: int, idx: int, deps: set[int]) -> None:
+        """Adds the earlier readers and writers of [lo, hi) to `deps` and logs the write."""
         for entries, reach in ((self.writes, self.max_write), (self.reads, self.max_read)):
-            hits = self._overlapping(entries, lo, hi, reach)
-            pieces = []
-            for i in hits:
-                a_lo, a_hi, a_idx = entries[i]
+            i = j = bisect.bisect_left(entries, (lo - reach,))
+            n, hit = len(entries), False
+            while j < n and entries[j][0] < hi:
+                hit = hit or entries[j][1] > lo
+                j += 1
+            if not hit:
+                continue
+            kept = []
+            for entry in entries[i:j]:
+                a_lo, a_hi, a_idx = entry
+                if a_hi <= lo:
+                    kept.append(entry)
+                    continue
                 deps.add(a_idx)
                 # the new write shadows these bytes: later hazards reach the old access through it
                 if a_lo < lo:
-                    pieces.append((a_lo, lo, a_idx))
+                    kept.append((a_lo, lo, a_idx))
                 if hi < a_hi:
-                    pieces.append((hi, a_hi, a_idx))
-            for i in reversed(hits):
-                del entries[i]
-            for piece in pieces:
-                bisect.insort(entries, piece)
+                    kept.append((hi, a_hi, a_idx))
+            kept.sort()
+            entries[i:j] = kept     # still sorted by start: what follows starts at hi or later
         bisect.insort(self.writes, (lo, hi, idx))
-        self.max_write = max(self.max_write, hi - lo)
-        return deps
+        if hi - lo > self.max_write:
+            self.max_write = hi - lo
 
 
 @dataclass
@@ -78,32 +80,42 @@ class Emitter:
     packed: dict[int, tuple[int, int]] = field(default_factory=dict)    # compressed constants (ConstImage.packed)
     packed_space: int = -1                                              # the space holding them
 
-    def _is_const(self, space: int, lo: int, hi: int) -> bool:
-        r = self.readonly.get(space)
-        return r is not None and r[0] <= lo and hi <= r[1]
-
     def emit(self, make, host_reads: Sequence[Range] = (), host_writes: Sequence[Range] = ()) -> int:
         """`make(layer, deps)` builds the instruction; returns its index. Its reads and writes
         are the ISA's; `host_reads` / `host_writes`: a HOST instruction's segment tensors."""
-        idx = len(self.program)
         ins = make(self.layer, ())
-        deps: set[int] = set()
-        logs = self._logs
-        for space, lo, hi in (*ranges.reads(ins), *host_reads):
-            if not self._is_const(space, lo, hi):  # constants are never written: no hazard
-                deps |= (logs.get(space) or logs.setdefault(space, _Log())).read(lo, hi, idx)
-        for space, lo, hi in (*ranges.writes(ins), *host_writes):
-            deps |= (logs.get(space) or logs.setdefault(space, _Log())).write(lo, hi, idx)
-        deps.discard(idx)
-        object.__setattr__(ins, "deps", tuple(sorted(deps)))    # a fresh record, not yet shared
+        deps = self._deps((*ranges.reads(ins), *host_reads), (*ranges.writes(ins), *host_writes))
+        object.__setattr__(ins, "deps", deps)    # a fresh record, not yet shared
         self.program.append(ins)
-        return idx
+        return len(self.program) - 1
+
+    def _deps(self, reads: Sequence[Range], writes: Sequence[Range]) -> tuple[int, ...]:
+        """The dependency tokens of the next instruction, which accesses these ranges, logged."""
+        idx = len(self.program)
+        deps: set[int] = set()
+        logs, readonly = self._logs, self.readonly
+        for space, lo, hi in reads:
+            r = readonly.get(space)
+            if r is not None and r[0] <= lo and hi <= r[1]:
+                continue    # constants are never written: no hazard
+            log = logs.get(space)
+            if log is None:
+                log = logs[space] = _Log()
+            log.read(lo, hi, idx, deps)
+        for space, lo, hi in writes:
+            log = logs.get(space)
+            if log is None:
+                log = logs[space] = _Log()
+            log.write(lo, hi, idx, deps)
+        deps.discard(idx)
+        return tuple(sorted(deps))
 
     def replay(self, entries) -> None:
         """Emit what a Recorder kept, in order, with this emitter's dependencies."""
-        for ins, host_reads, host_writes in entries:
+        program = self.program
+        for ins, reads, writes in entries:
+            program.append(_with_deps(ins, self._deps(reads, writes)))
             self.layer = ins.layer
-            self.emit(lambda layer, deps, ins=ins: _with_deps(ins, deps), host_reads, host_writes)
 
 
 def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
@@ -115,12 +127,13 @@ def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
 @dataclass
 class Recorder(Emitter):
     """Keeps each instruction (built at once: its maker may read loop variables that change
-    next) and a HOST's segment ranges instead of tracking hazards, to be replayed after other
-    instructions (`Emitter.replay`, which takes the instructions' own ranges from isa.ranges)."""
+    next) with the byte ranges it reads and writes (isa.ranges, and a HOST's segment tensors)
+    instead of tracking hazards, to be replayed after other instructions (`Emitter.replay`)."""
     entries: list = field(default_factory=list)
 
     def emit(self, make, host_reads: Sequence[Range] = (), host_writes: Sequence[Range] = ()) -> int:
-        self.entries.append((make(self.layer, ()), tuple(host_reads), tuple(host_writes)))
+        ins = make(self.layer, ())
+        self.entries.append((ins, (*ranges.reads(ins), *host_reads), (*ranges.writes(ins), *host_writes)))
         return len(self.entries) - 1
 
 

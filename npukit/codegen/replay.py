@@ -53,12 +53,13 @@ def timed(instructions: list, arch) -> tuple[int, float]:
 def cycles_and_energy(program, arch) -> tuple[int, float]:
     """(cycles, dynamic energy in pJ) of a program by the event model and the technology table."""
     t = simulate(program, arch)
-    return t.total_cycles, sum(_layer_energy(t, arch))
+    return t.total_cycles, sum(_layer_energy(t, arch, {ins.layer for ins in program.instructions}))
 
 
-def _layer_energy(t, arch) -> list[float]:
+def _layer_energy(t, arch, layers: set[int]) -> list[float]:
+    """The energy of each layer with instructions (the others' counts are empty: 0 pJ)."""
     et = energy_table(arch)
-    return [float(sum(c.energy_pj(et, arch.host.pj_per_cycle))) for c in t.counts]
+    return [float(sum(c.energy_pj(et, arch.host.pj_per_cycle))) for i, c in enumerate(t.counts) if i in layers]
 
 
 def pick(timed: list[tuple[int, float]], tie: float) -> int:

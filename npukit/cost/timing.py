@@ -281,24 +281,27 @@ def instruction_counts(prog: Program, arch: Arch) -> list[Counts]:
 def simulate(prog: Program, arch: Arch) -> Timeline:
     model = _Model(prog, arch)
     n = len(prog.instructions)
-    start, end = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    engine, busy = np.zeros(n, np.int8), np.zeros(n, np.int64)
-    free: defaultdict[I.Engine, int] = defaultdict(int)
+    # plain lists in the loop (a numpy element access costs more than the work per event)
+    start, end, engine, busy = [0] * n, [0] * n, [0] * n, [0] * n
+    free = [0] * len(I.Engine)          # each queue's next free cycle
     ports: defaultdict[int, _Port] = defaultdict(_Port)
     n_layers = max((ins.layer for ins in prog.instructions), default=-1) + 1
     counts = [Counts() for _ in range(max(n_layers, len(prog.layers)))]
+    shared_dma = arch.dma.channels < 2
+    overhead, setup = costs.INSTR_OVERHEAD, costs.DMA_SETUP_CYCLES
     for i, ins in enumerate(prog.instructions):
         c = counts[ins.layer]
         eng = I.engine_of(ins)
-        queue = I.Engine.DMA_IN if eng is I.Engine.DMA_W and arch.dma.channels < 2 else eng
+        queue = I.Engine.DMA_IN if eng is I.Engine.DMA_W and shared_dma else eng
         if isinstance(ins, I.Host):
             lat, elements, cpu = host_cycles(prog, ins.segment, arch)
-            lat += costs.INSTR_OVERHEAD
+            lat += overhead
             c.host_elements += elements
             c.host_cpu_cycles += cpu
         else:
-            lat = model.latency(ins, c) + costs.INSTR_OVERHEAD
-        ready = max((end[d] for d in ins.deps), default=0)
+            lat = model.latency(ins, c) + overhead
+        deps = ins.deps
+        ready = max([end[d] for d in deps]) if deps else 0
         s = max(free[queue], ready)
         uses = model.port_use(ins)
         if uses:
@@ -307,13 +310,14 @@ def simulate(prog: Program, arch: Arch) -> Timeline:
             e, work = s, 0
             for space, fixed, port in uses:
                 t0 = ports[space].book(s + fixed, port)
-                e, work = max(e, t0 + port + costs.INSTR_OVERHEAD), max(work, port)
+                e, work = max(e, t0 + port + overhead), max(work, port)
             start[i], end[i], engine[i], busy[i] = s, e, int(eng), work
-            free[queue] = s + costs.DMA_SETUP_CYCLES
+            free[queue] = s + setup
             continue
         e = s + lat
         # busy: the engine's own work (the closed form), without the issue overhead
-        start[i], end[i], engine[i], busy[i] = s, e, int(eng), lat - costs.INSTR_OVERHEAD
+        start[i], end[i], engine[i], busy[i] = s, e, int(eng), lat - overhead
         free[queue] = e
-    total = int(end.max()) if n else 0
-    return Timeline(start, end, engine, busy, counts, total)
+    total = max(end) if n else 0
+    return Timeline(np.array(start, np.int64), np.array(end, np.int64), np.array(engine, np.int8),
+                    np.array(busy, np.int64), counts, total)

@@ -18,6 +18,8 @@ def extent(addr: int, shape, strides, elem: int) -> tuple[int, int]:
 def merge_dims(shape, src, dst, elem: int = 1) -> tuple[list, list, list, int]:
     """Canonical strided block: drop unit dims, merge dims contiguous in both source and
     destination, and peel the trailing contiguous run off as the element size in bytes."""
+    if shape == (1, 1, 1, 1):       # one contiguous run (most weight and parameter loads)
+        return [], [], [], elem
     dims = [(n, s, d) for n, s, d in zip(shape, src, dst) if n != 1] + [(elem, 1, 1)]
     merged: list[list[int]] = []
     for n, s, d in dims:

@@ -47,19 +47,22 @@ _BYTES = np.uint64(0x0101010101010101)
 
 
 def _shifted_sums(u: np.ndarray) -> np.ndarray:
-    """[groups, 8]: column k is the sum over each group's 32 values of (u >> k), from the
+    """[8, groups]: row k is the sum over each group's 32 values of (u >> k), from the
     count of values with bit b set (b = 0..7; eight bytes to a 64-bit word): S_7 = count_7,
     S_k = count_k + 2 S_(k+1)."""
     words = u.view("<u8")                                 # [groups, 4], byte i = value i
-    sums = np.empty((u.shape[0], 8), np.int64)
+    sums = np.empty((8, u.shape[0]), np.int64)
     acc = np.zeros(u.shape[0], np.int64)
     for b in range(7, -1, -1):
         bits = (words >> np.uint64(b)) & _BYTES           # bytes of 0 / 1
         total = bits[:, 0] + bits[:, 1] + bits[:, 2] + bits[:, 3]      # bytes <= 4
         acc *= 2
         acc += ((total * _BYTES) >> np.uint64(56)).astype(np.int64)    # its 8 bytes' sum
-        sums[:, b] = acc
+        sums[b] = acc
     return sums
+
+
+_RICE_BITS = GROUP * np.arange(1, 9, dtype=np.int64)[:, None]    # mode bits and k bits per value
 
 
 def _modes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,20 +70,15 @@ def _modes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     quotient would pass Q_MAX, i.e. some value reaches 2^(k+4)), RAW where no k beats 8 bits a
     value, ZERO for an all-zero group; and each group's unary bits (0 unless Rice)."""
     sums = _shifted_sums(u)
-    best = sums[:, 0] + GROUP
-    best[sums[:, 4] > 0] = 1 << 30
-    mode = np.zeros(u.shape[0], np.uint8)
-    unary = sums[:, 0] + GROUP
-    for k in range(1, 8):
-        cost = sums[:, k] + GROUP * (k + 1)
-        if k + 4 < 8:
-            cost[sums[:, k + 4] > 0] = 1 << 30
-        better = cost < best
-        mode[better] = k
-        unary[better] = sums[better, k] + GROUP
-        np.minimum(best, cost, out=best)
+    cost = sums + _RICE_BITS            # [k, group]: unary bits (sum of quotients + 1 each) + remainders
+    cost[:4][sums[4:] > 0] = 1 << 30
+    k = cost.argmin(axis=0)
+    cols = np.arange(u.shape[0])
+    best = cost[k, cols]
+    unary = sums[k, cols] + GROUP
+    mode = k.astype(np.uint8)
     mode[best >= 8 * GROUP] = RAW
-    mode[sums[:, 0] == 0] = ZERO
+    mode[sums[0] == 0] = ZERO
     unary[mode >= RAW] = 0
     return mode, unary
 
@@ -116,11 +114,7 @@ def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
             rows[sel] = u[sel]
         elif 0 < mode < RAW:    # 8 values of `mode` bits -> `mode` bytes, through one uint64 each
             m = int(mode)
-            w = words.reshape(n_groups, GROUP // 8)[sel].reshape(-1)
-            mask = np.uint64((1 << m) - 1)
-            word = w & mask
-            for j in range(1, 8):
-                word |= ((w >> np.uint64(8 * j)) & mask) << np.uint64(j * m)
+            word = _pack(words.reshape(n_groups, GROUP // 8)[sel].reshape(-1), m)
             rows[sel, :GROUP // 8 * m] = word.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :m].reshape(sel.size, -1)
     parts.append(rows[np.arange(GROUP) < sizes[:, None]].tobytes())
     rice = modes < RAW
@@ -132,6 +126,22 @@ def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
     unary[ends - 1] = 0
     parts.append(np.packbits(unary, bitorder="little").tobytes())
     return b"".join(parts)
+
+
+_HALVES = [(np.uint64(lo), np.uint64(bits)) for lo, bits in
+           ((0x00FF00FF00FF00FF, 8), (0x0000FFFF0000FFFF, 16), (0x00000000FFFFFFFF, 32))]
+
+
+def _pack(w: np.ndarray, m: int) -> np.ndarray:
+    """Each uint64 of 8 values (a byte each, low byte first) -> the low m bits of each value
+    side by side from bit 0 (8m bits): adjacent lanes are joined pairwise, then in fours, then
+    all eight, each step closing the gap above the low lane's bits."""
+    x = w & np.uint64(((1 << m) - 1) * 0x0101010101010101)
+    width = m
+    for lo, bits in _HALVES:    # lanes of `bits` bits, each holding `width` bits from bit 0
+        x = (x & lo) | ((x & ~lo) >> np.uint64(bits - width))
+        width *= 2
+    return x
 
 
 def decode(stream: np.ndarray, n: int) -> np.ndarray:

@@ -109,30 +109,34 @@ def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_p
         n_cc = math.ceil(s.c / tc)
         for tk in tks:
             n_kb = math.ceil(f.k / tk)
+            w_one = _transfer(tk * tc, 1 << 30, bw.w)
+            per_band = []      # what each band height costs whichever the weights' residency
+            for th, n_rb, x_rows in bands:
+                if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
+                    x_rows = min(x_rows, th * s.sh)
+                n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
+                eg = n_g = 0
+                if f.cin:     # per band: its input rows, and per chunk and group a Conv + Requant
+                    eg = expansion_group(f, th, tc, tk, nbuf, arch.acc_bytes)
+                    if not eg:
+                        continue
+                    n_g = math.ceil(x_rows * s.w / eg)
+                    n_instr += n_rb * (1 + 2 * n_cc * n_g)
+                e = th * s.ew
+                x_tile = x_rows * s.w * tc
+                g_pix, w_ex = 0, 0.0
+                if f.cin:     # the band's rows are computed, from the expansion's input rows
+                    x_dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
+                    g_pix, w_ex = math.ceil(x_rows * s.w / n_g), _transfer(tc * f.cin, 1 << 30, bw.w)
+                else:
+                    x_dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
+                o_dma = 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
+                requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
+                per_band.append((th, n_rb, n_instr, eg, n_g, e, g_pix, w_ex, x_dma, o_dma, requant))
             for resident in (True, False):
-                for th, n_rb, x_rows in bands:
-                    if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
-                        x_rows = min(x_rows, th * s.sh)
-                    n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
-                    eg = n_g = 0
-                    if f.cin:     # per band: its input rows, and per chunk and group a Conv + Requant
-                        eg = expansion_group(f, th, tc, tk, nbuf, arch.acc_bytes)
-                        if not eg:
-                            continue
-                        n_g = math.ceil(x_rows * s.w / eg)
-                        n_instr += n_rb * (1 + 2 * n_cc * n_g)
-                    e = th * s.ew
-                    x_tile = x_rows * s.w * tc
-                    g_pix, w_ex = 0, 0.0
-                    if f.cin:     # the band's rows are computed, from the expansion's input rows
-                        x_dma = 0.0 if ip[0] else n_rb * _transfer(x_rows * s.w * f.cin, 1 << 30, bw.x)
-                        g_pix, w_ex = math.ceil(x_rows * s.w / n_g), _transfer(tc * f.cin, 1 << 30, bw.w)
-                    else:
-                        x_dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
-                    o_dma = 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
+                for th, n_rb, n_instr, eg, n_g, e, g_pix, w_ex, x_dma, o_dma, requant in per_band:
                     n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
-                    w_dma = n_w * _transfer(tk * tc, 1 << 30, bw.w)
-                    requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
+                    w_dma = n_w * w_one
                     # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM), the
                     # requantisations and the transfers (the expansion's weights loaded once) bound
                     # every estimate from below, with the instruction overheads
@@ -151,19 +155,22 @@ def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_p
                     if f.cin:
                         dma = x_dma + (n_cc if ex_res or n_cc == 1 else n_rb * n_cc) * w_ex + o_dma + w_dma
                         ex_vpu = n_rb * n_cc * n_g * costs.vpu_cycles(g_pix * tc, lanes, depth)
+                    # the 1x1's (and the expansion's) MXU cycles in each dataflow, whatever the engine
+                    gemms = []
+                    for flow in flows:
+                        mxu = n_rb * n_kb * n_cc * costs.mxu_gemm_cycles(e, tk, tc, rows, cols, flow, overlap)
+                        if f.cin:
+                            mxu += n_rb * n_cc * n_g * costs.mxu_gemm_cycles(g_pix, tc, f.cin, rows, cols, flow,
+                                                                             overlap)
+                        gemms.append((flow, mxu))
                     for engine in engines:
                         if engine == "mxu":
                             dw_mxu, dw_vpu = n_rb * n_cc * costs.mxu_depthwise_cycles(
                                 e, tc, s.kh * s.kw, rows, cols, overlap), 0
                         else:
                             dw_mxu, dw_vpu = 0, n_rb * n_cc * costs.vpu_cycles(e * tc * s.kh * s.kw, lanes, depth)
-                        for flow in flows:
-                            mxu = dw_mxu + n_rb * n_kb * n_cc * costs.mxu_gemm_cycles(e, tk, tc, rows, cols, flow,
-                                                                                        overlap)
-                            if f.cin:
-                                mxu += n_rb * n_cc * n_g * costs.mxu_gemm_cycles(g_pix, tc, f.cin, rows, cols,
-                                                                                 flow, overlap)
-                            est = int(max(mxu, requant + dw_vpu + ex_vpu, dma) + n_instr * _ISSUE)
+                        for flow, mxu in gemms:
+                            est = int(max(dw_mxu + mxu, requant + dw_vpu + ex_vpu, dma) + n_instr * _ISSUE)
                             if len(best) < top or est < best[-1].est_cycles:    # else it cannot enter
                                 keep_best(best, FusedTiling(th, tc, tk, engine, flow, resident, est, ex_res, eg), top)
     return best
