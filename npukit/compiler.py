@@ -22,6 +22,7 @@ from .frontend.signature import bind_values, read_signature
 from .ir.graph import DType, Graph, Op, Tensor
 from .isa.program import Program
 from .progress import counted, stage
+from .threads import single_threaded
 from .quant.quantize import attach_params, quantize_graph
 from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count,
                               score_outputs, units, widest, worst_sqnr)
@@ -358,7 +359,8 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
     refuse_precision(g, options)
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
-    q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options)
+    with single_threaded():     # the float and integer reference runs' small products (npukit.threads)
+        q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options)
     meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
             "calibration_samples": q.samples, "random_calibration": calibration is None,
             "options": options.__dict__,
