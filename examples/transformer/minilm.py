@@ -122,6 +122,7 @@ def evaluate(preset: str, first: npukit.CompiledModel, tok, r: np.ndarray, mine:
     return {"int16": f"{n_wide} int16 activations ({', '.join(wide) or 'none'} outputs)", "cos": cos,
             "nn_agree": float(np.mean(nn_ref == nn_npu)), "nq": nq, "tokens": mid,
             "latency_ms": prof.latency_ms, "energy_uj": prof.energy_uj, "cycles": prof.total_cycles,
+            "breakdown": prof.breakdown,
             "npu_layers": sum(layer.target == "npu" for layer in layers), "host_layers":
             sorted({f"{layer.op} ({layer.reason})" for layer in layers if layer.target == "host"})}
 
@@ -152,6 +153,12 @@ def main(argv=None) -> int:
         print(f"{res['tokens']} tokens: {res['cycles']:,} cycles, {seconds(res['latency_ms'] * 1e-3)}, "
               f"{energy_uj(res['energy_uj'])} per inference; {res['npu_layers']} layers on the NPU, host: "
               f"{', '.join(res['host_layers'])}")
+        print(f"where the time goes ({res['tokens']} tokens, by kind of operator; host: run on the host CPU):")
+        for k in res["breakdown"]:
+            bound = max(k["bounds"], key=k["bounds"].get) if k["bounds"] else "-"
+            host = f", {k['host_layers']} on the host ({k['host_cycles']:,} cycles)" if k["host_layers"] else ""
+            print(f"  {k['kind']:<20} {k['share']:6.1%} {k['cycles']:>11,} cycles  {k['layers']:3d} layers{host}; "
+                  f"mostly {bound}-bound")
         hw[preset] = {"cycles": int(res["cycles"]), "latency_ms": float(res["latency_ms"]),
                       "energy_uj": float(res["energy_uj"]), "npu_layers": res["npu_layers"],
                       "host_layers": len(res["host_layers"])}
