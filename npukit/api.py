@@ -162,6 +162,20 @@ class CompiledModel:
             self._timeline = simulate(self.program, self.arch)
         return self._timeline
 
+    def for_arch(self, arch: str | Path | Arch) -> CompiledModel:
+        """The same integer graph lowered for another architecture: the same numerics (scales,
+        int16 choice, noise report), with no import or calibration again. Needs `qgraph` (a
+        compiled model, not a loaded one); precision's per-arch cycle costs are not carried
+        over (`precision` is None)."""
+        if self.qgraph is None:
+            raise InputError("for_arch needs the integer graph: compile the model (a loaded .npub has none)")
+        from .codegen.lower import lower_program
+        a = _arch(arch)
+        used: list[Any] = []
+        meta = {k: v for k, v in self.program.meta.items() if k != "precision"}
+        program = lower_program(self.qgraph, a, CompileOptions(**meta["options"]), meta, None, used)
+        return CompiledModel(program, a, self.qgraph, self.sqnr, used[-1], self.scales)
+
     def _title(self) -> str:
         return f"{Path(str(self.program.meta.get('model', 'model'))).name} on {self.arch.name}"
 

@@ -64,13 +64,17 @@ class NpuEncoder:
     token count reuses its scales (`npukit.compile(scales=...)`: per-tensor ranges and int16
     widenings do not depend on the count), on every preset."""
 
-    def __init__(self, path: Path, preset: str, scales):
-        self.path, self.preset, self.scales = path, preset, scales
+    def __init__(self, path: Path, preset: str, scales, other: NpuEncoder | None = None):
+        self.path, self.preset, self.scales, self.other = path, preset, scales, other
         self.models: dict[int, npukit.CompiledModel] = {}
 
     def model(self, length: int) -> npukit.CompiledModel:
+        """The program for `length` tokens: another preset's integer graph lowered again
+        (`for_arch`) if it has one, else compiled with the shared scales."""
         if length not in self.models:
-            self.models[length] = _compile(self.path, self.preset, length, scales=self.scales)
+            done = self.other.models.get(length) if self.other else None
+            self.models[length] = done.for_arch(self.preset) if done else \
+                _compile(self.path, self.preset, length, scales=self.scales)
         return self.models[length]
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
@@ -100,12 +104,9 @@ def _fit(ids: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([ids[0, :1], body, ids[0, -1:]])[None]
 
 
-def evaluate(preset: str, first: npukit.CompiledModel, tok, r: np.ndarray, mine: bool) -> dict:
-    """`first`: the calibrated program (its scales serve every token count; `mine`: it was
-    compiled for `preset`); `r`: onnxruntime's embeddings of QUERIES + CORPUS."""
-    npu = NpuEncoder(fetch("minilm-int8"), preset, first.scales)
-    if mine:
-        npu.models[first.input_specs["input_ids"][0][1]] = first
+def evaluate(npu: NpuEncoder, tok, r: np.ndarray) -> dict:
+    """`r`: onnxruntime's embeddings of QUERIES + CORPUS."""
+    preset = npu.preset
     ids = [ids_of(tok, t) for t in QUERIES + CORPUS]
     q = np.stack([npu(i) for i in bar(ids, f"{preset}: sentences (a compile per new length)")])
     cos = np.sum(r * q, axis=1)
@@ -143,8 +144,12 @@ def main(argv=None) -> int:
     ref = OrtEncoder(path)
     r = np.stack([ref(ids_of(tok, t)) for t in QUERIES + CORPUS])
     first = calibrated(path, args.presets[0], [ids_of(tok, s) for s in CALIBRATION], int16)
+    npu = None
     for preset in args.presets:
-        res = evaluate(preset, first, tok, r, preset == args.presets[0])
+        npu = NpuEncoder(path, preset, first.scales, npu)
+        if preset == args.presets[0]:
+            npu.models[first.input_specs["input_ids"][0][1]] = first
+        res = evaluate(npu, tok, r)
         cos = res["cos"]
         print(f"== {preset}: {len(cos)} sentences, " + (f"int16 below {int16} dB" if int16 is not None else "all int8"))
         print(f"cosine to onnxruntime: min {cos.min():.4f}  mean {cos.mean():.4f}  "

@@ -67,3 +67,20 @@ def test_scales_of_another_model_or_with_calibration_are_refused():
     with pytest.raises(InputError, match="drop calibration and int16_below_db"):
         npukit.compile("model.onnx", calibration={"x": np.zeros((1, 1, 6, 32), np.float32)},
                        int16_below_db=30.0, scales=scales)
+
+
+def test_for_arch_lowers_the_same_integer_graph_as_a_compile_for_that_arch():
+    rng = np.random.default_rng(2)
+    g = feed_forward_graph(rng)
+    calib = {"x": rng.standard_normal((6, 1, 6, 32)).astype(np.float32)}
+    prog, qg, scales = _compile(g, calibration=calib, int16_below_db=80.0)
+    other = small_arch(4, 2, 2, 8, 8, "ws")
+    moved = CompiledModel(prog, ARCH, qg, scales=scales).for_arch(other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct, _, _ = compile_graph(g, other, calib, sqnr=False, int16_below_db=80.0)
+    assert moved.qgraph is qg and moved.scales is scales and moved.arch is other
+    assert moved.program.instructions == direct.instructions != prog.instructions
+    assert [r.image for r in moved.program.regions] == [r.image for r in direct.regions]
+    with pytest.raises(InputError, match="for_arch needs the integer graph"):
+        CompiledModel(prog, ARCH).for_arch(other)
