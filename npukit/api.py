@@ -38,11 +38,14 @@ class CompiledModel:
     outputs, layers, meta), `arch` (the `Arch` it was compiled for), `qgraph` (the integer
     graph; None after `load`), `sqnr` (the per-layer noise report, worst first: a list of
     `LayerSqnr(layer, op, sqnr_db)`; empty for a pre-quantised model or `sqnr=False`),
-    `schedule` (the `npukit.schedule.plan.Schedule` it was lowered with; None after `load`).
+    `schedule` (the `npukit.schedule.plan.Schedule` it was lowered with; None after `load`),
+    `scales` (the `npukit.quant.scales.Scales` quantised with: calibrated ranges and int16
+    widenings, for `compile(scales=...)` at other input shapes; None after `load` or for a
+    pre-quantised model).
     """
 
-    def __init__(self, program: Program, arch: Arch, qgraph=None, sqnr=None, schedule=None):
-        self.program, self.arch, self.schedule = program, arch, schedule
+    def __init__(self, program: Program, arch: Arch, qgraph=None, sqnr=None, schedule=None, scales=None):
+        self.program, self.arch, self.schedule, self.scales = program, arch, schedule, scales
         self.qgraph, self.sqnr = qgraph, sqnr or []
         self._simulator: Simulator | None = None
         self._profile: Profile | None = None
@@ -159,6 +162,20 @@ class CompiledModel:
             self._timeline = simulate(self.program, self.arch)
         return self._timeline
 
+    def for_arch(self, arch: str | Path | Arch) -> CompiledModel:
+        """The same integer graph lowered for another architecture: the same numerics (scales,
+        int16 choice, noise report), with no import or calibration again. Needs `qgraph` (a
+        compiled model, not a loaded one); precision's per-arch cycle costs are not carried
+        over (`precision` is None)."""
+        if self.qgraph is None:
+            raise InputError("for_arch needs the integer graph: compile the model (a loaded .npub has none)")
+        from .codegen.lower import lower_program
+        a = _arch(arch)
+        used: list[Any] = []
+        meta = {k: v for k, v in self.program.meta.items() if k != "precision"}
+        program = lower_program(self.qgraph, a, CompileOptions(**meta["options"]), meta, None, used)
+        return CompiledModel(program, a, self.qgraph, self.sqnr, used[-1], self.scales)
+
     def _title(self) -> str:
         return f"{Path(str(self.program.meta.get('model', 'model'))).name} on {self.arch.name}"
 
@@ -233,7 +250,8 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
             random_samples: int = 8, host: HostPolicy = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
-            schedule: Any = None, precision: Precision | None = None, min_sqnr: float | None = None) -> CompiledModel:
+            schedule: Any = None, precision: Precision | None = None, min_sqnr: float | None = None,
+            scales: Any = None) -> CompiledModel:
     """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.
 
     `arch`: a preset name ("npu-s", "npu-m", "npu-l", "npu-dc", "u55-256"), an arch TOML path
@@ -259,7 +277,10 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     widens the noisiest ones until the worst output SQNR on held-out calibration samples
     reaches `min_sqnr` (out of reach: the fewest within 1 dB of all widened); what was
     widened and its cycle cost are in `CompiledModel.precision`,
-    the outputs' accuracy against float in `CompiledModel.accuracy`.
+    the outputs' accuracy against float in `CompiledModel.accuracy`. `scales`: the `scales` of
+    an earlier compile of the same model at other input shapes (a transformer's token count):
+    its calibrated ranges and int16 widenings are applied, so no calibration data, no
+    `int16_below_db` or `precision` choice, and no noise report (docs/transformers.md).
 
     Raises InputError (missing file, unknown input name, bad option or calibration data),
     ModelError / UnsupportedOpError (malformed model, operator npukit cannot compile), ArchError
@@ -269,12 +290,27 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     opts = options_from(CompileOptions, options)
     given = {k: v for k, v in (("precision", precision), ("min_sqnr", min_sqnr)) if v is not None}
     opts = replace(opts, **given) if given else opts
+    _check_scales(scales, calibration, int16_below_db, opts)
     a = _arch(arch)
     pinned = _schedule(schedule)
     used: list[Any] = []
+    chose: list[Any] = []
     program, qg, report = compile_model(model, a, input_shapes, calibration, method, opts, sqnr, random_samples, host,
-                                      dict(input_values or {}), frozenset(host_nodes), int16_below_db, pinned, used)
-    return CompiledModel(program, a, qg, report, used[-1] if used else None)
+                                      dict(input_values or {}), frozenset(host_nodes), int16_below_db, pinned, used,
+                                      scales, chose)
+    return CompiledModel(program, a, qg, report, used[-1] if used else None, chose[-1] if chose else None)
+
+
+def _check_scales(scales, calibration, int16_below_db, opts: CompileOptions) -> None:
+    from .quant.scales import Scales
+    if scales is None:
+        return
+    if not isinstance(scales, Scales):
+        raise InputError(f"scales must be a CompiledModel's scales, not {type(scales).__name__}")
+    given = [what for what, on in (("calibration", calibration is not None), ("int16_below_db", int16_below_db
+             is not None), (f"precision={opts.precision!r}", opts.precision != "int8")) if on]
+    if given:
+        raise InputError(f"scales already fix the ranges and int16 choice: drop {' and '.join(given)}")
 
 
 def _schedule(given):

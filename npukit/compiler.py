@@ -22,7 +22,9 @@ from .frontend.signature import bind_values, read_signature
 from .ir.graph import DType, Graph, Op, Tensor
 from .isa.program import Program
 from .progress import counted, stage
+from .threads import single_threaded
 from .quant.quantize import attach_params, quantize_graph
+from .quant.scales import Scales
 from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count,
                               score_outputs, units, widest, worst_sqnr)
 
@@ -149,11 +151,13 @@ def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[in
                   options: CompileOptions = CompileOptions(), sqnr: bool = True, random_samples: int = 8,
                   host: HostPolicy = "auto", input_values: dict | None = None, host_nodes=frozenset(),
                   int16_below_db: float | None = None, schedule=None,
-                  used: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
+                  used: list | None = None, scales: Scales | None = None,
+                  chose: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model file to a Program. host="auto": an ONNX node a later stage refuses
     (UnsupportedOpError naming it) is imported again to run on the host; "never": any
     operator off the NPU is an error listing them all. `schedule`: a pinned Schedule to
-    lower with (None: the one the compiler makes); `used` receives the schedule lowered with."""
+    lower with (None: the one the compiler makes); `used` receives the schedule lowered with.
+    `scales`: quantise with these (see `quantise`); `chose` receives the Scales applied."""
     if host not in HOST_POLICIES:
         raise InputError(f"host must be one of {', '.join(HOST_POLICIES)}, not {host!r}")
     moved: dict[str, str] = {n: "kept on the host by host_nodes" for n in host_nodes}
@@ -164,7 +168,7 @@ def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[in
             refuse_host(placements(g, arch, options))
         try:
             program, qg, report = compile_graph(g, arch, calibration, method, options, str(path), sqnr,
-                                                int16_below_db, random_samples, schedule, used)
+                                                int16_below_db, random_samples, schedule, used, scales, chose)
         except UnsupportedOpError as e:
             if host == "never" and e.node is not None:
                 raise UnsupportedOpError(f"host=never, but node '{e.node}' would run on the host: "
@@ -188,6 +192,7 @@ class Quantised:
     accuracy: Accuracy | None = None    # outputs against float on held-out samples (None: not measured)
     precision: dict | None = None       # precision auto / int16: what was widened (Precision.to_json)
     int8: Graph | None = None           # the all-int8 graph, when some activations were widened
+    scales: Scales | None = None        # the ranges and widenings chosen, for other input shapes
 
 
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
@@ -201,7 +206,8 @@ def refuse_precision(g: Graph, options: CompileOptions) -> None:
 
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
              sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
-             options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = ()) -> Quantised:
+             options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = (),
+             scales: Scales | None = None) -> Quantised:
     """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
     integer params). `int16_below_db`: widen to int16 the tensors the per-layer noise report
     (quant.wide) finds below that SQNR; None keeps every activation int8. `int16_tensors`:
@@ -214,10 +220,14 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     calibration, bias correction after it. With two or more calibration samples the last
     20% (quant.precision.heldout_count) are held out: the accuracy summary and
     `options.precision` = "auto" measure on them the graph calibrated on the others; the
-    graph returned is calibrated on all (docs/numerics.md)."""
+    graph returned is calibrated on all (docs/numerics.md). `scales`: those of an earlier
+    compile of the model at another input shape (`Quantised.scales`), applied instead of
+    calibrating (no noise report, no int16 choice: the scales hold it)."""
     refuse_precision(g, options)
     if g.is_quantised:
         return Quantised(attach_params(g), [], 0)
+    if scales is not None:
+        return Quantised(scales.apply(g, options.equalize == "auto"), [], 0, scales=scales)
     from .opt.equalize import equalize
     from .opt.pipeline import optimize
     from .quant.bias_correction import correct_biases
@@ -261,9 +271,11 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         r.update({copy: r[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stage("quantise")
+    widenings: list[frozenset[str]] = []
 
     def widen(g: Graph, wide: frozenset[str]) -> tuple[Graph, frozenset[str]]:
         # a conv / FC touching a wide tensor runs 16x8 between requantising QUANTIZE copies
+        widenings.append(wide)
         g, wide, copies = widen_mxu_boundaries(g, wide)
         for r in (ranges, early):
             r.update({copy: r[name] for copy, name in copies.items()})
@@ -297,7 +309,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         acc = accuracy(qg.outputs, refs, [run_dequantised(mg, f) for f, _ in evals] if held else [], note,
                        score_outputs(qg))
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
-                     int8 if chosen and chosen.wide else None)
+                     int8 if chosen and chosen.wide else None, Scales(dict(ranges), tuple(widenings)))
 
 
 def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -360,16 +372,21 @@ def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, di
 def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | None = None,
                   method: Method = "minmax", options: CompileOptions = CompileOptions(),
                   source: str = "", sqnr: bool = True, int16_below_db: float | None = None,
-                  random_samples: int = 8, schedule=None, used: list | None = None
-                  ) -> tuple[Program, Graph, list[LayerSqnr]]:
-    """The whole compiler: quantise (see `quantise`), then lower for `arch` (with `schedule`
-    if given; `used` receives the schedule lowered with)."""
+                  random_samples: int = 8, schedule=None, used: list | None = None,
+                  scales: Scales | None = None, chose: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
+    """The whole compiler: quantise (see `quantise`; with `scales` if given, `chose`
+    receives those applied), then lower for `arch` (with `schedule` if given; `used`
+    receives the schedule lowered with)."""
     refuse_precision(g, options)
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
-    q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options)
-    meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
-            "calibration_samples": q.samples, "random_calibration": calibration is None,
+    with single_threaded():     # the float and integer reference runs' small products (npukit.threads)
+        q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options, scales=scales)
+    if chose is not None:
+        chose.append(q.scales)
+    meta = {"npukit_version": __version__, "model": source or g.name,
+            "calibration": "scales of another compile" if scales is not None else method,
+            "calibration_samples": q.samples, "random_calibration": calibration is None and scales is None,
             "options": options.__dict__,
             "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},
             "sqnr": [s.to_json() for s in q.sqnr]}

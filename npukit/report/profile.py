@@ -12,6 +12,7 @@ from ..isa import instructions as I
 from ..isa.program import Program
 from ..isa.ranges import SRAMS, accesses
 from ..cost.timing import Timeline, layer_cycles
+from .breakdown import breakdown
 
 SCHEMA_VERSION = 1
 
@@ -59,6 +60,7 @@ class Profile:
     layers: list[LayerProfile]
     weight_bytes: int = 0              # constant blocks loaded into WBUF (weights, params, tables), decoded
     weight_bytes_compressed: int = 0   # the same blocks as stored in the image (wcodec streams where smaller)
+    breakdown: list = field(default_factory=list)   # cycles by kind of operator (report.breakdown)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +121,7 @@ def build_profile(prog: Program, arch: Arch, t: Timeline) -> Profile:
         {r.name: len(r.image) for r in prog.regions},
         [{"name": la.name, "op": la.op, "reason": la.reason, "node": la.nodes[0] if la.nodes else la.name}
          for la in prog.layers if la.target == "host"],
-        len(prog.instructions), layers, *weight_block_bytes(prog))
+        len(prog.instructions), layers, *weight_block_bytes(prog), breakdown(layers, total))
 
 
 def weight_block_bytes(prog: Program) -> tuple[int, int]:

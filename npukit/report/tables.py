@@ -82,7 +82,25 @@ def profile_table(p, cols: int | None = None) -> str:
              f"area {p.area_mm2['total']:.2f} mm2", f"SRAM peak {p.sram_peak_bytes:,} B",
              f"{p.instructions:,} instructions",
              f"weights {p.weight_bytes:,} B stored as {p.weight_bytes_compressed:,} B"]
-    return _render(t, cols=cols) + "\n".join(packed(parts, cols)) + "\n" + host_lines(p.host_ops) + "\n"
+    return (_render(t, cols=cols) + "\n".join(packed(parts, cols)) + "\n" + host_lines(p.host_ops) + "\n"
+            + (_render(breakdown_table(p, cols), cols=cols) if p.breakdown else ""))
+
+
+BREAKDOWN_COLUMNS = [Column("kind", False, 9, 10), Column("layers", True, 8), Column("on host", True, 5),
+                     Column("cycles", True, 10), Column("share", True, 9), Column("bound (share of its cycles)", False, 7, 12),
+                     Column("energy", True, 6), Column("ops", False, 1, 8)]
+
+
+def breakdown_table(p, cols: int) -> Table:
+    """Where the time goes: one row per kind of operator (report.breakdown)."""
+    rows = []
+    for r in p.breakdown:
+        bounds = sorted(r["bounds"].items(), key=lambda kv: -kv[1])
+        rows.append([r["kind"], str(r["layers"]), f"{r['host_layers']} ({r['host_cycles']:,} cy)" if r["host_layers"]
+                     else "0", f"{r['cycles']:,}", f"{r['share']:.1%}",
+                     ", ".join(f"{b} {c / r['cycles']:.0%}" for b, c in bounds if c) if r["cycles"] else "-",
+                     energy_uj(r["energy_uj"]), ", ".join(r["ops"])])
+    return fitted_table("where the time goes (by kind of operator)", BREAKDOWN_COLUMNS, rows, cols)
 
 
 def packed(parts: list[str], cols: int, sep: str = " | ") -> list[str]:

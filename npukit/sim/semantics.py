@@ -6,8 +6,8 @@ prepared kernel and returns the steps that do the work: micro-op rows (sim/micro
 prepared plan (sim/plans.py, plans_int8.py, jit.py) where its conditions hold, else the plain
 definition's action. `bind` makes them one closure and `execute` is bind-then-call; the
 simulator lowers a whole program once into a Plan (sim/plan.py) and runs it on every run.
-The int16 (16x8) forms have no fast path: they run their plain definitions (sim/plain.py,
-sim/semantics16.py). tests/sim/test_fast_paths.py checks every fast path against the plain
+The int16 (16x8) forms run their plain definitions (sim/plain.py, sim/semantics16.py),
+except a 1x1 CONV (a fully connected tile): one exact float64 product. tests/sim/test_fast_paths.py checks every fast path against the plain
 definition.
 """
 from __future__ import annotations
@@ -119,7 +119,24 @@ def _conv(m: Machine, c: I.Conv, known: np.ndarray | None = None) -> Step | list
             return _conv_steps(plans_int8.DenseConvInt8(*geometry, m.gemm).parts(x, w, out, bool(c.accumulate), known))
         if depth < 1 << 17:
             return plans.DenseConv(*geometry).bind(x, w, out, bool(c.accumulate))
+    if c.in_bytes == 2 and c.kernel == (1, 1) and c.stride == (1, 1) and c.in_dil == (1, 1) \
+            and (c.pad_t, c.pad_l, c.out_h, c.out_w) == (0, 0, c.in_h, c.in_w):
+        return _pointwise_16x8(m, c)
     return plain.conv(m, c)
+
+
+def _pointwise_16x8(m: Machine, c: I.Conv) -> Step:
+    """A 16x8 1x1 CONV (a fully connected tile) as one float64 product: each term is below
+    2^22 in magnitude, so the sum is exact below 2^31 terms (the plain definition's two byte
+    passes give the same int64 sums)."""
+    w = m.view(I.WBUF, c.wgt, (c.k, c.c_len))
+    out = m.view(I.ACC, c.dst, (c.out_h * c.out_w, c.k), np.int64)
+    x = m.view(I.ABUF, c.src, (c.in_h * c.in_w, c.c_stride), np.int16)[:, c.c_off:c.c_off + c.c_len]
+
+    def run() -> None:
+        acc = (x.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)
+        out[...] = out + acc if c.accumulate else acc
+    return run
 
 
 def _conv_steps(p: plans_int8.Parts) -> list[Step]:

@@ -18,6 +18,30 @@ laplace = st.tuples(st.integers(0, 2**16), st.integers(0, 700), st.floats(0.1, 6
     lambda a: np.clip(np.round(np.random.default_rng(a[0]).laplace(0, a[2], a[1])), -128, 127).astype(np.int8))
 
 
+@pytest.fixture(autouse=True)
+def _no_memo(monkeypatch):
+    """Every test here decodes with the decoder itself, not the encoder's memo."""
+    monkeypatch.setattr(wcodec, "MEMO_BYTES", 0)
+    wcodec.forget()
+
+
+def test_memo_gives_what_the_decoder_gives(monkeypatch):
+    rng = np.random.default_rng(0)
+    blocks = [np.clip(np.round(rng.laplace(0, s, n)), -128, 127).astype(np.int8) for s, n in ((3, 500), (40, 97))]
+    monkeypatch.setattr(wcodec, "MEMO_BYTES", 1 << 20)
+    streams = [np.frombuffer(wcodec.encode(b), np.uint8) for b in blocks]
+    remembered = [wcodec.decode(s, b.size) for s, b in zip(streams, blocks)]
+    remembered[0][0] ^= 1                           # a copy: the memo is not changed through it
+    remembered[0][0] ^= 1
+    wcodec.forget()
+    for s, b, got in zip(streams, blocks, remembered):
+        np.testing.assert_array_equal(got, wcodec.decode(s, b.size))
+        np.testing.assert_array_equal(got.view(np.int8), b)
+    with pytest.raises(BinaryError):                # a size the stream does not hold: decoded, refused
+        wcodec.encode(blocks[0])
+        wcodec.decode(streams[0], blocks[0].size + 64)
+
+
 def roundtrip(values: np.ndarray) -> bytes:
     stream = wcodec.encode(values)
     back = wcodec.decode(np.frombuffer(stream, np.uint8), values.size)

@@ -161,6 +161,21 @@ def test_dequantize_all_codes_matches_litert(scale, zp):
     np.testing.assert_array_equal(got, ref)
 
 
+@SETTINGS
+@given(scale=scales, zp=zero_points, seed=seeds)
+def test_quantize_in_range_matches_litert(scale, zp, seed):
+    """The in-range path (no value near int32's limits): ties and the float32 values on
+    either side of them."""
+    rng = np.random.default_rng(seed)
+    f32_scale = np.float32(scale)
+    ties = (rng.integers(-140, 140, 64) + 0.5).astype(np.float32) * f32_scale
+    near = np.concatenate([np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(-np.inf))])
+    x = np.concatenate([ties, near, rng.normal(0.0, 100.0 * float(scale), 64).astype(np.float32),
+                        np.float32([0.0, -0.0, 1e-38, -1e-38])]).reshape(1, -1)
+    model = build_single_op("QUANTIZE", [TensorSpec("x", x.shape, "float32")], [q("out", x.shape, scale, zp)])
+    np.testing.assert_array_equal(K.quantize(x, scale, zp), run_reference(model, [x])[0])
+
+
 def test_quantize_rounds_half_away_from_zero():
     got = K.quantize(np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5], np.float32), 1.0, 0)
     np.testing.assert_array_equal(got, [1, 2, 3, -1, -2, -3])

@@ -11,6 +11,8 @@ operand before it writes; a fast path may stream, so an output that partly overl
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,19 @@ def test_fast_paths_equal_the_plain_definition(op):
                 assert (got[s] == m.mem[s]).all(), f"{ins} (int8 GEMM {gemm is not None}, known {known}): " \
                                                    f"space {s} differs from the plain definition"
     assert checked >= 40
+
+
+def test_16x8_pointwise_conv_fast_path_equals_the_plain_definition():
+    """A 1x1 int16 CONV (a fully connected tile) takes the float64 product; random int16
+    inputs and weights over whole memory spaces, with and without accumulation."""
+    for seed in range(40):
+        gen = Gen(seed * 104729 + 5)
+        ins = gen.conv()
+        ins = replace(ins, src=0, wgt=0, dst=0, kernel=(1, 1), stride=(1, 1), in_dil=(1, 1), pad_t=0, pad_l=0,
+                      out_h=ins.in_h, out_w=ins.in_w, in_bytes=2, zp=0)
+        s0 = state(gen, seed)
+        m = machine(s0)
+        plain.BINDERS[I.Conv](m, ins)()
+        got = _run_fast(s0, ins, None, False)
+        for s in SIZE:
+            assert (got[s] == m.mem[s]).all(), f"{ins}: space {s} differs from the plain definition"
