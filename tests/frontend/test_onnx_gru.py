@@ -15,7 +15,7 @@ import npukit
 from npukit.testing.gru_models import gru_feeds, gru_model, run_onnxruntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
-from test_sim_vs_reference import assert_sim_equals_reference  # noqa: E402
+from test_sim_vs_reference import assert_sim_equals_reference, small_arch  # noqa: E402
 
 STEPS_OF_ERROR = 5      # hidden-scale steps (tests/quant/test_kernels_gru.py measures the bound)
 
@@ -29,6 +29,7 @@ def test_onnx_gru_on_the_npu_close_to_onnxruntime(lbr, steps, batch, n_in, hidde
     onnx.save(model, tmp_path / "gru.onnx")
     prog = npukit.compile(tmp_path / "gru.onnx", "npu-m",
                           calibration=gru_feeds(rng, 48, steps, batch, n_in, hidden, states))
+    assert prog.profile().host_ops == []
     assert [n.op.value for n in prog.qgraph.nodes].count("gru") == 1
     gru = next(n for n in prog.qgraph.nodes if n.op.value == "gru")
     s_h = prog.qgraph.tensors[gru.outputs[0]].quant.s
@@ -40,6 +41,27 @@ def test_onnx_gru_on_the_npu_close_to_onnxruntime(lbr, steps, batch, n_in, hidde
             err = np.abs(got[name] - want).max()
             assert err <= STEPS_OF_ERROR * s_h, (name, err / s_h)
     assert_sim_equals_reference(prog, feeds[:1], check_timing_order=False)
+
+
+@pytest.mark.parametrize("lbr", [0, 1])
+@pytest.mark.parametrize("wbuf_kib,kept", [(10, "alternating"), (4, "streamed in blocks")])
+def test_gru_weights_alternating_or_streamed_equal_the_reference(lbr, wbuf_kib, kept, tmp_path):
+    """A WBUF too small for both weight matrices: they alternate in one slot, or stream in
+    blocks of gate channels; the simulator (program and timing order) equals the reference."""
+    from npukit.api import CompiledModel
+    from npukit.compiler import compile_graph
+    from npukit.frontend.onnx import load_onnx
+    rng = np.random.default_rng(lbr)
+    steps, batch, n_in, hidden = 4, 2, 64, 32
+    model = gru_model(rng, steps, batch, n_in, hidden, lbr)
+    onnx.save(model, tmp_path / "gru.onnx")
+    arch = small_arch(64, wbuf_kib, 64, 16, 16, "ws")
+    prog, qg, _ = compile_graph(load_onnx(tmp_path / "gru.onnx"), arch,
+                                gru_feeds(rng, 16, steps, batch, n_in, hidden), sqnr=False)
+    notes = [layer.detail.get("tiling", "") for layer in prog.layers if layer.target == "npu"]
+    assert any(kept in n for n in notes), notes
+    feeds = [{k: v[0] for k, v in gru_feeds(rng, 1, steps, batch, n_in, hidden).items()}]
+    assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds)
 
 
 def test_reverse_gru_stays_float_on_the_host(tmp_path):
