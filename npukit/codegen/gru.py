@@ -28,7 +28,7 @@ def gru_support(g: Graph, node: Node, work_abuf: int) -> str:
     if any(g.tensors[t].dtype is not DType.I8 for t in (node.inputs[0], node.outputs[0])):
         return "GRU with other than int8 input and output"
     b, _, i, c = _dims(g, node)
-    need = 3 * I.align(b * c) + I.align(b * i)
+    need = (2 + (not node.attrs.linear_before_reset)) * I.align(b * c) + I.align(b * i)
     return "" if need <= work_abuf else f"GRU state and one step's input ({need} B) larger than ABUF"
 
 
@@ -52,13 +52,14 @@ def lower_gru(ctx: Ctx, g: Graph, node: Node) -> dict:
                                node.name)
     rec, rec_n = acc_slots.take(8 * b * c, 1)[0], acc_slots.take(4 * b * c, 1)[0]
     row = 4 * b * gates                                    # ACC bytes of one step's input part
+    states = 2 + (not p.linear_before_reset)               # hidden ping-pong, r h (linear_before_reset 0)
     chunk = min(steps, (acc_slots.size - acc_slots.top - 64) // row,
-                (a_slots.size - 3 * I.align(b * c) - 64) // max(b * n_in, 1))
+                (a_slots.size - states * I.align(b * c) - 64) // max(b * n_in, 1))
     if chunk < 1:
         raise ScheduleError(f"{node.name}: one GRU step's accumulators ({row} B) do not fit ACC")
     acc_in = acc_slots.take(row * chunk, 1)[0]
     hid = a_slots.take(b * c, 2)
-    reset = a_slots.take(b * c, 1)[0]                      # r h (linear_before_reset 0)
+    reset = 0 if p.linear_before_reset else a_slots.take(b * c, 1)[0]
     xa = a_slots.take(b * chunk * n_in, 1)[0]
     st = g.tensors[h0]                                     # a constant or a tensor (a variable)
     src_space, src = (cs, ctx.const(st.const_data)) if st.is_const else (ctx.space(h0), ctx.addr(h0))
