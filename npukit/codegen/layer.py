@@ -10,6 +10,7 @@ from ..quant.quantize import LUT_OPS
 from .context import Ctx
 from .conv import conv_summary, lower_conv
 from .data import DATA_LOWERING
+from .gru import lower_gru
 from .lstm import lower_lstm
 from .matmul import lower_matmul
 from .norm import lower_layer_norm
@@ -61,6 +62,8 @@ def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
         return lower_magnitude(ctx, g, node)
     if op is Op.LSTM:
         return lower_lstm(ctx, g, node)
+    if op is Op.GRU:
+        return lower_gru(ctx, g, node)
     if op is Op.GELU:
         return lower_lut(ctx, g, node)
     DATA_LOWERING[op](ctx, g, node)

@@ -9,12 +9,13 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..isa import instructions as I
 from ..quant.quantize import LUT_OPS
-from ..cost.timing import (LSTM_CELL_OPS_PER_CELL, LUT16_OPS_PER_ELEMENT, MAGNITUDE_OPS_PER_ELEMENT,
+from ..cost.timing import (GRU_CELL_OPS_PER_CELL, LSTM_CELL_OPS_PER_CELL, LUT16_OPS_PER_ELEMENT, MAGNITUDE_OPS_PER_ELEMENT,
                            SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT, layer_norm_ops)
 from ..kernels.kernels_vpu16 import Lut16Params, Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs
 from .data import DATA_LOWERING, gather_support
+from .gru import gru_macs, gru_support
 from .lstm import lstm_macs, lstm_support
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .norm import layer_norm_support
@@ -39,6 +40,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
         return layer_norm_support(g, node, work_abuf)
     if op is Op.LSTM:
         return lstm_support(g, node, work_abuf)
+    if op is Op.GRU:
+        return gru_support(g, node, work_abuf)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
         reason = int16_support(g, node)
@@ -84,6 +87,8 @@ def layer_macs(g: Graph, node: Node) -> int:
     its products (the timing model's count, and the roofline's compute term)."""
     if node.op is Op.LSTM:
         return lstm_macs(g, node)
+    if node.op is Op.GRU:
+        return gru_macs(g, node)
     if node.op not in (Op.CONV2D, Op.FULLY_CONNECTED):
         return matmul_macs(g, node)
     return conv_macs(g, node) * (2 if g.tensors[node.inputs[0]].dtype is DType.I16 else 1)
@@ -107,6 +112,8 @@ def vpu_ops(g: Graph, node: Node) -> int:
         return layer_norm_ops(out // n, n)
     if node.op is Op.LSTM:                         # one LSTM_CELL element per output
         return LSTM_CELL_OPS_PER_CELL * out
+    if node.op is Op.GRU:                          # GRU_CELL mode 1 per output, mode 0 too without lbr
+        return (GRU_CELL_OPS_PER_CELL[1] + (0 if node.attrs.linear_before_reset else GRU_CELL_OPS_PER_CELL[0])) * out
     if isinstance(node.params, Sigmoid16Params):
         return SIGMOID16_OPS_PER_ELEMENT * out
     if isinstance(node.params, Lut16Params):

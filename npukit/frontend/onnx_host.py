@@ -20,7 +20,7 @@ from .onnx_check import check_loop_trips
 from .onnx_ops_tensor import rows_as_slice
 
 # the NPU has converters for these, but not for every configuration or not as exactly
-HOST_OPS = frozenset({"GRU", "RNN"})
+HOST_OPS = frozenset({"RNN"})
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 _HOST_PAD_MODES = (b"edge", b"wrap")        # reflect is an IR PAD (DMA with negative strides)
 _STANDARD = ("", "ai.onnx")

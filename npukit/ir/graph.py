@@ -80,6 +80,7 @@ class Op(enum.Enum):
     MAGNITUDE = "magnitude"            # sqrt(re^2 + im^2) of the two halves of an axis (STFT)
     UNARY = "unary"                    # an element-wise function (log, exp, abs, ...): a 256-entry table
     LSTM = "lstm"                      # integer LSTM over a batch-major sequence (LstmAttrs)
+    GRU = "gru"                        # integer GRU over a batch-major sequence (GruAttrs)
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,16 @@ class LstmAttrs:
     hidden_scale: float
     hidden_zp: int
     cell_clip: float = 0.0             # real-valued clip of the cell state, 0 = none
+
+
+@dataclass(frozen=True)
+class GruAttrs:
+    """npukit's integer GRU (kernels/kernels_gru): inputs x (B, T, I) int8, w_input (3, C, I)
+    and w_recurrent (3, C, C) int8 with one scale per gate (z, r, n), bias (3, C) int32 (the
+    input-side biases), recurrent_bias (C,) int32 (R_n's, inside the reset product; zeros when
+    linear_before_reset is 0), the initial hidden state (B, C) int8; outputs (B, T, C) int8
+    and, optionally, the final hidden state, all at the hidden state's quantisation."""
+    linear_before_reset: int
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [tuple(s) for s in a.out_shapes]
     if op is Op.LSTM:                  # (B, T, I) -> (B, T, C), final h and c (B, C)
         return [x[:2] + (shapes[2][1],), tuple(shapes[4]), tuple(shapes[5])][:len(node.outputs)]
+    if op is Op.GRU:                   # (B, T, I) -> (B, T, C), final h (B, C)
+        return [x[:2] + (shapes[2][1],), tuple(shapes[5])][:len(node.outputs)]
     if op in (Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER):
         return [_transformer_shape(node, shapes)]
     raise ModelError(f"{node.name}: no shape rule for {op}")

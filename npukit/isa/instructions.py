@@ -22,6 +22,7 @@ LUT_BYTES = 256         # a LUT's table
 LN_HEAD_BYTES = 16      # a LAYERNORM parameter block's int64 eps_q, int32 multiplier, int32 shift
 LUT16_BYTES = 1026      # a LUT16's table: 513 int16 anchors
 LSTM_PARAM_ROWS = 5     # int32 rows of an LSTM_CELL's parameter block (per gate channel)
+GRU_PARAM_ROWS = 6      # int32 rows of a GRU_CELL's parameter block (per gate channel)
 
 
 def requant_param_bytes(mode: int) -> int:
@@ -421,14 +422,38 @@ class LstmCell(Instr):
     qparams: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class GruCell(Instr):
+    """npukit's integer GRU after its matmuls (kernels_gru) for n rows of c cells; gate channels
+    j < 3c in gate order z, r, n. The input part is sat16(MBQM(ACC[src + 4 (r src_stride + j)]
+    + bias[j], in_mult[j], in_shift[j])); ACC[rec] [n, 2c] holds the z and r gates' recurrent
+    accumulators, ACC[rec_n] [n, c] the n gate's; `params` (WBUF) the int32 rows bias, in_mult,
+    in_shift, rec_mult, rec_shift, rec_bias of 3c channels; ABUF[h] [n, c] the int8 hidden
+    state. mode 0 (kernels_gru.reset_hidden) writes r h as int8 to ABUF[dst] [n, c] and reads
+    only the first 2c channels of each input row and no rec_n; mode 1 (kernels_gru.cell_update)
+    writes the new hidden state. qparams = kernels_gru.GruCellParams."""
+    src: int
+    src_stride: int            # int32 accumulators between the input part's rows
+    rec: int
+    rec_n: int
+    params: int
+    h: int
+    dst: int
+    n: int
+    c: int
+    mode: int
+    qparams: tuple[int, ...]
+
+
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
                                     MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16,
-                                    Gather, LayerNorm, Lut16, LstmCell)
+                                    Gather, LayerNorm, Lut16, LstmCell, GruCell)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
              Magnitude: Engine.VPU, ArgMax: Engine.VPU, Select: Engine.VPU, Sigmoid16: Engine.VPU,
-             Gather: Engine.DMA_IN, LayerNorm: Engine.VPU, Lut16: Engine.VPU, LstmCell: Engine.VPU}
+             Gather: Engine.DMA_IN, LayerNorm: Engine.VPU, Lut16: Engine.VPU, LstmCell: Engine.VPU,
+             GruCell: Engine.VPU}
 
 
 def elem_size(ins: Instr) -> int:

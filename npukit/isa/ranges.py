@@ -74,6 +74,12 @@ def reads(ins: I.Instr) -> list[Span]:
         return [Span(C, ins.src, ins.src + 4 * ((ins.n - 1) * ins.src_stride + g)),
                 Span(C, ins.rec, ins.rec + 4 * ins.n * g),
                 Span(W, ins.params, ins.params + 4 * I.LSTM_PARAM_ROWS * g), Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c)]
+    if isinstance(ins, I.GruCell):
+        g = (2 + ins.mode) * ins.c              # input-part channels read per row
+        out = [Span(C, ins.src, ins.src + 4 * ((ins.n - 1) * ins.src_stride + g)),
+               Span(C, ins.rec, ins.rec + 8 * ins.n * ins.c),
+               Span(W, ins.params, ins.params + 12 * I.GRU_PARAM_ROWS * ins.c), Span(A, ins.h, ins.h + ins.n * ins.c)]
+        return out + [Span(C, ins.rec_n, ins.rec_n + 4 * ins.n * ins.c)] if ins.mode else out
     v = _vector_tile(ins)
     return [Span(A, v[0], v[0] + v[1])] if v else []
 
@@ -109,6 +115,8 @@ def writes(ins: I.Instr) -> list[Span]:
         return [Span(A, ins.dst, ins.dst + ins.rows * ins.n * ins.out_bytes)]
     if isinstance(ins, I.LstmCell):
         return [Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c), Span(A, ins.dst, ins.dst + ins.n * ins.c)]
+    if isinstance(ins, I.GruCell):
+        return [Span(A, ins.dst, ins.dst + ins.n * ins.c)]
     v = _vector_tile(ins)
     return [Span(A, v[2], v[2] + v[3])] if v else []
 

@@ -61,6 +61,10 @@ def shared_groups(g: Graph) -> Groups:
                 for t in members:
                     if not g.tensors[t].is_const:
                         groups.union(t, members[1] if len(members) > 1 else t)
+        if node.op is Op.GRU:       # hidden state in, output sequence, hidden state out: one scale
+            for t in (node.inputs[5], *node.outputs[1:]):
+                if not g.tensors[t].is_const:
+                    groups.union(t, node.outputs[0])
     return groups
 
 

@@ -23,6 +23,7 @@ from ..kernels import kernels_vpu_unary as ku
 from ..kernels import kernels_wide as kw
 from .calibrate import Range
 from .groups import SAME_AS_INPUT, fixed_outputs, shared_groups
+from .gru_params import gru_params
 from ..kernels.host_float import HostFloatParams, host_float_only
 from ..kernels.host_tflite import HostTfliteParams
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
@@ -244,6 +245,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
                                                   tuple(tensors[t].dtype.value for t in node.outputs)))
     if op is Op.LSTM:
         return node.with_(params=_lstm_params(g, node, tensors))
+    if op is Op.GRU:
+        return node.with_(params=gru_params(g, node, tensors))
     if op in TRANSFORMER_OPS:
         return quantize_transformer_node(g, node, tensors)
     if op in SAME_AS_INPUT:

@@ -20,6 +20,7 @@ from ..ir import graph as ir
 from ..ir.graph import Node, Op
 from ..isa.serial import from_data, to_data
 from ..kernels import host_float, host_tflite
+from ..kernels import kernels_gru as kg
 from ..kernels import kernels_lstm as kl
 from ..kernels import kernels_mxu as kx
 from ..kernels import kernels_transformer as kt
@@ -39,6 +40,7 @@ PARAMS: dict[str, type] = {
     "matmul": kt.MatMulParams, "layer_norm": kt.LayerNormParams,
     "host_float": host_float.HostFloatParams, "host_tflite": host_tflite.HostTfliteParams,
     "lstm": kl.LstmParams,
+    "gru": kg.GruParams,
 }
 _TAG = {cls: tag for tag, cls in PARAMS.items()}
 
@@ -78,6 +80,7 @@ def _kinds() -> dict[Op, SegmentKind]:
         Op.HOST_FLOAT: k(host_float.HostFloatAttrs, ("host_float",)),
         Op.HOST_TFLITE: k(host_tflite.HostTfliteAttrs, ("host_tflite",), True),
         Op.LSTM: k(ir.LstmAttrs, ("lstm",)),
+        Op.GRU: k(ir.GruAttrs, ("gru",)),
     }
     assert set(out) == set(Op), f"host segment kinds missing for {set(Op) - set(out)}"
     return out

@@ -20,7 +20,7 @@ from ..isa import instructions as I
 from ..isa import wcodec
 from ..isa.immediates import params_from_ints
 from ..kernels import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu_compare, kernels_wide
-from . import semantics16, semantics_lstm
+from . import semantics16, semantics_gru, semantics_lstm
 from .machine import Machine
 from .plan import Action
 from .tiles import spans
@@ -331,4 +331,4 @@ BINDERS: dict[type[I.Instr], Callable[..., Action]] = {
     I.Lut: lut, I.Pool: pool, I.Mean: mean, I.ArgMax: arg_max, I.Select: select, I.MatMul: matmul,
     I.Softmax: softmax, I.Resize: resize, I.Magnitude: magnitude, I.Sigmoid16: semantics16.sigmoid16,
     I.Gather: gather, I.LayerNorm: layer_norm, I.Lut16: semantics16.lut16,
-    I.LstmCell: semantics_lstm.lstm_cell}
+    I.LstmCell: semantics_lstm.lstm_cell, I.GruCell: semantics_gru.gru_cell}

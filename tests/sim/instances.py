@@ -10,6 +10,7 @@ from npukit.ir.graph import Clamp
 from npukit.isa import instructions as I
 from npukit.isa import wcodec
 from npukit.isa.immediates import params_to_ints
+from npukit.kernels import kernels_gru as kg
 from npukit.kernels import kernels_lstm as kl
 from npukit.kernels import kernels_mxu as kx
 from npukit.kernels import kernels_transformer as kt
@@ -246,6 +247,18 @@ class Gen:
                                              self.i(-20, -5), self.i(-10, 10)))
         return I.LstmCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + g), 4), stride, self.al(I.ACC, 16 * n * c, 4),
                           self.block(I.WBUF, block), self.al(I.ABUF, 2 * n * c, 2), self.at(I.ABUF, n * c), n, c, q)
+
+    def grucell(self) -> I.GruCell:
+        n, c, mode = self.i(1, 3), self.i(1, 4), self.i(0, 1)
+        g = 3 * c
+        stride = (2 + mode) * c + self.i(0, 3)
+        mults = self.rng.integers(1 << 30, (1 << 31) - 1, (2, g))
+        block = np.stack([self.rng.integers(-5000, 5000, g), mults[0], self.rng.integers(-12, 3, g), mults[1],
+                          self.rng.integers(-12, 3, g), self.rng.integers(-5000, 5000, g)]).astype(np.int32)
+        q = params_to_ints(kg.GruCellParams(self.i(0, 1), int(mults[0, 0]), self.i(-20, -5), self.i(-10, 10)))
+        return I.GruCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + (2 + mode) * c), 4), stride,
+                         self.al(I.ACC, 8 * n * c, 4), self.al(I.ACC, 4 * n * c, 4), self.block(I.WBUF, block),
+                         self.at(I.ABUF, n * c), self.at(I.ABUF, n * c), n, c, mode, q)
 
 
 OPCODES = [op for op in I.OPCODES if op is not I.Host]

@@ -1,0 +1,87 @@
+"""Lowering of the integer GRU (IR GRU, kernels/kernels_gru) to the NPU, in the LSTM's
+structure (codegen/lstm): the input part of the gates for a chunk of steps in one CONV (a 1x1
+over [B, steps, I], 3C output channels, zero point x_zp) into ACC; per step the recurrent
+CONVs of the hidden state [B, C] (zero point h_zp) and GRU_CELL on the VPU. With
+linear_before_reset 1 a step is the z, r CONV (2C channels), the n CONV (C) and GRU_CELL mode
+1; with 0 the n gate multiplies r h, so a step is the z, r CONV, GRU_CELL mode 0 (r h as int8),
+the n CONV of that, then mode 1. The hidden state ping-pongs between two ABUF buffers, each
+step's copied to the output by a DMA; weights as codegen/recurrent places them.
+"""
+from __future__ import annotations
+
+from ..errors import ScheduleError
+from ..ir.graph import DType, Graph, Node
+from ..isa import instructions as I
+from ..isa.immediates import params_to_ints
+from .context import Ctx
+from .emitter import contiguous, dma
+from .recurrent import RecurrentWeights
+
+
+def _dims(g: Graph, node: Node) -> tuple[int, int, int, int]:
+    b, t, i = g.tensors[node.inputs[0]].shape
+    return b, t, i, g.tensors[node.inputs[5]].shape[1]
+
+
+def gru_support(g: Graph, node: Node, work_abuf: int) -> str:
+    """'' if the NPU runs the GRU, else why not (WBUF and ACC are checked when lowering)."""
+    if any(g.tensors[t].dtype is not DType.I8 for t in (node.inputs[0], node.outputs[0])):
+        return "GRU with other than int8 input and output"
+    b, _, i, c = _dims(g, node)
+    need = (2 + (not node.attrs.linear_before_reset)) * I.align(b * c) + I.align(b * i)
+    return "" if need <= work_abuf else f"GRU state and one step's input ({need} B) larger than ABUF"
+
+
+def gru_macs(g: Graph, node: Node) -> int:
+    b, t, i, c = _dims(g, node)
+    return b * t * 3 * c * (i + c)
+
+
+def lower_gru(ctx: Ctx, g: Graph, node: Node) -> dict:
+    e, p = ctx.emitter, node.params
+    b, steps, n_in, c = _dims(g, node)
+    gates = 3 * c
+    x, w_in, w_rec, _, _, h0 = node.inputs
+    y = node.outputs[0]
+    a_slots, w_slots, acc_slots = ctx.slots()
+    block = p.channels()
+    wp = w_slots.take(block.nbytes, 1)[0]
+    cs = ctx.consts.space
+    contiguous(e, cs, ctx.const(block, True), I.WBUF, wp, block.nbytes)
+    weights = RecurrentWeights(ctx, w_slots, [g.tensors[t].const_data.reshape(gates, -1) for t in (w_in, w_rec)],
+                               node.name)
+    rec, rec_n = acc_slots.take(8 * b * c, 1)[0], acc_slots.take(4 * b * c, 1)[0]
+    row = 4 * b * gates                                    # ACC bytes of one step's input part
+    states = 2 + (not p.linear_before_reset)               # hidden ping-pong, r h (linear_before_reset 0)
+    chunk = min(steps, (acc_slots.size - acc_slots.top - 64) // row,
+                (a_slots.size - states * I.align(b * c) - 64) // max(b * n_in, 1))
+    if chunk < 1:
+        raise ScheduleError(f"{node.name}: one GRU step's accumulators ({row} B) do not fit ACC")
+    acc_in = acc_slots.take(row * chunk, 1)[0]
+    hid = a_slots.take(b * c, 2)
+    reset = 0 if p.linear_before_reset else a_slots.take(b * c, 1)[0]
+    xa = a_slots.take(b * chunk * n_in, 1)[0]
+    st = g.tensors[h0]                                     # a constant or a tensor (a variable)
+    src_space, src = (cs, ctx.const(st.const_data)) if st.is_const else (ctx.space(h0), ctx.addr(h0))
+    contiguous(e, src_space, src, I.ABUF, hid[0], b * c)
+    q = params_to_ints(p.cell())
+    x_space, x_at, y_space, y_at = ctx.space(x), ctx.addr(x), ctx.space(y), ctx.addr(y)
+    zp = p.hidden_zp
+    for t0 in range(0, steps, chunk):
+        tn = min(chunk, steps - t0)
+        dma(e, x_space, x_at + t0 * n_in, (0, 0, steps * n_in, 1), I.ABUF, xa, (0, 0, tn * n_in, 1),
+            (1, 1, b, tn * n_in), 1)
+        weights.matmul(0, 0, gates, xa, b, tn, p.input_zp, acc_in)
+        for t in range(tn):
+            cur, nxt, src_t = hid[(t0 + t) % 2], hid[(t0 + t + 1) % 2], acc_in + 4 * t * gates
+            weights.matmul(1, 0, 2 * c, cur, b, 1, zp, rec)
+            if p.linear_before_reset:
+                weights.matmul(1, 2 * c, gates, cur, b, 1, zp, rec_n)
+            else:
+                e.emit(lambda L, d: I.GruCell(L, d, src_t, tn * gates, rec, rec_n, wp, cur, reset, b, c, 0, q))
+                weights.matmul(1, 2 * c, gates, reset, b, 1, zp, rec_n)
+            e.emit(lambda L, d: I.GruCell(L, d, src_t, tn * gates, rec, rec_n, wp, cur, nxt, b, c, 1, q))
+            dma(e, I.ABUF, nxt, (0, 0, c, 1), y_space, y_at + (t0 + t) * c, (0, 0, steps * c, 1), (1, 1, b, c), 1)
+    if len(node.outputs) > 1:                              # the final hidden state
+        contiguous(e, I.ABUF, hid[steps % 2], ctx.space(node.outputs[1]), ctx.addr(node.outputs[1]), b * c)
+    return {"tiling": f"{chunk} of {steps} steps per input matmul, {weights.describe()}"}

@@ -1,0 +1,78 @@
+"""ONNX GRU (linear_before_reset 0 and 1) imports into the IR GRU, is quantised into npukit's
+integer GRU (int8 weights per gate, int8 hidden state) and runs on the NPU with no host
+segment, the simulator equal to the integer reference; outputs within a few steps of the hidden
+state's scale of onnxruntime's float GRU; other configurations stay float on the host."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import npukit
+from npukit.testing.gru_models import gru_feeds, gru_model, run_onnxruntime
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
+from test_sim_vs_reference import assert_sim_equals_reference, small_arch  # noqa: E402
+
+STEPS_OF_ERROR = 5      # hidden-scale steps (tests/quant/test_kernels_gru.py measures the bound)
+
+
+@pytest.mark.parametrize("lbr", [0, 1])
+@pytest.mark.parametrize("steps,batch,n_in,hidden,states", [(1, 1, 16, 32, True), (6, 2, 8, 16, True),
+                                                            (5, 1, 12, 24, False)])
+def test_onnx_gru_on_the_npu_close_to_onnxruntime(lbr, steps, batch, n_in, hidden, states, tmp_path):
+    rng = np.random.default_rng(steps + lbr)
+    model = gru_model(rng, steps, batch, n_in, hidden, lbr, states)
+    onnx.save(model, tmp_path / "gru.onnx")
+    prog = npukit.compile(tmp_path / "gru.onnx", "npu-m",
+                          calibration=gru_feeds(rng, 48, steps, batch, n_in, hidden, states))
+    assert prog.profile().host_ops == []
+    assert [n.op.value for n in prog.qgraph.nodes].count("gru") == 1
+    gru = next(n for n in prog.qgraph.nodes if n.op.value == "gru")
+    s_h = prog.qgraph.tensors[gru.outputs[0]].quant.s
+    held_out = gru_feeds(rng, 3, steps, batch, n_in, hidden, states)
+    feeds = [{name: v[k] for name, v in held_out.items()} for k in range(3)]
+    for feed in feeds:
+        got = prog.run(feed)
+        for name, want in zip(("y", "y_h"), run_onnxruntime(model, feed)):
+            err = np.abs(got[name] - want).max()
+            assert err <= STEPS_OF_ERROR * s_h, (name, err / s_h)
+    assert_sim_equals_reference(prog, feeds[:1], check_timing_order=False)
+
+
+@pytest.mark.parametrize("lbr", [0, 1])
+@pytest.mark.parametrize("wbuf_kib,kept", [(10, "alternating"), (4, "streamed in blocks")])
+def test_gru_weights_alternating_or_streamed_equal_the_reference(lbr, wbuf_kib, kept, tmp_path):
+    """A WBUF too small for both weight matrices: they alternate in one slot, or stream in
+    blocks of gate channels; the simulator (program and timing order) equals the reference."""
+    from npukit.api import CompiledModel
+    from npukit.compiler import compile_graph
+    from npukit.frontend.onnx import load_onnx
+    rng = np.random.default_rng(lbr)
+    steps, batch, n_in, hidden = 4, 2, 64, 32
+    model = gru_model(rng, steps, batch, n_in, hidden, lbr)
+    onnx.save(model, tmp_path / "gru.onnx")
+    arch = small_arch(64, wbuf_kib, 64, 16, 16, "ws")
+    prog, qg, _ = compile_graph(load_onnx(tmp_path / "gru.onnx"), arch,
+                                gru_feeds(rng, 16, steps, batch, n_in, hidden), sqnr=False)
+    notes = [layer.detail.get("tiling", "") for layer in prog.layers if layer.target == "npu"]
+    assert any(kept in n for n in notes), notes
+    feeds = [{k: v[0] for k, v in gru_feeds(rng, 1, steps, batch, n_in, hidden).items()}]
+    assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds)
+
+
+def test_reverse_gru_stays_float_on_the_host(tmp_path):
+    """A configuration the integer GRU does not cover runs in float on the host, with the reason."""
+    model = gru_model(np.random.default_rng(0), 3, 1, 4, 8, 1)
+    model.graph.node[0].attribute.append(onnx.helper.make_attribute("direction", "reverse"))
+    onnx.save(model, tmp_path / "reverse.onnx")
+    rng = np.random.default_rng(0)
+    prog = npukit.compile(tmp_path / "reverse.onnx", "npu-m", calibration=gru_feeds(rng, 8, 3, 1, 4, 8))
+    assert [h["reason"] for h in prog.profile().host_ops] == [
+        "ONNX GRU refused by the NPU converter: GRU with a direction or layout other than the default forward cell"]
+    feed = {name: v[0] for name, v in gru_feeds(rng, 1, 3, 1, 4, 8).items()}
+    for name, w in zip(("y", "y_h"), run_onnxruntime(model, feed)):
+        np.testing.assert_allclose(prog.run(feed)[name], w, atol=1e-6)
