@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         print(f"nearest neighbour agreement: {res['nn_agree'] * res['nq']:.0f}/{res['nq']} queries; {res['int16']}")
         print(f"{res['tokens']} tokens: {res['cycles']:,} cycles, {seconds(res['latency_ms'] * 1e-3)}, "
               f"{energy_uj(res['energy_uj'])} per inference; {res['npu_layers']} layers on the NPU, host: "
-              f"{', '.join(res['host_layers'])}")
+              f"{', '.join(res['host_layers']) or 'none'}")
         print(f"where the time goes ({res['tokens']} tokens, by kind of operator; host: run on the host CPU):")
         for k in res["breakdown"]:
             bound = max(k["bounds"], key=k["bounds"].get) if k["bounds"] else "-"
