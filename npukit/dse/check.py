@@ -33,16 +33,17 @@ class References:
 
 
 class PathRule:
-    """The rule above, for one process."""
+    """The rule above, for one process: plain while the plain checks stay within `budget` CPU s."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: float = FAST_LOAD_SECONDS) -> None:
+        self.budget = budget
         self.spent = 0.0                    # CPU s of this process's plain checks
         self.compiled = False               # the compiled path chosen (for good)
         self.last: dict[str, float] = {}    # CPU s of each model's last plain check
 
     def plain_next(self, model_hash: str, refs: References) -> bool:
         """Whether the next check of the model runs on the plain path."""
-        if not self.compiled and self.spent + self.last.get(model_hash, refs.seconds) > FAST_LOAD_SECONDS:
+        if not self.compiled and self.spent + self.last.get(model_hash, refs.seconds) > self.budget:
             self.compiled = True
         return not self.compiled
 
