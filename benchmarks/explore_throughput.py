@@ -12,11 +12,11 @@ installed package has them). Prints, per revision, the best wall time of `--repe
 points per second over it (points stored / whole-process wall time, start-up included), the
 best points/s the explorer itself printed (its clock starts after the command line is parsed),
 the CPU seconds of the explorer and its workers, and whether every revision stored the same
-results: each point's row (matched by model, swept values and options) apart from the key
-and version (they hash the source) and the run-time columns. Compiler options added after an
-older revision are left out of the comparison when they hold one value in every row (their
-default), and named in the report. `--samples N` runs the same space with N random
-configurations instead of its 40 (start-up then weighs less).
+results as the one before it (and what differs): each point's row (matched by model, swept
+values and options) apart from the key and version (they hash the source) and the run-time
+columns. Compiler options added after an older revision are left out of the comparison when
+they hold one value in every row (their default), and named in the report. `--samples N`
+runs the same space with N random configurations instead of its 40 (start-up then weighs less).
 """
 from __future__ import annotations
 
@@ -135,6 +135,18 @@ def compared(stored: list[list[dict]]) -> tuple[list[dict[tuple, dict]], dict[st
     return keyed, extra
 
 
+def differences(a: dict[tuple, dict], b: dict[tuple, dict]) -> list[str]:
+    """What differs between two revisions' rows: points only one stored, and each column that
+    differs with the number of points it differs in."""
+    out = [f"{len(a.keys() ^ b.keys())} points stored by only one"] if a.keys() != b.keys() else []
+    cols: dict[str, int] = {}
+    for k in a.keys() & b.keys():
+        for c in a[k].keys() | b[k].keys():
+            if a[k].get(c) != b[k].get(c):
+                cols[c] = cols.get(c, 0) + 1
+    return out + [f"{c} in {n} points" for c, n in sorted(cols.items())]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rev", action="append", help="git revision, or . for this working tree (repeatable)")
@@ -156,7 +168,8 @@ def main() -> None:
             wall, cpu, points, own = run_sweep(tree, space, db, args.workers)
             best[i] = (min(best[i][0], wall), min(best[i][1], cpu), points, max(best[i][3], own))
     stored, extra = compared([results(db) for db in dbs])
-    same = all(s == stored[0] for s in stored[1:]) and all(len(v) == 1 for v in extra.values())
+    diffs = [differences(a, b) for a, b in zip(stored, stored[1:])]
+    same = not any(diffs) and all(len(v) == 1 for v in extra.values())
     base = best[0][2] / best[0][0]
     rows = [[label, points, wall, cpu, points / wall, ratio(points / wall, base), own, ratio(own, best[0][3])]
             for (_, label), (wall, cpu, points, own) in zip(trees, best)]
@@ -167,6 +180,8 @@ def main() -> None:
                  "vs first"], rows))
     if len(trees) > 1:
         print(f"stored results identical across revisions (rows without key, version, times): {'yes' if same else 'NO'}")
+        for (_, a), (_, b), d in zip(trees, trees[1:], diffs):
+            print(f"  {a} -> {b}: " + (", ".join(d) if d else "identical"))
         if extra:
             print("compiler options not in every revision (one value in all rows, compared without them): "
                   + ", ".join(f"{k} = {' | '.join(sorted(v))}" for k, v in sorted(extra.items())))
