@@ -82,10 +82,15 @@ def die_with_explorer(alive) -> None:
     threading.Thread(target=watch, name="npukit-explorer-watch", daemon=True).start()
 
 
-def _worker_main(conn, alive, graphs: dict[str, object], memory: int) -> None:
-    for end in _EXPLORER_ENDS:      # forked: held here, they would keep the workers' pipes open
-        end.close()
-    _EXPLORER_ENDS.clear()
+def _worker_main(conn, alive, graphs: dict[str, object], memory: int, forked: bool) -> None:
+    if forked:
+        for end in _EXPLORER_ENDS:      # held here, they would keep the workers' pipes open
+            end.close()
+        _EXPLORER_ENDS.clear()
+        # fresh stdio: another thread of the explorer (its progress bar) may have held the
+        # locks of the inherited ones at the fork
+        sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
+        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
     die_with_explorer(alive)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the explorer's to handle
     if memory:
@@ -110,7 +115,8 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         alive, self.alive = ctx.Pipe(duplex=False)     # the worker's watch on the explorer
         _EXPLORER_ENDS.extend((self.conn, self.alive))
-        self.proc = ctx.Process(target=_worker_main, args=(child, alive, graphs, memory), daemon=True)
+        forked = ctx.get_start_method() == "fork"
+        self.proc = ctx.Process(target=_worker_main, args=(child, alive, graphs, memory, forked), daemon=True)
         self.proc.start()
         child.close()
         alive.close()
