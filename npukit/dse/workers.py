@@ -4,7 +4,10 @@ On Linux the workers are forked from the explorer itself once its models are pre
 worker starts in milliseconds holding what evaluating a point needs (the quantised graphs, the
 check's reference outputs, the back end imported beforehand, dse/preload.py), and so does the
 replacement of a killed one. The functional check's compiled simulator is loaded only by a
-worker whose checks need it (dse/check.py). Elsewhere the pool spawns fresh processes.
+worker whose checks need it (dse/check.py). A forked worker's address space starts as the
+explorer's (about 0.2 GiB on the README's sweep), so where that is over half the memory limit
+(Ray started in the same process reserves 8 GiB), and elsewhere than Linux, the pool spawns
+fresh processes instead.
 Workers start when the first point is to be computed (none when every point is stored).
 
 Each worker is fed through its own pipe, AHEAD points at a time (it starts the next as it
@@ -132,6 +135,12 @@ class _Worker:
         self.alive.close()
 
 
+def _address_space() -> int:
+    """This process's address space in bytes (what a worker forked from it starts with)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
 class PoolExecutor:
     """A local pool of `workers` processes under `limits`."""
 
@@ -151,6 +160,9 @@ class PoolExecutor:
     def start(self, graphs: dict[str, object]) -> None:
         """Take the graphs; the workers start with the first point to compute."""
         self.graphs = graphs
+        memory = self.limits.memory_bytes
+        if self.ctx.get_start_method() == "fork" and memory and 2 * _address_space() > memory:
+            self.ctx = multiprocessing.get_context("spawn")    # a fork would start with most of its limit used
         if self.ctx.get_start_method() == "fork":
             importlib.import_module(_PRELOAD)     # once here, not in each worker
 

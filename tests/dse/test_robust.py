@@ -121,6 +121,17 @@ def test_a_decoy_npukit_in_the_working_folder_does_not_run_the_points(tmp_path):
     assert r.stdout.split() == ["fork" if sys.platform.startswith("linux") else "spawn", "10", "0"]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_the_pool_spawns_its_workers_when_a_fork_would_start_over_half_their_memory_limit():
+    """A forked worker starts with the explorer's address space (VmSize, read here from
+    /proc/self/status): within half the limit it is forked, beyond it spawned."""
+    vm = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+    tight, roomy = (PoolExecutor(1, limits=PointLimits(memory_bytes=m)) for m in (vm * 3 // 2, vm * 3))
+    for pool in (tight, roomy):
+        pool.start({})
+    assert (tight.ctx.get_start_method(), roomy.ctx.get_start_method()) == ("spawn", "fork")
+
+
 def _inline(space, tmp_path: Path) -> Path:
     """The sweep's points, computed in-process (for their keys)."""
     db = tmp_path / "inline.sqlite"
