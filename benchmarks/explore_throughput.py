@@ -12,9 +12,11 @@ installed package has them). Prints, per revision, the best wall time of `--repe
 points per second over it (points stored / whole-process wall time, start-up included), the
 best points/s the explorer itself printed (its clock starts after the command line is parsed),
 the CPU seconds of the explorer and its workers, and whether every revision stored the same
-results: each point's row (matched by model, swept values and options) apart from the key
-and version (they hash the source) and the run-time columns. `--samples N` runs the same space
-with N random configurations instead of its 40 (start-up then weighs less).
+results as the one before it (and what differs): each point's row (matched by model, swept
+values and options) apart from the key and version (they hash the source) and the run-time
+columns. Compiler options added after an older revision are left out of the comparison when
+they hold one value in every row (their default), and named in the report. `--samples N`
+runs the same space with N random configurations instead of its 40 (start-up then weighs less).
 """
 from __future__ import annotations
 
@@ -103,14 +105,46 @@ def _reap_orphans() -> None:
             return
 
 
-def results(db: Path) -> dict[tuple, dict]:
+def results(db: Path) -> list[dict]:
     """Each stored point's row without the columns that depend on the source or the run."""
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
-    rows = [dict(r) for r in con.execute("SELECT * FROM points")]
+    rows = [{k: v for k, v in dict(r).items() if k not in IGNORED} for r in con.execute("SELECT * FROM points")]
     con.close()
-    return {(r["model"], r["params_json"], r["options_json"]): {k: v for k, v in r.items() if k not in IGNORED}
-            for r in rows}
+    return rows
+
+
+def compared(stored: list[list[dict]]) -> tuple[list[dict[tuple, dict]], dict[str, set]]:
+    """Each revision's rows keyed by (model, swept values, options), options cut to the fields
+    every revision has; a compiler option some revision lacks (added later) must hold one value
+    in all of its rows, returned as {option: values} for the report."""
+    options = [[json.loads(r["options_json"]) for r in rows] for rows in stored]
+    common = set.intersection(*(set(o) for opts in options for o in opts))
+    extra: dict[str, set] = {}
+    for opts in options:
+        for o in opts:
+            for k in set(o) - common:
+                extra.setdefault(k, set()).add(json.dumps(o[k]))
+    keyed = []
+    for rows, opts in zip(stored, options):
+        by = {}
+        for r, o in zip(rows, opts):
+            cut = json.dumps({k: o[k] for k in sorted(common)})
+            by[r["model"], r["params_json"], cut] = {**r, "options_json": cut}
+        keyed.append(by)
+    return keyed, extra
+
+
+def differences(a: dict[tuple, dict], b: dict[tuple, dict]) -> list[str]:
+    """What differs between two revisions' rows: points only one stored, and each column that
+    differs with the number of points it differs in."""
+    out = [f"{len(a.keys() ^ b.keys())} points stored by only one"] if a.keys() != b.keys() else []
+    cols: dict[str, int] = {}
+    for k in a.keys() & b.keys():
+        for c in a[k].keys() | b[k].keys():
+            if a[k].get(c) != b[k].get(c):
+                cols[c] = cols.get(c, 0) + 1
+    return out + [f"{c} in {n} points" for c, n in sorted(cols.items())]
 
 
 def main() -> None:
@@ -133,8 +167,9 @@ def main() -> None:
         for i, ((tree, _), db) in enumerate(zip(trees, dbs)):
             wall, cpu, points, own = run_sweep(tree, space, db, args.workers)
             best[i] = (min(best[i][0], wall), min(best[i][1], cpu), points, max(best[i][3], own))
-    stored = [results(db) for db in dbs]
-    same = all(s == stored[0] for s in stored[1:])
+    stored, extra = compared([results(db) for db in dbs])
+    diffs = [differences(a, b) for a, b in zip(stored, stored[1:])]
+    same = not any(diffs) and all(len(v) == 1 for v in extra.values())
     base = best[0][2] / best[0][0]
     rows = [[label, points, wall, cpu, points / wall, ratio(points / wall, base), own, ratio(own, best[0][3])]
             for (_, label), (wall, cpu, points, own) in zip(trees, best)]
@@ -145,6 +180,11 @@ def main() -> None:
                  "vs first"], rows))
     if len(trees) > 1:
         print(f"stored results identical across revisions (rows without key, version, times): {'yes' if same else 'NO'}")
+        for (_, a), (_, b), d in zip(trees, trees[1:], diffs):
+            print(f"  {a} -> {b}: " + (", ".join(d) if d else "identical"))
+        if extra:
+            print("compiler options not in every revision (one value in all rows, compared without them): "
+                  + ", ".join(f"{k} = {' | '.join(sorted(v))}" for k, v in sorted(extra.items())))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine_line(), "identical": same, "rows": rows}, indent=1))
     if not same:

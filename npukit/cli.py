@@ -345,6 +345,10 @@ def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a 
                f"{s.points_per_second:.1f} points/s -> {db}")
     if s.lost:
         typer.secho(f"WARNING: {s.lost} points lost to dying workers; run again to retry them", fg="yellow", err=True)
+    if _MAIN:   # the database is closed and the workers gone: skip tearing down all the sweep loaded
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @app.command()
@@ -394,7 +398,12 @@ def _command_path() -> str:
     return " ".join(["npukit", *[a for a in sys.argv[1:] if a in names][:1]])
 
 
+_MAIN = False   # running as the npukit command (main), not called in-process
+
+
 def main() -> None:
+    global _MAIN
+    _MAIN = True
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")

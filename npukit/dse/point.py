@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .. import __version__
 from ..version import build_id
 from ..arch import Arch
@@ -94,14 +92,15 @@ def evaluate(task: Task, qgraph) -> Outcome:
     from ..codegen.lower import lower_program
     from ..report.profile import build_profile
     from ..cost.timing import simulate
+    from .check import check as functional_check, references
     t0 = time.perf_counter()
     try:
         arch = Arch.from_dict(json.loads(task.arch_json))
         options = CompileOptions(**dict(task.options))
         program = lower_program(qgraph, arch, options, {"npukit_version": __version__})
         profile = build_profile(program, arch, simulate(program, arch))
-        check = _check(program, arch, _references(task.model_hash, qgraph, task.check_inputs)) \
-            if task.check_inputs else ""
+        check = functional_check(program, arch, task.model_hash,
+                                 references(task.model_hash, qgraph, task.check_inputs)) if task.check_inputs else ""
     except NpukitError as exc:
         return Outcome(task.key, "error", failure_reason(exc),
                        eval_seconds=time.perf_counter() - t0)
@@ -112,40 +111,3 @@ def evaluate(task: Task, qgraph) -> Outcome:
     status = "ok" if not check.startswith("FAIL") else "error"
     return Outcome(task.key, status, check if status == "error" else "", metrics, detail, check,
                    time.perf_counter() - t0)
-
-
-def _check(program, arch: Arch, references: list[tuple[dict, dict]]) -> str:
-    """Functional simulator vs the integer reference's outputs, bit-exact, on each input."""
-    from ..isa import instructions as I
-    from ..sim.functional import Simulator
-    sim = Simulator(program, {I.ABUF: arch.abuf_bytes, I.WBUF: arch.wbuf_bytes, I.ACC: arch.acc_bytes})
-    for i, (feed, want) in enumerate(references):
-        got = sim.run(feed)
-        for name, ref in want.items():
-            if not np.array_equal(got[name], ref):
-                bad = int(np.count_nonzero(got[name] != ref))
-                return f"FAIL: functional check input {i}: output {name!r} differs in {bad} of {ref.size} elements"
-    return f"pass ({len(references)} inputs)"
-
-
-_REFERENCES: dict[tuple[str, int], list[tuple[dict, dict]]] = {}   # by (model hash, inputs)
-
-
-def _references(model_hash: str, qgraph, n: int) -> list[tuple[dict, dict]]:
-    """`n` seeded random inputs of the graph and the integer reference's outputs on them:
-    the same for every point of a model, so computed once per model in a worker."""
-    from ..sim.reference import run_reference
-    if (model_hash, n) not in _REFERENCES:
-        rng = np.random.default_rng(0)
-        feeds = []
-        for _ in range(n):
-            feed = {}
-            for name in qgraph.inputs:
-                t = qgraph.tensors[name]
-                info = np.iinfo(t.dtype.np)
-                feed[name] = rng.integers(info.min, info.max + 1, size=t.shape).astype(t.dtype.np)
-            feeds.append(feed)
-        if len(_REFERENCES) >= 8:
-            _REFERENCES.clear()
-        _REFERENCES[model_hash, n] = [(feed, run_reference(qgraph, feed)) for feed in feeds]
-    return _REFERENCES[model_hash, n]

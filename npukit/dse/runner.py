@@ -13,7 +13,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from ..codegen.context import CompileOptions
 from ..codegen.options import QUANT_OPTIONS
 from ..errors import ArchError, InputError
 from ..progress import counted, status
+from .check import references
 from .claims import Heartbeat, Owner
 from .executors import LOST, EvalFn, Executor
 from .point import Candidate, Outcome, Task, evaluate, point_key
@@ -75,6 +76,8 @@ def explore(space: Space, db: str | Path, executor: Executor, progress: bool = T
         with status("preparing the models", enabled=None if progress else False):
             prepared = {(i, q): prepare_model(m, q) for i, m in counted("parse and quantise", list(enumerate(space.models)))
                         for q in quant_settings(space)}     # once per sweep and quantisation setting
+        if space.check_inputs:
+            _references(prepared.values(), space.check_inputs)
         names = model_names(space.models)
         strategy = make_strategy(space)
         store.begin_sweep(space.source_text, executor.name)
@@ -196,6 +199,17 @@ def _compute(todo: dict[str, _Plan], held: dict[str, _Plan], rows: dict[str, dic
         counts["computed" if new else "reused"] += 1
         counts["failed"] += new and outcome.status != "ok"
         rows[outcome.key] = store.get(outcome.key)
+
+
+def _references(prepared: Iterable[PreparedModel], n: int) -> None:
+    """Each model's check inputs and reference outputs, computed once here: a worker forked from
+    this process holds them (one that raises leaves it to the points, which store the failure)."""
+    for p in prepared:
+        if p.graph is not None:
+            try:
+                references(p.model_hash, p.graph, n)
+            except Exception:   # noqa: BLE001 - the points report it
+                pass
 
 
 def _quant_key(options: dict) -> tuple[tuple[str, str], ...]:

@@ -1,11 +1,14 @@
 """The local process pool: each point under a time and memory limit.
 
-Workers are forked from a fork server (multiprocessing's "forkserver") that has imported and
-loaded what evaluating a point needs (dse/preload.py); it starts before the models are
-prepared, so the two overlap, and a worker (or the replacement of a killed one) then starts in
-milliseconds instead of importing the back end and loading numba itself. Should the server
-hold another copy of npukit than the explorer's (it imports by its own sys.path), the pool
-spawns fresh processes instead.
+On Linux the workers are forked from the explorer itself once its models are prepared: a
+worker starts in milliseconds holding what evaluating a point needs (the quantised graphs, the
+check's reference outputs, the back end imported beforehand, dse/preload.py), and so does the
+replacement of a killed one. The functional check's compiled simulator is loaded only by a
+worker whose checks need it (dse/check.py). A forked worker's address space starts as the
+explorer's (about 0.2 GiB on the README's sweep), so where that is over half the memory limit
+(Ray started in the same process reserves 8 GiB), and elsewhere than Linux, the pool spawns
+fresh processes instead.
+Workers start when the first point is to be computed (none when every point is stored).
 
 Each worker is fed through its own pipe, AHEAD points at a time (it starts the next as it
 sends a result, so it never waits for the explorer), and the pool knows which point a worker
@@ -15,22 +18,25 @@ the point it was running, which is retried up to `max_retries` times, then repor
 stored; a rerun retries it); the points it had not started go back to the queue. Memory is
 bounded by RLIMIT_AS in the worker, so a point that allocates beyond it gets a MemoryError,
 stored as its failure. Workers die with the explorer, however it dies: each watches a pipe
-only the explorer holds open (and the fork server exits once they and the explorer are gone).
+only the explorer holds open (a forked worker first closes the copies of the explorer's pipe
+ends it inherited).
 """
 from __future__ import annotations
 
+import importlib
+import itertools
 import mmap
 import multiprocessing
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from .. import __file__ as NPUKIT
 from ..errors import InputError
 from ..limits import MIB, POINT_MEMORY, POINT_SECONDS
 from .point import Outcome, Task, run_point
@@ -39,6 +45,7 @@ LOST = "lost"   # outcome status of a point whose worker died on every attempt: 
 GRAPHS: dict[str, object] = {}   # this process's quantised graphs, by model hash
 _READY = "ready"
 _PRELOAD = "npukit.dse.preload"
+_EXPLORER_ENDS: list = []   # the explorer's ends of its workers' pipes: a forked worker closes its copies
 AHEAD = 2              # points sent to a worker at once: it starts the next as it sends a result
 _HEADROOM = 64 * MIB    # address space a worker must still have under its limit to start
 
@@ -78,11 +85,16 @@ def die_with_explorer(alive) -> None:
     threading.Thread(target=watch, name="npukit-explorer-watch", daemon=True).start()
 
 
-def _worker_main(conn, alive, graphs: dict[str, object], memory: int, env: dict[str, str]) -> None:
+def _worker_main(conn, alive, graphs: dict[str, object], memory: int, forked: bool) -> None:
+    if forked:
+        for end in _EXPLORER_ENDS:      # held here, they would keep the workers' pipes open
+            end.close()
+        _EXPLORER_ENDS.clear()
+        # fresh stdio: another thread of the explorer (its progress bar) may have held the
+        # locks of the inherited ones at the fork
+        sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
+        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
     die_with_explorer(alive)
-    if os.environ != env:       # the explorer's environment now, not the fork server's at its start
-        os.environ.clear()
-        os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the explorer's to handle
     if memory:
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]
@@ -105,8 +117,9 @@ class _Worker:
     def __init__(self, ctx, graphs: dict[str, object], memory: int):
         self.conn, child = ctx.Pipe()
         alive, self.alive = ctx.Pipe(duplex=False)     # the worker's watch on the explorer
-        self.proc = ctx.Process(target=_worker_main, args=(child, alive, graphs, memory, dict(os.environ)),
-                                daemon=True)
+        _EXPLORER_ENDS.extend((self.conn, self.alive))
+        forked = ctx.get_start_method() == "fork"
+        self.proc = ctx.Process(target=_worker_main, args=(child, alive, graphs, memory, forked), daemon=True)
         self.proc.start()
         child.close()
         alive.close()
@@ -115,10 +128,17 @@ class _Worker:
         self.deadline = float("inf")              # of the first
 
     def kill(self) -> None:
+        _EXPLORER_ENDS[:] = [e for e in _EXPLORER_ENDS if e is not self.conn and e is not self.alive]
         self.proc.kill()
         self.proc.join()
         self.conn.close()
         self.alive.close()
+
+
+def _address_space() -> int:
+    """This process's address space in bytes (what a worker forked from it starts with)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class PoolExecutor:
@@ -129,27 +149,34 @@ class PoolExecutor:
             raise InputError(f"--workers must be at least 1, got {workers}")
         self.workers, self.max_retries, self.limits = workers, max_retries, limits
         self.name = f"pool:{workers}"
-        self.ctx = _forkserver() or multiprocessing.get_context("spawn")
+        fork = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+        self.ctx = multiprocessing.get_context("fork" if fork else "spawn")
         self.graphs: dict[str, object] = {}
         self.pool: list[_Worker] = []
 
     def warm_up(self) -> None:
-        """Start the fork server (it loads in the background while the models are prepared)."""
-        if self.ctx.get_start_method() == "forkserver":
-            from multiprocessing import forkserver
-            forkserver.ensure_running()
+        pass
 
     def start(self, graphs: dict[str, object]) -> None:
+        """Take the graphs; the workers start with the first point to compute."""
         self.graphs = graphs
-        if self.ctx.get_start_method() == "forkserver" and not _server_holds_this_npukit(self.ctx):
-            self.ctx = multiprocessing.get_context("spawn")
-        self.pool = [self._spawn() for _ in range(self.workers)]
+        memory = self.limits.memory_bytes
+        if self.ctx.get_start_method() == "fork" and memory and 2 * _address_space() > memory:
+            self.ctx = multiprocessing.get_context("spawn")    # a fork would start with most of its limit used
+        if self.ctx.get_start_method() == "fork":
+            importlib.import_module(_PRELOAD)     # once here, not in each worker
 
     def _spawn(self) -> _Worker:
         return _Worker(self.ctx, self.graphs, self.limits.memory_bytes)
 
     def map(self, fn, tasks: Iterable[Task]) -> Iterator[Outcome]:
         todo = iter(tasks)
+        first = next(todo, None)
+        if first is None:
+            return
+        if not self.pool:
+            self.pool = [self._spawn() for _ in range(self.workers)]
+        todo = itertools.chain([first], todo)
         retry: list[tuple[Task, int]] = []
         exhausted = False
 
@@ -223,31 +250,3 @@ class PoolExecutor:
         for w in self.pool:
             w.kill()
         self.pool = []
-
-
-_PROBE = "import sys\nconn.send(getattr(sys.modules.get('npukit'), '__file__', None))"
-
-
-def _server_holds_this_npukit(ctx) -> bool:
-    """Whether the fork server imported the explorer's own copy of npukit (it imports by its
-    own sys.path): asked of a child forked from it, which runs only the standard library."""
-    here, there = ctx.Pipe(duplex=False)
-    probe = ctx.Process(target=exec, args=(_PROBE, {"conn": there}), daemon=True)
-    probe.start()
-    there.close()
-    try:
-        return bool(here.recv() == NPUKIT)
-    except EOFError:
-        return False
-    finally:
-        probe.join()
-        here.close()
-
-
-def _forkserver():
-    """The forkserver context, its server preloading dse/preload.py (None where there is none)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return None
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([_PRELOAD])
-    return ctx

@@ -86,8 +86,9 @@ def _checked(t, value, real: bool, boundary: bool) -> np.ndarray:
 
 class Simulator:
     def __init__(self, prog: Program, sram: dict[int, int], threads: int = 1, int8_gemm: bool = True,
-                 fold_constants: bool = True):
+                 fold_constants: bool = True, plain: bool = False):
         self.prog = prog
+        self.plain = plain          # every instruction on its plain definition (sim/plain.py): nothing compiled loads
         self.threads = threads      # BLAS and int8 GEMM threads during a run
         self.int8_gemm = int8_gemm  # products on the exact int8 GEMM where this CPU has one
         self.fold_constants = fold_constants    # bind operands the program never changes once (constants.py)
@@ -115,14 +116,16 @@ class Simulator:
         regions = [np.zeros(0, np.uint8)] * n
         for space, i in self._spaces.items():
             regions[space - I.REGION0] = self._state[i]
-        return Machine(self.sram, regions, gemm_int8.backend(self.threads) if self.int8_gemm else None)
+        gemm = gemm_int8.backend(self.threads) if self.int8_gemm and not self.plain else None
+        return Machine(self.sram, regions, gemm)
 
     def _bind(self) -> tuple[Machine, Plan]:
         """The machine and the program bound to it, built on first use (BinaryError then)."""
         if self._bound is None:
             m = self._machine()
-            known = known_operands(self.prog, m.mem[I.WBUF].size) if I.WBUF in m.mem and self.fold_constants else {}
-            steps = [lower(m, ins, lambda seg: self._host(m, seg), known.get(i))
+            fold = I.WBUF in m.mem and self.fold_constants and not self.plain
+            known = known_operands(self.prog, m.mem[I.WBUF].size) if fold else {}
+            steps = [lower(m, ins, lambda seg: self._host(m, seg), known.get(i), fast=not self.plain)
                      for i, ins in enumerate(self.prog.instructions)]
             program = batched_program(m, self.prog, steps, known) if m.gemm is not None else None
             self._bound = m, Plan(steps, [type(ins).__name__.upper() for ins in self.prog.instructions], program)

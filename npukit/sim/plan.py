@@ -36,10 +36,8 @@ class Plan:
     def __init__(self, steps: list[list[Step]], names: list[str], program: list[tuple[int, Step]] | None = None):
         """`steps`: each instruction's own; `program`: (instruction, step) in program order, by
         default the instructions' steps one after another."""
-        from .interpreter import entry      # numba loads when a program is first bound
         self._names = names
         self._at = np.zeros(1, np.int64)
-        self._run = entry()
         self._tables: dict[int, _Table] = {}        # id of each call that runs rows -> its table
         own = [(i, s) for i, st in enumerate(steps) for s in st]
         self._owner = {id(s): i for i, s in (program or []) + own if not isinstance(s, MicroOp)}
@@ -69,7 +67,8 @@ class Plan:
         return calls
 
     def _segment(self, table: _Table, start: int, stop: int) -> Action:
-        call = partial(self._run, table.rows, start, stop, self._at)
+        from .interpreter import entry      # numba loads when a program with micro-ops is first bound
+        call = partial(entry(), table.rows, start, stop, self._at)
         self._tables[id(call)] = table
         return call
 

@@ -29,20 +29,21 @@ __all__ = ["Machine", "lower", "bind", "execute"]
 
 
 def lower(m: Machine, ins: I.Instr, host_binder: Callable[[int], Action] | None = None,
-          known: np.ndarray | None = None) -> list[Step]:
+          known: np.ndarray | None = None, fast: bool = True) -> list[Step]:
     """The instruction as steps over `m`: micro-ops (sim/microops.py) and Python actions, views
     and checks done now, the work when they run. Host instructions bind through
     `host_binder(segment)`. `known`: what a DMA's source holds or a Conv's weights are, when the
-    program shows they never change (sim/constants.py)."""
+    program shows they never change (sim/constants.py). `fast` False: the plain definition's
+    action alone (nothing compiled is loaded)."""
     if isinstance(ins, I.Host):
         if host_binder is None:
             raise BinaryError("host instruction, but no host to run it")
         return [host_binder(ins.segment)]
-    binder = _BINDERS.get(type(ins))
+    binder = (_BINDERS if fast else plain.BINDERS).get(type(ins))
     if binder is None:
         raise BinaryError(f"no semantics for instruction {type(ins).__name__}")
     try:
-        steps = binder(m, ins, known) if type(ins) in (I.Dma, I.Conv) else binder(m, ins)
+        steps = binder(m, ins, known) if fast and type(ins) in (I.Dma, I.Conv) else binder(m, ins)
     except (ValueError, ArithmeticError, InputError, ModelError) as e:     # fields no kernel accepts
         raise BinaryError(f"{type(ins).__name__.upper()}: {e}") from None
     return steps if isinstance(steps, list) else [steps]

@@ -99,9 +99,9 @@ def test_a_point_whose_worker_dies_is_retried_then_lost_and_the_others_are_compu
     assert 4 not in rows and all(rows[r] == {("ok", "")} for r in (8, 16, 32, 64))
 
 
-def test_a_fork_server_holding_another_npukit_is_not_used(tmp_path):
-    """The pool's fork server imports npukit by its own sys.path (its working folder first):
-    a decoy package there must not run the points; the pool spawns its workers instead."""
+def test_a_decoy_npukit_in_the_working_folder_does_not_run_the_points(tmp_path):
+    """Workers are forked from the explorer (on Linux), so they run its own npukit: a decoy
+    package in the working folder, first on a fresh interpreter's sys.path, is never imported."""
     decoy, work = tmp_path / "decoy", tmp_path / "work"
     (decoy / "npukit").mkdir(parents=True)
     (decoy / "npukit" / "__init__.py").write_text("")
@@ -118,7 +118,18 @@ def test_a_fork_server_holding_another_npukit_is_not_used(tmp_path):
     r = subprocess.run([sys.executable, str(work / "sweep.py")], cwd=decoy, env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["spawn", "10", "0"]
+    assert r.stdout.split() == ["fork" if sys.platform.startswith("linux") else "spawn", "10", "0"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_the_pool_spawns_its_workers_when_a_fork_would_start_over_half_their_memory_limit():
+    """A forked worker starts with the explorer's address space (VmSize, read here from
+    /proc/self/status): within half the limit it is forked, beyond it spawned."""
+    vm = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+    tight, roomy = (PoolExecutor(1, limits=PointLimits(memory_bytes=m)) for m in (vm * 3 // 2, vm * 3))
+    for pool in (tight, roomy):
+        pool.start({})
+    assert (tight.ctx.get_start_method(), roomy.ctx.get_start_method()) == ("spawn", "fork")
 
 
 def _inline(space, tmp_path: Path) -> Path:
@@ -148,7 +159,7 @@ def test_a_model_whose_preparation_raises_is_stored_failed(tmp_path, monkeypatch
 
 
 def _descendants(pid: int) -> set[int]:
-    """Every process below `pid` (workers are the children of the pool's fork server)."""
+    """Every process below `pid`."""
     parent = {}
     for d in Path("/proc").iterdir():
         try:
