@@ -34,13 +34,23 @@ def _abuf_fixed(b: int, c: int) -> int:
     return I.align(2 * b * c) + 2 * I.align(b * c)       # cell state, two hidden buffers
 
 
-def lstm_support(g: Graph, node: Node, work_abuf: int) -> str:
-    """'' if the NPU runs the LSTM, else why not (WBUF and ACC are checked when lowering)."""
+def lstm_support(g: Graph, node: Node, work_abuf: int, arch=None) -> str:
+    """'' if the NPU runs the LSTM, else why not: its state and one step's input in ABUF and,
+    for `arch`, the parameter block and two streamed weight rows in WBUF, one step's input and
+    recurrent accumulators in ACC."""
     if g.tensors[node.inputs[0]].dtype is not DType.I8 or g.tensors[node.outputs[0]].dtype is not DType.I8:
         return "LSTM with other than int8 input and output"
     b, _, i, c = _dims(g, node)
     need = _abuf_fixed(b, c) + I.align(b * i)
-    return "" if need <= work_abuf else f"LSTM state and one step's input ({need} B) larger than ABUF"
+    if need > work_abuf:
+        return f"LSTM state and one step's input ({need} B) larger than ABUF"
+    wbuf = I.align(I.LSTM_PARAM_ROWS * 4 * 4 * c) + 64 + 4 * max(i, c)
+    if arch is not None and wbuf > arch.wbuf_bytes:
+        return f"LSTM parameter block and weight rows ({wbuf} B) larger than WBUF"
+    acc = I.align(16 * b * c) + 64 + 16 * b * c
+    if arch is not None and acc > arch.acc_bytes:
+        return f"LSTM step accumulators ({acc} B) larger than ACC"
+    return ""
 
 
 def lstm_macs(g: Graph, node: Node) -> int:
