@@ -151,3 +151,20 @@ def test_state_tensor_shared_by_h_and_c_is_requantised_apart(tmp_path):
         got, want = prog.run({"x": x, "state": st}), session.run(None, {"x": x, "state": st})
         for name, w_ in zip(("y", "state_n"), want):
             assert np.abs(got[name] - w_).max() <= 3 * s_state, (name, np.abs(got[name] - w_).max() / s_state)
+
+
+def test_lstm_too_wide_for_wbuf_runs_its_integer_kernel_on_the_host(tmp_path):
+    """npu-s's 32 KB WBUF cannot hold a 512-hidden LSTM's parameter block (5 int32 rows of 4 x
+    512 channels): placement says so and the host runs the integer kernel (compiles, close to
+    onnxruntime); npu-m runs it."""
+    path = tmp_path / "wide.onnx"
+    onnx.save(_model(2, 1, 8, 512, 5, False), path)
+    calib = _feeds(np.random.default_rng(2), 8, 2, 1, 8, 512, False)
+    prog = npukit.compile(path, "npu-s", calibration=calib)
+    assert [(h["op"], h["reason"]) for h in prog.profile().host_ops] == [
+        ("lstm", "LSTM parameter block and weight rows (43072 B) larger than WBUF")]
+    assert npukit.compile(path, "npu-m", calibration=calib).profile().host_ops == []
+    feed = {"x": calib["x"][0]}
+    s_h = prog.qgraph.tensors[next(n for n in prog.qgraph.nodes if n.op.value == "lstm").outputs[0]].quant.s
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
+    assert np.abs(prog.run(feed)["y"] - want[0]).max() <= 4 * s_h
