@@ -168,3 +168,30 @@ def test_lstm_too_wide_for_wbuf_runs_its_integer_kernel_on_the_host(tmp_path):
     s_h = prog.qgraph.tensors[next(n for n in prog.qgraph.nodes if n.op.value == "lstm").outputs[0]].quant.s
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
     assert np.abs(prog.run(feed)["y"] - want[0]).max() <= 4 * s_h
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_lstm_with_constant_initial_states(direction, tmp_path):
+    """initial_h / initial_c as constants [dirs, B, H]: each direction starts from its own row,
+    and the states' scales cover the constants (|c0| up to 5, beyond what the cell reaches from
+    the calibration inputs; without that, Y is off by 16 steps of its scale)."""
+    steps, batch, n_in, hidden = 3, 2, 6, 16
+    dirs = 2 if direction == "bidirectional" else 1
+    model = _model(steps, batch, n_in, hidden, 7, False, direction)
+    rng = np.random.default_rng(8)
+    h0 = (0.8 * np.tanh(3 * rng.standard_normal((dirs, batch, hidden)))).astype(np.float32)
+    c0 = (2 * rng.standard_normal((dirs, batch, hidden))).astype(np.float32)
+    model.graph.initializer.extend([numpy_helper.from_array(h0, "h0"), numpy_helper.from_array(c0, "c0")])
+    model.graph.node[0].input.extend(["", "h0", "c0"])
+    path = tmp_path / "states.onnx"
+    onnx.save(model, path)
+    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 32, steps, batch, n_in, hidden, False))
+    assert prog.profile().host_ops == []
+    s_h = max(prog.qgraph.tensors[n.outputs[0]].quant.s for n in prog.qgraph.nodes if n.op.value == "lstm")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for k in range(2):
+        feed = {"x": _feeds(rng, 1, steps, batch, n_in, hidden, False)["x"][0]}
+        got = prog.run(feed)
+        for name, want in zip(("y", "y_h", "y_c"), session.run(None, feed)):
+            err = np.abs(got[name] - want).max()
+            assert err <= 4 * s_h * (2 if name == "y_c" else 1), (name, err / s_h)
