@@ -71,8 +71,7 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
             continue
         for k, out in ((4, 0), (5, 2)):
             t = g.tensors[node.inputs[k]]
-            root = groups.find(node.outputs[out]) if out < len(node.outputs) else None
-            if t.is_const and root in merged:
+            if t.is_const and out < len(node.outputs) and (root := groups.find(node.outputs[out])) in merged:
                 m, d = merged[root], t.const_data
                 merged[root] = Range(min(m.lo, float(d.min())), max(m.hi, float(d.max())))
     fixed_roots = {groups.find(t): q for t, q in fixed.items()}
