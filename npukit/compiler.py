@@ -132,7 +132,7 @@ def placements(g: Graph, arch: Arch | None = None, options: CompileOptions | Non
     work = 1 << 62 if arch is None else arch.abuf_bytes - onchip_bytes(arch, options)
     out = []
     for node in qg.nodes:
-        reason = npu_support(qg, node, work)
+        reason = npu_support(qg, node, work, arch)
         op = node.attrs.op_type if node.op is Op.HOST_FLOAT else node.op.value
         out.append(Placement(node.name, op, "host" if reason else "npu", reason, tuple(node.source or (node.name,))))
     return tuple(out)

@@ -7,7 +7,8 @@ one LSTM_CELL (requantisations, saturating gate sums, gemmlowp logistic / tanh, 
 hidden output) on the VPU; the int16 cell state stays in ABUF across steps and the hidden
 state ping-pongs between two ABUF buffers, each step's copied to the output by a DMA. The
 initial states are constants or tensors (the persistent variables of a TFLite model); the final
-ones, when the node has those outputs, are copied out at the end.
+ones, when the node has those outputs, are copied out at the end. A reverse LSTM takes its
+chunks from the end of the sequence and its steps last to first: the same instructions.
 Weights and the per-channel parameter block (I.LSTM_PARAM_ROWS int32 rows of 4C) stay in
 WBUF when both weight matrices fit; else, if one does, they alternate in one slot (the input
 weights reloaded per chunk, the recurrent ones after); else they stream through two WBUF slots
@@ -33,13 +34,23 @@ def _abuf_fixed(b: int, c: int) -> int:
     return I.align(2 * b * c) + 2 * I.align(b * c)       # cell state, two hidden buffers
 
 
-def lstm_support(g: Graph, node: Node, work_abuf: int) -> str:
-    """'' if the NPU runs the LSTM, else why not (WBUF and ACC are checked when lowering)."""
+def lstm_support(g: Graph, node: Node, work_abuf: int, arch=None) -> str:
+    """'' if the NPU runs the LSTM, else why not: its state and one step's input in ABUF and,
+    for `arch`, the parameter block and two streamed weight rows in WBUF, one step's input and
+    recurrent accumulators in ACC."""
     if g.tensors[node.inputs[0]].dtype is not DType.I8 or g.tensors[node.outputs[0]].dtype is not DType.I8:
         return "LSTM with other than int8 input and output"
     b, _, i, c = _dims(g, node)
     need = _abuf_fixed(b, c) + I.align(b * i)
-    return "" if need <= work_abuf else f"LSTM state and one step's input ({need} B) larger than ABUF"
+    if need > work_abuf:
+        return f"LSTM state and one step's input ({need} B) larger than ABUF"
+    wbuf = I.align(I.LSTM_PARAM_ROWS * 4 * 4 * c) + 64 + 4 * max(i, c)
+    if arch is not None and wbuf > arch.wbuf_bytes:
+        return f"LSTM parameter block and weight rows ({wbuf} B) larger than WBUF"
+    acc = I.align(16 * b * c) + 64 + 16 * b * c
+    if arch is not None and acc > arch.acc_bytes:
+        return f"LSTM step accumulators ({acc} B) larger than ACC"
+    return ""
 
 
 def lstm_macs(g: Graph, node: Node) -> int:
@@ -113,13 +124,16 @@ def lower_lstm(ctx: Ctx, g: Graph, node: Node) -> dict:
 
     q = params_to_ints(p.cell())
     x_space, x_at, y_space, y_at = ctx.space(x), ctx.addr(x), ctx.space(y), ctx.addr(y)
-    for t0 in range(0, steps, chunk):
-        tn = min(chunk, steps - t0)
+    back = node.attrs.reverse
+    for s0 in range(0, steps, chunk):
+        tn = min(chunk, steps - s0)
+        t0 = steps - s0 - tn if back else s0               # the chunk's first time index
         dma(e, x_space, x_at + t0 * n_in, (0, 0, steps * n_in, 1), I.ABUF, xa, (0, 0, tn * n_in, 1),
             (1, 1, b, tn * n_in), 1)
         matmul(0, xa, b, tn, n_in, p.input_zp, acc_in)
-        for t in range(tn):
-            cur, nxt = hid[(t0 + t) % 2], hid[(t0 + t + 1) % 2]
+        for s in range(tn):
+            t = tn - 1 - s if back else s                   # within the chunk
+            cur, nxt = hid[(s0 + s) % 2], hid[(s0 + s + 1) % 2]
             matmul(1, cur, b, 1, c, p.state_zp, rec)
             e.emit(lambda L, d: I.LstmCell(L, d, acc_in + 4 * t * gates, tn * gates, rec, wp, cell, nxt, b, c, q))
             dma(e, I.ABUF, nxt, (0, 0, c, 1), y_space, y_at + (t0 + t) * c, (0, 0, steps * c, 1), (1, 1, b, c), 1)
@@ -127,4 +141,5 @@ def lower_lstm(ctx: Ctx, g: Graph, node: Node) -> dict:
         contiguous(e, I.ABUF, at, ctx.space(out), ctx.addr(out), nbytes)
     kept = ("weights resident" if wslots[0] != wslots[1] else "weight matrices alternating in WBUF") \
         if kb == gates else f"weights streamed in blocks of {kb} gate channels"
-    return {"tiling": f"{chunk} of {steps} steps per input matmul, {kept}"}
+    order = ", last step first" if back else ""
+    return {"tiling": f"{chunk} of {steps} steps per input matmul{order}, {kept}"}

@@ -25,9 +25,9 @@ from .vector16 import VPU16_OPS
 from .wide import int16_support
 
 
-def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
+def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None) -> str:
     """'' if the NPU runs `node`, else the reason it runs on the host (`work_abuf`: the
-    ABUF bytes left for working tiles)."""
+    ABUF bytes left for working tiles; `arch`, when given, bounds an LSTM's WBUF and ACC)."""
     op = node.op
     if op is Op.HOST_TFLITE:        # no NPU lowering by construction: the frontend's reason
         return node.attrs.reason
@@ -39,7 +39,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62) -> str:
     if op is Op.LAYER_NORM:
         return layer_norm_support(g, node, work_abuf)
     if op is Op.LSTM:
-        return lstm_support(g, node, work_abuf)
+        return lstm_support(g, node, work_abuf, arch)
     if op is Op.GRU:
         return gru_support(g, node, work_abuf)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const

@@ -15,7 +15,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import DType, GruAttrs, Op, TransposeAttrs
 from .onnx_builder import Builder
 from .onnx_const import attributes
-from .onnx_ops_rnn import _state
+from .onnx_ops_rnn import initial_state
 
 
 def gru(b: Builder, node) -> None:
@@ -42,7 +42,7 @@ def gru(b: Builder, node) -> None:
            b.add_const(r[0].reshape(3, hidden, hidden), f"{src}/w_recurrent"),
            b.add_const(bias_in.astype(np.float32), f"{src}/bias"),
            b.add_const((rb[2 * hidden:] * lbr).astype(np.float32), f"{src}/recurrent_bias"),
-           _state(b, node, 5, batch, hidden, "h")]
+           initial_state(b, node, 5, 0, batch, hidden, "h")]
     outs = [b.fresh(f"{src}/y"), b.fresh(f"{src}/h")]
     b.emit_outputs(Op.GRU, ins, GruAttrs(lbr), outs, [DType.F32] * 2, b.claim_name())
     y, h = outs

@@ -1,67 +1,96 @@
-"""ONNX LSTM -> one IR LSTM node (quantised later into TFLite's integer LSTM, kernels_lstm).
+"""ONNX LSTM -> IR LSTM nodes (quantised later into TFLite's integer LSTM, kernels_lstm).
 
-Forward direction, default activations (sigmoid, tanh, tanh), no clip, no peephole, no
-input_forget, no sequence_lens, layout 0. The gates (ONNX order i, o, f, c) are reordered to
-i, f, g, o; the two ONNX biases are summed; X [T, B, I] is transposed to batch-major around
-the node, and Y [T, 1, B, H], Y_h and Y_c [1, B, H] are reshapes of its outputs. Other
-configurations run in float on the host (the converter refuses them).
+Default activations (sigmoid, tanh, tanh), no clip, no peephole, no input_forget, layout 0,
+sequence_lens absent or a constant equal to the sequence length. The gates (ONNX order i, o,
+f, c) are reordered to i, f, g, o; the two ONNX biases are summed; X [T, B, I] is transposed
+to batch-major around the nodes. Each direction is one IR LSTM (a reverse one runs its steps
+last to first); Y [T, dirs, B, H], Y_h and Y_c [dirs, B, H] are reshapes of their outputs,
+concatenated over the directions for a bidirectional LSTM. Other configurations run in float
+on the host (the converter refuses them).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
-from ..ir.graph import DType, LstmAttrs, Op, ReshapeAttrs, TransposeAttrs
+from ..errors import ModelError, UnsupportedOpError
+from ..ir.graph import ConcatAttrs, DType, LstmAttrs, Op, ReshapeAttrs, SliceAttrs, TransposeAttrs
 from .onnx_builder import Builder
 from .onnx_const import attributes
 
 _GATES = [0, 2, 3, 1]                   # ONNX i, o, f, c -> i, f, c (g), o
 
 
-def _state(b: Builder, node, index: int, batch: int, hidden: int, what: str) -> str:
-    """initial_h / initial_c [1, B, H] as a [B, H] tensor (zeros when absent)."""
+def initial_state(b: Builder, node, index: int, d: int, batch: int, hidden: int, what: str) -> str:
+    """Direction d's initial_h / initial_c [dirs, B, H] as a [B, H] tensor (zeros when absent)."""
     name = node.input[index] if len(node.input) > index else ""
+    src = b.source[-1]
     if not name:
-        return b.add_const(np.zeros((batch, hidden), np.float32), f"{b.source[-1]}/{what}0")
+        return b.add_const(np.zeros((batch, hidden), np.float32), f"{src}/{what}0_{d}")
     if b.is_const(name):
-        return b.add_const(b.const(name).reshape(batch, hidden), f"{b.source[-1]}/{what}0")
-    return b.emit(Op.RESHAPE, [b.onnx_layout(name)], ReshapeAttrs((batch, hidden)), b.fresh(f"{name}/2d"))
+        return b.add_const(b.const(name)[d].reshape(batch, hidden), f"{src}/{what}0_{d}")
+    v = b.onnx_layout(name)
+    if b.act(name).shape[0] > 1:
+        v = b.emit(Op.SLICE, [v], SliceAttrs((d, 0, 0), (d + 1, batch, hidden), (1, 1, 1)), b.fresh(f"{name}/{d}"))
+    return b.emit(Op.RESHAPE, [v], ReshapeAttrs((batch, hidden)), b.fresh(f"{name}/2d"))
+
+
+def _refusal(b: Builder, node, at: dict, steps: int) -> str:
+    """Why the integer LSTM does not cover this node ('' when it does)."""
+    refused = [k for k in ("clip", "activations", "activation_alpha", "activation_beta") if k in at]
+    if refused or at.get("layout", 0) or at.get("input_forget", 0):
+        return f"LSTM with {refused or 'a layout or input_forget'} other than the default cell"
+    if len(node.input) > 7 and node.input[7]:
+        return "LSTM with peephole weights"
+    if len(node.input) > 4 and node.input[4]:
+        if not b.is_const(node.input[4]) or np.any(b.const(node.input[4]) != steps):
+            return "LSTM with sequence_lens other than a constant full length"
+    return ""
 
 
 def lstm(b: Builder, node) -> None:
     at = attributes(node)
-    refused = [k for k in ("clip", "activations", "activation_alpha", "activation_beta") if k in at]
-    if at.get("direction", b"forward") not in (b"forward", "forward") or at.get("layout", 0) or \
-            at.get("input_forget", 0) or refused:
-        raise UnsupportedOpError(f"LSTM with {refused or 'a direction, layout or input_forget'} other than the "
-                                 "default forward cell")
-    if any(len(node.input) > k and node.input[k] for k in (4, 7)):
-        raise UnsupportedOpError("LSTM with sequence_lens or peephole weights")
+    direction = at.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
     x = b.act(node.input[0])
     if x.rank != 3:
         raise UnsupportedOpError(f"LSTM input of shape {x.shape}")
     steps, batch, n_in = x.shape
+    why = _refusal(b, node, at, steps)
+    if why or direction not in ("forward", "reverse", "bidirectional"):
+        raise UnsupportedOpError(why or f"LSTM direction {direction!r}")
     w, r = b.const(node.input[1], "LSTM weight W"), b.const(node.input[2], "LSTM weight R")
     hidden = r.shape[-1]
     bias = b.opt_const(node, 3)
-    bias = np.zeros((1, 8 * hidden), np.float32) if bias is None else bias
-    w_in = w[0].reshape(4, hidden, n_in)[_GATES]
-    w_rec = r[0].reshape(4, hidden, hidden)[_GATES]
-    bias_ir = (bias[0, :4 * hidden] + bias[0, 4 * hidden:]).reshape(4, hidden)[_GATES]
+    dirs = w.shape[0]
+    if dirs != (2 if direction == "bidirectional" else 1):
+        raise ModelError(f"LSTM {direction} with weights for {dirs} directions")
+    bias = np.zeros((dirs, 8 * hidden), np.float32) if bias is None else bias
     src = b.source[-1]
     xb = b.emit(Op.TRANSPOSE, [b.onnx_layout(node.input[0])], TransposeAttrs((1, 0, 2)), b.fresh(f"{src}/x"))
-    ins = [xb, b.add_const(w_in, f"{src}/w_input"), b.add_const(w_rec, f"{src}/w_recurrent"),
-           b.add_const(bias_ir, f"{src}/bias"), _state(b, node, 5, batch, hidden, "h"),
-           _state(b, node, 6, batch, hidden, "c")]
-    outs = [b.fresh(f"{src}/y"), b.fresh(f"{src}/h"), b.fresh(f"{src}/c")]
-    b.emit_outputs(Op.LSTM, ins, LstmAttrs(0.0, 0), outs, [DType.F32] * 3, b.claim_name())
-    y, h, c = outs
-    if len(node.output) > 0 and node.output[0]:
-        tm = b.emit(Op.TRANSPOSE, [y], TransposeAttrs((1, 0, 2)), b.fresh(f"{src}/y_time_major"))
-        b.reshape_to_onnx(node.output[0], tm, (steps, 1, batch, hidden))
-    for k, state in ((1, h), (2, c)):
-        if len(node.output) > k and node.output[k]:
-            b.reshape_to_onnx(node.output[k], state, (1, batch, hidden))
+    per_dir: list[list[str]] = [[], [], []]               # a bidirectional LSTM's Y, Y_h, Y_c
+    for d in range(dirs):
+        tag = "" if dirs == 1 else f"_{d}"
+        w_in = w[d].reshape(4, hidden, n_in)[_GATES]
+        w_rec = r[d].reshape(4, hidden, hidden)[_GATES]
+        bias_ir = (bias[d, :4 * hidden] + bias[d, 4 * hidden:]).reshape(4, hidden)[_GATES]
+        ins = [xb, b.add_const(w_in, f"{src}/w_input{tag}"), b.add_const(w_rec, f"{src}/w_recurrent{tag}"),
+               b.add_const(bias_ir, f"{src}/bias{tag}"), initial_state(b, node, 5, d, batch, hidden, "h"),
+               initial_state(b, node, 6, d, batch, hidden, "c")]
+        outs = [b.fresh(f"{src}/y{tag}"), b.fresh(f"{src}/h{tag}"), b.fresh(f"{src}/c{tag}")]
+        back = direction == "reverse" or d == 1
+        b.emit_outputs(Op.LSTM, ins, LstmAttrs(0.0, 0, reverse=back), outs, [DType.F32] * 3, b.claim_name())
+        for k, (v, shape) in enumerate(zip(outs, ((steps, 1, batch, hidden), (1, batch, hidden), (1, batch, hidden)))):
+            if len(node.output) <= k or not node.output[k]:
+                continue
+            if k == 0:
+                v = b.emit(Op.TRANSPOSE, [v], TransposeAttrs((1, 0, 2)), b.fresh(f"{src}/y_time_major{tag}"))
+            if dirs == 1:
+                b.reshape_to_onnx(node.output[k], v, shape)
+            else:
+                per_dir[k].append(b.emit(Op.RESHAPE, [v], ReshapeAttrs(shape), b.fresh(f"{v}/{d}")))
+    for k, parts in enumerate(per_dir):
+        if parts:
+            b.emit_result(node.output[k], Op.CONCAT, parts, ConcatAttrs(1 if k == 0 else 0), nhwc=False)
 
 
 RNN_CONVERTERS = {"LSTM": lstm}

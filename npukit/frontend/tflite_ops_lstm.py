@@ -37,7 +37,7 @@ def _stack(cv, indices: list[int], what: str, dtype) -> tuple[np.ndarray, tuple[
     return np.stack(arrays), tuple(scales)
 
 
-def _state(cv, i: int, shape: tuple[int, ...], dtype, name: str) -> str:
+def initial_state(cv, i: int, shape: tuple[int, ...], dtype, name: str) -> str:
     """The variable state tensor as a persistent graph variable (its reset value as the
     initial one)."""
     q = rd.qparams(cv.tfl_tensor(i)) if i >= 0 else None
@@ -97,8 +97,8 @@ def unidirectional_sequence_lstm(cv, op) -> None:
     wq_in = _const(cv, f"{src}/w_input", w_in, QParams(s_in, (0,) * 4, 0))
     wq_rec = _const(cv, f"{src}/w_recurrent", w_rec, QParams(s_rec, (0,) * 4, 0))
     b = _const(cv, f"{src}/bias", bias, None)
-    h0 = _state(cv, ins[18], (batch, n_cell), np.int8, "hidden")
-    c0 = _state(cv, ins[19], (batch, n_cell), np.int16, "cell")
+    h0 = initial_state(cv, ins[18], (batch, n_cell), np.int8, "hidden")
+    c0 = initial_state(cv, ins[19], (batch, n_cell), np.int16, "cell")
     attrs = LstmAttrs(hidden_q.s, hidden_q.zp, float(o.cellClip) if o is not None else 0.0)
     y = cv.name(op.outputs[0])
     ys = cv.tensors[y].shape

@@ -302,10 +302,12 @@ class LstmAttrs:
     and w_recurrent (4, C, C) int8 with one scale per gate (i, f, g, o), bias (4, C) int32, the
     initial hidden state (B, C) int8 and cell state (B, C) int16 (scale a power of two);
     outputs (B, T, C) int8 and, optionally, the final hidden and cell states. The hidden state
-    is quantised at (hidden_scale, hidden_zp)."""
+    is quantised at (hidden_scale, hidden_zp). A reverse LSTM runs its steps from the last
+    time index to the first (ONNX direction="reverse"); outputs stay indexed by time."""
     hidden_scale: float
     hidden_zp: int
     cell_clip: float = 0.0             # real-valued clip of the cell state, 0 = none
+    reverse: bool = False
 
 
 @dataclass(frozen=True)

@@ -158,10 +158,11 @@ def cell_update(pre, rec_acc, c, rec_multiplier, rec_shift, q: LstmCellParams) -
 
 
 def lstm_sequence(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray,
-                  p: LstmParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  p: LstmParams, reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batch-major sequence: x (B, T, n_input) int8, h0 (B, C) int8, c0 (B, C) int16, weights
     (4, C, n_input) and (4, C, C) -> (outputs (B, T, C) int8, final h, final c). The input
-    part of every step comes from one matmul over the whole sequence."""
+    part of every step comes from one matmul over the whole sequence; `reverse` runs the steps
+    from the last time index to the first."""
     ch = p.channels().astype(np.int64)
     w_in = np.asarray(w_input).reshape(-1, np.shape(w_input)[-1])
     w_rec = np.asarray(w_recurrent).reshape(-1, np.shape(w_recurrent)[-1])
@@ -169,22 +170,24 @@ def lstm_sequence(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.nda
     h, c, q = np.asarray(h0, np.int8), np.asarray(c0, np.int16), p.cell()
     batch, steps = np.shape(x)[:2]
     out = np.empty((batch, steps, h.shape[-1]), np.int8)
-    for t in range(steps):
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
         c, h = cell_update(pre[:, t], matmul_acc(h, p.state_zp, w_rec), c, ch[3], ch[4], q)
         out[:, t] = h
     return out, h, c
 
 
 def lstm_float(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray,
-               bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               bias: np.ndarray, reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The float LSTM the integer one approximates (gates i, f, g, o; float64 inside):
-    x (B, T, I), h0 / c0 (B, C), weights (4, C, I) / (4, C, C), bias (4, C) -> (y, h, c)."""
+    x (B, T, I), h0 / c0 (B, C), weights (4, C, I) / (4, C, C), bias (4, C) -> (y, h, c);
+    `reverse` runs the steps from the last time index to the first."""
     w_in = np.asarray(w_input, np.float64).reshape(-1, np.shape(w_input)[-1])
     w_rec = np.asarray(w_recurrent, np.float64).reshape(-1, np.shape(w_recurrent)[-1])
     pre = np.asarray(x, np.float64) @ w_in.T + np.asarray(bias, np.float64).reshape(-1)
     h, c = np.asarray(h0, np.float64), np.asarray(c0, np.float64)
     out = np.empty((*pre.shape[:2], h.shape[-1]))
-    for t in range(pre.shape[1]):
+    steps = pre.shape[1]
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
         i_g, f_g, g_g, o_g = np.split(pre[:, t] + h @ w_rec.T, 4, axis=-1)
         c = _sigmoid(f_g) * c + _sigmoid(i_g) * np.tanh(g_g)
         h = _sigmoid(o_g) * np.tanh(c)

@@ -67,6 +67,14 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
         root = groups.find(name)
         m = merged.get(root)
         merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi))
+    for node in g.nodes:        # an LSTM's constant initial states take its states' scales: their values count
+        if node.op is not Op.LSTM:
+            continue
+        for k, out in ((4, 0), (5, 2)):
+            t = g.tensors[node.inputs[k]]
+            if t.is_const and out < len(node.outputs) and (root := groups.find(node.outputs[out])) in merged:
+                m, d = merged[root], t.const_data
+                merged[root] = Range(min(m.lo, float(d.min())), max(m.hi, float(d.max())))
     fixed_roots = {groups.find(t): q for t, q in fixed.items()}
     return ({name: fixed_roots.get(groups.find(name)) or act_qparams(merged[groups.find(name)])
              for name in ranges}, {name: merged[groups.find(name)] for name in ranges})

@@ -11,71 +11,103 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import npukit
+from npukit.sim.reference import run_reference as int_reference
 
 
 def _model(steps: int, batch: int, n_in: int, hidden: int, seed: int, states: bool,
-           direction: str = "forward") -> onnx.ModelProto:
+           direction: str = "forward", seq_lens: np.ndarray | None = None, **attrs) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
-    w = (rng.standard_normal((1, 4 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
-    r = (rng.standard_normal((1, 4 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
-    b = (0.3 * rng.standard_normal((1, 8 * hidden))).astype(np.float32)
+    dirs = 2 if direction == "bidirectional" else 1
+    w = (rng.standard_normal((dirs, 4 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    r = (rng.standard_normal((dirs, 4 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    b = (0.3 * rng.standard_normal((dirs, 8 * hidden))).astype(np.float32)
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, batch, n_in])]
     names = ["x", "W", "R", "B"]
+    consts = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))]
+    if seq_lens is not None:
+        consts.append(numpy_helper.from_array(seq_lens.astype(np.int32), "seq_lens"))
+    if states or seq_lens is not None:
+        names.append("" if seq_lens is None else "seq_lens")
     if states:
-        inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, batch, hidden]) for n in ("h0", "c0")]
-        names += ["", "h0", "c0"]
+        inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [dirs, batch, hidden]) for n in ("h0", "c0")]
+        names += ["h0", "c0"]
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h", "y_c")]
-    node = helper.make_node("LSTM", names, ["y", "y_h", "y_c"], hidden_size=hidden, direction=direction)
-    graph = helper.make_graph([node], "lstm", inputs, outputs,
-                              [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))])
+    node = helper.make_node("LSTM", names, ["y", "y_h", "y_c"], hidden_size=hidden, direction=direction, **attrs)
+    graph = helper.make_graph([node], "lstm", inputs, outputs, consts)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
     return model
 
 
-def _feeds(rng, n: int, steps: int, batch: int, n_in: int, hidden: int, states: bool) -> dict[str, np.ndarray]:
+def _feeds(rng, n: int, steps: int, batch: int, n_in: int, hidden: int, states: bool,
+           dirs: int = 1) -> dict[str, np.ndarray]:
     out = {"x": rng.standard_normal((n, steps, batch, n_in)).astype(np.float32)}
     if states:
-        out["h0"] = (0.7 * np.tanh(rng.standard_normal((n, 1, batch, hidden)))).astype(np.float32)
-        out["c0"] = rng.standard_normal((n, 1, batch, hidden)).astype(np.float32)
+        out["h0"] = (0.7 * np.tanh(rng.standard_normal((n, dirs, batch, hidden)))).astype(np.float32)
+        out["c0"] = rng.standard_normal((n, dirs, batch, hidden)).astype(np.float32)
     return out
 
 
-@pytest.mark.parametrize("steps,batch,n_in,hidden,states", [(1, 1, 16, 32, True), (6, 2, 8, 16, True),
-                                                            (5, 1, 12, 24, False)])
-def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, states, tmp_path):
+@pytest.mark.parametrize("steps,batch,n_in,hidden,states,direction",
+                         [(1, 1, 16, 32, True, "forward"), (6, 2, 8, 16, True, "forward"),
+                          (5, 1, 12, 24, False, "forward"), (6, 2, 8, 16, True, "reverse"),
+                          (5, 1, 12, 24, False, "reverse"), (6, 2, 8, 16, True, "bidirectional"),
+                          (4, 1, 12, 24, False, "bidirectional")])
+def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, states, direction, tmp_path):
+    """Forward, reverse (the steps last to first) and bidirectional (one integer LSTM per
+    direction, outputs concatenated in ONNX's [T, 2, B, H] / [2, B, H] layout); the simulator
+    equals the integer reference on random codes, in program and timing order."""
     path = tmp_path / "lstm.onnx"
-    onnx.save(_model(steps, batch, n_in, hidden, hidden, states), path)
+    dirs = 2 if direction == "bidirectional" else 1
+    onnx.save(_model(steps, batch, n_in, hidden, hidden, states, direction), path)
     rng = np.random.default_rng(steps)
-    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 48, steps, batch, n_in, hidden, states))
+    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 48, steps, batch, n_in, hidden, states, dirs))
     assert prog.profile().host_ops == []
-    assert [n.op.value for n in prog.qgraph.nodes].count("lstm") == 1
-    lstm = next(n for n in prog.qgraph.nodes if n.op.value == "lstm")
-    s_h = prog.qgraph.tensors[lstm.outputs[0]].quant.s
-    assert prog.qgraph.tensors[lstm.outputs[2]].dtype.value == "int16"
+    lstms = [n for n in prog.qgraph.nodes if n.op.value == "lstm"]
+    assert [n.attrs.reverse for n in lstms] == {"forward": [False], "reverse": [True],
+                                                "bidirectional": [False, True]}[direction]
+    s_h = max(prog.qgraph.tensors[n.outputs[0]].quant.s for n in lstms)
+    assert all(prog.qgraph.tensors[n.outputs[2]].dtype.value == "int16" for n in lstms)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    held_out = _feeds(rng, 4, steps, batch, n_in, hidden, states)
+    held_out = _feeds(rng, 4, steps, batch, n_in, hidden, states, dirs)
     for k in range(4):
         feed = {name: v[k] for name, v in held_out.items()}
         got = prog.run(feed)
         for name, want in zip(("y", "y_h", "y_c"), session.run(None, feed)):
             err = np.abs(got[name] - want).max()
             assert err <= 4 * s_h * (2 if name == "y_c" else 1), (name, err / s_h)
+    codes = {name: rng.integers(-128, 128, prog.qgraph.tensors[name].shape).astype(prog.qgraph.tensors[name].dtype.np)
+             for name in prog.qgraph.inputs}          # the simulator equals the integer reference, in any order
+    order = list(np.lexsort((np.arange(len(prog.timeline().start)), prog.timeline().start)))
+    want_int = int_reference(prog.qgraph, codes)
+    for got_int in (prog.run_int(codes), prog.run_int(codes, order=order)):
+        for name in prog.qgraph.outputs:
+            np.testing.assert_array_equal(got_int[name], want_int[name], err_msg=name)
 
 
-def test_reverse_lstm_stays_float_on_the_host(tmp_path):
+@pytest.mark.parametrize("seq_lens,attrs,reason", [
+    (np.array([3, 2]), {}, "LSTM with sequence_lens other than a constant full length"),
+    (None, {"clip": 2.0}, "LSTM with ['clip'] other than the default cell")])
+def test_lstm_the_integer_cell_does_not_cover_stays_float_on_the_host(seq_lens, attrs, reason, tmp_path):
     """A configuration the integer LSTM does not cover runs in float on the host, with the reason."""
-    path = tmp_path / "reverse.onnx"
-    onnx.save(_model(3, 1, 4, 8, 0, False, "reverse"), path)
+    path = tmp_path / "host.onnx"
+    onnx.save(_model(3, 2, 4, 8, 0, False, "reverse", seq_lens, **attrs), path)
     rng = np.random.default_rng(0)
-    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 8, 3, 1, 4, 8, False))
-    assert [h["reason"] for h in prog.profile().host_ops] == [
-        "ONNX LSTM refused by the NPU converter: LSTM with a direction, layout or input_forget other than the default "
-        "forward cell"]
-    feed = {name: v[0] for name, v in _feeds(rng, 1, 3, 1, 4, 8, False).items()}
+    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 8, 3, 2, 4, 8, False))
+    assert [h["reason"] for h in prog.profile().host_ops] == [f"ONNX LSTM refused by the NPU converter: {reason}"]
+    feed = {name: v[0] for name, v in _feeds(rng, 1, 3, 2, 4, 8, False).items()}
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
     for name, w in zip(("y", "y_h", "y_c"), want):
         np.testing.assert_allclose(prog.run(feed)[name], w, atol=1e-6)
+
+
+def test_full_length_sequence_lens_runs_on_the_npu(tmp_path):
+    """A constant sequence_lens equal to the sequence length changes nothing: the NPU runs it."""
+    path = tmp_path / "lens.onnx"
+    onnx.save(_model(3, 2, 4, 8, 0, False, "bidirectional", np.array([3, 3])), path)
+    prog = npukit.compile(path, "npu-m", calibration=_feeds(np.random.default_rng(1), 16, 3, 2, 4, 8, False))
+    assert prog.profile().host_ops == []
+    assert [n.op.value for n in prog.qgraph.nodes].count("lstm") == 2
 
 
 def test_state_tensor_shared_by_h_and_c_is_requantised_apart(tmp_path):
@@ -119,3 +151,47 @@ def test_state_tensor_shared_by_h_and_c_is_requantised_apart(tmp_path):
         got, want = prog.run({"x": x, "state": st}), session.run(None, {"x": x, "state": st})
         for name, w_ in zip(("y", "state_n"), want):
             assert np.abs(got[name] - w_).max() <= 3 * s_state, (name, np.abs(got[name] - w_).max() / s_state)
+
+
+def test_lstm_too_wide_for_wbuf_runs_its_integer_kernel_on_the_host(tmp_path):
+    """npu-s's 32 KB WBUF cannot hold a 512-hidden LSTM's parameter block (5 int32 rows of 4 x
+    512 channels): placement says so and the host runs the integer kernel (compiles, close to
+    onnxruntime); npu-m runs it."""
+    path = tmp_path / "wide.onnx"
+    onnx.save(_model(2, 1, 8, 512, 5, False), path)
+    calib = _feeds(np.random.default_rng(2), 8, 2, 1, 8, 512, False)
+    prog = npukit.compile(path, "npu-s", calibration=calib)
+    assert [(h["op"], h["reason"]) for h in prog.profile().host_ops] == [
+        ("lstm", "LSTM parameter block and weight rows (43072 B) larger than WBUF")]
+    assert npukit.compile(path, "npu-m", calibration=calib).profile().host_ops == []
+    feed = {"x": calib["x"][0]}
+    s_h = prog.qgraph.tensors[next(n for n in prog.qgraph.nodes if n.op.value == "lstm").outputs[0]].quant.s
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
+    assert np.abs(prog.run(feed)["y"] - want[0]).max() <= 4 * s_h
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_lstm_with_constant_initial_states(direction, tmp_path):
+    """initial_h / initial_c as constants [dirs, B, H]: each direction starts from its own row,
+    and the states' scales cover the constants (|c0| up to 5, beyond what the cell reaches from
+    the calibration inputs; without that, Y is off by 16 steps of its scale)."""
+    steps, batch, n_in, hidden = 3, 2, 6, 16
+    dirs = 2 if direction == "bidirectional" else 1
+    model = _model(steps, batch, n_in, hidden, 7, False, direction)
+    rng = np.random.default_rng(8)
+    h0 = (0.8 * np.tanh(3 * rng.standard_normal((dirs, batch, hidden)))).astype(np.float32)
+    c0 = (2 * rng.standard_normal((dirs, batch, hidden))).astype(np.float32)
+    model.graph.initializer.extend([numpy_helper.from_array(h0, "h0"), numpy_helper.from_array(c0, "c0")])
+    model.graph.node[0].input.extend(["", "h0", "c0"])
+    path = tmp_path / "states.onnx"
+    onnx.save(model, path)
+    prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 32, steps, batch, n_in, hidden, False))
+    assert prog.profile().host_ops == []
+    s_h = max(prog.qgraph.tensors[n.outputs[0]].quant.s for n in prog.qgraph.nodes if n.op.value == "lstm")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for k in range(2):
+        feed = {"x": _feeds(rng, 1, steps, batch, n_in, hidden, False)["x"][0]}
+        got = prog.run(feed)
+        for name, want in zip(("y", "y_h", "y_c"), session.run(None, feed)):
+            err = np.abs(got[name] - want).max()
+            assert err <= 4 * s_h * (2 if name == "y_c" else 1), (name, err / s_h)
