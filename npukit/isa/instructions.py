@@ -5,67 +5,19 @@ strides). `deps` lists the indices of earlier instructions that must finish firs
 dependency tokens the timing model waits on. Memory spaces are SRAMs (ABUF, WBUF, ACC) or
 off-chip regions (numbered from REGION0 in the order of the arch's `regions`).
 The plain definition of every instruction is npukit.sim.plain, written once; which bytes each
-reads and writes is npukit.isa.ranges.
+reads and writes is npukit.isa.ranges. This module has the core instructions and the opcode
+table; the shared facts (spaces, alignment, engines, the base class) are in instr_base, the
+transformer, audio and int16 instructions in instructions_ext, both re-exported here.
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import MISSING, dataclass, fields
 
-ABUF, WBUF, ACC, REGION0 = 0, 1, 2, 3
-SPACE_NAMES = {ABUF: "abuf", WBUF: "wbuf", ACC: "acc"}
-
-ALIGN = 16              # bytes: every tensor, tile and parameter block starts at a multiple
-PARAM_BYTES = 12        # per output channel of a conv-style parameter block: int32 bias, mult, shift
-WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2)
-LUT_BYTES = 256         # a LUT's table
-LN_HEAD_BYTES = 16      # a LAYERNORM parameter block's int64 eps_q, int32 multiplier, int32 shift
-LUT16_BYTES = 1026      # a LUT16's table: 513 int16 anchors
-LSTM_PARAM_ROWS = 5     # int32 rows of an LSTM_CELL's parameter block (per gate channel)
-GRU_PARAM_ROWS = 6      # int32 rows of a GRU_CELL's parameter block (per gate channel)
-
-
-def requant_param_bytes(mode: int) -> int:
-    """Bytes per output channel of a REQUANT's (or DWCONV's) parameter block."""
-    return WIDE_PARAM_BYTES if mode else PARAM_BYTES
-
-
-def layer_norm_block(n: int) -> tuple[int, int, int]:
-    """Offsets of gamma (int16 [n]) and beta (int32 [n]) in a LAYERNORM parameter block of
-    `n` channels, and its size: the scalar head, then gamma, then beta at ALIGN."""
-    beta = LN_HEAD_BYTES + align(2 * n)
-    return LN_HEAD_BYTES, beta, beta + 4 * n
-
-
-def align(n: int) -> int:
-    """`n` rounded up to ALIGN."""
-    return -(-n // ALIGN) * ALIGN
-
-
-class Engine(enum.IntEnum):
-    DMA_IN = 0
-    DMA_OUT = 1
-    MXU = 2
-    VPU = 3
-    HOST = 4
-    DMA_W = 5     # weight and parameter loads: their own queue when the arch has 2+ DMA channels
-
-
-class Eltwise(enum.IntEnum):
-    ADD = 0
-    SUB = 1
-    MUL = 2
-    MAX = 3
-    MIN = 4
-    PRELU = 5       # b is the quantised slope (alpha)
-    COMPARE = 6     # int8 a, b -> byte 0 / 1 (kernels_vpu_compare.ComparisonParams)
-    LOGICAL = 7     # bytes a, b (non-zero true) -> 0 / 1 (kernels_vpu_compare.LogicalParams)
-
-
-@dataclass(frozen=True)
-class Instr:
-    layer: int
-    deps: tuple[int, ...]
+from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, LSTM_PARAM_ROWS, LUT_BYTES, PARAM_BYTES,  # noqa: F401
+                         REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES, Eltwise, Engine, Instr, align,
+                         requant_param_bytes)
+from .instructions_ext import (LN_HEAD_BYTES, LUT16_BYTES, LayerNorm, Lut16, Magnitude, MatMul,  # noqa: F401
+                               Resize, Sigmoid16, Softmax, layer_norm_block)
 
 
 @dataclass(frozen=True)
@@ -281,91 +233,6 @@ class Host(Instr):
 
 
 @dataclass(frozen=True)
-class MatMul(Instr):
-    """ACC[m, n] (+)= sum_k (A[m, k] - a_zp) * (B[n, k] - b_zp): A is an ABUF tile [m, k_len],
-    B an activation tile [n, k_len] held stationary in WBUF. Conv has no operand zero point for
-    its weights, which an activation x activation product (attention) needs."""
-    src: int
-    m: int
-    k_len: int
-    wgt: int
-    n: int
-    dst: int
-    a_zp: int
-    b_zp: int
-    accumulate: int
-
-
-@dataclass(frozen=True)
-class Softmax(Instr):
-    """Softmax of each of `rows` rows of `cols` int8 values (ABUF). kind 0: TFLite's reference
-    fixed-point algorithm (qparams = kernels_vpu.SoftmaxParams); kind 1 (an extension field):
-    LiteRT's default float32 exp-table kernel, for input scales the reference refuses
-    (qparams = kernels_vpu.SoftmaxTableParams); kind 2: int16 in and out, LiteRT's SoftmaxInt16
-    with its interpolated exp and 1 / (1 + x) tables (qparams = kernels_vpu16.Softmax16Params)."""
-    src: int
-    rows: int
-    cols: int
-    dst: int
-    qparams: tuple[int, ...]
-    kind: int = 0
-
-
-@dataclass(frozen=True)
-class Resize(Instr):
-    """Nearest (mode 0) or bilinear (mode 1) resize of an ABUF tile [in_h, in_w, c] to
-    [out_h, out_w, c], TFLite's integer index and weight arithmetic."""
-    mode: int
-    src: int
-    in_h: int
-    in_w: int
-    c: int
-    dst: int
-    out_h: int
-    out_w: int
-    align_corners: int
-    half_pixel_centers: int
-    elem: int = 1          # extension: 2 = int16 in and out
-
-
-@dataclass(frozen=True)
-class Sigmoid16(Instr):
-    """ABUF[dst + 2i] = LOGISTIC or TANH (qparams[0] = 1) of the int16 ABUF[src + 2i], i < n: LiteRT's
-    int16 kernels (input rescale, 256-entry sigmoid table with linear interpolation, sign fold;
-    qparams = kernels_vpu16.Sigmoid16Params). The table is fixed (a ROM), not a program operand."""
-    src: int
-    n: int
-    dst: int
-    qparams: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Lut16(Instr):
-    """A function of the int16 ABUF[src + 2i], i < n, by LiteRT's interpolated int16 table: 513
-    int16 anchors at `table` (WBUF), base at 256 + (x >> 7), 7-bit linear interpolation
-    (kernels_vpu16.lut16). out_bytes 2: int16 ABUF[dst + 2i]; out_bytes 1: the anchors are in
-    1/128 output steps, the int8 ABUF[dst + i] is the rounded value plus `out_zp`, clamped."""
-    src: int
-    n: int
-    table: int
-    dst: int
-    out_bytes: int
-    out_zp: int
-
-
-@dataclass(frozen=True)
-class Magnitude(Instr):
-    """ABUF[dst] int8 [outer, c, inner] = clamp(round(sqrt(re^2 + im^2) * mult / 2^shift) + out_zp)
-    of the int16 tile [outer, 2, c, inner] at `src` (re then im); exact integer square root."""
-    src: int
-    outer: int
-    c: int
-    inner: int
-    dst: int
-    qparams: tuple[int, ...]   # kernels_wide.MagnitudeParams in field order
-
-
-@dataclass(frozen=True)
 class Gather(Instr):
     """Indexed row copy (an embedding lookup) on the DMA path: for i < n, read id i (a signed
     little-endian integer of `id_bytes`, 4 or 8, at ids + i * id_bytes in `ids_space`) and
@@ -382,24 +249,6 @@ class Gather(Instr):
     row_bytes: int
     dst_space: int
     dst: int
-
-
-@dataclass(frozen=True)
-class LayerNorm(Instr):
-    """Integer layer norm (kernels_transformer.layer_norm) of each of `rows` rows of `n`
-    elements: ABUF[src] (in_bytes 1: int8, 2: int16) -> ABUF[dst] (out_bytes 1 or 2), clamped
-    to [act_min, act_max] after out_zp. The parameter block at `params` (ABUF, layer_norm_block)
-    holds the kernel's int64 eps_q, int32 multiplier and shift, int16 gamma and int32 beta."""
-    src: int
-    rows: int
-    n: int
-    in_bytes: int
-    params: int
-    dst: int
-    out_bytes: int
-    out_zp: int
-    act_min: int
-    act_max: int
 
 
 @dataclass(frozen=True)

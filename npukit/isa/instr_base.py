@@ -1,0 +1,52 @@
+"""The instruction set's shared facts: memory spaces, alignment, parameter-block sizes, engines,
+element-wise kinds and the instruction base class. npukit.isa.instructions has the instructions."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+ABUF, WBUF, ACC, REGION0 = 0, 1, 2, 3
+SPACE_NAMES = {ABUF: "abuf", WBUF: "wbuf", ACC: "acc"}
+
+ALIGN = 16              # bytes: every tensor, tile and parameter block starts at a multiple
+PARAM_BYTES = 12        # per output channel of a conv-style parameter block: int32 bias, mult, shift
+WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2)
+LUT_BYTES = 256         # a LUT's table
+LSTM_PARAM_ROWS = 5     # int32 rows of an LSTM_CELL's parameter block (per gate channel)
+GRU_PARAM_ROWS = 6      # int32 rows of a GRU_CELL's parameter block (per gate channel)
+
+
+def requant_param_bytes(mode: int) -> int:
+    """Bytes per output channel of a REQUANT's (or DWCONV's) parameter block."""
+    return WIDE_PARAM_BYTES if mode else PARAM_BYTES
+
+
+def align(n: int) -> int:
+    """`n` rounded up to ALIGN."""
+    return -(-n // ALIGN) * ALIGN
+
+
+class Engine(enum.IntEnum):
+    DMA_IN = 0
+    DMA_OUT = 1
+    MXU = 2
+    VPU = 3
+    HOST = 4
+    DMA_W = 5     # weight and parameter loads: their own queue when the arch has 2+ DMA channels
+
+
+class Eltwise(enum.IntEnum):
+    ADD = 0
+    SUB = 1
+    MUL = 2
+    MAX = 3
+    MIN = 4
+    PRELU = 5       # b is the quantised slope (alpha)
+    COMPARE = 6     # int8 a, b -> byte 0 / 1 (kernels_vpu_compare.ComparisonParams)
+    LOGICAL = 7     # bytes a, b (non-zero true) -> 0 / 1 (kernels_vpu_compare.LogicalParams)
+
+
+@dataclass(frozen=True)
+class Instr:
+    layer: int
+    deps: tuple[int, ...]

@@ -1,0 +1,121 @@
+"""Instructions for transformer, audio and int16 workloads: activation x activation MATMUL,
+SOFTMAX, RESIZE, the int16 SIGMOID16 and LUT16 tables, MAGNITUDE and LAYERNORM. The opcode
+table is npukit.isa.instructions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .instr_base import Instr, align
+
+LN_HEAD_BYTES = 16      # a LAYERNORM parameter block's int64 eps_q, int32 multiplier, int32 shift
+LUT16_BYTES = 1026      # a LUT16's table: 513 int16 anchors
+
+
+def layer_norm_block(n: int) -> tuple[int, int, int]:
+    """Offsets of gamma (int16 [n]) and beta (int32 [n]) in a LAYERNORM parameter block of
+    `n` channels, and its size: the scalar head, then gamma, then beta at ALIGN."""
+    beta = LN_HEAD_BYTES + align(2 * n)
+    return LN_HEAD_BYTES, beta, beta + 4 * n
+
+
+@dataclass(frozen=True)
+class MatMul(Instr):
+    """ACC[m, n] (+)= sum_k (A[m, k] - a_zp) * (B[n, k] - b_zp): A is an ABUF tile [m, k_len],
+    B an activation tile [n, k_len] held stationary in WBUF. Conv has no operand zero point for
+    its weights, which an activation x activation product (attention) needs."""
+    src: int
+    m: int
+    k_len: int
+    wgt: int
+    n: int
+    dst: int
+    a_zp: int
+    b_zp: int
+    accumulate: int
+
+
+@dataclass(frozen=True)
+class Softmax(Instr):
+    """Softmax of each of `rows` rows of `cols` int8 values (ABUF). kind 0: TFLite's reference
+    fixed-point algorithm (qparams = kernels_vpu.SoftmaxParams); kind 1 (an extension field):
+    LiteRT's default float32 exp-table kernel, for input scales the reference refuses
+    (qparams = kernels_vpu.SoftmaxTableParams); kind 2: int16 in and out, LiteRT's SoftmaxInt16
+    with its interpolated exp and 1 / (1 + x) tables (qparams = kernels_vpu16.Softmax16Params)."""
+    src: int
+    rows: int
+    cols: int
+    dst: int
+    qparams: tuple[int, ...]
+    kind: int = 0
+
+
+@dataclass(frozen=True)
+class Resize(Instr):
+    """Nearest (mode 0) or bilinear (mode 1) resize of an ABUF tile [in_h, in_w, c] to
+    [out_h, out_w, c], TFLite's integer index and weight arithmetic."""
+    mode: int
+    src: int
+    in_h: int
+    in_w: int
+    c: int
+    dst: int
+    out_h: int
+    out_w: int
+    align_corners: int
+    half_pixel_centers: int
+    elem: int = 1          # extension: 2 = int16 in and out
+
+
+@dataclass(frozen=True)
+class Sigmoid16(Instr):
+    """ABUF[dst + 2i] = LOGISTIC or TANH (qparams[0] = 1) of the int16 ABUF[src + 2i], i < n: LiteRT's
+    int16 kernels (input rescale, 256-entry sigmoid table with linear interpolation, sign fold;
+    qparams = kernels_vpu16.Sigmoid16Params). The table is fixed (a ROM), not a program operand."""
+    src: int
+    n: int
+    dst: int
+    qparams: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Lut16(Instr):
+    """A function of the int16 ABUF[src + 2i], i < n, by LiteRT's interpolated int16 table: 513
+    int16 anchors at `table` (WBUF), base at 256 + (x >> 7), 7-bit linear interpolation
+    (kernels_vpu16.lut16). out_bytes 2: int16 ABUF[dst + 2i]; out_bytes 1: the anchors are in
+    1/128 output steps, the int8 ABUF[dst + i] is the rounded value plus `out_zp`, clamped."""
+    src: int
+    n: int
+    table: int
+    dst: int
+    out_bytes: int
+    out_zp: int
+
+
+@dataclass(frozen=True)
+class Magnitude(Instr):
+    """ABUF[dst] int8 [outer, c, inner] = clamp(round(sqrt(re^2 + im^2) * mult / 2^shift) + out_zp)
+    of the int16 tile [outer, 2, c, inner] at `src` (re then im); exact integer square root."""
+    src: int
+    outer: int
+    c: int
+    inner: int
+    dst: int
+    qparams: tuple[int, ...]   # kernels_wide.MagnitudeParams in field order
+
+
+@dataclass(frozen=True)
+class LayerNorm(Instr):
+    """Integer layer norm (kernels_transformer.layer_norm) of each of `rows` rows of `n`
+    elements: ABUF[src] (in_bytes 1: int8, 2: int16) -> ABUF[dst] (out_bytes 1 or 2), clamped
+    to [act_min, act_max] after out_zp. The parameter block at `params` (ABUF, layer_norm_block)
+    holds the kernel's int64 eps_q, int32 multiplier and shift, int16 gamma and int32 beta."""
+    src: int
+    rows: int
+    n: int
+    in_bytes: int
+    params: int
+    dst: int
+    out_bytes: int
+    out_zp: int
+    act_min: int
+    act_max: int
