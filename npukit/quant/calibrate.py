@@ -74,6 +74,16 @@ class Observer:
         return _mse_range(values, self.lo, self.hi)
 
 
+def merged(parts: Sequence[Observer]) -> Observer:
+    """One observer of what all of `parts` (the same tensor, observed on disjoint samples) saw."""
+    out = Observer(0, any(p.sample for p in parts))
+    out.lo, out.hi = min(p.lo for p in parts), max(p.hi for p in parts)
+    out.samples = [s for p in parts for s in p.samples]
+    amax = [p.channel_amax for p in parts if p.channel_amax is not None]
+    out.channel_amax = np.maximum.reduce(amax) if amax and len({a.shape for a in amax}) == 1 else None
+    return out
+
+
 def _columns(ufunc: np.ufunc, cols: np.ndarray, width: int = 1024) -> np.ndarray:
     """`ufunc.reduce(cols, axis=0)` of an [N, C] array, folded so that each row reduced is
     about `width` values long (numpy reduces a few short columns slowly)."""
