@@ -14,7 +14,7 @@ import numpy as np
 
 from .arch import Arch
 from . import __version__
-from .choices import HOST_POLICIES, HostPolicy, Method
+from .choices import AUTO_METHODS, HOST_POLICIES, HostPolicy, Method
 from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError, UnsupportedOpError
@@ -181,6 +181,8 @@ class Quantised:
     accuracy: Accuracy | None = None    # outputs against float on held-out samples (None: not measured)
     precision: dict | None = None       # precision auto / int16: what was widened (Precision.to_json)
     int8: Graph | None = None           # the all-int8 graph, when some activations were widened
+    method: str = ""                    # the calibration method used (calibration "auto": the one it chose)
+    method_sqnr: dict | None = None     # calibration "auto": each candidate's worst output SQNR on the folds
 
 
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
@@ -239,7 +241,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
     samples = iter(counted("calibrate", feeds))
     refs: list[dict] = []           # the held-out samples' float outputs, fold after fold
-    sample = method != "minmax"
+    sample = method != "minmax"        # auto too: its candidates need value samples
     cuts = [0, *(p.start for p in parts[:1]), *(p.stop for p in parts)] if parts else [0, len(feeds)]
     chunks: list[dict] = []         # observers of each run of samples: those never held out, then each fold
     values: list[dict] = []
@@ -249,15 +251,27 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         chunks.append(obs)
         values += kept
     observers = {name: merged([c[name] for c in chunks]) for name in chunks[0]}
-    ranges = {name: obs.range(method) for name, obs in observers.items()}
-    # each fold's graph: calibrated on every sample but the fold's
-    without = [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(method) for name in observers}
-               for i in range(1, len(chunks))] if parts and (sqnr or options.precision != "int8") else []
-    if calibration is not None:
-        warn_calibration(g, observers, ranges)
+    fold_evals = [list(zip((feeds[i] for i in p), refs[k - len(p):k]))
+                  for p, k in zip(parts, itertools.accumulate(map(len, parts)))]
+
+    def calibrated(m: str) -> tuple[dict, list[dict]]:
+        # the ranges on all samples, and each fold's graph's: on every sample but the fold's
+        return ({name: obs.range(m) for name, obs in observers.items()},
+                [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(m) for name in observers}
+                 for i in range(1, len(chunks))])
     if options.bias_correction == "auto":
         g = correct_biases(g, values)
         values = values[:REPORT_SAMPLES]
+    scores: dict[str, float] = {}
+    used: str = "minmax" if method == "auto" and not parts else method
+    tried = {m: calibrated(m) for m in AUTO_METHODS} if used == "auto" else {}
+    if tried:           # the candidate whose graph measures best on the held-out folds
+        from .quant.search import pick_method
+        used, scores = pick_method(g, tried, fold_evals, frozenset(int16_tensors), run_dequantised)
+    ranges, without = tried[used] if tried else calibrated(used) if parts and (sqnr or options.precision != "int8") \
+        else ({name: obs.range(used) for name, obs in observers.items()}, [])
+    if calibration is not None:
+        warn_calibration(g, observers, ranges)
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
     for r in (ranges, *without):
         r.update({copy: r[name] for copy, name in copies.items()})
@@ -281,8 +295,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
             g, forced = widen(g, wide | forced)
             qg = quantize_graph(g, ranges, forced)
     # measured: each fold on the graph calibrated without it; else the calibration samples kept
-    measured = [(r, list(zip((feeds[i] for i in p), refs[k - len(p):k])))
-                for r, p, k in zip(without, parts, itertools.accumulate(map(len, parts)))] if without else \
+    measured = list(zip(without, fold_evals)) if without else \
         [(ranges, [(f, {n: v[n] for n in g.outputs}) for f, v in zip(feeds, values)])]
     chosen = None
     if options.precision != "int8":
@@ -301,7 +314,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         got = [run_dequantised(quantize_graph(g, r, forced), f) for r, ev in measured for f, _ in ev] if held else []
         acc = accuracy(qg.outputs, refs, got, note, score_outputs(qg))
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
-                     int8 if chosen and chosen.wide else None)
+                     int8 if chosen and chosen.wide else None, used,
+                     {m: v if np.isfinite(v) else None for m, v in scores.items()} or None)
 
 
 def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -329,13 +343,15 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
     q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options,
                  rates=Rates(arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes))
-    meta = {"npukit_version": __version__, "model": source or g.name, "calibration": method,
+    meta = {"npukit_version": __version__, "model": source or g.name, "calibration": q.method,
             "calibration_samples": q.samples, "random_calibration": calibration is None,
             "options": options.__dict__,
             "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},
             "sqnr": [s.to_json() for s in q.sqnr]}
     if q.accuracy is not None:
         meta["accuracy"] = q.accuracy.to_json()
+    if q.method_sqnr is not None:
+        meta["calibration_auto"] = q.method_sqnr
     stage("lower")
     program = lower_program(q.graph, arch, options, meta, schedule, used)
     if q.precision is not None:

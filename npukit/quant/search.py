@@ -6,7 +6,7 @@ integer reference come in as functions (`Support`, `Run`): they sit above this l
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -82,3 +82,31 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
                       f"{len(choice.wide)} tensor(s) widened, within 1 dB of that at the least estimated cost",
                       stacklevel=3)
     return Precision(options.precision, options.min_sqnr, on, choice)
+
+
+AUTO_MARGIN_DB = 0.5    # calibration auto: another method must beat minmax by this much
+
+
+def pick_method(g: Graph, candidates: Mapping[str, tuple[dict, list[dict]]], evals: list[list[tuple[dict, dict]]],
+                forced: frozenset[str], run: Run) -> tuple[str, dict[str, float]]:
+    """`--calib-method auto`: of `candidates` {method: (ranges, each fold's ranges)}, the one
+    whose int8 graph has the best worst output SQNR over the held-out folds (`evals`: each
+    fold's [(feed, float outputs)]), each fold run on the graph calibrated without it; minmax
+    unless another beats it by AUTO_MARGIN_DB. Returns it and every candidate's SQNR (dB)."""
+    from .groups import requantise_fixed_outputs
+    from .wide import magnitude_int16
+    refs = [r for ev in evals for _, r in ev]
+    scores: dict[str, float] = {}
+    for m, (ranges, without) in candidates.items():
+        gm, copies = requantise_fixed_outputs(g, ranges)
+        wide = magnitude_int16(gm) | forced
+        gm, wide, more = widen_mxu_boundaries(gm, wide)
+
+        def extended(r: dict) -> dict:
+            r = {**r, **{c: r[o] for c, o in copies.items()}}
+            return {**r, **{c: r[o] for c, o in more.items()}}
+        got = [run(quantize_graph(gm, extended(w), wide), f) for w, ev in zip(without, evals) for f, _ in ev]
+        scores[m] = worst_sqnr([compare(n, [r[n] for r in refs], [x[n] for x in got]) for n in g.outputs])
+    best = max(scores, key=lambda m: scores[m])
+    margin = AUTO_MARGIN_DB if best != "minmax" and "minmax" in scores else 0.0
+    return (best if scores[best] >= scores.get("minmax", -np.inf) + margin else "minmax"), scores
