@@ -7,6 +7,7 @@ the float model with the corpus's task metric and min output cosine. Prints mark
     python benchmarks/ptq_vs_peers.py                        # the whole corpus
     python benchmarks/ptq_vs_peers.py --models ppocr-v4-rec,silero-vad --skip-nncf
     python benchmarks/ptq_vs_peers.py --json out.json
+    python benchmarks/ptq_vs_peers.py --peers-from out.json --skip-auto --all-options   # npukit only, reusing the peers
 
 Peers quantise ONNX models only (TFLite rows: npukit only). NNCF runs in its own venv
 (`bash benchmarks/setup_peers.sh nncf`) through benchmarks/peers/nncf_driver.py; every peer
@@ -39,11 +40,11 @@ PEERS = Path(os.environ.get("NPUKIT_PEERS", Path.home() / ".cache" / "npukit" / 
 NNCF_DRIVER = Path(__file__).resolve().parent / "peers" / "nncf_driver.py"
 TOLERANCE = 0.01        # on a fraction metric, npukit may trail the better peer by this much
 
-# (column, calibration method, compiler options) of each npukit variant: the default int8 first,
-# the calibration methods "auto" picks from, then (--all-options) the other quantisation options
-NPUKIT = (("npukit int8", "auto", None), ("calib minmax", "minmax", None), ("calib percentile", "percentile", None),
-          ("calib mse", "mse", None))
-OPTIONS = (("bias_correction=auto", "minmax", {"bias_correction": "auto"}),
+# (column, calibration method, compiler options) of each npukit variant: the default int8 (calibration
+# "auto"), then (--all-options) each calibration method and quantisation option alone
+NPUKIT = (("npukit int8", "auto", None),)
+OPTIONS = (("calib minmax", "minmax", None), ("calib hybrid", "hybrid", None), ("calib percentile", "percentile", None),
+           ("calib mse", "mse", None), ("bias_correction=auto", "minmax", {"bias_correction": "auto"}),
            ("equalize=auto", "minmax", {"equalize": "auto"}), ("calib entropy", "entropy", None))
 AUTO = "precision auto"     # --precision auto --min-sqnr 30 (mixed int8 / int16), with its cycles
 AUTO_OPTIONS = {"precision": "auto", "min_sqnr": 30.0}
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-nncf", action="store_true", help="leave NNCF out")
     parser.add_argument("--skip-auto", action="store_true", help="leave npukit's precision auto out")
     parser.add_argument("--all-options", action="store_true",
-                        help="also bias_correction=auto, equalize=auto and calib entropy columns")
+                        help="also a column for each calibration method and quantisation option alone")
     parser.add_argument("--peers-from", type=Path,
                         help="take the onnxruntime / NNCF cells from an earlier run's --json (peers are not rerun)")
     args = parser.parse_args(argv)

@@ -229,7 +229,7 @@ def _user_dtype(t) -> np.dtype:
 
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             input_shapes: dict[str, tuple[int, ...]] | None = None,
-            calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
+            calibration: dict[str, np.ndarray] | None = None, method: Method = "auto",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
             random_samples: int = 8, host: HostPolicy = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,

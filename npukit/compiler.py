@@ -14,7 +14,7 @@ import numpy as np
 
 from .arch import Arch
 from . import __version__
-from .choices import AUTO_METHODS, HOST_POLICIES, HostPolicy, Method
+from .choices import HOST_POLICIES, HostPolicy, Method
 from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
 from .errors import InputError, ModelError, UnsupportedOpError
@@ -138,7 +138,7 @@ def refuse_host(found) -> None:
 
 
 def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[int, ...]] | None = None,
-                  calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
+                  calibration: dict[str, np.ndarray] | None = None, method: Method = "auto",
                   options: CompileOptions = CompileOptions(), sqnr: bool = True, random_samples: int = 8,
                   host: HostPolicy = "auto", input_values: dict | None = None, host_nodes=frozenset(),
                   int16_below_db: float | None = None, schedule=None,
@@ -182,7 +182,6 @@ class Quantised:
     precision: dict | None = None       # precision auto / int16: what was widened (Precision.to_json)
     int8: Graph | None = None           # the all-int8 graph, when some activations were widened
     method: str = ""                    # the calibration method used (calibration "auto": the one it chose)
-    method_sqnr: dict | None = None     # calibration "auto": each candidate's worst output SQNR on the folds
 
 
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
@@ -194,7 +193,7 @@ def refuse_precision(g: Graph, options: CompileOptions) -> None:
         raise InputError("model is already quantised; --precision applies to float models")
 
 
-def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
+def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "auto",
              sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
              options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = (),
              rates: Rates = Rates()) -> Quantised:
@@ -219,7 +218,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .opt.pipeline import optimize
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
-    from .quant.calibrate import METHODS, calibration_feeds, merged, observe
+    from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
     if method not in METHODS:
@@ -241,7 +240,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
     samples = iter(counted("calibrate", feeds))
     refs: list[dict] = []           # the held-out samples' float outputs, fold after fold
-    sample = method != "minmax"        # auto too: its candidates need value samples
+    used = auto_method(g) if method == "auto" else method
+    sample = used != "minmax"
     cuts = [0, *(p.start for p in parts[:1]), *(p.stop for p in parts)] if parts else [0, len(feeds)]
     chunks: list[dict] = []         # observers of each run of samples: those never held out, then each fold
     values: list[dict] = []
@@ -254,22 +254,19 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     fold_evals = [list(zip((feeds[i] for i in p), refs[k - len(p):k]))
                   for p, k in zip(parts, itertools.accumulate(map(len, parts)))]
 
-    def calibrated(m: str) -> tuple[dict, list[dict]]:
-        # the ranges on all samples, and each fold's graph's: on every sample but the fold's
-        return ({name: obs.range(m) for name, obs in observers.items()},
-                [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(m) for name in observers}
-                 for i in range(1, len(chunks))])
+    whole = whole_tensors(g)
+
+    def calibrated(m: str, folded: bool = True) -> tuple[dict, list[dict]]:
+        # the ranges on all samples, and (folded) each fold's graph's: on every sample but the fold's
+        def per(name: str) -> str:      # hybrid: percentile but where the extremes are the answer
+            return m if m != "hybrid" else "minmax" if name in whole else "percentile"
+        return ({name: obs.range(per(name)) for name, obs in observers.items()},
+                [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(per(name)) for name in observers}
+                 for i in range(1, len(chunks) if folded else 1)])
     if options.bias_correction == "auto":
         g = correct_biases(g, values)
         values = values[:REPORT_SAMPLES]
-    scores: dict[str, float] = {}
-    used: str = "minmax" if method == "auto" and not parts else method
-    tried = {m: calibrated(m) for m in AUTO_METHODS} if used == "auto" else {}
-    if tried:           # the candidate whose graph measures best on the held-out folds
-        from .quant.search import pick_method
-        used, scores = pick_method(g, tried, fold_evals, frozenset(int16_tensors), run_dequantised)
-    ranges, without = tried[used] if tried else calibrated(used) if parts and (sqnr or options.precision != "int8") \
-        else ({name: obs.range(used) for name, obs in observers.items()}, [])
+    ranges, without = calibrated(used, sqnr or options.precision != "int8")
     if calibration is not None:
         warn_calibration(g, observers, ranges)
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
@@ -314,8 +311,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         got = [run_dequantised(quantize_graph(g, r, forced), f) for r, ev in measured for f, _ in ev] if held else []
         acc = accuracy(qg.outputs, refs, got, note, score_outputs(qg))
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
-                     int8 if chosen and chosen.wide else None, used,
-                     {m: v if np.isfinite(v) else None for m, v in scores.items()} or None)
+                     int8 if chosen and chosen.wide else None, used)
 
 
 def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -332,7 +328,7 @@ def real_values(t: Tensor, x: np.ndarray) -> np.ndarray:
 
 
 def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | None = None,
-                  method: Method = "minmax", options: CompileOptions = CompileOptions(),
+                  method: Method = "auto", options: CompileOptions = CompileOptions(),
                   source: str = "", sqnr: bool = True, int16_below_db: float | None = None,
                   random_samples: int = 8, schedule=None, used: list | None = None
                   ) -> tuple[Program, Graph, list[LayerSqnr]]:
@@ -350,8 +346,6 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
             "sqnr": [s.to_json() for s in q.sqnr]}
     if q.accuracy is not None:
         meta["accuracy"] = q.accuracy.to_json()
-    if q.method_sqnr is not None:
-        meta["calibration_auto"] = q.method_sqnr
     stage("lower")
     program = lower_program(q.graph, arch, options, meta, schedule, used)
     if q.precision is not None:

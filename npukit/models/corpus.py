@@ -314,7 +314,7 @@ def score(spec: CorpusModel, outs_f: M.Outputs, outs_q: M.Outputs) -> Score:
                  tuple((m.name, m.fn(outs_f, outs_q)) for m in spec.extra))
 
 
-def evaluate(name: str, arch: str = "npu-m", method: Method = "minmax",
+def evaluate(name: str, arch: str = "npu-m", method: Method = "auto",
              options: dict[str, Any] | None = None) -> CorpusResult:
     """Fetch, compile (public API; calibration `method`, compiler `options`), run the held-out
     inputs on the NPU and the float model, and compare. Any error of npukit's is a finding: it

@@ -1,8 +1,10 @@
 """Calibration: run the float graph on samples and choose each activation's real range.
 
 Methods: "minmax" (the observed extremes), "percentile" (0.01 / 99.99 percentiles of the
-observed values), "mse" (the clipping range that minimises the int8 quantisation error
-of the observed values) and "entropy" (TensorRT's KL-divergence calibrator, see
+observed values), "hybrid" (percentile, but minmax where the extremes are the answer:
+`whole_tensors`), "auto" (`auto_method`: hybrid for dense prediction maps, else minmax),
+"mse" (the clipping range that minimises the int8 quantisation error of the observed
+values) and "entropy" (TensorRT's KL-divergence calibrator, see
 `entropy_threshold`). Observers keep extremes, each channel's (last axis) largest |x| and a
 bounded random sample per tensor.
 """
@@ -158,6 +160,27 @@ def _entropy_range(values: np.ndarray, lo: float, hi: float) -> Range:
         return Range(float(max(lo, -t)), t)
     t = entropy_threshold(-values[values < 0], -lo, 255 if hi <= 0 else 128)
     return Range(-t, float(min(hi, t)))
+
+
+def whole_tensors(g: Graph) -> frozenset[str]:
+    """The activations whose extremes are the answer, which calibration "hybrid" keeps whole:
+    the graph's inputs and outputs and what a softmax or an arg max reads (class logits,
+    regression outputs: their rare large values decide the result)."""
+    read = {n.inputs[0] for n in g.nodes if n.op in (Op.SOFTMAX, Op.ARG_MAX)}
+    return frozenset(g.inputs) | frozenset(g.outputs) | read
+
+
+def dense_map(g: Graph) -> bool:
+    """Has the graph an output that is a dense prediction map ([1, H, W, C] with H, W > 1: a
+    text / region detector's probability map, a segmentation mask)?"""
+    return any(len(s := g.tensors[o].shape) == 4 and s[1] > 1 and s[2] > 1 for o in g.outputs)
+
+
+def auto_method(g: Graph) -> str:
+    """Calibration "auto" (the default): "hybrid" for a model with a dense prediction map
+    (`dense_map`), "minmax" otherwise; chosen by measurement on the model corpus
+    (docs/numerics.md, "Calibration default")."""
+    return "hybrid" if dense_map(g) else "minmax"
 
 
 def _random_input(g: Graph, name: str, rng: np.random.Generator) -> np.ndarray:

@@ -1,12 +1,10 @@
-"""The searches over quantisation choices that measure the integer graph against float:
-which activations `--precision auto | int16` widens (quant.precision) and, for
-`--calib-method auto`, which calibration method. Both measure each held-out fold
-(quant.precision.folds) on the graph calibrated without it. The NPU's placement check and the
+"""The search over which activations `--precision auto | int16` widens (quant.precision),
+measuring each held-out fold (quant.precision.folds) on the graph calibrated without it. The NPU's placement check and the
 integer reference come in as functions (`Support`, `Run`): they sit above this layer."""
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 
@@ -83,30 +81,3 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
                       stacklevel=3)
     return Precision(options.precision, options.min_sqnr, on, choice)
 
-
-AUTO_MARGIN_DB = 0.5    # calibration auto: another method must beat minmax by this much
-
-
-def pick_method(g: Graph, candidates: Mapping[str, tuple[dict, list[dict]]], evals: list[list[tuple[dict, dict]]],
-                forced: frozenset[str], run: Run) -> tuple[str, dict[str, float]]:
-    """`--calib-method auto`: of `candidates` {method: (ranges, each fold's ranges)}, the one
-    whose int8 graph has the best worst output SQNR over the held-out folds (`evals`: each
-    fold's [(feed, float outputs)]), each fold run on the graph calibrated without it; minmax
-    unless another beats it by AUTO_MARGIN_DB. Returns it and every candidate's SQNR (dB)."""
-    from .groups import requantise_fixed_outputs
-    from .wide import magnitude_int16
-    refs = [r for ev in evals for _, r in ev]
-    scores: dict[str, float] = {}
-    for m, (ranges, without) in candidates.items():
-        gm, copies = requantise_fixed_outputs(g, ranges)
-        wide = magnitude_int16(gm) | forced
-        gm, wide, more = widen_mxu_boundaries(gm, wide)
-
-        def extended(r: dict) -> dict:
-            r = {**r, **{c: r[o] for c, o in copies.items()}}
-            return {**r, **{c: r[o] for c, o in more.items()}}
-        got = [run(quantize_graph(gm, extended(w), wide), f) for w, ev in zip(without, evals) for f, _ in ev]
-        scores[m] = worst_sqnr([compare(n, [r[n] for r in refs], [x[n] for x in got]) for n in g.outputs])
-    best = max(scores, key=lambda m: scores[m])
-    margin = AUTO_MARGIN_DB if best != "minmax" and "minmax" in scores else 0.0
-    return (best if scores[best] >= scores.get("minmax", -np.inf) + margin else "minmax"), scores

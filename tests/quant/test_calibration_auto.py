@@ -1,7 +1,7 @@
-"""`--calib-method auto`: the candidate calibration whose int8 graph measures best on the
-held-out folds, each fold run on the graph calibrated without it. The oracle is onnxruntime's
-float model against separate compiles on the other samples; merged observers against one
-observer over all the samples."""
+"""`--calib-method auto` (the default) and "hybrid": percentile ranges for hidden activations,
+minmax for the tensors whose extremes are the answer, in a model with a dense output map;
+onnxruntime's float values are the oracle. Merged observers against one observer over all
+the samples."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,11 +13,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import npukit
-from npukit.choices import AUTO_METHODS, METHODS
+from npukit.choices import METHODS
 from npukit.quant.calibrate import Observer, merged
-from npukit.quant.search import AUTO_MARGIN_DB
 
-N = 3           # calibration samples: three folds of one
+N = 3           # calibration samples
 
 
 def conv_relu(path: Path) -> Path:
@@ -48,31 +47,41 @@ def test_merged_observers_see_what_one_observer_sees():
         assert m.range(method) == one.range(method)
 
 
-def test_auto_picks_the_candidate_that_measures_best_on_the_folds(tmp_path):
+def test_auto_is_hybrid_for_a_dense_map_and_minmax_otherwise(tmp_path):
+    """A conv net whose output is an [1, 3, 6, 6] map compiles with "auto" exactly as with
+    "hybrid"; the hybrid ranges: the hidden relu output at numpy's 0.01 / 99.99 percentiles of
+    its float values (onnxruntime's), the output at its extremes."""
     path = conv_relu(tmp_path / "cr.onnx")
     rng = np.random.default_rng(5)
     xs = rng.standard_normal((N, 1, 2, 6, 6)).astype(np.float32)
-    xs[0, 0, :, 0, 0] = 12.0         # an outlier: percentile / mse clip it, minmax does not
-    auto = npukit.compile(path, "npu-m", calibration={"x": xs}, method="auto", options={"timed_candidates": 1})
-    meta = auto.program.meta
-    scores = meta["calibration_auto"]
-    assert "auto" in METHODS and set(scores) == set(AUTO_METHODS)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    f = np.concatenate([sess.run(None, {"x": x})[0].ravel() for x in xs]).astype(np.float64)
-    for m in AUTO_METHODS:     # each sample on the model compiled with method m on the other two
-        q = []
-        for i in range(N):
-            c = npukit.compile(path, "npu-m", calibration={"x": np.delete(xs, i, axis=0)}, method=m,
-                               options={"timed_candidates": 1})
-            q.append(c.run({"x": xs[i]})["y"].ravel())
-        qq = np.concatenate(q).astype(np.float64)
-        assert scores[m] == pytest.approx(10 * np.log10(f @ f / ((f - qq) @ (f - qq))), abs=0.01), m
-    best = max(scores, key=lambda k: scores[k])
-    expect = best if scores[best] >= scores["minmax"] + (AUTO_MARGIN_DB if best != "minmax" else 0) else "minmax"
-    assert meta["calibration"] == expect
-    again = npukit.compile(path, "npu-m", calibration={"x": xs}, method=expect, options={"timed_candidates": 1})
-    assert [np.array_equal(a.data, b.data) if a.data is not None else a.quant == b.quant
-            for a, b in zip(auto.qgraph.tensors.values(), again.qgraph.tensors.values())] == \
-        [True] * len(auto.qgraph.tensors)     # the graph shipped is that method's on all samples
-    one = npukit.compile(path, "npu-m", calibration={"x": xs[:1]}, method="auto", options={"timed_candidates": 1})
-    assert one.program.meta["calibration"] == "minmax" and "calibration_auto" not in one.program.meta
+    xs[0, 0, :, 0, 0] = 12.0         # an outlier: percentile clips it, minmax does not
+    compiled = {m: npukit.compile(path, "npu-m", calibration={"x": xs}, method=m, options={"timed_candidates": 1})
+                for m in ("auto", "hybrid", "minmax")}
+    assert "auto" in METHODS and compiled["auto"].program.meta["calibration"] == "hybrid"
+
+    def params(m):
+        return {n: t.quant for n, t in compiled[m].qgraph.tensors.items() if not t.is_const}
+    assert params("auto") == params("hybrid") != params("minmax")
+    model = onnx.load(str(path))
+    model.graph.output.append(helper.make_tensor_value_info("r0", TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = [sess.run(["r0", "y"], {"x": x}) for x in xs]
+    r0 = np.concatenate([o[0].ravel() for o in outs])
+    y = np.concatenate([o[1].ravel() for o in outs])
+    hidden = [t.quant for t in compiled["hybrid"].qgraph.tensors.values()
+              if t.quant is not None and not t.is_const and t.name not in ("x", "y")]
+    hi = float(np.percentile(r0, 99.99))
+    assert any(abs((127 - q.zp) * q.s - hi) <= q.s for q in hidden)      # the clipped relu range
+    out = compiled["hybrid"].qgraph.tensors["y"].quant
+    assert (127 - out.zp) * out.s == pytest.approx(y.max(), abs=out.s) and (-128 - out.zp) * out.s == \
+        pytest.approx(min(y.min(), 0.0), abs=out.s)
+
+
+def test_hybrid_keeps_inputs_outputs_and_what_a_softmax_or_arg_max_reads_whole():
+    from npukit.ir.graph import DType, Graph, Node, Op, Tensor
+    from npukit.quant.calibrate import whole_tensors
+    t = {n: Tensor(n, (1, 4), DType.F32) for n in ("x", "h", "l", "p", "k", "y")}
+    g = Graph((Node(Op.CLAMP, "a", ("x",), ("h",)), Node(Op.CLAMP, "b", ("h",), ("l",)),
+               Node(Op.SOFTMAX, "s", ("l",), ("p",)), Node(Op.CLAMP, "c", ("h",), ("k",)),
+               Node(Op.ARG_MAX, "m", ("k",), ("y",))), t, ("x",), ("p", "y"))
+    assert whole_tensors(g) == {"x", "l", "p", "k", "y"}       # h, a hidden activation, is clipped
