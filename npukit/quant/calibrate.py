@@ -171,9 +171,10 @@ def whole_tensors(g: Graph) -> frozenset[str]:
 
 
 def dense_map(g: Graph) -> bool:
-    """Has the graph an output that is a dense prediction map ([1, H, W, C] with H, W > 1: a
-    text / region detector's probability map, a segmentation mask)?"""
-    return any(len(s := g.tensors[o].shape) == 4 and s[1] > 1 and s[2] > 1 for o in g.outputs)
+    """Has the graph an output that is a dense prediction map (4-D with H, W > 1, NHWC or, as
+    an ONNX model's output keeps it, NCHW: a text / region detector's probability map, a
+    segmentation mask)?"""
+    return any(len(s := g.tensors[o].shape) == 4 and s[2] > 1 and (s[1] > 1 or s[3] > 1) for o in g.outputs)
 
 
 def auto_method(g: Graph) -> str:

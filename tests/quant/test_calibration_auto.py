@@ -85,3 +85,12 @@ def test_hybrid_keeps_inputs_outputs_and_what_a_softmax_or_arg_max_reads_whole()
                Node(Op.SOFTMAX, "s", ("l",), ("p",)), Node(Op.CLAMP, "c", ("h",), ("k",)),
                Node(Op.ARG_MAX, "m", ("k",), ("y",))), t, ("x",), ("p", "y"))
     assert whole_tensors(g) == {"x", "l", "p", "k", "y"}       # h, a hidden activation, is clipped
+
+
+@pytest.mark.parametrize("shape, dense", [((1, 1, 320, 320), True), ((1, 256, 256, 1), True), ((1, 64, 64, 39), True),
+                                          ((1, 1, 1, 1404), False), ((1, 40, 6625), False), ((1, 4), False)])
+def test_a_dense_map_is_a_4d_output_with_height_and_width_in_either_layout(shape, dense):
+    from npukit.ir.graph import DType, Graph, Node, Op, Tensor
+    from npukit.quant.calibrate import auto_method, dense_map
+    g = Graph((Node(Op.CLAMP, "a", ("x",), ("y",)),), {n: Tensor(n, shape, DType.F32) for n in "xy"}, ("x",), ("y",))
+    assert dense_map(g) is dense and auto_method(g) == ("hybrid" if dense else "minmax")
