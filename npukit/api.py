@@ -242,7 +242,8 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     float array of shape [N, *input shape]}, N samples to choose the int8 ranges from;
     without it, `random_samples` random inputs stand in, with a loud warning. A
     pre-quantised model (int8 TFLite, QDQ ONNX) keeps its own scales and needs none.
-    `method`: how ranges are chosen ("minmax", "percentile", "mse"). `options`: compiler
+    `method`: how ranges are chosen ("auto", the default: "hybrid" for a model with a dense
+    output map, else "minmax"; "percentile", "mse", "entropy"; docs/numerics.md). `options`: compiler
     options by name ({"timed_candidates": 1}; every field of CompileOptions, validated) or a
     CompileOptions. `sqnr`: compute the per-layer noise report (`CompiledModel.sqnr`, dB).
     `host`: "auto" runs what the NPU cannot on the host CPU (listed in the profile's
@@ -256,8 +257,9 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     graph or the arch raises ScheduleError. `precision` ("int8", the default; "int16";
     "auto") and `min_sqnr` (dB, for "auto"; default 30) set those options (see
     docs/numerics.md): "int16" widens every activation the NPU runs in int16 (16x8), "auto"
-    widens the noisiest ones until the worst output SQNR on held-out calibration samples
-    reaches `min_sqnr` (out of reach: the fewest within 1 dB of all widened); what was
+    widens those that gain most per estimated cycle until the worst output SQNR on the
+    held-out calibration folds reaches `min_sqnr` (the cheapest such set measured; out of
+    reach: the cheapest within 1 dB of all widened); what was
     widened and its cycle cost are in `CompiledModel.precision`,
     the outputs' accuracy against float in `CompiledModel.accuracy`.
 
