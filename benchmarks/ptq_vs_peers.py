@@ -7,6 +7,7 @@ the float model with the corpus's task metric and min output cosine. Prints mark
     python benchmarks/ptq_vs_peers.py                        # the whole corpus
     python benchmarks/ptq_vs_peers.py --models ppocr-v4-rec,silero-vad --skip-nncf
     python benchmarks/ptq_vs_peers.py --json out.json
+    python benchmarks/ptq_vs_peers.py --peers-from out.json --skip-auto --all-options   # npukit only, reusing the peers
 
 Peers quantise ONNX models only (TFLite rows: npukit only). NNCF runs in its own venv
 (`bash benchmarks/setup_peers.sh nncf`) through benchmarks/peers/nncf_driver.py; every peer
@@ -39,9 +40,12 @@ PEERS = Path(os.environ.get("NPUKIT_PEERS", Path.home() / ".cache" / "npukit" / 
 NNCF_DRIVER = Path(__file__).resolve().parent / "peers" / "nncf_driver.py"
 TOLERANCE = 0.01        # on a fraction metric, npukit may trail the better peer by this much
 
-# (column, calibration method, compiler options) of each npukit variant
-NPUKIT = (("npukit int8", "minmax", None), ("bias_correction=auto", "minmax", {"bias_correction": "auto"}),
-          ("equalize=auto", "minmax", {"equalize": "auto"}), ("calib entropy", "entropy", None))
+# (column, calibration method, compiler options) of each npukit variant: the default int8 (calibration
+# "auto"), then (--all-options) each calibration method and quantisation option alone
+NPUKIT = (("npukit int8", "auto", None),)
+OPTIONS = (("calib minmax", "minmax", None), ("calib hybrid", "hybrid", None), ("calib percentile", "percentile", None),
+           ("calib mse", "mse", None), ("bias_correction=auto", "minmax", {"bias_correction": "auto"}),
+           ("equalize=auto", "minmax", {"equalize": "auto"}), ("calib entropy", "entropy", None))
 AUTO = "precision auto"     # --precision auto --min-sqnr 30 (mixed int8 / int16), with its cycles
 AUTO_OPTIONS = {"precision": "auto", "min_sqnr": 30.0}
 ORT = (("ort MinMax", "MinMax"), ("ort Percentile", "Percentile"))
@@ -156,16 +160,19 @@ def peer(name: str, quantize: Callable[[Path], None]) -> Cell:
             return Cell(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
 
 
-def run_model(name: str, arch: str, skip_nncf: bool, skip_auto: bool = False) -> dict[str, Cell]:
+def run_model(name: str, arch: str, skip_nncf: bool, skip_auto: bool = False, variants=NPUKIT,
+              peers: dict[str, Cell] | None = None) -> dict[str, Cell]:
     cells: dict[str, Cell] = {}
-    for column, method, options in NPUKIT:
+    for column, method, options in variants:
         r = evaluate(name, arch, method, options)
         cells[column] = (Cell(r.metric, r.cosine, r.extra, r.cycles) if r.error is None else Cell(error=r.error))
     if not skip_auto:
-        r = evaluate(name, arch, "minmax", AUTO_OPTIONS)
+        r = evaluate(name, arch, "auto", AUTO_OPTIONS)
         cells[AUTO] = Cell(r.metric, r.cosine, r.extra, r.cycles) if r.error is None else Cell(error=r.error)
     if fetch(name).suffix != ".onnx":
         return cells
+    if peers is not None:       # an earlier run's peer cells (--peers-from)
+        return {**cells, **{k: c for k, c in peers.items() if k in (*dict(ORT), NNCF) and not (skip_nncf and k == NNCF)}}
     for column, method in ORT:
         cells[column] = peer(name, lambda out, m=method: ort_quantize(name, m, out))
     if not skip_nncf:
@@ -185,6 +192,22 @@ def verdict(spec: CorpusModel, cells: dict[str, Cell]) -> str:
     fraction = spec.metric.higher_is_better and 0 <= best <= 1
     gap = (best - ours) if spec.metric.higher_is_better else (ours - best)
     return "yes" if gap <= (TOLERANCE if fraction else 0) + 1e-9 else f"**no** ({ours:.3f} vs {best:.3f})"
+
+
+TARGET_COSINE = 0.99     # issue 13's "done when" for --precision auto --min-sqnr 30: min output cosine,
+TARGET_POINT = 0.01      # a fraction metric within 1 point of float (float scores 1.0 against itself),
+TARGET_PX = 2.0          # a landmark error within 2 pixels
+
+
+def auto_verdict(spec: CorpusModel, c: Cell | None) -> str:
+    """Does precision auto meet the target (TARGET_COSINE, and the task metric within a point
+    or TARGET_PX of float)?"""
+    if c is None or c.metric is None or c.cosine is None:
+        return "n/a"
+    hib = spec.metric.higher_is_better
+    close = c.metric >= 1 - TARGET_POINT if hib else c.metric <= (TARGET_PX if "px" in spec.metric.name else 0.0)
+    misses = ([f"cosine {c.cosine:.4f}"] if c.cosine < TARGET_COSINE else []) + ([] if close else [f"metric {c.metric:.3f}"])
+    return "yes" if not misses else f"no ({', '.join(misses)})"
 
 
 def cell_text(c: Cell | None) -> str:
@@ -208,7 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--skip-nncf", action="store_true", help="leave NNCF out")
     parser.add_argument("--skip-auto", action="store_true", help="leave npukit's precision auto out")
+    parser.add_argument("--all-options", action="store_true",
+                        help="also a column for each calibration method and quantisation option alone")
+    parser.add_argument("--peers-from", type=Path,
+                        help="take the onnxruntime / NNCF cells from an earlier run's --json (peers are not rerun)")
     args = parser.parse_args(argv)
+    variants = NPUKIT + (OPTIONS if args.all_options else ())
+    earlier = {r["model"]: {k: Cell(**{**c, "extra": tuple(map(tuple, c["extra"])),
+                                       "quantised": tuple(c["quantised"]) if c["quantised"] else None})
+                            for k, c in r["cells"].items()}
+               for r in json.loads(args.peers_from.read_text())} if args.peers_from else None
     import onnxruntime
     onnxruntime.set_default_logger_severity(3)     # no warnings about unused initialisers
     names = args.models.split(",") if args.models else list(CORPUS)
@@ -216,29 +248,33 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown corpus model(s) {', '.join(unknown)}; known: {', '.join(CORPUS)}", file=sys.stderr)
         return 2
-    columns = [c for c, _, _ in NPUKIT] + ([] if args.skip_auto else [AUTO]) + [c for c, _ in ORT] + ([] if args.skip_nncf else [NNCF])
+    columns = [c for c, _, _ in variants] + ([] if args.skip_auto else [AUTO]) + [c for c, _ in ORT] + ([] if args.skip_nncf else [NNCF])
     print("Each cell: task metric (CER: character error rate) / min output cosine, against the float model;"
           " (q k/n): the peer quantised k of the model's n Conv / MatMul / Gemm nodes.\n")
-    auto = "" if args.skip_auto else " auto cycles |"
+    auto = "" if args.skip_auto else " auto cycles | auto meets target |"
     print(f"| model | task metric | {' | '.join(columns)} | npukit int8 cycles ({args.arch}) |{auto} npukit >= best peer |")
-    print("|---" * (len(columns) + 4 + (not args.skip_auto)) + "|")
+    print("|---" * (len(columns) + 4 + 2 * (not args.skip_auto)) + "|")
     results: list[dict[str, Any]] = []
     errors: list[str] = []
     start = time.perf_counter()
     for name in names:
         spec = CORPUS[name]
         if spec.refused:
-            blank = ' | ' * (len(columns) + 1 + (not args.skip_auto))
+            blank = ' | ' * (len(columns) + 1 + 2 * (not args.skip_auto))
             print(f"| {name} | {spec.metric.name} | refused by contract{blank} n/a |", flush=True)
             continue
-        cells = run_model(name, args.arch, args.skip_nncf, args.skip_auto)
+        cells = run_model(name, args.arch, args.skip_nncf, args.skip_auto, variants,
+                          None if earlier is None else earlier.get(name, {}))
         errors += [f"- {name}, {k}: `{c.error}`" for k, c in cells.items() if c.error]
         ours = cells["npukit int8"]
         print(f"| {name} | {spec.metric.name} | {' | '.join(cell_text(cells.get(c)) for c in columns)} | "
               f"{f'{ours.cycles:,}' if ours.cycles else 'n/a'} |"
-              f"{'' if args.skip_auto else cycles_text(cells.get(AUTO))} {verdict(spec, cells)} |", flush=True)
+              f"{'' if args.skip_auto else cycles_text(cells.get(AUTO)) + ' ' + auto_verdict(spec, cells.get(AUTO)) + ' |'}"
+              f" {verdict(spec, cells)} |", flush=True)
         results.append({"model": name, "metric": spec.metric.name, "higher_is_better": spec.metric.higher_is_better,
-                        "verdict": verdict(spec, cells), "cells": {k: asdict(c) for k, c in cells.items()}})
+                        "verdict": verdict(spec, cells),
+                        "auto_verdict": None if args.skip_auto else auto_verdict(spec, cells.get(AUTO)),
+                        "cells": {k: asdict(c) for k, c in cells.items()}})
     if errors:
         print("\nErrors:\n" + "\n".join(errors))
     print(f"\n{time.perf_counter() - start:.0f} s in all")

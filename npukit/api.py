@@ -246,7 +246,7 @@ def _user_dtype(t) -> np.dtype:
 
 def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             input_shapes: dict[str, tuple[int, ...]] | None = None,
-            calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
+            calibration: dict[str, np.ndarray] | None = None, method: Method = "auto",
             options: CompileOptions | Mapping[str, Any] | None = None, sqnr: bool = True,
             random_samples: int = 8, host: HostPolicy = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
@@ -260,7 +260,8 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     float array of shape [N, *input shape]}, N samples to choose the int8 ranges from;
     without it, `random_samples` random inputs stand in, with a loud warning. A
     pre-quantised model (int8 TFLite, QDQ ONNX) keeps its own scales and needs none.
-    `method`: how ranges are chosen ("minmax", "percentile", "mse"). `options`: compiler
+    `method`: how ranges are chosen ("auto", the default: "hybrid" for a model with a dense
+    output map, else "minmax"; "percentile", "mse", "entropy"; docs/numerics.md). `options`: compiler
     options by name ({"timed_candidates": 1}; every field of CompileOptions, validated) or a
     CompileOptions. `sqnr`: compute the per-layer noise report (`CompiledModel.sqnr`, dB).
     `host`: "auto" runs what the NPU cannot on the host CPU (listed in the profile's
@@ -274,8 +275,9 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     graph or the arch raises ScheduleError. `precision` ("int8", the default; "int16";
     "auto") and `min_sqnr` (dB, for "auto"; default 30) set those options (see
     docs/numerics.md): "int16" widens every activation the NPU runs in int16 (16x8), "auto"
-    widens the noisiest ones until the worst output SQNR on held-out calibration samples
-    reaches `min_sqnr` (out of reach: the fewest within 1 dB of all widened); what was
+    widens those that gain most per estimated cycle until the worst output SQNR on the
+    held-out calibration folds reaches `min_sqnr` (the cheapest such set measured; out of
+    reach: the cheapest within 1 dB of all widened); what was
     widened and its cycle cost are in `CompiledModel.precision`,
     the outputs' accuracy against float in `CompiledModel.accuracy`. `scales`: the `scales` of
     an earlier compile of the same model at other input shapes (a transformer's token count):

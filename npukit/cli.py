@@ -54,7 +54,8 @@ else:
 ARCH = typer.Option("npu-m", "--arch", help="preset name or arch TOML file")
 SHAPES = typer.Option(None, "--input-shape", help="NAME=D0,D1,... fixes dynamic dims (repeatable)")
 CALIB = typer.Option(None, "--calib", help=".npz with one [N, *shape] array per model input")
-METHOD = typer.Option(Method.__members__["minmax"], "--calib-method", help="how activation ranges are chosen")
+METHOD = typer.Option(Method.__members__["auto"], "--calib-method",
+                      help="how activation ranges are chosen (auto: hybrid for a dense output map, else minmax)")
 DATAFLOW = typer.Option(Dataflow.__members__["arch"], "--dataflow", help="the MXU dataflow (arch: the arch file's)")
 COMPRESS = typer.Option(Compress.__members__["auto"], "--compress-weights", help="weight blocks stored compressed, or not")
 OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (CompileOptions field), "

@@ -24,9 +24,8 @@ from .isa.program import Program
 from .progress import counted, stage
 from .threads import single_threaded
 from .quant.quantize import attach_params, quantize_graph
+from .quant.precision import Accuracy, Rates, accuracy, folds, score_outputs
 from .quant.scales import Scales
-from .quant.precision import (Accuracy, Choice, Precision, accuracy, blocks, compare, greedy, heldout_count,
-                              score_outputs, units, widest, worst_sqnr)
 
 # The float path's stages (equalisation, calibration, bias correction, int16 choice, the
 # noise report's reference runs) load in the functions that use them: a pre-quantised
@@ -147,7 +146,7 @@ def refuse_host(found) -> None:
 
 
 def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[int, ...]] | None = None,
-                  calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
+                  calibration: dict[str, np.ndarray] | None = None, method: Method = "auto",
                   options: CompileOptions = CompileOptions(), sqnr: bool = True, random_samples: int = 8,
                   host: HostPolicy = "auto", input_values: dict | None = None, host_nodes=frozenset(),
                   int16_below_db: float | None = None, schedule=None,
@@ -193,6 +192,7 @@ class Quantised:
     precision: dict | None = None       # precision auto / int16: what was widened (Precision.to_json)
     int8: Graph | None = None           # the all-int8 graph, when some activations were widened
     scales: Scales | None = None        # the ranges and widenings chosen, for other input shapes
+    method: str = ""                    # the calibration method used (calibration "auto": the one it chose)
 
 
 BIAS_SAMPLES = 8            # calibration samples whose float values bias correction measures on
@@ -204,10 +204,10 @@ def refuse_precision(g: Graph, options: CompileOptions) -> None:
         raise InputError("model is already quantised; --precision applies to float models")
 
 
-def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "minmax",
+def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "auto",
              sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
              options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = (),
-             scales: Scales | None = None) -> Quantised:
+             scales: Scales | None = None, rates: Rates = Rates()) -> Quantised:
     """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
     integer params). `int16_below_db`: widen to int16 the tensors the per-layer noise report
     (quant.wide) finds below that SQNR; None keeps every activation int8. `int16_tensors`:
@@ -217,10 +217,11 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     calibration data, `random_samples` random inputs stand in, with a loud warning; with
     it, calibration that will fail is a CalibrationWarning naming the tensor (quant.calib_warnings).
     `options.equalize` / `options.bias_correction` = "auto": cross-layer equalisation before
-    calibration, bias correction after it. With two or more calibration samples the last
-    20% (quant.precision.heldout_count) are held out: the accuracy summary and
-    `options.precision` = "auto" measure on them the graph calibrated on the others; the
-    graph returned is calibrated on all (docs/numerics.md). `scales`: those of an earlier
+    calibration, bias correction after it. With two or more calibration samples, folds of
+    20% of them (quant.precision.folds: up to 32 samples in all) are held out in turn: the
+    accuracy summary and `options.precision` = "auto" measure each fold on the graph
+    calibrated on the other samples; the graph returned is calibrated on all
+    (docs/numerics.md). `rates`: the arch's, for auto's cycle estimate. `scales`: those of an earlier
     compile of the model at another input shape (`Quantised.scales`), applied instead of
     calibrating (no noise report, no int16 choice: the scales hold it)."""
     refuse_precision(g, options)
@@ -232,7 +233,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .opt.pipeline import optimize
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
-    from .quant.calibrate import METHODS, calibration_feeds, observe
+    from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.lstm_states import isolate_lstm_states
     from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
@@ -246,28 +247,48 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         warnings.warn("no calibration data given: calibrating on RANDOM inputs; int8 accuracy will be "
                       "poor — pass --calib FILE.npz with real samples", RandomCalibrationWarning, stacklevel=3)
     feeds = calibration_feeds(g, calibration, n_random=random_samples)
-    held = heldout_count(len(feeds)) if calibration is not None else 0
+    parts = folds(len(feeds)) if calibration is not None else []
+    held = sum(map(len, parts))
     # float values kept for bias correction, the int16 choice and the precision search (else
     # none: a large model's activations of several samples need not be held at once; the
     # noise report reruns them)
     keep = BIAS_SAMPLES if options.bias_correction == "auto" else \
         REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
     samples = iter(counted("calibrate", feeds))
-    refs: list[dict] = []           # the held-out samples' float outputs
-    sample = method != "minmax"
-    observers, values = observe(g, itertools.islice(samples, len(feeds) - held), keep, sample)
-    early = {name: obs.range(method) for name, obs in observers.items()}    # without the held-out samples
-    values += observe(g, samples, max(0, keep - len(values)), sample, observers, refs)[1]
-    ranges = {name: obs.range(method) for name, obs in observers.items()}
-    if calibration is not None:
-        warn_calibration(g, observers, ranges)
+    refs: list[dict] = []           # the held-out samples' float outputs, fold after fold
+    used = auto_method(g) if method == "auto" else method
+    sample = used != "minmax"
+    cuts = [0, *(p.start for p in parts[:1]), *(p.stop for p in parts)] if parts else [0, len(feeds)]
+    chunks: list[dict] = []         # observers of each run of samples: those never held out, then each fold
+    values: list[dict] = []
+    for a, b in zip(cuts, cuts[1:]):
+        obs, kept = observe(g, itertools.islice(samples, b - a), max(0, keep - len(values)), sample,
+                            outputs=refs if chunks else None)
+        chunks.append(obs)
+        values += kept
+    observers = {name: merged([c[name] for c in chunks]) for name in chunks[0]}
+    fold_evals = [list(zip((feeds[i] for i in p), refs[k - len(p):k]))
+                  for p, k in zip(parts, itertools.accumulate(map(len, parts)))]
+
+    whole = whole_tensors(g)
+
+    def calibrated(m: str, folded: bool = True) -> tuple[dict, list[dict]]:
+        # the ranges on all samples, and (folded) each fold's graph's: on every sample but the fold's
+        def per(name: str) -> str:      # hybrid: percentile but where the extremes are the answer
+            return m if m != "hybrid" else "minmax" if name in whole else "percentile"
+        return ({name: obs.range(per(name)) for name, obs in observers.items()},
+                [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(per(name)) for name in observers}
+                 for i in range(1, len(chunks) if folded else 1)])
     if options.bias_correction == "auto":
         g = correct_biases(g, values)
         values = values[:REPORT_SAMPLES]
+    ranges, without = calibrated(used, sqnr or options.precision != "int8")
+    if calibration is not None:
+        warn_calibration(g, observers, ranges)
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
     g, lstm_copies = isolate_lstm_states(g)              # an LSTM's int8 hidden and int16 cell states apart
     copies |= lstm_copies
-    for r in (ranges, early):
+    for r in (ranges, *without):
         r.update({copy: r[name] for copy, name in copies.items()})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stage("quantise")
@@ -277,7 +298,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         # a conv / FC touching a wide tensor runs 16x8 between requantising QUANTIZE copies
         widenings.append(wide)
         g, wide, copies = widen_mxu_boundaries(g, wide)
-        for r in (ranges, early):
+        for r in (ranges, *without):
             r.update({copy: r[name] for copy, name in copies.items()})
         values[:] = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
         return g, wide
@@ -290,13 +311,15 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         if wide:
             g, forced = widen(g, wide | forced)
             qg = quantize_graph(g, ranges, forced)
-    # measured: held-out samples on the graph calibrated without them; else the calibration samples kept
-    evals = list(zip(feeds[len(feeds) - held:], refs)) if held else \
-        [(f, {n: v[n] for n in g.outputs}) for f, v in zip(feeds, values)]
-    measured = (early if held else ranges), evals
+    # measured: each fold on the graph calibrated without it; else the calibration samples kept
+    measured = list(zip(without, fold_evals)) if without else \
+        [(ranges, [(f, {n: v[n] for n in g.outputs}) for f, v in zip(feeds, values)])]
     chosen = None
     if options.precision != "int8":
-        chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held)
+        from .codegen.partition import npu_support
+        from .quant.search import choose_precision
+        chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held, len(without), rates,
+                                  npu_support, run_dequantised)
         if chosen.wide:
             g, forced = widen(g, chosen.wide | forced)
             qg = quantize_graph(g, ranges, forced)
@@ -305,11 +328,10 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if sqnr:
         note = ("no held-out samples (random calibration)" if calibration is None else
                 "no held-out samples (one calibration sample)")
-        mg = quantize_graph(g, early, forced) if held else qg
-        acc = accuracy(qg.outputs, refs, [run_dequantised(mg, f) for f, _ in evals] if held else [], note,
-                       score_outputs(qg))
+        got = [run_dequantised(quantize_graph(g, r, forced), f) for r, ev in measured for f, _ in ev] if held else []
+        acc = accuracy(qg.outputs, refs, got, note, score_outputs(qg))
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
-                     int8 if chosen and chosen.wide else None, Scales(dict(ranges), tuple(widenings)))
+                     int8 if chosen and chosen.wide else None, Scales(dict(ranges), tuple(widenings)), used)
 
 
 def run_dequantised(qg: Graph, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -325,52 +347,8 @@ def real_values(t: Tensor, x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64) if q is None else (x.astype(np.float64) - q.zp) * q.s
 
 
-def choose_precision(g: Graph, ranges, measured: tuple[dict, list[tuple[dict, dict]]], stft: frozenset[str],
-                     int8: Graph, values: list[dict], options: CompileOptions, held: int) -> Precision:
-    """The activations to widen to int16 (quant.precision): every group the NPU runs in int16
-    ("int16"), or blocks of them, noisiest layer first, until the worst output SQNR reaches
-    options.min_sqnr ("auto"). Placement is checked on the graph quantised with `ranges`;
-    the SQNR is measured with the integer reference on `measured` = (ranges, [(feed, float
-    outputs)]): the graph calibrated without the held-out samples, on them."""
-    from .codegen.partition import npu_support
-    from .quant.wide import layer_noise, widen_mxu_boundaries
-    mranges, evals = measured
-
-    def refused(wide: frozenset[str]) -> dict[str, str]:
-        try:
-            qg = quantised(wide, ranges)
-        except UnsupportedOpError as e:     # e.g. a sigmoid with an int16 input and an int8 output
-            return {n.name: str(e) for n in g.nodes if e.node in (n.name, *n.source)}
-        return {n.name: why for n in qg.nodes
-                if any(qg.tensors[t].dtype is DType.I16 for t in (*n.inputs, *n.outputs) if not qg.tensors[t].is_const)
-                and (why := npu_support(qg, n))}
-
-    def quantised(wide: frozenset[str], rng: dict) -> Graph:
-        # a conv / FC with one side wide runs 16x8 between requantising boundaries (as shipped)
-        bg, bwide, copies = widen_mxu_boundaries(g, wide | stft)
-        return quantize_graph(bg, {**rng, **{c: rng[o] for c, o in copies.items()}}, bwide)
-
-    def measure(wide: frozenset[str]) -> float:
-        qg = quantised(wide, mranges)
-        got = [run_dequantised(qg, f) for f, _ in evals]
-        return worst_sqnr([compare(n, [r[n] for _, r in evals], [x[n] for x in got]) for n in g.outputs])
-    cands = widest(g, units(g, stft), stft, refused)
-    if options.precision == "int16":
-        wide = frozenset().union(*cands)
-        choice = Choice(wide, measure(wide), measure(frozenset()), ())
-    else:
-        choice = greedy(g, blocks(g, cands), layer_noise(int8, values), measure, options.min_sqnr)
-    on = f"{held} held-out sample{'s' * (held != 1)}" if held else \
-        f"{len(evals)} calibration sample{'s' * (len(evals) != 1)} (none held out)"
-    if options.precision == "auto" and choice.sqnr_db < options.min_sqnr:
-        warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on}, below min_sqnr "
-                      f"{options.min_sqnr:g} dB even with every activation the NPU runs in int16 widened; "
-                      f"{len(choice.wide)} tensor(s) widened, the fewest within 1 dB of that", stacklevel=3)
-    return Precision(options.precision, options.min_sqnr, on, choice)
-
-
 def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | None = None,
-                  method: Method = "minmax", options: CompileOptions = CompileOptions(),
+                  method: Method = "auto", options: CompileOptions = CompileOptions(),
                   source: str = "", sqnr: bool = True, int16_below_db: float | None = None,
                   random_samples: int = 8, schedule=None, used: list | None = None,
                   scales: Scales | None = None, chose: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
@@ -381,11 +359,12 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
     with single_threaded():     # the float and integer reference runs' small products (npukit.threads)
-        q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options, scales=scales)
+        q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options, scales=scales,
+                     rates=Rates(arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes))
     if chose is not None:
         chose.append(q.scales)
     meta = {"npukit_version": __version__, "model": source or g.name,
-            "calibration": "scales of another compile" if scales is not None else method,
+            "calibration": "scales of another compile" if scales is not None else q.method,
             "calibration_samples": q.samples, "random_calibration": calibration is None and scales is None,
             "options": options.__dict__,
             "float_io": {n: g.tensors[n].dtype is DType.F32 for n in list(g.inputs) + list(g.outputs)},

@@ -88,7 +88,7 @@ class ModelSpec:
     path: Path
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     calibration: Path | None = None
-    method: Method = "minmax"
+    method: Method = "auto"
 
     @property
     def name(self) -> str:
@@ -291,7 +291,7 @@ def _model(raw: Any, i: int, root: Path) -> ModelSpec:
     calib = raw.get("calibration")
     if calib is not None and not isinstance(calib, str):
         raise InputError(f"{where}.calibration: expected a .npz path")
-    method = raw.get("method", "minmax")
+    method = raw.get("method", "auto")
     if method not in METHODS:
         raise InputError(f"{where}.method: expected one of {' | '.join(METHODS)}, not {method!r}")
     return ModelSpec((root / raw["path"]).resolve(), tuple((k, tuple(v)) for k, v in shapes.items()),

@@ -163,11 +163,11 @@ _FULL_RANGE = ("reshaped_regressor_face_4", "reshaped_classifier_face_4")
 def _corpus() -> dict[str, CorpusModel]:
     specs = [
         # --- OCR
-        _ocr("ppocr-v4-det", "det", (0.927, 0.926)),
+        _ocr("ppocr-v4-det", "det", (0.940, 0.938)),
         _ocr("ppocr-v4-rec", "rec", (0.956, 0.667)),
-        _ocr("ppocr-v5-det", "det", (0.866, 0.875)),
+        _ocr("ppocr-v5-det", "det", (0.974, 0.968)),
         _ocr("ppocr-v5-rec", "rec", (0.9626, 1.0)),
-        _ocr("ppocr-v6-det", "det", (0.995, 0.95)),
+        _ocr("ppocr-v6-det", "det", (0.997, 0.961)),
         _ocr("ppocr-v6-rec", "rec", (0.989, 1.0)),
         CorpusModel("ppocr-cls-v2", "ocr", "text-line orientation 0/180, 48x192",
                     lambda s: {"x": I.ocr_line_nchw(s, 48, 192, rotate=bool(s % 2))},
@@ -214,9 +214,9 @@ def _corpus() -> dict[str, CorpusModel]:
                     _single(lambda s: I.photo_nhwc(s, 224)),
                     M.ssd_boxes("Identity", "Identity_1", 224, (8, 16, 32, 32, 32), 2, at_float_anchors=5), (0.99, 0.836)),
         CorpusModel("pose-landmark-full", "vision", "39 body landmarks and segmentation, 256x256",
-                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.landmarks("Identity", 5), (0.398, 19.7), held_out=1),
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.landmarks("Identity", 5), (0.730, 9.61), held_out=1),
         CorpusModel("selfie-segmentation", "vision", "person segmentation mask, 256x256",
-                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.990, 0.856)),
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.985, 0.868)),
         # --- voice
         CorpusModel("silero-vad-16k", "voice", "voice activity, 32 ms chunks at 16 kHz", _vad_sample("silero-vad-16k"),
                     M.threshold_agreement("output", 0.5), (0.995, 0.875), {"input": (1, 576), "state": (2, 1, 128)},
@@ -349,7 +349,7 @@ def score(spec: CorpusModel, outs_f: M.Outputs, outs_q: M.Outputs) -> Score:
                  tuple((m.name, m.fn(outs_f, outs_q)) for m in spec.extra))
 
 
-def evaluate(name: str, arch: str = "npu-m", method: Method = "minmax",
+def evaluate(name: str, arch: str = "npu-m", method: Method = "auto",
              options: dict[str, Any] | None = None) -> CorpusResult:
     """Fetch, compile (public API; calibration `method`, compiler `options`), run the held-out
     inputs on the NPU and the float model, and compare. Any error of npukit's is a finding: it

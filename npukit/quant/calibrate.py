@@ -1,8 +1,10 @@
 """Calibration: run the float graph on samples and choose each activation's real range.
 
 Methods: "minmax" (the observed extremes), "percentile" (0.01 / 99.99 percentiles of the
-observed values), "mse" (the clipping range that minimises the int8 quantisation error
-of the observed values) and "entropy" (TensorRT's KL-divergence calibrator, see
+observed values), "hybrid" (percentile, but minmax where the extremes are the answer:
+`whole_tensors`), "auto" (`auto_method`: hybrid for dense prediction maps, else minmax),
+"mse" (the clipping range that minimises the int8 quantisation error of the observed
+values) and "entropy" (TensorRT's KL-divergence calibrator, see
 `entropy_threshold`). Observers keep extremes, each channel's (last axis) largest |x| and a
 bounded random sample per tensor.
 """
@@ -72,6 +74,16 @@ class Observer:
         if method == "entropy":
             return _entropy_range(values, self.lo, self.hi)
         return _mse_range(values, self.lo, self.hi)
+
+
+def merged(parts: Sequence[Observer]) -> Observer:
+    """One observer of what all of `parts` (the same tensor, observed on disjoint samples) saw."""
+    out = Observer(0, any(p.sample for p in parts))
+    out.lo, out.hi = min(p.lo for p in parts), max(p.hi for p in parts)
+    out.samples = [s for p in parts for s in p.samples]
+    amax = [p.channel_amax for p in parts if p.channel_amax is not None]
+    out.channel_amax = np.maximum.reduce(amax) if amax and len({a.shape for a in amax}) == 1 else None
+    return out
 
 
 def _columns(ufunc: np.ufunc, cols: np.ndarray, width: int = 1024) -> np.ndarray:
@@ -148,6 +160,28 @@ def _entropy_range(values: np.ndarray, lo: float, hi: float) -> Range:
         return Range(float(max(lo, -t)), t)
     t = entropy_threshold(-values[values < 0], -lo, 255 if hi <= 0 else 128)
     return Range(-t, float(min(hi, t)))
+
+
+def whole_tensors(g: Graph) -> frozenset[str]:
+    """The activations whose extremes are the answer, which calibration "hybrid" keeps whole:
+    the graph's inputs and outputs and what a softmax or an arg max reads (class logits,
+    regression outputs: their rare large values decide the result)."""
+    read = {n.inputs[0] for n in g.nodes if n.op in (Op.SOFTMAX, Op.ARG_MAX)}
+    return frozenset(g.inputs) | frozenset(g.outputs) | read
+
+
+def dense_map(g: Graph) -> bool:
+    """Has the graph an output that is a dense prediction map (4-D with H, W > 1, NHWC or, as
+    an ONNX model's output keeps it, NCHW: a text / region detector's probability map, a
+    segmentation mask)?"""
+    return any(len(s := g.tensors[o].shape) == 4 and s[2] > 1 and (s[1] > 1 or s[3] > 1) for o in g.outputs)
+
+
+def auto_method(g: Graph) -> str:
+    """Calibration "auto" (the default): "hybrid" for a model with a dense prediction map
+    (`dense_map`), "minmax" otherwise; chosen by measurement on the model corpus
+    (docs/numerics.md, "Calibration default")."""
+    return "hybrid" if dense_map(g) else "minmax"
 
 
 def _random_input(g: Graph, name: str, rng: np.random.Generator) -> np.ndarray:

@@ -34,6 +34,17 @@ def heldout_count(n: int) -> int:
     return 0 if n < 2 else min(HELDOUT_MAX, max(1, round(HELDOUT_FRACTION * n)))
 
 
+def folds(n: int) -> list[range]:
+    """The held-out folds of `n` calibration samples, in order: runs of heldout_count(n)
+    samples back from the last, as many as fit in n and in HELDOUT_MAX samples in all (4
+    samples: each alone; 10: five pairs; 1000: the last 32). Each fold is measured on the
+    graph calibrated on every other sample, so all folds together measure up to HELDOUT_MAX
+    samples none of which its graph saw."""
+    k = heldout_count(n)
+    count = max(1, min(n // k, HELDOUT_MAX // k)) if k else 0
+    return [range(n - (i + 1) * k, n - i * k) for i in reversed(range(count))]
+
+
 # ---- which tensors can be int16 --------------------------------------------------------------
 
 Refused = Callable[[frozenset[str]], dict[str, str]]
@@ -103,19 +114,51 @@ class Choice:
 UNREACHED_TOLERANCE_DB = 1.0   # target out of reach: the cheapest prefix within this of all widened
 
 
+@dataclass(frozen=True)
+class Rates:
+    """What an arch does per cycle, for the widening cost estimate: MXU MACs and VPU lanes."""
+    macs: int = 256             # npu-m: 16 x 16
+    lanes: int = 16
+
+
+def widening_cost(bg: Graph, wide: frozenset[str], rates: Rates = Rates()) -> float:
+    """Estimated extra cycles of `bg` (a graph with its requantising boundaries,
+    quant.wide.widen_mxu_boundaries) with `wide` int16: a 16x8 conv / FC is a second MXU pass
+    over its MACs; every other layer touching a wide tensor (each boundary QUANTIZE too) a
+    VPU pass over its output's elements (int16 moves twice the bytes)."""
+    from .wide import MXU_16X8
+    total = 0.0
+    for node in bg.nodes:
+        if not any(t in wide for t in (*node.inputs, *node.outputs)):
+            continue
+        out = bg.tensors[node.outputs[0]]
+        size = float(np.prod(out.shape))
+        if node.op in MXU_16X8:     # MACs = weights x output positions (OHWI, [1, kh, kw, C], [out, in])
+            total += float(np.prod(bg.tensors[node.inputs[1]].shape)) * size / max(1, out.shape[-1]) / rates.macs
+        else:
+            total += size / rates.lanes
+    return total
+
+
 def greedy(g: Graph, candidates: Sequence[frozenset[str]], noise_db: Mapping[str, float],
-           measure: Callable[[frozenset[str]], float], target_db: float) -> Choice:
-    """Blocks in order of their noisiest layer (per-layer SQNR `noise_db`); the shortest prefix
-    whose `measure` (the worst output SQNR) reaches `target_db`, found by bisection (a prefix
-    meeting the target, the shortest when the SQNR grows with the prefix). When even every
-    block widened misses the target, the shortest prefix within UNREACHED_TOLERANCE_DB of
-    that (the int16 cycles buy nothing beyond it)."""
+           measure: Callable[[frozenset[str]], float], target_db: float,
+           rank: Callable[[frozenset[str]], float] | None = None,
+           cost: Callable[[frozenset[str]], float] | None = None) -> Choice:
+    """Blocks in order of their noisiest layer (per-layer SQNR `noise_db`), or of `rank`
+    (highest first: e.g. measured gain per cycle); a prefix whose `measure` (the worst output
+    SQNR) reaches `target_db`, found by bisection (the shortest meeting the target when the
+    SQNR grows with the prefix). When even every block widened misses the target, a prefix
+    within UNREACHED_TOLERANCE_DB of that (the int16 cycles buy nothing beyond it). Of the
+    prefixes measured that qualify, the shortest, or with `cost` the cheapest (boundaries
+    make a longer prefix cheaper at times: all widened has none)."""
     producer = {t: node.name for node in g.nodes for t in node.outputs}
 
     def worst(b: frozenset[str]) -> tuple[float, str]:
         layers = [producer[t] for t in b if t in producer] or ["(input)"]
         return min((noise_db.get(n, np.inf), n) for n in layers)
     order = sorted(candidates, key=worst)
+    if rank is not None:
+        order.sort(key=rank, reverse=True)      # stable: equal ranks stay noisiest first
     memo: dict[int, float] = {}
 
     def at(k: int) -> float:
@@ -131,10 +174,18 @@ def greedy(g: Graph, candidates: Sequence[frozenset[str]], noise_db: Mapping[str
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if at(mid) >= goal else (mid, hi)
         k = lo if at(lo) >= goal else hi
+        if cost is not None:
+            k = min((i for i, v in memo.items() if v >= goal),
+                    key=lambda i: (cost(frozenset().union(*order[:i])), i))
     else:
         k = 0
     steps = tuple((worst(order[i - 1])[1], v) for i, v in sorted(memo.items()) if i > 0)
     return Choice(frozenset().union(*order[:k]), at(k), start, steps)
+
+
+def nsr(db_value: float) -> float:
+    """A noise-to-signal power ratio from an SQNR in dB (inf dB: 0)."""
+    return 0.0 if db_value == np.inf else float(10 ** (-db_value / 10))
 
 
 def _finite(x: float) -> float | None:

@@ -23,7 +23,7 @@ from npukit.codegen.options import QUANT_OPTIONS
 from npukit.codegen.partition import npu_support
 from npukit.errors import InputError
 from npukit.ir.graph import DType, Graph, Node, Op, Tensor
-from npukit.quant.precision import (blocks, compare, greedy, heldout_count, looks_like_scores, score_outputs, units,
+from npukit.quant.precision import (Rates, blocks, compare, folds, greedy, heldout_count, looks_like_scores, score_outputs, units,
                                    widest, worst_sqnr)
 from npukit.testing.fixtures import run_cli
 
@@ -64,6 +64,17 @@ def sqnr_db(ref: list[np.ndarray], got: list[np.ndarray]) -> float:
     return float(10 * np.log10(f @ f / ((f - q) @ (f - q))))
 
 
+def folded(path: Path, xs: np.ndarray, compile_on) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """onnxruntime's float outputs and the outputs of `compile_on(the other samples)` on each
+    pair of the N samples in turn."""
+    ref, got = [], []
+    for i in range(0, N, 2):
+        m = compile_on(np.delete(xs, [i, i + 1], axis=0))
+        ref += float_outputs(path, xs[i:i + 2])
+        got += [m.run({"x": x})[m.output_names[0]] for x in xs[i:i + 2]]
+    return ref, got
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     d = tmp_path_factory.mktemp("precision")
@@ -97,8 +108,8 @@ def test_int16_widens_every_layer_the_npu_accepts_and_is_closer_to_float(chain):
 
 
 def test_auto_meets_a_high_target_and_widens_nothing_for_a_low_one(chain):
-    """auto measures on the held-out samples (the last 2 of 10) the graph calibrated on the
-    other 8: that is what compiling with those 8 alone ships (the returned graph calibrates on all)."""
+    """auto measures each held-out fold (5 pairs of the 10 samples) on the graph calibrated on
+    the other 8: what compiling with those 8 alone ships (the returned graph calibrates on all)."""
     path, xs, built, _ = chain
     p8, p16 = built["int8"].precision, built["int16"].precision
     assert p8 is None and p16["sqnr_db"] > p16["int8_sqnr_db"] + 1.0
@@ -107,16 +118,14 @@ def test_auto_meets_a_high_target_and_widens_nothing_for_a_low_one(chain):
                         options={"timed_candidates": 1})
     p = hi.precision
     assert p["tensors"] and p["target_met"] and p["sqnr_db"] >= target and p["layers"]
-    assert p["measured_on"] == "2 held-out samples"
+    assert p["measured_on"] == "10 held-out samples (5 folds)"
     # the convs do not join blocks (16x8 between requantising boundaries): a part may do
     assert set(p["tensors"]) <= set(p16["tensors"])
     wide = {t.name for t in hi.qgraph.tensors.values() if not t.is_const and t.dtype is DType.I16}
     assert set(p["tensors"]) <= wide and all(la.target == "npu" for la in hi.program.layers)
-    held = xs[N - 2:]
-    on8 = npukit.compile(path, "npu-m", calibration={"x": xs[:N - 2]}, precision="int16",
-                         options={"timed_candidates": 1})
-    assert sqnr_db(float_outputs(path, held), [on8.run({"x": x})["y"] for x in held]) == \
-        pytest.approx(p16["sqnr_db"], abs=0.01)
+    ref, got = folded(path, xs, lambda rest: npukit.compile(path, "npu-m", calibration={"x": rest}, precision="int16",
+                                                            options={"timed_candidates": 1}))
+    assert sqnr_db(ref, got) == pytest.approx(p16["sqnr_db"], abs=0.01)
     lo = npukit.compile(path, "npu-m", calibration={"x": xs}, precision="auto", min_sqnr=p16["int8_sqnr_db"] - 3,
                         options={"timed_candidates": 1})
     assert lo.precision["tensors"] == [] and lo.precision["layers"] == []
@@ -127,13 +136,10 @@ def test_accuracy_summary_equals_numpy_on_the_held_out_samples():
     xs = np.random.default_rng(2).uniform(0, 1, (N, 1, 1, 8, 8)).astype(np.float32)
     acc = npukit.compile(DIGITS, "npu-m", {"x": (1, 1, 8, 8)}, calibration={"x": xs},
                          options={"timed_candidates": 1}).accuracy
-    # measured: the model calibrated on the first 8 samples, on the last 2
-    m = npukit.compile(DIGITS, "npu-m", {"x": (1, 1, 8, 8)}, calibration={"x": xs[:N - 2]},
-                       options={"timed_candidates": 1})
-    held = xs[N - 2:]
-    ref = float_outputs(DIGITS, held)
-    got = [m.run({"x": x})[m.output_names[0]] for x in held]
-    assert acc["heldout_samples"] == 2 and acc["note"] == ""
+    # measured: each pair of samples on the model calibrated on the other 8
+    ref, got = folded(DIGITS, xs, lambda rest: npukit.compile(DIGITS, "npu-m", {"x": (1, 1, 8, 8)},
+                                                              calibration={"x": rest}, options={"timed_candidates": 1}))
+    assert acc["heldout_samples"] == N and acc["note"] == ""
     (o,) = acc["outputs"]
     f, q = np.concatenate([r.ravel() for r in ref]).astype(np.float64), np.concatenate([g.ravel() for g in got])
     assert o["cosine"] == pytest.approx(f @ q / np.linalg.norm(f) / np.linalg.norm(q), abs=1e-6)
@@ -148,6 +154,9 @@ def test_no_held_out_samples_is_said_not_measured():
     assert m.accuracy == {"heldout_samples": 0, "note": "no held-out samples (one calibration sample)",
                           "outputs": []}
     assert [heldout_count(n) for n in (0, 1, 2, 5, 10, 11, 1000)] == [0, 0, 1, 1, 2, 2, 32]
+    assert folds(1) == [] and folds(4) == [range(i, i + 1) for i in range(4)]
+    assert folds(10) == [range(i, i + 2) for i in range(0, 10, 2)] and folds(11) == [range(i, i + 2) for i in range(1, 11, 2)]
+    assert folds(16) == [range(i, i + 3) for i in range(1, 16, 3)] and folds(1000) == [range(968, 1000)]
     assert looks_like_scores((1, 10)) and looks_like_scores((4, 1, 1, 10))
     assert not looks_like_scores((1, 4, 8, 8)) and not looks_like_scores((1, 1)) and not looks_like_scores((10,))
 
@@ -221,6 +230,43 @@ def test_greedy_bisects_to_the_shortest_prefix_meeting_the_target():
     assert c.wide == frozenset() and c.sqnr_db == 12.0
 
 
+def test_widening_cost_counts_the_second_mxu_pass_and_each_boundary():
+    """Hand-worked, npu-m rates (256 MACs, 16 lanes): x[1,5,5,2] -> conv 3x3 (OHWI [4,3,3,2]) ->
+    c[1,5,5,4] -> clamp -> y. Widening c: a QUANTIZE widens x (50 elements: 50/16 cycles), the
+    conv runs 16x8 (2 x 3 x 3 x 4 x 25 = 1800 MACs: 1800/256 more), the clamp reads int16
+    (100/16). Widening nothing costs nothing."""
+    from npukit.ir.graph import ConvAttrs
+    from npukit.quant.precision import widening_cost
+    from npukit.quant.wide import widen_mxu_boundaries
+    w = np.zeros((4, 3, 3, 2), np.float32)
+    t = {"x": Tensor("x", (1, 5, 5, 2), DType.F32), "w": Tensor("w", w.shape, DType.F32, w),
+         "c": Tensor("c", (1, 5, 5, 4), DType.F32), "y": Tensor("y", (1, 5, 5, 4), DType.F32)}
+    g = Graph((Node(Op.CONV2D, "conv", ("x", "w"), ("c",), ConvAttrs(pads=(1, 1, 1, 1))),
+               Node(Op.CLAMP, "clamp", ("c",), ("y",))), t, ("x",), ("y",))
+    bg, wide, _ = widen_mxu_boundaries(g, frozenset({"c"}))
+    assert widening_cost(bg, wide, Rates(256, 16)) == pytest.approx(50 / 16 + 1800 / 256 + 100 / 16)
+    assert widening_cost(g, frozenset(), Rates(256, 16)) == 0.0
+
+
+def test_greedy_with_a_cost_takes_the_cheapest_prefix_that_qualifies_in_rank_order():
+    """Blocks a, b, c ranked c, a, b (rank: gain per cycle); SQNR 20 + 5 dB per block: 30 dB
+    needs two, bisection measures 0, 3, 1, 2; a cost that makes all three cheaper than two
+    (boundaries gone) takes all three."""
+    g = Graph(tuple(Node(Op.CLAMP, f"n{i}", (), (t,)) for i, t in enumerate("abc")), {}, (), ())
+    bl = [frozenset(t) for t in "abc"]
+    rank = {"c": 3.0, "a": 2.0, "b": 1.0}
+    seen = []
+
+    def measure(wide):
+        seen.append("".join(sorted(wide)))
+        return 20.0 + 5 * len(wide)
+    c = greedy(g, bl, {}, measure, 30.0, rank=lambda b: rank[next(iter(b))])
+    assert c.wide == frozenset("ac") and seen == ["", "abc", "c", "ac"]
+    c = greedy(g, bl, {}, measure, 30.0, rank=lambda b: rank[next(iter(b))],
+               cost=lambda w: {0: 0.0, 1: 5.0, 2: 9.0, 3: 8.0}[len(w)])
+    assert c.wide == frozenset("abc") and c.sqnr_db == 35.0
+
+
 def test_worst_sqnr_leaves_out_outputs_without_a_signal_and_scores_need_a_softmax_or_one_output():
     """Hand-worked: f = [3, 4] vs q = [3, 4.5]: SQNR 10 log10(25 / 0.25) = 20 dB; a one-number
     output f = [0.001] read as 0 is 0 dB but has no signal, so the worst is 20 dB; when every
@@ -278,10 +324,10 @@ def test_cli_refuses_precision_on_a_quantised_model_and_prints_the_summary(tmp_p
     r = run_cli("compile", chain[0], "--calib", tmp_path / "calib.npz", "--precision", "int16",
                 "--option", "timed_candidates=1", "-o", tmp_path / "m.npub", "--json", tmp_path / "m.json", cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert "output accuracy vs float on 2 held-out calibration samples:" in r.stdout
+    assert "output accuracy vs float on 10 held-out calibration samples:" in r.stdout
     assert "precision int16: worst output SQNR" in r.stdout and "layers with int16 activations" in r.stdout
     saved = json.loads((tmp_path / "m.json").read_text())
-    assert saved["accuracy"]["heldout_samples"] == 2 and saved["precision"]["mode"] == "int16"
+    assert saved["accuracy"]["heldout_samples"] == N and saved["precision"]["mode"] == "int16"
     assert saved["precision"]["layers"] and saved["accuracy"]["outputs"][0]["sqnr_db"] == pytest.approx(
         saved["precision"]["sqnr_db"])
 
