@@ -368,7 +368,7 @@ def loads(data: bytes) -> CompiledModel:
     binary carries, with the noise report it stored (`sqnr`; no `qgraph`). Raises
     BinaryError for a corrupt or truncated binary, another format version, or an arch
     section that does not match its fingerprint."""
-    from .compiler import LayerSqnr
+    from .measure import LayerSqnr
     from .isa.validate import check_against_arch
     from .sim.segments import check_segments
     program = Program.from_bytes(data)

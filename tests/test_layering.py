@@ -29,7 +29,7 @@ LAYERS = (
     ("sim",),
     ("report",),
     ("export",),
-    ("compiler",),
+    ("measure", "compiler"),
     ("api",),
     ("dse",),
     ("models",),

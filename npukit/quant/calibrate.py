@@ -164,10 +164,12 @@ def _entropy_range(values: np.ndarray, lo: float, hi: float) -> Range:
 
 def whole_tensors(g: Graph) -> frozenset[str]:
     """The activations whose extremes are the answer, which calibration "hybrid" keeps whole:
-    the graph's inputs and outputs and what a softmax or an arg max reads (class logits,
-    regression outputs: their rare large values decide the result)."""
+    the graph's inputs and outputs, what a softmax or an arg max reads (class logits,
+    regression outputs: their rare large values decide the result) and what a host operator
+    reads (its float kernel need not tolerate a clipped input: Mod, TopK, GridSample)."""
     read = {n.inputs[0] for n in g.nodes if n.op in (Op.SOFTMAX, Op.ARG_MAX)}
-    return frozenset(g.inputs) | frozenset(g.outputs) | read
+    host = {t for n in g.nodes if n.op in (Op.HOST_FLOAT, Op.HOST_TFLITE) for t in n.inputs}
+    return frozenset(g.inputs) | frozenset(g.outputs) | read | host
 
 
 def dense_map(g: Graph) -> bool:

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from npukit.api import CompiledModel
-from npukit.compiler import compile_graph, quantize_inputs
+from npukit.compiler import compile_graph
+from npukit.measure import quantize_inputs
 from npukit.ir.graph import (ConcatAttrs, DType, Graph, Node, Op, ReshapeAttrs, SliceAttrs, Tensor,
                              TransposeAttrs)
 from npukit.isa import instructions as I

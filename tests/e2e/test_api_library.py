@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import npukit
-from npukit.compiler import LayerSqnr
+from npukit.measure import LayerSqnr
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits" / "digits_cnn.onnx"

@@ -15,7 +15,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 import npukit
-from npukit.compiler import quantize_inputs
+from npukit.measure import quantize_inputs
 from npukit.errors import UnsupportedOpError
 from npukit.models.datasets import digits_split
 from npukit.sim.reference import run_reference

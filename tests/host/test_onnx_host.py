@@ -9,7 +9,7 @@ from host_util import compile_model, cosine, model, onnxruntime
 from onnx import TensorProto, helper
 
 import npukit
-from npukit.compiler import quantize_inputs
+from npukit.measure import quantize_inputs
 from npukit.errors import UnsupportedOpError
 from npukit.ir.graph import Op
 from npukit.sim.reference import run_reference

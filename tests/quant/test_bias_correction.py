@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from npukit.codegen.context import CompileOptions
-from npukit.compiler import quantise, quantize_inputs
+from npukit.compiler import quantise
+from npukit.measure import quantize_inputs
 from npukit.ir.graph import ConvAttrs, DType, Graph, Node, Op, Tensor
 from npukit.quant.bias_correction import correct_biases, output_shift
 from npukit.kernels.float_exec import run_float

@@ -138,7 +138,8 @@ def test_streamed_observers_and_noise_report_match_kept_values(tmp_path):
     """Observing each activation as the float run makes it gives the observers that observing
     every sample's kept activations does, and the noise report made without kept values
     equals the one made from them."""
-    from npukit.compiler import load_model, sqnr_report
+    from npukit.compiler import load_model
+    from npukit.measure import sqnr_report
     from npukit.kernels.float_exec import run_float
     from npukit.models import zoo
     from npukit.opt.pipeline import optimize

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import npukit
 from npukit.arch import load_arch
 from npukit.codegen.context import CompileOptions
-from npukit.compiler import quantize_inputs
+from npukit.measure import quantize_inputs
 from npukit.isa import instructions as I
 from npukit.sim.functional import Simulator
 from npukit.sim.reference import run_reference

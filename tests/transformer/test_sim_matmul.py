@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from npukit.api import CompiledModel
 from npukit.codegen.context import CompileOptions
-from npukit.compiler import compile_graph, quantize_inputs
+from npukit.compiler import compile_graph
+from npukit.measure import quantize_inputs
 from npukit.ir.graph import DType, GeluAttrs, Graph, MatMulAttrs, Node, Op, Tensor
 from npukit.isa import instructions as I
 from npukit.sim.reference import run_reference

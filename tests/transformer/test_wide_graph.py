@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from npukit.api import CompiledModel
-from npukit.compiler import compile_graph, quantize_inputs
+from npukit.compiler import compile_graph
+from npukit.measure import quantize_inputs
 from npukit.ir.graph import (DType, EltwiseAttrs, FcAttrs, GeluAttrs, Graph, LayerNormAttrs, Node, Op, Tensor)
 from npukit.kernels.float_exec import run_float
 from npukit.sim.reference import run_reference
