@@ -1,0 +1,123 @@
+"""A TFLite IF on a computed condition (data-dependent control flow) runs as one host segment,
+LiteRT running the IF with its then/else subgraphs; the NPU runs what comes before and after.
+An int8 model equals LiteRT's reference interpreter element for element on inputs taking
+either branch; a float model (quantised by npukit) takes the float model's branch and agrees
+within a few quantisation steps."""
+from __future__ import annotations
+
+import base64
+
+import flatbuffers
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as tfl
+
+from npukit.api import compile as npu_compile
+from npukit.api import loads
+from npukit.errors import ModelError
+from npukit.quant.records import decode_node
+from npukit.sim.segments import check_tflite_model
+from npukit.testing.tflite_builder import Operator, Subgraph, build_model, run_reference
+from npukit.testing.tflite_builder import TensorSpec as T
+
+
+def _opts(cls, **fields):
+    o = cls()
+    for k, v in fields.items():
+        setattr(o, k, v)
+    return o
+
+
+def _model(dtype: str) -> bytes:
+    """y = x + 1; cond = mean(y) > 0.5; z = IF(cond, y, mean): then y * 3 - mean, else y - 2;
+    out = z + 0.25 (after the IF, on the NPU)."""
+    q8 = dtype == "int8"
+
+    def t(name, shape=(1, 8), scale=0.05, zp=-10, data=None):
+        if data is not None and q8:
+            data = np.clip(np.round(np.asarray(data) / scale) + zp, -128, 127).astype(np.int8)
+        return T(name, shape, dtype, scale if q8 else None, zp if q8 else 0,
+                 data=None if data is None else np.asarray(data, np.int8 if q8 else np.float32))
+
+    x, y, m, z, out = t("x"), t("y"), t("m", (1, 1)), t("z", scale=0.1, zp=0), t("out", scale=0.1, zp=0)
+    one, half, quarter = t("one", data=np.ones((1, 8))), t("half", (1, 1), data=[[0.5]]), \
+        t("quarter", (1, 1), scale=0.1, zp=0, data=[[0.25]])
+    axis = T("axis", (1,), "int32", data=np.array([1], np.int32))
+    cond, flag = T("cond", (1, 1), "bool"), T("flag", (), "bool")
+    shape0 = T("shape0", (0,), "int32", data=np.zeros(0, np.int32))
+    # the branches: inputs (y, m), output z
+    by, bm, bz = t("by"), t("bm", (1, 1)), t("bz", scale=0.1, zp=0)
+    three, two = t("three", (1, 1), scale=0.1, zp=0, data=[[3.0]]), t("two", (1, 1), data=[[2.0]])
+    y3 = t("y3", scale=0.1, zp=0)
+    then = Subgraph((Operator("MUL", (by, three), (y3,), tfl.MulOptionsT()),
+                     Operator("SUB", (y3, bm), (bz,), tfl.SubOptionsT(), version=2)), (by, bm), (bz,), "then")
+    other = Subgraph((Operator("SUB", (by, two), (bz,), tfl.SubOptionsT(), version=2),), (by, bm), (bz,), "else")
+    ops = [Operator("ADD", (x, one), (y,), tfl.AddOptionsT()),
+           Operator("MEAN", (y, axis), (m,), _opts(tfl.ReducerOptionsT, keepDims=True)),
+           Operator("GREATER", (m, half), (cond,), None),
+           Operator("RESHAPE", (cond, shape0), (flag,), None),
+           Operator("IF", (flag, y, m), (z,), _opts(tfl.IfOptionsT, thenSubgraphIndex=1, elseSubgraphIndex=2)),
+           Operator("ADD", (z, quarter), (out,), tfl.AddOptionsT())]
+    return build_model(ops, [x], [out], subgraphs=(then, other))
+
+
+def _inputs(dtype: str, rng) -> list[np.ndarray]:
+    """Inputs around the branch point: means of x + 1 both sides of 0.5."""
+    real = [rng.normal(c, 0.4, (1, 8)) for c in (-1.2, -0.8, -0.3, 0.1, 0.4)]
+    if dtype == "int8":
+        return [np.clip(np.round(r / 0.05) - 10, -128, 127).astype(np.int8) for r in real]
+    return [r.astype(np.float32) for r in real]
+
+
+def _branch(x: np.ndarray, dtype: str) -> bool:
+    real = (x.astype(np.float32) + 10) * 0.05 if dtype == "int8" else x
+    return float(np.mean(real + 1)) > 0.5
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_if_runs_on_the_host_and_equals_litert(dtype, tmp_path):
+    model = _model(dtype)
+    path = tmp_path / f"if_{dtype}.tflite"
+    path.write_bytes(model)
+    rng = np.random.default_rng(7)
+    xs = _inputs(dtype, rng)
+    calib = {"x": np.concatenate(xs)[:, None]} if dtype == "float32" else None
+    prog = npu_compile(path, "npu-m", calibration=calib)
+    taken = {_branch(x, dtype) for x in xs}
+    assert taken == {True, False}               # the inputs take both branches
+    for x in xs:
+        got = prog.run({"x": x})["out"]
+        want = run_reference(model, [x])[0]
+        if dtype == "int8":
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+        else:   # a few steps of the output's scale (calibrated range / 255)
+            step = (float(np.max(want)) - float(np.min(want)) + 3) / 255
+            np.testing.assert_allclose(got, want, atol=4 * step)
+    host = prog.profile().host_ops
+    assert [(h["op"], h["reason"]) for h in host] == [("host_tflite", "no NPU kernel for TFLite IF")]
+    layers = prog.profile().layers
+    assert len(layers) >= 6                     # ADD, MEAN, GREATER, ... on the NPU, then the IF
+    assert any(h["name"] in str(layers) for h in host)
+
+
+def test_if_segment_survives_the_binary_and_its_check(tmp_path):
+    """The binary carries the IF's subgraphs: saved, loaded and run it gives the same; an
+    embedded flatbuffer with a subgraph nothing calls is refused at load."""
+    path = tmp_path / "if.tflite"
+    path.write_bytes(_model("int8"))
+    prog = npu_compile(path, "npu-m")
+    again = loads(prog.to_bytes())
+    for x in _inputs("int8", np.random.default_rng(3)):
+        np.testing.assert_array_equal(again.run({"x": x})["out"], prog.run({"x": x})["out"])
+    (seg,) = again.program.host_segments
+    text = decode_node(seg, again.program.host_blobs).attrs.model
+    flat = tfl.ModelT.InitFromPackedBuf(bytearray(base64.b64decode(text)), 0)
+    assert sorted(s.name for s in flat.subgraphs[1:]) == [b"else", b"then"]
+    check_tflite_model(text)
+    options = flat.subgraphs[0].operators[0].builtinOptions
+    options.elseSubgraphIndex = options.thenSubgraphIndex       # one subgraph now uncalled
+    b = flatbuffers.Builder(1024)
+    b.Finish(flat.Pack(b), file_identifier=b"TFL3")
+    with pytest.raises(ModelError, match="control flow calls"):
+        check_tflite_model(base64.b64encode(bytes(b.Output())).decode())
