@@ -89,7 +89,7 @@ def _tensor(spec: TensorSpec, buffer_index: int) -> tfl.TensorT:
 def _buffer(spec: TensorSpec) -> tfl.BufferT:
     b = tfl.BufferT()
     if spec.data is not None:
-        data = np.ascontiguousarray(spec.data, dtype=np.dtype(spec.dtype))
+        data = np.array(spec.data, dtype=np.dtype(spec.dtype), order="C")      # 0-d stays 0-d
         if spec.sparsity is None and tuple(data.shape) != tuple(spec.shape):
             raise ModelError(f"tensor {spec.name!r}: data shape {data.shape} != {tuple(spec.shape)}")
         b.data = np.frombuffer(data.tobytes(), dtype=np.uint8)

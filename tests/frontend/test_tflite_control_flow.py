@@ -30,7 +30,7 @@ def _opts(cls, **fields):
 
 def _model(dtype: str) -> bytes:
     """y = x + 1; cond = mean(y) > 0.5; z = IF(cond, y, mean): then y * 3 - mean, else y - 2;
-    out = z + 0.25 (after the IF, on the NPU)."""
+    out = z + 0.25 (after the IF, on the NPU; a 0-d constant, as hey_jarvis's epsilon)."""
     q8 = dtype == "int8"
 
     def t(name, shape=(1, 8), scale=0.05, zp=-10, data=None):
@@ -41,7 +41,7 @@ def _model(dtype: str) -> bytes:
 
     x, y, m, z, out = t("x"), t("y"), t("m", (1, 1)), t("z", scale=0.1, zp=0), t("out", scale=0.1, zp=0)
     one, half, quarter = t("one", data=np.ones((1, 8))), t("half", (1, 1), data=[[0.5]]), \
-        t("quarter", (1, 1), scale=0.1, zp=0, data=[[0.25]])
+        t("quarter", (), scale=0.1, zp=0, data=0.25)
     axis = T("axis", (1,), "int32", data=np.array([1], np.int32))
     cond, flag = T("cond", (1, 1), "bool"), T("flag", (), "bool")
     shape0 = T("shape0", (0,), "int32", data=np.zeros(0, np.int32))
