@@ -125,3 +125,37 @@ def test_if_segment_survives_the_binary_and_its_check(tmp_path):
     b.Finish(flat.Pack(b), file_identifier=b"TFL3")
     with pytest.raises(ModelError, match="control flow calls"):
         check_tflite_model(base64.b64encode(bytes(b.Output())).decode())
+
+
+def test_while_on_a_computed_condition_equals_litert(tmp_path):
+    """y = x + 1; while mean(y) < 2: y = y + 1 (a data-dependent trip count); out = y + 0.25.
+    The WHILE with its cond and body subgraphs is one host layer, equal to LiteRT's reference."""
+    def t(name, shape=(1, 8), data=None):
+        if data is not None:
+            data = np.clip(np.round(np.asarray(data, np.float64) / 0.05) - 10, -128, 127).astype(np.int8)
+        return T(name, shape, "int8", 0.05, -10, data=data)
+
+    axis = T("axis", (2,), "int32", data=np.array([0, 1], np.int32))
+    x, y, w, out = t("x"), t("y"), t("w"), t("out")
+    one, quarter = t("one", data=np.ones((1, 8))), t("quarter", (), data=0.25)
+    cv, cm, stop, flag = t("cv"), t("cm", ()), t("stop", (), data=2.0), T("flag", (), "bool")
+    cond = Subgraph((Operator("MEAN", (cv, axis), (cm,), _opts(tfl.ReducerOptionsT, keepDims=False)),
+                     Operator("LESS", (cm, stop), (flag,), None)), (cv,), (flag,), "cond")
+    bv, bw, bone = t("bv"), t("bw"), t("bone", data=np.ones((1, 8)))
+    body = Subgraph((Operator("ADD", (bv, bone), (bw,), tfl.AddOptionsT()),), (bv,), (bw,), "body")
+    ops = [Operator("ADD", (x, one), (y,), tfl.AddOptionsT()),
+           Operator("WHILE", (y,), (w,), _opts(tfl.WhileOptionsT, condSubgraphIndex=1, bodySubgraphIndex=2)),
+           Operator("ADD", (w, quarter), (out,), tfl.AddOptionsT())]
+    model = build_model(ops, [x], [out], subgraphs=(cond, body))
+    path = tmp_path / "while.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m")
+    rng = np.random.default_rng(5)
+    trips = set()
+    for c in (-2.0, -0.5, 0.5, 2.5):
+        xq = np.clip(np.round(rng.normal(c, 0.3, (1, 8)) / 0.05) - 10, -128, 127).astype(np.int8)
+        want = run_reference(model, [xq])[0]
+        np.testing.assert_array_equal(prog.run({"x": xq})["out"], want)
+        trips.add(int(round(float(np.mean((want.astype(np.float32) - xq) * 0.05)))))   # 1 + iterations (+0.25)
+    assert len(trips) >= 3                      # the trip count follows the data
+    assert [h["reason"] for h in prog.profile().host_ops] == ["no NPU kernel for TFLite WHILE"]
