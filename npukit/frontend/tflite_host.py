@@ -17,7 +17,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
-from ..errors import UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import Node, Op
 from ..kernels.host_tflite import HostTfliteAttrs, interpreter, invoke
 from . import tflite_read as rd
@@ -42,7 +42,7 @@ def _called(cv, op: tfl.OperatorT) -> list[int]:
         for f in subgraph_fields(o):
             s = int(getattr(o.builtinOptions, f))
             if not 0 < s < len(cv.model.subgraphs):
-                raise UnsupportedOpError(f"{cv.where()}: {f} names subgraph {s}, the model has "
+                raise ModelError(f"{cv.where()}: {f} names subgraph {s}, the model has "
                                          f"{len(cv.model.subgraphs)}")
             if s not in order:
                 order.append(s)

@@ -159,3 +159,17 @@ def test_while_on_a_computed_condition_equals_litert(tmp_path):
         trips.add(int(round(float(np.mean((want.astype(np.float32) - xq) * 0.05)))))   # 1 + iterations (+0.25)
     assert len(trips) >= 3                      # the trip count follows the data
     assert [h["reason"] for h in prog.profile().host_ops] == ["no NPU kernel for TFLite WHILE"]
+
+
+@pytest.mark.parametrize("index", [0, 3])
+def test_if_naming_a_missing_or_the_main_subgraph_is_refused_in_one_line(index, tmp_path):
+    flat = tfl.ModelT.InitFromPackedBuf(bytearray(_model("int8")), 0)
+    (op,) = [o for o in flat.subgraphs[0].operators if o.builtinOptionsType == tfl.BuiltinOptions.IfOptions]
+    op.builtinOptions.thenSubgraphIndex = index
+    b = flatbuffers.Builder(1024)
+    b.Finish(flat.Pack(b), file_identifier=b"TFL3")
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(bytes(b.Output()))
+    with pytest.raises(ModelError, match=f"thenSubgraphIndex names subgraph {index}") as err:
+        npu_compile(path, "npu-m")
+    assert "\n" not in str(err.value)
