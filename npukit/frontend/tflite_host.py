@@ -2,8 +2,11 @@
 
 The node's one-operator flatbuffer is cut from the model: the operator with its options and
 version, its tensors with their types and quantisation, its constant inputs embedded (dense,
-DEQUANTIZE-folded weights as float32). An operator whose inputs are all constant is run once
-here and its outputs become constants; SHAPE of a (static) tensor is its shape.
+DEQUANTIZE-folded weights as float32). An operator that calls subgraphs (IF, WHILE: control
+flow on computed values) carries them: every subgraph it reaches is copied after the main one,
+with its constants, operator codes and subgraph indices renumbered. An operator whose inputs
+are all constant is run once here and its outputs become constants; SHAPE of a (static) tensor
+is its shape.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
-from ..errors import UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import Node, Op
 from ..kernels.host_tflite import HostTfliteAttrs, interpreter, invoke
 from . import tflite_read as rd
@@ -24,8 +27,77 @@ def _indices(v) -> list[int]:
     return [int(i) for i in (v if v is not None else [])]
 
 
+def subgraph_fields(op: tfl.OperatorT) -> list[str]:
+    """The option fields of `op` that name subgraphs (IF's then/else, WHILE's cond/body)."""
+    o = op.builtinOptions
+    return sorted(k for k in vars(o) if k.endswith("SubgraphIndex")) if o is not None else []
+
+
+def _called(cv, op: tfl.OperatorT) -> list[int]:
+    """Every subgraph `op` reaches (through nested control flow too), in order of first call."""
+    order: list[int] = []
+    todo = [op]
+    while todo:
+        o = todo.pop(0)
+        for f in subgraph_fields(o):
+            s = int(getattr(o.builtinOptions, f))
+            if not 0 < s < len(cv.model.subgraphs):
+                raise ModelError(f"{cv.where()}: {f} names subgraph {s}, the model has "
+                                         f"{len(cv.model.subgraphs)}")
+            if s not in order:
+                order.append(s)
+                todo.extend(cv.model.subgraphs[s].operators)
+    return order
+
+
+def _renumbered(op: tfl.OperatorT, code: int, subgraphs: dict[int, int]) -> tfl.OperatorT:
+    new = copy.copy(op)
+    new.opcodeIndex = code
+    if subgraph_fields(op):
+        new.builtinOptions = copy.copy(op.builtinOptions)
+        for f in subgraph_fields(op):
+            setattr(new.builtinOptions, f, subgraphs[int(getattr(op.builtinOptions, f))])
+    return new
+
+
+def _copy_subgraphs(cv, op: tfl.OperatorT, buffers: list, codes: list) -> tuple[tfl.OperatorT, list]:
+    """`op` with its subgraph indices renumbered, and copies of the subgraphs it reaches, their
+    constants appended to `buffers` and operator codes to `codes` (shared where equal)."""
+    called = _called(cv, op)
+    if not called:
+        return op, []
+    where = {s: k + 1 for k, s in enumerate(called)}
+    code_of: dict[int, int] = {op.opcodeIndex: 0}
+    out = []
+    for s in called:
+        sg = copy.copy(cv.model.subgraphs[s])
+        sg.tensors = [copy.copy(t) for t in sg.tensors]
+        for t in sg.tensors:
+            if rd.is_constant(cv.model, t):
+                src = cv.model.buffers[t.buffer]
+                if src.offset and src.offset > 1:
+                    raise UnsupportedOpError(f"{cv.where()}: buffers stored outside the flatbuffer "
+                                             f"are not supported")
+                b = tfl.BufferT()
+                b.data = np.asarray(src.data, np.uint8)
+                buffers.append(b)
+                t.buffer = len(buffers) - 1
+            else:
+                t.buffer = 0
+        ops = []
+        for o in sg.operators:
+            if o.opcodeIndex not in code_of:
+                code_of[o.opcodeIndex] = len(codes)
+                codes.append(copy.copy(cv.model.operatorCodes[o.opcodeIndex]))
+            ops.append(_renumbered(o, code_of[o.opcodeIndex], where))
+        sg.operators = ops
+        out.append(sg)
+    return _renumbered(op, 0, where), out
+
+
 def one_op_model(cv, op: tfl.OperatorT) -> tuple[str, list[int]]:
-    """The base64 flatbuffer running `op` alone, and the TFLite tensors that are its inputs."""
+    """The base64 flatbuffer running `op` alone (with the subgraphs it calls), and the TFLite
+    tensors that are its inputs."""
     tensors: list[tfl.TensorT] = []
     buffers = [tfl.BufferT()]
     index: dict[int, int] = {}
@@ -52,7 +124,9 @@ def one_op_model(cv, op: tfl.OperatorT) -> tuple[str, list[int]]:
         tensors.append(t)
         return index[i]
 
-    new = copy.copy(op)
+    codes = [copy.copy(cv.model.operatorCodes[op.opcodeIndex])]
+    new, called = _copy_subgraphs(cv, op, buffers, codes)
+    new = copy.copy(new)
     new.opcodeIndex = 0
     new.inputs = [add(i, True) for i in _indices(op.inputs)]
     new.outputs = [add(i, False) for i in _indices(op.outputs)]
@@ -62,8 +136,8 @@ def one_op_model(cv, op: tfl.OperatorT) -> tuple[str, list[int]]:
     sg.tensors, sg.operators, sg.name = tensors, [new], "host"
     sg.inputs, sg.outputs = [index[i] for i in feeds], list(new.outputs)
     model = tfl.ModelT()
-    model.version, model.subgraphs, model.buffers = 3, [sg], buffers
-    model.operatorCodes = [copy.copy(cv.model.operatorCodes[op.opcodeIndex])]
+    model.version, model.subgraphs, model.buffers = 3, [sg, *called], buffers
+    model.operatorCodes = codes
     model.description = f"npukit host operator {cv.where()}"
     b = flatbuffers.Builder(1024)
     b.Finish(model.Pack(b), file_identifier=b"TFL3")
@@ -97,9 +171,6 @@ def fold(cv, op: tfl.OperatorT) -> bool:
 
 def emit_host(cv, op: tfl.OperatorT, reason: str, used: set[int]) -> None:
     """One HOST_TFLITE node for `op` carrying all its used outputs (so it runs once)."""
-    if op.builtinOptions is not None and any("ubgraph" in k for k in vars(op.builtinOptions)):
-        raise UnsupportedOpError(f"{cv.where()}: operators that call subgraphs (control flow) "
-                                 f"cannot run on the host yet")
     text, feeds = one_op_model(cv, op)
     ir_inputs = tuple(cv.name(i) for i in feeds)
     details = _interpreter_for(cv, text).get_output_details()

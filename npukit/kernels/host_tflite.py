@@ -2,9 +2,9 @@
 
 A HOST_TFLITE node carries a one-operator TFLite flatbuffer (base64) built from the model's
 own operator: its options, its tensors with their types and quantisation, its constants
-embedded. Its IR inputs are the operator's activation inputs, in order of first use; its IR
-outputs are all the used outputs of the operator (TOPK_V2's values and indices), computed by
-one run.
+embedded; control flow (IF, WHILE) with the subgraphs it calls after the main one. Its IR
+inputs are the operator's activation inputs, in order of first use; its IR outputs are all
+the used outputs of the operator (TOPK_V2's values and indices), computed by one run.
 
 * From an int8 model the flatbuffer works on the model's integer tensors, so the node
   computes exactly what LiteRT computes for that operator in the whole model.
@@ -29,7 +29,7 @@ from .host_float import dequantise_inputs, quantise_outputs
 
 @dataclass(frozen=True)
 class HostTfliteAttrs:
-    model: str                     # base64 of a one-operator .tflite; its inputs are the IR inputs
+    model: str                     # base64 of a one-operator .tflite (+ called subgraphs); inputs = IR inputs
     op_name: str                   # the TFLite builtin, for reports
     outputs: tuple[int, ...]       # the operator outputs this IR node carries, in IR output order
     out_shapes: tuple[tuple[int, ...], ...]

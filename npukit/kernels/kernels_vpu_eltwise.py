@@ -229,7 +229,7 @@ def _quantize_small(q: np.ndarray, zp: int, dtype) -> np.ndarray:
     have millions of values). floor(|q| + 0.5) is exact in float64 for a float32 q: its 24
     significant bits and the 0.5 fit in 53 bits unless |q| < 2^-29, where the sum rounds
     to 0.5 (floor 0, as it should be), so no sum crosses an integer it should not."""
-    r = np.abs(q, dtype=np.float64)
+    r = np.abs(q, out=np.empty(q.shape))       # an array even for a 0-d q (a scalar constant)
     r += 0.5
     np.floor(r, out=r)
     np.copysign(r, q, out=r)

@@ -49,8 +49,9 @@ def check_segments(segments: list[dict], blobs: list) -> None:
 
 def check_tflite_model(model: str) -> None:
     """Refuse an embedded flatbuffer (base64) beyond what npukit emits: one builtin operator in
-    one subgraph, every index, option and quantisation parameter as the TFLite importer checks
-    them. Without LiteRT installed nothing can run it, and running says so."""
+    the main subgraph, the others only subgraphs that control flow calls, every index, option
+    and quantisation parameter as the TFLite importer checks them. Without LiteRT installed
+    nothing can run it, and running says so."""
     try:
         from ai_edge_litert import schema_py_generated as tfl
     except ImportError:
@@ -62,8 +63,14 @@ def check_tflite_model(model: str) -> None:
     except ValueError:
         raise ModelError("host operator: not base64 TFLite data") from None
     flat = parse_model(data, "host operator")
-    if len(flat.subgraphs) != 1 or len(flat.subgraphs[0].operators) != 1:
-        raise ModelError("host operator: the flatbuffer must hold one subgraph of one operator")
+    if len(flat.subgraphs[0].operators) != 1:
+        raise ModelError("host operator: the flatbuffer's main subgraph must hold one operator")
+    called = {int(getattr(op.builtinOptions, f)) for sg in flat.subgraphs for op in sg.operators
+              if op.builtinOptions is not None
+              for f in vars(op.builtinOptions) if f.endswith("SubgraphIndex")}
+    if called != set(range(1, len(flat.subgraphs))):
+        raise ModelError("host operator: the flatbuffer's other subgraphs must be those its "
+                         "control flow calls")
     if any(max(c.builtinCode, c.deprecatedBuiltinCode) == tfl.BuiltinOperator.CUSTOM for c in flat.operatorCodes):
         raise ModelError("host operator: a custom TFLite operator is not one a host segment may run")
     check_model(flat, "host operator")

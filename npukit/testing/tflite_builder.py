@@ -89,7 +89,7 @@ def _tensor(spec: TensorSpec, buffer_index: int) -> tfl.TensorT:
 def _buffer(spec: TensorSpec) -> tfl.BufferT:
     b = tfl.BufferT()
     if spec.data is not None:
-        data = np.ascontiguousarray(spec.data, dtype=np.dtype(spec.dtype))
+        data = np.array(spec.data, dtype=np.dtype(spec.dtype), order="C")      # 0-d stays 0-d
         if spec.sparsity is None and tuple(data.shape) != tuple(spec.shape):
             raise ModelError(f"tensor {spec.name!r}: data shape {data.shape} != {tuple(spec.shape)}")
         b.data = np.frombuffer(data.tobytes(), dtype=np.uint8)
@@ -130,14 +130,40 @@ class Operator:
     intermediates: tuple[TensorSpec, ...] = ()  # e.g. the integer LSTM's five scale carriers
 
 
+@dataclass(frozen=True)
+class Subgraph:
+    """A further subgraph of a `build_model` model (an IF's branch, a WHILE's body): number k
+    of `subgraphs` is subgraph k + 1, the index an IfOptionsT / WhileOptionsT names."""
+    operators: tuple[Operator, ...]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    name: str = ""
+
+
 def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
-                description: str = "npukit single-op test model") -> bytes:
+                description: str = "npukit single-op test model", subgraphs: Sequence[Subgraph] = ()) -> bytes:
     """A .tflite flatbuffer running `operators` in order; a tensor used by several operators
-    is one tensor (the first spec of a name wins)."""
+    is one tensor (the first spec of a name wins) of its subgraph."""
     buffers = [tfl.BufferT()]                      # buffer 0 is the mandatory empty buffer
+    codes: dict[tuple[str, int], int] = {}
+    graphs = [_subgraph(Subgraph(tuple(operators), tuple(inputs), tuple(outputs), "main"), buffers, codes)]
+    graphs += [_subgraph(sg, buffers, codes) for sg in subgraphs]
+    model = tfl.ModelT()
+    model.version = 3
+    model.operatorCodes = [_operator_code(op, version) for op, version in codes]
+    model.subgraphs = graphs
+    model.buffers = buffers
+    model.description = description
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _subgraph(sg: Subgraph, buffers: list, codes: dict[tuple[str, int], int]) -> tfl.SubGraphT:
     tensors: list[tfl.TensorT] = []
     index: dict[str, int] = {}
-    for spec in [s for o in operators for s in (*o.inputs, *o.outputs, *o.intermediates)]:
+    for spec in [*[s for o in sg.operators for s in (*o.inputs, *o.outputs, *o.intermediates)], *sg.inputs]:
         if not spec.name or spec.name in index:
             continue
         buf = 0
@@ -146,9 +172,8 @@ def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], out
             buf = len(buffers) - 1
         index[spec.name] = len(tensors)
         tensors.append(_tensor(spec, buf))
-    codes: dict[tuple[str, int], int] = {}
     ops = []
-    for o in operators:
+    for o in sg.operators:
         operator = tfl.OperatorT()
         operator.opcodeIndex = codes.setdefault((o.op, o.version), len(codes))
         operator.inputs = [index[s.name] if s.name else -1 for s in o.inputs]
@@ -161,24 +186,13 @@ def build_model(operators: Sequence[Operator], inputs: Sequence[TensorSpec], out
         if o.custom_options is not None:
             operator.customOptions = np.frombuffer(o.custom_options, np.uint8)
         ops.append(operator)
-
     subgraph = tfl.SubGraphT()
     subgraph.tensors = tensors
-    subgraph.inputs = [index[s.name] for s in inputs]
-    subgraph.outputs = [index[s.name] for s in outputs]
+    subgraph.inputs = [index[s.name] for s in sg.inputs]
+    subgraph.outputs = [index[s.name] for s in sg.outputs]
     subgraph.operators = ops
-    subgraph.name = "main"
-
-    model = tfl.ModelT()
-    model.version = 3
-    model.operatorCodes = [_operator_code(op, version) for op, version in codes]
-    model.subgraphs = [subgraph]
-    model.buffers = buffers
-    model.description = description
-
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    subgraph.name = sg.name
+    return subgraph
 
 
 def run_reference(model_bytes: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

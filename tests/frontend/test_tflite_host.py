@@ -303,7 +303,7 @@ def _embedded(section: list, edit) -> list:
     (lambda m: [setattr(m.operatorCodes[0], f, tfl.BuiltinOperator.CUSTOM) for f in ("builtinCode", "deprecatedBuiltinCode")],
      "custom TFLite operator"),
     (lambda m: setattr(m.subgraphs[0].operators[0], "inputs", [0, 99]), "99"),
-    (lambda m: m.subgraphs[0].operators.append(m.subgraphs[0].operators[0]), "one subgraph of one operator"),
+    (lambda m: m.subgraphs[0].operators.append(m.subgraphs[0].operators[0]), "main subgraph must hold one operator"),
     (lambda m: setattr(m.subgraphs[0].tensors[0].quantization, "scale", [float("nan")]), "scale"),
 ])
 def test_embedded_flatbuffer_is_checked_at_load(tmp_path, edit, expect):
