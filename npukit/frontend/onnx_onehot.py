@@ -11,7 +11,7 @@ Out-of-range ids: the one-hot of an id outside [0, K) is a zero row, while the N
 stops the run with a one-line IndexRangeError (as the integer reference does). When the ids'
 range is proven inside [0, K) (a Cast from a small unsigned type, or a Clip by constants on
 their way) the two agree exactly; otherwise the rewritten model refuses what the original
-would have mapped to a zero row: never a silently different answer (docs/onnx.md).
+would have mapped to a zero row: never a silently different answer (docs/transformers.md).
 """
 from __future__ import annotations
 
@@ -33,9 +33,18 @@ def _arange_len(v: GraphView, name: str) -> int | None:
     return c.size if np.array_equal(c.ravel(), np.arange(c.size)) else None
 
 
+def _rank(v: GraphView, name: str) -> int:
+    """The rank declared for `name` (a graph input or annotated value), else 0."""
+    for vi in (*v.graph.input, *v.graph.value_info):
+        if vi.name == name and vi.type.tensor_type.HasField("shape"):
+            return len(vi.type.tensor_type.shape.dim)
+    return 0
+
+
 def _last_axis_one(v: GraphView, x: str) -> tuple[list[onnx.NodeProto], str, np.ndarray | None, int] | None:
-    """(nodes, ids source, new Reshape shape or None, rank) when `x` is ids with a last axis of
-    1 added by a Reshape to a constant shape or an Unsqueeze of the last axis."""
+    """(nodes, ids source, new Reshape shape or None, rank of `x` or 1 if unknown) when `x` is
+    ids with a last axis of 1 added by a Reshape to a constant shape or an Unsqueeze of the
+    last axis."""
     n = v.producer.get(x)
     if n is not None and n.op_type == "Reshape":
         shape = v.consts.get(n.input[1])
@@ -46,7 +55,7 @@ def _last_axis_one(v: GraphView, x: str) -> tuple[list[onnx.NodeProto], str, np.
         axes = v.consts.get(n.input[1]) if len(n.input) > 1 else \
             next((np.array(a.ints) for a in n.attribute if a.name == "axes"), None)
         if axes is not None and axes.size == 1 and int(axes.ravel()[0]) == -1:
-            return [n], n.input[0], None, 0
+            return [n], n.input[0], None, _rank(v, n.input[0]) + 1
     return None
 
 
@@ -75,7 +84,7 @@ def _match(v: GraphView, mm: onnx.NodeProto):
         if src is None:
             continue
         more, ids, shape, rank = src
-        if v.consts[eq.input[1 - i]].ndim > max(rank, 1):     # the arange would add leading axes
+        if v.consts[eq.input[1 - i]].ndim > rank:     # the arange would add leading axes
             continue
         return nodes + more, mm.input[1], ids, shape, expand
     return None
