@@ -2,16 +2,18 @@
 
 Exporters (jax2tf's `jax.nn.one_hot`, for one) spell an embedding as
     MatMul(Cast<float>(Equal(ids[..., 1] (Expand-ed or not), arange(K))), W[K, N])
-which builds a [..., K] float one-hot on the host and multiplies it out. The same rows come
+(or OneHot(ids, K, [0, 1]) and Gemm: alpha, transB and beta C folded in), which builds a
+[..., K] float one-hot on the host and multiplies it out. The same rows come
 from Gather(W, ids): one indexed DMA on the NPU. The ids must provably have a last axis of 1
 (a Reshape to a constant shape ending in 1, or an Unsqueeze of the last axis); that axis is
 dropped by the rewrite and an Expand of the ids broadcasts the gathered rows the same way.
 
-Out-of-range ids: the one-hot of an id outside [0, K) is a zero row, while the NPU's GATHER
-stops the run with a one-line IndexRangeError (as the integer reference does). When the ids'
-range is proven inside [0, K) (a Cast from a small unsigned type, or a Clip by constants on
-their way) the two agree exactly; otherwise the rewritten model refuses what the original
-would have mapped to a zero row: never a silently different answer (docs/transformers.md).
+Out-of-range ids: the one-hot of an id outside [0, K) is a zero row (OneHot wraps a
+negative id in [-K, 0)), while the NPU's GATHER stops the run with a one-line
+IndexRangeError, as the integer reference does. The range is not proven (Magika's ids are a
+plain int32 input) and the NPU has no int32 arithmetic to clamp ids onto an extra zero row,
+so ids in [0, K) give exactly the one-hot product and any other id is refused: never a
+silently different answer (docs/transformers.md).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from onnx import helper, numpy_helper
 from .onnx_fuse import GraphView
 
 _FLOAT = onnx.TensorProto.FLOAT
-_THROUGH = ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity")
+_INTEGERS = (onnx.TensorProto.INT32, onnx.TensorProto.INT64)
 
 
 def _arange_len(v: GraphView, name: str) -> int | None:
@@ -33,12 +35,22 @@ def _arange_len(v: GraphView, name: str) -> int | None:
     return c.size if np.array_equal(c.ravel(), np.arange(c.size)) else None
 
 
+def _declared(v: GraphView, name: str) -> onnx.TypeProto.Tensor | None:
+    return next((vi.type.tensor_type for vi in (*v.graph.input, *v.graph.value_info) if vi.name == name), None)
+
+
 def _rank(v: GraphView, name: str) -> int:
     """The rank declared for `name` (a graph input or annotated value), else 0."""
-    for vi in (*v.graph.input, *v.graph.value_info):
-        if vi.name == name and vi.type.tensor_type.HasField("shape"):
-            return len(vi.type.tensor_type.shape.dim)
-    return 0
+    t = _declared(v, name)
+    return len(t.shape.dim) if t is not None and t.HasField("shape") else 0
+
+
+def _integer(v: GraphView, name: str) -> bool:
+    """Whether `name` is declared, or cast to, an integer type (OneHot also takes float ids)."""
+    cast = v.node(name, "Cast")
+    t = _declared(v, name)
+    elem = _attr(cast, "to", 0) if cast is not None else t.elem_type if t is not None else 0
+    return elem in _INTEGERS
 
 
 def _last_axis_one(v: GraphView, x: str) -> tuple[list[onnx.NodeProto], str, np.ndarray | None, int] | None:
@@ -59,35 +71,73 @@ def _last_axis_one(v: GraphView, x: str) -> tuple[list[onnx.NodeProto], str, np.
     return None
 
 
-def _match(v: GraphView, mm: onnx.NodeProto):
-    """(pattern nodes, table, ids source, reshape or None, expand shape or None) for a
-    MatMul(Cast<float>(Equal(ids, arange K)), W[K, N])."""
-    if mm.op_type != "MatMul" or mm.input[1] not in v.consts:
+def _attr(n: onnx.NodeProto, name: str, default):
+    a = next((a for a in n.attribute if a.name == name), None)
+    return default if a is None else helper.get_attribute_value(a)
+
+
+def _product(v: GraphView, mm: onnx.NodeProto) -> tuple[np.ndarray, str | None] | None:
+    """(W [K, N], bias or None) of mm = A @ W [+ bias]: a MatMul by a constant, or a Gemm
+    (A not transposed) by a constant with a constant C or an activation C of beta 1."""
+    if mm.op_type not in ("MatMul", "Gemm") or mm.input[1] not in v.consts:
         return None
     w = v.consts[mm.input[1]]
-    cast = v.node(mm.input[0], "Cast")
-    if w.ndim != 2 or w.dtype.kind != "f" or cast is None or \
-            next((a.i for a in cast.attribute if a.name == "to"), None) != _FLOAT:
+    if w.ndim != 2 or w.dtype.kind != "f":
         return None
-    eq = v.node(cast.input[0], "Equal")
-    if eq is None:
+    if mm.op_type == "MatMul":
+        return w, None
+    if _attr(mm, "transA", 0):
+        return None
+    w = (w.T if _attr(mm, "transB", 0) else w) * np.float32(_attr(mm, "alpha", 1.0))
+    beta, c = _attr(mm, "beta", 1.0), mm.input[2] if len(mm.input) > 2 and mm.input[2] else None
+    if c is not None and c not in v.consts and beta != 1.0:
+        return None
+    return w.astype(np.float32), c
+
+
+def _one_hot(v: GraphView, a: str, k: int):
+    """(nodes, ids, reshape or None, expand or None) when `a` is the float one-hot of ids over
+    K = `k` along its last axis: Cast<float>(Equal(ids, arange K)) or [Cast](OneHot(ids, K, [0, 1]))."""
+    cast = v.node(a, "Cast")
+    if cast is not None and _attr(cast, "to", None) != _FLOAT:
+        return None
+    nodes, a = ([cast], cast.input[0]) if cast is not None else ([], a)
+    oh = v.node(a, "OneHot")
+    if oh is not None:
+        depth, values = v.consts.get(oh.input[1]), v.consts.get(oh.input[2])
+        if depth is None or depth.size != 1 or int(depth.ravel()[0]) != k or values is None or \
+                values.ravel().tolist() != [0, 1] or _attr(oh, "axis", -1) != -1 or not _integer(v, oh.input[0]):
+            return None
+        return nodes + [oh], oh.input[0], None, None
+    eq = v.node(a, "Equal")
+    if eq is None or cast is None:
         return None
     for i in (0, 1):
-        k = _arange_len(v, eq.input[1 - i])
-        if k != w.shape[0]:
+        if _arange_len(v, eq.input[1 - i]) != k:
             continue
-        x, nodes, expand = eq.input[i], [mm, cast, eq], None
+        x, found, expand = eq.input[i], nodes + [eq], None
         ex = v.node(x, "Expand")
         if ex is not None:
-            nodes, x, expand = nodes + [ex], ex.input[0], ex.input[1]
+            found, x, expand = found + [ex], ex.input[0], ex.input[1]
         src = _last_axis_one(v, x)
         if src is None:
             continue
         more, ids, shape, rank = src
         if v.consts[eq.input[1 - i]].ndim > rank:     # the arange would add leading axes
             continue
-        return nodes + more, mm.input[1], ids, shape, expand
+        return found + more, ids, shape, expand
     return None
+
+
+def _match(v: GraphView, mm: onnx.NodeProto):
+    """(pattern nodes, table, bias or None, ids, reshape or None, expand or None) for
+    MatMul / Gemm of a one-hot by a constant W[K, N]."""
+    prod = _product(v, mm)
+    hot = prod and _one_hot(v, mm.input[0], prod[0].shape[0])
+    if not prod or not hot:
+        return None
+    nodes, ids, shape, expand = hot
+    return [mm] + nodes, prod[0], prod[1], ids, shape, expand
 
 
 def gather_one_hots(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -103,17 +153,25 @@ def gather_one_hots(model: onnx.ModelProto) -> onnx.ModelProto:
         m = _match(v, mm)
         if m is None:
             continue
-        nodes, table, ids, shape, expand = m
+        nodes, table, bias, ids, shape, expand = m
         out, name = mm.output[0], (mm.name or mm.output[0]) + "_gather"
         made = []
+        inits.append(numpy_helper.from_array(table, name + "/table"))
         if shape is not None:
             inits.append(numpy_helper.from_array(shape, name + "/ids_shape"))
             made.append(helper.make_node("Reshape", [ids, name + "/ids_shape"], [name + "/ids"], name=name + "/ids"))
             ids = name + "/ids"
-        rows = name + "/rows" if expand else out
-        made.append(helper.make_node("Gather", [table, ids], [rows], name=name, axis=0))
+        rows = name + "/rows" if expand or bias else out
+        made.append(helper.make_node("Gather", [name + "/table", ids], [rows], name=name, axis=0))
         if expand:          # the Expand's shape with its last axis 1: the rows broadcast as the ids did
-            made += _broadcast(name, rows, expand, out, opset, inits)
+            made += _broadcast(name, rows, expand, name + "/wide" if bias else out, opset, inits)
+            rows = name + "/wide"
+        if bias:            # Gemm's beta C
+            if bias in v.consts:
+                inits.append(numpy_helper.from_array(
+                    (v.consts[bias] * np.float32(_attr(mm, "beta", 1.0))).astype(np.float32), name + "/bias"))
+                bias = name + "/bias"
+            made.append(helper.make_node("Add", [rows, bias], [out], name=name + "/bias"))
         replaced[position[id(mm)]] = made      # in the MatMul's place
         drop |= _dead(v, nodes, position)
     if not replaced:

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 import npukit
 from npukit.errors import IndexRangeError
 from npukit.frontend.onnx import load_onnx
+from npukit.frontend.onnx_onehot import gather_one_hots
 from npukit.ir.graph import Op
 from npukit.kernels.float_exec import run_float
 from npukit.sim.reference import run_reference
@@ -136,3 +137,44 @@ def test_int64_ids_reshaped_on_the_npu_keep_their_onnx_type_for_the_host():
     assert [n.op for n in ir.nodes][:2] == [Op.RESHAPE, Op.GATHER]
     ids = np.array([[3, 0, 19], [7, 7, 1]], np.int64)
     np.testing.assert_allclose(run_float(ir, {"ids": ids})["y"], _ort(mb, ids), rtol=1e-6, atol=1e-6)
+
+
+def one_hot_op_model(gemm: bool, ids_type=TensorProto.INT64) -> bytes:
+    """ids [L] -> OneHot(K, [0, 1]) -> MatMul W [K, N], or Gemm(alpha 0.5, W^T stored [N, K],
+    beta 2 * c) -> y."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((N, K) if gemm else (K, N)).astype(np.float32)
+    inits = {"W": w, "depth": np.array([K], np.int64), "values": np.array([0, 1], np.float32),
+             "c": rng.standard_normal(N).astype(np.float32)}
+    nodes = [helper.make_node("OneHot", ["ids", "depth", "values"], ["oh"], axis=-1),
+             helper.make_node("Gemm", ["oh", "W", "c"], ["y"], alpha=0.5, beta=2.0, transB=1) if gemm else
+             helper.make_node("MatMul", ["oh", "W"], ["y"])]
+    g = helper.make_graph(nodes, "one_hot_op", [helper.make_tensor_value_info("ids", ids_type, [L])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+
+
+@pytest.mark.parametrize("gemm", [False, True])
+def test_one_hot_operator_times_matmul_or_gemm_is_a_gather(gemm):
+    mb = one_hot_op_model(gemm)
+    g = load_onnx(mb)
+    ops = [n.op for n in g.nodes]
+    assert Op.GATHER in ops and Op.HOST_FLOAT not in ops and Op.FULLY_CONNECTED not in ops, ops
+    for seed in range(3):
+        ids = _ids(seed, np.int64)[0]
+        np.testing.assert_allclose(run_float(g, {"ids": ids})["y"], _ort(mb, ids), rtol=1e-5, atol=1e-5)
+    ids = _ids(0, np.int64)[0]
+    ids[1] = -1         # OneHot wraps it to K - 1; the GATHER refuses it
+    want = _ort(mb, ids)
+    np.testing.assert_allclose(want[1], _ort(mb, np.full(L, K - 1, np.int64))[1], rtol=1e-6)
+    with pytest.raises(IndexRangeError):
+        run_float(g, {"ids": ids})
+
+
+def test_one_hot_of_float_ids_is_not_rewritten():
+    """OneHot also takes float ids (truncated); a Gather would not: the model stays as it was."""
+    model = onnx.load_model_from_string(one_hot_op_model(False, TensorProto.FLOAT))
+    assert gather_one_hots(model) is model
+    model = onnx.load_model_from_string(one_hot_op_model(False))
+    assert [n.op_type for n in gather_one_hots(model).graph.node] == ["Gather"]
