@@ -78,7 +78,8 @@ def _takes_as_is(node: onnx.NodeProto, odd: list[str], b: Builder) -> bool:
     if node.op_type == "Gather":
         return node.input[1:2] == odd and isinstance(b.values.get(node.input[0]), np.ndarray)
     if node.op_type in _RESHAPES and node.input[:1] == odd and b.onnx_dtype(odd[0]) in (np.int32, np.int64):
-        return True
+        # (int64 ids are held as int32: a graph output keeps its int64 through the host)
+        return b.onnx_dtype(odd[0]) == np.int32 or node.output[0] not in b.graph_outputs
     return node.op_type in _BOOLEAN_OPS and all(b.onnx_dtype(n) == np.bool_ for n in odd)
 
 

@@ -119,24 +119,39 @@ def test_equal_to_other_than_arange_stays_a_one_hot_product():
     np.testing.assert_allclose(run_float(g, {"ids": ids})["y"], _ort(mb, ids), rtol=1e-5, atol=1e-5)
 
 
-def test_int64_ids_reshaped_on_the_npu_keep_their_onnx_type_for_the_host():
-    """ids int64 -> Reshape (NPU) -> Gather (NPU) and -> Cast float (host, reading int64 as ONNX
-    declared it): onnxruntime's result."""
+@pytest.mark.parametrize("ids_type", [TensorProto.INT32, TensorProto.INT64])
+def test_integer_ids_reshaped_on_the_npu_keep_their_onnx_type(tmp_path, ids_type):
+    """ids -> Reshape (NPU) -> Gather (NPU), and -> Cast float (host, reading the ids in their
+    ONNX type), and -> Flatten -> graph output z (int64 ids are held as int32 on the NPU: that
+    output is reshaped on the host, keeping its int64): onnxruntime's results and types."""
     nodes = [helper.make_node("Reshape", ["ids", "s"], ["r"]),
              helper.make_node("Gather", ["T", "r"], ["e"], axis=0),
              helper.make_node("Cast", ["r"], ["f"], to=TensorProto.FLOAT),
              helper.make_node("Unsqueeze", ["f", "ax"], ["fu"]),
-             helper.make_node("Add", ["e", "fu"], ["y"])]
+             helper.make_node("Add", ["e", "fu"], ["y"]),
+             helper.make_node("Flatten", ["ids"], ["z"], axis=0)]
     t = np.random.default_rng(2).standard_normal((K, N)).astype(np.float32)
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 3])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("ids", ids_type, [2, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("z", ids_type, None)],
                           [numpy_helper.from_array(t, "T"), numpy_helper.from_array(np.array([6], np.int64), "s"),
                            numpy_helper.from_array(np.array([-1], np.int64), "ax")])
-    mb = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
-    ir = load_onnx(mb)
+    path = tmp_path / "ids.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    dtype = helper.tensor_dtype_to_np_dtype(ids_type)
+    ir = load_onnx(path.read_bytes())
     assert [n.op for n in ir.nodes][:2] == [Op.RESHAPE, Op.GATHER]
-    ids = np.array([[3, 0, 19], [7, 7, 1]], np.int64)
-    np.testing.assert_allclose(run_float(ir, {"ids": ids})["y"], _ort(mb, ids), rtol=1e-6, atol=1e-6)
+    m = npukit.compile(path, "npu-s", calibration={"ids": (np.arange(24).reshape(4, 2, 3) % K).astype(dtype)},
+                       sqnr=False)
+    hosted = [la for la in m.program.layers if la.target == "host"]
+    assert len(hosted) == (1 if ids_type == TensorProto.INT32 else 2)      # the Cast; the int64 Flatten
+    ids = np.array([[3, 0, 19], [7, 7, 1]], dtype)
+    want = dict(zip(("y", "z"), ort.InferenceSession(str(path)).run(None, {"ids": ids})))
+    np.testing.assert_allclose(run_float(ir, {"ids": ids})["y"], want["y"], rtol=1e-6, atol=1e-6)
+    got = m.run({"ids": ids})
+    assert got["z"].dtype == want["z"].dtype
+    np.testing.assert_array_equal(got["z"], want["z"])
+    assert np.abs(got["y"] - want["y"]).max() <= 4 * (np.abs(t).max() + K) / 127
 
 
 def one_hot_op_model(gemm: bool, ids_type=TensorProto.INT64) -> bytes:
