@@ -25,6 +25,7 @@ from .onnx_ops_nn import NN_CONVERTERS
 from .onnx_ops_tensor import TENSOR_CONVERTERS
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS
 from .onnx_fuse import fuse_onnx_patterns
+from .onnx_onehot import gather_one_hots
 from .onnx_ops_transformer import TRANSFORMER_CONVERTERS
 from .onnx_ops_gru import GRU_CONVERTERS
 from .onnx_ops_rnn import RNN_CONVERTERS
@@ -175,7 +176,7 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
     check_host_graph(model)
     if is_quantised_onnx(model):       # QDQ / QOperator: keeps the model's own quantisation
         return load_quantised_onnx(model, input_shapes, input_values)
-    model = fuse_onnx_patterns(model)
+    model = gather_one_hots(fuse_onnx_patterns(model))
     g = model.graph
     given = dict(input_shapes or {})
     bound = {k: np.asarray(v) for k, v in (input_values or {}).items()}

@@ -153,7 +153,7 @@ class Builder:
         if check_shape(shape, what) == 0:
             raise ModelError(f"{what} is empty (shape {list(shape)}): npukit compiles no empty activation")
         dtype = _OUT_DTYPE.get(op, DType.F32)
-        if op in (Op.TRANSPOSE, Op.RESHAPE, Op.SLICE) and self.tensors[inputs[0]].dtype in (DType.BOOL, DType.I64):
+        if op in (Op.TRANSPOSE, Op.RESHAPE, Op.SLICE) and self.tensors[inputs[0]].dtype in (DType.BOOL, DType.I32, DType.I64):
             dtype = self.tensors[inputs[0]].dtype          # moving booleans / indices keeps their type
         self.tensors[out] = Tensor(out, tuple(int(d) for d in shape), dtype)
         self.nodes.append(node)
@@ -244,8 +244,10 @@ class Builder:
 
     def reshape_to_onnx(self, onnx_name: str, src: str, shape: tuple[int, ...]) -> None:
         """Result `onnx_name` = ONNX-layout tensor `src` reshaped to `shape`."""
-        self.emit_result(onnx_name, Op.RESHAPE, [src], ReshapeAttrs(tuple(int(d) for d in shape)),
-                         nhwc=False)
+        ir = self.emit_result(onnx_name, Op.RESHAPE, [src], ReshapeAttrs(tuple(int(d) for d in shape)),
+                              nhwc=False)
+        if src in self.onnx_types:      # int64 ids held as int32 stay int64 to ONNX
+            self.onnx_types[onnx_name] = self.onnx_types[ir] = self.onnx_types[src]
 
     def alias(self, dst: str, src: str) -> None:
         self.values[dst] = self.values[src]

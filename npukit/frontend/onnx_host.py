@@ -65,17 +65,21 @@ def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
     return ""
 
 
-# ONNX operators the NPU runs on booleans as they are (bytes 0 / 1)
-_BOOLEAN_OPS = frozenset({"And", "Or", "Xor", "Not", "Where", "Identity", "Reshape", "Squeeze", "Unsqueeze",
-                          "Flatten", "Transpose"})
+# ONNX operators the NPU runs on booleans as they are (bytes 0 / 1); the reshapes also move
+# integer ids (towards a Gather) as they are
+_RESHAPES = frozenset({"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
+_BOOLEAN_OPS = _RESHAPES | {"And", "Or", "Xor", "Not", "Where", "Transpose"}
 
 
 def _takes_as_is(node: onnx.NodeProto, odd: list[str], b: Builder) -> bool:
     """Whether the NPU kernel of `node` reads its non-float activation inputs `odd` as they are:
     booleans into logic, a select's condition or data movement; integer ids into a Gather of
-    a constant table."""
+    a constant table, or reshaped."""
     if node.op_type == "Gather":
         return node.input[1:2] == odd and isinstance(b.values.get(node.input[0]), np.ndarray)
+    if node.op_type in _RESHAPES and node.input[:1] == odd and b.onnx_dtype(odd[0]) in (np.int32, np.int64):
+        # (int64 ids are held as int32: a graph output keeps its int64 through the host)
+        return b.onnx_dtype(odd[0]) == np.int32 or node.output[0] not in b.graph_outputs
     return node.op_type in _BOOLEAN_OPS and all(b.onnx_dtype(n) == np.bool_ for n in odd)
 
 
