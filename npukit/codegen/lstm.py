@@ -26,7 +26,7 @@ from ..isa import instructions as I
 from ..isa.immediates import params_to_ints
 from .context import Ctx
 from .emitter import contiguous, dma
-from .recurrent import RecurrentWeights, cell_blocks, gate_order
+from .recurrent import RecurrentWeights, cell_blocks, gate_order, split_cells
 
 
 def _dims(g: Graph, node: Node) -> tuple[int, int, int, int]:
@@ -51,9 +51,8 @@ def cells_per_block(b: int, i: int, c: int, wbuf: int, acc: int) -> int:
     acc_fits = I.align(16 * b * c) + 64 + 16 * b * c <= acc
     if _params_fit(i, c, wbuf) and acc_fits:
         return c
-    slot = min(wbuf // 2, wbuf - 64 - 4 * max(i, c)) // 2 - I.ALIGN
     by_acc = (acc - 64 - 16 * b * c - I.ALIGN) // (16 * b)
-    return min(c - 1, slot // (4 * 4 * I.LSTM_PARAM_ROWS), by_acc)
+    return min(c - 1, split_cells(4 * 4 * I.LSTM_PARAM_ROWS, max(i, c), wbuf), by_acc)
 
 
 def lstm_support(g: Graph, node: Node, work_abuf: int, arch=None) -> str:

@@ -24,6 +24,12 @@ def cell_blocks(c: int, most: int) -> list[tuple[int, int]]:
     return [(c0, min(size, c - c0)) for c0 in range(0, c, size)]
 
 
+def split_cells(per_cell: int, widest: int, wbuf: int) -> int:
+    """Cells whose parameters (`per_cell` bytes each) fit one of two slots taking at most half
+    of WBUF and leaving two `widest`-byte weight rows."""
+    return (min(wbuf // 2, wbuf - 64 - 4 * widest) // 2 - I.ALIGN) // per_cell
+
+
 def gate_order(c: int, n_gates: int, blocks: list[tuple[int, int]]) -> np.ndarray:
     """The gate channels (gate k of cell j is channel k c + j) reordered block by block, each
     block's gates in order: block (c0, cn) takes the channels n_gates c0 to n_gates (c0 + cn),
