@@ -115,7 +115,8 @@ def test_gru_in_blocks_of_cells_batch_two_equals_the_reference(lbr, tmp_path):
 
 def test_gru_whose_cell_fits_no_wbuf_block_is_refused_with_the_reason(tmp_path):
     """A 1 KB WBUF holds no cell's parameters beside two 240-byte weight rows: placement puts the
-    GRU on the host with that reason (no compile error) and the outputs stay close to onnxruntime."""
+    GRU on the host with that reason (no compile error), its cost the CPU's per-MAC cycles times
+    its MACs, and the outputs stay close to onnxruntime."""
     rng = np.random.default_rng(9)
     steps, batch, n_in, hidden = 2, 1, 8, 240
     model = gru_model(rng, steps, batch, n_in, hidden, 1)
@@ -125,6 +126,9 @@ def test_gru_whose_cell_fits_no_wbuf_block_is_refused_with_the_reason(tmp_path):
     assert [(h["op"], h["reason"]) for h in prog.profile().host_ops] == [
         ("gru", "GRU of 240 cells: WBUF (1024 B) holds no block of one cell's parameters beside two 240-byte "
                 "weight rows")]
+    from npukit.cost.timing import host_cycles          # the host charges its MACs: 3 gates x (in + hidden) x hidden
+    cpu = host_cycles(prog.program, 0, arch)[2]
+    assert cpu == batch * steps * 3 * hidden * (n_in + hidden) * arch.host.cycles_per_element["conv"]
     feed = {k: v[0] for k, v in gru_feeds(rng, 1, steps, batch, n_in, hidden).items()}
     s_h = prog.qgraph.tensors[next(n for n in prog.qgraph.nodes if n.op.value == "gru").outputs[0]].quant.s
     assert np.abs(prog.run(feed)["y"] - run_onnxruntime(model, feed)[0]).max() <= STEPS_OF_ERROR * s_h

@@ -200,6 +200,27 @@ def test_lstm_in_blocks_of_cells_equals_the_reference(wbuf_kib, acc_kib, hidden,
     assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds)
 
 
+def test_lstm_whose_cell_fits_no_block_runs_on_the_host_charged_by_its_macs(tmp_path):
+    """A 1 KB WBUF holds no cell's parameters beside two 240-byte weight rows: the integer LSTM
+    runs on the host with that reason, charged the CPU's per-MAC cycles times 4 gates x (in +
+    hidden) x hidden x steps, its outputs close to onnxruntime's."""
+    steps, batch, n_in, hidden = 2, 1, 8, 240
+    path = tmp_path / "lstm.onnx"
+    onnx.save(_model(steps, batch, n_in, hidden, 4, False), path)
+    arch = small_arch(64, 1, 64, 8, 8, "ws")
+    calib = _feeds(np.random.default_rng(4), 8, steps, batch, n_in, hidden, False)
+    prog = npukit.compile(path, arch, calibration=calib)
+    assert [h["op"] for h in prog.profile().host_ops] == ["lstm"]
+    assert "holds no block of one cell" in prog.profile().host_ops[0]["reason"]
+    from npukit.cost.timing import host_cycles
+    cpu = host_cycles(prog.program, 0, arch)[2]
+    assert cpu == batch * steps * 4 * hidden * (n_in + hidden) * arch.host.cycles_per_element["conv"]
+    feed = {"x": calib["x"][0]}
+    s_h = prog.qgraph.tensors[next(n for n in prog.qgraph.nodes if n.op.value == "lstm").outputs[0]].quant.s
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
+    assert np.abs(prog.run(feed)["y"] - want[0]).max() <= 4 * s_h
+
+
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
 def test_lstm_with_constant_initial_states(direction, tmp_path):
     """initial_h / initial_c as constants [dirs, B, H]: each direction starts from its own row,
