@@ -132,3 +132,27 @@ def test_gru_whose_cell_fits_no_wbuf_block_is_refused_with_the_reason(tmp_path):
     feed = {k: v[0] for k, v in gru_feeds(rng, 1, steps, batch, n_in, hidden).items()}
     s_h = prog.qgraph.tensors[next(n for n in prog.qgraph.nodes if n.op.value == "gru").outputs[0]].quant.s
     assert np.abs(prog.run(feed)["y"] - run_onnxruntime(model, feed)[0]).max() <= STEPS_OF_ERROR * s_h
+
+
+@pytest.mark.parametrize("lbr", [0, 1])
+def test_gru_constant_initial_state_beyond_calibration_is_not_clipped(lbr, tmp_path):
+    """A constant initial_h of +-0.95 while calibration (small inputs, no state) keeps the hidden
+    state near zero: its values join the hidden state's range, so the first steps start from it
+    unclipped; outputs within a few steps of the hidden scale of onnxruntime's."""
+    from onnx import numpy_helper
+    rng = np.random.default_rng(11 + lbr)
+    steps, batch, n_in, hidden = 4, 1, 8, 16
+    model = gru_model(rng, steps, batch, n_in, hidden, lbr)
+    h0 = (0.95 * np.sign(rng.standard_normal((1, batch, hidden)))).astype(np.float32)
+    del model.graph.input[1]                                    # h0: a graph input made constant
+    model.graph.initializer.append(numpy_helper.from_array(h0, "h0"))
+    onnx.save(model, tmp_path / "gru.onnx")
+    calib = {"x": 0.05 * gru_feeds(rng, 16, steps, batch, n_in, hidden, False)["x"]}
+    prog = npukit.compile(tmp_path / "gru.onnx", "npu-m", calibration=calib)
+    assert prog.profile().host_ops == []
+    gru = next(n for n in prog.qgraph.nodes if n.op.value == "gru")
+    s_h = prog.qgraph.tensors[gru.outputs[0]].quant.s
+    feed = {"x": calib["x"][0]}
+    for name, want in zip(("y", "y_h"), run_onnxruntime(model, feed)):
+        err = np.abs(prog.run(feed)[name] - want).max()
+        assert err <= STEPS_OF_ERROR * s_h, (name, err / s_h)
