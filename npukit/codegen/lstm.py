@@ -131,17 +131,17 @@ def lower_lstm(ctx: Ctx, g: Graph, node: Node) -> dict:
                 weights.matmul(1, 0, gates, cur, b, 1, p.state_zp, rec)
                 e.emit(lambda L, d: I.LstmCell(L, d, acc_in + 4 * t * gates, tn * gates, rec, wp[0], cell, nxt,
                                                b, c, q))
-            for j, (c0, cn) in enumerate(blocks if len(blocks) > 1 else ()):
-                weights.matmul(1, 4 * c0, 4 * (c0 + cn), cur, b, 1, p.state_zp, rec)
+            for j, (k0, kn) in enumerate(blocks if len(blocks) > 1 else ()):
+                weights.matmul(1, 4 * k0, 4 * (k0 + kn), cur, b, 1, p.state_zp, rec)
                 if resident:
-                    pw = wp[0] + 4 * I.LSTM_PARAM_ROWS * 4 * c0
+                    pw = wp[0] + 4 * I.LSTM_PARAM_ROWS * 4 * k0
                 else:
                     pw, loads = wp[loads % 2], loads + 1
                     contiguous(e, cs, params[j], I.WBUF, pw, parts[j].nbytes)
                 for r in range(b):
-                    e.emit(lambda L, d: I.LstmCell(L, d, acc_in + 4 * ((r * tn + t) * gates + 4 * c0), tn * gates,
-                                                   rec + 16 * r * cn, pw, cell + 2 * (r * c + c0),
-                                                   nxt + r * c + c0, 1, cn, q))
+                    e.emit(lambda L, d: I.LstmCell(L, d, acc_in + 4 * ((r * tn + t) * gates + 4 * k0), tn * gates,
+                                                   rec + 16 * r * kn, pw, cell + 2 * (r * c + k0),
+                                                   nxt + r * c + k0, 1, kn, q))
             dma(e, I.ABUF, nxt, (0, 0, c, 1), y_space, y_at + (t0 + t) * c, (0, 0, steps * c, 1), (1, 1, b, c), 1)
     for out, at, nbytes in zip(node.outputs[1:], (hid[steps % 2], cell), (b * c, 2 * b * c)):   # final h, c
         contiguous(e, I.ABUF, at, ctx.space(out), ctx.addr(out), nbytes)
