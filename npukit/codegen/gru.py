@@ -5,9 +5,15 @@ CONVs of the hidden state [B, C] (zero point h_zp) and GRU_CELL on the VPU. With
 linear_before_reset 1 a step is the z, r CONV (2C channels), the n CONV (C) and GRU_CELL mode
 1; with 0 the n gate multiplies r h, so a step is the z, r CONV, GRU_CELL mode 0 (r h as int8),
 the n CONV of that, then mode 1. The hidden state ping-pongs between two ABUF buffers, each
-step's copied to the output by a DMA; weights as codegen/recurrent places them.
+step's copied to the output by a DMA; weights as codegen/recurrent places them. When the
+per-channel parameter block (I.GRU_PARAM_ROWS int32 rows of 3C) and two weight rows do not fit
+WBUF, GRU_CELL runs per block of cells and batch row, the gate channels reordered block by block
+(recurrent.gate_order; the recurrent z, r rows by blocks of z and r) and each block's parameters
+reloaded into two alternating WBUF slots before its cell.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ..errors import ScheduleError
 from ..ir.graph import DType, Graph, Node
@@ -15,7 +21,9 @@ from ..isa import instructions as I
 from ..isa.immediates import params_to_ints
 from .context import Ctx
 from .emitter import contiguous, dma
-from .recurrent import RecurrentWeights
+from .recurrent import RecurrentWeights, cell_blocks, gate_order, split_cells
+
+PARAM_BYTES = 4 * 3 * I.GRU_PARAM_ROWS     # parameter bytes per cell
 
 
 def _dims(g: Graph, node: Node) -> tuple[int, int, int, int]:
@@ -23,13 +31,27 @@ def _dims(g: Graph, node: Node) -> tuple[int, int, int, int]:
     return b, t, i, g.tensors[node.inputs[5]].shape[1]
 
 
-def gru_support(g: Graph, node: Node, work_abuf: int) -> str:
-    """'' if the NPU runs the GRU, else why not (WBUF and ACC are checked when lowering)."""
+def cells_per_block(i: int, c: int, wbuf: int) -> int:
+    """The most cells one GRU_CELL covers: c when the parameter block fits WBUF beside two
+    weight rows, else what two parameter slots in half of WBUF hold (< 1: none)."""
+    if I.align(PARAM_BYTES * c) + 64 + 4 * max(i, c) <= wbuf:
+        return c
+    return min(c - 1, split_cells(PARAM_BYTES, max(i, c), wbuf))
+
+
+def gru_support(g: Graph, node: Node, work_abuf: int, arch=None) -> str:
+    """'' if the NPU runs the GRU, else why not: its state and one step's input in ABUF and, for
+    `arch`, the parameters of one cell and two weight rows in WBUF (ACC is checked when lowering)."""
     if any(g.tensors[t].dtype is not DType.I8 for t in (node.inputs[0], node.outputs[0])):
         return "GRU with other than int8 input and output"
     b, _, i, c = _dims(g, node)
     need = (2 + (not node.attrs.linear_before_reset)) * I.align(b * c) + I.align(b * i)
-    return "" if need <= work_abuf else f"GRU state and one step's input ({need} B) larger than ABUF"
+    if need > work_abuf:
+        return f"GRU state and one step's input ({need} B) larger than ABUF"
+    if arch is not None and cells_per_block(i, c, arch.wbuf_bytes) < 1:
+        return (f"GRU of {c} cells: WBUF ({arch.wbuf_bytes} B) holds no block of one cell's parameters beside "
+                f"two {max(i, c)}-byte weight rows")
+    return ""
 
 
 def gru_macs(g: Graph, node: Node) -> int:
@@ -44,12 +66,37 @@ def lower_gru(ctx: Ctx, g: Graph, node: Node) -> dict:
     x, w_in, w_rec, _, _, h0 = node.inputs
     y = node.outputs[0]
     a_slots, w_slots, acc_slots = ctx.slots()
-    block = p.channels()
-    wp = w_slots.take(block.nbytes, 1)[0]
+    cb = cells_per_block(n_in, c, w_slots.size)
+    if cb < 1:
+        raise ScheduleError(f"{node.name}: {gru_support(g, node, 1 << 62, ctx.arch)}")
+    blocks = cell_blocks(c, cb)
     cs = ctx.consts.space
-    contiguous(e, cs, ctx.const(block, True), I.WBUF, wp, block.nbytes)
-    weights = RecurrentWeights(ctx, w_slots, [g.tensors[t].const_data.reshape(gates, -1) for t in (w_in, w_rec)],
-                               node.name)
+    mats = [g.tensors[t].const_data.reshape(gates, -1) for t in (w_in, w_rec)]
+    block = p.channels()
+    if len(blocks) == 1:
+        wp = w_slots.take(block.nbytes, 1)
+        contiguous(e, cs, ctx.const(block, True), I.WBUF, wp[0], block.nbytes)
+    else:                                                  # input channels block-major z r n, recurrent z r
+        order = gate_order(c, 3, blocks)
+        parts = [block[:, order[3 * c0:3 * (c0 + cn)]] for c0, cn in blocks]
+        wp, params = w_slots.take(parts[0].nbytes, 2), [ctx.const(r, True) for r in parts]
+        mats = [mats[0][order], mats[1][np.concatenate([gate_order(c, 2, blocks), np.arange(2 * c, gates)])]]
+    weights = RecurrentWeights(ctx, w_slots, mats, node.name)
+    loads = [0]                                            # parameter slices loaded (the slot alternates)
+
+    def cell(src_t: int, stride: int, cur: int, dst: int, mode: int) -> None:
+        """GRU_CELL `mode` for the step whose input part is at ACC[src_t]: whole, or per block and row."""
+        if len(blocks) == 1:
+            e.emit(lambda L, d: I.GruCell(L, d, src_t, stride, rec, rec_n, wp[0], cur, dst, b, c, mode, q))
+            return
+        for j, (c0, cn) in enumerate(blocks):
+            pw = wp[loads[0] % 2]
+            loads[0] += 1
+            contiguous(e, cs, params[j], I.WBUF, pw, parts[j].nbytes)
+            for r in range(b):
+                e.emit(lambda L, d: I.GruCell(L, d, src_t + 4 * (r * stride + 3 * c0), stride,
+                                              rec + 4 * (r * 2 * c + 2 * c0), rec_n + 4 * (r * c + c0), pw,
+                                              cur + r * c + c0, dst + r * c + c0, 1, cn, mode, q))
     rec, rec_n = acc_slots.take(8 * b * c, 1)[0], acc_slots.take(4 * b * c, 1)[0]
     row = 4 * b * gates                                    # ACC bytes of one step's input part
     states = 2 + (not p.linear_before_reset)               # hidden ping-pong, r h (linear_before_reset 0)
@@ -78,10 +125,12 @@ def lower_gru(ctx: Ctx, g: Graph, node: Node) -> dict:
             if p.linear_before_reset:
                 weights.matmul(1, 2 * c, gates, cur, b, 1, zp, rec_n)
             else:
-                e.emit(lambda L, d: I.GruCell(L, d, src_t, tn * gates, rec, rec_n, wp, cur, reset, b, c, 0, q))
+                cell(src_t, tn * gates, cur, reset, 0)
                 weights.matmul(1, 2 * c, gates, reset, b, 1, zp, rec_n)
-            e.emit(lambda L, d: I.GruCell(L, d, src_t, tn * gates, rec, rec_n, wp, cur, nxt, b, c, 1, q))
+            cell(src_t, tn * gates, cur, nxt, 1)
             dma(e, I.ABUF, nxt, (0, 0, c, 1), y_space, y_at + (t0 + t) * c, (0, 0, steps * c, 1), (1, 1, b, c), 1)
     if len(node.outputs) > 1:                              # the final hidden state
         contiguous(e, I.ABUF, hid[steps % 2], ctx.space(node.outputs[1]), ctx.addr(node.outputs[1]), b * c)
-    return {"tiling": f"{chunk} of {steps} steps per input matmul, {weights.describe()}"}
+    split = "" if len(blocks) == 1 else f", cell in {len(blocks)} blocks of {blocks[0][1]} cells, parameters " \
+        "reloaded per block"
+    return {"tiling": f"{chunk} of {steps} steps per input matmul, {weights.describe()}{split}"}

@@ -27,7 +27,7 @@ from .wide import int16_support
 
 def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None) -> str:
     """'' if the NPU runs `node`, else the reason it runs on the host (`work_abuf`: the
-    ABUF bytes left for working tiles; `arch`, when given, bounds an LSTM's WBUF and ACC)."""
+    ABUF bytes left for working tiles; `arch`, when given, bounds an LSTM's or GRU's WBUF and ACC)."""
     op = node.op
     if op is Op.HOST_TFLITE:        # no NPU lowering by construction: the frontend's reason
         return node.attrs.reason
@@ -41,7 +41,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None) -> st
     if op is Op.LSTM:
         return lstm_support(g, node, work_abuf, arch)
     if op is Op.GRU:
-        return gru_support(g, node, work_abuf)
+        return gru_support(g, node, work_abuf, arch)
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
         reason = int16_support(g, node)

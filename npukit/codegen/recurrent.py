@@ -1,5 +1,6 @@
-"""Weight matrices of a recurrent cell in WBUF and the CONVs that multiply by them (the GRU's
-lowering, codegen/gru; the same policy as the LSTM's, codegen/lstm).
+"""Weight matrices of a recurrent cell in WBUF and the CONVs that multiply by them (the
+lowerings of the LSTM, codegen/lstm, and the GRU, codegen/gru), and the cell's split into blocks
+of cells when its parameter block or recurrent accumulators do not fit.
 
 All matrices stay resident when they fit beside the cell's parameter block; else, if the
 largest does, they alternate in one slot (reloaded when another is needed); else they stream
@@ -14,6 +15,26 @@ from ..isa import instructions as I
 from ..cost import costs
 from .context import Ctx, SramSlots
 from .emitter import contiguous
+
+
+def cell_blocks(c: int, most: int) -> list[tuple[int, int]]:
+    """Cells [0, c) in near-equal blocks (first cell, count) of at most `most` cells."""
+    n = -(-c // max(most, 1))
+    size = -(-c // n)
+    return [(c0, min(size, c - c0)) for c0 in range(0, c, size)]
+
+
+def split_cells(per_cell: int, widest: int, wbuf: int) -> int:
+    """Cells whose parameters (`per_cell` bytes each) fit one of two slots taking at most half
+    of WBUF and leaving two `widest`-byte weight rows."""
+    return (min(wbuf // 2, wbuf - 64 - 4 * widest) // 2 - I.ALIGN) // per_cell
+
+
+def gate_order(c: int, n_gates: int, blocks: list[tuple[int, int]]) -> np.ndarray:
+    """The gate channels (gate k of cell j is channel k c + j) reordered block by block, each
+    block's gates in order: block (c0, cn) takes the channels n_gates c0 to n_gates (c0 + cn),
+    so one cell instruction of cn cells reads its gates and parameters contiguously."""
+    return np.concatenate([k * c + np.arange(c0, c0 + cn) for c0, cn in blocks for k in range(n_gates)])
 
 
 class RecurrentWeights:
@@ -42,7 +63,7 @@ class RecurrentWeights:
 
     def describe(self) -> str:
         if self.kb:
-            return f"weights streamed in blocks of {self.kb} channels"
+            return f"weights streamed in blocks of {self.kb} gate channels"
         return "weights resident" if len(set(self.slots)) == len(self.mats) else "weight matrices alternating in WBUF"
 
     def matmul(self, which: int, lo: int, hi: int, src: int, rows: int, cols: int, zp: int, dst: int) -> None:

@@ -240,11 +240,19 @@ def _vpu_ops(ins: I.Instr) -> int | None:
     return None
 
 
+def recurrent_macs(rec: dict) -> int:
+    """MACs of a host LSTM / GRU segment: every step's input [B, I] and hidden state [B, C] times
+    all gate weights (inputs x [B, T, I], input weights [G, C, I], recurrent [G, C, C])."""
+    x, w_in, w_rec = (rec["inputs"][k]["shape"] for k in range(3))
+    return int(np.prod(x[:-1])) * (int(np.prod(w_in)) + int(np.prod(w_rec)))
+
+
 def host_cycles(prog: Program, seg: int, arch: Arch) -> tuple[int, int, float]:
     """(NPU-clock cycles, elements, CPU cycles) of a host segment under the simple CPU model."""
     rec = prog.host_segments[seg]
     elements = sum(int(np.prod(r["shape"])) for r in (*rec["outputs"], *rec["inputs"]))
-    cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["kind"], "other"), elements)
+    work = recurrent_macs(rec) if rec["kind"] in ("lstm", "gru") else elements
+    cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["kind"], "other"), work)
     return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz)), elements, cpu_cycles
 
 

@@ -67,10 +67,10 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
         root = groups.find(name)
         m = merged.get(root)
         merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi))
-    for node in g.nodes:        # an LSTM's constant initial states take its states' scales: their values count
-        if node.op is not Op.LSTM:
+    for node in g.nodes:        # an LSTM's / GRU's constant initial states take its states' scales: their values count
+        if node.op not in (Op.LSTM, Op.GRU):
             continue
-        for k, out in ((4, 0), (5, 2)):
+        for k, out in ((4, 0), (5, 2)) if node.op is Op.LSTM else ((5, 0),):
             t = g.tensors[node.inputs[k]]
             if t.is_const and out < len(node.outputs) and (root := groups.find(node.outputs[out])) in merged:
                 m, d = merged[root], t.const_data

@@ -4,6 +4,9 @@ no host segment; outputs against onnxruntime's float LSTM within a few steps of 
 state's scale; other configurations stay float on the host."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -12,6 +15,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 import npukit
 from npukit.sim.reference import run_reference as int_reference
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
+from test_sim_vs_reference import assert_sim_equals_reference, small_arch  # noqa: E402
 
 
 def _model(steps: int, batch: int, n_in: int, hidden: int, seed: int, states: bool,
@@ -153,17 +159,62 @@ def test_state_tensor_shared_by_h_and_c_is_requantised_apart(tmp_path):
             assert np.abs(got[name] - w_).max() <= 3 * s_state, (name, np.abs(got[name] - w_).max() / s_state)
 
 
-def test_lstm_too_wide_for_wbuf_runs_its_integer_kernel_on_the_host(tmp_path):
+def test_lstm_too_wide_for_wbuf_runs_in_blocks_of_cells(tmp_path):
     """npu-s's 32 KB WBUF cannot hold a 512-hidden LSTM's parameter block (5 int32 rows of 4 x
-    512 channels): placement says so and the host runs the integer kernel (compiles, close to
-    onnxruntime); npu-m runs it."""
+    512 channels) nor its 16 KB ACC a step's input part and recurrent accumulators: the cell runs
+    in blocks of cells, each block's parameters reloaded; the simulator equals the integer
+    reference and the outputs are close to onnxruntime's."""
     path = tmp_path / "wide.onnx"
     onnx.save(_model(2, 1, 8, 512, 5, False), path)
     calib = _feeds(np.random.default_rng(2), 8, 2, 1, 8, 512, False)
     prog = npukit.compile(path, "npu-s", calibration=calib)
-    assert [(h["op"], h["reason"]) for h in prog.profile().host_ops] == [
-        ("lstm", "LSTM parameter block and weight rows (43072 B) larger than WBUF")]
-    assert npukit.compile(path, "npu-m", calibration=calib).profile().host_ops == []
+    assert prog.profile().host_ops == []
+    tiling = next(la for la in prog.profile().layers if la.op == "lstm").detail["tiling"]
+    assert "cell in 6 blocks of 86 cells, parameters reloaded per block" in tiling, tiling
+    feed = {"x": calib["x"][0]}
+    assert_sim_equals_reference(prog, [feed], check_timing_order=False)
+    s_h = prog.qgraph.tensors[next(n for n in prog.qgraph.nodes if n.op.value == "lstm").outputs[0]].quant.s
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
+    assert np.abs(prog.run(feed)["y"] - want[0]).max() <= 4 * s_h
+
+
+@pytest.mark.parametrize("wbuf_kib,acc_kib,hidden,kept", [(64, 2, 40, "parameters resident"),
+                                                          (4, 64, 64, "parameters reloaded")])
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_lstm_in_blocks_of_cells_equals_the_reference(wbuf_kib, acc_kib, hidden, kept, direction, tmp_path):
+    """Split by ACC (the whole parameter block resident, sliced per block) or by WBUF (each
+    block's parameters reloaded), batch 2 (one LSTM_CELL per row and block): the simulator, in
+    program and timing order, equals the integer reference."""
+    from npukit.api import CompiledModel
+    from npukit.compiler import compile_graph
+    from npukit.frontend.onnx import load_onnx
+    steps, batch, n_in = 3, 2, 24
+    onnx.save(_model(steps, batch, n_in, hidden, 7, True, direction), tmp_path / "lstm.onnx")
+    arch = small_arch(64, wbuf_kib, acc_kib, 8, 8, "ws")
+    rng = np.random.default_rng(3)
+    prog, qg, _ = compile_graph(load_onnx(tmp_path / "lstm.onnx"), arch,
+                                _feeds(rng, 8, steps, batch, n_in, hidden, True), sqnr=False)
+    notes = [layer.detail.get("tiling", "") for layer in prog.layers if layer.target == "npu"]
+    assert any("blocks of" in n and kept in n for n in notes), notes
+    feeds = [{k: v[0] for k, v in _feeds(rng, 1, steps, batch, n_in, hidden, True).items()}]
+    assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds)
+
+
+def test_lstm_whose_cell_fits_no_block_runs_on_the_host_charged_by_its_macs(tmp_path):
+    """A 1 KB WBUF holds no cell's parameters beside two 240-byte weight rows: the integer LSTM
+    runs on the host with that reason, charged the CPU's per-MAC cycles times 4 gates x (in +
+    hidden) x hidden x steps, its outputs close to onnxruntime's."""
+    steps, batch, n_in, hidden = 2, 1, 8, 240
+    path = tmp_path / "lstm.onnx"
+    onnx.save(_model(steps, batch, n_in, hidden, 4, False), path)
+    arch = small_arch(64, 1, 64, 8, 8, "ws")
+    calib = _feeds(np.random.default_rng(4), 8, steps, batch, n_in, hidden, False)
+    prog = npukit.compile(path, arch, calibration=calib)
+    assert [h["op"] for h in prog.profile().host_ops] == ["lstm"]
+    assert "holds no block of one cell" in prog.profile().host_ops[0]["reason"]
+    from npukit.cost.timing import host_cycles
+    cpu = host_cycles(prog.program, 0, arch)[2]
+    assert cpu == batch * steps * 4 * hidden * (n_in + hidden) * arch.host.cycles_per_element["conv"]
     feed = {"x": calib["x"][0]}
     s_h = prog.qgraph.tensors[next(n for n in prog.qgraph.nodes if n.op.value == "lstm").outputs[0]].quant.s
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)

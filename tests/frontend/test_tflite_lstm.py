@@ -1,7 +1,8 @@
 """int8 UNIDIRECTIONAL_SEQUENCE_LSTM models (TFLite's integer 8x8_16 LSTM) import into one IR
 LSTM node, compile, and the program equals LiteRT's reference kernels (BUILTIN_REF) element
 for element, batch- and time-major, with and without a cell clip, on the NPU alone (no host
-segment) with its weights resident in WBUF, alternating, or streamed in blocks; the hidden and
+segment) with its weights resident in WBUF, alternating, or streamed in blocks, the cell whole or
+in blocks of cells (parameter block larger than WBUF); the hidden and
 cell states persist from run to run as from invoke to invoke of one LiteRT interpreter."""
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ CASES = [  # batch, steps, n_input, n_cell, cell_exp, cell_clip, time_major, arc
     (1, 40, 16, 24, -11, 0.0, False, "npu-s", "of 40 steps per input matmul, weights resident"),
     (1, 3, 128, 128, -11, 0.0, False, "npu-m", "alternating"),
     (2, 2, 64, 96, -12, 2.0, False, "npu-s", "streamed in blocks"),
+    (2, 3, 16, 416, -11, 1.0, False, "npu-s", "parameters reloaded per block"),   # 33 KB of parameters
 ]
 
 
