@@ -162,18 +162,19 @@ class CompiledModel:
             self._timeline = simulate(self.program, self.arch)
         return self._timeline
 
-    def for_arch(self, arch: str | Path | Arch) -> CompiledModel:
+    def for_arch(self, arch: str | Path | Arch, reuse: Any = None) -> CompiledModel:
         """The same integer graph lowered for another architecture: the same numerics (scales,
         int16 choice, noise report), with no import or calibration again. Needs `qgraph` (a
         compiled model, not a loaded one); precision's per-arch cycle costs are not carried
-        over (`precision` is None)."""
+        over (`precision` is None). `reuse`: as for `compile`."""
         if self.qgraph is None:
             raise InputError("for_arch needs the integer graph: compile the model (a loaded .npub has none)")
+        _check_reuse(reuse)
         from .codegen.lower import lower_program
         a = _arch(arch)
         used: list[Any] = []
         meta = {k: v for k, v in self.program.meta.items() if k != "precision"}
-        program = lower_program(self.qgraph, a, CompileOptions(**meta["options"]), meta, None, used)
+        program = lower_program(self.qgraph, a, CompileOptions(**meta["options"]), meta, None, used, reuse)
         return CompiledModel(program, a, self.qgraph, self.sqnr, used[-1], self.scales)
 
     def _title(self) -> str:
@@ -251,7 +252,7 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             random_samples: int = 8, host: HostPolicy = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
             schedule: Any = None, precision: Precision | None = None, min_sqnr: float | None = None,
-            scales: Any = None) -> CompiledModel:
+            scales: Any = None, reuse: Any = None) -> CompiledModel:
     """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.
 
     `arch`: a preset name ("npu-s", "npu-m", "npu-l", "npu-dc", "u55-256"), an arch TOML path
@@ -281,6 +282,9 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     an earlier compile of the same model at other input shapes (a transformer's token count):
     its calibrated ranges and int16 widenings are applied, so no calibration data, no
     `int16_below_db` or `precision` choice, and no noise report (docs/transformers.md).
+    `reuse`: an `npukit.Reuse()` the caller passes to several compiles of one model (each
+    token count, each arch via `for_arch`): weight blocks are compressed once and shared, the
+    programs byte-identical to compiling each alone; the caller drops it when done.
 
     Raises InputError (missing file, unknown input name, bad option or calibration data),
     ModelError / UnsupportedOpError (malformed model, operator npukit cannot compile), ArchError
@@ -291,13 +295,14 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     given = {k: v for k, v in (("precision", precision), ("min_sqnr", min_sqnr)) if v is not None}
     opts = replace(opts, **given) if given else opts
     _check_scales(scales, calibration, int16_below_db, opts)
+    _check_reuse(reuse)
     a = _arch(arch)
     pinned = _schedule(schedule)
     used: list[Any] = []
     chose: list[Any] = []
     program, qg, report = compile_model(model, a, input_shapes, calibration, method, opts, sqnr, random_samples, host,
                                       dict(input_values or {}), frozenset(host_nodes), int16_below_db, pinned, used,
-                                      scales, chose)
+                                      scales, chose, reuse)
     return CompiledModel(program, a, qg, report, used[-1] if used else None, chose[-1] if chose else None)
 
 
@@ -311,6 +316,12 @@ def _check_scales(scales, calibration, int16_below_db, opts: CompileOptions) -> 
              is not None), (f"precision={opts.precision!r}", opts.precision != "int8")) if on]
     if given:
         raise InputError(f"scales already fix the ranges and int16 choice: drop {' and '.join(given)}")
+
+
+def _check_reuse(reuse) -> None:
+    from .codegen.reuse import Reuse
+    if reuse is not None and not isinstance(reuse, Reuse):
+        raise InputError(f"reuse must be an npukit.Reuse(), not {type(reuse).__name__}")
 
 
 def _schedule(given):
