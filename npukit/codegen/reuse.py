@@ -2,14 +2,16 @@
 
 A transformer compiled once per token count (or a model lowered for several arches) stores
 the same weight blocks each time: `Reuse` remembers each block's compressed stream and
-each weight tensor's estimated compression ratio by their bytes, so a later compile takes
-them instead of encoding again. Both are pure functions of the bytes, so a program compiled
-with a `Reuse` is byte-identical to one compiled alone. The caller makes one
+each weight tensor's estimated compression ratio by their bytes (a 256-bit BLAKE2b digest of
+them, so the blocks themselves are not held), so a later compile takes them instead of
+encoding again. Both are pure functions of the bytes, so a program compiled with a `Reuse`
+is byte-identical to one compiled alone. The caller makes one
 (`npukit.Reuse()`), passes it to every compile that should share (`reuse=`) and drops it
 when done: nothing is kept between compiles that are not given the same object.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,19 +21,24 @@ from ..isa import wcodec
 
 @dataclass
 class Reuse:
-    streams: dict[bytes, bytes] = field(default_factory=dict)   # a weight block's bytes -> its wcodec stream
-    ratios: dict[bytes, float] = field(default_factory=dict)    # a weight tensor's bytes -> estimated ratio
+    streams: dict[bytes, bytes] = field(default_factory=dict)   # digest of a weight block -> its wcodec stream
+    ratios: dict[bytes, float] = field(default_factory=dict)    # digest of a weight tensor -> estimated ratio
 
     def encode(self, raw: bytes) -> bytes:
         """`wcodec.encode(raw)`, encoded once per distinct block."""
-        stream = self.streams.get(raw)
+        key = _digest(raw)
+        stream = self.streams.get(key)
         if stream is None:
-            stream = self.streams[raw] = wcodec.encode(raw)
+            stream = self.streams[key] = wcodec.encode(raw)
         return stream
 
     def ratio(self, data: np.ndarray, estimate) -> float:
         """`estimate(data)` (a ratio that depends only on the bytes), once per distinct tensor."""
-        raw = np.ascontiguousarray(data).tobytes()
-        if raw not in self.ratios:
-            self.ratios[raw] = estimate(data)
-        return self.ratios[raw]
+        key = _digest(np.ascontiguousarray(data).tobytes())
+        if key not in self.ratios:
+            self.ratios[key] = estimate(data)
+        return self.ratios[key]
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=32).digest()
