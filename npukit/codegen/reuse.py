@@ -25,11 +25,13 @@ class Reuse:
     ratios: dict[bytes, float] = field(default_factory=dict)    # digest of a weight tensor -> estimated ratio
 
     def encode(self, raw: bytes) -> bytes:
-        """`wcodec.encode(raw)`, encoded once per distinct block."""
+        """`wcodec.encode(raw)`, encoded once per distinct block (a stream taken from here is
+        remembered for the simulator's decode as a fresh encoding is)."""
         key = _digest(raw)
         stream = self.streams.get(key)
         if stream is None:
-            stream = self.streams[key] = wcodec.encode(raw)
+            return self.streams.setdefault(key, wcodec.encode(raw))
+        wcodec.remember(stream, raw)
         return stream
 
     def ratio(self, data: np.ndarray, estimate) -> float:
