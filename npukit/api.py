@@ -11,6 +11,7 @@ from .arch import Arch, load_arch
 from .choices import HostPolicy, Method
 from .codegen.context import CompileOptions
 from .codegen.options import Precision, options_from
+from .codegen.reuse import checked
 from .cost.timing import simulate
 from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleError
 from .isa import instructions as I
@@ -169,12 +170,11 @@ class CompiledModel:
         over (`precision` is None). `reuse`: as for `compile`."""
         if self.qgraph is None:
             raise InputError("for_arch needs the integer graph: compile the model (a loaded .npub has none)")
-        _check_reuse(reuse)
         from .codegen.lower import lower_program
         a = _arch(arch)
         used: list[Any] = []
         meta = {k: v for k, v in self.program.meta.items() if k != "precision"}
-        program = lower_program(self.qgraph, a, CompileOptions(**meta["options"]), meta, None, used, reuse)
+        program = lower_program(self.qgraph, a, CompileOptions(**meta["options"]), meta, None, used, checked(reuse))
         return CompiledModel(program, a, self.qgraph, self.sqnr, used[-1], self.scales)
 
     def _title(self) -> str:
@@ -295,14 +295,13 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     given = {k: v for k, v in (("precision", precision), ("min_sqnr", min_sqnr)) if v is not None}
     opts = replace(opts, **given) if given else opts
     _check_scales(scales, calibration, int16_below_db, opts)
-    _check_reuse(reuse)
     a = _arch(arch)
     pinned = _schedule(schedule)
     used: list[Any] = []
     chose: list[Any] = []
     program, qg, report = compile_model(model, a, input_shapes, calibration, method, opts, sqnr, random_samples, host,
                                       dict(input_values or {}), frozenset(host_nodes), int16_below_db, pinned, used,
-                                      scales, chose, reuse)
+                                      scales, chose, checked(reuse))
     return CompiledModel(program, a, qg, report, used[-1] if used else None, chose[-1] if chose else None)
 
 
@@ -316,12 +315,6 @@ def _check_scales(scales, calibration, int16_below_db, opts: CompileOptions) -> 
              is not None), (f"precision={opts.precision!r}", opts.precision != "int8")) if on]
     if given:
         raise InputError(f"scales already fix the ranges and int16 choice: drop {' and '.join(given)}")
-
-
-def _check_reuse(reuse) -> None:
-    from .codegen.reuse import Reuse
-    if reuse is not None and not isinstance(reuse, Reuse):
-        raise InputError(f"reuse must be an npukit.Reuse(), not {type(reuse).__name__}")
 
 
 def _schedule(given):

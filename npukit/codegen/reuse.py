@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InputError
 from ..isa import wcodec
 
 
@@ -40,6 +41,13 @@ class Reuse:
         if key not in self.ratios:
             self.ratios[key] = estimate(data)
         return self.ratios[key]
+
+
+def checked(reuse) -> Reuse | None:
+    """`reuse` if it is None or a Reuse; InputError otherwise."""
+    if reuse is not None and not isinstance(reuse, Reuse):
+        raise InputError(f"reuse must be an npukit.Reuse(), not {type(reuse).__name__}")
+    return reuse
 
 
 def _digest(raw: bytes) -> bytes:
