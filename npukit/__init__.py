@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _LAZY = {"CompiledModel": "api", "ModelInfo": "report.info", "compile": "api", "info": "api", "load": "api",
-         "loads": "api", "CompileOptions": "codegen.context", "InputError": "errors", "NpukitError": "errors"}
+         "loads": "api", "CompileOptions": "codegen.context", "Reuse": "codegen.reuse", "InputError": "errors", "NpukitError": "errors"}
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
     from .api import CompiledModel, compile, info, load, loads  # noqa: F401
     from .codegen.context import CompileOptions  # noqa: F401
+    from .codegen.reuse import Reuse  # noqa: F401
     from .errors import InputError, NpukitError  # noqa: F401
     from .report.info import ModelInfo  # noqa: F401
 

@@ -11,6 +11,7 @@ from .arch import Arch, load_arch
 from .choices import HostPolicy, Method
 from .codegen.context import CompileOptions
 from .codegen.options import Precision, options_from
+from .codegen.reuse import checked
 from .cost.timing import simulate
 from .errors import BinaryError, InputError, ModelError, NpukitError, ScheduleError
 from .isa import instructions as I
@@ -162,18 +163,18 @@ class CompiledModel:
             self._timeline = simulate(self.program, self.arch)
         return self._timeline
 
-    def for_arch(self, arch: str | Path | Arch) -> CompiledModel:
+    def for_arch(self, arch: str | Path | Arch, reuse: Any = None) -> CompiledModel:
         """The same integer graph lowered for another architecture: the same numerics (scales,
         int16 choice, noise report), with no import or calibration again. Needs `qgraph` (a
         compiled model, not a loaded one); precision's per-arch cycle costs are not carried
-        over (`precision` is None)."""
+        over (`precision` is None). `reuse`: as for `compile`."""
         if self.qgraph is None:
             raise InputError("for_arch needs the integer graph: compile the model (a loaded .npub has none)")
         from .codegen.lower import lower_program
         a = _arch(arch)
         used: list[Any] = []
         meta = {k: v for k, v in self.program.meta.items() if k != "precision"}
-        program = lower_program(self.qgraph, a, CompileOptions(**meta["options"]), meta, None, used)
+        program = lower_program(self.qgraph, a, CompileOptions(**meta["options"]), meta, None, used, checked(reuse))
         return CompiledModel(program, a, self.qgraph, self.sqnr, used[-1], self.scales)
 
     def _title(self) -> str:
@@ -251,7 +252,7 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
             random_samples: int = 8, host: HostPolicy = "auto", *, input_values: Mapping[str, Any] | None = None,
             host_nodes: Iterable[str] = (), int16_below_db: float | None = None,
             schedule: Any = None, precision: Precision | None = None, min_sqnr: float | None = None,
-            scales: Any = None) -> CompiledModel:
+            scales: Any = None, reuse: Any = None) -> CompiledModel:
     """Compile an ONNX (`.onnx`) or TFLite (`.tflite`) model for an architecture.
 
     `arch`: a preset name ("npu-s", "npu-m", "npu-l", "npu-dc", "u55-256"), an arch TOML path
@@ -283,6 +284,9 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     an earlier compile of the same model at other input shapes (a transformer's token count):
     its calibrated ranges and int16 widenings are applied, so no calibration data, no
     `int16_below_db` or `precision` choice, and no noise report (docs/transformers.md).
+    `reuse`: an `npukit.Reuse()` the caller passes to several compiles of one model (each
+    token count, each arch via `for_arch`): weight blocks are compressed once and shared, the
+    programs byte-identical to compiling each alone; the caller drops it when done.
 
     Raises InputError (missing file, unknown input name, bad option or calibration data),
     ModelError / UnsupportedOpError (malformed model, operator npukit cannot compile), ArchError
@@ -299,7 +303,7 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     chose: list[Any] = []
     program, qg, report = compile_model(model, a, input_shapes, calibration, method, opts, sqnr, random_samples, host,
                                       dict(input_values or {}), frozenset(host_nodes), int16_below_db, pinned, used,
-                                      scales, chose)
+                                      scales, chose, checked(reuse))
     return CompiledModel(program, a, qg, report, used[-1] if used else None, chose[-1] if chose else None)
 
 

@@ -17,6 +17,7 @@ from . import __version__
 from .choices import HOST_POLICIES, HostPolicy, Method
 from .codegen.context import CompileOptions
 from .codegen.lower import lower_program
+from .codegen.reuse import Reuse
 from .errors import InputError, ModelError, UnsupportedOpError
 from .frontend.signature import bind_values, read_signature
 from .ir.graph import DType, Graph, Op
@@ -131,12 +132,13 @@ def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[in
                   host: HostPolicy = "auto", input_values: dict | None = None, host_nodes=frozenset(),
                   int16_below_db: float | None = None, schedule=None,
                   used: list | None = None, scales: Scales | None = None,
-                  chose: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
+                  chose: list | None = None, reuse: Reuse | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model file to a Program. host="auto": an ONNX node a later stage refuses
     (UnsupportedOpError naming it) is imported again to run on the host; "never": any
     operator off the NPU is an error listing them all. `schedule`: a pinned Schedule to
     lower with (None: the one the compiler makes); `used` receives the schedule lowered with.
-    `scales`: quantise with these (see `quantise`); `chose` receives the Scales applied."""
+    `scales`: quantise with these (see `quantise`); `chose` receives the Scales applied.
+    `reuse`: weight streams and ratios shared with the caller's other compiles."""
     if host not in HOST_POLICIES:
         raise InputError(f"host must be one of {', '.join(HOST_POLICIES)}, not {host!r}")
     moved: dict[str, str] = {n: "kept on the host by host_nodes" for n in host_nodes}
@@ -147,7 +149,8 @@ def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[in
             refuse_host(placements(g, arch, options))
         try:
             program, qg, report = compile_graph(g, arch, calibration, method, options, str(path), sqnr,
-                                                int16_below_db, random_samples, schedule, used, scales, chose)
+                                                int16_below_db, random_samples, schedule, used, scales, chose,
+                                                reuse)
         except UnsupportedOpError as e:
             if host == "never" and e.node is not None:
                 raise UnsupportedOpError(f"host=never, but node '{e.node}' would run on the host: "
@@ -318,13 +321,14 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
                   method: Method = "auto", options: CompileOptions = CompileOptions(),
                   source: str = "", sqnr: bool = True, int16_below_db: float | None = None,
                   random_samples: int = 8, schedule=None, used: list | None = None,
-                  scales: Scales | None = None, chose: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
+                  scales: Scales | None = None, chose: list | None = None,
+                  reuse: Reuse | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
     """The whole compiler: quantise (see `quantise`; with `scales` if given, `chose`
     receives those applied), then lower for `arch` (with `schedule` if given; `used`
-    receives the schedule lowered with)."""
+    receives the schedule lowered with; `reuse` shares weight streams with other compiles)."""
     refuse_precision(g, options)
     if g.is_quantised:
-        return compile_prequantised(g, arch, options, source, schedule=schedule, used=used)
+        return compile_prequantised(g, arch, options, source, schedule=schedule, used=used, reuse=reuse)
     with single_threaded():     # the float and integer reference runs' small products (npukit.threads)
         q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options, scales=scales,
                      rates=Rates(arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes))
@@ -339,9 +343,9 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
     if q.accuracy is not None:
         meta["accuracy"] = q.accuracy.to_json()
     stage("lower")
-    program = lower_program(q.graph, arch, options, meta, schedule, used)
+    program = lower_program(q.graph, arch, options, meta, schedule, used, reuse)
     if q.precision is not None:
-        int8 = lower_program(q.int8, arch, options, {}) if q.int8 is not None else None
+        int8 = lower_program(q.int8, arch, options, {}, reuse=reuse) if q.int8 is not None else None
         from .report.widening import widening_cycles
         cost = widening_cycles(q.graph, program, int8, arch, frozenset(q.precision["tensors"]))
         program = replace(program, meta={**program.meta, "precision": {**q.precision, **cost}})
@@ -350,7 +354,7 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
 
 def compile_prequantised(g: Graph, arch: Arch, options: CompileOptions = CompileOptions(),
                          source: str = "", sqnr: bool = True, schedule=None,
-                         used: list | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
+                         used: list | None = None, reuse: Reuse | None = None) -> tuple[Program, Graph, list[LayerSqnr]]:
     """A model that arrives quantised (TFLite int8) keeps its scales: no optimisation passes
     that could change its integer results, no calibration; integer params only."""
     stage("lower")
@@ -359,4 +363,4 @@ def compile_prequantised(g: Graph, arch: Arch, options: CompileOptions = Compile
             "calibration_samples": 0, "random_calibration": False, "options": options.__dict__,
             "float_io": {n: n in g.float_io for n in list(g.inputs) + list(g.outputs)},
             "stateful": sorted(g.variables), "sqnr": []}
-    return lower_program(qg, arch, options, meta, schedule, used), qg, []
+    return lower_program(qg, arch, options, meta, schedule, used, reuse), qg, []

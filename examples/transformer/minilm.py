@@ -8,10 +8,12 @@ tokenizer.json, `tokenizers`), embedded one at a time without padding (the atten
 all ones, so the frontend folds it), mean-pooled and L2-normalised as sentence-transformers
 does. A program is compiled per token count (the shapes are fixed at compile time); one
 calibration on separate calibration sentences sets the scales and int16 choice of every
-count and preset (docs/transformers.md). Printed: cosine similarity of every sentence's
-embedding to onnxruntime's on the same file, nearest-neighbour agreement on a small
-retrieval set (query -> closest corpus sentence), latency / energy per inference, and
-where the time goes (the profile's cycles by kind of operator).
+count and preset, and the compiles share one `npukit.Reuse` (each weight block compressed
+once; the programs are those compiled alone; docs/transformers.md). Printed: cosine
+similarity of every sentence's embedding to onnxruntime's on the same file,
+nearest-neighbour agreement on a small retrieval set (query -> closest corpus sentence),
+latency / energy per inference, and where the time goes (the profile's cycles by kind of
+operator).
 """
 from __future__ import annotations
 
@@ -61,27 +63,33 @@ class OrtEncoder:
         return pool(self.session.run(None, feeds)[0])
 
 
-class NpuEncoder:
-    """One compiled program per token count. Calibration runs once, in `calibrated`; every
-    token count reuses its scales (`npukit.compile(scales=...)`: per-tensor ranges and int16
-    widenings do not depend on the count), on every preset."""
-
-    def __init__(self, path: Path, preset: str, scales, other: NpuEncoder | None = None):
-        self.path, self.preset, self.scales, self.other = path, preset, scales, other
-        self.models: dict[int, npukit.CompiledModel] = {}
-
-    def model(self, length: int) -> npukit.CompiledModel:
-        """The program for `length` tokens: another preset's integer graph lowered again
-        (`for_arch`) if it has one, else compiled with the shared scales."""
-        if length not in self.models:
-            done = self.other.models.get(length) if self.other else None
-            self.models[length] = done.for_arch(self.preset) if done else \
-                _compile(self.path, self.preset, length, scales=self.scales)
-        return self.models[length]
-
-    def __call__(self, ids: np.ndarray) -> np.ndarray:
-        model = self.model(ids.shape[1])     # run takes the input's own dtype (int32 ids on the NPU)
-        return pool(model.run({"input_ids": ids.astype(model.input_specs["input_ids"][1])})["last_hidden_state"])
+def embed_all(path: Path, presets: list[str], first: npukit.CompiledModel, ids: list[np.ndarray]):
+    """Every sentence's embedding on every preset, one token count at a time. The first
+    preset's program for a count is compiled with the calibrated `first`'s scales
+    (`npukit.compile(scales=...)`: per-tensor ranges and int16 widenings do not depend on the
+    count), the other presets' lowered from its integer graph (`for_arch`); all share one
+    `npukit.Reuse` (weight blocks compressed once). A count's programs are dropped once its
+    sentences have run (each simulator holds its own copy of the weights); the middle count's
+    profile and layer facts are kept (`facts`). Returns ({preset: embeddings}, {preset: facts})."""
+    reuse = npukit.Reuse()
+    lengths = sorted({i.shape[1] for i in ids})
+    mid = lengths[len(lengths) // 2]
+    out: dict[str, list] = {p: [None] * len(ids) for p in presets}
+    kept = {}
+    for n in bar(lengths, f"{', '.join(presets)}: sentences (a compile per token count)"):
+        base = first if first.input_specs["input_ids"][0][1] == n else \
+            _compile(path, presets[0], n, scales=first.scales, reuse=reuse)
+        for preset in presets:
+            model = base if preset == presets[0] else base.for_arch(preset, reuse=reuse)
+            feed = model.input_specs["input_ids"][1]   # run takes the input's own dtype (int32 ids on the NPU)
+            for k, i in enumerate(ids):
+                if i.shape[1] == n:
+                    out[preset][k] = pool(model.run({"input_ids": i.astype(feed)})["last_hidden_state"])
+            if n == mid:
+                kept[preset] = facts(model, n)
+            del model
+        del base                    # before the next count's compile
+    return {p: np.stack(v) for p, v in out.items()}, kept
 
 
 def _compile(path: Path, preset: str, length: int, **how) -> npukit.CompiledModel:
@@ -106,28 +114,28 @@ def _fit(ids: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([ids[0, :1], body, ids[0, -1:]])[None]
 
 
-def evaluate(npu: NpuEncoder, tok, r: np.ndarray) -> dict:
-    """`r`: onnxruntime's embeddings of QUERIES + CORPUS."""
-    preset = npu.preset
-    ids = [ids_of(tok, t) for t in QUERIES + CORPUS]
-    q = np.stack([npu(i) for i in bar(ids, f"{preset}: sentences (a compile per new length)")])
-    cos = np.sum(r * q, axis=1)
-    nq = len(QUERIES)
-    nn_ref = np.argmax(r[:nq] @ r[nq:].T, axis=1)
-    nn_npu = np.argmax(q[:nq] @ q[nq:].T, axis=1)
-    mid = sorted(npu.models)[len(npu.models) // 2]
-    prof = npu.models[mid].profile()
-    layers = npu.models[mid].program.layers
-    qg = npu.models[mid].qgraph
+def facts(model: npukit.CompiledModel, tokens: int) -> dict:
+    """What the report prints of the program at `tokens` tokens: its profile and layers."""
+    prof = model.profile()
+    layers = model.program.layers
+    qg = model.qgraph
     wide = sorted({qg.producer(n).op.value for n, t in qg.tensors.items()
                    if not t.is_const and t.dtype.value == "int16" and qg.producer(n) is not None})
     n_wide = sum(not t.is_const and t.dtype.value == "int16" for t in qg.tensors.values())
-    return {"int16": f"{n_wide} int16 activations ({', '.join(wide) or 'none'} outputs)", "cos": cos,
-            "nn_agree": float(np.mean(nn_ref == nn_npu)), "nq": nq, "tokens": mid,
+    return {"int16": f"{n_wide} int16 activations ({', '.join(wide) or 'none'} outputs)", "tokens": tokens,
             "latency_ms": prof.latency_ms, "energy_uj": prof.energy_uj, "cycles": prof.total_cycles,
             "breakdown": prof.breakdown,
             "npu_layers": sum(layer.target == "npu" for layer in layers), "host_layers":
             sorted({f"{layer.op} ({layer.reason})" for layer in layers if layer.target == "host"})}
+
+
+def evaluate(q: np.ndarray, r: np.ndarray) -> dict:
+    """`q`, `r`: the NPU's and onnxruntime's embeddings of QUERIES + CORPUS."""
+    cos = np.sum(r * q, axis=1)
+    nq = len(QUERIES)
+    nn_ref = np.argmax(r[:nq] @ r[nq:].T, axis=1)
+    nn_npu = np.argmax(q[:nq] @ q[nq:].T, axis=1)
+    return {"cos": cos, "nn_agree": float(np.mean(nn_ref == nn_npu)), "nq": nq}
 
 
 def main(argv=None) -> int:
@@ -146,12 +154,9 @@ def main(argv=None) -> int:
     ref = OrtEncoder(path)
     r = np.stack([ref(ids_of(tok, t)) for t in QUERIES + CORPUS])
     first = calibrated(path, args.presets[0], [ids_of(tok, s) for s in CALIBRATION], int16)
-    npu = None
+    embedded, kept = embed_all(path, args.presets, first, [ids_of(tok, t) for t in QUERIES + CORPUS])
     for preset in args.presets:
-        npu = NpuEncoder(path, preset, first.scales, npu)
-        if preset == args.presets[0]:
-            npu.models[first.input_specs["input_ids"][0][1]] = first
-        res = evaluate(npu, tok, r)
+        res = evaluate(embedded[preset], r) | kept[preset]
         cos = res["cos"]
         print(f"== {preset}: {len(cos)} sentences, " + (f"int16 below {int16} dB" if int16 is not None else "all int8"))
         print(f"cosine to onnxruntime: min {cos.min():.4f}  mean {cos.mean():.4f}  "

@@ -136,7 +136,8 @@ class Ctx:
         if not self.consts.compress or data.size == 0:
             return bpc
         if tensor not in self.ratios:
-            self.ratios[tensor] = estimated_ratio(data)
+            reuse = self.consts.reuse
+            self.ratios[tensor] = reuse.ratio(data, estimated_ratio) if reuse is not None else estimated_ratio(data)
         ratio = self.ratios[tensor]
         if ratio >= 1.0:
             return bpc

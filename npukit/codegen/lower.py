@@ -25,25 +25,27 @@ from .context import CompileOptions, Ctx
 from .fused import lower_fused
 from .layer import lower_layer
 from .memory import ConstImage
+from .reuse import Reuse
 from .partition import layer_macs, min_bytes, vpu_ops
 from .schedule_check import check_schedule
 from .scheduler import prepare, schedule_prepared
 
 
 def lower_program(g: Graph, arch: Arch, options: CompileOptions, meta: dict, schedule: Schedule | None = None,
-                  keep: list | None = None) -> Program:
+                  keep: list | None = None, reuse: Reuse | None = None) -> Program:
     """The program of the quantised graph `g` on `arch`, emitted in one pass from `schedule`
     (None: the one `schedule_graph` makes; a given one is checked against the graph and the
-    arch first). `keep`: a list that receives the schedule used."""
+    arch first). `keep`: a list that receives the schedule used. `reuse`: weight streams and
+    ratios shared with other compiles (the same bytes either way)."""
     user_inputs, user_outputs = g.inputs, g.outputs
     g, moved = prepare(g)
-    sched = schedule if schedule is not None else schedule_prepared(g, arch, options)
+    sched = schedule if schedule is not None else schedule_prepared(g, arch, options, reuse)
     groups, arena = check_schedule(sched, g, arch, options)
     if keep is not None:
         keep.append(sched)
     names = [r.name for r in arch.regions]
     w_space = I.REGION0 + names.index(arch.placement.weights)
-    consts = ConstImage(w_space, arena.size if w_space == arena.space else 0, sched.compress_weights)
+    consts = ConstImage(w_space, arena.size if w_space == arena.space else 0, sched.compress_weights, reuse=reuse)
     ctx = Ctx(arch, options, arena, consts, sched.arena.onchip_bytes)
     ctx.emitter.packed, ctx.emitter.packed_space = consts.packed, consts.space
     ctx.emitter.readonly[w_space] = (consts.base, 1 << 62)

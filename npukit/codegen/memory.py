@@ -10,6 +10,7 @@ from ..ir.graph import Graph, Op
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..isa.instructions import ALIGN
+from .reuse import Reuse
 
 
 
@@ -38,6 +39,7 @@ class ConstImage:
     data: bytearray = field(default_factory=bytearray)
     packed: dict = field(default_factory=dict)    # address -> (raw bytes, stream bytes)
     _seen: dict = field(default_factory=dict)     # (packable, bytes) -> address: identical blocks stored once
+    reuse: Reuse | None = None                    # streams shared with other compiles (their caller's)
 
     def add(self, array: np.ndarray, packable: bool = False) -> int:
         raw = np.ascontiguousarray(array).tobytes()
@@ -49,7 +51,7 @@ class ConstImage:
             if self.estimate < 1.0:
                 stored = bytes(max(1, int(len(raw) * self.estimate + 0.5)))
         elif key[0]:
-            stream = wcodec.encode(raw)
+            stream = self.reuse.encode(raw) if self.reuse is not None else wcodec.encode(raw)
             if len(stream) < len(raw):
                 stored = stream
         self.data.extend(b"\0" * (_align(len(self.data)) - len(self.data)))
@@ -63,7 +65,7 @@ class ConstImage:
     def fresh(self, estimate: float | None = None) -> ConstImage:
         """An empty image with the same place and policy (for scratch lowerings); with
         `estimate`, compressed blocks are sized by that ratio, not encoded."""
-        return ConstImage(self.space, self.base, self.compress, estimate)
+        return ConstImage(self.space, self.base, self.compress, estimate, reuse=self.reuse)
 
     @property
     def end(self) -> int:

@@ -27,6 +27,7 @@ from .matmul import matmul_tiling
 from .memory import ArenaPlan as Arena, ConstImage, plan_arena
 from .partition import layer_macs, min_bytes, npu_support, onchip_bytes, vpu_ops
 from .replay import pick, timed
+from .reuse import Reuse
 
 
 Groups = dict[str, tuple[Node, Node | None]]     # depthwise name -> (its 1x1, the expansion before it or None)
@@ -53,8 +54,8 @@ def compress_weights(arch, options: CompileOptions) -> bool:
 
 
 class _Scheduler:
-    def __init__(self, g: Graph, arch, options: CompileOptions):
-        self.g, self.arch, self.options = g, arch, options
+    def __init__(self, g: Graph, arch, options: CompileOptions, reuse: Reuse | None = None):
+        self.g, self.arch, self.options, self.reuse = g, arch, options, reuse
         names = [r.name for r in arch.regions]
         self.act_space = I.REGION0 + names.index(arch.placement.activations)
         self.w_space = I.REGION0 + names.index(arch.placement.weights)
@@ -73,7 +74,8 @@ class _Scheduler:
 
     def ctx(self, groups: Groups) -> Ctx:
         arena = self.arena(groups)
-        consts = ConstImage(self.w_space, arena.size if self.w_space == self.act_space else 0, self.compress)
+        consts = ConstImage(self.w_space, arena.size if self.w_space == self.act_space else 0, self.compress,
+                            reuse=self.reuse)
         ctx = Ctx(self.arch, self.options, arena, consts, self.onchip, ratios=self.ratios, memo=self.memo)
         ctx.emitter.packed, ctx.emitter.packed_space = consts.packed, consts.space
         ctx.emitter.readonly[self.w_space] = (consts.base, 1 << 62)
@@ -289,9 +291,9 @@ class _Scheduler:
                       if d not in failed or ex}
 
 
-def schedule_prepared(g: Graph, arch, options: CompileOptions) -> Schedule:
-    """`schedule_graph` on a graph `prepare` has seen."""
-    s = _Scheduler(g, arch, options)
+def schedule_prepared(g: Graph, arch, options: CompileOptions, reuse: Reuse | None = None) -> Schedule:
+    """`schedule_graph` on a graph `prepare` has seen; `reuse`: ratios shared with other compiles."""
+    s = _Scheduler(g, arch, options, reuse)
     groups, ctx, cands = s.fitting(s.fusion())
     first = {(ex or g.nodes[s.index[d]]).name: d for d, (pw, ex) in groups.items()}
     inner: dict[str, str] = {}

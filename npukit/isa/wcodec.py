@@ -99,7 +99,7 @@ def encode(data: bytes | np.ndarray) -> bytes:
     raw = np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data)
     u = _groups(np.frombuffer(raw, np.uint8))
     stream = _stream(u, *_modes(u))
-    _remember(stream, raw)
+    remember(stream, raw)
     return stream
 
 
@@ -119,9 +119,14 @@ def forget() -> None:
         _memo_bytes[0] = 0
 
 
-def _remember(stream: bytes, raw: bytes) -> None:
+def remember(stream: bytes, raw: bytes) -> None:
+    """Keep `stream` -> `raw` as the newest entry (`encode` does; so does a caller that took a
+    stream it encoded earlier from its own store)."""
     with _memo_lock:
-        if stream in _memo or len(stream) + len(raw) > MEMO_BYTES:
+        if stream in _memo:
+            _memo.move_to_end(stream)
+            return
+        if len(stream) + len(raw) > MEMO_BYTES:
             return
         _memo[stream] = raw
         _memo_bytes[0] += len(stream) + len(raw)

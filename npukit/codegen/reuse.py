@@ -1,0 +1,54 @@
+"""Work several compiles of one model share, held by their caller.
+
+A transformer compiled once per token count (or a model lowered for several arches) stores
+the same weight blocks each time: `Reuse` remembers each block's compressed stream and
+each weight tensor's estimated compression ratio by their bytes (a 256-bit BLAKE2b digest of
+them, so the blocks themselves are not held), so a later compile takes them instead of
+encoding again. Both are pure functions of the bytes, so a program compiled with a `Reuse`
+is byte-identical to one compiled alone. The caller makes one
+(`npukit.Reuse()`), passes it to every compile that should share (`reuse=`) and drops it
+when done: nothing is kept between compiles that are not given the same object.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..isa import wcodec
+
+
+@dataclass
+class Reuse:
+    streams: dict[bytes, bytes] = field(default_factory=dict)   # digest of a weight block -> its wcodec stream
+    ratios: dict[bytes, float] = field(default_factory=dict)    # digest of a weight tensor -> estimated ratio
+
+    def encode(self, raw: bytes) -> bytes:
+        """`wcodec.encode(raw)`, encoded once per distinct block (a stream taken from here is
+        remembered for the simulator's decode as a fresh encoding is)."""
+        key = _digest(raw)
+        stream = self.streams.get(key)
+        if stream is None:
+            return self.streams.setdefault(key, wcodec.encode(raw))
+        wcodec.remember(stream, raw)
+        return stream
+
+    def ratio(self, data: np.ndarray, estimate) -> float:
+        """`estimate(data)` (a ratio that depends only on the bytes), once per distinct tensor."""
+        key = _digest(np.ascontiguousarray(data).tobytes())
+        if key not in self.ratios:
+            self.ratios[key] = estimate(data)
+        return self.ratios[key]
+
+
+def checked(reuse) -> Reuse | None:
+    """`reuse` if it is None or a Reuse; InputError otherwise."""
+    if reuse is not None and not isinstance(reuse, Reuse):
+        raise InputError(f"reuse must be an npukit.Reuse(), not {type(reuse).__name__}")
+    return reuse
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=32).digest()
