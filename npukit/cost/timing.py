@@ -258,6 +258,9 @@ def host_cycles(prog: Program, seg: int, arch: Arch) -> tuple[int, int, float]:
     elements = sum(int(np.prod(r["shape"])) for r in (*rec["outputs"], *rec["inputs"]))
     work = recurrent_macs(rec) if rec["kind"] in ("lstm", "gru") else elements
     cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["kind"], "other"), work)
+    alternatives = rec["attrs"].get("work") if rec["kind"] == "host_tflite" else None
+    if alternatives:            # TFLite control flow: its costliest alternative's operators
+        cpu_cycles = max(sum(arch.host.cycles(k, n) for k, n in alt) for alt in alternatives)
     return npu_clock(arch, cpu_cycles), elements, cpu_cycles
 
 
