@@ -81,7 +81,7 @@ def _op_work(model, sg, op: tfl.OperatorT) -> Work:
 
 
 def _subgraph_work(model, s: int) -> Work:
-    sg, total = model.subgraphs[s], {}
+    sg, total = model.subgraphs[s], Work()
     for op in sg.operators:
         for k, v in _op_work(model, sg, op).items():
             total[k] = total.get(k, 0) + v
