@@ -103,7 +103,8 @@ def recurrent_estimates(g: Graph, node: Node, arch: Arch, work_abuf: int) -> tup
     room = wbuf - 64 - (I.align(per_cell * c) if resident else 2 * I.align(per_cell * cb))
     w_in, w_rec = gates * i, gates * c
     acc_top = I.align(16 * b * cb) if lstm else I.align(8 * b * c) + I.align(4 * b * c)
-    state = 2 * b * c + 2 * b * c if lstm else (2 + (not node.attrs.linear_before_reset)) * b * c
+    state = I.align(2 * b * c) + 2 * I.align(b * c) if lstm else \
+        (2 + (not node.attrs.linear_before_reset)) * I.align(b * c)     # cell state, hidden buffers
     chunk = max(1, min(steps, (acc - acc_top - 64) // (4 * b * gates), (work_abuf - state - 64) // max(b * i, 1)))
     chunks = -(-steps // chunk)
     if I.align(w_in) + I.align(w_rec) <= room:
