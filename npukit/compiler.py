@@ -112,7 +112,7 @@ def placements(g: Graph, arch: Arch | None = None, options: CompileOptions | Non
     work = 1 << 62 if arch is None else arch.abuf_bytes - onchip_bytes(arch, options)
     out = []
     for node in qg.nodes:
-        reason = npu_support(qg, node, work, arch)
+        reason = npu_support(qg, node, work, arch, options)
         op = node.attrs.op_type if node.op is Op.HOST_FLOAT else node.op.value
         out.append(Placement(node.name, op, "host" if reason else "npu", reason, tuple(node.source or (node.name,))))
     return tuple(out)
@@ -142,6 +142,8 @@ def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[in
     if host not in HOST_POLICIES:
         raise InputError(f"host must be one of {', '.join(HOST_POLICIES)}, not {host!r}")
     moved: dict[str, str] = {n: "kept on the host by host_nodes" for n in host_nodes}
+    if host == "never":         # the NPU runs every LSTM / GRU it fits, whatever the estimates
+        options = replace(options, recurrent_host="never")
     while True:
         stage("import")
         g = load_model(path, input_shapes, input_values, moved)

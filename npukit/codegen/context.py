@@ -42,6 +42,8 @@ class CompileOptions:
     precision: Precision = "int8"   # int8 | auto | int16: activations int16 (16x8) where the NPU runs
                                     # them: nowhere, where needed for min_sqnr, or everywhere it can
     min_sqnr: float = 30.0          # precision=auto: the worst output SQNR (dB) to reach on held-out samples
+    recurrent_host: AutoNever = "auto"  # auto | never: an LSTM / GRU the NPU fits runs on the host where
+                                    # the closed-form estimate is lower (host="never" sets "never")
 
     def __post_init__(self):
         validate(self)

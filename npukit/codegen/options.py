@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "equalize": get_args(AutoNever),
     "bias_correction": get_args(AutoNever),
     "precision": get_args(Precision),
+    "recurrent_host": get_args(AutoNever),
 }
 # fields the quantiser reads (compiler.quantise), not lowering: the explorer quantises once per setting
 QUANT_OPTIONS = ("equalize", "bias_correction", "precision", "min_sqnr")

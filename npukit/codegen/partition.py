@@ -2,6 +2,7 @@
 cost whatever its tiling: MACs, vector work, the off-chip bytes it cannot avoid."""
 from __future__ import annotations
 
+import math
 from collections.abc import Set as AbstractSet
 
 from ..arch import Arch
@@ -9,14 +10,16 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..ir.shapes import REDUCTIONS
 from ..isa import instructions as I
 from ..quant.quantize import LUT_OPS
-from ..cost.timing import (GRU_CELL_OPS_PER_CELL, LSTM_CELL_OPS_PER_CELL, LUT16_OPS_PER_ELEMENT, MAGNITUDE_OPS_PER_ELEMENT,
-                           SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT, layer_norm_ops)
+from ..cost import costs
+from ..cost.timing import (HOST_CLASS, GRU_CELL_OPS_PER_CELL, LSTM_CELL_OPS_PER_CELL, LUT16_OPS_PER_ELEMENT, MAGNITUDE_OPS_PER_ELEMENT,
+                           SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT, layer_norm_ops, npu_clock)
 from ..kernels.kernels_vpu16 import Lut16Params, Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs
 from .data import DATA_LOWERING, gather_support
-from .gru import gru_macs, gru_support
-from .lstm import lstm_macs, lstm_support
+from .gru import PARAM_BYTES as GRU_PARAM_BYTES, gru_macs, gru_support
+from .gru import cells_per_block as gru_cells
+from .lstm import cells_per_block as lstm_cells, lstm_macs, lstm_support
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .norm import layer_norm_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
@@ -25,9 +28,12 @@ from .vector16 import VPU16_OPS
 from .wide import int16_support
 
 
-def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None) -> str:
+def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None,
+                options: CompileOptions | None = None) -> str:
     """'' if the NPU runs `node`, else the reason it runs on the host (`work_abuf`: the
-    ABUF bytes left for working tiles; `arch`, when given, bounds an LSTM's or GRU's WBUF and ACC)."""
+    ABUF bytes left for working tiles; `arch`, when given, bounds an LSTM's or GRU's WBUF and ACC
+    and, unless options.recurrent_host is "never", puts one the NPU fits where it is estimated
+    cheaper, see recurrent_estimates)."""
     op = node.op
     if op is Op.HOST_TFLITE:        # no NPU lowering by construction: the frontend's reason
         return node.attrs.reason
@@ -38,10 +44,12 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None) -> st
         return gather_support(g, node)
     if op is Op.LAYER_NORM:
         return layer_norm_support(g, node, work_abuf)
-    if op is Op.LSTM:
-        return lstm_support(g, node, work_abuf, arch)
-    if op is Op.GRU:
-        return gru_support(g, node, work_abuf, arch)
+    if op in (Op.LSTM, Op.GRU):
+        reason = (lstm_support if op is Op.LSTM else gru_support)(g, node, work_abuf, arch)
+        if reason or arch is None or (options or CompileOptions()).recurrent_host == "never":
+            return reason
+        npu, host = recurrent_estimates(g, node, arch, work_abuf)
+        return f"host estimate {host} cycles < NPU estimate {npu} cycles" if host < npu else ""
     if op not in TRANSFORMER_NPU_OPS and any(g.tensors[t].dtype is DType.I16 and not g.tensors[t].is_const
                                               for t in (*node.inputs, *node.outputs)):
         reason = int16_support(g, node)
@@ -75,6 +83,45 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None) -> st
     if op in DATA_LOWERING:
         return ""                  # any rank: a loop of 4-D DMAs (codegen/data.copy_block)
     return f"no NPU lowering for {op.value}"
+
+
+def recurrent_estimates(g: Graph, node: Node, arch: Arch, work_abuf: int) -> tuple[int, int]:
+    """(NPU, host) cycles of an LSTM / GRU the NPU fits, by closed forms. NPU: the weight bytes
+    read from their region (placed as codegen/recurrent places them: all resident, read once;
+    alternating, both matrices once per chunk of steps; streamed, the input matrix per chunk and
+    the recurrent one every step; parameter blocks not resident, every step) over its bandwidth,
+    plus the MXU's GEMMs (a chunk's input part, each step's recurrent part) and the cells' VPU
+    work. Host: the CPU's charge by MACs (cost/timing.host_cycles)."""
+    lstm = node.op is Op.LSTM
+    b, steps, i = g.tensors[node.inputs[0]].shape
+    c = g.tensors[node.outputs[0]].shape[-1]
+    gates = (4 if lstm else 3) * c
+    per_cell = 4 * 4 * I.LSTM_PARAM_ROWS if lstm else GRU_PARAM_BYTES
+    wbuf, acc = arch.wbuf_bytes, arch.acc_bytes
+    cb = lstm_cells(b, i, c, wbuf, acc) if lstm else gru_cells(i, c, wbuf)
+    resident = I.align(per_cell * c) + 64 + 4 * max(i, c) <= wbuf       # the parameter block
+    room = wbuf - 64 - (I.align(per_cell * c) if resident else 2 * I.align(per_cell * cb))
+    w_in, w_rec = gates * i, gates * c
+    acc_top = I.align(16 * b * cb) if lstm else I.align(8 * b * c) + I.align(4 * b * c)
+    state = I.align(2 * b * c) + 2 * I.align(b * c) if lstm else \
+        (2 + (not node.attrs.linear_before_reset)) * I.align(b * c)     # cell state, hidden buffers
+    chunk = max(1, min(steps, (acc - acc_top - 64) // (4 * b * gates), (work_abuf - state - 64) // max(b * i, 1)))
+    chunks = -(-steps // chunk)
+    if I.align(w_in) + I.align(w_rec) <= room:
+        traffic = w_in + w_rec
+    elif max(w_in, w_rec) <= room:
+        traffic = chunks * (w_in + w_rec)
+    else:
+        traffic = chunks * w_in + steps * w_rec
+    traffic += 0 if resident else steps * per_cell * c
+    m = arch.mxu
+    df = costs.OS if m.dataflow == "os" else costs.WS
+    mxu = chunks * costs.mxu_gemm_cycles(b * chunk, gates, i, m.rows, m.cols, df, m.fold_overlap) + \
+        steps * costs.mxu_gemm_cycles(b, gates, c, m.rows, m.cols, df, m.fold_overlap)
+    npu = traffic / arch.region_bytes_per_cycle(arch.placement.weights) + mxu + \
+        costs.vpu_cycles(vpu_ops(g, node), arch.vpu.lanes, arch.vpu.pipeline_depth)
+    host = npu_clock(arch, arch.host.cycles(HOST_CLASS[node.op.value], layer_macs(g, node)))
+    return int(math.ceil(npu)), host
 
 
 def onchip_bytes(arch: Arch, options: CompileOptions | None = None) -> int:

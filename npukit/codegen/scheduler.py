@@ -60,7 +60,7 @@ class _Scheduler:
         self.act_space = I.REGION0 + names.index(arch.placement.activations)
         self.w_space = I.REGION0 + names.index(arch.placement.weights)
         self.onchip = onchip_bytes(arch, options)
-        self.reasons = {nd.name: npu_support(g, nd, arch.abuf_bytes - self.onchip, arch) for nd in g.nodes}
+        self.reasons = {nd.name: npu_support(g, nd, arch.abuf_bytes - self.onchip, arch, options) for nd in g.nodes}
         self.host = {n for nd in g.nodes if self.reasons[nd.name] for n in (*nd.inputs, *nd.outputs)}
         self.index = {nd.name: i for i, nd in enumerate(g.nodes)}
         self.compress = compress_weights(arch, options)

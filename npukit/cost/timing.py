@@ -247,13 +247,21 @@ def recurrent_macs(rec: dict) -> int:
     return int(np.prod(x[:-1])) * (int(np.prod(w_in)) + int(np.prod(w_rec)))
 
 
+def npu_clock(arch: Arch, cpu_cycles: float) -> int:
+    """Host CPU cycles in NPU clock cycles."""
+    return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz))
+
+
 def host_cycles(prog: Program, seg: int, arch: Arch) -> tuple[int, int, float]:
     """(NPU-clock cycles, elements, CPU cycles) of a host segment under the simple CPU model."""
     rec = prog.host_segments[seg]
     elements = sum(int(np.prod(r["shape"])) for r in (*rec["outputs"], *rec["inputs"]))
     work = recurrent_macs(rec) if rec["kind"] in ("lstm", "gru") else elements
     cpu_cycles = arch.host.cycles(HOST_CLASS.get(rec["kind"], "other"), work)
-    return int(math.ceil(cpu_cycles * arch.clock_mhz / arch.host.cpu_mhz)), elements, cpu_cycles
+    alternatives = rec["attrs"].get("work") if rec["kind"] == "host_tflite" else None
+    if alternatives:            # TFLite control flow: its costliest alternative's operators
+        cpu_cycles = max(sum(arch.host.cycles(k, n) for k, n in alt) for alt in alternatives)
+    return npu_clock(arch, cpu_cycles), elements, cpu_cycles
 
 
 class _Port:

@@ -17,6 +17,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
+from ..arch.config import HOST_OP_CLASSES
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import Node, Op
 from ..kernels.host_tflite import HostTfliteAttrs, interpreter, invoke
@@ -48,6 +49,56 @@ def _called(cv, op: tfl.OperatorT) -> list[int]:
                 order.append(s)
                 todo.extend(cv.model.subgraphs[s].operators)
     return order
+
+
+Work = dict[str, int]      # host op class -> MACs ("conv") or elements, as arch.host charges them
+MAC_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL")
+CLASS_OF = {**dict.fromkeys(("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "PRELU"), "eltwise"),
+            **dict.fromkeys(("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "RELU", "RELU6"), "lut"),
+            **dict.fromkeys(("MAX_POOL_2D", "AVERAGE_POOL_2D"), "pool"),
+            **dict.fromkeys(("MEAN", "SUM", "REDUCE_MAX"), "reduce"), "SOFTMAX": "softmax",
+            **dict.fromkeys(("RESHAPE", "TRANSPOSE", "CONCATENATION", "PAD", "SLICE", "STRIDED_SLICE",
+                             "GATHER", "SQUEEZE", "EXPAND_DIMS"), "copy")}   # host op classes (arch.host)
+
+
+def _op_work(model, sg, op: tfl.OperatorT) -> Work:
+    """What the host does for one operator of a called subgraph: MACs for a matrix product or
+    convolution, else the elements of its outputs and computed inputs; an IF its costlier
+    branch, a WHILE one run of its condition and body."""
+    name, shape = rd.op_name(model, op), (lambda i: [max(d, 1) for d in rd.shape(sg.tensors[i])])
+    if subgraph_fields(op):
+        return _control_work(model, op, name)[0]
+    ins, outs = [i for i in _indices(op.inputs) if i >= 0], [i for i in _indices(op.outputs) if i >= 0]
+    out = int(np.prod(shape(outs[0]))) if outs else 0
+    if name in MAC_OPS and len(ins) >= 2:
+        w = shape(ins[1])
+        adj = name == "BATCH_MATMUL" and bool(getattr(op.builtinOptions, "adjX", False))
+        k = {"FULLY_CONNECTED": w[-1], "CONV_2D": int(np.prod(w[1:])), "DEPTHWISE_CONV_2D": int(np.prod(w[1:3])),
+             "BATCH_MATMUL": shape(ins[0])[-2 if adj else -1]}[name]
+        return {"conv": out * k}
+    n = sum(int(np.prod(shape(i))) for i in (*ins, *outs) if not rd.is_constant(model, sg.tensors[i]))
+    return {CLASS_OF.get(name, "other"): n}
+
+
+def _subgraph_work(model, s: int) -> Work:
+    sg, total = model.subgraphs[s], Work()
+    for op in sg.operators:
+        for k, v in _op_work(model, sg, op).items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def _control_work(model, op: tfl.OperatorT, name: str) -> tuple[Work, list[Work]]:
+    """(the work charged, the alternatives): an IF's branches, the costlier by the default host
+    table charged; a WHILE's condition and body once (its trip count is unknown at compile time)."""
+    subs = [_subgraph_work(model, int(getattr(op.builtinOptions, f))) for f in subgraph_fields(op)]
+    if name != "IF":
+        merged: Work = {}
+        for w in subs:
+            for k, v in w.items():
+                merged[k] = merged.get(k, 0) + v
+        return merged, [merged]
+    return max(subs, key=lambda w: sum(HOST_OP_CLASSES[k] * v for k, v in w.items())), subs
 
 
 def _renumbered(op: tfl.OperatorT, code: int, subgraphs: dict[int, int]) -> tfl.OperatorT:
@@ -183,6 +234,11 @@ def emit_host(cv, op: tfl.OperatorT, reason: str, used: set[int]) -> None:
         if tuple(int(d) for d in details[k]["shape"]) != shape:
             raise UnsupportedOpError(f"{cv.where()}: output {k} has a dynamic shape "
                                      f"({[int(d) for d in details[k]['shape']]} vs {list(shape)} in the model)")
-    attrs = HostTfliteAttrs(text, cv.op_label, tuple(k for k, _ in outs), shapes, not cv.quantised, reason)
+    work: tuple = ()
+    if subgraph_fields(op):
+        work = tuple(tuple(sorted(w.items())) for w in _control_work(cv.model, op, cv.op_label)[1])
+        if cv.op_label == "WHILE":
+            reason += "; charged one iteration of its condition and body (trip count unknown at compile time)"
+    attrs = HostTfliteAttrs(text, cv.op_label, tuple(k for k, _ in outs), shapes, not cv.quantised, reason, work)
     cv.nodes.append(Node(Op.HOST_TFLITE, f"{cv.op_label.lower()}_{cv.op_index}", ir_inputs, names, attrs,
                          source=(cv.op_source,)))

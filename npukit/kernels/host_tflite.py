@@ -35,6 +35,8 @@ class HostTfliteAttrs:
     out_shapes: tuple[tuple[int, ...], ...]
     float_model: bool              # the flatbuffer runs in float (npukit quantised the model)
     reason: str                    # why it is not on the NPU
+    work: tuple[tuple[tuple[str, int], ...], ...] = ()   # control flow: per alternative (an IF's
+    # branches), (host op class, MACs or elements) of one run; the timing charges the costliest
 
 
 @dataclass(frozen=True)

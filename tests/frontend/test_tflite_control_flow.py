@@ -14,6 +14,7 @@ from ai_edge_litert import schema_py_generated as tfl
 
 from npukit.api import compile as npu_compile
 from npukit.api import loads
+from npukit.cost.timing import host_cycles
 from npukit.errors import ModelError
 from npukit.quant.records import decode_node
 from npukit.sim.segments import check_tflite_model
@@ -158,7 +159,48 @@ def test_while_on_a_computed_condition_equals_litert(tmp_path):
         np.testing.assert_array_equal(prog.run({"x": xq})["out"], want)
         trips.add(int(round(float(np.mean((want.astype(np.float32) - xq) * 0.05)))))   # 1 + iterations (+0.25)
     assert len(trips) >= 3                      # the trip count follows the data
-    assert [h["reason"] for h in prog.profile().host_ops] == ["no NPU kernel for TFLite WHILE"]
+    assert [h["reason"] for h in prog.profile().host_ops] == [
+        "no NPU kernel for TFLite WHILE; charged one iteration of its condition and body (trip count unknown "
+        "at compile time)"]
+    # one iteration by operator: MEAN 8 + 1 elements (reduce), LESS 1 + 1 (other), the body's ADD
+    # 8 + 8 (eltwise); constants are not charged
+    cpe = prog.arch.host.cycles_per_element
+    assert host_cycles(prog.program, 0, prog.arch)[2] == 9 * cpe["reduce"] + 2 * cpe["other"] + 16 * cpe["eltwise"]
+
+
+def test_if_is_charged_its_costlier_branch_by_operator(tmp_path):
+    """IF(flag, x [1, 32]): then a FULLY_CONNECTED by a 32 x 32 matrix (1024 MACs), else x - 2
+    (64 elements): the host segment is charged the costlier branch by the arch's host table,
+    the FC's MACs at the "conv" class, not the IF's 65 input and output elements."""
+    def t(name, shape=(1, 32), data=None, scale=0.05, zp=-10):
+        if data is not None:
+            data = np.clip(np.round(np.asarray(data, np.float64) / scale) + zp, -128, 127).astype(np.int8)
+        return T(name, shape, "int8", scale, zp, data=data)
+
+    x, m, z, out = t("x"), t("m", (1, 1)), t("z", scale=0.2, zp=0), t("out", scale=0.2, zp=0)
+    half, quarter = t("half", (1, 1), data=[[0.5]]), t("quarter", (), data=0.25, scale=0.2, zp=0)
+    axis = T("axis", (1,), "int32", data=np.array([1], np.int32))
+    cond, flag = T("cond", (1, 1), "bool"), T("flag", (), "bool")
+    shape0 = T("shape0", (0,), "int32", data=np.zeros(0, np.int32))
+    bx, bz = t("bx"), t("bz", scale=0.2, zp=0)
+    w = t("w", (32, 32), np.random.default_rng(1).uniform(-0.5, 0.5, (32, 32)), scale=0.004, zp=0)
+    then = Subgraph((Operator("FULLY_CONNECTED", (bx, w), (bz,), tfl.FullyConnectedOptionsT()),), (bx,), (bz,))
+    other = Subgraph((Operator("SUB", (bx, t("two", (1, 1), data=[[2.0]])), (bz,), tfl.SubOptionsT(), version=2),),
+                     (bx,), (bz,))
+    ops = [Operator("MEAN", (x, axis), (m,), _opts(tfl.ReducerOptionsT, keepDims=True)),
+           Operator("GREATER", (m, half), (cond,), None),
+           Operator("RESHAPE", (cond, shape0), (flag,), None),
+           Operator("IF", (flag, x), (z,), _opts(tfl.IfOptionsT, thenSubgraphIndex=1, elseSubgraphIndex=2)),
+           Operator("ADD", (z, quarter), (out,), tfl.AddOptionsT())]
+    model = build_model(ops, [x], [out], subgraphs=(then, other))
+    path = tmp_path / "if_fc.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m")
+    cpe = prog.arch.host.cycles_per_element
+    assert host_cycles(prog.program, 0, prog.arch)[2] == max(32 * 32 * cpe["conv"], 64 * cpe["eltwise"])
+    for c in (-1.0, 1.0):                       # both branches, equal to LiteRT's reference
+        xq = np.clip(np.round(np.full((1, 32), c) / 0.05) - 10, -128, 127).astype(np.int8)
+        np.testing.assert_array_equal(prog.run({"x": xq})["out"], run_reference(model, [xq])[0])
 
 
 @pytest.mark.parametrize("index", [0, 3])

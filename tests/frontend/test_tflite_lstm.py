@@ -37,7 +37,7 @@ def test_lstm_program_equals_litert(batch, steps, n_input, n_cell, cell_exp, cli
     g = load_tflite(path)
     assert [n.op for n in g.nodes if n.op is not Op.TRANSPOSE] == [Op.LSTM, Op.SLICE, Op.SLICE]   # state copies
     assert len(g.variables) == 2
-    compiled = npu_compile(path, arch)
+    compiled = npu_compile(path, arch, host="never")     # streamed cases: the host is estimated cheaper
     profile = compiled.profile()
     assert profile.host_ops == []
     assert tiling in next(la for la in profile.layers if la.name.startswith("unidirectional")).detail["tiling"]
