@@ -118,11 +118,13 @@ def lower_pad(ctx: Ctx, g: Graph, node: Node) -> None:
 
 def gather_support(g: Graph, node: Node) -> str:
     """'' if a GATHER is an indexed DMA: rows of a constant table (axis 0) by computed ids of
-    int32 / int64, into an output of the table's type."""
+    int32 / int64, into an output of the table's type (a float table of a graph typed without
+    params, as placement sees it, becomes the int8 output's: quant.quantize_transformer)."""
     table, ids, out = (g.tensors[n] for n in (*node.inputs[:2], node.outputs[0]))
     if not table.is_const or ids.is_const or node.attrs.axis != 0:
         return "no NPU kernel for Gather of activation rows"
-    if ids.dtype not in (DType.I32, DType.I64) or table.dtype is not out.dtype:
+    quantised_later = table.dtype is DType.F32 and out.dtype is DType.I8
+    if ids.dtype not in (DType.I32, DType.I64) or table.dtype is not out.dtype and not quantised_later:
         return f"gather of {table.dtype.value} rows by {ids.dtype.value} ids"
     return ""
 
