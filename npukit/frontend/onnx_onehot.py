@@ -58,17 +58,22 @@ def _last_axis_one(v: GraphView, x: str) -> tuple[list[onnx.NodeProto], str, np.
     ids with a last axis of 1 added by a Reshape to a constant shape or an Unsqueeze of the
     last axis."""
     n = v.producer.get(x)
-    if n is not None and n.op_type == "Reshape":
+    if n is not None and n.op_type == "Reshape" and _has(n, 2):
         shape = v.consts.get(n.input[1])
         allow0 = next((a.i for a in n.attribute if a.name == "allowzero"), 0)
         if shape is not None and shape.ndim == 1 and shape.size >= 2 and shape[-1] == 1 and not allow0:
             return [n], n.input[0], shape[:-1].astype(np.int64), shape.size
-    if n is not None and n.op_type == "Unsqueeze":
+    if n is not None and n.op_type == "Unsqueeze" and _has(n, 1):
         axes = v.consts.get(n.input[1]) if len(n.input) > 1 else \
             next((np.array(a.ints) for a in n.attribute if a.name == "axes"), None)
         if axes is not None and axes.size == 1 and int(axes.ravel()[0]) == -1:
             return [n], n.input[0], None, _rank(v, n.input[0]) + 1
     return None
+
+
+def _has(n: onnx.NodeProto, k: int) -> bool:
+    """Has `n` its first `k` inputs (a malformed node is no match; the checker names it later)?"""
+    return len(n.input) >= k and all(n.input[:k])
 
 
 def _attr(n: onnx.NodeProto, name: str, default):
@@ -79,7 +84,7 @@ def _attr(n: onnx.NodeProto, name: str, default):
 def _product(v: GraphView, mm: onnx.NodeProto) -> tuple[np.ndarray, str | None] | None:
     """(W [K, N], bias or None) of mm = A @ W [+ bias]: a MatMul by a constant, or a Gemm
     (A not transposed) by a constant with a constant C or an activation C of beta 1."""
-    if mm.op_type not in ("MatMul", "Gemm") or mm.input[1] not in v.consts:
+    if mm.op_type not in ("MatMul", "Gemm") or not _has(mm, 2) or mm.input[1] not in v.consts:
         return None
     w = v.consts[mm.input[1]]
     if w.ndim != 2 or w.dtype.kind != "f":
@@ -99,18 +104,20 @@ def _one_hot(v: GraphView, a: str, k: int):
     """(nodes, ids, reshape or None, expand or None) when `a` is the float one-hot of ids over
     K = `k` along its last axis: Cast<float>(Equal(ids, arange K)) or [Cast](OneHot(ids, K, [0, 1]))."""
     cast = v.node(a, "Cast")
-    if cast is not None and _attr(cast, "to", None) != _FLOAT:
+    if cast is not None and (_attr(cast, "to", None) != _FLOAT or not _has(cast, 1)):
         return None
     nodes, a = ([cast], cast.input[0]) if cast is not None else ([], a)
     oh = v.node(a, "OneHot")
     if oh is not None:
+        if not _has(oh, 3):
+            return None
         depth, values = v.consts.get(oh.input[1]), v.consts.get(oh.input[2])
         if depth is None or depth.size != 1 or int(depth.ravel()[0]) != k or values is None or \
                 values.ravel().tolist() != [0, 1] or _attr(oh, "axis", -1) != -1 or not _integer(v, oh.input[0]):
             return None
         return nodes + [oh], oh.input[0], None, None
     eq = v.node(a, "Equal")
-    if eq is None or cast is None:
+    if eq is None or cast is None or not _has(eq, 2):
         return None
     for i in (0, 1):
         if _arange_len(v, eq.input[1 - i]) != k:
@@ -118,6 +125,8 @@ def _one_hot(v: GraphView, a: str, k: int):
         x, found, expand = eq.input[i], nodes + [eq], None
         ex = v.node(x, "Expand")
         if ex is not None:
+            if not _has(ex, 2):
+                continue
             found, x, expand = found + [ex], ex.input[0], ex.input[1]
         src = _last_axis_one(v, x)
         if src is None:
