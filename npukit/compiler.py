@@ -248,7 +248,6 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     values: list[dict] = []
     for a, b in zip(cuts, cuts[1:]):
         obs, kept = observe(g, itertools.islice(samples, b - a), max(0, keep - len(values)), sample,
-                            {n: o.fresh() for n, o in chunks[-1].items()} if chunks else None,
                             outputs=refs if chunks else None)
         chunks.append(obs)
         values += kept

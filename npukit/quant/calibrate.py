@@ -40,13 +40,6 @@ class Observer:
         self.rng = np.random.default_rng(seed)
         self.channel_amax: np.ndarray | None = None
 
-    def fresh(self) -> "Observer":
-        """An empty observer that continues this one's random sampling: merged with it, the two
-        hold the same value samples one observer of all their updates would have kept."""
-        out = Observer(0, self.sample)
-        out.rng = self.rng
-        return out
-
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x, np.float32)
         if x.size == 0:

@@ -47,24 +47,6 @@ def test_merged_observers_see_what_one_observer_sees():
         assert m.range(method) == one.range(method)
 
 
-def test_observers_continued_with_fresh_sample_as_one_observer_does():
-    """Tensors larger than an update's sample bound are subsampled at random: observers of
-    successive runs of samples, each `fresh()` from the last, keep exactly one observer's sample."""
-    rng = np.random.default_rng(1)
-    xs = [rng.standard_normal((1, 128, 64, 8)).astype(np.float32) * s for s in (1.0, 3.0, 0.2, 7.0)]
-    one, parts = Observer(5), [Observer(5)]
-    for i, x in enumerate(xs):
-        one.update(x)
-        if i in (1, 3):                      # folds start at samples 1 and 3
-            parts.append(parts[-1].fresh())
-        parts[-1].update(x)
-    m = merged(parts)
-    assert sum(s.size for s in one.samples) < sum(x.size for x in xs)     # subsampled
-    np.testing.assert_array_equal(np.concatenate(m.samples), np.concatenate(one.samples))
-    for method in ("percentile", "mse", "entropy"):
-        assert m.range(method) == one.range(method)
-
-
 def test_auto_is_hybrid_for_a_dense_map_and_minmax_otherwise(tmp_path):
     """A conv net whose output is an [1, 3, 6, 6] map compiles with "auto" exactly as with
     "hybrid"; the hybrid ranges: the hidden relu output at numpy's 0.01 / 99.99 percentiles of
