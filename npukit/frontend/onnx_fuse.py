@@ -159,12 +159,12 @@ def _match_layer_norm(v: GraphView, div: onnx.NodeProto):
     if (sq.op_type == "Pow" and v.scalar(sq.input[1]) != 2.0) or (sq.op_type == "Mul" and sq.input[1] != sub.output[0]):
         return None
     nodes, out, gamma, beta = [mean, sub, sq, var, add_eps, sqrt, div], div.output[0], None, None
-    gamma, out = _absorb_const_user(v, out, "Mul", nodes)
-    beta, out = _absorb_const_user(v, out, "Add", nodes)
+    gamma, out = absorb_const_user(v, out, "Mul", nodes)
+    beta, out = absorb_const_user(v, out, "Add", nodes)
     return nodes, x, out, (float(eps), gamma, beta)
 
 
-def _absorb_const_user(v, out: str, op_type: str, nodes: list):
+def absorb_const_user(v, out: str, op_type: str, nodes: list):
     """(constant, new output) when `out`'s only user is `op_type` with a constant operand
     (appended to `nodes`); else (None, out)."""
     users = [n for n in v.graph.node if out in n.input]

@@ -107,8 +107,8 @@ def _match(v: GraphView, mul, sub, scale):
     width, rank = [d for d in gamma.shape if d != 1], gamma.ndim
     if len(width) != 1 or rank < 2 or gamma.shape[axis % rank] != width[0] or abs(c * width[0] - 1) > 1e-4:
         return None
-    from .onnx_fuse import _absorb_const_user
-    beta, out = _absorb_const_user(v, mul.output[0], "Add", nodes)
+    from .onnx_fuse import absorb_const_user
+    beta, out = absorb_const_user(v, mul.output[0], "Add", nodes)
     if beta is not None and beta.size not in (1, width[0]):
         return None
     return nodes, x, out, (float(eps), gamma, beta, axis % rank, rank)
