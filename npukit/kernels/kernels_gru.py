@@ -24,7 +24,7 @@ import numpy as np
 from npukit.kernels import intmath
 from npukit.kernels.fixedpoint import INT16_MAX, INT16_MIN
 from npukit.kernels.fixedpoint16 import logistic16, tanh16
-from npukit.kernels.kernels_lstm import GATE_EXP, _f32, _sigmoid, gate_requant, matmul_acc
+from npukit.kernels.kernels_lstm import GATE_EXP, _f32, _sigmoid, gate_channel_rows, gate_requant, matmul_acc
 
 GRU_PARAM_ROWS = 6      # bias, in_mult, in_shift, rec_mult, rec_shift, rec_bias per gate channel
 
@@ -70,11 +70,8 @@ class GruParams:
     def channels(self) -> np.ndarray:
         """(GRU_PARAM_ROWS, 3C) int32 rows per gate channel (the VPU instruction's block)."""
         n = self.bias.shape[-1]
-        rows = [np.asarray(self.bias, np.int64).reshape(-1)]
-        for values in (self.input_multipliers, self.input_shifts, self.recurrent_multipliers, self.recurrent_shifts):
-            rows.append(np.repeat(np.asarray(values, np.int64), n))
-        rows.append(np.concatenate([np.zeros(2 * n, np.int64), np.asarray(self.recurrent_bias, np.int64)]))
-        return np.stack(rows).astype(np.int32)
+        lbr_bias = np.concatenate([np.zeros(2 * n, np.int64), np.asarray(self.recurrent_bias, np.int64)])
+        return np.stack([*gate_channel_rows(self), lbr_bias]).astype(np.int32)
 
 
 def prepare_gru(q: GruQuant, bias: np.ndarray, recurrent_bias: np.ndarray, linear_before_reset: int) -> GruParams:

@@ -20,6 +20,7 @@ all steps in one matmul; `cell_update` is the rest of a step given the recurrent
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from npukit.kernels import intmath
 from npukit.kernels.fixedpoint import INT16_MAX, INT16_MIN, wrap16
 from npukit.kernels.fixedpoint16 import logistic16, tanh16
 from npukit.kernels.kernels_vpu16 import checked_log2
+
+if TYPE_CHECKING:
+    from npukit.kernels.kernels_gru import GruParams
 
 GATE_EXP = -12                              # gate pre-activations in Q3.12 (no layer norm)
 
@@ -83,11 +87,17 @@ class LstmParams:
     def channels(self) -> np.ndarray:
         """(5, 4C) int32 rows per gate channel: bias, input multiplier and shift, recurrent
         multiplier and shift (the VPU instruction's parameter block)."""
-        n = self.bias.shape[-1]
-        rows = [np.asarray(self.bias, np.int64).reshape(-1)]
-        for values in (self.input_multipliers, self.input_shifts, self.recurrent_multipliers, self.recurrent_shifts):
-            rows.append(np.repeat(np.asarray(values, np.int64), n))
-        return np.stack(rows).astype(np.int32)
+        return np.stack(gate_channel_rows(self)).astype(np.int32)
+
+
+def gate_channel_rows(p: LstmParams | GruParams) -> list[np.ndarray]:
+    """A recurrent cell's per-gate-channel int64 rows: the biases, then each gate's input
+    multiplier and shift and recurrent multiplier and shift repeated over its C channels."""
+    n = p.bias.shape[-1]
+    rows = [np.asarray(p.bias, np.int64).reshape(-1)]
+    for values in (p.input_multipliers, p.input_shifts, p.recurrent_multipliers, p.recurrent_shifts):
+        rows.append(np.repeat(np.asarray(values, np.int64), n))
+    return rows
 
 
 def cell_scale(lo: float, hi: float) -> float:
