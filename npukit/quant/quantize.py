@@ -23,7 +23,7 @@ from ..kernels import kernels_vpu_unary as ku
 from ..kernels import kernels_wide as kw
 from .calibrate import Range
 from .groups import SAME_AS_INPUT, fixed_outputs, shared_groups
-from .gru_params import gru_params
+from .recurrent_params import gru_params, lstm_params
 from ..kernels.host_float import HostFloatParams, host_float_only
 from ..kernels.host_tflite import HostTfliteParams
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
@@ -252,7 +252,7 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
                                                   tuple(0 if q is None else q.zp for q in qs),
                                                   tuple(tensors[t].dtype.value for t in node.outputs)))
     if op is Op.LSTM:
-        return node.with_(params=_lstm_params(g, node, tensors))
+        return node.with_(params=lstm_params(g, node, tensors))
     if op is Op.GRU:
         return node.with_(params=gru_params(g, node, tensors))
     if op in TRANSFORMER_OPS:
@@ -263,45 +263,6 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
                 raise UnsupportedOpError(f"{node.name}: constant operand of {op.value} is not supported")
         return node
     raise UnsupportedOpError(f"{node.name}: cannot quantise operator {op.value}")
-
-
-def _lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmParams:
-    """TFLite's integer LSTM Prepare from the tensors' quantisation. A float graph's LSTM
-    (ONNX) is quantised here as TFLite's converter does it: weights int8 symmetric per gate,
-    biases int32 at input scale x weight scale, the hidden state at the output's quantisation
-    (hidden_scale 0), constant initial states at the states' quantisation."""
-    a = node.attrs
-    hq = tensors[node.outputs[0]].qp if a.hidden_scale == 0 else QParams.per_tensor(a.hidden_scale, a.hidden_zp)
-    xq = tensors[node.inputs[0]].qp
-    _, w_name, r_name, b_name, h_name, c_name = node.inputs
-    for name in (w_name, r_name):
-        if name not in tensors:
-            w = g.tensors[name].const_data
-            scales = np.maximum(np.abs(w).reshape(4, -1).max(axis=1), 1e-8).astype(np.float32) / np.float32(127)
-            q = np.clip(np.round(w / scales[:, None, None]), -127, 127).astype(np.int8)
-            tensors[name] = Tensor(name, w.shape, DType.I8, q, QParams(tuple(map(float, scales)), (0,) * 4, 0))
-    w_scales = np.asarray(tensors[w_name].qp.scale, np.float64)
-    if b_name not in tensors:
-        b = g.tensors[b_name].const_data
-        bq = np.clip(np.round(b / (np.float64(np.float32(xq.s)) * w_scales[:, None])), -(2 ** 31), 2 ** 31 - 1)
-        tensors[b_name] = Tensor(b_name, b.shape, DType.I32, bq.astype(np.int32))
-    cq = next((tensors[n].qp for n in (c_name, *node.outputs[2:]) if n in tensors and tensors[n].quant), None)
-    for name, q, dtype in ((h_name, hq, np.int8), (c_name, cq, np.int16)):
-        if name not in tensors:
-            if q is None:
-                raise UnsupportedOpError(f"{node.name}: a constant cell state with no quantised cell state to follow")
-            data = g.tensors[name].const_data
-            info = np.iinfo(dtype)
-            codes = np.clip(np.round(data / q.s) + q.zp, info.min, info.max).astype(dtype)
-            tensors[name] = Tensor(name, data.shape, DType.of(codes), codes, q)
-    x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs)
-    kinds = [tensors[n].dtype for n in (node.inputs[0], node.inputs[4], node.outputs[0], *node.outputs[1:2])]
-    if any(k is not DType.I8 for k in kinds) or any(tensors[n].dtype is not DType.I16 for n in (c_name, *node.outputs[2:])):
-        raise UnsupportedOpError(f"{node.name}: the integer LSTM needs int8 input and hidden states and int16 cell "
-                                 f"states, got {[k.value for k in kinds]}")
-    q = kl.LstmQuant(xq.s, xq.zp, w_in.qp.scale, w_rec.qp.scale, h0.qp.s, h0.qp.zp, hq.s, hq.zp, c0.qp.s,
-                     a.cell_clip)
-    return kl.prepare_lstm(q, w_in.const_data, w_rec.const_data, bias.const_data)
 
 
 def _params_16(node: Node, x_t: Tensor, out_t: Tensor) -> Sigmoid16Params | Softmax16Params:
