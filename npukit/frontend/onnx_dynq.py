@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .onnx_fuse import GraphView
+from .onnx_fuse import GraphView, with_nodes
 
 _QUANTISED = ("DynamicQuantizeLSTM", "DynamicQuantizeMatMul", "ConvInteger", "MatMulInteger")
 _LSTM_ATTRS = ("activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size",
@@ -178,11 +178,7 @@ def dequantise_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
             inits += mm[1]
     if not new:
         return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    del out.graph.node[:]
-    out.graph.node.extend(k for n in g.node for k in (new.get(n.output[0], [n]) if n.output else [n]))
-    out.graph.initializer.extend(inits)
+    out = with_nodes(model, (k for n in g.node for k in (new.get(n.output[0], [n]) if n.output else [n])), inits)
     live = _live(out.graph)
     del out.graph.node[:]
     out.graph.node.extend(live)

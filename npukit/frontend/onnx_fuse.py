@@ -11,8 +11,10 @@ ONNX graph (where constants are still visible) turns each into one standard node
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
+
 import onnx
 from onnx import helper, numpy_helper
 
@@ -221,13 +223,16 @@ def fuse_onnx_patterns(model: onnx.ModelProto) -> onnx.ModelProto:
         replaced[last] = [fused]
     if not replaced:
         return model
+    return with_nodes(model, (k for i, n in enumerate(g.node)
+                              for k in replaced.get(i, [] if n.output[0] in drop else [n])), inits)
+
+
+def with_nodes(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto],
+               inits: Iterable[onnx.TensorProto] = ()) -> onnx.ModelProto:
+    """A copy of `model` whose graph has `nodes`, in order, and `inits` added to its initialisers."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.graph.node[:]
-    for i, n in enumerate(g.node):
-        if i in replaced:
-            out.graph.node.extend(replaced[i])
-        elif n.output[0] not in drop:
-            out.graph.node.append(n)
+    out.graph.node.extend(nodes)
     out.graph.initializer.extend(inits)
     return out

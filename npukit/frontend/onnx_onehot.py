@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .onnx_fuse import GraphView
+from .onnx_fuse import GraphView, with_nodes
 
 _FLOAT = onnx.TensorProto.FLOAT
 _INTEGERS = (onnx.TensorProto.INT32, onnx.TensorProto.INT64)
@@ -185,16 +185,8 @@ def gather_one_hots(model: onnx.ModelProto) -> onnx.ModelProto:
         drop |= _dead(v, nodes, position)
     if not replaced:
         return model
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
-    del result.graph.node[:]
-    for i, n in enumerate(g.node):
-        if i in replaced:
-            result.graph.node.extend(replaced[i])
-        elif i not in drop:
-            result.graph.node.append(n)
-    result.graph.initializer.extend(inits)
-    return result
+    return with_nodes(model, (k for i, n in enumerate(g.node) for k in replaced.get(i, [] if i in drop else [n])),
+                      inits)
 
 
 def _dead(v: GraphView, nodes: list[onnx.NodeProto], position: dict[int, int]) -> set[int]:
