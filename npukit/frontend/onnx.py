@@ -6,6 +6,7 @@ onnx_ops_*.py. Graph inputs and outputs keep their ONNX names, shapes and layout
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Mapping
 
 import numpy as np
@@ -38,6 +39,10 @@ _NEVER_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNor
                "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
+class DynamicBatchWarning(UserWarning):
+    """An input's leading dimension is symbolic; the model is compiled for batch 1."""
+
+
 def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
     tt = vi.type.tensor_type
     if vi.name in given:
@@ -52,6 +57,10 @@ def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:
     if not tt.HasField("shape"):
         raise ModelError(f"input {vi.name!r} has no shape: give it with --input-shape {vi.name}=...")
     dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in tt.shape.dim)
+    if dims and dims[0] == -1 and -1 not in dims[1:] and len(dims) > 1:
+        warnings.warn(f"input {vi.name!r} has a dynamic batch dimension: compiled for batch 1 "
+                      f"(--input-shape {vi.name}=... chooses another)", DynamicBatchWarning, stacklevel=2)
+        dims = (1, *dims[1:])
     if -1 in dims:
         shown = ",".join("?" if d < 0 else str(d) for d in dims)
         raise ModelError(f"input {vi.name!r} has dynamic shape [{shown}]: give it with "

@@ -219,16 +219,20 @@ class RandomFeeds(Sequence):
 
 def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
                       n_random: int = 8, seed: int = 0) -> Sequence[dict[str, np.ndarray]]:
-    """Split `calibration` ({input: [N, *shape]}) into per-sample feeds; random data if None."""
+    """Split `calibration` ({input: [N, *shape]}, or [N, *shape[1:]] for a batch-1 input) into
+    per-sample feeds; random data if None."""
     if calibration is None:
         return RandomFeeds(g, n_random, seed)
     missing = [n for n in g.inputs if n not in calibration]
     if missing:
         raise InputError(f"calibration data has no array for input(s) {missing}; "
                          f"it has {sorted(calibration)}")
-    counts = set()
+    counts, arrays = set(), {}
     for name in g.inputs:
         shape, arr = g.tensors[name].shape, np.asarray(calibration[name])
+        if shape[:1] == (1,) and arr.ndim == len(shape) and arr.shape[1:] == shape[1:]:
+            arr = arr[:, None]                     # N samples stacked along a batch-1 axis
+        arrays[name] = arr
         if arr.shape[1:] != shape:
             raise InputError(f"calibration array {name!r} has shape {arr.shape}; expected [N, "
                              f"{', '.join(map(str, shape))}]")
@@ -236,7 +240,7 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
     if len(counts) != 1 or 0 in counts:
         raise InputError(f"calibration arrays need the same, non-zero sample count; got {sorted(counts)}")
     n = counts.pop()
-    return [{name: np.asarray(calibration[name][i], np.float32) for name in g.inputs} for i in range(n)]
+    return [{name: np.asarray(arrays[name][i], np.float32) for name in g.inputs} for i in range(n)]
 
 
 def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,

@@ -52,6 +52,35 @@ def test_dynamic_dims_need_input_shape():
         load_onnx(dynamic_model(), {"x": (1, 3, 4)})
 
 
+def test_dynamic_batch_alone_compiles_for_batch_one(tmp_path):
+    """A symbolic leading dim with every other dim known: batch 1, said once; calibration may
+    stack its samples along that batch axis."""
+    import npukit
+    from npukit.frontend.onnx import DynamicBatchWarning
+    from onnx_testutil import onnxruntime_outputs
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32)
+    mb = model_bytes([node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+                     {"x": ("N", 3, 6, 6)}, ["y"], {"w": w})
+    with pytest.warns(DynamicBatchWarning, match="input 'x' has a dynamic batch dimension: compiled for batch 1"):
+        g = load_onnx(mb)
+    assert g.tensors["x"].shape == (1, 3, 6, 6)
+    path = tmp_path / "dyn_batch.onnx"
+    path.write_bytes(mb)
+    calib = rng.normal(0, 1, (6, 3, 6, 6)).astype(np.float32)
+    with pytest.warns(DynamicBatchWarning):
+        stacked = npukit.compile(path, calibration={"x": calib}, sqnr=False)
+    with pytest.warns(DynamicBatchWarning):
+        per_sample = npukit.compile(path, calibration={"x": calib[:, None]}, sqnr=False)
+    x = calib[:1]
+    got = stacked.run({"x": x})["y"]
+    assert np.array_equal(got, per_sample.run({"x": x})["y"])
+    want = onnxruntime_outputs(mb, {"x": x})["y"]
+    scale = float(np.abs(want).max()) / 127
+    assert np.abs(got - want).max() <= 3 * scale
+
+
 def test_weights_computed_from_input_run_on_the_host():
     mb = model_bytes([node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1])],
                      {"x": (1, 3, 4, 4), "w": (2, 3, 1, 1)}, ["y"])
