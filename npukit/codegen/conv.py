@@ -6,14 +6,14 @@ contiguous DMA; per-channel bias, multiplier and shift follow each output-channe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..arch import Arch
 from ..ir.graph import ConvAttrs, Graph, Node, Op
 from ..isa import instructions as I
-from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, rows_in, search_conv
+from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, one_row_fits, rows_in, search_conv
 from ..errors import ScheduleError
 from ..cost import costs
 from .context import Ctx, OwnSlots, SlotPair
@@ -47,11 +47,23 @@ class ConvProblem:
     mode: int               # requantisation: 0 Q31, 1 exact double (fully connected), 2 16x8, 3 16x8 FC
 
 
-def conv_problem(g: Graph, node: Node) -> ConvProblem:
+def _columns(x_shape: tuple, o_shape: tuple, w: np.ndarray, attrs: ConvAttrs) -> tuple:
+    """A one-row conv seen down its columns: [N, 1, W, C] and [N, W, 1, C] are the same bytes,
+    so a 1 x kw kernel over one long row becomes a kw x 1 kernel over W rows, which tile."""
+    def swap(p: tuple) -> tuple:
+        return p[::-1]
+    t, l, b, r = attrs.pads
+    return ((x_shape[0], x_shape[2], 1, x_shape[3]), (o_shape[0], o_shape[2], 1, o_shape[3]),
+            np.ascontiguousarray(w.transpose(0, 2, 1, 3)),
+            replace(attrs, stride=swap(attrs.stride), dilation=swap(attrs.dilation), pads=(l, t, r, b),
+                    input_dilation=swap(attrs.input_dilation)))
+
+
+def _geometry(g: Graph, node: Node, fit: tuple[int, int, int] | None) -> tuple:
+    """(shape, attrs, weights, x shape, output shape, groups) of the layer as its tiles see it."""
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     w = g.tensors[node.inputs[1]].const_data
     k_all = out.shape[-1]
-    bias = (g.tensors[node.inputs[2]].const_data if len(node.inputs) > 2 else np.zeros(k_all, np.int64))
     if node.op is Op.FULLY_CONNECTED:   # a 1x1 conv over all leading positions
         n_pos = int(np.prod(x.shape[:-1]))
         x_shape: tuple[int, ...] = (1, 1, n_pos, x.shape[-1])
@@ -65,19 +77,48 @@ def conv_problem(g: Graph, node: Node) -> ConvProblem:
     groups = 1 if attrs.depthwise else attrs.groups
     mult = k_all // c if attrs.depthwise else 0
     xb, ob = x.dtype.np.itemsize, out.dtype.np.itemsize
-    if xb == 2:
-        wide_conv_check(node, attrs, ob)
     shape = ConvShape(h, wd, c // groups, eh, ew, k_all // groups, kh, kw, attrs.stride[0],
                       attrs.dilation[0], attrs.input_dilation[0], mult, xb, ob)
-    mode = (3 if xb == 2 else 1) if node.op is Op.FULLY_CONNECTED else (2 if xb == 2 else 0)
+    if (fit is not None and h == eh == 1 and kh == 1 and not mult and attrs.pads[0] == attrs.pads[2] == 0
+            and wd > 1 and not one_row_fits(shape, *fit)):
+        x_shape, o_shape, w, attrs = _columns(x_shape, o_shape, w, attrs)
+        shape = ConvShape(wd, 1, c // groups, ew, 1, k_all // groups, kw, 1, attrs.stride[0],
+                          attrs.dilation[0], attrs.input_dilation[0], mult, xb, ob)
+    return shape, attrs, w, x_shape, o_shape, groups
+
+
+def conv_problem(g: Graph, node: Node, fit: tuple[int, int, int] | None = None) -> ConvProblem:
+    """The layer's tiled problem; given `fit` (working ABUF bytes, ACC bytes, buffers per
+    tile), a one-row conv whose smallest row tile does not fit is taken down its columns."""
+    shape, attrs, w, x_shape, o_shape, groups = _geometry(g, node, fit)
+    if shape.in_bytes == 2:
+        wide_conv_check(node, attrs, shape.out_bytes)
+    k_all = o_shape[-1]
+    bias = (g.tensors[node.inputs[2]].const_data if len(node.inputs) > 2 else np.zeros(k_all, np.int64))
+    mode = (3 if shape.in_bytes == 2 else 1) if node.op is Op.FULLY_CONNECTED else (2 if shape.in_bytes == 2 else 0)
     return ConvProblem(shape, attrs, w, requant_params(bias, node.params, k_all, mode), x_shape, o_shape,
                        groups, mode)
+
+
+def _fit(ctx: Ctx) -> tuple[int, int, int]:
+    return ctx.arch.abuf_bytes - ctx.onchip_bytes, ctx.arch.acc_bytes, ctx.nbuf
+
+
+def conv_support(g: Graph, node: Node, work_abuf: int, arch: Arch, nbuf: int) -> str:
+    """'' if some tiling of a (non-depthwise) conv or fully connected layer fits, else why not."""
+    if getattr(node.attrs, "depthwise", False):
+        return ""
+    s = _geometry(g, node, (work_abuf, arch.acc_bytes, nbuf))[0]
+    if not one_row_fits(s, work_abuf, arch.acc_bytes, nbuf):
+        return (f"no tiling fits: one output row ({s.ew} pixels from {rows_in(s, 1)} input rows of {s.w}) "
+                f"needs more than ABUF {work_abuf} B or ACC {arch.acc_bytes} B")
+    return ""
 
 
 def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
     """The tiling the schedule takes: the cheapest by the closed forms, the event model timing
     the `timed_candidates` cheapest."""
-    pr = conv_problem(g, node)
+    pr = conv_problem(g, node, _fit(ctx))
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
     in_place = (ctx.space(node.inputs[0]) == I.ABUF and not pr.attrs.depthwise,
@@ -94,7 +135,7 @@ def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
 
 def lower_conv(ctx: Ctx, g: Graph, node: Node, t: ConvTiling) -> None:
     """Emit the layer with the schedule's tiling `t`."""
-    pr = conv_problem(g, node)
+    pr = conv_problem(g, node, _fit(ctx))
     check_conv_tiling(node.name, pr.shape, t)
     _emit(ctx, node, pr, t)
 

@@ -15,7 +15,7 @@ from ..cost.timing import (HOST_CLASS, GRU_CELL_OPS_PER_CELL, LSTM_CELL_OPS_PER_
                            SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT, layer_norm_ops, npu_clock)
 from ..kernels.kernels_vpu16 import Lut16Params, Sigmoid16Params
 from .context import CompileOptions
-from .conv import conv_macs
+from .conv import conv_macs, conv_support
 from .data import DATA_LOWERING, gather_support
 from .gru import PARAM_BYTES as GRU_PARAM_BYTES, gru_macs, gru_support
 from .gru import cells_per_block as gru_cells
@@ -57,6 +57,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None,
             return reason
     if op in TRANSFORMER_NPU_OPS:
         return matmul_support(g, node)
+    if op in (Op.CONV2D, Op.FULLY_CONNECTED) and arch is not None:
+        return conv_support(g, node, work_abuf, arch, 2 if (options or CompileOptions()).double_buffer else 1)
     if op in (Op.CONV2D, Op.FULLY_CONNECTED, Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE) or op in LUT_OPS:
         return ""
     if op is Op.MAGNITUDE:       # reached only without int16 tensors (those are handled above)

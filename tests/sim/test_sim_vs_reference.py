@@ -101,6 +101,48 @@ def test_conv_sim_equals_reference(tmp_path, case, seed, abuf, mxu, dataflow, ro
     assert_sim_equals_reference(prog, feeds)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), kind=st.sampled_from(["plain", "grouped", "transposed"]),
+       kw=st.integers(1, 9), stride=st.integers(1, 4), dilation=st.integers(1, 2),
+       pads=st.tuples(st.integers(0, 3), st.integers(0, 3)), w=st.integers(1100, 2000),
+       double=st.booleans(), dataflow=st.sampled_from(["ws", "os"]))
+def test_one_long_row_conv_is_taken_down_its_columns(tmp_path, seed, kind, kw, stride, dilation, pads, w,
+                                                     double, dataflow):
+    """A one-row conv whose row does not fit ABUF (an audio front end's 1 x 256 kernel over
+    44,098 samples) runs down its columns, and computes the reference's outputs."""
+    from npukit.codegen.conv import conv_problem
+    from npukit.schedule.tiling import one_row_fits
+
+    rng = np.random.default_rng(seed)
+    groups = 2 if kind == "grouped" else 1
+    c, k = 2 * groups, 3 * groups
+    if kind == "transposed":
+        dilation, pads = 1, (min(pads[0], kw - 1), min(pads[1], kw - 1))
+    data = conv_model(rng, c=c, k=k, h=1, w=w, kernel=(1, kw), stride=(1, stride), dilation=(1, dilation),
+                      pads=[0, pads[0], 0, pads[1]], groups=groups, transposed=kind == "transposed")
+    arch = small_arch(1, 1, 1, 4, 4, dataflow)
+    calib = {"x": rng.standard_normal((3, 1, c, 1, w)).astype(np.float32)}
+    prog = _compile(tmp_path, data, arch, CompileOptions(double_buffer=double), calib)
+    conv = next(n for n in prog.qgraph.nodes if n.op.value == "conv2d")
+    assert not one_row_fits(conv_problem(prog.qgraph, conv).shape, arch.abuf_bytes, arch.acc_bytes, 1)
+    tiles = [i for i in prog.program.instructions if isinstance(i, I.Conv)]
+    assert len(tiles) > 1 and all(t.in_w == 1 for t in tiles)
+    assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, c, 1, w)).astype(np.float32)}])
+
+
+def test_a_conv_no_tiling_fits_runs_on_the_host(tmp_path):
+    """A 3x3 conv whose one output row needs more than ABUF is placed on the host, with the
+    reason, instead of refusing the model; the program still computes the reference's outputs."""
+    rng = np.random.default_rng(3)
+    data = conv_model(rng, c=2, k=3, h=3, w=1500, kernel=(3, 3), stride=(1, 1), dilation=(1, 1),
+                      pads=[0, 1, 0, 1], groups=1, relu=True)
+    calib = {"x": rng.standard_normal((3, 1, 2, 3, 1500)).astype(np.float32)}
+    prog = _compile(tmp_path, data, small_arch(1, 1, 1, 4, 4, "ws"), CompileOptions(), calib)
+    host = [la for la in prog.program.layers if la.target == "host"]
+    assert len(host) == 1 and host[0].reason.startswith("no tiling fits: one output row (1500 pixels")
+    assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, 2, 3, 1500)).astype(np.float32)}])
+
+
 def test_tiles_really_split(tmp_path):
     """The property test above is only meaningful if layers are split: check one is."""
     rng = np.random.default_rng(0)
