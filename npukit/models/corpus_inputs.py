@@ -195,6 +195,17 @@ def speech(seconds: float = 2.0) -> list[np.ndarray]:
     return [np.asarray(recs[k], np.float32)[:n] for k in sorted(recs) if len(recs[k]) >= n]
 
 
+def pitch_window(seed: int, samples: int = 43844, rate: int = 22050) -> np.ndarray:
+    """[1, samples, 1] float32: basic-pitch's 2 s window at 22.05 kHz, cut from the
+    pocketsphinx recordings (calibration seeds < 1000 from every other file, evaluation seeds
+    from the others)."""
+    from .datasets_audio import pocketsphinx_recordings, resample
+    recs = pocketsphinx_recordings()
+    names = sorted(recs)[0 if seed < 1000 else 1::2]
+    audio = resample(recs[names[seed % len(names)]], 16000, rate)[:samples]
+    return np.pad(audio, (0, samples - len(audio)))[None, :, None].astype(np.float32)
+
+
 def file_bytes(seed: int) -> np.ndarray:
     """[1, 2048] int32: Magika's view of a file installed here (Python sources, scikit-image's
     pictures, numpy's shared libraries and headers, ...): its first and last 1024 bytes with

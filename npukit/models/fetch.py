@@ -104,6 +104,9 @@ REGISTRY: dict[str, ModelSource] = {
     "oww-okay-nabu": ModelSource("pyopen-wakeword", "1.1.0", "pyopen_wakeword/models/okay_nabu.tflite"),
     # a head whose second-stage verifier runs under a data-dependent IF
     "oww-hey-jarvis": ModelSource("pyopen-wakeword", "1.1.0", "pyopen_wakeword/models/hey_jarvis.tflite"),
+    # Spotify's basic-pitch note transcription: CQT of 2 s at 22.05 kHz as strided 1-D convs,
+    # then note, onset and contour posteriors per frame (ONNX exported with tf2onnx)
+    "basic-pitch": ModelSource("basic-pitch", "0.4.0", "basic_pitch/saved_models/icassp_2022/nmp.onnx"),
 }
 
 
