@@ -352,7 +352,8 @@ def info(model: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = No
         raise InputError(f"{unknown[0]!r} is not an input of the model (inputs: "
                          f"{', '.join(t.name for t in sig.inputs)})")
     # a TFLite file also stores the shape it was built with: that is what it compiles with
-    open_dims = [t for t in sig.inputs if not t.is_static and t.name not in given and sig.format == "onnx"]
+    open_dims = [t for t in sig.inputs
+                 if not t.is_static and not t.batch_only and t.name not in given and sig.format == "onnx"]
     bind_values(sig, input_values or {})        # checked even when placement cannot be given
     a = _arch(arch)
     rows, note = None, ""

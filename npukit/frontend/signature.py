@@ -28,6 +28,11 @@ class TensorSpec:
     def is_static(self) -> bool:
         return self.shape is not None and not self.dynamic
 
+    @property
+    def batch_only(self) -> bool:
+        """Only the leading dim is open: the ONNX importer takes it as batch 1."""
+        return self.shape is not None and len(self.shape) > 1 and self.dynamic == (0,)
+
     def to_dict(self) -> dict:
         return {"name": self.name, "dtype": self.dtype,
                 "shape": list(self.shape) if self.shape is not None else None, "dynamic": list(self.dynamic)}
