@@ -174,6 +174,10 @@ def test_state_tensor_shared_by_h_and_c_is_int16_and_requantised_apart(tmp_path)
         for name, w_ in zip(("y", "state_n", "act"), want):
             err = np.abs(got[name] - w_)[:1] if name == "state_n" else np.abs(got[name] - w_)   # the hidden state
             assert err.max() <= 3 * s_h, (name, err.max() / s_h)
+    again = npukit.compile(path, "npu-m", scales=prog.scales)      # the scales replayed: the same program
+    assert again.qgraph.tensors["state"].quant == qg.tensors["state"].quant
+    assert all(np.array_equal(a, b) for a, b in zip(again.run({"x": xs[41], "state": calib[5][0]}).values(),
+                                                      prog.run({"x": xs[41], "state": calib[5][0]}).values()))
     ends = npukit.compile(path, "npu-m", calibration=calibration, host_nodes=("h_in", "c_in", "state_out"))
     assert ends.qgraph.tensors["state_n"].dtype.value == "float32"
 
