@@ -101,9 +101,9 @@ def placements(g: Graph, arch: Arch | None = None, options: CompileOptions | Non
     if g.is_quantised:
         qg = attach_params(g)
     else:
-        g, copies = isolate_lstm_states(optimize(g))
+        g, copies, states = isolate_lstm_states(optimize(g))
         qg = quantize_graph(g, {n: Range(-1.0, 1.0) for n, t in g.tensors.items() if not t.is_const},
-                            magnitude_int16(g), params=False)
+                            magnitude_int16(g) | states, params=False)
         ts = qg.tensors          # the LSTM state copies' requantisations (placement reads their params)
         qg = qg.with_nodes([n.with_(params=kv.prepare_requantize(ts[n.inputs[0]].qp.s, ts[n.inputs[0]].qp.zp,
                                                                  ts[n.outputs[0]].qp.s, ts[n.outputs[0]].qp.zp))
@@ -257,24 +257,30 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
 
     whole = whole_tensors(g)
 
-    def calibrated(m: str, folded: bool = True) -> tuple[dict, list[dict]]:
+    def calibrated(m: str, folded: bool = True, names: Iterable[str] | None = None) -> tuple[dict, list[dict]]:
         # the ranges on all samples, and (folded) each fold's graph's: on every sample but the fold's
         def per(name: str) -> str:      # hybrid: percentile but where the extremes are the answer
             return m if m != "hybrid" else "minmax" if name in whole else "percentile"
-        return ({name: obs.range(per(name)) for name, obs in observers.items()},
-                [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(per(name)) for name in observers}
+        of = list(observers if names is None else names)
+        return ({name: observers[name].range(per(name)) for name in of},
+                [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(per(name)) for name in of}
                  for i in range(1, len(chunks) if folded else 1)])
     if options.bias_correction == "auto":
         g = correct_biases(g, values)
         values = values[:REPORT_SAMPLES]
     ranges, without = calibrated(used, sqnr or options.precision != "int8")
-    if calibration is not None:
-        warn_calibration(g, observers, ranges)
+    calibrated_g = g
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
-    g, lstm_copies = isolate_lstm_states(g)              # an LSTM's int8 hidden and int16 cell states apart
+    g, lstm_copies, states = isolate_lstm_states(g)      # an LSTM's int8 hidden and int16 cell states apart
+    if calibration is not None:     # (the int16 state tensors have codes for their outlying channels)
+        warn_calibration(calibrated_g, {n: o for n, o in observers.items() if n not in states}, ranges)
     copies |= lstm_copies
     for r in (ranges, *without):
         r.update({copy: r[name] for copy, name in copies.items()})
+    # the int16 recurrent state holds what the cell state reaches: its extremes, not a percentile
+    exact, exact_without = calibrated("minmax", bool(without), {copies.get(t, t) for t in states})
+    for r, e in zip((ranges, *without), (exact, *exact_without)):
+        r.update({t: e[copies.get(t, t)] for t in states})
     values = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
     stage("quantise")
     widenings: list[frozenset[str]] = []
@@ -287,7 +293,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
             r.update({copy: r[name] for copy, name in copies.items()})
         values[:] = [{**v, **{copy: v[name] for copy, name in copies.items()}} for v in values]
         return g, wide
-    forced = magnitude_int16(g) | frozenset(int16_tensors)
+    forced = magnitude_int16(g) | states | frozenset(int16_tensors)
     if forced:
         g, forced = widen(g, forced)
     qg = int8 = quantize_graph(g, ranges, forced)

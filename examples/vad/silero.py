@@ -6,8 +6,9 @@ the new chunk), `state` [2, 1, 128] (the LSTM's h and c, fed back every chunk) a
 16000 at compile time; the frontend then folds every `If`. The STFT front runs on the NPU
 with 16-bit audio: reflect padding by DMA, the fixed-basis conv as a 16x8 conv (int16 in and
 out), the magnitude (Slice, Pow, Add, Sqrt fused) on the VPU into the int8 encoder input. The
-LSTM runs on the NPU as TFLite's integer LSTM (int8 hidden, int16 cell state); the gathers of
-its state out of `state` and the concat into `stateN` run in float on the host.
+LSTM runs on the NPU as TFLite's integer LSTM (int8 hidden, int16 cell state), and so do the
+slices of its state out of `state` and the concat into `stateN`: those tensors are int16
+(docs/numerics.md), and `run` takes and returns them as float, so the loop feeds `stateN` back.
 """
 
 from __future__ import annotations
@@ -76,37 +77,11 @@ def calibration_feeds(model_path: str | Path, audios: list[np.ndarray], n: int =
     return {name: np.stack([feeds[i][name] for i in pick]) for name in SHAPES}
 
 
-# the recurrent state's ends: state -> gathers of h and c (the NPU could slice them, but the state
-# would then be one int8 tensor) and the unsqueezes / concat into stateN stay float on the host, so
-# stateN is float; the LSTM between them runs on the NPU as TFLite's integer LSTM (h int8, c int16)
-# (the STFT front is not listed: it compiles to the NPU with int16 audio, see quant.wide.magnitude_int16)
-# (names as in silero's op15 file; the default file prefixes them with its If branch's name)
-HOST_PREFIXES = ("/decoder/Gather_2", "/decoder/Gather_3", "/decoder/Unsqueeze", "/decoder/Concat",
-                 "/Add")
-
-
-def host_nodes(model_path: str | Path) -> frozenset[str]:
-    """ONNX nodes run in float on the host although the NPU could: the recurrent state's path,
-    so h and c stay float between chunks."""
-    import onnx
-
-    def names(graph):
-        for node in graph.node:
-            yield node.name
-            for a in node.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    yield from names(a.g)
-    model = onnx.load(str(model_path))
-    def core(name: str) -> str:
-        name = name.split("__")[-1]
-        return name[len("/model"):] if name.startswith("/model/") else name
-    return frozenset(n for n in names(model.graph) if core(n).startswith(HOST_PREFIXES))
-
-
 def compile_silero(model_path: str | Path, arch: str, calibration: dict,
                    method: str = "minmax") -> npukit.CompiledModel:
-    return npukit.compile(model_path, arch, SHAPES, calibration, method, input_values={"sr": SAMPLE_RATE},
-                          host_nodes=host_nodes(model_path))
+    """Every layer on the NPU (as `npukit compile` does it): `state` and `stateN` are int16
+    between chunks (the compiler's rule for tensors tying an LSTM's hidden and cell states)."""
+    return npukit.compile(model_path, arch, SHAPES, calibration, method, input_values={"sr": SAMPLE_RATE})
 
 
 def placement(prog: npukit.CompiledModel) -> dict[str, dict[str, int]]:

@@ -38,6 +38,7 @@ class Scales:
         from ..opt.equalize import equalize
         from ..opt.pipeline import optimize
         from .groups import requantise_fixed_outputs
+        from .lstm_states import isolate_lstm_states
         from .quantize import quantize_graph
         from .wide import widen_mxu_boundaries
         stage("optimise")
@@ -46,7 +47,8 @@ class Scales:
             g = equalize(g)
         ranges = self.covering(g)
         g, copies = requantise_fixed_outputs(g, ranges)
-        ranges.update({copy: ranges[name] for copy, name in copies.items()})
+        g, lstm_copies, _ = isolate_lstm_states(g)     # (its int16 state tensors are in the first widening)
+        ranges.update({copy: ranges[name] for copy, name in (copies | lstm_copies).items()})
         wide: frozenset[str] = frozenset()
         for step in self.widenings:
             g, wide, copies = widen_mxu_boundaries(g, step)

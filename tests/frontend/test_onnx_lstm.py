@@ -116,47 +116,76 @@ def test_full_length_sequence_lens_runs_on_the_npu(tmp_path):
     assert [n.op.value for n in prog.qgraph.nodes].count("lstm") == 2
 
 
-def test_state_tensor_shared_by_h_and_c_is_requantised_apart(tmp_path):
-    """silero's pattern: h0 and c0 sliced out of one `state`, Y_h and Y_c concatenated back. The
-    shared scales would tie the int8 hidden and int16 cell states together: QUANTIZE copies keep
-    them apart, everything runs on the NPU and stays within a few steps of the state's scale."""
+def test_state_tensor_shared_by_h_and_c_is_int16_and_requantised_apart(tmp_path):
+    """silero's pattern: h0 and c0 sliced out of one `state`, Y_h and Y_c concatenated back, Y_h
+    also read on (a ReLU). The shared scales would tie the int8 hidden and int16 cell states
+    together: QUANTIZE copies keep them apart, the tying tensors (`state`, its slices, the concat,
+    `state_n`) are int16, the ReLU reads Y_h at the LSTM's hidden scale, everything runs on the
+    NPU, each step is within a few hidden-state steps of onnxruntime, and a stream fed back
+    through the int16 `state_n` follows the one whose state's ends run in float on the host
+    (the states carried exactly)."""
     hidden, n_in = 16, 8
     rng = np.random.default_rng(3)
     w = (rng.standard_normal((1, 4 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
     r = (rng.standard_normal((1, 4 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
-    consts = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (np.array([0], np.int64), "zero"),
+    b = np.zeros((1, 8 * hidden), np.float32)
+    b[0, 2 * hidden:3 * hidden] = 3.0          # forget gate open: the cell state grows past the hidden range
+    consts = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"), (np.array([0], np.int64), "zero"),
                                                           (np.array([1], np.int64), "one"),
                                                           (np.array([2], np.int64), "two"))]
-    nodes = [helper.make_node("Slice", ["state", "zero", "one", "zero"], ["h0"]),
-             helper.make_node("Slice", ["state", "one", "two", "zero"], ["c0"]),
-             helper.make_node("LSTM", ["x", "W", "R", "", "", "h0", "c0"], ["y", "y_h", "y_c"], hidden_size=hidden),
-             helper.make_node("Concat", ["y_h", "y_c"], ["state_n"], axis=0)]
+    nodes = [helper.make_node("Slice", ["state", "zero", "one", "zero"], ["h0"], name="h_in"),
+             helper.make_node("Slice", ["state", "one", "two", "zero"], ["c0"], name="c_in"),
+             helper.make_node("LSTM", ["x", "W", "R", "B", "", "h0", "c0"], ["y", "y_h", "y_c"], hidden_size=hidden),
+             helper.make_node("Concat", ["y_h", "y_c"], ["state_n"], axis=0, name="state_out"),
+             helper.make_node("Relu", ["y_h"], ["act"])]
     graph = helper.make_graph(nodes, "state", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, n_in]),
                                                helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, 1, hidden])],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "state_n")],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "state_n", "act")],
                               consts)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
     path = tmp_path / "state.onnx"
     onnx.save(model, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    state = np.zeros((2, 1, hidden), np.float32)
-    xs = rng.standard_normal((40, 1, 1, n_in)).astype(np.float32)
-    states = []
-    for x in xs:                       # calibrate on the states a stream meets
-        states.append(state)
-        state = session.run(None, {"x": x, "state": state})[1]
-    prog = npukit.compile(path, "npu-m", calibration={"x": xs, "state": np.stack(states)})
+
+    def stream(step, xs):
+        state, outs = np.zeros((2, 1, hidden), np.float32), []
+        for x in xs:
+            outs.append((state, *step(x, state)))
+            state = outs[-1][2]
+        return outs
+    ort_step = lambda x, st: session.run(["y", "state_n", "act"], {"x": x, "state": st})   # noqa: E731
+    xs = rng.standard_normal((60, 1, 1, n_in)).astype(np.float32)
+    calib = stream(ort_step, xs[:40])          # calibrate on the states a stream meets
+    assert np.abs(np.stack([o[2][1] for o in calib])).max() > 3 * np.abs(np.stack([o[2][0] for o in calib])).max()
+    calibration = {"x": xs[:40], "state": np.stack([o[0] for o in calib])}
+    prog = npukit.compile(path, "npu-m", calibration=calibration)
     assert prog.profile().host_ops == []
-    lstm = next(n for n in prog.qgraph.nodes if n.op.value == "lstm")
-    assert [prog.qgraph.tensors[t].dtype.value for t in (lstm.inputs[4], lstm.inputs[5], *lstm.outputs)] == \
+    qg = prog.qgraph
+    lstm = next(n for n in qg.nodes if n.op.value == "lstm")
+    assert [qg.tensors[t].dtype.value for t in (lstm.inputs[4], lstm.inputs[5], *lstm.outputs)] == \
         ["int8", "int16", "int8", "int8", "int16"]
-    assert [n.op.value for n in prog.qgraph.nodes].count("quantize") == 4
-    s_state = prog.qgraph.tensors["state_n"].quant.s
-    for x, st in zip(xs[:4], states[20:24]):
-        got, want = prog.run({"x": x, "state": st}), session.run(None, {"x": x, "state": st})
-        for name, w_ in zip(("y", "state_n"), want):
-            assert np.abs(got[name] - w_).max() <= 3 * s_state, (name, np.abs(got[name] - w_).max() / s_state)
+    assert qg.tensors["state"].dtype.value == qg.tensors["state_n"].dtype.value == "int16"
+    relu = next(n for n in qg.nodes if n.outputs[0] == "act")
+    s_h = qg.tensors[lstm.outputs[1]].quant.s
+    assert qg.tensors[relu.inputs[0]].quant.s == s_h
+    for x, (st, *want) in zip(xs[20:24], calib[20:24]):
+        got = prog.run({"x": x, "state": st})
+        for name, w_ in zip(("y", "state_n", "act"), want):
+            err = np.abs(got[name] - w_)[:1] if name == "state_n" else np.abs(got[name] - w_)   # the hidden state
+            assert err.max() <= 3 * s_h, (name, err.max() / s_h)
+    again = npukit.compile(path, "npu-m", scales=prog.scales)      # the scales replayed: the same program
+    assert again.qgraph.tensors["state"].quant == qg.tensors["state"].quant
+    assert all(np.array_equal(a, b) for a, b in zip(again.run({"x": xs[41], "state": calib[5][0]}).values(),
+                                                      prog.run({"x": xs[41], "state": calib[5][0]}).values()))
+    ends = npukit.compile(path, "npu-m", calibration=calibration, host_nodes=("h_in", "c_in", "state_out"))
+    assert ends.qgraph.tensors["state_n"].dtype.value == "float32"
+
+    def step(p):
+        return lambda x, st: [p.run({"x": x, "state": st})[n] for n in ("y", "state_n", "act")]
+    for (_, *want), (_, *got) in zip(stream(step(ends), xs[40:]), stream(step(prog), xs[40:])):
+        for name, w_, g_ in zip(("y", "state_n", "act"), want, got):
+            assert np.abs(g_ - w_).max() <= s_h, (name, np.abs(g_ - w_).max() / s_h)
 
 
 def test_lstm_too_wide_for_wbuf_runs_in_blocks_of_cells(tmp_path):
