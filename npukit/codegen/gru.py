@@ -9,7 +9,8 @@ step's copied to the output by a DMA; weights as codegen/recurrent places them. 
 per-channel parameter block (I.GRU_PARAM_ROWS int32 rows of 3C) and two weight rows do not fit
 WBUF, GRU_CELL runs per block of cells and batch row, the gate channels reordered block by block
 (recurrent.gate_order; the recurrent z, r rows by blocks of z and r) and each block's parameters
-reloaded into two alternating WBUF slots before its cell.
+reloaded into two alternating WBUF slots before its cell. A reverse GRU takes its chunks from
+the end of the sequence and its steps last to first, as a reverse LSTM.
 """
 from __future__ import annotations
 
@@ -113,14 +114,16 @@ def lower_gru(ctx: Ctx, g: Graph, node: Node) -> dict:
     contiguous(e, src_space, src, I.ABUF, hid[0], b * c)
     q = params_to_ints(p.cell())
     x_space, x_at, y_space, y_at = ctx.space(x), ctx.addr(x), ctx.space(y), ctx.addr(y)
-    zp = p.hidden_zp
-    for t0 in range(0, steps, chunk):
-        tn = min(chunk, steps - t0)
+    zp, back = p.hidden_zp, node.attrs.reverse
+    for s0 in range(0, steps, chunk):
+        tn = min(chunk, steps - s0)
+        t0 = steps - s0 - tn if back else s0               # the chunk's first time index
         dma(e, x_space, x_at + t0 * n_in, (0, 0, steps * n_in, 1), I.ABUF, xa, (0, 0, tn * n_in, 1),
             (1, 1, b, tn * n_in), 1)
         weights.matmul(0, 0, gates, xa, b, tn, p.input_zp, acc_in)
-        for t in range(tn):
-            cur, nxt, src_t = hid[(t0 + t) % 2], hid[(t0 + t + 1) % 2], acc_in + 4 * t * gates
+        for s in range(tn):
+            t = tn - 1 - s if back else s                   # within the chunk
+            cur, nxt, src_t = hid[(s0 + s) % 2], hid[(s0 + s + 1) % 2], acc_in + 4 * t * gates
             weights.matmul(1, 0, 2 * c, cur, b, 1, zp, rec)
             if p.linear_before_reset:
                 weights.matmul(1, 2 * c, gates, cur, b, 1, zp, rec_n)
@@ -133,4 +136,5 @@ def lower_gru(ctx: Ctx, g: Graph, node: Node) -> dict:
         contiguous(e, I.ABUF, hid[steps % 2], ctx.space(node.outputs[1]), ctx.addr(node.outputs[1]), b * c)
     split = "" if len(blocks) == 1 else f", cell in {len(blocks)} blocks of {blocks[0][1]} cells, parameters " \
         "reloaded per block"
-    return {"tiling": f"{chunk} of {steps} steps per input matmul, {weights.describe()}{split}"}
+    last = ", last step first" if back else ""
+    return {"tiling": f"{chunk} of {steps} steps per input matmul{last}, {weights.describe()}{split}"}

@@ -79,15 +79,30 @@ def lstm(b: Builder, node) -> None:
         outs = [b.fresh(f"{src}/y{tag}"), b.fresh(f"{src}/h{tag}"), b.fresh(f"{src}/c{tag}")]
         back = direction == "reverse" or d == 1
         b.emit_outputs(Op.LSTM, ins, LstmAttrs(0.0, 0, reverse=back), outs, [DType.F32] * 3, b.claim_name())
-        for k, (v, shape) in enumerate(zip(outs, ((steps, 1, batch, hidden), (1, batch, hidden), (1, batch, hidden)))):
-            if len(node.output) <= k or not node.output[k]:
-                continue
-            if k == 0:
-                v = b.emit(Op.TRANSPOSE, [v], TransposeAttrs((1, 0, 2)), b.fresh(f"{src}/y_time_major{tag}"))
-            if dirs == 1:
-                b.reshape_to_onnx(node.output[k], v, shape)
-            else:
-                per_dir[k].append(b.emit(Op.RESHAPE, [v], ReshapeAttrs(shape), b.fresh(f"{v}/{d}")))
+        direction_outputs(b, node, outs, d, dirs, (steps, batch, hidden), per_dir)
+    concat_directions(b, node, per_dir)
+
+
+def direction_outputs(b: Builder, node, outs: list[str], d: int, dirs: int, dims: tuple[int, int, int],
+                      per_dir: list[list[str]]) -> None:
+    """Direction d's batch-major outputs (Y (B, T, H), then final states (B, H)) in ONNX's
+    layout: the node's outputs for one direction, else appended to per_dir for the concat."""
+    steps, batch, hidden = dims
+    src, tag = b.source[-1], "" if dirs == 1 else f"_{d}"
+    for k, v in enumerate(outs):
+        if len(node.output) <= k or not node.output[k]:
+            continue
+        shape = (steps, 1, batch, hidden) if k == 0 else (1, batch, hidden)
+        if k == 0:
+            v = b.emit(Op.TRANSPOSE, [v], TransposeAttrs((1, 0, 2)), b.fresh(f"{src}/y_time_major{tag}"))
+        if dirs == 1:
+            b.reshape_to_onnx(node.output[k], v, shape)
+        else:
+            per_dir[k].append(b.emit(Op.RESHAPE, [v], ReshapeAttrs(shape), b.fresh(f"{v}/{d}")))
+
+
+def concat_directions(b: Builder, node, per_dir: list[list[str]]) -> None:
+    """A bidirectional node's outputs: the directions' concatenated (Y on axis 1, states on 0)."""
     for k, parts in enumerate(per_dir):
         if parts:
             b.emit_result(node.output[k], Op.CONCAT, parts, ConcatAttrs(1 if k == 0 else 0), nhwc=False)

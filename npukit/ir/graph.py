@@ -316,8 +316,10 @@ class GruAttrs:
     and w_recurrent (3, C, C) int8 with one scale per gate (z, r, n), bias (3, C) int32 (the
     input-side biases), recurrent_bias (C,) int32 (R_n's, inside the reset product; zeros when
     linear_before_reset is 0), the initial hidden state (B, C) int8; outputs (B, T, C) int8
-    and, optionally, the final hidden state, all at the hidden state's quantisation."""
+    and, optionally, the final hidden state, all at the hidden state's quantisation. A reverse
+    GRU runs its steps from the last time index to the first, as a reverse LSTM."""
     linear_before_reset: int
+    reverse: bool = False
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,8 @@ def run_outputs(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         y, h, c = kernels_lstm.lstm_float(ins[0], ins[4], ins[5], ins[1], ins[2], ins[3], node.attrs.reverse)
         return [y, h, c][:len(node.outputs)]
     if node.op is Op.GRU:           # the output sequence and final hidden state
-        y, h = kernels_gru.gru_float(ins[0], ins[5], ins[1], ins[2], ins[3], ins[4], node.attrs.linear_before_reset)
+        a = node.attrs
+        y, h = kernels_gru.gru_float(ins[0], ins[5], ins[1], ins[2], ins[3], ins[4], a.linear_before_reset, a.reverse)
         return [y, h][:len(node.outputs)]
     return [run_node(node, ins)]
 

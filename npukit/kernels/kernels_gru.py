@@ -130,9 +130,9 @@ def cell_update(pre, rec_acc, h, rec_multiplier, rec_shift, rec_bias, q: GruCell
 
 
 def gru_sequence(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray,
-                 p: GruParams) -> tuple[np.ndarray, np.ndarray]:
+                 p: GruParams, reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Batch-major: x (B, T, I) int8, h0 (B, C) int8, weights (3, C, I) / (3, C, C) int8 ->
-    (outputs (B, T, C) int8, final h)."""
+    (outputs (B, T, C) int8, final h); `reverse` runs the steps last to first."""
     ch = p.channels().astype(np.int64)
     c = np.shape(h0)[-1]
     w_in = np.asarray(w_input).reshape(-1, np.shape(w_input)[-1])
@@ -141,7 +141,7 @@ def gru_sequence(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent
     h, q = np.asarray(h0, np.int8), p.cell()
     batch, steps = np.shape(x)[:2]
     out = np.empty((batch, steps, c), np.int8)
-    for t in range(steps):
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
         acc = matmul_acc(h, p.hidden_zp, w_rec)
         if not q.linear_before_reset:
             _, r = reset_gates(pre[:, t], acc[:, :2 * c], ch[3], ch[4])
@@ -152,7 +152,8 @@ def gru_sequence(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent
 
 
 def gru_float(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray, bias: np.ndarray,
-              recurrent_bias: np.ndarray, linear_before_reset: int) -> tuple[np.ndarray, np.ndarray]:
+              recurrent_bias: np.ndarray, linear_before_reset: int,
+              reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The float GRU the integer one approximates (float64 inside): bias (3, C) the summed
     input-side biases, recurrent_bias (C,) R_n's (inside the reset product when
     linear_before_reset is 1, else already in bias)."""
@@ -162,7 +163,8 @@ def gru_float(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent: n
     pre = np.asarray(x, np.float64) @ w_in.T + np.asarray(bias, np.float64).reshape(-1)
     h = np.asarray(h0, np.float64)
     out = np.empty((*pre.shape[:2], c))
-    for t in range(pre.shape[1]):
+    steps = pre.shape[1]
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
         pz, pr, pn = np.split(pre[:, t], 3, axis=-1)
         rz, rr, _ = np.split(h @ w_rec.T, 3, axis=-1)
         z, r = _sigmoid(pz + rz), _sigmoid(pr + rr)
