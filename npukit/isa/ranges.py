@@ -70,10 +70,11 @@ def reads(ins: I.Instr) -> list[Span]:
         return [Span(A, ins.src, ins.src + ins.rows * ins.n * ins.in_bytes),
                 Span(A, ins.params, ins.params + I.layer_norm_block(ins.n)[2])]
     if isinstance(ins, I.LstmCell):
-        g = 4 * ins.c
+        g = I.lstm_gates(ins.variant) * ins.c
         return [Span(C, ins.src, ins.src + 4 * ((ins.n - 1) * ins.src_stride + g)),
                 Span(C, ins.rec, ins.rec + 4 * ins.n * g),
-                Span(W, ins.params, ins.params + 4 * I.LSTM_PARAM_ROWS * g), Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c)]
+                Span(W, ins.params, ins.params + 4 * I.lstm_param_rows(ins.variant) * g),
+                Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c)]
     if isinstance(ins, I.GruCell):
         g = (2 + ins.mode) * ins.c              # input-part channels read per row
         out = [Span(C, ins.src, ins.src + 4 * ((ins.n - 1) * ins.src_stride + g)),
