@@ -303,11 +303,21 @@ class LstmAttrs:
     initial hidden state (B, C) int8 and cell state (B, C) int16 (scale a power of two);
     outputs (B, T, C) int8 and, optionally, the final hidden and cell states. The hidden state
     is quantised at (hidden_scale, hidden_zp). A reverse LSTM runs its steps from the last
-    time index to the first (ONNX direction="reverse"); outputs stay indexed by time."""
+    time index to the first (ONNX direction="reverse"); outputs stay indexed by time.
+    TFLite's variants: CIFG when w_input has 3 gates (f, g, o); then, in this order, the extra
+    inputs of `peephole` (G, C) int16 cell-to-gate weights (the g gate's row zero), of
+    `layer_norm` (G, C) int16 coefficients (gate_scales: the gates' pre-norm intermediates), of
+    `projection` (O, C) int8 weights and (O,) int32 bias (the hidden state and outputs then have
+    O channels, clipped at proj_clip)."""
     hidden_scale: float
     hidden_zp: int
     cell_clip: float = 0.0             # real-valued clip of the cell state, 0 = none
     reverse: bool = False
+    peephole: bool = False
+    layer_norm: bool = False
+    projection: bool = False
+    proj_clip: float = 0.0
+    gate_scales: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

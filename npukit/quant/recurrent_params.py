@@ -63,7 +63,7 @@ def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPara
     a = node.attrs
     hq = tensors[node.outputs[0]].qp if a.hidden_scale == 0 else QParams.per_tensor(a.hidden_scale, a.hidden_zp)
     xq = tensors[node.inputs[0]].qp
-    _, w_name, r_name, b_name, h_name, c_name = node.inputs
+    _, w_name, r_name, b_name, h_name, c_name = node.inputs[:6]
     for name in (w_name, r_name):
         if name not in tensors:
             tensors[name] = _per_gate(name, g.tensors[name].const_data)
@@ -76,11 +76,17 @@ def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPara
             if q is None:
                 raise UnsupportedOpError(f"{node.name}: a constant cell state with no quantised cell state to follow")
             tensors[name] = _state(name, g.tensors[name].const_data, q, dtype)
-    x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs)
+    x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs[:6])
+    extra = iter(tensors[n] for n in node.inputs[6:])             # TFLite's variants (LstmAttrs)
+    peep = next(extra) if a.peephole else None
+    norm = next(extra) if a.layer_norm else None
+    proj, proj_b = (next(extra), next(extra)) if a.projection else (None, None)
     kinds = [tensors[n].dtype for n in (node.inputs[0], node.inputs[4], node.outputs[0], *node.outputs[1:2])]
     if any(k is not DType.I8 for k in kinds) or any(tensors[n].dtype is not DType.I16 for n in (c_name, *node.outputs[2:])):
         raise UnsupportedOpError(f"{node.name}: the integer LSTM needs int8 input and hidden states and int16 cell "
                                  f"states, got {[k.value for k in kinds]}")
     lq = kl.LstmQuant(xq.s, xq.zp, w_in.qp.scale, w_rec.qp.scale, h0.qp.s, h0.qp.zp, hq.s, hq.zp, c0.qp.s,
-                      a.cell_clip)
-    return kl.prepare_lstm(lq, w_in.const_data, w_rec.const_data, bias.const_data)
+                      a.cell_clip, len(w_in.qp.scale) == 3, a.gate_scales, peep.qp.scale if peep else (),
+                      norm.qp.scale if norm else (), proj.qp.s if proj else 0.0, a.proj_clip)
+    return kl.prepare_lstm(lq, w_in.const_data, w_rec.const_data, bias.const_data,
+                           *(None if t is None else t.const_data for t in (peep, norm, proj, proj_b)))
