@@ -89,7 +89,7 @@ def unidirectional_sequence_lstm(cv, op) -> None:
     if peephole and projection and n_out != n_cell:
         raise UnsupportedOpError(f"{cv.where()}: peephole with a projection to {n_out} of {n_cell} cells is not "
                                  "supported")
-    extra: list[tuple[np.ndarray, QParams]] = []
+    extra: list[tuple[np.ndarray, QParams | None]] = []
     if peephole:                                                  # i, f, o (f, o): the g gate's row zero
         w_c, s_c = _stack(cv, [ins[k] for k in (9, 10, 11) if not (cifg and k == 9)], "peephole weights",
                           np.int16)
@@ -122,7 +122,7 @@ def unidirectional_sequence_lstm(cv, op) -> None:
                                                ("projection_bias", projection)) if on]))
     attrs = LstmAttrs(hidden_q.s, hidden_q.zp, float(o.cellClip) if o is not None else 0.0, False, peephole, norm,
                       projection, float(o.projClip) if o is not None and projection else 0.0,
-                      tuple(qs[k - 1].s for k in gates) if norm else ())
+                      tuple(q.s for q in (qs[k - 1] for k in gates) if q is not None) if norm else ())
     y = cv.name(op.outputs[0])
     ys = cv.tensors[y].shape
     yb = cv.fresh(f"{y}/batch_major", (ys[1], ys[0], ys[2]), y) if time_major else y
