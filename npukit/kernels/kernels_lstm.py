@@ -314,10 +314,12 @@ def lstm_sequence(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.nda
 
 
 def lstm_float(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray,
-               bias: np.ndarray, reverse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               bias: np.ndarray, reverse: bool = False,
+               peephole: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The float LSTM the integer one approximates (gates i, f, g, o; float64 inside):
     x (B, T, I), h0 / c0 (B, C), weights (4, C, I) / (4, C, C), bias (4, C) -> (y, h, c);
-    `reverse` runs the steps from the last time index to the first."""
+    `reverse` runs the steps from the last time index to the first; peephole (4, C) adds
+    p_i c and p_f c to the i and f gates, p_o c' (the new cell state) to o."""
     w_in = np.asarray(w_input, np.float64).reshape(-1, np.shape(w_input)[-1])
     w_rec = np.asarray(w_recurrent, np.float64).reshape(-1, np.shape(w_recurrent)[-1])
     pre = np.asarray(x, np.float64) @ w_in.T + np.asarray(bias, np.float64).reshape(-1)
@@ -326,8 +328,9 @@ def lstm_float(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarra
     steps = pre.shape[1]
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
         i_g, f_g, g_g, o_g = np.split(pre[:, t] + h @ w_rec.T, 4, axis=-1)
-        c = _sigmoid(f_g) * c + _sigmoid(i_g) * np.tanh(g_g)
-        h = _sigmoid(o_g) * np.tanh(c)
+        p_i, p_f, _, p_o = np.zeros((4, 1)) if peephole is None else np.asarray(peephole, np.float64)
+        c = _sigmoid(f_g + p_f * c) * c + _sigmoid(i_g + p_i * c) * np.tanh(g_g)
+        h = _sigmoid(o_g + p_o * c) * np.tanh(c)
         out[:, t] = h
     return out.astype(np.float32), h.astype(np.float32), c.astype(np.float32)
 

@@ -20,6 +20,14 @@ def _per_gate(name: str, w: np.ndarray) -> Tensor:
     return Tensor(name, w.shape, DType.I8, q, QParams(tuple(map(float, scales)), (0,) * gates, 0))
 
 
+def _per_gate16(name: str, p: np.ndarray) -> Tensor:
+    """Peephole weights [gates, C] as int16, symmetric, one scale per gate (an all-zero gate 1)."""
+    top = np.abs(p).max(axis=1)
+    scales = np.where(top > 0, top / np.float32(32767), 1.0).astype(np.float32)
+    q = np.clip(np.round(p / scales[:, None]), -32767, 32767).astype(np.int16)
+    return Tensor(name, p.shape, DType.I16, q, QParams(tuple(map(float, scales)), (0,) * len(scales), 0))
+
+
 def _int32(name: str, v: np.ndarray, scale) -> Tensor:
     q = np.clip(np.round(v / scale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
     return Tensor(name, v.shape, DType.I32, q)
@@ -76,6 +84,8 @@ def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPara
             if q is None:
                 raise UnsupportedOpError(f"{node.name}: a constant cell state with no quantised cell state to follow")
             tensors[name] = _state(name, g.tensors[name].const_data, q, dtype)
+    if a.peephole and node.inputs[6] not in tensors:             # a float graph's (ONNX) peephole weights
+        tensors[node.inputs[6]] = _per_gate16(node.inputs[6], g.tensors[node.inputs[6]].const_data)
     x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs[:6])
     extra = iter(tensors[n] for n in node.inputs[6:])             # TFLite's variants (LstmAttrs)
     peep = next(extra) if a.peephole else None
