@@ -30,9 +30,10 @@ LSTM_CELL_OPS_PER_CELL = 40    # per cell: 4 gates x (2 requantisations, saturat
                                # 2 tanh as pipelined fixed-point units (~4 each, as SIGMOID16's) = 20, the
                                # cell's 2 products, add and clip, the hidden product and requantisation
 LSTM_PEEPHOLE_OPS_PER_CELL = 6  # 3 gates x (product and requantisation, saturating add)
-GRU_CELL_OPS_PER_CELL = (14, 28)  # by mode; 0: 2 gates x (2 requantisations, saturating add) = 6, 2 logistic
-                               # (~4 each) = 8; 1: those, the n gate's 2 requantisations, reset product and
-                               # add, its tanh = 20, the hidden update's 2 products, requantisation, adds = 8
+GRU_CELL_OPS_PER_CELL = (14, 28, 8, 5)  # by mode; 0: 2 gates x (2 requantisations, saturating add) = 6, 2
+                               # logistic (~4 each) = 8; 1: those, the n gate's 2 requantisations, reset product
+                               # and add, its tanh = 20, the hidden update's 2 products, requantisation, adds = 8;
+                               # RNN: 2 requantisations and the add, tanh (~4) or relu (1), the hidden's = 8 / 5
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
               "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
@@ -198,10 +199,11 @@ class _Model:
             c.sram_bytes[I.ABUF] += 5 * ins.n * ins.c
             return costs.vpu_cycles(cell_ops, self.lanes, self.depth)
         if isinstance(ins, I.GruCell):      # accumulators per gate channel, the parameter block, hidden in and out
-            cell_ops = GRU_CELL_OPS_PER_CELL[ins.mode] * ins.n * ins.c
+            read, gates = I.gru_cell_gates(ins.mode)
+            cell_ops = GRU_CELL_OPS_PER_CELL[min(max(ins.mode, 0), 3)] * ins.n * ins.c
             c.vpu_ops += cell_ops
-            c.sram_bytes[I.ACC] += 4 * (2 + ins.mode) * 2 * ins.n * ins.c
-            c.sram_bytes[I.WBUF] += 4 * I.GRU_PARAM_ROWS * 3 * ins.c
+            c.sram_bytes[I.ACC] += 4 * read * 2 * ins.n * ins.c
+            c.sram_bytes[I.WBUF] += 4 * I.GRU_PARAM_ROWS * gates * ins.c
             c.sram_bytes[I.ABUF] += 2 * ins.n * ins.c
             return costs.vpu_cycles(cell_ops, self.lanes, self.depth)
         ops = _vpu_ops(ins)

@@ -327,9 +327,12 @@ class GruAttrs:
     input-side biases), recurrent_bias (C,) int32 (R_n's, inside the reset product; zeros when
     linear_before_reset is 0), the initial hidden state (B, C) int8; outputs (B, T, C) int8
     and, optionally, the final hidden state, all at the hidden state's quantisation. A reverse
-    GRU runs its steps from the last time index to the first, as a reverse LSTM."""
+    GRU runs its steps from the last time index to the first, as a reverse LSTM. `rnn` "tanh" or
+    "relu": ONNX RNN's single-gate cell in the same form (one gate: w_input (1, C, I),
+    w_recurrent (1, C, C), bias (1, C), recurrent_bias zeros; kernels_gru.rnn_update)."""
     linear_before_reset: int
     reverse: bool = False
+    rnn: str = ""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,13 @@ def lstm_param_rows(variant: int) -> int:
     return LSTM_PARAM_ROWS + LSTM_PEEPHOLE_ROWS * bool(variant & LSTM_PEEPHOLE) + \
         LSTM_NORM_ROWS * bool(variant & LSTM_LAYER_NORM)
 GRU_PARAM_ROWS = 6      # int32 rows of a GRU_CELL's parameter block (per gate channel)
+GRU_RNN_TANH, GRU_RNN_RELU = 2, 3     # GRU_CELL modes of ONNX RNN's single-gate cell
+
+
+def gru_cell_gates(mode: int) -> tuple[int, int]:
+    """(input-part gate channels per cell a GRU_CELL reads, gates of its parameter block and
+    recurrent accumulators): mode 0 the z, r gates of 3; mode 1 all 3; the RNN modes their one."""
+    return ((2, 3), (3, 3), (1, 1), (1, 1))[mode] if 0 <= mode < 4 else (1, 1)
 
 
 def requant_param_bytes(mode: int) -> int:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
 
-from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, LSTM_CIFG, LSTM_LAYER_NORM, LSTM_PARAM_ROWS,  # noqa: F401
+from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, GRU_RNN_RELU, GRU_RNN_TANH, LSTM_CIFG, LSTM_LAYER_NORM, LSTM_PARAM_ROWS,  # noqa: F401
                          LSTM_PEEPHOLE, LUT_BYTES, PARAM_BYTES, REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES,
-                         Eltwise, Engine, Instr, align, lstm_gates, lstm_param_rows, requant_param_bytes)
+                         Eltwise, Engine, Instr, align, gru_cell_gates, lstm_gates, lstm_param_rows,
+                         requant_param_bytes)
 from .instructions_ext import (LN_HEAD_BYTES, LUT16_BYTES, LayerNorm, Lut16, Magnitude, MatMul,  # noqa: F401
                                Resize, Sigmoid16, Softmax, layer_norm_block)
 
@@ -284,7 +285,10 @@ class GruCell(Instr):
     in_shift, rec_mult, rec_shift, rec_bias of 3c channels; ABUF[h] [n, c] the int8 hidden
     state. mode 0 (kernels_gru.reset_hidden) writes r h as int8 to ABUF[dst] [n, c] and reads
     only the first 2c channels of each input row and no rec_n; mode 1 (kernels_gru.cell_update)
-    writes the new hidden state. qparams = kernels_gru.GruCellParams."""
+    writes the new hidden state. Modes GRU_RNN_TANH and GRU_RNN_RELU are ONNX RNN's single-gate
+    cell (kernels_gru.rnn_update): one gate channel per cell (input part [n, c], ACC[rec] [n, c],
+    a block of GRU_PARAM_ROWS rows of c channels, no rec_n), h' = act(gate) requantised.
+    qparams = kernels_gru.GruCellParams."""
     src: int
     src_stride: int            # int32 accumulators between the input part's rows
     rec: int

@@ -257,7 +257,8 @@ def run_outputs(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
         return [y, h, c][:len(node.outputs)]
     if node.op is Op.GRU:           # the output sequence and final hidden state
         a = node.attrs
-        y, h = kernels_gru.gru_float(ins[0], ins[5], ins[1], ins[2], ins[3], ins[4], a.linear_before_reset, a.reverse)
+        y, h = kernels_gru.gru_float(ins[0], ins[5], ins[1], ins[2], ins[3], ins[4], a.linear_before_reset, a.reverse,
+                                     kernels_gru.cell_mode(a.rnn))
         return [y, h][:len(node.outputs)]
     return [run_node(node, ins)]
 

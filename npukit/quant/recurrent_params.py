@@ -47,7 +47,7 @@ def gru_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kg.GruParams
         if name not in tensors:
             tensors[name] = _per_gate(name, g.tensors[name].const_data)
     w_scales = np.asarray(tensors[w_name].qp.scale, np.float64)
-    r_n = np.float64(np.float32(tensors[r_name].qp.scale[2]))
+    r_n = np.float64(np.float32(tensors[r_name].qp.scale[-1]))
     if b_name not in tensors:
         tensors[b_name] = _int32(b_name, g.tensors[b_name].const_data, np.float64(np.float32(xq.s)) * w_scales[:, None])
     if rb_name not in tensors:
@@ -60,7 +60,7 @@ def gru_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kg.GruParams
                                  f"quantisation, got {[k.value for k in kinds]}")
     q = kg.GruQuant(xq.s, xq.zp, tensors[w_name].qp.scale, tensors[r_name].qp.scale, hq.s, hq.zp)
     return kg.prepare_gru(q, tensors[b_name].const_data, tensors[rb_name].const_data,
-                          node.attrs.linear_before_reset)
+                          node.attrs.linear_before_reset, kg.cell_mode(node.attrs.rnn))
 
 
 def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmParams:

@@ -258,15 +258,17 @@ class Gen:
                           variant)
 
     def grucell(self) -> I.GruCell:
-        n, c, mode = self.i(1, 3), self.i(1, 4), self.i(0, 1)
-        g = 3 * c
-        stride = (2 + mode) * c + self.i(0, 3)
+        n, c, mode = self.i(1, 3), self.i(1, 4), self.i(0, 3)
+        read, gates = I.gru_cell_gates(mode)
+        g = gates * c
+        stride = read * c + self.i(0, 3)
         mults = self.rng.integers(1 << 30, (1 << 31) - 1, (2, g))
         block = np.stack([self.rng.integers(-5000, 5000, g), mults[0], self.rng.integers(-12, 3, g), mults[1],
                           self.rng.integers(-12, 3, g), self.rng.integers(-5000, 5000, g)]).astype(np.int32)
         q = params_to_ints(kg.GruCellParams(self.i(0, 1), int(mults[0, 0]), self.i(-20, -5), self.i(-10, 10)))
-        return I.GruCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + (2 + mode) * c), 4), stride,
-                         self.al(I.ACC, 8 * n * c, 4), self.al(I.ACC, 4 * n * c, 4), self.block(I.WBUF, block),
+        rec = (1 if mode >= 2 else 2) * c
+        return I.GruCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + read * c), 4), stride,
+                         self.al(I.ACC, 4 * n * rec, 4), self.al(I.ACC, 4 * n * c, 4), self.block(I.WBUF, block),
                          self.at(I.ABUF, n * c), self.at(I.ABUF, n * c), n, c, mode, q)
 
 
