@@ -17,7 +17,7 @@ from npukit.testing.gru_models import gru_feeds, rnn_model, run_onnxruntime
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
 from test_sim_vs_reference import assert_sim_equals_reference, small_arch  # noqa: E402
 
-STEPS_OF_ERROR = 6      # hidden-scale steps (tests/quant/test_kernels_gru.py measures the bound)
+STEPS_OF_ERROR = 7      # hidden-scale steps (tests/quant/test_kernels_gru.py measures the bound)
 
 
 @pytest.mark.parametrize("activation", ["Tanh", "Relu"])
