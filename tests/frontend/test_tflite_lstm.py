@@ -93,3 +93,18 @@ def test_peephole_projecting_to_fewer_outputs_runs_on_the_host_and_equals_litert
     x = rng.integers(-128, 128, case.input_shape).astype(np.int8)
     np.testing.assert_array_equal(prog.run({prog.input_names[0]: x})[prog.output_names[0]],
                                   run_reference(case.model, [x])[0])
+
+
+def test_layer_norm_lstm_whose_cells_fit_no_block_runs_on_the_host_equal_to_litert(tmp_path):
+    """A layer norm normalises over all cells: npu-s's WBUF holds no parameter block of 416 such
+    cells, so the integer LSTM runs on the host with that reason, still equal to LiteRT."""
+    rng = np.random.default_rng(0)
+    case = random_lstm(rng, 1, 3, 8, 416, -12, norm=True)
+    path = tmp_path / "ln.tflite"
+    path.write_bytes(case.model)
+    prog = npu_compile(path, "npu-s")
+    assert [(h["op"], h["reason"]) for h in prog.profile().host_ops] == [
+        ("lstm", "layer-norm LSTM of 416 cells: WBUF (32768 B) or ACC (16384 B) holds no block of all its cells")]
+    x = rng.integers(-128, 128, case.input_shape).astype(np.int8)
+    np.testing.assert_array_equal(prog.run({prog.input_names[0]: x})[prog.output_names[0]],
+                                  run_reference(case.model, [x])[0])
