@@ -38,7 +38,7 @@ def variant(g: Graph, node: Node) -> int:
     """The LSTM_CELL variant bits of the IR LSTM (CIFG: its input weights have 3 gates)."""
     a = node.attrs
     return I.LSTM_CIFG * (g.tensors[node.inputs[1]].shape[0] == 3) | I.LSTM_PEEPHOLE * a.peephole | \
-        I.LSTM_LAYER_NORM * a.layer_norm
+        I.LSTM_LAYER_NORM * a.layer_norm | I.LSTM_GATE_CLIP * (a.gate_clip > 0)
 
 
 def cell_layout(g: Graph, node: Node) -> tuple[int, int, int]:

@@ -217,8 +217,10 @@ class _Model:
 
 
 def lstm_cell_ops(n: int, c: int, variant: int) -> int:
-    """VPU operations of an LSTM_CELL: the cell's, the peephole's and each gate's layer norm."""
-    ops = (LSTM_CELL_OPS_PER_CELL + LSTM_PEEPHOLE_OPS_PER_CELL * bool(variant & I.LSTM_PEEPHOLE)) * n * c
+    """VPU operations of an LSTM_CELL: the cell's, the peephole's, the gate clip's and each
+    gate's layer norm."""
+    ops = (LSTM_CELL_OPS_PER_CELL + LSTM_PEEPHOLE_OPS_PER_CELL * bool(variant & I.LSTM_PEEPHOLE) +
+           I.lstm_gates(variant) * bool(variant & I.LSTM_GATE_CLIP)) * n * c       # a clamp per gate
     return ops + (layer_norm_ops(n * I.lstm_gates(variant), c) if variant & I.LSTM_LAYER_NORM else 0)
 
 

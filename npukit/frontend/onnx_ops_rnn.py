@@ -1,8 +1,9 @@
 """ONNX LSTM -> IR LSTM nodes (quantised later into TFLite's integer LSTM, kernels_lstm).
 
-Default activations (sigmoid, tanh, tanh), no clip, no input_forget, layout 0, sequence_lens
-absent or a constant equal to the sequence length, peephole weights absent or constant (TFLite's
-peephole LSTM: P's i, o, f rows as the IR's i, f, (0), o). The gates (ONNX order i, o, f, c)
+Default activations (sigmoid, tanh, tanh), no input_forget, layout 0, sequence_lens absent or a
+constant equal to the sequence length, peephole weights absent or constant (TFLite's peephole
+LSTM: P's i, o, f rows as the IR's i, f, (0), o), a clip of the gates' pre-activations
+(LstmAttrs.gate_clip; not with a peephole, which onnxruntime adds after the clip). The gates (ONNX order i, o, f, c)
 are reordered to i, f, g, o; the two ONNX biases are summed; X [T, B, I] is transposed
 to batch-major around the nodes. Each direction is one IR LSTM (a reverse one runs its steps
 last to first); Y [T, dirs, B, H], Y_h and Y_c [dirs, B, H] are reshapes of their outputs,
@@ -37,11 +38,13 @@ def initial_state(b: Builder, node, index: int, d: int, batch: int, hidden: int,
 
 def _refusal(b: Builder, node, at: dict, steps: int) -> str:
     """Why the integer LSTM does not cover this node ('' when it does)."""
-    refused = [k for k in ("clip", "activations", "activation_alpha", "activation_beta") if k in at]
+    refused = [k for k in ("activations", "activation_alpha", "activation_beta") if k in at]
     if refused or at.get("layout", 0) or at.get("input_forget", 0):
         return f"LSTM with {refused or 'a layout or input_forget'} other than the default cell"
     if len(node.input) > 7 and node.input[7] and not b.is_const(node.input[7]):
         return "LSTM with computed peephole weights"
+    if len(node.input) > 7 and node.input[7] and at.get("clip", 0) > 0:
+        return "LSTM with both clip and peephole weights"
     if len(node.input) > 4 and node.input[4]:
         if not b.is_const(node.input[4]) or np.any(b.const(node.input[4]) != steps):
             return "LSTM with sequence_lens other than a constant full length"
@@ -83,8 +86,8 @@ def lstm(b: Builder, node) -> None:
             ins.append(b.add_const(np.stack([p_i, p_f, np.zeros(hidden, np.float32), p_o]), f"{src}/peephole{tag}"))
         outs = [b.fresh(f"{src}/y{tag}"), b.fresh(f"{src}/h{tag}"), b.fresh(f"{src}/c{tag}")]
         back = direction == "reverse" or d == 1
-        b.emit_outputs(Op.LSTM, ins, LstmAttrs(0.0, 0, reverse=back, peephole=peephole), outs, [DType.F32] * 3,
-                       b.claim_name())
+        attrs = LstmAttrs(0.0, 0, reverse=back, peephole=peephole, gate_clip=float(at.get("clip", 0.0)))
+        b.emit_outputs(Op.LSTM, ins, attrs, outs, [DType.F32] * 3, b.claim_name())
         direction_outputs(b, node, outs, d, dirs, (steps, batch, hidden), per_dir)
     concat_directions(b, node, per_dir)
 

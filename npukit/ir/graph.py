@@ -318,6 +318,7 @@ class LstmAttrs:
     projection: bool = False
     proj_clip: float = 0.0
     gate_scales: tuple[float, ...] = ()
+    gate_clip: float = 0.0             # ONNX's clip of the gates' pre-activations, 0 = none
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
 
-from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, GRU_RNN_RELU, GRU_RNN_TANH, LSTM_CIFG, LSTM_LAYER_NORM, LSTM_PARAM_ROWS,  # noqa: F401
-                         LSTM_PEEPHOLE, LUT_BYTES, PARAM_BYTES, REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES,
+from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, GRU_RNN_RELU, GRU_RNN_TANH, LSTM_CIFG,  # noqa: F401
+                         LSTM_GATE_CLIP, LSTM_LAYER_NORM, LSTM_PARAM_ROWS, LSTM_PEEPHOLE, LUT_BYTES, PARAM_BYTES,
+                         REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES,
                          Eltwise, Engine, Instr, align, gru_cell_gates, lstm_gates, lstm_param_rows,
                          requant_param_bytes)
 from .instructions_ext import (LN_HEAD_BYTES, LUT16_BYTES, LayerNorm, Lut16, Magnitude, MatMul,  # noqa: F401
@@ -263,7 +264,8 @@ class LstmCell(Instr):
     norm's (instr_base.lstm_param_rows). The int16 cell state ABUF[cell] [n, c] is updated in
     place, the int8 hidden state written to ABUF[dst] [n, c]; qparams =
     kernels_lstm.LstmCellParams. `variant` bits: LSTM_CIFG, LSTM_PEEPHOLE, LSTM_LAYER_NORM
-    (which normalises each gate over the instruction's c cells)."""
+    (which normalises each gate over the instruction's c cells), LSTM_GATE_CLIP (ONNX's clip:
+    each gate sum clamped to +-its row's bound before the peephole and activation)."""
     src: int
     src_stride: int            # int32 accumulators between the input part's rows
     rec: int

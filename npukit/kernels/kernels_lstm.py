@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from npukit.errors import UnsupportedOpError
-from npukit.isa.instr_base import LSTM_CIFG, LSTM_LAYER_NORM, LSTM_PARAM_ROWS, LSTM_PEEPHOLE, LSTM_PEEPHOLE_ROWS
+from npukit.isa.instr_base import (LSTM_CIFG, LSTM_GATE_CLIP, LSTM_LAYER_NORM, LSTM_NORM_ROWS, LSTM_PARAM_ROWS,
+                                   LSTM_PEEPHOLE, LSTM_PEEPHOLE_ROWS)
 from npukit.kernels import intmath
 from npukit.kernels.fixedpoint import INT16_MAX, INT16_MIN, wrap16
 from npukit.kernels.fixedpoint16 import logistic16, tanh16
@@ -63,6 +64,7 @@ class LstmQuant:
     norm_scales: tuple[float, ...] = ()     # layer-norm coefficients' per gate present
     projection_scale: float = 0.0           # projection weights (state_scale is then the output's)
     proj_clip: float = 0.0
+    gate_clip: float = 0.0                  # ONNX's clip of every gate's pre-activation, 0 = none
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,9 @@ def prepare_lstm(q: LstmQuant, w_input: np.ndarray, w_recurrent: np.ndarray, bia
         extra += [np.asarray(norm, np.int64).reshape(-1), np.asarray(bias, np.int64).reshape(-1), ln_m, ln_s + 12,
                   np.repeat(np.asarray(guards, np.int64), c)]
         bias = np.zeros_like(bias)       # the gate bias joins in the layer norm, not the matmul
+    if q.gate_clip > 0:                  # in Q3.12 codes (beyond its range: the saturation itself)
+        variant |= LSTM_GATE_CLIP
+        extra.append(np.full(gates * c, min(int(round(float(q.gate_clip) * 2 ** -GATE_EXP)), 32767), np.int64))
     proj, zp = None, int(q.hidden_zp)
     if projection is not None:
         pm, ps = _scale_multiplier(q.projection_scale, q.hidden_scale, q.state_scale)
@@ -258,7 +263,11 @@ def cell_update(pre, rec_acc, c, rows, q: LstmCellParams, variant: int = 0) -> t
                     + np.asarray(pre, np.int64), INT16_MIN, INT16_MAX)
     extra = rows[LSTM_PARAM_ROWS:]
     peep = extra[:LSTM_PEEPHOLE_ROWS] if variant & LSTM_PEEPHOLE else None
-    norm = extra[LSTM_PEEPHOLE_ROWS * (peep is not None):] if variant & LSTM_LAYER_NORM else None
+    extra = extra[LSTM_PEEPHOLE_ROWS * (peep is not None):]
+    norm = extra[:LSTM_NORM_ROWS] if variant & LSTM_LAYER_NORM else None
+    if variant & LSTM_GATE_CLIP:
+        bound = extra[LSTM_NORM_ROWS * (norm is not None)]
+        gates = np.clip(gates, -bound, bound)
     cifg = bool(variant & LSTM_CIFG)
 
     def gate(j: int, state, peephole: bool = True) -> np.ndarray:
@@ -314,12 +323,13 @@ def lstm_sequence(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.nda
 
 
 def lstm_float(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray,
-               bias: np.ndarray, reverse: bool = False,
-               peephole: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               bias: np.ndarray, reverse: bool = False, peephole: np.ndarray | None = None,
+               clip: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The float LSTM the integer one approximates (gates i, f, g, o; float64 inside):
     x (B, T, I), h0 / c0 (B, C), weights (4, C, I) / (4, C, C), bias (4, C) -> (y, h, c);
     `reverse` runs the steps from the last time index to the first; peephole (4, C) adds
-    p_i c and p_f c to the i and f gates, p_o c' (the new cell state) to o."""
+    p_i c and p_f c to the i and f gates, p_o c' (the new cell state) to o; clip > 0 clamps
+    every gate's pre-activation to +-clip (ONNX's clip)."""
     w_in = np.asarray(w_input, np.float64).reshape(-1, np.shape(w_input)[-1])
     w_rec = np.asarray(w_recurrent, np.float64).reshape(-1, np.shape(w_recurrent)[-1])
     pre = np.asarray(x, np.float64) @ w_in.T + np.asarray(bias, np.float64).reshape(-1)
@@ -327,7 +337,8 @@ def lstm_float(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarra
     out = np.empty((*pre.shape[:2], h.shape[-1]))
     steps = pre.shape[1]
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
-        i_g, f_g, g_g, o_g = np.split(pre[:, t] + h @ w_rec.T, 4, axis=-1)
+        v = pre[:, t] + h @ w_rec.T
+        i_g, f_g, g_g, o_g = np.split(np.clip(v, -clip, clip) if clip > 0 else v, 4, axis=-1)
         p_i, p_f, _, p_o = np.zeros((4, 1)) if peephole is None else np.asarray(peephole, np.float64)
         c = _sigmoid(f_g + p_f * c) * c + _sigmoid(i_g + p_i * c) * np.tanh(g_g)
         h = _sigmoid(o_g + p_o * c) * np.tanh(c)

@@ -97,6 +97,6 @@ def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPara
                                  f"states, got {[k.value for k in kinds]}")
     lq = kl.LstmQuant(xq.s, xq.zp, w_in.qp.scale, w_rec.qp.scale, h0.qp.s, h0.qp.zp, hq.s, hq.zp, c0.qp.s,
                       a.cell_clip, len(w_in.qp.scale) == 3, a.gate_scales, peep.qp.scale if peep else (),
-                      norm.qp.scale if norm else (), proj.qp.s if proj else 0.0, a.proj_clip)
+                      norm.qp.scale if norm else (), proj.qp.s if proj else 0.0, a.proj_clip, a.gate_clip)
     return kl.prepare_lstm(lq, w_in.const_data, w_rec.const_data, bias.const_data,
                            *(None if t is None else t.const_data for t in (peep, norm, proj, proj_b)))

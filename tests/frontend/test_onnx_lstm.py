@@ -63,16 +63,18 @@ def _feeds(rng, n: int, steps: int, batch: int, n_in: int, hidden: int, states: 
                           (5, 1, 12, 24, False, "forward"), (6, 2, 8, 16, True, "reverse"),
                           (5, 1, 12, 24, False, "reverse"), (6, 2, 8, 16, True, "bidirectional"),
                           (4, 1, 12, 24, False, "bidirectional"), (6, 2, 8, 16, True, "peephole"),
-                          (5, 1, 12, 24, False, "peephole bidirectional")])
+                          (5, 1, 12, 24, False, "peephole bidirectional"), (6, 2, 8, 16, True, "clip"),
+                          (5, 1, 12, 24, True, "clip reverse")])
 def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, states, direction, tmp_path):
     """Forward, reverse (the steps last to first) and bidirectional (one integer LSTM per
     direction, outputs concatenated in ONNX's [T, 2, B, H] / [2, B, H] layout); the simulator
     equals the integer reference on random codes, in program and timing order."""
     path = tmp_path / "lstm.onnx"
     peephole = direction.startswith("peephole")        # TFLite's peephole cell (P's i, f, o rows)
-    direction = direction.split()[-1] if " " in direction else ("forward" if peephole else direction)
+    clip = {"clip": 0.6} if direction.startswith("clip") else {}   # binds on about half the gates
+    direction = direction.split()[-1] if " " in direction else ("forward" if peephole or clip else direction)
     dirs = 2 if direction == "bidirectional" else 1
-    onnx.save(_model(steps, batch, n_in, hidden, hidden, states, direction, peephole=peephole), path)
+    onnx.save(_model(steps, batch, n_in, hidden, hidden, states, direction, peephole=peephole, **clip), path)
     rng = np.random.default_rng(steps)
     prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 48, steps, batch, n_in, hidden, states, dirs))
     assert prog.profile().host_ops == []
@@ -100,7 +102,7 @@ def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, s
 
 @pytest.mark.parametrize("seq_lens,attrs,reason", [
     (np.array([3, 2]), {}, "LSTM with sequence_lens other than a constant full length"),
-    (None, {"clip": 2.0}, "LSTM with ['clip'] other than the default cell")])
+    (None, {"clip": 2.0, "peephole": True}, "LSTM with both clip and peephole weights")])
 def test_lstm_the_integer_cell_does_not_cover_stays_float_on_the_host(seq_lens, attrs, reason, tmp_path):
     """A configuration the integer LSTM does not cover runs in float on the host, with the reason."""
     path = tmp_path / "host.onnx"

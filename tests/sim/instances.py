@@ -237,7 +237,7 @@ class Gen:
         return I.Magnitude(0, (), self.at(I.ABUF, 4 * n) // 2 * 2, outer, c, inner, self.at(I.ABUF, n), q)
 
     def lstmcell(self) -> I.LstmCell:
-        n, c, variant = self.i(1, 3), self.i(1, 4), self.i(0, 7)
+        n, c, variant = self.i(1, 3), self.i(1, 4), self.i(0, 15)
         g = I.lstm_gates(variant) * c
         stride = g + self.i(0, 3)
         mults = self.rng.integers(1 << 30, (1 << 31) - 1, (2, g))
@@ -250,6 +250,8 @@ class Gen:
             rows += [self.rng.integers(-30000, 30000, g), self.rng.integers(-(1 << 22), 1 << 22, g),
                      self.rng.integers(1 << 30, (1 << 31) - 1, g), self.rng.integers(-8, 4, g),
                      self.rng.integers(1, 100, g)]
+        if variant & I.LSTM_GATE_CLIP:      # each gate channel's bound
+            rows.append(self.rng.integers(0, 32768, g))
         block = np.stack(rows).astype(np.int32)
         q = params_to_ints(kl.LstmCellParams(self.i(-15, -9), self.i(0, 1) * self.i(1, 30000), int(mults[0, 0]),
                                              self.i(-20, -5), self.i(-10, 10)))
