@@ -326,10 +326,10 @@ def lstm_float(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarra
                bias: np.ndarray, reverse: bool = False, peephole: np.ndarray | None = None,
                clip: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The float LSTM the integer one approximates (gates i, f, g, o; float64 inside):
-    x (B, T, I), h0 / c0 (B, C), weights (4, C, I) / (4, C, C), bias (4, C) -> (y, h, c);
-    `reverse` runs the steps from the last time index to the first; peephole (4, C) adds
-    p_i c and p_f c to the i and f gates, p_o c' (the new cell state) to o; clip > 0 clamps
-    every gate's pre-activation to +-clip (ONNX's clip)."""
+    x (B, T, I), h0 / c0 (B, C), weights (G, C, I) / (G, C, C), bias (G, C) -> (y, h, c), G = 4
+    or 3 (CIFG, ONNX's input_forget: f, g, o and i = 1 - f); `reverse` runs the steps from the
+    last time index to the first; peephole (G, C) adds p_i c and p_f c to the i and f gates,
+    p_o c' (the new cell state) to o; clip > 0 clamps every gate's pre-activation to +-clip."""
     w_in = np.asarray(w_input, np.float64).reshape(-1, np.shape(w_input)[-1])
     w_rec = np.asarray(w_recurrent, np.float64).reshape(-1, np.shape(w_recurrent)[-1])
     pre = np.asarray(x, np.float64) @ w_in.T + np.asarray(bias, np.float64).reshape(-1)
@@ -338,9 +338,15 @@ def lstm_float(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_input: np.ndarra
     steps = pre.shape[1]
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
         v = pre[:, t] + h @ w_rec.T
-        i_g, f_g, g_g, o_g = np.split(np.clip(v, -clip, clip) if clip > 0 else v, 4, axis=-1)
-        p_i, p_f, _, p_o = np.zeros((4, 1)) if peephole is None else np.asarray(peephole, np.float64)
-        c = _sigmoid(f_g + p_f * c) * c + _sigmoid(i_g + p_i * c) * np.tanh(g_g)
+        gates = np.split(np.clip(v, -clip, clip) if clip > 0 else v, len(bias), axis=-1)
+        peeps = list(np.zeros((len(bias), 1)) if peephole is None else np.asarray(peephole, np.float64))
+        if len(gates) == 3:                      # CIFG: no input gate
+            gates.insert(0, np.zeros_like(v[..., :c.shape[-1]]))
+            peeps.insert(0, np.zeros(1))
+        (i_g, f_g, g_g, o_g), (p_i, p_f, _, p_o) = gates, peeps
+        f_s = _sigmoid(f_g + p_f * c)
+        i_s = 1 - f_s if len(bias) == 3 else _sigmoid(i_g + p_i * c)
+        c = f_s * c + i_s * np.tanh(g_g)
         h = _sigmoid(o_g + p_o * c) * np.tanh(c)
         out[:, t] = h
     return out.astype(np.float32), h.astype(np.float32), c.astype(np.float32)

@@ -64,15 +64,20 @@ def _feeds(rng, n: int, steps: int, batch: int, n_in: int, hidden: int, states: 
                           (5, 1, 12, 24, False, "reverse"), (6, 2, 8, 16, True, "bidirectional"),
                           (4, 1, 12, 24, False, "bidirectional"), (6, 2, 8, 16, True, "peephole"),
                           (5, 1, 12, 24, False, "peephole bidirectional"), (6, 2, 8, 16, True, "clip"),
-                          (5, 1, 12, 24, True, "clip reverse")])
+                          (5, 1, 12, 24, True, "clip reverse"), (6, 2, 8, 16, True, "input_forget"),
+                          (5, 1, 12, 24, False, "input_forget+peephole bidirectional")])
 def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, states, direction, tmp_path):
     """Forward, reverse (the steps last to first) and bidirectional (one integer LSTM per
     direction, outputs concatenated in ONNX's [T, 2, B, H] / [2, B, H] layout); the simulator
     equals the integer reference on random codes, in program and timing order."""
     path = tmp_path / "lstm.onnx"
-    peephole = direction.startswith("peephole")        # TFLite's peephole cell (P's i, f, o rows)
-    clip = {"clip": 0.6} if direction.startswith("clip") else {}   # binds on about half the gates
-    direction = direction.split()[-1] if " " in direction else ("forward" if peephole or clip else direction)
+    variant, _, direction = direction.rpartition(" ") if " " in direction else (direction, "", "forward")
+    if variant in ("forward", "reverse", "bidirectional"):
+        variant, direction = "", variant
+    peephole = "peephole" in variant                   # TFLite's peephole cell (P's i, f, o rows)
+    clip = {"clip": 0.6} if "clip" in variant else {}  # binds on many gates
+    if "input_forget" in variant:                      # TFLite's CIFG: i = 1 - f
+        clip["input_forget"] = 1
     dirs = 2 if direction == "bidirectional" else 1
     onnx.save(_model(steps, batch, n_in, hidden, hidden, states, direction, peephole=peephole, **clip), path)
     rng = np.random.default_rng(steps)
