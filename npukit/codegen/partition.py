@@ -11,15 +11,15 @@ from ..ir.shapes import REDUCTIONS
 from ..isa import instructions as I
 from ..quant.quantize import LUT_OPS
 from ..cost import costs
-from ..cost.timing import (HOST_CLASS, GRU_CELL_OPS_PER_CELL, LSTM_CELL_OPS_PER_CELL, LUT16_OPS_PER_ELEMENT, MAGNITUDE_OPS_PER_ELEMENT,
-                           SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT, layer_norm_ops, npu_clock)
+from ..cost.timing import (HOST_CLASS, GRU_CELL_OPS_PER_CELL, LUT16_OPS_PER_ELEMENT, MAGNITUDE_OPS_PER_ELEMENT,
+                           SIGMOID16_OPS_PER_ELEMENT, SOFTMAX_OPS_PER_ELEMENT, layer_norm_ops, lstm_cell_ops, npu_clock)
 from ..kernels.kernels_vpu16 import Lut16Params, Sigmoid16Params
 from .context import CompileOptions
 from .conv import conv_macs, conv_support
 from .data import DATA_LOWERING, gather_support
-from .gru import PARAM_BYTES as GRU_PARAM_BYTES, gru_macs, gru_support
+from .gru import PARAM_BYTES as GRU_PARAM_BYTES, gru_macs, gru_support, n_gates as gru_gates
 from .gru import cells_per_block as gru_cells
-from .lstm import cells_per_block as lstm_cells, lstm_macs, lstm_support
+from .lstm import cell_layout as lstm_layout, cells_per_block as lstm_cells, lstm_macs, lstm_support, variant as lstm_variant
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .norm import layer_norm_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
@@ -97,16 +97,18 @@ def recurrent_estimates(g: Graph, node: Node, arch: Arch, work_abuf: int) -> tup
     lstm = node.op is Op.LSTM
     b, steps, i = g.tensors[node.inputs[0]].shape
     c = g.tensors[node.outputs[0]].shape[-1]
-    gates = (4 if lstm else 3) * c
-    per_cell = 4 * 4 * I.LSTM_PARAM_ROWS if lstm else GRU_PARAM_BYTES
+    n_gates, per_cell, o = lstm_layout(g, node) if lstm else \
+        (gru_gates(node), GRU_PARAM_BYTES // 3 * gru_gates(node), c)
+    c = g.tensors[node.inputs[5]].shape[1] if lstm else c           # cells (outputs: o, the projection's)
+    gates = n_gates * c
     wbuf, acc = arch.wbuf_bytes, arch.acc_bytes
-    cb = lstm_cells(b, i, c, wbuf, acc) if lstm else gru_cells(i, c, wbuf)
+    cb = lstm_cells(b, max(i, o), c, wbuf, acc, n_gates, per_cell) if lstm else gru_cells(i, c, wbuf, per_cell)
     resident = I.align(per_cell * c) + 64 + 4 * max(i, c) <= wbuf       # the parameter block
     room = wbuf - 64 - (I.align(per_cell * c) if resident else 2 * I.align(per_cell * cb))
-    w_in, w_rec = gates * i, gates * c
-    acc_top = I.align(16 * b * cb) if lstm else I.align(8 * b * c) + I.align(4 * b * c)
+    w_in, w_rec = gates * i, gates * o + (o * c if lstm and node.attrs.projection else 0)
+    acc_top = I.align(4 * n_gates * b * cb) if lstm else I.align(8 * b * c) + I.align(4 * b * c)
     state = I.align(2 * b * c) + 2 * I.align(b * c) if lstm else \
-        (2 + (not node.attrs.linear_before_reset)) * I.align(b * c)     # cell state, hidden buffers
+        (2 + (not node.attrs.rnn and not node.attrs.linear_before_reset)) * I.align(b * c)   # cell, hidden buffers
     chunk = max(1, min(steps, (acc - acc_top - 64) // (4 * b * gates), (work_abuf - state - 64) // max(b * i, 1)))
     chunks = -(-steps // chunk)
     if I.align(w_in) + I.align(w_rec) <= room:
@@ -159,8 +161,11 @@ def vpu_ops(g: Graph, node: Node) -> int:
     if node.op is Op.LAYER_NORM:
         n = g.tensors[node.inputs[0]].shape[-1]
         return layer_norm_ops(out // n, n)
-    if node.op is Op.LSTM:                         # one LSTM_CELL element per output
-        return LSTM_CELL_OPS_PER_CELL * out
+    if node.op is Op.LSTM:                         # one LSTM_CELL per step and batch row
+        b, t, _ = g.tensors[node.inputs[0]].shape
+        return lstm_cell_ops(b * t, g.tensors[node.inputs[5]].shape[1], lstm_variant(g, node))
+    if node.op is Op.GRU and node.attrs.rnn:       # the RNN's GRU_CELL per output
+        return GRU_CELL_OPS_PER_CELL[2 if node.attrs.rnn == "tanh" else 3] * out
     if node.op is Op.GRU:                          # GRU_CELL mode 1 per output, mode 0 too without lbr
         return (GRU_CELL_OPS_PER_CELL[1] + (0 if node.attrs.linear_before_reset else GRU_CELL_OPS_PER_CELL[0])) * out
     if isinstance(node.params, Sigmoid16Params):

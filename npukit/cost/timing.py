@@ -29,9 +29,11 @@ LAYER_NORM_OPS_PER_ROW = 33     # the variance's division by n, a 32-step intege
 LSTM_CELL_OPS_PER_CELL = 40    # per cell: 4 gates x (2 requantisations, saturating add) = 12, 3 logistic and
                                # 2 tanh as pipelined fixed-point units (~4 each, as SIGMOID16's) = 20, the
                                # cell's 2 products, add and clip, the hidden product and requantisation
-GRU_CELL_OPS_PER_CELL = (14, 28)  # by mode; 0: 2 gates x (2 requantisations, saturating add) = 6, 2 logistic
-                               # (~4 each) = 8; 1: those, the n gate's 2 requantisations, reset product and
-                               # add, its tanh = 20, the hidden update's 2 products, requantisation, adds = 8
+LSTM_PEEPHOLE_OPS_PER_CELL = 6  # 3 gates x (product and requantisation, saturating add)
+GRU_CELL_OPS_PER_CELL = (14, 28, 8, 5)  # by mode; 0: 2 gates x (2 requantisations, saturating add) = 6, 2
+                               # logistic (~4 each) = 8; 1: those, the n gate's 2 requantisations, reset product
+                               # and add, its tanh = 20, the hidden update's 2 products, requantisation, adds = 8;
+                               # RNN: 2 requantisations and the add, tanh (~4) or relu (1), the hidden's = 8 / 5
 HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "sub": "eltwise", "mul": "eltwise",
               "maximum": "eltwise", "minimum": "eltwise", "sigmoid": "lut", "tanh": "lut", "hard_swish": "lut",
               "leaky_relu": "lut", "clamp": "lut", "prelu": "eltwise", "max_pool": "pool", "avg_pool": "pool",
@@ -189,16 +191,19 @@ class _Model:
             c.sram_bytes[I.ABUF] += ins.rows * (ins.n * (2 * ins.in_bytes + ins.out_bytes) + I.layer_norm_block(ins.n)[2])
             return costs.vpu_cycles(ln_ops, self.lanes, self.depth)
         if isinstance(ins, I.LstmCell):     # two accumulators per gate channel, the parameter block, cell and hidden
-            c.vpu_ops += LSTM_CELL_OPS_PER_CELL * ins.n * ins.c
-            c.sram_bytes[I.ACC] += 32 * ins.n * ins.c
-            c.sram_bytes[I.WBUF] += 4 * I.LSTM_PARAM_ROWS * 4 * ins.c
-            c.sram_bytes[I.ABUF] += 5 * ins.n * ins.c
-            return costs.vpu_cycles(LSTM_CELL_OPS_PER_CELL * ins.n * ins.c, self.lanes, self.depth)
-        if isinstance(ins, I.GruCell):      # accumulators per gate channel, the parameter block, hidden in and out
-            cell_ops = GRU_CELL_OPS_PER_CELL[ins.mode] * ins.n * ins.c
+            gates = I.lstm_gates(ins.variant)
+            cell_ops = lstm_cell_ops(ins.n, ins.c, ins.variant)
             c.vpu_ops += cell_ops
-            c.sram_bytes[I.ACC] += 4 * (2 + ins.mode) * 2 * ins.n * ins.c
-            c.sram_bytes[I.WBUF] += 4 * I.GRU_PARAM_ROWS * 3 * ins.c
+            c.sram_bytes[I.ACC] += 8 * gates * ins.n * ins.c
+            c.sram_bytes[I.WBUF] += 4 * I.lstm_param_rows(ins.variant) * gates * ins.c
+            c.sram_bytes[I.ABUF] += 5 * ins.n * ins.c
+            return costs.vpu_cycles(cell_ops, self.lanes, self.depth)
+        if isinstance(ins, I.GruCell):      # accumulators per gate channel, the parameter block, hidden in and out
+            read, gates = I.gru_cell_gates(ins.mode)
+            cell_ops = GRU_CELL_OPS_PER_CELL[min(max(ins.mode, 0), 3)] * ins.n * ins.c
+            c.vpu_ops += cell_ops
+            c.sram_bytes[I.ACC] += 4 * read * 2 * ins.n * ins.c
+            c.sram_bytes[I.WBUF] += 4 * I.GRU_PARAM_ROWS * gates * ins.c
             c.sram_bytes[I.ABUF] += 2 * ins.n * ins.c
             return costs.vpu_cycles(cell_ops, self.lanes, self.depth)
         ops = _vpu_ops(ins)
@@ -209,6 +214,14 @@ class _Model:
         if isinstance(ins, I.Host):
             return 0   # costed by the caller, which knows the segment's size
         raise TypeError(type(ins).__name__)
+
+
+def lstm_cell_ops(n: int, c: int, variant: int) -> int:
+    """VPU operations of an LSTM_CELL: the cell's, the peephole's, the gate clip's and each
+    gate's layer norm."""
+    ops = (LSTM_CELL_OPS_PER_CELL + LSTM_PEEPHOLE_OPS_PER_CELL * bool(variant & I.LSTM_PEEPHOLE) +
+           I.lstm_gates(variant) * bool(variant & I.LSTM_GATE_CLIP)) * n * c       # a clamp per gate
+    return ops + (layer_norm_ops(n * I.lstm_gates(variant), c) if variant & I.LSTM_LAYER_NORM else 0)
 
 
 def layer_norm_ops(rows: int, n: int) -> int:

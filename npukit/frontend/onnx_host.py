@@ -19,8 +19,6 @@ from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
 from .onnx_ops_tensor import rows_as_slice
 
-# the NPU has converters for these, but not for every configuration or not as exactly
-HOST_OPS = frozenset({"RNN"})
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 _HOST_PAD_MODES = (b"edge", b"wrap")        # reflect is an IR PAD (DMA with negative strides)
 _STANDARD = ("", "ai.onnx")
@@ -60,7 +58,7 @@ def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
     if op == "Pad":
         mode = next((a.s for a in node.attribute if a.name == "mode"), b"constant")
         return f"no NPU kernel for {mode.decode()} padding" if mode in _HOST_PAD_MODES else ""
-    if op in HOST_OPS or op not in converters:
+    if op not in converters:
         return f"no NPU kernel for ONNX {op}"
     return ""
 

@@ -303,11 +303,22 @@ class LstmAttrs:
     initial hidden state (B, C) int8 and cell state (B, C) int16 (scale a power of two);
     outputs (B, T, C) int8 and, optionally, the final hidden and cell states. The hidden state
     is quantised at (hidden_scale, hidden_zp). A reverse LSTM runs its steps from the last
-    time index to the first (ONNX direction="reverse"); outputs stay indexed by time."""
+    time index to the first (ONNX direction="reverse"); outputs stay indexed by time.
+    TFLite's variants: CIFG when w_input has 3 gates (f, g, o); then, in this order, the extra
+    inputs of `peephole` (G, C) int16 cell-to-gate weights (the g gate's row zero), of
+    `layer_norm` (G, C) int16 coefficients (gate_scales: the gates' pre-norm intermediates), of
+    `projection` (O, C) int8 weights and (O,) int32 bias (the hidden state and outputs then have
+    O channels, clipped at proj_clip)."""
     hidden_scale: float
     hidden_zp: int
     cell_clip: float = 0.0             # real-valued clip of the cell state, 0 = none
     reverse: bool = False
+    peephole: bool = False
+    layer_norm: bool = False
+    projection: bool = False
+    proj_clip: float = 0.0
+    gate_scales: tuple[float, ...] = ()
+    gate_clip: float = 0.0             # ONNX's clip of the gates' pre-activations, 0 = none
 
 
 @dataclass(frozen=True)
@@ -316,8 +327,13 @@ class GruAttrs:
     and w_recurrent (3, C, C) int8 with one scale per gate (z, r, n), bias (3, C) int32 (the
     input-side biases), recurrent_bias (C,) int32 (R_n's, inside the reset product; zeros when
     linear_before_reset is 0), the initial hidden state (B, C) int8; outputs (B, T, C) int8
-    and, optionally, the final hidden state, all at the hidden state's quantisation."""
+    and, optionally, the final hidden state, all at the hidden state's quantisation. A reverse
+    GRU runs its steps from the last time index to the first, as a reverse LSTM. `rnn` "tanh" or
+    "relu": ONNX RNN's single-gate cell in the same form (one gate: w_input (1, C, I),
+    w_recurrent (1, C, C), bias (1, C), recurrent_bias zeros; kernels_gru.rnn_update)."""
     linear_before_reset: int
+    reverse: bool = False
+    rnn: str = ""
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,8 @@ def infer(node: Node, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [(x[0], a.size[0], a.size[1], x[3])]
     if op in (Op.HOST_FLOAT, Op.HOST_TFLITE):
         return [tuple(s) for s in a.out_shapes]
-    if op is Op.LSTM:                  # (B, T, I) -> (B, T, C), final h and c (B, C)
-        return [x[:2] + (shapes[2][1],), tuple(shapes[4]), tuple(shapes[5])][:len(node.outputs)]
+    if op is Op.LSTM:                  # (B, T, I) -> (B, T, O), final h (B, O) and c (B, C)
+        return [x[:2] + (shapes[2][-1],), tuple(shapes[4]), tuple(shapes[5])][:len(node.outputs)]
     if op is Op.GRU:                   # (B, T, I) -> (B, T, C), final h (B, C)
         return [x[:2] + (shapes[2][1],), tuple(shapes[5])][:len(node.outputs)]
     if op in (Op.MATMUL, Op.LAYER_NORM, Op.GELU, Op.GATHER):

@@ -13,7 +13,31 @@ PARAM_BYTES = 12        # per output channel of a conv-style parameter block: in
 WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2)
 LUT_BYTES = 256         # a LUT's table
 LSTM_PARAM_ROWS = 5     # int32 rows of an LSTM_CELL's parameter block (per gate channel)
+LSTM_CIFG, LSTM_PEEPHOLE, LSTM_LAYER_NORM, LSTM_GATE_CLIP = 1, 2, 4, 8     # LSTM_CELL variant bits
+LSTM_PEEPHOLE_ROWS, LSTM_NORM_ROWS = 3, 5              # the rows each variant appends (gate clip: 1)
+
+
+def lstm_gates(variant: int) -> int:
+    """Gates of an LSTM_CELL: i, f, g, o, or f, g, o with CIFG (the input gate is 1 - f)."""
+    return 3 if variant & LSTM_CIFG else 4
+
+
+def lstm_param_rows(variant: int) -> int:
+    """int32 rows of an LSTM_CELL's parameter block: the 5 base rows, then the peephole's
+    (weight, multiplier, shift), the layer norm's (coefficient, bias, multiplier, shift,
+    variance guard) and the gate clip's (the bound of each gate channel's pre-activation)."""
+    return LSTM_PARAM_ROWS + LSTM_PEEPHOLE_ROWS * bool(variant & LSTM_PEEPHOLE) + \
+        LSTM_NORM_ROWS * bool(variant & LSTM_LAYER_NORM) + bool(variant & LSTM_GATE_CLIP)
+
+
 GRU_PARAM_ROWS = 6      # int32 rows of a GRU_CELL's parameter block (per gate channel)
+GRU_RNN_TANH, GRU_RNN_RELU = 2, 3     # GRU_CELL modes of ONNX RNN's single-gate cell
+
+
+def gru_cell_gates(mode: int) -> tuple[int, int]:
+    """(input-part gate channels per cell a GRU_CELL reads, gates of its parameter block and
+    recurrent accumulators): mode 0 the z, r gates of 3; mode 1 all 3; the RNN modes their one."""
+    return ((2, 3), (3, 3), (1, 1), (1, 1))[mode] if 0 <= mode < 4 else (1, 1)
 
 
 def requant_param_bytes(mode: int) -> int:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
 
-from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, LSTM_PARAM_ROWS, LUT_BYTES, PARAM_BYTES,  # noqa: F401
-                         REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES, Eltwise, Engine, Instr, align,
+from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, GRU_RNN_RELU, GRU_RNN_TANH, LSTM_CIFG,  # noqa: F401
+                         LSTM_GATE_CLIP, LSTM_LAYER_NORM, LSTM_PARAM_ROWS, LSTM_PEEPHOLE, LUT_BYTES, PARAM_BYTES,
+                         REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES,
+                         Eltwise, Engine, Instr, align, gru_cell_gates, lstm_gates, lstm_param_rows,
                          requant_param_bytes)
 from .instructions_ext import (LN_HEAD_BYTES, LUT16_BYTES, LayerNorm, Lut16, Magnitude, MatMul,  # noqa: F401
                                Resize, Sigmoid16, Softmax, layer_norm_block)
@@ -254,12 +256,16 @@ class Gather(Instr):
 @dataclass(frozen=True)
 class LstmCell(Instr):
     """One step of TFLite's integer LSTM after its matmuls (kernels_lstm.cell_update) for n rows
-    of c cells; gate channels j < 4c in gate order i, f, g, o. The input part is
-    sat16(MBQM(ACC[src + 4 (r src_stride + j)] + bias[j], in_mult[j], in_shift[j])), the gates
-    sat16(MBQM(ACC[rec + 4 (4c r + j)], rec_mult[j], rec_shift[j]) + input part); `params`
-    (WBUF) holds the int32 rows bias, in_mult, in_shift, rec_mult, rec_shift of 4c channels.
-    The int16 cell state ABUF[cell] [n, c] is updated in place, the int8 hidden state written
-    to ABUF[dst] [n, c]; qparams = kernels_lstm.LstmCellParams."""
+    of c cells; gate channels j < G = lstm_gates(variant) c in gate order i, f, g, o (f, g, o
+    with CIFG). The input part is sat16(MBQM(ACC[src + 4 (r src_stride + j)] + bias[j],
+    in_mult[j], in_shift[j])), the gates sat16(MBQM(ACC[rec + 4 (G r + j)], rec_mult[j],
+    rec_shift[j]) + input part); `params` (WBUF) holds lstm_param_rows(variant) int32 rows of G
+    channels: bias, in_mult, in_shift, rec_mult, rec_shift, then the peephole's and the layer
+    norm's (instr_base.lstm_param_rows). The int16 cell state ABUF[cell] [n, c] is updated in
+    place, the int8 hidden state written to ABUF[dst] [n, c]; qparams =
+    kernels_lstm.LstmCellParams. `variant` bits: LSTM_CIFG, LSTM_PEEPHOLE, LSTM_LAYER_NORM
+    (which normalises each gate over the instruction's c cells), LSTM_GATE_CLIP (ONNX's clip:
+    each gate sum clamped to +-its row's bound before the peephole and activation)."""
     src: int
     src_stride: int            # int32 accumulators between the input part's rows
     rec: int
@@ -269,6 +275,7 @@ class LstmCell(Instr):
     n: int
     c: int
     qparams: tuple[int, ...]
+    variant: int = 0
 
 
 @dataclass(frozen=True)
@@ -280,7 +287,10 @@ class GruCell(Instr):
     in_shift, rec_mult, rec_shift, rec_bias of 3c channels; ABUF[h] [n, c] the int8 hidden
     state. mode 0 (kernels_gru.reset_hidden) writes r h as int8 to ABUF[dst] [n, c] and reads
     only the first 2c channels of each input row and no rec_n; mode 1 (kernels_gru.cell_update)
-    writes the new hidden state. qparams = kernels_gru.GruCellParams."""
+    writes the new hidden state. Modes GRU_RNN_TANH and GRU_RNN_RELU are ONNX RNN's single-gate
+    cell (kernels_gru.rnn_update): one gate channel per cell (input part [n, c], ACC[rec] [n, c],
+    a block of GRU_PARAM_ROWS rows of c channels, no rec_n), h' = act(gate) requantised.
+    qparams = kernels_gru.GruCellParams."""
     src: int
     src_stride: int            # int32 accumulators between the input part's rows
     rec: int

@@ -70,15 +70,21 @@ def reads(ins: I.Instr) -> list[Span]:
         return [Span(A, ins.src, ins.src + ins.rows * ins.n * ins.in_bytes),
                 Span(A, ins.params, ins.params + I.layer_norm_block(ins.n)[2])]
     if isinstance(ins, I.LstmCell):
-        g = 4 * ins.c
+        g = I.lstm_gates(ins.variant) * ins.c
         return [Span(C, ins.src, ins.src + 4 * ((ins.n - 1) * ins.src_stride + g)),
                 Span(C, ins.rec, ins.rec + 4 * ins.n * g),
-                Span(W, ins.params, ins.params + 4 * I.LSTM_PARAM_ROWS * g), Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c)]
+                Span(W, ins.params, ins.params + 4 * I.lstm_param_rows(ins.variant) * g),
+                Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c)]
     if isinstance(ins, I.GruCell):
-        g = (2 + ins.mode) * ins.c              # input-part channels read per row
+        read, gates = I.gru_cell_gates(ins.mode)  # input-part channels read per cell, parameter block gates
+        g = read * ins.c
+        rnn = ins.mode in (I.GRU_RNN_TANH, I.GRU_RNN_RELU)
         out = [Span(C, ins.src, ins.src + 4 * ((ins.n - 1) * ins.src_stride + g)),
-               Span(C, ins.rec, ins.rec + 8 * ins.n * ins.c),
-               Span(W, ins.params, ins.params + 12 * I.GRU_PARAM_ROWS * ins.c), Span(A, ins.h, ins.h + ins.n * ins.c)]
+               Span(C, ins.rec, ins.rec + 4 * (1 if rnn else 2) * ins.n * ins.c),
+               Span(W, ins.params, ins.params + 4 * gates * I.GRU_PARAM_ROWS * ins.c)]
+        if rnn:
+            return out
+        out.append(Span(A, ins.h, ins.h + ins.n * ins.c))
         return out + [Span(C, ins.rec_n, ins.rec_n + 4 * ins.n * ins.c)] if ins.mode else out
     v = _vector_tile(ins)
     return [Span(A, v[0], v[0] + v[1])] if v else []

@@ -252,10 +252,14 @@ def run_outputs(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
     if node.op is Op.HOST_TFLITE:
         return host_tflite.run_float(node.attrs, ins)
     if node.op is Op.LSTM:          # the output sequence, final hidden and cell states
-        y, h, c = kernels_lstm.lstm_float(ins[0], ins[4], ins[5], ins[1], ins[2], ins[3], node.attrs.reverse)
+        a = node.attrs
+        y, h, c = kernels_lstm.lstm_float(ins[0], ins[4], ins[5], ins[1], ins[2], ins[3], a.reverse,
+                                          ins[6] if a.peephole else None, a.gate_clip)
         return [y, h, c][:len(node.outputs)]
     if node.op is Op.GRU:           # the output sequence and final hidden state
-        y, h = kernels_gru.gru_float(ins[0], ins[5], ins[1], ins[2], ins[3], ins[4], node.attrs.linear_before_reset)
+        a = node.attrs
+        y, h = kernels_gru.gru_float(ins[0], ins[5], ins[1], ins[2], ins[3], ins[4], a.linear_before_reset, a.reverse,
+                                     kernels_gru.cell_mode(a.rnn))
         return [y, h][:len(node.outputs)]
     return [run_node(node, ins)]
 

@@ -10,6 +10,11 @@ RDBP RoundingDivideByPOT, h the int8 hidden state at (s_h, h_zp):
   linear_before_reset 0: u = RDBP(r (h - h_zp), 15) + h_zp  (r h as int8 at the hidden scale)
                          n = tanh(sat16(MBQM(R_n (u - h_zp), rec_n) + pre_n))
   h' = clamp8(h_zp + RDBP(z (h - h_zp), 15) + MBQM((2^15 - z) n, hidden))
+ONNX RNN is the single-gate cell of the same kernel (`rnn_update`, cell_mode 2 tanh / 3 relu):
+  gate = sat16(MBQM(R (h - h_zp), rec) + pre), h' = clamp8(MBQM(act(gate), hidden) + h_zp)
+with tanh on Q3.12 (hidden the multiplier of 2^-15 / s_h) or relu on a gate scale of s_h / 32
+(int16 covers four times the int8 hidden range, 32 times finer, so an input part beyond the
+hidden range rarely saturates before the recurrent part is added; hidden 1/32).
 The biases b_k sum ONNX's Wb_k and Rb_k (for n only when linear_before_reset is 0, where Rb_n
 is outside the reset product); rb_n = Rb_n at the recurrent scale. `hidden` is the multiplier
 of 2^-30 / s_h (as the LSTM's output). The n gate's recurrent part needs r first when
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npukit.isa.instr_base import GRU_RNN_RELU, GRU_RNN_TANH
 from npukit.kernels import intmath
 from npukit.kernels.fixedpoint import INT16_MAX, INT16_MIN
 from npukit.kernels.fixedpoint16 import logistic16, tanh16
@@ -63,28 +69,44 @@ class GruParams:
     hidden_multiplier: int
     hidden_shift: int
     hidden_zp: int
+    cell_mode: int = 1                      # the step's last GRU_CELL mode: 1 GRU, else the RNN's
 
     def cell(self) -> GruCellParams:
         return GruCellParams(self.linear_before_reset, self.hidden_multiplier, self.hidden_shift, self.hidden_zp)
 
     def channels(self) -> np.ndarray:
-        """(GRU_PARAM_ROWS, 3C) int32 rows per gate channel (the VPU instruction's block)."""
-        n = self.bias.shape[-1]
-        lbr_bias = np.concatenate([np.zeros(2 * n, np.int64), np.asarray(self.recurrent_bias, np.int64)])
+        """(GRU_PARAM_ROWS, G C) int32 rows per gate channel (the VPU instruction's block)."""
+        gates, n = self.bias.shape
+        lbr_bias = np.concatenate([np.zeros((gates - 1) * n, np.int64), np.asarray(self.recurrent_bias, np.int64)])
         return np.stack([*gate_channel_rows(self), lbr_bias]).astype(np.int32)
 
 
-def prepare_gru(q: GruQuant, bias: np.ndarray, recurrent_bias: np.ndarray, linear_before_reset: int) -> GruParams:
-    """Multipliers as prepare_lstm computes them (float32 effective scales, gates in Q3.12)."""
-    gate_scale = _f32(2.0 ** GATE_EXP)
+def cell_mode(rnn: str) -> int:
+    """The GRU_CELL mode of a step's last cell: 1 for the GRU, the RNN's for "tanh" / "relu"."""
+    return {"": 1, "tanh": GRU_RNN_TANH, "relu": GRU_RNN_RELU}[rnn]
+
+
+def prepare_gru(q: GruQuant, bias: np.ndarray, recurrent_bias: np.ndarray, linear_before_reset: int,
+                cell_mode: int = 1) -> GruParams:
+    """Multipliers as prepare_lstm computes them (float32 effective scales, gates in Q3.12; the
+    relu RNN's at s_h / 32)."""
+    relu = cell_mode == GRU_RNN_RELU
+    gate_scale = _f32(_f32(q.hidden_scale) / _f32(32)) if relu else _f32(2.0 ** GATE_EXP)
     ins = [intmath.quantize_multiplier(float(_f32(_f32(ws) * _f32(q.input_scale) / gate_scale)))
            for ws in q.w_input_scales]
     recs = [intmath.quantize_multiplier(float(_f32(_f32(ws) * _f32(q.hidden_scale) / gate_scale)))
             for ws in q.w_recurrent_scales]
-    hm, hs = intmath.quantize_multiplier(float(_f32(2.0 ** -15 / float(_f32(q.hidden_scale)) * 2.0 ** -15)))
+    if relu:
+        hidden = float(_f32(gate_scale / _f32(q.hidden_scale)))
+    elif cell_mode == GRU_RNN_TANH:
+        hidden = float(_f32(2.0 ** -15 / float(_f32(q.hidden_scale))))
+    else:
+        hidden = float(_f32(2.0 ** -15 / float(_f32(q.hidden_scale)) * 2.0 ** -15))
+    hm, hs = intmath.quantize_multiplier(hidden)
     return GruParams(int(q.input_zp), tuple(m for m, _ in ins), tuple(s for _, s in ins),
                      tuple(m for m, _ in recs), tuple(s for _, s in recs), np.asarray(bias, np.int32),
-                     np.asarray(recurrent_bias, np.int32), int(linear_before_reset), hm, hs, int(q.hidden_zp))
+                     np.asarray(recurrent_bias, np.int32), int(linear_before_reset), hm, hs, int(q.hidden_zp),
+                     int(cell_mode))
 
 
 def _split(v, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -129,10 +151,20 @@ def cell_update(pre, rec_acc, h, rec_multiplier, rec_shift, rec_bias, q: GruCell
     return np.clip(kept + new + q.hidden_zp, -128, 127).astype(np.int8)
 
 
+def rnn_update(pre, rec_acc, rec_multiplier, rec_shift, q: GruCellParams, relu: bool) -> np.ndarray:
+    """ONNX RNN's step after the matmuls: pre (n, C) the saturated input part, rec_acc (n, C) the
+    recurrent accumulators -> the new hidden state int8."""
+    rec = intmath.multiply_by_quantized_multiplier(intmath.wrap_int32(rec_acc), rec_multiplier, rec_shift)
+    gate = np.clip(rec + np.asarray(pre, np.int64), INT16_MIN, INT16_MAX)
+    act = np.maximum(gate, 0) if relu else tanh16(gate, 3)
+    h = intmath.multiply_by_quantized_multiplier(act, q.hidden_multiplier, q.hidden_shift) + q.hidden_zp
+    return np.clip(h, -128, 127).astype(np.int8)
+
+
 def gru_sequence(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray,
-                 p: GruParams) -> tuple[np.ndarray, np.ndarray]:
+                 p: GruParams, reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Batch-major: x (B, T, I) int8, h0 (B, C) int8, weights (3, C, I) / (3, C, C) int8 ->
-    (outputs (B, T, C) int8, final h)."""
+    (outputs (B, T, C) int8, final h); `reverse` runs the steps last to first."""
     ch = p.channels().astype(np.int64)
     c = np.shape(h0)[-1]
     w_in = np.asarray(w_input).reshape(-1, np.shape(w_input)[-1])
@@ -141,8 +173,12 @@ def gru_sequence(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent
     h, q = np.asarray(h0, np.int8), p.cell()
     batch, steps = np.shape(x)[:2]
     out = np.empty((batch, steps, c), np.int8)
-    for t in range(steps):
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
         acc = matmul_acc(h, p.hidden_zp, w_rec)
+        if p.cell_mode != 1:
+            h = rnn_update(pre[:, t], acc, ch[3], ch[4], q, p.cell_mode == GRU_RNN_RELU)
+            out[:, t] = h
+            continue
         if not q.linear_before_reset:
             _, r = reset_gates(pre[:, t], acc[:, :2 * c], ch[3], ch[4])
             acc[:, 2 * c:] = matmul_acc(reset_hidden(r, h, p.hidden_zp), p.hidden_zp, w_rec[2 * c:])
@@ -152,17 +188,25 @@ def gru_sequence(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent
 
 
 def gru_float(x: np.ndarray, h0: np.ndarray, w_input: np.ndarray, w_recurrent: np.ndarray, bias: np.ndarray,
-              recurrent_bias: np.ndarray, linear_before_reset: int) -> tuple[np.ndarray, np.ndarray]:
+              recurrent_bias: np.ndarray, linear_before_reset: int, reverse: bool = False,
+              cell_mode: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The float GRU the integer one approximates (float64 inside): bias (3, C) the summed
     input-side biases, recurrent_bias (C,) R_n's (inside the reset product when
-    linear_before_reset is 1, else already in bias)."""
+    linear_before_reset is 1, else already in bias); cell_mode 2 / 3 ONNX RNN's tanh / relu
+    cell (one gate)."""
     c = np.shape(h0)[-1]
     w_in = np.asarray(w_input, np.float64).reshape(-1, np.shape(w_input)[-1])
     w_rec = np.asarray(w_recurrent, np.float64).reshape(-1, c)
     pre = np.asarray(x, np.float64) @ w_in.T + np.asarray(bias, np.float64).reshape(-1)
     h = np.asarray(h0, np.float64)
     out = np.empty((*pre.shape[:2], c))
-    for t in range(pre.shape[1]):
+    steps = pre.shape[1]
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
+        if cell_mode != 1:
+            v = pre[:, t] + h @ w_rec.T
+            h = np.maximum(v, 0) if cell_mode == GRU_RNN_RELU else np.tanh(v)
+            out[:, t] = h
+            continue
         pz, pr, pn = np.split(pre[:, t], 3, axis=-1)
         rz, rr, _ = np.split(h @ w_rec.T, 3, axis=-1)
         z, r = _sigmoid(pz + rz), _sigmoid(pr + rr)

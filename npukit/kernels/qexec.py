@@ -33,7 +33,8 @@ def run_qoutputs(node: Node, ins: list[np.ndarray], in_q: list[QParams | None]) 
         return list(kl.lstm_sequence(x=ins[0], h0=ins[4], c0=ins[5], w_input=ins[1], w_recurrent=ins[2],
                                      p=node.params, reverse=node.attrs.reverse))[:len(node.outputs)]
     if node.op is Op.GRU:           # the output sequence and final hidden state
-        return list(kg.gru_sequence(ins[0], ins[5], ins[1], ins[2], node.params))[:len(node.outputs)]
+        return list(kg.gru_sequence(ins[0], ins[5], ins[1], ins[2], node.params,
+                                         node.attrs.reverse))[:len(node.outputs)]
     return [run_qnode(node, ins, in_q)]
 
 
@@ -48,7 +49,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.LSTM:
         return kl.lstm_sequence(x, ins[4], ins[5], ins[1], ins[2], p, a.reverse)[0]
     if op is Op.GRU:
-        return kg.gru_sequence(x, ins[5], ins[1], ins[2], p)[0]
+        return kg.gru_sequence(x, ins[5], ins[1], ins[2], p, a.reverse)[0]
     if op is Op.CONV2D:
         acc = kx.conv2d_acc(x, ins[1], a, p.input_zp)
         return kx.conv_output(acc, ins[2] if len(ins) > 2 else None, p)

@@ -20,6 +20,14 @@ def _per_gate(name: str, w: np.ndarray) -> Tensor:
     return Tensor(name, w.shape, DType.I8, q, QParams(tuple(map(float, scales)), (0,) * gates, 0))
 
 
+def _per_gate16(name: str, p: np.ndarray) -> Tensor:
+    """Peephole weights [gates, C] as int16, symmetric, one scale per gate (an all-zero gate 1)."""
+    top = np.abs(p).max(axis=1)
+    scales = np.where(top > 0, top / np.float32(32767), 1.0).astype(np.float32)
+    q = np.clip(np.round(p / scales[:, None]), -32767, 32767).astype(np.int16)
+    return Tensor(name, p.shape, DType.I16, q, QParams(tuple(map(float, scales)), (0,) * len(scales), 0))
+
+
 def _int32(name: str, v: np.ndarray, scale) -> Tensor:
     q = np.clip(np.round(v / scale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
     return Tensor(name, v.shape, DType.I32, q)
@@ -39,7 +47,7 @@ def gru_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kg.GruParams
         if name not in tensors:
             tensors[name] = _per_gate(name, g.tensors[name].const_data)
     w_scales = np.asarray(tensors[w_name].qp.scale, np.float64)
-    r_n = np.float64(np.float32(tensors[r_name].qp.scale[2]))
+    r_n = np.float64(np.float32(tensors[r_name].qp.scale[-1]))
     if b_name not in tensors:
         tensors[b_name] = _int32(b_name, g.tensors[b_name].const_data, np.float64(np.float32(xq.s)) * w_scales[:, None])
     if rb_name not in tensors:
@@ -52,7 +60,7 @@ def gru_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kg.GruParams
                                  f"quantisation, got {[k.value for k in kinds]}")
     q = kg.GruQuant(xq.s, xq.zp, tensors[w_name].qp.scale, tensors[r_name].qp.scale, hq.s, hq.zp)
     return kg.prepare_gru(q, tensors[b_name].const_data, tensors[rb_name].const_data,
-                          node.attrs.linear_before_reset)
+                          node.attrs.linear_before_reset, kg.cell_mode(node.attrs.rnn))
 
 
 def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmParams:
@@ -63,7 +71,7 @@ def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPara
     a = node.attrs
     hq = tensors[node.outputs[0]].qp if a.hidden_scale == 0 else QParams.per_tensor(a.hidden_scale, a.hidden_zp)
     xq = tensors[node.inputs[0]].qp
-    _, w_name, r_name, b_name, h_name, c_name = node.inputs
+    _, w_name, r_name, b_name, h_name, c_name = node.inputs[:6]
     for name in (w_name, r_name):
         if name not in tensors:
             tensors[name] = _per_gate(name, g.tensors[name].const_data)
@@ -76,11 +84,19 @@ def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPara
             if q is None:
                 raise UnsupportedOpError(f"{node.name}: a constant cell state with no quantised cell state to follow")
             tensors[name] = _state(name, g.tensors[name].const_data, q, dtype)
-    x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs)
+    if a.peephole and node.inputs[6] not in tensors:             # a float graph's (ONNX) peephole weights
+        tensors[node.inputs[6]] = _per_gate16(node.inputs[6], g.tensors[node.inputs[6]].const_data)
+    x, w_in, w_rec, bias, h0, c0 = (tensors[n] for n in node.inputs[:6])
+    extra = iter(tensors[n] for n in node.inputs[6:])             # TFLite's variants (LstmAttrs)
+    peep = next(extra) if a.peephole else None
+    norm = next(extra) if a.layer_norm else None
+    proj, proj_b = (next(extra), next(extra)) if a.projection else (None, None)
     kinds = [tensors[n].dtype for n in (node.inputs[0], node.inputs[4], node.outputs[0], *node.outputs[1:2])]
     if any(k is not DType.I8 for k in kinds) or any(tensors[n].dtype is not DType.I16 for n in (c_name, *node.outputs[2:])):
         raise UnsupportedOpError(f"{node.name}: the integer LSTM needs int8 input and hidden states and int16 cell "
                                  f"states, got {[k.value for k in kinds]}")
     lq = kl.LstmQuant(xq.s, xq.zp, w_in.qp.scale, w_rec.qp.scale, h0.qp.s, h0.qp.zp, hq.s, hq.zp, c0.qp.s,
-                      a.cell_clip)
-    return kl.prepare_lstm(lq, w_in.const_data, w_rec.const_data, bias.const_data)
+                      a.cell_clip, len(w_in.qp.scale) == 3, a.gate_scales, peep.qp.scale if peep else (),
+                      norm.qp.scale if norm else (), proj.qp.s if proj else 0.0, a.proj_clip, a.gate_clip)
+    return kl.prepare_lstm(lq, w_in.const_data, w_rec.const_data, bias.const_data,
+                           *(None if t is None else t.const_data for t in (peep, norm, proj, proj_b)))

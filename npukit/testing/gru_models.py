@@ -1,4 +1,4 @@
-"""Single-operator float ONNX GRU models (random weights) and their onnxruntime outputs: the
+"""Single-operator float ONNX GRU and RNN models (random weights) and their onnxruntime outputs: the
 float oracle npukit's integer GRU (kernels_gru) is measured against."""
 from __future__ import annotations
 
@@ -6,19 +6,21 @@ import numpy as np
 
 
 def gru_model(rng: np.random.Generator, steps: int, batch: int, n_in: int, hidden: int, lbr: int,
-              states: bool = True):
+              states: bool = True, direction: str = "forward"):
     """GRU(x [steps, batch, n_in], W, R, B[, h0]) -> y, y_h; weights ~ N(0, 1/fan_in)."""
     from onnx import TensorProto, helper, numpy_helper
-    w = (rng.standard_normal((1, 3 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
-    r = (rng.standard_normal((1, 3 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
-    b = (0.3 * rng.standard_normal((1, 6 * hidden))).astype(np.float32)
+    dirs = 2 if direction == "bidirectional" else 1
+    w = (rng.standard_normal((dirs, 3 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    r = (rng.standard_normal((dirs, 3 * hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    b = (0.3 * rng.standard_normal((dirs, 6 * hidden))).astype(np.float32)
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, batch, n_in])]
     names = ["x", "W", "R", "B"]
     if states:
-        inputs.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, batch, hidden]))
+        inputs.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [dirs, batch, hidden]))
         names += ["", "h0"]
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h")]
-    node = helper.make_node("GRU", names, ["y", "y_h"], hidden_size=hidden, linear_before_reset=lbr)
+    node = helper.make_node("GRU", names, ["y", "y_h"], hidden_size=hidden, linear_before_reset=lbr,
+                            direction=direction)
     graph = helper.make_graph([node], "gru", inputs, outputs,
                               [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
@@ -27,10 +29,10 @@ def gru_model(rng: np.random.Generator, steps: int, batch: int, n_in: int, hidde
 
 
 def gru_feeds(rng: np.random.Generator, n: int, steps: int, batch: int, n_in: int, hidden: int,
-              states: bool = True) -> dict[str, np.ndarray]:
+              states: bool = True, dirs: int = 1) -> dict[str, np.ndarray]:
     out = {"x": rng.standard_normal((n, steps, batch, n_in)).astype(np.float32)}
     if states:
-        out["h0"] = (0.7 * np.tanh(rng.standard_normal((n, 1, batch, hidden)))).astype(np.float32)
+        out["h0"] = (0.7 * np.tanh(rng.standard_normal((n, dirs, batch, hidden)))).astype(np.float32)
     return out
 
 
@@ -38,3 +40,26 @@ def run_onnxruntime(model, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
     import onnxruntime as ort
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, feed)
+
+
+def rnn_model(rng: np.random.Generator, steps: int, batch: int, n_in: int, hidden: int, activation: str,
+              states: bool = True, direction: str = "forward"):
+    """RNN(x [steps, batch, n_in], W, R, B[, h0]) -> y, y_h with tanh or relu; weights ~ N(0, 1/fan_in)."""
+    from onnx import TensorProto, helper, numpy_helper
+    dirs = 2 if direction == "bidirectional" else 1
+    w = (rng.standard_normal((dirs, hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    r = (0.8 * rng.standard_normal((dirs, hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    b = (0.3 * rng.standard_normal((dirs, 2 * hidden))).astype(np.float32)
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, batch, n_in])]
+    names = ["x", "W", "R", "B"]
+    if states:
+        inputs.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [dirs, batch, hidden]))
+        names += ["", "h0"]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h")]
+    node = helper.make_node("RNN", names, ["y", "y_h"], hidden_size=hidden, direction=direction,
+                            activations=[activation] * dirs)
+    graph = helper.make_graph([node], "rnn", inputs, outputs,
+                              [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model

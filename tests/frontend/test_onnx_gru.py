@@ -21,26 +21,34 @@ STEPS_OF_ERROR = 5      # hidden-scale steps (tests/quant/test_kernels_gru.py me
 
 
 @pytest.mark.parametrize("lbr", [0, 1])
-@pytest.mark.parametrize("steps,batch,n_in,hidden,states", [(1, 1, 16, 32, True), (6, 2, 8, 16, True),
-                                                            (5, 1, 12, 24, False)])
-def test_onnx_gru_on_the_npu_close_to_onnxruntime(lbr, steps, batch, n_in, hidden, states, tmp_path):
+@pytest.mark.parametrize("steps,batch,n_in,hidden,states,direction",
+                         [(1, 1, 16, 32, True, "forward"), (6, 2, 8, 16, True, "forward"),
+                          (5, 1, 12, 24, False, "forward"), (6, 2, 8, 16, True, "reverse"),
+                          (5, 1, 12, 24, False, "bidirectional"), (4, 2, 8, 16, True, "bidirectional")])
+def test_onnx_gru_on_the_npu_close_to_onnxruntime(lbr, steps, batch, n_in, hidden, states, direction, tmp_path):
+    """Forward, reverse (the steps last to first) and bidirectional (one integer GRU per
+    direction, outputs concatenated in ONNX's [T, 2, B, H] / [2, B, H] layout)."""
     rng = np.random.default_rng(steps + lbr)
-    model = gru_model(rng, steps, batch, n_in, hidden, lbr, states)
+    dirs = 2 if direction == "bidirectional" else 1
+    model = gru_model(rng, steps, batch, n_in, hidden, lbr, states, direction)
     onnx.save(model, tmp_path / "gru.onnx")
-    prog = npukit.compile(tmp_path / "gru.onnx", "npu-m",
-                          calibration=gru_feeds(rng, 48, steps, batch, n_in, hidden, states))
+    calib = gru_feeds(rng, 48, steps, batch, n_in, hidden, states, dirs)
+    prog = npukit.compile(tmp_path / "gru.onnx", "npu-m", calibration=calib)
     assert prog.profile().host_ops == []
-    assert [n.op.value for n in prog.qgraph.nodes].count("gru") == 1
-    gru = next(n for n in prog.qgraph.nodes if n.op.value == "gru")
-    s_h = prog.qgraph.tensors[gru.outputs[0]].quant.s
-    held_out = gru_feeds(rng, 3, steps, batch, n_in, hidden, states)
+    grus = [n for n in prog.qgraph.nodes if n.op.value == "gru"]
+    assert [n.attrs.reverse for n in grus] == {"forward": [False], "reverse": [True],
+                                               "bidirectional": [False, True]}[direction]
+    s_h = max(prog.qgraph.tensors[n.outputs[0]].quant.s for n in grus)
+    held_out = gru_feeds(rng, 3, steps, batch, n_in, hidden, states, dirs)
+    held_out["x"] = np.clip(held_out["x"], calib["x"].min(), calib["x"].max())   # the cell's error, not x's clipping
     feeds = [{name: v[k] for name, v in held_out.items()} for k in range(3)]
     for feed in feeds:
         got = prog.run(feed)
         for name, want in zip(("y", "y_h"), run_onnxruntime(model, feed)):
+            assert got[name].shape == want.shape, name
             err = np.abs(got[name] - want).max()
             assert err <= STEPS_OF_ERROR * s_h, (name, err / s_h)
-    assert_sim_equals_reference(prog, feeds[:1], check_timing_order=False)
+    assert_sim_equals_reference(prog, feeds[:1], check_timing_order=direction != "forward")
 
 
 @pytest.mark.parametrize("lbr", [0, 1])
@@ -64,15 +72,15 @@ def test_gru_weights_alternating_or_streamed_equal_the_reference(lbr, wbuf_kib, 
     assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds)
 
 
-def test_reverse_gru_stays_float_on_the_host(tmp_path):
+def test_clipped_gru_stays_float_on_the_host(tmp_path):
     """A configuration the integer GRU does not cover runs in float on the host, with the reason."""
-    model = gru_model(np.random.default_rng(0), 3, 1, 4, 8, 1)
-    model.graph.node[0].attribute.append(onnx.helper.make_attribute("direction", "reverse"))
-    onnx.save(model, tmp_path / "reverse.onnx")
+    model = gru_model(np.random.default_rng(0), 3, 1, 4, 8, 1, direction="reverse")
+    model.graph.node[0].attribute.append(onnx.helper.make_attribute("clip", 2.0))
+    onnx.save(model, tmp_path / "clip.onnx")
     rng = np.random.default_rng(0)
-    prog = npukit.compile(tmp_path / "reverse.onnx", "npu-m", calibration=gru_feeds(rng, 8, 3, 1, 4, 8))
+    prog = npukit.compile(tmp_path / "clip.onnx", "npu-m", calibration=gru_feeds(rng, 8, 3, 1, 4, 8))
     assert [h["reason"] for h in prog.profile().host_ops] == [
-        "ONNX GRU refused by the NPU converter: GRU with a direction or layout other than the default forward cell"]
+        "ONNX GRU refused by the NPU converter: GRU with ['clip'] other than the default cell"]
     feed = {name: v[0] for name, v in gru_feeds(rng, 1, 3, 1, 4, 8).items()}
     for name, w in zip(("y", "y_h"), run_onnxruntime(model, feed)):
         np.testing.assert_allclose(prog.run(feed)[name], w, atol=1e-6)

@@ -21,7 +21,8 @@ from test_sim_vs_reference import assert_sim_equals_reference, small_arch  # noq
 
 
 def _model(steps: int, batch: int, n_in: int, hidden: int, seed: int, states: bool,
-           direction: str = "forward", seq_lens: np.ndarray | None = None, **attrs) -> onnx.ModelProto:
+           direction: str = "forward", seq_lens: np.ndarray | None = None, peephole: bool = False,
+           **attrs) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     dirs = 2 if direction == "bidirectional" else 1
     w = (rng.standard_normal((dirs, 4 * hidden, n_in)) / np.sqrt(n_in)).astype(np.float32)
@@ -37,6 +38,9 @@ def _model(steps: int, batch: int, n_in: int, hidden: int, seed: int, states: bo
     if states:
         inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [dirs, batch, hidden]) for n in ("h0", "c0")]
         names += ["h0", "c0"]
+    if peephole:                       # P [dirs, 3H], ONNX order i, o, f
+        names += [""] * (7 - len(names)) + ["P"]
+        consts.append(numpy_helper.from_array((0.5 * rng.standard_normal((dirs, 3 * hidden))).astype(np.float32), "P"))
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h", "y_c")]
     node = helper.make_node("LSTM", names, ["y", "y_h", "y_c"], hidden_size=hidden, direction=direction, **attrs)
     graph = helper.make_graph([node], "lstm", inputs, outputs, consts)
@@ -58,14 +62,24 @@ def _feeds(rng, n: int, steps: int, batch: int, n_in: int, hidden: int, states: 
                          [(1, 1, 16, 32, True, "forward"), (6, 2, 8, 16, True, "forward"),
                           (5, 1, 12, 24, False, "forward"), (6, 2, 8, 16, True, "reverse"),
                           (5, 1, 12, 24, False, "reverse"), (6, 2, 8, 16, True, "bidirectional"),
-                          (4, 1, 12, 24, False, "bidirectional")])
+                          (4, 1, 12, 24, False, "bidirectional"), (6, 2, 8, 16, True, "peephole"),
+                          (5, 1, 12, 24, False, "peephole bidirectional"), (6, 2, 8, 16, True, "clip"),
+                          (5, 1, 12, 24, True, "clip reverse"), (6, 2, 8, 16, True, "input_forget"),
+                          (5, 1, 12, 24, False, "input_forget+peephole bidirectional")])
 def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, states, direction, tmp_path):
     """Forward, reverse (the steps last to first) and bidirectional (one integer LSTM per
     direction, outputs concatenated in ONNX's [T, 2, B, H] / [2, B, H] layout); the simulator
     equals the integer reference on random codes, in program and timing order."""
     path = tmp_path / "lstm.onnx"
+    variant, _, direction = direction.rpartition(" ") if " " in direction else (direction, "", "forward")
+    if variant in ("forward", "reverse", "bidirectional"):
+        variant, direction = "", variant
+    peephole = "peephole" in variant                   # TFLite's peephole cell (P's i, f, o rows)
+    clip = {"clip": 0.6} if "clip" in variant else {}  # binds on many gates
+    if "input_forget" in variant:                      # TFLite's CIFG: i = 1 - f
+        clip["input_forget"] = 1
     dirs = 2 if direction == "bidirectional" else 1
-    onnx.save(_model(steps, batch, n_in, hidden, hidden, states, direction), path)
+    onnx.save(_model(steps, batch, n_in, hidden, hidden, states, direction, peephole=peephole, **clip), path)
     rng = np.random.default_rng(steps)
     prog = npukit.compile(path, "npu-m", calibration=_feeds(rng, 48, steps, batch, n_in, hidden, states, dirs))
     assert prog.profile().host_ops == []
@@ -93,7 +107,7 @@ def test_onnx_lstm_on_the_npu_close_to_onnxruntime(steps, batch, n_in, hidden, s
 
 @pytest.mark.parametrize("seq_lens,attrs,reason", [
     (np.array([3, 2]), {}, "LSTM with sequence_lens other than a constant full length"),
-    (None, {"clip": 2.0}, "LSTM with ['clip'] other than the default cell")])
+    (None, {"clip": 2.0, "peephole": True}, "LSTM with both clip and peephole weights")])
 def test_lstm_the_integer_cell_does_not_cover_stays_float_on_the_host(seq_lens, attrs, reason, tmp_path):
     """A configuration the integer LSTM does not cover runs in float on the host, with the reason."""
     path = tmp_path / "host.onnx"

@@ -1,6 +1,7 @@
 """The integer LSTM kernel (TFLite's 8x8_16 path) pinned bit for bit to LiteRT's
 UNIDIRECTIONAL_SEQUENCE_LSTM (BUILTIN_REF) on random single-operator models: outputs of every
-step and the final hidden and cell states, from random initial states."""
+step and the final hidden and cell states, from random initial states; the plain cell and its
+CIFG, peephole, layer-norm and projection variants, alone and combined."""
 from __future__ import annotations
 
 import numpy as np
@@ -30,13 +31,47 @@ def test_lstm_equals_litert(seed, batch, steps, n_input, n_cell, cell_exp, clip,
     h0 = rng.integers(-128, 128, (batch, n_cell)).astype(np.int8)
     c0 = rng.integers(-32768, 32768, (batch, n_cell)).astype(np.int16)
     ref_out, ref_h, ref_c = run_lstm_reference(case, x, h0, c0)
-    p = prepare_lstm(case.quant, case.w_input, case.w_recurrent, case.bias)
+    p = case.prepare()
     xb = x.transpose(1, 0, 2) if time_major else x
     out, h, c = lstm_sequence(xb, h0, c0, case.w_input, case.w_recurrent, p)
     np.testing.assert_array_equal(out.transpose(1, 0, 2) if time_major else out, ref_out)
     np.testing.assert_array_equal(h, ref_h)
     np.testing.assert_array_equal(c, ref_c)
     assert ((ref_out > -128) & (ref_out < 127)).mean() > 0.25   # not only saturated outputs
+
+
+VARIANTS = [  # cifg, peephole, norm, n_output, proj_clip, cell_clip, time_major
+    (True, False, False, 0, 0.0, 0.0, False),
+    (False, True, False, 0, 0.0, 0.0, False),
+    (False, False, True, 0, 0.0, 0.0, False),
+    (False, False, False, 6, 0.0, 0.0, False),
+    (False, False, False, 10, 0.3, 1.0, True),
+    (True, True, True, 0, 0.0, 0.5, False),
+    (False, True, True, 8, 0.2, 0.0, True),     # peephole with projection: LiteRT needs n_output = n_cell
+    (True, True, False, 0, 0.0, 0.0, True),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("cifg,peephole,norm,n_output,proj_clip,clip,time_major", VARIANTS)
+def test_lstm_variants_equal_litert(seed, cifg, peephole, norm, n_output, proj_clip, clip, time_major):
+    batch, steps, n_input, n_cell = 2, 6, 5, 8
+    rng = np.random.default_rng(seed * 1000 + 8 * cifg + 4 * peephole + 2 * norm + n_output)
+    case = random_lstm(rng, batch, steps, n_input, n_cell, -12, clip, time_major, cifg, peephole, norm,
+                       n_output, proj_clip)
+    n_out = n_output or n_cell
+    x = rng.integers(-128, 128, case.input_shape).astype(np.int8)
+    h0 = rng.integers(-128, 128, (batch, n_out)).astype(np.int8)
+    c0 = rng.integers(-32768, 32768, (batch, n_cell)).astype(np.int16)
+    ref_out, ref_h, ref_c = run_lstm_reference(case, x, h0, c0)
+    xb = x.transpose(1, 0, 2) if time_major else x
+    out, h, c = lstm_sequence(xb, h0, c0, case.w_input, case.w_recurrent, case.prepare())
+    np.testing.assert_array_equal(out.transpose(1, 0, 2) if time_major else out, ref_out)
+    np.testing.assert_array_equal(h, ref_h.reshape(h.shape))
+    np.testing.assert_array_equal(c, ref_c)
+    assert ((ref_out > -128) & (ref_out < 127)).mean() > 0.25   # not only saturated outputs
+    if proj_clip:
+        assert np.abs(ref_out).max() <= int(proj_clip / case.quant.state_scale)
 
 
 @pytest.mark.parametrize("integer_bits", [0, 3, 4, 6])

@@ -237,27 +237,40 @@ class Gen:
         return I.Magnitude(0, (), self.at(I.ABUF, 4 * n) // 2 * 2, outer, c, inner, self.at(I.ABUF, n), q)
 
     def lstmcell(self) -> I.LstmCell:
-        n, c = self.i(1, 3), self.i(1, 4)
-        g = 4 * c
+        n, c, variant = self.i(1, 3), self.i(1, 4), self.i(0, 15)
+        g = I.lstm_gates(variant) * c
         stride = g + self.i(0, 3)
         mults = self.rng.integers(1 << 30, (1 << 31) - 1, (2, g))
-        block = np.stack([self.rng.integers(-5000, 5000, g), mults[0], self.rng.integers(-12, 3, g), mults[1],
-                          self.rng.integers(-12, 3, g)]).astype(np.int32)
+        rows = [self.rng.integers(-5000, 5000, g), mults[0], self.rng.integers(-12, 3, g), mults[1],
+                self.rng.integers(-12, 3, g)]
+        if variant & I.LSTM_PEEPHOLE:       # int16 weights, multiplier, shift
+            rows += [self.rng.integers(-30000, 30000, g), self.rng.integers(1 << 30, (1 << 31) - 1, g),
+                     self.rng.integers(-12, 0, g)]
+        if variant & I.LSTM_LAYER_NORM:     # coefficient, bias, multiplier, shift + 12, variance guard
+            rows += [self.rng.integers(-30000, 30000, g), self.rng.integers(-(1 << 22), 1 << 22, g),
+                     self.rng.integers(1 << 30, (1 << 31) - 1, g), self.rng.integers(-8, 4, g),
+                     self.rng.integers(1, 100, g)]
+        if variant & I.LSTM_GATE_CLIP:      # each gate channel's bound
+            rows.append(self.rng.integers(0, 32768, g))
+        block = np.stack(rows).astype(np.int32)
         q = params_to_ints(kl.LstmCellParams(self.i(-15, -9), self.i(0, 1) * self.i(1, 30000), int(mults[0, 0]),
                                              self.i(-20, -5), self.i(-10, 10)))
-        return I.LstmCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + g), 4), stride, self.al(I.ACC, 16 * n * c, 4),
-                          self.block(I.WBUF, block), self.al(I.ABUF, 2 * n * c, 2), self.at(I.ABUF, n * c), n, c, q)
+        return I.LstmCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + g), 4), stride, self.al(I.ACC, 4 * n * g, 4),
+                          self.block(I.WBUF, block), self.al(I.ABUF, 2 * n * c, 2), self.at(I.ABUF, n * c), n, c, q,
+                          variant)
 
     def grucell(self) -> I.GruCell:
-        n, c, mode = self.i(1, 3), self.i(1, 4), self.i(0, 1)
-        g = 3 * c
-        stride = (2 + mode) * c + self.i(0, 3)
+        n, c, mode = self.i(1, 3), self.i(1, 4), self.i(0, 3)
+        read, gates = I.gru_cell_gates(mode)
+        g = gates * c
+        stride = read * c + self.i(0, 3)
         mults = self.rng.integers(1 << 30, (1 << 31) - 1, (2, g))
         block = np.stack([self.rng.integers(-5000, 5000, g), mults[0], self.rng.integers(-12, 3, g), mults[1],
                           self.rng.integers(-12, 3, g), self.rng.integers(-5000, 5000, g)]).astype(np.int32)
         q = params_to_ints(kg.GruCellParams(self.i(0, 1), int(mults[0, 0]), self.i(-20, -5), self.i(-10, 10)))
-        return I.GruCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + (2 + mode) * c), 4), stride,
-                         self.al(I.ACC, 8 * n * c, 4), self.al(I.ACC, 4 * n * c, 4), self.block(I.WBUF, block),
+        rec = (1 if mode >= 2 else 2) * c
+        return I.GruCell(0, (), self.al(I.ACC, 4 * ((n - 1) * stride + read * c), 4), stride,
+                         self.al(I.ACC, 4 * n * rec, 4), self.al(I.ACC, 4 * n * c, 4), self.block(I.WBUF, block),
                          self.at(I.ABUF, n * c), self.at(I.ABUF, n * c), n, c, mode, q)
 
 

@@ -1,4 +1,4 @@
-"""HOST_FLOAT: an ONNX GRU the NPU does not cover (reverse; the forward GRU is an integer cell on
+"""HOST_FLOAT: an ONNX GRU the NPU does not cover (clipped; the default GRU is an integer cell on
 the NPU) runs in float on the host beside NPU layers (oracle: onnxruntime)."""
 import numpy as np
 import onnxruntime as ort
@@ -11,7 +11,7 @@ def _gru_model(relu_after: bool) -> bytes:
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((1, 12, 8)).astype(np.float32) * 0.5, "W")
     r = numpy_helper.from_array(rng.standard_normal((1, 12, 4)).astype(np.float32) * 0.5, "R")
-    nodes = [helper.make_node("GRU", ["x", "W", "R"], ["", "h"], hidden_size=4, direction="reverse")]
+    nodes = [helper.make_node("GRU", ["x", "W", "R"], ["", "h"], hidden_size=4, clip=1.5)]
     out = "h"
     if relu_after:
         nodes.append(helper.make_node("Relu", ["h"], ["y"]))
