@@ -5,7 +5,9 @@ the same weight blocks each time: `Reuse` remembers each block's compressed stre
 each weight tensor's estimated compression ratio by their bytes (a 256-bit BLAKE2b digest of
 them, so the blocks themselves are not held), so a later compile takes them instead of
 encoding again. Both are pure functions of the bytes, so a program compiled with a `Reuse`
-is byte-identical to one compiled alone. The caller makes one
+is byte-identical to one compiled alone. Compiles with `scales` also keep there the quantised
+constants and params of dense layers and embedding tables (`quantised`, quant.quantize's
+`known`: by a digest of the float data and the scales they depend on). The caller makes one
 (`npukit.Reuse()`), passes it to every compile that should share (`reuse=`) and drops it
 when done: nothing is kept between compiles that are not given the same object.
 """
@@ -24,6 +26,7 @@ from ..isa import wcodec
 class Reuse:
     streams: dict[bytes, bytes] = field(default_factory=dict)   # digest of a weight block -> its wcodec stream
     ratios: dict[bytes, float] = field(default_factory=dict)    # digest of a weight tensor -> estimated ratio
+    quantised: dict = field(default_factory=dict)               # quant.quantize.remembered's memo
 
     def encode(self, raw: bytes) -> bytes:
         """`wcodec.encode(raw)`, encoded once per distinct block (a stream taken from here is

@@ -1,6 +1,7 @@
 """One `npukit.Reuse` shared by the compiles of a model at several token counts and arches:
 each program byte-identical to the one compiled alone (the oracle), with weight blocks
-encoded once across them; anything else passed as `reuse` is refused."""
+encoded once across them and each dense layer's weights quantised once (the token count
+changes no key); anything else passed as `reuse` is refused."""
 from __future__ import annotations
 
 import sys
@@ -16,6 +17,7 @@ from npukit.arch import load_arch
 from npukit.codegen.reuse import Reuse
 from npukit.compiler import compile_graph
 from npukit.errors import InputError
+from npukit.ir.graph import Op
 from npukit.isa import wcodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,6 +66,8 @@ def test_shared_reuse_gives_the_programs_compiled_alone():
     # encodes a sample of the tensor); alone, every compile encodes all of them again
     assert calls["shared"] == len(reuse.streams) + len(reuse.ratios)
     assert calls["alone"] > calls["shared"]
+    dense = [nd for nd in g.nodes if nd.op in (Op.FULLY_CONNECTED, Op.CONV2D)]
+    assert dense and len(reuse.quantised) == len(dense)
 
 
 def test_reuse_must_be_a_reuse():
