@@ -38,6 +38,16 @@ class Reuse:
         wcodec.remember(stream, raw)
         return stream
 
+    def encode_many(self, raws: list[bytes]) -> list[bytes]:
+        """`[self.encode(r) for r in raws]`, the blocks not seen before encoded together."""
+        keys = [_digest(r) for r in raws]
+        new = {k: r for k, r in zip(keys, raws) if k not in self.streams}
+        self.streams.update(zip(new, wcodec.encode_many(list(new.values()))))
+        for k, r in zip(keys, raws):
+            if k not in new:
+                wcodec.remember(self.streams[k], r)
+        return [self.streams[k] for k in keys]
+
     def ratio(self, data: np.ndarray, estimate) -> float:
         """`estimate(data)` (a ratio that depends only on the bytes), once per distinct tensor."""
         key = _digest(np.ascontiguousarray(data).tobytes())
