@@ -2,7 +2,7 @@
 
 A transformer compiled once per token count (or a model lowered for several arches) stores
 the same weight blocks each time: `Reuse` remembers each block's compressed stream and
-each weight tensor's estimated compression ratio by their bytes (a 256-bit BLAKE2b digest of
+each weight tensor's estimated compression ratio by their bytes (a SHA-256 digest of
 them, so the blocks themselves are not held), so a later compile takes them instead of
 encoding again. Both are pure functions of the bytes, so a program compiled with a `Reuse`
 is byte-identical to one compiled alone. Compiles with `scales` also keep there the quantised
@@ -64,4 +64,4 @@ def checked(reuse) -> Reuse | None:
 
 
 def _digest(raw: bytes) -> bytes:
-    return hashlib.blake2b(raw, digest_size=32).digest()
+    return hashlib.sha256(raw).digest()
