@@ -42,10 +42,11 @@ MAX_HOST_RETRIES = 16       # nodes a later stage may send back to the host, one
 
 
 def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None,
-               input_values: dict | None = None, host_nodes=frozenset()) -> Graph:
+               input_values: dict | None = None, host_nodes=frozenset(), memo: dict | None = None) -> Graph:
     """Import a model file. `input_values` binds inputs to constants (ONNX; checked against the
     file's inputs, see frontend.signature); `host_nodes` names ONNX nodes to run in float on
-    the host although a converter exists (a set of names, or a dict of name -> reason)."""
+    the host although a converter exists (a set of names, or a dict of name -> reason).
+    `memo`: kept by the caller across imports of one ONNX file (frontend.onnx.load_onnx)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"model file not found: {path}")
@@ -64,7 +65,7 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
                              + (f" (nor {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     if suffix == ".onnx":
         from .frontend.onnx import load_onnx
-        return load_onnx(path, input_shapes, bound, host_nodes or frozenset())
+        return load_onnx(path, input_shapes, bound, host_nodes or frozenset(), memo)
     try:        # LiteRT's flatbuffer schema: an optional dependency, loaded only for TFLite
         from .frontend.tflite import load_tflite
     except ImportError as e:
@@ -146,7 +147,7 @@ def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[in
         options = replace(options, recurrent_host="never")
     while True:
         stage("import")
-        g = load_model(path, input_shapes, input_values, moved)
+        g = load_model(path, input_shapes, input_values, moved, reuse.imported if reuse is not None else None)
         if host == "never":
             refuse_host(placements(g, arch, options))
         try:

@@ -7,7 +7,9 @@ them, so the blocks themselves are not held), so a later compile takes them inst
 encoding again. Both are pure functions of the bytes, so a program compiled with a `Reuse`
 is byte-identical to one compiled alone. Compiles with `scales` also keep there the quantised
 constants and params of dense layers and embedding tables (`quantised`, quant.quantize's
-`known`: by a digest of the float data and the scales they depend on). The caller makes one
+`known`: by a digest of the float data and the scales they depend on), and every compile's
+ONNX import the checked and fused model and the values that depend on the file alone
+(`imported`, frontend.onnx.load_onnx's `memo`: by a digest of the file's bytes). The caller makes one
 (`npukit.Reuse()`), passes it to every compile that should share (`reuse=`) and drops it
 when done: nothing is kept between compiles that are not given the same object.
 """
@@ -27,6 +29,7 @@ class Reuse:
     streams: dict[bytes, bytes] = field(default_factory=dict)   # digest of a weight block -> its wcodec stream
     ratios: dict[bytes, float] = field(default_factory=dict)    # digest of a weight tensor -> estimated ratio
     quantised: dict = field(default_factory=dict)               # quant.quantize.remembered's memo
+    imported: dict = field(default_factory=dict)                # frontend.onnx.load_onnx's memo
 
     def encode(self, raw: bytes) -> bytes:
         """`wcodec.encode(raw)`, encoded once per distinct block (a stream taken from here is
