@@ -164,11 +164,18 @@ def remembered(known: dict | None, key: tuple, make):
     key stand for a digest of their dtype, shape and bytes), made on first use."""
     if known is None:
         return make()
-    k = tuple((a.dtype.str, a.shape, hashlib.sha256(np.ascontiguousarray(a).reshape(-1).view(np.uint8)).digest())
-              if isinstance(a, np.ndarray) else a for a in key)
+    k = tuple(_digest(a) if isinstance(a, np.ndarray) else a for a in key)
     if k not in known:
         known[k] = make()
     return known[k]
+
+
+def _digest(a: np.ndarray) -> tuple:
+    """An array's dtype, shape and SHA-256 of its elements in C order (read as stored, without
+    a copy, when it is Fortran-ordered: a transposed weight matrix)."""
+    order = "F" if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+    flat = a.T if order == "F" else np.ascontiguousarray(a)
+    return a.dtype.str, a.shape, order, hashlib.sha256(flat.reshape(-1).view(np.uint8)).digest()
 
 
 def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict | None = None) -> Node:
