@@ -175,7 +175,7 @@ def _digest(a: np.ndarray) -> tuple:
     a copy, when it is Fortran-ordered: a transposed weight matrix)."""
     order = "F" if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous else "C"
     flat = a.T if order == "F" else np.ascontiguousarray(a)
-    return a.dtype.str, a.shape, order, hashlib.sha256(flat.reshape(-1).view(np.uint8)).digest()
+    return a.dtype.str, a.shape, order, hashlib.sha256(flat.reshape(-1).view(np.uint8).data).digest()
 
 
 def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict | None = None) -> Node:
@@ -189,14 +189,14 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
             axis = 3 if (op is Op.CONV2D and a.depthwise) else 0
             b64 = tensors[node.inputs[0]].dtype is DType.I16
             bias_f = g.tensors[node.inputs[2]].const_data if len(node.inputs) > 2 else None
-            wq, wqp, bias, params = remembered(known, ("conv", w.const_data, axis, bias_f, b64, x.s, x.zp, ot.qp.s,
-                                                        ot.qp.zp, a.act, wide_out),
-                                               lambda: _float_conv(w.const_data, axis, bias_f, b64, x, ot.qp, a.act,
-                                                                   wide_out))
+            wq, wqp, bias, conv = remembered(known, ("conv", w.const_data, axis, bias_f, b64, x.s, x.zp, ot.qp.s,
+                                                      ot.qp.zp, a.act, wide_out),
+                                             lambda: _float_conv(w.const_data, axis, bias_f, b64, x, ot.qp, a.act,
+                                                                 wide_out))
             tensors[node.inputs[1]] = Tensor(node.inputs[1], w.shape, DType.I8, wq, wqp)
             if bias is not None:
                 tensors[node.inputs[2]] = replace(bias, name=node.inputs[2])
-            return node.with_(params=params)
+            return node.with_(params=conv)
         ws = np.asarray(w.quant.scale, np.float32)
         return node.with_(params=kx.prepare_conv(x.s, ws, ot.qp.s, x.zp, ot.qp.zp, a.act, wide_out))
     if op in (Op.ADD, Op.SUB, Op.MUL):       # a constant beside an int16 operand is int16 (16x8)
