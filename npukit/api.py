@@ -285,8 +285,10 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     its calibrated ranges and int16 widenings are applied, so no calibration data, no
     `int16_below_db` or `precision` choice, and no noise report (docs/transformers.md).
     `reuse`: an `npukit.Reuse()` the caller passes to several compiles of one model (each
-    token count, each arch via `for_arch`): weight blocks are compressed once and shared, the
-    programs byte-identical to compiling each alone; the caller drops it when done.
+    token count, each arch via `for_arch`): the ONNX file is imported once (what it alone
+    fixes), each dense layer quantised once (with `scales`) and weight blocks are compressed
+    once and shared, the programs byte-identical to compiling each alone; the caller drops it
+    when done.
 
     Raises InputError (missing file, unknown input name, bad option or calibration data),
     ModelError / UnsupportedOpError (malformed model, operator npukit cannot compile), ArchError

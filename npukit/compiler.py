@@ -42,10 +42,11 @@ MAX_HOST_RETRIES = 16       # nodes a later stage may send back to the host, one
 
 
 def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None,
-               input_values: dict | None = None, host_nodes=frozenset()) -> Graph:
+               input_values: dict | None = None, host_nodes=frozenset(), memo: dict | None = None) -> Graph:
     """Import a model file. `input_values` binds inputs to constants (ONNX; checked against the
     file's inputs, see frontend.signature); `host_nodes` names ONNX nodes to run in float on
-    the host although a converter exists (a set of names, or a dict of name -> reason)."""
+    the host although a converter exists (a set of names, or a dict of name -> reason).
+    `memo`: kept by the caller across imports of one ONNX file (frontend.onnx.load_onnx)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"model file not found: {path}")
@@ -64,7 +65,7 @@ def load_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
                              + (f" (nor {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     if suffix == ".onnx":
         from .frontend.onnx import load_onnx
-        return load_onnx(path, input_shapes, bound, host_nodes or frozenset())
+        return load_onnx(path, input_shapes, bound, host_nodes or frozenset(), memo)
     try:        # LiteRT's flatbuffer schema: an optional dependency, loaded only for TFLite
         from .frontend.tflite import load_tflite
     except ImportError as e:
@@ -146,7 +147,7 @@ def compile_model(path: str | Path, arch: Arch, input_shapes: dict[str, tuple[in
         options = replace(options, recurrent_host="never")
     while True:
         stage("import")
-        g = load_model(path, input_shapes, input_values, moved)
+        g = load_model(path, input_shapes, input_values, moved, reuse.imported if reuse is not None else None)
         if host == "never":
             refuse_host(placements(g, arch, options))
         try:
@@ -192,7 +193,7 @@ def refuse_precision(g: Graph, options: CompileOptions) -> None:
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "auto",
              sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
              options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = (),
-             scales: Scales | None = None, rates: Rates = Rates()) -> Quantised:
+             scales: Scales | None = None, rates: Rates = Rates(), known: dict | None = None) -> Quantised:
     """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
     integer params). `int16_below_db`: widen to int16 the tensors the per-layer noise report
     (quant.wide) finds below that SQNR; None keeps every activation int8. `int16_tensors`:
@@ -208,12 +209,13 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     calibrated on the other samples; the graph returned is calibrated on all
     (docs/numerics.md). `rates`: the arch's, for auto's cycle estimate. `scales`: those of an earlier
     compile of the model at another input shape (`Quantised.scales`), applied instead of
-    calibrating (no noise report, no int16 choice: the scales hold it)."""
+    calibrating (no noise report, no int16 choice: the scales hold it); `known`: a memo of
+    quantised constants kept by the caller across such compiles (quant.quantize)."""
     refuse_precision(g, options)
     if g.is_quantised:
         return Quantised(attach_params(g), [], 0)
     if scales is not None:
-        return Quantised(scales.apply(g, options.equalize == "auto"), [], 0, scales=scales)
+        return Quantised(scales.apply(g, options.equalize == "auto", known), [], 0, scales=scales)
     from .opt.equalize import equalize
     from .opt.pipeline import optimize
     from .quant.bias_correction import correct_biases
@@ -339,7 +341,8 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used, reuse=reuse)
     with single_threaded():     # the float and integer reference runs' small products (npukit.threads)
         q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options, scales=scales,
-                     rates=Rates(arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes))
+                     rates=Rates(arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes),
+                     known=reuse.quantised if reuse is not None else None)
     if chose is not None:
         chose.append(q.scales)
     meta = {"npukit_version": __version__, "model": source or g.name,

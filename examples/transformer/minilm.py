@@ -8,8 +8,9 @@ tokenizer.json, `tokenizers`), embedded one at a time without padding (the atten
 all ones, so the frontend folds it), mean-pooled and L2-normalised as sentence-transformers
 does. A program is compiled per token count (the shapes are fixed at compile time); one
 calibration on separate calibration sentences sets the scales and int16 choice of every
-count and preset, and the compiles share one `npukit.Reuse` (each weight block compressed
-once; the programs are those compiled alone; docs/transformers.md). Printed: cosine
+count and preset, and the compiles share one `npukit.Reuse` (the ONNX file imported, each
+dense layer quantised and each weight block compressed once; the programs are those compiled
+alone; docs/transformers.md). Printed: cosine
 similarity of every sentence's embedding to onnxruntime's on the same file,
 nearest-neighbour agreement on a small retrieval set (query -> closest corpus sentence),
 latency / energy per inference, and where the time goes (the profile's cycles by kind of
@@ -63,15 +64,15 @@ class OrtEncoder:
         return pool(self.session.run(None, feeds)[0])
 
 
-def embed_all(path: Path, presets: list[str], first: npukit.CompiledModel, ids: list[np.ndarray]):
+def embed_all(path: Path, presets: list[str], first: npukit.CompiledModel, ids: list[np.ndarray],
+              reuse: npukit.Reuse):
     """Every sentence's embedding on every preset, one token count at a time. The first
     preset's program for a count is compiled with the calibrated `first`'s scales
     (`npukit.compile(scales=...)`: per-tensor ranges and int16 widenings do not depend on the
-    count), the other presets' lowered from its integer graph (`for_arch`); all share one
-    `npukit.Reuse` (weight blocks compressed once). A count's programs are dropped once its
-    sentences have run (each simulator holds its own copy of the weights); the middle count's
-    profile and layer facts are kept (`facts`). Returns ({preset: embeddings}, {preset: facts})."""
-    reuse = npukit.Reuse()
+    count), the other presets' lowered from its integer graph (`for_arch`); all share `reuse`
+    with `first` (the file imported, weights quantised and blocks compressed once). A count's
+    programs are dropped once its sentences have run (each simulator holds its own copy of the
+    weights); the middle count's profile and layer facts are kept (`facts`). Returns ({preset: embeddings}, {preset: facts})."""
     lengths = sorted({i.shape[1] for i in ids})
     mid = lengths[len(lengths) // 2]
     out: dict[str, list] = {p: [None] * len(ids) for p in presets}
@@ -100,12 +101,14 @@ def _compile(path: Path, preset: str, length: int, **how) -> npukit.CompiledMode
                                             "token_type_ids": np.zeros((1, length), np.int64)}, **how)
 
 
-def calibrated(path: Path, preset: str, calib_ids: list[np.ndarray], int16_below_db: float | None):
+def calibrated(path: Path, preset: str, calib_ids: list[np.ndarray], int16_below_db: float | None,
+               reuse: npukit.Reuse):
     """The program at the calibration sentences' longest token count, calibrated on them
     (each cut or repeated to that count, keeping its [CLS] ... [SEP] frame)."""
     length = max(ids.shape[1] for ids in calib_ids)
     calib = np.stack([_fit(ids, length) for ids in calib_ids]).astype(np.float32)
-    return _compile(path, preset, length, calibration={"input_ids": calib}, int16_below_db=int16_below_db)
+    return _compile(path, preset, length, calibration={"input_ids": calib}, int16_below_db=int16_below_db,
+                    reuse=reuse)
 
 
 def _fit(ids: np.ndarray, length: int) -> np.ndarray:
@@ -153,8 +156,9 @@ def main(argv=None) -> int:
     path = fetch("minilm-int8")
     ref = OrtEncoder(path)
     r = np.stack([ref(ids_of(tok, t)) for t in QUERIES + CORPUS])
-    first = calibrated(path, args.presets[0], [ids_of(tok, s) for s in CALIBRATION], int16)
-    embedded, kept = embed_all(path, args.presets, first, [ids_of(tok, t) for t in QUERIES + CORPUS])
+    reuse = npukit.Reuse()      # shared by every compile below
+    first = calibrated(path, args.presets[0], [ids_of(tok, s) for s in CALIBRATION], int16, reuse)
+    embedded, kept = embed_all(path, args.presets, first, [ids_of(tok, t) for t in QUERIES + CORPUS], reuse)
     for preset in args.presets:
         res = evaluate(embedded[preset], r) | kept[preset]
         cos = res["cos"]

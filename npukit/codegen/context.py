@@ -159,6 +159,10 @@ class Ctx:
         into WBUF, so it may be stored compressed."""
         return self.consts.add(array, packable)
 
+    def consts_many(self, arrays: list[np.ndarray], packable: bool = False) -> list[int]:
+        """`[self.const(a, packable) for a in arrays]`, the new compressed blocks encoded together."""
+        return self.consts.add_many(arrays, packable)
+
     def slots(self):
         """Fresh SRAM allocators for a layer (ABUF, WBUF, ACC)."""
         a = self.arch

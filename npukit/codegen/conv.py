@@ -196,12 +196,18 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
     kblocks = [(k0, min(t.tk, s.k - k0)) for k0 in range(0, s.k, t.tk)]
     rblocks = [(r0, min(t.th, s.eh - r0)) for r0 in range(0, s.eh, t.th)]
     # weight and parameter blocks in tile order, in the constant image
-    w_addr, p_addr = {}, {}
+    names: list = []
+    blocks: list[np.ndarray] = []
     for ki, (k0, kl) in enumerate(kblocks):
         kg = grp * s.k + k0
-        p_addr[ki] = ctx.const(params[:, kg:kg + kl], True)
+        names.append(("p", ki))
+        blocks.append(params[:, kg:kg + kl])
         for ci, (c0, cl) in enumerate(chunks):
-            w_addr[ki, ci] = ctx.const(w[kg:kg + kl, :, :, c0:c0 + cl], True)
+            names.append(("w", ki, ci))
+            blocks.append(w[kg:kg + kl, :, :, c0:c0 + cl])
+    at = dict(zip(names, ctx.consts_many(blocks, True)))
+    p_addr = {ki: at["p", ki] for ki in range(len(kblocks))}
+    w_addr = {(ki, ci): at["w", ki, ci] for ki in range(len(kblocks)) for ci in range(len(chunks))}
     wspace = ctx.consts.space
     if t.order == "rows_outer":
         nest = [(ki, ri) for ri in range(len(rblocks)) for ki in range(len(kblocks))]

@@ -42,18 +42,30 @@ class ConstImage:
     reuse: Reuse | None = None                    # streams shared with other compiles (their caller's)
 
     def add(self, array: np.ndarray, packable: bool = False) -> int:
-        raw = np.ascontiguousarray(array).tobytes()
-        key = (packable and self.compress, raw)
+        return self.add_many([array], packable)[0]
+
+    def add_many(self, arrays: list[np.ndarray], packable: bool = False) -> list[int]:
+        """The addresses of blocks added one after the other (as `add` each), the new
+        compressed ones encoded together (`wcodec.encode_many`)."""
+        raws = [np.ascontiguousarray(a).tobytes() for a in arrays]
+        pack = packable and self.compress
+        streams: dict[bytes, bytes] = {}
+        if pack and self.estimate is None:
+            new = list(dict.fromkeys(r for r in raws if (True, r) not in self._seen))
+            found = self.reuse.encode_many(new) if self.reuse is not None else wcodec.encode_many(new)
+            streams = dict(zip(new, found))
+        return [self._place(raw, pack, streams.get(raw)) for raw in raws]
+
+    def _place(self, raw: bytes, pack: bool, stream: bytes | None) -> int:
+        key = (pack, raw)
         if key in self._seen:
             return self._seen[key]
         stored = raw
-        if key[0] and self.estimate is not None:
+        if pack and self.estimate is not None:
             if self.estimate < 1.0:
                 stored = bytes(max(1, int(len(raw) * self.estimate + 0.5)))
-        elif key[0]:
-            stream = self.reuse.encode(raw) if self.reuse is not None else wcodec.encode(raw)
-            if len(stream) < len(raw):
-                stored = stream
+        elif pack and stream is not None and len(stream) < len(raw):
+            stored = stream
         self.data.extend(b"\0" * (_align(len(self.data)) - len(self.data)))
         addr = self.base + len(self.data)
         self.data.extend(stored)

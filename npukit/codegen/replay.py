@@ -6,7 +6,10 @@ a scratch emitter and constant image, the layer alone is timed, and the fastest 
 Candidates that must time the same as an earlier one are not timed again (`_timings`): one
 that differs from it only in the dataflow, where every GEMM of the earlier one's program takes
 as many cycles in either dataflow (the event model reads the dataflow nowhere else), is not
-even lowered; one whose lowered program equals an earlier one's is not simulated.
+even lowered; one whose lowered program equals an earlier one's is not simulated. A dataflow
+twin whose GEMMs do time differently is not lowered either: the lowering reads a tiling's
+dataflow only into its CONV instructions, so its program is the earlier one's with that field
+set (tests/codegen/test_timed_twins.py checks it against its own lowering).
 """
 from __future__ import annotations
 
@@ -92,19 +95,26 @@ def _timings(ctx: Ctx, candidates: list, emit, ratio: float) -> list[tuple[int, 
     progs: list[list] = []
     flow_free: list[bool] = []    # the program's GEMMs take as long in either dataflow
     for t in candidates:
-        twin = next((j for j, u in enumerate(candidates[:len(out)])
-                     if flow_free[j] and _same_but_flow(u, t)), None)
-        if twin is not None:
+        twin = next((j for j, u in enumerate(candidates[:len(out)]) if _same_but_flow(u, t)), None)
+        if twin is not None and flow_free[twin]:
             out.append(out[twin])
             progs.append(progs[twin])
             flow_free.append(True)
             continue
-        prog = lowered(ctx, lambda c, t=t: emit(c, t), ratio)
+        prog = lowered(ctx, lambda c, t=t: emit(c, t), ratio) if twin is None else \
+            with_dataflow(progs[twin], getattr(t, "dataflow", None))
         same = next((j for j, p in enumerate(progs) if p == prog), None)
         out.append(out[same] if same is not None else timed(prog, ctx.arch))
         progs.append(prog)
         flow_free.append(_flow_free(prog, ctx.arch))
     return out
+
+
+def with_dataflow(prog: list, dataflow: int | None) -> list:
+    """`prog` with every CONV in `dataflow` (None: a tiling without one, `prog` as it is)."""
+    if dataflow is None:
+        return prog
+    return [dataclasses.replace(ins, dataflow=dataflow) if isinstance(ins, I.Conv) else ins for ins in prog]
 
 
 def _same_but_flow(a, b) -> bool:

@@ -6,6 +6,8 @@ onnx_ops_*.py. Graph inputs and outputs keep their ONNX names, shapes and layout
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import warnings
 from collections.abc import Collection, Mapping
 
@@ -16,6 +18,7 @@ from onnx import helper, numpy_helper
 from ..errors import ModelError, UnsupportedOpError, first_line
 from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
+from ..limits import MODEL_BYTES
 from .onnx_attrs import check_attributes
 from .onnx_builder import Act, Builder
 from .onnx_dynq import dequantise_dynamic
@@ -94,16 +97,27 @@ def _all_names(graph: onnx.GraphProto, acc: set[str]) -> set[str]:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, builder: Builder):
+    def __init__(self, model: onnx.ModelProto, builder: Builder, static: dict | None = None):
         self.model = model
         self.b = builder
         self.opsets = [o for o in model.opset_import]
         self.host_nodes: dict[str, str] = {}     # ONNX node name -> why it runs on the host anyway
         self.used = _used_names(model.graph, set())
+        # values that depend on the model file alone (initializers, Constant nodes and what folds
+        # from them only: not the input shapes or values), kept across imports of the same file
+        self.static: dict[str, np.ndarray] = {} if static is None else static
+        self.fixed: set[str] = set()        # the names holding such values in this import
+        self.nested = 0     # inside an If's branch (whose names another branch may reuse): none kept
 
-    def run_graph(self, graph: onnx.GraphProto) -> None:
+    def run_graph(self, graph: onnx.GraphProto, top: bool = False) -> None:
         for init in graph.initializer:
-            self.b.values[init.name] = numpy_helper.to_array(init)
+            if top:
+                value = self.static.get(init.name)
+                value = self.static.setdefault(init.name, numpy_helper.to_array(init)) if value is None else value
+                self.fixed.add(init.name)
+            else:
+                value = numpy_helper.to_array(init)
+            self.b.values[init.name] = value
         for node in graph.node:
             self.b.source = (node.name or f"{node.op_type}:{node.output[0]}",)
             self.run_node(node)
@@ -123,8 +137,14 @@ class _Importer:
             return
         known = [v for v in ins if v is None or isinstance(v, np.ndarray)]
         if op not in _NEVER_FOLD and len(known) == len(ins):
-            for name, value in zip(node.output, evaluate(node, known, self.opsets)):
+            fixed = not self.nested and all(not n or n in self.fixed for n in node.input)
+            values = [self.static[n] for n in node.output] if fixed and all(n in self.static for n in node.output) \
+                else evaluate(node, known, self.opsets)
+            for name, value in zip(node.output, values):
                 b.values[name] = value
+                if fixed:
+                    self.static[name] = value
+                    self.fixed.add(name)
             return
         if op == "If" and isinstance(ins[0], np.ndarray):
             self._inline_if(node, ins[0])
@@ -158,7 +178,9 @@ class _Importer:
             raise ModelError(f"ONNX If node {node.name!r} needs graphs 'then_branch' and 'else_branch'")
         taken = branches["then_branch" if bool(np.asarray(cond).ravel()[0]) else "else_branch"]
         outer = self.b.source
+        self.nested += 1
         self.run_graph(taken)
+        self.nested -= 1
         self.b.source = outer
         for dst, src in zip(node.output, taken.output):
             self.b.alias(dst, src.name)
@@ -173,19 +195,21 @@ def _opset(model: onnx.ModelProto) -> int:
 
 def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = None,
               input_values: dict[str, np.ndarray] | None = None,
-              host_nodes: Collection[str] | Mapping[str, str] = frozenset()) -> Graph:
+              host_nodes: Collection[str] | Mapping[str, str] = frozenset(), memo: dict | None = None) -> Graph:
     """Import an ONNX model as a verified float32 IR graph (NHWC inside, ONNX layout at the edges).
 
     `input_values` binds inputs to fixed arrays (e.g. an all-ones attention mask): they become
     constants, so what depends only on them folds. Every standard-domain node the NPU cannot
     run becomes a HOST_FLOAT node (float on the host, by onnxruntime); `host_nodes` names more
     ONNX nodes to run there (a mapping gives the reason). Integer inputs (token ids) stay int32
-    inputs; the NPU only indexes constant tables with them (Gather)."""
-    model = dequantise_dynamic(read_model(path_or_bytes))
-    check_host_graph(model)
-    if is_quantised_onnx(model):       # QDQ / QOperator: keeps the model's own quantisation
-        return load_quantised_onnx(model, input_shapes, input_values)
-    model = gather_one_hots(fuse_onnx_patterns(model))
+    inputs; the NPU only indexes constant tables with them (Gather). `memo`: a dict the caller
+    keeps across imports of one file at several input shapes or values: the checked and fused
+    model and the values that depend on the file alone are taken from it (by a digest of the
+    file's bytes) instead of being made again."""
+    checked, fused, static = _prepared(path_or_bytes, memo)
+    if is_quantised_onnx(checked):       # QDQ / QOperator: keeps the model's own quantisation
+        return load_quantised_onnx(checked, input_shapes, input_values)
+    model = fused()
     g = model.graph
     given = dict(input_shapes or {})
     bound = {k: np.asarray(v) for k, v in (input_values or {}).items()}
@@ -214,9 +238,42 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
                                      f"{onnx.TensorProto.DataType.Name(elem)}; only float, bool and integer "
                                      f"inputs are supported")
         b.add_input(vi.name, _input_shape(vi, given), DType.BOOL if elem == onnx.TensorProto.BOOL else DType.F32)
-    importer = _Importer(model, b)
+    importer = _Importer(model, b, static)
     importer.host_nodes = dict(host_nodes) if isinstance(host_nodes, Mapping) \
         else {n: "placed on the host by request" for n in host_nodes}
-    importer.run_graph(g)
+    importer.run_graph(g, top=True)
     graph = b.graph(tuple(vi.name for vi in inputs), outputs, g.name or "model")
     return verify(graph, stage="onnx import")
+
+
+def _prepared(path_or_bytes, memo: dict | None):
+    """(the checked model, a function giving it fused, the file's static values): made afresh
+    without `memo`, else kept in it under a digest of the file's bytes."""
+    if memo is None:
+        checked = _checked(path_or_bytes)
+        return checked, lambda: gather_one_hots(fuse_onnx_patterns(checked)), None
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        data = bytes(path_or_bytes)
+    else:
+        if not os.path.isfile(path_or_bytes):
+            raise ModelError(f"ONNX model file {os.fspath(path_or_bytes)!r} does not exist")
+        MODEL_BYTES.check(os.path.getsize(path_or_bytes), f"ONNX model file {os.path.basename(path_or_bytes)!r}",
+                          ModelError)
+        with open(path_or_bytes, "rb") as f:
+            data = f.read()
+    key = ("onnx", hashlib.sha256(data).digest())
+    if key not in memo:
+        memo[key] = {"checked": _checked(path_or_bytes), "static": {}}
+    entry = memo[key]
+
+    def fused() -> onnx.ModelProto:
+        if "fused" not in entry:
+            entry["fused"] = gather_one_hots(fuse_onnx_patterns(entry["checked"]))
+        return entry["fused"]
+    return entry["checked"], fused, entry["static"]
+
+
+def _checked(path_or_bytes) -> onnx.ModelProto:
+    model = dequantise_dynamic(read_model(path_or_bytes))
+    check_host_graph(model)
+    return model

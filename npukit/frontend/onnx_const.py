@@ -32,6 +32,9 @@ def constant_value(node: onnx.NodeProto) -> np.ndarray:
     raise ModelError(f"Constant node {node.name!r} has no supported value attribute")
 
 
+_FLOATS = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+
+
 def _fast(node: onnx.NodeProto, ins: list[np.ndarray | None]) -> list[np.ndarray] | None:
     """numpy versions of the ops that dominate shape subgraphs (the rest use onnx.reference)."""
     op = node.op_type
@@ -50,6 +53,9 @@ def _fast(node: onnx.NodeProto, ins: list[np.ndarray | None]) -> list[np.ndarray
         return [np.concatenate([np.atleast_1d(x) for x in arr], axis=attributes(node)["axis"])]
     if op == "Gather":
         return [np.take(arr[0], arr[1], axis=attributes(node).get("axis", 0))]
+    if op == "Cast" and arr[0].dtype.kind in "biu" and arr[0].dtype.itemsize <= 2 \
+            and attributes(node).get("to") in _FLOATS:      # exact: every such integer is a float
+        return [arr[0].astype(_FLOATS[attributes(node)["to"]])]
     if op in ("Add", "Sub", "Mul") and arr[0].dtype == arr[1].dtype:
         fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op]
         return [fn(arr[0], arr[1])]

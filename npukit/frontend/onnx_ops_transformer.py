@@ -76,7 +76,7 @@ def gather(b: Builder, node) -> None:
     idx = b.act(node.input[1])
     if b.tensors[idx.ir].dtype not in (DType.I32, DType.I64):
         raise _unsupported(b, f"'Gather' with float indices {node.input[1]!r}")
-    table = b.const(node.input[0]).astype(np.float32)
+    table = b.const(node.input[0]).astype(np.float32, copy=False)
     t = b.add_const(table, node.input[0])
     b.emit_result(node.output[0], Op.GATHER, [t, idx.ir], GatherAttrs(0), nhwc=False)
 

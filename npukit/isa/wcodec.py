@@ -97,10 +97,31 @@ def _groups(raw: np.ndarray) -> np.ndarray:
 def encode(data: bytes | np.ndarray) -> bytes:
     """The compressed stream of `data` (bytes, or any array: its raw bytes)."""
     raw = np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data)
-    u = _groups(np.frombuffer(raw, np.uint8))
-    stream = _stream(u, *_modes(u))
-    remember(stream, raw)
-    return stream
+    return encode_many([raw])[0]
+
+
+def encode_many(blocks: list[bytes]) -> list[bytes]:
+    """`[encode(b) for b in blocks]`, coded in one vectorised pass over all their groups (a
+    block's groups are its own: each block is padded to whole groups, and every group's mode,
+    remainders and unary codes depend on that group alone)."""
+    counts = np.array([-(-len(b) // GROUP) for b in blocks], np.int64)
+    first = np.concatenate([[0], np.cumsum(counts)])
+    flat = np.zeros(int(first[-1]) * GROUP, np.uint8)
+    for b, g0 in zip(blocks, first.tolist()):
+        flat[g0 * GROUP:g0 * GROUP + len(b)] = np.frombuffer(b, np.uint8)
+    u = _groups(flat)
+    modes, unary_bits = _modes(u)
+    rem, rem_at = _remainders(u, modes)
+    unary, unary_at = _unary(u, modes, unary_bits)
+    out = []
+    for raw, g0, g1 in zip(blocks, first[:-1].tolist(), first[1:].tolist()):
+        header = np.zeros(2 * (-(-(g1 - g0) // 2)), np.uint8)
+        header[:g1 - g0] = modes[g0:g1]
+        stream = b"".join([(header[0::2] | (header[1::2] << 4)).tobytes(), rem[rem_at[g0]:rem_at[g1]].tobytes(),
+                           np.packbits(unary[unary_at[g0]:unary_at[g1]], bitorder="little").tobytes()])
+        remember(stream, raw)
+        out.append(stream)
+    return out
 
 
 # Streams this process encoded, with their bytes (oldest dropped first past MEMO_BYTES): the
@@ -135,11 +156,10 @@ def remember(stream: bytes, raw: bytes) -> None:
             _memo_bytes[0] -= len(s) + len(r)
 
 
-def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
+def _remainders(u: np.ndarray, modes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every group's remainder bytes, one group after the other, and where each group's start
+    (one more entry: the end)."""
     n_groups = u.shape[0]
-    header = np.zeros(2 * (-(-n_groups // 2)), np.uint8)
-    header[:n_groups] = modes
-    parts = [(header[0::2] | (header[1::2] << 4)).tobytes()]
     sizes = _remainder_bytes(modes)
     # each group's remainder bytes at the start of its row, then the rows' used bytes in order
     rows = np.empty((n_groups, GROUP), np.uint8)
@@ -152,7 +172,12 @@ def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
             m = int(mode)
             word = _pack(words.reshape(n_groups, GROUP // 8)[sel].reshape(-1), m)
             rows[sel, :GROUP // 8 * m] = word.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :m].reshape(sel.size, -1)
-    parts.append(rows[np.arange(GROUP) < sizes[:, None]].tobytes())
+    return rows[np.arange(GROUP) < sizes[:, None]], np.concatenate([[0], np.cumsum(sizes)])
+
+
+def _unary(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The unary code bits of every Rice group, one group after the other (q ones, then a zero,
+    per value), and where each group's start (one more entry: the end)."""
     rice = modes < RAW
     q = u[rice] >> modes[rice][:, None]
     ends = q.reshape(-1).astype(np.int64)                      # each code: q ones, then a zero
@@ -160,8 +185,7 @@ def _stream(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> bytes:
     np.cumsum(ends, out=ends)
     unary = np.ones(int(unary_bits.sum()), np.uint8)
     unary[ends - 1] = 0
-    parts.append(np.packbits(unary, bitorder="little").tobytes())
-    return b"".join(parts)
+    return unary, np.concatenate([[0], np.cumsum(unary_bits)])
 
 
 _HALVES = [(np.uint64(lo), np.uint64(bits)) for lo, bits in

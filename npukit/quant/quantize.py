@@ -4,9 +4,13 @@ Activations: per-tensor asymmetric int8 from calibrated ranges; tensors that TFL
 kernels require to share quantisation (concat, pooling, reshape, ...) share one range.
 Weights: symmetric int8 per output channel; bias int32 at input scale x weight scale.
 Every compute node gets its integer parameters from the kernel library's prepare_*.
+A caller that quantises one model several times (a transformer per token count) may pass
+`known`, a dict it keeps: the largest pure steps (a dense layer's weights, bias and params,
+an embedding table) are then remembered by a digest of their inputs and taken from it.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -96,10 +100,11 @@ def _const_per_tensor(data: np.ndarray) -> tuple[np.ndarray, QParams]:
 
 
 def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = frozenset(),
-                   params: bool = True) -> Graph:
+                   params: bool = True, known: dict | None = None) -> Graph:
     """The int8 graph: same names and structure, integer tensors and integer node params.
     Tensors in `wide` become int16, symmetric (zero point 0) as TFLite's 16-bit scheme.
-    `params=False`: activation types and scales only (enough to decide placement)."""
+    `params=False`: activation types and scales only (enough to decide placement). `known`:
+    see the module's note."""
     qp, shared = _assign(g, ranges)
     groups = shared_groups(g)
     tensors: dict[str, Tensor] = dict(g.tensors)
@@ -121,17 +126,18 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
             q = QParams.per_tensor(kl.cell_scale(shared[name].lo, shared[name].hi), 0)
             tensors[name] = replace(g.tensors[name], dtype=DType.I16, quant=q)
     typed = g.with_nodes(g.nodes, tensors)
-    return attach_params(typed) if params else typed
+    return attach_params(typed, known) if params else typed
 
 
-def attach_params(g: Graph) -> Graph:
+def attach_params(g: Graph, known: dict | None = None) -> Graph:
     """Quantise constants and compute every node's integer params from the activations'
-    quantisation. A pre-quantised model (TFLite int8) enters here with its own scales."""
+    quantisation. A pre-quantised model (TFLite int8) enters here with its own scales.
+    `known`: see the module's note."""
     tensors = {name: t for name, t in g.tensors.items() if not t.is_const or t.dtype is not DType.F32}
     nodes = []
     for node in g.nodes:
         try:
-            nodes.append(_quantize_node(g, node, tensors))
+            nodes.append(_quantize_node(g, node, tensors, known))
         except UnsupportedOpError as e:
             raise e.at(node.source) from None
     return verify(g.with_nodes(nodes, tensors), "quantise")
@@ -153,29 +159,45 @@ def _const_input(g, node, i, tensors, data=None, wide: bool = False) -> str:
     return name
 
 
-def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
+def remembered(known: dict | None, key: tuple, make):
+    """`make()`, or with `known` (see the module's note) its value under `key` (arrays in the
+    key stand for a digest of their dtype, shape and bytes), made on first use."""
+    if known is None:
+        return make()
+    k = tuple(_digest(a) if isinstance(a, np.ndarray) else a for a in key)
+    if k not in known:
+        known[k] = make()
+    return known[k]
+
+
+def _digest(a: np.ndarray) -> tuple:
+    """An array's dtype, shape and SHA-256 of its elements in C order (read as stored, without
+    a copy, when it is Fortran-ordered: a transposed weight matrix)."""
+    order = "F" if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+    flat = a.T if order == "F" else np.ascontiguousarray(a)
+    return a.dtype.str, a.shape, order, hashlib.sha256(flat.reshape(-1).view(np.uint8).data).digest()
+
+
+def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict | None = None) -> Node:
     op, a = node.op, node.attrs
     ot = tensors[node.outputs[0]]
     if op in (Op.CONV2D, Op.FULLY_CONNECTED):
         x = tensors[node.inputs[0]].qp
         w = g.tensors[node.inputs[1]]
+        wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
         if w.quant is None:     # float weights: symmetric int8 per output channel, int32 bias
             axis = 3 if (op is Op.CONV2D and a.depthwise) else 0
-            wq, ws = weights_per_channel(w.const_data, axis)
-            wname = node.inputs[1]
-            tensors[wname] = Tensor(wname, w.shape, DType.I8, wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis))
-            k = ws.size
-            bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
-            if len(node.inputs) > 2:    # int64 bias for an int16 input (TFLite's 16x8 scheme)
-                b64 = tensors[node.inputs[0]].dtype is DType.I16
-                bias_f = g.tensors[node.inputs[2]].const_data
-                bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int64 if b64 else np.int32)
-                bname = node.inputs[2]
-                tensors[bname] = Tensor(bname, (k,), DType.I64 if b64 else DType.I32, bq,
-                                        QParams(tuple(map(float, bscale)), (0,) * k, 0))
-        else:
-            ws = np.asarray(w.quant.scale, np.float32)
-        wide_out = np.int16 if tensors[node.outputs[0]].dtype is DType.I16 else np.int8
+            b64 = tensors[node.inputs[0]].dtype is DType.I16
+            bias_f = g.tensors[node.inputs[2]].const_data if len(node.inputs) > 2 else None
+            wq, wqp, bias, conv = remembered(known, ("conv", w.const_data, axis, bias_f, b64, x.s, x.zp, ot.qp.s,
+                                                      ot.qp.zp, a.act, wide_out),
+                                             lambda: _float_conv(w.const_data, axis, bias_f, b64, x, ot.qp, a.act,
+                                                                 wide_out))
+            tensors[node.inputs[1]] = Tensor(node.inputs[1], w.shape, DType.I8, wq, wqp)
+            if bias is not None:
+                tensors[node.inputs[2]] = replace(bias, name=node.inputs[2])
+            return node.with_(params=conv)
+        ws = np.asarray(w.quant.scale, np.float32)
         return node.with_(params=kx.prepare_conv(x.s, ws, ot.qp.s, x.zp, ot.qp.zp, a.act, wide_out))
     if op in (Op.ADD, Op.SUB, Op.MUL):       # a constant beside an int16 operand is int16 (16x8)
         wide16 = any(tensors[n].dtype is DType.I16 for n in node.inputs if not g.tensors[n].is_const)
@@ -256,13 +278,29 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
     if op is Op.GRU:
         return node.with_(params=gru_params(g, node, tensors))
     if op in TRANSFORMER_OPS:
-        return quantize_transformer_node(g, node, tensors)
+        return quantize_transformer_node(g, node, tensors, lambda key, make: remembered(known, key, make))
     if op in SAME_AS_INPUT:
         for i, n in enumerate(node.inputs):
             if g.tensors[n].is_const:
                 raise UnsupportedOpError(f"{node.name}: constant operand of {op.value} is not supported")
         return node
     raise UnsupportedOpError(f"{node.name}: cannot quantise operator {op.value}")
+
+
+def _float_conv(w: np.ndarray, axis: int, bias_f: np.ndarray | None, b64: bool, x: QParams, out: QParams, act,
+                wide_out) -> tuple:
+    """A conv / fully connected layer's float weights as int8 per output channel (and their
+    QParams), its bias as int32 (int64 for an int16 input: TFLite's 16x8 scheme) at input x
+    weight scale (None without one), and its params."""
+    wq, ws = weights_per_channel(w, axis)
+    k = ws.size
+    bias = None
+    if bias_f is not None:
+        bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
+        bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int64 if b64 else np.int32)
+        bias = Tensor("", (k,), DType.I64 if b64 else DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
+    return (wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis), bias,
+            kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, act, wide_out))
 
 
 def _params_16(node: Node, x_t: Tensor, out_t: Tensor) -> Sigmoid16Params | Softmax16Params:

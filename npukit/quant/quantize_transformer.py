@@ -14,9 +14,10 @@ def _out_dtype(t: Tensor):
     return np.int16 if t.dtype is DType.I16 else np.int8
 
 
-def quantize_transformer_node(g: Graph, node: Node, tensors: dict[str, Tensor]) -> Node:
+def quantize_transformer_node(g: Graph, node: Node, tensors: dict[str, Tensor], remembered=None) -> Node:
     """`node` with its integer params; constant inputs are replaced in `tensors` by their
-    integer form (int8 gather table, int16 gamma, int32 beta)."""
+    integer form (int8 gather table, int16 gamma, int32 beta). `remembered(key, make)`: the
+    caller's memo of `make()` (quantize.remembered), for the gather table."""
     out_t = tensors[node.outputs[0]]
     out = out_t.qp
     if node.op is Op.MATMUL:
@@ -43,5 +44,7 @@ def quantize_transformer_node(g: Graph, node: Node, tensors: dict[str, Tensor]) 
     table = node.inputs[0]          # GATHER: a float table at the output's scale; an int8 one
     data = g.tensors[table].const_data  # (TFLite) has the output's quantisation already
     if g.tensors[table].dtype is DType.F32:
-        tensors[table] = Tensor(table, data.shape, DType.I8, kv.quantize(data, out.s, out.zp), out)
+        q = (remembered or (lambda key, make: make()))(("gather", data, out.s, out.zp),
+                                                        lambda: kv.quantize(data, out.s, out.zp))
+        tensors[table] = Tensor(table, data.shape, DType.I8, q, out)
     return node

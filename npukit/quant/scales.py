@@ -32,9 +32,10 @@ class Scales:
                              + ": they come from a compile of another model")
         return {n: self.ranges[n] for n in acts if n in self.ranges}
 
-    def apply(self, g: Graph, equalise: bool = False) -> Graph:
+    def apply(self, g: Graph, equalise: bool = False, known: dict | None = None) -> Graph:
         """The float graph `g` optimised and quantised with these scales, through the same
-        transformations in the same order as the compile that chose them."""
+        transformations in the same order as the compile that chose them. `known`: the
+        caller's memo of quantised constants (quantize.quantize_graph)."""
         from ..opt.equalize import equalize
         from ..opt.pipeline import optimize
         from .groups import requantise_fixed_outputs
@@ -54,4 +55,4 @@ class Scales:
             g, wide, copies = widen_mxu_boundaries(g, step)
             ranges.update({copy: ranges[name] for copy, name in copies.items()})
         stage("quantise")
-        return quantize_graph(g, ranges, wide)
+        return quantize_graph(g, ranges, wide, known=known)

@@ -1,6 +1,8 @@
 """The machine an instruction runs on: SRAMs and off-chip regions as flat byte arrays."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -33,7 +35,7 @@ class Machine:
     def view(self, space: int, addr: int, shape, dtype=np.int8) -> np.ndarray:
         """A writable view of a contiguous block; raises BinaryError when out of bounds."""
         mem = self.space(space)
-        n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        n = int(math.prod(shape)) * np.dtype(dtype).itemsize
         if addr < 0 or n < 0 or addr + n > mem.size:
             raise BinaryError(f"access [{addr}, {addr + n}) outside space {space} of {mem.size} bytes")
         return mem[addr:addr + n].view(dtype).reshape(shape)

@@ -58,6 +58,16 @@ def test_round_trip(values):
     assert len(stream) <= -(-groups // 2) + wcodec.GROUP * groups
 
 
+@settings(max_examples=60, deadline=None)
+@given(blocks=st.lists(st.one_of(int8s, edges, laplace), max_size=12))
+def test_blocks_coded_together_are_each_coded_alone(blocks):
+    """encode_many: each block's stream is the one it has alone (which the decoder turns back
+    into the block), whatever blocks stand beside it."""
+    raws = [b.tobytes() for b in blocks] + [b.tobytes() for b in blocks[:2]]      # repeats too
+    streams = wcodec.encode_many(raws)
+    assert streams == [roundtrip(np.frombuffer(r, np.int8)) for r in raws]
+
+
 @pytest.mark.parametrize("n", [1, 31, 32, 33, 64, 1000])
 @pytest.mark.parametrize("value", [0, -128, 127, 5])
 def test_constant_blocks(n, value):
