@@ -338,7 +338,7 @@ def _time(ctx: Ctx, entries: list) -> tuple[int, float]:
     those of this sequence) and timed on their own."""
     e = Emitter(readonly=dict(ctx.emitter.readonly))
     e.replay(entries)
-    return timed(e.program, ctx.arch)
+    return timed(e.program, ctx.arch, ctx.memo.charges)
 
 
 def _emits(g: Graph, node: Node, target: str) -> bool:
