@@ -11,6 +11,7 @@ import bisect
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
+from functools import partial
 from operator import attrgetter
 
 import numpy as np
@@ -45,8 +46,8 @@ HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "su
 class Counts:
     macs: int = 0
     vpu_ops: int = 0
-    sram_bytes: dict = field(default_factory=lambda: defaultdict(int))    # space -> bytes
-    region_bytes: dict = field(default_factory=lambda: defaultdict(int))  # region name -> bytes
+    sram_bytes: dict = field(default_factory=partial(defaultdict, int))    # space -> bytes
+    region_bytes: dict = field(default_factory=partial(defaultdict, int))  # region name -> bytes
     host_elements: int = 0
     host_cpu_cycles: float = 0.0
 
