@@ -48,14 +48,15 @@ def lowered(ctx: Ctx, emit, ratio: float = 1.0) -> list:
     return e.program
 
 
-def timed(instructions: list, arch) -> tuple[int, float]:
-    """(cycles, dynamic energy in pJ) of instructions timed on their own."""
-    return cycles_and_energy(_Replay(instructions), arch)
+def timed(instructions: list, arch, charges: dict | None = None) -> tuple[int, float]:
+    """(cycles, dynamic energy in pJ) of instructions timed on their own; `charges`: the event
+    model's instruction charges kept by the compile for this arch (`simulate`)."""
+    return cycles_and_energy(_Replay(instructions), arch, charges)
 
 
-def cycles_and_energy(program, arch) -> tuple[int, float]:
+def cycles_and_energy(program, arch, charges: dict | None = None) -> tuple[int, float]:
     """(cycles, dynamic energy in pJ) of a program by the event model and the technology table."""
-    t = simulate(program, arch)
+    t = simulate(program, arch, charges)
     return t.total_cycles, sum(_layer_energy(t, arch, {ins.layer for ins in program.instructions}))
 
 
@@ -104,7 +105,7 @@ def _timings(ctx: Ctx, candidates: list, emit, ratio: float) -> list[tuple[int, 
         prog = lowered(ctx, lambda c, t=t: emit(c, t), ratio) if twin is None else \
             with_dataflow(progs[twin], getattr(t, "dataflow", None))
         same = next((j for j, p in enumerate(progs) if p == prog), None)
-        out.append(out[same] if same is not None else timed(prog, ctx.arch))
+        out.append(out[same] if same is not None else timed(prog, ctx.arch, ctx.memo.charges))
         progs.append(prog)
         flow_free.append(_flow_free(prog, ctx.arch))
     return out

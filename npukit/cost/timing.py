@@ -10,7 +10,9 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import partial
+from operator import attrgetter
 
 import numpy as np
 
@@ -46,8 +48,8 @@ HOST_CLASS = {"conv2d": "conv", "fully_connected": "conv", "add": "eltwise", "su
 class Counts:
     macs: int = 0
     vpu_ops: int = 0
-    sram_bytes: dict = field(default_factory=lambda: defaultdict(int))    # space -> bytes
-    region_bytes: dict = field(default_factory=lambda: defaultdict(int))  # region name -> bytes
+    sram_bytes: dict = field(default_factory=partial(defaultdict, int))    # space -> bytes
+    region_bytes: dict = field(default_factory=partial(defaultdict, int))  # region name -> bytes
     host_elements: int = 0
     host_cpu_cycles: float = 0.0
 
@@ -95,6 +97,15 @@ class _Model:
                                        self.arch.region_latency_cycles(name))
             self.transfers[key] = got     # programs repeat transfers: each is worked out once
         return got
+
+    def charge(self, ins: I.Instr) -> tuple:
+        """What the event loop needs of a non-host instruction, which its `_key` fixes: (engine,
+        latency without the issue overhead, port uses, the longest port use, MACs, VPU ops, SRAM
+        bytes by space, off-chip bytes by region name; the counts in the order `latency` makes them)."""
+        c = Counts()
+        lat, uses = self.latency(ins, c), tuple(self.port_use(ins))
+        return (int(I.engine_of(ins)), lat, uses, max((port for _, _, port in uses), default=0), c.macs, c.vpu_ops,
+                tuple(c.sram_bytes.items()), tuple(c.region_bytes.items()))
 
     def port_use(self, ins: I.Instr) -> list[tuple[int, int, int]]:
         """(port, fixed cycles, port cycles) of a DMA or fill: one per off-chip region it
@@ -318,8 +329,25 @@ def instruction_counts(prog: Program, arch: Arch) -> list[Counts]:
     return out
 
 
-def simulate(prog: Program, arch: Arch) -> Timeline:
+_DMA_KEY = ("src_space", "dst_space", "shape", "elem", "codec", "packed")   # all a DMA's charge reads
+_KEYS: dict[type, attrgetter] = {}
+
+
+def _key(ins: I.Instr) -> tuple:
+    """What an instruction's charge depends on: a DMA's sizes and spaces (not its addresses), every
+    other instruction's fields but its layer and dependencies."""
+    cls = type(ins)
+    get = _KEYS.get(cls)
+    if get is None:
+        get = _KEYS[cls] = attrgetter(*(_DMA_KEY if cls is I.Dma else [f.name for f in fields(cls)[2:]]))
+    return cls, get(ins)
+
+
+def simulate(prog: Program, arch: Arch, charges: dict | None = None) -> Timeline:
+    """The program's timeline. `charges`: instruction charges (`_Model.charge`) the caller keeps
+    across programs for this arch and these regions; programs repeat them, each is worked out once."""
     model = _Model(prog, arch)
+    charges = {} if charges is None else charges
     n = len(prog.instructions)
     # plain lists in the loop (a numpy element access costs more than the work per event)
     start, end, engine, busy = [0] * n, [0] * n, [0] * n, [0] * n
@@ -327,37 +355,45 @@ def simulate(prog: Program, arch: Arch) -> Timeline:
     ports: defaultdict[int, _Port] = defaultdict(_Port)
     n_layers = max((ins.layer for ins in prog.instructions), default=-1) + 1
     counts = [Counts() for _ in range(max(n_layers, len(prog.layers)))]
+    dma_w, dma_in = int(I.Engine.DMA_W), int(I.Engine.DMA_IN)
     shared_dma = arch.dma.channels < 2
     overhead, setup = costs.INSTR_OVERHEAD, costs.DMA_SETUP_CYCLES
     for i, ins in enumerate(prog.instructions):
         c = counts[ins.layer]
-        eng = I.engine_of(ins)
-        queue = I.Engine.DMA_IN if eng is I.Engine.DMA_W and shared_dma else eng
         if isinstance(ins, I.Host):
+            eng, uses, work = int(I.engine_of(ins)), (), 0
             lat, elements, cpu = host_cycles(prog, ins.segment, arch)
-            lat += overhead
             c.host_elements += elements
             c.host_cpu_cycles += cpu
         else:
-            lat = model.latency(ins, c) + overhead
+            key = _key(ins)
+            got = charges.get(key)
+            if got is None:
+                got = charges[key] = model.charge(ins)
+            eng, lat, uses, work, macs, vpu_ops, sram, region = got
+            c.macs += macs
+            c.vpu_ops += vpu_ops
+            for space, nbytes in sram:
+                c.sram_bytes[space] += nbytes
+            for name, nbytes in region:
+                c.region_bytes[name] += nbytes
+        queue = dma_in if eng == dma_w and shared_dma else eng
         deps = ins.deps
         ready = max([end[d] for d in deps]) if deps else 0
         s = max(free[queue], ready)
-        uses = model.port_use(ins)
+        start[i], engine[i] = s, eng
         if uses:
             # a DMA queue issues a transfer and moves on (transfers are pipelined); each port
             # (an off-chip region, or the on-chip copy path) moves one transfer at a time
-            e, work = s, 0
+            e = s
             for space, fixed, port in uses:
-                t0 = ports[space].book(s + fixed, port)
-                e, work = max(e, t0 + port + overhead), max(work, port)
-            start[i], end[i], engine[i], busy[i] = s, e, int(eng), work
+                e = max(e, ports[space].book(s + fixed, port) + port + overhead)
+            end[i], busy[i] = e, work
             free[queue] = s + setup
             continue
-        e = s + lat
         # busy: the engine's own work (the closed form), without the issue overhead
-        start[i], end[i], engine[i], busy[i] = s, e, int(eng), lat - overhead
-        free[queue] = e
+        end[i] = free[queue] = s + lat + overhead
+        busy[i] = lat
     total = max(end) if n else 0
     return Timeline(np.array(start, np.int64), np.array(end, np.int64), np.array(engine, np.int8),
                     np.array(busy, np.int64), counts, total)

@@ -17,6 +17,8 @@ from . import instructions as I
 from .strided import extent
 
 SRAMS = (I.ABUF, I.WBUF, I.ACC)
+_new = tuple.__new__    # _new(Span, (space, lo, hi)): a Span without its generated __new__'s call (for DMAs, most
+#                         instructions)
 
 
 class Span(NamedTuple):
@@ -33,8 +35,8 @@ def reads(ins: I.Instr) -> list[Span]:
         if min(ins.shape) <= 0:
             return []
         if ins.codec:
-            return [Span(ins.src_space, ins.src, ins.src + ins.packed)]
-        return [Span(ins.src_space, *extent(ins.src, ins.shape, ins.src_strides, ins.elem))]
+            return [_new(Span, (ins.src_space, ins.src, ins.src + ins.packed))]
+        return [_new(Span, (ins.src_space, *extent(ins.src, ins.shape, ins.src_strides, ins.elem)))]
     if isinstance(ins, I.Gather):       # the ids and the whole table (any row may be named)
         return [Span(ins.ids_space, ins.ids, ins.ids + ins.n * ins.id_bytes),
                 Span(ins.src_space, ins.src, ins.src + ins.rows * ins.row_bytes)]
@@ -96,7 +98,7 @@ def writes(ins: I.Instr) -> list[Span]:
     if isinstance(ins, I.Dma):
         if min(ins.shape) <= 0:
             return []
-        return [Span(ins.dst_space, *extent(ins.dst, ins.shape, ins.dst_strides, ins.elem))]
+        return [_new(Span, (ins.dst_space, *extent(ins.dst, ins.shape, ins.dst_strides, ins.elem)))]
     if isinstance(ins, I.Gather):
         return [Span(ins.dst_space, ins.dst, ins.dst + ins.n * ins.row_bytes)]
     if isinstance(ins, I.Fill):

@@ -17,6 +17,7 @@ class Memo:
     units: dict = field(default_factory=dict)     # scheduler: a unit's recorded emission, by its inputs
     windows: dict = field(default_factory=dict)   # scheduler: (cycles, energy) of a window of units
     arenas: dict = field(default_factory=dict)    # scheduler: the arena of a set of fused layers
+    charges: dict = field(default_factory=dict)   # the event model's instruction charges (one arch)
 
     def get(self, table: dict, key, make):
         """`table[key]`, made by `make()` on first use."""

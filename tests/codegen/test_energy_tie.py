@@ -19,7 +19,7 @@ ARCH = load_arch("npu-m")
 def _pick(monkeypatch, timed, tie, memo=None):
     answers = dict(enumerate(timed))
     monkeypatch.setattr(replay, "lowered", lambda ctx, emit, ratio=1.0: [emit(None)])
-    monkeypatch.setattr(replay, "timed", lambda prog, arch: prog[0])
+    monkeypatch.setattr(replay, "timed", lambda prog, arch, charges=None: prog[0])
     ctx = SimpleNamespace(options=CompileOptions(energy_tie=tie), memo=Memo() if memo is None else memo, arch=ARCH)
     return replay.fastest(ctx, list(range(len(timed))), lambda cx, t: answers[t], key=("case", tuple(timed)))
 
