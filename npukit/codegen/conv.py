@@ -59,7 +59,7 @@ def _columns(x_shape: tuple, o_shape: tuple, w: np.ndarray, attrs: ConvAttrs) ->
                     input_dilation=swap(attrs.input_dilation)))
 
 
-def _geometry(g: Graph, node: Node, fit: tuple[int, int, int] | None) -> tuple:
+def _geometry(g: Graph, node: Node, fit: tuple | None) -> tuple:
     """(shape, attrs, weights, x shape, output shape, groups) of the layer as its tiles see it."""
     x, out = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     w = g.tensors[node.inputs[1]].const_data
@@ -87,9 +87,10 @@ def _geometry(g: Graph, node: Node, fit: tuple[int, int, int] | None) -> tuple:
     return shape, attrs, w, x_shape, o_shape, groups
 
 
-def conv_problem(g: Graph, node: Node, fit: tuple[int, int, int] | None = None) -> ConvProblem:
-    """The layer's tiled problem; given `fit` (working ABUF bytes, ACC bytes, buffers per
-    tile), a one-row conv whose smallest row tile does not fit is taken down its columns."""
+def conv_problem(g: Graph, node: Node, fit: tuple | None = None) -> ConvProblem:
+    """The layer's tiled problem; given `fit` (one_row_fits' arguments after the shape: working
+    ABUF bytes, ACC bytes, buffers per tile, in place), a one-row conv whose smallest row tile
+    does not fit is taken down its columns."""
     shape, attrs, w, x_shape, o_shape, groups = _geometry(g, node, fit)
     if shape.in_bytes == 2:
         wide_conv_check(node, attrs, shape.out_bytes)
@@ -100,16 +101,25 @@ def conv_problem(g: Graph, node: Node, fit: tuple[int, int, int] | None = None) 
                        groups, mode)
 
 
-def _fit(ctx: Ctx) -> tuple[int, int, int]:
-    return ctx.arch.abuf_bytes - ctx.onchip_bytes, ctx.arch.acc_bytes, ctx.nbuf
+def _in_place(ctx: Ctx, node: Node) -> tuple[bool, bool]:
+    """Whether the input / output is resident in ABUF, read and written there without tiles."""
+    dw = getattr(node.attrs, "depthwise", False)
+    return (ctx.space(node.inputs[0]) == I.ABUF and not dw, ctx.space(node.outputs[0]) == I.ABUF and not dw)
 
 
-def conv_support(g: Graph, node: Node, work_abuf: int, arch: Arch, nbuf: int) -> str:
-    """'' if some tiling of a (non-depthwise) conv or fully connected layer fits, else why not."""
+def _fit(ctx: Ctx, node: Node) -> tuple:
+    return ctx.arch.abuf_bytes - ctx.onchip_bytes, ctx.arch.acc_bytes, ctx.nbuf, _in_place(ctx, node)
+
+
+def conv_support(g: Graph, node: Node, work_abuf: int, arch: Arch, nbuf: int, resident: int) -> str:
+    """'' if some tiling of a (non-depthwise) conv or fully connected layer fits, else why not
+    (`resident`: ABUF bytes that may hold whole tensors, which then need no tile buffers)."""
     if getattr(node.attrs, "depthwise", False):
         return ""
-    s = _geometry(g, node, (work_abuf, arch.acc_bytes, nbuf))[0]
-    if not one_row_fits(s, work_abuf, arch.acc_bytes, nbuf):
+    may_stay = (g.tensors[node.inputs[0]].nbytes <= resident, g.tensors[node.outputs[0]].nbytes <= resident)
+    fit = (work_abuf, arch.acc_bytes, nbuf, may_stay)
+    s = _geometry(g, node, fit)[0]
+    if not one_row_fits(s, *fit):
         return (f"no tiling fits: one output row ({s.ew} pixels from {rows_in(s, 1)} input rows of {s.w}) "
                 f"needs more than ABUF {work_abuf} B or ACC {arch.acc_bytes} B")
     return ""
@@ -118,11 +128,10 @@ def conv_support(g: Graph, node: Node, work_abuf: int, arch: Arch, nbuf: int) ->
 def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
     """The tiling the schedule takes: the cheapest by the closed forms, the event model timing
     the `timed_candidates` cheapest."""
-    pr = conv_problem(g, node, _fit(ctx))
+    pr = conv_problem(g, node, _fit(ctx, node))
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
-    in_place = (ctx.space(node.inputs[0]) == I.ABUF and not pr.attrs.depthwise,
-                ctx.space(node.outputs[0]) == I.ABUF and not pr.attrs.depthwise)
+    in_place = _in_place(ctx, node)
     key = (pr.shape, ctx.arch.fingerprint, ctx.nbuf, pref, o.depthwise_engine, o.loop_order, o.max_tile_rows,
            ctx.arch.abuf_bytes - ctx.onchip_bytes,
            Bandwidth(ctx.bytes_per_cycle(node.inputs[0]), ctx.weight_bytes_per_cycle(node.inputs[1], pr.w),
@@ -135,7 +144,7 @@ def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
 
 def lower_conv(ctx: Ctx, g: Graph, node: Node, t: ConvTiling) -> None:
     """Emit the layer with the schedule's tiling `t`."""
-    pr = conv_problem(g, node, _fit(ctx))
+    pr = conv_problem(g, node, _fit(ctx, node))
     check_conv_tiling(node.name, pr.shape, t)
     _emit(ctx, node, pr, t)
 

@@ -58,7 +58,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None,
     if op in TRANSFORMER_NPU_OPS:
         return matmul_support(g, node)
     if op in (Op.CONV2D, Op.FULLY_CONNECTED) and arch is not None:
-        return conv_support(g, node, work_abuf, arch, 2 if (options or CompileOptions()).double_buffer else 1)
+        o = options or CompileOptions()
+        return conv_support(g, node, work_abuf, arch, 2 if o.double_buffer else 1, onchip_bytes(arch, o))
     if op in (Op.CONV2D, Op.FULLY_CONNECTED, Op.MAX_POOL, Op.AVG_POOL, Op.RESHAPE) or op in LUT_OPS:
         return ""
     if op is Op.MAGNITUDE:       # reached only without int16 tensors (those are handled above)

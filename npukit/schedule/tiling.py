@@ -57,12 +57,14 @@ def rows_in(s: ConvShape, th: int) -> int:
     return min(s.h, span // s.ih + 1 if s.ih > 1 else span)
 
 
-def one_row_fits(s: ConvShape, abuf_bytes: int, acc_bytes: int, nbuf: int) -> bool:
+def one_row_fits(s: ConvShape, abuf_bytes: int, acc_bytes: int, nbuf: int,
+                 in_place: tuple[bool, bool] = (False, False)) -> bool:
     """Whether the smallest tile `_search` may take (one output row, one input and one output
-    channel) fits the working ABUF and ACC."""
-    in_tile, out_tile = rows_in(s, 1) * s.w * s.in_bytes, s.ew
-    return (nbuf * (_a(in_tile) + _a(out_tile * s.out_bytes)) <= abuf_bytes
-            and nbuf * _a(4 * s.in_bytes * out_tile) <= acc_bytes)
+    channel) fits the working ABUF and ACC (`in_place`: the input / output is resident in ABUF
+    and needs no tile buffer)."""
+    in_tile = 0 if in_place[0] else rows_in(s, 1) * s.w * s.in_bytes
+    stage = 0 if in_place[1] else s.ew * s.out_bytes
+    return nbuf * (_a(in_tile) + _a(stage)) <= abuf_bytes and nbuf * _a(4 * s.in_bytes * s.ew) <= acc_bytes
 
 
 def _candidates(n: int, unit: int) -> list[int]:
