@@ -218,7 +218,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .opt.pipeline import optimize
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
-    from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, whole_tensors
+    from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, values_for, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.lstm_states import isolate_lstm_states
     from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
@@ -242,12 +242,12 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     samples = iter(counted("calibrate", feeds))
     refs: list[dict] = []           # the held-out samples' float outputs, fold after fold
     used = auto_method(g) if method == "auto" else method
-    sample = used != "minmax"
+    kept_values = values_for(used)
     cuts = [0, *(p.start for p in parts[:1]), *(p.stop for p in parts)] if parts else [0, len(feeds)]
     chunks: list[dict] = []         # observers of each run of samples: those never held out, then each fold
     values: list[dict] = []
     for a, b in zip(cuts, cuts[1:]):
-        obs, kept = observe(g, itertools.islice(samples, b - a), max(0, keep - len(values)), sample,
+        obs, kept = observe(g, itertools.islice(samples, b - a), max(0, keep - len(values)), kept_values, len(feeds),
                             outputs=refs if chunks else None)
         chunks.append(obs)
         values += kept
