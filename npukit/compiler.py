@@ -221,6 +221,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, values_for, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.lstm_states import isolate_lstm_states
+    from .quant.saturate import clip_to_readers
     from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
@@ -268,6 +269,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         g = correct_biases(g, values)
         values = values[:REPORT_SAMPLES]
     ranges, without = calibrated(used, sqnr or options.precision != "int8")
+    ranges, without = clip_to_readers(g, ranges), [clip_to_readers(g, r) for r in without]
     if calibration is not None:
         warn_calibration(g, observers, ranges)
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
