@@ -256,14 +256,14 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
 
 
 def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
-            values: Values = "sample", expected: int = 1,
+            hold: Values = "sample", expected: int = 1,
             outputs: list[dict] | None = None) -> tuple[dict[str, Observer], list[dict]]:
     """Observers for every non-constant tensor, and the float values of the first `keep`
     samples; `outputs` receives each sample's graph outputs. Each activation is observed as
     the float run makes it, so that a sample not kept holds no more than the run's live
-    tensors; `values`: what observers keep beside the extremes (`values_for` a method), their
+    tensors; `hold`: what observers keep beside the extremes (`values_for` a method), their
     tails exact for up to `expected` samples in all (runs of one calibration set merged)."""
-    observers = {name: Observer(i, values, expected) for i, (name, t) in enumerate(g.tensors.items())
+    observers = {name: Observer(i, hold, expected) for i, (name, t) in enumerate(g.tensors.items())
                  if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
 
     def seen(name: str, value: np.ndarray) -> None:
