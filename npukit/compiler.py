@@ -202,7 +202,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     calibration data, `random_samples` random inputs stand in, with a loud warning; with
     it, calibration that will fail is a CalibrationWarning naming the tensor (quant.calib_warnings).
     `options.equalize` / `options.bias_correction` = "auto": cross-layer equalisation before
-    calibration, bias correction after it. With two or more calibration samples, folds of
+    calibration, bias correction after it; `options.flat_clip` = "auto": ranges clipped where
+    every reader is flat beyond a bound (quant.saturate). With two or more calibration samples, folds of
     20% of them (quant.precision.folds: up to 32 samples in all) are held out in turn: the
     accuracy summary and `options.precision` = "auto" measure each fold on the graph
     calibrated on the other samples; the graph returned is calibrated on all
@@ -269,7 +270,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         g = correct_biases(g, values)
         values = values[:REPORT_SAMPLES]
     ranges, without = calibrated(used, sqnr or options.precision != "int8")
-    ranges, without = clip_to_readers(g, ranges), [clip_to_readers(g, r) for r in without]
+    if options.flat_clip == "auto":
+        ranges, without = clip_to_readers(g, ranges), [clip_to_readers(g, r) for r in without]
     if calibration is not None:
         warn_calibration(g, observers, ranges)
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales

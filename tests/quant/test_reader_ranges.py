@@ -1,6 +1,6 @@
-"""Ranges clipped to what their readers tell apart (quant.saturate): an activation that only a
-hard-swish (constant 0 below -3) or a clamp reads is quantised on its calibrated range clipped
-to that bound; checked end to end (public API, simulated NPU) against onnxruntime's float
+"""Ranges clipped to what their readers tell apart (quant.saturate, option flat_clip=auto): an
+activation that only a hard-swish (constant 0 below -3) or a clamp reads is quantised on its
+calibrated range clipped to that bound; checked end to end (public API, simulated NPU) against onnxruntime's float
 model, and on a hand-worked graph."""
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ def test_hard_swish_input_is_clipped_at_minus_three(tmp_path):
     w = np.array([[30, 0], [0, 12]], np.float32).reshape(2, 2, 1, 1)
     _conv_then(path, "HardSwish", w, np.array([-10, 2], np.float32))
     xs = np.random.default_rng(0).uniform(-1, 1, (8, 1, 2, 6, 6)).astype(np.float32)
-    prog = npukit.compile(path, "npu-m", calibration={"x": xs}, method="minmax")
+    prog = npukit.compile(path, "npu-m", calibration={"x": xs}, method="minmax", options={"flat_clip": "auto"})
+    plain = npukit.compile(path, "npu-m", calibration={"x": xs}, method="minmax")
+    assert (-128 - plain.qgraph.tensors["c"].quant.zp) * plain.qgraph.tensors["c"].quant.s < -30   # the default keeps it
     c = prog.qgraph.tensors["c"].quant
     lowest = (-128 - c.zp) * c.s
     assert -3 - c.s <= lowest <= -3 + c.s          # calibrated down to about -40, clipped at -3
