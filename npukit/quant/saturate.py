@@ -1,4 +1,5 @@
-"""Calibrated ranges clipped to what their readers can tell apart: an activation that only
+"""Calibrated ranges clipped to what their readers can tell apart (option flat_clip=auto; off by
+default, docs/numerics.md has the corpus measurement): an activation that only
 functions constant beyond a bound read (hard-swish is 0 below -3; a clamp, relu or relu6 is
 constant outside its bounds) need not spend int8 codes beyond that bound. Exact: every value
 clipped there gives the readers the output the bound gives, in any precision. A batch-norm
