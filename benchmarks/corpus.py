@@ -9,6 +9,9 @@ time and peak memory. Prints markdown (the table of docs/models.md).
     python benchmarks/corpus.py hand-landmark-lite --precision auto --min-sqnr 30
                                                      # mixed int8 / int16 (issue 13): adds the
                                                      # count of activations widened to int16
+    python benchmarks/corpus.py --calib-method percentile --accuracy-only
+                                                     # another calibration; no compile in a
+                                                     # fresh process (no compile time / memory)
 
 Compile time and peak memory come from a fresh process per model (benchmarks/corpus_compile.py:
 `npukit.compile` with the model's calibration file, sqnr=False, npukit's lazy imports
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 
+from npukit.choices import METHODS  # noqa: E402
 from npukit.models.corpus import CORPUS, CorpusResult, calibration, cli_command, evaluate  # noqa: E402
 
 TARGET_S, TARGET_MB = 5.0, 1000.0
@@ -98,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=("int8", "int16", "auto"), default="int8",
                         help="activation precision (float models; issue 13)")
     parser.add_argument("--min-sqnr", type=float, default=30.0, help="--precision auto: worst output SQNR (dB)")
+    parser.add_argument("--calib-method", choices=METHODS, default="auto",
+                        help="calibration (npukit compile's; other than auto: no compile time / memory)")
+    parser.add_argument("--accuracy-only", action="store_true", help="no compile time and peak memory (no fresh process)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in CORPUS]
     if unknown:
@@ -134,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         print("|---" * (9 + mixed) + "|")
         results = []
         for name in names:
-            measured = measure_compile(name, args.arch, Path(tmpdir), options)
-            result = dataclasses.replace(evaluate(name, args.arch, options=options), compile_s=measured.get("compile_s"),
+            measured = {} if args.accuracy_only or args.calib_method != "auto" else measure_compile(name, args.arch, Path(tmpdir), options)
+            result = dataclasses.replace(evaluate(name, args.arch, args.calib_method, options), compile_s=measured.get("compile_s"),
                                          peak_mib=measured.get("peak_rss_mib"))
             results.append(result)
             print(row(result, measured, mixed), flush=True)

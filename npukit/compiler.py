@@ -203,7 +203,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     calibration data, `random_samples` random inputs stand in, with a loud warning; with
     it, calibration that will fail is a CalibrationWarning naming the tensor (quant.calib_warnings).
     `options.equalize` / `options.bias_correction` = "auto": cross-layer equalisation before
-    calibration, bias correction after it. With two or more calibration samples, folds of
+    calibration, bias correction after it; `options.flat_clip` = "auto": ranges clipped where
+    every reader is flat beyond a bound (quant.saturate). With two or more calibration samples, folds of
     20% of them (quant.precision.folds: up to 32 samples in all) are held out in turn: the
     accuracy summary and `options.precision` = "auto" measure each fold on the graph
     calibrated on the other samples; the graph returned is calibrated on all
@@ -220,9 +221,10 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .opt.pipeline import optimize
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
-    from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, whole_tensors
+    from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, values_for, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.lstm_states import isolate_lstm_states
+    from .quant.saturate import clip_to_readers
     from .quant.wide import choose_int16, layer_noise, magnitude_int16, widen_mxu_boundaries
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
@@ -244,12 +246,12 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     samples = iter(counted("calibrate", feeds))
     refs: list[dict] = []           # the held-out samples' float outputs, fold after fold
     used = auto_method(g) if method == "auto" else method
-    sample = used != "minmax"
+    kept_values = values_for(used)
     cuts = [0, *(p.start for p in parts[:1]), *(p.stop for p in parts)] if parts else [0, len(feeds)]
     chunks: list[dict] = []         # observers of each run of samples: those never held out, then each fold
     values: list[dict] = []
     for a, b in zip(cuts, cuts[1:]):
-        obs, kept = observe(g, itertools.islice(samples, b - a), max(0, keep - len(values)), sample,
+        obs, kept = observe(g, itertools.islice(samples, b - a), max(0, keep - len(values)), kept_values, len(feeds),
                             outputs=refs if chunks else None)
         chunks.append(obs)
         values += kept
@@ -271,6 +273,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         g = correct_biases(g, values)
         values = values[:REPORT_SAMPLES]
     ranges, without = calibrated(used, sqnr or options.precision != "int8")
+    if options.flat_clip == "auto":
+        ranges, without = clip_to_readers(g, ranges), [clip_to_readers(g, r) for r in without]
     calibrated_g = g
     g, copies = requantise_fixed_outputs(g, ranges)      # fixed-range outputs kept out of shared scales
     g, lstm_copies, states = isolate_lstm_states(g)      # an LSTM's int8 hidden and int16 cell states apart

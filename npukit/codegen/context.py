@@ -39,6 +39,8 @@ class CompileOptions:
                                     # calibration (npukit.opt.equalize; float outputs unchanged)
     bias_correction: AutoNever = "never"  # auto | never: conv / FC biases corrected for the mean output
                                     # shift of int8 weights, measured on calibration data
+    flat_clip: AutoNever = "never"  # auto | never: a range clipped where every reader is constant beyond
+                                    # a bound (hard-swish below -3, clamps; npukit.quant.saturate)
     precision: Precision = "int8"   # int8 | auto | int16: activations int16 (16x8) where the NPU runs
                                     # them: nowhere, where needed for min_sqnr, or everywhere it can
     min_sqnr: float = 30.0          # precision=auto: the worst output SQNR (dB) to reach on held-out samples

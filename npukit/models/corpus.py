@@ -162,11 +162,11 @@ _FULL_RANGE = ("reshaped_regressor_face_4", "reshaped_classifier_face_4")
 def _corpus() -> dict[str, CorpusModel]:
     specs = [
         # --- OCR
-        _ocr("ppocr-v4-det", "det", (0.940, 0.938)),
+        _ocr("ppocr-v4-det", "det", (0.953, 0.950)),
         _ocr("ppocr-v4-rec", "rec", (0.956, 0.667)),
-        _ocr("ppocr-v5-det", "det", (0.974, 0.968)),
+        _ocr("ppocr-v5-det", "det", (0.982, 0.975)),
         _ocr("ppocr-v5-rec", "rec", (0.9626, 1.0)),
-        _ocr("ppocr-v6-det", "det", (0.997, 0.961)),
+        _ocr("ppocr-v6-det", "det", (0.996, 0.957)),
         _ocr("ppocr-v6-rec", "rec", (0.989, 1.0)),
         CorpusModel("ppocr-cls-v2", "ocr", "text-line orientation 0/180, 48x192",
                     lambda s: {"x": I.ocr_line_nchw(s, 48, 192, rotate=bool(s % 2))},
@@ -213,9 +213,9 @@ def _corpus() -> dict[str, CorpusModel]:
                     _single(lambda s: I.photo_nhwc(s, 224)),
                     M.ssd_boxes("Identity", "Identity_1", 224, (8, 16, 32, 32, 32), 2, at_float_anchors=5), (0.99, 0.836)),
         CorpusModel("pose-landmark-full", "vision", "39 body landmarks and segmentation, 256x256",
-                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.landmarks("Identity", 5), (0.730, 9.61), held_out=1),
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.landmarks("Identity", 5), (0.678, 14.89), held_out=1),
         CorpusModel("selfie-segmentation", "vision", "person segmentation mask, 256x256",
-                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.985, 0.868)),
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.992, 0.903)),
         # --- voice
         CorpusModel("silero-vad-16k", "voice", "voice activity, 32 ms chunks at 16 kHz", _vad_sample("silero-vad-16k"),
                     M.threshold_agreement("output", 0.5), (0.995, 0.875), {"input": (1, 576), "state": (2, 1, 128)},

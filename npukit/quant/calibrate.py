@@ -5,20 +5,21 @@ observed values), "hybrid" (percentile, but minmax where the extremes are the an
 `whole_tensors`), "auto" (`auto_method`: hybrid for dense prediction maps, else minmax),
 "mse" (the clipping range that minimises the int8 quantisation error of the observed
 values) and "entropy" (TensorRT's KL-divergence calibrator, see
-`entropy_threshold`). Observers keep extremes, each channel's (last axis) largest |x| and a
-bounded random sample per tensor.
+`entropy_threshold`). Observers keep extremes, each channel's (last axis) largest |x|, the
+exact percentile tails (quant.tails) and, for mse and entropy, a bounded random sample per tensor.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Iterable
+from typing import Iterable, Literal
 
 import numpy as np
 
 from ..choices import METHODS  # noqa: F401 - the methods' names, where callers find them
 from ..errors import InputError
 from ..ir.graph import DType, Graph, Op
+from . import tails as tails_
 
 _SAMPLE = 1 << 15
 
@@ -29,14 +30,27 @@ class Range:
     hi: float
 
 
+Values = Literal["extremes", "tails", "sample"]
+"""What an observer keeps beside the extremes: nothing, the exact percentile tails, or those and
+a bounded random sample per update."""
+
+
+def values_for(method: str) -> Values:
+    """What calibration `method` ("auto" resolved) reads."""
+    return "extremes" if method == "minmax" else "tails" if method in ("percentile", "hybrid") else "sample"
+
+
 class Observer:
     """A tensor's running extremes, each channel's (last axis) largest |x| for a >= 3-D tensor,
-    and, with `sample`, a bounded random sample per update (the non-minmax methods read it)."""
+    and as `values` says, its exact percentile tails over up to `expected` updates of its size
+    (quant.tails; percentile reads them) and a bounded random sample per update (mse and
+    entropy read it)."""
 
-    def __init__(self, seed: int, sample: bool = True):
+    def __init__(self, seed: int, values: Values = "sample", expected: int = 1):
         self.lo, self.hi = np.inf, -np.inf
         self.samples: list[np.ndarray] = []
-        self.sample = sample
+        self.values = values
+        self.tails = tails_.Tails(expected)
         self.rng = np.random.default_rng(seed)
         self.channel_amax: np.ndarray | None = None
 
@@ -61,16 +75,17 @@ class Observer:
                 return
             lo, hi = float(flat.min()), float(flat.max())
         self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
-        if self.sample:
+        if self.values != "extremes":
+            self.tails.update(flat)
+        if self.values == "sample":
             self.samples.append(flat if flat.size <= _SAMPLE else self.rng.choice(flat, _SAMPLE, replace=False))
 
     def range(self, method: str) -> Range:
+        if method == "percentile" and self.tails.count:
+            return Range(*self.tails.percentiles())
         if method == "minmax" or not self.samples:
             return Range(self.lo, self.hi)
         values = np.concatenate(self.samples)
-        if method == "percentile":
-            lo, hi = np.percentile(values, [0.01, 99.99])
-            return Range(float(lo), float(hi))
         if method == "entropy":
             return _entropy_range(values, self.lo, self.hi)
         return _mse_range(values, self.lo, self.hi)
@@ -78,8 +93,9 @@ class Observer:
 
 def merged(parts: Sequence[Observer]) -> Observer:
     """One observer of what all of `parts` (the same tensor, observed on disjoint samples) saw."""
-    out = Observer(0, any(p.sample for p in parts))
+    out = Observer(0, parts[0].values)
     out.lo, out.hi = min(p.lo for p in parts), max(p.hi for p in parts)
+    out.tails = tails_.merged([p.tails for p in parts])
     out.samples = [s for p in parts for s in p.samples]
     amax = [p.channel_amax for p in parts if p.channel_amax is not None]
     out.channel_amax = np.maximum.reduce(amax) if amax and len({a.shape for a in amax}) == 1 else None
@@ -244,16 +260,15 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
 
 
 def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
-            sample: bool = True, observers: dict[str, Observer] | None = None,
+            hold: Values = "sample", expected: int = 1,
             outputs: list[dict] | None = None) -> tuple[dict[str, Observer], list[dict]]:
-    """Observers for every non-constant tensor (or `observers`, continued), and the float
-    values of the first `keep` samples; `outputs` receives each sample's graph outputs. Each
-    activation is observed as the float run makes it, so that a sample not kept holds no more
-    than the run's live tensors; `sample`: observers keep value samples (the methods other
-    than minmax need them)."""
-    if observers is None:
-        observers = {name: Observer(i, sample) for i, (name, t) in enumerate(g.tensors.items())
-                     if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
+    """Observers for every non-constant tensor, and the float values of the first `keep`
+    samples; `outputs` receives each sample's graph outputs. Each activation is observed as
+    the float run makes it, so that a sample not kept holds no more than the run's live
+    tensors; `hold`: what observers keep beside the extremes (`values_for` a method), their
+    tails exact for up to `expected` samples in all (runs of one calibration set merged)."""
+    observers = {name: Observer(i, hold, expected) for i, (name, t) in enumerate(g.tensors.items())
+                 if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
 
     def seen(name: str, value: np.ndarray) -> None:
         obs = observers.get(name)
