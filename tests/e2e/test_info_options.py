@@ -32,8 +32,8 @@ def one_line_error(r) -> str:
     return lines[0]
 
 
-def conv_host_model(path: Path) -> Path:
-    """x [batch, 3, 8, 8] -> Conv -> Relu -> LpNormalization (a host operator) -> Conv."""
+def conv_host_model(path: Path, h: int | str = 8) -> Path:
+    """x [batch, 3, h, 8] -> Conv -> Relu -> LpNormalization (a host operator) -> Conv."""
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w1")
     w2 = numpy_helper.from_array(rng.normal(0, 0.3, (2, 4, 1, 1)).astype(np.float32), "w2")
@@ -41,8 +41,8 @@ def conv_host_model(path: Path) -> Path:
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
              helper.make_node("LpNormalization", ["r"], ["s"], name="lpnorm", axis=1),
              helper.make_node("Conv", ["s", "w2"], ["y"], name="conv2")]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 8, 8])], [w1, w2])
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, h, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, h, 8])], [w1, w2])
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
 
@@ -82,12 +82,12 @@ def check_against_onnx(info: dict, path: Path) -> None:
 
 
 def test_info_dynamic_dim_then_placement_as_compiled(tmp_path):
-    model = conv_host_model(tmp_path / "m.onnx")
+    model = conv_host_model(tmp_path / "m.onnx", h="h")
     r = cli("info", model, "--json", tmp_path / "open.json")
     assert r.returncode == 0, r.stderr
     open_dims = json.loads((tmp_path / "open.json").read_text())
     check_against_onnx(open_dims, model)
-    assert open_dims["inputs"][0]["dynamic"] == [0] and open_dims["placement"] is None
+    assert open_dims["inputs"][0]["dynamic"] == [0, 2] and open_dims["placement"] is None
     assert "--input-shape x=" in open_dims["note"] and "--input-shape x=" in r.stdout
 
     r = cli("info", model, "--input-shape", "x=1,3,8,8", "--json", tmp_path / "fixed.json")
@@ -102,6 +102,9 @@ def test_info_dynamic_dim_then_placement_as_compiled(tmp_path):
     hosted = [p for p in fixed["placement"] if p["target"] == "host"]
     assert [p["op"] for p in hosted] == ["LpNormalization"] and "lpnorm" in hosted[0]["source"]
     assert fixed["by_target"]["npu"].get("conv2d") == 2 and "host: " in r.stdout
+    # a batch dimension alone left open is placed as batch 1, as compile takes it
+    batch_only = npukit.info(conv_host_model(tmp_path / "b.onnx")).to_dict()
+    assert batch_only["inputs"][0]["dynamic"] == [0] and batch_only["placement"] == fixed["placement"]
 
 
 def test_info_on_real_models():
