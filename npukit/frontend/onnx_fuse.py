@@ -28,6 +28,8 @@ class GraphView:
         for n in graph.node:
             if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
                 self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+            elif n.op_type in ("Reshape", "Identity") and all(i in self.consts for i in n.input):
+                self.consts[n.output[0]] = _folded(n, [self.consts[i] for i in n.input])
             for o in n.output:
                 self.producer[o] = n
             for i in n.input:
@@ -56,6 +58,15 @@ class GraphView:
             for i in k.input:
                 inside[i] = inside.get(i, 0) + 1
         return all(self.uses.get(o, 0) == inside.get(o, 0) for k in nodes for o in k.output if o != out)
+
+
+def _folded(n: onnx.NodeProto, args: list[np.ndarray]) -> np.ndarray:
+    """A Reshape or Identity of constants (an exporter's gamma reshaped to [C]), evaluated."""
+    if n.op_type == "Identity":
+        return args[0]
+    x, shape = args[0], [int(d) for d in args[1]]
+    allowzero = any(a.name == "allowzero" and a.i for a in n.attribute)
+    return x.reshape([x.shape[k] if d == 0 and not allowzero else d for k, d in enumerate(shape)])
 
 
 def _gelu_tail(v: GraphView, start: onnx.NodeProto, x: str):

@@ -165,7 +165,7 @@ def _corpus() -> dict[str, CorpusModel]:
         _ocr("ppocr-v4-det", "det", (0.953, 0.950)),
         _ocr("ppocr-v4-rec", "rec", (0.956, 0.667)),
         _ocr("ppocr-v5-det", "det", (0.982, 0.975)),
-        _ocr("ppocr-v5-rec", "rec", (0.9626, 1.0)),
+        _ocr("ppocr-v5-rec", "rec", (0.9604, 1.0)),
         _ocr("ppocr-v6-det", "det", (0.996, 0.957)),
         _ocr("ppocr-v6-rec", "rec", (0.989, 1.0)),
         CorpusModel("ppocr-cls-v2", "ocr", "text-line orientation 0/180, 48x192",

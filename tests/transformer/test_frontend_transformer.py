@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from npukit.frontend.onnx import load_onnx
@@ -55,15 +56,25 @@ def test_gelu_tanh_form_is_fused():
     assert len(gelus) == 1 and gelus[0].attrs.approximate == "tanh"
 
 
-def test_decomposed_layer_norm_is_fused():
+@pytest.mark.parametrize("reshaped", [False, True])
+def test_decomposed_layer_norm_is_fused(reshaped):
+    """`reshaped`: gamma and beta stored as [1, 8] and reshaped to [8] by Reshape nodes, as
+    paddle2onnx exports them (PP-OCRv5's recogniser)."""
     rng = np.random.default_rng(1)
+    gamma, beta = ("gamma_r", "beta_r") if reshaped else ("gamma", "beta")
+    shape = numpy_helper.from_array(np.array([8], np.int64))
     nodes = [helper.make_node("ReduceMean", ["x0"], ["m"], axes=[-1]), helper.make_node("Sub", ["x0", "m"], ["d"]),
              helper.make_node("Pow", ["d", "two"], ["d2"]), helper.make_node("ReduceMean", ["d2"], ["v"], axes=[-1]),
              helper.make_node("Add", ["v", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["s"]),
-             helper.make_node("Div", ["d", "s"], ["n"]), helper.make_node("Mul", ["n", "gamma"], ["ng"]),
-             helper.make_node("Add", ["ng", "beta"], ["y"])]
-    g = _check(_model(nodes, {"two": 2.0, "eps": 1e-5, "gamma": rng.uniform(0.5, 2, 8),
-                              "beta": rng.standard_normal(8)}))
+             helper.make_node("Div", ["d", "s"], ["n"]), helper.make_node("Mul", ["n", gamma], ["ng"]),
+             helper.make_node("Add", ["ng", beta], ["y"])]
+    if reshaped:
+        nodes[:0] = [helper.make_node("Constant", [], ["shape"], value=shape),
+                     helper.make_node("Reshape", ["gamma", "shape"], ["gamma_r"]),
+                     helper.make_node("Reshape", ["beta", "shape"], ["beta_r"])]
+    size = (1, 8) if reshaped else (8,)
+    g = _check(_model(nodes, {"two": 2.0, "eps": 1e-5, "gamma": rng.uniform(0.5, 2, size),
+                              "beta": rng.standard_normal(size)}))
     assert [n.op for n in g.nodes if n.op not in (Op.TRANSPOSE, Op.RESHAPE)] == [Op.LAYER_NORM]
 
 
