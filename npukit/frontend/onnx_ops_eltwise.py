@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import Clamp, CompareAttrs, EltwiseAttrs, LeakyReluAttrs, LogicalAttrs, NoAttrs, Op, UnaryAttrs
+from ..ir.graph import (Clamp, CompareAttrs, EltwiseAttrs, LeakyReluAttrs, LogicalAttrs, NoAttrs, Op, SoftmaxAttrs,
+                        UnaryAttrs)
 from ..kernels.kernels_vpu_compare import SWAPPED
-from .onnx_builder import Builder
+from .onnx_builder import Act, Builder
 from .onnx_const import attributes
 
 
@@ -148,11 +149,44 @@ def logical_not(b: Builder, node) -> None:
 
 def div(b: Builder, node) -> None:
     if not b.is_const(node.input[1]):
+        if _spelled_softmax(b, node):
+            return
         raise UnsupportedOpError(f"unsupported ONNX operator 'Div' by a non-constant "
                                  f"(node '{b.source[-1]}')")
     recip = node.input[1] + "/reciprocal"
     b.values[recip] = np.asarray(1.0 / b.const(node.input[1]).astype(np.float64), np.float32)
     _binary(b, node, Op.MUL, node.input[0], recip, node.output[0])
+
+
+def _spelled_softmax(b: Builder, node) -> bool:
+    """Div(Exp(t), ReduceSum(Exp(t), axis) reshaped / expanded back): a softmax written out
+    (jax's, through jax2tf), emitted as one SOFTMAX of t over that axis. The reduced value may
+    only come back through reshapes that restore the axis as 1 and zero-adds (Expand)."""
+    num, den = b.values.get(node.input[0]), b.values.get(node.input[1])
+    if not isinstance(num, Act) or not isinstance(den, Act) or num.rank == 4 or den.rank != num.rank:
+        return False
+    made = {o: n for n in b.nodes for o in n.outputs}
+    exp = made.get(num.ir)
+    if exp is None or exp.op is not Op.UNARY or exp.attrs.fn != "exp":
+        return False
+    t = den.ir
+    while (p := made.get(t)) is not None and (p.op is Op.RESHAPE or (
+            p.op is Op.ADD and _zeros(b, p.inputs[1]))):
+        t = p.inputs[0]
+    total = made.get(t)
+    if total is None or total.op is not Op.REDUCE_SUM or total.inputs[0] != num.ir or len(total.attrs.axes) != 1:
+        return False
+    axis = total.attrs.axes[0]
+    kept = tuple(1 if i == axis else d for i, d in enumerate(num.shape))
+    if den.shape not in (kept, num.shape) or b.tensors[t].shape not in (kept, kept[:axis] + kept[axis + 1:]):
+        return False
+    b.emit_result(node.output[0], Op.SOFTMAX, [exp.inputs[0]], SoftmaxAttrs(axis), nhwc=False)
+    return True
+
+
+def _zeros(b: Builder, ir: str) -> bool:
+    t = b.tensors.get(ir)
+    return t is not None and t.data is not None and not np.any(t.data)
 
 
 def power(b: Builder, node) -> None:
