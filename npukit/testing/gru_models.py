@@ -72,3 +72,14 @@ def assert_runs_in_float_on_the_host(model, path, reason: str) -> None:
     feed = {name: v[0] for name, v in gru_feeds(rng, 1, 3, 1, 4, 8).items()}
     for name, want in zip(("y", "y_h"), run_onnxruntime(model, feed)):
         np.testing.assert_allclose(prog.run(feed)[name], want, atol=1e-6)
+
+
+def assert_within_steps(prog, model, feeds: list[dict[str, np.ndarray]], step: float, steps: float) -> None:
+    """Every output of `prog` on `feeds` has onnxruntime's shape and is within `steps` of the
+    hidden state's quantisation `step` of onnxruntime's float outputs."""
+    for feed in feeds:
+        got = prog.run(feed)
+        for name, want in zip(("y", "y_h"), run_onnxruntime(model, feed)):
+            assert got[name].shape == want.shape, name
+            err = np.abs(got[name] - want).max()
+            assert err <= steps * step, (name, err / step)

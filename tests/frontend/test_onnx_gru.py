@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import npukit
-from npukit.testing.gru_models import assert_runs_in_float_on_the_host, gru_feeds, gru_model, run_onnxruntime
+from npukit.testing.gru_models import assert_runs_in_float_on_the_host, assert_within_steps, gru_feeds, gru_model, run_onnxruntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
 from test_sim_vs_reference import assert_sim_equals_reference, small_arch  # noqa: E402
@@ -42,12 +42,7 @@ def test_onnx_gru_on_the_npu_close_to_onnxruntime(lbr, steps, batch, n_in, hidde
     held_out = gru_feeds(rng, 3, steps, batch, n_in, hidden, states, dirs)
     held_out["x"] = np.clip(held_out["x"], calib["x"].min(), calib["x"].max())   # the cell's error, not x's clipping
     feeds = [{name: v[k] for name, v in held_out.items()} for k in range(3)]
-    for feed in feeds:
-        got = prog.run(feed)
-        for name, want in zip(("y", "y_h"), run_onnxruntime(model, feed)):
-            assert got[name].shape == want.shape, name
-            err = np.abs(got[name] - want).max()
-            assert err <= STEPS_OF_ERROR * s_h, (name, err / s_h)
+    assert_within_steps(prog, model, feeds, s_h, STEPS_OF_ERROR)
     assert_sim_equals_reference(prog, feeds[:1], check_timing_order=direction != "forward")
 
 

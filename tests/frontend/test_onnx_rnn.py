@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import npukit
-from npukit.testing.gru_models import assert_runs_in_float_on_the_host, gru_feeds, rnn_model, run_onnxruntime
+from npukit.testing.gru_models import assert_runs_in_float_on_the_host, assert_within_steps, gru_feeds, rnn_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
 from test_sim_vs_reference import assert_sim_equals_reference, small_arch  # noqa: E402
@@ -44,12 +44,7 @@ def test_onnx_rnn_on_the_npu_close_to_onnxruntime(activation, steps, batch, n_in
     if states and activation == "Relu":
         held_out["h0"] = np.abs(held_out["h0"])
     feeds = [{name: v[k] for name, v in held_out.items()} for k in range(3)]
-    for feed in feeds:
-        got = prog.run(feed)
-        for name, want in zip(("y", "y_h"), run_onnxruntime(model, feed)):
-            assert got[name].shape == want.shape, name
-            err = np.abs(got[name] - want).max()
-            assert err <= STEPS_OF_ERROR * s_h, (name, err / s_h)
+    assert_within_steps(prog, model, feeds, s_h, STEPS_OF_ERROR)
     assert_sim_equals_reference(prog, feeds[:1])
 
 
