@@ -151,8 +151,11 @@ def div(b: Builder, node) -> None:
     if not b.is_const(node.input[1]):
         if _spelled_softmax(b, node):
             return
-        raise UnsupportedOpError(f"unsupported ONNX operator 'Div' by a non-constant "
-                                 f"(node '{b.source[-1]}')")
+        y = b.act(node.input[1])
+        recip = b.fresh(node.output[0] + "/reciprocal_of_divisor")
+        b.emit_result(recip, Op.UNARY, [y.ir], UnaryAttrs("reciprocal"), nhwc=y.nhwc)
+        _binary(b, node, Op.MUL, node.input[0], recip, node.output[0])
+        return
     recip = node.input[1] + "/reciprocal"
     b.values[recip] = np.asarray(1.0 / b.const(node.input[1]).astype(np.float64), np.float32)
     _binary(b, node, Op.MUL, node.input[0], recip, node.output[0])

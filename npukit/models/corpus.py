@@ -244,7 +244,7 @@ def _corpus() -> dict[str, CorpusModel]:
                     extra=(M.max_abs_diff("PartitionedCall:0"),)),
         CorpusModel("basic-pitch", "voice", "note transcription (88 pitches x 172 frames) of 2 s of audio",
                     _single(I.pitch_window, "serving_default_input_2:0"), M.map_iou("StatefulPartitionedCall:1", 0.3),
-                    (0.8828, 0.151), held_out=4),
+                    (0.8832, 0.156), held_out=4),
         # --- vision and data
         CorpusModel("nudenet-320n", "vision", "NudeNet body-part detection (YOLOv8n), 320x320",
                     _single(lambda s: I.photo_nhwc(s, 320, 0.0).transpose(0, 3, 1, 2).copy(), "images"),

@@ -6,7 +6,8 @@ naming the tensor.
   the input saturates there, as a wake-word head calibrated only on negatives does);
 - a tensor whose calibrated range is zero or not finite (constant on every sample);
 - an activation whose range a few outlier channels dominate: one per-tensor scale then leaves
-  the other channels few int8 codes.
+  the other channels few int8 codes;
+- a reciprocal (a Div by a computed value) whose calibrated input holds 0, where 1/x has its pole.
 """
 from __future__ import annotations
 
@@ -62,6 +63,13 @@ def _squashing(g: Graph, ranges: dict[str, Range]) -> list[str]:
     return out
 
 
+def _poles(g: Graph, ranges: dict[str, Range]) -> list[str]:
+    return [f"reciprocal '{node.name}': its input '{node.inputs[0]}' is calibrated to [{r.lo:.3g}, {r.hi:.3g}], "
+            "which holds 0: 1/x is unbounded there, so its int8 range leaves the other values few codes"
+            for node in g.nodes if node.op is Op.UNARY and node.attrs.fn == "reciprocal"
+            and (r := ranges.get(node.inputs[0])) is not None and r.lo <= 0 <= r.hi]
+
+
 def _degenerate(observers: dict[str, Observer], ranges: dict[str, Range]) -> list[str]:
     return [f"tensor '{name}' has a degenerate calibrated range [{r.lo:.3g}, {r.hi:.3g}]: "
             f"{'constant' if r.lo == r.hi else 'no finite values'} on every calibration sample"
@@ -92,7 +100,7 @@ def calibration_findings(g: Graph, observers: dict[str, Observer], ranges: dict[
     """Every finding, at most NAMED named per kind (then a count of the rest)."""
     out = []
     for kind, found in (("squashing", _squashing(g, ranges)), ("degenerate", _degenerate(observers, ranges)),
-                        ("outlier", _outliers(g, observers))):
+                        ("outlier", _outliers(g, observers)), ("pole", _poles(g, ranges))):
         out += found[:NAMED]
         if len(found) > NAMED:
             out.append(f"{len(found) - NAMED} more tensor(s) with the same kind of finding ({kind})")

@@ -53,14 +53,14 @@ def test_host_never_lists_every_host_operator(tmp_path) -> None:
     """`--host never` on a model with host operators: exit 2, one line naming each of them."""
 
     import npukit
-    name = "basic-pitch"                  # its Div by a computed tensor runs on the host
+    name = "oww-hey-jarvis"               # its TFLite IF runs on the host
     spec, path = CORPUS[name], real_model(name)
     shapes = [f"--input-shape={k}={','.join(map(str, v))}" for k, v in (spec.input_shapes or {}).items()]
     shapes += [f"--input-value={k}={v.item()}" for k, v in spec.input_values.items()]
     done = run_cli("compile", path, *shapes, "--host", "never", "-o", tmp_path / "m.npub", timeout=300)
     placed = npukit.info(path, spec.input_shapes, input_values=spec.input_values).placement
     host = [p for p in placed if p.target == "host"]
-    errors = [ln for ln in done.stderr.splitlines() if not ln.startswith("WARNING: ")]  # its open batch
+    errors = [ln for ln in done.stderr.splitlines() if not ln.startswith("WARNING: ")]
     assert done.returncode == 2 and len(errors) == 1 and not (tmp_path / "m.npub").exists(), done.stderr
     assert f"{len(host)} operator(s) would run on the host" in done.stderr
     assert all(f"(node '{p.source[0]}'): {p.reason}" in done.stderr for p in host), done.stderr
