@@ -27,6 +27,7 @@ from .onnx_const import constant_value, evaluate
 from .onnx_host import check_domain, emit_host, host_reason
 from .onnx_ops_nn import NN_CONVERTERS
 from .onnx_ops_tensor import TENSOR_CONVERTERS
+from .onnx_ops_norms import NORM_CONVERTERS
 from .onnx_ops_eltwise import ELTWISE_CONVERTERS
 from .onnx_fuse import fuse_onnx_patterns
 from .onnx_onehot import gather_one_hots
@@ -35,7 +36,7 @@ from .onnx_ops_gru import GRU_CONVERTERS
 from .onnx_ops_rnn import RNN_CONVERTERS
 from .onnx_qdq import is_quantised_onnx, load_quantised_onnx
 
-CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **ELTWISE_CONVERTERS, **TRANSFORMER_CONVERTERS, **RNN_CONVERTERS,
+CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **NORM_CONVERTERS, **ELTWISE_CONVERTERS, **TRANSFORMER_CONVERTERS, **RNN_CONVERTERS,
               **GRU_CONVERTERS}
 _INT_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
 _NEVER_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike",

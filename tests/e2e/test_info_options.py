@@ -33,13 +33,13 @@ def one_line_error(r) -> str:
 
 
 def conv_host_model(path: Path, h: int | str = 8) -> Path:
-    """x [batch, 3, h, 8] -> Conv -> Relu -> LpNormalization (a host operator) -> Conv."""
+    """x [batch, 3, h, 8] -> Conv -> Relu -> Hardmax (a host operator) -> Conv."""
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w1")
     w2 = numpy_helper.from_array(rng.normal(0, 0.3, (2, 4, 1, 1)).astype(np.float32), "w2")
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("LpNormalization", ["r"], ["s"], name="lpnorm", axis=1),
+             helper.make_node("Hardmax", ["r"], ["s"], name="hardmax", axis=1),
              helper.make_node("Conv", ["s", "w2"], ["y"], name="conv2")]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, h, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, h, 8])], [w1, w2])
@@ -100,7 +100,7 @@ def test_info_dynamic_dim_then_placement_as_compiled(tmp_path):
     assert [(p["node"], p["target"]) for p in fixed["placement"]] == \
         [(la.name, la.target) for la in prog.program.layers]
     hosted = [p for p in fixed["placement"] if p["target"] == "host"]
-    assert [p["op"] for p in hosted] == ["LpNormalization"] and "lpnorm" in hosted[0]["source"]
+    assert [p["op"] for p in hosted] == ["Hardmax"] and "hardmax" in hosted[0]["source"]
     assert fixed["by_target"]["npu"].get("conv2d") == 2 and "host: " in r.stdout
     # a batch dimension alone left open is placed as batch 1, as compile takes it
     batch_only = npukit.info(conv_host_model(tmp_path / "b.onnx")).to_dict()
