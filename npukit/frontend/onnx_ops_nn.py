@@ -195,18 +195,20 @@ def matmul(b: Builder, node) -> None:
 
 def batch_norm(b: Builder, node) -> None:
     at = attributes(node)
-    a = b.act(node.input[0])
     scale, beta, mean, var = (b.const(n).astype(np.float64) for n in node.input[1:5])
     mul = scale / np.sqrt(var + at.get("epsilon", 1e-5))
-    add = beta - mean * mul
+    scale_shift(b, node.input[0], mul, beta - mean * mul, node.output[0])
+
+
+def scale_shift(b: Builder, src: str, mul: np.ndarray, add: np.ndarray, out: str) -> None:
+    """out = src * mul + add, `mul` and `add` per channel (axis 1 of the ONNX value)."""
+    a = b.act(src)
     shape = (a.shape[1],) + (1,) * (a.rank - 2)
-    b.values[node.output[0] + "/scale"] = mul.astype(np.float32).reshape(shape)
-    b.values[node.output[0] + "/shift"] = add.astype(np.float32).reshape(shape)
-    x = b.operand(node.input[0], a.rank)
-    m = b.emit(Op.MUL, [x, b.operand(node.output[0] + "/scale", a.rank)], EltwiseAttrs(),
-               b.fresh(node.output[0] + "_scaled"))
-    b.emit_result(node.output[0], Op.ADD, [m, b.operand(node.output[0] + "/shift", a.rank)],
-                  EltwiseAttrs(), nhwc=a.rank == 4)
+    b.values[out + "/scale"] = mul.astype(np.float32).reshape(shape)
+    b.values[out + "/shift"] = add.astype(np.float32).reshape(shape)
+    m = b.emit(Op.MUL, [b.operand(src, a.rank), b.operand(out + "/scale", a.rank)], EltwiseAttrs(),
+               b.fresh(out + "_scaled"))
+    b.emit_result(out, Op.ADD, [m, b.operand(out + "/shift", a.rank)], EltwiseAttrs(), nhwc=a.rank == 4)
 
 
 def _pool(b: Builder, node, op: Op) -> None:

@@ -1,15 +1,19 @@
 """ONNX norms composed of NPU operators: ReduceSumSquare, ReduceL1, ReduceL2 (a square or an
-absolute value, a REDUCE_SUM, a square-root table) and LpNormalization (x times the reciprocal
-or reciprocal square root of its norm along an axis, as an embedding head normalises)."""
+absolute value, a REDUCE_SUM, a square-root table); LpNormalization (x times the reciprocal or
+reciprocal square root of its norm along an axis, as an embedding head normalises); and
+InstanceNormalization / GroupNormalization (rows of a channel or a group normalised by
+LAYER_NORM, then a per-channel scale and shift)."""
 from __future__ import annotations
 
+import numpy as np
 import onnx
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import Op, UnaryAttrs
+from ..ir.graph import LayerNormAttrs, Op, ReshapeAttrs, UnaryAttrs
 from .onnx_builder import Builder
 from .onnx_const import attributes
 from .onnx_ops_eltwise import _binary
+from .onnx_ops_nn import scale_shift
 from .onnx_ops_tensor import _reduce_node
 
 
@@ -58,7 +62,43 @@ def lp_normalization(b: Builder, node) -> None:
     _binary(b, node, Op.MUL, node.input[0], inverse, node.output[0])
 
 
+def _normalised_groups(b: Builder, node, groups: int, out: str) -> None:
+    """out = x [N, C, ...] with each of its N x `groups` groups of channels (all their
+    positions) normalised to mean 0 and variance 1: one LAYER_NORM row a group."""
+    a = b.act(node.input[0])
+    if a.rank < 3 or a.shape[1] % groups:
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: {node.op_type} of shape {a.shape} "
+                                 f"in {groups} groups")
+    rows = (a.shape[0] * groups, int(np.prod(a.shape[1:])) // groups)
+    flat = b.emit(Op.RESHAPE, [b.onnx_layout(node.input[0])], ReshapeAttrs(rows), b.fresh(out + "_rows"))
+    ones = b.add_const(np.ones(rows[1], np.float32), out + "_gamma")
+    zeros = b.add_const(np.zeros(rows[1], np.float32), out + "_beta")
+    eps = float(attributes(node).get("epsilon", 1e-5))
+    norm = b.emit(Op.LAYER_NORM, [flat, ones, zeros], LayerNormAttrs(eps), b.fresh(out + "_normalised_rows"))
+    b.reshape_to_onnx(out, norm, a.shape)
+
+
+def instance_normalization(b: Builder, node) -> None:
+    channels = b.act(node.input[0]).shape[1]
+    normalised = b.fresh(node.output[0] + "/normalised")
+    _normalised_groups(b, node, channels, normalised)
+    scale_shift(b, normalised, b.const(node.input[1], "scale").astype(np.float64).ravel(),
+                b.const(node.input[2], "bias").astype(np.float64).ravel(), node.output[0])
+
+
+def group_normalization(b: Builder, node) -> None:
+    """Scale and bias per channel (opset 21) or per group (opset 18, repeated over its channels)."""
+    groups, channels = int(attributes(node)["num_groups"]), b.act(node.input[0]).shape[1]
+    normalised = b.fresh(node.output[0] + "/normalised")
+    _normalised_groups(b, node, groups, normalised)
+    scale, bias = (b.const(n, what).astype(np.float64).ravel() for n, what in zip(node.input[1:3], ("scale", "bias")))
+    if scale.size == groups != channels:
+        scale, bias = np.repeat(scale, channels // groups), np.repeat(bias, channels // groups)
+    scale_shift(b, normalised, scale, bias, node.output[0])
+
+
 NORM_CONVERTERS = {
+    "InstanceNormalization": instance_normalization, "GroupNormalization": group_normalization,
     "ReduceSumSquare": _reduce_norm(2, False), "ReduceL1": _reduce_norm(1, False),
     "ReduceL2": _reduce_norm(2, True), "LpNormalization": lp_normalization,
 }

@@ -1,5 +1,6 @@
-"""ONNX norms composed of NPU operators (ReduceSumSquare, ReduceL1, ReduceL2, LpNormalization),
-against onnxruntime: every layer on the NPU, each output within a few of its int8 steps."""
+"""ONNX norms composed of NPU operators (ReduceSumSquare, ReduceL1, ReduceL2, LpNormalization,
+InstanceNormalization, GroupNormalization), against onnxruntime: every layer on the NPU, each
+output within a few of its int8 steps."""
 from __future__ import annotations
 
 import warnings
@@ -23,9 +24,30 @@ CASES = [
 ]
 
 
+RNG = np.random.default_rng(7)
+AFFINE = {"s": RNG.uniform(0.5, 2.0, 8).astype(np.float32), "b": RNG.normal(size=8).astype(np.float32)}
+GROUPED = [
+    ("InstanceNormalization", {"epsilon": 1e-5}, (1, 8, 6, 6), AFFINE, 13),
+    ("InstanceNormalization", {}, (2, 8, 10), AFFINE, 13),
+    ("GroupNormalization", {"num_groups": 2, "epsilon": 1e-5}, (1, 8, 5, 5), AFFINE, 21),       # per channel
+    ("GroupNormalization", {"num_groups": 4}, (1, 8, 4, 4),
+     {k: v[:4].copy() for k, v in AFFINE.items()}, 18),                                        # per group
+]
+
+
 @pytest.mark.parametrize("op, attrs, shape", CASES)
 def test_norm_runs_on_the_npu_close_to_onnxruntime(tmp_path, op, attrs, shape):
     mb = model_bytes([helper.make_node(op, ["x"], ["y"], **attrs)], {"x": shape}, ["y"])
+    _check(tmp_path, mb, shape)
+
+
+@pytest.mark.parametrize("op, attrs, shape, affine, opset", GROUPED)
+def test_grouped_norm_runs_on_the_npu_close_to_onnxruntime(tmp_path, op, attrs, shape, affine, opset):
+    mb = model_bytes([helper.make_node(op, ["x", "s", "b"], ["y"], **attrs)], {"x": shape}, ["y"], affine, opset)
+    _check(tmp_path, mb, shape)
+
+
+def _check(tmp_path, mb: bytes, shape: tuple[int, ...]) -> None:
     (tmp_path / "m.onnx").write_bytes(mb)
     rng = np.random.default_rng(0)
     calib = (rng.normal(size=(8,) + shape) + 0.3).astype(np.float32)

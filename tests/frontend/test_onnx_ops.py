@@ -57,10 +57,10 @@ def test_constant_first_sub_and_variadic_ops():
     check_against_onnxruntime(model_bytes(nodes, {**X4, "z": (2, 3, 6, 7)}, ["y"], {"c": rand(1, 3, 1, 1)}))
 
 
-def test_division_by_tensor_runs_on_the_host():
+def test_division_by_tensor_is_its_reciprocal_times_the_dividend():
     g = check_against_onnxruntime(model_bytes([node("Div", ["x", "z"], ["y"])], {**X4, "z": (2, 3, 6, 7)}, ["y"]))
-    reasons = [n.attrs.reason for n in g.nodes if n.op is Op.HOST_FLOAT]
-    assert len(reasons) == 1 and reasons[0].startswith("ONNX Div refused by the NPU converter")
+    assert [n.attrs.fn for n in g.nodes if n.op is Op.UNARY] == ["reciprocal"]
+    assert sum(n.op is Op.MUL for n in g.nodes) == 1 and not any(n.op is Op.HOST_FLOAT for n in g.nodes)
 
 
 @pytest.mark.parametrize("op_type,attrs", [
