@@ -1,8 +1,9 @@
 """ONNX norms composed of NPU operators: ReduceSumSquare, ReduceL1, ReduceL2 (a square or an
 absolute value, a REDUCE_SUM, a square-root table); LpNormalization (x times the reciprocal or
-reciprocal square root of its norm along an axis, as an embedding head normalises); and
+reciprocal square root of its norm along an axis, as an embedding head normalises);
 InstanceNormalization / GroupNormalization (rows of a channel or a group normalised by
-LAYER_NORM, then a per-channel scale and shift)."""
+LAYER_NORM, then a per-channel scale and shift); and LogSoftmax (x less its maximum, less the
+log of the sum of the exps of that)."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,21 +23,19 @@ def _unary(b: Builder, src: str, fn: str, out: str) -> None:
     b.emit_result(out, Op.UNARY, [a.ir], UnaryAttrs(fn), nhwc=a.nhwc)
 
 
-def _summed(b: Builder, node, src: str, p: int, out: str, keepdims: bool | None = None) -> None:
-    """out = ReduceSum over `node`'s axes of |src| (p 1) or src^2 (p 2)."""
+def _summed(b: Builder, node, src: str, p: int, out: str, along: int | None = None) -> None:
+    """out = ReduceSum of |src| (p 1) or src^2 (p 2) over `node`'s axes, or kept along `along`."""
     term = b.fresh(out + "/term")
     if p == 1:
         _unary(b, src, "abs", term)
     else:
         _binary(b, node, Op.MUL, src, src, term)
+    if along is not None:
+        _reduce_node(b, _reduction(term, out, along), Op.REDUCE_SUM)
+        return
     total = onnx.NodeProto()
     total.CopyFrom(node)
-    total.op_type = "ReduceSum"
     total.input[0], total.output[0] = term, out
-    if keepdims is not None:
-        del total.attribute[:]
-        total.attribute.extend([onnx.helper.make_attribute("axes", [attributes(node).get("axis", -1)]),
-                                onnx.helper.make_attribute("keepdims", int(keepdims))])
     _reduce_node(b, total, Op.REDUCE_SUM)
 
 
@@ -56,7 +55,7 @@ def lp_normalization(b: Builder, node) -> None:
     if p not in (1, 2):
         raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: LpNormalization with p={p} (only 1 and 2)")
     total = b.fresh(node.output[0] + "/norm_sum")
-    _summed(b, node, node.input[0], p, total, keepdims=True)
+    _summed(b, node, node.input[0], p, total, along=attributes(node).get("axis", -1))
     inverse = b.fresh(node.output[0] + "/inverse_norm")
     _unary(b, total, "reciprocal" if p == 1 else "rsqrt", inverse)
     _binary(b, node, Op.MUL, node.input[0], inverse, node.output[0])
@@ -97,7 +96,31 @@ def group_normalization(b: Builder, node) -> None:
     scale_shift(b, normalised, scale, bias, node.output[0])
 
 
+def log_softmax(b: Builder, node) -> None:
+    """d = x - max(x), y = d - log(sum(exp(d))) over one axis: exact for the top classes in int8
+    (no exp of a small value is needed), where log(softmax) would round the others to log 0."""
+    a = b.act(node.input[0])
+    axis = attributes(node).get("axis", -1 if b.opset >= 13 else 1) % a.rank
+    if b.opset < 13 and axis != a.rank - 1:
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: LogSoftmax-{b.opset} over axes {axis}.. "
+                                 "(only the last)")
+    out = node.output[0]
+    top, d, e, total, log = (b.fresh(f"{out}/{part}") for part in ("max", "shifted", "exp", "sum", "log_sum"))
+    _reduce_node(b, _reduction(node.input[0], top, axis), Op.REDUCE_MAX)
+    _binary(b, node, Op.SUB, node.input[0], top, d)
+    _unary(b, d, "exp", e)
+    _reduce_node(b, _reduction(e, total, axis), Op.REDUCE_SUM)
+    _unary(b, total, "log", log)
+    _binary(b, node, Op.SUB, d, log, out)
+
+
+def _reduction(src: str, dst: str, axis: int) -> onnx.NodeProto:
+    """A keep-dims reduction of `src` over `axis` for `_reduce_node` (which takes the IR op)."""
+    return onnx.helper.make_node("ReduceSum", [src], [dst], axes=[axis], keepdims=1)
+
+
 NORM_CONVERTERS = {
+    "LogSoftmax": log_softmax,
     "InstanceNormalization": instance_normalization, "GroupNormalization": group_normalization,
     "ReduceSumSquare": _reduce_norm(2, False), "ReduceL1": _reduce_norm(1, False),
     "ReduceL2": _reduce_norm(2, True), "LpNormalization": lp_normalization,

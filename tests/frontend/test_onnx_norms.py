@@ -1,5 +1,5 @@
 """ONNX norms composed of NPU operators (ReduceSumSquare, ReduceL1, ReduceL2, LpNormalization,
-InstanceNormalization, GroupNormalization), against onnxruntime: every layer on the NPU, each
+InstanceNormalization, GroupNormalization, LogSoftmax), against onnxruntime: every layer on the NPU, each
 output within a few of its int8 steps."""
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ CASES = [
     ("LpNormalization", {"axis": 1, "p": 2}, (1, 8, 4, 4)),
     ("LpNormalization", {"axis": -1, "p": 2}, (1, 128)),      # an embedding head's L2 normalisation
     ("LpNormalization", {"axis": -1, "p": 1}, (2, 16)),
+    ("LogSoftmax", {"axis": -1}, (2, 30)),        # a CTC or classifier head's log-probabilities
+    ("LogSoftmax", {"axis": 1}, (1, 10, 4, 4)),
 ]
 
 
