@@ -51,6 +51,7 @@ def softmax_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
 
 
 def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
+    """Tiles of whole rows where one row fits (the one-instruction form), else chunks."""
     e, x = ctx.emitter, g.tensors[node.inputs[0]]
     cols, eb = x.shape[-1], x.dtype.itemsize       # eb 2: int16 in and out (kind 2)
     rows = x.size // cols
