@@ -23,7 +23,8 @@ from .lstm import cell_layout as lstm_layout, cells_per_block as lstm_cells, lst
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .norm import layer_norm_support
 from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
-                     resize_fits, softmax_fits)
+                     resize_fits)
+from .softmax import softmax_fits
 from .vector16 import VPU16_OPS
 from .wide import int16_support
 
@@ -73,7 +74,7 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None,
         axis = node.attrs.axis % rank
         if axis != rank - 1:
             return "softmax over an axis other than the last"
-        return "" if softmax_fits(g, node, work_abuf) else "softmax row larger than ABUF"
+        return "" if softmax_fits(g, node, work_abuf) else "not even a chunk of a softmax row fits ABUF"
     if op is Op.RESIZE:
         return "" if rank == 4 and resize_fits(g, node, work_abuf) else "resize plane larger than ABUF"
     if op is Op.QUANTIZE:

@@ -11,7 +11,6 @@ from ..errors import ScheduleError
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.immediates import params_to_ints
-from ..kernels import kernels_vpu as kv
 from ..kernels.kernels_vpu_compare import PREDICATES, SWAPPED
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
@@ -308,38 +307,11 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     return {}
 
 
-def lower_softmax(ctx: Ctx, g: Graph, node: Node) -> dict:
-    """Softmax over the last axis, in tiles of whole rows."""
-    e, x = ctx.emitter, g.tensors[node.inputs[0]]
-    cols, eb = x.shape[-1], x.dtype.itemsize       # eb 2: int16 in and out (kind 2)
-    rows = x.size // cols
-    a_slots, _, _ = ctx.slots()
-    tr = min(rows, (a_slots.size // ctx.nbuf - 32) // (2 * cols * eb))
-    if tr < 1:
-        raise ScheduleError(f"{node.name}: a softmax row of {cols} does not fit ABUF")
-    ins, outs = SlotPair(a_slots.take(tr * cols * eb, ctx.nbuf)), SlotPair(a_slots.take(tr * cols * eb, ctx.nbuf))
-    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
-    qp, kind = params_to_ints(node.params), 2 if eb == 2 else int(isinstance(node.params, kv.SoftmaxTableParams))
-    for r0 in range(0, rows, tr):
-        rl = min(tr, rows - r0)
-        xa, oa = ins.next(), outs.next()
-        contiguous(e, ctx.space(node.inputs[0]), src + r0 * cols * eb, I.ABUF, xa, rl * cols * eb)
-        e.emit(lambda L, d: I.Softmax(L, d, xa, rl, cols, oa, qp, kind))
-        contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + r0 * cols * eb, rl * cols * eb)
-    return {}
-
-
 def reduction_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     """A reduction's tile holds at least one column of its n reduced elements (double-buffered)."""
     _, n, _ = _adjacent_layout(g, node)
     xb = g.tensors[node.inputs[0]].dtype.itemsize
     return 2 * (n * xb + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes
-
-
-def softmax_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
-    """A softmax tile holds one whole row, in and out, double-buffered."""
-    x = g.tensors[node.inputs[0]]
-    return 2 * (2 * x.shape[-1] * x.dtype.itemsize + 32) <= abuf_bytes
 
 
 def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:

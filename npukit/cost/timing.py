@@ -23,6 +23,9 @@ from . import costs
 
 SRAM_BYTES_PER_CYCLE = costs.SRAM_BYTES_PER_CYCLE
 SOFTMAX_OPS_PER_ELEMENT = 6   # max, subtract and rescale, exp, sum, reciprocal, scale
+# by SOFTMAX phase (isa): a whole row's; a chunk's max; its sum (subtract and rescale, exp, sum);
+# its outputs (subtract and rescale, exp again, reciprocal, scale): 8 per element over the passes
+SOFTMAX_PHASE_OPS = (SOFTMAX_OPS_PER_ELEMENT, 1, 1, 3, 4)
 SIGMOID16_OPS_PER_ELEMENT = 3
 LUT16_OPS_PER_ELEMENT = 2      # the anchor pair, the interpolation
 MAGNITUDE_OPS_PER_ELEMENT = 4  # two squares, the add and scale, the integer square root (one op, pipelined)
@@ -256,7 +259,7 @@ def _vpu_ops(ins: I.Instr) -> int | None:
     if isinstance(ins, (I.Mean, I.ArgMax)):
         return ins.n * ins.c
     if isinstance(ins, I.Softmax):
-        return SOFTMAX_OPS_PER_ELEMENT * ins.rows * ins.cols
+        return SOFTMAX_PHASE_OPS[ins.phase] * ins.rows * ins.cols
     if isinstance(ins, I.Resize):
         return ins.out_h * ins.out_w * ins.c * (4 if ins.mode else 1)
     if isinstance(ins, I.Magnitude):

@@ -18,8 +18,9 @@ from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, GRU_RNN_RELU, GRU_RNN
                          REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES,
                          Eltwise, Engine, Instr, align, gru_cell_gates, lstm_gates, lstm_param_rows,
                          requant_param_bytes)
-from .instructions_ext import (LN_HEAD_BYTES, LUT16_BYTES, LayerNorm, Lut16, Magnitude, MatMul,  # noqa: F401
-                               Resize, Sigmoid16, Softmax, layer_norm_block)
+from .instructions_ext import (LN_HEAD_BYTES, LUT16_BYTES, SOFTMAX_MAX, SOFTMAX_MAX_FIRST,  # noqa: F401
+                               SOFTMAX_OUT, SOFTMAX_STATE_BYTES, SOFTMAX_SUM, SOFTMAX_WHOLE, LayerNorm,
+                               Lut16, Magnitude, MatMul, Resize, Sigmoid16, Softmax, layer_norm_block)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ from .instr_base import Instr, align
 
 LN_HEAD_BYTES = 16      # a LAYERNORM parameter block's int64 eps_q, int32 multiplier, int32 shift
 LUT16_BYTES = 1026      # a LUT16's table: 513 int16 anchors
+# SOFTMAX phases: a whole row (0), or a row too long for ABUF in chunks, each pass over them all:
+# the row maximum (MAX_FIRST on the first chunk, MAX on the others), the sum of the exponentials
+# (SUM), the outputs (OUT). The row state between chunks is SOFTMAX_STATE_BYTES per row at `state`.
+SOFTMAX_WHOLE, SOFTMAX_MAX_FIRST, SOFTMAX_MAX, SOFTMAX_SUM, SOFTMAX_OUT = range(5)
+SOFTMAX_STATE_BYTES = 8  # int32 maximum code, int32 sum (kinds 0 and 2: wrapping; kind 1: float32 bits)
 
 
 def layer_norm_block(n: int) -> tuple[int, int, int]:
@@ -40,13 +45,20 @@ class Softmax(Instr):
     fixed-point algorithm (qparams = kernels_vpu.SoftmaxParams); kind 1 (an extension field):
     LiteRT's default float32 exp-table kernel, for input scales the reference refuses
     (qparams = kernels_vpu.SoftmaxTableParams); kind 2: int16 in and out, LiteRT's SoftmaxInt16
-    with its interpolated exp and 1 / (1 + x) tables (qparams = kernels_vpu16.Softmax16Params)."""
+    with its interpolated exp and 1 / (1 + x) tables (qparams = kernels_vpu16.Softmax16Params).
+    phase (an extension field, with `state`): SOFTMAX_WHOLE, or one pass over a chunk of `cols`
+    columns of rows too long for ABUF, the row state (SOFTMAX_STATE_BYTES per row, ABUF) carried
+    between chunks: MAX_FIRST sets it to (the chunk's maximum, 0), MAX raises its maximum, SUM
+    adds the chunk's exponentials of (x - maximum) to its sum, OUT writes the chunk's outputs
+    from its maximum and sum. Every quantity is the whole-row kernel's, so the outputs are too."""
     src: int
     rows: int
     cols: int
     dst: int
     qparams: tuple[int, ...]
     kind: int = 0
+    phase: int = 0
+    state: int = 0
 
 
 @dataclass(frozen=True)

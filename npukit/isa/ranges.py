@@ -88,6 +88,9 @@ def reads(ins: I.Instr) -> list[Span]:
             return out
         out.append(Span(A, ins.h, ins.h + ins.n * ins.c))
         return out + [Span(C, ins.rec_n, ins.rec_n + 4 * ins.n * ins.c)] if ins.mode else out
+    if isinstance(ins, I.Softmax) and ins.phase != I.SOFTMAX_WHOLE:   # a chunk and (after the first) the row state
+        src = Span(A, ins.src, ins.src + ins.rows * ins.cols * I.elem_size(ins))
+        return [src] if ins.phase == I.SOFTMAX_MAX_FIRST else [src, _softmax_state(ins)]
     v = _vector_tile(ins)
     return [Span(A, v[0], v[0] + v[1])] if v else []
 
@@ -125,6 +128,8 @@ def writes(ins: I.Instr) -> list[Span]:
         return [Span(A, ins.cell, ins.cell + 2 * ins.n * ins.c), Span(A, ins.dst, ins.dst + ins.n * ins.c)]
     if isinstance(ins, I.GruCell):
         return [Span(A, ins.dst, ins.dst + ins.n * ins.c)]
+    if isinstance(ins, I.Softmax) and ins.phase not in (I.SOFTMAX_WHOLE, I.SOFTMAX_OUT):
+        return [_softmax_state(ins)]
     v = _vector_tile(ins)
     return [Span(A, v[2], v[2] + v[3])] if v else []
 
@@ -145,6 +150,10 @@ def _acc_bytes(ins: I.Conv | I.MatMul | I.Requant) -> int:
 def _acc(ins: I.Conv | I.MatMul) -> Span:
     n = ins.out_h * ins.out_w * ins.k if isinstance(ins, I.Conv) else ins.m * ins.n
     return Span(I.ACC, ins.dst, ins.dst + _acc_bytes(ins) * n)
+
+
+def _softmax_state(ins: I.Softmax) -> Span:
+    return Span(I.ABUF, ins.state, ins.state + I.SOFTMAX_STATE_BYTES * ins.rows)
 
 
 def _vector_tile(ins: I.Instr) -> tuple[int, int, int, int] | None:

@@ -242,6 +242,9 @@ def _places(ins: I.Instr) -> Sequence[tuple[int, int, int]]:
     if isinstance(ins, I.LayerNorm) and (min(ins.rows, ins.n) < 1 or {ins.in_bytes, ins.out_bytes} - {1, 2}):
         raise BinaryError(f"corrupt binary: LAYERNORM of {ins.rows} rows of {ins.n} elements, {ins.in_bytes} bytes "
                           f"in, {ins.out_bytes} out (rows and elements positive; 1 or 2 bytes)")
+    if isinstance(ins, I.Softmax) and (ins.kind not in (0, 1, 2) or not I.SOFTMAX_WHOLE <= ins.phase <= I.SOFTMAX_OUT):
+        raise BinaryError(f"corrupt binary: SOFTMAX kind {ins.kind} phase {ins.phase} (kind 0 to 2, phase "
+                          f"{I.SOFTMAX_WHOLE} to {I.SOFTMAX_OUT})")
     if isinstance(ins, I.GruCell) and (min(ins.n, ins.c) < 1 or ins.mode not in (0, 1)):
         raise BinaryError(f"corrupt binary: GRU_CELL mode {ins.mode} of {ins.n} rows of {ins.c} cells (mode 0 or 1; "
                           "rows and cells positive)")

@@ -6,7 +6,8 @@ implementations live in three modules; this one is the public surface.
 """
 from npukit.kernels.kernels_vpu_act import (SoftmaxParams, SoftmaxTableParams, float_function_table,
                                             hard_swish_table, leaky_relu_table, logistic_table, lut,
-                                            prepare_softmax, prepare_softmax_table, softmax, tanh_table)
+                                            prepare_softmax, prepare_softmax_table, softmax, softmax_out,
+                                            softmax_sum, tanh_table)
 from npukit.kernels.kernels_vpu_eltwise import (AddParams, MulParams, PreluParams, RequantParams, add,
                                                 dequantize, maximum, minimum, mul, prelu, prepare_add,
                                                 prepare_mul, prepare_prelu, prepare_requantize, quantize,
@@ -24,4 +25,5 @@ __all__ = [
     "resize_nearest", "resize_bilinear",
     "lut", "logistic_table", "tanh_table", "hard_swish_table", "leaky_relu_table",
     "float_function_table", "prepare_softmax", "prepare_softmax_table", "softmax",
+    "softmax_sum", "softmax_out",
 ]

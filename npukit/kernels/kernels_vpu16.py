@@ -172,19 +172,35 @@ def prepare_softmax16(in_s: float, in_zp: int, beta: float, out_s: float, out_zp
     return Softmax16Params(m, sh)
 
 
-def softmax16(x: np.ndarray, p: Softmax16Params) -> np.ndarray:
-    """reference_ops::SoftmaxInt16 over the last axis."""
-    x = np.asarray(x, np.int64)
-    diff = x - x.max(axis=-1, keepdims=True)
+def _exps16(x: np.ndarray, row_max: np.ndarray, p: Softmax16Params) -> np.ndarray:
+    """The int16 exponentials of each code's difference from its row's maximum (exp table)."""
+    diff = np.asarray(x, np.int64) - row_max
     scaled = intmath.multiply_by_quantized_multiplier(diff, p.input_multiplier, p.input_left_shift)
-    e = lut_lookup16(np.clip(scaled + 32767, -32768, 32767), EXP_LUT).astype(np.int64)
-    total = intmath.wrap_int32(e.sum(axis=-1, keepdims=True))
+    return lut_lookup16(np.clip(scaled + 32767, -32768, 32767), EXP_LUT).astype(np.int64)
+
+
+def softmax16_sum(x: np.ndarray, row_max: np.ndarray, p: Softmax16Params, start: np.ndarray | int = 0) -> np.ndarray:
+    """`start` plus the wrapping int32 sum of each row's exponentials ([rows, 1]); it continues
+    exactly over the row's next chunk of columns."""
+    return intmath.wrap_int32(np.asarray(start, np.int64) + _exps16(x, row_max, p).sum(axis=-1, keepdims=True))
+
+
+def softmax16_out(x: np.ndarray, row_max: np.ndarray, total: np.ndarray, p: Softmax16Params) -> np.ndarray:
+    """The int16 outputs of codes `x` from their rows' maximum and sum of exponentials."""
+    total = np.asarray(total, np.int64)
     hp1 = intmath.count_leading_zeros(total)
     shifted = ((total << (hp1 - 1)) + (1 << 13)) >> 14
     recip = lut_lookup16(np.clip(shifted - (1 << 15) - (1 << 16), -32768, 32767), RECIP_LUT).astype(np.int64)
     rs = 31 - hp1
-    out = (e * recip + (np.int64(1) << (rs - 1))) >> rs
+    out = (_exps16(x, row_max, p) * recip + (np.int64(1) << (rs - 1))) >> rs
     return np.clip(out, 0, 32767).astype(np.int16)
+
+
+def softmax16(x: np.ndarray, p: Softmax16Params) -> np.ndarray:
+    """reference_ops::SoftmaxInt16 over the last axis."""
+    x = np.asarray(x, np.int64)
+    row_max = x.max(axis=-1, keepdims=True)
+    return softmax16_out(x, row_max, softmax16_sum(x, row_max, p), p)
 
 
 # ---- interpolated int16 tables (LUTPopulate<int16_t> / LUTLookup) ----------------------

@@ -200,34 +200,50 @@ def softmax_exp_table(p: SoftmaxTableParams) -> np.ndarray:
     return np.array([math.exp(v) for v in d.astype(np.float64).tolist()], np.float64).astype(np.float32)[::-1]
 
 
-def _softmax_table(x: np.ndarray, p: SoftmaxTableParams) -> np.ndarray:
-    """optimized_ops::Softmax<int8_t, int8_t> (the float-table kernel): exponentials of the
-    code differences from the row maximum, summed in order in float32, each scaled by
-    1 / (sum * output scale) in float32 and rounded half away from zero."""
+def _exps(x: np.ndarray, row_max: np.ndarray, p: SoftmaxParams | SoftmaxTableParams):
+    """(exponential of each code's difference from its row's maximum, whether it counts): Q0.31
+    fixed point by the reference kernel (none below diff_min), float32 from the table otherwise."""
     x = np.asarray(x, dtype=np.int64)
-    e = softmax_exp_table(p)[255 - x.max(axis=-1, keepdims=True) + x]
-    total = np.add.accumulate(e, axis=-1, dtype=np.float32)[..., -1:]
-    inv = np.float32(1.0) / (total * _f32_from_bits(p.output_scale_bits))
-    prob = intmath.round_half_away((e * inv).astype(np.float64))
-    return np.clip(prob + p.output_zp, -128, 127).astype(np.int8)
+    if isinstance(p, SoftmaxTableParams):
+        return softmax_exp_table(p)[255 - np.asarray(row_max, np.int64) + x], None
+    diff = x - row_max
+    used = diff >= p.diff_min
+    rescaled = fp.srdhm(fp.wrap32(diff * (1 << p.input_left_shift)), p.input_multiplier)
+    return np.where(used, fp.exp_on_negative_values(rescaled, SOFTMAX_SCALED_DIFF_INTEGER_BITS), 0), used
+
+
+def softmax_sum(x: np.ndarray, row_max: np.ndarray, p: SoftmaxParams | SoftmaxTableParams,
+                start: np.ndarray | int = 0) -> np.ndarray:
+    """`start` plus the sum of each row's exponentials ([rows, 1]): the reference kernel's
+    wrapping int32 sum of them in Q12.19, or the default kernel's float32 sum in column order
+    (a float32 `start`). Either continues exactly over the row's next chunk of columns."""
+    e, _ = _exps(x, row_max, p)
+    if isinstance(p, SoftmaxTableParams):
+        head = np.broadcast_to(np.asarray(start, np.float32), (*e.shape[:-1], 1))
+        return np.add.accumulate(np.concatenate([head, e], axis=-1), axis=-1, dtype=np.float32)[..., -1:]
+    accum = fp.rescale(e, 0, SOFTMAX_ACCUMULATION_INTEGER_BITS)
+    return fp.wrap32(np.asarray(start, np.int64) + accum.sum(axis=-1, keepdims=True))
+
+
+def softmax_out(x: np.ndarray, row_max: np.ndarray, total: np.ndarray,
+                p: SoftmaxParams | SoftmaxTableParams) -> np.ndarray:
+    """The int8 outputs of codes `x` from their rows' maximum and sum of exponentials."""
+    e, used = _exps(x, row_max, p)
+    if isinstance(p, SoftmaxTableParams):
+        inv = np.float32(1.0) / (np.asarray(total, np.float32) * _f32_from_bits(p.output_scale_bits))
+        prob = intmath.round_half_away((e * inv).astype(np.float64))
+        return np.clip(prob + p.output_zp, -128, 127).astype(np.int8)
+    shifted_scale, num_bits_over_unit = fp.get_reciprocal(total, SOFTMAX_ACCUMULATION_INTEGER_BITS)
+    exponent = num_bits_over_unit + 31 - 8
+    out = fp.rounding_divide_by_pot(fp.srdhm(shifted_scale, e), exponent) - 128
+    return np.where(used, np.clip(out, -128, 127), -128).astype(np.int8)
 
 
 def softmax(x: np.ndarray, p: SoftmaxParams | SoftmaxTableParams) -> np.ndarray:
-    """reference_ops::Softmax<int8_t, int8_t> over the last axis (the default kernel for
-    table params)."""
-    if isinstance(p, SoftmaxTableParams):
-        return _softmax_table(x, p)
+    """reference_ops::Softmax<int8_t, int8_t> over the last axis; for table params LiteRT's
+    default optimized_ops::Softmax<int8_t, int8_t> (float32 exponentials of the code differences
+    from the row maximum, summed in order, each scaled by 1 / (sum * output scale) in float32
+    and rounded half away from zero)."""
     x = np.asarray(x, dtype=np.int64)
-    diff = x - x.max(axis=-1, keepdims=True)
-    used = diff >= p.diff_min
-    rescaled = fp.srdhm(fp.wrap32(diff * (1 << p.input_left_shift)), p.input_multiplier)
-    exp = fp.exp_on_negative_values(rescaled, SOFTMAX_SCALED_DIFF_INTEGER_BITS)
-    exp = np.where(used, exp, 0)
-    accum = fp.rescale(exp, 0, SOFTMAX_ACCUMULATION_INTEGER_BITS)
-    sum_of_exps = fp.wrap32(accum.sum(axis=-1, keepdims=True))
-    shifted_scale, num_bits_over_unit = fp.get_reciprocal(sum_of_exps,
-                                                          SOFTMAX_ACCUMULATION_INTEGER_BITS)
-    exponent = num_bits_over_unit + 31 - 8
-    out = fp.rounding_divide_by_pot(fp.srdhm(shifted_scale, exp), exponent) - 128
-    out = np.where(used, np.clip(out, -128, 127), -128)
-    return out.astype(np.int8)
+    row_max = x.max(axis=-1, keepdims=True)
+    return softmax_out(x, row_max, softmax_sum(x, row_max, p), p)

@@ -19,7 +19,8 @@ from ..ir.graph import ConvAttrs, PoolAttrs
 from ..isa import instructions as I
 from ..isa import wcodec
 from ..isa.immediates import params_from_ints
-from ..kernels import intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu_compare, kernels_wide
+from ..kernels import (intmath, kernels_mxu, kernels_transformer, kernels_vpu, kernels_vpu16, kernels_vpu_compare,
+                       kernels_wide)
 from . import semantics16, semantics_gru, semantics_lstm
 from .machine import Machine
 from .plan import Action
@@ -264,7 +265,43 @@ def matmul(m: Machine, t: I.MatMul) -> Action:
     return run
 
 
+# SOFTMAX kind -> (parameter record, sum of exponentials, outputs, element type)
+SOFTMAX_CHUNK_KERNELS: dict[int, tuple[type, Callable[..., np.ndarray], Callable[..., np.ndarray], type]] = {
+    0: (kernels_vpu.SoftmaxParams, kernels_vpu.softmax_sum, kernels_vpu.softmax_out, np.int8),
+    1: (kernels_vpu.SoftmaxTableParams, kernels_vpu.softmax_sum, kernels_vpu.softmax_out, np.int8),
+    2: (kernels_vpu16.Softmax16Params, kernels_vpu16.softmax16_sum, kernels_vpu16.softmax16_out, np.int16)}
+
+
+def softmax_chunk(m: Machine, s: I.Softmax) -> Action:
+    """One pass over a chunk of rows too long for ABUF (I.Softmax's phases). The row state holds
+    the int32 maximum and sum (float32 for kind 1); the maximum used is the state's, at least the
+    chunk's own and at most the largest code, so any state gives a defined result."""
+    if s.kind not in SOFTMAX_CHUNK_KERNELS or not I.SOFTMAX_MAX_FIRST <= s.phase <= I.SOFTMAX_OUT:
+        raise BinaryError(f"SOFTMAX: unknown kind {s.kind} or phase {s.phase}")
+    check_geometry("SOFTMAX", s.rows, s.cols)
+    record, row_sum, row_out, dt = SOFTMAX_CHUNK_KERNELS[s.kind]
+    p = params_from_ints(record, s.qparams)
+    x = m.view(I.ABUF, s.src, (s.rows, s.cols), dt)
+    state = m.view(I.ABUF, s.state, (s.rows, 2), np.int32)
+    total = state[:, 1:].view(np.float32) if s.kind == 1 else state[:, 1:]
+    top = np.iinfo(dt).max
+
+    def row_max() -> np.ndarray:
+        return np.minimum(np.maximum(state[:, :1].astype(np.int64), x.max(axis=-1, keepdims=True)), top)
+
+    if s.phase == I.SOFTMAX_MAX_FIRST:
+        return lambda: state.__setitem__(..., np.stack([x.max(axis=-1), np.zeros(s.rows, np.int64)], axis=-1))
+    if s.phase == I.SOFTMAX_MAX:
+        return lambda: state[:, 0].__setitem__(..., np.maximum(state[:, 0], x.max(axis=-1)))
+    if s.phase == I.SOFTMAX_SUM:
+        return lambda: total.__setitem__(..., row_sum(x, row_max(), p, total))
+    dst = m.view(I.ABUF, s.dst, (s.rows, s.cols), dt)
+    return lambda: dst.__setitem__(..., row_out(x, row_max(), total, p))
+
+
 def softmax(m: Machine, s: I.Softmax) -> Action:
+    if s.phase != I.SOFTMAX_WHOLE:
+        return softmax_chunk(m, s)
     if s.kind == 2:
         return semantics16.softmax(m, s)
     x = m.view(I.ABUF, s.src, (s.rows, s.cols))

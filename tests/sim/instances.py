@@ -184,8 +184,17 @@ class Gen:
                         self.at(I.ACC, 4 * m * n), self.i(-128, 127), self.i(-128, 127), self.i(0, 1))
 
     def softmax(self) -> I.Softmax:
-        if self.i(0, 2) == 0:
-            return self._softmax16()
+        ins = self._softmax16() if self.i(0, 2) == 0 else self._softmax8()
+        phase = self.i(I.SOFTMAX_WHOLE, I.SOFTMAX_OUT)
+        if phase == I.SOFTMAX_WHOLE:
+            return ins
+        hi = 32767 if ins.kind == 2 else 127      # a row state a run could leave: a code, a positive sum
+        total = np.float32(self.rng.uniform(1, 50)).view(np.int32) if ins.kind == 1 else self.i(1, 1 << 30)
+        block = np.array([[self.i(-hi, hi), total] for _ in range(ins.rows)], np.int32)
+        return I.Softmax(0, (), ins.src, ins.rows, ins.cols, ins.dst, ins.qparams, ins.kind, phase,
+                         self.block(I.ABUF, block))
+
+    def _softmax8(self) -> I.Softmax:
         rows, cols, kind = self.i(1, 4), self.i(1, 12), self.i(0, 1)
         prepare = kv.prepare_softmax_table if kind else kv.prepare_softmax
         q = params_to_ints(prepare(float(self.rng.uniform(0.05, 0.5)), 1.0, 1 / 256, -128))
