@@ -84,14 +84,13 @@ class Emitter:
         """`make(layer, deps)` builds the instruction; returns its index. Its reads and writes
         are the ISA's; `host_reads` / `host_writes`: a HOST instruction's segment tensors."""
         ins = make(self.layer, ())
-        deps = self._deps((*ranges.reads(ins), *host_reads), (*ranges.writes(ins), *host_writes))
+        deps = self._deps((*ranges.reads(ins), *host_reads), (*ranges.writes(ins), *host_writes), len(self.program))
         object.__setattr__(ins, "deps", deps)    # a fresh record, not yet shared
         self.program.append(ins)
         return len(self.program) - 1
 
-    def _deps(self, reads: Sequence[Range], writes: Sequence[Range]) -> tuple[int, ...]:
-        """The dependency tokens of the next instruction, which accesses these ranges, logged."""
-        idx = len(self.program)
+    def _deps(self, reads: Sequence[Range], writes: Sequence[Range], idx: int) -> tuple[int, ...]:
+        """The dependency tokens of instruction `idx` (the next one), which accesses these ranges, logged."""
         deps: set[int] = set()
         logs, readonly = self._logs, self.readonly
         for space, lo, hi in reads:
@@ -110,25 +109,20 @@ class Emitter:
         deps.discard(idx)
         return tuple(sorted(deps))
 
-    def replay(self, entries) -> None:
-        """Emit what a Recorder kept, in order, with this emitter's dependencies."""
-        program = self.program
-        for ins, reads, writes in entries:
-            program.append(_with_deps(ins, self._deps(reads, writes)))
-            self.layer = ins.layer
 
-
-def _with_deps(ins: I.Instr, deps: tuple[int, ...]) -> I.Instr:
-    out = object.__new__(type(ins))     # a copy of the frozen record with its own deps
-    out.__dict__.update(ins.__dict__, deps=deps)
-    return out
+def replayed_deps(entries, readonly: dict[int, tuple[int, int]]) -> list[tuple[int, ...]]:
+    """The dependency tokens of what a Recorder kept, as an empty emitter with these constant
+    ranges would give them, emitting it in order (the instructions themselves are not copied:
+    the event model takes the tokens beside them, `cost.timing.simulate(deps=)`)."""
+    track = Emitter(readonly=dict(readonly))._deps
+    return [track(reads, writes, i) for i, (_, reads, writes) in enumerate(entries)]
 
 
 @dataclass
 class Recorder(Emitter):
     """Keeps each instruction (built at once: its maker may read loop variables that change
     next) with the byte ranges it reads and writes (isa.ranges, and a HOST's segment tensors)
-    instead of tracking hazards, to be replayed after other instructions (`Emitter.replay`)."""
+    instead of tracking hazards, to be replayed after other instructions (`replayed_deps`)."""
     entries: list = field(default_factory=list)
 
     def emit(self, make, host_reads: Sequence[Range] = (), host_writes: Sequence[Range] = ()) -> int:

@@ -48,15 +48,16 @@ def lowered(ctx: Ctx, emit, ratio: float = 1.0) -> list:
     return e.program
 
 
-def timed(instructions: list, arch, charges: dict | None = None) -> tuple[int, float]:
+def timed(instructions: list, arch, charges: dict | None = None, deps: list | None = None) -> tuple[int, float]:
     """(cycles, dynamic energy in pJ) of instructions timed on their own; `charges`: the event
-    model's instruction charges kept by the compile for this arch (`simulate`)."""
-    return cycles_and_energy(_Replay(instructions), arch, charges)
+    model's instruction charges kept by the compile for this arch; `deps`: their dependency
+    tokens when given apart from them (`simulate`)."""
+    return cycles_and_energy(_Replay(instructions), arch, charges, deps)
 
 
-def cycles_and_energy(program, arch, charges: dict | None = None) -> tuple[int, float]:
+def cycles_and_energy(program, arch, charges: dict | None = None, deps: list | None = None) -> tuple[int, float]:
     """(cycles, dynamic energy in pJ) of a program by the event model and the technology table."""
-    t = simulate(program, arch, charges)
+    t = simulate(program, arch, charges, deps)
     return t.total_cycles, sum(_layer_energy(t, arch, {ins.layer for ins in program.instructions}))
 
 

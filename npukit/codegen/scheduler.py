@@ -19,7 +19,7 @@ from ..schedule.plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Place
                              graph_fingerprint)
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
-from .emitter import Emitter, Recorder
+from .emitter import Recorder, replayed_deps
 from .conv import choose_conv, lower_conv
 from .fused import choose_fused, fusable_expansions, fusable_pairs, lower_fused, plan_fused
 from .gather import gather_reduced_axes_graph
@@ -350,9 +350,8 @@ def _schedule(g: Graph, arch, options: CompileOptions, reuse: Reuse | None) -> S
 def _time(ctx: Ctx, entries: list) -> tuple[int, float]:
     """(cycles, energy) of recorded instructions emitted afresh (their dependencies are
     those of this sequence) and timed on their own."""
-    e = Emitter(readonly=dict(ctx.emitter.readonly))
-    e.replay(entries)
-    return timed(e.program, ctx.arch, ctx.memo.charges)
+    deps = replayed_deps(entries, ctx.emitter.readonly)
+    return timed([ins for ins, _, _ in entries], ctx.arch, ctx.memo.charges, deps)
 
 
 def _emits(g: Graph, node: Node, target: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
 from operator import attrgetter
@@ -346,9 +347,12 @@ def _key(ins: I.Instr) -> tuple:
     return cls, get(ins)
 
 
-def simulate(prog: Program, arch: Arch, charges: dict | None = None) -> Timeline:
+def simulate(prog: Program, arch: Arch, charges: dict | None = None,
+             deps: Sequence[tuple[int, ...]] | None = None) -> Timeline:
     """The program's timeline. `charges`: instruction charges (`_Model.charge`) the caller keeps
-    across programs for this arch and these regions; programs repeat them, each is worked out once."""
+    across programs for this arch and these regions; programs repeat them, each is worked out once.
+    `deps`: each instruction's dependency tokens, given apart from the instructions (their own
+    `deps` are then not read)."""
     model = _Model(prog, arch)
     charges = {} if charges is None else charges
     n = len(prog.instructions)
@@ -381,8 +385,8 @@ def simulate(prog: Program, arch: Arch, charges: dict | None = None) -> Timeline
             for name, nbytes in region:
                 c.region_bytes[name] += nbytes
         queue = dma_in if eng == dma_w and shared_dma else eng
-        deps = ins.deps
-        ready = max([end[d] for d in deps]) if deps else 0
+        waits = ins.deps if deps is None else deps[i]
+        ready = max([end[d] for d in waits]) if waits else 0
         s = max(free[queue], ready)
         start[i], engine[i] = s, eng
         if uses:

@@ -67,3 +67,20 @@ def test_shared_charges_time_as_a_fresh_run(preset):
             assert c.sram_bytes[space] == sum(d.sram_bytes.get(space, 0) for d in mine)
         for name in {r for d in mine for r in d.region_bytes}:
             assert c.region_bytes[name] == sum(d.region_bytes.get(name, 0) for d in mine)
+
+
+def test_dependencies_given_apart_time_as_the_instructions_own():
+    """`simulate(deps=)` (the scheduler's windows: recorded instructions, tokens beside them)
+    gives the timeline of the same instructions carrying those tokens themselves."""
+    arch = load_arch("u55-256")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, qg, _ = compile_graph(load_model(MODEL, None), arch, None, sqnr=False)
+    prog = lower_program(qg, arch, CompileOptions(), {})
+    bare = _Replay([dataclasses.replace(ins, deps=()) for ins in prog.instructions], layers=prog.layers)
+    own = simulate(prog, arch)
+    apart = simulate(bare, arch, deps=[ins.deps for ins in prog.instructions])
+    assert simulate(bare, arch).total_cycles < own.total_cycles      # the tokens matter here
+    assert apart.total_cycles == own.total_cycles
+    for a, b in ((apart.start, own.start), (apart.end, own.end), (apart.busy, own.busy)):
+        np.testing.assert_array_equal(a, b)
