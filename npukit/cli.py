@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import json
-import logging
 import os
 import sys
 import traceback
@@ -128,6 +126,7 @@ def _global(version: bool = typer.Option(False, "--version", callback=_version, 
 
 def _quiet(quiet: bool) -> None:
     """Warnings as one "WARNING: ..." line each; other libraries' log noise silenced unless --verbose."""
+    import logging
     progress.one_line_warnings()
     if quiet:
         for name in ("ray", "onnxruntime", "optuna", "absl", "tensorflow"):
@@ -163,6 +162,7 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
                 schedule_out: Optional[Path] = typer.Option(None, "--schedule-out", help="write the schedule "
                                                             "(partition, fusion, arena, tilings) as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
+    import json
     from .cli_args import compile_options, output_paths
     from .report.tables import accuracy_lines, host_lines, sqnr_table, summary_line
     output_paths(output, json_out, schedule_out)
@@ -244,6 +244,7 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
             trace: Optional[Path] = TRACE,
             csv: Optional[Path] = typer.Option(None, "--csv", help="write the per-layer table as CSV")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
+    import json
     from . import api
     from .cli_args import compile_options, output_paths
     output_paths(json_out, trace, csv)
@@ -308,6 +309,7 @@ def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPE
          json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON")):
     """A model's inputs and outputs (dynamic dims marked), operator histogram and where each
     layer would run (NPU or host, with the reason). No calibration needed."""
+    import json
     from . import api
     from .cli_args import input_shapes, input_values, output_paths
     output_paths(json_out)
