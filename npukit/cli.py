@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import json
-import logging
 import os
 import sys
 import traceback
@@ -29,7 +27,20 @@ if TYPE_CHECKING:
 # Each command imports what it needs in its body: `npukit --help`, `--version` and `archs`
 # load neither numpy nor the compiler.
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose line in `npukit --help` is its docstring's whole first paragraph, not a
+    first sentence cut at the terminal width."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self.short_help or " ".join((self.help or "").split("\n\n")[0].split())
+
+
+# Plain help layout (rich_markup_mode=None) and plain tracebacks: typer's rich layout loads
+# rich's console, markdown and pygments (about 0.1 s, half of `npukit --help`); usage errors
+# are main()'s one line either way.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="npukit: compile models to an int8 NPU, simulate them bit-exactly, and time them.")
 
 
@@ -115,6 +126,7 @@ def _global(version: bool = typer.Option(False, "--version", callback=_version, 
 
 def _quiet(quiet: bool) -> None:
     """Warnings as one "WARNING: ..." line each; other libraries' log noise silenced unless --verbose."""
+    import logging
     progress.one_line_warnings()
     if quiet:
         for name in ("ray", "onnxruntime", "optuna", "absl", "tensorflow"):
@@ -125,22 +137,19 @@ def _quiet(quiet: bool) -> None:
                         format="%(levelname)s: %(name)s: %(message)s")
 
 
-@app.command()
+@app.command(cls=_Command)
 def archs(show: Optional[str] = typer.Option(None, "--show", help="print one preset (or TOML file) as TOML")):
     """List the architecture presets with their main parameters."""
-    from .arch import list_presets, load_arch
     if show:
+        from .arch import load_arch
         typer.echo(load_arch(show).to_toml())
         return
-    for name in list_presets():
-        a = load_arch(name)
-        regions = ", ".join(f"{r.name} {r.bandwidth_gbps:g} GB/s" for r in a.regions)
-        typer.echo(f"{name:9s} {a.mxu.rows}x{a.mxu.cols} MXU ({a.macs_per_cycle} MACs) @ {a.clock_mhz:g} MHz, "
-                   f"VPU {a.vpu.lanes} lanes, ABUF/WBUF/ACC {a.sram.abuf_kib}/{a.sram.wbuf_kib}/{a.sram.acc_kib} KiB, "
-                   f"{regions}")
+    from .arch.catalog import summary_lines
+    for line in summary_lines():
+        typer.echo(line)
 
 
-@app.command("compile")
+@app.command("compile", cls=_Command)
 def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
                 calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
                 compress_weights: Compress = COMPRESS, host: Host = HOST, option: Optional[list[str]] = OPTION,
@@ -153,6 +162,7 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
                 schedule_out: Optional[Path] = typer.Option(None, "--schedule-out", help="write the schedule "
                                                             "(partition, fusion, arena, tilings) as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
+    import json
     from .cli_args import compile_options, output_paths
     from .report.tables import accuracy_lines, host_lines, sqnr_table, summary_line
     output_paths(output, json_out, schedule_out)
@@ -179,7 +189,7 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
                                         "precision": prog.precision}, indent=1))
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(program: Path, input: list[str] = typer.Option(..., "--input", help="NAME=FILE.npy or FILE.npy"),
         output: Path = typer.Option(..., "-o", "--output", help=".npz of outputs keyed by name"),
         frames: bool = typer.Option(False, "--frames", help="stream: feed the inputs' leading axis one "
@@ -225,7 +235,7 @@ def _run_frames(prog, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: np.stack([s[name] for s in steps]) for name in steps[0]}
 
 
-@app.command()
+@app.command(cls=_Command)
 def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
             calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
             compress_weights: Compress = COMPRESS, host: Host = HOST, option: Optional[list[str]] = OPTION,
@@ -234,6 +244,7 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
             trace: Optional[Path] = TRACE,
             csv: Optional[Path] = typer.Option(None, "--csv", help="write the per-layer table as CSV")):
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
+    import json
     from . import api
     from .cli_args import compile_options, output_paths
     output_paths(json_out, trace, csv)
@@ -255,7 +266,7 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
         prog.save_csv(csv)
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
            calib: Optional[Path] = CALIB, calib_method: Method = METHOD, dataflow: Dataflow = DATAFLOW,
            compress_weights: Compress = COMPRESS, option: Optional[list[str]] = OPTION,
@@ -277,7 +288,7 @@ def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
                f"{len(prog.program.instructions):,} instructions")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
            calib: Optional[Path] = CALIB, calib_method: Method = METHOD, host: Host = HOST, option: Optional[list[str]] = OPTION,
            input_value: Optional[list[str]] = VALUES,
@@ -292,12 +303,13 @@ def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
                f"outputs {prog.output_names}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPES,
          input_value: Optional[list[str]] = VALUES,
          json_out: Optional[Path] = typer.Option(None, "--json", help="write the report as JSON")):
     """A model's inputs and outputs (dynamic dims marked), operator histogram and where each
     layer would run (NPU or host, with the reason). No calibration needed."""
+    import json
     from . import api
     from .cli_args import input_shapes, input_values, output_paths
     output_paths(json_out)
@@ -308,7 +320,7 @@ def info(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHAPE
         json_out.write_text(json.dumps(report.to_dict(), indent=1))
 
 
-@app.command()
+@app.command(cls=_Command)
 def disasm(program: Path):
     """Print an .npub's instruction stream as assembly."""
     from . import api
@@ -321,7 +333,7 @@ def _ray_address(value: str | None) -> str | None:
     return value
 
 
-@app.command()
+@app.command(cls=_Command)
 def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a model to sweep (repeatable)"),
             space: Path = typer.Option(..., "--space", help="the design-space TOML file"),
             db: Path = typer.Option(..., "--db", help="SQLite results database (created or resumed)"),
@@ -352,7 +364,7 @@ def explore(model: Optional[list[Path]] = typer.Option(None, "--model", help="a 
         os._exit(0)
 
 
-@app.command()
+@app.command(cls=_Command)
 def pareto(db: Path = typer.Option(..., "--db", help="results database written by `npukit explore`"),
            objectives: str = typer.Option("latency,energy,area", "--objectives",
                                           help="comma-separated: latency, energy, area, utilisation, sram, dram, cycles"),
@@ -420,11 +432,13 @@ def main() -> None:
         # click's in newer releases): usage errors have format_message, Ctrl-C is Abort
         format_message = getattr(e, "format_message", None)
         if callable(format_message):
+            if type(e).__name__ == "NoArgsIsHelpError":     # no arguments at all: the help
+                typer.echo(format_message())
+                sys.exit(2)
             ctx = getattr(e, "ctx", None)
             hint = f" (see {ctx.command_path if ctx is not None else _command_path()} --help)"
             message = " ".join(format_message().replace("Value error, ", "").split())
-            if message:     # (no message: no arguments at all, the help was printed)
-                typer.secho(f"error: {message}{hint}", fg="red", err=True)
+            typer.secho(f"error: {message}{hint}", fg="red", err=True)
             sys.exit(2)
         if type(e).__name__ == "Abort":
             sys.exit(130)

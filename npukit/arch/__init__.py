@@ -1,12 +1,36 @@
-"""Architecture config (schema, presets) and the technology table for energy and area."""
-from npukit.arch.config import (
-    Arch, DmaConfig, HostConfig, MxuConfig, Placement, Region, SramConfig, TechConfig, VpuConfig,
-)
-from npukit.arch.loader import list_presets, load_arch
-from npukit.arch.tech import EnergyTable, area_mm2, energy_table
+"""Architecture config (schema, presets) and the technology table for energy and area.
 
-__all__ = [
-    "Arch", "DmaConfig", "EnergyTable", "HostConfig", "MxuConfig", "Placement", "Region",
-    "SramConfig", "TechConfig", "VpuConfig", "area_mm2", "energy_table", "list_presets",
-    "load_arch",
-]
+The names are imported on first use: `npukit.arch.catalog` (the presets' names and summary
+lines) loads without the schema (pydantic), for the command line's start."""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_LAZY = {**dict.fromkeys(("Arch", "DmaConfig", "HostConfig", "MxuConfig", "Placement", "Region", "SramConfig",
+                          "TechConfig", "VpuConfig"), "config"),
+         "list_presets": "catalog", "load_arch": "loader",
+         **dict.fromkeys(("EnergyTable", "area_mm2", "energy_table"), "tech")}
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:
+    from npukit.arch.catalog import list_presets  # noqa: F401
+    from npukit.arch.config import (  # noqa: F401
+        Arch, DmaConfig, HostConfig, MxuConfig, Placement, Region, SramConfig, TechConfig, VpuConfig,
+    )
+    from npukit.arch.loader import load_arch  # noqa: F401
+    from npukit.arch.tech import EnergyTable, area_mm2, energy_table  # noqa: F401
+
+
+def __getattr__(name: str):
+    """A name, imported from its module on first access (then a plain attribute)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'npukit.arch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -1,23 +1,11 @@
 """Find and load an arch config: a preset name (npukit/arch/presets/NAME.toml) or a TOML path."""
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
+from npukit.arch.catalog import list_presets, preset_text
 from npukit.arch.config import Arch
 from npukit.errors import ArchError
-
-_PRESETS = resources.files("npukit.arch") / "presets"
-
-
-def list_presets() -> list[str]:
-    return sorted(p.name[: -len(".toml")] for p in _PRESETS.iterdir() if p.name.endswith(".toml"))
-
-
-def preset_text(name: str) -> str:
-    if name not in list_presets():
-        raise ArchError(f"unknown arch preset {name!r} (presets: {', '.join(list_presets())})")
-    return (_PRESETS / f"{name}.toml").read_text(encoding="utf-8")
 
 
 def load_arch(name_or_path: str | Path) -> Arch:

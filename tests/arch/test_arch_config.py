@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npukit.arch import Arch, list_presets, load_arch
+from npukit.arch.catalog import summary_lines
 from npukit.errors import ArchError
 
 PRESETS = ["npu-dc", "npu-l", "npu-m", "npu-s", "u55-256"]
@@ -33,6 +34,17 @@ latency_ns = 100
 
 def test_list_presets():
     assert list_presets() == PRESETS
+
+
+
+def test_archs_lines_read_from_the_toml_are_the_validated_archs():
+    """`npukit archs` reads the preset TOMLs without the schema: each line must show what the
+    validated Arch holds (defaults and derived values included)."""
+    def line(a: Arch) -> str:
+        regions = ", ".join(f"{r.name} {r.bandwidth_gbps:g} GB/s" for r in a.regions)
+        return (f"{a.name:9s} {a.mxu.rows}x{a.mxu.cols} MXU ({a.macs_per_cycle} MACs) @ {a.clock_mhz:g} MHz, "
+                f"VPU {a.vpu.lanes} lanes, ABUF/WBUF/ACC {a.sram.abuf_kib}/{a.sram.wbuf_kib}/{a.sram.acc_kib} KiB, {regions}")
+    assert summary_lines() == [line(load_arch(name)) for name in PRESETS]
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -53,6 +53,24 @@ def test_version():
     assert r.returncode == 0 and r.stdout == f"npukit {npukit.__version__}\n" and not r.stderr
 
 
+def test_help_lists_every_command_with_its_whole_summary():
+    """Each command's line is its docstring's first paragraph, not a sentence cut at the width."""
+    from npukit.cli import app
+    r = npukit_cli("--help", columns=80)
+    assert r.returncode == 0 and not r.stderr
+    listed = "".join(r.stdout.split("Commands:")[1].split())
+    for command in app.registered_commands:
+        assert command.callback is not None and command.callback.__doc__
+        summary = command.callback.__doc__.split("\n\n")[0]
+        assert f"{command.name or command.callback.__name__}{''.join(summary.split())}" in listed, summary
+
+
+def test_no_arguments_prints_the_help_and_exits_2():
+    r = npukit_cli()
+    assert r.returncode == 2 and not r.stderr and r.stdout == npukit_cli("--help").stdout
+    assert r.stdout.startswith("Usage: npukit [OPTIONS] COMMAND")
+
+
 @pytest.mark.parametrize("args, help_of", [
     (("compile",), "npukit compile"),                       # missing argument
     (("no-such-command",), "npukit"),                       # unknown command

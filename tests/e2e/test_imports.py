@@ -32,10 +32,10 @@ def loaded(body: str, watch: tuple[str, ...] = HEAVY) -> set[str]:
     return set(json.loads(line[len(MARK):]))
 
 
-def cli(*args: str) -> str:
-    """`npukit ARGS` run in-process by the probe (its exit caught)."""
+def cli(*args: str, code: int = 0) -> str:
+    """`npukit ARGS` run in-process by the probe (its exit caught and checked to be `code`)."""
     return (f"from npukit.cli import main\nsys.argv = ['npukit', *{list(args)!r}]\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code")
+            f"try:\n    main()\nexcept SystemExit as e:\n    assert (e.code or 0) == {code}, e.code")
 
 
 def test_import_npukit_loads_nothing_heavy():
@@ -45,6 +45,21 @@ def test_import_npukit_loads_nothing_heavy():
 @pytest.mark.parametrize("args", [("--help",), ("--version",), ("archs",), ("compile", "--help")])
 def test_cli_help_version_and_archs_load_nothing_heavy(args):
     assert loaded(cli(*args)) == set()
+
+
+# What the help's rich layout loads (typer.rich_utils: rich's console, markdown, pygments) and
+# what validating an arch loads (the pydantic schema): `npukit archs` reads the preset TOMLs.
+RICH = ("typer.rich_utils", "rich", "rich.markdown", "pygments", "markdown_it")
+ARCH_SCHEMA = ("npukit.arch.config", "npukit.arch.loader")
+
+
+@pytest.mark.parametrize("args, code", [(("--help",), 0), (("archs",), 0), (("compile", "--help"), 0), ((), 2)])
+def test_cli_help_and_archs_load_no_rich_layout_and_no_arch_schema(args, code):
+    assert loaded(cli(*args, code=code), RICH + ARCH_SCHEMA) == set()
+
+
+def test_archs_show_validates_the_preset():
+    assert loaded(cli("archs", "--show", "npu-m"), ARCH_SCHEMA) == set(ARCH_SCHEMA)
 
 
 def test_tflite_compile_profile_run_without_onnx():
