@@ -192,6 +192,25 @@ def test_compiled_program_equals_the_integer_reference(bias_correction):
     assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds)
 
 
+def test_scales_carry_the_rounded_weights_to_another_compile():
+    """A compile with `scales` (another input shape of the same model) gets GPTQ's codes, not
+    round-to-nearest's, without calibration data."""
+    g = _net()
+    rng = np.random.default_rng(5)
+    calib = {"x": rng.standard_normal((4, 1, 6, 6, 3)).astype(np.float32)}
+    arch = small_arch(64, 64, 64, 16, 16, "ws")
+    options = CompileOptions(gptq="auto", timed_candidates=1)
+    chose: list = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog, qg, _ = compile_graph(g, arch, calib, options=options, sqnr=False, chose=chose)
+        again, qg2, _ = compile_graph(g, arch, options=options, sqnr=False, scales=chose[0])
+    assert set(chose[0].weights) == {"w1", "wd", "w2", "wf"}
+    assert again.instructions == prog.instructions and [r.image for r in again.regions] == [r.image for r in prog.regions]
+    for name in chose[0].weights:
+        assert np.array_equal(qg2.tensors[name].data, qg.tensors[name].data)
+
+
 def test_option_is_validated():
     assert CompileOptions(gptq="auto").gptq == "auto"
     with pytest.raises(InputError, match="option gptq='sometimes' is not one of auto | never"):
