@@ -21,6 +21,7 @@ import numpy as np
 from ..ir.graph import DType, Graph, Node, Op, Tensor
 from ..ir.shapes import conv_out_hw
 from ..kernels.float_exec import _dilate_input, _pad_spatial, _windows
+from ..threads import single_threaded
 from .quantize import weights_per_channel
 
 DAMP = 0.01         # of H's mean diagonal, added to its diagonal (the paper's default)
@@ -58,18 +59,32 @@ def gptq_rows(w: np.ndarray, scales: np.ndarray, h: np.ndarray, damp: float = DA
 
 
 def _inverse_factor(h: np.ndarray, damp: float) -> np.ndarray:
-    """Upper Cholesky factor of the damped H's inverse (batched over leading axes)."""
+    """Upper Cholesky factor U of the damped H's inverse (H^-1 = U^T U; batched over leading
+    axes): U = R^-1 with H = R R^T, R upper (the Cholesky factor of H in reversed order)."""
     k = h.shape[-1]
     mean = np.mean(np.diagonal(h, axis1=-2, axis2=-1), axis=-1)
     lam = damp * np.where(mean > 0, mean, 1.0)
     for _ in range(6):
         try:
-            low = np.linalg.cholesky(h + lam[..., None, None] * np.eye(k))
-            inv_low = np.linalg.inv(low)
-            return np.swapaxes(np.linalg.cholesky(np.swapaxes(inv_low, -1, -2) @ inv_low), -1, -2)
+            low = np.linalg.cholesky((h + lam[..., None, None] * np.eye(k))[..., ::-1, ::-1])
+            return _upper_inverse(low[..., ::-1, ::-1])
         except np.linalg.LinAlgError:
             lam = lam * 10
     raise np.linalg.LinAlgError("damped Hessian is not positive definite")
+
+
+def _upper_inverse(r: np.ndarray) -> np.ndarray:
+    """The inverse of upper triangular `r` (batched), by halves: [[A, B], [0, C]]^-1 =
+    [[A^-1, -A^-1 B C^-1], [0, C^-1]] (matrix products, no general inverse of the whole)."""
+    k = r.shape[-1]
+    if k <= 64:
+        return np.triu(np.linalg.inv(r))
+    m = k // 2
+    a, c = _upper_inverse(r[..., :m, :m]), _upper_inverse(r[..., m:, m:])
+    out = np.zeros_like(r)
+    out[..., :m, :m], out[..., m:, m:] = a, c
+    out[..., :m, m:] = -(a @ r[..., :m, m:]) @ c
+    return out
 
 
 def _taps(node: Node, x: np.ndarray, kh: int, kw: int):
@@ -93,13 +108,13 @@ def hessian(node: Node, w: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
     for x in inputs:
         win = _taps(node, x, kh, kw)
         n, oh, ow = win.shape[:3]
-        if depthwise:       # per channel: [C, P, taps]^T [C, P, taps]
-            c_in = x.shape[3]
-            part = np.zeros((c_in, kh * kw, kh * kw))
-            step = max(1, CHUNK // max(ow * kh * kw * c_in, 1))
-            for r in range(0, oh, step):
-                t = np.ascontiguousarray(win[:, r:r + step].reshape(-1, kh * kw, c_in).transpose(2, 0, 1))
-                part += np.swapaxes(t, 1, 2) @ t
+        if depthwise:       # per channel c and pair of taps a <= b: sum over positions of x_a x_b
+            c_in, t = x.shape[3], kh * kw
+            taps = [win[:, :, :, i, j, :] for i in range(kh) for j in range(kw)]
+            part = np.zeros((c_in, t, t))
+            for a in range(t):
+                for b in range(a, t):
+                    part[:, a, b] = part[:, b, a] = np.einsum("nhwc,nhwc->c", taps[a], taps[b])
             part = np.repeat(part, w.shape[3] // c_in, axis=0)
         else:
             part = np.zeros((groups, kh * kw * cin, kh * kw * cin))
@@ -144,15 +159,16 @@ def gptq_weights(g: Graph, values: list[dict[str, np.ndarray]]) -> dict[str, np.
         for name in node.inputs:
             readers[name] = readers.get(name, 0) + 1
     out: dict[str, np.ndarray] = {}
-    for node in g.nodes:
-        if node.op not in (Op.CONV2D, Op.FULLY_CONNECTED) or len(node.inputs) < 2:
-            continue
-        wt, x = g.tensors[node.inputs[1]], node.inputs[0]
-        seen = [v[x] for v in values if x in v]
-        if (not seen or not wt.is_const or wt.quant is not None or wt.dtype is not DType.F32
-                or g.tensors[x].dtype is not DType.F32 or readers[wt.name] > 1):
-            continue
-        out[wt.name] = rounded_weights(node, wt.const_data, seen)
+    with single_threaded():     # (BLAS threads lose badly on a shared machine: npukit.threads)
+        for node in g.nodes:
+            if node.op not in (Op.CONV2D, Op.FULLY_CONNECTED) or len(node.inputs) < 2:
+                continue
+            wt, x = g.tensors[node.inputs[1]], node.inputs[0]
+            seen = [v[x] for v in values if x in v]
+            if (not seen or not wt.is_const or wt.quant is not None or wt.dtype is not DType.F32
+                    or g.tensors[x].dtype is not DType.F32 or readers[wt.name] > 1):
+                continue
+            out[wt.name] = rounded_weights(node, wt.const_data, seen)
     return out
 
 

@@ -63,16 +63,17 @@ def _obq(w: np.ndarray, s: np.ndarray, h: np.ndarray, damp: float) -> np.ndarray
 
 def test_column_updates_equal_the_inverse_hessian_form():
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((200, 12)) @ rng.standard_normal((12, 12))
+    k = 80                                # > 64: the inverse factor is built by halves
+    x = rng.standard_normal((400, k)) @ rng.standard_normal((k, k))
     h = x.T @ x
-    w = rng.standard_normal((5, 12))
+    w = rng.standard_normal((5, k))
     _, s = weights_per_channel(w.astype(np.float32), 0)
     s = s.astype(np.float64) * 4          # coarse codes: many columns move
     want = _obq(w, s, h, 0.01)
     assert np.array_equal(gptq_rows(w, s, h), want)
-    assert np.array_equal(gptq_rows(w, s, h, block=5), want)     # lazy batch updates change nothing
-    per_row = np.broadcast_to(h, (5, 12, 12))
-    assert np.array_equal(gptq_rows(w, s, per_row, block=4), want)
+    assert np.array_equal(gptq_rows(w, s, h, block=7), want)     # lazy batch updates change nothing
+    per_row = np.broadcast_to(h, (5, k, k))
+    assert np.array_equal(gptq_rows(w, s, per_row, block=30), want)
     assert not np.array_equal(want, np.clip(np.round(w / s[:, None]), -127, 127))
 
 
