@@ -34,12 +34,11 @@ def gptq_rows(w: np.ndarray, scales: np.ndarray, h: np.ndarray, damp: float = DA
     """int8 codes of the rows of `w` [R, K] at `scales` [R], columns rounded in order with
     GPTQ's error feedback. `h`: [K, K] shared by every row, or [R, K, K] one per row."""
     w = np.asarray(w, np.float64).copy()
-    s = np.asarray(scales, np.float64)[:, None]
+    s = np.asarray(scales, np.float64)
     u = _inverse_factor(np.asarray(h, np.float64), damp)
     rows, k = w.shape
-    ar = np.arange(rows)
-    anchor = np.full((rows, k), False)
-    anchor[ar, np.argmax(np.abs(w), axis=1)] = True
+    anchor = np.full((rows, k), False)         # each row's largest magnitude keeps +-127
+    anchor[np.arange(rows), np.argmax(np.abs(w), axis=1)] = True
     anchor &= np.abs(w) > 0
     top = np.sign(w) * 127
     codes = np.zeros((rows, k), np.int8)
@@ -47,10 +46,10 @@ def gptq_rows(w: np.ndarray, scales: np.ndarray, h: np.ndarray, damp: float = DA
         b = min(a + block, k)
         wb, err = w[:, a:b], np.zeros((rows, b - a))
         for i in range(b - a):
-            q = np.where(anchor[:, a + i], top[:, a + i], np.clip(np.round(wb[:, i] / s[:, 0]), -127, 127))
+            q = np.where(anchor[:, a + i], top[:, a + i], np.clip(np.round(wb[:, i] / s), -127, 127))
             codes[:, a + i] = q
             ui = u[..., a + i, a:b]                 # [b - a] or [R, b - a]
-            e = (wb[:, i] - q * s[:, 0]) / (u[..., a + i, a + i])
+            e = (wb[:, i] - q * s) / u[..., a + i, a + i]
             wb[:, i:] -= e[:, None] * (ui[..., i:] if ui.ndim == 2 else ui[None, i:])
             err[:, i] = e
         if b < k:
