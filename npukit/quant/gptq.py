@@ -172,7 +172,9 @@ def gptq_weights(g: Graph, values: list[dict[str, np.ndarray]]) -> dict[str, np.
 
 
 def with_weights(g: Graph, weights: dict[str, np.ndarray]) -> Graph:
-    """`g` with the named constant tensors' values replaced (same shapes)."""
+    """`g` with the named constant tensors' values replaced (same shapes); `g` itself if none."""
+    if not weights:
+        return g
     tensors = dict(g.tensors)
     for name, data in weights.items():
         t = tensors[name]
