@@ -12,6 +12,9 @@ time and peak memory. Prints markdown (the table of docs/models.md).
     python benchmarks/corpus.py --calib-method percentile --accuracy-only
                                                      # another calibration; no compile in a
                                                      # fresh process (no compile time / memory)
+    python benchmarks/corpus.py hand-landmark-lite --accuracy-only --option gptq=auto
+                                                     # a compiler option (repeatable; as the
+                                                     # CLI's --option NAME=VALUE)
 
 Compile time and peak memory come from a fresh process per model (benchmarks/corpus_compile.py:
 `npukit.compile` with the model's calibration file, sqnr=False, npukit's lazy imports
@@ -32,12 +35,16 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import numpy as np  # noqa: E402
 
 from npukit.choices import METHODS  # noqa: E402
+from npukit.codegen.context import CompileOptions  # noqa: E402
+from npukit.codegen.options import parse_option  # noqa: E402
+from npukit.errors import InputError  # noqa: E402
 from npukit.models.corpus import CORPUS, CorpusResult, calibration, cli_command, evaluate  # noqa: E402
 
 TARGET_S, TARGET_MB = 5.0, 1000.0
@@ -105,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calib-method", choices=METHODS, default="auto",
                         help="calibration (npukit compile's; other than auto: no compile time / memory)")
     parser.add_argument("--accuracy-only", action="store_true", help="no compile time and peak memory (no fresh process)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a compiler option, as npukit compile's --option (repeatable)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in CORPUS]
     if unknown:
@@ -121,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     names = args.names or list(CORPUS)
     mixed = args.precision != "int8"
-    options = {"precision": args.precision, "min_sqnr": args.min_sqnr} if mixed else None
+    options: dict[str, Any] = {"precision": args.precision, "min_sqnr": args.min_sqnr} if mixed else {}
+    try:
+        options.update(parse_option(CompileOptions, spec) for spec in args.option)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmpdir:
         if args.compile_only:

@@ -70,7 +70,7 @@ METHOD = typer.Option(Method.__members__["auto"], "--calib-method",
 DATAFLOW = typer.Option(Dataflow.__members__["arch"], "--dataflow", help="the MXU dataflow (arch: the arch file's)")
 COMPRESS = typer.Option(Compress.__members__["auto"], "--compress-weights", help="weight blocks stored compressed, or not")
 OPTION = typer.Option(None, "--option", help="NAME=VALUE: any compiler option (CompileOptions field), "
-                      "e.g. timed_candidates=1, equalize=auto, bias_correction=auto, flat_clip=auto (repeatable)")
+                      "e.g. timed_candidates=1, equalize=auto, bias_correction=auto, flat_clip=auto, gptq=auto (repeatable)")
 TRACE = typer.Option(None, "--trace", help="write the engine timeline as Chrome trace-event JSON (Perfetto)")
 VALUES = typer.Option(None, "--input-value", help="NAME=VALUE or NAME=@FILE.npy: bind an input to a "
                       "constant at compile time (repeatable)")

@@ -221,6 +221,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .opt.pipeline import optimize
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
+    from .quant.gptq import gptq_weights, with_weights
     from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, values_for, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.lstm_states import isolate_lstm_states
@@ -241,7 +242,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     # float values kept for bias correction, the int16 choice and the precision search (else
     # none: a large model's activations of several samples need not be held at once; the
     # noise report reruns them)
-    keep = BIAS_SAMPLES if options.bias_correction == "auto" else \
+    rounding = options.bias_correction == "auto" or options.gptq == "auto"
+    keep = BIAS_SAMPLES if rounding else \
         REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
     samples = iter(counted("calibrate", feeds))
     refs: list[dict] = []           # the held-out samples' float outputs, fold after fold
@@ -269,8 +271,15 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         return ({name: observers[name].range(per(name)) for name in of},
                 [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(per(name)) for name in of}
                  for i in range(1, len(chunks) if folded else 1)])
-    if options.bias_correction == "auto":
-        g = correct_biases(g, values)
+    gptq: dict[str, np.ndarray] = {}
+    if options.gptq == "auto":
+        stage("gptq")
+        gptq = gptq_weights(g, values)
+    if options.bias_correction == "auto":       # measured against the float weights, after GPTQ
+        g = correct_biases(with_weights(g, gptq), values, reference=g)
+    else:
+        g = with_weights(g, gptq)
+    if rounding:
         values = values[:REPORT_SAMPLES]
     ranges, without = calibrated(used, sqnr or options.precision != "int8")
     if options.flat_clip == "auto":
@@ -328,7 +337,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         got = [run_dequantised(quantize_graph(g, r, forced), f) for r, ev in measured for f, _ in ev] if held else []
         acc = accuracy(qg.outputs, refs, got, note, score_outputs(qg))
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
-                     int8 if chosen and chosen.wide else None, Scales(dict(ranges), tuple(widenings)), used)
+                     int8 if chosen and chosen.wide else None, Scales(dict(ranges), tuple(widenings), gptq), used)
 
 
 def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | None = None,

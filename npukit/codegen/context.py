@@ -46,6 +46,8 @@ class CompileOptions:
     min_sqnr: float = 30.0          # precision=auto: the worst output SQNR (dB) to reach on held-out samples
     recurrent_host: AutoNever = "auto"  # auto | never: an LSTM / GRU the NPU fits runs on the host where
                                     # the closed-form estimate is lower (host="never" sets "never")
+    gptq: AutoNever = "never"       # auto | never: conv / FC int8 weights rounded with GPTQ's error feedback
+                                    # on the calibration inputs (npukit.quant.gptq; scales unchanged)
 
     def __post_init__(self):
         validate(self)

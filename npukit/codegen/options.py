@@ -26,12 +26,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "compress_weights": get_args(AutoNever),
     "equalize": get_args(AutoNever),
     "bias_correction": get_args(AutoNever),
+    "gptq": get_args(AutoNever),
     "flat_clip": get_args(AutoNever),
     "precision": get_args(Precision),
     "recurrent_host": get_args(AutoNever),
 }
 # fields the quantiser reads (compiler.quantise), not lowering: the explorer quantises once per setting
-QUANT_OPTIONS = ("equalize", "bias_correction", "flat_clip", "precision", "min_sqnr")
+QUANT_OPTIONS = ("equalize", "bias_correction", "flat_clip", "precision", "min_sqnr", "gptq")
 # numeric fields: (low, high, high included)
 RANGES: dict[str, tuple[float, float | None, bool]] = {
     "max_tile_rows": (0, None, True),

@@ -16,13 +16,13 @@ from ..kernels.float_exec import run_node
 from .quantize import weights_per_channel
 
 
-def _weight_error(g: Graph, node: Node) -> np.ndarray:
+def _weight_error(g: Graph, node: Node, reference: Graph) -> np.ndarray:
     w = g.tensors[node.inputs[1]].const_data
     axis = 3 if (node.op is Op.CONV2D and node.attrs.depthwise) else 0
     q, scales = weights_per_channel(w, axis)
     shape = [1] * w.ndim
     shape[axis] = -1
-    return (q.astype(np.float32) * scales.reshape(shape) - w).astype(np.float32)
+    return (q.astype(np.float32) * scales.reshape(shape) - reference.tensors[node.inputs[1]].const_data).astype(np.float32)
 
 
 def _correctable(g: Graph, node: Node) -> bool:
@@ -32,10 +32,11 @@ def _correctable(g: Graph, node: Node) -> bool:
     return w.is_const and w.quant is None and w.dtype is DType.F32
 
 
-def output_shift(g: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-    """E[(W_q - W) x] per output channel over the given float inputs of `node`."""
+def output_shift(g: Graph, node: Node, inputs: list[np.ndarray], reference: Graph | None = None) -> np.ndarray:
+    """E[(W_q - W) x] per output channel over the given float inputs of `node` (W: the
+    weights of `reference`, by default `g`'s own; W_q: g's weights rounded to int8)."""
     bare = node.with_(inputs=node.inputs[:2], attrs=replace(node.attrs, act=None))
-    err = _weight_error(g, node)
+    err = _weight_error(g, node, g if reference is None else reference)
     total: np.ndarray | None = None
     count = 0
     for x in inputs:
@@ -47,9 +48,11 @@ def output_shift(g: Graph, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
     return total / max(count, 1)
 
 
-def correct_biases(g: Graph, values: list[dict[str, np.ndarray]]) -> Graph:
+def correct_biases(g: Graph, values: list[dict[str, np.ndarray]], reference: Graph | None = None) -> Graph:
     """`g` with every conv / fully connected bias corrected for its weights' int8 rounding,
-    measured on `values` (float tensors of calibration samples, as calibrate.observe keeps)."""
+    measured on `values` (float tensors of calibration samples, as calibrate.observe keeps).
+    `reference`: the graph with the float weights to measure against where `g`'s weights
+    were already rounded (quant.gptq), by default `g`."""
     tensors, nodes = dict(g.tensors), []
     for node in g.nodes:
         x = node.inputs[0]
@@ -57,7 +60,7 @@ def correct_biases(g: Graph, values: list[dict[str, np.ndarray]]) -> Graph:
         if not _correctable(g, node) or not seen or g.tensors[x].dtype is not DType.F32:
             nodes.append(node)
             continue
-        shift = output_shift(g, node, seen)
+        shift = output_shift(g, node, seen, reference)
         if len(node.inputs) > 2 and g.tensors[node.inputs[2]].is_const:
             old = g.tensors[node.inputs[2]].const_data.astype(np.float64)
             others = [n for n in g.nodes if node.inputs[2] in n.inputs and n is not node]

@@ -7,8 +7,10 @@ compiles at other shapes reuse it instead of calibrating again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
+
+import numpy as np
 
 from ..errors import InputError
 from ..ir.graph import DType, Graph
@@ -20,6 +22,7 @@ from .calibrate import Range
 class Scales:
     ranges: Mapping[str, Range]                 # activation -> calibrated float range
     widenings: tuple[frozenset[str], ...] = ()  # the tensor sets widened to int16, in order
+    weights: Mapping[str, np.ndarray] = field(default_factory=dict)  # weights GPTQ rounded (quant.gptq)
 
     def covering(self, g: Graph) -> dict[str, Range]:
         """The ranges of `g`'s activations; InputError naming one they do not hold (scales
@@ -38,6 +41,7 @@ class Scales:
         caller's memo of quantised constants (quantize.quantize_graph)."""
         from ..opt.equalize import equalize
         from ..opt.pipeline import optimize
+        from .gptq import with_weights
         from .groups import requantise_fixed_outputs
         from .lstm_states import isolate_lstm_states
         from .quantize import quantize_graph
@@ -46,6 +50,7 @@ class Scales:
         g = optimize(g)
         if equalise:
             g = equalize(g)
+        g = with_weights(g, {n: w for n, w in self.weights.items() if n in g.tensors})
         ranges = self.covering(g)
         g, copies = requantise_fixed_outputs(g, ranges)
         g, lstm_copies, _ = isolate_lstm_states(g)     # (its int16 state tensors are in the first widening)
