@@ -151,6 +151,9 @@ def div(b: Builder, node) -> None:
     if not b.is_const(node.input[1]):
         if _spelled_softmax(b, node):
             return
+        if any(_integer(b, n) for n in node.input[:2]):         # integer division stays exact on the host
+            raise UnsupportedOpError(f"unsupported ONNX operator 'Div' of integers by a non-constant "
+                                     f"(node '{b.source[-1]}')")
         y = b.act(node.input[1])
         recip = b.fresh(node.output[0] + "/reciprocal_of_divisor")
         b.emit_result(recip, Op.UNARY, [y.ir], UnaryAttrs("reciprocal"), nhwc=y.nhwc)
@@ -159,6 +162,11 @@ def div(b: Builder, node) -> None:
     recip = node.input[1] + "/reciprocal"
     b.values[recip] = np.asarray(1.0 / b.const(node.input[1]).astype(np.float64), np.float32)
     _binary(b, node, Op.MUL, node.input[0], recip, node.output[0])
+
+
+def _integer(b: Builder, name: str) -> bool:
+    dtype = b.onnx_types.get(name) or b.host_typed.get(name)
+    return dtype is not None and np.issubdtype(np.dtype(dtype), np.integer)
 
 
 def _spelled_softmax(b: Builder, node) -> bool:

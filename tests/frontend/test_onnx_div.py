@@ -47,3 +47,4 @@ def test_division_by_a_computed_value_runs_on_the_npu(tmp_path):
 def test_a_divisor_calibrated_across_zero_is_a_warning(tmp_path):
     with pytest.warns(CalibrationWarning, match=r"reciprocal .* holds 0: 1/x is unbounded"):
         _compile(tmp_path, _model(-0.5), np.random.default_rng(0))
+
