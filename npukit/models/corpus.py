@@ -25,6 +25,7 @@ import numpy as np
 
 from . import corpus_inputs as I
 from . import corpus_metrics as M
+from . import corpus_vad as V
 from . import openwakeword as OWW
 from ..choices import Method
 from ..progress import native_quiet
@@ -103,30 +104,6 @@ def charset(name: str) -> list[str]:
         meta = {p.key: p.value for p in onnx.load(str(fetch(name)), load_external_data=False).metadata_props}
         chars = meta["character"].splitlines()
     return chars + [" "]
-
-
-@lru_cache(maxsize=None)
-def _vad_feeds(name: str, start: int) -> tuple[Feeds, ...]:
-    """Chunks of pocketsphinx recordings with the recurrent state the float model reaches
-    streaming them (so each step is judged alone, from float's state)."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(str(fetch(name)), providers=["CPUExecutionProvider"])
-    feeds = []
-    for audio in I.speech(2.0)[start::3][:2]:
-        state = np.zeros((2, 1, 128), np.float32)
-        padded = np.concatenate([np.zeros(64, np.float32), audio])
-        for i in range(len(audio) // 512):
-            feed = {"input": padded[i * 512: i * 512 + 576][None], "state": state}
-            feeds.append(feed)
-            state = session.run(["stateN"], {**feed, "sr": np.array(16000, np.int64)})[0]
-    return tuple(feeds)
-
-
-def _vad_sample(name: str) -> Callable[[int], Feeds]:
-    def sample(seed: int) -> Feeds:
-        feeds = _vad_feeds(name, 0 if seed < 1000 else 1)
-        return feeds[(seed * 7) % len(feeds)]
-    return sample
 
 
 @lru_cache(maxsize=None)
@@ -222,12 +199,15 @@ def _corpus() -> dict[str, CorpusModel]:
         CorpusModel("selfie-segmentation", "vision", "person segmentation mask, 256x256",
                     _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.992, 0.903)),
         # --- voice
-        CorpusModel("silero-vad-16k", "voice", "voice activity, 32 ms chunks at 16 kHz", _vad_sample("silero-vad-16k"),
+        CorpusModel("silero-vad-16k", "voice", "voice activity, 32 ms chunks at 16 kHz", V.chunk_sample("silero-vad-16k"),
                     M.threshold_agreement("output", 0.5), (0.995, 0.875), {"input": (1, 576), "state": (2, 1, 128)},
                     {"sr": np.array(16000, np.int64)}, calib=16, held_out=8),
         CorpusModel("silero-vad", "voice", "voice activity, 8/16 kHz networks under an If on sr",
-                    _vad_sample("silero-vad"), M.threshold_agreement("output", 0.5), (0.995, 0.875),
+                    V.chunk_sample("silero-vad"), M.threshold_agreement("output", 0.5), (0.995, 0.875),
                     {"input": (1, 576), "state": (2, 1, 128)}, {"sr": np.array(16000, np.int64)}, calib=16, held_out=8),
+        CorpusModel("silero-vad-seq", "voice", "voice activity of 16 windows (0.5 s) a call, faster-whisper's export",
+                    V.sequence_sample("silero-vad-seq"), M.threshold_agreement("speech_probs", 0.5), (0.901, 1.0),
+                    {"input": (V.SEQ, 576), "h": (1, 1, 128), "c": (1, 1, 128)}, calib=8, held_out=6),
         CorpusModel("wakeword-okay-nabu", "voice", "int8 streaming wake word (microWakeWord)",
                     _wakeword_sample("wakeword-okay-nabu"), M.max_abs_diff("StatefulPartitionedCall:0"), (1.0, 0.0), calib=0,
                     held_out=12),

