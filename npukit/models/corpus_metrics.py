@@ -171,10 +171,11 @@ def argmax_agreement(output: str, top: int | None = None, score_axis: int = -1) 
 
 
 def threshold_agreement(output: str, threshold: float) -> Metric:
-    """Fraction of inputs where float and NPU make the same decision (value > threshold)."""
+    """Fraction of decisions (value > threshold) where float and NPU agree, over every value
+    of every input (one per call for most detectors, one per window of a sequence)."""
     def fn(outs_f: Outputs, outs_q: Outputs) -> float:
-        return _mean([float((f[output].ravel()[0] > threshold) == (q[output].ravel()[0] > threshold))
-                      for f, q in zip(outs_f, outs_q)])
+        return float(np.mean(np.concatenate([(f[output].ravel() > threshold) == (q[output].ravel() > threshold)
+                                             for f, q in zip(outs_f, outs_q)])))
     return Metric(f"decision agreement (>{threshold})", fn)
 
 
