@@ -8,7 +8,7 @@ import onnx
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
-                        SoftmaxAttrs, TransposeAttrs, UnaryAttrs)
+                        SoftmaxAttrs, TransposeAttrs)
 from .depth_space import depth_space_plan
 from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
 from .onnx_const import attributes
@@ -237,24 +237,6 @@ def _reduce(op: Op):
     return convert
 
 
-def _reduce_of(table: UnaryAttrs, root: bool):
-    """ReduceSumSquare (x^2), ReduceL1 (|x|), ReduceL2 (x^2, then the sqrt of the sum): an
-    element-wise table, the REDUCE_SUM, and for L2 a table of the sum."""
-    def convert(b: Builder, node) -> None:
-        a = b.act(node.input[0])
-        mapped, summed = f"{node.output[0]}/{table.fn}", f"{node.output[0]}/sum"
-        b.emit_result(mapped, Op.UNARY, [a.ir], table, nhwc=a.nhwc)
-        reduce = onnx.NodeProto()
-        reduce.CopyFrom(node)
-        reduce.input[0] = mapped
-        reduce.output[0] = summed if root else node.output[0]
-        _reduce_node(b, reduce, Op.REDUCE_SUM)
-        if root:
-            s = b.act(summed)
-            b.emit_result(node.output[0], Op.UNARY, [s.ir], UnaryAttrs("sqrt"), nhwc=s.nhwc)
-    return convert
-
-
 def _reduce_node(b: Builder, node, op: Op) -> None:
     at = attributes(node)
     a = b.act(node.input[0])
@@ -306,8 +288,6 @@ TENSOR_CONVERTERS = {
     "SpaceToDepth": depth_to_space, "Split": split, "Slice": slice_, "Pad": pad,
     "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
     "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "ArgMin": arg_max,
-    "ReduceSumSquare": _reduce_of(UnaryAttrs("pow", 2.0), False), "ReduceL1": _reduce_of(UnaryAttrs("abs"), False),
-    "ReduceL2": _reduce_of(UnaryAttrs("pow", 2.0), True),
     "Identity": identity, "Dropout": identity,
     "Cast": cast, **RESIZE_CONVERTERS,
 }
