@@ -37,6 +37,9 @@ def clip(b: Builder, node) -> None:
     at = attributes(node)
     if b.opset < 11:
         lo, hi = at.get("min"), at.get("max")
+    elif any(i < len(node.input) and node.input[i] and not b.is_const(node.input[i]) for i in (1, 2)):
+        _clip_by_tensors(b, node)
+        return
     else:
         lo_c, hi_c = b.opt_const(node, 1), b.opt_const(node, 2)
         lo = None if lo_c is None else float(np.asarray(lo_c).ravel()[0])
@@ -44,6 +47,19 @@ def clip(b: Builder, node) -> None:
     lo = None if lo is None or lo <= -3.0e38 else float(lo)
     hi = None if hi is None or hi >= 3.0e38 else float(hi)
     _unary(b, node, Op.CLAMP, Clamp(lo, hi))
+
+
+def _clip_by_tensors(b: Builder, node) -> None:
+    """A Clip whose bound is computed (a spectrogram's floor at its maximum less 80 dB) is
+    Max(x, min) then Min(., max), an infinite constant bound left out."""
+    steps = [(node.input[i], op) for i, op in ((1, Op.MAXIMUM), (2, Op.MINIMUM))
+             if i < len(node.input) and node.input[i]
+             and not (b.is_const(node.input[i]) and np.all(np.isinf(b.const(node.input[i]))))]
+    acc = node.input[0]
+    for k, (bound, op) in enumerate(steps):
+        out = node.output[0] if k == len(steps) - 1 else f"{node.output[0]}/min"
+        _binary(b, node, op, acc, bound, out)
+        acc = out
 
 
 def leaky_relu(b: Builder, node) -> None:

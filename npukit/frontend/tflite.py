@@ -189,6 +189,8 @@ class TfliteConverter:
                                   and rd.np_dtype(self.sg.tensors[i], i) == np.float32
                                   for i in [*op.inputs, *op.outputs]):
             fn, reason = None, reason + ": float tensors inside an int8 model"
+        if self._constant_op(op) and fold(self, op):     # shape arithmetic (SHAPE, slices, PACK)
+            return
         if fn is not None:
             saved = len(self.nodes), dict(self.tensors), dict(self.names)
             try:
@@ -200,6 +202,12 @@ class TfliteConverter:
                 reason += ": " + str(e).removeprefix(self.where() + ": ")
         if not fold(self, op):
             emit_host(self, op, reason, used)
+
+    def _constant_op(self, op: tfl.OperatorT) -> bool:
+        """All of the operator's inputs are constant and none of its outputs is the graph's."""
+        ins = [i for i in op.inputs if i >= 0]
+        return bool(ins) and all(self.const(i) is not None for i in ins) \
+            and not set(op.outputs) & set(self.sg.outputs)
 
     def _fold_constant_weights(self) -> None:
         """DENSIFY of a (sparse) constant becomes the dense constant tflite_read made of it;

@@ -177,6 +177,23 @@ def eltwise(cv, op) -> None:
     cv.emit(kind, names, out, EltwiseAttrs(_act(cv, op.builtinOptions)))
 
 
+@converter("DIV")
+def div(cv, op) -> None:
+    """x / y of a float model as x times 1 / y: a constant's reciprocal, or the divisor's
+    reciprocal table (as the ONNX frontend's Div). An int8 DIV stays on the host."""
+    if cv.quantised:
+        raise UnsupportedOpError(f"{cv.where()}: DIV of int8 tensors")
+    x, y = (cv.name(i) for i in _inputs(op))
+    c = cv.const(int(op.inputs[1]))
+    if c is not None:
+        recip = cv.fresh(f"{y}/reciprocal", cv.tensors[y].shape, y,
+                         data=np.asarray(1.0 / np.asarray(c, np.float64), np.float32))
+    else:
+        recip = cv.emit(Op.UNARY, [y], cv.fresh(f"{y}/reciprocal", cv.tensors[y].shape, y), UnaryAttrs("reciprocal"),
+                        suffix="/reciprocal")
+    cv.emit(Op.MUL, [x, recip], cv.name(op.outputs[0]), EltwiseAttrs(_act(cv, op.builtinOptions)))
+
+
 def _pot_scale_int16(cv, op, names: list[str]) -> bool:
     """Whether LiteRT's int16 ADD / SUB takes its power-of-two shift path (not the general one)."""
     ts = [cv.tensors[n] for n in names]

@@ -1,4 +1,4 @@
-"""TFLite data-movement and reduction operators -> IR: reshape, pad, slicing, split, pack,
+"""TFLite data-movement and reduction operators -> IR: reshape, pad (constant, reflect), slicing, split, pack,
 concatenation, transpose, depth-to-space / space-to-depth, resize, mean, softmax, quantize / dequantize,
 gather of constant-table rows."""
 from __future__ import annotations
@@ -31,6 +31,19 @@ def pad(cv, op) -> None:
         value = float(code) if q is None else float(np.float32(q.scale[0]) * (int(code) - q.zero_point[0]))
     _same_quant(cv, x, out)
     cv.emit(Op.PAD, [x], out, PadAttrs(tuple((int(a), int(b)) for a, b in pads), value))
+
+
+@converter("MIRROR_PAD")
+def mirror_pad(cv, op) -> None:
+    """REFLECT mode (the edge row not repeated) is the NPU's reflect padding; SYMMETRIC is not."""
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    if int(op.builtinOptions.mode) != 0:
+        raise UnsupportedOpError(f"{cv.where()}: SYMMETRIC mirror padding")
+    pads = tuple((int(a), int(b)) for a, b in cv.need_const(op.inputs[1], "MIRROR_PAD paddings").reshape(-1, 2))
+    if any(p >= d for (p0, p1), d in zip(pads, cv.tensors[x].shape) for p in (p0, p1)):
+        raise UnsupportedOpError(f"{cv.where()}: reflect padding must be shorter than the axis")
+    _same_quant(cv, x, out)
+    cv.emit(Op.PAD, [x], out, PadAttrs(pads, 0.0, "reflect"))
 
 
 def _slice(cv, x: str, out: str, begin, end, step, suffix: str = "") -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import corpus_inputs as I
 from . import corpus_metrics as M
+from . import corpus_vad as V
 from . import openwakeword as OWW
 from ..choices import Method
 from ..progress import native_quiet
@@ -106,30 +107,6 @@ def charset(name: str) -> list[str]:
 
 
 @lru_cache(maxsize=None)
-def _vad_feeds(name: str, start: int) -> tuple[Feeds, ...]:
-    """Chunks of pocketsphinx recordings with the recurrent state the float model reaches
-    streaming them (so each step is judged alone, from float's state)."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(str(fetch(name)), providers=["CPUExecutionProvider"])
-    feeds = []
-    for audio in I.speech(2.0)[start::3][:2]:
-        state = np.zeros((2, 1, 128), np.float32)
-        padded = np.concatenate([np.zeros(64, np.float32), audio])
-        for i in range(len(audio) // 512):
-            feed = {"input": padded[i * 512: i * 512 + 576][None], "state": state}
-            feeds.append(feed)
-            state = session.run(["stateN"], {**feed, "sr": np.array(16000, np.int64)})[0]
-    return tuple(feeds)
-
-
-def _vad_sample(name: str) -> Callable[[int], Feeds]:
-    def sample(seed: int) -> Feeds:
-        feeds = _vad_feeds(name, 0 if seed < 1000 else 1)
-        return feeds[(seed * 7) % len(feeds)]
-    return sample
-
-
-@lru_cache(maxsize=None)
 def _wakeword_windows(name: str) -> np.ndarray:
     from . import wakeword as W
     from ai_edge_litert.interpreter import Interpreter
@@ -175,6 +152,9 @@ def _corpus() -> dict[str, CorpusModel]:
                     _single(I.captcha_nchw, "input1"), M.ctc_text("387", lambda: charset("ddddocr-old")), (0.9955, 0.833),
                     {"input1": (1, 1, 64, 192)}, held_out=12,
                     extra=(M.char_error_rate("387", lambda: charset("ddddocr-old")),)),
+        CorpusModel("ddddocr-det", "ocr", "click-captcha character detection (YOLOX), 416x416",
+                    _single(I.click_captcha_nchw, "images"), M.yolox_boxes("output", 416, (8, 16, 32), 10),
+                    (0.9986, 0.973), held_out=4),
         CorpusModel("layout-cdla", "ocr", "document layout detection (PicoDet), 800x608",
                     _single(I.layout_nchw, "image"), M.argmax_agreement("transpose_0.tmp_0", top=20), (0.66, 0.7),
                     calib=2, held_out=1),
@@ -209,6 +189,8 @@ def _corpus() -> dict[str, CorpusModel]:
         CorpusModel("palm-detection-lite", "biometrics", "palm detection, 192x192",
                     _single(lambda s: I.photo_nhwc(s, 192, 0.0)),
                     M.ssd_boxes("Identity", "Identity_1", 192, (8, 16, 16, 16), 2, at_float_anchors=5), (0.982, 0.755)),
+        CorpusModel("hand-recrop", "biometrics", "hand re-crop key points, 256x256",
+                    _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.landmarks("output_crop", 2), (0.9995, 6.16), held_out=4),
         CorpusModel("pose-detection", "vision", "person/pose detection, 224x224",
                     _single(lambda s: I.photo_nhwc(s, 224)),
                     M.ssd_boxes("Identity", "Identity_1", 224, (8, 16, 32, 32, 32), 2, at_float_anchors=5), (0.99, 0.836)),
@@ -217,12 +199,15 @@ def _corpus() -> dict[str, CorpusModel]:
         CorpusModel("selfie-segmentation", "vision", "person segmentation mask, 256x256",
                     _single(lambda s: I.photo_nhwc(s, 256, 0.0)), M.map_iou("activation_10", 0.5), (0.992, 0.903)),
         # --- voice
-        CorpusModel("silero-vad-16k", "voice", "voice activity, 32 ms chunks at 16 kHz", _vad_sample("silero-vad-16k"),
+        CorpusModel("silero-vad-16k", "voice", "voice activity, 32 ms chunks at 16 kHz", V.chunk_sample("silero-vad-16k"),
                     M.threshold_agreement("output", 0.5), (0.995, 0.875), {"input": (1, 576), "state": (2, 1, 128)},
                     {"sr": np.array(16000, np.int64)}, calib=16, held_out=8),
         CorpusModel("silero-vad", "voice", "voice activity, 8/16 kHz networks under an If on sr",
-                    _vad_sample("silero-vad"), M.threshold_agreement("output", 0.5), (0.995, 0.875),
+                    V.chunk_sample("silero-vad"), M.threshold_agreement("output", 0.5), (0.995, 0.875),
                     {"input": (1, 576), "state": (2, 1, 128)}, {"sr": np.array(16000, np.int64)}, calib=16, held_out=8),
+        CorpusModel("silero-vad-seq", "voice", "voice activity of 16 windows (0.5 s) a call, faster-whisper's export",
+                    V.sequence_sample("silero-vad-seq"), M.threshold_agreement("speech_probs", 0.5), (0.901, 0.885),
+                    {"input": (V.SEQ, 576), "h": (1, 1, 128), "c": (1, 1, 128)}, calib=8, held_out=6),
         CorpusModel("wakeword-okay-nabu", "voice", "int8 streaming wake word (microWakeWord)",
                     _wakeword_sample("wakeword-okay-nabu"), M.max_abs_diff("StatefulPartitionedCall:0"), (1.0, 0.0), calib=0,
                     held_out=12),
@@ -232,7 +217,7 @@ def _corpus() -> dict[str, CorpusModel]:
                     held_out=6),
         CorpusModel("oww-embedding", "voice", "openWakeWord speech embedding of 76 mel frames",
                     _single(lambda s: _oww(s, OWW.mel_windows), "serving_default_input_1:0"),
-                    M.max_abs_diff("StatefulPartitionedCall:0"), (0.904, 28.0), held_out=4),
+                    M.max_abs_diff("StatefulPartitionedCall:0"), (0.9936, 8.07), held_out=4),
         CorpusModel("oww-okay-nabu", "voice", "openWakeWord 'okay nabu' head over 16 embeddings",
                     _single(lambda s: _oww(s, OWW.embedding_windows), "serving_default_onnx_tf__tf_Flatten_0_c338b170:0"),
                     M.threshold_agreement("PartitionedCall:0", 0.5), (0.9995, 1.0), calib=8, held_out=12,
@@ -245,6 +230,12 @@ def _corpus() -> dict[str, CorpusModel]:
         CorpusModel("basic-pitch", "voice", "note transcription (88 pitches x 172 frames) of 2 s of audio",
                     _single(I.pitch_window, "serving_default_input_2:0"), M.map_iou("StatefulPartitionedCall:1", 0.3),
                     (0.8832, 0.156), held_out=4),
+        CorpusModel("basic-pitch-tflite", "voice", "basic-pitch's TFLite file, 2 s of audio",
+                    _single(I.pitch_window, "serving_default_input_2:0"), M.map_iou("StatefulPartitionedCall:1", 0.3),
+                    (0.8832, 0.156), {"serving_default_input_2:0": (1, 43844, 1)}, held_out=4),
+        CorpusModel("oww-melspectrogram-onnx", "voice", "openWakeWord's ONNX log-mel frames of 110 ms of raw audio",
+                    lambda s: {"input": _oww(s, OWW.audio_windows)}, M.max_abs_diff("output"), (0.591, 160.5),
+                    {"input": (1, OWW.MEL_SAMPLES)}, held_out=6),
         # --- vision and data
         CorpusModel("nudenet-320n", "vision", "NudeNet body-part detection (YOLOv8n), 320x320",
                     _single(lambda s: I.photo_nhwc(s, 320, 0.0).transpose(0, 3, 1, 2).copy(), "images"),

@@ -3,6 +3,7 @@
 - Photos: scikit-image's bundled pictures (`skimage.data`), as RGB uint8.
 - Faces: crops around the two faces in those pictures (astronaut, cameraman), jittered in
   position and scale; eyes: crops around the astronaut's eyes.
+- Click captchas: photo windows with glyphs pasted on them.
 - Text: lines and pages rendered with PIL in the DejaVu fonts matplotlib ships (mixed case,
   digits, punctuation), and scikit-image's scanned page (`data.page()`).
 - Audio: pocketsphinx-testdata's 16 kHz recordings (Debian), read by `datasets_audio`.
@@ -22,6 +23,7 @@ PHOTOS: tuple[str, ...] = ("astronaut", "camera", "coffee", "chelsea", "rocket",
 FACES: dict[str, tuple[int, int, int, int]] = {"astronaut": (179, 82, 274, 177), "camera": (174, 120, 265, 211)}
 EYES: tuple[tuple[int, int], ...] = ((207, 122), (248, 120))     # astronaut's eye centres (x, y)
 CAPTCHA_CHARS = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CLICK_CHARS = "ABDEFGHKMNPRSTUWXYZ2345678#@&%"
 WORDS: tuple[str, ...] = ("Invoice", "total", "NPU", "2026", "quantised", "Model", "kernel", "v4.2",
                           "accuracy", "Berlin", "OCR", "page", "12:45", "data", "Report", "cycles",
                           "int8", "sample", "Python", "latency", "#17", "layer", "output", "Main St.")
@@ -132,6 +134,29 @@ def captcha(seed: int, height: int = 64, width: int = 192) -> tuple[str, np.ndar
 
 def captcha_nchw(seed: int) -> np.ndarray:
     return captcha(seed)[1]
+
+
+def click_captcha_nchw(seed: int, size: int = 416) -> np.ndarray:
+    """[1, 3, size, size] BGR pixel values in [0, 255], as ddddocr's detector takes a click
+    captcha: a photo window with four letters, digits or signs pasted on it, each in its own
+    colour, size and angle."""
+    from PIL import Image, ImageDraw
+    rng = np.random.default_rng(seed)
+    img = photo(PHOTOS[seed % len(PHOTOS)])
+    h, w = img.shape[:2]
+    side = rng.uniform(0.5, 1.0) * min(h, w)
+    crop = square_crop(img, rng.uniform(side / 2, w - side / 2), rng.uniform(side / 2, h - side / 2), side)
+    pic = Image.fromarray((resize(crop, size, size) * 255).astype(np.uint8))
+    cell = size // 5
+    for k in range(4):
+        glyph = Image.new("L", (cell, cell), 0)
+        ImageDraw.Draw(glyph).text((cell // 2, cell // 2), CLICK_CHARS[int(rng.integers(len(CLICK_CHARS)))], fill=255,
+                                   anchor="mm", font=_font(int(rng.integers(40, 62)), bold=True))
+        glyph = glyph.rotate(float(rng.uniform(-40, 40)), resample=Image.Resampling.BILINEAR)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        at = (int(cell // 4 + k * cell + rng.integers(0, cell // 4)), int(rng.integers(cell // 4, size - cell)))
+        pic.paste(Image.new("RGB", (cell, cell), colour), at, glyph)
+    return np.asarray(pic, np.float32)[:, :, ::-1].transpose(2, 0, 1)[None].copy()
 
 
 def document(seed: int, height: int = 800, width: int = 608) -> np.ndarray:

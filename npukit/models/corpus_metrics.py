@@ -171,10 +171,11 @@ def argmax_agreement(output: str, top: int | None = None, score_axis: int = -1) 
 
 
 def threshold_agreement(output: str, threshold: float) -> Metric:
-    """Fraction of inputs where float and NPU make the same decision (value > threshold)."""
+    """Fraction of decisions (value > threshold) where float and NPU agree, over every value
+    of every input (one per call for most detectors, one per window of a sequence)."""
     def fn(outs_f: Outputs, outs_q: Outputs) -> float:
-        return _mean([float((f[output].ravel()[0] > threshold) == (q[output].ravel()[0] > threshold))
-                      for f, q in zip(outs_f, outs_q)])
+        return float(np.mean(np.concatenate([(f[output].ravel() > threshold) == (q[output].ravel() > threshold)
+                                             for f, q in zip(outs_f, outs_q)])))
     return Metric(f"decision agreement (>{threshold})", fn)
 
 
@@ -197,5 +198,29 @@ def yolo_boxes(output: str, top: int) -> Metric:
             pf, pq = f[output].reshape(f[output].shape[-2:]), q[output].reshape(q[output].shape[-2:])
             rows = np.argsort(-pf[4:].max(axis=0))[:top]
             values.append(float(box_iou(xyxy(pf)[rows], xyxy(pq)[rows]).mean()))
+        return _mean(values)
+    return Metric(f"box IoU at float's top-{top} anchors", fn)
+
+
+def yolox_boxes(output: str, size: int, strides: tuple[int, ...], top: int) -> Metric:
+    """Mean IoU of the NPU's boxes with float's at float's `top` highest-scoring anchors of a
+    YOLOX head ([1, anchors, 5 + classes]: x, y offsets in the cell, log width and height in
+    strides, objectness, class scores; anchors over a size/stride grid per stride in turn),
+    decoded as YOLOX's demo does; the score is objectness x best class."""
+    cells = [np.stack(np.meshgrid(np.arange(size // s), np.arange(size // s)), -1).reshape(-1, 2) for s in strides]
+    grid = np.concatenate(cells).astype(np.float64)
+    stride = np.concatenate([np.full((len(c), 1), s, np.float64) for c, s in zip(cells, strides)])
+
+    def decode(p: np.ndarray) -> np.ndarray:
+        p = p.reshape(-1, p.shape[-1]).astype(np.float64)
+        xy, wh = (p[:, :2] + grid) * stride, np.exp(p[:, 2:4]) * stride
+        return np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)
+
+    def fn(outs_f: Outputs, outs_q: Outputs) -> float:
+        values = []
+        for f, q in zip(outs_f, outs_q):
+            pf = f[output].reshape(-1, f[output].shape[-1])
+            rows = np.argsort(-(pf[:, 4] * pf[:, 5:].max(axis=1)))[:top]
+            values.append(float(box_iou(decode(f[output])[rows], decode(q[output])[rows]).mean()))
         return _mean(values)
     return Metric(f"box IoU at float's top-{top} anchors", fn)

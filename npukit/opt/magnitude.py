@@ -3,36 +3,33 @@
 Exporters spell it Slice(X, [0, C)) and Slice(X, [C, 2C)) on one axis, Pow(., 2) each, Add,
 Sqrt. Pow by 2 and Sqrt arrive as element-wise tables (UNARY); the pattern is
 matched on the IR, where the shapes prove that the two slices are exactly the two halves of X's axis (the ONNX graph
-only has the slice bounds, often INT_MAX-style ends). The unused slices die afterwards.
+only has the slice bounds, often INT_MAX-style ends). Halves that also crop another axis alike
+(silero's v5 export drops the first STFT frame) become one SLICE of that crop, then the
+MAGNITUDE. The unused slices die afterwards.
 """
 from __future__ import annotations
 
-from ..ir.graph import Graph, MagnitudeAttrs, Node, Op
-from .rewrite import Index, apply_rules, merged_source, replace_nodes, sole_consumer
+from dataclasses import replace
+
+from ..ir.graph import Graph, MagnitudeAttrs, Node, Op, SliceAttrs
+from .rewrite import Index, apply_rules, merged_source, sole_consumer
 
 
-def _half(g: Graph, idx: Index, name: str) -> tuple[str, int, int, int] | None:
-    """(source, axis, lo, hi) when `name` is a chain of unit-step slices of one source that
-    cut a single axis to [lo, hi)."""
-    axis, lo, hi = None, 0, None
+def _window(g: Graph, idx: Index, name: str) -> tuple[str, list[tuple[int, int]]] | None:
+    """(source, [lo, hi) per axis in the source's coordinates) when `name` is a chain of
+    unit-step slices of one source."""
+    ranges: list[tuple[int, int]] | None = None
     node = idx.producer.get(name)
     while node is not None and node.op is Op.SLICE:
-        shape = g.tensors[node.inputs[0]].shape
         a = node.attrs
-        for d, (dim, b, e, s) in enumerate(zip(shape, a.begin, a.end, a.step)):
-            r = range(*slice(b, e, s).indices(dim))
-            if s != 1:
-                return None
-            if (r.start, r.stop) == (0, dim):
-                continue
-            if axis not in (None, d):
-                return None
-            axis, lo, hi = d, lo + r.start, (lo + r.stop if hi is None else min(hi, lo + r.stop))
+        if any(s != 1 for s in a.step):
+            return None
+        cut = [range(*slice(b, e, 1).indices(dim)) for dim, b, e in zip(g.tensors[node.inputs[0]].shape, a.begin, a.end)]
+        ranges = [(r.start, r.stop) for r in cut] if ranges is None else \
+            [(r.start + lo, r.start + hi) for r, (lo, hi) in zip(cut, ranges)]
         name = node.inputs[0]
         node = idx.producer.get(name)
-    if axis is None or hi is None:     # (hi is set with axis)
-        return None
-    return name, axis, lo, hi
+    return None if ranges is None else (name, ranges)
 
 
 def _square_of(g: Graph, idx: Index, name: str) -> Node | None:
@@ -51,18 +48,33 @@ def _fuse(g: Graph, node: Node, idx: Index) -> Graph | None:
             sole_consumer(g, idx, add.outputs[0]) is None:
         return None
     pows = [p for t in add.inputs if (p := _square_of(g, idx, t)) is not None]
-    if len(pows) != len(add.inputs):
+    if len(pows) != 2:
         return None
-    halves = [h for p in pows if (h := _half(g, idx, p.inputs[0])) is not None]
-    if len(halves) != len(pows) or halves[0][:2] != halves[1][:2]:
+    windows = [w for p in pows if (w := _window(g, idx, p.inputs[0])) is not None]
+    if len(windows) != 2 or windows[0][0] != windows[1][0]:
         return None
-    src, axis = halves[0][:2]
-    n = g.tensors[src].shape[axis]
-    if sorted(h[2:] for h in halves) != [(0, n // 2), (n // 2, n)] or n % 2:
+    src, (a, b) = windows[0][0], (windows[0][1], windows[1][1])
+    shape = g.tensors[src].shape
+    differ = [d for d in range(len(shape)) if a[d] != b[d]]
+    if len(differ) != 1:
         return None
-    fused = Node(Op.MAGNITUDE, node.name, (src,), node.outputs, MagnitudeAttrs(axis),
-                 source=merged_source(*pows, add, node))
-    return replace_nodes(g, [*pows, add, node], fused)
+    axis, n = differ[0], shape[differ[0]]
+    if n % 2 or sorted((a[axis], b[axis])) != [(0, n // 2), (n // 2, n)]:
+        return None
+    source = merged_source(*pows, add, node)
+    keep = [(0, n) if d == axis else a[d] for d in range(len(shape))]
+    added, tensors = [], None
+    if keep != [(0, dim) for dim in shape]:     # both halves also crop other axes alike (a frame dropped)
+        crop = f"{node.outputs[0]}/stft_crop"
+        tensors = {**g.tensors, crop: replace(g.tensors[src], name=crop, shape=tuple(hi - lo for lo, hi in keep))}
+        added.append(Node(Op.SLICE, crop, (src,), (crop,), SliceAttrs(tuple(lo for lo, _ in keep),
+                                                                      tuple(hi for _, hi in keep), (1,) * len(keep)),
+                          source=source))
+        src = crop
+    added.append(Node(Op.MAGNITUDE, node.name, (src,), node.outputs, MagnitudeAttrs(axis), source=source))
+    gone = {id(m) for m in (*pows, add)}
+    nodes = [x for m in g.nodes if id(m) not in gone for x in (added if m is node else [m])]
+    return g.with_nodes(nodes, tensors)
 
 
 def fuse_magnitude(g: Graph) -> Graph:

@@ -215,11 +215,16 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
                                     dtype=wide_out, left_shift=15 if wide_in else 20)
         return node.with_(params=params)
     if op in (Op.MAXIMUM, Op.MINIMUM, Op.WHERE):     # constant operands at the output's quantisation
+        inputs = list(node.inputs)
         for i, n in enumerate(node.inputs):
             if g.tensors[n].is_const and g.tensors[n].dtype is DType.F32 and (op is not Op.WHERE or i > 0):
                 data = g.tensors[n].const_data
-                tensors[n] = Tensor(n, data.shape, DType.I8, kv.quantize(data, ot.qp.s, ot.qp.zp), ot.qp)
-        return node
+                # a constant shared with another node (TFLite keeps one -0.4 for every layer's
+                # max(x, -0.4)) gets a copy at this node's output quantisation
+                own = n if n not in tensors else f"{n}/{node.name}"
+                tensors[own] = Tensor(own, data.shape, DType.I8, kv.quantize(data, ot.qp.s, ot.qp.zp), ot.qp)
+                inputs[i] = own
+        return node.with_(inputs=tuple(inputs))
     if op in (Op.MAX_POOL, Op.AVG_POOL):
         pool_out = np.int16 if ot.dtype is DType.I16 else np.int8
         return node.with_(params=PoolParams(*kx.activation_range(a.act, ot.qp.s, ot.qp.zp, pool_out)))

@@ -7,10 +7,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def stft_model(n: int, kernel: int, stride: int, bins: int, pad: tuple[int, int], tail_conv: bool = True,
-               halves: tuple[int, int] | None = None, pad_value: float | None = None) -> bytes:
+               halves: tuple[int, int] | None = None, pad_value: float | None = None,
+               drop_first_frame: bool = False) -> bytes:
     """[1, n] audio -> [1, bins, frames] magnitude (-> conv). `halves` overrides the second
     slice's bounds (a pattern that is not the two halves must not fuse); `pad_value` makes
-    the pad a constant one."""
+    the pad a constant one; `drop_first_frame` has both slices also cut the frames from 1 on
+    (silero's v5 export)."""
     t = np.arange(kernel)
     f = np.arange(bins)[:, None]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * t / kernel)
@@ -20,8 +22,10 @@ def stft_model(n: int, kernel: int, stride: int, bins: int, pad: tuple[int, int]
              numpy_helper.from_array(np.array([1], np.int64), "one"),
              numpy_helper.from_array(np.array([2.0], np.float32), "two")]
     lo2, hi2 = halves or (bins, 2 * bins)
+    frames = ([1], [2 ** 62]) if drop_first_frame else ([], [])
     for name, v in (("s0", 0), ("s1", bins), ("s2", lo2), ("s3", hi2)):
-        inits.append(numpy_helper.from_array(np.array([v], np.int64), name))
+        inits.append(numpy_helper.from_array(np.array([v] + frames[name in ("s1", "s3")], np.int64), name))
+    inits.append(numpy_helper.from_array(np.array([1, 2] if drop_first_frame else [1], np.int64), "axes"))
     if pad_value is not None:
         inits.append(numpy_helper.from_array(np.array(pad_value, np.float32), "pad_value"))
     pad_node = helper.make_node("Pad", ["x", "pads", "pad_value"], ["p"], mode="constant") if pad_value is not None \
@@ -29,8 +33,8 @@ def stft_model(n: int, kernel: int, stride: int, bins: int, pad: tuple[int, int]
     nodes = [pad_node,
              helper.make_node("Unsqueeze", ["p", "one"], ["u"]),
              helper.make_node("Conv", ["u", "basis"], ["c"], kernel_shape=[kernel], strides=[stride], pads=[0, 0], dilations=[1]),
-             helper.make_node("Slice", ["c", "s0", "s1", "one"], ["re"]),
-             helper.make_node("Slice", ["c", "s2", "s3", "one"], ["im"]),
+             helper.make_node("Slice", ["c", "s0", "s1", "axes"], ["re"]),
+             helper.make_node("Slice", ["c", "s2", "s3", "axes"], ["im"]),
              helper.make_node("Pow", ["re", "two"], ["re2"]),
              helper.make_node("Pow", ["im", "two"], ["im2"]),
              helper.make_node("Add", ["re2", "im2"], ["sum"]),

@@ -96,6 +96,28 @@ def test_unpaired_slices_do_not_fuse(tmp_path):
     assert "magnitude" not in ops and "unary" in ops
 
 
+def test_halves_that_also_drop_the_first_frame_fuse(tmp_path):
+    """silero's v5 export (faster-whisper's VAD) cuts frame 0 off both halves: one SLICE of the
+    frames, then the MAGNITUDE. The float graph equals onnxruntime and the simulator equals
+    the integer reference."""
+    import onnxruntime as ort
+
+    from npukit.frontend.onnx import load_onnx
+    from npukit.opt.pipeline import optimize
+    rng = np.random.default_rng(8)
+    feeds = audio(rng, 256, 3)
+    data = stft_model(256, 32, 16, 10, (16, 16), drop_first_frame=True)
+    fg = optimize(load_onnx(data))
+    assert [n.op.value for n in fg.nodes].count("magnitude") == 1
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for feed in feeds:
+        np.testing.assert_allclose(run_float(fg, feed)["y"], session.run(["y"], feed)[0], rtol=1e-4, atol=1e-5)
+    prog = _compile(tmp_path, data, small_arch(2, 1, 1, 8, 8, "ws"), feeds)
+    layers = {l.op: l.target for l in prog.program.layers}
+    assert layers["magnitude"] == layers["slice"] == "npu"
+    assert_sim_equals_reference(prog, feeds)
+
+
 def test_basis_past_32bit_accumulators_keeps_int64_sums_on_the_npu(tmp_path):
     """600 taps of int16 x int8 could overflow an int32 sum: the 16x8 passes accumulate in
     int64 (ACC holds 8 bytes each), so the conv stays on the NPU and equals the reference."""
