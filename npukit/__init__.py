@@ -9,8 +9,9 @@ The names are imported on first use, so `import npukit` (and the command line's 
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -26,15 +27,4 @@ if TYPE_CHECKING:
     from .report.info import ModelInfo  # noqa: F401
 
 
-def __getattr__(name: str):
-    """An entry point, imported from its module on first access (then a plain attribute)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'npukit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -4,8 +4,9 @@ The names are imported on first use: `npukit.arch.catalog` (the presets' names a
 lines) loads without the schema (pydantic), for the command line's start."""
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 _LAZY = {**dict.fromkeys(("Arch", "DmaConfig", "HostConfig", "MxuConfig", "Placement", "Region", "SramConfig",
                           "TechConfig", "VpuConfig"), "config"),
@@ -22,15 +23,4 @@ if TYPE_CHECKING:
     from npukit.arch.tech import EnergyTable, area_mm2, energy_table  # noqa: F401
 
 
-def __getattr__(name: str):
-    """A name, imported from its module on first access (then a plain attribute)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'npukit.arch' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -41,6 +41,14 @@ class TensorSpec:
     variable: bool = False            # a variable (state) tensor: neither input nor constant
 
 
+def options(cls, **fields):
+    """A TFLite options object (e.g. tfl.Conv2DOptionsT) with `fields` set."""
+    o = cls()
+    for k, v in fields.items():
+        setattr(o, k, v)
+    return o
+
+
 def _operator_code(op: str, version: int) -> tfl.OperatorCodeT:
     """A builtin by name, or "CUSTOM:<custom code>"."""
     op, _, custom = op.partition(":")

@@ -20,13 +20,7 @@ from npukit.quant.records import decode_node
 from npukit.sim.segments import check_tflite_model
 from npukit.testing.tflite_builder import Operator, Subgraph, build_model, run_reference
 from npukit.testing.tflite_builder import TensorSpec as T
-
-
-def _opts(cls, **fields):
-    o = cls()
-    for k, v in fields.items():
-        setattr(o, k, v)
-    return o
+from npukit.testing.tflite_builder import options as _opts
 
 
 def _model(dtype: str) -> bytes:

@@ -12,6 +12,7 @@ from npukit.frontend.tflite import load_tflite
 from npukit.testing import mxu_models
 from npukit.testing.tflite_builder import TensorSpec as T
 from npukit.testing.tflite_builder import build_single_op, run_reference
+from npukit.testing.tflite_builder import options as _opts
 from tflite_testutil import build_chain
 
 
@@ -68,13 +69,6 @@ def test_float_model_goes_through_npukit_quantisation(tmp_path):
     got = prog.run({"x": x})["y"]
     assert got.dtype == np.float32
     assert np.max(np.abs(got - want)) < 0.05 * np.max(np.abs(want))
-
-
-def _opts(cls, **fields):
-    o = cls()
-    for k, v in fields.items():
-        setattr(o, k, v)
-    return o
 
 
 def test_unsupported_operator_is_named(tmp_path):

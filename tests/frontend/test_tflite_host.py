@@ -18,15 +18,9 @@ from npukit.frontend.tflite_ops import CONVERTERS
 from npukit.testing.tflite_builder import Operator, build_model, build_single_op, run_reference
 from npukit.testing.tflite_builder import TensorSpec as T
 from npukit.testing.fixtures import run_cli
+from npukit.testing.tflite_builder import options as _opts
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _opts(cls, **fields):
-    o = cls()
-    for k, v in fields.items():
-        setattr(o, k, v)
-    return o
 
 
 def _i32(*values) -> np.ndarray:

@@ -12,13 +12,7 @@ from npukit.api import compile as npu_compile
 from npukit.ir.graph import Op
 from npukit.testing.tflite_builder import Operator, build_model, run_reference
 from npukit.testing.tflite_builder import TensorSpec as T
-
-
-def _opts(cls, **fields):
-    o = cls()
-    for k, v in fields.items():
-        setattr(o, k, v)
-    return o
+from npukit.testing.tflite_builder import options as _opts
 
 
 def _i32(*values) -> np.ndarray:

@@ -9,6 +9,7 @@ from ai_edge_litert import schema_py_generated as tfl
 
 from npukit.testing.tflite_builder import TensorSpec as T
 from npukit.testing.tflite_builder import build_single_op
+from npukit.testing.tflite_builder import options as _opts
 
 Case = Callable[[int], tuple[bytes, list[np.ndarray]]]
 A = tfl.ActivationFunctionType
@@ -21,13 +22,6 @@ def _q(rng) -> tuple[float, int]:
 def _x(rng, shape, dtype="int8") -> np.ndarray:
     info = np.iinfo(dtype)
     return rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
-
-
-def _opts(cls, **fields):
-    o = cls()
-    for k, v in fields.items():
-        setattr(o, k, v)
-    return o
 
 
 def _unary(op: str, shape, out_q=None, options=None, in_q=None) -> Case:
