@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 # load neither numpy nor the compiler.
 
 
-
 class _Command(typer.core.TyperCommand):
     """A command whose line in `npukit --help` is its docstring's whole first paragraph, not a
     first sentence cut at the terminal width."""
