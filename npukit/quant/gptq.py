@@ -1,4 +1,4 @@
-"""Error-compensating rounding of int8 weights (GPTQ, Frantar et al. 2023), option `gptq`.
+"""Error-compensating rounding of int8 weights (GPTQ, as its 2023 paper describes), option `gptq`.
 
 A conv's or fully connected layer's output channel is a row w of its weight matrix (columns:
 the im2col input taps, kh x kw x in-channel in the weight's own order; a fully connected
