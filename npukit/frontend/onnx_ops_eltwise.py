@@ -21,8 +21,13 @@ def _shape(b: Builder, name: str) -> tuple[int, ...]:
 
 
 def _unary(b: Builder, node, op: Op, attrs) -> str:
-    a = b.act(node.input[0])
-    return b.emit_result(node.output[0], op, [a.ir], attrs, nhwc=a.nhwc)
+    return unary_of(b, node.input[0], op, attrs, node.output[0])
+
+
+def unary_of(b: Builder, src: str, op: Op, attrs, out: str) -> str:
+    """ONNX value `out` = the element-wise `op` of value `src`, in `src`'s layout."""
+    a = b.act(src)
+    return b.emit_result(out, op, [a.ir], attrs, nhwc=a.nhwc)
 
 
 def _scalar_const(b: Builder, value: float, base: str, rank: int) -> str:
@@ -170,9 +175,8 @@ def div(b: Builder, node) -> None:
         if any(_integer(b, n) for n in node.input[:2]):         # integer division stays exact on the host
             raise UnsupportedOpError(f"unsupported ONNX operator 'Div' of integers by a non-constant "
                                      f"(node '{b.source[-1]}')")
-        y = b.act(node.input[1])
         recip = b.fresh(node.output[0] + "/reciprocal_of_divisor")
-        b.emit_result(recip, Op.UNARY, [y.ir], UnaryAttrs("reciprocal"), nhwc=y.nhwc)
+        unary_of(b, node.input[1], Op.UNARY, UnaryAttrs("reciprocal"), recip)
         _binary(b, node, Op.MUL, node.input[0], recip, node.output[0])
         return
     recip = node.input[1] + "/reciprocal"

@@ -13,14 +13,13 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import LayerNormAttrs, Op, ReshapeAttrs, UnaryAttrs
 from .onnx_builder import Builder
 from .onnx_const import attributes
-from .onnx_ops_eltwise import _binary
+from .onnx_ops_eltwise import _binary, unary_of
 from .onnx_ops_nn import scale_shift
 from .onnx_ops_tensor import _reduce_node
 
 
 def _unary(b: Builder, src: str, fn: str, out: str) -> None:
-    a = b.act(src)
-    b.emit_result(out, Op.UNARY, [a.ir], UnaryAttrs(fn), nhwc=a.nhwc)
+    unary_of(b, src, Op.UNARY, UnaryAttrs(fn), out)
 
 
 def _summed(b: Builder, node, src: str, p: int, out: str, along: int | None = None) -> None:
