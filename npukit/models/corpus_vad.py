@@ -38,10 +38,7 @@ def _chunk_feeds(name: str, start: int) -> tuple[Feeds, ...]:
 
 
 def chunk_sample(name: str) -> Callable[[int], Feeds]:
-    def sample(seed: int) -> Feeds:
-        feeds = _chunk_feeds(name, 0 if seed < 1000 else 1)
-        return feeds[(seed * 7) % len(feeds)]
-    return sample
+    return _sampler(_chunk_feeds, name, 7)
 
 
 @lru_cache(maxsize=None)
@@ -63,7 +60,13 @@ def _sequence_feeds(name: str, start: int) -> tuple[Feeds, ...]:
 
 
 def sequence_sample(name: str) -> Callable[[int], Feeds]:
+    return _sampler(_sequence_feeds, name, 5)
+
+
+def _sampler(feeds_of: Callable[[str, int], tuple[Feeds, ...]], name: str, stride: int) -> Callable[[int], Feeds]:
+    """Seed -> one of `name`'s feeds: calibration seeds (< 1000) from the first recordings,
+    held-out seeds from the next, `stride` apart."""
     def sample(seed: int) -> Feeds:
-        feeds = _sequence_feeds(name, 0 if seed < 1000 else 1)
-        return feeds[(seed * 5) % len(feeds)]
+        feeds = feeds_of(name, 0 if seed < 1000 else 1)
+        return feeds[(seed * stride) % len(feeds)]
     return sample
