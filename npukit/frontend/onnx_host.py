@@ -96,10 +96,24 @@ def _outer_names(graph: onnx.GraphProto, acc: set[str]) -> set[str]:
     return acc
 
 
-def _example(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+def _example(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator, fill: int) -> np.ndarray:
     if np.dtype(dtype).kind == "f":
         return rng.standard_normal(shape).astype(dtype)
-    return np.zeros(shape, dtype)
+    return np.full(shape, fill, dtype)
+
+
+def _run_example(probe: HostFloatAttrs, operands: list[tuple[tuple[int, ...], np.dtype]]) -> list[np.ndarray]:
+    """The node's outputs on example operands: normal floats, integers all 0 (safe indices)
+    and, if the node fails on those (an integer division), all 1."""
+    def run(fill: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(0)
+        return run_float(probe, [_example(shape, d, rng, fill) for shape, d in operands])
+    try:
+        return run(0)
+    except ModelError:
+        if all(np.dtype(d).kind == "f" for _, d in operands):
+            raise
+    return run(1)
 
 
 def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_version: int) -> None:
@@ -152,10 +166,9 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     keep = [k for k, out in enumerate(node.output) if out and out in used]
     wrapped.output.extend(f"out{k}" if out else "" for k, out in enumerate(node.output))
     text = wrapper_model(wrapped, feeds, consts, b.opset, ir_version)
-    rng = np.random.default_rng(0)
     probe = HostFloatAttrs(text, tuple(f"out{k}" for k in keep), (), (), op)
     try:
-        results = run_float(probe, [_example(b.tensors[t].shape, d, rng) for t, (_, d) in zip(ir_inputs, feeds)])
+        results = _run_example(probe, [(b.tensors[t].shape, d) for t, (_, d) in zip(ir_inputs, feeds)])
     except ModelError as e:
         raise UnsupportedOpError(f"ONNX {op} (node '{name}', {reason}) fails in onnxruntime on example inputs "
                                  f"(bind the inputs it depends on with input values): {e}", node=name) from None

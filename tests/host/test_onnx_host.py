@@ -182,6 +182,31 @@ def test_integer_host_results_feed_host_nodes_and_outputs(tmp_path):
     assert cosine(got["y"], want["y"]) > 0.99
 
 
+def test_integer_division_by_a_host_computed_divisor(tmp_path):
+    # Div of int64 tensors made on the host: the compile's example run of the node must not
+    # divide by zero, and the result is onnxruntime's integer division of the same values
+    nodes = [conv(), helper.make_node("Cast", ["c"], ["ci"], to=TensorProto.INT64),
+             helper.make_node("Abs", ["ci"], ["ai"]), helper.make_node("Add", ["ai", "one"], ["den"]),
+             helper.make_node("Div", ["ci", "den"], ["q"], name="div")]
+    mb = model(nodes, X, ["q", "ci"], {"w": W * 8, "one": np.array(1, np.int64)})
+    m = compile_model(tmp_path, mb, X)
+    assert "div" in {h["node"] for h in m.profile().host_ops}
+    got = m.run({"x": RNG.standard_normal(X["x"]).astype(np.float32)})
+    ci = got["ci"]
+    assert got["q"].dtype == np.int64 and np.any(np.abs(ci) > 1)
+    np.testing.assert_array_equal(got["q"], onnxruntime(_int_div(ci), {"ci": ci})["q"])
+
+
+def _int_div(ci: np.ndarray) -> bytes:
+    """Abs, Add 1 and Div of an int64 input alone, as onnxruntime runs them."""
+    nodes = [helper.make_node("Abs", ["ci"], ["ai"]), helper.make_node("Add", ["ai", "one"], ["den"]),
+             helper.make_node("Div", ["ci", "den"], ["q"])]
+    graph = helper.make_graph(nodes, "div", [helper.make_tensor_value_info("ci", TensorProto.INT64, list(ci.shape))],
+                              [helper.make_empty_tensor_value_info("q")],
+                              [helper.make_tensor("one", TensorProto.INT64, [], [1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
 def test_node_refused_by_quantisation_is_retried_on_the_host(tmp_path):
     # the int8 quantiser has no rule for a Concat with a constant operand: it refuses the node,
     # and the driver imports it again onto the host
