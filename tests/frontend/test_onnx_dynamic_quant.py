@@ -2,7 +2,9 @@
 ConvInteger / MatMulInteger) imported as the float models they quantise. The oracle is
 onnxruntime running the quantised model itself: it quantises activations per input (X and h
 of each step to uint8), which the dequantised float model does not, so the float path is
-within a stated tolerance of it, not equal."""
+within a stated tolerance of it, not equal. Weights stay within 7 bits (onnxruntime's
+`reduce_range`): its uint8 x int8 kernels on x86 CPUs without VNNI add pairs of products in
+saturating int16, which full-range weights overflow."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,14 +24,14 @@ H, IN, STEPS = 8, 6, 5
 def _dq_lstm_model() -> bytes:
     """X [5, 1, 6] -> bidirectional DynamicQuantizeLSTM (W scaled per gate column,
     R per direction) with initial states -> Y, Y_h."""
-    w = RNG.integers(-127, 128, (2, IN, 4 * H)).astype(np.int8)
-    r = RNG.integers(-127, 128, (2, H, 4 * H)).astype(np.int8)
+    w = RNG.integers(-64, 64, (2, IN, 4 * H)).astype(np.int8)
+    r = RNG.integers(-64, 64, (2, H, 4 * H)).astype(np.int8)
     inits = {"w": w, "r": r, "b": RNG.standard_normal((2, 8 * H)).astype(np.float32) * 0.2,
              "h0": RNG.standard_normal((2, 1, H)).astype(np.float32) * 0.5,
              "c0": RNG.standard_normal((2, 1, H)).astype(np.float32) * 0.5,
-             "ws": (RNG.uniform(0.5, 1.5, (2, 4 * H)) / 300).astype(np.float32),
+             "ws": (RNG.uniform(0.5, 1.5, (2, 4 * H)) / 150).astype(np.float32),
              "wz": np.zeros((2, 4 * H), np.int8),      # onnxruntime takes zero points of 0 only
-             "rs": np.array([1 / 250, 1 / 400], np.float32), "rz": np.zeros(2, np.int8)}
+             "rs": np.array([1 / 125, 1 / 200], np.float32), "rz": np.zeros(2, np.int8)}
     node = helper.make_node("DynamicQuantizeLSTM", ["x", "w", "r", "b", "", "h0", "c0", "", "ws", "wz", "rs", "rz"],
                             ["y", "yh"], name="qlstm", domain="com.microsoft", hidden_size=H,
                             direction="bidirectional")
@@ -81,7 +83,7 @@ def _quantize_dynamic(tmp_path) -> bytes:
                               [helper.make_empty_tensor_value_info("out")],
                               [numpy_helper.from_array(v, k) for k, v in inits.items()])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), tmp_path / "f.onnx")
-    quantize_dynamic(tmp_path / "f.onnx", tmp_path / "q.onnx", weight_type=QuantType.QInt8)
+    quantize_dynamic(tmp_path / "f.onnx", tmp_path / "q.onnx", weight_type=QuantType.QInt8, reduce_range=True)
     return (tmp_path / "q.onnx").read_bytes()
 
 
@@ -107,8 +109,8 @@ def test_quantize_dynamic_model_runs_conv_lstm_and_matmul_on_the_npu(tmp_path):
 
 def test_dynamic_quantize_matmul_imports_as_matmul_and_bias():
     """com.microsoft DynamicQuantizeMatMul, B scaled per column with a bias: MatMul + Add."""
-    b = RNG.integers(-127, 128, (12, 5)).astype(np.int8)
-    inits = {"b": b, "bs": (RNG.uniform(0.5, 1.5, 5) / 100).astype(np.float32), "bz": np.zeros(5, np.int8),
+    b = RNG.integers(-64, 64, (12, 5)).astype(np.int8)
+    inits = {"b": b, "bs": (RNG.uniform(0.5, 1.5, 5) / 50).astype(np.float32), "bz": np.zeros(5, np.int8),
              "bias": RNG.standard_normal(5).astype(np.float32)}
     node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "bs", "bz", "bias"], ["y"], domain="com.microsoft")
     graph = helper.make_graph([node], "dqmm", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [3, 12])],
