@@ -79,11 +79,16 @@ def _geometry(g: Graph, node: Node, fit: tuple | None) -> tuple:
     xb, ob = x.dtype.np.itemsize, out.dtype.np.itemsize
     shape = ConvShape(h, wd, c // groups, eh, ew, k_all // groups, kh, kw, attrs.stride[0],
                       attrs.dilation[0], attrs.input_dilation[0], mult, xb, ob)
-    if (fit is not None and h == eh == 1 and kh == 1 and not mult and attrs.pads[0] == attrs.pads[2] == 0
-            and wd > 1 and not one_row_fits(shape, *fit)):
+    if fit is None or mult or wd == 1 or one_row_fits(shape, *fit):
+        return shape, attrs, w, x_shape, o_shape, groups
+    if h == eh == 1 and kh == 1 and attrs.pads[0] == attrs.pads[2] == 0:
         x_shape, o_shape, w, attrs = _columns(x_shape, o_shape, w, attrs)
         shape = ConvShape(wd, 1, c // groups, ew, 1, k_all // groups, kw, 1, attrs.stride[0],
                           attrs.dilation[0], attrs.input_dilation[0], mult, xb, ob)
+    elif kh == kw == 1 and attrs.stride == attrs.input_dilation == (1, 1) and not any(attrs.pads):
+        # a pointwise conv whose rows are too wide: [N, H, W, C] is [N, H * W, 1, C] in bytes
+        x_shape, o_shape = (x_shape[0], h * wd, 1, c), (o_shape[0], eh * ew, 1, k_all)
+        shape = replace(shape, h=h * wd, w=1, eh=eh * ew, ew=1)
     return shape, attrs, w, x_shape, o_shape, groups
 
 

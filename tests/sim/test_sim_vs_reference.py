@@ -130,6 +130,30 @@ def test_one_long_row_conv_is_taken_down_its_columns(tmp_path, seed, kind, kw, s
     assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, c, 1, w)).astype(np.float32)}])
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), h=st.integers(2, 4), w=st.integers(1100, 2000), groups=st.sampled_from([1, 2]),
+       double=st.booleans())
+def test_pointwise_conv_over_rows_too_wide_runs_over_its_pixels(tmp_path, seed, h, w, groups, double):
+    """A 1x1 conv whose rows do not fit (a detector's box decoder over 4 rows of 8400 anchors)
+    runs over its H * W pixels as one column, and computes the reference's outputs."""
+    from npukit.codegen.conv import conv_problem
+    from npukit.schedule.tiling import one_row_fits
+
+    rng = np.random.default_rng(seed)
+    c, k = 2 * groups, groups
+    data = conv_model(rng, c=c, k=k, h=h, w=w, kernel=(1, 1), stride=(1, 1), dilation=(1, 1),
+                      pads=[0, 0, 0, 0], groups=groups)
+    arch = small_arch(1, 1, 1, 4, 4, "ws")
+    calib = {"x": rng.standard_normal((3, 1, c, h, w)).astype(np.float32)}
+    prog = _compile(tmp_path, data, arch, CompileOptions(double_buffer=double), calib)
+    conv = next(n for n in prog.qgraph.nodes if n.op.value == "conv2d")
+    assert conv.name not in {o["node"] for o in prog.profile().host_ops}
+    assert not one_row_fits(conv_problem(prog.qgraph, conv).shape, arch.abuf_bytes, arch.acc_bytes, 1)
+    tiles = [i for i in prog.program.instructions if isinstance(i, I.Conv)]
+    assert len(tiles) > 1 and all(t.in_w == 1 for t in tiles)
+    assert_sim_equals_reference(prog, [{"x": rng.standard_normal((1, c, h, w)).astype(np.float32)}])
+
+
 def test_a_conv_no_tiling_fits_runs_on_the_host(tmp_path):
     """A 3x3 conv whose one output row needs more than ABUF is placed on the host, with the
     reason, instead of refusing the model; the program still computes the reference's outputs."""
