@@ -14,11 +14,13 @@ Outputs = list[dict[str, np.ndarray]]
 
 @dataclass(frozen=True)
 class Metric:
-    """A task metric: its name (with unit), the function, and which way is better."""
+    """A task metric: its name (with unit), the function, which way is better, and (lower is
+    better) the absolute slack of its regression bound."""
 
     name: str
     fn: Callable[[Outputs, Outputs], float]
     higher_is_better: bool = True
+    slack: float = 0.05
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -51,7 +53,9 @@ def landmarks(output: str, stride: int) -> Metric:
     def fn(outs_f: Outputs, outs_q: Outputs) -> float:
         return _mean([float(np.linalg.norm(f[output].reshape(-1, stride)[:, :2] - q[output].reshape(-1, stride)[:, :2],
                                            axis=1).mean()) for f, q in zip(outs_f, outs_q)])
-    return Metric(f"landmark error {output} (px)", fn, higher_is_better=False)
+    # slack: calibration's float sums round differently with the CPU's BLAS kernels, which moves
+    # iris-landmark's error between 0.55 and 0.95 px (OpenBLAS's SkylakeX / Sandybridge / Haswell)
+    return Metric(f"landmark error {output} (px)", fn, higher_is_better=False, slack=0.5)
 
 
 def ssd_anchors(size: int, strides: tuple[int, ...], per_layer: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 
 from npukit.codegen.context import CompileOptions
 from npukit.isa import instructions as I
-from npukit.sim import batching
+from npukit.sim import batching, gemm_int8
 from npukit.sim.constants import known_operands
 from npukit.sim.functional import Simulator
 
@@ -57,7 +57,8 @@ def test_groups_batch_and_leave_the_same_state(compiled):
     _, plan = sim._bind()
     products = lambda calls: sum(type(c).__name__ == "BoundGemm" for c in calls)   # noqa: E731
     n_convs = sum(isinstance(i, I.Conv) for i in prog.instructions)
-    assert products(plan.program) == n_convs - sum((g.stop - g.start) // 2 - 1 for g in groups)
+    if gemm_int8.backend() is not None:     # (the batched products are the exact int8 GEMM's: x86 without VNNI has none)
+        assert products(plan.program) == n_convs - sum((g.stop - g.start) // 2 - 1 for g in groups)
     _same_state(prog, 0)
     assert_sim_equals_reference(compiled, [{"x": np.random.default_rng(1).standard_normal((1, 4, 12, 12))
                                             .astype(np.float32)}])
