@@ -138,8 +138,12 @@ def prepare_mul(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int,
 
 def mul(x1: np.ndarray, x2: np.ndarray, p: MulParams, dtype=np.int8) -> np.ndarray:
     _broadcast_shape(x1, x2, "MUL")
-    prod = intmath.wrap_int32((_i64(x1) + p.input1_offset) * (_i64(x2) + p.input2_offset))
-    out = intmath.multiply_by_quantized_multiplier(prod, p.multiplier, p.shift) + p.output_offset
+    if x1.dtype == x2.dtype == np.int8:     # |offset code| <= 256: the product fits int32
+        prod = (x1.astype(np.int32) + p.input1_offset) * (x2.astype(np.int32) + p.input2_offset)
+    else:
+        prod = intmath.wrap_int32((_i64(x1) + p.input1_offset) * (_i64(x2) + p.input2_offset))
+    out = intmath.multiply_by_quantized_multiplier_fused(prod, p.multiplier, p.shift)
+    out += p.output_offset
     return np.clip(out, p.act_min, p.act_max).astype(dtype)
 
 
