@@ -16,11 +16,12 @@ ONNX = "examples/digits/digits_cnn.onnx"
 HEAVY = ("numpy", "onnx", "onnxruntime", "numba", "ray", "plotly", "optuna", "ai_edge_litert")
 # What compiling a pre-quantised model has no use for: the functional simulator (and its
 # exact int8 products), the float-model stages (optimisation passes, equalisation,
-# calibration runs, bias correction, the int16 choice, the noise report's reference runs)
+# calibration runs, bias correction, the int16 choice, the noise report and its reference
+# runs, the accuracy summary, the scales kept for other shapes)
 # and the BLAS thread control they use. `run` loads the simulator.
 NOT_COMPILING = ("npukit.sim.functional", "npukit.sim.gemm_int8", "npukit.sim.reference", "npukit.kernels.float_exec",
                  "npukit.opt.pipeline", "npukit.opt.equalize", "npukit.quant.bias_correction", "npukit.quant.wide",
-                 "threadpoolctl")
+                 "npukit.quant.precision", "npukit.quant.scales", "npukit.measure", "threadpoolctl")
 # What a pre-quantised CNN has no use for either: the recurrent, int16-magnitude and host
 # operators' kernels, the host-segment records and the integer reference executor.
 NOT_FOR_A_CNN = ("npukit.kernels.kernels_lstm", "npukit.kernels.kernels_gru", "npukit.kernels.kernels_wide",
