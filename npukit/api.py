@@ -310,9 +310,9 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
 
 
 def _check_scales(scales, calibration, int16_below_db, opts: CompileOptions) -> None:
-    from .quant.scales import Scales
     if scales is None:
         return
+    from .quant.scales import Scales
     if not isinstance(scales, Scales):
         raise InputError(f"scales must be a CompiledModel's scales, not {type(scales).__name__}")
     given = [what for what, on in (("calibration", calibration is not None), ("int16_below_db", int16_below_db

@@ -8,7 +8,7 @@ import itertools
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -25,13 +25,15 @@ from .isa.program import Program
 from .progress import counted, stage
 from .threads import single_threaded
 from .quant.quantize import attach_params, quantize_graph
-from .quant.precision import Accuracy, Rates, accuracy, folds, score_outputs
-from .quant.scales import Scales
-from .measure import LayerSqnr, run_dequantised, sqnr_report
+
+if TYPE_CHECKING:
+    from .measure import LayerSqnr
+    from .quant.precision import Accuracy, Rates
+    from .quant.scales import Scales
 
 # The float path's stages (equalisation, calibration, bias correction, int16 choice, the
-# noise report's reference runs) load in the functions that use them: a pre-quantised
-# model needs none of them.
+# noise report and its reference runs, the accuracy summary) load in the functions that use
+# them: a pre-quantised model needs none of them.
 
 
 class RandomCalibrationWarning(UserWarning):
@@ -193,7 +195,7 @@ def refuse_precision(g: Graph, options: CompileOptions) -> None:
 def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method: Method = "auto",
              sqnr: bool = True, int16_below_db: float | None = None, random_samples: int = 8,
              options: CompileOptions = CompileOptions(), int16_tensors: Iterable[str] = (),
-             scales: Scales | None = None, rates: Rates = Rates(), known: dict | None = None) -> Quantised:
+             scales: Scales | None = None, rates: Rates | None = None, known: dict | None = None) -> Quantised:
     """Optimise, calibrate and quantise a float graph (a pre-quantised one only gets its
     integer params). `int16_below_db`: widen to int16 the tensors the per-layer noise report
     (quant.wide) finds below that SQNR; None keeps every activation int8. `int16_tensors`:
@@ -217,8 +219,11 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         return Quantised(attach_params(g), [], 0)
     if scales is not None:
         return Quantised(scales.apply(g, options.equalize == "auto", known), [], 0, scales=scales)
+    from .measure import run_dequantised, sqnr_report
     from .opt.equalize import equalize
     from .opt.pipeline import optimize
+    from .quant.precision import Rates, accuracy, folds, score_outputs
+    from .quant.scales import Scales
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
     from .quant.gptq import gptq_weights, with_weights
@@ -324,8 +329,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if options.precision != "int8":
         from .codegen.partition import npu_support
         from .quant.search import choose_precision
-        chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held, len(without), rates,
-                                  npu_support, run_dequantised)
+        chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held, len(without),
+                                  rates or Rates(), npu_support, run_dequantised)
         if chosen.wide:
             g, forced = widen(g, chosen.wide | forced)
             qg = quantize_graph(g, ranges, forced)
@@ -352,6 +357,7 @@ def compile_graph(g: Graph, arch: Arch, calibration: dict[str, np.ndarray] | Non
     refuse_precision(g, options)
     if g.is_quantised:
         return compile_prequantised(g, arch, options, source, schedule=schedule, used=used, reuse=reuse)
+    from .quant.precision import Rates
     with single_threaded():     # the float and integer reference runs' small products (npukit.threads)
         q = quantise(g, calibration, method, sqnr, int16_below_db, random_samples, options, scales=scales,
                      rates=Rates(arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes),

@@ -33,7 +33,7 @@ LAYERS = (
     ("api",),
     ("dse",),
     ("models",),
-    ("cli", "cli_args"),
+    ("cli", "cli_args", "cli_model", "cli_options"),
     ("testing",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

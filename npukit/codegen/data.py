@@ -10,7 +10,7 @@ from ..errors import ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.strided import merge_dims
-from ..kernels.qexec import pad_code
+from ..kernels.kernels_vpu import pad_code
 from .context import Ctx
 from .emitter import dma
 
@@ -87,7 +87,7 @@ def lower_pad(ctx: Ctx, g: Graph, node: Node) -> None:
     dst = ctx.addr(out.name)
     o_space = ctx.space(out.name)
     if node.attrs.mode == "constant":
-        code = pad_code(node, x.quant) if x.quant is not None else 0
+        code = pad_code(node.attrs.value, x.quant.s, x.quant.zp) if x.quant is not None else 0
         if eb > 1 and code not in (0, -1):
             raise ScheduleError(f"{node.name}: an int16 PAD fills with code {code} (the DMA fill sets bytes)")
         ctx.emitter.emit(lambda L, d: I.Fill(L, d, o_space, dst, out.nbytes, code & 0xFF))

@@ -17,7 +17,6 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.program import IoTensor, Layer, Program, Region
 from ..isa.serial import to_data
-from ..quant.records import encode_node
 from ..schedule.fused import FusedTiling
 from ..schedule.plan import Schedule, tiling_dict
 from .bands import fused_summary
@@ -109,6 +108,7 @@ def _credit_compression(layers: list[Layer], program: list[I.Instr], w_region: s
 
 
 def _emit_host(ctx: Ctx, g: Graph, node: Node, segments: list, blobs: list) -> None:
+    from ..quant.records import encode_node     # (the records of every operator: only with a host segment)
     def ref(name):
         t = g.tensors[name]
         q = t.quant

@@ -9,7 +9,7 @@ from ..errors import ScheduleError
 from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.immediates import params_to_ints
-from ..kernels.qexec import pad_code
+from ..kernels.kernels_vpu import pad_code
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
 from .vector16 import VPU16_OPS, vpu16_support
@@ -26,7 +26,7 @@ def int16_support(g: Graph, node: Node) -> str:
         if len({x.dtype for x in acts}) != 1:
             return "data movement between int8 and int16"
         if node.op is Op.PAD and node.attrs.mode == "constant" and \
-                pad_code(node, t[node.inputs[0]].qp) not in (0, -1):
+                pad_code(node.attrs.value, t[node.inputs[0]].qp.s, t[node.inputs[0]].qp.zp) not in (0, -1):
             return "int16 PAD whose fill code is not a repeated byte (the DMA fill sets bytes)"
         return ""
     if node.op is Op.MAGNITUDE:

@@ -172,7 +172,6 @@ class TfliteConverter:
     def _convert_op(self, op: tfl.OperatorT, fn, used: set[int]) -> None:
         """NPU nodes from the operator's converter; failing that, a constant fold or a host node.
         A converter that refuses this configuration leaves nothing behind."""
-        from .tflite_host import emit_host, fold
         if self.op_label.startswith("CUSTOM:"):       # LiteRT cannot run it: no host fallback
             if fn is None:
                 raise UnsupportedOpError(f"{self.where()}: custom operator {self.op_label[7:]!r} has no "
@@ -189,7 +188,7 @@ class TfliteConverter:
                                   and rd.np_dtype(self.sg.tensors[i], i) == np.float32
                                   for i in [*op.inputs, *op.outputs]):
             fn, reason = None, reason + ": float tensors inside an int8 model"
-        if self._constant_op(op) and fold(self, op):     # shape arithmetic (SHAPE, slices, PACK)
+        if self._constant_op(op) and self._fold(op):     # shape arithmetic (SHAPE, slices, PACK)
             return
         if fn is not None:
             saved = len(self.nodes), dict(self.tensors), dict(self.names)
@@ -200,8 +199,15 @@ class TfliteConverter:
                 del self.nodes[saved[0]:]
                 self.tensors, self.names = saved[1], saved[2]
                 reason += ": " + str(e).removeprefix(self.where() + ": ")
-        if not fold(self, op):
+        if not self._fold(op):
+            from .tflite_host import emit_host
             emit_host(self, op, reason, used)
+
+    def _fold(self, op: tfl.OperatorT) -> bool:
+        """The operator's outputs computed now if its inputs are constant (by LiteRT, whose
+        host-side modules load only for a model that has such an operator)."""
+        from .tflite_host import fold
+        return fold(self, op)
 
     def _constant_op(self, op: tfl.OperatorT) -> bool:
         """All of the operator's inputs are constant and none of its outputs is the graph's."""

@@ -9,7 +9,7 @@ from npukit.kernels.kernels_vpu_act import (SoftmaxParams, SoftmaxTableParams, f
                                             prepare_softmax, prepare_softmax_table, softmax, softmax_out,
                                             softmax_sum, tanh_table)
 from npukit.kernels.kernels_vpu_eltwise import (AddParams, MulParams, PreluParams, RequantParams, add,
-                                                dequantize, maximum, minimum, mul, prelu, prepare_add,
+                                                dequantize, maximum, minimum, mul, pad_code, prelu, prepare_add,
                                                 prepare_mul, prepare_prelu, prepare_requantize, quantize,
                                                 requantize, sub)
 from npukit.kernels.kernels_vpu_pool import (MeanParams, arg_max, avg_pool, max_pool, mean, pool_output_hw,
@@ -20,7 +20,7 @@ __all__ = [
     "AddParams", "MulParams", "PreluParams", "RequantParams", "MeanParams", "SoftmaxParams",
     "SoftmaxTableParams",
     "prepare_add", "add", "sub", "prepare_mul", "mul", "maximum", "minimum",
-    "prepare_prelu", "prelu", "prepare_requantize", "requantize", "quantize", "dequantize",
+    "prepare_prelu", "prelu", "prepare_requantize", "requantize", "quantize", "dequantize", "pad_code",
     "max_pool", "avg_pool", "pool_output_hw", "prepare_mean", "mean", "prepare_sum", "reduce_sum", "SumParams", "reduce_extreme", "arg_max",
     "resize_nearest", "resize_bilinear",
     "lut", "logistic_table", "tanh_table", "hard_swish_table", "leaky_relu_table",

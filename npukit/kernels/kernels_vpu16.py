@@ -20,6 +20,7 @@ this module holds only what has no int8 counterpart.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -142,8 +143,16 @@ def gen_lut16(fn: Callable[[float], float], in_min: float, in_max: float) -> np.
     return np.clip(table, -32768, 32767).astype(np.int16)
 
 
-EXP_LUT = gen_lut16(math.exp, -10.0, 0.0)                      # exp on [-10, 0]
-RECIP_LUT = gen_lut16(lambda v: 1.0 / (1.0 + v), 0.0, 1.0)      # 1 / (1 + x) on [0, 1]
+@functools.cache
+def exp_lut() -> np.ndarray:
+    """exp on [-10, 0] (the tables are built on first use, not at import)."""
+    return gen_lut16(math.exp, -10.0, 0.0)
+
+
+@functools.cache
+def recip_lut() -> np.ndarray:
+    """1 / (1 + x) on [0, 1]."""
+    return gen_lut16(lambda v: 1.0 / (1.0 + v), 0.0, 1.0)
 
 
 def lut_lookup16(value: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -176,7 +185,7 @@ def _exps16(x: np.ndarray, row_max: np.ndarray, p: Softmax16Params) -> np.ndarra
     """The int16 exponentials of each code's difference from its row's maximum (exp table)."""
     diff = np.asarray(x, np.int64) - row_max
     scaled = intmath.multiply_by_quantized_multiplier(diff, p.input_multiplier, p.input_left_shift)
-    return lut_lookup16(np.clip(scaled + 32767, -32768, 32767), EXP_LUT).astype(np.int64)
+    return lut_lookup16(np.clip(scaled + 32767, -32768, 32767), exp_lut()).astype(np.int64)
 
 
 def softmax16_sum(x: np.ndarray, row_max: np.ndarray, p: Softmax16Params, start: np.ndarray | int = 0) -> np.ndarray:
@@ -190,7 +199,7 @@ def softmax16_out(x: np.ndarray, row_max: np.ndarray, total: np.ndarray, p: Soft
     total = np.asarray(total, np.int64)
     hp1 = intmath.count_leading_zeros(total)
     shifted = ((total << (hp1 - 1)) + (1 << 13)) >> 14
-    recip = lut_lookup16(np.clip(shifted - (1 << 15) - (1 << 16), -32768, 32767), RECIP_LUT).astype(np.int64)
+    recip = lut_lookup16(np.clip(shifted - (1 << 15) - (1 << 16), -32768, 32767), recip_lut()).astype(np.int64)
     rs = 31 - hp1
     out = (_exps16(x, row_max, p) * recip + (np.int64(1) << (rs - 1))) >> rs
     return np.clip(out, 0, 32767).astype(np.int16)

@@ -212,6 +212,11 @@ def requantize(x: np.ndarray, p: RequantParams, dtype=np.int8) -> np.ndarray:
     return intmath.saturate(v + p.output_zp, dtype)
 
 
+def pad_code(value: float, scale: float, zp: int) -> int:
+    """The int8 code a PAD fills with: its value quantised at the tensor's scale."""
+    return int(quantize(np.asarray([value], np.float32), scale, zp)[0])
+
+
 def quantize(x_float: np.ndarray, scale: float, zp: int, dtype=np.int8) -> np.ndarray:
     """reference_ops::AffineQuantize: round_half_away(float32(x) / float32(scale)) + zp, saturated.
 

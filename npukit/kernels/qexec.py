@@ -17,12 +17,6 @@ from .host_tflite import run_quantised as run_host_tflite
 from .kernels_transformer import run_transformer_node
 
 
-def pad_code(node: Node, q: QParams) -> int:
-    """The int8 code a PAD fills with: the pad value quantised at the tensor's scale."""
-    value = np.asarray([node.attrs.value], np.float32)
-    return int(kv.quantize(value, q.s, q.zp)[0])
-
-
 def run_qoutputs(node: Node, ins: list[np.ndarray], in_q: list[QParams | None]) -> list[np.ndarray]:
     """Every output of `node` (a host node has several, computed by one run)."""
     if node.op is Op.HOST_FLOAT:
@@ -108,7 +102,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op is Op.PAD:
         q = in_q[0]
         assert q is not None, f"{node.name}: an integer PAD of an unquantised input"
-        return np.pad(x, a.pads, constant_values=pad_code(node, q))
+        return np.pad(x, a.pads, constant_values=kv.pad_code(a.value, q.s, q.zp))
     if op is Op.RESHAPE:
         return x.reshape(a.shape)
     if op is Op.TRANSPOSE:

@@ -18,18 +18,13 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, QParams, Tensor
 from ..ir.verify import verify
-from ..kernels import kernels_lstm as kl
 from ..kernels import kernels_mxu as kx
 from ..kernels import kernels_vpu as kv
 from ..kernels import kernels_vpu_compare as kc
 from ..kernels import kernels_vpu16 as k16
 from ..kernels import kernels_vpu_unary as ku
-from ..kernels import kernels_wide as kw
 from .calibrate import Range
 from .groups import SAME_AS_INPUT, fixed_outputs, shared_groups
-from .recurrent_params import gru_params, lstm_params
-from ..kernels.host_float import HostFloatParams, host_float_only
-from ..kernels.host_tflite import HostTfliteParams
 from .quantize_transformer import TRANSFORMER_OPS, quantize_transformer_node
 from ..kernels.kernels_vpu16 import Sigmoid16Params, Softmax16Params
 
@@ -105,6 +100,8 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     Tensors in `wide` become int16, symmetric (zero point 0) as TFLite's 16-bit scheme.
     `params=False`: activation types and scales only (enough to decide placement). `known`:
     see the module's note."""
+    from ..kernels.host_float import host_float_only
+    from ..kernels.kernels_lstm import cell_scale
     qp, shared = _assign(g, ranges)
     groups = shared_groups(g)
     tensors: dict[str, Tensor] = dict(g.tensors)
@@ -123,7 +120,7 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     cells = {groups.find(n) for node in g.nodes if node.op is Op.LSTM for n in (node.inputs[5], *node.outputs[2:])}
     for name in shared:         # an LSTM's cell states (and what shares their scale): int16 at TFLite's power-of-two scale
         if groups.find(name) in cells and name not in keep_float:
-            q = QParams.per_tensor(kl.cell_scale(shared[name].lo, shared[name].hi), 0)
+            q = QParams.per_tensor(cell_scale(shared[name].lo, shared[name].hi), 0)
             tensors[name] = replace(g.tensors[name], dtype=DType.I16, quant=q)
     typed = g.with_nodes(g.nodes, tensors)
     return attach_params(typed, known) if params else typed
@@ -261,8 +258,10 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
         if xt.dtype is not DType.I16 or tensors[node.outputs[0]].dtype is not DType.I8:
             raise UnsupportedOpError(f"{node.name}: magnitude needs an int16 input and an int8 output "
                                      f"(got {xt.dtype.value})")
-        return node.with_(params=kw.prepare_magnitude(xt.qp.s, ot.qp.s, ot.qp.zp))
+        from ..kernels.kernels_wide import prepare_magnitude
+        return node.with_(params=prepare_magnitude(xt.qp.s, ot.qp.s, ot.qp.zp))
     if op is Op.HOST_FLOAT:     # float on the host: constants stay float, output scale in params
+        from ..kernels.host_float import HostFloatParams
         for n in node.inputs:
             tensors.setdefault(n, g.tensors[n])
         qs = [tensors[t].quant for t in node.outputs]   # None: stays as computed (float32, int64, bool)
@@ -270,6 +269,7 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
                                                  tuple(0 if q is None else q.zp for q in qs),
                                                  tuple(tensors[t].dtype.value for t in node.outputs)))
     if op is Op.HOST_TFLITE:    # LiteRT on the host: an int8 model's node keeps its own integers
+        from ..kernels.host_tflite import HostTfliteParams
         for n in node.inputs:
             tensors.setdefault(n, g.tensors[n])
         if not a.float_model:
@@ -278,10 +278,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
         return node.with_(params=HostTfliteParams(tuple(1.0 if q is None else q.s for q in qs),
                                                   tuple(0 if q is None else q.zp for q in qs),
                                                   tuple(tensors[t].dtype.value for t in node.outputs)))
-    if op is Op.LSTM:
-        return node.with_(params=lstm_params(g, node, tensors))
-    if op is Op.GRU:
-        return node.with_(params=gru_params(g, node, tensors))
+    if op in (Op.LSTM, Op.GRU):     # (their kernels load with the first recurrent model)
+        from .recurrent_params import gru_params, lstm_params
+        return node.with_(params=(lstm_params if op is Op.LSTM else gru_params)(g, node, tensors))
     if op in TRANSFORMER_OPS:
         return quantize_transformer_node(g, node, tensors, lambda key, make: remembered(known, key, make))
     if op in SAME_AS_INPUT:

@@ -3,6 +3,7 @@ which of them are in sys.modules afterwards (module absence, not timings)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,17 @@ ONNX = "examples/digits/digits_cnn.onnx"
 HEAVY = ("numpy", "onnx", "onnxruntime", "numba", "ray", "plotly", "optuna", "ai_edge_litert")
 # What compiling a pre-quantised model has no use for: the functional simulator (and its
 # exact int8 products), the float-model stages (optimisation passes, equalisation,
-# calibration runs, bias correction, the int16 choice, the noise report's reference runs)
+# calibration runs, bias correction, the int16 choice, the noise report and its reference
+# runs, the accuracy summary, the scales kept for other shapes)
 # and the BLAS thread control they use. `run` loads the simulator.
 NOT_COMPILING = ("npukit.sim.functional", "npukit.sim.gemm_int8", "npukit.sim.reference", "npukit.kernels.float_exec",
                  "npukit.opt.pipeline", "npukit.opt.equalize", "npukit.quant.bias_correction", "npukit.quant.wide",
-                 "threadpoolctl")
+                 "npukit.quant.precision", "npukit.quant.scales", "npukit.measure", "threadpoolctl")
+# What a pre-quantised CNN has no use for either: the recurrent, int16-magnitude and host
+# operators' kernels, the host-segment records and the integer reference executor.
+NOT_FOR_A_CNN = ("npukit.kernels.kernels_lstm", "npukit.kernels.kernels_gru", "npukit.kernels.kernels_wide",
+                 "npukit.kernels.host_float", "npukit.kernels.host_tflite", "npukit.kernels.qexec",
+                 "npukit.quant.records", "npukit.quant.recurrent_params", "npukit.frontend.tflite_host")
 MARK = "LOADED-MODULES "
 
 
@@ -80,9 +87,15 @@ def test_tflite_compile_and_profile_load_no_onnxruntime():
 
 def test_tflite_cli_compile_loads_no_onnx(tmp_path):
     modules = loaded(cli("compile", TFLITE, "--arch", "u55-256", "-o", str(tmp_path / "m.npub")),
-                     HEAVY + NOT_COMPILING)
-    assert not modules & {"onnx", "onnxruntime", "numba", "ray", "plotly", "optuna", *NOT_COMPILING}, modules
+                     HEAVY + NOT_COMPILING + NOT_FOR_A_CNN)
+    assert not modules & {"onnx", "onnxruntime", "numba", "ray", "plotly", "optuna", *NOT_COMPILING,
+                          *NOT_FOR_A_CNN}, modules
     assert (tmp_path / "m.npub").is_file()
+
+
+def test_the_cnn_watch_list_names_modules_that_exist():
+    # (the test above would pass on a misspelt name)
+    assert loaded("import " + ", ".join(NOT_FOR_A_CNN), NOT_FOR_A_CNN) == set(NOT_FOR_A_CNN)
 
 
 def test_onnx_compile_loads_no_litert():
@@ -113,3 +126,24 @@ def test_cli_compile_freezes_the_imports_and_leaves_the_collector_on(tmp_path):
     body = cli("compile", TFLITE, "--arch", "u55-256", "-o", str(tmp_path / "m.npub"))
     frozen = "import gc\nfrozen = gc.get_freeze_count()\n"
     loaded(frozen + body + "\nassert gc.isenabled() and gc.get_freeze_count() > frozen + 10**4, gc.get_freeze_count()")
+
+
+def test_the_command_starts_blas_on_one_thread():
+    # set before numpy loads (npukit computes on one core: npukit.threads); threadpoolctl reads
+    # the thread count OpenBLAS started with
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    code = (cli("archs") + "\nimport numpy, threadpoolctl\n"
+            "print(max(i['num_threads'] for i in threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas'))")
+    r = subprocess.run([sys.executable, "-c", "import sys\n" + code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "1"
+
+
+def test_the_commands_process_defaults_leave_the_environments_settings():
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "3", "PYDANTIC_DISABLE_PLUGINS": "some_plugin"}
+    code = cli("archs") + "\nimport os\nprint(os.environ['OPENBLAS_NUM_THREADS'], os.environ['PYDANTIC_DISABLE_PLUGINS'])"
+    r = subprocess.run([sys.executable, "-c", "import sys\n" + code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "3 some_plugin"
