@@ -31,9 +31,17 @@ def peer_python(name: str) -> Path:
     return py
 
 
-def run_json(argv: list[str], timeout: float = 3600) -> dict:
+def bytecode_env(cache: Path) -> dict[str, str]:
+    """The environment with byte-code cached under `cache` (PYTHONPYCACHEPREFIX, even where
+    PYTHONDONTWRITEBYTECODE is set), as an installed package has it: a child's first run fills
+    the cache, later children's imports read it instead of compiling every module again."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(cache)}
+
+
+def run_json(argv: list[str], timeout: float = 3600, env: dict[str, str] | None = None) -> dict:
     """Run a driver and parse the JSON object on its last stdout line."""
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, argv))} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -46,9 +54,9 @@ def run_peer(name: str, driver: str, *args: str, timeout: float = 3600) -> dict:
     return run_json([str(peer_python(name)), str(HERE / "peers" / driver), *map(str, args)], timeout)
 
 
-def run_self(driver: str, *args: str, timeout: float = 3600) -> dict:
+def run_self(driver: str, *args: str, timeout: float = 3600, env: dict[str, str] | None = None) -> dict:
     """Run one of our own measurement drivers in a fresh interpreter (clean peak RSS)."""
-    return run_json([sys.executable, str(HERE / driver), *map(str, args)], timeout)
+    return run_json([sys.executable, str(HERE / driver), *map(str, args)], timeout, env)
 
 
 class Stopwatch:

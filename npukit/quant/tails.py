@@ -33,7 +33,10 @@ class Tails:
     def update(self, flat: np.ndarray) -> None:
         self.cap = max(self.cap, capacity(self.expected * flat.size))
         self.count += flat.size
-        self.low, self.high = _keep(self.cap, [self.low, _least(flat, self.cap)], [self.high, _most(flat, self.cap)])
+        # with `cap` values kept on a side, a value beyond the innermost of them cannot enter it
+        low = flat[flat <= self.low[-1]] if self.low.size >= self.cap else flat
+        high = flat[flat >= self.high[0]] if self.high.size >= self.cap else flat
+        self.low, self.high = _keep(self.cap, [self.low, _least(low, self.cap)], [self.high, _most(high, self.cap)])
 
     def percentiles(self) -> tuple[float, float]:
         """numpy's 0.01 and 99.99 percentiles (linear) of every value seen."""

@@ -97,32 +97,49 @@ def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_p
     s = f.dw
     rows, cols, overlap = arch.mxu.rows, arch.mxu.cols, arch.mxu.fold_overlap
     lanes, depth = arch.vpu.lanes, arch.vpu.pipeline_depth
+    wbuf, acc_bytes = arch.wbuf_bytes, arch.acc_bytes
     engines = ["mxu", "vpu"] if dw_engine == "auto" else [dw_engine]
     flows = [costs.WS, costs.OS] if pref == "auto" else [costs.WS if pref == "ws" else costs.OS]
     best: list[FusedTiling] = []
     pw_floor = s.eh * s.ew * f.k * s.c // (rows * cols)
     tks = _candidates(f.k, cols)
     bands = [(th, math.ceil(s.eh / th), rows_in(s, th)) for th in _row_candidates(s.eh, max_rows)]
+    taps = s.kh * s.kw
     for tc in _candidates(s.c, rows):
         # a resident input is read in place only as whole pixels (DwConv has no channel stride)
         ip = (in_place[0] and (tc == s.c or f.cin > 0), in_place[1])
         n_cc = math.ceil(s.c / tc)
+        # `fused_buffers` in parts: the WBUF bytes of the depthwise and (per residency) of
+        # the expansion, the same for every band and 1x1 block
+        dw_w = n_cc * (_a(taps * tc) + _a(PARAM_BYTES * tc))
+        ex_w = {r: (n_cc if r else nbuf) * _a(tc * f.cin) + n_cc * _a(PARAM_BYTES * tc) if f.cin else 0
+                for r in (True, False)}
+        dw_cost: dict[int, tuple[int, int]] = {}    # th -> the depthwise's (MXU, VPU) cycles
         for tk in tks:
             n_kb = math.ceil(f.k / tk)
             w_one = _transfer(tk * tc, 1 << 30, bw.w)
+            w_fixed = dw_w + n_kb * _a(PARAM_BYTES * tk)
+            pw_w = {True: n_kb * n_cc * _a(tk * tc), False: nbuf * _a(tk * tc)}
             per_band = []      # what each band height costs whichever the weights' residency
             for th, n_rb, x_rows in bands:
+                x_in = x_rows           # the rows a band's tile holds (ABUF), before the re-read saving
                 if tc == s.c and nbuf >= 2:    # a band re-reads only rows the last one did not
                     x_rows = min(x_rows, th * s.sh)
                 n_instr = n_rb * (2 * n_cc + n_kb * (n_cc + 2))
                 eg = n_g = 0
                 if f.cin:     # per band: its input rows, and per chunk and group a Conv + Requant
-                    eg = expansion_group(f, th, tc, tk, nbuf, arch.acc_bytes)
+                    eg = expansion_group(f, th, tc, tk, nbuf, acc_bytes)
                     if not eg:
                         continue
                     n_g = math.ceil(x_rows * s.w / eg)
                     n_instr += n_rb * (1 + 2 * n_cc * n_g)
                 e = th * s.ew
+                # ABUF and ACC bytes (`fused_buffers`), the same for both residencies
+                a = (0 if ip[0] and not f.cin else nbuf * _a(x_in * s.w * tc)) + nbuf * n_cc * _a(e * tc) \
+                    + (0 if ip[1] else nbuf * _a(e * tk)) + (0 if ip[0] or not f.cin else nbuf * _a(x_in * s.w * f.cin))
+                acc = nbuf * _a(4 * e * tk) + (nbuf * _a(4 * (eg or x_in * s.w) * tc) if f.cin else 0)
+                if a > abuf_bytes or acc > acc_bytes:
+                    continue          # fits in neither residency
                 x_tile = x_rows * s.w * tc
                 g_pix, w_ex = 0, 0.0
                 if f.cin:     # the band's rows are computed, from the expansion's input rows
@@ -132,9 +149,11 @@ def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_p
                     x_dma = 0.0 if ip[0] else n_rb * n_cc * _transfer(x_tile, x_tile if tc == s.c else tc, bw.x)
                 o_dma = 0 if ip[1] else n_rb * n_kb * _transfer(e * tk, e * tk if tk == f.k else tk, bw.o)
                 requant = n_rb * n_kb * costs.vpu_cycles(e * tk, lanes, depth)
-                per_band.append((th, n_rb, n_instr, eg, n_g, e, g_pix, w_ex, x_dma, o_dma, requant))
+                per_band.append([th, n_rb, n_instr, eg, n_g, e, g_pix, w_ex, x_dma, o_dma, requant, None])
             for resident in (True, False):
-                for th, n_rb, n_instr, eg, n_g, e, g_pix, w_ex, x_dma, o_dma, requant in per_band:
+                w_res = w_fixed + pw_w[resident]
+                for band in per_band:
+                    th, n_rb, n_instr, eg, n_g, e, g_pix, w_ex, x_dma, o_dma, requant, gemms = band
                     n_w = n_kb * n_cc if resident or n_kb * n_cc == 1 else n_rb * n_kb * n_cc
                     w_dma = n_w * w_one
                     # as the plain search: the 1x1's MACs at peak rate (less a cycle a GEMM), the
@@ -145,30 +164,30 @@ def _search(f, arch: Arch, nbuf, pref, dw_engine, max_rows, abuf_bytes, bw, in_p
                     if prune and len(best) == top and bound >= best[-1].est_cycles:
                         continue
                     ex_res = True
-                    a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident, True, eg)
-                    if f.cin and w > arch.wbuf_bytes:    # the expansion's weights reloaded per band
+                    w = w_res + ex_w[True]
+                    if f.cin and w > wbuf:    # the expansion's weights reloaded per band
                         ex_res = False
-                        a, w, acc = fused_buffers(f, th, tc, tk, nbuf, ip, resident, False, eg)
-                    if a > abuf_bytes or w > arch.wbuf_bytes or acc > arch.acc_bytes:
+                        w = w_res + ex_w[False]
+                    if w > wbuf:
                         continue
                     ex_vpu = 0
                     if f.cin:
                         dma = x_dma + (n_cc if ex_res or n_cc == 1 else n_rb * n_cc) * w_ex + o_dma + w_dma
                         ex_vpu = n_rb * n_cc * n_g * costs.vpu_cycles(g_pix * tc, lanes, depth)
-                    # the 1x1's (and the expansion's) MXU cycles in each dataflow, whatever the engine
-                    gemms = []
-                    for flow in flows:
-                        mxu = n_rb * n_kb * n_cc * costs.mxu_gemm_cycles(e, tk, tc, rows, cols, flow, overlap)
-                        if f.cin:
-                            mxu += n_rb * n_cc * n_g * costs.mxu_gemm_cycles(g_pix, tc, f.cin, rows, cols, flow,
-                                                                             overlap)
-                        gemms.append((flow, mxu))
+                    if gemms is None:     # the 1x1's (and the expansion's) MXU cycles in each dataflow
+                        gemms = band[-1] = []
+                        for flow in flows:
+                            mxu = n_rb * n_kb * n_cc * costs.mxu_gemm_cycles(e, tk, tc, rows, cols, flow, overlap)
+                            if f.cin:
+                                mxu += n_rb * n_cc * n_g * costs.mxu_gemm_cycles(g_pix, tc, f.cin, rows, cols, flow,
+                                                                                 overlap)
+                            gemms.append((flow, mxu))
+                    dw = dw_cost.get(th)
+                    if dw is None:
+                        dw = dw_cost[th] = (n_rb * n_cc * costs.mxu_depthwise_cycles(e, tc, taps, rows, cols, overlap),
+                                            n_rb * n_cc * costs.vpu_cycles(e * tc * taps, lanes, depth))
                     for engine in engines:
-                        if engine == "mxu":
-                            dw_mxu, dw_vpu = n_rb * n_cc * costs.mxu_depthwise_cycles(
-                                e, tc, s.kh * s.kw, rows, cols, overlap), 0
-                        else:
-                            dw_mxu, dw_vpu = 0, n_rb * n_cc * costs.vpu_cycles(e * tc * s.kh * s.kw, lanes, depth)
+                        dw_mxu, dw_vpu = (dw[0], 0) if engine == "mxu" else (0, dw[1])
                         for flow, mxu in gemms:
                             est = int(max(dw_mxu + mxu, requant + dw_vpu + ex_vpu, dma) + n_instr * _ISSUE)
                             if len(best) < top or est < best[-1].est_cycles:    # else it cannot enter

@@ -128,18 +128,19 @@ def _search(s, arch, nbuf, dataflow_pref, dw_engine, loop_order, max_rows, abuf_
     k_total = s.c * s.depthwise_mult if dw else s.k
     macs = s.eh * s.ew * k_total * s.kh * s.kw * (1 if dw else s.c)
     floor = macs // max(rows * cols, arch.vpu.lanes if dw else 1)     # no engine does more per cycle
+    ths = [(th, math.ceil(s.eh / th)) for th in _row_candidates(s.eh, max_rows)]
+    k_cands = [] if dw else _candidates(s.k, cols)
     for tc in _candidates(s.c, rows):
-        tks = [tc * s.depthwise_mult] if dw else _candidates(s.k, cols)
+        tks = [tc * s.depthwise_mult] if dw else k_cands
         for tk in tks:
             w_tile = tk * s.kh * s.kw * (1 if dw else tc)
             if nbuf * (_a(w_tile) + _a(WIDE_PARAM_BYTES * tk)) > w_bytes:
                 continue
             n_cc, n_kb = math.ceil(s.c / tc), 1 if dw else math.ceil(s.k / tk)
-            for th in _row_candidates(s.eh, max_rows):
+            for th, n_rb in ths:
                 # an estimate is at least the peak-rate compute (less the 1 cycle a GEMM's
                 # closed form may drop below it) plus its instruction overhead: a tiling whose
                 # bound reaches the slowest of a full `best` can never enter it
-                n_rb = math.ceil(s.eh / th)
                 bound = floor - n_rb * n_kb * n_cc + n_rb * n_kb * (3 * n_cc + 3) * _ISSUE
                 if prune and len(best) == top and bound >= best[-1].est_cycles:
                     continue
