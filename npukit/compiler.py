@@ -242,10 +242,10 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     # float values kept for bias correction, the int16 choice and the precision search (else
     # none: a large model's activations of several samples need not be held at once; the
     # noise report reruns them)
-    rounding = options.bias_correction == "auto" or options.gptq == "auto"
     # precision auto measures GPTQ's rounding as a candidate (one fold at a time, rounded without it)
     try_gptq = options.precision == "auto" and options.gptq == "never" and options.bias_correction == "never"
-    keep = BIAS_SAMPLES if rounding or try_gptq else \
+    rounding = options.bias_correction == "auto" or options.gptq == "auto" or try_gptq
+    keep = BIAS_SAMPLES if rounding else \
         REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
     samples = iter(counted("calibrate", feeds))
     refs: list[dict] = []           # the held-out samples' float outputs, fold after fold
@@ -286,7 +286,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         g = correct_biases(with_weights(g, gptq), values, reference=g)
     else:
         g = with_weights(g, gptq)
-    if rounding or try_gptq:
+    if rounding:
         values = values[:REPORT_SAMPLES]
     ranges, without = calibrated(used, sqnr or options.precision != "int8")
     if options.flat_clip == "auto":
@@ -331,9 +331,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     fold_weights: list[dict[str, np.ndarray]] = [{}] * len(measured)     # each fold's GPTQ rounding when chosen
     if options.precision != "int8":
         from .codegen.partition import npu_support
-        from .quant.search import choose_precision
         from .quant.precision import preferred
-        from .quant.search import warn_unreached
+        from .quant.search import choose_precision, warn_unreached
         chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held, len(without), rates,
                                   npu_support, run_dequantised)
         if try_gptq:
