@@ -85,5 +85,5 @@ def test_preferred_hand_worked():
     assert preferred([rtn, gptq]) is gptq                   # both meet: the cheaper
     assert preferred([_p(31.0, 100.0, "nearest"), _p(35.0, 100.0, "gptq")]).rounding == "nearest"  # a tie: the first
     assert preferred([_p(29.0, 0.0, "nearest"), _p(30.0, 900.0, "gptq")]).rounding == "gptq"      # only it meets
-    assert preferred([_p(20.0, 0.0, "nearest"), _p(20.4, 0.0, "gptq")]).rounding == "nearest"     # within the margin
-    assert preferred([_p(20.0, 0.0, "nearest"), _p(21.0, 0.0, "gptq")]).rounding == "gptq"
+    assert preferred([_p(20.0, 0.0, "nearest"), _p(20.9, 0.0, "gptq")]).rounding == "nearest"     # within the margin
+    assert preferred([_p(20.0, 0.0, "nearest"), _p(21.5, 0.0, "gptq")]).rounding == "gptq"
