@@ -178,6 +178,11 @@ def gptq_subsets(g: Graph, values: list[dict[str, np.ndarray]],
             if (not wt.is_const or wt.quant is not None or wt.dtype is not DType.F32
                     or g.tensors[x].dtype is not DType.F32 or readers[wt.name] > 1):
                 continue
+            if len(subsets) == 1:       # one X^T X summed as it goes (no per-sample copies held)
+                seen = [values[i][x] for i in subsets[0] if x in values[i]]
+                if seen:
+                    out[0][wt.name] = rounded_weights(node, wt.const_data, seen)
+                continue
             per = {i: hessian(node, wt.const_data, [v[x]]) for i, v in enumerate(values) if x in v}
             for got, subset in zip(out, subsets):
                 hs = [per[i] for i in subset if i in per]
