@@ -226,7 +226,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .quant.scales import Scales
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
-    from .quant.gptq import gptq_weights, with_weights
+    from .quant.gptq import gptq_subsets, gptq_weights, with_weights
     from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, values_for, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.lstm_states import isolate_lstm_states
@@ -247,7 +247,9 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     # float values kept for bias correction, the int16 choice and the precision search (else
     # none: a large model's activations of several samples need not be held at once; the
     # noise report reruns them)
-    rounding = options.bias_correction == "auto" or options.gptq == "auto"
+    # precision auto measures GPTQ's rounding as a candidate (one fold at a time, rounded without it)
+    try_gptq = options.precision == "auto" and options.gptq == "never" and options.bias_correction == "never"
+    rounding = options.bias_correction == "auto" or options.gptq == "auto" or try_gptq
     keep = BIAS_SAMPLES if rounding else \
         REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
     samples = iter(counted("calibrate", feeds))
@@ -277,9 +279,14 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
                 [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(per(name)) for name in of}
                  for i in range(1, len(chunks) if folded else 1)])
     gptq: dict[str, np.ndarray] = {}
+    rounded: list[dict[str, np.ndarray]] = []
     if options.gptq == "auto":
         stage("gptq")
         gptq = gptq_weights(g, values)
+    elif try_gptq:      # on all samples, and per fold on the samples kept that are not the fold's
+        stage("gptq")
+        rounded = gptq_subsets(g, values, [range(len(values)), *([i for i in range(len(values)) if i not in p]
+                                                                for p in (parts if calibration is not None else []))])
     if options.bias_correction == "auto":       # measured against the float weights, after GPTQ
         g = correct_biases(with_weights(g, gptq), values, reference=g)
     else:
@@ -326,11 +333,23 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     measured = list(zip(without, fold_evals)) if without else \
         [(ranges, [(f, {n: v[n] for n in g.outputs}) for f, v in zip(feeds, values)])]
     chosen = None
+    fold_weights: list[dict[str, np.ndarray]] = [{}] * len(measured)     # each fold's GPTQ rounding when chosen
     if options.precision != "int8":
         from .codegen.partition import npu_support
-        from .quant.search import choose_precision
+        from .quant.precision import preferred
+        from .quant.search import choose_precision, warn_unreached
+        rates = rates or Rates()
         chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held, len(without),
-                                  rates or Rates(), npu_support, run_dequantised)
+                                  rates, npu_support, run_dequantised)
+        if try_gptq:
+            gg = with_weights(g, rounded[0])
+            int8_gptq = quantize_graph(gg, ranges, forced)
+            per_fold = rounded[1:] if without else rounded[:1]
+            alt = choose_precision(gg, ranges, measured, forced, int8_gptq, values, options, held, len(without),
+                                   rates, npu_support, run_dequantised, per_fold, "gptq")
+            if preferred([chosen, alt]) is alt:
+                chosen, g, qg, int8, gptq, fold_weights = alt, gg, int8_gptq, int8_gptq, rounded[0], per_fold
+        warn_unreached(chosen)
         if chosen.wide:
             g, forced = widen(g, chosen.wide | forced)
             qg = quantize_graph(g, ranges, forced)
@@ -339,7 +358,8 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if sqnr:
         note = ("no held-out samples (random calibration)" if calibration is None else
                 "no held-out samples (one calibration sample)")
-        got = [run_dequantised(quantize_graph(g, r, forced), f) for r, ev in measured for f, _ in ev] if held else []
+        got = [run_dequantised(quantize_graph(with_weights(g, w), r, forced), f)
+               for (r, ev), w in zip(measured, fold_weights) for f, _ in ev] if held else []
         acc = accuracy(qg.outputs, refs, got, note, score_outputs(qg))
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
                      int8 if chosen and chosen.wide else None, Scales(dict(ranges), tuple(widenings), gptq), used)

@@ -16,6 +16,8 @@ taps of its input channel, its own H); grouped convs one per group.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from ..ir.graph import DType, Graph, Node, Op, Tensor
@@ -128,12 +130,15 @@ def hessian(node: Node, w: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
     return total
 
 
-def rounded_weights(node: Node, w: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
+def rounded_weights(node: Node, w: np.ndarray, inputs: list[np.ndarray],
+                    h: np.ndarray | None = None) -> np.ndarray:
     """`w` (float32, the layer's weight tensor) with GPTQ's rounding: codes x the
-    round-to-nearest per-channel scales, in the tensor's own layout."""
+    round-to-nearest per-channel scales, in the tensor's own layout. `h`: the layer's X^T X
+    (`hessian`) if already summed, else of `inputs`."""
     depthwise = node.op is Op.CONV2D and node.attrs.depthwise
     _, scales = weights_per_channel(w, 3 if depthwise else 0)
-    h = hessian(node, w, inputs)
+    if h is None:
+        h = hessian(node, w, inputs)
     if depthwise:       # [1, kh, kw, C]: one row of kh x kw taps per channel
         rows = w.reshape(-1, w.shape[3]).T
         codes = gptq_rows(rows, scales, h)
@@ -153,21 +158,36 @@ def gptq_weights(g: Graph, values: list[dict[str, np.ndarray]]) -> dict[str, np.
     """Every float conv / fully connected weight of `g` that calibration `values` (float
     tensors of samples, as calibrate.observe keeps them) reach, GPTQ-rounded: name -> weights
     (dequantised float32). A weight shared by two layers keeps round-to-nearest."""
+    return gptq_subsets(g, values, [range(len(values))])[0]
+
+
+def gptq_subsets(g: Graph, values: list[dict[str, np.ndarray]],
+                 subsets: list[Sequence[int]]) -> list[dict[str, np.ndarray]]:
+    """`gptq_weights` on each subset of `values` (indices; e.g. all but a held-out fold): each
+    layer's X^T X summed per sample once, the rounding done per subset."""
     readers: dict[str, int] = {}
     for node in g.nodes:
         for name in node.inputs:
             readers[name] = readers.get(name, 0) + 1
-    out: dict[str, np.ndarray] = {}
+    out: list[dict[str, np.ndarray]] = [{} for _ in subsets]
     with single_threaded():     # (BLAS threads lose badly on a shared machine: npukit.threads)
         for node in g.nodes:
             if node.op not in (Op.CONV2D, Op.FULLY_CONNECTED) or len(node.inputs) < 2:
                 continue
             wt, x = g.tensors[node.inputs[1]], node.inputs[0]
-            seen = [v[x] for v in values if x in v]
-            if (not seen or not wt.is_const or wt.quant is not None or wt.dtype is not DType.F32
+            if (not wt.is_const or wt.quant is not None or wt.dtype is not DType.F32
                     or g.tensors[x].dtype is not DType.F32 or readers[wt.name] > 1):
                 continue
-            out[wt.name] = rounded_weights(node, wt.const_data, seen)
+            if len(subsets) == 1:       # one X^T X summed as it goes (no per-sample copies held)
+                seen = [values[i][x] for i in subsets[0] if x in values[i]]
+                if seen:
+                    out[0][wt.name] = rounded_weights(node, wt.const_data, seen)
+                continue
+            per = {i: hessian(node, wt.const_data, [v[x]]) for i, v in enumerate(values) if x in v}
+            for got, subset in zip(out, subsets):
+                hs = [per[i] for i in subset if i in per]
+                if hs:
+                    got[wt.name] = rounded_weights(node, wt.const_data, [], sum(hs[1:], hs[0]))
     return out
 
 

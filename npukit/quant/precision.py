@@ -109,9 +109,12 @@ class Choice:
     sqnr_db: float              # measured worst output SQNR with them
     int8_sqnr_db: float         # the same, all int8
     steps: tuple[tuple[str, float], ...]    # per prefix measured: (its last block's worst layer, SQNR)
+    cost: float = 0.0           # estimated extra cycles of the widening (widening_cost)
 
 
 UNREACHED_TOLERANCE_DB = 1.0   # target out of reach: the cheapest prefix within this of all widened
+ROUNDING_MARGIN_DB = 1.0       # neither rounding reaches the target: another than the first must gain this
+                               # (ppocr-v5-rec: GPTQ +0.6 dB on the folds, 1 of 3 lines read on held-out images)
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ class Precision:
     min_sqnr: float             # auto's target (dB)
     measured_on: str            # the samples the output SQNR was measured on, in words
     choice: Choice
+    rounding: str = "nearest"   # the int8 weights' rounding: nearest | gptq (quant.gptq)
 
     @property
     def wide(self) -> frozenset[str]:
@@ -206,9 +210,23 @@ class Precision:
     def to_json(self) -> dict:
         c = self.choice
         return {"mode": self.mode, "min_sqnr": self.min_sqnr, "measured_on": self.measured_on,
+                "rounding": self.rounding,
                 "int8_sqnr_db": _finite(c.int8_sqnr_db), "sqnr_db": _finite(c.sqnr_db),
                 "target_met": bool(c.sqnr_db >= self.min_sqnr), "tensors": sorted(c.wide),
                 "steps": [{"layer": n, "sqnr_db": _finite(v)} for n, v in c.steps]}
+
+
+def preferred(candidates: Sequence[Precision]) -> Precision:
+    """Of `auto`'s choices under each weight rounding (the first: round-to-nearest), the one
+    to ship: of those meeting min_sqnr the least estimated cost (the first on a tie); when
+    none does, the highest measured SQNR, the first unless another beats it by
+    ROUNDING_MARGIN_DB (the folds are few samples: a small gain is noise)."""
+    first = candidates[0]
+    met = [p for p in candidates if p.choice.sqnr_db >= p.min_sqnr]
+    if met:
+        return min(met, key=lambda p: p.choice.cost)
+    best = max(candidates, key=lambda p: p.choice.sqnr_db)
+    return best if best.choice.sqnr_db >= first.choice.sqnr_db + ROUNDING_MARGIN_DB else first
 
 
 # ---- how close the outputs are ---------------------------------------------------------------

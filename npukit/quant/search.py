@@ -4,7 +4,8 @@ integer reference come in as functions (`Support`, `Run`): they sit above this l
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Graph, Node
 from .precision import (Choice, Precision, Rates, blocks, compare, greedy, nsr, units, widening_cost, widest,
                         worst_sqnr)
+from .gptq import with_weights
 from .quantize import quantize_graph
 from .wide import MXU_16X8, layer_noise, widen_mxu_boundaries
 
@@ -25,13 +27,15 @@ Measured = list[tuple[dict, list[tuple[dict, dict]]]]
 
 def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
                      int8: Graph, values: list[dict], options, held: int, nfolds: int,
-                     rates: Rates, support: Support, run: Run) -> Precision:
+                     rates: Rates, support: Support, run: Run,
+                     fold_weights: Sequence[Mapping[str, np.ndarray]] = (), rounding: str = "nearest") -> Precision:
     """The activations to widen to int16 (quant.precision): every group the NPU runs in int16
     ("int16"), or blocks of them in order of measured gain per estimated cycle, until the
     worst output SQNR reaches options.min_sqnr ("auto"; the cheapest qualifying prefix by the
     cycle estimate, boundaries included). Placement is checked on the graph quantised with
     `ranges` with `support`; the SQNR is measured with `run` on `measured`: each fold on the
-    graph calibrated without it."""
+    graph calibrated without it, with its `fold_weights` if given (GPTQ's rounding on the
+    other samples: `g` holds the rounding on all of them; `rounding` names it)."""
     def refused(wide: frozenset[str]) -> dict[str, str]:
         try:
             qg = quantised(wide, ranges)
@@ -41,15 +45,17 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
                 if any(qg.tensors[t].dtype is DType.I16 for t in (*n.inputs, *n.outputs) if not qg.tensors[t].is_const)
                 and (why := support(qg, n))}
 
-    def quantised(wide: frozenset[str], rng: dict) -> Graph:
+    def quantised(wide: frozenset[str], rng: dict, weights: Mapping[str, np.ndarray] | None = None) -> Graph:
         # a conv / FC with one side wide runs 16x8 between requantising boundaries (as shipped)
         bg, bwide, copies = widen_mxu_boundaries(g, wide | stft)
-        return quantize_graph(bg, {**rng, **{c: rng[o] for c, o in copies.items()}}, bwide)
+        return quantize_graph(with_weights(bg, dict(weights or {})),
+                              {**rng, **{c: rng[o] for c, o in copies.items()}}, bwide)
 
     evals = [e for _, ev in measured for e in ev]
+    per_fold: list[Mapping[str, np.ndarray] | None] = [*fold_weights] or [None] * len(measured)
 
     def measure(wide: frozenset[str]) -> float:
-        got = [run(quantised(wide, r), f) for r, ev in measured for f, _ in ev]
+        got = [run(quantised(wide, r, w), f) for (r, ev), w in zip(measured, per_fold) for f, _ in ev]
         return worst_sqnr([compare(n, [r[n] for _, r in evals], [x[n] for x in got]) for n in g.outputs])
 
     def cost(wide: frozenset[str]) -> float:
@@ -74,10 +80,14 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
         choice = greedy(g, blocks(g, cands), noise8, measure, options.min_sqnr, gain_per_cycle, cost)
     on = (f"{held} held-out sample{'s' * (held != 1)}" + (f" ({nfolds} folds)" if nfolds > 1 else "")) if held else \
         f"{len(evals)} calibration sample{'s' * (len(evals) != 1)} (none held out)"
-    if options.precision == "auto" and choice.sqnr_db < options.min_sqnr:
-        warnings.warn(f"precision auto: output SQNR {choice.sqnr_db:.1f} dB on {on}, below min_sqnr "
-                      f"{options.min_sqnr:g} dB even with every activation the NPU runs in int16 widened; "
-                      f"{len(choice.wide)} tensor(s) widened, within 1 dB of that at the least estimated cost",
-                      stacklevel=3)
-    return Precision(options.precision, options.min_sqnr, on, choice)
+    return Precision(options.precision, options.min_sqnr, on, replace(choice, cost=cost(choice.wide)), rounding)
 
+
+def warn_unreached(p: Precision) -> None:
+    """The one warning of `auto` when even every activation widened misses min_sqnr."""
+    c = p.choice
+    if p.mode == "auto" and c.sqnr_db < p.min_sqnr:
+        warnings.warn(f"precision auto: output SQNR {c.sqnr_db:.1f} dB on {p.measured_on}, below min_sqnr "
+                      f"{p.min_sqnr:g} dB even with every activation the NPU runs in int16 widened; "
+                      f"{len(c.wide)} tensor(s) widened, within 1 dB of that at the least estimated cost",
+                      stacklevel=3)

@@ -20,7 +20,7 @@ from npukit.errors import InputError
 from npukit.ir.graph import ConvAttrs, DType, FcAttrs, Graph, Node, Op, Tensor
 from npukit.kernels.float_exec import run_node
 from npukit.quant.bias_correction import output_shift
-from npukit.quant.gptq import gptq_rows, gptq_weights, hessian, rounded_weights, with_weights
+from npukit.quant.gptq import gptq_rows, gptq_subsets, gptq_weights, hessian, rounded_weights, with_weights
 from npukit.quant.quantize import weights_per_channel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
@@ -217,3 +217,13 @@ def test_option_is_validated():
     with pytest.raises(InputError, match="option gptq='sometimes' is not one of auto | never"):
         CompileOptions(gptq="sometimes")
     assert parse_option(CompileOptions, "gptq=auto") == ("gptq", "auto")
+
+
+@pytest.mark.parametrize("case", ["conv 3x3 pad stride 2", "fully connected 3-D", "depthwise x2"])
+def test_subsets_round_as_gptq_on_those_samples_alone(case):
+    """precision auto's held-out folds: each subset's rounding is GPTQ's on its samples alone."""
+    g, _, _, xs = _layer(*LAYERS[case][:4])
+    values = [{"x": x} for x in xs]
+    subsets = [range(3), [1, 2], [0]]
+    for got, subset in zip(gptq_subsets(g, values, subsets), subsets):
+        np.testing.assert_array_equal(got["w"], gptq_weights(g, [values[i] for i in subset])["w"])
