@@ -11,7 +11,7 @@ ONNX graph (where constants are still visible) turns each into one standard node
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -19,17 +19,42 @@ import onnx
 from onnx import helper, numpy_helper
 
 
+class Consts(Mapping[str, np.ndarray]):
+    """Name -> constant value: a tensor (initializer, Constant node) is converted when first
+    looked up, so the weights no pattern asks for are not copied out of the model."""
+
+    def __init__(self) -> None:
+        self.protos: dict[str, onnx.TensorProto] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.arrays:
+            self.arrays[name] = numpy_helper.to_array(self.protos[name])
+        return self.arrays[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.arrays or name in self.protos
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.protos.keys() | self.arrays.keys())
+
+    def __len__(self) -> int:
+        return len(self.protos.keys() | self.arrays.keys())
+
+
 class GraphView:
     def __init__(self, graph: onnx.GraphProto):
         self.graph = graph
-        self.consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        self.consts = Consts()
+        self.consts.protos.update((i.name, i) for i in graph.initializer)
         self.producer: dict[str, onnx.NodeProto] = {}
         self.uses: dict[str, int] = {o.name: 1 for o in graph.output}
         for n in graph.node:
             if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-                self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+                self.consts.arrays.pop(n.output[0], None)
+                self.consts.protos[n.output[0]] = n.attribute[0].t
             elif n.op_type in ("Reshape", "Identity") and all(i in self.consts for i in n.input):
-                self.consts[n.output[0]] = _folded(n, [self.consts[i] for i in n.input])
+                self.consts.arrays[n.output[0]] = _folded(n, [self.consts[i] for i in n.input])
             for o in n.output:
                 self.producer[o] = n
             for i in n.input:

@@ -180,11 +180,14 @@ def _unary(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> tuple[np
     per value), and where each group's start (one more entry: the end)."""
     rice = modes < RAW
     q = u[rice] >> modes[rice][:, None]
-    ends = q.reshape(-1).astype(np.int64)                      # each code: q ones, then a zero
-    ends += 1
-    np.cumsum(ends, out=ends)
-    unary = np.ones(int(unary_bits.sum()), np.uint8)
-    unary[ends - 1] = 0
+    total = int(unary_bits.sum())
+    # each code: q ones, then a zero; its zero's place, in int32 where that fits (half the memory)
+    zeros = q.reshape(-1).astype(np.int32 if total < 2**31 else np.int64)
+    zeros += 1
+    np.cumsum(zeros, out=zeros)
+    zeros -= 1
+    unary = np.ones(total, np.uint8)
+    unary[zeros] = 0
     return unary, np.concatenate([[0], np.cumsum(unary_bits)])
 
 
