@@ -191,25 +191,33 @@ def _exps16(x: np.ndarray, row_max: np.ndarray, p: Softmax16Params) -> np.ndarra
 def softmax16_sum(x: np.ndarray, row_max: np.ndarray, p: Softmax16Params, start: np.ndarray | int = 0) -> np.ndarray:
     """`start` plus the wrapping int32 sum of each row's exponentials ([rows, 1]); it continues
     exactly over the row's next chunk of columns."""
-    return intmath.wrap_int32(np.asarray(start, np.int64) + _exps16(x, row_max, p).sum(axis=-1, keepdims=True))
+    return _sum16(_exps16(x, row_max, p), start)
 
 
 def softmax16_out(x: np.ndarray, row_max: np.ndarray, total: np.ndarray, p: Softmax16Params) -> np.ndarray:
     """The int16 outputs of codes `x` from their rows' maximum and sum of exponentials."""
+    return _out16(_exps16(x, row_max, p), total)
+
+
+def _sum16(e: np.ndarray, start: np.ndarray | int) -> np.ndarray:
+    return intmath.wrap_int32(np.asarray(start, np.int64) + e.sum(axis=-1, keepdims=True))
+
+
+def _out16(e: np.ndarray, total: np.ndarray) -> np.ndarray:
     total = np.asarray(total, np.int64)
     hp1 = intmath.count_leading_zeros(total)
     shifted = ((total << (hp1 - 1)) + (1 << 13)) >> 14
     recip = lut_lookup16(np.clip(shifted - (1 << 15) - (1 << 16), -32768, 32767), recip_lut()).astype(np.int64)
     rs = 31 - hp1
-    out = (_exps16(x, row_max, p) * recip + (np.int64(1) << (rs - 1))) >> rs
+    out = (e * recip + (np.int64(1) << (rs - 1))) >> rs
     return np.clip(out, 0, 32767).astype(np.int16)
 
 
 def softmax16(x: np.ndarray, p: Softmax16Params) -> np.ndarray:
-    """reference_ops::SoftmaxInt16 over the last axis."""
+    """reference_ops::SoftmaxInt16 over the last axis (its exponentials computed once)."""
     x = np.asarray(x, np.int64)
-    row_max = x.max(axis=-1, keepdims=True)
-    return softmax16_out(x, row_max, softmax16_sum(x, row_max, p), p)
+    e = _exps16(x, x.max(axis=-1, keepdims=True), p)
+    return _out16(e, _sum16(e, 0))
 
 
 # ---- interpolated int16 tables (LUTPopulate<int16_t> / LUTLookup) ----------------------

@@ -200,7 +200,8 @@ def softmax_exp_table(p: SoftmaxTableParams) -> np.ndarray:
     return np.array([math.exp(v) for v in d.astype(np.float64).tolist()], np.float64).astype(np.float32)[::-1]
 
 
-def _exps(x: np.ndarray, row_max: np.ndarray, p: SoftmaxParams | SoftmaxTableParams):
+def _exps(x: np.ndarray, row_max: np.ndarray,
+          p: SoftmaxParams | SoftmaxTableParams) -> tuple[np.ndarray, np.ndarray | None]:
     """(exponential of each code's difference from its row's maximum, whether it counts): Q0.31
     fixed point by the reference kernel (none below diff_min), float32 from the table otherwise."""
     x = np.asarray(x, dtype=np.int64)
@@ -217,7 +218,16 @@ def softmax_sum(x: np.ndarray, row_max: np.ndarray, p: SoftmaxParams | SoftmaxTa
     """`start` plus the sum of each row's exponentials ([rows, 1]): the reference kernel's
     wrapping int32 sum of them in Q12.19, or the default kernel's float32 sum in column order
     (a float32 `start`). Either continues exactly over the row's next chunk of columns."""
-    e, _ = _exps(x, row_max, p)
+    return _sum(_exps(x, row_max, p)[0], p, start)
+
+
+def softmax_out(x: np.ndarray, row_max: np.ndarray, total: np.ndarray,
+                p: SoftmaxParams | SoftmaxTableParams) -> np.ndarray:
+    """The int8 outputs of codes `x` from their rows' maximum and sum of exponentials."""
+    return _out(*_exps(x, row_max, p), total, p)
+
+
+def _sum(e: np.ndarray, p: SoftmaxParams | SoftmaxTableParams, start: np.ndarray | int) -> np.ndarray:
     if isinstance(p, SoftmaxTableParams):
         head = np.broadcast_to(np.asarray(start, np.float32), (*e.shape[:-1], 1))
         return np.add.accumulate(np.concatenate([head, e], axis=-1), axis=-1, dtype=np.float32)[..., -1:]
@@ -225,10 +235,8 @@ def softmax_sum(x: np.ndarray, row_max: np.ndarray, p: SoftmaxParams | SoftmaxTa
     return fp.wrap32(np.asarray(start, np.int64) + accum.sum(axis=-1, keepdims=True))
 
 
-def softmax_out(x: np.ndarray, row_max: np.ndarray, total: np.ndarray,
-                p: SoftmaxParams | SoftmaxTableParams) -> np.ndarray:
-    """The int8 outputs of codes `x` from their rows' maximum and sum of exponentials."""
-    e, used = _exps(x, row_max, p)
+def _out(e: np.ndarray, used: np.ndarray | None, total: np.ndarray,
+         p: SoftmaxParams | SoftmaxTableParams) -> np.ndarray:
     if isinstance(p, SoftmaxTableParams):
         inv = np.float32(1.0) / (np.asarray(total, np.float32) * _f32_from_bits(p.output_scale_bits))
         prob = intmath.round_half_away((e * inv).astype(np.float64))
@@ -236,6 +244,7 @@ def softmax_out(x: np.ndarray, row_max: np.ndarray, total: np.ndarray,
     shifted_scale, num_bits_over_unit = fp.get_reciprocal(total, SOFTMAX_ACCUMULATION_INTEGER_BITS)
     exponent = num_bits_over_unit + 31 - 8
     out = fp.rounding_divide_by_pot(fp.srdhm(shifted_scale, e), exponent) - 128
+    assert used is not None         # (the reference kernel's exponentials say which count)
     return np.where(used, np.clip(out, -128, 127), -128).astype(np.int8)
 
 
@@ -243,7 +252,7 @@ def softmax(x: np.ndarray, p: SoftmaxParams | SoftmaxTableParams) -> np.ndarray:
     """reference_ops::Softmax<int8_t, int8_t> over the last axis; for table params LiteRT's
     default optimized_ops::Softmax<int8_t, int8_t> (float32 exponentials of the code differences
     from the row maximum, summed in order, each scaled by 1 / (sum * output scale) in float32
-    and rounded half away from zero)."""
+    and rounded half away from zero). The exponentials are computed once for both passes."""
     x = np.asarray(x, dtype=np.int64)
-    row_max = x.max(axis=-1, keepdims=True)
-    return softmax_out(x, row_max, softmax_sum(x, row_max, p), p)
+    e, used = _exps(x, x.max(axis=-1, keepdims=True), p)
+    return _out(e, used, _sum(e, p, 0), p)
