@@ -72,24 +72,34 @@ def _conv2d(node: Node, ins: list[np.ndarray]) -> np.ndarray:
                     tap = np.repeat(tap, mult, axis=-1)
                 y += tap * w[0, i, j, :]
     else:
-        g = a.groups
-        cin_g, out_ch = w.shape[3], w.shape[0]
-        cout_g = out_ch // g
-        TENSOR_ELEMENTS.check(n * oh * ow * kh * kw * cin_g, f"the float im2col of {node.name}", ModelError)
-        if g == 1:
-            pointwise = kh == kw == 1 and tuple(a.stride) == (1, 1)
-            cols = (xp if pointwise else win).reshape(n * oh * ow, kh * kw * cin_g)
-            y = cols @ w.reshape(out_ch, -1).T
-        else:
-            y = np.empty((n * oh * ow, out_ch), np.float32)
-            for gi in range(g):
-                part = win[..., gi * cin_g:(gi + 1) * cin_g].reshape(n * oh * ow, -1)
-                wg = w[gi * cout_g:(gi + 1) * cout_g].reshape(cout_g, -1)
-                y[:, gi * cout_g:(gi + 1) * cout_g] = part @ wg.T
-        y = y.reshape(n, oh, ow, out_ch)
+        pointwise = kh == kw == 1 and tuple(a.stride) == (1, 1) and xp.shape[1:3] == (oh, ow)
+        y = _dense_conv(node, win, xp if pointwise else None, w)
     if bias is not None:
         y = y + bias
     return _act(y.astype(np.float32, copy=False), a.act)
+
+
+def _dense_conv(node: Node, win: np.ndarray, pointwise: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+    """A dense or grouped conv as im2col GEMMs: one per group when the whole im2col is within
+    TENSOR_ELEMENTS, else over bands of output rows each within it (a large map, e.g. a
+    spectrogram of 901 x 161 under 128 channels)."""
+    n, oh, ow, kh, kw, _ = win.shape
+    g, cin_g, out_ch = node.attrs.groups, w.shape[3], w.shape[0]
+    cout_g, depth = out_ch // g, kh * kw * cin_g
+    TENSOR_ELEMENTS.check(ow * depth, f"the float im2col of one output row of {node.name}", ModelError)
+    src = win if pointwise is None else pointwise[:, :, :, None, None, :]
+    whole = n * oh * ow * depth <= TENSOR_ELEMENTS.value
+    bands = [(slice(None), slice(None))] if whole else \
+        [(slice(b, b + 1), slice(r, r + rows)) for rows in [max(1, TENSOR_ELEMENTS.value // (ow * depth))]
+         for b in range(n) for r in range(0, oh, rows)]
+    y = np.empty((n, oh, ow, out_ch), np.float32)
+    for gi in range(g):
+        wg = w[gi * cout_g:(gi + 1) * cout_g].reshape(cout_g, -1).T
+        for bs, rs in bands:
+            part = src[bs, rs, ..., gi * cin_g:(gi + 1) * cin_g]
+            y[bs, rs, :, gi * cout_g:(gi + 1) * cout_g] = \
+                (part.reshape(-1, depth) @ wg).reshape(*part.shape[:3], cout_g)
+    return y
 
 
 def _fully_connected(node: Node, ins: list[np.ndarray]) -> np.ndarray:

@@ -166,10 +166,13 @@ def conv2d_acc(x: np.ndarray, w: np.ndarray, attrs: ConvAttrs, input_zp: int) ->
 
 
 GEMM_CHUNK = 512   # float32 sums of (x - zp) * w stay exact while below 2^24: 512 x 255 x 128
+BAND_VALUES = 1 << 22   # im2col values of one band of output rows (16 MiB of float32)
 
 
 def _conv_gemm(xp: np.ndarray, w: np.ndarray, out_hw, stride, dilation) -> np.ndarray:
-    """Dense conv as one im2col GEMM in float32 K-chunks small enough to stay exact."""
+    """Dense conv as im2col GEMMs in float32 K-chunks small enough to stay exact (their sums
+    in float64, exact below 2^53), over bands of output rows: a large map's im2col is never
+    held whole."""
     n, _, _, c = xp.shape
     k, kh, kw, _ = w.shape
     (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
@@ -177,16 +180,21 @@ def _conv_gemm(xp: np.ndarray, w: np.ndarray, out_hw, stride, dilation) -> np.nd
     s = xp.strides
     patches = np.lib.stride_tricks.as_strided(
         xp, (n, oh, ow, kh, kw, c), (s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3]), writeable=False)
-    cols = np.ascontiguousarray(patches).reshape(n * oh * ow, kh * kw * c)
-    wm = w.reshape(k, kh * kw * c).T.astype(np.float32)
-    depth = cols.shape[1]
-    if depth <= GEMM_CHUNK:
-        acc = (cols @ wm).astype(np.int64)
-    else:
-        acc = np.zeros((cols.shape[0], k), np.int64)
-        for i in range(0, depth, GEMM_CHUNK):
-            acc += (cols[:, i:i + GEMM_CHUNK] @ wm[i:i + GEMM_CHUNK]).astype(np.int64)
-    return acc.reshape(n, oh, ow, k)
+    depth = kh * kw * c
+    wm = w.reshape(k, depth).T.astype(np.float32)
+    acc = np.empty((n, oh, ow, k), np.int64)
+    rows = max(1, BAND_VALUES // (ow * depth))
+    for b in range(n):
+        for r in range(0, oh, rows):
+            cols = patches[b, r:r + rows].reshape(-1, depth)
+            if depth <= GEMM_CHUNK:
+                part = cols @ wm
+            else:
+                part = np.zeros((cols.shape[0], k), np.float64)
+                for i in range(0, depth, GEMM_CHUNK):
+                    part += cols[:, i:i + GEMM_CHUNK] @ wm[i:i + GEMM_CHUNK]
+            acc[b, r:r + rows] = part.reshape(-1, ow, k)
+    return acc
 
 
 def fully_connected_acc(x: np.ndarray, w: np.ndarray, input_zp: int) -> np.ndarray:

@@ -27,6 +27,23 @@ def conv_model(c_in, c_out, k, h=9, w=8, bias=True, opset=13, **attrs):
 
 
 @pytest.mark.parametrize("attrs", [
+    {"pads": [1, 0, 2, 1]},
+    {"strides": [2, 1], "pads": [1, 2, 1, 2], "dilations": [1, 2]},
+    {"group": 3},
+])
+@pytest.mark.parametrize("k", [(3, 3), (1, 1)])
+def test_conv_beyond_one_im2col_runs_in_bands_of_rows(monkeypatch, attrs, k):
+    """A conv whose float im2col exceeds the tensor limit runs band by band (a spectrogram
+    model of 901 x 161 under 128 channels needs 167 M values): the limit is shrunk so that
+    a small conv takes bands of one to three output rows."""
+    from npukit.kernels import float_exec
+    from npukit.limits import Limit
+    rows_of_im2col = 3 * 8 * k[0] * k[1] * 6        # 3 output rows of 8 pixels at full depth: < 11 rows
+    monkeypatch.setattr(float_exec, "TENSOR_ELEMENTS", Limit("max_tensor_elements", rows_of_im2col, "elements"))
+    check_against_onnxruntime(conv_model(6, 9, k, h=11, w=8, **attrs))
+
+
+@pytest.mark.parametrize("attrs", [
     {},
     {"strides": [2, 2]},
     {"pads": [1, 0, 2, 1]},

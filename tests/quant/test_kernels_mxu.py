@@ -53,6 +53,16 @@ def test_conv2d(seed, h, w, in_ch, out_ch, kh, kw, stride, dilation, padding, ac
         seed, (h, w), in_ch, out_ch, (kh, kw), stride, dilation, padding, act, per_channel, gain, batch))
 
 
+@pytest.mark.parametrize("kh, stride, padding, batch", [(1, 1, "VALID", 2), (3, 1, "SAME", 1), (3, 2, "VALID", 2)])
+def test_conv2d_in_bands_of_rows_and_depth_chunks(monkeypatch, kh, stride, padding, batch):
+    """The dense conv's GEMM over bands of output rows, each in float32 depth chunks summed in
+    float64 (a large map, a deep conv): shrunk here so that a small conv takes several of each."""
+    monkeypatch.setattr(mxu, "BAND_VALUES", 2 * 7 * kh * kh * 6)     # two output rows of 7 pixels
+    monkeypatch.setattr(mxu, "GEMM_CHUNK", 5)
+    assert_matches_litert(*mxu_models.conv2d_model(
+        kh * 10 + stride, (9, 7), 6, 4, (kh, kh), (stride, stride), (1, 1), padding, "NONE", True, 1.0, batch))
+
+
 @settings(max_examples=10, deadline=None)
 @given(seed=seeds, groups=st.sampled_from([2, 3]), cin_per_group=st.integers(1, 3),
        kout_per_group=st.integers(1, 3), padding=paddings, act=acts)
