@@ -1,7 +1,8 @@
 """TFLite inputs with dynamic dimensions (-1 in the file's shape signature) resized to the
 shapes the user gives: LiteRT propagates them through the graph (`resize_tensor_input`,
 `allocate_tensors`) and the resolved shape of every tensor of the main subgraph replaces the
-placeholder the converter stored (often 1 for each dynamic dimension)."""
+placeholder the converter stored (often 1 for each dynamic dimension). Tensors whose shapes
+the graph computes from the input's are sized by running the model once on zeros."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,8 @@ def dynamic_inputs(model: tfl.ModelT) -> dict[str, tuple[int, ...]]:
 
 def resize_inputs(model: tfl.ModelT, path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
     """Give the inputs named in `shapes` those shapes, in place, with every tensor of the
-    main subgraph reshaped as LiteRT resolves it. Only dynamic axes may change (InputError)."""
+    main subgraph reshaped as LiteRT resolves it (running it once on zeros, which sizes the
+tensors whose shapes are computed). Only dynamic axes may change (InputError)."""
     sg = model.subgraphs[0]
     index = {rd.tensor_name(sg.tensors[i], int(i)): int(i) for i in sg.inputs}
     wanted: dict[int, tuple[int, ...]] = {}
@@ -38,7 +40,7 @@ def resize_inputs(model: tfl.ModelT, path: Path, shapes: dict[str, tuple[int, ..
         t = sg.tensors[index[name]]
         stored, free = rd.shape(t), dynamic_dims(t)
         shape = tuple(int(d) for d in shape)
-        if shape == stored:
+        if shape == stored and not free:
             continue
         if len(shape) != len(stored) or any(a != b and i not in free for i, (a, b) in enumerate(zip(shape, stored))):
             sig = [int(d) for d in t.shapeSignature] if free else list(stored)
@@ -56,6 +58,11 @@ def resize_inputs(model: tfl.ModelT, path: Path, shapes: dict[str, tuple[int, ..
         for i, shape in wanted.items():
             it.resize_tensor_input(i, list(shape), strict=True)
         it.allocate_tensors()
+        # a shape computed from the input's (SHAPE ... RESHAPE, e.g. tf.signal.frame's frame
+        # count) makes its tensors dynamic: LiteRT sizes them only when it runs
+        for d in it.get_input_details():
+            it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        it.invoke()
         resolved = {int(d["index"]): tuple(int(x) for x in d["shape"]) for d in it.get_tensor_details()}
     except (RuntimeError, ValueError) as e:
         raise InputError(f"{path}: LiteRT cannot resize the inputs to "
