@@ -87,15 +87,23 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     if narrow:
         params = replace(params, **{f"input{i + 1}_offset": 0 for i, n in enumerate((a, b)) if n in narrow})
     stage = {n: g.tensors[n].qp.zp for n in narrow if not g.tensors[n].is_const}
-    c = out.shape[-1]
-    p_rows = out.size // c
-    b_cols = 1 if bs_c == 0 else c
     a_slots, w_slots, _ = ctx.slots()
-    per_row = 2 * c * eb + (b_cols * eb if bs_r else 0) + (c if a in stage else 0) + (b_cols if b in stage and bs_r else 0)
-    fixed = 0 if bs_r else b_cols * (eb + (b in stage))
-    tr = min(p_rows, (a_slots.size // ctx.nbuf - 64 - fixed - 32 * len(stage)) // max(per_row, 1))
+
+    def rows_fitting(c: int) -> int:
+        """Rows of c elements a tile holds (< 1: not one)."""
+        b_cols = 1 if bs_c == 0 else c
+        per_row = 2 * c * eb + (b_cols * eb if bs_r else 0) + (c if a in stage else 0) + (b_cols if b in stage and bs_r else 0)
+        fixed = 0 if bs_r else b_cols * (eb + (b in stage))
+        return min(out.size // c, (a_slots.size // ctx.nbuf - 64 - fixed - 32 * len(stage)) // max(per_row, 1))
+    c = out.shape[-1]
+    tr = rows_fitting(c)
+    if tr < 1 and (bs_r, bs_c) in ((c, 1), (0, 0)):     # element by element: rows of any length will do
+        c = next(d for d in range(c - 1, 0, -1) if out.size % d == 0 and rows_fitting(d) >= 1)
+        bs_r, tr = (c if bs_r else 0), rows_fitting(c)
     if tr < 1:
         raise ScheduleError(f"{node.name}: a row of {c} channels does not fit ABUF")
+    p_rows = out.size // c
+    b_cols = 1 if bs_c == 0 else c
     a_buf = SlotPair(a_slots.take(tr * c * eb, ctx.nbuf))
     o_buf = SlotPair(a_slots.take(tr * c * eb, ctx.nbuf))
     b_len_max = tr * b_cols if bs_r else b_cols

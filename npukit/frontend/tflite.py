@@ -20,6 +20,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, SliceAttrs, Tensor
 from ..ir.verify import verify
 from . import tflite_read as rd
+from .tflite_complex import convert_complex
 from .tflite_resize import read_resized
 
 _INT_ACTIVATIONS = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
@@ -48,6 +49,8 @@ class TfliteConverter:
         self.handles: dict[int, str] = {}        # VAR_HANDLE output -> variable tensor name
         self.current: dict[str, str] = {}        # variable -> tensor holding its latest value
         self.variables: dict[str, np.ndarray] = {}
+        self.made = {int(i) for op in self.sg.operators or [] for i in op.outputs} | {int(i) for i in self.sg.inputs}
+        self.complex: dict[int, str] = {}        # complex TFLite tensor -> float [re | im] pair (tflite_complex)
         self.op_index = 0
 
     # ---- tensors --------------------------------------------------------------------------
@@ -58,7 +61,7 @@ class TfliteConverter:
                 continue
             for i in [*op.inputs, *op.outputs]:
                 t = self.sg.tensors[i]
-                if i >= 0 and rd.np_dtype(t, i) in _INT_ACTIVATIONS and rd.qparams(t) is not None \
+                if i >= 0 and t.type in rd.NP_TYPES and rd.np_dtype(t, i) in _INT_ACTIVATIONS and rd.qparams(t) is not None \
                         and not rd.is_constant(self.model, t):
                     return True
         return False
@@ -72,7 +75,11 @@ class TfliteConverter:
             return self.folded[i]
         if i in self.computed:
             return self.computed[i]
-        return rd.buffer_data(self.model, self.sg.tensors[i], i)
+        t = self.sg.tensors[i]
+        data = rd.buffer_data(self.model, t, i)
+        if data is None and i not in self.made and t.type in rd.NP_TYPES and 0 in rd.shape(t):
+            return np.zeros(rd.shape(t), rd.np_dtype(t, i))     # an empty constant has no bytes to store
+        return data
 
     def need_const(self, i: int, what: str) -> np.ndarray:
         data = self.const(i)
@@ -158,6 +165,8 @@ class TfliteConverter:
                 continue
             if self.op_label in _STATE_OPS:
                 self._state_op(op, init)
+                continue
+            if convert_complex(self, op):
                 continue
             self._convert_op(op, CONVERTERS.get(self.op_label), used)
         self._assign_variables()

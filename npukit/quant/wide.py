@@ -8,8 +8,8 @@ below the threshold (transformer residual streams carry a few large channels tha
 the rest of an int8 scale with too few steps), and the outputs of other noisy layers
 whose consumers have an int16 input path (TFLite's 16x8 semantics; a 16x8 VPU op reading
 int16 writes int16, so its output widens too). `magnitude_int16`
-widens an STFT front (audio -> pad -> basis conv -> magnitude) whatever the noise: int8
-audio loses about 25 dB there. `widen_mxu_boundaries` gives a conv, depthwise or fully
+widens an STFT front (audio -> pad -> basis conv or fully connected -> magnitude) whatever
+the noise: int8 audio loses about 25 dB there. `widen_mxu_boundaries` gives a conv, depthwise or fully
 connected layer that touches a wide tensor the 16x8 form (int16 in and out) with a
 requantising QUANTIZE at each int8 / int16 boundary.
 """
@@ -107,19 +107,20 @@ def _back(g: Graph, name: str) -> tuple[list[str], str]:
 
 def magnitude_int16(g: Graph) -> frozenset[str]:
     """The int16 tensors of each STFT front: MAGNITUDE's input back (through reshape, transpose,
-    slice, pad) to a basis CONV2D, and that conv's input back to a graph input (16x8 conv:
-    int16 in and out). A front that does not start at a graph input stays int8."""
+    slice, pad) to a basis CONV2D or FULLY_CONNECTED, and, when the front starts at a graph
+    input, that layer's input back to it (16x8: int16 in and out); else the basis layer reads
+    its int8 input through a widening QUANTIZE (widen_mxu_boundaries)."""
     wide: set[str] = set()
     for node in g.nodes:
         if node.op is not Op.MAGNITUDE:
             continue
         mid, src = _back(g, node.inputs[0])
-        conv = g.producer(src)
-        if conv is None or conv.op is not Op.CONV2D or conv.attrs.depthwise or conv.attrs.groups != 1:
+        basis = g.producer(src)
+        if basis is None or not (basis.op is Op.FULLY_CONNECTED or (
+                basis.op is Op.CONV2D and not basis.attrs.depthwise and basis.attrs.groups == 1)):
             continue
-        front, start = _back(g, conv.inputs[0])
-        if start in g.inputs:
-            wide |= set(mid) | set(front)
+        front, start = _back(g, basis.inputs[0])
+        wide |= set(mid) | (set(front) if start in g.inputs else set())
     return frozenset(wide)
 
 

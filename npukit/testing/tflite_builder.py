@@ -24,6 +24,7 @@ _TENSOR_TYPES = {
     "int8": tfl.TensorType.INT8,
     "int16": tfl.TensorType.INT16,
     "bool": tfl.TensorType.BOOL,
+    "complex64": tfl.TensorType.COMPLEX64,
 }
 
 
