@@ -97,11 +97,13 @@ L, STEP = 48, 8
 def _framed_model() -> bytes:
     """A dynamic batch ([-1, L] stored as [1, L]) framed as tf.signal.frame writes it: the
     input's SHAPE split into [batch], [length] and an empty rest (SPLIT_V), the frame count
-    computed (FLOOR_DIV), the input RESHAPEd to it and scaled. The file stores the frame
+    computed on scalars (RESHAPE by an empty shape, FLOOR_DIV), the input RESHAPEd to it and
+    scaled. The file stores the frame
     tensors with one placeholder frame: only LiteRT's run sizes them."""
     f, i = "float32", "int32"
     x, shape = T("x", (1, L), f), T("shape", (2,), i)
     batch, length, rest = T("batch", (1,), i), T("length", (1,), i), T("rest", (0,), i)
+    scalar, count = T("scalar", (), i), T("count", (), i)
     frames, dims = T("frames", (1,), i), T("dims", (3,), i)
     framed, y = T("framed", (1, 1, STEP), f), T("y", (1, 1, STEP), f)
     window = T("window", (STEP,), f, data=np.hanning(STEP).astype(np.float32))
@@ -112,7 +114,12 @@ def _framed_model() -> bytes:
     ops = [Operator("SHAPE", (x,), (shape,), shape_o),
            Operator("SPLIT_V", (shape, T("sizes", (3,), i, data=np.array([1, 1, 0], np.int32)),
                                 T("axis", (), i, data=np.array(0, np.int32))), (batch, length, rest), split),
-           Operator("FLOOR_DIV", (length, T("step", (1,), i, data=np.array([STEP], np.int32))), (frames,)),
+           # the length as a scalar: a RESHAPE by an empty constant shape (no bytes in the file)
+           Operator("RESHAPE", (length, T("scalar_shape", (0,), i, data=np.zeros(0, np.int32))), (scalar,),
+                    tfl.ReshapeOptionsT()),
+           Operator("FLOOR_DIV", (scalar, T("step", (), i, data=np.array(STEP, np.int32))), (count,)),
+           Operator("RESHAPE", (count, T("one", (1,), i, data=np.array([1], np.int32))), (frames,),
+                    tfl.ReshapeOptionsT()),
            Operator("CONCATENATION", (batch, frames, T("step_dim", (1,), i, data=np.array([STEP], np.int32))),
                     (dims,), tfl.ConcatenationOptionsT()),
            Operator("RESHAPE", (x, dims), (framed,), tfl.ReshapeOptionsT()),
