@@ -136,6 +136,10 @@ class _Importer:
         if op in ("Shape", "Size") and isinstance(ins[0], Act):
             b.values[node.output[0]] = self._shape_value(node, np.array(ins[0].shape, np.int64))
             return
+        empty = next((n for n in node.input if n in b.empty), None)
+        if empty is not None and op not in ("Concat", "Shape", "Size"):
+            raise ModelError(f"value {empty!r} read by ONNX node {b.source[0]!r} is empty (shape "
+                             f"{list(b.values[empty].shape)}): npukit compiles no empty activation")
         known = [v for v in ins if v is None or isinstance(v, np.ndarray)]
         if op not in _NEVER_FOLD and len(known) == len(ins):
             fixed = not self.nested and all(not n or n in self.fixed for n in node.input)

@@ -58,6 +58,7 @@ class Builder:
         self.source: tuple[str, ...] = ()
         self._nchw_view: dict[str, str] = {}
         self._node_names: set[str] = set()
+        self.empty: set[str] = set()                # empty Slice results: constants only Concat (drops) may read
         self.host_typed: dict[str, str] = {}       # integer / boolean host results -> numpy dtype name
         self.onnx_types: dict[str, str] = {}       # ONNX element types the IR holds otherwise: integer
         # inputs read as int32, float64 / float16 host results held as float32

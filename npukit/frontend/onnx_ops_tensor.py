@@ -85,7 +85,9 @@ def depth_to_space(b: Builder, node) -> None:
 
 
 def concat(b: Builder, node) -> None:
-    names = [n for n in node.input if n]
+    """An empty operand (an empty Slice, see slice_) adds nothing and is dropped."""
+    names = [n for n in node.input if n and n not in b.empty]
+    names = names or [n for n in node.input if n]
     rank = max(np.ndim(v) if isinstance(v, np.ndarray) else v.rank for v in (b.values[n] for n in names))
     axis = onnx_axis_to_ir(attributes(node)["axis"], rank)
     ins = [b.operand(n, rank) for n in names]
@@ -162,6 +164,13 @@ def _onnx_slice_bounds(dim: int, start: int, end: int, step: int) -> tuple[int, 
     return start, end if end >= 0 else -dim - 1
 
 
+def _slice_count(dim: int, start: int, end: int, step: int) -> int:
+    """Elements a slice keeps, given _onnx_slice_bounds' start and end."""
+    if step < 0 and start < 0:
+        return 0
+    return len(range(dim)[start:None if end == -dim - 1 else end:step])
+
+
 def slice_(b: Builder, node) -> None:
     a = b.act(node.input[0])
     at = attributes(node)
@@ -181,6 +190,11 @@ def slice_(b: Builder, node) -> None:
             raise ModelError(f"Slice node {b.source[-1]!r} has step 0")
         begin[ax], stop[ax] = _onnx_slice_bounds(a.shape[ax], int(s0), int(e0), int(sp))
         step[ax] = int(sp)
+    sizes = [_slice_count(d, lo, hi, sp) for d, lo, hi, sp in zip(a.shape, begin, stop, step)]
+    if 0 in sizes:      # an empty piece (cat([x, y[:, :0]])): a constant only Concat may read
+        b.values[node.output[0]] = np.zeros(sizes, np.float32)
+        b.empty.add(node.output[0])
+        return
     x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
     attrs = SliceAttrs(to_ir_order(begin, a.rank), to_ir_order(stop, a.rank), to_ir_order(step, a.rank))
     b.emit_result(node.output[0], Op.SLICE, [x], attrs, nhwc=a.rank == 4)

@@ -112,6 +112,19 @@ def test_tensor_ops_opset13(nodes, inits):
     check_against_onnxruntime(model_bytes(nodes, X4, ["y"], inits))
 
 
+@pytest.mark.parametrize("starts, ends, steps", [([0], [0], [1]), ([5], [2 ** 62], [1]), ([-1], [-9], [1]),
+                                                 ([0], [2], [-1])])
+def test_an_empty_slice_adds_nothing_to_a_concat(starts, ends, steps):
+    """cat([x, x[:, :0]]) (RivaGAN's encoder): the empty piece is no activation, and the concat
+    is of the other operands."""
+    const = {"s": np.array(starts, np.int64), "e": np.array(ends, np.int64), "a": np.array([1], np.int64),
+             "t": np.array(steps, np.int64)}
+    nodes = [node("Slice", ["x", "s", "e", "a", "t"], ["empty"]), node("Relu", ["x"], ["r"]),
+             node("Concat", ["r", "empty", "x"], ["y"], axis=1)]
+    g = check_against_onnxruntime(model_bytes(nodes, {"x": (1, 3, 4, 6)}, ["y"], const))
+    assert Op.SLICE not in ops(g) and Op.CONCAT in ops(g)
+
+
 def test_split_into_slices():
     nodes = [node("Split", ["x", "sizes"], ["a", "b"], axis=1), node("Split", ["x"], ["c", "d"], axis=3)]
     g = check_against_onnxruntime(model_bytes(nodes, {"x": (1, 3, 4, 6)}, ["a", "b", "c", "d"],
