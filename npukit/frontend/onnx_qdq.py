@@ -72,8 +72,8 @@ def check_qparams(scale: np.ndarray, zp: np.ndarray, where: str) -> None:
 
 
 class _Stripper:
-    def __init__(self, model: onnx.ModelProto):
-        self.model = model
+    def __init__(self, model: onnx.ModelProto, clip: bool = False):
+        self.model, self.clip = model, clip
         g = model.graph
         self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         self.int_consts: dict[str, ConstQ] = {}           # Q of a constant: its integer result
@@ -127,6 +127,13 @@ class _Stripper:
             return
         x = self.alias.get(x, x)
         qp = _act_qparams(scale, zp, self.where(node))
+        if self.clip:       # the range the codes stand for (a zero point at the bottom is a ReLU)
+            info = np.iinfo(zp.dtype)
+            bounds = [(float(v) - float(zp.ravel()[0])) * float(scale.ravel()[0]) for v in (info.min, info.max)]
+            lo, hi, y = f"{out}/lowest", f"{out}/highest", f"{out}/range"
+            self.new_inits += [numpy_helper.from_array(np.array(v, np.float32), n) for v, n in zip(bounds, (lo, hi))]
+            self.nodes.append(helper.make_node("Clip", [x, lo, hi], [y], name=y))
+            x = y
         if self.activations.setdefault(x, qp) != qp:
             # a second quantisation of the same values (DQ -> Q): a requantisation, kept as an
             # unbounded Clip, which npukit computes as exactly that (requantise, full range)
@@ -243,9 +250,11 @@ def _broadcast(values: np.ndarray, like: np.ndarray, axis: int | None) -> np.nda
     return values.reshape(shape)
 
 
-def strip_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, QdqInfo]:
-    """(the float model the quantised one annotates, the quantisation read off it)."""
-    return _Stripper(model).run()
+def strip_qdq(model: onnx.ModelProto, clip: bool = False) -> tuple[onnx.ModelProto, QdqInfo]:
+    """(the float model the quantised one annotates, the quantisation read off it). `clip`:
+    each quantised activation is clipped to the range its codes stand for (the float model
+    of a partly quantised one, whose Q -> DQ pairs may be its only ReLU)."""
+    return _Stripper(model, clip).run()
 
 
 def load_quantised_onnx(model: onnx.ModelProto, input_shapes=None, input_values=None):
@@ -253,5 +262,7 @@ def load_quantised_onnx(model: onnx.ModelProto, input_shapes=None, input_values=
     from .onnx import load_onnx
     from .onnx_qdq_ir import attach_qdq
     float_model, info = strip_qdq(model)
-    g = load_onnx(float_model.SerializeToString(), input_shapes, input_values)
-    return attach_qdq(g, info)
+    g = attach_qdq(load_onnx(float_model.SerializeToString(), input_shapes, input_values), info)
+    if g is None:       # partly quantised: the float model, each quantised activation's range kept
+        g = load_onnx(strip_qdq(model, clip=True)[0].SerializeToString(), input_shapes, input_values)
+    return g

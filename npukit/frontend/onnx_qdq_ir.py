@@ -11,9 +11,15 @@ frontend built from the stripped model.
   requantised to that scale, as npukit's integer kernels take it.
 - Operators whose int8 kernels need the output quantisation of their input (pools, concat,
   data movement) get a requantising QUANTIZE in front of an input quantised differently.
+- A model that leaves some activations in float (quantize_static with only some operator
+  types) is imported as the float model it annotates, with a PartlyQuantisedWarning: each
+  quantised activation clipped to the range its codes stand for (a zero point at the
+  bottom of the range is the only ReLU quantize_static leaves), then calibrated and
+  quantised by npukit as any float model.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -25,6 +31,10 @@ from ..opt.patterns import fuse_hard_swish
 from ..opt.rewrite import Index, const
 from ..quant.groups import FIXED_OUTPUT, SAME_AS_INPUT
 from .onnx_qdq import ConstQ, QdqInfo
+
+class PartlyQuantisedWarning(UserWarning):
+    """A QDQ model with float activations left between its quantised ones."""
+
 
 _MOVES = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD}
 _FUSES_ACT = (Op.CONV2D, Op.FULLY_CONNECTED, Op.ADD, Op.SUB, Op.MUL, Op.MAX_POOL, Op.AVG_POOL)
@@ -172,8 +182,9 @@ def _fixed_softmax_output(g: Graph) -> Graph:
     return g.with_nodes(nodes, tensors)
 
 
-def attach_qdq(g: Graph, info: QdqInfo) -> Graph:
-    """The pre-quantised IR graph (int8 activations, float I/O) of a stripped ONNX model."""
+def attach_qdq(g: Graph, info: QdqInfo) -> Graph | None:
+    """The pre-quantised IR graph (int8 activations, float I/O) of a stripped ONNX model; None
+    (with a PartlyQuantisedWarning) when it leaves activations in float."""
     if not info.activations:          # weights-only quantisation: a float model
         return g
     g = _layout_passes(g)
@@ -182,15 +193,18 @@ def attach_qdq(g: Graph, info: QdqInfo) -> Graph:
     _propagate(g, quant)
     _derive(g, quant)
     tensors = dict(g.tensors)
+    left = [n for n, t in g.tensors.items() if not t.is_const and t.dtype is DType.F32 and n not in quant]
+    if left:            # partly quantised (e.g. only its convs): the float model it annotates
+        prod = g.producer(left[0])
+        what = f"output of {', '.join(prod.source) or prod.name}" if prod else "graph input"
+        warnings.warn(f"this quantised ONNX model leaves {len(left)} activation(s) in float (first: "
+                      f"{left[0]!r}, {what}): it is compiled as the float model it annotates, calibrated by "
+                      f"npukit (pass --calib), its ranges kept as clips, not its scales", PartlyQuantisedWarning,
+                      stacklevel=2)
+        return None
     for name, t in g.tensors.items():
-        if t.is_const or t.dtype is not DType.F32:
-            continue
-        if name not in quant:
-            prod = g.producer(name)
-            what = f"output of {', '.join(prod.source) or prod.name}" if prod else "graph input"
-            raise UnsupportedOpError(f"tensor {name!r} ({what}) is not quantised in this quantised ONNX model; "
-                                     f"npukit needs every activation quantised")
-        tensors[name] = replace(t, dtype=DType.I8, quant=quant[name])
+        if not t.is_const and t.dtype is DType.F32:
+            tensors[name] = replace(t, dtype=DType.I8, quant=quant[name])
     for node in g.nodes:
         if node.op in (Op.CONV2D, Op.FULLY_CONNECTED):
             _weights(g, node, info, quant, tensors)

