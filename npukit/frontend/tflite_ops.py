@@ -268,6 +268,18 @@ def function(cv, op) -> None:
     cv.emit(Op.UNARY, [x], cv.name(op.outputs[0]), UnaryAttrs(fn))
 
 
+@converter("POW")
+def power(cv, op) -> None:
+    """x ** p by a constant scalar exponent in a float model: one table (LiteRT has no int8
+    POW kernel); another exponent, or an int8 model, stays on the host."""
+    x, e = cv.name(op.inputs[0]), cv.const(op.inputs[1])
+    if cv.tensors[x].dtype.value != "float32" or e is None or e.size != 1 or e.dtype.kind != "f":
+        raise UnsupportedOpError(f"{cv.where()}: only a float POW by a constant scalar exponent runs on the NPU")
+    if cv.shape(op.inputs[0]) != cv.shape(op.outputs[0]):
+        raise UnsupportedOpError(f"{cv.where()}: POW broadcasting its base is not supported")
+    cv.emit(Op.UNARY, [x], cv.name(op.outputs[0]), UnaryAttrs("pow", float(e.ravel()[0])))
+
+
 _COMPARISONS = {"EQUAL": "equal", "NOT_EQUAL": "not_equal", "GREATER": "greater",
                 "GREATER_EQUAL": "greater_equal", "LESS": "less", "LESS_EQUAL": "less_equal"}
 

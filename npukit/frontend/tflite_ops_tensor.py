@@ -86,6 +86,17 @@ def strided_slice(cv, op) -> None:
     _slice(cv, x, out, begin, end, step)
 
 
+@converter("REVERSE_V2")
+def reverse(cv, op) -> None:
+    """The axes listed (a constant) read backwards: a SLICE of step -1 on each."""
+    x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])
+    shape = cv.tensors[x].shape
+    axes = {int(a) % len(shape) for a in cv.need_const(op.inputs[1], "REVERSE_V2 axes").ravel()} if shape else set()
+    _same_quant(cv, x, out)
+    _slice(cv, x, out, [d - 1 if a in axes else 0 for a, d in enumerate(shape)],
+           [-d - 1 if a in axes else d for a, d in enumerate(shape)], [-1 if a in axes else 1 for a in range(len(shape))])
+
+
 @converter("SLICE")
 def slice_op(cv, op) -> None:
     x, out = cv.name(op.inputs[0]), cv.name(op.outputs[0])

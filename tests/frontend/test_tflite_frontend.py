@@ -71,6 +71,53 @@ def test_float_model_goes_through_npukit_quantisation(tmp_path):
     assert np.max(np.abs(got - want)) < 0.05 * np.max(np.abs(want))
 
 
+@pytest.mark.parametrize("exponent", [0.3, 2.0, -0.5])
+def test_float_pow_by_a_constant_is_one_table_on_the_npu(tmp_path, exponent):
+    """BirdNET's magnitude scaling: POW by a constant scalar exponent, against LiteRT."""
+    model = build_single_op("POW", [T("x", (1, 8, 16), "float32"),
+                                    T("p", (), "float32", data=np.array(exponent, np.float32))],
+                            [T("y", (1, 8, 16), "float32")])
+    path = tmp_path / "pow.tflite"
+    path.write_bytes(model)
+    calib = np.random.default_rng(4).uniform(0.5, 4, (8, 1, 8, 16)).astype(np.float32)
+    prog = npu_compile(path, "npu-m", calibration={"x": calib})
+    assert prog.profile().host_ops == [] and [la.op for la in prog.program.layers] == ["unary"]
+    for x in calib[:3]:
+        want = run_reference(model, [x])[0]
+        assert np.max(np.abs(prog.run({"x": x})["y"] - want)) <= 2 * prog.program.outputs[0].scale
+
+
+def test_pow_by_a_tensor_runs_on_the_host(tmp_path):
+    model = build_single_op("POW", [T("x", (1, 8), "float32"), T("p", (1, 8), "float32")], [T("y", (1, 8), "float32")])
+    path = tmp_path / "pow.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m", calibration={"x": np.full((2, 1, 8), 2.0, np.float32),
+                                                  "p": np.full((2, 1, 8), 0.5, np.float32)})
+    assert [h["reason"] for h in prog.profile().host_ops] == ["no NPU kernel for TFLite POW: only a float POW by a "
+                                                              "constant scalar exponent runs on the NPU"]
+
+
+@pytest.mark.parametrize("dtype, axes", [("int8", [1]), ("int8", [1, -1]), ("float32", [2])])
+def test_reverse_is_a_backward_slice_on_the_npu(tmp_path, dtype, axes):
+    """REVERSE_V2 (BirdNET flips its mel axis) against LiteRT: int8 codes exactly."""
+    q = {"scale": 0.1, "zero_point": 3} if dtype == "int8" else {}
+    model = build_single_op("REVERSE_V2", [T("x", (2, 5, 6), dtype, **q),
+                                           T("axes", (len(axes),), "int32", data=np.array(axes, np.int32))],
+                            [T("y", (2, 5, 6), dtype, **q)])
+    path = tmp_path / "reverse.tflite"
+    path.write_bytes(model)
+    rng = np.random.default_rng(5)
+    calib = rng.uniform(-1, 1, (8, 2, 5, 6)).astype(np.float32)
+    prog = npu_compile(path, "npu-m", calibration={"x": calib} if dtype == "float32" else None)
+    assert prog.profile().host_ops == []
+    x = rng.integers(-128, 128, (2, 5, 6)).astype(np.int8) if dtype == "int8" else calib[0]
+    got, want = prog.run({"x": x})["y"], run_reference(model, [x])[0]
+    if dtype == "int8":
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert np.max(np.abs(got - want)) <= prog.program.outputs[0].scale
+
+
 def test_unsupported_operator_is_named(tmp_path):
     model = build_single_op("CUMSUM", [T("x", (1, 8), scale=0.1), T("axis", (1,), "int32", data=np.array([1], np.int32))],
                             [T("y", (1, 8), scale=0.1)])
