@@ -291,6 +291,8 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     cb = max(1, min(inner, budget // (n * xb + elem)))
     ob = max(1, min(outer, budget // ((n * xb + elem) * cb)))
     if (n * xb + elem) * ob * cb > budget:
+        if node.op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
+            return _lower_extreme_in_parts(ctx, g, node, (outer, n, inner), budget)
         raise ScheduleError(f"{node.name}: a reduction over {n} elements does not fit ABUF ({a_slots.size} B)")
     ins, outs = SlotPair(a_slots.take(n * ob * cb * xb, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * elem, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
@@ -315,11 +317,50 @@ def lower_mean(ctx: Ctx, g: Graph, node: Node) -> dict:
     return {}
 
 
+def _extreme_parts(n: int, xb: int, budget: int) -> tuple[int, int] | None:
+    """(rows per part, parts) of a maximum / minimum over n rows of one column taken in parts:
+    the parts' results, one row each, are reduced last. None if not even that fits."""
+    rows = max(1, math.isqrt(n))
+    parts = -(-n // rows)
+    return (rows, parts) if (2 * rows + parts + 1) * xb + 4 * I.ALIGN <= budget else None
+
+
+def _lower_extreme_in_parts(ctx: Ctx, g: Graph, node: Node, layout: tuple[int, int, int], budget: int) -> dict:
+    """REDUCE_MAX / MIN over more rows than a tile holds: each column's rows in parts, each
+    part's extreme (at the input's scale: exact) into a row of a partial block, then the
+    extreme of the partial rows. Columns one at a time."""
+    e, (outer, n, inner) = ctx.emitter, layout
+    xb = g.tensors[node.inputs[0]].dtype.itemsize
+    found = _extreme_parts(n, xb, budget)
+    if found is None:
+        raise ScheduleError(f"{node.name}: a reduction over {n} elements does not fit ABUF even in parts")
+    rows, parts = found
+    a_slots, _, _ = ctx.slots()
+    ins, partial = SlotPair(a_slots.take(rows * xb, ctx.nbuf)), a_slots.take(parts * xb, 1)[0]
+    out = a_slots.take(xb, 1)[0]
+    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
+    kind = REDUCE_KIND[node.op]
+    for b in range(outer):
+        for c in range(inner):
+            for k in range(parts):
+                r0, rl = k * rows, min(rows, n - k * rows)
+                xa = ins.next()
+                dma(e, ctx.space(node.inputs[0]), src + ((b * n + r0) * inner + c) * xb, (0, 0, 0, inner * xb),
+                    I.ABUF, xa, (0, 0, 0, xb), (1, 1, 1, rl), xb)
+                e.emit(lambda L, d: I.Mean(L, d, xa, rl, 1, partial + k * xb, (), kind, xb))
+            e.emit(lambda L, d: I.Mean(L, d, partial, parts, 1, out, (), kind, xb))
+            contiguous(e, I.ABUF, out, ctx.space(node.outputs[0]), dst + (b * inner + c) * xb, xb)
+    return {}
+
+
 def reduction_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
-    """A reduction's tile holds at least one column of its n reduced elements (double-buffered)."""
+    """A reduction's tile holds at least one column of its n reduced elements (double-buffered);
+    a maximum or minimum may take the column in parts (_lower_extreme_in_parts)."""
     _, n, _ = _adjacent_layout(g, node)
     xb = g.tensors[node.inputs[0]].dtype.itemsize
-    return 2 * (n * xb + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes
+    if 2 * (n * xb + g.tensors[node.outputs[0]].dtype.itemsize + 64) <= abuf_bytes:
+        return True
+    return node.op in (Op.REDUCE_MAX, Op.REDUCE_MIN) and _extreme_parts(n, xb, abuf_bytes // 2 - 64) is not None
 
 
 def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
