@@ -58,3 +58,7 @@ def did_you_mean(word: str, known) -> str:
     import difflib
     close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class DynamicBatchWarning(UserWarning):
+    """An input's leading dimension is left open by the model; it is compiled for batch 1."""

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import ModelError, UnsupportedOpError, first_line
+from ..errors import DynamicBatchWarning, ModelError, UnsupportedOpError, first_line
 from ..ir.graph import DType, Graph, Tensor
 from ..ir.verify import verify
 from ..limits import MODEL_BYTES
@@ -41,10 +41,6 @@ CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **NORM_CONVERTERS, **ELTWISE
 _INT_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
 _NEVER_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike",
                "RandomUniformLike", "Multinomial", "Bernoulli"}
-
-
-class DynamicBatchWarning(UserWarning):
-    """An input's leading dimension is symbolic; the model is compiled for batch 1."""
 
 
 def _input_shape(vi: onnx.ValueInfoProto, given: dict) -> tuple[int, ...]:

@@ -5,12 +5,13 @@ placeholder the converter stored (often 1 for each dynamic dimension). Tensors w
 the graph computes from the input's are sized by running the model once on zeros."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
-from ..errors import InputError, ModelError, first_line
+from ..errors import DynamicBatchWarning, InputError, ModelError, first_line
 from . import tflite_read as rd
 
 
@@ -73,17 +74,33 @@ tensors whose shapes are computed). Only dynamic axes may change (InputError).""
             t.shape = np.asarray(resolved[i], np.int32)
 
 
+def _open_batches(model: tfl.ModelT, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """{input: its stored shape} for the inputs whose only dynamic axis is the batch and that
+    `shapes` leaves unsized (a malformed file: none; the import check names its fault)."""
+    try:
+        sg = model.subgraphs[0]
+        stored = {rd.tensor_name(sg.tensors[i], int(i)): rd.shape(sg.tensors[i]) for i in sg.inputs}
+        return {k: stored[k] for k, axes in dynamic_inputs(model).items() if axes == (0,) and k not in shapes}
+    except (IndexError, TypeError, AttributeError, ValueError):
+        return {}
+
+
 def read_resized(path: Path, shapes: dict[str, tuple[int, ...]], sizes_given: bool = True) -> tfl.ModelT:
-    """The model read and validated at the input shapes given. A file whose stored
-    placeholder shapes do not validate, with dynamic inputs left unsized, is an error that
-    says to size them (unless not `sizes_given`: the caller reads only its interface)."""
+    """The model read and validated at the input shapes given. An input whose only open axis
+    is the batch is sized at its stored batch (1, with a DynamicBatchWarning) and LiteRT
+    resolves the shapes the graph computes from it (a model LiteRT cannot run keeps its stored
+    shapes). A file whose stored placeholder shapes do not validate, with other dynamic axes
+    left unsized, is an error that says to size them (unless not `sizes_given`: the caller
+    reads only its interface)."""
     from .tflite_check import check_model
     model = rd.read_model(path, check=False)
+    batch = _open_batches(model, shapes) if sizes_given else {}
+    failed: ModelError | None = None
     try:
         check_model(model, str(path))
     except ModelError as e:
         try:
-            unsized = {k: v for k, v in dynamic_inputs(model).items() if k not in shapes}
+            unsized = {k: v for k, v in dynamic_inputs(model).items() if k not in shapes and k not in batch}
         except (IndexError, TypeError, AttributeError, ValueError):    # malformed beyond the shapes
             raise e from None
         if unsized and not sizes_given:
@@ -91,9 +108,18 @@ def read_resized(path: Path, shapes: dict[str, tuple[int, ...]], sizes_given: bo
         if unsized:
             hint = ", ".join(f"{k!r} (dynamic axes {list(v)})" for k, v in unsized.items())
             raise type(e)(f"{e} (the file leaves input {hint} unsized: give --input-shape)") from None
-        if not shapes:
+        if not shapes and not batch:
             raise
-    if shapes:
-        resize_inputs(model, path, shapes)
+        failed = e
+    for name, shape in batch.items():
+        warnings.warn(f"input {name!r} has a dynamic batch dimension: compiled for batch {shape[0]} "
+                      f"(--input-shape {name}=... chooses another)", DynamicBatchWarning, stacklevel=3)
+    if batch or shapes:
+        try:
+            resize_inputs(model, path, {**shapes, **batch})
+        except InputError:
+            if shapes or failed is not None:
+                raise
+            return model        # LiteRT cannot run it (a custom operator): its stored shapes, which import
         check_model(model, str(path))
     return model

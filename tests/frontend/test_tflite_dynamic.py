@@ -146,3 +146,16 @@ def test_computed_shapes_are_sized_by_litert_even_at_the_stored_input_shape(tmp_
         want, got = _litert(model, x), prog.run({"x": x})["y"]
         assert got.shape == want.shape == (1, L // STEP, STEP)
         assert np.abs(got - want).max() <= 2 * y_io.scale
+
+
+def test_an_open_batch_alone_compiles_for_batch_1_with_a_warning(tmp_path):
+    """No --input-shape: the stored placeholders do not import (one frame), but only the batch
+    is open, so the model is sized at its stored batch, as the ONNX frontend does."""
+    from npukit.errors import DynamicBatchWarning
+    path = tmp_path / "framed.tflite"
+    path.write_bytes(model := _framed_model())
+    calib = np.random.default_rng(3).uniform(-1, 1, (8, 1, L)).astype(np.float32)
+    with pytest.warns(DynamicBatchWarning, match="input 'x' has a dynamic batch dimension: compiled for batch 1"):
+        prog = npu_compile(path, "npu-m", calibration={"x": calib}, sqnr=False)
+    want, got = _litert(model, calib[0]), prog.run({"x": calib[0]})["y"]
+    assert got.shape == want.shape == (1, L // STEP, STEP)
