@@ -98,7 +98,7 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
     c = out.shape[-1]
     tr = rows_fitting(c)
     if tr < 1 and (bs_r, bs_c) in ((c, 1), (0, 0)):     # element by element: rows of any length will do
-        c = next(d for d in range(c - 1, 0, -1) if out.size % d == 0 and rows_fitting(d) >= 1)
+        c = next((d for d in range(c - 1, 0, -1) if out.size % d == 0 and rows_fitting(d) >= 1), c)
         bs_r, tr = (c if bs_r else 0), rows_fitting(c)
     if tr < 1:
         raise ScheduleError(f"{node.name}: a row of {c} channels does not fit ABUF")

@@ -37,8 +37,6 @@ CASES = {
                 [T("v", (2, 5, 3), scale=0.05, zero_point=3), T("i", (2, 5, 3), "int32")], None),
     "TILE": ([X, T("multiples", (3,), "int32", data=_i32(1, 2, 1))], [T("y", (2, 10, 6), scale=0.05, zero_point=3)],
              tfl.TileOptionsT()),
-    "REVERSE_V2": ([X, T("axis", (1,), "int32", data=_i32(2))], [T("y", (2, 5, 6), scale=0.05, zero_point=3)],
-                   tfl.ReverseV2OptionsT()),
     "SQUARED_DIFFERENCE": ([X, T("b", (2, 5, 6), scale=0.04, zero_point=-7)],
                            [T("y", (2, 5, 6), scale=0.2, zero_point=-128)], tfl.SquaredDifferenceOptionsT()),
     "GATHER_ND": ([X, T("idx", (3, 2), "int32", data=_i32([1, 4], [0, 0], [1, 2]))],
@@ -140,20 +138,21 @@ def _conv(name: str, x: T, y: T, rng, float_model: bool) -> Operator:
 
 
 def _sandwich(middle: str, float_model: bool, rng) -> bytes:
-    """conv -> `middle` (no NPU lowering, reversing W) -> conv, NHWC 1x6x6x4."""
+    """conv -> `middle` (no NPU lowering: TILE by ones, or CUMSUM along W) -> conv, NHWC 1x6x6x4."""
     kw = {"dtype": "float32"} if float_model else {}
     q = (lambda s, z: {}) if float_model else (lambda s, z: {"scale": s, "zero_point": z})
     x, a = T("x", (1, 6, 6, 4), **kw, **q(0.04, -2)), T("a", (1, 6, 6, 8), **kw, **q(0.06, 5))
     b, y = T("b", (1, 6, 6, 8), **kw, **q(0.06, 5)), T("y", (1, 6, 6, 4), **kw, **q(0.08, -1))
-    axis = T("axis", (1,), "int32", data=_i32(2))
-    options = tfl.ReverseV2OptionsT() if middle == "REVERSE_V2" else tfl.CumsumOptionsT()
+    axis = T("multiples", (4,), "int32", data=_i32(1, 1, 1, 1)) if middle == "TILE" else \
+        T("axis", (1,), "int32", data=_i32(2))
+    options = tfl.TileOptionsT() if middle == "TILE" else tfl.CumsumOptionsT()
     ops = [_conv("c1", x, a, rng, float_model), Operator(middle, (a, axis), (b,), options),
            _conv("c2", b, y, rng, float_model)]
     return build_model(ops, [x], [y])
 
 
 def test_npu_host_npu_model_is_bit_exact(tmp_path):
-    model = _sandwich("REVERSE_V2", False, np.random.default_rng(1))
+    model = _sandwich("TILE", False, np.random.default_rng(1))
     path = tmp_path / "sandwich.tflite"
     path.write_bytes(model)
     prog = npu_compile(path, "npu-m")
