@@ -29,7 +29,7 @@ LAYERS = (
     ("sim",),
     ("report",),
     ("export",),
-    ("measure", "compiler"),
+    ("measure", "ptq", "compiler"),
     ("api",),
     ("dse",),
     ("models",),

@@ -31,7 +31,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": get_args(Precision),
     "recurrent_host": get_args(AutoNever),
 }
-# fields the quantiser reads (compiler.quantise), not lowering: the explorer quantises once per setting
+# fields the quantiser reads (ptq.quantise), not lowering: the explorer quantises once per setting
 QUANT_OPTIONS = ("equalize", "bias_correction", "flat_clip", "precision", "min_sqnr", "gptq")
 # numeric fields: (low, high, high included)
 RANGES: dict[str, tuple[float, float | None, bool]] = {

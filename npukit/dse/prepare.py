@@ -52,7 +52,8 @@ def prepare_model(spec: ModelSpec, quant: tuple[tuple[str, str], ...] = ()) -> P
 def quantise(spec: ModelSpec, quant: tuple[tuple[str, Any], ...] = ()):
     """The compiler driver's stages up to the quantised graph (lowering is per point)."""
     from ..codegen.context import CompileOptions
-    from ..compiler import load_model, quantise as quantise_graph
+    from ..compiler import load_model
+    from ..ptq import quantise as quantise_graph
     g = load_model(spec.path, dict(spec.input_shapes) or None)
     calibration = _npz(spec.calibration) if spec.calibration else None
     try:

@@ -110,7 +110,8 @@ def test_a_models_calibration_file_is_read_and_a_bad_one_is_a_stored_failure(tmp
     same arrays); an unreadable one fails that model's points with the file named."""
     import numpy as np
 
-    from npukit.compiler import load_model, quantise
+    from npukit.compiler import load_model
+    from npukit.ptq import quantise
     from npukit.dse.prepare import prepare_model
     from npukit.dse.space import load_space
     from dse_util import DIGITS

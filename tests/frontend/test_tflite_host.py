@@ -92,7 +92,7 @@ def test_multi_output_operator_runs_once_per_inference(tmp_path, monkeypatch):
     from ai_edge_litert.interpreter import Interpreter
 
     from npukit.arch import load_arch
-    from npukit.compiler import quantise
+    from npukit.ptq import quantise
     from npukit.frontend.tflite import load_tflite
 
     x = T("x", (2, 5, 6), "float32")

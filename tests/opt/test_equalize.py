@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from npukit.compiler import quantise
+from npukit.ptq import quantise
 from npukit.measure import quantize_inputs
 from npukit.codegen.context import CompileOptions
 from npukit.ir.graph import Clamp, ConvAttrs, DType, Graph, Node, Op, Tensor

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from npukit.codegen.context import CompileOptions
-from npukit.compiler import quantise
+from npukit.ptq import quantise
 from npukit.measure import quantize_inputs
 from npukit.ir.graph import ConvAttrs, DType, Graph, Node, Op, Tensor
 from npukit.quant.bias_correction import correct_biases, output_shift

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from npukit.compiler import quantise
+from npukit.ptq import quantise
 from npukit.ir.graph import Clamp, ConvAttrs, DType, Graph, Node, NoAttrs, Op, SoftmaxAttrs, Tensor
 from npukit.quant.calib_warnings import CalibrationWarning, calibration_findings
 from npukit.quant.calibrate import METHODS, Observer, entropy_threshold, observe

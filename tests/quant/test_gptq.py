@@ -15,7 +15,8 @@ import pytest
 from npukit.api import CompiledModel
 from npukit.codegen.context import CompileOptions
 from npukit.codegen.options import parse_option
-from npukit.compiler import compile_graph, quantise
+from npukit.compiler import compile_graph
+from npukit.ptq import quantise
 from npukit.errors import InputError
 from npukit.ir.graph import ConvAttrs, DType, FcAttrs, Graph, Node, Op, Tensor
 from npukit.kernels.float_exec import run_node

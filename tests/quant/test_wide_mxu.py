@@ -14,7 +14,8 @@ from npukit.api import CompiledModel
 from npukit.arch import load_arch
 from npukit.codegen.context import CompileOptions
 from npukit.codegen.lower import lower_program
-from npukit.compiler import load_model, quantise
+from npukit.compiler import load_model
+from npukit.ptq import quantise
 from npukit.measure import quantize_inputs
 from npukit.ir.graph import DType, Op
 from npukit.kernels.float_exec import run_float
