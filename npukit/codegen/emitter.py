@@ -46,26 +46,32 @@ class _Log:
         """Adds the earlier readers and writers of [lo, hi) to `deps` and logs the write."""
         for entries, reach in ((self.writes, self.max_write), (self.reads, self.max_read)):
             i = j = bisect.bisect_left(entries, (lo - reach,))
-            n, hit = len(entries), False
-            while j < n and entries[j][0] < hi:
-                hit = hit or entries[j][1] > lo
-                j += 1
-            if not hit:
-                continue
-            kept = []
-            for entry in entries[i:j]:
+            n = len(entries)
+            kept: list[tuple[int, int, int]] = []
+            after: list[tuple[int, int, int]] = []
+            hit = False
+            while j < n:
+                entry = entries[j]
                 a_lo, a_hi, a_idx = entry
+                if a_lo >= hi:
+                    break
+                j += 1
                 if a_hi <= lo:
                     kept.append(entry)
                     continue
+                hit = True
                 deps.add(a_idx)
                 # the new write shadows these bytes: later hazards reach the old access through it
                 if a_lo < lo:
                     kept.append((a_lo, lo, a_idx))
                 if hi < a_hi:
-                    kept.append((hi, a_hi, a_idx))
-            kept.sort()
-            entries[i:j] = kept     # still sorted by start: what follows starts at hi or later
+                    after.append((hi, a_hi, a_idx))
+            if hit:
+                # still sorted by start: the pieces before start below hi, those after at hi,
+                # and what follows j starts at hi or later
+                if len(after) > 1:
+                    after.sort()
+                entries[i:j] = kept + after if after else kept
         bisect.insort(self.writes, (lo, hi, idx))
         if hi - lo > self.max_write:
             self.max_write = hi - lo
