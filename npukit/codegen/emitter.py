@@ -90,7 +90,11 @@ class Emitter:
         """`make(layer, deps)` builds the instruction; returns its index. Its reads and writes
         are the ISA's; `host_reads` / `host_writes`: a HOST instruction's segment tensors."""
         ins = make(self.layer, ())
-        deps = self._deps((*ranges.reads(ins), *host_reads), (*ranges.writes(ins), *host_writes), len(self.program))
+        reads: Sequence[Range] = ranges.reads(ins)
+        writes: Sequence[Range] = ranges.writes(ins)
+        if host_reads or host_writes:
+            reads, writes = [*reads, *host_reads], [*writes, *host_writes]
+        deps = self._deps(reads, writes, len(self.program))
         object.__setattr__(ins, "deps", deps)    # a fresh record, not yet shared
         self.program.append(ins)
         return len(self.program) - 1
@@ -113,7 +117,7 @@ class Emitter:
                 log = logs[space] = _Log()
             log.write(lo, hi, idx, deps)
         deps.discard(idx)
-        return tuple(sorted(deps))
+        return tuple(sorted(deps)) if len(deps) > 1 else tuple(deps)
 
 
 def replayed_deps(entries, readonly: dict[int, tuple[int, int]]) -> list[tuple[int, ...]]:
@@ -133,7 +137,11 @@ class Recorder(Emitter):
 
     def emit(self, make, host_reads: Sequence[Range] = (), host_writes: Sequence[Range] = ()) -> int:
         ins = make(self.layer, ())
-        self.entries.append((ins, (*ranges.reads(ins), *host_reads), (*ranges.writes(ins), *host_writes)))
+        reads: Sequence[Range] = ranges.reads(ins)
+        writes: Sequence[Range] = ranges.writes(ins)
+        if host_reads or host_writes:
+            reads, writes = [*reads, *host_reads], [*writes, *host_writes]
+        self.entries.append((ins, reads, writes))
         return len(self.entries) - 1
 
 
