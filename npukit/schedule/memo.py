@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Memo:
     tilings: dict = field(default_factory=dict)   # search_conv / search_fused key -> cheapest tilings
+    problems: dict = field(default_factory=dict)  # (conv layer, fit) -> its tiled problem (codegen.conv)
     chosen: dict = field(default_factory=dict)    # replay.fastest key -> index of the timed winner
     units: dict = field(default_factory=dict)     # scheduler: a unit's recorded emission, by its inputs
     windows: dict = field(default_factory=dict)   # scheduler: (cycles, energy) of a window of units
