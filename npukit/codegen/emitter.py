@@ -128,6 +128,30 @@ def replayed_deps(entries, readonly: dict[int, tuple[int, int]]) -> list[tuple[i
     return [track(reads, writes, i) for i, (_, reads, writes) in enumerate(entries)]
 
 
+def moved(entries: list, source: list, target: list) -> list:
+    """Recorded entries with each byte range inside a tensor placed at `source` (tensor,
+    space, address, bytes) moved to where `target` places that tensor. Tensors sharing bytes
+    keep their relative offsets in both (the record's key), so they move alike."""
+    to = {t: a for t, _, a, _ in target}
+    shifts: dict[int, list[tuple[int, int, int]]] = {}
+    for t, space, a, n in source:
+        if to[t] != a:
+            shifts.setdefault(space, []).append((a, a + max(n, 1), to[t] - a))
+    if not shifts:
+        return entries
+
+    def move(spans):
+        out = []
+        for span in spans:
+            for a, b, by in shifts.get(span[0], ()):
+                if a <= span[1] < b:
+                    span = (span[0], span[1] + by, span[2] + by)
+                    break
+            out.append(span)
+        return out
+    return [(ins, move(reads), move(writes)) for ins, reads, writes in entries]
+
+
 @dataclass
 class Recorder(Emitter):
     """Keeps each instruction (built at once: its maker may read loop variables that change
