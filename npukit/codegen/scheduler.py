@@ -198,8 +198,7 @@ class _Scheduler:
         if exact in self.memo.units:
             return self.memo.units[exact]
         key = (k, form, flip, ratio, ctx.consts.base, ctx.consts.compress, spaces, shared)
-        rec = self.memo.layouts.get(key)
-        if rec is None:
+        if key not in self.memo.layouts:
             steps = self._unit(ctx, self.units[k], assign)
             if steps is None:
                 self.memo.units[exact] = self.memo.layouts[key] = None
@@ -215,6 +214,7 @@ class _Scheduler:
             self.memo.layouts[key] = (e.entries, len(steps), placed)
             out: tuple[list, int] | None = (e.entries, len(steps))
         else:
+            rec = self.memo.layouts[key]
             out = rec and (moved(rec[0], rec[2], placed), rec[1])
         self.memo.units[exact] = out
         return out
