@@ -116,6 +116,12 @@ def _fit(ctx: Ctx, node: Node) -> tuple:
     return ctx.arch.abuf_bytes - ctx.onchip_bytes, ctx.arch.acc_bytes, ctx.nbuf, _in_place(ctx, node)
 
 
+def _problem(ctx: Ctx, g: Graph, node: Node) -> ConvProblem:
+    """`conv_problem` in this context, remembered by the compile (the graph is the schedule's)."""
+    fit = _fit(ctx, node)
+    return ctx.memo.get(ctx.memo.problems, (node.name, fit), lambda: conv_problem(g, node, fit))
+
+
 def conv_support(g: Graph, node: Node, work_abuf: int, arch: Arch, nbuf: int, resident: int) -> str:
     """'' if some tiling of a (non-depthwise) conv or fully connected layer fits, else why not
     (`resident`: ABUF bytes that may hold whole tensors, which then need no tile buffers)."""
@@ -133,7 +139,7 @@ def conv_support(g: Graph, node: Node, work_abuf: int, arch: Arch, nbuf: int, re
 def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
     """The tiling the schedule takes: the cheapest by the closed forms, the event model timing
     the `timed_candidates` cheapest."""
-    pr = conv_problem(g, node, _fit(ctx, node))
+    pr = _problem(ctx, g, node)
     o = ctx.options
     pref = ctx.arch.mxu.dataflow if o.dataflow == "arch" else o.dataflow
     in_place = _in_place(ctx, node)
@@ -149,7 +155,7 @@ def choose_conv(ctx: Ctx, g: Graph, node: Node) -> ConvTiling:
 
 def lower_conv(ctx: Ctx, g: Graph, node: Node, t: ConvTiling) -> None:
     """Emit the layer with the schedule's tiling `t`."""
-    pr = conv_problem(g, node, _fit(ctx, node))
+    pr = _problem(ctx, g, node)
     check_conv_tiling(node.name, pr.shape, t)
     _emit(ctx, node, pr, t)
 

@@ -46,26 +46,32 @@ class _Log:
         """Adds the earlier readers and writers of [lo, hi) to `deps` and logs the write."""
         for entries, reach in ((self.writes, self.max_write), (self.reads, self.max_read)):
             i = j = bisect.bisect_left(entries, (lo - reach,))
-            n, hit = len(entries), False
-            while j < n and entries[j][0] < hi:
-                hit = hit or entries[j][1] > lo
-                j += 1
-            if not hit:
-                continue
-            kept = []
-            for entry in entries[i:j]:
+            n = len(entries)
+            kept: list[tuple[int, int, int]] = []
+            after: list[tuple[int, int, int]] = []
+            hit = False
+            while j < n:
+                entry = entries[j]
                 a_lo, a_hi, a_idx = entry
+                if a_lo >= hi:
+                    break
+                j += 1
                 if a_hi <= lo:
                     kept.append(entry)
                     continue
+                hit = True
                 deps.add(a_idx)
                 # the new write shadows these bytes: later hazards reach the old access through it
                 if a_lo < lo:
                     kept.append((a_lo, lo, a_idx))
                 if hi < a_hi:
-                    kept.append((hi, a_hi, a_idx))
-            kept.sort()
-            entries[i:j] = kept     # still sorted by start: what follows starts at hi or later
+                    after.append((hi, a_hi, a_idx))
+            if hit:
+                # still sorted by start: the pieces before start below hi, those after at hi,
+                # and what follows j starts at hi or later
+                if len(after) > 1:
+                    after.sort()
+                entries[i:j] = kept + after if after else kept
         bisect.insort(self.writes, (lo, hi, idx))
         if hi - lo > self.max_write:
             self.max_write = hi - lo
@@ -84,7 +90,11 @@ class Emitter:
         """`make(layer, deps)` builds the instruction; returns its index. Its reads and writes
         are the ISA's; `host_reads` / `host_writes`: a HOST instruction's segment tensors."""
         ins = make(self.layer, ())
-        deps = self._deps((*ranges.reads(ins), *host_reads), (*ranges.writes(ins), *host_writes), len(self.program))
+        reads: Sequence[Range] = ranges.reads(ins)
+        writes: Sequence[Range] = ranges.writes(ins)
+        if host_reads or host_writes:
+            reads, writes = [*reads, *host_reads], [*writes, *host_writes]
+        deps = self._deps(reads, writes, len(self.program))
         object.__setattr__(ins, "deps", deps)    # a fresh record, not yet shared
         self.program.append(ins)
         return len(self.program) - 1
@@ -107,7 +117,7 @@ class Emitter:
                 log = logs[space] = _Log()
             log.write(lo, hi, idx, deps)
         deps.discard(idx)
-        return tuple(sorted(deps))
+        return tuple(sorted(deps)) if len(deps) > 1 else tuple(deps)
 
 
 def replayed_deps(entries, readonly: dict[int, tuple[int, int]]) -> list[tuple[int, ...]]:
@@ -116,6 +126,30 @@ def replayed_deps(entries, readonly: dict[int, tuple[int, int]]) -> list[tuple[i
     the event model takes the tokens beside them, `cost.timing.simulate(deps=)`)."""
     track = Emitter(readonly=dict(readonly))._deps
     return [track(reads, writes, i) for i, (_, reads, writes) in enumerate(entries)]
+
+
+def moved(entries: list, source: list, target: list) -> list:
+    """Recorded entries with each byte range inside a tensor placed at `source` (tensor,
+    space, address, bytes) moved to where `target` places that tensor. Tensors sharing bytes
+    keep their relative offsets in both (the record's key), so they move alike."""
+    to = {t: a for t, _, a, _ in target}
+    shifts: dict[int, list[tuple[int, int, int]]] = {}
+    for t, space, a, n in source:
+        if to[t] != a:
+            shifts.setdefault(space, []).append((a, a + max(n, 1), to[t] - a))
+    if not shifts:
+        return entries
+
+    def move(spans):
+        out = []
+        for span in spans:
+            for a, b, by in shifts.get(span[0], ()):
+                if a <= span[1] < b:
+                    span = (span[0], span[1] + by, span[2] + by)
+                    break
+            out.append(span)
+        return out
+    return [(ins, move(reads), move(writes)) for ins, reads, writes in entries]
 
 
 @dataclass
@@ -127,7 +161,11 @@ class Recorder(Emitter):
 
     def emit(self, make, host_reads: Sequence[Range] = (), host_writes: Sequence[Range] = ()) -> int:
         ins = make(self.layer, ())
-        self.entries.append((ins, (*ranges.reads(ins), *host_reads), (*ranges.writes(ins), *host_writes)))
+        reads: Sequence[Range] = ranges.reads(ins)
+        writes: Sequence[Range] = ranges.writes(ins)
+        if host_reads or host_writes:
+            reads, writes = [*reads, *host_reads], [*writes, *host_writes]
+        self.entries.append((ins, reads, writes))
         return len(self.entries) - 1
 
 

@@ -19,7 +19,7 @@ from ..schedule.plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Place
                              graph_fingerprint)
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
-from .emitter import Recorder, replayed_deps
+from .emitter import Recorder, moved, replayed_deps
 from .conv import choose_conv, lower_conv
 from .fused import choose_fused, fusable_expansions, fusable_pairs, lower_fused, plan_fused
 from .gather import gather_reduced_axes_graph
@@ -162,12 +162,9 @@ class _Scheduler:
         not fit. Remembered by what the timing depends on: the units' forms, the space of each
         tensor they touch and, for tensors sharing bytes, their relative offsets (addresses
         matter only through the hazards between accesses)."""
-        where, tensors = ctx.arena.where, sorted({t for k in range(lo, hi + 1) for t in self.touched[k]})
-        placed = [(t, where[t].space, where[t].addr, self.g.tensors[t].nbytes) for t in tensors if t in where]
-        shared = tuple((t1, t2, a2 - a1) for i, (t1, s1, a1, n1) in enumerate(placed)
-                       for t2, s2, a2, n2 in placed[i + 1:] if s1 == s2 and a1 < a2 + max(n2, 1) and a2 < a1 + max(n1, 1))
+        _, spaces, shared = self._layout(ctx, sorted({t for k in range(lo, hi + 1) for t in self.touched[k]}))
         forms = tuple(assign[d] for _, _, d in self.units[lo:hi + 1] if d)
-        key = (lo, hi, forms, ratio, tuple((t, s) for t, s, _, _ in placed), shared)
+        key = (lo, hi, forms, ratio, spaces, shared)
 
         def cost() -> tuple[int, float] | None:
             entries = self._window(ctx, assign, lo, hi, ratio)
@@ -189,16 +186,22 @@ class _Scheduler:
 
     def _recorded(self, ctx: Ctx, k: int, assign: dict[str, str], flip: bool, ratio: float) -> tuple[list, int] | None:
         """Unit k's instructions in its form as (recorded emission, number of steps), or None:
-        emitted once for each form, first slot side, weight ratio and placement of the
-        tensors it touches (all its instructions depend on), then replayed from the record."""
+        emitted once for each form, first slot side, weight ratio and layout of the tensors it
+        touches (their spaces, and the relative offsets of those sharing bytes), then replayed
+        from the record, its byte ranges moved with the tensors they lie in when the tensors
+        sit elsewhere (an instruction's charge reads spaces and sizes, not addresses)."""
         lo, hi, d = self.units[k]
-        where = ctx.arena.where
-        placed = tuple((t, where[t].space, where[t].addr) for t in self.touched[k] if t in where)
-        key = (k, assign[d] if d else None, flip, ratio, ctx.consts.base, ctx.consts.compress, placed)
-
-        def record() -> tuple[list, int] | None:
+        placed, spaces, shared = self._layout(ctx, self.touched[k])
+        at = tuple((t, a) for t, _, a, _ in placed)
+        form = assign[d] if d else None
+        exact = (k, form, flip, ratio, ctx.consts.base, ctx.consts.compress, spaces, at)
+        if exact in self.memo.units:
+            return self.memo.units[exact]
+        key = (k, form, flip, ratio, ctx.consts.base, ctx.consts.compress, spaces, shared)
+        if key not in self.memo.layouts:
             steps = self._unit(ctx, self.units[k], assign)
             if steps is None:
+                self.memo.units[exact] = self.memo.layouts[key] = None
                 return None
             consts = ctx.consts.fresh(estimate=ratio)
             e = Recorder(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
@@ -208,8 +211,23 @@ class _Scheduler:
                 if j:
                     cx.flip = not cx.flip
                 step(cx)
-            return e.entries, len(steps)
-        return self.memo.get(self.memo.units, key, record)
+            self.memo.layouts[key] = (e.entries, len(steps), placed)
+            out: tuple[list, int] | None = (e.entries, len(steps))
+        else:
+            rec = self.memo.layouts[key]
+            out = rec and (moved(rec[0], rec[2], placed), rec[1])
+        self.memo.units[exact] = out
+        return out
+
+    def _layout(self, ctx: Ctx, tensors: list[str]) -> tuple[list, tuple, tuple]:
+        """The placed tensors among `tensors` as (tensor, space, address, bytes), their spaces,
+        and the relative offsets of those sharing bytes (addresses matter to the timing only
+        through the hazards between accesses)."""
+        where = ctx.arena.where
+        placed = [(t, where[t].space, where[t].addr, self.g.tensors[t].nbytes) for t in tensors if t in where]
+        shared = tuple((t1, t2, a2 - a1) for i, (t1, s1, a1, n1) in enumerate(placed)
+                       for t2, s2, a2, n2 in placed[i + 1:] if s1 == s2 and a1 < a2 + max(n2, 1) and a2 < a1 + max(n1, 1))
+        return placed, tuple((t, s) for t, s, _, _ in placed), shared
 
     def _windows(self, groups: list[str], arenas: list[Arena]) -> list[tuple[int, int]]:
         """Merged ranges of unit indices: the groups' and each unit touching a tensor the

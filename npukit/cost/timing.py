@@ -365,21 +365,27 @@ def simulate(prog: Program, arch: Arch, charges: dict | None = None,
     dma_w, dma_in = int(I.Engine.DMA_W), int(I.Engine.DMA_IN)
     shared_dma = arch.dma.channels < 2
     overhead, setup = costs.INSTR_OVERHEAD, costs.DMA_SETUP_CYCLES
+    host, keys = I.Host, _KEYS
     for i, ins in enumerate(prog.instructions):
         c = counts[ins.layer]
-        if isinstance(ins, I.Host):
+        cls = type(ins)
+        if cls is host:
+            assert isinstance(ins, I.Host)
             eng, uses, work = int(I.engine_of(ins)), (), 0
             lat, elements, cpu = host_cycles(prog, ins.segment, arch)
             c.host_elements += elements
             c.host_cpu_cycles += cpu
         else:
-            key = _key(ins)
+            get = keys.get(cls)
+            key = (cls, get(ins)) if get is not None else _key(ins)
             got = charges.get(key)
             if got is None:
                 got = charges[key] = model.charge(ins)
             eng, lat, uses, work, macs, vpu_ops, sram, region = got
-            c.macs += macs
-            c.vpu_ops += vpu_ops
+            if macs:
+                c.macs += macs
+            if vpu_ops:
+                c.vpu_ops += vpu_ops
             for space, nbytes in sram:
                 c.sram_bytes[space] += nbytes
             for name, nbytes in region:

@@ -27,15 +27,18 @@ class DType(enum.Enum):
 
     @property
     def np(self) -> np.dtype:
-        return np.dtype(self.value)
+        return _NP_DTYPES[self]
 
     @property
     def itemsize(self) -> int:
-        return self.np.itemsize
+        return _NP_DTYPES[self].itemsize
 
     @staticmethod
     def of(array: NDArray) -> "DType":        # (`np` here would be the property above)
         return DType(np.dtype(array.dtype).name)
+
+
+_NP_DTYPES = {d: np.dtype(d.value) for d in DType}
 
 
 class Op(enum.Enum):

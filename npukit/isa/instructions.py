@@ -16,7 +16,7 @@ from dataclasses import MISSING, dataclass, fields
 from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, GRU_RNN_RELU, GRU_RNN_TANH, LSTM_CIFG,  # noqa: F401
                          LSTM_GATE_CLIP, LSTM_LAYER_NORM, LSTM_PARAM_ROWS, LSTM_PEEPHOLE, LUT_BYTES, PARAM_BYTES,
                          REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES,
-                         Eltwise, Engine, Instr, align, gru_cell_gates, lstm_gates, lstm_param_rows,
+                         Eltwise, Engine, Instr, align, fast_init, gru_cell_gates, lstm_gates, lstm_param_rows,
                          requant_param_bytes)
 from .instructions_ext import (LN_HEAD_BYTES, LUT16_BYTES, SOFTMAX_MAX, SOFTMAX_MAX_FIRST,  # noqa: F401
                                SOFTMAX_OUT, SOFTMAX_STATE_BYTES, SOFTMAX_SUM, SOFTMAX_WHOLE, LayerNorm,
@@ -308,6 +308,8 @@ class GruCell(Instr):
 OPCODES: tuple[type[Instr], ...] = (Dma, Fill, Conv, DwConv, Requant, Elementwise, Lut, Pool, Mean, Host,
                                     MatMul, Softmax, Resize, Magnitude, ArgMax, Select, Sigmoid16,
                                     Gather, LayerNorm, Lut16, LstmCell, GruCell)
+for _cls in OPCODES:
+    fast_init(_cls)
 ENGINE_OF = {Dma: None, Fill: Engine.DMA_IN, Conv: Engine.MXU, DwConv: None, Requant: Engine.VPU,
              Elementwise: Engine.VPU, Lut: Engine.VPU, Pool: Engine.VPU, Mean: Engine.VPU,
              Host: Engine.HOST, MatMul: Engine.MXU, Softmax: Engine.VPU, Resize: Engine.VPU,
