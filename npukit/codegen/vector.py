@@ -22,19 +22,29 @@ ELTWISE_KIND = {Op.ADD: I.Eltwise.ADD, Op.SUB: I.Eltwise.SUB, Op.MUL: I.Eltwise.
 COMMUTATIVE = {Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.COMPARE, Op.LOGICAL}   # COMPARE: predicate mirrored
 
 
-def _b_pattern(b_shape, out_shape) -> tuple[int, int] | None:
-    """Strides (per row, per column) of operand b over the [pixels, channels] view of the output."""
-    b_shape = (1,) * (len(out_shape) - len(b_shape)) + tuple(b_shape)
-    c = out_shape[-1]
-    if b_shape == tuple(out_shape):
-        return c, 1
+def _b_pattern(b_shape, out_shape) -> tuple[int, int, int] | None:
+    """(b's stride per row, per column, columns) of a [rows, columns] view of the output in
+    which operand b is the whole tensor, one value per column, one per row or one value: the
+    columns are the last axis where that serves ([pixels, channels]), else the trailing axes
+    from the first split that does (a [1, C, 1, H, W] map times [1, C, 1, 1, 1]: C rows)."""
+    out = tuple(out_shape)
+    b_shape = (1,) * (len(out) - len(b_shape)) + tuple(b_shape)
+    c = out[-1] if out else 1
+    if b_shape == out:
+        return c, 1, c
     lead_one = all(d == 1 for d in b_shape[:-1])
     if lead_one and b_shape[-1] == c:
-        return 0, 1
+        return 0, 1, c
     if lead_one and b_shape[-1] == 1:
-        return 0, 0
-    if b_shape[-1] == 1 and b_shape[:-1] == tuple(out_shape[:-1]):
-        return 1, 0
+        return 0, 0, c
+    if b_shape[-1] == 1 and b_shape[:-1] == out[:-1]:
+        return 1, 0, c
+    for k in range(len(out) - 2, 0, -1):            # rows out[:k], columns out[k:]
+        cols = math.prod(out[k:])
+        if all(d == 1 for d in b_shape[:k]) and b_shape[k:] == out[k:]:
+            return 0, 1, cols
+        if b_shape[:k] == out[:k] and all(d == 1 for d in b_shape[k:]):
+            return 1, 0, cols
     return None
 
 
@@ -53,7 +63,8 @@ def _swapped(params):
 
 
 def eltwise_plan(g: Graph, node: Node):
-    """(a, b, params, b_strides) with the broadcast operand second, or None if unsupported."""
+    """(a, b, params, (b's strides per row and column, columns)) with the broadcast operand
+    second, or None if unsupported."""
     out = g.tensors[node.outputs[0]].shape
     a, b = node.inputs
     params = node.params
@@ -78,7 +89,7 @@ def _location(ctx: Ctx, g: Graph, name: str, eb: int = 1) -> tuple[int, int]:
 
 
 def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
-    a, b, params, (bs_r, bs_c) = plan
+    a, b, params, (bs_r, bs_c, c) = plan
     e, out = ctx.emitter, g.tensors[node.outputs[0]]
     eb = out.dtype.itemsize             # 2: int16 operands and output (16x8)
     # int8 activations of an int16 layer are widened per tile to x - zp (TFLite's int16 ADD / MUL
@@ -95,7 +106,6 @@ def lower_eltwise(ctx: Ctx, g: Graph, node: Node, plan) -> dict:
         per_row = 2 * c * eb + (b_cols * eb if bs_r else 0) + (c if a in stage else 0) + (b_cols if b in stage and bs_r else 0)
         fixed = 0 if bs_r else b_cols * (eb + (b in stage))
         return min(out.size // c, (a_slots.size // ctx.nbuf - 64 - fixed - 32 * len(stage)) // max(per_row, 1))
-    c = out.shape[-1]
     tr = rows_fitting(c)
     if tr < 1 and (bs_r, bs_c) in ((c, 1), (0, 0)):     # element by element: rows of any length will do
         c = next((d for d in range(c - 1, 0, -1) if out.size % d == 0 and rows_fitting(d) >= 1), c)
