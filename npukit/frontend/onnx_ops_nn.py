@@ -76,7 +76,33 @@ def _conv_geometry(at: dict, w: np.ndarray, was_1d: bool):
     return at, k, strides, dilations
 
 
+def _conv_one_frame(b: Builder, node) -> None:
+    """A 3-D Conv over frames of depth 1 with a kernel of depth 1 and no depth padding
+    (RivaGAN's [N, C, 1, H, W] video frames): the 2-D Conv of the one frame."""
+    from onnx import helper
+    at, a, w = attributes(node), b.act(node.input[0]), _weight(b, node.input[1])
+    pads = list(at.get("pads", [0] * 6))
+    if a.shape[2] != 1 or w.ndim != 5 or w.shape[2] != 1 or pads[0] or pads[3]:
+        raise _unsupported(b, "Conv on a 5-D input is supported for one frame (depth 1, kernel depth 1), "
+                              f"not input {list(a.shape)} and kernel {list(w.shape[2:])}")
+    n, c, _, h, wd = a.shape
+    frame, out2, w2 = (b.fresh(f"{node.output[0]}/{part}") for part in ("frame_in", "frame_out", "frame_weight"))
+    b.reshape_to_onnx(frame, b.onnx_layout(node.input[0]), (n, c, h, wd))
+    b.values[w2] = w[:, :, 0]
+    attrs2 = {k: v[1:] for k, v in at.items() if k in ("kernel_shape", "strides", "dilations")}
+    attrs2 |= {k: v for k, v in at.items() if k in ("group", "auto_pad")}
+    if "pads" in at:
+        attrs2["pads"] = pads[1:3] + pads[4:6]
+    bias = list(node.input[2:3])
+    conv(b, helper.make_node("Conv", [frame, w2, *bias], [out2], name=node.name, **attrs2))
+    k, oh, ow = b.act(out2).shape[1:]
+    b.reshape_to_onnx(node.output[0], b.onnx_layout(out2), (n, k, 1, oh, ow))
+
+
 def conv(b: Builder, node) -> None:
+    if b.act(node.input[0]).rank == 5:
+        _conv_one_frame(b, node)
+        return
     at = attributes(node)
     x, was_1d = _as_2d(b, node, node.input[0])
     w = _weight(b, node.input[1])
