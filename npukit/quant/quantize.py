@@ -239,6 +239,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
         return node.with_(params=kc.LogicalParams(kc.CONNECTIVES.index(a.fn)))
     if op in (Op.SIGMOID, Op.TANH, Op.SOFTMAX) and tensors[node.inputs[0]].dtype is DType.I16:
         return node.with_(params=_params_16(node, tensors[node.inputs[0]], ot))
+    if op is Op.HARD_SWISH and tensors[node.inputs[0]].dtype is DType.I16:
+        x = tensors[node.inputs[0]].qp
+        return node.with_(params=kv.hard_swish_lut16(x.s, x.zp, ot.qp.s, ot.qp.zp, ot.dtype.itemsize))
     if op in LUT_OPS:
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]], ot)))
     if op is Op.PRELU:
