@@ -123,7 +123,14 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
             q = QParams.per_tensor(cell_scale(shared[name].lo, shared[name].hi), 0)
             tensors[name] = replace(g.tensors[name], dtype=DType.I16, quant=q)
     typed = g.with_nodes(g.nodes, tensors)
-    return attach_params(typed, known) if params else typed
+    return _own_softmax16(attach_params(typed, known)) if params else typed
+
+
+def _own_softmax16(g: Graph) -> Graph:
+    """A graph npukit quantised itself: its int16 softmaxes count a difference below the exp
+    table's floor 0, not exp(-10) as LiteRT does (kernels_vpu16.Softmax16Params.floor_tail)."""
+    return g.with_nodes(tuple(n.with_(params=replace(n.params, floor_tail=0)) if isinstance(n.params, Softmax16Params)
+                              else n for n in g.nodes), g.tensors)
 
 
 def attach_params(g: Graph, known: dict | None = None) -> Graph:

@@ -50,6 +50,7 @@ def test_widening_follows_the_16x8_ops():
         assert (qg.tensors[name].quant.s, qg.tensors[name].quant.zp) == (1 / 32768, 0)
     params = {n.name: n.params for n in qg.nodes}
     assert isinstance(params["sig"], Sigmoid16Params) and isinstance(params["soft"], Softmax16Params)
+    assert params["soft"].floor_tail == 0       # npukit's own int16 softmax: no exp(-10) floor
     targets = {layer.name: layer.target for layer in prog.layers}
     assert all(targets[n] == "npu" for n in ("sig", "gate", "soft", "mean")), targets
     feeds = [{k: v[i] for k, v in calib.items()} for i in range(2)]
