@@ -90,7 +90,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
     if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT):
         return kv.lut(x, p.table)
     if op is Op.PRELU:
-        return kv.prelu(x, ins[1], p)
+        return kv.prelu(x, ins[1], p, np.asarray(x).dtype)
     if op is Op.SOFTMAX:
         if a.axis not in (-1, x.ndim - 1):
             raise UnsupportedOpError(f"{node.name}: softmax over axis {a.axis} (only the last axis)")

@@ -253,7 +253,7 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]], ot)))
     if op is Op.PRELU:
         x = tensors[node.inputs[0]].qp
-        alpha = _const_input(g, node, 1, tensors)
+        alpha = _const_input(g, node, 1, tensors, wide=tensors[node.inputs[0]].dtype is DType.I16)
         aq = tensors[alpha].qp
         return node.with_(params=kv.prepare_prelu(x.s, x.zp, aq.s, aq.zp, ot.qp.s, ot.qp.zp))
     if op is Op.SOFTMAX:

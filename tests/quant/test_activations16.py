@@ -1,7 +1,9 @@
 """HARD_SWISH of an int16 input (LiteRT has none: its HARD_SWISH refuses int16, "Only float32,
 uint8 and int8 are supported"): LiteRT's int16 table scheme (513 anchors, 7-bit interpolation)
-against the float function, and a widened conv -> hard-swish -> conv chain that now runs in
-int16 throughout on the NPU, simulator = integer reference, closer to float than int8."""
+against the float function; PRELU of int16 codes (LiteRT has no int16 PRELU either: the int8
+kernel's arithmetic on int16 codes, an int16 slope) against the float function; and a widened
+conv -> hard-swish (PReLU) -> conv chain that now runs in int16 throughout on the NPU,
+simulator = integer reference, closer to float than int8."""
 from __future__ import annotations
 
 import sys
@@ -10,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,17 +63,20 @@ def test_hard_swish_int16_input_close_to_float(s_in, ratio, wide_out):
     assert err.max() <= base + k / 2 + h / (8 * s_out)
 
 
-def hard_swish_chain() -> tuple[Graph, dict[str, np.ndarray]]:
-    """x -> 1x1 conv (8 -> 16) -> HARD_SWISH -> 1x1 conv (16 -> 4) -> out, NHWC."""
+def hard_swish_chain(prelu: bool = False) -> tuple[Graph, dict[str, np.ndarray]]:
+    """x -> 1x1 conv (8 -> 16) -> HARD_SWISH (or PRELU, a slope per channel) -> 1x1 conv
+    (16 -> 4) -> out, NHWC."""
     rng = np.random.default_rng(3)
+    slope = np.linspace(-0.3, 0.6, 16).astype(np.float32)
     w1 = (rng.standard_normal((16, 1, 1, 8)) * 0.8).astype(np.float32)
     w2 = (rng.standard_normal((4, 1, 1, 16)) * 0.4).astype(np.float32)
     t = {"x": Tensor("x", (1, 6, 6, 8), DType.F32), "h": Tensor("h", (1, 6, 6, 16), DType.F32),
          "a": Tensor("a", (1, 6, 6, 16), DType.F32), "out": Tensor("out", (1, 6, 6, 4), DType.F32),
          "w1": Tensor("w1", w1.shape, DType.F32, w1), "b1": Tensor("b1", (16,), DType.F32, np.zeros(16, np.float32)),
-         "w2": Tensor("w2", w2.shape, DType.F32, w2), "b2": Tensor("b2", (4,), DType.F32, np.zeros(4, np.float32))}
-    nodes = (Node(Op.CONV2D, "c1", ("x", "w1", "b1"), ("h",), ConvAttrs()),
-             Node(Op.HARD_SWISH, "hs", ("h",), ("a",), NoAttrs()),
+         "w2": Tensor("w2", w2.shape, DType.F32, w2), "b2": Tensor("b2", (4,), DType.F32, np.zeros(4, np.float32)),
+         "slope": Tensor("slope", (16,), DType.F32, slope)}
+    act = Node(Op.PRELU, "hs", ("h", "slope"), ("a",), NoAttrs()) if prelu else Node(Op.HARD_SWISH, "hs", ("h",), ("a",), NoAttrs())
+    nodes = (Node(Op.CONV2D, "c1", ("x", "w1", "b1"), ("h",), ConvAttrs()), act,
              Node(Op.CONV2D, "c2", ("a", "w2", "b2"), ("out",), ConvAttrs()))
     calib = {"x": (rng.standard_normal((6, 1, 6, 6, 8)) * 1.5).astype(np.float32)}
     return Graph(nodes, t, ("x",), ("out",)), calib
@@ -85,20 +91,46 @@ def _sqnr(g: Graph, qg: Graph, feeds: list[dict]) -> float:
     return 10 * np.log10(sig / noise)
 
 
-def test_hard_swish_widens_with_its_conv_chain():
-    """precision int16 widens the hard-swish with the convs (it stopped the widening before):
-    int16 in and out by its table, on the NPU, simulator = integer reference, and the output
-    gains over all-int8 what int16 activations give (int8 weights remain: > 5 dB, here 8.4)."""
-    g, calib = hard_swish_chain()
+@pytest.mark.parametrize("prelu", [False, True])
+def test_activation_widens_with_its_conv_chain(prelu):
+    """precision int16 widens the hard-swish (PReLU) with the convs (it stopped the widening
+    before): int16 in and out (hard-swish by its table, PReLU with an int16 slope), on the NPU,
+    simulator = integer reference, and the output gains over all-int8 what int16 activations
+    give (int8 weights remain: > 5 dB; here 8.4 dB hard-swish)."""
+    g, calib = hard_swish_chain(prelu)
     arch = small_arch(16, 8, 8, 8, 8, "ws")
     feeds = [{"x": calib["x"][i]} for i in range(calib["x"].shape[0])]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prog, qg, _ = compile_graph(g, arch, calib, sqnr=False, options=replace(CompileOptions(), precision="int16"))
         _, q8, _ = compile_graph(g, arch, calib, sqnr=False)
-    hs = next(n for n in qg.nodes if n.op is Op.HARD_SWISH)
+    hs = next(n for n in qg.nodes if n.name == "hs")
     assert qg.tensors[hs.inputs[0]].dtype is DType.I16 and qg.tensors[hs.outputs[0]].dtype is DType.I16
-    assert isinstance(hs.params, k16.Lut16Params)
+    assert isinstance(hs.params, kv.PreluParams if prelu else k16.Lut16Params)
+    if prelu:
+        assert qg.tensors["slope"].dtype is DType.I16 and qg.tensors["slope"].quant.zp == 0
     assert {layer.name: layer.target for layer in prog.layers}[hs.name] == "npu"
     assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds[:2])
     assert _sqnr(g, qg, feeds) > _sqnr(g, q8, feeds) + 5.0
+
+
+@SETTINGS
+@given(s_in=st.floats(-14.0, -7.0).map(lambda e: f32(2.0 ** e)), ratio=st.floats(-1.0, 1.0),
+       seed=st.integers(0, 2 ** 16))
+def test_prelu_int16_close_to_float(s_in, ratio, seed):
+    """Every int16 code and a slope per channel (int16, symmetric) against max(x, 0) +
+    alpha min(x, 0), in output steps: each branch is one requantisation (half a step) of an
+    exact int32 product, so within 0.5 + 2^-20 relative (the 31-bit multiplier) plus, for
+    x < 0, the slope's own rounding |x| (s_a / 2) / s_out."""
+    rng = np.random.default_rng(seed)
+    alpha = rng.uniform(-1.0, 1.0, 16).astype(np.float32)
+    s_a = f32(np.abs(alpha).max() / 32767)
+    a_q = np.round(alpha / s_a).astype(np.int16)
+    s_out = f32(s_in * 2.0 ** ratio)
+    x = CODES.reshape(-1, 16)
+    p = kv.prepare_prelu(s_in, 0, s_a, 0, s_out, 0)
+    got = kv.prelu(x, a_q, p, np.int16).astype(np.float64)
+    xr = x * np.float64(s_in)
+    want = np.clip(np.where(xr >= 0, xr, alpha * xr) / np.float64(s_out), -32768, 32767)
+    bound = 0.5 + 1e-6 * np.abs(want) + np.where(xr < 0, np.abs(xr) * np.float64(s_a) / 2 / np.float64(s_out), 0)
+    assert np.all(np.abs(got - want) <= bound + 1e-9)
