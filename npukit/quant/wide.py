@@ -76,7 +76,8 @@ def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> 
     """Tensors to widen to int16: residual sums (ADD/SUB of int8 operands) feeding a
     LAYER_NORM noisier than `threshold_db`, and the output of any layer noisier than that
     whose consumers all read int16 (fully connected, conv, GELU, ADD/SUB, layer norm, and the 16x8
-    ops MUL, LOGISTIC, TANH, SOFTMAX, MEAN, pooling and resize, whose outputs widen with it)."""
+    ops MUL, PRELU, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, MEAN, pooling and resize, whose outputs
+    widen with it)."""
     wide: set[str] = set()
     for node in qg.nodes:
         if noise_db.get(node.name, np.inf) >= threshold_db:
