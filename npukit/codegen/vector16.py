@@ -15,7 +15,7 @@ from .context import Ctx, SlotPair
 from .emitter import contiguous
 from .vector import eltwise_plan
 
-VPU16_OPS = {Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.SIGMOID, Op.TANH, Op.SOFTMAX, Op.MAX_POOL,
+VPU16_OPS = {Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.PRELU, Op.SIGMOID, Op.TANH, Op.SOFTMAX, Op.MAX_POOL,
              Op.AVG_POOL, Op.MEAN, Op.REDUCE_MAX, Op.REDUCE_MIN, Op.RESIZE}
 
 
@@ -30,8 +30,8 @@ def vpu16_support(g: Graph, node: Node) -> str:
         return "" if isinstance(node.params, k16.Sigmoid16Params) else f"int16 {node.op.value} without 16x8 params"
     if node.op is Op.SOFTMAX:
         return "" if isinstance(node.params, k16.Softmax16Params) else "int16 softmax without 16x8 params"
-    if node.op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM):
-        if node.op in (Op.MAXIMUM, Op.MINIMUM) and \
+    if node.op in (Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.PRELU):
+        if node.op in (Op.MAXIMUM, Op.MINIMUM, Op.PRELU) and \
                 any(g.tensors[t].is_const and g.tensors[t].dtype is not DType.I16 for t in node.inputs):
             return f"int16 {node.op.value} with a constant operand that is not int16"
         return "" if eltwise_plan(g, node) else "int16 element-wise broadcast other than rows / columns"

@@ -10,6 +10,7 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.immediates import params_to_ints
 from ..kernels.kernels_vpu import pad_code
+from ..kernels.kernels_vpu16 import Lut16Params
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
 from .vector16 import VPU16_OPS, vpu16_support
@@ -42,10 +43,12 @@ def int16_support(g: Graph, node: Node) -> str:
     if node.op is Op.QUANTIZE:
         ok = {t[node.inputs[0]].dtype, t[node.outputs[0]].dtype} <= {DType.I8, DType.I16} and node.params is not None
         return "" if ok else "int16 QUANTIZE other than between int8 and int16"
+    if node.op is Op.HARD_SWISH:
+        return "" if isinstance(node.params, Lut16Params) else "int16 hard-swish without its int16 table"
     if node.op in VPU16_OPS:
         return vpu16_support(g, node)
     return "int16 tensor (the NPU's int16 paths: 16x8 conv, depthwise and fully connected, requantisation, " \
-           "magnitude, data movement, the VPU's 16x8 ops)"
+           "magnitude, data movement, hard-swish, the VPU's 16x8 ops)"
 
 
 def magnitude_geometry(g: Graph, node: Node) -> tuple[int, int, int]:

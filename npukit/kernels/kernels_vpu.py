@@ -5,7 +5,7 @@ way the TFLite kernel's Prepare does, and an integer kernel on numpy arrays (NHW
 implementations live in three modules; this one is the public surface.
 """
 from npukit.kernels.kernels_vpu_act import (SoftmaxParams, SoftmaxTableParams, float_function_table,
-                                            hard_swish_table, leaky_relu_table, logistic_table, lut,
+                                            hard_swish_lut16, hard_swish_table, leaky_relu_table, logistic_table, lut,
                                             prepare_softmax, prepare_softmax_table, softmax, softmax_out,
                                             softmax_sum, tanh_table)
 from npukit.kernels.kernels_vpu_eltwise import (AddParams, MulParams, PreluParams, RequantParams, add,
@@ -23,7 +23,7 @@ __all__ = [
     "prepare_prelu", "prelu", "prepare_requantize", "requantize", "quantize", "dequantize", "pad_code",
     "max_pool", "avg_pool", "pool_output_hw", "prepare_mean", "mean", "prepare_sum", "reduce_sum", "SumParams", "reduce_extreme", "arg_max",
     "resize_nearest", "resize_bilinear",
-    "lut", "logistic_table", "tanh_table", "hard_swish_table", "leaky_relu_table",
+    "lut", "logistic_table", "tanh_table", "hard_swish_table", "hard_swish_lut16", "leaky_relu_table",
     "float_function_table", "prepare_softmax", "prepare_softmax_table", "softmax",
     "softmax_sum", "softmax_out",
 ]

@@ -13,7 +13,11 @@ SOFTMAX (reference_ops::SoftmaxInt16): exp(x - max) from a 513-entry interpolate
 builds them (gen_lut<double>; the float32 LUTPopulate of later sources differs in two entries
 of the reciprocal table, and LiteRT's outputs follow the double one); the row sum is
 normalised with a count of leading zeros and the output is exp * reciprocal >> (31 - clz),
-clamped to [0, 32767] (scale 1 / 32768).
+clamped to [0, 32767] (scale 1 / 32768). LiteRT clamps a difference below -10 to the table's
+floor, exp(-10) (about 1.5 / 32768): a row of C classes far below its maximum gains about
+C / 32768 in its sum, so a recogniser's 6625-class softmax loses a sixth of its top
+probability. The graphs npukit quantises itself count those differences 0 instead
+(`Softmax16Params.floor_tail`); a pre-quantised 16x8 model keeps LiteRT's arithmetic.
 
 The ADD / SUB / MUL / pooling / MEAN / RESIZE kernels of kernels_vpu take an int16 dtype;
 this module holds only what has no int8 counterpart.
@@ -168,24 +172,30 @@ def lut_lookup16(value: np.ndarray, lut: np.ndarray) -> np.ndarray:
 class Softmax16Params:
     input_multiplier: int
     input_left_shift: int
+    floor_tail: int = 1     # 1: a difference below the exp table's floor (-10) counts exp(-10), as
+                            # LiteRT clamps it; 0: it counts 0 (npukit's own int16 graphs: a row of
+                            # C such classes otherwise gains C / 32768 in its sum, docs/numerics.md)
 
 
-def prepare_softmax16(in_s: float, in_zp: int, beta: float, out_s: float, out_zp: int) -> Softmax16Params:
-    """SoftmaxPrepare for int16: QuantizeMultiplier(in_s * beta / (10 / 65535))."""
+def prepare_softmax16(in_s: float, in_zp: int, beta: float, out_s: float, out_zp: int,
+                      floor_tail: bool = True) -> Softmax16Params:
+    """SoftmaxPrepare for int16: QuantizeMultiplier(in_s * beta / (10 / 65535)); `floor_tail`
+    False: differences below -10 count 0, not exp(-10) (Softmax16Params.floor_tail)."""
     check_scale(in_s, "input")
     if in_zp != 0:
         raise UnsupportedOpError(f"int16 SOFTMAX needs input zero point 0, got {in_zp}")
     if out_zp != 0 or abs(float(_f32(out_s)) - OUT_SCALE_16) > 0.001 * OUT_SCALE_16:
         raise UnsupportedOpError(f"int16 SOFTMAX needs output scale 1/32768 and zero point 0, got {out_s}, {out_zp}")
     m, sh = intmath.quantize_multiplier(float(_f32(in_s)) * float(_f32(beta)) / (10.0 / 65535.0))
-    return Softmax16Params(m, sh)
+    return Softmax16Params(m, sh, int(floor_tail))
 
 
 def _exps16(x: np.ndarray, row_max: np.ndarray, p: Softmax16Params) -> np.ndarray:
     """The int16 exponentials of each code's difference from its row's maximum (exp table)."""
     diff = np.asarray(x, np.int64) - row_max
     scaled = intmath.multiply_by_quantized_multiplier(diff, p.input_multiplier, p.input_left_shift)
-    return lut_lookup16(np.clip(scaled + 32767, -32768, 32767), exp_lut()).astype(np.int64)
+    e = lut_lookup16(np.clip(scaled + 32767, -32768, 32767), exp_lut()).astype(np.int64)
+    return e if p.floor_tail else np.where(scaled + 32767 < -32768, 0, e)
 
 
 def softmax16_sum(x: np.ndarray, row_max: np.ndarray, p: Softmax16Params, start: np.ndarray | int = 0) -> np.ndarray:

@@ -3,7 +3,8 @@
 
 LOGISTIC and TANH: BUILTIN_REF fills a table in Prepare (LUTPopulate<int8_t>) by evaluating
 the float function in float32 on every code; the table builders do the same. HARD_SWISH and
-LEAKY_RELU run their integer reference algorithms on all 256 codes. SOFTMAX (int8 -> int8) in
+LEAKY_RELU run their integer reference algorithms on all 256 codes; HARD_SWISH of an int16
+input is LiteRT's interpolated int16 table of the float function (`hard_swish_lut16`). SOFTMAX (int8 -> int8) in
 the reference kernel is the gemmlowp fixed-point algorithm (not a table). An input scale too
 small for that kernel's Prepare (it aborts) takes LiteRT's default kernel instead: a float32
 table of exponentials (`SoftmaxTableParams`).
@@ -20,6 +21,7 @@ from npukit.errors import InputError, UnsupportedOpError
 from npukit.kernels import fixedpoint as fp
 from npukit.kernels import intmath
 from npukit.kernels.kernels_vpu_eltwise import check_scale as _check_scale
+from npukit.kernels.kernels_vpu16 import Lut16Params, lut16_populate
 
 CODES = np.arange(-128, 128, dtype=np.int64)   # every int8 code, table order
 
@@ -115,6 +117,23 @@ def hard_swish_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.n
     preshift_result = fp.saturating_doubling_high_mul16(reluish, preshift_out)
     out = fp.wrap16(fp.rounding_divide_by_pot(preshift_result, -out_exp) + int(out_zp))
     return np.clip(out, -128, 127).astype(np.int8)
+
+
+def hard_swish_f32(v: np.ndarray) -> np.ndarray:
+    """x * relu6(x + 3) / 6 in float32, as TFLite's float HARD_SWISH computes it."""
+    v = np.asarray(v, np.float32)
+    return (v * np.clip(v + _f32(3.0), _f32(0.0), _f32(6.0)) / _f32(6.0)).astype(np.float32)
+
+
+def hard_swish_lut16(in_s: float, in_zp: int, out_s: float, out_zp: int, out_bytes: int = 2) -> Lut16Params:
+    """HARD_SWISH of an int16 input (LiteRT has no int16 HARD_SWISH): LiteRT's int16 table
+    scheme (kernels_vpu16.lut16_populate, 513 anchors, linear interpolation), int16 or int8 out.
+    Within 2.5 output steps (int8 out: 0.55) plus half the chord error of the parabola, but
+    within two anchor steps (256 input codes) of the kinks at -3 and +3, where the chord cuts
+    the corner by up to 16 input steps more (docs/numerics.md)."""
+    _check_scale(in_s, "input")
+    _check_scale(out_s, "output")
+    return lut16_populate(hard_swish_f32, in_s, in_zp, out_s, out_zp, out_bytes)
 
 
 def leaky_relu_table(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: float) -> np.ndarray:

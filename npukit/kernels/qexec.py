@@ -85,10 +85,12 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         if a.axis not in (-1, x.ndim - 1):
             raise UnsupportedOpError(f"{node.name}: softmax over axis {a.axis} (only the last axis)")
         return k16.softmax16(x, p)
+    if isinstance(p, k16.Lut16Params) and op is Op.HARD_SWISH:
+        return k16.lut16(x, p)
     if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT):
         return kv.lut(x, p.table)
     if op is Op.PRELU:
-        return kv.prelu(x, ins[1], p)
+        return kv.prelu(x, ins[1], p, np.asarray(x).dtype)
     if op is Op.SOFTMAX:
         if a.axis not in (-1, x.ndim - 1):
             raise UnsupportedOpError(f"{node.name}: softmax over axis {a.axis} (only the last axis)")

@@ -123,7 +123,14 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
             q = QParams.per_tensor(cell_scale(shared[name].lo, shared[name].hi), 0)
             tensors[name] = replace(g.tensors[name], dtype=DType.I16, quant=q)
     typed = g.with_nodes(g.nodes, tensors)
-    return attach_params(typed, known) if params else typed
+    return _own_softmax16(attach_params(typed, known)) if params else typed
+
+
+def _own_softmax16(g: Graph) -> Graph:
+    """A graph npukit quantised itself: its int16 softmaxes count a difference below the exp
+    table's floor 0, not exp(-10) as LiteRT does (kernels_vpu16.Softmax16Params.floor_tail)."""
+    return g.with_nodes(tuple(n.with_(params=replace(n.params, floor_tail=0)) if isinstance(n.params, Softmax16Params)
+                              else n for n in g.nodes), g.tensors)
 
 
 def attach_params(g: Graph, known: dict | None = None) -> Graph:
@@ -239,11 +246,14 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
         return node.with_(params=kc.LogicalParams(kc.CONNECTIVES.index(a.fn)))
     if op in (Op.SIGMOID, Op.TANH, Op.SOFTMAX) and tensors[node.inputs[0]].dtype is DType.I16:
         return node.with_(params=_params_16(node, tensors[node.inputs[0]], ot))
+    if op is Op.HARD_SWISH and tensors[node.inputs[0]].dtype is DType.I16:
+        x = tensors[node.inputs[0]].qp
+        return node.with_(params=kv.hard_swish_lut16(x.s, x.zp, ot.qp.s, ot.qp.zp, ot.dtype.itemsize))
     if op in LUT_OPS:
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]], ot)))
     if op is Op.PRELU:
         x = tensors[node.inputs[0]].qp
-        alpha = _const_input(g, node, 1, tensors)
+        alpha = _const_input(g, node, 1, tensors, wide=tensors[node.inputs[0]].dtype is DType.I16)
         aq = tensors[alpha].qp
         return node.with_(params=kv.prepare_prelu(x.s, x.zp, aq.s, aq.zp, ot.qp.s, ot.qp.zp))
     if op is Op.SOFTMAX:

@@ -45,6 +45,9 @@ def elementwise(m: Machine, e: I.Elementwise) -> Action:
     if kind is I.Eltwise.MUL:
         q = params_from_ints(kernels_vpu.MulParams, e.qparams)
         return lambda: np.copyto(dst, kernels_vpu.mul(a, b, q, I16))
+    if kind is I.Eltwise.PRELU:         # b: the int16 slope (alpha), zero point 0
+        r = params_from_ints(kernels_vpu.PreluParams, e.qparams)
+        return lambda: np.copyto(dst, kernels_vpu.prelu(a, b, r, I16))
     raise BinaryError(f"ELEMENTWISE: kind {e.kind} has no int16 form")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from npukit.api import CompiledModel
 from npukit.compiler import compile_graph
-from npukit.ir.graph import DType, EltwiseAttrs, Graph, MeanAttrs, Node, NoAttrs, Op, SoftmaxAttrs, Tensor
+from npukit.ir.graph import DType, EltwiseAttrs, Graph, LeakyReluAttrs, MeanAttrs, Node, NoAttrs, Op, SoftmaxAttrs, Tensor
 from npukit.kernels.kernels_vpu16 import Sigmoid16Params, Softmax16Params
 from npukit.quant.wide import choose_int16
 
@@ -50,6 +50,7 @@ def test_widening_follows_the_16x8_ops():
         assert (qg.tensors[name].quant.s, qg.tensors[name].quant.zp) == (1 / 32768, 0)
     params = {n.name: n.params for n in qg.nodes}
     assert isinstance(params["sig"], Sigmoid16Params) and isinstance(params["soft"], Softmax16Params)
+    assert params["soft"].floor_tail == 0       # npukit's own int16 softmax: no exp(-10) floor
     targets = {layer.name: layer.target for layer in prog.layers}
     assert all(targets[n] == "npu" for n in ("sig", "gate", "soft", "mean")), targets
     feeds = [{k: v[i] for k, v in calib.items()} for i in range(2)]
@@ -57,13 +58,13 @@ def test_widening_follows_the_16x8_ops():
 
 
 def test_widening_stops_at_a_consumer_without_int16():
-    """A tensor read by an op without an int16 path (here HARD_SWISH) stays int8, and so do the
+    """A tensor read by an op without an int16 path (here LEAKY_RELU) stays int8, and so do the
     16x8 ops' outputs on the way to it."""
     act = lambda name: Tensor(name, (1, 8), DType.I8)  # noqa: E731
     t = {n: act(n) for n in ("x", "y", "s", "a", "h")}
     nodes = (Node(Op.ADD, "add", ("x", "y"), ("s",), EltwiseAttrs()),
              Node(Op.SIGMOID, "sig", ("s",), ("a",), NoAttrs()),
-             Node(Op.HARD_SWISH, "hs", ("a",), ("h",), NoAttrs()))
+             Node(Op.LEAKY_RELU, "hs", ("a",), ("h",), LeakyReluAttrs(0.1)))
     g = Graph(nodes, t, ("x", "y"), ("h",))
     assert choose_int16(g, {"add": 0.0, "sig": 0.0, "hs": 0.0}, 30.0) == frozenset()
 
