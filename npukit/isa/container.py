@@ -24,7 +24,7 @@ from npukit.errors import BinaryError
 
 MAGIC = b"NPUB"
 FORMAT_MAJOR = 2
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 META_SECTION = "meta"
 MAX_SECTIONS = 1024
 ALIGN = 16

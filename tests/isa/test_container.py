@@ -42,7 +42,7 @@ def test_round_trip(sections, meta, with_fp):
 def test_layout_matches_the_documented_format():
     data = sample()
     magic, major, minor, fp, size, count, crc = struct.unpack_from("<4sHH32sQII", data, 0)
-    assert (magic, major, minor, fp.hex(), size) == (b"NPUB", 2, 0, FP, len(data))
+    assert (magic, major, minor, fp.hex(), size) == (b"NPUB", 2, 1, FP, len(data))
     assert count == 4  # three sections + meta
     table = data[56:56 + 48 * count]
     assert zlib.crc32(data[:52] + bytes(4) + table) == crc

@@ -198,3 +198,16 @@ def test_cli_exits_2_with_one_line(binary, tmp_path, command):
     r = run_cli(command, path, *extra, timeout=300)
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "names layer 1000000000" in r.stderr
+
+
+def test_a_parameter_record_of_format_2_0_loads_with_its_extension_defaulted():
+    """Format 2.1 added the int16 softmax's `floor_tail` (a trailing field with a default): a
+    2.0 binary's two immediates still load, with LiteRT's floor (1), the arithmetic it was
+    compiled for; too few or too many immediates are one BinaryError."""
+    from npukit.isa.immediates import params_from_ints
+    from npukit.kernels.kernels_vpu16 import Softmax16Params
+    assert params_from_ints(Softmax16Params, (1 << 30, 3)) == Softmax16Params(1 << 30, 3, 1)
+    assert params_from_ints(Softmax16Params, (1 << 30, 3, 0)).floor_tail == 0
+    for ints in [(1 << 30,), (1 << 30, 3, 0, 7)]:
+        with pytest.raises(BinaryError, match=r"Softmax16Params: expected 2 to 3 parameters"):
+            params_from_ints(Softmax16Params, ints)
