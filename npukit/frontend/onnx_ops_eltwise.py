@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (Clamp, CompareAttrs, EltwiseAttrs, LeakyReluAttrs, LogicalAttrs, NoAttrs, Op, SoftmaxAttrs,
                         UnaryAttrs)
 from ..kernels.kernels_vpu_compare import SWAPPED
@@ -71,9 +71,19 @@ def leaky_relu(b: Builder, node) -> None:
     _unary(b, node, Op.LEAKY_RELU, LeakyReluAttrs(float(attributes(node).get("alpha", 0.01))))
 
 
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
 def prelu(b: Builder, node) -> None:
     a = b.act(node.input[0])
     slope = b.const(node.input[1], "slope")
+    if not _broadcasts_to(slope.shape, a.shape):
+        raise ModelError(f"ONNX node {b.source[-1]!r} (PRelu): slope of shape {list(slope.shape)} does not "
+                         f"broadcast to its input's {list(a.shape)}")
     b.values[node.input[1] + "/slope"] = slope
     s = b.operand(node.input[1] + "/slope", a.rank)
     b.emit_result(node.output[0], Op.PRELU, [a.ir, s], NoAttrs(), nhwc=a.nhwc)

@@ -149,7 +149,8 @@ def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     for y, want, name in zip(out, attrs.out_shapes, attrs.outputs):
         if tuple(y.shape) != tuple(want):       # a data-dependent shape the memory plan cannot hold
             raise ModelError(f"host operator {attrs.op_type} made {name} of shape {list(y.shape)}, "
-                             f"compiled for {list(want)}")
+                             f"compiled for {list(want)}: its shape follows input values (bind the inputs "
+                             f"it reads with input values)")
     return out
 
 

@@ -79,11 +79,13 @@ def calibration(feeds: dict[str, np.ndarray], n: int = 4, seed: int = 0) -> dict
 
 
 def compare(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    """(cosine, max |got - want| / range of want) of one output (the range: max |want| for a
-    constant output; cosine 0 and infinity for a shape mismatch)."""
-    g, w = np.asarray(got, np.float64).ravel(), np.asarray(want, np.float64).ravel()
+    """(cosine, max |got - want| / range of want) of one output over the elements where `want`
+    is finite (an int8 NPU output holds no NaN: sqrt(-1) is 0 there); the range is max |want|
+    for a constant output; cosine 0 and infinity for a shape mismatch."""
     if np.shape(got) != np.shape(want):
         return 0.0, float("inf")
+    finite = np.isfinite(np.asarray(want, np.float64))
+    g, w = np.asarray(got, np.float64)[finite], np.asarray(want, np.float64)[finite]
     if not w.size:
         return 1.0, 0.0
     span = float(w.max() - w.min()) or max(float(np.abs(w).max()), 1e-6)
