@@ -125,6 +125,14 @@ UNARY_FUNCTIONS = {
 }
 
 
+def shrink(b: Builder, node) -> None:
+    """ONNX Shrink of a float input: one table (lambd and bias as the function's parameters)."""
+    if b.onnx_dtype(node.input[0]).kind != "f":
+        raise UnsupportedOpError(f"ONNX Shrink (node '{b.source[-1]}') of an integer input")
+    at = attributes(node)
+    _unary(b, node, Op.UNARY, UnaryAttrs("shrink", float(at.get("lambd", 0.5)), float(at.get("bias", 0.0))))
+
+
 def _function(fn: str):
     def convert(b: Builder, node) -> None:
         at = attributes(node)
@@ -270,7 +278,7 @@ ELTWISE_CONVERTERS = {
     "Add": _binary_converter(Op.ADD), "Sub": _binary_converter(Op.SUB),
     "Mul": _binary_converter(Op.MUL), "Div": div, "Pow": power,
     "Max": _variadic(Op.MAXIMUM), "Min": _variadic(Op.MINIMUM), "Sum": _variadic(Op.ADD),
-    **{name: _function(fn) for name, fn in UNARY_FUNCTIONS.items()},
+    **{name: _function(fn) for name, fn in UNARY_FUNCTIONS.items()}, "Shrink": shrink,
     **{name: _compare(fn) for name, fn in _PREDICATES.items()},
     "And": _logical("and"), "Or": _logical("or"), "Xor": _logical("xor"), "Not": logical_not,
 }
