@@ -92,6 +92,32 @@ def concat(b: Builder, node) -> None:
     b.emit_result(node.output[0], Op.CONCAT, ins, ConcatAttrs(axis), nhwc=rank == 4)
 
 
+MAX_TILE_COPIES = 64     # more copies along one axis: the host tiles it
+
+
+def tile(b: Builder, node) -> None:
+    """Tile by constant repeats: a concatenation of copies along each repeated axis."""
+    if not b.is_const(node.input[1]) or b.onnx_dtype(node.input[0]).kind != "f":
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Tile of a non-float value or by repeats known "
+                                 "only at run time")
+    reps = [int(r) for r in np.ravel(b.const(node.input[1]))]
+    rank = b.act(node.input[0]).rank
+    if len(reps) != rank or min(reps, default=1) < 1:
+        raise ModelError(f"ONNX node {b.source[-1]!r}: Tile repeats {reps} for a rank-{rank} input")
+    if max(reps, default=1) > MAX_TILE_COPIES:
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Tile by {max(reps)} copies along one axis")
+    axes = [ax for ax, r in enumerate(reps) if r > 1]
+    if not axes:
+        b.alias(node.output[0], node.input[0])
+        return
+    cur = node.input[0]
+    for k, ax in enumerate(axes):
+        out = node.output[0] if k == len(axes) - 1 else f"{node.output[0]}/tile{ax}"
+        b.emit_result(out, Op.CONCAT, [b.operand(cur, rank)] * reps[ax], ConcatAttrs(onnx_axis_to_ir(ax, rank)),
+                      nhwc=rank == 4)
+        cur = out
+
+
 def _slice_one(b: Builder, onnx_out: str, x: str, rank: int, shape, axis: int, start: int, end: int,
                step: int = 1) -> None:
     """One ONNX-semantics slice along ONNX axis `axis` of value in IR tensor `x`."""
@@ -288,6 +314,6 @@ TENSOR_CONVERTERS = {
     "SpaceToDepth": depth_to_space, "Split": split, "Slice": slice_, "Pad": pad,
     "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
     "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "ArgMin": arg_max,
-    "Identity": identity, "Dropout": identity,
+    "Identity": identity, "Dropout": identity, "Tile": tile,
     "Cast": cast, **RESIZE_CONVERTERS,
 }

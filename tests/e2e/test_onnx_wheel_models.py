@@ -40,7 +40,7 @@ RUNS = {
     "pytorch-operator/test_operator_addmm": False,              # Gemm of two inputs, opset 6, on the host
     "pytorch-operator/test_operator_pow": False,                # NaN where the base is negative
     "pytorch-operator/test_operator_sqrt": True,                # NaN expected, 0 on the NPU
-    "pytorch-operator/test_operator_repeat": False,             # Tile on the host
+    "pytorch-operator/test_operator_repeat": True,              # Tile: copies concatenated
     "pytorch-operator/test_operator_selu": True,
     "pytorch-operator/test_operator_reduced_mean_keepdim": True,
     "simple/test_sign_model": True,
