@@ -31,6 +31,7 @@ RUNS = {
     "pytorch-converted/test_Conv2d_depthwise_with_multiplier": True,
     "pytorch-converted/test_ConvTranspose2d": True,
     "pytorch-converted/test_BatchNorm2d_eval": True,
+    "pytorch-converted/test_BatchNorm3d_eval": True,            # 5-D: scaled as [N, C, D*H*W]
     "pytorch-converted/test_GLU_dim": True,
     "pytorch-converted/test_LogSoftmax": True,
     "pytorch-converted/test_PixelShuffle": True,
