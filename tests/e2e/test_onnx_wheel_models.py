@@ -26,6 +26,7 @@ RUNS = {
     "pytorch-converted/test_AvgPool3d": False,                  # opset 6 AveragePool on the host (onnxruntime >= 7)
     "pytorch-converted/test_PReLU_1d_multiparam": True,         # opset 6 slope [C]: per channel
     "pytorch-converted/test_PReLU_2d_multiparam": True,
+    "pytorch-converted/test_PReLU_3d_multiparam": True,         # 5-D: as [N, C, D*H*W]
     "pytorch-converted/test_Linear": True,                      # Gemm with broadcast=1
     "pytorch-converted/test_Softsign": True,                    # Add with broadcast=1
     "pytorch-converted/test_Conv2d_depthwise_with_multiplier": True,
