@@ -37,6 +37,7 @@ RUNS = {
     "pytorch-converted/test_LogSoftmax": True,
     "pytorch-converted/test_PixelShuffle": True,
     "pytorch-converted/test_Embedding": True,
+    "pytorch-converted/test_ReplicationPad2d": True,            # edge padding: slices, concatenations
     "pytorch-converted/test_MaxPool1d": True,                   # [N, C, L] pooled as [N, 1, L, C]
     "pytorch-converted/test_MaxPool3d": False,                  # 5-D MaxPool on the host
     "pytorch-operator/test_operator_addmm": False,              # Gemm of two inputs, opset 6, on the host
