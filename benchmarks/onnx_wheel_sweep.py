@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,11 +63,13 @@ def child(model: str) -> dict:
 def cli_check(model: Path, timeout: float) -> str:
     """What `python -m npukit.cli compile` says for a model that did not compile."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    try:
-        r = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", str(model), "--arch", "npu-m",
-                            "-o", os.devnull + ".npub"], capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return "cli: timeout"
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            r = subprocess.run([sys.executable, "-m", "npukit.cli", "compile", str(model), "--arch", "npu-m",
+                                "-o", str(Path(d) / "model.npub")], capture_output=True, text=True, timeout=timeout,
+                               env=env)
+        except subprocess.TimeoutExpired:
+            return "cli: timeout"
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
     good = r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr
     return f"cli exit {r.returncode}, {len(lines)} line(s){'' if good else ' (BAD)'}: {lines[-1] if lines else ''}"
