@@ -53,7 +53,7 @@ def check_attributes(node: onnx.NodeProto, shapes: list[tuple[int, ...] | None])
         raise attribute_error(node, "size", "at least 1", at["size"])
     if rank is None:
         return
-    out_rank = rank + (1 if op == "Unsqueeze" else 0)
+    out_rank = rank + (len(at.get("axes", ())) if op == "Unsqueeze" else 0)   # its axes index the output
     if op in _AXIS_OPS and "axis" in at:
         _check_axis(node, "axis", [at["axis"]], max(rank, 1))
     if (op in _AXES_OPS or op == "Unsqueeze") and "axes" in at:

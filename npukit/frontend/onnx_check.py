@@ -49,6 +49,51 @@ def read_model(path_or_bytes, external: bool = True) -> onnx.ModelProto:
     return model
 
 
+ORT_MIN_OPSET = 7     # the oldest standard-domain opset onnxruntime (the host) runs
+
+
+def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A model of a standard-domain opset older than 7 converted to opset 7 by onnx's version
+    converter: the legacy `broadcast` / `axis` attributes of Add, Mul, Gemm, ... become
+    numpy broadcasting, and its host operators load in onnxruntime. A model the converter
+    cannot take is returned as it is."""
+    if not any(o.domain in ("", "ai.onnx") and 0 < o.version < ORT_MIN_OPSET for o in model.opset_import):
+        return model
+    from onnx import version_converter
+    try:
+        upgraded = version_converter.convert_version(_channel_slopes(model), ORT_MIN_OPSET)
+    except Exception:  # noqa: BLE001 - no adapter for some node: import the model as written
+        return model
+    check_structure(upgraded)
+    return upgraded
+
+
+def _channel_slopes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Before opset 7 a PRelu slope of shape [C] holds one value per channel (axis 1); from 7
+    on it broadcasts from the right: such a constant slope is reshaped to [C, 1, ..., 1]."""
+    from onnx import numpy_helper, shape_inference
+    inits = {t.name: t for t in model.graph.initializer}
+    prelus = [n for n in model.graph.node if n.op_type == "PRelu" and len(n.input) == 2 and n.input[1] in inits]
+    if not prelus:
+        return model
+    inferred = shape_inference.infer_shapes(model).graph
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in [*inferred.input, *inferred.value_info]
+             if vi.type.tensor_type.HasField("shape")}
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {t.name: t for t in model.graph.initializer}
+    for node in (n for n in model.graph.node if n.op_type == "PRelu" and n.input[1] in inits):
+        slope, rank = numpy_helper.to_array(inits[node.input[1]]), ranks.get(node.input[0], 0)
+        if slope.ndim == 1 and slope.size > 1 and rank > 2:
+            name = f"{node.input[1]}/per_channel"
+            if name not in inits:
+                inits[name] = numpy_helper.from_array(slope.reshape(-1, *[1] * (rank - 2)), name)
+                model.graph.initializer.append(inits[name])
+                if any(vi.name == node.input[1] for vi in model.graph.input):    # IR 3: initializers are inputs
+                    model.graph.input.append(helper.make_tensor_value_info(name, inits[name].data_type, inits[name].dims))
+            node.input[1] = name
+    return model
+
+
 # ---- structure -----------------------------------------------------------------------------
 def check_structure(model: onnx.ModelProto) -> None:
     """Names defined before use and once, node count, tensor types, shapes and data lengths."""

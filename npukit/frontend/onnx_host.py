@@ -20,7 +20,7 @@ from .onnx_check import check_loop_trips
 from .onnx_ops_tensor import rows_as_slice
 
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
-_HOST_PAD_MODES = (b"edge", b"wrap")        # reflect is an IR PAD (DMA with negative strides)
+_HOST_PAD_MODES = (b"wrap",)     # reflect is an IR PAD (DMA with negative strides), edge slices and concatenations
 _STANDARD = ("", "ai.onnx")
 
 

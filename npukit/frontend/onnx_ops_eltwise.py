@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (Clamp, CompareAttrs, EltwiseAttrs, LeakyReluAttrs, LogicalAttrs, NoAttrs, Op, SoftmaxAttrs,
                         UnaryAttrs)
 from ..kernels.kernels_vpu_compare import SWAPPED
@@ -71,9 +71,28 @@ def leaky_relu(b: Builder, node) -> None:
     _unary(b, node, Op.LEAKY_RELU, LeakyReluAttrs(float(attributes(node).get("alpha", 0.01))))
 
 
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
 def prelu(b: Builder, node) -> None:
     a = b.act(node.input[0])
     slope = b.const(node.input[1], "slope")
+    if not _broadcasts_to(slope.shape, a.shape):
+        raise ModelError(f"ONNX node {b.source[-1]!r} (PRelu): slope of shape {list(slope.shape)} does not "
+                         f"broadcast to its input's {list(a.shape)}")
+    full = slope.reshape((1,) * (a.rank - slope.ndim) + slope.shape)
+    if a.rank > 4 and full.shape[0] == 1 and all(d == 1 for d in full.shape[2:]):
+        # one slope per channel of a 5-D or wider value: as [N, C, rest] (the VPU broadcasts up to 4-D)
+        flat, done = node.output[0] + "/flat", node.output[0] + "/flat_prelu"
+        b.reshape_to_onnx(flat, b.onnx_layout(node.input[0]), (a.shape[0], a.shape[1], int(np.prod(a.shape[2:]))))
+        b.values[done + "/slope"] = full.reshape(-1, 1)
+        b.emit_result(done, Op.PRELU, [b.act(flat).ir, b.operand(done + "/slope", 3)], NoAttrs(), nhwc=False)
+        b.reshape_to_onnx(node.output[0], b.onnx_layout(done), a.shape)
+        return
     b.values[node.input[1] + "/slope"] = slope
     s = b.operand(node.input[1] + "/slope", a.rank)
     b.emit_result(node.output[0], Op.PRELU, [a.ir, s], NoAttrs(), nhwc=a.nhwc)
@@ -113,6 +132,14 @@ UNARY_FUNCTIONS = {
     "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh", "Sign": "sign", "Floor": "floor",
     "Ceil": "ceil", "Round": "round",
 }
+
+
+def shrink(b: Builder, node) -> None:
+    """ONNX Shrink of a float input: one table (lambd and bias as the function's parameters)."""
+    if b.onnx_dtype(node.input[0]).kind != "f":
+        raise UnsupportedOpError(f"ONNX Shrink (node '{b.source[-1]}') of an integer input")
+    at = attributes(node)
+    _unary(b, node, Op.UNARY, UnaryAttrs("shrink", float(at.get("lambd", 0.5)), float(at.get("bias", 0.0))))
 
 
 def _function(fn: str):
@@ -260,7 +287,7 @@ ELTWISE_CONVERTERS = {
     "Add": _binary_converter(Op.ADD), "Sub": _binary_converter(Op.SUB),
     "Mul": _binary_converter(Op.MUL), "Div": div, "Pow": power,
     "Max": _variadic(Op.MAXIMUM), "Min": _variadic(Op.MINIMUM), "Sum": _variadic(Op.ADD),
-    **{name: _function(fn) for name, fn in UNARY_FUNCTIONS.items()},
+    **{name: _function(fn) for name, fn in UNARY_FUNCTIONS.items()}, "Shrink": shrink,
     **{name: _compare(fn) for name, fn in _PREDICATES.items()},
     "And": _logical("and"), "Or": _logical("or"), "Xor": _logical("xor"), "Not": logical_not,
 }

@@ -227,8 +227,15 @@ def batch_norm(b: Builder, node) -> None:
 
 
 def scale_shift(b: Builder, src: str, mul: np.ndarray, add: np.ndarray, out: str) -> None:
-    """out = src * mul + add, `mul` and `add` per channel (axis 1 of the ONNX value)."""
+    """out = src * mul + add, `mul` and `add` per channel (axis 1 of the ONNX value); a value
+    of rank 5 or more as [N, C, rest] (the VPU broadcasts a channel over at most 4-D)."""
     a = b.act(src)
+    if a.rank > 4:
+        flat, done = out + "/flat", out + "/flat_scaled"
+        b.reshape_to_onnx(flat, b.onnx_layout(src), (a.shape[0], a.shape[1], int(np.prod(a.shape[2:]))))
+        scale_shift(b, flat, mul, add, done)
+        b.reshape_to_onnx(out, b.onnx_layout(done), a.shape)
+        return
     shape = (a.shape[1],) + (1,) * (a.rank - 2)
     b.values[out + "/scale"] = mul.astype(np.float32).reshape(shape)
     b.values[out + "/shift"] = add.astype(np.float32).reshape(shape)
@@ -239,9 +246,14 @@ def scale_shift(b: Builder, src: str, mul: np.ndarray, add: np.ndarray, out: str
 
 def _pool(b: Builder, node, op: Op) -> None:
     at = attributes(node)
-    x = b.nhwc(node.input[0])
     if len(node.output) > 1 and node.output[1]:
         raise _unsupported(b, "MaxPool with an Indices output")
+    x, was_1d = _as_2d(b, node, node.input[0])
+    if was_1d:      # [N, C, L] pooled as [N, 1, L, C]
+        at = {**at, "kernel_shape": [1, *at["kernel_shape"]], "strides": [1, *at.get("strides", [1])],
+              "dilations": [1, *at.get("dilations", [1])]}
+        if "pads" in at:
+            at["pads"] = [0, at["pads"][0], 0, at["pads"][1]]
     if any(d != 1 for d in at.get("dilations", [1, 1])):
         raise _unsupported(b, "dilated pooling")
     _, h, w, _ = b.tensors[x].shape
@@ -255,16 +267,13 @@ def _pool(b: Builder, node, op: Op) -> None:
             if (out - 1) * s >= n + p0:       # the last window must start inside the input
                 out -= 1
             extra[i] = max(0, (out - 1) * s + k - (n + p0 + p1))
-    include = bool(at.get("count_include_pad", 0)) and op is Op.AVG_POOL
-    if include and any(extra) and any((t, l, bo, r)):
-        # explicit pads count, the ceil-mode overhang does not: pad with zeros first
+    if at.get("count_include_pad", 0) and op is Op.AVG_POOL and any((t, l, bo, r)):
+        # explicit pads count as zeros (the input's zero point once quantised), the ceil-mode
+        # overhang does not: pad first, then average over the in-bounds taps
         x = b.emit(Op.PAD, [x], PadAttrs(((0, 0), (t, bo), (l, r), (0, 0))), b.fresh(node.output[0] + "_pad"))
         t = l = bo = r = 0
-        include = False
-    elif include and any(extra):
-        include = False
-    attrs = PoolAttrs(kernel, stride, (t, l, bo + extra[0], r + extra[1]), include)
-    b.emit_result(node.output[0], op, [x], attrs, nhwc=True)
+    attrs = PoolAttrs(kernel, stride, (t, l, bo + extra[0], r + extra[1]), False)
+    _finish_2d(b, node.output[0], op, [x], attrs, was_1d)
 
 
 def max_pool(b: Builder, node) -> None:

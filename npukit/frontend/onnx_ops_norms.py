@@ -3,14 +3,16 @@ absolute value, a REDUCE_SUM, a square-root table); LpNormalization (x times the
 reciprocal square root of its norm along an axis, as an embedding head normalises);
 InstanceNormalization / GroupNormalization (rows of a channel or a group normalised by
 LAYER_NORM, then a per-channel scale and shift); and LogSoftmax (x less its maximum, less the
-log of the sum of the exps of that)."""
+log of the sum of the exps of that); LRN over channels (x times (bias + alpha / size * the
+window's sum of squares) ^ -beta: a square, a 1x1 convolution by a banded matrix, a power
+table and a product)."""
 from __future__ import annotations
 
 import numpy as np
 import onnx
 
 from ..errors import UnsupportedOpError
-from ..ir.graph import LayerNormAttrs, Op, ReshapeAttrs, UnaryAttrs
+from ..ir.graph import ConvAttrs, LayerNormAttrs, Op, ReshapeAttrs, UnaryAttrs
 from .onnx_builder import Builder
 from .onnx_const import attributes
 from .onnx_ops_eltwise import _binary, unary_of
@@ -118,8 +120,30 @@ def _reduction(src: str, dst: str, axis: int) -> onnx.NodeProto:
     return onnx.helper.make_node("ReduceSum", [src], [dst], axes=[axis], keepdims=1)
 
 
+def lrn(b: Builder, node) -> None:
+    """ONNX LRN of a 4-D input: channel c's window is [c - (size-1)//2, c + ceil((size-1)/2)]."""
+    at = attributes(node)
+    x, out = node.input[0], node.output[0]
+    c = b.act(x).shape[1]
+    b.nhwc(x)                       # a 4-D input, else the host runs it
+    size = int(at["size"])
+    alpha, beta, bias = float(at.get("alpha", 1e-4)), float(at.get("beta", 0.75)), float(at.get("bias", 1.0))
+    band = np.zeros((c, 1, 1, c), np.float32)      # [out, kh, kw, in]
+    for o in range(c):
+        band[o, 0, 0, max(0, o - (size - 1) // 2):min(c, o + size // 2 + 1)] = alpha / size
+    sq = out + "/square"
+    _binary(b, node, Op.MUL, x, x, sq)
+    wt = b.add_const(band, out + "/band")
+    bt = b.add_const(np.full(c, bias, np.float32), out + "/bias")
+    d = out + "/denominator"
+    b.emit_result(d, Op.CONV2D, [b.nhwc(sq), wt, bt], ConvAttrs(), nhwc=True)
+    scale = out + "/scale"
+    unary_of(b, d, Op.UNARY, UnaryAttrs("pow", -beta), scale)
+    _binary(b, node, Op.MUL, x, scale, out)
+
+
 NORM_CONVERTERS = {
-    "LogSoftmax": log_softmax,
+    "LogSoftmax": log_softmax, "LRN": lrn,
     "InstanceNormalization": instance_normalization, "GroupNormalization": group_normalization,
     "ReduceSumSquare": _reduce_norm(2, False), "ReduceL1": _reduce_norm(1, False),
     "ReduceL2": _reduce_norm(2, True), "LpNormalization": lp_normalization,

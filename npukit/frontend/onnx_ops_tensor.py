@@ -94,6 +94,32 @@ def concat(b: Builder, node) -> None:
     b.emit_result(node.output[0], Op.CONCAT, ins, ConcatAttrs(axis), nhwc=rank == 4)
 
 
+MAX_TILE_COPIES = 64     # more copies along one axis: the host tiles it
+
+
+def tile(b: Builder, node) -> None:
+    """Tile by constant repeats: a concatenation of copies along each repeated axis."""
+    if not b.is_const(node.input[1]) or b.onnx_dtype(node.input[0]).kind != "f":
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Tile of a non-float value or by repeats known "
+                                 "only at run time")
+    reps = [int(r) for r in np.ravel(b.const(node.input[1]))]
+    rank = b.act(node.input[0]).rank
+    if len(reps) != rank or min(reps, default=1) < 1:
+        raise ModelError(f"ONNX node {b.source[-1]!r}: Tile repeats {reps} for a rank-{rank} input")
+    if max(reps, default=1) > MAX_TILE_COPIES:
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Tile by {max(reps)} copies along one axis")
+    axes = [ax for ax, r in enumerate(reps) if r > 1]
+    if not axes:
+        b.alias(node.output[0], node.input[0])
+        return
+    cur = node.input[0]
+    for k, ax in enumerate(axes):
+        out = node.output[0] if k == len(axes) - 1 else f"{node.output[0]}/tile{ax}"
+        b.emit_result(out, Op.CONCAT, [b.operand(cur, rank)] * reps[ax], ConcatAttrs(onnx_axis_to_ir(ax, rank)),
+                      nhwc=rank == 4)
+        cur = out
+
+
 def _slice_one(b: Builder, onnx_out: str, x: str, rank: int, shape, axis: int, start: int, end: int,
                step: int = 1) -> None:
     """One ONNX-semantics slice along ONNX axis `axis` of value in IR tensor `x`."""
@@ -204,7 +230,7 @@ def pad(b: Builder, node) -> None:
     at = attributes(node)
     a = b.act(node.input[0])
     mode = at.get("mode", "constant")
-    if mode not in ("constant", "reflect"):
+    if mode not in ("constant", "reflect", "edge"):
         raise UnsupportedOpError(f"unsupported ONNX operator 'Pad' with mode '{mode}' (node '{b.source[-1]}')")
     if "pads" in at:
         pads, value = list(at["pads"]), float(at.get("value", 0.0))
@@ -223,8 +249,35 @@ def pad(b: Builder, node) -> None:
     if mode == "reflect" and any(p >= d for (p0, p1), d in zip(per_axis, a.shape) for p in (p0, p1)):
         raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: reflect padding must be shorter than the axis")
     x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
+    if mode == "edge":
+        _edge_pad(b, node.output[0], x, a.rank, per_axis)
+        return
     b.emit_result(node.output[0], Op.PAD, [x], PadAttrs(to_ir_order(per_axis, a.rank), value, mode),
                   nhwc=a.rank == 4)
+
+
+def _edge_pad(b: Builder, out: str, x: str, rank: int, per_axis: list[tuple[int, int]]) -> None:
+    """Edge (replicate) padding: along each padded axis, copies of the first and last slices
+    concatenated before and after the value."""
+    if max(p for pair in per_axis for p in pair) > MAX_TILE_COPIES:
+        raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: edge padding by more than {MAX_TILE_COPIES}")
+    todo = [(ax, pair) for ax, pair in enumerate(per_axis) if pair != (0, 0)]
+    if not todo:
+        b.emit_result(out, Op.RESHAPE, [x], ReshapeAttrs(b.tensors[x].shape), nhwc=rank == 4)
+        return
+    for k, (ax, (before, after)) in enumerate(todo):
+        axis, shape = onnx_axis_to_ir(ax, rank), b.tensors[x].shape
+
+        def edge(i: int, src: str = x, axis: int = axis, shape: tuple[int, ...] = shape) -> str:
+            begin, end = [0] * len(shape), list(shape)
+            begin[axis], end[axis] = i, i + 1
+            return b.emit(Op.SLICE, [src], SliceAttrs(tuple(begin), tuple(end), (1,) * len(shape)),
+                          b.fresh(f"{out}_edge{ax}_{i}"))
+        parts = ([edge(0)] * before if before else []) + [x] + ([edge(shape[axis] - 1)] * after if after else [])
+        if k == len(todo) - 1:
+            b.emit_result(out, Op.CONCAT, parts, ConcatAttrs(axis), nhwc=rank == 4)
+        else:
+            x = b.emit(Op.CONCAT, parts, ConcatAttrs(axis), b.fresh(f"{out}_edge{ax}"))
 
 
 def softmax(b: Builder, node) -> None:
@@ -302,6 +355,6 @@ TENSOR_CONVERTERS = {
     "SpaceToDepth": depth_to_space, "Split": split, "Slice": slice_, "Pad": pad,
     "Softmax": softmax, "ReduceMean": _reduce(Op.MEAN), "ReduceSum": _reduce(Op.REDUCE_SUM),
     "ReduceMax": _reduce(Op.REDUCE_MAX), "ReduceMin": _reduce(Op.REDUCE_MIN), "ArgMax": arg_max, "ArgMin": arg_max,
-    "Identity": identity, "Dropout": identity,
+    "Identity": identity, "Dropout": identity, "Tile": tile,
     "Cast": cast, **RESIZE_CONVERTERS,
 }

@@ -149,7 +149,8 @@ def run_float(attrs: HostFloatAttrs, ins: list[np.ndarray]) -> list[np.ndarray]:
     for y, want, name in zip(out, attrs.out_shapes, attrs.outputs):
         if tuple(y.shape) != tuple(want):       # a data-dependent shape the memory plan cannot hold
             raise ModelError(f"host operator {attrs.op_type} made {name} of shape {list(y.shape)}, "
-                             f"compiled for {list(want)}")
+                             f"compiled for {list(want)}: its shape follows input values (bind the inputs "
+                             f"it reads with input values)")
     return out
 
 
@@ -244,16 +245,25 @@ def host_float_only(g) -> frozenset[str]:
     return frozenset(floats)
 
 
+ORT_MIN_OPSET = 7      # the oldest default-domain opset onnxruntime loads
+
+
 def wrapper_model(node: onnx.NodeProto, inputs: list[tuple[str, np.dtype]], consts: dict[str, np.ndarray],
                   opset: int, ir_version: int) -> str:
     """A model of `node` alone (base64): `inputs` (name, dtype) are its feeds in order, `consts`
-    live inside. Output types are left for onnxruntime to infer."""
-    from onnx import helper, numpy_helper
+    live inside. Output types are left for onnxruntime to infer. A node of an opset older
+    than onnxruntime's oldest (7) is converted to that opset (onnx's version converter)."""
+    from onnx import helper, numpy_helper, version_converter
 
     feeds = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(t)), None) for n, t in inputs]
     outs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
     inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in consts.items()]
     model = helper.make_model(helper.make_graph([node], "host", feeds, outs, initializer=inits),
                               opset_imports=[helper.make_opsetid("", opset)])
+    if opset < ORT_MIN_OPSET:
+        try:
+            model = version_converter.convert_version(model, ORT_MIN_OPSET)
+        except Exception:       # noqa: BLE001 (no adapter: onnxruntime names the operator it cannot load)
+            pass
     model.ir_version = ir_version
     return base64.b64encode(model.SerializeToString()).decode("ascii")

@@ -46,6 +46,13 @@ def _with(fn: Callable, **defaults) -> Callable:
                                       gamma if gamma is not None else defaults.get("gamma"))
 
 
+def _shrink(x: np.ndarray, lambd: float, bias: float) -> np.ndarray:
+    """Compared with lambd in float32, as onnxruntime does: an input code at exactly lambd
+    (the attribute's float32 value) is inside the dead zone."""
+    x32, lam = np.asarray(x, np.float32), np.float32(lambd)
+    return np.where(x32 < -lam, x + bias, np.where(x32 > lam, x - bias, 0.0))
+
+
 def _softplus(x):
     return np.logaddexp(0.0, x)
 
@@ -71,6 +78,7 @@ FLOAT_FUNCTIONS: dict[str, Callable[[np.ndarray, float | None, float | None], np
     "selu": _with(lambda x, a, g: g * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))),
                   alpha=_SELU_ALPHA, gamma=_SELU_GAMMA),
     "thresholded_relu": _with(lambda x, a, g: np.where(x > a, x, 0.0), alpha=1.0),
+    "shrink": _with(lambda x, a, g: _shrink(x, a, g), alpha=0.5, gamma=0.0),     # ONNX Shrink: lambd, bias
     "mish": lambda x, a, g: x * np.tanh(_softplus(x)),
     "sin": lambda x, a, g: np.sin(x), "cos": lambda x, a, g: np.cos(x), "tan": lambda x, a, g: np.tan(x),
     "asin": lambda x, a, g: np.arcsin(x), "acos": lambda x, a, g: np.arccos(x),

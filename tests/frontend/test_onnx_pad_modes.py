@@ -1,5 +1,6 @@
-"""ONNX Pad modes: constant and reflect become IR PAD nodes (the NPU runs them); edge and wrap
-run in float on the host."""
+"""ONNX Pad modes: constant and reflect become IR PAD nodes (the NPU runs them); edge becomes
+slices of the first and last rows concatenated around the value (NPU); wrap runs in float
+on the host."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,16 +23,39 @@ def _pad_model(mode: str, pads) -> bytes:
     return m.SerializeToString()
 
 
-@pytest.mark.parametrize("mode,op", [("reflect", Op.PAD), ("constant", Op.PAD), ("edge", Op.HOST_FLOAT)])
-def test_pad_mode_placement_and_values(mode, op):
+@pytest.mark.parametrize("mode,ops", [("reflect", {Op.PAD}), ("constant", {Op.PAD}), ("edge", {Op.SLICE, Op.CONCAT}),
+                                     ("wrap", {Op.HOST_FLOAT})])
+def test_pad_mode_placement_and_values(mode, ops):
     g = load_onnx(_pad_model(mode, [1, 2, 0, 3]))
-    assert [n.op for n in g.nodes] == [op]
+    assert {n.op for n in g.nodes} == ops
     x = np.arange(14, dtype=np.float32).reshape(2, 7)
-    want = np.pad(x, ((1, 0), (2, 3)), mode="reflect" if mode == "reflect" else mode) if mode != "constant" \
-        else np.pad(x, ((1, 0), (2, 3)))
+    want = np.pad(x, ((1, 0), (2, 3)), mode=mode) if mode != "constant" else np.pad(x, ((1, 0), (2, 3)))
     np.testing.assert_array_equal(run_float(g, {"x": x})["y"], want)
 
 
 def test_reflect_longer_than_the_axis_is_refused():
     with pytest.raises(UnsupportedOpError, match="reflect"):
         load_onnx(_pad_model("reflect", [0, 7, 0, 0]))
+
+
+def test_edge_pad_on_the_npu_matches_onnxruntime(tmp_path):
+    """4-D (NHWC inside): pads on H and W, and on the channels."""
+    import onnxruntime as ort
+
+    import npukit
+    pads = [0, 2, 1, 0, 0, 1, 3, 2]
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Pad", ["r", "p"], ["y"], mode="edge")],
+                          "pad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(np.array(pads, np.int64), "p")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "edge.onnx"
+    path.write_bytes(m.SerializeToString())
+    xs = np.random.default_rng(4).standard_normal((4, 1, 3, 5, 6)).astype(np.float32)
+    prog = npukit.compile(path, "npu-m", calibration={"x": xs}, sqnr=False)
+    assert not prog.profile().host_ops
+    want = ort.InferenceSession(str(path)).run(None, {"x": xs[2]})[0]
+    got = prog.run({"x": xs[2]})["y"]
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1.5 * prog.program.outputs[0].scale     # input and output rounding

@@ -1,0 +1,44 @@
+"""ONNX MaxPool / AveragePool on the NPU against onnxruntime float: a 3-D [N, C, L] input
+pooled as [N, 1, L, C] (as Conv1d is), with strides, pads, ceil mode, count_include_pad and
+auto_pad; and count_include_pad with pads on 4-D inputs, whose padded taps are zeros (the
+input's zero point), not code 0."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+import npukit
+
+L, HW = [1, 6, 17], [1, 6, 7, 9]
+CASES = [
+    ("MaxPool", L, {"kernel_shape": [3]}),
+    ("MaxPool", L, {"kernel_shape": [2], "strides": [2], "pads": [1, 0]}),
+    ("MaxPool", L, {"kernel_shape": [3], "strides": [2], "ceil_mode": 1}),
+    ("AveragePool", L, {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
+    ("AveragePool", L, {"kernel_shape": [3], "pads": [1, 1], "count_include_pad": 1}),
+    ("AveragePool", L, {"kernel_shape": [4], "strides": [3], "auto_pad": "SAME_UPPER"}),
+    ("AveragePool", HW, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("AveragePool", HW, {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 0, 1], "ceil_mode": 1,
+                         "count_include_pad": 1}),
+]
+
+
+@pytest.mark.parametrize(("op", "shape", "attrs"), CASES)
+def test_pool_on_the_npu_matches_onnxruntime(tmp_path, op: str, shape: list[int], attrs: dict) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    m = helper.make_model(helper.make_graph([helper.make_node(op, ["x"], ["y"], **attrs)], "g", [x], [y]),
+                          opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = tmp_path / "pool.onnx"
+    path.write_bytes(m.SerializeToString())
+    xs = np.random.default_rng(3).standard_normal((6, *shape)).astype(np.float32) + 0.5   # zero point off 0
+    prog = npukit.compile(path, "npu-m", calibration={"x": xs}, sqnr=False)
+    assert not prog.profile().host_ops
+    want = ort.InferenceSession(str(path)).run(None, {"x": xs[0]})[0]
+    got = prog.run({"x": xs[0]})["y"]
+    assert got.shape == want.shape
+    step = prog.program.outputs[0].scale
+    assert np.abs(got - want).max() <= 1.5 * step
