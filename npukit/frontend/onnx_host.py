@@ -17,6 +17,7 @@ from ..ir.graph import DType, Op
 from ..kernels.host_float import DATA_SHAPED, HostFloatAttrs, output_types, run_float, wrapper_model
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
+from .index_runs import MAX_RUNS, index_runs
 from .onnx_ops_tensor import rows_as_slice
 
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
@@ -52,8 +53,8 @@ def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
         data, idx = b.values.get(node.input[0]), b.values.get(node.input[1]) if len(node.input) == 2 else None
         if isinstance(data, Act) and isinstance(idx, np.ndarray):
             axis = next((a.i for a in node.attribute if a.name == "axis"), 0) % max(data.rank, 1)
-            if rows_as_slice(idx, data.shape[axis]) is None:
-                return "no NPU kernel for Gather of activation rows other than a slice"
+            if rows_as_slice(idx, data.shape[axis]) is None and index_runs(idx, data.shape[axis]) is None:
+                return f"no NPU kernel for Gather of activation rows out of range or in more than {MAX_RUNS} runs"
         return ""
     if op == "Pad":
         mode = next((a.s for a in node.attribute if a.name == "mode"), b"constant")

@@ -11,6 +11,7 @@ from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, Resha
                         SoftmaxAttrs, TransposeAttrs)
 from .depth_space import depth_space_plan
 from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
+from .index_runs import MAX_RUNS, index_runs
 from .onnx_const import attributes
 from .onnx_resize import RESIZE_CONVERTERS
 
@@ -143,20 +144,28 @@ def rows_as_slice(indices: np.ndarray, dim: int) -> tuple[int, int, int] | None:
 
 
 def gather_rows(b: Builder, node, axis: int) -> None:
-    """Gather of an activation by constant indices that form a slice (a recurrent state's
-    rows): a SLICE (a DMA) and a free RESHAPE to the gathered shape."""
+    """Gather of an activation by constant indices: one SLICE (a DMA) when they form a slice
+    (a recurrent state's rows), else a SLICE per run of consecutive indices and a CONCAT
+    (index_runs); then a free RESHAPE to the gathered shape."""
     a = b.act(node.input[0])
     axis %= a.rank
     idx = b.const(node.input[1])
+    src, out = b.onnx_layout(node.input[0]), node.output[0]
     picked = rows_as_slice(idx, a.shape[axis])
-    if picked is None:
-        raise UnsupportedOpError(f"Gather node {b.source[-1]!r}: indices {idx.ravel().tolist()[:8]} do not form "
-                                 f"an increasing slice of axis {axis}")
-    begin, stop, steps = [0] * a.rank, list(a.shape), [1] * a.rank
-    begin[axis], stop[axis], steps[axis] = picked
-    rows = b.emit(Op.SLICE, [b.onnx_layout(node.input[0])], SliceAttrs(tuple(begin), tuple(stop), tuple(steps)),
-                  b.fresh(f"{node.output[0]}/rows"))
-    b.reshape_to_onnx(node.output[0], rows, a.shape[:axis] + tuple(idx.shape) + a.shape[axis + 1:])
+    runs = [(picked[0], picked[1])] if picked is not None else index_runs(idx, a.shape[axis])
+    if runs is None:
+        raise UnsupportedOpError(f"Gather node {b.source[-1]!r}: indices {idx.ravel().tolist()[:8]} are out of "
+                                 f"range of axis {axis} or form more than {MAX_RUNS} runs")
+    pieces = []
+    for k, (lo, hi) in enumerate(runs):
+        begin, stop, steps = [0] * a.rank, list(a.shape), [1] * a.rank
+        begin[axis], stop[axis] = lo, hi
+        if picked is not None:
+            stop[axis], steps[axis] = picked[1], picked[2]
+        pieces.append(b.emit(Op.SLICE, [src], SliceAttrs(tuple(begin), tuple(stop), tuple(steps)),
+                             b.fresh(f"{out}/rows" if len(runs) == 1 else f"{out}/run{k}")))
+    rows = pieces[0] if len(pieces) == 1 else b.emit(Op.CONCAT, pieces, ConcatAttrs(axis), b.fresh(f"{out}/rows"))
+    b.reshape_to_onnx(out, rows, a.shape[:axis] + tuple(idx.shape) + a.shape[axis + 1:])
 
 
 def split(b: Builder, node) -> None:

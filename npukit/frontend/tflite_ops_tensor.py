@@ -10,6 +10,7 @@ from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, GatherAttrs, MeanAttrs, Op, Pa
                         SliceAttrs, SoftmaxAttrs, TransposeAttrs)
 from ..ir.shapes import slice_len
 from .depth_space import depth_space_plan
+from .index_runs import MAX_RUNS, index_runs
 from .tflite_ops import _act, _same_quant, converter
 
 
@@ -276,6 +277,9 @@ def gather(cv, op) -> None:
     table, ids, out = cv.name(table_i), cv.name(ids_i), cv.name(op.outputs[0])
     rank = len(cv.tensors[table].shape)
     axis, batch = (int(o.axis), int(o.batchDims)) if o is not None else (0, 0)
+    if cv.const(table_i) is None and cv.const(ids_i) is not None and not batch and rank:
+        _gather_runs(cv, table, cv.const(ids_i), axis % rank, out)
+        return
     if cv.const(table_i) is None or cv.const(ids_i) is not None or axis % max(rank, 1) != 0 or batch:
         raise UnsupportedOpError(f"{cv.where()}: GATHER other than rows (axis 0) of a constant table by "
                                  f"computed ids")
@@ -287,3 +291,25 @@ def gather(cv, op) -> None:
                                  f"tensor, or a float one)")
     _same_quant(cv, table, out)
     cv.emit(Op.GATHER, [table, ids], out, GatherAttrs(0))
+
+
+def _gather_runs(cv, x: str, ids: np.ndarray, axis: int, out: str) -> None:
+    """GATHER of an activation by constant ids (tf.signal.frame's overlapping frames, a
+    channel order): a SLICE per run of consecutive ids, a CONCAT, a free RESHAPE (index_runs)."""
+    shape = cv.tensors[x].shape
+    runs = index_runs(ids, shape[axis])
+    if runs is None:
+        raise UnsupportedOpError(f"{cv.where()}: GATHER by constant ids out of range of axis {axis} or in "
+                                 f"more than {MAX_RUNS} runs")
+    _same_quant(cv, x, out)
+    pieces = []
+    for k, (lo, hi) in enumerate(runs):
+        begin, end = [0] * len(shape), list(shape)
+        begin[axis], end[axis] = lo, hi
+        piece = cv.fresh(f"{out}/run{k}", (*shape[:axis], hi - lo, *shape[axis + 1:]), out)
+        pieces.append(cv.emit(Op.SLICE, [x], piece, SliceAttrs(tuple(begin), tuple(end), (1,) * len(shape)),
+                              f"/run{k}"))
+    rows = (*shape[:axis], int(ids.size), *shape[axis + 1:])
+    joined = pieces[0] if len(pieces) == 1 else cv.emit(Op.CONCAT, pieces, cv.fresh(f"{out}/rows", rows, out),
+                                                         ConcatAttrs(axis), "/rows")
+    cv.reshape(joined, cv.tensors[out].shape, out, suffix="/gathered")

@@ -1,6 +1,7 @@
-"""ONNX Gather of activation rows by constant indices (a recurrent state's h and c rows):
-indices forming an increasing slice import as SLICE + RESHAPE (DMA on the NPU), equal to
-onnxruntime; other index lists stay ONNX host nodes with their reason."""
+"""ONNX Gather of activation rows by constant indices (a recurrent state's h and c rows, a
+channel order, overlapping frames): indices forming an increasing slice import as SLICE +
+RESHAPE (DMA on the NPU), others as a SLICE per run of consecutive indices and a CONCAT, equal
+to onnxruntime; more runs than the limit stay an ONNX host node with its reason."""
 from __future__ import annotations
 
 import warnings
@@ -23,14 +24,26 @@ def test_gather_of_a_slice_of_rows_is_data_movement(idx, axis):
     assert Op.HOST_FLOAT not in ops(g) and Op.SLICE in ops(g)
 
 
-def test_gather_of_rows_out_of_order_stays_on_the_host():
-    mb = model_bytes([node("Gather", ["state", "idx"], ["y"], axis=0)], {"state": (3, 4)}, ["y"],
-                     {"idx": np.array([2, 0], np.int64)})
+@pytest.mark.parametrize("idx, axis", [(np.array([2, 0]), 0), (np.array([2, 1, 0]), 1),     # BGR -> RGB
+                                       (np.array([[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7]]), 1),  # frames
+                                       (np.array([5, 0, 1, -1]), 2)])
+def test_gather_of_rows_out_of_order_is_a_slice_per_run_and_a_concat(idx, axis):
+    mb = model_bytes([node("Gather", ["state", "idx"], ["y"], axis=axis), node("Relu", ["y"], ["z"])],
+                     {"state": (3, 8, 6)}, ["y", "z"], {"idx": np.asarray(idx, np.int64)})
+    g = check_against_onnxruntime(mb)
+    assert Op.HOST_FLOAT not in ops(g) and Op.CONCAT in ops(g)
+
+
+def test_gather_in_more_runs_than_the_limit_stays_on_the_host():
+    from npukit.frontend.index_runs import MAX_RUNS
+    n = 2 * MAX_RUNS + 2
+    mb = model_bytes([node("Gather", ["state", "idx"], ["y"], axis=1)], {"state": (1, n)}, ["y"],
+                     {"idx": np.arange(n, dtype=np.int64)[::-1].copy()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         g = load_onnx(mb)
     host = [n for n in g.nodes if n.op is Op.HOST_FLOAT]
-    assert len(host) == 1 and "other than a slice" in host[0].attrs.reason
+    assert len(host) == 1 and f"in more than {MAX_RUNS} runs" in host[0].attrs.reason
     check_against_onnxruntime(mb)
 
 

@@ -1,6 +1,7 @@
 """TFLite GATHER of rows of a constant int8 table by integer ids runs on the NPU's indexed
 GATHER instruction (no host segment) and equals LiteRT's reference GATHER (BUILTIN_REF)
-byte for byte; an id outside the table stops both runs."""
+byte for byte; an id outside the table stops both runs. A GATHER of an activation by constant
+ids is a SLICE per run of consecutive ids and a CONCAT, also equal to LiteRT."""
 from __future__ import annotations
 
 import numpy as np
@@ -95,3 +96,25 @@ def test_gather_of_a_float_table_runs_on_the_npu_within_half_a_step(tmp_path):
         ids = rng.integers(0, 10, (1, 6)).astype(np.int32)
         got = prog.run({prog.input_names[0]: ids})[prog.output_names[0]]
         assert np.abs(got - run_reference(model, [ids])[0]).max() <= step / 2 * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("x_shape, ids, axis", [((1, 40, 2), np.array([[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]), 1),
+                                                ((1, 4, 4, 3), np.array([2, 1, 0]), 3),
+                                                ((6, 5), np.array([5, -6, 0]) % 6, 0)])
+def test_gather_of_an_activation_by_constant_ids_is_slices_on_the_npu(x_shape, ids, axis, tmp_path):
+    """tf.signal.frame's overlapping frames (BirdNET, a log-mel front), a channel order: a
+    SLICE per run of consecutive ids and a CONCAT, equal to LiteRT's reference GATHER."""
+    rng = np.random.default_rng(ids.size)
+    options = tfl.GatherOptionsT()
+    options.axis = axis
+    out_shape = x_shape[:axis] + ids.shape + x_shape[axis + 1:]
+    model = build_single_op("GATHER", [T("x", x_shape, "int8", 0.05, 3), T("ids", ids.shape, "int32",
+                                                                        data=ids.astype(np.int32))],
+                            [T("y", out_shape, "int8", 0.05, 3)], options)
+    path = tmp_path / "frames.tflite"
+    path.write_bytes(model)
+    prog = npu_compile(path, "npu-m")
+    assert prog.profile().host_ops == [] and "slice" in [la.op for la in prog.program.layers]
+    for _ in range(3):
+        x = rng.integers(-128, 128, x_shape).astype(np.int8)
+        np.testing.assert_array_equal(prog.run({"x": x})["y"], run_reference(model, [x])[0])
