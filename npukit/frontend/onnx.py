@@ -39,6 +39,9 @@ from .onnx_qdq import is_quantised_onnx, load_quantised_onnx
 CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **NORM_CONVERTERS, **ELTWISE_CONVERTERS, **TRANSFORMER_CONVERTERS, **RNN_CONVERTERS,
               **GRU_CONVERTERS}
 _INT_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+# a double or half input is a float input: the NPU quantises it from float32 like any other
+_FLOAT_INPUTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED, onnx.TensorProto.DOUBLE,
+                 onnx.TensorProto.FLOAT16)
 _NEVER_FOLD = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike",
                "RandomUniformLike", "Multinomial", "Bernoulli"}
 
@@ -234,7 +237,7 @@ def load_onnx(path_or_bytes, input_shapes: dict[str, tuple[int, ...]] | None = N
             b.values[vi.name] = Act(vi.name, shape, False)
             b.onnx_types[vi.name] = helper.tensor_dtype_to_np_dtype(elem).name
             continue
-        if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED, onnx.TensorProto.BOOL):
+        if elem not in _FLOAT_INPUTS + (onnx.TensorProto.BOOL,):
             raise UnsupportedOpError(f"input {vi.name!r} has element type "
                                      f"{onnx.TensorProto.DataType.Name(elem)}; only float, bool and integer "
                                      f"inputs are supported")

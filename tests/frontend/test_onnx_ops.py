@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 from onnx_testutil import check_against_onnxruntime, model_bytes, node, ops
 
 from npukit.ir.graph import Op
@@ -213,3 +214,24 @@ def test_unsqueeze_without_axes_is_a_model_error():
     with pytest.raises(ModelError, match="Unsqueeze node .* no axes") as e:
         load_onnx(mb)
     assert "TypeError" not in str(e.value)
+
+
+@pytest.mark.parametrize("elem", [TensorProto.DOUBLE, TensorProto.FLOAT16])
+def test_a_double_or_half_input_is_a_float_input(tmp_path, elem):
+    """A model declaring float64 (sklearn-onnx, the onnx wheel's operator exports) or float16
+    inputs compiles as float; `run` takes float32 as for any float input, and agrees with
+    onnxruntime fed the declared type."""
+    import npukit
+    np_type = helper.tensor_dtype_to_np_dtype(elem)
+    scale = numpy_helper.from_array(np.array([0.5, -2.0, 1.5, 3.0], np_type), "s")
+    g = helper.make_graph([helper.make_node("Mul", ["x", "s"], ["m"]), helper.make_node("Relu", ["m"], ["y"])], "dbl",
+                          [helper.make_tensor_value_info("x", elem, [2, 4])],
+                          [helper.make_tensor_value_info("y", elem, [2, 4])], [scale])
+    path = tmp_path / "double.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString())
+    calib = np.random.default_rng(5).uniform(-1, 1, (8, 2, 4)).astype(np.float32)
+    prog = npukit.compile(path, "npu-m", calibration={"x": calib}, sqnr=False)
+    assert prog.profile().host_ops == []
+    want = ort.InferenceSession(str(path)).run(None, {"x": calib[0].astype(np_type)})[0]
+    got = prog.run({"x": calib[0]})["y"]
+    assert np.max(np.abs(got - want)) <= prog.program.outputs[0].scale
