@@ -31,7 +31,7 @@ def dynamic_inputs(model: tfl.ModelT) -> dict[str, tuple[int, ...]]:
 def resize_inputs(model: tfl.ModelT, path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
     """Give the inputs named in `shapes` those shapes, in place, with every tensor of the
     main subgraph reshaped as LiteRT resolves it (running it once on zeros, which sizes the
-tensors whose shapes are computed). Only dynamic axes may change (InputError)."""
+    tensors whose shapes are computed). Only dynamic axes may change (InputError)."""
     sg = model.subgraphs[0]
     index = {rd.tensor_name(sg.tensors[i], int(i)): int(i) for i in sg.inputs}
     wanted: dict[int, tuple[int, ...]] = {}
