@@ -199,25 +199,33 @@ class _Scheduler:
             return self.memo.units[exact]
         key = (k, form, flip, ratio, ctx.consts.base, ctx.consts.compress, spaces, shared)
         if key not in self.memo.layouts:
-            steps = self._unit(ctx, self.units[k], assign)
-            if steps is None:
+            out = self.emitted(ctx, k, assign, flip, ratio)
+            if out is None:
                 self.memo.units[exact] = self.memo.layouts[key] = None
                 return None
-            consts = ctx.consts.fresh(estimate=ratio)
-            e = Recorder(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
-                         packed_space=consts.space)
-            cx = replace(ctx, consts=consts, emitter=e, flip=flip)
-            for j, step in enumerate(steps):
-                if j:
-                    cx.flip = not cx.flip
-                step(cx)
-            self.memo.layouts[key] = (e.entries, len(steps), placed)
-            out: tuple[list, int] | None = (e.entries, len(steps))
+            self.memo.layouts[key] = (*out, placed)
         else:
             rec = self.memo.layouts[key]
             out = rec and (moved(rec[0], rec[2], placed), rec[1])
         self.memo.units[exact] = out
         return out
+
+    def emitted(self, ctx: Ctx, k: int, assign: dict[str, str], flip: bool, ratio: float) -> tuple[list, int] | None:
+        """Unit k in its form emitted afresh into a recorder, its weight blocks sized by `ratio`,
+        its first step's SRAM slots from side `flip`: (recorded entries, steps), or None when
+        a fused form does not fit."""
+        steps = self._unit(ctx, self.units[k], assign)
+        if steps is None:
+            return None
+        consts = ctx.consts.fresh(estimate=ratio)
+        e = Recorder(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
+                     packed_space=consts.space)
+        cx = replace(ctx, consts=consts, emitter=e, flip=flip)
+        for j, step in enumerate(steps):
+            if j:
+                cx.flip = not cx.flip
+            step(cx)
+        return e.entries, len(steps)
 
     def _layout(self, ctx: Ctx, tensors: list[str]) -> tuple[list, tuple, tuple]:
         """The placed tensors among `tensors` as (tensor, space, address, bytes), their spaces,

@@ -3,7 +3,6 @@ ranges moved with the tensors) must be what emitting it there gives: the same by
 and instructions the event model charges alike (it reads spaces and sizes, not addresses)."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,25 +10,11 @@ import pytest
 from npukit.arch import load_arch
 from npukit.codegen import scheduler as S
 from npukit.codegen.context import CompileOptions
-from npukit.codegen.emitter import Recorder
 from npukit.codegen.replay import _Replay
 from npukit.compiler import compile_graph, load_model
 from npukit.cost.timing import _Model
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mlperf_tiny"
-
-
-def _fresh(s, ctx, k, assign, flip, ratio) -> list:
-    steps = s._unit(ctx, s.units[k], assign)
-    consts = ctx.consts.fresh(estimate=ratio)
-    e = Recorder(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
-                 packed_space=consts.space)
-    cx = replace(ctx, consts=consts, emitter=e, flip=flip)
-    for j, step in enumerate(steps):
-        if j:
-            cx.flip = not cx.flip
-        step(cx)
-    return e.entries
 
 
 @pytest.mark.parametrize("model, preset", [("ds_cnn", "npu-m"), ("mobilenet_v1_025_96", "u55-256")])
@@ -43,7 +28,7 @@ def test_a_moved_record_equals_a_fresh_emission(monkeypatch, model, preset):
         emitted = len(self.memo.layouts)
         out = recorded(self, ctx, k, assign, flip, ratio)
         if out is not None and len(self.memo.layouts) == emitted:
-            fresh = _fresh(self, ctx, k, assign, flip, ratio)
+            fresh = self.emitted(ctx, k, assign, flip, ratio)[0]
             model = _Model(_Replay([]), ctx.arch)
             assert len(out[0]) == len(fresh)
             for (a, ra, wa), (b, rb, wb) in zip(out[0], fresh):

@@ -64,3 +64,16 @@ def ops(g: Graph) -> list[Op]:
 
 def node(op_type: str, inputs, outputs, **attrs):
     return helper.make_node(op_type, list(inputs), list(outputs), name=f"{op_type}_{outputs[0]}", **attrs)
+
+
+def assert_compiled_matches_onnxruntime(path, xs: np.ndarray, k: int = 1, steps: float = 1.5) -> None:
+    """The model at `path` compiled on npu-m with calibration samples `xs` (input "x") runs
+    every layer on the NPU and, on sample k, is within `steps` output int8 steps of
+    onnxruntime (the input's and the output's rounding)."""
+    import npukit
+    prog = npukit.compile(path, "npu-m", calibration={"x": xs}, sqnr=False)
+    assert not prog.profile().host_ops
+    want = ort.InferenceSession(str(path)).run(None, {"x": xs[k]})[0]
+    got = prog.run({"x": xs[k]})["y"]
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= steps * prog.program.outputs[0].scale

@@ -8,6 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import npukit
+from onnx_testutil import assert_compiled_matches_onnxruntime
 
 
 def _save(tmp_path, nodes, shape, inits, extra_inputs=()):
@@ -27,13 +28,7 @@ def test_tile_on_the_npu_matches_onnxruntime(tmp_path, shape, reps) -> None:
     r = numpy_helper.from_array(np.array(reps, np.int64), "r")
     nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Tile", ["a", "r"], ["y"])]
     path = _save(tmp_path, nodes, list(shape), [r])
-    xs = np.random.default_rng(2).standard_normal((4, *shape)).astype(np.float32)
-    prog = npukit.compile(path, "npu-m", calibration={"x": xs}, sqnr=False)
-    assert not prog.profile().host_ops
-    want = ort.InferenceSession(str(path)).run(None, {"x": xs[1]})[0]
-    got = prog.run({"x": xs[1]})["y"]
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= 1.5 * prog.program.outputs[0].scale    # input and output rounding
+    assert_compiled_matches_onnxruntime(path, np.random.default_rng(2).standard_normal((4, *shape)).astype(np.float32))
 
 
 def test_tile_by_repeats_read_from_an_input_needs_them_bound(tmp_path) -> None:
