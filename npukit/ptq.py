@@ -215,8 +215,9 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if sqnr:
         note = ("no held-out samples (random calibration)" if calibration is None else
                 "no held-out samples (one calibration sample)")
-        got = [run_dequantised(quantize_graph(with_weights(g, w), r, forced), f)
-               for (r, ev), w in zip(measured, fold_weights) for f, _ in ev] if held else []
+        got = [run_dequantised(fold_graph, f)       # each fold's graph quantised once, for its samples
+               for (r, ev), w in zip(measured, fold_weights) if ev
+               for fold_graph in [quantize_graph(with_weights(g, w), r, forced)] for f, _ in ev] if held else []
         acc = accuracy(qg.outputs, refs, got, note, score_outputs(qg))
     return Quantised(qg, report, len(feeds), acc, chosen.to_json() if chosen else None,
                      int8 if chosen and chosen.wide else None, Scales(dict(ranges), tuple(widenings), gptq), used)
