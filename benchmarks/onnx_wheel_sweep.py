@@ -7,7 +7,8 @@ compile, also `python -m npukit.cli compile` (it must print one line and exit 2)
     python benchmarks/onnx_wheel_sweep.py [--json OUT.jsonl] [--timeout S] [NAME_SUBSTRING ...]
 
 Each model runs in its own child process (a crash or a hang is caught, not inherited). One
-line per model: class (npu / host / refused / crash / wrong / slow), figures, reason.
+line per model: class (npu / host / refused / input refused / crash / wrong / slow), figures,
+reason ("input refused": the model compiles, and `run` refuses its shipped input in one line).
 """
 from __future__ import annotations
 
@@ -44,7 +45,11 @@ def child(model: str) -> dict:
         return {"class": "refused", "reason": f"{type(exc).__name__}: {exc}", "compile_s": time.perf_counter() - t0}
     compile_s = time.perf_counter() - t0
     specs = prog.input_specs
-    got = prog.run({k: np.ascontiguousarray(v, dtype=specs[k][1]) for k, v in feeds.items()})
+    try:
+        got = prog.run({k: np.ascontiguousarray(v, dtype=specs[k][1]) for k, v in feeds.items()})
+    except npukit.errors.InputError as exc:     # the shipped input itself (e.g. beyond float32)
+        return {"class": "input refused", "reason": f"compiles; run refuses the shipped input: {exc}",
+                "compile_s": compile_s}
     run_s = time.perf_counter() - t0 - compile_s
     host = [f"{h['op']}: {h['reason']}" for h in prog.profile().host_ops]
     ok, cos, rel, steps = True, 1.0, 0.0, 0.0
