@@ -169,9 +169,30 @@ def lower_lut(ctx: Ctx, g: Graph, node: Node, table: np.ndarray | None = None) -
     return {}
 
 
+def _merged_shapes(g: Graph, node: Node) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """The output's and operands' shapes, an output of more than 4 axes with adjacent axes
+    merged where every operand is whole on both or broadcast on both ([2, 3, 4, 4, 4] by
+    [1, 3, 1, 1, 1]: [2, 3, 64] by [1, 3, 1]); the flat layout is the same."""
+    out = tuple(g.tensors[node.outputs[0]].shape)
+    shapes = [(1,) * (len(out) - len(g.tensors[n].shape)) + tuple(g.tensors[n].shape) for n in node.inputs]
+    if len(out) <= 4:
+        return out, shapes
+    groups: list[list[int]] = []
+    last = None
+    for d, n in enumerate(out):
+        status = None if n == 1 else tuple(s[d] == n for s in shapes)
+        if groups and (status is None or last is None or status == last):
+            groups[-1].append(d)
+        else:
+            groups.append([d])
+        last = status if status is not None else last
+    return (tuple(math.prod(out[d] for d in grp) for grp in groups),
+            [tuple(math.prod(s[d] for d in grp) for grp in groups) for s in shapes])
+
+
 def broadcast_supported(g: Graph, node: Node) -> bool:
-    """Operands read with broadcast (zero) strides: any shapes up to 4-D."""
-    return len(g.tensors[node.outputs[0]].shape) <= 4
+    """Operands read with broadcast (zero) strides: any shapes that merge to 4-D or fewer axes."""
+    return len(_merged_shapes(g, node)[0]) <= 4
 
 
 def _broadcast_strides(shape, out4) -> tuple[int, ...]:
@@ -189,7 +210,8 @@ def _broadcast_blocks(ctx: Ctx, g: Graph, node: Node):
     whole): loads every operand's block into ABUF with its broadcast strides and yields
     (operand tiles, output tile, length, flat offset); the caller computes and stores."""
     e, out = ctx.emitter, g.tensors[node.outputs[0]]
-    out4 = (1,) * (4 - len(out.shape)) + tuple(out.shape)
+    out_shape, in_shapes = _merged_shapes(g, node)
+    out4 = (1,) * (4 - len(out_shape)) + out_shape
     a_slots, _, _ = ctx.slots()
     n_bufs = len(node.inputs) + 1
     cap = max(1, a_slots.size // (n_bufs * ctx.nbuf) - 16)
@@ -198,15 +220,15 @@ def _broadcast_blocks(ctx: Ctx, g: Graph, node: Node):
     k = max(1, min(out4[axis], cap // inner))
     bufs = [SlotPair(a_slots.take(k * inner, ctx.nbuf)) for _ in range(n_bufs)]
     operands = []
-    for name in node.inputs:
+    for name, shape in zip(node.inputs, in_shapes):
         t = g.tensors[name]
         if t.is_const:       # stored expanded (contiguous reads) unless that costs over 64 KiB
-            data = t.const_data if out.size > MATERIALISE_BYTES else np.broadcast_to(t.const_data.reshape(
-                (1,) * (len(out.shape) - t.const_data.ndim) + t.const_data.shape), out.shape)
+            data = t.const_data.reshape(shape)
+            data = data if out.size > MATERIALISE_BYTES else np.broadcast_to(data, out_shape)
             operands.append((ctx.consts.space, ctx.const(np.ascontiguousarray(data).view(np.int8)),
                              _broadcast_strides(data.shape, out4)))
         else:
-            operands.append((ctx.space(name), ctx.addr(name), _broadcast_strides(t.shape, out4)))
+            operands.append((ctx.space(name), ctx.addr(name), _broadcast_strides(shape, out4)))
     for prefix in np.ndindex(*out4[:axis]):
         for j0 in range(0, out4[axis], k):
             kl = min(k, out4[axis] - j0)

@@ -84,15 +84,6 @@ def prelu(b: Builder, node) -> None:
     if not _broadcasts_to(slope.shape, a.shape):
         raise ModelError(f"ONNX node {b.source[-1]!r} (PRelu): slope of shape {list(slope.shape)} does not "
                          f"broadcast to its input's {list(a.shape)}")
-    full = slope.reshape((1,) * (a.rank - slope.ndim) + slope.shape)
-    if a.rank > 4 and full.shape[0] == 1 and all(d == 1 for d in full.shape[2:]):
-        # one slope per channel of a 5-D or wider value: as [N, C, rest] (the VPU broadcasts up to 4-D)
-        flat, done = node.output[0] + "/flat", node.output[0] + "/flat_prelu"
-        b.reshape_to_onnx(flat, b.onnx_layout(node.input[0]), (a.shape[0], a.shape[1], int(np.prod(a.shape[2:]))))
-        b.values[done + "/slope"] = full.reshape(-1, 1)
-        b.emit_result(done, Op.PRELU, [b.act(flat).ir, b.operand(done + "/slope", 3)], NoAttrs(), nhwc=False)
-        b.reshape_to_onnx(node.output[0], b.onnx_layout(done), a.shape)
-        return
     b.values[node.input[1] + "/slope"] = slope
     s = b.operand(node.input[1] + "/slope", a.rank)
     b.emit_result(node.output[0], Op.PRELU, [a.ir, s], NoAttrs(), nhwc=a.nhwc)

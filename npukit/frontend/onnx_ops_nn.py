@@ -268,15 +268,8 @@ def batch_norm(b: Builder, node) -> None:
 
 
 def scale_shift(b: Builder, src: str, mul: np.ndarray, add: np.ndarray, out: str) -> None:
-    """out = src * mul + add, `mul` and `add` per channel (axis 1 of the ONNX value); a value
-    of rank 5 or more as [N, C, rest] (the VPU broadcasts a channel over at most 4-D)."""
+    """out = src * mul + add, `mul` and `add` per channel (axis 1 of the ONNX value)."""
     a = b.act(src)
-    if a.rank > 4:
-        flat, done = out + "/flat", out + "/flat_scaled"
-        b.reshape_to_onnx(flat, b.onnx_layout(src), (a.shape[0], a.shape[1], int(np.prod(a.shape[2:]))))
-        scale_shift(b, flat, mul, add, done)
-        b.reshape_to_onnx(out, b.onnx_layout(done), a.shape)
-        return
     shape = (a.shape[1],) + (1,) * (a.rank - 2)
     b.values[out + "/scale"] = mul.astype(np.float32).reshape(shape)
     b.values[out + "/shift"] = add.astype(np.float32).reshape(shape)
