@@ -22,6 +22,17 @@ from ..ir.graph import DType, Graph, Op
 from . import tails as tails_
 
 _SAMPLE = 1 << 15
+# -inf, or a value at or below MASKED, marks masked values (a masked_fill before a softmax, an
+# additive attention mask): int8 holds them as the range's lowest code. A mask of one finite
+# value c and masked values gets the range [c - MASK_SPAN, c], so that adding it saturates any
+# sum it meets; a softmax's input that holds masked values gets MASK_MARGIN / beta below its
+# finite values, so that a masked entry weighs at most e^-16 of the row's largest (under half
+# an int8 output step for ~2,000 masked entries). A softmax's input counts what lies at or
+# below SOFTMAX_MASKED / beta as masked (x - 10000, BERT's additive mask: e^-1000 is 0).
+MASK_SPAN = 4096.0
+MASK_MARGIN = 16.0
+MASKED = -1e9      # a masking constant: -1e9, float32's lowest, -inf
+SOFTMAX_MASKED = -1000.0
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,11 @@ class Observer:
     (quant.tails; percentile reads them) and a bounded random sample per update (mse and
     entropy read it)."""
 
-    def __init__(self, seed: int, values: Values = "sample", expected: int = 1):
+    def __init__(self, seed: int, values: Values = "sample", expected: int = 1, beta: float | None = None):
         self.lo, self.hi = np.inf, -np.inf
+        self.masked = False         # seen a masked value
+        self.beta = beta            # a softmax's input: its beta
+        self.floor = MASKED if beta is None else SOFTMAX_MASKED / beta      # masked at or below
         self.samples: list[np.ndarray] = []
         self.values = values
         self.tails = tails_.Tails(expected)
@@ -63,14 +77,15 @@ class Observer:
             cols = flat.reshape(-1, x.shape[-1])
             cmax, cmin = _columns(np.maximum, cols), _columns(np.minimum, cols)
             lo, hi = float(cmin.min()), float(cmax.max())
-            amax = np.maximum(cmax, -cmin) if np.isfinite(lo) and np.isfinite(hi) else \
-                np.nanmax(np.abs(np.where(np.isfinite(cols), cols, 0)), axis=0)
+            amax = np.maximum(cmax, -cmin) if self._plain(lo, hi) else \
+                np.nanmax(np.abs(np.where(self._kept(cols), cols, 0)), axis=0)
             prev = self.channel_amax
             self.channel_amax = np.maximum(prev, amax) if prev is not None and prev.shape == amax.shape else amax
         else:
             lo, hi = float(flat.min()), float(flat.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)):   # a function's pole (log 0, 1 / 0): saturates in int8 anyway
-            flat = flat[np.isfinite(flat)]
+        if not self._plain(lo, hi):     # masked values, or a function's pole (log 0, 1 / 0): saturate in int8
+            self.masked |= lo <= self.floor
+            flat = flat[self._kept(flat)]
             if flat.size == 0:
                 return
             lo, hi = float(flat.min()), float(flat.max())
@@ -80,7 +95,21 @@ class Observer:
         if self.values == "sample":
             self.samples.append(flat if flat.size <= _SAMPLE else self.rng.choice(flat, _SAMPLE, replace=False))
 
+    def _plain(self, lo: float, hi: float) -> bool:
+        return lo > self.floor and np.isfinite(hi)
+
+    def _kept(self, x: np.ndarray) -> np.ndarray:
+        return np.isfinite(x) & (x > self.floor)
+
     def range(self, method: str) -> Range:
+        r = self._finite_range(method)
+        if not self.masked or not np.isfinite(r.hi):
+            return r
+        if r.hi - r.lo <= 0:
+            return Range(r.hi - MASK_SPAN, r.hi)
+        return Range(r.lo - (0.0 if self.beta is None else MASK_MARGIN / self.beta), r.hi)
+
+    def _finite_range(self, method: str) -> Range:
         if method == "percentile" and self.tails.count:
             return Range(*self.tails.percentiles())
         if method == "minmax" or not self.samples:
@@ -93,8 +122,9 @@ class Observer:
 
 def merged(parts: Sequence[Observer]) -> Observer:
     """One observer of what all of `parts` (the same tensor, observed on disjoint samples) saw."""
-    out = Observer(0, parts[0].values)
+    out = Observer(0, parts[0].values, beta=parts[0].beta)
     out.lo, out.hi = min(p.lo for p in parts), max(p.hi for p in parts)
+    out.masked = any(p.masked for p in parts)
     out.tails = tails_.merged([p.tails for p in parts])
     out.samples = [s for p in parts for s in p.samples]
     amax = [p.channel_amax for p in parts if p.channel_amax is not None]
@@ -259,6 +289,21 @@ def calibration_feeds(g: Graph, calibration: dict[str, np.ndarray] | None,
     return [{name: np.asarray(arrays[name][i], np.float32) for name in g.inputs} for i in range(n)]
 
 
+def softmax_inputs(g: Graph) -> dict[str, float]:
+    """{tensor: beta} of what each softmax reads, through the reshapes and transposes before it
+    (which share its quantisation)."""
+    made = {o: n for n in g.nodes for o in n.outputs}
+    out: dict[str, float] = {}
+    for n in g.nodes:
+        if n.op is Op.SOFTMAX:
+            t: str | None = n.inputs[0]
+            while t is not None and t not in out:
+                out[t] = n.attrs.beta
+                src = made.get(t)
+                t = src.inputs[0] if src is not None and src.op in (Op.RESHAPE, Op.TRANSPOSE) else None
+    return out
+
+
 def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
             hold: Values = "sample", expected: int = 1,
             outputs: list[dict] | None = None) -> tuple[dict[str, Observer], list[dict]]:
@@ -267,7 +312,8 @@ def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
     the float run makes it, so that a sample not kept holds no more than the run's live
     tensors; `hold`: what observers keep beside the extremes (`values_for` a method), their
     tails exact for up to `expected` samples in all (runs of one calibration set merged)."""
-    observers = {name: Observer(i, hold, expected) for i, (name, t) in enumerate(g.tensors.items())
+    betas = softmax_inputs(g)
+    observers = {name: Observer(i, hold, expected, betas.get(name)) for i, (name, t) in enumerate(g.tensors.items())
                  if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
 
     def seen(name: str, value: np.ndarray) -> None:

@@ -226,6 +226,8 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
                 # a constant shared with another node (TFLite keeps one -0.4 for every layer's
                 # max(x, -0.4)) gets a copy at this node's output quantisation
                 own = n if n not in tensors else f"{n}/{node.name}"
+                # saturated in float first: a -inf (masked_fill's) is the lowest code
+                data = np.clip(data, (-128 - ot.qp.zp) * ot.qp.s, (127 - ot.qp.zp) * ot.qp.s)
                 tensors[own] = Tensor(own, data.shape, DType.I8, kv.quantize(data, ot.qp.s, ot.qp.zp), ot.qp)
                 inputs[i] = own
         return node.with_(inputs=tuple(inputs))
