@@ -14,8 +14,9 @@ from .gru import lower_gru
 from .lstm import lower_lstm
 from .matmul import lower_matmul
 from .norm import lower_layer_norm
+from .resize import lower_resize
 from .vector import (ELTWISE_KIND, eltwise_plan, lower_eltwise, lower_eltwise_broadcast, lower_lut, lower_mean,
-                     lower_pool, lower_resize, lower_select)
+                     lower_pool, lower_select)
 from .softmax import lower_softmax
 from ..kernels.kernels_vpu16 import Lut16Params, Sigmoid16Params
 from .vector16 import lower_lut16, lower_sigmoid16

@@ -22,8 +22,8 @@ from .gru import cells_per_block as gru_cells
 from .lstm import cell_layout as lstm_layout, cells_per_block as lstm_cells, lstm_macs, lstm_support, variant as lstm_variant
 from .matmul import TRANSFORMER_NPU_OPS, matmul_macs, matmul_support
 from .norm import layer_norm_support
-from .vector import (ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits,
-                     resize_fits)
+from .resize import resize_fits
+from .vector import ELTWISE_KIND, broadcast_supported, eltwise_plan, mean_layout, reduction_fits
 from .softmax import softmax_fits
 from .vector16 import VPU16_OPS
 from .wide import int16_support

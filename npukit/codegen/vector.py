@@ -395,37 +395,6 @@ def reduction_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     return node.op in (Op.REDUCE_MAX, Op.REDUCE_MIN) and _extreme_parts(n, xb, abuf_bytes // 2 - 64) is not None
 
 
-def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
-    """Resize tiles hold whole planes of one channel block: at least one channel must fit."""
-    _, h, w, _ = g.tensors[node.inputs[0]].shape
-    oh, ow = node.attrs.size
-    return 2 * (h * w + oh * ow) * g.tensors[node.inputs[0]].dtype.itemsize + 64 <= abuf_bytes
-
-
-def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
-    e, a = ctx.emitter, node.attrs
-    n, h, w, c = g.tensors[node.inputs[0]].shape
-    oh, ow = a.size
-    eb = g.tensors[node.inputs[0]].dtype.itemsize       # 2: int16 (16x8)
-    a_slots, _, _ = ctx.slots()
-    cb = max(1, min(c, (a_slots.size // ctx.nbuf - 32) // ((h * w + oh * ow) * eb)))
-    ins = SlotPair(a_slots.take(h * w * cb * eb, ctx.nbuf))
-    outs = SlotPair(a_slots.take(oh * ow * cb * eb, ctx.nbuf))
-    src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
-    mode = int(a.mode == "bilinear")
-    for b in range(n):
-        for c0 in range(0, c, cb):
-            cl = min(cb, c - c0)
-            xa, oa = ins.next(), outs.next()
-            dma(e, ctx.space(node.inputs[0]), src + (b * h * w * c + c0) * eb, (0, 0, 0, c * eb), I.ABUF, xa,
-                (0, 0, 0, cl * eb), (1, 1, 1, h * w), cl * eb)
-            e.emit(lambda L, d: I.Resize(L, d, mode, xa, h, w, cl, oa, oh, ow, int(a.align_corners),
-                                         int(a.half_pixel_centers), eb))
-            dma(e, I.ABUF, oa, (0, 0, 0, cl * eb), ctx.space(node.outputs[0]), dst + (b * oh * ow * c + c0) * eb,
-                (0, 0, 0, c * eb), (1, 1, 1, oh * ow), cl * eb)
-    return {}
-
-
 def _adjacent_layout(g: Graph, node: Node) -> tuple[int, int, int]:
     """mean_layout of a reduction partition.py has accepted (its axes are adjacent)."""
     layout = mean_layout(g, node)

@@ -64,7 +64,10 @@ class Softmax(Instr):
 @dataclass(frozen=True)
 class Resize(Instr):
     """Nearest (mode 0) or bilinear (mode 1) resize of an ABUF tile [in_h, in_w, c] to
-    [out_h, out_w, c], TFLite's integer index and weight arithmetic."""
+    [out_h, out_w, c], TFLite's integer index and weight arithmetic. A band (the extension
+    fields, set when a whole plane does not fit ABUF): output rows row0 .. row0 + out_h of a
+    whole_in_h -> whole_out_h resize, from a tile that holds whole input rows in_row0 ..
+    in_row0 + in_h (whole_in_h 0: the tile is the whole plane)."""
     mode: int
     src: int
     in_h: int
@@ -76,6 +79,10 @@ class Resize(Instr):
     align_corners: int
     half_pixel_centers: int
     elem: int = 1          # extension: 2 = int16 in and out
+    row0: int = 0          # extension: the band's first output row
+    in_row0: int = 0       # extension: the whole input's row at the tile's first
+    whole_in_h: int = 0    # extension: the whole input's rows (0: in_h, no band)
+    whole_out_h: int = 0   # extension: the whole output's rows
 
 
 @dataclass(frozen=True)

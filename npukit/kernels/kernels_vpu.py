@@ -14,7 +14,7 @@ from npukit.kernels.kernels_vpu_eltwise import (AddParams, MulParams, PreluParam
                                                 requantize, sub)
 from npukit.kernels.kernels_vpu_pool import (MeanParams, arg_max, avg_pool, max_pool, mean, pool_output_hw,
                                              prepare_mean, prepare_sum, reduce_extreme, reduce_sum,
-                                             resize_bilinear, resize_nearest, SumParams)
+                                             resize_bilinear, resize_band_rows, resize_nearest, Band, SumParams)
 
 __all__ = [
     "AddParams", "MulParams", "PreluParams", "RequantParams", "MeanParams", "SoftmaxParams",
@@ -22,7 +22,7 @@ __all__ = [
     "prepare_add", "add", "sub", "prepare_mul", "mul", "maximum", "minimum",
     "prepare_prelu", "prelu", "prepare_requantize", "requantize", "quantize", "dequantize", "pad_code",
     "max_pool", "avg_pool", "pool_output_hw", "prepare_mean", "mean", "prepare_sum", "reduce_sum", "SumParams", "reduce_extreme", "arg_max",
-    "resize_nearest", "resize_bilinear",
+    "resize_nearest", "resize_bilinear", "resize_band_rows", "Band",
     "lut", "logistic_table", "tanh_table", "hard_swish_table", "hard_swish_lut16", "leaky_relu_table",
     "float_function_table", "prepare_softmax", "prepare_softmax_table", "softmax",
     "softmax_sum", "softmax_out",

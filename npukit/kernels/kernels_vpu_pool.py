@@ -201,13 +201,38 @@ def _check_resize(x: np.ndarray, out_hw: tuple[int, int], align_corners: bool,
 
 
 def resize_nearest(x: np.ndarray, out_hw: tuple[int, int], align_corners: bool = False,
-                   half_pixel_centers: bool = False) -> np.ndarray:
-    """reference_ops::ResizeNearestNeighbor."""
+                   half_pixel_centers: bool = False, band: Band | None = None) -> np.ndarray:
+    """reference_ops::ResizeNearestNeighbor; of a band of rows (`Band`) where given."""
     x = np.asarray(x)
+    band = band or Band(0, 0, x.shape[1], out_hw[0])
     _check_resize(x, out_hw, align_corners, half_pixel_centers)
-    iy = _nearest_index(out_hw[0], x.shape[1], align_corners, half_pixel_centers)
+    iy = band.rows(_nearest_index(band.whole_out_h, band.whole_in_h, align_corners, half_pixel_centers), out_hw[0])
     ix = _nearest_index(out_hw[1], x.shape[2], align_corners, half_pixel_centers)
     return x[:, iy][:, :, ix]
+
+
+@dataclass(frozen=True)
+class Band:
+    """Output rows row0 .. of a whole_in_h -> whole_out_h resize, read from a tile whose first
+    row is the whole input's row in_row0."""
+    row0: int
+    in_row0: int
+    whole_in_h: int
+    whole_out_h: int
+
+    def rows(self, index: np.ndarray, out_h: int) -> np.ndarray:
+        """A whole output's row index, for the band's out_h rows, as tile rows."""
+        return index[self.row0:self.row0 + out_h] - self.in_row0
+
+
+def resize_band_rows(bilinear: bool, whole_in_h: int, whole_out_h: int, align_corners: bool,
+                     half_pixel_centers: bool, row0: int, row1: int) -> tuple[int, int]:
+    """The whole input's rows [lo, hi) that output rows row0 .. row1 read."""
+    if bilinear:
+        lower, upper, _, _ = _bilinear_axis(whole_out_h, whole_in_h, align_corners, half_pixel_centers)
+        return int(lower[row0:row1].min()), int(upper[row0:row1].max()) + 1
+    idx = _nearest_index(whole_out_h, whole_in_h, align_corners, half_pixel_centers)[row0:row1]
+    return int(idx.min()), int(idx.max()) + 1
 
 
 def _bilinear_axis(out_size: int, in_size: int, align_corners: bool,
@@ -227,11 +252,15 @@ def _bilinear_axis(out_size: int, in_size: int, align_corners: bool,
 
 
 def resize_bilinear(x: np.ndarray, out_hw: tuple[int, int], align_corners: bool = False,
-                    half_pixel_centers: bool = False) -> np.ndarray:
-    """reference_ops::ResizeBilinearInteger (10-bit fixed-point weights, int8 in and out)."""
+                    half_pixel_centers: bool = False, band: Band | None = None) -> np.ndarray:
+    """reference_ops::ResizeBilinearInteger (10-bit fixed-point weights, int8 in and out); of a
+    band of rows (`Band`) where given."""
     x = np.asarray(x)
+    band = band or Band(0, 0, x.shape[1], out_hw[0])
     _check_resize(x, out_hw, align_corners, half_pixel_centers)
-    y0, y1, wy0, wy1 = _bilinear_axis(out_hw[0], x.shape[1], align_corners, half_pixel_centers)
+    y0, y1, wy0, wy1 = _bilinear_axis(band.whole_out_h, band.whole_in_h, align_corners, half_pixel_centers)
+    rows = slice(band.row0, band.row0 + out_hw[0])
+    y0, y1, wy0, wy1 = y0[rows] - band.in_row0, y1[rows] - band.in_row0, wy0[rows], wy1[rows]
     x0, x1, wx0, wx1 = _bilinear_axis(out_hw[1], x.shape[2], align_corners, half_pixel_centers)
     v = _i64(x)
     wy0, wy1 = wy0[None, :, None, None], wy1[None, :, None, None]

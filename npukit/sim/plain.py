@@ -317,7 +317,9 @@ def resize(m: Machine, r: I.Resize) -> Action:
     x = m.view(I.ABUF, r.src, (1, r.in_h, r.in_w, r.c), dt)
     dst = m.view(I.ABUF, r.dst, (1, r.out_h, r.out_w, r.c), dt)
     fn = kernels_vpu.resize_bilinear if r.mode else kernels_vpu.resize_nearest
-    return lambda: dst.__setitem__(..., fn(x, (r.out_h, r.out_w), bool(r.align_corners), bool(r.half_pixel_centers)))
+    band = kernels_vpu.Band(r.row0, r.in_row0, r.whole_in_h, r.whole_out_h) if r.whole_in_h else None
+    return lambda: dst.__setitem__(..., fn(x, (r.out_h, r.out_w), bool(r.align_corners), bool(r.half_pixel_centers),
+                                           band))
 
 
 def magnitude(m: Machine, g: I.Magnitude) -> Action:
