@@ -8,6 +8,8 @@ from ..kernels.kernels_vpu_pool import resize_band_rows
 from .context import Ctx, SlotPair
 from .emitter import dma
 
+BAND_ROWS = 4       # output rows a band holds at least before it holds fewer channels
+
 
 def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
     """Resize tiles hold bands of whole rows of one channel block: at least one output row and
@@ -18,8 +20,8 @@ def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
 
 
 def resize_bands(node: Node, h: int, w: int, room: int, eb: int) -> list[tuple[int, int, int, int]]:
-    """(output rows r0, r1, input rows i0, i1) of each band: one, the whole plane, where it fits
-    `room` bytes for one channel; else the most output rows a band of whose input fits."""
+    """(output rows r0, r1, input rows i0, i1) of each band of one channel in `room` bytes: one,
+    the whole plane, where it fits; else the most output rows a band of whose input fits."""
     oh, ow = node.attrs.size
     if (h * w + oh * ow) * eb <= room:
         return [(0, oh, 0, h)]
@@ -34,6 +36,19 @@ def resize_bands(node: Node, h: int, w: int, room: int, eb: int) -> list[tuple[i
     return bands(rows)
 
 
+def resize_tiles(node: Node, h: int, w: int, c: int, room: int, eb: int) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """(channels a tile holds, its bands). A whole plane of one channel that fits takes as many
+    channels as fit; else the most channels (whole pixels: long DMA bursts) whose bands still
+    hold BAND_ROWS output rows, down to one channel."""
+    bands = resize_bands(node, h, w, room, eb)
+    if len(bands) == 1:
+        return max(1, min(c, room // ((h * w + node.attrs.size[0] * node.attrs.size[1]) * eb))), bands
+    cb = c
+    while cb > 1 and (bands := resize_bands(node, h, w, room // cb, eb))[0][1] < min(BAND_ROWS, node.attrs.size[0]):
+        cb = (cb + 1) // 2
+    return cb, resize_bands(node, h, w, room // cb, eb)
+
+
 def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
     e, a = ctx.emitter, node.attrs
     n, h, w, c = g.tensors[node.inputs[0]].shape
@@ -41,9 +56,8 @@ def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
     eb = g.tensors[node.inputs[0]].dtype.itemsize       # 2: int16 (16x8)
     a_slots, _, _ = ctx.slots()
     room = a_slots.size // ctx.nbuf - 32
-    bands = resize_bands(node, h, w, room, eb)
+    cb, bands = resize_tiles(node, h, w, c, room, eb)
     in_rows, out_rows = max(i1 - i0 for *_, i0, i1 in bands), max(r1 - r0 for r0, r1, *_ in bands)
-    cb = max(1, min(c, room // ((in_rows * w + out_rows * ow) * eb)))
     ins = SlotPair(a_slots.take(in_rows * w * cb * eb, ctx.nbuf))
     outs = SlotPair(a_slots.take(out_rows * ow * cb * eb, ctx.nbuf))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
