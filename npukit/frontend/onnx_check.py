@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import ModelError, first_line
+from ..kernels.host_float import ORT_MIN_OPSET, at_ort_opset
 from ..limits import GRAPH_NODES, HOST_LOOP_TRIPS, MODEL_BYTES, TENSOR_ELEMENTS, TENSOR_RANK
 
 _PACKED_BITS = {getattr(TensorProto, n): 4 for n in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(TensorProto, n)}
@@ -49,7 +50,6 @@ def read_model(path_or_bytes, external: bool = True) -> onnx.ModelProto:
     return model
 
 
-ORT_MIN_OPSET = 7     # the oldest standard-domain opset onnxruntime (the host) runs
 
 
 def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -59,10 +59,8 @@ def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     cannot take is returned as it is."""
     if not any(o.domain in ("", "ai.onnx") and 0 < o.version < ORT_MIN_OPSET for o in model.opset_import):
         return model
-    from onnx import version_converter
-    try:
-        upgraded = version_converter.convert_version(_channel_slopes(model), ORT_MIN_OPSET)
-    except Exception:  # noqa: BLE001 - no adapter for some node: import the model as written
+    upgraded = at_ort_opset(_channel_slopes(model))
+    if upgraded is None:        # no adapter for some node: import the model as written
         return model
     check_structure(upgraded)
     return upgraded

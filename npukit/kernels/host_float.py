@@ -248,22 +248,29 @@ def host_float_only(g) -> frozenset[str]:
 ORT_MIN_OPSET = 7      # the oldest default-domain opset onnxruntime loads
 
 
+def at_ort_opset(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """`model` converted to opset ORT_MIN_OPSET by onnx's version converter; None where the
+    converter has no adapter for one of its nodes."""
+    from onnx import version_converter
+    try:
+        return version_converter.convert_version(model, ORT_MIN_OPSET)
+    except Exception:  # noqa: BLE001 - the converter raises several kinds
+        return None
+
+
 def wrapper_model(node: onnx.NodeProto, inputs: list[tuple[str, np.dtype]], consts: dict[str, np.ndarray],
                   opset: int, ir_version: int) -> str:
     """A model of `node` alone (base64): `inputs` (name, dtype) are its feeds in order, `consts`
     live inside. Output types are left for onnxruntime to infer. A node of an opset older
     than onnxruntime's oldest (7) is converted to that opset (onnx's version converter)."""
-    from onnx import helper, numpy_helper, version_converter
+    from onnx import helper, numpy_helper
 
     feeds = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(t)), None) for n, t in inputs]
     outs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
     inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in consts.items()]
     model = helper.make_model(helper.make_graph([node], "host", feeds, outs, initializer=inits),
                               opset_imports=[helper.make_opsetid("", opset)])
-    if opset < ORT_MIN_OPSET:
-        try:
-            model = version_converter.convert_version(model, ORT_MIN_OPSET)
-        except Exception:       # noqa: BLE001 (no adapter: onnxruntime names the operator it cannot load)
-            pass
+    if opset < ORT_MIN_OPSET:       # (no adapter: onnxruntime names the operator it cannot load)
+        model = at_ort_opset(model) or model
     model.ir_version = ir_version
     return base64.b64encode(model.SerializeToString()).decode("ascii")
