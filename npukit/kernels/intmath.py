@@ -46,15 +46,16 @@ def _i64(x) -> np.ndarray:
 
 
 def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
-    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values."""
-    a, b = _i64(a), _i64(b)
-    overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    ab = a * b                      # fits in int64: |a*b| <= 2^62
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    num = ab + nudge
-    # C++ integer division truncates toward zero; numpy's // floors.
-    q = np.where(num >= 0, num >> 31, -((-num) >> 31))
-    return np.where(overflow, INT32_MAX, q).astype(np.int64)
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values.
+
+    gemmlowp adds a nudge of 2^30 (ab >= 0) or 1 - 2^30 (ab < 0) and divides by 2^31 truncating;
+    for ab < 0 that is ceil((ab + 1 - 2^30) / 2^31) = floor((ab + 2^30) / 2^31), so both signs
+    are one arithmetic shift of ab + 2^30. Its one overflow, INT32_MIN * INT32_MIN, shifts to
+    2^31, which the saturation to INT32_MAX catches (every other product stays below it)."""
+    ab = np.asarray(_i64(a) * _i64(b))      # fits in int64: |a*b| <= 2^62
+    ab += 1 << 30
+    ab >>= 31
+    return np.minimum(ab, INT32_MAX, out=ab)
 
 
 def rounding_divide_by_pot(x, exponent) -> np.ndarray:

@@ -26,6 +26,7 @@ from ..errors import IndexRangeError, ModelError
 from . import intmath
 from .kernels_vpu16 import Lut16Params, lut16, lut16_populate
 from .kernels_vpu_act import _f32, _lut_populate
+from .kernels_vpu_unary import erf
 
 LN_FRAC_BITS = 10           # F: fixed-point bits of the normalised value
 
@@ -123,9 +124,7 @@ def gelu_float(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     x = np.asarray(x, np.float64)
     if approximate == "tanh":
         return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
-    z = (x / math.sqrt(2)).ravel()      # math.erf value by value (numpy has no erf), through a list: faster than np.vectorize
-    erf = np.fromiter(map(math.erf, z.tolist()), np.float64, z.size).reshape(x.shape)
-    return 0.5 * x * (1 + erf)
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
 
 
 # ---- layer norm ------------------------------------------------------------------------

@@ -37,8 +37,40 @@ def _exponent(a: float | None) -> float:
 _SELU_ALPHA, _SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    return np.vectorize(math.erf, otypes=[np.float64])(x)
+_ERF_STEPS = 64                  # grid points per unit, on [0, 6]
+_ERF_DEGREE = 7
+
+
+def _erf_tables() -> tuple[np.ndarray, np.ndarray]:
+    """math.erf at each grid point t, and the Taylor coefficients of erf about it:
+    erf^(n+1)(t) / (n+1)! = 2 / sqrt(pi) (-1)^n H_n(t) e^(-t^2) / (n+1)! (physicists' Hermite
+    polynomials, H_(n+1) = 2t H_n - 2n H_(n-1)), highest degree first."""
+    t = np.arange(6 * _ERF_STEPS + 1) / _ERF_STEPS
+    hermite, coefs = [np.ones_like(t), 2 * t], []
+    for n in range(_ERF_DEGREE):
+        coefs.append(2 / math.sqrt(math.pi) * (-1) ** n * hermite[n] * np.exp(-t * t) / math.factorial(n + 1))
+        hermite.append(2 * t * hermite[n + 1] - 2 * (n + 1) * hermite[n])
+    return np.array([math.erf(v) for v in t]), np.array(coefs[::-1])
+
+
+_ERF_AT, _ERF_TAYLOR = _erf_tables()
+
+
+def erf(x) -> np.ndarray:
+    """math.erf of every element, vectorised, within 1e-15 (numpy has no erf): the degree-7
+    Taylor polynomial about the nearest grid point k / 64 (`_erf_tables`). |h| <= 1/128
+    bounds the remainder below 1e-17; beyond 6, |erf| rounds to 1 in float64."""
+    x = np.asarray(x, np.float64)
+    a = np.fmin(np.abs(x), 6.0)           # (NaN: 6, set back below)
+    k = np.rint(a * _ERF_STEPS).astype(np.intp)
+    h = a - k / _ERF_STEPS
+    y = _ERF_TAYLOR[0][k]
+    for c in _ERF_TAYLOR[1:]:
+        y *= h
+        y += c[k]
+    y *= h
+    y += _ERF_AT[k]
+    return np.where(np.isnan(x), np.nan, np.copysign(y, x))
 
 
 def _with(fn: Callable, **defaults) -> Callable:
@@ -70,7 +102,7 @@ FLOAT_FUNCTIONS: dict[str, Callable[[np.ndarray, float | None, float | None], np
     "tfl_neg": lambda x, a, g: -x,
     "tfl_elu": lambda x, a, g: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
     "reciprocal": lambda x, a, g: 1.0 / x,
-    "erf": lambda x, a, g: _erf(x),
+    "erf": lambda x, a, g: erf(x),
     "softplus": lambda x, a, g: _softplus(x),
     "softsign": lambda x, a, g: x / (1.0 + np.abs(x)),
     "elu": _with(lambda x, a, g: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))), alpha=1.0),

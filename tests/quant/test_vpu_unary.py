@@ -130,3 +130,15 @@ def test_float_tflite_functions_within_one_lsb_of_litert(tmp_path, op):
     lo, hi = (np.array([-128, 127]) - y_io.zero_point) * y_io.scale
     got = prog.run({prog.input_names[0]: x})[prog.output_names[0]]
     assert np.abs(got - np.clip(want, lo, hi)).max() <= y_io.scale * 1.001
+
+
+def test_vectorised_erf_is_math_erf_within_two_ulps():
+    """The float executor's erf (GELU, Erf) against math.erf, value by value: normal draws,
+    a dense sweep of [-8, 8] (the grid points, the cut at 6), signed zeros, infinities, NaN."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 3, 200_000), np.linspace(-8, 8, 40_001), np.arange(-384, 385) / 64,
+                        [0.0, -0.0, 6.0 - 1e-12, 1e-300, -1e-300, 40.0, np.inf, -np.inf]])
+    want = np.array([math.erf(v) for v in x])
+    got = U.erf(x)
+    assert np.all(np.abs(got - want) <= 2 * np.spacing(np.abs(want)) + 1e-300)
+    assert np.signbit(U.erf(-0.0)) and np.isnan(U.erf(np.array([np.nan]))).all()
