@@ -58,6 +58,11 @@ def _conv2d(node: Node, ins: list[np.ndarray]) -> np.ndarray:
     bias = ins[2] if len(ins) > 2 else None
     kh, kw = w.shape[1], w.shape[2]
     oh, ow = conv_out_hw(x.shape[1], x.shape[2], kh, kw, a)
+    scattered = (tuple(a.input_dilation) != (1, 1) and tuple(a.stride) == tuple(a.dilation) == (1, 1)
+                 and a.groups == 1 and not a.depthwise)
+    if scattered:
+        y = _scattered_conv(x, w, a, oh, ow)
+        return _act((y if bias is None else y + bias).astype(np.float32, copy=False), a.act)
     xp = _pad_spatial(_dilate_input(x, a.input_dilation), a.pads)
     win = _windows(xp, kh, kw, a.stride, a.dilation, (oh, ow))
     n = x.shape[0]
@@ -77,6 +82,27 @@ def _conv2d(node: Node, ins: list[np.ndarray]) -> np.ndarray:
     if bias is not None:
         y = y + bias
     return _act(y.astype(np.float32, copy=False), a.act)
+
+
+def _scattered_conv(x: np.ndarray, w: np.ndarray, a, oh: int, ow: int) -> np.ndarray:
+    """A stride-1 conv over an input dilated by `input_dilation` (a transposed conv) as one GEMM
+    per tap, added to the outputs it reaches: output o = q s + pad - i takes input q through
+    tap i, so the dilation's zeros are never multiplied."""
+    n, h, wd, _ = x.shape
+    (sh, sw), (t, l, _, _) = a.input_dilation, a.pads
+    y = np.zeros((n, oh, ow, w.shape[0]), np.float32)
+
+    def span(i: int, pad: int, s: int, size: int, out: int) -> tuple[int, int, int]:
+        q0, q1 = max(0, -(-(i - pad) // s)), min(size - 1, (out - 1 + i - pad) // s) + 1
+        return q0, q1, q0 * s + pad - i
+    for i in range(w.shape[1]):
+        q0, q1, o0 = span(i, t, sh, h, oh)
+        for j in range(w.shape[2]):
+            r0, r1, p0 = span(j, l, sw, wd, ow)
+            if q1 > q0 and r1 > r0:
+                y[:, o0:o0 + (q1 - q0 - 1) * sh + 1:sh, p0:p0 + (r1 - r0 - 1) * sw + 1:sw] += \
+                    x[:, q0:q1, r0:r1] @ w[:, i, j, :].T
+    return y
 
 
 def _dense_conv(node: Node, win: np.ndarray, pointwise: np.ndarray | None, w: np.ndarray) -> np.ndarray:
