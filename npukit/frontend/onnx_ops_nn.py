@@ -7,9 +7,10 @@ import math
 import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ConcatAttrs, ConvAttrs, EltwiseAttrs, FcAttrs, MeanAttrs, Op, PadAttrs, PoolAttrs,
-                        ReshapeAttrs, SliceAttrs, TransposeAttrs)
+from ..ir.graph import (ConvAttrs, EltwiseAttrs, FcAttrs, MeanAttrs, Op, PadAttrs, PoolAttrs,
+                        ReshapeAttrs, TransposeAttrs)
 from .onnx_builder import Builder, TO_NHWC
+from .onnx_frames import conv_frames, pool_frames
 from .onnx_const import attributes
 
 
@@ -76,73 +77,12 @@ def _conv_geometry(at: dict, w: np.ndarray, was_1d: bool):
     return at, k, strides, dilations
 
 
-def _depth_pads(at: dict, d: int, kd: int, sd: int, dd: int) -> tuple[int, int]:
-    """A 3-D Conv's padding before and after the depth (frame) axis."""
-    auto = at.get("auto_pad", "NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        total = max((math.ceil(d / sd) - 1) * sd + (kd - 1) * dd + 1 - d, 0)
-        small = total // 2
-        return (small, total - small) if auto == "SAME_UPPER" else (total - small, small)
-    pads = list(at.get("pads", [0] * 6)) if auto != "VALID" else [0] * 6
-    return pads[0], pads[3]
-
-
-def _conv_frames(b: Builder, node) -> None:
-    """A 3-D Conv over [N, C, D, H, W] video frames as 2-D convs: output frame f is the sum over
-    the kernel's depth taps k of the 2-D conv of input frame f * stride + k * dilation - pad by
-    the kernel's slice k (a tap on a padding frame adds nothing), the frames then stacked.
-    RivaGAN's frames of depth 1 are one 2-D conv each."""
-    from onnx import helper
-    at, a, w = attributes(node), b.act(node.input[0]), _weight(b, node.input[1])
-    if w.ndim != 5:
-        raise ModelError(f"Conv node {b.source[-1]!r}: 5-D input with weights of shape {list(w.shape)}")
-    n, c, d, h, wd = a.shape
-    kd = w.shape[2]
-    sd, dd = (at.get("strides") or [1])[0], (at.get("dilations") or [1])[0]
-    pd0, pd1 = _depth_pads(at, d, kd, sd, dd)
-    frames_out = (d + pd0 + pd1 - (kd - 1) * dd - 1) // sd + 1
-    attrs2 = {k: v[1:] for k, v in at.items() if k in ("kernel_shape", "strides", "dilations")}
-    attrs2 |= {k: v for k, v in at.items() if k in ("group", "auto_pad")}
-    if "pads" in at:
-        attrs2["pads"] = list(at["pads"][1:3]) + list(at["pads"][4:6])
-    out, src, frames = node.output[0], b.onnx_layout(node.input[0]), {}
-
-    def frame(i: int) -> str:
-        if i not in frames:
-            sliced = b.emit(Op.SLICE, [src], SliceAttrs((0, 0, i, 0, 0), (n, c, i + 1, h, wd), (1,) * 5),
-                            b.fresh(f"{out}/frame{i}"))
-            frames[i] = b.fresh(f"{out}/frame{i}_2d")
-            b.reshape_to_onnx(frames[i], sliced, (n, c, h, wd))
-        return frames[i]
-    pieces = []
-    for f in range(frames_out):
-        taps = [(k, f * sd + k * dd - pd0) for k in range(kd) if 0 <= f * sd + k * dd - pd0 < d]
-        if not taps:
-            raise _unsupported(b, f"a 3-D Conv output frame ({f}) that reads only padding")
-        acc = ""
-        for j, (k, i) in enumerate(taps):
-            w2, part = b.fresh(f"{out}/weight{k}"), b.fresh(f"{out}/frame{f}_tap{k}")
-            b.values[w2] = w[:, :, k]
-            conv(b, helper.make_node("Conv", [frame(i), w2, *(node.input[2:3] if j == 0 else [])], [part],
-                                     name=node.name, **attrs2))
-            if acc:
-                total = b.fresh(f"{out}/frame{f}_sum{k}")
-                b.emit_result(total, Op.ADD, [b.nhwc(acc), b.nhwc(part)], EltwiseAttrs(), nhwc=True)
-                part = total
-            acc = part
-        k_out, oh, ow = b.act(acc).shape[1:]
-        pieces.append(b.fresh(f"{out}/frame{f}_out"))
-        b.reshape_to_onnx(pieces[-1], b.onnx_layout(acc), (n, k_out, 1, oh, ow))
-    if len(pieces) == 1:
-        b.alias(out, pieces[0])
-    else:
-        b.emit_result(out, Op.CONCAT, [b.onnx_layout(p) for p in pieces], ConcatAttrs(2), nhwc=False)
-
-
 def conv(b: Builder, node) -> None:
     if b.act(node.input[0]).rank == 5:
-        _conv_frames(b, node)
+        w = _weight(b, node.input[1])
+        if w.ndim != 5:
+            raise ModelError(f"Conv node {b.source[-1]!r}: 5-D input with weights of shape {list(w.shape)}")
+        conv_frames(b, node, w, conv)
         return
     at = attributes(node)
     x, was_1d = _as_2d(b, node, node.input[0])
@@ -311,10 +251,16 @@ def _pool(b: Builder, node, op: Op) -> None:
 
 
 def max_pool(b: Builder, node) -> None:
+    if b.act(node.input[0]).rank == 5:
+        pool_frames(b, node, Op.MAX_POOL, lambda b, n: _pool(b, n, Op.MAX_POOL))
+        return
     _pool(b, node, Op.MAX_POOL)
 
 
 def average_pool(b: Builder, node) -> None:
+    if b.act(node.input[0]).rank == 5:
+        pool_frames(b, node, Op.AVG_POOL, lambda b, n: _pool(b, n, Op.AVG_POOL))
+        return
     _pool(b, node, Op.AVG_POOL)
 
 

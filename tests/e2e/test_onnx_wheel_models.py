@@ -23,7 +23,7 @@ from npukit.testing.onnx_wheel import calibration, compare, load_case, model_pat
 
 # name: True if every layer runs on the NPU, False if some run on the host
 RUNS = {
-    "pytorch-converted/test_AvgPool3d": False,                  # opset 6 AveragePool on the host (onnxruntime >= 7)
+    "pytorch-converted/test_AvgPool3d": True,                   # 5-D AveragePool: 2-D pools frame by frame
     "pytorch-converted/test_PReLU_1d_multiparam": True,         # opset 6 slope [C]: per channel
     "pytorch-converted/test_PReLU_2d_multiparam": True,
     "pytorch-converted/test_PReLU_3d_multiparam": True,         # 5-D: as [N, C, D*H*W]
@@ -39,7 +39,7 @@ RUNS = {
     "pytorch-converted/test_Embedding": True,
     "pytorch-converted/test_ReplicationPad2d": True,            # edge padding: slices, concatenations
     "pytorch-converted/test_MaxPool1d": True,                   # [N, C, L] pooled as [N, 1, L, C]
-    "pytorch-converted/test_MaxPool3d": False,                  # 5-D MaxPool on the host
+    "pytorch-converted/test_MaxPool3d": True,                   # 5-D MaxPool: 2-D pools frame by frame
     "pytorch-operator/test_operator_addmm": False,              # Gemm of two inputs, opset 6, on the host
     "pytorch-operator/test_operator_pow": False,                # NaN where the base is negative
     "pytorch-operator/test_operator_sqrt": True,                # NaN expected, 0 on the NPU
