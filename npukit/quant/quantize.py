@@ -66,8 +66,13 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
         root = groups.find(name)
         m = merged.get(root)
         merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi))
-    for node in g.nodes:        # an LSTM's / GRU's constant initial states take its states' scales: their values count
-        if node.op not in (Op.LSTM, Op.GRU):
+    for node in g.nodes:
+        if node.op is Op.CONCAT and (root := groups.find(node.outputs[0])) in merged:
+            for t in (g.tensors[n] for n in node.inputs):   # a constant piece (a ViT's class token) counts
+                if t.is_const and t.dtype is DType.F32 and t.const_data.size:
+                    m, d = merged[root], t.const_data
+                    merged[root] = Range(min(m.lo, float(d.min())), max(m.hi, float(d.max())))
+        if node.op not in (Op.LSTM, Op.GRU):     # their constant initial states take the states' scales
             continue
         for k, out in ((4, 0), (5, 2)) if node.op is Op.LSTM else ((5, 0),):
             t = g.tensors[node.inputs[k]]
@@ -218,7 +223,7 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
             params = kv.prepare_add(q1.s, q1.zp, q2.s, q2.zp, ot.qp.s, ot.qp.zp, a.act, sub=op is Op.SUB,
                                     dtype=wide_out, left_shift=15 if wide_in else 20)
         return node.with_(params=params)
-    if op in (Op.MAXIMUM, Op.MINIMUM, Op.WHERE):     # constant operands at the output's quantisation
+    if op in (Op.MAXIMUM, Op.MINIMUM, Op.WHERE, Op.CONCAT):     # constant operands at the output's quantisation
         inputs = list(node.inputs)
         for i, n in enumerate(node.inputs):
             if g.tensors[n].is_const and g.tensors[n].dtype is DType.F32 and (op is not Op.WHERE or i > 0):
@@ -226,9 +231,11 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
                 # a constant shared with another node (TFLite keeps one -0.4 for every layer's
                 # max(x, -0.4)) gets a copy at this node's output quantisation
                 own = n if n not in tensors else f"{n}/{node.name}"
+                info = np.iinfo(ot.dtype.np)
                 # saturated in float first: a -inf (masked_fill's) is the lowest code
-                data = np.clip(data, (-128 - ot.qp.zp) * ot.qp.s, (127 - ot.qp.zp) * ot.qp.s)
-                tensors[own] = Tensor(own, data.shape, DType.I8, kv.quantize(data, ot.qp.s, ot.qp.zp), ot.qp)
+                data = np.clip(data, (info.min - ot.qp.zp) * ot.qp.s, (info.max - ot.qp.zp) * ot.qp.s)
+                tensors[own] = Tensor(own, data.shape, ot.dtype, kv.quantize(data, ot.qp.s, ot.qp.zp, ot.dtype.np),
+                                      ot.qp)
                 inputs[i] = own
         return node.with_(inputs=tuple(inputs))
     if op in (Op.MAX_POOL, Op.AVG_POOL):
