@@ -7,9 +7,10 @@ figures are the best of `--repeats` runs: wall time, and CPU time (user + system
 process, less sensitive to a busy machine). Byte-code is cached (in a temporary
 PYTHONPYCACHEPREFIX, even when PYTHONDONTWRITEBYTECODE is set) as an installed package has
 it: the first run fills it. Measured: `npukit --help`, `npukit archs`, `python -c "import
-npukit"`, and `npukit compile MODEL --arch u55-256 -o M.npub` of each MLPerf-Tiny int8 model
-(tests/data/mlperf_tiny); with Vela installed (`bash benchmarks/setup_peers.sh vela`),
-`vela MODEL --accelerator-config ethos-u55-256` on the same files in the same run, and
+npukit"`, `python -c pass` on npukit's interpreter and on Vela's venv (what starting each costs
+before any of its own code: site-packages' .pth files included), and `npukit compile MODEL
+--arch u55-256 -o M.npub` of each MLPerf-Tiny int8 model (tests/data/mlperf_tiny); with Vela
+installed (`bash benchmarks/setup_peers.sh vela`), `vela MODEL --accelerator-config ethos-u55-256` on the same files in the same run, and
 npukit's time over Vela's. `--before DIR`: another checkout of npukit (e.g. `git worktree add
 DIR COMMIT`) timed the same way, each repeat right after this one's, for a before/after
 comparison under the same load.
@@ -72,6 +73,10 @@ def measure(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
     runs = {f"{tag}{name}": ([*NPUKIT, *argv], root) for name, argv in commands.items() for tag, root in trees.items()}
     runs |= {f"{tag}python -c 'import npukit'": ([sys.executable, "-c", "import npukit"], root)
              for tag, root in trees.items()}
+    # the interpreters alone: npukit's (with its site-packages' .pth files) and Vela's venv
+    runs["python -c pass (npukit's interpreter)"] = ([sys.executable, "-c", "pass"], REPO)
+    if vela.exists():
+        runs["python -c pass (Vela's venv)"] = ([str(vela.parent / "python"), "-c", "pass"], REPO)
     startup = best(runs, args.repeats, env)
     print(table(["command", "wall s", "CPU s"], [[k, *v] for k, v in startup.items()],
                 f"startup, best of {args.repeats} fresh processes"))
