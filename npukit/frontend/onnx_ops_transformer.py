@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir.graph import (DType, EltwiseAttrs, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, NoAttrs, Op,
-                        SoftmaxAttrs)
+                        SoftmaxAttrs, TransposeAttrs)
 from .onnx_builder import Act, Builder
 from .onnx_check import check_shape
 from .onnx_const import attributes
@@ -40,6 +40,36 @@ def matmul(b: Builder, node) -> None:
         raise _unsupported(b, f"'MatMul' of shapes {a.shape} x {w.shape} (1-D operand)")
     x, y = b.onnx_layout(node.input[0]), b.onnx_layout(node.input[1])
     b.emit_result(node.output[0], Op.MATMUL, [x, y], MatMulAttrs(False), nhwc=False)
+
+
+def gemm(b: Builder, node) -> None:
+    """Gemm: by constant weights, a fully connected layer; by an activation B, a MATMUL (B
+    transposed by transB), then alpha's scale and C (times beta) added."""
+    if b.is_const(node.input[1]):
+        NN_CONVERTERS["Gemm"](b, node)
+        return
+    at, out = attributes(node), node.output[0]
+    if b.is_const(node.input[0]) or b.act(node.input[0]).rank != 2 or b.act(node.input[1]).rank != 2:
+        raise _unsupported(b, "'Gemm' of two operands other than 2-D activations")
+    x = b.onnx_layout(node.input[0])
+    if at.get("transA", 0):
+        x = b.emit(Op.TRANSPOSE, [x], TransposeAttrs((1, 0)), b.fresh(f"{out}/a_t"))
+    alpha, beta = float(at.get("alpha", 1.0)), float(at.get("beta", 1.0))
+    c = node.input[2] if len(node.input) > 2 and node.input[2] and beta != 0 else ""
+    if c and not b.is_const(c) and beta != 1.0:
+        raise _unsupported(b, "'Gemm' with a non-constant C and beta != 1")
+    prod = out if alpha == 1.0 and not c else f"{out}/product"
+    b.emit_result(prod, Op.MATMUL, [x, b.onnx_layout(node.input[1])], MatMulAttrs(bool(at.get("transB", 0))),
+                  nhwc=False)
+    if alpha != 1.0:
+        b.values[f"{out}/alpha"] = np.asarray(alpha, np.float32)
+        _binary(b, node, Op.MUL, prod, f"{out}/alpha", out if not c else f"{out}/scaled")
+        prod = f"{out}/scaled"
+    if c:
+        if b.is_const(c):
+            b.values[f"{out}/c"] = (b.const(c) * np.float32(beta)).astype(np.float32)
+            c = f"{out}/c"
+        _binary(b, node, Op.ADD, prod, c, out)
 
 
 def layer_norm(b: Builder, node) -> None:
@@ -176,7 +206,7 @@ def softmax(b: Builder, node) -> None:
 
 TRANSFORMER_CONVERTERS = {
     "Mul": mul, "Softmax": softmax,
-    "MatMul": matmul, "LayerNormalization": layer_norm, "Gelu": gelu, "Gather": gather,
+    "MatMul": matmul, "Gemm": gemm, "LayerNormalization": layer_norm, "Gelu": gelu, "Gather": gather,
     "IsNaN": is_nan, "Where": where, "Expand": expand, "Add": add,
 }
 

@@ -40,7 +40,7 @@ RUNS = {
     "pytorch-converted/test_ReplicationPad2d": True,            # edge padding: slices, concatenations
     "pytorch-converted/test_MaxPool1d": True,                   # [N, C, L] pooled as [N, 1, L, C]
     "pytorch-converted/test_MaxPool3d": True,                   # 5-D MaxPool: 2-D pools frame by frame
-    "pytorch-operator/test_operator_addmm": False,              # Gemm of two inputs, opset 6, on the host
+    "pytorch-operator/test_operator_addmm": True,               # Gemm of two inputs, opset 6: a MATMUL
     "pytorch-operator/test_operator_pow": False,                # NaN where the base is negative
     "pytorch-operator/test_operator_sqrt": True,                # NaN expected, 0 on the NPU
     "pytorch-operator/test_operator_repeat": True,              # Tile: copies concatenated

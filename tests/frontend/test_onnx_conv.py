@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from onnx import helper
 from hypothesis import assume, given, settings, strategies as st
-from onnx_testutil import check_against_onnxruntime, model_bytes, node, ops
+from onnx_testutil import check_against_onnxruntime, model_bytes, node, onnxruntime_outputs, ops
 
+import npukit
 from npukit.ir.graph import Clamp, Op
 
 RNG = np.random.default_rng(7)
@@ -252,3 +253,26 @@ def test_gemm_with_activation_bias():
     mb = model_bytes([node("Gemm", ["a", "B", "c"], ["y"], transB=1)], {"a": (3, 4), "c": (3, 5)}, ["y"],
                      {"B": rand(5, 4)})
     check_against_onnxruntime(mb)
+
+
+@pytest.mark.parametrize("attrs,c", [({}, None), ({"transB": 1, "alpha": 0.5}, "const"),
+                                     ({"transA": 1, "beta": 2.0}, "const"), ({"transB": 1}, "input")])
+def test_gemm_of_two_activations(attrs, c, tmp_path):
+    """Gemm whose B is an activation (PyTorch's addmm of two inputs): a MATMUL on the NPU, then
+    alpha and C; imported exactly, and compiled within int8 steps of onnxruntime."""
+    a_shape = (6, 5) if attrs.get("transA") else (5, 6)
+    b_shape = (4, 6) if attrs.get("transB") else (6, 4)
+    inputs = {"a": a_shape, "b": b_shape} | ({"c": (5, 4)} if c == "input" else {})
+    inits = {"c": rand(1, 4)} if c == "const" else {}
+    mb = model_bytes([node("Gemm", ["a", "b", *(["c"] if c else [])], ["y"], **attrs)], inputs, ["y"], inits)
+    g = check_against_onnxruntime(mb)
+    assert Op.MATMUL in ops(g)
+    path = tmp_path / "gemm.onnx"
+    path.write_bytes(mb)
+    rng = np.random.default_rng(2)
+    calib = {k: rng.uniform(-1, 1, (8, *s)).astype(np.float32) for k, s in inputs.items()}
+    model = npukit.compile(path, "npu-m", calibration=calib, sqnr=False)
+    assert not model.profile().host_ops
+    step = float(model.program.outputs[0].scale)
+    feed = {k: v[0] for k, v in calib.items()}
+    assert np.abs(model.run(feed)["y"] - onnxruntime_outputs(mb, feed)["y"]).max() <= 3 * step
