@@ -11,6 +11,7 @@ table of exponentials (`SoftmaxTableParams`).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -227,9 +228,21 @@ def _exps(x: np.ndarray, row_max: np.ndarray,
     if isinstance(p, SoftmaxTableParams):
         return softmax_exp_table(p)[255 - np.asarray(row_max, np.int64) + x], None
     diff = x - row_max
-    used = diff >= p.diff_min
+    if diff.size > 256 and diff.min() >= -255:     # int8 codes: the 256 differences' exponentials, indexed
+        return _reference_exps(p)[diff + 255], diff >= p.diff_min
+    return _reference_exp(diff, p), diff >= p.diff_min
+
+
+def _reference_exp(diff: np.ndarray, p: SoftmaxParams) -> np.ndarray:
+    """The reference kernel's Q0.31 exponential of code differences (0 below diff_min)."""
     rescaled = fp.srdhm(fp.wrap32(diff * (1 << p.input_left_shift)), p.input_multiplier)
-    return np.where(used, fp.exp_on_negative_values(rescaled, SOFTMAX_SCALED_DIFF_INTEGER_BITS), 0), used
+    return np.where(diff >= p.diff_min, fp.exp_on_negative_values(rescaled, SOFTMAX_SCALED_DIFF_INTEGER_BITS), 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _reference_exps(p: SoftmaxParams) -> np.ndarray:
+    """`_reference_exp` of every int8 difference -255 .. 0, at index difference + 255."""
+    return _reference_exp(np.arange(-255, 1, dtype=np.int64), p)
 
 
 def softmax_sum(x: np.ndarray, row_max: np.ndarray, p: SoftmaxParams | SoftmaxTableParams,
