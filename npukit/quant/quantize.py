@@ -105,7 +105,9 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     qp, shared = _assign(g, ranges)
     groups = shared_groups(g)
     tensors: dict[str, Tensor] = dict(g.tensors)
-    unit = {n.outputs[0] for n in g.nodes if n.op in UNIT_OUTPUT_16}
+    # a group sharing a sigmoid's / tanh's / softmax's output (a reshape of it: requantise_fixed_outputs
+    # split off the groups its fixed range does not hold) takes its fixed int16 scale, as in int8
+    unit = {groups.find(n.outputs[0]) for n in g.nodes if n.op in UNIT_OUTPUT_16}
     keep_float = host_float_only(g)
     for name, t in g.tensors.items():
         if name in keep_float:
@@ -113,7 +115,7 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
         if name in wide:       # one scale for tensors that must share it (pad, reshape, ...)
             r = shared[name]
             amax = max(abs(r.lo), abs(r.hi), 1e-8)
-            scale = k16.OUT_SCALE_16 if name in unit else float(np.float32(amax / 32767))
+            scale = k16.OUT_SCALE_16 if groups.find(name) in unit else float(np.float32(amax / 32767))
             tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(scale, 0))
         elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are
             tensors[name] = replace(t, dtype=DType.I8, quant=qp[name])
