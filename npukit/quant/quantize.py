@@ -313,7 +313,10 @@ def _float_conv(w: np.ndarray, axis: int, bias_f: np.ndarray | None, b64: bool, 
     bias = None
     if bias_f is not None:
         bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
-        bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int64 if b64 else np.int32)
+        # int64 (16x8): acc + bias stays below 2^47, the int64 output stage's bound (int16 input
+        # steps are 256x finer than int8's: a channel of tiny weights has a bias code past 2^31)
+        bound = 2 ** 46 if b64 else 2 ** 31
+        bq = np.clip(np.round(bias_f / bscale), -bound, bound - 1).astype(np.int64 if b64 else np.int32)
         bias = Tensor("", (k,), DType.I64 if b64 else DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
     return (wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis), bias,
             kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, act, wide_out))
