@@ -267,11 +267,11 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
         return node
     if op is Op.MAGNITUDE:
         xt = tensors[node.inputs[0]]
-        if xt.dtype is not DType.I16 or tensors[node.outputs[0]].dtype is not DType.I8:
-            raise UnsupportedOpError(f"{node.name}: magnitude needs an int16 input and an int8 output "
+        if xt.dtype is not DType.I16 or ot.dtype not in (DType.I8, DType.I16):
+            raise UnsupportedOpError(f"{node.name}: magnitude needs an int16 input and an int8 or int16 output "
                                      f"(got {xt.dtype.value})")
         from ..kernels.kernels_wide import prepare_magnitude
-        return node.with_(params=prepare_magnitude(xt.qp.s, ot.qp.s, ot.qp.zp))
+        return node.with_(params=prepare_magnitude(xt.qp.s, ot.qp.s, ot.qp.zp, ot.dtype.np))
     if op is Op.HOST_FLOAT:     # float on the host: constants stay float, output scale in params
         from ..kernels.host_float import HostFloatParams
         for n in node.inputs:
