@@ -31,8 +31,8 @@ def int16_support(g: Graph, node: Node) -> str:
             return "int16 PAD whose fill code is not a repeated byte (the DMA fill sets bytes)"
         return ""
     if node.op is Op.MAGNITUDE:
-        ok = t[node.inputs[0]].dtype is DType.I16 and t[node.outputs[0]].dtype is DType.I8
-        return "" if ok else "magnitude needs an int16 input and an int8 output"
+        ok = t[node.inputs[0]].dtype is DType.I16 and t[node.outputs[0]].dtype in (DType.I8, DType.I16)
+        return "" if ok else "magnitude needs an int16 input and an int8 or int16 output"
     if node.op in (Op.CONV2D, Op.FULLY_CONNECTED):
         x, out = t[node.inputs[0]], t[node.outputs[0]]
         dw = node.op is Op.CONV2D and node.attrs.depthwise
@@ -58,17 +58,19 @@ def magnitude_geometry(g: Graph, node: Node) -> tuple[int, int, int]:
 
 
 def lower_magnitude(ctx: Ctx, g: Graph, node: Node) -> dict:
-    """Tiles of [outer block, 2, channel block, inner] int16 -> [outer block, channel block, inner] int8."""
+    """Tiles of [outer block, 2, channel block, inner] int16 -> [outer block, channel block, inner]
+    int8 or int16."""
     e = ctx.emitter
     outer, c, inner = magnitude_geometry(g, node)
+    ob_bytes = g.tensors[node.outputs[0]].dtype.np.itemsize
     a_slots, _, _ = ctx.slots()
     budget = a_slots.size // ctx.nbuf - 32
-    unit = 5 * inner                    # bytes per (outer, channel): 2 x int16 in, 1 x int8 out
+    unit = (4 + ob_bytes) * inner       # bytes per (outer, channel): 2 x int16 in, 1 x int8 / int16 out
     if unit > budget:
         raise ScheduleError(f"{node.name}: a magnitude row of {inner} elements does not fit ABUF ({a_slots.size} B)")
     cb = min(c, budget // unit)
     ob = max(1, min(outer, budget // (unit * c))) if cb == c else 1
-    ins, outs = SlotPair(a_slots.take(ob * 4 * cb * inner, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * inner, ctx.nbuf))
+    ins, outs = SlotPair(a_slots.take(ob * 4 * cb * inner, ctx.nbuf)), SlotPair(a_slots.take(ob * cb * inner * ob_bytes, ctx.nbuf))
     x_space, o_space = ctx.space(node.inputs[0]), ctx.space(node.outputs[0])
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     q = params_to_ints(node.params)
@@ -80,8 +82,9 @@ def lower_magnitude(ctx: Ctx, g: Graph, node: Node) -> dict:
             dma(e, x_space, src + 2 * (o0 * 2 * c * inner + c0 * inner), (0, 4 * c * inner, 2 * c * inner, 2),
                 I.ABUF, xa, (0, 4 * cn * inner, 2 * cn * inner, 2), (1, on, 2, cn * inner), 2)
             e.emit(lambda L, d: I.Magnitude(L, d, xa, on, cn, inner, oa, q))
-            dma(e, I.ABUF, oa, (0, 0, cn * inner, 1), o_space, dst + o0 * c * inner + c0 * inner,
-                (0, 0, c * inner, 1), (1, 1, on, cn * inner), 1)
+            b = ob_bytes
+            dma(e, I.ABUF, oa, (0, 0, b * cn * inner, b), o_space, dst + b * (o0 * c * inner + c0 * inner),
+                (0, 0, b * c * inner, b), (1, 1, on, cn * inner), b)
     return {"tiling": f"outer {ob} x channels {cb} of {outer} x {c} (x {inner})"}
 
 

@@ -113,7 +113,8 @@ class Lut16(Instr):
 @dataclass(frozen=True)
 class Magnitude(Instr):
     """ABUF[dst] int8 [outer, c, inner] = clamp(round(sqrt(re^2 + im^2) * mult / 2^shift) + out_zp)
-    of the int16 tile [outer, 2, c, inner] at `src` (re then im); exact integer square root."""
+    of the int16 tile [outer, 2, c, inner] at `src` (re then im); exact integer square root.
+    int16 out when the clamp's act_max (qparams[4]) is above 127."""
     src: int
     outer: int
     c: int

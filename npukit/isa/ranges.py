@@ -167,9 +167,9 @@ def _vector_tile(ins: I.Instr) -> tuple[int, int, int, int] | None:
         n_in = n_out = ins.rows * ins.cols
     elif isinstance(ins, I.Sigmoid16):      # its table is a ROM, not a program operand
         n_in = n_out = ins.n
-    elif isinstance(ins, I.Magnitude):
+    elif isinstance(ins, I.Magnitude):     # int16 re and im in; int8 out, or int16 (its clamp's act_max > 127)
         n_out = ins.outer * ins.c * ins.inner
-        n_in = 4 * n_out
+        return ins.src, 4 * n_out, ins.dst, n_out * (2 if len(ins.qparams) > 4 and ins.qparams[4] > 127 else 1)
     else:
         return None
     eb = I.elem_size(ins)

@@ -69,7 +69,9 @@ class MagnitudeParams:
     act_max: int
 
 
-def prepare_magnitude(in_scale: float, out_scale: float, out_zp: int) -> MagnitudeParams:
+def prepare_magnitude(in_scale: float, out_scale: float, out_zp: int, dtype=np.int8) -> MagnitudeParams:
+    """`dtype`: the output's, int8 or int16 (its range is the clamp; an int16 output, zero point 0,
+    keeps a spectrum's quiet bins that int8 steps round away)."""
     s_in, s_out = float(np.float32(in_scale)), float(np.float32(out_scale))
     ratio = s_in / s_out if s_in > 0 and s_out > 0 else 0.0
     if not ratio > 0 or not np.isfinite(ratio):
@@ -80,7 +82,8 @@ def prepare_magnitude(in_scale: float, out_scale: float, out_zp: int) -> Magnitu
         mult, shift = mult >> 1, shift - 1
     if not 1 <= shift <= 62 - 2 * MAG_MULT_BITS:
         raise ModelError(f"magnitude scale ratio {ratio:g} is outside the VPU's range")
-    return MagnitudeParams(mult, shift, int(out_zp), -128, 127)
+    info = np.iinfo(dtype)
+    return MagnitudeParams(mult, shift, int(out_zp), int(info.min), int(info.max))
 
 
 def isqrt(n: np.ndarray) -> np.ndarray:
@@ -99,11 +102,12 @@ def isqrt(n: np.ndarray) -> np.ndarray:
 
 
 def magnitude(re: np.ndarray, im: np.ndarray, p: MagnitudeParams) -> np.ndarray:
-    """int8 round(sqrt(re^2 + im^2) * A / 2^shift) + zp, clamped; re and im int16."""
+    """round(sqrt(re^2 + im^2) * A / 2^shift) + zp, clamped to int8 (or int16: act_max > 127);
+    re and im int16."""
     r, i = np.asarray(re, np.int64), np.asarray(im, np.int64)
     s = r * r + i * i                                 # <= 2^31
     y = (isqrt(s * (p.mult * p.mult)) + (1 << (p.shift - 1))) >> p.shift
-    return np.clip(y + p.out_zp, p.act_min, p.act_max).astype(np.int8)
+    return np.clip(y + p.out_zp, p.act_min, p.act_max).astype(np.int16 if p.act_max > 127 else np.int8)
 
 
 def magnitude_pairs(x: np.ndarray, axis: int, p: MagnitudeParams) -> np.ndarray:

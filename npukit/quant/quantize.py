@@ -110,7 +110,9 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     qp, shared = _assign(g, ranges)
     groups = shared_groups(g)
     tensors: dict[str, Tensor] = dict(g.tensors)
-    unit = {n.outputs[0] for n in g.nodes if n.op in UNIT_OUTPUT_16}
+    # a group sharing a sigmoid's / tanh's / softmax's output (a reshape of it: requantise_fixed_outputs
+    # split off the groups its fixed range does not hold) takes its fixed int16 scale, as in int8
+    unit = {groups.find(n.outputs[0]) for n in g.nodes if n.op in UNIT_OUTPUT_16}
     keep_float = host_float_only(g)
     for name, t in g.tensors.items():
         if name in keep_float:
@@ -118,7 +120,7 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
         if name in wide:       # one scale for tensors that must share it (pad, reshape, ...)
             r = shared[name]
             amax = max(abs(r.lo), abs(r.hi), 1e-8)
-            scale = k16.OUT_SCALE_16 if name in unit else float(np.float32(amax / 32767))
+            scale = k16.OUT_SCALE_16 if groups.find(name) in unit else float(np.float32(amax / 32767))
             tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(scale, 0))
         elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are
             tensors[name] = replace(t, dtype=DType.I8, quant=qp[name])
@@ -274,11 +276,11 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
         return node
     if op is Op.MAGNITUDE:
         xt = tensors[node.inputs[0]]
-        if xt.dtype is not DType.I16 or tensors[node.outputs[0]].dtype is not DType.I8:
-            raise UnsupportedOpError(f"{node.name}: magnitude needs an int16 input and an int8 output "
+        if xt.dtype is not DType.I16 or ot.dtype not in (DType.I8, DType.I16):
+            raise UnsupportedOpError(f"{node.name}: magnitude needs an int16 input and an int8 or int16 output "
                                      f"(got {xt.dtype.value})")
         from ..kernels.kernels_wide import prepare_magnitude
-        return node.with_(params=prepare_magnitude(xt.qp.s, ot.qp.s, ot.qp.zp))
+        return node.with_(params=prepare_magnitude(xt.qp.s, ot.qp.s, ot.qp.zp, ot.dtype.np))
     if op is Op.HOST_FLOAT:     # float on the host: constants stay float, output scale in params
         from ..kernels.host_float import HostFloatParams
         for n in node.inputs:
@@ -320,7 +322,10 @@ def _float_conv(w: np.ndarray, axis: int, bias_f: np.ndarray | None, b64: bool, 
     bias = None
     if bias_f is not None:
         bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
-        bq = np.clip(np.round(bias_f / bscale), -(2 ** 31), 2 ** 31 - 1).astype(np.int64 if b64 else np.int32)
+        # int64 (16x8): acc + bias stays below 2^47, the int64 output stage's bound (int16 input
+        # steps are 256x finer than int8's: a channel of tiny weights has a bias code past 2^31)
+        bound = 2 ** 46 if b64 else 2 ** 31
+        bq = np.clip(np.round(bias_f / bscale), -bound, bound - 1).astype(np.int64 if b64 else np.int32)
         bias = Tensor("", (k,), DType.I64 if b64 else DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
     return (wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis), bias,
             kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, act, wide_out))

@@ -324,8 +324,8 @@ def resize(m: Machine, r: I.Resize) -> Action:
 
 def magnitude(m: Machine, g: I.Magnitude) -> Action:
     x = m.view(I.ABUF, g.src, (g.outer, 2, g.c, g.inner), np.int16)
-    dst = m.view(I.ABUF, g.dst, (g.outer, g.c, g.inner))
     p = params_from_ints(kernels_wide.MagnitudeParams, g.qparams)
+    dst = m.view(I.ABUF, g.dst, (g.outer, g.c, g.inner), np.int16 if p.act_max > 127 else np.int8)
     return lambda: dst.__setitem__(..., kernels_wide.magnitude(x[:, 0], x[:, 1], p))
 
 

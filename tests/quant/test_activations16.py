@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from npukit.api import CompiledModel
 from npukit.codegen.context import CompileOptions
 from npukit.compiler import compile_graph
-from npukit.ir.graph import ConvAttrs, DType, Graph, Node, NoAttrs, Op, Tensor
+from npukit.ir.graph import ConvAttrs, DType, Graph, Node, NoAttrs, Op, ReshapeAttrs, Tensor
 from npukit.kernels import kernels_vpu as kv
 from npukit.kernels import kernels_vpu16 as k16
 from npukit.kernels.float_exec import run_float
@@ -134,3 +134,29 @@ def test_prelu_int16_close_to_float(s_in, ratio, seed):
     want = np.clip(np.where(xr >= 0, xr, alpha * xr) / np.float64(s_out), -32768, 32767)
     bound = 0.5 + 1e-6 * np.abs(want) + np.where(xr < 0, np.abs(xr) * np.float64(s_a) / 2 / np.float64(s_out), 0)
     assert np.all(np.abs(got - want) <= bound + 1e-9)
+
+
+def test_reshaped_sigmoid_keeps_its_int16_scale():
+    """A sigmoid read through a reshape (a model's score output) shares its fixed int16 scale
+    1/32768: calibrated where the sigmoid stays below 0.12 (a pose flag on photos without a
+    person), an input reaching 0.9 comes out as the closed-form sigmoid, not clipped at the
+    calibrated 0.12 by a reshape scaled from its calibrated range (the sigmoid's codes read
+    at that scale)."""
+    w = np.full((1, 1, 1, 4), 0.5, np.float32)
+    t = {"x": Tensor("x", (1, 2, 2, 4), DType.F32), "c": Tensor("c", (1, 2, 2, 1), DType.F32),
+         "s": Tensor("s", (1, 2, 2, 1), DType.F32), "out": Tensor("out", (1, 4), DType.F32),
+         "w": Tensor("w", w.shape, DType.F32, w), "b": Tensor("b", (1,), DType.F32, np.zeros(1, np.float32))}
+    nodes = (Node(Op.CONV2D, "c", ("x", "w", "b"), ("c",), ConvAttrs()), Node(Op.SIGMOID, "sig", ("c",), ("s",), NoAttrs()),
+             Node(Op.RESHAPE, "r", ("s",), ("out",), ReshapeAttrs((1, 4))))
+    g = Graph(nodes, t, ("x",), ("out",))
+    rng = np.random.default_rng(0)
+    calib = {"x": rng.uniform(-8.0, -1.0, (4, 1, 2, 2, 4)).astype(np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qg = compile_graph(g, small_arch(16, 8, 8, 8, 8, "ws"), calib, sqnr=False,
+                           options=replace(CompileOptions(), precision="int16"))[1]
+    assert qg.tensors["out"].dtype is DType.I16 and qg.tensors["out"].quant.s == k16.OUT_SCALE_16
+    x = np.linspace(-1.0, 3.0, 16, dtype=np.float32).reshape(1, 2, 2, 4)
+    want = 1 / (1 + np.exp(-0.5 * x.astype(np.float64).sum(-1))).reshape(1, 4)
+    assert want.max() > 0.9
+    assert np.abs(run_dequantised(qg, {"x": x})["out"] - want).max() < 4 * k16.OUT_SCALE_16

@@ -150,3 +150,20 @@ def test_magnitude_pairs_reads_the_two_halves():
     assert kw.magnitude_pairs(x, 1, p).tolist() == [[5, 10]]
     with pytest.raises(ModelError, match="even"):
         kw.magnitude_pairs(np.zeros((1, 3), np.int16), 1, p)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), log_ratio=st.floats(-6, 2))
+def test_magnitude_int16_out_within_one_lsb_of_float(seed, log_ratio):
+    """int16 output (zero point 0, precision int16 / auto): |npukit - clamp(round(sqrt(re^2 +
+    im^2) * s_in / s_out))| <= 1, clamped to int16, not int8."""
+    rng = np.random.default_rng(seed)
+    s_out = 1e-4
+    s_in = float(np.float32(s_out * 2.0 ** log_ratio))
+    p = kw.prepare_magnitude(s_in, s_out, 0, np.int16)
+    re = rng.integers(-32768, 32768, 500)
+    im = rng.integers(-32768, 32768, 500)
+    scale = float(np.float32(s_in)) / float(np.float32(s_out))
+    want = np.clip(np.round(np.hypot(re, im) * scale), -32768, 32767)
+    got = kw.magnitude(re, im, p)
+    assert got.dtype == np.int16 and np.max(np.abs(got.astype(np.int64) - want)) <= 1

@@ -109,3 +109,44 @@ def test_noise_driven_widening_reaches_convolutions(tmp_path):
     g = load_model(path, None, {}, [])
     err = {m: sum(float(np.sum((m.run(f)["y"] - run_float(g, f)["y"]) ** 2)) for f in feeds) for m in (wide, base)}
     assert err[wide] < err[base]
+
+
+def test_16x8_bias_of_a_near_zero_channel_is_kept(tmp_path):
+    """A channel whose weights are all but zero is its bias (a BN-folded channel of a PP-OCR
+    detector): at an int16 input scale its int64 bias code passes 2^31 (0.5 / (1e-4 x 8e-10)
+    ~ 6e12) and must not be clipped to int32's range as an int8 layer's is. The NPU (int64
+    bias in its 16x8 parameter block) equals the integer reference, and both equal
+    onnxruntime's float conv within the int8 weights' rounding."""
+    import onnxruntime as ort
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3, (3, 4, 1, 1)).astype(np.float32)
+    w[1] = 1e-7
+    b = np.array([0.1, 0.5, -0.2], np.float32)
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"])], "bias",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 6, 6])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    path = tmp_path / "bias.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    calib = {"x": rng.normal(0, 1, (8, 1, 4, 6, 6)).astype(np.float32)}
+    from dataclasses import replace
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qg = quantise(load_model(path, None, {}, []), calib, sqnr=False,
+                      options=replace(CompileOptions(), precision="int16")).graph
+    arch = load_arch("npu-s")
+    cm = CompiledModel(lower_program(qg, arch, CompileOptions(), {}), arch, qg)
+    assert qg.tensors["b"].dtype is DType.I64 and np.abs(qg.tensors["b"].data).max() > 2 ** 31
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = rng.normal(0, 1, (1, 4, 6, 6)).astype(np.float32)
+    q = quantize_inputs(qg, {"x": x})
+    got = run_reference(qg, q)["y"]
+    np.testing.assert_array_equal(cm.run_int(q)["y"], got)
+    want = sess.run(None, {"x": x})[0]
+    s = qg.tensors["y"].quant.s
+    err = np.abs(got * s - want)
+    assert err[:, 1].max() < 2 * s         # the bias channel: 0.5 (before: clipped to 2^31 codes, ~2e-4)
+    # the others: half an int8 weight step per input channel, and the output's and input's rounding
+    half_step = np.abs(w).max(axis=(1, 2, 3)) / 127 / 2
+    bound = np.abs(x).sum(axis=1, keepdims=True) * half_step[None, :, None, None] + 4 * s
+    assert np.all(err <= bound)

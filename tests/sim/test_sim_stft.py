@@ -142,8 +142,9 @@ def test_int16_support_names_what_it_refuses(tmp_path):
     assert int16_support(g, conv) == ""
     assert "16x8" in int16_support(g, conv.with_(attrs=replace(conv.attrs, groups=2)))
     mag = next(n for n in g.nodes if n.op.value == "magnitude")
-    bad = replace(g.tensors[mag.outputs[0]], dtype=g.tensors[mag.inputs[0]].dtype)
-    assert "int8 output" in int16_support(g.with_nodes(g.nodes, {**g.tensors, mag.outputs[0]: bad}), mag)
+    assert int16_support(g, mag) == ""      # int8 out; int16 out too (precision int16)
+    bad = replace(g.tensors[mag.inputs[0]], dtype=g.tensors[mag.outputs[0]].dtype)
+    assert "int16 input" in int16_support(g.with_nodes(g.nodes, {**g.tensors, mag.inputs[0]: bad}), mag)
 
 
 @pytest.mark.parametrize("pads", [((0, 0), (0, 0), (2, 1), (0, 3)), ((0, 0), (1, 1), (0, 0), (2, 2))])
@@ -196,4 +197,23 @@ def test_int16_constant_pad(tmp_path, value, target):
                     small_arch(2, 1, 1, 8, 8, "ws"), feeds)
     pad = next(l for l in prog.program.layers if l.op == "pad")
     assert pad.target == target and (target == "npu" or "fill code" in pad.reason)
+    assert_sim_equals_reference(prog, feeds)
+
+
+def test_int16_magnitude_output_sim_equals_reference(tmp_path):
+    """precision int16 widens the magnitude's output too (int16 out, 2-byte tiles): on the NPU,
+    split into channel blocks by a tiny ABUF, equal to the integer reference."""
+    from dataclasses import replace
+
+    from npukit.codegen.context import CompileOptions
+    rng = np.random.default_rng(4)
+    feeds = audio(rng, 256, 3)
+    prog = _compile(tmp_path, stft_model(256, 32, 16, 40, (0, 16)), small_arch(2, 1, 1, 8, 8, "ws"), feeds,
+                    replace(CompileOptions(), precision="int16"))
+    g = prog.qgraph
+    mag = next(n for n in g.nodes if n.op.value == "magnitude")
+    assert g.tensors[mag.outputs[0]].dtype.value == "int16"
+    mags = [i for i in prog.program.instructions if isinstance(i, I.Magnitude)]
+    assert len(mags) > 1 and all(m.qparams[4] == 32767 for m in mags)
+    assert {l.target for l in prog.program.layers} == {"npu"}
     assert_sim_equals_reference(prog, feeds)
