@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import (ConvAttrs, EltwiseAttrs, FcAttrs, MeanAttrs, Op, PadAttrs, PoolAttrs,
-                        ReshapeAttrs, TransposeAttrs)
+                        ReshapeAttrs, SliceAttrs, TransposeAttrs)
 from .onnx_builder import Builder, TO_NHWC
 from .onnx_frames import conv_frames, pool_frames
 from .onnx_const import attributes
@@ -228,19 +228,25 @@ def _pool(b: Builder, node, op: Op) -> None:
               "dilations": [1, *at.get("dilations", [1])]}
         if "pads" in at:
             at["pads"] = [0, at["pads"][0], 0, at["pads"][1]]
-    if any(d != 1 for d in at.get("dilations", [1, 1])):
-        raise _unsupported(b, "dilated pooling")
+    dilation = tuple(at.get("dilations", [1, 1]))
+    if dilation != (1, 1) and op is not Op.MAX_POOL:
+        raise _unsupported(b, "dilated average pooling")
     _, h, w, _ = b.tensors[x].shape
     kernel = tuple(at["kernel_shape"])
     stride = tuple(at.get("strides", [1, 1]))
-    t, l, bo, r = _spatial_pads(b, at, (h, w), kernel, stride, (1, 1))
+    t, l, bo, r = _spatial_pads(b, at, (h, w), kernel, stride, dilation)
     extra = [0, 0]
     if at.get("ceil_mode", 0):
-        for i, (n, p0, p1, k, s) in enumerate(zip((h, w), (t, l), (bo, r), kernel, stride)):
-            out = -(-(n + p0 + p1 - k) // s) + 1
+        for i, (n, p0, p1, k, s, d) in enumerate(zip((h, w), (t, l), (bo, r), kernel, stride, dilation)):
+            span = (k - 1) * d + 1
+            out = -(-(n + p0 + p1 - span) // s) + 1
             if (out - 1) * s >= n + p0:       # the last window must start inside the input
                 out -= 1
-            extra[i] = max(0, (out - 1) * s + k - (n + p0 + p1))
+            extra[i] = max(0, (out - 1) * s + span - (n + p0 + p1))
+    if dilation != (1, 1):
+        _dilated_max_pool(b, node.output[0], x, kernel, stride, dilation, (t, l, bo + extra[0], r + extra[1]),
+                          was_1d)
+        return
     if at.get("count_include_pad", 0) and op is Op.AVG_POOL and any((t, l, bo, r)):
         # explicit pads count as zeros (the input's zero point once quantised), the ceil-mode
         # overhang does not: pad first, then average over the in-bounds taps
@@ -248,6 +254,27 @@ def _pool(b: Builder, node, op: Op) -> None:
         t = l = bo = r = 0
     attrs = PoolAttrs(kernel, stride, (t, l, bo + extra[0], r + extra[1]), False)
     _finish_2d(b, node.output[0], op, [x], attrs, was_1d)
+
+
+def _dilated_max_pool(b: Builder, out: str, x: str, kernel, stride, dilation, pads, was_1d: bool) -> None:
+    """A dilated max pool: the largest of its kernel's taps, each a strided slice of the input
+    padded with float32's lowest value (masked: the lowest int8 code)."""
+    n, h, w, c = b.tensors[x].shape
+    t, l, bo, r = pads
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = (h + t + bo - (kh - 1) * dh - 1) // sh + 1, (w + l + r - (kw - 1) * dw - 1) // sw + 1
+    if any(pads):
+        x = b.emit(Op.PAD, [x], PadAttrs(((0, 0), (t, bo), (l, r), (0, 0)), float(np.finfo(np.float32).min)),
+                   b.fresh(out + "_pad"))
+    taps = [b.emit(Op.SLICE, [x], SliceAttrs((0, i * dh, j * dw, 0), (n, i * dh + (oh - 1) * sh + 1,
+                                                                     j * dw + (ow - 1) * sw + 1, c), (1, sh, sw, 1)),
+                   b.fresh(f"{out}_tap{i}_{j}")) for i in range(kh) for j in range(kw)]
+    acc = taps[0]
+    for tap in taps[1:-1]:
+        acc = b.emit(Op.MAXIMUM, [acc, tap], EltwiseAttrs(), b.fresh(out + "_max"))
+    if len(taps) == 1:
+        taps.append(taps[0])
+    _finish_2d(b, out, Op.MAXIMUM, [acc, taps[-1]], EltwiseAttrs(), was_1d)
 
 
 def max_pool(b: Builder, node) -> None:

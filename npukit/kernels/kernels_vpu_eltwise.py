@@ -213,7 +213,9 @@ def requantize(x: np.ndarray, p: RequantParams, dtype=np.int8) -> np.ndarray:
 
 
 def pad_code(value: float, scale: float, zp: int) -> int:
-    """The int8 code a PAD fills with: its value quantised at the tensor's scale."""
+    """The int8 code a PAD fills with: its value quantised at the tensor's scale, saturated in
+    float first (-inf, or float32's lowest before a max pool: the lowest code)."""
+    value = min(max(value, (-128 - zp) * scale), (127 - zp) * scale)
     return int(quantize(np.asarray([value], np.float32), scale, zp)[0])
 
 

@@ -1,8 +1,9 @@
 """ONNX MaxPool / AveragePool on the NPU against onnxruntime float: a 3-D [N, C, L] input
 pooled as [N, 1, L, C] (as Conv1d is), with strides, pads, ceil mode, count_include_pad and
 auto_pad; count_include_pad with pads on 4-D inputs, whose padded taps are zeros (the input's
-zero point), not code 0; and 5-D [N, C, D, H, W] video frames pooled frame by frame, with
-depth strides, pads (counted or not), ceil mode and auto_pad."""
+zero point), not code 0; dilated max pools, the largest of their taps' strided slices of the
+input padded with the lowest code; and 5-D [N, C, D, H, W] video frames pooled frame by frame,
+with depth strides, pads (counted or not), ceil mode and auto_pad."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,6 +25,10 @@ CASES = [
     ("AveragePool", HW, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
     ("AveragePool", HW, {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 0, 1], "ceil_mode": 1,
                          "count_include_pad": 1}),
+    ("MaxPool", L, {"kernel_shape": [3], "strides": [2], "pads": [2, 1], "dilations": [2]}),
+    ("MaxPool", HW, {"kernel_shape": [2, 3], "dilations": [2, 2]}),
+    ("MaxPool", HW, {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 1, 2, 0], "dilations": [2, 3],
+                     "ceil_mode": 1}),
     ("MaxPool", DHW, {"kernel_shape": [3, 3, 3], "strides": [2, 2, 2]}),
     ("MaxPool", DHW, {"kernel_shape": [2, 2, 2], "strides": [2, 2, 2], "ceil_mode": 1}),
     ("MaxPool", DHW, {"kernel_shape": [3, 2, 3], "pads": [1, 0, 1, 1, 1, 0]}),
