@@ -84,6 +84,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
     from .quant.gptq import gptq_subsets, gptq_weights, with_weights
+    from .quant.gptq_seq import sequential_subsets
     from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, values_for, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.lstm_states import isolate_lstm_states
@@ -106,7 +107,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     # noise report reruns them)
     # precision auto measures GPTQ's rounding as a candidate (one fold at a time, rounded without it)
     try_gptq = options.precision == "auto" and options.gptq == "never" and options.bias_correction == "never"
-    rounding = options.bias_correction == "auto" or options.gptq == "auto" or try_gptq
+    rounding = options.bias_correction == "auto" or options.gptq != "never" or try_gptq
     keep = BIAS_SAMPLES if rounding else \
         REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
     samples = iter(counted("calibrate", feeds))
@@ -140,6 +141,9 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     if options.gptq == "auto":
         stage("gptq")
         gptq = gptq_weights(g, values)
+    elif options.gptq == "sequential":
+        stage("gptq")
+        gptq = sequential_subsets(g, values, [range(len(values))])[0]
     elif try_gptq:      # on all samples, and per fold on the samples kept that are not the fold's
         stage("gptq")
         rounded = gptq_subsets(g, values, [range(len(values)), *([i for i in range(len(values)) if i not in p]
