@@ -201,7 +201,7 @@ class Precision:
     min_sqnr: float             # auto's target (dB)
     measured_on: str            # the samples the output SQNR was measured on, in words
     choice: Choice
-    rounding: str = "nearest"   # the int8 weights' rounding: nearest | gptq (quant.gptq)
+    rounding: str = "nearest"   # the int8 weights' rounding: nearest | gptq (quant.gptq) | sequential (quant.gptq_seq)
 
     @property
     def wide(self) -> frozenset[str]:
