@@ -88,7 +88,8 @@ def host_summary(result: CorpusResult) -> str:
 
 def row(result: CorpusResult, measured: dict, mixed: bool = False) -> str:
     spec = CORPUS[result.name]
-    wide = (f" {result.widened} ({result.sqnr_db:.1f} dB) |" if result.sqnr_db is not None else
+    how = f", {result.rounding}" if result.rounding and result.rounding != "nearest" else ""
+    wide = (f" {result.widened} ({result.sqnr_db:.1f} dB{how}) |" if result.sqnr_db is not None else
             f" {result.widened} |") if mixed else ""
     if result.error:
         status = f"no: `{result.error}`"

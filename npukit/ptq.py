@@ -84,6 +84,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     from .quant.bias_correction import correct_biases
     from .quant.calib_warnings import warn_calibration
     from .quant.gptq import gptq_subsets, gptq_weights, with_weights
+    from .quant.gptq_seq import sequential_subsets
     from .quant.calibrate import METHODS, auto_method, calibration_feeds, merged, observe, values_for, whole_tensors
     from .quant.groups import requantise_fixed_outputs
     from .quant.lstm_states import isolate_lstm_states
@@ -106,7 +107,7 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     # noise report reruns them)
     # precision auto measures GPTQ's rounding as a candidate (one fold at a time, rounded without it)
     try_gptq = options.precision == "auto" and options.gptq == "never" and options.bias_correction == "never"
-    rounding = options.bias_correction == "auto" or options.gptq == "auto" or try_gptq
+    rounding = options.bias_correction == "auto" or options.gptq != "never" or try_gptq
     keep = BIAS_SAMPLES if rounding else \
         REPORT_SAMPLES if int16_below_db is not None or options.precision != "int8" else 0
     samples = iter(counted("calibrate", feeds))
@@ -136,14 +137,18 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
                 [{name: merged([c[name] for j, c in enumerate(chunks) if j != i]).range(per(name)) for name in of}
                  for i in range(1, len(chunks) if folded else 1)])
     gptq: dict[str, np.ndarray] = {}
-    rounded: list[dict[str, np.ndarray]] = []
+    rounded: dict[str, list[dict[str, np.ndarray]]] = {}     # auto's candidate roundings: all samples, then per fold
     if options.gptq == "auto":
         stage("gptq")
         gptq = gptq_weights(g, values)
+    elif options.gptq == "sequential":
+        stage("gptq")
+        gptq = sequential_subsets(g, values, [range(len(values))])[0]
     elif try_gptq:      # on all samples, and per fold on the samples kept that are not the fold's
         stage("gptq")
-        rounded = gptq_subsets(g, values, [range(len(values)), *([i for i in range(len(values)) if i not in p]
-                                                                for p in (parts if calibration is not None else []))])
+        subsets = [range(len(values)), *([i for i in range(len(values)) if i not in p]
+                                         for p in (parts if calibration is not None else []))]
+        rounded = {"gptq": gptq_subsets(g, values, subsets), "sequential": sequential_subsets(g, values, subsets)}
     if options.bias_correction == "auto":       # measured against the float weights, after GPTQ
         g = correct_biases(with_weights(g, gptq), values, reference=g)
     else:
@@ -198,14 +203,18 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
         rates = rates or Rates()
         chosen = choose_precision(g, ranges, measured, forced, int8, values, options, held, len(without),
                                   rates, npu_support, run_dequantised)
-        if try_gptq:
-            gg = with_weights(g, rounded[0])
-            int8_gptq = quantize_graph(gg, ranges, forced)
-            per_fold = rounded[1:] if without else rounded[:1]
-            alt = choose_precision(gg, ranges, measured, forced, int8_gptq, values, options, held, len(without),
-                                   rates, npu_support, run_dequantised, per_fold, "gptq")
-            if preferred([chosen, alt]) is alt:
-                chosen, g, qg, int8, gptq, fold_weights = alt, gg, int8_gptq, int8_gptq, rounded[0], per_fold
+        alts = {}
+        for how, rw in rounded.items():
+            gg = with_weights(g, rw[0])
+            int8_r = quantize_graph(gg, ranges, forced)
+            per_fold = rw[1:] if without else rw[:1]
+            alts[how] = (choose_precision(gg, ranges, measured, forced, int8_r, values, options, held, len(without),
+                                          rates, npu_support, run_dequantised, per_fold, how),
+                         gg, int8_r, rw[0], per_fold)
+        best = preferred([chosen, *(a[0] for a in alts.values())])
+        for alt, gg, int8_r, weights, per_fold in alts.values():
+            if best is alt:
+                chosen, g, qg, int8, gptq, fold_weights = alt, gg, int8_r, int8_r, weights, per_fold
         warn_unreached(chosen)
         if chosen.wide:
             g, forced = widen(g, chosen.wide | forced)

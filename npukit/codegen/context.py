@@ -13,7 +13,7 @@ from ..cost.costs import SRAM_BYTES_PER_CYCLE
 from ..schedule.memo import Memo
 from .emitter import Emitter
 from .memory import ArenaPlan, ConstImage
-from .options import AutoNever, Dataflow, DepthwiseEngine, Fuse, LoopOrder, Precision, validate
+from .options import AutoNever, Dataflow, DepthwiseEngine, Fuse, Gptq, LoopOrder, Precision, validate
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,10 @@ class CompileOptions:
     min_sqnr: float = 30.0          # precision=auto: the worst output SQNR (dB) to reach on held-out samples
     recurrent_host: AutoNever = "auto"  # auto | never: an LSTM / GRU the NPU fits runs on the host where
                                     # the closed-form estimate is lower (host="never" sets "never")
-    gptq: AutoNever = "never"       # auto | never: conv / FC int8 weights rounded with GPTQ's error feedback
-                                    # on the calibration inputs (npukit.quant.gptq; scales unchanged)
+    gptq: Gptq = "never"            # auto | sequential | never: conv / FC int8 weights rounded with GPTQ's error
+                                    # feedback on the calibration inputs (npukit.quant.gptq; scales unchanged);
+                                    # sequential: on the inputs the rounded layers before give, re-fitted to
+                                    # the float output (npukit.quant.gptq_seq; scales follow the re-fit)
 
     def __post_init__(self):
         validate(self)

@@ -14,6 +14,7 @@ DepthwiseEngine = Literal["auto", "mxu", "vpu"]
 LoopOrder = Literal["auto", "k_outer", "rows_outer"]
 Fuse = Literal["auto", "always", "never"]
 AutoNever = Literal["auto", "never"]
+Gptq = Literal["auto", "sequential", "never"]   # "sequential": each layer on the rounded layers' outputs
 Precision = Literal["int8", "auto", "int16"]    # "auto": int16 where int8 loses too much (min_sqnr)
 
 # fields with a fixed set of values: the literal types CompileOptions declares
@@ -26,7 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "compress_weights": get_args(AutoNever),
     "equalize": get_args(AutoNever),
     "bias_correction": get_args(AutoNever),
-    "gptq": get_args(AutoNever),
+    "gptq": get_args(Gptq),
     "flat_clip": get_args(AutoNever),
     "precision": get_args(Precision),
     "recurrent_host": get_args(AutoNever),

@@ -67,6 +67,7 @@ class CorpusResult:
     extra: tuple[tuple[str, float], ...] = ()   # (name, value) of each of the spec's extra metrics
     widened: int | None = None                  # precision auto / int16: activation tensors widened to int16
     sqnr_db: float | None = None                # ... and the worst output SQNR the compiler measured with them
+    rounding: str = ""                          # ... and the int8 weights' rounding it shipped (nearest, gptq, ...)
 
     def regressions(self, spec: CorpusModel) -> list[str]:
         """What falls short of today's figures (empty when all holds)."""
@@ -374,7 +375,8 @@ def evaluate(name: str, arch: str = "npu-m", method: Method = "auto",
     wide = prog.precision or {}
     return CorpusResult(name, True, None, host, len(profile.layers) - len(host), s.cosine, s.cosines, s.metric,
                         profile.total_cycles, compile_s, extra=s.extra,
-                        widened=len(wide["tensors"]) if wide else None, sqnr_db=wide.get("sqnr_db"))
+                        widened=len(wide["tensors"]) if wide else None, sqnr_db=wide.get("sqnr_db"),
+                        rounding=wide.get("rounding", ""))
 
 
 def _npu_outputs(prog, feeds: Feeds, names: list[str]) -> dict[str, np.ndarray]:

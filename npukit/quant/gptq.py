@@ -161,23 +161,35 @@ def gptq_weights(g: Graph, values: list[dict[str, np.ndarray]]) -> dict[str, np.
     return gptq_subsets(g, values, [range(len(values))])[0]
 
 
-def gptq_subsets(g: Graph, values: list[dict[str, np.ndarray]],
-                 subsets: list[Sequence[int]]) -> list[dict[str, np.ndarray]]:
-    """`gptq_weights` on each subset of `values` (indices; e.g. all but a held-out fold): each
-    layer's X^T X summed per sample once, the rounding done per subset."""
+def eligible_layers(g: Graph) -> frozenset[str]:
+    """The conv / fully connected layers whose weights GPTQ rounds: float constant weights
+    read by that layer alone, on a float input."""
     readers: dict[str, int] = {}
     for node in g.nodes:
         for name in node.inputs:
             readers[name] = readers.get(name, 0) + 1
+    out = set()
+    for node in g.nodes:
+        if node.op not in (Op.CONV2D, Op.FULLY_CONNECTED) or len(node.inputs) < 2:
+            continue
+        wt, x = g.tensors[node.inputs[1]], node.inputs[0]
+        if (wt.is_const and wt.quant is None and wt.dtype is DType.F32
+                and g.tensors[x].dtype is DType.F32 and readers[wt.name] == 1):
+            out.add(node.name)
+    return frozenset(out)
+
+
+def gptq_subsets(g: Graph, values: list[dict[str, np.ndarray]],
+                 subsets: list[Sequence[int]]) -> list[dict[str, np.ndarray]]:
+    """`gptq_weights` on each subset of `values` (indices; e.g. all but a held-out fold): each
+    layer's X^T X summed per sample once, the rounding done per subset."""
+    layers = eligible_layers(g)
     out: list[dict[str, np.ndarray]] = [{} for _ in subsets]
     with single_threaded():     # (BLAS threads lose badly on a shared machine: npukit.threads)
         for node in g.nodes:
-            if node.op not in (Op.CONV2D, Op.FULLY_CONNECTED) or len(node.inputs) < 2:
+            if node.name not in layers:
                 continue
             wt, x = g.tensors[node.inputs[1]], node.inputs[0]
-            if (not wt.is_const or wt.quant is not None or wt.dtype is not DType.F32
-                    or g.tensors[x].dtype is not DType.F32 or readers[wt.name] > 1):
-                continue
             if len(subsets) == 1:       # one X^T X summed as it goes (no per-sample copies held)
                 seen = [values[i][x] for i in subsets[0] if x in values[i]]
                 if seen:

@@ -201,7 +201,7 @@ class Precision:
     min_sqnr: float             # auto's target (dB)
     measured_on: str            # the samples the output SQNR was measured on, in words
     choice: Choice
-    rounding: str = "nearest"   # the int8 weights' rounding: nearest | gptq (quant.gptq)
+    rounding: str = "nearest"   # the int8 weights' rounding: nearest | gptq (quant.gptq) | sequential (quant.gptq_seq)
 
     @property
     def wide(self) -> frozenset[str]:
@@ -219,14 +219,13 @@ class Precision:
 def preferred(candidates: Sequence[Precision]) -> Precision:
     """Of `auto`'s choices under each weight rounding (the first: round-to-nearest), the one
     to ship: of those meeting min_sqnr the least estimated cost (the first on a tie); when
-    none does, the highest measured SQNR, the first unless another beats it by
-    ROUNDING_MARGIN_DB (the folds are few samples: a small gain is noise)."""
-    first = candidates[0]
+    none does, the first whose measured SQNR is within ROUNDING_MARGIN_DB of the highest (the
+    folds are few samples: a smaller gain is noise, and the earlier rounding is the simpler)."""
     met = [p for p in candidates if p.choice.sqnr_db >= p.min_sqnr]
     if met:
         return min(met, key=lambda p: p.choice.cost)
-    best = max(candidates, key=lambda p: p.choice.sqnr_db)
-    return best if best.choice.sqnr_db >= first.choice.sqnr_db + ROUNDING_MARGIN_DB else first
+    top = max(p.choice.sqnr_db for p in candidates)
+    return next(p for p in candidates if p.choice.sqnr_db > top - ROUNDING_MARGIN_DB)
 
 
 # ---- how close the outputs are ---------------------------------------------------------------

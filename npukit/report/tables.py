@@ -165,7 +165,8 @@ def accuracy_lines(accuracy: dict | None, precision: dict | None = None, cols: i
     goal = f" (min_sqnr {p['min_sqnr']:g} dB {'met' if p['target_met'] else 'NOT met'})" if p["mode"] == "auto" else ""
     lines.append(f"precision {p['mode']}: worst output SQNR {_db(p['int8_sqnr_db'])} int8 -> {_db(p['sqnr_db'])} "
                  f"on {p['measured_on']}{goal}; {len(p['tensors'])} tensors int16"
-                 + ("; int8 weights GPTQ-rounded" if p.get("rounding") == "gptq" else ""))
+                 + ("; int8 weights GPTQ-rounded" if p.get("rounding") == "gptq" else
+                    "; int8 weights GPTQ-rounded, sequentially" if p.get("rounding") == "sequential" else ""))
     if p["layers"]:
         cells = [[r["layer"][:50], r["op"], r["int16"], f"{r['int8_cycles']:,}", f"{r['cycles']:,}",
                   f"{r['extra_cycles']:+,}"] for r in p["layers"]]

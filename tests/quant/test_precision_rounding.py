@@ -87,3 +87,8 @@ def test_preferred_hand_worked():
     assert preferred([_p(29.0, 0.0, "nearest"), _p(30.0, 900.0, "gptq")]).rounding == "gptq"      # only it meets
     assert preferred([_p(20.0, 0.0, "nearest"), _p(20.9, 0.0, "gptq")]).rounding == "nearest"     # within the margin
     assert preferred([_p(20.0, 0.0, "nearest"), _p(21.5, 0.0, "gptq")]).rounding == "gptq"
+    # three roundings, none meeting: the first within the margin of the best
+    three = [_p(20.0, 0.0, "nearest"), _p(21.5, 0.0, "gptq"), _p(22.1, 0.0, "sequential")]
+    assert preferred(three).rounding == "gptq"
+    assert preferred([*three[:2], _p(22.6, 0.0, "sequential")]).rounding == "sequential"
+    assert preferred([_p(20.0, 0.0, "nearest"), _p(19.0, 0.0, "gptq"), _p(20.5, 0.0, "sequential")]).rounding == "nearest"
