@@ -72,7 +72,7 @@ def main() -> None:
             t = qg.tensors[name]
             if t.data is not None and t.dtype is DType.I64 and np.abs(t.data).max() >= 2 ** 31:
                 over = int((np.abs(t.data) >= 2 ** 31).sum())
-                print(f"  16x8 bias past 2^31: {node.name} ({over} of {t.data.size} channels, max {np.abs(t.data).max():.3g})")
+                print(f"  16x8 bias codes at or past 2^31: {node.name} ({over} of {t.data.size} channels, max {np.abs(t.data).max():.3g})")
     producer = {o: node for node in qg.nodes for o in node.outputs}
     print("  | SQNR against float with the rounded weights | type | layer | tensor | scale |")
     for name, t in qg.tensors.items():
