@@ -21,7 +21,8 @@ def resize_fits(g: Graph, node: Node, abuf_bytes: int) -> bool:
 
 def resize_bands(node: Node, h: int, w: int, room: int, eb: int) -> list[tuple[int, int, int, int]]:
     """(output rows r0, r1, input rows i0, i1) of each band of one channel in `room` bytes: one,
-    the whole plane, where it fits; else the most output rows a band of whose input fits."""
+    the whole plane, where it fits; else bands of as many output rows as fit with the input
+    rows they read."""
     oh, ow = node.attrs.size
     if (h * w + oh * ow) * eb <= room:
         return [(0, oh, 0, h)]
@@ -46,7 +47,7 @@ def resize_tiles(node: Node, h: int, w: int, c: int, room: int, eb: int) -> tupl
     cb = c
     while cb > 1 and (bands := resize_bands(node, h, w, room // cb, eb))[0][1] < min(BAND_ROWS, node.attrs.size[0]):
         cb = (cb + 1) // 2
-    return cb, resize_bands(node, h, w, room // cb, eb)
+    return cb, bands if cb > 1 else resize_bands(node, h, w, room, eb)
 
 
 def lower_resize(ctx: Ctx, g: Graph, node: Node) -> dict:
