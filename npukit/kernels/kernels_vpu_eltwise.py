@@ -213,10 +213,17 @@ def requantize(x: np.ndarray, p: RequantParams, dtype=np.int8) -> np.ndarray:
 
 
 def pad_code(value: float, scale: float, zp: int) -> int:
-    """The int8 code a PAD fills with: its value quantised at the tensor's scale, saturated in
-    float first (-inf, or float32's lowest before a max pool: the lowest code)."""
-    value = min(max(value, (-128 - zp) * scale), (127 - zp) * scale)
-    return int(quantize(np.asarray([value], np.float32), scale, zp)[0])
+    """The int8 code a PAD fills with: its value quantised at the tensor's scale, saturated
+    (-inf, or float32's lowest before a max pool: the lowest code)."""
+    return int(quantize_saturated(np.asarray([value], np.float32), scale, zp)[0])
+
+
+def quantize_saturated(x_float: np.ndarray, scale: float, zp: int, dtype=np.int8) -> np.ndarray:
+    """`quantize` of values clipped in float to the codes' range first, so that -inf and
+    masking constants (-1e9, float32's lowest) are the lowest code: npukit's own quantisation
+    of a float model's constants, where LiteRT's cast of an out-of-range quotient would wrap."""
+    info = np.iinfo(dtype)
+    return quantize(np.clip(x_float, (info.min - zp) * scale, (info.max - zp) * scale), scale, zp, dtype)
 
 
 def quantize(x_float: np.ndarray, scale: float, zp: int, dtype=np.int8) -> np.ndarray:

@@ -233,11 +233,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
                 # a constant shared with another node (TFLite keeps one -0.4 for every layer's
                 # max(x, -0.4)) gets a copy at this node's output quantisation
                 own = n if n not in tensors else f"{n}/{node.name}"
-                info = np.iinfo(ot.dtype.np)
-                # saturated in float first: a -inf (masked_fill's) is the lowest code
-                data = np.clip(data, (info.min - ot.qp.zp) * ot.qp.s, (info.max - ot.qp.zp) * ot.qp.s)
-                tensors[own] = Tensor(own, data.shape, ot.dtype, kv.quantize(data, ot.qp.s, ot.qp.zp, ot.dtype.np),
-                                      ot.qp)
+                # saturated: a -inf (masked_fill's) is the lowest code
+                tensors[own] = Tensor(own, data.shape, ot.dtype,
+                                      kv.quantize_saturated(data, ot.qp.s, ot.qp.zp, ot.dtype.np), ot.qp)
                 inputs[i] = own
         return node.with_(inputs=tuple(inputs))
     if op in (Op.MAX_POOL, Op.AVG_POOL):
