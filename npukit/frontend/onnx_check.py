@@ -50,8 +50,6 @@ def read_model(path_or_bytes, external: bool = True) -> onnx.ModelProto:
     return model
 
 
-
-
 def upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     """A model of a standard-domain opset older than 7 converted to opset 7 by onnx's version
     converter: the legacy `broadcast` / `axis` attributes of Add, Mul, Gemm, ... become

@@ -243,7 +243,7 @@ def _pool(b: Builder, node, op: Op) -> None:
             if (out - 1) * s >= n + p0:       # the last window must start inside the input
                 out -= 1
             extra[i] = max(0, (out - 1) * s + span - (n + p0 + p1))
-    if dilation != (1, 1):
+    if dilation != (1, 1) and kernel != (1, 1):       # (a 1 x 1 window is the same undilated)
         _dilated_max_pool(b, node.output[0], x, kernel, stride, dilation, (t, l, bo + extra[0], r + extra[1]),
                           was_1d)
         return
@@ -272,8 +272,6 @@ def _dilated_max_pool(b: Builder, out: str, x: str, kernel, stride, dilation, pa
     acc = taps[0]
     for tap in taps[1:-1]:
         acc = b.emit(Op.MAXIMUM, [acc, tap], EltwiseAttrs(), b.fresh(out + "_max"))
-    if len(taps) == 1:
-        taps.append(taps[0])
     _finish_2d(b, out, Op.MAXIMUM, [acc, taps[-1]], EltwiseAttrs(), was_1d)
 
 

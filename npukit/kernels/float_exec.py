@@ -62,26 +62,33 @@ def _conv2d(node: Node, ins: list[np.ndarray]) -> np.ndarray:
                  and a.groups == 1 and not a.depthwise)
     if scattered:
         y = _scattered_conv(x, w, a, oh, ow)
-        return _act((y if bias is None else y + bias).astype(np.float32, copy=False), a.act)
-    xp = _pad_spatial(_dilate_input(x, a.input_dilation), a.pads)
-    win = _windows(xp, kh, kw, a.stride, a.dilation, (oh, ow))
-    n = x.shape[0]
-    if a.depthwise:
-        out_ch = w.shape[3]
-        mult = out_ch // x.shape[3]
-        y = np.zeros((n, oh, ow, out_ch), np.float32)
-        for i in range(kh):
-            for j in range(kw):
-                tap = win[:, :, :, i, j, :]
-                if mult > 1:
-                    tap = np.repeat(tap, mult, axis=-1)
-                y += tap * w[0, i, j, :]
     else:
-        pointwise = kh == kw == 1 and tuple(a.stride) == (1, 1) and xp.shape[1:3] == (oh, ow)
-        y = _dense_conv(node, win, xp if pointwise else None, w)
+        xp = _pad_spatial(_dilate_input(x, a.input_dilation), a.pads)
+        win = _windows(xp, kh, kw, a.stride, a.dilation, (oh, ow))
+        if a.depthwise:
+            y = _depthwise_conv(win, w, x.shape[3])
+        else:
+            pointwise = kh == kw == 1 and tuple(a.stride) == (1, 1) and xp.shape[1:3] == (oh, ow)
+            y = _dense_conv(node, win, xp if pointwise else None, w)
     if bias is not None:
         y = y + bias
     return _act(y.astype(np.float32, copy=False), a.act)
+
+
+def _depthwise_conv(win: np.ndarray, w: np.ndarray, in_ch: int) -> np.ndarray:
+    """A depthwise conv tap by tap over the windows [N, OH, OW, kh, kw, C] (weights [1, kh, kw,
+    C x multiplier])."""
+    n, oh, ow, kh, kw, _ = win.shape
+    out_ch = w.shape[3]
+    mult = out_ch // in_ch
+    y = np.zeros((n, oh, ow, out_ch), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            tap = win[:, :, :, i, j, :]
+            if mult > 1:
+                tap = np.repeat(tap, mult, axis=-1)
+            y += tap * w[0, i, j, :]
+    return y
 
 
 def _scattered_conv(x: np.ndarray, w: np.ndarray, a, oh: int, ow: int) -> np.ndarray:

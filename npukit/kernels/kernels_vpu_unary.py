@@ -18,6 +18,7 @@ LSB of the float function.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -41,6 +42,7 @@ _ERF_STEPS = 64                  # grid points per unit, on [0, 6]
 _ERF_DEGREE = 7
 
 
+@functools.cache
 def _erf_tables() -> tuple[np.ndarray, np.ndarray]:
     """math.erf at each grid point t, and the Taylor coefficients of erf about it:
     erf^(n+1)(t) / (n+1)! = 2 / sqrt(pi) (-1)^n H_n(t) e^(-t^2) / (n+1)! (physicists' Hermite
@@ -53,23 +55,21 @@ def _erf_tables() -> tuple[np.ndarray, np.ndarray]:
     return np.array([math.erf(v) for v in t]), np.array(coefs[::-1])
 
 
-_ERF_AT, _ERF_TAYLOR = _erf_tables()
-
-
 def erf(x) -> np.ndarray:
     """math.erf of every element, vectorised, within 1e-15 (numpy has no erf): the degree-7
     Taylor polynomial about the nearest grid point k / 64 (`_erf_tables`). |h| <= 1/128
     bounds the remainder below 1e-17; beyond 6, |erf| rounds to 1 in float64."""
+    at, taylor = _erf_tables()
     x = np.asarray(x, np.float64)
     a = np.fmin(np.abs(x), 6.0)           # (NaN: 6, set back below)
     k = np.rint(a * _ERF_STEPS).astype(np.intp)
     h = a - k / _ERF_STEPS
-    y = _ERF_TAYLOR[0][k]
-    for c in _ERF_TAYLOR[1:]:
+    y = taylor[0][k]
+    for c in taylor[1:]:
         y *= h
         y += c[k]
     y *= h
-    y += _ERF_AT[k]
+    y += at[k]
     return np.where(np.isnan(x), np.nan, np.copysign(y, x))
 
 
