@@ -9,7 +9,10 @@ layers with int16 tensors), so nothing falls to the host. `widest` is the larges
 set (precision "int16"); its *blocks* (groups joined by a layer they both touch) are each
 feasible alone, so any union of blocks is too. `greedy` (precision "auto") widens the
 shortest prefix of the blocks, noisiest layer first, whose measured worst output SQNR
-(`worst_sqnr`: outputs without a signal left out) reaches the target.
+(`worst_sqnr`: outputs without a signal left out) reaches the target; when even all widened
+misses it, the shortest prefix on which every output is within UNREACHED_TOLERANCE_DB of its
+own SQNR with all widened (`qualifies`), so that an output no widening improves does not
+stop the others from gaining.
 
 Output accuracy is measured, not modelled: the integer graph and the float graph run on the
 same samples and the dequantised outputs are compared (`accuracy`).
@@ -103,6 +106,10 @@ def blocks(g: Graph, groups: Sequence[frozenset[str]]) -> list[frozenset[str]]:
     return [frozenset(b) for b in out.values()]
 
 
+PerOutput = Mapping[str, float]
+"""Output -> its measured SQNR (dB), the outputs `counted_sqnr` counts."""
+
+
 @dataclass(frozen=True)
 class Choice:
     wide: frozenset[str]        # the tensors widened to int16 (besides those int16 anyway)
@@ -110,11 +117,31 @@ class Choice:
     int8_sqnr_db: float         # the same, all int8
     steps: tuple[tuple[str, float], ...]    # per prefix measured: (its last block's worst layer, SQNR)
     cost: float = 0.0           # estimated extra cycles of the widening (widening_cost)
+    outputs: tuple[tuple[str, float], ...] = ()     # per output counted: its SQNR with `wide` (sqnr_db: the least)
+
+    def per_output(self) -> dict[str, float]:
+        """`outputs` as a mapping; {"": sqnr_db} when not measured per output."""
+        return dict(self.outputs) or {"": self.sqnr_db}
 
 
-UNREACHED_TOLERANCE_DB = 1.0   # target out of reach: the cheapest prefix within this of all widened
-ROUNDING_MARGIN_DB = 1.0       # neither rounding reaches the target: another than the first must gain this
+UNREACHED_TOLERANCE_DB = 1.0   # target out of reach: every output within this of its own SQNR all widened
+ROUNDING_MARGIN_DB = 1.0       # no rounding reaches the target: another than the first must gain this on an output
                                # (ppocr-v5-rec: GPTQ +0.6 dB on the folds, 1 of 3 lines read on held-out images)
+
+
+def goals(full: PerOutput, target_db: float) -> dict[str, float]:
+    """Per output, the SQNR a prefix must reach, given `full` (each output's SQNR with every
+    block widened): the target when all widened meets it on every output; else
+    min(target, full_o - UNREACHED_TOLERANCE_DB), so all widened always qualifies and an
+    output no widening lifts asks only to stay within the tolerance of what it reads."""
+    if min(full.values(), default=np.inf) >= target_db:
+        return {o: target_db for o in full}
+    return {o: min(target_db, v - UNREACHED_TOLERANCE_DB) for o, v in full.items()}
+
+
+def qualifies(measured: PerOutput, goal: PerOutput) -> bool:
+    """Every output reaches its goal (an output not measured counts as -inf)."""
+    return all(measured.get(o, -np.inf) >= v for o, v in goal.items())
 
 
 @dataclass(frozen=True)
@@ -143,17 +170,27 @@ def widening_cost(bg: Graph, wide: frozenset[str], rates: Rates = Rates()) -> fl
     return total
 
 
+def _as_outputs(v: PerOutput | float) -> dict[str, float]:
+    return dict(v) if isinstance(v, Mapping) else {"": float(v)}
+
+
+def _least(v: PerOutput) -> float:
+    return min(v.values(), default=float("inf"))
+
+
 def greedy(g: Graph, candidates: Sequence[frozenset[str]], noise_db: Mapping[str, float],
-           measure: Callable[[frozenset[str]], float], target_db: float,
+           measure: Callable[[frozenset[str]], PerOutput | float], target_db: float,
            rank: Callable[[frozenset[str]], float] | None = None,
            cost: Callable[[frozenset[str]], float] | None = None) -> Choice:
     """Blocks in order of their noisiest layer (per-layer SQNR `noise_db`), or of `rank`
-    (highest first: e.g. measured gain per cycle); a prefix whose `measure` (the worst output
-    SQNR) reaches `target_db`, found by bisection (the shortest meeting the target when the
-    SQNR grows with the prefix). When even every block widened misses the target, a prefix
-    within UNREACHED_TOLERANCE_DB of that (the int16 cycles buy nothing beyond it). Of the
-    prefixes measured that qualify, the shortest, or with `cost` the cheapest (boundaries
-    make a longer prefix cheaper at times: all widened has none)."""
+    (highest first: e.g. measured gain per cycle); a prefix whose `measure` (per output its
+    SQNR, or one number: the worst) qualifies, found by bisection (the shortest qualifying
+    when the SQNRs grow with the prefix). A prefix qualifies (`qualifies`, `goals`) when its
+    worst output reaches `target_db`, or, when even every block widened misses the target,
+    when every output is within UNREACHED_TOLERANCE_DB of its own SQNR all widened (or at the
+    target): the int16 cycles buy no output more than that. Of the prefixes measured that
+    qualify, the shortest, or with `cost` the cheapest (boundaries make a longer prefix
+    cheaper at times: all widened has none)."""
     producer = {t: node.name for node in g.nodes for t in node.outputs}
 
     def worst(b: frozenset[str]) -> tuple[float, str]:
@@ -162,28 +199,32 @@ def greedy(g: Graph, candidates: Sequence[frozenset[str]], noise_db: Mapping[str
     order = sorted(candidates, key=worst)
     if rank is not None:
         order.sort(key=rank, reverse=True)      # stable: equal ranks stay noisiest first
-    memo: dict[int, float] = {}
+    memo: dict[int, dict[str, float]] = {}
 
-    def at(k: int) -> float:
+    def at(k: int) -> dict[str, float]:
         if k not in memo:
-            memo[k] = measure(frozenset().union(*order[:k]))
+            memo[k] = _as_outputs(measure(frozenset().union(*order[:k])))
         return memo[k]
     start = at(0)
-    if start < target_db and order:
-        full = at(len(order))
-        goal = target_db if full >= target_db else max(start, full - UNREACHED_TOLERANCE_DB)
-        lo, hi = 0, len(order)      # at(hi) >= goal; at(lo) < goal unless lo is the answer
-        while at(lo) < goal and hi - lo > 1:
+    if _least(start) < target_db and order:
+        goal = goals(at(len(order)), target_db)
+
+        def ok(k: int) -> bool:
+            return qualifies(at(k), goal)
+        lo, hi = 0, len(order)      # ok(hi); not ok(lo) unless lo is the answer
+        while not ok(lo) and hi - lo > 1:
             mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if at(mid) >= goal else (mid, hi)
-        k = lo if at(lo) >= goal else hi
+            lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+        k = lo if ok(lo) else hi
         if cost is not None:
-            k = min((i for i, v in memo.items() if v >= goal),
+            k = min((i for i, v in memo.items() if qualifies(v, goal)),
                     key=lambda i: (cost(frozenset().union(*order[:i])), i))
     else:
         k = 0
-    steps = tuple((worst(order[i - 1])[1], v) for i, v in sorted(memo.items()) if i > 0)
-    return Choice(frozenset().union(*order[:k]), at(k), start, steps)
+    steps = tuple((worst(order[i - 1])[1], _least(v)) for i, v in sorted(memo.items()) if i > 0)
+    per = at(k)
+    return Choice(frozenset().union(*order[:k]), _least(per), _least(start), steps,
+                  outputs=tuple(per.items()) if set(per) != {""} else ())
 
 
 def nsr(db_value: float) -> float:
@@ -213,19 +254,31 @@ class Precision:
                 "rounding": self.rounding,
                 "int8_sqnr_db": _finite(c.int8_sqnr_db), "sqnr_db": _finite(c.sqnr_db),
                 "target_met": bool(c.sqnr_db >= self.min_sqnr), "tensors": sorted(c.wide),
-                "steps": [{"layer": n, "sqnr_db": _finite(v)} for n, v in c.steps]}
+                "steps": [{"layer": n, "sqnr_db": _finite(v)} for n, v in c.steps],
+                "outputs_sqnr_db": {o: _finite(v) for o, v in c.outputs}}
 
 
 def preferred(candidates: Sequence[Precision]) -> Precision:
     """Of `auto`'s choices under each weight rounding (the first: round-to-nearest), the one
-    to ship: of those meeting min_sqnr the least estimated cost (the first on a tie); when
-    none does, the first whose measured SQNR is within ROUNDING_MARGIN_DB of the highest (the
-    folds are few samples: a smaller gain is noise, and the earlier rounding is the simpler)."""
+    to ship: of those meeting min_sqnr the least estimated cost (the first on a tie). When
+    none does, per output against the best of that output over the candidates: the first
+    whose SQNR is within ROUNDING_MARGIN_DB of the best on every output (the folds are few
+    samples: a smaller gain is noise, and the earlier rounding is the simpler); when no
+    candidate is, the least total shortfall (the sum over the outputs of how far each is
+    below its best, in dB; the first on a tie)."""
     met = [p for p in candidates if p.choice.sqnr_db >= p.min_sqnr]
     if met:
         return min(met, key=lambda p: p.choice.cost)
-    top = max(p.choice.sqnr_db for p in candidates)
-    return next(p for p in candidates if p.choice.sqnr_db > top - ROUNDING_MARGIN_DB)
+    per = [p.choice.per_output() for p in candidates]
+    names = {o for v in per for o in v}
+    best = {o: max(v.get(o, -np.inf) for v in per) for o in names}
+
+    def short(v: Mapping[str, float]) -> list[float]:
+        return [best[o] - v.get(o, -np.inf) if best[o] > v.get(o, -np.inf) else 0.0 for o in names]
+    within = [p for p, v in zip(candidates, per) if all(s < ROUNDING_MARGIN_DB for s in short(v))]
+    if within:
+        return within[0]
+    return min(zip(candidates, per), key=lambda pv: sum(short(pv[1])))[0]
 
 
 # ---- how close the outputs are ---------------------------------------------------------------
@@ -279,11 +332,16 @@ class OutputAccuracy:
                 "argmax_agreement": self.argmax_agreement, "in_worst_sqnr": self.signal}
 
 
+def counted_sqnr(outputs: Sequence[OutputAccuracy]) -> dict[str, float]:
+    """Per output the SQNR precision "auto" targets: the outputs that have a signal
+    (has_signal), or all when none has."""
+    counted = [o for o in outputs if o.signal] or list(outputs)
+    return {o.output: o.sqnr_db for o in counted}
+
+
 def worst_sqnr(outputs: Sequence[OutputAccuracy]) -> float:
-    """The SQNR precision "auto" targets: the worst over the outputs that have a signal
-    (has_signal), or over all when none has; +inf without outputs."""
-    counted = [o.sqnr_db for o in outputs if o.signal] or [o.sqnr_db for o in outputs]
-    return min(counted, default=float("inf"))
+    """The least of `counted_sqnr`; +inf without outputs."""
+    return min(counted_sqnr(outputs).values(), default=float("inf"))
 
 
 @dataclass(frozen=True)

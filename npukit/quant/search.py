@@ -11,8 +11,8 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Graph, Node
-from .precision import (Choice, Precision, Rates, blocks, compare, greedy, nsr, units, widening_cost, widest,
-                        worst_sqnr)
+from .precision import (UNREACHED_TOLERANCE_DB, Choice, Precision, Rates, blocks, compare, counted_sqnr, greedy,
+                        nsr, units, widening_cost, widest)
 from .gptq import with_weights
 from .quantize import quantize_graph
 from .wide import MXU_16X8, layer_noise, widen_mxu_boundaries
@@ -31,8 +31,10 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
                      fold_weights: Sequence[Mapping[str, np.ndarray]] = (), rounding: str = "nearest") -> Precision:
     """The activations to widen to int16 (quant.precision): every group the NPU runs in int16
     ("int16"), or blocks of them in order of measured gain per estimated cycle, until the
-    worst output SQNR reaches options.min_sqnr ("auto"; the cheapest qualifying prefix by the
-    cycle estimate, boundaries included). Placement is checked on the graph quantised with
+    worst output SQNR reaches options.min_sqnr, or when all widened misses it, until every
+    output is within quant.precision.UNREACHED_TOLERANCE_DB of its own SQNR all widened
+    ("auto", quant.precision.greedy; the cheapest qualifying prefix by the cycle estimate,
+    boundaries included). Placement is checked on the graph quantised with
     `ranges` with `support`; the SQNR is measured with `run` on `measured`: each fold on the
     graph calibrated without it, with its `fold_weights` if given (GPTQ's rounding on the
     other samples: `g` holds the rounding on all of them; `rounding` names it)."""
@@ -54,9 +56,10 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
     evals = [e for _, ev in measured for e in ev]
     per_fold: list[Mapping[str, np.ndarray] | None] = [*fold_weights] or [None] * len(measured)
 
-    def measure(wide: frozenset[str]) -> float:
+    def measure(wide: frozenset[str]) -> dict[str, float]:
+        # per output counted (quant.precision.counted_sqnr: those with a signal)
         got = [run(quantised(wide, r, w), f) for (r, ev), w in zip(measured, per_fold) for f, _ in ev]
-        return worst_sqnr([compare(n, [r[n] for _, r in evals], [x[n] for x in got]) for n in g.outputs])
+        return counted_sqnr([compare(n, [r[n] for _, r in evals], [x[n] for x in got]) for n in g.outputs])
 
     def cost(wide: frozenset[str]) -> float:
         bg, bwide, _ = widen_mxu_boundaries(g, wide | stft)
@@ -64,7 +67,9 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
     cands = widest(g, units(g, stft), stft, refused)
     everything = frozenset().union(*cands)
     if options.precision == "int16":
-        choice = Choice(everything, measure(everything), measure(frozenset()), ())
+        full = measure(everything)
+        choice = Choice(everything, min(full.values(), default=np.inf), min(measure(frozenset()).values(), default=np.inf),
+                        (), outputs=tuple(full.items()))
     else:
         noise8 = layer_noise(int8, values)
         bg, bwide, copies = widen_mxu_boundaries(g, everything | stft)
@@ -89,5 +94,6 @@ def warn_unreached(p: Precision) -> None:
     if p.mode == "auto" and c.sqnr_db < p.min_sqnr:
         warnings.warn(f"precision auto: output SQNR {c.sqnr_db:.1f} dB on {p.measured_on}, below min_sqnr "
                       f"{p.min_sqnr:g} dB even with every activation the NPU runs in int16 widened; "
-                      f"{len(c.wide)} tensor(s) widened, within 1 dB of that at the least estimated cost",
+                      f"{len(c.wide)} tensor(s) widened: every output within {UNREACHED_TOLERANCE_DB:g} dB of its "
+                      f"own SQNR with all widened, at the least estimated cost",
                       stacklevel=3)
