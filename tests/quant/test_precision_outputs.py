@@ -5,7 +5,7 @@ cases: a stand-in `measure` giving each output's SQNR for a prefix of widened bl
 The case the rule is for: a scalar presence flag that no widening lifts (about 8 dB whatever
 is widened) beside landmarks that gain 4 dB a block up to 34 dB. Asking only the worst output
 to be within 1 dB of all widened, the flag decides and nothing is widened; asking every
-output to be within 1 dB of its own SQNR all widened, the landmarks are widened to 33 dB.
+output to be within 1 dB of its own SQNR all widened, the landmarks are widened to 34 dB.
 """
 from __future__ import annotations
 
