@@ -47,8 +47,6 @@ _BYTES = np.uint64(0x0101010101010101)
 _NIBBLE_LOW_BITS = np.uint64(0x1111111111111111)
 _LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
 _ROWS = np.arange(GROUP) < _remainder_bytes(np.arange(ZERO + 1, dtype=np.uint8))[:, None]    # by mode
-_Q_SHIFT = np.array([k if k < RAW else 0 for k in range(ZERO + 1)], np.uint64)                 # by mode
-_Q_MASK = np.array([(0xFF >> k) * 0x0101010101010101 if k < RAW else 0 for k in range(ZERO + 1)], np.uint64)
 
 
 def _zigzag_words(w: np.ndarray) -> np.ndarray:
@@ -93,24 +91,34 @@ def _shifted_sums(words: np.ndarray) -> np.ndarray:
     return sums
 
 
+_RICE_BITS = GROUP * np.arange(1, 9, dtype=np.int32)[:, None]    # mode bits and k bits per value
+_MIN_RUNNING = 1024       # groups from which a running minimum beats argmin over [8, groups]
+
+
 def _modes(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each group's mode: the Rice k of fewest bits (the first on a tie; infeasible where a
     quotient would pass Q_MAX, i.e. some value reaches 2^(k+4)), RAW where no k beats 8 bits a
     value, ZERO for an all-zero group; and each group's unary bits (0 unless Rice)."""
     sums = _shifted_sums(words)
-    # cost of k: unary bits (sum of quotients + 1 each) + mode and remainder bits, k = 7 down to 0,
-    # a smaller k taking a tie
-    best = sums[7] + 8 * GROUP
-    k = np.full(words.shape[0], 7, np.uint8)
-    quotients = sums[7].copy()
-    for kk in range(6, -1, -1):
-        cost = sums[kk] + (kk + 1) * GROUP
-        if kk < 4:
-            cost[sums[kk + 4] > 0] = 1 << 30
-        better = cost <= best
-        np.copyto(best, cost, where=better)
-        k[better] = kk
-        np.copyto(quotients, sums[kk], where=better)
+    n = words.shape[0]
+    if n < _MIN_RUNNING:      # cost of k: unary bits (sum of quotients + 1 each) + mode and remainder bits
+        cost = sums + _RICE_BITS
+        cost[:4][sums[4:] > 0] = 1 << 30
+        k = cost.argmin(axis=0).astype(np.uint8)
+        cols = np.arange(n)
+        best, quotients = cost[k, cols], sums[k, cols]
+    else:                     # the same by a running minimum, k = 7 down to 0 (a smaller k taking a tie)
+        best = sums[7] + 8 * GROUP
+        k = np.full(n, 7, np.uint8)
+        quotients = sums[7].copy()
+        for kk in range(6, -1, -1):
+            cost = sums[kk] + (kk + 1) * GROUP
+            if kk < 4:
+                cost[sums[kk + 4] > 0] = 1 << 30
+            better = cost <= best
+            np.copyto(best, cost, where=better)
+            k[better] = kk
+            np.copyto(quotients, sums[kk], where=better)
     mode = k
     mode[best >= 8 * GROUP] = RAW
     mode[sums[0] == 0] = ZERO
@@ -203,24 +211,17 @@ def _remainders(words: np.ndarray, modes: np.ndarray) -> tuple[np.ndarray, np.nd
 def _unary(words: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The unary code bits of every Rice group, one group after the other (q ones, then a zero,
     per value), and where each group's start (one more entry: the end)."""
+    rice = modes < RAW
+    q = words.view(np.uint8)[rice] >> modes[rice][:, None]
     total = int(unary_bits.sum())
-    # each value's code length q + 1 in its byte lane (at most 16; 0 outside Rice groups), then
-    # times 0x0101...: lane i holds the sum of its word's lanes 0..i (at most 128, no carry)
-    lens = (words >> _Q_SHIFT[modes][:, None]) & _Q_MASK[modes][:, None]
-    lens += ((modes < RAW) * _BYTES)[:, None]
-    lens *= _BYTES
-    lens = lens.reshape(-1)
-    # bits before each word (int32 where that fits: half the memory), less one: then lane i
-    # added gives the place of the zero ending value i's code
-    word_bits = (lens >> np.uint64(56)).astype(np.int32 if total < 2**31 else np.int64)
-    before = np.cumsum(word_bits)
-    before -= word_bits
-    before -= 1
-    zeros = np.add(lens.view(np.uint8).reshape(-1, 8), before[:, None], dtype=before.dtype)
-    # a value outside Rice (length 0) repeats the zero before it, or the spare bit at -1
-    unary = np.ones(total + 1, np.uint8)
-    unary[zeros.reshape(-1)] = 0
-    return unary[:total], np.concatenate([[0], np.cumsum(unary_bits)])
+    # each code: q ones, then a zero; its zero's place, in int32 where that fits (half the memory)
+    zeros = q.reshape(-1).astype(np.int32 if total < 2**31 else np.int64)
+    zeros += 1
+    np.cumsum(zeros, out=zeros)
+    zeros -= 1
+    unary = np.ones(total, np.uint8)
+    unary[zeros] = 0
+    return unary, np.concatenate([[0], np.cumsum(unary_bits)])
 
 
 _HALVES = [(np.uint64(lo), np.uint64(bits)) for lo, bits in
