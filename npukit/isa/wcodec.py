@@ -133,6 +133,17 @@ def encode(data: bytes | np.ndarray) -> bytes:
     return encode_many([raw])[0]
 
 
+def encoded_size(data: bytes) -> int:
+    """`len(encode(data))`, from the groups' modes alone: the mode nibbles, each group's
+    remainder bytes and the unary bits, whole bytes (no stream is built)."""
+    raw = np.frombuffer(data, np.uint8)
+    n_groups = -(-raw.size // GROUP)
+    flat = np.zeros(n_groups * GROUP, np.uint8)
+    flat[:raw.size] = raw
+    modes, unary_bits = _modes(_zigzag_words(flat.view("<u8")).reshape(n_groups, GROUP // 8))
+    return -(-n_groups // 2) + int(_remainder_bytes(modes).sum()) + -(-int(unary_bits.sum()) // 8)
+
+
 def encode_many(blocks: list[bytes]) -> list[bytes]:
     """`[encode(b) for b in blocks]`, coded in one vectorised pass over all their groups (a
     block's groups are its own: each block is padded to whole groups, and every group's mode,
