@@ -215,6 +215,7 @@ def _remainders(words: np.ndarray, modes: np.ndarray) -> tuple[np.ndarray, np.nd
         elif 0 < mode < RAW:    # 8 values of `mode` bits -> `mode` bytes, through one uint64 each
             m = int(mode)
             word = _pack(words[sel].reshape(-1), m)
+            word = word.astype("<u8", copy=False)      # (lane i: byte i, whatever the host's byte order)
             rows[sel, :GROUP // 8 * m] = word.view(np.uint8).reshape(-1, 8)[:, :m].reshape(sel.size, -1)
     return rows[np.take(_ROWS, modes, axis=0)], np.concatenate([[0], np.cumsum(sizes)])
 
