@@ -192,4 +192,4 @@ def estimated_ratio(data: np.ndarray) -> float:
     if n_groups > SAMPLE_GROUPS:
         pick = np.linspace(0, n_groups - 1, SAMPLE_GROUPS).astype(np.int64)
         raw = raw[:n_groups * wcodec.GROUP].reshape(n_groups, wcodec.GROUP)[pick].reshape(-1)
-    return min(1.0, len(wcodec.encode(raw.tobytes())) / max(raw.size, 1))
+    return min(1.0, wcodec.encoded_size(raw.tobytes()) / max(raw.size, 1))

@@ -35,8 +35,9 @@ class ConstImage:
     base: int
     compress: bool = False
     estimate: float | None = None   # scratch images: a packable block's stream is taken as this
-    #                                 fraction of its bytes instead of being encoded
+    #                                 fraction of its bytes instead of being encoded, and no bytes are kept
     data: bytearray = field(default_factory=bytearray)
+    size: int = 0                                 # bytes placed (of `data`, when kept)
     packed: dict = field(default_factory=dict)    # address -> (raw bytes, stream bytes)
     _seen: dict = field(default_factory=dict)     # (packable, bytes) -> address: identical blocks stored once
     reuse: Reuse | None = None                    # streams shared with other compiles (their caller's)
@@ -47,7 +48,7 @@ class ConstImage:
     def add_many(self, arrays: list[np.ndarray], packable: bool = False) -> list[int]:
         """The addresses of blocks added one after the other (as `add` each), the new
         compressed ones encoded together (`wcodec.encode_many`)."""
-        raws = [np.ascontiguousarray(a).tobytes() for a in arrays]
+        raws = [np.asarray(a).tobytes() for a in arrays]     # C order, one copy
         pack = packable and self.compress
         streams: dict[bytes, bytes] = {}
         if pack and self.estimate is None:
@@ -60,18 +61,21 @@ class ConstImage:
         key = (pack, raw)
         if key in self._seen:
             return self._seen[key]
-        stored = raw
-        if pack and self.estimate is not None:
-            if self.estimate < 1.0:
-                stored = bytes(max(1, int(len(raw) * self.estimate + 0.5)))
-        elif pack and stream is not None and len(stream) < len(raw):
-            stored = stream
-        self.data.extend(b"\0" * (_align(len(self.data)) - len(self.data)))
-        addr = self.base + len(self.data)
-        self.data.extend(stored)
+        addr = self.base + _align(self.size)
+        if self.estimate is not None:       # a scratch image: sizes and addresses only
+            n = len(raw)
+            if pack and self.estimate < 1.0:
+                n = max(1, int(n * self.estimate + 0.5))
+                self.packed[addr] = (len(raw), n)
+        else:
+            stored = stream if pack and stream is not None and len(stream) < len(raw) else raw
+            self.data.extend(b"\0" * (addr - self.base - len(self.data)))
+            self.data.extend(stored)
+            n = len(stored)
+            if stored is not raw:
+                self.packed[addr] = (len(raw), n)
+        self.size = addr - self.base + n
         self._seen[key] = addr
-        if stored is not raw:
-            self.packed[addr] = (len(raw), len(stored))
         return addr
 
     def fresh(self, estimate: float | None = None) -> ConstImage:
@@ -81,7 +85,7 @@ class ConstImage:
 
     @property
     def end(self) -> int:
-        return self.base + len(self.data)
+        return self.base + self.size
 
 
 @dataclass(frozen=True)

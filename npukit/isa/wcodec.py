@@ -32,11 +32,6 @@ RAW, ZERO = 8, 9
 RICE = 1          # Dma.codec value of this stream format (0: a plain copy)
 
 
-def _zigzag(values: np.ndarray) -> np.ndarray:
-    v = values.astype(np.int16)
-    return ((v << 1) ^ (v >> 15)).astype(np.uint8)
-
-
 def _unzigzag(u: np.ndarray) -> np.ndarray:
     u = u.astype(np.int16)
     return ((u >> 1) ^ -(u & 1)).astype(np.int8)
@@ -46,52 +41,90 @@ def _remainder_bytes(modes: np.ndarray) -> np.ndarray:
     return np.where(modes == RAW, GROUP, np.where(modes == ZERO, 0, GROUP // 8 * modes.astype(np.int64)))
 
 
+# The encoder works on the values eight to a little-endian 64-bit word (a byte lane each), a
+# group's 32 values four words: one word operation does eight values' work.
 _BYTES = np.uint64(0x0101010101010101)
+_NIBBLE_LOW_BITS = np.uint64(0x1111111111111111)
+_LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+_ROWS = np.arange(GROUP) < _remainder_bytes(np.arange(ZERO + 1, dtype=np.uint8))[:, None]    # by mode
 
 
-def _shifted_sums(u: np.ndarray) -> np.ndarray:
-    """[8, groups]: row k is the sum over each group's 32 values of (u >> k), from the
-    count of values with bit b set (b = 0..7; eight bytes to a 64-bit word): S_7 = count_7,
-    S_k = count_k + 2 S_(k+1)."""
-    words = u.view("<u8")                                 # [groups, 4], byte i = value i
-    sums = np.empty((8, u.shape[0]), np.int64)
-    acc = np.zeros(u.shape[0], np.int64)
-    for b in range(7, -1, -1):
-        bits = (words >> np.uint64(b)) & _BYTES           # bytes of 0 / 1
-        total = bits[:, 0] + bits[:, 1] + bits[:, 2] + bits[:, 3]      # bytes <= 4
-        acc *= 2
-        acc += ((total * _BYTES) >> np.uint64(56)).astype(np.int64)    # its 8 bytes' sum
-        sums[b] = acc
+def _zigzag_words(w: np.ndarray) -> np.ndarray:
+    """In place, each byte lane's int8 v -> (v << 1) ^ (v >> 7) as uint8 (0, -1, 1, -2, ... ->
+    0, 1, 2, 3, ...): the lane shifted left within itself, xor 0xFF where v was negative."""
+    sign = (w >> np.uint64(7)) & _BYTES
+    sign *= np.uint64(0xFF)
+    w <<= np.uint64(1)
+    w &= ~_BYTES
+    w ^= sign
+    return w
+
+
+def _shifted_sums(words: np.ndarray) -> np.ndarray:
+    """[8, groups] int32 of [groups, 4] words: row k is the sum over each group's 32 values of
+    (u >> k), from the count c_b of values with bit b set: S_7 = c_7, S_k = c_k + 2 S_(k+1).
+    Bits b and b + 4 are counted together, a nibble each, over the group's four words (a nibble
+    then holds at most 4), then each nibble set summed across its word (at most 32)."""
+    cols = np.ascontiguousarray(words.T)                  # [4, groups]: word j of every group together
+    n = words.shape[0]
+    sums = np.empty((8, n), np.int32)
+    x = np.empty_like(cols)
+    total = np.empty(n, np.uint64)
+    part = np.empty(n, np.uint64)
+    for b in range(4):
+        np.right_shift(cols, np.uint64(b), out=x)
+        x &= _NIBBLE_LOW_BITS
+        np.add(x[0], x[1], out=total)
+        total += x[2]
+        total += x[3]
+        np.bitwise_and(total, _LOW_NIBBLES, out=part)     # bit b's counts, a byte lane each
+        part *= _BYTES
+        part >>= np.uint64(56)
+        sums[b] = part
+        total >>= np.uint64(4)                            # bit b + 4's
+        total &= _LOW_NIBBLES
+        total *= _BYTES
+        total >>= np.uint64(56)
+        sums[b + 4] = total
+    for k in range(6, -1, -1):
+        sums[k] += 2 * sums[k + 1]
     return sums
 
 
-_RICE_BITS = GROUP * np.arange(1, 9, dtype=np.int64)[:, None]    # mode bits and k bits per value
+_RICE_BITS = GROUP * np.arange(1, 9, dtype=np.int32)[:, None]    # mode bits and k bits per value
+_MIN_RUNNING = 1024       # groups from which a running minimum beats argmin over [8, groups]
 
 
-def _modes(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _modes(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each group's mode: the Rice k of fewest bits (the first on a tie; infeasible where a
     quotient would pass Q_MAX, i.e. some value reaches 2^(k+4)), RAW where no k beats 8 bits a
     value, ZERO for an all-zero group; and each group's unary bits (0 unless Rice)."""
-    sums = _shifted_sums(u)
-    cost = sums + _RICE_BITS            # [k, group]: unary bits (sum of quotients + 1 each) + remainders
-    cost[:4][sums[4:] > 0] = 1 << 30
-    k = cost.argmin(axis=0)
-    cols = np.arange(u.shape[0])
-    best = cost[k, cols]
-    unary = sums[k, cols] + GROUP
-    mode = k.astype(np.uint8)
+    sums = _shifted_sums(words)
+    n = words.shape[0]
+    if n < _MIN_RUNNING:      # cost of k: unary bits (sum of quotients + 1 each) + mode and remainder bits
+        cost = sums + _RICE_BITS
+        cost[:4][sums[4:] > 0] = 1 << 30
+        k = cost.argmin(axis=0).astype(np.uint8)
+        cols = np.arange(n)
+        best, quotients = cost[k, cols], sums[k, cols]
+    else:                     # the same by a running minimum, k = 7 down to 0 (a smaller k taking a tie)
+        best = sums[7] + 8 * GROUP
+        k = np.full(n, 7, np.uint8)
+        quotients = sums[7].copy()
+        for kk in range(6, -1, -1):
+            cost = sums[kk] + (kk + 1) * GROUP
+            if kk < 4:
+                cost[sums[kk + 4] > 0] = 1 << 30
+            better = cost <= best
+            np.copyto(best, cost, where=better)
+            k[better] = kk
+            np.copyto(quotients, sums[kk], where=better)
+    mode = k
     mode[best >= 8 * GROUP] = RAW
     mode[sums[0] == 0] = ZERO
+    unary = quotients.astype(np.int64) + GROUP
     unary[mode >= RAW] = 0
     return mode, unary
-
-
-def _groups(raw: np.ndarray) -> np.ndarray:
-    """[groups, GROUP] zigzag-mapped values of uint8 `raw`, the last group padded with zeros."""
-    n_groups = -(-raw.size // GROUP)
-    u: np.ndarray = np.zeros(n_groups * GROUP, np.uint8)
-    u[:raw.size] = _zigzag(raw.view(np.int8))
-    return u.reshape(n_groups, GROUP)
 
 
 def encode(data: bytes | np.ndarray) -> bytes:
@@ -100,19 +133,31 @@ def encode(data: bytes | np.ndarray) -> bytes:
     return encode_many([raw])[0]
 
 
+def encoded_size(data: bytes) -> int:
+    """`len(encode(data))`, from the groups' modes alone: the mode nibbles, each group's
+    remainder bytes and the unary bits, whole bytes (no stream is built)."""
+    raw = np.frombuffer(data, np.uint8)
+    n_groups = -(-raw.size // GROUP)
+    flat = np.zeros(n_groups * GROUP, np.uint8)
+    flat[:raw.size] = raw
+    modes, unary_bits = _modes(_zigzag_words(flat.view("<u8")).reshape(n_groups, GROUP // 8))
+    return -(-n_groups // 2) + int(_remainder_bytes(modes).sum()) + -(-int(unary_bits.sum()) // 8)
+
+
 def encode_many(blocks: list[bytes]) -> list[bytes]:
     """`[encode(b) for b in blocks]`, coded in one vectorised pass over all their groups (a
     block's groups are its own: each block is padded to whole groups, and every group's mode,
     remainders and unary codes depend on that group alone)."""
     counts = np.array([-(-len(b) // GROUP) for b in blocks], np.int64)
     first = np.concatenate([[0], np.cumsum(counts)])
-    flat = np.zeros(int(first[-1]) * GROUP, np.uint8)
+    n_groups = int(first[-1])
+    flat = np.zeros(n_groups * GROUP, np.uint8)
     for b, g0 in zip(blocks, first.tolist()):
         flat[g0 * GROUP:g0 * GROUP + len(b)] = np.frombuffer(b, np.uint8)
-    u = _groups(flat)
-    modes, unary_bits = _modes(u)
-    rem, rem_at = _remainders(u, modes)
-    unary, unary_at = _unary(u, modes, unary_bits)
+    words = _zigzag_words(flat.view("<u8")).reshape(n_groups, GROUP // 8)   # zigzag(0) = 0: the padding stays
+    modes, unary_bits = _modes(words)
+    rem, rem_at = _remainders(words, modes)
+    unary, unary_at = _unary(words, modes, unary_bits)
     out = []
     for raw, g0, g1 in zip(blocks, first[:-1].tolist(), first[1:].tolist()):
         header = np.zeros(2 * (-(-(g1 - g0) // 2)), np.uint8)
@@ -156,30 +201,30 @@ def remember(stream: bytes, raw: bytes) -> None:
             _memo_bytes[0] -= len(s) + len(r)
 
 
-def _remainders(u: np.ndarray, modes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _remainders(words: np.ndarray, modes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every group's remainder bytes, one group after the other, and where each group's start
     (one more entry: the end)."""
-    n_groups = u.shape[0]
+    n_groups = words.shape[0]
     sizes = _remainder_bytes(modes)
     # each group's remainder bytes at the start of its row, then the rows' used bytes in order
     rows = np.empty((n_groups, GROUP), np.uint8)
-    words = u.view("<u8").reshape(-1)                          # 8 values a word, low byte first
     for mode in np.flatnonzero(np.bincount(modes)):     # the modes used (np.unique would load numpy.ma)
         sel = np.flatnonzero(modes == mode)
         if mode == RAW:
-            rows[sel] = u[sel]
+            rows[sel] = words[sel].view(np.uint8)
         elif 0 < mode < RAW:    # 8 values of `mode` bits -> `mode` bytes, through one uint64 each
             m = int(mode)
-            word = _pack(words.reshape(n_groups, GROUP // 8)[sel].reshape(-1), m)
-            rows[sel, :GROUP // 8 * m] = word.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :m].reshape(sel.size, -1)
-    return rows[np.arange(GROUP) < sizes[:, None]], np.concatenate([[0], np.cumsum(sizes)])
+            word = _pack(words[sel].reshape(-1), m)
+            word = word.astype("<u8", copy=False)      # (lane i: byte i, whatever the host's byte order)
+            rows[sel, :GROUP // 8 * m] = word.view(np.uint8).reshape(-1, 8)[:, :m].reshape(sel.size, -1)
+    return rows[np.take(_ROWS, modes, axis=0)], np.concatenate([[0], np.cumsum(sizes)])
 
 
-def _unary(u: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _unary(words: np.ndarray, modes: np.ndarray, unary_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The unary code bits of every Rice group, one group after the other (q ones, then a zero,
     per value), and where each group's start (one more entry: the end)."""
     rice = modes < RAW
-    q = u[rice] >> modes[rice][:, None]
+    q = words.view(np.uint8)[rice] >> modes[rice][:, None]
     total = int(unary_bits.sum())
     # each code: q ones, then a zero; its zero's place, in int32 where that fits (half the memory)
     zeros = q.reshape(-1).astype(np.int32 if total < 2**31 else np.int64)

@@ -10,7 +10,7 @@ from ..threads import single_threaded
 from ..errors import InputError, ModelError
 from ..ir.graph import Clamp, Graph, Node, Op
 from ..ir.shapes import conv_out_hw
-from . import host_float, host_tflite, kernels_gru, kernels_lstm
+from . import host_float, host_tflite
 from . import kernels_transformer as kt
 from . import kernels_vpu_compare as kc
 from .kernels_vpu_pool import arg_max
@@ -295,11 +295,13 @@ def run_outputs(node: Node, ins: list[np.ndarray]) -> list[np.ndarray]:
     if node.op is Op.HOST_TFLITE:
         return host_tflite.run_float(node.attrs, ins)
     if node.op is Op.LSTM:          # the output sequence, final hidden and cell states
+        from . import kernels_lstm  # (the recurrent kernels: only for a model with one)
         a = node.attrs
         y, h, c = kernels_lstm.lstm_float(ins[0], ins[4], ins[5], ins[1], ins[2], ins[3], a.reverse,
                                           ins[6] if a.peephole else None, a.gate_clip)
         return [y, h, c][:len(node.outputs)]
     if node.op is Op.GRU:           # the output sequence and final hidden state
+        from . import kernels_gru
         a = node.attrs
         y, h = kernels_gru.gru_float(ins[0], ins[5], ins[1], ins[2], ins[3], ins[4], a.linear_before_reset, a.reverse,
                                      kernels_gru.cell_mode(a.rnn))

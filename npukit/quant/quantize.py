@@ -86,12 +86,14 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
 
 def weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     red = tuple(i for i in range(w.ndim) if i != axis)
-    amax = np.max(np.abs(w), axis=red)
+    amax = np.maximum(np.max(w, axis=red), -np.min(w, axis=red))     # max |w|, without an |w| array
     scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.round(w / scales.reshape(shape)), -127, 127).astype(np.int8)
-    return q, scales
+    q = w / scales.reshape(shape)
+    np.round(q, out=q)      # (in place: one temporary the size of the weights instead of three)
+    np.clip(q, -127, 127, out=q)
+    return q.astype(np.int8), scales
 
 
 def _const_per_tensor(data: np.ndarray) -> tuple[np.ndarray, QParams]:

@@ -21,11 +21,11 @@ import numpy as np
 
 from ..ir.graph import DType, Graph, Node, Op, QuantizeAttrs
 from ..kernels import kernels_vpu as kv
-from ..kernels.qexec import run_qnode
 
 
 def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[str, float]:
     """Node name -> SQNR (dB) of that layer alone, over the given float activations."""
+    from ..kernels.qexec import run_qnode   # (the integer reference executor: only for the int16 choice)
     sig: dict[str, float] = {}
     noise: dict[str, float] = {}
     for fv in float_values:

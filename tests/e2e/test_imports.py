@@ -106,6 +106,15 @@ def test_onnx_compile_loads_no_litert():
     assert "onnx" in modules
 
 
+def test_onnx_compile_without_noise_report_loads_no_reference_executor():
+    # the integer reference runs only for the noise report and the int16 choice; the
+    # recurrent kernels only for a model with an LSTM or GRU
+    body = (f"import warnings, npukit\nwarnings.simplefilter('ignore')\n"
+            f"npukit.compile({ONNX!r}, 'u55-256', {{'x': (1, 1, 8, 8)}}, sqnr=False).profile()")
+    watch = ("npukit.kernels.qexec", "npukit.kernels.kernels_gru", "npukit.kernels.float_exec")
+    assert loaded(body, watch) == {"npukit.kernels.float_exec"}     # (the probe did calibrate)
+
+
 def test_stored_matmul_integer_model_is_what_onnx_builds():
     from onnx import TensorProto as T
     from onnx import helper

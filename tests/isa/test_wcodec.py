@@ -68,6 +68,12 @@ def test_blocks_coded_together_are_each_coded_alone(blocks):
     assert streams == [roundtrip(np.frombuffer(r, np.int8)) for r in raws]
 
 
+@settings(max_examples=200, deadline=None)
+@given(values=st.one_of(int8s, edges, laplace))
+def test_encoded_size_is_the_streams_length(values):
+    assert wcodec.encoded_size(values.tobytes()) == len(wcodec.encode(values))
+
+
 @pytest.mark.parametrize("n", [1, 31, 32, 33, 64, 1000])
 @pytest.mark.parametrize("value", [0, -128, 127, 5])
 def test_constant_blocks(n, value):
