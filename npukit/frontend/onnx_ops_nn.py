@@ -67,11 +67,12 @@ def _finish_2d(b: Builder, onnx_name: str, op: Op, inputs, attrs, was_1d: bool) 
 
 
 def _conv_geometry(at: dict, w: np.ndarray, was_1d: bool):
-    k = tuple(w.shape[2:])
-    strides = tuple(at.get("strides", [1] * len(k)))
-    dilations = tuple(at.get("dilations", [1] * len(k)))
+    k = tuple(w.shape[2:])          # (1, K) for a 1-D conv: `w` is already [.., 1, K]
+    spatial = len(k) - 1 if was_1d else len(k)
+    strides = tuple(at.get("strides", [1] * spatial))
+    dilations = tuple(at.get("dilations", [1] * spatial))
     if was_1d:
-        k, strides, dilations = (1,) + k, (1,) + strides, (1,) + dilations
+        strides, dilations = (1,) + strides, (1,) + dilations
         if "pads" in at:
             at = {**at, "pads": [0, at["pads"][0], 0, at["pads"][1]]}
     return at, k, strides, dilations

@@ -276,3 +276,14 @@ def test_gemm_of_two_activations(attrs, c, tmp_path):
     step = float(model.program.outputs[0].scale)
     feed = {k: v[0] for k, v in calib.items()}
     assert np.abs(model.run(feed)["y"] - onnxruntime_outputs(mb, feed)["y"]).max() <= 3 * step
+
+
+@pytest.mark.parametrize("op, attrs", [("Conv", {"pads": [2, 2]}), ("Conv", {"auto_pad": "SAME_UPPER"}),
+                                       ("Conv", {"strides": [2], "auto_pad": "SAME_UPPER"}),
+                                       ("ConvTranspose", {}), ("ConvTranspose", {"strides": [2], "auto_pad": "SAME_UPPER"})])
+def test_1d_conv_with_default_strides_and_dilations(op, attrs):
+    """A 1-D Conv / ConvTranspose that leaves out `strides` and `dilations` (their defaults of
+    the spec, not written by every exporter) imports, as onnxruntime computes it."""
+    w = np.random.default_rng(0).standard_normal((4, 4, 5) if op == "Conv" else (4, 3, 4)).astype(np.float32)
+    mb = model_bytes([node(op, ["x", "w"], ["y"], **attrs)], {"x": (1, 4, 12)}, ["y"], {"w": w})
+    check_against_onnxruntime(mb)
