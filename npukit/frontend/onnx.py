@@ -22,6 +22,7 @@ from ..limits import MODEL_BYTES
 from .onnx_attrs import check_attributes
 from .onnx_builder import Act, Builder
 from .onnx_dynq import dequantise_dynamic
+from .onnx_float16 import float16_as_float32
 from .onnx_check import check_host_graph, check_shape, read_model, upgrade_opset
 from .onnx_const import constant_value, evaluate
 from .onnx_host import check_domain, emit_host, host_reason
@@ -278,6 +279,6 @@ def _prepared(path_or_bytes, memo: dict | None):
 
 
 def _checked(path_or_bytes) -> onnx.ModelProto:
-    model = dequantise_dynamic(upgrade_opset(read_model(path_or_bytes)))
+    model = float16_as_float32(dequantise_dynamic(upgrade_opset(read_model(path_or_bytes))))
     check_host_graph(model)
     return model

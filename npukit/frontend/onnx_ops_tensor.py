@@ -295,7 +295,15 @@ def softmax(b: Builder, node) -> None:
     axis = attributes(node).get("axis", default) % a.rank
     if b.opset >= 13 or axis == a.rank - 1:
         x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
-        b.emit_result(node.output[0], Op.SOFTMAX, [x], SoftmaxAttrs(onnx_axis_to_ir(axis, a.rank)),
+        ir_axis = onnx_axis_to_ir(axis, a.rank)
+        if ir_axis == a.rank - 1:
+            b.emit_result(node.output[0], Op.SOFTMAX, [x], SoftmaxAttrs(ir_axis), nhwc=a.rank == 4)
+            return
+        # another axis (channels of a [N, C, L] map): moved last, the softmax, moved back
+        perm = tuple(i for i in range(a.rank) if i != ir_axis) + (ir_axis,)
+        last = b.emit(Op.TRANSPOSE, [x], TransposeAttrs(perm), b.fresh(node.output[0] + "_axis_last"))
+        y = b.emit(Op.SOFTMAX, [last], SoftmaxAttrs(a.rank - 1), b.fresh(node.output[0] + "_softmax"))
+        b.emit_result(node.output[0], Op.TRANSPOSE, [y], TransposeAttrs(tuple(int(i) for i in np.argsort(perm))),
                       nhwc=a.rank == 4)
         return
     # opset < 13: softmax over all axes from `axis` on, as a 2-D [outer, inner] problem
