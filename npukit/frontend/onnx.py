@@ -35,10 +35,11 @@ from .onnx_onehot import gather_one_hots
 from .onnx_ops_transformer import TRANSFORMER_CONVERTERS
 from .onnx_ops_gru import GRU_CONVERTERS
 from .onnx_ops_rnn import RNN_CONVERTERS
+from .onnx_einsum import EINSUM_CONVERTERS
 from .onnx_qdq import is_quantised_onnx, load_quantised_onnx
 
 CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **NORM_CONVERTERS, **ELTWISE_CONVERTERS, **TRANSFORMER_CONVERTERS, **RNN_CONVERTERS,
-              **GRU_CONVERTERS}
+              **GRU_CONVERTERS, **EINSUM_CONVERTERS}
 _INT_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
 # a double or half input is a float input: the NPU quantises it from float32 like any other
 _FLOAT_INPUTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED, onnx.TensorProto.DOUBLE,
