@@ -302,6 +302,8 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
 def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape, mode):
     """Depthwise tiles: rows x channel blocks; each DwConv writes requantised int8 (16x8: int16,
     mode 2) directly."""
+    if tuple(attrs.input_dilation) != (1, 1):       # (DwConv has no input dilation: a grouped conv has)
+        raise ScheduleError(f"{node.name}: a depthwise conv with input dilation {attrs.input_dilation}")
     e, p = ctx.emitter, node.params
     x_space, o_space = ctx.space(node.inputs[0]), ctx.space(node.outputs[0])
     _, h, wd, c_all = x_shape
