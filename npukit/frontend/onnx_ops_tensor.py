@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
+from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
 from .depth_space import depth_space_plan
 from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
@@ -360,9 +360,18 @@ def identity(b: Builder, node) -> None:
 
 def cast(b: Builder, node) -> None:
     to = attributes(node).get("to")
+    if to == onnx.TensorProto.BOOL and b.onnx_dtype(node.input[0]) == np.bool_:
+        b.alias(node.output[0], node.input[0])
+        return
     if to != onnx.TensorProto.FLOAT:
         raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Cast of an activation to "
                                  f"{onnx.TensorProto.DataType.Name(to)} is not supported")
+    if b.onnx_dtype(node.input[0]) == np.bool_:      # a mask made a float (a masked mean's weights)
+        out, rank = node.output[0], b.act(node.input[0]).rank
+        b.values[out + "/true"], b.values[out + "/false"] = np.ones((), np.float32), np.zeros((), np.float32)
+        b.emit_result(out, Op.WHERE, [b.operand(n, rank) for n in (node.input[0], out + "/true", out + "/false")],
+                      NoAttrs(), nhwc=rank == 4)
+        return
     b.alias(node.output[0], node.input[0])
 
 
