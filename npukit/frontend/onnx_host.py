@@ -14,7 +14,8 @@ import onnx
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Op
-from ..kernels.host_float import DATA_SHAPED, HostFloatAttrs, output_types, run_float, wrapper_model
+from ..kernels.host_float import (DATA_SHAPED, HostFloatAttrs, loop_ends_on_condition, output_types, run_float,
+                                  wrapper_model)
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
 from .index_runs import MAX_RUNS, index_runs
@@ -138,7 +139,8 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     if op == "Loop" and len(node.output) > len(node.input) - 2 and not b.is_const(node.input[0] or "-"):
         raise UnsupportedOpError(f"ONNX Loop (node '{name}') has scan outputs and a trip count known only at "
                                  "run time: their shape depends on the input data", node=name)
-    if op == "Loop" and node.input and b.is_const(node.input[0]):     # it runs once here, at compile time
+    if op == "Loop" and node.input and b.is_const(node.input[0]) and not loop_ends_on_condition(node):
+        # (it runs once here, at compile time)
         trips = b.values[node.input[0]]
         assert isinstance(trips, np.ndarray)        # (a constant)
         check_loop_trips(int(trips.ravel()[0]), f"ONNX Loop (node '{name}')")

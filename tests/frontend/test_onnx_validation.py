@@ -7,9 +7,11 @@ import builtins
 import numpy as np
 import onnx
 import pytest
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnx_testutil import model_bytes, node
 
+import npukit
 from npukit.errors import ModelError
 from npukit.frontend import onnx_check
 from npukit.frontend.onnx import load_onnx
@@ -191,6 +193,33 @@ def test_loop_trip_count_beyond_limit_is_refused_at_compile_time():
     model = onnx.load_model_from_string(_loop(10**12))
     with pytest.raises(ModelError, match="max_host_loop_trips"):
         onnx_check.check_host_graph(model)
+
+
+def test_loop_ending_on_its_condition_is_not_refused(tmp_path):
+    """tf2onnx's while loop / map_fn: trip count INT64_MAX ("no limit") and a condition the body
+    computes (i + 1 < 3): a bound known at run time, so the Loop runs on the host (3 trips),
+    as onnxruntime runs it; a body passing its condition through stays refused above."""
+    body = helper.make_graph(
+        [node("Add", ["i", "one_i"], ["i1"]), node("Less", ["i1", "three"], ["cond_out"]),
+         node("Add", ["v", "one"], ["v_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.array(1, np.int64), "one_i"), numpy_helper.from_array(np.array(3, np.int64), "three")])
+    inits = [numpy_helper.from_array(np.array(2**63 - 1, np.int64), "M"), numpy_helper.from_array(np.array(True), "c"),
+             numpy_helper.from_array(np.ones((1, 4), np.float32), "one")]
+    mb = _model([node("Relu", ["x"], ["r"]), node("Loop", ["M", "c", "r"], ["y"], body=body)], {"x": (1, 4)},
+                inits).SerializeToString()
+    onnx_check.check_host_graph(onnx.load_model_from_string(mb))
+    path = tmp_path / "while.onnx"
+    path.write_bytes(mb)
+    x = np.array([[-1.0, 0.5, 1.0, 2.0]], np.float32)
+    prog = npukit.compile(path, "npu-m", calibration={"x": np.stack([x, x * 0.5])}, sqnr=False)
+    assert [h["reason"] for h in prog.profile().host_ops] == ["ONNX Loop over activations"]
+    want = ort.InferenceSession(mb).run(None, {"x": x})[0]          # relu(x) + 3
+    np.testing.assert_allclose(prog.run({"x": x})["y"], want, atol=0.05)
 
 
 def test_cli_exit_2_one_line(tmp_path):
