@@ -36,6 +36,7 @@ from .onnx_ops_transformer import TRANSFORMER_CONVERTERS
 from .onnx_ops_gru import GRU_CONVERTERS
 from .onnx_ops_rnn import RNN_CONVERTERS
 from .onnx_einsum import EINSUM_CONVERTERS
+from .onnx_loop import NotUnrolled, unroll_loop
 from .onnx_qdq import is_quantised_onnx, load_quantised_onnx
 
 CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **NORM_CONVERTERS, **ELTWISE_CONVERTERS, **TRANSFORMER_CONVERTERS, **RNN_CONVERTERS,
@@ -155,6 +156,8 @@ class _Importer:
         if op == "If" and isinstance(ins[0], np.ndarray):
             self._inline_if(node, ins[0])
             return
+        if op == "Loop" and not self.host_nodes.get(b.source[0]) and self._unrolled(node):
+            return
         name = b.source[0]
         check_domain(node, name)
         reason = self.host_nodes.get(name) or host_reason(node, b, CONVERTERS)
@@ -177,6 +180,20 @@ class _Importer:
         attrs = {a.name: a.i for a in node.attribute}
         start, end = attrs.get("start", 0), attrs.get("end", len(shape))
         return shape[start:end]
+
+    def _unrolled(self, node: onnx.NodeProto) -> bool:
+        """A Loop whose trip count the shapes fix, run iteration by iteration (onnx_loop)."""
+        mark, outer = self.b.mark(), self.b.source
+        self.nested += 1
+        try:
+            unroll_loop(self, node)
+            return True
+        except NotUnrolled:
+            self.b.rollback(mark)
+            return False
+        finally:
+            self.nested -= 1
+            self.b.source = outer
 
     def _inline_if(self, node: onnx.NodeProto, cond: np.ndarray) -> None:
         branches = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}

@@ -1,6 +1,7 @@
 """MatMul of a constant matrix by an activation (a mel filterbank applied to a [.., bins,
-frames] power spectrogram) runs on the NPU as a fully connected layer between two transposes,
-against onnxruntime (the float import and the compiled int8 program)."""
+frames] power spectrogram; a stack of them, tf2onnx's RFFT as [2, bins, n] real and imaginary
+DFT matrices, by 2-D frames) runs on the NPU as a fully connected layer between two
+transposes, against onnxruntime (the float import and the compiled int8 program)."""
 from __future__ import annotations
 
 import warnings
@@ -14,7 +15,8 @@ from npukit.ir.graph import Op
 
 
 @pytest.mark.parametrize("x_shape, c_shape", [((1, 20, 7), (5, 20)), ((20, 7), (5, 20)),
-                                              ((2, 3, 20, 7), (5, 20)), ((1, 20, 7), (1, 5, 20))])
+                                              ((2, 3, 20, 7), (5, 20)), ((1, 20, 7), (1, 5, 20)),
+                                              ((20, 7), (2, 5, 20)), ((20, 7), (3, 2, 5, 20))])
 def test_constant_by_activation_import(x_shape, c_shape):
     c = np.random.default_rng(0).standard_normal(c_shape).astype(np.float32)
     mb = model_bytes([node("MatMul", ["c", "x"], ["y"])], {"x": x_shape}, ["y"], {"c": c})
