@@ -44,28 +44,32 @@ def test_shared_reuse_gives_the_programs_compiled_alone():
     first = _model(g, ARCHES[0], calibration={"x": rng.standard_normal((6, 1, 6, 32)).astype(np.float32)})
     reuse = Reuse()
     calls = {"alone": 0, "shared": 0}
-    real = wcodec.encode_many       # wcodec.encode encodes through it too
+    real, real_size = wcodec.encode_many, wcodec.encoded_size      # wcodec.encode encodes through encode_many
 
     def counted(who):
         def encode_many(raws):
             calls[who] += len(raws)
             return real(raws)
-        return encode_many
+
+        def encoded_size(raw):
+            calls[who] += 1
+            return real_size(raw)
+        wcodec.encode_many, wcodec.encoded_size = encode_many, encoded_size     # type: ignore[assignment]
     try:
         for n in (5, 9, 5):
             gn = _tokens(g, n)
-            wcodec.encode_many = counted("alone")        # type: ignore[assignment]
+            counted("alone")
             alone = _model(gn, ARCHES[0], scales=first.scales)
             alone_s = alone.for_arch(ARCHES[1])
-            wcodec.encode_many = counted("shared")       # type: ignore[assignment]
+            counted("shared")
             shared = _model(gn, ARCHES[0], reuse, scales=first.scales)
             shared_s = shared.for_arch(ARCHES[1], reuse=reuse)
             assert shared.to_bytes() == alone.to_bytes() and shared_s.to_bytes() == alone_s.to_bytes()
     finally:
-        wcodec.encode_many = real        # type: ignore[assignment]
+        wcodec.encode_many, wcodec.encoded_size = real, real_size        # type: ignore[assignment]
     assert any(getattr(ins, "codec", 0) for ins in shared.program.instructions)     # blocks are compressed
     # with `reuse` each distinct block and weight tensor is encoded once (the ratio estimate
-    # encodes a sample of the tensor); alone, every compile encodes all of them again
+    # sizes a sample of the tensor's stream); alone, every compile encodes all of them again
     assert calls["shared"] == len(reuse.streams) + len(reuse.ratios)
     assert calls["alone"] > calls["shared"]
     dense = [nd for nd in g.nodes if nd.op in (Op.FULLY_CONNECTED, Op.CONV2D)]
