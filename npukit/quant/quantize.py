@@ -132,7 +132,9 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     cells = {groups.find(n) for node in g.nodes if node.op is Op.LSTM for n in (node.inputs[5], *node.outputs[2:])}
     for name in shared:         # an LSTM's cell states (and what shares their scale): int16 at TFLite's power-of-two scale
         if groups.find(name) in cells and name not in keep_float:
-            q = QParams.per_tensor(cell_scale(shared[name].lo, shared[name].hi), 0)
+            # at most 2^-9, the integer kernel's largest (as TFLite's): a cell past +-64 saturates
+            # there, where tanh(c) is 1 to float32's precision
+            q = QParams.per_tensor(min(cell_scale(shared[name].lo, shared[name].hi), 2.0 ** -9), 0)
             tensors[name] = replace(g.tensors[name], dtype=DType.I16, quant=q)
     typed = g.with_nodes(g.nodes, tensors)
     return _own_softmax16(attach_params(typed, known)) if params else typed
