@@ -17,6 +17,7 @@ from ..ir.graph import DType, Op
 from ..kernels.host_float import DATA_SHAPED, HostFloatAttrs, output_types, run_float, wrapper_model
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
+from .onnx_ml import ml_host_reason
 from .index_runs import MAX_RUNS, index_runs
 from .onnx_ops_tensor import rows_as_slice
 
@@ -37,7 +38,7 @@ def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
     """Why `node` runs on the host without trying a converter; '' to try the NPU."""
     op = node.op_type
     if node.domain == _ML:
-        return f"no NPU kernel for {_ML} {op}"
+        return ml_host_reason(node)
     if op in CONTROL_FLOW:
         ins = [b.values.get(n) for n in node.input if n]
         if op == "Scan":

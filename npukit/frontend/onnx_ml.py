@@ -1,7 +1,10 @@
 """`ai.onnx.ml` operators of scikit-learn pipelines (skl2onnx) that are plain arithmetic,
 rewritten as the standard operators they compute before import, so the NPU runs them:
-- Scaler(x; offset, scale) -> Mul(Sub(x, offset), scale): StandardScaler / MinMaxScaler in
-  front of an MLP or a linear model (offset and scale one value or one per feature);
+- Scaler(x; offset, scale) -> Mul(Sub(x, offset), scale) inside the graph (offset and scale
+  one value or one per feature). A Scaler of a model input (StandardScaler / MinMaxScaler in
+  front of an MLP) stays and runs in float on the host: the raw features' ranges differ (a
+  year beside a fraction), so one int8 input scale for them all would leave the narrow ones
+  a few codes; its normalised output is what the NPU reads;
 - LinearRegressor(x; coefficients, intercepts, targets), post_transform NONE ->
   Add(MatMul(x, coefficients^T), intercepts).
 The other `ai.onnx.ml` operators (tree ensembles, SVMs, label encoders...) have no NPU form;
@@ -58,8 +61,11 @@ def standard_ml(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     changed = False
+    inputs = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
     for k, n in enumerate(model.graph.node):
         rewrite = _REWRITES.get(n.op_type) if n.domain == ML_DOMAIN else None
+        if n.op_type == "Scaler" and n.input and n.input[0] in inputs:
+            rewrite = None
         made = rewrite(n, n.name or f"{n.op_type}_{k}") if rewrite is not None else None
         if made is None:
             nodes.append(n)
@@ -68,3 +74,11 @@ def standard_ml(model: onnx.ModelProto) -> onnx.ModelProto:
         inits += made[1]
         changed = True
     return with_nodes(model, nodes, inits) if changed else model
+
+
+def ml_host_reason(node: onnx.NodeProto) -> str:
+    """Why an `ai.onnx.ml` node left in the graph runs on the host."""
+    if node.op_type == "Scaler":
+        return (f"{ML_DOMAIN} Scaler of a model input runs in float (one int8 input scale for features of "
+                "different ranges would leave the narrow ones few codes)")
+    return f"no NPU kernel for {ML_DOMAIN} {node.op_type}"
