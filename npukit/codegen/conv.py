@@ -17,6 +17,7 @@ from ..schedule.tiling import Bandwidth, ConvShape, ConvTiling, one_row_fits, ro
 from ..errors import ScheduleError
 from ..cost import costs
 from .context import Ctx, OwnSlots, SlotPair
+from .conv_depthwise import emit_depthwise
 from .emitter import dma
 from .replay import fastest
 
@@ -174,7 +175,7 @@ def _emit(cx: Ctx, node: Node, pr: ConvProblem, t: ConvTiling) -> None:
     n = pr.x_shape[0]
     for b in range(n):
         if pr.attrs.depthwise:
-            _emit_depthwise(cx, node, pr.shape, t, pr.attrs, pr.w, pr.params, b, pr.x_shape, pr.o_shape, pr.mode)
+            emit_depthwise(cx, node, pr.shape, t, pr.attrs, pr.w, pr.params, b, pr.x_shape, pr.o_shape, pr.mode)
             continue
         for grp in range(pr.groups):
             _emit_nest(cx, node, pr.shape, t, pr.attrs, pr.w, pr.params, b, grp, pr.x_shape, pr.o_shape, pr.mode)
@@ -240,6 +241,40 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         y1 = (r0 + rl - 1) * s.sh - pt + s.dh * (s.kh - 1)
         return y0, -(-max(y0, 0) // ih), min(y1, h_dil - 1) // ih
 
+    def bands(ri: int) -> int:
+        """The height of the bands of rows a dilated conv's kernel rows read, when row block `ri`
+        loads only those kh bands (taps that leave rows out between them, all rows inside the
+        input, loaded through tiles); 0: the tile loads its whole window of rows."""
+        r0, rl = rblocks[ri]
+        bh = (rl - 1) * s.sh + 1
+        return 0 if ins is None or ih != 1 or s.kh < 2 or bh >= s.dh else bh
+
+    def load_bands(ri: int, xa: int, src: int, cl: int, bh: int) -> None:
+        """The kh bands of row block `ri` packed at `xa`: one strided DMA when all their rows
+        are the input's, else a DMA of each band's real rows and the input zero point (the
+        conv's padding) filled in for the rest."""
+        y0 = rblocks[ri][0] * s.sh - pt
+        row = wd * cl * xb                    # one packed row
+        if y0 >= 0 and y0 + (s.kh - 1) * s.dh + bh <= h:
+            dma(e, x_space, src + y0 * wd * c_all * xb, (0, 0, s.dh * wd * c_all * xb, c_all * xb), I.ABUF, xa,
+                (0, 0, bh * row, cl * xb), (1, 1, s.kh, bh * wd), cl * xb)
+            return
+        fill = node.params.input_zp & 0xFF
+        for i in range(s.kh):
+            top = y0 + i * s.dh
+            lo, hi = max(top, 0), min(top + bh, h)       # the band's real rows [lo, hi)
+            dst = xa + i * bh * row
+            if lo >= hi:
+                e.emit(lambda L, d, dst=dst: I.Fill(L, d, I.ABUF, dst, bh * row, fill))
+                continue
+            if lo > top:
+                e.emit(lambda L, d, dst=dst, n=(lo - top) * row: I.Fill(L, d, I.ABUF, dst, n, fill))
+            dma(e, x_space, src + lo * wd * c_all * xb, (0, 0, 0, c_all * xb), I.ABUF, dst + (lo - top) * row,
+                (0, 0, 0, cl * xb), (1, 1, 1, (hi - lo) * wd), cl * xb)
+            if hi < top + bh:
+                e.emit(lambda L, d, dst=dst + (hi - top) * row, n=(top + bh - hi) * row:
+                       I.Fill(L, d, I.ABUF, dst, n, fill))
+
     def fetch(ki: int, ri: int, ci: int) -> tuple[int, int, int, int]:
         """Load (unless resident) a tile's input chunk and weights: (x addr, stride, offset, w addr)."""
         _, a, last = rows_of(ri)
@@ -249,7 +284,10 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         else:
             xa, load = ins.lookup(("x", ri, ci))
             x_stride, x_off = cl, 0
-            if load:
+            bh = bands(ri)
+            if load and bh:     # kh bands of bh rows, dilation rows apart, packed one after another
+                load_bands(ri, xa, x_base + (grp * s.c + c0) * xb, cl, bh)
+            elif load:
                 dma(e, x_space, x_base + (a * wd * c_all + grp * s.c + c0) * xb, (0, 0, 0, c_all * xb), I.ABUF,
                     xa, (0, 0, 0, cl * xb), (1, 1, 1, (last - a + 1) * wd), cl * xb)
         wa, load = wts.lookup(("w", ki, ci))
@@ -267,11 +305,13 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         if a > last:   # the whole tile reads padding only: its accumulators are zero
             e.emit(lambda L, d, acc=acc: I.Fill(L, d, I.ACC, acc, ab * rl * s.ew * kl, 0))
             my_chunks = []
+        bh = bands(ri)       # packed bands: their rows bh apart, none of them padding
         for j, (ci, (c0, cl)) in enumerate(my_chunks):
-            n_rows = last - a + 1
+            n_rows = s.kh * bh if bh else last - a + 1
             xa, x_stride, x_off, wa = staged if staged is not None and j == 0 else fetch(ki, ri, ci)
             geo = dict(out_h=rl, out_w=s.ew, kernel=(s.kh, s.kw), stride=attrs.stride,
-                       dilation=attrs.dilation, pad_t=a * ih - y0, pad_l=pl)
+                       dilation=(bh, attrs.dilation[1]) if bh else attrs.dilation, pad_t=0 if bh else a * ih - y0,
+                       pad_l=pl)
             e.emit(lambda L, d: I.Conv(
                 L, d, src=xa, in_h=n_rows, in_w=wd, c_stride=x_stride, c_off=x_off, c_len=cl, wgt=wa, dst=acc,
                 k=kl, in_dil=attrs.input_dilation, zp=node.params.input_zp, accumulate=int(j > 0),
@@ -297,56 +337,6 @@ def _emit_nest(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, grp,
         if not o_direct:
             dst = o_base + (r0 * s.ew * k_all + grp * s.k + k0) * ob
             dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, dst, (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
-
-
-def _emit_depthwise(ctx, node, s: ConvShape, t: ConvTiling, attrs, w, params, b, x_shape, o_shape, mode):
-    """Depthwise tiles: rows x channel blocks; each DwConv writes requantised int8 (16x8: int16,
-    mode 2) directly."""
-    e, p = ctx.emitter, node.params
-    x_space, o_space = ctx.space(node.inputs[0]), ctx.space(node.outputs[0])
-    _, h, wd, c_all = x_shape
-    k_all, mult = o_shape[-1], s.depthwise_mult
-    a_slots, w_slots, _ = ctx.slots()
-    nb = ctx.nbuf
-    xb, ob, pbytes = s.in_bytes, s.out_bytes, 3 * params.itemsize
-    ins = SlotPair(a_slots.take(rows_in(s, t.th) * wd * t.tc * xb, nb))
-    outs = SlotPair(a_slots.take(t.th * s.ew * t.tk * ob, nb))
-    wts = SlotPair(w_slots.take(t.tk * s.kh * s.kw, nb))
-    prm = SlotPair(w_slots.take(pbytes * t.tk, nb))
-    x_base = ctx.addr(node.inputs[0]) + b * h * wd * c_all * xb
-    o_base = ctx.addr(node.outputs[0]) + b * s.eh * s.ew * k_all * ob
-    pt, pl = attrs.pads[0], attrs.pads[1]
-    wspace = ctx.consts.space
-    eng = int(I.Engine.MXU if t.engine == "mxu" else I.Engine.VPU)
-    for c0 in range(0, s.c, t.tc):
-        cl = min(t.tc, s.c - c0)
-        k0, kl = c0 * mult, cl * mult
-        w_addr, p_addr = ctx.const(w[:, :, :, k0:k0 + kl], True), ctx.const(params[:, k0:k0 + kl], True)
-        for r0 in range(0, s.eh, t.th):
-            rl = min(t.th, s.eh - r0)
-            y0 = r0 * s.sh - pt
-            a = max(y0, 0)
-            last = max(a, min((r0 + rl - 1) * s.sh - pt + s.dh * (s.kh - 1), h - 1))
-            a = min(a, last)       # a window wholly in the padding still reads one real row
-            n_rows = last - a + 1
-            xa, _ = ins.lookup(("x", r0, c0))
-            dma(e, x_space, x_base + (a * wd * c_all + c0) * xb, (0, 0, 0, c_all * xb), I.ABUF, xa,
-                (0, 0, 0, cl * xb), (1, 1, 1, n_rows * wd), cl * xb)
-            wa, load = wts.lookup(("w", c0))
-            if load:
-                dma(e, wspace, w_addr, (0,) * 4, I.WBUF, wa, (0,) * 4, (1,) * 4, kl * s.kh * s.kw)
-            pa, load = prm.lookup(("p", c0))
-            if load:
-                dma(e, wspace, p_addr, (0,) * 4, I.WBUF, pa, (0,) * 4, (1,) * 4, pbytes * kl)
-            oa = outs.next()
-            npix = rl * s.ew
-            e.emit(lambda L, d: I.DwConv(
-                L, d, src=xa, in_h=n_rows, in_w=wd, c=cl, wgt=wa, params=pa, dst=oa, out_h=rl, out_w=s.ew,
-                mult=mult, kernel=(s.kh, s.kw), stride=attrs.stride, dilation=attrs.dilation, pad_t=a - y0,
-                pad_l=pl, zp=p.input_zp, out_zp=p.output_zp, act_min=p.act_min, act_max=p.act_max, engine=eng,
-                in_bytes=xb, out_bytes=ob, mode=mode))
-            dma(e, I.ABUF, oa, (0, 0, 0, kl * ob), o_space, o_base + (r0 * s.ew * k_all + k0) * ob,
-                (0, 0, 0, k_all * ob), (1, 1, 1, npix), kl * ob)
 
 
 def conv_macs(g: Graph, node: Node) -> int:

@@ -22,6 +22,7 @@ from ..limits import MODEL_BYTES
 from .onnx_attrs import check_attributes
 from .onnx_builder import Act, Builder
 from .onnx_dynq import dequantise_dynamic
+from .onnx_float16 import float16_as_float32
 from .onnx_ml import standard_ml
 from .onnx_check import check_host_graph, check_shape, read_model, upgrade_opset
 from .onnx_const import constant_value, evaluate
@@ -35,10 +36,12 @@ from .onnx_onehot import gather_one_hots
 from .onnx_ops_transformer import TRANSFORMER_CONVERTERS
 from .onnx_ops_gru import GRU_CONVERTERS
 from .onnx_ops_rnn import RNN_CONVERTERS
+from .onnx_einsum import EINSUM_CONVERTERS
+from .onnx_loop import NotUnrolled, unroll_loop
 from .onnx_qdq import is_quantised_onnx, load_quantised_onnx
 
 CONVERTERS = {**NN_CONVERTERS, **TENSOR_CONVERTERS, **NORM_CONVERTERS, **ELTWISE_CONVERTERS, **TRANSFORMER_CONVERTERS, **RNN_CONVERTERS,
-              **GRU_CONVERTERS}
+              **GRU_CONVERTERS, **EINSUM_CONVERTERS}
 _INT_INPUTS = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
 # a double or half input is a float input: the NPU quantises it from float32 like any other
 _FLOAT_INPUTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED, onnx.TensorProto.DOUBLE,
@@ -154,6 +157,8 @@ class _Importer:
         if op == "If" and isinstance(ins[0], np.ndarray):
             self._inline_if(node, ins[0])
             return
+        if op == "Loop" and not self.host_nodes.get(b.source[0]) and self._unrolled(node):
+            return
         name = b.source[0]
         check_domain(node, name)
         reason = self.host_nodes.get(name) or host_reason(node, b, CONVERTERS)
@@ -177,6 +182,20 @@ class _Importer:
         attrs = {a.name: a.i for a in node.attribute}
         start, end = attrs.get("start", 0), attrs.get("end", len(shape))
         return shape[start:end]
+
+    def _unrolled(self, node: onnx.NodeProto) -> bool:
+        """A Loop whose trip count the shapes fix, run iteration by iteration (onnx_loop)."""
+        mark, outer = self.b.mark(), self.b.source
+        self.nested += 1
+        try:
+            unroll_loop(self, node)
+            return True
+        except NotUnrolled:
+            self.b.rollback(mark)
+            return False
+        finally:
+            self.nested -= 1
+            self.b.source = outer
 
     def _inline_if(self, node: onnx.NodeProto, cond: np.ndarray) -> None:
         branches = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
@@ -280,6 +299,6 @@ def _prepared(path_or_bytes, memo: dict | None):
 
 
 def _checked(path_or_bytes) -> onnx.ModelProto:
-    model = standard_ml(dequantise_dynamic(upgrade_opset(read_model(path_or_bytes))))
+    model = standard_ml(float16_as_float32(dequantise_dynamic(upgrade_opset(read_model(path_or_bytes)))))
     check_host_graph(model)
     return model

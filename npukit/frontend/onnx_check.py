@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import ModelError, first_line
-from ..kernels.host_float import ORT_MIN_OPSET, at_ort_opset
+from ..kernels.host_float import ORT_MIN_OPSET, at_ort_opset, loop_ends_on_condition
 from ..limits import GRAPH_NODES, HOST_LOOP_TRIPS, MODEL_BYTES, TENSOR_ELEMENTS, TENSOR_RANK
 
 _PACKED_BITS = {getattr(TensorProto, n): 4 for n in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(TensorProto, n)}
@@ -270,7 +270,8 @@ def check_loop_trips(trips: int, where: str) -> None:
 
 def check_host_graph(model: onnx.ModelProto) -> None:
     """Refuse a Loop whose constant trip count (times those of the loops around it) is beyond
-    HOST_LOOP_TRIPS. Trip counts only known at run time are left to the host's run-time bound."""
+    HOST_LOOP_TRIPS. Trip counts only known at run time (a Loop whose body computes the
+    condition it ends on) are left to the host's run-time bound."""
     _check_loops(model.graph, {}, 1)
 
 
@@ -289,7 +290,9 @@ def _check_loops(g: onnx.GraphProto, consts: dict[str, np.ndarray], outer_trips:
                 elif a.name == "value_int":
                     consts[node.output[0]] = np.array(a.i)
         trips = outer_trips
-        if node.op_type == "Loop" and node.input and node.input[0] in consts:
+        # (a Loop whose body computes its condition ends when either does: tf2onnx's while
+        # loops give INT64_MAX as "no limit" and stop on the condition, known at run time)
+        if node.op_type == "Loop" and node.input and node.input[0] in consts and not loop_ends_on_condition(node):
             trips = outer_trips * max(int(np.asarray(consts[node.input[0]]).ravel()[0]), 0)
             check_loop_trips(trips, _node_label(node) + ("" if outer_trips == 1 else " (times its outer loops)"))
         for a in node.attribute:

@@ -14,7 +14,8 @@ import onnx
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Op
-from ..kernels.host_float import DATA_SHAPED, HostFloatAttrs, output_types, run_float, wrapper_model
+from ..kernels.host_float import (DATA_SHAPED, HostFloatAttrs, loop_ends_on_condition, output_types, run_float,
+                                  wrapper_model)
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
 from .onnx_ml import ml_host_reason
@@ -79,10 +80,20 @@ def _takes_as_is(node: onnx.NodeProto, odd: list[str], b: Builder) -> bool:
     booleans into logic, a select's condition or data movement; integer ids into a Gather of
     a constant table, or reshaped."""
     if node.op_type == "Gather":
-        return node.input[1:2] == odd and isinstance(b.values.get(node.input[0]), np.ndarray)
+        data, idx = b.values.get(node.input[0]), b.values.get(node.input[1]) if len(node.input) > 1 else None
+        if node.input[:1] == odd and isinstance(data, Act) and isinstance(idx, np.ndarray) \
+                and b.onnx_dtype(odd[0]) in (np.int32, np.int64) and node.output[0] not in b.graph_outputs:
+            # ids picked by a constant index (a decoder's last token): one SLICE moves them as they are
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0) % max(data.rank, 1)
+            return rows_as_slice(idx, data.shape[axis]) is not None
+        return node.input[1:2] == odd and isinstance(data, np.ndarray)
     if node.op_type in _RESHAPES and node.input[:1] == odd and b.onnx_dtype(odd[0]) in (np.int32, np.int64):
         # (int64 ids are held as int32: a graph output keeps its int64 through the host)
         return b.onnx_dtype(odd[0]) == np.int32 or node.output[0] not in b.graph_outputs
+    to = next((a.i for a in node.attribute if a.name == "to"), None)
+    if node.op_type == "Cast" and to in (onnx.TensorProto.FLOAT, onnx.TensorProto.BOOL):
+        # a mask to 0.0 / 1.0 (a WHERE of two constants), or to bool again (nothing to do)
+        return b.onnx_dtype(odd[0]) == np.bool_
     return node.op_type in _BOOLEAN_OPS and all(b.onnx_dtype(n) == np.bool_ for n in odd)
 
 
@@ -134,7 +145,8 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
     if op == "Loop" and len(node.output) > len(node.input) - 2 and not b.is_const(node.input[0] or "-"):
         raise UnsupportedOpError(f"ONNX Loop (node '{name}') has scan outputs and a trip count known only at "
                                  "run time: their shape depends on the input data", node=name)
-    if op == "Loop" and node.input and b.is_const(node.input[0]):     # it runs once here, at compile time
+    if op == "Loop" and node.input and b.is_const(node.input[0]) and not loop_ends_on_condition(node):
+        # (it runs once here, at compile time)
         trips = b.values[node.input[0]]
         assert isinstance(trips, np.ndarray)        # (a constant)
         check_loop_trips(int(trips.ravel()[0]), f"ONNX Loop (node '{name}')")

@@ -67,11 +67,12 @@ def _finish_2d(b: Builder, onnx_name: str, op: Op, inputs, attrs, was_1d: bool) 
 
 
 def _conv_geometry(at: dict, w: np.ndarray, was_1d: bool):
-    k = tuple(w.shape[2:])
-    strides = tuple(at.get("strides", [1] * len(k)))
-    dilations = tuple(at.get("dilations", [1] * len(k)))
+    k = tuple(w.shape[2:])          # (1, K) for a 1-D conv: `w` is already [.., 1, K]
+    spatial = len(k) - 1 if was_1d else len(k)
+    strides = tuple(at.get("strides", [1] * spatial))
+    dilations = tuple(at.get("dilations", [1] * spatial))
     if was_1d:
-        k, strides, dilations = (1,) + k, (1,) + strides, (1,) + dilations
+        strides, dilations = (1,) + strides, (1,) + dilations
         if "pads" in at:
             at = {**at, "pads": [0, at["pads"][0], 0, at["pads"][1]]}
     return at, k, strides, dilations
@@ -140,14 +141,12 @@ def conv_transpose(b: Builder, node) -> None:
     if min(ir_pads) < 0:
         raise _unsupported(b, f"ConvTranspose padding {pads} exceeds the kernel extent")
     flipped = w[:, :, ::-1, ::-1]
-    depthwise = groups == c_in and groups > 1 and cout_g == 1
-    if depthwise:
-        w_ir = flipped.transpose(1, 2, 3, 0)                    # [1, kh, kw, C]
-    else:
-        cin_g = c_in // groups
-        wg = flipped.reshape(groups, cin_g, cout_g, kh, kw)     # per group: [cin_g, cout_g, kh, kw]
-        w_ir = wg.transpose(0, 2, 3, 4, 1).reshape(out_ch, kh, kw, cin_g)
-    attrs = ConvAttrs((1, 1), dilations, ir_pads, 1 if depthwise else groups, strides, depthwise)
+    # a depthwise transposed conv too is a grouped one (groups = channels, one input channel
+    # each): the NPU's depthwise instruction has no input dilation
+    cin_g = c_in // groups
+    wg = flipped.reshape(groups, cin_g, cout_g, kh, kw)         # per group: [cin_g, cout_g, kh, kw]
+    w_ir = wg.transpose(0, 2, 3, 4, 1).reshape(out_ch, kh, kw, cin_g)
+    attrs = ConvAttrs((1, 1), dilations, ir_pads, groups, strides)
     bias = np.zeros(out_ch, np.float32) if bias is None else bias.astype(np.float32)
     wt = b.add_const(w_ir, node.input[1])
     bt = b.add_const(bias, node.output[0] + "_bias")

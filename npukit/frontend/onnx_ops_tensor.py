@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 
 from ..errors import ModelError, UnsupportedOpError
-from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
+from ..ir.graph import (ArgMaxAttrs, ConcatAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, ReshapeAttrs, SliceAttrs,
                         SoftmaxAttrs, TransposeAttrs)
 from .depth_space import depth_space_plan
 from .onnx_builder import Builder, onnx_axis_to_ir, to_ir_order
@@ -295,7 +295,15 @@ def softmax(b: Builder, node) -> None:
     axis = attributes(node).get("axis", default) % a.rank
     if b.opset >= 13 or axis == a.rank - 1:
         x = a.ir if a.rank == 4 else b.onnx_layout(node.input[0])
-        b.emit_result(node.output[0], Op.SOFTMAX, [x], SoftmaxAttrs(onnx_axis_to_ir(axis, a.rank)),
+        ir_axis = onnx_axis_to_ir(axis, a.rank)
+        if ir_axis == a.rank - 1:
+            b.emit_result(node.output[0], Op.SOFTMAX, [x], SoftmaxAttrs(ir_axis), nhwc=a.rank == 4)
+            return
+        # another axis (channels of a [N, C, L] map): moved last, the softmax, moved back
+        perm = tuple(i for i in range(a.rank) if i != ir_axis) + (ir_axis,)
+        last = b.emit(Op.TRANSPOSE, [x], TransposeAttrs(perm), b.fresh(node.output[0] + "_axis_last"))
+        y = b.emit(Op.SOFTMAX, [last], SoftmaxAttrs(a.rank - 1), b.fresh(node.output[0] + "_softmax"))
+        b.emit_result(node.output[0], Op.TRANSPOSE, [y], TransposeAttrs(tuple(int(i) for i in np.argsort(perm))),
                       nhwc=a.rank == 4)
         return
     # opset < 13: softmax over all axes from `axis` on, as a 2-D [outer, inner] problem
@@ -352,9 +360,18 @@ def identity(b: Builder, node) -> None:
 
 def cast(b: Builder, node) -> None:
     to = attributes(node).get("to")
+    if to == onnx.TensorProto.BOOL and b.onnx_dtype(node.input[0]) == np.bool_:
+        b.alias(node.output[0], node.input[0])
+        return
     if to != onnx.TensorProto.FLOAT:
         raise UnsupportedOpError(f"ONNX node {b.source[-1]!r}: Cast of an activation to "
                                  f"{onnx.TensorProto.DataType.Name(to)} is not supported")
+    if b.onnx_dtype(node.input[0]) == np.bool_:      # a mask made a float (a masked mean's weights)
+        out, rank = node.output[0], b.act(node.input[0]).rank
+        b.values[out + "/true"], b.values[out + "/false"] = np.ones((), np.float32), np.zeros((), np.float32)
+        b.emit_result(out, Op.WHERE, [b.operand(n, rank) for n in (node.input[0], out + "/true", out + "/false")],
+                      NoAttrs(), nhwc=rank == 4)
+        return
     b.alias(node.output[0], node.input[0])
 
 

@@ -3,11 +3,14 @@ Gelu (also fused from Erf / Tanh forms by onnx_fuse), Gather of embeddings, and 
 plumbing (Where, IsNaN, Expand) that remains once constant masks have been folded."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from onnx import helper
 
 from ..errors import UnsupportedOpError
 from ..ir.graph import (DType, EltwiseAttrs, GatherAttrs, GeluAttrs, LayerNormAttrs, MatMulAttrs, NoAttrs, Op,
-                        SoftmaxAttrs, TransposeAttrs)
+                        ReshapeAttrs, SoftmaxAttrs, TransposeAttrs)
 from .onnx_builder import Act, Builder
 from .onnx_check import check_shape
 from .onnx_const import attributes
@@ -26,12 +29,38 @@ def matmul(b: Builder, node) -> None:
         NN_CONVERTERS["MatMul"](b, node)         # activation x weights: fully connected
         return
     if b.is_const(node.input[0]):
-        raise _unsupported(b, "'MatMul' of a constant by an activation")
+        _const_by_activation(b, node)
+        return
     a, w = b.act(node.input[0]), b.act(node.input[1])
     if a.rank < 2 or w.rank < 2:
         raise _unsupported(b, f"'MatMul' of shapes {a.shape} x {w.shape} (1-D operand)")
     x, y = b.onnx_layout(node.input[0]), b.onnx_layout(node.input[1])
     b.emit_result(node.output[0], Op.MATMUL, [x, y], MatMulAttrs(False), nhwc=False)
+
+
+def _const_by_activation(b: Builder, node) -> None:
+    """C @ X with C a constant matrix (a mel filterbank applied to a [.., bins, frames]
+    spectrogram) is (X^T @ C^T)^T: X's last two axes swapped, a fully connected layer by C^T,
+    swapped back."""
+    c, a = b.const(node.input[0]), b.act(node.input[1])
+    while a.rank >= c.ndim > 2 and c.shape[0] == 1:     # (a leading 1 the output's rank keeps anyway)
+        c = c[0]
+    lead = c.shape[:-2]         # a stack of constant matrices over one 2-D activation: one taller matrix
+    if a.rank < 2 or c.ndim < 2 or (lead and a.rank != 2):
+        raise _unsupported(b, f"'MatMul' of a constant of shape {list(c.shape)} by an activation of rank {a.rank}")
+    c = c.reshape(-1, c.shape[-1])
+    out = node.output[0]
+    perm = tuple(range(a.rank - 2)) + (a.rank - 1, a.rank - 2)
+    xt, ct, yt, st = f"{out}/x_swapped", f"{out}/constant_swapped", f"{out}/swapped", f"{out}/stacked"
+    b.emit_result(xt, Op.TRANSPOSE, [b.onnx_layout(node.input[1])], TransposeAttrs(perm), nhwc=False)
+    b.values[ct] = np.ascontiguousarray(c.T.astype(np.float32))
+    NN_CONVERTERS["MatMul"](b, helper.make_node("MatMul", [xt, ct], [yt], name=node.name))
+    if not lead:
+        b.emit_result(out, Op.TRANSPOSE, [b.onnx_layout(yt)], TransposeAttrs(perm), nhwc=False)
+        return
+    y = b.emit(Op.TRANSPOSE, [b.onnx_layout(yt)], TransposeAttrs(perm), b.fresh(st))
+    b.emit_result(out, Op.RESHAPE, [y], ReshapeAttrs((*lead, c.shape[0] // math.prod(lead), a.shape[-1])),
+                  nhwc=False)
 
 
 def gemm(b: Builder, node) -> None:

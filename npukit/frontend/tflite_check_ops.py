@@ -76,8 +76,11 @@ def check_operator(ck, where: str, name: str, op: tfl.OperatorT, ins: list[int],
                 ck.fail(f"{where}: {role} {ck.tname(i)} is {have}{beside}, which {name} does not take")
             if (c == "W" and t == T.INT8) or (c == "B" and t != T.FLOAT32):
                 _symmetric(ck, where, i, "weights" if c == "W" else "bias")
-        for c, i in operands[:len(ins)]:    # an empty output (a split's empty piece) is checked where read
-            if c in "AW" and 0 in _shape(tensors[i]):
+        # an empty output (a split's empty piece) is checked where read; in a subgraph control flow
+        # calls (run by LiteRT), an empty piece of a CONCATENATION is the list a Keras RNN's loop
+        # body grows (TensorListSetItem onto [0, ...])
+        for c, i in operands[:len(ins)]:
+            if c in "AW" and 0 in _shape(tensors[i]) and not (ck.sub and name == "CONCATENATION"):
                 ck.fail(f"{where}: {ck.tname(i)} of shape {_shape(tensors[i])} is empty")
             if c == "A" and tensors[i].quantization is not None and _count(tensors[i].quantization.scale) > 1:
                 ck.fail(f"{where}: activation {ck.tname(i)} is quantised per axis (only weights may be)")

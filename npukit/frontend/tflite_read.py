@@ -32,6 +32,8 @@ def read_model(path: str | Path, check: bool = True) -> tfl.ModelT:
         raise InputError(f"{path}: cannot read the model: {e.strerror or type(e).__name__}") from None
     from .tflite_check import check_model
     model = parse_model(data, str(path))
+    from .tflite_hybrid import dequantise_hybrid
+    dequantise_hybrid(model)        # int8 weights beside float activations: float weights
     if check:
         check_model(model, str(path))
     return model

@@ -92,10 +92,29 @@ def _check_graph(graph: onnx.GraphProto, consts: dict, depth: int) -> int:
                 consts[node.output[0]] = int(onnx.numpy_helper.to_array(a.t).reshape(()))
             for g in (*([a.g] if a.HasField("g") else []), *a.graphs):
                 count += _check_graph(g, consts, depth + 1)
-        trips = consts.get(node.input[0]) if node.op_type == "Loop" and node.input and node.input[0] else None
+        trips = consts.get(node.input[0]) if node.op_type == "Loop" and node.input and node.input[0] \
+            and not loop_ends_on_condition(node) else None
         if trips is not None:
             HOST_LOOP_TRIPS.check(trips, f"host Loop {node.name!r}: its trip count", ModelError)
     return count
+
+
+def loop_ends_on_condition(node: onnx.NodeProto) -> bool:
+    """Whether a Loop's body computes the condition it ends on (tf2onnx's while loops and
+    map_fn: trip count INT64_MAX, "no limit", and `i + 1 < n` as the condition): its trip
+    count is then a bound only known at run time, not the constant M. A condition the body
+    passes through unchanged (Identity of its input, a constant) does not end it."""
+    if node.op_type != "Loop" or len(node.input) < 2 or not node.input[1]:
+        return False
+    body = next((a.g for a in node.attribute if a.name == "body"), None)
+    if body is None or not body.output or len(body.input) < 2:
+        return False
+    cond_out, cond_in = body.output[0].name, body.input[1].name
+    if cond_out == cond_in:
+        return False
+    maker = next((n for n in body.node if cond_out in n.output), None)
+    return maker is not None and maker.op_type != "Constant" and \
+        not (maker.op_type == "Identity" and list(maker.input) == [cond_in])
 
 
 def _check_tensor(t: onnx.TensorProto) -> None:

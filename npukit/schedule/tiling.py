@@ -57,6 +57,16 @@ def rows_in(s: ConvShape, th: int) -> int:
     return min(s.h, span // s.ih + 1 if s.ih > 1 else span)
 
 
+def rows_loaded(s: ConvShape, th: int) -> int:
+    """Input rows a dense conv's tile of `th` output rows loads: the kh bands of rows its taps
+    read when the row dilation leaves rows out between them (codegen/conv.py, `load_bands`),
+    else `rows_in`."""
+    band = (th - 1) * s.sh + 1
+    if s.depthwise_mult == 0 and s.ih == 1 and s.kh > 1 and band < s.dh:
+        return min(s.h, s.kh * band)
+    return rows_in(s, th)
+
+
 def one_row_fits(s: ConvShape, abuf_bytes: int, acc_bytes: int, nbuf: int,
                  in_place: tuple[bool, bool] = (False, False)) -> bool:
     """Whether the smallest tile `_search` may take (one output row, one input and one output
@@ -188,7 +198,7 @@ def _estimate(best, top, s, th, tk, tc, k_total, rows, cols, overlap, bw, pref, 
     # all weight blocks in their own slots when they take at most half of WBUF (the other
     # half is where the next layer's weights load meanwhile)
     resident = not dw and n_kb * (n_cc * _a(tk * s.kh * s.kw * tc) + _a(WIDE_PARAM_BYTES * tk)) <= arch.wbuf_bytes // 2
-    x_tile, xb, ob = rows_in(s, th) * s.w * tc * s.in_bytes, s.in_bytes, s.out_bytes
+    x_tile, xb, ob = rows_loaded(s, th) * s.w * tc * s.in_bytes, s.in_bytes, s.out_bytes
     x_one = _transfer(x_tile, x_tile if tc == s.c else tc * xb, bw.x)
     o_tile = th * s.ew * tk * ob
     o_copy = 0 if in_place[1] else n_rb * n_kb * _transfer(o_tile, o_tile if tk == k_total else tk * ob, bw.o)

@@ -7,9 +7,11 @@ import builtins
 import numpy as np
 import onnx
 import pytest
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnx_testutil import model_bytes, node
 
+import npukit
 from npukit.errors import ModelError
 from npukit.frontend import onnx_check
 from npukit.frontend.onnx import load_onnx
@@ -191,6 +193,69 @@ def test_loop_trip_count_beyond_limit_is_refused_at_compile_time():
     model = onnx.load_model_from_string(_loop(10**12))
     with pytest.raises(ModelError, match="max_host_loop_trips"):
         onnx_check.check_host_graph(model)
+
+
+def _while_loop(cond_from_value: bool) -> bytes:
+    """tf2onnx's while loop: trip count INT64_MAX ("no limit") and a condition the body
+    computes: i + 1 < 3 (fixed by the shapes), or sum(v) < 8 (data-dependent); v <- v + 1."""
+    cond = [node("ReduceSum", ["v_out"], ["s"], keepdims=0), node("Less", ["s", "eight"], ["cond_out"])] \
+        if cond_from_value else [node("Add", ["i", "one_i"], ["i1"]), node("Less", ["i1", "three"], ["cond_out"])]
+    body = helper.make_graph(
+        [node("Add", ["v", "one"], ["v_out"]), *cond], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.array(1, np.int64), "one_i"), numpy_helper.from_array(np.array(3, np.int64), "three"),
+         numpy_helper.from_array(np.array(8.0, np.float32), "eight")])
+    inits = [numpy_helper.from_array(np.array(2**63 - 1, np.int64), "M"), numpy_helper.from_array(np.array(True), "c"),
+             numpy_helper.from_array(np.ones((1, 4), np.float32), "one")]
+    return _model([node("Relu", ["x"], ["r"]), node("Loop", ["M", "c", "r"], ["y"], body=body)], {"x": (1, 4)},
+                  inits).SerializeToString()
+
+
+@pytest.mark.parametrize("cond_from_value", [False, True], ids=["fixed_trips", "data_dependent"])
+def test_loop_ending_on_its_condition_is_not_refused(tmp_path, cond_from_value):
+    """Trip count INT64_MAX with a condition the body computes: a bound known at run time, not
+    refused. With the trips fixed by the shapes the Loop is unrolled at import (all on the
+    NPU); with a data-dependent condition it runs on the host, whole; both as onnxruntime."""
+    mb = _while_loop(cond_from_value)
+    onnx_check.check_host_graph(onnx.load_model_from_string(mb))
+    path = tmp_path / "while.onnx"
+    path.write_bytes(mb)
+    x = np.array([[-1.0, 0.5, 1.0, 2.0]], np.float32)
+    prog = npukit.compile(path, "npu-m", calibration={"x": np.stack([x, x * 0.5])}, sqnr=False)
+    want = ort.InferenceSession(mb).run(None, {"x": x})[0]          # relu(x) + trips
+    hosted = [h["reason"] for h in prog.profile().host_ops]
+    assert hosted == (["ONNX Loop over activations"] if cond_from_value else [])
+    np.testing.assert_allclose(prog.run({"x": x})["y"], want, atol=0.05)
+
+
+def test_map_fn_loop_unrolled_with_stacked_scan_output():
+    """tf2onnx's map_fn over a batch of 2: Loop(INT64_MAX, 0 < n) whose body takes row i
+    (Gather), scales it and scans it out, i + 1 < n its condition, n the batch from Shape:
+    unrolled into two iterations whose scan values are stacked; equal to onnxruntime."""
+    body = helper.make_graph(
+        [node("Gather", ["x", "i"], ["row"], axis=0), node("Mul", ["row", "w"], ["scan"]),
+         node("Add", ["i", "one_i"], ["i1"]), node("Less", ["i1", "n"], ["cond_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("scan", TensorProto.FLOAT, [3, 4])],
+        [numpy_helper.from_array(np.array(1, np.int64), "one_i")])
+    nodes = [node("Shape", ["x"], ["shape"]), node("Gather", ["shape", "zero_i"], ["n"], axis=0),
+             node("Less", ["zero_i", "n"], ["go"]),
+             node("Loop", ["M", "go"], ["stacked"], body=body), node("Relu", ["stacked"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(2**63 - 1, np.int64), "M"),
+             numpy_helper.from_array(np.array(0, np.int64), "zero_i"),
+             numpy_helper.from_array(np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32), "w")]
+    mb = _model(nodes, {"x": (2, 3, 4)}, inits).SerializeToString()
+    g = load_onnx(mb)
+    assert not any(hasattr(n.attrs, "op_type") for n in g.nodes)        # no host node
+    x = np.random.default_rng(1).standard_normal((2, 3, 4)).astype(np.float32)
+    from npukit.kernels.float_exec import run_float
+    np.testing.assert_allclose(run_float(g, {"x": x})["y"], ort.InferenceSession(mb).run(None, {"x": x})[0], atol=1e-5)
 
 
 def test_cli_exit_2_one_line(tmp_path):

@@ -18,7 +18,7 @@ from npukit.cost.timing import host_cycles
 from npukit.errors import ModelError
 from npukit.quant.records import decode_node
 from npukit.sim.segments import check_tflite_model
-from npukit.testing.tflite_builder import Operator, Subgraph, build_model, run_reference
+from npukit.testing.tflite_builder import Operator, Subgraph, build_model, run_default, run_reference
 from npukit.testing.tflite_builder import TensorSpec as T
 from npukit.testing.tflite_builder import options as _opts
 
@@ -209,3 +209,34 @@ def test_if_naming_a_missing_or_the_main_subgraph_is_refused_in_one_line(index, 
     with pytest.raises(ModelError, match=f"thenSubgraphIndex names subgraph {index}") as err:
         npu_compile(path, "npu-m")
     assert "\n" not in str(err.value)
+
+
+def test_empty_concatenation_piece_in_a_loop_body(tmp_path):
+    """A called subgraph's CONCATENATION with an empty piece (a Keras RNN's TensorList grown
+    from [0, ...] inside a WHILE body) passes validation; the float model's WHILE runs on the
+    host (LiteRT) and the whole model agrees with LiteRT: y = x; while mean(y) < 2: y = y + 1
+    (the body concatenates y + 1 after an empty [0, 8] list); out = y * 0.5."""
+    def t(name, shape=(1, 8), data=None):
+        return T(name, shape, "float32", data=None if data is None else np.asarray(data, np.float32))
+
+    axis = T("axis", (2,), "int32", data=np.array([0, 1], np.int32))
+    x, w, out, half = t("x"), t("w"), t("out"), t("half", (), data=0.5)
+    cv, cm, stop, flag = t("cv"), t("cm", ()), t("stop", (), data=2.0), T("flag", (), "bool")
+    cond = Subgraph((Operator("MEAN", (cv, axis), (cm,), _opts(tfl.ReducerOptionsT, keepDims=False)),
+                     Operator("LESS", (cm, stop), (flag,), None)), (cv,), (flag,), "cond")
+    bv, bs, bw, bone, empty = t("bv"), t("bs"), t("bw"), t("bone", data=np.ones((1, 8))), t("empty", (0, 8), data=np.zeros((0, 8)))
+    body = Subgraph((Operator("ADD", (bv, bone), (bs,), tfl.AddOptionsT()),
+                     Operator("CONCATENATION", (empty, bs), (bw,), _opts(tfl.ConcatenationOptionsT, axis=0))),
+                    (bv,), (bw,), "body")
+    ops = [Operator("WHILE", (x,), (w,), _opts(tfl.WhileOptionsT, condSubgraphIndex=1, bodySubgraphIndex=2)),
+           Operator("MUL", (w, half), (out,), tfl.MulOptionsT())]
+    model = build_model(ops, [x], [out], subgraphs=(cond, body))
+    path = tmp_path / "while_list.tflite"
+    path.write_bytes(model)
+    rng = np.random.default_rng(6)
+    xs = rng.normal(0.0, 1.5, (8, 1, 8)).astype(np.float32)
+    prog = npu_compile(path, "npu-m", calibration={"x": xs}, sqnr=False)
+    assert [h["reason"] for h in prog.profile().host_ops][0].startswith("no NPU kernel for TFLite WHILE")
+    for x in xs[:3]:
+        want = run_default(model, [x])[0]
+        np.testing.assert_allclose(prog.run({"x": x})["out"], want, atol=4 * float(prog.program.outputs[0].scale))
