@@ -13,7 +13,7 @@ import numpy as np
 
 from .choices import Method
 from .codegen.context import CompileOptions
-from .errors import InputError
+from .errors import InputError, ModelError
 from .ir.graph import Graph
 from .progress import counted, stage
 from .quant.quantize import attach_params, quantize_graph
@@ -117,11 +117,16 @@ def quantise(g: Graph, calibration: dict[str, np.ndarray] | None = None, method:
     cuts = [0, *(p.start for p in parts[:1]), *(p.stop for p in parts)] if parts else [0, len(feeds)]
     chunks: list[dict] = []         # observers of each run of samples: those never held out, then each fold
     values: list[dict] = []
-    for a, b in zip(cuts, cuts[1:]):
-        obs, kept = observe(g, itertools.islice(samples, b - a), max(0, keep - len(values)), kept_values, len(feeds),
-                            outputs=refs if chunks else None)
-        chunks.append(obs)
-        values += kept
+    try:
+        for a, b in zip(cuts, cuts[1:]):
+            obs, kept = observe(g, itertools.islice(samples, b - a), max(0, keep - len(values)), kept_values,
+                                len(feeds), outputs=refs if chunks else None)
+            chunks.append(obs)
+            values += kept
+    except ModelError as err:     # random integer inputs (indices, ids) the model cannot take
+        if calibration is not None:
+            raise
+        raise ModelError(f"{err} (on the random calibration inputs: pass real samples with --calib)") from None
     observers = {name: merged([c[name] for c in chunks]) for name in chunks[0]}
     fold_evals = [list(zip((feeds[i] for i in p), refs[k - len(p):k]))
                   for p, k in zip(parts, itertools.accumulate(map(len, parts)))]

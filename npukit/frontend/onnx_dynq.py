@@ -11,7 +11,10 @@ calibrated static scales like any float model:
 - DynamicQuantizeLinear(x) -> ConvInteger / MatMulInteger with a constant weight, [+ the
   int32 bias, itself quantised at run time: floor(b / (sx * sw))], Cast to float, times
   sx * sw -> Conv(x, W', b) / MatMul(x, W');
-- com.microsoft DynamicQuantizeMatMul(A, B, b_scale, b_zp, bias) -> MatMul(A, B') [+ bias].
+- com.microsoft DynamicQuantizeMatMul(A, B, b_scale, b_zp, bias) -> MatMul(A, B') [+ bias];
+- DequantizeLinear(Gather(table, ids), scale, zp) with a constant integer table (a quantised
+  embedding), through any Transpose / Reshape between them -> Gather(table', ids) and the
+  same reshapes, in a model with no QuantizeLinear (no static QDQ).
 Nodes left with no used output (the quantisers, the bias's scale arithmetic) are dropped.
 """
 from __future__ import annotations
@@ -142,6 +145,40 @@ def _matmul(v: GraphView, n: onnx.NodeProto) -> tuple[list[onnx.NodeProto], list
             helper.make_node("Add", [f"{name}/product", ins[4]], [n.output[0]], name=f"{name}/bias")], [init]
 
 
+_LAYOUT = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity")
+
+
+def _gather(v: GraphView, n: onnx.NodeProto) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]] | None:
+    """For DequantizeLinear(layout ops(Gather(table, ids)), scale, zp) with a constant integer
+    table and one scale: Gather(the dequantised table, ids), then the same layout ops."""
+    ins = list(n.input) + [""] * (3 - len(n.input))
+    chain, node = [], v.producer.get(ins[0])
+    while node is not None and node.op_type in _LAYOUT:
+        chain.append(node)
+        node = v.producer.get(node.input[0])
+    if node is None or node.op_type != "Gather" or node.input[0] not in v.consts or ins[1] not in v.consts:
+        return None
+    table, scale = v.consts[node.input[0]], v.consts[ins[1]]
+    zp = v.consts.get(ins[2]) if ins[2] else np.zeros(1, table.dtype)
+    if zp is None or not _numeric(table, scale, zp) or table.dtype.kind not in "iu" or scale.size != 1 \
+            or zp.size != 1 or scale.dtype.kind != "f":
+        return None
+    real = ((table.astype(np.int64) - int(zp.ravel()[0])) * float(scale.ravel()[0])).astype(np.float32)
+    name = n.name or n.output[0]
+    init = numpy_helper.from_array(real, f"{name}/table")
+    made = [helper.make_node("Gather", [init.name, node.input[1]], [f"{name}/gathered"], name=f"{name}/gather")]
+    made[0].attribute.extend(node.attribute)
+    for k, step in enumerate(reversed(chain)):
+        copy = onnx.NodeProto()
+        copy.CopyFrom(step)
+        copy.name = f"{name}/{k}"
+        copy.input[0] = made[-1].output[0]
+        copy.output[0] = f"{name}/{k}"
+        made.append(copy)
+    made[-1].output[0] = n.output[0]
+    return made, [init]
+
+
 def _live(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     """The nodes some graph output depends on, in order (subgraph reads count as uses)."""
     need = {o.name for o in graph.output}
@@ -160,7 +197,8 @@ def dequantise_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `model` with its dynamically quantised operators as float ones (the model
     itself when it has none)."""
     g = model.graph
-    if not any(n.op_type in _QUANTISED for n in g.node):
+    static = any(n.op_type == "QuantizeLinear" for n in g.node)
+    if not any(n.op_type in _QUANTISED or (n.op_type == "DequantizeLinear" and not static) for n in g.node):
         return model
     v = GraphView(g)
     new: dict[str, list[onnx.NodeProto]] = {}   # by the output of the node they take the place of
@@ -168,11 +206,13 @@ def dequantise_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     for n in g.node:
         microsoft = n.domain == "com.microsoft"
         m = _lstm(v, n) if microsoft and n.op_type == "DynamicQuantizeLSTM" else \
-            _integer_op(v, n) if n.op_type in ("ConvInteger", "MatMulInteger") and not microsoft else None
+            _integer_op(v, n) if n.op_type in ("ConvInteger", "MatMulInteger") and not microsoft else \
+            None
         if m is not None:       # the LSTM takes its own place; a Conv / MatMul the final Mul's
             new[m[0].output[0]] = [m[0]]
             inits += m[1]
-        mm = _matmul(v, n) if microsoft and n.op_type == "DynamicQuantizeMatMul" else None
+        mm = _matmul(v, n) if microsoft and n.op_type == "DynamicQuantizeMatMul" else \
+            _gather(v, n) if n.op_type == "DequantizeLinear" and not n.domain and not static else None
         if mm is not None:
             new[n.output[0]] = mm[0]
             inits += mm[1]

@@ -18,24 +18,28 @@ from ..kernels.host_float import (DATA_SHAPED, HostFloatAttrs, loop_ends_on_cond
                                   wrapper_model)
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
+from .onnx_ml import ml_host_reason
 from .index_runs import MAX_RUNS, index_runs
 from .onnx_ops_tensor import rows_as_slice
 
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 _HOST_PAD_MODES = (b"wrap",)     # reflect is an IR PAD (DMA with negative strides), edge slices and concatenations
 _STANDARD = ("", "ai.onnx")
+_ML = "ai.onnx.ml"      # scikit-learn's operators: onnxruntime runs them (the arithmetic ones: onnx_ml)
 
 
 def check_domain(node: onnx.NodeProto, name: str) -> None:
-    if node.domain not in _STANDARD:
+    if node.domain not in _STANDARD + (_ML,):
         raise UnsupportedOpError(f"unsupported ONNX operator '{node.op_type}' from domain '{node.domain}' "
-                                 f"(node '{name}'): only standard-domain operators can run on the host",
+                                 f"(node '{name}'): only standard-domain and {_ML} operators can run on the host",
                                  node=name)
 
 
 def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
     """Why `node` runs on the host without trying a converter; '' to try the NPU."""
     op = node.op_type
+    if node.domain == _ML:
+        return ml_host_reason(node)
     if op in CONTROL_FLOW:
         ins = [b.values.get(n) for n in node.input if n]
         if op == "Scan":
@@ -128,10 +132,12 @@ def _run_example(probe: HostFloatAttrs, operands: list[tuple[tuple[int, ...], np
     return run(1)
 
 
-def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_version: int) -> None:
+def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_version: int,
+              ml_opset: int = 1) -> None:
     """One HOST_FLOAT IR node for `node` with all its used outputs, each in ONNX layout. Float
     constants (weights) become IR constants; integer ones (pads, axes, indices) and what
-    subgraphs read from outside go inside the wrapper model."""
+    subgraphs read from outside go inside the wrapper model. `ml_opset`: the model's
+    ai.onnx.ml opset, for a node of that domain."""
     name, op = b.source[-1], node.op_type
     if op in DATA_SHAPED:
         raise UnsupportedOpError(f"ONNX {op} (node '{name}') has an output shape that depends on the "
@@ -178,7 +184,7 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
             feeds.append((local, b.onnx_dtype(src)))
     keep = [k for k, out in enumerate(node.output) if out and out in used]
     wrapped.output.extend(f"out{k}" if out else "" for k, out in enumerate(node.output))
-    text = wrapper_model(wrapped, feeds, consts, b.opset, ir_version)
+    text = wrapper_model(wrapped, feeds, consts, b.opset, ir_version, {_ML: ml_opset} if node.domain == _ML else None)
     probe = HostFloatAttrs(text, tuple(f"out{k}" for k in keep), (), (), op)
     try:
         results = _run_example(probe, [(b.tensors[t].shape, d) for t, (_, d) in zip(ir_inputs, feeds)])

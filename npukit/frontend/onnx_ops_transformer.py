@@ -4,7 +4,6 @@ plumbing (Where, IsNaN, Expand) that remains once constant masks have been folde
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from onnx import helper
@@ -19,12 +18,6 @@ from .onnx_ops_eltwise import ELTWISE_CONVERTERS, _binary, _rank
 from .onnx_ops_nn import NN_CONVERTERS
 from .onnx_ops_tensor import gather_rows
 from .onnx_ops_tensor import TENSOR_CONVERTERS
-
-
-@dataclass(frozen=True)
-class NanTest:
-    """IsNaN of an activation: IR activations are finite, so it is constant False."""
-    of: str
 
 
 def _unsupported(b: Builder, what: str) -> UnsupportedOpError:
@@ -140,15 +133,14 @@ def gather(b: Builder, node) -> None:
 
 
 def is_nan(b: Builder, node) -> None:
-    b.values[node.output[0]] = NanTest(b.act(node.input[0]).ir)     # type: ignore[assignment]
+    """IR activations are finite: IsNaN of one is constant False, so what reads it folds (a
+    Where picks its other operand; a Gather or Slice of the mask is a constant too)."""
+    b.values[node.output[0]] = np.zeros(b.act(node.input[0]).shape, bool)
 
 
 def where(b: Builder, node) -> None:
     cond, x, y = node.input
     cv = b.values.get(cond)
-    if isinstance(cv, NanTest):           # Where(IsNaN(v), c, y): never true, so y
-        b.alias(node.output[0], y)
-        return
     if not isinstance(cv, np.ndarray):    # a data-dependent choice: WHERE on the VPU
         rank = max(_rank(b, n) for n in node.input)
         b.emit_result(node.output[0], Op.WHERE, [b.operand(n, rank) for n in node.input], NoAttrs(), nhwc=rank == 4)

@@ -278,17 +278,19 @@ def at_ort_opset(model: onnx.ModelProto) -> onnx.ModelProto | None:
 
 
 def wrapper_model(node: onnx.NodeProto, inputs: list[tuple[str, np.dtype]], consts: dict[str, np.ndarray],
-                  opset: int, ir_version: int) -> str:
+                  opset: int, ir_version: int, domains: dict[str, int] | None = None) -> str:
     """A model of `node` alone (base64): `inputs` (name, dtype) are its feeds in order, `consts`
     live inside. Output types are left for onnxruntime to infer. A node of an opset older
-    than onnxruntime's oldest (7) is converted to that opset (onnx's version converter)."""
+    than onnxruntime's oldest (7) is converted to that opset (onnx's version converter).
+    `domains`: the opsets of other domains the node needs ({"ai.onnx.ml": 3})."""
     from onnx import helper, numpy_helper
 
     feeds = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(t)), None) for n, t in inputs]
     outs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
     inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in consts.items()]
     model = helper.make_model(helper.make_graph([node], "host", feeds, outs, initializer=inits),
-                              opset_imports=[helper.make_opsetid("", opset)])
+                              opset_imports=[helper.make_opsetid("", opset)]
+                              + [helper.make_opsetid(d, v) for d, v in (domains or {}).items()])
     if opset < ORT_MIN_OPSET:       # (no adapter: onnxruntime names the operator it cannot load)
         model = at_ort_opset(model) or model
     model.ir_version = ir_version

@@ -84,10 +84,13 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
              for name in ranges}, {name: merged[groups.find(name)] for name in ranges})
 
 
-def weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def weights_per_channel(w: np.ndarray, axis: int, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per channel along `axis`; `floor`: each channel's least scale."""
     red = tuple(i for i in range(w.ndim) if i != axis)
     amax = np.maximum(np.max(w, axis=red), -np.min(w, axis=red))     # max |w|, without an |w| array
     scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    if floor is not None:
+        scales = np.maximum(scales, floor.astype(np.float32))
     shape = [1] * w.ndim
     shape[axis] = -1
     q = w / scales.reshape(shape)
@@ -129,7 +132,9 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
     cells = {groups.find(n) for node in g.nodes if node.op is Op.LSTM for n in (node.inputs[5], *node.outputs[2:])}
     for name in shared:         # an LSTM's cell states (and what shares their scale): int16 at TFLite's power-of-two scale
         if groups.find(name) in cells and name not in keep_float:
-            q = QParams.per_tensor(cell_scale(shared[name].lo, shared[name].hi), 0)
+            # at most 2^-9, the integer kernel's largest (as TFLite's): a cell past +-64 saturates
+            # there, where tanh(c) is 1 to float32's precision
+            q = QParams.per_tensor(min(cell_scale(shared[name].lo, shared[name].hi), 2.0 ** -9), 0)
             tensors[name] = replace(g.tensors[name], dtype=DType.I16, quant=q)
     typed = g.with_nodes(g.nodes, tensors)
     return _own_softmax16(attach_params(typed, known)) if params else typed
@@ -317,7 +322,12 @@ def _float_conv(w: np.ndarray, axis: int, bias_f: np.ndarray | None, b64: bool, 
     """A conv / fully connected layer's float weights as int8 per output channel (and their
     QParams), its bias as int32 (int64 for an int16 input: TFLite's 16x8 scheme) at input x
     weight scale (None without one), and its params."""
-    wq, ws = weights_per_channel(w, axis)
+    floor = None
+    if bias_f is not None and not b64 and np.size(bias_f) == w.shape[axis]:
+        # a channel of tiny weights beside a large bias (a class never predicted) would need a
+        # bias code past int32: its weight scale grows until the code is within 2^30
+        floor = np.abs(np.asarray(bias_f, np.float64).ravel()) / (np.float64(np.float32(x.s)) * 2.0 ** 30)
+    wq, ws = weights_per_channel(w, axis, floor)
     k = ws.size
     bias = None
     if bias_f is not None:

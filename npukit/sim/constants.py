@@ -47,6 +47,17 @@ def _writes(prog: Program, ins: I.Instr) -> tuple[int, int, int] | None:
     return None
 
 
+def _source(img: np.ndarray, d: I.Dma, lo: int, hi: int, n: int) -> np.ndarray | None:
+    if d.codec:
+        data = wcodec.decode(img[lo:hi], n) if d.codec == wcodec.RICE and not any(d.src_strides) else None
+    else:
+        pattern = as_strided(img[d.src:], tuple(d.shape) + (d.elem,), tuple(d.src_strides) + (1,), writeable=False)
+        data = pattern.reshape(-1).copy()
+    if data is not None:
+        data.flags.writeable = False        # shared by every DMA of this source
+    return data
+
+
 def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
     """{instruction index: array}: the decoded elements of each compressed DMA whose stream
     nothing overwrites, and the int8 [depth, k] weight matrix of each Conv whose block comes
@@ -57,6 +68,9 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
         w = _writes(prog, ins)
         if w is not None and w[0] in written:
             written[w[0]][max(w[1], 0):max(w[2], 0)] = True
+
+    decoded: dict[tuple, np.ndarray | None] = {}      # one array per source pattern (a weight
+    # block a recurrent layer loads at every step is decoded and held once, not once a step)
 
     def constant_source(d: I.Dma) -> np.ndarray | None:
         """The bytes a DMA delivers, in destination order, if its source never changes."""
@@ -69,10 +83,10 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
         n = math.prod(d.shape) * d.elem
         if (n > img.size and not d.codec) or n > 1 << 40:
             return None
-        if d.codec:
-            return wcodec.decode(img[lo:hi], n) if d.codec == wcodec.RICE and not any(d.src_strides) else None
-        pattern = as_strided(img[d.src:], tuple(d.shape) + (d.elem,), tuple(d.src_strides) + (1,), writeable=False)
-        return pattern.reshape(-1).copy()
+        key = (d.src_space, d.src, tuple(d.shape), tuple(d.src_strides), d.elem, d.codec, lo, hi)
+        if key not in decoded:
+            decoded[key] = _source(img, d, lo, hi, n)
+        return decoded[key]
 
     known: dict[int, np.ndarray] = {}
     payloads: dict[int, tuple[int, np.ndarray]] = {}       # WBUF writer -> (its first byte, its bytes)
@@ -99,7 +113,7 @@ def known_operands(prog: Program, wbuf_bytes: int) -> dict[int, np.ndarray]:
             if ins.k < 1 or depth < 1 or lo < 0 or hi > top or owner[lo] < 0 or (owner[lo:hi] != owner[lo]).any():
                 continue
             first, data = payloads[int(owner[lo])]
-            key = (int(owner[lo]), lo - first, ins.k, depth)
+            key = (id(data), lo - first, ins.k, depth)       # (data: one array per source)
             if key not in matrices:
                 block = data[lo - first:hi - first].view(np.int8).reshape(ins.k, depth)
                 matrices[key] = np.ascontiguousarray(block.T)
