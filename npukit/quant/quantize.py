@@ -65,23 +65,38 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
     for name, r in ranges.items():
         root = groups.find(name)
         m = merged.get(root)
-        merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi))
+        merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi),
+                                                 (min(m.full[0], r.full[0]), max(m.full[1], r.full[1])))
     for node in g.nodes:
         if node.op is Op.CONCAT and (root := groups.find(node.outputs[0])) in merged:
             for t in (g.tensors[n] for n in node.inputs):   # a constant piece (a ViT's class token) counts
                 if t.is_const and t.dtype is DType.F32 and t.const_data.size:
                     m, d = merged[root], t.const_data
-                    merged[root] = Range(min(m.lo, float(d.min())), max(m.hi, float(d.max())))
+                    merged[root] = _widened_range(m, float(d.min()), float(d.max()))
         if node.op not in (Op.LSTM, Op.GRU):     # their constant initial states take the states' scales
             continue
         for k, out in ((4, 0), (5, 2)) if node.op is Op.LSTM else ((5, 0),):
             t = g.tensors[node.inputs[k]]
             if t.is_const and out < len(node.outputs) and (root := groups.find(node.outputs[out])) in merged:
                 m, d = merged[root], t.const_data
-                merged[root] = Range(min(m.lo, float(d.min())), max(m.hi, float(d.max())))
+                merged[root] = _widened_range(m, float(d.min()), float(d.max()))
     fixed_roots = {groups.find(t): q for t, q in fixed.items()}
     return ({name: fixed_roots.get(groups.find(name)) or act_qparams(merged[groups.find(name)])
              for name in ranges}, {name: merged[groups.find(name)] for name in ranges})
+
+
+def _widened_range(m: Range, lo: float, hi: float) -> Range:
+    return Range(min(m.lo, lo), max(m.hi, hi), (min(m.full[0], lo), max(m.full[1], hi)))
+
+
+def wide_amax(r: Range) -> float:
+    """The largest |x| an int16 tensor's scale holds: the observed extremes, not a calibration
+    method's clipped range (TFLite's 16x8 scheme calibrates int16 activations by min / max; 1 in
+    10^4 values saturated by up to 2x costs far more than the 2x coarser step an int16 tensor
+    affords), but no more than 256 x the clipped range (an int16 step no coarser than the int8
+    step the clipped range would give)."""
+    clipped = max(abs(r.lo), abs(r.hi), 1e-8)
+    return max(clipped, min(max(abs(r.full[0]), abs(r.full[1])), 256 * clipped))
 
 
 def weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,8 +133,7 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
         if name in keep_float:
             continue
         if name in wide:       # one scale for tensors that must share it (pad, reshape, ...)
-            r = shared[name]
-            amax = max(abs(r.lo), abs(r.hi), 1e-8)
+            amax = wide_amax(shared[name])
             scale = k16.OUT_SCALE_16 if groups.find(name) in unit else float(np.float32(amax / 32767))
             tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(scale, 0))
         elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are
@@ -316,17 +330,40 @@ def _float_conv(w: np.ndarray, axis: int, bias_f: np.ndarray | None, b64: bool, 
     QParams), its bias as int32 (int64 for an int16 input: TFLite's 16x8 scheme) at input x
     weight scale (None without one), and its params."""
     wq, ws = weights_per_channel(w, axis)
+    # int64 (16x8): acc + bias stays below 2^47, the int64 output stage's bound (int16 input
+    # steps are 256x finer than int8's: a channel of tiny weights has a bias code past 2^31)
+    bound = 2 ** 46 if b64 else 2 ** 31
+    if b64:
+        wq, ws = _wide_weight_floor(w, axis, wq, ws, bias_f, x.s, out.s, bound)
     k = ws.size
     bias = None
     if bias_f is not None:
         bscale = np.float64(np.float32(x.s)) * ws.astype(np.float64)
-        # int64 (16x8): acc + bias stays below 2^47, the int64 output stage's bound (int16 input
-        # steps are 256x finer than int8's: a channel of tiny weights has a bias code past 2^31)
-        bound = 2 ** 46 if b64 else 2 ** 31
         bq = np.clip(np.round(bias_f / bscale), -bound, bound - 1).astype(np.int64 if b64 else np.int32)
         bias = Tensor("", (k,), DType.I64 if b64 else DType.I32, bq, QParams(tuple(map(float, bscale)), (0,) * k, 0))
     return (wq, QParams(tuple(map(float, ws)), (0,) * len(ws), axis), bias,
             kx.prepare_conv(x.s, ws, out.s, x.zp, out.zp, act, wide_out))
+
+
+def _wide_weight_floor(w: np.ndarray, axis: int, wq: np.ndarray, ws: np.ndarray, bias_f: np.ndarray | None,
+                       in_s: float, out_s: float, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 16x8 layer's per-channel weight scales raised where a channel of near-zero weights
+    would lose its output: its multiplier in_s x w_s / out_s under 2^-31 (quantize_multiplier
+    flushes one under 2^-32 to 0, as LiteRT does: the channel then outputs its zero point, not
+    its bias) or its bias code past `bound` (clipped). As TFLite's converter raises a weight
+    scale so that the bias fits (AdjustWeightsForBiasScale), the scale becomes the least that
+    avoids both; the channel's weights are rounded on it, each tap then off by at most
+    2^-32 x 32767 of an output step per input code."""
+    floor = np.full(ws.shape, 2.0 ** -31 * float(out_s) / float(in_s))
+    if bias_f is not None:
+        floor = np.maximum(floor, np.abs(np.asarray(bias_f, np.float64)) / (float(in_s) * (bound - 1)))
+    raise_ = ws.astype(np.float64) < floor
+    if not raise_.any():
+        return wq, ws
+    ws = np.where(raise_, np.float32(floor) * np.float32(1 + 2 ** -20), ws).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    return np.clip(np.round(w / ws.reshape(shape)), -127, 127).astype(np.int8), ws
 
 
 def _params_16(node: Node, x_t: Tensor, out_t: Tensor) -> Sigmoid16Params | Softmax16Params:
