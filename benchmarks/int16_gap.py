@@ -3,11 +3,13 @@ quantised as a compile does (`--precision int16` by default, the rounding `--opt
 names), and on the corpus's held-out inputs
 
   - the task metric / min output cosine against float of the float model with only its
-    weights replaced by the compile's rounded ones (the baseline), and of the integer program;
+    conv / FC weights replaced by the compile's rounded ones (GPTQ's, or round-to-nearest
+    at max |w| / 127 per channel: the baseline), and of the integer program;
   - per activation, the SQNR of the integer reference's dequantised tensor against that same
     float-with-rounded-weights model (so the weights' error cancels and what is left is the
     activations': a layer where it drops well below its input's is where the program loses),
-    with the tensor's type and scale;
+    with the tensor's type and scale, and the SQNR of its layer alone (inputs the float
+    values quantised, as quant.wide.layer_noise measures: the layer's own loss);
   - the 16x8 layers whose int64 bias has codes past int32's range (those an int32 bound clips).
 
     python benchmarks/int16_gap.py hand-landmark-lite [--gptq sequential] [--precision int16] [--samples 4]
