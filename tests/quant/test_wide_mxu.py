@@ -150,3 +150,48 @@ def test_16x8_bias_of_a_near_zero_channel_is_kept(tmp_path):
     half_step = np.abs(w).max(axis=(1, 2, 3)) / 127 / 2
     bound = np.abs(x).sum(axis=1, keepdims=True) * half_step[None, :, None, None] + 4 * s
     assert np.all(err <= bound)
+
+
+def test_16x8_channel_of_near_zero_weights_keeps_its_bias(tmp_path):
+    """A 16x8 channel whose weights are all but zero (a BN-folded dead channel: PP-OCRv6's
+    detector has 1-31 in each of seven convs) is its bias. At int16's input step its
+    multiplier in_s x w_s / out_s falls under 2^-32, which quantize_multiplier flushes to 0
+    as LiteRT does (channel 1: the output reads 0, not 0.5), or its int64 bias code passes
+    2^46 besides (channel 2). The weight scale is raised to the least that keeps both, as
+    TFLite's converter does for an int32 bias (AdjustWeightsForBiasScale): the NPU equals the
+    integer reference, and both equal onnxruntime's float conv within the weights' rounding."""
+    import onnxruntime as ort
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 0.3, (4, 4, 3, 3)).astype(np.float32)
+    w[1] = rng.normal(0, 1e-8, (4, 3, 3))
+    w[2] = rng.normal(0, 1e-13, (4, 3, 3))
+    b = np.array([0.1, 0.5, -0.7, 0.2], np.float32)
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])], "dead",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    path = tmp_path / "dead.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    calib = {"x": rng.normal(0, 1, (8, 1, 4, 6, 6)).astype(np.float32)}
+    from dataclasses import replace
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qg = quantise(load_model(path, None, {}, []), calib, sqnr=False,
+                      options=replace(CompileOptions(), precision="int16")).graph
+    arch = load_arch("npu-s")
+    cm = CompiledModel(lower_program(qg, arch, CompileOptions(), {}), arch, qg)
+    x_s, y_s = qg.tensors["x"].quant.s, qg.tensors["y"].quant.s
+    assert qg.tensors["x"].dtype is DType.I16 and qg.tensors["b"].dtype is DType.I64
+    # the case: at max |w| / 127 channel 1's multiplier is under 2^-32, channel 2's bias code past 2^46
+    assert np.abs(w[1]).max() / 127 * x_s / y_s < 2.0 ** -32 and np.abs(w[2]).max() / 127 * x_s / y_s < 2.0 ** -32
+    assert 0.7 / (x_s * np.abs(w[2]).max() / 127) > 2 ** 46
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = rng.normal(0, 1, (1, 4, 6, 6)).astype(np.float32)
+    q = quantize_inputs(qg, {"x": x})
+    got = run_reference(qg, q)["y"]
+    np.testing.assert_array_equal(cm.run_int(q)["y"], got)
+    err = np.abs(got * y_s - sess.run(None, {"x": x})[0])
+    assert err[:, 1:3].max() < 2 * y_s        # the dead channels read their bias (before: 0)
+    half_step = np.abs(w).max(axis=(1, 2, 3)) / 127 / 2
+    taps = np.abs(x).sum() * 9 / 6 / 6 * 4        # generous: every tap of the 3 x 3 window
+    assert np.all(err[:, [0, 3]] <= taps * half_step[[0, 3], None, None] + 4 * y_s)
