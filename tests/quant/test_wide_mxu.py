@@ -111,6 +111,26 @@ def test_noise_driven_widening_reaches_convolutions(tmp_path):
     assert err[wide] < err[base]
 
 
+def _int16_conv(tmp_path, w: np.ndarray, b: np.ndarray, rng, attrs: dict):
+    """A one-conv ONNX model of weights `w` [O, 4, kh, kw] and bias `b` on a [1, 4, 6, 6]
+    input, quantised all-int16 (16x8) on 8 normal samples and lowered for npu-s:
+    (its path, the integer graph, the compiled model)."""
+    from dataclasses import replace
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)], "conv",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, w.shape[0], 6, 6])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    calib = {"x": rng.normal(0, 1, (8, 1, 4, 6, 6)).astype(np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qg = quantise(load_model(path, None, {}, []), calib, sqnr=False,
+                      options=replace(CompileOptions(), precision="int16")).graph
+    arch = load_arch("npu-s")
+    return path, qg, CompiledModel(lower_program(qg, arch, CompileOptions(), {}), arch, qg)
+
+
 def test_16x8_bias_of_a_near_zero_channel_is_kept(tmp_path):
     """A channel whose weights are all but zero is its bias (a BN-folded channel of a PP-OCR
     detector): at an int16 input scale its int64 bias code passes 2^31 (0.5 / (1e-4 x 8e-10)
@@ -122,20 +142,7 @@ def test_16x8_bias_of_a_near_zero_channel_is_kept(tmp_path):
     w = rng.normal(0, 0.3, (3, 4, 1, 1)).astype(np.float32)
     w[1] = 1e-7
     b = np.array([0.1, 0.5, -0.2], np.float32)
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"])], "bias",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 6, 6])],
-                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
-    path = tmp_path / "bias.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    calib = {"x": rng.normal(0, 1, (8, 1, 4, 6, 6)).astype(np.float32)}
-    from dataclasses import replace
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        qg = quantise(load_model(path, None, {}, []), calib, sqnr=False,
-                      options=replace(CompileOptions(), precision="int16")).graph
-    arch = load_arch("npu-s")
-    cm = CompiledModel(lower_program(qg, arch, CompileOptions(), {}), arch, qg)
+    path, qg, cm = _int16_conv(tmp_path, w, b, rng, {})
     assert qg.tensors["b"].dtype is DType.I64 and np.abs(qg.tensors["b"].data).max() > 2 ** 31
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = rng.normal(0, 1, (1, 4, 6, 6)).astype(np.float32)
@@ -166,20 +173,7 @@ def test_16x8_channel_of_near_zero_weights_keeps_its_bias(tmp_path):
     w[1] = rng.normal(0, 1e-8, (4, 3, 3))
     w[2] = rng.normal(0, 1e-13, (4, 3, 3))
     b = np.array([0.1, 0.5, -0.7, 0.2], np.float32)
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])], "dead",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
-                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
-    path = tmp_path / "dead.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
-    calib = {"x": rng.normal(0, 1, (8, 1, 4, 6, 6)).astype(np.float32)}
-    from dataclasses import replace
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        qg = quantise(load_model(path, None, {}, []), calib, sqnr=False,
-                      options=replace(CompileOptions(), precision="int16")).graph
-    arch = load_arch("npu-s")
-    cm = CompiledModel(lower_program(qg, arch, CompileOptions(), {}), arch, qg)
+    path, qg, cm = _int16_conv(tmp_path, w, b, rng, {"pads": [1, 1, 1, 1]})
     x_s, y_s = qg.tensors["x"].quant.s, qg.tensors["y"].quant.s
     assert qg.tensors["x"].dtype is DType.I16 and qg.tensors["b"].dtype is DType.I64
     # the case: at max |w| / 127 channel 1's multiplier is under 2^-32, channel 2's bias code past 2^46
