@@ -23,7 +23,7 @@ from .onnx_attrs import check_attributes
 from .onnx_builder import Act, Builder
 from .onnx_dynq import dequantise_dynamic
 from .onnx_float16 import float16_as_float32
-from .onnx_ml import standard_ml
+from .onnx_ml import ML_DOMAIN, standard_ml
 from .onnx_check import check_host_graph, check_shape, read_model, upgrade_opset
 from .onnx_const import constant_value, evaluate
 from .onnx_host import check_domain, emit_host, host_reason
@@ -173,7 +173,7 @@ class _Importer:
             except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
                 raise ModelError(first_line(f"malformed ONNX node '{name}' ({op}): {type(e).__name__}: {e}")) from e
         emit_host(b, node, reason, self.used, self.model.ir_version,
-                  next((o.version for o in self.opsets if o.domain == "ai.onnx.ml"), 1))
+                  next((o.version for o in self.opsets if o.domain == ML_DOMAIN), 1))
 
     @staticmethod
     def _shape_value(node: onnx.NodeProto, shape: np.ndarray) -> np.ndarray:

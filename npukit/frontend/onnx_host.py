@@ -18,27 +18,26 @@ from ..kernels.host_float import (DATA_SHAPED, HostFloatAttrs, loop_ends_on_cond
                                   wrapper_model)
 from .onnx_builder import Act, Builder
 from .onnx_check import check_loop_trips
-from .onnx_ml import ml_host_reason
+from .onnx_ml import ML_DOMAIN, ml_host_reason
 from .index_runs import MAX_RUNS, index_runs
 from .onnx_ops_tensor import rows_as_slice
 
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 _HOST_PAD_MODES = (b"wrap",)     # reflect is an IR PAD (DMA with negative strides), edge slices and concatenations
 _STANDARD = ("", "ai.onnx")
-_ML = "ai.onnx.ml"      # scikit-learn's operators: onnxruntime runs them (the arithmetic ones: onnx_ml)
 
 
 def check_domain(node: onnx.NodeProto, name: str) -> None:
-    if node.domain not in _STANDARD + (_ML,):
+    if node.domain not in _STANDARD + (ML_DOMAIN,):
         raise UnsupportedOpError(f"unsupported ONNX operator '{node.op_type}' from domain '{node.domain}' "
-                                 f"(node '{name}'): only standard-domain and {_ML} operators can run on the host",
+                                 f"(node '{name}'): only standard-domain and {ML_DOMAIN} operators can run on the host",
                                  node=name)
 
 
 def host_reason(node: onnx.NodeProto, b: Builder, converters) -> str:
     """Why `node` runs on the host without trying a converter; '' to try the NPU."""
     op = node.op_type
-    if node.domain == _ML:
+    if node.domain == ML_DOMAIN:
         return ml_host_reason(node)
     if op in CONTROL_FLOW:
         ins = [b.values.get(n) for n in node.input if n]
@@ -184,7 +183,7 @@ def emit_host(b: Builder, node: onnx.NodeProto, reason: str, used: set[str], ir_
             feeds.append((local, b.onnx_dtype(src)))
     keep = [k for k, out in enumerate(node.output) if out and out in used]
     wrapped.output.extend(f"out{k}" if out else "" for k, out in enumerate(node.output))
-    text = wrapper_model(wrapped, feeds, consts, b.opset, ir_version, {_ML: ml_opset} if node.domain == _ML else None)
+    text = wrapper_model(wrapped, feeds, consts, b.opset, ir_version, {ML_DOMAIN: ml_opset} if node.domain == ML_DOMAIN else None)
     probe = HostFloatAttrs(text, tuple(f"out{k}" for k in keep), (), (), op)
     try:
         results = _run_example(probe, [(b.tensors[t].shape, d) for t, (_, d) in zip(ir_inputs, feeds)])

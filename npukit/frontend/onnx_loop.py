@@ -58,15 +58,12 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
         cond = _scalar(b.values.get(body.output[0].name))
         if cond is None:
             raise NotUnrolled
-        carried = []
-        for k, out in enumerate(body.output[1:1 + n_carried]):
-            kept = f"{tag}/iteration{i}/{out.name}"
-            b.alias(kept, out.name)
-            carried.append(kept)
-        for k, out in enumerate(body.output[1 + n_carried:]):
-            kept = f"{tag}/iteration{i}/{out.name}"
-            b.alias(kept, out.name)
-            scans[k].append(kept)
+        kept = [f"{tag}/iteration{i}/{out.name}" for out in body.output[1:]]     # this iteration's values
+        for name, out in zip(kept, body.output[1:]):
+            b.alias(name, out.name)
+        carried = kept[:n_carried]
+        for scan, name in zip(scans, kept[n_carried:]):
+            scan.append(name)
         i += 1
     if i == 0 and scans:
         raise NotUnrolled           # (empty scan outputs: no activation to give)
