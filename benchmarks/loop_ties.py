@@ -45,7 +45,7 @@ def main() -> None:
     import npukit
     from npukit.frontend import onnx_loop
     if a.untied:
-        onnx_loop._ties = lambda copies: []
+        onnx_loop.iteration_ties = lambda copies: []
     name, dims = a.shape.split("=")
     shape = tuple(int(d) for d in dims.split(","))
     rng = np.random.default_rng(0)

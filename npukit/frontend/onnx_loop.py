@@ -9,10 +9,9 @@ loop-carried values pass from one iteration to the next, scan outputs are stacke
 new first axis (Unsqueeze, Concat), and each body node is converted as any other (NPU, or
 the host with its reason). A condition that does not fold, more than `MAX_UNROLL`
 iterations or a Loop that would produce no iteration leaves the Loop to the host, whole.
-Each body value's copies, one per iteration, are tied (ir.ties): the quantiser gives them one
-range, observed over every iteration, so that all iterations share one scale. Copies are
-matched by the body value they hold and, where an iteration emitted the same nodes as the
-first (operator and output shapes, in order), node by node (a converter's own tensors).
+Each body value's copies, one per iteration, are tied (ir.ties, frontend/unroll_ties): the
+quantiser gives them one range, observed over every iteration, so that all iterations share
+one scale.
 """
 from __future__ import annotations
 
@@ -20,9 +19,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..ir.graph import DType
 from ..kernels.host_float import loop_ends_on_condition
 from .onnx_builder import Act, Builder
+from .unroll_ties import Iteration, iteration, iteration_ties
 
 MAX_UNROLL = 16
 
@@ -52,7 +51,7 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
     carried = list(node.input[2:])
     scans: list[list[str]] = [[] for _ in body.output[1 + n_carried:]]
     i, tag = 0, node.name or node.output[0]
-    copies: list[_Iteration] = []
+    copies: list[Iteration] = []
     while i < int(trips) and bool(cond.ravel()[0]):
         if i >= MAX_UNROLL:
             raise NotUnrolled
@@ -79,37 +78,15 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
         b.alias(dst, src)
     for dst, parts in zip(node.output[n_carried:], scans):
         _stack(importer, dst, parts)
-    b.ties.extend(_ties(copies))
+    b.ties.extend(iteration_ties(copies))
 
 
-# an iteration: the (operator, output shapes) of the nodes it emitted, their float outputs in
-# order, and the IR tensor of each body value that is a float activation
-_Iteration = tuple[tuple, tuple[str, ...], dict[str, str]]
-
-
-def _iteration(b: Builder, body: onnx.GraphProto, start: int) -> _Iteration:
-    def floating(name: str) -> bool:
-        t = b.tensors.get(name)
-        return t is not None and not t.is_const and t.dtype is DType.F32
-    nodes = b.nodes[start:]
-    signature = tuple((n.op, tuple(b.tensors[o].shape for o in n.outputs if o in b.tensors)) for n in nodes)
-    named = {}
-    for name in [vi.name for vi in body.input[2:]] + [o for n in body.node for o in n.output]:
-        v = b.values.get(name)
-        if isinstance(v, Act) and floating(v.ir):
-            named[name] = v.ir
-    return signature, tuple(o for n in nodes for o in n.outputs if floating(o)), named
-
-
-def _ties(copies: list[_Iteration]) -> list[tuple[str, ...]]:
-    """The groups of per-iteration copies: by body value, and node by node across the
-    iterations that emitted the same nodes as the first."""
-    if len(copies) < 2:
-        return []
-    groups = [tuple(c[2][name] for c in copies if name in c[2]) for name in copies[0][2]]
-    same = [c[1] for c in copies if c[0] == copies[0][0] and len(c[1]) == len(copies[0][1])]
-    groups += list(zip(*same)) if len(same) > 1 else []
-    return [g for g in groups if len(set(g)) > 1]
+def _iteration(b: Builder, body: onnx.GraphProto, start: int) -> Iteration:
+    """The iteration just run: the nodes emitted since `start`, the IR tensors of the carried
+    values it read and of every value its nodes made."""
+    names = [vi.name for vi in body.input[2:]] + [o for n in body.node for o in n.output]
+    return iteration(b.nodes[start:], b.tensors,
+                     {name: v.ir for name in names if isinstance(v := b.values.get(name), Act)})
 
 
 def _stack(importer, dst: str, parts: list[str]) -> None:
