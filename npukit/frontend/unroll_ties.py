@@ -2,9 +2,10 @@
 
 Both unrollers (frontend/onnx_loop for an ONNX `Loop`, frontend/tflite_while for a TFLite
 `WHILE`) record each iteration as an `Iteration`; `iteration_ties` groups the copies.
-Copies are matched by the body value they hold (its name in the body) and, across the
-iterations that emitted the same nodes as the first (operator and output shapes, in order),
-node by node, which reaches a converter's own tensors too.
+Copies are matched by the body value they hold (its name in the body) and, among the
+iterations that emitted the same nodes (operator and output shapes, in order), node by node,
+which reaches a converter's own tensors too (the first iteration of a recurrence, whose
+state is a constant zero, folds some of its nodes away: it is matched by value alone).
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def iteration_ties(copies: list[Iteration]) -> list[tuple[str, ...]]:
     if len(copies) < 2:
         return []
     groups = [tuple(c.named[k] for c in copies if k in c.named) for k in copies[0].named]
-    same = [c.outputs for c in copies if c.signature == copies[0].signature and len(c.outputs) == len(copies[0].outputs)]
-    groups += list(zip(*same)) if len(same) > 1 else []
+    alike: dict[tuple, list[tuple[str, ...]]] = {}
+    for c in copies:
+        alike.setdefault((c.signature, len(c.outputs)), []).append(c.outputs)
+    for same in alike.values():
+        groups += list(zip(*same)) if len(same) > 1 else []
     return [g for g in groups if len(set(g)) > 1]
