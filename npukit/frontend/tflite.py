@@ -18,12 +18,10 @@ from ai_edge_litert import schema_py_generated as tfl
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, SliceAttrs, Tensor
-from ..ir.ties import Ties
 from ..ir.verify import verify
 from . import tflite_read as rd
 from .tflite_complex import convert_complex
 from .tflite_resize import read_resized
-from .tflite_while import unroll_while
 
 _INT_ACTIVATIONS = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 _INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_))   # unquantised in int8 models
@@ -54,7 +52,6 @@ class TfliteConverter:
         self.made = {int(i) for op in self.sg.operators or [] for i in op.outputs} | {int(i) for i in self.sg.inputs}
         self.complex: dict[int, str] = {}        # complex TFLite tensor -> float [re | im] pair (tflite_complex)
         self.op_index = 0
-        self.ties: list[tuple[str, ...]] = []    # an unrolled WHILE's copies of one body value (ir.ties)
 
     # ---- tensors --------------------------------------------------------------------------
 
@@ -171,15 +168,12 @@ class TfliteConverter:
                 continue
             if convert_complex(self, op):
                 continue
-            if self.op_label == "WHILE" and not self.quantised and unroll_while(self, op):
-                continue
             self._convert_op(op, CONVERTERS.get(self.op_label), used)
         self._assign_variables()
         inputs = tuple(self.name(i) for i in self.sg.inputs)
         outputs = tuple(self.name(i) for i in self.sg.outputs)
-        ties = Ties.of([t for t in (tuple(n for n in tie if n in self.tensors) for tie in self.ties) if len(t) > 1])
         g = Graph(tuple(self.nodes), {}, inputs, outputs, self.graph_name, dict(self.variables),
-                  frozenset(self.float_io), ties=ties)
+                  frozenset(self.float_io))
         g = g.with_nodes(self.nodes, self.tensors)
         # a quantised graph is verified once attach_params has given its nodes integer params
         return g if self.quantised else verify(g, "TFLite import")
