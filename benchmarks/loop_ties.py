@@ -7,7 +7,8 @@ MODEL is the speech embedding of ovos-ww-plugin-local-wake (a tf2onnx `map_fn` L
 batch: B iterations). Samples as the fourth sweep's (docs/models.md): a sine of random pitch
 (100-2000 Hz at 16 kHz) and level (0.05-0.8) with noise; 8 for calibration, `--held` more,
 each scored by the cosine of the whole output against onnxruntime's, and the mean and worst
-printed. `--untied` imports without the ties (the unroller records none), as before they
+printed, and how far one clip's output moves when it is first or last in the batch
+(`position_diff`). `--untied` imports without the ties (the unroller records none), as before they
 existed; `--host-loop NODE` leaves that Loop on the host (float), the reference setting.
 """
 from __future__ import annotations
@@ -61,10 +62,16 @@ def main() -> None:
         want = sess.run(None, {name: x})[0].astype(np.float64).ravel()
         got = np.asarray(prog.run({name: x})[prog.output_names[0]], np.float64).ravel()
         cos.append(float(want @ got / (np.linalg.norm(want) * np.linalg.norm(got) + 1e-30)))
+    # the same clip first and last in the batch: its output should not depend on where it is
+    x = held[0]
+    moved = np.concatenate([x[1:], x[:1]])
+    out = prog.output_names[0]
+    a_, b_ = np.asarray(prog.run({name: x})[out]), np.asarray(prog.run({name: moved})[out])
+    position = float(np.abs(a_[0] - b_[-1]).max()) if shape[0] > 1 else 0.0
     prof = prog.profile()
     print(json.dumps({"shape": a.shape, "untied": a.untied, "host_loop": a.host_loop,
                       "cosine_mean": round(float(np.mean(cos)), 5), "cosine_min": round(min(cos), 5),
-                      "cycles": prof.total_cycles, "host_ops": len(prof.host_ops),
+                      "position_diff": round(position, 5), "output_amax": round(float(np.abs(a_).max()), 3), "cycles": prof.total_cycles, "host_ops": len(prof.host_ops),
                       "compile_s": round(compile_s, 1)}))
 
 

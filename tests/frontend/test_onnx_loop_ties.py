@@ -105,3 +105,49 @@ def test_tied_program_matches_onnxruntime(tmp_path):
         got = prog.run({"x": x})
         for name in want:
             np.testing.assert_allclose(got[name], want[name], atol=bound[name], err_msg=name)
+
+
+def _map_fn() -> bytes:
+    """tf2onnx's map_fn over a batch of 2: row i (Gather) times w, plus c, scanned out."""
+    body = helper.make_graph(
+        [node("Gather", ["x", "i"], ["row"], axis=0), node("Mul", ["row", "w"], ["h"]), node("Add", ["h", "c"], ["scan"]),
+         node("Add", ["i", "one_i"], ["i1"]), node("Less", ["i1", "n"], ["cond_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("scan", TensorProto.FLOAT, [3, 4])],
+        [numpy_helper.from_array(np.array(1, np.int64), "one_i")])
+    nodes = [node("Shape", ["x"], ["shape"]), node("Gather", ["shape", "zero_i"], ["n"], axis=0),
+             node("Less", ["zero_i", "n"], ["go"]), node("Loop", ["M", "go"], ["stacked"], body=body),
+             node("Relu", ["stacked"], ["y"])]
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array(2**63 - 1, np.int64), "M"),
+             numpy_helper.from_array(np.array(0, np.int64), "zero_i"),
+             numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "c")]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+
+
+def test_tied_map_fn_output_does_not_depend_on_batch_position():
+    """Calibrated on batches whose first row is small and second large: untied, the two
+    iterations get different scales and a row's result depends on where it sits in the batch;
+    tied, swapping the rows swaps the results exactly (each within two output steps of
+    onnxruntime's)."""
+    from npukit.measure import run_dequantised
+    mb = _map_fn()
+    g = load_onnx(mb)
+    rng = np.random.default_rng(2)
+    calib = rng.standard_normal((8, 2, 3, 4)).astype(np.float32) * np.array([0.2, 3.0], np.float32)[:, None, None]
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    swapped = x[::-1].copy()
+    want = ort.InferenceSession(mb).run(None, {"x": x})[0]
+    results = {}
+    for tied in (True, False):
+        q = quantise(g if tied else replace(g, ties=Ties()), {"x": calib}, "minmax", sqnr=False).graph
+        a, b = run_dequantised(q, {"x": x})["y"], run_dequantised(q, {"x": swapped})["y"]
+        results[tied] = float(np.abs(a - b[::-1]).max())
+        if tied:
+            np.testing.assert_allclose(a, want, atol=2 * q.tensors["y"].qp.s)
+    assert results[True] == 0.0 and results[False] > 0.0, results
