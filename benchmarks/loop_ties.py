@@ -71,7 +71,8 @@ def main() -> None:
     prof = prog.profile()
     print(json.dumps({"shape": a.shape, "untied": a.untied, "host_loop": a.host_loop,
                       "cosine_mean": round(float(np.mean(cos)), 5), "cosine_min": round(min(cos), 5),
-                      "position_diff": round(position, 5), "output_amax": round(float(np.abs(a_).max()), 3), "cycles": prof.total_cycles, "host_ops": len(prof.host_ops),
+                      "position_diff": round(position, 5), "output_amax": round(float(np.abs(a_).max()), 3),
+                      "cycles": prof.total_cycles, "host_ops": len(prof.host_ops),
                       "compile_s": round(compile_s, 1)}))
 
 
