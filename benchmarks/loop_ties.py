@@ -1,11 +1,11 @@
 """An unrolled ONNX Loop with and without its per-iteration copies tied (ir.ties): held-out
 cosine against onnxruntime and npu-m cycles, one model and one setting per process.
 
-    python benchmarks/loop_ties.py MODEL.onnx INPUT=B,N [--untied] [--host-loop NODE] [--held 4]
+    python benchmarks/loop_ties.py MODEL.onnx INPUT=B,N [--untied] [--host-loop NODE] [--held 4] [--calib 8]
 
 MODEL is the speech embedding of ovos-ww-plugin-local-wake (a tf2onnx `map_fn` Loop over the
 batch: B iterations). Samples as the fourth sweep's (docs/models.md): a sine of random pitch
-(100-2000 Hz at 16 kHz) and level (0.05-0.8) with noise; 8 for calibration, `--held` more,
+(100-2000 Hz at 16 kHz) and level (0.05-0.8) with noise; `--calib` for calibration, `--held` more,
 each scored by the cosine of the whole output against onnxruntime's, and the mean and worst
 printed, and how far one clip's output moves when it is first or last in the batch
 (`position_diff`). `--untied` imports without the ties (the unroller records none), as before they
@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--untied", action="store_true")
     ap.add_argument("--host-loop", default="")
     ap.add_argument("--held", type=int, default=4)
+    ap.add_argument("--calib", type=int, default=8)
     a = ap.parse_args()
     warnings.simplefilter("ignore")
     import onnxruntime as ort
@@ -50,7 +51,7 @@ def main() -> None:
     name, dims = a.shape.split("=")
     shape = tuple(int(d) for d in dims.split(","))
     rng = np.random.default_rng(0)
-    calib = np.stack([audio(rng, shape) for _ in range(8)])
+    calib = np.stack([audio(rng, shape) for _ in range(a.calib)])
     held = [audio(rng, shape) for _ in range(a.held)]
     t0 = time.perf_counter()
     prog = npukit.compile(a.model, "npu-m", input_shapes={name: shape}, calibration={name: calib}, sqnr=False,
@@ -69,7 +70,7 @@ def main() -> None:
     a_, b_ = np.asarray(prog.run({name: x})[out]), np.asarray(prog.run({name: moved})[out])
     position = float(np.abs(a_[0] - b_[-1]).max()) if shape[0] > 1 else 0.0
     prof = prog.profile()
-    print(json.dumps({"shape": a.shape, "untied": a.untied, "host_loop": a.host_loop,
+    print(json.dumps({"shape": a.shape, "calib": a.calib, "untied": a.untied, "host_loop": a.host_loop,
                       "cosine_mean": round(float(np.mean(cos)), 5), "cosine_min": round(min(cos), 5),
                       "position_diff": round(position, 5), "output_amax": round(float(np.abs(a_).max()), 3),
                       "cycles": prof.total_cycles, "host_ops": len(prof.host_ops),
