@@ -1,7 +1,8 @@
 """The ties of an unrolled loop (ir.ties): which IR tensors are one body value's copies.
 
-Both unrollers (frontend/onnx_loop for an ONNX `Loop`, frontend/tflite_while for a TFLite
-`WHILE`) record each iteration as an `Iteration`; `iteration_ties` groups the copies.
+An unroller (frontend/onnx_loop for an ONNX `Loop`; a TFLite `WHILE` one was tried,
+BENCHMARKS.md, 2026-12-08) records each iteration as an `Iteration`; `iteration_ties` groups
+the copies.
 Copies are matched by the body value they hold (its name in the body) and, among the
 iterations that emitted the same nodes (operator and output shapes, in order), node by node,
 which reaches a converter's own tensors too (the first iteration of a recurrence, whose
