@@ -9,9 +9,12 @@ loop-carried values pass from one iteration to the next, scan outputs are stacke
 new first axis (Unsqueeze, Concat), and each body node is converted as any other (NPU, or
 the host with its reason). A condition that does not fold, more than `MAX_UNROLL`
 iterations or a Loop that would produce no iteration leaves the Loop to the host, whole.
-Each body value's copies, one per iteration, are tied (ir.ties, frontend/unroll_ties): the
-quantiser gives them one range, observed over every iteration, so that all iterations share
-one scale.
+When no activation is carried from one iteration to the next (a map over the batch, as
+`tf.map_fn` writes), each body value's copies, one per iteration, are tied (ir.ties,
+frontend/unroll_ties): the quantiser gives them one range, observed over every iteration, so
+that a row's result does not depend on where it sits in the batch. A recurrence keeps one
+range per iteration: its iterations differ for good reason (a growing state), and tying
+them measured worse (BENCHMARKS.md, 2026-12-08).
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
     scans: list[list[str]] = [[] for _ in body.output[1 + n_carried:]]
     i, tag = 0, node.name or node.output[0]
     copies: list[Iteration] = []
+    recurrent = False
     while i < int(trips) and bool(cond.ravel()[0]):
         if i >= MAX_UNROLL:
             raise NotUnrolled
@@ -69,6 +73,7 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
         for name, out in zip(kept, body.output[1:]):
             b.alias(name, out.name)
         carried = kept[:n_carried]
+        recurrent = recurrent or any(isinstance(b.values.get(c), Act) for c in carried)
         for scan, name in zip(scans, kept[n_carried:]):
             scan.append(name)
         i += 1
@@ -78,7 +83,8 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
         b.alias(dst, src)
     for dst, parts in zip(node.output[n_carried:], scans):
         _stack(importer, dst, parts)
-    b.ties.extend(iteration_ties(copies))
+    if not recurrent:
+        b.ties.extend(iteration_ties(copies))
 
 
 def _iteration(b: Builder, body: onnx.GraphProto, start: int) -> Iteration:
