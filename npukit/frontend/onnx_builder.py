@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
 from ..ir.graph import DType, Graph, Node, Op, ReshapeAttrs, Tensor, TransposeAttrs
+from ..ir.ties import Ties
 from ..ir.shapes import infer
 from .onnx_check import check_shape
 
@@ -62,6 +63,7 @@ class Builder:
         self.host_typed: dict[str, str] = {}       # integer / boolean host results -> numpy dtype name
         self.onnx_types: dict[str, str] = {}       # ONNX element types the IR holds otherwise: integer
         # inputs read as int32, float64 / float16 host results held as float32
+        self.ties: list[tuple[str, ...]] = []      # an unrolled Loop's copies of one body value (ir.ties)
 
     # ---- names ------------------------------------------------------------------------
     def fresh(self, base: str, own: str | None = None) -> str:
@@ -123,12 +125,13 @@ class Builder:
         return t.dtype.np if t is not None and t.dtype is not DType.F32 else np.dtype("float32")
 
     # ---- rollback ---------------------------------------------------------------------
-    def mark(self) -> tuple[int, int, int, int]:
-        return len(self.nodes), len(self.tensors), len(self._nchw_view), len(self.values)
+    def mark(self) -> tuple[int, int, int, int, int]:
+        return len(self.nodes), len(self.tensors), len(self._nchw_view), len(self.values), len(self.ties)
 
-    def rollback(self, mark: tuple[int, int, int, int]) -> None:
+    def rollback(self, mark: tuple[int, int, int, int, int]) -> None:
         """Forget everything emitted since `mark` (a converter that refused half-way)."""
-        n_nodes, n_tensors, n_views, values = mark
+        n_nodes, n_tensors, n_views, values, n_ties = mark
+        del self.ties[n_ties:]
         for node in self.nodes[n_nodes:]:
             self._node_names.discard(node.name)
         del self.nodes[n_nodes:]
@@ -263,4 +266,5 @@ class Builder:
                 self.emit(Op.RESHAPE, [ir], ReshapeAttrs(self.tensors[ir].shape), out)
         declared = {n: self.onnx_types[n] for n in inputs
                     if n in self.onnx_types and self.onnx_types[n] != self.tensors[n].dtype.np.name}
-        return Graph(tuple(self.nodes), dict(self.tensors), inputs, outputs, name, declared_int=declared)
+        ties = Ties.of([t for t in (tuple(n for n in group if n in self.tensors) for group in self.ties) if len(t) > 1])
+        return Graph(tuple(self.nodes), dict(self.tensors), inputs, outputs, name, declared_int=declared, ties=ties)

@@ -9,6 +9,12 @@ loop-carried values pass from one iteration to the next, scan outputs are stacke
 new first axis (Unsqueeze, Concat), and each body node is converted as any other (NPU, or
 the host with its reason). A condition that does not fold, more than `MAX_UNROLL`
 iterations or a Loop that would produce no iteration leaves the Loop to the host, whole.
+When no activation is carried from one iteration to the next (a map over the batch, as
+`tf.map_fn` writes), each body value's copies, one per iteration, are tied (ir.ties,
+frontend/unroll_ties): the quantiser gives them one range, observed over every iteration, so
+that a row's result does not depend on where it sits in the batch. A recurrence keeps one
+range per iteration: its iterations differ for good reason (a growing state), and tying
+them measured worse (BENCHMARKS.md, 2026-12-08).
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ import onnx
 from onnx import helper
 
 from ..kernels.host_float import loop_ends_on_condition
-from .onnx_builder import Builder
+from .onnx_builder import Act, Builder
+from .unroll_ties import Iteration, iteration, iteration_ties
 
 MAX_UNROLL = 16
 
@@ -47,6 +54,8 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
     carried = list(node.input[2:])
     scans: list[list[str]] = [[] for _ in body.output[1 + n_carried:]]
     i, tag = 0, node.name or node.output[0]
+    copies: list[Iteration] = []
+    recurrent = False
     while i < int(trips) and bool(cond.ravel()[0]):
         if i >= MAX_UNROLL:
             raise NotUnrolled
@@ -54,7 +63,9 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
         b.values[body.input[1].name] = np.array(bool(cond.ravel()[0]))
         for vi, src in zip(body.input[2:], carried):
             b.alias(vi.name, src)
+        start = len(b.nodes)
         importer.run_graph(body)
+        copies.append(_iteration(b, body, start))
         cond = _scalar(b.values.get(body.output[0].name))
         if cond is None:
             raise NotUnrolled
@@ -62,6 +73,7 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
         for name, out in zip(kept, body.output[1:]):
             b.alias(name, out.name)
         carried = kept[:n_carried]
+        recurrent = recurrent or any(isinstance(b.values.get(c), Act) for c in carried)
         for scan, name in zip(scans, kept[n_carried:]):
             scan.append(name)
         i += 1
@@ -71,6 +83,16 @@ def unroll_loop(importer, node: onnx.NodeProto) -> None:
         b.alias(dst, src)
     for dst, parts in zip(node.output[n_carried:], scans):
         _stack(importer, dst, parts)
+    if not recurrent:
+        b.ties.extend(iteration_ties(copies))
+
+
+def _iteration(b: Builder, body: onnx.GraphProto, start: int) -> Iteration:
+    """The iteration just run: the nodes emitted since `start`, the IR tensors of the carried
+    values it read and of every value its nodes made."""
+    names = [vi.name for vi in body.input[2:]] + [o for n in body.node for o in n.output]
+    return iteration(b.nodes[start:], b.tensors,
+                     {name: v.ir for name in names if isinstance(v := b.values.get(name), Act)})
 
 
 def _stack(importer, dst: str, parts: list[str]) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .ties import Ties
+
 
 class DType(enum.Enum):
     F32 = "float32"
@@ -375,6 +377,7 @@ class Graph:
     # integer graph inputs the model declares with another type than the IR's (ONNX int64 ids
     # held as int32): name -> numpy dtype name. `run` takes them in the declared type.
     declared_int: dict[str, str] = field(default_factory=dict, compare=False)
+    ties: Ties = Ties()     # tensors given one quantisation: an unrolled loop's copies of a value (ir.ties)
 
     def producer(self, tensor: str) -> Node | None:
         for node in self.nodes:

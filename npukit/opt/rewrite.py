@@ -1,7 +1,7 @@
 """Graph rewriting helpers: use counts, node removal and rule-driven fixpoint rewriting."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -106,7 +106,7 @@ def bypass(g: Graph, node: Node) -> Graph | None:
     if g.tensors[x].shape != g.tensors[y].shape:
         return None
     renamed = [n.with_(outputs=tuple(y if t == x else t for t in n.outputs)) for n in others]
-    return g.with_nodes(rename_input(renamed, x, y))
+    return replace(g.with_nodes(rename_input(renamed, x, y)), ties=g.ties.renamed(x, y))
 
 
 def merged_source(*nodes: Node) -> tuple[str, ...]:

@@ -315,6 +315,12 @@ def observe(g: Graph, feeds: Iterable[dict[str, np.ndarray]], keep: int = 4,
     betas = softmax_inputs(g)
     observers = {name: Observer(i, hold, expected, betas.get(name)) for i, (name, t) in enumerate(g.tensors.items())
                  if not t.is_const and t.dtype is DType.F32}      # host-made integers keep their type
+    order = {name: i for i, name in enumerate(g.tensors)}
+    for tie in g.ties.groups:       # an unrolled loop's copies of a value: observed as one tensor (ir.ties)
+        members = sorted(t for t in tie if t in observers)
+        if len(members) > 1:
+            shared = Observer(order[members[0]], hold, expected * len(members), betas.get(members[0]))
+            observers.update({t: shared for t in members})
 
     def seen(name: str, value: np.ndarray) -> None:
         obs = observers.get(name)

@@ -8,6 +8,8 @@ holds such an output and a member outside that fixed range (a Concat of box regr
 sigmoid scores) must not take the fixed range, which would clip the other members: the
 fixed-range output is requantised into the group by an int8 -> int8 QUANTIZE, and the group's
 scale comes from its members' calibrated ranges, as for any other group.
+The graph's ties (ir.ties: an unrolled loop's per-iteration copies of one value) join the
+groups too, so that every iteration takes one scale (and one width).
 """
 from __future__ import annotations
 
@@ -65,6 +67,10 @@ def shared_groups(g: Graph) -> Groups:
             for t in (node.inputs[5], *node.outputs[1:]):
                 if not g.tensors[t].is_const:
                     groups.union(t, node.outputs[0])
+    for tie in g.ties.groups:
+        present = sorted(t for t in tie if t in g.tensors and not g.tensors[t].is_const)
+        for t in present[1:]:
+            groups.union(t, present[0])
     return groups
 
 
