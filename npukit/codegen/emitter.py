@@ -155,10 +155,12 @@ def moved(entries: list, source: list, target: list) -> list:
 def flipped(entries: list, log: list) -> tuple[list, list] | None:
     """A recording's entries as its emission with every step's SRAM slots from the other end,
     and that emission's slot log, or None where a range in slot memory lies in no one slot of
-    its step's allocators. Allocation from either end takes the same slots in the same order
-    (`SramSlots.take`): slot [a, a + n) of an allocator over `size` bytes is taken at
-    size - a - n from the other end, so every range inside it moves by size - 2a - n; ranges
-    outside slot memory (off-chip, resident activations) stay."""
+    the allocators of the latest `Ctx.slots()` call before it (the emitters take fresh
+    allocators per layer, batch or group and use no earlier ones' slots after). Allocation
+    from either end takes the same slots in the same order (`SramSlots.take`): slot [a, a + n)
+    of an allocator over `size` bytes is taken at size - a - n from the other end, so every
+    range inside it moves by size - 2a - n; ranges outside slot memory (off-chip, resident
+    activations) stay."""
     starts = [start for start, _ in log]
     where: list[dict[int, list[tuple[int, int, int]]]] = []
     for _, slots in log:
