@@ -1,6 +1,7 @@
 """The `npukit` command line. Every user error is one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -24,6 +25,22 @@ class _Command(typer.core.TyperCommand):
 
     def get_short_help_str(self, limit: int = 45) -> str:
         return self.short_help or " ".join((self.help or "").split("\n\n")[0].split())
+
+    def invoke(self, ctx):
+        _resume_gc()
+        return super().invoke(ctx)
+
+
+def _resume_gc() -> None:
+    """The command line parses with the cycle collector paused (`main`): parsing loads
+    pydantic's schema machinery for typer's option adapters (objects that live as long as the
+    process, which the collector's passes would walk again and again). The command itself
+    runs with the collector on, those objects frozen out of its passes."""
+    global _PAUSED
+    if _PAUSED:
+        _PAUSED = False
+        gc.freeze()
+        gc.enable()
 
 
 # Plain help layout (rich_markup_mode=None) and plain tracebacks: typer's rich layout loads
@@ -161,6 +178,7 @@ def _command_path() -> str:
 
 
 _MAIN = False   # running as the npukit command (main), not called in-process
+_PAUSED = False  # main paused the cycle collector until the command runs (_resume_gc)
 
 # The command's process defaults, each left as the environment sets it: BLAS on one thread
 # (npukit computes on one core, see npukit.threads; starting OpenBLAS's thread pool costs
@@ -170,13 +188,24 @@ PROCESS_DEFAULTS = {"OPENBLAS_NUM_THREADS": "1", "PYDANTIC_DISABLE_PLUGINS": "__
 
 
 def main() -> None:
-    global _MAIN
+    global _MAIN, _PAUSED
     _MAIN = True
     for name, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(name, value)
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
+    _PAUSED = gc.isenabled()
+    gc.disable()
+    try:
+        _run(debug)
+    finally:
+        if _PAUSED:     # no command ran (help, a usage error)
+            _PAUSED = False
+            gc.enable()
+
+
+def _run(debug: bool) -> None:
     try:
         app(prog_name="npukit", standalone_mode=False)
     except NpukitError as e:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 def _frozen_imports(model: Path) -> None:
-    """Import the compiler and the model's frontend with the cycle collector paused, then
+    """Import the compiler, the command line's argument parsing (numpy, the arch schema) and
+    the model's frontend with the cycle collector paused, then
     freeze everything loaded so far (modules, classes, functions: about 10^5 objects that live
     as long as the process): the collector's full passes during a compile then skip them
     (10-25% of a small model's compile process). Only the command line does this: it is
@@ -31,7 +32,7 @@ def _frozen_imports(model: Path) -> None:
     frontend = {".onnx": ".frontend.onnx", ".tflite": ".frontend.tflite"}.get(model.suffix.lower())
     gc.disable()
     try:
-        from . import api, compiler  # noqa: F401
+        from . import api, cli_args, compiler  # noqa: F401
         if frontend and model.is_file():
             importlib.import_module(frontend, __package__)
     except ImportError:
@@ -43,7 +44,6 @@ def _frozen_imports(model: Path) -> None:
 
 def _compile(model: Path, arch: str, shapes, calib, method: Enum, options: CompileOptions, values=None,
              sqnr=True, random_samples=8, host: Enum = Host.__members__["auto"], schedule: Path | None = None) -> CompiledModel:
-    _frozen_imports(model)
     from . import api
     from .cli_args import input_shapes, input_values, read_npz
     shapes, feeds, bound = input_shapes(shapes), read_npz(calib), input_values(values)
@@ -65,6 +65,7 @@ def compile_cmd(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] 
                                                             "(partition, fusion, arena, tilings) as JSON")):
     """Compile an ONNX or TFLite model to an .npub binary; prints the per-layer quantisation noise."""
     import json
+    _frozen_imports(model)
     from .cli_args import compile_options, output_paths
     from .report.tables import accuracy_lines, host_lines, sqnr_table, summary_line
     output_paths(output, json_out, schedule_out)
@@ -146,6 +147,7 @@ def profile(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SH
     """Cycles, bounds, traffic and energy of an .npub (or of a model, compiled in memory)."""
     import json
     from . import api
+    _frozen_imports(model)
     from .cli_args import compile_options, output_paths
     output_paths(json_out, trace, csv)
     if model.suffix == ".npub":
@@ -174,6 +176,7 @@ def report(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
     """One self-contained HTML report of an .npub (or of a model, compiled in memory): summary,
     per-layer table, roofline, engine timeline, SRAM in use, quantisation noise, arch."""
     from . import api
+    _frozen_imports(model)
     from .cli_args import compile_options, output_paths
     output_paths(output)
     if model.suffix == ".npub":
@@ -192,6 +195,7 @@ def export(model: Path, arch: str = ARCH, input_shape: Optional[list[str]] = SHA
            input_value: Optional[list[str]] = VALUES,
            qdq: Path = typer.Option(..., "--qdq", help="the QDQ ONNX model to write")):
     """Write npukit's quantised graph as a QDQ ONNX model (runs in onnxruntime)."""
+    _frozen_imports(model)
     from .cli_args import compile_options, output_paths
     from .export import export_qdq
     output_paths(qdq)

@@ -63,8 +63,9 @@ class SramSlots:
     dependency tracker then lets them overlap the current layer's compute.
     """
 
-    def __init__(self, space: int, size: int, name: str, from_top: bool = False):
+    def __init__(self, space: int, size: int, name: str, from_top: bool = False, log: list | None = None):
         self.space, self.size, self.name, self.top, self.from_top = space, size, name, 0, from_top
+        self.log = log      # receives (space, address, aligned bytes, size) of every slot taken
 
     def take(self, nbytes: int, count: int) -> list[int]:
         n = I.align(max(nbytes, 1))
@@ -74,6 +75,8 @@ class SramSlots:
                 raise ScheduleError(f"{self.name} too small: needs {self.top + n} bytes of {self.size}")
             out.append(self.size - self.top - n if self.from_top else self.top)
             self.top += n
+            if self.log is not None:
+                self.log.append((self.space, out[-1], n, self.size))
         return out
 
 
@@ -123,6 +126,7 @@ class Ctx:
     flip: bool = False             # this layer's SRAM slots come from the top (alternates)
     ratios: dict = field(default_factory=dict)   # tensor -> compressed / raw bytes of its weights
     memo: Memo = field(default_factory=Memo)     # the compile's remembered searches (one per schedule)
+    slot_log: list | None = None   # a recording's SRAM slots: (entries before, slots) per slots() call
 
     def space(self, tensor: str) -> int:
         """Where an activation lives: an off-chip region, or ABUF's resident area."""
@@ -173,8 +177,12 @@ class Ctx:
         """Fresh SRAM allocators for a layer (ABUF, WBUF, ACC)."""
         a = self.arch
         flip = self.flip
-        return (SramSlots(I.ABUF, a.abuf_bytes - self.onchip_bytes, "ABUF", flip),
-                SramSlots(I.WBUF, a.wbuf_bytes, "WBUF", flip), SramSlots(I.ACC, a.acc_bytes, "ACC", flip))
+        log = None
+        if self.slot_log is not None:       # a recording (scheduler.emitted): its slots, for flipped
+            log = []
+            self.slot_log.append((len(getattr(self.emitter, "entries", ())), log))
+        return (SramSlots(I.ABUF, a.abuf_bytes - self.onchip_bytes, "ABUF", flip, log),
+                SramSlots(I.WBUF, a.wbuf_bytes, "WBUF", flip, log), SramSlots(I.ACC, a.acc_bytes, "ACC", flip, log))
 
     @property
     def nbuf(self) -> int:

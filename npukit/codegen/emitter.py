@@ -152,6 +152,42 @@ def moved(entries: list, source: list, target: list) -> list:
     return [(ins, move(reads), move(writes)) for ins, reads, writes in entries]
 
 
+def flipped(entries: list, log: list) -> tuple[list, list] | None:
+    """A recording's entries as its emission with every step's SRAM slots from the other end,
+    and that emission's slot log, or None where a range in slot memory lies in no one slot of
+    the allocators of the latest `Ctx.slots()` call before it (the emitters take fresh
+    allocators per layer, batch or group and use no earlier ones' slots after). Allocation
+    from either end takes the same slots in the same order (`SramSlots.take`): slot [a, a + n)
+    of an allocator over `size` bytes is taken at size - a - n from the other end, so every
+    range inside it moves by size - 2a - n; ranges outside slot memory (off-chip, resident
+    activations) stay."""
+    starts = [start for start, _ in log]
+    where: list[dict[int, list[tuple[int, int, int]]]] = []
+    for _, slots in log:
+        by_space: dict[int, list[tuple[int, int, int]]] = {}
+        for space, a, n, size in slots:
+            by_space.setdefault(space, []).append((a, a + n, size - 2 * a - n))
+        where.append(by_space)
+    limit = {space: size for _, slots in log for space, _, _, size in slots}
+    out = []
+    for i, (ins, reads, writes) in enumerate(entries):
+        j = bisect.bisect_right(starts, i) - 1
+        spans = where[j] if j >= 0 else {}
+        moved_spans = []
+        for span in (*reads, *writes):
+            space, lo, hi = span
+            for a, b, by in spans.get(space, ()):
+                if a <= lo and hi <= b:
+                    span = (space, lo + by, hi + by)
+                    break
+            else:
+                if lo < limit.get(space, 0):     # in slot memory, in no one slot
+                    return None
+            moved_spans.append(span)
+        out.append((ins, moved_spans[:len(reads)], moved_spans[len(reads):]))
+    return out, [(start, [(space, size - a - n, n, size) for space, a, n, size in slots]) for start, slots in log]
+
+
 @dataclass
 class Recorder(Emitter):
     """Keeps each instruction (built at once: its maker may read loop variables that change

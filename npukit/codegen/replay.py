@@ -43,7 +43,7 @@ def lowered(ctx: Ctx, emit, ratio: float = 1.0) -> list:
     consts = ctx.consts.fresh(estimate=ratio)
     e = Emitter(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
                 packed_space=consts.space)
-    scratch = dataclasses.replace(ctx, consts=consts, emitter=e)
+    scratch = dataclasses.replace(ctx, consts=consts, emitter=e, slot_log=None)
     emit(scratch)
     return e.program
 

@@ -19,7 +19,7 @@ from ..schedule.plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Place
                              graph_fingerprint)
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
-from .emitter import Recorder, moved, replayed_deps
+from .emitter import Recorder, flipped, moved, replayed_deps
 from .conv import choose_conv, lower_conv
 from .fused import choose_fused, fusable_expansions, fusable_pairs, lower_fused, plan_fused
 from .gather import gather_reduced_axes_graph
@@ -189,7 +189,9 @@ class _Scheduler:
         emitted once for each form, first slot side, weight ratio and layout of the tensors it
         touches (their spaces, and the relative offsets of those sharing bytes), then replayed
         from the record, its byte ranges moved with the tensors they lie in when the tensors
-        sit elsewhere (an instruction's charge reads spaces and sizes, not addresses)."""
+        sit elsewhere (an instruction's charge reads spaces and sizes, not addresses). A unit
+        recorded from the other slot side is not emitted again: its record's SRAM slots are
+        moved to where this side takes them (`flipped`)."""
         lo, hi, d = self.units[k]
         placed, spaces, shared = self._layout(ctx, self.touched[k])
         at = tuple((t, a) for t, _, a, _ in placed)
@@ -198,34 +200,44 @@ class _Scheduler:
         if exact in self.memo.units:
             return self.memo.units[exact]
         key = (k, form, flip, ratio, ctx.consts.base, ctx.consts.compress, spaces, shared)
+        other = mirror = None
         if key not in self.memo.layouts:
-            out = self.emitted(ctx, k, assign, flip, ratio)
-            if out is None:
+            other = self.memo.layouts.get((*key[:2], not flip, *key[3:]))
+            mirror = other and flipped(other[0], other[2])
+        if key in self.memo.layouts:
+            rec = self.memo.layouts[key]
+            out = rec and (moved(rec[0], rec[3], placed), rec[1])
+        elif other and mirror:      # the other slot side's record, its slots from this end
+            rec = self.memo.layouts[key] = (mirror[0], other[1], mirror[1], other[3])
+            out = (moved(rec[0], rec[3], placed), rec[1])
+        else:
+            made = self.emitted(ctx, k, assign, flip, ratio)
+            if made is None:
                 self.memo.units[exact] = self.memo.layouts[key] = None
                 return None
-            self.memo.layouts[key] = (*out, placed)
-        else:
-            rec = self.memo.layouts[key]
-            out = rec and (moved(rec[0], rec[2], placed), rec[1])
+            self.memo.layouts[key] = (*made, placed)
+            out = made[:2]
         self.memo.units[exact] = out
         return out
 
-    def emitted(self, ctx: Ctx, k: int, assign: dict[str, str], flip: bool, ratio: float) -> tuple[list, int] | None:
+    def emitted(self, ctx: Ctx, k: int, assign: dict[str, str], flip: bool,
+                ratio: float) -> tuple[list, int, list] | None:
         """Unit k in its form emitted afresh into a recorder, its weight blocks sized by `ratio`,
-        its first step's SRAM slots from side `flip`: (recorded entries, steps), or None when
-        a fused form does not fit."""
+        its first step's SRAM slots from side `flip`: (recorded entries, steps, the slots taken
+        as `Ctx.slot_log` has them), or None when a fused form does not fit."""
         steps = self._unit(ctx, self.units[k], assign)
         if steps is None:
             return None
         consts = ctx.consts.fresh(estimate=ratio)
         e = Recorder(layer=ctx.emitter.layer, readonly=dict(ctx.emitter.readonly), packed=consts.packed,
                      packed_space=consts.space)
-        cx = replace(ctx, consts=consts, emitter=e, flip=flip)
+        cx = replace(ctx, consts=consts, emitter=e, flip=flip, slot_log=[])
         for j, step in enumerate(steps):
             if j:
                 cx.flip = not cx.flip
             step(cx)
-        return e.entries, len(steps)
+        assert cx.slot_log is not None
+        return e.entries, len(steps), cx.slot_log
 
     def _layout(self, ctx: Ctx, tensors: list[str]) -> tuple[list, tuple, tuple]:
         """The placed tensors among `tensors` as (tensor, space, address, bytes), their spaces,

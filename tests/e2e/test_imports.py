@@ -137,6 +137,22 @@ def test_cli_compile_freezes_the_imports_and_leaves_the_collector_on(tmp_path):
     loaded(frozen + body + "\nassert gc.isenabled() and gc.get_freeze_count() > frozen + 10**4, gc.get_freeze_count()")
 
 
+def test_cli_compile_parses_and_imports_with_the_collector_paused(tmp_path):
+    # gc.callbacks see every collection: none walks the import-time objects (numpy, pydantic's
+    # adapters, the arch schema, the compiler) from main() until they are frozen
+    body = cli("compile", TFLITE, "--arch", "u55-256", "-o", str(tmp_path / "m.npub"))
+    probe = ("import gc\nimport npukit.cli\nimport npukit.cli_model as cm\nruns, seen = [], []\n"
+             "gc.callbacks.append(lambda phase, info: runs.append(gc.get_freeze_count()))\n"
+             "orig = cm._frozen_imports\n"
+             "def frozen(model):\n    orig(model)\n    seen.append(len(runs))\ncm._frozen_imports = frozen\n")
+    loaded(probe + body + "\nassert seen and runs and 0 not in runs and gc.isenabled(), (seen, runs[:8])")
+
+
+@pytest.mark.parametrize("args,code", [(("--help",), 0), (("archs",), 0), (("compile", "--bogus"), 2)])
+def test_cli_leaves_the_collector_on(args, code):
+    loaded("import gc\n" + cli(*args, code=code) + "\nassert gc.isenabled()")
+
+
 def test_the_command_starts_blas_on_one_thread():
     # set before numpy loads (npukit computes on one core: npukit.threads); threadpoolctl reads
     # the thread count OpenBLAS started with
