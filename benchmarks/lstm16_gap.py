@@ -5,9 +5,10 @@ float model on the corpus's held-out inputs:
   - float:      the float LSTM (npukit's float executor: the baseline);
   - float, int8 weights: the float LSTM with the compile's int8 weights (what they alone cost);
   - 8x8_16:     the integer LSTM the compile ships (kernels_lstm: int8 input and hidden state),
-                at the quantisation `--precision` gives it;
+                at the quantisation `--precision` gives it (a float model's: gates in Q4.11);
   - 16x8:       npukit's 16x8 LSTM (kernels_lstm16: int16 input and hidden state, zero point
-                0, at the same ranges as the int8 ones, symmetric), same weights and cell;
+                0, at the same ranges as the int8 ones, symmetric), same weights, cell and gate
+                format;
   - 16x8, int8 x: the same with its input first rounded to the int8 input's quantisation (the
                 encoder's int8 ReLU feeding it, as the int16 program would).
 
@@ -33,6 +34,7 @@ import numpy as np  # noqa: E402
 from npukit.codegen.context import CompileOptions  # noqa: E402
 from npukit.compiler import load_model  # noqa: E402
 from npukit.ir.graph import Op  # noqa: E402
+from npukit.isa.instr_base import LSTM_GATE_Q4  # noqa: E402
 from npukit.kernels import float_exec  # noqa: E402
 from npukit.kernels import kernels_lstm as kl  # noqa: E402
 from npukit.kernels import kernels_lstm16 as kl16  # noqa: E402
@@ -61,7 +63,8 @@ def integer_lstm(qg, name: str, mode: str):
     sh16 = max(abs(hq.s * (-128 - hq.zp)), abs(hq.s * (127 - hq.zp))) / 32767
     q16 = kl.LstmQuant(sx16, 0, tuple(sw), tuple(t[r_name].qp.scale), sh16, 0, sh16, 0, cq.s, node.attrs.cell_clip,
                        gate_clip=node.attrs.gate_clip)
-    p16 = kl16.prepare_lstm16(q16, w, r, np.round(bias / (np.float64(np.float32(sx16)) * sw[:, None])).astype(np.int64))
+    p16 = kl16.prepare_lstm16(q16, w, r, np.round(bias / (np.float64(np.float32(sx16)) * sw[:, None])).astype(np.int64),
+                              kl.GATE_EXP + bool(p8.variant & LSTM_GATE_Q4))     # the compile's gate format
 
     def run(ins: list[np.ndarray]) -> list[np.ndarray]:
         x, h0, c0 = ins[0], ins[4], ins[5]

@@ -26,18 +26,20 @@ import numpy as np
 from npukit.errors import UnsupportedOpError
 from npukit.kernels import intmath
 from npukit.kernels.fixedpoint import INT16_MAX, INT16_MIN
-from npukit.kernels.kernels_lstm import LstmParams, LstmQuant, cell_update, prepare_lstm
+from npukit.kernels.kernels_lstm import GATE_EXP, LstmParams, LstmQuant, cell_update, prepare_lstm
 
 
-def prepare_lstm16(q: LstmQuant, w_input: np.ndarray, w_recurrent: np.ndarray, bias: np.ndarray) -> LstmParams:
-    """prepare_lstm for int16 activations: zero points 0, the int64 biases (G, C) kept whole.
-    Peephole, layer norm and projection are not part of the 16x8 form."""
+def prepare_lstm16(q: LstmQuant, w_input: np.ndarray, w_recurrent: np.ndarray, bias: np.ndarray,
+                   gate_exp: int = GATE_EXP) -> LstmParams:
+    """prepare_lstm for int16 activations: zero points 0, the int64 biases (G, C) kept whole,
+    the gates in Q3.12 or (gate_exp -11) Q4.11. Peephole, layer norm and projection are not part
+    of the 16x8 form."""
     if q.input_zp or q.state_zp or q.hidden_zp:
         raise UnsupportedOpError("16x8 LSTM needs zero points 0 on its int16 input and hidden state, got "
                                  f"{q.input_zp}, {q.state_zp}, {q.hidden_zp}")
     if q.peephole_scales or q.norm_scales or q.projection_scale:
         raise UnsupportedOpError("16x8 LSTM with peephole, layer norm or projection")
-    p = prepare_lstm(q, w_input, w_recurrent, np.zeros(np.shape(bias), np.int32))
+    p = prepare_lstm(q, w_input, w_recurrent, np.zeros(np.shape(bias), np.int32), gate_exp=gate_exp)
     return replace(p, bias=np.asarray(bias, np.int64))
 
 
