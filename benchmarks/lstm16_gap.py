@@ -6,11 +6,8 @@ float model on the corpus's held-out inputs:
   - float, int8 weights: the float LSTM with the compile's int8 weights (what they alone cost);
   - 8x8_16:     the integer LSTM the compile ships (kernels_lstm: int8 input and hidden state),
                 at the quantisation `--precision` gives it (a float model's: gates in Q4.11);
-  - 16x8:       npukit's 16x8 LSTM (kernels_lstm16: int16 input and hidden state, zero point
-                0, at the same ranges as the int8 ones, symmetric), same weights, cell and gate
-                format;
-  - 16x8, int8 x: the same with its input first rounded to the int8 input's quantisation (the
-                encoder's int8 ReLU feeding it, as the int16 program would).
+(A 16x8 LSTM kernel, int16 input and hidden state, was measured the same way and not kept:
+BENCHMARKS.md, 2026-12-08; `git show 35adc99`.)
 
 Each row also gives the SQNR of the LSTM's output sequence and of the model's outputs against
 float over the held-out inputs. A second table runs the integer program `--precision` ships
@@ -34,10 +31,8 @@ import numpy as np  # noqa: E402
 from npukit.codegen.context import CompileOptions  # noqa: E402
 from npukit.compiler import load_model  # noqa: E402
 from npukit.ir.graph import Op  # noqa: E402
-from npukit.isa.instr_base import LSTM_GATE_Q4  # noqa: E402
 from npukit.kernels import float_exec  # noqa: E402
 from npukit.kernels import kernels_lstm as kl  # noqa: E402
-from npukit.kernels import kernels_lstm16 as kl16  # noqa: E402
 from npukit.measure import quantize_inputs, real_values  # noqa: E402
 from npukit.sim import reference as sim_reference  # noqa: E402
 from npukit.models.corpus import CORPUS, calibration, fetch, held_out, reference, score  # noqa: E402
@@ -53,18 +48,11 @@ def integer_lstm(qg, name: str, mode: str):
     """(float ins) -> [y, h, c] of the LSTM `name` of the quantised graph `qg` run integer."""
     node = next(n for n in qg.nodes if n.name == name)
     t = qg.tensors
-    x_name, w_name, r_name, b_name = node.inputs[:4]
+    x_name, w_name, r_name = node.inputs[:3]
     xq, hq, cq = t[x_name].qp, t[node.outputs[0]].qp, t[node.outputs[2]].qp
     w, r = t[w_name].const_data, t[r_name].const_data
     sw = np.asarray(t[w_name].qp.scale, np.float64)
-    bias = t[b_name].const_data.astype(np.float64) * np.float64(np.float32(xq.s)) * sw[:, None]
     p8 = node.params
-    sx16 = max(abs(xq.s * (-128 - xq.zp)), abs(xq.s * (127 - xq.zp))) / 32767
-    sh16 = max(abs(hq.s * (-128 - hq.zp)), abs(hq.s * (127 - hq.zp))) / 32767
-    q16 = kl.LstmQuant(sx16, 0, tuple(sw), tuple(t[r_name].qp.scale), sh16, 0, sh16, 0, cq.s, node.attrs.cell_clip,
-                       gate_clip=node.attrs.gate_clip)
-    p16 = kl16.prepare_lstm16(q16, w, r, np.round(bias / (np.float64(np.float32(sx16)) * sw[:, None])).astype(np.int64),
-                              kl.GATE_EXP + bool(p8.variant & LSTM_GATE_Q4))     # the compile's gate format
 
     def run(ins: list[np.ndarray]) -> list[np.ndarray]:
         x, h0, c0 = ins[0], ins[4], ins[5]
@@ -72,15 +60,9 @@ def integer_lstm(qg, name: str, mode: str):
             return list(kl.lstm_float(x, h0, c0, w * sw[:, None, None], r * np.asarray(t[r_name].qp.scale)[:, None, None],
                                       ins[3], node.attrs.reverse, clip=node.attrs.gate_clip))
         c = _codes(c0, cq.s, 0, -32768, 32767, np.int16)
-        if mode == "8x8_16":
-            y, h, c = kl.lstm_sequence(_codes(x, xq.s, xq.zp, -128, 127, np.int8),
-                                       _codes(h0, hq.s, hq.zp, -128, 127, np.int8), c, w, r, p8, node.attrs.reverse)
-            return [(y.astype(np.float64) - hq.zp) * hq.s, (h.astype(np.float64) - hq.zp) * hq.s, c * cq.s]
-        if mode == "16x8, int8 x":
-            x = (_codes(x, xq.s, xq.zp, -128, 127, np.int8).astype(np.float64) - xq.zp) * xq.s
-        y, h, c = kl16.lstm_sequence16(_codes(x, sx16, 0, -32768, 32767, np.int16),
-                                       _codes(h0, sh16, 0, -32768, 32767, np.int16), c, w, r, p16, node.attrs.reverse)
-        return [y * sh16, h * sh16, c * cq.s]
+        y, h, c = kl.lstm_sequence(_codes(x, xq.s, xq.zp, -128, 127, np.int8),
+                                   _codes(h0, hq.s, hq.zp, -128, 127, np.int8), c, w, r, p8, node.attrs.reverse)
+        return [(y.astype(np.float64) - hq.zp) * hq.s, (h.astype(np.float64) - hq.zp) * hq.s, c * cq.s]
     return run
 
 
@@ -124,7 +106,7 @@ def main() -> None:
           f"against npukit's float run on {len(feeds)} held-out inputs")
     print(f"| LSTM | metric / min cosine | LSTM output SQNR | {' | '.join(g.outputs)} SQNR |")
     print("|---|---|---|" + "---|" * len(g.outputs))
-    for mode in ("float", "float, int8 weights", "8x8_16", "16x8", "16x8, int8 x"):
+    for mode in ("float", "float, int8 weights", "8x8_16"):
         runs = {n: integer_lstm(qg, n, mode) for n in lstms} if mode != "float" else {}
 
         def patched(node, ins):

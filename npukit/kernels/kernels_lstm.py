@@ -256,17 +256,15 @@ def layer_norm(x, coeff, bias, multiplier, shift, guard) -> np.ndarray:
     return np.clip(out, INT16_MIN, INT16_MAX)
 
 
-def cell_update(pre, rec_acc, c, rows, q: LstmCellParams, variant: int = 0,
-                wide: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def cell_update(pre, rec_acc, c, rows, q: LstmCellParams, variant: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """One step after the matmuls: pre (n, G) the saturated input part, rec_acc (n, G) the
     recurrent accumulators, c (n, C) int16, rows the parameter block (its rows 3 on are read)
-    -> (new cell state int16, hidden int8). `wide` (kernels_lstm16, int16 hidden state):
-    int64 accumulators requantised as LiteRT's 16x8 kernels do, the hidden state int16."""
+    -> (new cell state int16, hidden int8)."""
     rows = np.asarray(rows, np.int64)
     n_c = np.shape(c)[-1]
-    rec = intmath.multiply_by_quantized_multiplier_int64(rec_acc, rows[3], np.clip(rows[4], -31, 30)) if wide else \
-        intmath.multiply_by_quantized_multiplier(intmath.wrap_int32(rec_acc), rows[3], np.clip(rows[4], -31, 30))
-    gates = np.clip(rec + np.asarray(pre, np.int64), INT16_MIN, INT16_MAX)
+    gates = np.clip(intmath.multiply_by_quantized_multiplier(intmath.wrap_int32(rec_acc), rows[3],
+                                                             np.clip(rows[4], -31, 30))
+                    + np.asarray(pre, np.int64), INT16_MIN, INT16_MAX)
     extra = rows[LSTM_PARAM_ROWS:]
     peep = extra[:LSTM_PEEPHOLE_ROWS] if variant & LSTM_PEEPHOLE else None
     extra = extra[LSTM_PEEPHOLE_ROWS * (peep is not None):]
@@ -298,8 +296,6 @@ def cell_update(pre, rec_acc, c, rows, q: LstmCellParams, variant: int = 0,
     o_g = logistic16(gate(first + 2, c_new), bits)
     t = tanh16(c_new, 15 + q.cell_exp)
     h = intmath.multiply_by_quantized_multiplier(o_g * t, q.hidden_multiplier, q.hidden_shift) + q.hidden_zp
-    if wide:
-        return c_new.astype(np.int16), np.clip(h, INT16_MIN, INT16_MAX).astype(np.int16)
     return c_new.astype(np.int16), np.clip(h, -128, 127).astype(np.int8)
 
 
