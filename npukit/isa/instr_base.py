@@ -14,12 +14,18 @@ WIDE_PARAM_BYTES = 24   # the same as int64 (REQUANT modes 1 to 3, DWCONV mode 2
 LUT_BYTES = 256         # a LUT's table
 LSTM_PARAM_ROWS = 5     # int32 rows of an LSTM_CELL's parameter block (per gate channel)
 LSTM_CIFG, LSTM_PEEPHOLE, LSTM_LAYER_NORM, LSTM_GATE_CLIP = 1, 2, 4, 8     # LSTM_CELL variant bits
+LSTM_GATE_Q4 = 16       # LSTM_CELL variant bit: gate sums in Q4.11 (+-16) instead of TFLite's Q3.12 (+-8)
 LSTM_PEEPHOLE_ROWS, LSTM_NORM_ROWS = 3, 5              # the rows each variant appends (gate clip: 1)
 
 
 def lstm_gates(variant: int) -> int:
     """Gates of an LSTM_CELL: i, f, g, o, or f, g, o with CIFG (the input gate is 1 - f)."""
     return 3 if variant & LSTM_CIFG else 4
+
+
+def lstm_gate_bits(variant: int) -> int:
+    """Integer bits of an LSTM_CELL's gate sums: 3 (Q3.12, TFLite's), 4 with LSTM_GATE_Q4."""
+    return 4 if variant & LSTM_GATE_Q4 else 3
 
 
 def lstm_param_rows(variant: int) -> int:

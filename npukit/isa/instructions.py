@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, fields
 
 from .instr_base import (ABUF, ACC, ALIGN, GRU_PARAM_ROWS, GRU_RNN_RELU, GRU_RNN_TANH, LSTM_CIFG,  # noqa: F401
-                         LSTM_GATE_CLIP, LSTM_LAYER_NORM, LSTM_PARAM_ROWS, LSTM_PEEPHOLE, LUT_BYTES, PARAM_BYTES,
+                         LSTM_GATE_CLIP, LSTM_GATE_Q4, LSTM_LAYER_NORM, LSTM_PARAM_ROWS, LSTM_PEEPHOLE, LUT_BYTES, PARAM_BYTES,
                          REGION0, SPACE_NAMES, WBUF, WIDE_PARAM_BYTES,
                          Eltwise, Engine, Instr, align, fast_init, gru_cell_gates, lstm_gates, lstm_param_rows,
                          requant_param_bytes)
@@ -266,7 +266,8 @@ class LstmCell(Instr):
     place, the int8 hidden state written to ABUF[dst] [n, c]; qparams =
     kernels_lstm.LstmCellParams. `variant` bits: LSTM_CIFG, LSTM_PEEPHOLE, LSTM_LAYER_NORM
     (which normalises each gate over the instruction's c cells), LSTM_GATE_CLIP (ONNX's clip:
-    each gate sum clamped to +-its row's bound before the peephole and activation)."""
+    each gate sum clamped to +-its row's bound before the peephole and activation), LSTM_GATE_Q4
+    (the gate sums and their logistic / tanh in Q4.11 instead of Q3.12; not with layer norm)."""
     src: int
     src_stride: int            # int32 accumulators between the input part's rows
     rec: int

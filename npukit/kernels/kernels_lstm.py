@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from npukit.errors import UnsupportedOpError
-from npukit.isa.instr_base import (LSTM_CIFG, LSTM_GATE_CLIP, LSTM_LAYER_NORM, LSTM_NORM_ROWS, LSTM_PARAM_ROWS,
-                                   LSTM_PEEPHOLE, LSTM_PEEPHOLE_ROWS)
+from npukit.isa.instr_base import (LSTM_CIFG, LSTM_GATE_CLIP, LSTM_GATE_Q4, LSTM_LAYER_NORM, LSTM_NORM_ROWS,
+                                   LSTM_PARAM_ROWS, LSTM_PEEPHOLE, LSTM_PEEPHOLE_ROWS, lstm_gate_bits)
 from npukit.kernels import intmath
 from npukit.kernels.fixedpoint import INT16_MAX, INT16_MIN, wrap16
 from npukit.kernels.fixedpoint16 import logistic16, tanh16
@@ -159,8 +159,10 @@ def _per_gate(values: list[tuple[int, int]], c: int) -> tuple[np.ndarray, np.nda
 
 def prepare_lstm(q: LstmQuant, w_input: np.ndarray, w_recurrent: np.ndarray, bias: np.ndarray,
                  peephole: np.ndarray | None = None, norm: np.ndarray | None = None,
-                 projection: np.ndarray | None = None, projection_bias: np.ndarray | None = None) -> LstmParams:
-    """PopulateQuantizedLstmParams8x8_16 and the effective biases.
+                 projection: np.ndarray | None = None, projection_bias: np.ndarray | None = None,
+                 gate_exp: int = GATE_EXP) -> LstmParams:
+    """PopulateQuantizedLstmParams8x8_16 and the effective biases. gate_exp -11 (not TFLite's:
+    the LSTM_GATE_Q4 variant, for float models) puts the gate sums in Q4.11 instead of Q3.12.
 
     w_input (G, n_cell, n_input) int8, w_recurrent (G, n_cell, n_output) int8, bias (G, n_cell)
     int32 for the G gates present; peephole (G, n_cell) int16 (the g gate's row unused), norm
@@ -171,7 +173,9 @@ def prepare_lstm(q: LstmQuant, w_input: np.ndarray, w_recurrent: np.ndarray, bia
     if not pot or not -15 <= cell_exp <= -9:
         raise UnsupportedOpError(f"integer LSTM needs a cell-state scale 2^k with -15 <= k <= -9, got {q.cell_scale}")
     gates, c = np.shape(bias)
-    gate_scales = q.gate_scales if norm is not None else (2.0 ** GATE_EXP,) * gates
+    if gate_exp not in (GATE_EXP, GATE_EXP + 1) or (gate_exp != GATE_EXP and norm is not None):
+        raise UnsupportedOpError(f"integer LSTM gates at 2^{gate_exp} (Q3.12, or Q4.11 without layer norm)")
+    gate_scales = q.gate_scales if norm is not None else (2.0 ** gate_exp,) * gates
     ins = [_scale_multiplier(ws, q.input_scale, gs) for ws, gs in zip(q.w_input_scales, gate_scales)]
     recs = [_scale_multiplier(ws, q.state_scale, gs) for ws, gs in zip(q.w_recurrent_scales, gate_scales)]
     hidden = float(_f32(2.0 ** -15 / float(_f32(q.hidden_scale)) * 2.0 ** -15))
@@ -179,7 +183,7 @@ def prepare_lstm(q: LstmQuant, w_input: np.ndarray, w_recurrent: np.ndarray, bia
     clip = 0
     if q.cell_clip > 0:
         clip = int(min(max(float(_f32(_f32(q.cell_clip) / _f32(q.cell_scale))), -32768.0), 32767.0))
-    variant, extra = LSTM_CIFG * (gates == 3), []
+    variant, extra = LSTM_CIFG * (gates == 3) | LSTM_GATE_Q4 * (gate_exp != GATE_EXP), []
     if peephole is not None and np.shape(w_recurrent)[-1] != c:
         raise UnsupportedOpError(f"peephole LSTM projecting {c} cells to {np.shape(w_recurrent)[-1]} outputs "
                                  "(LiteRT's integer peephole indexes the cell state by output)")
@@ -196,9 +200,9 @@ def prepare_lstm(q: LstmQuant, w_input: np.ndarray, w_recurrent: np.ndarray, bia
         extra += [np.asarray(norm, np.int64).reshape(-1), np.asarray(bias, np.int64).reshape(-1), ln_m, ln_s + 12,
                   np.repeat(np.asarray(guards, np.int64), c)]
         bias = np.zeros_like(bias)       # the gate bias joins in the layer norm, not the matmul
-    if q.gate_clip > 0:                  # in Q3.12 codes (beyond its range: the saturation itself)
+    if q.gate_clip > 0:                  # in the gates' codes (beyond their range: the saturation itself)
         variant |= LSTM_GATE_CLIP
-        extra.append(np.full(gates * c, min(int(round(float(q.gate_clip) * 2 ** -GATE_EXP)), 32767), np.int64))
+        extra.append(np.full(gates * c, min(int(round(float(q.gate_clip) * 2 ** -gate_exp)), 32767), np.int64))
     proj, zp = None, int(q.hidden_zp)
     if projection is not None:
         pm, ps = _scale_multiplier(q.projection_scale, q.hidden_scale, q.state_scale)
@@ -280,15 +284,16 @@ def cell_update(pre, rec_acc, c, rows, q: LstmCellParams, variant: int = 0) -> t
                                                                      np.clip(s, -31, 30)), INT16_MIN, INT16_MAX)
         return layer_norm(x, *(r[cols] for r in norm)) if norm is not None else x
     first = 0 if cifg else 1                                # the forget gate's index
-    f_g = logistic16(gate(first, c), 3)
-    g_g = tanh16(gate(first + 1, c, False), 3)
-    i_g = 32767 - f_g if cifg else logistic16(gate(0, c), 3)
+    bits = lstm_gate_bits(variant)
+    f_g = logistic16(gate(first, c), bits)
+    g_g = tanh16(gate(first + 1, c, False), bits)
+    i_g = 32767 - f_g if cifg else logistic16(gate(0, c), bits)
     kept = wrap16(intmath.rounding_divide_by_pot(f_g * np.asarray(c, np.int64), 15))
     new = wrap16(intmath.rounding_divide_by_pot(i_g * g_g, 30 + q.cell_exp))
     c_new = np.clip(kept + new, INT16_MIN, INT16_MAX)
     if q.cell_clip > 0:
         c_new = np.clip(c_new, -q.cell_clip, q.cell_clip)
-    o_g = logistic16(gate(first + 2, c_new), 3)
+    o_g = logistic16(gate(first + 2, c_new), bits)
     t = tanh16(c_new, 15 + q.cell_exp)
     h = intmath.multiply_by_quantized_multiplier(o_g * t, q.hidden_multiplier, q.hidden_shift) + q.hidden_zp
     return c_new.astype(np.int16), np.clip(h, -128, 127).astype(np.int8)

@@ -12,6 +12,12 @@ from ..kernels import kernels_gru as kg
 from ..kernels import kernels_lstm as kl
 
 
+# A float model's LSTM sums its gates in Q4.11 (LSTM_GATE_Q4), not TFLite's Q3.12: the input part
+# is saturated to the gate range before the recurrent part is added, and silero-vad-seq's input
+# part reaches +-23 (BENCHMARKS.md, 2026-12-08).
+FLOAT_MODEL_GATE_EXP = kl.GATE_EXP + 1
+
+
 def _per_gate(name: str, w: np.ndarray) -> Tensor:
     """Gate-stacked weights [gates, C, K] as int8, symmetric, one scale per gate."""
     gates = w.shape[0]
@@ -72,6 +78,7 @@ def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPara
     hq = tensors[node.outputs[0]].qp if a.hidden_scale == 0 else QParams.per_tensor(a.hidden_scale, a.hidden_zp)
     xq = tensors[node.inputs[0]].qp
     _, w_name, r_name, b_name, h_name, c_name = node.inputs[:6]
+    float_model = w_name not in tensors          # (a TFLite model's LSTM comes with its int8 weights)
     for name in (w_name, r_name):
         if name not in tensors:
             tensors[name] = _per_gate(name, g.tensors[name].const_data)
@@ -98,5 +105,6 @@ def lstm_params(g: Graph, node: Node, tensors: dict[str, Tensor]) -> kl.LstmPara
     lq = kl.LstmQuant(xq.s, xq.zp, w_in.qp.scale, w_rec.qp.scale, h0.qp.s, h0.qp.zp, hq.s, hq.zp, c0.qp.s,
                       a.cell_clip, len(w_in.qp.scale) == 3, a.gate_scales, peep.qp.scale if peep else (),
                       norm.qp.scale if norm else (), proj.qp.s if proj else 0.0, a.proj_clip, a.gate_clip)
-    return kl.prepare_lstm(lq, w_in.const_data, w_rec.const_data, bias.const_data,
-                           *(None if t is None else t.const_data for t in (peep, norm, proj, proj_b)))
+    peep_w, norm_w, proj_w, proj_bias = (None if t is None else t.const_data for t in (peep, norm, proj, proj_b))
+    return kl.prepare_lstm(lq, w_in.const_data, w_rec.const_data, bias.const_data, peep_w, norm_w, proj_w, proj_bias,
+                           gate_exp=FLOAT_MODEL_GATE_EXP if float_model and not a.layer_norm else kl.GATE_EXP)

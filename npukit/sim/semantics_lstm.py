@@ -17,10 +17,10 @@ def lstm_cell(m: Machine, s: I.LstmCell) -> Action:
     q = params_from_ints(LstmCellParams, s.qparams)
     g = I.lstm_gates(s.variant) * s.c
     if min(s.n, s.c, s.src_stride - g + 1) < 1 or not -15 <= q.cell_exp <= -9 or not 0 <= q.cell_clip < 1 << 15 \
-            or not -31 <= q.hidden_shift <= 30 or not 0 <= s.variant < 16:
+            or not -31 <= q.hidden_shift <= 30 or not 0 <= s.variant < 32:
         raise BinaryError(f"LSTM_CELL: {s.n} rows of {s.c} cells, input rows {s.src_stride} apart (at least {g}), "
                           f"cell exponent {q.cell_exp} (-15 to -9), clip {q.cell_clip}, hidden shift {q.hidden_shift}, "
-                          f"variant {s.variant} (0 to 15)")
+                          f"variant {s.variant} (0 to 31)")
     flat = m.view(I.ACC, s.src, ((s.n - 1) * s.src_stride + g,), np.int32)
     rows = np.arange(s.n)[:, None] * s.src_stride + np.arange(g)
     rec = m.view(I.ACC, s.rec, (s.n, g), np.int32)

@@ -247,6 +247,8 @@ class Gen:
 
     def lstmcell(self) -> I.LstmCell:
         n, c, variant = self.i(1, 3), self.i(1, 4), self.i(0, 15)
+        if not variant & I.LSTM_LAYER_NORM:     # Q4.11 gates (a float model's), not with layer norm
+            variant |= I.LSTM_GATE_Q4 * self.i(0, 1)
         g = I.lstm_gates(variant) * c
         stride = g + self.i(0, 3)
         mults = self.rng.integers(1 << 30, (1 << 31) - 1, (2, g))
