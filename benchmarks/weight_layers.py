@@ -19,7 +19,8 @@ layer "widened" takes round-to-nearest at max |w| / (2^(bits-1) - 1) per output 
     weights and MACs;
   - the greedy prefix: layers widened in order of their cost alone (then gain) on the
     `--choose` inputs until the metric there is within `--target` of float's (1.0), then
-    that prefix on every set.
+    that prefix on every set (`--narrow`: from every layer widened, each layer back to the
+    baseline, least costly alone first, where the metric stays within `--target`).
 
     python benchmarks/weight_layers.py palm-detection-lite [--base gptq] [--choose dev|wide|held]
         [--bits 16] [--summary]
@@ -76,6 +77,8 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.01, help="within this of float's metric (1.0)")
     ap.add_argument("--cycles", action="store_true",
                     help="also compile `--precision auto --min-sqnr 30` (npu-m) and estimate the prefix's cost")
+    ap.add_argument("--narrow", action="store_true",
+                    help="instead of the prefix: from every layer wide, narrow back the least costly while the target holds")
     ap.add_argument("--summary", action="store_true", help="the baseline and all-wide lines only")
     ap.add_argument("--choose", default="dev", choices=("dev", "wide", "held"), help="the inputs the layers are chosen on")
     args = ap.parse_args()
@@ -138,6 +141,15 @@ def main() -> None:
               f"{gain[n.name]:+.4f} |", flush=True)
     order = sorted(gain, key=lambda k: (-cost[k], -gain[k]))
     chosen: list[str] = []
+    if args.narrow:     # from every layer wide, back to the baseline least costly first while it holds
+        chosen = list(order)
+        for name in reversed(order):
+            m = metric(widened([c for c in chosen if c != name]), on)[0]
+            if m >= 1.0 - args.target:
+                chosen.remove(name)
+            print(f"  narrow {name}: {on} {m:.3f} -> {'int8' if name not in chosen else 'kept wide'}; "
+                  f"{len(chosen)} wide", flush=True)
+        order = []
     for name in order:
         chosen.append(name)
         m = metric(widened(chosen), on)[0]
