@@ -110,6 +110,33 @@ def ssd_boxes(regressors: str, scores: str, size: int, strides: tuple[int, ...],
     return Metric(f"box IoU at float's top-{at_float_anchors} anchors" if at_float_anchors else "best-box IoU", fn)
 
 
+def _blended_top(boxes: np.ndarray, logits: np.ndarray, min_score: float, overlap: float) -> np.ndarray:
+    """The first detection MediaPipe's weighted non-max suppression gives: the best-scoring
+    anchor's box averaged, weighted by score, with every anchor that scores at least
+    `min_score` (sigmoid of the clipped logit; the best anchor counts whatever it scores)
+    and overlaps it by IoU above `overlap`."""
+    scores = 1 / (1 + np.exp(-np.clip(np.asarray(logits, np.float64).reshape(-1), -100, 100)))
+    top = int(np.argmax(scores))
+    near = (box_iou(np.repeat(boxes[[top]], len(boxes), 0), boxes) > overlap) & (scores >= min_score)
+    near[top] = True
+    return (boxes[near] * scores[near, None]).sum(0, keepdims=True) / scores[near].sum()
+
+
+def ssd_detection(regressors: str, scores: str, size: int, strides: tuple[int, ...], per_layer: int,
+                  min_score: float = 0.5, overlap: float = 0.3) -> Metric:
+    """IoU between the float model's and the NPU's top face detection, each as MediaPipe's
+    face detection graphs make it (weighted non-max suppression: min score 0.5, IoU 0.3), so
+    that two near-tied anchors of one face trading places moves it by what their boxes
+    differ, weighted, not by the whole of it."""
+    anchors = ssd_anchors(size, strides, per_layer)
+
+    def fn(outs_f: Outputs, outs_q: Outputs) -> float:
+        return _mean([float(box_iou(_blended_top(_boxes(f[regressors], anchors, size), f[scores], min_score, overlap),
+                                    _blended_top(_boxes(q[regressors], anchors, size), q[scores], min_score, overlap))[0])
+                      for f, q in zip(outs_f, outs_q)])
+    return Metric("detection IoU (weighted NMS)", fn)
+
+
 def map_iou(output: str, threshold: float) -> Metric:
     """IoU of the float and NPU maps binarised at `threshold` (DB text regions, masks)."""
     def fn(outs_f: Outputs, outs_q: Outputs) -> float:
