@@ -99,5 +99,6 @@ def warn_unreached(p: Precision) -> None:
         warnings.warn(f"precision auto: output SQNR {c.sqnr_db:.1f} dB on {p.measured_on}, below min_sqnr "
                       f"{p.min_sqnr:g} dB even with every activation the NPU runs in int16 widened; "
                       f"{len(c.wide)} tensor(s) widened: every output within {UNREACHED_TOLERANCE_DB:g} dB of its "
-                      f"own SQNR with all widened, at the least estimated cost",
+                      f"own SQNR with all widened (or at min_sqnr) on the folds but its worst, at the least "
+                      f"estimated cost",
                       stacklevel=3)
