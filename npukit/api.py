@@ -278,9 +278,10 @@ def compile(model: str | Path, arch: str | Path | Arch = "npu-m",
     docs/numerics.md): "int16" widens every activation the NPU runs in int16 (16x8), "auto"
     widens those that gain most per estimated cycle until the worst output SQNR on the
     held-out calibration folds reaches `min_sqnr` (the cheapest such set measured; out of
-    reach: the cheapest with every output within 1 dB of its own SQNR all widened), with
-    round-to-nearest, GPTQ or sequential GPTQ int8 weights, whichever the folds measure
-    better output by output (`gptq` left "never"); what was
+    reach: the cheapest with every output within 1 dB of its own SQNR all widened, judged
+    on the folds but the one that costs the output most), with round-to-nearest, GPTQ or
+    sequential GPTQ int8 weights, whichever the folds (but the worst) measure better output
+    by output (`gptq` left "never"); what was
     widened, the rounding and its cycle cost are in `CompiledModel.precision`,
     the outputs' accuracy against float in `CompiledModel.accuracy`. `scales`: the `scales` of
     an earlier compile of the same model at other input shapes (a transformer's token count):

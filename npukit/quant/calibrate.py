@@ -39,6 +39,13 @@ SOFTMAX_MASKED = -1000.0
 class Range:
     lo: float
     hi: float
+    extremes: tuple[float, float] | None = None     # the observed extremes, where lo / hi clip them
+
+    @property
+    def full(self) -> tuple[float, float]:
+        """The observed extremes (lo, hi when not clipped): what an int16 tensor's scale
+        holds (quant.quantize.quantize_graph)."""
+        return self.extremes if self.extremes is not None else (self.lo, self.hi)
 
 
 Values = Literal["extremes", "tails", "sample"]
@@ -104,7 +111,8 @@ class Observer:
     def range(self, method: str) -> Range:
         r = self._finite_range(method)
         if not self.masked or not np.isfinite(r.hi):
-            return r
+            clipped = (r.lo, r.hi) != (self.lo, self.hi) and np.isfinite(self.lo) and np.isfinite(self.hi)
+            return Range(r.lo, r.hi, (float(min(r.lo, self.lo)), float(max(r.hi, self.hi)))) if clipped else r
         if r.hi - r.lo <= 0:
             return Range(r.hi - MASK_SPAN, r.hi)
         return Range(r.lo - (0.0 if self.beta is None else MASK_MARGIN / self.beta), r.hi)

@@ -11,8 +11,8 @@ feasible alone, so any union of blocks is too. `greedy` (precision "auto") widen
 shortest prefix of the blocks, noisiest layer first, whose measured worst output SQNR
 (`worst_sqnr`: outputs without a signal left out) reaches the target; when even all widened
 misses it, the shortest prefix on which every output is within UNREACHED_TOLERANCE_DB of its
-own SQNR with all widened (`qualifies`), so that an output no widening improves does not
-stop the others from gaining.
+own SQNR with all widened (`qualifies`; both with the fold that costs the output most left
+out, quant.fold_sqnr), so that an output no widening improves does not stop the others.
 
 Output accuracy is measured, not modelled: the integer graph and the float graph run on the
 same samples and the dequantised outputs are compared (`accuracy`).
@@ -25,6 +25,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..ir.graph import DType, Graph, Op
+from .fold_sqnr import Measurement
 from .groups import Groups, shared_groups
 
 HELDOUT_FRACTION = 0.2      # of the calibration samples, kept out of calibration to measure accuracy
@@ -118,10 +119,16 @@ class Choice:
     steps: tuple[tuple[str, float], ...]    # per prefix measured: (its last block's worst layer, SQNR)
     cost: float = 0.0           # estimated extra cycles of the widening (widening_cost)
     outputs: tuple[tuple[str, float], ...] = ()     # per output counted: its SQNR with `wide` (sqnr_db: the least)
+    trimmed: tuple[tuple[str, float], ...] = ()     # the same, the fold that costs each output most left out
 
     def per_output(self) -> dict[str, float]:
         """`outputs` as a mapping; {"": sqnr_db} when not measured per output."""
         return dict(self.outputs) or {"": self.sqnr_db}
+
+    def judged(self) -> dict[str, float]:
+        """Per output what goals, prefixes and roundings are judged on (quant.fold_sqnr):
+        `trimmed`, or `per_output` when not measured per fold."""
+        return dict(self.trimmed) or self.per_output()
 
 
 UNREACHED_TOLERANCE_DB = 1.0   # target out of reach: every output within this of its own SQNR all widened
@@ -170,27 +177,26 @@ def widening_cost(bg: Graph, wide: frozenset[str], rates: Rates = Rates()) -> fl
     return total
 
 
-def _as_outputs(v: PerOutput | float) -> dict[str, float]:
-    return dict(v) if isinstance(v, Mapping) else {"": float(v)}
-
-
 def _least(v: PerOutput) -> float:
     return min(v.values(), default=float("inf"))
 
 
 def greedy(g: Graph, candidates: Sequence[frozenset[str]], noise_db: Mapping[str, float],
-           measure: Callable[[frozenset[str]], PerOutput | float], target_db: float,
+           measure: Callable[[frozenset[str]], Measurement | PerOutput | float], target_db: float,
            rank: Callable[[frozenset[str]], float] | None = None,
            cost: Callable[[frozenset[str]], float] | None = None) -> Choice:
     """Blocks in order of their noisiest layer (per-layer SQNR `noise_db`), or of `rank`
     (highest first: e.g. measured gain per cycle); a prefix whose `measure` (per output its
-    SQNR, or one number: the worst) qualifies, found by bisection (the shortest qualifying
-    when the SQNRs grow with the prefix). A prefix qualifies (`qualifies`, `goals`) when its
-    worst output reaches `target_db`, or, when even every block widened misses the target,
-    when every output is within UNREACHED_TOLERANCE_DB of its own SQNR all widened (or at the
-    target): the int16 cycles buy no output more than that. Of the prefixes measured that
-    qualify, the shortest, or with `cost` the cheapest (boundaries make a longer prefix
-    cheaper at times: all widened has none)."""
+    SQNR pooled over the folds and with the worst fold left out, quant.fold_sqnr; or per
+    output one SQNR; or one number: the worst) qualifies, found by bisection (the shortest
+    qualifying when the SQNRs grow with the prefix). A prefix qualifies (`qualifies`, `goals`)
+    when its worst output reaches `target_db` pooled, or, when even every block widened
+    misses the target pooled, when every output is within UNREACHED_TOLERANCE_DB of its own
+    SQNR all widened (or at the target), both with the worst fold left out: the int16 cycles
+    buy no output more than that, and one fold on which every program reads badly neither
+    sets the goals nor passes a prefix. Of the prefixes measured that qualify, the shortest,
+    or with `cost` the cheapest (boundaries make a longer prefix cheaper at times: all
+    widened has none)."""
     producer = {t: node.name for node in g.nodes for t in node.outputs}
 
     def worst(b: frozenset[str]) -> tuple[float, str]:
@@ -199,32 +205,39 @@ def greedy(g: Graph, candidates: Sequence[frozenset[str]], noise_db: Mapping[str
     order = sorted(candidates, key=worst)
     if rank is not None:
         order.sort(key=rank, reverse=True)      # stable: equal ranks stay noisiest first
-    memo: dict[int, dict[str, float]] = {}
+    memo: dict[int, Measurement] = {}
 
-    def at(k: int) -> dict[str, float]:
+    def at(k: int) -> Measurement:
         if k not in memo:
-            memo[k] = _as_outputs(measure(frozenset().union(*order[:k])))
+            memo[k] = Measurement.of(measure(frozenset().union(*order[:k])))
         return memo[k]
     start = at(0)
-    if _least(start) < target_db and order:
-        goal = goals(at(len(order)), target_db)
+    if _least(start.pooled) < target_db and order:
+        full = at(len(order))
+        reached = _least(full.pooled) >= target_db
+
+        def judged(m: Measurement) -> Mapping[str, float]:
+            return m.pooled if reached else m.trimmed
+        goal = goals(judged(full), target_db)
 
         def ok(k: int) -> bool:
-            return qualifies(at(k), goal)
+            return qualifies(judged(at(k)), goal)
         lo, hi = 0, len(order)      # ok(hi); not ok(lo) unless lo is the answer
         while not ok(lo) and hi - lo > 1:
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if ok(mid) else (mid, hi)
         k = lo if ok(lo) else hi
         if cost is not None:
-            k = min((i for i, v in memo.items() if qualifies(v, goal)),
+            k = min((i for i, v in memo.items() if qualifies(judged(v), goal)),
                     key=lambda i: (cost(frozenset().union(*order[:i])), i))
     else:
         k = 0
-    steps = tuple((worst(order[i - 1])[1], _least(v)) for i, v in sorted(memo.items()) if i > 0)
+    steps = tuple((worst(order[i - 1])[1], _least(v.pooled)) for i, v in sorted(memo.items()) if i > 0)
     per = at(k)
-    return Choice(frozenset().union(*order[:k]), _least(per), _least(start), steps,
-                  outputs=tuple(per.items()) if set(per) != {""} else ())
+    named = set(per.pooled) != {""}
+    return Choice(frozenset().union(*order[:k]), _least(per.pooled), _least(start.pooled), steps,
+                  outputs=tuple(per.pooled.items()) if named else (),
+                  trimmed=tuple(per.trimmed.items()) if named else ())
 
 
 def nsr(db_value: float) -> float:
@@ -255,21 +268,23 @@ class Precision:
                 "int8_sqnr_db": _finite(c.int8_sqnr_db), "sqnr_db": _finite(c.sqnr_db),
                 "target_met": bool(c.sqnr_db >= self.min_sqnr), "tensors": sorted(c.wide),
                 "steps": [{"layer": n, "sqnr_db": _finite(v)} for n, v in c.steps],
-                "outputs_sqnr_db": {o: _finite(v) for o, v in c.outputs}}
+                "outputs_sqnr_db": {o: _finite(v) for o, v in c.outputs},
+                "outputs_sqnr_db_trimmed": {o: _finite(v) for o, v in c.trimmed}}
 
 
 def preferred(candidates: Sequence[Precision]) -> Precision:
     """Of `auto`'s choices under each weight rounding (the first: round-to-nearest), the one
     to ship: of those meeting min_sqnr the least estimated cost (the first on a tie). When
-    none does, per output against the best of that output over the candidates: the first
-    whose SQNR is within ROUNDING_MARGIN_DB of the best on every output (the folds are few
-    samples: a smaller gain is noise, and the earlier rounding is the simpler); when no
-    candidate is, the least total shortfall (the sum over the outputs of how far each is
-    below its best, in dB; the first on a tie)."""
+    none does, per output against the best of that output over the candidates, each with the
+    fold that costs it most left out (`Choice.judged`, quant.fold_sqnr): the first whose SQNR
+    is within ROUNDING_MARGIN_DB of the best on every output (the folds are few samples: a
+    smaller gain is noise, and the earlier rounding is the simpler); when no candidate is, the
+    least total shortfall (the sum over the outputs of how far each is below its best, in dB;
+    the first on a tie)."""
     met = [p for p in candidates if p.choice.sqnr_db >= p.min_sqnr]
     if met:
         return min(met, key=lambda p: p.choice.cost)
-    per = [p.choice.per_output() for p in candidates]
+    per = [p.choice.judged() for p in candidates]
     names = {o for v in per for o in v}
     best = {o: max(v.get(o, -np.inf) for v in per) for o in names}
 

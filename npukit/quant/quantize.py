@@ -65,23 +65,40 @@ def _assign(g: Graph, ranges: dict[str, Range]) -> tuple[dict[str, QParams], dic
     for name, r in ranges.items():
         root = groups.find(name)
         m = merged.get(root)
-        merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi))
+        merged[root] = r if m is None else Range(min(m.lo, r.lo), max(m.hi, r.hi),
+                                                 (min(m.full[0], r.full[0]), max(m.full[1], r.full[1])))
     for node in g.nodes:
         if node.op is Op.CONCAT and (root := groups.find(node.outputs[0])) in merged:
             for t in (g.tensors[n] for n in node.inputs):   # a constant piece (a ViT's class token) counts
                 if t.is_const and t.dtype is DType.F32 and t.const_data.size:
                     m, d = merged[root], t.const_data
-                    merged[root] = Range(min(m.lo, float(d.min())), max(m.hi, float(d.max())))
+                    merged[root] = _widened_range(m, float(d.min()), float(d.max()))
         if node.op not in (Op.LSTM, Op.GRU):     # their constant initial states take the states' scales
             continue
         for k, out in ((4, 0), (5, 2)) if node.op is Op.LSTM else ((5, 0),):
             t = g.tensors[node.inputs[k]]
             if t.is_const and out < len(node.outputs) and (root := groups.find(node.outputs[out])) in merged:
                 m, d = merged[root], t.const_data
-                merged[root] = Range(min(m.lo, float(d.min())), max(m.hi, float(d.max())))
+                merged[root] = _widened_range(m, float(d.min()), float(d.max()))
     fixed_roots = {groups.find(t): q for t, q in fixed.items()}
     return ({name: fixed_roots.get(groups.find(name)) or act_qparams(merged[groups.find(name)])
              for name in ranges}, {name: merged[groups.find(name)] for name in ranges})
+
+
+def _widened_range(m: Range, lo: float, hi: float) -> Range:
+    return Range(min(m.lo, lo), max(m.hi, hi), (min(m.full[0], lo), max(m.full[1], hi)))
+
+
+WIDE_CAP = 4.0      # an int16 scale holds the extremes up to this many times the clipped range
+
+
+def wide_amax(r: Range) -> float:
+    """The largest |x| an int16 tensor's scale holds: the observed extremes, not a calibration
+    method's clipped range (TFLite's 16x8 scheme calibrates int16 activations by min / max; 1 in
+    10^4 values saturated by up to 2x costs far more than the 2x coarser step an int16 tensor
+    affords), but no more than WIDE_CAP x the clipped range."""
+    clipped = max(abs(r.lo), abs(r.hi), 1e-8)
+    return max(clipped, min(max(abs(r.full[0]), abs(r.full[1])), WIDE_CAP * clipped))
 
 
 def weights_per_channel(w: np.ndarray, axis: int, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -123,8 +140,7 @@ def quantize_graph(g: Graph, ranges: dict[str, Range], wide: frozenset[str] = fr
         if name in keep_float:
             continue
         if name in wide:       # one scale for tensors that must share it (pad, reshape, ...)
-            r = shared[name]
-            amax = max(abs(r.lo), abs(r.hi), 1e-8)
+            amax = wide_amax(shared[name])
             scale = k16.OUT_SCALE_16 if groups.find(name) in unit else float(np.float32(amax / 32767))
             tensors[name] = replace(t, dtype=DType.I16, quant=QParams.per_tensor(scale, 0))
         elif not t.is_const and t.dtype is DType.F32:      # integer inputs (token ids) stay as they are

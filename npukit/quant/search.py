@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir.graph import DType, Graph, Node
+from .fold_sqnr import Measurement, measurement
 from .precision import (UNREACHED_TOLERANCE_DB, Choice, Precision, Rates, blocks, compare, counted_sqnr, greedy,
                         nsr, units, widening_cost, widest)
 from .gptq import with_weights
@@ -56,10 +57,12 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
     evals = [e for _, ev in measured for e in ev]
     per_fold: list[Mapping[str, np.ndarray] | None] = [*fold_weights] or [None] * len(measured)
 
-    def measure(wide: frozenset[str]) -> dict[str, float]:
-        # per output counted (quant.precision.counted_sqnr: those with a signal)
-        got = [run(quantised(wide, r, w), f) for (r, ev), w in zip(measured, per_fold) for f, _ in ev]
-        return counted_sqnr([compare(n, [r[n] for _, r in evals], [x[n] for x in got]) for n in g.outputs])
+    def measure(wide: frozenset[str]) -> Measurement:
+        # per output counted (quant.precision.counted_sqnr: those with a signal), pooled and trimmed
+        got = [[run(quantised(wide, r, w), f) for f, _ in ev] for (r, ev), w in zip(measured, per_fold)]
+        flat = [x for fold in got for x in fold]
+        pooled = counted_sqnr([compare(n, [r[n] for _, r in evals], [x[n] for x in flat]) for n in g.outputs])
+        return measurement(pooled, [[r for _, r in ev] for _, ev in measured], got)
 
     def cost(wide: frozenset[str]) -> float:
         bg, bwide, _ = widen_mxu_boundaries(g, wide | stft)
@@ -68,8 +71,9 @@ def choose_precision(g: Graph, ranges, measured: Measured, stft: frozenset[str],
     everything = frozenset().union(*cands)
     if options.precision == "int16":
         full = measure(everything)
-        choice = Choice(everything, min(full.values(), default=np.inf), min(measure(frozenset()).values(), default=np.inf),
-                        (), outputs=tuple(full.items()))
+        choice = Choice(everything, min(full.pooled.values(), default=np.inf),
+                        min(measure(frozenset()).pooled.values(), default=np.inf), (),
+                        outputs=tuple(full.pooled.items()), trimmed=tuple(full.trimmed.items()))
     else:
         noise8 = layer_noise(int8, values)
         bg, bwide, copies = widen_mxu_boundaries(g, everything | stft)
@@ -95,5 +99,6 @@ def warn_unreached(p: Precision) -> None:
         warnings.warn(f"precision auto: output SQNR {c.sqnr_db:.1f} dB on {p.measured_on}, below min_sqnr "
                       f"{p.min_sqnr:g} dB even with every activation the NPU runs in int16 widened; "
                       f"{len(c.wide)} tensor(s) widened: every output within {UNREACHED_TOLERANCE_DB:g} dB of its "
-                      f"own SQNR with all widened, at the least estimated cost",
+                      f"own SQNR with all widened (or at min_sqnr) on the folds but its worst, at the least "
+                      f"estimated cost",
                       stacklevel=3)
