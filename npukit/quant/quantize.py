@@ -21,6 +21,7 @@ from ..ir.verify import verify
 from ..kernels import kernels_mxu as kx
 from ..kernels import kernels_vpu as kv
 from ..kernels import kernels_vpu_compare as kc
+from ..kernels import kernels_relu16 as kr
 from ..kernels import kernels_vpu16 as k16
 from ..kernels import kernels_vpu_unary as ku
 from .calibrate import Range
@@ -265,6 +266,11 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
     if op is Op.HARD_SWISH and tensors[node.inputs[0]].dtype is DType.I16:
         x = tensors[node.inputs[0]].qp
         return node.with_(params=kv.hard_swish_lut16(x.s, x.zp, ot.qp.s, ot.qp.zp, ot.dtype.itemsize))
+    if op is Op.CLAMP and tensors[node.inputs[0]].dtype is DType.I16:    # 16x8 RELU / RELU6: int16 out
+        if ot.dtype is not DType.I16:
+            raise UnsupportedOpError(f"{node.name}: clamp of an int16 input needs an int16 output")
+        x = tensors[node.inputs[0]].qp
+        return node.with_(params=kr.prepare_relu16(x.s, x.zp, ot.qp.s, ot.qp.zp, node.attrs))
     if op in LUT_OPS:
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]], ot)))
     if op is Op.PRELU:

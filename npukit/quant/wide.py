@@ -51,8 +51,8 @@ def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[st
 # layers with an int16 output path, and layers that read an int16 input (16x8 semantics)
 WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.MUL, Op.LAYER_NORM, Op.GELU}
 # TFLite's 16x8 VPU ops read int16 only to write int16 (LOGISTIC / TANH / SOFTMAX at scale 1/32768;
-# HARD_SWISH by its int16 table)
-THROUGH_16 = {Op.MUL, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX, Op.MEAN, Op.MAX_POOL, Op.AVG_POOL, Op.RESIZE}
+# HARD_SWISH by its int16 table; CLAMP, 16x8 RELU / RELU6, by requantise-and-clamp)
+THROUGH_16 = {Op.MUL, Op.PRELU, Op.CLAMP, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX, Op.MEAN, Op.MAX_POOL, Op.AVG_POOL, Op.RESIZE}
 WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU} | THROUGH_16
 
 

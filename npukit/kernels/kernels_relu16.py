@@ -1,0 +1,40 @@
+"""ReLU forms of an int16 input (TFLite's 16x8 RELU / RELU6, reference_ops::ReluX): the input
+is requantised into the output scale, MultiplyByQuantizedMultiplier(x - zp_in) + zp_out with
+QuantizeMultiplier(double(s_in) / double(s_out)), then clamped to the quantised bounds
+zp_out + round(bound / s_out) (the division in float32), intersected with int16. LiteRT runs
+RELU and RELU6 on int16 (zero points 0); RELU_N1_TO_1 and RELU_0_TO_1 refuse int16 there and
+take the same arithmetic here. The NPU runs it as the requantising 1x1 DWCONV of QUANTIZE
+with the clamp as its activation bounds."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from npukit.ir.graph import Clamp
+from npukit.kernels import intmath
+from npukit.kernels.kernels_mxu import activation_range
+from npukit.kernels.kernels_vpu_eltwise import prepare_requantize
+
+
+@dataclass(frozen=True)
+class Relu16Params:
+    input_zp: int
+    output_zp: int
+    multiplier: int
+    shift: int
+    act_min: int
+    act_max: int
+
+
+def prepare_relu16(in_s: float, in_zp: int, out_s: float, out_zp: int, clamp: Clamp) -> Relu16Params:
+    """ReluPrepare (the multiplier) and QuantizedReluX (the bounds) for int16."""
+    r = prepare_requantize(in_s, in_zp, out_s, out_zp)
+    lo, hi = activation_range(clamp, out_s, out_zp, np.int16)
+    return Relu16Params(r.input_zp, r.output_zp, r.multiplier, r.shift, lo, hi)
+
+
+def relu16(x: np.ndarray, p: Relu16Params) -> np.ndarray:
+    """reference_ops::ReluX on int16 codes."""
+    v = intmath.multiply_by_quantized_multiplier(np.asarray(x, np.int64) - p.input_zp, p.multiplier, p.shift)
+    return np.clip(v + p.output_zp, p.act_min, p.act_max).astype(np.int16)
