@@ -4,7 +4,12 @@ QuantizeMultiplier(double(s_in) / double(s_out)), then clamped to the quantised 
 zp_out + round(bound / s_out) (the division in float32), intersected with int16. LiteRT runs
 RELU and RELU6 on int16 (zero points 0); RELU_N1_TO_1 and RELU_0_TO_1 refuse int16 there and
 take the same arithmetic here. The NPU runs it as the requantising 1x1 DWCONV of QUANTIZE
-with the clamp as its activation bounds."""
+with the clamp as its activation bounds.
+
+LEAKY_RELU of int16 (reference_ops::QuantizeLeakyRelu): x - zp >= 0 by the identity multiplier
+s_in / s_out, else by |alpha| s_in / s_out (float32), negated for a negative alpha; that is
+PRELU's arithmetic with a constant slope code of +-1 (MultiplyByQuantizedMultiplier rounds
+half away from zero, so MBQM(-v) = -MBQM(v)), which the VPU's int16 ELEMENTWISE runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +19,7 @@ import numpy as np
 from npukit.ir.graph import Clamp
 from npukit.kernels import intmath
 from npukit.kernels.kernels_mxu import activation_range
-from npukit.kernels.kernels_vpu_eltwise import prepare_requantize
+from npukit.kernels.kernels_vpu_eltwise import PreluParams, prepare_requantize
 
 
 @dataclass(frozen=True)
@@ -38,3 +43,14 @@ def relu16(x: np.ndarray, p: Relu16Params) -> np.ndarray:
     """reference_ops::ReluX on int16 codes."""
     v = intmath.multiply_by_quantized_multiplier(np.asarray(x, np.int64) - p.input_zp, p.multiplier, p.shift)
     return np.clip(v + p.output_zp, p.act_min, p.act_max).astype(np.int16)
+
+
+def leaky_relu16_as_prelu(in_s: float, in_zp: int, out_s: float, out_zp: int, alpha: float,
+                          channels: int) -> tuple[np.ndarray, PreluParams]:
+    """LeakyReluPrepare's two multipliers as PRELU parameters, and the int16 slope codes (one
+    per channel, all +1, or -1 for a negative alpha)."""
+    f = np.float32
+    m_id, sh_id = intmath.quantize_multiplier(float(f(in_s) / f(out_s)))
+    m_a, sh_a = intmath.quantize_multiplier(float(f(in_s) * f(abs(alpha)) / f(out_s)))
+    slope = np.full(channels, -1 if alpha < 0 else 1, np.int16)
+    return slope, PreluParams(-int(in_zp), 0, int(out_zp), m_id, sh_id, m_a, sh_a)

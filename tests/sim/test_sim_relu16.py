@@ -2,12 +2,14 @@
 into the output scale, clamp to the quantised bounds): generated single-operator 16x8 TFLite
 models compiled for small SRAMs run on the NPU alone, as the requantising int16 1x1 DWCONV,
 and equal LiteRT's reference interpreter and the integer reference; the DMA moves 2 bytes per
-element; RELU_N1_TO_1 (which LiteRT refuses on int16) against the float clamp."""
+element; RELU_N1_TO_1 (which LiteRT refuses on int16) against the float clamp. LEAKY_RELU of
+int16 likewise, as the int16 PRELU ELEMENTWISE."""
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as tfl
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,6 +50,22 @@ def test_relu16_charges_twice_the_bytes(tmp_path):
     c16, c8 = Counts(), Counts()
     t16, t8 = model_t.latency(dw, c16), model_t.latency(replace(dw, in_bytes=1, out_bytes=1), c8)
     assert t16 > t8 > 0 and c16.sram_bytes[I.ABUF] == 2 * c8.sram_bytes[I.ABUF] > 0
+
+
+@SETTINGS
+@given(alpha=st.floats(-2.0, 2.0), shape=st.sampled_from([(1, 5, 7, 6), (3, 40)]), s_in=st.floats(1e-5, 1e-2),
+       ratio=st.floats(-3.0, 3.0), seed=st.integers(0, 2 ** 16))
+def test_leaky_relu_16x8_sim(tmp_path, alpha, shape, s_in, ratio, seed):
+    """LEAKY_RELU of int16 (negative alphas too) as the int16 PRELU ELEMENTWISE with a slope of
+    +-1 per channel: equal to LiteRT's QuantizeLeakyRelu<int16_t>."""
+    x = codes(np.random.default_rng(seed), shape)
+    opts = tfl.LeakyReluOptionsT()
+    opts.alpha = alpha
+    model = build_single_op("LEAKY_RELU", [q("x", shape, s_in)], [q("y", shape, s_in * 2.0 ** ratio)], opts)
+    prog = compile_bytes(tmp_path, model, small_arch(2, 1, 1, 8, 8, "ws"))
+    elts = [i for i in prog.program.instructions if isinstance(i, I.Elementwise)]
+    assert elts and all(i.elem == 2 and i.kind == I.Eltwise.PRELU for i in elts)
+    check(prog, model, [x])
 
 
 @SETTINGS
