@@ -1,6 +1,8 @@
 """ReLU forms of an int16 input (TFLite's 16x8 RELU / RELU6, reference_ops::ReluX): the input
 is requantised into the output scale, MultiplyByQuantizedMultiplier(x - zp_in) + zp_out with
-QuantizeMultiplier(double(s_in) / double(s_out)), then clamped to the quantised bounds
+QuantizeMultiplier(s_in / s_out) divided in float32 (ReluPrepare divides the tensors' float
+scales; QUANTIZE's Requantize divides doubles, one multiplier step apart at s_out / s_in =
+2^1.25), then clamped to the quantised bounds
 zp_out + round(bound / s_out) (the division in float32), intersected with int16. LiteRT runs
 RELU and RELU6 on int16 (zero points 0); RELU_N1_TO_1 and RELU_0_TO_1 refuse int16 there and
 take the same arithmetic here. The NPU runs it as the requantising 1x1 DWCONV of QUANTIZE
@@ -19,7 +21,7 @@ import numpy as np
 from npukit.ir.graph import Clamp
 from npukit.kernels import intmath
 from npukit.kernels.kernels_mxu import activation_range
-from npukit.kernels.kernels_vpu_eltwise import PreluParams, prepare_requantize
+from npukit.kernels.kernels_vpu_eltwise import PreluParams, check_scale
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,11 @@ class Relu16Params:
 
 def prepare_relu16(in_s: float, in_zp: int, out_s: float, out_zp: int, clamp: Clamp) -> Relu16Params:
     """ReluPrepare (the multiplier) and QuantizedReluX (the bounds) for int16."""
-    r = prepare_requantize(in_s, in_zp, out_s, out_zp)
+    check_scale(in_s, "input")
+    check_scale(out_s, "output")
+    m, sh = intmath.quantize_multiplier(float(np.float32(in_s) / np.float32(out_s)))
     lo, hi = activation_range(clamp, out_s, out_zp, np.int16)
-    return Relu16Params(r.input_zp, r.output_zp, r.multiplier, r.shift, lo, hi)
+    return Relu16Params(int(in_zp), int(out_zp), m, sh, lo, hi)
 
 
 def relu16(x: np.ndarray, p: Relu16Params) -> np.ndarray:

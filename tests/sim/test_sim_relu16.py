@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from npukit.arch import load_arch
@@ -27,6 +27,7 @@ from test_sim_vs_reference import small_arch
 @SETTINGS
 @given(op=st.sampled_from(["RELU", "RELU6"]), shape=st.sampled_from([(1, 5, 7, 6), (3, 40), (1, 2999)]),
        s_in=st.floats(1e-5, 1e-2), ratio=st.floats(-3.0, 3.0), abuf=st.sampled_from([2, 4]), seed=st.integers(0, 2 ** 16))
+@example(op="RELU", shape=(1, 2999), s_in=2.0 ** -7, ratio=1.25, abuf=2, seed=3)    # float32 s_in / s_out matters
 def test_relu_16x8_sim(tmp_path, op, shape, s_in, ratio, abuf, seed):
     x = codes(np.random.default_rng(seed), shape)
     model = build_single_op(op, [q("x", shape, s_in)], [q("y", shape, s_in * 2.0 ** ratio)])
