@@ -18,6 +18,7 @@ from .resize import lower_resize
 from .vector import (ELTWISE_KIND, eltwise_plan, lower_eltwise, lower_eltwise_broadcast, lower_lut, lower_mean,
                      lower_pool, lower_select)
 from .softmax import lower_softmax
+from ..kernels.kernels_relu16 import Relu16Params
 from ..kernels.kernels_vpu16 import Lut16Params, Sigmoid16Params
 from .vector16 import lower_lut16, lower_sigmoid16
 from .wide import lower_magnitude, lower_requantize
@@ -39,6 +40,8 @@ def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
         return lower_sigmoid16(ctx, g, node)
     if isinstance(node.params, Lut16Params):
         return lower_lut16(ctx, g, node)
+    if isinstance(node.params, Relu16Params):
+        return lower_requantize(ctx, g, node)
     if op in LUT_OPS:
         return lower_lut(ctx, g, node)
     if op is Op.QUANTIZE and DType.I16 in (g.tensors[node.inputs[0]].dtype, g.tensors[node.outputs[0]].dtype):

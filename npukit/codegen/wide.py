@@ -10,6 +10,7 @@ from ..ir.graph import DType, Graph, Node, Op
 from ..isa import instructions as I
 from ..isa.immediates import params_to_ints
 from ..kernels.kernels_vpu import pad_code
+from ..kernels.kernels_relu16 import Relu16Params
 from ..kernels.kernels_vpu16 import Lut16Params
 from .context import Ctx, SlotPair
 from .emitter import contiguous, dma
@@ -45,10 +46,12 @@ def int16_support(g: Graph, node: Node) -> str:
         return "" if ok else "int16 QUANTIZE other than between int8 and int16"
     if node.op is Op.HARD_SWISH:
         return "" if isinstance(node.params, Lut16Params) else "int16 hard-swish without its int16 table"
+    if node.op is Op.CLAMP:
+        return "" if isinstance(node.params, Relu16Params) else "int16 clamp without its 16x8 params"
     if node.op in VPU16_OPS:
         return vpu16_support(g, node)
     return "int16 tensor (the NPU's int16 paths: 16x8 conv, depthwise and fully connected, requantisation, " \
-           "magnitude, data movement, hard-swish, the VPU's 16x8 ops)"
+           "magnitude, data movement, hard-swish, ReLU forms, the VPU's 16x8 ops)"
 
 
 def magnitude_geometry(g: Graph, node: Node) -> tuple[int, int, int]:
@@ -90,7 +93,8 @@ def lower_magnitude(ctx: Ctx, g: Graph, node: Node) -> dict:
 
 def lower_requantize(ctx: Ctx, g: Graph, node: Node) -> dict:
     """QUANTIZE with an int16 side as 1x1 DwConv tiles of weight 1 over the flattened tensor
-    (one channel): MultiplyByQuantizedMultiplier(x - zp) + zp, LiteRT's Requantize."""
+    (one channel): MultiplyByQuantizedMultiplier(x - zp) + zp, LiteRT's Requantize; an int16
+    CLAMP (16x8 RELU / RELU6) is the same with its quantised bounds as the activation range."""
     e = ctx.emitter
     xt, ot = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
     xb, ob, n = xt.dtype.np.itemsize, ot.dtype.np.itemsize, ot.size
@@ -100,6 +104,7 @@ def lower_requantize(ctx: Ctx, g: Graph, node: Node) -> dict:
     p = node.params
     at = unit_weight(ctx, w_slots, p.multiplier, p.shift)
     info = np.iinfo(ot.dtype.np)
+    lo, hi = (p.act_min, p.act_max) if isinstance(p, Relu16Params) else (int(info.min), int(info.max))
     src, dst = ctx.addr(node.inputs[0]), ctx.addr(node.outputs[0])
     for i in range(0, n, chunk):
         ln = min(chunk, n - i)
@@ -108,6 +113,6 @@ def lower_requantize(ctx: Ctx, g: Graph, node: Node) -> dict:
         e.emit(lambda L, d: I.DwConv(
             L, d, src=xa, in_h=1, in_w=ln, c=1, wgt=at, params=at + 4, dst=oa, out_h=1, out_w=ln, mult=1,
             kernel=(1, 1), stride=(1, 1), dilation=(1, 1), pad_t=0, pad_l=0, zp=p.input_zp, out_zp=p.output_zp,
-            act_min=int(info.min), act_max=int(info.max), engine=int(I.Engine.VPU), in_bytes=xb, out_bytes=ob))
+            act_min=lo, act_max=hi, engine=int(I.Engine.VPU), in_bytes=xb, out_bytes=ob))
         contiguous(e, I.ABUF, oa, ctx.space(node.outputs[0]), dst + i * ob, ln * ob)
     return {"tiling": f"{chunk} elements of {n}"}

@@ -29,7 +29,8 @@ _STATE_OPS = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
 # operators whose int16 activations (TFLite's 16x8 scheme: int16, zero point 0) npukit lowers; others are refused
 INT16_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "QUANTIZE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM",
              "LOGISTIC", "TANH", "SOFTMAX", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RESIZE_BILINEAR",
-             "RESIZE_NEAREST_NEIGHBOR", "CONCATENATION", "RESHAPE", "UNIDIRECTIONAL_SEQUENCE_LSTM"}
+             "RESIZE_NEAREST_NEIGHBOR", "CONCATENATION", "RESHAPE", "UNIDIRECTIONAL_SEQUENCE_LSTM", "RELU", "RELU6",
+             "LEAKY_RELU"}
 
 
 class TfliteConverter:

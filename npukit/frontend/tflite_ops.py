@@ -245,7 +245,7 @@ def activation(cv, op) -> None:
     else:
         kind, attrs = _ACTIVATIONS[cv.op_label]
     x = cv.name(op.inputs[0])
-    int16_ok = cv.op_label in ("LOGISTIC", "TANH")
+    int16_ok = cv.op_label in ("LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU")      # LiteRT's int16 forms
     if cv.tensors[x].dtype.value not in ("int8", "float32") + (("int16",) if int16_ok else ()):
         raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {cv.tensors[x].dtype.value} tensors")
     cv.emit(kind, [x], cv.name(op.outputs[0]), attrs)

@@ -8,6 +8,7 @@ from ..ir.graph import DType, Node, Op, QParams
 from . import kernels_gru as kg
 from . import kernels_lstm as kl
 from . import kernels_mxu as kx
+from . import kernels_relu16 as kr
 from . import kernels_vpu as kv
 from . import kernels_vpu16 as k16
 from . import kernels_vpu_compare as kc
@@ -87,6 +88,8 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         return k16.softmax16(x, p)
     if isinstance(p, k16.Lut16Params) and op is Op.HARD_SWISH:
         return k16.lut16(x, p)
+    if isinstance(p, kr.Relu16Params):
+        return kr.relu16(x, p)
     if op in (Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.UNARY, Op.LOGICAL_NOT):
         return kv.lut(x, p.table)
     if op is Op.PRELU:

@@ -23,6 +23,7 @@ from ..kernels import host_float, host_tflite
 from ..kernels import kernels_gru as kg
 from ..kernels import kernels_lstm as kl
 from ..kernels import kernels_mxu as kx
+from ..kernels import kernels_relu16 as kr
 from ..kernels import kernels_transformer as kt
 from ..kernels import kernels_vpu as kv
 from ..kernels import kernels_vpu16 as k16
@@ -37,6 +38,7 @@ PARAMS: dict[str, type] = {
     "softmax": kv.SoftmaxParams, "softmax_table": kv.SoftmaxTableParams, "lut": LutParams,
     "pool": PoolParams, "compare": kc.ComparisonParams, "logical": kc.LogicalParams,
     "sigmoid16": k16.Sigmoid16Params, "lut16": k16.Lut16Params, "softmax16": k16.Softmax16Params, "magnitude": kw.MagnitudeParams,
+    "relu16": kr.Relu16Params,
     "matmul": kt.MatMulParams, "layer_norm": kt.LayerNormParams,
     "host_float": host_float.HostFloatParams, "host_tflite": host_tflite.HostTfliteParams,
     "lstm": kl.LstmParams,
@@ -66,7 +68,7 @@ def _kinds() -> dict[Op, SegmentKind]:
         Op.REDUCE_MAX: k(ir.MeanAttrs, ()), Op.REDUCE_MIN: k(ir.MeanAttrs, ()),
         Op.COMPARE: k(ir.CompareAttrs, ("compare",)), Op.LOGICAL: k(ir.LogicalAttrs, ("logical",)),
         Op.LOGICAL_NOT: lut, Op.WHERE: k(ir.NoAttrs, ()), Op.ARG_MAX: k(ir.ArgMaxAttrs, ()),
-        Op.CLAMP: k(ir.Clamp, ("lut",)), Op.LEAKY_RELU: k(ir.LeakyReluAttrs, ("lut",)),
+        Op.CLAMP: k(ir.Clamp, ("lut", "relu16")), Op.LEAKY_RELU: k(ir.LeakyReluAttrs, ("lut",)),
         Op.PRELU: k(ir.NoAttrs, ("prelu",)), Op.SIGMOID: unit, Op.TANH: unit, Op.HARD_SWISH: k(ir.NoAttrs, ("lut", "lut16")),
         Op.UNARY: k(ir.UnaryAttrs, ("lut",)),
         Op.SOFTMAX: k(ir.SoftmaxAttrs, ("softmax", "softmax_table", "softmax16")),

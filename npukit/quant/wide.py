@@ -51,8 +51,9 @@ def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[st
 # layers with an int16 output path, and layers that read an int16 input (16x8 semantics)
 WIDE_PRODUCERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.MUL, Op.LAYER_NORM, Op.GELU}
 # TFLite's 16x8 VPU ops read int16 only to write int16 (LOGISTIC / TANH / SOFTMAX at scale 1/32768;
-# HARD_SWISH by its int16 table)
-THROUGH_16 = {Op.MUL, Op.PRELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX, Op.MEAN, Op.MAX_POOL, Op.AVG_POOL, Op.RESIZE}
+# HARD_SWISH by its int16 table; CLAMP, 16x8 RELU / RELU6, by requantise-and-clamp; LEAKY_RELU as a PRELU)
+THROUGH_16 = {Op.MUL, Op.PRELU, Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op.HARD_SWISH, Op.SOFTMAX, Op.MEAN,
+              Op.MAX_POOL, Op.AVG_POOL, Op.RESIZE}
 WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU} | THROUGH_16
 
 
@@ -76,8 +77,8 @@ def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> 
     """Tensors to widen to int16: residual sums (ADD/SUB of int8 operands) feeding a
     LAYER_NORM noisier than `threshold_db`, and the output of any layer noisier than that
     whose consumers all read int16 (fully connected, conv, GELU, ADD/SUB, layer norm, and the 16x8
-    ops MUL, PRELU, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, MEAN, pooling and resize, whose outputs
-    widen with it)."""
+    ops MUL, PRELU, the ReLU forms, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, MEAN, pooling
+    and resize, whose outputs widen with it)."""
     wide: set[str] = set()
     for node in qg.nodes:
         if noise_db.get(node.name, np.inf) >= threshold_db:

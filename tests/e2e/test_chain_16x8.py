@@ -1,5 +1,5 @@
 """A small 16x8 TFLite model (int16 activations, zero point 0) chaining the VPU's int16 ops:
-ADD, SUB, MUL, LOGISTIC, TANH, CONCATENATION, AVERAGE / MAX pooling, bilinear RESIZE, MEAN and
+ADD, SUB, RELU6, LEAKY_RELU, MUL, LOGISTIC, TANH, CONCATENATION, AVERAGE / MAX pooling, bilinear RESIZE, MEAN and
 SOFTMAX. `npukit.compile` runs it with no host operator, equal to LiteRT's reference
 interpreter bit for bit, also after a round trip through the .npub bytes."""
 from __future__ import annotations
@@ -34,6 +34,9 @@ def chain_model() -> bytes:
     add_o.potScaleInt16 = sub_o.potScaleInt16 = False
     s, d, m = q("sum", sh, 4e-4), q("diff", sh, 4e-4), q("prod", sh, 1e-4)
     sig, th = q("sig", sh, ONE), q("th", sh, ONE)
+    r6, lk = q("r6", sh, 3e-4), q("lk", sh, 3e-4)
+    lk_o = tfl.LeakyReluOptionsT()
+    lk_o.alpha = -0.3
     cat_o = tfl.ConcatenationOptionsT()
     cat_o.axis = 3
     cat, pooled, maxed = q("cat", (1, 4, 6, 16), ONE), q("pooled", (1, 2, 3, 16), ONE), q("maxed", (1, 2, 3, 16), ONE)
@@ -48,7 +51,8 @@ def chain_model() -> bytes:
     sm_o = tfl.SoftmaxOptionsT()
     sm_o.beta = 1.0
     ops = [Operator("ADD", (x, y), (s,), add_o), Operator("SUB", (x, y), (d,), sub_o),
-           Operator("MUL", (s, d), (m,), tfl.MulOptionsT()),
+           Operator("RELU6", (s,), (r6,)), Operator("LEAKY_RELU", (d,), (lk,), lk_o),
+           Operator("MUL", (r6, lk), (m,), tfl.MulOptionsT()),
            Operator("LOGISTIC", (m,), (sig,)), Operator("TANH", (s,), (th,)),
            Operator("CONCATENATION", (sig, th), (cat,), cat_o),
            Operator("AVERAGE_POOL_2D", (cat,), (pooled,), _pool(2, 2, False)),

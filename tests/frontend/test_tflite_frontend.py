@@ -128,7 +128,8 @@ def test_unsupported_operator_is_named(tmp_path):
 
 
 def test_int16_activations_are_a_clear_error(tmp_path):
-    model = build_single_op("RELU", [T("x", (1, 8), "int16", scale=0.001)], [T("y", (1, 8), "int16", scale=0.001)])
+    """RELU_N1_TO_1 has no int16 kernel in LiteRT (its RELU and RELU6 have one, and npukit's)."""
+    model = build_single_op("RELU_N1_TO_1", [T("x", (1, 8), "int16", scale=0.001)], [T("y", (1, 8), "int16", scale=0.001)])
     path = tmp_path / "relu16.tflite"
     path.write_bytes(model)
     with pytest.raises(UnsupportedOpError, match="int16"):

@@ -2,7 +2,7 @@
 uint8 and int8 are supported"): LiteRT's int16 table scheme (513 anchors, 7-bit interpolation)
 against the float function; PRELU of int16 codes (LiteRT has no int16 PRELU either: the int8
 kernel's arithmetic on int16 codes, an int16 slope) against the float function; and a widened
-conv -> hard-swish (PReLU) -> conv chain that now runs in int16 throughout on the NPU,
+conv -> hard-swish (PReLU, RELU6) -> conv chain that now runs in int16 throughout on the NPU,
 simulator = integer reference, closer to float than int8."""
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from npukit.api import CompiledModel
 from npukit.codegen.context import CompileOptions
 from npukit.compiler import compile_graph
-from npukit.ir.graph import ConvAttrs, DType, Graph, Node, NoAttrs, Op, ReshapeAttrs, Tensor
+from npukit.ir.graph import Clamp, ConvAttrs, DType, Graph, LeakyReluAttrs, Node, NoAttrs, Op, ReshapeAttrs, Tensor
+from npukit.kernels import kernels_relu16 as kr
 from npukit.kernels import kernels_vpu as kv
 from npukit.kernels import kernels_vpu16 as k16
 from npukit.kernels.float_exec import run_float
@@ -160,3 +161,41 @@ def test_reshaped_sigmoid_keeps_its_int16_scale():
     want = 1 / (1 + np.exp(-0.5 * x.astype(np.float64).sum(-1))).reshape(1, 4)
     assert want.max() > 0.9
     assert np.abs(run_dequantised(qg, {"x": x})["out"] - want).max() < 4 * k16.OUT_SCALE_16
+
+
+def relu_branch_chain(leaky: bool = False) -> tuple[Graph, dict[str, np.ndarray]]:
+    """The conv chain with a RELU6 the conv cannot absorb (its input also feeds a second 1x1
+    conv, c3, whose output is a second graph output): x -> c1 -> h -> RELU6 -> c2 -> out, h -> c3 -> o2."""
+    g, calib = hard_swish_chain()
+    w3 = (np.random.default_rng(5).standard_normal((4, 1, 1, 16)) * 0.4).astype(np.float32)
+    t = dict(g.tensors, w3=Tensor("w3", w3.shape, DType.F32, w3),
+             b3=Tensor("b3", (4,), DType.F32, np.zeros(4, np.float32)), o2=Tensor("o2", (1, 6, 6, 4), DType.F32))
+    act = Node(Op.LEAKY_RELU, "hs", ("h",), ("a",), LeakyReluAttrs(0.2)) if leaky else \
+        Node(Op.CLAMP, "hs", ("h",), ("a",), Clamp(0.0, 6.0))
+    nodes = (g.nodes[0], act, g.nodes[2],
+             Node(Op.CONV2D, "c3", ("h", "w3", "b3"), ("o2",), ConvAttrs()))
+    return Graph(nodes, t, g.inputs, ("out", "o2")), calib
+
+
+@pytest.mark.parametrize("leaky", [False, True])
+def test_relu_widens_with_its_conv_chain(leaky):
+    """precision int16 widens a standalone RELU6 (LEAKY_RELU) with the convs around it (int8
+    before: a table op has no int16 input): int16 in and out by requantise-and-clamp on the NPU, simulator =
+    integer reference, and the ReLU branch's output gains over all-int8 what int16 activations
+    give (> 5 dB)."""
+    g, calib = relu_branch_chain(leaky)
+    arch = small_arch(16, 8, 8, 8, 8, "ws")
+    feeds = [{"x": calib["x"][i]} for i in range(calib["x"].shape[0])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog, qg, _ = compile_graph(g, arch, calib, sqnr=False, options=replace(CompileOptions(), precision="int16"))
+        _, q8, _ = compile_graph(g, arch, calib, sqnr=False)
+    hs = next(n for n in qg.nodes if n.name == "hs")
+    assert qg.tensors[hs.inputs[0]].dtype is DType.I16 and qg.tensors[hs.outputs[0]].dtype is DType.I16
+    if leaky:       # LiteRT's int16 LEAKY_RELU as a PRELU of slope 1
+        assert hs.op is Op.PRELU and np.all(qg.tensors[hs.inputs[1]].data == 1)
+    else:
+        assert isinstance(hs.params, kr.Relu16Params) and hs.params.act_min == 0
+    assert {layer.name: layer.target for layer in prog.layers}[hs.name] == "npu"
+    assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds[:2])
+    assert _sqnr(g, qg, feeds) > _sqnr(g, q8, feeds) + 5.0
