@@ -43,3 +43,17 @@ def test_1d_conv_chain_compiled_matches_onnxruntime(tmp_path):
     path.write_bytes(chain_model())
     xs = RNG.uniform(-2, 2, (9, 1, 4, 20)).astype(np.float32)
     assert_compiled_matches_onnxruntime(path, xs, k=8, steps=3.0)
+
+
+def test_1d_input_view_is_written_by_the_host(tmp_path):
+    """The input's [N, C, L] -> NHWC view is the host's layout change at the boundary (the
+    I/O table's permutation), not an NPU transpose."""
+    import npukit
+    path = tmp_path / "chain.onnx"
+    path.write_bytes(chain_model())
+    prog = npukit.compile(path, "npu-m", calibration={"x": RNG.uniform(-2, 2, (4, 1, 4, 20)).astype(np.float32)},
+                          sqnr=False)
+    (x,) = prog.program.inputs
+    assert x.perm == (0, 2, 1) and x.shape == (1, 4, 20)
+    ops_run = [layer.op for layer in prog.program.layers]
+    assert ops_run[0] == "reshape" and ops_run.count("transpose") == 1     # the output's view back
