@@ -46,9 +46,12 @@ def lower_layer(ctx: Ctx, g: Graph, node: Node, tiling) -> dict | None:
         return lower_lut(ctx, g, node)
     if op is Op.QUANTIZE and DType.I16 in (g.tensors[node.inputs[0]].dtype, g.tensors[node.outputs[0]].dtype):
         return lower_requantize(ctx, g, node)
-    if op is Op.QUANTIZE:      # an int8 -> int8 / uint8 rescale is a table of the 256 codes
+    if op is Op.QUANTIZE:      # an int8 / uint8 -> int8 / uint8 rescale is a table of the 256 codes
         out = np.dtype(g.tensors[node.outputs[0]].dtype.np)
-        return lower_lut(ctx, g, node, kv.requantize(np.arange(-128, 128, dtype=np.int8), node.params, out))
+        codes = np.arange(-128, 128, dtype=np.int8)     # the table's index: each byte read as int8
+        if g.tensors[node.inputs[0]].dtype is DType.U8:
+            codes = codes.view(np.uint8)                # ... holding the uint8 value of that byte
+        return lower_lut(ctx, g, node, kv.requantize(codes, node.params, out))
     if op is Op.SOFTMAX:
         return lower_softmax(ctx, g, node)
     if op is Op.LAYER_NORM:

@@ -78,8 +78,8 @@ def npu_support(g: Graph, node: Node, work_abuf: int = 1 << 62, arch=None,
     if op is Op.RESIZE:
         return "" if rank == 4 and resize_fits(g, node, work_abuf) else "resize plane larger than ABUF"
     if op is Op.QUANTIZE:
-        ok = node.params is not None and g.tensors[node.inputs[0]].dtype is DType.I8
-        return "" if ok else "quantize from a type other than int8"
+        ok = node.params is not None and g.tensors[node.inputs[0]].dtype in (DType.I8, DType.U8)
+        return "" if ok else "quantize from a type other than int8 or uint8"
     if op in REDUCTIONS:
         if not mean_layout(g, node):
             return "reduction over non-adjacent axes"

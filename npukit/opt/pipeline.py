@@ -7,6 +7,7 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 from .passes import (clean_layout, eliminate_dead_nodes, fold_batch_norm, fold_constants, fold_pads,
                      fold_transpose_into_fc)
+from .hoist import hoist_elementwise
 from .magnitude import fuse_magnitude
 from .patterns import fuse_activations, fuse_hard_swish
 
@@ -15,6 +16,7 @@ Pass = Callable[[Graph], Graph]
 PASSES: tuple[tuple[str, Pass], ...] = (
     ("fold_constants", fold_constants),
     ("clean_layout", clean_layout),
+    ("hoist_elementwise", hoist_elementwise),
     ("fuse_magnitude", fuse_magnitude),
     ("fold_batch_norm", fold_batch_norm),
     ("fold_pads", fold_pads),

@@ -322,6 +322,21 @@ def quantize_to_uint8(seed: int) -> tuple[bytes, list[np.ndarray]]:
 CASES["quantize_int8_to_uint8"] = quantize_to_uint8
 
 
+def quantize_from_uint8(out_scale: float, out_zp: int) -> Case:
+    """uint8 -> int8 QUANTIZE of a uint8 image input, as at efficientnet-lite0's input (the
+    same scale, zero point 131 -> 3), or with a rescale."""
+    def case(seed):
+        rng = np.random.default_rng(seed)
+        model = build_single_op("QUANTIZE", [T("x", (1, 4, 5, 3), "uint8", scale=0.012566, zero_point=131)],
+                                [T("y", (1, 4, 5, 3), scale=out_scale, zero_point=out_zp)])
+        return model, [_x(rng, (1, 4, 5, 3), "uint8")]
+    return case
+
+
+CASES["quantize_uint8_to_int8"] = quantize_from_uint8(0.012566, 3)
+CASES["quantize_uint8_to_int8_rescaled"] = quantize_from_uint8(0.0371, -9)
+
+
 def build_chain(ops: list[tuple[str, list[str], list[str], object]], specs: list[T],
                 inputs: list[str], outputs: list[str]) -> bytes:
     """A multi-operator model: `ops` are (builtin name, input names, output names, options)."""
