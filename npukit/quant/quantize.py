@@ -282,6 +282,9 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
     if op is Op.HARD_SWISH and tensors[node.inputs[0]].dtype is DType.I16:
         x = tensors[node.inputs[0]].qp
         return node.with_(params=kv.hard_swish_lut16(x.s, x.zp, ot.qp.s, ot.qp.zp, ot.dtype.itemsize))
+    if op is Op.UNARY and tensors[node.inputs[0]].dtype is DType.I16:    # EXP / LOG: LiteRT's int16 table
+        x = tensors[node.inputs[0]].qp
+        return node.with_(params=ku.unary_lut16(a.fn, x.s, x.zp, ot.qp.s, ot.qp.zp, ot.dtype.itemsize))
     if op is Op.CLAMP and tensors[node.inputs[0]].dtype is DType.I16:    # 16x8 RELU / RELU6: int16 out
         if ot.dtype is not DType.I16:
             raise UnsupportedOpError(f"{node.name}: clamp of an int16 input needs an int16 output")
