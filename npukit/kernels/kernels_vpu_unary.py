@@ -19,7 +19,9 @@ LSB of the float function.
 int16 input (`unary_lut16`): EXP and LOG as LiteRT's int16 kernels build them,
 LUTPopulate<int16_t> (513 anchors, linear interpolation; kernels_vpu16.lut16_populate) of
 expf / logf (LOG of x <= 0: the output's lowest real value). Other functions have no int16
-form here (LiteRT's int16 SQRT / RSQRT / ABS / NEG are per-code integer kernels, docs/numerics.md).
+form here (LiteRT's int16 SQRT / RSQRT / NEG are per-code integer kernels, docs/numerics.md);
+ABS of int16 is LiteRT's requantisation of |x - zp|, which the quantiser turns into LEAKY_RELU's
+int16 PRELU with a slope of -1 (kernels_relu16.leaky_relu16_as_prelu).
 """
 from __future__ import annotations
 
@@ -249,6 +251,7 @@ def unary_table(fn: str, in_s: float, in_zp: int, out_s: float, out_zp: int,
 
 
 UNARY_16 = ("exp", "log")       # the functions with an int16-input table (LiteRT's LUTPopulate<int16_t>)
+INT16_FUNCTIONS = (*UNARY_16, "abs")    # and ABS, quantised as LEAKY_RELU's int16 PRELU of slope -1
 
 
 def unary_lut16(fn: str, in_s: float, in_zp: int, out_s: float, out_zp: int, out_bytes: int) -> Lut16Params:

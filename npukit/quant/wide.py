@@ -21,7 +21,7 @@ import numpy as np
 
 from ..ir.graph import DType, Graph, Node, Op, QuantizeAttrs
 from ..kernels import kernels_vpu as kv
-from ..kernels.kernels_vpu_unary import UNARY_16
+from ..kernels.kernels_vpu_unary import INT16_FUNCTIONS
 
 
 def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -59,8 +59,8 @@ WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, 
 
 
 def _through16(node: Node) -> bool:
-    """A 16x8 op that reads int16 to write int16 (UNARY: only the functions with an int16 table)."""
-    return node.op in THROUGH_16 or node.op is Op.UNARY and node.attrs.fn in UNARY_16
+    """A 16x8 op that reads int16 to write int16 (UNARY: EXP / LOG tables, ABS)."""
+    return node.op in THROUGH_16 or node.op is Op.UNARY and node.attrs.fn in INT16_FUNCTIONS
 
 
 def _widened(qg: Graph, name: str) -> set[str] | None:
@@ -84,7 +84,7 @@ def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> 
     LAYER_NORM noisier than `threshold_db`, and the output of any layer noisier than that
     whose consumers all read int16 (fully connected, conv, GELU, ADD/SUB, layer norm, and the 16x8
     ops MUL, PRELU, the ReLU forms, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, MEAN, pooling,
-    resize and the EXP / LOG tables, whose outputs widen with it)."""
+    resize, the EXP / LOG tables and ABS, whose outputs widen with it)."""
     wide: set[str] = set()
     for node in qg.nodes:
         if noise_db.get(node.name, np.inf) >= threshold_db:

@@ -202,12 +202,14 @@ def test_relu_widens_with_its_conv_chain(leaky):
     assert _sqnr(g, qg, feeds) > _sqnr(g, q8, feeds) + 5.0
 
 
-def test_exp_widens_with_its_conv_chain():
-    """precision int16 widens a standalone EXP (UNARY) with the convs around it (int8 before: the
-    UNARY tables had no int16 input): LiteRT's 513-anchor int16 table (LUT16) on the NPU,
-    simulator = integer reference, and the branch's output gains over all-int8 (> 5 dB)."""
+@pytest.mark.parametrize("fn", ["exp", "abs"])
+def test_unary_widens_with_its_conv_chain(fn):
+    """precision int16 widens a standalone EXP / ABS (UNARY) with the convs around it (int8
+    before: the UNARY tables had no int16 input): EXP by LiteRT's 513-anchor int16 table (LUT16),
+    ABS as the int16 PRELU of slope -1, on the NPU, simulator = integer reference, and the
+    branch's output gains over all-int8 (> 5 dB)."""
     g, calib = relu_branch_chain()
-    nodes = tuple(Node(Op.UNARY, "hs", ("h",), ("a",), UnaryAttrs("exp")) if n.name == "hs" else n for n in g.nodes)
+    nodes = tuple(Node(Op.UNARY, "hs", ("h",), ("a",), UnaryAttrs(fn)) if n.name == "hs" else n for n in g.nodes)
     g = Graph(nodes, g.tensors, g.inputs, g.outputs)
     arch = small_arch(16, 8, 8, 8, 8, "ws")
     feeds = [{"x": calib["x"][i]} for i in range(calib["x"].shape[0])]
@@ -217,7 +219,10 @@ def test_exp_widens_with_its_conv_chain():
         _, q8, _ = compile_graph(g, arch, calib, sqnr=False)
     hs = next(n for n in qg.nodes if n.name == "hs")
     assert qg.tensors[hs.inputs[0]].dtype is DType.I16 and qg.tensors[hs.outputs[0]].dtype is DType.I16
-    assert isinstance(hs.params, k16.Lut16Params) and hs.params.out_bytes == 2
+    if fn == "exp":
+        assert isinstance(hs.params, k16.Lut16Params) and hs.params.out_bytes == 2
+    else:
+        assert hs.op is Op.PRELU and qg.tensors[hs.inputs[1]].data.tolist() == [-1] * 16
     assert {layer.name: layer.target for layer in prog.layers}[hs.name] == "npu"
     assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds[:2])
     assert _sqnr(g, qg, feeds) > _sqnr(g, q8, feeds) + 5.0

@@ -2,7 +2,8 @@
 build a 513-entry int16 table with LUTPopulate<int16_t> and read it with linear interpolation):
 generated single-operator 16x8 TFLite models compiled for small SRAMs run on the NPU alone as
 LUT16, and equal LiteRT's reference interpreter and the integer reference on every int16 code;
-the table against the float function; a UNARY without an int16 table is refused by the frontend."""
+the table against the float function. ABS of int16 (LiteRT: |x - zp| requantised) as the int16
+PRELU ELEMENTWISE with a slope of -1, equal to LiteRT; SQRT of int16 is refused by the frontend."""
 from __future__ import annotations
 
 import numpy as np
@@ -66,6 +67,20 @@ def test_unary_lut16_close_to_float(fn, s_in, s_out):
     assert keep.mean() > 0.4
     bound = 2.0 + (h * h / 8 * curve + slope * float(np.float32(s_in))) / np.float32(s_out)
     assert np.all((np.abs(y - want) <= bound)[keep])
+
+
+@SETTINGS
+@given(shape=st.sampled_from([(1, 5, 7, 6), (3, 40), (1, 2999)]), s_in=st.floats(1e-5, 1e-2),
+       ratio=st.floats(-3.0, 3.0), seed=st.integers(0, 2 ** 16))
+@example(shape=(3, 40), s_in=1e-3, ratio=0.0, seed=0)      # equal scales: LiteRT's plain |x| path
+def test_abs_16x8_sim(tmp_path, shape, s_in, ratio, seed):
+    x = codes(np.random.default_rng(seed), shape)
+    x.flat[0] = -32768                                       # |-32768| saturates to 32767
+    model = build_single_op("ABS", [q("x", shape, s_in)], [q("y", shape, s_in * 2.0 ** ratio)])
+    prog = compile_bytes(tmp_path, model, small_arch(2, 1, 1, 8, 8, "ws"))
+    elts = [i for i in prog.program.instructions if isinstance(i, I.Elementwise)]
+    assert elts and all(i.elem == 2 and i.kind == I.Eltwise.PRELU for i in elts)
+    check(prog, model, [x])
 
 
 def test_unary_16x8_without_table_refused(tmp_path):
