@@ -44,14 +44,14 @@ def int16_support(g: Graph, node: Node) -> str:
     if node.op is Op.QUANTIZE:
         ok = {t[node.inputs[0]].dtype, t[node.outputs[0]].dtype} <= {DType.I8, DType.I16} and node.params is not None
         return "" if ok else "int16 QUANTIZE other than between int8 and int16"
-    if node.op is Op.HARD_SWISH:
-        return "" if isinstance(node.params, Lut16Params) else "int16 hard-swish without its int16 table"
+    if node.op in (Op.HARD_SWISH, Op.UNARY):
+        return "" if isinstance(node.params, Lut16Params) else f"int16 {node.op.value} without its int16 table"
     if node.op is Op.CLAMP:
         return "" if isinstance(node.params, Relu16Params) else "int16 clamp without its 16x8 params"
     if node.op in VPU16_OPS:
         return vpu16_support(g, node)
     return "int16 tensor (the NPU's int16 paths: 16x8 conv, depthwise and fully connected, requantisation, " \
-           "magnitude, data movement, hard-swish, ReLU forms, the VPU's 16x8 ops)"
+           "magnitude, data movement, hard-swish, EXP / LOG tables, ReLU forms, the VPU's 16x8 ops)"
 
 
 def magnitude_geometry(g: Graph, node: Node) -> tuple[int, int, int]:

@@ -262,7 +262,8 @@ _FLOAT_ONLY = {"SIN", "COS", "SQUARE"}
 def function(cv, op) -> None:
     x = cv.name(op.inputs[0])
     dtype = cv.tensors[x].dtype.value
-    if dtype not in ("int8", "float32") or (dtype == "int8" and cv.op_label in _FLOAT_ONLY):
+    int16_ok = dtype == "int16" and cv.op_label in ("EXP", "LOG", "ABS")    # LiteRT's tables; ABS as a PRELU
+    if dtype not in ("int8", "float32") and not int16_ok or (dtype == "int8" and cv.op_label in _FLOAT_ONLY):
         raise UnsupportedOpError(f"{cv.where()}: {cv.op_label} on {dtype} tensors")
     fn = "tfl_neg" if cv.op_label == "NEG" and dtype == "int8" else _FUNCTIONS.get(cv.op_label, "neg")
     cv.emit(Op.UNARY, [x], cv.name(op.outputs[0]), UnaryAttrs(fn))

@@ -15,6 +15,13 @@ LiteRT refuses SQRT and RSQRT of a negative input; the tables give sqrt(0) there
 largest code for RSQRT (as for q == zp_in). Every other function is a float function table
 (`kernels_vpu_act.float_function_table`): round half away of f(x) / s_out, within half an
 LSB of the float function.
+
+int16 input (`unary_lut16`): EXP and LOG as LiteRT's int16 kernels build them,
+LUTPopulate<int16_t> (513 anchors, linear interpolation; kernels_vpu16.lut16_populate) of
+expf / logf (LOG of x <= 0: the output's lowest real value). Other functions have no int16
+form here (LiteRT's int16 SQRT / RSQRT / NEG are per-code integer kernels, docs/numerics.md);
+ABS of int16 is LiteRT's requantisation of |x - zp|, which the quantiser turns into LEAKY_RELU's
+int16 PRELU with a slope of -1 (kernels_relu16.leaky_relu16_as_prelu).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from npukit.kernels import fixedpoint as fp
 from npukit.kernels import intmath
 from npukit.kernels.kernels_vpu_act import CODES, _f32, _lut_populate, float_function_table
 from npukit.kernels.kernels_vpu_eltwise import check_scale
+from npukit.kernels.kernels_vpu16 import Lut16Params, lut16_populate
 
 def _exponent(a: float | None) -> float:
     assert a is not None, "pow needs its exponent"
@@ -240,3 +248,28 @@ def unary_table(fn: str, in_s: float, in_zp: int, out_s: float, out_zp: int,
         raise UnsupportedOpError(f"unknown element-wise function {fn!r}")
     with np.errstate(all="ignore"):         # poles and domain edges: +-inf saturate, NaN gives out_zp
         return float_function_table(lambda v: FLOAT_FUNCTIONS[fn](v, alpha, gamma), in_s, in_zp, out_s, out_zp)
+
+
+UNARY_16 = ("exp", "log")       # the functions with an int16-input table (LiteRT's LUTPopulate<int16_t>)
+INT16_FUNCTIONS = (*UNARY_16, "abs")    # and ABS, quantised as LEAKY_RELU's int16 PRELU of slope -1
+
+
+def unary_lut16(fn: str, in_s: float, in_zp: int, out_s: float, out_zp: int, out_bytes: int) -> Lut16Params:
+    """EXP / LOG of an int16 input: LiteRT's int16 table (int16 out, zero points 0; elementwise.cc
+    and exp.cc populate it with LUTPopulate<int16_t>); an int8 output is npukit's form of the
+    same anchors (kernels_vpu16.Lut16Params)."""
+    if fn not in UNARY_16:
+        raise UnsupportedOpError(f"element-wise {fn} of an int16 input (int16 tables: {', '.join(UNARY_16)})")
+    check_scale(in_s, "input")
+    check_scale(out_s, "output")
+    if out_bytes == 2 and (in_zp != 0 or out_zp != 0):
+        raise UnsupportedOpError(f"int16 {fn} needs zero points 0, got {in_zp}, {out_zp}")
+    low_code = -32768 if out_bytes == 2 else -128
+    lowest = _f32(_f32(low_code - int(out_zp)) * _f32(out_s))
+
+    def f(v: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):     # expf overflows to +inf (the table saturates), logf of <= 0
+            y = (np.exp if fn == "exp" else np.log)(v.astype(np.float64)).astype(np.float32)
+        return y if fn == "exp" else np.where(v <= 0, lowest, y)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return lut16_populate(f, in_s, in_zp, out_s, out_zp, out_bytes)

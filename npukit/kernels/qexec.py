@@ -86,7 +86,7 @@ def run_qnode(node: Node, ins: list[np.ndarray], in_q: list[QParams | None],
         if a.axis not in (-1, x.ndim - 1):
             raise UnsupportedOpError(f"{node.name}: softmax over axis {a.axis} (only the last axis)")
         return k16.softmax16(x, p)
-    if isinstance(p, k16.Lut16Params) and op is Op.HARD_SWISH:
+    if isinstance(p, k16.Lut16Params) and op in (Op.HARD_SWISH, Op.UNARY):
         return k16.lut16(x, p)
     if isinstance(p, kr.Relu16Params):
         return kr.relu16(x, p)

@@ -287,14 +287,20 @@ def _quantize_node(g: Graph, node: Node, tensors: dict[str, Tensor], known: dict
             raise UnsupportedOpError(f"{node.name}: clamp of an int16 input needs an int16 output")
         x = tensors[node.inputs[0]].qp
         return node.with_(params=kr.prepare_relu16(x.s, x.zp, ot.qp.s, ot.qp.zp, node.attrs))
-    if op is Op.LEAKY_RELU and tensors[node.inputs[0]].dtype is DType.I16:     # 16x8: a PRELU of slope +-1
+    is_abs = op is Op.UNARY and a.fn == "abs"       # LiteRT's int16 ABS is LEAKY_RELU's arithmetic at alpha -1
+    if (op is Op.LEAKY_RELU or is_abs) and tensors[node.inputs[0]].dtype is DType.I16:     # a PRELU of slope +-1
         if ot.dtype is not DType.I16:
-            raise UnsupportedOpError(f"{node.name}: leaky ReLU of an int16 input needs an int16 output")
+            raise UnsupportedOpError(f"{node.name}: {'abs' if is_abs else 'leaky ReLU'} of an int16 input needs "
+                                     "an int16 output")
         xt = tensors[node.inputs[0]]
-        slope, p = kr.leaky_relu16_as_prelu(xt.qp.s, xt.qp.zp, ot.qp.s, ot.qp.zp, node.attrs.alpha, xt.shape[-1])
+        slope, p = kr.leaky_relu16_as_prelu(xt.qp.s, xt.qp.zp, ot.qp.s, ot.qp.zp, -1.0 if is_abs else a.alpha,
+                                            xt.shape[-1])
         sn = f"{node.name}/slope"
         tensors[sn] = Tensor(sn, slope.shape, DType.I16, slope, QParams.per_tensor(1.0, 0))
         return node.with_(op=Op.PRELU, inputs=(node.inputs[0], sn), attrs=NoAttrs(), params=p)
+    if op is Op.UNARY and tensors[node.inputs[0]].dtype is DType.I16:    # EXP / LOG: LiteRT's int16 table
+        x = tensors[node.inputs[0]].qp
+        return node.with_(params=ku.unary_lut16(a.fn, x.s, x.zp, ot.qp.s, ot.qp.zp, ot.dtype.itemsize))
     if op in LUT_OPS:
         return node.with_(params=LutParams(_table(node, tensors[node.inputs[0]], ot)))
     if op is Op.PRELU:

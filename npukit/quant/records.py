@@ -70,7 +70,7 @@ def _kinds() -> dict[Op, SegmentKind]:
         Op.LOGICAL_NOT: lut, Op.WHERE: k(ir.NoAttrs, ()), Op.ARG_MAX: k(ir.ArgMaxAttrs, ()),
         Op.CLAMP: k(ir.Clamp, ("lut", "relu16")), Op.LEAKY_RELU: k(ir.LeakyReluAttrs, ("lut",)),
         Op.PRELU: k(ir.NoAttrs, ("prelu",)), Op.SIGMOID: unit, Op.TANH: unit, Op.HARD_SWISH: k(ir.NoAttrs, ("lut", "lut16")),
-        Op.UNARY: k(ir.UnaryAttrs, ("lut",)),
+        Op.UNARY: k(ir.UnaryAttrs, ("lut", "lut16")),
         Op.SOFTMAX: k(ir.SoftmaxAttrs, ("softmax", "softmax_table", "softmax16")),
         Op.CONCAT: k(ir.ConcatAttrs, ()), Op.SLICE: k(ir.SliceAttrs, ()), Op.PAD: k(ir.PadAttrs, ()),
         Op.RESHAPE: k(ir.ReshapeAttrs, ()), Op.TRANSPOSE: k(ir.TransposeAttrs, ()),

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..ir.graph import DType, Graph, Node, Op, QuantizeAttrs
 from ..kernels import kernels_vpu as kv
+from ..kernels.kernels_vpu_unary import INT16_FUNCTIONS
 
 
 def layer_noise(qg: Graph, float_values: list[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -57,6 +58,11 @@ THROUGH_16 = {Op.MUL, Op.PRELU, Op.CLAMP, Op.LEAKY_RELU, Op.SIGMOID, Op.TANH, Op
 WIDE_CONSUMERS = {Op.FULLY_CONNECTED, Op.CONV2D, Op.ADD, Op.SUB, Op.LAYER_NORM, Op.GELU} | THROUGH_16
 
 
+def _through16(node: Node) -> bool:
+    """A 16x8 op that reads int16 to write int16 (UNARY: EXP / LOG tables, ABS)."""
+    return node.op in THROUGH_16 or node.op is Op.UNARY and node.attrs.fn in INT16_FUNCTIONS
+
+
 def _widened(qg: Graph, name: str) -> set[str] | None:
     """`name` and the outputs of the 16x8 ops it feeds, followed on (those write int16 too);
     None if a tensor of them is a graph output or has a consumer that cannot read int16."""
@@ -66,10 +72,10 @@ def _widened(qg: Graph, name: str) -> set[str] | None:
         users = qg.consumers(t)
         if t in out:
             continue
-        if t in qg.outputs or not users or any(u.op not in WIDE_CONSUMERS for u in users):
+        if t in qg.outputs or not users or any(u.op not in WIDE_CONSUMERS and not _through16(u) for u in users):
             return None
         out.add(t)
-        todo += [u.outputs[0] for u in users if u.op in THROUGH_16]
+        todo += [u.outputs[0] for u in users if _through16(u)]
     return out
 
 
@@ -77,8 +83,8 @@ def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> 
     """Tensors to widen to int16: residual sums (ADD/SUB of int8 operands) feeding a
     LAYER_NORM noisier than `threshold_db`, and the output of any layer noisier than that
     whose consumers all read int16 (fully connected, conv, GELU, ADD/SUB, layer norm, and the 16x8
-    ops MUL, PRELU, the ReLU forms, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, MEAN, pooling
-    and resize, whose outputs widen with it)."""
+    ops MUL, PRELU, the ReLU forms, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, MEAN, pooling,
+    resize, the EXP / LOG tables and ABS, whose outputs widen with it)."""
     wide: set[str] = set()
     for node in qg.nodes:
         if noise_db.get(node.name, np.inf) >= threshold_db:
@@ -88,7 +94,7 @@ def choose_int16(qg: Graph, noise_db: dict[str, float], threshold_db: float) -> 
             if src is not None and src.op in (Op.ADD, Op.SUB) and \
                     all(qg.tensors[t].dtype is DType.I8 for t in src.inputs if not qg.tensors[t].is_const):
                 wide.add(node.inputs[0])
-        if node.op in WIDE_PRODUCERS or node.op in THROUGH_16 and node.inputs[0] in wide:
+        if node.op in WIDE_PRODUCERS or _through16(node) and node.inputs[0] in wide:
             wide |= _widened(qg, node.outputs[0]) or set()
     return frozenset(wide)
 

@@ -1,5 +1,5 @@
 """A small 16x8 TFLite model (int16 activations, zero point 0) chaining the VPU's int16 ops:
-ADD, SUB, RELU6, LEAKY_RELU, MUL, LOGISTIC, TANH, CONCATENATION, AVERAGE / MAX pooling, bilinear RESIZE, MEAN and
+ADD, SUB, RELU6, EXP, LOG, LEAKY_RELU, MUL, LOGISTIC, TANH, CONCATENATION, AVERAGE / MAX pooling, bilinear RESIZE, MEAN and
 SOFTMAX. `npukit.compile` runs it with no host operator, equal to LiteRT's reference
 interpreter bit for bit, also after a round trip through the .npub bytes."""
 from __future__ import annotations
@@ -35,6 +35,7 @@ def chain_model() -> bytes:
     s, d, m = q("sum", sh, 4e-4), q("diff", sh, 4e-4), q("prod", sh, 1e-4)
     sig, th = q("sig", sh, ONE), q("th", sh, ONE)
     r6, lk = q("r6", sh, 3e-4), q("lk", sh, 3e-4)
+    ex, lg = q("ex", sh, 1.3e-2), q("lg", sh, 2e-4)        # exp of [0, 6] reaches 403; its log, 6
     lk_o = tfl.LeakyReluOptionsT()
     lk_o.alpha = -0.3
     cat_o = tfl.ConcatenationOptionsT()
@@ -52,7 +53,8 @@ def chain_model() -> bytes:
     sm_o.beta = 1.0
     ops = [Operator("ADD", (x, y), (s,), add_o), Operator("SUB", (x, y), (d,), sub_o),
            Operator("RELU6", (s,), (r6,)), Operator("LEAKY_RELU", (d,), (lk,), lk_o),
-           Operator("MUL", (r6, lk), (m,), tfl.MulOptionsT()),
+           Operator("EXP", (r6,), (ex,)), Operator("LOG", (ex,), (lg,)),
+           Operator("MUL", (lg, lk), (m,), tfl.MulOptionsT()),
            Operator("LOGISTIC", (m,), (sig,)), Operator("TANH", (s,), (th,)),
            Operator("CONCATENATION", (sig, th), (cat,), cat_o),
            Operator("AVERAGE_POOL_2D", (cat,), (pooled,), _pool(2, 2, False)),

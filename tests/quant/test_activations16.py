@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from npukit.api import CompiledModel
 from npukit.codegen.context import CompileOptions
 from npukit.compiler import compile_graph
-from npukit.ir.graph import Clamp, ConvAttrs, DType, Graph, LeakyReluAttrs, Node, NoAttrs, Op, ReshapeAttrs, Tensor
+from npukit.ir.graph import Clamp, ConvAttrs, DType, Graph, LeakyReluAttrs, Node, NoAttrs, Op, ReshapeAttrs, Tensor, \
+    UnaryAttrs
 from npukit.kernels import kernels_relu16 as kr
 from npukit.kernels import kernels_vpu as kv
 from npukit.kernels import kernels_vpu16 as k16
@@ -196,6 +197,32 @@ def test_relu_widens_with_its_conv_chain(leaky):
         assert hs.op is Op.PRELU and np.all(qg.tensors[hs.inputs[1]].data == 1)
     else:
         assert isinstance(hs.params, kr.Relu16Params) and hs.params.act_min == 0
+    assert {layer.name: layer.target for layer in prog.layers}[hs.name] == "npu"
+    assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds[:2])
+    assert _sqnr(g, qg, feeds) > _sqnr(g, q8, feeds) + 5.0
+
+
+@pytest.mark.parametrize("fn", ["exp", "abs"])
+def test_unary_widens_with_its_conv_chain(fn):
+    """precision int16 widens a standalone EXP / ABS (UNARY) with the convs around it (int8
+    before: the UNARY tables had no int16 input): EXP by LiteRT's 513-anchor int16 table (LUT16),
+    ABS as the int16 PRELU of slope -1, on the NPU, simulator = integer reference, and the
+    branch's output gains over all-int8 (> 5 dB)."""
+    g, calib = relu_branch_chain()
+    nodes = tuple(Node(Op.UNARY, "hs", ("h",), ("a",), UnaryAttrs(fn)) if n.name == "hs" else n for n in g.nodes)
+    g = Graph(nodes, g.tensors, g.inputs, g.outputs)
+    arch = small_arch(16, 8, 8, 8, 8, "ws")
+    feeds = [{"x": calib["x"][i]} for i in range(calib["x"].shape[0])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog, qg, _ = compile_graph(g, arch, calib, sqnr=False, options=replace(CompileOptions(), precision="int16"))
+        _, q8, _ = compile_graph(g, arch, calib, sqnr=False)
+    hs = next(n for n in qg.nodes if n.name == "hs")
+    assert qg.tensors[hs.inputs[0]].dtype is DType.I16 and qg.tensors[hs.outputs[0]].dtype is DType.I16
+    if fn == "exp":
+        assert isinstance(hs.params, k16.Lut16Params) and hs.params.out_bytes == 2
+    else:
+        assert hs.op is Op.PRELU and qg.tensors[hs.inputs[1]].data.tolist() == [-1] * 16
     assert {layer.name: layer.target for layer in prog.layers}[hs.name] == "npu"
     assert_sim_equals_reference(CompiledModel(prog, arch, qg), feeds[:2])
     assert _sqnr(g, qg, feeds) > _sqnr(g, q8, feeds) + 5.0
