@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir.graph import DType, Graph, Node, Op, Tensor
 from ..kernels.float_exec import run_node
-from .quantize import weights_per_channel
+from .conv_weights import weights_per_channel
 
 
 def _weight_error(g: Graph, node: Node, reference: Graph) -> np.ndarray:

@@ -10,7 +10,7 @@ optimal update of the rest for that column's error. H is damped by DAMP x its me
 
 Only the rounding changes: each row keeps its round-to-nearest scale (max |w| / 127), and
 the column holding a row's largest magnitude keeps its code +-127 (its error is pushed on
-like any other), so quantize.weights_per_channel finds the same scale again in the weights
+like any other), so conv_weights.weights_per_channel finds the same scale again in the weights
 this returns (codes x scales). Depthwise convs are one small problem per channel (kh x kw
 taps of its input channel, its own H); grouped convs one per group.
 """
@@ -24,7 +24,7 @@ from ..ir.graph import DType, Graph, Node, Op, Tensor
 from ..ir.shapes import conv_out_hw
 from ..kernels.float_exec import _dilate_input, _pad_spatial, _windows
 from ..threads import single_threaded
-from .quantize import weights_per_channel
+from .conv_weights import weights_per_channel
 
 DAMP = 0.01         # of H's mean diagonal, added to its diagonal (the paper's default)
 BLOCK = 128         # columns quantised together before the update of the rest (lazy batch)

@@ -11,7 +11,7 @@ from npukit.measure import quantize_inputs
 from npukit.ir.graph import ConvAttrs, DType, Graph, Node, Op, Tensor
 from npukit.quant.bias_correction import correct_biases, output_shift
 from npukit.kernels.float_exec import run_float
-from npukit.quant.quantize import weights_per_channel
+from npukit.quant.conv_weights import weights_per_channel
 from npukit.sim.reference import run_reference
 
 RNG = np.random.default_rng(0)

@@ -22,7 +22,7 @@ from npukit.ir.graph import ConvAttrs, DType, FcAttrs, Graph, Node, Op, Tensor
 from npukit.kernels.float_exec import run_node
 from npukit.quant.bias_correction import output_shift
 from npukit.quant.gptq import gptq_rows, gptq_subsets, gptq_weights, hessian, rounded_weights, with_weights
-from npukit.quant.quantize import weights_per_channel
+from npukit.quant.conv_weights import weights_per_channel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
 from test_sim_vs_reference import assert_sim_equals_reference, small_arch  # noqa: E402
