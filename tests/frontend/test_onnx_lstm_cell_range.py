@@ -5,8 +5,8 @@ at +-64, where tanh(c) is 1: the hidden state stays as float's, against onnxrunt
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
-from onnx_testutil import onnxruntime_outputs
+from onnx import helper
+from onnx_testutil import model_bytes, onnxruntime_outputs
 
 import npukit
 
@@ -21,14 +21,8 @@ def _model() -> bytes:
     grow = [0, 1]       # these units' input, forget and cell gates saturate at 1: c grows by 1 a step
     for gate in (0, 2, 3):                  # ONNX gate order i, o, f, c
         b[0, gate * H + np.array(grow)] = 9.0
-    graph = helper.make_graph(
-        [helper.make_node("LSTM", ["x", "W", "R", "B"], ["y", "y_h", "y_c"], hidden_size=H)], "lstm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [STEPS, 1, N_IN])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h", "y_c")],
-        [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return model_bytes([helper.make_node("LSTM", ["x", "W", "R", "B"], ["y", "y_h", "y_c"], hidden_size=H)],
+                       {"x": (STEPS, 1, N_IN)}, ["y", "y_h", "y_c"], {"W": w, "R": r, "B": b}, opset=14)
 
 
 def test_a_cell_past_64_saturates_on_the_npu(tmp_path):

@@ -7,8 +7,8 @@ equals the integer reference."""
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
-from onnx_testutil import onnxruntime_outputs
+from onnx import helper
+from onnx_testutil import model_bytes, onnxruntime_outputs
 
 import npukit
 from npukit.isa.instr_base import LSTM_GATE_Q4
@@ -32,14 +32,8 @@ def _model() -> bytes:
         r[0, gate * H, 1] = -14.0
     for gate, v in ((I_, 3.0), (O_, 3.0), (F_, -3.0), (C_, 3.0)):
         b[0, gate * H + 1] = v
-    graph = helper.make_graph(
-        [helper.make_node("LSTM", ["x", "W", "R", "B"], ["y", "y_h", "y_c"], hidden_size=H)], "lstm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [STEPS, 1, N_IN])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h", "y_c")],
-        [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return model_bytes([helper.make_node("LSTM", ["x", "W", "R", "B"], ["y", "y_h", "y_c"], hidden_size=H)],
+                       {"x": (STEPS, 1, N_IN)}, ["y", "y_h", "y_c"], {"W": w, "R": r, "B": b}, opset=14)
 
 
 def _errors(tmp_path, mb: bytes, xs: np.ndarray) -> tuple[float, float, npukit.CompiledModel]:

@@ -93,6 +93,17 @@ def _sqnr(g: Graph, qg: Graph, feeds: list[dict]) -> float:
     return 10 * np.log10(sig / noise)
 
 
+def _int16_and_int8(g, calib):
+    """(arch, feeds, the --precision int16 program, its graph, the int8 graph) of a chain."""
+    arch = small_arch(16, 8, 8, 8, 8, "ws")
+    feeds = [{"x": calib["x"][i]} for i in range(calib["x"].shape[0])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog, qg, _ = compile_graph(g, arch, calib, sqnr=False, options=replace(CompileOptions(), precision="int16"))
+        _, q8, _ = compile_graph(g, arch, calib, sqnr=False)
+    return arch, feeds, prog, qg, q8
+
+
 @pytest.mark.parametrize("prelu", [False, True])
 def test_activation_widens_with_its_conv_chain(prelu):
     """precision int16 widens the hard-swish (PReLU) with the convs (it stopped the widening
@@ -100,12 +111,7 @@ def test_activation_widens_with_its_conv_chain(prelu):
     simulator = integer reference, and the output gains over all-int8 what int16 activations
     give (int8 weights remain: > 5 dB; here 8.4 dB hard-swish)."""
     g, calib = hard_swish_chain(prelu)
-    arch = small_arch(16, 8, 8, 8, 8, "ws")
-    feeds = [{"x": calib["x"][i]} for i in range(calib["x"].shape[0])]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prog, qg, _ = compile_graph(g, arch, calib, sqnr=False, options=replace(CompileOptions(), precision="int16"))
-        _, q8, _ = compile_graph(g, arch, calib, sqnr=False)
+    arch, feeds, prog, qg, q8 = _int16_and_int8(g, calib)
     hs = next(n for n in qg.nodes if n.name == "hs")
     assert qg.tensors[hs.inputs[0]].dtype is DType.I16 and qg.tensors[hs.outputs[0]].dtype is DType.I16
     assert isinstance(hs.params, kv.PreluParams if prelu else k16.Lut16Params)
@@ -185,12 +191,7 @@ def test_relu_widens_with_its_conv_chain(leaky):
     integer reference, and the ReLU branch's output gains over all-int8 what int16 activations
     give (> 5 dB)."""
     g, calib = relu_branch_chain(leaky)
-    arch = small_arch(16, 8, 8, 8, 8, "ws")
-    feeds = [{"x": calib["x"][i]} for i in range(calib["x"].shape[0])]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prog, qg, _ = compile_graph(g, arch, calib, sqnr=False, options=replace(CompileOptions(), precision="int16"))
-        _, q8, _ = compile_graph(g, arch, calib, sqnr=False)
+    arch, feeds, prog, qg, q8 = _int16_and_int8(g, calib)
     hs = next(n for n in qg.nodes if n.name == "hs")
     assert qg.tensors[hs.inputs[0]].dtype is DType.I16 and qg.tensors[hs.outputs[0]].dtype is DType.I16
     if leaky:       # LiteRT's int16 LEAKY_RELU as a PRELU of slope 1
@@ -211,12 +212,7 @@ def test_unary_widens_with_its_conv_chain(fn):
     g, calib = relu_branch_chain()
     nodes = tuple(Node(Op.UNARY, "hs", ("h",), ("a",), UnaryAttrs(fn)) if n.name == "hs" else n for n in g.nodes)
     g = Graph(nodes, g.tensors, g.inputs, g.outputs)
-    arch = small_arch(16, 8, 8, 8, 8, "ws")
-    feeds = [{"x": calib["x"][i]} for i in range(calib["x"].shape[0])]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prog, qg, _ = compile_graph(g, arch, calib, sqnr=False, options=replace(CompileOptions(), precision="int16"))
-        _, q8, _ = compile_graph(g, arch, calib, sqnr=False)
+    arch, feeds, prog, qg, q8 = _int16_and_int8(g, calib)
     hs = next(n for n in qg.nodes if n.name == "hs")
     assert qg.tensors[hs.inputs[0]].dtype is DType.I16 and qg.tensors[hs.outputs[0]].dtype is DType.I16
     if fn == "exp":
