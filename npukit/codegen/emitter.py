@@ -45,33 +45,37 @@ class _Log:
     def write(self, lo: int, hi: int, idx: int, deps: set[int]) -> None:
         """Adds the earlier readers and writers of [lo, hi) to `deps` and logs the write."""
         for entries, reach in ((self.writes, self.max_write), (self.reads, self.max_read)):
-            i = j = bisect.bisect_left(entries, (lo - reach,))
+            j = bisect.bisect_left(entries, (lo - reach,))
             n = len(entries)
-            kept: list[tuple[int, int, int]] = []
-            after: list[tuple[int, int, int]] = []
-            hit = False
+            first = -1      # the first entry the write overlaps; those before it stay as they are
             while j < n:
-                entry = entries[j]
-                a_lo, a_hi, a_idx = entry
+                a_lo, a_hi, a_idx = entries[j]
                 if a_lo >= hi:
                     break
+                if a_hi > lo:
+                    deps.add(a_idx)
+                    if first < 0:
+                        first = j
                 j += 1
+            if first < 0:
+                continue
+            kept: list[tuple[int, int, int]] = []
+            after: list[tuple[int, int, int]] = []
+            for entry in entries[first:j]:
+                a_lo, a_hi, a_idx = entry
                 if a_hi <= lo:
                     kept.append(entry)
                     continue
-                hit = True
-                deps.add(a_idx)
                 # the new write shadows these bytes: later hazards reach the old access through it
                 if a_lo < lo:
                     kept.append((a_lo, lo, a_idx))
                 if hi < a_hi:
                     after.append((hi, a_hi, a_idx))
-            if hit:
-                # still sorted by start: the pieces before start below hi, those after at hi,
-                # and what follows j starts at hi or later
-                if len(after) > 1:
-                    after.sort()
-                entries[i:j] = kept + after if after else kept
+            # still sorted by start: the pieces before start below hi, those after at hi,
+            # and what follows j starts at hi or later
+            if len(after) > 1:
+                after.sort()
+            entries[first:j] = kept + after if after else kept
         bisect.insort(self.writes, (lo, hi, idx))
         if hi - lo > self.max_write:
             self.max_write = hi - lo
