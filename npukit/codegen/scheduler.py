@@ -9,14 +9,12 @@ their arenas place differently), each with its neighbours: windows, never whole 
 from __future__ import annotations
 
 import gc
-import math
 from dataclasses import replace
 
 from ..ir.graph import Graph, Node, Op
 from ..isa import instructions as I
 from ..schedule.memo import Memo
-from ..schedule.plan import (ArenaPlan, Bound, FusionGroup, LayerSchedule, Placement, Schedule, TensorPlace, Tiling,
-                             graph_fingerprint)
+from ..schedule.plan import FusionGroup, LayerSchedule, Placement, Schedule, Tiling, graph_fingerprint
 from .boundary import absorb_boundary_transposes
 from .context import CompileOptions, Ctx
 from .emitter import Recorder, flipped, moved, replayed_deps
@@ -26,9 +24,10 @@ from .gather import gather_reduced_axes_graph
 from .layer import lower_layer
 from .matmul import matmul_tiling
 from .memory import ArenaPlan as Arena, ConstImage, plan_arena
-from .partition import layer_macs, min_bytes, npu_support, onchip_bytes, vpu_ops
+from .partition import npu_support, onchip_bytes
 from .replay import pick, timed
 from .reuse import Reuse
+from .schedule_record import arena_record, layer_bound
 
 
 Groups = dict[str, tuple[Node, Node | None]]     # depthwise name -> (its 1x1, the expansion before it or None)
@@ -374,7 +373,7 @@ def _schedule(g: Graph, arch, options: CompileOptions, reuse: Reuse | None) -> S
         elif node.op is Op.MATMUL:
             tiling = matmul_tiling(ctx, g, node)
         layers.append(LayerSchedule(node.name, node.op.value, target, tiling, nbuf, flip,
-                                    getattr(tiling, "est_cycles", 0), _bound(g, node, arch, counted, interior)))
+                                    getattr(tiling, "est_cycles", 0), layer_bound(g, node, arch, counted, interior)))
         if _emits(g, node, target):
             flip = not flip
     return Schedule(arch.name, arch.fingerprint, graph_fingerprint(g), s.compress,
@@ -398,26 +397,3 @@ def _emits(g: Graph, node: Node, target: str) -> bool:
     if target == "fused" or (target == "npu" and node.op is Op.RESHAPE):
         return False
     return not (node.op is Op.SLICE and g.tensors[node.outputs[0]].size == 0)
-
-
-def _bound(g: Graph, node: Node, arch, counted: set, interior: set) -> Bound:
-    """Peak-rate compute (the best engine; a depthwise conv's MXU peak holds one channel per
-    column) and minimal off-chip transfer cycles (each region has its own port)."""
-    peak = arch.macs_per_cycle
-    if node.op is Op.CONV2D and node.attrs.depthwise:
-        taps = math.prod(g.tensors[node.inputs[1]].shape[1:3])
-        peak = max(min(taps, arch.mxu.rows) * arch.mxu.cols, arch.vpu.lanes)
-    compute = max(layer_macs(g, node) / peak, vpu_ops(g, node) / arch.vpu.lanes)
-    _, per_region = min_bytes(g, node, arch, counted, interior)
-    memory = max((n / arch.region_bytes_per_cycle(r) for r, n in per_region.items()), default=0)
-    return Bound(int(math.ceil(compute)), int(math.ceil(memory)))
-
-
-def arena_record(g: Graph, arch, arena: Arena, onchip_base: int, onchip: int) -> ArenaPlan:
-    """The arena as the schedule records it (space names, live ranges, aliases)."""
-    def space(sp: int) -> str:
-        return "abuf" if sp == I.ABUF else arch.regions[sp - I.REGION0].name
-    places = tuple(TensorPlace(t, space(p.space), p.addr, int(g.tensors[t].nbytes), *arena.ranges[t])
-                   for t, p in arena.where.items() if t in arena.ranges)
-    return ArenaPlan(space(arena.space), arena.size, onchip_base, onchip, places,
-                     tuple(sorted(arena.aliases.items())))
