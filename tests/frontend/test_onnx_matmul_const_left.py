@@ -4,13 +4,11 @@ DFT matrices, by 2-D frames) runs on the NPU as a fully connected layer between 
 transposes, against onnxruntime (the float import and the compiled int8 program)."""
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
-from onnx_testutil import check_against_onnxruntime, model_bytes, node, onnxruntime_outputs, ops
+from onnx_testutil import assert_compiled_matches_onnxruntime, check_against_onnxruntime, model_bytes, node, ops
 
-import npukit
 from npukit.ir.graph import Op
 
 
@@ -31,10 +29,4 @@ def test_filterbank_compiled(tmp_path):
     path = tmp_path / "bank.onnx"
     path.write_bytes(mb)
     xs = rng.uniform(0, 1, (8, 1, 24, 10)).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prog = npukit.compile(path, "npu-m", calibration={"x": xs}, sqnr=False)
-    assert not prog.profile().host_ops
-    want = onnxruntime_outputs(mb, {"x": xs[2]})["y"]
-    got = prog.run({"x": xs[2]})["y"]
-    assert np.abs(got - want).max() <= 2 * prog.program.outputs[0].scale
+    assert_compiled_matches_onnxruntime(path, xs, k=2, steps=2.0)
