@@ -77,3 +77,27 @@ def assert_compiled_matches_onnxruntime(path, xs: np.ndarray, k: int = 1, steps:
     got = prog.run({"x": xs[k]})["y"]
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= steps * prog.program.outputs[0].scale
+
+
+def map_fn_model(row_nodes, consts: dict) -> bytes:
+    """tf2onnx's map_fn over a batch of 2 ([2, 3, 4] input x): Loop(INT64_MAX, 0 < n), n the batch
+    from Shape, whose body takes row i (Gather) and computes "scan" from it by `row_nodes`
+    (reading the float constants `consts`), i + 1 < n its condition; the stacked scans through a
+    Relu give y."""
+    body = helper.make_graph(
+        [node("Gather", ["x", "i"], ["row"], axis=0), *row_nodes,
+         node("Add", ["i", "one_i"], ["i1"]), node("Less", ["i1", "n"], ["cond_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("scan", TensorProto.FLOAT, [3, 4])],
+        [numpy_helper.from_array(np.array(1, np.int64), "one_i")])
+    nodes = [node("Shape", ["x"], ["shape"]), node("Gather", ["shape", "zero_i"], ["n"], axis=0),
+             node("Less", ["zero_i", "n"], ["go"]), node("Loop", ["M", "go"], ["stacked"], body=body),
+             node("Relu", ["stacked"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(2**63 - 1, np.int64), "M"),
+             numpy_helper.from_array(np.array(0, np.int64), "zero_i"),
+             *(numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in consts.items())]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()

@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from onnx_testutil import node
+from onnx_testutil import map_fn_model, node
 
 import npukit
 from npukit.frontend.onnx import load_onnx
@@ -116,25 +116,9 @@ def test_recurrence_program_matches_onnxruntime(tmp_path):
 
 def _map_fn() -> bytes:
     """tf2onnx's map_fn over a batch of 2: row i (Gather) times w, plus c, scanned out."""
-    body = helper.make_graph(
-        [node("Gather", ["x", "i"], ["row"], axis=0), node("Mul", ["row", "w"], ["h"]), node("Add", ["h", "c"], ["scan"]),
-         node("Add", ["i", "one_i"], ["i1"]), node("Less", ["i1", "n"], ["cond_out"])], "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("scan", TensorProto.FLOAT, [3, 4])],
-        [numpy_helper.from_array(np.array(1, np.int64), "one_i")])
-    nodes = [node("Shape", ["x"], ["shape"]), node("Gather", ["shape", "zero_i"], ["n"], axis=0),
-             node("Less", ["zero_i", "n"], ["go"]), node("Loop", ["M", "go"], ["stacked"], body=body),
-             node("Relu", ["stacked"], ["y"])]
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(np.array(2**63 - 1, np.int64), "M"),
-             numpy_helper.from_array(np.array(0, np.int64), "zero_i"),
-             numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "w"),
-             numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "c")]
-    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+    w, c = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    return map_fn_model([node("Mul", ["row", "w"], ["h"]), node("Add", ["h", "c"], ["scan"])], {"w": w, "c": c})
 
 
 def test_tied_map_fn_output_does_not_depend_on_batch_position():

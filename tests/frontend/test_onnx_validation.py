@@ -9,7 +9,7 @@ import onnx
 import pytest
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from onnx_testutil import model_bytes, node
+from onnx_testutil import map_fn_model, model_bytes, node
 
 import npukit
 from npukit.errors import ModelError
@@ -236,21 +236,8 @@ def test_map_fn_loop_unrolled_with_stacked_scan_output():
     """tf2onnx's map_fn over a batch of 2: Loop(INT64_MAX, 0 < n) whose body takes row i
     (Gather), scales it and scans it out, i + 1 < n its condition, n the batch from Shape:
     unrolled into two iterations whose scan values are stacked; equal to onnxruntime."""
-    body = helper.make_graph(
-        [node("Gather", ["x", "i"], ["row"], axis=0), node("Mul", ["row", "w"], ["scan"]),
-         node("Add", ["i", "one_i"], ["i1"]), node("Less", ["i1", "n"], ["cond_out"])], "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("scan", TensorProto.FLOAT, [3, 4])],
-        [numpy_helper.from_array(np.array(1, np.int64), "one_i")])
-    nodes = [node("Shape", ["x"], ["shape"]), node("Gather", ["shape", "zero_i"], ["n"], axis=0),
-             node("Less", ["zero_i", "n"], ["go"]),
-             node("Loop", ["M", "go"], ["stacked"], body=body), node("Relu", ["stacked"], ["y"])]
-    inits = [numpy_helper.from_array(np.array(2**63 - 1, np.int64), "M"),
-             numpy_helper.from_array(np.array(0, np.int64), "zero_i"),
-             numpy_helper.from_array(np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32), "w")]
-    mb = _model(nodes, {"x": (2, 3, 4)}, inits).SerializeToString()
+    mb = map_fn_model([node("Mul", ["row", "w"], ["scan"])],
+                      {"w": np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)})
     g = load_onnx(mb)
     assert not any(hasattr(n.attrs, "op_type") for n in g.nodes)        # no host node
     x = np.random.default_rng(1).standard_normal((2, 3, 4)).astype(np.float32)
